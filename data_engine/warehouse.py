@@ -1,0 +1,112 @@
+"""The warehouse: one DuckDB file per engine home, with named, recorded migrations.
+
+DuckDB lets one process write at a time. Every writer (CLI commands, Dagster runs) opens the file
+through :func:`open_warehouse`, which waits for a lock held by another process (with back-off) and
+raises :class:`WarehouseBusyError` naming the holder when it waits too long.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+
+import duckdb
+
+from data_engine.errors import EngineError, WarehouseBusyError
+from data_engine.home import Home
+
+LOCK_WAIT_ENV = "DATA_ENGINE_LOCK_WAIT"
+DEFAULT_LOCK_WAIT_S = 120.0
+_LOCK_PATTERN = re.compile(r"(Could not set lock|Conflicting lock)", re.IGNORECASE)
+
+
+def quote_ident(name: str) -> str:
+    """Quote a SQL identifier (column names come from the user's config and files)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def migration_names() -> list[str]:
+    """All migration files shipped with the engine, in the order they apply."""
+    files = resources.files("data_engine.migrations")
+    return sorted(p.name for p in files.iterdir() if p.name.endswith(".sql"))
+
+
+def apply_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply the migrations not yet recorded in ``schema_migrations``; return their names."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ DEFAULT now())"
+    )
+    done = {r[0] for r in con.execute("SELECT name FROM schema_migrations").fetchall()}
+    applied = []
+    for name in migration_names():
+        if name in done:
+            continue
+        sql = resources.files("data_engine.migrations").joinpath(name).read_text(encoding="utf-8")
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_migrations (name) VALUES (?)", [name])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied
+
+
+def _connect(path: str, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
+    """Open the DuckDB file, retrying while another process holds the write lock."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as exc:
+            message = str(exc)
+            if not _LOCK_PATTERN.search(message):
+                raise EngineError(f"{path}: cannot open the warehouse: {message.splitlines()[0]}") from None
+            if time.monotonic() >= deadline:
+                holder = re.search(r"\(PID (\d+)\)", message)
+                who = f" by process {holder.group(1)}" if holder else ""
+                raise WarehouseBusyError(
+                    f"{path}: the warehouse is locked{who}; waited {wait_s:.0f} s "
+                    f"(set {LOCK_WAIT_ENV} to wait longer)"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+@contextmanager
+def open_warehouse(home: Home, *, read_only: bool = False, wait_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the home's warehouse (migrated) and close it on exit.
+
+    ``read_only`` connections need an existing warehouse and never migrate.
+    """
+    if wait_s is None:
+        wait_s = float(os.environ.get(LOCK_WAIT_ENV, DEFAULT_LOCK_WAIT_S))
+    path = home.warehouse_path
+    if read_only and not path.exists():
+        raise EngineError(f"{path}: no warehouse yet; ingest a file first")
+    home.root.mkdir(parents=True, exist_ok=True)
+    con = _connect(str(path), read_only, wait_s)
+    try:
+        if not read_only:
+            apply_migrations(con)
+        yield con
+    finally:
+        con.close()
+
+
+def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Row counts of the public tables that exist in this warehouse."""
+    present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    counts = {}
+    for table in ("batches", "examples", "label_events", "quarantine", "predictions", "mining_runs",
+                  "issues", "review_queue", "review_tasks", "models", "deployments"):
+        if table in present:
+            counts[table] = con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0]
+    return counts
