@@ -1,0 +1,146 @@
+"""Core commands: ``init``, ``ingest``, ``status``, ``seed-demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from data_engine.config import load_config
+from data_engine.errors import EngineError
+from data_engine.home import Home
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the core sub-commands."""
+    p = sub.add_parser("init", help="create an engine home (default config: the digits demo)")
+    p.add_argument("--config", type=Path, help="an engine.toml to copy into the home")
+    p.add_argument("--force", action="store_true", help="replace an existing, different config")
+    p.set_defaults(handler=cmd_init)
+
+    p = sub.add_parser("ingest", help="ingest files now (the same code the Dagster asset runs)")
+    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("--gold", action="store_true", help="treat the files as trusted gold data")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(handler=cmd_ingest)
+
+    p = sub.add_parser("status", help="batches and their states, table counts")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(handler=cmd_status)
+
+    p = sub.add_parser("seed-demo", help="write the digits demo (with label noise) into landing/")
+    p.add_argument("--noise", type=float, default=0.2, help="share of labels flipped (default 0.2)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batches", type=int, default=4)
+    p.set_defaults(handler=cmd_seed_demo)
+
+
+def default_config_text() -> str:
+    """The embedded default config (the digits demo)."""
+    return resources.files("data_engine").joinpath("default_config.toml").read_text(encoding="utf-8")
+
+
+def init_home(home: Home, config: Path | None = None, *, force: bool = False) -> bool:
+    """Create ``home`` with a validated config; return True if the config was written."""
+    text = default_config_text() if config is None else _read_user_config(config)
+    home.make_dirs()
+    if home.config_path.exists():
+        if home.config_path.read_text(encoding="utf-8") == text:
+            return False
+        if not force:
+            raise EngineError(f"{home.config_path} exists with another config; pass --force to replace it")
+    tmp = home.config_path.with_suffix(".toml.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    load_config(tmp)  # never install a config that does not validate
+    tmp.replace(home.config_path)
+    return True
+
+
+def _read_user_config(path: Path) -> str:
+    load_config(path)
+    return path.read_text(encoding="utf-8")
+
+
+def cmd_init(args: argparse.Namespace, home: Home) -> int:
+    """``init``."""
+    wrote = init_home(home, args.config, force=args.force)
+    print(f"{'created' if wrote else 'already set up'}: {home.root} (dataset {home.config.dataset.name!r})")
+    print(f"drop files into {home.landing} (trusted gold data into {home.gold_landing})")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace, home: Home) -> int:
+    """``ingest FILE...``."""
+    from data_engine.ingest import ingest_file, is_gold_path, summarize, to_json
+    from data_engine.warehouse import open_warehouse
+
+    missing = [str(f) for f in args.files if not f.is_file()]
+    if missing:
+        raise EngineError(f"no such file: {', '.join(missing)}")
+    ds = home.config.dataset
+    results = []
+    with open_warehouse(home) as con:
+        for f in args.files:
+            results.append(ingest_file(con, ds, f, gold=args.gold or is_gold_path(home, f)))
+    print(to_json(results) if args.json else summarize(results))
+    return 0
+
+
+def status_report(home: Home) -> dict[str, Any]:
+    """Batches, table counts and the label state of the home's warehouse."""
+    from data_engine.warehouse import open_warehouse, table_counts
+
+    if not home.warehouse_path.exists():
+        return {"home": str(home.root), "batches": [], "counts": {}}
+    with open_warehouse(home, read_only=True) as con:
+        batches = con.execute(
+            "SELECT batch_id, status, is_gold, rows_in, rows_ok, rows_quarantined, rows_new, rows_changed, "
+            "rows_unchanged, reason, received_at::VARCHAR FROM batches ORDER BY received_at, batch_id"
+        ).fetchall()
+        cols = ["batch_id", "status", "is_gold", "rows_in", "rows_ok", "rows_quarantined", "rows_new",
+                "rows_changed", "rows_unchanged", "reason", "received_at"]
+        labels = dict(con.execute(
+            "SELECT 'labeled', count(*) FILTER (NOT is_discarded) FROM current_labels UNION ALL "
+            "SELECT 'discarded', count(*) FILTER (is_discarded) FROM current_labels"
+        ).fetchall())
+        return {
+            "home": str(home.root),
+            "dataset": home.config.dataset.name,
+            "batches": [dict(zip(cols, b)) for b in batches],
+            "counts": table_counts(con),
+            "labels": labels,
+        }
+
+
+def cmd_status(args: argparse.Namespace, home: Home) -> int:
+    """``status``."""
+    report = status_report(home)
+    if args.json:
+        print(json.dumps(report, default=str))
+        return 0
+    print(f"home: {report['home']}  dataset: {report.get('dataset', '?')}")
+    if not report["batches"]:
+        print("no batches yet")
+    for b in report["batches"]:
+        gold = " gold" if b["is_gold"] else ""
+        print(f"  {b['batch_id']:<40} {b['status']:<9}{gold} in={b['rows_in']} ok={b['rows_ok']} "
+              f"quarantined={b['rows_quarantined']}" + (f"  ({b['reason']})" if b["reason"] else ""))
+    if report["counts"]:
+        print("tables: " + ", ".join(f"{k}={v}" for k, v in report["counts"].items()))
+    if report.get("labels"):
+        print("labels in force: " + ", ".join(f"{k}={v}" for k, v in report["labels"].items()))
+    return 0
+
+
+def cmd_seed_demo(args: argparse.Namespace, home: Home) -> int:
+    """``seed-demo``."""
+    from data_engine.demo_data import seed_demo
+
+    if not home.config_path.exists():
+        init_home(home)
+    summary = seed_demo(home, noise=args.noise, seed=args.seed, batches=args.batches)
+    print(f"wrote {len(summary.files)} files ({summary.rows} rows, {summary.gold_rows} gold, "
+          f"{summary.flipped} labels flipped) into {home.landing}; true labels in {home.oracle_path}")
+    return 0
