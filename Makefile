@@ -1,0 +1,23 @@
+# The two commands a newcomer runs: `make demo` and `make test`.
+HOME_DIR ?= $(CURDIR)/.data-engine
+export DATA_ENGINE_HOME := $(HOME_DIR)
+
+.PHONY: setup demo test up down clean
+
+setup:  ## venvs from the pinned locks (idempotent, quick when nothing changed)
+	@bash scripts/setup.sh
+
+demo: setup  ## set up, start Label Studio, run the engine's loop on the digits default
+	@bash scripts/demo.sh
+
+test: setup  ## the whole suite, real Label Studio and Dagster included
+	@bash scripts/test.sh
+
+up: setup  ## Label Studio and the Dagster UI (127.0.0.1:3000) with sensors on, for this home
+	@bash scripts/up.sh
+
+down:  ## stop the Label Studio server of this home
+	@.venv/bin/data-engine labelstudio down || true
+
+clean:  ## remove the venvs (the engine home is kept)
+	rm -rf .venv .venv-ls .venv.log .venv-ls.log

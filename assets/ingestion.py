@@ -1,0 +1,52 @@
+"""Ingestion as a software-defined asset: one dynamic partition per landed file."""
+
+
+import dagster as dg
+
+from assets.resources import EngineResource
+from data_engine.ingest import IngestResult, ingest_path
+
+batches_partitions = dg.DynamicPartitionsDefinition(name="landed_files")
+
+
+def ingest_metadata(result: IngestResult) -> dict[str, dg.MetadataValue]:
+    """What a person reads in the UI about one batch."""
+    meta: dict[str, dg.MetadataValue] = {
+        "batch_id": dg.MetadataValue.text(result.batch_id),
+        "status": dg.MetadataValue.text(result.status),
+        "sha256": dg.MetadataValue.text(result.sha256),
+        "gold": dg.MetadataValue.bool(result.is_gold),
+        **{k: dg.MetadataValue.int(getattr(result, k)) for k in (
+            "rows_in", "rows_ok", "rows_quarantined", "rows_new", "rows_changed", "rows_unchanged", "rows_labeled")},
+    }
+    if result.reason:
+        meta["reason"] = dg.MetadataValue.text(result.reason)
+    if result.ignored_columns:
+        meta["ignored_columns"] = dg.MetadataValue.text(", ".join(result.ignored_columns))
+    if result.quarantine_preview:
+        lines = ["| row | reason | raw |", "|---|---|---|"]
+        for q in result.quarantine_preview:
+            raw = (q["raw"] or "").replace("|", "\\|").replace("\n", " ")[:120]
+            lines.append(f"| {q['row_number']} | {q['reason'].replace('|', '/')} | `{raw}` |")
+        meta["quarantine_preview"] = dg.MetadataValue.md("\n".join(lines))
+    return meta
+
+
+@dg.asset(
+    partitions_def=batches_partitions,
+    group_name="ingestion",
+    kinds={"duckdb", "python"},
+    description="A landed file ingested into the warehouse: every row stored or quarantined with a reason.",
+)
+def landed_batch(context: dg.AssetExecutionContext, engine: EngineResource) -> dg.MaterializeResult:
+    """Ingest the landed file named by the partition key (its path under landing/)."""
+    home = engine.get_home()
+    path = home.landing / context.partition_key
+    if not path.is_file():
+        raise dg.Failure(f"{path}: the landed file is gone; put it back or delete the partition")
+    result = ingest_path(home, path)
+    context.log.info(
+        f"{result.batch_id}: {result.status}, rows_in={result.rows_in} ok={result.rows_ok} "
+        f"quarantined={result.rows_quarantined}"
+    )
+    return dg.MaterializeResult(metadata=ingest_metadata(result))

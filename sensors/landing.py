@@ -1,0 +1,32 @@
+"""The landing-folder sensor: one ingestion run per new file (run key = its sha256)."""
+
+
+import dagster as dg
+
+from assets.ingestion import batches_partitions
+from assets.resources import WAREHOUSE_TAG, EngineResource
+from data_engine.landing import decide_landing
+
+ingest_job = dg.define_asset_job(
+    "ingest_job",
+    selection=dg.AssetSelection.assets("landed_batch"),
+    tags=WAREHOUSE_TAG,
+    description="Ingest one landed file.",
+)
+
+
+@dg.sensor(job=ingest_job, minimum_interval_seconds=5, default_status=dg.DefaultSensorStatus.RUNNING)
+def landing_sensor(context: dg.SensorEvaluationContext, engine: EngineResource) -> dg.SensorResult | dg.SkipReason:
+    """Request an ingestion run for every file in landing/ whose bytes are new."""
+    decision = decide_landing(engine.get_home().landing, context.cursor)
+    if not decision.new_files:
+        return dg.SkipReason(decision.skip_reason or "nothing new")
+    keys = [f.relpath for f in decision.new_files]
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(run_key=f.sha256, partition_key=f.relpath, tags={"data-engine/sha256": f.sha256})
+            for f in decision.new_files
+        ],
+        dynamic_partitions_requests=[batches_partitions.build_add_request(keys)],
+        cursor=decision.cursor,
+    )

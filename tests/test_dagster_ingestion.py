@@ -1,0 +1,59 @@
+"""Ingestion through Dagster: the definitions load, the sensor requests runs, the asset ingests."""
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from assets.ingestion import batches_partitions, landed_batch
+from assets.resources import EngineResource
+from data_engine.commands.core import init_home
+from data_engine.home import Home
+from data_engine.warehouse import open_warehouse
+from sensors.landing import landing_sensor
+
+
+@pytest.fixture()
+def demo_home(tmp_path: Path) -> Home:
+    home = Home(tmp_path / "home")
+    init_home(home)
+    (home.landing / "a.csv").write_text(
+        "id,label," + ",".join(f"px{i}" for i in range(64)) + "\n"
+        + "".join(f"e{r},{r % 10}," + ",".join(str((r + i) % 17) for i in range(64)) + "\n" for r in range(12))
+        + "bad,3," + ",".join(["x"] * 64) + "\n"
+    )
+    return home
+
+
+def test_definitions_load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DATA_ENGINE_HOME", str(tmp_path))
+    import definitions
+
+    dg.Definitions.validate_loadable(definitions.defs)
+    assert definitions.defs.resolve_job_def("ingest_job") is not None
+
+
+def test_sensor_requests_one_run_per_new_file_then_skips(demo_home: Home) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"engine": EngineResource(home=str(demo_home.root))}
+    result = landing_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    assert isinstance(result, dg.SensorResult)
+    assert [r.partition_key for r in result.run_requests] == ["a.csv"]
+    assert result.run_requests[0].run_key == result.run_requests[0].tags["data-engine/sha256"]
+    again = landing_sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=result.cursor))
+    assert isinstance(again, dg.SkipReason)
+
+
+def test_asset_ingests_the_partition_and_reports_quarantine(demo_home: Home) -> None:
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(batches_partitions.name, ["a.csv"])
+    result = dg.materialize(
+        [landed_batch], partition_key="a.csv", instance=instance,
+        resources={"engine": EngineResource(home=str(demo_home.root))},
+    )
+    assert result.success
+    meta = result.asset_materializations_for_node("landed_batch")[0].metadata
+    assert meta["rows_in"].value == 13 and meta["rows_ok"].value == 12 and meta["rows_quarantined"].value == 1
+    assert "not a finite number" in meta["quarantine_preview"].value
+    with open_warehouse(demo_home, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM examples").fetchone()[0] == 12
