@@ -1,0 +1,201 @@
+"""Review commands: ``review push|pull|simulate|status`` and ``labelstudio up|down|status|token``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from typing import Any
+
+from data_engine.home import Home
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``review`` and ``labelstudio`` sub-commands."""
+    review = sub.add_parser("review", help="human review in Label Studio: push the queue, pull verdicts")
+    rsub = review.add_subparsers(dest="review_command", metavar="ACTION", required=True)
+
+    p = rsub.add_parser("push", help="send the review queue to Label Studio (bulk, idempotent)")
+    p.add_argument("--run", dest="run_id", help="the mining run whose queue to send (default: the latest)")
+    p.add_argument("--limit", type=int, help="send at most this many new tasks (default: review.budget minus open tasks)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(handler=cmd_push)
+
+    p = rsub.add_parser("pull", help="bring verdicts annotated since the last pull into the label ledger")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(handler=cmd_pull)
+
+    p = rsub.add_parser("simulate", help="answer open tasks through the Label Studio API from oracle.csv")
+    p.add_argument("--accuracy", type=float, default=0.98, help="share of answers that are right (default 0.98)")
+    p.add_argument("--limit", type=int, help="answer at most this many tasks")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--annotator", help="answer as this user (email; created if missing) instead of the key's owner")
+    p.set_defaults(handler=cmd_simulate)
+
+    p = rsub.add_parser("status", help="tasks sent, verdicts, events, per-issue-type confirmation, weights")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(handler=cmd_review_status)
+
+    ls = sub.add_parser("labelstudio", help="the local Label Studio server of this home (127.0.0.1 only)")
+    lsub = ls.add_subparsers(dest="labelstudio_command", metavar="ACTION", required=True)
+    p = lsub.add_parser("up", help="start the server (or re-use the running one) and wait until it is healthy")
+    p.add_argument("--port", type=int, help="listen on this port (default: the port of review.url)")
+    p.add_argument("--foreground", action="store_true", help="stay attached; SIGTERM or Ctrl-C stops the server")
+    p.set_defaults(handler=cmd_ls_up)
+    p = lsub.add_parser("down", help="stop the server")
+    p.set_defaults(handler=cmd_ls_down)
+    p = lsub.add_parser("status", help="is the server running, where, which process")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(handler=cmd_ls_status)
+    p = lsub.add_parser("token", help="print the admin API token (for `export LABEL_STUDIO_API_KEY=...`)")
+    p.set_defaults(handler=cmd_ls_token)
+
+
+def cmd_push(args: argparse.Namespace, home: Home) -> int:
+    """``review push``."""
+    from data_engine.review import make_client, push_queue
+    from data_engine.warehouse import open_warehouse
+
+    client = make_client(home)
+    with open_warehouse(home) as con:
+        result = push_queue(con, client, home.config, run_id=args.run_id, limit=args.limit)
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        print(f"pushed {result.sent} task(s) of run {result.run_id or '-'} to project {result.project_id} at "
+              f"{client.url} in {result.batches} import(s)"
+              + (f", {result.reconciled} reconciled from an interrupted push" if result.reconciled else "")
+              + f" ({result.seconds:.1f} s, {result.requests} requests)")
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace, home: Home) -> int:
+    """``review pull``."""
+    from data_engine.review import make_client, pull_verdicts
+    from data_engine.warehouse import open_warehouse
+
+    client = make_client(home)
+    with open_warehouse(home) as con:
+        result = pull_verdicts(con, client, home.config)
+    if args.json:
+        print(json.dumps(result.as_dict(), default=str))
+    elif result.project_id is None:
+        print(f"nothing pushed to {client.url} yet; run `data-engine review push` first")
+    else:
+        print(f"pulled {result.tasks_seen} annotated task(s) from {client.url}: {result.annotations_new} new and "
+              f"{result.annotations_edited} edited answer(s); events: {result.review_events} review, {result.votes} "
+              f"vote, {result.consensus} consensus ({result.discards} discard(s), {result.ties} tie(s) pending) "
+              f"({result.seconds:.1f} s, {result.requests} requests)")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace, home: Home) -> int:
+    """``review simulate``."""
+    from data_engine.errors import EngineError
+    from data_engine.review import make_client, project_title
+    from data_engine.simulate import read_oracle, simulate_reviews
+
+    cfg = home.config
+    oracle = read_oracle(home.oracle_path)
+    client = make_client(home)
+    project_id = client.find_project(project_title(cfg))
+    if project_id is None:
+        raise EngineError(f"no review project {project_title(cfg)!r} at {client.url}; run `data-engine review push` first")
+    classes = list(cfg.dataset.classes or ()) or _warehouse_classes(home)
+    result = simulate_reviews(client, project_id, oracle, classes, accuracy=args.accuracy, limit=args.limit,
+                              seed=args.seed, annotator=args.annotator)
+    print(f"{result.annotator} answered {result.answered} task(s) ({result.correct} right)"
+          + (f"; {result.unknown} not in the oracle, left open" if result.unknown else ""))
+    return 0
+
+
+def _warehouse_classes(home: Home) -> list[str]:
+    from data_engine.schema import load_classes
+    from data_engine.warehouse import open_warehouse
+
+    with open_warehouse(home, read_only=True) as con:
+        return load_classes(con)
+
+
+def cmd_review_status(args: argparse.Namespace, home: Home) -> int:
+    """``review status`` (reads the warehouse only; no server needed)."""
+    from data_engine.review import effective_weights, review_status, verdict_stats
+    from data_engine.warehouse import open_warehouse
+
+    with open_warehouse(home) as con:
+        report: dict[str, Any] = review_status(con)
+        report["verdict_stats"] = verdict_stats(con)
+        report["effective_weights"] = effective_weights(con, home.config)
+    if args.json:
+        print(json.dumps(report, default=str))
+        return 0
+    print("tasks: " + (", ".join(f"{k}={v}" for k, v in report["tasks"].items()) or "none sent yet"))
+    print("verdicts: " + (", ".join(f"{k}={v}" for k, v in report["verdicts"].items()) or "none yet")
+          + f"; discarded={report['discarded']}")
+    print("label events: " + (", ".join(f"{k}={v}" for k, v in report["events"].items()) or "none"))
+    for s in report["verdict_stats"]:
+        print(f"  run {s['run_id']} {s['issue_type']:<15} confirmed={s['confirmed']} rejected={s['rejected']}")
+    print("queue weights: " + ", ".join(f"{k}={v:g}" for k, v in report["effective_weights"].items()))
+    return 0
+
+
+def cmd_ls_up(args: argparse.Namespace, home: Home) -> int:
+    """``labelstudio up``: start or re-use; with ``--foreground`` wait for SIGTERM/SIGINT, then stop."""
+    from data_engine.labelstudio.server import ensure_server, running_server, stop_server
+
+    home.make_dirs()
+    info = ensure_server(home, port=args.port)
+    print(f"Label Studio {'already running' if info.reused else 'started'} at {info.url} (pid {info.pid}); "
+          f"data in {info.data_dir}; log in as engine-admin@example.com with the password in "
+          f"{home.secrets}/labelstudio_password")
+    sys.stdout.flush()
+    if not args.foreground:
+        return 0
+    stopping = {"now": False}
+
+    def stop(_signum: int, _frame: Any) -> None:
+        stopping["now"] = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not stopping["now"] and running_server(home.labelstudio_dir) is not None:
+        time.sleep(1.0)
+    stop_server(home)
+    print("Label Studio stopped")
+    return 0
+
+
+def cmd_ls_down(args: argparse.Namespace, home: Home) -> int:
+    """``labelstudio down``."""
+    from data_engine.labelstudio.server import stop_server
+
+    print("Label Studio stopped" if stop_server(home) else "Label Studio was not running")
+    return 0
+
+
+def cmd_ls_status(args: argparse.Namespace, home: Home) -> int:
+    """``labelstudio status``: exit 0 when running, 1 when not."""
+    from data_engine.labelstudio.server import server_status
+
+    status = server_status(home)
+    if args.json:
+        print(json.dumps(status))
+    elif status["running"]:
+        print(f"Label Studio running at {status['url']} (pid {status['pid']}); data in {status['data_dir']}")
+    else:
+        print(f"Label Studio not running (data dir {status['data_dir']})")
+    return 0 if status["running"] else 1
+
+
+def cmd_ls_token(args: argparse.Namespace, home: Home) -> int:
+    """``labelstudio token``: print the managed server's admin token (exit 2 if there is none)."""
+    from data_engine.errors import EngineError
+    from data_engine.labelstudio.server import read_token
+
+    token = read_token(home)
+    if token is None:
+        raise EngineError(f"no Label Studio token in {home.secrets}; run `data-engine labelstudio up` first")
+    print(token)
+    return 0

@@ -1,0 +1,199 @@
+"""What a reviewer sees: the labeling config per modality and the task built from one queue row.
+
+* text: the example's text as ``<Text>``;
+* image: the pixel columns rendered to a small grayscale PNG ``data:`` URI shown by ``<Image>``
+  (no file server, no media storage; a digit is about 200 bytes);
+* tabular: a ``<Table>`` of feature names and values.
+
+The choices are the classes plus :data:`DISCARD_CHOICE`. Header lines show the given label, the
+model's suggestion and the issue types; the same values are task data fields, which Label Studio's
+Data Manager shows as columns a reviewer can sort and filter by. The model's suggestion is also
+pre-filled as a prediction carrying its score and model version.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import struct
+import zlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+from data_engine.config import DatasetConfig
+
+DISCARD_CHOICE = "not a valid example"
+FROM_NAME = "verdict"
+TO_NAME = "item"
+# Upscaling factor of image examples: 8x8 digits become 32x32 (still ~200 bytes as PNG); many
+# large base64 tasks make Label Studio's pages slow.
+IMAGE_SCALE = 4
+MAX_IMAGE_SIDE = 128
+
+
+def label_config(ds: DatasetConfig, classes: Sequence[str]) -> str:
+    """The Label Studio labeling config (XML) for dataset ``ds`` and its ``classes``."""
+    if ds.modality == "text":
+        item = f'<Text name="{TO_NAME}" value="$text"/>'
+    elif ds.modality == "image":
+        item = (f'<Image name="{TO_NAME}" value="$image" width="256px" maxWidth="256px" '
+                f'zoom="false" rotateControl="false"/>')
+    else:
+        item = f'<Table name="{TO_NAME}" value="$features"/>'
+    choices = "\n    ".join(f"<Choice value={quoteattr(c)}/>" for c in [*classes, DISCARD_CHOICE])
+    return f"""<View>
+  <Header value="Given label: $given_label  |  model suggests: $suggested_label ($suggested_score)" size="4"/>
+  <Header value="Flagged as: $issue_types (priority $priority)" size="5"/>
+  {item}
+  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="single-radio" showInLine="true" required="true">
+    {choices}
+  </Choices>
+</View>"""
+
+
+def choice_result(choice: str) -> list[dict[str, Any]]:
+    """An annotation/prediction ``result`` selecting ``choice``."""
+    return [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": [choice]}}]
+
+
+def chosen(result: Sequence[Mapping[str, Any]]) -> str | None:
+    """The choice picked in an annotation ``result`` (None when nothing was chosen)."""
+    for region in result or ():
+        if region.get("from_name") == FROM_NAME and region.get("type") == "choices":
+            picked = (region.get("value") or {}).get("choices") or []
+            if picked:
+                return str(picked[0])
+    return None
+
+
+def task_key(example_id: str, example_version: int) -> str:
+    """The engine's key of a task, stored in its data: one task per example version."""
+    return f"{example_id}@v{int(example_version)}"
+
+
+def build_task(
+    ds: DatasetConfig,
+    row: Mapping[str, Any],
+    features: Mapping[str, Any],
+    *,
+    model_version: str,
+) -> dict[str, Any]:
+    """One Label Studio task (``data`` + ``predictions``) for a review queue ``row``.
+
+    ``row`` holds the queue columns (example_id, example_version, run_id, issue_types, priority,
+    suggested_label, suggested_score, given_label, scores); ``features`` the example's input
+    columns by name.
+    """
+    scores = _as_dict(row.get("scores"))
+    issue_types = list(row.get("issue_types") or [])
+    data: dict[str, Any] = {
+        "engine_key": task_key(row["example_id"], row["example_version"]),
+        "example_id": str(row["example_id"]),
+        "example_version": int(row["example_version"]),
+        "run_id": str(row.get("run_id") or ""),
+        "given_label": _text(row.get("given_label")),
+        "suggested_label": _text(row.get("suggested_label")),
+        "suggested_score": _round(row.get("suggested_score")),
+        "issue_types": ", ".join(issue_types) if issue_types else "none",
+        "priority": _round(row.get("priority")),
+    }
+    # One numeric column per issue score, so the Data Manager can sort by each.
+    for name, value in sorted(scores.items()):
+        data[f"{name}_score"] = _round(value)
+    data.update(render_item(ds, features))
+    task: dict[str, Any] = {"data": data}
+    suggestion = row.get("suggested_label")
+    if suggestion is not None and str(suggestion) != "":
+        prediction: dict[str, Any] = {"model_version": model_version, "result": choice_result(str(suggestion))}
+        score = _round(row.get("suggested_score"))
+        if score is not None:
+            prediction["score"] = score
+        task["predictions"] = [prediction]
+    return task
+
+
+def render_item(ds: DatasetConfig, features: Mapping[str, Any]) -> dict[str, Any]:
+    """The task data fields that show the example itself (``text``, ``image`` or ``features``)."""
+    if ds.modality == "text":
+        return {"text": _text(features.get(ds.text_column or "")) or ""}
+    if ds.modality == "image":
+        return {"image": pixels_to_data_uri([features.get(c) for c in ds.feature_columns])}
+    return {"features": {c: _display(features.get(c)) for c in ds.feature_columns}}
+
+
+def pixels_to_data_uri(values: Sequence[Any], *, scale: int = IMAGE_SCALE) -> str:
+    """Render a flat row of pixel values to a grayscale PNG ``data:`` URI (dark ink on white).
+
+    The side is the square root when the count is a perfect square (8x8 digits), else one row.
+    Values up to 16 are read on the digits' 0-16 scale, up to 255 as bytes, otherwise relative to
+    the row's maximum; missing values render white.
+    """
+    nums = [_num(v) for v in values]
+    n = len(nums)
+    side = math.isqrt(n)
+    width, height = (side, side) if side * side == n and n > 0 else (max(n, 1), 1)
+    present = [v for v in nums if v is not None]
+    top = max(present, default=0.0)
+    full = 16.0 if top <= 16 else 255.0 if top <= 255 else top
+    scale = max(1, min(scale, MAX_IMAGE_SIDE // max(width, height, 1)))
+    rows = []
+    for y in range(height):
+        line = bytearray()
+        for x in range(width):
+            v = nums[y * width + x] if y * width + x < n else None
+            level = 255 if v is None else 255 - int(round(255 * min(max(v, 0.0), full) / full))
+            line.extend([level] * scale)
+        rows.extend([bytes(line)] * scale)
+    png = _png_gray(rows, width * scale, height * scale)
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _png_gray(rows: Sequence[bytes], width: int, height: int) -> bytes:
+    """A minimal 8-bit grayscale PNG (no dependency on Pillow)."""
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    raw = b"".join(b"\x00" + row for row in rows)  # filter type 0 per scanline
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _num(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _round(value: Any) -> float | None:
+    f = _num(value)
+    return None if f is None else round(f, 4)
+
+
+def _text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return str(value)
+
+
+def _display(value: Any) -> Any:
+    """A feature value as JSON: numbers stay numbers (rounded), the rest becomes text."""
+    f = _num(value) if not isinstance(value, str) else None
+    if f is not None:
+        return int(f) if f.is_integer() else round(f, 6)
+    return _text(value) or ""

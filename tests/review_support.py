@@ -1,0 +1,97 @@
+"""Shared set-up of the review tests: an engine home with digits ingested and a review queue.
+
+The review queue normally comes from mining (migration 0100); when that table does not exist
+yet, :func:`make_queue` creates it with the agreed columns so the review code can be tested alone.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data_engine.commands.core import init_home
+from data_engine.home import Home
+from data_engine.ingest import ingest_path
+from data_engine.warehouse import open_warehouse
+
+QUEUE_DDL = """
+CREATE TABLE IF NOT EXISTS review_queue (
+    run_id VARCHAR NOT NULL, rank INTEGER NOT NULL, example_id VARCHAR NOT NULL, example_version INTEGER NOT NULL,
+    issue_types VARCHAR[], priority DOUBLE, suggested_label VARCHAR, suggested_score DOUBLE,
+    given_label VARCHAR, scores JSON)
+"""
+
+
+def digits_home(root: Path, n: int = 60, *, seed: int = 0, review: dict | None = None) -> tuple[Home, pd.DataFrame]:
+    """A home with ``n`` digits ingested (every 3rd label flipped); returns it and the true labels.
+
+    ``review`` adds keys to ``[review]`` of the default config (e.g. url, annotators_per_task).
+    """
+    from sklearn.datasets import load_digits
+
+    home = Home(root)
+    init_home(home)
+    if review:
+        text = home.config_path.read_text(encoding="utf-8")
+        lines = [f"{k} = {json.dumps(v)}" for k, v in review.items()]
+        text = text.replace("[review]\n", "[review]\n" + "\n".join(lines) + "\n", 1)
+        # Keys given here replace the defaults written below them.
+        for k in review:
+            text = _drop_second(text, k)
+        home.config_path.write_text(text, encoding="utf-8")
+        home = Home(root)  # config is cached per object
+    digits = load_digits()
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(digits.target), size=n, replace=False)
+    frame = pd.DataFrame(digits.data[idx].astype(int), columns=[f"px{i}" for i in range(64)])
+    frame.insert(0, "id", [f"d{i:05d}" for i in idx])
+    truth = digits.target[idx].astype(int)
+    given = truth.copy()
+    given[::3] = (given[::3] + 1) % 10
+    frame["label"] = given
+    path = home.landing / "batch.csv"
+    frame.to_csv(path, index=False)
+    ingest_path(home, path)
+    oracle = pd.DataFrame({"example_id": frame["id"], "label": truth.astype(str)})
+    oracle.to_csv(home.oracle_path, index=False)
+    return home, frame.assign(true_label=truth.astype(str), given_label=given.astype(str))
+
+
+def _drop_second(text: str, key: str) -> str:
+    out, seen = [], False
+    for line in text.splitlines(keepends=True):
+        if line.split("=")[0].strip() == key:
+            if seen:
+                continue
+            seen = True
+        out.append(line)
+    return "".join(out)
+
+
+def make_queue(home: Home, frame: pd.DataFrame, *, run_id: str = "run-1", n: int | None = None) -> int:
+    """Write a review queue for ``run_id`` over the first ``n`` examples of ``frame``."""
+    rows = frame.head(n) if n else frame
+    with open_warehouse(home) as con:
+        con.execute(QUEUE_DDL)
+        versions = dict(con.execute("SELECT example_id, version FROM current_examples").fetchall())
+        records = []
+        for rank, r in enumerate(rows.itertuples(index=False), start=1):
+            flipped = r.given_label != r.true_label
+            records.append({
+                "run_id": run_id, "rank": rank, "example_id": r.id, "example_version": versions[r.id],
+                "issue_types": ["label"] if flipped else ["uncertain"], "priority": round(1.0 - rank / 1000, 4),
+                "suggested_label": r.true_label, "suggested_score": 0.9 if flipped else 0.55,
+                "given_label": r.given_label,
+                "scores": json.dumps({"label": 0.9 if flipped else 0.1, "uncertain": 0.3}),
+            })
+        df = pd.DataFrame(records)
+        con.register("_q", df)
+        con.execute("INSERT INTO review_queue (run_id, rank, example_id, example_version, issue_types, priority, "
+                    "suggested_label, suggested_score, given_label, scores) SELECT run_id, rank, example_id, example_version, "
+                    "CAST(issue_types AS VARCHAR[]), priority, suggested_label, suggested_score, given_label, "
+                    "CAST(scores AS JSON) FROM _q")
+        con.unregister("_q")
+    return len(records)
