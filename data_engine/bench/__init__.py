@@ -1,0 +1,1 @@
+"""Benchmarks run by ``data-engine bench ...`` (plain Python; timed as whole processes)."""
