@@ -1,0 +1,282 @@
+"""Retraining: the training set from the labels in force, the configured model, a new candidate.
+
+The training set is every example with a label in force that is neither discarded nor gold
+(:func:`data_engine.dataset.load_examples` with ``subset="train"``). Optionally each example is
+weighted by how much its label is trusted (``[retrain] weight_by_label_quality``): reviewed labels
+count fully, ingested labels by the label-quality score of the latest mining run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from data_engine.config import EngineConfig
+from data_engine.errors import EngineError
+from data_engine.home import Home
+from data_engine.registry import ModelRecord, latest_model, register_model
+
+# A label the latest mining run scored as certainly wrong still counts this much: down-weighting
+# to zero would drop the example, and some of those "errors" are the model's, not the label's.
+MIN_LABEL_WEIGHT = 0.1
+# Sources whose labels a person gave or confirmed: always full weight.
+REVIEWED_SOURCES = frozenset({"review", "consensus"})
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """What a candidate learns from.
+
+    ``X``: DataFrame of shape (N, D), the dataset's input columns; ``y``: labels, shape (N,), str;
+    ``example_ids``, ``sources``: shape (N,); ``weights``: shape (N,) or None for uniform.
+    """
+
+    X: pd.DataFrame
+    y: np.ndarray
+    example_ids: np.ndarray
+    sources: np.ndarray
+    classes: list[str]
+    label_snapshot: int
+    input_schema: dict[str, str]
+    weights: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class RetrainDecision:
+    """Whether to train a new candidate now, and why (a sensor turns it into a run request)."""
+
+    retrain: bool
+    reason: str
+    new_labels: int
+    new_batches: int
+    last_snapshot: int
+    label_snapshot: int
+
+    @property
+    def run_key(self) -> str:
+        """Idempotency key: one training per label snapshot and batch count."""
+        return f"retrain-{self.label_snapshot}-{self.new_batches}"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A trained and registered candidate."""
+
+    record: ModelRecord
+    seconds: float
+    weighted: bool
+    class_counts: dict[str, int] = field(default_factory=dict)
+
+
+def input_schema(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> dict[str, str]:
+    """``{input column: 'numeric' | 'categorical' | 'text'}`` as fixed in the warehouse, in config order."""
+    from data_engine.schema import stored_columns
+
+    stored = stored_columns(con)
+    missing = [c for c in cfg.dataset.input_columns if c not in stored]
+    if missing:
+        raise EngineError(f"input column {missing[0]!r} is not in the warehouse yet; ingest a batch first")
+    return {c: stored[c] for c in cfg.dataset.input_columns}
+
+
+def load_training_set(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> TrainingSet:
+    """The labels in force (not discarded, not gold) with their input columns and label sources."""
+    from data_engine.dataset import label_snapshot, load_classes, load_examples
+
+    snapshot = label_snapshot(con)
+    schema = input_schema(con, cfg)
+    df = load_examples(con, cfg.dataset, subset="train")
+    df = df[~df["is_discarded"].astype(bool)]
+    if df.empty:
+        raise EngineError("no labeled training examples (all are gold, discarded or unlabeled); ingest labeled data")
+    classes = load_classes(con) or sorted(df["label"].unique())
+    unknown = sorted(set(df["label"]) - set(classes))
+    if unknown:
+        raise EngineError(f"label {unknown[0]!r} is not one of the dataset's classes ({', '.join(classes)})")
+    if df["label"].nunique() < 2:
+        raise EngineError(f"the training set has only one class ({df['label'].iloc[0]!r}); a model needs two")
+    sources = con.execute(
+        "SELECT t.example_id, cl.source FROM (SELECT unnest(?::VARCHAR[]) AS example_id) t "
+        "JOIN current_labels cl USING (example_id)",
+        [df["example_id"].tolist()],
+    ).fetchdf()
+    source_of = dict(zip(sources["example_id"], sources["source"]))
+    return TrainingSet(
+        X=df[list(schema)].reset_index(drop=True),
+        y=df["label"].astype(str).to_numpy(),
+        example_ids=df["example_id"].to_numpy(),
+        sources=np.array([source_of.get(e, "ingest") for e in df["example_id"]], dtype=object),
+        classes=list(classes),
+        label_snapshot=snapshot,
+        input_schema=schema,
+    )
+
+
+def label_quality_weights(sources: np.ndarray, quality: np.ndarray, *, floor: float = MIN_LABEL_WEIGHT) -> np.ndarray:
+    """Per-example weights, shape (N,): 1 for reviewed labels, else ``floor + (1 - floor) * quality``.
+
+    ``sources``: shape (N,), the label's source; ``quality``: shape (N,), label-quality scores in
+    [0, 1] (NaN where unknown, which counts as fully trusted).
+    """
+    q = np.clip(np.nan_to_num(np.asarray(quality, dtype=float), nan=1.0), 0.0, 1.0)
+    w = floor + (1.0 - floor) * q
+    reviewed = np.isin(np.asarray(sources, dtype=object), list(REVIEWED_SOURCES))
+    return np.where(reviewed, 1.0, w)
+
+
+def latest_label_quality(con: duckdb.DuckDBPyConnection, example_ids: np.ndarray) -> np.ndarray:
+    """Label-quality scores of the latest mining run for ``example_ids`` (shape (N,)); NaN if unknown."""
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if not {"issues", "mining_runs"} <= tables:
+        return np.full(len(example_ids), np.nan)
+    found = con.execute(
+        "SELECT example_id, score FROM issues WHERE issue_type = 'label' AND run_id = "
+        "(SELECT run_id FROM mining_runs ORDER BY started_at DESC LIMIT 1)"
+    ).fetchall()
+    score = dict(found)
+    return np.array([score.get(e, np.nan) for e in example_ids], dtype=float)
+
+
+def build_estimator(cfg: EngineConfig, schema: dict[str, str]) -> tuple[Any, str]:
+    """The configured, unfitted scikit-learn estimator and its spec string.
+
+    Uses the mining registry (:mod:`data_engine.models`) when it is installed, so the served model
+    is the same family mining measured; otherwise a simple default per modality.
+    """
+    try:
+        from data_engine import models as mining_models
+    except ModuleNotFoundError:
+        mining_models = None
+    if mining_models is not None and hasattr(mining_models, "build_model"):
+        built = mining_models.build_model(cfg, schema)
+        if isinstance(built, tuple):
+            return built[0], str(built[1])
+        return built, cfg.mining.model
+    return _fallback_estimator(cfg, schema)
+
+
+def _fallback_estimator(cfg: EngineConfig, schema: dict[str, str]) -> tuple[Any, str]:
+    """A simple default per modality (until the mining model registry is available)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder, StandardScaler
+
+    numeric = [c for c, t in schema.items() if t == "numeric"]
+    categorical = [c for c, t in schema.items() if t == "categorical"]
+    text = [c for c, t in schema.items() if t == "text"]
+    seed = cfg.mining.seed
+    if text:
+        features = ColumnTransformer([("tfidf", TfidfVectorizer(ngram_range=(1, 2), min_df=1), text[0])])
+        return Pipeline([("features", features), ("clf", LogisticRegression(max_iter=2000, C=10.0))]), "tfidf+logreg"
+    if cfg.dataset.modality == "image" or not categorical:
+        return (Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=2000, C=0.1))]),
+                "scaled+logreg")
+    encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan)
+    features = ColumnTransformer([("cat", encoder, categorical), ("num", "passthrough", numeric)])
+    clf = HistGradientBoostingClassifier(categorical_features=list(range(len(categorical))), random_state=seed)
+    return Pipeline([("features", features), ("clf", clf)]), "hist_gradient_boosting"
+
+
+def fit_estimator(estimator: Any, X: pd.DataFrame, y: np.ndarray, weights: np.ndarray | None = None) -> Any:
+    """Fit ``estimator`` on ``X`` (N, D) and ``y`` (N,), passing ``weights`` (N,) to the final step.
+
+    Raises :class:`EngineError` when weights are asked for but the final estimator cannot take them.
+    """
+    from sklearn.pipeline import Pipeline
+    from sklearn.utils.validation import has_fit_parameter
+
+    if weights is None:
+        return estimator.fit(X, y)
+    final_name, final = (estimator.steps[-1] if isinstance(estimator, Pipeline) else (None, estimator))
+    if not has_fit_parameter(final, "sample_weight"):
+        raise EngineError(
+            f"retrain.weight_by_label_quality: the model {type(final).__name__} takes no sample weights; turn it off"
+        )
+    key = f"{final_name}__sample_weight" if final_name else "sample_weight"
+    return estimator.fit(X, y, **{key: weights})
+
+
+def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfig | None = None) -> TrainResult:
+    """Train the configured model on the labels in force and register it as a new candidate."""
+    cfg = cfg or home.config
+    started = time.perf_counter()
+    ts = load_training_set(con, cfg)
+    weights = None
+    if cfg.retrain.weight_by_label_quality:
+        weights = label_quality_weights(ts.sources, latest_label_quality(con, ts.example_ids))
+    estimator, spec = build_estimator(cfg, ts.input_schema)
+    fitted = fit_estimator(estimator, ts.X, ts.y, weights)
+    # The model's class order must be the dataset's, or probabilities would be mislabeled downstream.
+    model_classes = [str(c) for c in fitted.classes_]
+    counts = pd.Series(ts.y).value_counts().to_dict()
+    params = {
+        "estimator": _short_repr(fitted),
+        "weight_by_label_quality": bool(cfg.retrain.weight_by_label_quality),
+        "seed": cfg.mining.seed,
+        "model_classes": model_classes,
+    }
+    record = register_model(
+        con, home, fitted, label_snapshot=ts.label_snapshot, train_size=len(ts.y), model_spec=spec,
+        classes=model_classes, input_schema=ts.input_schema, params=params,
+    )
+    return TrainResult(record=record, seconds=time.perf_counter() - started, weighted=weights is not None,
+                       class_counts={str(k): int(v) for k, v in counts.items()})
+
+
+def _short_repr(estimator: Any) -> str:
+    """A one-line description of the estimator for the ``params`` column."""
+    return " ".join(repr(estimator).split())[:2000]
+
+
+def retrain_decision(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> RetrainDecision:
+    """Should a new candidate be trained? Yes when there is no model yet and labeled data exists,
+    when at least ``[retrain] min_new_labels`` reviewed labels arrived since the last model's label
+    snapshot, or when a labeled batch was ingested after the last model was trained."""
+    from data_engine.dataset import label_snapshot
+
+    snapshot = label_snapshot(con)
+    last = latest_model(con)
+    if last is None:
+        labeled = con.execute("SELECT count(*) FROM current_labels WHERE label IS NOT NULL").fetchone()[0]
+        if labeled == 0:
+            return RetrainDecision(False, "no labeled data yet", 0, 0, 0, snapshot)
+        return RetrainDecision(True, f"no model yet; {labeled} labeled examples", int(labeled), 0, 0, snapshot)
+    new_labels = int(con.execute(
+        "SELECT count(*) FROM label_events WHERE event_id > ? AND source IN ('review', 'consensus')",
+        [last.label_snapshot],
+    ).fetchone()[0])
+    new_batches = int(con.execute(
+        "SELECT count(*) FROM batches WHERE status = 'ingested' AND rows_labeled > 0 AND NOT is_gold "
+        "AND received_at > (SELECT created_at FROM models WHERE version = ?)",
+        [last.version],
+    ).fetchone()[0])
+    need = cfg.retrain.min_new_labels
+    if new_batches:
+        reason = f"{new_batches} new labeled batch(es) since model v{last.version}"
+        return RetrainDecision(True, reason, new_labels, new_batches, last.label_snapshot, snapshot)
+    if new_labels >= need:
+        reason = f"{new_labels} new reviewed labels since model v{last.version} (retrain.min_new_labels = {need})"
+        return RetrainDecision(True, reason, new_labels, 0, last.label_snapshot, snapshot)
+    reason = f"{new_labels} new reviewed labels since model v{last.version}; waiting for {need}"
+    return RetrainDecision(False, reason, new_labels, 0, last.label_snapshot, snapshot)
+
+
+def describe(result: TrainResult) -> str:
+    """One line for the CLI."""
+    r = result.record
+    return (f"trained candidate v{r.version} ({r.model_spec}) on {r.train_size} labels "
+            f"(label snapshot {r.label_snapshot}{', weighted by label quality' if result.weighted else ''}) "
+            f"in {result.seconds:.1f} s")
+
+
+__all__ = ["TrainingSet", "RetrainDecision", "TrainResult", "load_training_set", "label_quality_weights",
+           "latest_label_quality", "build_estimator", "fit_estimator", "train_candidate", "retrain_decision",
+           "input_schema", "describe"]
