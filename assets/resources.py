@@ -20,3 +20,21 @@ class EngineResource(dg.ConfigurableResource):
 # set-up (see scripts/dagster.yaml) limits runs with it to one at a time, because DuckDB allows
 # one writer process.
 WAREHOUSE_TAG = {"data-engine/warehouse": "write"}
+
+
+class LabelStudioResource(dg.ConfigurableResource):
+    """The Label Studio server: its API key arrives through ``EnvVar``, never through code or config.
+
+    ``url`` empty means the engine config's ``[review] url``.
+    """
+
+    api_key: str
+    url: str = ""
+
+    def client(self, home: Home):  # -> data_engine.labelstudio.client.LabelStudioClient
+        """A client for this server (the caller closes it)."""
+        from data_engine.labelstudio.client import LabelStudioClient
+
+        cfg = home.config.review
+        return LabelStudioClient(self.url or cfg.url, self.api_key, timeout_s=cfg.timeout_seconds,
+                                 key_name=f"${cfg.api_key_env}")

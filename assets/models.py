@@ -1,0 +1,64 @@
+"""Retraining, the promotion gate (a blocking asset check) and deployment."""
+
+import dagster as dg
+
+from assets.resources import EngineResource
+from data_engine.deploy import deploy_if_better
+from data_engine.gate import run_gate
+from data_engine.training import train_candidate
+from data_engine.warehouse import open_warehouse
+
+
+@dg.asset(
+    deps=["landed_batch", "review_verdicts"],
+    group_name="models",
+    kinds={"scikitlearn", "duckdb"},
+    description="A model trained on the labels in force (no discarded, no gold examples), registered as a candidate.",
+)
+def candidate_model(context: dg.AssetExecutionContext, engine: EngineResource) -> dg.MaterializeResult:
+    """Train and register a new candidate."""
+    home = engine.get_home()
+    with open_warehouse(home) as con:
+        result = train_candidate(con, home)
+    r = result.record
+    context.log.info(f"trained candidate v{r.version} on {r.train_size} labels in {result.seconds:.1f} s")
+    return dg.MaterializeResult(metadata={
+        "version": r.version, "model_spec": r.model_spec, "train_size": r.train_size,
+        "label_snapshot": r.label_snapshot, "sha256": r.sha256, "seconds": round(result.seconds, 2),
+        "weighted_by_label_quality": result.weighted,
+    })
+
+
+@dg.asset_check(asset=candidate_model, blocking=True,
+                description="The promotion gate: at least as good as the champion on gold, no class or slice "
+                            "dropping by more than the tolerance; refuses without gold data.")
+def promotion_gate(engine: EngineResource) -> dg.AssetCheckResult:
+    """Evaluate the newest candidate against the champion on the gold examples."""
+    home = engine.get_home()
+    with open_warehouse(home) as con:
+        verdict = run_gate(con, home)
+    meta = {k: v for k, v in verdict.metadata().items() if v is not None}
+    meta["checks"] = dg.MetadataValue.md(verdict.checks_markdown())
+    return dg.AssetCheckResult(passed=verdict.promote, metadata=meta,
+                               description=verdict.reason)
+
+
+@dg.asset(
+    deps=[candidate_model],
+    group_name="models",
+    kinds={"python"},
+    description="The deployed model: the candidate that passed the gate becomes the champion that serving loads.",
+)
+def champion_model(context: dg.AssetExecutionContext, engine: EngineResource) -> dg.MaterializeResult:
+    """Promote the candidate that passed the gate (the blocking check stops this step otherwise)."""
+    home = engine.get_home()
+    with open_warehouse(home) as con:
+        # The gate runs again inside the same warehouse session: what is promoted is exactly what
+        # was judged, even if labels changed between the check and this step.
+        verdict, deployment = deploy_if_better(con, home)
+    if deployment is None:
+        raise dg.Failure(f"the gate refused candidate v{verdict.candidate_version}: {verdict.reason}")
+    context.log.info(f"champion is now v{deployment.model_version}")
+    return dg.MaterializeResult(metadata={"champion_version": deployment.model_version,
+                                          "previous_version": deployment.previous_version or 0,
+                                          "deployment_id": deployment.deployment_id})
