@@ -11,4 +11,5 @@ COMMAND_MODULES = (
     "data_engine.commands.review",
     "data_engine.commands.loop",
     "data_engine.commands.bench",
+    "data_engine.commands.demo",
 )
