@@ -105,3 +105,24 @@ def seed_digits(home: Home, *, n_train: int = 600, n_gold: int = 300, n_unlabele
         insert_examples(con, list(ids[parts["unlabeled"]]), X[parts["unlabeled"]],
                         [None] * len(parts["unlabeled"]), batch="unlabeled-1")
     return {"ids": ids, "X": X, "y": y, "noisy": noisy, "parts": parts, "flipped": ids[flip]}
+
+
+# The columns of `predictions` the loop writes (migration 0100, from the mining work). Created here
+# only when that migration is not in this checkout yet, so the scoring tests run either way.
+PREDICTIONS_DDL = """
+CREATE TABLE IF NOT EXISTS predictions (
+    example_id VARCHAR NOT NULL, example_version INTEGER NOT NULL, model_spec VARCHAR NOT NULL,
+    label_snapshot BIGINT NOT NULL, fold INTEGER, probs DOUBLE[] NOT NULL, predicted_label VARCHAR,
+    predicted_score DOUBLE, computed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    kind VARCHAR NOT NULL DEFAULT 'oof'
+)
+"""
+
+
+def ensure_predictions_table(home: Home) -> None:
+    """Create ``predictions`` if no migration made it."""
+    with open_warehouse(home) as con:
+        con.execute(PREDICTIONS_DDL)
+
+
+FAST_MODEL = '\n[mining]\nmodel = "linear"\n'
