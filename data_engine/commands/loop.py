@@ -1,0 +1,179 @@
+"""Loop commands: ``train``, ``evaluate``, ``score``, ``deploy promote|rollback|status``, ``serve``.
+
+They run the same functions the Dagster assets call (training, gate, deploy, scoring, serve).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from data_engine.home import Home
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the loop's sub-commands."""
+    p = sub.add_parser("train", help="train a candidate model now on the labels in force")
+    p.add_argument("--json", action="store_true", help="print the new model as JSON")
+    p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a candidate and the champion on gold data (the promotion gate)")
+    p.add_argument("--version", type=int, help="the model to evaluate (default: the newest candidate)")
+    p.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("score", help="the champion scores unlabeled examples it has not scored yet")
+    p.add_argument("--batch", help="only this batch id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_score)
+
+    p = sub.add_parser("deploy", help="promote a candidate, roll back, or show the deployment status")
+    dsub = p.add_subparsers(dest="deploy_command", metavar="ACTION", required=True)
+    q = dsub.add_parser("promote", help="run the gate on a candidate and make it the champion if it passes")
+    q.add_argument("--version", type=int, help="the model to promote (default: the newest candidate)")
+    q.add_argument("--force", action="store_true", help="promote without the gate (recorded as forced)")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(handler=cmd_promote)
+    q = dsub.add_parser("rollback", help="return to the champion before the current one")
+    q.add_argument("--reason", default="rollback requested from the command line")
+    q.set_defaults(handler=cmd_rollback)
+    q = dsub.add_parser("status", help="the champion, recent models and deployments")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(handler=cmd_status)
+
+    p = sub.add_parser("serve", help="serve the champion over HTTP on 127.0.0.1 (hot-swaps on promotion)")
+    p.add_argument("--port", type=int, help="TCP port (default: [serve] port in engine.toml)")
+    p.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for a new champion")
+    p.set_defaults(handler=cmd_serve)
+
+
+def _dump(obj: Any) -> str:
+    return json.dumps(obj, default=str)
+
+
+def cmd_train(args: argparse.Namespace, home: Home) -> int:
+    """``train``."""
+    from data_engine.training import describe, train_candidate
+    from data_engine.warehouse import open_warehouse
+
+    with open_warehouse(home) as con:
+        result = train_candidate(con, home)
+    if args.json:
+        print(_dump({**result.record.summary(), "seconds": round(result.seconds, 3), "weighted": result.weighted}))
+    else:
+        print(describe(result))
+    return 0
+
+
+def _print_verdict(verdict: Any) -> None:
+    print(("PASS: " if verdict.promote else "REFUSED: ") + verdict.reason)
+    for c in verdict.checks:
+        if not c.passed:
+            print(f"  failed: {c.detail}")
+
+
+def cmd_evaluate(args: argparse.Namespace, home: Home) -> int:
+    """``evaluate``: exit 0 when the candidate passes the gate, 1 when it is refused."""
+    from data_engine.gate import run_gate
+    from data_engine.warehouse import open_warehouse
+
+    with open_warehouse(home) as con:
+        verdict = run_gate(con, home, version=args.version)
+    if args.json:
+        print(_dump({**verdict.metadata(), "checks": [c.__dict__ for c in verdict.checks]}))
+    else:
+        _print_verdict(verdict)
+    return 0 if verdict.promote else 1
+
+
+def cmd_score(args: argparse.Namespace, home: Home) -> int:
+    """``score``."""
+    from data_engine.scoring import score_unlabeled
+    from data_engine.warehouse import open_warehouse
+
+    with open_warehouse(home) as con:
+        r = score_unlabeled(con, home, batch_id=args.batch)
+    if args.json:
+        print(_dump(r.__dict__))
+    elif r.champion_version is None:
+        print(f"nothing scored: {r.reason}")
+    else:
+        print(f"champion v{r.champion_version} scored {r.scored} examples ({r.already_scored} already scored); "
+              f"{r.flagged} flagged: {r.unsure} unsure, {r.disagreements} disagree with "
+              f"{'v' + str(r.candidate_version) if r.candidate_version else 'no newer candidate'}")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace, home: Home) -> int:
+    """``deploy promote``: exit 1 when the gate refuses."""
+    from data_engine.deploy import deploy_if_better, promote
+    from data_engine.registry import latest_candidate
+    from data_engine.errors import EngineError
+    from data_engine.warehouse import open_warehouse
+
+    with open_warehouse(home) as con:
+        if args.force:
+            version = args.version
+            if version is None:
+                cand = latest_candidate(con)
+                if cand is None:
+                    raise EngineError("no candidate model to promote; run `data-engine train` first")
+                version = cand.version
+            dep = promote(con, home, version, reason="forced from the command line (gate skipped)", actor="cli")
+            print(f"promoted v{dep.model_version} (forced; previous champion: v{dep.previous_version})")
+            return 0
+        verdict, dep = deploy_if_better(con, home, version=args.version, actor="cli")
+    if args.json:
+        print(_dump({**verdict.metadata(), "deployment": dep.__dict__ if dep else None}))
+    else:
+        _print_verdict(verdict)
+        if dep:
+            prev = f"v{dep.previous_version}" if dep.previous_version else "none"
+            print(f"promoted v{dep.model_version} (previous champion: {prev})")
+    return 0 if dep else 1
+
+
+def cmd_rollback(args: argparse.Namespace, home: Home) -> int:
+    """``deploy rollback``."""
+    from data_engine.deploy import rollback
+    from data_engine.warehouse import open_warehouse
+
+    with open_warehouse(home) as con:
+        dep = rollback(con, home, reason=args.reason, actor="cli")
+    print(f"rolled back from v{dep.previous_version} to v{dep.model_version}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, home: Home) -> int:
+    """``deploy status``."""
+    from data_engine.deploy import status
+    from data_engine.warehouse import open_warehouse
+
+    with open_warehouse(home) as con:
+        report = status(con, home)
+    if args.json:
+        print(_dump(report))
+        return 0
+    champ = report["champion"]
+    print(f"champion: v{champ['version']} ({champ['model_spec']}, trained on {champ['train_size']} labels)"
+          if champ else "champion: none yet")
+    if not report["pointer_in_sync"]:
+        print("warning: the champion pointer file disagrees with the warehouse")
+    for m in report["models"]:
+        acc = (m["metrics"] or {}).get("accuracy")
+        acc_s = f" gold accuracy {acc:.4f}" if acc is not None else ""
+        print(f"  v{m['version']:<4} {m['status']:<9}{acc_s}  {m['reason'] or ''}")
+    for d in report["deployments"]:
+        print(f"  deployment {d['deployment_id']}: {d['action']} v{d['model_version']} by {d['actor']}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, home: Home) -> int:
+    """``serve``."""
+    from data_engine.serve import run_server
+
+    port = args.port if args.port is not None else home.config.serve.port
+    print(f"serving on http://127.0.0.1:{port} (docs at /docs)", flush=True)
+    run_server(home, port=port, poll_seconds=args.poll_seconds)
+    return 0
