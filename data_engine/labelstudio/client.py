@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -83,7 +84,9 @@ class ReviewClient(Protocol):
 class LabelStudioClient:
     """:class:`ReviewClient` over label-studio-sdk 2.x."""
 
-    def __init__(self, url: str, api_key: str, *, timeout_s: float = 30.0, key_name: str = "the API key") -> None:
+    def __init__(self, url: str, api_key: str, *, timeout_s: float = 30.0, key_name: str = "the API key",
+                 transport: Any = None) -> None:
+        """``transport`` (an ``httpx.BaseTransport``) replaces the network, for tests of the error mapping."""
         import httpx
         from label_studio_sdk import LabelStudio
 
@@ -92,7 +95,9 @@ class LabelStudioClient:
         # Named in error messages ("check $LABEL_STUDIO_API_KEY"); the key itself never is.
         self._key_name = key_name
         self._requests = 0
-        self._http = httpx.Client(timeout=httpx.Timeout(timeout_s), event_hooks={"request": [self._count]})
+        self._lock = threading.Lock()  # the simulator annotates from several threads
+        self._http = httpx.Client(timeout=httpx.Timeout(timeout_s), event_hooks={"request": [self._count]},
+                                  transport=transport)
         self._sdk = LabelStudio(base_url=self.url, api_key=api_key, httpx_client=self._http, max_retries=0,
                                 timeout=timeout_s)
 
@@ -100,7 +105,8 @@ class LabelStudioClient:
         return f"LabelStudioClient(url={self.url!r})"
 
     def _count(self, _request: Any) -> None:
-        self._requests += 1
+        with self._lock:
+            self._requests += 1
 
     @property
     def request_count(self) -> int:

@@ -26,9 +26,9 @@ from data_engine.config import DatasetConfig
 DISCARD_CHOICE = "not a valid example"
 FROM_NAME = "verdict"
 TO_NAME = "item"
-# Upscaling factor of image examples: 8x8 digits become 32x32 (still ~200 bytes as PNG); many
+# Upscaling factor of image examples: 8x8 digits become 64x64 (still ~250 bytes as PNG); many
 # large base64 tasks make Label Studio's pages slow.
-IMAGE_SCALE = 4
+IMAGE_SCALE = 8
 MAX_IMAGE_SIDE = 128
 
 

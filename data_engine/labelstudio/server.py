@@ -37,8 +37,8 @@ PASSWORD_FILE = "labelstudio_password"
 SECRET_KEY_FILE = "labelstudio_secret_key"
 STATE_FILE = "server.json"
 LOG_FILE = "server.log"
-# A fresh data dir runs ~100 Django migrations: 25 s on an idle machine, over 60 s on a busy one.
-DEFAULT_START_WAIT_S = 240.0
+# A fresh data dir runs ~100 Django migrations: 25 s on an idle machine, over 2 min on a loaded one.
+DEFAULT_START_WAIT_S = 300.0
 STOP_WAIT_S = 15.0
 # Only these variables of the caller's environment reach the server: Label Studio reads
 # LABEL_STUDIO_X, then HEARTEX_X, then bare X, so a stray PORT, HOST, USERNAME or PASSWORD
@@ -177,6 +177,7 @@ def start_server(
         raise EngineError(f"cannot start Label Studio: port {port} on {LOOPBACK} is already in use; "
                           f"stop that process or set review.url to another port")
     data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)  # its SQLite file holds the users and their tokens
     creds = admin_credentials(secrets_dir)
     secret_key = read_or_create_secret(secrets_dir / SECRET_KEY_FILE, 32)
     log_path = data_dir / LOG_FILE

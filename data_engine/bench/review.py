@@ -1,0 +1,181 @@
+"""``data-engine bench review``: push 10,000 tasks to a real Label Studio, answer 2,000, pull them.
+
+The benchmark builds a throw-away engine home with ``--tasks`` digit examples (the 1,797 digits
+repeated under new ids) and a review queue over all of them, then times:
+
+* push: every queue row to Label Studio (bulk imports; target on this machine <= 30 s);
+* simulate: ``--answered`` answers posted through the API (one request each, not a target);
+* pull: the answered tasks into the label ledger (target <= 10 s);
+
+and prints seconds and HTTP request counts. It uses the home's running Label Studio when there
+is one (``labelstudio up``), else starts a temporary server (a fresh data dir needs minutes of
+migrations) and stops it afterwards. The bench project is left in the server for inspection
+unless ``--cleanup`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from data_engine.home import Home
+
+PUSH_TARGET_S = 30.0
+PULL_TARGET_S = 10.0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``bench review`` options."""
+    p.add_argument("--tasks", type=int, default=10_000, help="tasks to push (default 10000)")
+    p.add_argument("--answered", type=int, default=2_000, help="tasks the simulated reviewer answers (default 2000)")
+    p.add_argument("--workers", type=int, default=4, help="threads posting the simulated answers (default 4)")
+    p.add_argument("--cleanup", action="store_true", help="delete the bench project from the server afterwards")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+
+def register_bench() -> None:
+    """Register ``bench review`` with the ``bench`` command group."""
+    from data_engine.commands.bench import add_benchmark
+
+    add_benchmark("review", "push N tasks to Label Studio, answer some, pull them (seconds, requests)",
+                  add_arguments, cmd_bench_review)
+
+
+def cmd_bench_review(args: argparse.Namespace, home: Home) -> int:
+    """Handler of ``bench review``."""
+    from data_engine.errors import EngineError
+
+    if args.tasks < 1 or not 0 <= args.answered <= args.tasks:
+        raise EngineError("bench review: need --tasks >= 1 and 0 <= --answered <= --tasks")
+    figures = run_review_bench(home, tasks=args.tasks, answered=args.answered, workers=args.workers,
+                               cleanup=args.cleanup)
+    if args.json:
+        print(json.dumps(figures))
+        return 0
+    print(f"Label Studio {figures['server']} at {figures['url']}")
+    print(f"push     {figures['push_tasks']:>6} tasks  {figures['push_seconds']:7.2f} s  "
+          f"{figures['push_requests']:>5} requests  (target <= {PUSH_TARGET_S:g} s: "
+          f"{'ok' if figures['push_seconds'] <= PUSH_TARGET_S else 'MISSED'})")
+    print(f"simulate {figures['answered']:>6} answers {figures['simulate_seconds']:7.2f} s  "
+          f"{figures['simulate_requests']:>5} requests  ({args.workers} threads, one POST per answer)")
+    print(f"pull     {figures['pulled_events']:>6} events  {figures['pull_seconds']:7.2f} s  "
+          f"{figures['pull_requests']:>5} requests  (target <= {PULL_TARGET_S:g} s: "
+          f"{'ok' if figures['pull_seconds'] <= PULL_TARGET_S else 'MISSED'})")
+    return 0
+
+
+def run_review_bench(home: Home, *, tasks: int, answered: int, workers: int = 4, cleanup: bool = False) -> dict[str, Any]:
+    """Run the benchmark; return its figures (seconds, request counts, counts)."""
+    from data_engine.labelstudio.client import LabelStudioClient
+    from data_engine.labelstudio.server import (
+        free_port,
+        read_token,
+        running_server,
+        start_server,
+        stop_pid,
+    )
+
+    with tempfile.TemporaryDirectory(prefix="bench-review-") as tmp:
+        root = Path(tmp)
+        server = running_server(home.labelstudio_dir) if home.root.is_dir() else None
+        started = None
+        if server is not None:
+            url, token, kind = server.url, read_token(home), "of this home"
+        else:
+            started = start_server(root / "labelstudio", root / "secrets", free_port())
+            url, token, kind = started.url, (root / "secrets" / "labelstudio_token").read_text().strip(), "(temporary)"
+        try:
+            bench_home = _bench_home(root / "home", url, tasks)
+            client = LabelStudioClient(url, token or "", timeout_s=120.0)
+            figures = _measure(bench_home, client, answered, workers)
+            figures.update(server=kind, url=url)
+            if cleanup:
+                client._sdk.projects.delete(id=figures["project_id"])  # noqa: SLF001 - bench-only clean-up
+            return figures
+        finally:
+            if started is not None:
+                stop_pid(started.pid)
+
+
+def _measure(home: Home, client: Any, answered: int, workers: int) -> dict[str, Any]:
+    from data_engine.review import pull_verdicts, push_queue
+    from data_engine.schema import load_classes
+    from data_engine.simulate import read_oracle, simulate_reviews
+    from data_engine.warehouse import open_warehouse
+
+    with open_warehouse(home) as con:
+        classes = load_classes(con)
+        push = push_queue(con, client, home.config, limit=home.config.review.budget)
+    before, t0 = client.request_count, time.perf_counter()
+    sim = simulate_reviews(client, push.project_id, read_oracle(home.oracle_path), classes, accuracy=0.95,
+                           limit=answered, workers=workers)
+    simulate_seconds, simulate_requests = time.perf_counter() - t0, client.request_count - before
+    with open_warehouse(home) as con:
+        pull = pull_verdicts(con, client, home.config)
+    return {"project_id": push.project_id, "push_tasks": push.sent, "push_seconds": push.seconds,
+            "push_requests": push.requests, "push_batches": push.batches, "answered": sim.answered,
+            "simulate_seconds": round(simulate_seconds, 3), "simulate_requests": simulate_requests,
+            "pulled_tasks": pull.tasks_seen, "pulled_events": pull.events, "pull_seconds": pull.seconds,
+            "pull_requests": pull.requests}
+
+
+def _bench_home(root: Path, url: str, n: int) -> Home:
+    """A home with ``n`` digit examples and a review queue over all of them."""
+    import numpy as np
+    import pandas as pd
+
+    from sklearn.datasets import load_digits
+    from data_engine.commands.core import init_home
+    from data_engine.ingest import ingest_path
+    from data_engine.warehouse import open_warehouse
+
+    home = Home(root)
+    init_home(home)
+    text = home.config_path.read_text(encoding="utf-8")
+    text = text.replace('url = "http://127.0.0.1:8080"', f'url = "{url}"').replace(
+        "budget = 200", f'budget = {n}\nproject_title = "bench review {uuid.uuid4().hex[:8]}"')
+    home.config_path.write_text(text, encoding="utf-8")
+    home = Home(root)
+    pixels, labels = load_digits(return_X_y=True)
+    take = np.arange(n) % len(labels)
+    rng = np.random.default_rng(0)
+    # The default config names the pixel columns px0..px63.
+    frame = pd.DataFrame(pixels[take].astype(int), columns=[f"px{i}" for i in range(pixels.shape[1])])
+    truth = labels[take].astype(str).astype(object)
+    given = truth.copy()
+    flip = rng.random(n) < 0.2
+    given[flip] = [str((int(v) + 1) % 10) for v in truth[flip]]
+    frame.insert(0, "id", [f"b{i:06d}" for i in range(n)])
+    frame["label"] = given
+    path = home.landing / "bench.csv"
+    frame.to_csv(path, index=False)
+    ingest_path(home, path)
+    pd.DataFrame({"example_id": frame["id"], "label": truth}).to_csv(home.oracle_path, index=False)
+    queue = pd.DataFrame({
+        "run_id": "bench", "rank": np.arange(1, n + 1), "example_id": frame["id"], "example_version": 1,
+        "issue_types": [["label"] if f else ["uncertain"] for f in flip], "priority": np.linspace(1, 0, n),
+        "suggested_label": truth, "suggested_score": np.where(flip, 0.9, 0.6), "given_label": given,
+        "scores": [json.dumps({"label": 0.9 if f else 0.1}) for f in flip]})
+    with open_warehouse(home) as con:
+        con.execute(QUEUE_DDL)
+        con.register("_bench_queue", queue)
+        con.execute("INSERT INTO review_queue (run_id, rank, example_id, example_version, issue_types, priority, "
+                    "suggested_label, suggested_score, given_label, scores) SELECT run_id, rank, example_id, "
+                    "example_version, CAST(issue_types AS VARCHAR[]), priority, suggested_label, suggested_score, "
+                    "given_label, CAST(scores AS JSON) FROM _bench_queue")
+        con.unregister("_bench_queue")
+    return home
+
+
+# The queue table as mining (migration 0100) defines it; created only if mining has not.
+QUEUE_DDL = """
+CREATE TABLE IF NOT EXISTS review_queue (
+    run_id VARCHAR NOT NULL, rank INTEGER NOT NULL, example_id VARCHAR NOT NULL, example_version INTEGER NOT NULL,
+    issue_types VARCHAR[], priority DOUBLE, suggested_label VARCHAR, suggested_score DOUBLE,
+    given_label VARCHAR, scores JSON)
+"""

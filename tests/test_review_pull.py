@@ -1,0 +1,169 @@
+"""Pull: verdicts into the label ledger, edits, discards, skips, idempotence, consensus (fake server)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from data_engine.errors import ReviewServiceError
+from data_engine.labelstudio.client import FakeReviewClient
+from data_engine.labelstudio.labeling import DISCARD_CHOICE, choice_result
+from data_engine.review import pull_verdicts, push_queue
+from data_engine.warehouse import open_warehouse
+from tests.review_support import digits_home, make_queue
+
+
+def _pushed(tmp_path, n=12, **review):
+    home, frame = digits_home(tmp_path / "home", n=n, review=review or None)
+    make_queue(home, frame)
+    client = FakeReviewClient()
+    with open_warehouse(home) as con:
+        push_queue(con, client, home.config)
+    tasks = {t["data"]["example_id"]: t["id"] for t in client.tasks.values()}
+    return home, frame, client, tasks
+
+
+def _label_in_force(con, example_id):
+    rows = con.execute("SELECT label, is_discarded, source FROM current_labels WHERE example_id = ?",
+                       [example_id]).fetchall()
+    return rows[0] if rows else None
+
+
+def test_a_verdict_becomes_a_review_event_with_annotator_and_lead_time(tmp_path):
+    home, frame, client, tasks = _pushed(tmp_path)
+    ex = frame.iloc[0]
+    ann = client.create_annotation(tasks[ex["id"]], choice_result(ex["true_label"]), lead_time=4.5)
+    with open_warehouse(home) as con:
+        result = pull_verdicts(con, client, home.config)
+        event = con.execute("SELECT label, source, actor, detail FROM label_events WHERE source = 'review'").fetchall()
+        in_force = _label_in_force(con, ex["id"])
+        status = con.execute("SELECT status, completed_at IS NOT NULL FROM review_tasks WHERE task_id = ?",
+                             [tasks[ex["id"]]]).fetchall()
+    assert result.review_events == 1 and result.annotations_new == 1
+    ((label, source, actor, detail),) = event
+    detail = json.loads(detail)
+    assert (label, source, actor) == (ex["true_label"], "review", "admin@example.com")
+    assert detail["annotation_id"] == ann and detail["lead_time"] == 4.5 and detail["task_id"] == tasks[ex["id"]]
+    assert in_force == (ex["true_label"], False, "review")
+    assert status == [("done", True)]
+
+
+def test_pulling_twice_changes_nothing(tmp_path):
+    home, frame, client, tasks = _pushed(tmp_path)
+    for ex in frame.head(5).itertuples():
+        client.create_annotation(tasks[ex.id], choice_result(ex.true_label))
+    with open_warehouse(home) as con:
+        first = pull_verdicts(con, client, home.config)
+        n1 = con.execute("SELECT count(*) FROM label_events").fetchall()[0][0]
+        second = pull_verdicts(con, client, home.config)
+        n2 = con.execute("SELECT count(*) FROM label_events").fetchall()[0][0]
+    assert first.events == 5 and second.events == 0 and n1 == n2
+
+
+def test_an_edited_annotation_supersedes_the_earlier_one(tmp_path):
+    home, frame, client, tasks = _pushed(tmp_path)
+    ex = frame.iloc[1]
+    wrong = "7" if ex["true_label"] != "7" else "1"
+    ann = client.create_annotation(tasks[ex["id"]], choice_result(wrong))
+    with open_warehouse(home) as con:
+        pull_verdicts(con, client, home.config)
+        assert _label_in_force(con, ex["id"])[0] == wrong
+        client.update_annotation(ann, choice_result(ex["true_label"]))
+        result = pull_verdicts(con, client, home.config)
+        assert result.annotations_edited == 1
+        assert _label_in_force(con, ex["id"])[0] == ex["true_label"]
+        verdict = con.execute("SELECT label FROM review_verdicts WHERE task_id = ?", [tasks[ex["id"]]]).fetchall()
+    assert verdict == [(ex["true_label"],)]
+
+
+def test_not_a_valid_example_discards_it(tmp_path):
+    home, frame, client, tasks = _pushed(tmp_path)
+    ex = frame.iloc[2]
+    client.create_annotation(tasks[ex["id"]], choice_result(DISCARD_CHOICE))
+    with open_warehouse(home) as con:
+        result = pull_verdicts(con, client, home.config)
+        assert _label_in_force(con, ex["id"]) == (None, True, "review")
+        outcome = con.execute("SELECT outcome, is_discard FROM review_verdicts").fetchall()
+    assert result.discards == 1 and outcome == [("confirmed", True)]
+
+
+def test_skipped_and_cancelled_annotations_change_nothing(tmp_path):
+    home, frame, client, tasks = _pushed(tmp_path)
+    ex = frame.iloc[3]
+    client.create_annotation(tasks[ex["id"]], [], was_cancelled=True)
+    with open_warehouse(home) as con:
+        before = _label_in_force(con, ex["id"])
+        result = pull_verdicts(con, client, home.config)
+        after = _label_in_force(con, ex["id"])
+        status = con.execute("SELECT status FROM review_tasks WHERE task_id = ?", [tasks[ex["id"]]]).fetchall()
+    assert result.events == 0 and before == after == (ex["given_label"], False, "ingest")
+    assert status == [("open",)]
+
+
+def test_verdicts_measure_the_miner_and_move_the_weights(tmp_path):
+    home, frame, client, tasks = _pushed(tmp_path, n=12)
+    # make_queue flags every 3rd example (the flipped ones) as "label", the rest as "uncertain".
+    for ex in frame.itertuples():
+        client.create_annotation(tasks[ex.id], choice_result(ex.true_label))
+    from data_engine.review import effective_weights, verdict_stats
+
+    with open_warehouse(home) as con:
+        pull_verdicts(con, client, home.config)
+        stats = {s["issue_type"]: s for s in verdict_stats(con)}
+        weights = effective_weights(con, home.config)
+    assert stats["label"]["confirmed"] == 4 and stats["label"]["rejected"] == 0
+    assert stats["uncertain"]["confirmed"] == 0 and stats["uncertain"]["rejected"] == 8
+    base = home.config.review.weights
+    assert weights["label"] > base["label"] and weights["uncertain"] < base["uncertain"]
+    assert weights["outlier"] == base["outlier"]  # no verdicts: unchanged
+
+
+def test_two_annotators_reach_consensus_and_ties_stay_pending(tmp_path):
+    home, frame, client, tasks = _pushed(tmp_path, annotators_per_task=2)
+    second = client.ensure_user("second@example.com")
+    agree, split = frame.iloc[0], frame.iloc[1]
+    other = "3" if split["true_label"] != "3" else "4"
+    client.create_annotation(tasks[agree["id"]], choice_result(agree["true_label"]))
+    client.create_annotation(tasks[split["id"]], choice_result(split["true_label"]))
+    with open_warehouse(home) as con:
+        partial = pull_verdicts(con, client, home.config)
+        assert partial.votes == 2 and partial.consensus == 0
+        # A vote alone is never in force.
+        assert _label_in_force(con, agree["id"])[2] == "ingest"
+        client.create_annotation(tasks[agree["id"]], choice_result(agree["true_label"]), completed_by=second)
+        client.create_annotation(tasks[split["id"]], choice_result(other), completed_by=second)
+        result = pull_verdicts(con, client, home.config)
+        assert result.consensus == 1 and result.ties == 1
+        assert _label_in_force(con, agree["id"]) == (agree["true_label"], False, "consensus")
+        assert _label_in_force(con, split["id"])[2] == "ingest"
+        states = dict(con.execute("SELECT task_id, status FROM review_tasks").fetchall())
+        quality = con.execute("SELECT annotator, n_votes, agreement FROM review_annotator_quality ORDER BY 1").fetchall()
+    assert states[tasks[agree["id"]]] == "done" and states[tasks[split["id"]]] == "tie"
+    assert [q[0] for q in quality] == ["admin@example.com", "second@example.com"]
+    assert all(q[2] == 1.0 for q in quality)
+
+
+def test_a_failing_server_loses_nothing_and_the_next_pull_resumes(tmp_path):
+    home, frame, client, tasks = _pushed(tmp_path)
+    for ex in frame.head(3).itertuples():
+        client.create_annotation(tasks[ex.id], choice_result(ex.true_label))
+    with open_warehouse(home) as con:
+        pull_verdicts(con, client, home.config)
+        for ex in frame.iloc[3:6].itertuples():
+            client.create_annotation(tasks[ex.id], choice_result(ex.true_label))
+        client.fail_with = ReviewServiceError("Label Studio at http://fake failed with HTTP 502 while reading")
+        with pytest.raises(ReviewServiceError, match="HTTP 502"):
+            pull_verdicts(con, client, home.config)
+        assert con.execute("SELECT count(*) FROM label_events WHERE source = 'review'").fetchall()[0][0] == 3
+        client.fail_with = None
+        resumed = pull_verdicts(con, client, home.config)
+        n = con.execute("SELECT count(*) FROM label_events WHERE source = 'review'").fetchall()[0][0]
+    assert resumed.review_events == 3 and n == 6
+
+
+def test_pull_before_any_push_does_nothing(tmp_path):
+    home, _ = digits_home(tmp_path / "home", n=5)
+    with open_warehouse(home) as con:
+        result = pull_verdicts(con, FakeReviewClient(), home.config)
+    assert result.project_id is None and result.events == 0
