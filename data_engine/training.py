@@ -1,9 +1,10 @@
 """Retraining: the training set from the labels in force, the configured model, a new candidate.
 
 The training set is every example with a label in force that is neither discarded nor gold
-(:func:`data_engine.dataset.load_examples` with ``subset="train"``). Optionally each example is
-weighted by how much its label is trusted (``[retrain] weight_by_label_quality``): reviewed labels
-count fully, ingested labels by the label-quality score of the latest mining run.
+(:func:`data_engine.dataset.load_examples` with ``subset="train"``). With
+``[retrain] weight_by_label_quality = true``, labels the latest mining run flagged as likely wrong
+get weight 0 until a reviewer confirms or corrects them (the seed's "curriculum": trust low-quality
+labels less until reviewed); ``data-engine bench weighting`` measures whether that helps.
 """
 
 from __future__ import annotations
@@ -21,9 +22,6 @@ from data_engine.errors import EngineError
 from data_engine.home import Home
 from data_engine.registry import ModelRecord, latest_model, register_model
 
-# A label the latest mining run scored as certainly wrong still counts this much: down-weighting
-# to zero would drop the example, and some of those "errors" are the model's, not the label's.
-MIN_LABEL_WEIGHT = 0.1
 # Sources whose labels a person gave or confirmed: always full weight.
 REVIEWED_SOURCES = frozenset({"review", "consensus"})
 
@@ -33,7 +31,7 @@ class TrainingSet:
     """What a candidate learns from.
 
     ``X``: DataFrame of shape (N, D), the dataset's input columns; ``y``: labels, shape (N,), str;
-    ``example_ids``, ``sources``: shape (N,); ``weights``: shape (N,) or None for uniform.
+    ``example_ids``, ``sources`` (each label's source in the ledger): shape (N,).
     """
 
     X: pd.DataFrame
@@ -43,7 +41,6 @@ class TrainingSet:
     classes: list[str]
     label_snapshot: int
     input_schema: dict[str, str]
-    weights: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +67,7 @@ class TrainResult:
     record: ModelRecord
     seconds: float
     weighted: bool
+    dropped: int = 0
     class_counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -117,29 +115,28 @@ def load_training_set(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> Trai
     )
 
 
-def label_quality_weights(sources: np.ndarray, quality: np.ndarray, *, floor: float = MIN_LABEL_WEIGHT) -> np.ndarray:
-    """Per-example weights, shape (N,): 1 for reviewed labels, else ``floor + (1 - floor) * quality``.
+def label_trust_mask(sources: np.ndarray, flagged: np.ndarray) -> np.ndarray:
+    """Which labels to train on, shape (N,) bool: reviewed labels always; others unless flagged.
 
-    ``sources``: shape (N,), the label's source; ``quality``: shape (N,), label-quality scores in
-    [0, 1] (NaN where unknown, which counts as fully trusted).
+    ``sources``: shape (N,), each label's source; ``flagged``: shape (N,) bool, the latest mining
+    run's ``label`` flags. Distrust is all or nothing (weight 0 or 1) because the default model is a
+    soft-voting ensemble of pipelines, which cannot route sample weights to its members.
     """
-    q = np.clip(np.nan_to_num(np.asarray(quality, dtype=float), nan=1.0), 0.0, 1.0)
-    w = floor + (1.0 - floor) * q
     reviewed = np.isin(np.asarray(sources, dtype=object), list(REVIEWED_SOURCES))
-    return np.where(reviewed, 1.0, w)
+    return reviewed | ~np.asarray(flagged, dtype=bool)
 
 
-def latest_label_quality(con: duckdb.DuckDBPyConnection, example_ids: np.ndarray) -> np.ndarray:
-    """Label-quality scores of the latest mining run for ``example_ids`` (shape (N,)); NaN if unknown."""
+def latest_label_flags(con: duckdb.DuckDBPyConnection, example_ids: np.ndarray) -> np.ndarray:
+    """The latest mining run's ``label`` flags for ``example_ids``, shape (N,) bool (False if unknown)."""
     tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     if not {"issues", "mining_runs"} <= tables:
-        return np.full(len(example_ids), np.nan)
+        return np.zeros(len(example_ids), dtype=bool)
     found = con.execute(
-        "SELECT example_id, score FROM issues WHERE issue_type = 'label' AND run_id = "
+        "SELECT example_id FROM issues WHERE issue_type = 'label' AND is_issue AND run_id = "
         "(SELECT run_id FROM mining_runs ORDER BY started_at DESC LIMIT 1)"
     ).fetchall()
-    score = dict(found)
-    return np.array([score.get(e, np.nan) for e in example_ids], dtype=float)
+    flagged = {r[0] for r in found}
+    return np.array([e in flagged for e in example_ids], dtype=bool)
 
 
 def build_estimator(cfg: EngineConfig, schema: dict[str, str]) -> tuple[Any, str]:
@@ -185,23 +182,12 @@ def _fallback_estimator(cfg: EngineConfig, schema: dict[str, str]) -> tuple[Any,
     return Pipeline([("features", features), ("clf", clf)]), "hist_gradient_boosting"
 
 
-def fit_estimator(estimator: Any, X: pd.DataFrame, y: np.ndarray, weights: np.ndarray | None = None) -> Any:
-    """Fit ``estimator`` on ``X`` (N, D) and ``y`` (N,), passing ``weights`` (N,) to the final step.
-
-    Raises :class:`EngineError` when weights are asked for but the final estimator cannot take them.
-    """
-    from sklearn.pipeline import Pipeline
-    from sklearn.utils.validation import has_fit_parameter
-
-    if weights is None:
+def fit_estimator(estimator: Any, X: pd.DataFrame, y: np.ndarray) -> Any:
+    """Fit ``estimator`` on ``X`` (N, D) and labels ``y`` (N,); wrap a fitting failure in EngineError."""
+    try:
         return estimator.fit(X, y)
-    final_name, final = (estimator.steps[-1] if isinstance(estimator, Pipeline) else (None, estimator))
-    if not has_fit_parameter(final, "sample_weight"):
-        raise EngineError(
-            f"retrain.weight_by_label_quality: the model {type(final).__name__} takes no sample weights; turn it off"
-        )
-    key = f"{final_name}__sample_weight" if final_name else "sample_weight"
-    return estimator.fit(X, y, **{key: weights})
+    except (ValueError, TypeError) as exc:
+        raise EngineError(f"training {type(estimator).__name__} failed: {exc}") from None
 
 
 def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfig | None = None) -> TrainResult:
@@ -209,25 +195,32 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
     cfg = cfg or home.config
     started = time.perf_counter()
     ts = load_training_set(con, cfg)
-    weights = None
+    X, y, dropped = ts.X, ts.y, 0
     if cfg.retrain.weight_by_label_quality:
-        weights = label_quality_weights(ts.sources, latest_label_quality(con, ts.example_ids))
+        keep = label_trust_mask(ts.sources, latest_label_flags(con, ts.example_ids))
+        dropped = int((~keep).sum())
+        X, y = ts.X[keep].reset_index(drop=True), ts.y[keep]
+        if len(set(y)) < 2:
+            raise EngineError("retrain.weight_by_label_quality: fewer than two classes left after dropping "
+                              "flagged labels; review them first or turn the option off")
     estimator, spec = build_estimator(cfg, ts.input_schema)
-    fitted = fit_estimator(estimator, ts.X, ts.y, weights)
+    fitted = fit_estimator(estimator, X, y)
     # The model's class order must be the dataset's, or probabilities would be mislabeled downstream.
     model_classes = [str(c) for c in fitted.classes_]
-    counts = pd.Series(ts.y).value_counts().to_dict()
+    counts = pd.Series(y).value_counts().to_dict()
     params = {
         "estimator": _short_repr(fitted),
         "weight_by_label_quality": bool(cfg.retrain.weight_by_label_quality),
+        "dropped_flagged_labels": dropped,
         "seed": cfg.mining.seed,
         "model_classes": model_classes,
     }
     record = register_model(
-        con, home, fitted, label_snapshot=ts.label_snapshot, train_size=len(ts.y), model_spec=spec,
+        con, home, fitted, label_snapshot=ts.label_snapshot, train_size=len(y), model_spec=spec,
         classes=model_classes, input_schema=ts.input_schema, params=params,
     )
-    return TrainResult(record=record, seconds=time.perf_counter() - started, weighted=weights is not None,
+    return TrainResult(record=record, seconds=time.perf_counter() - started,
+                       weighted=bool(cfg.retrain.weight_by_label_quality), dropped=dropped,
                        class_counts={str(k): int(v) for k, v in counts.items()})
 
 
@@ -273,10 +266,11 @@ def describe(result: TrainResult) -> str:
     """One line for the CLI."""
     r = result.record
     return (f"trained candidate v{r.version} ({r.model_spec}) on {r.train_size} labels "
-            f"(label snapshot {r.label_snapshot}{', weighted by label quality' if result.weighted else ''}) "
+            f"(label snapshot {r.label_snapshot}"
+            f"{f'; {result.dropped} flagged labels left out until reviewed' if result.weighted else ''}) "
             f"in {result.seconds:.1f} s")
 
 
-__all__ = ["TrainingSet", "RetrainDecision", "TrainResult", "load_training_set", "label_quality_weights",
-           "latest_label_quality", "build_estimator", "fit_estimator", "train_candidate", "retrain_decision",
+__all__ = ["TrainingSet", "RetrainDecision", "TrainResult", "load_training_set", "label_trust_mask",
+           "latest_label_flags", "build_estimator", "fit_estimator", "train_candidate", "retrain_decision",
            "input_schema", "describe"]

@@ -7,6 +7,7 @@ label_events), so the tests do not depend on the ingestion code.
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 
@@ -27,12 +28,33 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     return d.data.astype(float), d.target.astype(str)
 
 
-def make_home(tmp_path: Path, config_extra: str = "") -> Home:
-    """A home with the default digits config (plus ``config_extra`` TOML appended)."""
+def _toml_value(v: object) -> str:
+    return json.dumps(v)  # JSON scalars (str, int, float, bool) are valid TOML scalars
+
+
+def make_home(tmp_path: Path, sections: dict[str, dict[str, object]] | None = None,
+              slices: list[dict[str, object]] | None = None) -> Home:
+    """A home with the default digits [dataset]; ``sections`` override keys of the other sections.
+
+    The default is a fast linear model (the tests exercise the loop, not the model family).
+    """
+    import tomllib
+
     home = Home(tmp_path / "home")
     home.make_dirs()
-    text = resources.files("data_engine").joinpath("default_config.toml").read_text(encoding="utf-8")
-    home.config_path.write_text(text + "\n" + config_extra, encoding="utf-8")
+    raw = tomllib.loads(resources.files("data_engine").joinpath("default_config.toml").read_text(encoding="utf-8"))
+    merged: dict[str, dict[str, object]] = {k: dict(v) for k, v in raw.items()}
+    merged.setdefault("mining", {})["model"] = "linear"
+    for name, values in (sections or {}).items():
+        merged.setdefault(name, {}).update(values)
+    lines = []
+    for name, values in merged.items():
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+    for spec in slices or []:
+        lines.append("[[gate.slices]]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in spec.items()]
+    home.config_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return home
 
 
@@ -123,6 +145,3 @@ def ensure_predictions_table(home: Home) -> None:
     """Create ``predictions`` if no migration made it."""
     with open_warehouse(home) as con:
         con.execute(PREDICTIONS_DDL)
-
-
-FAST_MODEL = '\n[mining]\nmodel = "linear"\n'
