@@ -12,26 +12,32 @@ PY=${PYTHON:-python3}
 
 digest() { cat "$@" | sha256sum | cut -c1-16; }
 
-build_venv() {  # dir, then the files whose content decides the venv
-  local dir=$1; shift
-  local want; want=$(digest "$@")
+build_venv() {  # dir, lock: rebuilt only when the lock changed
+  local dir=$1 lock=$2
+  local want; want=$(digest "$lock")
   if [ -f "$dir/.stamp" ] && [ "$(cat "$dir/.stamp")" = "$want" ] && [ -x "$dir/bin/python" ]; then
     return 0
   fi
-  echo "setup: building $dir (pinned, a few minutes the first time)"
+  echo "setup: building $dir from $lock (a few minutes the first time)"
   rm -rf "$dir"
   "$PY" -m venv "$dir"
-  "$dir/bin/pip" install -q --disable-pip-version-check -r "$1" >"$dir.log" 2>&1 \
+  "$dir/bin/pip" install -q --disable-pip-version-check -r "$lock" >"$dir.log" 2>&1 \
     || { echo "setup: pip install into $dir failed; see $dir.log" >&2; tail -20 "$dir.log" >&2; return 1; }
-  if [ "$dir" = ".venv" ]; then
-    "$dir/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e . >>"$dir.log" 2>&1 \
-      || { echo "setup: installing the engine failed; see $dir.log" >&2; tail -20 "$dir.log" >&2; return 1; }
-  fi
   echo "$want" > "$dir/.stamp"
 }
 
+install_engine() {  # the engine itself, editable; re-done (seconds) when pyproject.toml changed
+  local want; want=$(digest pyproject.toml)
+  if [ -f .venv/.stamp-engine ] && [ "$(cat .venv/.stamp-engine)" = "$want" ] && [ -x .venv/bin/data-engine ]; then
+    return 0
+  fi
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps -e . >>.venv.log 2>&1 \
+    || { echo "setup: installing the engine failed; see .venv.log" >&2; tail -20 .venv.log >&2; return 1; }
+  echo "$want" > .venv/.stamp-engine
+}
+
 # The two venvs are independent: build them side by side.
-build_venv .venv requirements.lock pyproject.toml & app=$!
+(build_venv .venv requirements.lock && install_engine) & app=$!
 build_venv .venv-ls requirements-labelstudio.lock & ls=$!
 status=0
 wait $app || status=1
