@@ -17,8 +17,9 @@ from typing import Any
 import duckdb
 
 from data_engine.config import DatasetConfig
+from data_engine.errors import EngineError
 from data_engine.home import Home
-from data_engine.readers import UnreadableFile, file_format, read_raw
+from data_engine.readers import RawTable, UnreadableFile, drop_scratch, file_format, read_raw
 from data_engine.schema import fix_classes, fix_columns
 from data_engine.warehouse import open_warehouse, quote_ident
 
@@ -85,15 +86,13 @@ def ingest_path(home: Home, path: Path, *, gold: bool | None = None) -> IngestRe
 
 
 def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *, gold: bool = False) -> IngestResult:
-    """Ingest ``path`` as one batch through an open warehouse connection.
+    """Ingest ``path`` as one batch through an open warehouse connection (not inside a transaction).
 
     The same bytes are never ingested twice: a file whose batch is already recorded is a no-op,
     and the same bytes under another name are recorded as a ``duplicate`` batch.
     """
     path = Path(path)
     if not path.is_file():
-        from data_engine.errors import EngineError
-
         raise EngineError(f"{path}: no such file")
     sha = sha256_file(path)
     batch_id = batch_id_for(path, sha)
@@ -101,32 +100,48 @@ def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *
     if len(known):
         return _result_from_row(known.iloc[0].to_dict(), already_known=True)
     result = IngestResult(batch_id=batch_id, path=str(path), sha256=sha, status="ingested", is_gold=gold)
-    con.execute("BEGIN TRANSACTION")
     try:
         same = con.execute(
             "SELECT batch_id, path FROM batches WHERE sha256 = ? ORDER BY received_at LIMIT 1", [sha]
         ).fetchone()
+        raw = None
         if same:
             result.status, result.reason = "duplicate", f"same bytes as batch {same[0]} ({same[1]})"
         else:
+            # Read before the transaction: a reader error must not abort it (see read_raw).
             try:
-                _load(con, ds, path, result)
+                raw = read_raw(con, path, file_format(path))
             except UnreadableFile as exc:
-                result.status, result.reason = "rejected", str(exc)
-                result.rows_in = result.rows_ok = result.rows_quarantined = 0
-                result.quarantine_preview = []
-        _record_batch(con, result, file_format_or_none(path))
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+                _reject(result, exc)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if raw is not None:
+                try:
+                    _load(con, ds, result, raw)
+                except UnreadableFile as exc:
+                    # Nothing of a rejected file may stay (e.g. column types fixed from it).
+                    con.execute("ROLLBACK")
+                    con.execute("BEGIN TRANSACTION")
+                    _reject(result, exc)
+            _record_batch(con, result, file_format_or_none(path))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
     finally:
-        for table in ("raw_rows", "raw_rejects", "checked", "reject_errors", "reject_scans"):
-            try:
-                con.execute(f"DROP TABLE IF EXISTS {table}")
-            except duckdb.Error:
-                pass
+        try:
+            drop_scratch(con)
+        except duckdb.Error:
+            pass
     return result
+
+
+def _reject(result: IngestResult, exc: UnreadableFile) -> None:
+    """Mark the whole file rejected with ``exc`` as the reason; no rows are counted."""
+    result.status, result.reason = "rejected", str(exc)
+    result.rows_in = result.rows_ok = result.rows_quarantined = 0
+    result.rows_new = result.rows_changed = result.rows_unchanged = result.rows_labeled = 0
+    result.quarantine_preview = []
 
 
 def file_format_or_none(path: Path) -> str | None:
@@ -137,16 +152,17 @@ def file_format_or_none(path: Path) -> str | None:
         return None
 
 
-def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, result: IngestResult) -> None:
-    """Read, validate and store the rows of one file; fill ``result``'s counts."""
-    raw = read_raw(con, path, file_format(path))
+def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResult, raw: RawTable) -> None:
+    """Validate and store the rows read into ``raw_rows``; fill ``result``'s counts."""
     present = set(raw.columns)
     required = [ds.id_column, *ds.input_columns]
     missing = [c for c in required if c not in present]
     if missing:
         shown = ", ".join(repr(c) for c in raw.columns[:20]) or "none"
+        # None of them at all usually means no header row or another delimiter: say so.
+        hint = "; is the header row missing, or the delimiter not a comma?" if len(missing) == len(required) else ""
         raise UnreadableFile(
-            f"missing required column(s) {', '.join(repr(c) for c in missing)} (the file has: {shown})"
+            f"missing required column(s) {', '.join(repr(c) for c in missing)} (the file has: {shown}){hint}"
         )
     label_present = ds.label_column in present
     if result.is_gold and not label_present:
@@ -157,15 +173,10 @@ def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, result:
     types = fix_columns(con, ds, present)
     classes = fix_classes(con, ds, result.batch_id, label_present)
     _validate(con, ds, types, label_present, bool(classes), result.is_gold)
-    _quarantine(con, result.batch_id)
+    result.rows_quarantined = _quarantine(con, ds, result.batch_id, raw.columns)
+    result.rows_in = raw.rows + raw.rejects
+    result.rows_ok = raw.rows - con.execute("SELECT count(*) FROM checked WHERE reason IS NOT NULL").fetchone()[0]
     _store(con, ds, types, result)
-    counts = con.execute(
-        "SELECT (SELECT count(*) FROM raw_rows) + (SELECT count(*) FROM raw_rejects), "
-        "(SELECT count(*) FROM checked WHERE reason IS NULL), "
-        "(SELECT count(*) FROM quarantine WHERE batch_id = ?)",
-        [result.batch_id],
-    ).fetchone()
-    result.rows_in, result.rows_ok, result.rows_quarantined = counts
     result.quarantine_preview = [
         {"row_number": r[0], "reason": r[1], "raw": r[2][:200] if r[2] else r[2]}
         for r in con.execute(
@@ -181,100 +192,131 @@ def _validate(
     con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dict[str, str], label_present: bool,
     classes_known: bool, gold: bool,
 ) -> None:
-    """Build the temp table ``checked``: typed values and a reason (NULL when the row is fine)."""
+    """Build the temp table ``checked``: typed values, a reason (NULL when the row is fine) and,
+    for good rows, the feature and content hashes."""
     idq = quote_ident(ds.id_column)
     id_expr = f"trim({idq})"
+    # Repeated ids by a hash aggregate (far cheaper than a window over every row); the rows of
+    # each repeated id are named in the reason so a person can find them.
+    con.execute(
+        f"CREATE TEMP TABLE dup_ids AS SELECT {id_expr} AS example_id FROM raw_rows "
+        f"WHERE nullif({id_expr}, '') IS NOT NULL GROUP BY ALL HAVING count(*) > 1"
+    )
+    has_dups = con.execute("SELECT count(*) FROM dup_ids").fetchone()[0] > 0
+    if has_dups:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE dup_ids AS SELECT example_id, count(*) AS n, "
+            "string_agg(__row::VARCHAR, ', ' ORDER BY __row) FILTER (rn <= 5) AS rows_shown FROM ("
+            f"  SELECT {id_expr} AS example_id, __row, row_number() OVER (PARTITION BY {id_expr} ORDER BY __row) AS rn"
+            f"  FROM raw_rows SEMI JOIN dup_ids ON {id_expr} = dup_ids.example_id"
+            ") GROUP BY example_id"
+        )
+    # Three levels, so every cell is trimmed and cast once: (v) the cleaned and typed values,
+    # (w) the reason from them, (outer) the hash of good rows.
+    values = [f"{id_expr} AS example_id", "r.__row AS __row"]
     reasons = [
-        f"CASE WHEN nullif({id_expr}, '') IS NULL THEN 'missing id (column {_lit(ds.id_column)[1:-1]})' END",
-        f"CASE WHEN length({id_expr}) > {MAX_ID_LENGTH} THEN 'id longer than {MAX_ID_LENGTH} characters' END",
-        f"CASE WHEN nullif({id_expr}, '') IS NOT NULL AND count(*) OVER (PARTITION BY {id_expr}) > 1 "
-        f"THEN 'id ' || {id_expr} || ' repeated within the batch' END",
+        f"CASE WHEN nullif(example_id, '') IS NULL THEN 'missing id (column {_lit(ds.id_column)[1:-1]})' END",
+        f"CASE WHEN length(example_id) > {MAX_ID_LENGTH} THEN 'id longer than {MAX_ID_LENGTH} characters' END",
     ]
-    selects = [f"{id_expr} AS example_id", "__row"]
-    for col, kind in types.items():
+    if has_dups:
+        values += ["d.n AS __dup_n", "d.rows_shown AS __dup_rows"]
+        reasons.append(
+            "CASE WHEN __dup_n IS NOT NULL THEN 'id ' || left(example_id, 60) || ' appears ' || __dup_n || "
+            "' times in this file (rows ' || __dup_rows || CASE WHEN __dup_n > 5 THEN ', ...' ELSE '' END || ')' END"
+        )
+    kept = ["example_id", "__row"]
+    hashed = []
+    for i, (col, kind) in enumerate(types.items()):
         q = quote_ident(col)
-        if kind == "label":
+        if kind == "label" or col not in ds.input_columns:
             continue
-        if col not in {*ds.input_columns}:
-            continue
-        value = f"nullif(trim({q}), '')"
+        hashed.append(col)
+        kept.append(q)
+        cell = f"nullif(trim(r.{q}), '')"
         if kind == "numeric":
-            num = f"TRY_CAST({value} AS DOUBLE)"
+            text = f"__s{i}"
+            values += [f"{cell} AS {text}", f"TRY_CAST({text} AS DOUBLE) AS {q}"]
             reasons.append(
-                f"CASE WHEN {value} IS NOT NULL AND ({num} IS NULL OR NOT isfinite({num})) "
-                f"THEN 'column {_lit(col)[1:-1]}: ' || left({value}, 40) || ' is not a finite number' END"
+                f"CASE WHEN {text} IS NOT NULL AND ({q} IS NULL OR NOT isfinite({q})) "
+                f"THEN 'column {_lit(col)[1:-1]}: ' || left({text}, 40) || ' is not a finite number' END"
             )
-            selects.append(f"{num} AS {q}")
         elif kind == "text":
-            reasons.append(f"CASE WHEN {value} IS NULL THEN 'empty text (column {_lit(col)[1:-1]})' END")
-            selects.append(f"{q} AS {q}")
+            values.append(f"r.{q} AS {q}")
+            reasons.append(f"CASE WHEN nullif(trim({q}), '') IS NULL THEN 'empty text (column {_lit(col)[1:-1]})' END")
         else:
-            selects.append(f"{value} AS {q}")
+            values.append(f"{cell} AS {q}")
     lq = quote_ident(ds.label_column)
+    kept.append(lq)
     if label_present:
-        label = f"nullif(trim({lq}), '')"
-        selects.append(f"{label} AS {lq}")
+        values.append(f"nullif(trim(r.{lq}), '') AS {lq}")
         if classes_known:
             reasons.append(
-                f"CASE WHEN {label} IS NOT NULL AND {label} NOT IN (SELECT class_label FROM dataset_classes) "
-                f"THEN 'label ' || left({label}, 40) || ' is not one of the classes' END"
+                f"CASE WHEN {lq} IS NOT NULL AND {lq} NOT IN (SELECT class_label FROM dataset_classes) "
+                f"THEN 'label ' || left({lq}, 40) || ' is not one of the classes' END"
             )
         if gold:
-            reasons.append(f"CASE WHEN {label} IS NULL THEN 'gold row without a label' END")
+            reasons.append(f"CASE WHEN {lq} IS NULL THEN 'gold row without a label' END")
     else:
-        selects.append(f"NULL::VARCHAR AS {lq}")
-    raw_cols = ", ".join(f"{_lit(c)}: {quote_ident(c)}" for c in _raw_columns(con))
-    selects.append(f"to_json({{{raw_cols}}})::VARCHAR AS raw")
+        values.append(f"NULL::VARCHAR AS {lq}")
+    join = f"LEFT JOIN dup_ids d ON d.example_id = {id_expr}" if has_dups else ""
+    # The feature hash of good rows, from the typed values (so "1" and "1.0" are the same
+    # content): DuckDB's 64-bit hash() of the column values, several times cheaper than md5 of a
+    # text form. It is for equality between examples; versions are decided on the values themselves.
+    feat = ", ".join(quote_ident(c) for c in hashed)
     con.execute(
-        f"CREATE TEMP TABLE checked AS SELECT {', '.join(selects)}, "
-        f"nullif(concat_ws('; ', {', '.join(reasons)}), '') AS reason FROM raw_rows"
+        f"CREATE TEMP TABLE checked AS SELECT {', '.join(kept)}, reason, "
+        f"CASE WHEN reason IS NULL THEN hash({feat}) END AS __fh "
+        f"FROM (SELECT *, nullif(concat_ws('; ', {', '.join(reasons)}), '') AS reason "
+        f"      FROM (SELECT {', '.join(values)} FROM raw_rows r {join}))"
     )
 
 
-def _quarantine(con: duckdb.DuckDBPyConnection, batch_id: str) -> None:
-    con.execute(
+def _quarantine(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, batch_id: str, columns: tuple[str, ...]) -> int:
+    """Copy every rejected row (validation failures and unreadable rows) to ``quarantine``; return the count."""
+    # The raw row as read, as JSON, built only for the (few) rows that failed.
+    raw_cols = ", ".join(f"{_lit(c)}: r.{quote_ident(c)}" for c in columns)
+    return con.execute(
         "INSERT INTO quarantine (batch_id, row_number, raw, reason) "
-        "SELECT ?, __row, raw, reason FROM checked WHERE reason IS NOT NULL "
+        f"SELECT ?, c.__row, to_json({{{raw_cols}}})::VARCHAR, c.reason "
+        "FROM checked c JOIN raw_rows r ON r.__row = c.__row WHERE c.reason IS NOT NULL "
         "UNION ALL SELECT ?, __row, raw, 'unreadable row: ' || reason FROM raw_rejects",
         [batch_id, batch_id],
-    )
+    ).fetchone()[0]
 
 
 def _store(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dict[str, str], result: IngestResult) -> None:
     """Store new and changed examples (a new version each) and ledger their labels."""
-    inputs = [c for c in types if c != ds.label_column]
     lq = quote_ident(ds.label_column)
-    feat = ", ".join(f"{_lit(c)}: {quote_ident(c)}" for c in inputs)
-    con.execute(
-        f"CREATE TEMP TABLE staged AS SELECT c.*, md5(to_json({{{feat}}})::VARCHAR) AS feature_hash "
-        "FROM checked c WHERE c.reason IS NULL"
-    )
-    con.execute(
-        f"CREATE TEMP TABLE staged_v AS SELECT s.*, md5(s.feature_hash || coalesce(s.{lq}, chr(0))) AS content_hash, "
-        "ce.version AS prev_version, ce.content_hash AS prev_hash "
-        "FROM staged s LEFT JOIN current_examples ce USING (example_id)"
-    )
-    con.execute("DROP TABLE staged")
-    new, changed, unchanged = con.execute(
-        "SELECT count(*) FILTER (prev_version IS NULL), count(*) FILTER (prev_version IS NOT NULL AND prev_hash <> content_hash), "
-        "count(*) FILTER (prev_hash = content_hash) FROM staged_v"
-    ).fetchone()
     cols = ", ".join(quote_ident(c) for c in types)
-    con.execute(
+    fresh = con.execute("SELECT count(*) FROM examples").fetchone()[0] == 0
+    # New content = any stored value differs from the current version (compared as values, so the
+    # decision never depends on a hash function); the first batch has nothing to compare with.
+    same = " AND ".join(f"ce.{quote_ident(c)} IS NOT DISTINCT FROM c.{quote_ident(c)}" for c in types)
+    prev = ("NULL::INTEGER AS prev_version, false AS same FROM checked c" if fresh else
+            f"ce.version AS prev_version, ({same}) AS same "
+            "FROM checked c LEFT JOIN current_examples ce USING (example_id)")
+    inserted = con.execute(
         f"INSERT INTO examples (example_id, version, batch_id, row_number, content_hash, feature_hash, is_gold, {cols}) "
-        f"SELECT example_id, coalesce(prev_version, 0) + 1, ?, __row, content_hash, feature_hash, ?, {cols} "
-        "FROM staged_v WHERE prev_hash IS DISTINCT FROM content_hash ORDER BY __row",
+        f"SELECT example_id, coalesce(prev_version, 0) + 1, ?, __row, {_hex('hash(__fh, ' + lq + ')')}, "
+        f"{_hex('__fh')}, ?, {cols} "
+        f"FROM (SELECT c.*, {prev} WHERE c.reason IS NULL) "
+        "WHERE prev_version IS NULL OR NOT same",
         [result.batch_id, result.is_gold],
-    )
-    labeled = con.execute(
-        f"INSERT INTO label_events (example_id, example_version, label, source, actor, detail) "
-        f"SELECT example_id, coalesce(prev_version, 0) + 1, {lq}, 'ingest', ?, "
-        "json_object('batch_id', ?, 'row_number', __row, 'gold', ?) "
-        f"FROM staged_v WHERE prev_hash IS DISTINCT FROM content_hash AND {lq} IS NOT NULL ORDER BY __row",
-        [f"batch:{result.batch_id}", result.batch_id, result.is_gold],
     ).fetchone()[0]
-    con.execute("DROP TABLE staged_v")
-    result.rows_new, result.rows_changed, result.rows_unchanged, result.rows_labeled = new, changed, unchanged, labeled
+    changed = con.execute(
+        "SELECT count(*) FROM examples WHERE batch_id = ? AND version > 1", [result.batch_id]
+    ).fetchone()[0] if not fresh else 0
+    # The ledger event carries the batch; the row number is in examples.row_number. One constant
+    # detail per batch compresses to nothing, where a per-row JSON would not.
+    detail = json.dumps({"batch_id": result.batch_id, "gold": result.is_gold})
+    labeled = con.execute(
+        "INSERT INTO label_events (example_id, example_version, label, source, actor, detail) "
+        f"SELECT example_id, version, {lq}, 'ingest', ?, ?::JSON "
+        f"FROM examples WHERE batch_id = ? AND {lq} IS NOT NULL",
+        [f"batch:{result.batch_id}", detail, result.batch_id],
+    ).fetchone()[0]
+    result.rows_new, result.rows_changed = inserted - changed, changed
+    result.rows_unchanged, result.rows_labeled = result.rows_ok - inserted, labeled
 
 
 def _record_batch(con: duckdb.DuckDBPyConnection, r: IngestResult, fmt: str | None) -> None:
@@ -294,6 +336,11 @@ def _raw_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
             "AND column_name <> '__row' ORDER BY ordinal_position"
         ).fetchall()
     ]
+
+
+def _hex(expr: str) -> str:
+    """SQL for a UBIGINT hash as 16 hex digits."""
+    return f"lpad(to_hex({expr}), 16, '0')"
 
 
 def _lit(text: str) -> str:

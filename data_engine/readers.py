@@ -45,11 +45,16 @@ def file_format(path: Path) -> str:
 
 
 def read_raw(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> RawTable:
-    """Load ``path`` into the temp tables ``raw_rows`` and ``raw_rejects``."""
-    for table in ("raw_rows", "raw_rejects", "reject_errors", "reject_scans"):
-        con.execute(f"DROP TABLE IF EXISTS {table}")
+    """Load ``path`` into the temp relations ``raw_rows`` and ``raw_rejects``.
+
+    Call this outside an open transaction: a DuckDB error while reading aborts a transaction, and
+    rows read inside one get transaction-local row ids (so ``__row`` would be wrong).
+    """
+    drop_scratch(con)
     if path.stat().st_size == 0:
         raise UnreadableFile("the file is empty")
+    if fmt in ("csv", "jsonl"):
+        _check_text(path)
     try:
         if fmt == "csv":
             _read_csv(con, path)
@@ -70,6 +75,36 @@ def read_raw(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> RawTable:
     return RawTable(columns, rows, rejects)
 
 
+# Scratch relations of one read/validate cycle (temp tables or views), dropped before and after.
+SCRATCH = ("raw_rows", "raw_read", "raw_rejects", "rej_adj", "raw_lines", "reject_errors", "reject_scans",
+           "dup_ids", "checked")
+
+
+def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the temp relations of a previous read (views before the tables they read)."""
+    kinds = dict(con.execute(
+        "SELECT view_name, 'VIEW' FROM duckdb_views() WHERE temporary UNION ALL "
+        "SELECT table_name, 'TABLE' FROM duckdb_tables() WHERE temporary"
+    ).fetchall())
+    for name in sorted(SCRATCH, key=lambda n: kinds.get(n) != "VIEW"):
+        if name in kinds:
+            con.execute(f"DROP {kinds[name]} IF EXISTS {quote_ident(name)}")
+
+
+def _check_text(path: Path) -> None:
+    """Reject UTF-16/32 and binary files up front with a reason a person understands.
+
+    DuckDB would read them as garbage columns ("missing required column '\\x00i\\x00d'").
+    """
+    with path.open("rb") as fh:
+        head = fh.read(1 << 16)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UnreadableFile("the file is UTF-16 (or UTF-32) encoded; save it as UTF-8")
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        raise UnreadableFile(f"binary data, not text: a NUL byte at offset {nul} (expected UTF-8 text)")
+
+
 def _read_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     # header=true always: a file without a header then shows up as "missing required columns"
     # instead of silently becoming column0, column1, ...
@@ -78,25 +113,40 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         "store_rejects = true, auto_detect = true)",
         [str(path)],
     )
+    bad_encoding = con.execute(
+        "SELECT line - 1, column_name FROM reject_errors WHERE error_type = 'INVALID ENCODING' ORDER BY line LIMIT 1"
+    ).fetchone()
+    if bad_encoding:
+        # One row in another encoding means the whole file is (Latin-1, Windows-1252, ...): storing
+        # the other rows would split one file into an ingested part and a part to re-send.
+        where = f" (first on data row {bad_encoding[0]}" + (f", column {bad_encoding[1]!r})" if bad_encoding[1] else ")")
+        raise UnreadableFile(f"the file is not UTF-8 encoded{where}; save it as UTF-8")
     # DuckDB counts records in `line` with the header as 1: data row = line - 1.
     con.execute(
         "CREATE TEMP TABLE raw_rejects AS SELECT line - 1 AS __row, first(csv_line) AS raw, "
         "string_agg(DISTINCT error_type || coalesce(' (' || column_name || ')', '') || ': ' || error_message, '; ') AS reason "
         "FROM reject_errors GROUP BY line"
     )
-    # The parsed rows keep file order (insertion order is preserved); their data row numbers skip
-    # the rejected records: the k-th parsed row is row k + (number of rejects before it).
+    # raw_read keeps file order (insertion order is preserved) and, read outside a transaction,
+    # row ids 0..n-1; the base is subtracted anyway so the numbering never depends on that.
+    base = con.execute("SELECT coalesce(min(rowid), 0) FROM raw_read").fetchone()[0]
+    if con.execute("SELECT count(*) FROM raw_rejects").fetchone()[0] == 0:
+        # A view, not a copy: the common case pays nothing for the row numbers.
+        con.execute(f"CREATE TEMP VIEW raw_rows AS SELECT *, rowid - {int(base)} + 1 AS __row FROM raw_read")
+        return
+    # The k-th parsed row is data row k + (number of rejected records before it). With the rejects
+    # at rows R_1 < R_2 < ..., reject j lies before parsed row k exactly when R_j - (j - 1) <= k:
+    # an ASOF join on that non-decreasing key finds the count (the largest j) for every row at once.
     con.execute(
-        "CREATE TEMP TABLE rej_adj AS SELECT __row - (row_number() OVER (ORDER BY __row) - 1) AS adj "
-        "FROM raw_rejects"
+        "CREATE TEMP TABLE rej_adj AS SELECT adj, max(j) AS j FROM ("
+        "  SELECT __row - (row_number() OVER (ORDER BY __row) - 1) AS adj, row_number() OVER (ORDER BY __row) AS j"
+        "  FROM raw_rejects) GROUP BY adj"
     )
-    if con.execute("SELECT count(*) FROM rej_adj").fetchone()[0] == 0:
-        con.execute("CREATE TEMP TABLE raw_rows AS SELECT *, rowid + 1 AS __row FROM raw_read")
-    else:
-        con.execute(
-            "CREATE TEMP TABLE raw_rows AS SELECT r.*, r.rowid + 1 + "
-            "(SELECT count(*) FROM rej_adj WHERE adj <= r.rowid + 1) AS __row FROM raw_read r"
-        )
+    con.execute(
+        "CREATE TEMP TABLE raw_rows AS SELECT r.* EXCLUDE (__k), r.__k + coalesce(a.j, 0) AS __row "
+        f"FROM (SELECT *, rowid - {int(base)} + 1 AS __k FROM raw_read) r "
+        "ASOF LEFT JOIN rej_adj a ON r.__k >= a.adj ORDER BY __row"
+    )
     con.execute("DROP TABLE raw_read")
     con.execute("DROP TABLE rej_adj")
 
@@ -104,8 +154,8 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     # Nested parquet values become their text form, so the validator can show and name them.
     con.execute(
-        "CREATE TEMP TABLE raw_rows AS SELECT COLUMNS(*)::VARCHAR, file_row_number + 1 AS __row "
-        "FROM (SELECT * EXCLUDE (file_row_number), file_row_number FROM read_parquet(?, file_row_number = true))",
+        "CREATE TEMP TABLE raw_rows AS SELECT COLUMNS(lambda c: c <> 'file_row_number')::VARCHAR, "
+        "file_row_number + 1 AS __row FROM read_parquet(?, file_row_number = true)",
         [str(path)],
     )
     con.execute("CREATE TEMP TABLE raw_rejects (__row BIGINT, raw VARCHAR, reason VARCHAR)")

@@ -15,6 +15,9 @@ from data_engine.warehouse import quote_ident
 # A column is numeric when at least this share of its non-empty values in the first batch parse as
 # numbers: a few typos must not turn a numeric column into a categorical one (they get quarantined).
 NUMERIC_SHARE = 0.95
+# Types are inferred from the first rows of the first batch: enough to see the column's nature,
+# and a large first file does not pay a full extra scan (later rows that do not fit are quarantined).
+INFER_ROWS = 100_000
 
 
 def stored_columns(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -45,15 +48,15 @@ def fix_columns(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, present: set[
     if existing:
         return existing
     types: dict[str, str] = {}
+    to_infer = [c for c in ds.feature_columns if ds.modality != "image" and c not in ds.column_types and c in present]
+    inferred = _infer(con, to_infer)
     for col in ds.feature_columns:
         if ds.modality == "image":
             types[col] = "numeric"
         elif col in ds.column_types:
             types[col] = ds.column_types[col]
-        elif col in present:
-            types[col] = _infer(con, col)
         else:
-            types[col] = "categorical"
+            types[col] = inferred.get(col, "categorical")
     if ds.text_column:
         types[ds.text_column] = "text"
     types[ds.label_column] = "label"
@@ -65,12 +68,20 @@ def fix_columns(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, present: set[
     return types
 
 
-def _infer(con: duckdb.DuckDBPyConnection, col: str) -> str:
-    q = quote_ident(col)
-    filled, numeric = con.execute(
-        f"SELECT count(*), count(TRY_CAST(trim({q}) AS DOUBLE)) FROM raw_rows WHERE nullif(trim({q}), '') IS NOT NULL"
-    ).fetchone()
-    return "numeric" if filled and numeric >= NUMERIC_SHARE * filled else "categorical"
+def _infer(con: duckdb.DuckDBPyConnection, cols: list[str]) -> dict[str, str]:
+    """``{column: 'numeric' | 'categorical'}`` for ``cols`` of ``raw_rows``, in one scan."""
+    if not cols:
+        return {}
+    parts = []
+    for col in cols:
+        value = f"nullif(trim({quote_ident(col)}), '')"
+        parts.append(f"count({value}), count(TRY_CAST({value} AS DOUBLE))")
+    counts = con.execute(f"SELECT {', '.join(parts)} FROM (FROM raw_rows LIMIT {INFER_ROWS})").fetchone()
+    result = {}
+    for i, col in enumerate(cols):
+        filled, numeric = counts[2 * i], counts[2 * i + 1]
+        result[col] = "numeric" if filled and numeric >= NUMERIC_SHARE * filled else "categorical"
+    return result
 
 
 def fix_classes(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, batch_id: str, label_present: bool) -> list[str]:

@@ -1,0 +1,84 @@
+"""Shared fixtures: a fresh engine home with a small tabular config, and a way to ingest into it.
+
+Kept small on purpose; subsystems add their own ``conftest.py`` in their folders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from data_engine.commands.core import init_home
+from data_engine.home import Home
+from data_engine.ingest import IngestResult, ingest_file, is_gold_path
+from data_engine.warehouse import open_warehouse
+
+# A tabular dataset small enough to write by hand: one numeric and one categorical feature.
+TOY_CONFIG = """\
+[dataset]
+name = "toy"
+modality = "tabular"
+id_column = "id"
+label_column = "label"
+feature_columns = ["x", "color"]
+classes = ["a", "b"]
+column_types = { x = "numeric", color = "categorical" }
+"""
+
+TEXT_CONFIG = """\
+[dataset]
+name = "notes"
+modality = "text"
+id_column = "id"
+label_column = "label"
+text_column = "note"
+classes = ["pos", "neg"]
+"""
+
+
+@pytest.fixture()
+def make_home(tmp_path: Path) -> Callable[..., Home]:
+    """A factory: ``make_home(config_text=TOY_CONFIG, name="home")`` creates a fresh engine home."""
+
+    def make(config_text: str = TOY_CONFIG, name: str = "home") -> Home:
+        cfg = tmp_path / f"{name}.toml"
+        cfg.write_text(config_text, encoding="utf-8")
+        home = Home(tmp_path / name)
+        init_home(home, cfg)
+        return home
+
+    return make
+
+
+@pytest.fixture()
+def toy_home(make_home: Callable[..., Home]) -> Home:
+    """A fresh home for the toy dataset (no warehouse yet)."""
+    return make_home()
+
+
+@pytest.fixture()
+def toy_con(toy_home: Home) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An open, migrated warehouse connection of ``toy_home``."""
+    with open_warehouse(toy_home) as con:
+        yield con
+
+
+@pytest.fixture()
+def ingest_toy(toy_home: Home, toy_con: duckdb.DuckDBPyConnection) -> Callable[..., IngestResult]:
+    """``ingest_toy(name, content)`` writes ``content`` (str or bytes) to landing/``name`` and ingests it."""
+
+    def ingest(name: str, content: str | bytes | None = None, **kwargs: bool) -> IngestResult:
+        path = toy_home.landing / name
+        if content is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, str):
+                path.write_text(content, encoding="utf-8")
+            else:
+                path.write_bytes(content)
+        gold = kwargs.get("gold", is_gold_path(toy_home, path))
+        return ingest_file(toy_con, toy_home.config.dataset, path, gold=gold)
+
+    return ingest
