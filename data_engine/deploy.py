@@ -145,6 +145,27 @@ def promote(con: duckdb.DuckDBPyConnection, home: Home, version: int, *, reason:
     return _switch(con, home, target, "promote", reason, actor, "replaced by v{new}")
 
 
+def promote_gated(con: duckdb.DuckDBPyConnection, home: Home, version: int, *,
+                  actor: str = "engine") -> Deployment:
+    """Promote ``version`` only if the gate passed it against the current champion.
+
+    For a deploy step that runs after a separate gate step (a blocking Dagster asset check): the
+    gate's verdict is read from the ``models`` table instead of being computed again.
+    """
+    from data_engine.gate import PASSED_PREFIX
+
+    record = get_model(con, version)
+    if record.status != "candidate" or not (record.reason or "").startswith(PASSED_PREFIX):
+        why = record.reason or "not evaluated yet"
+        raise EngineError(f"model v{version} has not passed the gate (status {record.status}: {why})")
+    champion = current_champion(con)
+    compared = ((record.metrics or {}).get("gate") or {}).get("champion_version")
+    if compared != (champion.version if champion else None):
+        raise EngineError(f"model v{version} was not compared with the current champion v{champion.version}; "
+                          "run the gate again")
+    return promote(con, home, version, reason=record.reason[len(PASSED_PREFIX):], actor=actor)
+
+
 def champion_stack(history: list[tuple[str, int]]) -> list[int]:
     """Replay ``[(action, model_version), ...]`` (oldest first) into the stack of champions. Pure.
 

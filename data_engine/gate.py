@@ -28,6 +28,8 @@ from data_engine.registry import record_metrics, set_status
 
 # Float noise must not make an equal model "worse".
 _EPS = 1e-9
+# How `models.reason` starts for a candidate the gate let through (read by deploy.promote_gated).
+PASSED_PREFIX = "gate passed: "
 
 
 @dataclass(frozen=True)
@@ -270,12 +272,15 @@ def run_gate(
     cand_eval = evaluate_model(home, record, gold, cfg)
     champ_eval = evaluate_model(home, champion, gold, cfg) if champion is not None and len(gold) else None
     verdict = decide_promotion(cand_eval, champ_eval, cfg.gate)
-    if cand_eval.n_gold:
-        record_metrics(con, record.version, cand_eval.to_dict())
+    # The candidate's figures carry what they were compared with: a later deploy step checks that
+    # the champion is still the one the gate saw.
+    gate_info = {"champion_version": champion.version if champion else None, "promote": verdict.promote,
+                 "metric": verdict.metric}
+    record_metrics(con, record.version, {**cand_eval.to_dict(), "gate": gate_info})
     if champion is not None and champ_eval is not None:
         record_metrics(con, champion.version, champ_eval.to_dict())
     if verdict.promote:
-        set_status(con, record.version, "candidate", f"gate passed: {verdict.reason}")
+        set_status(con, record.version, "candidate", PASSED_PREFIX + verdict.reason)
     else:
         set_status(con, record.version, "refused", verdict.reason)
     return verdict

@@ -126,3 +126,25 @@ def test_readers_never_see_a_half_written_pointer(tmp_path):
         t.join(timeout=10)
     assert errors == []
     assert len(seen) > 1
+
+
+def test_promote_gated_needs_a_passed_gate_against_the_current_champion(home):
+    from data_engine.gate import run_gate
+
+    with open_warehouse(home) as con:
+        first = train_candidate(con, home).record
+        with pytest.raises(EngineError, match="has not passed the gate"):
+            deploy.promote_gated(con, home, first.version)
+        assert run_gate(con, home).promote
+        dep = deploy.promote_gated(con, home, first.version)
+        assert dep.reason.startswith("first model")
+        second = train_candidate(con, home).record
+        third = train_candidate(con, home).record
+        assert run_gate(con, home, version=second.version).promote
+        assert run_gate(con, home, version=third.version).promote
+        deploy.promote_gated(con, home, third.version)
+        # v2 passed against v1, but v3 is the champion now: the gate must run again.
+        with pytest.raises(EngineError, match="not compared with the current champion v3"):
+            deploy.promote_gated(con, home, second.version)
+        assert registry.get_model(con, second.version).metrics["gate"] == {
+            "champion_version": first.version, "promote": True, "metric": "accuracy"}
