@@ -3,8 +3,10 @@
 import dagster as dg
 
 from assets.resources import EngineResource
-from data_engine.deploy import deploy_if_better
+from data_engine.deploy import promote_gated
+from data_engine.errors import EngineError
 from data_engine.gate import run_gate
+from data_engine.registry import latest_candidate
 from data_engine.training import train_candidate
 from data_engine.warehouse import open_warehouse
 
@@ -53,12 +55,39 @@ def champion_model(context: dg.AssetExecutionContext, engine: EngineResource) ->
     """Promote the candidate that passed the gate (the blocking check stops this step otherwise)."""
     home = engine.get_home()
     with open_warehouse(home) as con:
-        # The gate runs again inside the same warehouse session: what is promoted is exactly what
-        # was judged, even if labels changed between the check and this step.
-        verdict, deployment = deploy_if_better(con, home)
-    if deployment is None:
-        raise dg.Failure(f"the gate refused candidate v{verdict.candidate_version}: {verdict.reason}")
+        record = latest_candidate(con)
+        if record is None:
+            raise dg.Failure("no candidate to deploy")
+        # The verdict comes from the gate check (recorded on the model), not from a second evaluation;
+        # promote_gated refuses a candidate the gate did not pass against the current champion.
+        try:
+            deployment = promote_gated(con, home, record.version)
+        except EngineError as exc:
+            raise dg.Failure(str(exc)) from None
     context.log.info(f"champion is now v{deployment.model_version}")
     return dg.MaterializeResult(metadata={"champion_version": deployment.model_version,
                                           "previous_version": deployment.previous_version or 0,
                                           "deployment_id": deployment.deployment_id})
+
+
+@dg.asset(
+    deps=["landed_batch", champion_model],
+    group_name="models",
+    kinds={"scikitlearn", "duckdb"},
+    description="The champion's predictions on unlabeled examples (the fleet's view); unsure ones and "
+                "disagreements with the newest candidate feed the `uncertain` detector.",
+)
+def champion_scores(context: dg.AssetExecutionContext, engine: EngineResource) -> dg.MaterializeResult:
+    """Score the unlabeled examples the champion has not scored yet (cost proportional to the new rows)."""
+    from data_engine.scoring import score_unlabeled
+
+    home = engine.get_home()
+    with open_warehouse(home) as con:
+        result = score_unlabeled(con, home)
+    context.log.info(f"champion v{result.champion_version} scored {result.scored} example(s); {result.flagged} flagged")
+    return dg.MaterializeResult(metadata={
+        "champion_version": result.champion_version or 0, "scored": result.scored,
+        "already_scored": result.already_scored, "unsure": result.unsure,
+        "disagreements_with_candidate": result.disagreements, "flagged_for_review": result.flagged,
+        "seconds": round(result.seconds, 2), "note": result.reason or "",
+    })

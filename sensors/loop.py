@@ -23,7 +23,9 @@ SENSOR_LOCK_WAIT_S = 3.0
 
 mine_job = dg.define_asset_job(
     "mine_job",
-    selection=dg.AssetSelection.assets("oof_predictions", "detected_issues", "review_queue", "review_tasks"),
+    selection=dg.AssetSelection.assets(
+        "champion_scores", "oof_predictions", "detected_issues", "review_queue", "review_tasks"
+    ),
     tags=WAREHOUSE_TAG,
     description="Out-of-sample predictions, issue detectors, the ranked review queue, pushed to Label Studio.",
 )
