@@ -102,7 +102,10 @@ def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *
     result = IngestResult(batch_id=batch_id, path=str(path), sha256=sha, status="ingested", is_gold=gold)
     try:
         same = con.execute(
-            "SELECT batch_id, path FROM batches WHERE sha256 = ? ORDER BY received_at LIMIT 1", [sha]
+            # Only ingested bytes count: a rejection may depend on where the file was (gold/) or on
+            # the config, so the same bytes may be tried again under another name.
+            "SELECT batch_id, path FROM batches WHERE sha256 = ? AND status = 'ingested' "
+            "ORDER BY received_at LIMIT 1", [sha]
         ).fetchone()
         raw = None
         if same:
