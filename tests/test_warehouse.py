@@ -1,0 +1,92 @@
+"""The warehouse: recorded migrations, the lock-aware open, counts and identifier quoting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from data_engine.errors import EngineError, WarehouseBusyError
+from data_engine.home import Home
+from data_engine.warehouse import apply_migrations, migration_names, open_warehouse, quote_ident, table_counts
+
+PUBLIC = {"batches", "examples", "label_events", "quarantine"}
+
+
+def test_migrations_are_recorded_once_in_order(toy_home: Home) -> None:
+    names = migration_names()
+    assert names == sorted(names) and names[0] == "0001_foundation.sql"
+    with open_warehouse(toy_home) as con:
+        recorded = [r[0] for r in con.execute("SELECT name FROM schema_migrations ORDER BY name").fetchall()]
+        assert recorded == names
+        assert apply_migrations(con) == []
+    with open_warehouse(toy_home) as con:  # reopening applies nothing new
+        assert con.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(names)
+
+
+def test_public_tables_and_views_exist(toy_con: duckdb.DuckDBPyConnection) -> None:
+    tables = {r[0] for r in toy_con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    views = {r[0] for r in toy_con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    assert PUBLIC <= tables and {"current_labels", "current_examples"} <= views
+    batch_cols = {r[0] for r in toy_con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'batches'").fetchall()}
+    assert {"batch_id", "path", "sha256", "received_at", "rows_in", "rows_ok", "rows_quarantined", "status",
+            "reason"} <= batch_cols
+    assert set(table_counts(toy_con)) >= PUBLIC and all(v == 0 for v in table_counts(toy_con).values())
+
+
+def test_event_ids_are_monotonic(toy_con: duckdb.DuckDBPyConnection) -> None:
+    for label in ("a", "b", None):
+        toy_con.execute("INSERT INTO label_events (example_id, label, source, actor) VALUES ('1', ?, 'review', 'x')",
+                        [label])
+    ids = [r[0] for r in toy_con.execute("SELECT event_id FROM label_events ORDER BY created_at, event_id").fetchall()]
+    assert ids == sorted(ids) and len(set(ids)) == 3
+
+
+def test_read_only_needs_a_warehouse(toy_home: Home) -> None:
+    with pytest.raises(EngineError, match="no warehouse yet"):
+        with open_warehouse(toy_home, read_only=True):
+            pass
+
+
+def test_a_locked_warehouse_names_the_holder(toy_home: Home) -> None:
+    with open_warehouse(toy_home):
+        pass
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(60)",
+         str(toy_home.warehouse_path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        start = time.monotonic()
+        with pytest.raises(WarehouseBusyError) as info:
+            with open_warehouse(toy_home, wait_s=0.5):
+                pass
+        assert time.monotonic() - start < 10
+        assert "locked" in str(info.value) and str(holder.pid) in str(info.value)
+    finally:
+        holder.kill()
+        holder.wait()
+    with open_warehouse(toy_home, wait_s=5) as con:  # free again
+        assert con.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_a_file_that_is_not_a_database_is_an_engine_error(toy_home: Home) -> None:
+    toy_home.warehouse_path.write_bytes(b"not a duckdb file" * 100)
+    with pytest.raises(EngineError, match="cannot open the warehouse"):
+        with open_warehouse(toy_home, wait_s=0):
+            pass
+
+
+@pytest.mark.parametrize("name", ['plain', 'with space', 'quo"te', 'select', "x'y"])
+def test_quote_ident_round_trips(name: str) -> None:
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE t ({quote_ident(name)} INTEGER)")
+    con.execute(f"INSERT INTO t ({quote_ident(name)}) VALUES (1)")
+    assert con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 't'").fetchone() == (name,)
