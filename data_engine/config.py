@@ -129,7 +129,11 @@ def load_config(path: Path) -> EngineConfig:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no engine config here; run `data-engine init` first") from None
+        # A home's own engine.toml is created by init; any other path is a file the user named.
+        hint = "no engine config here; run `data-engine init` first" if path.name == "engine.toml" else "no such file"
+        raise ConfigError(f"{path}: {hint}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
