@@ -1,0 +1,130 @@
+"""The detector plug-in contract: what a detector reads, what it returns, and the registry."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+# Columns every detector returns, one row per example it judged.
+ISSUE_COLUMNS = ("example_id", "is_issue", "score", "reason", "detail")
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """The k nearest other examples of each example in feature space.
+
+    distances : np.ndarray of shape (N, k), ascending per row
+    indices : np.ndarray of shape (N, k), row indices into the same N examples (never the row itself)
+    """
+
+    distances: np.ndarray
+    indices: np.ndarray
+
+
+@dataclass(frozen=True)
+class MiningData:
+    """Everything detectors read about the N examples being mined.
+
+    example_ids : np.ndarray of shape (N,)
+    labels : np.ndarray of shape (N,), class index of the label in force, -1 if unlabeled
+    classes : tuple of str, the K class names (column order of ``probs``)
+    probs : np.ndarray of shape (N, K); out-of-fold for labeled rows, a model trained on all
+        labeled rows (or the deployed champion) for unlabeled ones; NaN rows where none
+    out_of_sample : np.ndarray of shape (N,), bool: ``probs`` came from a model that never saw the row
+    feature_hash : np.ndarray of shape (N,), hash of the input columns (equal = exact duplicate)
+    neighbours : Neighbours or None
+    rare_classes : class indices with too few examples for K folds
+    """
+
+    example_ids: np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    probs: np.ndarray
+    out_of_sample: np.ndarray
+    feature_hash: np.ndarray
+    neighbours: Neighbours | None = None
+    rare_classes: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        n = len(self.example_ids)
+        for name in ("labels", "out_of_sample", "feature_hash"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"MiningData.{name} has {len(getattr(self, name))} rows, expected {n}")
+        if self.probs.shape != (n, len(self.classes)):
+            raise ValueError(f"MiningData.probs has shape {self.probs.shape}, expected ({n}, {len(self.classes)})")
+
+    @property
+    def labeled(self) -> np.ndarray:
+        """Boolean mask of shape (N,): rows with a label in force."""
+        return self.labels >= 0
+
+    @property
+    def has_probs(self) -> np.ndarray:
+        """Boolean mask of shape (N,): rows with predicted probabilities."""
+        return np.isfinite(self.probs).all(axis=1) if self.probs.size else np.zeros(len(self.labels), bool)
+
+    def class_names(self, index: np.ndarray) -> np.ndarray:
+        """Class names for class indices (shape (M,)); '' for -1."""
+        names = np.asarray(list(self.classes) + [""], dtype=object)
+        return names[np.where(index < 0, len(self.classes), index)]
+
+
+@dataclass
+class DetectorResult:
+    """Per-example findings (``ISSUE_COLUMNS``) and a dataset-level summary."""
+
+    issue_name: str
+    issues: pd.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_issues(self) -> int:
+        """How many examples were flagged."""
+        return int(self.issues["is_issue"].sum()) if len(self.issues) else int(self.summary.get("is_issue", False))
+
+
+class Detector(ABC):
+    """One issue type. Subclasses set ``issue_name`` and implement :meth:`find_issues`."""
+
+    issue_name: ClassVar[str]
+    # Whether the detector needs nearest neighbours in feature space (computed once, shared).
+    needs_neighbours: ClassVar[bool] = False
+
+    @abstractmethod
+    def find_issues(self, data: MiningData) -> DetectorResult:
+        """Judge the examples in ``data``; scores in [0, 1], low means likely a problem."""
+
+
+DETECTORS: dict[str, type[Detector]] = {}
+
+
+def register_detector(cls: type[Detector]) -> type[Detector]:
+    """Class decorator adding a detector to :data:`DETECTORS` under its ``issue_name``."""
+    DETECTORS[cls.issue_name] = cls
+    return cls
+
+
+def issues_frame(example_ids: np.ndarray, is_issue: np.ndarray, score: np.ndarray, reason: np.ndarray,
+                 detail: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Assemble the tidy per-example result; ``detail`` columns become one JSON object per row."""
+    frame = pd.DataFrame({
+        "example_id": np.asarray(example_ids, dtype=object),
+        "is_issue": np.asarray(is_issue, dtype=bool),
+        "score": np.clip(np.asarray(score, dtype=np.float64), 0.0, 1.0),
+        "reason": np.asarray(reason, dtype=object),
+    })
+    if detail is None or detail.shape[1] == 0 or len(frame) == 0:
+        frame["detail"] = "{}"
+    else:
+        # One JSON document per row, serialised by pandas in C rather than json.dumps per row.
+        frame["detail"] = detail.reset_index(drop=True).to_json(orient="records", lines=True).splitlines()
+    return frame
+
+
+def fmt(values: np.ndarray, spec: str = "%.2f") -> np.ndarray:
+    """Format a numeric array element-wise (vectorised) as an object array of strings."""
+    return np.char.mod(spec, np.asarray(values, dtype=np.float64)).astype(object)

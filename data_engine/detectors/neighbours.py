@@ -1,0 +1,120 @@
+"""Feature space and nearest neighbours shared by the ``outlier`` and ``near_duplicate`` detectors.
+
+Exact neighbour search is used up to :data:`EXACT_SEARCH_ROWS` examples. Beyond that, scikit-learn
+offers no approximate search, and exact search does not scale: measured here, a KD-tree answered
+100,000 queries in 8 dimensions in 165 s, so a million rows would take most of an hour. Above the
+limit the rows are first partitioned by k-means (scikit-learn's ``MiniBatchKMeans``) into blocks of
+about :data:`BLOCK_ROWS` and neighbours are searched exactly within each block: time and memory grow
+linearly with rows (N x BLOCK_ROWS distances, one block at a time), at the price of missing a
+neighbour that sits across a block boundary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from data_engine.detectors.base import Neighbours
+
+NEIGHBOURS_K = 10
+EXACT_SEARCH_ROWS = 20_000
+BLOCK_ROWS = 2_000
+# Dense feature spaces are reduced to this many principal components (distance computations cost
+# grows with dimension; more components add little to "is this example unusual / a copy").
+MAX_DIMENSIONS = 32
+# Text is embedded by TF-IDF and truncated SVD to this many dimensions, then L2-normalised.
+TEXT_DIMENSIONS = 64
+
+
+def embed_features(frame: pd.DataFrame, schema: dict[str, str], modality: str, *, seed: int = 0) -> np.ndarray:
+    """A dense float32 embedding of shape (N, d) of the input columns, for neighbour search.
+
+    Numbers are imputed (with missing indicators) and standardised (pixels keep their common
+    scale), categories one-hot encoded, text TF-IDF + SVD; then reduced by PCA to at most
+    :data:`MAX_DIMENSIONS`.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.decomposition import PCA, TruncatedSVD
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import Normalizer
+
+    from data_engine.models import Schema, _numeric_block, _one_hot, _text_features
+
+    sch = Schema.from_mapping(schema)
+    n = len(frame)
+    parts: list[tuple[str, Any, Any]] = []
+    if sch.numeric:
+        parts.append(("num", _numeric_block(scale=modality != "image"), list(sch.numeric)))
+    if sch.categorical:
+        parts.append(("cat", _one_hot(sparse=True), list(sch.categorical)))
+    for i, col in enumerate(sch.text):
+        dims = max(1, min(TEXT_DIMENSIONS, n - 1))
+        parts.append((f"text{i}", make_pipeline(_text_features(char=True), TruncatedSVD(dims, random_state=seed),
+                                               Normalizer()), col))
+    X = ColumnTransformer(parts, sparse_threshold=0.0).fit_transform(frame)
+    X = np.asarray(X, dtype=np.float32)
+    if X.shape[1] > MAX_DIMENSIONS and n > MAX_DIMENSIONS:
+        X = PCA(MAX_DIMENSIONS, svd_solver="randomized", random_state=seed).fit_transform(X).astype(np.float32)
+    return X
+
+
+def find_neighbours(X: np.ndarray, *, k: int = NEIGHBOURS_K, seed: int = 0, n_jobs: int = 1) -> Neighbours:
+    """The ``k`` nearest other rows of every row of ``X`` (shape (N, d)), Euclidean.
+
+    Exact below :data:`EXACT_SEARCH_ROWS` rows, within k-means blocks above (see module doc).
+    """
+    n = len(X)
+    k = max(1, min(k, n - 1))
+    if n <= EXACT_SEARCH_ROWS:
+        return _exact(X, k, n_jobs)
+    from sklearn.cluster import MiniBatchKMeans
+
+    n_blocks = max(2, n // BLOCK_ROWS)
+    km = MiniBatchKMeans(n_clusters=n_blocks, random_state=seed, batch_size=4096, n_init=1,
+                         max_iter=20, compute_labels=False)
+    sample = np.random.default_rng(seed).choice(n, size=min(n, 50 * n_blocks), replace=False)
+    km.fit(X[sample])
+    block = km.predict(X)
+    distances = np.empty((n, k), dtype=np.float32)
+    indices = np.empty((n, k), dtype=np.int64)
+    order = np.argsort(block, kind="stable")
+    bounds = np.r_[0, np.flatnonzero(np.diff(block[order])) + 1, n]
+    # A loop over blocks (about N / BLOCK_ROWS of them), each searched exactly and vectorised.
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        rows = order[lo:hi]
+        if len(rows) <= k:
+            # Too small to hold k others: search the whole data for these few rows.
+            part = _query(X, X[rows], k + 1, n_jobs)
+            d, i = _drop_self(part[0], part[1], rows, k)
+        else:
+            d, i = _exact(X[rows], k, n_jobs, as_arrays=True)
+            i = rows[i]
+        distances[rows] = d
+        indices[rows] = i
+    return Neighbours(distances, indices)
+
+
+def _exact(X: np.ndarray, k: int, n_jobs: int, *, as_arrays: bool = False) -> Any:
+    d, i = _query(X, X, k + 1, n_jobs)
+    d, i = _drop_self(d, i, np.arange(len(X)), k)
+    return (d, i) if as_arrays else Neighbours(d, i)
+
+
+def _query(ref: np.ndarray, queries: np.ndarray, k: int, n_jobs: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.neighbors import NearestNeighbors
+
+    nn = NearestNeighbors(n_neighbors=min(k, len(ref)), algorithm="brute", n_jobs=n_jobs).fit(ref)
+    d, i = nn.kneighbors(queries)
+    return d.astype(np.float32), i
+
+
+def _drop_self(d: np.ndarray, i: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Remove each row's own entry (exact copies may come before it); keep ``k`` columns."""
+    is_self = i == rows[:, None]
+    # Rows where self is not among the results (many exact copies): drop the last column instead.
+    missing = ~is_self.any(axis=1)
+    is_self[missing, -1] = True
+    keep = ~is_self
+    return d[keep].reshape(len(rows), -1)[:, :k], i[keep].reshape(len(rows), -1)[:, :k]

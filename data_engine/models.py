@@ -1,0 +1,262 @@
+"""The model registry: scikit-learn estimators per modality, by name, built from the column schema.
+
+A model spec is ``"auto"`` or one or more member names joined by ``+`` (``"hgb"``,
+``"linear+knn"``). More than one member means a soft-voting ensemble: the members' predicted
+probabilities are averaged. One model family's view of noisy labels is rarely enough: on digits
+with 20 % flipped labels, cleanlab's F1 was 0.88 with logistic regression alone, 0.94 with gradient
+boosting alone, and 0.95 with the three-family average (see ``docs/mining.md``).
+
+Every estimator follows the scikit-learn contract (``clone``, ``fit``, ``predict_proba``), so
+out-of-fold probabilities, retraining and serving all use the same object.
+
+Columns arrive typed by the warehouse schema: ``numeric`` (float with NaN), ``categorical``
+(strings with None) and ``text``. A "categorical" feature column may really be short free text
+(a product title, a comment), so the linear member reads categorical columns both one-hot encoded
+and as word tokens: for a true category the tokens repeat the one-hot code, for free text they
+carry the signal one-hot encoding would lose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from data_engine.config import EngineConfig
+from data_engine.errors import EngineError
+
+# Bump when a member's construction changes: stored predictions made by an older build are stale.
+REGISTRY_VERSION = 1
+
+# Members of "auto", per modality, chosen by `data-engine bench detect` (numbers in docs/mining.md).
+AUTO_MEMBERS: dict[str, tuple[str, ...]] = {
+    "tabular": ("hgb", "linear", "knn"),
+    "image": ("hgb", "linear", "knn"),
+    "text": ("linear", "nb"),
+}
+
+# Inverse regularisation of the linear member. Dense standardised features (pixels, numbers)
+# with noisy labels need strong regularisation; sparse TF-IDF text needs much less.
+LINEAR_C_DENSE = 0.1
+LINEAR_C_TEXT = 1.0
+# Neighbours voting in the kNN member: enough that one flipped neighbour barely moves the vote.
+KNN_NEIGHBOURS = 20
+# Categories rarer than this share one "infrequent" code (keeps one-hot width bounded).
+MIN_CATEGORY_COUNT = 5
+MAX_ONE_HOT_CATEGORIES = 50
+# HistGradientBoosting accepts at most 255 categories per feature (one bin is kept for missing).
+MAX_HGB_CATEGORIES = 250
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Input columns by kind, in config order."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    text: tuple[str, ...]
+
+    @classmethod
+    def from_mapping(cls, schema: Mapping[str, str]) -> "Schema":
+        """Build from ``{column: 'numeric' | 'categorical' | 'text'}``; raise EngineError on a bad kind."""
+        bad = {c: k for c, k in schema.items() if k not in ("numeric", "categorical", "text")}
+        if bad:
+            col, kind = next(iter(bad.items()))
+            raise EngineError(f"input column {col!r} has type {kind!r}; expected numeric, categorical or text")
+        pick = lambda kind: tuple(c for c, k in schema.items() if k == kind)  # noqa: E731
+        return cls(pick("numeric"), pick("categorical"), pick("text"))
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """All input columns."""
+        return self.numeric + self.categorical + self.text
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A resolved model choice: its members and the settings that change its predictions."""
+
+    members: tuple[str, ...]
+    modality: str
+    seed: int = 0
+
+    @property
+    def key(self) -> str:
+        """The string stored with predictions; equal keys mean interchangeable predictions."""
+        return f"{'+'.join(self.members)}/{self.modality}/seed={self.seed}/v{REGISTRY_VERSION}"
+
+
+def resolve_spec(name: str, modality: str, *, seed: int = 0) -> ModelSpec:
+    """Turn the config's ``mining.model`` into a :class:`ModelSpec`.
+
+    ``name`` is ``"auto"`` (the modality's default ensemble) or member names joined by ``+``.
+    """
+    if name == "auto":
+        return ModelSpec(AUTO_MEMBERS[modality], modality, seed)
+    members = tuple(m.strip() for m in name.split("+"))
+    unknown = [m for m in members if m not in MEMBERS]
+    if unknown or not members:
+        raise EngineError(
+            f"mining.model = {name!r}: unknown model {unknown[0] if unknown else ''!r}; use 'auto' or members "
+            f"joined by '+' from: {', '.join(MEMBERS)}"
+        )
+    if len(set(members)) != len(members):
+        raise EngineError(f"mining.model = {name!r}: a member is listed twice")
+    return ModelSpec(members, modality, seed)
+
+
+def build_estimator(spec: ModelSpec, schema: Schema) -> Any:
+    """An unfitted estimator for ``spec`` reading the columns of ``schema`` from a DataFrame."""
+    if not schema.columns:
+        raise EngineError("the dataset has no input columns to learn from")
+    built = [(m, MEMBERS[m](schema, spec)) for m in spec.members]
+    if len(built) == 1:
+        return built[0][1]
+    from sklearn.ensemble import VotingClassifier
+
+    # Members run one after another: parallelism is spent on folds (data_engine.oof) instead.
+    return VotingClassifier(built, voting="soft", n_jobs=None)
+
+
+def build_model(cfg: EngineConfig, schema: Mapping[str, str]) -> tuple[Any, str]:
+    """The configured, unfitted estimator and its spec key (used by mining and retraining).
+
+    ``schema``: ``{input column: 'numeric' | 'categorical' | 'text'}`` as fixed in the warehouse.
+    """
+    spec = resolve_spec(cfg.mining.model, cfg.dataset.modality, seed=cfg.mining.seed)
+    return build_estimator(spec, Schema.from_mapping(schema)), spec.key
+
+
+# --- members -------------------------------------------------------------------------------------
+
+
+def fill_text(x: Any) -> Any:
+    """Replace missing values in a 1-D array of strings by '' (TF-IDF cannot read None)."""
+    import pandas as pd
+
+    return pd.Series(np.asarray(x, dtype=object).ravel()).fillna("").astype(str).to_numpy()
+
+
+def fill_category(X: Any) -> Any:
+    """Replace missing values in a 2-D block of categories by '<missing>' (a category of its own)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(X).astype(object)
+    return frame.where(frame.notna(), "<missing>").astype(str)
+
+
+def _text_features(*, char: bool) -> Any:
+    """TF-IDF of one text column: word uni/bi-grams, plus character n-grams for real text."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import FunctionTransformer, make_pipeline, make_union
+
+    # Single-character tokens matter in categorical codes ("A", "3"), so the token pattern keeps them.
+    word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b", dtype=np.float32)
+    parts = [word]
+    if char:
+        parts.append(TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2,
+                                     dtype=np.float32))
+    return make_pipeline(FunctionTransformer(fill_text), make_union(*parts) if char else word)
+
+
+def _numeric_block(scale: bool) -> Any:
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    # The indicator keeps "was missing" as a signal instead of hiding it behind the median.
+    impute = SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)
+    return make_pipeline(impute, StandardScaler()) if scale else impute
+
+
+def _one_hot(sparse: bool) -> Any:
+    from sklearn.pipeline import FunctionTransformer, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    return make_pipeline(
+        FunctionTransformer(fill_category),
+        OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=MIN_CATEGORY_COUNT,
+                      max_categories=MAX_ONE_HOT_CATEGORIES, sparse_output=sparse, dtype=np.float32),
+    )
+
+
+def _linear(schema: Schema, spec: ModelSpec) -> Any:
+    """Standardised numbers, one-hot + word tokens of categories, TF-IDF of text; logistic regression."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    parts: list[tuple[str, Any, Any]] = []
+    if schema.numeric:
+        parts.append(("num", _numeric_block(scale=True), list(schema.numeric)))
+    for i, col in enumerate(schema.categorical):
+        parts.append((f"cat{i}", _one_hot(sparse=True), [col]))
+        parts.append((f"tok{i}", _text_features(char=False), col))
+    for i, col in enumerate(schema.text):
+        parts.append((f"text{i}", _text_features(char=True), col))
+    c = LINEAR_C_TEXT if schema.text else LINEAR_C_DENSE
+    features = ColumnTransformer(parts, sparse_threshold=0.3)
+    return Pipeline([("features", features), ("clf", LogisticRegression(C=c, max_iter=1000))])
+
+
+def _hgb(schema: Schema, spec: ModelSpec) -> Any:
+    """Gradient-boosted trees on numbers (NaN native) and categories (native categorical splits)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    if not (schema.numeric or schema.categorical):
+        raise EngineError("model 'hgb' needs numeric or categorical feature columns; use 'linear' for text")
+    parts: list[tuple[str, Any, Any]] = []
+    if schema.categorical:
+        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
+                                 encoded_missing_value=np.nan, min_frequency=MIN_CATEGORY_COUNT,
+                                 max_categories=MAX_HGB_CATEGORIES)
+        parts.append(("cat", encoder, list(schema.categorical)))
+    if schema.numeric:
+        parts.append(("num", "passthrough", list(schema.numeric)))
+    is_cat = [True] * len(schema.categorical) + [False] * len(schema.numeric)
+    clf = HistGradientBoostingClassifier(categorical_features=is_cat, random_state=spec.seed)
+    return Pipeline([("features", ColumnTransformer(parts)), ("clf", clf)])
+
+
+def _knn(schema: Schema, spec: ModelSpec) -> Any:
+    """k nearest neighbours in the scaled numeric + one-hot space (raw scale for image pixels)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import Pipeline
+
+    if not (schema.numeric or schema.categorical):
+        raise EngineError("model 'knn' needs numeric or categorical feature columns; use 'linear' for text")
+    # Pixels share one unit: standardising would blow up near-constant border pixels.
+    parts: list[tuple[str, Any, Any]] = []
+    if schema.numeric:
+        parts.append(("num", _numeric_block(scale=spec.modality != "image"), list(schema.numeric)))
+    if schema.categorical:
+        parts.append(("cat", _one_hot(sparse=False), list(schema.categorical)))
+    return Pipeline([("features", ColumnTransformer(parts, sparse_threshold=0.0)),
+                     ("clf", KNeighborsClassifier(n_neighbors=KNN_NEIGHBOURS))])
+
+
+def _nb(schema: Schema, spec: ModelSpec) -> Any:
+    """Multinomial naive Bayes on word TF-IDF of the text and categorical columns."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.naive_bayes import MultinomialNB
+    from sklearn.pipeline import Pipeline
+
+    cols = schema.text + schema.categorical
+    if not cols:
+        raise EngineError("model 'nb' needs a text or categorical column")
+    parts = [(f"tok{i}", _text_features(char=False), c) for i, c in enumerate(cols)]
+    return Pipeline([("features", ColumnTransformer(parts)), ("clf", MultinomialNB(alpha=0.5))])
+
+
+MEMBERS: dict[str, Callable[[Schema, ModelSpec], Any]] = {
+    "hgb": _hgb,
+    "linear": _linear,
+    "knn": _knn,
+    "nb": _nb,
+}
