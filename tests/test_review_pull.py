@@ -167,3 +167,39 @@ def test_pull_before_any_push_does_nothing(tmp_path):
     with open_warehouse(home) as con:
         result = pull_verdicts(con, FakeReviewClient(), home.config)
     assert result.project_id is None and result.events == 0
+
+
+def test_sensor_decision_runs_only_when_there_is_something_new(tmp_path):
+    from data_engine.review import pull_decision
+
+    home, frame, client, tasks = _pushed(tmp_path)
+    idle = pull_decision(client, home.config, None)
+    assert not idle.run and "no new verdicts" in idle.reason
+    ex = frame.iloc[0]
+    client.create_annotation(tasks[ex["id"]], choice_result(ex["true_label"]))
+    go = pull_decision(client, home.config, None)
+    assert go.run and go.cursor is not None and "1 task(s)" in go.reason
+    assert not pull_decision(client, home.config, go.cursor).run  # the same annotation never triggers twice
+
+
+def test_sensor_decision_skips_with_the_cause_when_the_server_fails(tmp_path):
+    from data_engine.review import pull_decision
+
+    home, _, client, _ = _pushed(tmp_path)
+    client.fail_with = ReviewServiceError("cannot reach Label Studio at http://fake: connection refused")
+    decision = pull_decision(client, home.config, "2026-01-01T00:00:00.000000Z")
+    assert not decision.run and "connection refused" in decision.reason
+    assert decision.cursor == "2026-01-01T00:00:00.000000Z"  # unchanged: the next tick retries
+
+
+def test_review_status_command_reads_the_warehouse_only(tmp_path, capsys):
+    from data_engine.cli import main
+
+    home, frame, client, tasks = _pushed(tmp_path)
+    client.create_annotation(tasks[frame.iloc[0]["id"]], choice_result(DISCARD_CHOICE))
+    with open_warehouse(home) as con:
+        pull_verdicts(con, client, home.config)
+    assert main(["--home", str(home.root), "review", "status", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["tasks"] == {"done": 1, "open": 11} and report["discarded"] == 1
+    assert set(report["effective_weights"]) == set(home.config.review.weights)
