@@ -139,10 +139,14 @@ def score_unlabeled(
                              time.perf_counter() - started, "nothing new to score")
     classes = list(champion.classes)
     X = todo[list(champion.input_schema)]
-    probs = aligned_probabilities(load_model(home, champion), X, classes)
-    cand_labels = None
-    if candidate is not None:
-        cand_labels = np.asarray(load_model(home, candidate).predict(candidate_input(todo, candidate))).astype(str)
+    from data_engine.training import limited_threads
+
+    with limited_threads():
+        probs = aligned_probabilities(load_model(home, champion), X, classes)
+        cand_labels = None
+        if candidate is not None:
+            cand_model = load_model(home, candidate)
+            cand_labels = np.asarray(cand_model.predict(candidate_input(todo, candidate))).astype(str)
     flags = flag_rows(probs, classes, cand_labels, unsure_margin=unsure_margin)
     _write(con, todo, probs, flags, champion, candidate, cand_labels)
     return ScoringResult(

@@ -251,6 +251,12 @@ def run_server(home: Home, *, port: int, poll_seconds: float = DEFAULT_POLL_SECO
         raise EngineError(f"--port {port}: must be between 1 and 65535")
     if poll_seconds <= 0:
         raise EngineError(f"--poll-seconds {poll_seconds}: must be positive")
+    from threadpoolctl import threadpool_limits
+
+    from data_engine.training import NATIVE_THREADS
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # Process-wide: requests run in a thread pool, and per-request limits would race each other.
+    threadpool_limits(limits=NATIVE_THREADS)
     app = create_app(home, poll_seconds=poll_seconds)
     uvicorn.run(app, host=HOST, port=port, log_level="info", access_log=False)

@@ -10,6 +10,8 @@ labels less until reviewed); ``data-engine bench weighting`` measures whether th
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +24,11 @@ from data_engine.errors import EngineError
 from data_engine.home import Home
 from data_engine.registry import ModelRecord, latest_model, register_model
 
+# Native threads (OpenMP, BLAS) per fit/predict. Measured here: training the default ensemble on the
+# 1,438 demo labels took 308 s with the libraries' default threads on a busy 2-core machine (OpenMP
+# spinning against other processes) and 17 s with one thread. The engine runs beside Label Studio,
+# Dagster and other runs, so one thread is the safe default; parallelism belongs to the caller.
+NATIVE_THREADS = 1
 # Sources whose labels a person gave or confirmed: always full weight.
 REVIEWED_SOURCES = frozenset({"review", "consensus"})
 
@@ -69,6 +76,15 @@ class TrainResult:
     weighted: bool
     dropped: int = 0
     class_counts: dict[str, int] = field(default_factory=dict)
+
+
+@contextmanager
+def limited_threads(limit: int = NATIVE_THREADS) -> Iterator[None]:
+    """Cap OpenMP/BLAS threads of the libraries scikit-learn uses, for the duration of the block."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=limit):
+        yield
 
 
 def input_schema(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> dict[str, str]:
@@ -204,7 +220,8 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
             raise EngineError("retrain.weight_by_label_quality: fewer than two classes left after dropping "
                               "flagged labels; review them first or turn the option off")
     estimator, spec = build_estimator(cfg, ts.input_schema)
-    fitted = fit_estimator(estimator, X, y)
+    with limited_threads():
+        fitted = fit_estimator(estimator, X, y)
     # The model's class order must be the dataset's, or probabilities would be mislabeled downstream.
     model_classes = [str(c) for c in fitted.classes_]
     counts = pd.Series(y).value_counts().to_dict()

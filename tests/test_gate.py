@@ -15,8 +15,8 @@ from data_engine.warehouse import open_warehouse
 from tests.loop_support import insert_examples, make_home, seed_digits
 
 
-def ev(version, acc, recalls, *, n=100, f1=None, slices=None):
-    return Evaluation(version, n, acc, acc if f1 is None else f1, recalls, slices or {})
+def ev(version, acc, recalls, *, n=100, f1=None, slices=None, support=None):
+    return Evaluation(version, n, acc, acc if f1 is None else f1, recalls, slices or {}, support or {})
 
 
 GATE = GateConfig(metric="accuracy", tolerance=0.02, min_gold=20)
@@ -31,6 +31,8 @@ def test_evaluate_predictions_exact_figures():
     e = evaluate_predictions(y_true, y_pred, frame=frame, slices=slices, version=3)
     assert e.n_gold == 6 and e.accuracy == pytest.approx(4 / 6)
     assert e.per_class_recall == pytest.approx({"a": 2 / 3, "b": 1.0, "c": 0.0})
+    assert e.per_class_support == {"a": 3, "b": 2, "c": 1}
+    assert all(type(c) is str for c in e.per_class_recall)
     # F1: a = 2*(2/3*2/3)/(4/3) = 2/3; b = 2*(2/3*1)/(5/3) = 0.8; c = 0.
     assert e.macro_f1 == pytest.approx((2 / 3 + 0.8 + 0) / 3)
     assert e.slices["small"] == SliceResult(3, pytest.approx(2 / 3), e.slices["small"].macro_f1)
@@ -73,6 +75,15 @@ def test_a_class_dropping_beyond_tolerance_is_refused_even_if_accuracy_rises():
     assert not v.promote and "recall of class 'b' 0.8700" in v.reason
     within = decide_promotion(ev(2, 0.95, {"a": 0.99, "b": 0.885}), champ, GATE)
     assert within.promote
+
+
+def test_one_gold_example_is_below_resolution_two_are_a_drop():
+    champ = ev(1, 0.90, {"a": 0.9, "b": 0.9})
+    support = {"a": 10, "b": 90}
+    one = decide_promotion(ev(2, 0.91, {"a": 0.8, "b": 0.92}, support=support), champ, GATE)
+    assert one.promote  # one of 10 examples of class a: 0.1 allowed
+    two = decide_promotion(ev(2, 0.91, {"a": 0.7, "b": 0.92}, support=support), champ, GATE)
+    assert not two.promote and "recall of class 'a' 0.7000" in two.reason and "allowed 0.1000" in two.reason
 
 
 def test_slices_are_unit_tests():
