@@ -37,6 +37,10 @@ AUTO_MEMBERS: dict[str, tuple[str, ...]] = {
     "text": ("linear", "nb"),
 }
 
+# Above this many labeled rows "auto" leaves out the kNN member: exact neighbour search costs
+# N x N distance computations (see data_engine.detectors.neighbours for the measurement).
+KNN_MAX_ROWS = 50_000
+
 # Inverse regularisation of the linear member. Dense standardised features (pixels, numbers)
 # with noisy labels need strong regularisation; sparse TF-IDF text needs much less.
 LINEAR_C_DENSE = 0.1
@@ -88,13 +92,17 @@ class ModelSpec:
         return f"{'+'.join(self.members)}/{self.modality}/seed={self.seed}/v{REGISTRY_VERSION}"
 
 
-def resolve_spec(name: str, modality: str, *, seed: int = 0) -> ModelSpec:
+def resolve_spec(name: str, modality: str, *, seed: int = 0, n_rows: int | None = None) -> ModelSpec:
     """Turn the config's ``mining.model`` into a :class:`ModelSpec`.
 
-    ``name`` is ``"auto"`` (the modality's default ensemble) or member names joined by ``+``.
+    ``name`` is ``"auto"`` (the modality's default ensemble, without kNN above
+    :data:`KNN_MAX_ROWS` labeled rows) or member names joined by ``+``.
     """
     if name == "auto":
-        return ModelSpec(AUTO_MEMBERS[modality], modality, seed)
+        members = AUTO_MEMBERS[modality]
+        if n_rows is not None and n_rows > KNN_MAX_ROWS and len(members) > 1:
+            members = tuple(m for m in members if m != "knn")
+        return ModelSpec(members, modality, seed)
     members = tuple(m.strip() for m in name.split("+"))
     unknown = [m for m in members if m not in MEMBERS]
     if unknown or not members:
@@ -120,12 +128,13 @@ def build_estimator(spec: ModelSpec, schema: Schema) -> Any:
     return VotingClassifier(built, voting="soft", n_jobs=None)
 
 
-def build_model(cfg: EngineConfig, schema: Mapping[str, str]) -> tuple[Any, str]:
+def build_model(cfg: EngineConfig, schema: Mapping[str, str], *, n_rows: int | None = None) -> tuple[Any, str]:
     """The configured, unfitted estimator and its spec key (used by mining and retraining).
 
-    ``schema``: ``{input column: 'numeric' | 'categorical' | 'text'}`` as fixed in the warehouse.
+    ``schema``: ``{input column: 'numeric' | 'categorical' | 'text'}`` as fixed in the warehouse;
+    ``n_rows``: the number of training rows, if known (large sets leave kNN out of "auto").
     """
-    spec = resolve_spec(cfg.mining.model, cfg.dataset.modality, seed=cfg.mining.seed)
+    spec = resolve_spec(cfg.mining.model, cfg.dataset.modality, seed=cfg.mining.seed, n_rows=n_rows)
     return build_estimator(spec, Schema.from_mapping(schema)), spec.key
 
 
@@ -219,7 +228,8 @@ def _hgb(schema: Schema, spec: ModelSpec) -> Any:
     if schema.numeric:
         parts.append(("num", "passthrough", list(schema.numeric)))
     is_cat = [True] * len(schema.categorical) + [False] * len(schema.numeric)
-    clf = HistGradientBoostingClassifier(categorical_features=is_cat, random_state=spec.seed)
+    # Early stopping on a held-out tenth: noisy labels are fitted late, and it halves the cost.
+    clf = HistGradientBoostingClassifier(categorical_features=is_cat, early_stopping=True, random_state=spec.seed)
     return Pipeline([("features", ColumnTransformer(parts)), ("clf", clf)])
 
 

@@ -1,0 +1,222 @@
+"""``data-engine bench detect``: how well and how fast mining finds injected label errors.
+
+Injects label noise at a seed into a dataset with known labels, ingests it into a temporary engine
+home and runs the engine's own mining (:func:`data_engine.mining.run_mining`), then compares the
+``label`` flags and the review queue with the truly flipped labels. The same data also goes through
+the baseline: cleanlab's ``find_label_issues`` on 5-fold logistic-regression probabilities.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from data_engine.home import Home
+
+DATASETS = ("digits", "sentiment", "tabular")
+NOISE_KINDS = ("uniform", "class-conditional")
+BASELINE_FOLDS = 5
+
+
+def register_bench() -> None:
+    """Add ``bench detect`` to the ``bench`` command group."""
+    from data_engine.commands.bench import add_benchmark
+
+    add_benchmark("detect", "label-error detection: engine default vs cleanlab + logistic regression",
+                  add_arguments, cmd_bench_detect)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``bench detect``."""
+    p.add_argument("--dataset", choices=DATASETS, default="digits", help="digits (bundled), sentiment "
+                   "(needs the shared sentiment sentences), tabular (generated; see --rows)")
+    p.add_argument("--rows", type=int, default=10_000, help="rows of the generated tabular set (default 10000)")
+    p.add_argument("--noise", type=float, default=0.2, help="share of labels flipped (default 0.2)")
+    p.add_argument("--noise-kind", choices=NOISE_KINDS, default="uniform",
+                   help="uniform flips, or class-conditional (class pairs swapped)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise (and of the generated data)")
+    p.add_argument("--model", default="auto", help="mining.model for the engine run (default auto)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the baseline (it is slow on large sets)")
+    p.add_argument("--keep", type=Path, default=None, help="keep the temporary engine home at this path")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def cmd_bench_detect(args: argparse.Namespace, home: Home) -> int:
+    """Handler of ``bench detect`` (the ``--home`` is not used: the benchmark makes its own)."""
+    result = run_detect_benchmark(dataset=args.dataset, rows=args.rows, noise=args.noise, noise_kind=args.noise_kind,
+                                  seed=args.seed, model=args.model, baseline=not args.no_baseline, keep=args.keep)
+    print(json.dumps(result, indent=2) if args.json else format_result(result))
+    return 0
+
+
+def run_detect_benchmark(*, dataset: str = "digits", rows: int = 10_000, noise: float = 0.2,
+                         noise_kind: str = "uniform", seed: int = 0, model: str = "auto", baseline: bool = True,
+                         keep: Path | None = None, n_jobs: int = 2) -> dict[str, Any]:
+    """Run the benchmark; return its figures as a JSON-able dict (see :func:`format_result`)."""
+    from data_engine.bench.datasets import inject_noise
+    from data_engine.errors import EngineError
+    from data_engine.ingest import ingest_file
+    from data_engine.mining import run_mining
+    from data_engine.stages import StageClock
+    from data_engine.warehouse import open_warehouse
+
+    if dataset not in DATASETS:
+        raise EngineError(f"--dataset must be one of {', '.join(DATASETS)}")
+    clock = StageClock(track_memory=True)
+    with clock.stage("generate"):
+        data = load_dataset(dataset, rows=rows, seed=seed)
+        noisy = inject_noise(data.labels, data.classes, rate=noise, kind=noise_kind, seed=seed)
+        flipped = noisy != data.labels
+    workdir = Path(tempfile.mkdtemp(prefix="bench-detect-"))
+    root = keep or workdir / "home"
+    try:
+        with clock.stage("write_file"):
+            home = make_home(root, data, model=model, n_jobs=n_jobs, budget=max(1, int(flipped.sum())))
+            ids = np.char.add("ex", np.arange(len(noisy)).astype(str)).astype(object)
+            path = write_batch(home, data, ids, noisy)
+        cfg = home.config
+        with open_warehouse(home) as con:
+            with clock.stage("ingest"):
+                ingested = ingest_file(con, cfg.dataset, path)
+            if ingested.status != "ingested" or ingested.rows_ok != len(noisy):
+                raise EngineError(f"benchmark batch not fully ingested: {ingested.status} {ingested.reason or ''}"
+                                  f" ({ingested.rows_ok} of {len(noisy)} rows)")
+            summary = run_mining(con, cfg, home=home, clock=clock)
+            flags = con.execute(
+                "SELECT example_id FROM issues WHERE run_id = ? AND issue_type = 'label' AND is_issue",
+                [summary.run_id]).fetchdf()["example_id"]
+            queue = con.execute("SELECT rank, example_id FROM review_queue WHERE run_id = ? ORDER BY rank",
+                                [summary.run_id]).fetchdf()
+        truth = pd.Series(flipped, index=ids)
+        engine = detection_scores(truth, set(flags), queue["example_id"].tolist())
+        engine["model_spec"] = summary.model_spec
+        engine["noise_rate_estimate"] = summary.noise_rate
+        base = None
+        if baseline:
+            with clock.stage("baseline"):
+                base = run_baseline(data, noisy, truth, seed=seed, n_jobs=n_jobs)
+    finally:
+        if keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return {
+        "dataset": dataset, "rows": int(len(noisy)), "classes": len(data.classes), "noise": noise,
+        "noise_kind": noise_kind, "seed": seed, "flipped": int(flipped.sum()),
+        "engine": engine, "baseline": base, "counts": summary.counts,
+        "stages": {name: {"seconds": round(sec, 2), "peak_mib": round(clock.peak_mib.get(name, 0.0), 1)}
+                   for name, sec in clock.seconds.items()},
+        "total_seconds": round(clock.total_seconds, 2),
+    }
+
+
+def load_dataset(name: str, *, rows: int, seed: int) -> Any:
+    """The named benchmark dataset (see :mod:`data_engine.bench.datasets`)."""
+    from data_engine.bench import datasets
+
+    if name == "digits":
+        return datasets.load_digits_dataset()
+    if name == "sentiment":
+        return datasets.load_sentiment_dataset()
+    return datasets.make_tabular_dataset(rows, seed=seed)
+
+
+def make_home(root: Path, data: Any, *, model: str, n_jobs: int, budget: int) -> Home:
+    """A fresh engine home whose config describes ``data`` (a BenchDataset)."""
+    features = [c for c, k in data.schema.items() if k != "text"]
+    lines = [
+        "[dataset]", f'name = "{data.name}"', f'modality = "{data.modality}"', 'id_column = "id"',
+        'label_column = "label"', f"feature_columns = {json.dumps(features)}",
+        f"classes = {json.dumps(data.classes)}",
+    ]
+    if data.text_column:
+        lines.append(f'text_column = "{data.text_column}"')
+    col_types = {c: k for c, k in data.schema.items() if k == "categorical"}
+    if col_types:
+        lines.append("column_types = {" + ", ".join(f'{c} = "{k}"' for c, k in col_types.items()) + "}")
+    lines += ["", "[mining]", f'model = "{model}"', f"n_jobs = {n_jobs}", "", "[review]", f"budget = {budget}", ""]
+    home = Home(root.resolve())
+    home.make_dirs()
+    home.config_path.write_text("\n".join(lines), encoding="utf-8")
+    return home
+
+
+def write_batch(home: Home, data: Any, ids: np.ndarray, labels: np.ndarray) -> Path:
+    """Write the dataset with ``ids`` and ``labels`` (shape (N,)) as one Parquet file in landing/."""
+    frame = data.frame.copy()
+    frame.insert(0, "id", ids)
+    frame["label"] = labels
+    path = home.landing / f"{data.name}.parquet"
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def detection_scores(truth: pd.Series, flagged: set[str], queue_ids: list[str]) -> dict[str, float]:
+    """Precision, recall, F1 of ``flagged`` against ``truth`` (bool per example id) and the
+    precision of the first k queue entries, k = the number of truly wrong labels."""
+    wrong = set(truth.index[truth.to_numpy()])
+    hits = len(wrong & flagged)
+    precision = hits / len(flagged) if flagged else 0.0
+    recall = hits / len(wrong) if wrong else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    k = len(wrong)
+    top = queue_ids[:k]
+    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+            "flagged": len(flagged), "top_k": k, "top_k_precision": round(sum(e in wrong for e in top) / k, 4) if k else 0.0,
+            "queue_length": len(queue_ids)}
+
+
+def run_baseline(data: Any, noisy: np.ndarray, truth: pd.Series, *, seed: int, n_jobs: int) -> dict[str, Any]:
+    """cleanlab ``find_label_issues`` on 5-fold logistic-regression (scikit-learn defaults) probabilities."""
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    from data_engine.models import ModelSpec, Schema, build_estimator
+    from data_engine.oof import out_of_fold_probabilities
+
+    started = time.perf_counter()
+    estimator = build_estimator(ModelSpec(("linear",), data.modality, seed), Schema.from_mapping(data.schema))
+    estimator.set_params(clf__C=1.0)
+    index = {c: i for i, c in enumerate(data.classes)}
+    y = pd.Series(noisy).map(index).to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        oof = out_of_fold_probabilities(estimator, data.frame, y, len(data.classes), folds=BASELINE_FOLDS,
+                                        seed=seed, n_jobs=n_jobs)
+    flags = find_label_issues(y, oof.probs, n_jobs=1)
+    quality = get_label_quality_scores(y, oof.probs)
+    ids = truth.index.to_numpy()
+    ranked = ids[np.argsort(quality, kind="stable")].tolist()
+    scores = detection_scores(truth, set(ids[flags]), ranked)
+    scores["model_spec"] = "logistic regression (C=1) on the engine's linear features"
+    scores["seconds"] = round(time.perf_counter() - started, 2)
+    return scores
+
+
+def format_result(r: dict[str, Any]) -> str:
+    """A human-readable report of :func:`run_detect_benchmark`."""
+    out = [f"bench detect: {r['dataset']}, {r['rows']} rows, {r['classes']} classes, "
+           f"{r['noise']:.0%} {r['noise_kind']} noise (seed {r['seed']}): {r['flipped']} labels flipped", ""]
+    out.append(f"{'':10s} {'precision':>9s} {'recall':>7s} {'F1':>6s} {'top-k prec':>10s}  model")
+    for name in ("engine", "baseline"):
+        s = r.get(name)
+        if not s:
+            continue
+        out.append(f"{name:10s} {s['precision']:9.3f} {s['recall']:7.3f} {s['f1']:6.3f} {s['top_k_precision']:10.3f}  "
+                   f"{s['model_spec']}")
+    est = r["engine"].get("noise_rate_estimate")
+    if est is not None:
+        out.append(f"\nestimated noise rate (cleanlab joint): {est:.3f}")
+    out.append(f"flagged per issue type: {json.dumps(r['counts'])}")
+    out.append(f"\n{'stage':16s} {'seconds':>9s} {'peak MiB':>9s}")
+    for name, s in r["stages"].items():
+        out.append(f"{name:16s} {s['seconds']:9.2f} {s['peak_mib']:9.1f}")
+    out.append(f"{'total':16s} {r['total_seconds']:9.2f}")
+    return "\n".join(out)

@@ -1,0 +1,93 @@
+"""Wall time and peak memory per stage of a long computation (mining, benchmarks).
+
+Memory is the resident set size of this process plus its child processes (joblib's fold
+workers), sampled from ``/proc`` by a background thread: peak RSS over a stage is what decides
+whether a run fits the machine. Where ``/proc`` is missing only time is recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Sampling period of the memory thread; short stages may miss a brief peak, long ones will not.
+SAMPLE_SECONDS = 0.2
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def tree_rss_bytes(pid: int | None = None) -> int | None:
+    """Resident bytes of process ``pid`` (default: this one) and all its descendants; None without /proc."""
+    root = pid or os.getpid()
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    parent: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            statm = (entry / "statm").read_text().split()
+        except OSError:
+            continue
+        # The command name in field 2 may contain spaces; fields after its closing ')' are fixed.
+        fields = stat[stat.rfind(")") + 2:].split()
+        parent[int(entry.name)] = int(fields[1])
+        rss[int(entry.name)] = int(statm[1]) * _PAGE
+    total, todo = 0, [root]
+    children: dict[int, list[int]] = {}
+    for p, pp in parent.items():
+        children.setdefault(pp, []).append(p)
+    while todo:
+        p = todo.pop()
+        total += rss.get(p, 0)
+        todo.extend(children.get(p, []))
+    return total
+
+
+@dataclass
+class StageClock:
+    """Records seconds and (when ``track_memory``) peak RSS in MiB for named stages."""
+
+    track_memory: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+    peak_mib: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the block as stage ``name`` (repeated names add up; peaks take the max)."""
+        peak = [0]
+        stop = threading.Event()
+        sampler = None
+        if self.track_memory:
+            def sample() -> None:
+                while True:
+                    value = tree_rss_bytes()
+                    if value is not None:
+                        peak[0] = max(peak[0], value)
+                    if stop.wait(SAMPLE_SECONDS):
+                        return
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+            if sampler is not None:
+                stop.set()
+                sampler.join()
+                value = tree_rss_bytes()
+                peak[0] = max(peak[0], value or 0)
+                self.peak_mib[name] = max(self.peak_mib.get(name, 0.0), peak[0] / 2**20)
+
+    @property
+    def total_seconds(self) -> float:
+        """Sum of all stages."""
+        return float(sum(self.seconds.values()))
