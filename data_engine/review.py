@@ -164,6 +164,7 @@ def latest_run_id(con: duckdb.DuckDBPyConnection) -> str | None:
                     f"ORDER BY m.{quote_ident(col)} DESC NULLS LAST, m.run_id DESC LIMIT 1").fetchall()
                 if row:
                     return str(row[0][0])
+    # Mining numbers its runs (BIGINT); the latest is the highest.
     row = con.execute("SELECT max(run_id) FROM review_queue").fetchall()[0]
     return None if row[0] is None else str(row[0])
 
@@ -243,13 +244,14 @@ def push_queue(
 
 def _rows_to_send(con: duckdb.DuckDBPyConnection, project_id: int, run_id: str | None, limit: int) -> pd.DataFrame:
     """Queue rows to import: 'sending' leftovers first, then new rows of ``run_id`` by rank."""
-    cols = ("q.run_id, q.rank, q.example_id, q.example_version, q.issue_types, q.priority, q.suggested_label, "
+    # run ids are compared as text: mining numbers them, review_tasks keeps them as VARCHAR.
+    cols = ("CAST(q.run_id AS VARCHAR) AS run_id, q.rank, q.example_id, q.example_version, q.issue_types, q.priority, q.suggested_label, "
             "q.suggested_score, q.given_label, CAST(q.scores AS VARCHAR) AS scores")
     if not _has_table(con, "review_queue"):
         return pd.DataFrame()
     leftovers = con.execute(
         f"SELECT {cols}, true AS recorded FROM review_tasks rt JOIN review_queue q "
-        "ON q.run_id = rt.run_id AND q.example_id = rt.example_id AND q.example_version = rt.example_version "
+        "ON CAST(q.run_id AS VARCHAR) = rt.run_id AND q.example_id = rt.example_id AND q.example_version = rt.example_version "
         "WHERE rt.project_id = ? AND rt.status = 'sending' AND rt.task_id IS NULL ORDER BY q.rank",
         [project_id]).fetchdf()
     fresh = pd.DataFrame()
@@ -258,9 +260,9 @@ def _rows_to_send(con: duckdb.DuckDBPyConnection, project_id: int, run_id: str |
         fresh = con.execute(
             f"SELECT {cols}, false AS recorded FROM review_queue q "
             "JOIN current_examples ce ON ce.example_id = q.example_id AND ce.version = q.example_version "
-            "WHERE q.run_id = ? AND NOT EXISTS (SELECT 1 FROM review_tasks rt WHERE rt.project_id = ? "
+            "WHERE CAST(q.run_id AS VARCHAR) = ? AND NOT EXISTS (SELECT 1 FROM review_tasks rt WHERE rt.project_id = ? "
             "AND rt.example_id = q.example_id AND rt.example_version = q.example_version) "
-            "ORDER BY q.rank LIMIT ?", [run_id, project_id, int(limit)]).fetchdf()
+            "ORDER BY q.rank LIMIT ?", [str(run_id), project_id, int(limit)]).fetchdf()
     frames = [f for f in (leftovers, fresh) if not f.empty]
     if not frames:
         return pd.DataFrame()
@@ -303,8 +305,8 @@ def _model_versions(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> d
         return {}
     out = {}
     for run_id, model in con.execute(
-            f"SELECT run_id, CAST({quote_ident(model_col)} AS VARCHAR) FROM mining_runs WHERE list_contains(?, run_id)",
-            [list(run_ids)]).fetchall():
+            f"SELECT run_id, CAST({quote_ident(model_col)} AS VARCHAR) FROM mining_runs WHERE list_contains(?, CAST(run_id AS VARCHAR))",
+            [[str(r) for r in run_ids]]).fetchall():
         out[str(run_id)] = f"{model} (run {run_id})" if model else f"run {run_id}"
     return out
 

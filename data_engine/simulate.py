@@ -106,7 +106,9 @@ def _open_for(client: ReviewClient, project_id: int, user_id: int | None, limit:
     that reviewer has not answered yet (including ones others already answered)."""
     if user_id is None:
         return client.open_tasks(project_id, limit)
-    tasks = client.annotated_tasks(project_id, None) + client.open_tasks(project_id)
-    mine = [t for t in tasks if not any(a.get("completed_by") == user_id for a in t.get("annotations") or [])]
-    mine.sort(key=lambda t: t["id"])
+    # Annotated tasks come back without their data (a pull does not need it): take the data from
+    # the full task list and the answers from the annotated one.
+    answered = {t["id"] for t in client.annotated_tasks(project_id, None)
+                if any(a.get("completed_by") == user_id for a in t.get("annotations") or [])}
+    mine = [t for t in client.tasks_after(project_id, 0) if t["id"] not in answered]
     return mine[:limit] if limit else mine

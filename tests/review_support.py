@@ -19,7 +19,7 @@ from data_engine.warehouse import open_warehouse
 
 QUEUE_DDL = """
 CREATE TABLE IF NOT EXISTS review_queue (
-    run_id VARCHAR NOT NULL, rank INTEGER NOT NULL, example_id VARCHAR NOT NULL, example_version INTEGER NOT NULL,
+    run_id BIGINT NOT NULL, rank INTEGER NOT NULL, example_id VARCHAR NOT NULL, example_version INTEGER NOT NULL,
     issue_types VARCHAR[], priority DOUBLE, suggested_label VARCHAR, suggested_score DOUBLE,
     given_label VARCHAR, scores JSON)
 """
@@ -71,7 +71,7 @@ def _drop_second(text: str, key: str) -> str:
     return "".join(out)
 
 
-def make_queue(home: Home, frame: pd.DataFrame, *, run_id: str = "run-1", n: int | None = None) -> int:
+def make_queue(home: Home, frame: pd.DataFrame, *, run_id: int = 1, n: int | None = None) -> int:
     """Write a review queue for ``run_id`` over the first ``n`` examples of ``frame``."""
     rows = frame.head(n) if n else frame
     with open_warehouse(home) as con:

@@ -157,7 +157,7 @@ def _bench_home(root: Path, url: str, n: int) -> Home:
     ingest_path(home, path)
     pd.DataFrame({"example_id": frame["id"], "label": truth}).to_csv(home.oracle_path, index=False)
     queue = pd.DataFrame({
-        "run_id": "bench", "rank": np.arange(1, n + 1), "example_id": frame["id"], "example_version": 1,
+        "run_id": 1, "rank": np.arange(1, n + 1), "example_id": frame["id"], "example_version": 1,
         "issue_types": [["label"] if f else ["uncertain"] for f in flip], "priority": np.linspace(1, 0, n),
         "suggested_label": truth, "suggested_score": np.where(flip, 0.9, 0.6), "given_label": given,
         "scores": [json.dumps({"label": 0.9 if f else 0.1}) for f in flip]})
@@ -175,7 +175,7 @@ def _bench_home(root: Path, url: str, n: int) -> Home:
 # The queue table as mining (migration 0100) defines it; created only if mining has not.
 QUEUE_DDL = """
 CREATE TABLE IF NOT EXISTS review_queue (
-    run_id VARCHAR NOT NULL, rank INTEGER NOT NULL, example_id VARCHAR NOT NULL, example_version INTEGER NOT NULL,
+    run_id BIGINT NOT NULL, rank INTEGER NOT NULL, example_id VARCHAR NOT NULL, example_version INTEGER NOT NULL,
     issue_types VARCHAR[], priority DOUBLE, suggested_label VARCHAR, suggested_score DOUBLE,
     given_label VARCHAR, scores JSON)
 """

@@ -369,7 +369,8 @@ class FakeReviewClient:
         return (t for _, t in sorted(self.tasks.items()) if t["project"] == project_id)
 
     def _public(self, task: dict[str, Any], with_annotations: bool) -> dict[str, Any]:
-        out = {"id": task["id"], "data": task["data"], "updated_at": task["updated_at"]}
+        # Like the real client: annotated tasks come back without their data.
+        out = {"id": task["id"], "data": {} if with_annotations else task["data"], "updated_at": task["updated_at"]}
         if with_annotations:
             out["annotations"] = [dict(self.annotations[a]) for a in task["annotation_ids"]]
         return out

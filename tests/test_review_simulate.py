@@ -1,0 +1,63 @@
+"""The simulated reviewer (fake server): answers from the oracle, accuracy, a second annotator."""
+
+from __future__ import annotations
+
+import pytest
+
+from data_engine.errors import EngineError
+from data_engine.labelstudio.client import FakeReviewClient
+from data_engine.labelstudio.labeling import chosen
+from data_engine.review import push_queue
+from data_engine.simulate import read_oracle, simulate_reviews
+from data_engine.warehouse import open_warehouse
+from tests.review_support import digits_home, make_queue
+
+CLASSES = [str(i) for i in range(10)]
+
+
+@pytest.fixture
+def pushed(tmp_path):
+    home, frame = digits_home(tmp_path / "home", n=20)
+    make_queue(home, frame)
+    client = FakeReviewClient()
+    with open_warehouse(home) as con:
+        project_id = push_queue(con, client, home.config).project_id
+    return home, frame, client, project_id
+
+
+def _answers(client, annotator_id=1):
+    return {client.tasks[a["task"]]["data"]["example_id"]: chosen(a["result"])
+            for a in client.annotations.values() if a["completed_by"] == annotator_id}
+
+
+def test_a_perfect_reviewer_answers_every_open_task_with_the_truth(pushed):
+    home, frame, client, project_id = pushed
+    result = simulate_reviews(client, project_id, read_oracle(home.oracle_path), CLASSES, accuracy=1.0)
+    assert result.answered == result.correct == 20
+    assert _answers(client) == dict(zip(frame["id"], frame["true_label"], strict=True))
+    again = simulate_reviews(client, project_id, read_oracle(home.oracle_path), CLASSES, accuracy=1.0)
+    assert again.answered == 0  # nothing open any more
+
+
+def test_accuracy_zero_is_always_wrong_and_limit_is_respected(pushed):
+    home, frame, client, project_id = pushed
+    result = simulate_reviews(client, project_id, read_oracle(home.oracle_path), CLASSES, accuracy=0.0, limit=7)
+    truth = dict(zip(frame["id"], frame["true_label"], strict=True))
+    answers = _answers(client)
+    assert result.answered == 7 and result.correct == 0
+    assert all(answers[ex] != truth[ex] for ex in answers)
+
+
+def test_a_second_annotator_answers_tasks_the_first_already_answered(pushed):
+    home, _, client, project_id = pushed
+    oracle = read_oracle(home.oracle_path)
+    simulate_reviews(client, project_id, oracle, CLASSES, accuracy=1.0, limit=5)
+    second = simulate_reviews(client, project_id, oracle, CLASSES, accuracy=1.0, annotator="b@example.com")
+    assert second.answered == 20 and second.annotator == "b@example.com"
+    uid = next(i for i, e in client.user_emails.items() if e == "b@example.com")
+    assert len(_answers(client, uid)) == 20
+
+
+def test_a_missing_oracle_is_a_clear_error(tmp_path):
+    with pytest.raises(EngineError, match="seed-demo"):
+        read_oracle(tmp_path / "oracle.csv")
