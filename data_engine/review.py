@@ -353,6 +353,9 @@ def pull_verdicts(con: duckdb.DuckDBPyConnection, client: ReviewClient, cfg: Eng
     result = PullResult(project_id=project_id)
     if project_id is None:
         return result
+    # Tasks of an interrupted push may already be answered: learn their ids first, or their
+    # verdicts would be skipped as foreign and fall behind the cursor.
+    reconcile_tasks(con, client, project_id)
     row = con.execute("SELECT updated_after FROM review_cursor WHERE project_id = ?", [project_id]).fetchall()
     cursor = row[0][0] if row else None
     since = _shift(cursor, -PULL_OVERLAP) if cursor else None

@@ -203,3 +203,20 @@ def test_review_status_command_reads_the_warehouse_only(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["tasks"] == {"done": 1, "open": 11} and report["discarded"] == 1
     assert set(report["effective_weights"]) == set(home.config.review.weights)
+
+
+def test_verdicts_on_tasks_of_an_interrupted_push_are_not_lost(tmp_path):
+    home, frame = digits_home(tmp_path / "home", n=10)
+    make_queue(home, frame)
+    client = FakeReviewClient()
+    client.fail_on_import = 1  # the tasks reach the server, the reply does not
+    with open_warehouse(home) as con:
+        with pytest.raises(ReviewServiceError):
+            push_queue(con, client, home.config)
+    ex = frame.iloc[0]
+    orphan = next(t["id"] for t in client.tasks.values() if t["data"]["example_id"] == ex["id"])
+    client.create_annotation(orphan, choice_result(ex["true_label"]))
+    with open_warehouse(home) as con:
+        result = pull_verdicts(con, client, home.config)
+        in_force = _label_in_force(con, ex["id"])
+    assert result.review_events == 1 and in_force == (ex["true_label"], False, "review")
