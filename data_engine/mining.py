@@ -367,7 +367,7 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
     summary["rare_classes"] = [state.classes[i] for i in state.rare_classes]
     con.execute("BEGIN TRANSACTION")
     try:
-        run_id = int(con.execute("SELECT nextval('mining_run_seq')").fetchone()[0])
+        run_id = int(con.execute("SELECT nextval('mining_run_seq')").fetchall()[0][0])
         con.execute(
             "INSERT INTO mining_runs (run_id, started_at, finished_at, label_snapshot, model_spec, counts, timings, "
             "noise_rate, reused_predictions, n_labeled, n_unlabeled, summary) VALUES (?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -414,7 +414,7 @@ def latest_run(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0])
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0])
 
 
 def _json_default(value: Any) -> Any:
@@ -484,7 +484,7 @@ def _write_predictions(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, prob
 
 def _fetch_probs(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any], k: int) -> tuple[np.ndarray, pd.DataFrame]:
     """Run ``sql`` selecting ``row_index``, ``fold`` and ``probs``; return probs (M, K) and the other columns."""
-    table = con.execute(sql, params).fetch_arrow_table()
+    table = con.sql(sql, params=params).to_arrow_table()
     probs_col = table.column("probs").combine_chunks()
     values = probs_col.flatten().to_numpy(zero_copy_only=False)
     lengths = probs_col.value_lengths().to_numpy(zero_copy_only=False)
@@ -503,7 +503,7 @@ def _stored_oof(con: duckdb.DuckDBPyConnection, train: pd.DataFrame, spec_key: s
     n_stored = con.execute(
         "SELECT count(*) FROM predictions WHERE kind = 'oof' AND model_spec = ? AND label_snapshot = ?",
         [spec_key, snapshot],
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if n_stored != len(train) or len(train) == 0:
         return None
     con.register("_train_keys", keys)

@@ -1,0 +1,55 @@
+"""``mine``: run issue mining once on the home's warehouse (the same code the Dagster assets run)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from data_engine.home import Home
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``mine`` sub-command."""
+    p = sub.add_parser("mine", help="find label errors, outliers, duplicates and unsure examples; build the review queue")
+    p.add_argument("--force", action="store_true", help="recompute predictions even if the stored ones still match")
+    p.add_argument("--budget", type=int, default=None, help="queue length (default: [review] budget)")
+    p.add_argument("--plot", type=Path, default=None, help="write the estimated noise matrix as a PNG here")
+    p.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    p.set_defaults(handler=cmd_mine)
+
+
+def cmd_mine(args: argparse.Namespace, home: Home) -> int:
+    """``mine``."""
+    from data_engine.errors import EngineError
+    from data_engine.mining import run_mining
+    from data_engine.warehouse import open_warehouse
+
+    if args.budget is not None and args.budget < 1:
+        raise EngineError("--budget must be at least 1")
+    cfg = home.config
+    if not home.warehouse_path.exists():
+        raise EngineError(f"{home.warehouse_path}: no warehouse yet; ingest a file first")
+    with open_warehouse(home) as con:
+        summary = run_mining(con, cfg, home=home, force=args.force, budget=args.budget)
+    if args.plot is not None and summary.plot_png:
+        args.plot.write_bytes(summary.plot_png)
+    if args.json:
+        meta = summary.as_metadata()
+        meta["queue_top"] = json.loads(summary.queue_top.to_json(orient="records"))
+        print(json.dumps(meta, default=str))
+        return 0
+    reused = "re-used stored predictions" if summary.reused_predictions else "computed new predictions"
+    print(f"mining run {summary.run_id}: {summary.n_labeled} labeled, {summary.n_unlabeled} unlabeled examples; "
+          f"{reused} ({summary.model_spec})")
+    print("flagged: " + ", ".join(f"{k}={v}" for k, v in summary.counts.items()))
+    if summary.noise_rate is not None:
+        print(f"estimated noise rate: {summary.noise_rate:.1%}")
+    if summary.class_imbalance.get("minority_classes"):
+        print("under-represented classes: " + ", ".join(summary.class_imbalance["minority_classes"]))
+    if summary.rare_classes:
+        print("classes with fewer labeled examples than folds: " + ", ".join(summary.rare_classes))
+    print(f"review queue: {summary.queue_size} examples (top {len(summary.queue_top)}):")
+    print(summary.queue_markdown())
+    print("seconds: " + ", ".join(f"{k}={v:.2f}" for k, v in summary.timings.items()))
+    return 0
