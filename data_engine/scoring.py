@@ -137,7 +137,10 @@ def score_unlabeled(
     if todo.empty:
         return ScoringResult(champion.version, candidate.version if candidate else None, 0, already, 0, 0, 0,
                              time.perf_counter() - started, "nothing new to score")
-    classes = list(champion.classes)
+    from data_engine.dataset import load_classes
+
+    # `predictions.probs` follows the dataset's class order (a class the champion never saw gets 0).
+    classes = load_classes(con) or list(champion.classes)
     X = todo[list(champion.input_schema)]
     from data_engine.training import limited_threads
 

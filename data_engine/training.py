@@ -148,8 +148,10 @@ def latest_label_flags(con: duckdb.DuckDBPyConnection, example_ids: np.ndarray) 
     if not {"issues", "mining_runs"} <= tables:
         return np.zeros(len(example_ids), dtype=bool)
     found = con.execute(
-        "SELECT example_id FROM issues WHERE issue_type = 'label' AND is_issue AND run_id = "
-        "(SELECT run_id FROM mining_runs ORDER BY started_at DESC LIMIT 1)"
+        "SELECT i.example_id FROM issues i JOIN current_examples ce ON ce.example_id = i.example_id "
+        "WHERE i.issue_type = 'label' AND i.is_issue "
+        "AND (i.example_version IS NULL OR i.example_version = ce.version) "  # a flag on old content is void
+        "AND i.run_id = (SELECT run_id FROM mining_runs ORDER BY started_at DESC, run_id DESC LIMIT 1)"
     ).fetchall()
     flagged = {r[0] for r in found}
     return np.array([e in flagged for e in example_ids], dtype=bool)

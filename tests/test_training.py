@@ -104,3 +104,21 @@ def test_training_without_labels_is_a_clear_error(tmp_path):
         insert_examples(con, ["a", "b", "c"], X, [None, None, None], batch="u")
         with pytest.raises(EngineError, match="no labeled training examples"):
             training.train_candidate(con, h)
+
+
+def test_latest_label_flags_reads_the_newest_mining_run_on_current_content(env):
+    home, info = env
+    ids = list(info["ids"][info["parts"]["train"]][:4])
+    with open_warehouse(home) as con:
+        con.execute("INSERT INTO mining_runs (run_id, started_at, label_snapshot, model_spec) VALUES "
+                    "(1, now() - INTERVAL 1 HOUR, 1, 'm'), (2, now(), 1, 'm')")
+        con.executemany(
+            "INSERT INTO issues (run_id, example_id, example_version, issue_type, score, is_issue) VALUES (?, ?, ?, ?, ?, ?)",
+            [[1, ids[0], 1, "label", 0.1, True],      # an older run: ignored
+             [2, ids[1], 1, "label", 0.1, True],      # flagged now
+             [2, ids[2], 1, "label", 0.9, False],     # scored, not flagged
+             [2, ids[3], 1, "outlier", 0.0, True],    # another detector: not a label flag
+             [2, ids[0], 7, "label", 0.1, True]],     # a version that is not the current one
+        )
+        flags = training.latest_label_flags(con, np.array(ids + ["unknown"]))
+    assert flags.tolist() == [False, True, False, False, False]
