@@ -148,3 +148,27 @@ def test_promote_gated_needs_a_passed_gate_against_the_current_champion(home):
             deploy.promote_gated(con, home, second.version)
         assert registry.get_model(con, second.version).metrics["gate"] == {
             "champion_version": first.version, "promote": True, "metric": "accuracy"}
+
+
+def test_cli_train_evaluate_promote_rollback_status(home, capsys):
+    from data_engine.cli import main
+
+    h = ["--home", str(home.root)]
+    assert main(h + ["evaluate"]) == 2
+    assert "no candidate model to evaluate" in capsys.readouterr().err
+    assert main(h + ["train"]) == 0
+    assert "trained candidate v1" in capsys.readouterr().out
+    assert main(h + ["deploy", "promote"]) == 0
+    assert "promoted v1" in capsys.readouterr().out
+    assert main(h + ["deploy", "rollback"]) == 2
+    assert "nothing to roll back to" in capsys.readouterr().err
+    assert main(h + ["train", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["version"] == 2
+    assert main(h + ["deploy", "promote", "--force", "--version", "2"]) == 0
+    assert "promoted v2 (forced" in capsys.readouterr().out
+    assert main(h + ["deploy", "rollback", "--reason", "oops"]) == 0
+    assert "rolled back from v2 to v1" in capsys.readouterr().out
+    assert main(h + ["deploy", "status", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["champion"]["version"] == 1 and report["pointer_in_sync"]
+    assert [d["action"] for d in report["deployments"]] == ["promote", "promote", "rollback"]

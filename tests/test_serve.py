@@ -256,3 +256,21 @@ def test_a_promotion_mid_traffic_serves_no_error(env, server):
     late = [v for t, _, v, _ in results if t > promoted_at + 2]
     assert len(late) >= 20 and set(late) == {v2.version}
     assert "Uvicorn running on http://127.0.0.1:" in log.read_text()
+
+
+def test_row_model_for_categorical_and_text_columns():
+    from pydantic import ValidationError
+
+    from data_engine.serve import row_model, rows_frame
+
+    schema = {"age": "numeric", "city": "categorical", "note": "text"}
+    Row = row_model(schema)
+    rows = [Row.model_validate({"age": "41", "city": 75001, "note": "hello"}),
+            Row.model_validate({"age": None, "city": None, "note": None})]
+    frame = rows_frame(rows, schema)
+    assert list(frame.columns) == ["age", "city", "note"]
+    assert frame["age"].dtype == "float64" and np.isnan(frame["age"].iloc[1])
+    assert frame["city"].tolist() == ["75001", None] and frame["note"].tolist() == ["hello", None]
+    with pytest.raises(ValidationError) as err:
+        Row.model_validate({"age": 1, "city": ["a"], "note": "x"})
+    assert err.value.errors()[0]["loc"] == ("city",)
