@@ -1,15 +1,24 @@
 """The one Dagster ``Definitions`` of the data engine (``dagster dev -w workspace.yaml`` loads it)."""
 
-
 import dagster as dg
 
 from assets.ingestion import landed_batch
-from assets.resources import EngineResource
+from assets.mining import mined_issues, oof_predictions
+from assets.models import candidate_model, champion_model, champion_scores, promotion_gate
+from assets.resources import EngineResource, LabelStudioResource
+from assets.review import review_tasks, review_verdicts
 from sensors.landing import ingest_job, landing_sensor
+from sensors.loop import mine_job, mining_sensor, pull_job, retrain_job, retrain_sensor, review_sensor
 
 defs = dg.Definitions(
-    assets=[landed_batch],
-    jobs=[ingest_job],
-    sensors=[landing_sensor],
-    resources={"engine": EngineResource(home=dg.EnvVar("DATA_ENGINE_HOME"))},
+    assets=[landed_batch, champion_scores, oof_predictions, mined_issues, review_tasks, review_verdicts,
+            candidate_model, champion_model],
+    asset_checks=[promotion_gate],
+    jobs=[ingest_job, mine_job, pull_job, retrain_job],
+    sensors=[landing_sensor, mining_sensor, review_sensor, retrain_sensor],
+    resources={
+        "engine": EngineResource(home=dg.EnvVar("DATA_ENGINE_HOME")),
+        # The key comes from the environment only; `make up` exports it from the home's 0600 token file.
+        "label_studio": LabelStudioResource(api_key=dg.EnvVar("LABEL_STUDIO_API_KEY")),
+    },
 )

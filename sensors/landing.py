@@ -11,6 +11,7 @@ ingest_job = dg.define_asset_job(
     "ingest_job",
     selection=dg.AssetSelection.assets("landed_batch"),
     tags=WAREHOUSE_TAG,
+    executor_def=dg.in_process_executor,
     description="Ingest one landed file.",
 )
 

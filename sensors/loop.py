@@ -18,23 +18,27 @@ from data_engine.triggers import Trigger, mining_trigger, retrain_trigger
 from data_engine.warehouse import open_warehouse
 
 T = TypeVar("T")
+# Jobs run their steps in one process, one after another: every step writes the DuckDB file, which
+# takes one writer process at a time.
 # A sensor waits this long for a writer to finish before it skips the tick.
 SENSOR_LOCK_WAIT_S = 3.0
 
 mine_job = dg.define_asset_job(
     "mine_job",
-    selection=dg.AssetSelection.assets(
-        "champion_scores", "oof_predictions", "detected_issues", "review_queue", "review_tasks"
-    ),
+    selection=dg.AssetSelection.assets("oof_predictions", "detected_issues", "review_queue", "review_tasks"),
     tags=WAREHOUSE_TAG,
+    executor_def=dg.in_process_executor,
     description="Out-of-sample predictions, issue detectors, the ranked review queue, pushed to Label Studio.",
 )
 pull_job = dg.define_asset_job(
     "pull_job", selection=dg.AssetSelection.assets("review_verdicts"), tags=WAREHOUSE_TAG,
+    executor_def=dg.in_process_executor,
     description="Pull reviewers' verdicts from Label Studio into the label ledger.",
 )
 retrain_job = dg.define_asset_job(
-    "retrain_job", selection=dg.AssetSelection.assets("candidate_model", "champion_model"), tags=WAREHOUSE_TAG,
+    "retrain_job", selection=dg.AssetSelection.assets("candidate_model", "champion_model", "champion_scores"),
+    tags=WAREHOUSE_TAG,
+    executor_def=dg.in_process_executor,
     description="Train a candidate, gate it against the champion on gold data, deploy it if it passes.",
 )
 
