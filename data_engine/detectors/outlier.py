@@ -10,6 +10,10 @@ from data_engine.detectors.base import Detector, DetectorResult, MiningData, fmt
 # cleanlab Datalab's default for feature-based outliers: an example is an outlier when its mean
 # neighbour distance exceeds Q3 + (1 / threshold - 1) * IQR of all mean distances.
 OUTLIER_THRESHOLD = 0.37037
+# When most distances are equal (a grid, repeated values) the IQR is 0 and the rule above would
+# flag anything a hair above the third quartile; an outlier must also be this many times farther
+# from its neighbours than the median example.
+MIN_DISTANCE_RATIO = 2.0
 
 
 @register_detector
@@ -37,7 +41,7 @@ class OutlierDetector(Detector):
         scale = float(max(np.median(mean_dist), 100 * np.finfo(np.float64).eps))
         score = transform_distances_to_scores(mean_dist, t=1, scaling_factor=scale)
         q1, q3 = np.percentile(mean_dist, [25, 75])
-        limit = q3 + (1.0 / self.threshold - 1.0) * (q3 - q1)
+        limit = max(q3 + (1.0 / self.threshold - 1.0) * (q3 - q1), MIN_DISTANCE_RATIO * scale)
         flags = mean_dist > limit
         reason = np.where(flags, "far from other examples: mean neighbour distance " + fmt(mean_dist / scale, "%.1f")
                           + "x the typical", "typical")

@@ -1,0 +1,193 @@
+"""Each detector on small hand-made arrays, with the exact rows it must flag."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from data_engine.detectors import (
+    DETECTORS, ClassImbalanceDetector, LabelDetector, MiningData, NearDuplicateDetector, Neighbours,
+    OutlierDetector, UncertainDetector, get_detector, run_detectors,
+)
+from data_engine.detectors import neighbours as nb
+from data_engine.errors import EngineError
+
+
+def make_data(labels, probs, *, hashes=None, neighbours=None, classes=("a", "b"), oos=None) -> MiningData:
+    labels = np.asarray(labels)
+    n = len(labels)
+    return MiningData(
+        example_ids=np.array([f"e{i}" for i in range(n)], dtype=object),
+        labels=labels,
+        classes=tuple(classes),
+        probs=np.asarray(probs, dtype=float),
+        out_of_sample=np.ones(n, bool) if oos is None else np.asarray(oos),
+        feature_hash=np.array([f"h{i}" for i in range(n)] if hashes is None else hashes, dtype=object),
+        neighbours=neighbours,
+    )
+
+
+def confident(labels, k=2, p=0.9):
+    probs = np.full((len(labels), k), (1 - p) / (k - 1))
+    probs[np.arange(len(labels)), labels] = p
+    return probs
+
+
+def test_registry_holds_every_issue_type():
+    assert set(DETECTORS) == {"label", "outlier", "near_duplicate", "uncertain", "class_imbalance"}
+    assert get_detector("label").issue_name == "label"
+    with pytest.raises(EngineError, match="unknown detector 'typo'"):
+        get_detector("typo")
+
+
+def test_label_flags_exactly_the_contradicted_labels():
+    labels = np.array([0] * 10 + [1] * 10)
+    probs = confident(labels)
+    # Rows 3 and 15: the model is sure of the other class.
+    probs[3] = [0.05, 0.95]
+    probs[15] = [0.97, 0.03]
+    result = LabelDetector().find_issues(make_data(labels, probs))
+    flagged = result.issues.loc[result.issues["is_issue"], "example_id"].tolist()
+    assert flagged == ["e3", "e15"]
+    scores = result.issues.set_index("example_id")["score"]
+    assert scores["e3"] == pytest.approx(0.05) and scores["e15"] == pytest.approx(0.03)
+    assert scores.drop(["e3", "e15"]).min() == pytest.approx(0.9)
+    detail = json.loads(result.issues.set_index("example_id").loc["e3", "detail"])
+    assert detail["given"] == "a" and detail["suggested"] == "b"
+    assert "model suggests 'b'" in result.issues.set_index("example_id").loc["e3", "reason"]
+
+
+def test_label_ignores_unlabeled_rows_and_classes_without_labels():
+    labels = np.array([0] * 8 + [1] * 8 + [-1, -1])
+    probs = confident(np.r_[labels[:16], [0, 1]], k=3, p=0.8)
+    probs[2] = [0.1, 0.8, 0.1]
+    result = LabelDetector().find_issues(make_data(labels, probs, classes=("a", "b", "c")))
+    assert len(result.issues) == 16  # unlabeled rows are not judged
+    assert result.issues.loc[result.issues["is_issue"], "example_id"].tolist() == ["e2"]
+
+
+def test_label_skips_rows_without_out_of_sample_probabilities():
+    labels = np.array([0] * 6 + [1] * 6)
+    probs = confident(labels)
+    probs[0] = [0.01, 0.99]
+    oos = np.ones(12, bool)
+    oos[0] = False  # e.g. an in-sample prediction: must not be judged
+    result = LabelDetector().find_issues(make_data(labels, probs, oos=oos))
+    assert "e0" not in set(result.issues["example_id"])
+
+
+def points_with_neighbours(points: np.ndarray) -> Neighbours:
+    return nb.find_neighbours(np.asarray(points, dtype=np.float32), k=3)
+
+
+def test_outlier_flags_only_the_far_point():
+    rng = np.random.default_rng(0)
+    grid = np.array([[i, j] for i in range(5) for j in range(4)], dtype=float) + rng.normal(0, 0.05, (20, 2))
+    x = np.vstack([grid, [[100.0, 0.0]]])
+    labels = np.r_[np.zeros(21, int)]
+    data = make_data(labels, confident(labels), neighbours=points_with_neighbours(x))
+    result = OutlierDetector().find_issues(data)
+    assert result.issues.loc[result.issues["is_issue"], "example_id"].tolist() == ["e20"]
+    scores = result.issues["score"].to_numpy()
+    assert scores[20] == scores.min() and scores[20] < 0.01
+    assert (scores >= 0).all() and (scores <= 1).all()
+
+
+def test_outlier_flags_nothing_on_an_even_grid():
+    x = np.c_[np.arange(20, dtype=float) * 0.1, np.zeros(20)]
+    labels = np.zeros(20, int)
+    data = make_data(labels, confident(labels), neighbours=points_with_neighbours(x))
+    assert not OutlierDetector().find_issues(data).issues["is_issue"].any()
+
+
+def test_outlier_without_neighbours_is_skipped():
+    labels = np.zeros(5, int)
+    result = OutlierDetector().find_issues(make_data(labels, confident(labels)))
+    assert result.issues.empty and "skipped" in result.summary
+
+
+def test_near_duplicate_exact_and_near_copies_and_label_disagreement():
+    # e0/e1: same input hash, different labels. e2/e3: 0.001 apart, same label. Others spread out.
+    points = np.array([[0, 0], [0, 0], [5, 5], [5, 5.001], [10, 0], [0, 10], [10, 10], [20, 20]], dtype=float)
+    hashes = ["same", "same", "h2", "h3", "h4", "h5", "h6", "h7"]
+    labels = np.array([0, 1, 1, 1, 0, 0, 1, -1])
+    data = make_data(labels, confident(np.maximum(labels, 0)), hashes=hashes,
+                     neighbours=points_with_neighbours(points))
+    result = NearDuplicateDetector().find_issues(data)
+    issues = result.issues.set_index("example_id")
+    assert issues["is_issue"].tolist() == [True, True, True, True, False, False, False, False]
+    detail = issues["detail"].map(json.loads)
+    assert detail["e0"] == {"duplicate_of": "e1", "exact": True, "copies": 2, "labels_disagree": True}
+    assert detail["e1"]["duplicate_of"] == "e0"
+    assert detail["e2"]["duplicate_of"] == "e3" and not detail["e2"]["exact"]
+    assert not detail["e2"]["labels_disagree"]
+    # Contradictory copies score below agreeing copies, which score below non-copies... or equal.
+    assert issues.loc["e0", "score"] < 0.5 <= issues.loc["e2", "score"] < issues.loc["e4", "score"]
+    assert "different label" in issues.loc["e0", "reason"]
+    assert result.summary["exact"] == 2 and result.summary["near"] == 2 and result.summary["labels_disagree"] == 2
+
+
+def test_near_duplicate_exact_groups_work_without_neighbours():
+    labels = np.array([0, 0, 0, 1])
+    data = make_data(labels, confident(labels), hashes=["x", "y", "x", "x"])
+    issues = NearDuplicateDetector().find_issues(data).issues.set_index("example_id")
+    assert issues["is_issue"].tolist() == [True, False, True, True]
+    # The group {e0, e2, e3} holds labels a and b: every member disagrees.
+    assert issues.loc[["e0", "e2", "e3"], "detail"].map(lambda d: json.loads(d)["labels_disagree"]).all()
+    assert json.loads(issues.loc["e0", "detail"])["copies"] == 3
+
+
+def test_uncertain_judges_only_unlabeled_rows_by_margin():
+    labels = np.array([0, 1, -1, -1, -1])
+    probs = np.array([[0.5, 0.5], [0.5, 0.5], [0.55, 0.45], [0.95, 0.05], [np.nan, np.nan]])
+    result = UncertainDetector().find_issues(make_data(labels, probs))
+    issues = result.issues.set_index("example_id")
+    assert list(issues.index) == ["e2", "e3"]  # labeled rows and rows without probabilities are skipped
+    assert issues["is_issue"].tolist() == [True, False]
+    assert issues.loc["e2", "score"] == pytest.approx(0.10)
+    assert issues.loc["e3", "score"] == pytest.approx(0.90)
+
+
+def test_class_imbalance_is_dataset_level():
+    labels = np.array([0] * 100 + [1] * 100 + [2] * 5 + [-1] * 50)
+    result = ClassImbalanceDetector().find_issues(make_data(labels, confident(np.maximum(labels, 0), k=3),
+                                                            classes=("a", "b", "c")))
+    assert result.issues.empty
+    assert result.summary["minority_classes"] == ["c"]
+    assert result.summary["counts"] == {"a": 100, "b": 100, "c": 5}
+    assert result.summary["ratio_largest_to_smallest"] == 20.0
+    balanced = ClassImbalanceDetector().find_issues(make_data(np.array([0, 1] * 10), confident(np.array([0, 1] * 10))))
+    assert balanced.summary["is_issue"] is False
+
+
+def test_mining_data_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="probs has shape"):
+        make_data(np.array([0, 1]), np.ones((3, 2)) / 2)
+
+
+def test_run_detectors_returns_results_in_order():
+    labels = np.array([0] * 5 + [1] * 5)
+    out = run_detectors(make_data(labels, confident(labels)), ["uncertain", "label"])
+    assert list(out) == ["uncertain", "label"]
+
+
+def test_blocked_neighbour_search_matches_exact_on_separated_clusters(monkeypatch):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 100, (6, 3))
+    X = (centres[rng.integers(0, 6, 600)] + rng.normal(0, 1, (600, 3))).astype(np.float32)
+    exact = nb.find_neighbours(X, k=5)
+    monkeypatch.setattr(nb, "EXACT_SEARCH_ROWS", 100)
+    monkeypatch.setattr(nb, "BLOCK_ROWS", 100)
+    blocked = nb.find_neighbours(X, k=5)
+    assert blocked.indices.shape == (600, 5)
+    assert (blocked.indices != np.arange(600)[:, None]).all()  # never the row itself
+    np.testing.assert_allclose(blocked.distances, exact.distances, rtol=1e-4)
+
+
+def test_neighbours_never_return_self_even_with_exact_copies():
+    X = np.zeros((6, 2), dtype=np.float32)
+    found = nb.find_neighbours(X, k=3)
+    assert (found.indices != np.arange(6)[:, None]).all()
+    assert (found.distances == 0).all()
