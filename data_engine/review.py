@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,6 +37,7 @@ import pandas as pd
 
 from data_engine.config import EngineConfig
 from data_engine.errors import EngineError, ReviewServiceError
+from data_engine.home import Home
 from data_engine.labelstudio.client import ReviewClient
 from data_engine.labelstudio.labeling import DISCARD_CHOICE, build_task, chosen, label_config, task_key
 from data_engine.schema import load_classes, stored_columns
@@ -502,7 +503,8 @@ def _answers(task: dict[str, Any], users: dict[int, str]) -> list[_Answer]:
     return sorted(latest.values(), key=lambda a: (a.updated_at, a.annotation_id))
 
 
-def _consensus(candidates: list[tuple[int, list[_Answer]]], classes: list[str]):
+def _consensus(candidates: list[tuple[int, list[_Answer]]],
+               classes: list[str]) -> Iterator[tuple[int, Any, float | None, int, dict[str, str]]]:
     """Majority label per task via cleanlab.multiannotator; ties (equal top counts) are marked pending.
 
     Yields ``(task_id, label | _TIE, agreement, n_votes, votes)``.
@@ -783,7 +785,7 @@ def review_status(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     return {"tasks": tasks, "verdicts": outcomes, "discarded": int(discards), "events": sources, "cursors": cursors}
 
 
-def make_client(home: Any) -> ReviewClient:
+def make_client(home: Home) -> ReviewClient:
     """The real client for ``home``: ``review.url``, the key from ``$review.api_key_env`` or the secrets dir."""
     from data_engine.labelstudio.client import LabelStudioClient
     from data_engine.labelstudio.server import resolve_api_key
