@@ -96,10 +96,15 @@ def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *
         raise EngineError(f"{path}: no such file")
     sha = sha256_file(path)
     batch_id = batch_id_for(path, sha)
-    known = con.execute("SELECT * FROM batches WHERE batch_id = ?", [batch_id]).fetchdf()
-    if len(known):
-        return _result_from_row(known.iloc[0].to_dict(), already_known=True)
+    cur = con.execute("SELECT * FROM batches WHERE batch_id = ?", [batch_id])
+    known = cur.fetchone()
+    if known is not None:
+        return _result_from_row(dict(zip([d[0] for d in cur.description], known)), already_known=True)
     result = IngestResult(batch_id=batch_id, path=str(path), sha256=sha, status="ingested", is_gold=gold)
+    # Row numbers come from the order rows are read in: insertion order must be kept while reading
+    # (whatever the caller set on this connection; restored at the end).
+    keep_order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+    con.execute("SET preserve_insertion_order = true")
     try:
         same = con.execute(
             # Only ingested bytes count: a rejection may depend on where the file was (gold/) or on
@@ -134,6 +139,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *
     finally:
         try:
             drop_scratch(con)
+            con.execute(f"SET preserve_insertion_order = {'true' if keep_order else 'false'}")
         except duckdb.Error:
             pass
     return result
@@ -292,31 +298,33 @@ def _store(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dict[str, s
     lq = quote_ident(ds.label_column)
     cols = ", ".join(quote_ident(c) for c in types)
     fresh = con.execute("SELECT count(*) FROM examples").fetchone()[0] == 0
-    # New content = any stored value differs from the current version (compared as values, so the
-    # decision never depends on a hash function); the first batch has nothing to compare with.
-    same = " AND ".join(f"ce.{quote_ident(c)} IS NOT DISTINCT FROM c.{quote_ident(c)}" for c in types)
-    prev = ("NULL::INTEGER AS prev_version, false AS same FROM checked c" if fresh else
-            f"ce.version AS prev_version, ({same}) AS same "
-            "FROM checked c LEFT JOIN current_examples ce USING (example_id)")
+    if fresh:
+        # The first batch of a warehouse has nothing to compare with: every good row is version 1.
+        source = "(SELECT *, 1 AS version FROM checked WHERE reason IS NULL)"
+    else:
+        # New content = any stored value differs from the current version (compared as values, so
+        # the decision never depends on a hash function). Staged once, read by both inserts.
+        same = " AND ".join(f"ce.{quote_ident(c)} IS NOT DISTINCT FROM c.{quote_ident(c)}" for c in types)
+        con.execute(
+            "CREATE TEMP TABLE staged AS SELECT c.*, coalesce(ce.version, 0) + 1 AS version "
+            "FROM checked c LEFT JOIN current_examples ce USING (example_id) "
+            f"WHERE c.reason IS NULL AND (ce.version IS NULL OR NOT ({same}))"
+        )
+        source = "staged"
     inserted = con.execute(
         f"INSERT INTO examples (example_id, version, batch_id, row_number, content_hash, feature_hash, is_gold, {cols}) "
-        f"SELECT example_id, coalesce(prev_version, 0) + 1, ?, __row, {_hex('hash(__fh, ' + lq + ')')}, "
-        f"{_hex('__fh')}, ?, {cols} "
-        f"FROM (SELECT c.*, {prev} WHERE c.reason IS NULL) "
-        "WHERE prev_version IS NULL OR NOT same",
+        f"SELECT example_id, version, ?, __row, {_hex('hash(__fh, ' + lq + ')')}, {_hex('__fh')}, ?, {cols} "
+        f"FROM {source}",
         [result.batch_id, result.is_gold],
     ).fetchone()[0]
-    changed = con.execute(
-        "SELECT count(*) FROM examples WHERE batch_id = ? AND version > 1", [result.batch_id]
-    ).fetchone()[0] if not fresh else 0
+    changed = 0 if fresh else con.execute("SELECT count(*) FROM staged WHERE version > 1").fetchone()[0]
     # The ledger event carries the batch; the row number is in examples.row_number. One constant
     # detail per batch compresses to nothing, where a per-row JSON would not.
     detail = json.dumps({"batch_id": result.batch_id, "gold": result.is_gold})
     labeled = con.execute(
         "INSERT INTO label_events (example_id, example_version, label, source, actor, detail) "
-        f"SELECT example_id, version, {lq}, 'ingest', ?, ?::JSON "
-        f"FROM examples WHERE batch_id = ? AND {lq} IS NOT NULL",
-        [f"batch:{result.batch_id}", detail, result.batch_id],
+        f"SELECT example_id, version, {lq}, 'ingest', ?, ?::JSON FROM {source} WHERE {lq} IS NOT NULL",
+        [f"batch:{result.batch_id}", detail],
     ).fetchone()[0]
     result.rows_new, result.rows_changed = inserted - changed, changed
     result.rows_unchanged, result.rows_labeled = result.rows_ok - inserted, labeled
