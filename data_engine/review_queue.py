@@ -49,7 +49,8 @@ def build_queue(issues: pd.DataFrame, *, weights: Mapping[str, float], budget: i
         raise EngineError(f"review.weights.{next(iter(bad))}: must be a non-negative number")
     flagged = issues.loc[issues["is_issue"].astype(bool), ["example_id", "issue_type", "score"]].copy()
     flagged = flagged[~flagged["example_id"].isin(list(exclude))]
-    flagged["contribution"] = flagged["issue_type"].map(dict(weights)).fillna(0.0) * (1.0 - flagged["score"])
+    weight = flagged["issue_type"].astype(object).map(dict(weights)).astype(float).fillna(0.0)
+    flagged["contribution"] = weight * (1.0 - flagged["score"].astype(float))
     flagged = flagged[flagged["contribution"] > 0]
     if flagged.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in QUEUE_COLUMNS})
