@@ -54,7 +54,8 @@ class ModelHolder:
         self.last_error: str | None = None
         self.swaps = 0
         self._current: LoadedModel | None = None
-        self._refused: tuple[int, str] | None = None  # (version, sha256) refused last: do not retry it
+        # What was refused last: the pointer and its artifact's (mtime, size). Not retried until one changes.
+        self._refused: tuple[Any, ...] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -77,7 +78,7 @@ class ModelHolder:
             cur = self._current
             if cur is not None and (cur.pointer.version, cur.pointer.sha256) == (pointer.version, pointer.sha256):
                 return False
-            if self._refused == (pointer.version, pointer.sha256):
+            if self._refused == self._refusal_key(pointer):
                 return False
             if cur is not None and pointer.input_schema != cur.pointer.input_schema:
                 self._refuse(pointer, f"model v{pointer.version} reads different columns than the served "
@@ -95,8 +96,16 @@ class ModelHolder:
             log.info("serving model v%s", pointer.version)
             return True
 
+    def _refusal_key(self, pointer: ChampionPointer) -> tuple[Any, ...]:
+        try:
+            st = pointer.artifact(self.home).stat()
+            stamp: tuple[Any, ...] = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = (None, None)
+        return (pointer.version, pointer.sha256, pointer.deployment_id, *stamp)
+
     def _refuse(self, pointer: ChampionPointer, message: str) -> None:
-        self._refused = (pointer.version, pointer.sha256)
+        self._refused = self._refusal_key(pointer)
         self.last_error = message
         log.error("%s", message)
 

@@ -151,9 +151,10 @@ def test_a_corrupted_artifact_is_refused_and_the_previous_champion_keeps_serving
         assert r.status_code == 200 and r.json()["model_version"] == v1.version
         assert "sha256 mismatch" in client.get("/model").json()["last_error"]
         assert "sha256 mismatch" in client.get("/health").json()["last_error"]
-        # The file is repaired: the same pointer is now served.
+        assert holder.refresh() is False  # refused once, not reloaded on every poll
+        # The file is repaired (restored from a backup): the same pointer is now served.
         path.write_bytes(good)
-        holder._refused = None  # the watcher does not retry a refused (version, sha256) by itself
+        os.utime(path, ns=(time.time_ns(), time.time_ns() + 1_000_000))
         assert holder.refresh() is True
         r = client.post("/predict", json={"rows": rows})
     assert r.json()["model_version"] == v2.version
