@@ -188,6 +188,7 @@ def decide_promotion(candidate: Evaluation, champion: Evaluation | None, gate: G
     champ_v = champion.version if champion else None
 
     def verdict(promote: bool, reason: str, checks: list[Check]) -> GateVerdict:
+        """A verdict carrying both evaluations."""
         return GateVerdict(promote, reason, metric, cand_v, champ_v, tuple(checks), candidate, champion)
 
     if candidate.n_gold == 0:

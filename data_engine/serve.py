@@ -212,6 +212,7 @@ def create_app(home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS, holder
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Iterator[None]:
+        """Watch the pointer while the server runs."""
         holder.start()
         try:
             yield

@@ -64,6 +64,7 @@ def run_once(dataset: Any, *, model: str, noise: float, seed: int) -> WeightingR
     keep = label_trust_mask(np.full(len(noisy), "ingest", dtype=object), flagged)
 
     def accuracy(X: Any, y: np.ndarray) -> float:
+        """Test accuracy of the engine's model trained on ``X`` (N, D) and labels ``y`` (N,)."""
         est = fit_estimator(build_estimator(spec, schema), X, y)
         return float(np.mean(est.predict(X_test).astype(str) == dataset.labels[idx_test]))
 
