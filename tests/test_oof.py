@@ -1,0 +1,87 @@
+"""Out-of-fold probabilities: never in-sample, all classes present, rare classes survive."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+
+from data_engine.errors import EngineError
+from data_engine.oof import RareClassWarning, assign_folds, out_of_fold_probabilities
+
+
+def frame(n: int, seed: int = 0) -> pd.DataFrame:
+    return pd.DataFrame(np.random.default_rng(seed).normal(size=(n, 3)), columns=["a", "b", "c"])
+
+
+def test_predictions_are_out_of_sample():
+    # Random labels: a 1-nearest-neighbour model is perfect in-sample and at chance out of it.
+    X = frame(300)
+    y = np.random.default_rng(1).integers(0, 2, 300)
+    result = out_of_fold_probabilities(KNeighborsClassifier(1), X, y, 2, folds=5, seed=0)
+    accuracy = (result.probs.argmax(axis=1) == y).mean()
+    assert accuracy < 0.65
+    assert result.probs.shape == (300, 2)
+    np.testing.assert_allclose(result.probs.sum(axis=1), 1.0)
+    assert sorted(np.unique(result.folds)) == [0, 1, 2, 3, 4]
+
+
+def test_folds_are_stratified_and_reproducible():
+    y = np.repeat([0, 1, 2], [50, 30, 20])
+    folds, n_folds, rare = assign_folds(y, 3, folds=5, seed=3)
+    assert n_folds == 5 and rare == ()
+    counts = pd.crosstab(folds, y).to_numpy()
+    assert (counts == np.array([10, 6, 4])).all()
+    again, _, _ = assign_folds(y, 3, folds=5, seed=3)
+    np.testing.assert_array_equal(folds, again)
+
+
+def test_parallel_folds_give_the_same_result():
+    X = frame(120)
+    y = (X["a"] > 0).astype(int).to_numpy()
+    one = out_of_fold_probabilities(LogisticRegression(), X, y, 2, n_jobs=1)
+    two = out_of_fold_probabilities(LogisticRegression(), X, y, 2, n_jobs=2)
+    np.testing.assert_allclose(one.probs, two.probs)
+
+
+def test_rare_class_warns_and_keeps_all_columns():
+    X = frame(62)
+    y = np.r_[np.zeros(30, int), np.ones(30, int), [2, 2]]
+    with pytest.warns(RareClassWarning, match="fewer labeled examples than the 5 folds"):
+        result = out_of_fold_probabilities(LogisticRegression(), X, y, 4, folds=5)
+    assert result.rare_classes == (2,)
+    assert result.probs.shape == (62, 4)
+    assert (result.probs[:, 3] == 0).all()  # a class nobody labeled gets probability 0
+    np.testing.assert_allclose(result.probs.sum(axis=1), 1.0)
+
+
+def test_a_singleton_class_does_not_crash():
+    X = frame(41)
+    y = np.r_[np.zeros(20, int), np.ones(20, int), [2]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RareClassWarning)
+        result = out_of_fold_probabilities(LogisticRegression(), X, y, 3, folds=5)
+    # Its own fold never saw the class: probability 0 there, which the label detector must tolerate.
+    assert result.probs[40, 2] == 0.0
+
+
+def test_folds_shrink_when_no_class_has_enough_examples():
+    X = frame(6)
+    y = np.array([0, 0, 0, 1, 1, 1])
+    with pytest.warns(RareClassWarning):
+        result = out_of_fold_probabilities(LogisticRegression(), X, y, 2, folds=5)
+    assert result.n_folds == 3
+
+
+@pytest.mark.parametrize("labels, message", [
+    (np.zeros(10, int), "at least two classes"),
+    (np.array([0, 1]), "at least two labeled examples of some class"),
+    (np.array([0, 1, 5, 1]), r"class indices in \[0, 2\)"),
+])
+def test_unusable_labels_raise_engine_errors(labels, message):
+    with pytest.raises(EngineError, match=message):
+        out_of_fold_probabilities(LogisticRegression(), frame(len(labels)), labels, 2)
