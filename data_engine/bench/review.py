@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 import uuid
@@ -33,6 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """``bench review`` options."""
     p.add_argument("--tasks", type=int, default=10_000, help="tasks to push (default 10000)")
     p.add_argument("--answered", type=int, default=2_000, help="tasks the simulated reviewer answers (default 2000)")
+    p.add_argument("--batch-size", type=int, default=None, help="tasks per import request (default review.import_batch_size)")
     p.add_argument("--workers", type=int, default=4, help="threads posting the simulated answers (default 4)")
     p.add_argument("--cleanup", action="store_true", help="delete the bench project from the server afterwards")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -53,11 +55,11 @@ def cmd_bench_review(args: argparse.Namespace, home: Home) -> int:
     if args.tasks < 1 or not 0 <= args.answered <= args.tasks:
         raise EngineError("bench review: need --tasks >= 1 and 0 <= --answered <= --tasks")
     figures = run_review_bench(home, tasks=args.tasks, answered=args.answered, workers=args.workers,
-                               cleanup=args.cleanup)
+                               cleanup=args.cleanup, batch_size=args.batch_size)
     if args.json:
         print(json.dumps(figures))
         return 0
-    print(f"Label Studio {figures['server']} at {figures['url']}")
+    print(f"Label Studio {figures['server']} at {figures['url']}; load average before: {figures['load_before']}")
     print(f"push     {figures['push_tasks']:>6} tasks  {figures['push_seconds']:7.2f} s  "
           f"{figures['push_requests']:>5} requests  (target <= {PUSH_TARGET_S:g} s: "
           f"{'ok' if figures['push_seconds'] <= PUSH_TARGET_S else 'MISSED'})")
@@ -69,7 +71,8 @@ def cmd_bench_review(args: argparse.Namespace, home: Home) -> int:
     return 0
 
 
-def run_review_bench(home: Home, *, tasks: int, answered: int, workers: int = 4, cleanup: bool = False) -> dict[str, Any]:
+def run_review_bench(home: Home, *, tasks: int, answered: int, workers: int = 4, cleanup: bool = False,
+                     batch_size: int | None = None) -> dict[str, Any]:
     """Run the benchmark; return its figures (seconds, request counts, counts)."""
     from data_engine.labelstudio.client import LabelStudioClient
     from data_engine.labelstudio.server import (
@@ -80,6 +83,8 @@ def run_review_bench(home: Home, *, tasks: int, answered: int, workers: int = 4,
         stop_pid,
     )
 
+    # Other work on the machine slows the server: the figures carry the load they ran under.
+    load_before = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory(prefix="bench-review-") as tmp:
         root = Path(tmp)
         server = running_server(home.labelstudio_dir) if home.root.is_dir() else None
@@ -92,8 +97,8 @@ def run_review_bench(home: Home, *, tasks: int, answered: int, workers: int = 4,
         try:
             bench_home = _bench_home(root / "home", url, tasks)
             client = LabelStudioClient(url, token or "", timeout_s=120.0)
-            figures = _measure(bench_home, client, answered, workers)
-            figures.update(server=kind, url=url)
+            figures = _measure(bench_home, client, answered, workers, batch_size)
+            figures.update(server=kind, url=url, load_before=load_before)
             if cleanup:
                 client._sdk.projects.delete(id=figures["project_id"])  # noqa: SLF001 - bench-only clean-up
             return figures
@@ -102,7 +107,7 @@ def run_review_bench(home: Home, *, tasks: int, answered: int, workers: int = 4,
                 stop_pid(started.pid)
 
 
-def _measure(home: Home, client: Any, answered: int, workers: int) -> dict[str, Any]:
+def _measure(home: Home, client: Any, answered: int, workers: int, batch_size: int | None) -> dict[str, Any]:
     from data_engine.review import pull_verdicts, push_queue
     from data_engine.schema import load_classes
     from data_engine.simulate import read_oracle, simulate_reviews
@@ -110,7 +115,7 @@ def _measure(home: Home, client: Any, answered: int, workers: int) -> dict[str, 
 
     with open_warehouse(home) as con:
         classes = load_classes(con)
-        push = push_queue(con, client, home.config, limit=home.config.review.budget)
+        push = push_queue(con, client, home.config, limit=home.config.review.budget, batch_size=batch_size)
     before, t0 = client.request_count, time.perf_counter()
     sim = simulate_reviews(client, push.project_id, read_oracle(home.oracle_path), classes, accuracy=0.95,
                            limit=answered, workers=workers)
@@ -121,7 +126,7 @@ def _measure(home: Home, client: Any, answered: int, workers: int) -> dict[str, 
             "push_requests": push.requests, "push_batches": push.batches, "answered": sim.answered,
             "simulate_seconds": round(simulate_seconds, 3), "simulate_requests": simulate_requests,
             "pulled_tasks": pull.tasks_seen, "pulled_events": pull.events, "pull_seconds": pull.seconds,
-            "pull_requests": pull.requests}
+            "pull_requests": pull.requests, "push_batch_size": batch_size or home.config.review.import_batch_size}
 
 
 def _bench_home(root: Path, url: str, n: int) -> Home:

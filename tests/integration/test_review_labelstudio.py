@@ -191,3 +191,18 @@ def test_server_stopped_midway_loses_nothing_and_resumes(review_home, label_stud
         pushed = push_queue(con, client, home.config)
         total = con.execute("SELECT count(*) FROM label_events WHERE source = 'review'").fetchall()[0][0]
     assert resumed.review_events == 4 and total == 8 and pushed.sent == 4
+
+
+def test_a_running_server_is_reused_not_restarted(tmp_path, label_studio, capsys):
+    from data_engine.commands.core import init_home
+    from data_engine.home import Home
+    from data_engine.labelstudio.server import ensure_server
+
+    home = Home(tmp_path / "home")
+    init_home(home)
+    # This home's server data dir IS the session server's: `up` must find it running and re-use it.
+    home.labelstudio_dir.symlink_to(label_studio.data_dir, target_is_directory=True)
+    info = ensure_server(home)
+    assert info.reused and info.pid == label_studio.info.pid and info.url == label_studio.url
+    assert cli_main(["--home", str(home.root), "labelstudio", "status"]) == 0
+    assert "running at " + label_studio.url in capsys.readouterr().out
