@@ -41,6 +41,9 @@ class ReviewClient(Protocol):
     def request_count(self) -> int:
         """HTTP requests made so far (for the benchmark)."""
 
+    def close(self) -> None:
+        """Release connections."""
+
     def check(self) -> str:
         """Verify the server answers and accepts the key; return the key owner's email."""
 
@@ -313,6 +316,9 @@ class FakeReviewClient:
     def request_count(self) -> int:
         """Calls made so far (one per simulated request)."""
         return self._requests
+
+    def close(self) -> None:
+        """Nothing to release (the real client closes its connection pool)."""
 
     def _tick(self) -> str:
         # A strictly increasing server clock, so "updated after" is deterministic.
