@@ -14,7 +14,7 @@ dataset's columns and their warehouse types): a missing, extra or mistyped field
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
@@ -211,7 +211,7 @@ def create_app(home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS, holder
         predictions: list[Prediction]
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> Iterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         """Watch the pointer while the server runs."""
         holder.start()
         try:
