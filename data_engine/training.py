@@ -251,7 +251,7 @@ def _short_repr(estimator: Any) -> str:
 def retrain_decision(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> RetrainDecision:
     """Should a new candidate be trained? Yes when there is no model yet and labeled data exists,
     when at least ``[retrain] min_new_labels`` reviewed labels arrived since the last model's label
-    snapshot, or when a labeled batch was ingested after the last model was trained."""
+    snapshot, or when a labeled (non-gold) batch arrived after that snapshot."""
     from data_engine.dataset import label_snapshot
 
     snapshot = label_snapshot(con)
@@ -265,11 +265,14 @@ def retrain_decision(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> Retra
         "SELECT count(*) FROM label_events WHERE event_id > ? AND source IN ('review', 'consensus')",
         [last.label_snapshot],
     ).fetchone()[0])
+    # Batches whose labels the last model did not see, by label snapshot rather than by clock: a
+    # batch ingested while that model was training is still new to it.
     new_batches = int(con.execute(
-        "SELECT count(*) FROM batches WHERE status = 'ingested' AND rows_labeled > 0 AND NOT is_gold "
-        "AND received_at > (SELECT created_at FROM models WHERE version = ?)",
-        [last.version],
-    ).fetchone()[0])
+        "SELECT count(DISTINCT e.batch_id) FROM label_events le JOIN examples e "
+        "ON e.example_id = le.example_id AND (le.example_version IS NULL OR e.version = le.example_version) "
+        "WHERE le.event_id > ? AND le.source = 'ingest' AND le.label IS NOT NULL AND NOT e.is_gold",
+        [last.label_snapshot],
+    ).fetchall()[0][0])
     need = cfg.retrain.min_new_labels
     if new_batches:
         reason = f"{new_batches} new labeled batch(es) since model v{last.version}"
