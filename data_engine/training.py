@@ -257,9 +257,13 @@ def retrain_decision(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> Retra
     snapshot = label_snapshot(con)
     last = latest_model(con)
     if last is None:
-        labeled = con.execute("SELECT count(*) FROM current_labels WHERE label IS NOT NULL").fetchone()[0]
+        labeled = con.execute(
+            "SELECT count(*) FROM current_labels cl JOIN current_examples ce USING (example_id) "
+            "WHERE cl.label IS NOT NULL AND NOT ce.is_gold"
+        ).fetchall()[0][0]
         if labeled == 0:
-            return RetrainDecision(False, "no labeled data yet", 0, 0, 0, snapshot)
+            return RetrainDecision(False, "no labeled training data yet (gold data is for evaluation only)",
+                                   0, 0, 0, snapshot)
         return RetrainDecision(True, f"no model yet; {labeled} labeled examples", int(labeled), 0, 0, snapshot)
     new_labels = int(con.execute(
         "SELECT count(*) FROM label_events WHERE event_id > ? AND source IN ('review', 'consensus')",

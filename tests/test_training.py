@@ -122,3 +122,11 @@ def test_latest_label_flags_reads_the_newest_mining_run_on_current_content(env):
         )
         flags = training.latest_label_flags(con, np.array(ids + ["unknown"]))
     assert flags.tolist() == [False, True, False, False, False]
+
+
+def test_gold_alone_does_not_trigger_training(tmp_path):
+    h = make_home(tmp_path)
+    with open_warehouse(h) as con:
+        insert_examples(con, ["g1", "g2"], np.zeros((2, 64)), ["1", "2"], batch="gold", gold=True)
+        decision = training.retrain_decision(con, h.config)
+    assert not decision.retrain and "gold data is for evaluation only" in decision.reason
