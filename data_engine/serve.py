@@ -269,4 +269,6 @@ def run_server(home: Home, *, port: int, poll_seconds: float = DEFAULT_POLL_SECO
     # Process-wide: requests run in a thread pool, and per-request limits would race each other.
     threadpool_limits(limits=NATIVE_THREADS)
     app = create_app(home, poll_seconds=poll_seconds)
+    print(f"serving model v{app.state.holder.current.pointer.version} on http://{HOST}:{port} "
+          "(OpenAPI docs at /docs)", flush=True)
     uvicorn.run(app, host=HOST, port=port, log_level="info", access_log=False)

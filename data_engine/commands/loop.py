@@ -174,6 +174,5 @@ def cmd_serve(args: argparse.Namespace, home: Home) -> int:
     from data_engine.serve import run_server
 
     port = args.port if args.port is not None else home.config.serve.port
-    print(f"serving on http://127.0.0.1:{port} (docs at /docs)", flush=True)
     run_server(home, port=port, poll_seconds=args.poll_seconds)
     return 0
