@@ -1,8 +1,10 @@
 """Ingesting one landed file as a batch: every row is stored or quarantined with a reason.
 
-The whole batch is one transaction: a process killed mid-load leaves no trace, and the retry
-starts clean. Validation is set-based SQL over the file as read by DuckDB (no Python row loops).
-Invariant: ``rows_in == rows_ok + rows_quarantined`` for every batch.
+The file is read into temp tables first (outside any transaction: a reader error must not abort
+one); every write of the batch is then one transaction: a process killed mid-load leaves no trace,
+and the retry starts clean. Validation is set-based SQL over the file as read by DuckDB (no Python
+row loops). Invariant: ``rows_in == rows_ok + rows_quarantined`` for every batch, and the
+quarantine holds exactly ``rows_quarantined`` rows of it, under the file's row numbers.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""Reading a landed file into a DuckDB temp table of text columns, one row per data row.
+"""Reading a landed file into a DuckDB temp relation of text columns, one row per data row.
 
-Every reader produces the temp table ``raw_rows`` with all columns as VARCHAR plus ``__row``
-(the 1-based data row number in the file: the header is not a row) and the temp table
+Every reader produces the temp relation ``raw_rows`` (a table, or a view over the CSV as read)
+with all columns as VARCHAR plus ``__row`` (the 1-based data row number in the file: the header
+is not a row; for JSONL, the line number) and the temp table
 ``raw_rejects(__row, raw, reason)`` of rows that could not even be split into columns.
 Reading everything as text first lets the validator name the exact value that is wrong, instead
 of a reader failing the whole file on the first bad cell. Loads stay inside DuckDB's own readers.
