@@ -253,8 +253,8 @@ def create_app(home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS, holder
     return app
 
 
-def run_server(home: Home, *, port: int, poll_seconds: float = DEFAULT_POLL_SECONDS) -> None:
-    """Serve on 127.0.0.1:``port`` until interrupted."""
+def run_server(home: Home, *, port: int, poll_seconds: float = DEFAULT_POLL_SECONDS, wait: bool = False) -> None:
+    """Serve on 127.0.0.1:``port`` until interrupted; with ``wait``, first wait for a champion to exist."""
     import uvicorn
 
     if not 1 <= port <= 65535:
@@ -268,7 +268,13 @@ def run_server(home: Home, *, port: int, poll_seconds: float = DEFAULT_POLL_SECO
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # Process-wide: requests run in a thread pool, and per-request limits would race each other.
     threadpool_limits(limits=NATIVE_THREADS)
-    app = create_app(home, poll_seconds=poll_seconds)
+    holder = ModelHolder(home, poll_seconds=poll_seconds)
+    if wait and not holder.refresh():
+        print(f"waiting for a champion (watching {home.models / 'CHAMPION.json'})", flush=True)
+        while holder.current is None:
+            time.sleep(poll_seconds)
+            holder.refresh()
+    app = create_app(home, holder=holder)
     print(f"serving model v{app.state.holder.current.pointer.version} on http://{HOST}:{port} "
           "(OpenAPI docs at /docs)", flush=True)
     uvicorn.run(app, host=HOST, port=port, log_level="info", access_log=False)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -167,34 +168,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture()
-def server(env, tmp_path):
+@contextmanager
+def running_server(home: Home, log: Path, *extra: str):
     """``data-engine serve`` in a subprocess on a free loopback port; stopped by its own pid."""
-    home = env[0]
     port = _free_port()
-    log = tmp_path / "serve.log"
     env_vars = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "data_engine.cli", "--home", str(home.root), "serve", "--port", str(port),
-             "--poll-seconds", "0.05"],
+             "--poll-seconds", "0.05", *extra],
             stdout=out, stderr=subprocess.STDOUT, env=env_vars, cwd=REPO,
         )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited: {log.read_text()}")
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not up in 90 s: {log.read_text()}")
-            time.sleep(0.2)
-        yield base, log
+        yield f"http://127.0.0.1:{port}", proc
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -202,6 +188,47 @@ def server(env, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+def wait_healthy(base: str, proc: subprocess.Popen, log: Path, seconds: float = 90) -> dict:
+    """Poll ``/health`` until it answers 200; fail with the server's log otherwise."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"server exited: {log.read_text()}")
+        try:
+            r = httpx.get(f"{base}/health", timeout=1)
+            if r.status_code == 200:
+                return r.json()
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"server not up in {seconds} s: {log.read_text()}")
+        time.sleep(0.2)
+
+
+@pytest.fixture()
+def server(env, tmp_path):
+    log = tmp_path / "serve.log"
+    with running_server(env[0], log) as (base, proc):
+        wait_healthy(base, proc, log)
+        yield base, log
+
+
+def test_serve_can_wait_for_the_first_champion(env, tmp_path):
+    home, _, v1, _ = env
+    deploy.pointer_path(home).unlink()
+    log = tmp_path / "serve.log"
+    with running_server(home, log, "--wait") as (base, proc):
+        deadline = time.monotonic() + 90
+        while "waiting for a champion" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{base}/health", timeout=1)
+        with open_warehouse(home) as con:
+            deploy.sync_pointer(con, home)  # the champion appears
+        assert wait_healthy(base, proc, log)["model_version"] == v1.version
 
 
 def test_a_promotion_mid_traffic_serves_no_error(env, server):

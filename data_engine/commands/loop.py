@@ -45,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve the champion over HTTP on 127.0.0.1 (hot-swaps on promotion)")
     p.add_argument("--port", type=int, help="TCP port (default: [serve] port in engine.toml)")
     p.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for a new champion")
+    p.add_argument("--wait", action="store_true", help="start before the first champion exists and wait for it")
     p.set_defaults(handler=cmd_serve)
 
 
@@ -174,5 +175,5 @@ def cmd_serve(args: argparse.Namespace, home: Home) -> int:
     from data_engine.serve import run_server
 
     port = args.port if args.port is not None else home.config.serve.port
-    run_server(home, port=port, poll_seconds=args.poll_seconds)
+    run_server(home, port=port, poll_seconds=args.poll_seconds, wait=args.wait)
     return 0
