@@ -22,6 +22,10 @@ FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", "
            ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
+# The engine's own column in raw_rows: the file's row number.
+ROW_COLUMN = "__row"
+
+
 class UnreadableFile(EngineError):
     """The file cannot be read at all; the whole batch is rejected with this reason."""
 
@@ -114,6 +118,13 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         "store_rejects = true, auto_detect = true)",
         [str(path)],
     )
+    # A file column named like the engine's row number column is dropped (it cannot be a dataset
+    # column: the config reserves the name).
+    for (name,) in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'raw_read' AND lower(column_name) = ?",
+        [ROW_COLUMN],
+    ).fetchall():
+        con.execute(f"ALTER TABLE raw_read DROP COLUMN {quote_ident(name)}")
     bad_encoding = con.execute(
         "SELECT line - 1, column_name FROM reject_errors WHERE error_type = 'INVALID ENCODING' ORDER BY line LIMIT 1"
     ).fetchone()
@@ -144,9 +155,9 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         "  FROM raw_rejects) GROUP BY adj"
     )
     con.execute(
-        "CREATE TEMP TABLE raw_rows AS SELECT r.* EXCLUDE (__k), r.__k + coalesce(a.j, 0) AS __row "
-        f"FROM (SELECT *, rowid - {int(base)} + 1 AS __k FROM raw_read) r "
-        "ASOF LEFT JOIN rej_adj a ON r.__k >= a.adj ORDER BY __row"
+        "CREATE TEMP TABLE raw_rows AS SELECT r.* EXCLUDE (__row), r.__row + coalesce(a.j, 0) AS __row "
+        f"FROM (SELECT *, rowid - {int(base)} + 1 AS __row FROM raw_read) r "
+        "ASOF LEFT JOIN rej_adj a ON r.__row >= a.adj ORDER BY r.__row"
     )
     con.execute("DROP TABLE raw_read")
     con.execute("DROP TABLE rej_adj")
@@ -155,7 +166,7 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     # Nested parquet values become their text form, so the validator can show and name them.
     con.execute(
-        "CREATE TEMP TABLE raw_rows AS SELECT COLUMNS(lambda c: c <> 'file_row_number')::VARCHAR, "
+        "CREATE TEMP TABLE raw_rows AS SELECT COLUMNS(lambda c: lower(c) NOT IN ('file_row_number', '__row'))::VARCHAR, "
         "file_row_number + 1 AS __row FROM read_parquet(?, file_row_number = true)",
         [str(path)],
     )
@@ -180,7 +191,8 @@ def _read_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     keys = [
         r[0] for r in con.execute(
             "SELECT k FROM (SELECT unnest(json_keys(line)) AS k, __row FROM raw_lines "
-            "WHERE json_valid(line) AND json_type(line) = 'OBJECT') GROUP BY k ORDER BY min(__row), k"
+            "WHERE json_valid(line) AND json_type(line) = 'OBJECT') WHERE lower(k) <> ? GROUP BY k ORDER BY min(__row), k",
+            [ROW_COLUMN],
         ).fetchall()
     ]
     if not keys:

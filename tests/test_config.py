@@ -57,6 +57,7 @@ def _parse(text: str) -> EngineConfig:
         (BASE.replace('["tenure", "plan"]', '["tenure", "customer_id"]'), ["customer_id", "named twice"]),
         (BASE.replace('["tenure", "plan"]', '["tenure", "Outcome"]'), ["Outcome", "named twice"]),
         (BASE.replace('["tenure", "plan"]', '["tenure", "batch_id"]'), ["batch_id", "reserved"]),
+        (BASE.replace('["tenure", "plan"]', '["tenure", "__row"]'), ["__row", "reserved"]),
         (BASE.replace('["tenure", "plan"]', '["ten\\"ure"]'), ["dataset.feature_columns[0]", "quotes"]),
         (BASE.replace('["tenure", "plan"]', '[]'), ["dataset.feature_columns", "at least one"]),
         (BASE.replace('"tabular"', '"text"'), ["dataset.text_column", "required"]),
