@@ -39,7 +39,7 @@ from data_engine.config import EngineConfig
 from data_engine.errors import EngineError, ReviewServiceError
 from data_engine.home import Home
 from data_engine.labelstudio.client import ReviewClient
-from data_engine.labelstudio.labeling import DISCARD_CHOICE, build_task, chosen, label_config, task_key
+from data_engine.labelstudio.labeling import DISCARD_CHOICE, build_task, chosen, label_config, render_items, task_key
 from data_engine.schema import load_classes, stored_columns
 from data_engine.warehouse import quote_ident
 
@@ -286,13 +286,18 @@ def _build_tasks(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, rows: pd.Dat
             "JOIN _push_keys k ON k.example_id = e.example_id AND k.example_version = e.version").fetchdf()
     finally:
         con.unregister("_push_keys")
-    by_key = {(r["example_id"], int(r["version"])): r for r in feats.to_dict("records")}
+    # Align the examples' columns with the queue rows (one row each, in queue order).
+    feats = feats.rename(columns={"version": "example_version"})
+    feats["example_version"] = feats["example_version"].astype("int64")
+    aligned = keys.astype({"example_version": "int64"}).merge(
+        feats, on=["example_id", "example_version"], how="left", validate="one_to_one")
+    items = render_items(ds, aligned)
     models = _model_versions(con, list(rows["run_id"].dropna().unique()))
     tasks = []
-    for row in rows.to_dict("records"):
+    for row, item in zip(rows.to_dict("records"), items, strict=True):
         row["issue_types"] = list(row["issue_types"]) if row["issue_types"] is not None else []
-        features = by_key.get((row["example_id"], int(row["example_version"])), {})
-        tasks.append(build_task(ds, row, features, model_version=models.get(row["run_id"], f"run {row['run_id']}")))
+        tasks.append(build_task(ds, row, {}, item=item,
+                                model_version=models.get(row["run_id"], f"run {row['run_id']}")))
     return tasks
 
 

@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
+import numpy as np
+
 from data_engine.config import DatasetConfig
 
 DISCARD_CHOICE = "not a valid example"
@@ -78,12 +80,14 @@ def build_task(
     features: Mapping[str, Any],
     *,
     model_version: str,
+    item: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One Label Studio task (``data`` + ``predictions``) for a review queue ``row``.
 
     ``row`` holds the queue columns (example_id, example_version, run_id, issue_types, priority,
     suggested_label, suggested_score, given_label, scores); ``features`` the example's input
-    columns by name.
+    columns by name; ``item`` the already rendered example fields (see :func:`render_items`),
+    else they are rendered from ``features``.
     """
     scores = _as_dict(row.get("scores"))
     issue_types = list(row.get("issue_types") or [])
@@ -101,7 +105,7 @@ def build_task(
     # One numeric column per issue score, so the Data Manager can sort by each.
     for name, value in sorted(scores.items()):
         data[f"{name}_score"] = _round(value)
-    data.update(render_item(ds, features))
+    data.update(item if item is not None else render_item(ds, features))
     task: dict[str, Any] = {"data": data}
     suggestion = row.get("suggested_label")
     if suggestion is not None and str(suggestion) != "":
@@ -111,6 +115,19 @@ def build_task(
             prediction["score"] = score
         task["predictions"] = [prediction]
     return task
+
+
+def render_items(ds: DatasetConfig, frame: Any) -> list[dict[str, Any]]:
+    """:func:`render_item` for every row of a DataFrame of input columns (images vectorised)."""
+    if len(frame) == 0:
+        return []
+    if ds.modality == "image":
+        import pandas as pd
+
+        cols = [c for c in ds.feature_columns]
+        matrix = frame.reindex(columns=cols).apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        return [{"image": uri} for uri in pixel_rows_to_data_uris(matrix)]
+    return [render_item(ds, r) for r in frame.to_dict("records")]
 
 
 def render_item(ds: DatasetConfig, features: Mapping[str, Any]) -> dict[str, Any]:
@@ -123,40 +140,45 @@ def render_item(ds: DatasetConfig, features: Mapping[str, Any]) -> dict[str, Any
 
 
 def pixels_to_data_uri(values: Sequence[Any], *, scale: int = IMAGE_SCALE) -> str:
-    """Render a flat row of pixel values to a grayscale PNG ``data:`` URI (dark ink on white).
+    """Render a flat row of pixel values to a grayscale PNG ``data:`` URI (see :func:`pixel_rows_to_data_uris`)."""
+    return pixel_rows_to_data_uris([list(values)], scale=scale)[0]
 
-    The side is the square root when the count is a perfect square (8x8 digits), else one row.
-    Values up to 16 are read on the digits' 0-16 scale, up to 255 as bytes, otherwise relative to
-    the row's maximum; missing values render white.
+
+def pixel_rows_to_data_uris(rows: Any, *, scale: int = IMAGE_SCALE) -> list[str]:
+    """Render each row of pixel values to a grayscale PNG ``data:`` URI (dark ink on white).
+
+    rows : array-like of shape (N, P). The image side is sqrt(P) when P is a perfect square (8x8
+    digits), else the image is one row of P pixels. Per row, values up to 16 are read on the
+    digits' 0-16 scale, up to 255 as bytes, otherwise relative to the row's maximum; missing
+    values render white. Vectorised over rows; only the PNG compression runs per image.
     """
-    nums = [_num(v) for v in values]
-    n = len(nums)
-    side = math.isqrt(n)
-    width, height = (side, side) if side * side == n and n > 0 else (max(n, 1), 1)
-    present = [v for v in nums if v is not None]
-    top = max(present, default=0.0)
-    full = 16.0 if top <= 16 else 255.0 if top <= 255 else top
+    arr = np.array(rows, dtype=float, ndmin=2)
+    n, p = arr.shape
+    side = math.isqrt(p)
+    width, height = (side, side) if side * side == p and p > 0 else (max(p, 1), 1)
     scale = max(1, min(scale, MAX_IMAGE_SIDE // max(width, height, 1)))
-    rows = []
-    for y in range(height):
-        line = bytearray()
-        for x in range(width):
-            v = nums[y * width + x] if y * width + x < n else None
-            level = 255 if v is None else 255 - int(round(255 * min(max(v, 0.0), full) / full))
-            line.extend([level] * scale)
-        rows.extend([bytes(line)] * scale)
-    png = _png_gray(rows, width * scale, height * scale)
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    present = np.isfinite(arr)
+    top = np.where(present, arr, -np.inf).max(axis=1, initial=0.0)
+    full = np.where(top <= 16, 16.0, np.where(top <= 255, 255.0, top))[:, None]
+    levels = 255.0 - np.rint(255.0 * np.clip(np.where(present, arr, 0.0), 0.0, full) / full)
+    levels[~present] = 255.0
+    if p == 0:
+        levels = np.full((n, 1), 255.0)
+    img = levels.reshape(n, height, width).astype(np.uint8)
+    img = img.repeat(scale, axis=1).repeat(scale, axis=2)
+    # Each PNG scanline starts with its filter type (0 = none).
+    raw = np.concatenate([np.zeros((n, height * scale, 1), np.uint8), img], axis=2).reshape(n, -1)
+    return ["data:image/png;base64," + base64.b64encode(_png_gray(raw[i].tobytes(), width * scale, height * scale)).decode("ascii")
+            for i in range(n)]
 
 
-def _png_gray(rows: Sequence[bytes], width: int, height: int) -> bytes:
-    """A minimal 8-bit grayscale PNG (no dependency on Pillow)."""
+def _png_gray(raw: bytes, width: int, height: int) -> bytes:
+    """A minimal 8-bit grayscale PNG from filtered scanlines (no dependency on Pillow)."""
     def chunk(kind: bytes, payload: bytes) -> bytes:
         return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
-    raw = b"".join(b"\x00" + row for row in rows)  # filter type 0 per scanline
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
