@@ -52,21 +52,26 @@ def ingest_landing(home: Home) -> list[Any]:
         return [ingest_file(con, home.config.dataset, p, gold=is_gold_path(home, p)) for p in files]
 
 
-def _train_and_deploy(home: Home) -> tuple[int | None, float | None, str]:
-    """Train a candidate, run the gate, deploy if it passes; return (champion version, its gold accuracy, gate)."""
+def _train_and_deploy(home: Home, *, force: bool = False) -> tuple[int | None, float | None, str]:
+    """Retrain when the retrain sensor's rule says so (or ``force``), gate, deploy if it passes.
+
+    Returns (champion version, its gold accuracy, what happened).
+    """
     from data_engine.deploy import deploy_if_better
     from data_engine.registry import current_champion
-    from data_engine.training import train_candidate
+    from data_engine.training import retrain_decision, train_candidate
     from data_engine.warehouse import open_warehouse
 
     with open_warehouse(home) as con:
-        train_candidate(con, home)
-        verdict, deployment = deploy_if_better(con, home)
+        decision = retrain_decision(con, home.config)
+        if decision.retrain or force:
+            train_candidate(con, home)
+            verdict, deployment = deploy_if_better(con, home)
+            gate = f"promoted v{deployment.model_version}" if deployment else f"refused: {verdict.reason}"
+        else:
+            gate = f"no retrain: {decision.reason}"
         champ = current_champion(con)
-    gate = f"promoted v{deployment.model_version}" if deployment else f"refused: {verdict.reason}"
-    acc = None
-    if champ is not None and champ.metrics:
-        acc = champ.metrics.get("accuracy")
+    acc = champ.metrics.get("accuracy") if champ is not None and champ.metrics else None
     return (champ.version if champ else None), acc, gate
 
 
@@ -136,7 +141,7 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
     from data_engine.dataset import label_snapshot, load_classes
     from data_engine.labelstudio.server import ensure_server
     from data_engine.mining import run_mining
-    from data_engine.review import make_client, pull_verdicts, push_queue
+    from data_engine.review import effective_weights, make_client, pull_verdicts, push_queue
     from data_engine.simulate import read_oracle, simulate_reviews
     from data_engine.warehouse import open_warehouse
 
@@ -164,7 +169,7 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
                 say("review budget spent")
                 break
             with open_warehouse(home) as con:
-                summary = run_mining(con, home)
+                summary = run_mining(con, cfg, home=home, weights=effective_weights(con, cfg))
                 push = push_queue(con, client, cfg, limit=min(remaining, cfg.review.budget))
                 classes = load_classes(con)
                 before = label_snapshot(con)
@@ -183,6 +188,10 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
             say(report.line())
     finally:
         client.close()
+    if rounds and rounds[-1].gate.startswith("no retrain"):
+        # The loop would wait for more corrections; the demo ends here, so the last ones count too.
+        champion, gold_acc, gate = _train_and_deploy(home, force=True)
+        say(f"final retrain on every correction: gold accuracy {gold_acc:.4f}, champion v{champion} ({gate})")
     figures = compare(home, oracle)
     final = {
         "accuracy_noisy": accuracy_noisy,
@@ -201,8 +210,11 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
     say("model-centric (other model families on the noisy labels): "
         + ", ".join(f"{k} {v:.4f}" for k, v in figures["model_centric"].items()))
     say(f"data-centric (the default model on the cleaned labels): {final['accuracy_final']:.4f}")
-    say(f"clean-label ceiling: {final['accuracy_clean']:.4f}"
-        + (f"; the loop recovered {recovered:.0%} of the noisy-to-clean gap" if recovered is not None else ""))
+    n_gold = int((oracle["is_gold"] == "True").sum())
+    say(f"clean-label ceiling (the default model on the true labels): {final['accuracy_clean']:.4f}"
+        f" (on {n_gold} gold examples one example is {1 / max(n_gold, 1):.2%})")
+    if recovered is not None:
+        say(f"the loop recovered {recovered:.0%} of the noisy-to-clean gap")
     say(f"reviewed {reviewed_total} examples for {true_errors} true label errors")
     final["rounds_detail"] = [asdict(r) for r in rounds]
     return final
