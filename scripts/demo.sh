@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 export DATA_ENGINE_HOME=${DATA_ENGINE_HOME:-$PWD/.data-engine}
 DE=".venv/bin/data-engine"
 if [ -f "$DATA_ENGINE_HOME/warehouse.duckdb" ]; then
+  if [ ! -f "$DATA_ENGINE_HOME/oracle.csv" ]; then
+    echo "demo: $DATA_ENGINE_HOME holds an engine that is not the demo's; point DATA_ENGINE_HOME elsewhere" >&2
+    exit 2
+  fi
   # A demo starts from the noisy labels; the previous run's home is kept beside it.
   echo "demo: keeping the previous demo home as $DATA_ENGINE_HOME.previous"
   $DE labelstudio down >/dev/null 2>&1 || true
