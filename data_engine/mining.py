@@ -77,6 +77,7 @@ class PredictionState:
     newly_scored: int
     champion_scored: int
     rare_classes: tuple[int, ...] = ()
+    member_weights: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -103,6 +104,7 @@ class MiningSummary:
     queue_size: int
     queue_top: pd.DataFrame
     rare_classes: list[str] = field(default_factory=list)
+    ensemble_weights: dict[str, float] = field(default_factory=dict)
     plot_png: bytes | None = None
     peak_mib: dict[str, float] = field(default_factory=dict)
 
@@ -127,6 +129,7 @@ class MiningSummary:
             "counts": self.counts, "noise_rate": self.noise_rate, "class_imbalance": self.class_imbalance,
             "timings": {k: round(v, 3) for k, v in self.timings.items()}, "queue_size": self.queue_size,
             "rare_classes": self.rare_classes,
+            "ensemble_weights": {k: round(v, 4) for k, v in self.ensemble_weights.items()},
         }
 
 
@@ -170,7 +173,8 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         class_imbalance=results["class_imbalance"].summary if "class_imbalance" in results else {},
         detector_summaries={n: r.summary for n, r in results.items()}, timings=dict(clock.seconds),
         queue_size=len(queue), queue_top=queue.head(QUEUE_PREVIEW_ROWS),
-        rare_classes=[state.classes[i] for i in state.rare_classes], plot_png=plot, peak_mib=dict(clock.peak_mib),
+        rare_classes=[state.classes[i] for i in state.rare_classes], ensemble_weights=state.member_weights,
+        plot_png=plot, peak_mib=dict(clock.peak_mib),
     )
 
 
@@ -181,7 +185,7 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
     Stored predictions are re-used when they match; new ones are written to ``predictions``.
     """
     from data_engine.dataset import label_snapshot, load_classes, load_examples
-    from data_engine.models import build_estimator, resolve_spec, Schema
+    from data_engine.models import Schema, build_estimator, build_members, resolve_spec
     from data_engine.schema import stored_columns
 
     clock = clock or StageClock()
@@ -207,33 +211,36 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
         labels = labels.to_numpy(dtype=np.int64)
     spec = resolve_spec(cfg.mining.model, ds.modality, seed=cfg.mining.seed, n_rows=len(train))
     spec_key = f"{spec.key}/folds={cfg.mining.folds}"
-    estimator = build_estimator(spec, Schema.from_mapping(schema))
+    members = build_members(spec, Schema.from_mapping(schema))
     with clock.stage("predictions"):
         found = None if force else _stored_oof(con, train, spec_key, snapshot, len(classes))
         if found is not None:
             probs, folds = found
             rare: tuple[int, ...] = _rare(labels, len(classes), cfg.mining.folds)
+            weights = _stored_weights(con, spec_key, snapshot) or {m: 1.0 / len(members) for m in members}
             reused = True
         else:
-            from data_engine.oof import out_of_fold_probabilities
+            from data_engine.oof import ensemble_out_of_fold_probabilities
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", category=UserWarning)
-                result = out_of_fold_probabilities(estimator, train[list(schema)], labels, len(classes),
-                                                   folds=cfg.mining.folds, seed=cfg.mining.seed,
-                                                   n_jobs=cfg.mining.n_jobs)
-            probs, folds, rare, reused = result.probs, result.folds, result.rare_classes, False
+                result = ensemble_out_of_fold_probabilities(members, train[list(schema)], labels, len(classes),
+                                                            folds=cfg.mining.folds, seed=cfg.mining.seed,
+                                                            n_jobs=cfg.mining.n_jobs)
+            probs, folds, rare, reused, weights = result.probs, result.folds, result.rare_classes, False, result.weights
             if rare:
                 log.warning("classes with fewer labeled examples than folds: %s",
                             ", ".join(classes[i] for i in rare))
             _write_predictions(con, train, probs, classes, spec_key, snapshot, kind="oof", folds=folds)
+            _store_weights(con, spec_key, snapshot, weights)
+    estimator = build_estimator(spec, Schema.from_mapping(schema), weights=weights)
     with clock.stage("score_unlabeled"):
         unl_probs, newly, champion = _unlabeled_probabilities(con, unlabeled, train, labels, estimator, schema,
-                                                             classes, spec_key, snapshot, home)
+                                                              classes, spec_key, snapshot, home, weights)
     return PredictionState(train=train, unlabeled=unlabeled, classes=classes, schema=schema,
                            label_snapshot=snapshot, model_spec=spec_key, labels=labels, oof_probs=probs,
                            folds=folds, unlabeled_probs=unl_probs, reused=reused, newly_scored=newly,
-                           champion_scored=champion, rare_classes=tuple(rare))
+                           champion_scored=champion, rare_classes=tuple(rare), member_weights=weights)
 
 
 def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: bool = True) -> MiningData:
@@ -365,6 +372,7 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
     counts = {name: r.n_issues for name, r in results.items()}
     summary = {name: r.summary for name, r in results.items()}
     summary["rare_classes"] = [state.classes[i] for i in state.rare_classes]
+    summary["ensemble_weights"] = state.member_weights
     con.execute("BEGIN TRANSACTION")
     try:
         run_id = int(con.execute("SELECT nextval('mining_run_seq')").fetchall()[0][0])
@@ -423,6 +431,18 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
+
+
+def _stored_weights(con: duckdb.DuckDBPyConnection, spec_key: str, snapshot: int) -> dict[str, float] | None:
+    rows = con.execute("SELECT weights FROM ensemble_weights WHERE model_spec = ? AND label_snapshot = ?",
+                       [spec_key, snapshot]).fetchall()
+    return {str(k): float(v) for k, v in json.loads(rows[0][0]).items()} if rows else None
+
+
+def _store_weights(con: duckdb.DuckDBPyConnection, spec_key: str, snapshot: int, weights: dict[str, float]) -> None:
+    con.execute("DELETE FROM ensemble_weights WHERE model_spec = ? AND label_snapshot = ?", [spec_key, snapshot])
+    con.execute("INSERT INTO ensemble_weights (model_spec, label_snapshot, weights) VALUES (?, ?, ?)",
+                [spec_key, snapshot, json.dumps(weights)])
 
 
 def _rare(labels: np.ndarray, n_classes: int, folds: int) -> tuple[int, ...]:
@@ -524,7 +544,8 @@ def _stored_oof(con: duckdb.DuckDBPyConnection, train: pd.DataFrame, spec_key: s
 
 def _unlabeled_probabilities(con: duckdb.DuckDBPyConnection, unlabeled: pd.DataFrame, train: pd.DataFrame,
                              labels: np.ndarray, estimator: Any, schema: dict[str, str], classes: list[str],
-                             spec_key: str, snapshot: int, home: Home | None) -> tuple[np.ndarray, int, int]:
+                             spec_key: str, snapshot: int, home: Home | None,
+                             weights: dict[str, float]) -> tuple[np.ndarray, int, int]:
     """Probabilities (shape (N_unlabeled, K)) for unlabeled examples: champion's, stored, or new.
 
     Returns them with the number newly scored and the number taken from the champion.
@@ -560,7 +581,8 @@ def _unlabeled_probabilities(con: duckdb.DuckDBPyConnection, unlabeled: pd.DataF
     todo = np.flatnonzero(~np.isfinite(out).all(axis=1))
     if len(todo) == 0:
         return out, 0, len(champ_rows)
-    model = _full_model(estimator, train, labels, schema, spec_key, snapshot, home)
+    model = _full_model(estimator, train, labels, schema, f"{spec_key}|{json.dumps(weights, sort_keys=True)}",
+                        snapshot, home)
     from data_engine.oof import single_threaded
 
     with single_threaded():

@@ -115,10 +115,12 @@ def test_mining_twice_with_nothing_new_reuses_stored_predictions(home, ingest, m
         raise AssertionError("out-of-fold predictions recomputed although nothing changed")
 
     monkeypatch.setattr(oof_module, "out_of_fold_probabilities", must_not_run)
+    monkeypatch.setattr(oof_module, "ensemble_out_of_fold_probabilities", must_not_run)
     second = mine(home)
     assert second.reused_predictions
     assert second.run_id == first.run_id + 1
     assert second.counts == first.counts
+    assert second.ensemble_weights == pytest.approx(first.ensemble_weights)
     with open_warehouse(home) as con:
         after = con.execute("SELECT example_id, computed_at, probs FROM predictions ORDER BY example_id").fetchdf()
     pd.testing.assert_frame_equal(before, after)

@@ -11,7 +11,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 
 from data_engine.errors import EngineError
-from data_engine.oof import RareClassWarning, assign_folds, out_of_fold_probabilities
+from data_engine.oof import (
+    RareClassWarning, assign_folds, ensemble_out_of_fold_probabilities, mixture_weights, out_of_fold_probabilities,
+)
 
 
 def frame(n: int, seed: int = 0) -> pd.DataFrame:
@@ -85,3 +87,26 @@ def test_folds_shrink_when_no_class_has_enough_examples():
 def test_unusable_labels_raise_engine_errors(labels, message):
     with pytest.raises(EngineError, match=message):
         out_of_fold_probabilities(LogisticRegression(), frame(len(labels)), labels, 2)
+
+
+def test_mixture_weights_favour_the_member_that_explains_the_labels():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 500)
+    good = np.where(y[:, None] == np.arange(2), 0.9, 0.1)
+    useless = np.full((500, 2), 0.5)
+    w = mixture_weights(np.stack([useless, good]), y)
+    assert w[1] > 0.95 and np.isclose(w.sum(), 1.0)
+    # Two equally good members share the weight.
+    np.testing.assert_allclose(mixture_weights(np.stack([good, good]), y), [0.5, 0.5])
+
+
+def test_ensemble_out_of_fold_uses_shared_folds_and_reports_weights():
+    X = frame(150)
+    y = (X["a"] + 0.1 * X["b"] > 0).astype(int).to_numpy()
+    members = {"linear": LogisticRegression(), "knn": KNeighborsClassifier(5)}
+    result = ensemble_out_of_fold_probabilities(members, X, y, 2, folds=3, n_jobs=2)
+    single = out_of_fold_probabilities(LogisticRegression(), X, y, 2, folds=3)
+    np.testing.assert_array_equal(result.folds, single.folds)
+    assert set(result.weights) == {"linear", "knn"} and np.isclose(sum(result.weights.values()), 1.0)
+    assert result.weights["linear"] > result.weights["knn"]  # the true boundary is linear
+    np.testing.assert_allclose(result.probs.sum(axis=1), 1.0)
