@@ -87,9 +87,14 @@ def read_pointer(home: Home) -> ChampionPointer | None:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EngineError(f"{pointer_path(home)}: damaged champion pointer ({exc}); run `data-engine deploy status`")
     try:
-        return ChampionPointer(**raw)
+        pointer = ChampionPointer(**raw)
     except TypeError as exc:
         raise EngineError(f"{pointer_path(home)}: unexpected champion pointer fields ({exc})") from None
+    # Artifacts live directly in the models directory: a pointer must not lead a server elsewhere.
+    if Path(pointer.artifact_path).name != pointer.artifact_path or pointer.artifact_path in ("", ".", ".."):
+        raise EngineError(f"{pointer_path(home)}: artifact path {pointer.artifact_path!r} is not a file name "
+                          "in the models directory")
+    return pointer
 
 
 def _pointer_for(record: ModelRecord, deployment_id: int) -> ChampionPointer:

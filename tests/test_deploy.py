@@ -97,6 +97,10 @@ def test_a_damaged_pointer_is_a_clear_error(tmp_path):
     deploy.pointer_path(h).write_text("{not json")
     with pytest.raises(EngineError, match="damaged champion pointer"):
         deploy.read_pointer(h)
+    fields = dict(version=1, sha256="0" * 64, classes=["a"], input_schema={}, model_spec="m", deployment_id=1)
+    deploy.pointer_path(h).write_text(json.dumps({**fields, "artifact_path": "../../secrets/token"}))
+    with pytest.raises(EngineError, match="is not a file name in the models directory"):
+        deploy.read_pointer(h)
 
 
 def test_readers_never_see_a_half_written_pointer(tmp_path):
