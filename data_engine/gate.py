@@ -16,7 +16,7 @@ Both models are evaluated on the same, current gold set: gold grows, so stored f
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import duckdb
@@ -89,6 +89,10 @@ class GateVerdict:
     checks: tuple[Check, ...] = ()
     candidate: Evaluation | None = None
     champion: Evaluation | None = None
+    # Gold examples only the candidate gets right, and only the champion gets right (what the
+    # accuracy difference is made of; a handful either way is within the gold set's noise).
+    wins: int | None = None
+    losses: int | None = None
 
     @property
     def failed_checks(self) -> list[Check]:
@@ -102,6 +106,7 @@ class GateVerdict:
             "candidate_version": self.candidate_version, "champion_version": self.champion_version,
             "n_gold": self.candidate.n_gold if self.candidate else 0,
             "checks_failed": len(self.failed_checks), "checks_total": len(self.checks),
+            "gold_only_candidate_right": self.wins, "gold_only_champion_right": self.losses,
         }
         for label, ev in (("candidate", self.candidate), ("champion", self.champion)):
             if ev is not None:
@@ -251,20 +256,25 @@ def load_gold(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> pd.DataFrame
     return gold[~gold["is_discarded"].astype(bool)].reset_index(drop=True)
 
 
-def evaluate_model(home: Home, record: ModelRecord, gold: pd.DataFrame, cfg: EngineConfig) -> Evaluation:
-    """Load ``record`` (sha256-checked) and evaluate it on ``gold`` (from :func:`load_gold`)."""
+def predict_gold(home: Home, record: ModelRecord, gold: pd.DataFrame) -> np.ndarray:
+    """Labels ``record`` (loaded sha256-checked) predicts for ``gold``; shape (N,), str."""
     if gold.empty:
-        return evaluate_predictions(np.array([]), np.array([]), slices=cfg.gate.slices, version=record.version)
-    model = load_model(home, record)
+        return np.array([], dtype=object)
     missing = [c for c in record.input_schema if c not in gold.columns]
     if missing:
         raise EngineError(f"model v{record.version} reads column {missing[0]!r}, which the gold data lacks")
+    model = load_model(home, record)
     from data_engine.training import limited_threads
 
     with limited_threads():
-        y_pred = model.predict(gold[list(record.input_schema)])
-    return evaluate_predictions(gold["label"].to_numpy(), y_pred, frame=gold, slices=cfg.gate.slices,
-                                version=record.version)
+        return np.asarray(model.predict(gold[list(record.input_schema)])).astype(str)
+
+
+def evaluate_model(home: Home, record: ModelRecord, gold: pd.DataFrame, cfg: EngineConfig) -> Evaluation:
+    """Load ``record`` (sha256-checked) and evaluate it on ``gold`` (from :func:`load_gold`)."""
+    y_pred = predict_gold(home, record, gold)
+    return evaluate_predictions(gold["label"].to_numpy() if len(gold) else np.array([]), y_pred, frame=gold,
+                                slices=cfg.gate.slices, version=record.version)
 
 
 def run_gate(
@@ -283,9 +293,18 @@ def run_gate(
     if champion is not None and champion.version == record.version:
         raise EngineError(f"model v{record.version} is already the champion")
     gold = load_gold(con, cfg)
-    cand_eval = evaluate_model(home, record, gold, cfg)
-    champ_eval = evaluate_model(home, champion, gold, cfg) if champion is not None and len(gold) else None
-    verdict = decide_promotion(cand_eval, champ_eval, cfg.gate)
+    y_true = gold["label"].astype(str).to_numpy() if len(gold) else np.array([], dtype=object)
+    cand_pred = predict_gold(home, record, gold)
+    cand_eval = evaluate_predictions(y_true, cand_pred, frame=gold, slices=cfg.gate.slices, version=record.version)
+    champ_eval = None
+    wins = losses = None
+    if champion is not None and len(gold):
+        champ_pred = predict_gold(home, champion, gold)
+        champ_eval = evaluate_predictions(y_true, champ_pred, frame=gold, slices=cfg.gate.slices,
+                                          version=champion.version)
+        wins = int(np.sum((cand_pred == y_true) & (champ_pred != y_true)))
+        losses = int(np.sum((cand_pred != y_true) & (champ_pred == y_true)))
+    verdict = replace(decide_promotion(cand_eval, champ_eval, cfg.gate), wins=wins, losses=losses)
     # The candidate's figures carry what they were compared with: a later deploy step checks that
     # the champion is still the one the gate saw.
     gate_info = {"champion_version": champion.version if champion else None, "promote": verdict.promote,

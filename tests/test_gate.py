@@ -136,6 +136,9 @@ def test_a_worse_candidate_is_refused_and_the_reason_recorded(env):
         champ = registry.current_champion(con)
     assert not verdict.promote and verdict.candidate_version == worse.version
     assert verdict.candidate.accuracy < verdict.champion.accuracy
+    n = verdict.candidate.n_gold
+    assert verdict.losses - verdict.wins == round((verdict.champion.accuracy - verdict.candidate.accuracy) * n)
+    assert verdict.metadata()["gold_only_champion_right"] == verdict.losses
     assert stored.status == "refused" and stored.reason == verdict.reason and "refused" in stored.reason
     assert stored.metrics["accuracy"] == pytest.approx(verdict.candidate.accuracy)
     assert champ.version == first.version

@@ -69,6 +69,8 @@ def cmd_train(args: argparse.Namespace, home: Home) -> int:
 
 def _print_verdict(verdict: Any) -> None:
     print(("PASS: " if verdict.promote else "REFUSED: ") + verdict.reason)
+    if verdict.wins is not None:
+        print(f"  gold examples only the candidate gets right: {verdict.wins}; only the champion: {verdict.losses}")
     for c in verdict.checks:
         if not c.passed:
             print(f"  failed: {c.detail}")
