@@ -606,7 +606,7 @@ def _full_model(estimator: Any, train: pd.DataFrame, labels: np.ndarray, schema:
     import joblib
     from sklearn.base import clone
 
-    from data_engine.oof import single_threaded
+    from data_engine.oof import MAX_FIT_ROWS, fit_subset, single_threaded
 
     digest = hashlib.sha256(f"{spec_key}|{snapshot}|{len(train)}".encode()).hexdigest()[:20]
     path = Path(home.models) / "mining" / f"full-{digest}.joblib" if home is not None else None
@@ -616,9 +616,10 @@ def _full_model(estimator: Any, train: pd.DataFrame, labels: np.ndarray, schema:
         except Exception as exc:  # a damaged cache is rebuilt, never trusted
             log.warning("mining model cache %s unreadable (%s); refitting", path, exc)
     model = clone(estimator)
+    rows = fit_subset(np.arange(len(train)), labels, max_rows=MAX_FIT_ROWS, seed=0)
     with single_threaded(), warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
-        model.fit(train[list(schema)], labels)
+        model.fit(train[list(schema)].iloc[rows], labels[rows])
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         for old in path.parent.glob("full-*.joblib"):

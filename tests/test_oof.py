@@ -12,7 +12,8 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from data_engine.errors import EngineError
 from data_engine.oof import (
-    RareClassWarning, assign_folds, ensemble_out_of_fold_probabilities, mixture_weights, out_of_fold_probabilities,
+    RareClassWarning, assign_folds, ensemble_out_of_fold_probabilities, fit_subset, mixture_weights,
+    out_of_fold_probabilities,
 )
 
 
@@ -110,3 +111,13 @@ def test_ensemble_out_of_fold_uses_shared_folds_and_reports_weights():
     assert set(result.weights) == {"linear", "knn"} and np.isclose(sum(result.weights.values()), 1.0)
     assert result.weights["linear"] > result.weights["knn"]  # the true boundary is linear
     np.testing.assert_allclose(result.probs.sum(axis=1), 1.0)
+
+
+def test_fold_models_learn_from_a_capped_sample_that_keeps_small_classes():
+    labels = np.r_[np.zeros(9000, int), np.ones(1000, int)]
+    rows = np.arange(10_000)
+    kept = fit_subset(rows, labels, max_rows=3000, seed=0)
+    assert (labels[kept] == 1).sum() == 1000  # a class under SMALL_CLASS_ROWS is kept whole
+    assert 2300 < (labels[kept] == 0).sum() < 3100
+    assert len(np.unique(kept)) == len(kept)
+    np.testing.assert_array_equal(fit_subset(rows[:500], labels, max_rows=3000, seed=0), rows[:500])
