@@ -42,12 +42,14 @@ CREATE TABLE examples (
     ingested_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
     content_hash  VARCHAR NOT NULL,
     feature_hash  VARCHAR NOT NULL,
-    is_gold       BOOLEAN NOT NULL DEFAULT false,
-    PRIMARY KEY (example_id, version)
+    is_gold       BOOLEAN NOT NULL DEFAULT false
+    -- (example_id, version) is unique: ingestion is its only writer, one process at a time, and
+    -- assigns versions set-wise. No PRIMARY KEY: its index costs more than the rest of a load.
 );
 
 CREATE TABLE label_events (
-    event_id         BIGINT PRIMARY KEY DEFAULT nextval('label_event_seq'),
+    -- Unique and monotonic by its sequence; no PRIMARY KEY index (it doubled the cost of a load).
+    event_id         BIGINT NOT NULL DEFAULT nextval('label_event_seq'),
     example_id       VARCHAR NOT NULL,
     example_version  INTEGER,
     label            VARCHAR,
