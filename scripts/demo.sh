@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DATA_ENGINE_HOME=${DATA_ENGINE_HOME:-$PWD/.data-engine}
+# Two cores: parallelism is spent on folds; native libraries each get one thread (no oversubscription).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 DE=".venv/bin/data-engine"
 if [ -f "$DATA_ENGINE_HOME/warehouse.duckdb" ]; then
   if [ ! -f "$DATA_ENGINE_HOME/oracle.csv" ]; then

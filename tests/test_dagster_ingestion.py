@@ -1,5 +1,7 @@
 """Ingestion through Dagster: the definitions load, the sensor requests runs, the asset ingests."""
 
+import os
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -22,6 +24,9 @@ def demo_home(tmp_path: Path) -> Home:
         + "".join(f"e{r},{r % 10}," + ",".join(str((r + i) % 17) for i in range(64)) + "\n" for r in range(12))
         + "bad,3," + ",".join(["x"] * 64) + "\n"
     )
+    # Older than the sensor's settle time: a file that was just written may still be growing.
+    old = time.time() - 60
+    os.utime(home.landing / "a.csv", (old, old))
     return home
 
 
