@@ -92,8 +92,9 @@ def status_report(home: Home) -> dict[str, Any]:
     """Batches, table counts and the label state of the home's warehouse."""
     from data_engine.warehouse import open_warehouse, table_counts
 
+    home.config  # a missing home or a broken config is the user's to fix: say so, exit 2
     if not home.warehouse_path.exists():
-        return {"home": str(home.root), "batches": [], "counts": {}}
+        return {"home": str(home.root), "dataset": home.config.dataset.name, "batches": [], "counts": {}}
     with open_warehouse(home, read_only=True) as con:
         batches = con.execute(
             "SELECT batch_id, status, is_gold, rows_in, rows_ok, rows_quarantined, rows_new, rows_changed, "
