@@ -67,6 +67,8 @@ def simulate_reviews(
         raise EngineError(f"--accuracy {accuracy}: must be between 0 and 1")
     if len(classes) < 2:
         raise EngineError("the simulated reviewer needs at least two classes")
+    if limit is not None and limit < 1:
+        return SimulationResult(answered=0, correct=0, unknown=0, annotator=annotator or "")
     rng = random.Random(seed)
     user_id = client.ensure_user(annotator) if annotator else None
     who = annotator or client.check()

@@ -61,3 +61,9 @@ def test_a_second_annotator_answers_tasks_the_first_already_answered(pushed):
 def test_a_missing_oracle_is_a_clear_error(tmp_path):
     with pytest.raises(EngineError, match="seed-demo"):
         read_oracle(tmp_path / "oracle.csv")
+
+
+def test_limit_zero_answers_nothing(pushed):
+    home, _, client, project_id = pushed
+    result = simulate_reviews(client, project_id, read_oracle(home.oracle_path), CLASSES, limit=0)
+    assert result.answered == 0 and not client.annotations
