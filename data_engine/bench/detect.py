@@ -15,10 +15,11 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 from data_engine.home import Home
 
@@ -62,6 +63,9 @@ def run_detect_benchmark(*, dataset: str = "digits", rows: int = 10_000, noise: 
                          noise_kind: str = "uniform", seed: int = 0, model: str = "auto", baseline: bool = True,
                          keep: Path | None = None, n_jobs: int = 2) -> dict[str, Any]:
     """Run the benchmark; return its figures as a JSON-able dict (see :func:`format_result`)."""
+    import numpy as np
+    import pandas as pd
+
     from data_engine.bench.datasets import inject_noise
     from data_engine.errors import EngineError
     from data_engine.ingest import ingest_file
@@ -175,6 +179,8 @@ def detection_scores(truth: pd.Series, flagged: set[str], queue_ids: list[str]) 
 
 def run_baseline(data: Any, noisy: np.ndarray, truth: pd.Series, *, seed: int, n_jobs: int) -> dict[str, Any]:
     """cleanlab ``find_label_issues`` on 5-fold logistic-regression (scikit-learn defaults) probabilities."""
+    import numpy as np
+    import pandas as pd
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
