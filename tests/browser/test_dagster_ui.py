@@ -58,6 +58,15 @@ def test_asset_graph_shows_the_whole_lineage(tmp_path: Path) -> None:
                 page.get_by_role("button", name="Skip").click(timeout=8000)
             except Exception:
                 pass
+            # With several asset groups the graph starts collapsed to one box per group.
+            page.get_by_text("Global asset lineage").wait_for(timeout=60000)
+            page.wait_for_timeout(2000)
+            page.mouse.click(page.viewport_size["width"] - 400, page.viewport_size["height"] - 80, button="right")
+            page.get_by_role("menuitem", name="Expand all groups").click(timeout=10000)
+            try:
+                page.get_by_text("Hide navigation").click(timeout=3000)
+            except Exception:
+                pass
             for name in LINEAGE:
                 page.get_by_text(name, exact=True).first.wait_for(timeout=60000)
             page.wait_for_timeout(1500)
