@@ -124,7 +124,7 @@ def render_items(ds: DatasetConfig, frame: Any) -> list[dict[str, Any]]:
     if ds.modality == "image":
         import pandas as pd
 
-        cols = [c for c in ds.feature_columns]
+        cols = list(ds.feature_columns)
         matrix = frame.reindex(columns=cols).apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
         return [{"image": uri} for uri in pixel_rows_to_data_uris(matrix)]
     return [render_item(ds, r) for r in frame.to_dict("records")]
@@ -141,7 +141,8 @@ def render_item(ds: DatasetConfig, features: Mapping[str, Any]) -> dict[str, Any
 
 def pixels_to_data_uri(values: Sequence[Any], *, scale: int = IMAGE_SCALE) -> str:
     """Render a flat row of pixel values to a grayscale PNG ``data:`` URI (see :func:`pixel_rows_to_data_uris`)."""
-    return pixel_rows_to_data_uris([list(values)], scale=scale)[0]
+    row = [f if (f := _num(v)) is not None else float("nan") for v in values]
+    return pixel_rows_to_data_uris([row], scale=scale)[0]
 
 
 def pixel_rows_to_data_uris(rows: Any, *, scale: int = IMAGE_SCALE) -> list[str]:
@@ -168,8 +169,8 @@ def pixel_rows_to_data_uris(rows: Any, *, scale: int = IMAGE_SCALE) -> list[str]
     img = img.repeat(scale, axis=1).repeat(scale, axis=2)
     # Each PNG scanline starts with its filter type (0 = none).
     raw = np.concatenate([np.zeros((n, height * scale, 1), np.uint8), img], axis=2).reshape(n, -1)
-    return ["data:image/png;base64," + base64.b64encode(_png_gray(raw[i].tobytes(), width * scale, height * scale)).decode("ascii")
-            for i in range(n)]
+    png = [_png_gray(raw[i].tobytes(), width * scale, height * scale) for i in range(n)]
+    return ["data:image/png;base64," + base64.b64encode(b).decode("ascii") for b in png]
 
 
 def _png_gray(raw: bytes, width: int, height: int) -> bytes:
