@@ -206,3 +206,29 @@ def test_a_running_server_is_reused_not_restarted(tmp_path, label_studio, capsys
     assert info.reused and info.pid == label_studio.info.pid and info.url == label_studio.url
     assert cli_main(["--home", str(home.root), "labelstudio", "status"]) == 0
     assert "running at " + label_studio.url in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("modality", ["text", "tabular"])
+def test_text_and_tabular_configs_are_accepted_by_the_server(label_studio, modality):
+    import uuid
+
+    from data_engine.config import DatasetConfig
+    from data_engine.labelstudio.labeling import build_task, label_config
+
+    if modality == "text":
+        ds = DatasetConfig(name="notes", modality="text", id_column="id", label_column="label", text_column="note")
+        features = {"note": "The battery died after <b>two</b> days & the seller never answered."}
+    else:
+        ds = DatasetConfig(name="churn", modality="tabular", id_column="id", label_column="label",
+                           feature_columns=("tenure", "plan", "monthly_fee"))
+        features = {"tenure": 14, "plan": "family", "monthly_fee": 39.5}
+    client = LabelStudioClient(label_studio.url, label_studio.token)
+    project_id = client.create_project(f"it-{modality}-{uuid.uuid4().hex[:8]}", label_config(ds, ["pos", "neg"]))
+    row = {"example_id": "e1", "example_version": 1, "run_id": 1, "issue_types": ["label"], "priority": 0.9,
+           "suggested_label": "neg", "suggested_score": 0.8, "given_label": "pos", "scores": {"label": 0.1}}
+    if modality == "tabular":  # an outlier without a suggestion: empty header fields must import too
+        row.update(suggested_label=None, suggested_score=None, given_label=None)
+    (task_id,) = client.import_tasks(project_id, [build_task(ds, row, features, model_version="m1")])
+    client.create_annotation(task_id, choice_result("neg"))
+    (task,) = client.annotated_tasks(project_id, None)
+    assert task["id"] == task_id and task["annotations"][0]["result"] == choice_result("neg")
