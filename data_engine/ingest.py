@@ -23,7 +23,7 @@ from data_engine.errors import EngineError
 from data_engine.home import Home
 from data_engine.readers import RawTable, UnreadableFile, drop_scratch, file_format, read_raw
 from data_engine.schema import fix_classes, fix_columns
-from data_engine.warehouse import open_warehouse, quote_ident
+from data_engine.warehouse import open_warehouse, quote_ident, rollback_quietly
 
 MAX_ID_LENGTH = 256
 PREVIEW_ROWS = 10
@@ -136,7 +136,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *
             _record_batch(con, result, file_format_or_none(path))
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            rollback_quietly(con)
             raise
     finally:
         try:

@@ -52,10 +52,36 @@ def apply_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
             con.execute("INSERT INTO schema_migrations (name) VALUES (?)", [name])
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            rollback_quietly(con)
             raise
         applied.append(name)
     return applied
+
+
+def rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back after a failure without hiding it: after a failed COMMIT (a full disk) there is no
+    transaction left, and after a fatal error DuckDB refuses every statement; the caller re-raises
+    the original error, which names the cause."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
+
+
+def _environment_failure(exc: duckdb.Error) -> bool:
+    """An error writing or reading the file itself (disk full, I/O), as opposed to a bad statement."""
+    if isinstance(exc, (duckdb.IOException, duckdb.FatalException)):
+        return True
+    # A full disk at COMMIT arrives as "TransactionContext Error: Failed to commit: Could not write file".
+    return isinstance(exc, duckdb.TransactionException) and "Failed to commit" in str(exc)
+
+
+def _one_line(exc: BaseException) -> str:
+    """A DuckDB error as one line, without its class prefix."""
+    text = " ".join(str(exc).split())
+    for prefix in ("FATAL Error: ", "IO Error: ", "TransactionContext Error: "):
+        text = text.removeprefix(prefix)
+    return text[:400]
 
 
 def _connect(path: str, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
@@ -97,8 +123,18 @@ def open_warehouse(home: Home, *, read_only: bool = False, wait_s: float | None 
         if not read_only:
             apply_migrations(con)
         yield con
+    except duckdb.Error as exc:
+        if not _environment_failure(exc):
+            raise
+        # The environment failed (a full disk, a file made unwritable), not the engine: one line
+        # naming the file and the cause. The failed transaction is not kept (DuckDB rolls it back).
+        raise EngineError(f"{path}: cannot write the warehouse: {_one_line(exc)}; free space or fix the file, "
+                          f"then run again") from None
     finally:
-        con.close()
+        try:
+            con.close()
+        except duckdb.Error:
+            pass
 
 
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
