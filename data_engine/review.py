@@ -25,6 +25,7 @@ flagged examples reviewers confirmed (label changed or discarded) or rejected (l
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -92,6 +93,8 @@ class PullResult:
     seconds: float = 0.0
     requests: int = 0
     stats: list[dict[str, Any]] = field(default_factory=list)
+    # Annotations that could not be read (malformed, a choice outside the classes): skipped, named here.
+    problems: list[str] = field(default_factory=list)
 
     @property
     def events(self) -> int:
@@ -409,12 +412,13 @@ def _record(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, project_id: int, 
             users: dict[int, str], result: PullResult) -> None:
     """Write the label events, annotation rows, verdicts and task states for the pulled ``tasks``."""
     known_tasks = _known_tasks(con, project_id, [t["id"] for t in tasks])
+    choices = [*dataset_classes(con, cfg), DISCARD_CHOICE]
     answers_by_task: dict[int, list[_Answer]] = {}
     for task in tasks:
         meta = known_tasks.get(task["id"])
         if meta is None:
             continue  # a task created outside the engine: not ours to judge
-        answers_by_task[task["id"]] = _answers(task, users)
+        answers_by_task[task["id"]] = _answers(task, users, choices, result.problems)
     all_ids = [a.annotation_id for answers in answers_by_task.values() for a in answers]
     seen = _known_annotations(con, all_ids)
     needed = max(cfg.review.annotators_per_task, 2)
@@ -490,22 +494,73 @@ def _record(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, project_id: int, 
 _TIE = object()
 
 
-def _answers(task: dict[str, Any], users: dict[int, str]) -> list[_Answer]:
-    """Each reviewer's latest non-cancelled annotation with a choice on ``task``."""
+def _answers(task: dict[str, Any], users: dict[int, str], choices: Sequence[str] | None = None,
+             problems: list[str] | None = None) -> list[_Answer]:
+    """Each reviewer's latest non-cancelled annotation with a choice on ``task``.
+
+    An annotation that cannot be read (not an object, no integer id, no valid time, a choice that
+    is not text or, given ``choices``, not one of them) is skipped and described in ``problems``:
+    it carries no verdict the ledger could hold, and one bad answer must not block the others.
+    """
+    problems = [] if problems is None else problems
+    raw = task.get("annotations")
+    if raw is not None and not isinstance(raw, list):
+        problems.append(f"task {task.get('id')}: annotations are {type(raw).__name__}, not a list")
+        raw = []
+    readable: list[tuple[str, int, dict[str, Any]]] = []
+    for ann in raw or []:
+        why = _unreadable(ann, choices)
+        if why:
+            problems.append(f"task {task.get('id')}: annotation {_short_id(ann)} skipped: {why}")
+            continue
+        readable.append((_norm_ts(ann["updated_at"]), int(ann["id"]), ann))
     latest: dict[Any, _Answer] = {}
-    for ann in sorted(task.get("annotations") or [], key=lambda a: (_norm_ts(a["updated_at"]), a["id"])):
-        if ann.get("was_cancelled"):
+    for updated_at, ann_id, ann in sorted(readable, key=lambda r: (r[0], r[1])):
+        if ann.get("was_cancelled") is True:
             continue  # a skip changes nothing
         choice = chosen(ann.get("result") or [])
         if choice is None:
             continue
         uid = ann.get("completed_by")
+        uid = uid if isinstance(uid, int) and not isinstance(uid, bool) else None
         who = users.get(uid, f"label-studio-user:{uid}") if uid is not None else "label-studio-user:unknown"
         lead = ann.get("lead_time")
-        latest[uid if uid is not None else ("ann", ann["id"])] = _Answer(
-            annotation_id=int(ann["id"]), annotator_id=uid, annotator=who, choice=choice,
-            lead_time=float(lead) if lead is not None else None, updated_at=_norm_ts(ann["updated_at"]))
+        lead_ok = isinstance(lead, (int, float)) and not isinstance(lead, bool) and math.isfinite(lead)
+        latest[uid if uid is not None else ("ann", ann_id)] = _Answer(
+            annotation_id=ann_id, annotator_id=uid, annotator=who, choice=choice,
+            lead_time=float(lead) if lead_ok else None, updated_at=updated_at)
     return sorted(latest.values(), key=lambda a: (a.updated_at, a.annotation_id))
+
+
+def _unreadable(ann: Any, choices: Sequence[str] | None) -> str | None:
+    """Why ``ann`` cannot be read as an answer (None when it can)."""
+    if not isinstance(ann, dict):
+        return f"not an object ({type(ann).__name__})"
+    ann_id = ann.get("id")
+    if isinstance(ann_id, bool) or not isinstance(ann_id, int) or ann_id <= 0:
+        return "no positive integer id"
+    try:
+        if not _norm_ts(ann.get("updated_at") if isinstance(ann.get("updated_at"), str) else None):
+            return "no updated_at time"
+    except (ValueError, OverflowError):
+        return "updated_at is not a time"
+    result = ann.get("result")
+    if result is not None and (not isinstance(result, list) or not all(isinstance(r, dict) for r in result)):
+        return "result is not a list of regions"
+    if ann.get("was_cancelled") is True:
+        return None
+    try:
+        choice = chosen(result or [])
+    except (AttributeError, TypeError, KeyError, IndexError):
+        return "the choice region is malformed"
+    if choice is not None and choices is not None and choice not in choices:
+        return f"choice {choice[:40]!r} is not one of the classes"
+    return None
+
+
+def _short_id(ann: Any) -> str:
+    ann_id = ann.get("id") if isinstance(ann, dict) else None
+    return str(ann_id)[:20] if isinstance(ann_id, (int, str)) else "?"
 
 
 def _consensus(candidates: list[tuple[int, list[_Answer]]],

@@ -463,9 +463,17 @@ def _annotation_dict(ann: Any) -> dict[str, Any]:
     completed_by = get("completed_by")
     if isinstance(completed_by, dict):  # some server versions expand the user
         completed_by = completed_by.get("id")
-    return {"id": int(get("id")), "completed_by": int(completed_by) if completed_by is not None else None,
+    # Values that are not what the server should send stay as sent: the pull skips and names them.
+    return {"id": _int_or_raw(get("id")), "completed_by": _int_or_raw(completed_by),
             "result": list(get("result") or []), "was_cancelled": bool(get("was_cancelled", False)),
             "lead_time": get("lead_time"), "created_at": _iso(get("created_at")), "updated_at": _iso(get("updated_at"))}
+
+
+def _int_or_raw(value: Any) -> Any:
+    """``value`` as an int when it is one (or its decimal text), else unchanged."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return value
 
 
 def _iso(value: Any) -> str | None:

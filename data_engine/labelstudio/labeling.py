@@ -62,10 +62,14 @@ def choice_result(choice: str) -> list[dict[str, Any]]:
 def chosen(result: Sequence[Mapping[str, Any]]) -> str | None:
     """The choice picked in an annotation ``result`` (None when nothing was chosen)."""
     for region in result or ():
+        if not isinstance(region, Mapping):
+            continue
         if region.get("from_name") == FROM_NAME and region.get("type") == "choices":
-            picked = (region.get("value") or {}).get("choices") or []
-            if picked:
-                return str(picked[0])
+            value = region.get("value")
+            picked = value.get("choices") if isinstance(value, Mapping) else None
+            # Only a list of text is a choice; anything else (a bare string, nested objects) is none.
+            if isinstance(picked, list) and picked and isinstance(picked[0], str):
+                return picked[0]
     return None
 
 
