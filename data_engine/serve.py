@@ -12,6 +12,7 @@ dataset's columns and their warehouse types): a missing, extra or mistyped field
 
 # No `from __future__ import annotations`: FastAPI resolves the endpoint annotations (local classes).
 import logging
+import re
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -33,7 +34,44 @@ DEFAULT_POLL_SECONDS = 1.0
 # One request may carry at most this many rows (bounds memory and latency per request).
 MAX_ROWS = 10_000
 
+# JSON nested deeper than this is refused before parsing (a request is 3 levels deep; Python's
+# parser would hit its recursion limit on a deep one and answer 400 or 500).
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
 log = logging.getLogger("data_engine.serve")
+
+
+def json_depth(body: bytes) -> int:
+    """How deeply ``body`` (JSON text) nests arrays and objects, counted without parsing it."""
+    if not body:
+        return 0
+    bare = np.frombuffer(_JSON_STRING.sub(b'""', body), dtype=np.uint8)
+    step = np.isin(bare, (ord("["), ord("{"))).astype(np.int64) - np.isin(bare, (ord("]"), ord("}")))
+    return int(np.cumsum(step).max(initial=0))
+
+
+def _safe_input(value: Any) -> Any:
+    """A rejected value as a 422 may echo it: short text, finite numbers; containers left out."""
+    if isinstance(value, str):
+        return value[:100] + ("..." if len(value) > 100 else "")
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return None
+
+
+def validation_errors(errors: Any) -> list[dict[str, Any]]:
+    """Pydantic's errors as JSON-safe 422 details (type, loc, msg; a short input when it is a scalar)."""
+    out = []
+    for err in errors:
+        item = {"type": err.get("type"), "loc": list(err.get("loc", ())), "msg": str(err.get("msg", ""))}
+        short = _safe_input(err.get("input"))
+        if short is not None:
+            item["input"] = short
+        out.append(item)
+    return out
 
 
 @dataclass(frozen=True)
@@ -187,7 +225,10 @@ def predict_rows(loaded: LoadedModel, frame: pd.DataFrame) -> dict[str, Any]:
 
 def create_app(home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS, holder: "ModelHolder | None" = None) -> Any:
     """The FastAPI app serving ``home``'s champion; raises :class:`EngineError` when none is deployed."""
-    from fastapi import FastAPI, HTTPException
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from fastapi.routing import APIRoute
     from pydantic import BaseModel, Field
 
     holder = holder or ModelHolder(home, poll_seconds=poll_seconds)
@@ -222,6 +263,29 @@ def create_app(home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS, holder
     app = FastAPI(title="data-engine model server", version="1", lifespan=lifespan,
                   description="Predictions of the current champion model; hot-swapped on promotion.")
     app.state.holder = holder
+
+    class CheckedRoute(APIRoute):
+        """Refuses JSON nested deeper than MAX_JSON_DEPTH with a 422 before FastAPI parses it."""
+
+        def get_route_handler(self) -> Any:
+            handler = super().get_route_handler()
+
+            async def checked(request: Request) -> Any:
+                if request.method == "POST" and json_depth(await request.body()) > MAX_JSON_DEPTH:
+                    return JSONResponse(status_code=422, content={"detail": [{
+                        "type": "json_too_deep", "loc": ["body"],
+                        "msg": f"JSON nested deeper than {MAX_JSON_DEPTH} levels"}]})
+                return await handler(request)
+
+            return checked
+
+    app.router.route_class = CheckedRoute
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each rejected input, which fails to render for NaN (a 500)
+        # and would echo a 100 kB field back whole.
+        return JSONResponse(status_code=422, content={"detail": validation_errors(exc.errors())})
 
     @app.post("/predict", response_model=PredictResponse)
     def predict(request: PredictRequest) -> dict[str, Any]:
