@@ -833,7 +833,7 @@ def effective_weights(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> dict
 
 
 def review_status(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """Counts of tasks by status, verdicts by outcome, events by source, and the pull cursor."""
+    """Counts of tasks by status, verdicts by outcome, events by source, the pull cursor, annotator quality."""
     tasks = dict(con.execute("SELECT status, count(*) FROM review_tasks GROUP BY status ORDER BY status").fetchall())
     outcomes = dict(con.execute("SELECT outcome, count(*) FROM review_verdicts GROUP BY outcome").fetchall())
     sources = dict(con.execute(
@@ -842,7 +842,11 @@ def review_status(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     discards = con.execute("SELECT count(*) FROM review_verdicts WHERE is_discard").fetchall()[0][0]
     cursors = [{"project_id": r[0], "updated_after": r[1], "pulled_at": str(r[2]), "pulls": r[3]} for r in
                con.execute("SELECT project_id, updated_after, pulled_at, pulls FROM review_cursor").fetchall()]
-    return {"tasks": tasks, "verdicts": outcomes, "discarded": int(discards), "events": sources, "cursors": cursors}
+    annotators = [{"annotator": r[0], "votes": int(r[1]), "agreement": r[2], "quality": r[3]} for r in
+                  con.execute("SELECT annotator, n_votes, agreement, quality FROM review_annotator_quality "
+                              "ORDER BY annotator").fetchall()]
+    return {"tasks": tasks, "verdicts": outcomes, "discarded": int(discards), "events": sources, "cursors": cursors,
+            "annotators": annotators}
 
 
 def make_client(home: Home) -> ReviewClient:

@@ -137,6 +137,9 @@ def cmd_review_status(args: argparse.Namespace, home: Home) -> int:
     print("label events: " + (", ".join(f"{k}={v}" for k, v in report["events"].items()) or "none"))
     for s in report["verdict_stats"]:
         print(f"  run {s['run_id']} {s['issue_type']:<15} confirmed={s['confirmed']} rejected={s['rejected']}")
+    for a in report["annotators"]:
+        quality = f", quality {a['quality']:.2f}" if a["quality"] is not None else ""
+        print(f"  annotator {a['annotator']}: {a['votes']} votes, agreement {a['agreement']:.2f}{quality}")
     print("queue weights: " + ", ".join(f"{k}={v:g}" for k, v in report["effective_weights"].items()))
     return 0
 
