@@ -136,6 +136,11 @@ class LabelStudioClient:
             raise ReviewServiceError(
                 f"cannot reach Label Studio at {self.url}: connection refused ({what}); is it running? "
                 f"try `data-engine labelstudio up`") from None
+        except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError) as exc:
+            # A server stopped (or a proxy failing) mid-request: the connection closes with no answer.
+            raise ReviewServiceError(
+                f"cannot talk to Label Studio at {self.url}: the connection closed without an answer "
+                f"({type(exc).__name__}, {what}); is it running?") from None
         except httpx.HTTPError as exc:
             raise ReviewServiceError(
                 f"cannot talk to Label Studio at {self.url}: {type(exc).__name__} ({what})") from None
