@@ -150,7 +150,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
     state = refresh_predictions(con, cfg, home=home, force=force, clock=clock)
     names = tuple(dict.fromkeys(tuple(cfg.mining.detectors) + ALWAYS_DETECTORS))
     with clock.stage("neighbours"):
-        data = mining_data(state, cfg, with_neighbours=any(DETECTORS[n].needs_neighbours for n in names))
+        data = mining_data(state, cfg, with_neighbours=any(DETECTORS[n].needs_neighbours for n in names), home=home)
     with clock.stage("detectors"):
         results = run_detectors(data, names)
     with clock.stage("noise"):
@@ -243,10 +243,13 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
                            champion_scored=champion, rare_classes=tuple(rare), member_weights=weights)
 
 
-def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: bool = True) -> MiningData:
-    """Assemble the detectors' input: training rows first, then unlabeled rows."""
-    from data_engine.detectors.neighbours import embed_features, find_neighbours
+def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: bool = True,
+                home: Home | None = None) -> MiningData:
+    """Assemble the detectors' input: training rows first, then unlabeled rows.
 
+    With a ``home``, the neighbour index is kept in ``HOME/models/mining`` and a run that only
+    adds examples embeds and searches just the new ones (see :func:`current_neighbours`).
+    """
     frames = [state.train, state.unlabeled]
     n_train, n_unl = len(state.train), len(state.unlabeled)
     ids = np.concatenate([f["example_id"].astype(str).to_numpy(dtype=object) for f in frames])
@@ -256,11 +259,51 @@ def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: b
     oos = np.concatenate([np.ones(n_train, bool), np.zeros(n_unl, bool)])
     neighbours = None
     if with_neighbours and len(ids) >= 3:
-        cols = list(state.schema)
-        both = pd.concat([state.train[cols], state.unlabeled[cols]], ignore_index=True)
-        emb = embed_features(both, state.schema, cfg.dataset.modality, seed=cfg.mining.seed)
-        neighbours = find_neighbours(emb, seed=cfg.mining.seed, n_jobs=cfg.mining.n_jobs)
+        neighbours = current_neighbours(state, cfg, ids, home)
     return MiningData(ids, labels, tuple(state.classes), probs, oos, hashes, neighbours, state.rare_classes)
+
+
+def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarray, home: Home | None) -> Any:
+    """Nearest neighbours of the current examples (training rows, then unlabeled rows).
+
+    The index from the last run is re-used when it holds exactly these example versions, and
+    extended when they are a superset of its rows; anything else rebuilds it.
+    """
+    import joblib
+
+    from data_engine.detectors.neighbours import align_index, build_index, extend_index
+
+    cols = list(state.schema)
+    versions = np.concatenate([state.train["version"].to_numpy(), state.unlabeled["version"].to_numpy()])
+    keys = (pd.Series(ids, dtype=object) + "@" + pd.Series(versions).astype(str)).to_numpy(dtype=object)
+    frame = pd.concat([state.train[cols], state.unlabeled[cols]], ignore_index=True)
+    digest = hashlib.sha256(json.dumps([state.schema, cfg.dataset.modality, cfg.mining.seed]).encode()).hexdigest()[:20]
+    path = Path(home.models) / "mining" / f"neighbours-{digest}.joblib" if home is not None else None
+    index = None
+    if path is not None and path.exists():
+        try:
+            index = joblib.load(path)
+        except Exception as exc:  # a damaged cache is rebuilt, never trusted
+            log.warning("neighbour cache %s unreadable (%s); rebuilding", path, exc)
+    if index is not None:
+        found = align_index(index, keys)
+        if found is not None:
+            return found
+        known = pd.Index(index.keys)
+        is_new = ~pd.Index(keys).isin(known)
+        if pd.Index(keys).isin(known).sum() == len(index.keys) and is_new.any():
+            index = extend_index(index, keys[is_new], frame[is_new], n_jobs=cfg.mining.n_jobs)
+        else:
+            index = None
+    if index is None:
+        index = build_index(keys, frame, state.schema, cfg.dataset.modality, seed=cfg.mining.seed,
+                            n_jobs=cfg.mining.n_jobs)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        joblib.dump(index, tmp)
+        tmp.replace(path)
+    return align_index(index, keys)
 
 
 def estimate_noise(state: PredictionState) -> tuple[float | None, np.ndarray | None, list[str]]:

@@ -191,3 +191,45 @@ def test_neighbours_never_return_self_even_with_exact_copies():
     found = nb.find_neighbours(X, k=3)
     assert (found.indices != np.arange(6)[:, None]).all()
     assert (found.distances == 0).all()
+
+
+def frame_of(X: np.ndarray):
+    import pandas as pd
+
+    return pd.DataFrame(X, columns=["u", "v"])
+
+
+def test_extending_the_index_searches_only_the_new_rows():
+    rng = np.random.default_rng(1)
+    X = rng.normal(0, 1, (300, 2))
+    keys = np.array([f"k{i}" for i in range(300)], dtype=object)
+    schema = {"u": "numeric", "v": "numeric"}
+    # Image modality keeps raw scale, so both embeddings are the identity and comparable.
+    full = nb.build_index(keys, frame_of(X), schema, "image", k=4)
+    part = nb.build_index(keys[:250], frame_of(X[:250]), schema, "image", k=4)
+    grown = nb.extend_index(part, keys[250:], frame_of(X[250:]))
+    np.testing.assert_array_equal(grown.neighbours.indices[:250], part.neighbours.indices)
+    np.testing.assert_array_equal(grown.neighbours.indices[250:], full.neighbours.indices[250:])
+    # Re-ordered keys get re-ordered, re-numbered neighbours.
+    order = rng.permutation(300)
+    aligned = nb.align_index(grown, keys[order])
+    first = grown.neighbours.indices[order[0], 0]
+    assert keys[order][aligned.indices[0, 0]] == keys[first]
+    assert nb.align_index(grown, keys[:10]) is None
+
+
+def test_extending_a_blocked_index_matches_exact_search_on_separated_clusters(monkeypatch):
+    monkeypatch.setattr(nb, "EXACT_SEARCH_ROWS", 100)
+    monkeypatch.setattr(nb, "BLOCK_ROWS", 100)
+    rng = np.random.default_rng(2)
+    centres = rng.normal(0, 100, (4, 2))
+    X = centres[rng.integers(0, 4, 500)] + rng.normal(0, 1, (500, 2))
+    keys = np.array([f"k{i}" for i in range(500)], dtype=object)
+    schema = {"u": "numeric", "v": "numeric"}
+    part = nb.build_index(keys[:450], frame_of(X[:450]), schema, "image", k=3)
+    assert part.kmeans is not None
+    grown = nb.extend_index(part, keys[450:], frame_of(X[450:]))
+    from sklearn.neighbors import NearestNeighbors
+
+    d, _ = NearestNeighbors(n_neighbors=4).fit(X).kneighbors(X[450:])
+    np.testing.assert_allclose(grown.neighbours.distances[450:], d[:, 1:], rtol=1e-3, atol=1e-4)

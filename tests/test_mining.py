@@ -136,7 +136,7 @@ def test_a_new_label_event_invalidates_the_stored_predictions(home, ingest):
     assert not again.reused_predictions
 
 
-def test_a_new_unlabeled_batch_costs_only_its_own_rows(home, ingest):
+def test_a_new_unlabeled_batch_costs_only_its_own_rows(home, ingest, monkeypatch):
     ingest("b1.csv", blobs(60))
     mine(home)
     ingest("u1.csv", blobs(10, seed=5, start=100, labeled=False))
@@ -144,7 +144,15 @@ def test_a_new_unlabeled_batch_costs_only_its_own_rows(home, ingest):
     assert with_batch.reused_predictions  # labels unchanged: the out-of-fold work is not redone
     assert with_batch.n_unlabeled == 10 and with_batch.newly_scored_unlabeled == 10
     assert list(home.models.joinpath("mining").glob("full-*.joblib"))
+    assert list(home.models.joinpath("mining").glob("neighbours-*.joblib"))
     ingest("u2.csv", blobs(5, seed=6, start=200, labeled=False))
+
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("the neighbour index was rebuilt for a batch that only adds rows")
+
+    import data_engine.detectors.neighbours as nb
+
+    monkeypatch.setattr(nb, "build_index", no_rebuild)
     next_batch = mine(home)
     assert next_batch.newly_scored_unlabeled == 5  # only the new batch is scored
     assert mine(home).newly_scored_unlabeled == 0
