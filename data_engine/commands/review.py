@@ -88,6 +88,8 @@ def cmd_pull(args: argparse.Namespace, home: Home) -> int:
               f"{result.annotations_edited} edited answer(s); events: {result.review_events} review, {result.votes} "
               f"vote, {result.consensus} consensus ({result.discards} discard(s), {result.ties} tie(s) pending) "
               f"({result.seconds:.1f} s, {result.requests} requests)")
+    if result.problems and not args.json:
+        print(f"skipped {len(result.problems)} unreadable answer(s), first: {result.problems[0]}")
     return 0
 
 
