@@ -105,7 +105,7 @@ def build_index(keys: np.ndarray, frame: pd.DataFrame, schema: dict[str, str], m
     embedder = Embedder(schema, modality, seed=seed)
     X = embedder.fit_transform(frame)
     found, blocks, km = _search(X, k=k, seed=seed, n_jobs=n_jobs)
-    return NeighbourIndex(np.asarray(keys, dtype=object), X, found, embedder, blocks, km)
+    return NeighbourIndex(_key_array(keys), X, found, embedder, blocks, km)
 
 
 def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *, n_jobs: int = 1) -> NeighbourIndex | None:
@@ -141,14 +141,19 @@ def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *
             bd, bi = _drop_self(bd, ref[bi], queries, k)
             d[queries - n_old], i[queries - n_old] = bd, bi
     neighbours = Neighbours(np.vstack([index.neighbours.distances, d]), np.vstack([index.neighbours.indices, i]))
-    keys_all = np.concatenate([index.keys, np.asarray(keys, dtype=object)])
+    keys_all = np.concatenate([index.keys, _key_array(keys)])
     return NeighbourIndex(keys_all, X, neighbours, index.embedder, blocks, index.kmeans)
+
+
+def _key_array(keys: np.ndarray) -> np.ndarray:
+    """Keys as fixed-width numpy strings: pickled as one buffer, not a million Python objects."""
+    return np.asarray(keys, dtype=str)
 
 
 def align_index(index: NeighbourIndex, keys: np.ndarray) -> Neighbours | None:
     """The index's neighbours for rows ``keys`` (shape (N,)) in that order, or None unless the
     index holds exactly these rows."""
-    keys = np.asarray(keys, dtype=object)
+    keys = _key_array(keys)
     if len(keys) != len(index.keys):
         return None
     pos = pd.Index(index.keys).get_indexer(keys)
