@@ -37,6 +37,7 @@ from data_engine.config import EngineConfig
 from data_engine.detectors import DETECTORS, DetectorResult, MiningData, run_detectors
 from data_engine.errors import EngineError
 from data_engine.home import Home
+from data_engine.registry import load_cache, save_cache
 from data_engine.review_queue import build_queue
 from data_engine.stages import StageClock
 
@@ -269,8 +270,6 @@ def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarra
     The index from the last run is re-used when it holds exactly these example versions, and
     extended when they are a superset of its rows; anything else rebuilds it.
     """
-    import joblib
-
     from data_engine.detectors.neighbours import align_index, build_index, extend_index
 
     cols = list(state.schema)
@@ -282,7 +281,8 @@ def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarra
     index = None
     if path is not None and path.exists():
         try:
-            index = joblib.load(path)
+            # Unpickled only when its keyed sha256 matches (registry.load_cache); else rebuilt.
+            index = load_cache(home, path)
         except Exception as exc:  # a damaged cache is rebuilt, never trusted
             log.warning("neighbour cache %s unreadable (%s); rebuilding", path, exc)
     if index is not None:
@@ -299,10 +299,7 @@ def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarra
         index = build_index(keys, frame, state.schema, cfg.dataset.modality, seed=cfg.mining.seed,
                             n_jobs=cfg.mining.n_jobs)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        joblib.dump(index, tmp)
-        tmp.replace(path)
+        save_cache(home, index, path)
     return align_index(index, keys)
 
 
@@ -644,9 +641,8 @@ def _full_model(estimator: Any, train: pd.DataFrame, labels: np.ndarray, schema:
     """The estimator fitted on all training examples, cached per (spec, snapshot) under the home.
 
     The cache is a joblib pickle in ``HOME/models/mining``: the engine's own private state,
-    rebuilt whenever it is missing or unreadable.
+    unpickled only when its keyed sha256 matches (registry.load_cache), else rebuilt.
     """
-    import joblib
     from sklearn.base import clone
 
     from data_engine.oof import MAX_FIT_ROWS, fit_subset, single_threaded
@@ -655,7 +651,9 @@ def _full_model(estimator: Any, train: pd.DataFrame, labels: np.ndarray, schema:
     path = Path(home.models) / "mining" / f"full-{digest}.joblib" if home is not None else None
     if path is not None and path.exists():
         try:
-            return joblib.load(path)
+            cached = load_cache(home, path)  # None unless its keyed sha256 matches
+            if cached is not None:
+                return cached
         except Exception as exc:  # a damaged cache is rebuilt, never trusted
             log.warning("mining model cache %s unreadable (%s); refitting", path, exc)
     model = clone(estimator)
@@ -665,9 +663,7 @@ def _full_model(estimator: Any, train: pd.DataFrame, labels: np.ndarray, schema:
         model.fit(train[list(schema)].iloc[rows], labels[rows])
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        for old in path.parent.glob("full-*.joblib"):
+        for old in path.parent.glob("full-*.joblib*"):
             old.unlink(missing_ok=True)
-        tmp = path.with_suffix(".tmp")
-        joblib.dump(model, tmp)
-        tmp.replace(path)
+        save_cache(home, model, path)
     return model
