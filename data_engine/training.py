@@ -157,47 +157,15 @@ def latest_label_flags(con: duckdb.DuckDBPyConnection, example_ids: np.ndarray) 
     return np.array([e in flagged for e in example_ids], dtype=bool)
 
 
-def build_estimator(cfg: EngineConfig, schema: dict[str, str]) -> tuple[Any, str]:
+def build_estimator(cfg: EngineConfig, schema: dict[str, str], *, n_rows: int | None = None) -> tuple[Any, str]:
     """The configured, unfitted scikit-learn estimator and its spec string.
 
-    Uses the mining registry (:mod:`data_engine.models`) when it is installed, so the served model
-    is the same family mining measured; otherwise a simple default per modality.
+    The model registry of mining (:mod:`data_engine.models`): the served model is the family mining
+    measured. ``n_rows`` lets "auto" leave out members that do not scale (kNN on large sets).
     """
-    try:
-        from data_engine import models as mining_models
-    except ModuleNotFoundError:
-        mining_models = None
-    if mining_models is not None and hasattr(mining_models, "build_model"):
-        built = mining_models.build_model(cfg, schema)
-        if isinstance(built, tuple):
-            return built[0], str(built[1])
-        return built, cfg.mining.model
-    return _fallback_estimator(cfg, schema)
+    from data_engine.models import build_model
 
-
-def _fallback_estimator(cfg: EngineConfig, schema: dict[str, str]) -> tuple[Any, str]:
-    """A simple default per modality (until the mining model registry is available)."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OrdinalEncoder, StandardScaler
-
-    numeric = [c for c, t in schema.items() if t == "numeric"]
-    categorical = [c for c, t in schema.items() if t == "categorical"]
-    text = [c for c, t in schema.items() if t == "text"]
-    seed = cfg.mining.seed
-    if text:
-        features = ColumnTransformer([("tfidf", TfidfVectorizer(ngram_range=(1, 2), min_df=1), text[0])])
-        return Pipeline([("features", features), ("clf", LogisticRegression(max_iter=2000, C=10.0))]), "tfidf+logreg"
-    if cfg.dataset.modality == "image" or not categorical:
-        return (Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=2000, C=0.1))]),
-                "scaled+logreg")
-    encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, encoded_missing_value=np.nan)
-    features = ColumnTransformer([("cat", encoder, categorical), ("num", "passthrough", numeric)])
-    clf = HistGradientBoostingClassifier(categorical_features=list(range(len(categorical))), random_state=seed)
-    return Pipeline([("features", features), ("clf", clf)]), "hist_gradient_boosting"
+    return build_model(cfg, schema, n_rows=n_rows)
 
 
 def fit_estimator(estimator: Any, X: pd.DataFrame, y: np.ndarray) -> Any:
@@ -221,7 +189,7 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
         if len(set(y)) < 2:
             raise EngineError("retrain.weight_by_label_quality: fewer than two classes left after dropping "
                               "flagged labels; review them first or turn the option off")
-    estimator, spec = build_estimator(cfg, ts.input_schema)
+    estimator, spec = build_estimator(cfg, ts.input_schema, n_rows=len(ts.y))
     with limited_threads():
         fitted = fit_estimator(estimator, X, y)
     # The model's class order must be the dataset's, or probabilities would be mislabeled downstream.
