@@ -24,6 +24,7 @@ from data_engine.config import EngineConfig
 from data_engine.errors import EngineError
 from data_engine.home import Home
 from data_engine.registry import ModelRecord, current_champion, file_sha256, get_model, set_status
+from data_engine.warehouse import rollback_quietly
 
 POINTER_NAME = "CHAMPION.json"
 
@@ -118,7 +119,12 @@ def _check_artifact(home: Home, record: ModelRecord) -> None:
 
 def _switch(con: duckdb.DuckDBPyConnection, home: Home, target: ModelRecord, action: str, reason: str,
             actor: str, retire_status_reason: str) -> Deployment:
-    """Make ``target`` the champion in one transaction, then move the pointer."""
+    """Make ``target`` the champion in one transaction, then move the pointer.
+
+    The pointer moves only after the COMMIT: servers never serve a model the warehouse has not
+    recorded as champion (a process killed between the two leaves the pointer on the previous
+    champion, which keeps serving; :func:`sync_pointer` and the next promotion repair it).
+    """
     _check_artifact(home, target)
     old = current_champion(con)
     con.execute("BEGIN TRANSACTION")
@@ -131,12 +137,16 @@ def _switch(con: duckdb.DuckDBPyConnection, home: Home, target: ModelRecord, act
             "VALUES (?, ?, ?, ?, ?) RETURNING deployment_id",
             [action, target.version, old.version if old else None, reason, actor],
         ).fetchone()[0])
-        # The pointer moves inside the transaction: if writing it fails, the table does not change.
-        write_pointer(home, _pointer_for(target, dep_id))
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback_quietly(con)
         raise
+    try:
+        write_pointer(home, _pointer_for(target, dep_id))
+    except OSError as exc:
+        raise EngineError(f"model v{target.version} is the champion, but {pointer_path(home)} could not be written "
+                          f"({exc.strerror or exc}); servers keep the previous model until it is (free space, then "
+                          f"`data-engine deploy status` shows it out of sync; the next promotion rewrites it)") from None
     return Deployment(dep_id, action, target.version, old.version if old else None, reason, actor)
 
 
