@@ -42,7 +42,7 @@ from data_engine.home import Home
 from data_engine.labelstudio.client import ReviewClient
 from data_engine.labelstudio.labeling import DISCARD_CHOICE, build_task, chosen, label_config, render_items, task_key
 from data_engine.schema import load_classes, stored_columns
-from data_engine.warehouse import quote_ident
+from data_engine.warehouse import quote_ident, rollback_quietly
 
 # Each pull re-reads tasks updated this long before its cursor: an annotation saved while the
 # previous pull was reading can carry an earlier updated_at than tasks that pull already saw.
@@ -383,7 +383,7 @@ def pull_verdicts(con: duckdb.DuckDBPyConnection, client: ReviewClient, cfg: Eng
             "pulls = review_cursor.pulls + 1", [project_id, newest])
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback_quietly(con)  # after a failed COMMIT (a full disk) there is nothing to roll back
         raise
     result.cursor = newest
     result.stats = verdict_stats(con)

@@ -146,3 +146,48 @@ def test_a_locked_warehouse_names_the_holder_and_the_next_run_succeeds(tmp_path:
         assert cli(home, "ingest", str(tmp_path / f"next{i}.csv")).returncode == 0
     assert_rows_accounted(home, {"first.csv": 100, **{f"next{i}.csv": 50 for i in range(rounds)}})
     assert_status_answers(home)
+
+
+@pytest.mark.timeout(300)
+def test_a_pull_on_a_full_disk_is_one_clear_line_and_the_next_pull_records_every_verdict_once(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (make test runs as root here)")
+    from data_engine.errors import EngineError
+    from data_engine.labelstudio.client import FakeReviewClient
+    from data_engine.labelstudio.labeling import choice_result
+    from data_engine.review import pull_verdicts, push_queue
+    from tests.review_support import digits_home, make_queue
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], check=True)
+    try:
+        home, frame = digits_home(mount / "home", n=40)
+        make_queue(home, frame)
+        client = FakeReviewClient()
+        with open_warehouse(home) as con:
+            push_queue(con, client, home.config)
+        tasks = {t["data"]["example_id"]: t["id"] for t in client.tasks.values()}
+        for ex, label in zip(frame["id"], frame["true_label"], strict=True):
+            client.create_annotation(tasks[ex], choice_result(label))
+        ballast = mount / "ballast"
+        with ballast.open("wb", buffering=0) as fh:
+            try:
+                while True:
+                    fh.write(b"\0" * 65536)
+            except OSError:
+                pass
+        with pytest.raises(EngineError) as err:
+            with open_warehouse(home) as con:
+                pull_verdicts(con, client, home.config)
+        assert str(home.warehouse_path) in str(err.value) and "\n" not in str(err.value)
+        ballast.unlink()
+        with open_warehouse(home) as con:
+            assert con.execute("SELECT count(*) FROM label_events WHERE source = 'review'").fetchone()[0] == 0
+            assert pull_verdicts(con, client, home.config).review_events == 40
+            assert pull_verdicts(con, client, home.config).review_events == 0
+            ids = [r[0] for r in con.execute("SELECT detail->>'annotation_id' FROM label_events WHERE source = 'review'")
+                   .fetchall()]
+        assert len(ids) == len(set(ids)) == 40
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
