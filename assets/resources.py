@@ -1,6 +1,10 @@
 """Dagster resources: the engine home (warehouse, config, models) as one configurable resource."""
 
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import dagster as dg
 
 from data_engine.home import Home
@@ -31,10 +35,15 @@ class LabelStudioResource(dg.ConfigurableResource):
     api_key: str
     url: str = ""
 
-    def client(self, home: Home):  # -> data_engine.labelstudio.client.LabelStudioClient
-        """A client for this server (the caller closes it)."""
+    @contextmanager
+    def client(self, home: Home) -> Iterator[Any]:
+        """A ``LabelStudioClient`` for this server, closed on exit."""
         from data_engine.labelstudio.client import LabelStudioClient
 
         cfg = home.config.review
-        return LabelStudioClient(self.url or cfg.url, self.api_key, timeout_s=cfg.timeout_seconds,
-                                 key_name=f"${cfg.api_key_env}")
+        client = LabelStudioClient(self.url or cfg.url, self.api_key, timeout_s=cfg.timeout_seconds,
+                                   key_name=f"${cfg.api_key_env}")
+        try:
+            yield client
+        finally:
+            client.close()

@@ -24,12 +24,8 @@ def review_tasks(context: dg.AssetExecutionContext, engine: EngineResource,
                  label_studio: LabelStudioResource) -> dg.MaterializeResult:
     """Push the newest review queue to Label Studio."""
     home = engine.get_home()
-    client = label_studio.client(home)
-    try:
-        with open_warehouse(home) as con:
-            result = push_queue(con, client, home.config)
-    finally:
-        client.close()
+    with label_studio.client(home) as client, open_warehouse(home) as con:
+        result = push_queue(con, client, home.config)
     context.log.info(f"pushed {result.sent} task(s) to project {result.project_id} in {result.requests} request(s)")
     return dg.MaterializeResult(metadata={
         "sent": result.sent, "reconciled": result.reconciled, "project_id": result.project_id,
@@ -48,13 +44,9 @@ def review_verdicts(context: dg.AssetExecutionContext, engine: EngineResource,
                     label_studio: LabelStudioResource) -> dg.MaterializeResult:
     """Pull every new or edited verdict since the cursor into ``label_events``."""
     home = engine.get_home()
-    client = label_studio.client(home)
-    try:
-        with open_warehouse(home) as con:
-            result = pull_verdicts(con, client, home.config)
-            stats = verdict_stats(con)
-    finally:
-        client.close()
+    with label_studio.client(home) as client, open_warehouse(home) as con:
+        result = pull_verdicts(con, client, home.config)
+        stats = verdict_stats(con)
     context.log.info(f"pulled {result.events} label event(s) from {result.tasks_seen} task(s)")
     return dg.MaterializeResult(metadata={
         "tasks_seen": result.tasks_seen, "label_events": result.events, "reviews": result.review_events,

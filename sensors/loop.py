@@ -73,11 +73,8 @@ def review_sensor(context: dg.SensorEvaluationContext, engine: EngineResource,
                   label_studio: LabelStudioResource) -> dg.SensorResult | dg.SkipReason:
     """Pull when Label Studio has tasks annotated since the cursor (polls the server, not the warehouse)."""
     home = engine.get_home()
-    client = label_studio.client(home)
-    try:
+    with label_studio.client(home) as client:
         decision = pull_decision(client, home.config, context.cursor)
-    finally:
-        client.close()
     if not decision.run:
         return dg.SkipReason(decision.reason)
     return dg.SensorResult(
