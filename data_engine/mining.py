@@ -40,6 +40,7 @@ from data_engine.home import Home
 from data_engine.registry import load_cache, save_cache
 from data_engine.review_queue import build_queue
 from data_engine.stages import StageClock
+from data_engine.warehouse import rollback_quietly
 
 log = logging.getLogger(__name__)
 
@@ -439,7 +440,8 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
         )
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        # A failed COMMIT (full disk) leaves no transaction: the original error must surface.
+        rollback_quietly(con)
         raise
     finally:
         for name in ("_mined_issues", "_mined_queue"):
@@ -536,7 +538,8 @@ def _write_predictions(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, prob
         )
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        # A failed COMMIT (full disk) leaves no transaction: the original error must surface.
+        rollback_quietly(con)
         raise
     finally:
         con.unregister("_new_predictions")

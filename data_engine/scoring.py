@@ -20,6 +20,7 @@ from data_engine.config import EngineConfig
 from data_engine.errors import EngineError
 from data_engine.home import Home
 from data_engine.registry import ModelRecord, current_champion, load_model
+from data_engine.warehouse import rollback_quietly
 
 # Top-1 minus top-2 probability below this: the champion is unsure.
 UNSURE_MARGIN = 0.2
@@ -210,7 +211,8 @@ def _write(con: duckdb.DuckDBPyConnection, todo: pd.DataFrame, probs: np.ndarray
         )
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        # A failed COMMIT (full disk) leaves no transaction: the original error must surface.
+        rollback_quietly(con)
         raise
     finally:
         for name in ("scored_preds", "scored_flags"):
