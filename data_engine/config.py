@@ -148,10 +148,20 @@ def parse_config(raw: dict[str, Any]) -> EngineConfig:
     """Validate a parsed TOML document into an :class:`EngineConfig`."""
     if "dataset" not in raw:
         raise ConfigError("missing required section [dataset]")
-    cfg = _build(EngineConfig, raw, "")
-    _check_dataset(cfg.dataset)
-    _check_ranges(cfg)
+    try:
+        cfg = _build(EngineConfig, raw, "")
+        _check_dataset(cfg.dataset)
+        _check_ranges(cfg)
+    except ConfigError as exc:
+        # Keys and values come from the user's file: a newline or control character in one must
+        # not break the one-line error.
+        raise ConfigError(_printable(str(exc))) from None
     return cfg
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``), everything else as it is."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _build(cls: type, raw: Any, where: str) -> Any:
