@@ -155,11 +155,7 @@ def out_of_fold_probabilities(estimator: Any, X: pd.DataFrame, labels: np.ndarra
     from joblib import Parallel, delayed
     from sklearn.base import clone
 
-    labels = np.asarray(labels, dtype=np.int64)
-    if len(X) != len(labels):
-        raise EngineError(f"{len(X)} feature rows but {len(labels)} labels")
-    if labels.min(initial=0) < 0 or labels.max(initial=0) >= n_classes:
-        raise EngineError(f"labels must be class indices in [0, {n_classes})")
+    labels = _checked_labels(X, labels, n_classes)
     fold_of, n_folds, rare = assign_folds(labels, n_classes, folds=folds, seed=seed)
     X = X.reset_index(drop=True)
     splits = _splits(fold_of, n_folds, labels, seed)
@@ -228,11 +224,7 @@ def ensemble_out_of_fold_probabilities(members: Mapping[str, Any], X: pd.DataFra
     from joblib import Parallel, delayed
     from sklearn.base import clone
 
-    labels = np.asarray(labels, dtype=np.int64)
-    if len(X) != len(labels):
-        raise EngineError(f"{len(X)} feature rows but {len(labels)} labels")
-    if labels.min(initial=0) < 0 or labels.max(initial=0) >= n_classes:
-        raise EngineError(f"labels must be class indices in [0, {n_classes})")
+    labels = _checked_labels(X, labels, n_classes)
     fold_of, n_folds, rare = assign_folds(labels, n_classes, folds=folds, seed=seed)
     X = X.reset_index(drop=True)
     splits = _splits(fold_of, n_folds, labels, seed)
@@ -251,3 +243,13 @@ def ensemble_out_of_fold_probabilities(members: Mapping[str, Any], X: pd.DataFra
     probs = np.tensordot(w, member_probs, axes=1)
     return OOFResult(probs=probs, folds=fold_of, rare_classes=rare, n_folds=n_folds,
                      weights={name: float(v) for name, v in zip(names, w)})
+
+
+def _checked_labels(X: pd.DataFrame, labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """``labels`` (shape (N,)) as int64 class indices, checked against ``X``'s rows and ``n_classes``."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(X) != len(labels):
+        raise EngineError(f"{len(X)} feature rows but {len(labels)} labels")
+    if labels.min(initial=0) < 0 or labels.max(initial=0) >= n_classes:
+        raise EngineError(f"labels must be class indices in [0, {n_classes})")
+    return labels
