@@ -120,3 +120,25 @@ def test_bench_ingest_small(tmp_path: Path) -> None:
     assert b["engine_rows_quarantined"] == expected_q and b["engine_rows_ok"] == rows - expected_q
     assert b["engine_s"] > 0 and b["duckdb_s"] > 0 and b["ratio"] == pytest.approx(b["engine_s"] / b["duckdb_s"], 0.01)
     assert b["within_target"] == (b["ratio"] <= 3.0) and proc.returncode == (0 if b["within_target"] else 1)
+
+
+def test_ingest_command_imports_no_heavy_libraries(tmp_path: Path) -> None:
+    # Start-up is part of every command's wall clock (and of `bench ingest`): building the parser and
+    # ingesting a file must not pull in numpy, pandas, scikit-learn, cleanlab or dagster.
+    home = tmp_path / "home"
+    (tmp_path / "toy.toml").write_text(TOY_CONFIG, encoding="utf-8")
+    assert cli("init", "--config", tmp_path / "toy.toml", home=home).returncode == 0
+    good = tmp_path / "good.csv"
+    good.write_text("id,label,x,color\n1,a,1,red\n2,b,2,blue\n", encoding="utf-8")
+    script = (
+        "import json, sys\n"
+        "from data_engine.cli import main\n"
+        f"code = main(['--home', {str(home)!r}, 'ingest', {str(good)!r}])\n"
+        "heavy = ('numpy', 'pandas', 'sklearn', 'cleanlab', 'dagster', 'pyarrow', 'scipy')\n"
+        "print(json.dumps({'code': code, 'heavy': sorted({m.split('.')[0] for m in sys.modules} & set(heavy))}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DATA_ENGINE_HOME"}
+    env["PYTHONPATH"] = str(ROOT)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report == {"code": 0, "heavy": []}, out.stderr

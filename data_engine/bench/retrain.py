@@ -13,9 +13,10 @@ import argparse
 import json
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 # Share of the data held out as the clean test set.
 TEST_SHARE = 0.25
@@ -39,6 +40,7 @@ class WeightingRun:
 
 def run_once(dataset: Any, *, model: str, noise: float, seed: int) -> WeightingRun:
     """One seed of the benchmark on a :class:`data_engine.bench.datasets.BenchDataset`."""
+    import numpy as np
     from cleanlab.filter import find_label_issues
     from sklearn.model_selection import train_test_split
 
@@ -89,6 +91,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_bench_weighting(args: argparse.Namespace, home: Any) -> int:
     """Run the benchmark and print one line per seed and the mean gain."""
+    # numpy here, not at module level: the CLI imports this module to register the command.
+    import numpy as np
+
     from data_engine.bench.datasets import load_digits_dataset, load_sentiment_dataset
 
     ds = load_digits_dataset() if args.dataset == "digits" else load_sentiment_dataset()
