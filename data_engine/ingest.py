@@ -315,7 +315,7 @@ def _store(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dict[str, s
         source = "staged"
     inserted = con.execute(
         f"INSERT INTO examples (example_id, version, batch_id, row_number, content_hash, feature_hash, is_gold, {cols}) "
-        f"SELECT example_id, version, ?, __row, {_hex('hash(__fh, ' + lq + ')')}, {_hex('__fh')}, ?, {cols} "
+        f"SELECT example_id, version, ?, __row, hash(__fh, {lq}), __fh, ?, {cols} "
         f"FROM {source}",
         [result.batch_id, result.is_gold],
     ).fetchone()[0]
@@ -349,11 +349,6 @@ def _raw_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
             "AND column_name <> '__row' ORDER BY ordinal_position"
         ).fetchall()
     ]
-
-
-def _hex(expr: str) -> str:
-    """SQL for a UBIGINT hash as 16 hex digits."""
-    return f"lpad(to_hex({expr}), 16, '0')"
 
 
 def _lit(text: str) -> str:

@@ -27,6 +27,27 @@ def test_migrations_are_recorded_once_in_order(toy_home: Home) -> None:
         assert con.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(names)
 
 
+def _warehouse_before(con: duckdb.DuckDBPyConnection, first_new: str) -> None:
+    """Apply (and record) only the migrations named before ``first_new``: an older warehouse."""
+    from importlib import resources
+
+    con.execute("CREATE TABLE schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ DEFAULT now())")
+    for name in migration_names():
+        if name >= first_new:
+            break
+        con.execute(resources.files("data_engine.migrations").joinpath(name).read_text(encoding="utf-8"))
+        con.execute("INSERT INTO schema_migrations (name) VALUES (?)", [name])
+
+
+def test_text_hashes_of_an_older_warehouse_become_the_same_integers() -> None:
+    con = duckdb.connect()
+    _warehouse_before(con, "0400_integer_hashes.sql")
+    con.execute("INSERT INTO examples (example_id, version, batch_id, row_number, content_hash, feature_hash) "
+                "VALUES ('1', 1, 'b', 1, lpad(to_hex(hash(7)), 16, '0'), '000000000000002a')")
+    assert "0400_integer_hashes.sql" in apply_migrations(con)
+    assert con.execute("SELECT content_hash = hash(7), feature_hash FROM current_examples").fetchone() == (True, 42)
+
+
 def test_public_tables_and_views_exist(toy_con: duckdb.DuckDBPyConnection) -> None:
     tables = {r[0] for r in toy_con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     views = {r[0] for r in toy_con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
