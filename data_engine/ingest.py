@@ -23,7 +23,7 @@ from data_engine.errors import EngineError
 from data_engine.home import Home
 from data_engine.readers import RawTable, UnreadableFile, drop_scratch, file_format, read_raw
 from data_engine.schema import fix_classes, fix_columns
-from data_engine.warehouse import open_warehouse, quote_ident, rollback_quietly
+from data_engine.warehouse import last_event_id, open_warehouse, quote_ident, rollback_quietly
 
 MAX_ID_LENGTH = 256
 PREVIEW_ROWS = 10
@@ -323,10 +323,12 @@ def _store(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dict[str, s
     # The ledger event carries the batch; the row number is in examples.row_number. One constant
     # detail per batch compresses to nothing, where a per-row JSON would not.
     detail = json.dumps({"batch_id": result.batch_id, "gold": result.is_gold})
+    # Event ids in file order: the highest so far plus the file's row number (unique within the
+    # batch; see last_event_id for why that is safe). No per-row nextval(), which serialised the insert.
     labeled = con.execute(
-        "INSERT INTO label_events (example_id, example_version, label, source, actor, detail) "
-        f"SELECT example_id, version, {lq}, 'ingest', ?, ?::JSON FROM {source} WHERE {lq} IS NOT NULL",
-        [f"batch:{result.batch_id}", detail],
+        "INSERT INTO label_events (event_id, example_id, example_version, label, source, actor, detail) "
+        f"SELECT ? + __row, example_id, version, {lq}, 'ingest', ?, ?::JSON FROM {source} WHERE {lq} IS NOT NULL",
+        [last_event_id(con), f"batch:{result.batch_id}", detail],
     ).fetchone()[0]
     result.rows_new, result.rows_changed = inserted - changed, changed
     result.rows_unchanged, result.rows_labeled = result.rows_ok - inserted, labeled

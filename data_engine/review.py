@@ -42,7 +42,7 @@ from data_engine.home import Home
 from data_engine.labelstudio.client import ReviewClient
 from data_engine.labelstudio.labeling import DISCARD_CHOICE, build_task, chosen, label_config, render_items, task_key
 from data_engine.schema import load_classes, stored_columns
-from data_engine.warehouse import quote_ident, rollback_quietly
+from data_engine.warehouse import last_event_id, quote_ident, rollback_quietly
 
 # Each pull re-reads tasks updated this long before its cursor: an annotation saved while the
 # previous pull was reading can carry an earlier updated_at than tasks that pull already saw.
@@ -704,8 +704,9 @@ def _write_events(con: duckdb.DuckDBPyConnection, events: list[dict[str, Any]]) 
     """Append ``events`` to the ledger in order; return their event ids."""
     if not events:
         return []
-    # Ids drawn up front keep the ledger's order equal to the order decided here.
-    ids = [int(r[0]) for r in con.execute("SELECT nextval('label_event_seq') FROM range(?)", [len(events)]).fetchall()]
+    # Ids assigned up front keep the ledger's order equal to the order decided here.
+    base = last_event_id(con)
+    ids = list(range(base + 1, base + 1 + len(events)))
     frame = pd.DataFrame(events)
     frame.insert(0, "event_id", ids)
     frame["label"] = frame["label"].astype(object)

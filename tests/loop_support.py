@@ -16,6 +16,7 @@ import pandas as pd
 
 from data_engine.home import Home
 from data_engine.warehouse import open_warehouse, quote_ident
+from tests.conftest import NEXT_EVENT_ID
 
 PIXELS = [f"px{i}" for i in range(64)]
 
@@ -94,7 +95,8 @@ def insert_examples(con, ids: list[str], X: np.ndarray, labels: list[str | None]
     events = [[i, 1, lab, source, "test"] for i, lab in zip(ids, labels) if lab is not None]
     if events:
         con.executemany(
-            "INSERT INTO label_events (example_id, example_version, label, source, actor) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO label_events (event_id, example_id, example_version, label, source, actor) "
+            f"VALUES ({NEXT_EVENT_ID}, ?, ?, ?, ?, ?)",
             events,
         )
 
@@ -102,7 +104,8 @@ def insert_examples(con, ids: list[str], X: np.ndarray, labels: list[str | None]
 def review(con, labels: dict[str, str | None]) -> None:
     """Record reviewer verdicts (None = discard)."""
     con.executemany(
-        "INSERT INTO label_events (example_id, example_version, label, source, actor) VALUES (?, 1, ?, 'review', 'test')",
+        "INSERT INTO label_events (event_id, example_id, example_version, label, source, actor) "
+        f"VALUES ({NEXT_EVENT_ID}, ?, 1, ?, 'review', 'test')",
         [[k, v] for k, v in labels.items()],
     )
 

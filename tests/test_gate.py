@@ -12,6 +12,7 @@ from data_engine.errors import EngineError
 from data_engine.gate import Evaluation, SliceResult, decide_promotion, evaluate_predictions
 from data_engine.training import train_candidate
 from data_engine.warehouse import open_warehouse
+from tests.conftest import NEXT_EVENT_ID
 from tests.loop_support import insert_examples, make_home, seed_digits
 
 
@@ -127,7 +128,8 @@ def test_a_worse_candidate_is_refused_and_the_reason_recorded(env):
         rng = np.random.default_rng(1)
         bad = rng.permutation(info["y"][info["parts"]["train"]])
         con.executemany(
-            "INSERT INTO label_events (example_id, example_version, label, source, actor) VALUES (?, 1, ?, 'review', 't')",
+            "INSERT INTO label_events (event_id, example_id, example_version, label, source, actor) "
+            f"VALUES ({NEXT_EVENT_ID}, ?, 1, ?, 'review', 't')",
             [[e, lab] for e, lab in zip(ids, bad)],
         )
         worse = train_candidate(con, home).record

@@ -13,6 +13,7 @@ from data_engine.dataset import load_examples
 from data_engine.home import Home
 from data_engine.ingest import IngestResult, ingest_file
 from data_engine.warehouse import open_warehouse, table_counts
+from tests.conftest import NEXT_EVENT_ID
 
 Ingest = Callable[..., IngestResult]
 HEADER = "id,label,x,color\n"
@@ -100,7 +101,8 @@ def test_versions_keep_counting(ingest_toy: Ingest, toy_con: duckdb.DuckDBPyConn
 def _add_event(con: duckdb.DuckDBPyConnection, label: str | None, source: str, version: int | None = 1,
                actor: str = "alice") -> None:
     con.execute(
-        "INSERT INTO label_events (example_id, example_version, label, source, actor) VALUES ('1', ?, ?, ?, ?)",
+        "INSERT INTO label_events (event_id, example_id, example_version, label, source, actor) "
+        f"VALUES ({NEXT_EVENT_ID}, '1', ?, ?, ?, ?)",
         [version, label, source, actor],
     )
 
@@ -126,6 +128,16 @@ def test_current_labels_precedence(events: list[tuple], expected: tuple, ingest_
     row = toy_con.execute(
         "SELECT label, is_discarded, source FROM current_labels WHERE example_id = '1'").fetchone()
     assert row == expected
+
+
+def test_event_ids_are_unique_and_follow_batches_and_file_order(ingest_toy: Ingest,
+                                                                 toy_con: duckdb.DuckDBPyConnection) -> None:
+    ingest_toy("one.csv", _csv("1,a,1.5,red", "2,,1.5,red", "3,b,2,red"))
+    _add_event(toy_con, "b", "review")
+    ingest_toy("two.csv", _csv("4,a,1,red", "1,b,1.5,red", "5,a,1,blue"))
+    rows = toy_con.execute("SELECT event_id, example_id FROM label_events ORDER BY event_id").fetchall()
+    assert [r[1] for r in rows] == ["1", "3", "1", "4", "1", "5"]    # batch, then review, then batch
+    assert len({r[0] for r in rows}) == len(rows)
 
 
 @pytest.mark.parametrize("new_label, expected", [("b", ("b", "ingest")), ("", None)])

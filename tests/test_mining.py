@@ -17,6 +17,7 @@ from data_engine.home import Home
 from data_engine.ingest import ingest_file
 from data_engine.mining import excluded_examples, run_mining
 from data_engine.warehouse import open_warehouse
+from tests.conftest import NEXT_EVENT_ID
 
 CONFIG = """\
 [dataset]
@@ -130,8 +131,8 @@ def test_a_new_label_event_invalidates_the_stored_predictions(home, ingest):
     ingest("b1.csv", blobs(60))
     mine(home)
     with open_warehouse(home) as con:
-        con.execute("INSERT INTO label_events (example_id, example_version, label, source, actor) "
-                    "VALUES ('r0001', 1, 'a', 'review', 'tester')")
+        con.execute("INSERT INTO label_events (event_id, example_id, example_version, label, source, actor) "
+                    f"VALUES ({NEXT_EVENT_ID}, 'r0001', 1, 'a', 'review', 'tester')")
     again = mine(home)
     assert not again.reused_predictions
 
@@ -180,8 +181,8 @@ def test_examples_waiting_for_or_done_with_review_are_not_queued(home, ingest):
         con.execute("INSERT INTO review_tasks (project_id, example_id, example_version, engine_key, status) "
                     "VALUES (1, 'r0003', 1, 'k3', 'open'), (1, 'r0005', 1, 'k5', 'done')")
         for example, source in (("r0007", "review"), ("r0011", "review"), ("r0011", "ingest")):
-            con.execute("INSERT INTO label_events (example_id, example_version, label, source, actor) "
-                        "VALUES (?, 1, ?, ?, 'tester')", [example, blobs(60).loc[int(example[1:]), "label"], source])
+            con.execute("INSERT INTO label_events (event_id, example_id, example_version, label, source, actor) "
+                        f"VALUES ({NEXT_EVENT_ID}, ?, 1, ?, ?, 'tester')", [example, blobs(60).loc[int(example[1:]), "label"], source])
         assert excluded_examples(con) == ["r0003", "r0007"]
     second = mine(home)
     with open_warehouse(home) as con:

@@ -11,7 +11,9 @@ import pytest
 
 from data_engine.errors import EngineError, WarehouseBusyError
 from data_engine.home import Home
-from data_engine.warehouse import apply_migrations, migration_names, open_warehouse, quote_ident, table_counts
+from data_engine.warehouse import (apply_migrations, last_event_id, migration_names, open_warehouse, quote_ident,
+                                   table_counts)
+from tests.conftest import NEXT_EVENT_ID
 
 PUBLIC = {"batches", "examples", "label_events", "quarantine"}
 
@@ -48,6 +50,17 @@ def test_text_hashes_of_an_older_warehouse_become_the_same_integers() -> None:
     assert con.execute("SELECT content_hash = hash(7), feature_hash FROM current_examples").fetchone() == (True, 42)
 
 
+def test_event_ids_of_an_older_warehouse_continue_and_writers_must_assign_them() -> None:
+    con = duckdb.connect()
+    _warehouse_before(con, "0401_label_event_ids.sql")
+    for _ in range(2):  # ids from the sequence the older schema had
+        con.execute("INSERT INTO label_events (example_id, label, source, actor) VALUES ('1', 'a', 'review', 'x')")
+    apply_migrations(con)
+    assert last_event_id(con) == 2
+    with pytest.raises(duckdb.ConstraintException, match="event_id"):
+        con.execute("INSERT INTO label_events (example_id, label, source, actor) VALUES ('1', 'a', 'review', 'x')")
+
+
 def test_public_tables_and_views_exist(toy_con: duckdb.DuckDBPyConnection) -> None:
     tables = {r[0] for r in toy_con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     views = {r[0] for r in toy_con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
@@ -61,7 +74,8 @@ def test_public_tables_and_views_exist(toy_con: duckdb.DuckDBPyConnection) -> No
 
 def test_event_ids_are_monotonic(toy_con: duckdb.DuckDBPyConnection) -> None:
     for label in ("a", "b", None):
-        toy_con.execute("INSERT INTO label_events (example_id, label, source, actor) VALUES ('1', ?, 'review', 'x')",
+        toy_con.execute("INSERT INTO label_events (event_id, example_id, label, source, actor) "
+                        f"VALUES ({NEXT_EVENT_ID}, '1', ?, 'review', 'x')",
                         [label])
     ids = [r[0] for r in toy_con.execute("SELECT event_id FROM label_events ORDER BY created_at, event_id").fetchall()]
     assert ids == sorted(ids) and len(set(ids)) == 3
