@@ -183,8 +183,8 @@ def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResul
     result.ignored_columns = sorted(present - set(required) - {ds.label_column})
     types = fix_columns(con, ds, present)
     classes = fix_classes(con, ds, result.batch_id, label_present)
-    rejected = _validate(con, ds, types, label_present, bool(classes), result.is_gold)
-    result.rows_quarantined = _quarantine(con, ds, result.batch_id, raw.columns)
+    rejected = _validate(con, ds, types, raw.columns, label_present, bool(classes), result.is_gold)
+    result.rows_quarantined = _quarantine(con, result.batch_id)
     result.rows_in = raw.rows + raw.rejects
     result.rows_ok = raw.rows - rejected
     _store(con, ds, types, result)
@@ -200,12 +200,13 @@ def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResul
 
 
 def _validate(
-    con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dict[str, str], label_present: bool,
-    classes_known: bool, gold: bool,
+    con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dict[str, str], columns: tuple[str, ...],
+    label_present: bool, classes_known: bool, gold: bool,
 ) -> int:
     """Find the rows to quarantine and define the rows to store; return the number rejected.
 
-    Builds the temp table ``rejected(__row, reason)`` (small: only the bad rows) and the temp view
+    Builds the temp table ``rejected(__row, reason, raw)`` (small: only the bad rows; ``raw`` is the
+    row as read, ``columns``, as JSON) and the temp view
     ``good``: the typed values of every other row and their feature hash ``__fh``. The good rows
     are never copied: the inserts read them through the view, straight from ``raw_rows``.
     """
@@ -230,16 +231,18 @@ def _validate(
     # (outer) the reasons from them. The same value expressions feed ``good``.
     values = [f"{id_expr} AS example_id", "r.__row AS __row"]
     checks = []
+    # (condition, reason) pairs; the conditions pick the bad rows, the reasons are only built for them.
     reasons = [
-        f"CASE WHEN nullif(example_id, '') IS NULL THEN 'missing id (column {_lit(ds.id_column)[1:-1]})' END",
-        f"CASE WHEN length(example_id) > {MAX_ID_LENGTH} THEN 'id longer than {MAX_ID_LENGTH} characters' END",
+        ("nullif(example_id, '') IS NULL", f"'missing id (column {_lit(ds.id_column)[1:-1]})'"),
+        (f"length(example_id) > {MAX_ID_LENGTH}", f"'id longer than {MAX_ID_LENGTH} characters'"),
     ]
     if has_dups:
         checks += ["d.n AS __dup_n", "d.rows_shown AS __dup_rows"]
-        reasons.append(
-            "CASE WHEN __dup_n IS NOT NULL THEN 'id ' || left(example_id, 60) || ' appears ' || __dup_n || "
-            "' times in this file (rows ' || __dup_rows || CASE WHEN __dup_n > 5 THEN ', ...' ELSE '' END || ')' END"
-        )
+        reasons.append((
+            "__dup_n IS NOT NULL",
+            "'id ' || left(example_id, 60) || ' appears ' || __dup_n || "
+            "' times in this file (rows ' || __dup_rows || CASE WHEN __dup_n > 5 THEN ', ...' ELSE '' END || ')'",
+        ))
     hashed = []
     for i, (col, kind) in enumerate(types.items()):
         q = quote_ident(col)
@@ -251,33 +254,41 @@ def _validate(
             values.append(f"TRY_CAST(r.{q} AS DOUBLE) AS {q}")
             text = f"__s{i}"
             checks.append(f"r.{q} AS {text}")
-            reasons.append(
-                f"CASE WHEN ({q} IS NULL AND trim({text}) <> '') OR NOT isfinite({q}) "
-                f"THEN 'column {_lit(col)[1:-1]}: ' || left(trim({text}), 40) || ' is not a finite number' END"
-            )
+            reasons.append((
+                f"({q} IS NULL AND trim({text}) <> '') OR NOT isfinite({q})",
+                f"'column {_lit(col)[1:-1]}: ' || left(trim({text}), 40) || ' is not a finite number'",
+            ))
         elif kind == "text":
             values.append(f"r.{q} AS {q}")
-            reasons.append(f"CASE WHEN nullif({_trim(q)}, '') IS NULL THEN 'empty text (column {_lit(col)[1:-1]})' END")
+            reasons.append((f"nullif({_trim(q)}, '') IS NULL", f"'empty text (column {_lit(col)[1:-1]})'"))
         else:
             values.append(f"nullif({_trim('r.' + q)}, '') AS {q}")
     lq = quote_ident(ds.label_column)
     if label_present:
         values.append(f"nullif({_trim('r.' + lq)}, '') AS {lq}")
         if classes_known:
-            reasons.append(
-                f"CASE WHEN {lq} IS NOT NULL AND {lq} NOT IN (SELECT class_label FROM dataset_classes) "
-                f"THEN 'label ' || left({lq}, 40) || ' is not one of the classes' END"
-            )
+            reasons.append((
+                f"{lq} IS NOT NULL AND {lq} NOT IN (SELECT class_label FROM dataset_classes)",
+                f"'label ' || left({lq}, 40) || ' is not one of the classes'",
+            ))
         if gold:
-            reasons.append(f"CASE WHEN {lq} IS NULL THEN 'gold row without a label' END")
+            reasons.append((f"{lq} IS NULL", "'gold row without a label'"))
     else:
         values.append(f"NULL::VARCHAR AS {lq}")
     join = f"LEFT JOIN dup_ids d ON d.example_id = {id_expr}" if has_dups else ""
+    # The raw cells ride along under plain aliases (no cost per row) so the quarantine's JSON of
+    # the row as read is built here, for the bad rows only, without joining raw_rows again.
+    raw = [f"r.{quote_ident(c)} AS __raw{i}" for i, c in enumerate(columns)]
+    raw_json = ", ".join(f"{_lit(c)}: __raw{i}" for i, c in enumerate(columns))
+    # Conditions are flagged first (a boolean each): the reason text is built for the bad rows only.
+    flags = [f"coalesce({cond}, false) AS __bad{i}" for i, (cond, _) in enumerate(reasons)]
+    texts = ", ".join(f"CASE WHEN __bad{i} THEN {text} END" for i, (_, text) in enumerate(reasons))
     con.execute(
-        "CREATE TEMP TABLE rejected AS SELECT __row, reason FROM ("
-        f"  SELECT __row, nullif(concat_ws('; ', {', '.join(reasons)}), '') AS reason "
-        f"  FROM (SELECT {', '.join(values + checks)} FROM raw_rows r {join})"
-        ") WHERE reason IS NOT NULL"
+        f"CREATE TEMP TABLE rejected AS SELECT __row, concat_ws('; ', {texts}) AS reason, "
+        f"to_json({{{raw_json}}})::VARCHAR AS raw "
+        f"FROM (SELECT *, {', '.join(flags)} "
+        f"      FROM (SELECT {', '.join(values + checks + raw)} FROM raw_rows r {join})) "
+        f"WHERE {' OR '.join(f'__bad{i}' for i in range(len(reasons)))}"
     )
     # The feature hash from the typed values (so "1" and "1.0" are the same content): DuckDB's
     # 64-bit hash() of the column values, several times cheaper than md5 of a text form. It is for
@@ -289,14 +300,10 @@ def _validate(
     return con.execute("SELECT count(*) FROM rejected").fetchone()[0]
 
 
-def _quarantine(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, batch_id: str, columns: tuple[str, ...]) -> int:
+def _quarantine(con: duckdb.DuckDBPyConnection, batch_id: str) -> int:
     """Copy every rejected row (validation failures and unreadable rows) to ``quarantine``; return the count."""
-    # The raw row as read, as JSON, built only for the (few) rows that failed.
-    raw_cols = ", ".join(f"{_lit(c)}: r.{quote_ident(c)}" for c in columns)
     return con.execute(
-        "INSERT INTO quarantine (batch_id, row_number, raw, reason) "
-        f"SELECT ?, c.__row, to_json({{{raw_cols}}})::VARCHAR, c.reason "
-        "FROM rejected c JOIN raw_rows r ON r.__row = c.__row "
+        "INSERT INTO quarantine (batch_id, row_number, raw, reason) SELECT ?, __row, raw, reason FROM rejected "
         "UNION ALL SELECT ?, __row, raw, 'unreadable row: ' || reason FROM raw_rejects",
         [batch_id, batch_id],
     ).fetchone()[0]
