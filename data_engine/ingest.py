@@ -281,7 +281,7 @@ def _validate(
     raw = [f"r.{quote_ident(c)} AS __raw{i}" for i, c in enumerate(columns)]
     raw_json = ", ".join(f"{_lit(c)}: __raw{i}" for i, c in enumerate(columns))
     # Conditions are flagged first (a boolean each): the reason text is built for the bad rows only.
-    flags = [f"coalesce({cond}, false) AS __bad{i}" for i, (cond, _) in enumerate(reasons)]
+    flags = [f"({cond}) AS __bad{i}" for i, (cond, _) in enumerate(reasons)]
     texts = ", ".join(f"CASE WHEN __bad{i} THEN {text} END" for i, (_, text) in enumerate(reasons))
     con.execute(
         f"CREATE TEMP TABLE rejected AS SELECT __row, concat_ws('; ', {texts}) AS reason, "
