@@ -233,3 +233,16 @@ def test_extending_a_blocked_index_matches_exact_search_on_separated_clusters(mo
 
     d, _ = NearestNeighbors(n_neighbors=4).fit(X).kneighbors(X[450:])
     np.testing.assert_allclose(grown.neighbours.distances[450:], d[:, 1:], rtol=1e-3, atol=1e-4)
+
+
+def test_label_flags_a_plain_contradiction_confident_learning_misses_on_clean_data():
+    # Nearly clean labels and a sure model: every class threshold is ~0.99, so confident learning
+    # counts neither row 4 (p(given) = 0.02, the model prefers 'b' at 0.90) nor row 12.
+    labels = np.array([0] * 10 + [1] * 10 + [2] * 10)
+    probs = confident(labels, k=3, p=0.99)
+    probs[4] = [0.02, 0.90, 0.08]
+    probs[12] = [0.60, 0.30, 0.10]  # the model prefers 'a' but still gives 'b' 0.30: not a contradiction
+    result = LabelDetector().find_issues(make_data(labels, probs, classes=("a", "b", "c")))
+    assert result.issues.loc[result.issues["is_issue"], "example_id"].tolist() == ["e4"]
+    assert result.summary["flagged_by_confident_learning"] == 0
+    assert result.summary["flagged_as_contradicted_only"] == 1
