@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from data_engine.errors import ConfigError
+from data_engine.errors import ConfigError, EngineError
 
 Modality = Literal["tabular", "text", "image"]
 ColumnType = Literal["numeric", "categorical"]
@@ -69,6 +69,9 @@ class ReviewConfig:
     project_title: str = ""
     budget: int = 200
     annotators_per_task: int = 1
+    # Reviews of one example version at most: a single reviewer's label the model still plainly
+    # contradicts gets one more, independent look (1 turns second opinions off).
+    max_opinions: int = 2
     import_batch_size: int = 2000
     timeout_seconds: float = 30.0
     weights: dict[str, float] = field(
@@ -82,6 +85,9 @@ class RetrainConfig:
 
     min_new_labels: int = 50
     weight_by_label_quality: bool = False
+    # The served model: "auto" (the modality's default, see data_engine.models.SERVED_AUTO) or
+    # members joined by "+" as in [mining] model.
+    model: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -278,6 +284,8 @@ def _check_ranges(cfg: EngineConfig) -> None:
         raise ConfigError("review.budget: must be at least 1")
     if cfg.review.annotators_per_task < 1:
         raise ConfigError("review.annotators_per_task: must be at least 1")
+    if not 1 <= cfg.review.max_opinions <= 5:
+        raise ConfigError("review.max_opinions: must be between 1 and 5")
     if not 1 <= cfg.review.import_batch_size <= 50_000:
         raise ConfigError("review.import_batch_size: must be between 1 and 50000")
     if cfg.review.timeout_seconds <= 0:
@@ -293,6 +301,14 @@ def _check_ranges(cfg: EngineConfig) -> None:
             raise ConfigError(f"review.weights.{name}: must not be negative")
     if cfg.retrain.min_new_labels < 1:
         raise ConfigError("retrain.min_new_labels: must be at least 1")
+    # Imported here: the model registry reads the config types of this module.
+    from data_engine.models import resolve_spec
+
+    for key, name, served in (("mining.model", cfg.mining.model, False), ("retrain.model", cfg.retrain.model, True)):
+        try:
+            resolve_spec(name, cfg.dataset.modality, served=served, key=key)
+        except EngineError as exc:
+            raise ConfigError(str(exc)) from None
     if not 0 <= cfg.gate.tolerance <= 1:
         raise ConfigError("gate.tolerance: must be between 0 and 1")
     if not 1 <= cfg.serve.port <= 65535:

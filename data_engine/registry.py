@@ -45,6 +45,9 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     "sklearn.neighbors._ball_tree.BallTree",
     "scipy.sparse._csr.csr_matrix",
     "scipy.sparse._csr.csr_array",
+    # The SVM member's Platt calibration (data_engine.models._svm).
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
 })
 
 _CHUNK = 1 << 20

@@ -10,7 +10,7 @@ from sklearn.base import clone
 from data_engine.config import parse_config
 from data_engine.errors import EngineError
 from data_engine.models import (
-    AUTO_MEMBERS, KNN_MAX_ROWS, Schema, build_estimator, build_model, resolve_spec,
+    AUTO_MEMBERS, KNN_MAX_ROWS, SVM_MAX_ROWS, Schema, build_estimator, build_model, resolve_spec,
 )
 from data_engine.oof import out_of_fold_probabilities
 
@@ -80,10 +80,34 @@ def test_text_modality_reads_the_text_column_with_gaps():
 
 def test_build_model_from_config():
     cfg = parse_config({"dataset": {"name": "t", "modality": "tabular", "id_column": "id", "label_column": "y",
-                                    "feature_columns": ["x", "color"]}, "mining": {"model": "linear"}})
+                                    "feature_columns": ["x", "color"]}, "retrain": {"model": "linear"}})
     model, key = build_model(cfg, {"x": "numeric", "color": "categorical"})
     assert key.startswith("linear/tabular/")
     assert hasattr(model, "fit") and hasattr(model, "predict_proba")
+
+
+def test_served_auto_is_the_svm_for_images_up_to_its_row_limit_and_the_mining_ensemble_elsewhere():
+    assert resolve_spec("auto", "image", served=True).members == ("svm",)
+    assert resolve_spec("auto", "image", served=True, n_rows=SVM_MAX_ROWS + 1).members == AUTO_MEMBERS["image"]
+    assert resolve_spec("auto", "tabular", served=True).members == AUTO_MEMBERS["tabular"]
+    assert resolve_spec("auto", "image").members == AUTO_MEMBERS["image"]  # mining keeps its ensemble
+
+
+def test_the_svm_member_learns_categories_and_numbers_with_calibrated_probabilities():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=90), "color": rng.choice(["red", "blue", None], size=90)})
+    y = np.where(X["color"].eq("red") | (X["x"] > 1), "yes", "no")
+    model = build_estimator(resolve_spec("svm", "tabular"), Schema.from_mapping({"x": "numeric", "color": "categorical"}))
+    model.fit(X, y)
+    probs = model.predict_proba(X)
+    assert probs.shape == (90, 2) and np.allclose(probs.sum(axis=1), 1.0)
+    assert np.mean(model.predict(X) == y) > 0.9
+
+
+def test_a_misspelt_served_model_is_a_config_error_naming_the_key():
+    with pytest.raises(EngineError, match="retrain.model = 'svn': unknown model 'svn'"):
+        parse_config({"dataset": {"name": "t", "modality": "image", "id_column": "id", "label_column": "y",
+                                  "feature_columns": ["a"]}, "retrain": {"model": "svn"}})
 
 
 def test_a_member_that_cannot_read_the_columns_says_so():
