@@ -160,7 +160,10 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         plot = noise_plot(joint, joint_classes, noise_rate) if joint is not None else None
     with clock.stage("queue"):
         issues = issues_table(results, state)
-        excluded = excluded_examples(con)
+        # A single reviewer's label the model still plainly contradicts may go out once more.
+        flagged = set(issues.loc[(issues["issue_type"] == "label") & issues["is_issue"].astype(bool), "example_id"])
+        excluded = sorted(set(excluded_examples(con))
+                          - (second_opinion_candidates(con, cfg.review.max_opinions) & flagged))
         queue = build_queue(issues, weights=weights if weights is not None else cfg.review.weights,
                             budget=budget or cfg.review.budget, exclude=excluded,
                             examples=example_info(state))
@@ -402,6 +405,30 @@ def excluded_examples(con: duckdb.DuckDBPyConnection) -> list[str]:
         [list(REVIEW_SOURCES)],
     ).fetchall()]
     return sorted(set(waiting) | set(reviewed))
+
+
+def second_opinion_candidates(con: duckdb.DuckDBPyConnection, max_opinions: int) -> set[str]:
+    """Reviewed examples that may be reviewed once more, if the model contradicts their label.
+
+    Reviewers make mistakes (the simulated one in 2 % of answers), and a wrong answer is final
+    unless someone looks again: after the demo's loop 8 of its 12 remaining label errors were
+    reviewers' slips. Eligible: the label in force came from one reviewer (``review``, not a
+    consensus of several), fewer than ``max_opinions`` tasks of the current content version were
+    sent, and none is still open. Mining queues them only when the label detector flags them.
+    """
+    if max_opinions <= 1 or not _has_table(con, "review_tasks"):
+        return set()
+    return {r[0] for r in con.execute(
+        "SELECT cl.example_id FROM current_labels cl "
+        "JOIN current_examples ce ON ce.example_id = cl.example_id "
+        "LEFT JOIN (SELECT example_id, example_version, count(*) AS opinions, "
+        "           count(*) FILTER (WHERE status NOT IN (SELECT unnest(?::VARCHAR[]))) AS unfinished "
+        "           FROM review_tasks GROUP BY ALL) t "
+        "  ON t.example_id = cl.example_id AND t.example_version = ce.version "
+        "WHERE cl.source = 'review' AND NOT cl.is_discarded "
+        "AND coalesce(t.opinions, 0) < ? AND coalesce(t.unfinished, 0) = 0",
+        [list(FINISHED_TASK_STATUSES) + ["tie"], int(max_opinions)],
+    ).fetchall()}
 
 
 def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd.DataFrame, queue: pd.DataFrame,

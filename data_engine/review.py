@@ -232,7 +232,7 @@ def push_queue(
             "SELECT count(*) FROM review_tasks WHERE project_id = ? AND status IN ('sending', 'open', 'partial')",
             [project_id]).fetchall()[0][0]
         limit = max(cfg.review.budget - int(still_open), 0)
-    rows = _rows_to_send(con, project_id, run_id, limit)
+    rows = _rows_to_send(con, project_id, run_id, limit, max_opinions=cfg.review.max_opinions)
     if not rows.empty:
         batch = batch_size or cfg.review.import_batch_size
         tasks = _build_tasks(con, cfg, rows)
@@ -246,32 +246,44 @@ def push_queue(
     return result
 
 
-def _rows_to_send(con: duckdb.DuckDBPyConnection, project_id: int, run_id: str | None, limit: int) -> pd.DataFrame:
-    """Queue rows to import: 'sending' leftovers first, then new rows of ``run_id`` by rank."""
+def _rows_to_send(con: duckdb.DuckDBPyConnection, project_id: int, run_id: str | None, limit: int, *,
+                  max_opinions: int = 2) -> pd.DataFrame:
+    """Queue rows to import: 'sending' leftovers first, then new rows of ``run_id`` by rank, each
+    with its opinion number (1 for a first review)."""
     # run ids are compared as text: mining numbers them, review_tasks keeps them as VARCHAR.
     cols = ("CAST(q.run_id AS VARCHAR) AS run_id, q.rank, q.example_id, q.example_version, q.issue_types, q.priority, q.suggested_label, "
             "q.suggested_score, q.given_label, CAST(q.scores AS VARCHAR) AS scores")
     if not _has_table(con, "review_queue"):
         return pd.DataFrame()
     leftovers = con.execute(
-        f"SELECT {cols}, true AS recorded FROM review_tasks rt JOIN review_queue q "
+        f"SELECT {cols}, rt.opinion, true AS recorded FROM review_tasks rt JOIN review_queue q "
         "ON CAST(q.run_id AS VARCHAR) = rt.run_id AND q.example_id = rt.example_id AND q.example_version = rt.example_version "
         "WHERE rt.project_id = ? AND rt.status = 'sending' AND rt.task_id IS NULL ORDER BY q.rank",
         [project_id]).fetchdf()
     fresh = pd.DataFrame()
     if run_id is not None and limit > 0:
-        # Only current content versions: a row about an older version of an example is stale.
+        # Only current content versions: a row about an older version of an example is stale. An
+        # example version already sent is sent again only as its next opinion (mining queues a
+        # reviewed example only for a second opinion), never while a task of it is still open.
         fresh = con.execute(
-            f"SELECT {cols}, false AS recorded FROM review_queue q "
+            f"SELECT {cols}, coalesce(t.opinions, 0) + 1 AS opinion, false AS recorded FROM review_queue q "
             "JOIN current_examples ce ON ce.example_id = q.example_id AND ce.version = q.example_version "
-            "WHERE CAST(q.run_id AS VARCHAR) = ? AND NOT EXISTS (SELECT 1 FROM review_tasks rt WHERE rt.project_id = ? "
-            "AND rt.example_id = q.example_id AND rt.example_version = q.example_version) "
-            "ORDER BY q.rank LIMIT ?", [str(run_id), project_id, int(limit)]).fetchdf()
+            "LEFT JOIN (SELECT example_id, example_version, count(*) AS opinions, "
+            "           count(*) FILTER (WHERE status NOT IN ('done', 'tie')) AS unfinished "
+            "           FROM review_tasks WHERE project_id = ? GROUP BY ALL) t "
+            "  ON t.example_id = q.example_id AND t.example_version = q.example_version "
+            "WHERE CAST(q.run_id AS VARCHAR) = ? AND coalesce(t.unfinished, 0) = 0 "
+            "AND coalesce(t.opinions, 0) < ? "
+            # A run's row is sent once: another opinion takes a later run that queued it again.
+            "AND NOT EXISTS (SELECT 1 FROM review_tasks rt WHERE rt.project_id = ? AND rt.example_id = q.example_id "
+            "AND rt.example_version = q.example_version AND rt.run_id = CAST(q.run_id AS VARCHAR)) "
+            "ORDER BY q.rank LIMIT ?", [project_id, str(run_id), max_opinions, project_id, int(limit)]).fetchdf()
     frames = [f for f in (leftovers, fresh) if not f.empty]
     if not frames:
         return pd.DataFrame()
     rows = pd.concat(frames, ignore_index=True)
-    rows["engine_key"] = [task_key(e, v) for e, v in zip(rows["example_id"], rows["example_version"], strict=True)]
+    rows["engine_key"] = [task_key(e, v, o) for e, v, o in
+                          zip(rows["example_id"], rows["example_version"], rows["opinion"], strict=True)]
     return rows.drop_duplicates("engine_key").reset_index(drop=True)
 
 
@@ -325,14 +337,14 @@ def _send_batch(con: duckdb.DuckDBPyConnection, client: ReviewClient, project_id
     """Record the batch as 'sending', import it in one request, record the task ids as 'open'."""
     fresh = part[~part["recorded"].astype(bool)]
     if not fresh.empty:
-        intents = fresh[["example_id", "example_version", "engine_key", "run_id", "issue_types", "given_label",
-                         "suggested_label", "suggested_score", "priority"]].copy()
+        intents = fresh[["example_id", "example_version", "opinion", "engine_key", "run_id", "issue_types",
+                         "given_label", "suggested_label", "suggested_score", "priority"]].copy()
         con.register("_intents", intents)
         try:
             con.execute(
-                "INSERT INTO review_tasks (project_id, example_id, example_version, engine_key, run_id, status, "
-                "issue_types, given_label, suggested_label, suggested_score, priority) "
-                "SELECT ?, example_id, example_version, engine_key, run_id, 'sending', "
+                "INSERT INTO review_tasks (project_id, example_id, example_version, opinion, engine_key, run_id, "
+                "status, issue_types, given_label, suggested_label, suggested_score, priority) "
+                "SELECT ?, example_id, example_version, opinion, engine_key, run_id, 'sending', "
                 "CAST(issue_types AS VARCHAR[]), CAST(given_label AS VARCHAR), CAST(suggested_label AS VARCHAR), "
                 "suggested_score, priority FROM _intents", [project_id])
         finally:

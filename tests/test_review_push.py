@@ -110,3 +110,28 @@ def test_project_is_found_again_by_title(queued, tmp_path):
     with open_warehouse(other) as con:
         second = push_queue(con, client, other.config)
     assert first.project_id == second.project_id and len(client.projects) == 1
+
+
+def test_a_second_opinion_is_a_new_task_of_the_same_version_sent_only_from_a_later_run(tmp_path):
+    home, frame = digits_home(tmp_path / "home", n=6)
+    make_queue(home, frame, run_id=1)
+    client = FakeReviewClient()
+    with open_warehouse(home) as con:
+        assert push_queue(con, client, home.config).sent == 6
+        first = frame.iloc[0]["id"]
+        con.execute("UPDATE review_tasks SET status = 'done' WHERE example_id = ?", [first])
+        # The run that sent it never sends it again, reviewed or not.
+        assert push_queue(con, client, home.config).sent == 0
+    make_queue(home, frame, run_id=2, n=2)  # a later run queues the reviewed example and one still open
+    with open_warehouse(home) as con:
+        again = push_queue(con, client, home.config)
+        rows = con.execute("SELECT opinion, engine_key, status FROM review_tasks WHERE example_id = ? "
+                           "ORDER BY opinion", [first]).fetchall()
+        con.execute("UPDATE review_tasks SET status = 'done' WHERE example_id = ?", [first])
+    assert again.sent == 1
+    assert [r[0] for r in rows] == [1, 2] and rows[1][1].endswith("/2") and rows[1][2] == "open"
+    keys = [t["data"]["engine_key"] for t in client.tasks.values()]
+    assert len(keys) == len(set(keys)) == 7
+    make_queue(home, frame, run_id=3, n=1)  # two opinions are [review] max_opinions: no third
+    with open_warehouse(home) as con:
+        assert push_queue(con, client, home.config).sent == 0

@@ -73,9 +73,11 @@ def chosen(result: Sequence[Mapping[str, Any]]) -> str | None:
     return None
 
 
-def task_key(example_id: str, example_version: int) -> str:
-    """The engine's key of a task, stored in its data: one task per example version."""
-    return f"{example_id}@v{int(example_version)}"
+def task_key(example_id: str, example_version: int, opinion: int = 1) -> str:
+    """The engine's key of a task, stored in its data: one task per example version and opinion
+    (``x@v2`` for the first, ``x@v2/2`` for a second opinion on the same content)."""
+    base = f"{example_id}@v{int(example_version)}"
+    return base if int(opinion) <= 1 else f"{base}/{int(opinion)}"
 
 
 def build_task(
@@ -96,7 +98,8 @@ def build_task(
     scores = _as_dict(row.get("scores"))
     issue_types = list(row.get("issue_types") or [])
     data: dict[str, Any] = {
-        "engine_key": task_key(row["example_id"], row["example_version"]),
+        "engine_key": task_key(row["example_id"], row["example_version"], _opinion(row)),
+        "opinion": _opinion(row),
         "example_id": str(row["example_id"]),
         "example_version": int(row["example_version"]),
         "run_id": str(row.get("run_id") or ""),
@@ -119,6 +122,11 @@ def build_task(
             prediction["score"] = score
         task["predictions"] = [prediction]
     return task
+
+
+def _opinion(row: Mapping[str, Any]) -> int:
+    value = row.get("opinion")
+    return 1 if value is None or value != value else int(value)
 
 
 def render_items(ds: DatasetConfig, frame: Any) -> list[dict[str, Any]]:
