@@ -24,7 +24,7 @@ DETECTORS = ("label", "outlier", "near_duplicate", "uncertain")
 # Names the warehouse uses for its own columns in ``examples``; a dataset column may not take them.
 RESERVED_COLUMNS = frozenset(
     {"example_id", "batch_id", "version", "ingested_at", "content_hash", "feature_hash", "is_gold",
-     "row_number", "__row"}
+     "row_number", "label_event_id", "__row"}
 )
 
 

@@ -22,7 +22,7 @@ from data_engine.config import DatasetConfig
 from data_engine.errors import EngineError
 from data_engine.home import Home
 from data_engine.readers import RawTable, UnreadableFile, drop_scratch, file_format, read_raw
-from data_engine.schema import fix_classes, fix_columns
+from data_engine.schema import define_label_events, fix_classes, fix_columns
 from data_engine.warehouse import last_event_id, open_warehouse, quote_ident, rollback_quietly
 
 MAX_ID_LENGTH = 256
@@ -182,6 +182,7 @@ def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResul
         raise UnreadableFile("no data rows (header only)")
     result.ignored_columns = sorted(present - set(required) - {ds.label_column})
     types = fix_columns(con, ds, present)
+    define_label_events(con, next(c for c, kind in types.items() if kind == "label"))
     classes = fix_classes(con, ds, result.batch_id, label_present)
     rejected = _validate(con, ds, types, raw.columns, label_present, bool(classes), result.is_gold)
     result.rows_quarantined = _quarantine(con, result.batch_id)
@@ -310,7 +311,8 @@ def _quarantine(con: duckdb.DuckDBPyConnection, batch_id: str) -> int:
 
 
 def _store(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dict[str, str], result: IngestResult) -> None:
-    """Store new and changed examples of the view ``good`` (a new version each) and ledger their labels."""
+    """Store new and changed examples of the view ``good`` (a new version each); a labeled one gets
+    the id of its ingest event (the event itself is derived from ``examples``: see the view ``label_events``)."""
     lq = quote_ident(ds.label_column)
     cols = ", ".join(quote_ident(c) for c in types)
     fresh = con.execute("SELECT count(*) FROM examples").fetchone()[0] == 0
@@ -319,7 +321,7 @@ def _store(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dict[str, s
         source = "(SELECT *, 1 AS version FROM good)"
     else:
         # New content = any stored value differs from the current version (compared as values, so
-        # the decision never depends on a hash function). Staged once, read by both inserts.
+        # the decision never depends on a hash function). Staged once, read by the insert and the count.
         same = " AND ".join(f"ce.{quote_ident(c)} IS NOT DISTINCT FROM g.{quote_ident(c)}" for c in types)
         con.execute(
             "CREATE TEMP TABLE staged AS SELECT g.*, coalesce(ce.version, 0) + 1 AS version "
@@ -327,23 +329,21 @@ def _store(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dict[str, s
             f"WHERE ce.version IS NULL OR NOT ({same})"
         )
         source = "staged"
-    inserted = con.execute(
-        f"INSERT INTO examples (example_id, version, batch_id, row_number, content_hash, feature_hash, is_gold, {cols}) "
-        f"SELECT example_id, version, ?, __row, hash(__fh, {lq}), __fh, ?, {cols} "
-        f"FROM {source}",
-        [result.batch_id, result.is_gold],
-    ).fetchone()[0]
-    changed = 0 if fresh else con.execute("SELECT count(*) FROM staged WHERE version > 1").fetchone()[0]
-    # The ledger event carries the batch; the row number is in examples.row_number. One constant
-    # detail per batch compresses to nothing, where a per-row JSON would not.
-    detail = json.dumps({"batch_id": result.batch_id, "gold": result.is_gold})
     # Event ids in file order: the highest so far plus the file's row number (unique within the
     # batch; see last_event_id for why that is safe). No per-row nextval(), which serialised the insert.
-    labeled = con.execute(
-        "INSERT INTO label_events (event_id, example_id, example_version, label, source, actor, detail) "
-        f"SELECT ? + __row, example_id, version, {lq}, 'ingest', ?, ?::JSON FROM {source} WHERE {lq} IS NOT NULL",
-        [last_event_id(con), f"batch:{result.batch_id}", detail],
+    inserted = con.execute(
+        "INSERT INTO examples (example_id, version, batch_id, row_number, content_hash, feature_hash, is_gold, "
+        f"label_event_id, {cols}) "
+        f"SELECT example_id, version, ?, __row, hash(__fh, {lq}), __fh, ?, "
+        f"CASE WHEN {lq} IS NOT NULL THEN ? + __row END, {cols} "
+        f"FROM {source}",
+        [result.batch_id, result.is_gold, last_event_id(con)],
     ).fetchone()[0]
+    changed = 0 if fresh else con.execute("SELECT count(*) FROM staged WHERE version > 1").fetchone()[0]
+    # Counted from the stored rows of this batch (a narrow scan), not by another pass over the file.
+    labeled = con.execute(
+        "SELECT count(label_event_id) FROM examples WHERE batch_id = ?", [result.batch_id]
+    ).fetchall()[0][0]
     result.rows_new, result.rows_changed = inserted - changed, changed
     result.rows_unchanged, result.rows_labeled = result.rows_ok - inserted, labeled
 

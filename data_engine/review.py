@@ -6,7 +6,7 @@ Push (:func:`push_queue`) sends queue rows not yet sent as bulk imports and reco
 which of them it already has (by the ``engine_key`` in the task data) before importing the rest.
 
 Pull (:func:`pull_verdicts`) reads the tasks annotated since its cursor through a Data Manager
-filter and turns each new or edited answer into a ``label_events`` row:
+filter and turns each new or edited answer into a ``label_ledger`` row (read through ``label_events``):
 
 * one reviewer: source 'review' (an edit adds a later event, which supersedes the earlier one);
 * several reviewers on a task: each answer is a 'vote' (never in force alone); once enough
@@ -724,7 +724,7 @@ def _write_events(con: duckdb.DuckDBPyConnection, events: list[dict[str, Any]]) 
     frame["label"] = frame["label"].astype(object)
     con.register("_events", frame)
     try:
-        con.execute("INSERT INTO label_events (event_id, example_id, example_version, label, source, actor, detail) "
+        con.execute("INSERT INTO label_ledger (event_id, example_id, example_version, label, source, actor, detail) "
                     "SELECT event_id, example_id, example_version, CAST(label AS VARCHAR), source, actor, "
                     "CAST(detail AS JSON) FROM _events ORDER BY event_id")
     finally:

@@ -68,6 +68,29 @@ def fix_columns(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, present: set[
     return types
 
 
+def define_label_events(con: duckdb.DuckDBPyConnection, label_column: str) -> None:
+    """(Re)define the view ``label_events``: the written rows of ``label_ledger`` plus one ingest
+    event per example version that has a ``label_event_id``, its label read from ``label_column``.
+
+    Python, not a migration, defines it because the label column's name comes from the config (the
+    migration 0600 creates the same view with a NULL label, which derives no rows). Ingest calls it
+    in the batch's transaction, before it sets any ``label_event_id``; replacing a view is a catalog
+    change of a few milliseconds, so it is simply done on every batch rather than compared first.
+    Dependent views (``current_labels``) are bound when queried, so they follow the new definition.
+    """
+    con.execute(
+        "CREATE OR REPLACE VIEW label_events AS "
+        "SELECT event_id, example_id, example_version, label, source, actor, created_at, detail FROM label_ledger "
+        "UNION ALL "
+        # Matches what ingest wrote as rows before 0600 (detail: the batch and whether it is gold).
+        "SELECT label_event_id, example_id, version, label, 'ingest', 'batch:' || batch_id, ingested_at, "
+        "json_object('batch_id', batch_id, 'gold', is_gold) "
+        "FROM (SELECT label_event_id, example_id, version, batch_id, ingested_at, is_gold, "
+        f"{quote_ident(label_column)}::VARCHAR AS label FROM examples) "
+        "WHERE label_event_id IS NOT NULL AND label IS NOT NULL"
+    )
+
+
 def _infer(con: duckdb.DuckDBPyConnection, cols: list[str]) -> dict[str, str]:
     """``{column: 'numeric' | 'categorical'}`` for ``cols`` of ``raw_rows``, in one scan."""
     if not cols:

@@ -140,11 +140,13 @@ def open_warehouse(home: Home, *, read_only: bool = False, wait_s: float | None 
 def last_event_id(con: duckdb.DuckDBPyConnection) -> int:
     """The highest ``label_events.event_id`` (0 for an empty ledger): a writer's new ids start above it.
 
-    Writers of ``label_events`` assign ids set-wise as this plus 1, 2, ... (in the order of their
-    events) instead of a sequence's nextval() per row. That is safe because they are serialised:
-    call it inside the writing transaction, and only one writer at a time holds the warehouse (the
-    DuckDB file lock across processes; one connection per command or run within one). Ids stay
-    unique and monotonic; gaps are allowed, as with a sequence.
+    ``label_events`` is a view: the rows written to ``label_ledger`` plus the ingest events derived
+    from ``examples.label_event_id``; both kinds of writer (review into the ledger, ingest into
+    ``examples``) assign ids set-wise as this plus 1, 2, ... (in the order of their events) instead
+    of a sequence's nextval() per row. That is safe because they are serialised: call it inside the
+    writing transaction, and only one writer at a time holds the warehouse (the DuckDB file lock
+    across processes; one connection per command or run within one). Ids stay unique and monotonic
+    across both; gaps are allowed, as with a sequence.
     """
     # fetchall: a result left half-fetched blocks the connection's next register() (DuckDB 2).
     return int(con.execute("SELECT coalesce(max(event_id), 0) FROM label_events").fetchall()[0][0])

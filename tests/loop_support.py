@@ -95,7 +95,7 @@ def insert_examples(con, ids: list[str], X: np.ndarray, labels: list[str | None]
     events = [[i, 1, lab, source, "test"] for i, lab in zip(ids, labels) if lab is not None]
     if events:
         con.executemany(
-            "INSERT INTO label_events (event_id, example_id, example_version, label, source, actor) "
+            "INSERT INTO label_ledger (event_id, example_id, example_version, label, source, actor) "
             f"VALUES ({NEXT_EVENT_ID}, ?, ?, ?, ?, ?)",
             events,
         )
@@ -104,7 +104,7 @@ def insert_examples(con, ids: list[str], X: np.ndarray, labels: list[str | None]
 def review(con, labels: dict[str, str | None]) -> None:
     """Record reviewer verdicts (None = discard)."""
     con.executemany(
-        "INSERT INTO label_events (event_id, example_id, example_version, label, source, actor) "
+        "INSERT INTO label_ledger (event_id, example_id, example_version, label, source, actor) "
         f"VALUES ({NEXT_EVENT_ID}, ?, 1, ?, 'review', 'test')",
         [[k, v] for k, v in labels.items()],
     )

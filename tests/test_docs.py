@@ -40,7 +40,7 @@ def test_every_public_table_is_in_the_readme(tmp_path: Path) -> None:
     init_home(home)
     with open_warehouse(home) as con:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    for table in ("batches", "examples", "label_events", "quarantine", "current_labels", "predictions",
+    for table in ("batches", "examples", "label_events", "label_ledger", "quarantine", "current_labels", "predictions",
                   "mining_runs", "issues", "review_queue", "review_tasks", "models", "deployments"):
         assert table in tables
         assert f"`{table}`" in README, table

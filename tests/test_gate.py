@@ -128,7 +128,7 @@ def test_a_worse_candidate_is_refused_and_the_reason_recorded(env):
         rng = np.random.default_rng(1)
         bad = rng.permutation(info["y"][info["parts"]["train"]])
         con.executemany(
-            "INSERT INTO label_events (event_id, example_id, example_version, label, source, actor) "
+            "INSERT INTO label_ledger (event_id, example_id, example_version, label, source, actor) "
             f"VALUES ({NEXT_EVENT_ID}, ?, 1, ?, 'review', 't')",
             [[e, lab] for e, lab in zip(ids, bad)],
         )

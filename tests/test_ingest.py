@@ -101,7 +101,7 @@ def test_versions_keep_counting(ingest_toy: Ingest, toy_con: duckdb.DuckDBPyConn
 def _add_event(con: duckdb.DuckDBPyConnection, label: str | None, source: str, version: int | None = 1,
                actor: str = "alice") -> None:
     con.execute(
-        "INSERT INTO label_events (event_id, example_id, example_version, label, source, actor) "
+        "INSERT INTO label_ledger (event_id, example_id, example_version, label, source, actor) "
         f"VALUES ({NEXT_EVENT_ID}, '1', ?, ?, ?, ?)",
         [version, label, source, actor],
     )
@@ -153,6 +153,59 @@ def test_new_content_version_resets_reviews(new_label: str, expected: tuple | No
     _add_event(toy_con, "a", "review", version=2)
     assert toy_con.execute("SELECT label, source FROM current_labels WHERE example_id = '1'").fetchone() == (
         "a", "review")
+
+
+# ---- ingest events, derived from examples -----------------------------------------------------
+
+def test_an_ingest_derives_one_event_per_labeled_row(ingest_toy: Ingest, toy_con: duckdb.DuckDBPyConnection) -> None:
+    r = ingest_toy("one.csv", _csv("1,a,1.5,red", "2,,1.5,red", "3,b,2,red", "4,zz,1,red"))
+    g = ingest_toy("gold/g.csv", _csv("9,a,1,red"))
+    assert (r.rows_labeled, g.rows_labeled) == (2, 1)
+    events = toy_con.execute(
+        "SELECT le.event_id, le.example_id, le.example_version, le.label, le.source, le.actor, "
+        "le.detail->>'batch_id', (le.detail->>'gold')::BOOLEAN, le.created_at = e.ingested_at "
+        "FROM label_events le JOIN examples e ON e.example_id = le.example_id AND e.version = le.example_version "
+        "ORDER BY le.event_id").fetchall()
+    # Ids: the highest so far plus the file's row number (row 4 was quarantined).
+    assert events == [
+        (1, "1", 1, "a", "ingest", f"batch:{r.batch_id}", r.batch_id, False, True),
+        (3, "3", 1, "b", "ingest", f"batch:{r.batch_id}", r.batch_id, False, True),
+        (4, "9", 1, "a", "ingest", f"batch:{g.batch_id}", g.batch_id, True, True),
+    ]
+    assert toy_con.execute("SELECT count(*) FROM label_ledger").fetchone()[0] == 0   # nothing written as rows
+
+
+def test_derived_events_read_the_dataset_label_column(make_home: Callable[..., Home]) -> None:
+    home = make_home(INFER_CONFIG, name="infer")   # the label column is "y"
+    (home.landing / "l.csv").write_text("id,y,n,c\n2,yes,1,p\n3,,2,q\n4,no,2,q\n", encoding="utf-8")
+    with open_warehouse(home) as con:
+        ingest_file(con, home.config.dataset, home.landing / "l.csv")
+        events = con.execute("SELECT event_id, example_id, label FROM label_events ORDER BY event_id").fetchall()
+        labels = con.execute("SELECT example_id, label FROM current_labels ORDER BY example_id").fetchall()
+    assert events == [(1, "2", "yes"), (3, "4", "no")]
+    assert labels == [("2", "yes"), ("4", "no")]
+
+
+def test_event_ids_increase_across_ingest_review_and_a_changed_version(
+    ingest_toy: Ingest, toy_con: duckdb.DuckDBPyConnection
+) -> None:
+    from data_engine.mining import excluded_examples
+    from data_engine.review import _write_events
+
+    ingest_toy("one.csv", _csv("1,a,1.5,red", "2,b,2,blue"))
+    toy_con.execute("BEGIN TRANSACTION")
+    assert _write_events(toy_con, [{"example_id": "1", "example_version": 1, "label": "b", "source": "review",
+                                    "actor": "alice", "detail": "{}"}]) == [3]
+    toy_con.execute("COMMIT")
+    assert excluded_examples(toy_con) == ["1"]
+    ingest_toy("two.csv", _csv("2,b,2,blue", "1,a,9,red"))   # 1 changed, row 2 of the file
+    rows = toy_con.execute(
+        "SELECT event_id, example_id, example_version, source FROM label_events ORDER BY event_id").fetchall()
+    assert rows == [(1, "1", 1, "ingest"), (2, "2", 1, "ingest"), (3, "1", 1, "review"), (5, "1", 2, "ingest")]
+    # The new version's ingest event is in force and re-opens the example for review.
+    assert toy_con.execute("SELECT label, source FROM current_labels WHERE example_id = '1'").fetchone() == (
+        "a", "ingest")
+    assert excluded_examples(toy_con) == []
 
 
 # ---- gold and unlabeled rows ------------------------------------------------------------------

@@ -132,7 +132,7 @@ def test_a_new_label_event_invalidates_the_stored_predictions(home, ingest):
     ingest("b1.csv", blobs(60))
     mine(home)
     with open_warehouse(home) as con:
-        con.execute("INSERT INTO label_events (event_id, example_id, example_version, label, source, actor) "
+        con.execute("INSERT INTO label_ledger (event_id, example_id, example_version, label, source, actor) "
                     f"VALUES ({NEXT_EVENT_ID}, 'r0001', 1, 'a', 'review', 'tester')")
     again = mine(home)
     assert not again.reused_predictions
@@ -182,7 +182,7 @@ def test_examples_waiting_for_or_done_with_review_are_not_queued(home, ingest):
         con.execute("INSERT INTO review_tasks (project_id, example_id, example_version, engine_key, status) "
                     "VALUES (1, 'r0003', 1, 'k3', 'open'), (1, 'r0005', 1, 'k5', 'done')")
         for example, source in (("r0007", "review"), ("r0011", "review"), ("r0011", "ingest")):
-            con.execute("INSERT INTO label_events (event_id, example_id, example_version, label, source, actor) "
+            con.execute("INSERT INTO label_ledger (event_id, example_id, example_version, label, source, actor) "
                         f"VALUES ({NEXT_EVENT_ID}, ?, 1, ?, ?, 'tester')", [example, blobs(60).loc[int(example[1:]), "label"], source])
         assert excluded_examples(con) == ["r0003", "r0007"]
     second = mine(home)
@@ -207,7 +207,7 @@ def test_a_reviewed_label_the_model_still_contradicts_gets_one_second_opinion(ho
         con.execute("INSERT INTO review_tasks (project_id, example_id, example_version, engine_key, status) "
                     "VALUES (1, 'r0007', 1, 'r0007@v1', 'done'), (1, 'r0011', 1, 'r0011@v1', 'done')")
         for example, source in (("r0007", "review"), ("r0011", "consensus")):
-            con.execute("INSERT INTO label_events (event_id, example_id, example_version, label, source, actor) "
+            con.execute("INSERT INTO label_ledger (event_id, example_id, example_version, label, source, actor) "
                         f"VALUES ({NEXT_EVENT_ID}, ?, 1, ?, ?, 'tester')",
                         [example, wrong.loc[int(example[1:]), "label"], source])
     again = _queued(home, mine(home).run_id)

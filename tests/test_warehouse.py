@@ -11,11 +11,13 @@ import pytest
 
 from data_engine.errors import EngineError, WarehouseBusyError
 from data_engine.home import Home
+from data_engine.ingest import ingest_file
+from data_engine.schema import fix_columns
 from data_engine.warehouse import (apply_migrations, last_event_id, migration_names, open_warehouse, quote_ident,
                                    table_counts)
 from tests.conftest import NEXT_EVENT_ID
 
-PUBLIC = {"batches", "examples", "label_events", "quarantine"}
+PUBLIC = {"batches", "examples", "label_ledger", "quarantine"}
 
 
 def test_migrations_are_recorded_once_in_order(toy_home: Home) -> None:
@@ -58,23 +60,52 @@ def test_event_ids_of_an_older_warehouse_continue_and_writers_must_assign_them()
     apply_migrations(con)
     assert last_event_id(con) == 2
     with pytest.raises(duckdb.ConstraintException, match="event_id"):
-        con.execute("INSERT INTO label_events (example_id, label, source, actor) VALUES ('1', 'a', 'review', 'x')")
+        con.execute("INSERT INTO label_ledger (example_id, label, source, actor) VALUES ('1', 'a', 'review', 'x')")
+
+
+def test_ingest_rows_of_an_older_warehouse_stay_once_and_later_ingests_are_derived(toy_home: Home) -> None:
+    ds = toy_home.config.dataset
+    con = duckdb.connect(str(toy_home.warehouse_path))
+    _warehouse_before(con, "0600_ingest_events_from_examples.sql")
+    fix_columns(con, ds, {"id", "label", "x", "color"})
+    # What ingest and review wrote before 0600: versions in examples, their events as rows.
+    con.execute("INSERT INTO examples (example_id, version, batch_id, row_number, content_hash, feature_hash, "
+                "label, x, color) VALUES ('1', 1, 'old', 1, 1, 1, 'a', 1, 'red'), ('2', 1, 'old', 2, 2, 2, NULL, 2, 'red')")
+    con.execute("INSERT INTO label_events (event_id, example_id, example_version, label, source, actor, detail) "
+                "VALUES (1, '1', 1, 'a', 'ingest', 'batch:old', '{\"batch_id\": \"old\", \"gold\": false}'), "
+                "(2, '1', 1, 'b', 'review', 'alice', NULL)")
+    before = con.execute("SELECT * FROM label_events ORDER BY event_id").fetchall()
+    con.close()
+    with open_warehouse(toy_home) as con:  # migrates
+        assert con.execute("SELECT * FROM label_events ORDER BY event_id").fetchall() == before
+        assert con.execute("SELECT count(*) FROM label_ledger").fetchone()[0] == 2
+        assert con.execute("SELECT example_id, label, source FROM current_labels").fetchall() == [("1", "b", "review")]
+        assert last_event_id(con) == 2
+        (toy_home.landing / "new.csv").write_text("id,label,x,color\n2,b,2,red\n3,a,3,blue\n", encoding="utf-8")
+        r = ingest_file(con, ds, toy_home.landing / "new.csv")
+        rows = con.execute(
+            "SELECT event_id, example_id, example_version, label, source FROM label_events ORDER BY event_id").fetchall()
+        labels = con.execute("SELECT example_id, label, source FROM current_labels ORDER BY example_id").fetchall()
+    assert (r.rows_changed, r.rows_new, r.rows_labeled) == (1, 1, 2)
+    assert rows == [(1, "1", 1, "a", "ingest"), (2, "1", 1, "b", "review"),
+                    (3, "2", 2, "b", "ingest"), (4, "3", 1, "a", "ingest")]
+    assert labels == [("1", "b", "review"), ("2", "b", "ingest"), ("3", "a", "ingest")]
 
 
 def test_public_tables_and_views_exist(toy_con: duckdb.DuckDBPyConnection) -> None:
     tables = {r[0] for r in toy_con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     views = {r[0] for r in toy_con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
-    assert PUBLIC <= tables and {"current_labels", "current_examples"} <= views
+    assert PUBLIC <= tables and {"label_events", "current_labels", "current_examples"} <= views
     batch_cols = {r[0] for r in toy_con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'batches'").fetchall()}
     assert {"batch_id", "path", "sha256", "received_at", "rows_in", "rows_ok", "rows_quarantined", "status",
             "reason"} <= batch_cols
-    assert set(table_counts(toy_con)) >= PUBLIC and all(v == 0 for v in table_counts(toy_con).values())
+    assert set(table_counts(toy_con)) >= PUBLIC - {"label_ledger"} | {"label_events"} and all(v == 0 for v in table_counts(toy_con).values())
 
 
 def test_event_ids_are_monotonic(toy_con: duckdb.DuckDBPyConnection) -> None:
     for label in ("a", "b", None):
-        toy_con.execute("INSERT INTO label_events (event_id, example_id, label, source, actor) "
+        toy_con.execute("INSERT INTO label_ledger (event_id, example_id, label, source, actor) "
                         f"VALUES ({NEXT_EVENT_ID}, '1', ?, 'review', 'x')",
                         [label])
     ids = [r[0] for r in toy_con.execute("SELECT event_id FROM label_events ORDER BY created_at, event_id").fetchall()]
