@@ -59,7 +59,7 @@ def _kill_when(home: Home, big: Path, phase: str) -> float:
             while db.stat().st_size <= base and proc.poll() is None and time.monotonic() - started < 120:
                 time.sleep(0.01)
             if phase == "late-writing":
-                time.sleep(0.3)
+                time.sleep(0.15)
         assert proc.poll() is None, f"the ingest finished before the kill ({phase}); use a bigger file"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
@@ -85,7 +85,14 @@ def test_sigkill_mid_load_leaves_nothing_and_the_retry_stores_every_row(tmp_path
         shutil.copytree(template.root, home.root)
         before = _snapshot(home)
         _kill_when(home, big, phase)
-        assert _snapshot(home) == before, f"the killed batch left a trace ({phase})"
+        after = _snapshot(home)
+        if phase == "late-writing" and after != before:
+            # The batch's COMMIT can finish before the kill lands (the process then still closes
+            # the warehouse): then all of it must be there, never a part.
+            assert (after[0], after[1][0], after[2][0]) == (2, 50 + ROWS, 50 + ROWS), \
+                f"the killed batch is partly stored ({phase}): {after}"
+        else:
+            assert after == before, f"the killed batch left a trace ({phase})"
         assert_status_answers(home)
         retry = cli(home, "ingest", "--json", str(big))
         assert retry.returncode == 0, retry.stderr
