@@ -63,6 +63,21 @@ def test_event_ids_of_an_older_warehouse_continue_and_writers_must_assign_them()
         con.execute("INSERT INTO label_ledger (example_id, label, source, actor) VALUES ('1', 'a', 'review', 'x')")
 
 
+def test_review_tasks_of_an_older_warehouse_become_first_opinions() -> None:
+    con = duckdb.connect()
+    _warehouse_before(con, "0500_second_opinions.sql")
+    con.execute("INSERT INTO review_tasks (project_id, example_id, example_version, engine_key, task_id, status) "
+                "VALUES (1, 'x', 1, 'x@v1', 10, 'done'), (1, 'y', 2, 'y@v2', 11, 'open')")
+    assert "0500_second_opinions.sql" in apply_migrations(con)
+    assert con.execute("SELECT example_id, opinion, engine_key, task_id, status FROM review_tasks "
+                       "ORDER BY example_id").fetchall() == [("x", 1, "x@v1", 10, "done"), ("y", 1, "y@v2", 11, "open")]
+    con.execute("INSERT INTO review_tasks (project_id, example_id, example_version, opinion, engine_key, status) "
+                "VALUES (1, 'x', 1, 2, 'x@v1/2', 'sending')")
+    with pytest.raises(duckdb.ConstraintException):  # one task per version and opinion
+        con.execute("INSERT INTO review_tasks (project_id, example_id, example_version, opinion, engine_key, status) "
+                    "VALUES (1, 'x', 1, 2, 'again', 'sending')")
+
+
 def test_ingest_rows_of_an_older_warehouse_stay_once_and_later_ingests_are_derived(toy_home: Home) -> None:
     ds = toy_home.config.dataset
     con = duckdb.connect(str(toy_home.warehouse_path))
