@@ -13,6 +13,7 @@ from data_engine.labelstudio.labeling import DISCARD_CHOICE, choice_result
 from data_engine.review import make_client, project_title, pull_verdicts, push_queue
 from data_engine.simulate import read_oracle, simulate_reviews
 from data_engine.warehouse import open_warehouse
+from tests.review_support import make_queue
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 CLASSES = [str(i) for i in range(10)]
@@ -47,6 +48,34 @@ def test_push_simulate_pull_puts_verdicts_in_the_ledger(review_home):
     detail = json.loads(detail)
     assert actor == "engine-admin@example.com"
     assert detail["annotation_id"] > 0 and 2.0 <= detail["lead_time"] <= 12.0
+
+
+def test_a_second_opinion_is_a_new_server_task_whose_answer_is_the_label_in_force(review_home):
+    home, frame = review_home(n=4)
+    client = make_client(home)
+    oracle = read_oracle(home.oracle_path)
+    with open_warehouse(home) as con:
+        first = push_queue(con, client, home.config)
+    simulate_reviews(client, first.project_id, oracle, CLASSES, accuracy=0.0)  # every answer a slip
+    with open_warehouse(home) as con:
+        pull_verdicts(con, client, home.config)
+    example = frame.iloc[0]["id"]
+    make_queue(home, frame, run_id=2, n=1)  # a later mining run still contradicts that review
+    with open_warehouse(home) as con:
+        second = push_queue(con, client, home.config)
+    assert second.sent == 1
+    on_server = [t["data"]["engine_key"] for t in _server_tasks(client, first.project_id)]
+    assert sorted(on_server).count(f"{example}@v1/2") == 1 and len(on_server) == 5
+    simulate_reviews(client, first.project_id, oracle, CLASSES, accuracy=1.0)
+    with open_warehouse(home) as con:
+        pulled = pull_verdicts(con, client, home.config)
+        labels = _labels_in_force(con)
+        opinions = con.execute("SELECT opinion, status FROM review_tasks WHERE example_id = ? ORDER BY opinion",
+                               [example]).fetchall()
+    assert pulled.review_events == 1 and opinions == [(1, "done"), (2, "done")]
+    assert labels[example] == (oracle[example], False, "review")
+    others = [e for e in frame["id"] if e != example]
+    assert all(labels[e][0] != oracle[e] for e in others)  # their slips stand: nobody looked again
 
 
 def test_cli_review_commands_end_to_end(review_home, capsys):
