@@ -270,43 +270,42 @@ def _hgb(schema: Schema, spec: ModelSpec) -> Any:
     return Pipeline([("features", ColumnTransformer(parts)), ("clf", clf)])
 
 
-def _knn(schema: Schema, spec: ModelSpec) -> Any:
-    """k nearest neighbours in the scaled numeric + one-hot space (raw scale for image pixels)."""
+def _distance_features(schema: Schema, spec: ModelSpec, member: str) -> Any:
+    """The dense space the distance-based members (kNN, SVM) read: scaled numbers (raw scale for
+    image pixels) and one-hot categories."""
     from sklearn.compose import ColumnTransformer
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.pipeline import Pipeline
 
     if not (schema.numeric or schema.categorical):
-        raise EngineError("model 'knn' needs numeric or categorical feature columns; use 'linear' for text")
+        raise EngineError(f"model {member!r} needs numeric or categorical feature columns; use 'linear' for text")
     # Pixels share one unit: standardising would blow up near-constant border pixels.
     parts: list[tuple[str, Any, Any]] = []
     if schema.numeric:
         parts.append(("num", _numeric_block(scale=spec.modality != "image"), list(schema.numeric)))
     if schema.categorical:
         parts.append(("cat", _one_hot(sparse=False), list(schema.categorical)))
-    return Pipeline([("features", ColumnTransformer(parts, sparse_threshold=0.0)),
+    return ColumnTransformer(parts, sparse_threshold=0.0)
+
+
+def _knn(schema: Schema, spec: ModelSpec) -> Any:
+    """k nearest neighbours in the scaled numeric + one-hot space (raw scale for image pixels)."""
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import Pipeline
+
+    return Pipeline([("features", _distance_features(schema, spec, "knn")),
                      ("clf", KNeighborsClassifier(n_neighbors=KNN_NEIGHBOURS))])
 
 
 def _svm(schema: Schema, spec: ModelSpec) -> Any:
     """An RBF support vector machine on the kNN member's features, with Platt-calibrated probabilities."""
     from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
     from sklearn.svm import SVC
 
-    if not (schema.numeric or schema.categorical):
-        raise EngineError("model 'svm' needs numeric or categorical feature columns; use 'linear' for text")
-    parts: list[tuple[str, Any, Any]] = []
-    if schema.numeric:
-        parts.append(("num", _numeric_block(scale=spec.modality != "image"), list(schema.numeric)))
-    if schema.categorical:
-        parts.append(("cat", _one_hot(sparse=False), list(schema.categorical)))
     # ensemble=False: one SVM on all rows, its decision values calibrated out of fold (SVC's own
     # probability=True is deprecated in scikit-learn 1.9 in favour of exactly this).
     clf = CalibratedClassifierCV(SVC(C=SVM_C, gamma="scale"), method="sigmoid", cv=SVM_CALIBRATION_FOLDS,
                                  ensemble=False)
-    return Pipeline([("features", ColumnTransformer(parts, sparse_threshold=0.0)), ("clf", clf)])
+    return Pipeline([("features", _distance_features(schema, spec, "svm")), ("clf", clf)])
 
 
 def _nb(schema: Schema, spec: ModelSpec) -> Any:
