@@ -190,8 +190,8 @@ def compare(home: Home, oracle: pd.DataFrame, cleaned: pd.Series) -> dict[str, A
     n_train = int((~data.is_gold).sum())
     served = resolve_spec(cfg.retrain.model, modality, seed=seed, n_rows=n_train, served=True, key="retrain.model")
     candidates = {m: resolve_spec(m, modality, seed=seed) for m in ("hgb", "linear", "knn")}
-    candidates["+".join(resolve_spec("auto", modality, n_rows=n_train).members)] = resolve_spec(
-        "auto", modality, seed=seed, n_rows=n_train)
+    ensemble = resolve_spec("auto", modality, seed=seed, n_rows=n_train)
+    candidates["+".join(ensemble.members)] = ensemble
     alternatives_specs = {name: spec for name, spec in candidates.items() if spec.members != served.members}
     recipes = {name: (spec, noisy) for name, spec in alternatives_specs.items()}
     recipes |= {"noisy": (served, noisy), "final": (served, cleaned), "clean": (served, clean)}

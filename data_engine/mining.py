@@ -37,6 +37,7 @@ from data_engine.config import EngineConfig
 from data_engine.detectors import DETECTORS, DetectorResult, MiningData, run_detectors
 from data_engine.errors import EngineError
 from data_engine.home import Home
+from data_engine.labelstudio.labeling import FINISHED_TASK_STATUSES
 from data_engine.registry import load_cache, save_cache
 from data_engine.review_queue import build_queue
 from data_engine.stages import StageClock
@@ -52,8 +53,6 @@ QUEUE_PREVIEW_ROWS = 10
 PLOT_MAX_LABELED_CLASSES = 30
 # Sources of label events that mean a person has looked at the example.
 REVIEW_SOURCES = ("review", "consensus", "vote")
-# review_tasks statuses that mean the review is over (the review subsystem uses 'done').
-FINISHED_TASK_STATUSES = ("done", "completed")
 
 
 @dataclass
@@ -427,7 +426,7 @@ def second_opinion_candidates(con: duckdb.DuckDBPyConnection, max_opinions: int)
         "  ON t.example_id = cl.example_id AND t.example_version = ce.version "
         "WHERE cl.source = 'review' AND NOT cl.is_discarded "
         "AND coalesce(t.opinions, 0) < ? AND coalesce(t.unfinished, 0) = 0",
-        [list(FINISHED_TASK_STATUSES) + ["tie"], int(max_opinions)],
+        [list(FINISHED_TASK_STATUSES), int(max_opinions)],
     ).fetchall()}
 
 

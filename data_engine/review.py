@@ -40,7 +40,8 @@ from data_engine.config import EngineConfig
 from data_engine.errors import EngineError, ReviewServiceError
 from data_engine.home import Home
 from data_engine.labelstudio.client import ReviewClient
-from data_engine.labelstudio.labeling import DISCARD_CHOICE, build_task, chosen, label_config, render_items, task_key
+from data_engine.labelstudio.labeling import (DISCARD_CHOICE, FINISHED_TASK_STATUSES, build_task, chosen, label_config,
+                                              render_items, task_key)
 from data_engine.schema import load_classes, stored_columns
 from data_engine.warehouse import last_event_id, quote_ident, rollback_quietly
 
@@ -269,7 +270,7 @@ def _rows_to_send(con: duckdb.DuckDBPyConnection, project_id: int, run_id: str |
             f"SELECT {cols}, coalesce(t.opinions, 0) + 1 AS opinion, false AS recorded FROM review_queue q "
             "JOIN current_examples ce ON ce.example_id = q.example_id AND ce.version = q.example_version "
             "LEFT JOIN (SELECT example_id, example_version, count(*) AS opinions, "
-            "           count(*) FILTER (WHERE status NOT IN ('done', 'tie')) AS unfinished "
+            "           count(*) FILTER (WHERE NOT list_contains(?::VARCHAR[], status)) AS unfinished "
             "           FROM review_tasks WHERE project_id = ? GROUP BY ALL) t "
             "  ON t.example_id = q.example_id AND t.example_version = q.example_version "
             "WHERE CAST(q.run_id AS VARCHAR) = ? AND coalesce(t.unfinished, 0) = 0 "
@@ -277,7 +278,8 @@ def _rows_to_send(con: duckdb.DuckDBPyConnection, project_id: int, run_id: str |
             # A run's row is sent once: another opinion takes a later run that queued it again.
             "AND NOT EXISTS (SELECT 1 FROM review_tasks rt WHERE rt.project_id = ? AND rt.example_id = q.example_id "
             "AND rt.example_version = q.example_version AND rt.run_id = CAST(q.run_id AS VARCHAR)) "
-            "ORDER BY q.rank LIMIT ?", [project_id, str(run_id), max_opinions, project_id, int(limit)]).fetchdf()
+            "ORDER BY q.rank LIMIT ?",
+            [list(FINISHED_TASK_STATUSES), project_id, str(run_id), max_opinions, project_id, int(limit)]).fetchdf()
     frames = [f for f in (leftovers, fresh) if not f.empty]
     if not frames:
         return pd.DataFrame()

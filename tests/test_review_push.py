@@ -135,3 +135,17 @@ def test_a_second_opinion_is_a_new_task_of_the_same_version_sent_only_from_a_lat
     make_queue(home, frame, run_id=3, n=1)  # two opinions are [review] max_opinions: no third
     with open_warehouse(home) as con:
         assert push_queue(con, client, home.config).sent == 0
+
+
+def test_a_tied_task_still_waits_for_its_deciding_vote_so_no_second_opinion_goes_out(tmp_path):
+    home, frame = digits_home(tmp_path / "home", n=3)
+    make_queue(home, frame, run_id=1)
+    client = FakeReviewClient()
+    with open_warehouse(home) as con:
+        push_queue(con, client, home.config)
+        con.execute("UPDATE review_tasks SET status = 'tie' WHERE example_id = ?", [frame.iloc[0]["id"]])
+    make_queue(home, frame, run_id=2, n=1)
+    with open_warehouse(home) as con:
+        assert push_queue(con, client, home.config).sent == 0
+        con.execute("UPDATE review_tasks SET status = 'done' WHERE example_id = ?", [frame.iloc[0]["id"]])
+        assert push_queue(con, client, home.config).sent == 1
