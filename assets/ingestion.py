@@ -4,7 +4,7 @@
 import dagster as dg
 
 from assets.resources import EngineResource
-from data_engine.ingest import IngestResult, ingest_path
+from data_engine.ingest.batch import IngestResult, ingest_path
 
 batches_partitions = dg.DynamicPartitionsDefinition(name="landed_files")
 

@@ -5,10 +5,11 @@ import base64
 import dagster as dg
 
 from assets.resources import EngineResource
-from data_engine.mining import refresh_predictions, run_mining
-from data_engine.review import effective_weights
-from data_engine.scoring import score_unlabeled
-from data_engine.warehouse import open_warehouse
+from data_engine.mine.predictions import refresh_predictions
+from data_engine.mine.run import run_mining
+from data_engine.review.verdicts import effective_weights
+from data_engine.ship.scoring import score_unlabeled
+from data_engine.store.warehouse import open_warehouse
 
 
 @dg.asset(

@@ -3,12 +3,12 @@
 import dagster as dg
 
 from assets.resources import EngineResource
-from data_engine.deploy import promote_gated
 from data_engine.errors import EngineError
-from data_engine.gate import run_gate
-from data_engine.registry import latest_candidate
-from data_engine.training import train_candidate
-from data_engine.warehouse import open_warehouse
+from data_engine.ship.deploy import promote_gated
+from data_engine.ship.gate import run_gate
+from data_engine.ship.registry import latest_candidate
+from data_engine.ship.training import train_candidate
+from data_engine.store.warehouse import open_warehouse
 
 
 @dg.asset(
@@ -79,7 +79,7 @@ def champion_model(context: dg.AssetExecutionContext, engine: EngineResource) ->
 )
 def champion_scores(context: dg.AssetExecutionContext, engine: EngineResource) -> dg.MaterializeResult:
     """Score the unlabeled examples the champion has not scored yet (cost proportional to the new rows)."""
-    from data_engine.scoring import score_unlabeled
+    from data_engine.ship.scoring import score_unlabeled
 
     home = engine.get_home()
     with open_warehouse(home) as con:

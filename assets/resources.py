@@ -7,7 +7,7 @@ from typing import Any
 
 import dagster as dg
 
-from data_engine.home import Home
+from data_engine.store.home import Home
 
 
 class EngineResource(dg.ConfigurableResource):
@@ -38,7 +38,7 @@ class LabelStudioResource(dg.ConfigurableResource):
     @contextmanager
     def client(self, home: Home) -> Iterator[Any]:
         """A ``LabelStudioClient`` for this server, closed on exit."""
-        from data_engine.labelstudio.client import LabelStudioClient
+        from data_engine.review.labelstudio.client import LabelStudioClient
 
         cfg = home.config.review
         client = LabelStudioClient(self.url or cfg.url, self.api_key, timeout_s=cfg.timeout_seconds,

@@ -3,8 +3,10 @@
 import dagster as dg
 
 from assets.resources import EngineResource, LabelStudioResource
-from data_engine.review import pull_verdicts, push_queue, verdict_stats
-from data_engine.warehouse import open_warehouse
+from data_engine.review.pull import pull_verdicts
+from data_engine.review.push import push_queue
+from data_engine.review.verdicts import verdict_stats
+from data_engine.store.warehouse import open_warehouse
 
 
 def _stats_markdown(stats: list[dict]) -> str:

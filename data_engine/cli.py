@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from data_engine.commands import COMMAND_MODULES
 from data_engine.errors import EngineError
-from data_engine.home import HOME_ENV, Home
+from data_engine.store.home import HOME_ENV, Home
 
 
 def build_parser() -> argparse.ArgumentParser:

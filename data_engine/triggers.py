@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import duckdb
 
-from data_engine.config import EngineConfig
-from data_engine.dataset import label_snapshot
+from data_engine.store.config import EngineConfig
+from data_engine.store.dataset import label_snapshot
+from data_engine.store.warehouse import has_table
 
 
 @dataclass(frozen=True)
@@ -24,10 +25,6 @@ class Trigger:
     run_key: str
 
 
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0])
-
-
 def mining_trigger(con: duckdb.DuckDBPyConnection) -> Trigger:
     """Mine when labels or examples changed since the last mining run (and labeled data exists)."""
     snapshot = label_snapshot(con)
@@ -35,7 +32,7 @@ def mining_trigger(con: duckdb.DuckDBPyConnection) -> Trigger:
     key = f"mine-{snapshot}-{versions}"
     if snapshot == 0:
         return Trigger(False, "no labeled data yet", key)
-    if not _has_table(con, "mining_runs"):
+    if not has_table(con, "mining_runs"):
         return Trigger(True, "no mining run yet", key)
     last = con.execute(
         "SELECT run_id, label_snapshot, started_at FROM mining_runs ORDER BY started_at DESC LIMIT 1"
@@ -55,7 +52,7 @@ def mining_trigger(con: duckdb.DuckDBPyConnection) -> Trigger:
 
 def retrain_trigger(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> Trigger:
     """Retrain when enough new corrections arrived or a new labeled batch landed (see training)."""
-    from data_engine.training import retrain_decision
+    from data_engine.ship.training import retrain_decision
 
     decision = retrain_decision(con, cfg)
     return Trigger(decision.retrain, decision.reason, decision.run_key)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data_engine.home import Home  # noqa: E402
-from data_engine.labelstudio.server import ADMIN_EMAIL, PASSWORD_FILE  # noqa: E402
-from data_engine.review import make_client, project_title  # noqa: E402
+from data_engine.review.labelstudio.server import ADMIN_EMAIL, PASSWORD_FILE  # noqa: E402
+from data_engine.review.project import make_client, project_title  # noqa: E402
+from data_engine.store.home import Home  # noqa: E402
 
 # Flags that work as root in a container without outside network (see STACK.md): no sandbox, no
 # GPU, and no background calls to Google services that the network refuses.

@@ -5,7 +5,7 @@ import dagster as dg
 
 from assets.ingestion import batches_partitions
 from assets.resources import WAREHOUSE_TAG, EngineResource
-from data_engine.landing import decide_landing
+from data_engine.ingest.landing import decide_landing
 
 ingest_job = dg.define_asset_job(
     "ingest_job",

@@ -12,10 +12,10 @@ import dagster as dg
 
 from assets.resources import WAREHOUSE_TAG, EngineResource, LabelStudioResource
 from data_engine.errors import EngineError
-from data_engine.home import Home
-from data_engine.review import pull_decision
+from data_engine.review.pull import pull_decision
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
 from data_engine.triggers import Trigger, mining_trigger, retrain_trigger
-from data_engine.warehouse import open_warehouse
 
 T = TypeVar("T")
 # Jobs run their steps in one process, one after another: every step writes the DuckDB file, which

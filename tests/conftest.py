@@ -12,12 +12,12 @@ import duckdb
 import pytest
 
 from data_engine.commands.core import init_home
-from data_engine.home import Home
-from data_engine.ingest import IngestResult, ingest_file, is_gold_path
-from data_engine.warehouse import open_warehouse
+from data_engine.ingest.batch import IngestResult, ingest_file, is_gold_path
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
 
 # The next label event id, for tests that write one event per statement (writers assign ids
-# themselves: see data_engine.warehouse.last_event_id).
+# themselves: see data_engine.store.warehouse.last_event_id).
 NEXT_EVENT_ID = "(SELECT coalesce(max(event_id), 0) + 1 FROM label_events)"
 
 # A tabular dataset small enough to write by hand: one numeric and one categorical feature.

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_engine.home import Home
-from data_engine.warehouse import open_warehouse, quote_ident
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse, quote_ident
 from tests.conftest import NEXT_EVENT_ID
 
 PIXELS = [f"px{i}" for i in range(64)]
@@ -43,7 +43,7 @@ def make_home(tmp_path: Path, sections: dict[str, dict[str, object]] | None = No
 
     home = Home(tmp_path / "home")
     home.make_dirs()
-    raw = tomllib.loads(resources.files("data_engine").joinpath("default_config.toml").read_text(encoding="utf-8"))
+    raw = tomllib.loads(resources.files("data_engine.store").joinpath("default_config.toml").read_text(encoding="utf-8"))
     merged: dict[str, dict[str, object]] = {k: dict(v) for k, v in raw.items()}
     merged.setdefault("mining", {})["model"] = "linear"
     for name, values in (sections or {}).items():

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 
 from data_engine.commands.core import init_home
-from data_engine.home import Home
-from data_engine.ingest import ingest_path
-from data_engine.warehouse import open_warehouse
+from data_engine.ingest.batch import ingest_path
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
 
 QUEUE_DDL = """
 CREATE TABLE IF NOT EXISTS review_queue (

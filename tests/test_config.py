@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from data_engine.config import EngineConfig, load_config, parse_config
 from data_engine.errors import ConfigError
-from data_engine.home import Home
+from data_engine.store.config import EngineConfig, load_config, parse_config
+from data_engine.store.home import Home
 
 BASE = """\
 [dataset]
@@ -103,7 +103,7 @@ def test_shipped_examples_load(name: str) -> None:
 
 def test_default_config_is_the_digits_demo(tmp_path: Path) -> None:
     path = tmp_path / "engine.toml"
-    path.write_text(resources.files("data_engine").joinpath("default_config.toml").read_text(), encoding="utf-8")
+    path.write_text(resources.files("data_engine.store").joinpath("default_config.toml").read_text(), encoding="utf-8")
     ds = load_config(path).dataset
     assert (ds.name, ds.modality, len(ds.feature_columns), len(ds.classes or ())) == ("digits", "image", 64, 10)
 

@@ -10,8 +10,8 @@ import pytest
 from assets.ingestion import batches_partitions, landed_batch
 from assets.resources import EngineResource
 from data_engine.commands.core import init_home
-from data_engine.home import Home
-from data_engine.warehouse import open_warehouse
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
 from sensors.landing import landing_sensor
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_engine.demo_loop import HeldOut, held_out_accuracy
-from data_engine.models import resolve_spec
+from data_engine.demo.loop import HeldOut, held_out_accuracy
+from data_engine.mine.spec import resolve_spec
 
 
 def two_blobs(n: int = 120, n_gold: int = 30, seed: int = 0) -> HeldOut:

@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from data_engine import deploy, registry
 from data_engine.errors import EngineError
-from data_engine.training import train_candidate
-from data_engine.warehouse import open_warehouse
+from data_engine.ship import deploy, registry
+from data_engine.ship.training import train_candidate
+from data_engine.store.warehouse import open_warehouse
 from tests.loop_support import make_home, seed_digits
 
 
@@ -133,7 +133,7 @@ def test_readers_never_see_a_half_written_pointer(tmp_path):
 
 
 def test_promote_gated_needs_a_passed_gate_against_the_current_champion(home):
-    from data_engine.gate import run_gate
+    from data_engine.ship.gate import run_gate
 
     with open_warehouse(home) as con:
         first = train_candidate(con, home).record

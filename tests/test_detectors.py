@@ -7,12 +7,20 @@ import json
 import numpy as np
 import pytest
 
-from data_engine.detectors import (
-    DETECTORS, ClassImbalanceDetector, LabelDetector, MiningData, NearDuplicateDetector, Neighbours,
-    OutlierDetector, UncertainDetector, get_detector, run_detectors,
-)
-from data_engine.detectors import neighbours as nb
 from data_engine.errors import EngineError
+from data_engine.mine.detectors import (
+    DETECTORS,
+    ClassImbalanceDetector,
+    LabelDetector,
+    MiningData,
+    NearDuplicateDetector,
+    Neighbours,
+    OutlierDetector,
+    UncertainDetector,
+    get_detector,
+    run_detectors,
+)
+from data_engine.mine.detectors import neighbours as nb
 
 
 def make_data(labels, probs, *, hashes=None, neighbours=None, classes=("a", "b"), oos=None) -> MiningData:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from data_engine.cli import build_parser
 from data_engine.commands.core import init_home
-from data_engine.home import Home
-from data_engine.warehouse import open_warehouse
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_engine import gate, registry
-from data_engine.config import GateConfig, SliceConfig
 from data_engine.errors import EngineError
-from data_engine.gate import Evaluation, SliceResult, decide_promotion, evaluate_predictions
-from data_engine.training import train_candidate
-from data_engine.warehouse import open_warehouse
+from data_engine.ship import gate, registry
+from data_engine.ship.gate import Evaluation, SliceResult, decide_promotion, evaluate_predictions
+from data_engine.ship.training import train_candidate
+from data_engine.store.config import GateConfig, SliceConfig
+from data_engine.store.warehouse import open_warehouse
 from tests.conftest import NEXT_EVENT_ID
 from tests.loop_support import insert_examples, make_home, seed_digits
 

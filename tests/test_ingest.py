@@ -8,11 +8,11 @@ from collections.abc import Callable
 import duckdb
 import pytest
 
-from data_engine import ingest as ingest_mod
-from data_engine.dataset import load_examples
-from data_engine.home import Home
-from data_engine.ingest import IngestResult, ingest_file
-from data_engine.warehouse import open_warehouse, table_counts
+from data_engine.ingest import batch as ingest_mod
+from data_engine.ingest.batch import IngestResult, ingest_file
+from data_engine.store.dataset import load_examples
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse, table_counts
 from tests.conftest import NEXT_EVENT_ID
 
 Ingest = Callable[..., IngestResult]
@@ -189,8 +189,8 @@ def test_derived_events_read_the_dataset_label_column(make_home: Callable[..., H
 def test_event_ids_increase_across_ingest_review_and_a_changed_version(
     ingest_toy: Ingest, toy_con: duckdb.DuckDBPyConnection
 ) -> None:
-    from data_engine.mining import excluded_examples
-    from data_engine.review import _write_events
+    from data_engine.mine.runs import excluded_examples
+    from data_engine.review.pull import _write_events
 
     ingest_toy("one.csv", _csv("1,a,1.5,red", "2,b,2,blue"))
     toy_con.execute("BEGIN TRANSACTION")

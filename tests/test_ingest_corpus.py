@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import duckdb
 import pytest
 
-from data_engine.home import Home
-from data_engine.ingest import IngestResult, ingest_file
-from data_engine.warehouse import table_counts
+from data_engine.ingest.batch import IngestResult, ingest_file
+from data_engine.store.home import Home
+from data_engine.store.warehouse import table_counts
 
 HEADER = "id,label,x,color\n"
 
@@ -186,8 +186,8 @@ def test_parquet(right: bool, toy_home: Home, toy_con: duckdb.DuckDBPyConnection
 
 
 def test_text_dataset_rejects_empty_text(make_home: Callable[..., Home]) -> None:
+    from data_engine.store.warehouse import open_warehouse
     from tests.conftest import TEXT_CONFIG
-    from data_engine.warehouse import open_warehouse
 
     home = make_home(TEXT_CONFIG, name="text")
     path = home.landing / "notes.csv"

@@ -4,7 +4,7 @@ import os
 import time
 from pathlib import Path
 
-from data_engine.landing import SETTLE_SECONDS, decide_landing
+from data_engine.ingest.landing import SETTLE_SECONDS, decide_landing
 
 
 def _write(path: Path, text: str, age: float = 60.0) -> None:

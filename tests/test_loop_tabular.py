@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data_engine import deploy, scoring, training
 from data_engine.bench.datasets import make_tabular_dataset
-from data_engine.home import Home
-from data_engine.ingest import ingest_file
-from data_engine.warehouse import open_warehouse
+from data_engine.ingest.batch import ingest_file
+from data_engine.ship import deploy, scoring, training
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
 
 CONFIG = """
 [dataset]
@@ -48,7 +48,7 @@ def home(tmp_path):
 def test_tabular_loop_with_the_default_model(home):
     from fastapi.testclient import TestClient
 
-    from data_engine.serve import create_app
+    from data_engine.ship.serve import create_app
 
     h, frame = home
     with open_warehouse(h) as con:

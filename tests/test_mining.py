@@ -11,13 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import data_engine.oof as oof_module
+import data_engine.mine.oof as oof_module
 from data_engine.cli import main
 from data_engine.commands.core import init_home
-from data_engine.home import Home
-from data_engine.ingest import ingest_file
-from data_engine.mining import excluded_examples, run_mining
-from data_engine.warehouse import open_warehouse
+from data_engine.ingest.batch import ingest_file
+from data_engine.mine.run import run_mining
+from data_engine.mine.runs import excluded_examples
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
 from tests.conftest import NEXT_EVENT_ID
 
 CONFIG = """\
@@ -152,7 +153,7 @@ def test_a_new_unlabeled_batch_costs_only_its_own_rows(home, ingest, monkeypatch
     def no_rebuild(*args, **kwargs):
         raise AssertionError("the neighbour index was rebuilt for a batch that only adds rows")
 
-    import data_engine.detectors.neighbours as nb
+    import data_engine.mine.detectors.neighbours as nb
 
     monkeypatch.setattr(nb, "build_index", no_rebuild)
     next_batch = mine(home)

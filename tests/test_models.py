@@ -7,12 +7,11 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from data_engine.config import parse_config
 from data_engine.errors import EngineError
-from data_engine.models import (
-    AUTO_MEMBERS, KNN_MAX_ROWS, SVM_MAX_ROWS, Schema, build_estimator, build_model, resolve_spec,
-)
-from data_engine.oof import out_of_fold_probabilities
+from data_engine.mine.models import Schema, build_estimator, build_model
+from data_engine.mine.oof import out_of_fold_probabilities
+from data_engine.mine.spec import AUTO_MEMBERS, KNN_MAX_ROWS, SVM_MAX_ROWS, resolve_spec
+from data_engine.store.config import parse_config
 
 
 def test_auto_resolves_per_modality():
@@ -115,3 +114,11 @@ def test_a_member_that_cannot_read_the_columns_says_so():
         build_estimator(resolve_spec("hgb", "text"), Schema.from_mapping({"note": "text"}))
     with pytest.raises(EngineError, match="expected numeric, categorical or text"):
         Schema.from_mapping({"x": "date"})
+
+
+def test_every_member_is_declared_in_the_spec() -> None:
+    # The config validates model names against spec.MEMBER_NAMES without building models.
+    from data_engine.mine.models import MEMBERS
+    from data_engine.mine.spec import MEMBER_NAMES
+
+    assert tuple(MEMBERS) == MEMBER_NAMES

@@ -11,8 +11,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 
 from data_engine.errors import EngineError
-from data_engine.oof import (
-    RareClassWarning, assign_folds, ensemble_out_of_fold_probabilities, fit_subset, mixture_weights,
+from data_engine.mine.oof import (
+    RareClassWarning,
+    assign_folds,
+    ensemble_out_of_fold_probabilities,
+    fit_subset,
+    mixture_weights,
     out_of_fold_probabilities,
 )
 

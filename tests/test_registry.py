@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_engine import registry
-from data_engine.config import parse_config
-from data_engine.models import build_model
-from data_engine.registry import ArtifactError, load_artifact, save_artifact
-from data_engine.warehouse import open_warehouse
+from data_engine.mine.models import build_model
+from data_engine.ship import registry
+from data_engine.ship.registry import ArtifactError, load_artifact, save_artifact
+from data_engine.store.config import parse_config
+from data_engine.store.warehouse import open_warehouse
 from tests.loop_support import make_home
 
 
@@ -75,8 +75,8 @@ def test_a_tampered_artifact_is_refused_before_loading(tmp_path):
 
 def test_untrusted_types_are_refused_at_save_and_at_load(tmp_path):
     import skops.io as sio
-    from sklearn.pipeline import make_pipeline
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer
 
     frame, y = _tiny_frame()

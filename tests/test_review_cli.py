@@ -9,8 +9,8 @@ import pytest
 
 from data_engine.cli import main
 from data_engine.commands.core import init_home
-from data_engine.home import Home
-from data_engine.labelstudio.server import TOKEN_FILE, free_port
+from data_engine.review.labelstudio.server import TOKEN_FILE, free_port
+from data_engine.store.home import Home
 
 
 @pytest.fixture

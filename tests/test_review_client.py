@@ -6,8 +6,8 @@ import httpx
 import pytest
 
 from data_engine.errors import ReviewServiceError
-from data_engine.labelstudio.client import LabelStudioClient
-from data_engine.labelstudio.server import free_port
+from data_engine.review.labelstudio.client import LabelStudioClient
+from data_engine.review.labelstudio.server import free_port
 
 SECRET = "f" * 40
 URL = "http://127.0.0.1:9"

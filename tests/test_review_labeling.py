@@ -11,10 +11,9 @@ import zlib
 
 import pytest
 
-from data_engine.config import DatasetConfig
 from data_engine.errors import EngineError
-from data_engine.labelstudio import server
-from data_engine.labelstudio.labeling import (
+from data_engine.review.labelstudio import server
+from data_engine.review.labelstudio.labeling import (
     DISCARD_CHOICE,
     build_task,
     choice_result,
@@ -22,6 +21,7 @@ from data_engine.labelstudio.labeling import (
     label_config,
     pixels_to_data_uri,
 )
+from data_engine.store.config import DatasetConfig
 
 IMAGE = DatasetConfig(name="digits", modality="image", id_column="id", label_column="label",
                       feature_columns=tuple(f"px{i}" for i in range(64)))

@@ -7,10 +7,11 @@ import json
 import pytest
 
 from data_engine.errors import ReviewServiceError
-from data_engine.labelstudio.client import FakeReviewClient
-from data_engine.labelstudio.labeling import DISCARD_CHOICE, choice_result
-from data_engine.review import pull_verdicts, push_queue
-from data_engine.warehouse import open_warehouse
+from data_engine.review.labelstudio.fake import FakeReviewClient
+from data_engine.review.labelstudio.labeling import DISCARD_CHOICE, choice_result
+from data_engine.review.pull import pull_verdicts
+from data_engine.review.push import push_queue
+from data_engine.store.warehouse import open_warehouse
 from tests.review_support import digits_home, make_queue
 
 
@@ -106,7 +107,7 @@ def test_verdicts_measure_the_miner_and_move_the_weights(tmp_path):
     # make_queue flags every 3rd example (the flipped ones) as "label", the rest as "uncertain".
     for ex in frame.itertuples():
         client.create_annotation(tasks[ex.id], choice_result(ex.true_label))
-    from data_engine.review import effective_weights, verdict_stats
+    from data_engine.review.verdicts import effective_weights, verdict_stats
 
     with open_warehouse(home) as con:
         pull_verdicts(con, client, home.config)
@@ -170,7 +171,7 @@ def test_pull_before_any_push_does_nothing(tmp_path):
 
 
 def test_sensor_decision_runs_only_when_there_is_something_new(tmp_path):
-    from data_engine.review import pull_decision
+    from data_engine.review.pull import pull_decision
 
     home, frame, client, tasks = _pushed(tmp_path)
     idle = pull_decision(client, home.config, None)
@@ -183,7 +184,7 @@ def test_sensor_decision_runs_only_when_there_is_something_new(tmp_path):
 
 
 def test_sensor_decision_skips_with_the_cause_when_the_server_fails(tmp_path):
-    from data_engine.review import pull_decision
+    from data_engine.review.pull import pull_decision
 
     home, _, client, _ = _pushed(tmp_path)
     client.fail_with = ReviewServiceError("cannot reach Label Studio at http://fake: connection refused")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from data_engine.errors import ReviewServiceError
-from data_engine.labelstudio.client import FakeReviewClient
-from data_engine.review import project_title, push_queue
-from data_engine.warehouse import open_warehouse
+from data_engine.review.labelstudio.fake import FakeReviewClient
+from data_engine.review.project import project_title
+from data_engine.review.push import push_queue
+from data_engine.store.warehouse import open_warehouse
 from tests.review_support import digits_home, make_queue
 
 

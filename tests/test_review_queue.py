@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from data_engine.errors import EngineError
-from data_engine.review_queue import QUEUE_COLUMNS, build_queue, queue_precision_at_k
+from data_engine.mine.queue import QUEUE_COLUMNS, build_queue, queue_precision_at_k
 
 WEIGHTS = {"label": 1.0, "near_duplicate": 0.6, "uncertain": 0.5, "outlier": 0.3}
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from data_engine.errors import EngineError
-from data_engine.labelstudio.client import FakeReviewClient
-from data_engine.labelstudio.labeling import chosen
-from data_engine.review import push_queue
-from data_engine.simulate import read_oracle, simulate_reviews
-from data_engine.warehouse import open_warehouse
+from data_engine.review.labelstudio.fake import FakeReviewClient
+from data_engine.review.labelstudio.labeling import chosen
+from data_engine.review.push import push_queue
+from data_engine.review.simulate import read_oracle, simulate_reviews
+from data_engine.store.warehouse import open_warehouse
 from tests.review_support import digits_home, make_queue
 
 CLASSES = [str(i) for i in range(10)]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data_engine import deploy, registry, scoring
-from data_engine.training import train_candidate
-from data_engine.warehouse import open_warehouse
+from data_engine.ship import deploy, registry, scoring
+from data_engine.ship.training import train_candidate
+from data_engine.store.warehouse import open_warehouse
 from tests.loop_support import ensure_predictions_table, insert_examples, make_home, review, seed_digits
 
 

@@ -19,12 +19,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_engine import deploy, registry
-from data_engine.home import Home
-from data_engine.scoring import aligned_probabilities
-from data_engine.serve import ModelHolder, create_app
-from data_engine.training import train_candidate
-from data_engine.warehouse import open_warehouse
+from data_engine.ship import deploy, registry
+from data_engine.ship.scoring import aligned_probabilities
+from data_engine.ship.serve import ModelHolder, create_app
+from data_engine.ship.training import train_candidate
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
 from tests.loop_support import make_home, review, seed_digits
 
 REPO = Path(__file__).resolve().parents[1]
@@ -289,7 +289,7 @@ def test_a_promotion_mid_traffic_serves_no_error(env, server):
 def test_row_model_for_categorical_and_text_columns():
     from pydantic import ValidationError
 
-    from data_engine.serve import row_model, rows_frame
+    from data_engine.ship.serve import row_model, rows_frame
 
     schema = {"age": "numeric", "city": "categorical", "note": "text"}
     Row = row_model(schema)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data_engine import training
 from data_engine.errors import EngineError
-from data_engine.registry import get_model, load_model
-from data_engine.warehouse import open_warehouse
+from data_engine.ship import training
+from data_engine.ship.registry import get_model, load_model
+from data_engine.store.warehouse import open_warehouse
 from tests.loop_support import insert_examples, make_home, review, seed_digits
 
 

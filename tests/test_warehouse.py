@@ -10,11 +10,17 @@ import duckdb
 import pytest
 
 from data_engine.errors import EngineError, WarehouseBusyError
-from data_engine.home import Home
-from data_engine.ingest import ingest_file
-from data_engine.schema import fix_columns
-from data_engine.warehouse import (apply_migrations, last_event_id, migration_names, open_warehouse, quote_ident,
-                                   table_counts)
+from data_engine.ingest.batch import ingest_file
+from data_engine.store.home import Home
+from data_engine.store.schema import fix_columns
+from data_engine.store.warehouse import (
+    apply_migrations,
+    last_event_id,
+    migration_names,
+    open_warehouse,
+    quote_ident,
+    table_counts,
+)
 from tests.conftest import NEXT_EVENT_ID
 
 PUBLIC = {"batches", "examples", "label_ledger", "quarantine"}
@@ -39,7 +45,7 @@ def _warehouse_before(con: duckdb.DuckDBPyConnection, first_new: str) -> None:
     for name in migration_names():
         if name >= first_new:
             break
-        con.execute(resources.files("data_engine.migrations").joinpath(name).read_text(encoding="utf-8"))
+        con.execute(resources.files("data_engine.store.migrations").joinpath(name).read_text(encoding="utf-8"))
         con.execute("INSERT INTO schema_migrations (name) VALUES (?)", [name])
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import dagster as dg
 
 from data_engine.commands.core import init_home
-from data_engine.home import Home
-from data_engine.warehouse import open_warehouse
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """``data-engine bench detect``: how well and how fast mining finds injected label errors.
 
 Injects label noise at a seed into a dataset with known labels, ingests it into a temporary engine
-home and runs the engine's own mining (:func:`data_engine.mining.run_mining`), then compares the
+home and runs the engine's own mining (:func:`data_engine.mine.run.run_mining`), then compares the
 ``label`` flags and the review queue with the truly flipped labels. The same data also goes through
 the baseline: cleanlab's ``find_label_issues`` on 5-fold logistic-regression probabilities.
 """
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-from data_engine.home import Home
+from data_engine.store.home import Home
 
 DATASETS = ("digits", "sentiment", "tabular")
 NOISE_KINDS = ("uniform", "class-conditional")
@@ -68,10 +68,10 @@ def run_detect_benchmark(*, dataset: str = "digits", rows: int = 10_000, noise: 
 
     from data_engine.bench.datasets import inject_noise
     from data_engine.errors import EngineError
-    from data_engine.ingest import ingest_file
-    from data_engine.mining import run_mining
+    from data_engine.ingest.batch import ingest_file
+    from data_engine.mine.run import run_mining
     from data_engine.stages import StageClock
-    from data_engine.warehouse import open_warehouse
+    from data_engine.store.warehouse import open_warehouse
 
     if dataset not in DATASETS:
         raise EngineError(f"--dataset must be one of {', '.join(DATASETS)}")
@@ -186,8 +186,9 @@ def run_baseline(data: Any, noisy: np.ndarray, truth: pd.Series, *, seed: int, n
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
-    from data_engine.models import ModelSpec, Schema, build_estimator
-    from data_engine.oof import out_of_fold_probabilities
+    from data_engine.mine.models import Schema, build_estimator
+    from data_engine.mine.oof import out_of_fold_probabilities
+    from data_engine.mine.spec import ModelSpec
 
     started = time.perf_counter()
     estimator = build_estimator(ModelSpec(("linear",), data.modality, seed), Schema.from_mapping(data.schema))

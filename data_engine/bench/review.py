@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from data_engine.home import Home
+from data_engine.store.home import Home
 
 PUSH_TARGET_S = 30.0
 PULL_TARGET_S = 10.0
@@ -74,8 +74,8 @@ def cmd_bench_review(args: argparse.Namespace, home: Home) -> int:
 def run_review_bench(home: Home, *, tasks: int, answered: int, workers: int = 4, cleanup: bool = False,
                      batch_size: int | None = None) -> dict[str, Any]:
     """Run the benchmark; return its figures (seconds, request counts, counts)."""
-    from data_engine.labelstudio.client import LabelStudioClient
-    from data_engine.labelstudio.server import (
+    from data_engine.review.labelstudio.client import LabelStudioClient
+    from data_engine.review.labelstudio.server import (
         free_port,
         read_token,
         running_server,
@@ -108,10 +108,11 @@ def run_review_bench(home: Home, *, tasks: int, answered: int, workers: int = 4,
 
 
 def _measure(home: Home, client: Any, answered: int, workers: int, batch_size: int | None) -> dict[str, Any]:
-    from data_engine.review import pull_verdicts, push_queue
-    from data_engine.schema import load_classes
-    from data_engine.simulate import read_oracle, simulate_reviews
-    from data_engine.warehouse import open_warehouse
+    from data_engine.review.pull import pull_verdicts
+    from data_engine.review.push import push_queue
+    from data_engine.review.simulate import read_oracle, simulate_reviews
+    from data_engine.store.schema import load_classes
+    from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home) as con:
         classes = load_classes(con)
@@ -133,11 +134,11 @@ def _bench_home(root: Path, url: str, n: int) -> Home:
     """A home with ``n`` digit examples and a review queue over all of them."""
     import numpy as np
     import pandas as pd
-
     from sklearn.datasets import load_digits
+
     from data_engine.commands.core import init_home
-    from data_engine.ingest import ingest_path
-    from data_engine.warehouse import open_warehouse
+    from data_engine.ingest.batch import ingest_path
+    from data_engine.store.warehouse import open_warehouse
 
     home = Home(root)
     init_home(home)

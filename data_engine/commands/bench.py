@@ -12,7 +12,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from data_engine.home import Home
+from data_engine.store.home import Home
 
 Handler = Callable[[argparse.Namespace, Home], int]
 

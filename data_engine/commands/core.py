@@ -8,9 +8,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from data_engine.config import load_config
 from data_engine.errors import EngineError
-from data_engine.home import Home
+from data_engine.store.config import load_config
+from data_engine.store.home import Home
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def default_config_text() -> str:
     """The embedded default config (the digits demo)."""
-    return resources.files("data_engine").joinpath("default_config.toml").read_text(encoding="utf-8")
+    return resources.files("data_engine.store").joinpath("default_config.toml").read_text(encoding="utf-8")
 
 
 def init_home(home: Home, config: Path | None = None, *, force: bool = False) -> bool:
@@ -73,8 +73,8 @@ def cmd_init(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_ingest(args: argparse.Namespace, home: Home) -> int:
     """``ingest FILE...``."""
-    from data_engine.ingest import ingest_file, is_gold_path, summarize, to_json
-    from data_engine.warehouse import open_warehouse
+    from data_engine.ingest.batch import ingest_file, is_gold_path, summarize, to_json
+    from data_engine.store.warehouse import open_warehouse
 
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
@@ -90,7 +90,7 @@ def cmd_ingest(args: argparse.Namespace, home: Home) -> int:
 
 def status_report(home: Home) -> dict[str, Any]:
     """Batches, table counts and the label state of the home's warehouse."""
-    from data_engine.warehouse import open_warehouse, table_counts
+    from data_engine.store.warehouse import open_warehouse, table_counts
 
     home.config  # a missing home or a broken config is the user's to fix: say so, exit 2
     if not home.warehouse_path.exists():
@@ -137,7 +137,7 @@ def cmd_status(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_seed_demo(args: argparse.Namespace, home: Home) -> int:
     """``seed-demo``."""
-    from data_engine.demo_data import seed_demo
+    from data_engine.demo.data import seed_demo
 
     if not home.config_path.exists():
         init_home(home)

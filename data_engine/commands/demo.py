@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from data_engine.home import Home
+from data_engine.store.home import Home
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_demo_loop(args: argparse.Namespace, home: Home) -> int:
     """``demo-loop``."""
-    from data_engine.demo_loop import final_json, run_demo
-    from data_engine.labelstudio.server import ADMIN_EMAIL, PASSWORD_FILE
+    from data_engine.demo.loop import final_json, run_demo
+    from data_engine.review.labelstudio.server import ADMIN_EMAIL, PASSWORD_FILE
 
     final = run_demo(home, accuracy=args.accuracy, max_rounds=args.rounds, budget=args.budget,
                      say=lambda line: print(line, flush=True))

@@ -9,7 +9,7 @@ import argparse
 import json
 from typing import Any
 
-from data_engine.home import Home
+from data_engine.store.home import Home
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,8 +55,8 @@ def _dump(obj: Any) -> str:
 
 def cmd_train(args: argparse.Namespace, home: Home) -> int:
     """``train``."""
-    from data_engine.training import describe, train_candidate
-    from data_engine.warehouse import open_warehouse
+    from data_engine.ship.training import describe, train_candidate
+    from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home) as con:
         result = train_candidate(con, home)
@@ -78,8 +78,8 @@ def _print_verdict(verdict: Any) -> None:
 
 def cmd_evaluate(args: argparse.Namespace, home: Home) -> int:
     """``evaluate``: exit 0 when the candidate passes the gate, 1 when it is refused."""
-    from data_engine.gate import run_gate
-    from data_engine.warehouse import open_warehouse
+    from data_engine.ship.gate import run_gate
+    from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home) as con:
         verdict = run_gate(con, home, version=args.version)
@@ -92,8 +92,8 @@ def cmd_evaluate(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_score(args: argparse.Namespace, home: Home) -> int:
     """``score``."""
-    from data_engine.scoring import score_unlabeled
-    from data_engine.warehouse import open_warehouse
+    from data_engine.ship.scoring import score_unlabeled
+    from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home) as con:
         r = score_unlabeled(con, home, batch_id=args.batch)
@@ -110,10 +110,10 @@ def cmd_score(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_promote(args: argparse.Namespace, home: Home) -> int:
     """``deploy promote``: exit 1 when the gate refuses."""
-    from data_engine.deploy import deploy_if_better, promote
-    from data_engine.registry import latest_candidate
     from data_engine.errors import EngineError
-    from data_engine.warehouse import open_warehouse
+    from data_engine.ship.deploy import deploy_if_better, promote
+    from data_engine.ship.registry import latest_candidate
+    from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home) as con:
         if args.force:
@@ -139,8 +139,8 @@ def cmd_promote(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_rollback(args: argparse.Namespace, home: Home) -> int:
     """``deploy rollback``."""
-    from data_engine.deploy import rollback
-    from data_engine.warehouse import open_warehouse
+    from data_engine.ship.deploy import rollback
+    from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home) as con:
         dep = rollback(con, home, reason=args.reason, actor="cli")
@@ -150,8 +150,8 @@ def cmd_rollback(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_status(args: argparse.Namespace, home: Home) -> int:
     """``deploy status``."""
-    from data_engine.deploy import status
-    from data_engine.warehouse import open_warehouse
+    from data_engine.ship.deploy import status
+    from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home) as con:
         report = status(con, home)
@@ -174,7 +174,7 @@ def cmd_status(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_serve(args: argparse.Namespace, home: Home) -> int:
     """``serve``."""
-    from data_engine.serve import run_server
+    from data_engine.ship.serve import run_server
 
     port = args.port if args.port is not None else home.config.serve.port
     run_server(home, port=port, poll_seconds=args.poll_seconds, wait=args.wait)

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from data_engine.home import Home
+from data_engine.store.home import Home
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,8 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_mine(args: argparse.Namespace, home: Home) -> int:
     """``mine``."""
     from data_engine.errors import EngineError
-    from data_engine.mining import run_mining
-    from data_engine.warehouse import open_warehouse
+    from data_engine.mine.run import run_mining
+    from data_engine.store.warehouse import open_warehouse
 
     if args.budget is not None and args.budget < 1:
         raise EngineError("--budget must be at least 1")

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from data_engine.home import Home
+from data_engine.store.home import Home
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,8 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_push(args: argparse.Namespace, home: Home) -> int:
     """``review push``."""
-    from data_engine.review import make_client, push_queue
-    from data_engine.warehouse import open_warehouse
+    from data_engine.review.project import make_client
+    from data_engine.review.push import push_queue
+    from data_engine.store.warehouse import open_warehouse
 
     client = make_client(home)
     with open_warehouse(home) as con:
@@ -73,8 +74,9 @@ def cmd_push(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_pull(args: argparse.Namespace, home: Home) -> int:
     """``review pull``."""
-    from data_engine.review import make_client, pull_verdicts
-    from data_engine.warehouse import open_warehouse
+    from data_engine.review.project import make_client
+    from data_engine.review.pull import pull_verdicts
+    from data_engine.store.warehouse import open_warehouse
 
     client = make_client(home)
     with open_warehouse(home) as con:
@@ -96,8 +98,8 @@ def cmd_pull(args: argparse.Namespace, home: Home) -> int:
 def cmd_simulate(args: argparse.Namespace, home: Home) -> int:
     """``review simulate``."""
     from data_engine.errors import EngineError
-    from data_engine.review import make_client, project_title
-    from data_engine.simulate import read_oracle, simulate_reviews
+    from data_engine.review.project import make_client, project_title
+    from data_engine.review.simulate import read_oracle, simulate_reviews
 
     cfg = home.config
     oracle = read_oracle(home.oracle_path)
@@ -114,8 +116,8 @@ def cmd_simulate(args: argparse.Namespace, home: Home) -> int:
 
 
 def _warehouse_classes(home: Home) -> list[str]:
-    from data_engine.schema import load_classes
-    from data_engine.warehouse import open_warehouse
+    from data_engine.store.schema import load_classes
+    from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home, read_only=True) as con:
         return load_classes(con)
@@ -123,8 +125,8 @@ def _warehouse_classes(home: Home) -> list[str]:
 
 def cmd_review_status(args: argparse.Namespace, home: Home) -> int:
     """``review status`` (reads the warehouse only; no server needed)."""
-    from data_engine.review import effective_weights, review_status, verdict_stats
-    from data_engine.warehouse import open_warehouse
+    from data_engine.review.verdicts import effective_weights, review_status, verdict_stats
+    from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home) as con:
         report: dict[str, Any] = review_status(con)
@@ -148,7 +150,7 @@ def cmd_review_status(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_ls_up(args: argparse.Namespace, home: Home) -> int:
     """``labelstudio up``: start or re-use; with ``--foreground`` wait for SIGTERM/SIGINT, then stop."""
-    from data_engine.labelstudio.server import ensure_server, running_server, stop_server
+    from data_engine.review.labelstudio.server import ensure_server, running_server, stop_server
 
     home.make_dirs()
     info = ensure_server(home, port=args.port)
@@ -174,7 +176,7 @@ def cmd_ls_up(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_ls_down(args: argparse.Namespace, home: Home) -> int:
     """``labelstudio down``."""
-    from data_engine.labelstudio.server import stop_server
+    from data_engine.review.labelstudio.server import stop_server
 
     print("Label Studio stopped" if stop_server(home) else "Label Studio was not running")
     return 0
@@ -182,7 +184,7 @@ def cmd_ls_down(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_ls_status(args: argparse.Namespace, home: Home) -> int:
     """``labelstudio status``: exit 0 when running, 1 when not."""
-    from data_engine.labelstudio.server import server_status
+    from data_engine.review.labelstudio.server import server_status
 
     status = server_status(home)
     if args.json:
@@ -197,7 +199,7 @@ def cmd_ls_status(args: argparse.Namespace, home: Home) -> int:
 def cmd_ls_token(args: argparse.Namespace, home: Home) -> int:
     """``labelstudio token``: print the managed server's admin token (exit 2 if there is none)."""
     from data_engine.errors import EngineError
-    from data_engine.labelstudio.server import read_token
+    from data_engine.review.labelstudio.server import read_token
 
     token = read_token(home)
     if token is None:

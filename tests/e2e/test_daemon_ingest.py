@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from data_engine.commands.core import init_home
-from data_engine.home import Home
-from data_engine.warehouse import open_warehouse
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
 from tests.e2e.dagster_daemon import running_daemon, wait_for
 
 pytestmark = pytest.mark.integration

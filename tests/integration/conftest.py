@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from data_engine.home import Home
-from data_engine.labelstudio.server import (
+from data_engine.review.labelstudio.server import (
     TOKEN_FILE,
     ServerInfo,
     find_server_binary,
@@ -26,6 +25,7 @@ from data_engine.labelstudio.server import (
     start_server,
     stop_pid,
 )
+from data_engine.store.home import Home
 from tests.review_support import digits_home, make_queue
 
 # A fresh data dir runs Label Studio's migrations: minutes on a loaded 2-core machine.

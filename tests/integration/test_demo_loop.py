@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from data_engine.commands.core import default_config_text, init_home
-from data_engine.demo_data import seed_demo
-from data_engine.demo_loop import run_demo
-from data_engine.home import Home
-from data_engine.labelstudio.server import free_port, stop_server
+from data_engine.demo.data import seed_demo
+from data_engine.demo.loop import run_demo
+from data_engine.review.labelstudio.server import free_port, stop_server
+from data_engine.store.home import Home
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 

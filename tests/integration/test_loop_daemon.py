@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from data_engine.commands.core import init_home
-from data_engine.demo_data import seed_demo
-from data_engine.home import Home
-from data_engine.warehouse import open_warehouse
+from data_engine.demo.data import seed_demo
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
 from tests.e2e.dagster_daemon import REPO, running_daemon, wait_for
 
 pytestmark = pytest.mark.integration
@@ -29,7 +29,7 @@ def _query(home: Home, sql: str) -> tuple | None:
 
 
 def _config(url: str) -> str:
-    base = (REPO / "data_engine" / "default_config.toml").read_text()
+    base = (REPO / "data_engine" / "store" / "default_config.toml").read_text()
     base = base.split("[review]")[0]
     return base + f"""
 [mining]

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from data_engine.labelstudio.server import PASSWORD_FILE
-from data_engine.review import make_client, push_queue
-from data_engine.warehouse import open_warehouse
+from data_engine.review.labelstudio.server import PASSWORD_FILE
+from data_engine.review.project import make_client
+from data_engine.review.push import push_queue
+from data_engine.store.warehouse import open_warehouse
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.timeout(600)]
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "screenshot_review.py"

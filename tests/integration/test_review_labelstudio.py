@@ -8,11 +8,13 @@ import pytest
 
 from data_engine.cli import main as cli_main
 from data_engine.errors import ReviewServiceError
-from data_engine.labelstudio.client import LabelStudioClient
-from data_engine.labelstudio.labeling import DISCARD_CHOICE, choice_result
-from data_engine.review import make_client, project_title, pull_verdicts, push_queue
-from data_engine.simulate import read_oracle, simulate_reviews
-from data_engine.warehouse import open_warehouse
+from data_engine.review.labelstudio.client import LabelStudioClient
+from data_engine.review.labelstudio.labeling import DISCARD_CHOICE, choice_result
+from data_engine.review.project import make_client
+from data_engine.review.pull import pull_verdicts
+from data_engine.review.push import push_queue
+from data_engine.review.simulate import read_oracle, simulate_reviews
+from data_engine.store.warehouse import open_warehouse
 from tests.review_support import make_queue
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -224,8 +226,8 @@ def test_server_stopped_midway_loses_nothing_and_resumes(review_home, label_stud
 
 def test_a_running_server_is_reused_not_restarted(tmp_path, label_studio, capsys):
     from data_engine.commands.core import init_home
-    from data_engine.home import Home
-    from data_engine.labelstudio.server import ensure_server
+    from data_engine.review.labelstudio.server import ensure_server
+    from data_engine.store.home import Home
 
     home = Home(tmp_path / "home")
     init_home(home)
@@ -241,8 +243,8 @@ def test_a_running_server_is_reused_not_restarted(tmp_path, label_studio, capsys
 def test_text_and_tabular_configs_are_accepted_by_the_server(label_studio, modality):
     import uuid
 
-    from data_engine.config import DatasetConfig
-    from data_engine.labelstudio.labeling import build_task, label_config
+    from data_engine.review.labelstudio.labeling import build_task, label_config
+    from data_engine.store.config import DatasetConfig
 
     if modality == "text":
         ds = DatasetConfig(name="notes", modality="text", id_column="id", label_column="label", text_column="note")

@@ -13,8 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from data_engine.home import Home
-from data_engine.warehouse import open_warehouse
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
 from tests.integration.conftest import label_studio, review_home  # noqa: F401  (session server)
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from data_engine.commands.core import init_home
-from data_engine.home import Home
-from data_engine.warehouse import open_warehouse
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
 from tests.reliability.conftest import REPO, assert_rows_accounted, assert_status_answers
 
 SECONDS = 40.0

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from data_engine.commands.core import init_home
-from data_engine.home import Home
-from data_engine.warehouse import open_warehouse
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
 from tests.reliability.conftest import assert_one_line_error, assert_rows_accounted, assert_status_answers, cli
 
 PIXELS = [f"px{i}" for i in range(64)]
@@ -153,9 +153,10 @@ def test_a_pull_on_a_full_disk_is_one_clear_line_and_the_next_pull_records_every
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root (make test runs as root here)")
     from data_engine.errors import EngineError
-    from data_engine.labelstudio.client import FakeReviewClient
-    from data_engine.labelstudio.labeling import choice_result
-    from data_engine.review import pull_verdicts, push_queue
+    from data_engine.review.labelstudio.fake import FakeReviewClient
+    from data_engine.review.labelstudio.labeling import choice_result
+    from data_engine.review.pull import pull_verdicts
+    from data_engine.review.push import push_queue
     from tests.review_support import digits_home, make_queue
 
     mount = tmp_path / "disk"

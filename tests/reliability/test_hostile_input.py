@@ -12,19 +12,17 @@ import csv
 import io
 import json
 import math
-import shutil
-from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from data_engine.commands.core import init_home
-from data_engine.config import parse_config
 from data_engine.errors import ConfigError, EngineError
-from data_engine.home import Home
-from data_engine.ingest import ingest_file
-from data_engine.warehouse import open_warehouse
+from data_engine.ingest.batch import ingest_file
+from data_engine.store.config import parse_config
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
 
 TOY = """\
 [dataset]
@@ -186,7 +184,7 @@ def test_config_loader_gives_a_config_or_a_config_error_naming_the_key(raw) -> N
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(text=st.text(max_size=300))
 def test_config_files_of_random_text_are_a_config_error(tmp_path_factory, text: str) -> None:
-    from data_engine.config import load_config
+    from data_engine.store.config import load_config
 
     path = tmp_path_factory.mktemp("cfg") / "engine.toml"
     path.write_text("[dataset]\n" + text, encoding="utf-8", errors="surrogatepass")
@@ -226,7 +224,7 @@ def _deep(depth: int) -> dict:
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(anns=st.one_of(st.lists(annotation, max_size=4), json_value))
 def test_annotation_parser_skips_and_names_malformed_answers(anns) -> None:
-    from data_engine.review import _answers
+    from data_engine.review.consensus import _answers
 
     task = {"id": 1, "data": {}, "updated_at": "2026-01-01T00:00:00Z", "annotations": anns}
     problems: list[str] = []
@@ -242,7 +240,7 @@ def test_annotation_parser_skips_and_names_malformed_answers(anns) -> None:
 
 
 def test_annotation_parser_survives_deep_nesting() -> None:
-    from data_engine.review import _answers
+    from data_engine.review.consensus import _answers
 
     deep = {"id": 7, "completed_by": 1, "was_cancelled": False, "lead_time": 1.0, "updated_at": "2026-01-01T00:00:00Z",
             "result": [{"from_name": "verdict", "type": "choices", "value": {"choices": [_deep(5000)]}}]}
@@ -252,9 +250,10 @@ def test_annotation_parser_survives_deep_nesting() -> None:
 
 
 def test_a_pull_skips_malformed_or_foreign_answers_names_them_and_keeps_the_rest(tmp_path) -> None:
-    from data_engine.labelstudio.client import FakeReviewClient
-    from data_engine.labelstudio.labeling import choice_result
-    from data_engine.review import pull_verdicts, push_queue
+    from data_engine.review.labelstudio.fake import FakeReviewClient
+    from data_engine.review.labelstudio.labeling import choice_result
+    from data_engine.review.pull import pull_verdicts
+    from data_engine.review.push import push_queue
     from tests.review_support import digits_home, make_queue
 
     home, frame = digits_home(tmp_path / "home", n=6)

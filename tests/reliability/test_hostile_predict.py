@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from data_engine import deploy
-from data_engine.training import train_candidate
-from data_engine.warehouse import open_warehouse
+from data_engine.ship import deploy
+from data_engine.ship.training import train_candidate
+from data_engine.store.warehouse import open_warehouse
 from tests.loop_support import make_home, seed_digits
 
 PIXELS = [f"px{i}" for i in range(64)]
@@ -24,7 +24,7 @@ PIXELS = [f"px{i}" for i in range(64)]
 def client(tmp_path_factory):
     from fastapi.testclient import TestClient
 
-    from data_engine.serve import create_app
+    from data_engine.ship.serve import create_app
 
     home = make_home(tmp_path_factory.mktemp("predict"))
     seed_digits(home, n_train=200, n_gold=60, n_unlabeled=0)

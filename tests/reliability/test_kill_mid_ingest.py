@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from data_engine.commands.core import init_home
-from data_engine.home import Home
-from data_engine.ingest import ingest_path
-from data_engine.warehouse import open_warehouse
+from data_engine.ingest.batch import ingest_path
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
 from tests.reliability.conftest import REPO, assert_rows_accounted, assert_status_answers, cli
 
 ROWS = 200_000

@@ -13,18 +13,18 @@ import sys
 
 import pytest
 
-from data_engine import deploy
-from data_engine.registry import current_champion
-from data_engine.training import train_candidate
-from data_engine.warehouse import open_warehouse
+from data_engine.ship import deploy
+from data_engine.ship.registry import current_champion
+from data_engine.ship.training import train_candidate
+from data_engine.store.warehouse import open_warehouse
 from tests.loop_support import make_home, review, seed_digits
 from tests.reliability.conftest import REPO, assert_status_answers
 
 KILL_AROUND_POINTER = """
 import os, signal, sys
-from data_engine import deploy
-from data_engine.home import Home
-from data_engine.warehouse import open_warehouse
+from data_engine.ship import deploy
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
 
 home, version, when = Home.resolve(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 original = deploy.write_pointer
@@ -59,7 +59,7 @@ def two_models(tmp_path_factory):
 def test_a_promotion_killed_around_the_pointer_never_serves_an_uncommitted_champion(two_models, tmp_path, when):
     import shutil
 
-    from data_engine.home import Home
+    from data_engine.store.home import Home
 
     base, v1, v2 = two_models
     home = Home(tmp_path / "home")

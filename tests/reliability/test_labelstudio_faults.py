@@ -16,10 +16,12 @@ import pytest
 
 from data_engine.cli import main as cli_main
 from data_engine.errors import ReviewServiceError
-from data_engine.labelstudio.client import LabelStudioClient
-from data_engine.review import make_client, project_title, pull_verdicts, push_queue
-from data_engine.simulate import read_oracle, simulate_reviews
-from data_engine.warehouse import open_warehouse
+from data_engine.review.labelstudio.client import LabelStudioClient
+from data_engine.review.project import make_client, project_title
+from data_engine.review.pull import pull_verdicts
+from data_engine.review.push import push_queue
+from data_engine.review.simulate import read_oracle, simulate_reviews
+from data_engine.store.warehouse import open_warehouse
 from tests.reliability.faulty_proxy import FaultyProxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]

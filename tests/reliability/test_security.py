@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from data_engine.home import Home
-from data_engine.labelstudio.server import PASSWORD_FILE, TOKEN_FILE, read_or_create_secret
-from data_engine.registry import load_cache, save_cache
-from data_engine.warehouse import open_warehouse
+from data_engine.review.labelstudio.server import PASSWORD_FILE, TOKEN_FILE, read_or_create_secret
+from data_engine.ship.registry import load_cache, save_cache
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
 from tests.reliability.conftest import REPO
 
 CODE_DIRS = ["data_engine", "assets", "sensors"]
@@ -115,8 +115,8 @@ def test_no_service_or_script_binds_all_interfaces() -> None:
 
 @pytest.mark.timeout(300)
 def test_the_model_server_listens_on_loopback_only(tmp_path: Path) -> None:
-    from data_engine import deploy
-    from data_engine.training import train_candidate
+    from data_engine.ship import deploy
+    from data_engine.ship.training import train_candidate
     from tests.loop_support import make_home, seed_digits
 
     home = make_home(tmp_path)
@@ -167,7 +167,7 @@ def test_secrets_never_reach_logs_metadata_task_data_tables_or_errors(review_hom
     from assets.resources import EngineResource, LabelStudioResource
     from assets.review import review_tasks, review_verdicts
     from data_engine.cli import main as cli_main
-    from data_engine.labelstudio.client import LabelStudioClient
+    from data_engine.review.labelstudio.client import LabelStudioClient
 
     token = label_studio.token
     password = (label_studio.secrets_dir / PASSWORD_FILE).read_text(encoding="utf-8").strip()

@@ -1,0 +1,1 @@
+"""The embedded default: the digits demo's data and the loop ``make demo`` runs."""

@@ -1,0 +1,43 @@
+"""Issue detectors, one plug-in per issue type (see :mod:`data_engine.mine.detectors.base`).
+
+Each returns, per example it judged, ``example_id``, ``is_issue``, ``score`` in [0, 1] (low means
+likely a problem), a short ``reason`` and a JSON ``detail``; plus a dataset-level summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from data_engine.errors import EngineError
+from data_engine.mine.detectors.base import (
+    DETECTORS,
+    ISSUE_COLUMNS,
+    Detector,
+    DetectorResult,
+    MiningData,
+    Neighbours,
+    register_detector,
+)
+from data_engine.mine.detectors.class_imbalance import ClassImbalanceDetector
+from data_engine.mine.detectors.label import LabelDetector
+from data_engine.mine.detectors.near_duplicate import NearDuplicateDetector
+from data_engine.mine.detectors.outlier import OutlierDetector
+from data_engine.mine.detectors.uncertain import UncertainDetector
+
+__all__ = [
+    "DETECTORS", "ISSUE_COLUMNS", "ClassImbalanceDetector", "Detector", "DetectorResult", "LabelDetector",
+    "MiningData", "NearDuplicateDetector", "Neighbours", "OutlierDetector", "UncertainDetector",
+    "get_detector", "register_detector", "run_detectors",
+]
+
+
+def get_detector(name: str) -> Detector:
+    """A detector instance by issue name; raise EngineError naming the known ones."""
+    if name not in DETECTORS:
+        raise EngineError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
+    return DETECTORS[name]()
+
+
+def run_detectors(data: MiningData, names: Iterable[str]) -> dict[str, DetectorResult]:
+    """Run the named detectors on ``data``; results by issue name, in the given order."""
+    return {name: get_detector(name).find_issues(data) for name in names}

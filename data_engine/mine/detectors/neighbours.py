@@ -1,0 +1,229 @@
+"""Feature space and nearest neighbours shared by the ``outlier`` and ``near_duplicate`` detectors.
+
+Exact neighbour search is used up to :data:`EXACT_SEARCH_ROWS` examples. Beyond that, scikit-learn
+offers no approximate search, and exact search does not scale: measured here, a KD-tree answered
+100,000 queries in 8 dimensions in 165 s, so a million rows would take most of an hour. Above the
+limit the rows are first partitioned by k-means (scikit-learn's ``MiniBatchKMeans``) into blocks of
+about :data:`BLOCK_ROWS` and neighbours are searched exactly within each block: time and memory grow
+linearly with rows (N x BLOCK_ROWS distances, one block at a time), at the price of missing a
+neighbour that sits across a block boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from data_engine.mine.detectors.base import Neighbours
+
+NEIGHBOURS_K = 10
+EXACT_SEARCH_ROWS = 20_000
+BLOCK_ROWS = 2_000
+# Dense feature spaces are reduced to this many principal components (distance computations cost
+# grows with dimension; more components add little to "is this example unusual / a copy").
+MAX_DIMENSIONS = 32
+# Text is embedded by TF-IDF and truncated SVD to this many dimensions, then L2-normalised.
+TEXT_DIMENSIONS = 64
+
+
+class Embedder:
+    """Maps the input columns to a dense float32 space of at most :data:`MAX_DIMENSIONS` dimensions.
+
+    Numbers are imputed (with missing indicators) and standardised (pixels keep their common
+    scale), categories one-hot encoded, text TF-IDF + SVD; then reduced by PCA. Fitted once, it
+    embeds later batches the same way (so their neighbours are comparable).
+    """
+
+    def __init__(self, schema: dict[str, str], modality: str, *, seed: int = 0) -> None:
+        self.schema = dict(schema)
+        self.modality = modality
+        self.seed = seed
+
+    def fit_transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """Fit on ``frame`` (N rows) and return its embedding, shape (N, d)."""
+        from sklearn.compose import ColumnTransformer
+        from sklearn.decomposition import PCA, TruncatedSVD
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import Normalizer
+
+        from data_engine.mine.models import Schema, _numeric_block, _one_hot, _text_features
+
+        sch = Schema.from_mapping(self.schema)
+        n = len(frame)
+        parts: list[tuple[str, Any, Any]] = []
+        if sch.numeric:
+            parts.append(("num", _numeric_block(scale=self.modality != "image"), list(sch.numeric)))
+        if sch.categorical:
+            parts.append(("cat", _one_hot(sparse=True), list(sch.categorical)))
+        for i, col in enumerate(sch.text):
+            dims = max(1, min(TEXT_DIMENSIONS, n - 1))
+            parts.append((f"text{i}", make_pipeline(_text_features(char=True),
+                                                   TruncatedSVD(dims, random_state=self.seed), Normalizer()), col))
+        self.columns_ = ColumnTransformer(parts, sparse_threshold=0.0)
+        X = np.asarray(self.columns_.fit_transform(frame), dtype=np.float32)
+        self.pca_ = None
+        if X.shape[1] > MAX_DIMENSIONS and n > MAX_DIMENSIONS:
+            self.pca_ = PCA(MAX_DIMENSIONS, svd_solver="randomized", random_state=self.seed)
+            X = self.pca_.fit_transform(X).astype(np.float32)
+        return X
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """Embed new rows the way the fitted rows were, shape (M, d)."""
+        X = np.asarray(self.columns_.transform(frame), dtype=np.float32)
+        return X if self.pca_ is None else self.pca_.transform(X).astype(np.float32)
+
+
+def embed_features(frame: pd.DataFrame, schema: dict[str, str], modality: str, *, seed: int = 0) -> np.ndarray:
+    """A dense float32 embedding of shape (N, d) of the input columns (see :class:`Embedder`)."""
+    return Embedder(schema, modality, seed=seed).fit_transform(frame)
+
+
+@dataclass
+class NeighbourIndex:
+    """Rows embedded so far and their neighbours, kept between mining runs.
+
+    keys : np.ndarray of shape (N,), "example_id@version" of each row
+    embedding : np.ndarray of shape (N, d)
+    neighbours : Neighbours over the N rows
+    blocks : np.ndarray of shape (N,) or None, the k-means block of each row (blocked search)
+    """
+
+    keys: np.ndarray
+    embedding: np.ndarray
+    neighbours: Neighbours
+    embedder: Embedder
+    blocks: np.ndarray | None = None
+    kmeans: Any = None
+
+
+def build_index(keys: np.ndarray, frame: pd.DataFrame, schema: dict[str, str], modality: str, *,
+                k: int = NEIGHBOURS_K, seed: int = 0, n_jobs: int = 1) -> NeighbourIndex:
+    """Embed all rows of ``frame`` and find every row's neighbours."""
+    embedder = Embedder(schema, modality, seed=seed)
+    X = embedder.fit_transform(frame)
+    found, blocks, km = _search(X, k=k, seed=seed, n_jobs=n_jobs)
+    return NeighbourIndex(_key_array(keys), X, found, embedder, blocks, km)
+
+
+def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *, n_jobs: int = 1) -> NeighbourIndex | None:
+    """Add new rows: embed them with the fitted embedder and search their neighbours only.
+
+    Costs in proportion to the new rows (times :data:`BLOCK_ROWS` for blocked search). The old
+    rows keep their neighbours (a new row closer to an old one than its neighbours is seen from
+    the new row's side). Returns None when the index must be rebuilt instead (an exact index
+    that would outgrow :data:`EXACT_SEARCH_ROWS`).
+    """
+    n_old, n_new = len(index.keys), len(frame)
+    k = index.neighbours.indices.shape[1]
+    X_new = index.embedder.transform(frame)
+    X = np.vstack([index.embedding, X_new])
+    new_rows = np.arange(n_old, n_old + n_new)
+    if index.kmeans is None:
+        if n_old + n_new > EXACT_SEARCH_ROWS:
+            return None
+        d, i = _query(X, X_new, min(k + 1, len(X)), n_jobs)
+        d, i = _drop_self(d, i, new_rows, k)
+        blocks = None
+    else:
+        new_blocks = index.kmeans.predict(X_new)
+        blocks = np.concatenate([index.blocks, new_blocks])
+        d = np.empty((n_new, k), dtype=np.float32)
+        i = np.empty((n_new, k), dtype=np.int64)
+        # A loop over the blocks that received new rows, each searched exactly.
+        for b in np.unique(new_blocks):
+            members = np.flatnonzero(blocks == b)
+            queries = new_rows[new_blocks == b]
+            ref = members if len(members) > k else np.arange(len(X))
+            bd, bi = _query(X[ref], X[queries], min(k + 1, len(ref)), n_jobs)
+            bd, bi = _drop_self(bd, ref[bi], queries, k)
+            d[queries - n_old], i[queries - n_old] = bd, bi
+    neighbours = Neighbours(np.vstack([index.neighbours.distances, d]), np.vstack([index.neighbours.indices, i]))
+    keys_all = np.concatenate([index.keys, _key_array(keys)])
+    return NeighbourIndex(keys_all, X, neighbours, index.embedder, blocks, index.kmeans)
+
+
+def _key_array(keys: np.ndarray) -> np.ndarray:
+    """Keys as fixed-width numpy strings: pickled as one buffer, not a million Python objects."""
+    return np.asarray(keys, dtype=str)
+
+
+def align_index(index: NeighbourIndex, keys: np.ndarray) -> Neighbours | None:
+    """The index's neighbours for rows ``keys`` (shape (N,)) in that order, or None unless the
+    index holds exactly these rows."""
+    keys = _key_array(keys)
+    if len(keys) != len(index.keys):
+        return None
+    pos = pd.Index(index.keys).get_indexer(keys)
+    if (pos < 0).any():
+        return None
+    current_of = np.empty(len(keys), dtype=np.int64)
+    current_of[pos] = np.arange(len(keys))
+    return Neighbours(index.neighbours.distances[pos], current_of[index.neighbours.indices[pos]])
+
+
+def find_neighbours(X: np.ndarray, *, k: int = NEIGHBOURS_K, seed: int = 0, n_jobs: int = 1) -> Neighbours:
+    """The ``k`` nearest other rows of every row of ``X`` (shape (N, d)), Euclidean.
+
+    Exact below :data:`EXACT_SEARCH_ROWS` rows, within k-means blocks above (see module doc).
+    """
+    return _search(X, k=k, seed=seed, n_jobs=n_jobs)[0]
+
+
+def _search(X: np.ndarray, *, k: int, seed: int, n_jobs: int) -> tuple[Neighbours, np.ndarray | None, Any]:
+    """Neighbours of all rows, with the block of each row and the k-means model (None if exact)."""
+    n = len(X)
+    k = max(1, min(k, n - 1))
+    if n <= EXACT_SEARCH_ROWS:
+        return _exact(X, k, n_jobs), None, None
+    from sklearn.cluster import MiniBatchKMeans
+
+    n_blocks = max(2, n // BLOCK_ROWS)
+    km = MiniBatchKMeans(n_clusters=n_blocks, random_state=seed, batch_size=4096, n_init=1,
+                         max_iter=20, compute_labels=False)
+    sample = np.random.default_rng(seed).choice(n, size=min(n, 50 * n_blocks), replace=False)
+    km.fit(X[sample])
+    block = km.predict(X)
+    distances = np.empty((n, k), dtype=np.float32)
+    indices = np.empty((n, k), dtype=np.int64)
+    order = np.argsort(block, kind="stable")
+    bounds = np.r_[0, np.flatnonzero(np.diff(block[order])) + 1, n]
+    # A loop over blocks (about N / BLOCK_ROWS of them), each searched exactly and vectorised.
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        rows = order[lo:hi]
+        if len(rows) <= k:
+            # Too small to hold k others: search the whole data for these few rows.
+            part = _query(X, X[rows], k + 1, n_jobs)
+            d, i = _drop_self(part[0], part[1], rows, k)
+        else:
+            d, i = _exact(X[rows], k, n_jobs, as_arrays=True)
+            i = rows[i]
+        distances[rows] = d
+        indices[rows] = i
+    return Neighbours(distances, indices), block, km
+
+
+def _exact(X: np.ndarray, k: int, n_jobs: int, *, as_arrays: bool = False) -> Any:
+    d, i = _query(X, X, k + 1, n_jobs)
+    d, i = _drop_self(d, i, np.arange(len(X)), k)
+    return (d, i) if as_arrays else Neighbours(d, i)
+
+
+def _query(ref: np.ndarray, queries: np.ndarray, k: int, n_jobs: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.neighbors import NearestNeighbors
+
+    nn = NearestNeighbors(n_neighbors=min(k, len(ref)), algorithm="brute", n_jobs=n_jobs).fit(ref)
+    d, i = nn.kneighbors(queries)
+    return d.astype(np.float32), i
+
+
+def _drop_self(d: np.ndarray, i: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Remove each row's own entry (exact copies may come before it); keep ``k`` columns."""
+    is_self = i == rows[:, None]
+    # Rows where self is not among the results (many exact copies): drop the last column instead.
+    missing = ~is_self.any(axis=1)
+    is_self[missing, -1] = True
+    keep = ~is_self
+    return d[keep].reshape(len(rows), -1)[:, :k], i[keep].reshape(len(rows), -1)[:, :k]

@@ -1,0 +1,51 @@
+"""``outlier``: examples unlike the rest, by their distance to their nearest neighbours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from data_engine.mine.detectors.base import Detector, DetectorResult, MiningData, fmt, issues_frame, register_detector
+
+# cleanlab Datalab's default for feature-based outliers: an example is an outlier when its mean
+# neighbour distance exceeds Q3 + (1 / threshold - 1) * IQR of all mean distances.
+OUTLIER_THRESHOLD = 0.37037
+# When most distances are equal (a grid, repeated values) the IQR is 0 and the rule above would
+# flag anything a hair above the third quartile; an outlier must also be this many times farther
+# from its neighbours than the median example.
+MIN_DISTANCE_RATIO = 2.0
+
+
+@register_detector
+class OutlierDetector(Detector):
+    """Scores every example (labeled or not) by its mean distance to its k nearest neighbours.
+
+    The score is cleanlab's ``transform_distances_to_scores`` (exp(-d / median d)); the flag uses
+    Datalab's interquartile rule so a dataset without outliers flags none.
+    """
+
+    issue_name = "outlier"
+    needs_neighbours = True
+
+    def __init__(self, *, threshold: float = OUTLIER_THRESHOLD) -> None:
+        self.threshold = threshold
+
+    def find_issues(self, data: MiningData) -> DetectorResult:
+        """Judge all N examples; needs ``data.neighbours``."""
+        from cleanlab.outlier import transform_distances_to_scores
+
+        if data.neighbours is None or len(data.example_ids) < 3:
+            empty = issues_frame(np.array([], object), np.array([], bool), np.array([]), np.array([], object))
+            return DetectorResult(self.issue_name, empty, {"skipped": "too few examples for neighbours"})
+        mean_dist = data.neighbours.distances.mean(axis=1)
+        scale = float(max(np.median(mean_dist), 100 * np.finfo(np.float64).eps))
+        score = transform_distances_to_scores(mean_dist, t=1, scaling_factor=scale)
+        q1, q3 = np.percentile(mean_dist, [25, 75])
+        limit = max(q3 + (1.0 / self.threshold - 1.0) * (q3 - q1), MIN_DISTANCE_RATIO * scale)
+        flags = mean_dist > limit
+        reason = np.where(flags, "far from other examples: mean neighbour distance " + fmt(mean_dist / scale, "%.1f")
+                          + "x the typical", "typical")
+        detail = pd.DataFrame({"mean_distance": np.round(mean_dist, 5)})
+        frame = issues_frame(data.example_ids, flags, score, reason, detail)
+        return DetectorResult(self.issue_name, frame, {"flagged": int(flags.sum()), "distance_limit": float(limit),
+                                                       "median_distance": scale})

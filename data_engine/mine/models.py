@@ -1,0 +1,270 @@
+"""The model members: scikit-learn estimators per modality, by name, built from the column schema.
+
+Which members a model has is decided in :mod:`data_engine.mine.spec`.
+
+Every estimator follows the scikit-learn contract (``clone``, ``fit``, ``predict_proba``), so
+out-of-fold probabilities, retraining and serving all use the same object.
+
+Columns arrive typed by the warehouse schema: ``numeric`` (float with NaN), ``categorical``
+(strings with None) and ``text``. A "categorical" feature column may really be short free text
+(a product title, a comment), so the linear member reads categorical columns both one-hot encoded
+and as word tokens: for a true category the tokens repeat the one-hot code, for free text they
+carry the signal one-hot encoding would lose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from data_engine.errors import EngineError
+from data_engine.mine.spec import ModelSpec, resolve_spec
+
+# numpy and scikit-learn are imported where a model is built: commands such as `ingest` must start
+# without them.
+from data_engine.store.config import EngineConfig
+
+# Inverse regularisation of the SVM: best of 1, 3, 10 on clean digits (0.985, 0.989, 0.990).
+SVM_C = 10.0
+
+
+# Folds of the SVM's Platt calibration (its probabilities feed the gate, serving and review).
+SVM_CALIBRATION_FOLDS = 3
+
+
+# Inverse regularisation of the linear member. Dense standardised features (pixels, numbers)
+# with noisy labels need strong regularisation; sparse TF-IDF text needs much less.
+LINEAR_C_DENSE = 0.1
+
+
+LINEAR_C_TEXT = 1.0
+
+
+# Neighbours voting in the kNN member: enough that one flipped neighbour barely moves the vote.
+KNN_NEIGHBOURS = 20
+
+
+# Categories rarer than this share one "infrequent" code (keeps one-hot width bounded).
+MIN_CATEGORY_COUNT = 5
+
+
+MAX_ONE_HOT_CATEGORIES = 50
+
+
+# HistGradientBoosting accepts at most 255 categories per feature (one bin is kept for missing).
+MAX_HGB_CATEGORIES = 250
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Input columns by kind, in config order."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    text: tuple[str, ...]
+
+    @classmethod
+    def from_mapping(cls, schema: Mapping[str, str]) -> "Schema":
+        """Build from ``{column: 'numeric' | 'categorical' | 'text'}``; raise EngineError on a bad kind."""
+        bad = {c: k for c, k in schema.items() if k not in ("numeric", "categorical", "text")}
+        if bad:
+            col, kind = next(iter(bad.items()))
+            raise EngineError(f"input column {col!r} has type {kind!r}; expected numeric, categorical or text")
+        pick = lambda kind: tuple(c for c, k in schema.items() if k == kind)  # noqa: E731
+        return cls(pick("numeric"), pick("categorical"), pick("text"))
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """All input columns."""
+        return self.numeric + self.categorical + self.text
+
+
+def build_members(spec: ModelSpec, schema: Schema) -> dict[str, Any]:
+    """One unfitted estimator per member of ``spec``, by member name."""
+    if not schema.columns:
+        raise EngineError("the dataset has no input columns to learn from")
+    return {m: MEMBERS[m](schema, spec) for m in spec.members}
+
+
+def build_estimator(spec: ModelSpec, schema: Schema, *, weights: Mapping[str, float] | None = None) -> Any:
+    """An unfitted estimator for ``spec`` reading the columns of ``schema`` from a DataFrame.
+
+    Several members make a soft-voting ensemble; ``weights`` (member -> weight, e.g. the
+    out-of-fold mixture weights of :func:`data_engine.mine.oof.mixture_weights`) default to equal.
+    """
+    built = list(build_members(spec, schema).items())
+    if len(built) == 1:
+        return built[0][1]
+    from sklearn.ensemble import VotingClassifier
+
+    w = None if weights is None else [float(weights.get(m, 0.0)) for m, _ in built]
+    # Members run one after another: parallelism is spent on folds (data_engine.mine.oof) instead.
+    return VotingClassifier(built, voting="soft", weights=w, n_jobs=None)
+
+
+def build_model(cfg: EngineConfig, schema: Mapping[str, str], *, n_rows: int | None = None) -> tuple[Any, str]:
+    """The served model of ``[retrain] model``, unfitted, and its spec key (used by retraining).
+
+    ``schema``: ``{input column: 'numeric' | 'categorical' | 'text'}`` as fixed in the warehouse;
+    ``n_rows``: the number of training rows, if known (large sets leave kNN and the SVM out of "auto").
+    """
+    spec = resolve_spec(cfg.retrain.model, cfg.dataset.modality, seed=cfg.mining.seed, n_rows=n_rows, served=True,
+                        key="retrain.model")
+    return build_estimator(spec, Schema.from_mapping(schema)), spec.key
+
+
+def fill_text(x: Any) -> Any:
+    """Replace missing values in a 1-D array of strings by '' (TF-IDF cannot read None)."""
+    import numpy as np
+    import pandas as pd
+
+    return pd.Series(np.asarray(x, dtype=object).ravel()).fillna("").astype(str).to_numpy()
+
+
+def fill_category(X: Any) -> Any:
+    """Replace missing values in a 2-D block of categories by '<missing>' (a category of its own)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(X).astype(object)
+    return frame.where(frame.notna(), "<missing>").astype(str)
+
+
+def _text_features(*, char: bool) -> Any:
+    """TF-IDF of one text column: word uni/bi-grams, plus character n-grams for real text."""
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import FunctionTransformer, make_pipeline, make_union
+
+    # Single-character tokens matter in categorical codes ("A", "3"), so the token pattern keeps them.
+    word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b", dtype=np.float32)
+    parts = [word]
+    if char:
+        parts.append(TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2,
+                                     dtype=np.float32))
+    return make_pipeline(FunctionTransformer(fill_text), make_union(*parts) if char else word)
+
+
+def _numeric_block(scale: bool) -> Any:
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    # The indicator keeps "was missing" as a signal instead of hiding it behind the median.
+    impute = SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)
+    return make_pipeline(impute, StandardScaler()) if scale else impute
+
+
+def _one_hot(sparse: bool) -> Any:
+    import numpy as np
+    from sklearn.pipeline import FunctionTransformer, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    return make_pipeline(
+        FunctionTransformer(fill_category),
+        OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=MIN_CATEGORY_COUNT,
+                      max_categories=MAX_ONE_HOT_CATEGORIES, sparse_output=sparse, dtype=np.float32),
+    )
+
+
+def _linear(schema: Schema, spec: ModelSpec) -> Any:
+    """Standardised numbers, one-hot + word tokens of categories, TF-IDF of text; logistic regression."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    parts: list[tuple[str, Any, Any]] = []
+    if schema.numeric:
+        parts.append(("num", _numeric_block(scale=True), list(schema.numeric)))
+    for i, col in enumerate(schema.categorical):
+        parts.append((f"cat{i}", _one_hot(sparse=True), [col]))
+        parts.append((f"tok{i}", _text_features(char=False), col))
+    for i, col in enumerate(schema.text):
+        parts.append((f"text{i}", _text_features(char=True), col))
+    c = LINEAR_C_TEXT if schema.text else LINEAR_C_DENSE
+    features = ColumnTransformer(parts, sparse_threshold=0.3)
+    return Pipeline([("features", features), ("clf", LogisticRegression(C=c, max_iter=1000))])
+
+
+def _hgb(schema: Schema, spec: ModelSpec) -> Any:
+    """Gradient-boosted trees on numbers (NaN native) and categories (native categorical splits)."""
+    import numpy as np
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OrdinalEncoder
+
+    if not (schema.numeric or schema.categorical):
+        raise EngineError("model 'hgb' needs numeric or categorical feature columns; use 'linear' for text")
+    parts: list[tuple[str, Any, Any]] = []
+    if schema.categorical:
+        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
+                                 encoded_missing_value=np.nan, min_frequency=MIN_CATEGORY_COUNT,
+                                 max_categories=MAX_HGB_CATEGORIES)
+        parts.append(("cat", encoder, list(schema.categorical)))
+    if schema.numeric:
+        parts.append(("num", "passthrough", list(schema.numeric)))
+    is_cat = [True] * len(schema.categorical) + [False] * len(schema.numeric)
+    # Early stopping on a held-out tenth: noisy labels are fitted late, and it halves the cost.
+    clf = HistGradientBoostingClassifier(categorical_features=is_cat, early_stopping=True, random_state=spec.seed)
+    return Pipeline([("features", ColumnTransformer(parts)), ("clf", clf)])
+
+
+def _distance_features(schema: Schema, spec: ModelSpec, member: str) -> Any:
+    """The dense space the distance-based members (kNN, SVM) read: scaled numbers (raw scale for
+    image pixels) and one-hot categories."""
+    from sklearn.compose import ColumnTransformer
+
+    if not (schema.numeric or schema.categorical):
+        raise EngineError(f"model {member!r} needs numeric or categorical feature columns; use 'linear' for text")
+    # Pixels share one unit: standardising would blow up near-constant border pixels.
+    parts: list[tuple[str, Any, Any]] = []
+    if schema.numeric:
+        parts.append(("num", _numeric_block(scale=spec.modality != "image"), list(schema.numeric)))
+    if schema.categorical:
+        parts.append(("cat", _one_hot(sparse=False), list(schema.categorical)))
+    return ColumnTransformer(parts, sparse_threshold=0.0)
+
+
+def _knn(schema: Schema, spec: ModelSpec) -> Any:
+    """k nearest neighbours in the scaled numeric + one-hot space (raw scale for image pixels)."""
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import Pipeline
+
+    return Pipeline([("features", _distance_features(schema, spec, "knn")),
+                     ("clf", KNeighborsClassifier(n_neighbors=KNN_NEIGHBOURS))])
+
+
+def _svm(schema: Schema, spec: ModelSpec) -> Any:
+    """An RBF support vector machine on the kNN member's features, with Platt-calibrated probabilities."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.pipeline import Pipeline
+    from sklearn.svm import SVC
+
+    # ensemble=False: one SVM on all rows, its decision values calibrated out of fold (SVC's own
+    # probability=True is deprecated in scikit-learn 1.9 in favour of exactly this).
+    clf = CalibratedClassifierCV(SVC(C=SVM_C, gamma="scale"), method="sigmoid", cv=SVM_CALIBRATION_FOLDS,
+                                 ensemble=False)
+    return Pipeline([("features", _distance_features(schema, spec, "svm")), ("clf", clf)])
+
+
+def _nb(schema: Schema, spec: ModelSpec) -> Any:
+    """Multinomial naive Bayes on word TF-IDF of the text and categorical columns."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.naive_bayes import MultinomialNB
+    from sklearn.pipeline import Pipeline
+
+    cols = schema.text + schema.categorical
+    if not cols:
+        raise EngineError("model 'nb' needs a text or categorical column")
+    parts = [(f"tok{i}", _text_features(char=False), c) for i, c in enumerate(cols)]
+    return Pipeline([("features", ColumnTransformer(parts)), ("clf", MultinomialNB(alpha=0.5))])
+
+
+MEMBERS: dict[str, Callable[[Schema, ModelSpec], Any]] = {
+    "hgb": _hgb,
+    "linear": _linear,
+    "knn": _knn,
+    "nb": _nb,
+    "svm": _svm,
+}

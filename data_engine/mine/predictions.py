@@ -1,0 +1,315 @@
+"""The prediction state of a mining run: out-of-fold probabilities for labeled examples and a full
+model's (or the champion's) for unlabeled ones, stored per label snapshot and model spec and
+re-used while neither changes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from data_engine.errors import EngineError
+from data_engine.ship.registry import load_cache, save_cache
+from data_engine.stages import StageClock
+from data_engine.store.config import EngineConfig
+from data_engine.store.home import Home
+from data_engine.store.warehouse import rollback_quietly
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PredictionState:
+    """Probabilities for the training and unlabeled examples, and what they were computed from.
+
+    ``train`` / ``unlabeled``: frames from :func:`data_engine.store.dataset.load_examples`;
+    ``labels``: shape (N_train,) class indices; ``oof_probs``: shape (N_train, K);
+    ``folds``: shape (N_train,); ``unlabeled_probs``: shape (N_unlabeled, K), NaN rows if none.
+    """
+
+    train: pd.DataFrame
+    unlabeled: pd.DataFrame
+    classes: list[str]
+    schema: dict[str, str]
+    label_snapshot: int
+    model_spec: str
+    labels: np.ndarray
+    oof_probs: np.ndarray
+    folds: np.ndarray
+    unlabeled_probs: np.ndarray
+    reused: bool
+    newly_scored: int
+    champion_scored: int
+    rare_classes: tuple[int, ...] = ()
+    member_weights: dict[str, float] = field(default_factory=dict)
+
+
+def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home | None = None,
+                        force: bool = False, clock: StageClock | None = None) -> PredictionState:
+    """Out-of-fold probabilities for the training examples and probabilities for unlabeled ones.
+
+    Stored predictions are re-used when they match; new ones are written to ``predictions``.
+    """
+    from data_engine.mine.models import Schema, build_estimator, build_members
+    from data_engine.mine.spec import resolve_spec
+    from data_engine.store.dataset import label_snapshot, load_classes, load_examples
+    from data_engine.store.schema import stored_columns
+
+    clock = clock or StageClock()
+    ds = cfg.dataset
+    with clock.stage("load"):
+        classes = load_classes(con)
+        if len(classes) < 2:
+            raise EngineError("mining needs the dataset's classes (at least two); ingest a labeled batch first")
+        stored = stored_columns(con)
+        missing = [c for c in ds.input_columns if c not in stored]
+        if missing:
+            raise EngineError(f"input column {missing[0]!r} is not in the warehouse yet; ingest a batch first")
+        schema = {c: stored[c] for c in ds.input_columns}
+        snapshot = label_snapshot(con)
+        train = load_examples(con, ds, subset="train")
+        train = train[~train["is_discarded"].astype(bool)].reset_index(drop=True)
+        unlabeled = load_examples(con, ds, subset="unlabeled").reset_index(drop=True)
+        index = pd.Series(np.arange(len(classes)), index=classes)
+        labels = train["label"].astype(str).map(index)
+        if labels.isna().any():
+            bad = train.loc[labels.isna(), "label"].iloc[0]
+            raise EngineError(f"label {bad!r} is not one of the dataset's classes ({', '.join(classes)})")
+        labels = labels.to_numpy(dtype=np.int64)
+    spec = resolve_spec(cfg.mining.model, ds.modality, seed=cfg.mining.seed, n_rows=len(train))
+    spec_key = f"{spec.key}/folds={cfg.mining.folds}"
+    members = build_members(spec, Schema.from_mapping(schema))
+    with clock.stage("predictions"):
+        found = None if force else _stored_oof(con, train, spec_key, snapshot, len(classes))
+        if found is not None:
+            probs, folds = found
+            rare: tuple[int, ...] = _rare(labels, len(classes), cfg.mining.folds)
+            weights = _stored_weights(con, spec_key, snapshot) or {m: 1.0 / len(members) for m in members}
+            reused = True
+        else:
+            from data_engine.mine.oof import ensemble_out_of_fold_probabilities
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", category=UserWarning)
+                result = ensemble_out_of_fold_probabilities(members, train[list(schema)], labels, len(classes),
+                                                            folds=cfg.mining.folds, seed=cfg.mining.seed,
+                                                            n_jobs=cfg.mining.n_jobs)
+            probs, folds, rare, reused, weights = result.probs, result.folds, result.rare_classes, False, result.weights
+            if rare:
+                log.warning("classes with fewer labeled examples than folds: %s",
+                            ", ".join(classes[i] for i in rare))
+            _write_predictions(con, train, probs, classes, spec_key, snapshot, kind="oof", folds=folds)
+            _store_weights(con, spec_key, snapshot, weights)
+    estimator = build_estimator(spec, Schema.from_mapping(schema), weights=weights)
+    with clock.stage("score_unlabeled"):
+        unl_probs, newly, champion = _unlabeled_probabilities(con, unlabeled, train, labels, estimator, schema,
+                                                              classes, spec_key, snapshot, home, weights)
+    return PredictionState(train=train, unlabeled=unlabeled, classes=classes, schema=schema,
+                           label_snapshot=snapshot, model_spec=spec_key, labels=labels, oof_probs=probs,
+                           folds=folds, unlabeled_probs=unl_probs, reused=reused, newly_scored=newly,
+                           champion_scored=champion, rare_classes=tuple(rare), member_weights=weights)
+
+
+def _stored_weights(con: duckdb.DuckDBPyConnection, spec_key: str, snapshot: int) -> dict[str, float] | None:
+    rows = con.execute("SELECT weights FROM ensemble_weights WHERE model_spec = ? AND label_snapshot = ?",
+                       [spec_key, snapshot]).fetchall()
+    return {str(k): float(v) for k, v in json.loads(rows[0][0]).items()} if rows else None
+
+
+def _store_weights(con: duckdb.DuckDBPyConnection, spec_key: str, snapshot: int, weights: dict[str, float]) -> None:
+    con.execute("DELETE FROM ensemble_weights WHERE model_spec = ? AND label_snapshot = ?", [spec_key, snapshot])
+    con.execute("INSERT INTO ensemble_weights (model_spec, label_snapshot, weights) VALUES (?, ?, ?)",
+                [spec_key, snapshot, json.dumps(weights)])
+
+
+def _rare(labels: np.ndarray, n_classes: int, folds: int) -> tuple[int, ...]:
+    counts = np.bincount(labels, minlength=n_classes)
+    return tuple(int(c) for c in np.flatnonzero((counts > 0) & (counts < folds)))
+
+
+def _probs_arrow(probs: np.ndarray) -> Any:
+    """A (N, K) array as an Arrow list column (no Python object per row)."""
+    import pyarrow as pa
+
+    n, k = probs.shape
+    offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, pa.array(probs.ravel().astype(np.float64)))
+
+
+def _write_predictions(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, probs: np.ndarray, classes: list[str],
+                       spec_key: str, snapshot: int, *, kind: str, folds: np.ndarray | None = None,
+                       replace_all: bool = True) -> None:
+    """Store ``probs`` (shape (N, K)) for the example versions in ``frame``.
+
+    ``replace_all`` drops every older row of this ``kind`` (stale once labels changed); otherwise
+    only rows of the same example versions are replaced.
+    """
+    import pyarrow as pa
+
+    best = probs.argmax(axis=1) if len(probs) else np.array([], dtype=int)
+    table = pa.table({
+        "example_id": pa.array(frame["example_id"].astype(str).to_numpy(dtype=object), pa.string()),
+        "example_version": pa.array(frame["version"].to_numpy(dtype=np.int32)),
+        "fold": pa.array(folds.astype(np.int32)) if folds is not None else pa.nulls(len(frame), pa.int32()),
+        "probs": _probs_arrow(probs),
+        "predicted_label": pa.array(np.asarray(classes, dtype=object)[best], pa.string()),
+        "predicted_score": pa.array(probs.max(axis=1) if len(probs) else np.array([], float)),
+    })
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.register("_new_predictions", table)
+        if replace_all:
+            con.execute("DELETE FROM predictions WHERE kind = ?", [kind])
+        else:
+            con.execute(
+                "DELETE FROM predictions WHERE kind = ? AND (example_id, example_version) IN "
+                "(SELECT example_id, example_version FROM _new_predictions)", [kind],
+            )
+        con.execute(
+            "INSERT INTO predictions (example_id, example_version, model_spec, label_snapshot, fold, probs, "
+            "predicted_label, predicted_score, computed_at, kind) SELECT example_id, example_version, ?, ?, fold, "
+            "probs, predicted_label, predicted_score, now(), ? FROM _new_predictions",
+            [spec_key, snapshot, kind],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        # A failed COMMIT (full disk) leaves no transaction: the original error must surface.
+        rollback_quietly(con)
+        raise
+    finally:
+        con.unregister("_new_predictions")
+
+
+def _fetch_probs(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any], k: int) -> tuple[np.ndarray, pd.DataFrame]:
+    """Run ``sql`` selecting ``row_index``, ``fold`` and ``probs``; return probs (M, K) and the other columns."""
+    table = con.sql(sql, params=params).to_arrow_table()
+    probs_col = table.column("probs").combine_chunks()
+    values = probs_col.flatten().to_numpy(zero_copy_only=False)
+    lengths = probs_col.value_lengths().to_numpy(zero_copy_only=False)
+    if len(lengths) and not (lengths == k).all():
+        raise EngineError(f"stored predictions have {int(lengths.min())}-{int(lengths.max())} classes, expected {k}; "
+                          "the class list changed: run `data-engine mine --force`")
+    rest = table.drop_columns(["probs"]).to_pandas()
+    return values.reshape(len(rest), k), rest
+
+
+def _stored_oof(con: duckdb.DuckDBPyConnection, train: pd.DataFrame, spec_key: str, snapshot: int,
+                k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Stored out-of-fold predictions for exactly the current training example versions, or None."""
+    keys = pd.DataFrame({"example_id": train["example_id"].astype(str), "version": train["version"].astype("int32"),
+                         "row_index": np.arange(len(train), dtype=np.int64)})
+    n_stored = con.execute(
+        "SELECT count(*) FROM predictions WHERE kind = 'oof' AND model_spec = ? AND label_snapshot = ?",
+        [spec_key, snapshot],
+    ).fetchall()[0][0]
+    if n_stored != len(train) or len(train) == 0:
+        return None
+    con.register("_train_keys", keys)
+    try:
+        probs, rest = _fetch_probs(
+            con,
+            "SELECT t.row_index, p.fold, p.probs FROM predictions p JOIN _train_keys t "
+            "ON p.example_id = t.example_id AND p.example_version = t.version "
+            "WHERE p.kind = 'oof' AND p.model_spec = ? AND p.label_snapshot = ? ORDER BY t.row_index",
+            [spec_key, snapshot], k,
+        )
+    finally:
+        con.unregister("_train_keys")
+    if len(rest) != len(train):
+        return None
+    return probs, rest["fold"].to_numpy(dtype=np.int32)
+
+
+def _unlabeled_probabilities(con: duckdb.DuckDBPyConnection, unlabeled: pd.DataFrame, train: pd.DataFrame,
+                             labels: np.ndarray, estimator: Any, schema: dict[str, str], classes: list[str],
+                             spec_key: str, snapshot: int, home: Home | None,
+                             weights: dict[str, float]) -> tuple[np.ndarray, int, int]:
+    """Probabilities (shape (N_unlabeled, K)) for unlabeled examples: champion's, stored, or new.
+
+    Returns them with the number newly scored and the number taken from the champion.
+    """
+    k = len(classes)
+    out = np.full((len(unlabeled), k), np.nan)
+    if unlabeled.empty:
+        return out, 0, 0
+    keys = pd.DataFrame({"example_id": unlabeled["example_id"].astype(str),
+                         "version": unlabeled["version"].astype("int32"),
+                         "row_index": np.arange(len(unlabeled), dtype=np.int64)})
+    con.register("_unl_keys", keys)
+    try:
+        champ, champ_rows = _fetch_probs(
+            con,
+            "SELECT t.row_index, p.probs FROM predictions p JOIN _unl_keys t "
+            "ON p.example_id = t.example_id AND p.example_version = t.version WHERE p.kind = 'champion' "
+            "QUALIFY row_number() OVER (PARTITION BY t.row_index ORDER BY p.computed_at DESC) = 1",
+            [], k,
+        )
+        own, own_rows = _fetch_probs(
+            con,
+            "SELECT t.row_index, p.probs FROM predictions p JOIN _unl_keys t "
+            "ON p.example_id = t.example_id AND p.example_version = t.version "
+            "WHERE p.kind = 'full' AND p.model_spec = ? AND p.label_snapshot = ?",
+            [spec_key, snapshot], k,
+        )
+    finally:
+        con.unregister("_unl_keys")
+    out[own_rows["row_index"].to_numpy(dtype=np.int64)] = own
+    # The deployed champion's view wins: it is the model whose uncertainty matters in production.
+    out[champ_rows["row_index"].to_numpy(dtype=np.int64)] = champ
+    todo = np.flatnonzero(~np.isfinite(out).all(axis=1))
+    if len(todo) == 0:
+        return out, 0, len(champ_rows)
+    model = _full_model(estimator, train, labels, schema, f"{spec_key}|{json.dumps(weights, sort_keys=True)}",
+                        snapshot, home)
+    from data_engine.mine.oof import single_threaded
+
+    with single_threaded():
+        part = model.predict_proba(unlabeled.iloc[todo][list(schema)])
+    full = np.zeros((len(todo), k))
+    full[:, np.asarray(model.classes_, dtype=int)] = part
+    out[todo] = full
+    _write_predictions(con, unlabeled.iloc[todo], full, classes, spec_key, snapshot, kind="full", replace_all=False)
+    con.execute("DELETE FROM predictions WHERE kind = 'full' AND (model_spec <> ? OR label_snapshot <> ?)",
+                [spec_key, snapshot])
+    return out, len(todo), len(champ_rows)
+
+
+def _full_model(estimator: Any, train: pd.DataFrame, labels: np.ndarray, schema: dict[str, str], spec_key: str,
+                snapshot: int, home: Home | None) -> Any:
+    """The estimator fitted on all training examples, cached per (spec, snapshot) under the home.
+
+    The cache is a joblib pickle in ``HOME/models/mining``: the engine's own private state,
+    unpickled only when its keyed sha256 matches (registry.load_cache), else rebuilt.
+    """
+    from sklearn.base import clone
+
+    from data_engine.mine.oof import MAX_FIT_ROWS, fit_subset, single_threaded
+
+    digest = hashlib.sha256(f"{spec_key}|{snapshot}|{len(train)}".encode()).hexdigest()[:20]
+    path = Path(home.models) / "mining" / f"full-{digest}.joblib" if home is not None else None
+    if path is not None and path.exists():
+        try:
+            cached = load_cache(home, path)  # None unless its keyed sha256 matches
+            if cached is not None:
+                return cached
+        except Exception as exc:  # a damaged cache is rebuilt, never trusted
+            log.warning("mining model cache %s unreadable (%s); refitting", path, exc)
+    model = clone(estimator)
+    rows = fit_subset(np.arange(len(train)), labels, max_rows=MAX_FIT_ROWS, seed=0)
+    with single_threaded(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        model.fit(train[list(schema)].iloc[rows], labels[rows])
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for old in path.parent.glob("full-*.joblib*"):
+            old.unlink(missing_ok=True)
+        save_cache(home, model, path)
+    return model

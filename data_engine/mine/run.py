@@ -1,0 +1,209 @@
+"""The mining run: predictions, issues, one ranked review queue per run.
+
+A run:
+
+1. loads the labeled training examples (labeled, not discarded, not gold) and the unlabeled ones;
+2. re-uses the stored out-of-fold predictions when the label snapshot (highest label event id),
+   the model spec and the set of example versions are unchanged, else recomputes them
+   (:mod:`data_engine.mine.oof`) and replaces them (:mod:`data_engine.mine.predictions`);
+3. gets probabilities for unlabeled examples: the deployed champion's where it scored them, else
+   a model fitted on all training examples (cached in ``HOME/models/mining``), scoring only the
+   examples not yet scored for this snapshot, so a new unlabeled batch costs in proportion to it;
+4. embeds the examples and finds nearest neighbours (outliers and near duplicates);
+5. runs the detectors, estimates the noise rate (:mod:`data_engine.mine.noise`);
+6. builds the review queue, leaving out examples waiting for review or already reviewed;
+7. stores ``mining_runs``, ``issues`` and ``review_queue`` in one transaction
+   (:mod:`data_engine.mine.runs`).
+
+:func:`run_mining` is what the CLI (``data-engine mine``), the Dagster assets and the benchmark call."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from data_engine.mine.detectors import DETECTORS, MiningData, run_detectors
+from data_engine.mine.noise import estimate_noise, noise_plot
+from data_engine.mine.predictions import PredictionState, refresh_predictions
+from data_engine.mine.queue import build_queue
+from data_engine.mine.runs import example_info, excluded_examples, issues_table, second_opinion_candidates, store_run
+from data_engine.ship.registry import load_cache, save_cache
+from data_engine.stages import StageClock
+from data_engine.store.config import EngineConfig
+from data_engine.store.home import Home
+
+log = logging.getLogger(__name__)
+
+
+# Dataset-level detectors always run: they are cheap and their findings are metadata.
+ALWAYS_DETECTORS = ("class_imbalance",)
+
+
+# Rows of the queue shown in summaries (Dagster metadata, CLI output).
+QUEUE_PREVIEW_ROWS = 10
+
+
+@dataclass
+class MiningSummary:
+    """What one mining run found; everything a Dagster asset puts in its metadata.
+
+    ``counts``: flagged examples per issue type; ``timings``: seconds per stage;
+    ``queue_top``: the first rows of the queue; ``plot_png``: the estimated joint distribution of
+    given and true labels as a PNG (None when it could not be estimated).
+    """
+
+    run_id: int
+    label_snapshot: int
+    model_spec: str
+    reused_predictions: bool
+    n_labeled: int
+    n_unlabeled: int
+    newly_scored_unlabeled: int
+    counts: dict[str, int]
+    noise_rate: float | None
+    class_imbalance: dict[str, Any]
+    detector_summaries: dict[str, dict[str, Any]]
+    timings: dict[str, float]
+    queue_size: int
+    queue_top: pd.DataFrame
+    rare_classes: list[str] = field(default_factory=list)
+    ensemble_weights: dict[str, float] = field(default_factory=dict)
+    plot_png: bytes | None = None
+    peak_mib: dict[str, float] = field(default_factory=dict)
+
+    def queue_markdown(self, rows: int = QUEUE_PREVIEW_ROWS) -> str:
+        """The top of the queue as a Markdown table."""
+        if self.queue_top.empty:
+            return "_The review queue is empty._"
+        top = self.queue_top.head(rows)
+        lines = ["| rank | example | issues | priority | given | suggested |", "|---:|---|---|---:|---|---|"]
+        cells = (top["rank"].astype(str) + " | " + top["example_id"].astype(str).str.replace("|", "\\|")
+                 + " | " + top["issue_types"].map(", ".join) + " | " + top["priority"].map("{:.3f}".format)
+                 + " | " + top["given_label"].fillna("").astype(str) + " | "
+                 + top["suggested_label"].fillna("").astype(str))
+        return "\n".join(lines + ("| " + cells + " |").tolist())
+
+    def as_metadata(self) -> dict[str, Any]:
+        """Plain JSON-able values (numbers, strings, dicts) describing the run."""
+        return {
+            "run_id": self.run_id, "label_snapshot": self.label_snapshot, "model_spec": self.model_spec,
+            "reused_predictions": self.reused_predictions, "n_labeled": self.n_labeled,
+            "n_unlabeled": self.n_unlabeled, "newly_scored_unlabeled": self.newly_scored_unlabeled,
+            "counts": self.counts, "noise_rate": self.noise_rate, "class_imbalance": self.class_imbalance,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()}, "queue_size": self.queue_size,
+            "rare_classes": self.rare_classes,
+            "ensemble_weights": {k: round(v, 4) for k, v in self.ensemble_weights.items()},
+        }
+
+
+def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home | None = None,
+               force: bool = False, budget: int | None = None, weights: dict[str, float] | None = None,
+               clock: StageClock | None = None) -> MiningSummary:
+    """Mine the warehouse once and store the run; see the module docstring for the stages.
+
+    ``home`` enables the cache of the model that scores unlabeled examples; ``force`` recomputes
+    predictions even when stored ones match; ``budget`` / ``weights`` override ``[review]``;
+    ``clock`` collects per-stage time (and memory, if it tracks it).
+    """
+    clock = clock or StageClock()
+    started = datetime.now(timezone.utc)
+    state = refresh_predictions(con, cfg, home=home, force=force, clock=clock)
+    names = tuple(dict.fromkeys(tuple(cfg.mining.detectors) + ALWAYS_DETECTORS))
+    with clock.stage("neighbours"):
+        data = mining_data(state, cfg, with_neighbours=any(DETECTORS[n].needs_neighbours for n in names), home=home)
+    with clock.stage("detectors"):
+        results = run_detectors(data, names)
+    with clock.stage("noise"):
+        noise_rate, joint, joint_classes = estimate_noise(state)
+        plot = noise_plot(joint, joint_classes, noise_rate) if joint is not None else None
+    with clock.stage("queue"):
+        issues = issues_table(results, state)
+        # A single reviewer's label the model still plainly contradicts may go out once more.
+        flagged = set(issues.loc[(issues["issue_type"] == "label") & issues["is_issue"].astype(bool), "example_id"])
+        excluded = sorted(set(excluded_examples(con))
+                          - (second_opinion_candidates(con, cfg.review.max_opinions) & flagged))
+        queue = build_queue(issues, weights=weights if weights is not None else cfg.review.weights,
+                            budget=budget or cfg.review.budget, exclude=excluded,
+                            examples=example_info(state))
+    with clock.stage("store"):
+        run_id = store_run(con, state, issues, queue, results, noise_rate=noise_rate, started=started,
+                           timings=clock.seconds)
+    counts = {name: r.n_issues for name, r in results.items()}
+    return MiningSummary(
+        run_id=run_id, label_snapshot=state.label_snapshot, model_spec=state.model_spec,
+        reused_predictions=state.reused, n_labeled=len(state.train), n_unlabeled=len(state.unlabeled),
+        newly_scored_unlabeled=state.newly_scored, counts=counts, noise_rate=noise_rate,
+        class_imbalance=results["class_imbalance"].summary if "class_imbalance" in results else {},
+        detector_summaries={n: r.summary for n, r in results.items()}, timings=dict(clock.seconds),
+        queue_size=len(queue), queue_top=queue.head(QUEUE_PREVIEW_ROWS),
+        rare_classes=[state.classes[i] for i in state.rare_classes], ensemble_weights=state.member_weights,
+        plot_png=plot, peak_mib=dict(clock.peak_mib),
+    )
+
+
+def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: bool = True,
+                home: Home | None = None) -> MiningData:
+    """Assemble the detectors' input: training rows first, then unlabeled rows.
+
+    With a ``home``, the neighbour index is kept in ``HOME/models/mining`` and a run that only
+    adds examples embeds and searches just the new ones (see :func:`current_neighbours`).
+    """
+    frames = [state.train, state.unlabeled]
+    n_train, n_unl = len(state.train), len(state.unlabeled)
+    ids = np.concatenate([f["example_id"].astype(str).to_numpy(dtype=object) for f in frames])
+    hashes = np.concatenate([f["feature_hash"].astype(str).to_numpy(dtype=object) for f in frames])
+    labels = np.concatenate([state.labels, np.full(n_unl, -1, dtype=np.int64)])
+    probs = np.vstack([state.oof_probs, state.unlabeled_probs]) if n_unl else state.oof_probs
+    oos = np.concatenate([np.ones(n_train, bool), np.zeros(n_unl, bool)])
+    neighbours = None
+    if with_neighbours and len(ids) >= 3:
+        neighbours = current_neighbours(state, cfg, ids, home)
+    return MiningData(ids, labels, tuple(state.classes), probs, oos, hashes, neighbours, state.rare_classes)
+
+
+def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarray, home: Home | None) -> Any:
+    """Nearest neighbours of the current examples (training rows, then unlabeled rows).
+
+    The index from the last run is re-used when it holds exactly these example versions, and
+    extended when they are a superset of its rows; anything else rebuilds it.
+    """
+    from data_engine.mine.detectors.neighbours import align_index, build_index, extend_index
+
+    cols = list(state.schema)
+    versions = np.concatenate([state.train["version"].to_numpy(), state.unlabeled["version"].to_numpy()])
+    keys = (pd.Series(ids, dtype=object) + "@" + pd.Series(versions).astype(str)).to_numpy(dtype=object)
+    frame = pd.concat([state.train[cols], state.unlabeled[cols]], ignore_index=True)
+    digest = hashlib.sha256(json.dumps([state.schema, cfg.dataset.modality, cfg.mining.seed]).encode()).hexdigest()[:20]
+    path = Path(home.models) / "mining" / f"neighbours-{digest}.joblib" if home is not None else None
+    index = None
+    if path is not None and path.exists():
+        try:
+            # Unpickled only when its keyed sha256 matches (registry.load_cache); else rebuilt.
+            index = load_cache(home, path)
+        except Exception as exc:  # a damaged cache is rebuilt, never trusted
+            log.warning("neighbour cache %s unreadable (%s); rebuilding", path, exc)
+    if index is not None:
+        found = align_index(index, keys)
+        if found is not None:
+            return found
+        known = pd.Index(index.keys)
+        is_new = ~pd.Index(keys).isin(known)
+        if pd.Index(keys).isin(known).sum() == len(index.keys) and is_new.any():
+            index = extend_index(index, keys[is_new], frame[is_new], n_jobs=cfg.mining.n_jobs)
+        else:
+            index = None
+    if index is None:
+        index = build_index(keys, frame, state.schema, cfg.dataset.modality, seed=cfg.mining.seed,
+                            n_jobs=cfg.mining.n_jobs)
+    if path is not None:
+        save_cache(home, index, path)
+    return align_index(index, keys)

@@ -1,0 +1,160 @@
+"""Reading annotations and reaching a verdict: one reviewer's answer, or the consensus of several
+(cleanlab.multiannotator's majority, a tie staying pending)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from data_engine.review.labelstudio.labeling import DISCARD_CHOICE, chosen
+
+# Server times as sortable text (pull cursors compare them as strings).
+_TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+@dataclass
+class _Answer:
+    """One reviewer's current answer on a task (their latest non-cancelled annotation)."""
+
+    annotation_id: int
+    annotator_id: int | None
+    annotator: str
+    choice: str
+    lead_time: float | None
+    updated_at: str
+
+    @property
+    def label(self) -> str | None:
+        return None if self.choice == DISCARD_CHOICE else self.choice
+
+
+_TIE = object()
+
+
+def _answers(task: dict[str, Any], users: dict[int, str], choices: Sequence[str] | None = None,
+             problems: list[str] | None = None) -> list[_Answer]:
+    """Each reviewer's latest non-cancelled annotation with a choice on ``task``.
+
+    An annotation that cannot be read (not an object, no integer id, no valid time, a choice that
+    is not text or, given ``choices``, not one of them) is skipped and described in ``problems``:
+    it carries no verdict the ledger could hold, and one bad answer must not block the others.
+    """
+    problems = [] if problems is None else problems
+    raw = task.get("annotations")
+    if raw is not None and not isinstance(raw, list):
+        problems.append(f"task {task.get('id')}: annotations are {type(raw).__name__}, not a list")
+        raw = []
+    readable: list[tuple[str, int, dict[str, Any]]] = []
+    for ann in raw or []:
+        why = _unreadable(ann, choices)
+        if why:
+            problems.append(f"task {task.get('id')}: annotation {_short_id(ann)} skipped: {why}")
+            continue
+        readable.append((_norm_ts(ann["updated_at"]), int(ann["id"]), ann))
+    latest: dict[Any, _Answer] = {}
+    for updated_at, ann_id, ann in sorted(readable, key=lambda r: (r[0], r[1])):
+        if ann.get("was_cancelled") is True:
+            continue  # a skip changes nothing
+        choice = chosen(ann.get("result") or [])
+        if choice is None:
+            continue
+        uid = ann.get("completed_by")
+        uid = uid if isinstance(uid, int) and not isinstance(uid, bool) else None
+        who = users.get(uid, f"label-studio-user:{uid}") if uid is not None else "label-studio-user:unknown"
+        lead = ann.get("lead_time")
+        lead_ok = isinstance(lead, (int, float)) and not isinstance(lead, bool) and math.isfinite(lead)
+        latest[uid if uid is not None else ("ann", ann_id)] = _Answer(
+            annotation_id=ann_id, annotator_id=uid, annotator=who, choice=choice,
+            lead_time=float(lead) if lead_ok else None, updated_at=updated_at)
+    return sorted(latest.values(), key=lambda a: (a.updated_at, a.annotation_id))
+
+
+def _unreadable(ann: Any, choices: Sequence[str] | None) -> str | None:
+    """Why ``ann`` cannot be read as an answer (None when it can)."""
+    if not isinstance(ann, dict):
+        return f"not an object ({type(ann).__name__})"
+    ann_id = ann.get("id")
+    if isinstance(ann_id, bool) or not isinstance(ann_id, int) or ann_id <= 0:
+        return "no positive integer id"
+    try:
+        if not _norm_ts(ann.get("updated_at") if isinstance(ann.get("updated_at"), str) else None):
+            return "no updated_at time"
+    except (ValueError, OverflowError):
+        return "updated_at is not a time"
+    result = ann.get("result")
+    if result is not None and (not isinstance(result, list) or not all(isinstance(r, dict) for r in result)):
+        return "result is not a list of regions"
+    if ann.get("was_cancelled") is True:
+        return None
+    try:
+        choice = chosen(result or [])
+    except (AttributeError, TypeError, KeyError, IndexError):
+        return "the choice region is malformed"
+    if choice is not None and choices is not None and choice not in choices:
+        return f"choice {choice[:40]!r} is not one of the classes"
+    return None
+
+
+def _short_id(ann: Any) -> str:
+    ann_id = ann.get("id") if isinstance(ann, dict) else None
+    return str(ann_id)[:20] if isinstance(ann_id, (int, str)) else "?"
+
+
+def _consensus(candidates: list[tuple[int, list[_Answer]]],
+               classes: list[str]) -> Iterator[tuple[int, Any, float | None, int, dict[str, str]]]:
+    """Majority label per task via cleanlab.multiannotator; ties (equal top counts) are marked pending.
+
+    Yields ``(task_id, label | _TIE, agreement, n_votes, votes)``.
+    """
+    if not candidates:
+        return
+    choices = [*classes, DISCARD_CHOICE]
+    index = {c: i for i, c in enumerate(choices)}
+    decided: list[tuple[int, list[_Answer]]] = []
+    for task_id, answers in candidates:
+        counts = Counter(a.choice for a in answers)
+        top = counts.most_common()
+        votes = {a.annotator: a.choice for a in answers}
+        if len(top) > 1 and top[0][1] == top[1][1]:
+            yield task_id, _TIE, None, len(answers), votes
+        else:
+            decided.append((task_id, answers))
+    if not decided:
+        return
+    from cleanlab.multiannotator import get_majority_vote_label
+
+    annotators = sorted({a.annotator for _, answers in decided for a in answers})
+    col = {name: j for j, name in enumerate(annotators)}
+    matrix = pd.DataFrame(float("nan"), index=range(len(decided)), columns=annotators)
+    for i, (_, answers) in enumerate(decided):
+        for a in answers:
+            if a.choice in index:
+                matrix.iat[i, col[a.annotator]] = index[a.choice]
+    # cleanlab infers the number of classes from the largest label seen; the explicit class
+    # count comes from the choices, so a never-chosen last class is harmless here.
+    majority = get_majority_vote_label(matrix, verbose=False)
+    for i, (task_id, answers) in enumerate(decided):
+        choice = choices[int(majority[i])]
+        agreement = sum(a.choice == choice for a in answers) / len(answers)
+        yield (task_id, None if choice == DISCARD_CHOICE else choice, round(agreement, 4), len(answers),
+               {a.annotator: a.choice for a in answers})
+
+
+def _norm_ts(value: str | None) -> str:
+    """A server time as a sortable ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` string ('' for None)."""
+    if not value:
+        return ""
+    dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime(_TS_FORMAT)
+
+
+def _shift(ts: str, delta: timedelta) -> str:
+    return (datetime.fromisoformat(ts.replace("Z", "+00:00")) + delta).astimezone(UTC).strftime(_TS_FORMAT)

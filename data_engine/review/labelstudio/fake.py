@@ -1,0 +1,166 @@
+"""An in-memory Label Studio for fast unit tests: projects, tasks and annotations kept in a dict,
+behind the same :class:`~data_engine.review.labelstudio.client.ReviewClient` interface, and able to
+fail like a real server does. Integration tests use the real server."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from data_engine.errors import ReviewServiceError
+
+
+class FakeReviewClient:
+    """An in-memory :class:`ReviewClient` with Label Studio's semantics, for unit tests.
+
+    ``fail_with`` makes every call raise that error (a server that is down); ``fail_on_import = n``
+    makes the n-th import call store its tasks and then raise, like a connection lost before the reply.
+    """
+
+    def __init__(self, url: str = "http://fake-label-studio") -> None:
+        self.url = url
+        self.projects: dict[int, dict[str, Any]] = {}
+        self.tasks: dict[int, dict[str, Any]] = {}
+        self.annotations: dict[int, dict[str, Any]] = {}
+        self.user_emails: dict[int, str] = {1: "admin@example.com"}
+        self.fail_with: ReviewServiceError | None = None
+        self.fail_on_import = 0
+        self.import_calls = 0
+        self._requests = 0
+        self._ids = itertools.count(1)
+        self._clock = datetime(2026, 1, 1, tzinfo=UTC)
+
+    @property
+    def request_count(self) -> int:
+        """Calls made so far (one per simulated request)."""
+        return self._requests
+
+    def close(self) -> None:
+        """Nothing to release (the real client closes its connection pool)."""
+
+    def _tick(self) -> str:
+        # A strictly increasing server clock, so "updated after" is deterministic.
+        self._clock += timedelta(milliseconds=1)
+        return self._clock.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def _enter(self) -> None:
+        self._requests += 1
+        if self.fail_with is not None:
+            raise self.fail_with
+
+    def check(self) -> str:
+        """The fake admin's email."""
+        self._enter()
+        return self.user_emails[1]
+
+    def find_project(self, title: str) -> int | None:
+        """The project titled ``title``."""
+        self._enter()
+        return next((pid for pid, p in self.projects.items() if p["title"] == title), None)
+
+    def project_exists(self, project_id: int) -> bool:
+        """Whether the project exists."""
+        self._enter()
+        return project_id in self.projects
+
+    def create_project(self, title: str, label_config: str, *, description: str = "",
+                       maximum_annotations: int = 1) -> int:
+        """Create a project."""
+        self._enter()
+        pid = next(self._ids)
+        self.projects[pid] = {"title": title, "label_config": label_config, "description": description,
+                              "maximum_annotations": maximum_annotations}
+        return pid
+
+    def import_tasks(self, project_id: int, tasks: Sequence[dict[str, Any]]) -> list[int]:
+        """Store the tasks; maybe fail after storing (see ``fail_on_import``)."""
+        self._enter()
+        self.import_calls += 1
+        if project_id not in self.projects:
+            raise ReviewServiceError(f"Label Studio at {self.url} rejected importing into project {project_id}: HTTP 404")
+        ids = []
+        for task in tasks:
+            tid = next(self._ids)
+            now = self._tick()
+            self.tasks[tid] = {"id": tid, "project": project_id, "data": json.loads(json.dumps(task["data"])),
+                               "predictions": task.get("predictions", []), "updated_at": now, "annotation_ids": []}
+            ids.append(tid)
+        if self.import_calls == self.fail_on_import:
+            raise ReviewServiceError(f"Label Studio at {self.url} did not answer within 30 s (importing tasks)")
+        return ids
+
+    def _project_tasks(self, project_id: int) -> Iterator[dict[str, Any]]:
+        return (t for _, t in sorted(self.tasks.items()) if t["project"] == project_id)
+
+    def _public(self, task: dict[str, Any], with_annotations: bool) -> dict[str, Any]:
+        # Like the real client: annotated tasks come back without their data.
+        out = {"id": task["id"], "data": {} if with_annotations else task["data"], "updated_at": task["updated_at"]}
+        if with_annotations:
+            out["annotations"] = [dict(self.annotations[a]) for a in task["annotation_ids"]]
+        return out
+
+    def tasks_after(self, project_id: int, min_task_id: int) -> list[dict[str, Any]]:
+        """Tasks with a greater id."""
+        self._enter()
+        return [self._public(t, False) for t in self._project_tasks(project_id) if t["id"] > min_task_id]
+
+    def _counts(self, task: dict[str, Any]) -> tuple[int, int]:
+        anns = [self.annotations[a] for a in task["annotation_ids"]]
+        return sum(not a["was_cancelled"] for a in anns), sum(a["was_cancelled"] for a in anns)
+
+    def annotated_tasks(self, project_id: int, updated_after: str | None) -> list[dict[str, Any]]:
+        """Tasks with a non-cancelled annotation, updated after the cursor, oldest first."""
+        self._enter()
+        found = [t for t in self._project_tasks(project_id)
+                 if self._counts(t)[0] > 0 and (updated_after is None or t["updated_at"] > updated_after)]
+        return [self._public(t, True) for t in sorted(found, key=lambda t: t["updated_at"])]
+
+    def annotated_since(self, project_id: int, updated_after: str | None) -> tuple[int, str | None]:
+        """Count and newest updated_at of annotated tasks after the cursor."""
+        found = self.annotated_tasks(project_id, updated_after)
+        return len(found), (found[-1]["updated_at"] if found else None)
+
+    def open_tasks(self, project_id: int, limit: int | None = None) -> list[dict[str, Any]]:
+        """Tasks without any annotation or skip."""
+        self._enter()
+        found = [self._public(t, False) for t in self._project_tasks(project_id) if self._counts(t) == (0, 0)]
+        return found[:limit] if limit else found
+
+    def create_annotation(self, task_id: int, result: list[dict[str, Any]], *, lead_time: float | None = None,
+                          completed_by: int | None = None, was_cancelled: bool = False) -> int:
+        """Add an annotation and bump the task's updated_at, as the server does."""
+        self._enter()
+        aid = next(self._ids)
+        now = self._tick()
+        self.annotations[aid] = {"id": aid, "task": task_id, "completed_by": completed_by or 1, "result": result,
+                                 "was_cancelled": was_cancelled, "lead_time": lead_time, "created_at": now,
+                                 "updated_at": now}
+        self.tasks[task_id]["annotation_ids"].append(aid)
+        self.tasks[task_id]["updated_at"] = now
+        return aid
+
+    def update_annotation(self, annotation_id: int, result: list[dict[str, Any]]) -> None:
+        """Edit an annotation and bump its task."""
+        self._enter()
+        now = self._tick()
+        ann = self.annotations[annotation_id]
+        ann.update(result=result, updated_at=now)
+        self.tasks[ann["task"]]["updated_at"] = now
+
+    def users(self) -> dict[int, str]:
+        """Known users."""
+        self._enter()
+        return dict(self.user_emails)
+
+    def ensure_user(self, email: str) -> int:
+        """Find or add a user."""
+        self._enter()
+        for uid, known in self.user_emails.items():
+            if known == email:
+                return uid
+        uid = max(self.user_emails) + 1
+        self.user_emails[uid] = email
+        return uid

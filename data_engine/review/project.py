@@ -1,0 +1,115 @@
+"""The Label Studio project of this engine's dataset: its title, classes, creation, and which tasks the
+server already has."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+from data_engine.errors import EngineError
+from data_engine.review.labelstudio.client import ReviewClient
+from data_engine.review.labelstudio.labeling import DISCARD_CHOICE, label_config
+from data_engine.store.config import EngineConfig
+from data_engine.store.home import Home
+from data_engine.store.schema import load_classes
+from data_engine.store.warehouse import has_table, quote_ident, table_columns
+
+
+def project_title(cfg: EngineConfig) -> str:
+    """The Label Studio project of this engine's dataset: ``review.project_title`` or a default."""
+    return cfg.review.project_title or f"data-engine: {cfg.dataset.name}"
+
+
+def dataset_classes(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> list[str]:
+    """The classes offered to reviewers: the warehouse's fixed classes, else the config's."""
+    classes = load_classes(con) or list(cfg.dataset.classes or ())
+    if not classes:
+        raise EngineError("review: the dataset's classes are not known yet; ingest a labeled batch first")
+    return classes
+
+
+def ensure_project(con: duckdb.DuckDBPyConnection, client: ReviewClient, cfg: EngineConfig) -> int:
+    """The dataset's project id: recorded, else found by title, else created (and recorded)."""
+    title = project_title(cfg)
+    row = con.execute("SELECT project_id FROM review_projects WHERE url = ? AND title = ?",
+                      [client.url, title]).fetchall()
+    row = row[0] if row else None
+    if row is not None and client.project_exists(int(row[0])):
+        return int(row[0])
+    project_id = client.find_project(title)
+    if project_id is None:
+        xml = label_config(cfg.dataset, dataset_classes(con, cfg))
+        project_id = client.create_project(
+            title, xml, maximum_annotations=cfg.review.annotators_per_task,
+            description=f"Examples of dataset {cfg.dataset.name!r} flagged by the data engine. Pick the correct "
+                        f"class, or '{DISCARD_CHOICE}' to drop the example from training.")
+    con.execute("INSERT OR REPLACE INTO review_projects (url, title, project_id, dataset) VALUES (?, ?, ?, ?)",
+                [client.url, title, project_id, cfg.dataset.name])
+    return project_id
+
+
+def known_project(con: duckdb.DuckDBPyConnection, client: ReviewClient, cfg: EngineConfig) -> int | None:
+    """The recorded project id of this dataset on ``client``'s server (None before the first push)."""
+    row = con.execute("SELECT project_id FROM review_projects WHERE url = ? AND title = ?",
+                      [client.url, project_title(cfg)]).fetchall()
+    return int(row[0][0]) if row else None
+
+
+def latest_run_id(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The most recent mining run that has a review queue (None when there is no queue)."""
+    if not has_table(con, "review_queue"):
+        return None
+    if has_table(con, "mining_runs"):
+        cols = table_columns(con, "mining_runs")
+        for col in ("finished_at", "completed_at", "created_at", "started_at"):
+            if col in cols:
+                row = con.execute(
+                    f"SELECT m.run_id FROM mining_runs m WHERE EXISTS (SELECT 1 FROM review_queue q WHERE q.run_id = m.run_id) "
+                    f"ORDER BY m.{quote_ident(col)} DESC NULLS LAST, m.run_id DESC LIMIT 1").fetchall()
+                if row:
+                    return str(row[0][0])
+    # Mining numbers its runs (BIGINT); the latest is the highest.
+    row = con.execute("SELECT max(run_id) FROM review_queue").fetchall()[0]
+    return None if row[0] is None else str(row[0])
+
+
+def reconcile_tasks(con: duckdb.DuckDBPyConnection, client: ReviewClient, project_id: int) -> int:
+    """Match 'sending' rows (a push interrupted after its import) to tasks the server already has.
+
+    Returns how many rows were matched. Costs one request, and only when 'sending' rows exist.
+    """
+    pending = con.execute("SELECT count(*) FROM review_tasks WHERE project_id = ? AND status = 'sending'",
+                          [project_id]).fetchall()[0][0]
+    if not pending:
+        return 0
+    # Every task created by the interrupted import has a higher id than all recorded ones.
+    floor = con.execute("SELECT coalesce(max(task_id), 0) FROM review_tasks WHERE project_id = ?",
+                        [project_id]).fetchall()[0][0]
+    found = client.tasks_after(project_id, int(floor))
+    pairs = [(str(t["data"].get("engine_key")), int(t["id"])) for t in found if t["data"].get("engine_key")]
+    if not pairs:
+        return 0
+    # The first task per key wins; a second one would be a duplicate made outside this engine.
+    first: dict[str, int] = {}
+    for key, tid in sorted(pairs, key=lambda p: p[1]):
+        first.setdefault(key, tid)
+    matches = pd.DataFrame({"engine_key": list(first), "task_id": list(first.values())})
+    con.register("_reconciled", matches)
+    try:
+        n = con.execute(
+            "UPDATE review_tasks SET task_id = r.task_id, status = 'open' FROM _reconciled r "
+            "WHERE review_tasks.project_id = ? AND review_tasks.status = 'sending' "
+            "AND review_tasks.engine_key = r.engine_key", [project_id]).fetchall()[0][0]
+    finally:
+        con.unregister("_reconciled")
+    return int(n)
+
+
+def make_client(home: Home) -> ReviewClient:
+    """The real client for ``home``: ``review.url``, the key from ``$review.api_key_env`` or the secrets dir."""
+    from data_engine.review.labelstudio.client import LabelStudioClient
+    from data_engine.review.labelstudio.server import resolve_api_key
+
+    cfg = home.config.review
+    return LabelStudioClient(cfg.url, resolve_api_key(home), timeout_s=cfg.timeout_seconds,
+                             key_name=f"${cfg.api_key_env} (or {home.secrets}/labelstudio_token)")

@@ -1,0 +1,195 @@
+"""Push: send the review queue to Label Studio as bulk imports, each row recorded in ``review_tasks``.
+
+Idempotent: rows are recorded as 'sending' before their import and as 'open' (with the task id)
+after it, and a push that finds 'sending' rows first asks the server which of them it already has
+(by the ``engine_key`` in the task data) before importing the rest."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from data_engine.review.labelstudio.client import ReviewClient
+from data_engine.review.labelstudio.labeling import FINISHED_TASK_STATUSES, build_task, render_items, task_key
+from data_engine.review.project import ensure_project, latest_run_id, reconcile_tasks
+from data_engine.store.config import EngineConfig
+from data_engine.store.schema import stored_columns
+from data_engine.store.warehouse import has_table, quote_ident, table_columns
+
+
+@dataclass
+class PushResult:
+    """What one push did."""
+
+    project_id: int
+    run_id: str | None
+    sent: int = 0
+    reconciled: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    requests: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as plain data (asset metadata, JSON output)."""
+        return asdict(self)
+
+
+def push_queue(
+    con: duckdb.DuckDBPyConnection,
+    client: ReviewClient,
+    cfg: EngineConfig,
+    *,
+    run_id: str | None = None,
+    limit: int | None = None,
+    batch_size: int | None = None,
+) -> PushResult:
+    """Send the review queue of ``run_id`` (default: the latest run) to Label Studio.
+
+    At most ``limit`` new tasks (default: ``review.budget`` minus the tasks still open), in bulk
+    imports of ``batch_size`` (default ``review.import_batch_size``). Examples already sent for
+    the same content version are never sent again. Raises :class:`ReviewServiceError` when the
+    server fails; what was recorded so far stays, and the next push resumes.
+    """
+    started, requests_before = time.perf_counter(), client.request_count
+    project_id = ensure_project(con, client, cfg)
+    result = PushResult(project_id=project_id, run_id=run_id)
+    result.reconciled = reconcile_tasks(con, client, project_id)
+    run_id = run_id or latest_run_id(con)
+    result.run_id = run_id
+    if limit is None:
+        still_open = con.execute(
+            "SELECT count(*) FROM review_tasks WHERE project_id = ? AND status IN ('sending', 'open', 'partial')",
+            [project_id]).fetchall()[0][0]
+        limit = max(cfg.review.budget - int(still_open), 0)
+    rows = _rows_to_send(con, project_id, run_id, limit, max_opinions=cfg.review.max_opinions)
+    if not rows.empty:
+        batch = batch_size or cfg.review.import_batch_size
+        tasks = _build_tasks(con, cfg, rows)
+        for start in range(0, len(rows), batch):
+            part = rows.iloc[start:start + batch]
+            _send_batch(con, client, project_id, part, tasks[start:start + batch])
+            result.sent += len(part)
+            result.batches += 1
+    result.seconds = round(time.perf_counter() - started, 3)
+    result.requests = client.request_count - requests_before
+    return result
+
+
+def _rows_to_send(con: duckdb.DuckDBPyConnection, project_id: int, run_id: str | None, limit: int, *,
+                  max_opinions: int = 2) -> pd.DataFrame:
+    """Queue rows to import: 'sending' leftovers first, then new rows of ``run_id`` by rank, each
+    with its opinion number (1 for a first review)."""
+    # run ids are compared as text: mining numbers them, review_tasks keeps them as VARCHAR.
+    cols = ("CAST(q.run_id AS VARCHAR) AS run_id, q.rank, q.example_id, q.example_version, q.issue_types, q.priority, q.suggested_label, "
+            "q.suggested_score, q.given_label, CAST(q.scores AS VARCHAR) AS scores")
+    if not has_table(con, "review_queue"):
+        return pd.DataFrame()
+    leftovers = con.execute(
+        f"SELECT {cols}, rt.opinion, true AS recorded FROM review_tasks rt JOIN review_queue q "
+        "ON CAST(q.run_id AS VARCHAR) = rt.run_id AND q.example_id = rt.example_id AND q.example_version = rt.example_version "
+        "WHERE rt.project_id = ? AND rt.status = 'sending' AND rt.task_id IS NULL ORDER BY q.rank",
+        [project_id]).fetchdf()
+    fresh = pd.DataFrame()
+    if run_id is not None and limit > 0:
+        # Only current content versions: a row about an older version of an example is stale. An
+        # example version already sent is sent again only as its next opinion (mining queues a
+        # reviewed example only for a second opinion), never while a task of it is still open.
+        fresh = con.execute(
+            f"SELECT {cols}, coalesce(t.opinions, 0) + 1 AS opinion, false AS recorded FROM review_queue q "
+            "JOIN current_examples ce ON ce.example_id = q.example_id AND ce.version = q.example_version "
+            "LEFT JOIN (SELECT example_id, example_version, count(*) AS opinions, "
+            "           count(*) FILTER (WHERE NOT list_contains(?::VARCHAR[], status)) AS unfinished "
+            "           FROM review_tasks WHERE project_id = ? GROUP BY ALL) t "
+            "  ON t.example_id = q.example_id AND t.example_version = q.example_version "
+            "WHERE CAST(q.run_id AS VARCHAR) = ? AND coalesce(t.unfinished, 0) = 0 "
+            "AND coalesce(t.opinions, 0) < ? "
+            # A run's row is sent once: another opinion takes a later run that queued it again.
+            "AND NOT EXISTS (SELECT 1 FROM review_tasks rt WHERE rt.project_id = ? AND rt.example_id = q.example_id "
+            "AND rt.example_version = q.example_version AND rt.run_id = CAST(q.run_id AS VARCHAR)) "
+            "ORDER BY q.rank LIMIT ?",
+            [list(FINISHED_TASK_STATUSES), project_id, str(run_id), max_opinions, project_id, int(limit)]).fetchdf()
+    frames = [f for f in (leftovers, fresh) if not f.empty]
+    if not frames:
+        return pd.DataFrame()
+    rows = pd.concat(frames, ignore_index=True)
+    rows["engine_key"] = [task_key(e, v, o) for e, v, o in
+                          zip(rows["example_id"], rows["example_version"], rows["opinion"], strict=True)]
+    return rows.drop_duplicates("engine_key").reset_index(drop=True)
+
+
+def _build_tasks(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """Label Studio tasks for ``rows``, with each example's input columns read from ``examples``."""
+    ds = cfg.dataset
+    stored = stored_columns(con)
+    inputs = [c for c in ds.input_columns if c in stored]
+    keys = rows[["example_id", "example_version"]].copy()
+    con.register("_push_keys", keys)
+    try:
+        select = ", ".join(f"e.{quote_ident(c)}" for c in inputs)
+        feats = con.execute(
+            f"SELECT e.example_id, e.version{', ' + select if select else ''} FROM examples e "
+            "JOIN _push_keys k ON k.example_id = e.example_id AND k.example_version = e.version").fetchdf()
+    finally:
+        con.unregister("_push_keys")
+    # Align the examples' columns with the queue rows (one row each, in queue order).
+    feats = feats.rename(columns={"version": "example_version"})
+    feats["example_version"] = feats["example_version"].astype("int64")
+    aligned = keys.astype({"example_version": "int64"}).merge(
+        feats, on=["example_id", "example_version"], how="left", validate="one_to_one")
+    items = render_items(ds, aligned)
+    models = _model_versions(con, list(rows["run_id"].dropna().unique()))
+    tasks = []
+    for row, item in zip(rows.to_dict("records"), items, strict=True):
+        row["issue_types"] = list(row["issue_types"]) if row["issue_types"] is not None else []
+        tasks.append(build_task(ds, row, {}, item=item,
+                                model_version=models.get(row["run_id"], f"run {row['run_id']}")))
+    return tasks
+
+
+def _model_versions(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> dict[str, str]:
+    """A model version label per mining run, from ``mining_runs`` when it names the model."""
+    if not run_ids or not has_table(con, "mining_runs"):
+        return {}
+    cols = table_columns(con, "mining_runs")
+    model_col = next((c for c in ("model_version", "model_spec", "model") if c in cols), None)
+    if model_col is None:
+        return {}
+    out = {}
+    for run_id, model in con.execute(
+            f"SELECT run_id, CAST({quote_ident(model_col)} AS VARCHAR) FROM mining_runs WHERE list_contains(?, CAST(run_id AS VARCHAR))",
+            [[str(r) for r in run_ids]]).fetchall():
+        out[str(run_id)] = f"{model} (run {run_id})" if model else f"run {run_id}"
+    return out
+
+
+def _send_batch(con: duckdb.DuckDBPyConnection, client: ReviewClient, project_id: int, part: pd.DataFrame,
+                tasks: list[dict[str, Any]]) -> None:
+    """Record the batch as 'sending', import it in one request, record the task ids as 'open'."""
+    fresh = part[~part["recorded"].astype(bool)]
+    if not fresh.empty:
+        intents = fresh[["example_id", "example_version", "opinion", "engine_key", "run_id", "issue_types",
+                         "given_label", "suggested_label", "suggested_score", "priority"]].copy()
+        con.register("_intents", intents)
+        try:
+            con.execute(
+                "INSERT INTO review_tasks (project_id, example_id, example_version, opinion, engine_key, run_id, "
+                "status, issue_types, given_label, suggested_label, suggested_score, priority) "
+                "SELECT ?, example_id, example_version, opinion, engine_key, run_id, 'sending', "
+                "CAST(issue_types AS VARCHAR[]), CAST(given_label AS VARCHAR), CAST(suggested_label AS VARCHAR), "
+                "suggested_score, priority FROM _intents", [project_id])
+        finally:
+            con.unregister("_intents")
+    task_ids = client.import_tasks(project_id, tasks)
+    done = pd.DataFrame({"engine_key": list(part["engine_key"]), "task_id": task_ids})
+    con.register("_imported", done)
+    try:
+        con.execute(
+            "UPDATE review_tasks SET task_id = d.task_id, status = 'open', sent_at = now() FROM _imported d "
+            "WHERE review_tasks.project_id = ? AND review_tasks.engine_key = d.engine_key", [project_id])
+    finally:
+        con.unregister("_imported")

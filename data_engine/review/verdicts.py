@@ -1,0 +1,79 @@
+"""Verdicts measure the miner: :func:`verdict_stats` counts per mining run and issue type how many
+flagged examples reviewers confirmed (label changed or discarded) or rejected (label kept), and
+:func:`effective_weights` turns them into the queue's weights per issue type; :func:`review_status`
+sums up the review state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from data_engine.store.config import EngineConfig
+from data_engine.store.warehouse import has_table
+
+# effective_weights: a Beta prior worth this many reviewed examples at a 50% confirmation rate,
+# so a handful of verdicts nudges a weight and hundreds decide it.
+PRIOR_VERDICTS = 20.0
+
+
+PRIOR_RATE = 0.5
+
+
+# The smallest share of its configured weight an issue type keeps, so a detector reviewers
+# mostly reject still gets an occasional example reviewed (and can earn its weight back).
+MIN_WEIGHT_FACTOR = 0.1
+
+
+MAX_WEIGHT_FACTOR = 2.0
+
+
+def verdict_stats(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> list[dict[str, Any]]:
+    """Confirmed and rejected verdicts per mining run and issue type (``run_id`` to pick one run)."""
+    sql = "SELECT run_id, issue_type, confirmed, rejected, reviewed FROM review_verdict_stats"
+    params: list[Any] = []
+    if run_id is not None:
+        sql += " WHERE run_id = ?"
+        params.append(run_id)
+    rows = con.execute(sql + " ORDER BY run_id, issue_type", params).fetchall()
+    return [{"run_id": r[0], "issue_type": r[1], "confirmed": int(r[2]), "rejected": int(r[3]), "reviewed": int(r[4])}
+            for r in rows]
+
+
+def effective_weights(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> dict[str, float]:
+    """The queue's weight per issue type: ``review.weights`` scaled by how often reviewers confirm it.
+
+    With ``c`` confirmed among ``n`` reviewed (all runs), the smoothed confirmation rate is
+    ``(c + PRIOR_VERDICTS * PRIOR_RATE) / (n + PRIOR_VERDICTS)`` and the weight is the configured
+    one times ``rate / PRIOR_RATE``, clipped to [MIN_WEIGHT_FACTOR, MAX_WEIGHT_FACTOR] times it.
+    Without verdicts the configured weights come back unchanged.
+    """
+    weights = dict(cfg.review.weights)
+    if not has_table(con, "review_verdict_stats"):
+        return weights
+    totals = {r[0]: (int(r[1]), int(r[2])) for r in con.execute(
+        "SELECT issue_type, sum(confirmed), sum(reviewed) FROM review_verdict_stats GROUP BY issue_type").fetchall()}
+    out = {}
+    for issue_type, base in weights.items():
+        confirmed, reviewed = totals.get(issue_type, (0, 0))
+        rate = (confirmed + PRIOR_VERDICTS * PRIOR_RATE) / (reviewed + PRIOR_VERDICTS)
+        factor = min(max(rate / PRIOR_RATE, MIN_WEIGHT_FACTOR), MAX_WEIGHT_FACTOR)
+        out[issue_type] = round(base * factor, 4)
+    return out
+
+
+def review_status(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Counts of tasks by status, verdicts by outcome, events by source, the pull cursor, annotator quality."""
+    tasks = dict(con.execute("SELECT status, count(*) FROM review_tasks GROUP BY status ORDER BY status").fetchall())
+    outcomes = dict(con.execute("SELECT outcome, count(*) FROM review_verdicts GROUP BY outcome").fetchall())
+    sources = dict(con.execute(
+        "SELECT source, count(*) FROM label_events WHERE source IN ('review', 'vote', 'consensus') GROUP BY source"
+    ).fetchall())
+    discards = con.execute("SELECT count(*) FROM review_verdicts WHERE is_discard").fetchall()[0][0]
+    cursors = [{"project_id": r[0], "updated_after": r[1], "pulled_at": str(r[2]), "pulls": r[3]} for r in
+               con.execute("SELECT project_id, updated_after, pulled_at, pulls FROM review_cursor").fetchall()]
+    annotators = [{"annotator": r[0], "votes": int(r[1]), "agreement": r[2], "quality": r[3]} for r in
+                  con.execute("SELECT annotator, n_votes, agreement, quality FROM review_annotator_quality "
+                              "ORDER BY annotator").fetchall()]
+    return {"tasks": tasks, "verdicts": outcomes, "discarded": int(discards), "events": sources, "cursors": cursors,
+            "annotators": annotators}

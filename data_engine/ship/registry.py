@@ -1,0 +1,331 @@
+"""The model registry: the ``models`` table and the skops artifacts it points to.
+
+Artifacts are written once, as ``HOME/models/model-v<version>.skops``, and never rewritten. Their
+sha256 is recorded at save time and checked before every load; a mismatch refuses the file before
+skops parses it. skops loads only the types in :data:`TRUSTED_TYPES` beyond its own defaults, so a
+file that would need anything else (an arbitrary function, an unknown class) is refused by name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+
+from data_engine.errors import EngineError
+from data_engine.store.home import Home
+
+Status = Literal["candidate", "champion", "retired", "refused"]
+
+# Types a skops file may hold beyond the ones skops trusts by default. Every entry was seen in the
+# engine's own pipelines; a model family needing another type fails at save time with its name,
+# so the list is extended on purpose, never silently.
+TRUSTED_TYPES: frozenset[str] = frozenset({
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn.utils.validation.check_array",
+    "sklearn.utils._bunch.Bunch",
+    "functools.partial",
+    "numpy.dtype",
+    "numpy.float64",
+    "numpy.int64",
+    "collections.OrderedDict",
+    "builtins.slice",
+    "sklearn.neighbors._kd_tree.KDTree",
+    "sklearn.metrics._dist_metrics.EuclideanDistance64",
+    # The mining model registry's own missing-value fillers (plain module-level functions).
+    "data_engine.mine.models.fill_text",
+    "data_engine.mine.models.fill_category",
+    # The same fillers as named by artifacts written before the core was grouped by stage.
+    "data_engine.models.fill_text",
+    "data_engine.models.fill_category",
+    "sklearn.neighbors._ball_tree.BallTree",
+    "scipy.sparse._csr.csr_matrix",
+    "scipy.sparse._csr.csr_array",
+    # The SVM member's Platt calibration (data_engine.mine.models._svm).
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+})
+
+# Modules that artifacts written before the core was grouped by stage name, and where their
+# functions live now: skops imports a function by its module path, so the old path is aliased.
+LEGACY_MODULES = {"data_engine.models": "data_engine.mine.models"}
+
+_CHUNK = 1 << 20
+_COLUMNS = ("version", "created_at", "label_snapshot", "train_size", "model_spec", "params", "classes",
+            "input_schema", "metrics", "artifact_path", "sha256", "status", "reason", "evaluated_at")
+
+
+class ArtifactError(EngineError):
+    """A model artifact is missing, does not match its recorded sha256, or holds untrusted types."""
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """One row of ``models``. ``artifact_path`` is relative to the home's models directory."""
+
+    version: int
+    label_snapshot: int
+    train_size: int
+    model_spec: str
+    classes: tuple[str, ...]
+    input_schema: dict[str, str]
+    artifact_path: str
+    sha256: str
+    status: Status
+    params: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] | None = None
+    reason: str | None = None
+    created_at: Any = None
+    evaluated_at: Any = None
+
+    def artifact(self, home: Home) -> Path:
+        """Absolute path of the artifact inside ``home``."""
+        return home.models / self.artifact_path
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-friendly description (for CLI output and Dagster metadata)."""
+        return {
+            "version": self.version, "status": self.status, "label_snapshot": self.label_snapshot,
+            "train_size": self.train_size, "model_spec": self.model_spec, "sha256": self.sha256,
+            "reason": self.reason, "metrics": self.metrics,
+            "created_at": str(self.created_at) if self.created_at is not None else None,
+        }
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_artifact(model: Any, path: Path) -> str:
+    """Write ``model`` with skops to ``path`` atomically; return its sha256.
+
+    Refuses (before anything is visible at ``path``) a model whose file would need types outside
+    :data:`TRUSTED_TYPES`, so such a model can never become loadable-only-by-trusting-everything.
+    """
+    import skops.io as sio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        sio.dump(model, tmp)
+        unknown = sorted(set(sio.get_untrusted_types(file=tmp)) - TRUSTED_TYPES)
+        if unknown:
+            raise ArtifactError(
+                f"model {type(model).__name__} holds types not in registry.TRUSTED_TYPES: {', '.join(unknown)}"
+            )
+        sha = file_sha256(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return sha
+
+
+def load_artifact(path: Path, sha256: str) -> Any:
+    """Load a skops artifact after checking its sha256; raise :class:`ArtifactError` when it fails."""
+    import skops.io as sio
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: model artifact is missing") from None
+    # Hash and parse the same bytes: the file cannot change between the check and the load.
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise ArtifactError(
+            f"{path}: sha256 mismatch (recorded {sha256[:12]}..., file {actual[:12]}...); refusing to load it"
+        )
+    untrusted = set(sio.get_untrusted_types(data=data))
+    unknown = sorted(untrusted - TRUSTED_TYPES)
+    if unknown:
+        raise ArtifactError(f"{path}: holds untrusted types {', '.join(unknown)}; refusing to load it")
+    for old, new in LEGACY_MODULES.items():
+        if any(t.startswith(old + ".") for t in untrusted) and old not in sys.modules:
+            sys.modules[old] = importlib.import_module(new)
+    try:
+        return sio.loads(data, trusted=sorted(untrusted))
+    except Exception as exc:  # a damaged file with a matching hash: say so, do not crash the caller
+        raise ArtifactError(f"{path}: cannot load the model: {type(exc).__name__}: {exc}") from None
+
+
+CACHE_KEY_FILE = "cache_key"
+
+
+def _cache_key(home: Home) -> bytes:
+    """The home's key for signing pickled caches (``secrets/cache_key``, 0600, created on first use)."""
+    path = home.secrets / CACHE_KEY_FILE
+    home.secrets.mkdir(parents=True, exist_ok=True)
+    os.chmod(home.secrets, 0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return bytes.fromhex(path.read_text(encoding="utf-8").strip())
+    key = os.urandom(32)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(key.hex() + "\n")
+    return key
+
+
+def _cache_digest(home: Home, data: bytes) -> str:
+    import hmac
+
+    return hmac.new(_cache_key(home), data, hashlib.sha256).hexdigest()
+
+
+def save_cache(home: Home, obj: Any, path: Path) -> None:
+    """Pickle ``obj`` (joblib) to ``path`` atomically, with its keyed sha256 in ``<path>.sha256``.
+
+    For the engine's private caches (mining's fitted models and neighbour index), which hold types
+    skops cannot check. The digest is an HMAC with the home's secret key, so a file replaced by
+    anyone without the key is never unpickled (see :func:`load_cache`).
+    """
+    import io
+
+    import joblib
+
+    buf = io.BytesIO()
+    joblib.dump(obj, buf)
+    data = buf.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for target, payload in ((path, data), (_digest_path(path), _cache_digest(home, data).encode())):
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+        os.replace(tmp, target)
+
+
+def load_cache(home: Home, path: Path) -> Any | None:
+    """The object cached at ``path``, or None when it is missing or its keyed sha256 does not match.
+
+    The bytes are checked before anything is unpickled, and the same bytes are then loaded.
+    """
+    import hmac
+    import io
+
+    import joblib
+
+    try:
+        data = path.read_bytes()
+        recorded = _digest_path(path).read_text(encoding="utf-8").strip()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+    if not hmac.compare_digest(recorded, _cache_digest(home, data)):
+        return None
+    return joblib.load(io.BytesIO(data))
+
+
+def _digest_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def load_model(home: Home, record: ModelRecord) -> Any:
+    """The fitted estimator of ``record``, checked against its sha256."""
+    return load_artifact(record.artifact(home), record.sha256)
+
+
+def next_version(con: duckdb.DuckDBPyConnection) -> int:
+    """Reserve the next model version number."""
+    return int(con.execute("SELECT nextval('model_version_seq')").fetchone()[0])
+
+
+def register_model(
+    con: duckdb.DuckDBPyConnection,
+    home: Home,
+    model: Any,
+    *,
+    label_snapshot: int,
+    train_size: int,
+    model_spec: str,
+    classes: list[str] | tuple[str, ...],
+    input_schema: dict[str, str],
+    params: dict[str, Any] | None = None,
+) -> ModelRecord:
+    """Save ``model`` as a new candidate: write its artifact, then its ``models`` row."""
+    version = next_version(con)
+    name = f"model-v{version}.skops"
+    sha = save_artifact(model, home.models / name)
+    con.execute(
+        "INSERT INTO models (version, label_snapshot, train_size, model_spec, params, classes, input_schema,"
+        " artifact_path, sha256, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'candidate')",
+        [version, int(label_snapshot), int(train_size), model_spec, json.dumps(params or {}, default=str),
+         json.dumps(list(classes)), json.dumps(input_schema), name, sha],
+    )
+    return get_model(con, version)
+
+
+def _record(row: tuple[Any, ...]) -> ModelRecord:
+    """A ``models`` row (in :data:`_COLUMNS` order) as a :class:`ModelRecord`."""
+    r = dict(zip(_COLUMNS, row))
+    return ModelRecord(
+        version=int(r["version"]), label_snapshot=int(r["label_snapshot"]), train_size=int(r["train_size"]),
+        model_spec=r["model_spec"], classes=tuple(json.loads(r["classes"])),
+        input_schema=json.loads(r["input_schema"]), artifact_path=r["artifact_path"], sha256=r["sha256"],
+        status=r["status"], params=json.loads(r["params"]) if r["params"] else {},
+        metrics=json.loads(r["metrics"]) if r["metrics"] else None, reason=r["reason"],
+        created_at=r["created_at"], evaluated_at=r["evaluated_at"],
+    )
+
+
+def _select(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list[ModelRecord]:
+    cols = ", ".join(_COLUMNS)
+    rows = con.execute(f"SELECT {cols} FROM models {where}", params).fetchall()
+    return [_record(r) for r in rows]
+
+
+def get_model(con: duckdb.DuckDBPyConnection, version: int) -> ModelRecord:
+    """The model ``version``; :class:`EngineError` if there is none."""
+    found = _select(con, "WHERE version = ?", [int(version)])
+    if not found:
+        raise EngineError(f"no model version {version} (see `data-engine deploy status`)")
+    return found[0]
+
+
+def list_models(con: duckdb.DuckDBPyConnection) -> list[ModelRecord]:
+    """Every model, oldest first."""
+    return _select(con, "ORDER BY version", [])
+
+
+def current_champion(con: duckdb.DuckDBPyConnection) -> ModelRecord | None:
+    """The champion, or None before the first promotion."""
+    found = _select(con, "WHERE status = 'champion' ORDER BY version DESC LIMIT 1", [])
+    return found[0] if found else None
+
+
+def latest_model(con: duckdb.DuckDBPyConnection) -> ModelRecord | None:
+    """The newest model whatever its status, or None before the first training."""
+    found = _select(con, "ORDER BY version DESC LIMIT 1", [])
+    return found[0] if found else None
+
+
+def latest_candidate(con: duckdb.DuckDBPyConnection) -> ModelRecord | None:
+    """The newest model still waiting for the gate (status ``candidate``), or None."""
+    found = _select(con, "WHERE status = 'candidate' ORDER BY version DESC LIMIT 1", [])
+    return found[0] if found else None
+
+
+def set_status(con: duckdb.DuckDBPyConnection, version: int, status: Status, reason: str | None) -> None:
+    """Change a model's status and record why."""
+    con.execute("UPDATE models SET status = ?, reason = ? WHERE version = ?", [status, reason, int(version)])
+
+
+def record_metrics(con: duckdb.DuckDBPyConnection, version: int, metrics: dict[str, Any]) -> None:
+    """Store a model's latest gold evaluation."""
+    con.execute(
+        "UPDATE models SET metrics = ?, evaluated_at = now() WHERE version = ?",
+        [json.dumps(metrics, default=float), int(version)],
+    )

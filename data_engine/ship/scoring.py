@@ -1,0 +1,243 @@
+"""The fleet: the champion scores new unlabeled data; what it is unsure of joins the next review.
+
+For every unlabeled example not yet scored by the current champion (at its current version), the
+champion's class probabilities go into ``predictions`` (``kind = 'champion'``), and a row into
+``champion_flags`` says whether the champion is unsure (top-2 margin below ``unsure_margin``) or
+disagrees with the newest candidate (a model trained after the champion). Those flags are the
+``uncertain`` detector's input (:func:`uncertain_candidates`). Cost is proportional to the new rows.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from data_engine.errors import EngineError
+from data_engine.ship.registry import ModelRecord, current_champion, load_model
+from data_engine.store.config import EngineConfig
+from data_engine.store.home import Home
+from data_engine.store.warehouse import rollback_quietly
+
+# Top-1 minus top-2 probability below this: the champion is unsure.
+UNSURE_MARGIN = 0.2
+# A disagreement with the newest candidate halves the score (low score = review first): two models
+# trained on different labels disagreeing is stronger evidence than one model's small margin.
+DISAGREEMENT_FACTOR = 0.5
+
+
+@dataclass(frozen=True)
+class ScoringResult:
+    """What one scoring pass did."""
+
+    champion_version: int | None
+    candidate_version: int | None
+    scored: int
+    already_scored: int
+    unsure: int
+    disagreements: int
+    flagged: int
+    seconds: float
+    reason: str = ""
+
+
+def champion_spec(record: ModelRecord) -> str:
+    """The ``model_spec`` stored with the champion's predictions: the spec and the model version."""
+    return f"{record.model_spec}@model-v{record.version}"
+
+
+def aligned_probabilities(model: object, X: pd.DataFrame, classes: list[str]) -> np.ndarray:
+    """``model.predict_proba(X)`` with columns in ``classes`` order, shape (N, K); absent classes get 0."""
+    raw = np.asarray(model.predict_proba(X), dtype=float)
+    out = np.zeros((len(X), len(classes)), dtype=float)
+    index = {c: i for i, c in enumerate(classes)}
+    for j, c in enumerate(getattr(model, "classes_")):
+        if str(c) in index:
+            out[:, index[str(c)]] = raw[:, j]
+    return out
+
+
+def margins(probs: np.ndarray) -> np.ndarray:
+    """Top-1 minus top-2 probability per row of ``probs`` (N, K); shape (N,), in [0, 1]."""
+    if probs.shape[1] < 2:
+        return np.ones(len(probs))
+    top2 = np.sort(probs, axis=1)[:, -2:]
+    return np.clip(top2[:, 1] - top2[:, 0], 0.0, 1.0)
+
+
+def flag_rows(champ_probs: np.ndarray, classes: list[str], candidate_labels: np.ndarray | None,
+              *, unsure_margin: float = UNSURE_MARGIN) -> pd.DataFrame:
+    """Per-row flags from the champion's probabilities (N, K) and the candidate's labels (N,) or None. Pure.
+
+    Columns: champion_label, margin, is_unsure, is_disagreement, is_flagged, score (in [0, 1], low
+    means review first), reason.
+    """
+    labels = np.asarray(classes, dtype=object)[champ_probs.argmax(axis=1)] if len(champ_probs) else np.array([], object)
+    margin = margins(champ_probs) if len(champ_probs) else np.array([])
+    unsure = margin < unsure_margin
+    if candidate_labels is None:
+        disagree = np.zeros(len(labels), dtype=bool)
+    else:
+        disagree = np.asarray(candidate_labels, dtype=object).astype(str) != labels.astype(str)
+    score = np.where(disagree, margin * DISAGREEMENT_FACTOR, margin)
+    reasons = np.where(
+        disagree & unsure, "champion unsure and newest candidate disagrees",
+        np.where(disagree, "newest candidate disagrees with the champion",
+                 np.where(unsure, f"champion unsure (margin < {unsure_margin})", "")),
+    )
+    return pd.DataFrame({
+        "champion_label": labels, "margin": margin, "is_unsure": unsure, "is_disagreement": disagree,
+        "is_flagged": unsure | disagree, "score": score, "reason": reasons,
+    })
+
+
+def _newest_candidate(con: duckdb.DuckDBPyConnection, champion: ModelRecord) -> ModelRecord | None:
+    """The newest model trained after the champion that is not retired (candidate or refused)."""
+    from data_engine.ship.registry import list_models
+
+    newer = [m for m in list_models(con) if m.version > champion.version and m.status in ("candidate", "refused")]
+    return newer[-1] if newer else None
+
+
+def score_unlabeled(
+    con: duckdb.DuckDBPyConnection,
+    home: Home,
+    cfg: EngineConfig | None = None,
+    *,
+    batch_id: str | None = None,
+    unsure_margin: float = UNSURE_MARGIN,
+) -> ScoringResult:
+    """Score the unlabeled examples (of ``batch_id``, or all) the current champion has not scored yet."""
+    from data_engine.store.dataset import load_examples
+
+    cfg = cfg or home.config
+    started = time.perf_counter()
+    if not 0.0 <= unsure_margin <= 1.0:
+        raise EngineError(f"unsure_margin = {unsure_margin}: must be in [0, 1]")
+    champion = current_champion(con)
+    if champion is None:
+        return ScoringResult(None, None, 0, 0, 0, 0, 0, time.perf_counter() - started, "no champion deployed yet")
+    frame = load_examples(con, cfg.dataset, subset="unlabeled")
+    frame = frame[~frame["is_discarded"].astype(bool)]
+    if batch_id is not None:
+        frame = frame[frame["batch_id"] == batch_id]
+    candidate = _newest_candidate(con, champion)
+    # Scored already = by this champion, against this same newest candidate: a new candidate means
+    # new disagreements to find, so those rows are scored again.
+    done = con.execute(
+        "SELECT example_id || ':' || example_version FROM champion_flags WHERE champion_version = ? "
+        "AND candidate_version IS NOT DISTINCT FROM ?",
+        [champion.version, candidate.version if candidate else None],
+    ).fetchall()
+    keys = frame["example_id"].astype(str) + ":" + frame["version"].astype(str)
+    todo = frame[~keys.isin({k[0] for k in done})].reset_index(drop=True)
+    already = len(frame) - len(todo)
+    if todo.empty:
+        return ScoringResult(champion.version, candidate.version if candidate else None, 0, already, 0, 0, 0,
+                             time.perf_counter() - started, "nothing new to score")
+    from data_engine.store.dataset import load_classes
+
+    # `predictions.probs` follows the dataset's class order (a class the champion never saw gets 0).
+    classes = load_classes(con) or list(champion.classes)
+    X = todo[list(champion.input_schema)]
+    from data_engine.ship.training import limited_threads
+
+    with limited_threads():
+        probs = aligned_probabilities(load_model(home, champion), X, classes)
+        cand_labels = None
+        if candidate is not None:
+            cand_model = load_model(home, candidate)
+            cand_labels = np.asarray(cand_model.predict(candidate_input(todo, candidate))).astype(str)
+    flags = flag_rows(probs, classes, cand_labels, unsure_margin=unsure_margin)
+    _write(con, todo, probs, flags, champion, candidate, cand_labels)
+    return ScoringResult(
+        champion.version, candidate.version if candidate else None, len(todo), already,
+        int(flags["is_unsure"].sum()), int(flags["is_disagreement"].sum()), int(flags["is_flagged"].sum()),
+        time.perf_counter() - started,
+    )
+
+
+def candidate_input(frame: pd.DataFrame, record: ModelRecord) -> pd.DataFrame:
+    """The columns ``record`` reads, from ``frame``."""
+    return frame[list(record.input_schema)]
+
+
+def _write(con: duckdb.DuckDBPyConnection, todo: pd.DataFrame, probs: np.ndarray, flags: pd.DataFrame,
+           champion: ModelRecord, candidate: ModelRecord | None, cand_labels: np.ndarray | None) -> None:
+    """Store predictions and flags in one transaction (set-based: DataFrames, never row loops)."""
+    spec = champion_spec(champion)
+    preds = pd.DataFrame({
+        "example_id": todo["example_id"].astype(str), "example_version": todo["version"].astype("int32"),
+        "model_spec": spec, "label_snapshot": champion.label_snapshot,
+        "probs": list(probs), "predicted_label": flags["champion_label"].astype(str),
+        "predicted_score": probs.max(axis=1),
+    })
+    fl = pd.DataFrame({
+        "example_id": preds["example_id"], "example_version": preds["example_version"],
+        "champion_version": champion.version,
+        "candidate_version": candidate.version if candidate else None,
+        "champion_label": flags["champion_label"].astype(str),
+        "candidate_label": cand_labels if cand_labels is not None else None,
+        "margin": flags["margin"], "is_unsure": flags["is_unsure"], "is_disagreement": flags["is_disagreement"],
+        "is_flagged": flags["is_flagged"], "score": flags["score"], "reason": flags["reason"],
+    })
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.register("scored_preds", preds)
+        con.register("scored_flags", fl)
+        con.execute(
+            "DELETE FROM predictions WHERE kind = 'champion' AND model_spec = ? AND (example_id, example_version) "
+            "IN (SELECT example_id, example_version FROM scored_preds)", [spec],
+        )
+        con.execute(
+            "INSERT INTO predictions (example_id, example_version, model_spec, label_snapshot, fold, probs, "
+            "predicted_label, predicted_score, computed_at, kind) "
+            "SELECT example_id, example_version, model_spec, label_snapshot, NULL, probs::DOUBLE[], "
+            "predicted_label, predicted_score, now(), 'champion' FROM scored_preds"
+        )
+        con.execute(
+            "DELETE FROM champion_flags WHERE champion_version = ? AND (example_id, example_version) "
+            "IN (SELECT example_id, example_version FROM scored_flags)", [champion.version],
+        )
+        con.execute(
+            "INSERT INTO champion_flags (example_id, example_version, champion_version, candidate_version, "
+            "champion_label, candidate_label, margin, is_unsure, is_disagreement, is_flagged, score, reason) "
+            "SELECT example_id, example_version, champion_version, candidate_version, champion_label, "
+            "candidate_label, margin, is_unsure, is_disagreement, is_flagged, score, nullif(reason, '') "
+            "FROM scored_flags"
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        # A failed COMMIT (full disk) leaves no transaction: the original error must surface.
+        rollback_quietly(con)
+        raise
+    finally:
+        for name in ("scored_preds", "scored_flags"):
+            try:
+                con.unregister(name)
+            except duckdb.Error:
+                pass
+
+
+def uncertain_candidates(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The current champion's flags on examples still unlabeled, lowest score first.
+
+    Columns: example_id, example_version, score (in [0, 1], low = review first), is_flagged, reason,
+    champion_label, candidate_label. Empty before the first champion. Input of the ``uncertain`` detector.
+    """
+    champion = current_champion(con)
+    if champion is None:
+        return pd.DataFrame(columns=["example_id", "example_version", "score", "is_flagged", "reason",
+                                     "champion_label", "candidate_label"])
+    return con.execute(
+        "SELECT f.example_id, f.example_version, f.score, f.is_flagged, f.reason, f.champion_label, "
+        "f.candidate_label FROM champion_flags f "
+        "JOIN current_examples ce ON ce.example_id = f.example_id AND ce.version = f.example_version "
+        "LEFT JOIN current_labels cl ON cl.example_id = f.example_id "
+        "WHERE f.champion_version = ? AND cl.example_id IS NULL AND NOT ce.is_gold "
+        "ORDER BY f.score, f.example_id",
+        [champion.version],
+    ).fetchdf()

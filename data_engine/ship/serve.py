@@ -1,0 +1,344 @@
+"""The prediction service: FastAPI on 127.0.0.1, serving the current champion, hot-swapped.
+
+The server never opens the warehouse. It watches ``HOME/models/CHAMPION.json`` (written atomically
+by :mod:`data_engine.ship.deploy`); when the pointer names a new model, the artifact is checked against
+its sha256 and fully loaded *before* one reference swap makes it the served model. A request takes
+that reference once, so it is answered by one model from start to end. A pointer to a missing or
+corrupted artifact is refused (``GET /model`` shows why) and the previous champion keeps serving.
+
+Request rows are validated by a pydantic model generated from the champion's input schema (the
+dataset's columns and their warehouse types): a missing, extra or mistyped field is a 422 naming it.
+"""
+
+# No `from __future__ import annotations`: FastAPI resolves the endpoint annotations (local classes).
+import logging
+import re
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+
+from data_engine.errors import EngineError
+from data_engine.ship.deploy import ChampionPointer, read_pointer
+from data_engine.ship.registry import load_artifact
+from data_engine.ship.scoring import aligned_probabilities
+from data_engine.store.home import Home
+
+HOST = "127.0.0.1"  # loopback only: the service has no authentication
+DEFAULT_POLL_SECONDS = 1.0
+# One request may carry at most this many rows (bounds memory and latency per request).
+MAX_ROWS = 10_000
+
+# JSON nested deeper than this is refused before parsing (a request is 3 levels deep; Python's
+# parser would hit its recursion limit on a deep one and answer 400 or 500).
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+
+log = logging.getLogger("data_engine.ship.serve")
+
+
+def json_depth(body: bytes) -> int:
+    """How deeply ``body`` (JSON text) nests arrays and objects, counted without parsing it."""
+    if not body:
+        return 0
+    bare = np.frombuffer(_JSON_STRING.sub(b'""', body), dtype=np.uint8)
+    step = np.isin(bare, (ord("["), ord("{"))).astype(np.int64) - np.isin(bare, (ord("]"), ord("}")))
+    return int(np.cumsum(step).max(initial=0))
+
+
+def _safe_input(value: Any) -> Any:
+    """A rejected value as a 422 may echo it: short text, finite numbers; containers left out."""
+    if isinstance(value, str):
+        return value[:100] + ("..." if len(value) > 100 else "")
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return None
+
+
+def validation_errors(errors: Any) -> list[dict[str, Any]]:
+    """Pydantic's errors as JSON-safe 422 details (type, loc, msg; a short input when it is a scalar)."""
+    out = []
+    for err in errors:
+        item = {"type": err.get("type"), "loc": list(err.get("loc", ())), "msg": str(err.get("msg", ""))}
+        short = _safe_input(err.get("input"))
+        if short is not None:
+            item["input"] = short
+        out.append(item)
+    return out
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A champion fully loaded and checked; replaced as a whole, never mutated."""
+
+    pointer: ChampionPointer
+    model: Any
+    loaded_at: float
+
+
+class ModelHolder:
+    """Holds the served model; :meth:`refresh` swaps in a new champion when the pointer changes."""
+
+    def __init__(self, home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS) -> None:
+        self.home = home
+        self.poll_seconds = poll_seconds
+        self.last_error: str | None = None
+        self.swaps = 0
+        self._current: LoadedModel | None = None
+        # What was refused last: the pointer and its artifact's (mtime, size). Not retried until one changes.
+        self._refused: tuple[Any, ...] | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def current(self) -> LoadedModel | None:
+        """The model serving now (one atomic attribute read)."""
+        return self._current
+
+    def refresh(self) -> bool:
+        """Load the champion the pointer names if it is new; return True when the served model changed."""
+        with self._lock:  # one loader at a time; readers never wait on this lock
+            try:
+                pointer = read_pointer(self.home)
+            except EngineError as exc:
+                self.last_error = str(exc)
+                return False
+            if pointer is None:
+                return False
+            cur = self._current
+            if cur is not None and (cur.pointer.version, cur.pointer.sha256) == (pointer.version, pointer.sha256):
+                return False
+            if self._refused == self._refusal_key(pointer):
+                return False
+            if cur is not None and pointer.input_schema != cur.pointer.input_schema:
+                self._refuse(pointer, f"model v{pointer.version} reads different columns than the served "
+                                      f"v{cur.pointer.version}; restart the server to serve it")
+                return False
+            try:
+                model = load_artifact(pointer.artifact(self.home), pointer.sha256)
+            except EngineError as exc:
+                self._refuse(pointer, f"model v{pointer.version} refused: {exc}")
+                return False
+            self._current = LoadedModel(pointer, model, time.time())
+            self.swaps += 1
+            self.last_error = None
+            self._refused = None
+            log.info("serving model v%s", pointer.version)
+            return True
+
+    def _refusal_key(self, pointer: ChampionPointer) -> tuple[Any, ...]:
+        try:
+            st = pointer.artifact(self.home).stat()
+            stamp: tuple[Any, ...] = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = (None, None)
+        return (pointer.version, pointer.sha256, pointer.deployment_id, *stamp)
+
+    def _refuse(self, pointer: ChampionPointer, message: str) -> None:
+        self._refused = self._refusal_key(pointer)
+        self.last_error = message
+        log.error("%s", message)
+
+    def start(self) -> None:
+        """Watch the pointer in a daemon thread."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._watch, name="champion-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.refresh()
+            except Exception as exc:  # the watcher must outlive any one bad pointer
+                self.last_error = f"watcher: {type(exc).__name__}: {exc}"
+                log.exception("champion watcher failed")
+
+
+def _lenient_str(value: Any) -> Any:
+    """Accept numbers for a categorical column (``"07"`` and ``7`` are both sent by real clients)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def row_model(input_schema: dict[str, str]) -> type:
+    """A pydantic model of one request row: every input column required (null allowed), no extras.
+
+    Columns are declared by alias, so any column name works and errors name the column itself.
+    """
+    from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+
+    number = Annotated[float, Field(allow_inf_nan=False)]
+    category = Annotated[str, BeforeValidator(_lenient_str)]
+    kinds: dict[str, Any] = {"numeric": number | None, "categorical": category | None, "text": str | None}
+    fields: dict[str, Any] = {}
+    for i, (col, kind) in enumerate(input_schema.items()):
+        if kind not in kinds:
+            raise EngineError(f"input column {col!r} has type {kind!r}; cannot serve it")
+        fields[f"f{i}"] = (kinds[kind], Field(..., alias=col))
+    config = ConfigDict(extra="forbid", populate_by_name=False)
+    return create_model("Row", __config__=config, **fields) if fields else BaseModel
+
+
+def rows_frame(rows: list[Any], input_schema: dict[str, str]) -> pd.DataFrame:
+    """Validated rows as the DataFrame the model reads: numeric float64 with NaN, others object with None."""
+    records = [r.model_dump(by_alias=True) for r in rows]
+    frame = pd.DataFrame.from_records(records, columns=list(input_schema))
+    for col, kind in input_schema.items():
+        if kind == "numeric":
+            frame[col] = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+        else:
+            frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
+    return frame
+
+
+def predict_rows(loaded: LoadedModel, frame: pd.DataFrame) -> dict[str, Any]:
+    """Labels and class probabilities of ``frame`` (N rows) by ``loaded``; the response body."""
+    classes = list(loaded.pointer.classes)
+    probs = aligned_probabilities(loaded.model, frame, classes)  # (N, K)
+    best = probs.argmax(axis=1)
+    return {
+        "model_version": loaded.pointer.version,
+        "predictions": [
+            {"label": classes[b], "probabilities": dict(zip(classes, np.round(p, 6).tolist()))}
+            for b, p in zip(best, probs)
+        ],
+    }
+
+
+def create_app(home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS, holder: "ModelHolder | None" = None) -> Any:
+    """The FastAPI app serving ``home``'s champion; raises :class:`EngineError` when none is deployed."""
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from fastapi.routing import APIRoute
+    from pydantic import BaseModel, Field
+
+    holder = holder or ModelHolder(home, poll_seconds=poll_seconds)
+    holder.refresh()
+    first = holder.current
+    if first is None:
+        why = f" ({holder.last_error})" if holder.last_error else ""
+        raise EngineError(f"no champion to serve{why}; run `data-engine train` and `data-engine deploy promote`")
+    schema = dict(first.pointer.input_schema)
+    Row = row_model(schema)
+
+    class PredictRequest(BaseModel):
+        rows: list[Row] = Field(..., min_length=1, max_length=MAX_ROWS)  # type: ignore[valid-type]
+
+    class Prediction(BaseModel):
+        label: str
+        probabilities: dict[str, float]
+
+    class PredictResponse(BaseModel):
+        model_version: int
+        predictions: list[Prediction]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        """Watch the pointer while the server runs."""
+        holder.start()
+        try:
+            yield
+        finally:
+            holder.stop()
+
+    app = FastAPI(title="data-engine model server", version="1", lifespan=lifespan,
+                  description="Predictions of the current champion model; hot-swapped on promotion.")
+    app.state.holder = holder
+
+    class CheckedRoute(APIRoute):
+        """Refuses JSON nested deeper than MAX_JSON_DEPTH with a 422 before FastAPI parses it."""
+
+        def get_route_handler(self) -> Any:
+            handler = super().get_route_handler()
+
+            async def checked(request: Request) -> Any:
+                if request.method == "POST" and json_depth(await request.body()) > MAX_JSON_DEPTH:
+                    return JSONResponse(status_code=422, content={"detail": [{
+                        "type": "json_too_deep", "loc": ["body"],
+                        "msg": f"JSON nested deeper than {MAX_JSON_DEPTH} levels"}]})
+                return await handler(request)
+
+            return checked
+
+    app.router.route_class = CheckedRoute
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each rejected input, which fails to render for NaN (a 500)
+        # and would echo a 100 kB field back whole.
+        return JSONResponse(status_code=422, content={"detail": validation_errors(exc.errors())})
+
+    @app.post("/predict", response_model=PredictResponse)
+    def predict(request: PredictRequest) -> dict[str, Any]:
+        """Label and class probabilities for each row, with the version of the model that answered."""
+        loaded = holder.current  # one model for the whole request
+        if loaded is None:  # pragma: no cover - create_app refuses to start without one
+            raise HTTPException(status_code=503, detail="no champion loaded")
+        return predict_rows(loaded, rows_frame(request.rows, schema))
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        """Liveness, and the version being served."""
+        loaded = holder.current
+        return {"status": "ok" if loaded else "no model", "model_version": loaded.pointer.version if loaded else None,
+                "last_error": holder.last_error}
+
+    @app.get("/model")
+    def model_info() -> dict[str, Any]:
+        """The served champion: version, spec, classes, input columns, sha256; and the last refused swap."""
+        loaded = holder.current
+        return {
+            "model": asdict(loaded.pointer) if loaded else None,
+            "loaded_at": loaded.loaded_at if loaded else None,
+            "swaps": holder.swaps,
+            "last_error": holder.last_error,
+            "poll_seconds": holder.poll_seconds,
+        }
+
+    return app
+
+
+def run_server(home: Home, *, port: int, poll_seconds: float = DEFAULT_POLL_SECONDS, wait: bool = False) -> None:
+    """Serve on 127.0.0.1:``port`` until interrupted; with ``wait``, first wait for a champion to exist."""
+    import uvicorn
+
+    if not 1 <= port <= 65535:
+        raise EngineError(f"--port {port}: must be between 1 and 65535")
+    if poll_seconds <= 0:
+        raise EngineError(f"--poll-seconds {poll_seconds}: must be positive")
+    from threadpoolctl import threadpool_limits
+
+    from data_engine.ship.training import NATIVE_THREADS
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # Process-wide: requests run in a thread pool, and per-request limits would race each other.
+    threadpool_limits(limits=NATIVE_THREADS)
+    holder = ModelHolder(home, poll_seconds=poll_seconds)
+    if wait and not holder.refresh():
+        print(f"waiting for a champion (watching {home.models / 'CHAMPION.json'})", flush=True)
+        while holder.current is None:
+            time.sleep(poll_seconds)
+            holder.refresh()
+    app = create_app(home, holder=holder)
+    print(f"serving model v{app.state.holder.current.pointer.version} on http://{HOST}:{port} "
+          "(OpenAPI docs at /docs)", flush=True)
+    uvicorn.run(app, host=HOST, port=port, log_level="info", access_log=False)

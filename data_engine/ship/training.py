@@ -1,0 +1,270 @@
+"""Retraining: the training set from the labels in force, the configured model, a new candidate.
+
+The training set is every example with a label in force that is neither discarded nor gold
+(:func:`data_engine.store.dataset.load_examples` with ``subset="train"``). With
+``[retrain] weight_by_label_quality = true``, labels the latest mining run flagged as likely wrong
+get weight 0 until a reviewer confirms or corrects them (the seed's "curriculum": trust low-quality
+labels less until reviewed); ``data-engine bench weighting`` measures whether that helps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from data_engine.errors import EngineError
+from data_engine.ship.registry import ModelRecord, latest_model, register_model
+from data_engine.store.config import EngineConfig
+from data_engine.store.home import Home
+
+# Native threads (OpenMP, BLAS) per fit/predict. Measured here: training the default ensemble on the
+# 1,438 demo labels took 308 s with the libraries' default threads on a busy 2-core machine (OpenMP
+# spinning against other processes) and 17 s with one thread. The engine runs beside Label Studio,
+# Dagster and other runs, so one thread is the safe default; parallelism belongs to the caller.
+NATIVE_THREADS = 1
+# Sources whose labels a person gave or confirmed: always full weight.
+REVIEWED_SOURCES = frozenset({"review", "consensus"})
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """What a candidate learns from.
+
+    ``X``: DataFrame of shape (N, D), the dataset's input columns; ``y``: labels, shape (N,), str;
+    ``example_ids``, ``sources`` (each label's source in the ledger): shape (N,).
+    """
+
+    X: pd.DataFrame
+    y: np.ndarray
+    example_ids: np.ndarray
+    sources: np.ndarray
+    classes: list[str]
+    label_snapshot: int
+    input_schema: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RetrainDecision:
+    """Whether to train a new candidate now, and why (a sensor turns it into a run request)."""
+
+    retrain: bool
+    reason: str
+    new_labels: int
+    new_batches: int
+    last_snapshot: int
+    label_snapshot: int
+
+    @property
+    def run_key(self) -> str:
+        """Idempotency key: one training per label snapshot and batch count."""
+        return f"retrain-{self.label_snapshot}-{self.new_batches}"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A trained and registered candidate."""
+
+    record: ModelRecord
+    seconds: float
+    weighted: bool
+    dropped: int = 0
+    class_counts: dict[str, int] = field(default_factory=dict)
+
+
+@contextmanager
+def limited_threads(limit: int = NATIVE_THREADS) -> Iterator[None]:
+    """Cap OpenMP/BLAS threads of the libraries scikit-learn uses, for the duration of the block."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=limit):
+        yield
+
+
+def input_schema(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> dict[str, str]:
+    """``{input column: 'numeric' | 'categorical' | 'text'}`` as fixed in the warehouse, in config order."""
+    from data_engine.store.schema import stored_columns
+
+    stored = stored_columns(con)
+    missing = [c for c in cfg.dataset.input_columns if c not in stored]
+    if missing:
+        raise EngineError(f"input column {missing[0]!r} is not in the warehouse yet; ingest a batch first")
+    return {c: stored[c] for c in cfg.dataset.input_columns}
+
+
+def load_training_set(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> TrainingSet:
+    """The labels in force (not discarded, not gold) with their input columns and label sources."""
+    from data_engine.store.dataset import label_snapshot, load_classes, load_examples
+
+    snapshot = label_snapshot(con)
+    schema = input_schema(con, cfg)
+    df = load_examples(con, cfg.dataset, subset="train")
+    df = df[~df["is_discarded"].astype(bool)]
+    if df.empty:
+        raise EngineError("no labeled training examples (all are gold, discarded or unlabeled); ingest labeled data")
+    classes = load_classes(con) or sorted(df["label"].unique())
+    unknown = sorted(set(df["label"]) - set(classes))
+    if unknown:
+        raise EngineError(f"label {unknown[0]!r} is not one of the dataset's classes ({', '.join(classes)})")
+    if df["label"].nunique() < 2:
+        raise EngineError(f"the training set has only one class ({df['label'].iloc[0]!r}); a model needs two")
+    sources = con.execute(
+        "SELECT t.example_id, cl.source FROM (SELECT unnest(?::VARCHAR[]) AS example_id) t "
+        "JOIN current_labels cl USING (example_id)",
+        [df["example_id"].tolist()],
+    ).fetchdf()
+    source_of = dict(zip(sources["example_id"], sources["source"]))
+    return TrainingSet(
+        X=df[list(schema)].reset_index(drop=True),
+        y=df["label"].astype(str).to_numpy(),
+        example_ids=df["example_id"].to_numpy(),
+        sources=np.array([source_of.get(e, "ingest") for e in df["example_id"]], dtype=object),
+        classes=list(classes),
+        label_snapshot=snapshot,
+        input_schema=schema,
+    )
+
+
+def label_trust_mask(sources: np.ndarray, flagged: np.ndarray) -> np.ndarray:
+    """Which labels to train on, shape (N,) bool: reviewed labels always; others unless flagged.
+
+    ``sources``: shape (N,), each label's source; ``flagged``: shape (N,) bool, the latest mining
+    run's ``label`` flags. Distrust is all or nothing (weight 0 or 1) because the default model is a
+    soft-voting ensemble of pipelines, which cannot route sample weights to its members.
+    """
+    reviewed = np.isin(np.asarray(sources, dtype=object), list(REVIEWED_SOURCES))
+    return reviewed | ~np.asarray(flagged, dtype=bool)
+
+
+def latest_label_flags(con: duckdb.DuckDBPyConnection, example_ids: np.ndarray) -> np.ndarray:
+    """The latest mining run's ``label`` flags for ``example_ids``, shape (N,) bool (False if unknown)."""
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if not {"issues", "mining_runs"} <= tables:
+        return np.zeros(len(example_ids), dtype=bool)
+    found = con.execute(
+        "SELECT i.example_id FROM issues i JOIN current_examples ce ON ce.example_id = i.example_id "
+        "WHERE i.issue_type = 'label' AND i.is_issue "
+        "AND (i.example_version IS NULL OR i.example_version = ce.version) "  # a flag on old content is void
+        "AND i.run_id = (SELECT run_id FROM mining_runs ORDER BY started_at DESC, run_id DESC LIMIT 1)"
+    ).fetchall()
+    flagged = {r[0] for r in found}
+    return np.array([e in flagged for e in example_ids], dtype=bool)
+
+
+def build_estimator(cfg: EngineConfig, schema: dict[str, str], *, n_rows: int | None = None) -> tuple[Any, str]:
+    """The configured, unfitted scikit-learn estimator and its spec string.
+
+    The model registry of mining (:mod:`data_engine.mine.models`): the served model is the family mining
+    measured. ``n_rows`` lets "auto" leave out members that do not scale (kNN on large sets).
+    """
+    from data_engine.mine.models import build_model
+
+    return build_model(cfg, schema, n_rows=n_rows)
+
+
+def fit_estimator(estimator: Any, X: pd.DataFrame, y: np.ndarray) -> Any:
+    """Fit ``estimator`` on ``X`` (N, D) and labels ``y`` (N,); wrap a fitting failure in EngineError."""
+    try:
+        return estimator.fit(X, y)
+    except (ValueError, TypeError) as exc:
+        raise EngineError(f"training {type(estimator).__name__} failed: {exc}") from None
+
+
+def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfig | None = None) -> TrainResult:
+    """Train the configured model on the labels in force and register it as a new candidate."""
+    cfg = cfg or home.config
+    started = time.perf_counter()
+    ts = load_training_set(con, cfg)
+    X, y, dropped = ts.X, ts.y, 0
+    if cfg.retrain.weight_by_label_quality:
+        keep = label_trust_mask(ts.sources, latest_label_flags(con, ts.example_ids))
+        dropped = int((~keep).sum())
+        X, y = ts.X[keep].reset_index(drop=True), ts.y[keep]
+        if len(set(y)) < 2:
+            raise EngineError("retrain.weight_by_label_quality: fewer than two classes left after dropping "
+                              "flagged labels; review them first or turn the option off")
+    estimator, spec = build_estimator(cfg, ts.input_schema, n_rows=len(ts.y))
+    with limited_threads():
+        fitted = fit_estimator(estimator, X, y)
+    # The model's class order must be the dataset's, or probabilities would be mislabeled downstream.
+    model_classes = [str(c) for c in fitted.classes_]
+    counts = pd.Series(y).value_counts().to_dict()
+    params = {
+        "estimator": _short_repr(fitted),
+        "weight_by_label_quality": bool(cfg.retrain.weight_by_label_quality),
+        "dropped_flagged_labels": dropped,
+        "seed": cfg.mining.seed,
+        "model_classes": model_classes,
+    }
+    record = register_model(
+        con, home, fitted, label_snapshot=ts.label_snapshot, train_size=len(y), model_spec=spec,
+        classes=model_classes, input_schema=ts.input_schema, params=params,
+    )
+    return TrainResult(record=record, seconds=time.perf_counter() - started,
+                       weighted=bool(cfg.retrain.weight_by_label_quality), dropped=dropped,
+                       class_counts={str(k): int(v) for k, v in counts.items()})
+
+
+def _short_repr(estimator: Any) -> str:
+    """A one-line description of the estimator for the ``params`` column."""
+    return " ".join(repr(estimator).split())[:2000]
+
+
+def retrain_decision(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> RetrainDecision:
+    """Should a new candidate be trained? Yes when there is no model yet and labeled data exists,
+    when at least ``[retrain] min_new_labels`` reviewed labels arrived since the last model's label
+    snapshot, or when a labeled (non-gold) batch arrived after that snapshot."""
+    from data_engine.store.dataset import label_snapshot
+
+    snapshot = label_snapshot(con)
+    last = latest_model(con)
+    if last is None:
+        labeled = con.execute(
+            "SELECT count(*) FROM current_labels cl JOIN current_examples ce USING (example_id) "
+            "WHERE cl.label IS NOT NULL AND NOT ce.is_gold"
+        ).fetchall()[0][0]
+        if labeled == 0:
+            return RetrainDecision(False, "no labeled training data yet (gold data is for evaluation only)",
+                                   0, 0, 0, snapshot)
+        return RetrainDecision(True, f"no model yet; {labeled} labeled examples", int(labeled), 0, 0, snapshot)
+    new_labels = int(con.execute(
+        "SELECT count(*) FROM label_events WHERE event_id > ? AND source IN ('review', 'consensus')",
+        [last.label_snapshot],
+    ).fetchone()[0])
+    # Batches whose labels the last model did not see, by label snapshot rather than by clock: a
+    # batch ingested while that model was training is still new to it.
+    new_batches = int(con.execute(
+        "SELECT count(DISTINCT e.batch_id) FROM label_events le JOIN examples e "
+        "ON e.example_id = le.example_id AND (le.example_version IS NULL OR e.version = le.example_version) "
+        "WHERE le.event_id > ? AND le.source = 'ingest' AND le.label IS NOT NULL AND NOT e.is_gold",
+        [last.label_snapshot],
+    ).fetchall()[0][0])
+    need = cfg.retrain.min_new_labels
+    if new_batches:
+        reason = f"{new_batches} new labeled batch(es) since model v{last.version}"
+        return RetrainDecision(True, reason, new_labels, new_batches, last.label_snapshot, snapshot)
+    if new_labels >= need:
+        reason = f"{new_labels} new reviewed labels since model v{last.version} (retrain.min_new_labels = {need})"
+        return RetrainDecision(True, reason, new_labels, 0, last.label_snapshot, snapshot)
+    reason = f"{new_labels} new reviewed labels since model v{last.version}; waiting for {need}"
+    return RetrainDecision(False, reason, new_labels, 0, last.label_snapshot, snapshot)
+
+
+def describe(result: TrainResult) -> str:
+    """One line for the CLI."""
+    r = result.record
+    return (f"trained candidate v{r.version} ({r.model_spec}) on {r.train_size} labels "
+            f"(label snapshot {r.label_snapshot}"
+            f"{f'; {result.dropped} flagged labels left out until reviewed' if result.weighted else ''}) "
+            f"in {result.seconds:.1f} s")
+
+
+__all__ = ["TrainingSet", "RetrainDecision", "TrainResult", "load_training_set", "label_trust_mask",
+           "latest_label_flags", "build_estimator", "fit_estimator", "train_candidate", "retrain_decision",
+           "input_schema", "describe"]

@@ -1,0 +1,337 @@
+"""``engine.toml``: the engine's configuration, validated on load.
+
+Each section is a frozen dataclass; a key the dataclass does not declare is an error (a typo must
+not be silently ignored), and every error names the key (``review.budget``) and the problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from data_engine.errors import ConfigError, EngineError
+from data_engine.mine.spec import resolve_spec
+
+Modality = Literal["tabular", "text", "image"]
+ColumnType = Literal["numeric", "categorical"]
+DETECTORS = ("label", "outlier", "near_duplicate", "uncertain")
+
+# Names the warehouse uses for its own columns in ``examples``; a dataset column may not take them.
+RESERVED_COLUMNS = frozenset(
+    {"example_id", "batch_id", "version", "ingested_at", "content_hash", "feature_hash", "is_gold",
+     "row_number", "label_event_id", "__row"}
+)
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """What the data looks like: its id, label, and feature columns."""
+
+    name: str
+    modality: Modality
+    id_column: str
+    label_column: str
+    feature_columns: tuple[str, ...] = ()
+    text_column: str | None = None
+    classes: tuple[str, ...] | None = None
+    # Optional per-column override of the type inferred from the first batch.
+    column_types: dict[str, ColumnType] = field(default_factory=dict)
+
+    @property
+    def input_columns(self) -> tuple[str, ...]:
+        """The columns a model reads: the feature columns, then the text column if any."""
+        extra = (self.text_column,) if self.text_column else ()
+        return tuple(self.feature_columns) + extra
+
+
+@dataclass(frozen=True)
+class MiningConfig:
+    """How out-of-sample predictions are made and which detectors run."""
+
+    model: str = "auto"
+    folds: int = 5
+    seed: int = 0
+    n_jobs: int = 2
+    detectors: tuple[str, ...] = DETECTORS
+
+
+@dataclass(frozen=True)
+class ReviewConfig:
+    """Label Studio and the review queue. The API key itself is read from ``api_key_env``."""
+
+    url: str = "http://127.0.0.1:8080"
+    api_key_env: str = "LABEL_STUDIO_API_KEY"
+    project_title: str = ""
+    budget: int = 200
+    annotators_per_task: int = 1
+    # Reviews of one example version at most: a single reviewer's label the model still plainly
+    # contradicts gets one more, independent look (1 turns second opinions off).
+    max_opinions: int = 2
+    import_batch_size: int = 2000
+    timeout_seconds: float = 30.0
+    weights: dict[str, float] = field(
+        default_factory=lambda: {"label": 1.0, "near_duplicate": 0.6, "uncertain": 0.5, "outlier": 0.3}
+    )
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    """When a new candidate model is trained."""
+
+    min_new_labels: int = 50
+    weight_by_label_quality: bool = False
+    # The served model: "auto" (the modality's default, see data_engine.mine.models.SERVED_AUTO) or
+    # members joined by "+" as in [mining] model.
+    model: str = "auto"
+
+
+@dataclass(frozen=True)
+class SliceConfig:
+    """A named subset of the gold data that must not regress (a model "unit test")."""
+
+    name: str
+    column: str
+    equals: str | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """The promotion gate: the metric a candidate must match and the tolerated drops."""
+
+    metric: Literal["accuracy", "macro_f1"] = "accuracy"
+    tolerance: float = 0.02
+    min_gold: int = 20
+    slices: tuple[SliceConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """The prediction service (always bound to 127.0.0.1)."""
+
+    port: int = 8000
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The whole ``engine.toml``."""
+
+    dataset: DatasetConfig
+    mining: MiningConfig = field(default_factory=MiningConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
+
+
+def load_config(path: Path) -> EngineConfig:
+    """Read and validate ``engine.toml`` at ``path``; raise :class:`ConfigError` naming the key."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        # A home's own engine.toml is created by init; any other path is a file the user named.
+        hint = "no engine config here; run `data-engine init` first" if path.name == "engine.toml" else "no such file"
+        raise ConfigError(f"{path}: {hint}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return parse_config(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def parse_config(raw: dict[str, Any]) -> EngineConfig:
+    """Validate a parsed TOML document into an :class:`EngineConfig`."""
+    if "dataset" not in raw:
+        raise ConfigError("missing required section [dataset]")
+    try:
+        cfg = _build(EngineConfig, raw, "")
+        _check_dataset(cfg.dataset)
+        _check_ranges(cfg)
+    except ConfigError as exc:
+        # Keys and values come from the user's file: a newline or control character in one must
+        # not break the one-line error.
+        raise ConfigError(_printable(str(exc))) from None
+    return cfg
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``), everything else as it is."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    """Build dataclass ``cls`` from a TOML table, rejecting unknown and mistyped keys."""
+    label = where or "top level"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{label}: expected a table, got {_kind(raw)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown key {_join(where, unknown[0])!s} (known keys in {label}: {', '.join(sorted(fields))})"
+        )
+    values: dict[str, Any] = {}
+    for name, f in fields.items():
+        key = _join(where, name)
+        if name not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"missing required key {key}")
+            continue
+        values[name] = _coerce(hints[name], raw[name], key)
+    return cls(**values)
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    """Check ``value`` against type ``tp`` and convert lists to tuples; errors name ``key``."""
+    origin = get_origin(tp)
+    args = get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, key)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{key} = {value!r}: must be one of {', '.join(map(repr, args))}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {_kind(value)}")
+        return tuple(_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {_kind(value)}")
+        return {str(k): _coerce(args[1], v, f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {_kind(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {_kind(value)}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {_kind(value)}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {_kind(value)}")
+        return value
+    raise ConfigError(f"{key}: unsupported type")  # pragma: no cover - a programming error
+
+
+def _check_dataset(ds: DatasetConfig) -> None:
+    """Cross-field checks of [dataset]."""
+    for key in ("name", "id_column", "label_column"):
+        _check_name(getattr(ds, key), f"dataset.{key}")
+    for i, col in enumerate(ds.feature_columns):
+        _check_name(col, f"dataset.feature_columns[{i}]")
+    if ds.modality == "text":
+        if not ds.text_column:
+            raise ConfigError("dataset.text_column is required when dataset.modality = 'text'")
+        _check_name(ds.text_column, "dataset.text_column")
+    elif not ds.feature_columns:
+        raise ConfigError(f"dataset.feature_columns must name at least one column for modality '{ds.modality}'")
+    cols = [ds.id_column, ds.label_column, *ds.input_columns]
+    seen: set[str] = set()
+    for col in cols:
+        if col.lower() in seen:
+            raise ConfigError(f"dataset: column {col!r} is named twice (id, label, features and text must differ)")
+        seen.add(col.lower())
+    for col in [ds.label_column, *ds.input_columns]:
+        if col.lower() in RESERVED_COLUMNS:
+            raise ConfigError(f"dataset: column name {col!r} is reserved by the warehouse; rename it in your files")
+    for col in ds.column_types:
+        if col not in ds.feature_columns:
+            raise ConfigError(f"dataset.column_types.{col}: not one of dataset.feature_columns")
+    if ds.classes is not None:
+        if len(ds.classes) < 2:
+            raise ConfigError("dataset.classes: needs at least two classes")
+        if len(set(ds.classes)) != len(ds.classes):
+            raise ConfigError("dataset.classes: a class is listed twice")
+        for i, c in enumerate(ds.classes):
+            if not c.strip() or c != c.strip():
+                raise ConfigError(f"dataset.classes[{i}] = {c!r}: must be non-empty without surrounding spaces")
+
+
+def _check_ranges(cfg: EngineConfig) -> None:
+    """Numeric ranges and cross-section checks."""
+    if cfg.mining.folds < 2:
+        raise ConfigError("mining.folds: must be at least 2")
+    if cfg.mining.n_jobs < 1:
+        raise ConfigError("mining.n_jobs: must be at least 1")
+    for i, d in enumerate(cfg.mining.detectors):
+        if d not in DETECTORS:
+            raise ConfigError(f"mining.detectors[{i}] = {d!r}: must be one of {', '.join(DETECTORS)}")
+    if cfg.review.budget < 1:
+        raise ConfigError("review.budget: must be at least 1")
+    if cfg.review.annotators_per_task < 1:
+        raise ConfigError("review.annotators_per_task: must be at least 1")
+    if not 1 <= cfg.review.max_opinions <= 5:
+        raise ConfigError("review.max_opinions: must be between 1 and 5")
+    if not 1 <= cfg.review.import_batch_size <= 50_000:
+        raise ConfigError("review.import_batch_size: must be between 1 and 50000")
+    if cfg.review.timeout_seconds <= 0:
+        raise ConfigError("review.timeout_seconds: must be positive")
+    if not cfg.review.url.startswith(("http://", "https://")):
+        raise ConfigError(f"review.url = {cfg.review.url!r}: must start with http:// or https://")
+    if not cfg.review.api_key_env.replace("_", "").isalnum():
+        raise ConfigError("review.api_key_env: must be the NAME of an environment variable, not the key itself")
+    for name, w in cfg.review.weights.items():
+        if name not in DETECTORS:
+            raise ConfigError(f"review.weights.{name}: not a detector ({', '.join(DETECTORS)})")
+        if w < 0:
+            raise ConfigError(f"review.weights.{name}: must not be negative")
+    if cfg.retrain.min_new_labels < 1:
+        raise ConfigError("retrain.min_new_labels: must be at least 1")
+    for key, name, served in (("mining.model", cfg.mining.model, False), ("retrain.model", cfg.retrain.model, True)):
+        try:
+            resolve_spec(name, cfg.dataset.modality, served=served, key=key)
+        except EngineError as exc:
+            raise ConfigError(str(exc)) from None
+    if not 0 <= cfg.gate.tolerance <= 1:
+        raise ConfigError("gate.tolerance: must be between 0 and 1")
+    if not 1 <= cfg.serve.port <= 65535:
+        raise ConfigError("serve.port: must be between 1 and 65535")
+    for i, s in enumerate(cfg.gate.slices):
+        if s.column not in (*cfg.dataset.input_columns, cfg.dataset.label_column):
+            raise ConfigError(f"gate.slices[{i}].column = {s.column!r}: not a dataset column")
+        if s.equals is None and s.min is None and s.max is None:
+            raise ConfigError(f"gate.slices[{i}]: give equals, min or max")
+
+
+def _check_name(value: str, key: str) -> None:
+    """A column or dataset name: non-empty, printable, without quotes or control characters."""
+    if not value or not value.strip():
+        raise ConfigError(f"{key}: must not be empty")
+    if len(value) > 128:
+        raise ConfigError(f"{key}: longer than 128 characters")
+    if any(ord(ch) < 32 or ch in "\"`" for ch in value):
+        raise ConfigError(f"{key} = {value!r}: must not contain quotes or control characters")
+
+
+def _join(where: str, name: str) -> str:
+    return f"{where}.{name}" if where else name
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a table", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number"}.get(type(value), type(value).__name__)

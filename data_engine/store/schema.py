@@ -1,0 +1,138 @@
+"""The dataset's schema in the warehouse: typed columns of ``examples`` and the class list.
+
+Feature types come from ``[dataset] column_types`` or, failing that, from the first batch that is
+ingested; they are then fixed (recorded in ``dataset_columns``) so every later batch is validated
+against the same types. Classes come from ``[dataset] classes`` or the first labeled batch.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from data_engine.store.config import DatasetConfig
+from data_engine.store.warehouse import quote_ident
+
+# A column is numeric when at least this share of its non-empty values in the first batch parse as
+# numbers: a few typos must not turn a numeric column into a categorical one (they get quarantined).
+NUMERIC_SHARE = 0.95
+# Types are inferred from the first rows of the first batch: enough to see the column's nature,
+# and a large first file does not pay a full extra scan (later rows that do not fit are quarantined).
+INFER_ROWS = 100_000
+
+
+def stored_columns(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """``{column: type}`` of the dataset columns already in ``examples`` (empty before the first batch)."""
+    return dict(con.execute("SELECT column_name, column_type FROM dataset_columns ORDER BY position").fetchall())
+
+
+def feature_types(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """``{feature column: 'numeric' | 'categorical'}`` as fixed in the warehouse."""
+    return dict(
+        con.execute(
+            "SELECT column_name, column_type FROM dataset_columns WHERE role = 'feature' ORDER BY position"
+        ).fetchall()
+    )
+
+
+def load_classes(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The dataset's classes in their fixed order (empty until known)."""
+    return [r[0] for r in con.execute("SELECT class_label FROM dataset_classes ORDER BY position").fetchall()]
+
+
+def fix_columns(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, present: set[str]) -> dict[str, str]:
+    """Create the dataset columns in ``examples`` on the first batch; return ``{column: type}``.
+
+    Types are inferred from the temp table ``raw_rows`` (the batch being ingested).
+    """
+    existing = stored_columns(con)
+    if existing:
+        return existing
+    types: dict[str, str] = {}
+    to_infer = [c for c in ds.feature_columns if ds.modality != "image" and c not in ds.column_types and c in present]
+    inferred = _infer(con, to_infer)
+    for col in ds.feature_columns:
+        if ds.modality == "image":
+            types[col] = "numeric"
+        elif col in ds.column_types:
+            types[col] = ds.column_types[col]
+        else:
+            types[col] = inferred.get(col, "categorical")
+    if ds.text_column:
+        types[ds.text_column] = "text"
+    types[ds.label_column] = "label"
+    for pos, (col, kind) in enumerate(types.items()):
+        role = {"text": "text", "label": "label"}.get(kind, "feature")
+        sql_type = "DOUBLE" if kind == "numeric" else "VARCHAR"
+        con.execute(f"ALTER TABLE examples ADD COLUMN {quote_ident(col)} {sql_type}")
+        con.execute("INSERT INTO dataset_columns VALUES (?, ?, ?, ?)", [col, role, kind, pos])
+    return types
+
+
+def define_label_events(con: duckdb.DuckDBPyConnection, label_column: str) -> None:
+    """(Re)define the view ``label_events``: the written rows of ``label_ledger`` plus one ingest
+    event per example version that has a ``label_event_id``, its label read from ``label_column``.
+
+    Python, not a migration, defines it because the label column's name comes from the config (the
+    migration 0600 creates the same view with a NULL label, which derives no rows). Ingest calls it
+    in the batch's transaction, before it sets any ``label_event_id``; replacing a view is a catalog
+    change of a few milliseconds, so it is simply done on every batch rather than compared first.
+    Dependent views (``current_labels``) are bound when queried, so they follow the new definition.
+    """
+    con.execute(
+        "CREATE OR REPLACE VIEW label_events AS "
+        "SELECT event_id, example_id, example_version, label, source, actor, created_at, detail FROM label_ledger "
+        "UNION ALL "
+        # Matches what ingest wrote as rows before 0600 (detail: the batch and whether it is gold).
+        "SELECT label_event_id, example_id, version, label, 'ingest', 'batch:' || batch_id, ingested_at, "
+        "json_object('batch_id', batch_id, 'gold', is_gold) "
+        "FROM (SELECT label_event_id, example_id, version, batch_id, ingested_at, is_gold, "
+        f"{quote_ident(label_column)}::VARCHAR AS label FROM examples) "
+        "WHERE label_event_id IS NOT NULL AND label IS NOT NULL"
+    )
+
+
+def _infer(con: duckdb.DuckDBPyConnection, cols: list[str]) -> dict[str, str]:
+    """``{column: 'numeric' | 'categorical'}`` for ``cols`` of ``raw_rows``, in one scan."""
+    if not cols:
+        return {}
+    parts = []
+    for col in cols:
+        value = f"nullif(trim({quote_ident(col)}), '')"
+        parts.append(f"count({value}), count(TRY_CAST({value} AS DOUBLE))")
+    counts = con.execute(f"SELECT {', '.join(parts)} FROM (FROM raw_rows LIMIT {INFER_ROWS})").fetchone()
+    result = {}
+    for i, col in enumerate(cols):
+        filled, numeric = counts[2 * i], counts[2 * i + 1]
+        result[col] = "numeric" if filled and numeric >= NUMERIC_SHARE * filled else "categorical"
+    return result
+
+
+def fix_classes(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, batch_id: str, label_present: bool) -> list[str]:
+    """Record the classes (from the config, or inferred from this batch's labels) if not yet known."""
+    known = load_classes(con)
+    if known:
+        return known
+    if ds.classes:
+        labels, source = list(ds.classes), "config"
+    elif label_present:
+        q = quote_ident(ds.label_column)
+        found = [r[0] for r in con.execute(
+            f"SELECT DISTINCT trim({q}) FROM raw_rows WHERE nullif(trim({q}), '') IS NOT NULL"
+        ).fetchall()]
+        labels, source = _natural_sorted(found), f"inferred from batch {batch_id}"
+    else:
+        return []
+    con.executemany(
+        "INSERT INTO dataset_classes VALUES (?, ?, ?)", [[c, i, source] for i, c in enumerate(labels)]
+    )
+    return labels
+
+
+def _natural_sorted(labels: list[str]) -> list[str]:
+    """Numeric-looking labels in numeric order ("2" before "10"), others alphabetically."""
+    def key(s: str) -> tuple[int, float, str]:
+        try:
+            return (0, float(s), s)
+        except ValueError:
+            return (1, 0.0, s)
+    return sorted(labels, key=key)

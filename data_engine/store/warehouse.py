@@ -1,0 +1,174 @@
+"""The warehouse: one DuckDB file per engine home, with named, recorded migrations.
+
+DuckDB lets one process write at a time. Every writer (CLI commands, Dagster runs) opens the file
+through :func:`open_warehouse`, which waits for a lock held by another process (with back-off) and
+raises :class:`WarehouseBusyError` naming the holder when it waits too long.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+
+import duckdb
+
+from data_engine.errors import EngineError, WarehouseBusyError
+from data_engine.store.home import Home
+
+LOCK_WAIT_ENV = "DATA_ENGINE_LOCK_WAIT"
+DEFAULT_LOCK_WAIT_S = 120.0
+_LOCK_PATTERN = re.compile(r"(Could not set lock|Conflicting lock)", re.IGNORECASE)
+
+
+def quote_ident(name: str) -> str:
+    """Quote a SQL identifier (column names come from the user's config and files)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def migration_names() -> list[str]:
+    """All migration files shipped with the engine, in the order they apply."""
+    files = resources.files("data_engine.store.migrations")
+    return sorted(p.name for p in files.iterdir() if p.name.endswith(".sql"))
+
+
+def apply_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply the migrations not yet recorded in ``schema_migrations``; return their names."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ DEFAULT now())"
+    )
+    done = {r[0] for r in con.execute("SELECT name FROM schema_migrations").fetchall()}
+    applied = []
+    for name in migration_names():
+        if name in done:
+            continue
+        sql = resources.files("data_engine.store.migrations").joinpath(name).read_text(encoding="utf-8")
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_migrations (name) VALUES (?)", [name])
+            con.execute("COMMIT")
+        except Exception:
+            rollback_quietly(con)
+            raise
+        applied.append(name)
+    return applied
+
+
+def rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back after a failure without hiding it: after a failed COMMIT (a full disk) there is no
+    transaction left, and after a fatal error DuckDB refuses every statement; the caller re-raises
+    the original error, which names the cause."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error:
+        pass
+
+
+def _environment_failure(exc: duckdb.Error) -> bool:
+    """An error writing or reading the file itself (disk full, I/O), as opposed to a bad statement."""
+    if isinstance(exc, (duckdb.IOException, duckdb.FatalException)):
+        return True
+    # A full disk at COMMIT arrives as "TransactionContext Error: Failed to commit: Could not write file".
+    return isinstance(exc, duckdb.TransactionException) and "Failed to commit" in str(exc)
+
+
+def _one_line(exc: BaseException) -> str:
+    """A DuckDB error as one line, without its class prefix."""
+    text = " ".join(str(exc).split())
+    for prefix in ("FATAL Error: ", "IO Error: ", "TransactionContext Error: "):
+        text = text.removeprefix(prefix)
+    return text[:400]
+
+
+def _connect(path: str, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
+    """Open the DuckDB file, retrying while another process holds the write lock."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as exc:
+            message = str(exc)
+            if not _LOCK_PATTERN.search(message):
+                raise EngineError(f"{path}: cannot open the warehouse: {message.splitlines()[0]}") from None
+            if time.monotonic() >= deadline:
+                holder = re.search(r"\(PID (\d+)\)", message)
+                who = f" by process {holder.group(1)}" if holder else ""
+                raise WarehouseBusyError(
+                    f"{path}: the warehouse is locked{who}; waited {wait_s:.0f} s "
+                    f"(set {LOCK_WAIT_ENV} to wait longer)"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+@contextmanager
+def open_warehouse(home: Home, *, read_only: bool = False, wait_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the home's warehouse (migrated) and close it on exit.
+
+    ``read_only`` connections need an existing warehouse and never migrate.
+    """
+    if wait_s is None:
+        wait_s = float(os.environ.get(LOCK_WAIT_ENV, DEFAULT_LOCK_WAIT_S))
+    path = home.warehouse_path
+    if read_only and not path.exists():
+        raise EngineError(f"{path}: no warehouse yet; ingest a file first")
+    home.root.mkdir(parents=True, exist_ok=True)
+    con = _connect(str(path), read_only, wait_s)
+    try:
+        if not read_only:
+            apply_migrations(con)
+        yield con
+    except duckdb.Error as exc:
+        if not _environment_failure(exc):
+            raise
+        # The environment failed (a full disk, a file made unwritable), not the engine: one line
+        # naming the file and the cause. The failed transaction is not kept (DuckDB rolls it back).
+        raise EngineError(f"{path}: cannot write the warehouse: {_one_line(exc)}; free space or fix the file, "
+                          f"then run again") from None
+    finally:
+        try:
+            con.close()
+        except duckdb.Error:
+            pass
+
+
+def last_event_id(con: duckdb.DuckDBPyConnection) -> int:
+    """The highest ``label_events.event_id`` (0 for an empty ledger): a writer's new ids start above it.
+
+    ``label_events`` is a view: the rows written to ``label_ledger`` plus the ingest events derived
+    from ``examples.label_event_id``; both kinds of writer (review into the ledger, ingest into
+    ``examples``) assign ids set-wise as this plus 1, 2, ... (in the order of their events) instead
+    of a sequence's nextval() per row. That is safe because they are serialised: call it inside the
+    writing transaction, and only one writer at a time holds the warehouse (the DuckDB file lock
+    across processes; one connection per command or run within one). Ids stay unique and monotonic
+    across both; gaps are allowed, as with a sequence.
+    """
+    # fetchall: a result left half-fetched blocks the connection's next register() (DuckDB 2).
+    return int(con.execute("SELECT coalesce(max(event_id), 0) FROM label_events").fetchall()[0][0])
+
+
+def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Row counts of the public tables that exist in this warehouse."""
+    present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    counts = {}
+    for table in ("batches", "examples", "label_events", "quarantine", "predictions", "mining_runs",
+                  "issues", "review_queue", "review_tasks", "models", "deployments"):
+        if table in present:
+            counts[table] = con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0]
+    return counts
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the warehouse has a table or view called ``name`` (an older warehouse may lack one)."""
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0] > 0
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    """The column names of ``table`` (empty when it does not exist)."""
+    return {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                                      [table]).fetchall()}
