@@ -2,13 +2,15 @@
 
 import dagster as dg
 
-from assets.ingestion import landed_batch
-from assets.mining import mined_issues, oof_predictions
-from assets.models import candidate_model, champion_model, champion_scores, promotion_gate
+from assets.ingest import landed_batch
+from assets.mine import mined_issues, oof_predictions
 from assets.resources import EngineResource, LabelStudioResource
 from assets.review import review_tasks, review_verdicts
-from sensors.landing import ingest_job, landing_sensor
-from sensors.loop import mine_job, mining_sensor, pull_job, retrain_job, retrain_sensor, review_sensor
+from assets.ship import candidate_model, champion_model, champion_scores, promotion_gate
+from sensors.ingest import ingest_job, landing_sensor
+from sensors.mine import mine_job, mining_sensor
+from sensors.review import pull_job, review_sensor
+from sensors.ship import retrain_job, retrain_sensor
 
 defs = dg.Definitions(
     assets=[landed_batch, champion_scores, oof_predictions, mined_issues, review_tasks, review_verdicts,

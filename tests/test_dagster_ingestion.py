@@ -7,12 +7,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.ingestion import batches_partitions, landed_batch
+from assets.ingest import batches_partitions, landed_batch
 from assets.resources import EngineResource
 from data_engine.commands.core import init_home
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
-from sensors.landing import landing_sensor
+from sensors.ingest import landing_sensor
 
 
 @pytest.fixture()

@@ -128,3 +128,10 @@ def test_stage_packages_hold_the_loop() -> None:
         assert (PACKAGE / stage / "__init__.py").is_file(), f"data_engine/{stage}/ is missing"
     assert not sorted(p.name for p in PACKAGE.glob("*.py") if p.stem in {
         "config", "warehouse", "ingest", "readers", "mining", "models", "review", "training", "gate", "deploy"})
+
+
+def test_dagster_wiring_mirrors_the_stages() -> None:
+    stages = {"ingest", "mine", "review", "ship"}
+    for folder, shared in (("assets", {"resources"}), ("sensors", {"common"})):
+        names = {p.stem for p in (ROOT / folder).glob("*.py")} - {"__init__"}
+        assert names <= stages | shared, f"{folder}/ has modules outside the stages: {sorted(names - stages - shared)}"

@@ -16,7 +16,7 @@ import time
 def main() -> int:
     import dagster as dg
 
-    from assets.ingestion import batches_partitions, landed_batch
+    from assets.ingest import batches_partitions, landed_batch
     from assets.resources import EngineResource
 
     home, seconds, files = sys.argv[1], float(sys.argv[2]), sys.argv[3:]

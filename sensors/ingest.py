@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from assets.ingestion import batches_partitions
+from assets.ingest import batches_partitions
 from assets.resources import WAREHOUSE_TAG, EngineResource
 from data_engine.ingest.landing import decide_landing
 
