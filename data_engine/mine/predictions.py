@@ -16,6 +16,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from data_engine.compute.backend import Backend, engine_backend
 from data_engine.errors import EngineError
 from data_engine.ship.registry import load_cache, save_cache
 from data_engine.stages import StageClock
@@ -53,10 +54,13 @@ class PredictionState:
 
 
 def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home | None = None,
-                        force: bool = False, clock: StageClock | None = None) -> PredictionState:
+                        force: bool = False, clock: StageClock | None = None,
+                        compute: Backend | None = None) -> PredictionState:
     """Out-of-fold probabilities for the training examples and probabilities for unlabeled ones.
 
-    Stored predictions are re-used when they match; new ones are written to ``predictions``.
+    Stored predictions are re-used when they match; new ones are written to ``predictions``. The
+    fold fits run on ``compute`` (default: the back-end of ``[compute] scheduler``, connected only
+    when there is something to fit).
     """
     from data_engine.mine.models import Schema, build_estimator, build_members
     from data_engine.mine.spec import resolve_spec
@@ -97,11 +101,11 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
         else:
             from data_engine.mine.oof import ensemble_out_of_fold_probabilities
 
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), engine_backend(cfg, compute) as backend:
                 warnings.simplefilter("ignore", category=UserWarning)
                 result = ensemble_out_of_fold_probabilities(members, train[list(schema)], labels, len(classes),
                                                             folds=cfg.mining.folds, seed=cfg.mining.seed,
-                                                            n_jobs=cfg.mining.n_jobs)
+                                                            compute=backend)
             probs, folds, rare, reused, weights = result.probs, result.folds, result.rare_classes, False, result.weights
             if rare:
                 log.warning("classes with fewer labeled examples than folds: %s",

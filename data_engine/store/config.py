@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from data_engine.compute.backend import check_scheduler
 from data_engine.errors import ConfigError, EngineError
 from data_engine.mine.spec import resolve_spec
 
@@ -120,6 +121,13 @@ class ServeConfig:
 
 
 @dataclass(frozen=True)
+class ComputeConfig:
+    """Where mining's heavy pieces run: "local" (processes here) or a Dask scheduler's address."""
+
+    scheduler: str = "local"
+
+
+@dataclass(frozen=True)
 class EngineConfig:
     """The whole ``engine.toml``."""
 
@@ -129,6 +137,7 @@ class EngineConfig:
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
 
 
 def load_config(path: Path) -> EngineConfig:
@@ -309,6 +318,10 @@ def _check_ranges(cfg: EngineConfig) -> None:
             raise ConfigError(str(exc)) from None
     if not 0 <= cfg.gate.tolerance <= 1:
         raise ConfigError("gate.tolerance: must be between 0 and 1")
+    try:
+        check_scheduler(cfg.compute.scheduler)
+    except EngineError as exc:
+        raise ConfigError(str(exc)) from None
     if not 1 <= cfg.serve.port <= 65535:
         raise ConfigError("serve.port: must be between 1 and 65535")
     for i, s in enumerate(cfg.gate.slices):
