@@ -21,12 +21,14 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from data_engine.errors import EngineError, ReviewServiceError
 from data_engine.store.home import Home
+from data_engine.store.services_db import labelstudio_db_env
 
 BIN_ENV = "DATA_ENGINE_LABEL_STUDIO_BIN"
 LOOPBACK = "127.0.0.1"
@@ -164,8 +166,12 @@ def start_server(
     *,
     wait_s: float = DEFAULT_START_WAIT_S,
     binary: Path | None = None,
+    db_env: Mapping[str, str] | None = None,
 ) -> ServerInfo:
     """Start a server on 127.0.0.1:``port`` with ``data_dir`` and wait for ``/health``.
+
+    ``db_env``: its database settings (:func:`data_engine.store.services_db.labelstudio_db_env`);
+    none means its SQLite file in ``data_dir``.
 
     Raises :class:`EngineError` when the port is taken or the server does not come up (the
     message names the log file to read).
@@ -187,7 +193,7 @@ def start_server(
             [str(binary), "start", "--internal-host", LOOPBACK, "--port", str(port), "--host", url,
              "--no-browser"],
             cwd=data_dir,
-            env=server_env(data_dir, creds, secret_key),
+            env={**server_env(data_dir, creds, secret_key), **(db_env or {})},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -273,7 +279,8 @@ def ensure_server(home: Home, *, port: int | None = None, wait_s: float = DEFAUL
             time.sleep(0.5)
         raise EngineError(f"Label Studio at {state.url} (pid {state.pid}) is running but not healthy; "
                           f"see {home.labelstudio_dir / LOG_FILE}")
-    return start_server(home.labelstudio_dir, home.secrets, port or configured_port(home), wait_s=wait_s)
+    return start_server(home.labelstudio_dir, home.secrets, port or configured_port(home), wait_s=wait_s,
+                        db_env=labelstudio_db_env(home))
 
 
 def stop_server(home: Home) -> bool:
