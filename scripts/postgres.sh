@@ -128,6 +128,10 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   _pg_main "$@"
 elif [ "${1:-}" = hook ]; then
   # Sourced by scripts/up.sh after it wrote $DAGSTER_HOME/dagster.yaml.
+  case "${DATA_ENGINE_SERVICES_DB:-sqlite}" in
+    sqlite|postgres) ;;
+    *) echo "postgres: DATA_ENGINE_SERVICES_DB=${DATA_ENGINE_SERVICES_DB}: must be sqlite or postgres" >&2; exit 2 ;;
+  esac
   if [ "${DATA_ENGINE_SERVICES_DB:-}" = postgres ] || [ -f "${DATA_ENGINE_HOME:?}/postgres/connection.json" ]; then
     _pg_main up
     eval "$(_pg_main env)"
