@@ -76,3 +76,16 @@ def test_compute_status_and_down_without_a_cluster(toy_home, capsys) -> None:
     assert main(["--home", str(toy_home.root), "compute", "down"]) == 0
     assert main(["--home", str(toy_home.root), "compute", "up", "--workers", "0"]) == 2
     assert "--workers must be at least 1" in capsys.readouterr().err
+
+
+def test_a_per_row_embedder_is_embedded_in_batches_with_the_same_vectors() -> None:
+    from data_engine.compute.embedding import embed_frame
+    from data_engine.mine.embedders import get_embedder
+
+    frame = pd.DataFrame({"note": [f"review number {i}: {'great' if i % 2 else 'awful'} product" for i in range(9)],
+                          "other": range(9)})
+    e5 = get_embedder("e5-small")
+    whole = e5.embed(frame, ["note"])
+    batched = embed_frame(e5, frame, ["note"], compute=LocalBackend(2), batch_rows=4)
+    assert batched.shape == (9, 384) and batched.dtype == np.float32
+    np.testing.assert_allclose(batched, whole, rtol=0, atol=1e-6)

@@ -154,3 +154,15 @@ def test_the_dagster_resource_holds_a_client_of_the_configured_scheduler(cluster
         assert backend.starmap(pow, [(2, 3), (3, 2)]) == [8, 9]
     finally:
         resource.teardown_after_execution(None)
+
+
+def test_embedding_batches_on_the_cluster_equal_the_local_vectors(dask: DaskBackend) -> None:
+    from data_engine.compute.embedding import embed_frame
+    from data_engine.mine.embedders import get_embedder
+
+    frame = pd.DataFrame({"note": [f"note {i}: the parcel came {'late' if i % 3 else 'early'}" for i in range(24)]})
+    e5 = get_embedder("e5-small")
+    local = embed_frame(e5, frame, ["note"], compute=LocalBackend(1), batch_rows=6)
+    remote, workers = _tasks_ran_on(dask, embed_frame, e5, frame, ["note"], compute=dask, batch_rows=6)
+    assert len(workers) == 2
+    np.testing.assert_array_equal(remote, local)
