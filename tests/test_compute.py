@@ -89,3 +89,24 @@ def test_a_per_row_embedder_is_embedded_in_batches_with_the_same_vectors() -> No
     batched = embed_frame(e5, frame, ["note"], compute=LocalBackend(2), batch_rows=4)
     assert batched.shape == (9, 384) and batched.dtype == np.float32
     np.testing.assert_allclose(batched, whole, rtol=0, atol=1e-6)
+
+
+def test_scale_model_predicts_from_cpu_seconds_and_caps_at_the_task_count() -> None:
+    from data_engine.bench.scale import STAGES, Run, ScaleBench, fit_model, format_result
+
+    cpu = {s: {"client": 1.0, "workers": 40.0, "scheduler": 0.5} for s in (*STAGES, "model load")}
+    local = Run("local (2 processes)", None, {s: 21.0 for s in STAGES}, {s: 20 for s in STAGES},
+                {s: {"client": 0.5, "workers": 39.0, "scheduler": 0.0} for s in (*STAGES, "model load")})
+    tasks = {"oof": 10, "neighbour search": 500, "embed": 8}
+    dask = Run("dask, 2 worker(s)", 2, {s: 22.0 for s in STAGES}, tasks, cpu, startup_s=4.0, worker_rss_mib=300.0)
+    result = ScaleBench(rows=1000, embed_texts=100, texts=1000, cores=2, runs=[local, dask])
+    model = fit_model(result)
+    # 1.5 s serial + 40 s of work spread over min(W, tasks) workers.
+    assert model["neighbour search"]["predicted_10_workers_s"] == 1.5 + 4.0
+    assert model["neighbour search"]["predicted_100_workers_s"] == 1.5 + 0.4
+    assert model["oof"]["predicted_100_workers_s"] == 1.5 + 4.0  # only 10 fits to spread
+    # Scaled to 1,000 texts: 4 batches of 256, so at most 4 workers busy.
+    assert model["embed"]["predicted_10_workers_s"] == (1.5 + 40.0 / 4) * 10
+    assert model["oof"]["next_worker_saves_s"] == 20.0 - 40.0 / 3
+    text = format_result(result)
+    assert "cannot beat the local pool" in text and "oof +2.0 cpu-s" in text

@@ -139,7 +139,7 @@ def _run_stages(backend: Backend, work: dict[str, Any]) -> tuple[dict[str, float
                                                                  dict[str, dict[str, float]]]:
     """Time each stage on ``backend``; return wall seconds, task counts, the outputs (for the
     equality check) and CPU seconds per role."""
-    from data_engine.compute.embedding import EMBED_BATCH_ROWS, embed_frame
+    from data_engine.compute.embedding import embed_frame
     from data_engine.mine.detectors import neighbours as nb
     from data_engine.mine.embedders import get_embedder
     from data_engine.mine.oof import ensemble_out_of_fold_probabilities
@@ -257,6 +257,8 @@ def fit_model(result: ScaleBench) -> dict[str, dict[str, float]]:
     """Per stage, T(W) = client + scheduler + workers / min(W, tasks) in CPU seconds of the largest
     cluster's run; its predictions for :data:`PREDICT_WORKERS` workers and what one more worker
     saves there (seconds; embed scaled to ``texts``)."""
+    from data_engine.compute.embedding import EMBED_BATCH_ROWS
+
     clusters = [r for r in result.runs if r.workers]
     if not clusters:
         return {}
@@ -266,7 +268,8 @@ def fit_model(result: ScaleBench) -> dict[str, dict[str, float]]:
         scale = result.texts / result.embed_texts if stage == "embed" else 1.0
         c = run.cpu[stage]
         serial, work = c["client"] + c["scheduler"], c["workers"]
-        tasks = run.tasks[stage]
+        # Embedding is extrapolated to --texts, in batches of the engine's default size.
+        tasks = -(-result.texts // EMBED_BATCH_ROWS) if stage == "embed" else run.tasks[stage]
         entry = {"serial_s": serial * scale, "work_s": work * scale,
                  "next_worker_saves_s": (work / min(run.workers, tasks) - work / min(run.workers + 1, tasks)) * scale}
         for w in PREDICT_WORKERS:
