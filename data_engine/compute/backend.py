@@ -15,13 +15,14 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from data_engine.errors import EngineError
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    import numpy as np
 
 T = TypeVar("T")
 LOCAL = "local"
@@ -45,7 +46,7 @@ class Backend(ABC):
         can unpickle it; the arguments are pickled once per call.
         """
 
-    def map_batches(self, fn: Callable[[Any], np.ndarray], data: Any, *, batch_rows: int) -> np.ndarray:
+    def map_batches(self, fn: Callable[[Any], "np.ndarray"], data: Any, *, batch_rows: int) -> "np.ndarray":
         """Apply ``fn`` to consecutive batches of ``batch_rows`` rows of ``data`` and stack the results.
 
         ``data``: a sequence, a NumPy array or a pandas DataFrame of N rows; ``fn`` maps a batch
@@ -53,6 +54,8 @@ class Backend(ABC):
         rows in the order of ``data``. Raises :class:`EngineError` if a batch's result has the
         wrong number of rows.
         """
+        import numpy as np  # here, not at import: the config module imports this one
+
         if batch_rows < 1:
             raise EngineError(f"batch_rows must be at least 1, got {batch_rows}")
         n = len(data)
