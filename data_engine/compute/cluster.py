@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data_engine.errors import EngineError
+from data_engine.processes import runs_program, stop_process_group
 from data_engine.store.home import Home
 
 LOOPBACK = "127.0.0.1"
@@ -157,28 +157,11 @@ def stop_cluster(home: Home) -> int:
     stopped = 0
     for pid_file in [*sorted(root.glob("worker-*.pid")), root / "scheduler.pid"]:
         pid = _live_pid(pid_file)
-        if pid is not None and _stop(pid):
+        if pid is not None and stop_process_group(pid, STOP_WAIT_S):
             stopped += 1
         pid_file.unlink(missing_ok=True)
     (root / SCHEDULER_FILE).unlink(missing_ok=True)
     return stopped
-
-
-def _stop(pid: int) -> bool:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + STOP_WAIT_S
-    while time.monotonic() < deadline:
-        if _live_pid_of(pid) is None:
-            return True
-        time.sleep(0.1)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    return True
 
 
 def _live_pid(pid_file: Path) -> int | None:
@@ -187,16 +170,4 @@ def _live_pid(pid_file: Path) -> int | None:
         pid = int(pid_file.read_text(encoding="utf-8").strip())
     except (OSError, ValueError):
         return None
-    return _live_pid_of(pid)
-
-
-def _live_pid_of(pid: int) -> int | None:
-    # A recycled pid must never be signalled: check the command line, and treat zombies as gone.
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return None
-    if state == "Z" or b"distributed.cli.dask_" not in cmdline:
-        return None
-    return pid
+    return pid if runs_program(pid, b"distributed.cli.dask_") else None

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import time
@@ -27,6 +26,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from data_engine.errors import EngineError, ReviewServiceError
+from data_engine.processes import pid_alive as _alive
+from data_engine.processes import runs_program, stop_process_group
 from data_engine.store.home import Home
 from data_engine.store.services_db import labelstudio_db_env
 
@@ -216,24 +217,7 @@ def start_server(
 
 def stop_pid(pid: int, wait_s: float = STOP_WAIT_S) -> bool:
     """SIGTERM the server's process group, SIGKILL it after ``wait_s``; False if it was gone."""
-    try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
-        return False
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.1)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    return True
+    return stop_process_group(pid, wait_s)
 
 
 def read_state(data_dir: Path) -> ServerInfo | None:
@@ -326,27 +310,6 @@ def _write_state(data_dir: Path, info: ServerInfo) -> None:
     tmp.replace(data_dir / STATE_FILE)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours is dead for our purposes.
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def _is_label_studio(pid: int) -> bool:
     """Whether ``pid`` is alive and runs label-studio (a recycled pid must not be signalled)."""
-    if not _alive(pid):
-        return False
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return b"label-studio" in fh.read()
-    except OSError:
-        return False
+    return runs_program(pid, b"label-studio")
