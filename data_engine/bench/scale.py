@@ -35,8 +35,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from data_engine.compute.backend import Backend, LocalBackend, connect
 from data_engine.store.home import Home
 
@@ -101,6 +99,8 @@ def cmd_bench_scale(args: argparse.Namespace, home: Home) -> int:
 
 def _texts(n: int, seed: int = 0) -> list[str]:
     """``n`` generated review-like sentences (a few hundred distinct words, varied lengths)."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     subjects = ["the parcel", "my order", "this phone", "the hotel room", "our waiter", "the film", "the battery",
                 "customer service", "the delivery", "this blender", "the screen", "the staff"]
@@ -117,6 +117,7 @@ def _texts(n: int, seed: int = 0) -> list[str]:
 
 def _workload(rows: int, embed_texts: int) -> dict[str, Any]:
     """The inputs every back-end gets: tabular frame, labels, members, feature embedding, texts."""
+    import numpy as np
     import pandas as pd
 
     from data_engine.bench.datasets import inject_noise, make_tabular_dataset
@@ -205,18 +206,20 @@ def _cpu_by_role(backend: Backend) -> dict[str, dict[int, float]]:
 
 
 def _worker_rss_mib(backend: Backend) -> float | None:
-    """Median resident memory of the cluster's worker processes after the stages, MiB."""
+    """Median (upper, for an even count) resident memory of the cluster's worker processes after the stages, MiB."""
     from data_engine.stages import tree_rss_bytes
 
     pids = getattr(backend, "client", None) and backend.client.run(os.getpid)
     sizes = [tree_rss_bytes(pid) for pid in (pids or {}).values()]
     sizes = [s for s in sizes if s]
-    return float(np.median(sizes)) / 2**20 if sizes else None
+    return float(sorted(sizes)[len(sizes) // 2]) / 2**20 if sizes else None
 
 
 def run_scale_bench(*, rows: int, texts: int, embed_texts: int, workers: list[int],
                     scheduler: str | None = None) -> ScaleBench:
     """Run the stages locally and on each cluster; see the module docstring."""
+    import numpy as np
+
     from data_engine.compute.cluster import start_cluster, stop_cluster
     from data_engine.errors import EngineError
 

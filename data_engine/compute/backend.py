@@ -96,9 +96,9 @@ class LocalBackend(Backend):
 class DaskBackend(Backend):
     """Tasks on a dask.distributed cluster, through a connected ``distributed.Client``.
 
-    Each call's arguments are scattered to the workers first (directly, not through the
-    scheduler, and spread over them), then one task per call runs next to its data; results are
-    gathered in call order.
+    Each call's arguments are scattered to the workers first (spread over them; straight to them
+    when Dask's ``distributed.client.direct-to-workers`` is set, else through the scheduler), then
+    one task per call runs next to its data; results are gathered in call order.
     """
 
     def __init__(self, client: Any, *, owns_client: bool = False) -> None:
