@@ -74,7 +74,7 @@ def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *
     if index.kmeans is None:
         if n_old + n_new > EXACT_SEARCH_ROWS:
             return None
-        d, i = _query(X, X_new, min(k + 1, len(X)))
+        d, i = _query(X, X_new, min(k + 1, len(X)), one_thread=False)
         d, i = _drop_self(d, i, new_rows, k)
         blocks = None
     else:
@@ -161,18 +161,22 @@ def _search(X: np.ndarray, *, k: int, seed: int, compute: Backend | None) -> tup
 
 
 def _exact(X: np.ndarray, k: int) -> Neighbours:
-    d, i = _query(X, X, k + 1)
+    # In this process on every back-end: its native threads may use all cores, as before.
+    d, i = _query(X, X, k + 1, one_thread=False)
     return Neighbours(*_drop_self(d, i, np.arange(len(X)), k))
 
 
-def _query(ref: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _query(ref: np.ndarray, queries: np.ndarray, k: int, one_thread: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Distances (float32) and row numbers in ``ref`` of the ``k`` nearest rows of ``ref`` to each
-    query row, shapes (Q, k); one thread, so the result does not depend on where it runs."""
+    query row, shapes (Q, k). A task keeps to one native thread (parallelism is over tasks, and the
+    result then does not depend on the worker it ran on)."""
+    from contextlib import nullcontext
+
     from sklearn.neighbors import NearestNeighbors
 
     from data_engine.mine.oof import single_threaded
 
-    with single_threaded():
+    with single_threaded() if one_thread else nullcontext():
         nn = NearestNeighbors(n_neighbors=min(k, len(ref)), algorithm="brute").fit(ref)
         d, i = nn.kneighbors(queries)
     return d.astype(np.float32), i
