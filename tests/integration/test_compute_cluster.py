@@ -143,17 +143,20 @@ def test_a_mining_run_on_the_cluster_equals_the_local_run(cluster: str, dask: Da
     assert len(got[1]) > 0
 
 
-def test_the_dagster_resource_holds_a_client_of_the_configured_scheduler(cluster: str, tmp_path: Path) -> None:
+def test_dagster_mining_assets_run_on_the_cluster_through_the_compute_resource(cluster: str, dask: DaskBackend,
+                                                                                  tmp_path: Path) -> None:
+    import dagster as dg
+
+    from assets.mine import mined_issues, oof_predictions
     from assets.resources import ComputeResource, EngineResource
 
     home = _home(tmp_path / "h", f'\n[compute]\nscheduler = "{cluster}"\n')
-    resource = ComputeResource(engine=EngineResource(home=str(home.root)))
-    backend = resource.get_backend()
-    try:
-        assert isinstance(backend, DaskBackend) and backend.slots == 2
-        assert backend.starmap(pow, [(2, 3), (3, 2)]) == [8, 9]
-    finally:
-        resource.teardown_after_execution(None)
+    engine = EngineResource(home=str(home.root))
+    resources = {"engine": engine, "compute": ComputeResource(engine=engine)}
+    result, workers = _tasks_ran_on(dask, dg.materialize, [oof_predictions, mined_issues], resources=resources)
+    assert result.success
+    assert len(workers) == 2  # the fold fits went to both workers
+    assert result.asset_materializations_for_node("mined_issues")[0].metadata["run_id"].value == 1
 
 
 def test_embedding_batches_on_the_cluster_equal_the_local_vectors(dask: DaskBackend) -> None:
