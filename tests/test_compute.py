@@ -110,3 +110,13 @@ def test_scale_model_predicts_from_cpu_seconds_and_caps_at_the_task_count() -> N
     assert model["oof"]["next_worker_saves_s"] == 20.0 - 40.0 / 3
     text = format_result(result)
     assert "cannot beat the local pool" in text and "oof +2.0 cpu-s" in text
+
+
+def test_scale_bench_runs_its_stages_on_the_local_pool() -> None:
+    from data_engine.bench.scale import STAGES, format_result, run_scale_bench
+
+    result = run_scale_bench(rows=1000, texts=64, embed_texts=16, workers=[])
+    (local,) = result.runs
+    assert set(local.seconds) == set(STAGES) and local.tasks["embed"] == 8
+    assert all(local.cpu[s]["client"] + local.cpu[s]["workers"] > 0 for s in STAGES)
+    assert "oof" in format_result(result) and result.model == {}

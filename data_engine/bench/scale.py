@@ -140,7 +140,7 @@ def _run_stages(backend: Backend, work: dict[str, Any]) -> tuple[dict[str, float
                                                                  dict[str, dict[str, float]]]:
     """Time each stage on ``backend``; return wall seconds, task counts, the outputs (for the
     equality check) and CPU seconds per role."""
-    from data_engine.compute.embedding import embed_frame
+    from data_engine.compute.embedding import EMBED_BATCH_ROWS, embed_frame
     from data_engine.mine.detectors import neighbours as nb
     from data_engine.mine.embedders import get_embedder
     from data_engine.mine.oof import ensemble_out_of_fold_probabilities
