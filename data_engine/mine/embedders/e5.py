@@ -59,5 +59,9 @@ class E5SmallEmbedder(Embedder):
 
     def embed(self, frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
         """E5 embeddings of the rows (columns joined by newlines): float32 of shape (N, 384)."""
+        import numpy as np
+
         cols = check_columns(frame, columns, self.name)
-        return as_matrix(embed_texts(joined_text(frame, cols)), len(frame), self.name)
+        # Repeated texts (common in real data) are embedded once.
+        unique, inverse = np.unique(np.asarray(joined_text(frame, cols), dtype=object), return_inverse=True)
+        return as_matrix(embed_texts(unique.tolist())[inverse.ravel()], len(frame), self.name)

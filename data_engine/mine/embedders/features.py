@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from data_engine.errors import EngineError
 from data_engine.mine.embedders.base import EMBEDDING_COLUMN, as_matrix, get_embedder
 from data_engine.mine.embedders.cache import cached_embedding
 from data_engine.store.config import EngineConfig
@@ -48,15 +49,29 @@ class EmbeddingFeatures(TransformerMixin, BaseEstimator):
         self.n_features_in_ = len(self.columns)
         return self
 
+    def fit_transform(self, X: pd.DataFrame, y: Any = None, **fit_params: Any) -> np.ndarray:
+        """Fit, then embed ``X``; remembers the dimension so a request of another length is refused."""
+        out = self.fit(X, y).transform(X)
+        self.dimensions_ = int(out.shape[1])
+        return out
+
     def transform(self, X: pd.DataFrame) -> np.ndarray:
-        """The vectors attached to ``X`` if present, else ``X`` embedded now; float32 of shape (N, D)."""
+        """The vectors attached to ``X`` if present, else ``X`` embedded now; float32 of shape (N, D).
+
+        Raises EngineError when the vectors' dimension differs from the one fitted on.
+        """
         if EMBEDDING_COLUMN in getattr(X, "columns", ()):
             values = X[EMBEDDING_COLUMN].to_numpy()
-            return as_matrix(np.stack(values) if len(values) else np.zeros((0, 0)), len(X), self.embedding)
-        fitted = getattr(self, "fitted_", None)
-        if fitted is not None:
-            return fitted.transform(X)
-        return as_matrix(get_embedder(self.embedding).embed(X, list(self.columns)), len(X), self.embedding)
+            out = as_matrix(np.stack(values) if len(values) else np.zeros((0, 0)), len(X), self.embedding)
+        elif getattr(self, "fitted_", None) is not None:
+            out = self.fitted_.transform(X)
+        else:
+            out = as_matrix(get_embedder(self.embedding).embed(X, list(self.columns)), len(X), self.embedding)
+        expected = getattr(self, "dimensions_", None)
+        if expected is not None and len(out) and out.shape[1] != expected:
+            raise EngineError(f"embedding {self.embedding!r}: vectors have {out.shape[1]} dimensions, the model "
+                              f"was trained on {expected}")
+        return out
 
 
 def attach_embedding(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, embedding: str,
