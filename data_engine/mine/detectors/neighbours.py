@@ -22,6 +22,7 @@ import pandas as pd
 
 from data_engine.mine.detectors.base import Neighbours
 from data_engine.mine.embedders.tfidf import TfidfEmbedder
+from data_engine.progress import progress
 
 NEIGHBOURS_K = 10
 EXACT_SEARCH_ROWS = 20_000
@@ -145,18 +146,25 @@ def _search(X: np.ndarray, *, k: int, seed: int, n_jobs: int) -> tuple[Neighbour
     order = np.argsort(block, kind="stable")
     bounds = np.r_[0, np.flatnonzero(np.diff(block[order])) + 1, n]
     # A loop over blocks (about N / BLOCK_ROWS of them), each searched exactly and vectorised.
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        rows = order[lo:hi]
-        if len(rows) <= k:
-            # Too small to hold k others: search the whole data for these few rows.
-            part = _query(X, X[rows], k + 1, n_jobs)
-            d, i = _drop_self(part[0], part[1], rows, k)
-        else:
-            d, i = _exact(X[rows], k, n_jobs, as_arrays=True)
-            i = rows[i]
-        distances[rows] = d
-        indices[rows] = i
+    with progress("neighbour search", len(bounds) - 1, unit="blocks") as bar:
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            _search_block(X, order[lo:hi], k, n_jobs, distances, indices)
+            bar.advance()
     return Neighbours(distances, indices), block, km
+
+
+def _search_block(X: np.ndarray, rows: np.ndarray, k: int, n_jobs: int, distances: np.ndarray,
+                  indices: np.ndarray) -> None:
+    """Neighbours of the rows of one block (indices ``rows``), written into ``distances``/``indices``."""
+    if len(rows) <= k:
+        # Too small to hold k others: search the whole data for these few rows.
+        part = _query(X, X[rows], k + 1, n_jobs)
+        d, i = _drop_self(part[0], part[1], rows, k)
+    else:
+        d, i = _exact(X[rows], k, n_jobs, as_arrays=True)
+        i = rows[i]
+    distances[rows] = d
+    indices[rows] = i
 
 
 def _exact(X: np.ndarray, k: int, n_jobs: int, *, as_arrays: bool = False) -> Any:
