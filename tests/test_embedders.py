@@ -81,3 +81,15 @@ def test_the_column_embedder_reads_lists_or_numeric_columns() -> None:
         emb.embed(pd.DataFrame({"v": [[1.0, 2.0], [1.0, 2.0, 3.0]]}), ["v"])
     with pytest.raises(EngineError, match="row 1 has a missing or infinite value"):
         emb.embed(pd.DataFrame({"d0": [1.0, np.nan]}), ["d0"])
+
+
+def test_config_names_an_unknown_embedding() -> None:
+    from data_engine.errors import ConfigError
+    from data_engine.store.config import parse_config
+
+    ds = {"name": "t", "modality": "text", "id_column": "id", "label_column": "y", "text_column": "t"}
+    assert parse_config({"dataset": ds}).mining.resolved_embedding("text") == "e5-small"
+    with pytest.raises(ConfigError, match="mining.embedding = 'bert'.*tfidf"):
+        parse_config({"dataset": ds, "mining": {"embedding": "bert"}})
+    with pytest.raises(ConfigError, match="mining.predictions = 'theirs'"):
+        parse_config({"dataset": ds, "mining": {"predictions": "theirs"}})

@@ -17,21 +17,22 @@ from data_engine.ingest.landing import decide_landing
 from data_engine.mine.run import run_mining
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
+from tests.conftest import TEXT_CONFIG
 
-TEXT = """\
-[dataset]
-name = "notes"
-modality = "text"
-id_column = "id"
-label_column = "label"
-text_column = "note"
-classes = ["pos", "neg"]
-
+TEXT = TEXT_CONFIG + """
 [mining]
 embedding = "e5-small"
 folds = 3
 n_jobs = 1
 """
+
+
+def _tabular(column: str, kind: str, mining: str) -> str:
+    """A two-class tabular config with one input column of ``kind`` and a [mining] section."""
+    return (f'[dataset]\nname = "t"\nmodality = "tabular"\nid_column = "id"\nlabel_column = "label"\n'
+            f'feature_columns = ["{column}"]\nclasses = ["a", "b"]\ncolumn_types = {{ {column} = "{kind}" }}\n\n'
+            f"[mining]\n{mining}\nn_jobs = 1\n")
+
 
 POS = ["a wonderful film", "I loved this phone", "great food and friendly staff", "excellent battery life",
        "the best movie this year", "delightful and moving", "works perfectly", "superb acting"]
@@ -87,24 +88,7 @@ def test_a_second_mining_run_after_a_small_batch_embeds_only_the_new_rows(tmp_pa
     assert _mine(home).newly_embedded == 0
 
 
-VECTORS = """\
-[dataset]
-name = "vectors"
-modality = "tabular"
-id_column = "id"
-label_column = "label"
-feature_columns = ["emb"]
-classes = ["a", "b"]
-column_types = { emb = "vector" }
-
-[mining]
-embedding = "column"
-folds = 3
-n_jobs = 1
-
-[retrain]
-min_new_labels = 1
-"""
+VECTORS = _tabular("emb", "vector", 'embedding = "column"\nfolds = 3') + "\n[retrain]\nmin_new_labels = 1\n"
 
 
 def _vectors(n: int, seed: int = 0) -> pd.DataFrame:
@@ -163,20 +147,7 @@ def test_user_vectors_mine_train_and_serve(tmp_path):
     assert client.post("/predict", json={"rows": [{"emb": []}]}).status_code == 422
 
 
-EXTERNAL = """\
-[dataset]
-name = "blobs"
-modality = "tabular"
-id_column = "id"
-label_column = "label"
-feature_columns = ["x"]
-classes = ["a", "b"]
-column_types = { x = "numeric" }
-
-[mining]
-predictions = "external"
-n_jobs = 1
-"""
+EXTERNAL = _tabular("x", "numeric", 'predictions = "external"')
 
 
 def _external_home(tmp_path: Path) -> tuple[Home, pd.DataFrame]:
@@ -229,3 +200,23 @@ def test_no_external_predictions_is_a_clear_error(tmp_path):
     home, _ = _external_home(tmp_path)
     with pytest.raises(EngineError, match="holds no CSV, Parquet or JSONL file"):
         _mine(home)
+
+
+def test_the_served_text_model_embeds_requests_itself(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from data_engine.ship import deploy
+    from data_engine.ship.serve import create_app
+    from data_engine.ship.training import train_candidate
+
+    home = _home(tmp_path, TEXT + "\n[retrain]\nmin_new_labels = 1\n")
+    _ingest(home, "b1.csv", pd.DataFrame({"id": [f"t{i:02d}" for i in range(16)], "note": POS + NEG,
+                                          "label": ["pos"] * 8 + ["neg"] * 8}))
+    with open_warehouse(home) as con:
+        record = train_candidate(con, home).record
+        assert "embedding" in record.model_spec
+        deploy.promote(con, home, record.version, reason="test")
+    client = TestClient(create_app(home, poll_seconds=60))
+    answer = client.post("/predict", json={"rows": [{"note": "a wonderful film"}, {"note": "a terrible film"}]})
+    assert answer.status_code == 200, answer.text
+    assert [p["label"] for p in answer.json()["predictions"]] == ["pos", "neg"]

@@ -84,8 +84,10 @@ def cached_embedding(con: duckdb.DuckDBPyConnection, embedder: Embedder, frame: 
                 vectors.update(zip(chunk.tolist(), X))
     dims = {len(v) for v in vectors.values()} | ({stored.iloc[0].shape[0]} if len(stored) else set())
     if len(dims) > 1:
-        raise EngineError(f"stored embeddings of {key} have {sorted(dims)} dimensions; delete them with "
-                          "`data-engine mine --force`")
+        # Stored vectors are keyed by the embedder's version: an embedder whose output changed
+        # without a new version is a programming error, said plainly rather than mixed silently.
+        raise EngineError(f"stored embeddings of {key} have {sorted(dims)} dimensions; the embedder's output "
+                          "changed without a new version")
     if not len(unique):
         return np.zeros((0, dims.pop() if dims else 0), dtype=np.float32), 0
     out = np.empty((len(unique), dims.pop()), dtype=np.float32)
@@ -114,7 +116,8 @@ def _stored_vectors(con: duckdb.DuckDBPyConnection, key: str, cols: str, unique:
     d = int(vec.value_lengths()[0].as_py())
     flat = vec.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
     if len(flat) != d * table.num_rows:
-        raise EngineError(f"stored embeddings of {key} differ in dimension; delete them with `data-engine mine --force`")
+        raise EngineError(f"stored embeddings of {key} differ in dimension; the embedder's output changed "
+                          "without a new version")
     matrix = flat.reshape(table.num_rows, d)
     return pd.Series(list(matrix), index=table.column("content_hash").to_numpy())
 
@@ -133,11 +136,6 @@ def _store_vectors(con: duckdb.DuckDBPyConnection, key: str, cols: str, hashes: 
                     "SELECT ?, ?, content_hash, vector FROM _new_vectors ON CONFLICT DO NOTHING", [key, cols])
     finally:
         con.unregister("_new_vectors")
-
-
-def forget_embeddings(con: duckdb.DuckDBPyConnection) -> int:
-    """Delete every stored embedding (``mine --force`` recomputes them); return how many rows went."""
-    return int(con.execute("DELETE FROM embeddings").fetchone()[0])
 
 
 def export_embeddings(con: duckdb.DuckDBPyConnection, path: Path) -> None:
