@@ -38,13 +38,28 @@ class Backend(ABC):
     #: Calls that can run at the same time (processes locally, worker threads on a cluster).
     slots: int = 1
 
-    @abstractmethod
-    def starmap(self, fn: Callable[..., T], calls: Sequence[tuple[Any, ...]]) -> list[T]:
+    def starmap(self, fn: Callable[..., T], calls: Sequence[tuple[Any, ...]], *, description: str | None = None,
+                unit: str = "tasks") -> list[T]:
         """``[fn(*args) for args in calls]``, computed in parallel; exceptions propagate.
 
         ``fn`` must be importable by name (a module-level function) so that worker processes
-        can unpickle it; the arguments are pickled once per call.
+        can unpickle it; the arguments are pickled once per call. With a ``description`` the
+        calls are counted on a progress bar (:mod:`data_engine.progress`) as they finish.
         """
+        from data_engine.progress import progress
+
+        if description is None:
+            return list(self._results(fn, calls))
+        out: list[T] = []
+        with progress(description, len(calls), unit=unit) as bar:
+            for result in self._results(fn, calls):
+                out.append(result)
+                bar.advance()
+        return out
+
+    @abstractmethod
+    def _results(self, fn: Callable[..., T], calls: Sequence[tuple[Any, ...]]) -> Iterator[T]:
+        """The results of the calls, in call order, each as soon as it and those before it are done."""
 
     def map_batches(self, fn: Callable[[Any], "np.ndarray"], data: Any, *, batch_rows: int) -> "np.ndarray":
         """Apply ``fn`` to consecutive batches of ``batch_rows`` rows of ``data`` and stack the results.
@@ -82,12 +97,12 @@ class LocalBackend(Backend):
     def __init__(self, n_jobs: int = 1) -> None:
         self.slots = max(1, int(n_jobs))
 
-    def starmap(self, fn: Callable[..., T], calls: Sequence[tuple[Any, ...]]) -> list[T]:
+    def _results(self, fn: Callable[..., T], calls: Sequence[tuple[Any, ...]]) -> Iterator[T]:
         if self.slots == 1 or len(calls) <= 1:
-            return [fn(*args) for args in calls]
+            return (fn(*args) for args in calls)
         from joblib import Parallel, delayed
 
-        return list(Parallel(n_jobs=min(self.slots, len(calls)))(delayed(fn)(*args) for args in calls))
+        return Parallel(n_jobs=min(self.slots, len(calls)), return_as="generator")(delayed(fn)(*args) for args in calls)
 
     def describe(self) -> str:
         return f"local ({self.slots} processes)"
@@ -107,14 +122,15 @@ class DaskBackend(Backend):
         workers = client.scheduler_info().get("workers", {})
         self.slots = max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
 
-    def starmap(self, fn: Callable[..., T], calls: Sequence[tuple[Any, ...]]) -> list[T]:
+    def _results(self, fn: Callable[..., T], calls: Sequence[tuple[Any, ...]]) -> Iterator[T]:
         if not calls:
-            return []
+            return
         # hash=False: tokenising every argument (whole DataFrames) costs more than it saves.
         data = self.client.scatter([tuple(args) for args in calls], hash=False)
         futures = self.client.map(_apply, [fn] * len(calls), data, pure=False)
         try:
-            return list(self.client.gather(futures))
+            for future in futures:
+                yield future.result()
         finally:
             # Free the workers' copies now, not when the futures are garbage-collected.
             self.client.cancel(futures + list(data))

@@ -1,25 +1,25 @@
 """Embedding on the compute back-end: a per-row embedder's batches become independent tasks.
 
 An embedder whose vectors depend on each row alone (``per_row``, e.g. ``e5-small``) is a pure
-function of a batch of rows, so batches are mapped over the back-end (local processes or Dask
-workers) and stacked in row order: the same vectors wherever they were computed. An embedder
-fitted on the whole frame (``tfidf``) cannot be split and runs once, here.
+function of a batch of rows, so batches are mapped over the back-end and stacked in row order:
+the same vectors wherever they were computed. On a Dask cluster this is how the embeddings cache
+(:func:`data_engine.mine.embedders.cache.cached_embedding`) embeds the rows it has not seen; with
+``scheduler = "local"`` the cache embeds in this process, as it always did. An embedder fitted on
+the whole frame (``tfidf``) cannot be split and runs once, here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from data_engine.compute.backend import Backend, LocalBackend
+from data_engine.compute.backend import LOCAL, Backend, LocalBackend, engine_backend
 from data_engine.mine.embedders.base import Embedder
-
-# Rows per task: e5-small embeds about 60 texts/s per core here, so a batch is about 4 s of work,
-# long next to a task's scheduling cost (milliseconds) and short enough to spread 100k texts.
-EMBED_BATCH_ROWS = 256
+from data_engine.mine.embedders.cache import EMBED_BATCH_ROWS
 
 
 def embed_frame(embedder: Embedder, frame: pd.DataFrame, columns: Sequence[str], *,
@@ -30,7 +30,7 @@ def embed_frame(embedder: Embedder, frame: pd.DataFrame, columns: Sequence[str],
     process). Raises what the embedder raises (:class:`EngineError` for a missing column).
     """
     cols = list(columns)
-    if not getattr(embedder, "per_row", False) or len(frame) <= batch_rows:
+    if not embedder.per_row or len(frame) <= batch_rows:
         return embedder.embed(frame, cols)
     return (compute or LocalBackend()).map_batches(partial(_embed_batch, embedder, cols), frame[cols],
                                                     batch_rows=batch_rows)
@@ -39,3 +39,18 @@ def embed_frame(embedder: Embedder, frame: pd.DataFrame, columns: Sequence[str],
 def _embed_batch(embedder: Embedder, columns: list[str], batch: pd.DataFrame) -> np.ndarray:
     """One task: the batch's vectors (module-level, so that it pickles by name)."""
     return embedder.embed(batch, columns)
+
+
+def cluster_embed_rows(cfg: Any, embedder: Embedder, columns: Sequence[str],
+                       compute: Backend | None = None) -> Callable[[pd.DataFrame], np.ndarray] | None:
+    """The ``embed_rows`` the embeddings cache should use: batches on the Dask cluster of ``compute``
+    (or of ``cfg``'s ``[compute] scheduler``, connected only when rows need embedding), or None to
+    embed in this process (a local back-end)."""
+    if isinstance(compute, LocalBackend) or (compute is None and cfg.compute.scheduler == LOCAL):
+        return None
+
+    def embed_rows(rows: pd.DataFrame) -> np.ndarray:
+        with engine_backend(cfg, compute) as backend:
+            return embed_frame(embedder, rows, columns, compute=backend)
+
+    return embed_rows

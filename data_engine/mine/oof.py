@@ -166,7 +166,7 @@ def out_of_fold_probabilities(estimator: Any, X: pd.DataFrame, labels: np.ndarra
     splits = _splits(fold_of, n_folds, labels, seed)
     compute = compute or LocalBackend(n_jobs)
     parts = compute.starmap(_fit_predict, [(clone(estimator), X.iloc[train], labels[train], X.iloc[test], n_classes)
-                                           for train, test in splits])
+                                           for train, test in splits], description="out-of-fold fits", unit="fits")
     probs = np.empty((len(labels), n_classes), dtype=np.float64)
     for (_, test), part in zip(splits, parts):
         probs[test] = part
@@ -237,7 +237,8 @@ def ensemble_out_of_fold_probabilities(members: Mapping[str, Any], X: pd.DataFra
     # Each task gets only its own rows: a worker never holds the whole table.
     compute = compute or LocalBackend(n_jobs)
     parts = compute.starmap(_fit_predict, [(clone(members[name]), X.iloc[splits[k][0]], labels[splits[k][0]],
-                                            X.iloc[splits[k][1]], n_classes) for name, k in tasks])
+                                            X.iloc[splits[k][1]], n_classes) for name, k in tasks],
+                            description="out-of-fold fits", unit="fits")
     member_probs = np.empty((len(names), len(labels), n_classes), dtype=np.float64)
     for (name, k), part in zip(tasks, parts):
         member_probs[names.index(name), splits[k][1]] = part

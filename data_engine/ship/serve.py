@@ -37,6 +37,8 @@ MAX_ROWS = 10_000
 # JSON nested deeper than this is refused before parsing (a request is 3 levels deep; Python's
 # parser would hit its recursion limit on a deep one and answer 400 or 500).
 MAX_JSON_DEPTH = 32
+# Longest vector a "vector" column may carry in a request (user embeddings are a few hundred to a few thousand).
+MAX_VECTOR_LENGTH = 16_384
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 
 log = logging.getLogger("data_engine.ship.serve")
@@ -187,7 +189,10 @@ def row_model(input_schema: dict[str, str]) -> type:
 
     number = Annotated[float, Field(allow_inf_nan=False)]
     category = Annotated[str, BeforeValidator(_lenient_str)]
-    kinds: dict[str, Any] = {"numeric": number | None, "categorical": category | None, "text": str | None}
+    # A "vector" column (the user's own embedding, as ingest accepts it) is a JSON array of numbers.
+    vector = Annotated[list[number], Field(min_length=1, max_length=MAX_VECTOR_LENGTH)]
+    kinds: dict[str, Any] = {"numeric": number | None, "categorical": category | None, "text": str | None,
+                             "vector": vector | None}
     fields: dict[str, Any] = {}
     for i, (col, kind) in enumerate(input_schema.items()):
         if kind not in kinds:
@@ -293,7 +298,10 @@ def create_app(home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS, holder
         loaded = holder.current  # one model for the whole request
         if loaded is None:  # pragma: no cover - create_app refuses to start without one
             raise HTTPException(status_code=503, detail="no champion loaded")
-        return predict_rows(loaded, rows_frame(request.rows, schema))
+        try:
+            return predict_rows(loaded, rows_frame(request.rows, schema))
+        except EngineError as exc:  # e.g. a vector of the wrong length: the request's fault, said in one line
+            raise HTTPException(status_code=422, detail=str(exc)) from None
 
     @app.get("/health")
     def health() -> dict[str, Any]:

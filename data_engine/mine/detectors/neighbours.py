@@ -1,5 +1,8 @@
 """Feature space and nearest neighbours shared by the ``outlier`` and ``near_duplicate`` detectors.
 
+The space is the ``[mining] embedding``: a per-row embedder's stored vectors (e5-small for text,
+the user's own vectors with ``column``), or the ``tfidf`` embedder fitted on the rows here.
+
 Exact neighbour search is used up to :data:`EXACT_SEARCH_ROWS` examples. Beyond that, scikit-learn
 offers no approximate search, and exact search does not scale: measured here, a KD-tree answered
 100,000 queries in 8 dimensions in 165 s, so a million rows would take most of an hour. Above the
@@ -43,23 +46,30 @@ class NeighbourIndex:
     keys: np.ndarray
     embedding: np.ndarray
     neighbours: Neighbours
-    embedder: TfidfEmbedder
+    embedder: TfidfEmbedder | None
     blocks: np.ndarray | None = None
     kmeans: Any = None
 
 
 def build_index(keys: np.ndarray, frame: pd.DataFrame, schema: dict[str, str], modality: str, *,
-                k: int = NEIGHBOURS_K, seed: int = 0, compute: Backend | None = None) -> NeighbourIndex:
-    """Embed all rows of ``frame`` and find every row's neighbours (blocks searched on ``compute``)."""
-    embedder = TfidfEmbedder(schema=schema, modality=modality, seed=seed)
-    X = embedder.fit_transform(frame)
+                k: int = NEIGHBOURS_K, seed: int = 0, compute: Backend | None = None,
+                vectors: np.ndarray | None = None) -> NeighbourIndex:
+    """Find every row's neighbours: in ``vectors`` (shape (N, d), a per-row embedding) if given,
+    else in the ``tfidf`` embedding of ``frame`` fitted here; blocks are searched on ``compute``."""
+    embedder = None
+    if vectors is None:
+        embedder = TfidfEmbedder(schema=schema, modality=modality, seed=seed)
+        X = embedder.fit_transform(frame)
+    else:
+        X = np.ascontiguousarray(vectors, dtype=np.float32)
     found, blocks, km = _search(X, k=k, seed=seed, compute=compute)
     return NeighbourIndex(_key_array(keys), X, found, embedder, blocks, km)
 
 
 def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *,
-                 compute: Backend | None = None) -> NeighbourIndex | None:
-    """Add new rows: embed them with the fitted embedder and search their neighbours only.
+                 compute: Backend | None = None, vectors: np.ndarray | None = None) -> NeighbourIndex | None:
+    """Add new rows: their ``vectors`` (shape (M, d)) or, for a tfidf index, ``frame`` embedded
+    with the fitted embedder; search their neighbours only (blocks on ``compute``).
 
     Costs in proportion to the new rows (times :data:`BLOCK_ROWS` for blocked search). The old
     rows keep their neighbours (a new row closer to an old one than its neighbours is seen from
@@ -68,7 +78,7 @@ def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *
     """
     n_old, n_new = len(index.keys), len(frame)
     k = index.neighbours.indices.shape[1]
-    X_new = index.embedder.transform(frame)
+    X_new = index.embedder.transform(frame) if index.embedder is not None else np.asarray(vectors, np.float32)
     X = np.vstack([index.embedding, X_new])
     new_rows = np.arange(n_old, n_old + n_new)
     if index.kmeans is None:
@@ -152,7 +162,8 @@ def _search(X: np.ndarray, *, k: int, seed: int, compute: Backend | None) -> tup
         part = _query(X, X[rows], k + 1)
         distances[rows], indices[rows] = _drop_self(part[0], part[1], rows, k)
     # The other blocks (about N / BLOCK_ROWS of them): one exact, vectorised search per block.
-    found = (compute or LocalBackend()).starmap(_query, [(X[rows], X[rows], k + 1) for rows in large])
+    found = (compute or LocalBackend()).starmap(_query, [(X[rows], X[rows], k + 1) for rows in large],
+                                                description="neighbour search", unit="blocks")
     for rows, (d, i) in zip(large, found):
         d, i = _drop_self(d, i, np.arange(len(rows)), k)
         distances[rows] = d
