@@ -51,6 +51,6 @@ def cluster_embed_rows(cfg: Any, embedder: Embedder, columns: Sequence[str],
 
     def embed_rows(rows: pd.DataFrame) -> np.ndarray:
         with engine_backend(cfg, compute) as backend:
-            return embed_frame(embedder, rows, columns, compute=backend)
+            return embed_frame(embedder, rows, columns, compute=backend, batch_rows=EMBED_BATCH_ROWS)
 
     return embed_rows

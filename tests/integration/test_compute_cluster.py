@@ -169,3 +169,36 @@ def test_embedding_batches_on_the_cluster_equal_the_local_vectors(dask: DaskBack
     remote, workers = _tasks_ran_on(dask, embed_frame, e5, frame, ["note"], compute=dask, batch_rows=6)
     assert len(workers) == 2
     np.testing.assert_array_equal(remote, local)
+
+
+def test_text_mining_embeds_its_unseen_rows_on_the_cluster_with_the_local_results(cluster: str, dask: DaskBackend,
+                                                                                tmp_path: Path, monkeypatch) -> None:
+    import data_engine.compute.embedding as ce
+    from tests.test_embedding_mining import NEG, POS, TEXT
+
+    monkeypatch.setattr(ce, "EMBED_BATCH_ROWS", 8)  # several batches from a small set
+    texts = [f"{t}{suffix}" for suffix in ("", "!", ", really") for t in POS + NEG]
+    frame = pd.DataFrame({"id": [f"t{i:02d}" for i in range(len(texts))], "note": texts,
+                          "label": (["pos"] * 8 + ["neg"] * 8) * 3})
+    frame.loc[[2, 20], "label"] = ["neg", "pos"]
+    found = []
+    for name, extra in (("local", ""), ("remote", f'\n[compute]\nscheduler = "{cluster}"\n')):
+        cfg = tmp_path / f"{name}.toml"
+        cfg.write_text(TEXT + extra, encoding="utf-8")
+        home = Home(tmp_path / name)
+        init_home(home, cfg)
+        path = home.landing / "b1.csv"
+        frame.to_csv(path, index=False)
+        with open_warehouse(home) as con:
+            assert ingest_file(con, home.config.dataset, path).status == "ingested"
+        if name == "remote":
+            (issues, _, _), workers = _tasks_ran_on(dask, _results, home)
+            assert len(workers) == 2
+        else:
+            issues = _results(home)[0]
+        with open_warehouse(home) as con:
+            vectors = con.execute("SELECT content_hash, vector FROM embeddings ORDER BY content_hash").df()
+        found.append((issues, vectors))
+    pd.testing.assert_frame_equal(found[0][0], found[1][0])
+    assert len(found[0][1]) == len(texts)
+    pd.testing.assert_frame_equal(found[0][1], found[1][1])
