@@ -112,14 +112,15 @@ def cmd_promote(args: argparse.Namespace, home: Home) -> int:
     """``deploy promote``: exit 1 when the gate refuses."""
     from data_engine.errors import EngineError
     from data_engine.ship.deploy import deploy_if_better, promote
-    from data_engine.ship.registry import latest_candidate
+    from data_engine.ship.registry import latest_candidate, latest_refused
     from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home) as con:
         if args.force:
             version = args.version
             if version is None:
-                cand = latest_candidate(con)
+                # Forcing is for a model the gate refused: the newest one waiting, else the newest refused.
+                cand = latest_candidate(con) or latest_refused(con)
                 if cand is None:
                     raise EngineError("no candidate model to promote; run `data-engine train` first")
                 version = cand.version
