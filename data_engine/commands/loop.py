@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 from data_engine.store.home import Home
@@ -18,10 +20,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the new model as JSON")
     p.set_defaults(handler=cmd_train)
 
-    p = sub.add_parser("evaluate", help="evaluate a candidate and the champion on gold data (the promotion gate)")
-    p.add_argument("--version", type=int, help="the model to evaluate (default: the newest candidate)")
-    p.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    p = sub.add_parser("evaluate", help="the promotion gate on gold data, or (--file) a model's figures on a "
+                                        "labeled file")
+    p.add_argument("--file", type=Path, help="a labeled CSV/Parquet/JSONL file in the dataset's schema: print "
+                                             "accuracy, macro-F1 and per-class recall of the champion (or --version)")
+    p.add_argument("--version", type=int, help="the model to evaluate (default: the newest candidate; with "
+                                               "--file, the champion)")
+    p.add_argument("--json", action="store_true", help="print as JSON")
     p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="predictions and class probabilities of the champion (or --version) for a file")
+    p.add_argument("file", type=Path, help="a CSV/Parquet/JSONL file in the dataset's schema (labels not needed)")
+    p.add_argument("--version", type=int, help="the model to use (default: the champion)")
+    p.add_argument("--out", type=Path, help="write to this .csv/.parquet/.jsonl file (default: CSV on stdout)")
+    p.set_defaults(handler=cmd_predict)
 
     p = sub.add_parser("score", help="the champion scores unlabeled examples it has not scored yet")
     p.add_argument("--batch", help="only this batch id")
@@ -76,9 +88,52 @@ def _print_verdict(verdict: Any) -> None:
             print(f"  failed: {c.detail}")
 
 
+def _report_rejected(path: Path, rejected: list[tuple[int, str]], limit: int = 10) -> None:
+    """Name the rows left out (on stderr, so a CSV on stdout stays clean)."""
+    for row, why in rejected[:limit]:
+        print(f"{path} row {row}: {why}", file=sys.stderr)
+    if rejected:
+        more = f" (first {limit} shown)" if len(rejected) > limit else ""
+        print(f"{path}: {len(rejected)} row(s) left out{more}", file=sys.stderr)
+
+
+def cmd_evaluate_file(args: argparse.Namespace, home: Home) -> int:
+    """``evaluate --file``: a model's figures on a labeled file."""
+    from data_engine.ship.files import evaluate_file
+
+    result = evaluate_file(home, args.file, args.version)
+    if args.json:
+        print(_dump(result.to_json()))
+        return 0
+    _report_rejected(args.file, result.rejected)
+    ev = result.evaluation
+    print(f"model v{result.model_version} on {args.file}: {ev.n_gold} labeled rows; accuracy {ev.accuracy:.4f}, "
+          f"macro-F1 {ev.macro_f1:.4f}")
+    for cls, recall in ev.per_class_recall.items():
+        print(f"  recall {cls}: {recall:.4f} (of {ev.per_class_support.get(cls, 0)})")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace, home: Home) -> int:
+    """``predict FILE``."""
+    from data_engine.ship.files import predict_file, write_frame
+
+    frame, rejected, version = predict_file(home, args.file, args.version)
+    _report_rejected(args.file, rejected)
+    if args.out is None:
+        frame.to_csv(sys.stdout, index=False)
+    else:
+        write_frame(frame, args.out)
+        print(f"model v{version}: {len(frame)} predictions written to {args.out}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace, home: Home) -> int:
     """``evaluate``: exit 0 when the candidate passes the gate, 1 when it is refused."""
     from data_engine.ship.gate import run_gate
+
+    if args.file is not None:
+        return cmd_evaluate_file(args, home)
     from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home) as con:
