@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = dsub.add_parser("promote", help="run the gate on a candidate and make it the champion if it passes")
     q.add_argument("--version", type=int, help="the model to promote (default: the newest candidate)")
     q.add_argument("--force", action="store_true", help="promote without the gate (recorded as forced)")
+    q.add_argument("--wait", action="store_true", help="return once the model server answers with the new champion")
+    q.add_argument("--port", type=int, help="the model server's port for --wait (default: [serve] port)")
+    q.add_argument("--timeout", type=float, default=120.0, help="seconds --wait waits at most (default 120)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(handler=cmd_promote)
     q = dsub.add_parser("rollback", help="return to the champion before the current one")
@@ -163,6 +166,18 @@ def cmd_score(args: argparse.Namespace, home: Home) -> int:
     return 0
 
 
+def _wait_served(args: argparse.Namespace, home: Home, version: int) -> None:
+    """With ``--wait``: block until the model server answers with ``version``."""
+    if not args.wait:
+        return
+    from data_engine.ship.serve import wait_for_version
+
+    port = args.port if args.port is not None else home.config.serve.port
+    seconds = wait_for_version(port, version, timeout=args.timeout)
+    if not getattr(args, "json", False):
+        print(f"the server on 127.0.0.1:{port} answers with v{version} ({seconds:.1f} s after the promotion)")
+
+
 def cmd_promote(args: argparse.Namespace, home: Home) -> int:
     """``deploy promote``: exit 1 when the gate refuses."""
     from data_engine.errors import EngineError
@@ -181,6 +196,7 @@ def cmd_promote(args: argparse.Namespace, home: Home) -> int:
                 version = cand.version
             dep = promote(con, home, version, reason="forced from the command line (gate skipped)", actor="cli")
             print(f"promoted v{dep.model_version} (forced; previous champion: v{dep.previous_version})")
+            _wait_served(args, home, dep.model_version)
             return 0
         verdict, dep = deploy_if_better(con, home, version=args.version, actor="cli")
     if args.json:
@@ -190,6 +206,8 @@ def cmd_promote(args: argparse.Namespace, home: Home) -> int:
         if dep:
             prev = f"v{dep.previous_version}" if dep.previous_version else "none"
             print(f"promoted v{dep.model_version} (previous champion: {prev})")
+    if dep:
+        _wait_served(args, home, dep.model_version)
     return 0 if dep else 1
 
 
