@@ -146,3 +146,28 @@ def test_macro_f1_and_slices_use_the_same_logic():
     v = decide(y, cand, champ, cfg, slice_masks={"first": mask})
     s = next(c for c in v.checks if c.name == "slice first")
     assert s.passed and s.n == 20 and s.diff == pytest.approx(-4 / 20)
+
+
+def test_bench_reviews_correct_or_damage_exactly_the_asked_share():
+    from data_engine.bench.gate import _review
+
+    classes = ["a", "b", "c"]
+    clean = np.array(list("abcabcabca" * 10), dtype=object)
+    noisy = clean.copy()
+    noisy[:40] = np.where(clean[:40] == "a", "b", "a")  # 40 wrong labels, 60 right
+    fixed, n = _review(noisy, clean, classes, 0.5, seed=0)
+    assert n == 20 and (fixed != clean).sum() == 20 and ((fixed != noisy) & (fixed == clean)).sum() == 20
+    damaged, n = _review(noisy, clean, classes, -0.25, seed=0)
+    assert n == 15 and (damaged != clean).sum() == 55 and (damaged[:40] == noisy[:40]).all()
+
+
+def test_bench_gate_runs_end_to_end_on_a_small_set():
+    from data_engine.bench.gate import GATES, run_bench, table
+
+    rows = run_bench(model="linear", train_rows=400, pool_rows=1200, noise=0.3, draws=2, seed=0,
+                     gold_sizes=(100,), reviews=(0.5, -0.3))
+    assert [r.candidate for r in rows] == ["50% of flips corrected", "30% of right labels changed"]
+    assert all(set(r.promoted) == {g for g, _ in GATES} and all(v in (0, 0.5, 1) for v in r.promoted.values())
+               for r in rows)
+    assert rows[0].true_difference > 0 > rows[1].true_difference  # the truth the bench scores against
+    assert table(rows).count("\n") == 3 and "paired, alpha 0.05" in table(rows)
