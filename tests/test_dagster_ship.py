@@ -52,7 +52,7 @@ def test_a_refusal_is_an_outcome_and_the_verdict_is_on_the_candidates_page(tmp_p
     assert check.metadata["n_gold"].value == 150 and check.metadata["difference"].value < 0
     assert check.metadata["p_worse"].value < 0.05
     _floats_rounded(check.metadata)
-    assert check.description.startswith("refused: ") and "150 gold examples" in check.description
+    assert check.description.startswith("refused: candidate v2 refused against champion v1 on 150 gold examples")
     champ = second.asset_materializations_for_node("champion_model")[0]
     assert champ.metadata["promoted"].value is False and champ.metadata["champion_version"].value == 1
     assert "champion stays v1" in champ.metadata["note"].value
@@ -65,7 +65,7 @@ def test_a_refusal_is_an_outcome_and_the_verdict_is_on_the_candidates_page(tmp_p
     capsys.readouterr()
     assert main(["--home", str(home.root), "deploy", "promote"]) == 2
     err = capsys.readouterr().err
-    assert "model v2 was refused by the gate (refused: candidate v2 vs champion v1 on 150 gold examples" in err
+    assert "model v2 was refused by the gate (candidate v2 refused against champion v1 on 150 gold examples" in err
     assert "data-engine deploy promote --version 2 --force" in err
     assert main(["--home", str(home.root), "deploy", "promote", "--force"]) == 0
     assert "promoted v2 (forced" in capsys.readouterr().out

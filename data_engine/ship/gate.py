@@ -137,12 +137,12 @@ def _paired(base: GateVerdict, pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
     for (name, label, d), p in zip(family, adjusted):
         checks.append(_check(name, label, d, p, alpha, *_figures(name, ev_c, ev_h, metric)))
     failed = [c for c in checks if not c.passed]
-    size = f"on {head.n} gold examples"
-    vs = f"candidate v{base.candidate_version} vs champion v{base.champion_version} {size}: {head.describe(metric)}"
+    pair = f"candidate v{base.candidate_version} {{}} champion v{base.champion_version} on {head.n} gold examples: "
+    vs = pair.format("vs") + head.describe(metric)
     verdict = replace(base, checks=tuple(checks), headline=head, wins=head.wins, losses=head.losses)
     if failed:
-        return replace(verdict, outcome="worse", reason=f"refused: {vs}; worse beyond what gold resolves "
-                       f"(alpha {alpha:g}): " + "; ".join(c.detail for c in failed))
+        return replace(verdict, outcome="worse", reason=pair.format("refused against") + head.describe(metric)
+                       + f"; worse beyond what gold resolves (alpha {alpha:g}): " + "; ".join(c.detail for c in failed))
     if head.p_better < alpha:
         return replace(verdict, promote=True, outcome="better",
                        reason=f"better beyond what gold resolves (alpha {alpha:g}): {vs}")
@@ -152,7 +152,7 @@ def _paired(base: GateVerdict, pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
         seen = (f"; the candidate was trained on {cs.reviewed_labels} reviewed labels, the champion on "
                 f"{hs.reviewed_labels}" if cs and hs else "")
         return replace(verdict, promote=True, outcome="tied", reason=f"{tie}{seen}, so the candidate is promoted")
-    return replace(verdict, outcome="tied", reason=f"refused: {tie}; the champion was trained on more reviewed "
+    return replace(verdict, outcome="tied", reason=f"{tie}; the champion was trained on more reviewed "
                    f"labels ({hs.reviewed_labels} against {cs.reviewed_labels}), so it stays")
 
 
@@ -213,7 +213,7 @@ def _strict(base: GateVerdict, candidate: Evaluation, champion: Evaluation, gate
     failed = [c for c in checks if not c.passed]
     verdict = replace(base, checks=tuple(checks))
     if failed:
-        head = f"refused: candidate v{base.candidate_version} against champion v{base.champion_version} (strict test): "
+        head = f"candidate v{base.candidate_version} refused against champion v{base.champion_version} (strict test): "
         return replace(verdict, reason=head + "; ".join(c.detail for c in failed))
     return replace(verdict, promote=True, reason=f"candidate v{base.candidate_version} {metric} {cand_m:.4f} >= "
                    f"champion v{base.champion_version} {champ_m:.4f} on {candidate.n_gold} gold examples; no class "
