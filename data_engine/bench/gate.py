@@ -71,7 +71,7 @@ def _review(noisy: Any, clean: Any, classes: list[str], share: float, seed: int)
 
 
 def run_bench(*, model: str, train_rows: int, pool_rows: int, noise: float, draws: int, seed: int,
-              gold_sizes: tuple[int, ...] = GOLD_SIZES, reviews: tuple[float, ...] = REVIEWS) -> list[GateRow]:
+              n_classes: int = 10, gold_sizes: tuple[int, ...] = GOLD_SIZES, reviews: tuple[float, ...] = REVIEWS) -> list[GateRow]:
     """Train the champion and one candidate per review in ``reviews``; judge them on drawn gold sets."""
     import numpy as np
 
@@ -84,7 +84,7 @@ def run_bench(*, model: str, train_rows: int, pool_rows: int, noise: float, draw
     from data_engine.ship.verdict import Provenance
     from data_engine.store.config import GateConfig
 
-    ds = make_tabular_dataset(train_rows + pool_rows, seed=seed)
+    ds = make_tabular_dataset(train_rows + pool_rows, n_classes=n_classes, seed=seed)
     classes = ds.classes
     X_train, X_pool = ds.frame.iloc[:train_rows].reset_index(drop=True), ds.frame.iloc[train_rows:].reset_index(drop=True)
     clean, y_pool = ds.labels[:train_rows], ds.labels[train_rows:].astype(str)
@@ -139,6 +139,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-rows", type=int, default=3000)
     p.add_argument("--pool-rows", type=int, default=30000, help="rows the true accuracy is measured on")
     p.add_argument("--noise", type=float, default=0.3, help="share of the champion's labels flipped")
+    p.add_argument("--classes", type=int, default=10, help="classes of the generated set (fewer: higher accuracy)")
     p.add_argument("--draws", type=int, default=200, help="gold sets drawn per candidate and size")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
@@ -148,7 +149,7 @@ def cmd_bench_gate(args: argparse.Namespace, home: Any) -> int:
     """Run the benchmark and print the table (and the mean share of right calls per gate and size)."""
     started = time.perf_counter()
     rows = run_bench(model=args.model, train_rows=args.train_rows, pool_rows=args.pool_rows, noise=args.noise,
-                     draws=args.draws, seed=args.seed)
+                     draws=args.draws, seed=args.seed, n_classes=args.classes)
     summary = {}
     for size in GOLD_SIZES:
         at = [r for r in rows if r.gold_size == size]
@@ -157,7 +158,8 @@ def cmd_bench_gate(args: argparse.Namespace, home: Any) -> int:
         print(json.dumps({"rows": [asdict(r) for r in rows], "right_calls": summary,
                           "seconds": round(time.perf_counter() - started, 1)}))
         return 0
-    print(f"champion: pool accuracy {rows[0].champion_accuracy:.4f} ({args.noise:.0%} of its labels flipped); "
+    print(f"{args.classes} classes; champion: pool accuracy {rows[0].champion_accuracy:.4f} "
+          f"({args.noise:.0%} of its labels flipped); "
           "cells: share of right calls (promote a truly better candidate, refuse a truly worse one)")
     print(table(rows))
     for size, s in summary.items():
