@@ -1,73 +1,168 @@
-"""Retraining, the promotion gate (a blocking asset check) and deployment."""
+"""Retraining with its promotion gate, deployment, and the champion's scores.
+
+The gate runs in the candidate's own step and reports as the asset check ``promotion_gate`` of
+``candidate_model``: the candidate's gold figures and the verdict sit on the candidate's page. A
+refusal is a normal outcome, not a failure: the check reports it with WARN severity, the run
+succeeds, and ``champion_model`` records that the champion stays (same data version).
+"""
+
+from typing import Any
 
 import dagster as dg
 
 from assets.resources import EngineResource
 from data_engine.errors import EngineError
 from data_engine.ship.deploy import promote_gated
-from data_engine.ship.gate import run_gate
-from data_engine.ship.registry import latest_candidate
+from data_engine.ship.gate import PASSED_PREFIX, run_gate
+from data_engine.ship.registry import current_champion, latest_model
 from data_engine.ship.training import train_candidate
+from data_engine.ship.verdict import GateVerdict
 from data_engine.store.warehouse import open_warehouse
+
+# Figures on asset pages: 4 decimals (a tenth of a point of accuracy is 0.001).
+DIGITS = 4
+GATE_CHECK = "promotion_gate"
+
+
+def _num(value: float | int | None, digits: int = DIGITS) -> dg.MetadataValue:
+    """A typed, rounded number (``-`` as text when missing)."""
+    if value is None:
+        return dg.MetadataValue.text("-")
+    if isinstance(value, bool) or isinstance(value, int):
+        return dg.MetadataValue.int(int(value))
+    return dg.MetadataValue.float(round(float(value), digits))
+
+
+def _table(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> dg.MetadataValue:
+    """A Dagster table: ``columns`` as (name, type), floats rounded, missing values left out."""
+    schema = dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns])
+    records = [dg.TableRecord({k: (round(v, DIGITS) if isinstance(v, float) else v)
+                               for k, v in row.items() if v is not None}) for row in rows]
+    return dg.MetadataValue.table(records, schema=schema)
+
+
+def per_class_table(verdict: GateVerdict) -> dg.MetadataValue:
+    """Per-class gold recall of both models, with the paired difference and its p-value."""
+    cand, champ = verdict.candidate, verdict.champion
+    checks = {c.name: c for c in verdict.checks}
+    rows = []
+    for cls, recall in (cand.per_class_recall if cand else {}).items():
+        check = checks.get(f"recall {cls}")
+        rows.append({"class": cls, "support": cand.per_class_support.get(cls, 0), "candidate_recall": recall,
+                     "champion_recall": champ.per_class_recall.get(cls) if champ else None,
+                     "difference": check.diff if check else None, "p_worse": check.p_worse if check else None,
+                     "passed": check.passed if check else None})
+    return _table([("class", "string"), ("support", "int"), ("candidate_recall", "float"),
+                   ("champion_recall", "float"), ("difference", "float"), ("p_worse", "float"),
+                   ("passed", "bool")], rows)
+
+
+def verdict_metadata(verdict: GateVerdict) -> dict[str, Any]:
+    """The gate's verdict as typed, rounded Dagster metadata (for the check and the candidate's page)."""
+    h = verdict.headline
+    meta: dict[str, Any] = {
+        "verdict": dg.MetadataValue.text("promoted" if verdict.promote else "refused"),
+        "outcome": dg.MetadataValue.text(verdict.outcome or "-"),
+        "test": dg.MetadataValue.text(f"{verdict.test} (alpha {verdict.alpha:g})" if verdict.test == "paired"
+                                      else verdict.test),
+        "metric": dg.MetadataValue.text(verdict.metric),
+        "n_gold": _num(verdict.n_gold),
+        "champion_version": _num(verdict.champion_version),
+        "difference": _num(h.diff if h else None),
+        "ci_low": _num(h.low if h else None), "ci_high": _num(h.high if h else None),
+        "p_worse": _num(h.p_worse if h else None), "p_better": _num(h.p_better if h else None),
+        "gold_only_candidate_right": _num(verdict.wins), "gold_only_champion_right": _num(verdict.losses),
+        "low_recall_classes": dg.MetadataValue.text(", ".join(verdict.low_recall or {}) or "none"),
+        "reason": dg.MetadataValue.text(verdict.reason),
+    }
+    if verdict.checks:
+        meta["checks"] = _table(
+            [("name", "string"), ("n", "int"), ("candidate", "float"), ("champion", "float"), ("difference", "float"),
+             ("ci_low", "float"), ("ci_high", "float"), ("p_worse", "float"), ("passed", "bool")],
+            [{"name": c.name, "n": c.n, "candidate": c.candidate, "champion": c.champion, "difference": c.diff,
+              "ci_low": c.low, "ci_high": c.high, "p_worse": c.p_worse, "passed": c.passed} for c in verdict.checks])
+    return meta
+
+
+def gate_check_result(verdict: GateVerdict) -> dg.AssetCheckResult:
+    """The check's result: a refusal is reported with WARN severity (an outcome, not a failure)."""
+    return dg.AssetCheckResult(check_name=GATE_CHECK, passed=verdict.promote, severity=dg.AssetCheckSeverity.WARN,
+                               metadata=verdict_metadata(verdict),
+                               description=("promoted: " if verdict.promote else "refused: ") + verdict.reason)
 
 
 @dg.asset(
     deps=["landed_batch", "review_verdicts"],
     group_name="models",
     kinds={"scikitlearn", "duckdb"},
-    description="A model trained on the labels in force (no discarded, no gold examples), registered as a candidate.",
+    description="A model trained on the labels in force (no discarded, no gold examples), registered as a "
+                "candidate and judged by the promotion gate against the champion on gold data.",
+    check_specs=[dg.AssetCheckSpec(GATE_CHECK, asset="candidate_model",
+                                   description="The promotion gate: a paired test against the champion on the "
+                                               "same gold examples; a refusal is a WARN, not a failure.")],
 )
 def candidate_model(context: dg.AssetExecutionContext, engine: EngineResource) -> dg.MaterializeResult:
-    """Train and register a new candidate."""
+    """Train and register a new candidate, then run the gate on it."""
     home = engine.get_home()
     with open_warehouse(home) as con:
         result = train_candidate(con, home)
+        verdict = run_gate(con, home, version=result.record.version)
     r = result.record
-    context.log.info(f"trained candidate v{r.version} on {r.train_size} labels in {result.seconds:.1f} s")
-    return dg.MaterializeResult(metadata={
-        "version": r.version, "model_spec": r.model_spec, "train_size": r.train_size,
-        "label_snapshot": r.label_snapshot, "sha256": r.sha256, "seconds": round(result.seconds, 2),
-        "weighted_by_label_quality": result.weighted,
-    })
-
-
-@dg.asset_check(asset=candidate_model, blocking=True,
-                description="The promotion gate: at least as good as the champion on gold, no class or slice "
-                            "dropping by more than the tolerance; refuses without gold data.")
-def promotion_gate(engine: EngineResource) -> dg.AssetCheckResult:
-    """Evaluate the newest candidate against the champion on the gold examples."""
-    home = engine.get_home()
-    with open_warehouse(home) as con:
-        verdict = run_gate(con, home)
-    meta = {k: v for k, v in verdict.metadata().items() if v is not None}
-    meta["checks"] = dg.MetadataValue.md(verdict.checks_markdown())
-    return dg.AssetCheckResult(passed=verdict.promote, metadata=meta,
-                               description=verdict.reason)
+    context.log.info(f"trained candidate v{r.version} on {r.train_size} labels in {result.seconds:.1f} s; "
+                     f"gate: {'promoted' if verdict.promote else 'refused'}: {verdict.reason}")
+    cand = verdict.candidate
+    meta: dict[str, Any] = {
+        "version": _num(r.version), "model_spec": dg.MetadataValue.text(r.model_spec),
+        "train_size": _num(r.train_size), "label_snapshot": _num(r.label_snapshot),
+        "reviewed_labels": _num(verdict.candidate_seen.reviewed_labels if verdict.candidate_seen else None),
+        "sha256": dg.MetadataValue.text(r.sha256), "seconds": _num(result.seconds, 1),
+        "weighted_by_label_quality": dg.MetadataValue.bool(result.weighted),
+        "gold_accuracy": _num(cand.accuracy if cand else None),
+        "gold_macro_f1": _num(cand.macro_f1 if cand else None),
+        "champion_gold_accuracy": _num(verdict.champion.accuracy if verdict.champion else None),
+        "gate_verdict": dg.MetadataValue.text("promoted" if verdict.promote else "refused"),
+        "gate_reason": dg.MetadataValue.text(verdict.reason),
+        "gold_per_class": per_class_table(verdict),
+    }
+    return dg.MaterializeResult(metadata=meta, check_results=[gate_check_result(verdict)])
 
 
 @dg.asset(
     deps=[candidate_model],
     group_name="models",
     kinds={"python"},
-    description="The deployed model: the candidate that passed the gate becomes the champion that serving loads.",
+    description="The deployed model: the newest candidate if the gate passed it, else the champion stays.",
 )
 def champion_model(context: dg.AssetExecutionContext, engine: EngineResource) -> dg.MaterializeResult:
-    """Promote the candidate that passed the gate (the blocking check stops this step otherwise)."""
+    """Promote the newest model if the gate passed it; otherwise record that the champion stays."""
     home = engine.get_home()
     with open_warehouse(home) as con:
-        record = latest_candidate(con)
-        if record is None:
-            raise dg.Failure("no candidate to deploy")
-        # The verdict comes from the gate check (recorded on the model), not from a second evaluation;
-        # promote_gated refuses a candidate the gate did not pass against the current champion.
-        try:
-            deployment = promote_gated(con, home, record.version)
-        except EngineError as exc:
-            raise dg.Failure(str(exc)) from None
-    context.log.info(f"champion is now v{deployment.model_version}")
-    return dg.MaterializeResult(metadata={"champion_version": deployment.model_version,
-                                          "previous_version": deployment.previous_version or 0,
-                                          "deployment_id": deployment.deployment_id})
+        newest = latest_model(con)
+        passed = newest is not None and newest.status == "candidate" and (newest.reason or "").startswith(PASSED_PREFIX)
+        if passed:
+            # The verdict comes from the gate (recorded on the model), not from a second evaluation;
+            # promote_gated refuses a candidate the gate did not pass against the current champion.
+            try:
+                deployment = promote_gated(con, home, newest.version)
+            except EngineError as exc:
+                raise dg.Failure(str(exc)) from None
+        champ = current_champion(con)
+    version = champ.version if champ else None
+    if passed:
+        context.log.info(f"champion is now v{version}")
+        note = f"promoted v{version}"
+        meta = {"previous_version": _num(deployment.previous_version), "deployment_id": _num(deployment.deployment_id)}
+    else:
+        why = f"v{newest.version} {newest.status}: {newest.reason}" if newest else "no model trained yet"
+        note = f"champion stays {'v' + str(version) if version else 'none'} ({why})"
+        context.log.info(note)
+        meta = {}
+    # The data version is the champion itself: when it stays, nothing downstream is out of date.
+    return dg.MaterializeResult(
+        metadata={"champion_version": _num(version), "promoted": dg.MetadataValue.bool(passed),
+                  "note": dg.MetadataValue.text(note), **meta},
+        data_version=dg.DataVersion(f"v{version}" if version else "none"),
+    )
 
 
 @dg.asset(
@@ -86,8 +181,8 @@ def champion_scores(context: dg.AssetExecutionContext, engine: EngineResource) -
         result = score_unlabeled(con, home)
     context.log.info(f"champion v{result.champion_version} scored {result.scored} example(s); {result.flagged} flagged")
     return dg.MaterializeResult(metadata={
-        "champion_version": result.champion_version or 0, "scored": result.scored,
-        "already_scored": result.already_scored, "unsure": result.unsure,
-        "disagreements_with_candidate": result.disagreements, "flagged_for_review": result.flagged,
-        "seconds": round(result.seconds, 2), "note": result.reason or "",
+        "champion_version": _num(result.champion_version), "dagster/row_count": _num(result.scored),
+        "scored": _num(result.scored), "already_scored": _num(result.already_scored), "unsure": _num(result.unsure),
+        "disagreements_with_candidate": _num(result.disagreements), "flagged_for_review": _num(result.flagged),
+        "seconds": _num(result.seconds, 2), "note": dg.MetadataValue.text(result.reason or "-"),
     })

@@ -150,8 +150,9 @@ def test_promote_gated_needs_a_passed_gate_against_the_current_champion(home):
         # v2 passed against v1, but v3 is the champion now: the gate must run again.
         with pytest.raises(EngineError, match="not compared with the current champion v3"):
             deploy.promote_gated(con, home, second.version)
-        assert registry.get_model(con, second.version).metrics["gate"] == {
-            "champion_version": first.version, "promote": True, "metric": "accuracy"}
+        gate_record = registry.get_model(con, second.version).metrics["gate"]
+        assert {k: gate_record[k] for k in ("champion_version", "promote", "metric", "n_gold")} == {
+            "champion_version": first.version, "promote": True, "metric": "accuracy", "n_gold": 100}
 
 
 def test_cli_train_evaluate_promote_rollback_status(home, capsys):

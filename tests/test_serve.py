@@ -302,3 +302,50 @@ def test_row_model_for_categorical_and_text_columns():
     with pytest.raises(ValidationError) as err:
         Row.model_validate({"age": 1, "city": ["a"], "note": "x"})
     assert err.value.errors()[0]["loc"] == ("city",)
+
+
+def test_docs_work_offline(env):
+    """/docs loads Swagger UI from the server itself: no URL in the page names another host."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    home, *_ = env
+    with TestClient(create_app(home)) as client:
+        r = client.get("/docs")
+        assert r.status_code == 200 and "SwaggerUIBundle" in r.text
+        assert "http://" not in r.text and "https://" not in r.text and "//" not in r.text.replace("<!--", "")
+        links = re.findall(r"""(?:src|href)=["']([^"']+)["']""", r.text)
+        assert len(links) == 3 and all(u.startswith("/docs-assets/") for u in links)
+        for url in links:
+            asset = client.get(url)
+            assert asset.status_code == 200 and len(asset.content) > 100, url
+        assert "/docs" not in client.get("/openapi.json").json()["paths"]
+        assert client.get("/redoc").status_code == 404  # ReDoc would need a CDN: not offered
+
+
+def test_promote_wait_returns_once_the_server_answers(env, server, capsys):
+    from data_engine.cli import main
+
+    home, _, v1, v2 = env
+    base, _ = server
+    port = base.rsplit(":", 1)[1]
+    assert httpx.get(f"{base}/health").json()["model_version"] == v1.version
+    capsys.readouterr()
+    code = main(["--home", str(home.root), "deploy", "promote", "--version", str(v2.version), "--force", "--wait",
+                 "--port", port, "--timeout", "60"])
+    out = capsys.readouterr().out
+    assert code == 0 and f"answers with v{v2.version}" in out
+    # Returned only once the server switched: the very next request is answered by the new champion.
+    assert httpx.get(f"{base}/health").json()["model_version"] == v2.version
+
+
+def test_promote_wait_without_a_server_says_so(env, capsys):
+    from data_engine.cli import main
+
+    home, _, _, v2 = env
+    capsys.readouterr()
+    code = main(["--home", str(home.root), "deploy", "promote", "--version", str(v2.version), "--force", "--wait",
+                 "--port", str(_free_port()), "--timeout", "0.5"])
+    err = capsys.readouterr().err
+    assert code == 2 and f"did not answer with model v{v2.version} within 0.5 s" in err and "data-engine serve" in err

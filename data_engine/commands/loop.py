@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 from data_engine.store.home import Home
@@ -18,10 +20,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the new model as JSON")
     p.set_defaults(handler=cmd_train)
 
-    p = sub.add_parser("evaluate", help="evaluate a candidate and the champion on gold data (the promotion gate)")
-    p.add_argument("--version", type=int, help="the model to evaluate (default: the newest candidate)")
-    p.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    p = sub.add_parser("evaluate", help="the promotion gate on gold data, or (--file) a model's figures on a "
+                                        "labeled file")
+    p.add_argument("--file", type=Path, help="a labeled CSV/Parquet/JSONL file in the dataset's schema: print "
+                                             "accuracy, macro-F1 and per-class recall of the champion (or --version)")
+    p.add_argument("--version", type=int, help="the model to evaluate (default: the newest candidate; with "
+                                               "--file, the champion)")
+    p.add_argument("--json", action="store_true", help="print as JSON")
     p.set_defaults(handler=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="predictions and class probabilities of the champion (or --version) for a file")
+    p.add_argument("file", type=Path, help="a CSV/Parquet/JSONL file in the dataset's schema (labels not needed)")
+    p.add_argument("--version", type=int, help="the model to use (default: the champion)")
+    p.add_argument("--out", type=Path, help="write to this .csv/.parquet/.jsonl file (default: CSV on stdout)")
+    p.set_defaults(handler=cmd_predict)
 
     p = sub.add_parser("score", help="the champion scores unlabeled examples it has not scored yet")
     p.add_argument("--batch", help="only this batch id")
@@ -33,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = dsub.add_parser("promote", help="run the gate on a candidate and make it the champion if it passes")
     q.add_argument("--version", type=int, help="the model to promote (default: the newest candidate)")
     q.add_argument("--force", action="store_true", help="promote without the gate (recorded as forced)")
+    q.add_argument("--wait", action="store_true", help="return once the model server answers with the new champion")
+    q.add_argument("--port", type=int, help="the model server's port for --wait (default: [serve] port)")
+    q.add_argument("--timeout", type=float, default=120.0, help="seconds --wait waits at most (default 120)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(handler=cmd_promote)
     q = dsub.add_parser("rollback", help="return to the champion before the current one")
@@ -76,9 +91,52 @@ def _print_verdict(verdict: Any) -> None:
             print(f"  failed: {c.detail}")
 
 
+def _report_rejected(path: Path, rejected: list[tuple[int, str]], limit: int = 10) -> None:
+    """Name the rows left out (on stderr, so a CSV on stdout stays clean)."""
+    for row, why in rejected[:limit]:
+        print(f"{path} row {row}: {why}", file=sys.stderr)
+    if rejected:
+        more = f" (first {limit} shown)" if len(rejected) > limit else ""
+        print(f"{path}: {len(rejected)} row(s) left out{more}", file=sys.stderr)
+
+
+def cmd_evaluate_file(args: argparse.Namespace, home: Home) -> int:
+    """``evaluate --file``: a model's figures on a labeled file."""
+    from data_engine.ship.files import evaluate_file
+
+    result = evaluate_file(home, args.file, args.version)
+    if args.json:
+        print(_dump(result.to_json()))
+        return 0
+    _report_rejected(args.file, result.rejected)
+    ev = result.evaluation
+    print(f"model v{result.model_version} on {args.file}: {ev.n_gold} labeled rows; accuracy {ev.accuracy:.4f}, "
+          f"macro-F1 {ev.macro_f1:.4f}")
+    for cls, recall in ev.per_class_recall.items():
+        print(f"  recall {cls}: {recall:.4f} (of {ev.per_class_support.get(cls, 0)})")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace, home: Home) -> int:
+    """``predict FILE``."""
+    from data_engine.ship.files import predict_file, write_frame
+
+    frame, rejected, version = predict_file(home, args.file, args.version)
+    _report_rejected(args.file, rejected)
+    if args.out is None:
+        frame.to_csv(sys.stdout, index=False)
+    else:
+        write_frame(frame, args.out)
+        print(f"model v{version}: {len(frame)} predictions written to {args.out}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace, home: Home) -> int:
     """``evaluate``: exit 0 when the candidate passes the gate, 1 when it is refused."""
     from data_engine.ship.gate import run_gate
+
+    if args.file is not None:
+        return cmd_evaluate_file(args, home)
     from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home) as con:
@@ -108,23 +166,37 @@ def cmd_score(args: argparse.Namespace, home: Home) -> int:
     return 0
 
 
+def _wait_served(args: argparse.Namespace, home: Home, version: int) -> None:
+    """With ``--wait``: block until the model server answers with ``version``."""
+    if not args.wait:
+        return
+    from data_engine.ship.serve import wait_for_version
+
+    port = args.port if args.port is not None else home.config.serve.port
+    seconds = wait_for_version(port, version, timeout=args.timeout)
+    if not getattr(args, "json", False):
+        print(f"the server on 127.0.0.1:{port} answers with v{version} ({seconds:.1f} s after the promotion)")
+
+
 def cmd_promote(args: argparse.Namespace, home: Home) -> int:
     """``deploy promote``: exit 1 when the gate refuses."""
     from data_engine.errors import EngineError
     from data_engine.ship.deploy import deploy_if_better, promote
-    from data_engine.ship.registry import latest_candidate
+    from data_engine.ship.registry import latest_candidate, latest_refused
     from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home) as con:
         if args.force:
             version = args.version
             if version is None:
-                cand = latest_candidate(con)
+                # Forcing is for a model the gate refused: the newest one waiting, else the newest refused.
+                cand = latest_candidate(con) or latest_refused(con)
                 if cand is None:
                     raise EngineError("no candidate model to promote; run `data-engine train` first")
                 version = cand.version
             dep = promote(con, home, version, reason="forced from the command line (gate skipped)", actor="cli")
             print(f"promoted v{dep.model_version} (forced; previous champion: v{dep.previous_version})")
+            _wait_served(args, home, dep.model_version)
             return 0
         verdict, dep = deploy_if_better(con, home, version=args.version, actor="cli")
     if args.json:
@@ -134,6 +206,8 @@ def cmd_promote(args: argparse.Namespace, home: Home) -> int:
         if dep:
             prev = f"v{dep.previous_version}" if dep.previous_version else "none"
             print(f"promoted v{dep.model_version} (previous champion: {prev})")
+    if dep:
+        _wait_served(args, home, dep.model_version)
     return 0 if dep else 1
 
 

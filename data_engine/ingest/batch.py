@@ -184,7 +184,7 @@ def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResul
     types = fix_columns(con, ds, present)
     define_label_events(con, next(c for c, kind in types.items() if kind == "label"))
     classes = fix_classes(con, ds, result.batch_id, label_present)
-    rejected = _validate(con, ds, types, raw.columns, label_present, bool(classes), result.is_gold)
+    rejected = validate_rows(con, ds, types, raw.columns, label_present, bool(classes), result.is_gold)
     result.rows_quarantined = _quarantine(con, result.batch_id)
     result.rows_in = raw.rows + raw.rejects
     result.rows_ok = raw.rows - rejected
@@ -200,7 +200,7 @@ def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResul
         result.reason = f"{result.rows_quarantined} of {result.rows_in} rows quarantined"
 
 
-def _validate(
+def validate_rows(
     con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dict[str, str], columns: tuple[str, ...],
     label_present: bool, classes_known: bool, gold: bool,
 ) -> int:

@@ -164,7 +164,7 @@ def promote_gated(con: duckdb.DuckDBPyConnection, home: Home, version: int, *,
                   actor: str = "engine") -> Deployment:
     """Promote ``version`` only if the gate passed it against the current champion.
 
-    For a deploy step that runs after a separate gate step (a blocking Dagster asset check): the
+    For a deploy step that runs after the gate (the `promotion_gate` check of the candidate's step): the
     gate's verdict is read from the ``models`` table instead of being computed again.
     """
     from data_engine.ship.gate import PASSED_PREFIX

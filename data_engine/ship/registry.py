@@ -324,6 +324,24 @@ def latest_candidate(con: duckdb.DuckDBPyConnection) -> ModelRecord | None:
     return found[0] if found else None
 
 
+def latest_refused(con: duckdb.DuckDBPyConnection) -> ModelRecord | None:
+    """The newest refused model trained after the current champion (or any, before one), or None."""
+    champ = current_champion(con)
+    found = _select(con, "WHERE status = 'refused' AND version > ? ORDER BY version DESC LIMIT 1",
+                    [champ.version if champ else 0])
+    return found[0] if found else None
+
+
+def no_candidate_message(con: duckdb.DuckDBPyConnection) -> str:
+    """Why there is nothing to gate or promote: the refused model newer than the champion, if any."""
+    refused = latest_refused(con)
+    if refused is None:
+        return "no candidate model to evaluate; run `data-engine train` first"
+    return (f"no candidate waiting: model v{refused.version} was refused by the gate ({refused.reason}); "
+            f"to promote it anyway: `data-engine deploy promote --version {refused.version} --force`; "
+            f"to gate it again: `data-engine deploy promote --version {refused.version}`")
+
+
 def set_status(con: duckdb.DuckDBPyConnection, version: int, status: Status, reason: str | None) -> None:
     """Change a model's status and record why."""
     con.execute("UPDATE models SET status = ?, reason = ? WHERE version = ?", [status, reason, int(version)])

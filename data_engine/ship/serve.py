@@ -30,6 +30,9 @@ from data_engine.ship.scoring import aligned_probabilities
 from data_engine.store.home import Home
 
 HOST = "127.0.0.1"  # loopback only: the service has no authentication
+# Swagger UI's files, served by the server itself (FastAPI's default loads them from a CDN: a blank
+# /docs offline). FastAPI's "self-hosting JavaScript and CSS for docs" recipe.
+DOCS_ASSETS = "/docs-assets"
 DEFAULT_POLL_SECONDS = 1.0
 # One request may carry at most this many rows (bounds memory and latency per request).
 MAX_ROWS = 10_000
@@ -265,9 +268,10 @@ def create_app(home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS, holder
         finally:
             holder.stop()
 
-    app = FastAPI(title="data-engine model server", version="1", lifespan=lifespan,
+    app = FastAPI(title="data-engine model server", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Predictions of the current champion model; hot-swapped on promotion.")
     app.state.holder = holder
+    _offline_docs(app)
 
     class CheckedRoute(APIRoute):
         """Refuses JSON nested deeper than MAX_JSON_DEPTH with a 422 before FastAPI parses it."""
@@ -323,6 +327,55 @@ def create_app(home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS, holder
         }
 
     return app
+
+
+def _offline_docs(app: Any) -> None:
+    """``/docs`` with Swagger UI's files from the ``swagger-ui-bundle`` package, nothing from another host."""
+    from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+    redirect = "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Any:
+        # validatorUrl None: Swagger UI would otherwise send the spec to validator.swagger.io.
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url, title=f"{app.title} - docs", oauth2_redirect_url=redirect,
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js", swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png", swagger_ui_parameters={"validatorUrl": None})
+
+    @app.get(redirect, include_in_schema=False)
+    def oauth2_redirect() -> Any:
+        return get_swagger_ui_oauth2_redirect_html()
+
+
+def wait_for_version(port: int, version: int, *, timeout: float = 120.0, poll_seconds: float = 0.2) -> float:
+    """Poll ``GET /health`` on 127.0.0.1:``port`` until it answers with model ``version``; return the seconds waited.
+
+    Raises :class:`EngineError` after ``timeout`` seconds, with the server's last answer (or why none came).
+    """
+    import json
+    import urllib.error
+    import urllib.request
+
+    url = f"http://{HOST}:{port}/health"
+    started = time.monotonic()
+    last = "no answer"
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=min(5.0, max(timeout, 0.1))) as resp:
+                body = json.loads(resp.read().decode("utf-8"))
+            if body.get("model_version") == version:
+                return time.monotonic() - started
+            last = f"serving v{body.get('model_version')}" + (f", {body['last_error']}" if body.get("last_error") else "")
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            last = f"no answer ({getattr(exc, 'reason', exc)})"
+        if time.monotonic() - started > timeout:
+            raise EngineError(f"the server at {url} did not answer with model v{version} within {timeout:g} s "
+                              f"(last: {last}); is `data-engine serve --port {port}` running?")
+        time.sleep(poll_seconds)
 
 
 def run_server(home: Home, *, port: int, poll_seconds: float = DEFAULT_POLL_SECONDS, wait: bool = False) -> None:

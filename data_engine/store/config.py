@@ -118,12 +118,18 @@ class SliceConfig:
 
 @dataclass(frozen=True)
 class GateConfig:
-    """The promotion gate: the metric a candidate must match and the tolerated drops."""
+    """The promotion gate (see data_engine.ship.gate): a paired test on gold, or the old strict rule."""
 
     metric: Literal["accuracy", "macro_f1"] = "accuracy"
-    tolerance: float = 0.02
     min_gold: int = 20
     slices: tuple[SliceConfig, ...] = ()
+    # "paired": refuse only when the candidate is worse beyond what gold resolves (one-sided, alpha);
+    # "strict": the candidate must match the champion exactly (classes and slices within tolerance).
+    test: Literal["paired", "strict"] = "paired"
+    alpha: float = 0.05
+    min_class_recall: float = 0.5  # classes below it on gold are named in every verdict
+    # Deprecated: only test = "strict" reads it (default 0.02 there); the paired test ignores it.
+    tolerance: float | None = None
 
 
 @dataclass(frozen=True)
@@ -333,8 +339,12 @@ def _check_ranges(cfg: EngineConfig) -> None:
             resolve_spec(name, cfg.dataset.modality, served=served, key=key, embedding=embedding)
         except EngineError as exc:
             raise ConfigError(str(exc)) from None
-    if not 0 <= cfg.gate.tolerance <= 1:
+    if cfg.gate.tolerance is not None and not 0 <= cfg.gate.tolerance <= 1:
         raise ConfigError("gate.tolerance: must be between 0 and 1")
+    if not 0 < cfg.gate.alpha < 0.5:
+        raise ConfigError("gate.alpha: must be between 0 and 0.5 (a significance level, e.g. 0.05)")
+    if not 0 <= cfg.gate.min_class_recall <= 1:
+        raise ConfigError("gate.min_class_recall: must be between 0 and 1")
     try:
         check_scheduler(cfg.compute.scheduler)
     except EngineError as exc:

@@ -150,7 +150,7 @@ KEYS = {
     "review": ["url", "api_key_env", "project_title", "budget", "annotators_per_task", "import_batch_size",
                "timeout_seconds", "weights"],
     "retrain": ["min_new_labels", "weight_by_label_quality"],
-    "gate": ["metric", "tolerance", "min_gold", "slices"],
+    "gate": ["metric", "tolerance", "min_gold", "slices", "test", "alpha", "min_class_recall"],
     "serve": ["port"],
 }
 GOOD = {"name": "d", "modality": "tabular", "id_column": "id", "label_column": "y", "feature_columns": ["a", "b"]}

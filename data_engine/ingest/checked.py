@@ -1,0 +1,85 @@
+"""A user's file read and validated like a landed batch, but kept out of the warehouse.
+
+For scoring files a person brings (``data-engine evaluate --file``, ``data-engine predict``): the
+same readers (:func:`read_raw`) and the same row validation (:func:`validate_rows`) as ingestion,
+run on a private in-memory DuckDB, so a bad row is named with the same reason it would get in
+the quarantine, and the warehouse is only read (for the schema and classes), never written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from data_engine.errors import EngineError
+from data_engine.ingest.batch import validate_rows
+from data_engine.ingest.readers import ROW_COLUMN, UnreadableFile, file_format, read_raw
+from data_engine.store.config import DatasetConfig
+from data_engine.store.warehouse import quote_ident
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    """The good rows of a file and the rows set aside.
+
+    ``frame``: one row per good data row, in file order: ``row_number`` (1-based, the header is not a
+    row), ``example_id``, the input columns (numeric float64 with NaN, others object with None) and
+    ``label`` when the file has the label column. ``rejected``: ``[(row_number, reason), ...]``.
+    """
+
+    path: Path
+    frame: pd.DataFrame
+    rows_in: int
+    has_label: bool
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+
+def read_checked(path: Path, ds: DatasetConfig, schema: dict[str, str], classes: list[str], *,
+                 need_label: bool) -> CheckedFile:
+    """Read ``path`` (CSV/Parquet/JSONL) with the dataset's id, input columns ``schema``
+    (``{column: 'numeric' | 'categorical' | 'text'}``) and, if ``need_label``, its label column.
+
+    Raises :class:`EngineError` naming the file when it cannot be read or lacks a required column,
+    or when no row is usable; bad rows are returned in ``rejected``, never silently dropped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EngineError(f"{path}: no such file")
+    con = duckdb.connect(":memory:")
+    try:
+        # The validation checks labels against this table, as it does in the warehouse.
+        con.execute("CREATE TABLE dataset_classes (class_label VARCHAR)")
+        con.executemany("INSERT INTO dataset_classes VALUES (?)", [[c] for c in classes])
+        con.execute("SET preserve_insertion_order = true")  # row numbers come from the read order
+        try:
+            raw = read_raw(con, path, file_format(path))
+        except UnreadableFile as exc:
+            raise EngineError(f"{path}: {exc}") from None
+        required = [ds.id_column, *schema] + ([ds.label_column] if need_label else [])
+        missing = [c for c in required if c not in raw.columns]
+        if missing:
+            shown = ", ".join(repr(c) for c in raw.columns[:20]) or "none"
+            raise EngineError(f"{path}: missing required column(s) {', '.join(repr(c) for c in missing)} "
+                              f"(the file has: {shown})")
+        has_label = ds.label_column in raw.columns
+        types = {**schema, ds.label_column: "label"}
+        validate_rows(con, ds, types, raw.columns, has_label, bool(classes), need_label)
+        cols = ", ".join(["__row AS row_number", "example_id", *(quote_ident(c) for c in schema)]
+                         + ([f"{quote_ident(ds.label_column)} AS label"] if has_label else []))
+        frame = con.execute(f"SELECT {cols} FROM good ORDER BY {ROW_COLUMN}").fetchdf()
+        rejected = con.execute(
+            "SELECT __row, reason FROM rejected UNION ALL "
+            "SELECT __row, 'unreadable row: ' || reason FROM raw_rejects ORDER BY 1"
+        ).fetchall()
+    finally:
+        con.close()
+    for col, kind in schema.items():
+        if kind != "numeric":
+            frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
+    if frame.empty:
+        first = f"; row {rejected[0][0]}: {rejected[0][1]}" if rejected else ""
+        raise EngineError(f"{path}: no usable rows ({len(rejected)} rejected{first})")
+    return CheckedFile(path, frame, raw.rows + raw.rejects, has_label, [(int(r), str(why)) for r, why in rejected])

@@ -1,0 +1,144 @@
+"""Models on labeled data: figures (accuracy, macro-F1, per-class recall, slices) of predictions.
+
+Used by the promotion gate (on the gold set) and by ``data-engine evaluate --file`` (on any
+labeled file). Pure functions over arrays, plus loading a model's predictions for a frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from data_engine.errors import EngineError
+from data_engine.ship.registry import ModelRecord, load_model
+from data_engine.store.config import EngineConfig, SliceConfig
+from data_engine.store.home import Home
+
+
+@dataclass(frozen=True)
+class SliceResult:
+    """A model's figures on one configured slice of the gold data."""
+
+    n: int
+    accuracy: float | None
+    macro_f1: float | None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A model's figures on the gold data."""
+
+    version: int | None
+    n_gold: int
+    accuracy: float | None
+    macro_f1: float | None
+    per_class_recall: dict[str, float] = field(default_factory=dict)
+    slices: dict[str, SliceResult] = field(default_factory=dict)
+    per_class_support: dict[str, int] = field(default_factory=dict)
+
+    def metric(self, name: str) -> float | None:
+        """The figure named ``name`` (``accuracy`` or ``macro_f1``)."""
+        return getattr(self, name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (stored in ``models.metrics``)."""
+        return asdict(self)
+
+
+def slice_mask(frame: pd.DataFrame, spec: SliceConfig) -> np.ndarray:
+    """Boolean mask, shape (N,), of the rows of ``frame`` in slice ``spec``."""
+    if spec.column not in frame.columns:
+        raise EngineError(f"gate.slices {spec.name!r}: column {spec.column!r} is not a dataset input column")
+    col = frame[spec.column]
+    mask = np.ones(len(frame), dtype=bool)
+    if spec.equals is not None:
+        mask &= (col.astype(str) == spec.equals).to_numpy()
+    if spec.min is not None or spec.max is not None:
+        values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            if spec.min is not None:
+                mask &= values >= spec.min
+            if spec.max is not None:
+                mask &= values <= spec.max
+    return mask
+
+
+def evaluate_predictions(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    *,
+    frame: pd.DataFrame | None = None,
+    slices: tuple[SliceConfig, ...] = (),
+    version: int | None = None,
+) -> Evaluation:
+    """Figures of predictions ``y_pred`` (N,) against gold labels ``y_true`` (N,).
+
+    ``frame`` (N rows) holds the input columns the ``slices`` select on.
+    """
+    from sklearn.metrics import accuracy_score, f1_score, recall_score
+
+    y_true = np.asarray(y_true, dtype=object).astype(str)
+    y_pred = np.asarray(y_pred, dtype=object).astype(str)
+    if len(y_true) == 0:
+        return Evaluation(version, 0, None, None, {}, {s.name: SliceResult(0, None, None) for s in slices})
+    present = sorted({str(v) for v in y_true})
+    # Macro-F1 over the classes in gold: a class the gold set lacks says nothing about the model.
+    recalls = recall_score(y_true, y_pred, labels=present, average=None, zero_division=0)
+    results = {}
+    for spec in slices:
+        mask = slice_mask(frame, spec) if frame is not None else np.zeros(len(y_true), dtype=bool)
+        n = int(mask.sum())
+        if n == 0:
+            results[spec.name] = SliceResult(0, None, None)
+            continue
+        yt, yp = y_true[mask], y_pred[mask]
+        results[spec.name] = SliceResult(
+            n, float(accuracy_score(yt, yp)),
+            float(f1_score(yt, yp, labels=sorted(set(yt)), average="macro", zero_division=0)),
+        )
+    return Evaluation(
+        version=version, n_gold=len(y_true), accuracy=float(accuracy_score(y_true, y_pred)),
+        macro_f1=float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
+        per_class_recall={c: float(r) for c, r in zip(present, recalls)}, slices=results,
+        per_class_support={c: int(np.sum(y_true == c)) for c in present},
+    )
+
+
+def load_gold(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> pd.DataFrame:
+    """The gold examples (labeled, not discarded) with their input columns and ``label``."""
+    from data_engine.store.dataset import load_examples
+
+    from data_engine.mine.embedders.features import with_embedding
+    from data_engine.ship.training import input_schema
+
+    gold = load_examples(con, cfg.dataset, subset="gold")
+    gold = gold[~gold["is_discarded"].astype(bool)].reset_index(drop=True)
+    # The stored vectors of the embedding ride along, so models that read it do not re-embed.
+    return with_embedding(con, cfg, gold, input_schema(con, cfg))[0] if len(gold) else gold
+
+
+def model_input(record: ModelRecord, frame: pd.DataFrame, what: str) -> pd.DataFrame:
+    """The columns ``record`` reads, from ``frame`` (``what`` names the data in the error)."""
+    missing = [c for c in record.input_schema if c not in frame.columns]
+    if missing:
+        raise EngineError(f"model v{record.version} reads column {missing[0]!r}, which {what} lacks")
+    from data_engine.mine.embedders.features import model_inputs
+
+    # The attached embedding (stored vectors) rides along when present; else the model embeds itself.
+    return frame[model_inputs(frame, record.input_schema)]
+
+
+def predict_gold(home: Home, record: ModelRecord, gold: pd.DataFrame, *, what: str = "the gold data") -> np.ndarray:
+    """Labels ``record`` (loaded sha256-checked) predicts for ``gold`` (N rows); shape (N,), str."""
+    if gold.empty:
+        return np.array([], dtype=object)
+    X = model_input(record, gold, what)
+    model = load_model(home, record)
+    from data_engine.ship.training import limited_threads
+
+    with limited_threads():
+        return np.asarray(model.predict(X)).astype(str)

@@ -1,0 +1,115 @@
+"""Any model on any file: figures on a labeled file, predictions for a file (``evaluate --file``, ``predict``).
+
+The file is read and validated by the ingest code (:mod:`data_engine.ingest.checked`) and never
+stored; the model is the champion or a given version, loaded sha256-checked from the registry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from data_engine.errors import EngineError
+from data_engine.ingest.checked import CheckedFile, read_checked
+from data_engine.ship.evaluation import Evaluation, evaluate_predictions, model_input, predict_gold
+from data_engine.ship.registry import ModelRecord, current_champion, get_model, load_model
+from data_engine.store.home import Home
+
+OUTPUT_FORMATS = (".csv", ".parquet", ".jsonl")
+
+
+@dataclass(frozen=True)
+class FileEvaluation:
+    """A model's figures on a labeled file, and the rows it could not use."""
+
+    model_version: int
+    path: str
+    evaluation: Evaluation
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """``accuracy``, ``macro_f1``, ``per_class_recall``, ``n`` and context (what ``--json`` prints)."""
+        ev = self.evaluation
+        return {"accuracy": ev.accuracy, "macro_f1": ev.macro_f1, "per_class_recall": ev.per_class_recall,
+                "n": ev.n_gold, "per_class_support": ev.per_class_support, "model_version": self.model_version,
+                "file": self.path, "rejected_rows": [{"row": r, "reason": why} for r, why in self.rejected]}
+
+
+def chosen_model(home: Home, version: int | None) -> ModelRecord:
+    """Model ``version``, or the champion; :class:`EngineError` when there is neither."""
+    from data_engine.store.warehouse import open_warehouse
+
+    with open_warehouse(home, read_only=True) as con:
+        if version is not None:
+            return get_model(con, version)
+        champ = current_champion(con)
+    if champ is None:
+        raise EngineError("no champion yet; pass --version N (see `data-engine deploy status`) "
+                          "or promote one with `data-engine deploy promote`")
+    return champ
+
+
+def _read(home: Home, record: ModelRecord, path: Path, *, need_label: bool) -> CheckedFile:
+    from data_engine.store.schema import load_classes
+    from data_engine.store.warehouse import open_warehouse
+
+    with open_warehouse(home, read_only=True) as con:
+        classes = load_classes(con) or list(record.classes)
+    return read_checked(path, home.config.dataset, dict(record.input_schema), classes, need_label=need_label)
+
+
+def evaluate_file(home: Home, path: Path, version: int | None = None) -> FileEvaluation:
+    """Accuracy, macro-F1 and per-class recall of the champion (or ``version``) on the labeled file ``path``.
+
+    Predictions are the model's ``predict`` (as the gate scores gold); rows the ingest validation
+    rejects are left out and listed, with their file row numbers.
+    """
+    record = chosen_model(home, version)
+    checked = _read(home, record, path, need_label=True)
+    frame = checked.frame
+    y_pred = predict_gold(home, record, frame, what=str(path))
+    ev = evaluate_predictions(frame["label"].astype(str).to_numpy(), y_pred, version=record.version)
+    return FileEvaluation(record.version, str(path), ev, checked.rejected)
+
+
+def predict_file(home: Home, path: Path, version: int | None = None) -> tuple[pd.DataFrame, list[tuple[int, str]], int]:
+    """Predictions of the champion (or ``version``) for every good row of ``path``.
+
+    Returns ``(frame, rejected, model_version)``; ``frame`` has the dataset's id column,
+    ``predicted_label`` (the most probable class, as the model server answers), ``predicted_score``
+    and one ``p_<class>`` column of class probabilities per class, in the model's class order.
+    """
+    from data_engine.ship.scoring import aligned_probabilities
+    from data_engine.ship.training import limited_threads
+
+    record = chosen_model(home, version)
+    checked = _read(home, record, path, need_label=False)
+    classes = list(record.classes)
+    X = model_input(record, checked.frame, str(path))
+    model = load_model(home, record)
+    with limited_threads():
+        probs = aligned_probabilities(model, X, classes)  # (N, K)
+    out = pd.DataFrame({home.config.dataset.id_column: checked.frame["example_id"].to_numpy(),
+                        "predicted_label": np.asarray(classes, dtype=object)[probs.argmax(axis=1)],
+                        "predicted_score": probs.max(axis=1)})
+    for j, c in enumerate(classes):
+        out[f"p_{c}"] = probs[:, j]
+    return out, checked.rejected, record.version
+
+
+def write_frame(frame: pd.DataFrame, out: Path) -> None:
+    """Write ``frame`` as CSV, Parquet or JSONL by the suffix of ``out``."""
+    suffix = out.suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise EngineError(f"--out {out}: unsupported suffix {suffix or '(none)'!r}; use {', '.join(OUTPUT_FORMATS)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        frame.to_csv(out, index=False)
+    elif suffix == ".parquet":
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_json(out, orient="records", lines=True)
