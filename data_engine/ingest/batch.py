@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 
 from data_engine.errors import EngineError
-from data_engine.ingest.readers import RawTable, UnreadableFile, drop_scratch, file_format, read_raw
+from data_engine.ingest.readers import RawTable, UnreadableFile, drop_scratch, file_format, format_or_none, read_raw
 from data_engine.store.config import DatasetConfig
 from data_engine.store.home import Home
 from data_engine.store.schema import define_label_events, fix_classes, fix_columns
@@ -133,7 +133,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *
                     con.execute("ROLLBACK")
                     con.execute("BEGIN TRANSACTION")
                     _reject(result, exc)
-            _record_batch(con, result, file_format_or_none(path))
+            _record_batch(con, result, format_or_none(path))
             con.execute("COMMIT")
         except BaseException:
             rollback_quietly(con)
@@ -153,14 +153,6 @@ def _reject(result: IngestResult, exc: UnreadableFile) -> None:
     result.rows_in = result.rows_ok = result.rows_quarantined = 0
     result.rows_new = result.rows_changed = result.rows_unchanged = result.rows_labeled = 0
     result.quarantine_preview = []
-
-
-def file_format_or_none(path: Path) -> str | None:
-    """The reader name for ``path``, or None if unsupported."""
-    try:
-        return file_format(path)
-    except UnreadableFile:
-        return None
 
 
 def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResult, raw: RawTable) -> None:
