@@ -46,6 +46,8 @@ class RawTable:
     columns: tuple[str, ...]
     rows: int
     rejects: int
+    # Names the file's header gives twice (as the file spells them), for the validator to refuse.
+    duplicates: tuple[str, ...] = ()
 
 
 def file_format(path: Path) -> str:
@@ -73,13 +75,14 @@ def read_raw(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> RawTable:
     rows read inside one get transaction-local row ids (so ``__row`` would be wrong).
     """
     drop_scratch(con)
+    duplicates: tuple[str, ...] = ()
     if path.stat().st_size == 0:
         raise UnreadableFile("the file is empty")
     if fmt != "parquet":
         _check_text(path)
     try:
         if fmt == "csv":
-            _read_csv(con, path)
+            duplicates = _read_csv(con, path)
         elif fmt == "parquet":
             _read_parquet(con, path)
         else:
@@ -94,12 +97,12 @@ def read_raw(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> RawTable:
     )
     rows = con.execute("SELECT count(*) FROM raw_rows").fetchone()[0]
     rejects = con.execute("SELECT count(*) FROM raw_rejects").fetchone()[0]
-    return RawTable(columns, rows, rejects)
+    return RawTable(columns, rows, rejects, duplicates)
 
 
 # Scratch relations of one read/validate cycle (temp tables or views), dropped before and after.
 SCRATCH = ("raw_rows", "raw_read", "raw_rejects", "rej_adj", "raw_lines", "reject_errors", "reject_scans",
-           "dup_ids", "rejected", "good", "staged")
+           "dup_ids", "rejected", "good", "staged", "raw_keyed")
 
 
 def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
@@ -130,7 +133,7 @@ def _check_text(path: Path) -> None:
         raise UnreadableFile(f"binary data, not text: a NUL byte at offset {nul} (expected UTF-8 text)")
 
 
-def _read_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+def _read_csv(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, ...]:
     _read_csv_table(con, str(path), "auto_detect = true")
     broken = None
     if con.execute("SELECT count(*) FROM reject_errors").fetchone()[0]:
@@ -143,7 +146,7 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             fixed.write_text("\n".join(lines) + "\n", encoding="utf-8")
             con.execute("DROP TABLE raw_read")
             _read_csv_table(con, str(fixed), f"delim = {_sql_text(delim)}, quote = '\"', escape = '\"'")
-    _check_duplicate_header(con, path)
+    duplicates = _duplicate_header_names(con, path)
     # A file column named like the engine's row number column is dropped (it cannot be a dataset
     # column: the config reserves the name).
     for (name,) in con.execute(
@@ -178,7 +181,7 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     if con.execute("SELECT count(*) FROM raw_rejects").fetchone()[0] == 0:
         # A view, not a copy: the common case pays nothing for the row numbers.
         con.execute(f"CREATE TEMP VIEW raw_rows AS SELECT *, rowid - {int(base)} + 1 AS __row FROM raw_read")
-        return
+        return duplicates
     # The k-th parsed row is data row k + (number of rejected records before it). With the rejects
     # at rows R_1 < R_2 < ..., reject j lies before parsed row k exactly when R_j - (j - 1) <= k:
     # an ASOF join on that non-decreasing key finds the count (the largest j) for every row at once.
@@ -194,6 +197,7 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     )
     con.execute("DROP TABLE raw_read")
     con.execute("DROP TABLE rej_adj")
+    return duplicates
 
 
 def _read_csv_table(con: duckdb.DuckDBPyConnection, path: str, dialect: str) -> None:
@@ -215,27 +219,28 @@ def _read_csv_table(con: duckdb.DuckDBPyConnection, path: str, dialect: str) -> 
         con.execute(sql.format(f", max_line_size = {MAX_LINE_BYTES}, buffer_size = {MAX_LINE_BYTES}"), [path])
 
 
-def _check_duplicate_header(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Reject a header that names a column twice (DuckDB would quietly read the second as ``name_1``)."""
+def _duplicate_header_names(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, ...]:
+    """Names the header gives twice, ignoring case and surrounding spaces (DuckDB quietly reads the
+    second as ``name_1``); the header row is only read again when such a name is there."""
     names = [r[0] for r in con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'raw_read' ORDER BY ordinal_position"
     ).fetchall()]
     lowered = {n.lower() for n in names}
     suspects = [n for n in names if "_" in n and n.rsplit("_", 1)[1].isdigit() and n.rsplit("_", 1)[0].lower() in lowered]
     if not suspects:
-        return
+        return ()
     header = con.execute(
         "SELECT * FROM read_csv(?, header = false, all_varchar = true, auto_detect = true, ignore_errors = true) LIMIT 1",
         [str(path)],
     ).fetchone() or ()
     seen: dict[str, str] = {}
+    twice: list[str] = []
     for name in header:
         key = (name or "").strip().lower()
         if key in seen:
-            raise UnreadableFile(
-                f"the header names a column twice ({seen[key]!r} and {name!r}); rename or remove one of them"
-            )
+            twice += [seen[key], name]
         seen[key] = name
+    return tuple(dict.fromkeys(twice))
 
 
 def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:

@@ -1,0 +1,53 @@
+"""One spelling per value: how labels and ids are normalised, and which cells are missing numbers.
+
+Every comparison of labels or ids (validation, class inference, duplicate ids, the classes of the
+config, review verdicts) goes through :func:`normalized_sql`, so the same value never counts as two:
+
+* Unicode NFC (a decomposed ``é`` equals the composed one);
+* leading and trailing whitespace of every kind removed: ASCII blanks and control characters,
+  Unicode separators (``\\p{Z}``: no-break space, ...) and format characters (``\\p{Cf}``:
+  zero-width space, BOM, ...);
+* an integral number written as a float (``1.0``, JSONL ``1e2`` read as ``100.0``) becomes the
+  integer (``1``): tools write it so when a column had gaps (pandas), and the same file without gaps
+  says ``1``.
+
+DuckDB has no function for the whole of it, so it is composed here from ``nfc_normalize`` and two
+RE2 replacements; cells that are plain printable ASCII at both ends, without a dot, skip them.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# RE2 class of the characters trimmed at either end.
+_EDGE = r"[\s\x{0B}\x{1C}-\x{1F}\x{7F}-\x{9F}\p{Z}\p{Cf}]"
+_PY_EDGE = re.compile(r"^[\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff\u00ad]+|"
+                      r"[\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff\u00ad]+$")
+_INTEGRAL = re.compile(r"^([+-]?[0-9]+)\.0*$")
+
+
+def normalized_sql(expr: str) -> str:
+    """SQL for the normalised text of ``expr`` (VARCHAR; NULL stays NULL)."""
+    slow = (f"regexp_replace(regexp_replace(nfc_normalize({expr}), '^{_EDGE}+|{_EDGE}+$', '', 'g'), "
+            r"'^([+-]?[0-9]+)\.0*$', '\1')")
+    # The fast test: printable ASCII at both ends, no dot, no multi-byte character (bytes = chars).
+    plain = (f"ord({expr}) BETWEEN 33 AND 126 AND ord(right({expr}, 1)) BETWEEN 33 AND 126 "
+             f"AND NOT contains({expr}, '.') AND strlen({expr}) = length({expr})")
+    return f"CASE WHEN {plain} THEN {expr} ELSE {slow} END"
+
+
+def normalize_text(value: str) -> str:
+    """The Python twin of :func:`normalized_sql`, for single values (config classes, API input)."""
+    text = _PY_EDGE.sub("", unicodedata.normalize("NFC", value))
+    # Python's \s misses no-break and other Unicode spaces that are not in the class above; strip them too.
+    text = text.strip()
+    return _INTEGRAL.sub(r"\1", text)
+
+
+def missing_number_sql(text_expr: str, na_values: tuple[str, ...]) -> str:
+    """SQL: true when the trimmed cell ``text_expr`` is one of ``na_values`` (a missing number)."""
+    if not na_values:
+        return "false"
+    listed = ", ".join("'" + v.replace("'", "''") + "'" for v in na_values)
+    return f"(trim({text_expr}) IN ({listed}))"
