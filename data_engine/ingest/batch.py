@@ -92,17 +92,28 @@ def ingest_path(home: Home, path: Path, *, gold: bool | None = None) -> IngestRe
         return ingest_file(con, ds, path, gold=is_gold_path(home, path) if gold is None else gold)
 
 
-def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *, gold: bool = False) -> IngestResult:
+def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *, gold: bool = False,
+                regold: bool = False) -> IngestResult:
     """Ingest ``path`` as one batch through an open warehouse connection (not inside a transaction).
 
     The same bytes are never ingested twice: a file whose batch is already recorded is a no-op,
-    and the same bytes under another name are recorded as a ``duplicate`` batch.
+    and the same bytes under another name are recorded as a ``duplicate`` batch. Bytes already
+    ingested as training data are not taken as gold (a ``rejected`` result that names the ids and
+    is not recorded) unless ``regold``: then they are stored again as gold examples, in the gold id space.
     """
     path = Path(path)
     if not path.is_file():
         raise EngineError(f"{path}: no such file")
     sha = sha256_file(path)
     batch_id = batch_id_for(path, sha)
+    if gold:
+        trained = con.execute(
+            "SELECT batch_id, path FROM batches WHERE sha256 = ? AND status = 'ingested' AND NOT is_gold "
+            "ORDER BY received_at LIMIT 1", [sha]
+        ).fetchone()
+        if trained and not regold:
+            return _training_not_gold(con, path, sha, batch_id, trained[0])
+        batch_id = f"{batch_id}-gold" if trained else batch_id
     cur = con.execute("SELECT * FROM batches WHERE batch_id = ?", [batch_id])
     known = cur.fetchone()
     if known is not None:
@@ -116,8 +127,8 @@ def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *
         same = con.execute(
             # Only ingested bytes count: a rejection may depend on where the file was (gold/) or on
             # the config, so the same bytes may be tried again under another name.
-            "SELECT batch_id, path FROM batches WHERE sha256 = ? AND status = 'ingested' "
-            "ORDER BY received_at LIMIT 1", [sha]
+            "SELECT batch_id, path FROM batches WHERE sha256 = ? AND status = 'ingested' AND is_gold = ? "
+            "ORDER BY received_at LIMIT 1", [sha, gold]
         ).fetchone()
         raw = None
         if same:
@@ -150,6 +161,22 @@ def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *
         except duckdb.Error:
             pass
     return result
+
+
+def _training_not_gold(con: duckdb.DuckDBPyConnection, path: Path, sha: str, batch_id: str,
+                       training_batch: str) -> IngestResult:
+    """The answer to ``--gold`` for bytes already ingested as training data: which ids, and what to do."""
+    n, shown = con.execute(
+        "SELECT count(*), string_agg(example_id, ', ' ORDER BY row_number) FILTER (rn <= 5) FROM ("
+        "  SELECT example_id, row_number, row_number() OVER (ORDER BY row_number) AS rn FROM examples WHERE batch_id = ?)",
+        [training_batch],
+    ).fetchone()
+    reason = (
+        f"already ingested as training data (batch {training_batch}; {n} ids: {shown or '-'}{', ...' if n > 5 else ''}); "
+        "gold data must be examples the model never trains on: land separate gold data in landing/gold/, "
+        "or pass --regold to store these rows as gold examples too (their training copies stay training data)"
+    )
+    return IngestResult(batch_id=batch_id, path=str(path), sha256=sha, status="rejected", reason=reason, is_gold=True)
 
 
 def _reject(result: IngestResult, exc: UnreadableFile) -> None:
