@@ -24,7 +24,8 @@ from data_engine.ingest.readers import RawTable, UnreadableFile, drop_scratch, f
 from data_engine.ingest.validate import GOLD_ID_PREFIX, quarantine, validate
 from data_engine.store.config import DatasetConfig
 from data_engine.store.home import Home
-from data_engine.store.schema import AmbiguousNumbers, define_label_events, fix_classes, fix_columns, stored_columns
+from data_engine.store.schema import (AmbiguousNumbers, define_label_events, fix_classes, fix_columns, load_classes,
+                                      stored_columns)
 from data_engine.store.warehouse import last_event_id, open_warehouse, quote_ident, rollback_quietly
 
 PREVIEW_ROWS = 10
@@ -205,7 +206,11 @@ def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResul
     if first:
         result.column_types = {c: t for c, t in types.items() if t != "label"}
     define_label_events(con, next(c for c, kind in types.items() if kind == "label"))
+    had_classes = bool(load_classes(con))
     classes = fix_classes(con, ds, result.batch_id, label_present)
+    if classes and not had_classes:
+        result.notes.append(f"classes ({'from the config' if ds.classes else 'inferred from this batch'}): "
+                            + ", ".join(map(repr, classes)) + _case_variants(classes))
     id_column = ds.id_column or CONTENT_ID
     if ds.id_column is None:
         add_content_ids(con, ds, types)
@@ -226,6 +231,19 @@ def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResul
     ]
     if result.rows_quarantined:
         result.reason = f"{result.rows_quarantined} of {result.rows_in} rows quarantined"
+
+
+def _case_variants(classes: list[str]) -> str:
+    """A warning when classes differ only by case ('Yes' and 'yes' are two classes unless the config says)."""
+    groups: dict[str, list[str]] = {}
+    for c in classes:
+        groups.setdefault(c.casefold(), []).append(c)
+    twins = [g for g in groups.values() if len(g) > 1]
+    if not twins:
+        return ""
+    shown = "; ".join(" and ".join(map(repr, g)) for g in twins)
+    return (f"; {shown} differ only in case and are separate classes: if they are one, list the classes in "
+            "[dataset] classes and fix the labels")
 
 
 def _note_gold_ids_equal_to_training(con: duckdb.DuckDBPyConnection, result: IngestResult) -> None:
