@@ -136,7 +136,7 @@ def _check_text(path: Path) -> None:
 def _read_csv(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, ...]:
     _read_csv_table(con, str(path), "auto_detect = true")
     broken = None
-    if con.execute("SELECT count(*) FROM reject_errors").fetchone()[0]:
+    if con.execute("SELECT count(*) FROM reject_errors").fetchone()[0] or _unquoted_but_has_quotes(con, path):
         broken = find_broken_quotes(path)
     if broken is not None:
         # Read the file again with the broken rows replaced by unparseable placeholders (see quotes.py).
@@ -198,6 +198,20 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, ...]:
     con.execute("DROP TABLE raw_read")
     con.execute("DROP TABLE rej_adj")
     return duplicates
+
+
+def _unquoted_but_has_quotes(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
+    """True when the sniffer read the file without quoting although it holds quote characters: a
+    lone unterminated quote makes it give up quoting, and the row then reads as valid text with a
+    stray ``"`` in it."""
+    try:
+        quote = con.execute("SELECT Quote FROM sniff_csv(?)", [str(path)]).fetchone()[0]
+    except duckdb.Error:
+        return False
+    if quote == '"':
+        return False
+    with (gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")) as fh:
+        return any(b'"' in chunk for chunk in iter(lambda: fh.read(1 << 22), b""))
 
 
 def _read_csv_table(con: duckdb.DuckDBPyConnection, path: str, dialect: str) -> None:
