@@ -11,7 +11,7 @@ from __future__ import annotations
 import duckdb
 
 from data_engine.store.config import DatasetConfig
-from data_engine.store.values import missing_number_sql, normalized_sql
+from data_engine.store.values import all_plain, missing_number_sql, normalized_sql
 from data_engine.store.warehouse import quote_ident
 
 MAX_ID_LENGTH = 256
@@ -33,7 +33,12 @@ def validate(
     ``good``: the typed values of every other row and their feature hash ``__fh``. The good rows
     are never copied: the inserts read them through the view, straight from ``raw_rows``.
     """
-    id_expr = normalized_sql(quote_ident(id_column))
+    plain = all_plain(con, "raw_rows", [id_column] + ([ds.label_column] if label_present else []))
+
+    def norm(expr: str, col: str) -> str:
+        return expr if col in plain else normalized_sql(expr)
+
+    id_expr = norm(quote_ident(id_column), id_column)
     # Repeated ids by a hash aggregate (far cheaper than a window over every row); the rows of
     # each repeated id are named in the reason so a person can find them. Empty ids are dropped
     # after grouping (HAVING): a WHERE would compute the normalised id twice per row.
@@ -97,7 +102,7 @@ def validate(
                             f"'column {name}: over-long field (' || length({q}) || ' characters; at most {MAX_FIELD_CHARS} bytes)'"))
     lq = quote_ident(ds.label_column)
     if label_present:
-        values.append(f"nullif({normalized_sql('r.' + lq)}, '') AS {lq}")
+        values.append(f"nullif({norm('r.' + lq, ds.label_column)}, '') AS {lq}")
         if classes_known:
             reasons.append((
                 f"{lq} IS NOT NULL AND {lq} NOT IN (SELECT class_label FROM dataset_classes)",

@@ -19,6 +19,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import duckdb
 
 # RE2 class of the characters trimmed at either end.
 _EDGE = r"[\s\x{0B}\x{1C}-\x{1F}\x{7F}-\x{9F}\p{Z}\p{Cf}]"
@@ -31,10 +35,28 @@ def normalized_sql(expr: str) -> str:
     """SQL for the normalised text of ``expr`` (VARCHAR; NULL stays NULL)."""
     slow = (f"regexp_replace(regexp_replace(nfc_normalize({expr}), '^{_EDGE}+|{_EDGE}+$', '', 'g'), "
             r"'^([+-]?[0-9]+)\.0*$', '\1')")
-    # The fast test: printable ASCII at both ends, no dot, no multi-byte character (bytes = chars).
-    plain = (f"ord({expr}) BETWEEN 33 AND 126 AND ord(right({expr}, 1)) BETWEEN 33 AND 126 "
-             f"AND NOT contains({expr}, '.') AND strlen({expr}) = length({expr})")
-    return f"CASE WHEN {plain} THEN {expr} ELSE {slow} END"
+    return f"CASE WHEN {plain_sql(expr)} THEN {expr} ELSE {slow} END"
+
+
+def plain_sql(expr: str) -> str:
+    """SQL: true when ``expr`` is already in normal form by a cheap test (empty, or printable ASCII
+    at both ends, without a dot or a multi-byte character); NULL for NULL."""
+    return (f"({expr} = '' OR (ord({expr}) BETWEEN 33 AND 126 AND ord(right({expr}, 1)) BETWEEN 33 AND 126 "
+            f"AND NOT contains({expr}, '.') AND strlen({expr}) = length({expr})))")
+
+
+def all_plain(con: "duckdb.DuckDBPyConnection", table: str, columns: list[str]) -> set[str]:
+    """The ``columns`` of ``table`` whose every value passes :func:`plain_sql` (one scan): they need
+    no normalising, so the batch's later statements read them as they are. Files from one tool are
+    usually all plain; the per-value test then runs once instead of in every statement."""
+    from data_engine.store.warehouse import quote_ident
+
+    if not columns:
+        return set()
+    flags = con.execute(
+        f"SELECT {', '.join(f'coalesce(bool_and({plain_sql(quote_ident(c))}), true)' for c in columns)} FROM {table}"
+    ).fetchone()
+    return {c for c, ok in zip(columns, flags) if ok}
 
 
 def normalize_text(value: str) -> str:
