@@ -35,12 +35,6 @@ def match_columns(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, raw: RawTab
     """Map the file's columns to ``ds``'s; raise :class:`UnreadableFile` for missing, ambiguous or
     doubled columns. Renames the mapped columns of ``raw_rows`` in place."""
     wanted = [c for c in (ds.id_column, *ds.input_columns, ds.label_column) if c is not None]
-    twice = [c for c in raw.duplicates if c.strip().lower() in {w.lower() for w in wanted}]
-    if twice:
-        raise UnreadableFile(
-            f"the header names column {twice[0]!r} twice ({', '.join(map(repr, twice))}); "
-            "rename or remove one of them"
-        )
     by_key: dict[str, list[str]] = {}
     for col in raw.columns:
         by_key.setdefault(col.strip().lower(), []).append(col)
@@ -64,6 +58,11 @@ def match_columns(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, raw: RawTab
         hint = "; is the header row missing, or the delimiter not a comma?" if len(missing) == len(required) else ""
         raise UnreadableFile(
             f"missing required column(s) {', '.join(repr(c) for c in missing)} (the file has: {shown}){hint}"
+        )
+    if raw.duplicates:
+        # After the missing-columns check: a file without a header row repeats data values in it.
+        raise UnreadableFile(
+            f"the header names a column twice ({', '.join(map(repr, raw.duplicates))}); rename or remove one of them"
         )
     _rename(con, renamed)
     ignored = tuple(c for c in raw.columns if c not in wanted and c not in renamed)
