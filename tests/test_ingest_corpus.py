@@ -6,6 +6,7 @@ Dataset: the toy config of ``conftest.py`` (id, label in {a, b}, numeric x, cate
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -84,6 +85,19 @@ CASES = [
     Case("engine_column_names.jsonl", b'{"id": "1", "label": "a", "x": 1, "color": "red", "__ROW": 9}\n',
          "ingested", stored=1),
     Case("junk.jsonl", b"\x00\x01\x02 not json", "rejected", ("binary",)),
+    # Issue 11: a BOM before JSON Lines is not data; JSON arrays and gzip are read; an over-long
+    # field costs its row; a header naming a column twice is refused.
+    Case("bom.jsonl", b'\xef\xbb\xbf{"id": "1", "label": "a", "x": 1, "color": "red"}\n', "ingested", stored=1),
+    Case("rows.json", b'[{"id": "1", "label": "a", "x": 1e2, "color": "red"}, 5, {"id": 2.0, "label": "b", "x": null}]',
+         "ingested", quarantined={2: ("not a JSON object",)}),
+    Case("object.json", b'{"id": "1", "label": "a"}', "rejected", ("array of objects",)),
+    Case("broken.json", b'[{"id": "1", "label": "a"', "rejected", ("not valid JSON",)),
+    Case("rows.csv.gz", gzip.compress(_csv("1,a,1,red", "2,b,2,blue")), "ingested", stored=2),
+    Case("rows.jsonl.gz", gzip.compress(b'{"id": "1", "label": "a", "x": 1, "color": "red"}\n'), "ingested", stored=1),
+    Case("not_gzip.csv.gz", _csv("1,a,1,red"), "rejected", ("gzip",)),
+    Case("long_field.csv", _csv("1,a,1,red", "2,b,2," + "x" * 3_000_000, "3,a,3,blue"), "ingested",
+         quarantined={2: ("column color", "over-long field")}),
+    Case("twice.csv", _csv("1,a,1,red,2", header="id,label,x,color,X\n"), "rejected", ("twice", "'x'", "'X'")),
     Case("table.xlsx", b"PK\x03\x04 not really a spreadsheet", "rejected", ("unsupported file type", ".xlsx")),
 ]
 
