@@ -144,3 +144,19 @@ def test_ingest_command_imports_no_heavy_libraries(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report == {"code": 0, "heavy": []}, out.stderr
+
+
+def test_status_names_landed_files_not_ingested_and_the_column_types(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (tmp_path / "toy.toml").write_text(TOY_CONFIG, encoding="utf-8")
+    cli("init", "--config", tmp_path / "toy.toml", home=home)
+    (home / "landing" / "notes.xlsx").write_bytes(b"PK")
+    good = tmp_path / "good.csv"
+    good.write_text("id,label,x,color,extra\n1,a,1,red,q\n", encoding="utf-8")
+    out = cli("ingest", good, home=home).stdout
+    assert "column types (fixed from this batch): x=numeric, color=categorical" in out
+    assert "ignored columns: 'extra'" in out
+    status = cli("status", home=home)
+    assert status.returncode == 0
+    assert "column types: x=numeric, color=categorical" in status.stdout
+    assert "not ingested: landing/notes.xlsx - not a data file" in status.stdout
