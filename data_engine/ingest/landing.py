@@ -103,7 +103,8 @@ def decide_landing(landing: Path, cursor: str | None, *, now: float | None = Non
     """
     now = time.time() if now is None else now
     seen = _load_cursor(cursor)
-    requested_shas = {entry[2] for entry in seen.values()}
+    # sha256 -> the first file requested with those bytes (the same bytes again are not requested).
+    requested_shas = {entry[2]: rel for rel, entry in sorted(seen.items(), reverse=True)}
     new: list[LandedFile] = []
     ignored: dict[str, str] = {}
     waiting = 0
@@ -122,13 +123,16 @@ def decide_landing(landing: Path, cursor: str | None, *, now: float | None = Non
                 continue
             prev = seen.get(rel)
             if prev and prev[0] == st.st_size and prev[1] == st.st_mtime_ns:
-                continue
-            sha = sha256_file(path)
-            seen[rel] = [st.st_size, st.st_mtime_ns, sha]
-            if sha in requested_shas:
-                continue
-            requested_shas.add(sha)
-            new.append(LandedFile(rel, sha, st.st_size))
+                sha = prev[2]
+            else:
+                sha = sha256_file(path)
+                seen[rel] = [st.st_size, st.st_mtime_ns, sha]
+                if sha not in requested_shas:
+                    requested_shas[sha] = rel
+                    new.append(LandedFile(rel, sha, st.st_size))
+                    continue
+            if requested_shas.get(sha, rel) != rel:
+                ignored[rel] = f"the same bytes as {requested_shas[sha]}, already requested (a copy is not ingested twice)"
     reason = None
     if not new:
         reason = f"no new files in {landing}" + (f" ({waiting} still being written)" if waiting else "")
