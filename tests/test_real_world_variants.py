@@ -247,9 +247,20 @@ def test_odd_file_names_are_ingested_through_the_landing_folder(truth, stem, suf
                      via_landing=True)
 
 
-def test_every_kind_is_covered() -> None:
-    kinds = [n for n in globals() if n.startswith("test_") and n != "test_every_kind_is_covered"]
-    assert len(kinds) == 8
-
-
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+_CON = None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(st.characters(blacklist_characters="\x00"), max_size=8))
+def test_one_normalisation_in_sql_and_python(text: str) -> None:
+    """Config classes (Python) and file labels (SQL) are normalised the same way."""
+    import duckdb
+
+    from data_engine.store.values import normalize_text, normalized_sql
+
+    global _CON
+    _CON = _CON or duckdb.connect()
+    assert _CON.execute(f"SELECT {normalized_sql('$1')}", [text]).fetchone()[0] == normalize_text(text)

@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 
 # RE2 class of the characters trimmed at either end.
 _EDGE = r"[\s\x{0B}\x{1C}-\x{1F}\x{7F}-\x{9F}\p{Z}\p{Cf}]"
-_PY_EDGE = re.compile(r"^[\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff\u00ad]+|"
-                      r"[\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff\u00ad]+$")
 _INTEGRAL = re.compile(r"^([+-]?[0-9]+)\.0*$")
 
 
@@ -61,10 +59,19 @@ def all_plain(con: "duckdb.DuckDBPyConnection", table: str, columns: list[str]) 
 
 def normalize_text(value: str) -> str:
     """The Python twin of :func:`normalized_sql`, for single values (config classes, API input)."""
-    text = _PY_EDGE.sub("", unicodedata.normalize("NFC", value))
-    # Python's \s misses no-break and other Unicode spaces that are not in the class above; strip them too.
-    text = text.strip()
-    return _INTEGRAL.sub(r"\1", text)
+    text = unicodedata.normalize("NFC", value)
+    start, end = 0, len(text)
+    while start < end and _is_edge(text[start]):
+        start += 1
+    while end > start and _is_edge(text[end - 1]):
+        end -= 1
+    return _INTEGRAL.sub(r"\1", text[start:end])
+
+
+def _is_edge(ch: str) -> bool:
+    """The characters of ``_EDGE``: ASCII blanks, C1/DEL controls, separators (Z*) and format characters (Cf)."""
+    return (ch in " \t\n\v\f\r" or "\x1c" <= ch <= "\x1f" or "\x7f" <= ch <= "\x9f"
+            or unicodedata.category(ch) in ("Zs", "Zl", "Zp", "Cf"))
 
 
 def missing_number_sql(text_expr: str, na_values: tuple[str, ...]) -> str:
