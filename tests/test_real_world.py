@@ -191,3 +191,19 @@ def test_a_file_without_an_id_column_gets_content_ids(engine) -> None:
     r2 = e.ingest(other)
     assert r2.rows_new == 0 and r2.rows_unchanged + r2.rows_changed == 10
     assert dict(e.rows("SELECT example_id, amount FROM current_examples")) == ids
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_column_names_in_another_case_are_mapped_in_every_format(engine, fmt: str) -> None:
+    e = engine("text.toml")
+    path = e.home.landing / f"keys.{fmt}"
+    if fmt == "jsonl":
+        path.write_text('{"ID": "1", " Text ": "fine", "Label": "pos", "extra": 1}\n', encoding="utf-8")
+    else:
+        e.con.execute(f"COPY (SELECT '1' AS \"ID\", 'fine' AS \" Text \", 'pos' AS \"Label\", 1 AS extra) "
+                      f"TO '{path}' (FORMAT parquet)")
+    r = e.ingest(path)
+    assert (r.status, r.rows_labeled, r.ignored_columns) == ("ingested", 1, ["extra"])
+    assert sorted(n for n in r.notes if n.startswith("column")) == ["column ' Text ' read as 'text' (the config's name)",
+                                   "column 'ID' read as 'id' (the config's name)",
+                                   "column 'Label' read as 'label' (the config's name)"]
