@@ -207,3 +207,14 @@ def test_column_names_in_another_case_are_mapped_in_every_format(engine, fmt: st
     assert sorted(n for n in r.notes if n.startswith("column")) == ["column ' Text ' read as 'text' (the config's name)",
                                    "column 'ID' read as 'id' (the config's name)",
                                    "column 'Label' read as 'label' (the config's name)"]
+
+
+def test_classes_wait_for_two_labels(engine) -> None:
+    e = engine("text.toml")
+    first = e.home.landing / "one.csv"
+    first.write_text("id,text,label\n1,good,pos\n2,fine,pos\n", encoding="utf-8")
+    assert e.ingest(first).rows_labeled == 2 and load_classes(e.con) == []
+    second = e.home.landing / "two.csv"
+    second.write_text("id,text,label\n3,bad,neg\n", encoding="utf-8")
+    r = e.ingest(second)
+    assert r.rows_quarantined == 0 and load_classes(e.con) == ["neg", "pos"]

@@ -141,15 +141,19 @@ def fix_classes(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, batch_id: str
         # The config's classes in the spelling labels are compared in (so "1.0" there matches 1).
         labels, source = list(dict.fromkeys(normalize_text(c) for c in ds.classes)), "config"
     elif label_present:
+        q = quote_ident(ds.label_column)
+        # This batch's labels and those stored before (by batches that had fewer than two).
+        stored = f"UNION SELECT {q} FROM examples" if ds.label_column in stored_columns(con) else ""
         found = [r[0] for r in con.execute(
-            f"SELECT DISTINCT label FROM (SELECT {normalized_sql(quote_ident(ds.label_column))} AS label "
-            "FROM raw_rows) WHERE nullif(label, '') IS NOT NULL"
+            f"SELECT DISTINCT label FROM (SELECT {normalized_sql(q)} AS label FROM raw_rows {stored}) "
+            "WHERE nullif(label, '') IS NOT NULL"
         ).fetchall()]
         labels, source = _natural_sorted(found), f"inferred from batch {batch_id}"
     else:
         return []
-    if not labels:
-        return []  # a label column with no label in it yet: the classes wait for a labeled batch
+    if len(labels) < 2:
+        # No label, or one: a class list of one would quarantine every other label that arrives later.
+        return []
     con.executemany(
         "INSERT INTO dataset_classes VALUES (?, ?, ?)", [[c, i, source] for i, c in enumerate(labels)]
     )
