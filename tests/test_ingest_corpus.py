@@ -97,6 +97,9 @@ CASES = [
     Case("not_gzip.csv.gz", _csv("1,a,1,red"), "rejected", ("gzip",)),
     Case("long_field.csv", _csv("1,a,1,red", "2,b,2," + "x" * 3_000_000, "3,a,3,blue"), "ingested",
          quarantined={2: ("column color", "over-long field")}),
+    # The sniffer samples the start: a quoted field far down is still read as one field.
+    Case("late_quote.csv", _csv(*[f"{i},a,{i},red" for i in range(1, 30001)], '30001,b,1,"red, ish"'), "ingested",
+         stored=30001),
     Case("twice.csv", _csv("1,a,1,red,2", header="id,label,x,color,X\n"), "rejected", ("twice", "'x'", "'X'")),
     Case("table.xlsx", b"PK\x03\x04 not really a spreadsheet", "rejected", ("unsupported file type", ".xlsx")),
 ]

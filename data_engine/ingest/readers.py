@@ -136,9 +136,15 @@ def _check_text(path: Path) -> None:
 def _read_csv(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, ...]:
     _read_csv_table(con, str(path), "auto_detect = true")
     broken = None
-    if con.execute("SELECT count(*) FROM reject_errors").fetchone()[0] or _unquoted_but_has_quotes(con, path):
+    rejects = con.execute("SELECT count(*) FROM reject_errors").fetchone()[0]
+    unquoted = _unquoted_but_has_quotes(con, path)
+    if rejects or unquoted:
         broken = find_broken_quotes(path)
-    if broken is not None:
+    if broken is None and unquoted:
+        # The sniffer's sample had no quoted field, but the file has them (further down): quote as RFC 4180.
+        con.execute("DROP TABLE raw_read")
+        _read_csv_table(con, str(path), "auto_detect = true, quote = '\"', escape = '\"'")
+    elif broken is not None:
         # Read the file again with the broken rows replaced by unparseable placeholders (see quotes.py).
         delim, broken_rows, lines = broken
         with tempfile.TemporaryDirectory(prefix="data-engine-") as tmp:
