@@ -14,6 +14,7 @@ carry the signal one-hot encoding would lose.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -112,6 +113,43 @@ def build_estimator(spec: ModelSpec, schema: Schema, *, weights: Mapping[str, fl
     w = None if weights is None else [float(weights.get(m, 0.0)) for m, _ in built]
     # Members run one after another: parallelism is spent on folds (data_engine.mine.oof) instead.
     return VotingClassifier(built, voting="soft", weights=w, n_jobs=None)
+
+
+def suit_to_labels(estimator: Any, y: Any, *, seed: int = 0) -> Any:
+    """``estimator`` (any member, pipeline or ensemble of them) with its internal validation splits
+    made possible for labels ``y`` (N,) whose smallest class has one or two examples; returned as is
+    otherwise. Mutates and returns ``estimator``.
+
+    Two members split the training rows themselves, stratified, and scikit-learn refuses when a class
+    is too small for it (one reviewer correction into a rare class is enough): gradient boosting's
+    early-stopping hold-out needs two examples per class (so it trains without early stopping), and
+    the SVM's Platt calibration needs ``cv`` examples per class (so it calibrates on explicit
+    stratified splits, one calibrated SVM per split: scikit-learn's ``ensemble=True`` path accepts
+    a split whose training part lacks a class).
+    """
+    import numpy as np
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.unique(np.asarray(y), return_counts=True)[1]
+    if len(counts) == 0 or counts.min() >= SVM_CALIBRATION_FOLDS:
+        return estimator
+    smallest = int(counts.min())
+    parts = {"": estimator, **estimator.get_params(deep=True)}
+    updates: dict[str, Any] = {}
+    for key, part in parts.items():
+        prefix = f"{key}__" if key else ""
+        if isinstance(part, HistGradientBoostingClassifier) and part.early_stopping is True and smallest < 2:
+            updates[f"{prefix}early_stopping"] = False
+        if isinstance(part, CalibratedClassifierCV) and isinstance(part.cv, int) and smallest < part.cv:
+            n_splits = min(part.cv, int(counts.max()))
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+                splits = list(StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+            updates[f"{prefix}cv"] = splits
+            updates[f"{prefix}ensemble"] = True
+    return estimator.set_params(**updates) if updates else estimator
 
 
 def build_model(cfg: EngineConfig, schema: Mapping[str, str], *, n_rows: int | None = None) -> tuple[Any, str]:

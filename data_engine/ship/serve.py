@@ -44,6 +44,8 @@ MAX_JSON_DEPTH = 32
 MAX_VECTOR_LENGTH = 16_384
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 log = logging.getLogger("data_engine.ship.serve")
 
 
@@ -59,7 +61,9 @@ def json_depth(body: bytes) -> int:
 def _safe_input(value: Any) -> Any:
     """A rejected value as a 422 may echo it: short text, finite numbers; containers left out."""
     if isinstance(value, str):
-        return value[:100] + ("..." if len(value) > 100 else "")
+        # backslashreplace: a lone surrogate echoed as \ud800 (UTF-8 cannot encode it; a 500 otherwise).
+        short = value[:100].encode("utf-8", "backslashreplace").decode("utf-8")
+        return short + ("..." if len(value) > 100 else "")
     if isinstance(value, float) and not np.isfinite(value):
         return str(value)
     if value is None or isinstance(value, (bool, int, float)):
@@ -176,6 +180,20 @@ class ModelHolder:
                 log.exception("champion watcher failed")
 
 
+def _unicode_text(value: Any) -> Any:
+    """Refuse text with a lone surrogate (JSON allows ``"\\ud800"``; no model or response can hold it)."""
+    if isinstance(value, str) and _SURROGATE.search(value):
+        raise ValueError("not valid Unicode text: a lone surrogate (\\ud800-\\udfff) without its pair")
+    return value
+
+
+def _present_text(value: Any) -> Any:
+    """The text column's rule at ingest (``empty text`` is quarantined there) applied to requests."""
+    if value is None or (isinstance(value, str) and not value.strip(" ")):
+        raise ValueError("empty text: ingest quarantines rows with empty text, so no model has learnt from one")
+    return value
+
+
 def _lenient_str(value: Any) -> Any:
     """Accept numbers for a categorical column (``"07"`` and ``7`` are both sent by real clients)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -188,13 +206,14 @@ def row_model(input_schema: dict[str, str]) -> type:
 
     Columns are declared by alias, so any column name works and errors name the column itself.
     """
-    from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+    from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
     number = Annotated[float, Field(allow_inf_nan=False)]
-    category = Annotated[str, BeforeValidator(_lenient_str)]
+    category = Annotated[str, BeforeValidator(_lenient_str), AfterValidator(_unicode_text)]
+    text = Annotated[str, BeforeValidator(_present_text), AfterValidator(_unicode_text)]
     # A "vector" column (the user's own embedding, as ingest accepts it) is a JSON array of numbers.
     vector = Annotated[list[number], Field(min_length=1, max_length=MAX_VECTOR_LENGTH)]
-    kinds: dict[str, Any] = {"numeric": number | None, "categorical": category | None, "text": str | None,
+    kinds: dict[str, Any] = {"numeric": number | None, "categorical": category | None, "text": text,
                              "vector": vector | None}
     fields: dict[str, Any] = {}
     for i, (col, kind) in enumerate(input_schema.items()):

@@ -30,19 +30,24 @@ RESERVED_COLUMNS = frozenset(
 )
 
 
+# Cells a numeric column reads as missing (``[dataset] na_values``); other columns keep them as text.
+NA_VALUES = ("", "NA", "N/A", "n/a", "na", "null", "NULL", "Null", "NaN", "nan", "None", "-", "?")
+
+
 @dataclass(frozen=True)
 class DatasetConfig:
-    """What the data looks like: its id, label, and feature columns."""
+    """What the data looks like: its id, label, and feature columns (no id column: ids from content)."""
 
     name: str
     modality: Modality
-    id_column: str
     label_column: str
+    id_column: str | None = None
     feature_columns: tuple[str, ...] = ()
     text_column: str | None = None
     classes: tuple[str, ...] | None = None
     # Optional per-column override of the type inferred from the first batch.
     column_types: dict[str, ColumnType] = field(default_factory=dict)
+    na_values: tuple[str, ...] = NA_VALUES
 
     @property
     def input_columns(self) -> tuple[str, ...]:
@@ -260,7 +265,8 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
 def _check_dataset(ds: DatasetConfig) -> None:
     """Cross-field checks of [dataset]."""
     for key in ("name", "id_column", "label_column"):
-        _check_name(getattr(ds, key), f"dataset.{key}")
+        if getattr(ds, key) is not None:
+            _check_name(getattr(ds, key), f"dataset.{key}")
     for i, col in enumerate(ds.feature_columns):
         _check_name(col, f"dataset.feature_columns[{i}]")
     if ds.modality == "text":
@@ -269,7 +275,7 @@ def _check_dataset(ds: DatasetConfig) -> None:
         _check_name(ds.text_column, "dataset.text_column")
     elif not ds.feature_columns:
         raise ConfigError(f"dataset.feature_columns must name at least one column for modality '{ds.modality}'")
-    cols = [ds.id_column, ds.label_column, *ds.input_columns]
+    cols = [c for c in (ds.id_column, ds.label_column, *ds.input_columns) if c is not None]
     seen: set[str] = set()
     for col in cols:
         if col.lower() in seen:
