@@ -185,6 +185,8 @@ def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResul
     define_label_events(con, next(c for c, kind in types.items() if kind == "label"))
     classes = fix_classes(con, ds, result.batch_id, label_present)
     rejected = _validate(con, ds, types, raw.columns, label_present, bool(classes), result.is_gold)
+    if ds.image_column:
+        rejected += _check_images(con, ds, result, raw)
     result.rows_quarantined = _quarantine(con, result.batch_id)
     result.rows_in = raw.rows + raw.rejects
     result.rows_ok = raw.rows - rejected
@@ -299,6 +301,17 @@ def _validate(
         f"FROM (SELECT {', '.join(values)} FROM raw_rows r) ANTI JOIN rejected USING (__row)"
     )
     return con.execute("SELECT count(*) FROM rejected").fetchone()[0]
+
+
+def _check_images(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResult, raw: RawTable) -> int:
+    """Image files: each row's image found, decoded and stored, or the row rejected (see ingest.images)."""
+    from data_engine.ingest.images import check_batch_images
+    from data_engine.store.images import warehouse_home
+
+    home = warehouse_home(con)
+    if home is None:
+        raise EngineError("image files need a warehouse file in an engine home (they are stored beside it)")
+    return check_batch_images(con, ds, home, Path(result.path).resolve(), result.batch_id, raw.columns)
 
 
 def _quarantine(con: duckdb.DuckDBPyConnection, batch_id: str) -> int:
