@@ -18,67 +18,11 @@ import numpy as np
 import pandas as pd
 
 from data_engine.mine.detectors.base import Neighbours
+from data_engine.mine.embedders.tfidf import TfidfEmbedder
 
 NEIGHBOURS_K = 10
 EXACT_SEARCH_ROWS = 20_000
 BLOCK_ROWS = 2_000
-# Dense feature spaces are reduced to this many principal components (distance computations cost
-# grows with dimension; more components add little to "is this example unusual / a copy").
-MAX_DIMENSIONS = 32
-# Text is embedded by TF-IDF and truncated SVD to this many dimensions, then L2-normalised.
-TEXT_DIMENSIONS = 64
-
-
-class Embedder:
-    """Maps the input columns to a dense float32 space of at most :data:`MAX_DIMENSIONS` dimensions.
-
-    Numbers are imputed (with missing indicators) and standardised (pixels keep their common
-    scale), categories one-hot encoded, text TF-IDF + SVD; then reduced by PCA. Fitted once, it
-    embeds later batches the same way (so their neighbours are comparable).
-    """
-
-    def __init__(self, schema: dict[str, str], modality: str, *, seed: int = 0) -> None:
-        self.schema = dict(schema)
-        self.modality = modality
-        self.seed = seed
-
-    def fit_transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """Fit on ``frame`` (N rows) and return its embedding, shape (N, d)."""
-        from sklearn.compose import ColumnTransformer
-        from sklearn.decomposition import PCA, TruncatedSVD
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import Normalizer
-
-        from data_engine.mine.models import Schema, _numeric_block, _one_hot, _text_features
-
-        sch = Schema.from_mapping(self.schema)
-        n = len(frame)
-        parts: list[tuple[str, Any, Any]] = []
-        if sch.numeric:
-            parts.append(("num", _numeric_block(scale=self.modality != "image"), list(sch.numeric)))
-        if sch.categorical:
-            parts.append(("cat", _one_hot(sparse=True), list(sch.categorical)))
-        for i, col in enumerate(sch.text):
-            dims = max(1, min(TEXT_DIMENSIONS, n - 1))
-            parts.append((f"text{i}", make_pipeline(_text_features(char=True),
-                                                   TruncatedSVD(dims, random_state=self.seed), Normalizer()), col))
-        self.columns_ = ColumnTransformer(parts, sparse_threshold=0.0)
-        X = np.asarray(self.columns_.fit_transform(frame), dtype=np.float32)
-        self.pca_ = None
-        if X.shape[1] > MAX_DIMENSIONS and n > MAX_DIMENSIONS:
-            self.pca_ = PCA(MAX_DIMENSIONS, svd_solver="randomized", random_state=self.seed)
-            X = self.pca_.fit_transform(X).astype(np.float32)
-        return X
-
-    def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """Embed new rows the way the fitted rows were, shape (M, d)."""
-        X = np.asarray(self.columns_.transform(frame), dtype=np.float32)
-        return X if self.pca_ is None else self.pca_.transform(X).astype(np.float32)
-
-
-def embed_features(frame: pd.DataFrame, schema: dict[str, str], modality: str, *, seed: int = 0) -> np.ndarray:
-    """A dense float32 embedding of shape (N, d) of the input columns (see :class:`Embedder`)."""
-    return Embedder(schema, modality, seed=seed).fit_transform(frame)
 
 
 @dataclass
@@ -94,7 +38,7 @@ class NeighbourIndex:
     keys: np.ndarray
     embedding: np.ndarray
     neighbours: Neighbours
-    embedder: Embedder
+    embedder: TfidfEmbedder
     blocks: np.ndarray | None = None
     kmeans: Any = None
 
@@ -102,7 +46,7 @@ class NeighbourIndex:
 def build_index(keys: np.ndarray, frame: pd.DataFrame, schema: dict[str, str], modality: str, *,
                 k: int = NEIGHBOURS_K, seed: int = 0, n_jobs: int = 1) -> NeighbourIndex:
     """Embed all rows of ``frame`` and find every row's neighbours."""
-    embedder = Embedder(schema, modality, seed=seed)
+    embedder = TfidfEmbedder(schema=schema, modality=modality, seed=seed)
     X = embedder.fit_transform(frame)
     found, blocks, km = _search(X, k=k, seed=seed, n_jobs=n_jobs)
     return NeighbourIndex(_key_array(keys), X, found, embedder, blocks, km)

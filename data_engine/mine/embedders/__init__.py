@@ -1,0 +1,31 @@
+"""Embedders, one plug-in per way of turning examples into vectors (see :mod:`.base`).
+
+``[mining] embedding`` names one; ``"auto"`` picks per modality (:data:`AUTO_EMBEDDING`).
+"""
+
+from __future__ import annotations
+
+from data_engine.errors import EngineError
+from data_engine.mine.embedders.base import EMBEDDERS, Embedder, get_embedder, register_embedder
+from data_engine.mine.embedders.e5 import E5SmallEmbedder
+from data_engine.mine.embedders.tfidf import TfidfEmbedder
+
+__all__ = ["AUTO_EMBEDDING", "EMBEDDERS", "E5SmallEmbedder", "Embedder", "TfidfEmbedder", "get_embedder",
+           "register_embedder", "resolve_embedding"]
+
+# The embedder "auto" chooses per modality, chosen by `data-engine bench detect` (docs/mining.md):
+# on sentiment sentences e5-small lifts label-error F1 far above TF-IDF.
+AUTO_EMBEDDING: dict[str, str] = {"text": "e5-small", "tabular": "tfidf", "image": "tfidf"}
+
+
+def resolve_embedding(name: str, modality: str) -> str:
+    """The embedder name ``[mining] embedding = name`` means for ``modality``; raise EngineError if unknown."""
+    chosen = AUTO_EMBEDDING.get(modality, "tfidf") if name == "auto" else name
+    if chosen not in EMBEDDERS:
+        raise EngineError(f"mining.embedding = {name!r}: unknown embedding; use 'auto' or one of: "
+                          f"{', '.join(EMBEDDERS)}")
+    if modality not in EMBEDDERS[chosen].modalities:
+        raise EngineError(f"mining.embedding = {name!r}: embeds {', '.join(EMBEDDERS[chosen].modalities)} "
+                          f"data, not {modality!r}")
+    return chosen
+

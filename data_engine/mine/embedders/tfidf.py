@@ -1,0 +1,81 @@
+"""``tfidf``: the engine's classical feature space, fitted on the frame it embeds.
+
+Numbers imputed (with missing indicators) and standardised (image pixels keep their common scale),
+categories one-hot encoded, each text column TF-IDF (word and character n-grams) reduced by
+truncated SVD to :data:`TEXT_DIMENSIONS` and L2-normalised; the whole reduced by PCA to at most
+:data:`MAX_DIMENSIONS`. Fitted once, :meth:`TfidfEmbedder.transform` embeds later rows the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from data_engine.mine.embedders.base import Embedder, check_columns, register_embedder
+
+# Dense feature spaces are reduced to this many principal components (distance computations cost
+# grows with dimension; more components add little to "is this example unusual / a copy").
+MAX_DIMENSIONS = 32
+# Text is embedded by TF-IDF and truncated SVD to this many dimensions, then L2-normalised.
+TEXT_DIMENSIONS = 64
+
+
+@register_embedder
+class TfidfEmbedder(Embedder):
+    """Classical features: scaled numbers, one-hot categories, TF-IDF + SVD of text, then PCA.
+
+    Options: ``schema`` ``{column: 'numeric' | 'categorical' | 'text'}`` (default: numeric dtype
+    columns numeric, others text), ``modality`` (pixels of "image" are not standardised), ``seed``.
+    """
+
+    name = "tfidf"
+    modalities = ("text", "tabular", "image")
+    version = "1"
+    per_row = False
+
+    def __init__(self, *, schema: Mapping[str, str] | None = None, modality: str = "tabular", seed: int = 0) -> None:
+        self.schema = dict(schema) if schema is not None else None
+        self.modality = modality
+        self.seed = seed
+
+    def embed(self, frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+        """Fit on ``frame`` (N rows) and return its embedding, float32 of shape (N, d), d <= 64 per text column."""
+        return self.fit_transform(frame, columns)
+
+    def fit_transform(self, frame: pd.DataFrame, columns: Sequence[str] | None = None) -> np.ndarray:
+        """Fit on ``frame`` and embed it, float32 of shape (N, d)."""
+        from sklearn.compose import ColumnTransformer
+        from sklearn.decomposition import PCA, TruncatedSVD
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import Normalizer
+
+        from data_engine.mine.models import Schema, _numeric_block, _one_hot, _text_features
+
+        cols = check_columns(frame, columns if columns is not None else list(self.schema or frame.columns), self.name)
+        schema = self.schema or {c: "numeric" if pd.api.types.is_numeric_dtype(frame[c]) else "text" for c in cols}
+        sch = Schema.from_mapping({c: schema[c] for c in cols})
+        n = len(frame)
+        parts: list[tuple[str, Any, Any]] = []
+        if sch.numeric:
+            parts.append(("num", _numeric_block(scale=self.modality != "image"), list(sch.numeric)))
+        if sch.categorical:
+            parts.append(("cat", _one_hot(sparse=True), list(sch.categorical)))
+        for i, col in enumerate(sch.text):
+            dims = max(1, min(TEXT_DIMENSIONS, n - 1))
+            parts.append((f"text{i}", make_pipeline(_text_features(char=True),
+                                                   TruncatedSVD(dims, random_state=self.seed), Normalizer()), col))
+        self.columns_ = ColumnTransformer(parts, sparse_threshold=0.0)
+        X = np.asarray(self.columns_.fit_transform(frame), dtype=np.float32)
+        self.pca_ = None
+        if X.shape[1] > MAX_DIMENSIONS and n > MAX_DIMENSIONS:
+            self.pca_ = PCA(MAX_DIMENSIONS, svd_solver="randomized", random_state=self.seed)
+            X = self.pca_.fit_transform(X).astype(np.float32)
+        return X
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """Embed new rows the way the fitted rows were, float32 of shape (M, d)."""
+        X = np.asarray(self.columns_.transform(frame), dtype=np.float32)
+        return X if self.pca_ is None else self.pca_.transform(X).astype(np.float32)
