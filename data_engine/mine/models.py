@@ -63,21 +63,23 @@ class Schema:
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
     text: tuple[str, ...]
+    # Columns of image file paths, read through the ``image`` embedder.
+    image: tuple[str, ...] = ()
 
     @classmethod
     def from_mapping(cls, schema: Mapping[str, str]) -> "Schema":
-        """Build from ``{column: 'numeric' | 'categorical' | 'text'}``; raise EngineError on a bad kind."""
-        bad = {c: k for c, k in schema.items() if k not in ("numeric", "categorical", "text")}
+        """Build from ``{column: 'numeric' | 'categorical' | 'text' | 'image'}``; raise EngineError on a bad kind."""
+        bad = {c: k for c, k in schema.items() if k not in ("numeric", "categorical", "text", "image")}
         if bad:
             col, kind = next(iter(bad.items()))
-            raise EngineError(f"input column {col!r} has type {kind!r}; expected numeric, categorical or text")
+            raise EngineError(f"input column {col!r} has type {kind!r}; expected numeric, categorical, text or image")
         pick = lambda kind: tuple(c for c, k in schema.items() if k == kind)  # noqa: E731
-        return cls(pick("numeric"), pick("categorical"), pick("text"))
+        return cls(pick("numeric"), pick("categorical"), pick("text"), pick("image"))
 
     @property
     def columns(self) -> tuple[str, ...]:
         """All input columns."""
-        return self.numeric + self.categorical + self.text
+        return self.numeric + self.categorical + self.text + self.image
 
 
 def build_members(spec: ModelSpec, schema: Schema) -> dict[str, Any]:
@@ -155,6 +157,17 @@ def _numeric_block(scale: bool) -> Any:
     return make_pipeline(impute, StandardScaler()) if scale else impute
 
 
+def image_block(scale: bool) -> Any:
+    """The ``image`` embedder's features of one column of image file paths, standardised if ``scale``."""
+    from sklearn.pipeline import FunctionTransformer, make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from data_engine.mine.embedders.image import embed_image_column
+
+    features = FunctionTransformer(embed_image_column)
+    return make_pipeline(features, StandardScaler()) if scale else features
+
+
 def _one_hot(sparse: bool) -> Any:
     import numpy as np
     from sklearn.pipeline import FunctionTransformer, make_pipeline
@@ -181,6 +194,8 @@ def _linear(schema: Schema, spec: ModelSpec) -> Any:
         parts.append((f"tok{i}", _text_features(char=False), col))
     for i, col in enumerate(schema.text):
         parts.append((f"text{i}", _text_features(char=True), col))
+    for i, col in enumerate(schema.image):
+        parts.append((f"image{i}", image_block(scale=True), [col]))
     c = LINEAR_C_TEXT if schema.text else LINEAR_C_DENSE
     features = ColumnTransformer(parts, sparse_threshold=0.3)
     return Pipeline([("features", features), ("clf", LogisticRegression(C=c, max_iter=1000))])
@@ -194,8 +209,8 @@ def _hgb(schema: Schema, spec: ModelSpec) -> Any:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OrdinalEncoder
 
-    if not (schema.numeric or schema.categorical):
-        raise EngineError("model 'hgb' needs numeric or categorical feature columns; use 'linear' for text")
+    if not (schema.numeric or schema.categorical or schema.image):
+        raise EngineError("model 'hgb' needs numeric, categorical or image columns; use 'linear' for text")
     parts: list[tuple[str, Any, Any]] = []
     if schema.categorical:
         encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
@@ -204,7 +219,11 @@ def _hgb(schema: Schema, spec: ModelSpec) -> Any:
         parts.append(("cat", encoder, list(schema.categorical)))
     if schema.numeric:
         parts.append(("num", "passthrough", list(schema.numeric)))
-    is_cat = [True] * len(schema.categorical) + [False] * len(schema.numeric)
+    for i, col in enumerate(schema.image):
+        parts.append((f"image{i}", image_block(scale=False), [col]))
+    from data_engine.mine.embedders.image import DIMENSIONS
+
+    is_cat = [True] * len(schema.categorical) + [False] * (len(schema.numeric) + DIMENSIONS * len(schema.image))
     # Early stopping on a held-out tenth: noisy labels are fitted late, and it halves the cost.
     clf = HistGradientBoostingClassifier(categorical_features=is_cat, early_stopping=True, random_state=spec.seed)
     return Pipeline([("features", ColumnTransformer(parts)), ("clf", clf)])
@@ -215,12 +234,14 @@ def _distance_features(schema: Schema, spec: ModelSpec, member: str) -> Any:
     image pixels) and one-hot categories."""
     from sklearn.compose import ColumnTransformer
 
-    if not (schema.numeric or schema.categorical):
-        raise EngineError(f"model {member!r} needs numeric or categorical feature columns; use 'linear' for text")
+    if not (schema.numeric or schema.categorical or schema.image):
+        raise EngineError(f"model {member!r} needs numeric, categorical or image columns; use 'linear' for text")
     # Pixels share one unit: standardising would blow up near-constant border pixels.
     parts: list[tuple[str, Any, Any]] = []
     if schema.numeric:
         parts.append(("num", _numeric_block(scale=spec.modality != "image"), list(schema.numeric)))
+    for i, col in enumerate(schema.image):
+        parts.append((f"image{i}", image_block(scale=True), [col]))
     if schema.categorical:
         parts.append(("cat", _one_hot(sparse=False), list(schema.categorical)))
     return ColumnTransformer(parts, sparse_threshold=0.0)

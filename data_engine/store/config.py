@@ -78,6 +78,9 @@ class ReviewConfig:
     # contradicts gets one more, independent look (1 turns second opinions off).
     max_opinions: int = 2
     import_batch_size: int = 2000
+    # The server's LOCAL_FILES_DOCUMENT_ROOT, which image paths in tasks are relative to; "" means
+    # the engine home (what `labelstudio up` sets).
+    local_files_root: str = ""
     timeout_seconds: float = 30.0
     weights: dict[str, float] = field(
         default_factory=lambda: {"label": 1.0, "near_duplicate": 0.6, "uncertain": 0.5, "outlier": 0.3}

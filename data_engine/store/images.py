@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 IMAGES_DIR = "images"
@@ -35,3 +36,15 @@ def absolute_image_paths(values: pd.Series, home: Path | None) -> pd.Series:
     text = values.astype(object)
     relative = text.notna() & ~text.astype(str).str.startswith("/")
     return text.where(~relative, str(home) + "/" + text.astype(str))
+
+
+def perceptual_hashes(con: duckdb.DuckDBPyConnection, paths: np.ndarray) -> np.ndarray | None:
+    """The stored perceptual hash (uint64, shape (N,)) of each stored image path (relative or
+    absolute); None when any image is not in the ``images`` table."""
+    # The stored copy's file name is its sha256 (see stored_relative_path).
+    sha = pd.Series(paths, dtype=object).astype(str).str.rsplit("/", n=1).str[-1].str.split(".").str[0]
+    known = con.execute("SELECT sha256, phash FROM images").fetchdf()
+    found = sha.map(pd.Series(known["phash"].to_numpy(dtype=np.uint64), index=known["sha256"]))
+    if found.isna().any():
+        return None
+    return found.to_numpy(dtype=np.uint64)

@@ -52,7 +52,7 @@ class TfidfEmbedder(Embedder):
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import Normalizer
 
-        from data_engine.mine.models import Schema, _numeric_block, _one_hot, _text_features
+        from data_engine.mine.models import Schema, _numeric_block, _one_hot, _text_features, image_block
 
         cols = check_columns(frame, columns if columns is not None else list(self.schema or frame.columns), self.name)
         schema = self.schema or {c: "numeric" if pd.api.types.is_numeric_dtype(frame[c]) else "text" for c in cols}
@@ -67,6 +67,8 @@ class TfidfEmbedder(Embedder):
             dims = max(1, min(TEXT_DIMENSIONS, n - 1))
             parts.append((f"text{i}", make_pipeline(_text_features(char=True),
                                                    TruncatedSVD(dims, random_state=self.seed), Normalizer()), col))
+        for i, col in enumerate(sch.image):
+            parts.append((f"image{i}", image_block(scale=True), [col]))
         self.columns_ = ColumnTransformer(parts, sparse_threshold=0.0)
         X = np.asarray(self.columns_.fit_transform(frame), dtype=np.float32)
         self.pca_ = None
