@@ -160,3 +160,12 @@ def test_the_digits_written_as_files_are_32_pixel_pngs(mined) -> None:
     home, manifest, *_ = mined
     with Image.open(home.landing / "digits" / manifest["image"].iloc[0]) as im:
         assert (im.format, im.size) == ("PNG", (32, 32))
+
+
+def test_rows_sharing_a_hash_are_each_others_copies_without_all_pairs() -> None:
+    from data_engine.mine.detectors.image_duplicates import find_image_copies
+
+    h = np.array([7, 7, 7, 7 ^ (1 << 30), 2**62, 0xABCDEF0123456789], dtype=np.uint64)  # three equal, one 1 bit off
+    copies = find_image_copies(h, None, None)
+    assert copies.partner.tolist() == [1, 0, 0, 0, -1, -1]
+    assert copies.bits.tolist() == [0, 0, 0, 1, -1, -1]

@@ -18,6 +18,7 @@ when it is set, else beside the landed file. Whatever the reference, the file mu
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import tempfile
@@ -110,8 +111,6 @@ def check_image(path: Path) -> CheckedImage:
         raise ImageRejected(f"{path}: is a folder, not an image file") from None
     except OSError as exc:
         raise ImageRejected(f"{path}: cannot read ({exc.strerror or exc})") from None
-    import io
-
     try:
         with Image.open(io.BytesIO(data)) as im:
             fmt = im.format or "?"

@@ -121,6 +121,37 @@ def load_gray(path: str) -> np.ndarray:
     return np.asarray(gray, dtype=np.float32) / 255.0
 
 
+def _closest_by_hash(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's closest other row by hash (shape (N,), -1 if none within HASH_MAX_BITS) and the bits.
+
+    Pairs are searched among the distinct hash values only: many rows with one hash (blank or
+    repeated images) are one value, not a quadratic number of pairs.
+    """
+    n = len(h)
+    uniq, inverse, counts = np.unique(h, return_inverse=True, return_counts=True)
+    order = np.argsort(inverse, kind="stable")
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    first = order[starts]                                     # first row of each distinct value
+    second = np.where(counts > 1, order[np.minimum(starts + 1, n - 1)], -1)
+    partner = np.full(n, -1, dtype=np.int64)
+    bits = np.full(n, -1, dtype=np.int64)
+    # Rows sharing their exact hash: the value's first row (its second row for the first itself).
+    same = counts[inverse] > 1
+    mate = np.where(first[inverse] == np.arange(n), second[inverse], first[inverse])
+    partner[same], bits[same] = mate[same], 0
+    i, j, d = hash_pairs(uniq)
+    if len(i):
+        both = pd.DataFrame({"value": np.r_[i, j], "other": np.r_[j, i], "bits": np.r_[d, d]})
+        best = both.sort_values(["bits", "other"], kind="stable").drop_duplicates("value")
+        near_of = np.full(len(uniq), -1, dtype=np.int64)
+        near_bits = np.full(len(uniq), -1, dtype=np.int64)
+        near_of[best["value"].to_numpy()] = first[best["other"].to_numpy()]
+        near_bits[best["value"].to_numpy()] = best["bits"].to_numpy()
+        alone = ~same & (near_of[inverse] >= 0)
+        partner[alone], bits[alone] = near_of[inverse][alone], near_bits[inverse][alone]
+    return partner, bits
+
+
 def find_image_copies(hashes: np.ndarray | None, paths: Sequence[str] | None, neighbours: Neighbours | None,
                       *, exclude: np.ndarray | None = None) -> ImageCopies:
     """Near copies among N image rows by perceptual hash and by aligned comparison of neighbours.
@@ -134,12 +165,7 @@ def find_image_copies(hashes: np.ndarray | None, paths: Sequence[str] | None, ne
     difference = np.full(n, np.nan)
     skip = np.zeros(n, bool) if exclude is None else np.asarray(exclude, bool)
     if hashes is not None and n >= 2:
-        i, j, d = hash_pairs(hashes)
-        # Each row's closest hash partner: sort pairs by distance, keep the first per row.
-        both = pd.DataFrame({"row": np.r_[i, j], "other": np.r_[j, i], "bits": np.r_[d, d]})
-        best = both.sort_values(["bits", "other"], kind="stable").drop_duplicates("row")
-        rows = best["row"].to_numpy()
-        partner[rows], bits[rows] = best["other"].to_numpy(), best["bits"].to_numpy()
+        partner, bits = _closest_by_hash(np.asarray(hashes, dtype=np.uint64))
     if paths is not None and neighbours is not None and n >= 3:
         nn_d = neighbours.distances[:, :ALIGNED_NEIGHBOURS]
         nn_i = neighbours.indices[:, :ALIGNED_NEIGHBOURS]
