@@ -55,3 +55,41 @@ PINNED = [0.8822, 0.7771, 0.7759]
 def test_missing_column_is_a_clear_error() -> None:
     with pytest.raises(EngineError, match="column 'nope' is not in the data"):
         get_embedder("e5-small").embed(pd.DataFrame({"text": ["a"]}), ["nope"])
+
+
+def test_progress_is_quiet_off_a_terminal_and_logs_instead(capsys, caplog) -> None:
+    import logging
+
+    from data_engine.progress import progress
+
+    with caplog.at_level(logging.INFO, logger="data_engine"), progress("embedding (test)", 3) as bar:
+        bar.advance(3)
+    assert bar.done == 3
+    assert capsys.readouterr().err == ""  # pytest's stderr is not a TTY: no bar drawn
+    assert [r.getMessage() for r in caplog.records][0] == "embedding (test): 3 rows"
+    assert "done in" in caplog.records[-1].getMessage()
+
+
+def test_the_column_embedder_reads_lists_or_numeric_columns() -> None:
+    emb = get_embedder("column")
+    lists = pd.DataFrame({"v": [[1.0, 2.0], np.array([3.0, 4.0])]})
+    np.testing.assert_array_equal(emb.embed(lists, ["v"]), [[1, 2], [3, 4]])
+    wide = pd.DataFrame({"d0": [1.0, 3.0], "d1": [2.0, 4.0]})
+    np.testing.assert_array_equal(emb.embed(wide, ["d0", "d1"]), [[1, 2], [3, 4]])
+    assert emb.input_columns({"v": "vector", "x": "numeric"}) == ["v"]
+    with pytest.raises(EngineError, match="column 'v', row 2: expected a list of 2 numbers, got 3 numbers"):
+        emb.embed(pd.DataFrame({"v": [[1.0, 2.0], [1.0, 2.0, 3.0]]}), ["v"])
+    with pytest.raises(EngineError, match="row 1 has a missing or infinite value"):
+        emb.embed(pd.DataFrame({"d0": [1.0, np.nan]}), ["d0"])
+
+
+def test_config_names_an_unknown_embedding() -> None:
+    from data_engine.errors import ConfigError
+    from data_engine.store.config import parse_config
+
+    ds = {"name": "t", "modality": "text", "id_column": "id", "label_column": "y", "text_column": "t"}
+    assert parse_config({"dataset": ds}).mining.resolved_embedding("text") == "e5-small"
+    with pytest.raises(ConfigError, match="mining.embedding = 'bert'.*tfidf"):
+        parse_config({"dataset": ds, "mining": {"embedding": "bert"}})
+    with pytest.raises(ConfigError, match="mining.predictions = 'theirs'"):
+        parse_config({"dataset": ds, "mining": {"predictions": "theirs"}})

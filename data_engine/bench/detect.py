@@ -47,6 +47,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="uniform flips, or class-conditional (class pairs swapped)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise (and of the generated data)")
     p.add_argument("--model", default="auto", help="mining.model for the engine run (default auto)")
+    p.add_argument("--embedding", default="auto", help="mining.embedding for the engine run (default auto)")
+    p.add_argument("--embedding-cache", type=Path, default=default_embedding_cache(),
+                   help="Parquet file keeping the benchmark's embeddings between runs (fresh homes), so a "
+                   "repeated run does not re-embed; 'none' to embed every time (default %(default)s)")
     p.add_argument("--no-baseline", action="store_true", help="skip the baseline (it is slow on large sets)")
     p.add_argument("--keep", type=Path, default=None, help="keep the temporary engine home at this path")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -54,22 +58,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_bench_detect(args: argparse.Namespace, home: Home) -> int:
     """Handler of ``bench detect`` (the ``--home`` is not used: the benchmark makes its own)."""
+    cache = None if str(args.embedding_cache) == "none" else args.embedding_cache
     result = run_detect_benchmark(dataset=args.dataset, rows=args.rows, noise=args.noise, noise_kind=args.noise_kind,
-                                  seed=args.seed, model=args.model, baseline=not args.no_baseline, keep=args.keep)
+                                  seed=args.seed, model=args.model, baseline=not args.no_baseline, keep=args.keep,
+                                  embedding=args.embedding, embedding_cache=cache)
     print(json.dumps(result, indent=2) if args.json else format_result(result))
     return 0
 
 
 def run_detect_benchmark(*, dataset: str = "digits", rows: int = 10_000, noise: float = 0.2,
                          noise_kind: str = "uniform", seed: int = 0, model: str = "auto", baseline: bool = True,
-                         keep: Path | None = None, n_jobs: int = 2) -> dict[str, Any]:
-    """Run the benchmark; return its figures as a JSON-able dict (see :func:`format_result`)."""
+                         keep: Path | None = None, n_jobs: int = 2, embedding: str = "auto",
+                         embedding_cache: Path | None = None) -> dict[str, Any]:
+    """Run the benchmark; return its figures as a JSON-able dict (see :func:`format_result`).
+
+    ``embedding_cache``: a Parquet file of embeddings read before mining and rewritten after it, so
+    repeated runs (each in a fresh home) embed only content they have not seen.
+    """
     import numpy as np
     import pandas as pd
 
     from data_engine.bench.datasets import inject_noise
     from data_engine.errors import EngineError
     from data_engine.ingest.batch import ingest_file
+    from data_engine.mine.embedders.cache import export_embeddings, import_embeddings
     from data_engine.mine.run import run_mining
     from data_engine.stages import StageClock
     from data_engine.store.warehouse import open_warehouse
@@ -85,7 +97,8 @@ def run_detect_benchmark(*, dataset: str = "digits", rows: int = 10_000, noise: 
             noisy = inject_noise(data.labels, data.classes, rate=noise, kind=noise_kind, seed=seed)
             flipped = noisy != data.labels
         with clock.stage("write_file"):
-            home = make_home(root, data, model=model, n_jobs=n_jobs, budget=max(1, int(flipped.sum())))
+            home = make_home(root, data, model=model, n_jobs=n_jobs, budget=max(1, int(flipped.sum())),
+                             embedding=embedding)
             ids = np.char.add("ex", np.arange(len(noisy)).astype(str)).astype(object)
             path = write_batch(home, data, ids, noisy)
         cfg = home.config
@@ -102,7 +115,10 @@ def run_detect_benchmark(*, dataset: str = "digits", rows: int = 10_000, noise: 
             if ingested.status != "ingested" or ingested.rows_ok != len(noisy):
                 raise EngineError(f"benchmark batch not fully ingested: {ingested.status} {ingested.reason or ''}"
                                   f" ({ingested.rows_ok} of {len(noisy)} rows)")
+            reused = import_embeddings(con, embedding_cache) if embedding_cache is not None else 0
             summary = run_mining(con, cfg, home=home, clock=clock)
+            if embedding_cache is not None and summary.newly_embedded:
+                export_embeddings(con, embedding_cache)
             flags = con.execute(
                 "SELECT example_id FROM issues WHERE run_id = ? AND issue_type = 'label' AND is_issue",
                 [summary.run_id]).fetchdf()["example_id"]
@@ -117,6 +133,10 @@ def run_detect_benchmark(*, dataset: str = "digits", rows: int = 10_000, noise: 
         engine = detection_scores(truth, set(flags), queue["example_id"].tolist())
         engine["model_spec"] = summary.model_spec
         engine["noise_rate_estimate"] = summary.noise_rate
+        engine["embedding"] = summary.embedding
+        engine["embedded_rows"] = summary.newly_embedded
+        engine["embedding_seconds"] = round(clock.seconds.get("embedding", 0.0), 2)
+        engine["embeddings_from_cache"] = int(reused)
         base = None
         if baseline:
             with clock.stage("baseline"):
@@ -148,7 +168,15 @@ def load_dataset(name: str, *, rows: int, seed: int, folder: Path | None = None)
     return datasets.make_tabular_dataset(rows, seed=seed)
 
 
-def make_home(root: Path, data: Any, *, model: str, n_jobs: int, budget: int) -> Home:
+def default_embedding_cache() -> Path:
+    """Where benchmark embeddings are kept between runs: ``$XDG_CACHE_HOME/data-engine/bench-embeddings.parquet``."""
+    import os
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "data-engine" / "bench-embeddings.parquet"
+
+
+def make_home(root: Path, data: Any, *, model: str, n_jobs: int, budget: int, embedding: str = "auto") -> Home:
     """A fresh engine home whose config describes ``data`` (a BenchDataset)."""
     features = [c for c, k in data.schema.items() if k not in ("text", "image")]
     lines = [
@@ -164,7 +192,7 @@ def make_home(root: Path, data: Any, *, model: str, n_jobs: int, budget: int) ->
     col_types = {c: k for c, k in data.schema.items() if k == "categorical"}
     if col_types:
         lines.append("column_types = {" + ", ".join(f'{c} = "{k}"' for c, k in col_types.items()) + "}")
-    lines += ["", "[mining]", f'model = "{model}"', f"n_jobs = {n_jobs}", "", "[review]", f"budget = {budget}", ""]
+    lines += ["", "[mining]", f'model = "{model}"', f'embedding = "{embedding}"', f"n_jobs = {n_jobs}", "", "[review]", f"budget = {budget}", ""]
     home = Home(root.resolve())
     home.make_dirs()
     home.config_path.write_text("\n".join(lines), encoding="utf-8")
@@ -239,6 +267,12 @@ def format_result(r: dict[str, Any]) -> str:
             continue
         out.append(f"{name:10s} {s['precision']:9.3f} {s['recall']:7.3f} {s['f1']:6.3f} {s['top_k_precision']:10.3f}  "
                    f"{s['model_spec']}")
+    e = r["engine"]
+    if e.get("embedding"):
+        rate = (f", {e['embedded_rows'] / e['embedding_seconds']:.1f} rows/s"
+                if e["embedded_rows"] and e.get("embedding_seconds") else "")
+        out.append(f"\nembedding {e['embedding']}: {e['embedded_rows']} rows embedded in {e['embedding_seconds']:.1f} s"
+                   f"{rate}; {e['embeddings_from_cache']} vectors from the benchmark cache")
     est = r["engine"].get("noise_rate_estimate")
     if est is not None:
         out.append(f"\nestimated noise rate (cleanlab joint): {est:.3f}")

@@ -261,6 +261,19 @@ def _validate(
                 f"({q} IS NULL AND trim({text}) <> '') OR NOT isfinite({q})",
                 f"'column {_lit(col)[1:-1]}: ' || left(trim({text}), 40) || ' is not a finite number'",
             ))
+        elif kind == "vector":
+            values.append(f"TRY_CAST(r.{q} AS FLOAT[]) AS {q}")
+            text = f"__s{i}"
+            checks += [f"r.{q} AS {text}", f"{_vector_dimension(q)} AS __dim{i}"]
+            reasons.append((
+                f"{q} IS NULL OR len({q}) = 0 OR len(list_filter({q}, lambda x: x IS NULL OR NOT isfinite(x))) > 0",
+                f"'column {_lit(col)[1:-1]}: ' || coalesce(left(trim({text}), 40), 'empty') || "
+                "' is not a list of finite numbers'",
+            ))
+            reasons.append((
+                f"len({q}) <> __dim{i}",
+                f"'column {_lit(col)[1:-1]}: ' || len({q}) || ' numbers, expected ' || __dim{i}",
+            ))
         elif kind == "text":
             values.append(f"r.{q} AS {q}")
             reasons.append((f"nullif({_trim(q)}, '') IS NULL", f"'empty text (column {_lit(col)[1:-1]})'"))
@@ -312,6 +325,14 @@ def _check_images(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: Ing
     if home is None:
         raise EngineError("image files need a warehouse file in an engine home (they are stored beside it)")
     return check_batch_images(con, ds, home, Path(result.path).resolve(), result.batch_id, raw.columns)
+
+
+def _vector_dimension(q: str) -> str:
+    """SQL for the dimension every vector in column ``q`` must have: the stored vectors' (fixed by
+    the first batch), else this batch's first parseable one."""
+    return (f"coalesce((SELECT len({q}) FROM examples WHERE {q} IS NOT NULL LIMIT 1), "
+            f"(SELECT len(TRY_CAST({q} AS FLOAT[])) FROM raw_rows WHERE TRY_CAST({q} AS FLOAT[]) IS NOT NULL "
+            "ORDER BY __row LIMIT 1))")
 
 
 def _quarantine(con: duckdb.DuckDBPyConnection, batch_id: str) -> int:

@@ -17,6 +17,8 @@ from data_engine.ingest.readers import FORMATS
 
 # A file modified less than this long ago may still be being written: wait for the next tick.
 SETTLE_SECONDS = 2.0
+# The landing subfolder of external predictions (Home.predictions_landing).
+PREDICTIONS_DIR = "predictions"
 # Dagster refuses partition keys containing these.
 _BAD_KEY_PARTS = ("...", "\a", "\b", "\f", "\n", "\r", "\t", "\v", "\0")
 
@@ -72,7 +74,9 @@ def decide_landing(landing: Path, cursor: str | None, *, now: float | None = Non
             if not path.is_file():
                 continue
             rel = path.relative_to(landing).as_posix()
-            if any(part.startswith(".") for part in rel.split("/")) or path.suffix.lower() not in FORMATS:
+            # predictions/ holds the user's model's probabilities (data_engine.mine.external), not examples.
+            if (any(part.startswith(".") for part in rel.split("/")) or path.suffix.lower() not in FORMATS
+                    or rel.startswith(f"{PREDICTIONS_DIR}/")):
                 ignored.append(rel)
                 continue
             if any(bad in rel for bad in _BAD_KEY_PARTS):

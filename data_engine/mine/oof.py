@@ -152,21 +152,34 @@ def out_of_fold_probabilities(estimator: Any, X: pd.DataFrame, labels: np.ndarra
     -------
     OOFResult
     """
-    from joblib import Parallel, delayed
+    from joblib import delayed
     from sklearn.base import clone
 
     labels = _checked_labels(X, labels, n_classes)
     fold_of, n_folds, rare = assign_folds(labels, n_classes, folds=folds, seed=seed)
     X = X.reset_index(drop=True)
     splits = _splits(fold_of, n_folds, labels, seed)
-    parts = Parallel(n_jobs=min(n_jobs, n_folds))(
-        delayed(_fit_predict)(clone(estimator), X.iloc[train], labels[train], X.iloc[test], n_classes)
-        for train, test in splits
-    )
+    jobs = (delayed(_fit_predict)(clone(estimator), X.iloc[train], labels[train], X.iloc[test], n_classes)
+            for train, test in splits)
+    parts = _run_with_progress(jobs, len(splits), n_jobs=min(n_jobs, n_folds))
     probs = np.empty((len(labels), n_classes), dtype=np.float64)
     for (_, test), part in zip(splits, parts):
         probs[test] = part
     return OOFResult(probs=probs, folds=fold_of, rare_classes=rare, n_folds=n_folds)
+
+
+def _run_with_progress(jobs: Any, total: int, *, n_jobs: int) -> list[Any]:
+    """Run joblib ``jobs`` (delayed fits) in a pool, results in order, counting fits on a progress bar."""
+    from joblib import Parallel
+
+    from data_engine.progress import progress
+
+    out = []
+    with progress("out-of-fold fits", total, unit="fits") as bar:
+        for part in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
+            out.append(part)
+            bar.advance()
+    return out
 
 
 def _splits(fold_of: np.ndarray, n_folds: int, labels: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -221,7 +234,7 @@ def ensemble_out_of_fold_probabilities(members: Mapping[str, Any], X: pd.DataFra
 
     ``members``: name -> unfitted estimator. All (member, fold) fits run in one parallel pool.
     """
-    from joblib import Parallel, delayed
+    from joblib import delayed
     from sklearn.base import clone
 
     labels = _checked_labels(X, labels, n_classes)
@@ -231,11 +244,10 @@ def ensemble_out_of_fold_probabilities(members: Mapping[str, Any], X: pd.DataFra
     names = list(members)
     tasks = [(name, k) for name in names for k in range(n_folds)]
     # Each task gets only its own rows: a worker process never holds the whole table.
-    parts = Parallel(n_jobs=min(n_jobs, len(tasks)))(
-        delayed(_fit_predict)(clone(members[name]), X.iloc[splits[k][0]], labels[splits[k][0]],
-                              X.iloc[splits[k][1]], n_classes)
-        for name, k in tasks
-    )
+    jobs = (delayed(_fit_predict)(clone(members[name]), X.iloc[splits[k][0]], labels[splits[k][0]],
+                                  X.iloc[splits[k][1]], n_classes)
+            for name, k in tasks)
+    parts = _run_with_progress(jobs, len(tasks), n_jobs=min(n_jobs, len(tasks)))
     member_probs = np.empty((len(names), len(labels), n_classes), dtype=np.float64)
     for (name, k), part in zip(tasks, parts):
         member_probs[names.index(name), splits[k][1]] = part

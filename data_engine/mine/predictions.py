@@ -50,6 +50,10 @@ class PredictionState:
     champion_scored: int
     rare_classes: tuple[int, ...] = ()
     member_weights: dict[str, float] = field(default_factory=dict)
+    # The resolved [mining] embedding; for a per-row embedder both frames carry its vectors in
+    # EMBEDDING_COLUMN (read from the cache; ``newly_embedded`` rows were embedded by this run).
+    embedding: str = "tfidf"
+    newly_embedded: int = 0
 
 
 def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home | None = None,
@@ -58,6 +62,7 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
 
     Stored predictions are re-used when they match; new ones are written to ``predictions``.
     """
+    from data_engine.mine.embedders.features import model_inputs
     from data_engine.mine.models import Schema, build_estimator, build_members
     from data_engine.mine.spec import resolve_spec
     from data_engine.store.dataset import label_snapshot, load_classes, load_examples
@@ -84,9 +89,17 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
             bad = train.loc[labels.isna(), "label"].iloc[0]
             raise EngineError(f"label {bad!r} is not one of the dataset's classes ({', '.join(classes)})")
         labels = labels.to_numpy(dtype=np.int64)
-    spec = resolve_spec(cfg.mining.model, ds.modality, seed=cfg.mining.seed, n_rows=len(train))
+    embedding = cfg.mining.resolved_embedding(ds.modality)
+    with clock.stage("embedding"):
+        train, unlabeled, newly_embedded = _with_embedding(con, cfg, train, unlabeled, schema)
+    if cfg.mining.predictions == "external":
+        with clock.stage("predictions"):
+            return _external_state(con, home, train, unlabeled, labels, classes, schema, snapshot, embedding,
+                                   newly_embedded, cfg.mining.folds)
+    spec = resolve_spec(cfg.mining.model, ds.modality, seed=cfg.mining.seed, n_rows=len(train), embedding=embedding)
     spec_key = f"{spec.key}/folds={cfg.mining.folds}"
     members = build_members(spec, Schema.from_mapping(schema))
+    inputs = model_inputs(train, schema)
     with clock.stage("predictions"):
         found = None if force else _stored_oof(con, train, spec_key, snapshot, len(classes))
         if found is not None:
@@ -99,7 +112,7 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", category=UserWarning)
-                result = ensemble_out_of_fold_probabilities(members, train[list(schema)], labels, len(classes),
+                result = ensemble_out_of_fold_probabilities(members, train[inputs], labels, len(classes),
                                                             folds=cfg.mining.folds, seed=cfg.mining.seed,
                                                             n_jobs=cfg.mining.n_jobs)
             probs, folds, rare, reused, weights = result.probs, result.folds, result.rare_classes, False, result.weights
@@ -110,12 +123,44 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
             _store_weights(con, spec_key, snapshot, weights)
     estimator = build_estimator(spec, Schema.from_mapping(schema), weights=weights)
     with clock.stage("score_unlabeled"):
-        unl_probs, newly, champion = _unlabeled_probabilities(con, unlabeled, train, labels, estimator, schema,
+        unl_probs, newly, champion = _unlabeled_probabilities(con, unlabeled, train, labels, estimator, inputs,
                                                               classes, spec_key, snapshot, home, weights)
     return PredictionState(train=train, unlabeled=unlabeled, classes=classes, schema=schema,
                            label_snapshot=snapshot, model_spec=spec_key, labels=labels, oof_probs=probs,
                            folds=folds, unlabeled_probs=unl_probs, reused=reused, newly_scored=newly,
-                           champion_scored=champion, rare_classes=tuple(rare), member_weights=weights)
+                           champion_scored=champion, rare_classes=tuple(rare), member_weights=weights,
+                           embedding=embedding, newly_embedded=newly_embedded)
+
+
+def _with_embedding(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, train: pd.DataFrame, unlabeled: pd.DataFrame,
+                    schema: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Both frames with the vectors of a per-row embedding attached (from the cache, embedding
+    only content not seen before), and the number of rows newly embedded."""
+    from data_engine.mine.embedders.features import with_embedding
+
+    both, new = with_embedding(con, cfg, pd.concat([train, unlabeled], ignore_index=True), schema)
+    return both.iloc[:len(train)].reset_index(drop=True), both.iloc[len(train):].reset_index(drop=True), new
+
+
+def _external_state(con: duckdb.DuckDBPyConnection, home: Home | None, train: pd.DataFrame, unlabeled: pd.DataFrame,
+                    labels: np.ndarray, classes: list[str], schema: dict[str, str], snapshot: int, embedding: str,
+                    newly_embedded: int, folds: int) -> PredictionState:
+    """The prediction state from the user's own model's probabilities (see data_engine.mine.external)."""
+    from data_engine.mine.external import external_probabilities
+
+    if home is None:
+        raise EngineError("mining.predictions = 'external' reads landing/predictions/ and needs the engine home")
+    probs, unl_probs, key = external_probabilities(home.predictions_landing, classes, train["example_id"].to_numpy(),
+                                                   unlabeled["example_id"].to_numpy())
+    fold_of = np.full(len(train), -1, dtype=np.int32)
+    _write_predictions(con, train, probs, classes, key, snapshot, kind="oof", folds=fold_of)
+    scored = np.isfinite(unl_probs).all(axis=1)
+    _write_predictions(con, unlabeled[scored], unl_probs[scored], classes, key, snapshot, kind="full")
+    return PredictionState(train=train, unlabeled=unlabeled, classes=classes, schema=schema, label_snapshot=snapshot,
+                           model_spec=key, labels=labels, oof_probs=probs, folds=fold_of, unlabeled_probs=unl_probs,
+                           reused=False, newly_scored=int(scored.sum()), champion_scored=0,
+                           rare_classes=_rare(labels, len(classes), folds), embedding=embedding,
+                           newly_embedded=newly_embedded)
 
 
 def _stored_weights(con: duckdb.DuckDBPyConnection, spec_key: str, snapshot: int) -> dict[str, float] | None:
@@ -229,7 +274,7 @@ def _stored_oof(con: duckdb.DuckDBPyConnection, train: pd.DataFrame, spec_key: s
 
 
 def _unlabeled_probabilities(con: duckdb.DuckDBPyConnection, unlabeled: pd.DataFrame, train: pd.DataFrame,
-                             labels: np.ndarray, estimator: Any, schema: dict[str, str], classes: list[str],
+                             labels: np.ndarray, estimator: Any, inputs: list[str], classes: list[str],
                              spec_key: str, snapshot: int, home: Home | None,
                              weights: dict[str, float]) -> tuple[np.ndarray, int, int]:
     """Probabilities (shape (N_unlabeled, K)) for unlabeled examples: champion's, stored, or new.
@@ -267,12 +312,12 @@ def _unlabeled_probabilities(con: duckdb.DuckDBPyConnection, unlabeled: pd.DataF
     todo = np.flatnonzero(~np.isfinite(out).all(axis=1))
     if len(todo) == 0:
         return out, 0, len(champ_rows)
-    model = _full_model(estimator, train, labels, schema, f"{spec_key}|{json.dumps(weights, sort_keys=True)}",
+    model = _full_model(estimator, train, labels, inputs, f"{spec_key}|{json.dumps(weights, sort_keys=True)}",
                         snapshot, home)
     from data_engine.mine.oof import single_threaded
 
     with single_threaded():
-        part = model.predict_proba(unlabeled.iloc[todo][list(schema)])
+        part = model.predict_proba(unlabeled.iloc[todo][inputs])
     full = np.zeros((len(todo), k))
     full[:, np.asarray(model.classes_, dtype=int)] = part
     out[todo] = full
@@ -282,7 +327,7 @@ def _unlabeled_probabilities(con: duckdb.DuckDBPyConnection, unlabeled: pd.DataF
     return out, len(todo), len(champ_rows)
 
 
-def _full_model(estimator: Any, train: pd.DataFrame, labels: np.ndarray, schema: dict[str, str], spec_key: str,
+def _full_model(estimator: Any, train: pd.DataFrame, labels: np.ndarray, inputs: list[str], spec_key: str,
                 snapshot: int, home: Home | None) -> Any:
     """The estimator fitted on all training examples, cached per (spec, snapshot) under the home.
 
@@ -306,7 +351,7 @@ def _full_model(estimator: Any, train: pd.DataFrame, labels: np.ndarray, schema:
     rows = fit_subset(np.arange(len(train)), labels, max_rows=MAX_FIT_ROWS, seed=0)
     with single_threaded(), warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
-        model.fit(train[list(schema)].iloc[rows], labels[rows])
+        model.fit(train[inputs].iloc[rows], labels[rows])
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         for old in path.parent.glob("full-*.joblib*"):

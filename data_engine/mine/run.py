@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from data_engine.mine.detectors import DETECTORS, MiningData, run_detectors
+from data_engine.mine.embedders.base import EMBEDDING_COLUMN
 from data_engine.mine.noise import estimate_noise, noise_plot
 from data_engine.mine.predictions import PredictionState, refresh_predictions
 from data_engine.mine.queue import build_queue
@@ -79,6 +80,8 @@ class MiningSummary:
     ensemble_weights: dict[str, float] = field(default_factory=dict)
     plot_png: bytes | None = None
     peak_mib: dict[str, float] = field(default_factory=dict)
+    embedding: str = ""
+    newly_embedded: int = 0
 
     def queue_markdown(self, rows: int = QUEUE_PREVIEW_ROWS) -> str:
         """The top of the queue as a Markdown table."""
@@ -102,6 +105,7 @@ class MiningSummary:
             "timings": {k: round(v, 3) for k, v in self.timings.items()}, "queue_size": self.queue_size,
             "rare_classes": self.rare_classes,
             "ensemble_weights": {k: round(v, 4) for k, v in self.ensemble_weights.items()},
+            "embedding": self.embedding, "newly_embedded": self.newly_embedded,
         }
 
 
@@ -147,7 +151,8 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         detector_summaries={n: r.summary for n, r in results.items()}, timings=dict(clock.seconds),
         queue_size=len(queue), queue_top=queue.head(QUEUE_PREVIEW_ROWS),
         rare_classes=[state.classes[i] for i in state.rare_classes], ensemble_weights=state.member_weights,
-        plot_png=plot, peak_mib=dict(clock.peak_mib),
+        plot_png=plot, peak_mib=dict(clock.peak_mib), embedding=state.embedding,
+        newly_embedded=state.newly_embedded,
     )
 
 
@@ -188,11 +193,16 @@ def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarra
     """
     from data_engine.mine.detectors.neighbours import align_index, build_index, extend_index
 
-    cols = list(state.schema)
+    from data_engine.mine.embedders.features import model_inputs
+
+    cols = model_inputs(state.train, state.schema)
     versions = np.concatenate([state.train["version"].to_numpy(), state.unlabeled["version"].to_numpy()])
     keys = (pd.Series(ids, dtype=object) + "@" + pd.Series(versions).astype(str)).to_numpy(dtype=object)
     frame = pd.concat([state.train[cols], state.unlabeled[cols]], ignore_index=True)
-    digest = hashlib.sha256(json.dumps([state.schema, cfg.dataset.modality, cfg.mining.seed]).encode()).hexdigest()[:20]
+    # A per-row embedding is attached by refresh_predictions; without one, tfidf is fitted here.
+    vectors = np.stack(frame[EMBEDDING_COLUMN].to_numpy()) if EMBEDDING_COLUMN in frame.columns else None
+    digest = hashlib.sha256(json.dumps([state.schema, cfg.dataset.modality, cfg.mining.seed,
+                                        state.embedding]).encode()).hexdigest()[:20]
     path = Path(home.models) / "mining" / f"neighbours-{digest}.joblib" if home is not None else None
     index = None
     if path is not None and path.exists():
@@ -208,12 +218,13 @@ def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarra
         known = pd.Index(index.keys)
         is_new = ~pd.Index(keys).isin(known)
         if pd.Index(keys).isin(known).sum() == len(index.keys) and is_new.any():
-            index = extend_index(index, keys[is_new], frame[is_new], n_jobs=cfg.mining.n_jobs)
+            index = extend_index(index, keys[is_new], frame[is_new], n_jobs=cfg.mining.n_jobs,
+                                 vectors=None if vectors is None else vectors[is_new])
         else:
             index = None
     if index is None:
         index = build_index(keys, frame, state.schema, cfg.dataset.modality, seed=cfg.mining.seed,
-                            n_jobs=cfg.mining.n_jobs)
+                            n_jobs=cfg.mining.n_jobs, vectors=vectors)
     if path is not None:
         save_cache(home, index, path)
     return align_index(index, keys)

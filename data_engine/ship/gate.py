@@ -257,10 +257,14 @@ def _allowed_drop(tolerance: float, support: int) -> float:
 
 def load_gold(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> pd.DataFrame:
     """The gold examples (labeled, not discarded) with their input columns and ``label``."""
+    from data_engine.mine.embedders.features import with_embedding
+    from data_engine.ship.training import input_schema
     from data_engine.store.dataset import load_examples
 
     gold = load_examples(con, cfg.dataset, subset="gold")
-    return gold[~gold["is_discarded"].astype(bool)].reset_index(drop=True)
+    gold = gold[~gold["is_discarded"].astype(bool)].reset_index(drop=True)
+    # The stored vectors of the embedding ride along, so models that read it do not re-embed.
+    return with_embedding(con, cfg, gold, input_schema(con, cfg))[0] if len(gold) else gold
 
 
 def predict_gold(home: Home, record: ModelRecord, gold: pd.DataFrame) -> np.ndarray:
@@ -271,10 +275,11 @@ def predict_gold(home: Home, record: ModelRecord, gold: pd.DataFrame) -> np.ndar
     if missing:
         raise EngineError(f"model v{record.version} reads column {missing[0]!r}, which the gold data lacks")
     model = load_model(home, record)
+    from data_engine.mine.embedders.features import model_inputs
     from data_engine.ship.training import limited_threads
 
     with limited_threads():
-        return np.asarray(model.predict(gold[list(record.input_schema)])).astype(str)
+        return np.asarray(model.predict(gold[model_inputs(gold, record.input_schema)])).astype(str)
 
 
 def evaluate_model(home: Home, record: ModelRecord, gold: pd.DataFrame, cfg: EngineConfig) -> Evaluation:

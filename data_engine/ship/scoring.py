@@ -142,7 +142,10 @@ def score_unlabeled(
 
     # `predictions.probs` follows the dataset's class order (a class the champion never saw gets 0).
     classes = load_classes(con) or list(champion.classes)
-    X = todo[list(champion.input_schema)]
+    from data_engine.mine.embedders.features import with_embedding
+
+    todo, _ = with_embedding(con, cfg, todo, champion.input_schema)
+    X = candidate_input(todo, champion)
     from data_engine.ship.training import limited_threads
 
     with limited_threads():
@@ -161,8 +164,10 @@ def score_unlabeled(
 
 
 def candidate_input(frame: pd.DataFrame, record: ModelRecord) -> pd.DataFrame:
-    """The columns ``record`` reads, from ``frame``."""
-    return frame[list(record.input_schema)]
+    """The columns ``record`` reads, from ``frame`` (with the attached embedding, if any)."""
+    from data_engine.mine.embedders.features import model_inputs
+
+    return frame[model_inputs(frame, record.input_schema)]
 
 
 def _write(con: duckdb.DuckDBPyConnection, todo: pd.DataFrame, probs: np.ndarray, flags: pd.DataFrame,

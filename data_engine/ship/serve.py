@@ -38,6 +38,8 @@ MAX_ROWS = 10_000
 # JSON nested deeper than this is refused before parsing (a request is 3 levels deep; Python's
 # parser would hit its recursion limit on a deep one and answer 400 or 500).
 MAX_JSON_DEPTH = 32
+# Longest vector a "vector" column may carry in a request (user embeddings are a few hundred to a few thousand).
+MAX_VECTOR_LENGTH = 16_384
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 
 log = logging.getLogger("data_engine.ship.serve")
@@ -188,9 +190,11 @@ def row_model(input_schema: dict[str, str]) -> type:
 
     number = Annotated[float, Field(allow_inf_nan=False)]
     category = Annotated[str, BeforeValidator(_lenient_str)]
-    # An image is sent as a path or file:// URI under the allowed folders (see resolve_image_rows).
+    # A "vector" column (the user's own embedding, as ingest accepts it) is a JSON array of numbers;
+    # an image is sent as a path or file:// URI under the allowed folders (see resolve_image_rows).
+    vector = Annotated[list[number], Field(min_length=1, max_length=MAX_VECTOR_LENGTH)]
     kinds: dict[str, Any] = {"numeric": number | None, "categorical": category | None, "text": str | None,
-                             "image": str | None}
+                             "vector": vector | None, "image": str | None}
     fields: dict[str, Any] = {}
     for i, (col, kind) in enumerate(input_schema.items()):
         if kind not in kinds:
@@ -332,7 +336,10 @@ def create_app(home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS, holder
             errors = resolve_image_rows(home, frame, schema)
             if errors:
                 return JSONResponse(status_code=422, content={"detail": errors})
-        return predict_rows(loaded, frame)
+        try:
+            return predict_rows(loaded, frame)
+        except EngineError as exc:  # e.g. a vector of the wrong length: the request's fault, said in one line
+            raise HTTPException(status_code=422, detail=str(exc)) from None
 
     @app.get("/health")
     def health() -> dict[str, Any]:

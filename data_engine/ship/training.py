@@ -120,8 +120,12 @@ def load_training_set(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> Trai
         [df["example_id"].tolist()],
     ).fetchdf()
     source_of = dict(zip(sources["example_id"], sources["source"]))
+    from data_engine.mine.embedders.features import model_inputs, with_embedding
+
+    # The stored vectors ride along (the served model would otherwise embed every training row).
+    df, _ = with_embedding(con, cfg, df.reset_index(drop=True), schema)
     return TrainingSet(
-        X=df[list(schema)].reset_index(drop=True),
+        X=df[model_inputs(df, schema)],
         y=df["label"].astype(str).to_numpy(),
         example_ids=df["example_id"].to_numpy(),
         sources=np.array([source_of.get(e, "ingest") for e in df["example_id"]], dtype=object),

@@ -19,7 +19,8 @@ from data_engine.errors import ConfigError, EngineError
 from data_engine.mine.spec import resolve_spec
 
 Modality = Literal["tabular", "text", "image"]
-ColumnType = Literal["numeric", "categorical"]
+# "vector": one list of numbers per row (a Parquet list column, a JSONL array), for `embedding = "column"`.
+ColumnType = Literal["numeric", "categorical", "vector"]
 DETECTORS = ("label", "outlier", "near_duplicate", "uncertain")
 
 # Names the warehouse uses for its own columns in ``examples``; a dataset column may not take them.
@@ -63,6 +64,18 @@ class MiningConfig:
     seed: int = 0
     n_jobs: int = 2
     detectors: tuple[str, ...] = DETECTORS
+    # How examples become vectors (data_engine.mine.embedders): "auto" (per modality), "tfidf",
+    # "e5-small", "column" (vectors the user supplies in the input columns), ...
+    embedding: str = "auto"
+    # "own": out-of-fold predictions of the engine's models; "external": the class probabilities
+    # landed under landing/predictions/ (data_engine.mine.external; out-of-sample is the user's promise).
+    predictions: Literal["own", "external"] = "own"
+
+    def resolved_embedding(self, modality: str) -> str:
+        """The embedder name ``embedding`` means for ``modality`` (see data_engine.mine.embedders)."""
+        from data_engine.mine.embedders import resolve_embedding
+
+        return resolve_embedding(self.embedding, modality)
 
 
 @dataclass(frozen=True)
@@ -318,9 +331,13 @@ def _check_ranges(cfg: EngineConfig) -> None:
             raise ConfigError(f"review.weights.{name}: must not be negative")
     if cfg.retrain.min_new_labels < 1:
         raise ConfigError("retrain.min_new_labels: must be at least 1")
+    try:
+        embedding = cfg.mining.resolved_embedding(cfg.dataset.modality)
+    except EngineError as exc:
+        raise ConfigError(str(exc)) from None
     for key, name, served in (("mining.model", cfg.mining.model, False), ("retrain.model", cfg.retrain.model, True)):
         try:
-            resolve_spec(name, cfg.dataset.modality, served=served, key=key)
+            resolve_spec(name, cfg.dataset.modality, served=served, key=key, embedding=embedding)
         except EngineError as exc:
             raise ConfigError(str(exc)) from None
     if not 0 <= cfg.gate.tolerance <= 1:

@@ -60,6 +60,11 @@ class Home:
         return self.landing / "gold"
 
     @property
+    def predictions_landing(self) -> Path:
+        """Class probabilities of the user's own model (``[mining] predictions = "external"``); never ingested as data."""
+        return self.landing / "predictions"
+
+    @property
     def models(self) -> Path:
         """Model artifacts."""
         return self.root / "models"

@@ -65,7 +65,7 @@ def fix_columns(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, present: set[
     types[ds.label_column] = "label"
     for pos, (col, kind) in enumerate(types.items()):
         role = {"text": "text", "label": "label", "image": "image"}.get(kind, "feature")
-        sql_type = "DOUBLE" if kind == "numeric" else "VARCHAR"
+        sql_type = {"numeric": "DOUBLE", "vector": "FLOAT[]"}.get(kind, "VARCHAR")
         con.execute(f"ALTER TABLE examples ADD COLUMN {quote_ident(col)} {sql_type}")
         con.execute("INSERT INTO dataset_columns VALUES (?, ?, ?, ?)", [col, role, kind, pos])
     return types

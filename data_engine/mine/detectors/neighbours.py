@@ -1,5 +1,8 @@
 """Feature space and nearest neighbours shared by the ``outlier`` and ``near_duplicate`` detectors.
 
+The space is the ``[mining] embedding``: a per-row embedder's stored vectors (e5-small for text,
+the user's own vectors with ``column``), or the ``tfidf`` embedder fitted on the rows here.
+
 Exact neighbour search is used up to :data:`EXACT_SEARCH_ROWS` examples. Beyond that, scikit-learn
 offers no approximate search, and exact search does not scale: measured here, a KD-tree answered
 100,000 queries in 8 dimensions in 165 s, so a million rows would take most of an hour. Above the
@@ -19,6 +22,7 @@ import pandas as pd
 
 from data_engine.mine.detectors.base import Neighbours
 from data_engine.mine.embedders.tfidf import TfidfEmbedder
+from data_engine.progress import progress
 
 NEIGHBOURS_K = 10
 EXACT_SEARCH_ROWS = 20_000
@@ -38,22 +42,29 @@ class NeighbourIndex:
     keys: np.ndarray
     embedding: np.ndarray
     neighbours: Neighbours
-    embedder: TfidfEmbedder
+    embedder: TfidfEmbedder | None
     blocks: np.ndarray | None = None
     kmeans: Any = None
 
 
 def build_index(keys: np.ndarray, frame: pd.DataFrame, schema: dict[str, str], modality: str, *,
-                k: int = NEIGHBOURS_K, seed: int = 0, n_jobs: int = 1) -> NeighbourIndex:
-    """Embed all rows of ``frame`` and find every row's neighbours."""
-    embedder = TfidfEmbedder(schema=schema, modality=modality, seed=seed)
-    X = embedder.fit_transform(frame)
+                k: int = NEIGHBOURS_K, seed: int = 0, n_jobs: int = 1, vectors: np.ndarray | None = None) -> NeighbourIndex:
+    """Find every row's neighbours: in ``vectors`` (shape (N, d), a per-row embedding) if given,
+    else in the ``tfidf`` embedding of ``frame`` fitted here."""
+    embedder = None
+    if vectors is None:
+        embedder = TfidfEmbedder(schema=schema, modality=modality, seed=seed)
+        X = embedder.fit_transform(frame)
+    else:
+        X = np.ascontiguousarray(vectors, dtype=np.float32)
     found, blocks, km = _search(X, k=k, seed=seed, n_jobs=n_jobs)
     return NeighbourIndex(_key_array(keys), X, found, embedder, blocks, km)
 
 
-def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *, n_jobs: int = 1) -> NeighbourIndex | None:
-    """Add new rows: embed them with the fitted embedder and search their neighbours only.
+def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *, n_jobs: int = 1,
+                 vectors: np.ndarray | None = None) -> NeighbourIndex | None:
+    """Add new rows: their ``vectors`` (shape (M, d)) or, for a tfidf index, ``frame`` embedded
+    with the fitted embedder; search their neighbours only.
 
     Costs in proportion to the new rows (times :data:`BLOCK_ROWS` for blocked search). The old
     rows keep their neighbours (a new row closer to an old one than its neighbours is seen from
@@ -62,7 +73,7 @@ def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *
     """
     n_old, n_new = len(index.keys), len(frame)
     k = index.neighbours.indices.shape[1]
-    X_new = index.embedder.transform(frame)
+    X_new = index.embedder.transform(frame) if index.embedder is not None else np.asarray(vectors, np.float32)
     X = np.vstack([index.embedding, X_new])
     new_rows = np.arange(n_old, n_old + n_new)
     if index.kmeans is None:
@@ -135,18 +146,25 @@ def _search(X: np.ndarray, *, k: int, seed: int, n_jobs: int) -> tuple[Neighbour
     order = np.argsort(block, kind="stable")
     bounds = np.r_[0, np.flatnonzero(np.diff(block[order])) + 1, n]
     # A loop over blocks (about N / BLOCK_ROWS of them), each searched exactly and vectorised.
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
-        rows = order[lo:hi]
-        if len(rows) <= k:
-            # Too small to hold k others: search the whole data for these few rows.
-            part = _query(X, X[rows], k + 1, n_jobs)
-            d, i = _drop_self(part[0], part[1], rows, k)
-        else:
-            d, i = _exact(X[rows], k, n_jobs, as_arrays=True)
-            i = rows[i]
-        distances[rows] = d
-        indices[rows] = i
+    with progress("neighbour search", len(bounds) - 1, unit="blocks") as bar:
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            _search_block(X, order[lo:hi], k, n_jobs, distances, indices)
+            bar.advance()
     return Neighbours(distances, indices), block, km
+
+
+def _search_block(X: np.ndarray, rows: np.ndarray, k: int, n_jobs: int, distances: np.ndarray,
+                  indices: np.ndarray) -> None:
+    """Neighbours of the rows of one block (indices ``rows``), written into ``distances``/``indices``."""
+    if len(rows) <= k:
+        # Too small to hold k others: search the whole data for these few rows.
+        part = _query(X, X[rows], k + 1, n_jobs)
+        d, i = _drop_self(part[0], part[1], rows, k)
+    else:
+        d, i = _exact(X[rows], k, n_jobs, as_arrays=True)
+        i = rows[i]
+    distances[rows] = d
+    indices[rows] = i
 
 
 def _exact(X: np.ndarray, k: int, n_jobs: int, *, as_arrays: bool = False) -> Any:

@@ -5,18 +5,27 @@ An embedder whose ``per_row`` is True (``e5-small``, ``image``, ``column``) comp
 that row alone: its output is a pure function of a batch of rows, so it can be cached per content
 version (:mod:`data_engine.mine.embedders.cache`) and computed batch by batch anywhere (a Dask task,
 the prediction service). ``tfidf`` is fitted on the corpus it is given, so it is not cached.
+
+Embedder modules import numpy, pandas and their models inside methods: the config validates
+``[mining] embedding`` through this registry, and commands such as ``ingest`` start without them.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 from data_engine.errors import EngineError
+
+
+# The frame column that carries precomputed vectors (one float32 array per row) into a model: mining
+# and training read them from the cache; a request to the served model without it is embedded.
+EMBEDDING_COLUMN = "__embedding"
 
 
 class Embedder(ABC):
@@ -32,6 +41,9 @@ class Embedder(ABC):
     # True when a row's vector depends on that row alone (cacheable, batchable); False when the
     # embedder is fitted on the frame it embeds.
     per_row: ClassVar[bool] = True
+    # True when vectors come on a common scale (e.g. L2-normalised): models read them as they are;
+    # otherwise the embedding member standardises them first.
+    normalised: ClassVar[bool] = False
 
     def __init__(self, **options: Any) -> None:
         if options:
@@ -44,6 +56,11 @@ class Embedder(ABC):
         Returns float32 of shape (N, D), one row per frame row, in order. D is fixed for a given
         embedder and dataset. Raises :class:`EngineError` when a column is missing or unusable.
         """
+
+    def input_columns(self, schema: Mapping[str, str]) -> list[str]:
+        """The columns of ``schema`` (``{column: 'numeric' | 'categorical' | 'text' | 'vector'}``) it
+        embeds; by default all of them. Subclasses narrow this to what they can read."""
+        return list(schema)
 
     @property
     def cache_key(self) -> str:
@@ -64,6 +81,8 @@ def check_columns(frame: pd.DataFrame, columns: Sequence[str], embedder: str) ->
 
 def as_matrix(vectors: Any, n: int, embedder: str) -> np.ndarray:
     """``vectors`` as C-contiguous float32 of shape (n, D); raise EngineError on a wrong shape or non-finite values."""
+    import numpy as np
+
     X = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
     if X.ndim != 2 or X.shape[0] != n:
         raise EngineError(f"embedding {embedder!r} returned shape {X.shape}, expected ({n}, D)")

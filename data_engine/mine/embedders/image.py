@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -151,6 +151,15 @@ def embed_image_column(X: Any) -> np.ndarray:
     return embed_paths(frame.iloc[:, 0].tolist())
 
 
+def image_block(scale: bool) -> Any:
+    """A scikit-learn transformer: one column of image paths -> these features, standardised if ``scale``."""
+    from sklearn.pipeline import FunctionTransformer, make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    features = FunctionTransformer(embed_image_column)
+    return make_pipeline(features, StandardScaler()) if scale else features
+
+
 @register_embedder
 class ImageEmbedder(Embedder):
     """Classical image features (HOG, histograms, thumbnail) of the image files a column names."""
@@ -158,6 +167,10 @@ class ImageEmbedder(Embedder):
     name = "image"
     modalities = ("image",)
     version = "1"
+
+    def input_columns(self, schema: Mapping[str, str]) -> list[str]:
+        """The image file columns."""
+        return [c for c, kind in schema.items() if kind == "image"]
 
     def embed(self, frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
         """Embed the image file of each row (one column of absolute paths); float32 of shape (N, 428)."""

@@ -11,8 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 from data_engine.mine.embedders.base import Embedder, check_columns, register_embedder
 
@@ -47,27 +50,32 @@ class TfidfEmbedder(Embedder):
 
     def fit_transform(self, frame: pd.DataFrame, columns: Sequence[str] | None = None) -> np.ndarray:
         """Fit on ``frame`` and embed it, float32 of shape (N, d)."""
+        import numpy as np
+        import pandas as pd
         from sklearn.compose import ColumnTransformer
         from sklearn.decomposition import PCA, TruncatedSVD
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import Normalizer
 
-        from data_engine.mine.models import Schema, _numeric_block, _one_hot, _text_features, image_block
+        from data_engine.mine.features import numeric_block, one_hot, text_features
+
+        from data_engine.mine.embedders.image import image_block
 
         cols = check_columns(frame, columns if columns is not None else list(self.schema or frame.columns), self.name)
         schema = self.schema or {c: "numeric" if pd.api.types.is_numeric_dtype(frame[c]) else "text" for c in cols}
-        sch = Schema.from_mapping({c: schema[c] for c in cols})
+        numeric = [c for c in cols if schema[c] == "numeric"]
+        categorical = [c for c in cols if schema[c] == "categorical"]
         n = len(frame)
         parts: list[tuple[str, Any, Any]] = []
-        if sch.numeric:
-            parts.append(("num", _numeric_block(scale=self.modality != "image"), list(sch.numeric)))
-        if sch.categorical:
-            parts.append(("cat", _one_hot(sparse=True), list(sch.categorical)))
-        for i, col in enumerate(sch.text):
+        if numeric:
+            parts.append(("num", numeric_block(scale=self.modality != "image"), numeric))
+        if categorical:
+            parts.append(("cat", one_hot(sparse=True), categorical))
+        for i, col in enumerate(c for c in cols if schema[c] == "text"):
             dims = max(1, min(TEXT_DIMENSIONS, n - 1))
-            parts.append((f"text{i}", make_pipeline(_text_features(char=True),
+            parts.append((f"text{i}", make_pipeline(text_features(char=True),
                                                    TruncatedSVD(dims, random_state=self.seed), Normalizer()), col))
-        for i, col in enumerate(sch.image):
+        for i, col in enumerate(c for c in cols if schema[c] == "image"):
             parts.append((f"image{i}", image_block(scale=True), [col]))
         self.columns_ = ColumnTransformer(parts, sparse_threshold=0.0)
         X = np.asarray(self.columns_.fit_transform(frame), dtype=np.float32)
@@ -79,5 +87,7 @@ class TfidfEmbedder(Embedder):
 
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """Embed new rows the way the fitted rows were, float32 of shape (M, d)."""
+        import numpy as np
+
         X = np.asarray(self.columns_.transform(frame), dtype=np.float32)
         return X if self.pca_ is None else self.pca_.transform(X).astype(np.float32)
