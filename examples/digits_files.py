@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data_engine.demo.data import flip_labels  # noqa: E402
-from data_engine.demo.image_files import IMAGE_FILES_CONFIG, write_digit_files  # noqa: E402
+from data_engine.demo.data import flip_labels
+from data_engine.demo.image_files import IMAGE_FILES_CONFIG, write_digit_files
 
 
 def main(argv: list[str] | None = None) -> int:

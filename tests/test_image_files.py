@@ -87,7 +87,7 @@ def test_a_shifted_copy_aligns_and_another_digit_does_not(tmp_path: Path) -> Non
 
 
 def test_mining_image_files_flags_wrong_labels_and_near_copies(mined) -> None:
-    home, manifest, copies, summary, issues = mined
+    _home, manifest, copies, summary, issues = mined
     label = issues[(issues["issue_type"] == "label") & issues["is_issue"]]
     wrong = set(manifest.loc[manifest["label"] != manifest["true_label"], "id"])
     assert len(wrong & set(label["example_id"])) >= 0.7 * len(wrong)

@@ -36,9 +36,9 @@ def near_copy_scores(con: duckdb.DuckDBPyConnection, run_id: int, copies: pd.Dat
     others = int((~found["example_id"].isin(involved)).sum())
     kinds = {kind: round(float(paired[(copies["kind"] == kind).to_numpy()].mean()), 4)
              for kind in sorted(copies["kind"].unique())}
-    return {"injected": int(len(copies)), "recall": round(float(paired.mean()), 4) if len(copies) else 0.0,
+    return {"injected": len(copies), "recall": round(float(paired.mean()), 4) if len(copies) else 0.0,
             "flagged_any": round(float(flagged.mean()), 4) if len(copies) else 0.0, "recall_by_kind": kinds,
-            "other_examples_flagged": others, "examples": int(len(ids))}
+            "other_examples_flagged": others, "examples": len(ids)}
 
 
 def format_near_copies(r: dict[str, Any]) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -101,6 +100,11 @@ def resolve_reference(value: str, *, base: Path, roots: list[Path]) -> Path:
 
 def check_image(path: Path) -> CheckedImage:
     """Open and fully decode ``path`` with Pillow; its facts, or :class:`ImageRejected` with the reason."""
+    return read_image(path)[0]
+
+
+def read_image(path: Path) -> tuple[CheckedImage, bytes]:
+    """:func:`check_image`, also returning the bytes that were checked (what a copy must hold)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -120,7 +124,7 @@ def check_image(path: Path) -> CheckedImage:
                 raise ImageRejected(f"{path}: {im.width}x{im.height} pixels is more than {MAX_PIXELS}")
             im.load()  # the whole image: a truncated or corrupt file fails here
             return CheckedImage(path, hashlib.sha256(data).hexdigest(), fmt, im.width, im.height, im.mode,
-                                len(data), perceptual_hash(im))
+                                len(data), perceptual_hash(im)), data
     except UnidentifiedImageError:
         raise ImageRejected(f"{path}: not an image file Pillow can read") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
@@ -138,16 +142,17 @@ def perceptual_hash(image: object) -> int:
     return int(str(imagehash.phash(image)), 16)
 
 
-def store_copy(home: Path, checked: CheckedImage) -> None:
-    """Copy the image to its content-addressed place under ``home`` unless it is already there."""
+def store_copy(home: Path, checked: CheckedImage, data: bytes) -> None:
+    """Write the checked bytes to their content-addressed place under ``home`` unless already there
+    (the bytes that were hashed, not the file again: it may have changed since)."""
     target = home / checked.stored_path
     if target.exists():
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=target.parent)
-    os.close(fd)
     try:
-        shutil.copyfile(checked.source, tmp)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)  # atomic: a reader never sees half a file
     finally:
@@ -174,15 +179,15 @@ def check_batch_images(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, home: 
 
     def check(value: str) -> CheckedImage | str:
         try:
-            return check_image(resolve_reference(value, base=base, roots=roots))
+            checked, data = read_image(resolve_reference(value, base=base, roots=roots))
         except ImageRejected as exc:
             return str(exc)
+        store_copy(home, checked, data)  # here, so one image's bytes at a time are held per thread
+        return checked
 
     with ThreadPoolExecutor(CHECK_THREADS) as pool:
         outcomes = list(pool.map(check, values))
     good = [o for o in outcomes if isinstance(o, CheckedImage)]
-    for checked in {g.sha256: g for g in good}.values():
-        store_copy(home, checked)
     checks = pd.DataFrame({
         "value": pd.Series(values, dtype=object),
         "stored": pd.Series([o.stored_path if isinstance(o, CheckedImage) else None for o in outcomes], dtype=object),

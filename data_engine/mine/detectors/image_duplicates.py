@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -74,7 +75,7 @@ def hash_pairs(hashes: np.ndarray, max_bits: int = HASH_MAX_BITS) -> tuple[np.nd
     edges = np.linspace(0, 64, bands + 1).astype(np.uint64)
     found = []
     rows = np.arange(n)
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in pairwise(edges):
         band = (h >> lo) & np.uint64((1 << int(hi - lo)) - 1)
         order = np.argsort(band, kind="stable")
         keys = band[order]
@@ -102,7 +103,7 @@ def aligned_difference(a: np.ndarray, b: np.ndarray) -> float:
 
     # Ink as signal, background as zero: the correlation locks onto what is drawn.
     shift, _, _ = phase_cross_correlation(1.0 - a, 1.0 - b, normalization="phase")
-    dy, dx = (int(round(s)) for s in shift)
+    dy, dx = (round(float(s)) for s in shift)
     if max(abs(dy), abs(dx)) > MAX_SHIFT:
         return float("inf")
     side = a.shape[0]

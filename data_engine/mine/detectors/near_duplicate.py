@@ -7,8 +7,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from data_engine.mine.detectors.base import Detector, DetectorResult, MiningData, issues_frame, register_detector
-from data_engine.mine.detectors.image_duplicates import ALIGNED_MAX_DIFFERENCE, HASH_MAX_BITS, find_image_copies
+from data_engine.mine.detectors.base import (
+    Detector,
+    DetectorResult,
+    MiningData,
+    issues_frame,
+    register_detector,
+)
+from data_engine.mine.detectors.image_duplicates import (
+    ALIGNED_MAX_DIFFERENCE,
+    HASH_MAX_BITS,
+    find_image_copies,
+)
 
 # cleanlab Datalab's default: a neighbour closer than this share of the median nearest-neighbour
 # distance is a near duplicate.

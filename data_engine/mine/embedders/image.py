@@ -29,7 +29,12 @@ import numpy as np
 import pandas as pd
 
 from data_engine.errors import EngineError
-from data_engine.mine.embedders.base import Embedder, as_matrix, check_columns, register_embedder
+from data_engine.mine.embedders.base import (
+    Embedder,
+    as_matrix,
+    check_columns,
+    register_embedder,
+)
 
 SIDE = 32
 HOG_ORIENTATIONS = 9
@@ -130,7 +135,7 @@ def embed_paths(paths: Sequence[Any]) -> np.ndarray:
     """
     items = list(paths)
     for i, p in enumerate(items):
-        if p is None or (isinstance(p, float) and p != p):
+        if p is None or (isinstance(p, float) and np.isnan(p)):
             raise EngineError(f"image embedding: row {i} has no image path")
     if not items:
         return np.zeros((0, DIMENSIONS), dtype=np.float32)
