@@ -93,3 +93,38 @@ def test_config_names_an_unknown_embedding() -> None:
         parse_config({"dataset": ds, "mining": {"embedding": "bert"}})
     with pytest.raises(ConfigError, match="mining.predictions = 'theirs'"):
         parse_config({"dataset": ds, "mining": {"predictions": "theirs"}})
+
+
+class _Counting(Embedder):
+    """A per-row test embedder: the vector is the row's number and its square; counts rows seen."""
+
+    name = "counting-test"
+    modalities = ("tabular",)
+    version = "1"
+    seen = 0
+
+    def embed(self, frame, columns):
+        _Counting.seen += len(frame)
+        x = frame[list(columns)[0]].to_numpy(dtype=np.float32)
+        return np.stack([x, x * x], axis=1)
+
+
+def test_cached_embedding_embeds_each_content_once(tmp_path) -> None:
+    import duckdb
+
+    from data_engine.mine.embedders.cache import cached_embedding
+    from data_engine.store.warehouse import apply_migrations
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    apply_migrations(con)
+    frame = pd.DataFrame({"x": [1.0, 2.0, 2.0, 3.0], "feature_hash": np.array([11, 22, 22, 33], dtype=np.uint64)})
+    _Counting.seen = 0
+    X, new = cached_embedding(con, _Counting(), frame, ["x"])
+    np.testing.assert_array_equal(X, [[1, 1], [2, 4], [2, 4], [3, 9]])
+    assert (new, _Counting.seen) == (3, 3)  # the repeated content is embedded once
+    more = pd.DataFrame({"x": [3.0, 4.0], "feature_hash": np.array([33, 44], dtype=np.uint64)})
+    batches = []
+    X2, new2 = cached_embedding(con, _Counting(), more, ["x"],
+                                embed_rows=lambda rows: batches.append(len(rows)) or _Counting().embed(rows, ["x"]))
+    np.testing.assert_array_equal(X2, [[3, 9], [4, 16]])
+    assert (new2, batches) == (1, [1])  # only the unseen content, through the caller's batch function

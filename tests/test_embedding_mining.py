@@ -220,3 +220,18 @@ def test_the_served_text_model_embeds_requests_itself(tmp_path):
     answer = client.post("/predict", json={"rows": [{"note": "a wonderful film"}, {"note": "a terrible film"}]})
     assert answer.status_code == 200, answer.text
     assert [p["label"] for p in answer.json()["predictions"]] == ["pos", "neg"]
+
+
+def test_malformed_vector_cells_are_quarantined_with_their_reason(tmp_path):
+    home = _home(tmp_path, VECTORS)
+    cells = ["[1,2]", "[", "null", "[1e400, 2]", '{"a":1}', "", " [3, 4] ", "[1,2,3]", "[NaN, 1]", "[1;2]"]
+    path = home.landing / "b.csv"
+    pd.DataFrame({"id": [f"r{i}" for i in range(len(cells))], "emb": cells, "label": "a"}).to_csv(path, index=False)
+    with open_warehouse(home) as con:
+        result = ingest_file(con, home.config.dataset, path)
+        stored = dict(con.execute("SELECT example_id, emb FROM examples").fetchall())
+        reasons = [r[0] for r in con.execute("SELECT reason FROM quarantine ORDER BY row_number").fetchall()]
+    assert (result.rows_ok, result.rows_quarantined) == (2, 8)
+    assert stored == {"r0": [1.0, 2.0], "r6": [3.0, 4.0]}
+    assert "column emb: [1e400, 2] is not a list of finite numbers" in reasons
+    assert "column emb: 3 numbers, expected 2" in reasons

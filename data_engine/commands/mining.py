@@ -42,6 +42,7 @@ def cmd_mine(args: argparse.Namespace, home: Home) -> int:
     reused = "re-used stored predictions" if summary.reused_predictions else "computed new predictions"
     print(f"mining run {summary.run_id}: {summary.n_labeled} labeled, {summary.n_unlabeled} unlabeled examples; "
           f"{reused} ({summary.model_spec})")
+    print(f"embedding: {summary.embedding} ({summary.newly_embedded} rows newly embedded, the rest from the store)")
     print("flagged: " + ", ".join(f"{k}={v}" for k, v in summary.counts.items()))
     if summary.noise_rate is not None:
         print(f"estimated noise rate: {summary.noise_rate:.1%}")

@@ -138,14 +138,15 @@ def test_ingest_random_bytes_are_rejected_or_read_never_a_crash(toy: Home, body:
 # ---- the config loader ---------------------------------------------------------------------
 
 toml_scalar = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30),
-                        st.sampled_from(["tabular", "text", "image", "numeric", "categorical", "accuracy"]))
+                        st.sampled_from(["tabular", "text", "image", "numeric", "categorical", "accuracy",
+                                         "vector", "e5-small", "column", "external"]))
 toml_value = st.recursive(toml_scalar, lambda inner: st.one_of(st.lists(inner, max_size=4),
                                                              st.dictionaries(st.text(max_size=12), inner, max_size=4)),
                           max_leaves=12)
 KEYS = {
     "dataset": ["name", "modality", "id_column", "label_column", "feature_columns", "text_column", "classes",
                 "column_types", "typo"],
-    "mining": ["model", "folds", "seed", "n_jobs", "detectors"],
+    "mining": ["model", "folds", "seed", "n_jobs", "detectors", "embedding", "predictions"],
     "review": ["url", "api_key_env", "project_title", "budget", "annotators_per_task", "import_batch_size",
                "timeout_seconds", "weights"],
     "retrain": ["min_new_labels", "weight_by_label_quality"],

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import duckdb
@@ -55,12 +55,15 @@ def embed_in_batches(embedder: Embedder, frame: pd.DataFrame, columns: Sequence[
 
 
 def cached_embedding(con: duckdb.DuckDBPyConnection, embedder: Embedder, frame: pd.DataFrame,
-                     columns: Sequence[str], *, hashes: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+                     columns: Sequence[str], *, hashes: np.ndarray | None = None,
+                     embed_rows: Callable[[pd.DataFrame], np.ndarray] | None = None) -> tuple[np.ndarray, int]:
     """The embedding of every row of ``frame``, float32 of shape (N, D), and how many rows were newly embedded.
 
     ``hashes`` (shape (N,), unsigned 64-bit) identify each row's content; by default the frame's
     ``feature_hash`` column. Stored vectors are read; the rest are embedded (one row per distinct
-    hash) and stored. Raises EngineError when stored vectors disagree in dimension with new ones.
+    hash) and stored. ``embed_rows`` embeds up to :data:`STORE_CHUNK_ROWS` rows at a time (default:
+    :func:`embed_in_batches` here; a scheduler may map the batches elsewhere, e.g. on a Dask
+    cluster). Raises EngineError when stored vectors disagree in dimension with new ones.
     """
     if not embedder.per_row:
         return as_matrix(embedder.embed(frame, columns), len(frame), embedder.name), len(frame)
@@ -79,7 +82,12 @@ def cached_embedding(con: duckdb.DuckDBPyConnection, embedder: Embedder, frame: 
         with progress(f"embedding ({embedder.name})", len(todo)) as bar:
             for lo in range(0, len(todo), STORE_CHUNK_ROWS):
                 chunk = todo[lo:lo + STORE_CHUNK_ROWS]
-                X = embed_in_batches(embedder, frame.iloc[first[chunk]], columns, bar=bar)
+                rows = frame.iloc[first[chunk]]
+                if embed_rows is None:
+                    X = embed_in_batches(embedder, rows, columns, bar=bar)
+                else:
+                    X = as_matrix(embed_rows(rows), len(rows), embedder.name)
+                    bar.advance(len(rows))
                 _store_vectors(con, key, cols, unique[chunk], X)
                 vectors.update(zip(chunk.tolist(), X))
     dims = {len(v) for v in vectors.values()} | ({stored.iloc[0].shape[0]} if len(stored) else set())
