@@ -216,6 +216,8 @@ def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResul
         add_content_ids(con, ds, types)
     columns = tuple(match.renamed.get(c, c) for c in raw.columns)
     rejected = validate(con, ds, id_column, types, columns, label_present, bool(classes), result.is_gold)
+    if ds.image_column:
+        rejected += _check_images(con, ds, result, columns)
     result.rows_quarantined = quarantine(con, result.batch_id)
     result.rows_in = raw.rows + raw.rejects
     result.rows_ok = raw.rows - rejected
@@ -259,6 +261,18 @@ def _note_gold_ids_equal_to_training(con: duckdb.DuckDBPyConnection, result: Ing
             f"{n} gold ids equal training ids ({shown}{', ...' if n > 5 else ''}); gold examples have their "
             f"own id space (stored as {GOLD_ID_PREFIX}<id>), so no training example was replaced"
         )
+
+
+def _check_images(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResult,
+                  columns: tuple[str, ...]) -> int:
+    """Image files: each row's image found, decoded and stored, or the row rejected (see ingest.images)."""
+    from data_engine.ingest.images import check_batch_images
+    from data_engine.store.images import warehouse_home
+
+    home = warehouse_home(con)
+    if home is None:
+        raise EngineError("image files need a warehouse file in an engine home (they are stored beside it)")
+    return check_batch_images(con, ds, home, Path(result.path).resolve(), result.batch_id, columns)
 
 
 def _store(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dict[str, str], result: IngestResult) -> None:

@@ -102,7 +102,8 @@ def read_raw(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> RawTable:
 
 # Scratch relations of one read/validate cycle (temp tables or views), dropped before and after.
 SCRATCH = ("raw_rows", "raw_read", "raw_rejects", "rej_adj", "raw_lines", "reject_errors", "reject_scans",
-           "dup_ids", "rejected", "good", "staged", "raw_keyed")
+           "dup_ids", "rejected", "good", "staged", "raw_keyed", "raw_rows_images", "image_checks",
+           "image_rejects")
 
 
 def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:

@@ -88,7 +88,7 @@ def limited_threads(limit: int = NATIVE_THREADS) -> Iterator[None]:
 
 
 def input_schema(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> dict[str, str]:
-    """``{input column: 'numeric' | 'categorical' | 'text'}`` as fixed in the warehouse, in config order."""
+    """``{input column: 'numeric' | 'categorical' | 'text' | 'image'}`` as fixed in the warehouse, in config order."""
     from data_engine.store.schema import stored_columns
 
     stored = stored_columns(con)

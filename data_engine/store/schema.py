@@ -65,9 +65,12 @@ def fix_columns(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, present: set[
             types[col] = inferred.get(col, "categorical")
     if ds.text_column:
         types[ds.text_column] = "text"
+    if ds.image_column:
+        # The path of the image's copy under HOME/images (see data_engine.ingest.images).
+        types[ds.image_column] = "image"
     types[ds.label_column] = "label"
     for pos, (col, kind) in enumerate(types.items()):
-        role = {"text": "text", "label": "label"}.get(kind, "feature")
+        role = {"text": "text", "label": "label", "image": "image"}.get(kind, "feature")
         sql_type = {"numeric": "DOUBLE", "vector": "FLOAT[]"}.get(kind, "VARCHAR")
         con.execute(f"ALTER TABLE examples ADD COLUMN {quote_ident(col)} {sql_type}")
         con.execute("INSERT INTO dataset_columns VALUES (?, ?, ?, ?)", [col, role, kind, pos])

@@ -125,8 +125,12 @@ def admin_credentials(secrets_dir: Path) -> Credentials:
     )
 
 
-def server_env(data_dir: Path, creds: Credentials, secret_key: str) -> dict[str, str]:
-    """The complete environment of the server process (an allow-list, see ``_PASSED_ENV``)."""
+def server_env(data_dir: Path, creds: Credentials, secret_key: str, document_root: Path | None = None) -> dict[str, str]:
+    """The complete environment of the server process (an allow-list, see ``_PASSED_ENV``).
+
+    With ``document_root`` (the engine home), the server may serve files under it to reviewers:
+    only files inside a project's local-files storage (the engine connects ``HOME/images``), and
+    only to users of that project (Label Studio's own check in ``localfiles_data``)."""
     env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
     env.update(
         LABEL_STUDIO_BASE_DATA_DIR=str(data_dir),
@@ -145,6 +149,8 @@ def server_env(data_dir: Path, creds: Credentials, secret_key: str) -> dict[str,
         COLLECT_ANALYTICS="false",
         PYTHONUNBUFFERED="1",
     )
+    if document_root is not None:
+        env.update(LOCAL_FILES_SERVING_ENABLED="true", LOCAL_FILES_DOCUMENT_ROOT=str(Path(document_root).resolve()))
     return env
 
 
@@ -164,8 +170,10 @@ def start_server(
     *,
     wait_s: float = DEFAULT_START_WAIT_S,
     binary: Path | None = None,
+    document_root: Path | None = None,
 ) -> ServerInfo:
-    """Start a server on 127.0.0.1:``port`` with ``data_dir`` and wait for ``/health``.
+    """Start a server on 127.0.0.1:``port`` with ``data_dir`` and wait for ``/health``; with
+    ``document_root``, it serves local files under it (see :func:`server_env`).
 
     Raises :class:`EngineError` when the port is taken or the server does not come up (the
     message names the log file to read).
@@ -187,7 +195,7 @@ def start_server(
             [str(binary), "start", "--internal-host", LOOPBACK, "--port", str(port), "--host", url,
              "--no-browser"],
             cwd=data_dir,
-            env=server_env(data_dir, creds, secret_key),
+            env=server_env(data_dir, creds, secret_key, document_root),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -273,7 +281,9 @@ def ensure_server(home: Home, *, port: int | None = None, wait_s: float = DEFAUL
             time.sleep(0.5)
         raise EngineError(f"Label Studio at {state.url} (pid {state.pid}) is running but not healthy; "
                           f"see {home.labelstudio_dir / LOG_FILE}")
-    return start_server(home.labelstudio_dir, home.secrets, port or configured_port(home), wait_s=wait_s)
+    # The home is the document root: image files are served from HOME/images (see review.push).
+    return start_server(home.labelstudio_dir, home.secrets, port or configured_port(home), wait_s=wait_s,
+                        document_root=home.root)
 
 
 def stop_server(home: Home) -> bool:
