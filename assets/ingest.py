@@ -5,6 +5,7 @@ import dagster as dg
 
 from assets.resources import EngineResource
 from data_engine.ingest.batch import IngestResult, ingest_path
+from data_engine.ingest.landing import landed_path
 
 batches_partitions = dg.DynamicPartitionsDefinition(name="landed_files")
 
@@ -23,6 +24,10 @@ def ingest_metadata(result: IngestResult) -> dict[str, dg.MetadataValue]:
         meta["reason"] = dg.MetadataValue.text(result.reason)
     if result.ignored_columns:
         meta["ignored_columns"] = dg.MetadataValue.text(", ".join(result.ignored_columns))
+    if result.column_types:
+        meta["column_types"] = dg.MetadataValue.json(result.column_types)
+    if result.notes:
+        meta["notes"] = dg.MetadataValue.md("\n".join(f"- {n}" for n in result.notes))
     if result.quarantine_preview:
         lines = ["| row | reason | raw |", "|---|---|---|"]
         for q in result.quarantine_preview:
@@ -41,9 +46,10 @@ def ingest_metadata(result: IngestResult) -> dict[str, dg.MetadataValue]:
 def landed_batch(context: dg.AssetExecutionContext, engine: EngineResource) -> dg.MaterializeResult:
     """Ingest the landed file named by the partition key (its path under landing/)."""
     home = engine.get_home()
-    path = home.landing / context.partition_key
-    if not path.is_file():
-        raise dg.Failure(f"{path}: the landed file is gone; put it back or delete the partition")
+    path = landed_path(home.landing, context.partition_key)
+    if path is None:
+        raise dg.Failure(f"{context.partition_key}: the landed file is gone from {home.landing}; "
+                         "put it back or delete the partition")
     result = ingest_path(home, path)
     context.log.info(
         f"{result.batch_id}: {result.status}, rows_in={result.rows_in} ok={result.rows_ok} "

@@ -64,8 +64,11 @@ def screenshot(home: Home, out: Path, task_id: int | None = None, width: int = 1
             page.click("button[type=submit]")
             page.wait_for_url(lambda u: "/user/login" not in u, timeout=60_000)
             page.goto(f"{url}/projects/{project_id}/data?task={task_id}", wait_until="domcontentloaded")
-            # The labeling view is ready when the digit is drawn and the choices are listed.
-            page.wait_for_selector("img[src^='data:image/png']", timeout=90_000)
+            # The labeling view is ready when the image (inlined pixels, or a file served from the
+            # home's local-files storage) has loaded and the choices are listed.
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('img')].some(i => i.complete && i.naturalWidth > 0 && "
+                "(i.src.startsWith('data:image/png') || i.src.includes('local-files')))", timeout=90_000)
             page.wait_for_selector("text=not a valid example", timeout=90_000)
             page.wait_for_timeout(1500)  # let the prediction tab and fonts settle
             page.screenshot(path=str(out))

@@ -22,10 +22,10 @@ def landing_sensor(context: dg.SensorEvaluationContext, engine: EngineResource) 
     decision = decide_landing(engine.get_home().landing, context.cursor)
     if not decision.new_files:
         return dg.SkipReason(decision.skip_reason or "nothing new")
-    keys = [f.relpath for f in decision.new_files]
+    keys = [f.partition_key for f in decision.new_files]
     return dg.SensorResult(
         run_requests=[
-            dg.RunRequest(run_key=f.sha256, partition_key=f.relpath, tags={"data-engine/sha256": f.sha256})
+            dg.RunRequest(run_key=f.sha256, partition_key=f.partition_key, tags={"data-engine/sha256": f.sha256})
             for f in decision.new_files
         ],
         dynamic_partitions_requests=[batches_partitions.build_add_request(keys)],

@@ -102,10 +102,12 @@ def test_bad_files_are_reported_not_raised(tmp_path: Path) -> None:
     good = tmp_path / "good.csv"
     good.write_text("id,label,x,color\n1,a,1,red\n2,zz,2,blue\n", encoding="utf-8")
     proc = cli("ingest", junk, good, home=home)
-    assert proc.returncode == 0 and "Traceback" not in proc.stderr
-    lines = proc.stdout.strip().splitlines()
+    # A rejected file makes the command fail (scripts notice), without a traceback; the good file is stored.
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stdout.strip().splitlines() if not ln.startswith("  ")]
     assert "rejected" in lines[0] and "binary" in lines[0]
     assert "ingested" in lines[1] and "quarantined=1" in lines[1]
+    assert cli("ingest", good, home=home).returncode == 0
 
 
 def test_bench_ingest_small(tmp_path: Path) -> None:
@@ -142,3 +144,19 @@ def test_ingest_command_imports_no_heavy_libraries(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report == {"code": 0, "heavy": []}, out.stderr
+
+
+def test_status_names_landed_files_not_ingested_and_the_column_types(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (tmp_path / "toy.toml").write_text(TOY_CONFIG, encoding="utf-8")
+    cli("init", "--config", tmp_path / "toy.toml", home=home)
+    (home / "landing" / "notes.xlsx").write_bytes(b"PK")
+    good = tmp_path / "good.csv"
+    good.write_text("id,label,x,color,extra\n1,a,1,red,q\n", encoding="utf-8")
+    out = cli("ingest", good, home=home).stdout
+    assert "column types (fixed from this batch): x=numeric, color=categorical" in out
+    assert "ignored columns: 'extra'" in out
+    status = cli("status", home=home)
+    assert status.returncode == 0
+    assert "column types: x=numeric, color=categorical" in status.stdout
+    assert "not ingested: landing/notes.xlsx - not a data file" in status.stdout

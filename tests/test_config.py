@@ -36,7 +36,7 @@ def _parse(text: str) -> EngineConfig:
         (BASE + "[[gate.slices]]\nname = 's'\ncolumn = 'plan'\nequal = 'x'\n", ["unknown key", "gate.slices[0].equal"]),
         # missing sections and keys
         ("[mining]\nfolds = 3\n", ["missing required section [dataset]"]),
-        (BASE.replace('id_column = "customer_id"\n', ""), ["missing required key dataset.id_column"]),
+        (BASE.replace('label_column = "outcome"\n', ""), ["missing required key dataset.label_column"]),
         # wrong types
         (BASE + "[mining]\nfolds = '5'\n", ["mining.folds", "expected an integer", "a string"]),
         (BASE + "[mining]\nfolds = true\n", ["mining.folds", "expected an integer", "a boolean"]),

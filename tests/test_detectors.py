@@ -127,7 +127,9 @@ def test_near_duplicate_exact_and_near_copies_and_label_disagreement():
     issues = result.issues.set_index("example_id")
     assert issues["is_issue"].tolist() == [True, True, True, True, False, False, False, False]
     detail = issues["detail"].map(json.loads)
-    assert detail["e0"] == {"duplicate_of": "e1", "exact": True, "copies": 2, "labels_disagree": True}
+    assert detail["e0"] == {"duplicate_of": "e1", "exact": True, "found_by": "same content", "copies": 2,
+                            "labels_disagree": True}
+    assert detail["e2"]["found_by"] == "embedding" and detail["e4"]["found_by"] is None
     assert detail["e1"]["duplicate_of"] == "e0"
     assert detail["e2"]["duplicate_of"] == "e3" and not detail["e2"]["exact"]
     assert not detail["e2"]["labels_disagree"]
@@ -135,6 +137,26 @@ def test_near_duplicate_exact_and_near_copies_and_label_disagreement():
     assert issues.loc["e0", "score"] < 0.5 <= issues.loc["e2", "score"] < issues.loc["e4", "score"]
     assert "different label" in issues.loc["e0", "reason"]
     assert result.summary["exact"] == 2 and result.summary["near"] == 2 and result.summary["labels_disagree"] == 2
+
+
+def test_near_duplicate_finds_image_copies_by_perceptual_hash():
+    import dataclasses
+
+    points = np.array([[0, 0], [3, 3], [6, 0], [0, 6], [9, 9], [12, 0]], dtype=float)
+    labels = np.array([0, 1, 1, 0, 0, 1])
+    data = make_data(labels, confident(labels), hashes=[f"h{i}" for i in range(6)],
+                     neighbours=points_with_neighbours(points))
+    far = np.random.default_rng(0).integers(0, 2**63, 4, dtype=np.uint64)  # ~32 bits from anything
+    phash = np.array([far[0], far[0] ^ np.uint64(0b11), far[1], far[1] ^ np.uint64(0b111), far[2], far[3]],
+                     dtype=np.uint64)
+    result = NearDuplicateDetector().find_issues(dataclasses.replace(data, image_hashes=phash))
+    issues = result.issues.set_index("example_id")
+    # e0/e1 are 2 bits apart (a copy, labels disagree); e2/e3 are 3 bits apart (not a copy).
+    assert issues["is_issue"].tolist() == [True, True, False, False, False, False]
+    detail = issues["detail"].map(json.loads)
+    assert detail["e0"]["duplicate_of"] == "e1" and detail["e0"]["found_by"] == "image comparison"
+    assert detail["e0"]["labels_disagree"] and issues.loc["e0", "score"] < 0.5
+    assert result.summary["near_by_image"] == 2
 
 
 def test_near_duplicate_exact_groups_work_without_neighbours():

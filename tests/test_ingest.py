@@ -170,7 +170,7 @@ def test_an_ingest_derives_one_event_per_labeled_row(ingest_toy: Ingest, toy_con
     assert events == [
         (1, "1", 1, "a", "ingest", f"batch:{r.batch_id}", r.batch_id, False, True),
         (3, "3", 1, "b", "ingest", f"batch:{r.batch_id}", r.batch_id, False, True),
-        (4, "9", 1, "a", "ingest", f"batch:{g.batch_id}", g.batch_id, True, True),
+        (4, "gold:9", 1, "a", "ingest", f"batch:{g.batch_id}", g.batch_id, True, True),
     ]
     assert toy_con.execute("SELECT count(*) FROM label_ledger").fetchone()[0] == 0   # nothing written as rows
 
@@ -216,7 +216,7 @@ def test_gold_folder_files_are_gold(ingest_toy: Ingest, toy_con: duckdb.DuckDBPy
     assert g.is_gold and not n.is_gold
     assert toy_con.execute("SELECT batch_id, is_gold FROM batches ORDER BY is_gold").fetchall() == [
         (n.batch_id, False), (g.batch_id, True)]
-    assert dict(toy_con.execute("SELECT example_id, is_gold FROM examples").fetchall()) == {"1": True, "3": False}
+    assert dict(toy_con.execute("SELECT example_id, is_gold FROM examples").fetchall()) == {"gold:1": True, "3": False}
     (reason,) = toy_con.execute("SELECT reason FROM quarantine WHERE batch_id = ?", [g.batch_id]).fetchone()
     assert "gold row without a label" in reason
 
@@ -238,7 +238,7 @@ def test_unlabeled_rows_are_welcome(toy_home: Home, ingest_toy: Ingest, toy_con:
     ds = toy_home.config.dataset
     assert list(load_examples(toy_con, ds, subset="unlabeled")["example_id"]) == ["1", "3"]
     assert list(load_examples(toy_con, ds, subset="train")["example_id"]) == ["2"]
-    assert list(load_examples(toy_con, ds, subset="gold")["example_id"]) == ["9"]
+    assert list(load_examples(toy_con, ds, subset="gold")["example_id"]) == ["gold:9"]
 
 
 # ---- classes and types fixed by the first batch -----------------------------------------------

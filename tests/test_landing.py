@@ -55,3 +55,13 @@ def test_files_still_being_written_hidden_and_foreign_files_wait_or_are_ignored(
 def test_missing_landing_folder_is_nothing_new(tmp_path: Path) -> None:
     decision = decide_landing(tmp_path / "nope", "not json")
     assert decision.new_files == [] and decision.skip_reason
+
+
+def test_a_copy_of_requested_bytes_is_named_not_dropped_in_silence(tmp_path: Path) -> None:
+    _write(tmp_path / "a.csv", "id,x\n1,2\n")
+    first = decide_landing(tmp_path, None)
+    _write(tmp_path / "gold" / "a copy.csv", "id,x\n1,2\n")
+    for cursor in (first.cursor, decide_landing(tmp_path, first.cursor).cursor):
+        again = decide_landing(tmp_path, cursor)
+        assert again.new_files == [] and "gold/a copy.csv" in again.ignored
+        assert "same bytes as a.csv" in again.skip_reason

@@ -110,9 +110,9 @@ def test_a_misspelt_served_model_is_a_config_error_naming_the_key():
 
 
 def test_a_member_that_cannot_read_the_columns_says_so():
-    with pytest.raises(EngineError, match="model 'hgb' needs numeric or categorical"):
+    with pytest.raises(EngineError, match="model 'hgb' needs numeric, categorical or image"):
         build_estimator(resolve_spec("hgb", "text"), Schema.from_mapping({"note": "text"}))
-    with pytest.raises(EngineError, match="expected numeric, categorical, text or vector"):
+    with pytest.raises(EngineError, match="expected numeric, categorical, text, vector or image"):
         Schema.from_mapping({"x": "date"})
 
 

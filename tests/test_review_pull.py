@@ -102,6 +102,21 @@ def test_skipped_and_cancelled_annotations_change_nothing(tmp_path):
     assert status == [("open",)]
 
 
+def test_an_empty_result_is_reported_and_counts_as_a_skip(tmp_path):
+    """Submitted without a choice: no verdict, the task stays open like a skip, and the pull says so."""
+    home, frame, client, tasks = _pushed(tmp_path)
+    ex, other = frame.iloc[4], frame.iloc[5]
+    client.create_annotation(tasks[ex["id"]], [])
+    client.create_annotation(tasks[other["id"]], choice_result(str(other["given_label"])))
+    with open_warehouse(home) as con:
+        result = pull_verdicts(con, client, home.config)
+        status = dict(con.execute("SELECT example_id, status FROM review_tasks").fetchall())
+        assert _label_in_force(con, ex["id"]) == (ex["given_label"], False, "ingest")
+    assert result.events == 1 and status[ex["id"]] == "open" and status[other["id"]] == "done"
+    assert len(result.problems) == 1
+    assert f"task {tasks[ex['id']]}" in result.problems[0] and "empty result" in result.problems[0]
+
+
 def test_verdicts_measure_the_miner_and_move_the_weights(tmp_path):
     home, frame, client, tasks = _pushed(tmp_path, n=12)
     # make_queue flags every 3rd example (the flipped ones) as "label", the rest as "uncertain".

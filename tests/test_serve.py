@@ -111,6 +111,27 @@ def test_empty_or_shapeless_requests_get_422(env):
         assert client.post("/predict", json=[1, 2]).status_code == 422
 
 
+def test_any_json_text_gets_200_or_422(env):
+    """Lone surrogates and empty strings, in values and in keys, are answered, never a 500."""
+    from fastapi.testclient import TestClient
+
+    home, info, _, _ = env
+    row = rows_of(info, 1)[0]
+    good = ",".join(f'"{k}": {v}' for k, v in row.items())
+    bodies = [
+        '{"rows": [{' + good.replace('"px0": 0.0', '"px0": "\\ud800"') + '}]}',
+        '{"rows": [{' + good + ', "\\udfff": 1}]}',
+        '{"rows": [{' + good.replace('"px0": 0.0', '"px0": ""') + '}]}',
+        '{"rows": [{"": ""}]}',
+        '"\\ud800"',
+        '{"rows": [{' + good + '}]}',
+    ]
+    with TestClient(create_app(home)) as client:
+        codes = [client.post("/predict", content=b, headers={"content-type": "application/json"}).status_code
+                 for b in bodies]
+    assert codes == [422, 422, 422, 422, 422, 200]
+
+
 def test_health_model_and_openapi(env):
     from fastapi.testclient import TestClient
 
@@ -294,11 +315,17 @@ def test_row_model_for_categorical_and_text_columns():
     schema = {"age": "numeric", "city": "categorical", "note": "text"}
     Row = row_model(schema)
     rows = [Row.model_validate({"age": "41", "city": 75001, "note": "hello"}),
-            Row.model_validate({"age": None, "city": None, "note": None})]
+            Row.model_validate({"age": None, "city": None, "note": "x"})]
     frame = rows_frame(rows, schema)
     assert list(frame.columns) == ["age", "city", "note"]
     assert frame["age"].dtype == "float64" and np.isnan(frame["age"].iloc[1])
-    assert frame["city"].tolist() == ["75001", None] and frame["note"].tolist() == ["hello", None]
+    assert frame["city"].tolist() == ["75001", None] and frame["note"].tolist() == ["hello", "x"]
+    # The ingest rule for text: empty text is refused (a 422), as ingest quarantines it; so is a
+    # lone surrogate, in any text column.
+    for bad in ({"note": ""}, {"note": "   "}, {"note": None}, {"note": "a\ud800"}, {"city": "\udfff"}):
+        with pytest.raises(ValidationError) as err:
+            Row.model_validate({"age": 1, "city": "c", "note": "x", **bad})
+        assert err.value.errors()[0]["loc"] == tuple(bad)
     with pytest.raises(ValidationError) as err:
         Row.model_validate({"age": 1, "city": ["a"], "note": "x"})
     assert err.value.errors()[0]["loc"] == ("city",)

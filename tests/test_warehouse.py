@@ -176,3 +176,18 @@ def test_quote_ident_round_trips(name: str) -> None:
     con.execute(f"CREATE TABLE t ({quote_ident(name)} INTEGER)")
     con.execute(f"INSERT INTO t ({quote_ident(name)}) VALUES (1)")
     assert con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 't'").fetchone() == (name,)
+
+
+def test_gold_rows_of_an_older_warehouse_move_to_the_gold_id_space() -> None:
+    con = duckdb.connect()
+    _warehouse_before(con, "0700_gold_id_space.sql")
+    # The bug this fixes: a gold row with a training example's id became a version of it.
+    con.execute("INSERT INTO examples (example_id, version, batch_id, row_number, content_hash, feature_hash, is_gold) "
+                "VALUES ('1', 1, 'train', 1, 1, 1, false), ('1', 2, 'gold', 1, 2, 2, true), ('9', 1, 'gold', 2, 3, 3, true)")
+    con.execute("INSERT INTO label_ledger (event_id, example_id, example_version, label, source, actor, detail) VALUES "
+                "(1, '1', 1, 'a', 'ingest', 'batch:train', '{\"batch_id\": \"train\", \"gold\": false}'), "
+                "(2, '1', 2, 'b', 'ingest', 'batch:gold', '{\"batch_id\": \"gold\", \"gold\": true}')")
+    assert "0700_gold_id_space.sql" in apply_migrations(con)
+    assert con.execute("SELECT example_id, version, is_gold FROM examples ORDER BY ALL").fetchall() == [
+        ("1", 1, False), ("gold:1", 2, True), ("gold:9", 1, True)]
+    assert con.execute("SELECT event_id, example_id FROM label_ledger ORDER BY 1").fetchall() == [(1, "1"), (2, "gold:1")]

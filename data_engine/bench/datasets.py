@@ -34,6 +34,10 @@ class BenchDataset:
     labels: np.ndarray
     schema: dict[str, str]
     text_column: str | None = None
+    # Image files: the folder holding them (the config's image_root) and the injected near copies
+    # (``copy_row``, ``source_row``: row positions in ``frame``; ``kind``; see data_engine.demo.image_files).
+    image_root: Path | None = None
+    near_copies: pd.DataFrame | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -49,6 +53,25 @@ def load_digits_dataset() -> BenchDataset:
     cols = [f"px{i:02d}" for i in range(X.shape[1])]
     frame = pd.DataFrame(X.astype(np.float64), columns=cols)
     return BenchDataset("digits", "image", frame, y.astype(str).astype(object), {c: "numeric" for c in cols})
+
+
+def load_digit_files_dataset(folder: Path, *, seed: int = 0) -> BenchDataset:
+    """The digits as 32x32 PNG files written under ``folder`` (absolute paths in column ``image``),
+    plus :data:`DIGIT_FILES_NEAR_COPIES` near copies (resized, re-encoded, shifted) of random digits."""
+    from data_engine.demo.image_files import write_digit_files
+
+    files = write_digit_files(folder, near_copies=DIGIT_FILES_NEAR_COPIES, seed=seed)
+    row = pd.Series(range(len(files.manifest)), index=files.manifest["id"])
+    copies = pd.DataFrame({"copy_row": row[files.near_copies["id"]].to_numpy(),
+                           "source_row": row[files.near_copies["copy_of"]].to_numpy(),
+                           "kind": files.near_copies["kind"].to_numpy()})
+    frame = pd.DataFrame({"image": (str(folder.resolve()) + "/" + files.manifest["image"]).to_numpy(dtype=object)})
+    return BenchDataset("digits-files", "image", frame, files.manifest["label"].to_numpy(dtype=object),
+                        {"image": "image"}, image_root=folder.resolve(), near_copies=copies)
+
+
+# Near copies injected into the digit files: 5 % of the 1,797 digits, a third of each kind.
+DIGIT_FILES_NEAR_COPIES = 90
 
 
 def sentiment_dir() -> Path | None:

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 from data_engine.store.home import Home
 
-DATASETS = ("digits", "sentiment", "tabular")
+DATASETS = ("digits", "digits-files", "sentiment", "tabular")
 NOISE_KINDS = ("uniform", "class-conditional")
 BASELINE_FOLDS = 5
 
@@ -38,7 +38,8 @@ def register_bench() -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``bench detect``."""
-    p.add_argument("--dataset", choices=DATASETS, default="digits", help="digits (bundled), sentiment "
+    p.add_argument("--dataset", choices=DATASETS, default="digits", help="digits (bundled), digits-files (the "
+                   "digits as PNG files, with injected near copies), sentiment "
                    "(needs the shared sentiment sentences), tabular (generated; see --rows)")
     p.add_argument("--rows", type=int, default=10_000, help="rows of the generated tabular set (default 10000)")
     p.add_argument("--noise", type=float, default=0.2, help="share of labels flipped (default 0.2)")
@@ -88,19 +89,26 @@ def run_detect_benchmark(*, dataset: str = "digits", rows: int = 10_000, noise: 
     if dataset not in DATASETS:
         raise EngineError(f"--dataset must be one of {', '.join(DATASETS)}")
     clock = StageClock(track_memory=True)
-    with clock.stage("generate"):
-        data = load_dataset(dataset, rows=rows, seed=seed)
-        noisy = inject_noise(data.labels, data.classes, rate=noise, kind=noise_kind, seed=seed)
-        flipped = noisy != data.labels
     workdir = Path(tempfile.mkdtemp(prefix="bench-detect-"))
     root = keep or workdir / "home"
     try:
+        with clock.stage("generate"):
+            data = load_dataset(dataset, rows=rows, seed=seed, folder=(keep or workdir) / "files")
+            noisy = inject_noise(data.labels, data.classes, rate=noise, kind=noise_kind, seed=seed)
+            flipped = noisy != data.labels
         with clock.stage("write_file"):
             home = make_home(root, data, model=model, n_jobs=n_jobs, budget=max(1, int(flipped.sum())),
                              embedding=embedding)
             ids = np.char.add("ex", np.arange(len(noisy)).astype(str)).astype(object)
             path = write_batch(home, data, ids, noisy)
         cfg = home.config
+        throughput = None
+        if data.image_root is not None:
+            from data_engine.bench.image_files import image_throughput
+
+            # Cold, before mining: mining then reads the memoised vectors (its stages exclude this).
+            with clock.stage("embed_images"):
+                throughput = image_throughput(data.frame["image"])
         with open_warehouse(home) as con:
             with clock.stage("ingest"):
                 ingested = ingest_file(con, cfg.dataset, path)
@@ -114,6 +122,11 @@ def run_detect_benchmark(*, dataset: str = "digits", rows: int = 10_000, noise: 
             flags = con.execute(
                 "SELECT example_id FROM issues WHERE run_id = ? AND issue_type = 'label' AND is_issue",
                 [summary.run_id]).fetchdf()["example_id"]
+            copies = None
+            if data.near_copies is not None:
+                from data_engine.bench.image_files import near_copy_scores
+
+                copies = near_copy_scores(con, summary.run_id, data.near_copies, ids)
             queue = con.execute("SELECT rank, example_id FROM review_queue WHERE run_id = ? ORDER BY rank",
                                 [summary.run_id]).fetchdf()
         truth = pd.Series(flipped, index=ids)
@@ -134,19 +147,22 @@ def run_detect_benchmark(*, dataset: str = "digits", rows: int = 10_000, noise: 
     return {
         "dataset": dataset, "rows": int(len(noisy)), "classes": len(data.classes), "noise": noise,
         "noise_kind": noise_kind, "seed": seed, "flipped": int(flipped.sum()),
-        "engine": engine, "baseline": base, "counts": summary.counts,
+        "engine": engine, "baseline": base, "counts": summary.counts, "near_copies": copies,
+        "images_per_second": throughput,
         "stages": {name: {"seconds": round(sec, 2), "peak_mib": round(clock.peak_mib.get(name, 0.0), 1)}
                    for name, sec in clock.seconds.items()},
         "total_seconds": round(clock.total_seconds, 2),
     }
 
 
-def load_dataset(name: str, *, rows: int, seed: int) -> Any:
-    """The named benchmark dataset (see :mod:`data_engine.bench.datasets`)."""
+def load_dataset(name: str, *, rows: int, seed: int, folder: Path | None = None) -> Any:
+    """The named benchmark dataset (see :mod:`data_engine.bench.datasets`); image files go to ``folder``."""
     from data_engine.bench import datasets
 
     if name == "digits":
         return datasets.load_digits_dataset()
+    if name == "digits-files":
+        return datasets.load_digit_files_dataset(folder or Path(tempfile.mkdtemp(prefix="digit-files-")), seed=seed)
     if name == "sentiment":
         return datasets.load_sentiment_dataset()
     return datasets.make_tabular_dataset(rows, seed=seed)
@@ -162,12 +178,15 @@ def default_embedding_cache() -> Path:
 
 def make_home(root: Path, data: Any, *, model: str, n_jobs: int, budget: int, embedding: str = "auto") -> Home:
     """A fresh engine home whose config describes ``data`` (a BenchDataset)."""
-    features = [c for c, k in data.schema.items() if k != "text"]
+    features = [c for c, k in data.schema.items() if k not in ("text", "image")]
     lines = [
         "[dataset]", f'name = "{data.name}"', f'modality = "{data.modality}"', 'id_column = "id"',
         'label_column = "label"', f"feature_columns = {json.dumps(features)}",
         f"classes = {json.dumps(data.classes)}",
     ]
+    image = [c for c, k in data.schema.items() if k == "image"]
+    if image:
+        lines += [f"image_column = {json.dumps(image[0])}", f"image_root = {json.dumps(str(data.image_root))}"]
     if data.text_column:
         lines.append(f'text_column = "{data.text_column}"')
     col_types = {c: k for c, k in data.schema.items() if k == "categorical"}
@@ -258,6 +277,12 @@ def format_result(r: dict[str, Any]) -> str:
     if est is not None:
         out.append(f"\nestimated noise rate (cleanlab joint): {est:.3f}")
     out.append(f"flagged per issue type: {json.dumps(r['counts'])}")
+    if r.get("images_per_second"):
+        out.append(f"image embedding: {r['images_per_second']:.0f} images per second (decode, resize, features)")
+    if r.get("near_copies"):
+        from data_engine.bench.image_files import format_near_copies
+
+        out.append(format_near_copies(r["near_copies"]))
     out.append(f"\n{'stage':16s} {'seconds':>9s} {'peak MiB':>9s}")
     for name, s in r["stages"].items():
         out.append(f"{name:16s} {s['seconds']:9.2f} {s['peak_mib']:9.1f}")

@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ingest", help="ingest files now (the same code the Dagster asset runs)")
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--gold", action="store_true", help="treat the files as trusted gold data")
+    p.add_argument("--regold", action="store_true",
+                   help="with --gold: also store files already ingested as training data as gold examples")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(handler=cmd_ingest)
 
@@ -83,18 +85,25 @@ def cmd_ingest(args: argparse.Namespace, home: Home) -> int:
     results = []
     with open_warehouse(home) as con:
         for f in args.files:
-            results.append(ingest_file(con, ds, f, gold=args.gold or is_gold_path(home, f)))
+            results.append(ingest_file(con, ds, f, gold=args.gold or is_gold_path(home, f), regold=args.regold))
     print(to_json(results) if args.json else summarize(results))
-    return 0
+    # A rejected file is a failure of the command: scripts must notice it.
+    return 1 if any(r.status == "rejected" for r in results) else 0
 
 
 def status_report(home: Home) -> dict[str, Any]:
     """Batches, table counts and the label state of the home's warehouse."""
     from data_engine.store.warehouse import open_warehouse, table_counts
 
+    from data_engine.ingest.landing import not_ingested_reason
+
     home.config  # a missing home or a broken config is the user's to fix: say so, exit 2
+    landing = sorted(p.relative_to(home.landing).as_posix() for p in home.landing.rglob("*") if p.is_file()) \
+        if home.landing.is_dir() else []
+    not_ingested = {rel: why for rel in landing if (why := not_ingested_reason(rel))}
     if not home.warehouse_path.exists():
-        return {"home": str(home.root), "dataset": home.config.dataset.name, "batches": [], "counts": {}}
+        return {"home": str(home.root), "dataset": home.config.dataset.name, "batches": [], "counts": {},
+                "not_ingested": not_ingested}
     with open_warehouse(home, read_only=True) as con:
         batches = con.execute(
             "SELECT batch_id, status, is_gold, rows_in, rows_ok, rows_quarantined, rows_new, rows_changed, "
@@ -106,12 +115,16 @@ def status_report(home: Home) -> dict[str, Any]:
             "SELECT 'labeled', count(*) FILTER (NOT is_discarded) FROM current_labels UNION ALL "
             "SELECT 'discarded', count(*) FILTER (is_discarded) FROM current_labels"
         ).fetchall())
+        column_types = dict(con.execute(
+            "SELECT column_name, column_type FROM dataset_columns WHERE role <> 'label' ORDER BY position").fetchall())
         return {
             "home": str(home.root),
             "dataset": home.config.dataset.name,
             "batches": [dict(zip(cols, b)) for b in batches],
             "counts": table_counts(con),
             "labels": labels,
+            "column_types": column_types,
+            "not_ingested": not_ingested,
         }
 
 
@@ -128,6 +141,10 @@ def cmd_status(args: argparse.Namespace, home: Home) -> int:
         gold = " gold" if b["is_gold"] else ""
         print(f"  {b['batch_id']:<40} {b['status']:<9}{gold} in={b['rows_in']} ok={b['rows_ok']} "
               f"quarantined={b['rows_quarantined']}" + (f"  ({b['reason']})" if b["reason"] else ""))
+    if report.get("column_types"):
+        print("column types: " + ", ".join(f"{c}={t}" for c, t in report["column_types"].items()))
+    for rel, why in report.get("not_ingested", {}).items():
+        print(f"  not ingested: landing/{rel} - {why}")
     if report["counts"]:
         print("tables: " + ", ".join(f"{k}={v}" for k, v in report["counts"].items()))
     if report.get("labels"):

@@ -91,7 +91,7 @@ def cmd_pull(args: argparse.Namespace, home: Home) -> int:
               f"vote, {result.consensus} consensus ({result.discards} discard(s), {result.ties} tie(s) pending) "
               f"({result.seconds:.1f} s, {result.requests} requests)")
     if result.problems and not args.json:
-        print(f"skipped {len(result.problems)} unreadable answer(s), first: {result.problems[0]}")
+        print(f"{len(result.problems)} answer(s) not taken as verdicts (unreadable or empty), first: {result.problems[0]}")
     return 0
 
 

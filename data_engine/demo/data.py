@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from data_engine.errors import EngineError
+from data_engine.ingest.validate import GOLD_ID_PREFIX
 from data_engine.store.home import Home
 
 GOLD_SHARE = 0.2
@@ -81,5 +82,7 @@ def seed_demo(home: Home, *, noise: float = 0.2, seed: int = 0, batches: int = 4
     oracle = pd.DataFrame({"example_id": frame["id"], "label": y.astype(str),
                            "noisy_label": noisy.astype(str), "is_gold": False})
     oracle.loc[gold_idx, "is_gold"] = True
+    # Gold examples are stored in their own id space (see data_engine.ingest.validate).
+    oracle.loc[gold_idx, "example_id"] = GOLD_ID_PREFIX + oracle.loc[gold_idx, "example_id"]
     oracle.to_csv(home.oracle_path, index=False)
     return SeedSummary(files=files, rows=len(frame), gold_rows=n_gold, flipped=int((noisy != y).sum()))

@@ -19,13 +19,15 @@ from typing import Any
 import duckdb
 
 from data_engine.errors import EngineError
-from data_engine.ingest.readers import RawTable, UnreadableFile, drop_scratch, file_format, read_raw
+from data_engine.ingest.columns import CONTENT_ID, add_content_ids, match_columns
+from data_engine.ingest.readers import RawTable, UnreadableFile, drop_scratch, file_format, format_or_none, read_raw
+from data_engine.ingest.validate import GOLD_ID_PREFIX, quarantine, validate
 from data_engine.store.config import DatasetConfig
 from data_engine.store.home import Home
-from data_engine.store.schema import define_label_events, fix_classes, fix_columns
+from data_engine.store.schema import (AmbiguousNumbers, define_label_events, fix_classes, fix_columns, load_classes,
+                                      stored_columns)
 from data_engine.store.warehouse import last_event_id, open_warehouse, quote_ident, rollback_quietly
 
-MAX_ID_LENGTH = 256
 PREVIEW_ROWS = 10
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -49,6 +51,10 @@ class IngestResult:
     rows_labeled: int = 0
     already_known: bool = False
     ignored_columns: list[str] = field(default_factory=list)
+    # {column: type} when this batch fixed the dataset's column types (the first batch), else empty.
+    column_types: dict[str, str] = field(default_factory=dict)
+    # Things a person should know that are not errors (columns mapped, gold ids equal to training ids).
+    notes: list[str] = field(default_factory=list)
     quarantine_preview: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,17 +93,28 @@ def ingest_path(home: Home, path: Path, *, gold: bool | None = None) -> IngestRe
         return ingest_file(con, ds, path, gold=is_gold_path(home, path) if gold is None else gold)
 
 
-def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *, gold: bool = False) -> IngestResult:
+def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *, gold: bool = False,
+                regold: bool = False) -> IngestResult:
     """Ingest ``path`` as one batch through an open warehouse connection (not inside a transaction).
 
     The same bytes are never ingested twice: a file whose batch is already recorded is a no-op,
-    and the same bytes under another name are recorded as a ``duplicate`` batch.
+    and the same bytes under another name are recorded as a ``duplicate`` batch. Bytes already
+    ingested as training data are not taken as gold (a ``rejected`` result that names the ids and
+    is not recorded) unless ``regold``: then they are stored again as gold examples, in the gold id space.
     """
     path = Path(path)
     if not path.is_file():
         raise EngineError(f"{path}: no such file")
     sha = sha256_file(path)
     batch_id = batch_id_for(path, sha)
+    if gold:
+        trained = con.execute(
+            "SELECT batch_id, path FROM batches WHERE sha256 = ? AND status = 'ingested' AND NOT is_gold "
+            "ORDER BY received_at LIMIT 1", [sha]
+        ).fetchone()
+        if trained and not regold:
+            return _training_not_gold(con, path, sha, batch_id, trained[0])
+        batch_id = f"{batch_id}-gold" if trained else batch_id
     cur = con.execute("SELECT * FROM batches WHERE batch_id = ?", [batch_id])
     known = cur.fetchone()
     if known is not None:
@@ -111,8 +128,8 @@ def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *
         same = con.execute(
             # Only ingested bytes count: a rejection may depend on where the file was (gold/) or on
             # the config, so the same bytes may be tried again under another name.
-            "SELECT batch_id, path FROM batches WHERE sha256 = ? AND status = 'ingested' "
-            "ORDER BY received_at LIMIT 1", [sha]
+            "SELECT batch_id, path FROM batches WHERE sha256 = ? AND status = 'ingested' AND is_gold = ? "
+            "ORDER BY received_at LIMIT 1", [sha, gold]
         ).fetchone()
         raw = None
         if same:
@@ -133,7 +150,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *
                     con.execute("ROLLBACK")
                     con.execute("BEGIN TRANSACTION")
                     _reject(result, exc)
-            _record_batch(con, result, file_format_or_none(path))
+            _record_batch(con, result, format_or_none(path))
             con.execute("COMMIT")
         except BaseException:
             rollback_quietly(con)
@@ -147,6 +164,22 @@ def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *
     return result
 
 
+def _training_not_gold(con: duckdb.DuckDBPyConnection, path: Path, sha: str, batch_id: str,
+                       training_batch: str) -> IngestResult:
+    """The answer to ``--gold`` for bytes already ingested as training data: which ids, and what to do."""
+    n, shown = con.execute(
+        "SELECT count(*), string_agg(example_id, ', ' ORDER BY row_number) FILTER (rn <= 5) FROM ("
+        "  SELECT example_id, row_number, row_number() OVER (ORDER BY row_number) AS rn FROM examples WHERE batch_id = ?)",
+        [training_batch],
+    ).fetchone()
+    reason = (
+        f"already ingested as training data (batch {training_batch}; {n} ids: {shown or '-'}{', ...' if n > 5 else ''}); "
+        "gold data must be examples the model never trains on: land separate gold data in landing/gold/, "
+        "or pass --regold to store these rows as gold examples too (their training copies stay training data)"
+    )
+    return IngestResult(batch_id=batch_id, path=str(path), sha256=sha, status="rejected", reason=reason, is_gold=True)
+
+
 def _reject(result: IngestResult, exc: UnreadableFile) -> None:
     """Mark the whole file rejected with ``exc`` as the reason; no rows are counted."""
     result.status, result.reason = "rejected", str(exc)
@@ -155,40 +188,42 @@ def _reject(result: IngestResult, exc: UnreadableFile) -> None:
     result.quarantine_preview = []
 
 
-def file_format_or_none(path: Path) -> str | None:
-    """The reader name for ``path``, or None if unsupported."""
-    try:
-        return file_format(path)
-    except UnreadableFile:
-        return None
-
-
 def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResult, raw: RawTable) -> None:
     """Validate and store the rows read into ``raw_rows``; fill ``result``'s counts."""
-    present = set(raw.columns)
-    required = [ds.id_column, *ds.input_columns]
-    missing = [c for c in required if c not in present]
-    if missing:
-        shown = ", ".join(repr(c) for c in raw.columns[:20]) or "none"
-        # None of them at all usually means no header row or another delimiter: say so.
-        hint = "; is the header row missing, or the delimiter not a comma?" if len(missing) == len(required) else ""
-        raise UnreadableFile(
-            f"missing required column(s) {', '.join(repr(c) for c in missing)} (the file has: {shown}){hint}"
-        )
-    label_present = ds.label_column in present
+    match = match_columns(con, ds, raw)
+    result.notes += [f"column {old!r} read as {new!r} (the config's name)" for old, new in match.renamed.items()]
+    label_present = ds.label_column in match.present
     if result.is_gold and not label_present:
         raise UnreadableFile(f"a gold file must have the label column {ds.label_column!r}")
     if raw.rows == 0 and raw.rejects == 0:
         raise UnreadableFile("no data rows (header only)")
-    result.ignored_columns = sorted(present - set(required) - {ds.label_column})
-    types = fix_columns(con, ds, present)
+    result.ignored_columns = list(match.ignored)
+    first = not stored_columns(con)
+    try:
+        types = fix_columns(con, ds, set(match.present))
+    except AmbiguousNumbers as exc:
+        raise UnreadableFile(str(exc)) from None
+    if first:
+        result.column_types = {c: t for c, t in types.items() if t != "label"}
     define_label_events(con, next(c for c, kind in types.items() if kind == "label"))
+    had_classes = bool(load_classes(con))
     classes = fix_classes(con, ds, result.batch_id, label_present)
-    rejected = validate_rows(con, ds, types, raw.columns, label_present, bool(classes), result.is_gold)
-    result.rows_quarantined = _quarantine(con, result.batch_id)
+    if classes and not had_classes:
+        result.notes.append(f"classes ({'from the config' if ds.classes else 'inferred from this batch'}): "
+                            + ", ".join(map(repr, classes)) + _case_variants(classes))
+    id_column = ds.id_column or CONTENT_ID
+    if ds.id_column is None:
+        add_content_ids(con, ds, types)
+    columns = tuple(match.renamed.get(c, c) for c in raw.columns)
+    rejected = validate(con, ds, id_column, types, columns, label_present, bool(classes), result.is_gold)
+    if ds.image_column:
+        rejected += _check_images(con, ds, result, columns)
+    result.rows_quarantined = quarantine(con, result.batch_id)
     result.rows_in = raw.rows + raw.rejects
     result.rows_ok = raw.rows - rejected
     _store(con, ds, types, result)
+    if result.is_gold:
+        _note_gold_ids_equal_to_training(con, result)
     result.quarantine_preview = [
         {"row_number": r[0], "reason": r[1], "raw": r[2][:200] if r[2] else r[2]}
         for r in con.execute(
@@ -200,135 +235,44 @@ def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResul
         result.reason = f"{result.rows_quarantined} of {result.rows_in} rows quarantined"
 
 
-def validate_rows(
-    con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dict[str, str], columns: tuple[str, ...],
-    label_present: bool, classes_known: bool, gold: bool,
-) -> int:
-    """Find the rows to quarantine and define the rows to store; return the number rejected.
+def _case_variants(classes: list[str]) -> str:
+    """A warning when classes differ only by case ('Yes' and 'yes' are two classes unless the config says)."""
+    groups: dict[str, list[str]] = {}
+    for c in classes:
+        groups.setdefault(c.casefold(), []).append(c)
+    twins = [g for g in groups.values() if len(g) > 1]
+    if not twins:
+        return ""
+    shown = "; ".join(" and ".join(map(repr, g)) for g in twins)
+    return (f"; {shown} differ only in case and are separate classes: if they are one, list the classes in "
+            "[dataset] classes and fix the labels")
 
-    Builds the temp table ``rejected(__row, reason, raw)`` (small: only the bad rows; ``raw`` is the
-    row as read, ``columns``, as JSON) and the temp view
-    ``good``: the typed values of every other row and their feature hash ``__fh``. The good rows
-    are never copied: the inserts read them through the view, straight from ``raw_rows``.
-    """
-    id_expr = _trim(quote_ident(ds.id_column))
-    # Repeated ids by a hash aggregate (far cheaper than a window over every row); the rows of
-    # each repeated id are named in the reason so a person can find them. Empty ids are dropped
-    # after grouping (HAVING): a WHERE would compute the trimmed id twice per row.
-    con.execute(
-        f"CREATE TEMP TABLE dup_ids AS SELECT {id_expr} AS example_id FROM raw_rows "
-        "GROUP BY ALL HAVING count(*) > 1 AND example_id <> ''"
-    )
-    has_dups = con.execute("SELECT count(*) FROM dup_ids").fetchone()[0] > 0
-    if has_dups:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE dup_ids AS SELECT example_id, count(*) AS n, "
-            "string_agg(__row::VARCHAR, ', ' ORDER BY __row) FILTER (rn <= 5) AS rows_shown FROM ("
-            f"  SELECT {id_expr} AS example_id, __row, row_number() OVER (PARTITION BY {id_expr} ORDER BY __row) AS rn"
-            f"  FROM raw_rows SEMI JOIN dup_ids ON {id_expr} = dup_ids.example_id"
-            ") GROUP BY example_id"
+
+def _note_gold_ids_equal_to_training(con: duckdb.DuckDBPyConnection, result: IngestResult) -> None:
+    """Say so when gold rows carry ids that training examples also have (nothing is replaced)."""
+    n, shown = con.execute(
+        "SELECT count(*), string_agg(id, ', ' ORDER BY id) FILTER (rn <= 5) FROM ("
+        "  SELECT substr(g.example_id, ?) AS id, row_number() OVER (ORDER BY g.example_id) AS rn FROM good g"
+        "  SEMI JOIN current_examples ce ON ce.example_id = substr(g.example_id, ?) AND NOT ce.is_gold)",
+        [len(GOLD_ID_PREFIX) + 1, len(GOLD_ID_PREFIX) + 1],
+    ).fetchone()
+    if n:
+        result.notes.append(
+            f"{n} gold ids equal training ids ({shown}{', ...' if n > 5 else ''}); gold examples have their "
+            f"own id space (stored as {GOLD_ID_PREFIX}<id>), so no training example was replaced"
         )
-    # Two levels, so every cell is trimmed and cast once: (values) the cleaned and typed values,
-    # (outer) the reasons from them. The same value expressions feed ``good``.
-    values = [f"{id_expr} AS example_id", "r.__row AS __row"]
-    checks = []
-    # (condition, reason) pairs; the conditions pick the bad rows, the reasons are only built for them.
-    reasons = [
-        ("nullif(example_id, '') IS NULL", f"'missing id (column {_lit(ds.id_column)[1:-1]})'"),
-        (f"length(example_id) > {MAX_ID_LENGTH}", f"'id longer than {MAX_ID_LENGTH} characters'"),
-    ]
-    if has_dups:
-        checks += ["d.n AS __dup_n", "d.rows_shown AS __dup_rows"]
-        reasons.append((
-            "__dup_n IS NOT NULL",
-            "'id ' || left(example_id, 60) || ' appears ' || __dup_n || "
-            "' times in this file (rows ' || __dup_rows || CASE WHEN __dup_n > 5 THEN ', ...' ELSE '' END || ')'",
-        ))
-    hashed = []
-    for i, (col, kind) in enumerate(types.items()):
-        q = quote_ident(col)
-        if kind == "label" or col not in ds.input_columns:
-            continue
-        hashed.append(q)
-        if kind == "numeric":
-            # The cast itself skips surrounding whitespace and gives NULL for an empty cell.
-            values.append(f"TRY_CAST(r.{q} AS DOUBLE) AS {q}")
-            text = f"__s{i}"
-            checks.append(f"r.{q} AS {text}")
-            reasons.append((
-                f"({q} IS NULL AND trim({text}) <> '') OR NOT isfinite({q})",
-                f"'column {_lit(col)[1:-1]}: ' || left(trim({text}), 40) || ' is not a finite number'",
-            ))
-        elif kind == "vector":
-            values.append(f"TRY_CAST(r.{q} AS FLOAT[]) AS {q}")
-            text = f"__s{i}"
-            checks += [f"r.{q} AS {text}", f"{_vector_dimension(q)} AS __dim{i}"]
-            reasons.append((
-                f"{q} IS NULL OR len({q}) = 0 OR len(list_filter({q}, lambda x: x IS NULL OR NOT isfinite(x))) > 0",
-                f"'column {_lit(col)[1:-1]}: ' || coalesce(left(trim({text}), 40), 'empty') || "
-                "' is not a list of finite numbers'",
-            ))
-            reasons.append((
-                f"len({q}) <> __dim{i}",
-                f"'column {_lit(col)[1:-1]}: ' || len({q}) || ' numbers, expected ' || __dim{i}",
-            ))
-        elif kind == "text":
-            values.append(f"r.{q} AS {q}")
-            reasons.append((f"nullif({_trim(q)}, '') IS NULL", f"'empty text (column {_lit(col)[1:-1]})'"))
-        else:
-            values.append(f"nullif({_trim('r.' + q)}, '') AS {q}")
-    lq = quote_ident(ds.label_column)
-    if label_present:
-        values.append(f"nullif({_trim('r.' + lq)}, '') AS {lq}")
-        if classes_known:
-            reasons.append((
-                f"{lq} IS NOT NULL AND {lq} NOT IN (SELECT class_label FROM dataset_classes)",
-                f"'label ' || left({lq}, 40) || ' is not one of the classes'",
-            ))
-        if gold:
-            reasons.append((f"{lq} IS NULL", "'gold row without a label'"))
-    else:
-        values.append(f"NULL::VARCHAR AS {lq}")
-    join = f"LEFT JOIN dup_ids d ON d.example_id = {id_expr}" if has_dups else ""
-    # The raw cells ride along under plain aliases (no cost per row) so the quarantine's JSON of
-    # the row as read is built here, for the bad rows only, without joining raw_rows again.
-    raw = [f"r.{quote_ident(c)} AS __raw{i}" for i, c in enumerate(columns)]
-    raw_json = ", ".join(f"{_lit(c)}: __raw{i}" for i, c in enumerate(columns))
-    # Conditions are flagged first (a boolean each): the reason text is built for the bad rows only.
-    flags = [f"({cond}) AS __bad{i}" for i, (cond, _) in enumerate(reasons)]
-    texts = ", ".join(f"CASE WHEN __bad{i} THEN {text} END" for i, (_, text) in enumerate(reasons))
-    con.execute(
-        f"CREATE TEMP TABLE rejected AS SELECT __row, concat_ws('; ', {texts}) AS reason, "
-        f"to_json({{{raw_json}}})::VARCHAR AS raw "
-        f"FROM (SELECT *, {', '.join(flags)} "
-        f"      FROM (SELECT {', '.join(values + checks + raw)} FROM raw_rows r {join})) "
-        f"WHERE {' OR '.join(f'__bad{i}' for i in range(len(reasons)))}"
-    )
-    # The feature hash from the typed values (so "1" and "1.0" are the same content): DuckDB's
-    # 64-bit hash() of the column values, several times cheaper than md5 of a text form. It is for
-    # equality between examples; versions are decided on the values themselves.
-    con.execute(
-        f"CREATE TEMP VIEW good AS SELECT *, hash({', '.join(hashed)}) AS __fh "
-        f"FROM (SELECT {', '.join(values)} FROM raw_rows r) ANTI JOIN rejected USING (__row)"
-    )
-    return con.execute("SELECT count(*) FROM rejected").fetchone()[0]
 
 
-def _vector_dimension(q: str) -> str:
-    """SQL for the dimension every vector in column ``q`` must have: the stored vectors' (fixed by
-    the first batch), else this batch's first parseable one."""
-    return (f"coalesce((SELECT len({q}) FROM examples WHERE {q} IS NOT NULL LIMIT 1), "
-            f"(SELECT len(TRY_CAST({q} AS FLOAT[])) FROM raw_rows WHERE TRY_CAST({q} AS FLOAT[]) IS NOT NULL "
-            "ORDER BY __row LIMIT 1))")
+def _check_images(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResult,
+                  columns: tuple[str, ...]) -> int:
+    """Image files: each row's image found, decoded and stored, or the row rejected (see ingest.images)."""
+    from data_engine.ingest.images import check_batch_images
+    from data_engine.store.images import warehouse_home
 
-
-def _quarantine(con: duckdb.DuckDBPyConnection, batch_id: str) -> int:
-    """Copy every rejected row (validation failures and unreadable rows) to ``quarantine``; return the count."""
-    return con.execute(
-        "INSERT INTO quarantine (batch_id, row_number, raw, reason) SELECT ?, __row, raw, reason FROM rejected "
-        "UNION ALL SELECT ?, __row, raw, 'unreadable row: ' || reason FROM raw_rejects",
-        [batch_id, batch_id],
-    ).fetchone()[0]
+    home = warehouse_home(con)
+    if home is None:
+        raise EngineError("image files need a warehouse file in an engine home (they are stored beside it)")
+    return check_batch_images(con, ds, home, Path(result.path).resolve(), result.batch_id, columns)
 
 
 def _store(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dict[str, str], result: IngestResult) -> None:
@@ -379,17 +323,6 @@ def _record_batch(con: duckdb.DuckDBPyConnection, r: IngestResult, fmt: str | No
     )
 
 
-def _trim(expr: str) -> str:
-    """SQL for ``trim(expr)`` that only calls trim() on values with a space at either end: a
-    trimmed copy of every cell was the most expensive part of validation, and almost no cell needs it."""
-    return f"CASE WHEN starts_with({expr}, ' ') OR ends_with({expr}, ' ') THEN trim({expr}) ELSE {expr} END"
-
-
-def _lit(text: str) -> str:
-    """A SQL string literal (for names used inside generated SQL; values always go as parameters)."""
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _result_from_row(row: dict[str, Any], *, already_known: bool) -> IngestResult:
     names = IngestResult.__dataclass_fields__
     kwargs = {k: (None if _isnan(v) else v) for k, v in row.items() if k in names}
@@ -410,6 +343,13 @@ def summarize(results: list[IngestResult]) -> str:
         note = " (already ingested)" if r.already_known else ""
         counts = f"rows_in={r.rows_in} ok={r.rows_ok} quarantined={r.rows_quarantined}"
         lines.append(f"{r.batch_id}: {r.status}{note} {counts}" + (f" - {r.reason}" if r.reason else ""))
+        if r.column_types:
+            lines.append("  column types (fixed from this batch): "
+                         + ", ".join(f"{c}={t}" for c, t in r.column_types.items()))
+        if r.ignored_columns:
+            lines.append("  ignored columns: " + ", ".join(map(repr, r.ignored_columns)))
+        lines += [f"  note: {n}" for n in r.notes]
+        lines += [f"  row {q['row_number']}: {q['reason']}" for q in r.quarantine_preview[:3]]
     return "\n".join(lines)
 
 

@@ -1,7 +1,7 @@
 """A user's file read and validated like a landed batch, but kept out of the warehouse.
 
 For scoring files a person brings (``data-engine evaluate --file``, ``data-engine predict``): the
-same readers (:func:`read_raw`) and the same row validation (:func:`validate_rows`) as ingestion,
+same readers (:func:`read_raw`) and the same row validation (:func:`~data_engine.ingest.validate.validate`) as ingestion,
 run on a private in-memory DuckDB, so a bad row is named with the same reason it would get in
 the quarantine, and the warehouse is only read (for the schema and classes), never written.
 """
@@ -15,8 +15,9 @@ import duckdb
 import pandas as pd
 
 from data_engine.errors import EngineError
-from data_engine.ingest.batch import validate_rows
+from data_engine.ingest.columns import CONTENT_ID, add_content_ids
 from data_engine.ingest.readers import ROW_COLUMN, UnreadableFile, file_format, read_raw
+from data_engine.ingest.validate import GOLD_ID_PREFIX, validate
 from data_engine.store.config import DatasetConfig
 from data_engine.store.warehouse import quote_ident
 
@@ -58,7 +59,7 @@ def read_checked(path: Path, ds: DatasetConfig, schema: dict[str, str], classes:
             raw = read_raw(con, path, file_format(path))
         except UnreadableFile as exc:
             raise EngineError(f"{path}: {exc}") from None
-        required = [ds.id_column, *schema] + ([ds.label_column] if need_label else [])
+        required = ([ds.id_column] if ds.id_column else []) + [*schema] + ([ds.label_column] if need_label else [])
         missing = [c for c in required if c not in raw.columns]
         if missing:
             shown = ", ".join(repr(c) for c in raw.columns[:20]) or "none"
@@ -66,10 +67,16 @@ def read_checked(path: Path, ds: DatasetConfig, schema: dict[str, str], classes:
                               f"(the file has: {shown})")
         has_label = ds.label_column in raw.columns
         types = {**schema, ds.label_column: "label"}
-        validate_rows(con, ds, types, raw.columns, has_label, bool(classes), need_label)
+        if ds.id_column is None:  # ids from each row's content, as ingest derives them
+            add_content_ids(con, ds, types)
+        # The vector check reads the stored dimension from `examples`: here, none is stored yet.
+        con.execute("CREATE TABLE examples AS SELECT * FROM raw_rows LIMIT 0")
+        validate(con, ds, ds.id_column or CONTENT_ID, types, raw.columns, has_label, bool(classes), need_label)
         cols = ", ".join(["__row AS row_number", "example_id", *(quote_ident(c) for c in schema)]
                          + ([f"{quote_ident(ds.label_column)} AS label"] if has_label else []))
         frame = con.execute(f"SELECT {cols} FROM good ORDER BY {ROW_COLUMN}").fetchdf()
+        if need_label:  # validation puts rows that must carry a label in the gold id space
+            frame["example_id"] = frame["example_id"].str.removeprefix(GOLD_ID_PREFIX)
         rejected = con.execute(
             "SELECT __row, reason FROM rejected UNION ALL "
             "SELECT __row, 'unreadable row: ' || reason FROM raw_rejects ORDER BY 1"

@@ -13,13 +13,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import gzip
+import shutil
+import tempfile
+
 import duckdb
 
 from data_engine.errors import EngineError
+from data_engine.ingest.quotes import find_broken_quotes
 from data_engine.store.warehouse import quote_ident
 
-FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet",
-           ".jsonl": "jsonl", ".ndjson": "jsonl"}
+FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".csv.gz": "csv", ".tsv.gz": "csv",
+           ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl",
+           ".jsonl.gz": "jsonl", ".ndjson.gz": "jsonl", ".json": "json"}
+# A line DuckDB's CSV reader cannot hold (default 2 MB) fails the whole read; a file with such a
+# line is read again with this limit and the over-long field quarantined by validation instead.
+MAX_LINE_BYTES = 1 << 28
 
 
 # The engine's own column in raw_rows: the file's row number.
@@ -37,16 +46,26 @@ class RawTable:
     columns: tuple[str, ...]
     rows: int
     rejects: int
+    # Names the file's header gives twice (as the file spells them), for the validator to refuse.
+    duplicates: tuple[str, ...] = ()
 
 
 def file_format(path: Path) -> str:
-    """The reader for ``path``, by its suffix; raise :class:`UnreadableFile` for others."""
-    fmt = FORMATS.get(path.suffix.lower())
+    """The reader for ``path``, by its suffix (``.csv.gz`` counts as one); raise :class:`UnreadableFile` for others."""
+    fmt = format_or_none(path)
     if fmt is None:
         raise UnreadableFile(
-            f"unsupported file type {path.suffix or '(none)'!r}; expected one of {', '.join(sorted(FORMATS))}"
+            f"unsupported file type {''.join(path.suffixes[-2:]) or '(none)'!r}; "
+            f"expected one of {', '.join(sorted(FORMATS))}"
         )
     return fmt
+
+
+def format_or_none(path: Path) -> str | None:
+    """The reader name for ``path``, or None if unsupported."""
+    name = path.name.lower()
+    matches = [suffix for suffix in FORMATS if name.endswith(suffix) and len(name) > len(suffix)]
+    return FORMATS[max(matches, key=len)] if matches else None
 
 
 def read_raw(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> RawTable:
@@ -56,19 +75,20 @@ def read_raw(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> RawTable:
     rows read inside one get transaction-local row ids (so ``__row`` would be wrong).
     """
     drop_scratch(con)
+    duplicates: tuple[str, ...] = ()
     if path.stat().st_size == 0:
         raise UnreadableFile("the file is empty")
-    if fmt in ("csv", "jsonl"):
+    if fmt != "parquet":
         _check_text(path)
     try:
         if fmt == "csv":
-            _read_csv(con, path)
+            duplicates = _read_csv(con, path)
         elif fmt == "parquet":
             _read_parquet(con, path)
         else:
-            _read_jsonl(con, path)
+            _read_json(con, path, fmt)
     except duckdb.Error as exc:
-        raise UnreadableFile(_first_line(exc)) from None
+        raise UnreadableFile(_explain(exc)) from None
     columns = tuple(
         r[0] for r in con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'raw_rows' "
@@ -77,12 +97,13 @@ def read_raw(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> RawTable:
     )
     rows = con.execute("SELECT count(*) FROM raw_rows").fetchone()[0]
     rejects = con.execute("SELECT count(*) FROM raw_rejects").fetchone()[0]
-    return RawTable(columns, rows, rejects)
+    return RawTable(columns, rows, rejects, duplicates)
 
 
 # Scratch relations of one read/validate cycle (temp tables or views), dropped before and after.
 SCRATCH = ("raw_rows", "raw_read", "raw_rejects", "rej_adj", "raw_lines", "reject_errors", "reject_scans",
-           "dup_ids", "rejected", "good", "staged")
+           "dup_ids", "rejected", "good", "staged", "raw_keyed", "raw_rows_images", "image_checks",
+           "image_rejects")
 
 
 def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
@@ -101,8 +122,11 @@ def _check_text(path: Path) -> None:
 
     DuckDB would read them as garbage columns ("missing required column '\\x00i\\x00d'").
     """
-    with path.open("rb") as fh:
-        head = fh.read(1 << 16)
+    with (gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")) as fh:
+        try:
+            head = fh.read(1 << 16)
+        except (OSError, EOFError) as exc:
+            raise UnreadableFile(f"not a readable gzip file ({exc}); compress it with gzip or land it uncompressed") from None
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise UnreadableFile("the file is UTF-16 (or UTF-32) encoded; save it as UTF-8")
     nul = head.find(b"\x00")
@@ -110,14 +134,26 @@ def _check_text(path: Path) -> None:
         raise UnreadableFile(f"binary data, not text: a NUL byte at offset {nul} (expected UTF-8 text)")
 
 
-def _read_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    # header=true always: a file without a header then shows up as "missing required columns"
-    # instead of silently becoming column0, column1, ...
-    con.execute(
-        "CREATE TEMP TABLE raw_read AS SELECT * FROM read_csv(?, header = true, all_varchar = true, "
-        "store_rejects = true, auto_detect = true)",
-        [str(path)],
-    )
+def _read_csv(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, ...]:
+    _read_csv_table(con, str(path), "auto_detect = true")
+    broken = None
+    rejects = con.execute("SELECT count(*) FROM reject_errors").fetchone()[0]
+    unquoted = _unquoted_but_has_quotes(con, path)
+    if rejects or unquoted:
+        broken = find_broken_quotes(path)
+    if broken is None and unquoted:
+        # The sniffer's sample had no quoted field, but the file has them (further down): quote as RFC 4180.
+        con.execute("DROP TABLE raw_read")
+        _read_csv_table(con, str(path), "auto_detect = true, quote = '\"', escape = '\"'")
+    elif broken is not None:
+        # Read the file again with the broken rows replaced by unparseable placeholders (see quotes.py).
+        delim, broken_rows, lines = broken
+        with tempfile.TemporaryDirectory(prefix="data-engine-") as tmp:
+            fixed = Path(tmp) / "repaired.csv"
+            fixed.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            con.execute("DROP TABLE raw_read")
+            _read_csv_table(con, str(fixed), f"delim = {_sql_text(delim)}, quote = '\"', escape = '\"'")
+    duplicates = _duplicate_header_names(con, path)
     # A file column named like the engine's row number column is dropped (it cannot be a dataset
     # column: the config reserves the name).
     for (name,) in con.execute(
@@ -139,13 +175,20 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         "string_agg(DISTINCT error_type || coalesce(' (' || column_name || ')', '') || ': ' || error_message, '; ') AS reason "
         "FROM reject_errors GROUP BY line"
     )
+    if broken is not None:
+        # The placeholders' rejects get the row as the file wrote it and the actual reason.
+        con.executemany(
+            "UPDATE raw_rejects SET raw = ?, reason = ? WHERE __row = ?",
+            [[b.text, f"unterminated quote (line {b.line} of the file): the quoted field never closes", b.row]
+             for b in broken_rows],
+        )
     # raw_read keeps file order (insertion order is preserved) and, read outside a transaction,
     # row ids 0..n-1; the base is subtracted anyway so the numbering never depends on that.
     base = con.execute("SELECT coalesce(min(rowid), 0) FROM raw_read").fetchone()[0]
     if con.execute("SELECT count(*) FROM raw_rejects").fetchone()[0] == 0:
         # A view, not a copy: the common case pays nothing for the row numbers.
         con.execute(f"CREATE TEMP VIEW raw_rows AS SELECT *, rowid - {int(base)} + 1 AS __row FROM raw_read")
-        return
+        return duplicates
     # The k-th parsed row is data row k + (number of rejected records before it). With the rejects
     # at rows R_1 < R_2 < ..., reject j lies before parsed row k exactly when R_j - (j - 1) <= k:
     # an ASOF join on that non-decreasing key finds the count (the largest j) for every row at once.
@@ -161,6 +204,64 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     )
     con.execute("DROP TABLE raw_read")
     con.execute("DROP TABLE rej_adj")
+    return duplicates
+
+
+def _unquoted_but_has_quotes(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
+    """True when the sniffer read the file without quoting although it holds quote characters: a
+    lone unterminated quote makes it give up quoting, and the row then reads as valid text with a
+    stray ``"`` in it."""
+    try:
+        quote = con.execute("SELECT Quote FROM sniff_csv(?)", [str(path)]).fetchone()[0]
+    except duckdb.Error:
+        return False
+    if quote == '"':
+        return False
+    with (gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")) as fh:
+        return any(b'"' in chunk for chunk in iter(lambda: fh.read(1 << 22), b""))
+
+
+def _read_csv_table(con: duckdb.DuckDBPyConnection, path: str, dialect: str) -> None:
+    """``raw_read``: the CSV at ``path`` as text columns, bad rows to ``reject_errors``; a line too
+    long for the reader's default buffer is retried with :data:`MAX_LINE_BYTES`."""
+    for name in ("reject_errors", "reject_scans"):
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+    # header=true always: a file without a header then shows up as "missing required columns"
+    # instead of silently becoming column0, column1, ...
+    sql = ("CREATE TEMP TABLE raw_read AS SELECT * FROM read_csv(?, header = true, all_varchar = true, "
+           f"store_rejects = true, {dialect}{{}})")
+    try:
+        con.execute(sql.format(""), [path])
+    except duckdb.InvalidInputException as exc:
+        if "max_line_size" not in str(exc) and "Maximum line size" not in str(exc):
+            raise
+        for name in ("reject_errors", "reject_scans"):
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+        con.execute(sql.format(f", max_line_size = {MAX_LINE_BYTES}, buffer_size = {MAX_LINE_BYTES}"), [path])
+
+
+def _duplicate_header_names(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, ...]:
+    """Names the header gives twice, ignoring case and surrounding spaces (DuckDB quietly reads the
+    second as ``name_1``); the header row is only read again when such a name is there."""
+    names = [r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'raw_read' ORDER BY ordinal_position"
+    ).fetchall()]
+    lowered = {n.lower() for n in names}
+    suspects = [n for n in names if "_" in n and n.rsplit("_", 1)[1].isdigit() and n.rsplit("_", 1)[0].lower() in lowered]
+    if not suspects:
+        return ()
+    header = con.execute(
+        "SELECT * FROM read_csv(?, header = false, all_varchar = true, auto_detect = true, ignore_errors = true) LIMIT 1",
+        [str(path)],
+    ).fetchone() or ()
+    seen: dict[str, str] = {}
+    twice: list[str] = []
+    for name in header:
+        key = (name or "").strip().lower()
+        if key in seen:
+            twice += [seen[key], name]
+        seen[key] = name
+    return tuple(dict.fromkeys(twice))
 
 
 def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -173,13 +274,31 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     con.execute("CREATE TEMP TABLE raw_rejects (__row BIGINT, raw VARCHAR, reason VARCHAR)")
 
 
-def _read_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+def _read_json(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:
+    """JSON Lines (``__row`` = line number) or a JSON array of objects (``__row`` = element number)."""
+    if path.name.lower().endswith(".gz"):
+        # read_text does not decompress: gunzip to a scratch file first (a stream copy, no rows in Python).
+        with tempfile.TemporaryDirectory(prefix="data-engine-") as tmp:
+            plain = Path(tmp) / "landed.jsonl"
+            with gzip.open(path, "rb") as src, plain.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            return _read_json(con, plain, fmt)
+    # A byte-order mark (U+FEFF) some editors write before the first line is not part of the data.
+    content = "ltrim(replace(content, chr(13), ''), chr(65279))"
+    if fmt == "json":
+        if not con.execute(f"SELECT json_valid({content}) FROM read_text(?)", [str(path)]).fetchone()[0]:
+            raise UnreadableFile("not valid JSON; a .json file must hold one array of objects (or use .jsonl, one object a line)")
+        if con.execute(f"SELECT json_type({content}) FROM read_text(?)", [str(path)]).fetchone()[0] != "ARRAY":
+            raise UnreadableFile("a .json file must hold an array of objects, [{...}, {...}]")
+        lines = f"(SELECT json_extract({content}, '$[*]')::VARCHAR[] AS lines FROM read_text(?))"
+    else:
+        lines = f"(SELECT string_split({content}, chr(10)) AS lines FROM read_text(?))"
     # read_json would fail the whole file on one malformed line, or (ignore_errors) drop it
     # silently; reading lines as text keeps every line accountable.
     con.execute(
         "CREATE TEMP TABLE raw_lines AS SELECT * FROM ("
         "  SELECT unnest(lines) AS line, generate_subscripts(lines, 1) AS __row"
-        "  FROM (SELECT string_split(replace(content, chr(13), ''), chr(10)) AS lines FROM read_text(?))"
+        f"  FROM {lines}"
         ") WHERE trim(line) <> ''",
         [str(path)],
     )
@@ -216,9 +335,18 @@ def _json_path(key: str) -> str:
     return f"'{literal}'"
 
 
-def _first_line(exc: BaseException) -> str:
-    """The first line of a DuckDB error, without its error-class prefix."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _explain(exc: BaseException) -> str:
+    """A DuckDB error as one line: its first line without the error-class prefix, plus the lines
+    that explain it and say what to do (DuckDB puts those after the first), without the option dump."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = lines[0]
     for prefix in ("Invalid Input Error: ", "Conversion Error: ", "IO Error: ", "Binder Error: "):
         text = text.removeprefix(prefix)
-    return text[:500]
+    extra = [ln for ln in lines[1:] if ln.lower().startswith(("possible", "consider", "hint", "try", "this error"))]
+    return " ".join([text, *extra[:3]])[:500]

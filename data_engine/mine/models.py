@@ -14,6 +14,7 @@ carry the signal one-hot encoding would lose.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -69,26 +70,31 @@ class Schema:
     text: tuple[str, ...]
     # Vectors the user supplies (one list per row); only the "embedding" member reads them.
     vector: tuple[str, ...] = ()
+    # Columns of image file paths, read through the ``image`` embedder.
+    image: tuple[str, ...] = ()
 
     @classmethod
     def from_mapping(cls, schema: Mapping[str, str]) -> "Schema":
-        """Build from ``{column: 'numeric' | 'categorical' | 'text' | 'vector'}``; raise EngineError on a bad kind."""
-        bad = {c: k for c, k in schema.items() if k not in ("numeric", "categorical", "text", "vector")}
+        """Build from ``{column: 'numeric' | 'categorical' | 'text' | 'vector' | 'image'}``; raise EngineError on a bad kind."""
+        bad = {c: k for c, k in schema.items() if k not in KINDS}
         if bad:
             col, kind = next(iter(bad.items()))
-            raise EngineError(f"input column {col!r} has type {kind!r}; expected numeric, categorical, text or vector")
+            raise EngineError(f"input column {col!r} has type {kind!r}; expected {', '.join(KINDS[:-1])} or {KINDS[-1]}")
         pick = lambda kind: tuple(c for c, k in schema.items() if k == kind)  # noqa: E731
-        return cls(pick("numeric"), pick("categorical"), pick("text"), pick("vector"))
+        return cls(*(pick(kind) for kind in KINDS))
 
     @property
     def columns(self) -> tuple[str, ...]:
         """All input columns."""
-        return self.numeric + self.categorical + self.text + self.vector
+        return self.numeric + self.categorical + self.text + self.vector + self.image
 
     def as_mapping(self) -> dict[str, str]:
         """``{column: kind}``, the inverse of :meth:`from_mapping`."""
-        kinds = ("numeric", "categorical", "text", "vector")
-        return {c: kind for kind in kinds for c in getattr(self, kind)}
+        return {c: kind for kind in KINDS for c in getattr(self, kind)}
+
+
+# The column kinds a model reads, in the order of :class:`Schema`'s fields.
+KINDS = ("numeric", "categorical", "text", "vector", "image")
 
 
 def build_members(spec: ModelSpec, schema: Schema) -> dict[str, Any]:
@@ -112,6 +118,43 @@ def build_estimator(spec: ModelSpec, schema: Schema, *, weights: Mapping[str, fl
     w = None if weights is None else [float(weights.get(m, 0.0)) for m, _ in built]
     # Members run one after another: parallelism is spent on folds (data_engine.mine.oof) instead.
     return VotingClassifier(built, voting="soft", weights=w, n_jobs=None)
+
+
+def suit_to_labels(estimator: Any, y: Any, *, seed: int = 0) -> Any:
+    """``estimator`` (any member, pipeline or ensemble of them) with its internal validation splits
+    made possible for labels ``y`` (N,) whose smallest class has one or two examples; returned as is
+    otherwise. Mutates and returns ``estimator``.
+
+    Two members split the training rows themselves, stratified, and scikit-learn refuses when a class
+    is too small for it (one reviewer correction into a rare class is enough): gradient boosting's
+    early-stopping hold-out needs two examples per class (so it trains without early stopping), and
+    the SVM's Platt calibration needs ``cv`` examples per class (so it calibrates on explicit
+    stratified splits, one calibrated SVM per split: scikit-learn's ``ensemble=True`` path accepts
+    a split whose training part lacks a class).
+    """
+    import numpy as np
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.unique(np.asarray(y), return_counts=True)[1]
+    if len(counts) == 0 or counts.min() >= SVM_CALIBRATION_FOLDS:
+        return estimator
+    smallest = int(counts.min())
+    parts = {"": estimator, **estimator.get_params(deep=True)}
+    updates: dict[str, Any] = {}
+    for key, part in parts.items():
+        prefix = f"{key}__" if key else ""
+        if isinstance(part, HistGradientBoostingClassifier) and part.early_stopping is True and smallest < 2:
+            updates[f"{prefix}early_stopping"] = False
+        if isinstance(part, CalibratedClassifierCV) and isinstance(part.cv, int) and smallest < part.cv:
+            n_splits = min(part.cv, int(counts.max()))
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+                splits = list(StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+            updates[f"{prefix}cv"] = splits
+            updates[f"{prefix}ensemble"] = True
+    return estimator.set_params(**updates) if updates else estimator
 
 
 def build_model(cfg: EngineConfig, schema: Mapping[str, str], *, n_rows: int | None = None) -> tuple[Any, str]:
@@ -139,6 +182,7 @@ def _linear(schema: Schema, spec: ModelSpec) -> Any:
         parts.append((f"tok{i}", _text_features(char=False), col))
     for i, col in enumerate(schema.text):
         parts.append((f"text{i}", _text_features(char=True), col))
+    parts += _image_parts(schema, scale=True)
     c = LINEAR_C_TEXT if schema.text else LINEAR_C_DENSE
     features = ColumnTransformer(parts, sparse_threshold=0.3)
     return Pipeline([("features", features), ("clf", LogisticRegression(C=c, max_iter=1000))])
@@ -152,8 +196,8 @@ def _hgb(schema: Schema, spec: ModelSpec) -> Any:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OrdinalEncoder
 
-    if not (schema.numeric or schema.categorical):
-        raise EngineError("model 'hgb' needs numeric or categorical feature columns; use 'linear' for text")
+    if not (schema.numeric or schema.categorical or schema.image):
+        raise EngineError("model 'hgb' needs numeric, categorical or image columns; use 'linear' for text")
     parts: list[tuple[str, Any, Any]] = []
     if schema.categorical:
         encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
@@ -162,7 +206,11 @@ def _hgb(schema: Schema, spec: ModelSpec) -> Any:
         parts.append(("cat", encoder, list(schema.categorical)))
     if schema.numeric:
         parts.append(("num", "passthrough", list(schema.numeric)))
-    is_cat = [True] * len(schema.categorical) + [False] * len(schema.numeric)
+    image = _image_parts(schema, scale=False)
+    parts += image
+    from data_engine.mine.embedders.image import DIMENSIONS
+
+    is_cat = [True] * len(schema.categorical) + [False] * (len(schema.numeric) + DIMENSIONS * len(image))
     # Early stopping on a held-out tenth: noisy labels are fitted late, and it halves the cost.
     clf = HistGradientBoostingClassifier(categorical_features=is_cat, early_stopping=True, random_state=spec.seed)
     return Pipeline([("features", ColumnTransformer(parts)), ("clf", clf)])
@@ -173,15 +221,25 @@ def _distance_features(schema: Schema, spec: ModelSpec, member: str) -> Any:
     image pixels) and one-hot categories."""
     from sklearn.compose import ColumnTransformer
 
-    if not (schema.numeric or schema.categorical):
-        raise EngineError(f"model {member!r} needs numeric or categorical feature columns; use 'linear' for text")
+    if not (schema.numeric or schema.categorical or schema.image):
+        raise EngineError(f"model {member!r} needs numeric, categorical or image columns; use 'linear' for text")
     # Pixels share one unit: standardising would blow up near-constant border pixels.
     parts: list[tuple[str, Any, Any]] = []
     if schema.numeric:
         parts.append(("num", _numeric_block(scale=spec.modality != "image"), list(schema.numeric)))
     if schema.categorical:
         parts.append(("cat", _one_hot(sparse=False), list(schema.categorical)))
+    parts += _image_parts(schema, scale=True)
     return ColumnTransformer(parts, sparse_threshold=0.0)
+
+
+def _image_parts(schema: Schema, *, scale: bool) -> list[tuple[str, Any, Any]]:
+    """ColumnTransformer parts reading each image column through the ``image`` embedder."""
+    if not schema.image:
+        return []
+    from data_engine.mine.embedders.image import image_block
+
+    return [(f"image{i}", image_block(scale), [col]) for i, col in enumerate(schema.image)]
 
 
 def _knn(schema: Schema, spec: ModelSpec) -> Any:

@@ -341,6 +341,7 @@ def _full_model(estimator: Any, train: pd.DataFrame, labels: np.ndarray, inputs:
     """
     from sklearn.base import clone
 
+    from data_engine.mine.models import suit_to_labels
     from data_engine.mine.oof import MAX_FIT_ROWS, fit_subset, single_threaded
 
     digest = hashlib.sha256(f"{spec_key}|{snapshot}|{len(train)}".encode()).hexdigest()[:20]
@@ -356,7 +357,7 @@ def _full_model(estimator: Any, train: pd.DataFrame, labels: np.ndarray, inputs:
     rows = fit_subset(np.arange(len(train)), labels, max_rows=MAX_FIT_ROWS, seed=0)
     with single_threaded(), warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
-        model.fit(train[inputs].iloc[rows], labels[rows])
+        suit_to_labels(model, labels[rows]).fit(train[inputs].iloc[rows], labels[rows])
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         for old in path.parent.glob("full-*.joblib*"):

@@ -126,7 +126,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
     names = tuple(dict.fromkeys(tuple(cfg.mining.detectors) + ALWAYS_DETECTORS))
     with clock.stage("neighbours"):
         data = mining_data(state, cfg, with_neighbours=any(DETECTORS[n].needs_neighbours for n in names), home=home,
-                           compute=compute)
+                           con=con, compute=compute)
     with clock.stage("detectors"):
         results = run_detectors(data, names)
     with clock.stage("noise"):
@@ -159,11 +159,13 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
 
 
 def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: bool = True,
-                home: Home | None = None, compute: Backend | None = None) -> MiningData:
+                home: Home | None = None, con: duckdb.DuckDBPyConnection | None = None,
+                compute: Backend | None = None) -> MiningData:
     """Assemble the detectors' input: training rows first, then unlabeled rows.
 
     With a ``home``, the neighbour index is kept in ``HOME/models/mining`` and a run that only
-    adds examples embeds and searches just the new ones (see :func:`current_neighbours`).
+    adds examples embeds and searches just the new ones (see :func:`current_neighbours`). For
+    image files, the rows' paths and (with ``con``) their stored perceptual hashes go along.
     """
     frames = [state.train, state.unlabeled]
     n_train, n_unl = len(state.train), len(state.unlabeled)
@@ -175,7 +177,15 @@ def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: b
     neighbours = None
     if with_neighbours and len(ids) >= 3:
         neighbours = current_neighbours(state, cfg, ids, home, compute)
-    return MiningData(ids, labels, tuple(state.classes), probs, oos, hashes, neighbours, state.rare_classes)
+    image_paths = image_hashes = None
+    if cfg.dataset.image_column:
+        from data_engine.store.images import perceptual_hashes
+
+        col = cfg.dataset.image_column
+        image_paths = np.concatenate([f[col].astype(str).to_numpy(dtype=object) for f in frames])
+        image_hashes = perceptual_hashes(con, image_paths) if con is not None else None
+    return MiningData(ids, labels, tuple(state.classes), probs, oos, hashes, neighbours, state.rare_classes,
+                      image_hashes, image_paths)
 
 
 def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarray, home: Home | None,

@@ -63,6 +63,10 @@ def _answers(task: dict[str, Any], users: dict[int, str], choices: Sequence[str]
             continue  # a skip changes nothing
         choice = chosen(ann.get("result") or [])
         if choice is None:
+            # Submitted with nothing chosen: no verdict, so it counts as a skip (the engine keeps the
+            # task open, as for a skip), and it is said, not dropped in silence.
+            problems.append(f"task {task.get('id')}: annotation {ann_id} has an empty result (submitted without "
+                            "a choice); counted as a skip: choose a label on the task in Label Studio and update it")
             continue
         uid = ann.get("completed_by")
         uid = uid if isinstance(uid, int) and not isinstance(uid, bool) else None

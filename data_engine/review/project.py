@@ -45,7 +45,22 @@ def ensure_project(con: duckdb.DuckDBPyConnection, client: ReviewClient, cfg: En
                         f"class, or '{DISCARD_CHOICE}' to drop the example from training.")
     con.execute("INSERT OR REPLACE INTO review_projects (url, title, project_id, dataset) VALUES (?, ?, ?, ?)",
                 [client.url, title, project_id, cfg.dataset.name])
+    if cfg.dataset.image_column:
+        connect_images(con, client, project_id)
     return project_id
+
+
+def connect_images(con: duckdb.DuckDBPyConnection, client: ReviewClient, project_id: int) -> None:
+    """Give the project a local-files storage of ``HOME/images``, so Label Studio serves the stored
+    image files to its reviewers (the tasks link them; nothing is inlined or uploaded)."""
+    from data_engine.store.images import IMAGES_DIR, warehouse_home
+
+    home = warehouse_home(con)
+    if home is None:
+        raise EngineError("review of image files needs the warehouse file of an engine home")
+    folder = home / IMAGES_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    client.ensure_local_storage(project_id, str(folder))
 
 
 def known_project(con: duckdb.DuckDBPyConnection, client: ReviewClient, cfg: EngineConfig) -> int | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -141,7 +142,7 @@ def _build_tasks(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, rows: pd.Dat
     feats["example_version"] = feats["example_version"].astype("int64")
     aligned = keys.astype({"example_version": "int64"}).merge(
         feats, on=["example_id", "example_version"], how="left", validate="one_to_one")
-    items = render_items(ds, aligned)
+    items = render_items(ds, aligned, image_prefix=image_prefix(con, cfg) if ds.image_column else "")
     models = _model_versions(con, list(rows["run_id"].dropna().unique()))
     tasks = []
     for row, item in zip(rows.to_dict("records"), items, strict=True):
@@ -149,6 +150,21 @@ def _build_tasks(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, rows: pd.Dat
         tasks.append(build_task(ds, row, {}, item=item,
                                 model_version=models.get(row["run_id"], f"run {row['run_id']}")))
     return tasks
+
+
+def image_prefix(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> str:
+    """Where the home lies under Label Studio's document root (``review.local_files_root``, default
+    the home itself), as a path prefix ending in ``/`` ('' when the root is the home)."""
+    from data_engine.errors import EngineError
+    from data_engine.store.images import warehouse_home
+
+    home = warehouse_home(con)
+    root = Path(cfg.review.local_files_root).expanduser().resolve() if cfg.review.local_files_root else home
+    if home is None or root is None or not home.is_relative_to(root):
+        raise EngineError(f"review.local_files_root = {cfg.review.local_files_root!r}: the engine home {home} "
+                          "must lie under it (Label Studio serves image files only from under its document root)")
+    rel = home.relative_to(root).as_posix()
+    return "" if rel == "." else rel + "/"
 
 
 def _model_versions(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> dict[str, str]:

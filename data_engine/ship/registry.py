@@ -47,6 +47,8 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     "data_engine.mine.features.fill_category",
     "data_engine.mine.models.fill_text",
     "data_engine.mine.models.fill_category",
+    # The image embedder's column function (image file paths -> features).
+    "data_engine.mine.embedders.image.embed_image_column",
     # The same fillers as named by artifacts written before the core was grouped by stage.
     "data_engine.models.fill_text",
     "data_engine.models.fill_category",

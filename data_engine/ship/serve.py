@@ -16,6 +16,7 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any
@@ -44,6 +45,8 @@ MAX_JSON_DEPTH = 32
 MAX_VECTOR_LENGTH = 16_384
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 log = logging.getLogger("data_engine.ship.serve")
 
 
@@ -59,7 +62,9 @@ def json_depth(body: bytes) -> int:
 def _safe_input(value: Any) -> Any:
     """A rejected value as a 422 may echo it: short text, finite numbers; containers left out."""
     if isinstance(value, str):
-        return value[:100] + ("..." if len(value) > 100 else "")
+        # backslashreplace: a lone surrogate echoed as \ud800 (UTF-8 cannot encode it; a 500 otherwise).
+        short = value[:100].encode("utf-8", "backslashreplace").decode("utf-8")
+        return short + ("..." if len(value) > 100 else "")
     if isinstance(value, float) and not np.isfinite(value):
         return str(value)
     if value is None or isinstance(value, (bool, int, float)):
@@ -176,6 +181,20 @@ class ModelHolder:
                 log.exception("champion watcher failed")
 
 
+def _unicode_text(value: Any) -> Any:
+    """Refuse text with a lone surrogate (JSON allows ``"\\ud800"``; no model or response can hold it)."""
+    if isinstance(value, str) and _SURROGATE.search(value):
+        raise ValueError("not valid Unicode text: a lone surrogate (\\ud800-\\udfff) without its pair")
+    return value
+
+
+def _present_text(value: Any) -> Any:
+    """The text column's rule at ingest (``empty text`` is quarantined there) applied to requests."""
+    if value is None or (isinstance(value, str) and not value.strip(" ")):
+        raise ValueError("empty text: ingest quarantines rows with empty text, so no model has learnt from one")
+    return value
+
+
 def _lenient_str(value: Any) -> Any:
     """Accept numbers for a categorical column (``"07"`` and ``7`` are both sent by real clients)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -188,14 +207,16 @@ def row_model(input_schema: dict[str, str]) -> type:
 
     Columns are declared by alias, so any column name works and errors name the column itself.
     """
-    from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+    from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
     number = Annotated[float, Field(allow_inf_nan=False)]
-    category = Annotated[str, BeforeValidator(_lenient_str)]
-    # A "vector" column (the user's own embedding, as ingest accepts it) is a JSON array of numbers.
+    category = Annotated[str, BeforeValidator(_lenient_str), AfterValidator(_unicode_text)]
+    text = Annotated[str, BeforeValidator(_present_text), AfterValidator(_unicode_text)]
+    # A "vector" column (the user's own embedding, as ingest accepts it) is a JSON array of numbers;
+    # an image is sent as a path or file:// URI under the allowed folders (see resolve_image_rows).
     vector = Annotated[list[number], Field(min_length=1, max_length=MAX_VECTOR_LENGTH)]
-    kinds: dict[str, Any] = {"numeric": number | None, "categorical": category | None, "text": str | None,
-                             "vector": vector | None}
+    kinds: dict[str, Any] = {"numeric": number | None, "categorical": category | None, "text": text,
+                             "vector": vector | None, "image": str | None}
     fields: dict[str, Any] = {}
     for i, (col, kind) in enumerate(input_schema.items()):
         if kind not in kinds:
@@ -215,6 +236,36 @@ def rows_frame(rows: list[Any], input_schema: dict[str, str]) -> pd.DataFrame:
         else:
             frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
     return frame
+
+
+def resolve_image_rows(home: Home, frame: pd.DataFrame, input_schema: dict[str, str]) -> list[dict[str, Any]]:
+    """Replace each image reference in ``frame`` by the absolute path of a decodable image file.
+
+    A reference is a path (relative to ``[dataset] image_root``, else ``HOME/landing``) or a
+    ``file://`` URI; it must resolve inside ``image_root``, ``HOME/landing`` or ``HOME/images``
+    (never outside: ``..`` and symbolic links are resolved first). Returns 422 details, one per
+    rejected value (``frame`` is only valid when there are none).
+    """
+    from data_engine.ingest.images import ImageRejected, allowed_roots, check_image, resolve_reference
+
+    image_root = home.config.dataset.image_root
+    roots = allowed_roots(home.root, image_root, home.landing)
+    base = Path(image_root).expanduser() if image_root else home.landing
+    errors: list[dict[str, Any]] = []
+    for col in [c for c, kind in input_schema.items() if kind == "image"]:
+        resolved = []
+        for i, value in enumerate(frame[col].tolist()):
+            try:
+                if value is None:
+                    raise ImageRejected("an image path is required")
+                path = resolve_reference(str(value), base=base, roots=roots)
+                check_image(path)
+                resolved.append(str(path))
+            except ImageRejected as exc:
+                errors.append({"type": "image", "loc": ["body", "rows", i, col], "msg": str(exc)})
+                resolved.append(None)
+        frame[col] = pd.Series(resolved, index=frame.index, dtype=object)
+    return errors
 
 
 def predict_rows(loaded: LoadedModel, frame: pd.DataFrame) -> dict[str, Any]:
@@ -246,6 +297,7 @@ def create_app(home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS, holder
         why = f" ({holder.last_error})" if holder.last_error else ""
         raise EngineError(f"no champion to serve{why}; run `data-engine train` and `data-engine deploy promote`")
     schema = dict(first.pointer.input_schema)
+    has_images = "image" in schema.values()
     Row = row_model(schema)
 
     class PredictRequest(BaseModel):
@@ -302,8 +354,13 @@ def create_app(home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS, holder
         loaded = holder.current  # one model for the whole request
         if loaded is None:  # pragma: no cover - create_app refuses to start without one
             raise HTTPException(status_code=503, detail="no champion loaded")
+        frame = rows_frame(request.rows, schema)
+        if has_images:
+            errors = resolve_image_rows(home, frame, schema)
+            if errors:
+                return JSONResponse(status_code=422, content={"detail": errors})
         try:
-            return predict_rows(loaded, rows_frame(request.rows, schema))
+            return predict_rows(loaded, frame)
         except EngineError as exc:  # e.g. a vector of the wrong length: the request's fault, said in one line
             raise HTTPException(status_code=422, detail=str(exc)) from None
 

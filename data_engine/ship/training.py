@@ -88,7 +88,7 @@ def limited_threads(limit: int = NATIVE_THREADS) -> Iterator[None]:
 
 
 def input_schema(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> dict[str, str]:
-    """``{input column: 'numeric' | 'categorical' | 'text'}`` as fixed in the warehouse, in config order."""
+    """``{input column: 'numeric' | 'categorical' | 'text' | 'image'}`` as fixed in the warehouse, in config order."""
     from data_engine.store.schema import stored_columns
 
     stored = stored_columns(con)
@@ -174,8 +174,10 @@ def build_estimator(cfg: EngineConfig, schema: dict[str, str], *, n_rows: int | 
 
 def fit_estimator(estimator: Any, X: pd.DataFrame, y: np.ndarray) -> Any:
     """Fit ``estimator`` on ``X`` (N, D) and labels ``y`` (N,); wrap a fitting failure in EngineError."""
+    from data_engine.mine.models import suit_to_labels
+
     try:
-        return estimator.fit(X, y)
+        return suit_to_labels(estimator, y).fit(X, y)
     except (ValueError, TypeError) as exc:
         raise EngineError(f"training {type(estimator).__name__} failed: {exc}") from None
 

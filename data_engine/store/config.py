@@ -31,24 +31,33 @@ RESERVED_COLUMNS = frozenset(
 )
 
 
+# Cells a numeric column reads as missing (``[dataset] na_values``); other columns keep them as text.
+NA_VALUES = ("", "NA", "N/A", "n/a", "na", "null", "NULL", "Null", "NaN", "nan", "None", "-", "?")
+
+
 @dataclass(frozen=True)
 class DatasetConfig:
-    """What the data looks like: its id, label, and feature columns."""
+    """What the data looks like: its id, label, and feature columns (no id column: ids from content)."""
 
     name: str
     modality: Modality
-    id_column: str
     label_column: str
+    id_column: str | None = None
     feature_columns: tuple[str, ...] = ()
     text_column: str | None = None
+    # Image files (modality "image"): the column holding each image's path or file:// URI; relative
+    # paths are read under image_root when set, else beside the landed file (see data_engine.ingest.images).
+    image_column: str | None = None
+    image_root: str | None = None
     classes: tuple[str, ...] | None = None
     # Optional per-column override of the type inferred from the first batch.
     column_types: dict[str, ColumnType] = field(default_factory=dict)
+    na_values: tuple[str, ...] = NA_VALUES
 
     @property
     def input_columns(self) -> tuple[str, ...]:
-        """The columns a model reads: the feature columns, then the text column if any."""
-        extra = (self.text_column,) if self.text_column else ()
+        """The columns a model reads: the feature columns, then the text or image column if any."""
+        extra = tuple(c for c in (self.text_column, self.image_column) if c)
         return tuple(self.feature_columns) + extra
 
 
@@ -88,6 +97,9 @@ class ReviewConfig:
     # contradicts gets one more, independent look (1 turns second opinions off).
     max_opinions: int = 2
     import_batch_size: int = 2000
+    # The server's LOCAL_FILES_DOCUMENT_ROOT, which image paths in tasks are relative to; "" means
+    # the engine home (what `labelstudio up` sets).
+    local_files_root: str = ""
     timeout_seconds: float = 30.0
     weights: dict[str, float] = field(
         default_factory=lambda: {"label": 1.0, "near_duplicate": 0.6, "uncertain": 0.5, "outlier": 0.3}
@@ -269,16 +281,26 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
 def _check_dataset(ds: DatasetConfig) -> None:
     """Cross-field checks of [dataset]."""
     for key in ("name", "id_column", "label_column"):
-        _check_name(getattr(ds, key), f"dataset.{key}")
+        if getattr(ds, key) is not None:
+            _check_name(getattr(ds, key), f"dataset.{key}")
     for i, col in enumerate(ds.feature_columns):
         _check_name(col, f"dataset.feature_columns[{i}]")
+    if ds.image_column and ds.modality != "image":
+        raise ConfigError("dataset.image_column is only read when dataset.modality = 'image'")
     if ds.modality == "text":
         if not ds.text_column:
             raise ConfigError("dataset.text_column is required when dataset.modality = 'text'")
         _check_name(ds.text_column, "dataset.text_column")
+    elif ds.image_column:
+        _check_name(ds.image_column, "dataset.image_column")
+        if ds.feature_columns:
+            raise ConfigError("dataset: give image_column (image files) or feature_columns (pixel columns), not both")
     elif not ds.feature_columns:
-        raise ConfigError(f"dataset.feature_columns must name at least one column for modality '{ds.modality}'")
-    cols = [ds.id_column, ds.label_column, *ds.input_columns]
+        hint = " (or image_column for image files)" if ds.modality == "image" else ""
+        raise ConfigError(f"dataset.feature_columns must name at least one column{hint} for modality '{ds.modality}'")
+    if ds.image_root is not None and not ds.image_column:
+        raise ConfigError("dataset.image_root is only read with dataset.image_column")
+    cols = [c for c in (ds.id_column, ds.label_column, *ds.input_columns) if c is not None]
     seen: set[str] = set()
     for col in cols:
         if col.lower() in seen:

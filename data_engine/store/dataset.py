@@ -8,6 +8,7 @@ import duckdb
 import pandas as pd
 
 from data_engine.store.config import DatasetConfig
+from data_engine.store.images import absolute_image_paths, warehouse_home
 from data_engine.store.schema import feature_types, load_classes, stored_columns
 from data_engine.store.warehouse import quote_ident
 
@@ -30,7 +31,8 @@ def load_examples(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, *, subset: 
     """The current version of each example in ``subset``, ordered by ``example_id``.
 
     Columns: ``example_id``, ``version``, ``batch_id``, ``feature_hash``, ``is_gold``, the input
-    columns (numeric as float64 with NaN for missing, categorical and text as object with None),
+    columns (numeric as float64 with NaN for missing, categorical and text as object with None,
+    image files as absolute paths),
     ``label`` (the label in force, None if unlabeled) and ``is_discarded``.
     """
     if subset not in _WHERE:
@@ -48,6 +50,9 @@ def load_examples(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, *, subset: 
     for c in inputs:
         if stored[c] != "numeric":
             df[c] = df[c].astype(object).where(df[c].notna(), None)
+        if stored[c] == "image":
+            # Models read the image file itself: the stored home-relative path made absolute.
+            df[c] = absolute_image_paths(df[c], warehouse_home(con))
     return df
 
 

@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import duckdb
 
+from data_engine.errors import EngineError
 from data_engine.store.config import DatasetConfig
+from data_engine.store.values import missing_number_sql, normalize_text, normalized_sql
 from data_engine.store.warehouse import quote_ident
+
+
+class AmbiguousNumbers(EngineError):
+    """A column's numbers are written with thousands separators or decimal commas."""
 
 # A column is numeric when at least this share of its non-empty values in the first batch parse as
 # numbers: a few typos must not turn a numeric column into a categorical one (they get quarantined).
@@ -49,7 +55,7 @@ def fix_columns(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, present: set[
         return existing
     types: dict[str, str] = {}
     to_infer = [c for c in ds.feature_columns if ds.modality != "image" and c not in ds.column_types and c in present]
-    inferred = _infer(con, to_infer)
+    inferred = _infer(con, to_infer, ds.na_values)
     for col in ds.feature_columns:
         if ds.modality == "image":
             types[col] = "numeric"
@@ -59,9 +65,12 @@ def fix_columns(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, present: set[
             types[col] = inferred.get(col, "categorical")
     if ds.text_column:
         types[ds.text_column] = "text"
+    if ds.image_column:
+        # The path of the image's copy under HOME/images (see data_engine.ingest.images).
+        types[ds.image_column] = "image"
     types[ds.label_column] = "label"
     for pos, (col, kind) in enumerate(types.items()):
-        role = {"text": "text", "label": "label"}.get(kind, "feature")
+        role = {"text": "text", "label": "label", "image": "image"}.get(kind, "feature")
         sql_type = {"numeric": "DOUBLE", "vector": "FLOAT[]"}.get(kind, "VARCHAR")
         con.execute(f"ALTER TABLE examples ADD COLUMN {quote_ident(col)} {sql_type}")
         con.execute("INSERT INTO dataset_columns VALUES (?, ?, ?, ?)", [col, role, kind, pos])
@@ -91,18 +100,37 @@ def define_label_events(con: duckdb.DuckDBPyConnection, label_column: str) -> No
     )
 
 
-def _infer(con: duckdb.DuckDBPyConnection, cols: list[str]) -> dict[str, str]:
-    """``{column: 'numeric' | 'categorical'}`` for ``cols`` of ``raw_rows``, in one scan."""
+# Numbers a spreadsheet wrote for people: 9,914.91 (thousands separators) or 12,5 (decimal comma).
+_GROUPED = r"^[+-]?([0-9]{1,3}([,. ][0-9]{3})+([.,][0-9]+)?|[0-9]+,[0-9]+)$"
+
+
+def _infer(con: duckdb.DuckDBPyConnection, cols: list[str], na_values: tuple[str, ...]) -> dict[str, str]:
+    """``{column: 'numeric' | 'categorical'}`` for ``cols`` of ``raw_rows``, in one scan.
+
+    Missing-value markers (``na_values``) are not counted. Raise :class:`AmbiguousNumbers` for a
+    column that would be numeric but for thousands separators or decimal commas: reading ``1,234``
+    depends on the writer's locale, so the person who knows it says (the message gives the fix).
+    """
     if not cols:
         return {}
     parts = []
     for col in cols:
         value = f"nullif(trim({quote_ident(col)}), '')"
-        parts.append(f"count({value}), count(TRY_CAST({value} AS DOUBLE))")
+        filled = f"{value} IS NOT NULL AND NOT {missing_number_sql(quote_ident(col), na_values)}"
+        parts.append(f"count(*) FILTER ({filled}), count(TRY_CAST({value} AS DOUBLE)) FILTER ({filled} "
+                     "AND NOT isnan(TRY_CAST(" + value + " AS DOUBLE))), "
+                     f"count(*) FILTER (regexp_matches({value}, '{_GROUPED}')), "
+                     f"min({value}) FILTER (regexp_matches({value}, '{_GROUPED}'))")
     counts = con.execute(f"SELECT {', '.join(parts)} FROM (FROM raw_rows LIMIT {INFER_ROWS})").fetchone()
     result = {}
     for i, col in enumerate(cols):
-        filled, numeric = counts[2 * i], counts[2 * i + 1]
+        filled, numeric, grouped, example = counts[4 * i: 4 * i + 4]
+        if filled and numeric < NUMERIC_SHARE * filled <= numeric + grouped:
+            raise AmbiguousNumbers(
+                f"column {col!r}: numbers written with thousands separators or a decimal comma (e.g. {example!r}); "
+                f"export them as plain numbers (1234.5), or set [dataset] column_types.{col} = \"categorical\" "
+                "to keep them as text"
+            )
         result[col] = "numeric" if filled and numeric >= NUMERIC_SHARE * filled else "categorical"
     return result
 
@@ -113,14 +141,21 @@ def fix_classes(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, batch_id: str
     if known:
         return known
     if ds.classes:
-        labels, source = list(ds.classes), "config"
+        # The config's classes in the spelling labels are compared in (so "1.0" there matches 1).
+        labels, source = list(dict.fromkeys(normalize_text(c) for c in ds.classes)), "config"
     elif label_present:
         q = quote_ident(ds.label_column)
+        # This batch's labels and those stored before (by batches that had fewer than two).
+        stored = f"UNION SELECT {q} FROM examples" if ds.label_column in stored_columns(con) else ""
         found = [r[0] for r in con.execute(
-            f"SELECT DISTINCT trim({q}) FROM raw_rows WHERE nullif(trim({q}), '') IS NOT NULL"
+            f"SELECT DISTINCT label FROM (SELECT {normalized_sql(q)} AS label FROM raw_rows {stored}) "
+            "WHERE nullif(label, '') IS NOT NULL"
         ).fetchall()]
         labels, source = _natural_sorted(found), f"inferred from batch {batch_id}"
     else:
+        return []
+    if len(labels) < 2:
+        # No label, or one: a class list of one would quarantine every other label that arrives later.
         return []
     con.executemany(
         "INSERT INTO dataset_classes VALUES (?, ?, ?)", [[c, i, source] for i, c in enumerate(labels)]

@@ -39,6 +39,9 @@ class LabelStudioUnderTest:
     info: ServerInfo
     data_dir: Path
     secrets_dir: Path
+    # LOCAL_FILES_DOCUMENT_ROOT: the session's base temp folder, above every test's engine home
+    # (their image files are served from there; see review.local_files_root).
+    document_root: Path | None = None
 
     @property
     def url(self) -> str:
@@ -55,7 +58,8 @@ class LabelStudioUnderTest:
     def restart(self) -> None:
         """Start it again on the same port and data dir."""
         if not health_ok(self.url):
-            self.info = start_server(self.data_dir, self.secrets_dir, self.info.port, wait_s=START_WAIT_S)
+            self.info = start_server(self.data_dir, self.secrets_dir, self.info.port, wait_s=START_WAIT_S,
+                                     document_root=self.document_root)
 
 
 @pytest.fixture(scope="session")
@@ -63,9 +67,10 @@ def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStud
     """Start the real server once for the session and stop it at the end."""
     find_server_binary()  # a clear error when it is not installed
     root = tmp_path_factory.mktemp("labelstudio")
+    documents = tmp_path_factory.getbasetemp().resolve()
     server = LabelStudioUnderTest(
-        info=start_server(root / "data", root / "secrets", free_port(), wait_s=START_WAIT_S),
-        data_dir=root / "data", secrets_dir=root / "secrets")
+        info=start_server(root / "data", root / "secrets", free_port(), wait_s=START_WAIT_S, document_root=documents),
+        data_dir=root / "data", secrets_dir=root / "secrets", document_root=documents)
     try:
         yield server
     finally:

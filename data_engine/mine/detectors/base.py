@@ -38,6 +38,8 @@ class MiningData:
     feature_hash : np.ndarray of shape (N,), hash of the input columns (equal = exact duplicate)
     neighbours : Neighbours or None
     rare_classes : class indices with too few examples for K folds
+    image_hashes : np.ndarray of shape (N,), uint64 perceptual hash of each row's image file, or None
+    image_paths : np.ndarray of shape (N,), absolute path of each row's image file, or None
     """
 
     example_ids: np.ndarray
@@ -48,6 +50,8 @@ class MiningData:
     feature_hash: np.ndarray
     neighbours: Neighbours | None = None
     rare_classes: tuple[int, ...] = ()
+    image_hashes: np.ndarray | None = None
+    image_paths: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.example_ids)

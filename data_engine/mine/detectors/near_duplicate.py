@@ -1,11 +1,24 @@
-"""``near_duplicate``: exact copies (same input hash) and near copies (a very close neighbour)."""
+"""``near_duplicate``: exact copies (same input hash) and near copies (a very close neighbour; for
+image files also a perceptual hash within a few bits or an aligned copy, see
+:mod:`data_engine.mine.detectors.image_duplicates`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from data_engine.mine.detectors.base import Detector, DetectorResult, MiningData, issues_frame, register_detector
+from data_engine.mine.detectors.base import (
+    Detector,
+    DetectorResult,
+    MiningData,
+    issues_frame,
+    register_detector,
+)
+from data_engine.mine.detectors.image_duplicates import (
+    ALIGNED_MAX_DIFFERENCE,
+    HASH_MAX_BITS,
+    find_image_copies,
+)
 
 # cleanlab Datalab's default: a neighbour closer than this share of the median nearest-neighbour
 # distance is a near duplicate.
@@ -66,6 +79,18 @@ class NearDuplicateDetector(Detector):
             distance = np.where(exact | near, distance, nn_dist)
             both = near & (labels >= 0) & (labels[nn_idx] >= 0)
             disagree |= both & (labels != labels[nn_idx])
+        by_image = np.zeros(n, dtype=bool)
+        if data.image_hashes is not None or data.image_paths is not None:
+            copies = find_image_copies(data.image_hashes, data.image_paths, data.neighbours, exclude=exact | near)
+            by_image = copies.found
+            near |= by_image
+            partner = np.where(by_image, copies.partner, partner)
+            # Placed inside the embedding's near band, closer for fewer differing bits / less difference.
+            within = np.where(copies.bits >= 0, copies.bits / (HASH_MAX_BITS + 1),
+                              np.nan_to_num(copies.difference / ALIGNED_MAX_DIFFERENCE, nan=1.0))
+            distance = np.where(by_image, self.threshold * median * within, distance)
+            other = labels[np.maximum(copies.partner, 0)]
+            disagree |= by_image & (labels >= 0) & (other >= 0) & (labels != other)
         flags = exact | near
         closeness = 1.0 - np.exp(-np.where(np.isfinite(distance), distance, 1e6) / median)
         score = np.where(disagree, 0.5 * closeness, 0.5 + 0.5 * closeness)
@@ -74,13 +99,17 @@ class NearDuplicateDetector(Detector):
         reason = np.where(flags, kind + partner_id.astype(str), "no close copy")
         reason = np.where(disagree, reason + " with a different label ('" + data.class_names(labels) + "' vs '"
                           + data.class_names(labels[np.maximum(partner, 0)]) + "')", reason)
+        found_by = np.where(exact, "same content", np.where(by_image, "image comparison",
+                                                            np.where(near, "embedding", None)))
         detail = pd.DataFrame({
             "duplicate_of": np.where(flags, partner_id, None),
             "exact": exact,
+            "found_by": found_by,
             "copies": np.where(exact, group_size, np.where(near, 2, 1)),
             "labels_disagree": disagree,
         })
         frame = issues_frame(data.example_ids, flags, score, reason, detail)
-        summary = {"exact": int(exact.sum()), "near": int(near.sum()), "labels_disagree": int(disagree.sum()),
+        summary = {"exact": int(exact.sum()), "near": int(near.sum()), "near_by_image": int(by_image.sum()),
+                   "labels_disagree": int(disagree.sum()),
                    "median_nn_distance": median}
         return DetectorResult(self.issue_name, frame, summary)

@@ -9,9 +9,11 @@ from data_engine.errors import EngineError
 from data_engine.mine.embedders.base import EMBEDDERS, Embedder, get_embedder, register_embedder
 from data_engine.mine.embedders.column import ColumnEmbedder
 from data_engine.mine.embedders.e5 import E5SmallEmbedder
+from data_engine.mine.embedders.image import ImageEmbedder
 from data_engine.mine.embedders.tfidf import TfidfEmbedder
 
-__all__ = ["AUTO_EMBEDDING", "EMBEDDERS", "ColumnEmbedder", "E5SmallEmbedder", "Embedder", "TfidfEmbedder", "get_embedder",
+__all__ = ["AUTO_EMBEDDING", "EMBEDDERS", "ColumnEmbedder", "E5SmallEmbedder", "Embedder", "ImageEmbedder", "TfidfEmbedder",
+           "get_embedder",
            "register_embedder", "resolve_embedding"]
 
 # The embedder "auto" chooses per modality, chosen by `data-engine bench detect` (docs/mining.md):

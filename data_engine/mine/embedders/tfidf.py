@@ -59,6 +59,8 @@ class TfidfEmbedder(Embedder):
 
         from data_engine.mine.features import numeric_block, one_hot, text_features
 
+        from data_engine.mine.embedders.image import image_block
+
         cols = check_columns(frame, columns if columns is not None else list(self.schema or frame.columns), self.name)
         schema = self.schema or {c: "numeric" if pd.api.types.is_numeric_dtype(frame[c]) else "text" for c in cols}
         numeric = [c for c in cols if schema[c] == "numeric"]
@@ -71,8 +73,12 @@ class TfidfEmbedder(Embedder):
             parts.append(("cat", one_hot(sparse=True), categorical))
         for i, col in enumerate(c for c in cols if schema[c] == "text"):
             dims = max(1, min(TEXT_DIMENSIONS, n - 1))
+            if dims < TEXT_DIMENSIONS:  # a tiny set may have fewer character n-grams than dimensions
+                dims = max(1, min(dims, text_features(char=True).fit_transform(frame[col]).shape[1] - 1))
             parts.append((f"text{i}", make_pipeline(text_features(char=True),
                                                    TruncatedSVD(dims, random_state=self.seed), Normalizer()), col))
+        for i, col in enumerate(c for c in cols if schema[c] == "image"):
+            parts.append((f"image{i}", image_block(scale=True), [col]))
         self.columns_ = ColumnTransformer(parts, sparse_threshold=0.0)
         X = np.asarray(self.columns_.fit_transform(frame), dtype=np.float32)
         self.pca_ = None

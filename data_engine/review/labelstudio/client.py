@@ -60,6 +60,9 @@ class ReviewClient(Protocol):
                        maximum_annotations: int = 1) -> int:
         """Create a project; return its id."""
 
+    def ensure_local_storage(self, project_id: int, path: str) -> int:
+        """The project's local-files storage of folder ``path`` (created if missing); return its id."""
+
     def import_tasks(self, project_id: int, tasks: Sequence[dict[str, Any]]) -> list[int]:
         """Import ``tasks`` (with ``data`` and ``predictions``) in ONE request; return their ids in order."""
 
@@ -196,6 +199,21 @@ class LabelStudioClient:
             title=title, label_config=label_config, description=description,
             maximum_annotations=maximum_annotations, show_skip_button=True, show_collab_predictions=True))
         return int(project.id)
+
+    def ensure_local_storage(self, project_id: int, path: str) -> int:
+        """A local-files import storage of ``path`` on the project: it is what lets Label Studio serve
+        the files under ``path`` (``/data/local-files/?d=...``) to the project's reviewers. It is never
+        synced: the engine imports its own tasks."""
+        def run() -> int:
+            for storage in self._sdk.import_storage.local.list(project=project_id):
+                if str(getattr(storage, "path", "")).rstrip("/") == path.rstrip("/"):
+                    return int(storage.id)
+            created = self._sdk.import_storage.local.create(
+                project=project_id, path=path, title="data-engine images", use_blob_urls=True,
+                description="Image files of the engine home, served to reviewers; tasks come from the engine.")
+            return int(created.id)
+
+        return self._call(f"setting up local-files storage {path} for project {project_id}", run)
 
     def import_tasks(self, project_id: int, tasks: Sequence[dict[str, Any]]) -> list[int]:
         """One bulk import; the server returns the new task ids in input order."""

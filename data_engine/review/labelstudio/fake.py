@@ -75,6 +75,14 @@ class FakeReviewClient:
                               "maximum_annotations": maximum_annotations}
         return pid
 
+    def ensure_local_storage(self, project_id: int, path: str) -> int:
+        """Record a local-files storage of ``path`` on the project (once per path)."""
+        self._enter()
+        storages = self.projects[project_id].setdefault("local_storages", [])
+        if path not in storages:
+            storages.append(path)
+        return storages.index(path) + 1
+
     def import_tasks(self, project_id: int, tasks: Sequence[dict[str, Any]]) -> list[int]:
         """Store the tasks; maybe fail after storing (see ``fail_on_import``)."""
         self._enter()

@@ -1,7 +1,9 @@
 """What a reviewer sees: the labeling config per modality and the task built from one queue row.
 
 * text: the example's text as ``<Text>``;
-* image: the pixel columns rendered to a small grayscale PNG ``data:`` URI shown by ``<Image>``
+* image files: the stored image, served by Label Studio's local-files storage from the engine home
+  (``/data/local-files/?d=<path under the server's document root>``), never inlined;
+* image pixel columns: rendered to a small grayscale PNG ``data:`` URI shown by ``<Image>``
   (no file server, no media storage; a digit is about 200 bytes);
 * tabular: a ``<Table>`` of feature names and values.
 
@@ -134,10 +136,28 @@ def _opinion(row: Mapping[str, Any]) -> int:
     return 1 if value is None or value != value else int(value)
 
 
-def render_items(ds: DatasetConfig, frame: Any) -> list[dict[str, Any]]:
-    """:func:`render_item` for every row of a DataFrame of input columns (images vectorised)."""
+def local_files_url(path: str) -> str:
+    """The URL path under which Label Studio serves a file at ``path`` (relative to its
+    LOCAL_FILES_DOCUMENT_ROOT, ``/``-separated) from a local-files storage."""
+    from urllib.parse import quote
+
+    return f"{LOCAL_FILES_URL}{quote(path)}"
+
+
+LOCAL_FILES_URL = "/data/local-files/?d="
+
+
+def render_items(ds: DatasetConfig, frame: Any, *, image_prefix: str = "") -> list[dict[str, Any]]:
+    """:func:`render_item` for every row of a DataFrame of input columns (images vectorised).
+
+    For image files, ``frame``'s image column holds the stored home-relative paths and
+    ``image_prefix`` the home's path under the server's document root ('' when they are the same).
+    """
     if len(frame) == 0:
         return []
+    if ds.image_column:
+        return [{"image": local_files_url(image_prefix + str(p)) if p is not None else ""}
+                for p in frame[ds.image_column].tolist()]
     if ds.modality == "image":
         import pandas as pd
 
@@ -151,6 +171,8 @@ def render_item(ds: DatasetConfig, features: Mapping[str, Any]) -> dict[str, Any
     """The task data fields that show the example itself (``text``, ``image`` or ``features``)."""
     if ds.modality == "text":
         return {"text": _text(features.get(ds.text_column or "")) or ""}
+    if ds.image_column:
+        return {"image": local_files_url(str(features.get(ds.image_column) or ""))}
     if ds.modality == "image":
         return {"image": pixels_to_data_uri([features.get(c) for c in ds.feature_columns])}
     return {"features": {c: _display(features.get(c)) for c in ds.feature_columns}}

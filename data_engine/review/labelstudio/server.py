@@ -128,8 +128,12 @@ def admin_credentials(secrets_dir: Path) -> Credentials:
     )
 
 
-def server_env(data_dir: Path, creds: Credentials, secret_key: str) -> dict[str, str]:
-    """The complete environment of the server process (an allow-list, see ``_PASSED_ENV``)."""
+def server_env(data_dir: Path, creds: Credentials, secret_key: str, document_root: Path | None = None) -> dict[str, str]:
+    """The complete environment of the server process (an allow-list, see ``_PASSED_ENV``).
+
+    With ``document_root`` (the engine home), the server may serve files under it to reviewers:
+    only files inside a project's local-files storage (the engine connects ``HOME/images``), and
+    only to users of that project (Label Studio's own check in ``localfiles_data``)."""
     env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
     env.update(
         LABEL_STUDIO_BASE_DATA_DIR=str(data_dir),
@@ -148,6 +152,8 @@ def server_env(data_dir: Path, creds: Credentials, secret_key: str) -> dict[str,
         COLLECT_ANALYTICS="false",
         PYTHONUNBUFFERED="1",
     )
+    if document_root is not None:
+        env.update(LOCAL_FILES_SERVING_ENABLED="true", LOCAL_FILES_DOCUMENT_ROOT=str(Path(document_root).resolve()))
     return env
 
 
@@ -168,8 +174,10 @@ def start_server(
     wait_s: float = DEFAULT_START_WAIT_S,
     binary: Path | None = None,
     db_env: Mapping[str, str] | None = None,
+    document_root: Path | None = None,
 ) -> ServerInfo:
-    """Start a server on 127.0.0.1:``port`` with ``data_dir`` and wait for ``/health``.
+    """Start a server on 127.0.0.1:``port`` with ``data_dir`` and wait for ``/health``; with
+    ``document_root``, it serves local files under it (see :func:`server_env`).
 
     ``db_env``: its database settings (:func:`data_engine.store.services_db.labelstudio_db_env`);
     none means its SQLite file in ``data_dir``.
@@ -194,7 +202,7 @@ def start_server(
             [str(binary), "start", "--internal-host", LOOPBACK, "--port", str(port), "--host", url,
              "--no-browser"],
             cwd=data_dir,
-            env={**server_env(data_dir, creds, secret_key), **(db_env or {})},
+            env={**server_env(data_dir, creds, secret_key, document_root), **(db_env or {})},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -263,8 +271,9 @@ def ensure_server(home: Home, *, port: int | None = None, wait_s: float = DEFAUL
             time.sleep(0.5)
         raise EngineError(f"Label Studio at {state.url} (pid {state.pid}) is running but not healthy; "
                           f"see {home.labelstudio_dir / LOG_FILE}")
+    # The home is the document root: image files are served from HOME/images (see review.push).
     return start_server(home.labelstudio_dir, home.secrets, port or configured_port(home), wait_s=wait_s,
-                        db_env=labelstudio_db_env(home))
+                        document_root=home.root, db_env=labelstudio_db_env(home))
 
 
 def stop_server(home: Home) -> bool:

@@ -1,0 +1,179 @@
+"""Row validation of one batch: set-based SQL over ``raw_rows`` that picks the rows to quarantine
+(with a reason a person understands) and defines the typed values of all the others.
+
+Labels and ids are compared in their normalised spelling (:mod:`data_engine.store.values`); the
+quarantine keeps each bad row as the file wrote it. A numeric column reads the configured missing-
+value markers (``[dataset] na_values``) as missing; other columns keep them as text.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from data_engine.store.config import DatasetConfig
+from data_engine.store.values import all_plain, missing_number_sql, normalized_sql
+from data_engine.store.warehouse import quote_ident
+
+MAX_ID_LENGTH = 256
+# A cell longer than this (characters) is an over-long field: the row is quarantined, not stored.
+MAX_FIELD_CHARS = 1_000_000
+# Ids of gold examples live in their own id space: a gold row never replaces a training example
+# that happens to carry the same id (files numbered from 0 or 1 collide all the time).
+GOLD_ID_PREFIX = "gold:"
+
+
+def validate(
+    con: duckdb.DuckDBPyConnection, ds: DatasetConfig, id_column: str, types: dict[str, str],
+    columns: tuple[str, ...], label_present: bool, classes_known: bool, gold: bool,
+) -> int:
+    """Find the rows to quarantine and define the rows to store; return the number rejected.
+
+    Builds the temp table ``rejected(__row, reason, raw)`` (small: only the bad rows; ``raw`` is the
+    row as read, ``columns``, as JSON) and the temp view
+    ``good``: the typed values of every other row and their feature hash ``__fh``. The good rows
+    are never copied: the inserts read them through the view, straight from ``raw_rows``.
+    """
+    plain = all_plain(con, "raw_rows", [id_column] + ([ds.label_column] if label_present else []))
+
+    def norm(expr: str, col: str) -> str:
+        return expr if col in plain else normalized_sql(expr)
+
+    id_expr = norm(quote_ident(id_column), id_column)
+    # Repeated ids by a hash aggregate (far cheaper than a window over every row); the rows of
+    # each repeated id are named in the reason so a person can find them. Empty ids are dropped
+    # after grouping (HAVING): a WHERE would compute the normalised id twice per row.
+    con.execute(
+        f"CREATE TEMP TABLE dup_ids AS SELECT {id_expr} AS example_id FROM raw_rows "
+        "GROUP BY ALL HAVING count(*) > 1 AND example_id <> ''"
+    )
+    has_dups = con.execute("SELECT count(*) FROM dup_ids").fetchone()[0] > 0
+    if has_dups:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE dup_ids AS SELECT example_id, count(*) AS n, "
+            "string_agg(__row::VARCHAR, ', ' ORDER BY __row) FILTER (rn <= 5) AS rows_shown FROM ("
+            f"  SELECT {id_expr} AS example_id, __row, row_number() OVER (PARTITION BY {id_expr} ORDER BY __row) AS rn"
+            f"  FROM raw_rows SEMI JOIN dup_ids ON {id_expr} = dup_ids.example_id"
+            ") GROUP BY example_id"
+        )
+    # Two levels, so every cell is normalised and cast once: (values) the cleaned and typed values,
+    # (outer) the reasons from them. The same value expressions feed ``good``.
+    values = [f"{id_expr} AS example_id", "r.__row AS __row"]
+    checks = []
+    # (condition, reason) pairs; the conditions pick the bad rows, the reasons are only built for them.
+    reasons = [
+        ("nullif(example_id, '') IS NULL", f"'missing id (column {_lit(id_column)[1:-1]})'"),
+        (f"length(example_id) > {MAX_ID_LENGTH}", f"'id longer than {MAX_ID_LENGTH} characters'"),
+    ]
+    if has_dups:
+        checks += ["d.n AS __dup_n", "d.rows_shown AS __dup_rows"]
+        reasons.append((
+            "__dup_n IS NOT NULL",
+            "'id ' || left(example_id, 60) || ' appears ' || __dup_n || "
+            "' times in this file (rows ' || __dup_rows || CASE WHEN __dup_n > 5 THEN ', ...' ELSE '' END || ')'",
+        ))
+    hashed = []
+    for i, (col, kind) in enumerate(types.items()):
+        q = quote_ident(col)
+        if kind == "label" or col not in ds.input_columns:
+            continue
+        hashed.append(q)
+        name = _lit(col)[1:-1]
+        if kind == "numeric":
+            # The cast itself skips surrounding whitespace and gives NULL for an empty cell or a
+            # marker like N/A; NaN is a missing value too when listed (checked on the text below).
+            values.append(f"nullif(TRY_CAST(r.{q} AS DOUBLE), 'NaN'::DOUBLE) AS {q}")
+            text = f"__s{i}"
+            checks.append(f"r.{q} AS {text}")
+            reasons.append((
+                f"({q} IS NULL AND trim({text}) <> '' AND NOT {missing_number_sql(text, ds.na_values)}) "
+                f"OR NOT isfinite({q})",
+                f"'column {name}: ' || left(trim({text}), 40) || ' is not a finite number' || "
+                f"CASE WHEN contains({text}, ',') THEN ' (a thousands separator or decimal comma? write it as 1234.5)' "
+                "ELSE '' END",
+            ))
+        elif kind == "vector":
+            values.append(f"TRY_CAST(r.{q} AS FLOAT[]) AS {q}")
+            text = f"__s{i}"
+            checks += [f"r.{q} AS {text}", f"{_vector_dimension(q)} AS __dim{i}"]
+            reasons.append((
+                f"{q} IS NULL OR len({q}) = 0 OR len(list_filter({q}, lambda x: x IS NULL OR NOT isfinite(x))) > 0",
+                f"'column {name}: ' || coalesce(left(trim({text}), 40), 'empty') || "
+                "' is not a list of finite numbers'",
+            ))
+            reasons.append((
+                f"len({q}) <> __dim{i}",
+                f"'column {name}: ' || len({q}) || ' numbers, expected ' || __dim{i}",
+            ))
+        elif kind == "text":
+            values.append(f"r.{q} AS {q}")
+            reasons.append((f"nullif({_trim(q)}, '') IS NULL", f"'empty text (column {name})'"))
+        else:
+            values.append(f"nullif({_trim('r.' + q)}, '') AS {q}")
+        if kind not in ("numeric", "vector"):
+            # strlen (bytes) is free in DuckDB; the reason, built for bad rows only, counts characters.
+            reasons.append((f"strlen({q}) > {MAX_FIELD_CHARS}",
+                            f"'column {name}: over-long field (' || length({q}) || ' characters; at most {MAX_FIELD_CHARS} bytes)'"))
+    lq = quote_ident(ds.label_column)
+    if label_present:
+        values.append(f"nullif({norm('r.' + lq, ds.label_column)}, '') AS {lq}")
+        if classes_known:
+            reasons.append((
+                f"{lq} IS NOT NULL AND {lq} NOT IN (SELECT class_label FROM dataset_classes)",
+                f"'label ' || left({lq}, 40) || ' is not one of the classes'",
+            ))
+        if gold:
+            reasons.append((f"{lq} IS NULL", "'gold row without a label'"))
+    else:
+        values.append(f"NULL::VARCHAR AS {lq}")
+    join = f"LEFT JOIN dup_ids d ON d.example_id = {id_expr}" if has_dups else ""
+    # The raw cells ride along under plain aliases (no cost per row) so the quarantine's JSON of
+    # the row as read is built here, for the bad rows only, without joining raw_rows again.
+    raw = [f"r.{quote_ident(c)} AS __raw{i}" for i, c in enumerate(columns)]
+    raw_json = ", ".join(f"{_lit(c)}: __raw{i}" for i, c in enumerate(columns))
+    # Conditions are flagged first (a boolean each): the reason text is built for the bad rows only.
+    flags = [f"({cond}) AS __bad{i}" for i, (cond, _) in enumerate(reasons)]
+    texts = ", ".join(f"CASE WHEN __bad{i} THEN {text} END" for i, (_, text) in enumerate(reasons))
+    con.execute(
+        f"CREATE TEMP TABLE rejected AS SELECT __row, concat_ws('; ', {texts}) AS reason, "
+        f"to_json({{{raw_json}}})::VARCHAR AS raw "
+        f"FROM (SELECT *, {', '.join(flags)} "
+        f"      FROM (SELECT {', '.join(values + checks + raw)} FROM raw_rows r {join})) "
+        f"WHERE {' OR '.join(f'__bad{i}' for i in range(len(reasons)))}"
+    )
+    # The feature hash from the typed values (so "1" and "1.0" are the same content): DuckDB's
+    # 64-bit hash() of the column values, several times cheaper than md5 of a text form. It is for
+    # equality between examples; versions are decided on the values themselves.
+    gold_id = f"REPLACE ({_lit(GOLD_ID_PREFIX)} || example_id AS example_id)" if gold else ""
+    con.execute(
+        f"CREATE TEMP VIEW good AS SELECT * {gold_id}, hash({', '.join(hashed)}) AS __fh "
+        f"FROM (SELECT {', '.join(values)} FROM raw_rows r) ANTI JOIN rejected USING (__row)"
+    )
+    return con.execute("SELECT count(*) FROM rejected").fetchone()[0]
+
+
+def _vector_dimension(q: str) -> str:
+    """SQL for the dimension every vector in column ``q`` must have: the stored vectors' (fixed by
+    the first batch), else this batch's first parseable one."""
+    return (f"coalesce((SELECT len({q}) FROM examples WHERE {q} IS NOT NULL LIMIT 1), "
+            f"(SELECT len(TRY_CAST({q} AS FLOAT[])) FROM raw_rows WHERE TRY_CAST({q} AS FLOAT[]) IS NOT NULL "
+            "ORDER BY __row LIMIT 1))")
+
+
+def quarantine(con: duckdb.DuckDBPyConnection, batch_id: str) -> int:
+    """Copy every rejected row (validation failures and unreadable rows) to ``quarantine``; return the count."""
+    return con.execute(
+        "INSERT INTO quarantine (batch_id, row_number, raw, reason) SELECT ?, __row, raw, reason FROM rejected "
+        "UNION ALL SELECT ?, __row, raw, 'unreadable row: ' || reason FROM raw_rejects",
+        [batch_id, batch_id],
+    ).fetchone()[0]
+
+
+def _trim(expr: str) -> str:
+    """SQL for ``trim(expr)`` that only calls trim() on values with a space at either end: a
+    trimmed copy of every cell was the most expensive part of validation, and almost no cell needs it."""
+    return f"CASE WHEN starts_with({expr}, ' ') OR ends_with({expr}, ' ') THEN trim({expr}) ELSE {expr} END"
+
+
+def _lit(text: str) -> str:
+    """A SQL string literal (for names used inside generated SQL; values always go as parameters)."""
+    return "'" + text.replace("'", "''") + "'"

@@ -1,0 +1,82 @@
+"""One spelling per value: how labels and ids are normalised, and which cells are missing numbers.
+
+Every comparison of labels or ids (validation, class inference, duplicate ids, the classes of the
+config, review verdicts) goes through :func:`normalized_sql`, so the same value never counts as two:
+
+* Unicode NFC (a decomposed ``é`` equals the composed one);
+* leading and trailing whitespace of every kind removed: ASCII blanks and control characters,
+  Unicode separators (``\\p{Z}``: no-break space, ...) and format characters (``\\p{Cf}``:
+  zero-width space, BOM, ...);
+* an integral number written as a float (``1.0``, JSONL ``1e2`` read as ``100.0``) becomes the
+  integer (``1``): tools write it so when a column had gaps (pandas), and the same file without gaps
+  says ``1``.
+
+DuckDB has no function for the whole of it, so it is composed here from ``nfc_normalize`` and two
+RE2 replacements; cells that are plain printable ASCII at both ends, without a dot, skip them.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import duckdb
+
+# RE2 class of the characters trimmed at either end.
+_EDGE = r"[\s\x{0B}\x{1C}-\x{1F}\x{7F}-\x{9F}\p{Z}\p{Cf}]"
+_INTEGRAL = re.compile(r"^([+-]?[0-9]+)\.0*$")
+
+
+def normalized_sql(expr: str) -> str:
+    """SQL for the normalised text of ``expr`` (VARCHAR; NULL stays NULL)."""
+    slow = (f"regexp_replace(regexp_replace(nfc_normalize({expr}), '^{_EDGE}+|{_EDGE}+$', '', 'g'), "
+            r"'^([+-]?[0-9]+)\.0*$', '\1')")
+    return f"CASE WHEN {plain_sql(expr)} THEN {expr} ELSE {slow} END"
+
+
+def plain_sql(expr: str) -> str:
+    """SQL: true when ``expr`` is already in normal form by a cheap test (empty, or printable ASCII
+    at both ends, without a dot or a multi-byte character); NULL for NULL."""
+    return (f"({expr} = '' OR (ord({expr}) BETWEEN 33 AND 126 AND ord(right({expr}, 1)) BETWEEN 33 AND 126 "
+            f"AND NOT contains({expr}, '.') AND strlen({expr}) = length({expr})))")
+
+
+def all_plain(con: "duckdb.DuckDBPyConnection", table: str, columns: list[str]) -> set[str]:
+    """The ``columns`` of ``table`` whose every value passes :func:`plain_sql` (one scan): they need
+    no normalising, so the batch's later statements read them as they are. Files from one tool are
+    usually all plain; the per-value test then runs once instead of in every statement."""
+    from data_engine.store.warehouse import quote_ident
+
+    if not columns:
+        return set()
+    flags = con.execute(
+        f"SELECT {', '.join(f'coalesce(bool_and({plain_sql(quote_ident(c))}), true)' for c in columns)} FROM {table}"
+    ).fetchone()
+    return {c for c, ok in zip(columns, flags) if ok}
+
+
+def normalize_text(value: str) -> str:
+    """The Python twin of :func:`normalized_sql`, for single values (config classes, API input)."""
+    text = unicodedata.normalize("NFC", value)
+    start, end = 0, len(text)
+    while start < end and _is_edge(text[start]):
+        start += 1
+    while end > start and _is_edge(text[end - 1]):
+        end -= 1
+    return _INTEGRAL.sub(r"\1", text[start:end])
+
+
+def _is_edge(ch: str) -> bool:
+    """The characters of ``_EDGE``: ASCII blanks, C1/DEL controls, separators (Z*) and format characters (Cf)."""
+    return (ch in " \t\n\v\f\r" or "\x1c" <= ch <= "\x1f" or "\x7f" <= ch <= "\x9f"
+            or unicodedata.category(ch) in ("Zs", "Zl", "Zp", "Cf"))
+
+
+def missing_number_sql(text_expr: str, na_values: tuple[str, ...]) -> str:
+    """SQL: true when the trimmed cell ``text_expr`` is one of ``na_values`` (a missing number)."""
+    if not na_values:
+        return "false"
+    listed = ", ".join("'" + v.replace("'", "''") + "'" for v in na_values)
+    return f"(trim({text_expr}) IN ({listed}))"
