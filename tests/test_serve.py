@@ -310,7 +310,7 @@ def test_a_promotion_mid_traffic_serves_no_error(env, server):
 def test_row_model_for_categorical_and_text_columns():
     from pydantic import ValidationError
 
-    from data_engine.ship.serve import row_model, rows_frame
+    from data_engine.ship.request_rows import row_model, rows_frame
 
     schema = {"age": "numeric", "city": "categorical", "note": "text"}
     Row = row_model(schema)

@@ -110,10 +110,9 @@ def evaluate_predictions(
 
 def load_gold(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> pd.DataFrame:
     """The gold examples (labeled, not discarded) with their input columns and ``label``."""
-    from data_engine.store.dataset import load_examples
-
     from data_engine.mine.embedders.features import with_embedding
     from data_engine.ship.training import input_schema
+    from data_engine.store.dataset import load_examples
 
     gold = load_examples(con, cfg.dataset, subset="gold")
     gold = gold[~gold["is_discarded"].astype(bool)].reset_index(drop=True)
