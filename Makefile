@@ -18,6 +18,7 @@ up: setup  ## Label Studio and the Dagster UI (127.0.0.1:3000) with sensors on, 
 
 down:  ## stop the Label Studio server of this home
 	@.venv/bin/data-engine labelstudio down || true
+	@bash scripts/postgres.sh down || true
 
 clean:  ## remove the venvs (the engine home is kept)
 	rm -rf .venv .venv-ls .venv.log .venv-ls.log

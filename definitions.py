@@ -4,7 +4,7 @@ import dagster as dg
 
 from assets.ingest import landed_batch
 from assets.mine import mined_issues, oof_predictions
-from assets.resources import EngineResource, LabelStudioResource
+from assets.resources import ComputeResource, EngineResource, LabelStudioResource
 from assets.review import review_tasks, review_verdicts
 from assets.ship import candidate_model, champion_model, champion_scores
 from sensors.ingest import ingest_job, landing_sensor
@@ -12,13 +12,17 @@ from sensors.mine import mine_job, mining_sensor
 from sensors.review import pull_job, review_sensor
 from sensors.ship import retrain_job, retrain_sensor
 
+ENGINE = EngineResource(home=dg.EnvVar("DATA_ENGINE_HOME"))
+
 defs = dg.Definitions(
     assets=[landed_batch, champion_scores, oof_predictions, mined_issues, review_tasks, review_verdicts,
             candidate_model, champion_model],
     jobs=[ingest_job, mine_job, pull_job, retrain_job],
     sensors=[landing_sensor, mining_sensor, review_sensor, retrain_sensor],
     resources={
-        "engine": EngineResource(home=dg.EnvVar("DATA_ENGINE_HOME")),
+        "engine": ENGINE,
+        # The engine config's [compute] scheduler: local processes or a Dask cluster's client.
+        "compute": ComputeResource(engine=ENGINE),
         # The key comes from the environment only; `make up` exports it from the home's 0600 token file.
         "label_studio": LabelStudioResource(api_key=dg.EnvVar("LABEL_STUDIO_API_KEY")),
     },

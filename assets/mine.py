@@ -4,7 +4,7 @@ import base64
 
 import dagster as dg
 
-from assets.resources import EngineResource
+from assets.resources import ComputeResource, EngineResource
 from data_engine.mine.predictions import refresh_predictions
 from data_engine.mine.run import run_mining
 from data_engine.review.verdicts import effective_weights
@@ -19,7 +19,8 @@ from data_engine.store.warehouse import open_warehouse
     description="Stratified K-fold out-of-sample class probabilities for every labeled, non-discarded, "
                 "non-gold example; recomputed only when labels or data changed.",
 )
-def oof_predictions(context: dg.AssetExecutionContext, engine: EngineResource) -> dg.MaterializeResult:
+def oof_predictions(context: dg.AssetExecutionContext, engine: EngineResource,
+                    compute: ComputeResource) -> dg.MaterializeResult:
     """Refresh the stored out-of-fold predictions (re-used when the label snapshot and model match)."""
     home = engine.get_home()
     with open_warehouse(home) as con:
@@ -27,7 +28,7 @@ def oof_predictions(context: dg.AssetExecutionContext, engine: EngineResource) -
         # `uncertain` detector prefers it); a declared dependency on champion_scores would close the
         # loop into a cycle, which an asset graph cannot hold.
         scored = score_unlabeled(con, home)
-        state = refresh_predictions(con, home.config, home=home)
+        state = refresh_predictions(con, home.config, home=home, compute=compute.get_backend())
     context.log.info(f"{'re-used' if state.reused else 'computed'} out-of-fold predictions for {len(state.train)} examples")
     return dg.MaterializeResult(metadata={
         "labeled_examples": len(state.train), "unlabeled_examples": len(state.unlabeled),
@@ -47,12 +48,12 @@ def oof_predictions(context: dg.AssetExecutionContext, engine: EngineResource) -
                                  "type learned from reviewers' verdicts."),
     ],
 )
-def mined_issues(context: dg.AssetExecutionContext, engine: EngineResource):
+def mined_issues(context: dg.AssetExecutionContext, engine: EngineResource, compute: ComputeResource):
     """Run the detectors and rank the queue (one mining run)."""
     home = engine.get_home()
     with open_warehouse(home) as con:
         weights = effective_weights(con, home.config)
-        summary = run_mining(con, home.config, home=home, weights=weights)
+        summary = run_mining(con, home.config, home=home, weights=weights, compute=compute.get_backend())
     context.log.info(f"mining run {summary.run_id}: {summary.counts}; queue of {summary.queue_size}")
     issues_meta = {
         "run_id": summary.run_id,

@@ -1,4 +1,4 @@
-"""Dagster resources: the engine home (warehouse, config, models) as one configurable resource."""
+"""Dagster resources: the engine home (warehouse, config, models), the compute back-end, Label Studio."""
 
 
 from collections.abc import Iterator
@@ -6,7 +6,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
+from pydantic import PrivateAttr
 
+from data_engine.compute.backend import LOCAL, Backend, LocalBackend, connect
 from data_engine.store.home import Home
 
 
@@ -18,6 +20,39 @@ class EngineResource(dg.ConfigurableResource):
     def get_home(self) -> Home:
         """The :class:`Home` this resource points at."""
         return Home.resolve(self.home)
+
+
+class ComputeResource(dg.ConfigurableResource):
+    """Where mining's fold fits and neighbour search run; holds one Dask client for the whole run.
+
+    Dagster's recommended way to use a Dask cluster from assets: a resource that owns the
+    ``distributed.Client`` (set up once per run and process, closed at its end), rather than
+    Dagster's older Dask executor, which only spreads whole steps. ``scheduler`` empty means the
+    engine config's ``[compute] scheduler``; "local" uses ``[mining] n_jobs`` processes.
+    """
+
+    engine: EngineResource
+    scheduler: str = ""
+
+    _backend: Backend | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Connect to the scheduler (or prepare the local pool) once for the run."""
+        cfg = self.engine.get_home().config
+        scheduler = self.scheduler or cfg.compute.scheduler
+        self._backend = LocalBackend(cfg.mining.n_jobs) if scheduler == LOCAL else connect(scheduler)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Close the client."""
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def get_backend(self) -> Backend:
+        """The back-end set up for this run."""
+        if self._backend is None:  # used outside a run (e.g. called directly in a test)
+            self.setup_for_execution(dg.build_init_resource_context())
+        return self._backend
 
 
 # Every run that writes the DuckDB file carries this tag; the instance config written by the

@@ -10,6 +10,8 @@ DE=".venv/bin/data-engine"
 export DAGSTER_HOME="$DATA_ENGINE_HOME/dagster"
 mkdir -p "$DAGSTER_HOME"
 cp scripts/dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+# Services on PostgreSQL when asked (DATA_ENGINE_SERVICES_DB=postgres) or already there: scripts/postgres.sh.
+source scripts/postgres.sh hook
 if $DE --help | grep -q labelstudio; then
   $DE labelstudio up
   # The Dagster resource reads the key from the environment (never from code or config).

@@ -12,4 +12,5 @@ COMMAND_MODULES = (
     "data_engine.commands.loop",
     "data_engine.commands.bench",
     "data_engine.commands.demo",
+    "data_engine.commands.compute",
 )

@@ -1,8 +1,10 @@
 """Out-of-fold (out-of-sample) predicted probabilities by stratified K-fold cross-validation.
 
 Every labeled example is predicted by a model that never saw it, which is what confident learning
-needs. The folds are independent, so they are fitted in parallel (joblib processes; scikit-learn's
-own thread pools are capped per worker by joblib so two cores are not oversubscribed).
+needs. The folds are independent, so they are fitted in parallel by the compute back-end
+(:mod:`data_engine.compute`: joblib processes here, or tasks on a Dask cluster); every fit caps
+native thread pools at one thread so that cores are not oversubscribed. Folds and seeds are fixed
+before the fits are handed out, so where they run does not change the result.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from data_engine.compute.backend import Backend, LocalBackend
 from data_engine.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -135,7 +138,8 @@ def fit_subset(train: np.ndarray, labels: np.ndarray, *, max_rows: int, seed: in
 
 
 def out_of_fold_probabilities(estimator: Any, X: pd.DataFrame, labels: np.ndarray, n_classes: int, *,
-                              folds: int = 5, seed: int = 0, n_jobs: int = 1) -> OOFResult:
+                              folds: int = 5, seed: int = 0, n_jobs: int = 1,
+                              compute: Backend | None = None) -> OOFResult:
     """Stratified K-fold out-of-fold probabilities.
 
     Parameters
@@ -148,40 +152,27 @@ def out_of_fold_probabilities(estimator: Any, X: pd.DataFrame, labels: np.ndarra
     n_classes : int
         K, the number of classes of the dataset (columns of the result).
     folds, seed, n_jobs
-        Number of folds, shuffling seed, parallel fold fits.
+        Number of folds, shuffling seed, parallel fold fits (when ``compute`` is not given).
+    compute : Backend, optional
+        Where the fold fits run (default: ``n_jobs`` local processes).
 
     Returns
     -------
     OOFResult
     """
-    from joblib import delayed
     from sklearn.base import clone
 
     labels = _checked_labels(X, labels, n_classes)
     fold_of, n_folds, rare = assign_folds(labels, n_classes, folds=folds, seed=seed)
     X = X.reset_index(drop=True)
     splits = _splits(fold_of, n_folds, labels, seed)
-    jobs = (delayed(_fit_predict)(clone(estimator), X.iloc[train], labels[train], X.iloc[test], n_classes)
-            for train, test in splits)
-    parts = _run_with_progress(jobs, len(splits), n_jobs=min(n_jobs, n_folds))
+    compute = compute or LocalBackend(n_jobs)
+    parts = compute.starmap(_fit_predict, [(clone(estimator), X.iloc[train], labels[train], X.iloc[test], n_classes)
+                                           for train, test in splits], description="out-of-fold fits", unit="fits")
     probs = np.empty((len(labels), n_classes), dtype=np.float64)
     for (_, test), part in zip(splits, parts):
         probs[test] = part
     return OOFResult(probs=probs, folds=fold_of, rare_classes=rare, n_folds=n_folds)
-
-
-def _run_with_progress(jobs: Any, total: int, *, n_jobs: int) -> list[Any]:
-    """Run joblib ``jobs`` (delayed fits) in a pool, results in order, counting fits on a progress bar."""
-    from joblib import Parallel
-
-    from data_engine.progress import progress
-
-    out = []
-    with progress("out-of-fold fits", total, unit="fits") as bar:
-        for part in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
-            out.append(part)
-            bar.advance()
-    return out
 
 
 def _splits(fold_of: np.ndarray, n_folds: int, labels: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -231,12 +222,12 @@ def mixture_weights(member_probs: np.ndarray, labels: np.ndarray, *, iterations:
 
 def ensemble_out_of_fold_probabilities(members: Mapping[str, Any], X: pd.DataFrame, labels: np.ndarray,
                                        n_classes: int, *, folds: int = 5, seed: int = 0,
-                                       n_jobs: int = 1) -> OOFResult:
+                                       n_jobs: int = 1, compute: Backend | None = None) -> OOFResult:
     """Out-of-fold probabilities of several estimators on the same folds, mixed by :func:`mixture_weights`.
 
-    ``members``: name -> unfitted estimator. All (member, fold) fits run in one parallel pool.
+    ``members``: name -> unfitted estimator. All (member, fold) fits are handed to ``compute``
+    at once (default: ``n_jobs`` local processes).
     """
-    from joblib import delayed
     from sklearn.base import clone
 
     labels = _checked_labels(X, labels, n_classes)
@@ -245,11 +236,11 @@ def ensemble_out_of_fold_probabilities(members: Mapping[str, Any], X: pd.DataFra
     splits = _splits(fold_of, n_folds, labels, seed)
     names = list(members)
     tasks = [(name, k) for name in names for k in range(n_folds)]
-    # Each task gets only its own rows: a worker process never holds the whole table.
-    jobs = (delayed(_fit_predict)(clone(members[name]), X.iloc[splits[k][0]], labels[splits[k][0]],
-                                  X.iloc[splits[k][1]], n_classes)
-            for name, k in tasks)
-    parts = _run_with_progress(jobs, len(tasks), n_jobs=min(n_jobs, len(tasks)))
+    # Each task gets only its own rows: a worker never holds the whole table.
+    compute = compute or LocalBackend(n_jobs)
+    parts = compute.starmap(_fit_predict, [(clone(members[name]), X.iloc[splits[k][0]], labels[splits[k][0]],
+                                            X.iloc[splits[k][1]], n_classes) for name, k in tasks],
+                            description="out-of-fold fits", unit="fits")
     member_probs = np.empty((len(names), len(labels), n_classes), dtype=np.float64)
     for (name, k), part in zip(tasks, parts):
         member_probs[names.index(name), splits[k][1]] = part

@@ -16,6 +16,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from data_engine.compute.backend import Backend, engine_backend
 from data_engine.errors import EngineError
 from data_engine.ship.registry import load_cache, save_cache
 from data_engine.stages import StageClock
@@ -57,10 +58,13 @@ class PredictionState:
 
 
 def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home | None = None,
-                        force: bool = False, clock: StageClock | None = None) -> PredictionState:
+                        force: bool = False, clock: StageClock | None = None,
+                        compute: Backend | None = None) -> PredictionState:
     """Out-of-fold probabilities for the training examples and probabilities for unlabeled ones.
 
-    Stored predictions are re-used when they match; new ones are written to ``predictions``.
+    Stored predictions are re-used when they match; new ones are written to ``predictions``. The
+    fold fits run on ``compute`` (default: the back-end of ``[compute] scheduler``, connected only
+    when there is something to fit).
     """
     from data_engine.mine.embedders.features import model_inputs
     from data_engine.mine.models import Schema, build_estimator, build_members
@@ -91,7 +95,7 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
         labels = labels.to_numpy(dtype=np.int64)
     embedding = cfg.mining.resolved_embedding(ds.modality)
     with clock.stage("embedding"):
-        train, unlabeled, newly_embedded = _with_embedding(con, cfg, train, unlabeled, schema)
+        train, unlabeled, newly_embedded = _with_embedding(con, cfg, train, unlabeled, schema, compute)
     if cfg.mining.predictions == "external":
         with clock.stage("predictions"):
             return _external_state(con, home, train, unlabeled, labels, classes, schema, snapshot, embedding,
@@ -110,11 +114,11 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
         else:
             from data_engine.mine.oof import ensemble_out_of_fold_probabilities
 
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), engine_backend(cfg, compute) as backend:
                 warnings.simplefilter("ignore", category=UserWarning)
                 result = ensemble_out_of_fold_probabilities(members, train[inputs], labels, len(classes),
                                                             folds=cfg.mining.folds, seed=cfg.mining.seed,
-                                                            n_jobs=cfg.mining.n_jobs)
+                                                            compute=backend)
             probs, folds, rare, reused, weights = result.probs, result.folds, result.rare_classes, False, result.weights
             if rare:
                 log.warning("classes with fewer labeled examples than folds: %s",
@@ -133,12 +137,13 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
 
 
 def _with_embedding(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, train: pd.DataFrame, unlabeled: pd.DataFrame,
-                    schema: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+                    schema: dict[str, str], compute: Backend | None) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """Both frames with the vectors of a per-row embedding attached (from the cache, embedding
-    only content not seen before), and the number of rows newly embedded."""
+    only content not seen before, on the Dask cluster when there is one), and the number of rows
+    newly embedded."""
     from data_engine.mine.embedders.features import with_embedding
 
-    both, new = with_embedding(con, cfg, pd.concat([train, unlabeled], ignore_index=True), schema)
+    both, new = with_embedding(con, cfg, pd.concat([train, unlabeled], ignore_index=True), schema, compute=compute)
     return both.iloc[:len(train)].reset_index(drop=True), both.iloc[len(train):].reset_index(drop=True), new
 
 

@@ -31,6 +31,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from data_engine.compute.backend import Backend, engine_backend
 from data_engine.mine.detectors import DETECTORS, MiningData, run_detectors
 from data_engine.mine.embedders.base import EMBEDDING_COLUMN
 from data_engine.mine.noise import estimate_noise, noise_plot
@@ -111,20 +112,21 @@ class MiningSummary:
 
 def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home | None = None,
                force: bool = False, budget: int | None = None, weights: dict[str, float] | None = None,
-               clock: StageClock | None = None) -> MiningSummary:
+               clock: StageClock | None = None, compute: Backend | None = None) -> MiningSummary:
     """Mine the warehouse once and store the run; see the module docstring for the stages.
 
     ``home`` enables the cache of the model that scores unlabeled examples; ``force`` recomputes
     predictions even when stored ones match; ``budget`` / ``weights`` override ``[review]``;
-    ``clock`` collects per-stage time (and memory, if it tracks it).
+    ``clock`` collects per-stage time (and memory, if it tracks it); ``compute`` is where fold
+    fits and neighbour search run (default: the back-end of ``[compute] scheduler``).
     """
     clock = clock or StageClock()
     started = datetime.now(timezone.utc)
-    state = refresh_predictions(con, cfg, home=home, force=force, clock=clock)
+    state = refresh_predictions(con, cfg, home=home, force=force, clock=clock, compute=compute)
     names = tuple(dict.fromkeys(tuple(cfg.mining.detectors) + ALWAYS_DETECTORS))
     with clock.stage("neighbours"):
         data = mining_data(state, cfg, with_neighbours=any(DETECTORS[n].needs_neighbours for n in names), home=home,
-                           con=con)
+                           con=con, compute=compute)
     with clock.stage("detectors"):
         results = run_detectors(data, names)
     with clock.stage("noise"):
@@ -157,7 +159,8 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
 
 
 def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: bool = True,
-                home: Home | None = None, con: duckdb.DuckDBPyConnection | None = None) -> MiningData:
+                home: Home | None = None, con: duckdb.DuckDBPyConnection | None = None,
+                compute: Backend | None = None) -> MiningData:
     """Assemble the detectors' input: training rows first, then unlabeled rows.
 
     With a ``home``, the neighbour index is kept in ``HOME/models/mining`` and a run that only
@@ -173,7 +176,7 @@ def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: b
     oos = np.concatenate([np.ones(n_train, bool), np.zeros(n_unl, bool)])
     neighbours = None
     if with_neighbours and len(ids) >= 3:
-        neighbours = current_neighbours(state, cfg, ids, home)
+        neighbours = current_neighbours(state, cfg, ids, home, compute)
     image_paths = image_hashes = None
     if cfg.dataset.image_column:
         from data_engine.store.images import perceptual_hashes
@@ -185,7 +188,8 @@ def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: b
                       image_hashes, image_paths)
 
 
-def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarray, home: Home | None) -> Any:
+def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarray, home: Home | None,
+                       compute: Backend | None = None) -> Any:
     """Nearest neighbours of the current examples (training rows, then unlabeled rows).
 
     The index from the last run is re-used when it holds exactly these example versions, and
@@ -218,13 +222,15 @@ def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarra
         known = pd.Index(index.keys)
         is_new = ~pd.Index(keys).isin(known)
         if pd.Index(keys).isin(known).sum() == len(index.keys) and is_new.any():
-            index = extend_index(index, keys[is_new], frame[is_new], n_jobs=cfg.mining.n_jobs,
-                                 vectors=None if vectors is None else vectors[is_new])
+            with engine_backend(cfg, compute) as backend:
+                index = extend_index(index, keys[is_new], frame[is_new], compute=backend,
+                                     vectors=None if vectors is None else vectors[is_new])
         else:
             index = None
     if index is None:
-        index = build_index(keys, frame, state.schema, cfg.dataset.modality, seed=cfg.mining.seed,
-                            n_jobs=cfg.mining.n_jobs, vectors=vectors)
+        with engine_backend(cfg, compute) as backend:
+            index = build_index(keys, frame, state.schema, cfg.dataset.modality, seed=cfg.mining.seed,
+                                compute=backend, vectors=vectors)
     if path is not None:
         save_cache(home, index, path)
     return align_index(index, keys)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
+from data_engine.compute.backend import check_scheduler
 from data_engine.errors import ConfigError, EngineError
 from data_engine.mine.spec import resolve_spec
 
@@ -151,6 +152,13 @@ class ServeConfig:
 
 
 @dataclass(frozen=True)
+class ComputeConfig:
+    """Where mining's heavy pieces run: "local" (processes here) or a Dask scheduler's address."""
+
+    scheduler: str = "local"
+
+
+@dataclass(frozen=True)
 class EngineConfig:
     """The whole ``engine.toml``."""
 
@@ -160,6 +168,7 @@ class EngineConfig:
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
     gate: GateConfig = field(default_factory=GateConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    compute: ComputeConfig = field(default_factory=ComputeConfig)
 
 
 def load_config(path: Path) -> EngineConfig:
@@ -358,6 +367,10 @@ def _check_ranges(cfg: EngineConfig) -> None:
         raise ConfigError("gate.alpha: must be between 0 and 0.5 (a significance level, e.g. 0.05)")
     if not 0 <= cfg.gate.min_class_recall <= 1:
         raise ConfigError("gate.min_class_recall: must be between 0 and 1")
+    try:
+        check_scheduler(cfg.compute.scheduler)
+    except EngineError as exc:
+        raise ConfigError(str(exc)) from None
     if not 1 <= cfg.serve.port <= 65535:
         raise ConfigError("serve.port: must be between 1 and 65535")
     for i, s in enumerate(cfg.gate.slices):

@@ -10,6 +10,10 @@ limit the rows are first partitioned by k-means (scikit-learn's ``MiniBatchKMean
 about :data:`BLOCK_ROWS` and neighbours are searched exactly within each block: time and memory grow
 linearly with rows (N x BLOCK_ROWS distances, one block at a time), at the price of missing a
 neighbour that sits across a block boundary.
+
+The blocks are independent: their searches are handed to the compute back-end
+(:mod:`data_engine.compute`) as one task per block, each fed only its block's rows, so they run on
+local processes or Dask workers with the same result.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from data_engine.compute.backend import Backend, LocalBackend
 from data_engine.mine.detectors.base import Neighbours
 from data_engine.mine.embedders.tfidf import TfidfEmbedder
-from data_engine.progress import progress
 
 NEIGHBOURS_K = 10
 EXACT_SEARCH_ROWS = 20_000
@@ -48,23 +52,24 @@ class NeighbourIndex:
 
 
 def build_index(keys: np.ndarray, frame: pd.DataFrame, schema: dict[str, str], modality: str, *,
-                k: int = NEIGHBOURS_K, seed: int = 0, n_jobs: int = 1, vectors: np.ndarray | None = None) -> NeighbourIndex:
+                k: int = NEIGHBOURS_K, seed: int = 0, compute: Backend | None = None,
+                vectors: np.ndarray | None = None) -> NeighbourIndex:
     """Find every row's neighbours: in ``vectors`` (shape (N, d), a per-row embedding) if given,
-    else in the ``tfidf`` embedding of ``frame`` fitted here."""
+    else in the ``tfidf`` embedding of ``frame`` fitted here; blocks are searched on ``compute``."""
     embedder = None
     if vectors is None:
         embedder = TfidfEmbedder(schema=schema, modality=modality, seed=seed)
         X = embedder.fit_transform(frame)
     else:
         X = np.ascontiguousarray(vectors, dtype=np.float32)
-    found, blocks, km = _search(X, k=k, seed=seed, n_jobs=n_jobs)
+    found, blocks, km = _search(X, k=k, seed=seed, compute=compute)
     return NeighbourIndex(_key_array(keys), X, found, embedder, blocks, km)
 
 
-def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *, n_jobs: int = 1,
-                 vectors: np.ndarray | None = None) -> NeighbourIndex | None:
+def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *,
+                 compute: Backend | None = None, vectors: np.ndarray | None = None) -> NeighbourIndex | None:
     """Add new rows: their ``vectors`` (shape (M, d)) or, for a tfidf index, ``frame`` embedded
-    with the fitted embedder; search their neighbours only.
+    with the fitted embedder; search their neighbours only (blocks on ``compute``).
 
     Costs in proportion to the new rows (times :data:`BLOCK_ROWS` for blocked search). The old
     rows keep their neighbours (a new row closer to an old one than its neighbours is seen from
@@ -79,7 +84,7 @@ def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *
     if index.kmeans is None:
         if n_old + n_new > EXACT_SEARCH_ROWS:
             return None
-        d, i = _query(X, X_new, min(k + 1, len(X)), n_jobs)
+        d, i = _query(X, X_new, min(k + 1, len(X)), one_thread=False)
         d, i = _drop_self(d, i, new_rows, k)
         blocks = None
     else:
@@ -87,12 +92,14 @@ def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *
         blocks = np.concatenate([index.blocks, new_blocks])
         d = np.empty((n_new, k), dtype=np.float32)
         i = np.empty((n_new, k), dtype=np.int64)
-        # A loop over the blocks that received new rows, each searched exactly.
+        # The blocks that received new rows, each searched exactly (one task per block).
+        work = []
         for b in np.unique(new_blocks):
             members = np.flatnonzero(blocks == b)
-            queries = new_rows[new_blocks == b]
-            ref = members if len(members) > k else np.arange(len(X))
-            bd, bi = _query(X[ref], X[queries], min(k + 1, len(ref)), n_jobs)
+            work.append((members if len(members) > k else np.arange(len(X)), new_rows[new_blocks == b]))
+        found = (compute or LocalBackend()).starmap(
+            _query, [(X[ref], X[queries], min(k + 1, len(ref))) for ref, queries in work])
+        for (ref, queries), (bd, bi) in zip(work, found):
             bd, bi = _drop_self(bd, ref[bi], queries, k)
             d[queries - n_old], i[queries - n_old] = bd, bi
     neighbours = Neighbours(np.vstack([index.neighbours.distances, d]), np.vstack([index.neighbours.indices, i]))
@@ -119,20 +126,22 @@ def align_index(index: NeighbourIndex, keys: np.ndarray) -> Neighbours | None:
     return Neighbours(index.neighbours.distances[pos], current_of[index.neighbours.indices[pos]])
 
 
-def find_neighbours(X: np.ndarray, *, k: int = NEIGHBOURS_K, seed: int = 0, n_jobs: int = 1) -> Neighbours:
+def find_neighbours(X: np.ndarray, *, k: int = NEIGHBOURS_K, seed: int = 0,
+                    compute: Backend | None = None) -> Neighbours:
     """The ``k`` nearest other rows of every row of ``X`` (shape (N, d)), Euclidean.
 
-    Exact below :data:`EXACT_SEARCH_ROWS` rows, within k-means blocks above (see module doc).
+    Exact below :data:`EXACT_SEARCH_ROWS` rows, within k-means blocks above (see module doc), the
+    blocks searched as tasks on ``compute`` (default: in this process).
     """
-    return _search(X, k=k, seed=seed, n_jobs=n_jobs)[0]
+    return _search(X, k=k, seed=seed, compute=compute)[0]
 
 
-def _search(X: np.ndarray, *, k: int, seed: int, n_jobs: int) -> tuple[Neighbours, np.ndarray | None, Any]:
+def _search(X: np.ndarray, *, k: int, seed: int, compute: Backend | None) -> tuple[Neighbours, np.ndarray | None, Any]:
     """Neighbours of all rows, with the block of each row and the k-means model (None if exact)."""
     n = len(X)
     k = max(1, min(k, n - 1))
     if n <= EXACT_SEARCH_ROWS:
-        return _exact(X, k, n_jobs), None, None
+        return _exact(X, k), None, None
     from sklearn.cluster import MiniBatchKMeans
 
     n_blocks = max(2, n // BLOCK_ROWS)
@@ -145,39 +154,42 @@ def _search(X: np.ndarray, *, k: int, seed: int, n_jobs: int) -> tuple[Neighbour
     indices = np.empty((n, k), dtype=np.int64)
     order = np.argsort(block, kind="stable")
     bounds = np.r_[0, np.flatnonzero(np.diff(block[order])) + 1, n]
-    # A loop over blocks (about N / BLOCK_ROWS of them), each searched exactly and vectorised.
-    with progress("neighbour search", len(bounds) - 1, unit="blocks") as bar:
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            _search_block(X, order[lo:hi], k, n_jobs, distances, indices)
-            bar.advance()
+    groups = [order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+    # Blocks too small to hold k others search the whole data for their few rows, here.
+    small = [rows for rows in groups if len(rows) <= k]
+    large = [rows for rows in groups if len(rows) > k]
+    for rows in small:
+        part = _query(X, X[rows], k + 1)
+        distances[rows], indices[rows] = _drop_self(part[0], part[1], rows, k)
+    # The other blocks (about N / BLOCK_ROWS of them): one exact, vectorised search per block.
+    found = (compute or LocalBackend()).starmap(_query, [(X[rows], X[rows], k + 1) for rows in large],
+                                                description="neighbour search", unit="blocks")
+    for rows, (d, i) in zip(large, found):
+        d, i = _drop_self(d, i, np.arange(len(rows)), k)
+        distances[rows] = d
+        indices[rows] = rows[i]
     return Neighbours(distances, indices), block, km
 
 
-def _search_block(X: np.ndarray, rows: np.ndarray, k: int, n_jobs: int, distances: np.ndarray,
-                  indices: np.ndarray) -> None:
-    """Neighbours of the rows of one block (indices ``rows``), written into ``distances``/``indices``."""
-    if len(rows) <= k:
-        # Too small to hold k others: search the whole data for these few rows.
-        part = _query(X, X[rows], k + 1, n_jobs)
-        d, i = _drop_self(part[0], part[1], rows, k)
-    else:
-        d, i = _exact(X[rows], k, n_jobs, as_arrays=True)
-        i = rows[i]
-    distances[rows] = d
-    indices[rows] = i
+def _exact(X: np.ndarray, k: int) -> Neighbours:
+    # In this process on every back-end: its native threads may use all cores, as before.
+    d, i = _query(X, X, k + 1, one_thread=False)
+    return Neighbours(*_drop_self(d, i, np.arange(len(X)), k))
 
 
-def _exact(X: np.ndarray, k: int, n_jobs: int, *, as_arrays: bool = False) -> Any:
-    d, i = _query(X, X, k + 1, n_jobs)
-    d, i = _drop_self(d, i, np.arange(len(X)), k)
-    return (d, i) if as_arrays else Neighbours(d, i)
+def _query(ref: np.ndarray, queries: np.ndarray, k: int, one_thread: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Distances (float32) and row numbers in ``ref`` of the ``k`` nearest rows of ``ref`` to each
+    query row, shapes (Q, k). A task keeps to one native thread (parallelism is over tasks, and the
+    result then does not depend on the worker it ran on)."""
+    from contextlib import nullcontext
 
-
-def _query(ref: np.ndarray, queries: np.ndarray, k: int, n_jobs: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.neighbors import NearestNeighbors
 
-    nn = NearestNeighbors(n_neighbors=min(k, len(ref)), algorithm="brute", n_jobs=n_jobs).fit(ref)
-    d, i = nn.kneighbors(queries)
+    from data_engine.mine.oof import single_threaded
+
+    with single_threaded() if one_thread else nullcontext():
+        nn = NearestNeighbors(n_neighbors=min(k, len(ref)), algorithm="brute").fit(ref)
+        d, i = nn.kneighbors(queries)
     return d.astype(np.float32), i
 
 

@@ -75,13 +75,14 @@ class EmbeddingFeatures(TransformerMixin, BaseEstimator):
 
 
 def attach_embedding(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, embedding: str,
-                     columns: tuple[str, ...]) -> tuple[pd.DataFrame, int]:
+                     columns: tuple[str, ...], *, embed_rows: Any = None) -> tuple[pd.DataFrame, int]:
     """``frame`` (examples with ``feature_hash``) plus :data:`EMBEDDING_COLUMN` from the cache, and
-    how many rows were newly embedded. Per-row embedders only; others are returned unchanged."""
+    how many rows were newly embedded. Per-row embedders only; others are returned unchanged.
+    ``embed_rows``: how the cache embeds unseen rows (see :func:`cached_embedding`)."""
     embedder = get_embedder(embedding)
     if not embedder.per_row or not len(frame):
         return frame, 0
-    X, new = cached_embedding(con, embedder, frame, columns)
+    X, new = cached_embedding(con, embedder, frame, columns, embed_rows=embed_rows)
     out = frame.copy()
     # Row views of one matrix: no copy of the vectors here.
     out[EMBEDDING_COLUMN] = pd.Series(list(X), index=frame.index, dtype=object)
@@ -89,17 +90,23 @@ def attach_embedding(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, embedd
 
 
 def with_embedding(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, frame: pd.DataFrame,
-                   schema: Mapping[str, str]) -> tuple[pd.DataFrame, int]:
+                   schema: Mapping[str, str], *, compute: Any = None) -> tuple[pd.DataFrame, int]:
     """``frame`` with the vectors of ``[mining] embedding`` attached when it is a per-row embedder
     (see :func:`attach_embedding`), and the number of rows newly embedded.
 
-    ``schema``: ``{input column: kind}``; the embedder picks the columns it reads from it.
+    ``schema``: ``{input column: kind}``; the embedder picks the columns it reads from it. Unseen
+    rows are embedded on a Dask cluster when ``compute`` is one or ``[compute] scheduler`` names one
+    (:func:`data_engine.compute.embedding.cluster_embed_rows`), else here.
     """
+    from data_engine.compute.embedding import cluster_embed_rows
+
     embedding = cfg.mining.resolved_embedding(cfg.dataset.modality)
     embedder = get_embedder(embedding)
     if not embedder.per_row:
         return frame, 0
-    return attach_embedding(con, frame, embedding, tuple(embedder.input_columns(dict(schema))))
+    columns = tuple(embedder.input_columns(dict(schema)))
+    return attach_embedding(con, frame, embedding, columns,
+                            embed_rows=cluster_embed_rows(cfg, embedder, columns, compute))
 
 
 def model_inputs(frame: pd.DataFrame, schema: Mapping[str, str]) -> list[str]:

@@ -15,18 +15,21 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from data_engine.errors import EngineError, ReviewServiceError
+from data_engine.processes import pid_alive as _alive
+from data_engine.processes import runs_program, stop_process_group
 from data_engine.store.home import Home
+from data_engine.store.services_db import labelstudio_db_env
 
 BIN_ENV = "DATA_ENGINE_LABEL_STUDIO_BIN"
 LOOPBACK = "127.0.0.1"
@@ -170,10 +173,14 @@ def start_server(
     *,
     wait_s: float = DEFAULT_START_WAIT_S,
     binary: Path | None = None,
+    db_env: Mapping[str, str] | None = None,
     document_root: Path | None = None,
 ) -> ServerInfo:
     """Start a server on 127.0.0.1:``port`` with ``data_dir`` and wait for ``/health``; with
     ``document_root``, it serves local files under it (see :func:`server_env`).
+
+    ``db_env``: its database settings (:func:`data_engine.store.services_db.labelstudio_db_env`);
+    none means its SQLite file in ``data_dir``.
 
     Raises :class:`EngineError` when the port is taken or the server does not come up (the
     message names the log file to read).
@@ -195,7 +202,7 @@ def start_server(
             [str(binary), "start", "--internal-host", LOOPBACK, "--port", str(port), "--host", url,
              "--no-browser"],
             cwd=data_dir,
-            env=server_env(data_dir, creds, secret_key, document_root),
+            env={**server_env(data_dir, creds, secret_key, document_root), **(db_env or {})},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -218,24 +225,7 @@ def start_server(
 
 def stop_pid(pid: int, wait_s: float = STOP_WAIT_S) -> bool:
     """SIGTERM the server's process group, SIGKILL it after ``wait_s``; False if it was gone."""
-    try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
-        return False
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return True
-        time.sleep(0.1)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    return True
+    return stop_process_group(pid, wait_s)
 
 
 def read_state(data_dir: Path) -> ServerInfo | None:
@@ -283,7 +273,7 @@ def ensure_server(home: Home, *, port: int | None = None, wait_s: float = DEFAUL
                           f"see {home.labelstudio_dir / LOG_FILE}")
     # The home is the document root: image files are served from HOME/images (see review.push).
     return start_server(home.labelstudio_dir, home.secrets, port or configured_port(home), wait_s=wait_s,
-                        document_root=home.root)
+                        document_root=home.root, db_env=labelstudio_db_env(home))
 
 
 def stop_server(home: Home) -> bool:
@@ -329,27 +319,6 @@ def _write_state(data_dir: Path, info: ServerInfo) -> None:
     tmp.replace(data_dir / STATE_FILE)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of ours is dead for our purposes.
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def _is_label_studio(pid: int) -> bool:
     """Whether ``pid`` is alive and runs label-studio (a recycled pid must not be signalled)."""
-    if not _alive(pid):
-        return False
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return b"label-studio" in fh.read()
-    except OSError:
-        return False
+    return runs_program(pid, b"label-studio")

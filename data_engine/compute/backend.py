@@ -1,0 +1,202 @@
+"""Where the heavy, independent pieces of mining run: this machine's process pool or a Dask cluster.
+
+``[compute] scheduler = "local"`` maps calls over joblib worker processes (``[mining] n_jobs``);
+``scheduler = "tcp://host:8786"`` submits them as dask.distributed tasks to that scheduler's
+workers. Both run the same pure function on the same arguments, so the results are the same (the
+callers fix folds and seeds before mapping; nothing random is drawn inside a call).
+
+Only arrays and estimators travel to the workers, never the warehouse: DuckDB stays the single
+writer on the host that runs the engine.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from data_engine.errors import EngineError
+
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    import numpy as np
+
+T = TypeVar("T")
+LOCAL = "local"
+# Schemes dask.distributed's TCP-based comms understand; anything else is a typo.
+SCHEDULER_SCHEMES = ("tcp://", "tls://")
+# Seconds to wait for the scheduler to answer and for its first worker to join.
+CONNECT_TIMEOUT_S = 30.0
+
+
+class Backend(ABC):
+    """Runs independent calls of one pure function and returns their results in call order."""
+
+    #: Calls that can run at the same time (processes locally, worker threads on a cluster).
+    slots: int = 1
+
+    def starmap(self, fn: Callable[..., T], calls: Sequence[tuple[Any, ...]], *, description: str | None = None,
+                unit: str = "tasks") -> list[T]:
+        """``[fn(*args) for args in calls]``, computed in parallel; exceptions propagate.
+
+        ``fn`` must be importable by name (a module-level function) so that worker processes
+        can unpickle it; the arguments are pickled once per call. With a ``description`` the
+        calls are counted on a progress bar (:mod:`data_engine.progress`) as they finish.
+        """
+        from data_engine.progress import progress
+
+        if description is None:
+            return list(self._results(fn, calls))
+        out: list[T] = []
+        with progress(description, len(calls), unit=unit) as bar:
+            for result in self._results(fn, calls):
+                out.append(result)
+                bar.advance()
+        return out
+
+    @abstractmethod
+    def _results(self, fn: Callable[..., T], calls: Sequence[tuple[Any, ...]]) -> Iterator[T]:
+        """The results of the calls, in call order, each as soon as it and those before it are done."""
+
+    def map_batches(self, fn: Callable[[Any], "np.ndarray"], data: Any, *, batch_rows: int) -> "np.ndarray":
+        """Apply ``fn`` to consecutive batches of ``batch_rows`` rows of ``data`` and stack the results.
+
+        ``data``: a sequence, a NumPy array or a pandas DataFrame of N rows; ``fn`` maps a batch
+        of n rows to an array of n rows (e.g. an embedding, shape (n, D)). Returns shape (N, ...),
+        rows in the order of ``data``. Raises :class:`EngineError` if a batch's result has the
+        wrong number of rows.
+        """
+        import numpy as np  # here, not at import: the config module imports this one
+
+        if batch_rows < 1:
+            raise EngineError(f"batch_rows must be at least 1, got {batch_rows}")
+        n = len(data)
+        take = data.iloc if hasattr(data, "iloc") else data
+        batches = [take[lo:lo + batch_rows] for lo in range(0, n, batch_rows)]
+        parts = self.starmap(fn, [(b,) for b in batches])
+        for lo, batch, part in zip(range(0, n, batch_rows), batches, parts):
+            if len(part) != len(batch):
+                raise EngineError(f"{getattr(fn, '__name__', fn)!s} returned {len(part)} rows for the "
+                                  f"{len(batch)} rows starting at row {lo}")
+        return np.concatenate(parts) if parts else np.empty((0,))
+
+    def close(self) -> None:
+        """Release connections (nothing for the local pool)."""
+
+    def describe(self) -> str:
+        """One line for logs and metadata."""
+        return f"{type(self).__name__}({self.slots} slots)"
+
+
+class LocalBackend(Backend):
+    """joblib worker processes on this machine (``n_jobs`` of them; 1 runs calls in this process)."""
+
+    def __init__(self, n_jobs: int = 1) -> None:
+        self.slots = max(1, int(n_jobs))
+
+    def _results(self, fn: Callable[..., T], calls: Sequence[tuple[Any, ...]]) -> Iterator[T]:
+        if self.slots == 1 or len(calls) <= 1:
+            return (fn(*args) for args in calls)
+        from joblib import Parallel, delayed
+
+        return Parallel(n_jobs=min(self.slots, len(calls)), return_as="generator")(delayed(fn)(*args) for args in calls)
+
+    def describe(self) -> str:
+        return f"local ({self.slots} processes)"
+
+
+class DaskBackend(Backend):
+    """Tasks on a dask.distributed cluster, through a connected ``distributed.Client``.
+
+    Each call's arguments are scattered to the workers first (spread over them; straight to them
+    when Dask's ``distributed.client.direct-to-workers`` is set, else through the scheduler), then
+    one task per call runs next to its data; results are gathered in call order.
+    """
+
+    def __init__(self, client: Any, *, owns_client: bool = False) -> None:
+        self.client = client
+        self._owns = owns_client
+        workers = client.scheduler_info().get("workers", {})
+        self.slots = max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
+
+    def _results(self, fn: Callable[..., T], calls: Sequence[tuple[Any, ...]]) -> Iterator[T]:
+        if not calls:
+            return
+        # hash=False: tokenising every argument (whole DataFrames) costs more than it saves.
+        data = self.client.scatter([tuple(args) for args in calls], hash=False)
+        futures = self.client.map(_apply, [fn] * len(calls), data, pure=False)
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            # Free the workers' copies now, not when the futures are garbage-collected.
+            self.client.cancel(futures + list(data))
+
+    def close(self) -> None:
+        if self._owns:
+            self.client.close()
+
+    def describe(self) -> str:
+        return f"dask {self.client.scheduler.address} ({self.slots} worker threads)"
+
+
+def _apply(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    """Run one call on a worker (module-level so that it pickles by name)."""
+    return fn(*args)
+
+
+def check_scheduler(value: str, key: str = "compute.scheduler") -> str:
+    """``value`` if it is ``"local"`` or a scheduler address, else :class:`EngineError` naming ``key``."""
+    if value == LOCAL:
+        return value
+    if not value.startswith(SCHEDULER_SCHEMES) or not value.split("://", 1)[1].strip():
+        raise EngineError(f"{key} = {value!r}: must be \"local\" or a Dask scheduler address such as "
+                          f"\"tcp://127.0.0.1:8786\"")
+    return value
+
+
+def connect(address: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> DaskBackend:
+    """A :class:`DaskBackend` connected to the scheduler at ``address`` with at least one worker.
+
+    Raises :class:`EngineError` when nothing answers there or no worker joins in ``timeout_s``.
+    """
+    from distributed import Client
+
+    check_scheduler(address)
+    try:
+        client = Client(address, timeout=timeout_s, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise EngineError(f"compute.scheduler = {address}: no Dask scheduler answers there ({exc}); start one with "
+                          f"`data-engine compute up` or set compute.scheduler = \"local\"") from None
+    try:
+        client.wait_for_workers(1, timeout=timeout_s)
+    except TimeoutError:
+        client.close()
+        raise EngineError(f"compute.scheduler = {address}: the scheduler has no workers "
+                          f"(waited {timeout_s:.0f} s)") from None
+    return DaskBackend(client, owns_client=True)
+
+
+@contextmanager
+def open_backend(scheduler: str = LOCAL, *, n_jobs: int = 1) -> Iterator[Backend]:
+    """The back-end for ``scheduler`` (``"local"`` or an address), closed on exit."""
+    backend: Backend = LocalBackend(n_jobs) if scheduler == LOCAL else connect(scheduler)
+    log.info("compute back-end: %s", backend.describe())
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
+@contextmanager
+def engine_backend(cfg: Any, given: Backend | None = None) -> Iterator[Backend]:
+    """``given`` if a caller (the Dagster resource, a benchmark) already holds one, else the back-end
+    of the engine config ``cfg`` (its ``[compute] scheduler`` and ``[mining] n_jobs``)."""
+    if given is not None:
+        yield given
+        return
+    with open_backend(cfg.compute.scheduler, n_jobs=cfg.mining.n_jobs) as backend:
+        yield backend
