@@ -38,6 +38,12 @@ class MiningData:
     feature_hash : np.ndarray of shape (N,), hash of the input columns (equal = exact duplicate)
     neighbours : Neighbours or None
     rare_classes : class indices with too few examples for K folds
+    inputs : pd.DataFrame of shape (N, D) or None, the input columns of the N examples
+    schema : input column -> 'numeric' | 'categorical' | 'text' (with ``inputs``)
+    modality : the dataset's modality ('tabular' | 'text' | 'image')
+    verdicts : pd.DataFrame or None, one row per example a person reviewed at its current version:
+        ``example_id``, ``feature_hash``, ``is_discarded``, ``label`` (the verdict, None if
+        discarded), ``given_label`` and the input columns (see ``mine.runs.reviewed_examples``)
     """
 
     example_ids: np.ndarray
@@ -48,6 +54,10 @@ class MiningData:
     feature_hash: np.ndarray
     neighbours: Neighbours | None = None
     rare_classes: tuple[int, ...] = ()
+    inputs: pd.DataFrame | None = None
+    schema: dict[str, str] = field(default_factory=dict)
+    modality: str = "tabular"
+    verdicts: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         n = len(self.example_ids)
