@@ -63,3 +63,14 @@ SELECT example_id,
 FROM ranked
 WHERE source_rank > 0
 QUALIFY row_number() OVER (PARTITION BY example_id ORDER BY source_rank DESC, event_id DESC) = 1;
+
+-- What a person's bulk rule (data-engine discard/relabel --where SQL) selects from: the current
+-- examples with the label in force, whether it is discarded, its source and whether a person
+-- reviewed it.
+CREATE VIEW rule_scope AS
+SELECT ce.*,
+       cl.label AS label_in_force,
+       coalesce(cl.is_discarded, false) AS is_discarded,
+       cl.source AS label_source,
+       coalesce(cl.source IN ('review', 'consensus'), false) AS is_reviewed
+FROM current_examples ce LEFT JOIN current_labels cl USING (example_id);
