@@ -221,3 +221,15 @@ def test_suggest_queues_lookalikes_and_writes_nothing(make_home) -> None:
         queued = con.execute("SELECT example_id FROM review_queue WHERE run_id = ? AND list_contains(issue_types, "
                              "'lookalike')", [summary.run_id]).fetchdf()["example_id"]
         assert len(queued) > 0 and truth.reindex(queued).isna().mean() >= 0.6
+
+
+def test_propagate_policy_is_checked(make_home) -> None:
+    from data_engine.errors import ConfigError
+    from data_engine.store.config import parse_config
+
+    base = {"dataset": {"name": "d", "modality": "text", "id_column": "id", "label_column": "label",
+                        "text_column": "t"}}
+    assert parse_config(base).review.propagate == "suggest"
+    for bad in ({"propagate": "always"}, {"propagate_precision": 1.5}, {"propagate_audit": -0.1}):
+        with pytest.raises(ConfigError, match="review.propagate"):
+            parse_config({**base, "review": bad})
