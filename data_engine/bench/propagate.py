@@ -177,9 +177,14 @@ def _run_arm(root: Path, b: dict[str, Any], arm: str, *, reviews: int, per_round
             left = kind.reindex(ts.example_ids)
             wrong = int((left == "flipped").sum() - (pd.Series(ts.y, index=ts.example_ids) == truth.reindex(
                 ts.example_ids)).where(left == "flipped", False).sum())
-            propagated = int(con.execute("SELECT count(*) FROM current_labels WHERE source = 'propagated'").fetchone()[0])
+            prop = con.execute("SELECT example_id, label FROM current_labels WHERE source = 'propagated'").fetchdf()
+            propagated = len(prop)
+            # Propagated verdicts that match the truth (a discard of an invalid row, or the true label).
+            right = int((prop["label"].astype(object).fillna("<discard>").to_numpy()
+                         == truth.reindex(prop["example_id"]).astype(object).fillna("<discard>").to_numpy()).sum())
             curve.append({"reviews": done, "accuracy": round(acc, 4), "invalid_left": int((~left.isin(["clean", "flipped"])).sum()),
-                          "wrong_labels_left": wrong, "propagated": propagated, "lookalike": lookalike})
+                          "wrong_labels_left": wrong, "propagated": propagated,
+                          "propagated_right": right, "lookalike": lookalike})
             if done >= reviews:
                 break
             t0 = time.perf_counter()
@@ -210,11 +215,12 @@ def format_result(r: dict[str, Any]) -> str:
            f"{r['test_rows']} clean test rows, seed {r['seed']}; {r['seconds']} s",
            f"clean ceiling (served model on the clean training rows): {r['ceiling']:.4f}", "",
            f"{'arm':20s} {'reviews':>7s} {'accuracy':>8s} {'gap':>6s} {'invalid left':>12s} {'wrong labels':>12s} "
-           f"{'propagated':>10s}"]
+           f"{'propagated':>10s} {'right':>6s}"]
     for arm, a in r["arms"].items():
         for c in a["curve"]:
             out.append(f"{arm:20s} {c['reviews']:7d} {c['accuracy']:8.4f} {c['accuracy'] - r['ceiling']:+6.3f} "
-                       f"{c['invalid_left']:12d} {c['wrong_labels_left']:12d} {c['propagated']:10d}")
+                       f"{c['invalid_left']:12d} {c['wrong_labels_left']:12d} {c['propagated']:10d} "
+                       f"{c.get('propagated_right', 0):6d}")
         if a["propagations"]:
             out.append(f"{'':20s} {a['propagations']} propagations; audited and reviewed {a['audited']}, "
                        f"measured precision {a['measured_precision']}")
