@@ -233,3 +233,19 @@ def test_propagate_policy_is_checked(make_home) -> None:
     for bad in ({"propagate": "always"}, {"propagate_precision": 1.5}, {"propagate_audit": -0.1}):
         with pytest.raises(ConfigError, match="review.propagate"):
             parse_config({**base, "review": bad})
+
+
+def test_mine_cli_reports_the_propagation(make_home, capsys: pytest.CaptureFixture[str]) -> None:
+    from data_engine.cli import main
+
+    home, truth = text_home(make_home, "apply", n_clean=120, n_junk=60)
+    with open_warehouse(home) as con:
+        review(con, list(truth.index[truth.isna()][:20]) + list(truth.index[truth.notna()][:20]), truth)
+    assert main(["--home", str(home.root), "mine"]) == 0
+    out = capsys.readouterr().out
+    assert "propagation 1: discarded" in out and "back to review" in out
+    assert main(["--home", str(home.root), "review", "status"]) == 0
+    assert "propagation 1 (mining run 1): touched" in capsys.readouterr().out
+    assert main(["--home", str(home.root), "review", "undo-propagation", "1"]) == 0
+    assert "undone" in capsys.readouterr().out
+    assert main(["--home", str(home.root), "review", "undo-propagation", "7"]) == 2
