@@ -61,6 +61,9 @@ def mined_issues(context: dg.AssetExecutionContext, engine: EngineResource, comp
         "estimated_noise_rate": summary.noise_rate if summary.noise_rate is not None else float("nan"),
         "class_imbalance": dg.MetadataValue.json(summary.class_imbalance or {}),
         "seconds_per_stage": dg.MetadataValue.json({k: round(v, 2) for k, v in summary.timings.items()}),
+        # What this run propagated (review.propagate = "apply") and the measured precision of earlier propagations.
+        "propagation": dg.MetadataValue.json(summary.propagation),
+        "propagated_examples": summary.propagation.get("lookalikes", 0) + summary.propagation.get("copies", 0),
     }
     if summary.plot_png:
         uri = base64.b64encode(summary.plot_png).decode()

@@ -9,6 +9,7 @@ COMMAND_MODULES = (
     "data_engine.commands.core",
     "data_engine.commands.mining",
     "data_engine.commands.review",
+    "data_engine.commands.bulk",
     "data_engine.commands.loop",
     "data_engine.commands.bench",
     "data_engine.commands.demo",

@@ -50,6 +50,14 @@ def cmd_mine(args: argparse.Namespace, home: Home) -> int:
         print("under-represented classes: " + ", ".join(summary.class_imbalance["minority_classes"]))
     if summary.rare_classes:
         print("classes with fewer labeled examples than folds: " + ", ".join(summary.rare_classes))
+    prop = summary.propagation
+    if "propagation_id" in prop:
+        print(f"propagation {prop['propagation_id']}: discarded {prop['lookalikes']} look-alikes and gave "
+              f"{prop['copies']} copies their partner's verdict (threshold {prop['threshold']}, estimated "
+              f"precision {prop['estimated_precision']}, {prop['verdicts']} verdicts); {prop['audit']} back to review")
+    for pid, m in prop.get("measured", {}).items():
+        print(f"propagation {pid}: touched {m['touched']}, {m['reviewed']} reviewed since, measured precision "
+              f"{m['measured_precision'] if m['measured_precision'] is not None else 'not yet measured'}")
     print(f"review queue: {summary.queue_size} examples (top {len(summary.queue_top)}):")
     print(summary.queue_markdown())
     print("seconds: " + ", ".join(f"{k}={v:.2f}" for k, v in summary.timings.items()))

@@ -38,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print as JSON")
     p.set_defaults(handler=cmd_review_status)
 
+    p = rsub.add_parser("undo-propagation", help="reverse one propagation run exactly (its events stop counting)")
+    p.add_argument("run", type=int, metavar="RUN", help="the propagation run's id (see `review status`)")
+    p.set_defaults(handler=cmd_undo_propagation)
+
     ls = sub.add_parser("labelstudio", help="the local Label Studio server of this home (127.0.0.1 only)")
     lsub = ls.add_subparsers(dest="labelstudio_command", metavar="ACTION", required=True)
     p = lsub.add_parser("up", help="start the server (or re-use the running one) and wait until it is healthy")
@@ -125,6 +129,7 @@ def _warehouse_classes(home: Home) -> list[str]:
 
 def cmd_review_status(args: argparse.Namespace, home: Home) -> int:
     """``review status`` (reads the warehouse only; no server needed)."""
+    from data_engine.review.propagate import propagation_report
     from data_engine.review.verdicts import effective_weights, review_status, verdict_stats
     from data_engine.store.warehouse import open_warehouse
 
@@ -132,6 +137,7 @@ def cmd_review_status(args: argparse.Namespace, home: Home) -> int:
         report: dict[str, Any] = review_status(con)
         report["verdict_stats"] = verdict_stats(con)
         report["effective_weights"] = effective_weights(con, home.config)
+        report["propagations"] = propagation_report(con)
     if args.json:
         print(json.dumps(report, default=str))
         return 0
@@ -145,6 +151,24 @@ def cmd_review_status(args: argparse.Namespace, home: Home) -> int:
         quality = f", quality {a['quality']:.2f}" if a["quality"] is not None else ""
         print(f"  annotator {a['annotator']}: {a['votes']} votes, agreement {a['agreement']:.2f}{quality}")
     print("queue weights: " + ", ".join(f"{k}={v:g}" for k, v in report["effective_weights"].items()))
+    for r in report["propagations"]:
+        measured = f"{r['measured_precision']:.3f}" if r["measured_precision"] is not None else "not yet measured"
+        print(f"  propagation {r['propagation_id']} (mining run {r['mining_run_id']}): touched {r['touched']} "
+              f"({r['lookalikes']} look-alikes, {r['copies']} copies), {r['reviewed']} reviewed since, "
+              f"measured precision {measured}" + (f"; undone {r['undone_at']}" if r["undone_at"] else ""))
+    return 0
+
+
+def cmd_undo_propagation(args: argparse.Namespace, home: Home) -> int:
+    """``review undo-propagation RUN``."""
+    import getpass
+
+    from data_engine.review.propagate import undo_propagation
+    from data_engine.store.warehouse import open_warehouse
+
+    with open_warehouse(home) as con:
+        r = undo_propagation(con, args.run, f"cli:{getpass.getuser()}")
+    print(f"propagation {r['propagation_id']} undone: {r['touched']} examples have their labels from before it again")
     return 0
 
 

@@ -37,7 +37,15 @@ from data_engine.mine.embedders.base import EMBEDDING_COLUMN
 from data_engine.mine.noise import estimate_noise, noise_plot
 from data_engine.mine.predictions import PredictionState, refresh_predictions
 from data_engine.mine.queue import build_queue
-from data_engine.mine.runs import example_info, excluded_examples, issues_table, second_opinion_candidates, store_run
+from data_engine.mine.runs import (
+    example_info,
+    excluded_examples,
+    issues_table,
+    reviewed_examples,
+    second_opinion_candidates,
+    store_run,
+)
+from data_engine.review.propagate import apply_propagation, plan_propagation, propagation_report
 from data_engine.ship.registry import load_cache, save_cache
 from data_engine.stages import StageClock
 from data_engine.store.config import EngineConfig
@@ -83,6 +91,9 @@ class MiningSummary:
     peak_mib: dict[str, float] = field(default_factory=dict)
     embedding: str = ""
     newly_embedded: int = 0
+    # The propagation of this run (review.propagate = "apply"): its id, examples touched, and the
+    # measured precision of earlier ones (data_engine.review.propagate.propagation_report).
+    propagation: dict[str, Any] = field(default_factory=dict)
 
     def queue_markdown(self, rows: int = QUEUE_PREVIEW_ROWS) -> str:
         """The top of the queue as a Markdown table."""
@@ -107,6 +118,7 @@ class MiningSummary:
             "rare_classes": self.rare_classes,
             "ensemble_weights": {k: round(v, 4) for k, v in self.ensemble_weights.items()},
             "embedding": self.embedding, "newly_embedded": self.newly_embedded,
+            "propagation": self.propagation,
         }
 
 
@@ -123,12 +135,20 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
     clock = clock or StageClock()
     started = datetime.now(timezone.utc)
     state = refresh_predictions(con, cfg, home=home, force=force, clock=clock, compute=compute)
-    names = tuple(dict.fromkeys(tuple(cfg.mining.detectors) + ALWAYS_DETECTORS))
+    names = tuple(n for n in dict.fromkeys(tuple(cfg.mining.detectors) + ALWAYS_DETECTORS)
+                  if n != "lookalike" or cfg.review.propagate != "off")
     with clock.stage("neighbours"):
         data = mining_data(state, cfg, with_neighbours=any(DETECTORS[n].needs_neighbours for n in names), home=home,
-                           con=con, compute=compute)
+                           con=con, compute=compute,
+                           verdicts=reviewed_examples(con, list(state.schema)) if "lookalike" in names else None)
     with clock.stage("detectors"):
-        results = run_detectors(data, names)
+        options = {"lookalike": {"precision_target": cfg.review.propagate_precision,
+                                 "min_count": cfg.review.propagate_min_verdicts, "seed": cfg.mining.seed}}
+        results = run_detectors(data, names, options)
+        versions = pd.Series(np.concatenate([state.train["version"].to_numpy(), state.unlabeled["version"].to_numpy()]),
+                             index=data.example_ids)
+        plan = plan_propagation(results.get("lookalike"), versions, cfg.review,
+                                seed=cfg.mining.seed + state.label_snapshot)
     with clock.stage("noise"):
         noise_rate, joint, joint_classes = estimate_noise(state)
         plot = noise_plot(joint, joint_classes, noise_rate) if joint is not None else None
@@ -136,14 +156,29 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         issues = issues_table(results, state)
         # A single reviewer's label the model still plainly contradicts may go out once more.
         flagged = set(issues.loc[(issues["issue_type"] == "label") & issues["is_issue"].astype(bool), "example_id"])
-        excluded = sorted(set(excluded_examples(con))
-                          - (second_opinion_candidates(con, cfg.review.max_opinions) & flagged))
+        excluded = sorted((set(excluded_examples(con))
+                           - (second_opinion_candidates(con, cfg.review.max_opinions) & flagged))
+                          | (plan.withheld if plan is not None else set()))
+        if plan is not None:  # the audited share of a propagation comes first in the queue
+            audited = issues["example_id"].isin(plan.examples.loc[plan.examples["audit"], "example_id"])
+            issues.loc[audited & (issues["issue_type"] == "lookalike"), "score"] = 0.0
         queue = build_queue(issues, weights=weights if weights is not None else cfg.review.weights,
                             budget=budget or cfg.review.budget, exclude=excluded,
                             examples=example_info(state))
     with clock.stage("store"):
         run_id = store_run(con, state, issues, queue, results, noise_rate=noise_rate, started=started,
                            timings=clock.seconds)
+        propagation: dict[str, Any] = {"policy": cfg.review.propagate}
+        if plan is not None:
+            pid = apply_propagation(con, plan, run_id)
+            propagation.update(propagation_id=pid, threshold=plan.threshold,
+                               estimated_precision=plan.estimated_precision, verdicts=plan.n_verdicts,
+                               lookalikes=plan.count("lookalike"), copies=plan.count("copy"), audit=plan.count("audit"))
+        earlier = [r for r in propagation_report(con) if r["propagation_id"] != propagation.get("propagation_id")]
+        if earlier:  # what reviewers said about the audited share of the previous propagations
+            propagation["measured"] = {str(r["propagation_id"]): {"touched": r["touched"], "reviewed": r["reviewed"],
+                                                                   "measured_precision": r["measured_precision"]}
+                                       for r in earlier[-5:]}
     counts = {name: r.n_issues for name, r in results.items()}
     return MiningSummary(
         run_id=run_id, label_snapshot=state.label_snapshot, model_spec=state.model_spec,
@@ -154,14 +189,15 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         queue_size=len(queue), queue_top=queue.head(QUEUE_PREVIEW_ROWS),
         rare_classes=[state.classes[i] for i in state.rare_classes], ensemble_weights=state.member_weights,
         plot_png=plot, peak_mib=dict(clock.peak_mib), embedding=state.embedding,
-        newly_embedded=state.newly_embedded,
+        newly_embedded=state.newly_embedded, propagation=propagation,
     )
 
 
 def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: bool = True,
                 home: Home | None = None, con: duckdb.DuckDBPyConnection | None = None,
-                compute: Backend | None = None) -> MiningData:
-    """Assemble the detectors' input: training rows first, then unlabeled rows.
+                compute: Backend | None = None, verdicts: pd.DataFrame | None = None) -> MiningData:
+    """Assemble the detectors' input: training rows first, then unlabeled rows, their input
+    columns, and ``verdicts`` (:func:`data_engine.mine.runs.reviewed_examples`).
 
     With a ``home``, the neighbour index is kept in ``HOME/models/mining`` and a run that only
     adds examples embeds and searches just the new ones (see :func:`current_neighbours`). For
@@ -184,8 +220,10 @@ def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: b
         col = cfg.dataset.image_column
         image_paths = np.concatenate([f[col].astype(str).to_numpy(dtype=object) for f in frames])
         image_hashes = perceptual_hashes(con, image_paths) if con is not None else None
+    inputs = pd.concat([state.train[list(state.schema)], state.unlabeled[list(state.schema)]], ignore_index=True)
     return MiningData(ids, labels, tuple(state.classes), probs, oos, hashes, neighbours, state.rare_classes,
-                      image_hashes, image_paths)
+                      image_hashes, image_paths, inputs=inputs, schema=dict(state.schema),
+                      modality=cfg.dataset.modality, verdicts=verdicts)
 
 
 def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarray, home: Home | None,

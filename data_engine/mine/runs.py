@@ -157,3 +157,21 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
+
+
+def reviewed_examples(con: duckdb.DuckDBPyConnection, input_columns: list[str]) -> pd.DataFrame:
+    """Examples whose label in force is a person's verdict (review or consensus) on their current
+    version: ``example_id``, ``feature_hash``, ``is_discarded``, ``label`` (None if discarded),
+    ``given_label`` (the latest ingested label) and the ``input_columns``. What the look-alike
+    detector learns from; a propagated verdict never counts as one."""
+    from data_engine.store.warehouse import quote_ident
+
+    cols = "".join(f", ce.{quote_ident(c)}" for c in input_columns)
+    return con.execute(
+        "SELECT cl.example_id, CAST(ce.feature_hash AS VARCHAR) AS feature_hash, cl.is_discarded, cl.label, "
+        f"g.label AS given_label{cols} FROM current_labels cl JOIN current_examples ce USING (example_id) "
+        "LEFT JOIN (SELECT example_id, example_version, label FROM label_events WHERE source = 'ingest' "
+        "           QUALIFY row_number() OVER (PARTITION BY example_id, example_version ORDER BY event_id DESC) = 1) g "
+        "  ON g.example_id = ce.example_id AND g.example_version = ce.version "
+        "WHERE cl.source IN ('review', 'consensus') ORDER BY cl.example_id"
+    ).fetchdf()

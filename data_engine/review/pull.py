@@ -30,10 +30,11 @@ from data_engine.review.annotators import _refresh_annotator_quality
 from data_engine.review.consensus import _TIE, _Answer, _answers, _consensus, _norm_ts, _shift
 from data_engine.review.labelstudio.client import ReviewClient
 from data_engine.review.labelstudio.labeling import DISCARD_CHOICE
+from data_engine.review.ledger import append_events
 from data_engine.review.project import dataset_classes, known_project, project_title, reconcile_tasks
 from data_engine.review.verdicts import verdict_stats
 from data_engine.store.config import EngineConfig
-from data_engine.store.warehouse import last_event_id, rollback_quietly
+from data_engine.store.warehouse import rollback_quietly
 
 # Each pull re-reads tasks updated this long before its cursor: an annotation saved while the
 # previous pull was reading can carry an earlier updated_at than tasks that pull already saw.
@@ -197,7 +198,7 @@ def _record(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, project_id: int, 
         result.consensus += 1
         result.discards += label is None
 
-    event_ids = _write_events(con, events)
+    event_ids = append_events(con, events)
     _write_annotations(con, project_id, annotation_rows, event_ids)
     _write_verdicts(con, verdict_rows, event_ids)
     _write_statuses(con, project_id, status_rows)
@@ -243,26 +244,6 @@ def _verdict(meta: dict[str, Any], task_id: int, project_id: int, label: str | N
             "issue_types": meta["issue_types"], "given_label": meta["given_label"], "label": label,
             "is_discard": is_discard, "outcome": "confirmed" if confirmed else "rejected", "source": source,
             "n_votes": n_votes, "agreement": agreement, "event_index": event_index}
-
-
-def _write_events(con: duckdb.DuckDBPyConnection, events: list[dict[str, Any]]) -> list[int]:
-    """Append ``events`` to the ledger in order; return their event ids."""
-    if not events:
-        return []
-    # Ids assigned up front keep the ledger's order equal to the order decided here.
-    base = last_event_id(con)
-    ids = list(range(base + 1, base + 1 + len(events)))
-    frame = pd.DataFrame(events)
-    frame.insert(0, "event_id", ids)
-    frame["label"] = frame["label"].astype(object)
-    con.register("_events", frame)
-    try:
-        con.execute("INSERT INTO label_ledger (event_id, example_id, example_version, label, source, actor, detail) "
-                    "SELECT event_id, example_id, example_version, CAST(label AS VARCHAR), source, actor, "
-                    "CAST(detail AS JSON) FROM _events ORDER BY event_id")
-    finally:
-        con.unregister("_events")
-    return ids
 
 
 def _write_annotations(con: duckdb.DuckDBPyConnection, project_id: int, rows: list[dict[str, Any]],

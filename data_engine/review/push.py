@@ -87,7 +87,12 @@ def _rows_to_send(con: duckdb.DuckDBPyConnection, project_id: int, run_id: str |
     with its opinion number (1 for a first review)."""
     # run ids are compared as text: mining numbers them, review_tasks keeps them as VARCHAR.
     cols = ("CAST(q.run_id AS VARCHAR) AS run_id, q.rank, q.example_id, q.example_version, q.issue_types, q.priority, q.suggested_label, "
-            "q.suggested_score, q.given_label, CAST(q.scores AS VARCHAR) AS scores")
+            "q.suggested_score, q.given_label, CAST(q.scores AS VARCHAR) AS scores, "
+            # A copy of a reviewed example shows its partner and the partner's verdict (lookalike detector).
+            "(SELECT any_value(i.detail->>'partner_id') FROM issues i WHERE i.run_id = q.run_id "
+            " AND i.example_id = q.example_id AND i.issue_type = 'lookalike') AS partner_id, "
+            "(SELECT any_value(i.detail->>'partner_verdict') FROM issues i WHERE i.run_id = q.run_id "
+            " AND i.example_id = q.example_id AND i.issue_type = 'lookalike') AS partner_verdict")
     if not has_table(con, "review_queue"):
         return pd.DataFrame()
     leftovers = con.execute(

@@ -67,7 +67,7 @@ def review_status(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     tasks = dict(con.execute("SELECT status, count(*) FROM review_tasks GROUP BY status ORDER BY status").fetchall())
     outcomes = dict(con.execute("SELECT outcome, count(*) FROM review_verdicts GROUP BY outcome").fetchall())
     sources = dict(con.execute(
-        "SELECT source, count(*) FROM label_events WHERE source IN ('review', 'vote', 'consensus') GROUP BY source"
+        "SELECT source, count(*) FROM label_events WHERE source IN ('review', 'vote', 'consensus', 'rule', 'propagated') GROUP BY source"
     ).fetchall())
     discards = con.execute("SELECT count(*) FROM review_verdicts WHERE is_discard").fetchall()[0][0]
     cursors = [{"project_id": r[0], "updated_after": r[1], "pulled_at": str(r[2]), "pulls": r[3]} for r in

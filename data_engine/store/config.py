@@ -22,7 +22,7 @@ from data_engine.mine.spec import resolve_spec
 Modality = Literal["tabular", "text", "image"]
 # "vector": one list of numbers per row (a Parquet list column, a JSONL array), for `embedding = "column"`.
 ColumnType = Literal["numeric", "categorical", "vector"]
-DETECTORS = ("label", "outlier", "near_duplicate", "uncertain")
+DETECTORS = ("label", "outlier", "near_duplicate", "uncertain", "lookalike")
 
 # Names the warehouse uses for its own columns in ``examples``; a dataset column may not take them.
 RESERVED_COLUMNS = frozenset(
@@ -102,8 +102,17 @@ class ReviewConfig:
     local_files_root: str = ""
     timeout_seconds: float = 30.0
     weights: dict[str, float] = field(
-        default_factory=lambda: {"label": 1.0, "near_duplicate": 0.6, "uncertain": 0.5, "outlier": 0.3}
+        default_factory=lambda: {"label": 1.0, "near_duplicate": 0.6, "uncertain": 0.5, "outlier": 0.3,
+                                 "lookalike": 1.2}
     )
+    # Carrying verdicts to look-alikes and copies (data_engine.review.propagate): "off", "suggest"
+    # (flag them for review) or "apply" (discard look-alikes above the threshold chosen for
+    # propagate_precision on at least propagate_min_verdicts held-out verdicts; exact copies take
+    # their reviewed partner's verdict); propagate_audit: share of propagated examples re-reviewed.
+    propagate: Literal["off", "suggest", "apply"] = "suggest"
+    propagate_precision: float = 0.98
+    propagate_min_verdicts: int = 30
+    propagate_audit: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -339,6 +348,12 @@ def _check_ranges(cfg: EngineConfig) -> None:
         raise ConfigError("review.max_opinions: must be between 1 and 5")
     if not 1 <= cfg.review.import_batch_size <= 50_000:
         raise ConfigError("review.import_batch_size: must be between 1 and 50000")
+    if not 0.5 <= cfg.review.propagate_precision <= 1.0:
+        raise ConfigError("review.propagate_precision: must be between 0.5 and 1")
+    if cfg.review.propagate_min_verdicts < 1:
+        raise ConfigError("review.propagate_min_verdicts: must be at least 1")
+    if not 0.0 <= cfg.review.propagate_audit <= 1.0:
+        raise ConfigError("review.propagate_audit: must be between 0 and 1")
     if cfg.review.timeout_seconds <= 0:
         raise ConfigError("review.timeout_seconds: must be positive")
     if not cfg.review.url.startswith(("http://", "https://")):

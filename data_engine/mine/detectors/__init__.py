@@ -6,7 +6,8 @@ likely a problem), a short ``reason`` and a JSON ``detail``; plus a dataset-leve
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from data_engine.errors import EngineError
 from data_engine.mine.detectors.base import (
@@ -20,24 +21,29 @@ from data_engine.mine.detectors.base import (
 )
 from data_engine.mine.detectors.class_imbalance import ClassImbalanceDetector
 from data_engine.mine.detectors.label import LabelDetector
+from data_engine.mine.detectors.lookalike import LookalikeDetector
 from data_engine.mine.detectors.near_duplicate import NearDuplicateDetector
 from data_engine.mine.detectors.outlier import OutlierDetector
 from data_engine.mine.detectors.uncertain import UncertainDetector
 
 __all__ = [
     "DETECTORS", "ISSUE_COLUMNS", "ClassImbalanceDetector", "Detector", "DetectorResult", "LabelDetector",
-    "MiningData", "NearDuplicateDetector", "Neighbours", "OutlierDetector", "UncertainDetector",
-    "get_detector", "register_detector", "run_detectors",
+    "LookalikeDetector", "MiningData", "NearDuplicateDetector", "Neighbours", "OutlierDetector",
+    "UncertainDetector", "get_detector", "register_detector", "run_detectors",
 ]
 
 
-def get_detector(name: str) -> Detector:
-    """A detector instance by issue name; raise EngineError naming the known ones."""
+def get_detector(name: str, **options: Any) -> Detector:
+    """A detector instance by issue name (``options``: its keyword arguments); raise EngineError
+    naming the known ones."""
     if name not in DETECTORS:
         raise EngineError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
-    return DETECTORS[name]()
+    return DETECTORS[name](**options)
 
 
-def run_detectors(data: MiningData, names: Iterable[str]) -> dict[str, DetectorResult]:
-    """Run the named detectors on ``data``; results by issue name, in the given order."""
-    return {name: get_detector(name).find_issues(data) for name in names}
+def run_detectors(data: MiningData, names: Iterable[str],
+                  options: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, DetectorResult]:
+    """Run the named detectors on ``data``; results by issue name, in the given order.
+    ``options``: keyword arguments per detector name."""
+    options = options or {}
+    return {name: get_detector(name, **dict(options.get(name, {}))).find_issues(data) for name in names}

@@ -40,6 +40,12 @@ class MiningData:
     rare_classes : class indices with too few examples for K folds
     image_hashes : np.ndarray of shape (N,), uint64 perceptual hash of each row's image file, or None
     image_paths : np.ndarray of shape (N,), absolute path of each row's image file, or None
+    inputs : pd.DataFrame of shape (N, D) or None, the input columns of the N examples
+    schema : input column -> 'numeric' | 'categorical' | 'text' (with ``inputs``)
+    modality : the dataset's modality ('tabular' | 'text' | 'image')
+    verdicts : pd.DataFrame or None, one row per example a person reviewed at its current version:
+        ``example_id``, ``feature_hash``, ``is_discarded``, ``label`` (the verdict, None if
+        discarded), ``given_label`` and the input columns (see ``mine.runs.reviewed_examples``)
     """
 
     example_ids: np.ndarray
@@ -52,6 +58,10 @@ class MiningData:
     rare_classes: tuple[int, ...] = ()
     image_hashes: np.ndarray | None = None
     image_paths: np.ndarray | None = None
+    inputs: pd.DataFrame | None = None
+    schema: dict[str, str] = field(default_factory=dict)
+    modality: str = "tabular"
+    verdicts: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         n = len(self.example_ids)

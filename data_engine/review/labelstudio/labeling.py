@@ -116,6 +116,10 @@ def build_task(
         "issue_types": ", ".join(issue_types) if issue_types else "none",
         "priority": _round(row.get("priority")),
     }
+    # A copy of an example a reviewer already decided: the partner and its verdict, to decide alike.
+    for key in ("partner_id", "partner_verdict"):
+        if _text(row.get(key)):
+            data[key] = _text(row.get(key))
     # One numeric column per issue score, so the Data Manager can sort by each.
     for name, value in sorted(scores.items()):
         data[f"{name}_score"] = _round(value)
