@@ -76,15 +76,16 @@ def test_gold_is_never_touched_and_reviewed_only_when_asked(home: Home) -> None:
     for flag in (False, True):
         with pytest.raises(EngineError, match="2 gold example"):
             apply_rule(home, "x > 50 OR x < 0", discard=True, include_reviewed=flag)
-    # A condition cannot pass gold off as training data (the engine reads the flags itself).
+    # A condition cannot pass gold off as training data (the engine reads the flags itself); gold ids
+    # live in their own id space (gold:<id>).
     with pytest.raises(EngineError, match="gold"):
-        apply_rule(home, "example_id = 'g0') UNION SELECT 'g1' FROM rule_scope WHERE (true", discard=True)
+        apply_rule(home, "example_id = 'gold:g0') UNION SELECT 'gold:g1' FROM rule_scope WHERE (true", discard=True)
     with pytest.raises(EngineError, match="1 reviewed example"):
         apply_rule(home, "x < 3", discard=True)
     result = apply_rule(home, "x < 3", discard=True, include_reviewed=True)
     assert result.changed == 3 and in_force(home).loc["r1", "source"] == "rule"
-    assert not in_force(home).loc[["g0", "g1"], "is_discarded"].any()
-    assert events(home)["example_id"].isin(["g0", "g1"]).sum() == 0
+    assert not in_force(home).loc[["gold:g0", "gold:g1"], "is_discarded"].any()
+    assert events(home)["example_id"].isin(["gold:g0", "gold:g1", "g0", "g1"]).sum() == 0
 
 
 @pytest.mark.parametrize("where", ["x > 1; DROP TABLE examples", "x > 1 -- comment", "", "x >",
