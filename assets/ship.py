@@ -11,8 +11,10 @@ from data_engine.ship.training import train_candidate
 from data_engine.store.warehouse import open_warehouse
 
 
+# Labels reach a model through oof_predictions (whose data version is the label snapshot) and the
+# verdicts: a landed file without labels leaves the candidate in sync, as the retrain sensor does.
 @dg.asset(
-    deps=["landed_batch", "review_verdicts"],
+    deps=["oof_predictions", "review_verdicts"],
     group_name="models",
     kinds={"scikitlearn", "duckdb"},
     description="A model trained on the labels in force (no discarded, no gold examples), registered as a candidate.",

@@ -77,6 +77,13 @@ def last_mining_state(con: duckdb.DuckDBPyConnection) -> tuple[int, MiningState 
     return int(row[0]), (MiningState(int(row[1]), int(row[2])) if row[2] is not None else None)
 
 
+def has_training_labels(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether any non-gold example has a label in force (what out-of-fold predictions need)."""
+    return con.execute(
+        "SELECT EXISTS (SELECT 1 FROM current_labels cl JOIN current_examples ce USING (example_id) "
+        "WHERE cl.label IS NOT NULL AND NOT ce.is_gold)").fetchone()[0]
+
+
 def mining_trigger(con: duckdb.DuckDBPyConnection, *, in_flight: Sequence[str] = ()) -> Trigger:
     """Mine when the label snapshot or the stored example versions differ from the last mining
     run's (and labeled data exists), unless a mining run is queued or in progress."""
@@ -89,6 +96,8 @@ def mining_trigger(con: duckdb.DuckDBPyConnection, *, in_flight: Sequence[str] =
         return Trigger(False, "no labeled data yet", key)
     last = last_mining_state(con)
     if last is None:
+        if not has_training_labels(con):
+            return Trigger(False, "no labeled training data yet (gold data is for evaluation only)", key)
         return Trigger(True, f"no mining run yet; labels up to event {state.label_snapshot}", key)
     run_id, before = last
     if before == state:

@@ -90,6 +90,14 @@ def test_the_loop_settles_with_one_final_retrain_once_nothing_is_left_to_review(
         assert not settled.run and "trained on the current labels" in settled.reason
 
 
+def test_gold_alone_is_not_mined(tmp_path):
+    home = make_home(tmp_path)
+    with open_warehouse(home) as con:
+        insert_examples(con, ["g1", "g2"], np.zeros((2, 64)), ["1", "2"], batch="gold", gold=True)
+        decision = mining_trigger(con)
+    assert not decision.run and "gold data is for evaluation only" in decision.reason
+
+
 def test_at_rest_without_reviews_nothing_is_retrained(env):
     home, _ = env
     with open_warehouse(home) as con:

@@ -79,6 +79,7 @@ class MiningSummary:
     ensemble_weights: dict[str, float] = field(default_factory=dict)
     plot_png: bytes | None = None
     peak_mib: dict[str, float] = field(default_factory=dict)
+    plot_path: Path | None = None
 
     def queue_markdown(self, rows: int = QUEUE_PREVIEW_ROWS) -> str:
         """The top of the queue as a Markdown table."""
@@ -138,6 +139,12 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         run_id = store_run(con, state, issues, queue, results, noise_rate=noise_rate, started=started,
                            timings=clock.seconds)
     counts = {name: r.n_issues for name, r in results.items()}
+    plot_path = None
+    if plot is not None and home is not None:
+        # Kept beside the warehouse so the Dagster UI (and a history replayed into it) can show it.
+        plot_path = home.root / "plots" / f"noise-matrix-run-{run_id}.png"
+        plot_path.parent.mkdir(exist_ok=True)
+        plot_path.write_bytes(plot)
     return MiningSummary(
         run_id=run_id, label_snapshot=state.label_snapshot, model_spec=state.model_spec,
         reused_predictions=state.reused, n_labeled=len(state.train), n_unlabeled=len(state.unlabeled),
@@ -146,7 +153,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         detector_summaries={n: r.summary for n, r in results.items()}, timings=dict(clock.seconds),
         queue_size=len(queue), queue_top=queue.head(QUEUE_PREVIEW_ROWS),
         rare_classes=[state.classes[i] for i in state.rare_classes], ensemble_weights=state.member_weights,
-        plot_png=plot, peak_mib=dict(clock.peak_mib),
+        plot_png=plot, peak_mib=dict(clock.peak_mib), plot_path=plot_path,
     )
 
 

@@ -60,6 +60,10 @@ class ReviewClient(Protocol):
                        maximum_annotations: int = 1) -> int:
         """Create a project; return its id."""
 
+    def create_view(self, project_id: int, data: dict[str, Any]) -> int:
+        """Save a Data Manager view (tab) of project ``project_id``: ``data`` holds its title,
+        filters, ordering and column display types, as the Data Manager stores them; return its id."""
+
     def import_tasks(self, project_id: int, tasks: Sequence[dict[str, Any]]) -> list[int]:
         """Import ``tasks`` (with ``data`` and ``predictions``) in ONE request; return their ids in order."""
 
@@ -196,6 +200,12 @@ class LabelStudioClient:
             title=title, label_config=label_config, description=description,
             maximum_annotations=maximum_annotations, show_skip_button=True, show_collab_predictions=True))
         return int(project.id)
+
+    def create_view(self, project_id: int, data: dict[str, Any]) -> int:
+        """A saved Data Manager view, through the SDK's ``views`` API."""
+        view = self._call(f"saving view {data.get('title')!r} of project {project_id}",
+                          lambda: self._sdk.views.create(project=project_id, data=data))
+        return int(view.id)
 
     def import_tasks(self, project_id: int, tasks: Sequence[dict[str, Any]]) -> list[int]:
         """One bulk import; the server returns the new task ids in input order."""
