@@ -112,6 +112,19 @@ def _review_until_rest(home: Home, instance, client: LabelStudioClient, oracle: 
     raise AssertionError(f"the loop did not come to rest in {timeout:.0f} s: {_at_rest(home, instance)}\n{tail}")
 
 
+def _unsynced(instance) -> list[str]:
+    """Unpartitioned assets Dagster's UI would badge "Unsynced" (its own stale-status resolver)."""
+    from dagster._core.definitions.data_version import StaleStatus
+    from dagster._utils.test.data_versions import get_stale_status_resolver
+
+    import definitions
+
+    assets = list(definitions.defs.assets or [])
+    resolver = get_stale_status_resolver(instance, assets)
+    keys = [k for a in assets if not a.partitions_def for k in a.keys]
+    return [k.to_user_string() for k in keys if resolver.get_status(k) == StaleStatus.STALE]
+
+
 def _failed_runs(instance) -> list[str]:
     """Failed or canceled runs, with the reason Dagster recorded."""
     import dagster as dg
@@ -164,6 +177,7 @@ def test_sensor_driven_loop_settles_and_takes_a_second_file(tmp_path: Path, labe
                          [landed])[0][0] - landed, 1))
         figures["answers_round_2"] = _review_until_rest(home, instance, client, oracle, log)
         failed = _failed_runs(instance)
+        unsynced = _unsynced(instance)
         runs = {job: len(instance.get_run_ids(filters=dg.RunsFilter(job_name=job)))
                 for job in ("ingest_job", "mine_job", "pull_job", "retrain_job")}
     client.close()
@@ -172,7 +186,8 @@ def test_sensor_driven_loop_settles_and_takes_a_second_file(tmp_path: Path, labe
         twins = con.execute("SELECT label_snapshot, list(version) FROM models GROUP BY 1 HAVING count(*) > 1").fetchall()
         mined_twice = con.execute("SELECT label_snapshot, example_versions, list(run_id) FROM mining_runs "
                                   "GROUP BY 1, 2 HAVING count(*) > 1").fetchall()
-        newest = con.execute("SELECT version, label_snapshot FROM models ORDER BY version DESC LIMIT 1").fetchone()
+        newest = con.execute("SELECT version, label_snapshot, status FROM models ORDER BY version DESC LIMIT 1").fetchone()
+        newest_status = newest[2]
         last_verdict = con.execute("SELECT max(event_id) FROM label_events "
                                    "WHERE source IN ('review', 'consensus')").fetchone()[0]
         reviewed_second = con.execute("SELECT count(DISTINCT example_id) FROM review_tasks "
@@ -183,7 +198,7 @@ def test_sensor_driven_loop_settles_and_takes_a_second_file(tmp_path: Path, labe
             "JOIN label_ledger l ON l.event_id = a.event_id").fetchall()]
         figures |= {"models": con.execute("SELECT count(*) FROM models").fetchone()[0],
                     "mining_runs": con.execute("SELECT count(*) FROM mining_runs").fetchone()[0],
-                    "verdicts": len(lags), "runs": runs}
+                    "verdicts": len(lags), "runs": runs, "unsynced": unsynced, "newest_model": list(newest)}
     figures["answer_to_ledger_s"] = {"median": round(statistics.median(lags), 1),
                                      "p90": round(statistics.quantiles(lags, n=10)[-1], 1),
                                      "max": round(max(lags), 1)} if len(lags) > 1 else None
@@ -196,3 +211,8 @@ def test_sensor_driven_loop_settles_and_takes_a_second_file(tmp_path: Path, labe
     assert last_verdict is not None and newest[1] >= last_verdict, \
         f"newest model v{newest[0]} (snapshot {newest[1]}) has not seen verdict event {last_verdict}"
     assert reviewed_second > 0, "no example of the second file reached review"
+    # At rest the sensors are right not to run, so no asset is badged "Unsynced". A refused
+    # candidate leaves the champion's steps unmaterialized until refusals become outcomes (the gate's
+    # side of issue 12); with a newest model promoted they must be in sync too.
+    refused = newest_status == "refused"
+    assert [a for a in unsynced if not (refused and a.startswith("champion_"))] == [], unsynced
