@@ -11,7 +11,8 @@ same work twice. Three rules hold for every job:
   (mining: label snapshot and stored example versions; training: label snapshot);
 - **the loop settles**: when nothing is left to review and reviewed labels are in no model, one
   final retrain runs, whatever ``[retrain] min_new_labels`` says, so at rest the newest model has
-  seen every verdict.
+  seen every verdict;
+- **reviewers first**: a retrain waits while newly landed examples have not been mined yet.
 """
 
 from __future__ import annotations
@@ -113,6 +114,14 @@ def mining_trigger(con: duckdb.DuckDBPyConnection, *, in_flight: Sequence[str] =
     return Trigger(True, f"{' and '.join(what)} since mining run {run_id}", key)
 
 
+def unmined_examples(con: duckdb.DuckDBPyConnection) -> int:
+    """Example versions stored since the last mining run (0 before the first run: nothing to wait for)."""
+    last = last_mining_state(con)
+    if last is None or last[1] is None:
+        return 0
+    return max(mining_state(con).example_versions - last[1].example_versions, 0)
+
+
 def unfinished_reviews(con: duckdb.DuckDBPyConnection) -> int:
     """Review tasks sent and not finished (open, partly voted, tied, or still being sent)."""
     from data_engine.review.labelstudio.labeling import FINISHED_TASK_STATUSES
@@ -156,6 +165,12 @@ def retrain_trigger(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, in_fli
     if last is not None and last.label_snapshot == decision.label_snapshot:
         return Trigger(False, f"model v{last.version} was trained on the current labels (event "
                               f"{decision.label_snapshot})", key)
+    unmined = unmined_examples(con)
+    if unmined and decision.retrain:
+        # A landed file reaches reviewers first (one writer at a time: a retrain started now would
+        # hold the warehouse for the mining run that puts the new examples in front of them).
+        return Trigger(False, f"{decision.reason}; waiting for mining to take the {unmined} new example "
+                              "version(s) to review first", key)
     if decision.retrain:
         return Trigger(True, decision.reason, key)
     if decision.new_labels > 0:

@@ -90,6 +90,18 @@ def test_the_loop_settles_with_one_final_retrain_once_nothing_is_left_to_review(
         assert not settled.run and "trained on the current labels" in settled.reason
 
 
+def test_a_landed_batch_is_mined_before_it_is_trained_on(env):
+    home, _ = env
+    with open_warehouse(home) as con:
+        train_candidate(con, home)
+        _record_mining_run(con, 1)
+        insert_examples(con, ["n1", "n2", "n3"], np.zeros((3, 64)), ["0", "1", "2"], batch="labeled-2")
+        waiting = retrain_trigger(con, home.config)
+        assert not waiting.run and "waiting for mining to take the 3 new example version(s)" in waiting.reason
+        _record_mining_run(con, 2)
+        assert retrain_trigger(con, home.config).run
+
+
 def test_gold_alone_is_not_mined(tmp_path):
     home = make_home(tmp_path)
     with open_warehouse(home) as con:
