@@ -11,6 +11,7 @@ are printed for the README (run with ``-s``)."""
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 import uuid
@@ -154,7 +155,7 @@ def test_sensor_driven_loop_settles_and_takes_a_second_file(tmp_path: Path, labe
     second_ids = set(pd.read_csv(staging.landing / "digits_batch_02.csv", usecols=["id"])["id"])
     env = {"LABEL_STUDIO_API_KEY": label_studio.token}
     client = LabelStudioClient(label_studio.url, label_studio.token)
-    figures: dict[str, object] = {}
+    figures: dict[str, object] = {"load_average_1m_start": round(os.getloadavg()[0], 1)}
     with running_daemon(home.root, env) as dagster_home:
         log = dagster_home / "daemon.log"
         instance = dg.DagsterInstance.from_config(str(dagster_home))
@@ -198,7 +199,7 @@ def test_sensor_driven_loop_settles_and_takes_a_second_file(tmp_path: Path, labe
             "JOIN label_ledger l ON l.event_id = a.event_id").fetchall()]
         figures |= {"models": con.execute("SELECT count(*) FROM models").fetchone()[0],
                     "mining_runs": con.execute("SELECT count(*) FROM mining_runs").fetchone()[0],
-                    "verdicts": len(lags), "runs": runs, "unsynced": unsynced, "newest_model": list(newest)}
+                    "verdicts": len(lags), "runs": runs, "load_average_1m_end": round(os.getloadavg()[0], 1), "unsynced": unsynced, "newest_model": list(newest)}
     figures["answer_to_ledger_s"] = {"median": round(statistics.median(lags), 1),
                                      "p90": round(statistics.quantiles(lags, n=10)[-1], 1),
                                      "max": round(max(lags), 1)} if len(lags) > 1 else None
