@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from data_engine.commands.core import init_home
+from data_engine.errors import ReviewServiceError
 from data_engine.demo.data import seed_demo
 from data_engine.review.labelstudio.client import LabelStudioClient
 from data_engine.review.simulate import read_oracle, simulate_reviews
@@ -99,8 +100,11 @@ def _review_until_rest(home: Home, instance, client: LabelStudioClient, oracle: 
         project = _query(home, "SELECT project_id FROM review_projects LIMIT 1") or []
         if project:
             seed += 1
-            answered += simulate_reviews(client, int(project[0][0]), oracle, classes, accuracy=1.0,
-                                         seed=seed).answered
+            try:
+                answered += simulate_reviews(client, int(project[0][0]), oracle, classes, accuracy=1.0,
+                                             seed=seed).answered
+            except ReviewServiceError:  # a server hiccup: a person would reload the page
+                pass
         why = _at_rest(home, instance)
         if why is None:
             calm_since = calm_since or time.monotonic()
