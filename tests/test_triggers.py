@@ -90,11 +90,14 @@ def test_the_loop_settles_with_one_final_retrain_once_nothing_is_left_to_review(
         assert not settled.run and "trained on the current labels" in settled.reason
 
 
-def test_a_landed_batch_is_mined_before_it_is_trained_on(env):
+def test_at_rest_nothing_is_retrained_and_a_landed_batch_is_mined_before_it_is_trained_on(env):
     home, _ = env
     with open_warehouse(home) as con:
         train_candidate(con, home)
         _record_mining_run(con, 1)
+        assert review_pending(con) is None
+        idle = retrain_trigger(con, home.config)
+        assert not idle.run and "trained on the current labels" in idle.reason
         insert_examples(con, ["n1", "n2", "n3"], np.zeros((3, 64)), ["0", "1", "2"], batch="labeled-2")
         waiting = retrain_trigger(con, home.config)
         assert not waiting.run and "waiting for mining to take the 3 new example version(s)" in waiting.reason
@@ -108,13 +111,3 @@ def test_gold_alone_is_not_mined(tmp_path):
         insert_examples(con, ["g1", "g2"], np.zeros((2, 64)), ["1", "2"], batch="gold", gold=True)
         decision = mining_trigger(con)
     assert not decision.run and "gold data is for evaluation only" in decision.reason
-
-
-def test_at_rest_without_reviews_nothing_is_retrained(env):
-    home, _ = env
-    with open_warehouse(home) as con:
-        train_candidate(con, home)
-        _record_mining_run(con, 1)
-        assert review_pending(con) is None
-        idle = retrain_trigger(con, home.config)
-    assert not idle.run and "trained on the current labels" in idle.reason
