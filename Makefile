@@ -1,6 +1,8 @@
 # The two commands a newcomer runs: `make demo` and `make test`.
+# The engine home: DATA_ENGINE_HOME from the environment (or HOME_DIR), else .data-engine here.
 HOME_DIR ?= $(CURDIR)/.data-engine
-export DATA_ENGINE_HOME := $(HOME_DIR)
+DATA_ENGINE_HOME ?= $(HOME_DIR)
+export DATA_ENGINE_HOME
 
 .PHONY: setup demo test up down clean
 
@@ -13,11 +15,11 @@ demo: setup  ## set up, start Label Studio, run the engine's loop on the digits 
 test: setup  ## the whole suite, real Label Studio and Dagster included
 	@bash scripts/test.sh
 
-up: setup  ## Label Studio and the Dagster UI (127.0.0.1:3000) with sensors on, for this home
+up: setup  ## Label Studio and the Dagster UI (127.0.0.1:$DAGSTER_PORT, default 3000) with sensors on, for this home
 	@bash scripts/up.sh
 
-down:  ## stop the Label Studio server of this home
-	@.venv/bin/data-engine labelstudio down || true
+down:  ## stop this home's Dagster (webserver, daemon) and Label Studio
+	@bash scripts/down.sh
 	@bash scripts/postgres.sh down || true
 
 clean:  ## remove the venvs (the engine home is kept)

@@ -1,12 +1,13 @@
 """Issue mining as assets: out-of-sample predictions, the detectors' findings, one ranked review queue."""
 
-import base64
+import hashlib
 
 import dagster as dg
 
+from assets.metadata import ROW_COUNT, figure, number, numbers, table
 from assets.resources import ComputeResource, EngineResource
 from data_engine.mine.predictions import refresh_predictions
-from data_engine.mine.run import run_mining
+from data_engine.mine.run import MiningSummary, run_mining
 from data_engine.review.verdicts import effective_weights
 from data_engine.ship.scoring import score_unlabeled
 from data_engine.store.warehouse import open_warehouse
@@ -17,7 +18,9 @@ from data_engine.store.warehouse import open_warehouse
     group_name="mining",
     kinds={"scikitlearn", "duckdb"},
     description="Stratified K-fold out-of-sample class probabilities for every labeled, non-discarded, "
-                "non-gold example; recomputed only when labels or data changed.",
+                "non-gold example; recomputed only when labels or data changed. Its data version is the "
+                "label snapshot and model it was computed from: a batch without labels leaves it (and the "
+                "candidate model downstream) in sync.",
 )
 def oof_predictions(context: dg.AssetExecutionContext, engine: EngineResource,
                     compute: ComputeResource) -> dg.MaterializeResult:
@@ -30,12 +33,64 @@ def oof_predictions(context: dg.AssetExecutionContext, engine: EngineResource,
         scored = score_unlabeled(con, home)
         state = refresh_predictions(con, home.config, home=home, compute=compute.get_backend())
     context.log.info(f"{'re-used' if state.reused else 'computed'} out-of-fold predictions for {len(state.train)} examples")
-    return dg.MaterializeResult(metadata={
-        "labeled_examples": len(state.train), "unlabeled_examples": len(state.unlabeled),
-        "model_spec": state.model_spec, "label_snapshot": state.label_snapshot, "reused": state.reused,
-        "champion_scored_new": scored.scored, "champion_flagged": scored.flagged,
-        "rare_classes": ", ".join(state.classes[i] for i in state.rare_classes) or "none",
-    })
+    return dg.MaterializeResult(
+        metadata={
+            ROW_COUNT: dg.MetadataValue.int(len(state.train)),
+            **numbers({"labeled_examples": len(state.train), "unlabeled_examples": len(state.unlabeled),
+                       "label_snapshot": state.label_snapshot, "champion_scored_new": scored.scored,
+                       "champion_flagged": scored.flagged}),
+            "model_spec": dg.MetadataValue.text(state.model_spec),
+            "reused": dg.MetadataValue.bool(state.reused),
+            "rare_classes": dg.MetadataValue.text(", ".join(state.classes[i] for i in state.rare_classes) or "none"),
+        },
+        data_version=dg.DataVersion(f"labels-{state.label_snapshot}/{state.model_spec}"),
+    )
+
+
+def issues_metadata(summary: MiningSummary, plot_path=None) -> dict[str, dg.MetadataValue]:
+    """The detectors' findings of one mining run, typed and rounded."""
+    meta: dict[str, dg.MetadataValue] = {
+        ROW_COUNT: dg.MetadataValue.int(sum(summary.counts.values())),
+        "run_id": dg.MetadataValue.int(summary.run_id),
+        **{f"flagged_{k}": dg.MetadataValue.int(v) for k, v in summary.counts.items()},
+        "estimated_noise_rate": number(summary.noise_rate),
+        "seconds": number(sum(summary.timings.values()), 2),
+        "seconds_per_stage": table([{"stage": k, "seconds": v} for k, v in summary.timings.items()],
+                                   [("stage", str), ("seconds", float)], digits=2),
+    }
+    counts = (summary.class_imbalance or {}).get("counts") or {}
+    if counts:
+        total = max(sum(counts.values()), 1)
+        minority = set((summary.class_imbalance or {}).get("minority_classes") or [])
+        meta["class_balance"] = table(
+            [{"class": c, "examples": n, "share": n / total, "minority": c in minority} for c, n in counts.items()],
+            [("class", str), ("examples", int), ("share", float), ("minority", bool)])
+    if summary.propagation:
+        # What this run propagated (review.propagate = "apply") and the measured precision of earlier ones.
+        prop = summary.propagation
+        meta["propagated_examples"] = dg.MetadataValue.int(int(prop.get("lookalikes", 0)) + int(prop.get("copies", 0)))
+        meta["propagation"] = dg.MetadataValue.json(prop)
+    if summary.plot_png:
+        meta |= {f"noise_matrix{k[len('figure'):]}": v for k, v in figure(
+            summary.plot_png, "Estimated joint distribution of given and true labels", plot_path).items()}
+    return meta
+
+
+def queue_metadata(summary: MiningSummary, weights: dict[str, float]) -> dict[str, dg.MetadataValue]:
+    """The ranked queue of one mining run: its size, the weights used, its top rows."""
+    top = summary.queue_top
+    rows = [{"rank": r["rank"], "example": r["example_id"], "issues": ", ".join(r["issue_types"]),
+             "priority": r["priority"], "given": r["given_label"], "suggested": r["suggested_label"]}
+            for r in top.to_dict("records")] if not top.empty else []
+    return {
+        ROW_COUNT: dg.MetadataValue.int(summary.queue_size),
+        "run_id": dg.MetadataValue.int(summary.run_id),
+        "queue_size": dg.MetadataValue.int(summary.queue_size),
+        "weights": table([{"issue_type": k, "weight": v} for k, v in weights.items()],
+                         [("issue_type", str), ("weight", float)]),
+        "top_of_queue": table(rows, [("rank", int), ("example", str), ("issues", str), ("priority", float),
+                                     ("given", str), ("suggested", str)], digits=3),
+    }
 
 
 @dg.multi_asset(
@@ -45,7 +100,7 @@ def oof_predictions(context: dg.AssetExecutionContext, engine: EngineResource,
                                  "unlabeled examples, class imbalance: one row per finding in `issues`."),
         dg.AssetSpec("review_queue", deps=["detected_issues"], group_name="mining", kinds={"duckdb"},
                      description="One ranked queue per mining run, within the review budget; weights per issue "
-                                 "type learned from reviewers' verdicts."),
+                                 "type learned from reviewers' verdicts. Priority is on a fixed [0, 1] scale."),
     ],
 )
 def mined_issues(context: dg.AssetExecutionContext, engine: EngineResource, compute: ComputeResource):
@@ -54,24 +109,12 @@ def mined_issues(context: dg.AssetExecutionContext, engine: EngineResource, comp
     with open_warehouse(home) as con:
         weights = effective_weights(con, home.config)
         summary = run_mining(con, home.config, home=home, weights=weights, compute=compute.get_backend())
+        queued = con.execute("SELECT example_id || '@' || example_version FROM review_queue WHERE run_id = ? "
+                             "ORDER BY 1", [summary.run_id]).fetchall()
     context.log.info(f"mining run {summary.run_id}: {summary.counts}; queue of {summary.queue_size}")
-    issues_meta = {
-        "run_id": summary.run_id,
-        **{f"flagged_{k}": v for k, v in summary.counts.items()},
-        "estimated_noise_rate": summary.noise_rate if summary.noise_rate is not None else float("nan"),
-        "class_imbalance": dg.MetadataValue.json(summary.class_imbalance or {}),
-        "seconds_per_stage": dg.MetadataValue.json({k: round(v, 2) for k, v in summary.timings.items()}),
-        # What this run propagated (review.propagate = "apply") and the measured precision of earlier propagations.
-        "propagation": dg.MetadataValue.json(summary.propagation),
-        "propagated_examples": summary.propagation.get("lookalikes", 0) + summary.propagation.get("copies", 0),
-    }
-    if summary.plot_png:
-        uri = base64.b64encode(summary.plot_png).decode()
-        issues_meta["noise_matrix"] = dg.MetadataValue.md(
-            f"Estimated joint distribution of given and true labels\n\n![noise matrix](data:image/png;base64,{uri})")
-    yield dg.MaterializeResult(asset_key="detected_issues", metadata=issues_meta)
-    yield dg.MaterializeResult(asset_key="review_queue", metadata={
-        "run_id": summary.run_id, "queue_size": summary.queue_size,
-        "weights": dg.MetadataValue.json(weights),
-        "top_of_queue": dg.MetadataValue.md(summary.queue_markdown()),
-    })
+    yield dg.MaterializeResult(asset_key="detected_issues", metadata=issues_metadata(summary, summary.plot_path),
+                               data_version=dg.DataVersion(f"run-{summary.run_id}"))
+    # The queue's version is its content: a run that queues the same examples leaves the tasks in sync.
+    content = hashlib.sha256("\n".join(r[0] for r in queued).encode()).hexdigest()[:16]
+    yield dg.MaterializeResult(asset_key="review_queue", metadata=queue_metadata(summary, weights),
+                               data_version=dg.DataVersion(content))

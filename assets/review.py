@@ -2,25 +2,30 @@
 
 import dagster as dg
 
+from assets.metadata import ROW_COUNT, number, numbers, table
 from assets.resources import EngineResource, LabelStudioResource
 from data_engine.review.pull import pull_verdicts
 from data_engine.review.push import push_queue
 from data_engine.review.verdicts import verdict_stats
 from data_engine.store.warehouse import open_warehouse
 
+STATS_ROWS = 30
 
-def _stats_markdown(stats: list[dict]) -> str:
-    lines = ["| mining run | issue type | confirmed | rejected | reviewed |", "|---|---|---|---|---|"]
-    lines += [f"| {s['run_id']} | {s['issue_type']} | {s['confirmed']} | {s['rejected']} | {s['reviewed']} |"
-              for s in stats[-30:]]
-    return "\n".join(lines)
+
+def verdicts_table(stats: list[dict]) -> dg.MetadataValue:
+    """Confirmed and rejected verdicts per mining run and issue type (the newest runs)."""
+    rows = [{**s, "run_id": int(s["run_id"]), "confirmed_share": s["confirmed"] / s["reviewed"] if s["reviewed"] else None}
+            for s in stats[-STATS_ROWS:]]
+    return table(rows, [("run_id", int), ("issue_type", str), ("confirmed", int), ("rejected", int),
+                        ("reviewed", int), ("confirmed_share", float)], digits=3)
 
 
 @dg.asset(
     deps=["review_queue"],
     group_name="review",
     kinds={"labelstudio", "duckdb"},
-    description="The review queue sent to Label Studio as tasks (bulk imports, idempotent).",
+    description="The review queue sent to Label Studio as tasks (bulk imports, idempotent). Its data "
+                "version is the number of tasks sent: a push with nothing new leaves the verdicts in sync.",
 )
 def review_tasks(context: dg.AssetExecutionContext, engine: EngineResource,
                  label_studio: LabelStudioResource) -> dg.MaterializeResult:
@@ -28,19 +33,28 @@ def review_tasks(context: dg.AssetExecutionContext, engine: EngineResource,
     home = engine.get_home()
     with label_studio.client(home) as client, open_warehouse(home) as con:
         result = push_queue(con, client, home.config)
+        sent_total, still_open = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status <> 'done') FROM review_tasks WHERE project_id = ?",
+            [result.project_id]).fetchone()
     context.log.info(f"pushed {result.sent} task(s) to project {result.project_id} in {result.requests} request(s)")
-    return dg.MaterializeResult(metadata={
-        "sent": result.sent, "reconciled": result.reconciled, "project_id": result.project_id,
-        "http_requests": result.requests, "seconds": result.seconds,
-        "label_studio": dg.MetadataValue.url(f"{client.url}/projects/{result.project_id}/data"),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            ROW_COUNT: dg.MetadataValue.int(int(sent_total)),
+            **numbers({"sent": result.sent, "reconciled": result.reconciled, "project_id": result.project_id,
+                       "tasks_not_done": int(still_open), "http_requests": result.requests}),
+            "seconds": number(result.seconds, 2),
+            "label_studio": dg.MetadataValue.url(f"{client.url}/projects/{result.project_id}/data"),
+        },
+        data_version=dg.DataVersion(f"tasks-{int(sent_total)}"),
+    )
 
 
 @dg.asset(
     deps=["review_tasks"],
     group_name="review",
     kinds={"labelstudio", "duckdb"},
-    description="Reviewers' verdicts pulled from Label Studio into the append-only label ledger.",
+    description="Reviewers' verdicts pulled from Label Studio into the append-only label ledger. Its data "
+                "version is the newest verdict's event id.",
 )
 def review_verdicts(context: dg.AssetExecutionContext, engine: EngineResource,
                     label_studio: LabelStudioResource) -> dg.MaterializeResult:
@@ -49,10 +63,17 @@ def review_verdicts(context: dg.AssetExecutionContext, engine: EngineResource,
     with label_studio.client(home) as client, open_warehouse(home) as con:
         result = pull_verdicts(con, client, home.config)
         stats = verdict_stats(con)
+        newest, total = con.execute("SELECT coalesce(max(event_id), 0), count(*) FROM label_events "
+                                    "WHERE source IN ('review', 'consensus')").fetchone()
     context.log.info(f"pulled {result.events} label event(s) from {result.tasks_seen} task(s)")
-    return dg.MaterializeResult(metadata={
-        "tasks_seen": result.tasks_seen, "label_events": result.events, "reviews": result.review_events,
-        "consensus": result.consensus, "discards": result.discards, "ties_pending": result.ties,
-        "http_requests": result.requests, "cursor": result.cursor or "",
-        "verdicts_per_issue_type": dg.MetadataValue.md(_stats_markdown(stats)),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            ROW_COUNT: dg.MetadataValue.int(int(total)),
+            **numbers({"tasks_seen": result.tasks_seen, "label_events": result.events, "reviews": result.review_events,
+                       "consensus": result.consensus, "discards": result.discards, "ties_pending": result.ties,
+                       "http_requests": result.requests}),
+            "cursor": dg.MetadataValue.text(result.cursor or ""),
+            "verdicts_per_issue_type": verdicts_table(stats),
+        },
+        data_version=dg.DataVersion(f"verdicts-{int(newest)}"),
+    )

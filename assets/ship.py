@@ -91,8 +91,10 @@ def gate_check_result(verdict: GateVerdict) -> dg.AssetCheckResult:
                                description=("promoted: " if verdict.promote else "refused: ") + verdict.reason)
 
 
+# Labels reach a model through oof_predictions (whose data version is the label snapshot) and the
+# verdicts: a landed file without labels leaves the candidate in sync, as the retrain sensor does.
 @dg.asset(
-    deps=["landed_batch", "review_verdicts"],
+    deps=["oof_predictions", "review_verdicts"],
     group_name="models",
     kinds={"scikitlearn", "duckdb"},
     description="A model trained on the labels in force (no discarded, no gold examples), registered as a "

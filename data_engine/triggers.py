@@ -2,18 +2,29 @@
 
 Each returns a :class:`Trigger`: whether to request a run, why (shown as the SkipReason or in the
 run's tags), and a run key that makes the request idempotent: the same state never starts the
-same work twice.
+same work twice. Three rules hold for every job:
+
+- **in flight**: while a run of the job is queued or in progress, no new one is requested (the
+  sensor asks Dagster's run storage and passes the ids in; a run acting on a state the next tick
+  would also see otherwise gets a twin);
+- **same state**: when the state a run would act on equals the last run's, nothing is requested
+  (mining: label snapshot and stored example versions; training: label snapshot);
+- **the loop settles**: when nothing is left to review and reviewed labels are in no model, one
+  final retrain runs, whatever ``[retrain] min_new_labels`` says, so at rest the newest model has
+  seen every verdict;
+- **reviewers first**: a retrain waits while newly landed examples have not been mined yet.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
 
 from data_engine.store.config import EngineConfig
 from data_engine.store.dataset import label_snapshot
-from data_engine.store.warehouse import has_table
+from data_engine.store.warehouse import has_table, table_columns
 
 
 @dataclass(frozen=True)
@@ -25,34 +36,147 @@ class Trigger:
     run_key: str
 
 
-def mining_trigger(con: duckdb.DuckDBPyConnection) -> Trigger:
-    """Mine when labels or examples changed since the last mining run (and labeled data exists)."""
-    snapshot = label_snapshot(con)
+@dataclass(frozen=True)
+class MiningState:
+    """What a mining run acts on: the label snapshot (highest label event id) and the number of
+    stored example versions (``examples`` keeps every version, so any new or changed row counts)."""
+
+    label_snapshot: int
+    example_versions: int
+
+    @property
+    def run_key(self) -> str:
+        """Idempotency key of a mining run on this state."""
+        return f"mine-{self.label_snapshot}-{self.example_versions}"
+
+
+def in_flight_reason(job: str, run_ids: Sequence[str]) -> str | None:
+    """Why not to request a run of ``job`` while ``run_ids`` (its queued or running runs) exist."""
+    if not run_ids:
+        return None
+    shown = ", ".join(r[:8] for r in run_ids[:3])
+    return f"{job} run(s) {shown} queued or in progress; the next tick looks again once they finish"
+
+
+def mining_state(con: duckdb.DuckDBPyConnection) -> MiningState:
+    """The warehouse's state as mining sees it."""
     versions = int(con.execute("SELECT count(*) FROM examples").fetchone()[0])
-    key = f"mine-{snapshot}-{versions}"
-    if snapshot == 0:
-        return Trigger(False, "no labeled data yet", key)
+    return MiningState(label_snapshot(con), versions)
+
+
+def last_mining_state(con: duckdb.DuckDBPyConnection) -> tuple[int, MiningState | None] | None:
+    """``(run_id, state)`` of the newest mining run (state None for runs stored before the state
+    was recorded), or None before the first run."""
     if not has_table(con, "mining_runs"):
-        return Trigger(True, "no mining run yet", key)
-    last = con.execute(
-        "SELECT run_id, label_snapshot, started_at FROM mining_runs ORDER BY started_at DESC LIMIT 1"
-    ).fetchone()
+        return None
+    has_versions = "example_versions" in table_columns(con, "mining_runs")
+    row = con.execute(
+        f"SELECT run_id, label_snapshot, {'example_versions' if has_versions else 'NULL'} "
+        "FROM mining_runs ORDER BY run_id DESC LIMIT 1").fetchone()
+    if row is None:
+        return None
+    return int(row[0]), (MiningState(int(row[1]), int(row[2])) if row[2] is not None else None)
+
+
+def has_training_labels(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether any non-gold example has a label in force (what out-of-fold predictions need)."""
+    return con.execute(
+        "SELECT EXISTS (SELECT 1 FROM current_labels cl JOIN current_examples ce USING (example_id) "
+        "WHERE cl.label IS NOT NULL AND NOT ce.is_gold)").fetchone()[0]
+
+
+def mining_trigger(con: duckdb.DuckDBPyConnection, *, in_flight: Sequence[str] = ()) -> Trigger:
+    """Mine when the label snapshot or the stored example versions differ from the last mining
+    run's (and labeled data exists), unless a mining run is queued or in progress."""
+    state = mining_state(con)
+    key = state.run_key
+    busy = in_flight_reason("mine_job", in_flight)
+    if busy:
+        return Trigger(False, busy, key)
+    if state.label_snapshot == 0:
+        return Trigger(False, "no labeled data yet", key)
+    last = last_mining_state(con)
     if last is None:
-        return Trigger(True, f"no mining run yet; labels up to event {snapshot}", key)
-    newer = int(con.execute("SELECT count(*) FROM examples WHERE ingested_at > ?", [last[2]]).fetchone()[0])
-    if last[1] == snapshot and newer == 0:
-        return Trigger(False, f"nothing new since mining run {last[0]} (labels up to event {snapshot})", key)
+        if not has_training_labels(con):
+            return Trigger(False, "no labeled training data yet (gold data is for evaluation only)", key)
+        return Trigger(True, f"no mining run yet; labels up to event {state.label_snapshot}", key)
+    run_id, before = last
+    if before == state:
+        return Trigger(False, f"nothing new since mining run {run_id} (labels up to event "
+                              f"{state.label_snapshot}, {state.example_versions} example versions)", key)
+    if before is None:  # a run stored before its state was: compare the labels only
+        before = MiningState(-1, state.example_versions)
     what = []
-    if last[1] != snapshot:
-        what.append(f"labels changed (event {last[1]} -> {snapshot})")
-    if newer:
-        what.append(f"{newer} example version(s) ingested")
-    return Trigger(True, f"{' and '.join(what)} since mining run {last[0]}", key)
+    if before.label_snapshot != state.label_snapshot:
+        what.append(f"labels changed (event {before.label_snapshot} -> {state.label_snapshot})")
+    if before.example_versions != state.example_versions:
+        what.append(f"{state.example_versions - before.example_versions} example version(s) ingested")
+    return Trigger(True, f"{' and '.join(what)} since mining run {run_id}", key)
 
 
-def retrain_trigger(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> Trigger:
-    """Retrain when enough new corrections arrived or a new labeled batch landed (see training)."""
+def unmined_examples(con: duckdb.DuckDBPyConnection) -> int:
+    """Example versions stored since the last mining run (0 before the first run: nothing to wait for)."""
+    last = last_mining_state(con)
+    if last is None or last[1] is None:
+        return 0
+    return max(mining_state(con).example_versions - last[1].example_versions, 0)
+
+
+def unfinished_reviews(con: duckdb.DuckDBPyConnection) -> int:
+    """Review tasks sent and not finished (open, partly voted, tied, or still being sent)."""
+    from data_engine.review.labelstudio.labeling import FINISHED_TASK_STATUSES
+
+    if not has_table(con, "review_tasks"):
+        return 0
+    return int(con.execute("SELECT count(*) FROM review_tasks WHERE NOT list_contains(?::VARCHAR[], status)",
+                           [list(FINISHED_TASK_STATUSES)]).fetchone()[0])
+
+
+def review_pending(con: duckdb.DuckDBPyConnection, *, mining_in_flight: Sequence[str] = (),
+                   pull_in_flight: Sequence[str] = ()) -> str | None:
+    """What is still left to review, or None when nothing is: no task open, mining has seen the
+    newest labels and examples (so its queue holds nothing new), and no mining or pull in flight."""
+    busy = in_flight_reason("mine_job", mining_in_flight) or in_flight_reason("pull_job", pull_in_flight)
+    if busy:
+        return busy
+    open_tasks = unfinished_reviews(con)
+    if open_tasks:
+        return f"{open_tasks} review task(s) not finished"
+    if mining_trigger(con).run:
+        return "mining has not seen the newest labels or examples yet"
+    return None
+
+
+def retrain_trigger(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, in_flight: Sequence[str] = (),
+                    mining_in_flight: Sequence[str] = (), pull_in_flight: Sequence[str] = ()) -> Trigger:
+    """Retrain when enough corrections arrived or a labeled batch landed (see
+    :func:`data_engine.ship.training.retrain_decision`), or, once nothing is left to review, when
+    reviewed labels are in no model yet; never while a retrain is in flight, never twice on one
+    label snapshot."""
+    from data_engine.ship.registry import latest_model
     from data_engine.ship.training import retrain_decision
 
     decision = retrain_decision(con, cfg)
-    return Trigger(decision.retrain, decision.reason, decision.run_key)
+    key = decision.run_key
+    busy = in_flight_reason("retrain_job", in_flight)
+    if busy:
+        return Trigger(False, busy, key)
+    last = latest_model(con)
+    if last is not None and last.label_snapshot == decision.label_snapshot:
+        return Trigger(False, f"model v{last.version} was trained on the current labels (event "
+                              f"{decision.label_snapshot})", key)
+    unmined = unmined_examples(con)
+    if unmined and decision.retrain:
+        # A landed file reaches reviewers first (one writer at a time: a retrain started now would
+        # hold the warehouse for the mining run that puts the new examples in front of them).
+        return Trigger(False, f"{decision.reason}; waiting for mining to take the {unmined} new example "
+                              "version(s) to review first", key)
+    if decision.retrain:
+        return Trigger(True, decision.reason, key)
+    if decision.new_labels > 0:
+        pending = review_pending(con, mining_in_flight=mining_in_flight, pull_in_flight=pull_in_flight)
+        if pending is None:
+            return Trigger(True, f"nothing left to review and {decision.new_labels} reviewed label(s) are in no "
+                                 f"model: a final retrain so the newest model has seen every verdict", key)
+        return Trigger(False, f"{decision.reason}, or for the review to settle ({pending})", key)
+    return Trigger(False, decision.reason, key)

@@ -21,3 +21,9 @@ fi
 $DE init
 $DE seed-demo --noise 0.2 --seed 0
 $DE demo-loop
+# The rounds ran outside Dagster: record them in the home's Dagster instance, so `make up` shows the
+# loop's history (materializations, the gate's checks, the noise matrices).
+export DAGSTER_HOME="$DATA_ENGINE_HOME/dagster"
+mkdir -p "$DAGSTER_HOME"
+cp scripts/dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+.venv/bin/python -m assets.history

@@ -1,7 +1,7 @@
-"""What every loop sensor shares: a short read-only look at the warehouse, and a core decision turned
-into a RunRequest (with a run key, so the same state never starts the same work twice) or a
-SkipReason. Sensors only read the warehouse, briefly and read-only; while a run holds the write
-lock they skip the tick."""
+"""What every loop sensor shares: which runs of a job are in flight (Dagster's run storage), a short
+read-only look at the warehouse, and a core decision turned into a RunRequest (with a run key, so
+the same state never starts the same work twice) or a SkipReason. Sensors only read the warehouse,
+briefly and read-only; while a run holds the write lock they skip the tick."""
 
 from collections.abc import Callable
 from typing import TypeVar
@@ -14,6 +14,28 @@ from data_engine.store.warehouse import open_warehouse
 from data_engine.triggers import Trigger
 
 T = TypeVar("T")
+
+
+# A run in one of these states has not finished: its job's sensor requests nothing more meanwhile.
+IN_FLIGHT_STATUSES = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+                      dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+# Run priority (Dagster's `dagster/priority` tag: the run queue starts higher values first). The
+# writers share one DuckDB file and run one at a time, so the order says whose latency matters:
+# a landed file and a reviewer's verdicts first (short runs a person waits for), then mining (which
+# puts tasks in front of reviewers), then training (minutes, nobody waits on it).
+PRIORITY = {"ingest_job": 3, "pull_job": 2, "mine_job": 1, "retrain_job": 0}
+
+
+def priority_tag(job_name: str) -> dict[str, str]:
+    """The run tag giving ``job_name`` its place in the run queue."""
+    return {"dagster/priority": str(PRIORITY[job_name])}
+
+
+def runs_in_flight(context: dg.SensorEvaluationContext, job_name: str) -> list[str]:
+    """Ids of ``job_name``'s runs that are queued or in progress (asked of Dagster's run storage)."""
+    return list(context.instance.get_run_ids(
+        filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT_STATUSES), limit=10))
 
 
 # A sensor waits this long for a writer to finish before it skips the tick.

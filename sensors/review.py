@@ -4,18 +4,25 @@ import dagster as dg
 
 from assets.resources import WAREHOUSE_TAG, EngineResource, LabelStudioResource
 from data_engine.review.pull import pull_decision
+from data_engine.triggers import in_flight_reason
+from sensors.common import priority_tag, runs_in_flight
 
 pull_job = dg.define_asset_job(
-    "pull_job", selection=dg.AssetSelection.assets("review_verdicts"), tags=WAREHOUSE_TAG,
+    "pull_job", selection=dg.AssetSelection.assets("review_verdicts"), tags={**WAREHOUSE_TAG, **priority_tag("pull_job")},
     executor_def=dg.in_process_executor,
     description="Pull reviewers' verdicts from Label Studio into the label ledger.",
 )
 
 
-@dg.sensor(job=pull_job, minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING)
+# 5 s: the sensor daemon's own loop period; a verdict reaches the ledger within a tick and one short run.
+@dg.sensor(job=pull_job, minimum_interval_seconds=5, default_status=dg.DefaultSensorStatus.RUNNING)
 def review_sensor(context: dg.SensorEvaluationContext, engine: EngineResource,
                   label_studio: LabelStudioResource) -> dg.SensorResult | dg.SkipReason:
-    """Pull when Label Studio has tasks annotated since the cursor (polls the server, not the warehouse)."""
+    """Pull when Label Studio has tasks annotated since the cursor (polls the server, not the warehouse),
+    unless a pull is queued or in progress (it will see them; the cursor stays until then)."""
+    busy = in_flight_reason(pull_job.name, runs_in_flight(context, pull_job.name))
+    if busy:
+        return dg.SkipReason(busy)
     home = engine.get_home()
     with label_studio.client(home) as client:
         decision = pull_decision(client, home.config, context.cursor)

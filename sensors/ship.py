@@ -1,21 +1,26 @@
-"""The retrain sensor: train, gate and deploy when enough corrections arrived or a labeled batch landed."""
+"""The retrain sensor: train, gate and deploy when enough corrections arrived, a labeled batch landed,
+or the review has settled with verdicts no model has seen."""
 
 import dagster as dg
 
 from assets.resources import WAREHOUSE_TAG, EngineResource
 from data_engine.triggers import retrain_trigger
-from sensors.common import read_warehouse, run_request
+from sensors.common import priority_tag, read_warehouse, run_request, runs_in_flight
 
 retrain_job = dg.define_asset_job(
     "retrain_job", selection=dg.AssetSelection.assets("candidate_model", "champion_model", "champion_scores"),
-    tags=WAREHOUSE_TAG,
+    tags={**WAREHOUSE_TAG, **priority_tag("retrain_job")},
     executor_def=dg.in_process_executor,
     description="Train a candidate, gate it against the champion on gold data, deploy it if it passes.",
 )
 
 
 @dg.sensor(job=retrain_job, minimum_interval_seconds=10, default_status=dg.DefaultSensorStatus.RUNNING)
-def retrain_sensor(engine: EngineResource) -> dg.RunRequest | dg.SkipReason:
-    """Retrain when enough corrections arrived since the last model, or a new labeled batch landed."""
+def retrain_sensor(context: dg.SensorEvaluationContext, engine: EngineResource) -> dg.RunRequest | dg.SkipReason:
+    """Retrain when the core's rule says so (data_engine.triggers.retrain_trigger), never beside a
+    retrain in flight; the final retrain also waits for mining and pulls in flight to finish."""
     home = engine.get_home()
-    return run_request(read_warehouse(home, lambda con: retrain_trigger(con, home.config)))
+    in_flight = {job: runs_in_flight(context, job) for job in ("retrain_job", "mine_job", "pull_job")}
+    return run_request(read_warehouse(home, lambda con: retrain_trigger(
+        con, home.config, in_flight=in_flight["retrain_job"], mining_in_flight=in_flight["mine_job"],
+        pull_in_flight=in_flight["pull_job"])))

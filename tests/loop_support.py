@@ -110,6 +110,18 @@ def review(con, labels: dict[str, str | None]) -> None:
     )
 
 
+def train_again(con, home: Home):
+    """Train a new candidate on a new label snapshot: a reviewer confirms one label in force first
+    (the engine never trains the same spec twice on one snapshot; the training set stays the same)."""
+    from data_engine.ship.training import train_candidate
+
+    eid, label = con.execute(
+        "SELECT example_id, cl.label FROM current_labels cl JOIN current_examples ce USING (example_id) "
+        "WHERE NOT ce.is_gold AND cl.label IS NOT NULL ORDER BY example_id LIMIT 1").fetchone()
+    review(con, {eid: label})
+    return train_candidate(con, home)
+
+
 def seed_digits(home: Home, *, n_train: int = 600, n_gold: int = 300, n_unlabeled: int = 100,
                 noise: float = 0.0, seed: int = 0) -> dict[str, object]:
     """Fill the home's warehouse with a digits split; return ids and true labels per part."""

@@ -59,7 +59,10 @@ def test_asset_ingests_the_partition_and_reports_quarantine(demo_home: Home) -> 
     assert result.success
     meta = result.asset_materializations_for_node("landed_batch")[0].metadata
     assert meta["rows_in"].value == 13 and meta["rows_ok"].value == 12 and meta["rows_quarantined"].value == 1
-    assert "not a finite number" in meta["quarantine_preview"].value
+    assert meta["dagster/row_count"].value == 12
+    (bad,) = meta["quarantine_preview"].records
+    assert "not a finite number" in bad.data["reason"] and isinstance(bad.data["row"], int)
+    assert [c.type for c in meta["quarantine_preview"].schema.columns] == ["int", "string", "string"]
     with open_warehouse(demo_home, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM examples").fetchone()[0] == 12
 

@@ -11,7 +11,7 @@ from data_engine.errors import EngineError
 from data_engine.ship import deploy, registry
 from data_engine.ship.training import train_candidate
 from data_engine.store.warehouse import open_warehouse
-from tests.loop_support import make_home, seed_digits
+from tests.loop_support import make_home, review, seed_digits, train_again
 
 
 @pytest.fixture()
@@ -35,7 +35,7 @@ def test_champion_stack_replays_history(history, expected):
 
 def test_promote_and_rollback_move_the_champion_and_the_pointer(home):
     with open_warehouse(home) as con:
-        versions = [train_candidate(con, home).record.version for _ in range(3)]
+        versions = [train_candidate(con, home).record.version] + [train_again(con, home).record.version for _ in range(2)]
         for v in versions:
             deploy.promote(con, home, v, reason=f"test {v}")
         assert registry.current_champion(con).version == 3
@@ -62,7 +62,7 @@ def test_a_corrupted_artifact_is_never_deployed(home):
     with open_warehouse(home) as con:
         first = train_candidate(con, home).record
         deploy.promote(con, home, first.version, reason="first")
-        second = train_candidate(con, home).record
+        second = train_again(con, home).record
         path = second.artifact(home)
         path.write_bytes(path.read_bytes()[:-10])
         with pytest.raises(EngineError, match="does not match its recorded sha256"):
@@ -142,8 +142,8 @@ def test_promote_gated_needs_a_passed_gate_against_the_current_champion(home):
         assert run_gate(con, home).promote
         dep = deploy.promote_gated(con, home, first.version)
         assert dep.reason.startswith("first model")
-        second = train_candidate(con, home).record
-        third = train_candidate(con, home).record
+        second = train_again(con, home).record
+        third = train_again(con, home).record
         assert run_gate(con, home, version=second.version).promote
         assert run_gate(con, home, version=third.version).promote
         deploy.promote_gated(con, home, third.version)
@@ -167,6 +167,10 @@ def test_cli_train_evaluate_promote_rollback_status(home, capsys):
     assert "promoted v1" in capsys.readouterr().out
     assert main(h + ["deploy", "rollback"]) == 2
     assert "nothing to roll back to" in capsys.readouterr().err
+    assert main(h + ["train"]) == 2  # the same labels: nothing to retrain
+    assert "v1 (" in (err := capsys.readouterr().err) and "already trained on label snapshot" in err
+    with open_warehouse(home) as con:
+        review(con, {con.execute("SELECT min(example_id) FROM current_labels").fetchone()[0]: "3"})
     assert main(h + ["train", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["version"] == 2
     assert main(h + ["deploy", "promote", "--force", "--version", "2"]) == 0

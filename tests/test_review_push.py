@@ -150,3 +150,25 @@ def test_a_tied_task_still_waits_for_its_deciding_vote_so_no_second_opinion_goes
         assert push_queue(con, client, home.config).sent == 0
         con.execute("UPDATE review_tasks SET status = 'done' WHERE example_id = ?", [frame.iloc[0]["id"]])
         assert push_queue(con, client, home.config).sent == 1
+
+
+def test_a_near_duplicate_task_shows_its_partner_and_the_partners_label(queued):
+    home, frame = queued
+    first, partner = frame.iloc[0], frame.iloc[5]
+    client = FakeReviewClient()
+    with open_warehouse(home) as con:
+        con.execute("INSERT INTO issues (run_id, example_id, example_version, issue_type, score, is_issue, detail) "
+                    "VALUES (1, ?, 1, 'near_duplicate', 0.1, true, ?)",
+                    [first["id"], '{"duplicate_of": "%s", "exact": false}' % partner["id"]])
+        push_queue(con, client, home.config)
+    by_example = {t["data"]["example_id"]: t["data"] for t in client.tasks.values()}
+    shown = by_example[first["id"]]
+    assert shown["duplicate_of"] == partner["id"] and shown["duplicate_label"] == partner["given_label"]
+    assert shown["duplicate_image"].startswith("data:image/png;base64,")
+    assert shown["duplicate_image"] == by_example[partner["id"]]["image"]  # the partner as it is shown itself
+    other = by_example[frame.iloc[1]["id"]]
+    assert other["duplicate_of"] == "none" and other["duplicate_image"].startswith("data:image/png;base64,")
+    config = next(iter(client.projects.values()))["label_config"]
+    assert 'value="$duplicate_image"' in config and "$duplicate_label" in config
+    # Numbers stay numbers in the task data (the project's saved view types the columns).
+    assert isinstance(shown["priority"], float) and isinstance(shown["example_version"], int)

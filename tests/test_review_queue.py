@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pandas as pd
 import pytest
@@ -17,6 +18,10 @@ def issues(*rows):
     return pd.DataFrame(rows, columns=["example_id", "issue_type", "score", "is_issue"])
 
 
+def _scaled(evidence: float) -> float:
+    return 1.0 - math.exp(-evidence)
+
+
 def test_each_example_once_with_all_its_issue_types_and_summed_priority():
     found = issues(
         ("a", "label", 0.1, True), ("a", "outlier", 0.0, True),
@@ -29,11 +34,25 @@ def test_each_example_once_with_all_its_issue_types_and_summed_priority():
     assert q["example_id"].tolist() == ["a", "b", "c"]
     assert q["rank"].tolist() == [1, 2, 3]
     assert q.loc[0, "issue_types"] == ["label", "outlier"]  # largest contribution first
-    assert q.loc[0, "priority"] == pytest.approx(1.0 * 0.9 + 0.3 * 1.0)
-    assert q.loc[1, "priority"] == pytest.approx(0.95)
-    assert q.loc[2, "priority"] == pytest.approx(0.3 * 0.8)
+    assert q.loc[0, "priority"] == pytest.approx(_scaled(1.0 * 0.9 + 0.3 * 1.0))
+    assert q.loc[1, "priority"] == pytest.approx(_scaled(0.95))
+    assert q.loc[2, "priority"] == pytest.approx(_scaled(0.3 * 0.8))
     assert json.loads(q.loc[0, "scores"]) == {"label": 0.1, "outlier": 0.0}
     assert json.loads(q.loc[1, "scores"]) == {"label": 0.05}
+
+
+def test_priority_is_on_a_fixed_zero_one_scale_whatever_the_run():
+    """The same findings give the same priority in a run of 3 and a run of 300 examples, and even
+    the strongest evidence (every detector certain, weights at twice their base) stays below 1."""
+    small = build_queue(issues(("a", "label", 0.2, True), ("b", "label", 0.6, True),
+                               ("c", "outlier", 0.5, True)), weights=WEIGHTS, budget=10)
+    many = [("a", "label", 0.2, True)] + [(f"x{i}", "label", i / 300, True) for i in range(300)]
+    large = build_queue(issues(*many), weights=WEIGHTS, budget=400)
+    assert small.set_index("example_id").loc["a", "priority"] == large.set_index("example_id").loc["a", "priority"]
+    strongest = build_queue(issues(*[("z", t, 0.0, True) for t in WEIGHTS]),
+                            weights={t: 2 * w for t, w in WEIGHTS.items()}, budget=1)
+    assert 0.99 < strongest.loc[0, "priority"] < 1.0
+    assert ((large["priority"] >= 0) & (large["priority"] <= 1)).all()
 
 
 def test_weights_change_the_order():

@@ -54,7 +54,8 @@ def ingest_landing(home: Home) -> list[Any]:
 
 
 def _train_and_deploy(home: Home, *, force: bool = False) -> tuple[int | None, float | None, str]:
-    """Retrain when the retrain sensor's rule says so (or ``force``), gate, deploy if it passes.
+    """Retrain when the retrain sensor's rule says so (or ``force``, when reviewed labels are in no
+    model yet: the loop's settling retrain), gate, deploy if it passes.
 
     Returns (champion version, its gold accuracy, what happened).
     """
@@ -65,7 +66,7 @@ def _train_and_deploy(home: Home, *, force: bool = False) -> tuple[int | None, f
 
     with open_warehouse(home) as con:
         decision = retrain_decision(con, home.config)
-        if decision.retrain or force:
+        if decision.retrain or (force and decision.new_labels > 0):
             train_candidate(con, home)
             verdict, deployment = deploy_if_better(con, home)
             gate = f"promoted v{deployment.model_version}" if deployment else f"refused: {verdict.reason}"

@@ -1,9 +1,15 @@
 """One ranked review queue from all detectors' findings, within a budget.
 
-Priority of an example = sum over its flagged issue types of ``weight[type] * (1 - score)``: a
-detector's confidence that something is wrong, scaled by how much a review of that issue type is
-worth. Examples flagged by several detectors add up and come first. Weights come from
-``[review] weights``; a later step learns them from reviewers' verdicts.
+The evidence against an example is the sum over its flagged issue types of
+``weight[type] * (1 - score)``: a detector's confidence that something is wrong, scaled by how much
+a review of that issue type is worth; examples flagged by several detectors add up and come first.
+Weights come from ``[review] weights``, scaled by reviewers' verdicts
+(:func:`data_engine.review.verdicts.effective_weights`).
+
+The **priority** a reviewer sees is that evidence on a fixed [0, 1] scale,
+``priority = 1 - exp(-evidence)``: the same findings give the same priority in every mining run
+(no per-run normalisation), and the order is the evidence's. One label issue with score 0.1 at
+weight 1 is 0.59; two strong findings (evidence 2) are 0.86; 0.95 needs evidence 3.
 """
 
 from __future__ import annotations
@@ -57,10 +63,11 @@ def build_queue(issues: pd.DataFrame, *, weights: Mapping[str, float], budget: i
     flagged = flagged.sort_values(["example_id", "contribution"], ascending=[True, False], kind="stable")
     grouped = flagged.groupby("example_id", sort=False)
     queue = pd.DataFrame({
-        "priority": grouped["contribution"].sum(),
+        "evidence": grouped["contribution"].sum(),
         "issue_types": grouped["issue_type"].agg(list),
     }).reset_index()
-    queue = queue.sort_values(["priority", "example_id"], ascending=[False, True], kind="stable").head(budget)
+    queue = queue.sort_values(["evidence", "example_id"], ascending=[False, True], kind="stable").head(budget)
+    queue["priority"] = priority_scale(queue["evidence"].to_numpy())
     chosen = flagged[flagged["example_id"].isin(queue["example_id"])]
     wide = chosen.pivot(index="example_id", columns="issue_type", values="score").round(6)
     # One JSON object per example (missing types dropped), serialised by pandas in C.
@@ -78,6 +85,12 @@ def build_queue(issues: pd.DataFrame, *, weights: Mapping[str, float], budget: i
             queue[col] = None
     queue.insert(0, "rank", np.arange(1, len(queue) + 1, dtype=np.int32))
     return queue[list(QUEUE_COLUMNS)].reset_index(drop=True)
+
+
+def priority_scale(evidence: np.ndarray) -> np.ndarray:
+    """Evidence (shape (N,), >= 0, a sum of weighted detector confidences) on the [0, 1] priority
+    scale, ``1 - exp(-evidence)``: monotone, so ranks are unchanged, and fixed across runs."""
+    return -np.expm1(-np.asarray(evidence, dtype=float))
 
 
 def queue_precision_at_k(queue: pd.DataFrame, truly_wrong: Iterable[str], k: int) -> float:

@@ -94,6 +94,7 @@ class MiningSummary:
     # The propagation of this run (review.propagate = "apply"): its id, examples touched, and the
     # measured precision of earlier ones (data_engine.review.propagate.propagation_report).
     propagation: dict[str, Any] = field(default_factory=dict)
+    plot_path: Path | None = None
 
     def queue_markdown(self, rows: int = QUEUE_PREVIEW_ROWS) -> str:
         """The top of the queue as a Markdown table."""
@@ -180,6 +181,12 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
                                                                    "measured_precision": r["measured_precision"]}
                                        for r in earlier[-5:]}
     counts = {name: r.n_issues for name, r in results.items()}
+    plot_path = None
+    if plot is not None and home is not None:
+        # Kept beside the warehouse so the Dagster UI (and a history replayed into it) can show it.
+        plot_path = home.root / "plots" / f"noise-matrix-run-{run_id}.png"
+        plot_path.parent.mkdir(exist_ok=True)
+        plot_path.write_bytes(plot)
     return MiningSummary(
         run_id=run_id, label_snapshot=state.label_snapshot, model_spec=state.model_spec,
         reused_predictions=state.reused, n_labeled=len(state.train), n_unlabeled=len(state.unlabeled),
@@ -189,7 +196,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         queue_size=len(queue), queue_top=queue.head(QUEUE_PREVIEW_ROWS),
         rare_classes=[state.classes[i] for i in state.rare_classes], ensemble_weights=state.member_weights,
         plot_png=plot, peak_mib=dict(clock.peak_mib), embedding=state.embedding,
-        newly_embedded=state.newly_embedded, propagation=propagation,
+        newly_embedded=state.newly_embedded, propagation=propagation, plot_path=plot_path,
     )
 
 

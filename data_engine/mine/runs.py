@@ -110,7 +110,8 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
         run_id = int(con.execute("SELECT nextval('mining_run_seq')").fetchall()[0][0])
         con.execute(
             "INSERT INTO mining_runs (run_id, started_at, finished_at, label_snapshot, model_spec, counts, timings, "
-            "noise_rate, reused_predictions, n_labeled, n_unlabeled, summary) VALUES (?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "noise_rate, reused_predictions, n_labeled, n_unlabeled, summary, example_versions) "
+            "VALUES (?, ?, now(), ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT count(*) FROM examples))",
             [run_id, started, state.label_snapshot, state.model_spec, json.dumps(counts),
              json.dumps({k: round(v, 4) for k, v in timings.items()}), noise_rate, state.reused,
              len(state.train), len(state.unlabeled), json.dumps(summary, default=_json_default)],

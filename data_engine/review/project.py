@@ -3,16 +3,39 @@ server already has."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 import pandas as pd
 
 from data_engine.errors import EngineError
 from data_engine.review.labelstudio.client import ReviewClient
-from data_engine.review.labelstudio.labeling import DISCARD_CHOICE, label_config
+from data_engine.review.labelstudio.labeling import DISCARD_CHOICE, NUMERIC_FIELDS, label_config
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
 from data_engine.store.schema import load_classes
 from data_engine.store.warehouse import has_table, quote_ident, table_columns
+
+
+REVIEW_VIEW_TITLE = "to review, by priority"
+
+
+def review_view(score_fields: list[str]) -> dict[str, Any]:
+    """The Data Manager view saved with the project: tasks nobody has answered yet, highest
+    priority first, with the numeric task fields (``NUMERIC_FIELDS`` and the detectors'
+    ``*_score`` fields) typed as numbers, so they sort numerically and take range filters
+    ("priority between 0.8 and 1"). Label Studio types task data columns per view
+    (``columnsDisplayType``); without it they are text."""
+    numeric = [*NUMERIC_FIELDS, *score_fields]
+    return {
+        "title": REVIEW_VIEW_TITLE,
+        "type": "list",
+        "target": "tasks",
+        "filters": {"conjunction": "and", "items": [
+            {"filter": "filter:tasks:total_annotations", "operator": "equal", "type": "Number", "value": 0}]},
+        "ordering": ["-tasks:data.priority"],
+        "columnsDisplayType": {f"tasks:data.{f}": "Number" for f in numeric},
+    }
 
 
 def project_title(cfg: EngineConfig) -> str:
@@ -42,7 +65,10 @@ def ensure_project(con: duckdb.DuckDBPyConnection, client: ReviewClient, cfg: En
         project_id = client.create_project(
             title, xml, maximum_annotations=cfg.review.annotators_per_task,
             description=f"Examples of dataset {cfg.dataset.name!r} flagged by the data engine. Pick the correct "
-                        f"class, or '{DISCARD_CHOICE}' to drop the example from training.")
+                        f"class, or '{DISCARD_CHOICE}' to drop the example from training. Priority is on a "
+                        f"0-1 scale, the same in every mining run; the view '{REVIEW_VIEW_TITLE}' lists what "
+                        "is left, most urgent first.")
+        client.create_view(project_id, review_view([f"{d}_score" for d in cfg.review.weights]))
     con.execute("INSERT OR REPLACE INTO review_projects (url, title, project_id, dataset) VALUES (?, ?, ?, ?)",
                 [client.url, title, project_id, cfg.dataset.name])
     if cfg.dataset.image_column:

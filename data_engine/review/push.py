@@ -16,7 +16,13 @@ import duckdb
 import pandas as pd
 
 from data_engine.review.labelstudio.client import ReviewClient
-from data_engine.review.labelstudio.labeling import FINISHED_TASK_STATUSES, build_task, render_items, task_key
+from data_engine.review.labelstudio.labeling import (
+    FINISHED_TASK_STATUSES,
+    build_task,
+    partner_fields,
+    render_items,
+    task_key,
+)
 from data_engine.review.project import ensure_project, latest_run_id, reconcile_tasks
 from data_engine.store.config import EngineConfig
 from data_engine.store.schema import stored_columns
@@ -148,11 +154,12 @@ def _build_tasks(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, rows: pd.Dat
     aligned = keys.astype({"example_version": "int64"}).merge(
         feats, on=["example_id", "example_version"], how="left", validate="one_to_one")
     items = render_items(ds, aligned, image_prefix=image_prefix(con, cfg) if ds.image_column else "")
+    partners = _partners(con, cfg, rows, inputs)
     models = _model_versions(con, list(rows["run_id"].dropna().unique()))
     tasks = []
     for row, item in zip(rows.to_dict("records"), items, strict=True):
         row["issue_types"] = list(row["issue_types"]) if row["issue_types"] is not None else []
-        tasks.append(build_task(ds, row, {}, item=item,
+        tasks.append(build_task(ds, row, {}, item=item, partner=partners.get((str(row["run_id"]), row["example_id"])),
                                 model_version=models.get(row["run_id"], f"run {row['run_id']}")))
     return tasks
 
@@ -170,6 +177,35 @@ def image_prefix(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> str:
                           "must lie under it (Label Studio serves image files only from under its document root)")
     rel = home.relative_to(root).as_posix()
     return "" if rel == "." else rel + "/"
+
+
+def _partners(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, rows: pd.DataFrame,
+              inputs: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
+    """The near-duplicate partner's task fields per (run id, example id) of ``rows``: the partner
+    the detector named (``issues.detail.duplicate_of``), rendered from its current version, with
+    its label in force."""
+    if not has_table(con, "issues"):
+        return {}
+    keys = rows[["run_id", "example_id"]].astype(str).drop_duplicates()
+    con.register("_push_dups", keys)
+    try:
+        select = ", ".join(f"ce.{quote_ident(c)}" for c in inputs)
+        found = con.execute(
+            "SELECT k.run_id, k.example_id, ce.example_id AS partner_id, cl.label AS partner_label"
+            f"{', ' + select if select else ''} FROM _push_dups k "
+            "JOIN issues i ON CAST(i.run_id AS VARCHAR) = k.run_id AND i.example_id = k.example_id "
+            "AND i.issue_type = 'near_duplicate' AND i.is_issue "
+            "JOIN current_examples ce ON ce.example_id = json_extract_string(i.detail, '$.duplicate_of') "
+            "LEFT JOIN current_labels cl ON cl.example_id = ce.example_id AND NOT cl.is_discarded").fetchdf()
+    finally:
+        con.unregister("_push_dups")
+    if found.empty:
+        return {}
+    found = found.drop_duplicates(["run_id", "example_id"]).reset_index(drop=True)
+    items = render_items(cfg.dataset, found[inputs],
+                         image_prefix=image_prefix(con, cfg) if cfg.dataset.image_column else "")
+    return {(r["run_id"], r["example_id"]): partner_fields(cfg.dataset, r["partner_id"], r["partner_label"], item)
+            for r, item in zip(found.to_dict("records"), items, strict=True)}
 
 
 def _model_versions(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> dict[str, str]:

@@ -67,6 +67,23 @@ class RetrainDecision:
         return f"retrain-{self.label_snapshot}-{self.new_batches}"
 
 
+class AlreadyTrained(EngineError):
+    """A model with the same spec was already trained on this label snapshot: training it again
+    would repeat the work (and register a twin the gate would compare with itself)."""
+
+    def __init__(self, version: int, label_snapshot: int, model_spec: str) -> None:
+        super().__init__(f"model v{version} ({model_spec}) was already trained on label snapshot {label_snapshot}; "
+                         "nothing to retrain until labels change")
+        self.version = version
+
+
+def trained_on(con: duckdb.DuckDBPyConnection, label_snapshot: int, model_spec: str) -> int | None:
+    """The version of a model with ``model_spec`` trained on ``label_snapshot``, if any."""
+    row = con.execute("SELECT min(version) FROM models WHERE label_snapshot = ? AND model_spec = ?",
+                      [int(label_snapshot), model_spec]).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
 @dataclass(frozen=True)
 class TrainResult:
     """A trained and registered candidate."""
@@ -183,7 +200,11 @@ def fit_estimator(estimator: Any, X: pd.DataFrame, y: np.ndarray) -> Any:
 
 
 def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfig | None = None) -> TrainResult:
-    """Train the configured model on the labels in force and register it as a new candidate."""
+    """Train the configured model on the labels in force and register it as a new candidate.
+
+    Raises :class:`AlreadyTrained` when a model of the same spec was trained on the same label
+    snapshot (checked before fitting), :class:`EngineError` when there is nothing to train on.
+    """
     cfg = cfg or home.config
     started = time.perf_counter()
     ts = load_training_set(con, cfg)
@@ -196,6 +217,9 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
             raise EngineError("retrain.weight_by_label_quality: fewer than two classes left after dropping "
                               "flagged labels; review them first or turn the option off")
     estimator, spec = build_estimator(cfg, ts.input_schema, n_rows=len(ts.y))
+    twin = trained_on(con, ts.label_snapshot, spec)
+    if twin is not None:
+        raise AlreadyTrained(twin, ts.label_snapshot, spec)
     with limited_threads():
         fitted = fit_estimator(estimator, X, y)
     # The model's class order must be the dataset's, or probabilities would be mislabeled downstream.
@@ -271,6 +295,6 @@ def describe(result: TrainResult) -> str:
             f"in {result.seconds:.1f} s")
 
 
-__all__ = ["TrainingSet", "RetrainDecision", "TrainResult", "load_training_set", "label_trust_mask",
+__all__ = ["AlreadyTrained", "trained_on", "TrainingSet", "RetrainDecision", "TrainResult", "load_training_set", "label_trust_mask",
            "latest_label_flags", "build_estimator", "fit_estimator", "train_candidate", "retrain_decision",
            "input_schema", "describe"]

@@ -21,6 +21,12 @@ def running_daemon(engine_home: Path, extra_env: dict[str, str] | None = None) -
     shutil.copy(REPO / "scripts" / "dagster.yaml", dagster_home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "DATA_ENGINE_HOME": str(engine_home),
            "PYTHONPATH": str(REPO), **(extra_env or {})}
+    # Create the instance's SQLite storage before the daemon starts: a test reading the instance while
+    # the daemon creates it races two alembic migrations of the same files.
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(dagster_home)):
+        pass
     daemon_bin = Path(sys.executable).with_name("dagster-daemon")
     log = (dagster_home / "daemon.log").open("wb")
     # Its own process group, so one signal stops the daemon and the run processes it launched.

@@ -52,6 +52,28 @@ def test_push_simulate_pull_puts_verdicts_in_the_ledger(review_home):
     assert detail["annotation_id"] > 0 and 2.0 <= detail["lead_time"] <= 12.0
 
 
+def test_the_project_has_a_saved_view_with_numeric_fields_that_range_filters_use(review_home):
+    from label_studio_sdk.data_manager import Column, Filters, Operator, Type
+
+    home, _ = review_home(n=12)
+    client = make_client(home)
+    with open_warehouse(home) as con:
+        pushed = push_queue(con, client, home.config)
+    sdk = client._sdk  # the test reads back what a reviewer's browser would load
+    (view,) = [v for v in sdk.views.list(project=pushed.project_id)]
+    data = view.data if isinstance(view.data, dict) else view.data.dict()
+    assert data["title"] == "to review, by priority"
+    assert data["ordering"] == ["-tasks:data.priority"]
+    assert data["columnsDisplayType"]["tasks:data.priority"] == "Number"
+    # A range filter on a numeric field ("priority above x"), as the Data Manager sends it.
+    query = Filters.create(Filters.AND, [Filters.item(Column.data("priority"), Operator.GREATER, Type.Number,
+                                                      Filters.value(0.995))])
+    above = [t for t in sdk.tasks.list(project=pushed.project_id, query=json.dumps({"filters": query}))]
+    expected = sorted(t["data"]["priority"] for t in _server_tasks(client, pushed.project_id)
+                      if t["data"]["priority"] > 0.995)
+    assert 0 < len(expected) < 12 and sorted(t.data["priority"] for t in above) == expected
+
+
 def test_a_second_opinion_is_a_new_server_task_whose_answer_is_the_label_in_force(review_home):
     home, frame = review_home(n=4)
     client = make_client(home)

@@ -63,6 +63,10 @@ class ReviewClient(Protocol):
     def ensure_local_storage(self, project_id: int, path: str) -> int:
         """The project's local-files storage of folder ``path`` (created if missing); return its id."""
 
+    def create_view(self, project_id: int, data: dict[str, Any]) -> int:
+        """Save a Data Manager view (tab) of project ``project_id``: ``data`` holds its title,
+        filters, ordering and column display types, as the Data Manager stores them; return its id."""
+
     def import_tasks(self, project_id: int, tasks: Sequence[dict[str, Any]]) -> list[int]:
         """Import ``tasks`` (with ``data`` and ``predictions``) in ONE request; return their ids in order."""
 
@@ -214,6 +218,12 @@ class LabelStudioClient:
             return int(created.id)
 
         return self._call(f"setting up local-files storage {path} for project {project_id}", run)
+
+    def create_view(self, project_id: int, data: dict[str, Any]) -> int:
+        """A saved Data Manager view, through the SDK's ``views`` API."""
+        view = self._call(f"saving view {data.get('title')!r} of project {project_id}",
+                          lambda: self._sdk.views.create(project=project_id, data=data))
+        return int(view.id)
 
     def import_tasks(self, project_id: int, tasks: Sequence[dict[str, Any]]) -> list[int]:
         """One bulk import; the server returns the new task ids in input order."""

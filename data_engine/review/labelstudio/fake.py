@@ -27,6 +27,7 @@ class FakeReviewClient:
         self.annotations: dict[int, dict[str, Any]] = {}
         self.user_emails: dict[int, str] = {1: "admin@example.com"}
         self.fail_with: ReviewServiceError | None = None
+        self.views: dict[int, dict[str, Any]] = {}
         self.fail_on_import = 0
         self.import_calls = 0
         self._requests = 0
@@ -82,6 +83,13 @@ class FakeReviewClient:
         if path not in storages:
             storages.append(path)
         return storages.index(path) + 1
+
+    def create_view(self, project_id: int, data: dict[str, Any]) -> int:
+        """Store a saved view of the project."""
+        self._enter()
+        vid = next(self._ids)
+        self.views[vid] = {"project": project_id, "data": dict(data)}
+        return vid
 
     def import_tasks(self, project_id: int, tasks: Sequence[dict[str, Any]]) -> list[int]:
         """Store the tasks; maybe fail after storing (see ``fail_on_import``)."""

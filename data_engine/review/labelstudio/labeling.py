@@ -9,8 +9,13 @@
 
 The choices are the classes plus :data:`DISCARD_CHOICE`. Header lines show the given label, the
 model's suggestion and the issue types; the same values are task data fields, which Label Studio's
-Data Manager shows as columns a reviewer can sort and filter by. The model's suggestion is also
-pre-filled as a prediction carrying its score and model version.
+Data Manager shows as columns a reviewer can sort and filter by (numbers stay JSON numbers; the
+project's saved view types them as numbers, see :data:`NUMERIC_FIELDS`). The model's suggestion is
+also pre-filled as a prediction carrying its score and model version. A near-duplicate shows its
+partner below the example: the partner's own rendering and its label in force.
+
+``priority`` is on the [0, 1] scale of :func:`data_engine.mine.queue.priority_scale` (fixed across
+mining runs); ``*_score`` fields are the detectors' scores in [0, 1], low = likely a problem.
 """
 
 from __future__ import annotations
@@ -36,24 +41,53 @@ IMAGE_SCALE = 8
 MAX_IMAGE_SIDE = 128
 
 
+# Task data fields holding numbers: the saved "to review, by priority" view shows, sorts and filters
+# them as numbers (Label Studio types task data columns per view; see project.REVIEW_VIEW).
+NUMERIC_FIELDS: tuple[str, ...] = ("priority", "suggested_score", "example_version", "opinion")
+# The partner of a near-duplicate, in every task (Label Studio refuses tasks missing a field the
+# labeling config names): its id ("none" when there is no partner), its label, its rendering.
+PARTNER_PREFIX = "duplicate_"
+
+
+def _item_tag(ds: DatasetConfig, name: str, field: str) -> str:
+    if ds.modality == "text":
+        return f'<Text name="{name}" value="${field}text"/>'
+    if ds.modality == "image":
+        return (f'<Image name="{name}" value="${field}image" width="256px" maxWidth="256px" '
+                f'zoom="false" rotateControl="false"/>')
+    return f'<Table name="{name}" value="${field}features"/>'
+
+
 def label_config(ds: DatasetConfig, classes: Sequence[str]) -> str:
     """The Label Studio labeling config (XML) for dataset ``ds`` and its ``classes``."""
-    if ds.modality == "text":
-        item = f'<Text name="{TO_NAME}" value="$text"/>'
-    elif ds.modality == "image":
-        item = (f'<Image name="{TO_NAME}" value="$image" width="256px" maxWidth="256px" '
-                f'zoom="false" rotateControl="false"/>')
-    else:
-        item = f'<Table name="{TO_NAME}" value="$features"/>'
+    item = _item_tag(ds, TO_NAME, "")
+    partner = _item_tag(ds, "partner", PARTNER_PREFIX)
     choices = "\n    ".join(f"<Choice value={quoteattr(c)}/>" for c in [*classes, DISCARD_CHOICE])
     return f"""<View>
   <Header value="Given label: $given_label  |  model suggests: $suggested_label ($suggested_score)" size="4"/>
-  <Header value="Flagged as: $issue_types (priority $priority)" size="5"/>
+  <Header value="Flagged as: $issue_types (priority $priority on a 0-1 scale)" size="5"/>
   {item}
   <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="single-radio" showInLine="true" required="true">
     {choices}
   </Choices>
+  <Header value="Near-duplicate of: ${PARTNER_PREFIX}of (its label: ${PARTNER_PREFIX}label)" size="5"/>
+  {partner}
 </View>"""
+
+
+def partner_fields(ds: DatasetConfig, partner_id: str | None, label: str | None,
+                   item: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The task fields showing a near-duplicate's partner (``item`` from :func:`render_items`), or
+    empty ones when the example has no partner."""
+    if partner_id is None or item is None:
+        blank = {"text": "", "features": {}}.get(_field(ds)) if ds.modality != "image" else BLANK_IMAGE
+        return {f"{PARTNER_PREFIX}of": "none", f"{PARTNER_PREFIX}label": "-", f"{PARTNER_PREFIX}{_field(ds)}": blank}
+    return {f"{PARTNER_PREFIX}of": str(partner_id), f"{PARTNER_PREFIX}label": _text(label) or "unlabeled",
+            **{f"{PARTNER_PREFIX}{k}": v for k, v in item.items()}}
+
+
+def _field(ds: DatasetConfig) -> str:
+    return {"text": "text", "image": "image"}.get(ds.modality, "features")
 
 
 def choice_result(choice: str) -> list[dict[str, Any]]:
@@ -94,13 +128,15 @@ def build_task(
     *,
     model_version: str,
     item: Mapping[str, Any] | None = None,
+    partner: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One Label Studio task (``data`` + ``predictions``) for a review queue ``row``.
 
     ``row`` holds the queue columns (example_id, example_version, run_id, issue_types, priority,
     suggested_label, suggested_score, given_label, scores); ``features`` the example's input
     columns by name; ``item`` the already rendered example fields (see :func:`render_items`),
-    else they are rendered from ``features``.
+    else they are rendered from ``features``; ``partner`` the near-duplicate partner's fields (see
+    :func:`partner_fields`; empty ones when None).
     """
     scores = _as_dict(row.get("scores"))
     issue_types = list(row.get("issue_types") or [])
@@ -124,6 +160,7 @@ def build_task(
     for name, value in sorted(scores.items()):
         data[f"{name}_score"] = _round(value)
     data.update(item if item is not None else render_item(ds, features))
+    data.update(partner if partner is not None else partner_fields(ds, None, None, None))
     task: dict[str, Any] = {"data": data}
     suggestion = row.get("suggested_label")
     if suggestion is not None and str(suggestion) != "":
@@ -263,3 +300,7 @@ def _display(value: Any) -> Any:
     if f is not None:
         return int(f) if f.is_integer() else round(f, 6)
     return _text(value) or ""
+
+
+# A 1x1 white pixel: the partner image of a task without a near-duplicate.
+BLANK_IMAGE = "data:image/png;base64," + base64.b64encode(_png_gray(b"\x00\xff", 1, 1)).decode("ascii")
