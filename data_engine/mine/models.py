@@ -190,9 +190,10 @@ def _hgb(schema: Schema, spec: ModelSpec) -> Any:
     """Gradient-boosted trees on numbers (NaN native) and categories (native categorical splits)."""
     import numpy as np
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OrdinalEncoder
+
+    from data_engine.mine.tiny import SmallDataHistGradientBoosting
 
     if not (schema.numeric or schema.categorical):
         raise EngineError("model 'hgb' needs numeric or categorical feature columns; use 'linear' for text")
@@ -206,7 +207,7 @@ def _hgb(schema: Schema, spec: ModelSpec) -> Any:
         parts.append(("num", "passthrough", list(schema.numeric)))
     is_cat = [True] * len(schema.categorical) + [False] * len(schema.numeric)
     # Early stopping on a held-out tenth: noisy labels are fitted late, and it halves the cost.
-    clf = HistGradientBoostingClassifier(categorical_features=is_cat, early_stopping=True, random_state=spec.seed)
+    clf = SmallDataHistGradientBoosting(categorical_features=is_cat, early_stopping=True, random_state=spec.seed)
     return Pipeline([("features", ColumnTransformer(parts)), ("clf", clf)])
 
 
@@ -228,22 +229,24 @@ def _distance_features(schema: Schema, spec: ModelSpec, member: str) -> Any:
 
 def _knn(schema: Schema, spec: ModelSpec) -> Any:
     """k nearest neighbours in the scaled numeric + one-hot space (raw scale for image pixels)."""
-    from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import Pipeline
 
+    from data_engine.mine.tiny import SmallDataKNeighbors
+
     return Pipeline([("features", _distance_features(schema, spec, "knn")),
-                     ("clf", KNeighborsClassifier(n_neighbors=KNN_NEIGHBOURS))])
+                     ("clf", SmallDataKNeighbors(n_neighbors=KNN_NEIGHBOURS))])
 
 
 def _svm(schema: Schema, spec: ModelSpec) -> Any:
     """An RBF support vector machine on the kNN member's features, with Platt-calibrated probabilities."""
-    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.pipeline import Pipeline
     from sklearn.svm import SVC
 
+    from data_engine.mine.tiny import SmallDataCalibratedClassifierCV
+
     # ensemble=False: one SVM on all rows, its decision values calibrated out of fold (SVC's own
     # probability=True is deprecated in scikit-learn 1.9 in favour of exactly this).
-    clf = CalibratedClassifierCV(SVC(C=SVM_C, gamma="scale"), method="sigmoid", cv=SVM_CALIBRATION_FOLDS,
+    clf = SmallDataCalibratedClassifierCV(SVC(C=SVM_C, gamma="scale"), method="sigmoid", cv=SVM_CALIBRATION_FOLDS,
                                  ensemble=False)
     return Pipeline([("features", _distance_features(schema, spec, "svm")), ("clf", clf)])
 
