@@ -69,5 +69,8 @@ def mined_issues(context: dg.AssetExecutionContext, engine: EngineResource):
     yield dg.MaterializeResult(asset_key="review_queue", metadata={
         "run_id": summary.run_id, "queue_size": summary.queue_size,
         "weights": dg.MetadataValue.json(weights),
+        "fix_reviews": sum(summary.budget_split.get("fix", {}).values()),
+        "new_examples": summary.budget_split.get("grow", 0),
+        "budget_split": dg.MetadataValue.json(summary.budget_split),
         "top_of_queue": dg.MetadataValue.md(summary.queue_markdown()),
     })

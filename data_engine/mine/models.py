@@ -271,3 +271,30 @@ MEMBERS: dict[str, Callable[[Schema, ModelSpec], Any]] = {
     "nb": _nb,
     "svm": _svm,
 }
+
+
+# Width of the dense text space selection strategies measure distances in (LSA of the TF-IDF).
+TEXT_SPACE_DIMENSIONS = 100
+
+
+def feature_space(schema: Schema, modality: str) -> Any:
+    """An unfitted transformer into the dense space the distance-based members read, for selection
+    strategies when no pretrained embedding is present: scaled numbers (raw pixels for images),
+    one-hot categories, and text as L2-normalised LSA (truncated SVD of word TF-IDF)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import Normalizer
+
+    parts: list[tuple[str, Any, Any]] = []
+    if schema.numeric or schema.categorical:
+        parts.append(("dense", _distance_features(Schema(schema.numeric, schema.categorical, ()),
+                                                  ModelSpec((), modality), "selection"),
+                      list(schema.numeric + schema.categorical)))
+    for i, col in enumerate(schema.text):
+        lsa = make_pipeline(_text_features(char=False), TruncatedSVD(TEXT_SPACE_DIMENSIONS, random_state=0),
+                            Normalizer())
+        parts.append((f"text{i}", lsa, col))
+    if not parts:
+        raise EngineError("the dataset has no input columns to measure distances in")
+    return ColumnTransformer(parts, sparse_threshold=0.0)

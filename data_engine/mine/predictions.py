@@ -58,7 +58,7 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
 
     Stored predictions are re-used when they match; new ones are written to ``predictions``.
     """
-    from data_engine.mine.models import Schema, build_estimator, build_members
+    from data_engine.mine.models import Schema, build_members, build_model
     from data_engine.mine.spec import resolve_spec
     from data_engine.store.dataset import label_snapshot, load_classes, load_examples
     from data_engine.store.schema import stored_columns
@@ -108,10 +108,14 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
                             ", ".join(classes[i] for i in rare))
             _write_predictions(con, train, probs, classes, spec_key, snapshot, kind="oof", folds=folds)
             _store_weights(con, spec_key, snapshot, weights)
-    estimator = build_estimator(spec, Schema.from_mapping(schema), weights=weights)
+    # Unlabeled examples are scored by the model that will be served (the champion where it scored
+    # them, else the served spec fitted on all training rows): its calibrated doubt is what a new
+    # label should resolve, not the mining ensemble's (issue 16: on the digits the served SVM's
+    # margin picks beat the ensemble's, which were no better than random).
+    served, served_key = build_model(cfg, schema, n_rows=len(train))
     with clock.stage("score_unlabeled"):
-        unl_probs, newly, champion = _unlabeled_probabilities(con, unlabeled, train, labels, estimator, schema,
-                                                              classes, spec_key, snapshot, home, weights)
+        unl_probs, newly, champion = _unlabeled_probabilities(con, unlabeled, train, labels, served, schema,
+                                                              classes, served_key, snapshot, home, {})
     return PredictionState(train=train, unlabeled=unlabeled, classes=classes, schema=schema,
                            label_snapshot=snapshot, model_spec=spec_key, labels=labels, oof_probs=probs,
                            folds=folds, unlabeled_probs=unl_probs, reused=reused, newly_scored=newly,

@@ -34,7 +34,7 @@ import pandas as pd
 from data_engine.mine.detectors import DETECTORS, MiningData, run_detectors
 from data_engine.mine.noise import estimate_noise, noise_plot
 from data_engine.mine.predictions import PredictionState, refresh_predictions
-from data_engine.mine.queue import build_queue
+from data_engine.mine.plan import plan_queue
 from data_engine.mine.runs import example_info, excluded_examples, issues_table, second_opinion_candidates, store_run
 from data_engine.ship.registry import load_cache, save_cache
 from data_engine.stages import StageClock
@@ -79,6 +79,7 @@ class MiningSummary:
     ensemble_weights: dict[str, float] = field(default_factory=dict)
     plot_png: bytes | None = None
     peak_mib: dict[str, float] = field(default_factory=dict)
+    budget_split: dict[str, Any] = field(default_factory=dict)
 
     def queue_markdown(self, rows: int = QUEUE_PREVIEW_ROWS) -> str:
         """The top of the queue as a Markdown table."""
@@ -102,6 +103,7 @@ class MiningSummary:
             "timings": {k: round(v, 3) for k, v in self.timings.items()}, "queue_size": self.queue_size,
             "rare_classes": self.rare_classes,
             "ensemble_weights": {k: round(v, 4) for k, v in self.ensemble_weights.items()},
+            "budget_split": self.budget_split,
         }
 
 
@@ -131,12 +133,11 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         flagged = set(issues.loc[(issues["issue_type"] == "label") & issues["is_issue"].astype(bool), "example_id"])
         excluded = sorted(set(excluded_examples(con))
                           - (second_opinion_candidates(con, cfg.review.max_opinions) & flagged))
-        queue = build_queue(issues, weights=weights if weights is not None else cfg.review.weights,
-                            budget=budget or cfg.review.budget, exclude=excluded,
-                            examples=example_info(state))
+        queue, split = plan_queue(con, cfg, state, issues, weights=weights if weights is not None else cfg.review.weights,
+                                  budget=budget or cfg.review.budget, exclude=excluded, examples=example_info(state))
     with clock.stage("store"):
         run_id = store_run(con, state, issues, queue, results, noise_rate=noise_rate, started=started,
-                           timings=clock.seconds)
+                           timings=clock.seconds, budget_split=split.as_metadata())
     counts = {name: r.n_issues for name, r in results.items()}
     return MiningSummary(
         run_id=run_id, label_snapshot=state.label_snapshot, model_spec=state.model_spec,
@@ -146,7 +147,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         detector_summaries={n: r.summary for n, r in results.items()}, timings=dict(clock.seconds),
         queue_size=len(queue), queue_top=queue.head(QUEUE_PREVIEW_ROWS),
         rare_classes=[state.classes[i] for i in state.rare_classes], ensemble_weights=state.member_weights,
-        plot_png=plot, peak_mib=dict(clock.peak_mib),
+        plot_png=plot, peak_mib=dict(clock.peak_mib), budget_split=split.as_metadata(),
     )
 
 

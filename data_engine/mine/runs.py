@@ -97,7 +97,7 @@ def second_opinion_candidates(con: duckdb.DuckDBPyConnection, max_opinions: int)
 
 def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd.DataFrame, queue: pd.DataFrame,
               results: dict[str, DetectorResult], *, noise_rate: float | None, started: datetime,
-              timings: dict[str, float]) -> int:
+              timings: dict[str, float], budget_split: dict[str, Any] | None = None) -> int:
     """Write ``mining_runs``, ``issues`` (every label row, flagged rows of other types) and
     ``review_queue`` in one transaction; return the run id."""
     keep = issues[(issues["issue_type"] == "label") | issues["is_issue"].astype(bool)]
@@ -105,6 +105,7 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
     summary = {name: r.summary for name, r in results.items()}
     summary["rare_classes"] = [state.classes[i] for i in state.rare_classes]
     summary["ensemble_weights"] = state.member_weights
+    summary["budget_split"] = budget_split or {}
     con.execute("BEGIN TRANSACTION")
     try:
         run_id = int(con.execute("SELECT nextval('mining_run_seq')").fetchall()[0][0])
@@ -122,12 +123,14 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
             "SELECT ?, example_id, example_version, issue_type, score, is_issue, reason, CAST(detail AS JSON) "
             "FROM _mined_issues", [run_id],
         )
+        if "selection" not in queue:
+            queue = queue.assign(selection=None)
         con.register("_mined_queue", queue.astype({"issue_types": object}))
         con.execute(
             "INSERT INTO review_queue (run_id, rank, example_id, example_version, issue_types, priority, "
-            "suggested_label, suggested_score, given_label, scores) SELECT ?, rank, example_id, example_version, "
-            "CAST(issue_types AS VARCHAR[]), priority, suggested_label, suggested_score, given_label, "
-            "CAST(scores AS JSON) FROM _mined_queue", [run_id],
+            "suggested_label, suggested_score, given_label, scores, selection) SELECT ?, rank, example_id, "
+            "example_version, CAST(issue_types AS VARCHAR[]), priority, suggested_label, suggested_score, given_label, "
+            "CAST(scores AS JSON), selection FROM _mined_queue", [run_id],
         )
         con.execute("COMMIT")
     except BaseException:

@@ -21,6 +21,9 @@ from data_engine.mine.spec import resolve_spec
 Modality = Literal["tabular", "text", "image"]
 ColumnType = Literal["numeric", "categorical"]
 DETECTORS = ("label", "outlier", "near_duplicate", "uncertain")
+# data_engine.mine.selection's registry, by name (kept here: the config loads without numpy; a test
+# keeps the two equal).
+SELECTION_STRATEGIES = ("diverse_margin", "margin", "entropy", "diversity", "typicality", "cold_start", "random")
 
 # Names the warehouse uses for its own columns in ``examples``; a dataset column may not take them.
 RESERVED_COLUMNS = frozenset(
@@ -78,6 +81,10 @@ class ReviewConfig:
     weights: dict[str, float] = field(
         default_factory=lambda: {"label": 1.0, "near_duplicate": 0.6, "uncertain": 0.5, "outlier": 0.3}
     )
+    # What to label next (data_engine.mine.selection) and the share of new examples picked at random
+    # so the strategy's gain over random keeps being measured on real reviews.
+    strategy: str = "diverse_margin"
+    explore_share: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -300,6 +307,10 @@ def _check_ranges(cfg: EngineConfig) -> None:
             raise ConfigError(f"review.weights.{name}: not a detector ({', '.join(DETECTORS)})")
         if w < 0:
             raise ConfigError(f"review.weights.{name}: must not be negative")
+    if cfg.review.strategy not in SELECTION_STRATEGIES:
+        raise ConfigError(f"review.strategy = {cfg.review.strategy!r}: must be one of {', '.join(SELECTION_STRATEGIES)}")
+    if not 0 <= cfg.review.explore_share <= 1:
+        raise ConfigError("review.explore_share: must be between 0 and 1")
     if cfg.retrain.min_new_labels < 1:
         raise ConfigError("retrain.min_new_labels: must be at least 1")
     for key, name, served in (("mining.model", cfg.mining.model, False), ("retrain.model", cfg.retrain.model, True)):
