@@ -59,14 +59,49 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
         fixes = build_queue(fixable[fixable["example_id"].isin(chosen)], weights=weights, budget=max(len(chosen), 1),
                             examples=examples)
         parts.append(fixes.assign(selection="fix"))
-    if split.grow and len(candidates):
-        parts.append(_grow_rows(cfg, state, candidates, split.grow, weights))
+    grow = split.grow
+    if grow and cfg.review.annotators_per_task >= 2:
+        relabels = _activelab_relabels(con, cfg, state, candidates, grow, weights)
+        grow -= len(relabels)
+        parts.append(relabels)
+    if grow and len(candidates):
+        parts.append(_grow_rows(cfg, state, candidates, grow, weights))
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in (*QUEUE_COLUMNS, "selection")}), split
     queue = pd.concat(parts, ignore_index=True)
     queue = queue.sort_values(["priority", "example_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
     queue["rank"] = np.arange(1, len(queue) + 1, dtype=np.int32)
     return queue[[*QUEUE_COLUMNS, "selection"]], split
+
+
+def _activelab_relabels(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: PredictionState,
+                        candidates: np.ndarray, n: int, weights: Mapping[str, float]) -> pd.DataFrame:
+    """Queue rows for labeled examples that ActiveLab says gain more from another vote than a new
+    example would (:mod:`data_engine.mine.activelab`); at most ``n``."""
+    from data_engine.mine.activelab import activelab_choice, vote_matrix
+    from data_engine.mine.runs import second_opinion_candidates
+
+    reopenable = second_opinion_candidates(con, cfg.review.max_opinions, sources=("review", "vote", "consensus"))
+    ids = state.train["example_id"].astype(str).to_numpy()
+    votes, rows = vote_matrix(con, ids, list(state.classes))
+    keep = np.isin(ids[rows], list(reopenable)) & np.isfinite(state.oof_probs[rows]).all(axis=1)
+    probs_unl = state.unlabeled_probs[candidates]
+    probs_unl = probs_unl[np.isfinite(probs_unl).all(axis=1)]
+    choice = activelab_choice(votes[keep], state.oof_probs[rows[keep]], probs_unl, n)
+    picked = rows[keep][choice.relabel]
+    p = state.oof_probs[picked]
+    names = np.asarray(state.classes, dtype=object)
+    score = choice.scores[choice.relabel]
+    return pd.DataFrame({
+        "rank": 0, "example_id": ids[picked], "example_version": state.train["version"].to_numpy()[picked],
+        "issue_types": [[GROW_TYPE] for _ in picked],
+        "priority": float(weights.get(GROW_TYPE, 0.0)) * (1.0 - score),
+        "suggested_label": names[p.argmax(axis=1)] if len(p) else np.empty(0, object),
+        "suggested_score": p.max(axis=1) if len(p) else np.empty(0),
+        "given_label": names[state.labels[picked]],
+        "scores": [json.dumps({GROW_TYPE: round(float(s), 6)}) for s in score],
+        "selection": "relabel",
+    })
 
 
 def _oof_accuracy(state: PredictionState) -> float:

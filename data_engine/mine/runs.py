@@ -71,7 +71,8 @@ def excluded_examples(con: duckdb.DuckDBPyConnection) -> list[str]:
     return sorted(set(waiting) | set(reviewed))
 
 
-def second_opinion_candidates(con: duckdb.DuckDBPyConnection, max_opinions: int) -> set[str]:
+def second_opinion_candidates(con: duckdb.DuckDBPyConnection, max_opinions: int,
+                              sources: tuple[str, ...] = ("review",)) -> set[str]:
     """Reviewed examples that may be reviewed once more, if the model contradicts their label.
 
     Reviewers make mistakes (the simulated one in 2 % of answers), and a wrong answer is final
@@ -79,6 +80,7 @@ def second_opinion_candidates(con: duckdb.DuckDBPyConnection, max_opinions: int)
     reviewers' slips. Eligible: the label in force came from one reviewer (``review``, not a
     consensus of several), fewer than ``max_opinions`` tasks of the current content version were
     sent, and none is still open. Mining queues them only when the label detector flags them.
+    ``sources``: label sources eligible (ActiveLab passes the consensus of several annotators too).
     """
     if max_opinions <= 1 or not has_table(con, "review_tasks"):
         return set()
@@ -89,9 +91,9 @@ def second_opinion_candidates(con: duckdb.DuckDBPyConnection, max_opinions: int)
         "           count(*) FILTER (WHERE status NOT IN (SELECT unnest(?::VARCHAR[]))) AS unfinished "
         "           FROM review_tasks GROUP BY ALL) t "
         "  ON t.example_id = cl.example_id AND t.example_version = ce.version "
-        "WHERE cl.source = 'review' AND NOT cl.is_discarded "
+        "WHERE cl.source IN (SELECT unnest(?::VARCHAR[])) AND NOT cl.is_discarded "
         "AND coalesce(t.opinions, 0) < ? AND coalesce(t.unfinished, 0) = 0",
-        [list(FINISHED_TASK_STATUSES), int(max_opinions)],
+        [list(FINISHED_TASK_STATUSES), list(sources), int(max_opinions)],
     ).fetchall()}
 
 
