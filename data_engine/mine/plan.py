@@ -27,11 +27,12 @@ GROW_TYPE = "uncertain"
 
 
 # Selection reads at most this many candidates (the most uncertain) and labeled rows (a random
-# sample): k-means and k-center greedy stay well under a minute on two cores at this size.
-MAX_CANDIDATES = 20_000
+# sample that tells which regions are covered): the default strategy's k-means has labeled + budget
+# clusters over both, which stays in seconds on two cores at this size.
+MAX_CANDIDATES = 10_000
 
 
-MAX_LABELED_CONTEXT = 5_000
+MAX_LABELED_CONTEXT = 1_000
 
 
 def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: PredictionState, issues: pd.DataFrame, *,

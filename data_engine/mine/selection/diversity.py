@@ -16,49 +16,46 @@ from sklearn.cluster import KMeans
 from data_engine.mine.selection.base import SelectionPool, SelectionStrategy, register_strategy
 
 
-def _stacked(pool: SelectionPool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All rows (labeled first, then candidates), scikit-activeml's ``y`` (NaN = unlabeled) and
-    the candidates' positions in them."""
-    labeled = pool.labeled
-    X = np.vstack([labeled, pool.embedding]).astype(np.float64)
-    y = np.concatenate([np.zeros(len(labeled)), np.full(pool.size, np.nan)])
-    return X, y, np.arange(len(labeled), len(X))
+class _OnEmbedding(SelectionStrategy):
+    """A scikit-activeml query over labeled + candidate rows (labeled first, NaN = unlabeled)."""
+
+    def select(self, pool: SelectionPool, budget: int) -> np.ndarray:
+        """Up to ``budget`` candidates, in the library's pick order."""
+        budget = min(budget, pool.size)
+        if budget < 1:
+            return np.empty(0, dtype=np.int64)
+        labeled = pool.labeled
+        X = np.vstack([labeled, pool.embedding]).astype(np.float64)
+        y = np.concatenate([np.zeros(len(labeled)), np.full(pool.size, np.nan)])
+        picked = self._query(X, y, np.arange(len(labeled), len(X)), budget, pool.seed)
+        return np.asarray(picked, dtype=np.int64) - len(labeled)
+
+    def _query(self, X: np.ndarray, y: np.ndarray, candidates: np.ndarray, budget: int, seed: int) -> np.ndarray:
+        raise NotImplementedError
 
 
 @register_strategy
-class DiversityStrategy(SelectionStrategy):
+class DiversityStrategy(_OnEmbedding):
     """k-center greedy on the embedding: spread the batch over what nobody has labeled yet."""
 
     name = "diversity"
 
-    def select(self, pool: SelectionPool, budget: int) -> np.ndarray:
-        """Up to ``budget`` candidates, in the greedy order."""
-        budget = min(budget, pool.size)
-        if budget < 1:
-            return np.empty(0, dtype=np.int64)
-        X, y, cand = _stacked(pool)
-        picked = k_greedy_center(X, y, batch_size=budget, random_state=pool.seed, mapping=cand)[0]
-        return np.asarray(picked, dtype=np.int64) - (len(X) - pool.size)
+    def _query(self, X: np.ndarray, y: np.ndarray, candidates: np.ndarray, budget: int, seed: int) -> np.ndarray:
+        return k_greedy_center(X, y, batch_size=budget, random_state=seed, mapping=candidates)[0]
 
 
 @register_strategy
-class TypicalityStrategy(SelectionStrategy):
+class TypicalityStrategy(_OnEmbedding):
     """TypiClust: one typical (dense-region) example from each large cluster not yet covered."""
 
     name = "typicality"
 
-    def select(self, pool: SelectionPool, budget: int) -> np.ndarray:
-        """Up to ``budget`` candidates, one per uncovered cluster, largest cluster first."""
-        budget = min(budget, pool.size)
-        if budget < 1:
-            return np.empty(0, dtype=np.int64)
-        X, y, cand = _stacked(pool)
+    def _query(self, X: np.ndarray, y: np.ndarray, candidates: np.ndarray, budget: int, seed: int) -> np.ndarray:
         # n_init=1: TypiClust clusters labeled + budget points once per call; one k-means++ start
         # is what the paper uses and keeps a 10,000-row pool under a second.
-        strategy = TypiClust(random_state=pool.seed, cluster_algo=KMeans,
-                             cluster_algo_dict={"n_init": 1}, k=min(20, max(1, len(X) - 1)))
-        picked = strategy.query(X, y, batch_size=budget, candidates=cand)
-        return np.asarray(picked, dtype=np.int64) - (len(X) - pool.size)
+        strategy = TypiClust(random_state=seed, cluster_algo=KMeans, cluster_algo_dict={"n_init": 1},
+                             k=min(20, max(1, len(X) - 1)))
+        return strategy.query(X, y, batch_size=budget, candidates=candidates)
 
 
 @register_strategy
