@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -135,9 +136,11 @@ def cmd_bench_active(args: argparse.Namespace, home: Any) -> int:
     for name in names:
         started = time.perf_counter()
         ds = _dataset(name)
-        curves = [c for seed in range(args.seeds) for c in run_curves(
-            ds, seed=seed, start=args.start, pool=args.pool, rounds=args.rounds, round_size=args.round_size,
-            strategies=strategies, explore_share=args.explore_share)]
+        curves = []
+        for seed in range(args.seeds):
+            curves += run_curves(ds, seed=seed, start=args.start, pool=args.pool, rounds=args.rounds,
+                                 round_size=args.round_size, strategies=strategies, explore_share=args.explore_share)
+            print(f"{name}: seed {seed} done ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
         results[name] = {**summarise(curves), "seconds": round(time.perf_counter() - started, 1)}
         if not args.json:
             _print_table(name, results[name])
