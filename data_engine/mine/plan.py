@@ -46,7 +46,9 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
     fixable = open_issues[(open_issues["issue_type"] != GROW_TYPE)
                           & (open_issues["issue_type"].map(dict(weights)).fillna(0.0) > 0)]
     flagged = fixable.groupby("issue_type")["example_id"].nunique().to_dict()
-    candidates = _grow_candidates(state, excluded) if GROW_TYPE in cfg.mining.detectors else np.empty(0, np.int64)
+    # A zero weight for `uncertain` (or the detector turned off) means: fixes only, no new examples.
+    growing = GROW_TYPE in cfg.mining.detectors and float(weights.get(GROW_TYPE, 0.0)) > 0
+    candidates = _grow_candidates(state, excluded) if growing else np.empty(0, np.int64)
     curve = learning_curve(con)
     accuracy = curve[-1][1] if curve else _oof_accuracy(state)
     split = split_budget(budget, flagged, confirmation_rates(con, flagged), accuracy=accuracy,
@@ -114,7 +116,7 @@ def _oof_accuracy(state: PredictionState) -> float:
 
 
 def _grow_candidates(state: PredictionState, excluded: set[str]) -> np.ndarray:
-    """Row indices of unlabeled examples that may be queued: not excluded, and scored when any is."""
+    """Row indices of unlabeled examples that may be queued (not waiting for or done with review)."""
     ids = state.unlabeled["example_id"].astype(str)
     return np.flatnonzero(~ids.isin(excluded).to_numpy())
 
