@@ -90,6 +90,10 @@ def queue_metadata(summary: MiningSummary, weights: dict[str, float]) -> dict[st
                          [("issue_type", str), ("weight", float)]),
         "top_of_queue": table(rows, [("rank", int), ("example", str), ("issues", str), ("priority", float),
                                      ("given", str), ("suggested", str)], digits=3),
+        # The budget between fixing label issues and labeling new examples (data_engine.mine.budget).
+        "fix_reviews": dg.MetadataValue.int(int(sum(summary.budget_split.get("fix", {}).values()))),
+        "new_examples": dg.MetadataValue.int(int(summary.budget_split.get("grow", 0))),
+        "budget_split": dg.MetadataValue.json(summary.budget_split),
     }
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_engine.mine.models import MEMBERS, Schema, build_estimator, suit_to_labels
+from data_engine.mine.models import MEMBERS, Schema, build_estimator
 from data_engine.mine.oof import RareClassWarning, out_of_fold_probabilities
 from data_engine.mine.spec import resolve_spec
 
@@ -40,8 +40,8 @@ def test_every_member_copes_with_a_class_of_one_or_two(member: str, rare: int) -
     # The served model is fitted on all rows, rare class included, and predicts all three classes.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fitted = suit_to_labels(build_estimator(resolve_spec(member, "tabular" if member != "nb" else "text"),
-                                                Schema.from_mapping(SCHEMA)), y).fit(X, y)
+        fitted = build_estimator(resolve_spec(member, "tabular" if member != "nb" else "text"),
+                                 Schema.from_mapping(SCHEMA)).fit(X, y)
     assert fitted.predict_proba(X).shape == (60, 3)
 
 
@@ -51,4 +51,4 @@ def test_ensembles_cope_with_a_class_of_one(name: str) -> None:
     est = build_estimator(resolve_spec(name, "tabular"), Schema.from_mapping(SCHEMA))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        assert suit_to_labels(est, y).fit(X, y).predict_proba(X).shape == (60, 3)
+        assert est.fit(X, y).predict_proba(X).shape == (60, 3)

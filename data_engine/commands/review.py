@@ -130,7 +130,7 @@ def _warehouse_classes(home: Home) -> list[str]:
 def cmd_review_status(args: argparse.Namespace, home: Home) -> int:
     """``review status`` (reads the warehouse only; no server needed)."""
     from data_engine.review.propagate import propagation_report
-    from data_engine.review.verdicts import effective_weights, review_status, verdict_stats
+    from data_engine.review.verdicts import effective_weights, latest_budget_split, review_status, verdict_stats
     from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home) as con:
@@ -138,6 +138,7 @@ def cmd_review_status(args: argparse.Namespace, home: Home) -> int:
         report["verdict_stats"] = verdict_stats(con)
         report["effective_weights"] = effective_weights(con, home.config)
         report["propagations"] = propagation_report(con)
+        report["budget_split"] = latest_budget_split(con)
     if args.json:
         print(json.dumps(report, default=str))
         return 0
@@ -151,6 +152,15 @@ def cmd_review_status(args: argparse.Namespace, home: Home) -> int:
         quality = f", quality {a['quality']:.2f}" if a["quality"] is not None else ""
         print(f"  annotator {a['annotator']}: {a['votes']} votes, agreement {a['agreement']:.2f}{quality}")
     print("queue weights: " + ", ".join(f"{k}={v:g}" for k, v in report["effective_weights"].items()))
+    split = report["budget_split"]
+    if split:
+        fixes = ", ".join(f"{k}={v}" for k, v in split["fix"].items()) or "none"
+        gains = ", ".join(f"{k} {v:.4f}" for k, v in split["gain_per_fix_points"].items())
+        print(f"last queue: {split['budget']} reviews = fixes ({fixes}) + {split['grow']} new examples; "
+              f"expected accuracy points per review: new label {split['gain_per_new_label_points']:.4f}"
+              f" ({split['curve_source']}){'; fix ' + gains if gains else ''}")
+        if split.get("selection"):
+            print("  chosen by: " + ", ".join(f"{k}={v}" for k, v in split["selection"].items()))
     for r in report["propagations"]:
         measured = f"{r['measured_precision']:.3f}" if r["measured_precision"] is not None else "not yet measured"
         print(f"  propagation {r['propagation_id']} (mining run {r['mining_run_id']}): touched {r['touched']} "

@@ -120,42 +120,6 @@ def build_estimator(spec: ModelSpec, schema: Schema, *, weights: Mapping[str, fl
     return VotingClassifier(built, voting="soft", weights=w, n_jobs=None)
 
 
-def suit_to_labels(estimator: Any, y: Any, *, seed: int = 0) -> Any:
-    """``estimator`` (any member, pipeline or ensemble of them) with its internal validation splits
-    made possible for labels ``y`` (N,) whose smallest class has one or two examples; returned as is
-    otherwise. Mutates and returns ``estimator``.
-
-    Two members split the training rows themselves, stratified, and scikit-learn refuses when a class
-    is too small for it (one reviewer correction into a rare class is enough): gradient boosting's
-    early-stopping hold-out needs two examples per class (so it trains without early stopping), and
-    the SVM's Platt calibration needs ``cv`` examples per class (so it calibrates on explicit
-    stratified splits, one calibrated SVM per split: scikit-learn's ``ensemble=True`` path accepts
-    a split whose training part lacks a class).
-    """
-    import numpy as np
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.model_selection import StratifiedKFold
-
-    counts = np.unique(np.asarray(y), return_counts=True)[1]
-    if len(counts) == 0 or counts.min() >= SVM_CALIBRATION_FOLDS:
-        return estimator
-    smallest = int(counts.min())
-    parts = {"": estimator, **estimator.get_params(deep=True)}
-    updates: dict[str, Any] = {}
-    for key, part in parts.items():
-        prefix = f"{key}__" if key else ""
-        if isinstance(part, HistGradientBoostingClassifier) and part.early_stopping is True and smallest < 2:
-            updates[f"{prefix}early_stopping"] = False
-        if isinstance(part, CalibratedClassifierCV) and isinstance(part.cv, int) and smallest < part.cv:
-            n_splits = min(part.cv, int(counts.max()))
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-                splits = list(StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
-            updates[f"{prefix}cv"] = splits
-            updates[f"{prefix}ensemble"] = True
-    return estimator.set_params(**updates) if updates else estimator
-
 
 def build_model(cfg: EngineConfig, schema: Mapping[str, str], *, n_rows: int | None = None) -> tuple[Any, str]:
     """The served model of ``[retrain] model``, unfitted, and its spec key (used by retraining).
@@ -192,9 +156,10 @@ def _hgb(schema: Schema, spec: ModelSpec) -> Any:
     """Gradient-boosted trees on numbers (NaN native) and categories (native categorical splits)."""
     import numpy as np
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OrdinalEncoder
+
+    from data_engine.mine.tiny import SmallDataHistGradientBoosting
 
     if not (schema.numeric or schema.categorical or schema.image):
         raise EngineError("model 'hgb' needs numeric, categorical or image columns; use 'linear' for text")
@@ -212,7 +177,7 @@ def _hgb(schema: Schema, spec: ModelSpec) -> Any:
 
     is_cat = [True] * len(schema.categorical) + [False] * (len(schema.numeric) + DIMENSIONS * len(image))
     # Early stopping on a held-out tenth: noisy labels are fitted late, and it halves the cost.
-    clf = HistGradientBoostingClassifier(categorical_features=is_cat, early_stopping=True, random_state=spec.seed)
+    clf = SmallDataHistGradientBoosting(categorical_features=is_cat, early_stopping=True, random_state=spec.seed)
     return Pipeline([("features", ColumnTransformer(parts)), ("clf", clf)])
 
 
@@ -244,22 +209,24 @@ def _image_parts(schema: Schema, *, scale: bool) -> list[tuple[str, Any, Any]]:
 
 def _knn(schema: Schema, spec: ModelSpec) -> Any:
     """k nearest neighbours in the scaled numeric + one-hot space (raw scale for image pixels)."""
-    from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import Pipeline
 
+    from data_engine.mine.tiny import SmallDataKNeighbors
+
     return Pipeline([("features", _distance_features(schema, spec, "knn")),
-                     ("clf", KNeighborsClassifier(n_neighbors=KNN_NEIGHBOURS))])
+                     ("clf", SmallDataKNeighbors(n_neighbors=KNN_NEIGHBOURS))])
 
 
 def _svm(schema: Schema, spec: ModelSpec) -> Any:
     """An RBF support vector machine on the kNN member's features, with Platt-calibrated probabilities."""
-    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.pipeline import Pipeline
     from sklearn.svm import SVC
 
+    from data_engine.mine.tiny import SmallDataCalibratedClassifierCV
+
     # ensemble=False: one SVM on all rows, its decision values calibrated out of fold (SVC's own
     # probability=True is deprecated in scikit-learn 1.9 in favour of exactly this).
-    clf = CalibratedClassifierCV(SVC(C=SVM_C, gamma="scale"), method="sigmoid", cv=SVM_CALIBRATION_FOLDS,
+    clf = SmallDataCalibratedClassifierCV(SVC(C=SVM_C, gamma="scale"), method="sigmoid", cv=SVM_CALIBRATION_FOLDS,
                                  ensemble=False)
     return Pipeline([("features", _distance_features(schema, spec, "svm")), ("clf", clf)])
 
@@ -306,3 +273,30 @@ MEMBERS: dict[str, Callable[[Schema, ModelSpec], Any]] = {
     "svm": _svm,
     "embedding": _embedding,
 }
+
+
+# Width of the dense text space selection strategies measure distances in (LSA of the TF-IDF).
+TEXT_SPACE_DIMENSIONS = 100
+
+
+def feature_space(schema: Schema, modality: str) -> Any:
+    """An unfitted transformer into the dense space the distance-based members read, for selection
+    strategies when no pretrained embedding is present: scaled numbers (raw pixels for images),
+    one-hot categories, and text as L2-normalised LSA (truncated SVD of word TF-IDF)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import Normalizer
+
+    parts: list[tuple[str, Any, Any]] = []
+    if schema.numeric or schema.categorical:
+        parts.append(("dense", _distance_features(Schema(schema.numeric, schema.categorical, ()),
+                                                  ModelSpec((), modality), "selection"),
+                      list(schema.numeric + schema.categorical)))
+    for i, col in enumerate(schema.text):
+        lsa = make_pipeline(_text_features(char=False), TruncatedSVD(TEXT_SPACE_DIMENSIONS, random_state=0),
+                            Normalizer())
+        parts.append((f"text{i}", lsa, col))
+    if not parts:
+        raise EngineError("the dataset has no input columns to measure distances in")
+    return ColumnTransformer(parts, sparse_threshold=0.0)

@@ -111,10 +111,8 @@ def assign_folds(labels: np.ndarray, n_classes: int, *, folds: int, seed: int) -
 def _fit_predict(estimator: Any, X_train: pd.DataFrame, y_train: np.ndarray, X_test: pd.DataFrame,
                  n_classes: int) -> np.ndarray:
     """Fit on the training part, return probabilities of the test part in all ``n_classes`` columns."""
-    from data_engine.mine.models import suit_to_labels
-
     with single_threaded():
-        suit_to_labels(estimator, y_train).fit(X_train, y_train)
+        estimator.fit(X_train, y_train)
         part = estimator.predict_proba(X_test)
     full = np.zeros((len(X_test), n_classes), dtype=np.float64)
     full[:, np.asarray(estimator.classes_, dtype=int)] = part

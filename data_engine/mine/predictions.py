@@ -67,7 +67,7 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
     when there is something to fit).
     """
     from data_engine.mine.embedders.features import model_inputs
-    from data_engine.mine.models import Schema, build_estimator, build_members
+    from data_engine.mine.models import Schema, build_members, build_model
     from data_engine.mine.spec import resolve_spec
     from data_engine.store.dataset import label_snapshot, load_classes, load_examples
     from data_engine.store.schema import stored_columns
@@ -125,10 +125,14 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
                             ", ".join(classes[i] for i in rare))
             _write_predictions(con, train, probs, classes, spec_key, snapshot, kind="oof", folds=folds)
             _store_weights(con, spec_key, snapshot, weights)
-    estimator = build_estimator(spec, Schema.from_mapping(schema), weights=weights)
+    # Unlabeled examples are scored by the model that will be served (the champion where it scored
+    # them, else the served spec fitted on all training rows): its calibrated doubt is what a new
+    # label should resolve, not the mining ensemble's (issue 16: on the digits the served SVM's
+    # margin picks beat the ensemble's, which were no better than random).
+    served, served_key = build_model(cfg, schema, n_rows=len(train))
     with clock.stage("score_unlabeled"):
-        unl_probs, newly, champion = _unlabeled_probabilities(con, unlabeled, train, labels, estimator, inputs,
-                                                              classes, spec_key, snapshot, home, weights)
+        unl_probs, newly, champion = _unlabeled_probabilities(con, unlabeled, train, labels, served, inputs,
+                                                              classes, served_key, snapshot, home, {})
     return PredictionState(train=train, unlabeled=unlabeled, classes=classes, schema=schema,
                            label_snapshot=snapshot, model_spec=spec_key, labels=labels, oof_probs=probs,
                            folds=folds, unlabeled_probs=unl_probs, reused=reused, newly_scored=newly,
@@ -341,7 +345,6 @@ def _full_model(estimator: Any, train: pd.DataFrame, labels: np.ndarray, inputs:
     """
     from sklearn.base import clone
 
-    from data_engine.mine.models import suit_to_labels
     from data_engine.mine.oof import MAX_FIT_ROWS, fit_subset, single_threaded
 
     digest = hashlib.sha256(f"{spec_key}|{snapshot}|{len(train)}".encode()).hexdigest()[:20]
@@ -357,7 +360,7 @@ def _full_model(estimator: Any, train: pd.DataFrame, labels: np.ndarray, inputs:
     rows = fit_subset(np.arange(len(train)), labels, max_rows=MAX_FIT_ROWS, seed=0)
     with single_threaded(), warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
-        suit_to_labels(model, labels[rows]).fit(train[inputs].iloc[rows], labels[rows])
+        model.fit(train[inputs].iloc[rows], labels[rows])
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         for old in path.parent.glob("full-*.joblib*"):

@@ -36,7 +36,7 @@ from data_engine.mine.detectors import DETECTORS, MiningData, run_detectors
 from data_engine.mine.embedders.base import EMBEDDING_COLUMN
 from data_engine.mine.noise import estimate_noise, noise_plot
 from data_engine.mine.predictions import PredictionState, refresh_predictions
-from data_engine.mine.queue import build_queue
+from data_engine.mine.plan import plan_queue
 from data_engine.mine.runs import (
     example_info,
     excluded_examples,
@@ -95,6 +95,7 @@ class MiningSummary:
     # measured precision of earlier ones (data_engine.review.propagate.propagation_report).
     propagation: dict[str, Any] = field(default_factory=dict)
     plot_path: Path | None = None
+    budget_split: dict[str, Any] = field(default_factory=dict)
 
     def queue_markdown(self, rows: int = QUEUE_PREVIEW_ROWS) -> str:
         """The top of the queue as a Markdown table."""
@@ -120,6 +121,7 @@ class MiningSummary:
             "ensemble_weights": {k: round(v, 4) for k, v in self.ensemble_weights.items()},
             "embedding": self.embedding, "newly_embedded": self.newly_embedded,
             "propagation": self.propagation,
+            "budget_split": self.budget_split,
         }
 
 
@@ -163,12 +165,11 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         if plan is not None:  # the audited share of a propagation comes first in the queue
             audited = issues["example_id"].isin(plan.examples.loc[plan.examples["audit"], "example_id"])
             issues.loc[audited & (issues["issue_type"] == "lookalike"), "score"] = 0.0
-        queue = build_queue(issues, weights=weights if weights is not None else cfg.review.weights,
-                            budget=budget or cfg.review.budget, exclude=excluded,
-                            examples=example_info(state))
+        queue, split = plan_queue(con, cfg, state, issues, weights=weights if weights is not None else cfg.review.weights,
+                                  budget=budget or cfg.review.budget, exclude=excluded, examples=example_info(state))
     with clock.stage("store"):
         run_id = store_run(con, state, issues, queue, results, noise_rate=noise_rate, started=started,
-                           timings=clock.seconds)
+                           timings=clock.seconds, budget_split=split.as_metadata())
         propagation: dict[str, Any] = {"policy": cfg.review.propagate}
         if plan is not None:
             pid = apply_propagation(con, plan, run_id)
@@ -196,7 +197,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         queue_size=len(queue), queue_top=queue.head(QUEUE_PREVIEW_ROWS),
         rare_classes=[state.classes[i] for i in state.rare_classes], ensemble_weights=state.member_weights,
         plot_png=plot, peak_mib=dict(clock.peak_mib), embedding=state.embedding,
-        newly_embedded=state.newly_embedded, propagation=propagation, plot_path=plot_path,
+        newly_embedded=state.newly_embedded, propagation=propagation, plot_path=plot_path, budget_split=split.as_metadata(),
     )
 
 

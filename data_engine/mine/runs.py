@@ -71,7 +71,8 @@ def excluded_examples(con: duckdb.DuckDBPyConnection) -> list[str]:
     return sorted(set(waiting) | set(reviewed))
 
 
-def second_opinion_candidates(con: duckdb.DuckDBPyConnection, max_opinions: int) -> set[str]:
+def second_opinion_candidates(con: duckdb.DuckDBPyConnection, max_opinions: int,
+                              sources: tuple[str, ...] = ("review",)) -> set[str]:
     """Reviewed examples that may be reviewed once more, if the model contradicts their label.
 
     Reviewers make mistakes (the simulated one in 2 % of answers), and a wrong answer is final
@@ -79,6 +80,7 @@ def second_opinion_candidates(con: duckdb.DuckDBPyConnection, max_opinions: int)
     reviewers' slips. Eligible: the label in force came from one reviewer (``review``, not a
     consensus of several), fewer than ``max_opinions`` tasks of the current content version were
     sent, and none is still open. Mining queues them only when the label detector flags them.
+    ``sources``: label sources eligible (ActiveLab passes the consensus of several annotators too).
     """
     if max_opinions <= 1 or not has_table(con, "review_tasks"):
         return set()
@@ -89,15 +91,15 @@ def second_opinion_candidates(con: duckdb.DuckDBPyConnection, max_opinions: int)
         "           count(*) FILTER (WHERE status NOT IN (SELECT unnest(?::VARCHAR[]))) AS unfinished "
         "           FROM review_tasks GROUP BY ALL) t "
         "  ON t.example_id = cl.example_id AND t.example_version = ce.version "
-        "WHERE cl.source = 'review' AND NOT cl.is_discarded "
+        "WHERE cl.source IN (SELECT unnest(?::VARCHAR[])) AND NOT cl.is_discarded "
         "AND coalesce(t.opinions, 0) < ? AND coalesce(t.unfinished, 0) = 0",
-        [list(FINISHED_TASK_STATUSES), int(max_opinions)],
+        [list(FINISHED_TASK_STATUSES), list(sources), int(max_opinions)],
     ).fetchall()}
 
 
 def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd.DataFrame, queue: pd.DataFrame,
               results: dict[str, DetectorResult], *, noise_rate: float | None, started: datetime,
-              timings: dict[str, float]) -> int:
+              timings: dict[str, float], budget_split: dict[str, Any] | None = None) -> int:
     """Write ``mining_runs``, ``issues`` (every label row, flagged rows of other types) and
     ``review_queue`` in one transaction; return the run id."""
     keep = issues[(issues["issue_type"] == "label") | issues["is_issue"].astype(bool)]
@@ -105,6 +107,7 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
     summary = {name: r.summary for name, r in results.items()}
     summary["rare_classes"] = [state.classes[i] for i in state.rare_classes]
     summary["ensemble_weights"] = state.member_weights
+    summary["budget_split"] = budget_split or {}
     con.execute("BEGIN TRANSACTION")
     try:
         run_id = int(con.execute("SELECT nextval('mining_run_seq')").fetchall()[0][0])
@@ -123,12 +126,14 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
             "SELECT ?, example_id, example_version, issue_type, score, is_issue, reason, CAST(detail AS JSON) "
             "FROM _mined_issues", [run_id],
         )
+        if "selection" not in queue:
+            queue = queue.assign(selection=None)
         con.register("_mined_queue", queue.astype({"issue_types": object}))
         con.execute(
             "INSERT INTO review_queue (run_id, rank, example_id, example_version, issue_types, priority, "
-            "suggested_label, suggested_score, given_label, scores) SELECT ?, rank, example_id, example_version, "
-            "CAST(issue_types AS VARCHAR[]), priority, suggested_label, suggested_score, given_label, "
-            "CAST(scores AS JSON) FROM _mined_queue", [run_id],
+            "suggested_label, suggested_score, given_label, scores, selection) SELECT ?, rank, example_id, "
+            "example_version, CAST(issue_types AS VARCHAR[]), priority, suggested_label, suggested_score, given_label, "
+            "CAST(scores AS JSON), selection FROM _mined_queue", [run_id],
         )
         con.execute("COMMIT")
     except BaseException:

@@ -5,6 +5,8 @@ sums up the review state."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from typing import Any
 
 import duckdb
@@ -40,26 +42,35 @@ def verdict_stats(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> 
             for r in rows]
 
 
+def confirmation_rates(con: duckdb.DuckDBPyConnection, issue_types: Iterable[str]) -> dict[str, float]:
+    """Smoothed share of flagged examples reviewers confirmed, per issue type, over all runs.
+
+    With ``c`` confirmed among ``n`` reviewed the rate is
+    ``(c + PRIOR_VERDICTS * PRIOR_RATE) / (n + PRIOR_VERDICTS)`` (a Beta prior): PRIOR_RATE
+    before any verdict, the measured share after hundreds.
+    """
+    totals: dict[str, tuple[int, int]] = {}
+    if has_table(con, "review_verdict_stats"):
+        totals = {r[0]: (int(r[1]), int(r[2])) for r in con.execute(
+            "SELECT issue_type, sum(confirmed), sum(reviewed) FROM review_verdict_stats GROUP BY issue_type").fetchall()}
+    out = {}
+    for issue_type in issue_types:
+        confirmed, reviewed = totals.get(issue_type, (0, 0))
+        out[issue_type] = (confirmed + PRIOR_VERDICTS * PRIOR_RATE) / (reviewed + PRIOR_VERDICTS)
+    return out
+
+
 def effective_weights(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> dict[str, float]:
     """The queue's weight per issue type: ``review.weights`` scaled by how often reviewers confirm it.
 
-    With ``c`` confirmed among ``n`` reviewed (all runs), the smoothed confirmation rate is
-    ``(c + PRIOR_VERDICTS * PRIOR_RATE) / (n + PRIOR_VERDICTS)`` and the weight is the configured
-    one times ``rate / PRIOR_RATE``, clipped to [MIN_WEIGHT_FACTOR, MAX_WEIGHT_FACTOR] times it.
-    Without verdicts the configured weights come back unchanged.
+    The weight is the configured one times ``rate / PRIOR_RATE`` (:func:`confirmation_rates`),
+    clipped to [MIN_WEIGHT_FACTOR, MAX_WEIGHT_FACTOR] times it. Without verdicts the configured
+    weights come back unchanged.
     """
     weights = dict(cfg.review.weights)
-    if not has_table(con, "review_verdict_stats"):
-        return weights
-    totals = {r[0]: (int(r[1]), int(r[2])) for r in con.execute(
-        "SELECT issue_type, sum(confirmed), sum(reviewed) FROM review_verdict_stats GROUP BY issue_type").fetchall()}
-    out = {}
-    for issue_type, base in weights.items():
-        confirmed, reviewed = totals.get(issue_type, (0, 0))
-        rate = (confirmed + PRIOR_VERDICTS * PRIOR_RATE) / (reviewed + PRIOR_VERDICTS)
-        factor = min(max(rate / PRIOR_RATE, MIN_WEIGHT_FACTOR), MAX_WEIGHT_FACTOR)
-        out[issue_type] = round(base * factor, 4)
-    return out
+    rates = confirmation_rates(con, weights)
+    return {t: round(base * min(max(rates[t] / PRIOR_RATE, MIN_WEIGHT_FACTOR), MAX_WEIGHT_FACTOR), 4)
+            for t, base in weights.items()}
 
 
 def review_status(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
@@ -77,3 +88,20 @@ def review_status(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
                               "ORDER BY annotator").fetchall()]
     return {"tasks": tasks, "verdicts": outcomes, "discarded": int(discards), "events": sources, "cursors": cursors,
             "annotators": annotators}
+
+
+def latest_budget_split(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """The newest mining run's split of the review budget between fixes and new examples
+    (:class:`data_engine.mine.budget.BudgetSplit` as metadata) with its queue's rows per way of
+    choosing (``selection``: fix, the strategy, explore); empty before the first run that made one."""
+    if not has_table(con, "mining_runs"):
+        return {}
+    row = con.execute("SELECT run_id, json_extract(summary, '$.budget_split') FROM mining_runs "
+                      "ORDER BY run_id DESC LIMIT 1").fetchall()
+    if not row or not row[0][1] or row[0][1] in ("{}", "null"):
+        return {}
+    split = json.loads(row[0][1])
+    split["selection"] = dict(con.execute(
+        "SELECT coalesce(selection, 'unknown'), count(*) FROM review_queue WHERE run_id = ? GROUP BY 1 ORDER BY 1",
+        [row[0][0]]).fetchall())
+    return split

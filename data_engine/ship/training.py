@@ -191,10 +191,8 @@ def build_estimator(cfg: EngineConfig, schema: dict[str, str], *, n_rows: int | 
 
 def fit_estimator(estimator: Any, X: pd.DataFrame, y: np.ndarray) -> Any:
     """Fit ``estimator`` on ``X`` (N, D) and labels ``y`` (N,); wrap a fitting failure in EngineError."""
-    from data_engine.mine.models import suit_to_labels
-
     try:
-        return suit_to_labels(estimator, y).fit(X, y)
+        return estimator.fit(X, y)
     except (ValueError, TypeError) as exc:
         raise EngineError(f"training {type(estimator).__name__} failed: {exc}") from None
 

@@ -23,6 +23,9 @@ Modality = Literal["tabular", "text", "image"]
 # "vector": one list of numbers per row (a Parquet list column, a JSONL array), for `embedding = "column"`.
 ColumnType = Literal["numeric", "categorical", "vector"]
 DETECTORS = ("label", "outlier", "near_duplicate", "uncertain", "lookalike")
+# data_engine.mine.selection's registry, by name (kept here: the config loads without numpy; a test
+# keeps the two equal).
+SELECTION_STRATEGIES = ("diverse_margin", "margin", "entropy", "diversity", "typicality", "cold_start", "random")
 
 # Names the warehouse uses for its own columns in ``examples``; a dataset column may not take them.
 RESERVED_COLUMNS = frozenset(
@@ -113,6 +116,10 @@ class ReviewConfig:
     propagate_precision: float = 0.98
     propagate_min_verdicts: int = 30
     propagate_audit: float = 0.05
+    # What to label next (data_engine.mine.selection) and the share of new examples picked at random
+    # so the strategy's gain over random keeps being measured on real reviews.
+    strategy: str = "diverse_margin"
+    explore_share: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -365,6 +372,10 @@ def _check_ranges(cfg: EngineConfig) -> None:
             raise ConfigError(f"review.weights.{name}: not a detector ({', '.join(DETECTORS)})")
         if w < 0:
             raise ConfigError(f"review.weights.{name}: must not be negative")
+    if cfg.review.strategy not in SELECTION_STRATEGIES:
+        raise ConfigError(f"review.strategy = {cfg.review.strategy!r}: must be one of {', '.join(SELECTION_STRATEGIES)}")
+    if not 0 <= cfg.review.explore_share <= 1:
+        raise ConfigError("review.explore_share: must be between 0 and 1")
     if cfg.retrain.min_new_labels < 1:
         raise ConfigError("retrain.min_new_labels: must be at least 1")
     try:

@@ -1,0 +1,134 @@
+"""The review budget between fixing labels and growing the labeled set, by expected gain per review.
+
+Written by hand: no library prices a label fix against a new label. The estimate, in accuracy per
+review:
+
+* a **new label** gains the learning curve's recent slope: accuracy gained per added label between
+  the last evaluated models (gold accuracy against training size, ``models.metrics``). Without two
+  such points it takes the power-law prior: if the error falls as ``n**-ALPHA`` (learning curves of
+  most models, Hestness et al. 2017), one more label gains ``ALPHA * error / n``;
+* a **fix** of issue type ``t`` gains ``rate_t * FIX_WORTH`` times that prior: ``rate_t`` is the
+  share of flagged examples reviewers confirmed (smoothed, :func:`data_engine.review.verdicts.confirmation_rates`),
+  and a confirmed fix both removes a wrong label and adds a right one (``FIX_WORTH = 2`` labels).
+
+Issue types whose fix gains at least as much as a new label get their flagged examples (best
+first, up to the budget); the others keep at most ``MIN_FIX_SHARE`` of the budget, so their
+confirmation rate keeps being measured. The rest grows the labeled set. With clean given labels,
+reviewers reject confident learning's few flags, ``rate_label`` falls and the flags stop taking
+reviews; before any verdict they tie with new labels and take only as many slots as there are flags.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import numpy as np
+
+# Exponent of the power-law learning curve (error ~ n ** -ALPHA) used before the engine has measured
+# its own curve; 0.5 is the classic rate of a well-specified model (and a middle value of the
+# exponents Hestness et al. report).
+ALPHA = 0.5
+
+
+# A confirmed fix is worth this many new labels: a wrong label removed plus a right one added.
+FIX_WORTH = 2.0
+
+
+# Issue types whose fixes gain less than a new label still get this share of the budget (at least
+# one review while they have flags), so their confirmation rate keeps being measured.
+MIN_FIX_SHARE = 0.05
+
+
+# Evaluated models read for the learning curve's recent slope.
+CURVE_POINTS = 4
+
+
+@dataclass(frozen=True)
+class BudgetSplit:
+    """How one queue's budget is shared; gains are in accuracy points (0-100) per review."""
+
+    budget: int
+    fix: dict[str, int]
+    grow: int
+    gain_per_new_label: float
+    gain_per_fix: dict[str, float]
+    confirmation_rates: dict[str, float]
+    curve_source: str
+    learning_curve: list[tuple[int, float]] = field(default_factory=list)
+
+    @property
+    def n_fix(self) -> int:
+        """Reviews given to label issues (all fix types)."""
+        return sum(self.fix.values())
+
+    def as_metadata(self) -> dict[str, Any]:
+        """Plain JSON-able values for Dagster metadata and `review status`."""
+        return {"budget": self.budget, "fix": self.fix, "grow": self.grow,
+                "gain_per_new_label_points": round(self.gain_per_new_label, 5),
+                "gain_per_fix_points": {k: round(v, 5) for k, v in self.gain_per_fix.items()},
+                "confirmation_rates": {k: round(v, 4) for k, v in self.confirmation_rates.items()},
+                "curve_source": self.curve_source,
+                "learning_curve": [[n, round(a, 4)] for n, a in self.learning_curve]}
+
+
+def learning_curve(con: duckdb.DuckDBPyConnection, points: int = CURVE_POINTS) -> list[tuple[int, float]]:
+    """The newest ``points`` evaluated models as (training size, gold accuracy), oldest first."""
+    from data_engine.store.warehouse import has_table
+
+    if not has_table(con, "models"):
+        return []
+    rows = con.execute(
+        "SELECT train_size, TRY_CAST(json_extract(metrics, '$.accuracy') AS DOUBLE) AS acc FROM models "
+        "WHERE metrics IS NOT NULL AND acc IS NOT NULL ORDER BY version DESC LIMIT ?", [points]).fetchall()
+    return [(int(n), float(a)) for n, a in reversed(rows)]
+
+
+def prior_gain(accuracy: float, n_labeled: int) -> float:
+    """Accuracy points one more label gains on a power-law curve: ``100 * ALPHA * (1 - accuracy) / n``."""
+    return 100.0 * ALPHA * max(1.0 - accuracy, 0.0) / max(n_labeled, 1)
+
+
+def curve_gain(curve: Sequence[tuple[int, float]]) -> float | None:
+    """Least-squares slope of accuracy (points) per added label over ``curve``; None without two
+    distinct training sizes. Clipped at 0: a noisy drop says new labels gain nothing now, not less."""
+    sizes = np.array([n for n, _ in curve], dtype=float)
+    if len(np.unique(sizes)) < 2:
+        return None
+    acc = np.array([a for _, a in curve], dtype=float) * 100.0
+    slope = float(np.polyfit(sizes, acc, 1)[0])
+    return max(slope, 0.0)
+
+
+def split_budget(budget: int, flagged: Mapping[str, int], rates: Mapping[str, float], *, accuracy: float,
+                 n_labeled: int, curve: Sequence[tuple[int, float]] = (), n_candidates: int | None = None) -> BudgetSplit:
+    """Share ``budget`` reviews between fixes (per issue type, ``flagged`` examples available) and new labels.
+
+    ``rates``: confirmation rate per issue type in [0, 1]; ``accuracy``: the current model's
+    accuracy in [0, 1] (gold, else out-of-fold); ``n_labeled``: labels in force; ``curve``: (training
+    size, accuracy) of recent models; ``n_candidates``: unlabeled examples available (None = no limit).
+    See the module docstring for the estimate.
+    """
+    label_value = prior_gain(accuracy, n_labeled)
+    measured = curve_gain(curve)
+    g_new = label_value if measured is None else measured
+    source = "power-law prior" if measured is None else f"learning curve over {len(curve)} models"
+    gains = {t: rates.get(t, 0.5) * FIX_WORTH * label_value for t in flagged}
+    fix: dict[str, int] = {}
+    left = budget
+    # Types worth more than a new label first, best first; then the measuring share of the others.
+    for t in sorted(gains, key=lambda t: -gains[t]):
+        if gains[t] >= g_new and g_new >= 0:
+            fix[t] = min(int(flagged[t]), left)
+            left -= fix[t]
+    losers = [t for t in sorted(gains, key=lambda t: -gains[t]) if t not in fix and flagged[t] > 0]
+    measuring = min(left, max(len(losers), math.floor(MIN_FIX_SHARE * budget))) if losers else 0
+    for i, t in enumerate(losers):
+        share = measuring // len(losers) + (1 if i < measuring % len(losers) else 0)
+        fix[t] = min(int(flagged[t]), share)
+        left -= fix[t]
+    grow = left if n_candidates is None else min(left, n_candidates)
+    return BudgetSplit(budget, {t: n for t, n in fix.items()}, grow, g_new, gains, dict(rates), source, list(curve))

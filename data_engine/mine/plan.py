@@ -1,0 +1,161 @@
+"""One run's review queue: label fixes and new examples to label, within the budget split.
+
+The split comes from :func:`data_engine.mine.budget.split_budget`; fixes are the flagged labeled
+examples (``label``, ``near_duplicate``, ``outlier``) ranked by :func:`data_engine.mine.queue.build_queue`;
+new examples are chosen among the unlabeled ones by the ``[review] strategy``
+(:mod:`data_engine.mine.selection`) on the served model's calibrated probabilities, with the
+``[review] explore_share`` drawn at random. Each queue row records how it was chosen (``selection``:
+the strategy's name, ``explore`` or ``fix``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from data_engine.mine.budget import BudgetSplit, learning_curve, split_budget
+from data_engine.mine.predictions import PredictionState
+from data_engine.mine.queue import QUEUE_COLUMNS, build_queue
+from data_engine.store.config import EngineConfig
+
+# The issue type of a new example to label.
+GROW_TYPE = "uncertain"
+
+
+# Selection reads at most this many candidates (the most uncertain) and labeled rows (a random
+# sample that tells which regions are covered): the default strategy's k-means has labeled + budget
+# clusters over both, which stays in seconds on two cores at this size.
+MAX_CANDIDATES = 10_000
+
+
+MAX_LABELED_CONTEXT = 1_000
+
+
+def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: PredictionState, issues: pd.DataFrame, *,
+               weights: Mapping[str, float], budget: int, exclude: Iterable[str],
+               examples: pd.DataFrame) -> tuple[pd.DataFrame, BudgetSplit]:
+    """The queue (:data:`QUEUE_COLUMNS` plus ``selection``) and the split it followed."""
+    from data_engine.review.verdicts import confirmation_rates
+
+    excluded = set(exclude)
+    open_issues = issues[issues["is_issue"].astype(bool) & ~issues["example_id"].isin(excluded)]
+    fixable = open_issues[(open_issues["issue_type"] != GROW_TYPE)
+                          & (open_issues["issue_type"].map(dict(weights)).fillna(0.0) > 0)]
+    flagged = fixable.groupby("issue_type")["example_id"].nunique().to_dict()
+    # A zero weight for `uncertain` (or the detector turned off) means: fixes only, no new examples.
+    growing = GROW_TYPE in cfg.mining.detectors and float(weights.get(GROW_TYPE, 0.0)) > 0
+    candidates = _grow_candidates(state, excluded) if growing else np.empty(0, np.int64)
+    curve = learning_curve(con)
+    accuracy = curve[-1][1] if curve else _oof_accuracy(state)
+    split = split_budget(budget, flagged, confirmation_rates(con, flagged), accuracy=accuracy,
+                         n_labeled=len(state.train), curve=curve, n_candidates=len(candidates))
+    parts = []
+    if split.n_fix:
+        chosen: list[str] = []
+        for issue_type, n in split.fix.items():
+            rows = fixable[(fixable["issue_type"] == issue_type) & ~fixable["example_id"].isin(chosen)]
+            chosen += rows.sort_values(["score", "example_id"])["example_id"].head(n).tolist()
+        fixes = build_queue(fixable[fixable["example_id"].isin(chosen)], weights=weights, budget=max(len(chosen), 1),
+                            examples=examples)
+        parts.append(fixes.assign(selection="fix"))
+    grow = split.grow
+    if grow and cfg.review.annotators_per_task >= 2:
+        relabels = _activelab_relabels(con, cfg, state, candidates, grow, weights)
+        grow -= len(relabels)
+        parts.append(relabels)
+    if grow and len(candidates):
+        parts.append(_grow_rows(cfg, state, candidates, grow, weights))
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in (*QUEUE_COLUMNS, "selection")}), split
+    queue = pd.concat(parts, ignore_index=True)
+    queue = queue.sort_values(["priority", "example_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
+    queue["rank"] = np.arange(1, len(queue) + 1, dtype=np.int32)
+    return queue[[*QUEUE_COLUMNS, "selection"]], split
+
+
+def _activelab_relabels(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: PredictionState,
+                        candidates: np.ndarray, n: int, weights: Mapping[str, float]) -> pd.DataFrame:
+    """Queue rows for labeled examples that ActiveLab says gain more from another vote than a new
+    example would (:mod:`data_engine.mine.activelab`); at most ``n``."""
+    from data_engine.mine.activelab import activelab_choice, vote_matrix
+    from data_engine.mine.runs import second_opinion_candidates
+
+    reopenable = second_opinion_candidates(con, cfg.review.max_opinions, sources=("review", "vote", "consensus"))
+    ids = state.train["example_id"].astype(str).to_numpy()
+    votes, rows = vote_matrix(con, ids, list(state.classes))
+    keep = np.isin(ids[rows], list(reopenable)) & np.isfinite(state.oof_probs[rows]).all(axis=1)
+    probs_unl = state.unlabeled_probs[candidates]
+    probs_unl = probs_unl[np.isfinite(probs_unl).all(axis=1)]
+    choice = activelab_choice(votes[keep], state.oof_probs[rows[keep]], probs_unl, n)
+    picked = rows[keep][choice.relabel]
+    p = state.oof_probs[picked]
+    names = np.asarray(state.classes, dtype=object)
+    score = choice.scores[choice.relabel]
+    return pd.DataFrame({
+        "rank": 0, "example_id": ids[picked], "example_version": state.train["version"].to_numpy()[picked],
+        "issue_types": [[GROW_TYPE] for _ in picked],
+        "priority": float(weights.get(GROW_TYPE, 0.0)) * (1.0 - score),
+        "suggested_label": names[p.argmax(axis=1)] if len(p) else np.empty(0, object),
+        "suggested_score": p.max(axis=1) if len(p) else np.empty(0),
+        "given_label": names[state.labels[picked]],
+        "scores": [json.dumps({GROW_TYPE: round(float(s), 6)}) for s in score],
+        "selection": "relabel",
+    })
+
+
+def _oof_accuracy(state: PredictionState) -> float:
+    """Share of labeled rows whose out-of-fold prediction is their label (0.5 when none)."""
+    ok = np.isfinite(state.oof_probs).all(axis=1)
+    if not ok.any():
+        return 0.5
+    return float((state.oof_probs[ok].argmax(axis=1) == state.labels[ok]).mean())
+
+
+def _grow_candidates(state: PredictionState, excluded: set[str]) -> np.ndarray:
+    """Row indices of unlabeled examples that may be queued (not waiting for or done with review)."""
+    ids = state.unlabeled["example_id"].astype(str)
+    return np.flatnonzero(~ids.isin(excluded).to_numpy())
+
+
+def _grow_rows(cfg: EngineConfig, state: PredictionState, candidates: np.ndarray, n: int,
+               weights: Mapping[str, float]) -> pd.DataFrame:
+    """Queue rows of the ``n`` unlabeled examples the selection strategy picks among ``candidates``."""
+    from data_engine.mine.selection import SelectionPool, select_examples, uncertainty
+    from data_engine.mine.selection.features import selection_embedding
+
+    seed = cfg.mining.seed + state.label_snapshot
+    probs = state.unlabeled_probs[candidates]
+    scored = bool(len(probs)) and bool(np.isfinite(probs).all())
+    if len(candidates) > MAX_CANDIDATES:
+        keep = (np.argsort(-uncertainty(probs), kind="stable") if scored
+                else np.random.default_rng(seed).permutation(len(candidates)))[:MAX_CANDIDATES]
+        candidates, probs = candidates[np.sort(keep)], probs[np.sort(keep)]
+    rng = np.random.default_rng(seed)
+    context = rng.permutation(len(state.train))[:MAX_LABELED_CONTEXT]
+    cols = list(state.schema)
+    frame = pd.concat([state.train[cols].iloc[context], state.unlabeled[cols].iloc[candidates]], ignore_index=True)
+    embedding = selection_embedding(frame, state.schema, cfg.dataset.modality)
+    pool = SelectionPool(embedding[len(context):], probs if scored else None, embedding[:len(context)], seed=seed)
+    picked = select_examples(pool, n, strategy=cfg.review.strategy, explore_share=cfg.review.explore_share)
+    rows = candidates[picked.indices]
+    p = state.unlabeled_probs[rows]
+    if scored:
+        top2 = -np.partition(-p, 1, axis=1)[:, :2]
+        margin = top2[:, 0] - top2[:, 1]
+        suggested = np.asarray(state.classes, dtype=object)[p.argmax(axis=1)]
+        best = p.max(axis=1)
+    else:
+        margin, suggested, best = np.ones(len(rows)), np.full(len(rows), None, object), np.full(len(rows), np.nan)
+    return pd.DataFrame({
+        "rank": 0, "example_id": state.unlabeled["example_id"].astype(str).to_numpy()[rows],
+        "example_version": state.unlabeled["version"].to_numpy()[rows],
+        "issue_types": [[GROW_TYPE] for _ in rows],
+        "priority": float(weights.get(GROW_TYPE, 0.0)) * (1.0 - margin),
+        "suggested_label": suggested, "suggested_score": best, "given_label": None,
+        "scores": [json.dumps({GROW_TYPE: round(float(m), 6)}) for m in margin],
+        "selection": np.where(picked.explore, "explore", picked.strategy),
+    })

@@ -1,0 +1,73 @@
+"""The selection-strategy plug-in contract: what a strategy reads, what it returns, and the registry.
+
+A strategy picks which unlabeled examples to label next (pool-based active learning). It sees the
+candidates' embedding (a pretrained embedder's when the home has one, else the model's own feature
+space, :mod:`data_engine.mine.selection.features`), the labeled examples' embedding, and the served
+model's calibrated probabilities for the candidates (None before any model exists).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SelectionPool:
+    """What a strategy chooses from.
+
+    embedding : np.ndarray of shape (N, D), float; the N candidate (unlabeled) examples
+    probs : np.ndarray of shape (N, K) or None; the served model's calibrated class probabilities
+    labeled_embedding : np.ndarray of shape (M, D); the examples already labeled (M may be 0)
+    seed : int; every random choice (k-means starts, ties, the explore share) derives from it
+    """
+
+    embedding: np.ndarray
+    probs: np.ndarray | None = None
+    labeled_embedding: np.ndarray | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        n = len(self.embedding)
+        if self.embedding.ndim != 2:
+            raise ValueError(f"SelectionPool.embedding must be 2-D, got shape {self.embedding.shape}")
+        if self.probs is not None and len(self.probs) != n:
+            raise ValueError(f"SelectionPool.probs has {len(self.probs)} rows, expected {n}")
+        if self.labeled_embedding is not None and self.labeled_embedding.shape[1:] != self.embedding.shape[1:]:
+            raise ValueError("SelectionPool.labeled_embedding must have the candidates' width")
+
+    @property
+    def size(self) -> int:
+        """Number of candidates N."""
+        return len(self.embedding)
+
+    @property
+    def labeled(self) -> np.ndarray:
+        """The labeled examples' embedding, shape (M, D) (empty when none)."""
+        if self.labeled_embedding is None:
+            return np.empty((0, self.embedding.shape[1]), dtype=self.embedding.dtype)
+        return self.labeled_embedding
+
+
+class SelectionStrategy(ABC):
+    """One way to choose examples. Subclasses set ``name`` and implement :meth:`select`."""
+
+    name: ClassVar[str]
+    # Whether the strategy reads model probabilities (without a model, the cold start runs instead).
+    needs_model: ClassVar[bool] = False
+
+    @abstractmethod
+    def select(self, pool: SelectionPool, budget: int) -> np.ndarray:
+        """Indices into the pool's candidates (shape (min(budget, N),), distinct), best first."""
+
+
+STRATEGIES: dict[str, type[SelectionStrategy]] = {}
+
+
+def register_strategy(cls: type[SelectionStrategy]) -> type[SelectionStrategy]:
+    """Class decorator adding a strategy to :data:`STRATEGIES` under its ``name``."""
+    STRATEGIES[cls.name] = cls
+    return cls

@@ -1,0 +1,45 @@
+"""The cold start: 100 clean labels over 10 classes and 1,200 unlabeled digits. `mine` used to crash
+here (a member's internal validation split); it must queue mostly new examples to label."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data_engine.cli import main
+from data_engine.commands.core import init_home
+from data_engine.review.verdicts import latest_budget_split
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
+
+
+def test_cold_start_mines_and_queues_mostly_unlabeled_examples(tmp_path: Path, capsys) -> None:
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    rows = np.random.default_rng(0).permutation(len(y))[:1300]
+    frame = pd.DataFrame(X[rows], columns=[f"px{i}" for i in range(64)])
+    frame.insert(0, "id", [f"d{i}" for i in rows])
+    frame["label"] = pd.Series(y[rows].astype(str), dtype=object)
+    frame.loc[100:, "label"] = None  # 100 clean labels, 1,200 unlabeled
+    home = Home(tmp_path / "home")
+    init_home(home, None)  # the embedded digits config: served model = the RBF SVM
+    home.landing.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(home.landing / "first.csv", index=False)
+    assert main(["--home", str(home.root), "ingest", str(home.landing / "first.csv")]) == 0
+    assert main(["--home", str(home.root), "mine", "--budget", "100"]) == 0
+    with open_warehouse(home) as con:
+        queue = con.execute("SELECT given_label, selection, issue_types FROM review_queue").fetchdf()
+        split = latest_budget_split(con)
+    assert len(queue) == 100
+    new = queue["given_label"].isna()
+    assert new.sum() >= 90, queue["selection"].value_counts().to_dict()
+    assert split["grow"] == new.sum() and split["budget"] == 100
+    # The explore share (10 %) is there, and the rest of the new examples came from the default strategy.
+    assert split["selection"].get("explore") == round(0.1 * split["grow"])
+    assert split["selection"].get("diverse_margin", 0) + split["selection"]["explore"] == split["grow"]
+    capsys.readouterr()
+    assert main(["--home", str(home.root), "review", "status"]) == 0
+    assert "new examples" in capsys.readouterr().out
