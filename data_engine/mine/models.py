@@ -14,7 +14,6 @@ carry the signal one-hot encoding would lose.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
