@@ -49,6 +49,11 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     "data_engine.mine.models.fill_category",
     # The image embedder's column function (image file paths -> features).
     "data_engine.mine.embedders.image.embed_image_column",
+    # The engine's own tiny-class variants of scikit-learn members (data_engine.mine.tiny).
+    "data_engine.mine.tiny.SmallDataHistGradientBoosting",
+    "data_engine.mine.tiny.SmallDataCalibratedClassifierCV",
+    "data_engine.mine.tiny.SmallDataKNeighbors",
+    "sklearn.frozen._frozen.FrozenEstimator",
     # The same fillers as named by artifacts written before the core was grouped by stage.
     "data_engine.models.fill_text",
     "data_engine.models.fill_category",

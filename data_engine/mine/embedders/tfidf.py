@@ -73,7 +73,9 @@ class TfidfEmbedder(Embedder):
             parts.append(("cat", one_hot(sparse=True), categorical))
         for i, col in enumerate(c for c in cols if schema[c] == "text"):
             dims = max(1, min(TEXT_DIMENSIONS, n - 1))
-            if dims < TEXT_DIMENSIONS:  # a tiny set may have fewer character n-grams than dimensions
+            # Few distinct texts may have fewer n-grams than dimensions (TruncatedSVD refuses that):
+            # count them first. Hundreds of distinct texts give far more n-grams than TEXT_DIMENSIONS.
+            if frame[col].nunique(dropna=True) <= 4 * TEXT_DIMENSIONS:
                 dims = max(1, min(dims, text_features(char=True).fit_transform(frame[col]).shape[1] - 1))
             parts.append((f"text{i}", make_pipeline(text_features(char=True),
                                                    TruncatedSVD(dims, random_state=self.seed), Normalizer()), col))
