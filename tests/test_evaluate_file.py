@@ -115,3 +115,18 @@ def test_user_mistakes_are_one_line_errors(built, tmp_path, capsys):
     assert code == 2 and "no such file" in err
     code, _, err = _cli(capsys, "--home", str(home.root), "predict", str(path), "--version", "99")
     assert code == 2 and "no model version 99" in err
+
+
+def test_columns_match_as_in_ingest(built, tmp_path, capsys):
+    """`Label` and ` px3 ` are read as `label` and `px3`, as ingest reads them; a long header is
+    listed with how many columns the message leaves out."""
+    home, v1, _, frame = built
+    path = tmp_path / "renamed.csv"
+    frame.rename(columns={"label": "Label", "px3": " PX3 "}).to_csv(path, index=False)
+    code, out, err = _cli(capsys, "--home", str(home.root), "evaluate", "--file", str(path), "--json")
+    assert code == 0, err
+    assert json.loads(out)["n"] == 200
+    path = tmp_path / "short.csv"
+    frame.drop(columns=["px63"]).to_csv(path, index=False)
+    code, _, err = _cli(capsys, "--home", str(home.root), "predict", str(path))
+    assert code == 2 and "missing required column(s) 'px63'" in err and "more)" in err

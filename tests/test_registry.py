@@ -117,3 +117,22 @@ def test_models_table_records_and_finds_models(tmp_path):
             registry.get_model(con, 5)
     assert (home.models / "model-v1.skops").is_file()
     assert registry.load_model(home, champ).predict(frame[["num"]]).tolist() == model.predict(frame[["num"]]).tolist()
+
+
+def test_a_stale_candidate_is_never_the_default_after_a_newer_model(tmp_path):
+    """train twice, promote the newer, train a third that is refused: `deploy promote` must name
+    the refusal, not gate and promote the stale first candidate (a rollback)."""
+    from sklearn.linear_model import LogisticRegression
+
+    home = make_home(tmp_path)
+    frame, y = _tiny_frame()
+    model = LogisticRegression().fit(frame[["num"]], y)
+    with open_warehouse(home) as con:
+        for snapshot in (7, 7, 9):
+            registry.register_model(con, home, model, label_snapshot=snapshot, train_size=120, model_spec="lr",
+                                    classes=["neg", "pos"], input_schema={"num": "numeric"})
+        registry.set_status(con, 2, "champion", "first")
+        assert registry.latest_candidate(con).version == 3
+        registry.set_status(con, 3, "refused", "worse")
+        assert registry.latest_candidate(con) is None
+        assert "model v3 was refused" in registry.no_candidate_message(con)

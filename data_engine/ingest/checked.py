@@ -15,7 +15,7 @@ import duckdb
 import pandas as pd
 
 from data_engine.errors import EngineError
-from data_engine.ingest.columns import CONTENT_ID, add_content_ids
+from data_engine.ingest.columns import CONTENT_ID, add_content_ids, match_columns, shown_columns
 from data_engine.ingest.readers import ROW_COLUMN, UnreadableFile, file_format, read_raw
 from data_engine.ingest.validate import GOLD_ID_PREFIX, validate
 from data_engine.store.config import DatasetConfig
@@ -59,19 +59,25 @@ def read_checked(path: Path, ds: DatasetConfig, schema: dict[str, str], classes:
             raw = read_raw(con, path, file_format(path))
         except UnreadableFile as exc:
             raise EngineError(f"{path}: {exc}") from None
+        # Columns match as in ingest (`Label` is read as `label`): a file ingest takes is scored too.
+        keys = {c.strip().lower() for c in raw.columns}
         required = ([ds.id_column] if ds.id_column else []) + [*schema] + ([ds.label_column] if need_label else [])
-        missing = [c for c in required if c not in raw.columns]
+        missing = [c for c in required if c not in raw.columns and c.lower() not in keys]
         if missing:
-            shown = ", ".join(repr(c) for c in raw.columns[:20]) or "none"
             raise EngineError(f"{path}: missing required column(s) {', '.join(repr(c) for c in missing)} "
-                              f"(the file has: {shown})")
-        has_label = ds.label_column in raw.columns
+                              f"(the file has: {shown_columns(raw.columns)})")
+        try:
+            match = match_columns(con, ds, raw)
+        except UnreadableFile as exc:
+            raise EngineError(f"{path}: {exc}") from None
+        columns = tuple(match.renamed.get(c, c) for c in raw.columns)
+        has_label = ds.label_column in columns
         types = {**schema, ds.label_column: "label"}
         if ds.id_column is None:  # ids from each row's content, as ingest derives them
             add_content_ids(con, ds, types)
         # The vector check reads the stored dimension from `examples`: here, none is stored yet.
         con.execute("CREATE TABLE examples AS SELECT * FROM raw_rows LIMIT 0")
-        validate(con, ds, ds.id_column or CONTENT_ID, types, raw.columns, has_label, bool(classes), need_label)
+        validate(con, ds, ds.id_column or CONTENT_ID, types, columns, has_label, bool(classes), need_label)
         cols = ", ".join(["__row AS row_number", "example_id", *(quote_ident(c) for c in schema)]
                          + ([f"{quote_ident(ds.label_column)} AS label"] if has_label else []))
         frame = con.execute(f"SELECT {cols} FROM good ORDER BY {ROW_COLUMN}").fetchdf()

@@ -31,6 +31,12 @@ class ColumnMatch:
     ignored: tuple[str, ...]          # file columns no configured column reads, as the file spells them
 
 
+def shown_columns(columns: tuple[str, ...] | list[str], limit: int = 20) -> str:
+    """A file's column names for an error message: the first ``limit``, then how many more."""
+    shown = ", ".join(repr(c) for c in columns[:limit]) or "none"
+    return shown + (f", ... ({len(columns) - limit} more)" if len(columns) > limit else "")
+
+
 def match_columns(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, raw: RawTable) -> ColumnMatch:
     """Map the file's columns to ``ds``'s; raise :class:`UnreadableFile` for missing, ambiguous or
     doubled columns. Renames the mapped columns of ``raw_rows`` in place."""
@@ -53,7 +59,7 @@ def match_columns(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, raw: RawTab
     have = (set(raw.columns) | set(renamed.values()))
     missing = [c for c in required if c not in have]
     if missing:
-        shown = ", ".join(repr(c) for c in raw.columns[:20]) or "none"
+        shown = shown_columns(raw.columns)
         # None of them at all usually means no header row or another delimiter: say so.
         hint = "; is the header row missing, or the delimiter not a comma?" if len(missing) == len(required) else ""
         raise UnreadableFile(

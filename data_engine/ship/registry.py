@@ -326,9 +326,14 @@ def latest_model(con: duckdb.DuckDBPyConnection) -> ModelRecord | None:
 
 
 def latest_candidate(con: duckdb.DuckDBPyConnection) -> ModelRecord | None:
-    """The newest model still waiting for the gate (status ``candidate``), or None."""
-    found = _select(con, "WHERE status = 'candidate' ORDER BY version DESC LIMIT 1", [])
-    return found[0] if found else None
+    """The newest model, if it is still waiting for the gate (status ``candidate``), else None.
+
+    Only the newest model counts: an older candidate left behind (``train`` run twice, then the
+    newer one promoted or refused) must not be gated and promoted by default, which would roll
+    the served model back to stale labels or hide the newer model's refusal.
+    """
+    newest = latest_model(con)
+    return newest if newest is not None and newest.status == "candidate" else None
 
 
 def latest_refused(con: duckdb.DuckDBPyConnection) -> ModelRecord | None:
