@@ -55,6 +55,9 @@ CASES = [
          quarantined={2: ("label", "zebra", "not one of the classes")}),
     Case("mixed.csv", _csv("1,a,1,red", ",b,2,blue", "3,a,abc,green", "4,b,2.5,", "5,a,1e400,red"), "ingested",
          quarantined={2: ("missing id", "column id"), 3: ("column x", "abc"), 5: ("column x", "1e400")}),
+    # Finite doubles beyond float32's range turn to inf in the models' float32 casts (mine crashed).
+    Case("huge_numbers.csv", _csv("1,a,1,red", "2,b,1e308,blue", "3,a,-3.5e38,red", "4,b,3.4e38,green"), "ingested",
+         quarantined={2: ("column x", "1e308", "largest magnitude"), 3: ("column x", "-3.5e38", "rescale")}),
     # NaN, nan (and N/A, null, ...: [dataset] na_values) are missing numbers; infinities are not numbers.
     Case("nan_inf.csv", _csv("1,a,nan,red", "2,a,inf,red", "3,b,-Infinity,red", "4,b,NaN,red", "5,a,0.5,red",
                              "6,a,N/A,red", "7,b,abc,red"),

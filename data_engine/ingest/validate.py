@@ -11,7 +11,7 @@ from __future__ import annotations
 import duckdb
 
 from data_engine.store.config import DatasetConfig
-from data_engine.store.values import all_plain, missing_number_sql, normalized_sql
+from data_engine.store.values import MAX_NUMBER, all_plain, missing_number_sql, normalized_sql
 from data_engine.store.warehouse import quote_ident
 
 MAX_ID_LENGTH = 256
@@ -90,6 +90,11 @@ def validate(
                 f"'column {name}: ' || left(trim({text}), 40) || ' is not a finite number' || "
                 f"CASE WHEN contains({text}, ',') THEN ' (a thousands separator or decimal comma? write it as 1234.5)' "
                 "ELSE '' END",
+            ))
+            reasons.append((
+                f"abs({q}) > {MAX_NUMBER!r}",
+                f"'column {name}: ' || left(trim({text}), 40) || ' is beyond ±{MAX_NUMBER:g}, the largest "
+                "magnitude the models read (float32); rescale the column'",
             ))
         elif kind == "vector":
             values.append(f"TRY_CAST(r.{q} AS FLOAT[]) AS {q}")

@@ -13,6 +13,7 @@ import pandas as pd
 
 from data_engine.errors import EngineError
 from data_engine.store.home import Home
+from data_engine.store.values import MAX_NUMBER
 
 # One request may carry at most this many rows (bounds memory and latency per request).
 MAX_ROWS = 10_000
@@ -95,7 +96,7 @@ def row_model(input_schema: dict[str, str]) -> type:
     """
     from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-    number = Annotated[float, Field(allow_inf_nan=False)]
+    number = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_NUMBER, le=MAX_NUMBER)]
     category = Annotated[str, BeforeValidator(_lenient_str), AfterValidator(_unicode_text)]
     text = Annotated[str, BeforeValidator(_present_text), AfterValidator(_unicode_text)]
     # A "vector" column (the user's own embedding, as ingest accepts it) is a JSON array of numbers;

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 # RE2 class of the characters trimmed at either end.
 _EDGE = r"[\s\x{0B}\x{1C}-\x{1F}\x{7F}-\x{9F}\p{Z}\p{Cf}]"
 _INTEGRAL = re.compile(r"^([+-]?[0-9]+)\.0*$")
+# The largest magnitude of a number feature, at ingest and in /predict: float32's range (3.4e38).
+# Models and embedders cast features to float32 (gradient boosting, neighbour search), where a
+# larger finite double becomes inf and fails the fit or the prediction with a traceback.
+MAX_NUMBER = 3.4e38
 
 
 def normalized_sql(expr: str) -> str:
