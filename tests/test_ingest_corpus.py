@@ -55,6 +55,9 @@ CASES = [
          quarantined={2: ("label", "zebra", "not one of the classes")}),
     Case("mixed.csv", _csv("1,a,1,red", ",b,2,blue", "3,a,abc,green", "4,b,2.5,", "5,a,1e400,red"), "ingested",
          quarantined={2: ("missing id", "column id"), 3: ("column x", "abc"), 5: ("column x", "1e400")}),
+    # A training id in the gold id space would become a version of that gold example (or be replaced by it).
+    Case("gold_prefix_id.csv", _csv("1,a,1,red", "gold:1,b,2,blue"), "ingested",
+         quarantined={2: ("gold:1", "reserved for gold")}),
     # Finite doubles beyond float32's range turn to inf in the models' float32 casts (mine crashed).
     Case("huge_numbers.csv", _csv("1,a,1,red", "2,b,1e308,blue", "3,a,-3.5e38,red", "4,b,3.4e38,green"), "ingested",
          quarantined={2: ("column x", "1e308", "largest magnitude"), 3: ("column x", "-3.5e38", "rescale")}),

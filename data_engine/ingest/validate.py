@@ -64,6 +64,12 @@ def validate(
         ("nullif(example_id, '') IS NULL", f"'missing id (column {_lit(id_column)[1:-1]})'"),
         (f"length(example_id) > {MAX_ID_LENGTH}", f"'id longer than {MAX_ID_LENGTH} characters'"),
     ]
+    if not gold:  # else this training row would become a version of the gold example with that id
+        reasons.append((
+            f"starts_with(example_id, {_lit(GOLD_ID_PREFIX)})",
+            f"'id ' || left(example_id, 60) || ' starts with {GOLD_ID_PREFIX}, the prefix reserved for gold "
+            "examples; rename the id (or land the row as gold data in landing/gold/)'",
+        ))
     if has_dups:
         checks += ["d.n AS __dup_n", "d.rows_shown AS __dup_rows"]
         reasons.append((
