@@ -52,7 +52,7 @@ CASES = [
     Case("decimal_comma.csv", b"id;label;x;color\n1;a;1,5;red\n2;b;2;blue\n", "ingested",
          quarantined={1: ("column x", "1,5", "not a finite number")}),
     Case("unknown_labels.csv", _csv("1,a,1,red", "2,zebra,2,blue", "3,,3,green"), "ingested",
-         quarantined={2: ("label", "zebra", "not one of the classes")}),
+         quarantined={2: ("label", "zebra", "not one of the classes (a, b)")}),
     Case("mixed.csv", _csv("1,a,1,red", ",b,2,blue", "3,a,abc,green", "4,b,2.5,", "5,a,1e400,red"), "ingested",
          quarantined={2: ("missing id", "column id"), 3: ("column x", "abc"), 5: ("column x", "1e400")}),
     # A training id in the gold id space would become a version of that gold example (or be replaced by it).

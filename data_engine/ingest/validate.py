@@ -130,7 +130,8 @@ def validate(
         if classes_known:
             reasons.append((
                 f"{lq} IS NOT NULL AND {lq} NOT IN (SELECT class_label FROM dataset_classes)",
-                f"'label ' || left({lq}, 40) || ' is not one of the classes'",
+                f"'label ' || left({lq}, 40) || ' is not one of the classes (' || "
+                "(SELECT left(string_agg(class_label, ', ' ORDER BY position), 200) FROM dataset_classes) || ')'",
             ))
         if gold:
             reasons.append((f"{lq} IS NULL", "'gold row without a label'"))
