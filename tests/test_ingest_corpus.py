@@ -217,12 +217,14 @@ def test_text_dataset_rejects_empty_text(make_home: Callable[..., Home]) -> None
 
     home = make_home(TEXT_CONFIG, name="text")
     path = home.landing / "notes.csv"
-    path.write_text('id,label,note\n1,pos,great\n2,neg,\n3,neg,"   "\n4,,fine\n', encoding="utf-8")
+    # Only no-break, zero-width or tab characters is empty text too (they were stored as examples).
+    path.write_text('id,label,note\n1,pos,great\n2,neg,\n3,neg,"   "\n4,,fine\n5,pos,"\u00a0\u200b"\n6,neg,"\t"\n',
+                    encoding="utf-8")
     with open_warehouse(home) as con:
         r = ingest_file(con, home.config.dataset, path)
         assert_accounted(con, r)
         quarantined = _quarantine(con, r.batch_id)
-    assert set(quarantined) == {2, 3}
+    assert set(quarantined) == {2, 3, 5, 6}
     assert all("empty text" in q and "note" in q for q in quarantined.values())
     assert (r.rows_ok, r.rows_labeled) == (2, 1)
 

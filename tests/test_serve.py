@@ -324,7 +324,8 @@ def test_row_model_for_categorical_and_text_columns():
     assert frame["city"].tolist() == ["75001", None] and frame["note"].tolist() == ["hello", "x"]
     # The ingest rule for text: empty text is refused (a 422), as ingest quarantines it; so is a
     # lone surrogate, in any text column.
-    for bad in ({"note": ""}, {"note": "   "}, {"note": None}, {"note": "a\ud800"}, {"city": "\udfff"}):
+    for bad in ({"note": ""}, {"note": "   "}, {"note": "\u00a0\u200b\t"}, {"note": None}, {"note": "a\ud800"},
+                {"city": "\udfff"}):
         with pytest.raises(ValidationError) as err:
             Row.model_validate({"age": 1, "city": "c", "note": "x", **bad})
         assert err.value.errors()[0]["loc"] == tuple(bad)

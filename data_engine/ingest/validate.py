@@ -11,7 +11,7 @@ from __future__ import annotations
 import duckdb
 
 from data_engine.store.config import DatasetConfig
-from data_engine.store.values import MAX_NUMBER, all_plain, missing_number_sql, normalized_sql
+from data_engine.store.values import MAX_NUMBER, all_plain, blank_sql, missing_number_sql, normalized_sql
 from data_engine.store.warehouse import quote_ident
 
 MAX_ID_LENGTH = 256
@@ -117,7 +117,7 @@ def validate(
             ))
         elif kind == "text":
             values.append(f"r.{q} AS {q}")
-            reasons.append((f"nullif({_trim(q)}, '') IS NULL", f"'empty text (column {name})'"))
+            reasons.append((blank_sql(q), f"'empty text (column {name})'"))
         else:
             values.append(f"nullif({_trim('r.' + q)}, '') AS {q}")
         if kind not in ("numeric", "vector"):

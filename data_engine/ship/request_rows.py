@@ -13,7 +13,7 @@ import pandas as pd
 
 from data_engine.errors import EngineError
 from data_engine.store.home import Home
-from data_engine.store.values import MAX_NUMBER
+from data_engine.store.values import MAX_NUMBER, is_blank
 
 # One request may carry at most this many rows (bounds memory and latency per request).
 MAX_ROWS = 10_000
@@ -77,7 +77,7 @@ def _unicode_text(value: Any) -> Any:
 
 def _present_text(value: Any) -> Any:
     """The text column's rule at ingest (``empty text`` is quarantined there) applied to requests."""
-    if value is None or (isinstance(value, str) and not value.strip(" ")):
+    if value is None or (isinstance(value, str) and is_blank(value)):
         raise ValueError("empty text: ingest quarantines rows with empty text, so no model has learnt from one")
     return value
 

@@ -72,6 +72,17 @@ def normalize_text(value: str) -> str:
     return _INTEGRAL.sub(r"\1", text[start:end])
 
 
+def blank_sql(expr: str) -> str:
+    """SQL: ``expr`` is NULL or made only of edge characters (no-break or zero-width spaces, tabs,
+    ...): nothing a person or a model could read. RE2 stops at the first other character."""
+    return f"({expr} IS NULL OR regexp_full_match({expr}, '{_EDGE}*'))"
+
+
+def is_blank(text: str) -> bool:
+    """:func:`blank_sql` for one Python string."""
+    return all(_is_edge(ch) for ch in text)
+
+
 def _is_edge(ch: str) -> bool:
     """The characters of ``_EDGE``: ASCII blanks, C1/DEL controls, separators (Z*) and format characters (Cf)."""
     return (ch in " \t\n\v\f\r" or "\x1c" <= ch <= "\x1f" or "\x7f" <= ch <= "\x9f"
