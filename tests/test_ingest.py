@@ -190,7 +190,7 @@ def test_event_ids_increase_across_ingest_review_and_a_changed_version(
     ingest_toy: Ingest, toy_con: duckdb.DuckDBPyConnection
 ) -> None:
     from data_engine.mine.runs import excluded_examples
-    from data_engine.review.pull import _write_events
+    from data_engine.review.ledger import append_events as _write_events
 
     ingest_toy("one.csv", _csv("1,a,1.5,red", "2,b,2,blue"))
     toy_con.execute("BEGIN TRANSACTION")
@@ -317,3 +317,21 @@ def test_result_counts_match_the_tables(ingest_toy: Ingest, toy_con: duckdb.Duck
     assert stored == (r.rows_new + r.rows_changed, r.rows_changed)
     assert toy_con.execute(
         "SELECT count(*) FROM label_events WHERE actor = ?", [f"batch:{r.batch_id}"]).fetchone()[0] == r.rows_labeled
+
+
+def test_classes_edited_after_the_first_batch_are_named_not_silently_ignored(
+    ingest_toy: Ingest, toy_home: Home, toy_con: duckdb.DuckDBPyConnection
+) -> None:
+    """A user who adds a class to [dataset] classes later is told the stored classes stay in force,
+    and the quarantined label's reason lists them (it said only 'not one of the classes')."""
+    import dataclasses
+
+    ingest_toy("one.csv", _csv("1,a,1,red", "2,b,2,blue"))
+    edited = dataclasses.replace(toy_home.config.dataset, classes=("a", "b", "c"))
+    path = toy_home.landing / "two.csv"
+    path.write_text(_csv("3,c,1,red", "4,b,2,blue"), encoding="utf-8")
+    result = ingest_file(toy_con, edited, path)
+    assert result.rows_quarantined == 1
+    assert any("'a', 'b', 'c'" in n and "first labeled batch ('a', 'b')" in n for n in result.notes)
+    reason = toy_con.execute("SELECT reason FROM quarantine WHERE batch_id = ?", [result.batch_id]).fetchone()[0]
+    assert reason == "label c is not one of the classes (a, b)"

@@ -52,9 +52,15 @@ CASES = [
     Case("decimal_comma.csv", b"id;label;x;color\n1;a;1,5;red\n2;b;2;blue\n", "ingested",
          quarantined={1: ("column x", "1,5", "not a finite number")}),
     Case("unknown_labels.csv", _csv("1,a,1,red", "2,zebra,2,blue", "3,,3,green"), "ingested",
-         quarantined={2: ("label", "zebra", "not one of the classes")}),
+         quarantined={2: ("label", "zebra", "not one of the classes (a, b)")}),
     Case("mixed.csv", _csv("1,a,1,red", ",b,2,blue", "3,a,abc,green", "4,b,2.5,", "5,a,1e400,red"), "ingested",
          quarantined={2: ("missing id", "column id"), 3: ("column x", "abc"), 5: ("column x", "1e400")}),
+    # A training id in the gold id space would become a version of that gold example (or be replaced by it).
+    Case("gold_prefix_id.csv", _csv("1,a,1,red", "gold:1,b,2,blue"), "ingested",
+         quarantined={2: ("gold:1", "reserved for gold")}),
+    # Finite doubles beyond float32's range turn to inf in the models' float32 casts (mine crashed).
+    Case("huge_numbers.csv", _csv("1,a,1,red", "2,b,1e308,blue", "3,a,-3.5e38,red", "4,b,3.4e38,green"), "ingested",
+         quarantined={2: ("column x", "1e308", "largest magnitude"), 3: ("column x", "-3.5e38", "rescale")}),
     # NaN, nan (and N/A, null, ...: [dataset] na_values) are missing numbers; infinities are not numbers.
     Case("nan_inf.csv", _csv("1,a,nan,red", "2,a,inf,red", "3,b,-Infinity,red", "4,b,NaN,red", "5,a,0.5,red",
                              "6,a,N/A,red", "7,b,abc,red"),
@@ -211,12 +217,14 @@ def test_text_dataset_rejects_empty_text(make_home: Callable[..., Home]) -> None
 
     home = make_home(TEXT_CONFIG, name="text")
     path = home.landing / "notes.csv"
-    path.write_text('id,label,note\n1,pos,great\n2,neg,\n3,neg,"   "\n4,,fine\n', encoding="utf-8")
+    # Only no-break, zero-width or tab characters is empty text too (they were stored as examples).
+    path.write_text('id,label,note\n1,pos,great\n2,neg,\n3,neg,"   "\n4,,fine\n5,pos,"\u00a0\u200b"\n6,neg,"\t"\n',
+                    encoding="utf-8")
     with open_warehouse(home) as con:
         r = ingest_file(con, home.config.dataset, path)
         assert_accounted(con, r)
         quarantined = _quarantine(con, r.batch_id)
-    assert set(quarantined) == {2, 3}
+    assert set(quarantined) == {2, 3, 5, 6}
     assert all("empty text" in q and "note" in q for q in quarantined.values())
     assert (r.rows_ok, r.rows_labeled) == (2, 1)
 

@@ -26,6 +26,7 @@ from data_engine.store.config import DatasetConfig
 from data_engine.store.home import Home
 from data_engine.store.schema import (AmbiguousNumbers, define_label_events, fix_classes, fix_columns, load_classes,
                                       stored_columns)
+from data_engine.store.values import normalize_text
 from data_engine.store.warehouse import last_event_id, open_warehouse, quote_ident, rollback_quietly
 
 PREVIEW_ROWS = 10
@@ -211,6 +212,11 @@ def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResul
     if classes and not had_classes:
         result.notes.append(f"classes ({'from the config' if ds.classes else 'inferred from this batch'}): "
                             + ", ".join(map(repr, classes)) + _case_variants(classes))
+    elif had_classes and ds.classes and {normalize_text(c) for c in ds.classes} != set(classes):
+        # Editing [dataset] classes after the first labeled batch does not change the stored classes.
+        result.notes.append(f"[dataset] classes ({', '.join(map(repr, ds.classes))}) differ from the classes "
+                            f"fixed by the first labeled batch ({', '.join(map(repr, classes))}); those stay in "
+                            "force and labels of other classes are quarantined")
     id_column = ds.id_column or CONTENT_ID
     if ds.id_column is None:
         add_content_ids(con, ds, types)

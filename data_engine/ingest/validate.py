@@ -11,7 +11,7 @@ from __future__ import annotations
 import duckdb
 
 from data_engine.store.config import DatasetConfig
-from data_engine.store.values import all_plain, missing_number_sql, normalized_sql
+from data_engine.store.values import MAX_NUMBER, all_plain, blank_sql, missing_number_sql, normalized_sql
 from data_engine.store.warehouse import quote_ident
 
 MAX_ID_LENGTH = 256
@@ -64,6 +64,12 @@ def validate(
         ("nullif(example_id, '') IS NULL", f"'missing id (column {_lit(id_column)[1:-1]})'"),
         (f"length(example_id) > {MAX_ID_LENGTH}", f"'id longer than {MAX_ID_LENGTH} characters'"),
     ]
+    if not gold:  # else this training row would become a version of the gold example with that id
+        reasons.append((
+            f"starts_with(example_id, {_lit(GOLD_ID_PREFIX)})",
+            f"'id ' || left(example_id, 60) || ' starts with {GOLD_ID_PREFIX}, the prefix reserved for gold "
+            "examples; rename the id (or land the row as gold data in landing/gold/)'",
+        ))
     if has_dups:
         checks += ["d.n AS __dup_n", "d.rows_shown AS __dup_rows"]
         reasons.append((
@@ -91,6 +97,11 @@ def validate(
                 f"CASE WHEN contains({text}, ',') THEN ' (a thousands separator or decimal comma? write it as 1234.5)' "
                 "ELSE '' END",
             ))
+            reasons.append((
+                f"abs({q}) > {MAX_NUMBER!r}",
+                f"'column {name}: ' || left(trim({text}), 40) || ' is beyond ±{MAX_NUMBER:g}, the largest "
+                "magnitude the models read (float32); rescale the column'",
+            ))
         elif kind == "vector":
             values.append(f"TRY_CAST(r.{q} AS FLOAT[]) AS {q}")
             text = f"__s{i}"
@@ -106,7 +117,7 @@ def validate(
             ))
         elif kind == "text":
             values.append(f"r.{q} AS {q}")
-            reasons.append((f"nullif({_trim(q)}, '') IS NULL", f"'empty text (column {name})'"))
+            reasons.append((blank_sql(q), f"'empty text (column {name})'"))
         else:
             values.append(f"nullif({_trim('r.' + q)}, '') AS {q}")
         if kind not in ("numeric", "vector"):
@@ -119,7 +130,8 @@ def validate(
         if classes_known:
             reasons.append((
                 f"{lq} IS NOT NULL AND {lq} NOT IN (SELECT class_label FROM dataset_classes)",
-                f"'label ' || left({lq}, 40) || ' is not one of the classes'",
+                f"'label ' || left({lq}, 40) || ' is not one of the classes (' || "
+                "(SELECT left(string_agg(class_label, ', ' ORDER BY position), 200) FROM dataset_classes) || ')'",
             ))
         if gold:
             reasons.append((f"{lq} IS NULL", "'gold row without a label'"))

@@ -13,6 +13,7 @@ import pandas as pd
 
 from data_engine.errors import EngineError
 from data_engine.store.home import Home
+from data_engine.store.values import MAX_NUMBER, is_blank
 
 # One request may carry at most this many rows (bounds memory and latency per request).
 MAX_ROWS = 10_000
@@ -76,7 +77,7 @@ def _unicode_text(value: Any) -> Any:
 
 def _present_text(value: Any) -> Any:
     """The text column's rule at ingest (``empty text`` is quarantined there) applied to requests."""
-    if value is None or (isinstance(value, str) and not value.strip(" ")):
+    if value is None or (isinstance(value, str) and is_blank(value)):
         raise ValueError("empty text: ingest quarantines rows with empty text, so no model has learnt from one")
     return value
 
@@ -95,7 +96,7 @@ def row_model(input_schema: dict[str, str]) -> type:
     """
     from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-    number = Annotated[float, Field(allow_inf_nan=False)]
+    number = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_NUMBER, le=MAX_NUMBER)]
     category = Annotated[str, BeforeValidator(_lenient_str), AfterValidator(_unicode_text)]
     text = Annotated[str, BeforeValidator(_present_text), AfterValidator(_unicode_text)]
     # A "vector" column (the user's own embedding, as ingest accepts it) is a JSON array of numbers;

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 # RE2 class of the characters trimmed at either end.
 _EDGE = r"[\s\x{0B}\x{1C}-\x{1F}\x{7F}-\x{9F}\p{Z}\p{Cf}]"
 _INTEGRAL = re.compile(r"^([+-]?[0-9]+)\.0*$")
+# The largest magnitude of a number feature, at ingest and in /predict: float32's range (3.4e38).
+# Models and embedders cast features to float32 (gradient boosting, neighbour search), where a
+# larger finite double becomes inf and fails the fit or the prediction with a traceback.
+MAX_NUMBER = 3.4e38
 
 
 def normalized_sql(expr: str) -> str:
@@ -66,6 +70,17 @@ def normalize_text(value: str) -> str:
     while end > start and _is_edge(text[end - 1]):
         end -= 1
     return _INTEGRAL.sub(r"\1", text[start:end])
+
+
+def blank_sql(expr: str) -> str:
+    """SQL: ``expr`` is NULL or made only of edge characters (no-break or zero-width spaces, tabs,
+    ...): nothing a person or a model could read. RE2 stops at the first other character."""
+    return f"({expr} IS NULL OR regexp_full_match({expr}, '{_EDGE}*'))"
+
+
+def is_blank(text: str) -> bool:
+    """:func:`blank_sql` for one Python string."""
+    return all(_is_edge(ch) for ch in text)
 
 
 def _is_edge(ch: str) -> bool:
