@@ -169,3 +169,14 @@ def test_rows_sharing_a_hash_are_each_others_copies_without_all_pairs() -> None:
     copies = find_image_copies(h, None, None)
     assert copies.partner.tolist() == [1, 0, 0, 0, -1, -1]
     assert copies.bits.tolist() == [0, 0, 0, 1, -1, -1]
+
+
+def test_mining_with_the_image_embedder_named_stores_and_reuses_its_vectors(tmp_path: Path) -> None:
+    # `[mining] embedding = "image"` (not "auto") goes through the embedding cache: it crashed with
+    # DuckDB's "unfinished result" when loading the examples had left a result half-read.
+    home, _, _ = image_files_home(tmp_path, n=30, extra_config='[mining]\nembedding = "image"\nmodel = "linear"\n'
+                                                               "folds = 3\nn_jobs = 1\n")
+    with open_warehouse(home) as con:
+        first = run_mining(con, home.config, home=home)
+        again = run_mining(con, home.config, home=home, force=True)
+    assert (first.embedding, first.newly_embedded, again.newly_embedded) == ("image", 30, 0)
