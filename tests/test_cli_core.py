@@ -160,3 +160,13 @@ def test_status_names_landed_files_not_ingested_and_the_column_types(tmp_path: P
     assert status.returncode == 0
     assert "column types: x=numeric, color=categorical" in status.stdout
     assert "not ingested: landing/notes.xlsx - not a data file" in status.stdout
+
+
+def test_ingesting_a_predictions_file_says_what_it_is(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (tmp_path / "toy.toml").write_text(TOY_CONFIG, encoding="utf-8")
+    assert cli("init", "--config", tmp_path / "toy.toml", home=home).returncode == 0
+    preds = home / "landing" / "predictions" / "p.csv"
+    preds.parent.mkdir(parents=True)
+    preds.write_text("example_id,a,b,model\n1,0.5,0.5,m\n", encoding="utf-8")
+    assert_user_error(cli("ingest", preds, home=home), "p.csv", "a model's predictions", "mine")
