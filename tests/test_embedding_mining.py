@@ -249,3 +249,10 @@ def test_malformed_vector_cells_are_quarantined_with_their_reason(tmp_path):
     assert stored == {"r0": [1.0, 2.0], "r6": [3.0, 4.0]}
     assert "column emb: [1e400, 2] is not a list of finite numbers" in reasons
     assert "column emb: 3 numbers, expected 2" in reasons
+
+
+def test_mine_says_a_fitted_embedding_is_not_read_from_the_store():
+    from data_engine.commands.mining import _embedding_line
+
+    assert _embedding_line("tfidf", 0) == "tfidf (fitted on the rows mined in this run; not stored)"
+    assert _embedding_line("e5-small", 3) == "e5-small (3 rows newly embedded, the rest from the store)"
