@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -50,6 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("data-engine: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader left (`... | head`): not an error of ours. Python's documented recipe (the
+        # signal module's note on SIGPIPE): point stdout at devnull so the exit flush cannot fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -160,3 +160,27 @@ def test_status_names_landed_files_not_ingested_and_the_column_types(tmp_path: P
     assert status.returncode == 0
     assert "column types: x=numeric, color=categorical" in status.stdout
     assert "not ingested: landing/notes.xlsx - not a data file" in status.stdout
+
+
+def test_ingesting_a_predictions_file_says_what_it_is(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (tmp_path / "toy.toml").write_text(TOY_CONFIG, encoding="utf-8")
+    assert cli("init", "--config", tmp_path / "toy.toml", home=home).returncode == 0
+    preds = home / "landing" / "predictions" / "p.csv"
+    preds.parent.mkdir(parents=True)
+    preds.write_text("example_id,a,b,model\n1,0.5,0.5,m\n", encoding="utf-8")
+    assert_user_error(cli("ingest", preds, home=home), "p.csv", "a model's predictions", "mine")
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
+    # `data-engine status | head -1`: the closed pipe is the reader's choice, not a crash.
+    home = tmp_path / "home"
+    (tmp_path / "toy.toml").write_text(TOY_CONFIG, encoding="utf-8")
+    assert cli("init", "--config", tmp_path / "toy.toml", home=home).returncode == 0
+    env = {k: v for k, v in os.environ.items() if k != "DATA_ENGINE_HOME"} | {"PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "data_engine.cli", "--home", str(home), "status"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    proc.stdout.close()  # before the child writes: its first write meets a closed pipe
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err

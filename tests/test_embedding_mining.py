@@ -119,6 +119,20 @@ def test_user_vectors_are_checked_at_ingest(tmp_path, fmt):
         assert any("is not a list of finite numbers" in r for r in reasons.values())
 
 
+def test_vector_dimension_is_the_first_batchs_most_common_length(tmp_path):
+    # A malformed FIRST vector must not fix the dimension: only it is quarantined, not the good rows.
+    home = _home(tmp_path, VECTORS)
+    frame = _vectors(6)
+    frame.at[0, "emb"] = frame.at[0, "emb"][:2]
+    path = home.landing / "b.parquet"
+    frame.to_parquet(path)
+    with open_warehouse(home) as con:
+        result = ingest_file(con, home.config.dataset, path)
+        reasons = [r[0] for r in con.execute("SELECT reason FROM quarantine").fetchall()]
+    assert (result.rows_ok, result.rows_quarantined) == (5, 1)
+    assert reasons == ["column emb: 2 numbers, expected 4"]
+
+
 def test_user_vectors_mine_train_and_serve(tmp_path):
     from fastapi.testclient import TestClient
 
@@ -235,3 +249,10 @@ def test_malformed_vector_cells_are_quarantined_with_their_reason(tmp_path):
     assert stored == {"r0": [1.0, 2.0], "r6": [3.0, 4.0]}
     assert "column emb: [1e400, 2] is not a list of finite numbers" in reasons
     assert "column emb: 3 numbers, expected 2" in reasons
+
+
+def test_mine_says_a_fitted_embedding_is_not_read_from_the_store():
+    from data_engine.commands.mining import _embedding_line
+
+    assert _embedding_line("tfidf", 0) == "tfidf (fitted on the rows mined in this run; not stored)"
+    assert _embedding_line("e5-small", 3) == "e5-small (3 rows newly embedded, the rest from the store)"

@@ -156,6 +156,26 @@ def test_predict_reads_an_image_path_under_the_allowed_folders_only(mined) -> No
     assert absent.status_code == 422
 
 
+def test_predict_file_reads_image_paths_beside_the_file_as_ingest_does(mined) -> None:
+    # `data-engine predict FILE` resolved relative image paths against the working directory.
+    from data_engine.ship.files import predict_file
+
+    home, manifest, *_ = mined
+    with open_warehouse(home) as con:
+        record = train_candidate(con, home).record
+        deploy.promote(con, home, record.version, reason="test")
+    folder = home.landing / "digits"
+    request = folder / "request.csv"
+    pd.DataFrame({"id": ["q1", "q2", "q3"],
+                  "image": [manifest["image"].iloc[0], "../../outside.png", "nope.png"]}).to_csv(request, index=False)
+    expected = str(registry.load_model(home, record).predict(
+        pd.DataFrame({"image": [str(folder / manifest["image"].iloc[0])]}))[0])
+    frame, rejected, _ = predict_file(home, request)
+    assert frame["id"].tolist() == ["q1"] and frame["predicted_label"].tolist() == [expected]
+    assert [r for r, _ in rejected] == [2, 3]
+    assert "outside the allowed image folders" in rejected[0][1] and "no such image file" in rejected[1][1]
+
+
 def test_the_digits_written_as_files_are_32_pixel_pngs(mined) -> None:
     home, manifest, *_ = mined
     with Image.open(home.landing / "digits" / manifest["image"].iloc[0]) as im:
@@ -169,3 +189,14 @@ def test_rows_sharing_a_hash_are_each_others_copies_without_all_pairs() -> None:
     copies = find_image_copies(h, None, None)
     assert copies.partner.tolist() == [1, 0, 0, 0, -1, -1]
     assert copies.bits.tolist() == [0, 0, 0, 1, -1, -1]
+
+
+def test_mining_with_the_image_embedder_named_stores_and_reuses_its_vectors(tmp_path: Path) -> None:
+    # `[mining] embedding = "image"` (not "auto") goes through the embedding cache: it crashed with
+    # DuckDB's "unfinished result" when loading the examples had left a result half-read.
+    home, _, _ = image_files_home(tmp_path, n=30, extra_config='[mining]\nembedding = "image"\nmodel = "linear"\n'
+                                                               "folds = 3\nn_jobs = 1\n")
+    with open_warehouse(home) as con:
+        first = run_mining(con, home.config, home=home)
+        again = run_mining(con, home.config, home=home, force=True)
+    assert (first.embedding, first.newly_embedded, again.newly_embedded) == ("image", 30, 0)

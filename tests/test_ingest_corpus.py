@@ -295,3 +295,12 @@ def test_file_row_numbers_survive_rejected_records(ingest_toy: Callable[..., Ing
         "SELECT example_id, row_number FROM examples WHERE batch_id = ?", [r.batch_id]).fetchall())
     assert all(int(i) == n for i, n in stored.items()), "a stored row lost its file row number"
     assert set(_quarantine(toy_con, r.batch_id)) == {3, 4, 17, 40}
+
+
+def test_summary_says_how_many_quarantined_rows_it_does_not_show(ingest_toy: Callable[..., IngestResult]) -> None:
+    from data_engine.ingest.batch import summarize
+
+    r = ingest_toy("many.csv", _csv("1,a,one,red", "2,b,two,blue", "3,b,three,blue", "4,a,four,red", "5,a,5,red"))
+    text = summarize([r])
+    assert text.count("  row ") == 3
+    assert f"... and 1 more quarantined row(s): table quarantine, batch_id = '{r.batch_id}'" in text

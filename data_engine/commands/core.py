@@ -76,11 +76,15 @@ def cmd_init(args: argparse.Namespace, home: Home) -> int:
 def cmd_ingest(args: argparse.Namespace, home: Home) -> int:
     """``ingest FILE...``."""
     from data_engine.ingest.batch import ingest_file, is_gold_path, summarize, to_json
+    from data_engine.ingest.landing import PREDICTIONS_DIR, not_ingested_reason
     from data_engine.store.warehouse import open_warehouse
 
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
         raise EngineError(f"no such file: {', '.join(missing)}")
+    for f in args.files:  # external predictions would otherwise be rejected as examples missing columns
+        if f.resolve().is_relative_to(home.landing.resolve() / PREDICTIONS_DIR):
+            raise EngineError(f"{f}: {not_ingested_reason(PREDICTIONS_DIR + '/' + f.name)}; `mine` reads it")
     ds = home.config.dataset
     results = []
     with open_warehouse(home) as con:

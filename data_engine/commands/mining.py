@@ -42,7 +42,7 @@ def cmd_mine(args: argparse.Namespace, home: Home) -> int:
     reused = "re-used stored predictions" if summary.reused_predictions else "computed new predictions"
     print(f"mining run {summary.run_id}: {summary.n_labeled} labeled, {summary.n_unlabeled} unlabeled examples; "
           f"{reused} ({summary.model_spec})")
-    print(f"embedding: {summary.embedding} ({summary.newly_embedded} rows newly embedded, the rest from the store)")
+    print(f"embedding: {_embedding_line(summary.embedding, summary.newly_embedded)}")
     print("flagged: " + ", ".join(f"{k}={v}" for k, v in summary.counts.items()))
     if summary.noise_rate is not None:
         print(f"estimated noise rate: {summary.noise_rate:.1%}")
@@ -62,3 +62,13 @@ def cmd_mine(args: argparse.Namespace, home: Home) -> int:
     print(summary.queue_markdown())
     print("seconds: " + ", ".join(f"{k}={v:.2f}" for k, v in summary.timings.items()))
     return 0
+
+
+def _embedding_line(name: str, newly_embedded: int) -> str:
+    """What the run did with its embedding: only per-row embedders are stored between runs (a
+    fitted one such as tfidf is recomputed each run, so "the rest from the store" would be false)."""
+    from data_engine.mine.embedders import get_embedder
+
+    if not get_embedder(name).per_row:
+        return f"{name} (fitted on the rows mined in this run; not stored)"
+    return f"{name} ({newly_embedded} rows newly embedded, the rest from the store)"

@@ -356,6 +356,9 @@ def summarize(results: list[IngestResult]) -> str:
             lines.append("  ignored columns: " + ", ".join(map(repr, r.ignored_columns)))
         lines += [f"  note: {n}" for n in r.notes]
         lines += [f"  row {q['row_number']}: {q['reason']}" for q in r.quarantine_preview[:3]]
+        if r.rows_quarantined > 3:  # say where the rest are: a cut list reads as the whole story
+            lines.append(f"  ... and {r.rows_quarantined - 3} more quarantined row(s): table quarantine, "
+                         f"batch_id = '{r.batch_id}'")
     return "\n".join(lines)
 
 

@@ -165,10 +165,13 @@ def validate(
 
 def _vector_dimension(q: str) -> str:
     """SQL for the dimension every vector in column ``q`` must have: the stored vectors' (fixed by
-    the first batch), else this batch's first parseable one."""
+    the first batch), else this batch's most common length (ties: the earliest row's). Not the first
+    row's: one malformed first vector would otherwise quarantine every good row after it and fix the
+    wrong dimension for good."""
+    cast = f"TRY_CAST({q} AS FLOAT[])"
     return (f"coalesce((SELECT len({q}) FROM examples WHERE {q} IS NOT NULL LIMIT 1), "
-            f"(SELECT len(TRY_CAST({q} AS FLOAT[])) FROM raw_rows WHERE TRY_CAST({q} AS FLOAT[]) IS NOT NULL "
-            "ORDER BY __row LIMIT 1))")
+            f"(SELECT len({cast}) FROM raw_rows WHERE len({cast}) > 0 "
+            f"GROUP BY len({cast}) ORDER BY count(*) DESC, min(__row) LIMIT 1))")
 
 
 def quarantine(con: duckdb.DuckDBPyConnection, batch_id: str) -> int:

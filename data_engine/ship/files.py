@@ -59,7 +59,41 @@ def _read(home: Home, record: ModelRecord, path: Path, *, need_label: bool) -> C
 
     with open_warehouse(home, read_only=True) as con:
         classes = load_classes(con) or list(record.classes)
-    return read_checked(path, home.config.dataset, dict(record.input_schema), classes, need_label=need_label)
+    checked = read_checked(path, home.config.dataset, dict(record.input_schema), classes, need_label=need_label)
+    return _with_image_files(home, checked, dict(record.input_schema))
+
+
+def _with_image_files(home: Home, checked: CheckedFile, schema: dict[str, str]) -> CheckedFile:
+    """``checked`` with each image reference resolved as ingest resolves it (relative to
+    ``image_root``, else to the file's folder; only inside the allowed folders; decodable), as an
+    absolute path. A row whose image fails is moved to ``rejected`` with the reason."""
+    from dataclasses import replace
+
+    from data_engine.ingest.images import ImageRejected, allowed_roots, check_image, resolve_reference
+
+    image_columns = [c for c, kind in schema.items() if kind == "image"]
+    if not image_columns:
+        return checked
+    image_root = home.config.dataset.image_root
+    folder = Path(checked.path).resolve().parent
+    roots = allowed_roots(home.root, image_root, folder)
+    base = Path(image_root).expanduser() if image_root else folder
+    frame, rejected, bad = checked.frame.copy(), list(checked.rejected), set()
+    for col in image_columns:
+        for i, (row, value) in enumerate(zip(frame["row_number"].tolist(), frame[col].tolist())):
+            try:
+                if value is None:
+                    raise ImageRejected(f"empty image path (column {col})")
+                image = resolve_reference(str(value), base=base, roots=roots)
+                check_image(image)
+                frame.iat[i, frame.columns.get_loc(col)] = str(image)
+            except ImageRejected as exc:
+                rejected.append((int(row), f"image: {exc}"))
+                bad.add(i)
+    if len(bad) == len(frame):
+        raise EngineError(f"{checked.path}: no usable rows ({len(rejected)} rejected; {rejected[-1][1]})")
+    keep = [i for i in range(len(frame)) if i not in bad]
+    return replace(checked, frame=frame.iloc[keep].reset_index(drop=True), rejected=sorted(rejected))
 
 
 def evaluate_file(home: Home, path: Path, version: int | None = None) -> FileEvaluation:

@@ -24,9 +24,11 @@ def stored_relative_path(sha256: str, extension: str) -> str:
 
 def warehouse_home(con: duckdb.DuckDBPyConnection) -> Path | None:
     """The engine home of an open warehouse (the folder of its DuckDB file); None in memory."""
-    row = con.execute(
-        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
-    return Path(row[0]).resolve().parent if row and row[0] else None
+    # fetchall, not fetchone: a table function's result left half-read keeps the connection busy,
+    # and DuckDB then refuses register() (the embedding cache's) with "unfinished result".
+    rows = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
+    return Path(rows[0][0]).resolve().parent if rows and rows[0][0] else None
 
 
 def absolute_image_paths(values: pd.Series, home: Path | None) -> pd.Series:
