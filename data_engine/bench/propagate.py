@@ -24,10 +24,11 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # numpy and pandas load where used: the CLI starts without them
+    import numpy as np
+    import pandas as pd
 
 from data_engine.store.home import Home
 
@@ -69,6 +70,8 @@ def cmd_bench_propagate(args: argparse.Namespace, home: Home) -> int:
 def make_bench_data(dataset: str, *, rows: int, invalid: float, flip: float, seed: int) -> dict[str, Any]:
     """The benchmark's data: ``train`` (input columns), ``given`` labels, ``truth`` (None = invalid),
     ``kind`` per training row, ``test`` / ``test_labels``, and the dataset description."""
+    import numpy as np
+    import pandas as pd
     from sklearn.model_selection import train_test_split
 
     from data_engine.bench import invalid as inv
@@ -112,6 +115,8 @@ def run_propagate_bench(*, dataset: str = "sentiment", rows: int = 4000, invalid
                         reviews: int = 400, per_round: int = 50, seed: int = 0,
                         arms: tuple[str, ...] = ARMS) -> dict[str, Any]:
     """Run the ceiling and ``arms``; return a JSON-able dict (see :func:`format_result`)."""
+    import pandas as pd
+
     from data_engine.errors import EngineError
 
     if set(arms) - set(ARMS):
@@ -137,6 +142,8 @@ def run_propagate_bench(*, dataset: str = "sentiment", rows: int = 4000, invalid
 def served_accuracy(data: Any, X: pd.DataFrame, y: np.ndarray, test: pd.DataFrame, test_labels: np.ndarray,
                     seed: int) -> float:
     """Test accuracy of the served model (``[retrain] model = "auto"``) trained on ``X``, ``y``."""
+    import numpy as np
+
     from data_engine.mine.models import Schema, build_estimator
     from data_engine.mine.spec import resolve_spec
     from data_engine.ship.training import fit_estimator, limited_threads
@@ -149,6 +156,9 @@ def served_accuracy(data: Any, X: pd.DataFrame, y: np.ndarray, test: pd.DataFram
 
 
 def _run_arm(root: Path, b: dict[str, Any], arm: str, *, reviews: int, per_round: int, seed: int) -> dict[str, Any]:
+    import numpy as np
+    import pandas as pd
+
     from data_engine.bench.detect import make_home, write_batch
     from data_engine.ingest.batch import ingest_file
     from data_engine.mine.run import run_mining

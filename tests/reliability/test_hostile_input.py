@@ -22,6 +22,7 @@ from data_engine.errors import ConfigError, EngineError
 from data_engine.ingest.batch import ingest_file
 from data_engine.store.config import parse_config
 from data_engine.store.home import Home
+from data_engine.store.values import normalize_text
 from data_engine.store.warehouse import open_warehouse
 
 TOY = """\
@@ -108,10 +109,11 @@ def test_ingest_hostile_rows_are_stored_or_quarantined_never_a_crash(toy: Home, 
             in_q = con.execute("SELECT count(*) FROM quarantine WHERE batch_id = ?", [result.batch_id]).fetchone()[0]
             assert in_q == result.rows_quarantined
             assert after["examples"] - before["examples"] == result.rows_new + result.rows_changed
-            # Stored ids are the file's ids, verbatim (trimmed), metacharacters and all.
+            # Stored ids are the file's ids in the engine's one spelling (NFC, no whitespace of any kind
+            # at the ends: data_engine.store.values), metacharacters and all.
             stored = {r[0] for r in con.execute("SELECT example_id FROM examples WHERE batch_id = ?",
                                                 [result.batch_id]).fetchall()}
-            assert stored <= {r["id"].strip() for r in rows}
+            assert stored <= {normalize_text(r["id"]) for r in rows}
         else:
             assert result.status in ("rejected", "duplicate") and result.reason, result
             assert after == before
@@ -247,7 +249,9 @@ def test_annotation_parser_survives_deep_nesting() -> None:
             "result": [{"from_name": "verdict", "type": "choices", "value": {"choices": [_deep(5000)]}}]}
     task = {"id": 1, "data": {}, "updated_at": "2026-01-01T00:00:00Z", "annotations": [deep]}
     problems: list[str] = []
-    assert _answers(task, {}, CHOICES, problems) == [] and problems == []  # nested objects are no choice
+    # Nested objects are no choice: the annotation counts as a skip and is reported (issue 11), in one line.
+    assert _answers(task, {}, CHOICES, problems) == []
+    assert len(problems) == 1 and "empty result" in problems[0] and "\n" not in problems[0]
 
 
 def test_a_pull_skips_malformed_or_foreign_answers_names_them_and_keeps_the_rest(tmp_path) -> None:

@@ -23,10 +23,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # numpy and pandas load where used: the CLI starts without them
+    import numpy as np
+    import pandas as pd
 
 from data_engine.errors import EngineError
 from data_engine.mine.embedders.base import (
@@ -94,6 +95,7 @@ def image_vector(path: str) -> np.ndarray:
 
 def _load(path: str) -> np.ndarray:
     """The image at ``path`` as RGB floats in [0, 1], resized to SIDE x SIDE, shape (SIDE, SIDE, 3)."""
+    import numpy as np
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -108,6 +110,7 @@ def _load(path: str) -> np.ndarray:
 
 def _features(rgb: np.ndarray) -> np.ndarray:
     """HOG, histograms and the 8x8 thumbnail of one (SIDE, SIDE, 3) image (see the module doc)."""
+    import numpy as np
     from skimage.feature import hog
     from skimage.transform import downscale_local_mean
 
@@ -124,6 +127,7 @@ def _features(rgb: np.ndarray) -> np.ndarray:
 
 def _binned(values: np.ndarray, bins: int) -> np.ndarray:
     """Counts of ``values`` in ``bins`` equal bins over [0, 1], shape (bins,)."""
+    import numpy as np
     return np.histogram(values, bins=bins, range=(0.0, 1.0))[0].astype(np.float32)
 
 
@@ -133,6 +137,7 @@ def embed_paths(paths: Sequence[Any]) -> np.ndarray:
     ``paths`` are absolute file paths (as :func:`data_engine.store.dataset.load_examples` returns
     stored images). A missing path (None) is an :class:`EngineError`.
     """
+    import numpy as np
     items = list(paths)
     for i, p in enumerate(items):
         if p is None or (isinstance(p, float) and np.isnan(p)):
@@ -150,6 +155,8 @@ def embed_image_column(X: Any) -> np.ndarray:
 
     Module-level, so a model holding it can be saved and loaded with skops by name.
     """
+    import numpy as np
+    import pandas as pd
     frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X, dtype=object).reshape(len(X), -1))
     if frame.shape[1] != 1:
         raise EngineError(f"image embedding reads one column of image paths, got {frame.shape[1]}")
