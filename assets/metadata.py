@@ -49,7 +49,10 @@ def table(rows: Iterable[Mapping[str, Any]], columns: Sequence[tuple[str, type]]
         cells = {}
         for name, kind in columns:
             v = row.get(name)
+            # Missing stays a null cell: Dagster wants every record to have the same fields (a queue
+            # mixing labeled and unlabeled examples has no given label for the new ones).
             if v is None or (isinstance(v, float) and not math.isfinite(v)):
+                cells[name] = None
                 continue
             cells[name] = round(float(v), digits) if kind is float else (int(v) if kind is int else kind(v))
         records.append(dg.TableRecord(cells))
