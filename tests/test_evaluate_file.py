@@ -14,7 +14,7 @@ from data_engine.cli import main
 from data_engine.ship import deploy, registry
 from data_engine.ship.training import train_candidate
 from data_engine.store.warehouse import open_warehouse
-from tests.loop_support import PIXELS, make_home, seed_digits
+from tests.loop_support import PIXELS, make_home, seed_digits, train_again
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def built(tmp_path_factory):
     with open_warehouse(home) as con:
         v1 = train_candidate(con, home).record
         deploy.promote(con, home, v1.version, reason="first")
-        v2 = train_candidate(con, home).record
+        v2 = train_again(con, home).record  # a new label snapshot: the engine never trains one twice
     held = np.arange(len(info["y"]))[-200:]
     frame = pd.DataFrame(info["X"][held], columns=PIXELS)
     frame.insert(0, "id", [f"h{i}" for i in held])
