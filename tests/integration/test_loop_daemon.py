@@ -143,6 +143,26 @@ def _failed_runs(instance) -> list[str]:
     return out
 
 
+def _run_phases(instance) -> dict[str, dict[str, float]]:
+    """Per job, median seconds a successful run spent queued, starting its process, and running
+    (from the run's own events): where the loop's latency goes."""
+    import dagster as dg
+
+    phases: dict[str, list[tuple[float, float, float]]] = {}
+    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS])):
+        at: dict[str, float] = {}
+        for event in instance.all_logs(record.dagster_run.run_id):
+            if event.dagster_event:
+                at.setdefault(event.dagster_event.event_type_value, event.timestamp)
+        if {"PIPELINE_STARTING", "PIPELINE_START", "PIPELINE_SUCCESS"} <= at.keys():
+            phases.setdefault(record.dagster_run.job_name, []).append((
+                at["PIPELINE_STARTING"] - record.create_timestamp.timestamp(),
+                at["PIPELINE_START"] - at["PIPELINE_STARTING"], at["PIPELINE_SUCCESS"] - at["PIPELINE_START"]))
+    return {job: {name: round(statistics.median(values), 1)
+                  for name, values in zip(("queued", "process_start", "run"), zip(*rows))}
+            for job, rows in phases.items()}
+
+
 def test_sensor_driven_loop_settles_and_takes_a_second_file(tmp_path: Path, label_studio) -> None:
     import dagster as dg
 
@@ -183,6 +203,7 @@ def test_sensor_driven_loop_settles_and_takes_a_second_file(tmp_path: Path, labe
         figures["answers_round_2"] = _review_until_rest(home, instance, client, oracle, log)
         failed = _failed_runs(instance)
         unsynced = _unsynced(instance)
+        figures["median_run_phases_s"] = _run_phases(instance)
         runs = {job: len(instance.get_run_ids(filters=dg.RunsFilter(job_name=job)))
                 for job in ("ingest_job", "mine_job", "pull_job", "retrain_job")}
     client.close()
