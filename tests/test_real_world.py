@@ -218,3 +218,27 @@ def test_classes_wait_for_two_labels(engine) -> None:
     second.write_text("id,text,label\n3,bad,neg\n", encoding="utf-8")
     r = e.ingest(second)
     assert r.rows_quarantined == 0 and load_classes(e.con) == ["neg", "pos"]
+
+
+def test_a_missing_value_marker_as_label_is_an_unlabeled_row_and_said(engine) -> None:
+    """R writes an unknown label as NA and pandas as NaN: such rows are unlabeled, never a class "NA"."""
+    e = engine("text.toml")
+    f = e.home.landing / "r_export.csv"
+    f.write_text('id,text,label\n1,nice,pos\n2,bad,neg\n3,meh,NA\n4,so so,"NaN"\n5,fine,pos\n', encoding="utf-8")
+    r = e.ingest(f)
+    assert (r.rows_ok, r.rows_quarantined, r.rows_labeled) == (5, 0, 3)
+    assert load_classes(e.con) == ["neg", "pos"]
+    assert dict(e.rows("SELECT example_id, label FROM current_examples")) == {
+        "1": "pos", "2": "neg", "3": None, "4": None, "5": "pos"}
+    assert any("2 rows" in n and "'NA'" in n and "'NaN'" in n and "unlabeled" in n for n in r.notes), r.notes
+
+
+def test_a_marker_that_is_a_configured_class_stays_a_label(engine) -> None:
+    e = engine("text.toml")
+    e.con.execute("DELETE FROM dataset_classes")
+    e.con.execute("INSERT INTO dataset_classes VALUES ('NA', 0, 'config'), ('EU', 1, 'config')")
+    f = e.home.landing / "regions.csv"
+    f.write_text("id,text,label\n1,us,NA\n2,fr,EU\n3,?,?\n", encoding="utf-8")
+    r = e.ingest(f)
+    assert dict(e.rows("SELECT example_id, label FROM current_examples")) == {"1": "NA", "2": "EU", "3": None}
+    assert any("'?'" in n for n in r.notes) and not any("'NA'" in n for n in r.notes)

@@ -21,7 +21,7 @@ import duckdb
 from data_engine.errors import EngineError
 from data_engine.ingest.columns import CONTENT_ID, add_content_ids, match_columns
 from data_engine.ingest.readers import RawTable, UnreadableFile, drop_scratch, file_format, format_or_none, read_raw
-from data_engine.ingest.validate import GOLD_ID_PREFIX, quarantine, validate
+from data_engine.ingest.validate import GOLD_ID_PREFIX, missing_labels, quarantine, validate
 from data_engine.store.config import DatasetConfig
 from data_engine.store.home import Home
 from data_engine.store.schema import (AmbiguousNumbers, define_label_events, fix_classes, fix_columns, load_classes,
@@ -222,6 +222,11 @@ def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResul
         add_content_ids(con, ds, types)
     columns = tuple(match.renamed.get(c, c) for c in raw.columns)
     rejected = validate(con, ds, id_column, types, columns, label_present, bool(classes), result.is_gold)
+    if label_present and not result.is_gold:
+        n, markers = missing_labels(con, ds)
+        if n:
+            result.notes.append(f"{n} rows have a missing-value marker ({', '.join(map(repr, markers))}) as their "
+                                f"label in column {ds.label_column!r}: stored unlabeled")
     if ds.image_column:
         rejected += _check_images(con, ds, result, columns)
     result.rows_quarantined = quarantine(con, result.batch_id)

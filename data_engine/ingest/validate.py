@@ -11,7 +11,7 @@ from __future__ import annotations
 import duckdb
 
 from data_engine.store.config import DatasetConfig
-from data_engine.store.values import MAX_NUMBER, all_plain, blank_sql, missing_number_sql, normalized_sql
+from data_engine.store.values import MAX_NUMBER, all_plain, blank_sql, label_markers, missing_number_sql, normalized_sql
 from data_engine.store.warehouse import quote_ident
 
 MAX_ID_LENGTH = 256
@@ -126,7 +126,12 @@ def validate(
                             f"'column {name}: over-long field (' || length({q}) || ' characters; at most {MAX_FIELD_CHARS} bytes)'"))
     lq = quote_ident(ds.label_column)
     if label_present:
-        values.append(f"nullif({norm('r.' + lq, ds.label_column)}, '') AS {lq}")
+        # A missing-value marker (R's NA) is a missing label unless the classes name it.
+        markers = _missing_label_markers(con, ds)
+        label = f"nullif({norm('r.' + lq, ds.label_column)}, '')"
+        if markers:
+            label = f"CASE WHEN {label} IN ({', '.join(map(_lit, markers))}) THEN NULL ELSE {label} END"
+        values.append(f"{label} AS {lq}")
         if classes_known:
             reasons.append((
                 f"{lq} IS NOT NULL AND {lq} NOT IN (SELECT class_label FROM dataset_classes)",
@@ -161,6 +166,23 @@ def validate(
         f"FROM (SELECT {', '.join(values)} FROM raw_rows r) ANTI JOIN rejected USING (__row)"
     )
     return con.execute("SELECT count(*) FROM rejected").fetchone()[0]
+
+
+def _missing_label_markers(con: duckdb.DuckDBPyConnection, ds: DatasetConfig) -> list[str]:
+    """The missing-value markers (``[dataset] na_values``) that are not one of the stored classes."""
+    classes = {r[0] for r in con.execute("SELECT class_label FROM dataset_classes").fetchall()}
+    return [m for m in label_markers(ds.na_values) if m not in classes]
+
+
+def missing_labels(con: duckdb.DuckDBPyConnection, ds: DatasetConfig) -> tuple[int, list[str]]:
+    """Rows of ``raw_rows`` whose label cell is a missing-value marker (stored unlabeled), and the markers seen."""
+    markers = _missing_label_markers(con, ds)
+    if not markers:
+        return 0, []
+    n, seen = con.execute(
+        f"SELECT count(*), list(DISTINCT label ORDER BY label) FROM (SELECT {normalized_sql(quote_ident(ds.label_column))} "
+        "AS label FROM raw_rows) WHERE list_contains(?::VARCHAR[], label)", [markers]).fetchone()
+    return int(n), list(seen or [])
 
 
 def _vector_dimension(q: str) -> str:

@@ -11,7 +11,7 @@ import duckdb
 
 from data_engine.errors import EngineError
 from data_engine.store.config import DatasetConfig
-from data_engine.store.values import missing_number_sql, normalize_text, normalized_sql
+from data_engine.store.values import label_markers, missing_number_sql, normalize_text, normalized_sql
 from data_engine.store.warehouse import quote_ident
 
 
@@ -149,7 +149,8 @@ def fix_classes(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, batch_id: str
         stored = f"UNION SELECT {q} FROM examples" if ds.label_column in stored_columns(con) else ""
         found = [r[0] for r in con.execute(
             f"SELECT DISTINCT label FROM (SELECT {normalized_sql(q)} AS label FROM raw_rows {stored}) "
-            "WHERE nullif(label, '') IS NOT NULL"
+            "WHERE nullif(label, '') IS NOT NULL AND NOT list_contains(?::VARCHAR[], label)",
+            [label_markers(ds.na_values)],
         ).fetchall()]
         labels, source = _natural_sorted(found), f"inferred from batch {batch_id}"
     else:

@@ -89,6 +89,13 @@ def _is_edge(ch: str) -> bool:
             or unicodedata.category(ch) in ("Zs", "Zl", "Zp", "Cf"))
 
 
+def label_markers(na_values: tuple[str, ...]) -> list[str]:
+    """The missing-value markers a label cell may hold (``[dataset] na_values`` without the empty
+    cell, which is missing anyway), in the engine's normalised spelling: R writes an unknown
+    label as ``NA``, pandas as ``NaN``; such a row is unlabeled, not an example of class "NA"."""
+    return list(dict.fromkeys(m for m in (normalize_text(v) for v in na_values) if m))
+
+
 def missing_number_sql(text_expr: str, na_values: tuple[str, ...]) -> str:
     """SQL: true when the trimmed cell ``text_expr`` is one of ``na_values`` (a missing number)."""
     if not na_values:
