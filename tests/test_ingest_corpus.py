@@ -97,6 +97,11 @@ CASES = [
     Case("rows.json", b'[{"id": "1", "label": "a", "x": 1e2, "color": "red"}, 5, {"id": 2.0, "label": "b", "x": null}]',
          "ingested", quarantined={2: ("not a JSON object",)}),
     Case("object.json", b'{"id": "1", "label": "a"}', "rejected", ("array of objects",)),
+    # A key twice in one object has no one value: that row is quarantined naming the key.
+    Case("twice.jsonl", b'{"id": "1", "label": "a", "x": 1, "color": "red", "label": "b"}\n{"id": "2", "label": "b", "x": 2, "color": "blue"}\n',
+         "ingested", quarantined={1: ('key "label" appears twice',)}),
+    Case("twice.json", b'[{"id": "1", "label": "a", "x": 1, "color": "red"}, {"id": "2", "x": 1, "color": "red", "id": "3", "label": "b"}]',
+         "ingested", quarantined={2: ('key "id" appears twice',)}),
     Case("broken.json", b'[{"id": "1", "label": "a"', "rejected", ("not valid JSON",)),
     Case("rows.csv.gz", gzip.compress(_csv("1,a,1,red", "2,b,2,blue")), "ingested", stored=2),
     Case("rows.jsonl.gz", gzip.compress(b'{"id": "1", "label": "a", "x": 1, "color": "red"}\n'), "ingested", stored=1),

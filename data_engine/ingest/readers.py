@@ -302,15 +302,19 @@ def _read_json(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:
         ") WHERE trim(line) <> ''",
         [str(path)],
     )
+    # A key twice in one object ({"label": "a", ..., "label": "b"}) has no one value: JSON parsers
+    # disagree on which wins, so the row is rejected naming the key rather than one silently kept.
+    twice = "list_filter(json_keys(line), lambda k, i: list_position(json_keys(line), k) < i)[1]"
     con.execute(
         "CREATE TEMP TABLE raw_rejects AS SELECT __row, line AS raw, "
-        "CASE WHEN NOT json_valid(line) THEN 'not valid JSON' ELSE 'not a JSON object' END AS reason "
-        "FROM raw_lines WHERE NOT json_valid(line) OR json_type(line) <> 'OBJECT'"
+        "CASE WHEN NOT json_valid(line) THEN 'not valid JSON' WHEN json_type(line) <> 'OBJECT' "
+        f"THEN 'not a JSON object' ELSE 'key ' || to_json({twice}) || ' appears twice in one object' END AS reason "
+        f"FROM raw_lines WHERE NOT json_valid(line) OR json_type(line) <> 'OBJECT' OR {twice} IS NOT NULL"
     )
+    con.execute("DELETE FROM raw_lines WHERE __row IN (SELECT __row FROM raw_rejects)")
     keys = [
         r[0] for r in con.execute(
-            "SELECT k FROM (SELECT unnest(json_keys(line)) AS k, __row FROM raw_lines "
-            "WHERE json_valid(line) AND json_type(line) = 'OBJECT') WHERE lower(k) <> ? GROUP BY k ORDER BY min(__row), k",
+            "SELECT k FROM (SELECT unnest(json_keys(line)) AS k, __row FROM raw_lines) WHERE lower(k) <> ? GROUP BY k ORDER BY min(__row), k",
             [ROW_COLUMN],
         ).fetchall()
     ]
@@ -322,8 +326,7 @@ def _read_json(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:
         f"json_extract_string(line, {_json_path(k)}) AS {quote_ident(k)}" for k in keys
     )
     con.execute(
-        f"CREATE TEMP TABLE raw_rows AS SELECT {selects}, __row FROM raw_lines "
-        "WHERE json_valid(line) AND json_type(line) = 'OBJECT' ORDER BY __row"
+        f"CREATE TEMP TABLE raw_rows AS SELECT {selects}, __row FROM raw_lines ORDER BY __row"
     )
     con.execute("DROP TABLE raw_lines")
 
