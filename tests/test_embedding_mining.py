@@ -256,3 +256,13 @@ def test_mine_says_a_fitted_embedding_is_not_read_from_the_store():
 
     assert _embedding_line("tfidf", 0) == "tfidf (fitted on the rows mined in this run; not stored)"
     assert _embedding_line("e5-small", 3) == "e5-small (3 rows newly embedded, the rest from the store)"
+
+
+def test_external_predictions_for_unknown_ids_are_said(tmp_path, caplog):
+    home, probs = _external_home(tmp_path)
+    home.predictions_landing.mkdir(parents=True, exist_ok=True)
+    extra = pd.DataFrame({"example_id": ["typo-1", "typo-2"], "a": [0.5, 0.5], "b": [0.5, 0.5], "model": "my-model"})
+    pd.concat([probs, extra]).to_csv(home.predictions_landing / "mine.csv", index=False)
+    with caplog.at_level("WARNING", logger="data_engine.mine.external"):
+        _mine(home)
+    assert "2 of 42 ids are not training or unlabeled examples" in caplog.text and "'typo-1'" in caplog.text

@@ -13,12 +13,15 @@ that did not train on it): with external predictions that is the user's promise,
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from data_engine.errors import EngineError
+
+log = logging.getLogger(__name__)
 
 # Row sums of probabilities may differ from 1 by this much (float rounding in the user's export).
 SUM_TOLERANCE = 1e-3
@@ -116,4 +119,10 @@ def external_probabilities(folder: Path, classes: list[str], train_ids: np.ndarr
         raise EngineError(f"external predictions in {folder} miss {len(lacking)} of {len(train)} labeled examples "
                           f"(e.g. {shown}); every labeled example needs an out-of-sample prediction")
     unlabeled = table.reindex(pd.Index(np.asarray(unlabeled_ids, dtype=str)))
+    # Predictions for ids mining does not use (gold or discarded examples, or ids the dataset does
+    # not have, e.g. a typo or another split) are not used; say so rather than drop them unseen.
+    unused = table.index.difference(train.index.union(unlabeled.index))
+    if len(unused):
+        log.warning("external predictions in %s: %d of %d ids are not training or unlabeled examples and are "
+                    "not used (e.g. %s)", folder, len(unused), len(table), ", ".join(map(repr, unused[:3].tolist())))
     return train.to_numpy(dtype=np.float64), unlabeled.to_numpy(dtype=np.float64), key
