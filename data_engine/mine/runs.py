@@ -14,7 +14,7 @@ import pandas as pd
 from data_engine.mine.detectors import DetectorResult
 from data_engine.mine.predictions import PredictionState
 from data_engine.review.labelstudio.labeling import FINISHED_TASK_STATUSES
-from data_engine.store.warehouse import has_table, rollback_quietly
+from data_engine.store.warehouse import has_table, transaction
 
 # Sources of label events that mean a person has looked at the example.
 REVIEW_SOURCES = ("review", "consensus", "vote")
@@ -108,8 +108,10 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
     summary["rare_classes"] = [state.classes[i] for i in state.rare_classes]
     summary["ensemble_weights"] = state.member_weights
     summary["budget_split"] = budget_split or {}
-    con.execute("BEGIN TRANSACTION")
-    try:
+    rows = keep[["example_id", "example_version", "issue_type", "score", "is_issue", "reason", "detail"]]
+    if "selection" not in queue:
+        queue = queue.assign(selection=None)
+    with transaction(con, _mined_issues=rows, _mined_queue=queue.astype({"issue_types": object})):
         run_id = int(con.execute("SELECT nextval('mining_run_seq')").fetchall()[0][0])
         con.execute(
             "INSERT INTO mining_runs (run_id, started_at, finished_at, label_snapshot, model_spec, counts, timings, "
@@ -119,33 +121,17 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
              json.dumps({k: round(v, 4) for k, v in timings.items()}), noise_rate, state.reused,
              len(state.train), len(state.unlabeled), json.dumps(summary, default=_json_default)],
         )
-        rows = keep[["example_id", "example_version", "issue_type", "score", "is_issue", "reason", "detail"]]
-        con.register("_mined_issues", rows)
         con.execute(
             "INSERT INTO issues (run_id, example_id, example_version, issue_type, score, is_issue, reason, detail) "
             "SELECT ?, example_id, example_version, issue_type, score, is_issue, reason, CAST(detail AS JSON) "
             "FROM _mined_issues", [run_id],
         )
-        if "selection" not in queue:
-            queue = queue.assign(selection=None)
-        con.register("_mined_queue", queue.astype({"issue_types": object}))
         con.execute(
             "INSERT INTO review_queue (run_id, rank, example_id, example_version, issue_types, priority, "
             "suggested_label, suggested_score, given_label, scores, selection) SELECT ?, rank, example_id, "
             "example_version, CAST(issue_types AS VARCHAR[]), priority, suggested_label, suggested_score, given_label, "
             "CAST(scores AS JSON), selection FROM _mined_queue", [run_id],
         )
-        con.execute("COMMIT")
-    except BaseException:
-        # A failed COMMIT (full disk) leaves no transaction: the original error must surface.
-        rollback_quietly(con)
-        raise
-    finally:
-        for name in ("_mined_issues", "_mined_queue"):
-            try:
-                con.unregister(name)
-            except duckdb.Error:
-                pass
     return run_id
 
 

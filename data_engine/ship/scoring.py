@@ -20,7 +20,7 @@ from data_engine.errors import EngineError
 from data_engine.ship.registry import ModelRecord, current_champion, load_model
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
-from data_engine.store.warehouse import rollback_quietly
+from data_engine.store.warehouse import transaction
 
 # Top-1 minus top-2 probability below this: the champion is unsure.
 UNSURE_MARGIN = 0.2
@@ -189,10 +189,7 @@ def _write(con: duckdb.DuckDBPyConnection, todo: pd.DataFrame, probs: np.ndarray
         "margin": flags["margin"], "is_unsure": flags["is_unsure"], "is_disagreement": flags["is_disagreement"],
         "is_flagged": flags["is_flagged"], "score": flags["score"], "reason": flags["reason"],
     })
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.register("scored_preds", preds)
-        con.register("scored_flags", fl)
+    with transaction(con, scored_preds=preds, scored_flags=fl):
         con.execute(
             "DELETE FROM predictions WHERE kind = 'champion' AND model_spec = ? AND (example_id, example_version) "
             "IN (SELECT example_id, example_version FROM scored_preds)", [spec],
@@ -214,17 +211,6 @@ def _write(con: duckdb.DuckDBPyConnection, todo: pd.DataFrame, probs: np.ndarray
             "candidate_label, margin, is_unsure, is_disagreement, is_flagged, score, nullif(reason, '') "
             "FROM scored_flags"
         )
-        con.execute("COMMIT")
-    except BaseException:
-        # A failed COMMIT (full disk) leaves no transaction: the original error must surface.
-        rollback_quietly(con)
-        raise
-    finally:
-        for name in ("scored_preds", "scored_flags"):
-            try:
-                con.unregister(name)
-            except duckdb.Error:
-                pass
 
 
 def uncertain_candidates(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

@@ -68,6 +68,29 @@ def rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:
         pass
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection, **frames: object) -> Iterator[None]:
+    """``BEGIN`` ... ``COMMIT`` around the block, with each of ``frames`` (pandas DataFrames)
+    registered under its keyword as a view for the statements inside. Any error rolls back
+    (:func:`rollback_quietly`) and is re-raised; the views are unregistered either way."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for name, frame in frames.items():
+            con.register(name, frame)
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        # A failed COMMIT (full disk) leaves no transaction: the original error must surface.
+        rollback_quietly(con)
+        raise
+    finally:
+        for name in frames:
+            try:
+                con.unregister(name)
+            except duckdb.Error:
+                pass
+
+
 def _environment_failure(exc: duckdb.Error) -> bool:
     """An error writing or reading the file itself (disk full, I/O), as opposed to a bad statement."""
     if isinstance(exc, (duckdb.IOException, duckdb.FatalException)):
