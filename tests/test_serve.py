@@ -126,12 +126,20 @@ def test_any_json_text_gets_200_or_422(env):
         '"\\ud800"',
         # finite but beyond float32's range: the models' casts made it inf (a 500 before)
         '{"rows": [{' + good.replace('"px0": 0.0', '"px0": 1e308') + '}]}',
+        # longer than Python's parser takes (a bare 400 before); a long one that parses is echoed short
+        '{"rows": [{' + good.replace('"px0": 0.0', '"px0": ' + "9" * 5000) + '}]}',
+        '{"rows": [{' + good.replace('"px0": 0.0', '"px0": 1' + "0" * 400) + '}]}',
+        # digits inside a string are text, not a number
+        '{"rows": [{' + good.replace('"px0": 0.0', '"px0": "' + "9" * 5000 + '"') + '}]}',
         '{"rows": [{' + good + '}]}',
     ]
     with TestClient(create_app(home)) as client:
-        codes = [client.post("/predict", content=b, headers={"content-type": "application/json"}).status_code
-                 for b in bodies]
-    assert codes == [422, 422, 422, 422, 422, 422, 200]
+        answers = [client.post("/predict", content=b, headers={"content-type": "application/json"})
+                   for b in bodies]
+    assert [a.status_code for a in answers] == [422] * 9 + [200]
+    assert "more than 4300 digits" in answers[6].text
+    assert len(answers[7].text) < 400 and "(401 digits)" in answers[7].text
+    assert "number_too_long" not in answers[8].text and "px0" in answers[8].text
 
 
 def test_health_model_and_openapi(env):

@@ -43,6 +43,18 @@ def json_depth(body: bytes) -> int:
     return int(np.cumsum(step).max(initial=0))
 
 
+# Python's JSON parser refuses an integer longer than this (sys.get_int_max_str_digits(), against
+# quadratic-time conversion) and Starlette turns that into a bare 400; such a number is refused
+# first, as the request's fault, with a 422 that says why.
+MAX_INTEGER_DIGITS = 4300
+_LONG_INTEGER = re.compile(rb"[0-9]{%d,}" % (MAX_INTEGER_DIGITS + 1))
+
+
+def has_overlong_integer(body: bytes) -> bool:
+    """Whether ``body`` (JSON text) holds a number with more than MAX_INTEGER_DIGITS digits outside strings."""
+    return bool(body) and _LONG_INTEGER.search(_JSON_STRING.sub(b'""', body)) is not None
+
+
 def _safe_input(value: Any) -> Any:
     """A rejected value as a 422 may echo it: short text, finite numbers; containers left out."""
     if isinstance(value, str):
@@ -51,6 +63,8 @@ def _safe_input(value: Any) -> Any:
         return short + ("..." if len(value) > 100 else "")
     if isinstance(value, float) and not np.isfinite(value):
         return str(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10 ** 20:
+        return f"{str(value)[:20]}... ({len(str(abs(value)))} digits)"
     if value is None or isinstance(value, (bool, int, float)):
         return value
     return None

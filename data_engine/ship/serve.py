@@ -26,8 +26,10 @@ from data_engine.errors import EngineError
 from data_engine.ship.deploy import ChampionPointer, read_pointer
 from data_engine.ship.registry import load_artifact
 from data_engine.ship.request_rows import (
+    MAX_INTEGER_DIGITS,
     MAX_JSON_DEPTH,
     MAX_ROWS,
+    has_overlong_integer,
     json_depth,
     resolve_image_rows,
     row_model,
@@ -206,7 +208,8 @@ def create_app(home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS, holder
     _offline_docs(app)
 
     class CheckedRoute(APIRoute):
-        """Refuses JSON nested deeper than MAX_JSON_DEPTH with a 422 before FastAPI parses it."""
+        """Refuses JSON nested deeper than MAX_JSON_DEPTH, or with a number longer than Python's
+        parser takes, with a 422 before FastAPI parses it."""
 
         def get_route_handler(self) -> Any:
             handler = super().get_route_handler()
@@ -216,6 +219,10 @@ def create_app(home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS, holder
                     return JSONResponse(status_code=422, content={"detail": [{
                         "type": "json_too_deep", "loc": ["body"],
                         "msg": f"JSON nested deeper than {MAX_JSON_DEPTH} levels"}]})
+                if request.method == "POST" and has_overlong_integer(await request.body()):
+                    return JSONResponse(status_code=422, content={"detail": [{
+                        "type": "number_too_long", "loc": ["body"],
+                        "msg": f"a number with more than {MAX_INTEGER_DIGITS} digits"}]})
                 return await handler(request)
 
             return checked
