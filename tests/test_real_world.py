@@ -242,3 +242,12 @@ def test_a_marker_that_is_a_configured_class_stays_a_label(engine) -> None:
     r = e.ingest(f)
     assert dict(e.rows("SELECT example_id, label FROM current_examples")) == {"1": "NA", "2": "EU", "3": None}
     assert any("'?'" in n for n in r.notes) and not any("'NA'" in n for n in r.notes)
+
+
+def test_an_empty_header_cell_is_named_by_its_position(engine) -> None:
+    """DuckDB calls an unnamed column column<i>, a name the file never says; a real column2 keeps its name."""
+    e = engine("text.toml")
+    f = e.home.landing / "unnamed.csv"
+    f.write_text("id,text,,label,column7\n1,hello,x,pos,a\n2,bad,y,neg,b\n", encoding="utf-8")
+    r = e.ingest(f)
+    assert r.ignored_columns == ["(no name, column 3)", "column7"] and r.rows_labeled == 2

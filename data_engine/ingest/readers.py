@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gzip
+import re
 import shutil
 import tempfile
 
@@ -154,6 +155,7 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, ...]:
             con.execute("DROP TABLE raw_read")
             _read_csv_table(con, str(fixed), f"delim = {_sql_text(delim)}, quote = '\"', escape = '\"'")
     duplicates = _duplicate_header_names(con, path)
+    _name_unnamed_columns(con, path)
     # A file column named like the engine's row number column is dropped (it cannot be a dataset
     # column: the config reserves the name).
     for (name,) in con.execute(
@@ -262,6 +264,26 @@ def _duplicate_header_names(con: duckdb.DuckDBPyConnection, path: Path) -> tuple
             twice += [seen[key], name]
         seen[key] = name
     return tuple(dict.fromkeys(twice))
+
+
+def _name_unnamed_columns(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """A header cell left empty gets DuckDB's made-up name ``column<i>``, which the file never says;
+    such a column is renamed ``(no name, column N)`` (N counted from 1) so messages point at it.
+    The header row is only read again when such a name is there."""
+    names = [r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'raw_read' ORDER BY ordinal_position"
+    ).fetchall()]
+    if not any(re.fullmatch(r"column\d+", n) for n in names):
+        return
+    header = con.execute(
+        "SELECT * FROM read_csv(?, header = false, all_varchar = true, auto_detect = true, ignore_errors = true) LIMIT 1",
+        [str(path)],
+    ).fetchone() or ()
+    if len(header) != len(names):
+        return
+    for i, (name, cell) in enumerate(zip(names, header)):
+        if re.fullmatch(r"column\d+", name) and not (cell or "").strip():
+            con.execute(f"ALTER TABLE raw_read RENAME COLUMN {quote_ident(name)} TO {quote_ident(f'(no name, column {i + 1})')}")
 
 
 def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
