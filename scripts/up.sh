@@ -23,6 +23,13 @@ for name in webserver daemon; do
     exit 1
   fi
 done
+# Create (or upgrade) the instance's storage once, before two processes open it: a daemon and a
+# webserver creating fresh SQLite storage at the same moment race their alembic migrations, leave
+# two heads in schedules.db, and the code location then never loads (seen under load).
+if ! .venv/bin/dagster instance migrate >"$DAGSTER_HOME/migrate.log" 2>&1; then
+  echo "up: the Dagster instance in $DAGSTER_HOME could not be created or migrated: $(tail -n 1 "$DAGSTER_HOME/migrate.log") (full log: $DAGSTER_HOME/migrate.log)" >&2
+  exit 1
+fi
 if $DE --help | grep -q labelstudio; then
   $DE labelstudio up
   # The Dagster resource reads the key from the environment (never from code or config).

@@ -1,0 +1,54 @@
+"""`make up` (scripts/up.sh) creates the Dagster instance's storage before the daemon and the
+webserver open it: two processes creating fresh SQLite storage at once race their alembic
+migrations, leave two heads in schedules.db, and the code location never loads."""
+
+import multiprocessing
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _open_instance(dagster_home: str) -> None:
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(dagster_home):
+        pass
+
+
+def test_up_migrates_the_instance_before_any_process_opens_it() -> None:
+    lines = (REPO / "scripts" / "up.sh").read_text().splitlines()
+
+    def first(text: str) -> int:
+        return next(i for i, line in enumerate(lines) if text in line and not line.lstrip().startswith("#"))
+
+    migrate = first("dagster instance migrate")
+    assert migrate < first("dagster-daemon run")
+    assert migrate < first("dagster-webserver")
+    # Before Label Studio starts, so a broken instance stops `make up` with nothing left running.
+    assert migrate < first("labelstudio up")
+
+
+def test_a_migrated_instance_is_opened_by_concurrent_processes_with_one_schema_head(tmp_path: Path) -> None:
+    dagster_home = tmp_path / "dagster"
+    dagster_home.mkdir()
+    shutil.copy(REPO / "scripts" / "dagster.yaml", dagster_home / "dagster.yaml")
+    dagster_bin = Path(sys.executable).with_name("dagster")
+    subprocess.run([str(dagster_bin), "instance", "migrate"], check=True, capture_output=True,
+                   env={"DAGSTER_HOME": str(dagster_home), "PATH": "/usr/bin:/bin"})
+    # What `make up` does next: the daemon, the webserver and a code server open it at once.
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_open_instance, args=(str(dagster_home),)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    dbs = sorted(dagster_home.glob("*/*.db"))
+    assert {db.parent.name for db in dbs} >= {"history", "schedules"}
+    for db in dbs:
+        with sqlite3.connect(db) as con:
+            assert con.execute("SELECT count(*) FROM alembic_version").fetchone()[0] == 1, db
