@@ -115,6 +115,9 @@ def test_a_tie_goes_to_the_model_trained_on_more_reviewed_labels():
     # Same reviewed labels (a new labeled batch landed): the newer label snapshot wins.
     newer = decide(y, cand, champ, candidate_seen=Provenance(120, 900), champion_seen=Provenance(120, 700))
     assert newer.promote
+    # The verdict names what decided it (was "trained on 120 reviewed labels, the champion on 120, so ...").
+    assert "both were trained on 120 reviewed labels and the candidate on the newer label snapshot " \
+        "(900 against 700), so the candidate is promoted" in newer.reason
 
 
 def test_low_recall_classes_are_named_in_every_verdict():

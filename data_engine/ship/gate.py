@@ -149,11 +149,22 @@ def _paired(base: GateVerdict, pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
     cs, hs = base.candidate_seen, base.champion_seen
     tie = f"tied within what {head.n} gold examples resolve (alpha {alpha:g}): {vs}"
     if cs is None or hs is None or (cs.reviewed_labels, cs.label_snapshot) >= (hs.reviewed_labels, hs.label_snapshot):
-        seen = (f"; the candidate was trained on {cs.reviewed_labels} reviewed labels, the champion on "
-                f"{hs.reviewed_labels}" if cs and hs else "")
-        return replace(verdict, promote=True, outcome="tied", reason=f"{tie}{seen}, so the candidate is promoted")
+        return replace(verdict, promote=True, outcome="tied",
+                       reason=f"{tie}{_tie_break(cs, hs)}, so the candidate is promoted")
     return replace(verdict, outcome="tied", reason=f"{tie}; the champion was trained on more reviewed "
                    f"labels ({hs.reviewed_labels} against {cs.reviewed_labels}), so it stays")
+
+
+def _tie_break(cs: Provenance | None, hs: Provenance | None) -> str:
+    """What decided a tie for the candidate: more reviewed labels, or (as many) a newer label snapshot."""
+    if cs is None or hs is None:
+        return ""
+    if cs.reviewed_labels > hs.reviewed_labels:
+        return (f"; the candidate was trained on {cs.reviewed_labels} reviewed labels, the champion on "
+                f"{hs.reviewed_labels}")
+    # Equal counts: a new labeled batch, or a second opinion that changed a reviewed label.
+    return (f"; both were trained on {cs.reviewed_labels} reviewed labels and the candidate on the newer "
+            f"label snapshot ({cs.label_snapshot} against {hs.label_snapshot})")
 
 
 def _compare(y: np.ndarray, cand: np.ndarray, champ: np.ndarray, metric: str, alpha: float) -> PairedDiff:
