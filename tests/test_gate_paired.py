@@ -29,6 +29,9 @@ def test_mcnemar_exact_figures():
     assert d.p_worse == pytest.approx(sum(comb(12, k) for k in range(2, 13)) / 2**12)
     assert d.low < 0.08 < d.high and d.low > 0  # significantly better at 0.05: the interval excludes 0
     assert d.confidence == pytest.approx(0.9)
+    assert "10 gold examples only the candidate gets right, 2 only the champion" in d.describe("accuracy")
+    one = mcnemar(np.array([True, False, False]), np.array([False, True, True]), alpha=0.05)
+    assert "; 1 gold example only the candidate gets right, 2 only the champion" in one.describe("accuracy")
     same = mcnemar(cand, cand, alpha=0.05)
     assert (same.diff, same.p_worse, same.p_better) == (0.0, 1.0, 1.0)
 

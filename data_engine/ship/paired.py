@@ -53,7 +53,8 @@ class PairedDiff:
 
     def describe(self, metric: str) -> str:
         """One phrase: difference, interval, p-values and size."""
-        counts = f"; {self.wins} gold examples only the candidate gets right, {self.losses} only the champion" \
+        example = "gold example" if self.wins == 1 else "gold examples"
+        counts = f"; {self.wins} {example} only the candidate gets right, {self.losses} only the champion" \
             if self.wins is not None else ""
         return (f"{metric} {self.diff:+.4f} ({self.confidence:.0%} CI [{self.low:+.4f}, {self.high:+.4f}], "
                 f"{self.method} p(worse) = {self.p_worse:.3g}, p(better) = {self.p_better:.3g}, "
