@@ -5,16 +5,28 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export DATA_ENGINE_HOME=${DATA_ENGINE_HOME:-$PWD/.data-engine}
 DAGSTER_HOME="$DATA_ENGINE_HOME/dagster"
+GRACE=${DATA_ENGINE_DOWN_GRACE:-20}  # seconds a process group gets after SIGTERM before SIGKILL
+# A live (not zombie) process in group $1: exited children wait for init to reap them.
+group_alive() {
+  local pids
+  pids=$(pgrep -g "$1" 2>/dev/null) || return 1
+  # shellcheck disable=SC2086
+  ps -o stat= -p $pids 2>/dev/null | grep -qv '^Z'
+}
 for name in webserver daemon; do
   pidfile="$DAGSTER_HOME/$name.pid"
   [ -f "$pidfile" ] || continue
   pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
-    # The process leads its own group (setsid in up.sh): the signal reaches its children too.
+  if group_alive "$pid"; then
+    # The process leads its own group (setsid in up.sh): the signal reaches its children too. Wait
+    # for the whole group, not the leader alone: the code servers the webserver and the daemon
+    # spawn (`dagster api grpc`, ~300 MB each) outlive them until their heartbeat times out.
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    if kill -0 "$pid" 2>/dev/null; then
-      echo "down: Dagster $name (pid $pid) ignored SIGTERM for 20 s; sending SIGKILL" >&2
+    for _ in $(seq 1 $((GRACE * 2))); do
+      group_alive "$pid" || break; sleep 0.5
+    done
+    if group_alive "$pid"; then
+      echo "down: Dagster $name (process group $pid) still ran ${GRACE} s after SIGTERM; sending SIGKILL" >&2
       kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
     fi
     echo "stopped Dagster $name (pid $pid)"
