@@ -164,11 +164,13 @@ def test_a_near_duplicate_task_shows_its_partner_and_the_partners_label(queued):
     by_example = {t["data"]["example_id"]: t["data"] for t in client.tasks.values()}
     shown = by_example[first["id"]]
     assert shown["duplicate_of"] == partner["id"] and shown["duplicate_label"] == partner["given_label"]
+    assert shown["duplicate_note"] == f"Near-duplicate of: {partner['id']} (its label: {partner['given_label']})"
     assert shown["duplicate_image"].startswith("data:image/png;base64,")
     assert shown["duplicate_image"] == by_example[partner["id"]]["image"]  # the partner as it is shown itself
     other = by_example[frame.iloc[1]["id"]]
     assert other["duplicate_of"] == "none" and other["duplicate_image"].startswith("data:image/png;base64,")
+    assert other["duplicate_note"] == ""  # a task without a partner shows no "Near-duplicate of: none"
     config = next(iter(client.projects.values()))["label_config"]
-    assert 'value="$duplicate_image"' in config and "$duplicate_label" in config
+    assert 'value="$duplicate_image"' in config and "$duplicate_note" in config
     # Numbers stay numbers in the task data (the project's saved view types the columns).
     assert isinstance(shown["priority"], float) and isinstance(shown["example_version"], int)

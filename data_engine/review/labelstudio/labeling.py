@@ -45,7 +45,8 @@ MAX_IMAGE_SIDE = 128
 # them as numbers (Label Studio types task data columns per view; see project.REVIEW_VIEW).
 NUMERIC_FIELDS: tuple[str, ...] = ("priority", "suggested_score", "example_version", "opinion")
 # The partner of a near-duplicate, in every task (Label Studio refuses tasks missing a field the
-# labeling config names): its id ("none" when there is no partner), its label, its rendering.
+# labeling config names): its id ("none" when there is no partner), its label, a header line
+# naming both (empty without a partner), its rendering.
 PARTNER_PREFIX = "duplicate_"
 
 
@@ -70,7 +71,7 @@ def label_config(ds: DatasetConfig, classes: Sequence[str]) -> str:
   <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="single-radio" showInLine="true" required="true">
     {choices}
   </Choices>
-  <Header value="Near-duplicate of: ${PARTNER_PREFIX}of (its label: ${PARTNER_PREFIX}label)" size="5"/>
+  <Header value="${PARTNER_PREFIX}note" size="5"/>
   {partner}
 </View>"""
 
@@ -80,9 +81,13 @@ def partner_fields(ds: DatasetConfig, partner_id: str | None, label: str | None,
     """The task fields showing a near-duplicate's partner (``item`` from :func:`render_items`), or
     empty ones when the example has no partner."""
     if partner_id is None or item is None:
+        # An empty header line shows nothing: a task without a partner does not say "none".
         blank = {"text": "", "features": {}}.get(_field(ds)) if ds.modality != "image" else BLANK_IMAGE
-        return {f"{PARTNER_PREFIX}of": "none", f"{PARTNER_PREFIX}label": "-", f"{PARTNER_PREFIX}{_field(ds)}": blank}
-    return {f"{PARTNER_PREFIX}of": str(partner_id), f"{PARTNER_PREFIX}label": _text(label) or "unlabeled",
+        return {f"{PARTNER_PREFIX}of": "none", f"{PARTNER_PREFIX}label": "-", f"{PARTNER_PREFIX}note": "",
+                f"{PARTNER_PREFIX}{_field(ds)}": blank}
+    shown = _text(label) or "unlabeled"
+    return {f"{PARTNER_PREFIX}of": str(partner_id), f"{PARTNER_PREFIX}label": shown,
+            f"{PARTNER_PREFIX}note": f"Near-duplicate of: {partner_id} (its label: {shown})",
             **{f"{PARTNER_PREFIX}{k}": v for k, v in item.items()}}
 
 
