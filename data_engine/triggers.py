@@ -2,7 +2,7 @@
 
 Each returns a :class:`Trigger`: whether to request a run, why (shown as the SkipReason or in the
 run's tags), and a run key that makes the request idempotent: the same state never starts the
-same work twice. Three rules hold for every job:
+same work twice. These rules hold:
 
 - **in flight**: while a run of the job is queued or in progress, no new one is requested (the
   sensor asks Dagster's run storage and passes the ids in; a run acting on a state the next tick
@@ -12,11 +12,14 @@ same work twice. Three rules hold for every job:
 - **the loop settles**: when nothing is left to review and reviewed labels are in no model, one
   final retrain runs, whatever ``[retrain] min_new_labels`` says, so at rest the newest model has
   seen every verdict;
+- **reviewers have work**: new verdicts alone re-mine only once fewer than ``[review]
+  refill_below`` of the budget's tasks are open (new examples re-mine at once);
 - **reviewers first**: a retrain waits while newly landed examples have not been mined yet.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -85,9 +88,21 @@ def has_training_labels(con: duckdb.DuckDBPyConnection) -> bool:
         "WHERE cl.label IS NOT NULL AND NOT ce.is_gold)").fetchone()[0]
 
 
-def mining_trigger(con: duckdb.DuckDBPyConnection, *, in_flight: Sequence[str] = ()) -> Trigger:
+def refill_threshold(cfg: EngineConfig) -> int:
+    """Open review tasks below which new verdicts alone start a mining run: ``[review] refill_below``
+    (a share of ``[review] budget``), at least 1."""
+    return max(1, math.ceil(cfg.review.refill_below * cfg.review.budget))
+
+
+def mining_trigger(con: duckdb.DuckDBPyConnection, *, in_flight: Sequence[str] = (),
+                   refill_below: int | None = None) -> Trigger:
     """Mine when the label snapshot or the stored example versions differ from the last mining
-    run's (and labeled data exists), unless a mining run is queued or in progress."""
+    run's (and labeled data exists), unless a mining run is queued or in progress.
+
+    With ``refill_below`` (see :func:`refill_threshold`), new verdicts alone do not start a run
+    while at least that many review tasks are still open: reviewers have work, and a run after
+    every pulled verdict (out-of-fold fits and all) would hold the one warehouse writer so the next
+    verdicts' pulls queue behind it. New or changed examples start a run at once."""
     state = mining_state(con)
     key = state.run_key
     busy = in_flight_reason("mine_job", in_flight)
@@ -106,6 +121,13 @@ def mining_trigger(con: duckdb.DuckDBPyConnection, *, in_flight: Sequence[str] =
                               f"{state.label_snapshot}, {state.example_versions} example versions)", key)
     if before is None:  # a run stored before its state was: compare the labels only
         before = MiningState(-1, state.example_versions)
+    if refill_below is not None and before.example_versions == state.example_versions:
+        open_tasks = unfinished_reviews(con)
+        if open_tasks >= refill_below:
+            return Trigger(False, f"labels changed (event {before.label_snapshot} -> {state.label_snapshot}) since "
+                                  f"mining run {run_id}, but {open_tasks} review task(s) are still open; mining "
+                                  f"again when fewer than {refill_below} are ([review] refill_below) or new "
+                                  "examples arrive", key)
     what = []
     if before.label_snapshot != state.label_snapshot:
         what.append(f"labels changed (event {before.label_snapshot} -> {state.label_snapshot})")

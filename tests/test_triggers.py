@@ -3,12 +3,14 @@ when the state equals the last run's; one final retrain once nothing is left to 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from data_engine.ship.training import AlreadyTrained, train_candidate
 from data_engine.store.warehouse import open_warehouse
-from data_engine.triggers import mining_state, mining_trigger, retrain_trigger, review_pending
+from data_engine.triggers import mining_state, mining_trigger, refill_threshold, retrain_trigger, review_pending
 from tests.loop_support import insert_examples, make_home, review, seed_digits
 
 
@@ -50,6 +52,27 @@ def test_mining_runs_once_per_state_and_never_beside_a_run_in_flight(env):
         examples = mining_trigger(con)
         assert examples.run and "2 example version(s) ingested" in examples.reason
         assert not mining_trigger(con, in_flight=["r1"]).run
+
+
+def test_new_verdicts_alone_re_mine_only_once_reviewers_run_short_of_tasks(env):
+    home, info = env
+    train_ids = list(info["ids"][info["parts"]["train"]])
+    assert refill_threshold(home.config) == math.ceil(home.config.review.refill_below * home.config.review.budget)
+    with open_warehouse(home) as con:
+        _record_mining_run(con, 1)
+        for i in range(3):
+            _task(con, f"open{i}", "open")
+        review(con, {train_ids[0]: "3"})
+        waiting = mining_trigger(con, refill_below=3)
+        assert not waiting.run and "3 review task(s) are still open" in waiting.reason and "refill_below" in waiting.reason
+        assert mining_trigger(con, refill_below=4).run  # fewer open than the threshold: refill
+        assert mining_trigger(con).run  # without the rule (the settling check): labels changed
+        con.execute("UPDATE review_tasks SET status = 'done' WHERE example_id = 'open0'")
+        assert mining_trigger(con, refill_below=3).run
+        con.execute("UPDATE review_tasks SET status = 'open'")
+        # New examples re-mine at once, open tasks or not.
+        insert_examples(con, ["new1"], np.zeros((1, 64)), [None], batch="unlabeled-2")
+        assert mining_trigger(con, refill_below=3).run
 
 
 def test_retrain_never_twice_on_one_snapshot_nor_beside_a_retrain_in_flight(env):

@@ -120,6 +120,9 @@ class ReviewConfig:
     # so the strategy's gain over random keeps being measured on real reviews.
     strategy: str = "diverse_margin"
     explore_share: float = 0.1
+    # New verdicts alone re-mine (and refill the queue) once fewer than this share of `budget`
+    # tasks are open; new examples re-mine at once (data_engine.triggers.mining_trigger).
+    refill_below: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -376,6 +379,8 @@ def _check_ranges(cfg: EngineConfig) -> None:
         raise ConfigError(f"review.strategy = {cfg.review.strategy!r}: must be one of {', '.join(SELECTION_STRATEGIES)}")
     if not 0 <= cfg.review.explore_share <= 1:
         raise ConfigError("review.explore_share: must be between 0 and 1")
+    if not 0 < cfg.review.refill_below <= 1:
+        raise ConfigError("review.refill_below: must be a share of the budget, above 0 and at most 1")
     if cfg.retrain.min_new_labels < 1:
         raise ConfigError("retrain.min_new_labels: must be at least 1")
     try:
