@@ -74,16 +74,19 @@ def _content(lab: np.ndarray) -> np.ndarray:
     return deltaE_cie76(lab, np.median(border, axis=0))
 
 
-def copy_difference(a: np.ndarray, b: np.ndarray) -> float:
+def copy_difference(a: np.ndarray, b: np.ndarray, content_a: np.ndarray | None = None,
+                    content_b: np.ndarray | None = None) -> float:
     """How far two images (CIELAB, equal shape (side, side, 3), from :func:`load_lab`) are from
     being copies: after aligning them, the largest lightness difference over LIGHTNESS_MAX or the
     largest colour difference over CHROMA_MAX, whichever is more; at most 1 is a copy. ``inf`` when
-    the best alignment moves one by more than MAX_SHIFT_SHARE of the side."""
+    the best alignment moves one by more than MAX_SHIFT_SHARE of the side. ``content_a`` and
+    ``content_b`` (shape (side, side)) may pass each image's distance from its background if known."""
     from skimage.filters import gaussian
     from skimage.registration import phase_cross_correlation
 
     side = a.shape[0]
-    content_a, content_b = _content(a), _content(b)
+    content_a = _content(a) if content_a is None else content_a
+    content_b = _content(b) if content_b is None else content_b
     dy = dx = 0
     if max(content_a.max(), content_b.max()) >= 1.0:  # something drawn to align on
         # Plain cross-correlation: the phase-only kind amplifies JPEG noise in a flat background.
@@ -101,12 +104,13 @@ def copy_difference(a: np.ndarray, b: np.ndarray) -> float:
 
 class ImageComparer:
     """:func:`copy_difference` between rows of ``paths`` (N image files), each file decoded once
-    per size it is compared at (kept for the life of this object)."""
+    per size it is compared at and each pair compared once (kept for the life of this object)."""
 
     def __init__(self, paths: Sequence[str]) -> None:
         self.paths = paths
         self._sides: dict[int, int] = {}
-        self._lab: dict[tuple[int, int], np.ndarray] = {}
+        self._images: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._pairs: dict[tuple[int, int], float] = {}
 
     def side(self, k: int) -> int:
         """The side row ``k`` is compared at on its own: its smaller dimension, at most COMPARE_SIDE."""
@@ -117,13 +121,18 @@ class ImageComparer:
                 self._sides[k] = max(1, min(COMPARE_SIDE, *im.size))
         return self._sides[k]
 
-    def image(self, k: int, side: int) -> np.ndarray:
-        """Row ``k`` as CIELAB at ``side`` pixels."""
-        if (k, side) not in self._lab:
-            self._lab[(k, side)] = load_lab(str(self.paths[k]), side)
-        return self._lab[(k, side)]
+    def image(self, k: int, side: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row ``k`` as CIELAB at ``side`` pixels, and its distance from its background."""
+        if (k, side) not in self._images:
+            lab = load_lab(str(self.paths[k]), side)
+            self._images[(k, side)] = lab, _content(lab)
+        return self._images[(k, side)]
 
     def difference(self, i: int, j: int) -> float:
         """:func:`copy_difference` of rows ``i`` and ``j``, at the smaller of their sides."""
-        side = min(self.side(i), self.side(j))
-        return copy_difference(self.image(i, side), self.image(j, side))
+        key = (min(i, j), max(i, j))
+        if key not in self._pairs:
+            side = min(self.side(i), self.side(j))
+            (a, content_a), (b, content_b) = self.image(key[0], side), self.image(key[1], side)
+            self._pairs[key] = copy_difference(a, b, content_a, content_b)
+        return self._pairs[key]

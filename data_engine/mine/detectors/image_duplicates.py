@@ -40,9 +40,9 @@ COPY_MAX_DIFFERENCE = 1.0
 MAX_COMPARISONS = 8
 # How many nearest neighbours of each row are compared, and only those closer than this multiple
 # of the median nearest-neighbour distance (farther ones are not copies, and comparing every pair
-# would cost N x k image loads). Twice the median: on drawn shapes shifted copies lay up to 1.6x.
+# would cost N x k image loads). On drawn shapes, shifted copies among the 3 nearest lay up to 1.34x.
 ALIGNED_NEIGHBOURS = 3
-ALIGNED_MAX_RATIO = 2.0
+ALIGNED_MAX_RATIO = 1.5
 
 
 @dataclass(frozen=True)
