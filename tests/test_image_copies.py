@@ -36,7 +36,7 @@ def test_distinct_drawn_shapes_with_close_hashes_are_not_copies_and_every_copy_i
     source = dict(zip(files.near_copies["id"], files.near_copies["copy_of"]))
     # The set holds what fooled the hash alone: distinct drawings within 2 bits of each other.
     i, j, _ = hash_pairs(hashes)
-    colliding = {(ids[a], ids[b]) for a, b in zip(i, j) if source.get(ids[a]) != ids[b] and source.get(ids[b]) != ids[a]}
+    colliding = [(a, b) for a, b in zip(ids[i], ids[j]) if source.get(a) != b and source.get(b) != a]
     assert len(colliding) >= 3
     copies = find_image_copies(hashes, paths, neighbours)
     pairs = {(ids[r], ids[p]) for r, p in enumerate(copies.partner) if p >= 0}
