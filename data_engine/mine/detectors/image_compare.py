@@ -9,16 +9,16 @@ within 2 bits. What a copy keeps and those do not is the picture itself, so both
 * at the smaller image's own size, at most :data:`COMPARE_SIDE` pixels (twice the hash's 32, so
   strokes of a few pixels survive; a small image is never blown up, which would smear its edges),
   in CIELAB (``skimage.color``), where distances are perceived differences;
-* aligned by cross-correlation (``skimage.registration``) of each image's distance from its own
-  background (the median colour of its border), so a copy shifted by a pixel or two lines up; a
-  shift of more than :data:`MAX_SHIFT_SHARE` of the side is another picture;
+* aligned by cross-correlation (``skimage.registration``) of each pixel's colour distance from
+  the image's mean colour, so a copy shifted by a pixel or two lines up; a shift of more than
+  :data:`MAX_SHIFT_SHARE` of the side is another picture;
 * on the overlap, blurred (``skimage.filters.gaussian``): lightness a little, colour more, and
   colour with more tolerance, because that is what lossy codecs keep (JPEG stores colour at half
   resolution and quantises it more coarsely: it moves a thin blue stroke's colour by 20-30 units);
 * by the **largest** difference, not the mean: drawings are mostly background, so a mean would
   dilute a changed stroke to nothing.
 
-Written here is only what the libraries lack: the background estimate, the shift limit, the
+Written here is only what the libraries lack: the signal to align on, the shift limit, the
 overlap after the shift (array slicing) and the two limits.
 """
 
@@ -68,11 +68,11 @@ def overlap(a: np.ndarray, b: np.ndarray, dy: int, dx: int) -> tuple[np.ndarray,
 
 
 def _content(lab: np.ndarray) -> np.ndarray:
-    """Each pixel's colour distance from the median colour of the image's border (the background)."""
+    """Each pixel's colour distance from the image's mean colour: what is drawn, in any colour on
+    any background (the border is no background estimate: digits' ink reaches the edges)."""
     from skimage.color import deltaE_cie76
 
-    border = np.concatenate([lab[0], lab[-1], lab[1:-1, 0], lab[1:-1, -1]])
-    return deltaE_cie76(lab, np.median(border, axis=0))
+    return deltaE_cie76(lab, lab.reshape(-1, 3).mean(axis=0))
 
 
 def copy_difference(a: np.ndarray, b: np.ndarray, content_a: np.ndarray | None = None,
@@ -81,7 +81,7 @@ def copy_difference(a: np.ndarray, b: np.ndarray, content_a: np.ndarray | None =
     being copies: after aligning them, the largest lightness difference over LIGHTNESS_MAX or the
     largest colour difference over CHROMA_MAX, whichever is more; at most 1 is a copy. ``inf`` when
     the best alignment moves one by more than MAX_SHIFT_SHARE of the side. ``content_a`` and
-    ``content_b`` (shape (side, side)) may pass each image's distance from its background if known."""
+    ``content_b`` (shape (side, side)) may pass each image's alignment signal if already computed."""
     from skimage.filters import gaussian
     from skimage.registration import phase_cross_correlation
 
@@ -123,7 +123,7 @@ class ImageComparer:
         return self._sides[k]
 
     def image(self, k: int, side: int) -> tuple[np.ndarray, np.ndarray]:
-        """Row ``k`` as CIELAB at ``side`` pixels, and its distance from its background."""
+        """Row ``k`` as CIELAB at ``side`` pixels, and its alignment signal."""
         if (k, side) not in self._images:
             lab = load_lab(str(self.paths[k]), side)
             self._images[(k, side)] = lab, _content(lab)
