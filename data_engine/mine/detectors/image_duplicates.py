@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
-import pandas as pd
 
 from data_engine.mine.detectors.base import Neighbours
 from data_engine.mine.detectors.image_compare import ImageComparer
