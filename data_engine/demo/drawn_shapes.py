@@ -24,13 +24,13 @@ import pandas as pd
 CANVAS = 64
 KINDS = ("circle", "disc", "square", "box", "triangle", "line", "cross")
 FILLED = ("disc", "box")
-# Colours, and backgrounds, at least 19 CIEDE2000 units apart (JPEG at quality 70 shifts the colour
-# of a thin stroke by up to about 12: closer colours are not distinct after re-encoding).
+# Colours, and backgrounds, at least 19 CIEDE2000 units apart: re-encoding as JPEG changes a thin
+# stroke's colour about as much as closer colours differ, so those are not distinct once copied.
 COLOURS = ((0, 0, 0), (200, 30, 30), (30, 60, 200), (20, 140, 40), (230, 150, 20))
 BACKGROUNDS = ((255, 255, 255), (250, 235, 160), (175, 205, 245))
 WIDTHS = (2, 4)
 SIZE_STEP = 8
-SIZES = (16, 24, 32, 40)
+SIZES = tuple(range(16, 41, SIZE_STEP))
 POSITION_STEP = 6
 COPY_KINDS = ("resized", "re-encoded", "shifted")
 
