@@ -139,19 +139,35 @@ def test_near_duplicate_exact_and_near_copies_and_label_disagreement():
     assert result.summary["exact"] == 2 and result.summary["near"] == 2 and result.summary["labels_disagree"] == 2
 
 
-def test_near_duplicate_finds_image_copies_by_perceptual_hash():
+def test_near_duplicate_finds_image_copies_by_perceptual_hash_confirmed_by_the_images(tmp_path):
     import dataclasses
+    import io
+
+    from PIL import Image
+
+    from data_engine.demo.drawn_shapes import draw_shape
 
     points = np.array([[0, 0], [3, 3], [6, 0], [0, 6], [9, 9], [12, 0]], dtype=float)
     labels = np.array([0, 1, 1, 0, 0, 1])
+    white, red, blue = (255, 255, 255), (200, 30, 30), (30, 60, 200)
+    disc = draw_shape("disc", (30, 30), 24, red, white, 2)
+    buf = io.BytesIO()
+    disc.save(buf, "JPEG", quality=80)
+    images = [disc, Image.open(io.BytesIO(buf.getvalue())), draw_shape("square", (30, 34), 24, blue, white, 2),
+              draw_shape("triangle", (34, 30), 32, red, white, 2), draw_shape("circle", (32, 32), 24, red, white, 2),
+              draw_shape("circle", (32, 32), 24, blue, white, 2)]
+    paths = np.array([str(tmp_path / f"e{i}.png") for i in range(6)], dtype=object)
+    for image, path in zip(images, paths):
+        image.save(path)
     data = make_data(labels, confident(labels), hashes=[f"h{i}" for i in range(6)],
                      neighbours=points_with_neighbours(points))
     far = np.random.default_rng(0).integers(0, 2**63, 4, dtype=np.uint64)  # ~32 bits from anything
-    phash = np.array([far[0], far[0] ^ np.uint64(0b11), far[1], far[1] ^ np.uint64(0b111), far[2], far[3]],
-                     dtype=np.uint64)
-    result = NearDuplicateDetector().find_issues(dataclasses.replace(data, image_hashes=phash))
+    phash = np.array([far[0], far[0] ^ np.uint64(0b11), far[1], far[1] ^ np.uint64(0b111), far[2],
+                      far[2] ^ np.uint64(0b1)], dtype=np.uint64)
+    result = NearDuplicateDetector().find_issues(dataclasses.replace(data, image_hashes=phash, image_paths=paths))
     issues = result.issues.set_index("example_id")
-    # e0/e1 are 2 bits apart (a copy, labels disagree); e2/e3 are 3 bits apart (not a copy).
+    # e0/e1 are 2 bits apart and the same picture (a JPEG copy; labels disagree): a copy. e2/e3 are
+    # 3 bits apart: not a candidate. e4/e5 are 1 bit apart but a red and a blue ring: not a copy.
     assert issues["is_issue"].tolist() == [True, True, False, False, False, False]
     detail = issues["detail"].map(json.loads)
     assert detail["e0"]["duplicate_of"] == "e1" and detail["e0"]["found_by"] == "image comparison"

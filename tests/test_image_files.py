@@ -14,12 +14,8 @@ from PIL import Image
 
 from data_engine.demo.image_files import digit_image, near_copy
 from data_engine.errors import EngineError
-from data_engine.mine.detectors.image_duplicates import (
-    ALIGNED_MAX_DIFFERENCE,
-    aligned_difference,
-    hash_pairs,
-    load_gray,
-)
+from data_engine.mine.detectors.image_compare import ImageComparer
+from data_engine.mine.detectors.image_duplicates import COPY_MAX_DIFFERENCE, find_image_copies, hash_pairs
 from data_engine.mine.embedders import get_embedder
 from data_engine.mine.embedders.image import DIMENSIONS
 from data_engine.mine.run import run_mining
@@ -83,8 +79,8 @@ def test_a_shifted_copy_aligns_and_another_digit_does_not(tmp_path: Path) -> Non
                         ("a_shifted", near_copy(digit_image(data[0]), "shifted", rng)[0])):
         paths[name] = tmp_path / f"{name}.png"
         image.save(paths[name])
-    a, b, shifted = (load_gray(str(paths[k])) for k in ("a", "b", "a_shifted"))
-    assert aligned_difference(a, shifted) < ALIGNED_MAX_DIFFERENCE < aligned_difference(a, b)
+    images = ImageComparer([str(paths[k]) for k in ("a", "b", "a_shifted")])
+    assert images.difference(0, 2) <= COPY_MAX_DIFFERENCE < images.difference(0, 1)
 
 
 def test_mining_image_files_flags_wrong_labels_and_near_copies(mined) -> None:
@@ -184,13 +180,27 @@ def test_the_digits_written_as_files_are_32_pixel_pngs(mined) -> None:
         assert (im.format, im.size) == ("PNG", (32, 32))
 
 
-def test_rows_sharing_a_hash_are_each_others_copies_without_all_pairs() -> None:
-    from data_engine.mine.detectors.image_duplicates import find_image_copies
+def test_rows_sharing_a_hash_are_compared_with_one_picture_each_not_all_pairs(tmp_path: Path, monkeypatch) -> None:
+    from sklearn.datasets import load_digits
 
-    h = np.array([7, 7, 7, 7 ^ (1 << 30), 2**62, 0xABCDEF0123456789], dtype=np.uint64)  # three equal, one 1 bit off
-    copies = find_image_copies(h, None, None)
-    assert copies.partner.tolist() == [1, 0, 0, 0, -1, -1]
-    assert copies.bits.tolist() == [0, 0, 0, 1, -1, -1]
+    data = load_digits().data
+    paths = []
+    for i, pixels in enumerate([data[0]] * 3 + [data[0], data[10], data[1], data[2]]):
+        paths.append(str(tmp_path / f"{i}.png"))
+        digit_image(pixels).save(paths[-1])
+    # Rows 0-2 and 5 share a hash, row 3 is 1 bit off; row 5 is another digit (a hash collision).
+    h = np.array([7, 7, 7, 7 ^ (1 << 30), 2**62, 7, 0xABCDEF0123456789], dtype=np.uint64)
+    copies = find_image_copies(h, paths, None)
+    assert copies.partner.tolist() == [1, 0, 0, 0, -1, -1, -1]
+    assert copies.bits.tolist() == [0, 0, 0, 1, -1, -1, -1]
+    # No file to compare: a close hash alone is no copy.
+    assert (find_image_copies(h, None, None).partner == -1).all()
+    # A thousand copies of one picture under one hash: one comparison each, not half a million.
+    calls = []
+    real = ImageComparer.difference
+    monkeypatch.setattr(ImageComparer, "difference", lambda self, i, j: calls.append((i, j)) or real(self, i, j))
+    found = find_image_copies(np.full(1000, 7, dtype=np.uint64), [paths[0]] * 1000, None)
+    assert found.found.all() and len(calls) == 999
 
 
 def test_mining_with_the_image_embedder_named_stores_and_reuses_its_vectors(tmp_path: Path) -> None:

@@ -61,17 +61,36 @@ def load_digit_files_dataset(folder: Path, *, seed: int = 0) -> BenchDataset:
     from data_engine.demo.image_files import write_digit_files
 
     files = write_digit_files(folder, near_copies=DIGIT_FILES_NEAR_COPIES, seed=seed)
-    row = pd.Series(range(len(files.manifest)), index=files.manifest["id"])
-    copies = pd.DataFrame({"copy_row": row[files.near_copies["id"]].to_numpy(),
-                           "source_row": row[files.near_copies["copy_of"]].to_numpy(),
-                           "kind": files.near_copies["kind"].to_numpy()})
-    frame = pd.DataFrame({"image": (str(folder.resolve()) + "/" + files.manifest["image"]).to_numpy(dtype=object)})
-    return BenchDataset("digits-files", "image", frame, files.manifest["label"].to_numpy(dtype=object),
+    return _image_files_dataset("digits-files", folder, files.manifest, files.near_copies)
+
+
+def load_shape_files_dataset(folder: Path, *, seed: int = 0) -> BenchDataset:
+    """:data:`SHAPE_FILES` distinct drawn shapes (64x64 PNG; the label is the kind of shape) written
+    under ``folder``, plus :data:`SHAPE_FILES_NEAR_COPIES` near copies (resized, re-encoded, shifted
+    by 1-2 px); see :mod:`data_engine.demo.drawn_shapes`."""
+    from data_engine.demo.drawn_shapes import write_shape_files
+
+    files = write_shape_files(folder, n=SHAPE_FILES, near_copies=SHAPE_FILES_NEAR_COPIES, seed=seed)
+    return _image_files_dataset("shapes-files", folder, files.manifest, files.near_copies)
+
+
+def _image_files_dataset(name: str, folder: Path, manifest: pd.DataFrame, near_copies: pd.DataFrame) -> BenchDataset:
+    """A dataset of image files listed in ``manifest`` (``id``, ``image`` relative to ``folder``,
+    ``label``) with its injected ``near_copies`` (``id``, ``copy_of``, ``kind``) as row positions."""
+    row = pd.Series(range(len(manifest)), index=manifest["id"])
+    copies = pd.DataFrame({"copy_row": row[near_copies["id"]].to_numpy(),
+                           "source_row": row[near_copies["copy_of"]].to_numpy(),
+                           "kind": near_copies["kind"].to_numpy()})
+    frame = pd.DataFrame({"image": (str(folder.resolve()) + "/" + manifest["image"]).to_numpy(dtype=object)})
+    return BenchDataset(name, "image", frame, manifest["label"].to_numpy(dtype=object),
                         {"image": "image"}, image_root=folder.resolve(), near_copies=copies)
 
 
 # Near copies injected into the digit files: 5 % of the 1,797 digits, a third of each kind.
 DIGIT_FILES_NEAR_COPIES = 90
+# The drawn shapes: distinct drawings and near copies of some (a third of each kind).
+SHAPE_FILES = 400
+SHAPE_FILES_NEAR_COPIES = 60
 
 
 def sentiment_dir() -> Path | None:

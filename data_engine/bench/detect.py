@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 from data_engine.store.home import Home
 
-DATASETS = ("digits", "digits-files", "sentiment", "tabular")
+DATASETS = ("digits", "digits-files", "shapes-files", "sentiment", "tabular")
 NOISE_KINDS = ("uniform", "class-conditional")
 BASELINE_FOLDS = 5
 
@@ -39,7 +39,8 @@ def register_bench() -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``bench detect``."""
     p.add_argument("--dataset", choices=DATASETS, default="digits", help="digits (bundled), digits-files (the "
-                   "digits as PNG files, with injected near copies), sentiment "
+                   "digits as PNG files, with injected near copies), shapes-files (400 drawn shapes as PNG "
+                   "files, with injected near copies), sentiment "
                    "(needs the shared sentiment sentences), tabular (generated; see --rows)")
     p.add_argument("--rows", type=int, default=10_000, help="rows of the generated tabular set (default 10000)")
     p.add_argument("--noise", type=float, default=0.2, help="share of labels flipped (default 0.2)")
@@ -163,6 +164,8 @@ def load_dataset(name: str, *, rows: int, seed: int, folder: Path | None = None)
         return datasets.load_digits_dataset()
     if name == "digits-files":
         return datasets.load_digit_files_dataset(folder or Path(tempfile.mkdtemp(prefix="digit-files-")), seed=seed)
+    if name == "shapes-files":
+        return datasets.load_shape_files_dataset(folder or Path(tempfile.mkdtemp(prefix="shape-files-")), seed=seed)
     if name == "sentiment":
         return datasets.load_sentiment_dataset()
     return datasets.make_tabular_dataset(rows, seed=seed)

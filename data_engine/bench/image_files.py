@@ -1,5 +1,5 @@
-"""Near-copy recall for ``bench detect --dataset digits-files``: which injected near copies the
-``near_duplicate`` detector flagged, per kind of copy."""
+"""Near-copy recall for ``bench detect --dataset digits-files`` and ``shapes-files``: which
+injected near copies the ``near_duplicate`` detector flagged, per kind of copy."""
 
 from __future__ import annotations
 

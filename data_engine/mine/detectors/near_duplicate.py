@@ -1,5 +1,6 @@
 """``near_duplicate``: exact copies (same input hash) and near copies (a very close neighbour; for
-image files also a perceptual hash within a few bits or an aligned copy, see
+image files also a perceptual hash within a few bits or a close neighbour, confirmed by comparing
+the images, see
 :mod:`data_engine.mine.detectors.image_duplicates`)."""
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from data_engine.mine.detectors.base import (
     register_detector,
 )
 from data_engine.mine.detectors.image_duplicates import (
-    ALIGNED_MAX_DIFFERENCE,
-    HASH_MAX_BITS,
+    COPY_MAX_DIFFERENCE,
     find_image_copies,
 )
 
@@ -85,9 +85,8 @@ class NearDuplicateDetector(Detector):
             by_image = copies.found
             near |= by_image
             partner = np.where(by_image, copies.partner, partner)
-            # Placed inside the embedding's near band, closer for fewer differing bits / less difference.
-            within = np.where(copies.bits >= 0, copies.bits / (HASH_MAX_BITS + 1),
-                              np.nan_to_num(copies.difference / ALIGNED_MAX_DIFFERENCE, nan=1.0))
+            # Placed inside the embedding's near band, closer for images that differ less.
+            within = np.nan_to_num(copies.difference / COPY_MAX_DIFFERENCE, nan=1.0)
             distance = np.where(by_image, self.threshold * median * within, distance)
             other = labels[np.maximum(copies.partner, 0)]
             disagree |= by_image & (labels >= 0) & (other >= 0) & (labels != other)
