@@ -58,6 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--embedding", default="auto",
                    help='[mining] embedding of the arms and the served model (default "auto", as the engine)')
+    p.add_argument("--served", default="auto", help='[retrain] model, the model scored (default "auto", as the engine)')
     p.add_argument("--arms", default=",".join(ARMS), help=f"arms to run, comma-separated (default: {','.join(ARMS)})")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
@@ -66,7 +67,7 @@ def cmd_bench_propagate(args: argparse.Namespace, home: Home) -> int:
     """Handler of ``bench propagate`` (makes its own temporary homes)."""
     result = run_propagate_bench(dataset=args.dataset, rows=args.rows, invalid=args.invalid, flip=args.flip,
                                  reviews=args.reviews, per_round=args.per_round, seed=args.seed,
-                                 embedding=args.embedding,
+                                 embedding=args.embedding, served=args.served,
                                  arms=tuple(a.strip() for a in args.arms.split(",") if a.strip()))
     print(json.dumps(result, indent=2) if args.json else format_result(result))
     return 0
@@ -120,11 +121,10 @@ def make_bench_data(dataset: str, *, rows: int, invalid: float, flip: float, see
 
 def run_propagate_bench(*, dataset: str = "sentiment", rows: int = 4000, invalid: float = 0.35, flip: float = 0.10,
                         reviews: int = 400, per_round: int = 50, seed: int = 0, embedding: str = "auto",
-                        arms: tuple[str, ...] = ARMS) -> dict[str, Any]:
+                        served: str = "auto", arms: tuple[str, ...] = ARMS) -> dict[str, Any]:
     """Run the ceiling and ``arms``; return a JSON-able dict (see :func:`format_result`)."""
     import pandas as pd
 
-    from data_engine.bench.detect import make_home
     from data_engine.errors import EngineError
 
     if set(arms) - set(ARMS):
@@ -136,18 +136,34 @@ def run_propagate_bench(*, dataset: str = "sentiment", rows: int = 4000, invalid
     try:
         # The served model is the one the engine builds from a home's config ([retrain] model = "auto"
         # with the resolved [mining] embedding: on text, the e5-small member with the TF-IDF ones).
-        cfg = make_home(workdir / "ceiling", data, model="auto", n_jobs=1, budget=per_round, embedding=embedding).config
+        settings = {"per_round": per_round, "embedding": embedding, "served": served}
+        cfg = _bench_home(workdir / "ceiling", data, **settings).config
         _embed_once(b, cfg)
         ceiling = served_accuracy(cfg, data, b["clean_train"], b["clean_truth"], b["test"], b["test_labels"])
         results = {arm: _run_arm(workdir / arm.replace(" ", "-"), b, arm, reviews=reviews, per_round=per_round,
-                                 seed=seed, embedding=embedding) for arm in arms}
+                                 seed=seed, settings=settings) for arm in arms}
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     kinds = pd.Series(b["kind"]).value_counts().to_dict()
     return {"dataset": dataset, "train_rows": len(b["train"]), "test_rows": len(b["test"]),
             "invalid_share": invalid, "flip": flip, "kinds": {str(k): int(v) for k, v in kinds.items()},
-            "seed": seed, "embedding": cfg.mining.resolved_embedding(data.modality), "ceiling": round(ceiling, 4),
+            "seed": seed, "embedding": cfg.mining.resolved_embedding(data.modality), "served": served, "ceiling": round(ceiling, 4),
             "arms": results, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def _bench_home(root: Path, data: Any, *, per_round: int, embedding: str, served: str, arm: str | None = None) -> Home:
+    """An engine home for ``data`` with the served model ``served``; for an ``arm``, its detectors and policy."""
+    from data_engine.bench.detect import make_home
+
+    home = make_home(root, data, model="auto", n_jobs=1, budget=per_round, embedding=embedding)
+    text = home.config_path.read_text(encoding="utf-8") + f'\n[retrain]\nmodel = "{served}"\n'
+    if arm is not None:
+        extra = 'detectors = ["label", "outlier", "near_duplicate", "uncertain"]\n' if arm == ARMS[0] else ""
+        text = text.replace("[mining]\n", "[mining]\n" + extra)
+        policy = "off" if arm == ARMS[0] else "apply"
+        text = text.replace("[review]\n", f'[review]\npropagate = "{policy}"\n')
+    home.config_path.write_text(text, encoding="utf-8")
+    return Home(root.resolve())
 
 
 def _embed_once(b: dict[str, Any], cfg: Any) -> None:
@@ -187,11 +203,11 @@ def served_accuracy(cfg: Any, data: Any, X: pd.DataFrame, y: np.ndarray, test: p
 
 
 def _run_arm(root: Path, b: dict[str, Any], arm: str, *, reviews: int, per_round: int, seed: int,
-             embedding: str) -> dict[str, Any]:
+             settings: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
     import pandas as pd
 
-    from data_engine.bench.detect import make_home, write_batch
+    from data_engine.bench.detect import write_batch
     from data_engine.ingest.batch import ingest_file
     from data_engine.mine.run import run_mining
     from data_engine.review.ledger import append_events
@@ -200,12 +216,7 @@ def _run_arm(root: Path, b: dict[str, Any], arm: str, *, reviews: int, per_round
     from data_engine.store.warehouse import open_warehouse
 
     data = b["data"]
-    home = make_home(root, data, model="auto", n_jobs=1, budget=per_round, embedding=embedding)
-    extra = ('detectors = ["label", "outlier", "near_duplicate", "uncertain"]\n' if arm == ARMS[0] else "")
-    text = home.config_path.read_text(encoding="utf-8").replace("[mining]\n", "[mining]\n" + extra)
-    policy = "off" if arm == ARMS[0] else "apply"
-    home.config_path.write_text(text.replace("[review]\n", f'[review]\npropagate = "{policy}"\n'), encoding="utf-8")
-    home = Home(root.resolve())
+    home = _bench_home(root, data, **settings, arm=arm)
     ids = np.char.add("ex", np.arange(len(b["given"])).astype(str)).astype(object)
     frame_data = type(data)(data.name, data.modality, b["train"], b["given"], data.schema, data.text_column)
     truth = pd.Series(b["truth"], index=ids)
@@ -276,7 +287,7 @@ def _store_vectors(con: Any, path: Path, ids: np.ndarray, vectors: tuple[str, li
 
 def format_result(r: dict[str, Any]) -> str:
     """The benchmark as a table: accuracy (and what is left in training) per number of reviews."""
-    out = [f"bench propagate: {r['dataset']} (embedding {r['embedding']}), {r['train_rows']} training rows ({json.dumps(r['kinds'])}), "
+    out = [f"bench propagate: {r['dataset']} (embedding {r['embedding']}, served model {r['served']}), {r['train_rows']} training rows ({json.dumps(r['kinds'])}), "
            f"{r['test_rows']} clean test rows, seed {r['seed']}; {r['seconds']} s",
            f"clean ceiling (served model on the clean training rows): {r['ceiling']:.4f}", "",
            f"{'arm':20s} {'reviews':>7s} {'accuracy':>8s} {'gap':>6s} {'invalid left':>12s} {'wrong labels':>12s} "
