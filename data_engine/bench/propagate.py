@@ -10,8 +10,8 @@ rows, random labels) and ``--flip`` flipped labels. Three arms, each in its own 
 * ``propagation``: the default detectors with ``propagate = "apply"``.
 
 Each round mines (:func:`run_mining`), a simulated reviewer answers the first ``--per-round`` rows
-of the queue from the known truth (in-process, as ``review`` ledger events: the true label, or a
-discard for an invalid row), and the served model (``[retrain] model``) is retrained on the labels
+of the queue from the known truth (in-process, recorded as a pull records reviews: ``review``
+ledger events and verdicts; the true label, or a discard for an invalid row), and the served model (``[retrain] model``) is retrained on the labels
 in force and scored on the test set. The served model is the one the engine builds from the arm's
 config (``[retrain] model = "auto"`` with the resolved ``[mining] embedding``: e5-small on text by
 default); each row is embedded once per benchmark run. Printed: test accuracy after each number of reviews, invalid
@@ -210,8 +210,8 @@ def _run_arm(root: Path, b: dict[str, Any], arm: str, *, reviews: int, per_round
     from data_engine.bench.detect import write_batch
     from data_engine.ingest.batch import ingest_file
     from data_engine.mine.run import run_mining
-    from data_engine.review.ledger import append_events
     from data_engine.review.propagate import propagation_report
+    from data_engine.review.pull import record_verdicts
     from data_engine.ship.training import load_training_set
     from data_engine.store.warehouse import open_warehouse
 
@@ -248,14 +248,14 @@ def _run_arm(root: Path, b: dict[str, Any], arm: str, *, reviews: int, per_round
             found = summary.detector_summaries.get("lookalike", {})
             lookalike = {k: found.get(k) for k in ("verdicts", "discarded", "threshold", "estimated_precision",
                                                    "heldout_auc", "flagged", "asked", "copies")}
-            queue = con.execute("SELECT example_id, example_version FROM review_queue WHERE run_id = ? ORDER BY rank "
-                                "LIMIT ?", [summary.run_id, min(per_round, reviews - done)]).fetchdf()
+            lookalike["fix"] = summary.budget_split.get("fix") if summary.budget_split else None
+            lookalike["rates"] = summary.budget_split.get("confirmation_rates") if summary.budget_split else None
+            queue = con.execute("SELECT run_id, example_id, example_version, issue_types, given_label FROM review_queue "
+                                "WHERE run_id = ? ORDER BY rank LIMIT ?", [summary.run_id, min(per_round, reviews - done)]).fetchdf()
             if queue.empty:
                 break
-            answers = truth.reindex(queue["example_id"]).to_numpy(dtype=object)
-            append_events(con, pd.DataFrame({
-                "example_id": queue["example_id"], "example_version": queue["example_version"], "label": answers,
-                "source": "review", "actor": "bench-reviewer", "detail": '{"simulated": true}'}))
+            # Recorded as a pull records real reviews, so the budget split measures each issue type.
+            record_verdicts(con, queue, list(truth.reindex(queue["example_id"]).to_numpy(dtype=object)), "bench-reviewer")
             done += len(queue)
         report = propagation_report(con)
     audited = sum(r["reviewed"] for r in report)
