@@ -224,7 +224,7 @@ def _run_arm(root: Path, b: dict[str, Any], arm: str, *, reviews: int, per_round
     curve, done, mining_s, lookalike, embedded = [], 0, 0.0, {}, 0
     with open_warehouse(home) as con:
         ingest_file(con, home.config.dataset, write_batch(home, frame_data, ids, b["given"]))
-        _store_vectors(con, root / "vectors.parquet", ids, b["train_vectors"])
+        _import_vectors(con, root / "vectors.parquet", ids, b["train_vectors"])
         while True:
             ts = load_training_set(con, home.config)
             acc = served_accuracy(home.config, data, ts.X, ts.y, b["test"], b["test_labels"])
@@ -264,7 +264,7 @@ def _run_arm(root: Path, b: dict[str, Any], arm: str, *, reviews: int, per_round
             "audited": audited, "measured_precision": round(agreed / audited, 4) if audited else None}
 
 
-def _store_vectors(con: Any, path: Path, ids: np.ndarray, vectors: tuple[str, list[str], np.ndarray] | None) -> None:
+def _import_vectors(con: Any, path: Path, ids: np.ndarray, vectors: tuple[str, list[str], np.ndarray] | None) -> None:
     """Put the bench's one embedding of the training rows into the arm's warehouse (through the
     engine's own import), so mining reads them instead of embedding every row again."""
     import numpy as np
