@@ -249,3 +249,30 @@ def test_mine_cli_reports_the_propagation(make_home, capsys: pytest.CaptureFixtu
     assert main(["--home", str(home.root), "review", "undo-propagation", "1"]) == 0
     assert "undone" in capsys.readouterr().out
     assert main(["--home", str(home.root), "review", "undo-propagation", "7"]) == 2
+
+
+def test_undone_propagation_sticks_the_next_mining_run_does_not_propagate_those_examples(make_home) -> None:
+    home, truth = text_home(make_home, "apply")
+    rng = np.random.default_rng(2)
+    first = (list(rng.choice(truth.index[truth.isna()], 30, replace=False))
+             + list(rng.choice(truth.index[truth.notna()], 30, replace=False)))
+    with open_warehouse(home) as con:
+        review(con, first, truth)
+        before = labels_in_force(con)
+        pid = run_mining(con, home.config, home=home).propagation["propagation_id"]
+        undone = set(con.execute("SELECT example_id FROM propagated_examples WHERE propagation_id = ?",
+                                 [pid]).fetchdf()["example_id"])
+        assert undone
+        undo_propagation(con, pid, "tester")
+        # Undo restores exactly the labels in force before, event ids included.
+        pd.testing.assert_frame_equal(labels_in_force(con), before)
+        again = run_mining(con, home.config, home=home)
+        repropagated = con.execute("SELECT example_id FROM propagated_examples WHERE propagation_id <> ?",
+                                   [pid]).fetchdf()["example_id"]
+        assert not undone & set(repropagated)
+        # The detector still flags them; they may go to a reviewer, who decides.
+        flagged = set(con.execute("SELECT example_id FROM issues WHERE run_id = ? AND issue_type = 'lookalike' "
+                                  "AND is_issue", [again.run_id]).fetchdf()["example_id"])
+        assert undone & flagged
+        now = labels_in_force(con).set_index("example_id").loc[sorted(undone)]
+        assert (now["source"] == "ingest").all()

@@ -236,3 +236,25 @@ def test_verdicts_on_tasks_of_an_interrupted_push_are_not_lost(tmp_path):
         result = pull_verdicts(con, client, home.config)
         in_force = _label_in_force(con, ex["id"])
     assert result.review_events == 1 and in_force == (ex["true_label"], False, "review")
+
+
+def test_verdicts_given_in_process_are_recorded_as_a_pull_records_them(tmp_path):
+    from data_engine.review.pull import record_verdicts
+    from data_engine.review.verdicts import verdict_stats
+
+    home, frame = digits_home(tmp_path / "home", n=12)
+    make_queue(home, frame)
+    with open_warehouse(home) as con:
+        queue = con.execute("SELECT run_id, example_id, example_version, issue_types, given_label FROM review_queue "
+                            "ORDER BY rank").fetchdf()
+        truth = dict(zip(frame["id"], frame["true_label"]))
+        labels = [None if i == 0 else truth[e] for i, e in enumerate(queue["example_id"])]
+        event_ids = record_verdicts(con, queue, labels, "simulated")
+        stats = {s["issue_type"]: s for s in verdict_stats(con)}
+        assert _label_in_force(con, queue["example_id"].iloc[0])[1] is True
+        sources = con.execute("SELECT DISTINCT source FROM label_events WHERE event_id IN (SELECT unnest(?))",
+                              [event_ids]).fetchall()
+    # Every 3rd label was flipped ("label" flags, all confirmed); the first row was discarded (confirmed).
+    assert stats["label"]["confirmed"] == 4 and stats["label"]["rejected"] == 0
+    assert stats["uncertain"]["confirmed"] == 0 and stats["uncertain"]["rejected"] == 8
+    assert len(event_ids) == 12 and sources == [("review",)]

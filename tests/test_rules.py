@@ -107,3 +107,20 @@ def test_cli_discard_dry_run_and_refusal(home: Home, capsys: pytest.CaptureFixtu
     assert "gold" in capsys.readouterr().err
     assert main(["--home", str(home.root), "relabel", "--where", "x = 9", "--label", "a", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["changed"] == 1
+
+
+def test_the_datasets_own_id_column_works_in_the_condition(home: Home) -> None:
+    assert home.config.dataset.id_column == "id"
+    result = apply_rule(home, "id IN ('r7', 'r8')", discard=True, actor="tester")
+    assert result.matched == 2 and list(events(home)["example_id"]) == ["r7", "r8"]
+    # Gold rows answer to their id as written in the user's file, so the gold guard still holds.
+    with pytest.raises(EngineError, match="1 gold"):
+        apply_rule(home, "id = 'g0'", discard=True)
+
+
+def test_an_unknown_column_names_the_columns_available(home: Home) -> None:
+    with pytest.raises(EngineError, match="--where") as err:
+        apply_rule(home, "idx = 'r1'", discard=True)
+    message = str(err.value)
+    assert "idx" in message and "columns:" in message
+    assert all(c in message.split("columns:")[1] for c in ("example_id", "id", "x", "color", "is_reviewed"))

@@ -45,7 +45,7 @@ from data_engine.mine.runs import (
     second_opinion_candidates,
     store_run,
 )
-from data_engine.review.propagate import apply_propagation, plan_propagation, propagation_report
+from data_engine.review.propagate import apply_propagation, plan_propagation, propagation_report, undone_examples
 from data_engine.ship.registry import load_cache, save_cache
 from data_engine.stages import StageClock
 from data_engine.store.config import EngineConfig
@@ -151,7 +151,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         versions = pd.Series(np.concatenate([state.train["version"].to_numpy(), state.unlabeled["version"].to_numpy()]),
                              index=data.example_ids)
         plan = plan_propagation(results.get("lookalike"), versions, cfg.review,
-                                seed=cfg.mining.seed + state.label_snapshot)
+                                seed=cfg.mining.seed + state.label_snapshot, undone=undone_examples(con))
     with clock.stage("noise"):
         noise_rate, joint, joint_classes = estimate_noise(state)
         plot = noise_plot(joint, joint_classes, noise_rate) if joint is not None else None

@@ -11,7 +11,9 @@ answers on them measure the precision actually reached (:func:`propagation_repor
 
 Precedence (migration 0740's ``current_labels``): a person's verdict (review, consensus, rule)
 always beats a propagated one, and :func:`undo_propagation` voids one run's events, so the labels
-in force are again exactly those from before it.
+in force are again exactly those from before it. An undo is a person's decision about those
+examples: later runs never propagate them again at the version undone (:func:`undone_examples`);
+the detector may still queue them, and a reviewer decides.
 """
 
 from __future__ import annotations
@@ -60,12 +62,13 @@ class PropagationPlan:
 
 
 def plan_propagation(result: DetectorResult | None, versions: pd.Series, cfg: ReviewConfig, *,
-                     seed: int = 0) -> PropagationPlan | None:
+                     seed: int = 0, undone: set[str] | frozenset[str] = frozenset()) -> PropagationPlan | None:
     """The propagation of one look-alike detector ``result`` under ``cfg.propagate``.
 
-    ``versions``: current example version by example id. None unless the policy is ``apply`` and
-    the detector flagged something it may act on: look-alikes at or above its threshold (none
-    without one) and exact copies of reviewed examples.
+    ``versions``: current example version by example id; ``undone``: example ids whose propagation
+    a person undid (:func:`undone_examples`), never propagated again. None unless the policy is
+    ``apply`` and the detector flagged something it may act on: look-alikes at or above its
+    threshold (none without one) and exact copies of reviewed examples.
     """
     if cfg.propagate != "apply" or result is None or result.issues.empty:
         return None
@@ -75,7 +78,7 @@ def plan_propagation(result: DetectorResult | None, versions: pd.Series, cfg: Re
     p = detail["p_discard"].astype(float)
     exact = detail["copy"].eq("exact").to_numpy()
     lookalike = ~exact & (p >= threshold).to_numpy() if threshold is not None else np.zeros(len(issues), bool)
-    chosen = exact | lookalike
+    chosen = (exact | lookalike) & ~issues["example_id"].isin(undone).to_numpy()
     if not chosen.any():
         return None
     verdict = detail["partner_verdict"].where(exact, "discard")
@@ -142,6 +145,18 @@ def undo_propagation(con: duckdb.DuckDBPyConnection, propagation_id: int, actor:
     con.execute("UPDATE propagation_runs SET undone_at = now(), undone_by = ? WHERE propagation_id = ?",
                 [actor, propagation_id])
     return propagation_report(con, propagation_id)[0]
+
+
+def undone_examples(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Ids of examples a propagation touched that a person undid, at their current version (new
+    content is a new question)."""
+    if not has_table(con, "propagation_runs"):
+        return set()
+    rows = con.execute(
+        "SELECT DISTINCT pe.example_id FROM propagated_examples pe JOIN propagation_runs pr USING (propagation_id) "
+        "JOIN current_examples ce ON ce.example_id = pe.example_id AND ce.version = pe.example_version "
+        "WHERE pr.undone_at IS NOT NULL").fetchall()
+    return {r[0] for r in rows}
 
 
 def propagation_report(con: duckdb.DuckDBPyConnection, propagation_id: int | None = None) -> list[dict[str, Any]]:

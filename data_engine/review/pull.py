@@ -206,6 +206,27 @@ def _record(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, project_id: int, 
         _refresh_annotator_quality(con, cfg)
 
 
+def record_verdicts(con: duckdb.DuckDBPyConnection, queue_rows: pd.DataFrame, labels: list[str | None],
+                    actor: str) -> list[int]:
+    """Single reviews given outside Label Studio (a benchmark's simulated reviewer), recorded as a
+    pull records them: ``review`` ledger events and ``review_verdicts`` rows, so the confirmation
+    rates per issue type (and with them the budget split) learn from them as from real reviews.
+
+    ``queue_rows``: rows of ``review_queue`` (``run_id``, ``example_id``, ``example_version``,
+    ``issue_types``, ``given_label``); ``labels``: the verdict per row (None = discard). The task id
+    is minus the event id (Label Studio's are positive). Returns the event ids.
+    """
+    metas = queue_rows[["example_id", "example_version", "run_id", "issue_types", "given_label"]].to_dict("records")
+    for meta in metas:
+        meta["issue_types"] = list(meta["issue_types"]) if meta["issue_types"] is not None else []
+        meta["run_id"] = str(meta["run_id"])
+    event_ids = append_events(con, [_event(m, label, "review", actor, {"simulated": True})
+                                    for m, label in zip(metas, labels, strict=True)])
+    _write_verdicts(con, [_verdict(m, -eid, 0, label, "review", 1, 1.0, i)
+                          for i, (m, label, eid) in enumerate(zip(metas, labels, event_ids, strict=True))], event_ids)
+    return event_ids
+
+
 def _known_tasks(con: duckdb.DuckDBPyConnection, project_id: int, task_ids: list[int]) -> dict[int, dict[str, Any]]:
     rows = con.execute(
         "SELECT task_id, example_id, example_version, run_id, issue_types, given_label, status FROM review_tasks "

@@ -1,7 +1,9 @@
 """Bulk actions by a person: ``data-engine discard --where SQL`` and ``relabel --where SQL --label X``.
 
 The WHERE text is the user's SQL over the view ``rule_scope`` (``current_examples`` plus
-``label_in_force``, ``is_discarded``, ``label_source``, ``is_reviewed``). It is checked to be one
+``label_in_force``, ``is_discarded``, ``label_source``, ``is_reviewed``), which also shows the
+example id under the dataset's own id column name (``[dataset] id_column``, the id as the user's
+files spell it, without the gold prefix). It is checked to be one
 expression (no ``;``, no comments, one SELECT statement once wrapped) and run on a read-only
 connection with external access off, so it can read the examples and nothing else; everything
 the engine adds to the query is a parameter. Each selected example whose label in force would
@@ -60,8 +62,21 @@ def check_where(where: str) -> str:
     return text
 
 
-def _select(where: str) -> str:
-    return f"SELECT DISTINCT example_id FROM rule_scope WHERE ({where})"
+def _select(where: str, scope: str = "rule_scope") -> str:
+    return f"SELECT DISTINCT example_id FROM {scope} WHERE ({where})"
+
+
+def _scope(con: duckdb.DuckDBPyConnection, id_column: str) -> tuple[str, list[str]]:
+    """The relation a rule runs over and its column names: ``rule_scope`` plus the user's id
+    column (the id as in their files, gold ids without their prefix) unless that name is taken."""
+    from data_engine.ingest.validate import GOLD_ID_PREFIX
+
+    columns = [r[0] for r in con.execute("SELECT * FROM rule_scope LIMIT 0").description]
+    if not id_column or id_column in columns:
+        return "rule_scope", columns
+    quoted = '"' + id_column.replace('"', '""') + '"'
+    user_id = f"CASE WHEN is_gold THEN substr(example_id, {len(GOLD_ID_PREFIX) + 1}) ELSE example_id END"
+    return f"(SELECT *, {user_id} AS {quoted} FROM rule_scope) AS rule_scope", columns + [id_column]
 
 
 def select_examples(home: Home, where: str) -> pd.DataFrame:
@@ -74,8 +89,11 @@ def select_examples(home: Home, where: str) -> pd.DataFrame:
     text = check_where(where)
     with open_warehouse(home, read_only=True) as con:
         con.execute("SET enable_external_access = false")
+        scope, columns = _scope(con, home.config.dataset.id_column)
         try:
-            ids = [r[0] for r in con.execute(_select(text)).fetchall()]
+            ids = [r[0] for r in con.execute(_select(text, scope)).fetchall()]
+        except duckdb.BinderException as exc:
+            raise EngineError(f"--where: {str(exc).splitlines()[0]} (columns: {', '.join(columns)})") from None
         except duckdb.Error as exc:
             raise EngineError(f"--where: {str(exc).splitlines()[0]}") from None
         return con.execute(
