@@ -121,3 +121,12 @@ def test_activelab_sends_disputed_labels_back_and_new_examples_otherwise() -> No
     agreed = votes.copy()
     agreed[:5, 1] = agreed[:5, 0]
     assert activelab_choice(agreed, probs, unsure, 10).n_new == 10
+
+
+def test_budget_split_measures_every_flagged_type_even_when_one_could_take_all() -> None:
+    # Label flags confirmed often enough to fill the budget alone; look-alikes, never reviewed yet,
+    # still get a measuring share (ties broken by gain, then name, as before, but no type starves).
+    split = split_budget(50, {"label": 400, "lookalike": 30}, {"label": 0.8, "lookalike": 0.5},
+                         accuracy=0.9, n_labeled=3000)
+    assert split.fix["lookalike"] >= 1 and split.fix["label"] == 50 - split.fix["lookalike"]
+    assert split.grow == 0

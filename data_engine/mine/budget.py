@@ -11,9 +11,10 @@ review:
   share of flagged examples reviewers confirmed (smoothed, :func:`data_engine.review.verdicts.confirmation_rates`),
   and a confirmed fix both removes a wrong label and adds a right one (``FIX_WORTH = 2`` labels).
 
-Issue types whose fix gains at least as much as a new label get their flagged examples (best
-first, up to the budget); the others keep at most ``MIN_FIX_SHARE`` of the budget, so their
-confirmation rate keeps being measured. The rest grows the labeled set. With clean given labels,
+Every flagged issue type first gets its part of ``MIN_FIX_SHARE`` of the budget, so its
+confirmation rate keeps being measured (also when a better type could take every review); then
+the types whose fix gains at least as much as a new label get their flagged examples (best
+first, up to the budget). The rest grows the labeled set. With clean given labels,
 reviewers reject confident learning's few flags, ``rate_label`` falls and the flags stop taking
 reviews; before any verdict they tie with new labels and take only as many slots as there are flags.
 """
@@ -117,18 +118,22 @@ def split_budget(budget: int, flagged: Mapping[str, int], rates: Mapping[str, fl
     g_new = label_value if measured is None else measured
     source = "power-law prior" if measured is None else f"learning curve over {len(curve)} models"
     gains = {t: rates.get(t, 0.5) * FIX_WORTH * label_value for t in flagged}
+    order = sorted((t for t in gains if flagged[t] > 0), key=lambda t: (-gains[t], t))
+    # Every flagged type first gets its part of the measuring share, even when a better type could
+    # take the whole budget: a type no reviewer ever sees keeps its prior rate for good (a detector
+    # that learns from verdicts, like the look-alikes of discarded examples, would never start).
+    measuring = min(budget, max(len(order), math.floor(MIN_FIX_SHARE * budget))) if order else 0
     fix: dict[str, int] = {}
-    left = budget
-    # Types worth more than a new label first, best first; then the measuring share of the others.
-    for t in sorted(gains, key=lambda t: -gains[t]):
-        if gains[t] >= g_new and g_new >= 0:
-            fix[t] = min(int(flagged[t]), left)
-            left -= fix[t]
-    losers = [t for t in sorted(gains, key=lambda t: -gains[t]) if t not in fix and flagged[t] > 0]
-    measuring = min(left, max(len(losers), math.floor(MIN_FIX_SHARE * budget))) if losers else 0
-    for i, t in enumerate(losers):
-        share = measuring // len(losers) + (1 if i < measuring % len(losers) else 0)
+    for i, t in enumerate(order):
+        share = measuring // len(order) + (1 if i < measuring % len(order) else 0)
         fix[t] = min(int(flagged[t]), share)
-        left -= fix[t]
+    left = budget - sum(fix.values())
+    # Then types worth more than a new label, best first, up to their flags.
+    for t in order:
+        if gains[t] >= g_new and g_new >= 0 and left > 0:
+            more = min(int(flagged[t]) - fix[t], left)
+            fix[t] += more
+            left -= more
+    fix = {t: n for t, n in fix.items() if n > 0}
     grow = left if n_candidates is None else min(left, n_candidates)
     return BudgetSplit(budget, {t: n for t, n in fix.items()}, grow, g_new, gains, dict(rates), source, list(curve))
