@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 DATASETS = ("digits", "sentiment", "tabular")
-STRATEGIES = ("diverse_margin", "margin", "diversity", "random")
+STRATEGIES = ("diverse_minibatch", "margin", "diversity", "random")
 # Rows of the generated tabular set (100 labeled + 1,200 pool + 1,200 test).
 TABULAR_ROWS = 2_500
 
@@ -109,7 +109,7 @@ def run_curves(ds: Any, *, seed: int, start: int, pool: int, rounds: int, round_
     return curves
 
 
-def summarise(curves: list[Curve], default: str = "diverse_margin") -> dict[str, Any]:
+def summarise(curves: list[Curve], default: str = "diverse_minibatch") -> dict[str, Any]:
     """Mean accuracy per strategy and round, and the default's gain over random per round (mean and
     worst seed), in points of accuracy."""
     import numpy as np

@@ -24,7 +24,7 @@ __all__ = [
     "TypicalityStrategy", "get_strategy", "register_strategy", "select_examples", "uncertainty",
 ]
 
-DEFAULT_STRATEGY = "diverse_margin"
+DEFAULT_STRATEGY = "diverse_minibatch"
 
 
 @register_strategy
