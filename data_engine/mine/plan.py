@@ -27,8 +27,9 @@ GROW_TYPE = "uncertain"
 
 
 # Selection reads at most this many candidates (the most uncertain) and labeled rows (a random
-# sample that tells which regions are covered): the default strategy's k-means has labeled + budget
-# clusters over both, which stays in seconds on two cores at this size.
+# sample that tells which regions are covered): the default strategy's weighted k-means (budget
+# clusters over the candidates, each weighted by its distance to the nearest of these labeled rows)
+# stays in seconds on two cores at this size.
 MAX_CANDIDATES = 10_000
 
 
