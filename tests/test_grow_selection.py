@@ -12,9 +12,10 @@ from data_engine.store.config import parse_config
 
 
 def _state(with_vectors: bool) -> PredictionState:
-    # The input column is the same everywhere: only the attached vectors tell the examples apart.
-    train = pd.DataFrame({"example_id": ["l0", "l1"], "version": 1, "x": 0.0})
-    unlabeled = pd.DataFrame({"example_id": [f"u{i}" for i in range(6)], "version": 1, "x": 0.0})
+    # In the input column u0 lies farthest from the labeled examples; in the attached vectors, u2.
+    train = pd.DataFrame({"example_id": ["l0", "l1"], "version": 1, "x": [0.0, 0.1]})
+    unlabeled = pd.DataFrame({"example_id": [f"u{i}" for i in range(6)], "version": 1,
+                              "x": [9.0, 0.2, 0.3, 0.2, 0.1, 0.3]})
     if with_vectors:
         train[EMBEDDING_COLUMN] = pd.Series([np.zeros(2, np.float32), np.full(2, 0.1, np.float32)], dtype=object)
         far = np.array([[1, 0], [0, 1], [9, 9], [2, 1], [1, 2], [0.5, 0.5]], np.float32)  # u2 is far off
@@ -39,8 +40,10 @@ def test_grow_selection_uses_the_stored_embedding() -> None:
     # the default strategy (all equally doubtful here) spreads over the same space.
     assert _pick(_state(True), "diversity") == ["u2"]
     assert _pick(_state(True), "diverse_margin") == ["u2"]
+    assert _pick(_state(True), "diverse_minibatch") == ["u2"]
 
 
 def test_grow_selection_without_stored_embedding_uses_the_feature_space() -> None:
-    # No attached vectors: the model's feature space, where every candidate is the same point.
-    assert len(_pick(_state(False), "diversity")) == 1
+    # No attached vectors: the model's own feature space of the input column.
+    assert _pick(_state(False), "diversity") == ["u0"]
+    assert _pick(_state(False), "diverse_minibatch") == ["u0"]
