@@ -10,6 +10,7 @@ import pandas as pd
 
 from data_engine.cli import main
 from data_engine.commands.core import init_home
+from data_engine.mine.selection import DEFAULT_STRATEGY
 from data_engine.review.verdicts import latest_budget_split
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
@@ -39,7 +40,7 @@ def test_cold_start_mines_and_queues_mostly_unlabeled_examples(tmp_path: Path, c
     assert split["grow"] == new.sum() and split["budget"] == 100
     # The explore share (10 %) is there, and the rest of the new examples came from the default strategy.
     assert split["selection"].get("explore") == round(0.1 * split["grow"])
-    assert split["selection"].get("diverse_margin", 0) + split["selection"]["explore"] == split["grow"]
+    assert split["selection"].get(DEFAULT_STRATEGY, 0) + split["selection"]["explore"] == split["grow"]
     capsys.readouterr()
     assert main(["--home", str(home.root), "review", "status"]) == 0
     assert "new examples" in capsys.readouterr().out

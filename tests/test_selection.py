@@ -63,11 +63,25 @@ def test_default_spreads_the_batch_over_the_doubtful_half() -> None:
     assert set(group[get_strategy("margin").select(pool, 10)]) <= {0, 1}
 
 
+def test_default_weights_clusters_by_doubt_and_by_distance_to_the_labels() -> None:
+    group = np.repeat(np.arange(10), 30)
+    for seed in range(3):
+        pool = blobs_pool(seed)
+        # The model doubts blobs 0 and 1, but blob 0 holds the labeled example: blob 1 weighs most.
+        small = group[get_strategy("diverse_minibatch").select(pool, 5)]
+        assert 1 in small and 0 not in small
+        # A larger batch still spans every blob (a centroid in each), not 20 copies of blob 1 ...
+        counts = np.bincount(group[get_strategy("diverse_minibatch").select(pool, 20)], minlength=10)
+        assert (counts > 0).all()
+        # ... but spends the most labels where the model doubts and nothing labeled is near.
+        assert counts[1] == counts.max() and counts[1] >= 5 and counts[0] <= 2
+
+
 def test_explore_share_is_random_and_disjoint_and_cold_start_needs_no_model() -> None:
     pool = blobs_pool()
     sel = select_examples(pool, 40, explore_share=0.1)
     assert len(sel.indices) == 40 and len(set(sel.indices.tolist())) == 40 and sel.explore.sum() == 4
-    assert sel.strategy == "diverse_margin"
+    assert sel.strategy == "diverse_minibatch"
     cold = select_examples(SelectionPool(pool.embedding, None, None, seed=3), 20)
     assert cold.strategy == "cold_start" and len(set(cold.indices.tolist())) == 20
     with pytest.raises(EngineError, match="explore_share"):

@@ -15,10 +15,16 @@ import json
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from data_engine.bench.detect import default_embedding_cache
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DATASETS = ("digits", "sentiment", "tabular")
-STRATEGIES = ("diverse_margin", "margin", "diversity", "random")
+STRATEGIES = ("diverse_minibatch", "margin", "diversity", "random")
 # Rows of the generated tabular set (100 labeled + 1,200 pool + 1,200 test).
 TABULAR_ROWS = 2_500
 
@@ -45,14 +51,20 @@ def _dataset(name: str) -> Any:
 
 
 def run_curves(ds: Any, *, seed: int, start: int, pool: int, rounds: int, round_size: int,
-               strategies: tuple[str, ...], explore_share: float) -> list[Curve]:
+               strategies: tuple[str, ...], explore_share: float, embedding: str = "tfidf",
+               vectors: np.ndarray | None = None) -> list[Curve]:
     """One seed's learning curves for every strategy on a :class:`~data_engine.bench.datasets.BenchDataset`.
 
+    ``embedding`` is the resolved ``[mining] embedding`` and ``vectors`` (shape (N, D), rows of
+    ``ds.frame``) its output when it is a pretrained one (:func:`~data_engine.bench.embedding.engine_embedding`):
+    as in the engine, the served model reads them and the strategies measure distances in them.
     Raises EngineError when the data set has fewer than ``start + pool + 100`` rows."""
     import numpy as np
+    import pandas as pd
     from sklearn.base import clone
 
     from data_engine.errors import EngineError
+    from data_engine.mine.embedders.base import EMBEDDING_COLUMN
     from data_engine.mine.models import Schema, build_estimator
     from data_engine.mine.selection import DEFAULT_STRATEGY, SelectionPool, select_examples
     from data_engine.mine.selection.features import selection_embedding
@@ -64,11 +76,18 @@ def run_curves(ds: Any, *, seed: int, start: int, pool: int, rounds: int, round_
     order = np.random.default_rng(seed).permutation(n)
     first, pool_rows, test_rows = order[:start], order[start:start + pool], order[start + pool:]
     known = np.concatenate([first, pool_rows])
-    frame = ds.frame.iloc[known].reset_index(drop=True)
-    embedding = selection_embedding(frame, ds.schema, ds.modality)  # labeled + pool rows, no labels read
+    data = ds.frame.copy()
+    if vectors is not None:
+        # The column mining and training attach, so no fit re-embeds (see mine.embedders.features).
+        data[EMBEDDING_COLUMN] = pd.Series(list(vectors), index=data.index, dtype=object)
+    frame = data.iloc[known].reset_index(drop=True)
+    # Labeled + pool rows; no labels read.
+    space = selection_embedding(ds.frame.iloc[known].reset_index(drop=True), ds.schema, ds.modality,
+                                None if vectors is None else vectors[known])
     y = ds.labels[known]
-    X_test, y_test = ds.frame.iloc[test_rows].reset_index(drop=True), ds.labels[test_rows]
-    spec = resolve_spec("auto", ds.modality, seed=seed, n_rows=start + rounds * round_size, served=True)
+    X_test, y_test = data.iloc[test_rows].reset_index(drop=True), ds.labels[test_rows]
+    spec = resolve_spec("auto", ds.modality, seed=seed, n_rows=start + rounds * round_size, served=True,
+                        embedding=embedding)
     model = build_estimator(spec, Schema.from_mapping(ds.schema))
     curves = []
     for name in strategies:
@@ -83,14 +102,14 @@ def run_curves(ds: Any, *, seed: int, start: int, pool: int, rounds: int, round_
                 break
             cand = np.flatnonzero(~labeled)
             probs = fitted.predict_proba(frame.iloc[cand])
-            sel_pool = SelectionPool(embedding[cand], probs, embedding[labeled], seed=seed * 1000 + r)
+            sel_pool = SelectionPool(space[cand], probs, space[labeled], seed=seed * 1000 + r)
             share = explore_share if name == DEFAULT_STRATEGY else 0.0
             labeled[cand[select_examples(sel_pool, round_size, strategy=name, explore_share=share).indices]] = True
         curves.append(Curve(ds.name, name, seed, counts, acc))
     return curves
 
 
-def summarise(curves: list[Curve], default: str = "diverse_margin") -> dict[str, Any]:
+def summarise(curves: list[Curve], default: str = "diverse_minibatch") -> dict[str, Any]:
     """Mean accuracy per strategy and round, and the default's gain over random per round (mean and
     worst seed), in points of accuracy."""
     import numpy as np
@@ -120,11 +139,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--round-size", type=int, default=100)
     p.add_argument("--explore-share", type=float, default=0.1, help="the default strategy's random share")
+    p.add_argument("--embedding", default="auto",
+                   help="mining.embedding the engine would run (default auto: e5-small for text)")
+    p.add_argument("--embedding-cache", type=Path, default=default_embedding_cache(),
+                   help="Parquet file of benchmark embeddings shared with bench detect ('none': no cache)")
     p.add_argument("--json", action="store_true")
 
 
 def cmd_bench_active(args: argparse.Namespace, home: Any) -> int:
     """Run the benchmark; print one table per data set (or JSON)."""
+    from data_engine.bench.embedding import engine_embedding
     from data_engine.errors import EngineError
 
     names = [d.strip() for d in args.datasets.split(",") if d.strip()]
@@ -133,15 +157,18 @@ def cmd_bench_active(args: argparse.Namespace, home: Any) -> int:
         raise EngineError(f"--datasets: unknown {bad[0]!r}; choose from {', '.join(DATASETS)}")
     strategies = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
     results = {}
+    cache = None if str(args.embedding_cache) == "none" else args.embedding_cache
     for name in names:
         started = time.perf_counter()
         ds = _dataset(name)
+        embedding, vectors = engine_embedding(ds, embedding=args.embedding, cache=cache)
         curves = []
         for seed in range(args.seeds):
             curves += run_curves(ds, seed=seed, start=args.start, pool=args.pool, rounds=args.rounds,
-                                 round_size=args.round_size, strategies=strategies, explore_share=args.explore_share)
+                                 round_size=args.round_size, strategies=strategies, explore_share=args.explore_share,
+                                 embedding=embedding, vectors=vectors)
             print(f"{name}: seed {seed} done ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
-        results[name] = {**summarise(curves), "seconds": round(time.perf_counter() - started, 1)}
+        results[name] = {**summarise(curves), "embedding": embedding, "seconds": round(time.perf_counter() - started, 1)}
         if not args.json:
             _print_table(name, results[name])
     if args.json:
@@ -151,7 +178,8 @@ def cmd_bench_active(args: argparse.Namespace, home: Any) -> int:
 
 def _print_table(name: str, res: dict[str, Any]) -> None:
     labels = res["labels"]
-    print(f"\n{name}: mean test accuracy over {res['seeds']} seeds, by labels ({res['seconds']} s)")
+    print(f"\n{name}: mean test accuracy over {res['seeds']} seeds, by labels (embedding {res['embedding']}; "
+          f"{res['seconds']} s)")
     print(f"{'strategy':<16}" + "".join(f"{n:>8}" for n in labels))
     for s, acc in res["mean_accuracy"].items():
         print(f"{s:<16}" + "".join(f"{a:>8.4f}" for a in acc))

@@ -27,8 +27,9 @@ GROW_TYPE = "uncertain"
 
 
 # Selection reads at most this many candidates (the most uncertain) and labeled rows (a random
-# sample that tells which regions are covered): the default strategy's k-means has labeled + budget
-# clusters over both, which stays in seconds on two cores at this size.
+# sample that tells which regions are covered): the default strategy's weighted k-means (budget
+# clusters over the candidates, each weighted by its distance to the nearest of these labeled rows)
+# stays in seconds on two cores at this size.
 MAX_CANDIDATES = 10_000
 
 
@@ -121,6 +122,18 @@ def _grow_candidates(state: PredictionState, excluded: set[str]) -> np.ndarray:
     return np.flatnonzero(~ids.isin(excluded).to_numpy())
 
 
+def _stored_vectors(state: PredictionState, context: np.ndarray, candidates: np.ndarray) -> np.ndarray | None:
+    """The pretrained embedding mining attached (``[mining] embedding``, e.g. e5-small for text) of
+    the labeled ``context`` rows then the ``candidates``, shape (len(context) + len(candidates), D);
+    None when the home has none (the strategies then use the model's own feature space)."""
+    from data_engine.mine.embedders.base import EMBEDDING_COLUMN
+
+    if EMBEDDING_COLUMN not in state.train.columns or EMBEDDING_COLUMN not in state.unlabeled.columns:
+        return None
+    rows = [*state.train[EMBEDDING_COLUMN].to_numpy()[context], *state.unlabeled[EMBEDDING_COLUMN].to_numpy()[candidates]]
+    return np.stack(rows) if rows else None
+
+
 def _grow_rows(cfg: EngineConfig, state: PredictionState, candidates: np.ndarray, n: int,
                weights: Mapping[str, float]) -> pd.DataFrame:
     """Queue rows of the ``n`` unlabeled examples the selection strategy picks among ``candidates``."""
@@ -138,7 +151,8 @@ def _grow_rows(cfg: EngineConfig, state: PredictionState, candidates: np.ndarray
     context = rng.permutation(len(state.train))[:MAX_LABELED_CONTEXT]
     cols = list(state.schema)
     frame = pd.concat([state.train[cols].iloc[context], state.unlabeled[cols].iloc[candidates]], ignore_index=True)
-    embedding = selection_embedding(frame, state.schema, cfg.dataset.modality)
+    embedding = selection_embedding(frame, state.schema, cfg.dataset.modality,
+                                    _stored_vectors(state, context, candidates))
     pool = SelectionPool(embedding[len(context):], probs if scored else None, embedding[:len(context)], seed=seed)
     picked = select_examples(pool, n, strategy=cfg.review.strategy, explore_share=cfg.review.explore_share)
     rows = candidates[picked.indices]

@@ -25,7 +25,7 @@ ColumnType = Literal["numeric", "categorical", "vector"]
 DETECTORS = ("label", "outlier", "near_duplicate", "uncertain", "lookalike")
 # data_engine.mine.selection's registry, by name (kept here: the config loads without numpy; a test
 # keeps the two equal).
-SELECTION_STRATEGIES = ("diverse_margin", "margin", "entropy", "diversity", "typicality", "cold_start", "random")
+SELECTION_STRATEGIES = ("diverse_minibatch", "diverse_margin", "margin", "entropy", "diversity", "typicality", "cold_start", "random")
 
 # Names the warehouse uses for its own columns in ``examples``; a dataset column may not take them.
 RESERVED_COLUMNS = frozenset(
@@ -118,7 +118,7 @@ class ReviewConfig:
     propagate_audit: float = 0.05
     # What to label next (data_engine.mine.selection) and the share of new examples picked at random
     # so the strategy's gain over random keeps being measured on real reviews.
-    strategy: str = "diverse_margin"
+    strategy: str = "diverse_minibatch"
     explore_share: float = 0.1
     # New verdicts alone re-mine (and refill the queue) once fewer than this share of `budget`
     # tasks are open; new examples re-mine at once (data_engine.triggers.mining_trigger).

@@ -2,8 +2,9 @@
 and :func:`select_examples`, which adds the random explore share and the cold start.
 
 Strategies: ``margin``, ``entropy`` (uncertainty), ``diversity`` (k-center greedy), ``typicality``
-(TypiClust), ``cold_start`` (TypiClust, used while no model exists), ``diverse_margin`` (the
-default: uncertainty within diversity) and ``random``.
+(TypiClust), ``cold_start`` (TypiClust, used while no model exists), ``diverse_minibatch`` (the
+default: uncertainty- and coverage-weighted clusters), ``diverse_margin`` (k-center greedy over the
+doubtful half) and ``random``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ __all__ = [
     "TypicalityStrategy", "get_strategy", "register_strategy", "select_examples", "uncertainty",
 ]
 
-DEFAULT_STRATEGY = "diverse_margin"
+DEFAULT_STRATEGY = "diverse_minibatch"
 
 
 @register_strategy
