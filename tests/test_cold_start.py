@@ -44,3 +44,31 @@ def test_cold_start_mines_and_queues_mostly_unlabeled_examples(tmp_path: Path, c
     capsys.readouterr()
     assert main(["--home", str(home.root), "review", "status"]) == 0
     assert "new examples" in capsys.readouterr().out
+
+
+def test_an_unlabeled_example_flagged_as_a_fix_is_not_picked_again_as_new(tmp_path: Path) -> None:
+    # Breast-cancer rows: 30 clean labels, 339 unlabeled; the outlier detector flags unlabeled rows
+    # of the heavy-tailed features, and the strategy used to pick some of them again (the same example
+    # twice in one queue, two of the budget's slots).
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer(as_frame=True)
+    frame = data.frame.drop(columns="target").iloc[:369].copy()
+    frame.columns = [f"f{i}" for i in range(frame.shape[1])]
+    frame.insert(0, "sample_id", [f"s{i}" for i in range(len(frame))])
+    frame["label"] = pd.Series(np.where(data.target[:369] == 1, "benign", "malignant"), dtype=object)
+    frame.loc[30:, "label"] = None
+    config = tmp_path / "engine.toml"
+    config.write_text('[dataset]\nname = "bc"\nmodality = "tabular"\nid_column = "sample_id"\n'
+                      f'label_column = "label"\nfeature_columns = {list(frame.columns[1:-1])!r}\n'
+                      'classes = ["benign", "malignant"]\n'.replace("'", '"'))
+    home = tmp_path / "home"
+    assert main(["--home", str(home), "init", "--config", str(config)]) == 0
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    assert main(["--home", str(home), "ingest", str(tmp_path / "train.csv")]) == 0
+    assert main(["--home", str(home), "mine", "--budget", "40"]) == 0
+    with open_warehouse(Home(home)) as con:
+        queue = con.execute("SELECT example_id, selection, given_label FROM review_queue").fetchdf()
+    assert ((queue["selection"] == "fix") & queue["given_label"].isna()).any()  # the case this is about
+    assert len(queue) == 40
+    assert queue["example_id"].is_unique, queue[queue["example_id"].duplicated(keep=False)].to_dict("records")

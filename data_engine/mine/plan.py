@@ -63,6 +63,10 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
         fixes = build_queue(fixable[fixable["example_id"].isin(chosen)], weights=weights, budget=max(len(chosen), 1),
                             examples=examples)
         parts.append(fixes.assign(selection="fix"))
+        # An unlabeled example a detector flagged (e.g. an outlier) is queued once, as a fix: the
+        # strategy picks among the others, else one example would take two of the budget's slots.
+        unlabeled_ids = state.unlabeled["example_id"].astype(str).to_numpy()
+        candidates = candidates[~np.isin(unlabeled_ids[candidates], chosen)]
     grow = split.grow
     if grow and cfg.review.annotators_per_task >= 2:
         relabels = _activelab_relabels(con, cfg, state, candidates, grow, weights)
