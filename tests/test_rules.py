@@ -124,3 +124,15 @@ def test_an_unknown_column_names_the_columns_available(home: Home) -> None:
     message = str(err.value)
     assert "idx" in message and "columns:" in message
     assert all(c in message.split("columns:")[1] for c in ("example_id", "id", "x", "color", "is_reviewed"))
+
+
+def test_examples_a_rule_decided_are_not_queued_again(home: Home) -> None:
+    # A person's relabel/discard rule is a decision about those examples, like a review: mining
+    # must not spend review slots asking about them again at the same content version.
+    from data_engine.mine.runs import excluded_examples
+
+    apply_rule(home, "x IN (2, 3)", label="b", actor="tester")
+    apply_rule(home, "x = 4", discard=True, actor="tester")
+    with open_warehouse(home) as con:
+        excluded = set(excluded_examples(con))
+    assert {"r1", "r2", "r3", "r4"} <= excluded and not excluded & {"r0", "r5", "r9"}

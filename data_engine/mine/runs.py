@@ -16,8 +16,10 @@ from data_engine.mine.predictions import PredictionState
 from data_engine.review.labelstudio.labeling import FINISHED_TASK_STATUSES
 from data_engine.store.warehouse import has_table, transaction
 
-# Sources of label events that mean a person has looked at the example.
-REVIEW_SOURCES = ("review", "consensus", "vote")
+# Sources of label events that mean a person has looked at the example. A person's bulk rule
+# (`discard`/`relabel --where`) decides the examples it names as a review does (it ranks with
+# `review` in `current_labels`), so mining does not queue them again for the same content.
+REVIEW_SOURCES = ("review", "consensus", "vote", "rule")
 
 
 def issues_table(results: dict[str, DetectorResult], state: PredictionState) -> pd.DataFrame:
