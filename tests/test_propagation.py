@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -249,6 +250,9 @@ def test_mine_cli_reports_the_propagation(make_home, capsys: pytest.CaptureFixtu
     assert main(["--home", str(home.root), "review", "undo-propagation", "1"]) == 0
     assert "undone" in capsys.readouterr().out
     assert main(["--home", str(home.root), "review", "undo-propagation", "7"]) == 2
+    # The next mining run's report says the earlier run is undone (it read as a new propagation).
+    assert main(["--home", str(home.root), "mine", "--force"]) == 0
+    assert re.search(r"propagation 1: touched \d+, .*; undone ", capsys.readouterr().out)
 
 
 def test_undone_propagation_sticks_the_next_mining_run_does_not_propagate_those_examples(make_home) -> None:

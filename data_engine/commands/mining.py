@@ -57,7 +57,9 @@ def cmd_mine(args: argparse.Namespace, home: Home) -> int:
               f"precision {prop['estimated_precision']}, {prop['verdicts']} verdicts); {prop['audit']} back to review")
     for pid, m in prop.get("measured", {}).items():
         print(f"propagation {pid}: touched {m['touched']}, {m['reviewed']} reviewed since, measured precision "
-              f"{m['measured_precision'] if m['measured_precision'] is not None else 'not yet measured'}")
+              f"{m['measured_precision'] if m['measured_precision'] is not None else 'not yet measured'}"
+              # Without this, the line after an undo read as if the run had propagated again.
+              + (f"; undone {m['undone_at']}" if m.get("undone_at") else ""))
     print(f"review queue: {summary.queue_size} examples (top {len(summary.queue_top)}):")
     print(summary.queue_markdown())
     print("seconds: " + ", ".join(f"{k}={v:.2f}" for k, v in summary.timings.items()))

@@ -179,7 +179,8 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         earlier = [r for r in propagation_report(con) if r["propagation_id"] != propagation.get("propagation_id")]
         if earlier:  # what reviewers said about the audited share of the previous propagations
             propagation["measured"] = {str(r["propagation_id"]): {"touched": r["touched"], "reviewed": r["reviewed"],
-                                                                   "measured_precision": r["measured_precision"]}
+                                                                   "measured_precision": r["measured_precision"],
+                                                                   "undone_at": r["undone_at"]}
                                        for r in earlier[-5:]}
     counts = {name: r.n_issues for name, r in results.items()}
     plot_path = None
