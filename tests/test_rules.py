@@ -88,7 +88,8 @@ def test_gold_is_never_touched_and_reviewed_only_when_asked(home: Home) -> None:
     assert events(home)["example_id"].isin(["gold:g0", "gold:g1", "g0", "g1"]).sum() == 0
 
 
-@pytest.mark.parametrize("where", ["x > 1; DROP TABLE examples", "x > 1 -- comment", "", "x >",
+@pytest.mark.parametrize("where", ["x > 1; DROP TABLE examples", "x > 1 -- comment", "", "x >", "x>1;DROP TABLE t",
+                                   "x /* c */ > 1", "color = 'a' ;",
                                    "x > (SELECT count(*) FROM read_csv('/etc/passwd'))"])
 def test_bad_conditions_are_refused(home: Home, where: str) -> None:
     with pytest.raises(EngineError, match="--where"):
@@ -98,6 +99,13 @@ def test_bad_conditions_are_refused(home: Home, where: str) -> None:
 
 def test_check_where_accepts_a_plain_condition() -> None:
     assert check_where("  length(note) < 3 ") == "length(note) < 3"
+
+
+def test_semicolons_and_dashes_inside_string_literals_are_allowed(home: Home) -> None:
+    # Junk rows are full of them (`&nbsp;`, `--`); only statement breaks and comments are refused.
+    assert check_where("color LIKE '%&nbsp;%' OR color = '--'") == "color LIKE '%&nbsp;%' OR color = '--'"
+    result = apply_rule(home, "color IN ('blue', 'x;y', '--') AND x > 7", discard=True)
+    assert result.changed == 2
 
 
 def test_cli_discard_dry_run_and_refusal(home: Home, capsys: pytest.CaptureFixture[str]) -> None:

@@ -50,9 +50,14 @@ def check_where(where: str) -> str:
     text = where.strip()
     if not text:
         raise EngineError("--where: give a condition, e.g. --where \"length(sentence) < 3\"")
-    for token, what in ((";", "a semicolon"), ("--", "a comment"), ("/*", "a comment")):
-        if token in text:
-            raise EngineError(f"--where: {what} is not allowed; give one condition, not statements")
+    # DuckDB's own tokenizer, so a `;` or `--` inside a string literal (`LIKE '%&nbsp;%'`, common in
+    # the junk rows a rule is written for) is allowed, and only real statement breaks and comments are not.
+    tokens = duckdb.tokenize(text)
+    for (start, kind), (end, _) in zip(tokens, [*tokens[1:], (len(text), None)], strict=True):
+        if kind == duckdb.token_type.comment:
+            raise EngineError("--where: a comment is not allowed; give one condition, not statements")
+        if kind == duckdb.token_type.operator and ";" in text[start:end]:
+            raise EngineError("--where: a semicolon is not allowed; give one condition, not statements")
     try:
         statements = duckdb.extract_statements(_select(text))
     except duckdb.Error as exc:
