@@ -165,11 +165,26 @@ def test_an_unsure_unlabeled_example_is_queued_as_uncertain(home, ingest):
     ingest("b1.csv", blobs(60))
     middle = pd.DataFrame({"id": ["mid"], "x": [3.0], "y": [0.0], "color": [None], "label": [None]})
     ingest("u1.csv", middle)
+    ingest("u2.csv", blobs(10, seed=3, start=500, labeled=False))
+    # Between the blobs, `mid` is an outlier too: without that detector the strategy picks it as
+    # the one the model is least sure of; with it, it is queued once, as the outlier fix.
+    home.config_path.write_text(home.config_path.read_text(encoding="utf-8").replace(
+        "[mining]\n", '[mining]\ndetectors = ["label", "near_duplicate", "uncertain"]\n'), encoding="utf-8")
+    summary = mine(Home(home.root))  # a fresh Home reads the edited config
+    with open_warehouse(home) as con:
+        row = con.execute("SELECT issue_types, given_label, selection FROM review_queue WHERE run_id = ? "
+                          "AND example_id = 'mid'", [summary.run_id]).fetchall()
+    assert row and "uncertain" in row[0][0] and row[0][1] is None and row[0][2] != "fix"
+
+
+def test_an_unlabeled_outlier_is_queued_once(home, ingest):
+    ingest("b1.csv", blobs(60))
+    ingest("u1.csv", pd.DataFrame({"id": ["mid"], "x": [3.0], "y": [0.0], "color": [None], "label": [None]}))
     summary = mine(home)
     with open_warehouse(home) as con:
-        row = con.execute("SELECT issue_types, given_label FROM review_queue WHERE run_id = ? AND example_id = 'mid'",
-                          [summary.run_id]).fetchall()
-    assert row and "uncertain" in row[0][0] and row[0][1] is None
+        rows = con.execute("SELECT issue_types, given_label FROM review_queue WHERE run_id = ? AND example_id = 'mid'",
+                           [summary.run_id]).fetchall()
+    assert len(rows) == 1 and "outlier" in rows[0][0] and rows[0][1] is None
 
 
 def test_examples_waiting_for_or_done_with_review_are_not_queued(home, ingest):
