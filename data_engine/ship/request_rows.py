@@ -34,12 +34,18 @@ _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def json_depth(body: bytes) -> int:
-    """How deeply ``body`` (JSON text) nests arrays and objects, counted without parsing it."""
-    if not body:
+def without_strings(body: bytes) -> bytes:
+    """JSON text ``body`` with every string literal emptied (``""``): what the structural checks
+    below read, computed once per request."""
+    return _JSON_STRING.sub(b'""', body) if body else b""
+
+
+def json_depth(bare: bytes) -> int:
+    """How deeply ``bare`` (JSON text from :func:`without_strings`) nests arrays and objects, counted without parsing it."""
+    if not bare:
         return 0
-    bare = np.frombuffer(_JSON_STRING.sub(b'""', body), dtype=np.uint8)
-    step = np.isin(bare, (ord("["), ord("{"))).astype(np.int64) - np.isin(bare, (ord("]"), ord("}")))
+    codes = np.frombuffer(bare, dtype=np.uint8)
+    step = np.isin(codes, (ord("["), ord("{"))).astype(np.int64) - np.isin(codes, (ord("]"), ord("}")))
     return int(np.cumsum(step).max(initial=0))
 
 
@@ -50,9 +56,9 @@ MAX_INTEGER_DIGITS = 4300
 _LONG_INTEGER = re.compile(rb"[0-9]{%d,}" % (MAX_INTEGER_DIGITS + 1))
 
 
-def has_overlong_integer(body: bytes) -> bool:
-    """Whether ``body`` (JSON text) holds a number with more than MAX_INTEGER_DIGITS digits outside strings."""
-    return bool(body) and _LONG_INTEGER.search(_JSON_STRING.sub(b'""', body)) is not None
+def has_overlong_integer(bare: bytes) -> bool:
+    """Whether ``bare`` (JSON text from :func:`without_strings`) holds a number with more than MAX_INTEGER_DIGITS digits."""
+    return _LONG_INTEGER.search(bare) is not None
 
 
 def _safe_input(value: Any) -> Any:

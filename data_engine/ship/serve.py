@@ -35,6 +35,7 @@ from data_engine.ship.request_rows import (
     row_model,
     rows_frame,
     validation_errors,
+    without_strings,
 )
 from data_engine.ship.scoring import aligned_probabilities
 from data_engine.store.home import Home
@@ -215,11 +216,12 @@ def create_app(home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS, holder
             handler = super().get_route_handler()
 
             async def checked(request: Request) -> Any:
-                if request.method == "POST" and json_depth(await request.body()) > MAX_JSON_DEPTH:
+                bare = without_strings(await request.body()) if request.method == "POST" else b""
+                if json_depth(bare) > MAX_JSON_DEPTH:
                     return JSONResponse(status_code=422, content={"detail": [{
                         "type": "json_too_deep", "loc": ["body"],
                         "msg": f"JSON nested deeper than {MAX_JSON_DEPTH} levels"}]})
-                if request.method == "POST" and has_overlong_integer(await request.body()):
+                if has_overlong_integer(bare):
                     return JSONResponse(status_code=422, content={"detail": [{
                         "type": "number_too_long", "loc": ["body"],
                         "msg": f"a number with more than {MAX_INTEGER_DIGITS} digits"}]})
