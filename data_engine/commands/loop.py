@@ -232,15 +232,20 @@ def cmd_status(args: argparse.Namespace, home: Home) -> int:
     if args.json:
         print(_dump(report))
         return 0
+    from data_engine.mine.candidates import ServedChoice
+
     champ = report["champion"]
     print(f"champion: v{champ['version']} ({champ['model_spec']}, trained on {champ['train_size']} labels)"
           if champ else "champion: none yet")
+    if champ and champ.get("served_choice"):
+        print("  " + ServedChoice.from_dict(champ["served_choice"]).line())
     if not report["pointer_in_sync"]:
         print("warning: the champion pointer file disagrees with the warehouse")
     for m in report["models"]:
         acc = (m["metrics"] or {}).get("accuracy")
         acc_s = f" gold accuracy {acc:.4f}" if acc is not None else ""
-        print(f"  v{m['version']:<4} {m['status']:<9}{acc_s}  {m['reason'] or ''}")
+        chosen = f" {m['served_choice']['chosen']}" if m.get("served_choice") else ""
+        print(f"  v{m['version']:<4} {m['status']:<9}{chosen}{acc_s}  {m['reason'] or ''}")
     for d in report["deployments"]:
         print(f"  deployment {d['deployment_id']}: {d['action']} v{d['model_version']} by {d['actor']}")
     return 0
