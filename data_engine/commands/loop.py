@@ -1,4 +1,4 @@
-"""Loop commands: ``train``, ``evaluate``, ``score``, ``deploy promote|rollback|status``, ``serve``.
+"""Loop commands: ``train``, ``evaluate``, ``score``, ``deploy promote|rollback|status``, ``report``, ``serve``.
 
 They run the same functions the Dagster assets call (training, gate, deploy, scoring, serve).
 """
@@ -56,6 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = dsub.add_parser("status", help="the champion, recent models and deployments")
     q.add_argument("--json", action="store_true")
     q.set_defaults(handler=cmd_status)
+
+    p = sub.add_parser("report", help="gold accuracy against reviews spent per champion, and what a better model "
+                                      "would buy beside what more review would buy")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser("serve", help="serve the champion over HTTP on 127.0.0.1 (hot-swaps on promotion)")
     p.add_argument("--port", type=int, help="TCP port (default: [serve] port in engine.toml)")
@@ -248,6 +253,17 @@ def cmd_status(args: argparse.Namespace, home: Home) -> int:
         print(f"  v{m['version']:<4} {m['status']:<9}{chosen}{acc_s}  {m['reason'] or ''}")
     for d in report["deployments"]:
         print(f"  deployment {d['deployment_id']}: {d['action']} v{d['model_version']} by {d['actor']}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, home: Home) -> int:
+    """``report``."""
+    from data_engine.ship.report import build_report, format_report
+    from data_engine.store.warehouse import open_warehouse
+
+    with open_warehouse(home, read_only=True) as con:
+        report = build_report(con)
+    print(_dump(report.to_json()) if args.json else format_report(report))
     return 0
 
 
