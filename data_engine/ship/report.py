@@ -80,9 +80,10 @@ def _reviews_up_to(con: duckdb.DuckDBPyConnection, snapshot: int | None) -> tupl
 
 def _champions(con: duckdb.DuckDBPyConnection) -> list[ModelRecord]:
     """Every model ever promoted, in the order of their first promotion."""
-    rows = con.execute("SELECT model_version, min(deployment_id) AS first FROM deployments WHERE action = 'promote' "
-                       "GROUP BY model_version ORDER BY first").fetchall()
-    return [get_model(con, int(v)) for v, _ in rows]
+    from data_engine.ship.deploy import history
+
+    promoted = dict.fromkeys(d.model_version for d in history(con) if d.action == "promote")
+    return [get_model(con, v) for v in promoted]
 
 
 def _row(con: duckdb.DuckDBPyConnection, record: ModelRecord) -> ChampionRow:
