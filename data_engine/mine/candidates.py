@@ -160,19 +160,113 @@ def score_candidates(member_probs: Mapping[str, np.ndarray], mixture: tuple[str,
     return out
 
 
+def member_key(member: str, cfg: EngineConfig) -> str:
+    """The stored key of one member's out-of-fold probabilities: its model spec key and the folds."""
+    modality = cfg.dataset.modality
+    spec = ModelSpec((member,), modality, cfg.mining.seed, cfg.mining.resolved_embedding(modality))
+    return f"{spec.key}/folds={cfg.mining.folds}"
+
+
+def stored_member_probs(con: Any, ids: np.ndarray, versions: np.ndarray, keys: Mapping[str, str], snapshot: int,
+                        n_classes: int) -> dict[str, np.ndarray]:
+    """Members whose out-of-fold probabilities are stored for exactly these example versions
+    (``ids``, ``versions``: shape (N,)) on ``snapshot``: member -> (N, K), rows in the given order."""
+    from data_engine.mine.predictions import _fetch_probs
+
+    if not len(ids):
+        return {}
+    frame = pd.DataFrame({"example_id": np.asarray(ids).astype(str), "version": np.asarray(versions).astype("int32"),
+                          "row_index": np.arange(len(ids), dtype=np.int64)})
+    found: dict[str, np.ndarray] = {}
+    con.register("_cand_keys", frame)
+    try:
+        for member, key in keys.items():
+            probs, rest = _fetch_probs(
+                con, "SELECT t.row_index, c.probs FROM candidate_predictions c JOIN _cand_keys t "
+                     "ON c.example_id = t.example_id AND c.example_version = t.version "
+                     "WHERE c.member_spec = ? AND c.label_snapshot = ? ORDER BY t.row_index", [key, int(snapshot)],
+                n_classes)
+            if len(rest) == len(ids):
+                found[member] = probs
+    finally:
+        con.unregister("_cand_keys")
+    return found
+
+
+def store_member_probs(con: Any, ids: np.ndarray, versions: np.ndarray, member_probs: Mapping[str, np.ndarray],
+                       keys: Mapping[str, str], snapshot: int) -> None:
+    """Store each member's out-of-fold probabilities (member -> (N, K)) for these example versions;
+    rows of other label snapshots are dropped (they are stale once labels changed)."""
+    import pyarrow as pa
+
+    from data_engine.mine.predictions import _probs_arrow
+    from data_engine.store.warehouse import rollback_quietly
+
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM candidate_predictions WHERE label_snapshot <> ?", [int(snapshot)])
+        for member, probs in member_probs.items():
+            table = pa.table({"example_id": pa.array(np.asarray(ids).astype(str).astype(object), pa.string()),
+                              "example_version": pa.array(np.asarray(versions).astype(np.int32)),
+                              "probs": _probs_arrow(probs)})
+            con.register("_cand_new", table)
+            try:
+                con.execute("DELETE FROM candidate_predictions WHERE member_spec = ? AND label_snapshot = ?",
+                            [keys[member], int(snapshot)])
+                con.execute("INSERT INTO candidate_predictions (example_id, example_version, member_spec, label_snapshot, "
+                            "probs) SELECT example_id, example_version, ?, ?, probs FROM _cand_new",
+                            [keys[member], int(snapshot)])
+            finally:
+                con.unregister("_cand_new")
+        con.execute("COMMIT")
+    except BaseException:
+        rollback_quietly(con)
+        raise
+
+
+def members_out_of_fold(con: Any, cfg: EngineConfig, built: Mapping[str, Any], X: pd.DataFrame, labels: np.ndarray,
+                        n_classes: int, *, ids: np.ndarray, versions: np.ndarray, snapshot: int,
+                        compute: Any = None) -> dict[str, np.ndarray]:
+    """Each member's out-of-fold probabilities, member -> (N, K): the stored ones where training or
+    mining already fitted them on this label snapshot, the others fitted now (and stored).
+
+    ``built``: member -> unfitted estimator; ``X``: (N, D) inputs; ``labels``: (N,) class indices;
+    ``ids`` / ``versions``: (N,) the example versions the rows are. Raises EngineError when the
+    labels are too few for folds.
+    """
+    import warnings
+
+    from data_engine.compute.backend import engine_backend
+    from data_engine.mine.oof import ensemble_out_of_fold_probabilities
+
+    keys = {m: member_key(m, cfg) for m in built}
+    found = stored_member_probs(con, ids, versions, keys, snapshot, n_classes) if con is not None else {}
+    todo = {m: est for m, est in built.items() if m not in found}
+    if todo:
+        with warnings.catch_warnings(), engine_backend(cfg, compute) as backend:
+            warnings.simplefilter("ignore", category=UserWarning)
+            oof = ensemble_out_of_fold_probabilities(todo, X.reset_index(drop=True), labels, n_classes,
+                                                     folds=cfg.mining.folds, seed=cfg.mining.seed, compute=backend)
+        if con is not None:
+            store_member_probs(con, ids, versions, oof.member_probs, keys, snapshot)
+        found |= oof.member_probs
+    return {m: found[m] for m in built}
+
+
 def choose_served(cfg: EngineConfig, schema: Mapping[str, str], X: pd.DataFrame, y: np.ndarray,
-                  classes: list[str], *, compute: Any = None) -> tuple[ServedChoice, ModelSpec]:
+                  classes: list[str], *, compute: Any = None, con: Any = None, ids: np.ndarray | None = None,
+                  versions: np.ndarray | None = None, snapshot: int = 0) -> tuple[ServedChoice, ModelSpec]:
     """The served model for ``[retrain] model`` and the labels ``y`` (shape (N,), str) of ``X`` (N, D).
 
     ``"auto"``: every candidate (see the module) is scored out of fold and the best by
     ``[gate] metric`` is returned; a named model is returned as named. Falls back to the
     modality's default (and says so in ``rule``) when the labels are too few for folds.
     """
-    from data_engine.compute.backend import engine_backend
     from data_engine.mine.models import Schema, build_members
-    from data_engine.mine.oof import ensemble_out_of_fold_probabilities
 
     modality, seed, metric = cfg.dataset.modality, cfg.mining.seed, cfg.gate.metric
+    if con is not None and (ids is None or versions is None):
+        raise EngineError("choose_served: re-using stored predictions needs the example ids and versions")
     embedding = cfg.mining.resolved_embedding(modality)
     if cfg.retrain.model != "auto":
         spec = resolve_spec(cfg.retrain.model, modality, seed=seed, n_rows=len(y), served=True, key="retrain.model",
@@ -184,17 +278,13 @@ def choose_served(cfg: EngineConfig, schema: Mapping[str, str], X: pd.DataFrame,
     labels = np.array([index[str(v)] for v in y], dtype=np.int64)
     built = build_members(ModelSpec(members, modality, seed, embedding), Schema.from_mapping(dict(schema)))
     try:
-        import warnings
-
-        with warnings.catch_warnings(), engine_backend(cfg, compute) as backend:
-            warnings.simplefilter("ignore", category=UserWarning)
-            oof = ensemble_out_of_fold_probabilities(built, X.reset_index(drop=True), labels, len(classes),
-                                                     folds=cfg.mining.folds, seed=seed, compute=backend)
+        member_probs = members_out_of_fold(con, cfg, built, X, labels, len(classes), ids=ids, versions=versions,
+                                           snapshot=snapshot, compute=compute)
     except EngineError as exc:
         spec = resolve_spec("auto", modality, seed=seed, n_rows=len(y), served=True, embedding=embedding)
         return ServedChoice("+".join(spec.members), spec.members,
                             f"the modality's default: candidates could not be scored out of fold ({exc})", metric), spec
-    candidates = score_candidates(oof.member_probs, mining.members, labels)
+    candidates = score_candidates(member_probs, mining.members, labels)
     best = max(candidates, key=lambda c: (c.metric(metric), -candidates.index(c)))
     rule = f"best out-of-fold {metric} on the labels in force ({cfg.mining.folds} folds, seed {seed})"
     choice = ServedChoice(best.name, best.members, rule, metric, tuple(candidates), best.weights, len(labels))
@@ -209,5 +299,5 @@ def served_estimator(choice: ServedChoice, spec: ModelSpec, schema: Mapping[str,
     return estimator, spec.key + ("/weights=oof" if choice.weights else "")
 
 
-__all__ = ["CandidateScore", "ServedChoice", "candidate_members", "choose_served", "mixture_name",
-           "score_candidates", "served_estimator"]
+__all__ = ["CandidateScore", "ServedChoice", "candidate_members", "choose_served", "member_key", "members_out_of_fold",
+           "mixture_name", "score_candidates", "served_estimator", "store_member_probs", "stored_member_probs"]

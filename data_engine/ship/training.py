@@ -49,6 +49,8 @@ class TrainingSet:
     classes: list[str]
     label_snapshot: int
     input_schema: dict[str, str]
+    # Each row's example version, shape (N,) (stored out-of-fold predictions are keyed by it).
+    versions: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,7 @@ def load_training_set(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> Trai
         classes=list(classes),
         label_snapshot=snapshot,
         input_schema=schema,
+        versions=df["version"].to_numpy(),
     )
 
 
@@ -225,7 +228,8 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
         if twin_auto is not None:
             raise AlreadyTrained(*twin_auto)
     # Candidates are scored on every label in force (weighting changes what the chosen one fits on).
-    choice, chosen = choose_served(cfg, ts.input_schema, ts.X, ts.y, ts.classes)
+    choice, chosen = choose_served(cfg, ts.input_schema, ts.X, ts.y, ts.classes, con=con, ids=ts.example_ids,
+                                   versions=ts.versions, snapshot=ts.label_snapshot)
     estimator, spec = served_estimator(choice, chosen, ts.input_schema)
     twin = trained_on(con, ts.label_snapshot, spec)
     if twin is not None:

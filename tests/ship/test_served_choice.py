@@ -96,3 +96,22 @@ def test_macro_f1_gate_metric_ranks_the_candidates(tmp_path):
     choice = ServedChoice.from_dict(record.params["served_choice"])
     assert choice.metric == "macro_f1"
     assert choice.chosen == max(choice.candidates, key=lambda c: c.macro_f1).name
+
+
+def test_mining_on_the_same_snapshot_reuses_the_candidates_fits(env, monkeypatch):
+    from data_engine.mine import oof
+    from data_engine.mine.predictions import refresh_predictions
+
+    home, _ = env
+    with open_warehouse(home) as con:
+        training.train_candidate(con, home)
+        stored = con.execute("SELECT count(DISTINCT member_spec), count(*) FROM candidate_predictions").fetchone()
+        assert stored == (4 - 1, 3 * 300)  # hgb, linear, svm (the mixture is not a fit)
+
+        def no_fit(*args, **kwargs):
+            raise AssertionError("mining fitted again what training fitted on the same label snapshot")
+
+        monkeypatch.setattr(oof, "ensemble_out_of_fold_probabilities", no_fit)
+        state = refresh_predictions(con, home.config, home=home)
+    assert state.oof_probs.shape == (300, 10) and set(state.member_weights) == {"hgb", "linear"}
+    assert np.allclose(state.oof_probs.sum(axis=1), 1.0)
