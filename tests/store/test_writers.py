@@ -12,7 +12,7 @@ from data_engine.commands.core import init_home
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_instance_config_serialises_warehouse_runs(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from data_engine.commands.core import init_home
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 
 
 def _commands(parser: argparse.ArgumentParser, prefix: str = "") -> list[str]:

@@ -29,7 +29,7 @@ from data_engine.ingest.landing import decide_landing, landed_path
 from data_engine.store.config import NA_VALUES
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
-from tests.test_ingest_corpus import assert_accounted
+from tests.ingest.test_ingest_corpus import assert_accounted
 
 CONFIG = """\
 [dataset]

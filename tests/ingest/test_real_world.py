@@ -20,9 +20,9 @@ from data_engine.ingest.landing import decide_landing, landed_path
 from data_engine.store.home import Home
 from data_engine.store.schema import load_classes
 from data_engine.store.warehouse import open_warehouse
-from tests.test_ingest_corpus import assert_accounted
+from tests.ingest.test_ingest_corpus import assert_accounted
 
-CASES = Path(__file__).parent / "cases" / "real-world"
+CASES = Path(__file__).resolve().parents[1] / "cases" / "real-world"
 
 
 class Engine:
