@@ -115,10 +115,12 @@ def _short_reason(budget: int, queued: int, issues: pd.DataFrame, excluded: set[
         return ""
     flags = issues[issues["is_issue"].astype(bool) & (issues["issue_type"] != GROW_TYPE)]
     waiting = flags.loc[flags["example_id"].isin(excluded), "example_id"].nunique()
-    unweighted = flags.loc[~flags["example_id"].isin(excluded)
-                           & (flags["issue_type"].map(dict(weights)).fillna(0.0) <= 0), "example_id"].nunique()
-    parts = [f"every open flag is queued ({waiting} more flagged examples wait for review or were reviewed"
-             + (f", {unweighted} are of issue types with weight 0" if unweighted else "") + ")"]
+    # Flags that carry no evidence: an issue type weighted 0, or a score of 1 (build_queue's rule).
+    evidence = flags["issue_type"].map(dict(weights)).fillna(0.0) * (1.0 - flags["score"].astype(float))
+    open_flags = flags[~flags["example_id"].isin(excluded)]
+    empty = set(open_flags["example_id"]) - set(open_flags.loc[evidence > 0, "example_id"])
+    parts = [f"every open flag with evidence is queued ({waiting} more flagged examples wait for review or were "
+             "reviewed" + (f"; {len(empty)} carry no evidence: weight 0 or score 1" if empty else "") + ")"]
     if not growing:
         parts.append("new examples are off (the uncertain detector or its weight)")
     else:

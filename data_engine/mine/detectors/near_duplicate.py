@@ -6,8 +6,7 @@ the images, see
 Copies are review items by the evidence that a label is wrong, not by being copies: a copy whose
 label differs from its copies' is flagged when its label is more likely wrong than right by the mean
 of the model's out-of-fold probability of that label and the share of its copies that carry it (the
-copies' own agreement); in low-dimensional tabular data (at most :data:`LOW_DIMENSIONS` numeric or
-categorical columns) identical rows arise legitimately (two third-class passengers of one age and
+copies' own agreement); in low-dimensional tabular data (``MiningData.low_dimensional``) identical rows arise legitimately (two third-class passengers of one age and
 fare), so copies with agreeing labels are a data-set fact in the summary (``copies_fact``), not
 review items, unless reviewers' verdicts on such flags show they pay (``copies_pay``, decided by
 :func:`agreeing_copies_pay`)."""
@@ -33,12 +32,6 @@ from data_engine.mine.detectors.image_duplicates import (
 # cleanlab Datalab's default: a neighbour closer than this share of the median nearest-neighbour
 # distance is a near duplicate.
 NEAR_DUPLICATE_THRESHOLD = 0.13
-
-
-# Tabular data with at most this many input columns (none of them text) is low-dimensional: a few
-# categorical or integer columns have few distinct rows, so exact copies are common and no sign of
-# an error (the 64 pixel columns of digits are well above it).
-LOW_DIMENSIONS = 16
 
 
 # Agreeing copies pay when reviewers confirmed at least this share of them: a confirmed fix is worth
@@ -127,7 +120,7 @@ class NearDuplicateDetector(Detector):
         known = (labels >= 0) & np.isfinite(data.probs).all(axis=1)
         p_label[known] = data.probs[known, labels[known]]
         label_right = np.where(np.isfinite(p_label), 0.5 * (p_label + share), share)
-        low_dim = _low_dimensional(data)
+        low_dim = data.low_dimensional
         agreeing_flagged = self.copies_pay or not low_dim
         flags = np.where(disagree, label_right < 0.5, is_copy & agreeing_flagged)
         score = np.clip(np.where(disagree, label_right, 0.5 + 0.5 * closeness), 0.0, 1.0)
@@ -159,13 +152,6 @@ class NearDuplicateDetector(Detector):
                          "copies with agreeing labels are " + ("queued: reviewers confirmed enough of them"
                                                                if self.copies_pay else "not queued for review"))}
         return DetectorResult(self.issue_name, frame, summary)
-
-
-def _low_dimensional(data: MiningData) -> bool:
-    """Tabular data with at most :data:`LOW_DIMENSIONS` numeric or categorical input columns."""
-    kinds = list(data.schema.values())
-    return (data.modality == "tabular" and data.image_paths is None and 0 < len(kinds) <= LOW_DIMENSIONS
-            and "text" not in kinds)
 
 
 def _label_share(codes: np.ndarray, labels: np.ndarray, exact: np.ndarray, near: np.ndarray,
