@@ -53,8 +53,9 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
 
     excluded = set(exclude)
     open_issues = issues[issues["is_issue"].astype(bool) & ~issues["example_id"].isin(excluded)]
-    fixable = open_issues[(open_issues["issue_type"] != GROW_TYPE)
-                          & (open_issues["issue_type"].map(dict(weights)).fillna(0.0) > 0)]
+    # A flag carries evidence when weight * (1 - score) > 0 (build_queue's rule): others take no slot.
+    evidence = open_issues["issue_type"].map(dict(weights)).fillna(0.0) * (1.0 - open_issues["score"].astype(float))
+    fixable = open_issues[(open_issues["issue_type"] != GROW_TYPE) & (evidence > 0)]
     flagged = fixable.groupby("issue_type")["example_id"].nunique().to_dict()
     # A zero weight for `uncertain` (or the detector turned off) means: fixes only, no new examples.
     growing = GROW_TYPE in cfg.mining.detectors and float(weights.get(GROW_TYPE, 0.0)) > 0
@@ -120,7 +121,7 @@ def _short_reason(budget: int, queued: int, issues: pd.DataFrame, excluded: set[
     open_flags = flags[~flags["example_id"].isin(excluded)]
     empty = set(open_flags["example_id"]) - set(open_flags.loc[evidence > 0, "example_id"])
     parts = [f"every open flag with evidence is queued ({waiting} more flagged examples wait for review or were "
-             "reviewed" + (f"; {len(empty)} carry no evidence: weight 0 or score 1" if empty else "") + ")"]
+             "reviewed" + (f"; {len(empty)} without evidence: weight 0 or score 1" if empty else "") + ")"]
     if not growing:
         parts.append("new examples are off (the uncertain detector or its weight)")
     else:
