@@ -54,7 +54,8 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
     excluded = set(exclude)
     open_issues = issues[issues["is_issue"].astype(bool) & ~issues["example_id"].isin(excluded)]
     # A flag carries evidence when weight * (1 - score) > 0 (build_queue's rule): others take no slot.
-    evidence = open_issues["issue_type"].map(dict(weights)).fillna(0.0) * (1.0 - open_issues["score"].astype(float))
+    evidence = open_issues["issue_type"].astype(object).map(dict(weights)).astype(float).fillna(0.0) \
+        * (1.0 - open_issues["score"].astype(float))
     fixable = open_issues[(open_issues["issue_type"] != GROW_TYPE) & (evidence > 0)]
     flagged = fixable.groupby("issue_type")["example_id"].nunique().to_dict()
     # A zero weight for `uncertain` (or the detector turned off) means: fixes only, no new examples.
@@ -117,7 +118,8 @@ def _short_reason(budget: int, queued: int, issues: pd.DataFrame, excluded: set[
     flags = issues[issues["is_issue"].astype(bool) & (issues["issue_type"] != GROW_TYPE)]
     waiting = flags.loc[flags["example_id"].isin(excluded), "example_id"].nunique()
     # Flags that carry no evidence: an issue type weighted 0, or a score of 1 (build_queue's rule).
-    evidence = flags["issue_type"].map(dict(weights)).fillna(0.0) * (1.0 - flags["score"].astype(float))
+    evidence = flags["issue_type"].astype(object).map(dict(weights)).astype(float).fillna(0.0) \
+        * (1.0 - flags["score"].astype(float))
     open_flags = flags[~flags["example_id"].isin(excluded)]
     empty = set(open_flags["example_id"]) - set(open_flags.loc[evidence > 0, "example_id"])
     parts = [f"every open flag with evidence is queued ({waiting} more flagged examples wait for review or were "

@@ -9,7 +9,7 @@ import dataclasses
 import numpy as np
 
 from data_engine.mine.detectors import NearDuplicateDetector
-from tests.test_detectors import make_data
+from tests.mine.test_detectors import make_data
 
 # Two passenger-like columns: many rows are identical and legitimately differ in outcome.
 PASSENGERS = {"pclass": "categorical", "sex": "categorical"}
