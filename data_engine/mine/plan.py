@@ -40,7 +40,7 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
                weights: Mapping[str, float], budget: int, exclude: Iterable[str],
                examples: pd.DataFrame) -> tuple[pd.DataFrame, BudgetSplit]:
     """The queue (:data:`QUEUE_COLUMNS` plus ``selection``) and the split it followed."""
-    from data_engine.review.verdicts import confirmation_rates
+    from data_engine.mine.weights import confirmation_rates
 
     excluded = set(exclude)
     open_issues = issues[issues["is_issue"].astype(bool) & ~issues["example_id"].isin(excluded)]
