@@ -30,7 +30,10 @@ def layers_contract(pyproject: Path) -> tuple[str, list[list[str]]]:
     for contract in config.get("contracts", []):
         if contract.get("type") == "layers":
             container = contract["containers"][0]
-            return container, [[n.strip() for n in layer.replace(":", "|").split("|")] for layer in contract["layers"]]
+            # "a | b": independent siblings; "a : b": siblings that may import each other (counted
+            # as independent here, which is stricter); "(a)": an optional layer.
+            return container, [[n.strip().strip("()") for n in layer.replace(":", "|").split("|")]
+                               for layer in contract["layers"]]
     raise SystemExit(f"{pyproject}: no layers contract in [tool.importlinter]")
 
 

@@ -16,7 +16,6 @@ import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -32,20 +31,14 @@ from data_engine.plugins import Registry
 from data_engine.store.config import parse_config
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
+from tests.test_mining import CONFIG as MINING_CONFIG
+from tests.test_mining import blobs
 
 PACKAGE = Path(__file__).parent / "plugin_package"
 MODULE = "de_example_plugins"
 
-CONFIG = """\
-[dataset]
-name = "blobs"
-modality = "tabular"
-id_column = "id"
-label_column = "label"
-feature_columns = ["x", "y"]
-classes = ["a", "b"]
-column_types = { x = "numeric", y = "numeric" }
-
+# The blobs dataset of the mining tests, with the example package's pieces named in the config.
+CONFIG = MINING_CONFIG[:MINING_CONFIG.index("[mining]")] + """\
 [mining]
 model = "linear"
 folds = 3
@@ -98,18 +91,6 @@ def home(tmp_path: Path) -> Home:
     return h
 
 
-def blobs(n: int, *, seed: int, start: int, labeled: bool = True) -> pd.DataFrame:
-    """Two separated blobs along x."""
-    rng = np.random.default_rng(seed)
-    cls = rng.integers(0, 2, n)
-    return pd.DataFrame({
-        "id": [f"r{start + i:04d}" for i in range(n)],
-        "x": rng.normal(0, 0.5, n) + 6 * cls,
-        "y": rng.normal(0, 0.5, n),
-        "label": np.array(["a", "b"], dtype=object)[cls] if labeled else None,
-    })
-
-
 def ingest(home: Home, name: str, frame: pd.DataFrame) -> None:
     path = home.landing / name
     frame.to_csv(path, index=False)
@@ -128,7 +109,7 @@ def test_the_names_come_from_the_installed_entry_points_without_importing_them(p
 
 
 def test_mining_runs_the_pieces_of_an_installed_package(plugins: Path, home: Home) -> None:
-    ingest(home, "labeled.csv", blobs(60, seed=0, start=0))
+    ingest(home, "labeled.csv", blobs(60, seed=0))
     ingest(home, "unlabeled.csv", blobs(30, seed=1, start=100, labeled=False))
     calls = {}
     with open_warehouse(home) as con:
@@ -138,7 +119,7 @@ def test_mining_runs_the_pieces_of_an_installed_package(plugins: Path, home: Hom
                               "AND is_issue ORDER BY example_id", [summary.run_id]).fetchall()
         queued = con.execute("SELECT example_id, issue_types FROM review_queue WHERE run_id = ?",
                              [summary.run_id]).fetchall()
-    frames = pd.concat([blobs(60, seed=0, start=0), blobs(30, seed=1, start=100)])
+    frames = pd.concat([blobs(60, seed=0), blobs(30, seed=1, start=100)])
     expected = sorted(frames.nlargest(2, "x")["id"])
     assert summary.counts["far_right"] == 2
     assert [r[0] for r in flagged] == expected
