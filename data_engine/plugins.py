@@ -20,14 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from importlib.metadata import EntryPoint, entry_points
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from data_engine.errors import ConfigError, EngineError
 
 T = TypeVar("T")
 
 
-class Registry(Mapping[str, T], Generic[T]):
+class Registry(Mapping[str, T]):
     """Named plug-ins of one kind: the built-ins, then the entry points of ``group``.
 
     A read-only mapping (``name in registry``, ``registry[name]``, iteration in registration
@@ -56,8 +56,16 @@ class Registry(Mapping[str, T], Generic[T]):
         return obj
 
     def _entry_points(self) -> dict[str, EntryPoint]:
-        """The group's entry points by name (read from installed metadata; nothing is imported)."""
-        return {ep.name: ep for ep in entry_points(group=self.group)}
+        """The group's entry points by name (read from installed metadata; nothing is imported).
+
+        Raises :class:`EngineError` when one takes a built-in's name: the config could not say which
+        of the two it means, and ignoring the package's would drop it silently.
+        """
+        found = {ep.name: ep for ep in entry_points(group=self.group)}
+        for name in found.keys() & self._builtins.keys():
+            raise EngineError(f"entry point {name!r} = {found[name].value!r} (group {self.group}) takes the name of "
+                              f"a built-in {self.kind}; give it another name")
+        return found
 
     def _load(self, ep: EntryPoint) -> T:
         """Import an entry point's object and check it is a piece of this kind."""
@@ -89,9 +97,8 @@ class Registry(Mapping[str, T], Generic[T]):
         return name in self._builtins or (isinstance(name, str) and name in self._entry_points())
 
     def __iter__(self) -> Iterator[str]:
-        # A plug-in may not shadow a built-in: the built-in keeps the name (see get()).
         yield from self._builtins
-        yield from (n for n in self._entry_points() if n not in self._builtins)
+        yield from self._entry_points()
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -103,8 +110,9 @@ class Registry(Mapping[str, T], Generic[T]):
         return self[name]
 
     def check(self, name: str, key: str) -> None:
-        """Raise :class:`ConfigError` naming config ``key`` when ``name`` is not registered (nothing is loaded)."""
-        if name not in self:
+        """Raise :class:`ConfigError` naming config ``key`` when ``name`` is not registered (nothing is
+        loaded); :class:`EngineError` when an installed entry point takes a built-in's name."""
+        if name not in self._entry_points() and name not in self._builtins:
             raise ConfigError(f"{key} = {name!r}: unknown {self.kind}; known: {', '.join(self)} "
                               f"(a package adds one through the entry-point group {self.group!r})")
 

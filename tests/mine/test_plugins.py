@@ -40,7 +40,7 @@ MODULE = "de_example_plugins"
 # The blobs dataset of the mining tests, with the example package's pieces named in the config.
 CONFIG = MINING_CONFIG[:MINING_CONFIG.index("[mining]")] + """\
 [mining]
-model = "linear"
+model = "linear+prior"
 folds = 3
 n_jobs = 1
 detectors = ["label", "far_right", "uncertain"]
@@ -99,7 +99,7 @@ def ingest(home: Home, name: str, frame: pd.DataFrame) -> None:
 
 
 def test_the_names_come_from_the_installed_entry_points_without_importing_them(plugins: Path) -> None:
-    assert "far_right" in DETECTORS and "first_rows" in STRATEGIES and "row_sums" in EMBEDDERS
+    assert "far_right" in DETECTORS and "first_rows" in STRATEGIES and "row_sums" in EMBEDDERS and "prior" in MEMBERS
     assert list(DETECTORS)[-1] == "far_right"  # after the built-ins
     assert MODULE not in sys.modules  # the names come from the metadata; nothing was imported
     cfg = check_names(parse_config(tomllib.loads(CONFIG)))
@@ -128,6 +128,9 @@ def test_mining_runs_the_pieces_of_an_installed_package(plugins: Path, home: Hom
     assert calls["first_rows"] >= 1
     assert calls["row_sums"] == 90
     assert summary.embedding == "row_sums"
+    # The member from the package is in the ensemble; a constant guess earns (almost) no weight.
+    assert summary.model_spec.startswith("linear+prior/") and calls["prior"] >= 1
+    assert set(summary.ensemble_weights) == {"linear", "prior"} and summary.ensemble_weights["prior"] < 0.5
 
 
 def test_without_the_package_its_names_are_config_errors_naming_the_key() -> None:
@@ -169,6 +172,20 @@ def test_a_broken_entry_point_is_an_error_naming_it(tmp_path: Path) -> None:
         with pytest.raises(EngineError, match="'far_right' = 'json:JSONDecoder' .*not a subclass of "
                                               ".*Detector"):
             get_detector("far_right")
+    finally:
+        sys.path.remove(str(tmp_path / "site"))
+
+
+def test_an_entry_point_taking_a_builtin_name_is_an_error(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "de-clash"\nversion = "1.0"\n'
+                         '[project.entry-points."data_engine.detectors"]\nlabel = "de_clash:Label"\n', encoding="utf-8")
+    install(tmp_path / "site", pyproject, None)
+    sys.path.insert(0, str(tmp_path / "site"))
+    try:
+        with pytest.raises(EngineError, match="entry point 'label' = 'de_clash:Label' .*takes the name of a built-in "
+                                              "detector"):
+            check_names(parse_config(tomllib.loads(MINING_CONFIG)))
     finally:
         sys.path.remove(str(tmp_path / "site"))
 

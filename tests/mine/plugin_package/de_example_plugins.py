@@ -2,7 +2,8 @@
 
 ``far_right`` flags the examples with the largest value of the first numeric input column;
 ``first_rows`` picks candidates in pool order; ``row_sums`` embeds a tabular row as the sum and
-the mean of its numeric inputs. Each counts its calls, so a test can see the engine used it.
+the mean of its numeric inputs; ``prior`` is a model member predicting the class shares it was
+fitted on. Each counts its calls, so a test can see the engine used it.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.dummy import DummyClassifier
 
 from data_engine.mine.detectors import Detector, DetectorResult, MiningData
 from data_engine.mine.detectors.base import issues_frame
 from data_engine.mine.embedders import Embedder
 from data_engine.mine.selection import SelectionPool, SelectionStrategy
+from data_engine.mine.models import Schema
+from data_engine.mine.spec import ModelSpec
 
-CALLS = {"far_right": 0, "first_rows": 0, "row_sums": 0}
+CALLS = {"far_right": 0, "first_rows": 0, "row_sums": 0, "prior": 0}
 
 
 class FarRightDetector(Detector):
@@ -68,3 +72,10 @@ class RowSumsEmbedder(Embedder):
         CALLS["row_sums"] += len(frame)
         values = frame[list(columns)].apply(pd.to_numeric, errors="coerce").fillna(0.0).to_numpy(np.float64)
         return np.column_stack([values.sum(axis=1), values.mean(axis=1)]).astype(np.float32)
+
+
+def build_prior(schema: Schema, spec: ModelSpec) -> DummyClassifier:
+    """An unfitted member that ignores the inputs and predicts the class shares (scikit-learn's
+    DummyClassifier, strategy "prior")."""
+    CALLS["prior"] += 1
+    return DummyClassifier(strategy="prior")
