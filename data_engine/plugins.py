@@ -20,14 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from importlib.metadata import EntryPoint, entry_points
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from data_engine.errors import ConfigError, EngineError
 
 T = TypeVar("T")
 
 
-class Registry(Mapping[str, T]):
+class Registry(Mapping[str, T], Generic[T]):
     """Named plug-ins of one kind: the built-ins, then the entry points of ``group``.
 
     A read-only mapping (``name in registry``, ``registry[name]``, iteration in registration
