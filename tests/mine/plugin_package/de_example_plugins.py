@@ -17,8 +17,8 @@ from sklearn.dummy import DummyClassifier
 from data_engine.mine.detectors import Detector, DetectorResult, MiningData
 from data_engine.mine.detectors.base import issues_frame
 from data_engine.mine.embedders import Embedder
-from data_engine.mine.selection import SelectionPool, SelectionStrategy
 from data_engine.mine.models import Schema
+from data_engine.mine.selection import SelectionPool, SelectionStrategy
 from data_engine.mine.spec import ModelSpec
 
 CALLS = {"far_right": 0, "first_rows": 0, "row_sums": 0, "prior": 0}
