@@ -31,8 +31,9 @@ from data_engine.plugins import Registry
 from data_engine.store.config import parse_config
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
-from tests.test_mining import CONFIG as MINING_CONFIG
-from tests.test_mining import blobs
+from tests.homes import make_home
+from tests.mine.test_mining import CONFIG as MINING_CONFIG
+from tests.mine.test_mining import blobs
 
 PACKAGE = Path(__file__).parent / "plugin_package"
 MODULE = "de_example_plugins"
@@ -83,12 +84,9 @@ def plugins(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture()
-def home(tmp_path: Path) -> Home:
-    """A home whose config names the example package's pieces (written without `init`, which checks them)."""
-    h = Home(tmp_path / "home")
-    h.make_dirs()
-    h.config_path.write_text(CONFIG, encoding="utf-8")
-    return h
+def home(tmp_path: Path, plugins: Path) -> Home:
+    """A home whose config names the example package's pieces (`init` accepts them: the package is installed)."""
+    return make_home(tmp_path, CONFIG)
 
 
 def ingest(home: Home, name: str, frame: pd.DataFrame) -> None:
@@ -145,7 +143,8 @@ def test_without_the_package_its_names_are_config_errors_naming_the_key() -> Non
         get_detector("far_right")
 
 
-def test_a_misspelt_builtin_name_is_refused_before_mining(home: Home) -> None:
+def test_a_name_misspelt_after_init_is_refused_before_mining(home: Home) -> None:
+    # engine.toml edited after `init` (which checks the names): mining checks them again first.
     home.config_path.write_text(CONFIG.replace('"far_right", ', '"lable", ').replace("far_right = 2.0, ", "")
                                 .replace("first_rows", "margin").replace("row_sums", "tfidf"), encoding="utf-8")
     with open_warehouse(home) as con, pytest.raises(ConfigError, match=r"mining.detectors\[1\] = 'lable'"):

@@ -13,13 +13,13 @@ import pytest
 
 import data_engine.mine.oof as oof_module
 from data_engine.cli import main
-from data_engine.commands.core import init_home
 from data_engine.ingest.batch import ingest_file
 from data_engine.mine.run import run_mining
 from data_engine.mine.runs import excluded_examples
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 from tests.conftest import NEXT_EVENT_ID
+from tests.homes import make_home
 
 CONFIG = """\
 [dataset]
@@ -61,11 +61,7 @@ def blobs(n: int, *, seed: int = 0, flip: tuple[int, ...] = (), start: int = 0, 
 
 @pytest.fixture()
 def home(tmp_path: Path) -> Home:
-    cfg = tmp_path / "engine.toml"
-    cfg.write_text(CONFIG, encoding="utf-8")
-    h = Home(tmp_path / "home")
-    init_home(h, cfg)
-    return h
+    return make_home(tmp_path, CONFIG)
 
 
 @pytest.fixture()
