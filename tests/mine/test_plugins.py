@@ -14,6 +14,7 @@ import shutil
 import sys
 import tomllib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -70,17 +71,32 @@ def install(target: Path, pyproject: Path, module: Path | None) -> None:
         shutil.copy(module, target / module.name)
 
 
-@pytest.fixture()
-def plugins(tmp_path: Path) -> Iterator[Path]:
-    """The example package installed on ``sys.path`` for the test, removed after it."""
-    target = tmp_path / "site"
-    install(target, PACKAGE / "pyproject.toml", PACKAGE / f"{MODULE}.py")
+@contextmanager
+def installed(target: Path, pyproject: Path, module: Path | None = None) -> Iterator[Path]:
+    """``pyproject``'s project installed in ``target`` and on ``sys.path`` for the block, removed after."""
+    install(target, pyproject, module)
     sys.path.insert(0, str(target))
     try:
         yield target
     finally:
         sys.path.remove(str(target))
-        sys.modules.pop(MODULE, None)
+        if module is not None:
+            sys.modules.pop(module.stem, None)
+
+
+def entry_points_only(tmp_path: Path, name: str, detectors: str) -> Path:
+    """A pyproject.toml of a package ``name`` with no module, declaring ``detectors`` (TOML lines)."""
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(f'[project]\nname = "{name}"\nversion = "1.0"\n'
+                         f'[project.entry-points."data_engine.detectors"]\n{detectors}', encoding="utf-8")
+    return pyproject
+
+
+@pytest.fixture()
+def plugins(tmp_path: Path) -> Iterator[Path]:
+    """The example package installed on ``sys.path`` for the test."""
+    with installed(tmp_path / "site", PACKAGE / "pyproject.toml", PACKAGE / f"{MODULE}.py") as target:
+        yield target
 
 
 @pytest.fixture()
@@ -158,35 +174,21 @@ def test_every_builtin_name_is_registered_once(registry: Registry) -> None:
 
 
 def test_a_broken_entry_point_is_an_error_naming_it(tmp_path: Path) -> None:
-    pyproject = tmp_path / "pyproject.toml"
-    pyproject.write_text('[project]\nname = "de-broken"\nversion = "1.0"\n'
-                         '[project.entry-points."data_engine.detectors"]\nghost = "de_missing_module:Ghost"\n'
-                         'far_right = "json:JSONDecoder"\n', encoding="utf-8")
-    install(tmp_path / "site", pyproject, None)
-    sys.path.insert(0, str(tmp_path / "site"))
-    try:
+    pyproject = entry_points_only(tmp_path, "de-broken", 'ghost = "de_missing_module:Ghost"\n'
+                                                        'far_right = "json:JSONDecoder"\n')
+    with installed(tmp_path / "site", pyproject):
         with pytest.raises(EngineError, match="entry point 'ghost' = 'de_missing_module:Ghost' .*cannot be loaded: "
                                               "ModuleNotFoundError"):
             get_detector("ghost")
-        with pytest.raises(EngineError, match="'far_right' = 'json:JSONDecoder' .*not a subclass of "
-                                              ".*Detector"):
+        with pytest.raises(EngineError, match="'far_right' = 'json:JSONDecoder' .*not a subclass of .*Detector"):
             get_detector("far_right")
-    finally:
-        sys.path.remove(str(tmp_path / "site"))
 
 
 def test_an_entry_point_taking_a_builtin_name_is_an_error(tmp_path: Path) -> None:
-    pyproject = tmp_path / "pyproject.toml"
-    pyproject.write_text('[project]\nname = "de-clash"\nversion = "1.0"\n'
-                         '[project.entry-points."data_engine.detectors"]\nlabel = "de_clash:Label"\n', encoding="utf-8")
-    install(tmp_path / "site", pyproject, None)
-    sys.path.insert(0, str(tmp_path / "site"))
-    try:
+    with installed(tmp_path / "site", entry_points_only(tmp_path, "de-clash", 'label = "de_clash:Label"\n')):
         with pytest.raises(EngineError, match="entry point 'label' = 'de_clash:Label' .*takes the name of a built-in "
                                               "detector"):
             check_names(parse_config(tomllib.loads(MINING_CONFIG)))
-    finally:
-        sys.path.remove(str(tmp_path / "site"))
 
 
 def test_a_registry_refuses_a_second_piece_under_a_taken_name() -> None:
