@@ -222,6 +222,11 @@ def test_a_reviewed_label_the_model_still_contradicts_gets_one_second_opinion(ho
             con.execute("INSERT INTO label_ledger (event_id, example_id, example_version, label, source, actor) "
                         f"VALUES ({NEXT_EVENT_ID}, ?, 1, ?, ?, 'tester')",
                         [example, wrong.loc[int(example[1:]), "label"], source])
+    # The model gives the kept label 0.2: against a reviewer right 95 % of the time (the prior) a
+    # slip is the less likely story, so no second opinion ...
+    assert "r0007" not in _queued(home, mine(home).run_id)
+    with open_warehouse(home) as con:  # ... but reviewers measured right 70 % of the time: a slip is likelier
+        con.execute("INSERT INTO review_annotator_quality (annotator, n_votes, agreement) VALUES ('x', 100, 0.7)")
     again = _queued(home, mine(home).run_id)
     assert "r0007" in again and "r0011" not in again
     # Turned off, or once the second opinion was asked for, it is not queued again.
