@@ -8,7 +8,7 @@ from assets.metadata import ROW_COUNT, figure, number, numbers, table
 from assets.resources import ComputeResource, EngineResource
 from data_engine.mine.predictions import refresh_predictions
 from data_engine.mine.run import MiningSummary, run_mining
-from data_engine.review.verdicts import effective_weights
+from data_engine.mine.weights import effective_weights
 from data_engine.ship.scoring import score_unlabeled
 from data_engine.store.warehouse import open_warehouse
 
@@ -96,6 +96,8 @@ def queue_metadata(summary: MiningSummary, weights: dict[str, float]) -> dict[st
         # The budget between fixing label issues and labeling new examples (data_engine.mine.budget).
         "fix_reviews": dg.MetadataValue.int(int(sum(summary.budget_split.get("fix", {}).values()))),
         "new_examples": dg.MetadataValue.int(int(summary.budget_split.get("grow", 0))),
+        "unused_reviews": dg.MetadataValue.int(int(summary.budget_split.get("unused", 0))),
+        "why_short": dg.MetadataValue.text(summary.budget_split.get("short_reason") or "the queue fills the budget"),
         "budget_split": dg.MetadataValue.json(summary.budget_split),
     }
 

@@ -33,10 +33,14 @@ import pandas as pd
 
 from data_engine.compute.backend import Backend, engine_backend
 from data_engine.mine.detectors import DETECTORS, MiningData, run_detectors
+from data_engine.mine.detectors.near_duplicate import agreeing_copies_pay
 from data_engine.mine.embedders.base import EMBEDDING_COLUMN
+from data_engine.mine.names import check_names
 from data_engine.mine.noise import estimate_noise, noise_interval, noise_plot
 from data_engine.mine.predictions import PredictionState, refresh_predictions
 from data_engine.mine.plan import plan_queue
+from data_engine.mine.propagate import apply_propagation, plan_propagation, propagation_report, undone_examples
+from data_engine.mine.second_opinions import worth_second_opinion
 from data_engine.mine.runs import (
     example_info,
     excluded_examples,
@@ -45,9 +49,8 @@ from data_engine.mine.runs import (
     second_opinion_candidates,
     store_run,
 )
-from data_engine.review.propagate import apply_propagation, plan_propagation, propagation_report, undone_examples
-from data_engine.ship.registry import load_cache, save_cache
 from data_engine.stages import StageClock
+from data_engine.store.cache import load_cache, save_cache
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
 
@@ -92,7 +95,7 @@ class MiningSummary:
     embedding: str = ""
     newly_embedded: int = 0
     # The propagation of this run (review.propagate = "apply"): its id, examples touched, and the
-    # measured precision of earlier ones (data_engine.review.propagate.propagation_report).
+    # measured precision of earlier ones (data_engine.mine.propagate.propagation_report).
     propagation: dict[str, Any] = field(default_factory=dict)
     plot_path: Path | None = None
     budget_split: dict[str, Any] = field(default_factory=dict)
@@ -126,6 +129,7 @@ class MiningSummary:
             "embedding": self.embedding, "newly_embedded": self.newly_embedded,
             "propagation": self.propagation,
             "budget_split": self.budget_split,
+            "data_facts": {"copies": self.detector_summaries.get("near_duplicate", {}).get("copies_fact")},
         }
 
 
@@ -139,6 +143,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
     ``clock`` collects per-stage time (and memory, if it tracks it); ``compute`` is where fold
     fits and neighbour search run (default: the back-end of ``[compute] scheduler``).
     """
+    check_names(cfg)  # a misspelt detector, strategy or model fails before any computing
     clock = clock or StageClock()
     started = datetime.now(timezone.utc)
     state = refresh_predictions(con, cfg, home=home, force=force, clock=clock, compute=compute)
@@ -150,7 +155,8 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
                            verdicts=reviewed_examples(con, list(state.schema)) if "lookalike" in names else None)
     with clock.stage("detectors"):
         options = {"lookalike": {"precision_target": cfg.review.propagate_precision,
-                                 "min_count": cfg.review.propagate_min_verdicts, "seed": cfg.mining.seed}}
+                                 "min_count": cfg.review.propagate_min_verdicts, "seed": cfg.mining.seed},
+                   "near_duplicate": {"copies_pay": agreeing_copies_pay(con)}}
         results = run_detectors(data, names, options)
         versions = pd.Series(np.concatenate([state.train["version"].to_numpy(), state.unlabeled["version"].to_numpy()]),
                              index=data.example_ids)
@@ -162,16 +168,18 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         plot = noise_plot(joint, joint_classes, noise_rate) if joint is not None else None
     with clock.stage("queue"):
         issues = issues_table(results, state)
-        # A single reviewer's label the model still plainly contradicts may go out once more.
+        # A single reviewer's label the label detector flags goes out once more only where a slip of
+        # the reviewer is likelier than an error of the model (data_engine.mine.second_opinions).
         flagged = set(issues.loc[(issues["issue_type"] == "label") & issues["is_issue"].astype(bool), "example_id"])
-        excluded = sorted((set(excluded_examples(con))
-                           - (second_opinion_candidates(con, cfg.review.max_opinions) & flagged))
-                          | (plan.withheld if plan is not None else set()))
+        second = worth_second_opinion(con, second_opinion_candidates(con, cfg.review.max_opinions) & flagged,
+                                      state.train["example_id"].to_numpy(), state.labels, state.oof_probs)
+        excluded = sorted((set(excluded_examples(con)) - second) | (plan.withheld if plan is not None else set()))
         if plan is not None:  # the audited share of a propagation comes first in the queue
             audited = issues["example_id"].isin(plan.examples.loc[plan.examples["audit"], "example_id"])
             issues.loc[audited & (issues["issue_type"] == "lookalike"), "score"] = 0.0
         queue, split = plan_queue(con, cfg, state, issues, weights=weights if weights is not None else cfg.review.weights,
-                                  budget=budget or cfg.review.budget, exclude=excluded, examples=example_info(state))
+                                  budget=budget or cfg.review.budget, exclude=excluded, examples=example_info(state),
+                                  second_opinions=second)
     with clock.stage("store"):
         run_id = store_run(con, state, issues, queue, results, noise_rate=noise_rate, started=started,
                            timings=clock.seconds, budget_split=split.as_metadata())
@@ -263,7 +271,7 @@ def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarra
     index = None
     if path is not None and path.exists():
         try:
-            # Unpickled only when its keyed sha256 matches (registry.load_cache); else rebuilt.
+            # Unpickled only when its keyed sha256 matches (store.cache.load_cache); else rebuilt.
             index = load_cache(home, path)
         except Exception as exc:  # a damaged cache is rebuilt, never trusted
             log.warning("neighbour cache %s unreadable (%s); rebuilding", path, exc)
