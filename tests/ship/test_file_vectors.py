@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_engine.mine.embedders.base import EMBEDDERS, Embedder, register_embedder
+from data_engine.mine.embedders.base import EMBEDDERS, Embedder
 from data_engine.ship.files import evaluate_file, predict_file
 from data_engine.ship.training import train_candidate
 from data_engine.ingest.batch import ingest_file
@@ -34,8 +34,9 @@ class CountingEmbedder(Embedder):
 
 
 @pytest.fixture()
-def home(make_home: Callable[..., Home]) -> Iterator[Home]:
-    register_embedder(CountingEmbedder)
+def home(make_home: Callable[..., Home], monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
+    # Registered for this test only (the registry's own table, restored afterwards).
+    monkeypatch.setitem(EMBEDDERS._builtins, CountingEmbedder.name, CountingEmbedder)
     config = ('[dataset]\nname = "notes"\nmodality = "text"\nid_column = "id"\nlabel_column = "label"\n'
               'text_column = "note"\n[mining]\nembedding = "counting-test"\n[retrain]\nmodel = "embedding"\n')
     home = make_home(config)
@@ -49,7 +50,6 @@ def home(make_home: Callable[..., Home]) -> Iterator[Home]:
     EMBEDDED.clear()
     yield home
     EMBEDDED.clear()
-    EMBEDDERS.pop(CountingEmbedder.name, None)
 
 
 def test_a_file_is_embedded_once_and_known_content_never(home: Home, tmp_path) -> None:
