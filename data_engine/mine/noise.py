@@ -20,16 +20,26 @@ def estimate_noise(state: PredictionState) -> tuple[float | None, np.ndarray | N
     """
     from cleanlab.count import estimate_joint
 
+    prepared = _present(state)
+    if prepared is None:
+        return None, None, []
+    present, labels, probs = prepared
+    joint = estimate_joint(labels, probs)
+    return float(1.0 - np.trace(joint)), joint, [state.classes[i] for i in present]
+
+
+def _present(state: PredictionState) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The classes with labeled examples (K',), the labels re-indexed over them (N,) and the
+    out-of-fold probabilities restricted to them and renormalised (N, K'); None under two classes."""
     present = np.unique(state.labels)
     if len(present) < 2 or len(state.labels) < 2:
-        return None, None, []
+        return None
     remap = np.full(len(state.classes), -1)
     remap[present] = np.arange(len(present))
     probs = state.oof_probs[:, present]
     totals = probs.sum(axis=1, keepdims=True)
     probs = np.where(totals > 0, probs / np.where(totals > 0, totals, 1.0), 1.0 / len(present))
-    joint = estimate_joint(remap[state.labels], probs)
-    return float(1.0 - np.trace(joint)), joint, [state.classes[i] for i in present]
+    return present, remap[state.labels], probs
 
 
 # Bootstrap draws of the noise rate: up to this many, fewer on large data (about 2e7 probability
@@ -53,16 +63,11 @@ def noise_interval(state: PredictionState, *, seed: int = 0) -> tuple[float, flo
     """
     from cleanlab.count import estimate_joint
 
-    present = np.unique(state.labels)
-    n, k = len(state.labels), len(present)
-    if k < 2 or n < 2:
+    prepared = _present(state)
+    if prepared is None:
         return None
-    remap = np.full(len(state.classes), -1)
-    remap[present] = np.arange(k)
-    labels = remap[state.labels]
-    probs = state.oof_probs[:, present]
-    totals = probs.sum(axis=1, keepdims=True)
-    probs = np.where(totals > 0, probs / np.where(totals > 0, totals, 1.0), 1.0 / k)
+    present, labels, probs = prepared
+    n, k = len(labels), len(present)
     draws = int(np.clip(BOOTSTRAP_CELLS // max(n * k, 1), BOOTSTRAP_MIN_DRAWS, BOOTSTRAP_MAX_DRAWS))
     rng = np.random.default_rng(seed)
     members = [np.flatnonzero(labels == c) for c in range(k)]
