@@ -55,6 +55,9 @@ class DatasetConfig:
     image_column: str | None = None
     image_root: str | None = None
     classes: tuple[str, ...] | None = None
+    # The kind of label (data_engine.tasks): "classification" (one class per example). Checked against
+    # the task registry where the stages start (data_engine.mine.names.check_names, ingest).
+    task: str = "classification"
     # Optional per-column override of the type inferred from the first batch.
     column_types: dict[str, ColumnType] = field(default_factory=dict)
     na_values: tuple[str, ...] = NA_VALUES

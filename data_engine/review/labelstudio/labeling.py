@@ -26,11 +26,11 @@ import struct
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
-from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
 from data_engine.store.config import DatasetConfig
+from data_engine.tasks import task_for
 
 DISCARD_CHOICE = "not a valid example"
 FROM_NAME = "verdict"
@@ -60,20 +60,11 @@ def _item_tag(ds: DatasetConfig, name: str, field: str) -> str:
 
 
 def label_config(ds: DatasetConfig, classes: Sequence[str]) -> str:
-    """The Label Studio labeling config (XML) for dataset ``ds`` and its ``classes``."""
-    item = _item_tag(ds, TO_NAME, "")
-    partner = _item_tag(ds, "partner", PARTNER_PREFIX)
-    choices = "\n    ".join(f"<Choice value={quoteattr(c)}/>" for c in [*classes, DISCARD_CHOICE])
-    return f"""<View>
-  <Header value="Given label: $given_label  |  model suggests: $suggested_label ($suggested_score)" size="4"/>
-  <Header value="Flagged as: $issue_types (priority $priority on a 0-1 scale)" size="5"/>
-  {item}
-  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="single-radio" showInLine="true" required="true">
-    {choices}
-  </Choices>
-  <Header value="${PARTNER_PREFIX}note" size="5"/>
-  {partner}
-</View>"""
+    """The Label Studio labeling config (XML) for dataset ``ds`` and its ``classes``, built by the
+    dataset's task plug-in (:meth:`data_engine.tasks.Task.labeling_config`) around this modality's tags."""
+    return task_for(ds).labeling_config(
+        _item_tag(ds, TO_NAME, ""), _item_tag(ds, "partner", PARTNER_PREFIX), classes,
+        from_name=FROM_NAME, to_name=TO_NAME, discard=DISCARD_CHOICE, partner_prefix=PARTNER_PREFIX)
 
 
 def partner_fields(ds: DatasetConfig, partner_id: str | None, label: str | None,
