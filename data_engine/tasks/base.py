@@ -13,7 +13,8 @@ This package sits above the store and compute and below the stages: it imports o
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from data_engine.plugins import Registry
 
@@ -56,6 +57,17 @@ class Task(ABC):
         pull stage reads answers by ``from_name``); ``discard``: the answer meaning "not a valid
         example"; ``partner_prefix``: the task data fields' prefix of the partner.
         """
+
+    @abstractmethod
+    def prediction_result(self, label: str, *, from_name: str, to_name: str) -> list[dict[str, Any]]:
+        """Review: the Label Studio ``result`` (a list of regions) that answers with ``label``: the
+        model's suggestion pre-filled as a task's prediction, and a simulated reviewer's answer."""
+
+    @abstractmethod
+    def answer_label(self, result: Sequence[Mapping[str, Any]], *, from_name: str) -> str | None:
+        """Pull: the label an annotation ``result`` gives (in the spelling :meth:`label_sql` stores, or
+        the review stage's discard answer), or None when the reviewer answered nothing. Malformed
+        regions are ignored, never raised on: the result comes from the server."""
 
 
 TASKS: Registry[type[Task]] = Registry("task", "data_engine.tasks", name_attr="name", base=Task)

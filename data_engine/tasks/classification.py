@@ -8,7 +8,8 @@ not one of ``dataset_classes`` is quarantined with the classes named. A reviewer
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from data_engine.store.values import normalized_sql
@@ -50,3 +51,20 @@ class Classification(Task):
   <Header value="${partner_prefix}note" size="5"/>
   {partner}
 </View>"""
+
+    def prediction_result(self, label: str, *, from_name: str, to_name: str) -> list[dict[str, Any]]:
+        """The choice ``label`` selected."""
+        return [{"from_name": from_name, "to_name": to_name, "type": "choices", "value": {"choices": [label]}}]
+
+    def answer_label(self, result: Sequence[Mapping[str, Any]], *, from_name: str) -> str | None:
+        """The choice picked in ``from_name`` (None when nothing was chosen)."""
+        for region in result or ():
+            if not isinstance(region, Mapping):
+                continue
+            if region.get("from_name") == from_name and region.get("type") == "choices":
+                value = region.get("value")
+                picked = value.get("choices") if isinstance(value, Mapping) else None
+                # Only a list of text is a choice; anything else (a bare string, nested objects) is none.
+                if isinstance(picked, list) and picked and isinstance(picked[0], str):
+                    return picked[0]
+        return None

@@ -3,15 +3,16 @@ stages reach its methods (ingest's label reading and quarantine, review's labeli
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from data_engine.errors import ConfigError
 from data_engine.ingest.batch import ingest_file
 from data_engine.mine.names import check_names
-from data_engine.review.labelstudio.labeling import label_config
+from data_engine.review.labelstudio.labeling import build_task, label_config
 from data_engine.store.config import parse_config
 from data_engine.store.warehouse import open_warehouse
 from data_engine.tasks import TASKS, Classification, Task, task_for
@@ -33,6 +34,13 @@ class Grade(Task):
     def labeling_config(self, item: str, partner: str, classes: Sequence[str], *, from_name: str,
                         to_name: str, discard: str, partner_prefix: str) -> str:
         return f'<View>{item}<Rating name="{from_name}" toName="{to_name}" maxRating="{len(classes)}"/></View>'
+
+    def prediction_result(self, label: str, *, from_name: str, to_name: str) -> list[dict[str, Any]]:
+        return [{"from_name": from_name, "to_name": to_name, "type": "rating", "value": {"rating": "AB".index(label) + 1}}]
+
+    def answer_label(self, result: Sequence[Mapping[str, Any]], *, from_name: str) -> str | None:
+        ratings = [r["value"]["rating"] for r in result if r.get("from_name") == from_name]
+        return "AB"[ratings[0] - 1] if ratings else None
 
 
 GRADE_CONFIG = TOY_CONFIG.replace('classes = ["a", "b"]', 'classes = ["A", "B"]\ntask = "grade"')
@@ -77,6 +85,12 @@ def test_a_registered_task_is_configured_and_reached_by_ingest_and_review(tmp_pa
     xml = label_config(ds, ["A", "B"])
     assert '<Rating name="verdict" toName="item" maxRating="2"/>' in xml
     assert "<Choices" not in xml
+    # The model's suggestion is pre-filled in the task's own answer control.
+    task = build_task(ds, {"example_id": "1", "example_version": 1, "suggested_label": "B", "given_label": "A"},
+                      {"x": 0.5, "color": "red"}, model_version="m")
+    (prediction,) = task["predictions"]
+    assert prediction["result"] == [{"from_name": "verdict", "to_name": "item", "type": "rating", "value": {"rating": 2}}]
+    assert Grade().answer_label(prediction["result"], from_name="verdict") == "B"
 
 
 def test_classification_labeling_config_offers_the_classes_and_discard() -> None:

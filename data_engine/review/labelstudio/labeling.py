@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from data_engine.store.config import DatasetConfig
-from data_engine.tasks import task_for
+from data_engine.tasks import Classification, task_for
 
 DISCARD_CHOICE = "not a valid example"
 FROM_NAME = "verdict"
@@ -87,22 +87,17 @@ def _field(ds: DatasetConfig) -> str:
 
 
 def choice_result(choice: str) -> list[dict[str, Any]]:
-    """An annotation/prediction ``result`` selecting ``choice``."""
-    return [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": [choice]}}]
+    """An annotation/prediction ``result`` selecting class ``choice``."""
+    # One class per example: the simulated reviewer and the tests answer classification tasks;
+    # build_task asks the dataset's task.
+    return Classification().prediction_result(choice, from_name=FROM_NAME, to_name=TO_NAME)
 
 
 def chosen(result: Sequence[Mapping[str, Any]]) -> str | None:
-    """The choice picked in an annotation ``result`` (None when nothing was chosen)."""
-    for region in result or ():
-        if not isinstance(region, Mapping):
-            continue
-        if region.get("from_name") == FROM_NAME and region.get("type") == "choices":
-            value = region.get("value")
-            picked = value.get("choices") if isinstance(value, Mapping) else None
-            # Only a list of text is a choice; anything else (a bare string, nested objects) is none.
-            if isinstance(picked, list) and picked and isinstance(picked[0], str):
-                return picked[0]
-    return None
+    """The class picked in an annotation ``result`` (None when nothing was chosen)."""
+    # The consensus reads answers without the dataset at hand: one class per example until it
+    # is given the dataset's task (the next tasks, tags and numbers, bring that).
+    return Classification().answer_label(result, from_name=FROM_NAME)
 
 
 def task_key(example_id: str, example_version: int, opinion: int = 1) -> str:
@@ -155,7 +150,8 @@ def build_task(
     task: dict[str, Any] = {"data": data}
     suggestion = row.get("suggested_label")
     if suggestion is not None and str(suggestion) != "":
-        prediction: dict[str, Any] = {"model_version": model_version, "result": choice_result(str(suggestion))}
+        prediction: dict[str, Any] = {"model_version": model_version, "result": task_for(ds).prediction_result(
+            str(suggestion), from_name=FROM_NAME, to_name=TO_NAME)}
         score = _round(row.get("suggested_score"))
         if score is not None:
             prediction["score"] = score
