@@ -43,7 +43,7 @@ def engine_embedding(data: Any, *, embedding: str = "auto", cache: Path | None =
     try:
         home = make_home(workdir / "home", data, model="auto", n_jobs=1, budget=1, embedding=embedding)
         cfg = home.config
-        name = cfg.mining.resolved_embedding(cfg.dataset.modality)
+        name = cfg.mining.resolved_embedding(cfg.dataset)
         if not get_embedder(name).per_row:
             return name, None
         # Zero-padded ids keep load_examples' id order equal to the frame's row order.

@@ -147,7 +147,7 @@ def run_propagate_bench(*, dataset: str = "sentiment", rows: int = 4000, invalid
     kinds = pd.Series(b["kind"]).value_counts().to_dict()
     return {"dataset": dataset, "train_rows": len(b["train"]), "test_rows": len(b["test"]),
             "invalid_share": invalid, "flip": flip, "kinds": {str(k): int(v) for k, v in kinds.items()},
-            "seed": seed, "embedding": cfg.mining.resolved_embedding(data.modality), "served": served, "ceiling": round(ceiling, 4),
+            "seed": seed, "embedding": cfg.mining.resolved_embedding(cfg.dataset), "served": served, "ceiling": round(ceiling, 4),
             "arms": results, "seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -175,7 +175,7 @@ def _embed_once(b: dict[str, Any], cfg: Any) -> None:
     from data_engine.mine.embedders.cache import embed_in_batches
     from data_engine.ship.training import limited_threads
 
-    embedder = get_embedder(cfg.mining.resolved_embedding(cfg.dataset.modality))
+    embedder = get_embedder(cfg.mining.resolved_embedding(cfg.dataset))
     b["train_vectors"] = None
     if not embedder.per_row:
         return

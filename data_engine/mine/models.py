@@ -127,7 +127,7 @@ def build_model(cfg: EngineConfig, schema: Mapping[str, str], *, n_rows: int | N
     ``n_rows``: the number of training rows, if known (large sets leave kNN and the SVM out of "auto").
     """
     spec = resolve_spec(cfg.retrain.model, cfg.dataset.modality, seed=cfg.mining.seed, n_rows=n_rows, served=True,
-                        key="retrain.model", embedding=cfg.mining.resolved_embedding(cfg.dataset.modality))
+                        key="retrain.model", embedding=cfg.mining.resolved_embedding(cfg.dataset))
     return build_estimator(spec, Schema.from_mapping(schema)), spec.key
 
 

@@ -93,7 +93,7 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
             bad = train.loc[labels.isna(), "label"].iloc[0]
             raise EngineError(f"label {bad!r} is not one of the dataset's classes ({', '.join(classes)})")
         labels = labels.to_numpy(dtype=np.int64)
-    embedding = cfg.mining.resolved_embedding(ds.modality)
+    embedding = cfg.mining.resolved_embedding(ds)
     with clock.stage("embedding"):
         train, unlabeled, newly_embedded = _with_embedding(con, cfg, train, unlabeled, schema, compute)
     if cfg.mining.predictions == "external":

@@ -80,11 +80,14 @@ class MiningConfig:
     # landed under landing/predictions/ (data_engine.mine.external; out-of-sample is the user's promise).
     predictions: Literal["own", "external"] = "own"
 
-    def resolved_embedding(self, modality: str) -> str:
-        """The embedder name ``embedding`` means for ``modality`` (see data_engine.mine.embedders)."""
+    def resolved_embedding(self, dataset: "DatasetConfig | str") -> str:
+        """The embedder name ``embedding`` means for ``dataset`` (its modality, and whether it holds
+        image files), or for a bare modality name (see data_engine.mine.embedders)."""
         from data_engine.mine.embedders import resolve_embedding
 
-        return resolve_embedding(self.embedding, modality)
+        if isinstance(dataset, str):
+            return resolve_embedding(self.embedding, dataset)
+        return resolve_embedding(self.embedding, dataset.modality, image_files=bool(dataset.image_column))
 
 
 @dataclass(frozen=True)
@@ -384,7 +387,7 @@ def _check_ranges(cfg: EngineConfig) -> None:
     if cfg.retrain.min_new_labels < 1:
         raise ConfigError("retrain.min_new_labels: must be at least 1")
     try:
-        embedding = cfg.mining.resolved_embedding(cfg.dataset.modality)
+        embedding = cfg.mining.resolved_embedding(cfg.dataset)
     except EngineError as exc:
         raise ConfigError(str(exc)) from None
     for key, name, served in (("mining.model", cfg.mining.model, False), ("retrain.model", cfg.retrain.model, True)):
