@@ -157,7 +157,8 @@ def held_out_accuracy(data: HeldOut, recipes: dict[str, tuple[ModelSpec, pd.Seri
     gold = np.flatnonzero(data.is_gold)
     # Folds stratified by the truth, the same for every recipe, so recipes differ only in labels.
     folds = StratifiedKFold(EVAL_FOLDS, shuffle=True, random_state=seed).split(train, data.truth[train])
-    splits = [(train[fit], train[test]) for fit, test in folds] + [(train, gold)]
+    # A home without gold data (a user's own) is measured on its training examples alone.
+    splits = [(train[fit], train[test]) for fit, test in folds] + ([(train, gold)] if len(gold) else [])
     tasks = []
     for name, (spec, labels) in recipes.items():
         # Examples without a label in the recipe (discarded ones) are left out of training only.
@@ -249,7 +250,7 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
 
     champion, gold_acc, gate = _train_and_deploy(home)
     accuracy_noisy = gold_acc
-    say(f"round 0: champion v{champion} trained on the labels as they landed: gold accuracy {gold_acc:.4f} ({gate})")
+    say(f"round 0: champion v{champion} trained on the labels as they landed: gold accuracy {_fmt(gold_acc)} ({gate})")
     client = make_client(home)
     rounds: list[RoundReport] = []
     reviewed_total = 0
@@ -282,7 +283,7 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
     if rounds and rounds[-1].gate.startswith("no retrain"):
         # The loop would wait for more corrections; the demo ends here, so the last ones count too.
         champion, gold_acc, gate = _train_and_deploy(home, force=True)
-        say(f"final retrain on every correction: gold accuracy {gold_acc:.4f}, champion v{champion} ({gate})")
+        say(f"final retrain on every correction: gold accuracy {_fmt(gold_acc)}, champion v{champion} ({gate})")
     say("comparing recipes: every digit predicted by a model that did not train on it ...")
     figures = compare(home, oracle, labels_in_force(home))
     final = {

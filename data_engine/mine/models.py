@@ -281,7 +281,8 @@ TEXT_SPACE_DIMENSIONS = 100
 def feature_space(schema: Schema, modality: str) -> Any:
     """An unfitted transformer into the dense space the distance-based members read, for selection
     strategies when no pretrained embedding is present: scaled numbers (raw pixels for images),
-    one-hot categories, and text as L2-normalised LSA (truncated SVD of word TF-IDF)."""
+    one-hot categories, text as L2-normalised LSA (truncated SVD of word TF-IDF), and image files
+    through the ``image`` embedder, standardised."""
     from sklearn.compose import ColumnTransformer
     from sklearn.decomposition import TruncatedSVD
     from sklearn.pipeline import make_pipeline
@@ -296,6 +297,8 @@ def feature_space(schema: Schema, modality: str) -> Any:
         lsa = make_pipeline(_text_features(char=False), TruncatedSVD(TEXT_SPACE_DIMENSIONS, random_state=0),
                             Normalizer())
         parts.append((f"text{i}", lsa, col))
+    # Image files have no pixel columns: their distances are the image embedder's (as the kNN member's).
+    parts += _image_parts(schema, scale=True)
     if not parts:
         raise EngineError("the dataset has no input columns to measure distances in")
     return ColumnTransformer(parts, sparse_threshold=0.0)

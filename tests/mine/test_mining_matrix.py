@@ -31,7 +31,8 @@ ROUNDS = ("first", "after review")
 CELLS = [(m, r) for m in MODALITIES for r in ROUNDS]
 # One strategy per cell: the eight cells run all eight strategies.
 STRATEGY = dict(zip(CELLS, SELECTION_STRATEGIES * 2))
-BUDGET = 40
+# Above the flags of every cell: fixes and the strategy's new examples both get reviews.
+BUDGET = 300
 MINING = {"model": "linear", "folds": 3, "n_jobs": 1}
 REVIEW = {"budget": BUDGET, "propagate": "apply", "propagate_min_verdicts": 5}
 # The embedding "auto" resolves to per modality, as the run must report it.
@@ -99,11 +100,11 @@ def _image_columns_home(root: Path, strategy: str) -> Home:
     return home
 
 
-def _image_files_home(root: Path, strategy: str) -> Home:
-    home, _, _ = image_files_home(root, n=200, near_copies=3, noise_every=10, extra_config=_sections(strategy))
-    with open_warehouse(home) as con:  # the last 30 files lose their label: an unlabeled pool
-        review(con, {f"d{i:04d}": None for i in range(170, 200)})
-        con.execute("DELETE FROM label_ledger WHERE source = 'review'")
+def _image_files_home(root: Path, strategy: str, *, n: int = 200, embedding: str = "auto") -> Home:
+    config = _sections(strategy).replace("[mining]\n", f'[mining]\nembedding = "{embedding}"\n')
+    home, _, _ = image_files_home(root, n=n, near_copies=3, noise_every=10, extra_config=config)
+    with open_warehouse(home) as con:  # the last 30 files landed without a label: a pool to select from
+        con.execute("UPDATE examples SET label = NULL, label_event_id = NULL WHERE example_id >= ?", [f"d{n - 30:04d}"])
     return home
 
 
@@ -134,7 +135,7 @@ def test_the_whole_mining_step_runs_for_every_modality_and_round(tmp_path: Path,
         if round_ == "after review":
             discarded, relabelled = _relabel_and_discard(con)
             summary = run_mining(con, home.config, home=home)
-        queue = con.execute("SELECT rank, example_id, issue_types, priority FROM review_queue WHERE run_id = ? "
+        queue = con.execute("SELECT rank, example_id, issue_types, priority, selection FROM review_queue WHERE run_id = ? "
                             "ORDER BY rank", [summary.run_id]).fetchdf()
         n_examples = con.execute("SELECT count(*) FROM current_examples").fetchone()[0]
     assert summary.embedding == EMBEDDING[modality]
@@ -144,6 +145,9 @@ def test_the_whole_mining_step_runs_for_every_modality_and_round(tmp_path: Path,
     assert queue["rank"].tolist() == list(range(1, len(queue) + 1))
     assert queue["example_id"].is_unique and len(queue) < n_examples
     assert (queue["issue_types"].map(len) > 0).all()
+    chosen_by = set(queue["selection"])
+    assert chosen_by - {"fix", "relabel"} <= {strategy, "cold_start", "explore"}
+    assert len(chosen_by - {"fix", "relabel"}) > 0, f"{strategy} selected nothing: {queue['selection'].value_counts()}"
     lookalike = summary.detector_summaries["lookalike"]
     if round_ == "first":
         assert lookalike["status"] == "waiting for verdicts"
@@ -159,11 +163,13 @@ def test_image_files_with_tfidf_named_still_give_the_lookalike_the_image_embeddi
     # The kind, not the case: whatever [mining] embedding says, columns surface features cannot
     # read are judged on the embedder that reads them (here the run's own embedding is tfidf, fitted
     # per run and never stored, so the look-alike detector takes the stored image vectors).
-    home, _, _ = image_files_home(tmp_path, n=120, extra_config=_sections("margin").replace(
-        "[mining]\n", '[mining]\nembedding = "tfidf"\n'))
+    # Selection strategies measure distances in the model's feature space, which reads the files too.
+    home = _image_files_home(tmp_path, "diversity", n=120, embedding="tfidf")
     with open_warehouse(home) as con:
         _relabel_and_discard(con)
         summary = run_mining(con, home.config, home=home)
-    assert summary.embedding == "tfidf"
+        selected = con.execute("SELECT count(*) FROM review_queue WHERE run_id = ? AND selection IN ('diversity', "
+                               "'explore')", [summary.run_id]).fetchone()[0]
+    assert summary.embedding == "tfidf" and selected > 0
     assert summary.detector_summaries["lookalike"]["features"] == "image embedding"
     assert summary.detector_summaries["lookalike"]["status"] == "trained"
