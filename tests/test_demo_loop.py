@@ -42,3 +42,13 @@ def test_examples_without_a_label_in_a_recipe_are_left_out_of_training_only():
     discarded = truth.drop(data.example_ids[~data.is_gold][:10])
     acc = held_out_accuracy(data, {"some discarded": (resolve_spec("knn", "tabular"), discarded)}, n_jobs=1)
     assert acc["some discarded"] == pytest.approx(1.0)  # the 10 still count as test examples
+
+
+def test_a_home_without_gold_data_is_measured_on_its_training_examples():
+    # A user's own home often has no gold files: predicting the empty gold split crashed the demo.
+    data = two_blobs(n_gold=0)
+    truth = pd.Series(data.truth, index=data.example_ids)
+    swapped = truth.map({"a": "b", "b": "a"})
+    acc = held_out_accuracy(data, {"true": (resolve_spec("hgb", "tabular"), truth),
+                                   "swapped": (resolve_spec("linear", "tabular"), swapped)}, n_jobs=1)
+    assert acc["true"] == pytest.approx(1.0) and acc["swapped"] == pytest.approx(0.0)

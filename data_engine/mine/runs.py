@@ -110,6 +110,8 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
     summary["rare_classes"] = [state.classes[i] for i in state.rare_classes]
     summary["ensemble_weights"] = state.member_weights
     summary["budget_split"] = budget_split or {}
+    # The embedder the run actually used (``[mining] embedding`` resolved for this data set).
+    summary["embedding"] = state.embedding
     rows = keep[["example_id", "example_version", "issue_type", "score", "is_issue", "reason", "detail"]]
     if "selection" not in queue:
         queue = queue.assign(selection=None)

@@ -138,7 +138,9 @@ def test_the_whole_mining_step_runs_for_every_modality_and_round(tmp_path: Path,
         queue = con.execute("SELECT rank, example_id, issue_types, priority, selection FROM review_queue WHERE run_id = ? "
                             "ORDER BY rank", [summary.run_id]).fetchdf()
         n_examples = con.execute("SELECT count(*) FROM current_examples").fetchone()[0]
-    assert summary.embedding == EMBEDDING[modality]
+        stored = con.execute("SELECT summary->>'embedding' FROM mining_runs WHERE run_id = ?",
+                             [summary.run_id]).fetchone()[0]
+    assert summary.embedding == stored == EMBEDDING[modality]
     assert set(summary.detector_summaries) >= set(DETECTORS)
     # A queue of the expected shape: 1..n ranks, each example once, within the budget, ranked by priority.
     assert 0 < len(queue) == summary.queue_size <= BUDGET
