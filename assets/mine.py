@@ -93,6 +93,8 @@ def queue_metadata(summary: MiningSummary, weights: dict[str, float]) -> dict[st
         # The budget between fixing label issues and labeling new examples (data_engine.mine.budget).
         "fix_reviews": dg.MetadataValue.int(int(sum(summary.budget_split.get("fix", {}).values()))),
         "new_examples": dg.MetadataValue.int(int(summary.budget_split.get("grow", 0))),
+        "unused_reviews": dg.MetadataValue.int(int(summary.budget_split.get("unused", 0))),
+        "why_short": dg.MetadataValue.text(summary.budget_split.get("short_reason") or "the queue fills the budget"),
         "budget_split": dg.MetadataValue.json(summary.budget_split),
     }
 

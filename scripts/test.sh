@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# The whole test suite, real servers included (the tests start Label Studio and Dagster themselves).
+# The test suite. Without arguments: all of it, real servers included (the tests start Label Studio
+# and Dagster themselves). `--fast`: only the tests that start no server, i.e. not marked
+# `integration` (Label Studio, the Dagster daemon, Dask, PostgreSQL), `browser` or `slow`; no
+# browser set-up. Further arguments go to pytest.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/browser.sh || exit 1
+if [ "${1:-}" = "--fast" ]; then
+  shift
+  set -- -m "not integration and not browser and not slow" "$@"
+else
+  bash scripts/browser.sh || exit 1
+fi
 .venv/bin/python -m pytest "$@"
 code=$?
 if [ $code -eq 5 ]; then

@@ -33,10 +33,12 @@ import pandas as pd
 
 from data_engine.compute.backend import Backend, engine_backend
 from data_engine.mine.detectors import DETECTORS, MiningData, run_detectors
+from data_engine.mine.detectors.near_duplicate import agreeing_copies_pay
 from data_engine.mine.embedders.base import EMBEDDING_COLUMN
 from data_engine.mine.noise import estimate_noise, noise_plot
 from data_engine.mine.predictions import PredictionState, refresh_predictions
 from data_engine.mine.plan import plan_queue
+from data_engine.mine.second_opinions import worth_second_opinion
 from data_engine.mine.runs import (
     example_info,
     excluded_examples,
@@ -122,6 +124,7 @@ class MiningSummary:
             "embedding": self.embedding, "newly_embedded": self.newly_embedded,
             "propagation": self.propagation,
             "budget_split": self.budget_split,
+            "data_facts": {"copies": self.detector_summaries.get("near_duplicate", {}).get("copies_fact")},
         }
 
 
@@ -148,7 +151,8 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
             data = with_own_embedding(con, state, data)
     with clock.stage("detectors"):
         options = {"lookalike": {"precision_target": cfg.review.propagate_precision,
-                                 "min_count": cfg.review.propagate_min_verdicts, "seed": cfg.mining.seed}}
+                                 "min_count": cfg.review.propagate_min_verdicts, "seed": cfg.mining.seed},
+                   "near_duplicate": {"copies_pay": agreeing_copies_pay(con)}}
         results = run_detectors(data, names, options)
         versions = pd.Series(np.concatenate([state.train["version"].to_numpy(), state.unlabeled["version"].to_numpy()]),
                              index=data.example_ids)
@@ -159,16 +163,18 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         plot = noise_plot(joint, joint_classes, noise_rate) if joint is not None else None
     with clock.stage("queue"):
         issues = issues_table(results, state)
-        # A single reviewer's label the model still plainly contradicts may go out once more.
+        # A single reviewer's label the label detector flags goes out once more only where a slip of
+        # the reviewer is likelier than an error of the model (data_engine.mine.second_opinions).
         flagged = set(issues.loc[(issues["issue_type"] == "label") & issues["is_issue"].astype(bool), "example_id"])
-        excluded = sorted((set(excluded_examples(con))
-                           - (second_opinion_candidates(con, cfg.review.max_opinions) & flagged))
-                          | (plan.withheld if plan is not None else set()))
+        second = worth_second_opinion(con, second_opinion_candidates(con, cfg.review.max_opinions) & flagged,
+                                      state.train["example_id"].to_numpy(), state.labels, state.oof_probs)
+        excluded = sorted((set(excluded_examples(con)) - second) | (plan.withheld if plan is not None else set()))
         if plan is not None:  # the audited share of a propagation comes first in the queue
             audited = issues["example_id"].isin(plan.examples.loc[plan.examples["audit"], "example_id"])
             issues.loc[audited & (issues["issue_type"] == "lookalike"), "score"] = 0.0
         queue, split = plan_queue(con, cfg, state, issues, weights=weights if weights is not None else cfg.review.weights,
-                                  budget=budget or cfg.review.budget, exclude=excluded, examples=example_info(state))
+                                  budget=budget or cfg.review.budget, exclude=excluded, examples=example_info(state),
+                                  second_opinions=second)
     with clock.stage("store"):
         run_id = store_run(con, state, issues, queue, results, noise_rate=noise_rate, started=started,
                            timings=clock.seconds, budget_split=split.as_metadata())

@@ -47,12 +47,20 @@ def confirmation_rates(con: duckdb.DuckDBPyConnection, issue_types: Iterable[str
 
     With ``c`` confirmed among ``n`` reviewed the rate is
     ``(c + PRIOR_VERDICTS * PRIOR_RATE) / (n + PRIOR_VERDICTS)`` (a Beta prior): PRIOR_RATE
-    before any verdict, the measured share after hundreds.
+    before any verdict, the measured share after hundreds. Verdicts of second opinions
+    (:mod:`data_engine.mine.second_opinions`) are left out.
     """
+    from data_engine.mine.second_opinions import SECOND_OPINION
+
     totals: dict[str, tuple[int, int]] = {}
-    if has_table(con, "review_verdict_stats"):
+    if has_table(con, "review_verdicts"):
+        # Second opinions measure the reviewers, not the detectors: their verdicts stay out.
+        second = ("AND NOT EXISTS (SELECT 1 FROM review_queue q WHERE CAST(q.run_id AS VARCHAR) = v.run_id "
+                  "AND q.example_id = v.example_id AND q.selection = ?)") if has_table(con, "review_queue") else ""
         totals = {r[0]: (int(r[1]), int(r[2])) for r in con.execute(
-            "SELECT issue_type, sum(confirmed), sum(reviewed) FROM review_verdict_stats GROUP BY issue_type").fetchall()}
+            "SELECT issue_type, count(*) FILTER (WHERE outcome = 'confirmed'), count(*) FROM ("
+            f"  SELECT v.outcome, unnest(v.issue_types) AS issue_type FROM review_verdicts v WHERE true {second}) "
+            "GROUP BY issue_type", [SECOND_OPINION] if second else []).fetchall()}
     out = {}
     for issue_type in issue_types:
         confirmed, reviewed = totals.get(issue_type, (0, 0))

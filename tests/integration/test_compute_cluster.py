@@ -22,7 +22,7 @@ from data_engine.mine.oof import ensemble_out_of_fold_probabilities
 from data_engine.mine.run import run_mining
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
-from tests.test_mining import CONFIG, blobs
+from tests.mine.test_mining import CONFIG, blobs
 
 pytestmark = pytest.mark.integration
 
@@ -174,7 +174,7 @@ def test_embedding_batches_on_the_cluster_equal_the_local_vectors(dask: DaskBack
 def test_text_mining_embeds_its_unseen_rows_on_the_cluster_with_the_local_results(cluster: str, dask: DaskBackend,
                                                                                 tmp_path: Path, monkeypatch) -> None:
     import data_engine.compute.embedding as ce
-    from tests.test_embedding_mining import NEG, POS, TEXT
+    from tests.mine.test_embedding_mining import NEG, POS, TEXT
 
     monkeypatch.setattr(ce, "EMBED_BATCH_ROWS", 8)  # several batches from a small set
     texts = [f"{t}{suffix}" for suffix in ("", "!", ", really") for t in POS + NEG]

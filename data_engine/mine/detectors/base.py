@@ -13,6 +13,12 @@ import pandas as pd
 ISSUE_COLUMNS = ("example_id", "is_issue", "score", "reason", "detail")
 
 
+# Tabular data with at most this many input columns (none of them text) is low-dimensional: a few
+# categorical or integer columns have few distinct rows, so exact copies are common (two third-class
+# passengers of one age and fare) and no sign of an error (digits' 64 pixel columns are well above it).
+LOW_DIMENSIONS = 16
+
+
 @dataclass(frozen=True)
 class Neighbours:
     """The k nearest other examples of each example in feature space.
@@ -79,6 +85,14 @@ class MiningData:
             raise ValueError(f"MiningData.embedding has {len(self.embedding)} rows, expected {n}")
         if self.probs.shape != (n, len(self.classes)):
             raise ValueError(f"MiningData.probs has shape {self.probs.shape}, expected ({n}, {len(self.classes)})")
+
+    @property
+    def low_dimensional(self) -> bool:
+        """Tabular data with at most :data:`LOW_DIMENSIONS` numeric or categorical input columns,
+        where identical rows arise legitimately and say nothing about a label."""
+        kinds = list(self.schema.values())
+        return (self.modality == "tabular" and self.image_paths is None and 0 < len(kinds) <= LOW_DIMENSIONS
+                and "text" not in kinds)
 
     @property
     def labeled(self) -> np.ndarray:

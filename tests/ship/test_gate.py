@@ -162,6 +162,6 @@ def test_without_gold_the_gate_refuses(tmp_path):
 def test_gate_without_candidate_is_a_clear_error(tmp_path):
     home = make_home(tmp_path)
     with open_warehouse(home) as con:
-        insert_examples(con, ["a"], np.zeros((1, 64)), ["1"], batch="b")
+        insert_examples(con, home, ["a"], np.zeros((1, 64)), ["1"], batch="b")
         with pytest.raises(EngineError, match="no candidate model to evaluate"):
             gate.run_gate(con, home)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import TOY_CONFIG
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(*args: str | Path, home: Path | None = None) -> subprocess.CompletedProcess[str]:

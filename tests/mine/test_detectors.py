@@ -121,11 +121,16 @@ def test_near_duplicate_exact_and_near_copies_and_label_disagreement():
     points = np.array([[0, 0], [0, 0], [5, 5], [5, 5.001], [10, 0], [0, 10], [10, 10], [20, 20]], dtype=float)
     hashes = ["same", "same", "h2", "h3", "h4", "h5", "h6", "h7"]
     labels = np.array([0, 1, 1, 1, 0, 0, 1, -1])
-    data = make_data(labels, confident(np.maximum(labels, 0)), hashes=hashes,
-                     neighbours=points_with_neighbours(points))
+    # The same input gets the same out-of-fold probabilities: class a at 0.8 for e0 and e1.
+    probs = confident(np.maximum(labels, 0))
+    probs[1] = probs[0] = [0.8, 0.2]
+    data = make_data(labels, probs, hashes=hashes, neighbours=points_with_neighbours(points))
     result = NearDuplicateDetector().find_issues(data)
     issues = result.issues.set_index("example_id")
-    assert issues["is_issue"].tolist() == [True, True, True, True, False, False, False, False]
+    # Of the contradictory copies only e1 is flagged: its label is the likelier wrong one (model
+    # 0.2, half its copies); being a copy with a different label is no evidence against e0's.
+    assert issues["is_issue"].tolist() == [False, True, True, True, False, False, False, False]
+    assert issues.loc["e1", "score"] == pytest.approx(0.5 * (0.2 + 0.5))
     detail = issues["detail"].map(json.loads)
     assert detail["e0"] == {"duplicate_of": "e1", "exact": True, "found_by": "same content", "copies": 2,
                             "labels_disagree": True}
@@ -134,7 +139,7 @@ def test_near_duplicate_exact_and_near_copies_and_label_disagreement():
     assert detail["e2"]["duplicate_of"] == "e3" and not detail["e2"]["exact"]
     assert not detail["e2"]["labels_disagree"]
     # Contradictory copies score below agreeing copies, which score below non-copies... or equal.
-    assert issues.loc["e0", "score"] < 0.5 <= issues.loc["e2", "score"] < issues.loc["e4", "score"]
+    assert issues.loc["e1", "score"] < 0.5 <= issues.loc["e2", "score"] < issues.loc["e4", "score"]
     assert "different label" in issues.loc["e0", "reason"]
     assert result.summary["exact"] == 2 and result.summary["near"] == 2 and result.summary["labels_disagree"] == 2
 
@@ -159,8 +164,9 @@ def test_near_duplicate_finds_image_copies_by_perceptual_hash_confirmed_by_the_i
     paths = np.array([str(tmp_path / f"e{i}.png") for i in range(6)], dtype=object)
     for image, path in zip(images, paths):
         image.save(path)
-    data = make_data(labels, confident(labels), hashes=[f"h{i}" for i in range(6)],
-                     neighbours=points_with_neighbours(points))
+    probs = confident(labels)
+    probs[0] = probs[1] = [0.7, 0.3]  # the same picture: the same out-of-fold probabilities
+    data = make_data(labels, probs, hashes=[f"h{i}" for i in range(6)], neighbours=points_with_neighbours(points))
     far = np.random.default_rng(0).integers(0, 2**63, 4, dtype=np.uint64)  # ~32 bits from anything
     phash = np.array([far[0], far[0] ^ np.uint64(0b11), far[1], far[1] ^ np.uint64(0b111), far[2],
                       far[2] ^ np.uint64(0b1)], dtype=np.uint64)
@@ -168,18 +174,23 @@ def test_near_duplicate_finds_image_copies_by_perceptual_hash_confirmed_by_the_i
     issues = result.issues.set_index("example_id")
     # e0/e1 are 2 bits apart and the same picture (a JPEG copy; labels disagree): a copy. e2/e3 are
     # 3 bits apart: not a candidate. e4/e5 are 1 bit apart but a red and a blue ring: not a copy.
-    assert issues["is_issue"].tolist() == [True, True, False, False, False, False]
+    # Of the copy, e1's label (b, model 0.3) is the likelier wrong one: it alone is flagged.
+    assert issues["is_issue"].tolist() == [False, True, False, False, False, False]
     detail = issues["detail"].map(json.loads)
     assert detail["e0"]["duplicate_of"] == "e1" and detail["e0"]["found_by"] == "image comparison"
-    assert detail["e0"]["labels_disagree"] and issues.loc["e0", "score"] < 0.5
+    assert detail["e0"]["labels_disagree"] and issues.loc["e1", "score"] < 0.5 < issues.loc["e0", "score"]
     assert result.summary["near_by_image"] == 2
 
 
 def test_near_duplicate_exact_groups_work_without_neighbours():
     labels = np.array([0, 0, 0, 1])
-    data = make_data(labels, confident(labels), hashes=["x", "y", "x", "x"])
+    probs = confident(labels)
+    probs[[0, 2, 3]] = [0.7, 0.3]  # one input, one out-of-fold prediction
+    data = make_data(labels, probs, hashes=["x", "y", "x", "x"])
     issues = NearDuplicateDetector().find_issues(data).issues.set_index("example_id")
-    assert issues["is_issue"].tolist() == [True, False, True, True]
+    # Only e3 is flagged: one of three copies carries b and the model gives b 0.3.
+    assert issues["is_issue"].tolist() == [False, False, False, True]
+    assert issues.loc["e3", "score"] == pytest.approx(0.5 * (0.3 + 1 / 3))
     # The group {e0, e2, e3} holds labels a and b: every member disagrees.
     assert issues.loc[["e0", "e2", "e3"], "detail"].map(lambda d: json.loads(d)["labels_disagree"]).all()
     assert json.loads(issues.loc["e0", "detail"])["copies"] == 3

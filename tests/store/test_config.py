@@ -97,7 +97,7 @@ def test_a_good_config_has_its_values_and_defaults() -> None:
 
 @pytest.mark.parametrize("name", ["churn.toml", "sentiment.toml"])
 def test_shipped_examples_load(name: str) -> None:
-    path = Path(__file__).resolve().parents[1] / "examples" / name
+    path = Path(__file__).resolve().parents[2] / "examples" / name
     assert load_config(path).dataset.name == name.removesuffix(".toml")
 
 

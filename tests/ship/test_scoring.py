@@ -8,7 +8,7 @@ import pytest
 from data_engine.ship import deploy, registry, scoring
 from data_engine.ship.training import train_candidate
 from data_engine.store.warehouse import open_warehouse
-from tests.loop_support import ensure_predictions_table, insert_examples, make_home, review, seed_digits
+from tests.loop_support import insert_examples, make_home, review, seed_digits
 
 
 def test_flag_rows_exact():
@@ -38,7 +38,6 @@ def test_aligned_probabilities_fills_classes_the_model_never_saw():
 def env(tmp_path):
     home = make_home(tmp_path)
     info = seed_digits(home, n_train=300, n_gold=100, n_unlabeled=80)
-    ensure_predictions_table(home)
     return home, info
 
 
@@ -74,8 +73,8 @@ def test_champion_scores_new_unlabeled_rows_once(env):
         again = scoring.score_unlabeled(con, home)
         assert again.scored == 0 and again.already_scored == 80
         # A new batch: only its rows are scored.
-        insert_examples(con, ["new1", "new2"], info["X"][:2], [None, None], batch="b2")
-        third = scoring.score_unlabeled(con, home, batch_id="b2")
+        b2 = insert_examples(con, home, ["new1", "new2"], info["X"][:2], [None, None], batch="b2")
+        third = scoring.score_unlabeled(con, home, batch_id=b2)
         assert third.scored == 2
         flagged = scoring.uncertain_candidates(con)
         assert len(flagged) == 82 and flagged["score"].is_monotonic_increasing

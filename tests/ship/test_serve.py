@@ -27,7 +27,7 @@ from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 from tests.loop_support import make_home, review, seed_digits
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

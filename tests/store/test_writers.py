@@ -8,11 +8,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from data_engine.commands.core import init_home
-from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
+from tests.homes import make_home
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_instance_config_serialises_warehouse_runs(tmp_path: Path) -> None:
@@ -44,8 +43,7 @@ def _csv(path: Path, prefix: str, rows: int) -> None:
 
 
 def test_concurrent_cli_writers_all_succeed(tmp_path: Path) -> None:
-    home = Home(tmp_path / "home")
-    init_home(home)
+    home = make_home(tmp_path)
     files = []
     for i in range(6):
         f = tmp_path / f"part{i}.csv"

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_engine.commands.core import init_home
 from data_engine.errors import EngineError
 from data_engine.ingest.batch import ingest_file
 from data_engine.ingest.landing import decide_landing
@@ -18,6 +17,7 @@ from data_engine.mine.run import run_mining
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 from tests.conftest import TEXT_CONFIG
+from tests.homes import make_home
 
 TEXT = TEXT_CONFIG + """
 [mining]
@@ -41,11 +41,7 @@ NEG = ["a terrible film", "I hated this phone", "awful food and rude staff", "th
 
 
 def _home(tmp_path: Path, config: str) -> Home:
-    cfg = tmp_path / "engine.toml"
-    cfg.write_text(config, encoding="utf-8")
-    home = Home(tmp_path / "home")
-    init_home(home, cfg)
-    return home
+    return make_home(tmp_path, config)
 
 
 def _ingest(home: Home, name: str, frame: pd.DataFrame, *, fmt: str = "csv") -> None:

@@ -48,7 +48,7 @@ def test_mining_runs_once_per_state_and_never_beside_a_run_in_flight(env):
         labels = mining_trigger(con)
         assert labels.run and "labels changed" in labels.reason and labels.run_key != first.run_key
         _record_mining_run(con, 2)
-        insert_examples(con, ["new1", "new2"], np.zeros((2, 64)), [None, None], batch="unlabeled-2")
+        insert_examples(con, home, ["new1", "new2"], np.zeros((2, 64)), [None, None], batch="unlabeled-2")
         examples = mining_trigger(con)
         assert examples.run and "2 example version(s) ingested" in examples.reason
         assert not mining_trigger(con, in_flight=["r1"]).run
@@ -71,7 +71,7 @@ def test_new_verdicts_alone_re_mine_only_once_reviewers_run_short_of_tasks(env):
         assert mining_trigger(con, refill_below=3).run
         con.execute("UPDATE review_tasks SET status = 'open'")
         # New examples re-mine at once, open tasks or not.
-        insert_examples(con, ["new1"], np.zeros((1, 64)), [None], batch="unlabeled-2")
+        insert_examples(con, home, ["new1"], np.zeros((1, 64)), [None], batch="unlabeled-2")
         assert mining_trigger(con, refill_below=3).run
 
 
@@ -121,7 +121,7 @@ def test_at_rest_nothing_is_retrained_and_a_landed_batch_is_mined_before_it_is_t
         assert review_pending(con) is None
         idle = retrain_trigger(con, home.config)
         assert not idle.run and "trained on the current labels" in idle.reason
-        insert_examples(con, ["n1", "n2", "n3"], np.zeros((3, 64)), ["0", "1", "2"], batch="labeled-2")
+        insert_examples(con, home, ["n1", "n2", "n3"], np.zeros((3, 64)), ["0", "1", "2"], batch="labeled-2")
         waiting = retrain_trigger(con, home.config)
         assert not waiting.run and "waiting for mining to take the 3 new example version(s)" in waiting.reason
         _record_mining_run(con, 2)
@@ -131,6 +131,6 @@ def test_at_rest_nothing_is_retrained_and_a_landed_batch_is_mined_before_it_is_t
 def test_gold_alone_is_not_mined(tmp_path):
     home = make_home(tmp_path)
     with open_warehouse(home) as con:
-        insert_examples(con, ["g1", "g2"], np.zeros((2, 64)), ["1", "2"], batch="gold", gold=True)
+        insert_examples(con, home, ["g1", "g2"], np.zeros((2, 64)), ["1", "2"], batch="gold", gold=True)
         decision = mining_trigger(con)
     assert not decision.run and "gold data is for evaluation only" in decision.reason

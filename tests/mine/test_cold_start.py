@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 
 from data_engine.cli import main
-from data_engine.commands.core import init_home
 from data_engine.mine.selection import DEFAULT_STRATEGY
 from data_engine.review.verdicts import latest_budget_split
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
+from tests.homes import make_home
 
 
 def test_cold_start_mines_and_queues_mostly_unlabeled_examples(tmp_path: Path, capsys) -> None:
@@ -25,9 +25,7 @@ def test_cold_start_mines_and_queues_mostly_unlabeled_examples(tmp_path: Path, c
     frame.insert(0, "id", [f"d{i}" for i in rows])
     frame["label"] = pd.Series(y[rows].astype(str), dtype=object)
     frame.loc[100:, "label"] = None  # 100 clean labels, 1,200 unlabeled
-    home = Home(tmp_path / "home")
-    init_home(home, None)  # the embedded digits config: served model = the RBF SVM
-    home.landing.mkdir(parents=True, exist_ok=True)
+    home = make_home(tmp_path)  # the embedded digits config: served model = the RBF SVM
     frame.to_csv(home.landing / "first.csv", index=False)
     assert main(["--home", str(home.root), "ingest", str(home.landing / "first.csv")]) == 0
     assert main(["--home", str(home.root), "mine", "--budget", "100"]) == 0

@@ -14,15 +14,14 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from data_engine.commands.core import init_home
 from data_engine.ingest.batch import IngestResult, ingest_file
 from data_engine.ingest.landing import decide_landing, landed_path
-from data_engine.store.home import Home
 from data_engine.store.schema import load_classes
 from data_engine.store.warehouse import open_warehouse
-from tests.test_ingest_corpus import assert_accounted
+from tests.ingest.test_ingest_corpus import assert_accounted
+from tests.homes import make_home
 
-CASES = Path(__file__).parent / "cases" / "real-world"
+CASES = Path(__file__).resolve().parents[1] / "cases" / "real-world"
 
 
 class Engine:
@@ -32,11 +31,7 @@ class Engine:
         text = (CASES / "configs" / config).read_text(encoding="utf-8")
         if drop:
             text = "".join(ln for ln in text.splitlines(keepends=True) if not ln.startswith(drop))
-        cfg = root / "engine.toml.in"
-        root.mkdir(parents=True, exist_ok=True)
-        cfg.write_text(text, encoding="utf-8")
-        self.home = Home(root / "home")
-        init_home(self.home, cfg)
+        self.home = make_home(root, text)
         self._cm = open_warehouse(self.home)
         self.con: duckdb.DuckDBPyConnection = self._cm.__enter__()
 

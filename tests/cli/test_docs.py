@@ -4,11 +4,10 @@ import argparse
 from pathlib import Path
 
 from data_engine.cli import build_parser
-from data_engine.commands.core import init_home
-from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
+from tests.homes import make_home
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 
 
 def _commands(parser: argparse.ArgumentParser, prefix: str = "") -> list[str]:
@@ -36,8 +35,7 @@ def test_every_cli_command_is_in_the_readme() -> None:
 
 
 def test_every_public_table_is_in_the_readme(tmp_path: Path) -> None:
-    home = Home(tmp_path / "home")
-    init_home(home)
+    home = make_home(tmp_path)
     with open_warehouse(home) as con:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     for table in ("batches", "examples", "label_events", "label_ledger", "quarantine", "current_labels", "predictions",

@@ -23,13 +23,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from data_engine.commands.core import init_home
 from data_engine.ingest.batch import ingest_file
 from data_engine.ingest.landing import decide_landing, landed_path
 from data_engine.store.config import NA_VALUES
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
-from tests.test_ingest_corpus import assert_accounted
+from tests.ingest.test_ingest_corpus import assert_accounted
+from tests.homes import make_home
 
 CONFIG = """\
 [dataset]
@@ -92,11 +92,8 @@ def _template(labels: tuple[str, ...], typed: bool) -> Path:
     key = (labels, typed)
     if key not in _TEMPLATES:
         root = Path(tempfile.mkdtemp(prefix="variant-template-"))
-        cfg = root / "engine.toml.in"
-        cfg.write_text(CONFIG.format(classes=", ".join(f'"{c}"' for c in labels), types=TYPES if typed else ""),
-                       encoding="utf-8")
-        home = Home(root / "home")
-        init_home(home, cfg)
+        home = make_home(root, CONFIG.format(classes=", ".join(f'"{c}"' for c in labels),
+                                             types=TYPES if typed else ""))
         with open_warehouse(home):
             pass
         _TEMPLATES[key] = home.root

@@ -8,19 +8,14 @@ import stat
 import pytest
 
 from data_engine.cli import main
-from data_engine.commands.core import init_home
 from data_engine.review.labelstudio.server import TOKEN_FILE, free_port
-from data_engine.store.home import Home
+from tests.homes import make_home
 
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
-    h = Home(tmp_path / "home")
-    init_home(h)
-    text = h.config_path.read_text().replace("http://127.0.0.1:8080", f"http://127.0.0.1:{free_port()}")
-    h.config_path.write_text(text)
-    return h
+    return make_home(tmp_path, {"review": {"url": f"http://127.0.0.1:{free_port()}"}})
 
 
 def _run(home, *argv):

@@ -9,16 +9,15 @@ import pytest
 
 from assets.ingest import batches_partitions, landed_batch
 from assets.resources import EngineResource
-from data_engine.commands.core import init_home
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 from sensors.ingest import landing_sensor
+from tests.homes import make_home
 
 
 @pytest.fixture()
 def demo_home(tmp_path: Path) -> Home:
-    home = Home(tmp_path / "home")
-    init_home(home)
+    home = make_home(tmp_path)
     (home.landing / "a.csv").write_text(
         "id,label," + ",".join(f"px{i}" for i in range(64)) + "\n"
         + "".join(f"e{r},{r % 10}," + ",".join(str((r + i) % 17) for i in range(64)) + "\n" for r in range(12))

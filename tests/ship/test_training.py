@@ -68,7 +68,7 @@ def test_retrain_decision_follows_new_labels_and_batches(env):
         training.train_candidate(con, home)
         assert not training.retrain_decision(con, home.config).retrain
         X = info["X"][:3]
-        insert_examples(con, ["n1", "n2", "n3"], X, ["0", "1", "2"], batch="later-batch")
+        insert_examples(con, home, ["n1", "n2", "n3"], X, ["0", "1", "2"], batch="later-batch")
         batch = training.retrain_decision(con, home.config)
     assert batch.retrain and batch.new_batches == 1
 
@@ -101,7 +101,7 @@ def test_training_without_labels_is_a_clear_error(tmp_path):
     h = make_home(tmp_path)
     X = np.zeros((3, 64))
     with open_warehouse(h) as con:
-        insert_examples(con, ["a", "b", "c"], X, [None, None, None], batch="u")
+        insert_examples(con, h, ["a", "b", "c"], X, [None, None, None], batch="u")
         with pytest.raises(EngineError, match="no labeled training examples"):
             training.train_candidate(con, h)
 
@@ -127,6 +127,6 @@ def test_latest_label_flags_reads_the_newest_mining_run_on_current_content(env):
 def test_gold_alone_does_not_trigger_training(tmp_path):
     h = make_home(tmp_path)
     with open_warehouse(h) as con:
-        insert_examples(con, ["g1", "g2"], np.zeros((2, 64)), ["1", "2"], batch="gold", gold=True)
+        insert_examples(con, h, ["g1", "g2"], np.zeros((2, 64)), ["1", "2"], batch="gold", gold=True)
         decision = training.retrain_decision(con, h.config)
     assert not decision.retrain and "gold data is for evaluation only" in decision.reason
