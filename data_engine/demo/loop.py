@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from data_engine.errors import EngineError
 from data_engine.mine.spec import ModelSpec
 from data_engine.store.home import Home
 
@@ -194,7 +195,9 @@ def compare(home: Home, oracle: pd.DataFrame, cleaned: pd.Series) -> dict[str, A
     candidates = {m: resolve_spec(m, modality, seed=seed) for m in ("hgb", "linear", "knn")}
     ensemble = resolve_spec("auto", modality, seed=seed, n_rows=n_train)
     candidates["+".join(ensemble.members)] = ensemble
-    alternatives_specs = {name: spec for name, spec in candidates.items() if spec.members != served.members}
+    # Only the families that can read this data set's columns (gradient boosting reads no text).
+    alternatives_specs = {name: spec for name, spec in candidates.items()
+                          if spec.members != served.members and _reads(spec, data.schema)}
     recipes = {name: (spec, noisy) for name, spec in alternatives_specs.items()}
     recipes |= {"noisy": (served, noisy), "final": (served, cleaned), "clean": (served, clean)}
     acc = held_out_accuracy(data, recipes, seed=seed)
@@ -210,6 +213,17 @@ def compare(home: Home, oracle: pd.DataFrame, cleaned: pd.Series) -> dict[str, A
         "accuracy_clean": acc["clean"],
         "evaluated_on": len(data.truth),
     }
+
+
+def _reads(spec: ModelSpec, schema: dict[str, str]) -> bool:
+    """Whether the model ``spec`` can be built on input columns of these kinds."""
+    from data_engine.mine.models import Schema, build_estimator
+
+    try:
+        build_estimator(spec, Schema.from_mapping(schema))
+    except EngineError:
+        return False
+    return True
 
 
 def labels_in_force(home: Home) -> pd.Series:

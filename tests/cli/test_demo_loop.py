@@ -52,3 +52,12 @@ def test_a_home_without_gold_data_is_measured_on_its_training_examples():
     acc = held_out_accuracy(data, {"true": (resolve_spec("hgb", "tabular"), truth),
                                    "swapped": (resolve_spec("linear", "tabular"), swapped)}, n_jobs=1)
     assert acc["true"] == pytest.approx(1.0) and acc["swapped"] == pytest.approx(0.0)
+
+
+def test_the_comparison_leaves_out_model_families_that_cannot_read_the_columns():
+    # A text home: gradient boosting reads no text, and the demo's comparison stopped on it.
+    from data_engine.demo.loop import _reads
+
+    assert not _reads(resolve_spec("hgb", "text"), {"sentence": "text"})
+    assert _reads(resolve_spec("linear", "text"), {"sentence": "text"})
+    assert _reads(resolve_spec("hgb", "tabular"), {"x": "numeric"})
