@@ -8,7 +8,7 @@ from assets.metadata import ROW_COUNT, figure, number, numbers, table
 from assets.resources import ComputeResource, EngineResource
 from data_engine.mine.predictions import refresh_predictions
 from data_engine.mine.run import MiningSummary, run_mining
-from data_engine.review.verdicts import effective_weights
+from data_engine.mine.weights import effective_weights
 from data_engine.ship.scoring import score_unlabeled
 from data_engine.store.warehouse import open_warehouse
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from data_engine.review.ledger import append_events
+from data_engine.store.ledger import append_events
 from data_engine.store.home import Home
 from tests import homes
 from tests.homes import PIXELS, digits, seed_digits  # noqa: F401  (the loop tests' names)

@@ -130,8 +130,9 @@ def _warehouse_classes(home: Home) -> list[str]:
 def cmd_review_status(args: argparse.Namespace, home: Home) -> int:
     """``review status`` (reads the warehouse only; no server needed)."""
     from data_engine.mine.second_opinions import reviewer_accuracy, second_opinion_report
-    from data_engine.review.propagate import propagation_report
-    from data_engine.review.verdicts import effective_weights, latest_budget_split, review_status, verdict_stats
+    from data_engine.mine.propagate import propagation_report
+    from data_engine.mine.weights import effective_weights
+    from data_engine.review.verdicts import latest_budget_split, review_status, verdict_stats
     from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home) as con:
@@ -185,7 +186,7 @@ def cmd_undo_propagation(args: argparse.Namespace, home: Home) -> int:
     """``review undo-propagation RUN``."""
     import getpass
 
-    from data_engine.review.propagate import undo_propagation
+    from data_engine.mine.propagate import undo_propagation
     from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home) as con:

@@ -183,7 +183,7 @@ def compare(home: Home, oracle: pd.DataFrame, cleaned: pd.Series) -> dict[str, A
     """The course's comparison: model-centric alternatives on the noisy labels (other families, and
     the mining ensemble built to withstand noise), the served model on the noisy, the cleaned and
     the true labels (see :func:`held_out_accuracy` for how it is measured)."""
-    from data_engine.mine.spec import resolve_spec
+    from data_engine.mine.models import resolve_spec
 
     cfg = home.config
     modality, seed = cfg.dataset.modality, cfg.mining.seed
@@ -247,7 +247,7 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
     from data_engine.review.pull import pull_verdicts
     from data_engine.review.push import push_queue
     from data_engine.review.simulate import read_oracle, simulate_reviews
-    from data_engine.review.verdicts import effective_weights
+    from data_engine.mine.weights import effective_weights
     from data_engine.store.dataset import label_snapshot, load_classes
     from data_engine.store.warehouse import open_warehouse
 

@@ -8,7 +8,7 @@ review:
   such points it takes the power-law prior: if the error falls as ``n**-ALPHA`` (learning curves of
   most models, Hestness et al. 2017), one more label gains ``ALPHA * error / n``;
 * a **fix** of issue type ``t`` gains ``rate_t * FIX_WORTH`` times that prior: ``rate_t`` is the
-  share of flagged examples reviewers confirmed (smoothed, :func:`data_engine.review.verdicts.confirmation_rates`),
+  share of flagged examples reviewers confirmed (smoothed, :func:`data_engine.mine.weights.confirmation_rates`),
   and a confirmed fix both removes a wrong label and adds a right one (``FIX_WORTH = 2`` labels).
 
 Every flagged issue type first gets its part of ``MIN_FIX_SHARE`` of the budget, so its

@@ -49,7 +49,7 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
     split returned counts what was queued, and says why when the queue is shorter than ``budget``.
     """
     from data_engine.mine.second_opinions import SECOND_OPINION
-    from data_engine.review.verdicts import confirmation_rates
+    from data_engine.mine.weights import confirmation_rates
 
     excluded = set(exclude)
     open_issues = issues[issues["is_issue"].astype(bool) & ~issues["example_id"].isin(excluded)]

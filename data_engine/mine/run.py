@@ -35,9 +35,11 @@ from data_engine.compute.backend import Backend, engine_backend
 from data_engine.mine.detectors import DETECTORS, MiningData, run_detectors
 from data_engine.mine.detectors.near_duplicate import agreeing_copies_pay
 from data_engine.mine.embedders.base import EMBEDDING_COLUMN
+from data_engine.mine.names import check_names
 from data_engine.mine.noise import estimate_noise, noise_plot
 from data_engine.mine.predictions import PredictionState, refresh_predictions
 from data_engine.mine.plan import plan_queue
+from data_engine.mine.propagate import apply_propagation, plan_propagation, propagation_report, undone_examples
 from data_engine.mine.second_opinions import worth_second_opinion
 from data_engine.mine.runs import (
     example_info,
@@ -47,9 +49,8 @@ from data_engine.mine.runs import (
     second_opinion_candidates,
     store_run,
 )
-from data_engine.review.propagate import apply_propagation, plan_propagation, propagation_report, undone_examples
-from data_engine.ship.registry import load_cache, save_cache
 from data_engine.stages import StageClock
+from data_engine.store.cache import load_cache, save_cache
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
 
@@ -94,7 +95,7 @@ class MiningSummary:
     embedding: str = ""
     newly_embedded: int = 0
     # The propagation of this run (review.propagate = "apply"): its id, examples touched, and the
-    # measured precision of earlier ones (data_engine.review.propagate.propagation_report).
+    # measured precision of earlier ones (data_engine.mine.propagate.propagation_report).
     propagation: dict[str, Any] = field(default_factory=dict)
     plot_path: Path | None = None
     budget_split: dict[str, Any] = field(default_factory=dict)
@@ -138,6 +139,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
     ``clock`` collects per-stage time (and memory, if it tracks it); ``compute`` is where fold
     fits and neighbour search run (default: the back-end of ``[compute] scheduler``).
     """
+    check_names(cfg)  # a misspelt detector, strategy or model fails before any computing
     clock = clock or StageClock()
     started = datetime.now(timezone.utc)
     state = refresh_predictions(con, cfg, home=home, force=force, clock=clock, compute=compute)
@@ -282,7 +284,7 @@ def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarra
     index = None
     if path is not None and path.exists():
         try:
-            # Unpickled only when its keyed sha256 matches (registry.load_cache); else rebuilt.
+            # Unpickled only when its keyed sha256 matches (store.cache.load_cache); else rebuilt.
             index = load_cache(home, path)
         except Exception as exc:  # a damaged cache is rebuilt, never trusted
             log.warning("neighbour cache %s unreadable (%s); rebuilding", path, exc)

@@ -14,7 +14,7 @@ several votes; none decides whether one vote deserves another.
 
 What they bought is :func:`second_opinion_report`: second-opinion verdicts, the slips they caught
 (the label changed) and reviews per caught slip. Their verdicts are left out of the confirmation
-rates that drive the budget split (:func:`data_engine.review.verdicts.confirmation_rates`): a
+rates that drive the budget split (:func:`data_engine.mine.weights.confirmation_rates`): a
 second opinion asks whether a *reviewer* erred, not whether the detector found an error in the data.
 """
 

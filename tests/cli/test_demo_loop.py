@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from data_engine.demo.loop import HeldOut, held_out_accuracy
-from data_engine.mine.spec import resolve_spec
+from data_engine.mine.models import resolve_spec
 
 
 def two_blobs(n: int = 120, n_gold: int = 30, seed: int = 0) -> HeldOut:

@@ -190,7 +190,7 @@ def test_event_ids_increase_across_ingest_review_and_a_changed_version(
     ingest_toy: Ingest, toy_con: duckdb.DuckDBPyConnection
 ) -> None:
     from data_engine.mine.runs import excluded_examples
-    from data_engine.review.ledger import append_events as _write_events
+    from data_engine.store.ledger import append_events as _write_events
 
     ingest_toy("one.csv", _csv("1,a,1.5,red", "2,b,2,blue"))
     toy_con.execute("BEGIN TRANSACTION")

@@ -73,8 +73,7 @@ def _tasks_ran_on(dask: DaskBackend, fn, *args, **kwargs):
 
 
 def test_out_of_fold_fits_on_the_cluster_equal_the_local_ones(dask: DaskBackend) -> None:
-    from data_engine.mine.models import Schema, build_members
-    from data_engine.mine.spec import resolve_spec
+    from data_engine.mine.models import Schema, build_members, resolve_spec
 
     frame = blobs(300, seed=3, flip=(1, 5, 9))
     schema = {"x": "numeric", "y": "numeric", "color": "categorical"}

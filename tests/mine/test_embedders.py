@@ -85,12 +85,13 @@ def test_the_column_embedder_reads_lists_or_numeric_columns() -> None:
 
 def test_config_names_an_unknown_embedding() -> None:
     from data_engine.errors import ConfigError
+    from data_engine.mine.names import check_names
     from data_engine.store.config import parse_config
 
     ds = {"name": "t", "modality": "text", "id_column": "id", "label_column": "y", "text_column": "t"}
-    assert parse_config({"dataset": ds}).mining.resolved_embedding("text") == "e5-small"
+    assert resolve_embedding(parse_config({"dataset": ds}).mining.embedding, "text") == "e5-small"
     with pytest.raises(ConfigError, match="mining.embedding = 'bert'.*tfidf"):
-        parse_config({"dataset": ds, "mining": {"embedding": "bert"}})
+        check_names(parse_config({"dataset": ds, "mining": {"embedding": "bert"}}))
     with pytest.raises(ConfigError, match="mining.predictions = 'theirs'"):
         parse_config({"dataset": ds, "mining": {"predictions": "theirs"}})
 

@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_engine.mine.models import MEMBERS, Schema, build_estimator
+from data_engine.mine.models import MEMBERS, Schema, build_estimator, resolve_spec
 from data_engine.mine.oof import RareClassWarning, out_of_fold_probabilities
-from data_engine.mine.spec import resolve_spec
 
 SCHEMA = {"x1": "numeric", "x2": "numeric", "color": "categorical", "note": "text"}
 

@@ -15,7 +15,7 @@ from data_engine.mine.second_opinions import (
     worth_second_opinion,
 )
 from data_engine.review.pull import record_verdicts
-from data_engine.review.verdicts import confirmation_rates
+from data_engine.mine.weights import confirmation_rates
 from data_engine.store.warehouse import open_warehouse
 from tests.loop_support import make_home, seed_digits
 

@@ -9,7 +9,6 @@ from data_engine.errors import EngineError
 from data_engine.mine.activelab import activelab_choice
 from data_engine.mine.budget import MIN_FIX_SHARE, curve_gain, prior_gain, split_budget
 from data_engine.mine.selection import STRATEGIES, SelectionPool, get_strategy, select_examples, uncertainty
-from data_engine.store.config import SELECTION_STRATEGIES
 
 
 def blobs_pool(seed: int = 0) -> SelectionPool:
@@ -25,10 +24,6 @@ def blobs_pool(seed: int = 0) -> SelectionPool:
     probs[unsure, 0] += rng.uniform(0, 0.01, unsure.sum())
     probs /= probs.sum(axis=1, keepdims=True)
     return SelectionPool(emb, probs, centres[:1] + 0.1, seed=seed)
-
-
-def test_config_names_every_registered_strategy() -> None:
-    assert set(SELECTION_STRATEGIES) == set(STRATEGIES)
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_engine.mine.models import build_estimator
-from data_engine.mine.spec import MEMBER_NAMES, ModelSpec
+from data_engine.mine.models import MEMBERS, build_estimator
+from data_engine.mine.spec import ModelSpec
 from data_engine.mine.tiny import SmallDataCalibratedClassifierCV, SmallDataHistGradientBoosting, stratified_split_fits
 from data_engine.mine.models import Schema
 
@@ -27,7 +27,7 @@ def tiny_frame(counts: list[int], seed: int = 0) -> tuple[pd.DataFrame, np.ndarr
 SCHEMA = Schema(("x",), ("c",), ("t",))
 
 
-@pytest.mark.parametrize("member", MEMBER_NAMES)
+@pytest.mark.parametrize("member", list(MEMBERS))
 @pytest.mark.parametrize("counts", [[1, 2, 5], [8] * 10, [9, 1]])
 def test_every_member_fits_tiny_classes(member: str, counts: list[int]) -> None:
     frame, y = tiny_frame(counts)

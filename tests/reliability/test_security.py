@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from data_engine.review.labelstudio.server import PASSWORD_FILE, TOKEN_FILE, read_or_create_secret
-from data_engine.ship.registry import load_cache, save_cache
+from data_engine.store.cache import load_cache, save_cache
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 from tests.reliability.conftest import REPO

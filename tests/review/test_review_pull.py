@@ -122,7 +122,8 @@ def test_verdicts_measure_the_miner_and_move_the_weights(tmp_path):
     # make_queue flags every 3rd example (the flipped ones) as "label", the rest as "uncertain".
     for ex in frame.itertuples():
         client.create_annotation(tasks[ex.id], choice_result(ex.true_label))
-    from data_engine.review.verdicts import effective_weights, verdict_stats
+    from data_engine.mine.weights import effective_weights
+    from data_engine.review.verdicts import verdict_stats
 
     with open_warehouse(home) as con:
         pull_verdicts(con, client, home.config)

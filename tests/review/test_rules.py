@@ -12,7 +12,7 @@ import pytest
 from data_engine.cli import main
 from data_engine.errors import EngineError
 from data_engine.ingest.batch import ingest_file
-from data_engine.review.ledger import append_events
+from data_engine.store.ledger import append_events
 from data_engine.review.rules import apply_rule, check_where
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse

@@ -65,10 +65,10 @@ def _parse(text: str) -> EngineConfig:
         (BASE + 'column_types = { tenure = "number" }\n', ["dataset.column_types.tenure", "'numeric'"]),
         # ranges and cross-section checks
         (BASE + "[mining]\nfolds = 1\n", ["mining.folds", "at least 2"]),
-        (BASE + "[mining]\ndetectors = ['label', 'vibes']\n", ["mining.detectors[1]", "'vibes'"]),
+        (BASE + "[mining]\ndetectors = ['label', '']\n", ["mining.detectors[1]", "must not be empty"]),
         (BASE + "[review]\nurl = 'localhost:8080'\n", ["review.url", "http://"]),
         (BASE + "[review]\napi_key_env = 'sk-123 456'\n", ["review.api_key_env", "NAME"]),
-        (BASE + "[review.weights]\nvibes = 1.0\n", ["review.weights.vibes", "not a detector"]),
+        (BASE + "[review.weights]\nlabel = -1.0\n", ["review.weights.label", "must not be negative"]),
         (BASE + "[serve]\nport = 70000\n", ["serve.port"]),
         (BASE + "[[gate.slices]]\nname = 's'\ncolumn = 'age'\nequals = 'x'\n", ["gate.slices[0].column", "'age'"]),
         (BASE + "[[gate.slices]]\nname = 's'\ncolumn = 'plan'\n", ["gate.slices[0]", "equals, min or max"]),

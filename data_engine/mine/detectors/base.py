@@ -9,6 +9,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from data_engine.plugins import Registry
+
 # Columns every detector returns, one row per example it judged.
 ISSUE_COLUMNS = ("example_id", "is_issue", "score", "reason", "detail")
 
@@ -136,13 +138,15 @@ class Detector(ABC):
         """Judge the examples in ``data``; scores in [0, 1], low means likely a problem."""
 
 
-DETECTORS: dict[str, type[Detector]] = {}
+# The detectors by issue name: the built-ins (registered as their modules load) and those of the
+# installed packages' ``data_engine.detectors`` entry points (docs/architecture.md).
+DETECTORS: Registry[type[Detector]] = Registry("detector", "data_engine.detectors", name_attr="issue_name",
+                                                base=Detector)
 
 
 def register_detector(cls: type[Detector]) -> type[Detector]:
     """Class decorator adding a detector to :data:`DETECTORS` under its ``issue_name``."""
-    DETECTORS[cls.issue_name] = cls
-    return cls
+    return DETECTORS.register(cls)
 
 
 def issues_frame(example_ids: np.ndarray, is_issue: np.ndarray, score: np.ndarray, reason: np.ndarray,

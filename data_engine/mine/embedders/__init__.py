@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from data_engine.errors import EngineError
 from data_engine.mine.embedders.base import EMBEDDERS, Embedder, get_embedder, register_embedder
 from data_engine.mine.embedders.column import ColumnEmbedder
@@ -12,7 +14,7 @@ from data_engine.mine.embedders.e5 import E5SmallEmbedder
 from data_engine.mine.embedders.image import ImageEmbedder
 from data_engine.mine.embedders.tfidf import TfidfEmbedder
 
-__all__ = ["AUTO_EMBEDDING", "AUTO_IMAGE_FILES_EMBEDDING", "EMBEDDERS", "ColumnEmbedder", "E5SmallEmbedder", "Embedder", "ImageEmbedder", "TfidfEmbedder",
+__all__ = ["AUTO_EMBEDDING", "AUTO_IMAGE_FILES_EMBEDDING", "configured_embedding", "EMBEDDERS", "ColumnEmbedder", "E5SmallEmbedder", "Embedder", "ImageEmbedder", "TfidfEmbedder",
            "get_embedder",
            "register_embedder", "resolve_embedding"]
 
@@ -38,4 +40,10 @@ def resolve_embedding(name: str, modality: str, *, image_files: bool = False) ->
         raise EngineError(f"mining.embedding = {name!r}: embeds {', '.join(EMBEDDERS[chosen].modalities)} "
                           f"data, not {modality!r}")
     return chosen
+
+
+def configured_embedding(cfg: Any) -> str:
+    """The embedder ``[mining] embedding`` of an ``EngineConfig`` means for its data set: its
+    modality, and whether it holds image files (``[dataset] image_column``)."""
+    return resolve_embedding(cfg.mining.embedding, cfg.dataset.modality, image_files=bool(cfg.dataset.image_column))
 

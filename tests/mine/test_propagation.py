@@ -16,8 +16,8 @@ from data_engine.ingest.batch import ingest_file
 from data_engine.mine.detectors import MiningData, get_detector
 from data_engine.mine.detectors.lookalike import choose_threshold
 from data_engine.mine.run import run_mining
-from data_engine.review.ledger import append_events
-from data_engine.review.propagate import PropagationPlan, apply_propagation, propagation_report, undo_propagation
+from data_engine.store.ledger import append_events
+from data_engine.mine.propagate import PropagationPlan, apply_propagation, propagation_report, undo_propagation
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 

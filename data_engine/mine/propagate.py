@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 
 from data_engine.errors import EngineError
-from data_engine.review.ledger import append_events
 from data_engine.store.config import ReviewConfig
+from data_engine.store.ledger import append_events
 from data_engine.store.warehouse import has_table, rollback_quietly
 
 if TYPE_CHECKING:
