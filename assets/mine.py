@@ -54,6 +54,9 @@ def issues_metadata(summary: MiningSummary, plot_path=None) -> dict[str, dg.Meta
         "run_id": dg.MetadataValue.int(summary.run_id),
         **{f"flagged_{k}": dg.MetadataValue.int(v) for k, v in summary.counts.items()},
         "estimated_noise_rate": number(summary.noise_rate),
+        # Its 95 % bootstrap interval over examples (data_engine.mine.noise.noise_interval).
+        "estimated_noise_rate_low": number(summary.noise_interval[0] if summary.noise_interval else None),
+        "estimated_noise_rate_high": number(summary.noise_interval[1] if summary.noise_interval else None),
         "seconds": number(sum(summary.timings.values()), 2),
         "seconds_per_stage": table([{"stage": k, "seconds": v} for k, v in summary.timings.items()],
                                    [("stage", str), ("seconds", float)], digits=2),

@@ -48,7 +48,9 @@ def cmd_mine(args: argparse.Namespace, home: Home) -> int:
         print(f"look-alike features: {features}")
     print("flagged: " + ", ".join(f"{k}={v}" for k, v in summary.counts.items()))
     if summary.noise_rate is not None:
-        print(f"estimated noise rate: {summary.noise_rate:.1%}")
+        from data_engine.mine.noise import noise_wording
+
+        print(noise_wording(summary.noise_rate, summary.noise_interval))
     fact = summary.detector_summaries.get("near_duplicate", {}).get("copies_fact")
     if fact:
         print(f"copies: {fact['rows_with_copies']} rows have an identical or near-identical row "

@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=cmd_pull)
 
-    p = rsub.add_parser("simulate", help="answer open tasks through the Label Studio API from oracle.csv")
+    p = rsub.add_parser("simulate", help="answer open tasks through the Label Studio API from the true labels in "
+                                         "HOME/oracle.jsonl (else oracle.csv)")
     p.add_argument("--accuracy", type=float, default=0.98, help="share of answers that are right (default 0.98)")
     p.add_argument("--limit", type=int, help="answer at most this many tasks")
     p.add_argument("--seed", type=int, default=0)
@@ -103,10 +104,11 @@ def cmd_simulate(args: argparse.Namespace, home: Home) -> int:
     """``review simulate``."""
     from data_engine.errors import EngineError
     from data_engine.review.project import make_client, project_title
-    from data_engine.review.simulate import read_oracle, simulate_reviews
+    from data_engine.review.oracle import oracle_path, read_oracle
+    from data_engine.review.simulate import simulate_reviews
 
     cfg = home.config
-    oracle = read_oracle(home.oracle_path)
+    oracle = read_oracle(oracle_path(home))
     client = make_client(home)
     project_id = client.find_project(project_title(cfg))
     if project_id is None:

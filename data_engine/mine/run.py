@@ -36,7 +36,7 @@ from data_engine.mine.detectors import DETECTORS, MiningData, run_detectors
 from data_engine.mine.detectors.near_duplicate import agreeing_copies_pay
 from data_engine.mine.embedders.base import EMBEDDING_COLUMN
 from data_engine.mine.names import check_names
-from data_engine.mine.noise import estimate_noise, noise_plot
+from data_engine.mine.noise import estimate_noise, noise_interval, noise_plot
 from data_engine.mine.predictions import PredictionState, refresh_predictions
 from data_engine.mine.plan import plan_queue
 from data_engine.mine.propagate import apply_propagation, plan_propagation, propagation_report, undone_examples
@@ -99,6 +99,8 @@ class MiningSummary:
     propagation: dict[str, Any] = field(default_factory=dict)
     plot_path: Path | None = None
     budget_split: dict[str, Any] = field(default_factory=dict)
+    # The noise rate's 95 % bootstrap interval (data_engine.mine.noise.noise_interval), shares in [0, 1].
+    noise_interval: tuple[float, float] | None = None
 
     def queue_markdown(self, rows: int = QUEUE_PREVIEW_ROWS) -> str:
         """The top of the queue as a Markdown table."""
@@ -118,7 +120,9 @@ class MiningSummary:
             "run_id": self.run_id, "label_snapshot": self.label_snapshot, "model_spec": self.model_spec,
             "reused_predictions": self.reused_predictions, "n_labeled": self.n_labeled,
             "n_unlabeled": self.n_unlabeled, "newly_scored_unlabeled": self.newly_scored_unlabeled,
-            "counts": self.counts, "noise_rate": self.noise_rate, "class_imbalance": self.class_imbalance,
+            "counts": self.counts, "noise_rate": self.noise_rate,
+            "noise_interval": list(self.noise_interval) if self.noise_interval else None,
+            "class_imbalance": self.class_imbalance,
             "timings": {k: round(v, 3) for k, v in self.timings.items()}, "queue_size": self.queue_size,
             "rare_classes": self.rare_classes,
             "ensemble_weights": {k: round(v, 4) for k, v in self.ensemble_weights.items()},
@@ -162,6 +166,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
                                 seed=cfg.mining.seed + state.label_snapshot, undone=undone_examples(con))
     with clock.stage("noise"):
         noise_rate, joint, joint_classes = estimate_noise(state)
+        noise_ci = noise_interval(state, seed=cfg.mining.seed) if noise_rate is not None else None
         plot = noise_plot(joint, joint_classes, noise_rate) if joint is not None else None
     with clock.stage("queue"):
         issues = issues_table(results, state)
@@ -202,7 +207,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
     return MiningSummary(
         run_id=run_id, label_snapshot=state.label_snapshot, model_spec=state.model_spec,
         reused_predictions=state.reused, n_labeled=len(state.train), n_unlabeled=len(state.unlabeled),
-        newly_scored_unlabeled=state.newly_scored, counts=counts, noise_rate=noise_rate,
+        newly_scored_unlabeled=state.newly_scored, counts=counts, noise_rate=noise_rate, noise_interval=noise_ci,
         class_imbalance=results["class_imbalance"].summary if "class_imbalance" in results else {},
         detector_summaries={n: r.summary for n, r in results.items()}, timings=dict(clock.seconds),
         queue_size=len(queue), queue_top=queue.head(QUEUE_PREVIEW_ROWS),
