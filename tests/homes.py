@@ -42,7 +42,7 @@ def config_text(config: str | Mapping[str, Mapping[str, Any]] | None = None) -> 
     if config is None:
         return default_config_text()
     merged = tomllib.loads(default_config_text())
-    for section, values in (config or {}).items():
+    for section, values in config.items():
         merged.setdefault(section, {}).update(values)
     return tomlkit.dumps(merged)
 
@@ -51,9 +51,10 @@ def make_home(root: Path, config: str | Mapping[str, Mapping[str, Any]] | None =
               seed: int | None = None, name: str = "home", **split: Any) -> Home:
     """A fresh engine home at ``root / name`` (its config also kept at ``root / f"{name}.toml"``).
 
-    ``config`` as in :func:`config_text`; an existing home there gets the new config. ``seed`` None leaves the warehouse empty (created by
-    ``init``'s migrations on first open); an int ingests :func:`digits_split` (``split`` passes
-    ``n_train``, ``n_gold``, ``n_unlabeled``, ``noise``) as :func:`seed_digits` does.
+    ``config`` as in :func:`config_text`; an existing home there gets the new config. ``seed``
+    None leaves the warehouse empty (created by the engine's migrations on first open); an int
+    ingests :func:`digits_split` (``split`` passes ``n_train``, ``n_gold``, ``n_unlabeled``,
+    ``noise``) as :func:`seed_digits` does.
     Raises the engine's ``ConfigError`` for a config that does not validate.
     """
     root.mkdir(parents=True, exist_ok=True)

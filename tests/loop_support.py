@@ -17,15 +17,15 @@ from tests.homes import PIXELS, digits, seed_digits  # noqa: F401  (the loop tes
 
 
 def make_home(tmp_path: Path, sections: Mapping[str, Mapping[str, Any]] | None = None,
-              slices: list[dict[str, object]] | None = None) -> Home:
+              slices: list[dict[str, object]] | None = None, *, seed: int | None = None, **split: Any) -> Home:
     """:func:`tests.homes.make_home` with the digits config, the fast linear model, ``sections``
-    over it and ``slices`` as ``[[gate.slices]]``."""
+    over it and ``slices`` as ``[[gate.slices]]``; ``seed`` and ``split`` as there."""
     config = {name: dict(values) for name, values in homes.FAST_MODEL.items()}
     for name, values in (sections or {}).items():
         config.setdefault(name, {}).update(values)
     if slices:
         config.setdefault("gate", {})["slices"] = list(slices)
-    return homes.make_home(tmp_path, config)
+    return homes.make_home(tmp_path, config, seed=seed, **split)
 
 
 def insert_examples(con, home: Home, ids: list[str], X: np.ndarray, labels: Sequence[str | None], *,

@@ -7,12 +7,12 @@ import dagster as dg
 
 from assets.mine import mined_issues, oof_predictions
 from assets.resources import ComputeResource, EngineResource
-from tests.loop_support import make_home, seed_digits
+from tests.loop_support import make_home
 
 
 def test_mining_assets_write_typed_metadata_and_data_versions(tmp_path) -> None:
-    home = make_home(tmp_path, {"mining": {"model": "linear", "detectors": ["label", "outlier", "near_duplicate"]}})
-    seed_digits(home, n_train=200, n_gold=40, n_unlabeled=20, noise=0.1)
+    home = make_home(tmp_path, {"mining": {"model": "linear", "detectors": ["label", "outlier", "near_duplicate"]}},
+                     seed=0, n_train=200, n_gold=40, n_unlabeled=20, noise=0.1)
     instance = dg.DagsterInstance.ephemeral()
     engine = EngineResource(home=str(home.root))
     resources = {"engine": engine, "compute": ComputeResource(engine=engine)}

@@ -12,14 +12,12 @@ from dagster._core.storage.dagster_run import DagsterRun
 from assets.resources import EngineResource
 from sensors.mine import mining_sensor
 from sensors.ship import retrain_sensor
-from tests.loop_support import make_home, seed_digits
+from tests.loop_support import make_home
 
 
 @pytest.fixture()
 def home(tmp_path):
-    h = make_home(tmp_path)
-    seed_digits(h, n_train=120, n_gold=40, n_unlabeled=10)
-    return h
+    return make_home(tmp_path, seed=0, n_train=120, n_gold=40, n_unlabeled=10)
 
 
 def _add_run(instance: dg.DagsterInstance, job: str, status: dg.DagsterRunStatus) -> str:

@@ -60,6 +60,8 @@ def _grow(mount: Path) -> None:
     subprocess.run(["mount", "-o", "remount,size=64m", str(mount)], check=True)
 
 
+# slow: a 60,000-row file filling a tmpfs, then a retry; the completely-full-disk test stays fast
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_disk_full_during_a_load_is_one_clear_line_and_the_retry_succeeds(small_disk: Path, tmp_path: Path) -> None:
     home = make_home(small_disk)

@@ -79,6 +79,8 @@ def _as_jsonl(rows: list[dict[str, str]]) -> str:
 FILES = {"n": 0}
 
 
+# slow: sixty fuzzed files, each ingested; tests/ingest/test_ingest_corpus.py's bad files stay fast
+@pytest.mark.slow
 @SETTINGS
 @given(rows=st.lists(row, min_size=1, max_size=8), fmt=st.sampled_from(["csv", "jsonl"]),
        encoding=st.sampled_from(["utf-8", "utf-8", "utf-8", "latin-1", "utf-16", "cp1252"]))

@@ -11,14 +11,12 @@ from data_engine.errors import EngineError
 from data_engine.ship import deploy, registry
 from data_engine.ship.training import train_candidate
 from data_engine.store.warehouse import open_warehouse
-from tests.loop_support import make_home, review, seed_digits, train_again
+from tests.loop_support import make_home, review, train_again
 
 
 @pytest.fixture()
 def home(tmp_path):
-    h = make_home(tmp_path)
-    seed_digits(h, n_train=300, n_gold=100, n_unlabeled=0)
-    return h
+    return make_home(tmp_path, seed=0, n_train=300, n_gold=100, n_unlabeled=0)
 
 
 @pytest.mark.parametrize("history, expected", [

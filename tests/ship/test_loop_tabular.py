@@ -9,8 +9,8 @@ import pytest
 from data_engine.bench.datasets import make_tabular_dataset
 from data_engine.ingest.batch import ingest_file
 from data_engine.ship import deploy, scoring, training
-from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
+from tests.homes import make_home
 
 CONFIG = """
 [dataset]
@@ -29,9 +29,7 @@ min_gold = 20
 def home(tmp_path):
     from threadpoolctl import threadpool_limits
 
-    h = Home(tmp_path / "home")
-    h.make_dirs()
-    h.config_path.write_text(CONFIG)
+    h = make_home(tmp_path, CONFIG)
     ds = make_tabular_dataset(1200, n_classes=4, seed=3)
     frame = ds.frame.copy()
     frame.insert(0, "id", [f"t{i}" for i in range(len(frame))])
@@ -53,7 +51,11 @@ def test_tabular_loop_with_the_default_model(home):
     h, frame = home
     with open_warehouse(h) as con:
         result = training.train_candidate(con, h)
-        assert result.record.model_spec.startswith("hgb+linear+knn/tabular")
+        # The served model is the best candidate out of fold (the mining ensemble, its members).
+        choice = result.choice
+        assert [c.name for c in choice.candidates] == ["hgb+linear+knn (weighted)", "hgb", "linear", "knn"]
+        assert choice.chosen == choice.best.name
+        assert result.record.model_spec.startswith("+".join(choice.members) + "/tabular")
         assert result.record.input_schema["color"] == "categorical"
         verdict, dep = deploy.deploy_if_better(con, h)
         assert verdict.promote and dep is not None
