@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from data_engine.errors import EngineError
 from data_engine.mine.spec import ModelSpec
 from data_engine.store.home import Home
 
@@ -160,7 +161,8 @@ def held_out_accuracy(data: HeldOut, recipes: dict[str, tuple[Any, ...]], *, see
     gold = np.flatnonzero(data.is_gold)
     # Folds stratified by the truth, the same for every recipe, so recipes differ only in labels.
     folds = StratifiedKFold(EVAL_FOLDS, shuffle=True, random_state=seed).split(train, data.truth[train])
-    splits = [(train[fit], train[test]) for fit, test in folds] + [(train, gold)]
+    # A home without gold data (a user's own) is measured on its training examples alone.
+    splits = [(train[fit], train[test]) for fit, test in folds] + ([(train, gold)] if len(gold) else [])
     tasks = []
     for name, (spec, labels, *weights) in recipes.items():
         # Examples without a label in the recipe (discarded ones) are left out of training only.
@@ -198,7 +200,9 @@ def compare(home: Home, oracle: pd.DataFrame, cleaned: pd.Series, noisy: pd.Seri
     candidates = {m: resolve_spec(m, modality, seed=seed) for m in ("hgb", "linear", "knn")}
     ensemble = resolve_spec("auto", modality, seed=seed, n_rows=n_train)
     candidates["+".join(ensemble.members)] = ensemble
-    alternatives_specs = {name: spec for name, spec in candidates.items() if spec.members != first[1].members}
+    # Only the families that can read this data set's columns (gradient boosting reads no text).
+    alternatives_specs = {name: spec for name, spec in candidates.items()
+                          if spec.members != first[1].members and _reads(spec, data.schema)}
     recipes: dict[str, tuple[Any, ...]] = {name: (spec, noisy) for name, spec in alternatives_specs.items()}
     recipes |= {"noisy": (first[1], noisy, first[2]), "final": (final[1], cleaned, final[2]),
                 "clean": (final[1], clean, final[2])}
@@ -216,6 +220,17 @@ def compare(home: Home, oracle: pd.DataFrame, cleaned: pd.Series, noisy: pd.Seri
         "accuracy_clean": acc["clean"],
         "evaluated_on": len(data.truth),
     }
+
+
+def _reads(spec: ModelSpec, schema: dict[str, str]) -> bool:
+    """Whether the model ``spec`` can be built on input columns of these kinds."""
+    from data_engine.mine.models import Schema, build_estimator
+
+    try:
+        build_estimator(spec, Schema.from_mapping(schema))
+    except EngineError:
+        return False
+    return True
 
 
 def served_models(home: Home, n_train: int) -> tuple[tuple[str, ModelSpec, dict[str, float] | None], ...]:
@@ -264,7 +279,6 @@ def landed_labels(home: Home) -> pd.Series:
 def _oracle_coverage(home: Home, oracle: pd.DataFrame, landed: pd.Series) -> tuple[int, int]:
     """(training labels that landed wrong, gold examples the oracle knows); an error when the oracle
     names none of the stored examples (ids in another spelling, or the oracle of another data set)."""
-    from data_engine.errors import EngineError
     from data_engine.review.oracle import oracle_path
     from data_engine.store.warehouse import open_warehouse
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from data_engine.errors import ConfigError, EngineError
 from data_engine.mine.detectors import DETECTORS
-from data_engine.mine.embedders import resolve_embedding
+from data_engine.mine.embedders import configured_embedding
 from data_engine.mine.models import resolve_spec
 from data_engine.mine.selection.base import STRATEGIES
 from data_engine.store.config import EngineConfig
@@ -33,7 +33,7 @@ def check_names(cfg: EngineConfig) -> EngineConfig:
         DETECTORS.check(name, f"review.weights.{name}")
     STRATEGIES.check(cfg.review.strategy, "review.strategy")
     try:
-        embedding = resolve_embedding(cfg.mining.embedding, cfg.dataset.modality)
+        embedding = configured_embedding(cfg)
         for key, name, served in (("mining.model", cfg.mining.model, False),
                                   ("retrain.model", cfg.retrain.model, True)):
             resolve_spec(name, cfg.dataset.modality, served=served, key=key, embedding=embedding)

@@ -66,7 +66,7 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
     fold fits run on ``compute`` (default: the back-end of ``[compute] scheduler``, connected only
     when there is something to fit).
     """
-    from data_engine.mine.embedders import resolve_embedding
+    from data_engine.mine.embedders import configured_embedding
     from data_engine.mine.embedders.features import model_inputs
     from data_engine.mine.models import Schema, build_members, build_model, resolve_spec
     from data_engine.store.dataset import label_snapshot, load_classes, load_examples
@@ -93,7 +93,7 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
             bad = train.loc[labels.isna(), "label"].iloc[0]
             raise EngineError(f"label {bad!r} is not one of the dataset's classes ({', '.join(classes)})")
         labels = labels.to_numpy(dtype=np.int64)
-    embedding = resolve_embedding(cfg.mining.embedding, ds.modality)
+    embedding = configured_embedding(cfg)
     with clock.stage("embedding"):
         train, unlabeled, newly_embedded = _with_embedding(con, cfg, train, unlabeled, schema, compute)
     if cfg.mining.predictions == "external":
