@@ -237,7 +237,7 @@ def served_models(home: Home, n_train: int) -> tuple[tuple[str, ModelSpec, dict[
     """(name, spec, mixture weights) of the first champion and of the champion now, as the engine
     chose them (``served_choice`` in the model's params); the configured default where none was recorded."""
     from data_engine.mine.candidates import ServedChoice
-    from data_engine.mine.embedders import resolve_embedding
+    from data_engine.mine.embedders import configured_embedding
     from data_engine.mine.models import resolve_spec
     from data_engine.ship.deploy import history
     from data_engine.ship.registry import current_champion, get_model
@@ -245,7 +245,7 @@ def served_models(home: Home, n_train: int) -> tuple[tuple[str, ModelSpec, dict[
 
     cfg = home.config
     modality, seed = cfg.dataset.modality, cfg.mining.seed
-    embedding = resolve_embedding(cfg.mining.embedding, modality)
+    embedding = configured_embedding(cfg)
     default = resolve_spec(cfg.retrain.model, modality, seed=seed, n_rows=n_train, served=True, key="retrain.model",
                            embedding=embedding)
     with open_warehouse(home, read_only=True) as con:

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from data_engine.errors import EngineError
-from data_engine.mine.embedders import resolve_embedding
+from data_engine.mine.embedders import configured_embedding
 from data_engine.mine.models import resolve_spec
 from data_engine.mine.spec import SERVED_AUTO, SVM_MAX_ROWS, ModelSpec
 from data_engine.store.config import EngineConfig
@@ -119,7 +119,7 @@ def candidate_members(cfg: EngineConfig, n_rows: int) -> tuple[ModelSpec, tuple[
     from data_engine.mine.embedders.base import get_embedder
 
     modality = cfg.dataset.modality
-    embedding = resolve_embedding(cfg.mining.embedding, modality)
+    embedding = configured_embedding(cfg)
     mining = resolve_spec(cfg.mining.model, modality, seed=cfg.mining.seed, n_rows=n_rows, embedding=embedding)
     extra: list[str] = []
     if get_embedder(embedding).per_row:
@@ -165,7 +165,7 @@ def score_candidates(member_probs: Mapping[str, np.ndarray], mixture: tuple[str,
 def member_key(member: str, cfg: EngineConfig) -> str:
     """The stored key of one member's out-of-fold probabilities: its model spec key and the folds."""
     modality = cfg.dataset.modality
-    spec = ModelSpec((member,), modality, cfg.mining.seed, resolve_embedding(cfg.mining.embedding, modality))
+    spec = ModelSpec((member,), modality, cfg.mining.seed, configured_embedding(cfg))
     return f"{spec.key}/folds={cfg.mining.folds}"
 
 
@@ -269,7 +269,7 @@ def choose_served(cfg: EngineConfig, schema: Mapping[str, str], X: pd.DataFrame,
     modality, seed, metric = cfg.dataset.modality, cfg.mining.seed, cfg.gate.metric
     if con is not None and (ids is None or versions is None):
         raise EngineError("choose_served: re-using stored predictions needs the example ids and versions")
-    embedding = resolve_embedding(cfg.mining.embedding, modality)
+    embedding = configured_embedding(cfg)
     if cfg.retrain.model != "auto":
         spec = resolve_spec(cfg.retrain.model, modality, seed=seed, n_rows=len(y), served=True, key="retrain.model",
                             embedding=embedding)
