@@ -88,7 +88,7 @@ def run_served_bench(*, dataset: str = "sentiment", rows: int = 4000, flip: floa
     from data_engine.bench.propagate import _bench_home, _embed_once, _import_vectors, make_bench_data
     from data_engine.ingest.batch import ingest_file
     from data_engine.mine.candidates import ServedChoice
-    from data_engine.mine.embedders import configured_embedding, resolve_embedding
+    from data_engine.mine.embedders import configured_embedding
     from data_engine.mine.run import run_mining
     from data_engine.review.pull import record_verdicts
     from data_engine.ship.registry import load_model
