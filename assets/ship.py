@@ -10,12 +10,12 @@ from typing import Any
 
 import dagster as dg
 
-from assets.metadata import ROW_COUNT, number, table
+from assets.metadata import ROW_COUNT, gate_metadata, number, table
 from assets.resources import EngineResource
 from data_engine.errors import EngineError
 from data_engine.ship.deploy import promote_gated
-from data_engine.ship.gate import PASSED_PREFIX, run_gate
-from data_engine.ship.registry import current_champion, latest_model
+from data_engine.ship.gate import gate_record_of, run_gate
+from data_engine.ship.registry import current_champion, gate_record, latest_model
 from data_engine.ship.training import train_candidate
 from data_engine.ship.verdict import GateVerdict
 from data_engine.store.warehouse import open_warehouse
@@ -40,21 +40,10 @@ def per_class_table(verdict: GateVerdict) -> dg.MetadataValue:
 
 def verdict_metadata(verdict: GateVerdict) -> dict[str, Any]:
     """The gate's verdict as typed, rounded Dagster metadata (for the check and the candidate's page)."""
-    h = verdict.headline
     meta: dict[str, Any] = {
-        "verdict": dg.MetadataValue.text("promoted" if verdict.promote else "refused"),
-        "outcome": dg.MetadataValue.text(verdict.outcome or "-"),
-        "test": dg.MetadataValue.text(f"{verdict.test} (alpha {verdict.alpha:g})" if verdict.test == "paired"
-                                      else verdict.test),
-        "metric": dg.MetadataValue.text(verdict.metric),
-        "n_gold": number(verdict.n_gold),
-        "champion_version": number(verdict.champion_version),
-        "difference": number(h.diff if h else None),
-        "ci_low": number(h.low if h else None), "ci_high": number(h.high if h else None),
-        "p_worse": number(h.p_worse if h else None), "p_better": number(h.p_better if h else None),
+        **gate_metadata(gate_record_of(verdict, verdict.candidate_version or 0)),
         "gold_only_candidate_right": number(verdict.wins), "gold_only_champion_right": number(verdict.losses),
         "low_recall_classes": dg.MetadataValue.text(", ".join(verdict.low_recall or {}) or "none"),
-        "reason": dg.MetadataValue.text(verdict.reason),
     }
     if verdict.checks:
         meta["checks"] = table(
@@ -121,7 +110,8 @@ def champion_model(context: dg.AssetExecutionContext, engine: EngineResource) ->
     home = engine.get_home()
     with open_warehouse(home) as con:
         newest = latest_model(con)
-        passed = newest is not None and newest.status == "candidate" and (newest.reason or "").startswith(PASSED_PREFIX)
+        gate = gate_record(con, newest.version) if newest is not None else None
+        passed = newest is not None and newest.status == "candidate" and gate is not None and gate.passed
         if passed:
             # The verdict comes from the gate (recorded on the model), not from a second evaluation;
             # promote_gated refuses a candidate the gate did not pass against the current champion.
