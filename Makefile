@@ -4,7 +4,7 @@ HOME_DIR ?= $(CURDIR)/.data-engine
 DATA_ENGINE_HOME ?= $(HOME_DIR)
 export DATA_ENGINE_HOME
 
-.PHONY: setup demo test up down clean
+.PHONY: setup demo test test-fast up down clean
 
 setup:  ## venvs from the pinned locks (idempotent, quick when nothing changed)
 	@bash scripts/setup.sh
@@ -14,6 +14,9 @@ demo: setup  ## set up, start Label Studio, run the engine's loop on the digits 
 
 test: setup  ## the whole suite, real Label Studio and Dagster included
 	@bash scripts/test.sh
+
+test-fast: setup  ## the tests that start no server (no Label Studio, Dagster daemon, Dask, PostgreSQL, browser)
+	@bash scripts/test.sh --fast
 
 up: setup  ## Label Studio and the Dagster UI (127.0.0.1:$DAGSTER_PORT, default 3000) with sensors on, for this home
 	@bash scripts/up.sh

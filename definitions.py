@@ -6,7 +6,7 @@ from assets.ingest import landed_batch
 from assets.mine import mined_issues, oof_predictions
 from assets.resources import ComputeResource, EngineResource, LabelStudioResource
 from assets.review import review_tasks, review_verdicts
-from assets.ship import candidate_model, champion_model, champion_scores
+from assets.ship import candidate_model, champion_model, champion_scores, training_data_export
 from sensors.ingest import ingest_job, landing_sensor
 from sensors.mine import mine_job, mining_sensor
 from sensors.review import pull_job, review_sensor
@@ -16,7 +16,7 @@ ENGINE = EngineResource(home=dg.EnvVar("DATA_ENGINE_HOME"))
 
 defs = dg.Definitions(
     assets=[landed_batch, champion_scores, oof_predictions, mined_issues, review_tasks, review_verdicts,
-            candidate_model, champion_model],
+            candidate_model, champion_model, training_data_export],
     jobs=[ingest_job, mine_job, pull_job, retrain_job],
     sensors=[landing_sensor, mining_sensor, review_sensor, retrain_sensor],
     resources={

@@ -8,7 +8,7 @@ from assets.metadata import ROW_COUNT, figure, number, numbers, table
 from assets.resources import ComputeResource, EngineResource
 from data_engine.mine.predictions import refresh_predictions
 from data_engine.mine.run import MiningSummary, run_mining
-from data_engine.review.verdicts import effective_weights
+from data_engine.mine.weights import effective_weights
 from data_engine.ship.scoring import score_unlabeled
 from data_engine.store.warehouse import open_warehouse
 
@@ -54,6 +54,9 @@ def issues_metadata(summary: MiningSummary, plot_path=None) -> dict[str, dg.Meta
         "run_id": dg.MetadataValue.int(summary.run_id),
         **{f"flagged_{k}": dg.MetadataValue.int(v) for k, v in summary.counts.items()},
         "estimated_noise_rate": number(summary.noise_rate),
+        # Its 95 % bootstrap interval over examples (data_engine.mine.noise.noise_interval).
+        "estimated_noise_rate_low": number(summary.noise_interval[0] if summary.noise_interval else None),
+        "estimated_noise_rate_high": number(summary.noise_interval[1] if summary.noise_interval else None),
         "seconds": number(sum(summary.timings.values()), 2),
         "seconds_per_stage": table([{"stage": k, "seconds": v} for k, v in summary.timings.items()],
                                    [("stage", str), ("seconds", float)], digits=2),
@@ -93,6 +96,8 @@ def queue_metadata(summary: MiningSummary, weights: dict[str, float]) -> dict[st
         # The budget between fixing label issues and labeling new examples (data_engine.mine.budget).
         "fix_reviews": dg.MetadataValue.int(int(sum(summary.budget_split.get("fix", {}).values()))),
         "new_examples": dg.MetadataValue.int(int(summary.budget_split.get("grow", 0))),
+        "unused_reviews": dg.MetadataValue.int(int(summary.budget_split.get("unused", 0))),
+        "why_short": dg.MetadataValue.text(summary.budget_split.get("short_reason") or "the queue fills the budget"),
         "budget_split": dg.MetadataValue.json(summary.budget_split),
     }
 

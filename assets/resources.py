@@ -1,9 +1,11 @@
 """Dagster resources: the engine home (warehouse, config, models), the compute back-end, Label Studio."""
 
 
+import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 from pydantic import PrivateAttr
@@ -82,3 +84,34 @@ class LabelStudioResource(dg.ConfigurableResource):
             yield client
         finally:
             client.close()
+
+
+class FakeLabelStudioResource(LabelStudioResource):
+    """An in-memory Label Studio for tests of the review assets and sensor: ``client`` hands out one
+    :class:`~data_engine.review.labelstudio.fake.FakeReviewClient` for every run and tick, so a test
+    pushes, answers as a reviewer on that client, ticks the sensor and pulls.
+
+    Dagster rebuilds a resource from its config for each run, so the fake is found by ``server``, a
+    key into a registry of live fakes, not held by the resource. Build it with :meth:`over`.
+    """
+
+    api_key: str = ""
+    server: str
+
+    # Weak values: a fake lives as long as the test that holds it.
+    _servers: ClassVar[weakref.WeakValueDictionary[str, Any]] = weakref.WeakValueDictionary()
+
+    @classmethod
+    def over(cls, fake: Any) -> "FakeLabelStudioResource":
+        """A resource serving ``fake`` (a ``FakeReviewClient``) to every run and sensor tick."""
+        key = uuid.uuid4().hex
+        cls._servers[key] = fake
+        return cls(url=fake.url, server=key)
+
+    @contextmanager
+    def client(self, home: Home) -> Iterator[Any]:
+        """The registered fake (closing it releases nothing, like the real one's pool)."""
+        fake = self._servers.get(self.server)
+        if fake is None:
+            raise KeyError(f"no fake Label Studio registered as {self.server!r}: build the resource with over()")
+        yield fake

@@ -159,3 +159,36 @@ def champion_scores(context: dg.AssetExecutionContext, engine: EngineResource) -
         "disagreements_with_candidate": number(result.disagreements), "flagged_for_review": number(result.flagged),
         "seconds": number(result.seconds, 2), "note": dg.MetadataValue.text(result.reason or "-"),
     })
+
+
+@dg.asset(
+    deps=["landed_batch", "review_verdicts"],
+    group_name="models",
+    kinds={"duckdb", "parquet"},
+    description="The cleaned training data: every training example with its label in force, the label's "
+                "source and the label snapshot, as HOME/exports/DATASET.parquet (discarded and gold examples "
+                "left out; unlabeled examples with an empty label). Materialized on demand.",
+)
+def training_data_export(context: dg.AssetExecutionContext, engine: EngineResource) -> dg.MaterializeResult:
+    """Write the labels in force to ``HOME/exports/DATASET.parquet`` (the same code as ``data-engine export``)."""
+    from assets.metadata import ROW_COUNT, table
+    from data_engine.ship.export import export_training_data
+
+    home = engine.get_home()
+    folder = home.root / "exports"
+    folder.mkdir(exist_ok=True)
+    with open_warehouse(home, read_only=True) as con:
+        result = export_training_data(con, home.config.dataset, folder / f"{home.config.dataset.name}.parquet",
+                                      "parquet")
+    context.log.info(result.summary())
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(result.path)), ROW_COUNT: _num(result.rows),
+            "labeled": _num(result.labeled), "unlabeled": _num(result.unlabeled),
+            "label_snapshot": _num(result.label_snapshot),
+            "label_sources": table([{"source": k, "examples": v} for k, v in sorted(result.sources.items())],
+                                   [("source", str), ("examples", int)]),
+        },
+        # The same labels in force and examples give the same file: nothing downstream is out of date.
+        data_version=dg.DataVersion(f"{result.label_snapshot}-{result.rows}"),
+    )

@@ -27,7 +27,7 @@ import duckdb
 
 from data_engine.store.config import EngineConfig
 from data_engine.store.dataset import label_snapshot
-from data_engine.store.warehouse import has_table, table_columns
+from data_engine.store.warehouse import FINISHED_TASK_STATUSES, has_table, table_columns
 
 
 @dataclass(frozen=True)
@@ -146,8 +146,6 @@ def unmined_examples(con: duckdb.DuckDBPyConnection) -> int:
 
 def unfinished_reviews(con: duckdb.DuckDBPyConnection) -> int:
     """Review tasks sent and not finished (open, partly voted, tied, or still being sent)."""
-    from data_engine.review.labelstudio.labeling import FINISHED_TASK_STATUSES
-
     if not has_table(con, "review_tasks"):
         return 0
     return int(con.execute("SELECT count(*) FROM review_tasks WHERE NOT list_contains(?::VARCHAR[], status)",

@@ -11,10 +11,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from data_engine.commands.core import init_home
 from data_engine.ingest.batch import IngestResult, ingest_file, is_gold_path
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
+from tests import homes
 
 # The next label event id, for tests that write one event per statement (writers assign ids
 # themselves: see data_engine.store.warehouse.last_event_id).
@@ -45,14 +45,11 @@ classes = ["pos", "neg"]
 
 @pytest.fixture()
 def make_home(tmp_path: Path) -> Callable[..., Home]:
-    """A factory: ``make_home(config_text=TOY_CONFIG, name="home")`` creates a fresh engine home."""
+    """A factory: ``make_home(config_text=TOY_CONFIG, name="home")`` creates a fresh engine home in
+    ``tmp_path`` (:func:`tests.homes.make_home` with the toy dataset as the default config)."""
 
     def make(config_text: str = TOY_CONFIG, name: str = "home") -> Home:
-        cfg = tmp_path / f"{name}.toml"
-        cfg.write_text(config_text, encoding="utf-8")
-        home = Home(tmp_path / name)
-        init_home(home, cfg)
-        return home
+        return homes.make_home(tmp_path, config_text, name=name)
 
     return make
 

@@ -1,5 +1,6 @@
-"""An engine home for image files: the first digits written as PNG files under landing/, with a
-manifest CSV ingested through the engine's own ingest (images checked and stored under the home)."""
+"""An engine home for image files (from :func:`tests.homes.make_home`): the first digits written as
+PNG files under landing/, with a manifest CSV ingested through the engine's own ingest (images
+checked and stored under the home)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from data_engine.commands.core import init_home
 from data_engine.demo.image_files import IMAGE_FILES_CONFIG, write_digit_files
 from data_engine.ingest.batch import ingest_file
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
+from tests.homes import make_home
 
 
 def image_files_home(root: Path, *, n: int = 200, near_copies: int = 0, noise_every: int = 0,
@@ -19,11 +20,7 @@ def image_files_home(root: Path, *, n: int = 200, near_copies: int = 0, noise_ev
     """A home with ``n`` digit PNGs (and ``near_copies`` near copies) ingested; every
     ``noise_every``-th label is shifted by one (0 = none). Returns the home, the manifest as
     landed (``id``, ``image``, ``label``, ``true_label``) and the injected near copies."""
-    cfg = root / "engine.toml"
-    root.mkdir(parents=True, exist_ok=True)
-    cfg.write_text(IMAGE_FILES_CONFIG + extra_config, encoding="utf-8")
-    home = Home(root / "home")
-    init_home(home, cfg)
+    home = make_home(root, IMAGE_FILES_CONFIG + extra_config)
     files = write_digit_files(home.landing / "digits", n=n, near_copies=near_copies)
     manifest = files.manifest.assign(true_label=files.manifest["label"])
     if noise_every:

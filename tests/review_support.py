@@ -1,7 +1,5 @@
-"""Shared set-up of the review tests: an engine home with digits ingested and a review queue.
-
-The review queue normally comes from mining (migration 0100); when that table does not exist
-yet, :func:`make_queue` creates it with the agreed columns so the review code can be tested alone.
+"""Shared set-up of the review tests: an engine home with digits ingested and a review queue
+written as mining would (the table comes from the engine's migrations).
 """
 
 from __future__ import annotations
@@ -12,37 +10,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_engine.commands.core import init_home
 from data_engine.ingest.batch import ingest_path
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
-
-QUEUE_DDL = """
-CREATE TABLE IF NOT EXISTS review_queue (
-    run_id BIGINT NOT NULL, rank INTEGER NOT NULL, example_id VARCHAR NOT NULL, example_version INTEGER NOT NULL,
-    issue_types VARCHAR[], priority DOUBLE, suggested_label VARCHAR, suggested_score DOUBLE,
-    given_label VARCHAR, scores JSON)
-"""
+from tests.homes import make_home
 
 
 def digits_home(root: Path, n: int = 60, *, seed: int = 0, review: dict | None = None) -> tuple[Home, pd.DataFrame]:
-    """A home with ``n`` digits ingested (every 3rd label flipped); returns it and the true labels.
+    """A home at ``root`` with ``n`` digits ingested (every 3rd label flipped); returns it and the true labels.
 
-    ``review`` adds keys to ``[review]`` of the default config (e.g. url, annotators_per_task).
+    ``review`` replaces keys of ``[review]`` of the default config (e.g. url, annotators_per_task).
     """
     from sklearn.datasets import load_digits
 
-    home = Home(root)
-    init_home(home)
-    if review:
-        text = home.config_path.read_text(encoding="utf-8")
-        lines = [f"{k} = {json.dumps(v)}" for k, v in review.items()]
-        text = text.replace("[review]\n", "[review]\n" + "\n".join(lines) + "\n", 1)
-        # Keys given here replace the defaults written below them.
-        for k in review:
-            text = _drop_second(text, k)
-        home.config_path.write_text(text, encoding="utf-8")
-        home = Home(root)  # config is cached per object
+    home = make_home(root.parent, {"review": review} if review else None, name=root.name)
     digits = load_digits()
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(digits.target), size=n, replace=False)
@@ -60,22 +41,10 @@ def digits_home(root: Path, n: int = 60, *, seed: int = 0, review: dict | None =
     return home, frame.assign(true_label=truth.astype(str), given_label=given.astype(str))
 
 
-def _drop_second(text: str, key: str) -> str:
-    out, seen = [], False
-    for line in text.splitlines(keepends=True):
-        if line.split("=")[0].strip() == key:
-            if seen:
-                continue
-            seen = True
-        out.append(line)
-    return "".join(out)
-
-
 def make_queue(home: Home, frame: pd.DataFrame, *, run_id: int = 1, n: int | None = None) -> int:
     """Write a review queue for ``run_id`` over the first ``n`` examples of ``frame``."""
     rows = frame.head(n) if n else frame
     with open_warehouse(home) as con:
-        con.execute(QUEUE_DDL)
         versions = dict(con.execute("SELECT example_id, version FROM current_examples").fetchall())
         records = []
         for rank, r in enumerate(rows.itertuples(index=False), start=1):

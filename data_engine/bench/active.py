@@ -68,7 +68,7 @@ def run_curves(ds: Any, *, seed: int, start: int, pool: int, rounds: int, round_
     from data_engine.mine.models import Schema, build_estimator
     from data_engine.mine.selection import DEFAULT_STRATEGY, SelectionPool, select_examples
     from data_engine.mine.selection.features import selection_embedding
-    from data_engine.mine.spec import resolve_spec
+    from data_engine.mine.models import resolve_spec
 
     n = len(ds.labels)
     if n < start + pool + 100:

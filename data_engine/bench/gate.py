@@ -76,8 +76,7 @@ def run_bench(*, model: str, train_rows: int, pool_rows: int, noise: float, draw
     import numpy as np
 
     from data_engine.bench.datasets import inject_noise, make_tabular_dataset
-    from data_engine.mine.models import Schema, build_estimator
-    from data_engine.mine.spec import resolve_spec
+    from data_engine.mine.models import Schema, build_estimator, resolve_spec
     from data_engine.ship.evaluation import evaluate_predictions
     from data_engine.ship.gate import decide_promotion
     from data_engine.ship.training import fit_estimator, limited_threads

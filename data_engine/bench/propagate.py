@@ -126,6 +126,7 @@ def run_propagate_bench(*, dataset: str = "sentiment", rows: int = 4000, invalid
     import pandas as pd
 
     from data_engine.errors import EngineError
+    from data_engine.mine.embedders import resolve_embedding
 
     if set(arms) - set(ARMS):
         raise EngineError(f"--arms: choose from {', '.join(ARMS)}")
@@ -147,7 +148,8 @@ def run_propagate_bench(*, dataset: str = "sentiment", rows: int = 4000, invalid
     kinds = pd.Series(b["kind"]).value_counts().to_dict()
     return {"dataset": dataset, "train_rows": len(b["train"]), "test_rows": len(b["test"]),
             "invalid_share": invalid, "flip": flip, "kinds": {str(k): int(v) for k, v in kinds.items()},
-            "seed": seed, "embedding": cfg.mining.resolved_embedding(data.modality), "served": served, "ceiling": round(ceiling, 4),
+            "seed": seed, "embedding": resolve_embedding(cfg.mining.embedding, data.modality), "served": served,
+            "ceiling": round(ceiling, 4),
             "arms": results, "seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -171,11 +173,12 @@ def _embed_once(b: dict[str, Any], cfg: Any) -> None:
     ``train_vectors``), so the ceiling, every arm and every round reuse one embedding of each row."""
     import pandas as pd
 
+    from data_engine.mine.embedders import resolve_embedding
     from data_engine.mine.embedders.base import EMBEDDING_COLUMN, get_embedder
     from data_engine.mine.embedders.cache import embed_in_batches
     from data_engine.ship.training import limited_threads
 
-    embedder = get_embedder(cfg.mining.resolved_embedding(cfg.dataset.modality))
+    embedder = get_embedder(resolve_embedding(cfg.mining.embedding, cfg.dataset.modality))
     b["train_vectors"] = None
     if not embedder.per_row:
         return
@@ -210,7 +213,7 @@ def _run_arm(root: Path, b: dict[str, Any], arm: str, *, reviews: int, per_round
     from data_engine.bench.detect import write_batch
     from data_engine.ingest.batch import ingest_file
     from data_engine.mine.run import run_mining
-    from data_engine.review.propagate import propagation_report
+    from data_engine.mine.propagate import propagation_report
     from data_engine.review.pull import record_verdicts
     from data_engine.ship.training import load_training_set
     from data_engine.store.warehouse import open_warehouse

@@ -120,8 +120,7 @@ def _workload(rows: int, embed_texts: int) -> dict[str, Any]:
 
     from data_engine.bench.datasets import inject_noise, make_tabular_dataset
     from data_engine.mine.embedders.tfidf import TfidfEmbedder
-    from data_engine.mine.models import Schema, build_members
-    from data_engine.mine.spec import resolve_spec
+    from data_engine.mine.models import Schema, build_members, resolve_spec
 
     data = make_tabular_dataset(rows, seed=0)
     classes = sorted(set(data.labels))

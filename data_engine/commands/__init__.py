@@ -14,4 +14,5 @@ COMMAND_MODULES = (
     "data_engine.commands.bench",
     "data_engine.commands.demo",
     "data_engine.commands.compute",
+    "data_engine.commands.export",
 )

@@ -55,13 +55,20 @@ def init_home(home: Home, config: Path | None = None, *, force: bool = False) ->
             raise EngineError(f"{home.config_path} exists with another config; pass --force to replace it")
     tmp = home.config_path.with_suffix(".toml.tmp")
     tmp.write_text(text, encoding="utf-8")
-    load_config(tmp)  # never install a config that does not validate
+    _validated(tmp)  # never install a config that does not validate
     tmp.replace(home.config_path)
     return True
 
 
+def _validated(path: Path) -> None:
+    """Load the config at ``path`` and check its plug-in names against their registries; raise ConfigError."""
+    from data_engine.mine.names import check_names
+
+    check_names(load_config(path))
+
+
 def _read_user_config(path: Path) -> str:
-    load_config(path)
+    _validated(path)
     return path.read_text(encoding="utf-8")
 
 

@@ -1,4 +1,5 @@
-"""``demo-loop``: the engine's main job on the digits default, end to end (what `make demo` runs)."""
+"""``demo-loop``: the engine's main job on a home's data with the simulated reviewer, end to end
+(what `make demo` runs on the digits)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from data_engine.store.home import Home
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``demo-loop``."""
-    p = sub.add_parser("demo-loop", help="run rounds of the loop on the seeded digits with the simulated reviewer")
+    p = sub.add_parser("demo-loop", help="run rounds of the loop on this home's data, the simulated reviewer "
+                                           "answering from HOME/oracle.jsonl (else oracle.csv: the digits demo)")
     p.add_argument("--accuracy", type=float, default=0.98, help="the simulated reviewer's accuracy (default 0.98)")
     p.add_argument("--rounds", type=int, default=8, help="at most this many rounds (default 8)")
     p.add_argument("--budget", type=int, default=None,

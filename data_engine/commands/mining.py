@@ -45,7 +45,13 @@ def cmd_mine(args: argparse.Namespace, home: Home) -> int:
     print(f"embedding: {_embedding_line(summary.embedding, summary.newly_embedded)}")
     print("flagged: " + ", ".join(f"{k}={v}" for k, v in summary.counts.items()))
     if summary.noise_rate is not None:
-        print(f"estimated noise rate: {summary.noise_rate:.1%}")
+        from data_engine.mine.noise import noise_wording
+
+        print(noise_wording(summary.noise_rate, summary.noise_interval))
+    fact = summary.detector_summaries.get("near_duplicate", {}).get("copies_fact")
+    if fact:
+        print(f"copies: {fact['rows_with_copies']} rows have an identical or near-identical row "
+              f"({fact['exact_groups']} groups of identical rows, the largest {fact['largest_group']}); {fact['note']}")
     if summary.class_imbalance.get("minority_classes"):
         print("under-represented classes: " + ", ".join(summary.class_imbalance["minority_classes"]))
     if summary.rare_classes:
@@ -61,6 +67,8 @@ def cmd_mine(args: argparse.Namespace, home: Home) -> int:
               # Without this, the line after an undo read as if the run had propagated again.
               + (f"; undone {m['undone_at']}" if m.get("undone_at") else ""))
     print(f"review queue: {summary.queue_size} examples (top {len(summary.queue_top)}):")
+    if summary.budget_split.get("short_reason"):
+        print(f"  fewer than the budget: {summary.budget_split['short_reason']}")
     print(summary.queue_markdown())
     print("seconds: " + ", ".join(f"{k}={v:.2f}" for k, v in summary.timings.items()))
     return 0

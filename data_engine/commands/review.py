@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=cmd_pull)
 
-    p = rsub.add_parser("simulate", help="answer open tasks through the Label Studio API from oracle.csv")
+    p = rsub.add_parser("simulate", help="answer open tasks through the Label Studio API from the true labels in "
+                                         "HOME/oracle.jsonl (else oracle.csv)")
     p.add_argument("--accuracy", type=float, default=0.98, help="share of answers that are right (default 0.98)")
     p.add_argument("--limit", type=int, help="answer at most this many tasks")
     p.add_argument("--seed", type=int, default=0)
@@ -103,10 +104,11 @@ def cmd_simulate(args: argparse.Namespace, home: Home) -> int:
     """``review simulate``."""
     from data_engine.errors import EngineError
     from data_engine.review.project import make_client, project_title
-    from data_engine.review.simulate import read_oracle, simulate_reviews
+    from data_engine.review.oracle import oracle_path, read_oracle
+    from data_engine.review.simulate import simulate_reviews
 
     cfg = home.config
-    oracle = read_oracle(home.oracle_path)
+    oracle = read_oracle(oracle_path(home))
     client = make_client(home)
     project_id = client.find_project(project_title(cfg))
     if project_id is None:
@@ -129,8 +131,10 @@ def _warehouse_classes(home: Home) -> list[str]:
 
 def cmd_review_status(args: argparse.Namespace, home: Home) -> int:
     """``review status`` (reads the warehouse only; no server needed)."""
-    from data_engine.review.propagate import propagation_report
-    from data_engine.review.verdicts import effective_weights, latest_budget_split, review_status, verdict_stats
+    from data_engine.mine.second_opinions import reviewer_accuracy, second_opinion_report
+    from data_engine.mine.propagate import propagation_report
+    from data_engine.mine.weights import effective_weights
+    from data_engine.review.verdicts import latest_budget_split, review_status, verdict_stats
     from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home) as con:
@@ -139,6 +143,7 @@ def cmd_review_status(args: argparse.Namespace, home: Home) -> int:
         report["effective_weights"] = effective_weights(con, home.config)
         report["propagations"] = propagation_report(con)
         report["budget_split"] = latest_budget_split(con)
+        report["second_opinions"] = second_opinion_report(con) | {"reviewer_accuracy": reviewer_accuracy(con)}
     if args.json:
         print(json.dumps(report, default=str))
         return 0
@@ -156,11 +161,21 @@ def cmd_review_status(args: argparse.Namespace, home: Home) -> int:
     if split:
         fixes = ", ".join(f"{k}={v}" for k, v in split["fix"].items()) or "none"
         gains = ", ".join(f"{k} {v:.4f}" for k, v in split["gain_per_fix_points"].items())
-        print(f"last queue: {split['budget']} reviews = fixes ({fixes}) + {split['grow']} new examples; "
+        # The figures add up to the budget: fixes + new examples + unused.
+        unused = split.get("unused", 0)
+        print(f"last queue: {split['budget']} reviews = fixes ({fixes}) + {split['grow']} new examples"
+              + (f" + {unused} unused" if unused else "") + "; "
               f"expected accuracy points per review: new label {split['gain_per_new_label_points']:.4f}"
               f" ({split['curve_source']}){'; fix ' + gains if gains else ''}")
+        if split.get("short_reason"):
+            print(f"  fewer than the budget: {split['short_reason']}")
         if split.get("selection"):
             print("  chosen by: " + ", ".join(f"{k}={v}" for k, v in split["selection"].items()))
+    so = report["second_opinions"]
+    if so["reviews"]:
+        per = f"{so['reviews_per_slip']:g} reviews per caught slip" if so["reviews_per_slip"] else "no slip caught yet"
+        print(f"second opinions: {so['reviews']} reviews caught {so['slips_caught']} reviewer slips ({per}); "
+              f"reviewer accuracy used: {so['reviewer_accuracy']:.3f}")
     for r in report["propagations"]:
         measured = f"{r['measured_precision']:.3f}" if r["measured_precision"] is not None else "not yet measured"
         print(f"  propagation {r['propagation_id']} (mining run {r['mining_run_id']}): touched {r['touched']} "
@@ -173,7 +188,7 @@ def cmd_undo_propagation(args: argparse.Namespace, home: Home) -> int:
     """``review undo-propagation RUN``."""
     import getpass
 
-    from data_engine.review.propagate import undo_propagation
+    from data_engine.mine.propagate import undo_propagation
     from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home) as con:

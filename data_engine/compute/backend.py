@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from data_engine.errors import EngineError
+from data_engine.store.config import LOCAL_SCHEDULER, check_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +26,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 T = TypeVar("T")
-LOCAL = "local"
-# Schemes dask.distributed's TCP-based comms understand; anything else is a typo.
-SCHEDULER_SCHEMES = ("tcp://", "tls://")
+LOCAL = LOCAL_SCHEDULER
 # Seconds to wait for the scheduler to answer and for its first worker to join.
 CONNECT_TIMEOUT_S = 30.0
 
@@ -146,16 +145,6 @@ class DaskBackend(Backend):
 def _apply(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
     """Run one call on a worker (module-level so that it pickles by name)."""
     return fn(*args)
-
-
-def check_scheduler(value: str, key: str = "compute.scheduler") -> str:
-    """``value`` if it is ``"local"`` or a scheduler address, else :class:`EngineError` naming ``key``."""
-    if value == LOCAL:
-        return value
-    if not value.startswith(SCHEDULER_SCHEMES) or not value.split("://", 1)[1].strip():
-        raise EngineError(f"{key} = {value!r}: must be \"local\" or a Dask scheduler address such as "
-                          f"\"tcp://127.0.0.1:8786\"")
-    return value
 
 
 def connect(address: str, *, timeout_s: float = CONNECT_TIMEOUT_S) -> DaskBackend:

@@ -12,14 +12,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from data_engine.compute.backend import LOCAL, Backend, LocalBackend, engine_backend
-from data_engine.mine.embedders.base import Embedder
-from data_engine.mine.embedders.cache import EMBED_BATCH_ROWS
+
+# Rows per call into the embedder (one task on a cluster): large enough to amortise the call, small
+# enough that a progress bar moves.
+EMBED_BATCH_ROWS = 256
+
+
+class Embedder(Protocol):
+    """What this module needs of an embedder (:class:`data_engine.mine.embedders.base.Embedder`
+    satisfies it; the compute layer sits below the stages and does not import them)."""
+
+    per_row: bool
+
+    def embed(self, frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+        """Float32 of shape (N, D), one row per frame row."""
+        ...
 
 
 def embed_frame(embedder: Embedder, frame: pd.DataFrame, columns: Sequence[str], *,

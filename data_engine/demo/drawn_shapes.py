@@ -5,7 +5,7 @@ hashes collide most: pHash keeps only the coarse layout of a 32x32 grayscale, so
 shapes of about the same place and size, or the same shape in two colours, hash within a few
 bits. :func:`write_shape_files` writes such a set with near copies whose origin is known (the
 kinds of :func:`data_engine.demo.image_files.near_copy`), to measure near-copy detection on data
-it was not tuned to (``tests/test_image_copies.py``).
+it was not tuned to (``tests/mine/test_image_copies.py``).
 
 Distinct means distinct beyond what a copy keeps: every two drawings differ in kind, colour,
 background, line width, by at least :data:`SIZE_STEP` pixels in size or :data:`POSITION_STEP`

@@ -1,9 +1,11 @@
-"""`make demo`'s main job: rounds of the loop on the digits default, then the course's comparison.
+"""`make demo`'s main job: rounds of the loop on a home's data, then the course's comparison.
 
 Each round runs the same core code the Dagster sensors run (mine, push to Label Studio, pull the
 verdicts, retrain, gate, deploy), with the simulated reviewer answering in the real Label Studio
-in between. The oracle file is read here and by the simulated reviewer only: to *measure* the
-engine (queue precision, true errors), never to steer it.
+in between. Any home whose oracle exists works (``HOME/oracle.jsonl`` or the digits demo's
+``oracle.csv``, see :mod:`data_engine.review.oracle`). The oracle is read here and by the simulated
+reviewer only: to *measure* the engine (queue precision, true errors), never to steer it. The labels
+as they landed come from the warehouse's ingest events, not from the oracle.
 """
 
 from __future__ import annotations
@@ -177,15 +179,15 @@ def held_out_accuracy(data: HeldOut, recipes: dict[str, tuple[ModelSpec, pd.Seri
     return {name: total[name] / len(data.truth) for name in recipes}
 
 
-def compare(home: Home, oracle: pd.DataFrame, cleaned: pd.Series) -> dict[str, Any]:
-    """The course's comparison: model-centric alternatives on the noisy labels (other families, and
-    the mining ensemble built to withstand noise), the served model on the noisy, the cleaned and
-    the true labels (see :func:`held_out_accuracy` for how it is measured)."""
-    from data_engine.mine.spec import resolve_spec
+def compare(home: Home, oracle: pd.DataFrame, cleaned: pd.Series, noisy: pd.Series) -> dict[str, Any]:
+    """The course's comparison: model-centric alternatives on the noisy labels (``noisy``: the labels
+    as they landed, by example id; other families, and the mining ensemble built to withstand noise),
+    the served model on the noisy, the cleaned and the true labels (``oracle``: columns
+    ``example_id``, ``label``; see :func:`held_out_accuracy` for how it is measured)."""
+    from data_engine.mine.models import resolve_spec
 
     cfg = home.config
     modality, seed = cfg.dataset.modality, cfg.mining.seed
-    noisy = oracle.set_index("example_id")["noisy_label"].astype(str)
     clean = oracle.set_index("example_id")["label"].astype(str)
     data = load_held_out(home, oracle)
     n_train = int((~data.is_gold).sum())
@@ -211,6 +213,41 @@ def compare(home: Home, oracle: pd.DataFrame, cleaned: pd.Series) -> dict[str, A
     }
 
 
+def landed_labels(home: Home) -> pd.Series:
+    """The label each example's current version landed with (its ingest event), by example id;
+    examples that landed unlabeled are left out."""
+    from data_engine.store.warehouse import open_warehouse
+
+    with open_warehouse(home, read_only=True) as con:
+        rows = con.execute(
+            "SELECT le.example_id, le.label FROM label_events le JOIN current_examples ce "
+            "ON ce.example_id = le.example_id AND le.example_version = ce.version "
+            "WHERE le.source = 'ingest' AND le.label IS NOT NULL "
+            "QUALIFY row_number() OVER (PARTITION BY le.example_id ORDER BY le.event_id DESC) = 1").fetchall()
+    return pd.Series({e: lab for e, lab in rows}, dtype=object)
+
+
+def _oracle_coverage(home: Home, oracle: pd.DataFrame, landed: pd.Series) -> tuple[int, int]:
+    """(training labels that landed wrong, gold examples the oracle knows); an error when the oracle
+    names none of the stored examples (ids in another spelling, or the oracle of another data set)."""
+    from data_engine.errors import EngineError
+    from data_engine.review.oracle import oracle_path
+    from data_engine.store.warehouse import open_warehouse
+
+    with open_warehouse(home, read_only=True) as con:
+        stored = con.execute("SELECT example_id, is_gold FROM current_examples").fetchdf()
+    truth = oracle.set_index("example_id")["label"]
+    known = stored[stored["example_id"].isin(truth.index)]
+    if known.empty:
+        shown = ", ".join(stored["example_id"].head(3)) or "none stored yet"
+        raise EngineError(f"{oracle_path(home)}: none of its {len(truth)} ids is an example of this home "
+                          f"(stored ids look like: {shown}); `data-engine export` writes them")
+    train = known.loc[~known["is_gold"].astype(bool), "example_id"]
+    given = landed.reindex(train)
+    wrong = given.notna() & (given.astype(str) != truth.reindex(train).astype(str))
+    return int(wrong.sum()), int(known["is_gold"].astype(bool).sum())
+
+
 def labels_in_force(home: Home) -> pd.Series:
     """The label in force per example id (``current_labels``; discarded examples left out)."""
     from data_engine.store.warehouse import open_warehouse
@@ -231,25 +268,30 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
     from data_engine.review.project import make_client
     from data_engine.review.pull import pull_verdicts
     from data_engine.review.push import push_queue
-    from data_engine.review.simulate import read_oracle, simulate_reviews
-    from data_engine.review.verdicts import effective_weights
+    from data_engine.review.oracle import oracle_path, read_oracle
+    from data_engine.review.simulate import simulate_reviews
+    from data_engine.mine.weights import effective_weights
     from data_engine.store.dataset import label_snapshot, load_classes
     from data_engine.store.warehouse import open_warehouse
 
     started = time.perf_counter()
     cfg = home.config
     total_budget = budget if budget is not None else 2 * cfg.review.budget
+    name = cfg.dataset.name
+    # Read before the server starts: a missing or malformed oracle is the user's to fix, at once.
+    oracle_map = read_oracle(oracle_path(home))
     info = ensure_server(home)
     say(f"Label Studio: {info.url} ({'re-used' if info.reused else 'started'})")
     results = ingest_landing(home)
     say(f"ingested {sum(r.rows_ok for r in results)} rows from {len(results)} file(s)")
-    oracle = pd.read_csv(home.oracle_path, dtype=str)
-    oracle_map = read_oracle(home.oracle_path)
-    true_errors = int(((oracle["label"] != oracle["noisy_label"]) & (oracle["is_gold"] != "True")).sum())
+    oracle = pd.DataFrame({"example_id": list(oracle_map), "label": list(oracle_map.values())}, dtype=str)
+    landed = landed_labels(home)
+    true_errors, n_gold = _oracle_coverage(home, oracle, landed)
 
     champion, gold_acc, gate = _train_and_deploy(home)
     accuracy_noisy = gold_acc
-    say(f"round 0: champion v{champion} trained on the labels as they landed: gold accuracy {gold_acc:.4f} ({gate})")
+    say(f"round 0: champion v{champion} trained on the {name} labels as they landed: gold accuracy "
+        f"{_fmt(gold_acc)} ({gate})")
     client = make_client(home)
     rounds: list[RoundReport] = []
     reviewed_total = 0
@@ -282,9 +324,9 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
     if rounds and rounds[-1].gate.startswith("no retrain"):
         # The loop would wait for more corrections; the demo ends here, so the last ones count too.
         champion, gold_acc, gate = _train_and_deploy(home, force=True)
-        say(f"final retrain on every correction: gold accuracy {gold_acc:.4f}, champion v{champion} ({gate})")
-    say("comparing recipes: every digit predicted by a model that did not train on it ...")
-    figures = compare(home, oracle, labels_in_force(home))
+        say(f"final retrain on every correction: gold accuracy {_fmt(gold_acc)}, champion v{champion} ({gate})")
+    say(f"comparing recipes: every {name} example predicted by a model that did not train on it ...")
+    figures = compare(home, oracle, labels_in_force(home), landed)
     final = {
         "accuracy_noisy": figures["accuracy_noisy"],
         "accuracy_model_centric": figures["accuracy_model_centric"],
@@ -302,7 +344,8 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
     gap = (final["accuracy_clean"] or 0) - (final["accuracy_noisy"] or 0)
     recovered = ((final["accuracy_final"] or 0) - (final["accuracy_noisy"] or 0)) / gap if gap > 0 else None
     say("")
-    say(f"accuracy on all {figures['evaluated_on']} digits against their true labels, each predicted by a model "
+    say(f"accuracy on all {figures['evaluated_on']} {name} examples against their true labels, each predicted by "
+        "a model "
         f"that did not train on it (gold: the model trained on every training example; training examples: "
         f"{EVAL_FOLDS}-fold cross-validation):")
     served = figures["served_model"]
@@ -311,7 +354,6 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
         + ", ".join(f"{k} {v:.4f}" for k, v in figures["model_centric"].items()))
     say(f"  data-centric (the served model, {served}, on the cleaned labels): {final['accuracy_final']:.4f}")
     say(f"  clean-label ceiling (the served model, {served}, on the true labels): {final['accuracy_clean']:.4f}")
-    n_gold = int((oracle["is_gold"] == "True").sum())
     say(f"the champion's gold accuracy went from {_fmt(accuracy_noisy)} to {_fmt(gold_acc)} "
         f"(on {n_gold} gold examples one example is {1 / max(n_gold, 1):.2%})")
     if recovered is not None:

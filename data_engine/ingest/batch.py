@@ -24,8 +24,8 @@ from data_engine.ingest.readers import RawTable, UnreadableFile, drop_scratch, f
 from data_engine.ingest.validate import GOLD_ID_PREFIX, missing_labels, quarantine, validate
 from data_engine.store.config import DatasetConfig
 from data_engine.store.home import Home
-from data_engine.store.schema import (AmbiguousNumbers, define_label_events, fix_classes, fix_columns, load_classes,
-                                      stored_columns)
+from data_engine.store.schema import (MANY_CLASSES, AmbiguousNumbers, NotClasses, define_label_events, fix_classes,
+                                      fix_columns, load_classes, stored_columns)
 from data_engine.store.values import normalize_text
 from data_engine.store.warehouse import last_event_id, open_warehouse, quote_ident, rollback_quietly
 
@@ -208,10 +208,16 @@ def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResul
         result.column_types = {c: t for c, t in types.items() if t != "label"}
     define_label_events(con, next(c for c, kind in types.items() if kind == "label"))
     had_classes = bool(load_classes(con))
-    classes = fix_classes(con, ds, result.batch_id, label_present)
+    try:
+        classes = fix_classes(con, ds, result.batch_id, label_present)
+    except NotClasses as exc:
+        raise UnreadableFile(str(exc)) from None
     if classes and not had_classes:
         result.notes.append(f"classes ({'from the config' if ds.classes else 'inferred from this batch'}): "
                             + ", ".join(map(repr, classes)) + _case_variants(classes))
+        if not ds.classes and len(classes) > MANY_CLASSES:
+            result.notes.append(f"{len(classes)} classes: every distinct value of {ds.label_column!r} is a class; "
+                                "if that is not what it holds, set [dataset] classes before more data lands")
     elif had_classes and ds.classes and {normalize_text(c) for c in ds.classes} != set(classes):
         # Editing [dataset] classes after the first labeled batch does not change the stored classes.
         result.notes.append(f"[dataset] classes ({', '.join(map(repr, ds.classes))}) differ from the classes "

@@ -27,7 +27,7 @@ class CheckedFile:
     """The good rows of a file and the rows set aside.
 
     ``frame``: one row per good data row, in file order: ``row_number`` (1-based, the header is not a
-    row), ``example_id``, the input columns (numeric float64 with NaN, others object with None) and
+    row), ``example_id``, ``feature_hash`` (uint64, as ingest computes it), the input columns (numeric float64 with NaN, others object with None) and
     ``label`` when the file has the label column. ``rejected``: ``[(row_number, reason), ...]``.
     """
 
@@ -78,7 +78,8 @@ def read_checked(path: Path, ds: DatasetConfig, schema: dict[str, str], classes:
         # The vector check reads the stored dimension from `examples`: here, none is stored yet.
         con.execute("CREATE TABLE examples AS SELECT * FROM raw_rows LIMIT 0")
         validate(con, ds, ds.id_column or CONTENT_ID, types, columns, has_label, bool(classes), need_label)
-        cols = ", ".join(["__row AS row_number", "example_id", *(quote_ident(c) for c in schema)]
+        # The feature hash as ingest computes it (validate's ``__fh``): the key of stored embeddings.
+        cols = ", ".join(["__row AS row_number", "example_id", "__fh AS feature_hash", *(quote_ident(c) for c in schema)]
                          + ([f"{quote_ident(ds.label_column)} AS label"] if has_label else []))
         frame = con.execute(f"SELECT {cols} FROM good ORDER BY {ROW_COLUMN}").fetchdf()
         if need_label:  # validation puts rows that must carry a label in the gold id space

@@ -8,13 +8,16 @@ review:
   such points it takes the power-law prior: if the error falls as ``n**-ALPHA`` (learning curves of
   most models, Hestness et al. 2017), one more label gains ``ALPHA * error / n``;
 * a **fix** of issue type ``t`` gains ``rate_t * FIX_WORTH`` times that prior: ``rate_t`` is the
-  share of flagged examples reviewers confirmed (smoothed, :func:`data_engine.review.verdicts.confirmation_rates`),
+  share of flagged examples reviewers confirmed (smoothed, :func:`data_engine.mine.weights.confirmation_rates`),
   and a confirmed fix both removes a wrong label and adds a right one (``FIX_WORTH = 2`` labels).
 
 Every flagged issue type first gets its part of ``MIN_FIX_SHARE`` of the budget, so its
 confirmation rate keeps being measured (also when a better type could take every review); then
 the types whose fix gains at least as much as a new label get their flagged examples (best
-first, up to the budget). The rest grows the labeled set. With clean given labels,
+first, up to the budget). The rest grows the labeled set, as far as there are unlabeled examples;
+a share no new example can take goes to the remaining flags, best type first (a review of a flag
+gains something, an unspent review nothing: on fully labeled data a low confirmation rate used to
+leave most of the budget unspent). With clean given labels,
 reviewers reject confident learning's few flags, ``rate_label`` falls and the flags stop taking
 reviews; before any verdict they tie with new labels and take only as many slots as there are flags.
 """
@@ -60,6 +63,10 @@ class BudgetSplit:
     confirmation_rates: dict[str, float]
     curve_source: str
     learning_curve: list[tuple[int, float]] = field(default_factory=list)
+    # Reviews the queue could not use (fewer open flags and new examples than the budget) and why;
+    # set by the planner from the queue it built (data_engine.mine.plan.plan_queue).
+    unused: int = 0
+    short_reason: str = ""
 
     @property
     def n_fix(self) -> int:
@@ -73,7 +80,8 @@ class BudgetSplit:
                 "gain_per_fix_points": {k: round(v, 5) for k, v in self.gain_per_fix.items()},
                 "confirmation_rates": {k: round(v, 4) for k, v in self.confirmation_rates.items()},
                 "curve_source": self.curve_source,
-                "learning_curve": [[n, round(a, 4)] for n, a in self.learning_curve]}
+                "learning_curve": [[n, round(a, 4)] for n, a in self.learning_curve],
+                "queued": self.n_fix + self.grow, "unused": self.unused, "short_reason": self.short_reason}
 
 
 def learning_curve(con: duckdb.DuckDBPyConnection, points: int = CURVE_POINTS) -> list[tuple[int, float]]:
@@ -134,6 +142,13 @@ def split_budget(budget: int, flagged: Mapping[str, int], rates: Mapping[str, fl
             more = min(int(flagged[t]) - fix[t], left)
             fix[t] += more
             left -= more
-    fix = {t: n for t, n in fix.items() if n > 0}
     grow = left if n_candidates is None else min(left, n_candidates)
-    return BudgetSplit(budget, {t: n for t, n in fix.items()}, grow, g_new, gains, dict(rates), source, list(curve))
+    # What no new example can take goes to the remaining flags, best type first.
+    left -= grow
+    for t in order:
+        more = min(int(flagged[t]) - fix[t], left)
+        fix[t] += more
+        left -= more
+    fix = {t: n for t, n in fix.items() if n > 0}
+    return BudgetSplit(budget, {t: n for t, n in fix.items()}, grow, g_new, gains, dict(rates), source, list(curve),
+                       unused=left)

@@ -25,7 +25,15 @@ from data_engine.mine.features import MIN_CATEGORY_COUNT, fill_category, fill_te
 from data_engine.mine.features import numeric_block as _numeric_block
 from data_engine.mine.features import one_hot as _one_hot
 from data_engine.mine.features import text_features as _text_features
-from data_engine.mine.spec import ModelSpec, resolve_spec
+from data_engine.mine.spec import (
+    AUTO_EMBEDDING_MEMBERS,
+    AUTO_MEMBERS,
+    KNN_MAX_ROWS,
+    SERVED_AUTO,
+    SVM_MAX_ROWS,
+    ModelSpec,
+)
+from data_engine.plugins import Registry
 
 # numpy and scikit-learn are imported where a model is built: commands such as `ingest` must start
 # without them.
@@ -96,11 +104,45 @@ class Schema:
 KINDS = ("numeric", "categorical", "text", "vector", "image")
 
 
+def resolve_spec(name: str, modality: str, *, seed: int = 0, n_rows: int | None = None, served: bool = False,
+                 key: str = "mining.model", embedding: str = "tfidf") -> ModelSpec:
+    """Turn the config's ``mining.model`` (or, with ``served``, ``retrain.model``) into a :class:`ModelSpec`.
+
+    ``name`` is ``"auto"`` (the modality's default ensemble, without kNN above
+    :data:`KNN_MAX_ROWS` labeled rows; for the served model :data:`SERVED_AUTO` first, up to
+    :data:`SVM_MAX_ROWS`) or member names joined by ``+``. ``key`` names the setting in errors.
+    ``embedding``: the resolved ``[mining] embedding`` (a registry name): a pretrained one puts
+    the ``embedding`` member into "auto" (:data:`AUTO_EMBEDDING_MEMBERS`); user-supplied vectors
+    (``column``) make "auto" the linear model on them.
+    """
+    if name == "auto" and embedding == "column":
+        return ModelSpec(("embedding",), modality, seed, embedding)
+    if name == "auto" and embedding != "tfidf" and modality in AUTO_EMBEDDING_MEMBERS:
+        return ModelSpec(AUTO_EMBEDDING_MEMBERS[modality], modality, seed, embedding)
+    if name == "auto" and served and modality in SERVED_AUTO and (n_rows is None or n_rows <= SVM_MAX_ROWS):
+        return ModelSpec(SERVED_AUTO[modality], modality, seed, embedding)
+    if name == "auto":
+        members = AUTO_MEMBERS[modality]
+        if n_rows is not None and n_rows > KNN_MAX_ROWS and len(members) > 1:
+            members = tuple(m for m in members if m != "knn")
+        return ModelSpec(members, modality, seed, embedding)
+    members = tuple(m.strip() for m in name.split("+"))
+    unknown = [m for m in members if m not in MEMBERS]
+    if unknown or not members:
+        raise EngineError(
+            f"{key} = {name!r}: unknown model {unknown[0] if unknown else ''!r}; use 'auto' or members "
+            f"joined by '+' from: {', '.join(MEMBERS)}"
+        )
+    if len(set(members)) != len(members):
+        raise EngineError(f"{key} = {name!r}: a member is listed twice")
+    return ModelSpec(members, modality, seed, embedding)
+
+
 def build_members(spec: ModelSpec, schema: Schema) -> dict[str, Any]:
     """One unfitted estimator per member of ``spec``, by member name."""
     if not schema.columns:
         raise EngineError("the dataset has no input columns to learn from")
-    return {m: MEMBERS[m](schema, spec) for m in spec.members}
+    return {m: MEMBERS.get_piece(m)(schema, spec) for m in spec.members}
 
 
 def build_estimator(spec: ModelSpec, schema: Schema, *, weights: Mapping[str, float] | None = None) -> Any:
@@ -126,8 +168,10 @@ def build_model(cfg: EngineConfig, schema: Mapping[str, str], *, n_rows: int | N
     ``schema``: ``{input column: 'numeric' | 'categorical' | 'text'}`` as fixed in the warehouse;
     ``n_rows``: the number of training rows, if known (large sets leave kNN and the SVM out of "auto").
     """
+    from data_engine.mine.embedders import resolve_embedding
+
     spec = resolve_spec(cfg.retrain.model, cfg.dataset.modality, seed=cfg.mining.seed, n_rows=n_rows, served=True,
-                        key="retrain.model", embedding=cfg.mining.resolved_embedding(cfg.dataset.modality))
+                        key="retrain.model", embedding=resolve_embedding(cfg.mining.embedding, cfg.dataset.modality))
     return build_estimator(spec, Schema.from_mapping(schema)), spec.key
 
 
@@ -264,14 +308,13 @@ def _embedding(schema: Schema, spec: ModelSpec) -> Any:
     return Pipeline(steps + [("clf", LogisticRegression(C=c, max_iter=1000))])
 
 
-MEMBERS: dict[str, Callable[[Schema, ModelSpec], Any]] = {
-    "hgb": _hgb,
-    "linear": _linear,
-    "knn": _knn,
-    "nb": _nb,
-    "svm": _svm,
-    "embedding": _embedding,
-}
+# The members by name: the built-ins (a builder ``(schema, spec) -> unfitted estimator`` each;
+# "embedding" is a linear model on the vectors of ``[mining] embedding``) and those of the
+# ``data_engine.members`` entry points.
+MEMBERS: Registry[Callable[[Schema, ModelSpec], Any]] = Registry("model member", "data_engine.members")
+for _name, _builder in (("hgb", _hgb), ("linear", _linear), ("knn", _knn), ("nb", _nb), ("svm", _svm),
+                        ("embedding", _embedding)):
+    MEMBERS.register(_builder, _name)
 
 
 # Width of the dense text space selection strategies measure distances in (LSA of the TF-IDF).

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 import duckdb
 import numpy as np
@@ -38,14 +39,24 @@ MAX_LABELED_CONTEXT = 1_000
 
 def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: PredictionState, issues: pd.DataFrame, *,
                weights: Mapping[str, float], budget: int, exclude: Iterable[str],
-               examples: pd.DataFrame) -> tuple[pd.DataFrame, BudgetSplit]:
-    """The queue (:data:`QUEUE_COLUMNS` plus ``selection``) and the split it followed."""
-    from data_engine.review.verdicts import confirmation_rates
+               examples: pd.DataFrame, second_opinions: Iterable[str] = ()) -> tuple[pd.DataFrame, BudgetSplit]:
+    """The queue (:data:`QUEUE_COLUMNS` plus ``selection``) and the split it followed.
+
+    ``second_opinions``: reviewed examples sent back for another opinion
+    (:func:`data_engine.mine.second_opinions.worth_second_opinion`); they are fixes like the others,
+    marked ``selection = 'second_opinion'``. Reviews that the split's parts leave unused (flags of
+    several types on one example, fewer new examples than slots) go to the best remaining flags; the
+    split returned counts what was queued, and says why when the queue is shorter than ``budget``.
+    """
+    from data_engine.mine.second_opinions import SECOND_OPINION
+    from data_engine.mine.weights import confirmation_rates
 
     excluded = set(exclude)
     open_issues = issues[issues["is_issue"].astype(bool) & ~issues["example_id"].isin(excluded)]
-    fixable = open_issues[(open_issues["issue_type"] != GROW_TYPE)
-                          & (open_issues["issue_type"].map(dict(weights)).fillna(0.0) > 0)]
+    # A flag carries evidence when weight * (1 - score) > 0 (build_queue's rule): others take no slot.
+    evidence = open_issues["issue_type"].astype(object).map(dict(weights)).astype(float).fillna(0.0) \
+        * (1.0 - open_issues["score"].astype(float))
+    fixable = open_issues[(open_issues["issue_type"] != GROW_TYPE) & (evidence > 0)]
     flagged = fixable.groupby("issue_type")["example_id"].nunique().to_dict()
     # A zero weight for `uncertain` (or the detector turned off) means: fixes only, no new examples.
     growing = GROW_TYPE in cfg.mining.detectors and float(weights.get(GROW_TYPE, 0.0)) > 0
@@ -54,32 +65,71 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
     accuracy = curve[-1][1] if curve else _oof_accuracy(state)
     split = split_budget(budget, flagged, confirmation_rates(con, flagged), accuracy=accuracy,
                          n_labeled=len(state.train), curve=curve, n_candidates=len(candidates))
+    chosen: dict[str, list[str]] = {}
+    for issue_type, n in split.fix.items():
+        taken = [e for ids in chosen.values() for e in ids]
+        rows = fixable[(fixable["issue_type"] == issue_type) & ~fixable["example_id"].isin(taken)]
+        chosen[issue_type] = rows.sort_values(["score", "example_id"])["example_id"].head(n).tolist()
+    unlabeled_ids = state.unlabeled["example_id"].astype(str).to_numpy()
     parts = []
-    if split.n_fix:
-        chosen: list[str] = []
-        for issue_type, n in split.fix.items():
-            rows = fixable[(fixable["issue_type"] == issue_type) & ~fixable["example_id"].isin(chosen)]
-            chosen += rows.sort_values(["score", "example_id"])["example_id"].head(n).tolist()
-        fixes = build_queue(fixable[fixable["example_id"].isin(chosen)], weights=weights, budget=max(len(chosen), 1),
-                            examples=examples)
-        parts.append(fixes.assign(selection="fix"))
+    grow = split.grow
+    if grow:
         # An unlabeled example a detector flagged (e.g. an outlier) is queued once, as a fix: the
         # strategy picks among the others, else one example would take two of the budget's slots.
-        unlabeled_ids = state.unlabeled["example_id"].astype(str).to_numpy()
-        candidates = candidates[~np.isin(unlabeled_ids[candidates], chosen)]
-    grow = split.grow
+        candidates = candidates[~np.isin(unlabeled_ids[candidates], [e for ids in chosen.values() for e in ids])]
     if grow and cfg.review.annotators_per_task >= 2:
         relabels = _activelab_relabels(con, cfg, state, candidates, grow, weights)
         grow -= len(relabels)
         parts.append(relabels)
     if grow and len(candidates):
         parts.append(_grow_rows(cfg, state, candidates, grow, weights))
+    n_grow = sum(len(p) for p in parts)
+    # What the parts left unused goes to the best remaining flags (build_queue's evidence order).
+    taken = {e for ids in chosen.values() for e in ids} | {e for p in parts for e in p["example_id"]}
+    short = budget - len(taken)
+    if short > 0:
+        rest = build_queue(fixable[~fixable["example_id"].isin(taken)], weights=weights, budget=short)
+        for eid, types in zip(rest["example_id"], rest["issue_types"], strict=True):
+            chosen.setdefault(types[0], []).append(eid)
+    fix_ids = [e for ids in chosen.values() for e in ids]
+    if fix_ids:
+        fixes = build_queue(fixable[fixable["example_id"].isin(fix_ids)], weights=weights, budget=len(fix_ids),
+                            examples=examples)
+        second = set(second_opinions)
+        parts.insert(0, fixes.assign(selection=np.where(fixes["example_id"].isin(second), SECOND_OPINION, "fix")))
+        fix_ids = fixes["example_id"].tolist()
+    fix_counts = {t: n for t, ids in chosen.items() if (n := int(np.isin(ids, fix_ids).sum()))}
+    queued = len(fix_ids) + n_grow
+    split = replace(split, fix=fix_counts, grow=n_grow, unused=budget - queued,
+                    short_reason=_short_reason(budget, queued, issues, excluded, weights, growing, len(candidates)))
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in (*QUEUE_COLUMNS, "selection")}), split
     queue = pd.concat(parts, ignore_index=True)
     queue = queue.sort_values(["priority", "example_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
     queue["rank"] = np.arange(1, len(queue) + 1, dtype=np.int32)
     return queue[[*QUEUE_COLUMNS, "selection"]], split
+
+
+def _short_reason(budget: int, queued: int, issues: pd.DataFrame, excluded: set[str], weights: Mapping[str, float],
+                  growing: bool, n_candidates: int) -> str:
+    """Why the queue holds fewer than ``budget`` rows ('' when it is full): what is left to ask about."""
+    if queued >= budget:
+        return ""
+    flags = issues[issues["is_issue"].astype(bool) & (issues["issue_type"] != GROW_TYPE)]
+    waiting = flags.loc[flags["example_id"].isin(excluded), "example_id"].nunique()
+    # Flags that carry no evidence: an issue type weighted 0, or a score of 1 (build_queue's rule).
+    evidence = flags["issue_type"].astype(object).map(dict(weights)).astype(float).fillna(0.0) \
+        * (1.0 - flags["score"].astype(float))
+    open_flags = flags[~flags["example_id"].isin(excluded)]
+    empty = set(open_flags["example_id"]) - set(open_flags.loc[evidence > 0, "example_id"])
+    parts = [f"every open flag with evidence is queued ({waiting} more flagged examples wait for review or were "
+             "reviewed" + (f"; {len(empty)} without evidence: weight 0 or score 1" if empty else "") + ")"]
+    if not growing:
+        parts.append("new examples are off (the uncertain detector or its weight)")
+    else:
+        parts.append(f"{n_candidates} unlabeled examples are left to label" if n_candidates
+                     else "no unlabeled example is left to label")
+    return f"{queued} of {budget} reviews queued: " + "; ".join(parts)
 
 
 def _activelab_relabels(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: PredictionState,

@@ -18,8 +18,8 @@ import pandas as pd
 
 from data_engine.compute.backend import Backend, engine_backend
 from data_engine.errors import EngineError
-from data_engine.ship.registry import load_cache, save_cache
 from data_engine.stages import StageClock
+from data_engine.store.cache import load_cache, save_cache
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
 from data_engine.store.warehouse import rollback_quietly
@@ -66,9 +66,9 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
     fold fits run on ``compute`` (default: the back-end of ``[compute] scheduler``, connected only
     when there is something to fit).
     """
+    from data_engine.mine.embedders import resolve_embedding
     from data_engine.mine.embedders.features import model_inputs
-    from data_engine.mine.models import Schema, build_members, build_model
-    from data_engine.mine.spec import resolve_spec
+    from data_engine.mine.models import Schema, build_members, build_model, resolve_spec
     from data_engine.store.dataset import label_snapshot, load_classes, load_examples
     from data_engine.store.schema import stored_columns
 
@@ -93,7 +93,7 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
             bad = train.loc[labels.isna(), "label"].iloc[0]
             raise EngineError(f"label {bad!r} is not one of the dataset's classes ({', '.join(classes)})")
         labels = labels.to_numpy(dtype=np.int64)
-    embedding = cfg.mining.resolved_embedding(ds.modality)
+    embedding = resolve_embedding(cfg.mining.embedding, ds.modality)
     with clock.stage("embedding"):
         train, unlabeled, newly_embedded = _with_embedding(con, cfg, train, unlabeled, schema, compute)
     if cfg.mining.predictions == "external":
@@ -341,7 +341,7 @@ def _full_model(estimator: Any, train: pd.DataFrame, labels: np.ndarray, inputs:
     """The estimator fitted on all training examples, cached per (spec, snapshot) under the home.
 
     The cache is a joblib pickle in ``HOME/models/mining``: the engine's own private state,
-    unpickled only when its keyed sha256 matches (registry.load_cache), else rebuilt.
+    unpickled only when its keyed sha256 matches (store.cache.load_cache), else rebuilt.
     """
     from sklearn.base import clone
 

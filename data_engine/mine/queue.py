@@ -4,7 +4,7 @@ The evidence against an example is the sum over its flagged issue types of
 ``weight[type] * (1 - score)``: a detector's confidence that something is wrong, scaled by how much
 a review of that issue type is worth; examples flagged by several detectors add up and come first.
 Weights come from ``[review] weights``, scaled by reviewers' verdicts
-(:func:`data_engine.review.verdicts.effective_weights`).
+(:func:`data_engine.mine.weights.effective_weights`).
 
 The **priority** a reviewer sees is that evidence on a fixed [0, 1] scale,
 ``priority = 1 - exp(-evidence)``: the same findings give the same priority in every mining run

@@ -33,10 +33,14 @@ import pandas as pd
 
 from data_engine.compute.backend import Backend, engine_backend
 from data_engine.mine.detectors import DETECTORS, MiningData, run_detectors
+from data_engine.mine.detectors.near_duplicate import agreeing_copies_pay
 from data_engine.mine.embedders.base import EMBEDDING_COLUMN
-from data_engine.mine.noise import estimate_noise, noise_plot
+from data_engine.mine.names import check_names
+from data_engine.mine.noise import estimate_noise, noise_interval, noise_plot
 from data_engine.mine.predictions import PredictionState, refresh_predictions
 from data_engine.mine.plan import plan_queue
+from data_engine.mine.propagate import apply_propagation, plan_propagation, propagation_report, undone_examples
+from data_engine.mine.second_opinions import worth_second_opinion
 from data_engine.mine.runs import (
     example_info,
     excluded_examples,
@@ -45,9 +49,8 @@ from data_engine.mine.runs import (
     second_opinion_candidates,
     store_run,
 )
-from data_engine.review.propagate import apply_propagation, plan_propagation, propagation_report, undone_examples
-from data_engine.ship.registry import load_cache, save_cache
 from data_engine.stages import StageClock
+from data_engine.store.cache import load_cache, save_cache
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
 
@@ -92,10 +95,12 @@ class MiningSummary:
     embedding: str = ""
     newly_embedded: int = 0
     # The propagation of this run (review.propagate = "apply"): its id, examples touched, and the
-    # measured precision of earlier ones (data_engine.review.propagate.propagation_report).
+    # measured precision of earlier ones (data_engine.mine.propagate.propagation_report).
     propagation: dict[str, Any] = field(default_factory=dict)
     plot_path: Path | None = None
     budget_split: dict[str, Any] = field(default_factory=dict)
+    # The noise rate's 95 % bootstrap interval (data_engine.mine.noise.noise_interval), shares in [0, 1].
+    noise_interval: tuple[float, float] | None = None
 
     def queue_markdown(self, rows: int = QUEUE_PREVIEW_ROWS) -> str:
         """The top of the queue as a Markdown table."""
@@ -115,13 +120,16 @@ class MiningSummary:
             "run_id": self.run_id, "label_snapshot": self.label_snapshot, "model_spec": self.model_spec,
             "reused_predictions": self.reused_predictions, "n_labeled": self.n_labeled,
             "n_unlabeled": self.n_unlabeled, "newly_scored_unlabeled": self.newly_scored_unlabeled,
-            "counts": self.counts, "noise_rate": self.noise_rate, "class_imbalance": self.class_imbalance,
+            "counts": self.counts, "noise_rate": self.noise_rate,
+            "noise_interval": list(self.noise_interval) if self.noise_interval else None,
+            "class_imbalance": self.class_imbalance,
             "timings": {k: round(v, 3) for k, v in self.timings.items()}, "queue_size": self.queue_size,
             "rare_classes": self.rare_classes,
             "ensemble_weights": {k: round(v, 4) for k, v in self.ensemble_weights.items()},
             "embedding": self.embedding, "newly_embedded": self.newly_embedded,
             "propagation": self.propagation,
             "budget_split": self.budget_split,
+            "data_facts": {"copies": self.detector_summaries.get("near_duplicate", {}).get("copies_fact")},
         }
 
 
@@ -135,6 +143,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
     ``clock`` collects per-stage time (and memory, if it tracks it); ``compute`` is where fold
     fits and neighbour search run (default: the back-end of ``[compute] scheduler``).
     """
+    check_names(cfg)  # a misspelt detector, strategy or model fails before any computing
     clock = clock or StageClock()
     started = datetime.now(timezone.utc)
     state = refresh_predictions(con, cfg, home=home, force=force, clock=clock, compute=compute)
@@ -146,7 +155,8 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
                            verdicts=reviewed_examples(con, list(state.schema)) if "lookalike" in names else None)
     with clock.stage("detectors"):
         options = {"lookalike": {"precision_target": cfg.review.propagate_precision,
-                                 "min_count": cfg.review.propagate_min_verdicts, "seed": cfg.mining.seed}}
+                                 "min_count": cfg.review.propagate_min_verdicts, "seed": cfg.mining.seed},
+                   "near_duplicate": {"copies_pay": agreeing_copies_pay(con)}}
         results = run_detectors(data, names, options)
         versions = pd.Series(np.concatenate([state.train["version"].to_numpy(), state.unlabeled["version"].to_numpy()]),
                              index=data.example_ids)
@@ -154,19 +164,22 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
                                 seed=cfg.mining.seed + state.label_snapshot, undone=undone_examples(con))
     with clock.stage("noise"):
         noise_rate, joint, joint_classes = estimate_noise(state)
+        noise_ci = noise_interval(state, seed=cfg.mining.seed) if noise_rate is not None else None
         plot = noise_plot(joint, joint_classes, noise_rate) if joint is not None else None
     with clock.stage("queue"):
         issues = issues_table(results, state)
-        # A single reviewer's label the model still plainly contradicts may go out once more.
+        # A single reviewer's label the label detector flags goes out once more only where a slip of
+        # the reviewer is likelier than an error of the model (data_engine.mine.second_opinions).
         flagged = set(issues.loc[(issues["issue_type"] == "label") & issues["is_issue"].astype(bool), "example_id"])
-        excluded = sorted((set(excluded_examples(con))
-                           - (second_opinion_candidates(con, cfg.review.max_opinions) & flagged))
-                          | (plan.withheld if plan is not None else set()))
+        second = worth_second_opinion(con, second_opinion_candidates(con, cfg.review.max_opinions) & flagged,
+                                      state.train["example_id"].to_numpy(), state.labels, state.oof_probs)
+        excluded = sorted((set(excluded_examples(con)) - second) | (plan.withheld if plan is not None else set()))
         if plan is not None:  # the audited share of a propagation comes first in the queue
             audited = issues["example_id"].isin(plan.examples.loc[plan.examples["audit"], "example_id"])
             issues.loc[audited & (issues["issue_type"] == "lookalike"), "score"] = 0.0
         queue, split = plan_queue(con, cfg, state, issues, weights=weights if weights is not None else cfg.review.weights,
-                                  budget=budget or cfg.review.budget, exclude=excluded, examples=example_info(state))
+                                  budget=budget or cfg.review.budget, exclude=excluded, examples=example_info(state),
+                                  second_opinions=second)
     with clock.stage("store"):
         run_id = store_run(con, state, issues, queue, results, noise_rate=noise_rate, started=started,
                            timings=clock.seconds, budget_split=split.as_metadata())
@@ -192,7 +205,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
     return MiningSummary(
         run_id=run_id, label_snapshot=state.label_snapshot, model_spec=state.model_spec,
         reused_predictions=state.reused, n_labeled=len(state.train), n_unlabeled=len(state.unlabeled),
-        newly_scored_unlabeled=state.newly_scored, counts=counts, noise_rate=noise_rate,
+        newly_scored_unlabeled=state.newly_scored, counts=counts, noise_rate=noise_rate, noise_interval=noise_ci,
         class_imbalance=results["class_imbalance"].summary if "class_imbalance" in results else {},
         detector_summaries={n: r.summary for n, r in results.items()}, timings=dict(clock.seconds),
         queue_size=len(queue), queue_top=queue.head(QUEUE_PREVIEW_ROWS),
@@ -258,7 +271,7 @@ def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarra
     index = None
     if path is not None and path.exists():
         try:
-            # Unpickled only when its keyed sha256 matches (registry.load_cache); else rebuilt.
+            # Unpickled only when its keyed sha256 matches (store.cache.load_cache); else rebuilt.
             index = load_cache(home, path)
         except Exception as exc:  # a damaged cache is rebuilt, never trusted
             log.warning("neighbour cache %s unreadable (%s); rebuilding", path, exc)

@@ -13,8 +13,7 @@ import pandas as pd
 
 from data_engine.mine.detectors import DetectorResult
 from data_engine.mine.predictions import PredictionState
-from data_engine.review.labelstudio.labeling import FINISHED_TASK_STATUSES
-from data_engine.store.warehouse import has_table, transaction
+from data_engine.store.warehouse import FINISHED_TASK_STATUSES, has_table, transaction
 
 # Sources of label events that mean a person has looked at the example. A person's bulk rule
 # (`discard`/`relabel --where`) decides the examples it names as a review does (it ranks with

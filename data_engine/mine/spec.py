@@ -1,5 +1,5 @@
-"""Model specs: which members a model has, by name, per modality; resolved from the config without
-building anything (the config validates its model names here, and `ingest` starts without numpy).
+"""Model specs: which members a model has, by name, per modality (resolved from the config by
+:func:`data_engine.mine.models.resolve_spec`, against the registry of members).
 
 A model spec is ``"auto"`` or one or more member names joined by ``+`` (``"hgb"``,
 ``"linear+knn"``). More than one member means a soft-voting ensemble: the members' predicted
@@ -13,17 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# numpy and scikit-learn are imported where a model is built: the config validates model names
-# through this module, and commands such as `ingest` must start without them.
-from data_engine.errors import EngineError
 
 # Bump when a member's construction changes: stored predictions made by an older build are stale.
 REGISTRY_VERSION = 2
 
-
-# Every member :mod:`data_engine.mine.models` can build, by name. "embedding" is a linear model on
-# the vectors of ``[mining] embedding`` (data_engine.mine.embedders).
-MEMBER_NAMES: tuple[str, ...] = ("hgb", "linear", "knn", "nb", "svm", "embedding")
 
 # Members of "auto", per modality, chosen by `data-engine bench detect` (numbers in docs/mining.md).
 AUTO_MEMBERS: dict[str, tuple[str, ...]] = {
@@ -76,37 +69,3 @@ class ModelSpec:
         """The string stored with predictions; equal keys mean interchangeable predictions."""
         emb = f"/emb={self.embedding}" if "embedding" in self.members else ""
         return f"{'+'.join(self.members)}/{self.modality}/seed={self.seed}{emb}/v{REGISTRY_VERSION}"
-
-
-def resolve_spec(name: str, modality: str, *, seed: int = 0, n_rows: int | None = None, served: bool = False,
-                 key: str = "mining.model", embedding: str = "tfidf") -> ModelSpec:
-    """Turn the config's ``mining.model`` (or, with ``served``, ``retrain.model``) into a :class:`ModelSpec`.
-
-    ``name`` is ``"auto"`` (the modality's default ensemble, without kNN above
-    :data:`KNN_MAX_ROWS` labeled rows; for the served model :data:`SERVED_AUTO` first, up to
-    :data:`SVM_MAX_ROWS`) or member names joined by ``+``. ``key`` names the setting in errors.
-    ``embedding``: the resolved ``[mining] embedding`` (a registry name): a pretrained one puts
-    the ``embedding`` member into "auto" (:data:`AUTO_EMBEDDING_MEMBERS`); user-supplied vectors
-    (``column``) make "auto" the linear model on them.
-    """
-    if name == "auto" and embedding == "column":
-        return ModelSpec(("embedding",), modality, seed, embedding)
-    if name == "auto" and embedding != "tfidf" and modality in AUTO_EMBEDDING_MEMBERS:
-        return ModelSpec(AUTO_EMBEDDING_MEMBERS[modality], modality, seed, embedding)
-    if name == "auto" and served and modality in SERVED_AUTO and (n_rows is None or n_rows <= SVM_MAX_ROWS):
-        return ModelSpec(SERVED_AUTO[modality], modality, seed, embedding)
-    if name == "auto":
-        members = AUTO_MEMBERS[modality]
-        if n_rows is not None and n_rows > KNN_MAX_ROWS and len(members) > 1:
-            members = tuple(m for m in members if m != "knn")
-        return ModelSpec(members, modality, seed, embedding)
-    members = tuple(m.strip() for m in name.split("+"))
-    unknown = [m for m in members if m not in MEMBER_NAMES]
-    if unknown or not members:
-        raise EngineError(
-            f"{key} = {name!r}: unknown model {unknown[0] if unknown else ''!r}; use 'auto' or members "
-            f"joined by '+' from: {', '.join(MEMBER_NAMES)}"
-        )
-    if len(set(members)) != len(members):
-        raise EngineError(f"{key} = {name!r}: a member is listed twice")
-    return ModelSpec(members, modality, seed, embedding)

@@ -30,7 +30,7 @@ from data_engine.review.annotators import _refresh_annotator_quality
 from data_engine.review.consensus import _TIE, _Answer, _answers, _consensus, _norm_ts, _shift
 from data_engine.review.labelstudio.client import ReviewClient
 from data_engine.review.labelstudio.labeling import DISCARD_CHOICE
-from data_engine.review.ledger import append_events
+from data_engine.store.ledger import append_events
 from data_engine.review.project import dataset_classes, known_project, project_title, reconcile_tasks
 from data_engine.review.verdicts import verdict_stats
 from data_engine.store.config import EngineConfig

@@ -17,7 +17,6 @@ import pandas as pd
 
 from data_engine.review.labelstudio.client import ReviewClient
 from data_engine.review.labelstudio.labeling import (
-    FINISHED_TASK_STATUSES,
     build_task,
     partner_fields,
     render_items,
@@ -26,7 +25,7 @@ from data_engine.review.labelstudio.labeling import (
 from data_engine.review.project import ensure_project, latest_run_id, reconcile_tasks
 from data_engine.store.config import EngineConfig
 from data_engine.store.schema import stored_columns
-from data_engine.store.warehouse import has_table, quote_ident
+from data_engine.store.warehouse import FINISHED_TASK_STATUSES, has_table, quote_ident
 
 
 @dataclass

@@ -22,7 +22,7 @@ import duckdb
 import pandas as pd
 
 from data_engine.errors import EngineError
-from data_engine.review.ledger import append_events
+from data_engine.store.ledger import append_events
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse, rollback_quietly
 

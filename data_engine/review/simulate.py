@@ -1,22 +1,23 @@
 """A simulated reviewer: answers open Label Studio tasks through its API, as a person would.
 
-It reads the true labels from the home's ``oracle.csv`` (written by ``seed-demo``; the engine
-itself never reads that file) and answers each open task with the true label, or with a wrong
-class with probability ``1 - accuracy``. Several simulated reviewers (``annotator`` emails) can
+It reads the true labels from the home's oracle (``oracle.jsonl`` or ``oracle.csv``, see
+:mod:`data_engine.review.oracle`; the engine itself never reads it) and answers each open task with
+the true label, or with a wrong class with probability ``1 - accuracy``. Several simulated reviewers (``annotator`` emails) can
 answer the same tasks, for multi-annotator consensus. The demo, the integration tests and the
 benchmark use it.
 """
 
 from __future__ import annotations
 
-import csv
 import random
 from dataclasses import dataclass
-from pathlib import Path
 
 from data_engine.errors import EngineError
 from data_engine.review.labelstudio.client import ReviewClient
 from data_engine.review.labelstudio.labeling import choice_result
+from data_engine.review.oracle import read_oracle
+
+__all__ = ["SimulationResult", "read_oracle", "simulate_reviews"]
 
 # Seconds a simulated reviewer "spends" on a task (recorded as the annotation's lead time).
 LEAD_TIME_RANGE = (2.0, 12.0)
@@ -30,18 +31,6 @@ class SimulationResult:
     correct: int
     unknown: int
     annotator: str
-
-
-def read_oracle(path: Path) -> dict[str, str]:
-    """``example_id -> true label`` from an oracle CSV (columns ``example_id``, ``label``)."""
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            if reader.fieldnames is None or not {"example_id", "label"} <= set(reader.fieldnames):
-                raise EngineError(f"{path}: an oracle file needs the columns example_id,label")
-            return {row["example_id"]: row["label"] for row in reader}
-    except FileNotFoundError:
-        raise EngineError(f"{path}: no oracle file; the simulated reviewer needs `data-engine seed-demo`") from None
 
 
 def simulate_reviews(

@@ -1,33 +1,16 @@
 """Verdicts measure the miner: :func:`verdict_stats` counts per mining run and issue type how many
-flagged examples reviewers confirmed (label changed or discarded) or rejected (label kept), and
-:func:`effective_weights` turns them into the queue's weights per issue type; :func:`review_status`
-sums up the review state."""
+flagged examples reviewers confirmed (label changed or discarded) or rejected (label kept) (mining
+turns them into the queue's weights: :mod:`data_engine.mine.weights`); :func:`review_status` sums
+up the review state."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import Any
 
 import duckdb
 
-from data_engine.store.config import EngineConfig
 from data_engine.store.warehouse import has_table
-
-# effective_weights: a Beta prior worth this many reviewed examples at a 50% confirmation rate,
-# so a handful of verdicts nudges a weight and hundreds decide it.
-PRIOR_VERDICTS = 20.0
-
-
-PRIOR_RATE = 0.5
-
-
-# The smallest share of its configured weight an issue type keeps, so a detector reviewers
-# mostly reject still gets an occasional example reviewed (and can earn its weight back).
-MIN_WEIGHT_FACTOR = 0.1
-
-
-MAX_WEIGHT_FACTOR = 2.0
 
 
 def verdict_stats(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> list[dict[str, Any]]:
@@ -40,37 +23,6 @@ def verdict_stats(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> 
     rows = con.execute(sql + " ORDER BY run_id, issue_type", params).fetchall()
     return [{"run_id": r[0], "issue_type": r[1], "confirmed": int(r[2]), "rejected": int(r[3]), "reviewed": int(r[4])}
             for r in rows]
-
-
-def confirmation_rates(con: duckdb.DuckDBPyConnection, issue_types: Iterable[str]) -> dict[str, float]:
-    """Smoothed share of flagged examples reviewers confirmed, per issue type, over all runs.
-
-    With ``c`` confirmed among ``n`` reviewed the rate is
-    ``(c + PRIOR_VERDICTS * PRIOR_RATE) / (n + PRIOR_VERDICTS)`` (a Beta prior): PRIOR_RATE
-    before any verdict, the measured share after hundreds.
-    """
-    totals: dict[str, tuple[int, int]] = {}
-    if has_table(con, "review_verdict_stats"):
-        totals = {r[0]: (int(r[1]), int(r[2])) for r in con.execute(
-            "SELECT issue_type, sum(confirmed), sum(reviewed) FROM review_verdict_stats GROUP BY issue_type").fetchall()}
-    out = {}
-    for issue_type in issue_types:
-        confirmed, reviewed = totals.get(issue_type, (0, 0))
-        out[issue_type] = (confirmed + PRIOR_VERDICTS * PRIOR_RATE) / (reviewed + PRIOR_VERDICTS)
-    return out
-
-
-def effective_weights(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> dict[str, float]:
-    """The queue's weight per issue type: ``review.weights`` scaled by how often reviewers confirm it.
-
-    The weight is the configured one times ``rate / PRIOR_RATE`` (:func:`confirmation_rates`),
-    clipped to [MIN_WEIGHT_FACTOR, MAX_WEIGHT_FACTOR] times it. Without verdicts the configured
-    weights come back unchanged.
-    """
-    weights = dict(cfg.review.weights)
-    rates = confirmation_rates(con, weights)
-    return {t: round(base * min(max(rates[t] / PRIOR_RATE, MIN_WEIGHT_FACTOR), MAX_WEIGHT_FACTOR), 4)
-            for t, base in weights.items()}
 
 
 def review_status(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:

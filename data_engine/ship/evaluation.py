@@ -131,12 +131,14 @@ def model_input(record: ModelRecord, frame: pd.DataFrame, what: str) -> pd.DataF
     return frame[model_inputs(frame, record.input_schema)]
 
 
-def predict_gold(home: Home, record: ModelRecord, gold: pd.DataFrame, *, what: str = "the gold data") -> np.ndarray:
-    """Labels ``record`` (loaded sha256-checked) predicts for ``gold`` (N rows); shape (N,), str."""
+def predict_gold(home: Home, record: ModelRecord, gold: pd.DataFrame, *, what: str = "the gold data",
+                 model: Any = None) -> np.ndarray:
+    """Labels ``record`` (loaded sha256-checked, unless the caller passes it as ``model``) predicts
+    for ``gold`` (N rows); shape (N,), str."""
     if gold.empty:
         return np.array([], dtype=object)
     X = model_input(record, gold, what)
-    model = load_model(home, record)
+    model = load_model(home, record) if model is None else model
     from data_engine.ship.training import limited_threads
 
     with limited_threads():

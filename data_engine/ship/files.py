@@ -96,6 +96,30 @@ def _with_image_files(home: Home, checked: CheckedFile, schema: dict[str, str]) 
     return replace(checked, frame=frame.iloc[keep].reset_index(drop=True), rejected=sorted(rejected))
 
 
+def with_stored_vectors(home: Home, model: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (rows of a checked file, with ``feature_hash``) plus the vectors of the embedding
+    ``model`` reads, from the warehouse's ``embeddings`` (keyed by content hash, as mining stores
+    them); rows not stored yet are embedded once and stored, so the next call on the same content
+    embeds nothing. Unchanged when the model embeds nothing, with a corpus-fitted embedder (tfidf),
+    or from image files (their references are not content: the file behind one can change).
+    """
+    from data_engine.mine.embedders.base import EMBEDDING_COLUMN, get_embedder
+    from data_engine.mine.embedders.features import EmbeddingFeatures, attach_embedding
+    from data_engine.store.warehouse import open_warehouse
+
+    params = model.get_params(deep=True).values() if hasattr(model, "get_params") else ()
+    found = [p for p in [model, *params] if isinstance(p, EmbeddingFeatures)]
+    if not found or frame.empty or EMBEDDING_COLUMN in frame.columns or "feature_hash" not in frame.columns:
+        return frame
+    feats = found[0]
+    image = home.config.dataset.image_column
+    if not get_embedder(feats.embedding).per_row or (image is not None and image in feats.columns):
+        return frame
+    with open_warehouse(home) as con:
+        out, _ = attach_embedding(con, frame, feats.embedding, tuple(feats.columns))
+    return out
+
+
 def evaluate_file(home: Home, path: Path, version: int | None = None) -> FileEvaluation:
     """Accuracy, macro-F1 and per-class recall of the champion (or ``version``) on the labeled file ``path``.
 
@@ -104,8 +128,9 @@ def evaluate_file(home: Home, path: Path, version: int | None = None) -> FileEva
     """
     record = chosen_model(home, version)
     checked = _read(home, record, path, need_label=True)
-    frame = checked.frame
-    y_pred = predict_gold(home, record, frame, what=str(path))
+    model = load_model(home, record)
+    frame = with_stored_vectors(home, model, checked.frame)
+    y_pred = predict_gold(home, record, frame, what=str(path), model=model)
     ev = evaluate_predictions(frame["label"].astype(str).to_numpy(), y_pred, version=record.version)
     return FileEvaluation(record.version, str(path), ev, checked.rejected)
 
@@ -123,8 +148,8 @@ def predict_file(home: Home, path: Path, version: int | None = None) -> tuple[pd
     record = chosen_model(home, version)
     checked = _read(home, record, path, need_label=False)
     classes = list(record.classes)
-    X = model_input(record, checked.frame, str(path))
     model = load_model(home, record)
+    X = model_input(record, with_stored_vectors(home, model, checked.frame), str(path))
     with limited_threads():
         probs = aligned_probabilities(model, X, classes)  # (N, K)
     out = pd.DataFrame({home.config.dataset.id_column: checked.frame["example_id"].to_numpy(),

@@ -9,6 +9,9 @@ labels less until reviewed); ``data-engine bench weighting`` measures whether th
 
 from __future__ import annotations
 
+import contextlib
+import io
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -189,12 +192,61 @@ def build_estimator(cfg: EngineConfig, schema: dict[str, str], *, n_rows: int | 
     return build_model(cfg, schema, n_rows=n_rows)
 
 
-def fit_estimator(estimator: Any, X: pd.DataFrame, y: np.ndarray) -> Any:
-    """Fit ``estimator`` on ``X`` (N, D) and labels ``y`` (N,); wrap a fitting failure in EngineError."""
+def fit_estimator(estimator: Any, X: pd.DataFrame, y: np.ndarray, *, description: str | None = None) -> Any:
+    """Fit ``estimator`` on ``X`` (N, D) and labels ``y`` (N,); wrap a fitting failure in EngineError.
+
+    With a ``description``, the fit shows progress (:mod:`data_engine.progress`: a bar on a terminal,
+    log lines otherwise), one unit per member of a voting ensemble.
+    """
     try:
-        return estimator.fit(X, y)
+        if description is None:
+            return estimator.fit(X, y)
+        return _fit_with_progress(estimator, X, y, description)
     except (ValueError, TypeError) as exc:
         raise EngineError(f"training {type(estimator).__name__} failed: {exc}") from None
+
+
+class _MemberTicks(io.TextIOBase):
+    """A stdout stand-in during a fit: each line of scikit-learn's own ``[Voting] ... (i of n)``
+    report advances the bar; anything else goes on to the real stdout."""
+
+    def __init__(self, bar: Any, out: Any) -> None:
+        self._bar, self._out = bar, out
+        self._after_report = False
+
+    def write(self, text: str) -> int:
+        if "[Voting]" in text:
+            self._bar.advance(text.count("[Voting]"))
+            self._after_report = True  # print() writes the line's end separately
+        elif text == "\n" and self._after_report:
+            self._after_report = False
+        elif text:
+            self._after_report = False
+            self._out.write(text)
+        return len(text)
+
+
+def _fit_with_progress(estimator: Any, X: pd.DataFrame, y: np.ndarray, description: str) -> Any:
+    """Fit with a progress bar. A voting ensemble counts its members through scikit-learn's own
+    per-member report (``verbose``), switched on for this fit only so the stored model is unchanged."""
+    from data_engine.progress import progress
+
+    members = getattr(estimator, "estimators", None)
+    voting = isinstance(members, list) and len(members) > 1 and "verbose" in estimator.get_params(deep=False)
+    n_classes = len(pd.unique(np.asarray(y)))
+    what = (f"{description}: {', '.join(name for name, _ in members)}" if voting else description)
+    with progress(f"{what} on {len(y)} labels in {n_classes} classes", len(members) if voting else 1,
+                  unit="members" if voting else "fits") as bar:
+        if not voting:
+            fitted = estimator.fit(X, y)
+            bar.advance()
+            return fitted
+        estimator.set_params(verbose=True)
+        try:
+            with contextlib.redirect_stdout(_MemberTicks(bar, sys.stdout)):
+                return estimator.fit(X, y)
+        finally:
+            estimator.set_params(verbose=False)
 
 
 def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfig | None = None) -> TrainResult:
@@ -219,7 +271,7 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
     if twin is not None:
         raise AlreadyTrained(twin, ts.label_snapshot, spec)
     with limited_threads():
-        fitted = fit_estimator(estimator, X, y)
+        fitted = fit_estimator(estimator, X, y, description=f"training {spec}")
     # The model's class order must be the dataset's, or probabilities would be mislabeled downstream.
     model_classes = [str(c) for c in fitted.classes_]
     counts = pd.Series(y).value_counts().to_dict()

@@ -15,17 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from data_engine.compute.backend import check_scheduler
 from data_engine.errors import ConfigError, EngineError
-from data_engine.mine.spec import resolve_spec
 
 Modality = Literal["tabular", "text", "image"]
 # "vector": one list of numbers per row (a Parquet list column, a JSONL array), for `embedding = "column"`.
 ColumnType = Literal["numeric", "categorical", "vector"]
-DETECTORS = ("label", "outlier", "near_duplicate", "uncertain", "lookalike")
-# data_engine.mine.selection's registry, by name (kept here: the config loads without numpy; a test
-# keeps the two equal).
-SELECTION_STRATEGIES = ("diverse_minibatch", "diverse_margin", "margin", "entropy", "diversity", "typicality", "cold_start", "random")
+# The detectors ``[mining] detectors`` runs when it is not set. Names of pluggable pieces (detectors,
+# strategies, embedders, model members) are checked against their registries by the stage that owns
+# them (data_engine.mine.names), not here: the store sits below the stages.
+DEFAULT_DETECTORS = ("label", "outlier", "near_duplicate", "uncertain", "lookalike")
+# ``[compute] scheduler``: "local" or the address of a Dask scheduler with one of these schemes
+# (the ones dask.distributed's TCP-based comms understand; anything else is a typo).
+LOCAL_SCHEDULER = "local"
+SCHEDULER_SCHEMES = ("tcp://", "tls://")
 
 # Names the warehouse uses for its own columns in ``examples``; a dataset column may not take them.
 RESERVED_COLUMNS = frozenset(
@@ -72,19 +74,13 @@ class MiningConfig:
     folds: int = 5
     seed: int = 0
     n_jobs: int = 2
-    detectors: tuple[str, ...] = DETECTORS
+    detectors: tuple[str, ...] = DEFAULT_DETECTORS
     # How examples become vectors (data_engine.mine.embedders): "auto" (per modality), "tfidf",
     # "e5-small", "column" (vectors the user supplies in the input columns), ...
     embedding: str = "auto"
     # "own": out-of-fold predictions of the engine's models; "external": the class probabilities
     # landed under landing/predictions/ (data_engine.mine.external; out-of-sample is the user's promise).
     predictions: Literal["own", "external"] = "own"
-
-    def resolved_embedding(self, modality: str) -> str:
-        """The embedder name ``embedding`` means for ``modality`` (see data_engine.mine.embedders)."""
-        from data_engine.mine.embedders import resolve_embedding
-
-        return resolve_embedding(self.embedding, modality)
 
 
 @dataclass(frozen=True)
@@ -108,7 +104,7 @@ class ReviewConfig:
         default_factory=lambda: {"label": 1.0, "near_duplicate": 0.6, "uncertain": 0.5, "outlier": 0.3,
                                  "lookalike": 1.2}
     )
-    # Carrying verdicts to look-alikes and copies (data_engine.review.propagate): "off", "suggest"
+    # Carrying verdicts to look-alikes and copies (data_engine.mine.propagate): "off", "suggest"
     # (flag them for review) or "apply" (discard look-alikes above the threshold chosen for
     # propagate_precision on at least propagate_min_verdicts held-out verdicts; exact copies take
     # their reviewed partner's verdict); propagate_audit: share of propagated examples re-reviewed.
@@ -348,8 +344,7 @@ def _check_ranges(cfg: EngineConfig) -> None:
     if cfg.mining.n_jobs < 1:
         raise ConfigError("mining.n_jobs: must be at least 1")
     for i, d in enumerate(cfg.mining.detectors):
-        if d not in DETECTORS:
-            raise ConfigError(f"mining.detectors[{i}] = {d!r}: must be one of {', '.join(DETECTORS)}")
+        _check_name(d, f"mining.detectors[{i}]")
     if cfg.review.budget < 1:
         raise ConfigError("review.budget: must be at least 1")
     if cfg.review.annotators_per_task < 1:
@@ -371,27 +366,14 @@ def _check_ranges(cfg: EngineConfig) -> None:
     if not cfg.review.api_key_env.replace("_", "").isalnum():
         raise ConfigError("review.api_key_env: must be the NAME of an environment variable, not the key itself")
     for name, w in cfg.review.weights.items():
-        if name not in DETECTORS:
-            raise ConfigError(f"review.weights.{name}: not a detector ({', '.join(DETECTORS)})")
         if w < 0:
             raise ConfigError(f"review.weights.{name}: must not be negative")
-    if cfg.review.strategy not in SELECTION_STRATEGIES:
-        raise ConfigError(f"review.strategy = {cfg.review.strategy!r}: must be one of {', '.join(SELECTION_STRATEGIES)}")
     if not 0 <= cfg.review.explore_share <= 1:
         raise ConfigError("review.explore_share: must be between 0 and 1")
     if not 0 < cfg.review.refill_below <= 1:
         raise ConfigError("review.refill_below: must be a share of the budget, above 0 and at most 1")
     if cfg.retrain.min_new_labels < 1:
         raise ConfigError("retrain.min_new_labels: must be at least 1")
-    try:
-        embedding = cfg.mining.resolved_embedding(cfg.dataset.modality)
-    except EngineError as exc:
-        raise ConfigError(str(exc)) from None
-    for key, name, served in (("mining.model", cfg.mining.model, False), ("retrain.model", cfg.retrain.model, True)):
-        try:
-            resolve_spec(name, cfg.dataset.modality, served=served, key=key, embedding=embedding)
-        except EngineError as exc:
-            raise ConfigError(str(exc)) from None
     if cfg.gate.tolerance is not None and not 0 <= cfg.gate.tolerance <= 1:
         raise ConfigError("gate.tolerance: must be between 0 and 1")
     if not 0 < cfg.gate.alpha < 0.5:
@@ -409,6 +391,16 @@ def _check_ranges(cfg: EngineConfig) -> None:
             raise ConfigError(f"gate.slices[{i}].column = {s.column!r}: not a dataset column")
         if s.equals is None and s.min is None and s.max is None:
             raise ConfigError(f"gate.slices[{i}]: give equals, min or max")
+
+
+def check_scheduler(value: str, key: str = "compute.scheduler") -> str:
+    """``value`` if it is ``"local"`` or a scheduler address, else :class:`EngineError` naming ``key``."""
+    if value == LOCAL_SCHEDULER:
+        return value
+    if not value.startswith(SCHEDULER_SCHEMES) or not value.split("://", 1)[1].strip():
+        raise EngineError(f"{key} = {value!r}: must be \"local\" or a Dask scheduler address such as "
+                          f"\"tcp://127.0.0.1:8786\"")
+    return value
 
 
 def _check_name(value: str, key: str) -> None:

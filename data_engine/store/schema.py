@@ -7,6 +7,8 @@ against the same types. Classes come from ``[dataset] classes`` or the first lab
 
 from __future__ import annotations
 
+import math
+
 import duckdb
 
 from data_engine.errors import EngineError
@@ -17,6 +19,22 @@ from data_engine.store.warehouse import quote_ident
 
 class AmbiguousNumbers(EngineError):
     """A column's numbers are written with thousands separators or decimal commas."""
+
+
+class NotClasses(EngineError):
+    """The label column holds numbers to predict or tag lists, not one class per row."""
+
+
+# Inferred classes beyond this many are looked at twice: a column of numbers to predict (prices,
+# ratings with decimals) or of tag lists would otherwise become hundreds of classes without a word.
+MANY_CLASSES = 30
+# ... and refused as numbers to predict when nearly all labels are numbers (the share of numeric
+# columns) and either some are fractional or most labeled rows have a value of their own.
+DISTINCT_SHARE = 0.5
+# ... and refused as tag lists when at least this share of the distinct labels is a JSON array or
+# holds the tag separator ("a|b", the form issue-tracker and photo-tag exports use).
+TAG_LIST_SHARE = 0.2
+TAG_SEPARATOR = "|"
 
 # A column is numeric when at least this share of its non-empty values in the first batch parse as
 # numbers: a few typos must not turn a numeric column into a categorical one (they get quarantined).
@@ -152,6 +170,11 @@ def fix_classes(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, batch_id: str
             "WHERE nullif(label, '') IS NOT NULL AND NOT list_contains(?::VARCHAR[], label)",
             [label_markers(ds.na_values)],
         ).fetchall()]
+        n_labeled = con.execute(
+            f"SELECT count(*) FROM (SELECT {normalized_sql(q)} AS label FROM raw_rows) "
+            "WHERE nullif(label, '') IS NOT NULL AND NOT list_contains(?::VARCHAR[], label)",
+            [label_markers(ds.na_values)]).fetchone()[0]
+        check_label_kind(ds.label_column, found, int(n_labeled))
         labels, source = _natural_sorted(found), f"inferred from batch {batch_id}"
     else:
         return []
@@ -162,6 +185,45 @@ def fix_classes(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, batch_id: str
         "INSERT INTO dataset_classes VALUES (?, ?, ?)", [[c, i, source] for i, c in enumerate(labels)]
     )
     return labels
+
+
+def check_label_kind(column: str, distinct: list[str], n_labeled: int) -> None:
+    """Refuse a label column that is not one class per row, before its values become classes.
+
+    ``distinct``: its distinct labels (normalised); ``n_labeled``: the labeled rows of the batch.
+    The engine classifies: every distinct value is a class. With more than :data:`MANY_CLASSES`
+    values, numbers (nearly all labels, with fractions or mostly one value per row) are a quantity
+    to predict, and JSON arrays or ``a|b`` values are tag lists; both are refused with
+    :class:`NotClasses`, naming the column, the count and the way out (``[dataset] classes`` when they
+    really are classes; ``[dataset] task = "regression"`` / ``"multilabel"`` once those tasks exist).
+    """
+    k = len(distinct)
+    if k <= MANY_CLASSES:
+        return
+    numbers = [v for v in distinct if _number(v) is not None]
+    fractional = sum(1 for v in numbers if not float(_number(v)).is_integer())
+    if len(numbers) >= NUMERIC_SHARE * k and (fractional or k >= DISTINCT_SHARE * n_labeled):
+        example = ", ".join(sorted(numbers, key=lambda v: float(v))[:: max(1, len(numbers) // 4)][:4])
+        raise NotClasses(
+            f"label column {column!r}: {k} distinct numbers among {n_labeled} labeled rows (e.g. {example}) look like "
+            f"a quantity to predict, and the engine would make each value a class ({k} classes); it classifies "
+            "only for now. If they are classes, list them in [dataset] classes; otherwise bin them into classes "
+            "in the file (a regression task, [dataset] task = \"regression\", is planned)")
+    tags = [v for v in distinct if (v.startswith("[") and v.endswith("]")) or TAG_SEPARATOR in v]
+    if len(tags) >= TAG_LIST_SHARE * k:
+        raise NotClasses(
+            f"label column {column!r}: {len(tags)} of its {k} distinct values are tag lists (e.g. {tags[0]!r}); "
+            f"the engine gives each row one class and would make every combination a class ({k} classes). "
+            "Keep one tag per row, or list the classes in [dataset] classes if these values really are classes "
+            "(multi-label data, [dataset] task = \"multilabel\", is planned)")
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _natural_sorted(labels: list[str]) -> list[str]:

@@ -23,6 +23,10 @@ LOCK_WAIT_ENV = "DATA_ENGINE_LOCK_WAIT"
 DEFAULT_LOCK_WAIT_S = 120.0
 _LOCK_PATTERN = re.compile(r"(Could not set lock|Conflicting lock)", re.IGNORECASE)
 
+# ``review_tasks.status`` values after which a task waits for nothing more. A 'tie' still waits for
+# a deciding vote, so it is not among them (mining, second opinions, push and the sensors read this).
+FINISHED_TASK_STATUSES: tuple[str, ...] = ("done",)
+
 
 def quote_ident(name: str) -> str:
     """Quote a SQL identifier (column names come from the user's config and files)."""

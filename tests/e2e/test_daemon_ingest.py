@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from data_engine.commands.core import init_home
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 from tests.e2e.dagster_daemon import running_daemon, wait_for
+from tests.homes import make_home
 
 pytestmark = pytest.mark.integration
 
@@ -23,8 +23,7 @@ def _ingested(home: Home) -> int:
 
 
 def test_dropped_file_is_ingested_by_the_sensor(tmp_path: Path) -> None:
-    home = Home(tmp_path / "home")
-    init_home(home)
+    home = make_home(tmp_path)
     with running_daemon(home.root) as dagster_home:
         header = "id,label," + ",".join(f"px{i}" for i in range(64))
         rows = [f"x{r},{r % 10}," + ",".join(str((r * i) % 17) for i in range(64)) for r in range(30)]

@@ -15,14 +15,14 @@ import pandas as pd
 import pytest
 
 import data_engine.mine.detectors.neighbours as nb
-from data_engine.commands.core import init_home
 from data_engine.compute import DaskBackend, LocalBackend, connect
 from data_engine.ingest.batch import ingest_file
 from data_engine.mine.oof import ensemble_out_of_fold_probabilities
 from data_engine.mine.run import run_mining
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
-from tests.test_mining import CONFIG, blobs
+from tests.homes import make_home
+from tests.mine.test_mining import CONFIG, blobs
 
 pytestmark = pytest.mark.integration
 
@@ -73,8 +73,7 @@ def _tasks_ran_on(dask: DaskBackend, fn, *args, **kwargs):
 
 
 def test_out_of_fold_fits_on_the_cluster_equal_the_local_ones(dask: DaskBackend) -> None:
-    from data_engine.mine.models import Schema, build_members
-    from data_engine.mine.spec import resolve_spec
+    from data_engine.mine.models import Schema, build_members, resolve_spec
 
     frame = blobs(300, seed=3, flip=(1, 5, 9))
     schema = {"x": "numeric", "y": "numeric", "color": "categorical"}
@@ -102,10 +101,7 @@ def test_blockwise_neighbour_search_on_the_cluster_equals_the_local_one(dask: Da
 
 
 def _home(root: Path, extra: str = "") -> Home:
-    cfg = root.with_suffix(".toml")
-    cfg.write_text(CONFIG + extra, encoding="utf-8")
-    home = Home(root)
-    init_home(home, cfg)
+    home = make_home(root.parent, CONFIG + extra, name=root.name)
     frame = pd.concat([blobs(400, seed=1, flip=(3, 17, 40)), blobs(200, seed=2, start=400, labeled=False)])
     path = home.landing / "b1.csv"
     frame.to_csv(path, index=False)
@@ -174,7 +170,7 @@ def test_embedding_batches_on_the_cluster_equal_the_local_vectors(dask: DaskBack
 def test_text_mining_embeds_its_unseen_rows_on_the_cluster_with_the_local_results(cluster: str, dask: DaskBackend,
                                                                                 tmp_path: Path, monkeypatch) -> None:
     import data_engine.compute.embedding as ce
-    from tests.test_embedding_mining import NEG, POS, TEXT
+    from tests.mine.test_embedding_mining import NEG, POS, TEXT
 
     monkeypatch.setattr(ce, "EMBED_BATCH_ROWS", 8)  # several batches from a small set
     texts = [f"{t}{suffix}" for suffix in ("", "!", ", really") for t in POS + NEG]
@@ -183,10 +179,7 @@ def test_text_mining_embeds_its_unseen_rows_on_the_cluster_with_the_local_result
     frame.loc[[2, 20], "label"] = ["neg", "pos"]
     found = []
     for name, extra in (("local", ""), ("remote", f'\n[compute]\nscheduler = "{cluster}"\n')):
-        cfg = tmp_path / f"{name}.toml"
-        cfg.write_text(TEXT + extra, encoding="utf-8")
-        home = Home(tmp_path / name)
-        init_home(home, cfg)
+        home = make_home(tmp_path, TEXT + extra, name=name)
         path = home.landing / "b1.csv"
         frame.to_csv(path, index=False)
         with open_warehouse(home) as con:

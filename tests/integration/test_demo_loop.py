@@ -6,22 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from data_engine.commands.core import default_config_text, init_home
 from data_engine.demo.data import seed_demo
 from data_engine.demo.loop import run_demo
 from data_engine.review.labelstudio.server import free_port, stop_server
-from data_engine.store.home import Home
+from tests.homes import make_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
 
 def test_the_demo_loop_recovers_the_gap_within_the_review_budget_and_beats_model_centric(tmp_path: Path) -> None:
-    config = tmp_path / "engine.toml"
     # The demo's own config, on a free port so it never meets a server a developer has running.
-    config.write_text(default_config_text().replace("http://127.0.0.1:8080", f"http://127.0.0.1:{free_port()}"),
-                      encoding="utf-8")
-    home = Home(tmp_path / "home")
-    init_home(home, config)
+    home = make_home(tmp_path, {"review": {"url": f"http://127.0.0.1:{free_port()}"}})
     seed_demo(home, noise=0.2, seed=0)
     lines: list[str] = []
     try:

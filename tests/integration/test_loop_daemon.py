@@ -20,7 +20,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from data_engine.commands.core import init_home
 from data_engine.errors import ReviewServiceError
 from data_engine.demo.data import seed_demo
 from data_engine.review.labelstudio.client import LabelStudioClient
@@ -29,6 +28,7 @@ from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 from data_engine.triggers import mining_trigger, retrain_trigger, unfinished_reviews
 from tests.e2e.dagster_daemon import REPO, running_daemon, wait_for
+from tests.homes import make_home
 
 pytestmark = pytest.mark.integration
 
@@ -166,13 +166,9 @@ def _run_phases(instance) -> dict[str, dict[str, float]]:
 def test_sensor_driven_loop_settles_and_takes_a_second_file(tmp_path: Path, label_studio) -> None:
     import dagster as dg
 
-    home = Home(tmp_path / "home")
-    cfg_file = tmp_path / "engine.toml"
-    cfg_file.write_text(_config(label_studio.url))
-    init_home(home, cfg_file)
+    home = make_home(tmp_path, _config(label_studio.url))
     # Seed into a staging folder, then move the files in: the sensor never sees half a file.
-    staging = Home(tmp_path / "staging")
-    init_home(staging, cfg_file)
+    staging = make_home(tmp_path, _config(label_studio.url), name="staging")
     seed_demo(staging, noise=0.1, seed=1, batches=4)
     (staging.root / "oracle.csv").replace(home.oracle_path)
     oracle = read_oracle(home.oracle_path)

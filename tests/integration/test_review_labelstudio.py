@@ -247,12 +247,10 @@ def test_server_stopped_midway_loses_nothing_and_resumes(review_home, label_stud
 
 
 def test_a_running_server_is_reused_not_restarted(tmp_path, label_studio, capsys):
-    from data_engine.commands.core import init_home
     from data_engine.review.labelstudio.server import ensure_server
-    from data_engine.store.home import Home
+    from tests.homes import make_home
 
-    home = Home(tmp_path / "home")
-    init_home(home)
+    home = make_home(tmp_path)
     # This home's server data dir IS the session server's: `up` must find it running and re-use it.
     home.labelstudio_dir.symlink_to(label_studio.data_dir, target_is_directory=True)
     info = ensure_server(home)

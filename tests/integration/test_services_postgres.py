@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from data_engine.commands.core import init_home
 from data_engine.review.labelstudio.server import ensure_server, free_port, read_token, stop_server
 from data_engine.store.home import Home
 from data_engine.store.services_db import labelstudio_db_env, postgres_server
 from tests.conftest import TOY_CONFIG
+from tests.homes import make_home
 
 pytestmark = pytest.mark.integration
 
@@ -38,10 +38,7 @@ def pg_home() -> Iterator[Home]:
     # pytest's own temp dirs are private (0700), so this one is made traversable (0711).
     with tempfile.TemporaryDirectory(prefix="engine-pg-") as tmp:
         os.chmod(tmp, 0o711)
-        cfg = Path(tmp) / "engine.toml"
-        cfg.write_text(TOY_CONFIG + f'\n[review]\nurl = "http://127.0.0.1:{free_port()}"\n', encoding="utf-8")
-        home = Home(Path(tmp) / "home")
-        init_home(home, cfg)
+        home = make_home(Path(tmp), TOY_CONFIG + f'\n[review]\nurl = "http://127.0.0.1:{free_port()}"\n')
         os.environ["DATA_ENGINE_PG_PORT"] = str(free_port())
         try:
             up = pg(home, "up")

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from data_engine.commands.core import init_home
-from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
+from tests.homes import make_home
 from tests.reliability.conftest import REPO, assert_rows_accounted, assert_status_answers
 
 SECONDS = 40.0
@@ -34,10 +33,11 @@ def _csv(path: Path, prefix: str, rows: int, bad_every: int = 0) -> int:
     return rows
 
 
+# slow: two sensor runs and the CLI as separate processes; tests/store/test_writers.py is the fast one
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_two_sensor_runs_and_the_cli_write_at_once_and_lose_nothing(tmp_path: Path) -> None:
-    home = Home(tmp_path / "home")
-    init_home(home)
+    home = make_home(tmp_path)
     rows: dict[str, int] = {}
     for i in range(40):
         rows[f"f{i:02d}.csv"] = _csv(home.landing / f"f{i:02d}.csv", f"f{i}-", 300, bad_every=37 if i % 3 == 0 else 0)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from data_engine.commands.core import init_home
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
+from tests.homes import make_home
 from tests.reliability.conftest import assert_one_line_error, assert_rows_accounted, assert_status_answers, cli
 
 PIXELS = [f"px{i}" for i in range(64)]
@@ -60,10 +60,11 @@ def _grow(mount: Path) -> None:
     subprocess.run(["mount", "-o", "remount,size=64m", str(mount)], check=True)
 
 
+# slow: a 60,000-row file filling a tmpfs, then a retry; the completely-full-disk test stays fast
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_disk_full_during_a_load_is_one_clear_line_and_the_retry_succeeds(small_disk: Path, tmp_path: Path) -> None:
-    home = Home(small_disk / "home")
-    init_home(home)
+    home = make_home(small_disk)
     assert cli(home, "ingest", str(_csv(tmp_path / "first.csv", "f", 200))).returncode == 0
     big = _csv(tmp_path / "big.csv", "b", 60_000)  # stored, far more than the 3 MB left
     before = _snapshot(home)
@@ -81,8 +82,7 @@ def test_disk_full_during_a_load_is_one_clear_line_and_the_retry_succeeds(small_
 
 @pytest.mark.timeout(300)
 def test_a_completely_full_disk_still_answers_status_and_refuses_writes_clearly(small_disk: Path, tmp_path: Path) -> None:
-    home = Home(small_disk / "home")
-    init_home(home)
+    home = make_home(small_disk)
     assert cli(home, "ingest", str(_csv(tmp_path / "first.csv", "f", 100))).returncode == 0
     ballast = small_disk / "ballast"
     with ballast.open("wb") as fh:  # fill every last block
@@ -114,10 +114,11 @@ def _hold_lock(path: Path) -> subprocess.Popen:
     return proc
 
 
+# slow: a dozen CLI processes against a held lock; tests/store/test_warehouse.py's locked-warehouse test is the fast one
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_locked_warehouse_names_the_holder_and_the_next_run_succeeds(tmp_path: Path) -> None:
-    home = Home(tmp_path / "home")
-    init_home(home)
+    home = make_home(tmp_path)
     assert cli(home, "ingest", str(_csv(tmp_path / "first.csv", "f", 100))).returncode == 0
     before = _snapshot(home)
     rounds = 3

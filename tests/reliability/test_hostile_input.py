@@ -17,13 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from data_engine.commands.core import init_home
 from data_engine.errors import ConfigError, EngineError
 from data_engine.ingest.batch import ingest_file
 from data_engine.store.config import parse_config
 from data_engine.store.home import Home
 from data_engine.store.values import normalize_text
 from data_engine.store.warehouse import open_warehouse
+from tests.homes import make_home
 
 TOY = """\
 [dataset]
@@ -55,11 +55,7 @@ row = st.fixed_dictionaries({"id": hostile_text, "label": st.one_of(st.sampled_f
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory) -> Home:
     root = tmp_path_factory.mktemp("hostile")
-    cfg = root / "toy.toml"
-    cfg.write_text(TOY, encoding="utf-8")
-    home = Home(root / "home")
-    init_home(home, cfg)
-    return home
+    return make_home(root, TOY)
 
 
 def _tables(con) -> dict[str, int]:
@@ -83,6 +79,8 @@ def _as_jsonl(rows: list[dict[str, str]]) -> str:
 FILES = {"n": 0}
 
 
+# slow: sixty fuzzed files, each ingested; tests/ingest/test_ingest_corpus.py's bad files stay fast
+@pytest.mark.slow
 @SETTINGS
 @given(rows=st.lists(row, min_size=1, max_size=8), fmt=st.sampled_from(["csv", "jsonl"]),
        encoding=st.sampled_from(["utf-8", "utf-8", "utf-8", "latin-1", "utf-16", "cp1252"]))

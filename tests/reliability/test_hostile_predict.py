@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from data_engine.ship import deploy
 from data_engine.ship.training import train_candidate
 from data_engine.store.warehouse import open_warehouse
-from tests.loop_support import make_home, seed_digits
+from tests.loop_support import make_home
 
 PIXELS = [f"px{i}" for i in range(64)]
 
@@ -26,8 +26,7 @@ def client(tmp_path_factory):
 
     from data_engine.ship.serve import create_app
 
-    home = make_home(tmp_path_factory.mktemp("predict"))
-    seed_digits(home, n_train=200, n_gold=60, n_unlabeled=0)
+    home = make_home(tmp_path_factory.mktemp("predict"), seed=0, n_train=200, n_gold=60, n_unlabeled=0)
     with open_warehouse(home) as con:
         deploy.promote(con, home, train_candidate(con, home).record.version, reason="fuzz")
     with TestClient(create_app(home), raise_server_exceptions=False) as c:

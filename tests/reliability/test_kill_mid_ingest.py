@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from data_engine.commands.core import init_home
 from data_engine.ingest.batch import ingest_path
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
+from tests.homes import make_home
 from tests.reliability.conftest import REPO, assert_rows_accounted, assert_status_answers, cli
 
 ROWS = 200_000
@@ -71,10 +71,11 @@ def _kill_when(home: Home, big: Path, phase: str) -> float:
     return time.monotonic() - started
 
 
+# slow: kills an ingesting process in three phases, each a fresh interpreter; make test runs it
+@pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_sigkill_mid_load_leaves_nothing_and_the_retry_stores_every_row(tmp_path: Path) -> None:
-    template = Home(tmp_path / "template")
-    init_home(template)
+    template = make_home(tmp_path, name="template")
     small = tmp_path / "small.csv"
     _write_csv(small, "s", 50)
     ingest_path(template, small)  # data that was there before the kill and must stay

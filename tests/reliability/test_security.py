@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from data_engine.review.labelstudio.server import PASSWORD_FILE, TOKEN_FILE, read_or_create_secret
-from data_engine.ship.registry import load_cache, save_cache
+from data_engine.store.cache import load_cache, save_cache
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 from tests.reliability.conftest import REPO
@@ -117,10 +117,9 @@ def test_no_service_or_script_binds_all_interfaces() -> None:
 def test_the_model_server_listens_on_loopback_only(tmp_path: Path) -> None:
     from data_engine.ship import deploy
     from data_engine.ship.training import train_candidate
-    from tests.loop_support import make_home, seed_digits
+    from tests.loop_support import make_home
 
-    home = make_home(tmp_path)
-    seed_digits(home, n_train=150, n_gold=40, n_unlabeled=0)
+    home = make_home(tmp_path, seed=0, n_train=150, n_gold=40, n_unlabeled=0)
     with open_warehouse(home) as con:
         deploy.promote(con, home, train_candidate(con, home).record.version, reason="bind check")
     with socket.socket() as s:

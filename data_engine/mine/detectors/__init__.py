@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from data_engine.errors import EngineError
 from data_engine.mine.detectors.base import (
     DETECTORS,
     ISSUE_COLUMNS,
@@ -36,9 +35,7 @@ __all__ = [
 def get_detector(name: str, **options: Any) -> Detector:
     """A detector instance by issue name (``options``: its keyword arguments); raise EngineError
     naming the known ones."""
-    if name not in DETECTORS:
-        raise EngineError(f"unknown detector {name!r}; known: {', '.join(DETECTORS)}")
-    return DETECTORS[name](**options)
+    return DETECTORS.get_piece(name)(**options)
 
 
 def run_detectors(data: MiningData, names: Iterable[str],

@@ -9,8 +9,16 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from data_engine.plugins import Registry
+
 # Columns every detector returns, one row per example it judged.
 ISSUE_COLUMNS = ("example_id", "is_issue", "score", "reason", "detail")
+
+
+# Tabular data with at most this many input columns (none of them text) is low-dimensional: a few
+# categorical or integer columns have few distinct rows, so exact copies are common (two third-class
+# passengers of one age and fare) and no sign of an error (digits' 64 pixel columns are well above it).
+LOW_DIMENSIONS = 16
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,14 @@ class MiningData:
             raise ValueError(f"MiningData.probs has shape {self.probs.shape}, expected ({n}, {len(self.classes)})")
 
     @property
+    def low_dimensional(self) -> bool:
+        """Tabular data with at most :data:`LOW_DIMENSIONS` numeric or categorical input columns,
+        where identical rows arise legitimately and say nothing about a label."""
+        kinds = list(self.schema.values())
+        return (self.modality == "tabular" and self.image_paths is None and 0 < len(kinds) <= LOW_DIMENSIONS
+                and "text" not in kinds)
+
+    @property
     def labeled(self) -> np.ndarray:
         """Boolean mask of shape (N,): rows with a label in force."""
         return self.labels >= 0
@@ -113,13 +129,15 @@ class Detector(ABC):
         """Judge the examples in ``data``; scores in [0, 1], low means likely a problem."""
 
 
-DETECTORS: dict[str, type[Detector]] = {}
+# The detectors by issue name: the built-ins (registered as their modules load) and those of the
+# installed packages' ``data_engine.detectors`` entry points (docs/architecture.md).
+DETECTORS: Registry[type[Detector]] = Registry("detector", "data_engine.detectors", name_attr="issue_name",
+                                                base=Detector)
 
 
 def register_detector(cls: type[Detector]) -> type[Detector]:
     """Class decorator adding a detector to :data:`DETECTORS` under its ``issue_name``."""
-    DETECTORS[cls.issue_name] = cls
-    return cls
+    return DETECTORS.register(cls)
 
 
 def issues_frame(example_ids: np.ndarray, is_issue: np.ndarray, score: np.ndarray, reason: np.ndarray,

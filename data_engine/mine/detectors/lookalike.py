@@ -163,12 +163,14 @@ class LookalikeDetector(Detector):
     def _copies(self, data: MiningData, rows: np.ndarray, verdicts: pd.DataFrame, Xv: Any,
                 Xc: Any) -> tuple[np.ndarray, np.ndarray]:
         """Per candidate, the index of a reviewed example it copies whose verdict changed something
-        (discarded or relabeled), else -1; and 'exact' | 'near' | ''."""
+        (discarded, or relabeled outside low-dimensional tabular data), else -1; and 'exact' | 'near' | ''."""
         n = len(rows)
         partner = np.full(n, -1, dtype=np.int64)
         kind = np.full(n, "", dtype=object)
-        changed = verdicts["is_discarded"].to_numpy(bool) | (
-            verdicts["label"].astype(object).to_numpy() != verdicts["given_label"].astype(object).to_numpy())
+        relabeled = verdicts["label"].astype(object).to_numpy() != verdicts["given_label"].astype(object).to_numpy()
+        # In low-dimensional tabular data identical rows legitimately differ in outcome: a relabeled
+        # passenger says nothing about the label of an identical one (a discarded row still does).
+        changed = verdicts["is_discarded"].to_numpy(bool) | (relabeled & (not data.low_dimensional))
         if not changed.any():
             return partner, kind
         hashes = pd.Series(np.flatnonzero(changed), index=verdicts["feature_hash"].astype(str).to_numpy()[changed])

@@ -1,10 +1,19 @@
 """``near_duplicate``: exact copies (same input hash) and near copies (a very close neighbour; for
 image files also a perceptual hash within a few bits or a close neighbour, confirmed by comparing
 the images, see
-:mod:`data_engine.mine.detectors.image_duplicates`)."""
+:mod:`data_engine.mine.detectors.image_duplicates`).
+
+Copies are review items by the evidence that a label is wrong, not by being copies: a copy whose
+label differs from its copies' is flagged when its label is more likely wrong than right by the mean
+of the model's out-of-fold probability of that label and the share of its copies that carry it (the
+copies' own agreement); in low-dimensional tabular data (``MiningData.low_dimensional``) identical rows arise legitimately (two third-class passengers of one age and
+fare), so copies with agreeing labels are a data-set fact in the summary (``copies_fact``), not
+review items, unless reviewers' verdicts on such flags show they pay (``copies_pay``, decided by
+:func:`agreeing_copies_pay`)."""
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -25,20 +34,32 @@ from data_engine.mine.detectors.image_duplicates import (
 NEAR_DUPLICATE_THRESHOLD = 0.13
 
 
+# Agreeing copies pay when reviewers confirmed at least this share of them: a confirmed fix is worth
+# two new labels (data_engine.mine.budget.FIX_WORTH), so below one half a review of such a copy
+# gains less than a new label would.
+PAYING_RATE = 0.5
+
+
+# Verdicts on agreeing copies needed before their rate is trusted.
+MIN_COPY_VERDICTS = 20
+
+
 @register_detector
 class NearDuplicateDetector(Detector):
     """Flags examples with an exact or near copy anywhere in the data (across batches).
 
-    Score (low = problem): duplicates whose labels disagree score in [0, 0.5), other duplicates in
-    [0.5, 1), each by ``1 - exp(-d / median d)`` of the distance to the copy (cleanlab's transform),
-    so contradictory copies come first in the review queue.
+    Score (low = problem): a copy whose label disagrees with its copies' scores the evidence that its
+    label is right (see the module docstring; flagged below 0.5); other copies score in [0.5, 1) by
+    ``1 - exp(-d / median d)`` of the distance to the copy (cleanlab's transform), so contradictory
+    copies come first in the review queue.
     """
 
     issue_name = "near_duplicate"
     needs_neighbours = True
 
-    def __init__(self, *, threshold: float = NEAR_DUPLICATE_THRESHOLD) -> None:
+    def __init__(self, *, threshold: float = NEAR_DUPLICATE_THRESHOLD, copies_pay: bool = False) -> None:
         self.threshold = threshold
+        self.copies_pay = copies_pay
 
     def find_issues(self, data: MiningData) -> DetectorResult:
         """Judge all N examples; uses ``data.feature_hash`` and, if present, ``data.neighbours``."""
@@ -90,18 +111,28 @@ class NearDuplicateDetector(Detector):
             distance = np.where(by_image, self.threshold * median * within, distance)
             other = labels[np.maximum(copies.partner, 0)]
             disagree |= by_image & (labels >= 0) & (other >= 0) & (labels != other)
-        flags = exact | near
+        is_copy = exact | near
         closeness = 1.0 - np.exp(-np.where(np.isfinite(distance), distance, 1e6) / median)
-        score = np.where(disagree, 0.5 * closeness, 0.5 + 0.5 * closeness)
+        # Evidence that a disagreeing copy's label is right: the model's out-of-fold probability
+        # of it and the share of its copies (itself included) that carry it, averaged.
+        share = _label_share(codes, labels, exact, near, partner)
+        p_label = np.full(n, np.nan)
+        known = (labels >= 0) & np.isfinite(data.probs).all(axis=1)
+        p_label[known] = data.probs[known, labels[known]]
+        label_right = np.where(np.isfinite(p_label), 0.5 * (p_label + share), share)
+        low_dim = data.low_dimensional
+        agreeing_flagged = self.copies_pay or not low_dim
+        flags = np.where(disagree, label_right < 0.5, is_copy & agreeing_flagged)
+        score = np.clip(np.where(disagree, label_right, 0.5 + 0.5 * closeness), 0.0, 1.0)
         partner_id = np.where(partner >= 0, data.example_ids[np.maximum(partner, 0)], None)
         kind = np.where(exact, "exact duplicate of ", "near duplicate of ")
-        reason = np.where(flags, kind + partner_id.astype(str), "no close copy")
+        reason = np.where(is_copy, kind + partner_id.astype(str), "no close copy")
         reason = np.where(disagree, reason + " with a different label ('" + data.class_names(labels) + "' vs '"
                           + data.class_names(labels[np.maximum(partner, 0)]) + "')", reason)
         found_by = np.where(exact, "same content", np.where(by_image, "image comparison",
                                                             np.where(near, "embedding", None)))
         detail = pd.DataFrame({
-            "duplicate_of": np.where(flags, partner_id, None),
+            "duplicate_of": np.where(is_copy, partner_id, None),
             "exact": exact,
             "found_by": found_by,
             "copies": np.where(exact, group_size, np.where(near, 2, 1)),
@@ -109,6 +140,51 @@ class NearDuplicateDetector(Detector):
         })
         frame = issues_frame(data.example_ids, flags, score, reason, detail)
         summary = {"exact": int(exact.sum()), "near": int(near.sum()), "near_by_image": int(by_image.sum()),
-                   "labels_disagree": int(disagree.sum()),
+                   "labels_disagree": int(disagree.sum()), "disagree_flagged": int((disagree & flags).sum()),
                    "median_nn_distance": median}
+        if low_dim:
+            agreeing = is_copy & ~disagree
+            summary["copies_fact"] = {
+                "rows_with_copies": int(is_copy.sum()), "exact_groups": int((np.bincount(codes) > 1).sum()),
+                "largest_group": int(group_size.max()) if n else 0, "agreeing_rows": int(agreeing.sum()),
+                "queued_for_review": bool(self.copies_pay),
+                "note": ("low-dimensional tabular data: identical rows are common and not errors by themselves; "
+                         "copies with agreeing labels are " + ("queued: reviewers confirmed enough of them"
+                                                               if self.copies_pay else "not queued for review"))}
         return DetectorResult(self.issue_name, frame, summary)
+
+
+def _label_share(codes: np.ndarray, labels: np.ndarray, exact: np.ndarray, near: np.ndarray,
+                 partner: np.ndarray) -> np.ndarray:
+    """Per example (N,): the share of its labeled copies, itself included, that carry its label (an
+    exact group's members, or the pair with a near copy); 1 without labeled copies."""
+    n = len(labels)
+    share = np.ones(n)
+    lab = pd.DataFrame({"g": codes, "y": labels})[labels >= 0]
+    if len(lab):
+        per_label = lab.groupby(["g", "y"]).size()
+        per_group = lab.groupby("g").size()
+        rows = np.flatnonzero(exact & (labels >= 0))
+        keys = pd.MultiIndex.from_arrays([codes[rows], labels[rows]])
+        share[rows] = per_label.reindex(keys).to_numpy() / per_group.reindex(codes[rows]).to_numpy()
+    pair = near & (labels >= 0) & (partner >= 0)
+    other = labels[np.maximum(partner, 0)]
+    share[pair] = np.where(other[pair] < 0, 1.0, np.where(other[pair] == labels[pair], 1.0, 0.5))
+    return share
+
+
+def agreeing_copies_pay(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether reviewers confirmed at least :data:`PAYING_RATE` of at least :data:`MIN_COPY_VERDICTS`
+    reviewed ``near_duplicate`` flags of copies whose labels agreed (``issues.detail.labels_disagree``
+    false), over all runs."""
+    from data_engine.store.warehouse import has_table
+
+    if not (has_table(con, "review_verdicts") and has_table(con, "issues")):
+        return False
+    confirmed, reviewed = con.execute(
+        "SELECT count(*) FILTER (WHERE v.outcome = 'confirmed'), count(*) FROM review_verdicts v "
+        "JOIN issues i ON CAST(i.run_id AS VARCHAR) = v.run_id AND i.example_id = v.example_id "
+        "AND i.issue_type = 'near_duplicate' AND i.is_issue "
+        "WHERE list_contains(v.issue_types, 'near_duplicate') "
+        "AND NOT coalesce(TRY_CAST(json_extract(i.detail, '$.labels_disagree') AS BOOLEAN), false)").fetchall()[0]
+    return reviewed >= MIN_COPY_VERDICTS and confirmed / reviewed >= PAYING_RATE

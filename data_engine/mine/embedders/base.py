@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from data_engine.errors import EngineError
+from data_engine.plugins import Registry
 
 
 # The frame column that carries precomputed vectors (one float32 array per row) into a model: mining
@@ -92,13 +93,13 @@ def as_matrix(vectors: Any, n: int, embedder: str) -> np.ndarray:
     return X
 
 
-EMBEDDERS: dict[str, type[Embedder]] = {}
+# The embedders by name: the built-ins and those of the ``data_engine.embedders`` entry points.
+EMBEDDERS: Registry[type[Embedder]] = Registry("embedding", "data_engine.embedders", name_attr="name", base=Embedder)
 
 
 def register_embedder(cls: type[Embedder]) -> type[Embedder]:
     """Class decorator adding an embedder to :data:`EMBEDDERS` under its ``name``."""
-    EMBEDDERS[cls.name] = cls
-    return cls
+    return EMBEDDERS.register(cls)
 
 
 def get_embedder(name: str, **options: Any) -> Embedder:
@@ -107,6 +108,4 @@ def get_embedder(name: str, **options: Any) -> Embedder:
     The built-in embedders are registered when :mod:`data_engine.mine.embedders` is imported
     (which importing this module does, as its parent package).
     """
-    if name not in EMBEDDERS:
-        raise EngineError(f"unknown embedding {name!r}; known: {', '.join(EMBEDDERS)}")
-    return EMBEDDERS[name](**options)
+    return EMBEDDERS.get_piece(name)(**options)

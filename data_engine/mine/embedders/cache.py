@@ -20,14 +20,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from data_engine.compute.embedding import EMBED_BATCH_ROWS
 from data_engine.errors import EngineError
 from data_engine.mine.embedders.base import Embedder, as_matrix
 from data_engine.progress import Progress, progress
 
 log = logging.getLogger(__name__)
 
-# Rows per call into the embedder: large enough to amortise the call, small enough that the bar moves.
-EMBED_BATCH_ROWS = 256
 # Rows embedded between writes to the warehouse: an interrupted run keeps what it embedded.
 STORE_CHUNK_ROWS = 4096
 

@@ -99,8 +99,9 @@ def with_embedding(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, frame: pd.
     (:func:`data_engine.compute.embedding.cluster_embed_rows`), else here.
     """
     from data_engine.compute.embedding import cluster_embed_rows
+    from data_engine.mine.embedders import resolve_embedding
 
-    embedding = cfg.mining.resolved_embedding(cfg.dataset.modality)
+    embedding = resolve_embedding(cfg.mining.embedding, cfg.dataset.modality)
     embedder = get_embedder(embedding)
     if not embedder.per_row:
         return frame, 0

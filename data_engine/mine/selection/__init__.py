@@ -41,9 +41,7 @@ class RandomStrategy(SelectionStrategy):
 
 def get_strategy(name: str) -> SelectionStrategy:
     """A strategy instance by name; raise EngineError naming the known ones."""
-    if name not in STRATEGIES:
-        raise EngineError(f"unknown selection strategy {name!r}; known: {', '.join(STRATEGIES)}")
-    return STRATEGIES[name]()
+    return STRATEGIES.get_piece(name)()
 
 
 @dataclass(frozen=True)

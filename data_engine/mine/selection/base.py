@@ -14,6 +14,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from data_engine.plugins import Registry
+
 
 @dataclass(frozen=True)
 class SelectionPool:
@@ -64,10 +66,11 @@ class SelectionStrategy(ABC):
         """Indices into the pool's candidates (shape (min(budget, N),), distinct), best first."""
 
 
-STRATEGIES: dict[str, type[SelectionStrategy]] = {}
+# The strategies by name: the built-ins and those of the ``data_engine.strategies`` entry points.
+STRATEGIES: Registry[type[SelectionStrategy]] = Registry("selection strategy", "data_engine.strategies",
+                                                         name_attr="name", base=SelectionStrategy)
 
 
 def register_strategy(cls: type[SelectionStrategy]) -> type[SelectionStrategy]:
     """Class decorator adding a strategy to :data:`STRATEGIES` under its ``name``."""
-    STRATEGIES[cls.name] = cls
-    return cls
+    return STRATEGIES.register(cls)

@@ -114,11 +114,6 @@ def chosen(result: Sequence[Mapping[str, Any]]) -> str | None:
     return None
 
 
-# review_tasks statuses after which a task waits for nothing more. A 'tie' still waits for a
-# deciding vote, so it is not among them (mining, second opinions and push all read this).
-FINISHED_TASK_STATUSES: tuple[str, ...] = ("done",)
-
-
 def task_key(example_id: str, example_version: int, opinion: int = 1) -> str:
     """The engine's key of a task, stored in its data: one task per example version and opinion
     (``x@v2`` for the first, ``x@v2/2`` for a second opinion on the same content)."""

@@ -1,0 +1,118 @@
+"""Registries of named plug-ins: each name a config key may take is owned by one registry.
+
+A :class:`Registry` holds the built-in pieces of one kind (detectors, selection strategies,
+embedders, model members, tasks), registered by the module that defines them, and finds a user's
+pieces through a Python entry-point group (``importlib.metadata``, the standard plug-in
+mechanism): a package that declares, in its ``pyproject.toml``,
+
+    [project.entry-points."data_engine.detectors"]
+    blurry = "my_package.detectors:BlurryDetector"
+
+makes ``blurry`` a name ``[mining] detectors`` accepts once the package is installed. Entry-point
+names are listed from the installed metadata without importing anything; a plug-in's module is
+imported the first time its name is looked up.
+
+This module sits in the bottom layer (it imports nothing of the engine but its errors): the stage
+that owns a kind creates its registry, so the store never needs to know the names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from importlib.metadata import EntryPoint, entry_points
+from typing import Generic, TypeVar
+
+from data_engine.errors import ConfigError, EngineError
+
+T = TypeVar("T")
+
+
+class Registry(Mapping[str, T], Generic[T]):
+    """Named plug-ins of one kind: the built-ins, then the entry points of ``group``.
+
+    A read-only mapping (``name in registry``, ``registry[name]``, iteration in registration
+    order, built-ins first); :meth:`register` adds a built-in. ``name_attr``: the attribute a
+    registered class carries its name in (e.g. ``issue_name``); an entry point's object must
+    carry the entry point's name there, so that one name means one piece everywhere. ``base``:
+    the class every plug-in must subclass (None: any callable).
+    """
+
+    def __init__(self, kind: str, group: str, *, name_attr: str | None = None, base: type | None = None) -> None:
+        self.kind = kind
+        self.group = group
+        self.name_attr = name_attr
+        self.base = base
+        self._builtins: dict[str, T] = {}
+
+    def register(self, obj: T, name: str | None = None) -> T:
+        """Add ``obj`` under ``name`` (default: its ``name_attr``); usable as a class decorator.
+
+        Raises :class:`EngineError` when another object already holds the name.
+        """
+        key = name if name is not None else getattr(obj, self.name_attr or "__name__")
+        if key in self._builtins and self._builtins[key] is not obj:
+            raise EngineError(f"{self.kind} {key!r} is registered twice")
+        self._builtins[key] = obj
+        return obj
+
+    def _entry_points(self) -> dict[str, EntryPoint]:
+        """The group's entry points by name (read from installed metadata; nothing is imported).
+
+        Raises :class:`EngineError` when one takes a built-in's name: the config could not say which
+        of the two it means, and ignoring the package's would drop it silently.
+        """
+        found = {ep.name: ep for ep in entry_points(group=self.group)}
+        for name in found.keys() & self._builtins.keys():
+            raise EngineError(f"entry point {name!r} = {found[name].value!r} (group {self.group}) takes the name of "
+                              f"a built-in {self.kind}; give it another name")
+        return found
+
+    def _load(self, ep: EntryPoint) -> T:
+        """Import an entry point's object and check it is a piece of this kind."""
+        where = f"entry point {ep.name!r} = {ep.value!r} (group {self.group})"
+        try:
+            obj = ep.load()
+        except Exception as exc:  # a user's package failing to import: name it, keep the cause
+            raise EngineError(f"{where}: cannot be loaded: {type(exc).__name__}: {exc}") from exc
+        if self.base is not None and not (isinstance(obj, type) and issubclass(obj, self.base)):
+            raise EngineError(f"{where}: is not a subclass of {self.base.__module__}.{self.base.__qualname__}")
+        if self.base is None and not callable(obj):
+            raise EngineError(f"{where}: is not callable")
+        if self.name_attr and getattr(obj, self.name_attr, None) != ep.name:
+            raise EngineError(f"{where}: its {self.name_attr} is {getattr(obj, self.name_attr, None)!r}, "
+                              f"not {ep.name!r}")
+        return obj
+
+    def __getitem__(self, name: str) -> T:
+        if name in self._builtins:
+            return self._builtins[name]
+        ep = self._entry_points().get(name)
+        if ep is None:
+            raise KeyError(name)
+        # No cache of ours: the installed metadata is read on every lookup (a package installed or
+        # removed while the process runs is seen) and Python keeps the imported module.
+        return self._load(ep)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._builtins or (isinstance(name, str) and name in self._entry_points())
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._builtins
+        yield from self._entry_points()
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def get_piece(self, name: str) -> T:
+        """The piece named ``name``; raise :class:`EngineError` naming the known ones when unknown."""
+        if name not in self:
+            raise EngineError(f"unknown {self.kind} {name!r}; known: {', '.join(self)}")
+        return self[name]
+
+    def check(self, name: str, key: str) -> None:
+        """Raise :class:`ConfigError` naming config ``key`` when ``name`` is not registered (nothing is
+        loaded); :class:`EngineError` when an installed entry point takes a built-in's name."""
+        if name not in self._entry_points() and name not in self._builtins:
+            raise ConfigError(f"{key} = {name!r}: unknown {self.kind}; known: {', '.join(self)} "
+                              f"(a package adds one through the entry-point group {self.group!r})")
+

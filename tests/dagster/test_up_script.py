@@ -1,0 +1,91 @@
+"""`make up` (scripts/up.sh) creates the Dagster instance's storage before the daemon and the
+webserver open it: two processes creating fresh SQLite storage at once race their alembic
+migrations, leave two heads in schedules.db, and the code location never loads. `make down`
+(scripts/down.sh) leaves no process of the groups it stops."""
+
+import multiprocessing
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _open_instance(dagster_home: str) -> None:
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(dagster_home):
+        pass
+
+
+def test_up_migrates_the_instance_before_any_process_opens_it() -> None:
+    lines = (REPO / "scripts" / "up.sh").read_text().splitlines()
+
+    def first(text: str) -> int:
+        return next(i for i, line in enumerate(lines) if text in line and not line.lstrip().startswith("#"))
+
+    migrate = first("dagster instance migrate")
+    assert migrate < first("dagster-daemon run")
+    assert migrate < first("dagster-webserver")
+    # Before Label Studio starts, so a broken instance stops `make up` with nothing left running.
+    assert migrate < first("labelstudio up")
+
+
+# slow: `dagster instance migrate` and three fresh interpreters importing Dagster; make test runs it
+@pytest.mark.slow
+def test_a_migrated_instance_is_opened_by_concurrent_processes_with_one_schema_head(tmp_path: Path) -> None:
+    dagster_home = tmp_path / "dagster"
+    dagster_home.mkdir()
+    shutil.copy(REPO / "scripts" / "dagster.yaml", dagster_home / "dagster.yaml")
+    dagster_bin = Path(sys.executable).with_name("dagster")
+    subprocess.run([str(dagster_bin), "instance", "migrate"], check=True, capture_output=True,
+                   env={"DAGSTER_HOME": str(dagster_home), "PATH": "/usr/bin:/bin"})
+    # What `make up` does next: the daemon, the webserver and a code server open it at once.
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_open_instance, args=(str(dagster_home),)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    dbs = sorted(dagster_home.glob("*/*.db"))
+    assert {db.parent.name for db in dbs} >= {"history", "schedules"}
+    for db in dbs:
+        with sqlite3.connect(db) as con:
+            assert con.execute("SELECT count(*) FROM alembic_version").fetchone()[0] == 1, db
+
+
+def _group_alive(pgid: int) -> bool:
+    """A live process in group ``pgid`` (zombies wait for init to reap them and count as gone)."""
+    states = subprocess.run(["ps", "-e", "-o", "pgid=,stat="], capture_output=True, text=True).stdout
+    return any(int(g) == pgid and not st.startswith("Z") for g, st in (line.split() for line in states.splitlines()))
+
+
+def test_down_stops_the_whole_process_group_not_only_its_leader(tmp_path: Path) -> None:
+    # Like the daemon: a leader that stops on SIGTERM, and a child (its code server) that ignores it.
+    dagster_home = tmp_path / "dagster"
+    dagster_home.mkdir()
+    child = "trap '' TERM; while true; do sleep 0.2; done"
+    leader = subprocess.Popen(["bash", "-c", f"bash -c \"{child}\" & trap 'exit 0' TERM; wait"],
+                              start_new_session=True)
+    (dagster_home / "daemon.pid").write_text(str(leader.pid))
+    try:
+        time.sleep(0.5)  # the child is running
+        out = subprocess.run(["bash", str(REPO / "scripts" / "down.sh"), "--dagster-only"], capture_output=True,
+                             text=True, timeout=60, env={**os.environ, "DATA_ENGINE_HOME": str(tmp_path),
+                                                          "DATA_ENGINE_DOWN_GRACE": "2"})
+        leader.wait(timeout=5)
+        assert not _group_alive(leader.pid), "a process of the group outlived make down"
+        assert f"stopped Dagster daemon (pid {leader.pid})" in out.stdout
+        assert "still ran 2 s after SIGTERM; sending SIGKILL" in out.stderr
+        assert not (dagster_home / "daemon.pid").exists()
+    finally:
+        if _group_alive(leader.pid):
+            os.killpg(leader.pid, signal.SIGKILL)

@@ -1,0 +1,200 @@
+"""Pieces from a user's package: a detector, a selection strategy and an embedder declared as entry
+points (groups ``data_engine.detectors``, ``data_engine.strategies``, ``data_engine.embedders``) are
+accepted by the config and used by a mining run; the names belong to the registries alone.
+
+The test package (tests/mine/plugin_package) is installed the way an installer lays out a wheel: its
+module and a ``.dist-info`` directory (METADATA, entry_points.txt from its pyproject.toml) in a
+directory on ``sys.path``, so the engine finds it through ``importlib.metadata`` as it would in a
+real environment.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from data_engine.errors import ConfigError, EngineError
+from data_engine.ingest.batch import ingest_file
+from data_engine.mine.detectors import DETECTORS, get_detector
+from data_engine.mine.embedders import EMBEDDERS
+from data_engine.mine.models import MEMBERS
+from data_engine.mine.names import check_names
+from data_engine.mine.run import run_mining
+from data_engine.mine.selection import STRATEGIES
+from data_engine.plugins import Registry
+from data_engine.store.config import parse_config
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
+from tests.homes import make_home
+from tests.mine.test_mining import CONFIG as MINING_CONFIG
+from tests.mine.test_mining import blobs
+
+PACKAGE = Path(__file__).parent / "plugin_package"
+MODULE = "de_example_plugins"
+
+# The blobs dataset of the mining tests, with the example package's pieces named in the config.
+CONFIG = MINING_CONFIG[:MINING_CONFIG.index("[mining]")] + """\
+[mining]
+model = "linear+prior"
+folds = 3
+n_jobs = 1
+detectors = ["label", "far_right", "uncertain"]
+embedding = "row_sums"
+
+[review]
+budget = 12
+strategy = "first_rows"
+explore_share = 0.0
+weights = { label = 1.0, far_right = 2.0, uncertain = 0.5 }
+"""
+
+
+def install(target: Path, pyproject: Path, module: Path | None) -> None:
+    """Lay ``pyproject``'s project out in ``target`` as an installed distribution (module + dist-info)."""
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    info = target / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n",
+                                   encoding="utf-8")
+    lines = []
+    for group, points in project.get("entry-points", {}).items():
+        lines += [f"[{group}]"] + [f"{name} = {value}" for name, value in points.items()] + [""]
+    (info / "entry_points.txt").write_text("\n".join(lines), encoding="utf-8")
+    if module is not None:
+        shutil.copy(module, target / module.name)
+
+
+@contextmanager
+def installed(target: Path, pyproject: Path, module: Path | None = None) -> Iterator[Path]:
+    """``pyproject``'s project installed in ``target`` and on ``sys.path`` for the block, removed after."""
+    install(target, pyproject, module)
+    sys.path.insert(0, str(target))
+    try:
+        yield target
+    finally:
+        sys.path.remove(str(target))
+        if module is not None:
+            sys.modules.pop(module.stem, None)
+
+
+def entry_points_only(tmp_path: Path, name: str, detectors: str) -> Path:
+    """A pyproject.toml of a package ``name`` with no module, declaring ``detectors`` (TOML lines)."""
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(f'[project]\nname = "{name}"\nversion = "1.0"\n'
+                         f'[project.entry-points."data_engine.detectors"]\n{detectors}', encoding="utf-8")
+    return pyproject
+
+
+@pytest.fixture()
+def plugins(tmp_path: Path) -> Iterator[Path]:
+    """The example package installed on ``sys.path`` for the test."""
+    with installed(tmp_path / "site", PACKAGE / "pyproject.toml", PACKAGE / f"{MODULE}.py") as target:
+        yield target
+
+
+@pytest.fixture()
+def home(tmp_path: Path, plugins: Path) -> Home:
+    """A home whose config names the example package's pieces (`init` accepts them: the package is installed)."""
+    return make_home(tmp_path, CONFIG)
+
+
+def ingest(home: Home, name: str, frame: pd.DataFrame) -> None:
+    path = home.landing / name
+    frame.to_csv(path, index=False)
+    with open_warehouse(home) as con:
+        assert ingest_file(con, home.config.dataset, path).status == "ingested"
+
+
+def test_the_names_come_from_the_installed_entry_points_without_importing_them(plugins: Path) -> None:
+    assert "far_right" in DETECTORS and "first_rows" in STRATEGIES and "row_sums" in EMBEDDERS and "prior" in MEMBERS
+    assert list(DETECTORS)[-1] == "far_right"  # after the built-ins
+    assert MODULE not in sys.modules  # the names come from the metadata; nothing was imported
+    cfg = check_names(parse_config(tomllib.loads(CONFIG)))
+    assert cfg.mining.detectors == ("label", "far_right", "uncertain")
+    detector = get_detector("far_right", top=1)
+    assert type(detector).__module__ == MODULE and detector.top == 1
+
+
+def test_mining_runs_the_pieces_of_an_installed_package(plugins: Path, home: Home) -> None:
+    ingest(home, "labeled.csv", blobs(60, seed=0))
+    ingest(home, "unlabeled.csv", blobs(30, seed=1, start=100, labeled=False))
+    calls = {}
+    with open_warehouse(home) as con:
+        summary = run_mining(con, home.config, home=home)
+        calls = dict(sys.modules[MODULE].CALLS)
+        flagged = con.execute("SELECT example_id FROM issues WHERE run_id = ? AND issue_type = 'far_right' "
+                              "AND is_issue ORDER BY example_id", [summary.run_id]).fetchall()
+        queued = con.execute("SELECT example_id, issue_types FROM review_queue WHERE run_id = ?",
+                             [summary.run_id]).fetchall()
+    frames = pd.concat([blobs(60, seed=0), blobs(30, seed=1, start=100)])
+    expected = sorted(frames.nlargest(2, "x")["id"])
+    assert summary.counts["far_right"] == 2
+    assert [r[0] for r in flagged] == expected
+    assert {r[0] for r in queued if "far_right" in r[1]} == set(expected)
+    # The strategy chose the new examples to label; the embedder embedded every row once.
+    assert calls["first_rows"] >= 1
+    assert calls["row_sums"] == 90
+    assert summary.embedding == "row_sums"
+    # The member from the package is in the ensemble; a constant guess earns (almost) no weight.
+    assert summary.model_spec.startswith("linear+prior/") and calls["prior"] >= 1
+    assert set(summary.ensemble_weights) == {"linear", "prior"} and summary.ensemble_weights["prior"] < 0.5
+
+
+def test_without_the_package_its_names_are_config_errors_naming_the_key() -> None:
+    cfg = parse_config(tomllib.loads(CONFIG))  # the store alone does not know detector names
+    with pytest.raises(ConfigError, match=r"mining.detectors\[1\] = 'far_right': unknown detector; known: "
+                                          r"class_imbalance, .*data_engine.detectors"):
+        check_names(cfg)
+    text = CONFIG.replace('"far_right", ', "").replace("far_right = 2.0, ", "")
+    with pytest.raises(ConfigError, match="review.strategy = 'first_rows': unknown selection strategy"):
+        check_names(parse_config(tomllib.loads(text)))
+    with pytest.raises(EngineError, match="unknown detector 'far_right'"):
+        get_detector("far_right")
+
+
+def test_a_name_misspelt_after_init_is_refused_before_mining(home: Home) -> None:
+    # engine.toml edited after `init` (which checks the names): mining checks them again first.
+    home.config_path.write_text(CONFIG.replace('"far_right", ', '"lable", ').replace("far_right = 2.0, ", "")
+                                .replace("first_rows", "margin").replace("row_sums", "tfidf"), encoding="utf-8")
+    with open_warehouse(home) as con, pytest.raises(ConfigError, match=r"mining.detectors\[1\] = 'lable'"):
+        run_mining(con, home.config, home=home)
+
+
+@pytest.mark.parametrize("registry", [DETECTORS, STRATEGIES, EMBEDDERS, MEMBERS], ids=lambda r: r.group)
+def test_every_builtin_name_is_registered_once(registry: Registry) -> None:
+    names = list(registry)
+    assert names and len(names) == len(set(names))
+
+
+def test_a_broken_entry_point_is_an_error_naming_it(tmp_path: Path) -> None:
+    pyproject = entry_points_only(tmp_path, "de-broken", 'ghost = "de_missing_module:Ghost"\n'
+                                                        'far_right = "json:JSONDecoder"\n')
+    with installed(tmp_path / "site", pyproject):
+        with pytest.raises(EngineError, match="entry point 'ghost' = 'de_missing_module:Ghost' .*cannot be loaded: "
+                                              "ModuleNotFoundError"):
+            get_detector("ghost")
+        with pytest.raises(EngineError, match="'far_right' = 'json:JSONDecoder' .*not a subclass of .*Detector"):
+            get_detector("far_right")
+
+
+def test_an_entry_point_taking_a_builtin_name_is_an_error(tmp_path: Path) -> None:
+    with installed(tmp_path / "site", entry_points_only(tmp_path, "de-clash", 'label = "de_clash:Label"\n')):
+        with pytest.raises(EngineError, match="entry point 'label' = 'de_clash:Label' .*takes the name of a built-in "
+                                              "detector"):
+            check_names(parse_config(tomllib.loads(MINING_CONFIG)))
+
+
+def test_a_registry_refuses_a_second_piece_under_a_taken_name() -> None:
+    registry: Registry[Callable[[], int]] = Registry("thing", "data_engine.tests_nothing")
+    registry.register(lambda: 1, "one")
+    with pytest.raises(EngineError, match="thing 'one' is registered twice"):
+        registry.register(lambda: 2, "one")
+    with pytest.raises(EngineError, match="unknown thing 'two'; known: one"):
+        registry.get_piece("two")
