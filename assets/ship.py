@@ -183,9 +183,9 @@ def training_data_export(context: dg.AssetExecutionContext, engine: EngineResour
     context.log.info(result.summary())
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(result.path)), ROW_COUNT: _num(result.rows),
-            "labeled": _num(result.labeled), "unlabeled": _num(result.unlabeled),
-            "label_snapshot": _num(result.label_snapshot),
+            "path": dg.MetadataValue.path(str(result.path)), ROW_COUNT: number(result.rows),
+            "labeled": number(result.labeled), "unlabeled": number(result.unlabeled),
+            "label_snapshot": number(result.label_snapshot),
             "label_sources": table([{"source": k, "examples": v} for k, v in sorted(result.sources.items())],
                                    [("source", str), ("examples", int)]),
         },
