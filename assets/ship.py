@@ -13,6 +13,7 @@ import dagster as dg
 from assets.metadata import ROW_COUNT, gate_metadata, number, table
 from assets.resources import EngineResource
 from data_engine.errors import EngineError
+from data_engine.mine.candidates import ServedChoice
 from data_engine.ship.deploy import promote_gated
 from data_engine.ship.gate import gate_record_of, run_gate
 from data_engine.ship.registry import current_champion, gate_record, latest_model
@@ -96,7 +97,22 @@ def candidate_model(context: dg.AssetExecutionContext, engine: EngineResource) -
         "gate_reason": dg.MetadataValue.text(verdict.reason),
         "gold_per_class": per_class_table(verdict),
     }
+    meta |= served_choice_metadata(result.choice)
     return dg.MaterializeResult(metadata=meta, check_results=[gate_check_result(verdict)])
+
+
+def served_choice_metadata(choice: ServedChoice | None) -> dict[str, Any]:
+    """Which served model was trained, why, and every candidate's out-of-fold score (a table)."""
+    if choice is None:
+        return {}
+    meta: dict[str, Any] = {"served_choice": dg.MetadataValue.text(choice.chosen),
+                            "served_choice_rule": dg.MetadataValue.text(choice.rule)}
+    if choice.candidates:
+        meta["candidates_out_of_fold"] = _table(
+            [("candidate", "string"), ("accuracy", "float"), ("macro_f1", "float"), ("chosen", "bool")],
+            [{"candidate": c.name, "accuracy": c.accuracy, "macro_f1": c.macro_f1, "chosen": c.name == choice.chosen}
+             for c in choice.candidates])
+    return meta
 
 
 @dg.asset(

@@ -127,8 +127,8 @@ class RetrainConfig:
 
     min_new_labels: int = 50
     weight_by_label_quality: bool = False
-    # The served model: "auto" (the modality's default, see data_engine.mine.models.SERVED_AUTO) or
-    # members joined by "+" as in [mining] model.
+    # The served model: "auto" (the best candidate by out-of-fold [gate] metric on the labels in force,
+    # see data_engine.mine.candidates) or members joined by "+" as in [mining] model.
     model: str = "auto"
 
 
