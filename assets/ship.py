@@ -108,10 +108,10 @@ def served_choice_metadata(choice: ServedChoice | None) -> dict[str, Any]:
     meta: dict[str, Any] = {"served_choice": dg.MetadataValue.text(choice.chosen),
                             "served_choice_rule": dg.MetadataValue.text(choice.rule)}
     if choice.candidates:
-        meta["candidates_out_of_fold"] = _table(
-            [("candidate", "string"), ("accuracy", "float"), ("macro_f1", "float"), ("chosen", "bool")],
+        meta["candidates_out_of_fold"] = table(
             [{"candidate": c.name, "accuracy": c.accuracy, "macro_f1": c.macro_f1, "chosen": c.name == choice.chosen}
-             for c in choice.candidates])
+             for c in choice.candidates],
+            [("candidate", str), ("accuracy", float), ("macro_f1", float), ("chosen", bool)])
     return meta
 
 
