@@ -7,9 +7,8 @@ import dagster as dg
 from assets.metadata import ROW_COUNT, figure, number, numbers, table
 from assets.resources import ComputeResource, EngineResource
 from data_engine.mine.predictions import refresh_predictions
-from data_engine.mine.run import MiningSummary, run_mining
-from data_engine.mine.weights import effective_weights
-from data_engine.ship.scoring import score_unlabeled
+from data_engine.mine.run import MiningSummary
+from data_engine.steps import champion_view, mine
 from data_engine.store.warehouse import open_warehouse
 
 
@@ -30,7 +29,7 @@ def oof_predictions(context: dg.AssetExecutionContext, engine: EngineResource,
         # Unlabeled examples that landed since the champion last scored get its view first (the
         # `uncertain` detector prefers it); a declared dependency on champion_scores would close the
         # loop into a cycle, which an asset graph cannot hold.
-        scored = score_unlabeled(con, home)
+        scored = champion_view(con, home)
         state = refresh_predictions(con, home.config, home=home, compute=compute.get_backend())
     context.log.info(f"{'re-used' if state.reused else 'computed'} out-of-fold predictions for {len(state.train)} examples")
     return dg.MaterializeResult(
@@ -113,11 +112,10 @@ def queue_metadata(summary: MiningSummary, weights: dict[str, float]) -> dict[st
     ],
 )
 def mined_issues(context: dg.AssetExecutionContext, engine: EngineResource, compute: ComputeResource):
-    """Run the detectors and rank the queue (one mining run)."""
+    """Run the detectors and rank the queue (one mining run: :func:`data_engine.steps.mine`)."""
     home = engine.get_home()
     with open_warehouse(home) as con:
-        weights = effective_weights(con, home.config)
-        summary = run_mining(con, home.config, home=home, weights=weights, compute=compute.get_backend())
+        summary, weights = mine(con, home, compute=compute.get_backend())
         queued = con.execute("SELECT example_id || '@' || example_version FROM review_queue WHERE run_id = ? "
                              "ORDER BY 1", [summary.run_id]).fetchall()
     context.log.info(f"mining run {summary.run_id}: {summary.counts}; queue of {summary.queue_size}")

@@ -14,10 +14,8 @@ from assets.metadata import ROW_COUNT, gate_metadata, number, table
 from assets.resources import EngineResource
 from data_engine.errors import EngineError
 from data_engine.mine.candidates import ServedChoice
-from data_engine.ship.deploy import promote_gated
-from data_engine.ship.gate import gate_record_of, run_gate
-from data_engine.ship.registry import current_champion, gate_record, latest_model
-from data_engine.ship.training import train_candidate
+from data_engine.ship.gate import gate_record_of
+from data_engine.ship.step import promote_if_passed, train_and_gate
 from data_engine.ship.verdict import GateVerdict
 from data_engine.store.warehouse import open_warehouse
 
@@ -78,8 +76,7 @@ def candidate_model(context: dg.AssetExecutionContext, engine: EngineResource) -
     """Train and register a new candidate, then run the gate on it."""
     home = engine.get_home()
     with open_warehouse(home) as con:
-        result = train_candidate(con, home)
-        verdict = run_gate(con, home, version=result.record.version)
+        result, verdict = train_and_gate(con, home)
     r = result.record
     context.log.info(f"trained candidate v{r.version} on {r.train_size} labels in {result.seconds:.1f} s; "
                      f"gate: {'promoted' if verdict.promote else 'refused'}: {verdict.reason}")
@@ -125,17 +122,13 @@ def champion_model(context: dg.AssetExecutionContext, engine: EngineResource) ->
     """Promote the newest model if the gate passed it; otherwise record that the champion stays."""
     home = engine.get_home()
     with open_warehouse(home) as con:
-        newest = latest_model(con)
-        gate = gate_record(con, newest.version) if newest is not None else None
-        passed = newest is not None and newest.status == "candidate" and gate is not None and gate.passed
-        if passed:
-            # The verdict comes from the gate (recorded on the model), not from a second evaluation;
-            # promote_gated refuses a candidate the gate did not pass against the current champion.
-            try:
-                deployment = promote_gated(con, home, newest.version)
-            except EngineError as exc:
-                raise dg.Failure(str(exc)) from None
-        champ = current_champion(con)
+        # The verdict comes from the gate (recorded on the model), not from a second evaluation;
+        # promote_gated refuses a candidate the gate did not pass against the current champion.
+        try:
+            promotion = promote_if_passed(con, home)
+        except EngineError as exc:
+            raise dg.Failure(str(exc)) from None
+    newest, deployment, champ, passed = promotion.newest, promotion.deployment, promotion.champion, promotion.promoted
     version = champ.version if champ else None
     if passed:
         context.log.info(f"champion is now v{version}")

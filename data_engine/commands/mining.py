@@ -1,4 +1,6 @@
-"""``mine``: run issue mining once on the home's warehouse (the same code the Dagster assets run)."""
+"""``mine``: the loop's mining step once on the home's warehouse (:func:`data_engine.steps.mine_step`,
+what the Dagster mining assets run: the champion scores new unlabeled examples, then one mining run
+with the queue's weights learned from reviewers' verdicts)."""
 
 from __future__ import annotations
 
@@ -21,27 +23,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_mine(args: argparse.Namespace, home: Home) -> int:
     """``mine``."""
-    from data_engine.errors import EngineError
-    from data_engine.mine.run import run_mining
-    from data_engine.store.warehouse import open_warehouse
+    from data_engine.steps import mine_step
 
-    if args.budget is not None and args.budget < 1:
-        raise EngineError("--budget must be at least 1")
-    cfg = home.config
-    if not home.warehouse_path.exists():
-        raise EngineError(f"{home.warehouse_path}: no warehouse yet; ingest a file first")
-    with open_warehouse(home) as con:
-        summary = run_mining(con, cfg, home=home, force=args.force, budget=args.budget)
+    step = mine_step(home, budget=args.budget, force=args.force)
+    summary = step.summary
     if args.plot is not None and summary.plot_png:
         args.plot.write_bytes(summary.plot_png)
     if args.json:
         meta = summary.as_metadata()
         meta["queue_top"] = json.loads(summary.queue_top.to_json(orient="records"))
+        meta["weights"] = step.weights
+        meta["champion_scored"] = {"champion_version": step.scored.champion_version, "scored": step.scored.scored,
+                                   "flagged": step.scored.flagged}
         print(json.dumps(meta, default=str))
         return 0
     reused = "re-used stored predictions" if summary.reused_predictions else "computed new predictions"
     print(f"mining run {summary.run_id}: {summary.n_labeled} labeled, {summary.n_unlabeled} unlabeled examples; "
           f"{reused} ({summary.model_spec})")
+    if step.scored.champion_version is not None:
+        print(f"champion v{step.scored.champion_version} scored {step.scored.scored} new unlabeled examples "
+              f"({step.scored.flagged} flagged)")
     print(f"embedding: {_embedding_line(summary.embedding, summary.newly_embedded)}")
     features = summary.detector_summaries.get("lookalike", {}).get("features")
     if features:  # what reviewers' verdicts were learned on (an embedding where surface features miss columns)
@@ -69,6 +70,7 @@ def cmd_mine(args: argparse.Namespace, home: Home) -> int:
               f"{m['measured_precision'] if m['measured_precision'] is not None else 'not yet measured'}"
               # Without this, the line after an undo read as if the run had propagated again.
               + (f"; undone {m['undone_at']}" if m.get("undone_at") else ""))
+    print("queue weights (learned from verdicts): " + ", ".join(f"{k}={v:g}" for k, v in step.weights.items()))
     print(f"review queue: {summary.queue_size} examples (top {len(summary.queue_top)}):")
     if summary.budget_split.get("short_reason"):
         print(f"  fewer than the budget: {summary.budget_split['short_reason']}")

@@ -62,17 +62,17 @@ def _train_and_deploy(home: Home, *, force: bool = False) -> tuple[int | None, f
 
     Returns (champion version, its gold accuracy, what happened).
     """
-    from data_engine.ship.deploy import deploy_if_better
     from data_engine.ship.registry import current_champion
-    from data_engine.ship.training import retrain_decision, train_candidate
+    from data_engine.ship.step import ship_step
+    from data_engine.ship.training import retrain_decision
     from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home) as con:
         decision = retrain_decision(con, home.config)
         if decision.retrain or (force and decision.new_labels > 0):
-            train_candidate(con, home)
-            verdict, deployment = deploy_if_better(con, home)
-            gate = f"promoted v{deployment.model_version}" if deployment else f"refused: {verdict.reason}"
+            step = ship_step(con, home)
+            deployment = step.promotion.deployment
+            gate = f"promoted v{deployment.model_version}" if deployment else f"refused: {step.verdict.reason}"
         else:
             gate = f"no retrain: {decision.reason}"
         champ = current_champion(con)
@@ -311,14 +311,13 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
 
     Returns the final figures (also printed as one JSON line by the CLI).
     """
-    from data_engine.mine.run import run_mining
     from data_engine.review.labelstudio.server import ensure_server
     from data_engine.review.project import make_client
     from data_engine.review.pull import pull_verdicts
     from data_engine.review.push import push_queue
     from data_engine.review.oracle import oracle_path, read_oracle
     from data_engine.review.simulate import simulate_reviews
-    from data_engine.mine.weights import effective_weights
+    from data_engine.steps import mine_step
     from data_engine.store.dataset import label_snapshot, load_classes
     from data_engine.store.warehouse import open_warehouse
 
@@ -349,8 +348,8 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
             if remaining <= 0:
                 say("review budget spent")
                 break
+            summary = mine_step(home).summary
             with open_warehouse(home) as con:
-                summary = run_mining(con, cfg, home=home, weights=effective_weights(con, cfg))
                 push = push_queue(con, client, cfg, limit=min(remaining, cfg.review.budget))
                 classes = load_classes(con)
                 before = label_snapshot(con)

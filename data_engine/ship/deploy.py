@@ -223,7 +223,8 @@ def deploy_if_better(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConf
     verdict = run_gate(con, home, cfg, version)
     if not verdict.promote:
         return verdict, None
-    return verdict, promote(con, home, verdict.candidate_version, reason=verdict.reason, actor=actor)
+    # The same promotion as the loop's ship step (data_engine.ship.step): from the recorded verdict.
+    return verdict, promote_gated(con, home, verdict.candidate_version, actor=actor)
 
 
 def sync_pointer(con: duckdb.DuckDBPyConnection, home: Home) -> ChampionPointer | None:

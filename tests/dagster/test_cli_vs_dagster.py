@@ -1,0 +1,80 @@
+"""The CLI and the Dagster assets run the same loop steps: on two copies of one home, `data-engine
+mine` and the mining assets find the same issues and queue the same examples, and `train` + `deploy
+promote` and the ship assets reach the same gate verdict."""
+
+from __future__ import annotations
+
+import shutil
+
+import dagster as dg
+
+from assets.mine import mined_issues, oof_predictions
+from assets.resources import ComputeResource, EngineResource
+from assets.ship import candidate_model, champion_model
+from data_engine.cli import main
+from data_engine.ship.registry import current_champion, gate_record, latest_model
+from data_engine.ship.step import ship_step
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
+from tests.homes import digits_split, make_home
+from tests.loop_support import review
+
+# `uncertain` reads the champion's scores of unlabeled examples: the step the CLI used to skip.
+CONFIG = {"mining": {"model": "linear", "detectors": ["label", "outlier", "near_duplicate", "uncertain"]},
+          "retrain": {"model": "linear"}}
+
+
+def _mining_run(home: Home) -> dict:
+    """The newest mining run's findings (issue counts per type, every score) and its queue."""
+    with open_warehouse(home, read_only=True) as con:
+        run_id = con.execute("SELECT max(run_id) FROM mining_runs").fetchone()[0]
+        counts = dict(con.execute("SELECT issue_type, count(*) FILTER (WHERE is_issue) FROM issues WHERE run_id = ? "
+                                  "GROUP BY 1 ORDER BY 1", [run_id]).fetchall())
+        scores = con.execute("SELECT issue_type, example_id, round(score, 9) FROM issues WHERE run_id = ? "
+                             "ORDER BY 1, 2", [run_id]).fetchall()
+        queue = con.execute("SELECT rank, example_id, issue_types FROM review_queue WHERE run_id = ? ORDER BY rank",
+                            [run_id]).fetchall()
+        champion_scored = con.execute("SELECT count(*) FROM champion_flags").fetchone()[0]
+    return {"counts": counts, "scores": scores, "queue": queue, "champion_scored": champion_scored}
+
+
+def _gate(home: Home) -> tuple:
+    with open_warehouse(home, read_only=True) as con:
+        newest = latest_model(con)
+        g = gate_record(con, newest.version)
+        champ = current_champion(con)
+    return (newest.version, newest.status, g.passed, g.metric, g.outcome, g.n_gold, g.difference, g.p_worse,
+            champ.version)
+
+
+def test_cli_and_dagster_run_the_same_mining_and_ship_steps(tmp_path) -> None:
+    split = {"n_train": 240, "n_gold": 80, "n_unlabeled": 40, "noise": 0.1}
+    home = make_home(tmp_path / "src", CONFIG, seed=3, **split)
+    with open_warehouse(home) as con:
+        ship_step(con, home)  # a champion, so both paths score the unlabeled examples with it first
+    cli_root, dagster_root = tmp_path / "cli", tmp_path / "dagster"
+    shutil.copytree(home.root, cli_root)
+    shutil.copytree(home.root, dagster_root)
+    cli_home, dagster_home = Home(cli_root), Home(dagster_root)
+
+    assert main(["--home", str(cli_root), "mine"]) == 0
+    engine = EngineResource(home=str(dagster_root))
+    resources = {"engine": engine, "compute": ComputeResource(engine=engine)}
+    assert dg.materialize([oof_predictions, mined_issues], resources=resources).success
+
+    cli, dagster = _mining_run(cli_home), _mining_run(dagster_home)
+    assert cli["champion_scored"] == dagster["champion_scored"] > 0
+    assert cli["counts"] == dagster["counts"] and cli["counts"].get("uncertain", 0) > 0
+    assert cli["scores"] == dagster["scores"]
+    assert cli["queue"] == dagster["queue"] and len(cli["queue"]) > 0
+
+    # A reviewer gives the queue's examples their true labels, the same on both copies; then retrain, gate
+    # and promote: `train` then `deploy promote` against the two ship assets.
+    truth = dict(zip(*(lambda d: (d["ids"], d["y"]))(digits_split(seed=3, **split))))
+    for h in (cli_home, dagster_home):
+        with open_warehouse(h) as con:
+            review(con, {eid: truth[eid] for _, eid, _ in cli["queue"]})
+    assert main(["--home", str(cli_root), "train"]) == 0
+    main(["--home", str(cli_root), "deploy", "promote"])  # exit 1 on a refusal: compared below
+    assert dg.materialize([candidate_model, champion_model], resources={"engine": engine}).success
+    assert _gate(cli_home) == _gate(dagster_home)
