@@ -1,7 +1,7 @@
 """`make demo`'s main job: rounds of the loop on a home's data, then the course's comparison.
 
-Each round runs the same core code the Dagster sensors run (mine, push to Label Studio, pull the
-verdicts, retrain, gate, deploy), with the simulated reviewer answering in the real Label Studio
+Each round runs the same core code the Dagster sensors run (mine: :func:`data_engine.steps.mine_step`,
+push to Label Studio, pull the verdicts, retrain + gate + deploy: :func:`data_engine.ship.step.ship_step`), with the simulated reviewer answering in the real Label Studio
 in between. Any home whose oracle exists works (``HOME/oracle.jsonl`` or the digits demo's
 ``oracle.csv``, see :mod:`data_engine.review.oracle`). The oracle is read here and by the simulated
 reviewer only: to *measure* the engine (queue precision, true errors), never to steer it. The labels
