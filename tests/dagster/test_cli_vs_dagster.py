@@ -7,17 +7,21 @@ from __future__ import annotations
 import shutil
 
 import dagster as dg
+import numpy as np
+import pandas as pd
 
 from assets.mine import mined_issues, oof_predictions
 from assets.resources import ComputeResource, EngineResource
 from assets.ship import candidate_model, champion_model
 from data_engine.cli import main
+from data_engine.mine.weights import effective_weights
 from data_engine.ship.registry import current_champion, gate_record, latest_model
 from data_engine.ship.step import ship_step
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 from tests.homes import digits_split, make_home
 from tests.loop_support import review
+from tests.mine.review_rounds import lazy_reviewer, review_round
 
 # `uncertain` reads the champion's scores of unlabeled examples: the step the CLI used to skip.
 CONFIG = {"mining": {"model": "linear", "detectors": ["label", "outlier", "near_duplicate", "uncertain"]},
@@ -50,8 +54,16 @@ def _gate(home: Home) -> tuple:
 def test_cli_and_dagster_run_the_same_mining_and_ship_steps(tmp_path) -> None:
     split = {"n_train": 240, "n_gold": 80, "n_unlabeled": 40, "noise": 0.1}
     home = make_home(tmp_path / "src", CONFIG, seed=3, **split)
+    data = digits_split(seed=3, **split)
+    truth = pd.Series(data["y"], index=data["ids"])
     with open_warehouse(home) as con:
-        ship_step(con, home)  # a champion, so both paths score the unlabeled examples with it first
+        # Reviewers reject every flag of a first queue (they keep the given label), so the learned `label`
+        # weight falls below `uncertain`'s and the queue's order depends on using it; and a champion, so
+        # both paths score the unlabeled examples with it first (without either, this test fails).
+        review_round(con, home, lazy_reviewer(truth, 1.0), np.random.default_rng(0), budget=30)
+        learned, configured = effective_weights(con, home.config), home.config.review.weights
+        assert learned["label"] < learned["uncertain"] < configured["label"]
+        ship_step(con, home)
     cli_root, dagster_root = tmp_path / "cli", tmp_path / "dagster"
     shutil.copytree(home.root, cli_root)
     shutil.copytree(home.root, dagster_root)
@@ -70,7 +82,6 @@ def test_cli_and_dagster_run_the_same_mining_and_ship_steps(tmp_path) -> None:
 
     # A reviewer gives the queue's examples their true labels, the same on both copies; then retrain, gate
     # and promote: `train` then `deploy promote` against the two ship assets.
-    truth = dict(zip(*(lambda d: (d["ids"], d["y"]))(digits_split(seed=3, **split))))
     for h in (cli_home, dagster_home):
         with open_warehouse(h) as con:
             review(con, {eid: truth[eid] for _, eid, _ in cli["queue"]})
