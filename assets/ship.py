@@ -6,82 +6,111 @@ refusal is a normal outcome, not a failure: the check reports it with WARN sever
 succeeds, and ``champion_model`` records that the champion stays (same data version).
 """
 
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from assets.metadata import ROW_COUNT, pick, table, values
 from assets.resources import EngineResource
 from data_engine.errors import EngineError
 from data_engine.ship.deploy import promote_gated
 from data_engine.ship.gate import PASSED_PREFIX, run_gate
 from data_engine.ship.registry import current_champion, latest_model
 from data_engine.ship.training import train_candidate
-from data_engine.ship.verdict import GateVerdict
+from data_engine.ship.verdict import Check, GateVerdict
 from data_engine.store.warehouse import open_warehouse
 
-# Figures on asset pages: 4 decimals (a tenth of a point of accuracy is 0.001).
-DIGITS = 4
 GATE_CHECK = "promotion_gate"
 
-
-def _num(value: float | int | None, digits: int = DIGITS) -> dg.MetadataValue:
-    """A typed, rounded number (``-`` as text when missing)."""
-    if value is None:
-        return dg.MetadataValue.text("-")
-    if isinstance(value, bool) or isinstance(value, int):
-        return dg.MetadataValue.int(int(value))
-    return dg.MetadataValue.float(round(float(value), digits))
-
-
-def _table(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> dg.MetadataValue:
-    """A Dagster table: ``columns`` as (name, type), floats rounded, missing values left out."""
-    schema = dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns])
-    records = [dg.TableRecord({k: (round(v, DIGITS) if isinstance(v, float) else v)
-                               for k, v in row.items() if v is not None}) for row in rows]
-    return dg.MetadataValue.table(records, schema=schema)
+# The metadata keys of each page: a record read back from the warehouse (assets.history) that lacks
+# one gets a null there, so both show the same keys.
+GATE_KEYS = ("verdict", "outcome", "test", "metric", "n_gold", "champion_version", "difference", "ci_low",
+             "ci_high", "p_worse", "p_better", "gold_only_candidate_right", "gold_only_champion_right",
+             "low_recall_classes", "reason")
+CANDIDATE_KEYS = ("version", "model_spec", "train_size", "label_snapshot", "reviewed_labels", "sha256", "seconds",
+                  "weighted_by_label_quality", "gold_accuracy", "gold_macro_f1", "champion_gold_accuracy",
+                  "gate_verdict", "gate_reason")
+CHAMPION_KEYS = ("champion_version", "promoted", "note", "previous_version", "deployment_id")
+PER_CLASS_COLUMNS = [("class", str), ("support", int), ("candidate_recall", float), ("champion_recall", float),
+                     ("difference", float), ("p_worse", float), ("passed", bool)]
+CHECK_COLUMNS = [("name", str), ("n", int), ("candidate", float), ("champion", float), ("difference", float),
+                 ("ci_low", float), ("ci_high", float), ("p_worse", float), ("passed", bool)]
 
 
-def per_class_table(verdict: GateVerdict) -> dg.MetadataValue:
-    """Per-class gold recall of both models, with the paired difference and its p-value."""
-    cand, champ = verdict.candidate, verdict.champion
-    checks = {c.name: c for c in verdict.checks}
+def per_class_rows(candidate: Mapping[str, Any], champion: Mapping[str, Any] | None,
+                   checks: list[Check]) -> list[dict[str, Any]]:
+    """Per-class gold recall of both models, with the paired difference and its p-value.
+
+    ``candidate``/``champion``: a model's gold figures as ``models.metrics`` keeps them
+    (``per_class_recall``, ``per_class_support``); ``checks``: the gate's checks (empty when not known).
+    """
+    by_name = {c.name: c for c in checks}
+    champion_recall = (champion or {}).get("per_class_recall") or {}
     rows = []
-    for cls, recall in (cand.per_class_recall if cand else {}).items():
-        check = checks.get(f"recall {cls}")
-        rows.append({"class": cls, "support": cand.per_class_support.get(cls, 0), "candidate_recall": recall,
-                     "champion_recall": champ.per_class_recall.get(cls) if champ else None,
+    for cls, recall in (candidate.get("per_class_recall") or {}).items():
+        check = by_name.get(f"recall {cls}")
+        rows.append({"class": cls, "support": (candidate.get("per_class_support") or {}).get(cls, 0),
+                     "candidate_recall": recall, "champion_recall": champion_recall.get(cls),
                      "difference": check.diff if check else None, "p_worse": check.p_worse if check else None,
                      "passed": check.passed if check else None})
-    return _table([("class", "string"), ("support", "int"), ("candidate_recall", "float"),
-                   ("champion_recall", "float"), ("difference", "float"), ("p_worse", "float"),
-                   ("passed", "bool")], rows)
+    return rows
+
+
+def candidate_record(model: Mapping[str, Any], metrics: Mapping[str, Any], seconds: float | None = None,
+                     weighted: bool | None = None) -> dict[str, Any]:
+    """A candidate model as a plain record (the keys of :data:`CANDIDATE_KEYS`).
+
+    ``model``: a ``models`` row (``version``, ``model_spec``, ``train_size``, ``label_snapshot``,
+    ``sha256``); ``metrics``: its gold figures with the gate's under ``"gate"``, as ``models.metrics``
+    keeps them; ``seconds`` (training time) and ``weighted`` are known to the run only.
+    """
+    gate = metrics.get("gate") or {}
+    return {**{k: model.get(k) for k in ("version", "model_spec", "train_size", "label_snapshot", "sha256")},
+            "reviewed_labels": gate.get("candidate_reviewed_labels"), "seconds": seconds,
+            "weighted_by_label_quality": weighted, "gold_accuracy": metrics.get("accuracy"),
+            "gold_macro_f1": metrics.get("macro_f1"), "champion_gold_accuracy": gate.get("champion_accuracy"),
+            "gate_verdict": gate.get("verdict"), "gate_reason": gate.get("reason")}
+
+
+def gate_record(gate: Mapping[str, Any]) -> dict[str, Any]:
+    """The gate's verdict as a plain record (the keys of :data:`GATE_KEYS`) from its flat figures:
+    :meth:`GateVerdict.metadata`, as a run returns them or as ``models.metrics["gate"]`` keeps them."""
+    test = gate.get("test")
+    return {
+        **{k: gate.get(k) for k in GATE_KEYS},
+        "outcome": gate.get("outcome") or None,
+        "test": f"{test} (alpha {gate['alpha']:g})" if test == "paired" and gate.get("alpha") is not None else test,
+        "low_recall_classes": ", ".join(gate.get("low_recall_classes") or {}) or "none",
+    }
+
+
+def gate_metadata(record: Mapping[str, Any], checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The gate's verdict (a :func:`gate_record`) and its checks as metadata (the check's and the
+    candidate's page)."""
+    meta: dict[str, Any] = pick(record, GATE_KEYS)
+    if checks:
+        meta["checks"] = table(checks, CHECK_COLUMNS)
+    return meta
 
 
 def verdict_metadata(verdict: GateVerdict) -> dict[str, Any]:
     """The gate's verdict as typed, rounded Dagster metadata (for the check and the candidate's page)."""
-    h = verdict.headline
-    meta: dict[str, Any] = {
-        "verdict": dg.MetadataValue.text("promoted" if verdict.promote else "refused"),
-        "outcome": dg.MetadataValue.text(verdict.outcome or "-"),
-        "test": dg.MetadataValue.text(f"{verdict.test} (alpha {verdict.alpha:g})" if verdict.test == "paired"
-                                      else verdict.test),
-        "metric": dg.MetadataValue.text(verdict.metric),
-        "n_gold": _num(verdict.n_gold),
-        "champion_version": _num(verdict.champion_version),
-        "difference": _num(h.diff if h else None),
-        "ci_low": _num(h.low if h else None), "ci_high": _num(h.high if h else None),
-        "p_worse": _num(h.p_worse if h else None), "p_better": _num(h.p_better if h else None),
-        "gold_only_candidate_right": _num(verdict.wins), "gold_only_champion_right": _num(verdict.losses),
-        "low_recall_classes": dg.MetadataValue.text(", ".join(verdict.low_recall or {}) or "none"),
-        "reason": dg.MetadataValue.text(verdict.reason),
-    }
-    if verdict.checks:
-        meta["checks"] = _table(
-            [("name", "string"), ("n", "int"), ("candidate", "float"), ("champion", "float"), ("difference", "float"),
-             ("ci_low", "float"), ("ci_high", "float"), ("p_worse", "float"), ("passed", "bool")],
-            [{"name": c.name, "n": c.n, "candidate": c.candidate, "champion": c.champion, "difference": c.diff,
-              "ci_low": c.low, "ci_high": c.high, "p_worse": c.p_worse, "passed": c.passed} for c in verdict.checks])
-    return meta
+    return gate_metadata(gate_record(verdict.metadata()), [
+        {"name": c.name, "n": c.n, "candidate": c.candidate, "champion": c.champion, "difference": c.diff,
+         "ci_low": c.low, "ci_high": c.high, "p_worse": c.p_worse, "passed": c.passed} for c in verdict.checks])
+
+
+def candidate_metadata(record: Mapping[str, Any], per_class: list[dict[str, Any]]) -> dict[str, Any]:
+    """A candidate model's page: the keys of :data:`CANDIDATE_KEYS` and its per-class gold table."""
+    return {**pick(record, CANDIDATE_KEYS), "gold_per_class": table(per_class, PER_CLASS_COLUMNS)}
+
+
+def champion_metadata(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The champion's page: the keys of :data:`CHAMPION_KEYS`."""
+    return pick(record, CHAMPION_KEYS)
 
 
 def gate_check_result(verdict: GateVerdict) -> dg.AssetCheckResult:
@@ -112,20 +141,12 @@ def candidate_model(context: dg.AssetExecutionContext, engine: EngineResource) -
     r = result.record
     context.log.info(f"trained candidate v{r.version} on {r.train_size} labels in {result.seconds:.1f} s; "
                      f"gate: {'promoted' if verdict.promote else 'refused'}: {verdict.reason}")
-    cand = verdict.candidate
-    meta: dict[str, Any] = {
-        "version": _num(r.version), "model_spec": dg.MetadataValue.text(r.model_spec),
-        "train_size": _num(r.train_size), "label_snapshot": _num(r.label_snapshot),
-        "reviewed_labels": _num(verdict.candidate_seen.reviewed_labels if verdict.candidate_seen else None),
-        "sha256": dg.MetadataValue.text(r.sha256), "seconds": _num(result.seconds, 1),
-        "weighted_by_label_quality": dg.MetadataValue.bool(result.weighted),
-        "gold_accuracy": _num(cand.accuracy if cand else None),
-        "gold_macro_f1": _num(cand.macro_f1 if cand else None),
-        "champion_gold_accuracy": _num(verdict.champion.accuracy if verdict.champion else None),
-        "gate_verdict": dg.MetadataValue.text("promoted" if verdict.promote else "refused"),
-        "gate_reason": dg.MetadataValue.text(verdict.reason),
-        "gold_per_class": per_class_table(verdict),
-    }
+    cand = verdict.candidate.to_dict() if verdict.candidate else {}
+    # The same record the warehouse keeps (models.metrics), so assets.history reports the same page.
+    record = candidate_record(asdict(r), {**cand, "gate": verdict.metadata()}, round(result.seconds, 1),
+                              result.weighted)
+    meta = candidate_metadata(record, per_class_rows(cand, verdict.champion.to_dict() if verdict.champion else None,
+                                                     verdict.checks))
     return dg.MaterializeResult(metadata=meta, check_results=[gate_check_result(verdict)])
 
 
@@ -153,16 +174,15 @@ def champion_model(context: dg.AssetExecutionContext, engine: EngineResource) ->
     if passed:
         context.log.info(f"champion is now v{version}")
         note = f"promoted v{version}"
-        meta = {"previous_version": _num(deployment.previous_version), "deployment_id": _num(deployment.deployment_id)}
+        extra = {"previous_version": deployment.previous_version, "deployment_id": deployment.deployment_id}
     else:
         why = f"v{newest.version} {newest.status}: {newest.reason}" if newest else "no model trained yet"
         note = f"champion stays {'v' + str(version) if version else 'none'} ({why})"
         context.log.info(note)
-        meta = {}
+        extra = {}
     # The data version is the champion itself: when it stays, nothing downstream is out of date.
     return dg.MaterializeResult(
-        metadata={"champion_version": _num(version), "promoted": dg.MetadataValue.bool(passed),
-                  "note": dg.MetadataValue.text(note), **meta},
+        metadata=champion_metadata({"champion_version": version, "promoted": passed, "note": note, **extra}),
         data_version=dg.DataVersion(f"v{version}" if version else "none"),
     )
 
@@ -182,12 +202,12 @@ def champion_scores(context: dg.AssetExecutionContext, engine: EngineResource) -
     with open_warehouse(home) as con:
         result = score_unlabeled(con, home)
     context.log.info(f"champion v{result.champion_version} scored {result.scored} example(s); {result.flagged} flagged")
-    return dg.MaterializeResult(metadata={
-        "champion_version": _num(result.champion_version), "dagster/row_count": _num(result.scored),
-        "scored": _num(result.scored), "already_scored": _num(result.already_scored), "unsure": _num(result.unsure),
-        "disagreements_with_candidate": _num(result.disagreements), "flagged_for_review": _num(result.flagged),
-        "seconds": _num(result.seconds, 2), "note": dg.MetadataValue.text(result.reason or "-"),
-    })
+    return dg.MaterializeResult(metadata=values({
+        "champion_version": result.champion_version, ROW_COUNT: result.scored,
+        "scored": result.scored, "already_scored": result.already_scored, "unsure": result.unsure,
+        "disagreements_with_candidate": result.disagreements, "flagged_for_review": result.flagged,
+        "seconds": round(result.seconds, 2), "note": result.reason,
+    }))
 
 
 @dg.asset(
@@ -200,7 +220,6 @@ def champion_scores(context: dg.AssetExecutionContext, engine: EngineResource) -
 )
 def training_data_export(context: dg.AssetExecutionContext, engine: EngineResource) -> dg.MaterializeResult:
     """Write the labels in force to ``HOME/exports/DATASET.parquet`` (the same code as ``data-engine export``)."""
-    from assets.metadata import ROW_COUNT, table
     from data_engine.ship.export import export_training_data
 
     home = engine.get_home()
@@ -212,9 +231,8 @@ def training_data_export(context: dg.AssetExecutionContext, engine: EngineResour
     context.log.info(result.summary())
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(result.path)), ROW_COUNT: _num(result.rows),
-            "labeled": _num(result.labeled), "unlabeled": _num(result.unlabeled),
-            "label_snapshot": _num(result.label_snapshot),
+            **values({"path": Path(result.path), ROW_COUNT: result.rows, "labeled": result.labeled,
+                      "unlabeled": result.unlabeled, "label_snapshot": result.label_snapshot}),
             "label_sources": table([{"source": k, "examples": v} for k, v in sorted(result.sources.items())],
                                    [("source", str), ("examples", int)]),
         },
