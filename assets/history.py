@@ -34,6 +34,20 @@ from data_engine.store.warehouse import has_table, open_warehouse
 
 CURSOR_FILE = "history_cursor.json"
 ORIGIN = "data-engine/recorded_from"
+# What only a run knows exactly: the warehouse does not keep it (null in the history's events) or
+# keeps less of it (a mining run's timings are stored before its own "store" stage ends).
+RUN_ONLY = {
+    # A mining run keeps whether it re-used the predictions, not whether they were computed fresh
+    # before it: the asset's "reused" is not in the warehouse.
+    "oof_predictions": {"champion_scored_new", "champion_flagged", "reused"},
+    "detected_issues": {"estimated_noise_rate_low", "estimated_noise_rate_high", "propagated_examples", "propagation",
+                        "seconds", "seconds_per_stage"},
+    "review_queue": {"weights"},
+    "candidate_model": {"seconds", "weighted_by_label_quality"},
+    "review_tasks": {"reconciled", "project_id", "tasks_not_done", "http_requests", "seconds"},
+    "review_verdicts": {"tasks_seen", "label_events", "consensus", "discards", "ties_pending", "http_requests",
+                        "cursor"},
+}
 
 
 @dataclass
@@ -108,7 +122,7 @@ def _mining_events(con, home: Home, cursor: Cursor) -> list[tuple[datetime, Any]
         at = finished or started
         oof = oof_metadata({"labeled_examples": record["n_labeled"], "unlabeled_examples": record["n_unlabeled"],
                             "label_snapshot": record["label_snapshot"], "model_spec": record["model_spec"],
-                            "reused": record["reused_predictions"], "rare_classes": record["rare_classes"]})
+                            "rare_classes": record["rare_classes"]})
         plot = home.root / "plots" / f"noise-matrix-run-{run_id}.png"
         issues = issues_metadata(record, plot.read_bytes() if plot.exists() else None, plot if plot.exists() else None)
         # The weights a run ranked with are not stored: the history's queue shows none.

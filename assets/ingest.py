@@ -15,10 +15,10 @@ def ingest_metadata(result: IngestResult) -> dict[str, dg.MetadataValue]:
     """What a person reads in the UI about one batch."""
     meta: dict[str, dg.MetadataValue] = {
         ROW_COUNT: value(result.rows_ok),
+        **values({"batch_id": result.batch_id, "status": result.status, "sha256": result.sha256,
+                  "gold": result.is_gold}),
         **values({k: getattr(result, k) for k in (
-            "batch_id", "status", "sha256", "rows_in", "rows_ok", "rows_quarantined", "rows_new", "rows_changed",
-            "rows_unchanged", "rows_labeled")}),
-        "gold": value(result.is_gold),
+            "rows_in", "rows_ok", "rows_quarantined", "rows_new", "rows_changed", "rows_unchanged", "rows_labeled")}),
     }
     if result.reason:
         meta["reason"] = value(result.reason)

@@ -90,11 +90,11 @@ def issues_metadata(record: Mapping[str, Any], plot_png: bytes | None = None,
         meta["class_balance"] = table(
             [{"class": c, "examples": n, "share": n / total, "minority": c in minority} for c, n in counts.items()],
             [("class", str), ("examples", int), ("share", float), ("minority", bool)])
-    prop = record.get("propagation")
-    if prop:
-        # What this run propagated (review.propagate = "apply") and the measured precision of earlier ones.
-        meta["propagated_examples"] = value(int(prop.get("lookalikes", 0)) + int(prop.get("copies", 0)))
-        meta["propagation"] = value(prop)
+    # What this run propagated (review.propagate = "apply") and the measured precision of earlier ones;
+    # null when it propagated nothing (or, read back from the warehouse, when that is not kept).
+    prop = record.get("propagation") or None
+    meta["propagated_examples"] = value(int(prop.get("lookalikes", 0)) + int(prop.get("copies", 0)) if prop else None)
+    meta["propagation"] = value(prop)
     if plot_png:
         meta |= figure(plot_png, NOISE_CAPTION, plot_path, key="noise_matrix")
     return meta
@@ -144,7 +144,8 @@ def mined_issues(context: dg.AssetExecutionContext, engine: EngineResource, comp
         queued = con.execute("SELECT example_id || '@' || example_version FROM review_queue WHERE run_id = ? "
                              "ORDER BY 1", [summary.run_id]).fetchall()
     context.log.info(f"mining run {summary.run_id}: {summary.counts}; queue of {summary.queue_size}")
-    record = {**summary.as_metadata(), "timings": summary.timings}
+    # Timings rounded as mining_runs keeps them, so assets.history reports the same figures.
+    record = {**summary.as_metadata(), "timings": {k: round(v, 4) for k, v in summary.timings.items()}}
     yield dg.MaterializeResult(asset_key="detected_issues",
                                metadata=issues_metadata(record, summary.plot_png, summary.plot_path),
                                data_version=dg.DataVersion(f"run-{summary.run_id}"))
