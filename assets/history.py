@@ -25,7 +25,7 @@ from assets.ingest import batches_partitions, ingest_metadata
 from assets.mine import issues_metadata, oof_metadata, queue_metadata
 from assets.review import tasks_metadata, verdicts_metadata
 from assets.ship import (GATE_CHECK, candidate_metadata, candidate_record, champion_metadata, gate_metadata,
-                         gate_record, per_class_rows)
+                         gate_record, per_class_rows, served_choice_metadata)
 from data_engine.ingest.batch import IngestResult
 from data_engine.mine.run import QUEUE_PREVIEW_ROWS
 from data_engine.review.verdicts import verdict_stats
@@ -156,12 +156,14 @@ def _review_events(con, run_id: int) -> list[tuple[datetime, Any]]:
 def _model_events(con, cursor: Cursor) -> list[tuple[datetime, Any]]:
     out = []
     names = ("version", "created_at", "evaluated_at", "label_snapshot", "train_size", "model_spec", "sha256",
-             "metrics", "status", "reason")
+             "metrics", "params", "status", "reason")
     for row in con.execute(f"SELECT {', '.join(names)} FROM models WHERE version > ? ORDER BY version",
                            [cursor.model]).fetchall():
         model = dict(zip(names, row))
         metrics = json.loads(model["metrics"] or "{}")
-        meta = candidate_metadata(candidate_record(model, metrics), per_class_rows(metrics, None, []))
+        params = json.loads(model["params"] or "{}")
+        meta = {**candidate_metadata(candidate_record(model, metrics), per_class_rows(metrics, None, [])),
+                **served_choice_metadata(params.get("served_choice"))}
         events: list[Any] = [dg.AssetMaterialization("candidate_model",
                                                      metadata={**meta, ORIGIN: _when(model["created_at"])})]
         if model["evaluated_at"] is not None:

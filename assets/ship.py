@@ -13,7 +13,7 @@ from typing import Any
 
 import dagster as dg
 
-from assets.metadata import ROW_COUNT, pick, table, values
+from assets.metadata import ROW_COUNT, pick, table, value, values
 from assets.resources import EngineResource
 from data_engine.errors import EngineError
 from data_engine.ship.deploy import promote_gated
@@ -147,7 +147,22 @@ def candidate_model(context: dg.AssetExecutionContext, engine: EngineResource) -
                               result.weighted)
     meta = candidate_metadata(record, per_class_rows(cand, verdict.champion.to_dict() if verdict.champion else None,
                                                      verdict.checks))
+    meta |= served_choice_metadata(result.choice.as_dict() if result.choice else None)
     return dg.MaterializeResult(metadata=meta, check_results=[gate_check_result(verdict)])
+
+
+def served_choice_metadata(choice: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Which served model was trained, why, and every candidate's out-of-fold score (a table).
+
+    ``choice``: :meth:`ServedChoice.as_dict`, as a run returns it or as ``models.params["served_choice"]``
+    keeps it; None (a model trained before the choice was recorded) gives nulls and an empty table.
+    """
+    choice = choice or {}
+    rows = [{"candidate": c["name"], "accuracy": c["accuracy"], "macro_f1": c["macro_f1"],
+             "chosen": c["name"] == choice.get("chosen")} for c in choice.get("candidates") or []]
+    return {"served_choice": value(choice.get("chosen")), "served_choice_rule": value(choice.get("rule")),
+            "candidates_out_of_fold": table(rows, [("candidate", str), ("accuracy", float), ("macro_f1", float),
+                                                   ("chosen", bool)])}
 
 
 @dg.asset(

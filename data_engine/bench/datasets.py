@@ -55,6 +55,21 @@ def load_digits_dataset() -> BenchDataset:
     return BenchDataset("digits", "image", frame, y.astype(str).astype(object), {c: "numeric" for c in cols})
 
 
+def load_sklearn_table(name: str) -> BenchDataset:
+    """scikit-learn's bundled ``breast-cancer`` (569 rows, 30 numbers, 2 classes) or ``wine``
+    (178 rows, 13 numbers, 3 classes) as a tabular set."""
+    from sklearn import datasets
+
+    loaders = {"breast-cancer": datasets.load_breast_cancer, "wine": datasets.load_wine}
+    if name not in loaders:
+        raise EngineError(f"unknown bundled table {name!r}; use one of: {', '.join(loaders)}")
+    bunch = loaders[name]()
+    cols = [f"f{i:02d}" for i in range(bunch.data.shape[1])]
+    frame = pd.DataFrame(bunch.data.astype(np.float64), columns=cols)
+    labels = np.asarray(bunch.target_names, dtype=object)[bunch.target]
+    return BenchDataset(name, "tabular", frame, labels.astype(str).astype(object), {c: "numeric" for c in cols})
+
+
 def load_digit_files_dataset(folder: Path, *, seed: int = 0) -> BenchDataset:
     """The digits as 32x32 PNG files written under ``folder`` (absolute paths in column ``image``),
     plus :data:`DIGIT_FILES_NEAR_COPIES` near copies (resized, re-encoded, shifted) of random digits."""

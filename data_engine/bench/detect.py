@@ -168,6 +168,8 @@ def load_dataset(name: str, *, rows: int, seed: int, folder: Path | None = None)
         return datasets.load_shape_files_dataset(folder or Path(tempfile.mkdtemp(prefix="shape-files-")), seed=seed)
     if name == "sentiment":
         return datasets.load_sentiment_dataset()
+    if name in ("breast-cancer", "wine"):
+        return datasets.load_sklearn_table(name)
     return datasets.make_tabular_dataset(rows, seed=seed)
 
 

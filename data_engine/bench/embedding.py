@@ -32,7 +32,7 @@ def engine_embedding(data: Any, *, embedding: str = "auto", cache: Path | None =
     from data_engine.bench.detect import make_home, write_batch
     from data_engine.errors import EngineError
     from data_engine.ingest.batch import ingest_file
-    from data_engine.mine.embedders import get_embedder, resolve_embedding
+    from data_engine.mine.embedders import configured_embedding, get_embedder
     from data_engine.mine.embedders.base import EMBEDDING_COLUMN
     from data_engine.mine.embedders.cache import export_embeddings, import_embeddings
     from data_engine.mine.embedders.features import with_embedding
@@ -43,7 +43,7 @@ def engine_embedding(data: Any, *, embedding: str = "auto", cache: Path | None =
     try:
         home = make_home(workdir / "home", data, model="auto", n_jobs=1, budget=1, embedding=embedding)
         cfg = home.config
-        name = resolve_embedding(cfg.mining.embedding, cfg.dataset.modality)
+        name = configured_embedding(cfg)
         if not get_embedder(name).per_row:
             return name, None
         # Zero-padded ids keep load_examples' id order equal to the frame's row order.

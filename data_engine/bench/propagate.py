@@ -126,7 +126,7 @@ def run_propagate_bench(*, dataset: str = "sentiment", rows: int = 4000, invalid
     import pandas as pd
 
     from data_engine.errors import EngineError
-    from data_engine.mine.embedders import resolve_embedding
+    from data_engine.mine.embedders import configured_embedding
 
     if set(arms) - set(ARMS):
         raise EngineError(f"--arms: choose from {', '.join(ARMS)}")
@@ -148,7 +148,7 @@ def run_propagate_bench(*, dataset: str = "sentiment", rows: int = 4000, invalid
     kinds = pd.Series(b["kind"]).value_counts().to_dict()
     return {"dataset": dataset, "train_rows": len(b["train"]), "test_rows": len(b["test"]),
             "invalid_share": invalid, "flip": flip, "kinds": {str(k): int(v) for k, v in kinds.items()},
-            "seed": seed, "embedding": resolve_embedding(cfg.mining.embedding, data.modality), "served": served,
+            "seed": seed, "embedding": configured_embedding(cfg), "served": served,
             "ceiling": round(ceiling, 4),
             "arms": results, "seconds": round(time.perf_counter() - started, 1)}
 
@@ -173,12 +173,12 @@ def _embed_once(b: dict[str, Any], cfg: Any) -> None:
     ``train_vectors``), so the ceiling, every arm and every round reuse one embedding of each row."""
     import pandas as pd
 
-    from data_engine.mine.embedders import resolve_embedding
+    from data_engine.mine.embedders import configured_embedding
     from data_engine.mine.embedders.base import EMBEDDING_COLUMN, get_embedder
     from data_engine.mine.embedders.cache import embed_in_batches
     from data_engine.ship.training import limited_threads
 
-    embedder = get_embedder(resolve_embedding(cfg.mining.embedding, cfg.dataset.modality))
+    embedder = get_embedder(configured_embedding(cfg))
     b["train_vectors"] = None
     if not embedder.per_row:
         return

@@ -1,4 +1,4 @@
-"""Loop commands: ``train``, ``evaluate``, ``score``, ``deploy promote|rollback|status``, ``serve``.
+"""Loop commands: ``train``, ``evaluate``, ``score``, ``deploy promote|rollback|status``, ``report``, ``serve``.
 
 They run the same functions the Dagster assets call (training, gate, deploy, scoring, serve).
 """
@@ -56,6 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     q = dsub.add_parser("status", help="the champion, recent models and deployments")
     q.add_argument("--json", action="store_true")
     q.set_defaults(handler=cmd_status)
+
+    p = sub.add_parser("report", help="gold accuracy against reviews spent per champion, and what a better model "
+                                      "would buy beside what more review would buy")
+    p.add_argument("--json", action="store_true", help="print as JSON")
+    p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser("serve", help="serve the champion over HTTP on 127.0.0.1 (hot-swaps on promotion)")
     p.add_argument("--port", type=int, help="TCP port (default: [serve] port in engine.toml)")
@@ -232,17 +237,33 @@ def cmd_status(args: argparse.Namespace, home: Home) -> int:
     if args.json:
         print(_dump(report))
         return 0
+    from data_engine.mine.candidates import ServedChoice
+
     champ = report["champion"]
     print(f"champion: v{champ['version']} ({champ['model_spec']}, trained on {champ['train_size']} labels)"
           if champ else "champion: none yet")
+    if champ and champ.get("served_choice"):
+        print("  " + ServedChoice.from_dict(champ["served_choice"]).line())
     if not report["pointer_in_sync"]:
         print("warning: the champion pointer file disagrees with the warehouse")
     for m in report["models"]:
         acc = (m["metrics"] or {}).get("accuracy")
         acc_s = f" gold accuracy {acc:.4f}" if acc is not None else ""
-        print(f"  v{m['version']:<4} {m['status']:<9}{acc_s}  {m['reason'] or ''}")
+        chosen = f" {m['served_choice']['chosen']}" if m.get("served_choice") else ""
+        print(f"  v{m['version']:<4} {m['status']:<9}{chosen}{acc_s}  {m['reason'] or ''}")
     for d in report["deployments"]:
         print(f"  deployment {d['deployment_id']}: {d['action']} v{d['model_version']} by {d['actor']}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, home: Home) -> int:
+    """``report``."""
+    from data_engine.ship.report import build_report, format_report
+    from data_engine.store.warehouse import open_warehouse
+
+    with open_warehouse(home, read_only=True) as con:
+        report = build_report(con)
+    print(_dump(report.to_json()) if args.json else format_report(report))
     return 0
 
 

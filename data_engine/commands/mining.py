@@ -43,6 +43,9 @@ def cmd_mine(args: argparse.Namespace, home: Home) -> int:
     print(f"mining run {summary.run_id}: {summary.n_labeled} labeled, {summary.n_unlabeled} unlabeled examples; "
           f"{reused} ({summary.model_spec})")
     print(f"embedding: {_embedding_line(summary.embedding, summary.newly_embedded)}")
+    features = summary.detector_summaries.get("lookalike", {}).get("features")
+    if features:  # what reviewers' verdicts were learned on (an embedding where surface features miss columns)
+        print(f"look-alike features: {features}")
     print("flagged: " + ", ".join(f"{k}={v}" for k, v in summary.counts.items()))
     if summary.noise_rate is not None:
         from data_engine.mine.noise import noise_wording

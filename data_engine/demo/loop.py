@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from data_engine.errors import EngineError
 from data_engine.mine.spec import ModelSpec
 from data_engine.store.home import Home
 
@@ -137,10 +138,11 @@ def load_held_out(home: Home, oracle: pd.DataFrame) -> HeldOut:
                    schema=schema)
 
 
-def held_out_accuracy(data: HeldOut, recipes: dict[str, tuple[ModelSpec, pd.Series]], *, seed: int = 0,
+def held_out_accuracy(data: HeldOut, recipes: dict[str, tuple[Any, ...]], *, seed: int = 0,
                       n_jobs: int = 2) -> dict[str, float]:
-    """Accuracy against the true labels of each recipe (model, training labels by example id),
-    with every example predicted by a model that never trained on it.
+    """Accuracy against the true labels of each recipe (model spec, training labels by example id,
+    optionally the members' mixture weights), with every example predicted by a model that never
+    trained on it.
 
     The gold examples are predicted by the model trained on all training examples with the recipe's
     labels; each training example by :data:`EVAL_FOLDS`-fold cross-validation over the training
@@ -159,12 +161,13 @@ def held_out_accuracy(data: HeldOut, recipes: dict[str, tuple[ModelSpec, pd.Seri
     gold = np.flatnonzero(data.is_gold)
     # Folds stratified by the truth, the same for every recipe, so recipes differ only in labels.
     folds = StratifiedKFold(EVAL_FOLDS, shuffle=True, random_state=seed).split(train, data.truth[train])
-    splits = [(train[fit], train[test]) for fit, test in folds] + [(train, gold)]
+    # A home without gold data (a user's own) is measured on its training examples alone.
+    splits = [(train[fit], train[test]) for fit, test in folds] + ([(train, gold)] if len(gold) else [])
     tasks = []
-    for name, (spec, labels) in recipes.items():
+    for name, (spec, labels, *weights) in recipes.items():
         # Examples without a label in the recipe (discarded ones) are left out of training only.
         y = labels.reindex(data.example_ids).to_numpy(dtype=object)
-        est = build_estimator(spec, Schema.from_mapping(data.schema))
+        est = build_estimator(spec, Schema.from_mapping(data.schema), weights=weights[0] if weights else None)
         tasks += [(name, clone(est), fit[pd.notna(y[fit])], test, y.astype(str)) for fit, test in splits]
 
     def run(est: Any, fit: np.ndarray, test: np.ndarray, y: np.ndarray) -> int:
@@ -191,18 +194,24 @@ def compare(home: Home, oracle: pd.DataFrame, cleaned: pd.Series, noisy: pd.Seri
     clean = oracle.set_index("example_id")["label"].astype(str)
     data = load_held_out(home, oracle)
     n_train = int((~data.is_gold).sum())
-    served = resolve_spec(cfg.retrain.model, modality, seed=seed, n_rows=n_train, served=True, key="retrain.model")
+    # The served models as the engine chose them: on the labels as landed (the first champion) and
+    # after the loop (the champion now); the latter is also scored on the true labels.
+    first, final = served_models(home, n_train)
     candidates = {m: resolve_spec(m, modality, seed=seed) for m in ("hgb", "linear", "knn")}
     ensemble = resolve_spec("auto", modality, seed=seed, n_rows=n_train)
     candidates["+".join(ensemble.members)] = ensemble
-    alternatives_specs = {name: spec for name, spec in candidates.items() if spec.members != served.members}
-    recipes = {name: (spec, noisy) for name, spec in alternatives_specs.items()}
-    recipes |= {"noisy": (served, noisy), "final": (served, cleaned), "clean": (served, clean)}
+    # Only the families that can read this data set's columns (gradient boosting reads no text).
+    alternatives_specs = {name: spec for name, spec in candidates.items()
+                          if spec.members != first[1].members and _reads(spec, data.schema)}
+    recipes: dict[str, tuple[Any, ...]] = {name: (spec, noisy) for name, spec in alternatives_specs.items()}
+    recipes |= {"noisy": (first[1], noisy, first[2]), "final": (final[1], cleaned, final[2]),
+                "clean": (final[1], clean, final[2])}
     acc = held_out_accuracy(data, recipes, seed=seed)
     alternatives = {name: acc[name] for name in alternatives_specs}
     best = max(alternatives, key=alternatives.get)
     return {
-        "served_model": "+".join(served.members),
+        "served_model": final[0],
+        "served_model_first": first[0],
         "model_centric": alternatives,
         "model_centric_best": best,
         "accuracy_model_centric": alternatives[best],
@@ -211,6 +220,46 @@ def compare(home: Home, oracle: pd.DataFrame, cleaned: pd.Series, noisy: pd.Seri
         "accuracy_clean": acc["clean"],
         "evaluated_on": len(data.truth),
     }
+
+
+def _reads(spec: ModelSpec, schema: dict[str, str]) -> bool:
+    """Whether the model ``spec`` can be built on input columns of these kinds."""
+    from data_engine.mine.models import Schema, build_estimator
+
+    try:
+        build_estimator(spec, Schema.from_mapping(schema))
+    except EngineError:
+        return False
+    return True
+
+
+def served_models(home: Home, n_train: int) -> tuple[tuple[str, ModelSpec, dict[str, float] | None], ...]:
+    """(name, spec, mixture weights) of the first champion and of the champion now, as the engine
+    chose them (``served_choice`` in the model's params); the configured default where none was recorded."""
+    from data_engine.mine.candidates import ServedChoice
+    from data_engine.mine.embedders import configured_embedding
+    from data_engine.mine.models import resolve_spec
+    from data_engine.ship.deploy import history
+    from data_engine.ship.registry import current_champion, get_model
+    from data_engine.store.warehouse import open_warehouse
+
+    cfg = home.config
+    modality, seed = cfg.dataset.modality, cfg.mining.seed
+    embedding = configured_embedding(cfg)
+    default = resolve_spec(cfg.retrain.model, modality, seed=seed, n_rows=n_train, served=True, key="retrain.model",
+                           embedding=embedding)
+    with open_warehouse(home, read_only=True) as con:
+        promoted = [d.model_version for d in history(con) if d.action == "promote"]
+        records = [get_model(con, promoted[0]) if promoted else None, current_champion(con)]
+    out = []
+    for record in records:
+        raw = record.params.get("served_choice") if record is not None else None
+        if raw is None:
+            out.append(("+".join(default.members), default, None))
+            continue
+        choice = ServedChoice.from_dict(raw)
+        out.append((choice.chosen, ModelSpec(choice.members, modality, seed, embedding), choice.weights or None))
+    return tuple(out)
 
 
 def landed_labels(home: Home) -> pd.Series:
@@ -230,7 +279,6 @@ def landed_labels(home: Home) -> pd.Series:
 def _oracle_coverage(home: Home, oracle: pd.DataFrame, landed: pd.Series) -> tuple[int, int]:
     """(training labels that landed wrong, gold examples the oracle knows); an error when the oracle
     names none of the stored examples (ids in another spelling, or the oracle of another data set)."""
-    from data_engine.errors import EngineError
     from data_engine.review.oracle import oracle_path
     from data_engine.store.warehouse import open_warehouse
 
@@ -349,7 +397,8 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
         f"that did not train on it (gold: the model trained on every training example; training examples: "
         f"{EVAL_FOLDS}-fold cross-validation):")
     served = figures["served_model"]
-    say(f"  the served model ({served}) on the labels as they landed: {final['accuracy_noisy']:.4f}")
+    say(f"  the served model chosen on the labels as they landed ({figures['served_model_first']}), on them: "
+        f"{final['accuracy_noisy']:.4f}")
     say("  model-centric (other models on the noisy labels): "
         + ", ".join(f"{k} {v:.4f}" for k, v in figures["model_centric"].items()))
     say(f"  data-centric (the served model, {served}, on the cleaned labels): {final['accuracy_final']:.4f}")

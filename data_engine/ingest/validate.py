@@ -13,6 +13,7 @@ import duckdb
 from data_engine.store.config import DatasetConfig
 from data_engine.store.values import MAX_NUMBER, all_plain, blank_sql, label_markers, missing_number_sql, normalized_sql
 from data_engine.store.warehouse import quote_ident
+from data_engine.tasks import task_for
 
 MAX_ID_LENGTH = 256
 # A cell longer than this (characters) is an over-long field: the row is quarantined, not stored.
@@ -33,6 +34,7 @@ def validate(
     ``good``: the typed values of every other row and their feature hash ``__fh``. The good rows
     are never copied: the inserts read them through the view, straight from ``raw_rows``.
     """
+    task = task_for(ds)
     plain = all_plain(con, "raw_rows", [id_column] + ([ds.label_column] if label_present else []))
 
     def norm(expr: str, col: str) -> str:
@@ -128,16 +130,11 @@ def validate(
     if label_present:
         # A missing-value marker (R's NA) is a missing label unless the classes name it.
         markers = _missing_label_markers(con, ds)
-        label = f"nullif({norm('r.' + lq, ds.label_column)}, '')"
+        label = task.label_sql('r.' + lq, ds.label_column in plain)
         if markers:
             label = f"CASE WHEN {label} IN ({', '.join(map(_lit, markers))}) THEN NULL ELSE {label} END"
         values.append(f"{label} AS {lq}")
-        if classes_known:
-            reasons.append((
-                f"{lq} IS NOT NULL AND {lq} NOT IN (SELECT class_label FROM dataset_classes)",
-                f"'label ' || left({lq}, 40) || ' is not one of the classes (' || "
-                "(SELECT left(string_agg(class_label, ', ' ORDER BY position), 200) FROM dataset_classes) || ')'",
-            ))
+        reasons += task.label_reasons(lq, classes_known)
         if gold:
             reasons.append((f"{lq} IS NULL", "'gold row without a label'"))
     else:

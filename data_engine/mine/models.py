@@ -168,10 +168,10 @@ def build_model(cfg: EngineConfig, schema: Mapping[str, str], *, n_rows: int | N
     ``schema``: ``{input column: 'numeric' | 'categorical' | 'text'}`` as fixed in the warehouse;
     ``n_rows``: the number of training rows, if known (large sets leave kNN and the SVM out of "auto").
     """
-    from data_engine.mine.embedders import resolve_embedding
+    from data_engine.mine.embedders import configured_embedding
 
     spec = resolve_spec(cfg.retrain.model, cfg.dataset.modality, seed=cfg.mining.seed, n_rows=n_rows, served=True,
-                        key="retrain.model", embedding=resolve_embedding(cfg.mining.embedding, cfg.dataset.modality))
+                        key="retrain.model", embedding=configured_embedding(cfg))
     return build_estimator(spec, Schema.from_mapping(schema)), spec.key
 
 
@@ -324,7 +324,8 @@ TEXT_SPACE_DIMENSIONS = 100
 def feature_space(schema: Schema, modality: str) -> Any:
     """An unfitted transformer into the dense space the distance-based members read, for selection
     strategies when no pretrained embedding is present: scaled numbers (raw pixels for images),
-    one-hot categories, and text as L2-normalised LSA (truncated SVD of word TF-IDF)."""
+    one-hot categories, text as L2-normalised LSA (truncated SVD of word TF-IDF), and image files
+    through the ``image`` embedder, standardised."""
     from sklearn.compose import ColumnTransformer
     from sklearn.decomposition import TruncatedSVD
     from sklearn.pipeline import make_pipeline
@@ -339,6 +340,8 @@ def feature_space(schema: Schema, modality: str) -> Any:
         lsa = make_pipeline(_text_features(char=False), TruncatedSVD(TEXT_SPACE_DIMENSIONS, random_state=0),
                             Normalizer())
         parts.append((f"text{i}", lsa, col))
+    # Image files have no pixel columns: their distances are the image embedder's (as the kNN member's).
+    parts += _image_parts(schema, scale=True)
     if not parts:
         raise EngineError("the dataset has no input columns to measure distances in")
     return ColumnTransformer(parts, sparse_threshold=0.0)

@@ -1,7 +1,7 @@
 """The config's names of mining's pluggable pieces, checked against their registries.
 
 ``[mining] detectors``, ``[review] weights`` (keyed by detector), ``[review] strategy``,
-``[mining] embedding``, ``[mining] model`` and ``[retrain] model`` name pieces that the mine stage
+``[mining] embedding``, ``[dataset] task``, ``[mining] model`` and ``[retrain] model`` name pieces that the mine stage
 owns: each is valid when its registry knows it (a built-in or an installed package's entry
 point, :mod:`data_engine.plugins`). The store loads the config without knowing these names, so the
 check runs here: when a home is set up (``init``) and before a mining run starts.
@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from data_engine.errors import ConfigError, EngineError
 from data_engine.mine.detectors import DETECTORS
-from data_engine.mine.embedders import resolve_embedding
+from data_engine.mine.embedders import configured_embedding
 from data_engine.mine.models import resolve_spec
 from data_engine.mine.selection.base import STRATEGIES
 from data_engine.store.config import EngineConfig
+from data_engine.tasks import check_task
 
 
 def check_names(cfg: EngineConfig) -> EngineConfig:
@@ -25,13 +26,14 @@ def check_names(cfg: EngineConfig) -> EngineConfig:
     entry-point metadata without being imported; an embedding plug-in is imported to read the
     modalities it embeds.
     """
+    check_task(cfg.dataset)
     for i, name in enumerate(cfg.mining.detectors):
         DETECTORS.check(name, f"mining.detectors[{i}]")
     for name in cfg.review.weights:
         DETECTORS.check(name, f"review.weights.{name}")
     STRATEGIES.check(cfg.review.strategy, "review.strategy")
     try:
-        embedding = resolve_embedding(cfg.mining.embedding, cfg.dataset.modality)
+        embedding = configured_embedding(cfg)
         for key, name, served in (("mining.model", cfg.mining.model, False),
                                   ("retrain.model", cfg.retrain.model, True)):
             resolve_spec(name, cfg.dataset.modality, served=served, key=key, embedding=embedding)

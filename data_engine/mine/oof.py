@@ -62,6 +62,9 @@ class OOFResult:
         Folds actually used (fewer than asked when no class has enough examples).
     weights : dict of str to float
         For an ensemble, each member's weight in ``probs`` (see :func:`mixture_weights`).
+    member_probs : dict of str to np.ndarray of shape (N, K)
+        For an ensemble, each member's own out-of-fold probabilities (the served model's
+        candidates are scored on them, :mod:`data_engine.mine.candidates`).
     """
 
     probs: np.ndarray
@@ -69,6 +72,7 @@ class OOFResult:
     rare_classes: tuple[int, ...]
     n_folds: int
     weights: dict[str, float] = field(default_factory=dict)
+    member_probs: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def assign_folds(labels: np.ndarray, n_classes: int, *, folds: int, seed: int) -> tuple[np.ndarray, int, tuple[int, ...]]:
@@ -245,7 +249,8 @@ def ensemble_out_of_fold_probabilities(members: Mapping[str, Any], X: pd.DataFra
     w = mixture_weights(member_probs, labels)
     probs = np.tensordot(w, member_probs, axes=1)
     return OOFResult(probs=probs, folds=fold_of, rare_classes=rare, n_folds=n_folds,
-                     weights={name: float(v) for name, v in zip(names, w)})
+                     weights={name: float(v) for name, v in zip(names, w)},
+                     member_probs={name: member_probs[i] for i, name in enumerate(names)})
 
 
 def _checked_labels(X: pd.DataFrame, labels: np.ndarray, n_classes: int) -> np.ndarray:

@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from data_engine.compute.backend import Backend, engine_backend
+from data_engine.compute.backend import Backend
 from data_engine.errors import EngineError
 from data_engine.stages import StageClock
 from data_engine.store.cache import load_cache, save_cache
@@ -66,7 +66,7 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
     fold fits run on ``compute`` (default: the back-end of ``[compute] scheduler``, connected only
     when there is something to fit).
     """
-    from data_engine.mine.embedders import resolve_embedding
+    from data_engine.mine.embedders import configured_embedding
     from data_engine.mine.embedders.features import model_inputs
     from data_engine.mine.models import Schema, build_members, build_model, resolve_spec
     from data_engine.store.dataset import label_snapshot, load_classes, load_examples
@@ -93,7 +93,7 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
             bad = train.loc[labels.isna(), "label"].iloc[0]
             raise EngineError(f"label {bad!r} is not one of the dataset's classes ({', '.join(classes)})")
         labels = labels.to_numpy(dtype=np.int64)
-    embedding = resolve_embedding(cfg.mining.embedding, ds.modality)
+    embedding = configured_embedding(cfg)
     with clock.stage("embedding"):
         train, unlabeled, newly_embedded = _with_embedding(con, cfg, train, unlabeled, schema, compute)
     if cfg.mining.predictions == "external":
@@ -112,14 +112,20 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
             weights = _stored_weights(con, spec_key, snapshot) or {m: 1.0 / len(members) for m in members}
             reused = True
         else:
-            from data_engine.mine.oof import ensemble_out_of_fold_probabilities
+            from data_engine.mine.candidates import members_out_of_fold
+            from data_engine.mine.oof import assign_folds, mixture_weights
 
-            with warnings.catch_warnings(), engine_backend(cfg, compute) as backend:
+            # Each member's out-of-fold probabilities, re-used where `train` already fitted them on
+            # this label snapshot (it scores the same members as served-model candidates).
+            member_probs = members_out_of_fold(con, cfg, members, train[inputs], labels, len(classes),
+                                               ids=train["example_id"].to_numpy(), versions=train["version"].to_numpy(),
+                                               snapshot=snapshot, compute=compute)
+            with warnings.catch_warnings():
                 warnings.simplefilter("ignore", category=UserWarning)
-                result = ensemble_out_of_fold_probabilities(members, train[inputs], labels, len(classes),
-                                                            folds=cfg.mining.folds, seed=cfg.mining.seed,
-                                                            compute=backend)
-            probs, folds, rare, reused, weights = result.probs, result.folds, result.rare_classes, False, result.weights
+                folds, _, rare = assign_folds(labels, len(classes), folds=cfg.mining.folds, seed=cfg.mining.seed)
+            stacked = np.stack([member_probs[m] for m in members])
+            w = mixture_weights(stacked, labels)
+            probs, reused, weights = np.tensordot(w, stacked, axes=1), False, {m: float(v) for m, v in zip(members, w)}
             if rare:
                 log.warning("classes with fewer labeled examples than folds: %s",
                             ", ".join(classes[i] for i in rare))

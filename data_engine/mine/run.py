@@ -153,6 +153,8 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         data = mining_data(state, cfg, with_neighbours=any(DETECTORS[n].needs_neighbours for n in names), home=home,
                            con=con, compute=compute,
                            verdicts=reviewed_examples(con, list(state.schema)) if "lookalike" in names else None)
+        if data.verdicts is not None and len(data.verdicts):
+            data = with_own_embedding(con, state, data)
     with clock.stage("detectors"):
         options = {"lookalike": {"precision_target": cfg.review.propagate_precision,
                                  "min_count": cfg.review.propagate_min_verdicts, "seed": cfg.mining.seed},
@@ -246,6 +248,22 @@ def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: b
     return MiningData(ids, labels, tuple(state.classes), probs, oos, hashes, neighbours, state.rare_classes,
                       image_hashes, image_paths, inputs=inputs, schema=dict(state.schema),
                       modality=cfg.dataset.modality, verdicts=verdicts)
+
+
+def with_own_embedding(con: duckdb.DuckDBPyConnection, state: PredictionState, data: MiningData) -> MiningData:
+    """``data`` with the modality's own vectors of its examples and verdicts where surface features
+    miss input columns (see :func:`data_engine.mine.embedders.features.own_embedding`); unchanged otherwise."""
+    import dataclasses
+
+    from data_engine.mine.embedders.features import own_embedding
+
+    frames = [pd.concat([state.train, state.unlabeled], ignore_index=True), data.verdicts]
+    found = own_embedding(con, frames, state.schema, state.embedding)
+    if found is None:
+        return data
+    name, (rows, verdict_vectors) = found
+    verdicts = data.verdicts.assign(**{EMBEDDING_COLUMN: list(verdict_vectors)})
+    return dataclasses.replace(data, embedding=rows, embedding_name=name, verdicts=verdicts)
 
 
 def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarray, home: Home | None,

@@ -109,6 +109,8 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
     summary["rare_classes"] = [state.classes[i] for i in state.rare_classes]
     summary["ensemble_weights"] = state.member_weights
     summary["budget_split"] = budget_split or {}
+    # The embedder the run actually used (``[mining] embedding`` resolved for this data set).
+    summary["embedding"] = state.embedding
     rows = keep[["example_id", "example_version", "issue_type", "score", "is_issue", "reason", "detail"]]
     if "selection" not in queue:
         queue = queue.assign(selection=None)
@@ -155,12 +157,16 @@ def _json_default(value: Any) -> Any:
 def reviewed_examples(con: duckdb.DuckDBPyConnection, input_columns: list[str]) -> pd.DataFrame:
     """Examples whose label in force is a person's verdict (review or consensus) on their current
     version: ``example_id``, ``feature_hash``, ``is_discarded``, ``label`` (None if discarded),
-    ``given_label`` (the latest ingested label) and the ``input_columns``. What the look-alike
+    ``given_label`` (the latest ingested label) and the ``input_columns`` (image files as absolute
+paths, as :func:`data_engine.store.dataset.load_examples` gives them). What the look-alike
     detector learns from; a propagated verdict never counts as one."""
     from data_engine.store.warehouse import quote_ident
 
+    from data_engine.store.images import absolute_image_paths, warehouse_home
+    from data_engine.store.schema import stored_columns
+
     cols = "".join(f", ce.{quote_ident(c)}" for c in input_columns)
-    return con.execute(
+    frame = con.execute(
         "SELECT cl.example_id, CAST(ce.feature_hash AS VARCHAR) AS feature_hash, cl.is_discarded, cl.label, "
         f"g.label AS given_label{cols} FROM current_labels cl JOIN current_examples ce USING (example_id) "
         "LEFT JOIN (SELECT example_id, example_version, label FROM label_events WHERE source = 'ingest' "
@@ -168,3 +174,8 @@ def reviewed_examples(con: duckdb.DuckDBPyConnection, input_columns: list[str]) 
         "  ON g.example_id = ce.example_id AND g.example_version = ce.version "
         "WHERE cl.source IN ('review', 'consensus') ORDER BY cl.example_id"
     ).fetchdf()
+    kinds = stored_columns(con)
+    for c in input_columns:
+        if kinds.get(c) == "image":  # read like the mined rows: the stored home-relative path made absolute
+            frame[c] = absolute_image_paths(frame[c], warehouse_home(con))
+    return frame

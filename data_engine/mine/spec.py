@@ -34,11 +34,11 @@ AUTO_EMBEDDING_MEMBERS: dict[str, tuple[str, ...]] = {
 }
 
 
-# The served model's "auto" ([retrain] model), where it differs from the mining ensemble. Mining
-# reads the labels as they landed and needs a view robust to their noise; the served model learns
-# from reviewed labels, where accuracy on clean labels is what counts. On the digits (every digit
-# predicted by a model that did not train on it, true labels; numbers in docs/loop.md) the RBF SVM
-# reached 0.990 on clean labels against 0.974 for the mining ensemble.
+# The modality's clean-label specialist: a candidate for the served model ([retrain] model = "auto"
+# scores every candidate out of fold and trains the best, data_engine.mine.candidates), and the
+# default served spec where no candidates are scored (mining scoring unlabeled rows before a
+# champion exists). On the digits (every digit predicted by a model that did not train on it, true
+# labels) the RBF SVM reached 0.990 on clean labels against 0.974 for the mining ensemble.
 SERVED_AUTO: dict[str, tuple[str, ...]] = {
     "image": ("svm",),
 }

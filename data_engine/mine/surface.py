@@ -25,6 +25,8 @@ import scipy.sparse as sp
 
 # Characters of markup, templates and encodings (HTML/XML tags, entities, URLs, JSON, escapes).
 MARKUP_CHARS = "<>{}[]/\\=&;%#|_@^~`$"
+# Column kinds these features read; others (image files, vector columns) need an embedding.
+SURFACE_KINDS = ("numeric", "categorical", "text")
 # Above this robust z-score a reading counts as extreme.
 EXTREME_Z = 5.0
 
@@ -33,7 +35,8 @@ def surface_features(frame: pd.DataFrame, schema: Mapping[str, str], modality: s
     """Surface features of the N rows of ``frame`` (its ``schema`` columns), shape (N, F), float64.
 
     ``schema`` maps input columns to 'numeric' | 'categorical' | 'text'; ``modality`` is the
-    dataset's ('image' adds the pixel statistics). Dense statistics are standardised.
+    dataset's ('image' adds the pixel statistics). Dense statistics are standardised. Columns of
+    other kinds (:data:`SURFACE_KINDS`) are not read: F is 0 when no column is readable.
     """
     from sklearn.preprocessing import StandardScaler
 

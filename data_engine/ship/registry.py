@@ -111,6 +111,9 @@ class ModelRecord:
             "train_size": self.train_size, "model_spec": self.model_spec, "sha256": self.sha256,
             "reason": self.reason, "metrics": self.metrics,
             "created_at": str(self.created_at) if self.created_at is not None else None,
+            # Why this model family: the chosen candidate and every candidate's out-of-fold score
+            # (data_engine.mine.candidates); None for models trained before the choice was recorded.
+            "served_choice": self.params.get("served_choice"),
         }
 
 

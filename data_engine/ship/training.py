@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from data_engine.errors import EngineError
+from data_engine.mine.candidates import ServedChoice
 from data_engine.ship.registry import ModelRecord, latest_model, register_model
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
@@ -51,6 +52,8 @@ class TrainingSet:
     classes: list[str]
     label_snapshot: int
     input_schema: dict[str, str]
+    # Each row's example version, shape (N,) (stored out-of-fold predictions are keyed by it).
+    versions: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,8 @@ class TrainResult:
     weighted: bool
     dropped: int = 0
     class_counts: dict[str, int] = field(default_factory=dict)
+    # Which served model was trained and every candidate's out-of-fold score (data_engine.mine.candidates).
+    choice: ServedChoice | None = None
 
 
 @contextmanager
@@ -152,6 +157,7 @@ def load_training_set(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> Trai
         classes=list(classes),
         label_snapshot=snapshot,
         input_schema=schema,
+        versions=df["version"].to_numpy(),
     )
 
 
@@ -182,10 +188,10 @@ def latest_label_flags(con: duckdb.DuckDBPyConnection, example_ids: np.ndarray) 
 
 
 def build_estimator(cfg: EngineConfig, schema: dict[str, str], *, n_rows: int | None = None) -> tuple[Any, str]:
-    """The configured, unfitted scikit-learn estimator and its spec string.
-
-    The model registry of mining (:mod:`data_engine.mine.models`): the served model is the family mining
-    measured. ``n_rows`` lets "auto" leave out members that do not scale (kNN on large sets).
+    """The modality's default served estimator (unfitted) and its spec string, without scoring
+    candidates (:func:`train_candidate` chooses by evidence instead, see
+    :mod:`data_engine.mine.candidates`). ``n_rows`` lets "auto" leave out members that do not
+    scale (kNN on large sets).
     """
     from data_engine.mine.models import build_model
 
@@ -266,7 +272,17 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
         if len(set(y)) < 2:
             raise EngineError("retrain.weight_by_label_quality: fewer than two classes left after dropping "
                               "flagged labels; review them first or turn the option off")
-    estimator, spec = build_estimator(cfg, ts.input_schema, n_rows=len(ts.y))
+    from data_engine.mine.candidates import choose_served, served_estimator
+
+    if cfg.retrain.model == "auto":
+        # The choice is a function of the label snapshot and the config: one auto model per snapshot.
+        twin_auto = _auto_trained_on(con, ts.label_snapshot)
+        if twin_auto is not None:
+            raise AlreadyTrained(*twin_auto)
+    # Candidates are scored on every label in force (weighting changes what the chosen one fits on).
+    choice, chosen = choose_served(cfg, ts.input_schema, ts.X, ts.y, ts.classes, con=con, ids=ts.example_ids,
+                                   versions=ts.versions, snapshot=ts.label_snapshot)
+    estimator, spec = served_estimator(choice, chosen, ts.input_schema)
     twin = trained_on(con, ts.label_snapshot, spec)
     if twin is not None:
         raise AlreadyTrained(twin, ts.label_snapshot, spec)
@@ -281,6 +297,8 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
         "dropped_flagged_labels": dropped,
         "seed": cfg.mining.seed,
         "model_classes": model_classes,
+        "requested_model": cfg.retrain.model,
+        "served_choice": choice.as_dict(),
     }
     record = register_model(
         con, home, fitted, label_snapshot=ts.label_snapshot, train_size=len(y), model_spec=spec,
@@ -288,7 +306,16 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
     )
     return TrainResult(record=record, seconds=time.perf_counter() - started,
                        weighted=bool(cfg.retrain.weight_by_label_quality), dropped=dropped,
-                       class_counts={str(k): int(v) for k, v in counts.items()})
+                       class_counts={str(k): int(v) for k, v in counts.items()}, choice=choice)
+
+
+def _auto_trained_on(con: duckdb.DuckDBPyConnection, label_snapshot: int) -> tuple[int, int, str] | None:
+    """(version, snapshot, spec) of a model ``[retrain] model = "auto"`` chose on ``label_snapshot``, if any."""
+    row = con.execute(
+        "SELECT version, model_spec FROM models WHERE label_snapshot = ? "
+        "AND json_extract_string(params, '$.requested_model') = 'auto' ORDER BY version LIMIT 1",
+        [int(label_snapshot)]).fetchone()
+    return None if row is None else (int(row[0]), int(label_snapshot), str(row[1]))
 
 
 def _short_repr(estimator: Any) -> str:
@@ -339,10 +366,11 @@ def retrain_decision(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> Retra
 def describe(result: TrainResult) -> str:
     """One line for the CLI."""
     r = result.record
-    return (f"trained candidate v{r.version} ({r.model_spec}) on {r.train_size} labels "
+    line = (f"trained candidate v{r.version} ({r.model_spec}) on {r.train_size} labels "
             f"(label snapshot {r.label_snapshot}"
             f"{f'; {result.dropped} flagged labels left out until reviewed' if result.weighted else ''}) "
             f"in {result.seconds:.1f} s")
+    return line + (f"\n{result.choice.line()}" if result.choice is not None else "")
 
 
 __all__ = ["AlreadyTrained", "trained_on", "TrainingSet", "RetrainDecision", "TrainResult", "load_training_set", "label_trust_mask",

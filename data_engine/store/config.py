@@ -55,6 +55,9 @@ class DatasetConfig:
     image_column: str | None = None
     image_root: str | None = None
     classes: tuple[str, ...] | None = None
+    # The kind of label (data_engine.tasks): "classification" (one class per example). Checked against
+    # the task registry where the stages start (data_engine.mine.names.check_names, ingest).
+    task: str = "classification"
     # Optional per-column override of the type inferred from the first batch.
     column_types: dict[str, ColumnType] = field(default_factory=dict)
     na_values: tuple[str, ...] = NA_VALUES
@@ -127,8 +130,8 @@ class RetrainConfig:
 
     min_new_labels: int = 50
     weight_by_label_quality: bool = False
-    # The served model: "auto" (the modality's default, see data_engine.mine.models.SERVED_AUTO) or
-    # members joined by "+" as in [mining] model.
+    # The served model: "auto" (the best candidate by out-of-fold [gate] metric on the labels in force,
+    # see data_engine.mine.candidates) or members joined by "+" as in [mining] model.
     model: str = "auto"
 
 

@@ -42,3 +42,22 @@ def test_examples_without_a_label_in_a_recipe_are_left_out_of_training_only():
     discarded = truth.drop(data.example_ids[~data.is_gold][:10])
     acc = held_out_accuracy(data, {"some discarded": (resolve_spec("knn", "tabular"), discarded)}, n_jobs=1)
     assert acc["some discarded"] == pytest.approx(1.0)  # the 10 still count as test examples
+
+
+def test_a_home_without_gold_data_is_measured_on_its_training_examples():
+    # A user's own home often has no gold files: predicting the empty gold split crashed the demo.
+    data = two_blobs(n_gold=0)
+    truth = pd.Series(data.truth, index=data.example_ids)
+    swapped = truth.map({"a": "b", "b": "a"})
+    acc = held_out_accuracy(data, {"true": (resolve_spec("hgb", "tabular"), truth),
+                                   "swapped": (resolve_spec("linear", "tabular"), swapped)}, n_jobs=1)
+    assert acc["true"] == pytest.approx(1.0) and acc["swapped"] == pytest.approx(0.0)
+
+
+def test_the_comparison_leaves_out_model_families_that_cannot_read_the_columns():
+    # A text home: gradient boosting reads no text, and the demo's comparison stopped on it.
+    from data_engine.demo.loop import _reads
+
+    assert not _reads(resolve_spec("hgb", "text"), {"sentence": "text"})
+    assert _reads(resolve_spec("linear", "text"), {"sentence": "text"})
+    assert _reads(resolve_spec("hgb", "tabular"), {"x": "numeric"})

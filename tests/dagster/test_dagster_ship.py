@@ -34,6 +34,11 @@ def test_a_refusal_is_an_outcome_and_the_verdict_is_on_the_candidates_page(tmp_p
     assert meta["gate_verdict"].value == "promoted"
     assert isinstance(meta["gold_per_class"], dg.TableMetadataValue)
     assert [c.name for c in meta["gold_per_class"].schema.columns][:3] == ["class", "support", "candidate_recall"]
+    # The served model's choice: the chosen candidate and every candidate's out-of-fold score.
+    rows = meta["candidates_out_of_fold"].records
+    chosen = [r.data["candidate"] for r in rows if r.data["chosen"]]
+    assert chosen == [meta["served_choice"].value] and len(rows) == 2  # linear and, on images, the SVM
+    assert "best out-of-fold accuracy" in meta["served_choice_rule"].value
     assert len(meta["gold_per_class"].records) == 10
     [check] = first.get_asset_check_evaluations()
     assert check.check_name == GATE_CHECK and check.passed

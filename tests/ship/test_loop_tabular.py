@@ -51,7 +51,11 @@ def test_tabular_loop_with_the_default_model(home):
     h, frame = home
     with open_warehouse(h) as con:
         result = training.train_candidate(con, h)
-        assert result.record.model_spec.startswith("hgb+linear+knn/tabular")
+        # The served model is the best candidate out of fold (the mining ensemble, its members).
+        choice = result.choice
+        assert [c.name for c in choice.candidates] == ["hgb+linear+knn (weighted)", "hgb", "linear", "knn"]
+        assert choice.chosen == choice.best.name
+        assert result.record.model_spec.startswith("+".join(choice.members) + "/tabular")
         assert result.record.input_schema["color"] == "categorical"
         verdict, dep = deploy.deploy_if_better(con, h)
         assert verdict.promote and dep is not None

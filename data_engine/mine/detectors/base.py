@@ -53,7 +53,12 @@ class MiningData:
     modality : the dataset's modality ('tabular' | 'text' | 'image')
     verdicts : pd.DataFrame or None, one row per example a person reviewed at its current version:
         ``example_id``, ``feature_hash``, ``is_discarded``, ``label`` (the verdict, None if
-        discarded), ``given_label`` and the input columns (see ``mine.runs.reviewed_examples``)
+        discarded), ``given_label`` and the input columns (see ``mine.runs.reviewed_examples``);
+        with ``embedding``, also their vectors in ``EMBEDDING_COLUMN``
+    embedding : np.ndarray of shape (N, D) or None, the modality's own vectors of the N examples
+        where surface features miss input columns (image files, vector columns; see
+        ``mine.embedders.features.own_embedding``)
+    embedding_name : the embedder that made ``embedding``
     """
 
     example_ids: np.ndarray
@@ -70,12 +75,16 @@ class MiningData:
     schema: dict[str, str] = field(default_factory=dict)
     modality: str = "tabular"
     verdicts: pd.DataFrame | None = None
+    embedding: np.ndarray | None = None
+    embedding_name: str = ""
 
     def __post_init__(self) -> None:
         n = len(self.example_ids)
         for name in ("labels", "out_of_sample", "feature_hash"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"MiningData.{name} has {len(getattr(self, name))} rows, expected {n}")
+        if self.embedding is not None and len(self.embedding) != n:
+            raise ValueError(f"MiningData.embedding has {len(self.embedding)} rows, expected {n}")
         if self.probs.shape != (n, len(self.classes)):
             raise ValueError(f"MiningData.probs has shape {self.probs.shape}, expected ({n}, {len(self.classes)})")
 

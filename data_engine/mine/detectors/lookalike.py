@@ -2,7 +2,8 @@
 
 Reviewers' verdicts so far (discarded versus reviewed and kept, whatever issue type sent the
 example to review) train a logistic regression on each example's surface features
-(:mod:`data_engine.mine.surface`). Every unreviewed example gets an out-of-sample probability of
+(:mod:`data_engine.mine.surface`), beside the modality's own embedding for columns those do not
+read (image files, vector columns: ``MiningData.embedding``). Every unreviewed example gets an out-of-sample probability of
 being discarded (the model never saw it); the reviewed ones get scikit-learn's
 ``cross_val_predict`` probabilities, on which the propagation threshold is chosen: the lowest
 probability whose held-out precision reaches ``precision_target`` over at least ``min_count``
@@ -76,11 +77,10 @@ class LookalikeDetector(Detector):
         rows = np.flatnonzero(~pd.Series(data.example_ids).isin(reviewed).to_numpy())
         if len(rows) == 0 or len(verdicts) == 0:
             return self._empty(summary | {"status": "waiting for verdicts"})
-        from data_engine.mine.surface import surface_features
-
-        cols = list(data.schema)
-        frame = pd.concat([verdicts[cols], data.inputs.iloc[rows][cols]], ignore_index=True)
-        X = surface_features(frame, data.schema, data.modality)
+        X, features = self._features(data, rows, verdicts)
+        summary["features"] = features
+        if X is None:
+            return self._empty(summary | {"status": f"no features: {features}"})
         Xv, Xc = X[: len(verdicts)], X[len(verdicts):]
         y = verdicts["is_discarded"].to_numpy(dtype=bool)
         ids = data.example_ids[rows]
@@ -125,6 +125,39 @@ class LookalikeDetector(Detector):
         summary.update(flagged=int(lookalike.sum()), asked=int(asked.sum()), copies=int(is_copy.sum()),
                        exact_copies=int((copy_kind == "exact").sum()))
         return DetectorResult(self.issue_name, issues_frame(ids, flags, score, reason, detail), summary)
+
+    def _features(self, data: MiningData, rows: np.ndarray, verdicts: pd.DataFrame) -> tuple[Any, str]:
+        """Features of the V verdicts then the M candidates (``rows``), sparse of shape (V + M, F),
+        and what they are; (None, why) when there are none.
+
+        Surface features (:mod:`data_engine.mine.surface`) of the columns they read, beside the
+        modality's own embedding (``data.embedding``, standardised) where they miss columns: an
+        image file or a vector column has no surface the text or reading statistics see.
+        """
+        import scipy.sparse as sp
+        from sklearn.preprocessing import StandardScaler
+
+        from data_engine.mine.embedders.base import EMBEDDING_COLUMN
+        from data_engine.mine.surface import SURFACE_KINDS, surface_features
+
+        read = {c: k for c, k in data.schema.items() if k in SURFACE_KINDS}
+        unread = [c for c in data.schema if c not in read]
+        blocks, names = [], []
+        if read:
+            cols = list(read)
+            frame = pd.concat([verdicts[cols], data.inputs.iloc[rows][cols]], ignore_index=True)
+            blocks.append(surface_features(frame, read, data.modality))
+            names.append("surface")
+        if unread:
+            if data.embedding is None or EMBEDDING_COLUMN not in verdicts.columns:
+                return None, f"no embedding for column(s) {', '.join(unread)}"
+            vectors = np.vstack([np.stack(verdicts[EMBEDDING_COLUMN].to_numpy()), data.embedding[rows]])
+            blocks.append(sp.csr_matrix(StandardScaler().fit_transform(vectors.astype(np.float64))))
+            names.append(f"{data.embedding_name} embedding")
+        X = sp.hstack(blocks, format="csr") if blocks else sp.csr_matrix((len(verdicts) + len(rows), 0))
+        if X.shape[1] == 0:
+            return None, "the input columns give no features"
+        return X, " + ".join(names)
 
     def _empty(self, summary: dict[str, Any]) -> DetectorResult:
         empty = issues_frame(np.array([], object), np.array([], bool), np.array([]), np.array([], object))

@@ -99,9 +99,9 @@ def with_embedding(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, frame: pd.
     (:func:`data_engine.compute.embedding.cluster_embed_rows`), else here.
     """
     from data_engine.compute.embedding import cluster_embed_rows
-    from data_engine.mine.embedders import resolve_embedding
+    from data_engine.mine.embedders import configured_embedding
 
-    embedding = resolve_embedding(cfg.mining.embedding, cfg.dataset.modality)
+    embedding = configured_embedding(cfg)
     embedder = get_embedder(embedding)
     if not embedder.per_row:
         return frame, 0
@@ -113,3 +113,42 @@ def with_embedding(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, frame: pd.
 def model_inputs(frame: pd.DataFrame, schema: Mapping[str, str]) -> list[str]:
     """The columns of ``frame`` a model reads: the input columns, plus the attached embedding if any."""
     return list(schema) + ([EMBEDDING_COLUMN] if EMBEDDING_COLUMN in frame.columns else [])
+
+
+# Column kinds the surface features (data_engine.mine.surface) cannot read, and the per-row
+# embedder that reads each: an image file's pixels are only in its file, a vector column's meaning
+# only in its numbers taken together.
+UNREAD_KIND_EMBEDDERS: dict[str, str] = {"image": "image", "vector": "column"}
+
+
+def own_embedding(con: duckdb.DuckDBPyConnection, frames: list[pd.DataFrame], schema: Mapping[str, str],
+                  embedding: str) -> tuple[str, list[np.ndarray]] | None:
+    """The modality's own vectors for the rows of each of ``frames`` where surface features miss
+    input columns (kinds in :data:`UNREAD_KIND_EMBEDDERS`), else None.
+
+    ``frames``: examples with ``feature_hash`` (a frame already carrying :data:`EMBEDDING_COLUMN`
+    of the run's per-row ``embedding`` reads it from there); ``schema``: ``{input column: kind}``.
+    The run's embedding is used when it is per-row and reads those columns, else the kind's own
+    embedder; vectors come from the warehouse's embedding store (computed and stored when new).
+    Returns (embedder name, [float32 of shape (N_i, D) per frame]).
+    """
+    unread = [k for k in dict.fromkeys(schema.values()) if k in UNREAD_KIND_EMBEDDERS]
+    if not unread:
+        return None
+    embedder = get_embedder(embedding)
+    attached = embedder.per_row and bool(set(embedder.input_columns(dict(schema)))
+                                         & {c for c, k in schema.items() if k in unread})
+    if not attached:
+        embedding = UNREAD_KIND_EMBEDDERS[unread[0]]
+        embedder = get_embedder(embedding)
+    columns = tuple(embedder.input_columns(dict(schema)))
+    out = []
+    for frame in frames:
+        if attached and EMBEDDING_COLUMN in frame.columns:
+            out.append(as_matrix(np.stack(frame[EMBEDDING_COLUMN].to_numpy()) if len(frame) else np.zeros((0, 0)),
+                                 len(frame), embedding))
+            continue
+        hashes = np.array([int(h) for h in frame["feature_hash"]], dtype=np.uint64)
+        X, _ = cached_embedding(con, embedder, frame, columns, hashes=hashes)
+        out.append(X)
+    return embedding, out

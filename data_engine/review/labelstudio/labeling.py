@@ -26,11 +26,11 @@ import struct
 import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
-from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
 from data_engine.store.config import DatasetConfig
+from data_engine.tasks import Classification, task_for
 
 DISCARD_CHOICE = "not a valid example"
 FROM_NAME = "verdict"
@@ -60,20 +60,11 @@ def _item_tag(ds: DatasetConfig, name: str, field: str) -> str:
 
 
 def label_config(ds: DatasetConfig, classes: Sequence[str]) -> str:
-    """The Label Studio labeling config (XML) for dataset ``ds`` and its ``classes``."""
-    item = _item_tag(ds, TO_NAME, "")
-    partner = _item_tag(ds, "partner", PARTNER_PREFIX)
-    choices = "\n    ".join(f"<Choice value={quoteattr(c)}/>" for c in [*classes, DISCARD_CHOICE])
-    return f"""<View>
-  <Header value="Given label: $given_label  |  model suggests: $suggested_label ($suggested_score)" size="4"/>
-  <Header value="Flagged as: $issue_types (priority $priority on a 0-1 scale)" size="5"/>
-  {item}
-  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="single-radio" showInLine="true" required="true">
-    {choices}
-  </Choices>
-  <Header value="${PARTNER_PREFIX}note" size="5"/>
-  {partner}
-</View>"""
+    """The Label Studio labeling config (XML) for dataset ``ds`` and its ``classes``, built by the
+    dataset's task plug-in (:meth:`data_engine.tasks.Task.labeling_config`) around this modality's tags."""
+    return task_for(ds).labeling_config(
+        _item_tag(ds, TO_NAME, ""), _item_tag(ds, "partner", PARTNER_PREFIX), classes,
+        from_name=FROM_NAME, to_name=TO_NAME, discard=DISCARD_CHOICE, partner_prefix=PARTNER_PREFIX)
 
 
 def partner_fields(ds: DatasetConfig, partner_id: str | None, label: str | None,
@@ -96,22 +87,17 @@ def _field(ds: DatasetConfig) -> str:
 
 
 def choice_result(choice: str) -> list[dict[str, Any]]:
-    """An annotation/prediction ``result`` selecting ``choice``."""
-    return [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": [choice]}}]
+    """An annotation/prediction ``result`` selecting class ``choice``."""
+    # One class per example: the simulated reviewer and the tests answer classification tasks;
+    # build_task asks the dataset's task.
+    return Classification().prediction_result(choice, from_name=FROM_NAME, to_name=TO_NAME)
 
 
 def chosen(result: Sequence[Mapping[str, Any]]) -> str | None:
-    """The choice picked in an annotation ``result`` (None when nothing was chosen)."""
-    for region in result or ():
-        if not isinstance(region, Mapping):
-            continue
-        if region.get("from_name") == FROM_NAME and region.get("type") == "choices":
-            value = region.get("value")
-            picked = value.get("choices") if isinstance(value, Mapping) else None
-            # Only a list of text is a choice; anything else (a bare string, nested objects) is none.
-            if isinstance(picked, list) and picked and isinstance(picked[0], str):
-                return picked[0]
-    return None
+    """The class picked in an annotation ``result`` (None when nothing was chosen)."""
+    # The consensus reads answers without the dataset at hand: one class per example until it
+    # is given the dataset's task (the next tasks, tags and numbers, bring that).
+    return Classification().answer_label(result, from_name=FROM_NAME)
 
 
 def task_key(example_id: str, example_version: int, opinion: int = 1) -> str:
@@ -164,7 +150,8 @@ def build_task(
     task: dict[str, Any] = {"data": data}
     suggestion = row.get("suggested_label")
     if suggestion is not None and str(suggestion) != "":
-        prediction: dict[str, Any] = {"model_version": model_version, "result": choice_result(str(suggestion))}
+        prediction: dict[str, Any] = {"model_version": model_version, "result": task_for(ds).prediction_result(
+            str(suggestion), from_name=FROM_NAME, to_name=TO_NAME)}
         score = _round(row.get("suggested_score"))
         if score is not None:
             prediction["score"] = score

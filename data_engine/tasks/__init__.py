@@ -1,0 +1,24 @@
+"""Task plug-ins: one per kind of label (:class:`Task`), looked up by ``[dataset] task``."""
+
+from __future__ import annotations
+
+from data_engine.store.config import DatasetConfig
+from data_engine.tasks.base import TASKS, Task
+from data_engine.tasks.classification import Classification
+
+__all__ = ["TASKS", "Classification", "Task", "check_task", "task_for"]
+
+
+def check_task(ds: DatasetConfig) -> None:
+    """Raise :class:`~data_engine.errors.ConfigError` naming ``dataset.task`` and the known tasks
+    when ``ds.task`` is not registered."""
+    TASKS.check(ds.task, "dataset.task")
+
+
+def task_for(ds: DatasetConfig) -> Task:
+    """The task plug-in of dataset ``ds`` (an instance of the class registered as ``ds.task``).
+
+    Raises :class:`~data_engine.errors.ConfigError` when the name is unknown.
+    """
+    check_task(ds)
+    return TASKS[ds.task]()
