@@ -44,7 +44,7 @@ RUN_ONLY = {
                         "seconds", "seconds_per_stage"},
     "review_queue": {"weights"},
     "candidate_model": {"seconds", "weighted_by_label_quality"},
-    "review_tasks": {"reconciled", "project_id", "tasks_not_done", "http_requests", "seconds"},
+    "review_tasks": {"reconciled", "project_id", "tasks_not_done", "http_requests", "seconds", "label_studio"},
     "review_verdicts": {"tasks_seen", "label_events", "consensus", "discards", "ties_pending", "http_requests",
                         "cursor"},
 }
