@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import numpy as np
 
 ROW_COUNT = "dagster/row_count"
 FLOAT_DIGITS = 4
@@ -43,8 +44,8 @@ def value(v: Any, digits: int = FLOAT_DIGITS) -> dg.MetadataValue:
     """
     if _missing(v):
         return dg.MetadataValue.null()
-    if isinstance(v, bool):
-        return dg.MetadataValue.bool(v)
+    if isinstance(v, (bool, np.bool_)):  # numpy's bool is not a number.Integral
+        return dg.MetadataValue.bool(bool(v))
     if isinstance(v, numbers_.Integral):
         return dg.MetadataValue.int(int(v))
     if isinstance(v, numbers_.Real):

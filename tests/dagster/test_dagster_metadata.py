@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import dagster as dg
+import numpy as np
 import pytest
 
 from assets.history import ORIGIN, RUN_ONLY, record_history
@@ -44,6 +45,8 @@ def test_a_missing_value_is_null_as_an_entry_and_as_a_cell(missing) -> None:
     assert pick({"a": missing}, ["a", "b"]) == {"a": dg.MetadataValue.null(), "b": dg.MetadataValue.null()}
     assert table([{"x": missing}], [("x", float)]).records[0].data == {"x": None}
     assert value(2) == dg.MetadataValue.int(2) and value(True) == dg.MetadataValue.bool(True)
+    assert value(np.int64(2)) == dg.MetadataValue.int(2) and value(np.bool_(False)) == dg.MetadataValue.bool(False)
+    assert value(np.float32(0.5)) == dg.MetadataValue.float(0.5)
     assert value(0.123456) == dg.MetadataValue.float(0.1235)
     with pytest.raises(TypeError, match="object"):
         value(object())
