@@ -25,10 +25,11 @@ from assets.ingest import batches_partitions, ingest_metadata
 from assets.mine import issues_metadata, oof_metadata, queue_metadata
 from assets.review import tasks_metadata, verdicts_metadata
 from assets.ship import (GATE_CHECK, candidate_metadata, candidate_record, champion_metadata, gate_metadata,
-                         gate_record, per_class_rows, served_choice_metadata)
+                         gate_fields, per_class_rows, served_choice_metadata)
 from data_engine.ingest.batch import IngestResult
 from data_engine.mine.run import QUEUE_PREVIEW_ROWS
 from data_engine.review.verdicts import verdict_stats
+from data_engine.ship.registry import gate_records
 from data_engine.store.home import Home
 from data_engine.store.warehouse import has_table, open_warehouse
 
@@ -157,6 +158,7 @@ def _model_events(con, cursor: Cursor) -> list[tuple[datetime, Any]]:
     out = []
     names = ("version", "created_at", "evaluated_at", "label_snapshot", "train_size", "model_spec", "sha256",
              "metrics", "params", "status", "reason")
+    gates = {g.model_version: g for g in gate_records(con)} if has_table(con, "gate_verdicts") else {}
     for row in con.execute(f"SELECT {', '.join(names)} FROM models WHERE version > ? ORDER BY version",
                            [cursor.model]).fetchall():
         model = dict(zip(names, row))
@@ -166,12 +168,15 @@ def _model_events(con, cursor: Cursor) -> list[tuple[datetime, Any]]:
                 **served_choice_metadata(params.get("served_choice"))}
         events: list[Any] = [dg.AssetMaterialization("candidate_model",
                                                      metadata={**meta, ORIGIN: _when(model["created_at"])})]
-        if model["evaluated_at"] is not None:
-            gate = gate_metadata(gate_record(metrics.get("gate") or {"reason": model["reason"]}), [])
+        gate = gates.get(model["version"])
+        if gate is not None:
+            # The same typed verdict the check reports in a run (gate_verdicts), not the model's status.
+            meta = gate_metadata(gate_fields(gate, metrics.get("gate") or {}), [])
             events.append(dg.AssetCheckEvaluation(
-                asset_key=dg.AssetKey("candidate_model"), check_name=GATE_CHECK,
-                passed=model["status"] in ("champion", "retired", "candidate"), description=model["reason"],
-                metadata={**gate, ORIGIN: _when(model["evaluated_at"])}))
+                asset_key=dg.AssetKey("candidate_model"), check_name=GATE_CHECK, passed=bool(gate.passed),
+                severity=dg.AssetCheckSeverity.WARN,
+                description=("promoted: " if gate.passed else "refused: ") + gate.reason,
+                metadata={**meta, ORIGIN: _when(gate.decided_at or model["evaluated_at"])}))
         out.append((model["created_at"], ("model", model["version"], None, events)))
     return out
 

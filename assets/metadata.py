@@ -101,3 +101,4 @@ def figure(png: bytes, caption: str, path: Path | None = None, key: str = "figur
     if path is not None:
         out[f"{key}_path"] = dg.MetadataValue.path(str(path))
     return out
+

@@ -17,8 +17,8 @@ from assets.metadata import ROW_COUNT, pick, table, value, values
 from assets.resources import EngineResource
 from data_engine.errors import EngineError
 from data_engine.ship.deploy import promote_gated
-from data_engine.ship.gate import PASSED_PREFIX, run_gate
-from data_engine.ship.registry import current_champion, latest_model
+from data_engine.ship.gate import gate_record_of, run_gate
+from data_engine.ship.registry import GateRecord, current_champion, gate_record, latest_model
 from data_engine.ship.training import train_candidate
 from data_engine.ship.verdict import Check, GateVerdict
 from data_engine.store.warehouse import open_warehouse
@@ -75,20 +75,26 @@ def candidate_record(model: Mapping[str, Any], metrics: Mapping[str, Any], secon
             "gate_verdict": gate.get("verdict"), "gate_reason": gate.get("reason")}
 
 
-def gate_record(gate: Mapping[str, Any]) -> dict[str, Any]:
-    """The gate's verdict as a plain record (the keys of :data:`GATE_KEYS`) from its flat figures:
-    :meth:`GateVerdict.metadata`, as a run returns them or as ``models.metrics["gate"]`` keeps them."""
-    test = gate.get("test")
+def gate_fields(gate: GateRecord, figures: Mapping[str, Any]) -> dict[str, Any]:
+    """The gate's verdict as a plain record (the keys of :data:`GATE_KEYS`).
+
+    ``gate``: its typed row (``gate_verdicts``, :func:`~data_engine.ship.gate.gate_record_of` in a
+    run); ``figures``: its flat figures (:meth:`GateVerdict.metadata`, kept in ``models.metrics["gate"]``)
+    for what the row does not hold (the discordant gold examples, the low-recall classes).
+    """
     return {
-        **{k: gate.get(k) for k in GATE_KEYS},
-        "outcome": gate.get("outcome") or None,
-        "test": f"{test} (alpha {gate['alpha']:g})" if test == "paired" and gate.get("alpha") is not None else test,
-        "low_recall_classes": ", ".join(gate.get("low_recall_classes") or {}) or "none",
+        "verdict": "promoted" if gate.passed else "refused", "outcome": gate.outcome or None,
+        "test": f"{gate.test} (alpha {gate.alpha:g})" if gate.test == "paired" and gate.alpha is not None else gate.test,
+        "metric": gate.metric, "n_gold": gate.n_gold, "champion_version": gate.champion_version,
+        "difference": gate.difference, "ci_low": gate.ci_low, "ci_high": gate.ci_high, "p_worse": gate.p_worse,
+        "p_better": gate.p_better, "gold_only_candidate_right": figures.get("gold_only_candidate_right"),
+        "gold_only_champion_right": figures.get("gold_only_champion_right"),
+        "low_recall_classes": ", ".join(figures.get("low_recall_classes") or {}) or "none", "reason": gate.reason,
     }
 
 
 def gate_metadata(record: Mapping[str, Any], checks: list[dict[str, Any]]) -> dict[str, Any]:
-    """The gate's verdict (a :func:`gate_record`) and its checks as metadata (the check's and the
+    """The gate's verdict (a :func:`gate_fields` record) and its checks as metadata (the check's and the
     candidate's page)."""
     meta: dict[str, Any] = pick(record, GATE_KEYS)
     if checks:
@@ -98,7 +104,8 @@ def gate_metadata(record: Mapping[str, Any], checks: list[dict[str, Any]]) -> di
 
 def verdict_metadata(verdict: GateVerdict) -> dict[str, Any]:
     """The gate's verdict as typed, rounded Dagster metadata (for the check and the candidate's page)."""
-    return gate_metadata(gate_record(verdict.metadata()), [
+    record = gate_fields(gate_record_of(verdict, verdict.candidate_version or 0), verdict.metadata())
+    return gate_metadata(record, [
         {"name": c.name, "n": c.n, "candidate": c.candidate, "champion": c.champion, "difference": c.diff,
          "ci_low": c.low, "ci_high": c.high, "p_worse": c.p_worse, "passed": c.passed} for c in verdict.checks])
 
@@ -176,7 +183,8 @@ def champion_model(context: dg.AssetExecutionContext, engine: EngineResource) ->
     home = engine.get_home()
     with open_warehouse(home) as con:
         newest = latest_model(con)
-        passed = newest is not None and newest.status == "candidate" and (newest.reason or "").startswith(PASSED_PREFIX)
+        gate = gate_record(con, newest.version) if newest is not None else None
+        passed = newest is not None and newest.status == "candidate" and gate is not None and gate.passed
         if passed:
             # The verdict comes from the gate (recorded on the model), not from a second evaluation;
             # promote_gated refuses a candidate the gate did not pass against the current champion.
