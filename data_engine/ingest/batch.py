@@ -199,6 +199,12 @@ def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResul
     if raw.rows == 0 and raw.rejects == 0:
         raise UnreadableFile("no data rows (header only)")
     result.ignored_columns = list(match.ignored)
+    if not label_present:
+        # A file without the label column is the unlabeled stream, a valid batch; but a misspelt or
+        # renamed label column reads the same way, so say it, and where the labels might be.
+        hint = (f"; if the labels are in {', '.join(map(repr, match.ignored))}, set [dataset] label_column"
+                if match.ignored else "")
+        result.notes.append(f"no label column {ds.label_column!r} in this file: its rows are stored unlabeled{hint}")
     first = not stored_columns(con)
     try:
         types = fix_columns(con, ds, set(match.present))
