@@ -58,13 +58,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_ls_token)
 
 
+def _client(home: Home) -> Any:
+    """The review server's client; a server on another machine (``[review] allow_remote``) is said first, on stderr."""
+    from data_engine.review.project import make_client
+    from data_engine.store.config import remote_review_notice
+
+    notice = remote_review_notice(home.config.review)
+    if notice:
+        print(notice, file=sys.stderr)
+    return make_client(home)
+
+
 def cmd_push(args: argparse.Namespace, home: Home) -> int:
     """``review push``."""
-    from data_engine.review.project import make_client
     from data_engine.review.push import push_queue
     from data_engine.store.warehouse import open_warehouse
 
-    client = make_client(home)
+    client = _client(home)
     with open_warehouse(home) as con:
         result = push_queue(con, client, home.config, run_id=args.run_id, limit=args.limit)
     if args.json:
@@ -79,11 +89,10 @@ def cmd_push(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_pull(args: argparse.Namespace, home: Home) -> int:
     """``review pull``."""
-    from data_engine.review.project import make_client
     from data_engine.review.pull import pull_verdicts
     from data_engine.store.warehouse import open_warehouse
 
-    client = make_client(home)
+    client = _client(home)
     with open_warehouse(home) as con:
         result = pull_verdicts(con, client, home.config)
     if args.json:
@@ -103,13 +112,13 @@ def cmd_pull(args: argparse.Namespace, home: Home) -> int:
 def cmd_simulate(args: argparse.Namespace, home: Home) -> int:
     """``review simulate``."""
     from data_engine.errors import EngineError
-    from data_engine.review.project import make_client, project_title
+    from data_engine.review.project import project_title
     from data_engine.review.oracle import oracle_path, read_oracle
     from data_engine.review.simulate import simulate_reviews
 
     cfg = home.config
     oracle = read_oracle(oracle_path(home))
-    client = make_client(home)
+    client = _client(home)
     project_id = client.find_project(project_title(cfg))
     if project_id is None:
         raise EngineError(f"no review project {project_title(cfg)!r} at {client.url}; run `data-engine review push` first")
