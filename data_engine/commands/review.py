@@ -58,14 +58,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_ls_token)
 
 
-def _client(home: Home) -> Any:
-    """The review server's client; a server on another machine (``[review] allow_remote``) is said first, on stderr."""
-    from data_engine.review.project import make_client
+def _say_remote(home: Home) -> None:
+    """Say on stderr, before the key is used, that the review server is on another machine ([review] allow_remote)."""
     from data_engine.store.config import remote_review_notice
 
     notice = remote_review_notice(home.config.review)
     if notice:
         print(notice, file=sys.stderr)
+
+
+def _client(home: Home) -> Any:
+    """The review server's client, after :func:`_say_remote`."""
+    from data_engine.review.project import make_client
+
+    _say_remote(home)
     return make_client(home)
 
 
@@ -112,13 +118,14 @@ def cmd_pull(args: argparse.Namespace, home: Home) -> int:
 def cmd_simulate(args: argparse.Namespace, home: Home) -> int:
     """``review simulate``."""
     from data_engine.errors import EngineError
-    from data_engine.review.project import project_title
+    from data_engine.review.project import make_client, project_title
     from data_engine.review.oracle import oracle_path, read_oracle
     from data_engine.review.simulate import simulate_reviews
 
     cfg = home.config
+    _say_remote(home)
     oracle = read_oracle(oracle_path(home))
-    client = _client(home)
+    client = make_client(home)
     project_id = client.find_project(project_title(cfg))
     if project_id is None:
         raise EngineError(f"no review project {project_title(cfg)!r} at {client.url}; run `data-engine review push` first")
