@@ -22,7 +22,8 @@ from typing import Any
 import dagster as dg
 
 from assets.ingest import batches_partitions
-from assets.metadata import ROW_COUNT, figure, number, numbers, table
+from assets.metadata import ROW_COUNT, figure, gate_metadata, number, numbers, table
+from data_engine.ship.registry import gate_records
 from data_engine.store.home import Home
 from data_engine.store.warehouse import has_table, open_warehouse
 
@@ -128,7 +129,8 @@ def _review_events(con, run_id: int) -> list[tuple[datetime, Any]]:
 
 def _model_events(con, cursor: Cursor) -> list[tuple[datetime, Any]]:
     out = []
-    for version, created, evaluated, snapshot, size, spec, metrics, status, reason in con.execute(
+    gates = {g.model_version: g for g in gate_records(con)} if has_table(con, "gate_verdicts") else {}
+    for version, created, evaluated, snapshot, size, spec, metrics, status, _reason in con.execute(
             "SELECT version, created_at, evaluated_at, label_snapshot, train_size, model_spec, metrics, status, reason "
             "FROM models WHERE version > ? ORDER BY version", [cursor.model]).fetchall():
         metrics = json.loads(metrics or "{}")
@@ -140,11 +142,15 @@ def _model_events(con, cursor: Cursor) -> list[tuple[datetime, Any]]:
             meta["gold_recall_per_class"] = table([{"class": c, "recall": r} for c, r in recall.items()],
                                                   [("class", str), ("recall", float)], 3)
         events: list[Any] = [dg.AssetMaterialization("candidate_model", metadata=meta)]
-        if evaluated is not None:
+        gate = gates.get(version)
+        if gate is not None:
+            # The same typed verdict the check reports in a run (gate_verdicts), not the model's status.
             events.append(dg.AssetCheckEvaluation(
                 asset_key=dg.AssetKey("candidate_model"), check_name="promotion_gate",
-                passed=status in ("champion", "retired", "candidate"), description=reason,
-                metadata={**numbers({"gold_accuracy": metrics.get("accuracy")}), ORIGIN: _when(evaluated)}))
+                passed=bool(gate.passed), severity=dg.AssetCheckSeverity.WARN,
+                description=("promoted: " if gate.passed else "refused: ") + gate.reason,
+                metadata={**gate_metadata(gate), **numbers({"gold_accuracy": metrics.get("accuracy")}),
+                          ORIGIN: _when(gate.decided_at or evaluated)}))
         out.append((created, ("model", version, None, events)))
     return out
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import dagster as dg
 
+from data_engine.ship.registry import GateRecord
+
 ROW_COUNT = "dagster/row_count"
 FLOAT_DIGITS = 4
 
@@ -66,3 +68,17 @@ def figure(png: bytes, caption: str, path: Path | None = None) -> dict[str, dg.M
     if path is not None:
         out["figure_path"] = dg.MetadataValue.path(str(path))
     return out
+
+
+def gate_metadata(gate: GateRecord) -> dict[str, dg.MetadataValue]:
+    """The gate's verdict (a ``gate_verdicts`` row): for the check in a run and for the recorded history."""
+    return {
+        "verdict": dg.MetadataValue.text("promoted" if gate.passed else "refused"),
+        "outcome": dg.MetadataValue.text(gate.outcome or "-"),
+        "test": dg.MetadataValue.text(f"{gate.test} (alpha {gate.alpha:g})" if gate.test == "paired" and gate.alpha
+                                      is not None else gate.test),
+        "metric": dg.MetadataValue.text(gate.metric),
+        **numbers({"n_gold": gate.n_gold, "champion_version": gate.champion_version, "difference": gate.difference,
+                   "ci_low": gate.ci_low, "ci_high": gate.ci_high, "p_worse": gate.p_worse, "p_better": gate.p_better}),
+        "reason": dg.MetadataValue.text(gate.reason),
+    }

@@ -10,36 +10,18 @@ from typing import Any
 
 import dagster as dg
 
+from assets.metadata import ROW_COUNT, gate_metadata, number, table
 from assets.resources import EngineResource
 from data_engine.errors import EngineError
 from data_engine.mine.candidates import ServedChoice
 from data_engine.ship.deploy import promote_gated
-from data_engine.ship.gate import PASSED_PREFIX, run_gate
-from data_engine.ship.registry import current_champion, latest_model
+from data_engine.ship.gate import gate_record_of, run_gate
+from data_engine.ship.registry import current_champion, gate_record, latest_model
 from data_engine.ship.training import train_candidate
 from data_engine.ship.verdict import GateVerdict
 from data_engine.store.warehouse import open_warehouse
 
-# Figures on asset pages: 4 decimals (a tenth of a point of accuracy is 0.001).
-DIGITS = 4
 GATE_CHECK = "promotion_gate"
-
-
-def _num(value: float | int | None, digits: int = DIGITS) -> dg.MetadataValue:
-    """A typed, rounded number (``-`` as text when missing)."""
-    if value is None:
-        return dg.MetadataValue.text("-")
-    if isinstance(value, bool) or isinstance(value, int):
-        return dg.MetadataValue.int(int(value))
-    return dg.MetadataValue.float(round(float(value), digits))
-
-
-def _table(columns: list[tuple[str, str]], rows: list[dict[str, Any]]) -> dg.MetadataValue:
-    """A Dagster table: ``columns`` as (name, type), floats rounded, missing values left out."""
-    schema = dg.TableSchema(columns=[dg.TableColumn(name, kind) for name, kind in columns])
-    records = [dg.TableRecord({k: (round(v, DIGITS) if isinstance(v, float) else v)
-                               for k, v in row.items() if v is not None}) for row in rows]
-    return dg.MetadataValue.table(records, schema=schema)
 
 
 def per_class_table(verdict: GateVerdict) -> dg.MetadataValue:
@@ -53,35 +35,23 @@ def per_class_table(verdict: GateVerdict) -> dg.MetadataValue:
                      "champion_recall": champ.per_class_recall.get(cls) if champ else None,
                      "difference": check.diff if check else None, "p_worse": check.p_worse if check else None,
                      "passed": check.passed if check else None})
-    return _table([("class", "string"), ("support", "int"), ("candidate_recall", "float"),
-                   ("champion_recall", "float"), ("difference", "float"), ("p_worse", "float"),
-                   ("passed", "bool")], rows)
+    return table(rows, [("class", str), ("support", int), ("candidate_recall", float),
+                        ("champion_recall", float), ("difference", float), ("p_worse", float), ("passed", bool)])
 
 
 def verdict_metadata(verdict: GateVerdict) -> dict[str, Any]:
     """The gate's verdict as typed, rounded Dagster metadata (for the check and the candidate's page)."""
-    h = verdict.headline
     meta: dict[str, Any] = {
-        "verdict": dg.MetadataValue.text("promoted" if verdict.promote else "refused"),
-        "outcome": dg.MetadataValue.text(verdict.outcome or "-"),
-        "test": dg.MetadataValue.text(f"{verdict.test} (alpha {verdict.alpha:g})" if verdict.test == "paired"
-                                      else verdict.test),
-        "metric": dg.MetadataValue.text(verdict.metric),
-        "n_gold": _num(verdict.n_gold),
-        "champion_version": _num(verdict.champion_version),
-        "difference": _num(h.diff if h else None),
-        "ci_low": _num(h.low if h else None), "ci_high": _num(h.high if h else None),
-        "p_worse": _num(h.p_worse if h else None), "p_better": _num(h.p_better if h else None),
-        "gold_only_candidate_right": _num(verdict.wins), "gold_only_champion_right": _num(verdict.losses),
+        **gate_metadata(gate_record_of(verdict, verdict.candidate_version or 0)),
+        "gold_only_candidate_right": number(verdict.wins), "gold_only_champion_right": number(verdict.losses),
         "low_recall_classes": dg.MetadataValue.text(", ".join(verdict.low_recall or {}) or "none"),
-        "reason": dg.MetadataValue.text(verdict.reason),
     }
     if verdict.checks:
-        meta["checks"] = _table(
-            [("name", "string"), ("n", "int"), ("candidate", "float"), ("champion", "float"), ("difference", "float"),
-             ("ci_low", "float"), ("ci_high", "float"), ("p_worse", "float"), ("passed", "bool")],
+        meta["checks"] = table(
             [{"name": c.name, "n": c.n, "candidate": c.candidate, "champion": c.champion, "difference": c.diff,
-              "ci_low": c.low, "ci_high": c.high, "p_worse": c.p_worse, "passed": c.passed} for c in verdict.checks])
+              "ci_low": c.low, "ci_high": c.high, "p_worse": c.p_worse, "passed": c.passed} for c in verdict.checks],
+            [("name", str), ("n", int), ("candidate", float), ("champion", float), ("difference", float),
+             ("ci_low", float), ("ci_high", float), ("p_worse", float), ("passed", bool)])
     return meta
 
 
@@ -115,14 +85,14 @@ def candidate_model(context: dg.AssetExecutionContext, engine: EngineResource) -
                      f"gate: {'promoted' if verdict.promote else 'refused'}: {verdict.reason}")
     cand = verdict.candidate
     meta: dict[str, Any] = {
-        "version": _num(r.version), "model_spec": dg.MetadataValue.text(r.model_spec),
-        "train_size": _num(r.train_size), "label_snapshot": _num(r.label_snapshot),
-        "reviewed_labels": _num(verdict.candidate_seen.reviewed_labels if verdict.candidate_seen else None),
-        "sha256": dg.MetadataValue.text(r.sha256), "seconds": _num(result.seconds, 1),
+        "version": number(r.version), "model_spec": dg.MetadataValue.text(r.model_spec),
+        "train_size": number(r.train_size), "label_snapshot": number(r.label_snapshot),
+        "reviewed_labels": number(verdict.candidate_seen.reviewed_labels if verdict.candidate_seen else None),
+        "sha256": dg.MetadataValue.text(r.sha256), "seconds": number(result.seconds, 1),
         "weighted_by_label_quality": dg.MetadataValue.bool(result.weighted),
-        "gold_accuracy": _num(cand.accuracy if cand else None),
-        "gold_macro_f1": _num(cand.macro_f1 if cand else None),
-        "champion_gold_accuracy": _num(verdict.champion.accuracy if verdict.champion else None),
+        "gold_accuracy": number(cand.accuracy if cand else None),
+        "gold_macro_f1": number(cand.macro_f1 if cand else None),
+        "champion_gold_accuracy": number(verdict.champion.accuracy if verdict.champion else None),
         "gate_verdict": dg.MetadataValue.text("promoted" if verdict.promote else "refused"),
         "gate_reason": dg.MetadataValue.text(verdict.reason),
         "gold_per_class": per_class_table(verdict),
@@ -138,10 +108,10 @@ def served_choice_metadata(choice: ServedChoice | None) -> dict[str, Any]:
     meta: dict[str, Any] = {"served_choice": dg.MetadataValue.text(choice.chosen),
                             "served_choice_rule": dg.MetadataValue.text(choice.rule)}
     if choice.candidates:
-        meta["candidates_out_of_fold"] = _table(
-            [("candidate", "string"), ("accuracy", "float"), ("macro_f1", "float"), ("chosen", "bool")],
+        meta["candidates_out_of_fold"] = table(
             [{"candidate": c.name, "accuracy": c.accuracy, "macro_f1": c.macro_f1, "chosen": c.name == choice.chosen}
-             for c in choice.candidates])
+             for c in choice.candidates],
+            [("candidate", str), ("accuracy", float), ("macro_f1", float), ("chosen", bool)])
     return meta
 
 
@@ -156,7 +126,8 @@ def champion_model(context: dg.AssetExecutionContext, engine: EngineResource) ->
     home = engine.get_home()
     with open_warehouse(home) as con:
         newest = latest_model(con)
-        passed = newest is not None and newest.status == "candidate" and (newest.reason or "").startswith(PASSED_PREFIX)
+        gate = gate_record(con, newest.version) if newest is not None else None
+        passed = newest is not None and newest.status == "candidate" and gate is not None and gate.passed
         if passed:
             # The verdict comes from the gate (recorded on the model), not from a second evaluation;
             # promote_gated refuses a candidate the gate did not pass against the current champion.
@@ -169,7 +140,7 @@ def champion_model(context: dg.AssetExecutionContext, engine: EngineResource) ->
     if passed:
         context.log.info(f"champion is now v{version}")
         note = f"promoted v{version}"
-        meta = {"previous_version": _num(deployment.previous_version), "deployment_id": _num(deployment.deployment_id)}
+        meta = {"previous_version": number(deployment.previous_version), "deployment_id": number(deployment.deployment_id)}
     else:
         why = f"v{newest.version} {newest.status}: {newest.reason}" if newest else "no model trained yet"
         note = f"champion stays {'v' + str(version) if version else 'none'} ({why})"
@@ -177,7 +148,7 @@ def champion_model(context: dg.AssetExecutionContext, engine: EngineResource) ->
         meta = {}
     # The data version is the champion itself: when it stays, nothing downstream is out of date.
     return dg.MaterializeResult(
-        metadata={"champion_version": _num(version), "promoted": dg.MetadataValue.bool(passed),
+        metadata={"champion_version": number(version), "promoted": dg.MetadataValue.bool(passed),
                   "note": dg.MetadataValue.text(note), **meta},
         data_version=dg.DataVersion(f"v{version}" if version else "none"),
     )
@@ -199,10 +170,10 @@ def champion_scores(context: dg.AssetExecutionContext, engine: EngineResource) -
         result = score_unlabeled(con, home)
     context.log.info(f"champion v{result.champion_version} scored {result.scored} example(s); {result.flagged} flagged")
     return dg.MaterializeResult(metadata={
-        "champion_version": _num(result.champion_version), "dagster/row_count": _num(result.scored),
-        "scored": _num(result.scored), "already_scored": _num(result.already_scored), "unsure": _num(result.unsure),
-        "disagreements_with_candidate": _num(result.disagreements), "flagged_for_review": _num(result.flagged),
-        "seconds": _num(result.seconds, 2), "note": dg.MetadataValue.text(result.reason or "-"),
+        "champion_version": number(result.champion_version), ROW_COUNT: number(result.scored),
+        "scored": number(result.scored), "already_scored": number(result.already_scored), "unsure": number(result.unsure),
+        "disagreements_with_candidate": number(result.disagreements), "flagged_for_review": number(result.flagged),
+        "seconds": number(result.seconds, 2), "note": dg.MetadataValue.text(result.reason or "-"),
     })
 
 
@@ -228,9 +199,9 @@ def training_data_export(context: dg.AssetExecutionContext, engine: EngineResour
     context.log.info(result.summary())
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(result.path)), ROW_COUNT: _num(result.rows),
-            "labeled": _num(result.labeled), "unlabeled": _num(result.unlabeled),
-            "label_snapshot": _num(result.label_snapshot),
+            "path": dg.MetadataValue.path(str(result.path)), ROW_COUNT: number(result.rows),
+            "labeled": number(result.labeled), "unlabeled": number(result.unlabeled),
+            "label_snapshot": number(result.label_snapshot),
             "label_sources": table([{"source": k, "examples": v} for k, v in sorted(result.sources.items())],
                                    [("source", str), ("examples", int)]),
         },

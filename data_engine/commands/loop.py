@@ -250,7 +250,8 @@ def cmd_status(args: argparse.Namespace, home: Home) -> int:
         acc = (m["metrics"] or {}).get("accuracy")
         acc_s = f" gold accuracy {acc:.4f}" if acc is not None else ""
         chosen = f" {m['served_choice']['chosen']}" if m.get("served_choice") else ""
-        print(f"  v{m['version']:<4} {m['status']:<9}{chosen}{acc_s}  {m['reason'] or ''}")
+        waiting = "gate passed: " if m["status"] == "candidate" and m["gate_passed"] else ""
+        print(f"  v{m['version']:<4} {m['status']:<9}{chosen}{acc_s}  {waiting}{m['reason'] or ''}")
     for d in report["deployments"]:
         print(f"  deployment {d['deployment_id']}: {d['action']} v{d['model_version']} by {d['actor']}")
     return 0

@@ -25,7 +25,7 @@ from data_engine.review.labelstudio.labeling import (
 from data_engine.review.project import ensure_project, latest_run_id, reconcile_tasks
 from data_engine.store.config import EngineConfig
 from data_engine.store.schema import stored_columns
-from data_engine.store.warehouse import FINISHED_TASK_STATUSES, has_table, quote_ident, table_columns
+from data_engine.store.warehouse import FINISHED_TASK_STATUSES, has_table, quote_ident
 
 
 @dataclass
@@ -208,16 +208,12 @@ def _partners(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, rows: pd.DataFr
 
 
 def _model_versions(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> dict[str, str]:
-    """A model version label per mining run, from ``mining_runs`` when it names the model."""
-    if not run_ids or not has_table(con, "mining_runs"):
-        return {}
-    cols = table_columns(con, "mining_runs")
-    model_col = next((c for c in ("model_version", "model_spec", "model") if c in cols), None)
-    if model_col is None:
+    """A model version label per mining run: the run's ``model_spec`` (``mining_runs``, migration 0100)."""
+    if not run_ids:
         return {}
     out = {}
     for run_id, model in con.execute(
-            f"SELECT run_id, CAST({quote_ident(model_col)} AS VARCHAR) FROM mining_runs WHERE list_contains(?, CAST(run_id AS VARCHAR))",
+            "SELECT run_id, model_spec FROM mining_runs WHERE list_contains(?, CAST(run_id AS VARCHAR))",
             [[str(r) for r in run_ids]]).fetchall():
         out[str(run_id)] = f"{model} (run {run_id})" if model else f"run {run_id}"
     return out

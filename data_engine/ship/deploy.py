@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 
 from data_engine.errors import EngineError
-from data_engine.ship.registry import ModelRecord, current_champion, file_sha256, get_model, set_status
+from data_engine.ship.registry import ModelRecord, current_champion, file_sha256, gate_record, get_model, set_status
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
 from data_engine.store.warehouse import rollback_quietly
@@ -165,20 +165,18 @@ def promote_gated(con: duckdb.DuckDBPyConnection, home: Home, version: int, *,
     """Promote ``version`` only if the gate passed it against the current champion.
 
     For a deploy step that runs after the gate (the `promotion_gate` check of the candidate's step): the
-    gate's verdict is read from the ``models`` table instead of being computed again.
+    gate's verdict is read from the ``gate_verdicts`` table instead of being computed again.
     """
-    from data_engine.ship.gate import PASSED_PREFIX
-
     record = get_model(con, version)
-    if record.status != "candidate" or not (record.reason or "").startswith(PASSED_PREFIX):
+    verdict = gate_record(con, version)
+    if record.status != "candidate" or verdict is None or not verdict.passed:
         why = record.reason or "not evaluated yet"
         raise EngineError(f"model v{version} has not passed the gate (status {record.status}: {why})")
     champion = current_champion(con)
-    compared = ((record.metrics or {}).get("gate") or {}).get("champion_version")
-    if compared != (champion.version if champion else None):
+    if verdict.champion_version != (champion.version if champion else None):
         raise EngineError(f"model v{version} was not compared with the current champion v{champion.version}; "
                           "run the gate again")
-    return promote(con, home, version, reason=record.reason[len(PASSED_PREFIX):], actor=actor)
+    return promote(con, home, version, reason=verdict.reason, actor=actor)
 
 
 def champion_stack(history: list[tuple[str, int]]) -> list[int]:
@@ -244,15 +242,16 @@ def sync_pointer(con: duckdb.DuckDBPyConnection, home: Home) -> ChampionPointer 
 
 def status(con: duckdb.DuckDBPyConnection, home: Home, *, limit: int = 10) -> dict[str, Any]:
     """The champion, the pointer, the newest models and the deployment history (JSON-friendly)."""
-    from data_engine.ship.registry import list_models
+    from data_engine.ship.registry import gate_records, list_models
 
     champ = current_champion(con)
+    passed = {g.model_version: g.passed for g in gate_records(con)}
     pointer = read_pointer(home)
     return {
         "champion": champ.summary() if champ else None,
         "pointer": asdict(pointer) if pointer else None,
         "pointer_in_sync": (pointer is None and champ is None) or (
             pointer is not None and champ is not None and pointer.version == champ.version),
-        "models": [m.summary() for m in list_models(con)[-limit:]],
+        "models": [{**m.summary(), "gate_passed": passed.get(m.version)} for m in list_models(con)[-limit:]],
         "deployments": [asdict(d) for d in history(con)[-limit:]],
     }

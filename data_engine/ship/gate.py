@@ -40,11 +40,13 @@ from data_engine.ship.evaluation import (  # noqa: F401 - the gate's public name
 )
 from data_engine.ship.paired import PairedDiff, bootstrap_macro_f1, holm, mcnemar
 from data_engine.ship.registry import (
+    GateRecord,
     ModelRecord,
     current_champion,
     get_model,
     latest_candidate,
     no_candidate_message,
+    record_gate_verdict,
     record_metrics,
     set_status,
 )
@@ -54,8 +56,6 @@ from data_engine.store.home import Home
 
 # Float noise must not make an equal model "worse".
 _EPS = 1e-9
-# How `models.reason` starts for a candidate the gate let through (read by deploy.promote_gated).
-PASSED_PREFIX = "gate passed: "
 # The strict test's tolerance when [gate] tolerance is not set.
 STRICT_TOLERANCE = 0.02
 
@@ -271,6 +271,16 @@ def gate_gold(home: Home, cfg: EngineConfig, record: ModelRecord, champion: Mode
     return verdict
 
 
+def gate_record_of(verdict: GateVerdict, version: int) -> GateRecord:
+    """The verdict on model ``version`` as the typed row ``gate_verdicts`` stores."""
+    h = verdict.headline
+    return GateRecord(
+        model_version=int(version), champion_version=verdict.champion_version, passed=verdict.promote,
+        metric=verdict.metric, test=verdict.test, alpha=verdict.alpha, outcome=verdict.outcome, n_gold=verdict.n_gold,
+        difference=h.diff if h else None, ci_low=h.low if h else None, ci_high=h.high if h else None,
+        p_worse=h.p_worse if h else None, p_better=h.p_better if h else None, reason=verdict.reason)
+
+
 def run_gate(
     con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfig | None = None, version: int | None = None
 ) -> GateVerdict:
@@ -295,8 +305,6 @@ def run_gate(
     record_metrics(con, record.version, {**verdict.candidate.to_dict(), "gate": gate_info})
     if champion is not None and verdict.champion is not None:
         record_metrics(con, champion.version, verdict.champion.to_dict())
-    if verdict.promote:
-        set_status(con, record.version, "candidate", PASSED_PREFIX + verdict.reason)
-    else:
-        set_status(con, record.version, "refused", verdict.reason)
+    record_gate_verdict(con, gate_record_of(verdict, record.version))
+    set_status(con, record.version, "candidate" if verdict.promote else "refused", verdict.reason)
     return verdict

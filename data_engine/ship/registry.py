@@ -298,3 +298,50 @@ def record_metrics(con: duckdb.DuckDBPyConnection, version: int, metrics: dict[s
         "UPDATE models SET metrics = ?, evaluated_at = now() WHERE version = ?",
         [json.dumps(metrics, default=float), int(version)],
     )
+
+
+@dataclass(frozen=True)
+class GateRecord:
+    """One row of ``gate_verdicts``: the gate's verdict on ``model_version`` as typed fields."""
+
+    model_version: int
+    champion_version: int | None
+    passed: bool
+    metric: str
+    test: str
+    alpha: float | None
+    outcome: str | None
+    n_gold: int | None
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_worse: float | None
+    p_better: float | None
+    reason: str
+    decided_at: Any = None
+
+
+_GATE_COLUMNS = ("model_version", "champion_version", "passed", "metric", "test", "alpha", "outcome", "n_gold",
+                 "difference", "ci_low", "ci_high", "p_worse", "p_better", "reason")
+
+
+def record_gate_verdict(con: duckdb.DuckDBPyConnection, record: GateRecord) -> None:
+    """Append the gate's verdict on a model to ``gate_verdicts``."""
+    con.execute(f"INSERT INTO gate_verdicts ({', '.join(_GATE_COLUMNS)}) VALUES ({', '.join('?' * len(_GATE_COLUMNS))})",
+                [getattr(record, c) for c in _GATE_COLUMNS])
+
+
+def gate_records(con: duckdb.DuckDBPyConnection, version: int | None = None) -> list[GateRecord]:
+    """The newest gate verdict of each model (or of ``version`` only), by model version."""
+    where, params = ("WHERE model_version = ?", [int(version)]) if version is not None else ("", [])
+    rows = con.execute(
+        f"SELECT {', '.join(_GATE_COLUMNS)}, decided_at FROM gate_verdicts {where} "
+        "QUALIFY row_number() OVER (PARTITION BY model_version ORDER BY verdict_id DESC) = 1 "
+        "ORDER BY model_version", params).fetchall()
+    return [GateRecord(*r) for r in rows]
+
+
+def gate_record(con: duckdb.DuckDBPyConnection, version: int) -> GateRecord | None:
+    """The newest gate verdict on model ``version``; None if the gate never judged it."""
+    found = gate_records(con, version)
+    return found[0] if found else None

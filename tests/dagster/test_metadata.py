@@ -1,0 +1,37 @@
+"""Asset metadata has one builder: the gate's tables keep every field in every row (nulls for missing)."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.ship import per_class_table, verdict_metadata
+from data_engine.ship.gate import Evaluation, decide_promotion
+from data_engine.store.config import GateConfig
+
+
+def _fields(value: dg.MetadataValue) -> list[set[str]]:
+    return [set(record.data) for record in value.value.records]
+
+
+def test_a_first_candidate_has_no_champion_and_its_tables_keep_every_field() -> None:
+    # No champion: the champion's recall, the difference and the p-value are missing for every class;
+    # Dagster refuses a table whose records have different fields, so they are null cells, not absent.
+    cand = Evaluation(1, 100, 0.9, 0.9, {"a": 0.9, "b": 0.8}, {}, {"a": 50, "b": 50})
+    verdict = decide_promotion(cand, None, GateConfig(metric="accuracy", tolerance=0.02, min_gold=20, test="strict"))
+    table = per_class_table(verdict)
+    assert _fields(table) == [{"class", "support", "candidate_recall", "champion_recall", "difference",
+                               "p_worse", "passed"}] * 2
+    assert [r.data["champion_recall"] for r in table.value.records] == [None, None]
+    meta = verdict_metadata(verdict)
+    # A missing number is Dagster's null, as on every other asset page (not the text "-").
+    assert meta["champion_version"] == dg.MetadataValue.null()
+
+
+def test_a_challenged_candidate_has_per_class_differences_as_rounded_floats() -> None:
+    cand = Evaluation(2, 100, 0.8, 0.8, {"a": 0.81234567}, {}, {"a": 100})
+    champ = Evaluation(1, 100, 0.9, 0.9, {"a": 0.9}, {}, {"a": 100})
+    verdict = decide_promotion(cand, champ, GateConfig(metric="accuracy", tolerance=0.02, min_gold=20, test="strict"))
+    (row,) = per_class_table(verdict).value.records
+    assert row.data["candidate_recall"] == 0.8123 and row.data["champion_recall"] == 0.9
+    checks = verdict_metadata(verdict)["checks"].value.records
+    assert len({frozenset(r.data) for r in checks}) == 1
