@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from assets.metadata import ROW_COUNT, table
+from assets.metadata import ROW_COUNT, table, value, values
 from assets.resources import EngineResource
 from data_engine.ingest.batch import IngestResult, ingest_path
 from data_engine.ingest.landing import landed_path
@@ -16,20 +16,18 @@ QUARANTINED_SHARE_CHECK = "quarantined_share"
 def ingest_metadata(result: IngestResult) -> dict[str, dg.MetadataValue]:
     """What a person reads in the UI about one batch."""
     meta: dict[str, dg.MetadataValue] = {
-        ROW_COUNT: dg.MetadataValue.int(result.rows_ok),
-        "batch_id": dg.MetadataValue.text(result.batch_id),
-        "status": dg.MetadataValue.text(result.status),
-        "sha256": dg.MetadataValue.text(result.sha256),
-        "gold": dg.MetadataValue.bool(result.is_gold),
-        **{k: dg.MetadataValue.int(getattr(result, k)) for k in (
-            "rows_in", "rows_ok", "rows_quarantined", "rows_new", "rows_changed", "rows_unchanged", "rows_labeled")},
+        ROW_COUNT: value(result.rows_ok),
+        **values({"batch_id": result.batch_id, "status": result.status, "sha256": result.sha256,
+                  "gold": result.is_gold}),
+        **values({k: getattr(result, k) for k in (
+            "rows_in", "rows_ok", "rows_quarantined", "rows_new", "rows_changed", "rows_unchanged", "rows_labeled")}),
     }
     if result.reason:
-        meta["reason"] = dg.MetadataValue.text(result.reason)
+        meta["reason"] = value(result.reason)
     if result.ignored_columns:
-        meta["ignored_columns"] = dg.MetadataValue.text(", ".join(result.ignored_columns))
+        meta["ignored_columns"] = value(", ".join(result.ignored_columns))
     if result.column_types:
-        meta["column_types"] = dg.MetadataValue.json(result.column_types)
+        meta["column_types"] = value(result.column_types)
     if result.warnings:
         meta["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in result.warnings))
     if result.notes:

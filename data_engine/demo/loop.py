@@ -278,8 +278,8 @@ def landed_labels(home: Home) -> pd.Series:
 
 
 def _oracle_coverage(home: Home, oracle: pd.DataFrame, landed: pd.Series) -> tuple[int, int]:
-    """(training labels that landed wrong, gold examples the oracle knows); an error when the oracle
-    names none of the stored examples (ids in another spelling, or the oracle of another data set)."""
+    """(training labels that landed wrong, gold examples stored: the gold set the gate scores, whether
+    or not the oracle lists them); an error when the oracle names none of the stored examples (ids in another spelling, or the oracle of another data set)."""
     from data_engine.review.oracle import oracle_path
     from data_engine.store.warehouse import open_warehouse
 
@@ -294,7 +294,7 @@ def _oracle_coverage(home: Home, oracle: pd.DataFrame, landed: pd.Series) -> tup
     train = known.loc[~known["is_gold"].astype(bool), "example_id"]
     given = landed.reindex(train)
     wrong = given.notna() & (given.astype(str) != truth.reindex(train).astype(str))
-    return int(wrong.sum()), int(known["is_gold"].astype(bool).sum())
+    return int(wrong.sum()), int(stored["is_gold"].astype(bool).sum())
 
 
 def labels_in_force(home: Home) -> pd.Series:

@@ -5,15 +5,15 @@ scored by stratified K-fold out-of-fold predictions on the labels in force (the 
 seed as mining), by the promotion gate's metric (``[gate] metric``: accuracy or macro-F1), and
 the best one is trained on all labels and registered. The candidates:
 
-* each member of the mining ensemble (``[mining] model``), alone;
-* their mixture, weighted by the out-of-fold likelihood (:func:`data_engine.mine.oof.mixture_weights`),
+* the members' mixture, weighted by the out-of-fold likelihood (:func:`data_engine.mine.oof.mixture_weights`),
   which is what mining reads;
+* each member of the mining ensemble (``[mining] model``), alone;
 * the linear model on the stored per-row embedding (``embedding``: e5-small vectors on text,
   the user's own vectors with ``embedding = "column"``), when mining does not already have it;
 * the modality's clean-label specialist (:data:`data_engine.mine.spec.SERVED_AUTO`: the RBF SVM
   on images up to :data:`~data_engine.mine.spec.SVM_MAX_ROWS` rows).
 
-Ties go to the earlier candidate in that order. Why: on emotion-labelled tweets the unweighted
+Ties go to the earlier candidate in that order (a mixture averages its members' mistakes). Why: on emotion-labelled tweets the unweighted
 vote of e5 + TF-IDF + naive Bayes scored 0.626 on held-out data while a logistic regression on the
 same e5 vectors scored 0.751 on the same noisy labels; which family is best depends on the data
 and on how clean its labels are, so it is measured on the user's data each time. The promotion
@@ -31,6 +31,7 @@ import pandas as pd
 
 from data_engine.errors import EngineError
 from data_engine.mine.embedders import configured_embedding
+from data_engine.mine.probs_column import fetch_probs, probs_arrow
 from data_engine.mine.models import resolve_spec
 from data_engine.mine.spec import SERVED_AUTO, SVM_MAX_ROWS, ModelSpec
 from data_engine.store.config import EngineConfig
@@ -173,7 +174,6 @@ def stored_member_probs(con: Any, ids: np.ndarray, versions: np.ndarray, keys: M
                         n_classes: int) -> dict[str, np.ndarray]:
     """Members whose out-of-fold probabilities are stored for exactly these example versions
     (``ids``, ``versions``: shape (N,)) on ``snapshot``: member -> (N, K), rows in the given order."""
-    from data_engine.mine.predictions import _fetch_probs
 
     if not len(ids):
         return {}
@@ -183,7 +183,7 @@ def stored_member_probs(con: Any, ids: np.ndarray, versions: np.ndarray, keys: M
     con.register("_cand_keys", frame)
     try:
         for member, key in keys.items():
-            probs, rest = _fetch_probs(
+            probs, rest = fetch_probs(
                 con, "SELECT t.row_index, c.probs FROM candidate_predictions c JOIN _cand_keys t "
                      "ON c.example_id = t.example_id AND c.example_version = t.version "
                      "WHERE c.member_spec = ? AND c.label_snapshot = ? ORDER BY t.row_index", [key, int(snapshot)],
@@ -201,7 +201,6 @@ def store_member_probs(con: Any, ids: np.ndarray, versions: np.ndarray, member_p
     rows of other label snapshots are dropped (they are stale once labels changed)."""
     import pyarrow as pa
 
-    from data_engine.mine.predictions import _probs_arrow
     from data_engine.store.warehouse import rollback_quietly
 
     con.execute("BEGIN TRANSACTION")
@@ -210,7 +209,7 @@ def store_member_probs(con: Any, ids: np.ndarray, versions: np.ndarray, member_p
         for member, probs in member_probs.items():
             table = pa.table({"example_id": pa.array(np.asarray(ids).astype(str).astype(object), pa.string()),
                               "example_version": pa.array(np.asarray(versions).astype(np.int32)),
-                              "probs": _probs_arrow(probs)})
+                              "probs": probs_arrow(probs)})
             con.register("_cand_new", table)
             try:
                 con.execute("DELETE FROM candidate_predictions WHERE member_spec = ? AND label_snapshot = ?",

@@ -18,6 +18,7 @@ import pandas as pd
 
 from data_engine.compute.backend import Backend
 from data_engine.errors import EngineError
+from data_engine.mine.probs_column import fetch_probs, probs_arrow
 from data_engine.stages import StageClock
 from data_engine.store.cache import load_cache, save_cache
 from data_engine.store.config import EngineConfig
@@ -195,15 +196,6 @@ def _rare(labels: np.ndarray, n_classes: int, folds: int) -> tuple[int, ...]:
     return tuple(int(c) for c in np.flatnonzero((counts > 0) & (counts < folds)))
 
 
-def _probs_arrow(probs: np.ndarray) -> Any:
-    """A (N, K) array as an Arrow list column (no Python object per row)."""
-    import pyarrow as pa
-
-    n, k = probs.shape
-    offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
-    return pa.ListArray.from_arrays(offsets, pa.array(probs.ravel().astype(np.float64)))
-
-
 def _write_predictions(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, probs: np.ndarray, classes: list[str],
                        spec_key: str, snapshot: int, *, kind: str, folds: np.ndarray | None = None,
                        replace_all: bool = True) -> None:
@@ -219,7 +211,7 @@ def _write_predictions(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, prob
         "example_id": pa.array(frame["example_id"].astype(str).to_numpy(dtype=object), pa.string()),
         "example_version": pa.array(frame["version"].to_numpy(dtype=np.int32)),
         "fold": pa.array(folds.astype(np.int32)) if folds is not None else pa.nulls(len(frame), pa.int32()),
-        "probs": _probs_arrow(probs),
+        "probs": probs_arrow(probs),
         "predicted_label": pa.array(np.asarray(classes, dtype=object)[best], pa.string()),
         "predicted_score": pa.array(probs.max(axis=1) if len(probs) else np.array([], float)),
     })
@@ -248,19 +240,6 @@ def _write_predictions(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, prob
         con.unregister("_new_predictions")
 
 
-def _fetch_probs(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any], k: int) -> tuple[np.ndarray, pd.DataFrame]:
-    """Run ``sql`` selecting ``row_index``, ``fold`` and ``probs``; return probs (M, K) and the other columns."""
-    table = con.sql(sql, params=params).to_arrow_table()
-    probs_col = table.column("probs").combine_chunks()
-    values = probs_col.flatten().to_numpy(zero_copy_only=False)
-    lengths = probs_col.value_lengths().to_numpy(zero_copy_only=False)
-    if len(lengths) and not (lengths == k).all():
-        raise EngineError(f"stored predictions have {int(lengths.min())}-{int(lengths.max())} classes, expected {k}; "
-                          "the class list changed: run `data-engine mine --force`")
-    rest = table.drop_columns(["probs"]).to_pandas()
-    return values.reshape(len(rest), k), rest
-
-
 def _stored_oof(con: duckdb.DuckDBPyConnection, train: pd.DataFrame, spec_key: str, snapshot: int,
                 k: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Stored out-of-fold predictions for exactly the current training example versions, or None."""
@@ -274,7 +253,7 @@ def _stored_oof(con: duckdb.DuckDBPyConnection, train: pd.DataFrame, spec_key: s
         return None
     con.register("_train_keys", keys)
     try:
-        probs, rest = _fetch_probs(
+        probs, rest = fetch_probs(
             con,
             "SELECT t.row_index, p.fold, p.probs FROM predictions p JOIN _train_keys t "
             "ON p.example_id = t.example_id AND p.example_version = t.version "
@@ -305,14 +284,14 @@ def _unlabeled_probabilities(con: duckdb.DuckDBPyConnection, unlabeled: pd.DataF
                          "row_index": np.arange(len(unlabeled), dtype=np.int64)})
     con.register("_unl_keys", keys)
     try:
-        champ, champ_rows = _fetch_probs(
+        champ, champ_rows = fetch_probs(
             con,
             "SELECT t.row_index, p.probs FROM predictions p JOIN _unl_keys t "
             "ON p.example_id = t.example_id AND p.example_version = t.version WHERE p.kind = 'champion' "
             "QUALIFY row_number() OVER (PARTITION BY t.row_index ORDER BY p.computed_at DESC) = 1",
             [], k,
         )
-        own, own_rows = _fetch_probs(
+        own, own_rows = fetch_probs(
             con,
             "SELECT t.row_index, p.probs FROM predictions p JOIN _unl_keys t "
             "ON p.example_id = t.example_id AND p.example_version = t.version "
