@@ -53,7 +53,8 @@ def ingest_landing(home: Home) -> list[Any]:
 
     files = sorted(p for p in home.landing.rglob("*") if p.is_file() and p.suffix.lower() in FORMATS)
     with open_warehouse(home) as con:
-        return [ingest_file(con, home.config.dataset, p, gold=is_gold_path(home, p)) for p in files]
+        return [ingest_file(con, home.config.dataset, p, gold=is_gold_path(home, p),
+                            max_quarantine_share=home.config.ingest.max_quarantine_share) for p in files]
 
 
 def _train_and_deploy(home: Home, *, force: bool = False) -> tuple[int | None, float | None, str]:
