@@ -21,14 +21,34 @@ from typing import Any
 
 import dagster as dg
 
-from assets.ingest import batches_partitions
-from assets.metadata import ROW_COUNT, figure, gate_metadata, number, numbers, table
+from assets.ingest import batches_partitions, ingest_metadata
+from assets.mine import issues_metadata, oof_metadata, queue_metadata
+from assets.review import tasks_metadata, verdicts_metadata
+from assets.ship import (GATE_CHECK, candidate_metadata, candidate_record, champion_metadata, gate_metadata,
+                         gate_fields, per_class_rows, served_choice_metadata)
+from data_engine.ingest.batch import IngestResult
+from data_engine.mine.run import QUEUE_PREVIEW_ROWS
+from data_engine.review.verdicts import verdict_stats
 from data_engine.ship.registry import gate_records
 from data_engine.store.home import Home
 from data_engine.store.warehouse import has_table, open_warehouse
 
 CURSOR_FILE = "history_cursor.json"
 ORIGIN = "data-engine/recorded_from"
+# What only a run knows exactly: the warehouse does not keep it (null in the history's events) or
+# keeps less of it (a mining run's timings are stored before its own "store" stage ends).
+RUN_ONLY = {
+    # A mining run keeps whether it re-used the predictions, not whether they were computed fresh
+    # before it: the asset's "reused" is not in the warehouse.
+    "oof_predictions": {"champion_scored_new", "champion_flagged", "reused"},
+    "detected_issues": {"estimated_noise_rate_low", "estimated_noise_rate_high", "propagated_examples", "propagation",
+                        "seconds", "seconds_per_stage"},
+    "review_queue": {"weights"},
+    "candidate_model": {"seconds", "weighted_by_label_quality"},
+    "review_tasks": {"reconciled", "project_id", "tasks_not_done", "http_requests", "seconds", "label_studio"},
+    "review_verdicts": {"tasks_seen", "label_events", "consensus", "discards", "ties_pending", "http_requests",
+                        "cursor"},
+}
 
 
 @dataclass
@@ -52,57 +72,65 @@ def _when(ts: datetime | None) -> dg.MetadataValue:
     return dg.MetadataValue.text(ts.isoformat(timespec="seconds") if ts else "")
 
 
+# Each event's metadata comes from the asset's own builder, given the record the warehouse kept of
+# the run: what `make demo` and the CLI did reads as what the assets would have written.
 def _batch_events(con, home: Home, cursor: Cursor) -> list[tuple[datetime, Any]]:
-    rows = con.execute("SELECT batch_id, path, sha256, is_gold, received_at, rows_in, rows_ok, rows_quarantined, "
-                       "rows_new, rows_changed, rows_unchanged, rows_labeled, status FROM batches "
-                       "WHERE status = 'ingested' ORDER BY received_at").fetchall()
+    names = ("batch_id", "path", "sha256", "is_gold", "received_at", "rows_in", "rows_ok", "rows_quarantined",
+             "rows_new", "rows_changed", "rows_unchanged", "rows_labeled", "status", "reason")
+    rows = con.execute(f"SELECT {', '.join(names)} FROM batches WHERE status = 'ingested' ORDER BY received_at").fetchall()
     out = []
-    for (batch_id, path, sha, gold, at, *counts, status) in rows:
-        if batch_id in cursor.batches:
+    for row in rows:
+        record = dict(zip(names, row))
+        if record["batch_id"] in cursor.batches:
             continue
-        p = Path(path)
+        at = record.pop("received_at")
+        result = IngestResult(**record)
+        p = Path(result.path)
         key = str(p.relative_to(home.landing)) if p.is_relative_to(home.landing) else p.name
-        names = ("rows_in", "rows_ok", "rows_quarantined", "rows_new", "rows_changed", "rows_unchanged", "rows_labeled")
-        meta = {ROW_COUNT: dg.MetadataValue.int(int(counts[1])), "batch_id": dg.MetadataValue.text(batch_id),
-                "status": dg.MetadataValue.text(status), "gold": dg.MetadataValue.bool(bool(gold)),
-                **numbers(dict(zip(names, (int(c) for c in counts)))), ORIGIN: _when(at)}
-        out.append((at, ("batch", batch_id, key, dg.AssetMaterialization(
-            "landed_batch", partition=key, metadata=meta, tags={"dagster/data_version": sha[:16]}))))
+        meta = {**ingest_metadata(result), ORIGIN: _when(at)}
+        out.append((at, ("batch", result.batch_id, key, dg.AssetMaterialization(
+            "landed_batch", partition=key, metadata=meta, tags={"dagster/data_version": result.sha256[:16]}))))
     return out
+
+
+def mining_record(con, run_id: int) -> dict[str, Any]:
+    """A stored mining run as the plain record the mining assets report (MiningSummary.as_metadata's keys)."""
+    names = ("run_id", "label_snapshot", "model_spec", "counts", "timings", "noise_rate", "reused_predictions",
+             "n_labeled", "n_unlabeled", "summary")
+    row = dict(zip(names, con.execute(f"SELECT {', '.join(names)} FROM mining_runs WHERE run_id = ?",
+                                      [run_id]).fetchone()))
+    summary = json.loads(row.pop("summary") or "{}")
+    size = con.execute("SELECT count(*) FROM review_queue WHERE run_id = ?", [run_id]).fetchone()[0]
+    return {**row, "counts": json.loads(row["counts"] or "{}"), "timings": json.loads(row["timings"] or "{}"),
+            "class_imbalance": summary.get("class_imbalance") or {}, "rare_classes": summary.get("rare_classes") or [],
+            "budget_split": summary.get("budget_split") or {}, "queue_size": int(size)}
+
+
+def queue_top(con, run_id: int) -> list[dict[str, Any]]:
+    """The first rows of a stored review queue (the columns of MiningSummary.queue_top)."""
+    names = ("rank", "example_id", "issue_types", "priority", "given_label", "suggested_label")
+    return [dict(zip(names, r)) for r in con.execute(
+        f"SELECT {', '.join(names)} FROM review_queue WHERE run_id = ? ORDER BY rank LIMIT ?",
+        [run_id, QUEUE_PREVIEW_ROWS]).fetchall()]
 
 
 def _mining_events(con, home: Home, cursor: Cursor) -> list[tuple[datetime, Any]]:
     out = []
-    runs = con.execute("SELECT run_id, started_at, finished_at, label_snapshot, model_spec, counts, timings, noise_rate, "
-                       "n_labeled, n_unlabeled FROM mining_runs WHERE run_id > ? ORDER BY run_id",
-                       [cursor.mining_run]).fetchall()
-    for run_id, started, finished, snapshot, spec, counts, timings, noise, n_labeled, n_unlabeled in runs:
-        counts, timings = json.loads(counts or "{}"), json.loads(timings or "{}")
+    for run_id, started, finished in con.execute(
+            "SELECT run_id, started_at, finished_at FROM mining_runs WHERE run_id > ? ORDER BY run_id",
+            [cursor.mining_run]).fetchall():
+        record = mining_record(con, run_id)
         at = finished or started
-        oof = {ROW_COUNT: dg.MetadataValue.int(int(n_labeled or 0)),
-               **numbers({"labeled_examples": n_labeled, "unlabeled_examples": n_unlabeled, "label_snapshot": snapshot}),
-               "model_spec": dg.MetadataValue.text(spec), ORIGIN: _when(started)}
-        issues = {ROW_COUNT: dg.MetadataValue.int(sum(counts.values())), "run_id": dg.MetadataValue.int(run_id),
-                  **{f"flagged_{k}": dg.MetadataValue.int(int(v)) for k, v in counts.items()},
-                  "estimated_noise_rate": number(noise),
-                  "seconds_per_stage": table([{"stage": k, "seconds": v} for k, v in timings.items()],
-                                             [("stage", str), ("seconds", float)], digits=2),
-                  ORIGIN: _when(at)}
+        oof = oof_metadata({"labeled_examples": record["n_labeled"], "unlabeled_examples": record["n_unlabeled"],
+                            "label_snapshot": record["label_snapshot"], "model_spec": record["model_spec"],
+                            "rare_classes": record["rare_classes"]})
         plot = home.root / "plots" / f"noise-matrix-run-{run_id}.png"
-        if plot.exists():
-            issues |= {f"noise_matrix{k[len('figure'):]}": v for k, v in figure(
-                plot.read_bytes(), "Estimated joint distribution of given and true labels", plot).items()}
-        top = con.execute("SELECT rank, example_id, array_to_string(issue_types, ', '), priority, given_label, "
-                          "suggested_label FROM review_queue WHERE run_id = ? ORDER BY rank LIMIT 10", [run_id]).fetchall()
-        size = con.execute("SELECT count(*) FROM review_queue WHERE run_id = ?", [run_id]).fetchone()[0]
-        queue = {ROW_COUNT: dg.MetadataValue.int(int(size)), "run_id": dg.MetadataValue.int(run_id),
-                 "top_of_queue": table([dict(zip(("rank", "example", "issues", "priority", "given", "suggested"), r))
-                                        for r in top], [("rank", int), ("example", str), ("issues", str),
-                                                        ("priority", float), ("given", str), ("suggested", str)], 3),
-                 ORIGIN: _when(at)}
-        events = [dg.AssetMaterialization("oof_predictions", metadata=oof),
-                  dg.AssetMaterialization("detected_issues", metadata=issues),
-                  dg.AssetMaterialization("review_queue", metadata=queue)]
+        issues = issues_metadata(record, plot.read_bytes() if plot.exists() else None, plot if plot.exists() else None)
+        # The weights a run ranked with are not stored: the history's queue shows none.
+        queue = queue_metadata(record, queue_top(con, run_id), {})
+        events = [dg.AssetMaterialization("oof_predictions", metadata={**oof, ORIGIN: _when(started)}),
+                  dg.AssetMaterialization("detected_issues", metadata={**issues, ORIGIN: _when(at)}),
+                  dg.AssetMaterialization("review_queue", metadata={**queue, ORIGIN: _when(at)})]
         out.append((at, ("mining_run", run_id, None, events)))
         out += _review_events(con, run_id)
     return out
@@ -114,53 +142,51 @@ def _review_events(con, run_id: int) -> list[tuple[datetime, Any]]:
     out = []
     sent, first = con.execute("SELECT count(*), min(sent_at) FROM review_tasks WHERE run_id = ?", [str(run_id)]).fetchone()
     if sent:
-        out.append((first, ("tasks", run_id, None, [dg.AssetMaterialization("review_tasks", metadata={
-            ROW_COUNT: dg.MetadataValue.int(int(sent)), "sent": dg.MetadataValue.int(int(sent)),
-            "run_id": dg.MetadataValue.int(run_id), ORIGIN: _when(first)})])))
-    stats = con.execute("SELECT count(*) FILTER (WHERE outcome = 'confirmed'), count(*), max(decided_at) "
-                        "FROM review_verdicts WHERE run_id = ?", [str(run_id)]).fetchone()
-    if stats[1]:
-        out.append((stats[2], ("verdicts", run_id, None, [dg.AssetMaterialization("review_verdicts", metadata={
-            ROW_COUNT: dg.MetadataValue.int(int(stats[1])),
-            **numbers({"reviews": int(stats[1]), "confirmed": int(stats[0]), "confirmed_share": stats[0] / stats[1]}),
-            "run_id": dg.MetadataValue.int(run_id), ORIGIN: _when(stats[2])})])))
+        meta = tasks_metadata({"tasks_total": sent, "run_id": run_id, "sent": sent})
+        out.append((first, ("tasks", run_id, None, [dg.AssetMaterialization(
+            "review_tasks", metadata={**meta, ORIGIN: _when(first)})])))
+    reviews, decided = con.execute("SELECT count(*), max(decided_at) FROM review_verdicts WHERE run_id = ?",
+                                   [str(run_id)]).fetchone()
+    if reviews:
+        meta = verdicts_metadata({"verdicts_total": reviews, "reviews": reviews}, verdict_stats(con, str(run_id)))
+        out.append((decided, ("verdicts", run_id, None, [dg.AssetMaterialization(
+            "review_verdicts", metadata={**meta, ORIGIN: _when(decided)})])))
     return out
 
 
 def _model_events(con, cursor: Cursor) -> list[tuple[datetime, Any]]:
     out = []
+    names = ("version", "created_at", "evaluated_at", "label_snapshot", "train_size", "model_spec", "sha256",
+             "metrics", "params", "status", "reason")
     gates = {g.model_version: g for g in gate_records(con)} if has_table(con, "gate_verdicts") else {}
-    for version, created, evaluated, snapshot, size, spec, metrics, status, _reason in con.execute(
-            "SELECT version, created_at, evaluated_at, label_snapshot, train_size, model_spec, metrics, status, reason "
-            "FROM models WHERE version > ? ORDER BY version", [cursor.model]).fetchall():
-        metrics = json.loads(metrics or "{}")
-        meta = {**numbers({"version": version, "train_size": size, "label_snapshot": snapshot,
-                           "gold_accuracy": metrics.get("accuracy"), "gold_macro_f1": metrics.get("macro_f1")}),
-                "model_spec": dg.MetadataValue.text(spec), "status": dg.MetadataValue.text(status), ORIGIN: _when(created)}
-        recall = metrics.get("per_class_recall") or {}
-        if recall:
-            meta["gold_recall_per_class"] = table([{"class": c, "recall": r} for c, r in recall.items()],
-                                                  [("class", str), ("recall", float)], 3)
-        events: list[Any] = [dg.AssetMaterialization("candidate_model", metadata=meta)]
-        gate = gates.get(version)
+    for row in con.execute(f"SELECT {', '.join(names)} FROM models WHERE version > ? ORDER BY version",
+                           [cursor.model]).fetchall():
+        model = dict(zip(names, row))
+        metrics = json.loads(model["metrics"] or "{}")
+        params = json.loads(model["params"] or "{}")
+        meta = {**candidate_metadata(candidate_record(model, metrics), per_class_rows(metrics, None, [])),
+                **served_choice_metadata(params.get("served_choice"))}
+        events: list[Any] = [dg.AssetMaterialization("candidate_model",
+                                                     metadata={**meta, ORIGIN: _when(model["created_at"])})]
+        gate = gates.get(model["version"])
         if gate is not None:
             # The same typed verdict the check reports in a run (gate_verdicts), not the model's status.
+            meta = gate_metadata(gate_fields(gate, metrics.get("gate") or {}), [])
             events.append(dg.AssetCheckEvaluation(
-                asset_key=dg.AssetKey("candidate_model"), check_name="promotion_gate",
-                passed=bool(gate.passed), severity=dg.AssetCheckSeverity.WARN,
+                asset_key=dg.AssetKey("candidate_model"), check_name=GATE_CHECK, passed=bool(gate.passed),
+                severity=dg.AssetCheckSeverity.WARN,
                 description=("promoted: " if gate.passed else "refused: ") + gate.reason,
-                metadata={**gate_metadata(gate), **numbers({"gold_accuracy": metrics.get("accuracy")}),
-                          ORIGIN: _when(gate.decided_at or evaluated)}))
-        out.append((created, ("model", version, None, events)))
+                metadata={**meta, ORIGIN: _when(gate.decided_at or model["evaluated_at"])}))
+        out.append((model["created_at"], ("model", model["version"], None, events)))
     return out
 
 
 def _deployment_events(con, cursor: Cursor) -> list[tuple[datetime, Any]]:
     return [(at, ("deployment", dep_id, None, [dg.AssetMaterialization("champion_model", metadata={
-        **numbers({"champion_version": version, "previous_version": previous or 0, "deployment_id": dep_id}),
-        "reason": dg.MetadataValue.text(reason or ""), ORIGIN: _when(at)})]))
-        for dep_id, version, previous, reason, at in con.execute(
-            "SELECT deployment_id, model_version, previous_version, reason, created_at FROM deployments "
+        **champion_metadata({"champion_version": version, "promoted": True, "note": f"promoted v{version}",
+                             "previous_version": previous, "deployment_id": dep_id}), ORIGIN: _when(at)})]))
+        for dep_id, version, previous, at in con.execute(
+            "SELECT deployment_id, model_version, previous_version, created_at FROM deployments "
             "WHERE action = 'promote' AND deployment_id > ? ORDER BY deployment_id", [cursor.deployment]).fetchall()]
 
 

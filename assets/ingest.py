@@ -3,31 +3,33 @@
 
 import dagster as dg
 
-from assets.metadata import ROW_COUNT, table
+from assets.metadata import ROW_COUNT, table, value, values
 from assets.resources import EngineResource
 from data_engine.ingest.batch import IngestResult, ingest_path
 from data_engine.ingest.landing import landed_path
 
 batches_partitions = dg.DynamicPartitionsDefinition(name="landed_files")
+# Passes unless more of a batch's rows were quarantined than [ingest] max_quarantine_share (WARN).
+QUARANTINED_SHARE_CHECK = "quarantined_share"
 
 
 def ingest_metadata(result: IngestResult) -> dict[str, dg.MetadataValue]:
     """What a person reads in the UI about one batch."""
     meta: dict[str, dg.MetadataValue] = {
-        ROW_COUNT: dg.MetadataValue.int(result.rows_ok),
-        "batch_id": dg.MetadataValue.text(result.batch_id),
-        "status": dg.MetadataValue.text(result.status),
-        "sha256": dg.MetadataValue.text(result.sha256),
-        "gold": dg.MetadataValue.bool(result.is_gold),
-        **{k: dg.MetadataValue.int(getattr(result, k)) for k in (
-            "rows_in", "rows_ok", "rows_quarantined", "rows_new", "rows_changed", "rows_unchanged", "rows_labeled")},
+        ROW_COUNT: value(result.rows_ok),
+        **values({"batch_id": result.batch_id, "status": result.status, "sha256": result.sha256,
+                  "gold": result.is_gold}),
+        **values({k: getattr(result, k) for k in (
+            "rows_in", "rows_ok", "rows_quarantined", "rows_new", "rows_changed", "rows_unchanged", "rows_labeled")}),
     }
     if result.reason:
-        meta["reason"] = dg.MetadataValue.text(result.reason)
+        meta["reason"] = value(result.reason)
     if result.ignored_columns:
-        meta["ignored_columns"] = dg.MetadataValue.text(", ".join(result.ignored_columns))
+        meta["ignored_columns"] = value(", ".join(result.ignored_columns))
     if result.column_types:
-        meta["column_types"] = dg.MetadataValue.json(result.column_types)
+        meta["column_types"] = value(result.column_types)
+    if result.warnings:
+        meta["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in result.warnings))
     if result.notes:
         meta["notes"] = dg.MetadataValue.md("\n".join(f"- {n}" for n in result.notes))
     if result.quarantine_preview:
@@ -42,6 +44,8 @@ def ingest_metadata(result: IngestResult) -> dict[str, dg.MetadataValue]:
     group_name="ingestion",
     kinds={"duckdb", "python"},
     description="A landed file ingested into the warehouse: every row stored or quarantined with a reason.",
+    check_specs=[dg.AssetCheckSpec(QUARANTINED_SHARE_CHECK, asset="landed_batch",
+                                   description="at most [ingest] max_quarantine_share of the rows quarantined")],
 )
 def landed_batch(context: dg.AssetExecutionContext, engine: EngineResource) -> dg.MaterializeResult:
     """Ingest the landed file named by the partition key (its path under landing/)."""
@@ -55,5 +59,17 @@ def landed_batch(context: dg.AssetExecutionContext, engine: EngineResource) -> d
         f"{result.batch_id}: {result.status}, rows_in={result.rows_in} ok={result.rows_ok} "
         f"quarantined={result.rows_quarantined}"
     )
+    if result.status == "rejected":
+        # No good row (an unreadable file, or every row quarantined): a green run would hide it. The
+        # batch is recorded; the run's sha256 run key keeps the sensor from asking again for these bytes.
+        raise dg.Failure(f"{context.partition_key}: {result.reason}", metadata=ingest_metadata(result))
+    for warning in result.warnings:
+        context.log.warning(f"{context.partition_key}: {warning}")
+    check = dg.AssetCheckResult(
+        check_name=QUARANTINED_SHARE_CHECK, passed=not result.warnings, severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(result.warnings) or None,
+        metadata={"rows_in": result.rows_in, "rows_quarantined": result.rows_quarantined},
+    )
     # The file's bytes are its version: the same bytes landed again change nothing downstream.
-    return dg.MaterializeResult(metadata=ingest_metadata(result), data_version=dg.DataVersion(result.sha256[:16]))
+    return dg.MaterializeResult(metadata=ingest_metadata(result), data_version=dg.DataVersion(result.sha256[:16]),
+                                check_results=[check])

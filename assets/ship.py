@@ -6,51 +6,117 @@ refusal is a normal outcome, not a failure: the check reports it with WARN sever
 succeeds, and ``champion_model`` records that the champion stays (same data version).
 """
 
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from assets.metadata import ROW_COUNT, gate_metadata, number, table
+from assets.metadata import ROW_COUNT, pick, table, value, values
 from assets.resources import EngineResource
 from data_engine.errors import EngineError
-from data_engine.mine.candidates import ServedChoice
 from data_engine.ship.gate import gate_record_of
+from data_engine.ship.registry import GateRecord
 from data_engine.ship.step import promote_if_passed, train_and_gate
-from data_engine.ship.verdict import GateVerdict
+from data_engine.ship.verdict import Check, GateVerdict
 from data_engine.store.warehouse import open_warehouse
 
 GATE_CHECK = "promotion_gate"
 
+# The metadata keys of each page: a record read back from the warehouse (assets.history) that lacks
+# one gets a null there, so both show the same keys.
+GATE_KEYS = ("verdict", "outcome", "test", "metric", "n_gold", "champion_version", "difference", "ci_low",
+             "ci_high", "p_worse", "p_better", "gold_only_candidate_right", "gold_only_champion_right",
+             "low_recall_classes", "reason")
+CANDIDATE_KEYS = ("version", "model_spec", "train_size", "label_snapshot", "reviewed_labels", "sha256", "seconds",
+                  "weighted_by_label_quality", "gold_accuracy", "gold_macro_f1", "champion_gold_accuracy",
+                  "gate_verdict", "gate_reason")
+CHAMPION_KEYS = ("champion_version", "promoted", "note", "previous_version", "deployment_id")
+PER_CLASS_COLUMNS = [("class", str), ("support", int), ("candidate_recall", float), ("champion_recall", float),
+                     ("difference", float), ("p_worse", float), ("passed", bool)]
+CHECK_COLUMNS = [("name", str), ("n", int), ("candidate", float), ("champion", float), ("difference", float),
+                 ("ci_low", float), ("ci_high", float), ("p_worse", float), ("passed", bool)]
 
-def per_class_table(verdict: GateVerdict) -> dg.MetadataValue:
-    """Per-class gold recall of both models, with the paired difference and its p-value."""
-    cand, champ = verdict.candidate, verdict.champion
-    checks = {c.name: c for c in verdict.checks}
+
+def per_class_rows(candidate: Mapping[str, Any], champion: Mapping[str, Any] | None,
+                   checks: list[Check]) -> list[dict[str, Any]]:
+    """Per-class gold recall of both models, with the paired difference and its p-value.
+
+    ``candidate``/``champion``: a model's gold figures as ``models.metrics`` keeps them
+    (``per_class_recall``, ``per_class_support``); ``checks``: the gate's checks (empty when not known).
+    """
+    by_name = {c.name: c for c in checks}
+    champion_recall = (champion or {}).get("per_class_recall") or {}
     rows = []
-    for cls, recall in (cand.per_class_recall if cand else {}).items():
-        check = checks.get(f"recall {cls}")
-        rows.append({"class": cls, "support": cand.per_class_support.get(cls, 0), "candidate_recall": recall,
-                     "champion_recall": champ.per_class_recall.get(cls) if champ else None,
+    for cls, recall in (candidate.get("per_class_recall") or {}).items():
+        check = by_name.get(f"recall {cls}")
+        rows.append({"class": cls, "support": (candidate.get("per_class_support") or {}).get(cls, 0),
+                     "candidate_recall": recall, "champion_recall": champion_recall.get(cls),
                      "difference": check.diff if check else None, "p_worse": check.p_worse if check else None,
                      "passed": check.passed if check else None})
-    return table(rows, [("class", str), ("support", int), ("candidate_recall", float),
-                        ("champion_recall", float), ("difference", float), ("p_worse", float), ("passed", bool)])
+    return rows
+
+
+def candidate_record(model: Mapping[str, Any], metrics: Mapping[str, Any], seconds: float | None = None,
+                     weighted: bool | None = None) -> dict[str, Any]:
+    """A candidate model as a plain record (the keys of :data:`CANDIDATE_KEYS`).
+
+    ``model``: a ``models`` row (``version``, ``model_spec``, ``train_size``, ``label_snapshot``,
+    ``sha256``); ``metrics``: its gold figures with the gate's under ``"gate"``, as ``models.metrics``
+    keeps them; ``seconds`` (training time) and ``weighted`` are known to the run only.
+    """
+    gate = metrics.get("gate") or {}
+    return {**{k: model.get(k) for k in ("version", "model_spec", "train_size", "label_snapshot", "sha256")},
+            "reviewed_labels": gate.get("candidate_reviewed_labels"), "seconds": seconds,
+            "weighted_by_label_quality": weighted, "gold_accuracy": metrics.get("accuracy"),
+            "gold_macro_f1": metrics.get("macro_f1"), "champion_gold_accuracy": gate.get("champion_accuracy"),
+            "gate_verdict": gate.get("verdict"), "gate_reason": gate.get("reason")}
+
+
+def gate_fields(gate: GateRecord, figures: Mapping[str, Any]) -> dict[str, Any]:
+    """The gate's verdict as a plain record (the keys of :data:`GATE_KEYS`).
+
+    ``gate``: its typed row (``gate_verdicts``, :func:`~data_engine.ship.gate.gate_record_of` in a
+    run); ``figures``: its flat figures (:meth:`GateVerdict.metadata`, kept in ``models.metrics["gate"]``)
+    for what the row does not hold (the discordant gold examples, the low-recall classes).
+    """
+    return {
+        "verdict": "promoted" if gate.passed else "refused", "outcome": gate.outcome or None,
+        "test": f"{gate.test} (alpha {gate.alpha:g})" if gate.test == "paired" and gate.alpha is not None else gate.test,
+        "metric": gate.metric, "n_gold": gate.n_gold, "champion_version": gate.champion_version,
+        "difference": gate.difference, "ci_low": gate.ci_low, "ci_high": gate.ci_high, "p_worse": gate.p_worse,
+        "p_better": gate.p_better, "gold_only_candidate_right": figures.get("gold_only_candidate_right"),
+        "gold_only_champion_right": figures.get("gold_only_champion_right"),
+        "low_recall_classes": ", ".join(figures.get("low_recall_classes") or {}) or "none", "reason": gate.reason,
+    }
+
+
+def gate_metadata(record: Mapping[str, Any], checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The gate's verdict (a :func:`gate_fields` record) and its checks as metadata (the check's and the
+    candidate's page)."""
+    meta: dict[str, Any] = pick(record, GATE_KEYS)
+    if checks:
+        meta["checks"] = table(checks, CHECK_COLUMNS)
+    return meta
 
 
 def verdict_metadata(verdict: GateVerdict) -> dict[str, Any]:
     """The gate's verdict as typed, rounded Dagster metadata (for the check and the candidate's page)."""
-    meta: dict[str, Any] = {
-        **gate_metadata(gate_record_of(verdict, verdict.candidate_version or 0)),
-        "gold_only_candidate_right": number(verdict.wins), "gold_only_champion_right": number(verdict.losses),
-        "low_recall_classes": dg.MetadataValue.text(", ".join(verdict.low_recall or {}) or "none"),
-    }
-    if verdict.checks:
-        meta["checks"] = table(
-            [{"name": c.name, "n": c.n, "candidate": c.candidate, "champion": c.champion, "difference": c.diff,
-              "ci_low": c.low, "ci_high": c.high, "p_worse": c.p_worse, "passed": c.passed} for c in verdict.checks],
-            [("name", str), ("n", int), ("candidate", float), ("champion", float), ("difference", float),
-             ("ci_low", float), ("ci_high", float), ("p_worse", float), ("passed", bool)])
-    return meta
+    record = gate_fields(gate_record_of(verdict, verdict.candidate_version or 0), verdict.metadata())
+    return gate_metadata(record, [
+        {"name": c.name, "n": c.n, "candidate": c.candidate, "champion": c.champion, "difference": c.diff,
+         "ci_low": c.low, "ci_high": c.high, "p_worse": c.p_worse, "passed": c.passed} for c in verdict.checks])
+
+
+def candidate_metadata(record: Mapping[str, Any], per_class: list[dict[str, Any]]) -> dict[str, Any]:
+    """A candidate model's page: the keys of :data:`CANDIDATE_KEYS` and its per-class gold table."""
+    return {**pick(record, CANDIDATE_KEYS), "gold_per_class": table(per_class, PER_CLASS_COLUMNS)}
+
+
+def champion_metadata(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The champion's page: the keys of :data:`CHAMPION_KEYS`."""
+    return pick(record, CHAMPION_KEYS)
 
 
 def gate_check_result(verdict: GateVerdict) -> dg.AssetCheckResult:
@@ -80,36 +146,28 @@ def candidate_model(context: dg.AssetExecutionContext, engine: EngineResource) -
     r = result.record
     context.log.info(f"trained candidate v{r.version} on {r.train_size} labels in {result.seconds:.1f} s; "
                      f"gate: {'promoted' if verdict.promote else 'refused'}: {verdict.reason}")
-    cand = verdict.candidate
-    meta: dict[str, Any] = {
-        "version": number(r.version), "model_spec": dg.MetadataValue.text(r.model_spec),
-        "train_size": number(r.train_size), "label_snapshot": number(r.label_snapshot),
-        "reviewed_labels": number(verdict.candidate_seen.reviewed_labels if verdict.candidate_seen else None),
-        "sha256": dg.MetadataValue.text(r.sha256), "seconds": number(result.seconds, 1),
-        "weighted_by_label_quality": dg.MetadataValue.bool(result.weighted),
-        "gold_accuracy": number(cand.accuracy if cand else None),
-        "gold_macro_f1": number(cand.macro_f1 if cand else None),
-        "champion_gold_accuracy": number(verdict.champion.accuracy if verdict.champion else None),
-        "gate_verdict": dg.MetadataValue.text("promoted" if verdict.promote else "refused"),
-        "gate_reason": dg.MetadataValue.text(verdict.reason),
-        "gold_per_class": per_class_table(verdict),
-    }
-    meta |= served_choice_metadata(result.choice)
+    cand = verdict.candidate.to_dict() if verdict.candidate else {}
+    # The same record the warehouse keeps (models.metrics), so assets.history reports the same page.
+    record = candidate_record(asdict(r), {**cand, "gate": verdict.metadata()}, round(result.seconds, 1),
+                              result.weighted)
+    meta = candidate_metadata(record, per_class_rows(cand, verdict.champion.to_dict() if verdict.champion else None,
+                                                     verdict.checks))
+    meta |= served_choice_metadata(result.choice.as_dict() if result.choice else None)
     return dg.MaterializeResult(metadata=meta, check_results=[gate_check_result(verdict)])
 
 
-def served_choice_metadata(choice: ServedChoice | None) -> dict[str, Any]:
-    """Which served model was trained, why, and every candidate's out-of-fold score (a table)."""
-    if choice is None:
-        return {}
-    meta: dict[str, Any] = {"served_choice": dg.MetadataValue.text(choice.chosen),
-                            "served_choice_rule": dg.MetadataValue.text(choice.rule)}
-    if choice.candidates:
-        meta["candidates_out_of_fold"] = table(
-            [{"candidate": c.name, "accuracy": c.accuracy, "macro_f1": c.macro_f1, "chosen": c.name == choice.chosen}
-             for c in choice.candidates],
-            [("candidate", str), ("accuracy", float), ("macro_f1", float), ("chosen", bool)])
-    return meta
+def served_choice_metadata(choice: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Which served model was trained, why, and every candidate's out-of-fold score (a table).
+
+    ``choice``: :meth:`ServedChoice.as_dict`, as a run returns it or as ``models.params["served_choice"]``
+    keeps it; None (a model trained before the choice was recorded) gives nulls and an empty table.
+    """
+    choice = choice or {}
+    rows = [{"candidate": c["name"], "accuracy": c["accuracy"], "macro_f1": c["macro_f1"],
+             "chosen": c["name"] == choice.get("chosen")} for c in choice.get("candidates") or []]
+    return {"served_choice": value(choice.get("chosen")), "served_choice_rule": value(choice.get("rule")),
+            "candidates_out_of_fold": table(rows, [("candidate", str), ("accuracy", float), ("macro_f1", float),
+                                                   ("chosen", bool)])}
 
 
 @dg.asset(
@@ -133,16 +191,15 @@ def champion_model(context: dg.AssetExecutionContext, engine: EngineResource) ->
     if passed:
         context.log.info(f"champion is now v{version}")
         note = f"promoted v{version}"
-        meta = {"previous_version": number(deployment.previous_version), "deployment_id": number(deployment.deployment_id)}
+        extra = {"previous_version": deployment.previous_version, "deployment_id": deployment.deployment_id}
     else:
         why = f"v{newest.version} {newest.status}: {newest.reason}" if newest else "no model trained yet"
         note = f"champion stays {'v' + str(version) if version else 'none'} ({why})"
         context.log.info(note)
-        meta = {}
+        extra = {}
     # The data version is the champion itself: when it stays, nothing downstream is out of date.
     return dg.MaterializeResult(
-        metadata={"champion_version": number(version), "promoted": dg.MetadataValue.bool(passed),
-                  "note": dg.MetadataValue.text(note), **meta},
+        metadata=champion_metadata({"champion_version": version, "promoted": passed, "note": note, **extra}),
         data_version=dg.DataVersion(f"v{version}" if version else "none"),
     )
 
@@ -162,12 +219,12 @@ def champion_scores(context: dg.AssetExecutionContext, engine: EngineResource) -
     with open_warehouse(home) as con:
         result = score_unlabeled(con, home)
     context.log.info(f"champion v{result.champion_version} scored {result.scored} example(s); {result.flagged} flagged")
-    return dg.MaterializeResult(metadata={
-        "champion_version": number(result.champion_version), ROW_COUNT: number(result.scored),
-        "scored": number(result.scored), "already_scored": number(result.already_scored), "unsure": number(result.unsure),
-        "disagreements_with_candidate": number(result.disagreements), "flagged_for_review": number(result.flagged),
-        "seconds": number(result.seconds, 2), "note": dg.MetadataValue.text(result.reason or "-"),
-    })
+    return dg.MaterializeResult(metadata=values({
+        "champion_version": result.champion_version, ROW_COUNT: result.scored,
+        "scored": result.scored, "already_scored": result.already_scored, "unsure": result.unsure,
+        "disagreements_with_candidate": result.disagreements, "flagged_for_review": result.flagged,
+        "seconds": round(result.seconds, 2), "note": result.reason,
+    }))
 
 
 @dg.asset(
@@ -180,7 +237,6 @@ def champion_scores(context: dg.AssetExecutionContext, engine: EngineResource) -
 )
 def training_data_export(context: dg.AssetExecutionContext, engine: EngineResource) -> dg.MaterializeResult:
     """Write the labels in force to ``HOME/exports/DATASET.parquet`` (the same code as ``data-engine export``)."""
-    from assets.metadata import ROW_COUNT, table
     from data_engine.ship.export import export_training_data
 
     home = engine.get_home()
@@ -192,9 +248,8 @@ def training_data_export(context: dg.AssetExecutionContext, engine: EngineResour
     context.log.info(result.summary())
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(result.path)), ROW_COUNT: number(result.rows),
-            "labeled": number(result.labeled), "unlabeled": number(result.unlabeled),
-            "label_snapshot": number(result.label_snapshot),
+            **values({"path": Path(result.path), ROW_COUNT: result.rows, "labeled": result.labeled,
+                      "unlabeled": result.unlabeled, "label_snapshot": result.label_snapshot}),
             "label_sources": table([{"source": k, "examples": v} for k, v in sorted(result.sources.items())],
                                    [("source", str), ("examples", int)]),
         },

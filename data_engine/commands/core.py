@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -92,13 +93,18 @@ def cmd_ingest(args: argparse.Namespace, home: Home) -> int:
     for f in args.files:  # external predictions would otherwise be rejected as examples missing columns
         if f.resolve().is_relative_to(home.landing.resolve() / PREDICTIONS_DIR):
             raise EngineError(f"{f}: {not_ingested_reason(PREDICTIONS_DIR + '/' + f.name)}; `mine` reads it")
-    ds = home.config.dataset
+    ds, share = home.config.dataset, home.config.ingest.max_quarantine_share
     results = []
     with open_warehouse(home) as con:
         for f in args.files:
-            results.append(ingest_file(con, ds, f, gold=args.gold or is_gold_path(home, f), regold=args.regold))
+            results.append(ingest_file(con, ds, f, gold=args.gold or is_gold_path(home, f), regold=args.regold,
+                                       max_quarantine_share=share))
     print(to_json(results) if args.json else summarize(results))
-    # A rejected file is a failure of the command: scripts must notice it.
+    # A rejected file (unreadable, or no good row) is a failure of the command: scripts must notice
+    # it, and a person reads one line per file on stderr, whatever the format of stdout.
+    for r in results:
+        if r.status == "rejected":
+            print(f"error: {r.path}: {r.reason}", file=sys.stderr)
     return 1 if any(r.status == "rejected" for r in results) else 0
 
 

@@ -58,13 +58,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_ls_token)
 
 
+def _say_remote(home: Home) -> None:
+    """Say on stderr, before the key is used, that the review server is on another machine ([review] allow_remote)."""
+    from data_engine.store.config import remote_review_notice
+
+    notice = remote_review_notice(home.config.review)
+    if notice:
+        print(notice, file=sys.stderr)
+
+
+def _client(home: Home) -> Any:
+    """The review server's client, after :func:`_say_remote`."""
+    from data_engine.review.project import make_client
+
+    _say_remote(home)
+    return make_client(home)
+
+
 def cmd_push(args: argparse.Namespace, home: Home) -> int:
     """``review push``."""
-    from data_engine.review.project import make_client
     from data_engine.review.push import push_queue
     from data_engine.store.warehouse import open_warehouse
 
-    client = make_client(home)
+    client = _client(home)
     with open_warehouse(home) as con:
         result = push_queue(con, client, home.config, run_id=args.run_id, limit=args.limit)
     if args.json:
@@ -79,11 +95,10 @@ def cmd_push(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_pull(args: argparse.Namespace, home: Home) -> int:
     """``review pull``."""
-    from data_engine.review.project import make_client
     from data_engine.review.pull import pull_verdicts
     from data_engine.store.warehouse import open_warehouse
 
-    client = make_client(home)
+    client = _client(home)
     with open_warehouse(home) as con:
         result = pull_verdicts(con, client, home.config)
     if args.json:
@@ -108,6 +123,7 @@ def cmd_simulate(args: argparse.Namespace, home: Home) -> int:
     from data_engine.review.simulate import simulate_reviews
 
     cfg = home.config
+    _say_remote(home)
     oracle = read_oracle(oracle_path(home))
     client = make_client(home)
     project_id = client.find_project(project_title(cfg))

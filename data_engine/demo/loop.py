@@ -53,7 +53,8 @@ def ingest_landing(home: Home) -> list[Any]:
 
     files = sorted(p for p in home.landing.rglob("*") if p.is_file() and p.suffix.lower() in FORMATS)
     with open_warehouse(home) as con:
-        return [ingest_file(con, home.config.dataset, p, gold=is_gold_path(home, p)) for p in files]
+        return [ingest_file(con, home.config.dataset, p, gold=is_gold_path(home, p),
+                            max_quarantine_share=home.config.ingest.max_quarantine_share) for p in files]
 
 
 def _train_and_deploy(home: Home, *, force: bool = False) -> tuple[int | None, float | None, str]:
@@ -277,8 +278,8 @@ def landed_labels(home: Home) -> pd.Series:
 
 
 def _oracle_coverage(home: Home, oracle: pd.DataFrame, landed: pd.Series) -> tuple[int, int]:
-    """(training labels that landed wrong, gold examples the oracle knows); an error when the oracle
-    names none of the stored examples (ids in another spelling, or the oracle of another data set)."""
+    """(training labels that landed wrong, gold examples stored: the gold set the gate scores, whether
+    or not the oracle lists them); an error when the oracle names none of the stored examples (ids in another spelling, or the oracle of another data set)."""
     from data_engine.review.oracle import oracle_path
     from data_engine.store.warehouse import open_warehouse
 
@@ -293,7 +294,7 @@ def _oracle_coverage(home: Home, oracle: pd.DataFrame, landed: pd.Series) -> tup
     train = known.loc[~known["is_gold"].astype(bool), "example_id"]
     given = landed.reindex(train)
     wrong = given.notna() & (given.astype(str) != truth.reindex(train).astype(str))
-    return int(wrong.sum()), int(known["is_gold"].astype(bool).sum())
+    return int(wrong.sum()), int(stored["is_gold"].astype(bool).sum())
 
 
 def labels_in_force(home: Home) -> pd.Series:

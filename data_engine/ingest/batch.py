@@ -56,6 +56,8 @@ class IngestResult:
     column_types: dict[str, str] = field(default_factory=dict)
     # Things a person should know that are not errors (columns mapped, gold ids equal to training ids).
     notes: list[str] = field(default_factory=list)
+    # Things that are probably wrong with the file though it was ingested (a large quarantined share).
+    warnings: list[str] = field(default_factory=list)
     quarantine_preview: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,17 +93,21 @@ def ingest_path(home: Home, path: Path, *, gold: bool | None = None) -> IngestRe
     """Ingest one file into the home's warehouse (opening it); see :func:`ingest_file`."""
     ds = home.config.dataset
     with open_warehouse(home) as con:
-        return ingest_file(con, ds, path, gold=is_gold_path(home, path) if gold is None else gold)
+        return ingest_file(con, ds, path, gold=is_gold_path(home, path) if gold is None else gold,
+                           max_quarantine_share=home.config.ingest.max_quarantine_share)
 
 
 def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *, gold: bool = False,
-                regold: bool = False) -> IngestResult:
+                regold: bool = False, max_quarantine_share: float = 0.5) -> IngestResult:
     """Ingest ``path`` as one batch through an open warehouse connection (not inside a transaction).
 
     The same bytes are never ingested twice: a file whose batch is already recorded is a no-op,
     and the same bytes under another name are recorded as a ``duplicate`` batch. Bytes already
     ingested as training data are not taken as gold (a ``rejected`` result that names the ids and
     is not recorded) unless ``regold``: then they are stored again as gold examples, in the gold id space.
+    A file with rows but no good one is ``rejected`` naming the columns that rejected them, its rows
+    kept in ``quarantine`` (see :func:`_fail_without_good_rows`); a batch whose quarantined share of
+    rows (0..1) is above ``max_quarantine_share`` is ingested with a warning in ``warnings``.
     """
     path = Path(path)
     if not path.is_file():
@@ -151,6 +157,8 @@ def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *
                     con.execute("ROLLBACK")
                     con.execute("BEGIN TRANSACTION")
                     _reject(result, exc)
+                else:
+                    _judge_quarantined_share(con, result, max_quarantine_share)
             _record_batch(con, result, format_or_none(path))
             con.execute("COMMIT")
         except BaseException:
@@ -189,6 +197,66 @@ def _reject(result: IngestResult, exc: UnreadableFile) -> None:
     result.quarantine_preview = []
 
 
+def _judge_quarantined_share(con: duckdb.DuckDBPyConnection, result: IngestResult, max_share: float) -> None:
+    """Fail a loaded batch without a good row; warn when its quarantined share is above ``max_share``."""
+    if not result.rows_in:
+        return
+    if not result.rows_ok:
+        _fail_without_good_rows(con, result)
+        return
+    share = result.rows_quarantined / result.rows_in
+    if share > max_share:
+        result.warnings.append(
+            f"{result.rows_quarantined} of {result.rows_in} rows ({share:.0%}) quarantined, above [ingest] "
+            f"max_quarantine_share = {max_share:g}: {_rejecting_columns(con, result.batch_id)}")
+
+
+def _fail_without_good_rows(con: duckdb.DuckDBPyConnection, result: IngestResult) -> None:
+    """Mark a batch whose every row was quarantined ``rejected``, naming what rejected the rows.
+
+    Its quarantined rows are kept (nothing lost: a person reads why each row failed), but nothing
+    else of it stays: the transaction is rolled back, so a first batch that fails fixes no column
+    types or classes, and the quarantine is written again. The counts stay as loaded.
+    """
+    why = _rejecting_columns(con, result.batch_id)
+    kept = con.execute("SELECT batch_id, row_number, raw, reason FROM quarantine WHERE batch_id = ?",
+                       [result.batch_id]).df()
+    con.execute("ROLLBACK")
+    con.execute("BEGIN TRANSACTION")
+    con.register("_kept_quarantine", kept)
+    try:
+        con.execute("INSERT INTO quarantine (batch_id, row_number, raw, reason) "
+                    "SELECT batch_id, row_number, raw, reason FROM _kept_quarantine")
+    finally:
+        con.unregister("_kept_quarantine")
+    result.status = "rejected"
+    result.reason = (f"no good row: all {result.rows_in} rows quarantined, {why}; the rows and their reasons are "
+                     f"in table quarantine, batch_id = '{result.batch_id}'")
+    result.rows_new = result.rows_changed = result.rows_unchanged = result.rows_labeled = 0
+    result.column_types = {}
+    # Only the column mapping still holds: notes on classes or stored labels were about rows not kept.
+    result.notes = [n for n in result.notes if n.startswith("column ")]
+
+
+def _rejecting_columns(con: duckdb.DuckDBPyConnection, batch_id: str, shown: int = 3) -> str:
+    """What quarantined the rows of ``batch_id``, most rows first: "column 'tenure' (40 rows, e.g. ...)".
+
+    A row's reason joins its problems with "; "; each problem names its column as "column NAME"
+    (see data_engine.ingest.validate) or is grouped by its own text (missing ids, labels).
+    """
+    groups = con.execute(
+        "WITH parts AS (SELECT row_number, unnest(string_split(reason, '; ')) AS part FROM quarantine "
+        "  WHERE batch_id = ?), "
+        "keyed AS (SELECT row_number, part, regexp_extract(part, 'column ([^:)]+)', 1) AS col FROM parts) "
+        "SELECT col, count(DISTINCT row_number) AS n, min(part) AS example FROM keyed "
+        "GROUP BY col, CASE WHEN col = '' THEN part END ORDER BY n DESC, col LIMIT ?",
+        [batch_id, shown + 1],
+    ).fetchall()
+    said = [f"column {col!r} ({n} rows, e.g. {example[:120]!r})" if col else f"{example[:120]!r} ({n} rows)"
+            for col, n, example in groups[:shown]]
+    return "rejected by " + "; ".join(said) + ("; ..." if len(groups) > shown else "")
+
+
 def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResult, raw: RawTable) -> None:
     """Validate and store the rows read into ``raw_rows``; fill ``result``'s counts."""
     match = match_columns(con, ds, raw)
@@ -199,6 +267,12 @@ def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResul
     if raw.rows == 0 and raw.rejects == 0:
         raise UnreadableFile("no data rows (header only)")
     result.ignored_columns = list(match.ignored)
+    if not label_present:
+        # A file without the label column is the unlabeled stream, a valid batch; but a misspelt or
+        # renamed label column reads the same way, so say it, and where the labels might be.
+        hint = (f"; if the labels are in {', '.join(map(repr, match.ignored))}, set [dataset] label_column"
+                if match.ignored else "")
+        result.notes.append(f"no label column {ds.label_column!r} in this file: its rows are stored unlabeled{hint}")
     first = not stored_columns(con)
     try:
         types = fix_columns(con, ds, set(match.present))
@@ -366,6 +440,7 @@ def summarize(results: list[IngestResult]) -> str:
         if r.ignored_columns:
             lines.append("  ignored columns: " + ", ".join(map(repr, r.ignored_columns)))
         lines += [f"  note: {n}" for n in r.notes]
+        lines += [f"  warning: {w}" for w in r.warnings]
         lines += [f"  row {q['row_number']}: {q['reason']}" for q in r.quarantine_preview[:3]]
         if r.rows_quarantined > 3:  # say where the rest are: a cut list reads as the whole story
             lines.append(f"  ... and {r.rows_quarantined - 3} more quarantined row(s): table quarantine, "

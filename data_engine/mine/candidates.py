@@ -5,15 +5,15 @@ scored by stratified K-fold out-of-fold predictions on the labels in force (the 
 seed as mining), by the promotion gate's metric (``[gate] metric``: accuracy or macro-F1), and
 the best one is trained on all labels and registered. The candidates:
 
-* each member of the mining ensemble (``[mining] model``), alone;
-* their mixture, weighted by the out-of-fold likelihood (:func:`data_engine.mine.oof.mixture_weights`),
+* the members' mixture, weighted by the out-of-fold likelihood (:func:`data_engine.mine.oof.mixture_weights`),
   which is what mining reads;
+* each member of the mining ensemble (``[mining] model``), alone;
 * the linear model on the stored per-row embedding (``embedding``: e5-small vectors on text,
   the user's own vectors with ``embedding = "column"``), when mining does not already have it;
 * the modality's clean-label specialist (:data:`data_engine.mine.spec.SERVED_AUTO`: the RBF SVM
   on images up to :data:`~data_engine.mine.spec.SVM_MAX_ROWS` rows).
 
-Ties go to the earlier candidate in that order. Why: on emotion-labelled tweets the unweighted
+Ties go to the earlier candidate in that order (a mixture averages its members' mistakes). Why: on emotion-labelled tweets the unweighted
 vote of e5 + TF-IDF + naive Bayes scored 0.626 on held-out data while a logistic regression on the
 same e5 vectors scored 0.751 on the same noisy labels; which family is best depends on the data
 and on how clean its labels are, so it is measured on the user's data each time. The promotion

@@ -56,8 +56,10 @@ def noise_interval(state: PredictionState, *, seed: int = 0) -> tuple[float, flo
     Method: the examples are resampled with replacement within each given class (a stratified
     bootstrap, so no class vanishes from a draw), the joint is re-estimated on each draw with
     cleanlab's ``estimate_joint`` on the same out-of-fold probabilities, and the interval is the
-    normal approximation (mean ± 1.96 standard deviations of the draws, clipped to [0, 1]), which
-    stays stable with the few draws a large data set gets. It measures the sampling error of the
+    normal bootstrap interval around the estimate itself (the rate on all examples ± 1.96 standard
+    deviations of the draws, clipped to [0, 1]; Efron & Tibshirani 1993, ch. 13), which stays stable
+    with the few draws a large data set gets and always contains the rate it qualifies (the draws'
+    own mean can sit away from it when the estimator is biased on resamples, which carry repeats). It measures the sampling error of the
     estimate only: the models' own mistakes also count as noise (a weak model reads hard examples
     as mislabeled), a bias no resampling shows. None when the rate itself cannot be estimated.
     """
@@ -78,8 +80,9 @@ def noise_interval(state: PredictionState, *, seed: int = 0) -> tuple[float, flo
     from scipy.stats import norm
 
     z = float(norm.ppf(0.5 + INTERVAL_LEVEL / 2))
-    mean, sd = float(rates.mean()), float(rates.std(ddof=1))
-    return max(0.0, mean - z * sd), min(1.0, mean + z * sd)
+    rate = 1.0 - float(np.trace(estimate_joint(labels, probs)))
+    sd = float(rates.std(ddof=1))
+    return max(0.0, rate - z * sd), min(1.0, rate + z * sd)
 
 
 def noise_wording(rate: float | None, interval: tuple[float, float] | None) -> str:

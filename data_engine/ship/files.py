@@ -152,7 +152,8 @@ def predict_file(home: Home, path: Path, version: int | None = None) -> tuple[pd
     X = model_input(record, with_stored_vectors(home, model, checked.frame), str(path))
     with limited_threads():
         probs = aligned_probabilities(model, X, classes)  # (N, K)
-    out = pd.DataFrame({home.config.dataset.id_column: checked.frame["example_id"].to_numpy(),
+    # Without an id column the ids are the engine's content ids, named as `export` names them.
+    out = pd.DataFrame({home.config.dataset.id_column or "example_id": checked.frame["example_id"].to_numpy(),
                         "predicted_label": np.asarray(classes, dtype=object)[probs.argmax(axis=1)],
                         "predicted_score": probs.max(axis=1)})
     for j, c in enumerate(classes):

@@ -7,6 +7,7 @@ not be silently ignored), and every error names the key (``review.budget``) and 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import tomllib
 import types
@@ -14,6 +15,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit
 
 from data_engine.errors import ConfigError, EngineError
 
@@ -92,6 +94,8 @@ class ReviewConfig:
 
     url: str = "http://127.0.0.1:8080"
     api_key_env: str = "LABEL_STUDIO_API_KEY"
+    # The API key goes to ``url`` with every request: a url off this machine must be allowed here.
+    allow_remote: bool = False
     project_title: str = ""
     budget: int = 200
     annotators_per_task: int = 1
@@ -122,6 +126,15 @@ class ReviewConfig:
     # New verdicts alone re-mine (and refill the queue) once fewer than this share of `budget`
     # tasks are open; new examples re-mine at once (data_engine.triggers.mining_trigger).
     refill_below: float = 0.5
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """How landed files are judged beyond their rows."""
+
+    # A batch with a larger share of its rows quarantined is ingested with a warning (a file
+    # with no good row at all fails whatever this says).
+    max_quarantine_share: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -181,6 +194,7 @@ class EngineConfig:
     """The whole ``engine.toml``."""
 
     dataset: DatasetConfig
+    ingest: IngestConfig = field(default_factory=IngestConfig)
     mining: MiningConfig = field(default_factory=MiningConfig)
     review: ReviewConfig = field(default_factory=ReviewConfig)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
@@ -366,6 +380,17 @@ def _check_ranges(cfg: EngineConfig) -> None:
         raise ConfigError("review.timeout_seconds: must be positive")
     if not cfg.review.url.startswith(("http://", "https://")):
         raise ConfigError(f"review.url = {cfg.review.url!r}: must start with http:// or https://")
+    try:
+        host = urlsplit(cfg.review.url).hostname
+    except ValueError as exc:  # e.g. an unclosed [ of an IPv6 address
+        raise ConfigError(f"review.url = {cfg.review.url!r}: {exc}") from None
+    if not host:
+        raise ConfigError(f"review.url = {cfg.review.url!r}: names no host")
+    if remote_review_host(cfg.review) and not cfg.review.allow_remote:
+        raise ConfigError(
+            f"review.url = {cfg.review.url!r}: {remote_review_host(cfg.review)} is not this machine, and the API key "
+            f"(${cfg.review.api_key_env}) would be sent there with every request; set [review] allow_remote = true "
+            "if that is intended")
     if not cfg.review.api_key_env.replace("_", "").isalnum():
         raise ConfigError("review.api_key_env: must be the NAME of an environment variable, not the key itself")
     for name, w in cfg.review.weights.items():
@@ -375,6 +400,8 @@ def _check_ranges(cfg: EngineConfig) -> None:
         raise ConfigError("review.explore_share: must be between 0 and 1")
     if not 0 < cfg.review.refill_below <= 1:
         raise ConfigError("review.refill_below: must be a share of the budget, above 0 and at most 1")
+    if not 0 <= cfg.ingest.max_quarantine_share <= 1:
+        raise ConfigError("ingest.max_quarantine_share: must be a share of a batch's rows, between 0 and 1")
     if cfg.retrain.min_new_labels < 1:
         raise ConfigError("retrain.min_new_labels: must be at least 1")
     if cfg.gate.tolerance is not None and not 0 <= cfg.gate.tolerance <= 1:
@@ -394,6 +421,29 @@ def _check_ranges(cfg: EngineConfig) -> None:
             raise ConfigError(f"gate.slices[{i}].column = {s.column!r}: not a dataset column")
         if s.equals is None and s.min is None and s.max is None:
             raise ConfigError(f"gate.slices[{i}]: give equals, min or max")
+
+
+def remote_review_host(review: ReviewConfig) -> str | None:
+    """The host of ``review.url`` when it is not this machine's loopback (127.0.0.0/8, ::1, localhost), else None.
+
+    Only the URL's text is read (no name lookup): a name other than ``localhost`` counts as remote.
+    """
+    host = urlsplit(review.url).hostname or ""
+    if host == "localhost":
+        return None
+    try:
+        return None if ipaddress.ip_address(host).is_loopback else host
+    except ValueError:
+        return host
+
+
+def remote_review_notice(review: ReviewConfig) -> str | None:
+    """The line a command that talks to the review server says first when ``review.url`` is remote."""
+    host = remote_review_host(review)
+    if host is None:
+        return None
+    return (f"note: review server {review.url} is on another machine ({host}); the API key ${review.api_key_env} "
+            "is sent there ([review] allow_remote = true)")
 
 
 def check_scheduler(value: str, key: str = "compute.scheduler") -> str:

@@ -29,8 +29,11 @@ class NotClasses(EngineError):
 # ratings with decimals) or of tag lists would otherwise become hundreds of classes without a word.
 MANY_CLASSES = 30
 # ... and refused as numbers to predict when nearly all labels are numbers (the share of numeric
-# columns) and either some are fractional or most labeled rows have a value of their own.
+# columns) and either some are fractional, most labeled rows have a value of their own, or the
+# values leave fewer than MIN_ROWS_PER_CLASS labeled rows per class on average (a whole-number
+# target such as a disease score: 214 values among 442 rows, no class learnable from two rows).
 DISTINCT_SHARE = 0.5
+MIN_ROWS_PER_CLASS = 5
 # ... and refused as tag lists when at least this share of the distinct labels is a JSON array or
 # holds the tag separator ("a|b", the form issue-tracker and photo-tag exports use).
 TAG_LIST_SHARE = 0.2
@@ -192,7 +195,8 @@ def check_label_kind(column: str, distinct: list[str], n_labeled: int) -> None:
 
     ``distinct``: its distinct labels (normalised); ``n_labeled``: the labeled rows of the batch.
     The engine classifies: every distinct value is a class. With more than :data:`MANY_CLASSES`
-    values, numbers (nearly all labels, with fractions or mostly one value per row) are a quantity
+    values, numbers (nearly all labels, with fractions, mostly one value per row or fewer than
+    :data:`MIN_ROWS_PER_CLASS` rows per value on average) are a quantity
     to predict, and JSON arrays or ``a|b`` values are tag lists; both are refused with
     :class:`NotClasses`, naming the column, the count and the way out (``[dataset] classes`` when they
     really are classes; ``[dataset] task = "regression"`` / ``"multilabel"`` once those tasks exist).
@@ -202,7 +206,8 @@ def check_label_kind(column: str, distinct: list[str], n_labeled: int) -> None:
         return
     numbers = [v for v in distinct if _number(v) is not None]
     fractional = sum(1 for v in numbers if not float(_number(v)).is_integer())
-    if len(numbers) >= NUMERIC_SHARE * k and (fractional or k >= DISTINCT_SHARE * n_labeled):
+    sparse = k >= DISTINCT_SHARE * n_labeled or n_labeled < MIN_ROWS_PER_CLASS * k
+    if len(numbers) >= NUMERIC_SHARE * k and (fractional or sparse):
         example = ", ".join(sorted(numbers, key=lambda v: float(v))[:: max(1, len(numbers) // 4)][:4])
         raise NotClasses(
             f"label column {column!r}: {k} distinct numbers among {n_labeled} labeled rows (e.g. {example}) look like "

@@ -13,6 +13,7 @@ import pytest
 from data_engine.cli import main
 from data_engine.demo.loop import _oracle_coverage, landed_labels
 from data_engine.errors import EngineError
+from data_engine.ingest.batch import ingest_path
 from data_engine.review.labelstudio.fake import FakeReviewClient
 from data_engine.review.labelstudio.labeling import chosen
 from data_engine.review.oracle import oracle_path, read_oracle
@@ -91,6 +92,13 @@ def test_demo_measures_any_home_from_its_oracle_and_the_landed_labels(tmp_path: 
     oracle = pd.DataFrame({"example_id": frame["id"], "label": frame["true_label"]})
     wrong, n_gold = _oracle_coverage(home, oracle, landed)
     assert wrong == int((frame["given_label"] != frame["true_label"]).sum()) == 10 and n_gold == 0
+    # Gold the oracle does not list still counts: it is the set the gate scores (a new user's
+    # demo-loop said "on 0 gold examples" beside a 30-example gold set).
+    gold = frame.drop(columns=["true_label", "given_label"]).head(4).assign(id=[f"g{i}" for i in range(4)])
+    (home.landing / "gold").mkdir(exist_ok=True)
+    gold.to_csv(home.landing / "gold" / "gold.csv", index=False)
+    assert ingest_path(home, home.landing / "gold" / "gold.csv", gold=True).status == "ingested"
+    assert _oracle_coverage(home, oracle, landed)[1] == 4
     stranger = pd.DataFrame({"example_id": ["zz1", "zz2"], "label": ["1", "2"]})
     with pytest.raises(EngineError, match="none of its 2 ids is an example of this home"):
         _oracle_coverage(home, stranger, landed)

@@ -58,3 +58,22 @@ def test_labelstudio_token_prints_only_the_saved_token(home, capsys):
 def test_simulate_without_an_oracle_is_a_clear_error(home, capsys):
     assert _run(home, "review", "simulate") == 2
     assert "seed-demo" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["push", "pull", "simulate"])
+def test_a_remote_review_server_is_said_once_before_the_key_is_used(tmp_path, capsys, monkeypatch, command):
+    """Issue 26: a review url off this machine needs allow_remote, and the commands that talk to it say
+    so first (here the key is missing, so nothing is sent: the notice still comes before the error)."""
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
+    home = make_home(tmp_path, {"review": {"url": "https://ls.example.com", "allow_remote": True}})
+    assert _run(home, "review", command) == 2
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: review server https://ls.example.com is on another machine (ls.example.com); "
+                     "the API key $LABEL_STUDIO_API_KEY is sent there ([review] allow_remote = true)"]
+
+
+def test_a_remote_review_server_without_allow_remote_is_a_config_error(tmp_path):
+    from data_engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"review.url = 'https://ls.example.com': ls.example.com is not this machine"):
+        make_home(tmp_path, {"review": {"url": "https://ls.example.com"}})

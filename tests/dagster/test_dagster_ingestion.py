@@ -59,6 +59,8 @@ def test_asset_ingests_the_partition_and_reports_quarantine(demo_home: Home) -> 
     meta = result.asset_materializations_for_node("landed_batch")[0].metadata
     assert meta["rows_in"].value == 13 and meta["rows_ok"].value == 12 and meta["rows_quarantined"].value == 1
     assert meta["dagster/row_count"].value == 12
+    (check,) = result.get_asset_check_evaluations()  # 1 of 13 rows quarantined: below the default 0.5
+    assert (check.check_name, check.passed) == ("quarantined_share", True)
     (bad,) = meta["quarantine_preview"].records
     assert "not a finite number" in bad.data["reason"] and isinstance(bad.data["row"], int)
     assert [c.type for c in meta["quarantine_preview"].schema.columns] == ["int", "string", "string"]
@@ -102,3 +104,34 @@ def test_odd_file_names_and_compressed_files_go_through_the_sensor_and_the_asset
     with open_warehouse(demo_home, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM examples").fetchone()[0] == 4
     shutil.rmtree(demo_home.landing)
+
+
+def test_a_batch_without_a_good_row_fails_the_run_and_a_large_quarantined_share_warns(demo_home: Home) -> None:
+    """Issue 26: px0 turned to text upstream ("56 months") in every row: the run fails naming the
+    column (rows kept in quarantine); 3 of 5 rows bad (60% > the default 0.5): ingested with a warning."""
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"engine": EngineResource(home=str(demo_home.root))}
+    header = "id,label," + ",".join(f"px{i}" for i in range(64)) + "\n"
+    row = lambda r, px0: f"t{r},{r % 10},{px0}," + ",".join(["1"] * 63) + "\n"  # noqa: E731
+    (demo_home.landing / "text.csv").write_text(header + "".join(row(r, f"{r} months") for r in range(4)))
+    (demo_home.landing / "mixed.csv").write_text(header + "".join(row(r, f"{r} months" if r < 13 else r)
+                                                               for r in range(10, 15)))
+    instance.add_dynamic_partitions(batches_partitions.name, ["a.csv", "text.csv", "mixed.csv"])
+    assert dg.materialize([landed_batch], partition_key="a.csv", instance=instance, resources=resources).success
+    failed = dg.materialize([landed_batch], partition_key="text.csv", instance=instance, resources=resources,
+                            raise_on_error=False)
+    assert not failed.success and not failed.asset_materializations_for_node("landed_batch")
+    (failure,) = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.step_failure_data.error.message
+    assert "text.csv: no good row: all 4 rows quarantined, rejected by column 'px0' (4 rows" in message
+    mixed = dg.materialize([landed_batch], partition_key="mixed.csv", instance=instance, resources=resources)
+    meta = mixed.asset_materializations_for_node("landed_batch")[0].metadata
+    assert (meta["rows_ok"].value, meta["rows_quarantined"].value) == (2, 3)
+    assert meta["warnings"].value.startswith("- 3 of 5 rows (60%) quarantined, above [ingest] max_quarantine_share "
+                                             "= 0.5: rejected by column 'px0' (3 rows")
+    (check,) = mixed.get_asset_check_evaluations()
+    assert (check.check_name, check.passed, check.severity) == ("quarantined_share", False, dg.AssetCheckSeverity.WARN)
+    assert "rejected by column 'px0'" in (check.description or "")
+    with open_warehouse(demo_home, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM quarantine WHERE batch_id LIKE 'text-%'").fetchone()[0] == 4
+        assert con.execute("SELECT count(*) FROM examples").fetchone()[0] == 12 + 2

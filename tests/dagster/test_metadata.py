@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.ship import per_class_table, verdict_metadata
+from assets.metadata import table as typed_table
+from assets.ship import PER_CLASS_COLUMNS, per_class_rows, verdict_metadata
 from data_engine.ship.gate import Evaluation, decide_promotion
 from data_engine.store.config import GateConfig
+
+
+def per_class_table(verdict) -> dg.MetadataValue:
+    """The candidate page's per-class table, as candidate_model builds it."""
+    return typed_table(per_class_rows(verdict.candidate.to_dict(),
+                                      verdict.champion.to_dict() if verdict.champion else None, verdict.checks),
+                       PER_CLASS_COLUMNS)
 
 
 def _fields(value: dg.MetadataValue) -> list[set[str]]:

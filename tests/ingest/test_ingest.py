@@ -286,6 +286,21 @@ def test_classes_wait_for_a_labeled_batch(make_home: Callable[..., Home]) -> Non
             "SELECT class_label FROM dataset_classes ORDER BY position").fetchall()] == ["no", "yes"]
 
 
+def test_a_file_without_the_label_column_is_stored_unlabeled_and_says_so(make_home: Callable[..., Home]) -> None:
+    # A new user's trial: label_column = "kind" while the file's labels are in "species"; every row
+    # was stored unlabeled with exit 0, and only "ignored columns: 'species'" hinted at it.
+    home = make_home(INFER_CONFIG, name="infer")
+    (home.landing / "u.csv").write_text("id,n,c,species\n1,1,p,setosa\n", encoding="utf-8")
+    (home.landing / "v.csv").write_text("id,n,c\n2,1,p\n", encoding="utf-8")
+    with open_warehouse(home) as con:
+        renamed = ingest_file(con, home.config.dataset, home.landing / "u.csv")
+        plain = ingest_file(con, home.config.dataset, home.landing / "v.csv")
+    assert renamed.status == "ingested" and renamed.rows_labeled == 0
+    assert ("no label column 'y' in this file: its rows are stored unlabeled; if the labels are in 'species', "
+            "set [dataset] label_column") in renamed.notes
+    assert "no label column 'y' in this file: its rows are stored unlabeled" in plain.notes
+
+
 # ---- all or nothing -----------------------------------------------------------------------------
 
 def test_a_failure_mid_batch_leaves_no_trace(monkeypatch: pytest.MonkeyPatch, ingest_toy: Ingest,

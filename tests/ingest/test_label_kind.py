@@ -78,3 +78,13 @@ def test_classes_from_the_config_are_not_second_guessed(make_home: Callable[...,
     home = make_home(CONFIG + "classes = [" + ", ".join(f'"{c}"' for c in classes) + "]\n")
     result, stored = _ingest(home, [classes[i % 40] for i in range(80)])
     assert result.status == "ingested" and len(stored) == 40
+
+
+def test_whole_numbers_too_sparse_to_be_classes_are_refused(make_home: Callable[..., Home]) -> None:
+    # A new user's trial: a disease-progression score, 214 whole numbers among 442 rows (about two
+    # rows a value), became 214 classes and a model with out-of-fold accuracy 0.02.
+    rng = np.random.default_rng(0)
+    scores = list(np.concatenate([np.arange(25, 239), rng.integers(25, 239, 228)]))
+    result, classes = _ingest(make_home(CONFIG), scores)
+    assert result.status == "rejected" and not classes
+    assert "214 distinct numbers among 442 labeled rows" in result.reason

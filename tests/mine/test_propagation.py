@@ -125,6 +125,7 @@ def test_detector_learns_junk_from_a_few_discards_and_asks_where_unsure() -> Non
     assert roc_auc_score(truth_junk, p) >= 0.9
     asked = found["detail"].map(lambda d: json.loads(d)["asked"])
     assert asked.sum() == 10 and found.loc[asked, "is_issue"].all()
+    assert p[asked].between(0.1, 0.5, inclusive="left").all()  # unsure, not confidently kept
     assert result.summary["status"] == "trained" and result.summary["verdicts"] == 50
     assert found.loc[flagged, "reason"].str.contains(r"examples reviewers discarded|which a reviewer discarded").all()
 
@@ -280,3 +281,28 @@ def test_undone_propagation_sticks_the_next_mining_run_does_not_propagate_those_
         assert undone & flagged
         now = labels_in_force(con).set_index("example_id").loc[sorted(undone)]
         assert (now["source"] == "ingest").all()
+
+
+def test_lookalike_asks_nothing_where_it_is_sure() -> None:
+    # Confident answers everywhere (every unreviewed example far from the discards): no question
+    # is worth a review slot, however many the detector may ask.
+    rng = np.random.default_rng(3)
+    n = 200
+    x = np.r_[rng.normal(0, 1, (150, 4)), rng.normal(30, 1, (50, 4))]
+    inputs = pd.DataFrame(x, columns=[f"x{i}" for i in range(4)])
+    ids = np.array([f"e{i}" for i in range(n)], dtype=object)
+    reviewed = np.r_[np.arange(140, 150), np.arange(150, 160)]
+    junk = reviewed >= 150
+    verdicts = pd.DataFrame({"example_id": ids[reviewed], "feature_hash": [f"h{i}" for i in reviewed],
+                             "is_discarded": junk, "label": np.where(junk, None, "pos"), "given_label": "pos",
+                             **{c: inputs[c].to_numpy()[reviewed] for c in inputs}})
+    data = MiningData(ids, np.zeros(n, np.int64), ("neg", "pos"), np.full((n, 2), 0.5), np.ones(n, bool),
+                      np.array([f"h{i}" for i in range(n)], dtype=object), inputs=inputs,
+                      schema={c: "numeric" for c in inputs}, modality="tabular", verdicts=verdicts)
+    result = get_detector("lookalike", min_count=5, ask=25).find_issues(data)
+    found = result.issues.set_index("example_id")
+    p = found["detail"].map(lambda d: json.loads(d)["p_discard"])
+    asked = found["detail"].map(lambda d: json.loads(d)["asked"])
+    assert result.summary["status"] == "trained"
+    assert not asked[(p < 0.1) | (p >= 0.5)].any()
+    assert asked.sum() == int(((p >= 0.1) & (p < 0.5)).sum().clip(max=25))

@@ -66,3 +66,20 @@ def test_a_file_is_embedded_once_and_known_content_never(home: Home, tmp_path) -
     assert second.evaluation == first.evaluation
     predicted, _, _ = predict_file(home, path, 1)
     assert sum(EMBEDDED) == 10 and len(predicted) == 15
+
+
+def test_predict_names_content_ids_without_an_id_column(make_home: Callable[..., Home], monkeypatch, tmp_path) -> None:
+    # A new user's trial: without [dataset] id_column, `predict` wrote a first column with no name.
+    monkeypatch.setitem(EMBEDDERS._builtins, CountingEmbedder.name, CountingEmbedder)
+    home = make_home('[dataset]\nname = "notes"\nmodality = "text"\nlabel_column = "label"\ntext_column = "note"\n'
+                     '[mining]\nembedding = "counting-test"\n[retrain]\nmodel = "embedding"\n')
+    path = home.landing / "train.csv"
+    pd.DataFrame({"note": [f"{'good' if i % 2 else 'bad'} film {i}" for i in range(40)],
+                  "label": ["pos" if i % 2 else "neg" for i in range(40)]}).to_csv(path, index=False)
+    with open_warehouse(home) as con:
+        ingest_file(con, home.config.dataset, path)
+        train_candidate(con, home)
+    new = tmp_path / "new.csv"
+    pd.DataFrame({"note": ["good new film", "bad new film"]}).to_csv(new, index=False)
+    frame, _, _ = predict_file(home, new, version=1)
+    assert list(frame.columns[:2]) == ["example_id", "predicted_label"] and frame["example_id"].notna().all()

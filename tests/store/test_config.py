@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from data_engine.errors import ConfigError
-from data_engine.store.config import EngineConfig, load_config, parse_config
+from data_engine.store.config import EngineConfig, load_config, parse_config, remote_review_notice
 from data_engine.store.home import Home
 
 BASE = """\
@@ -70,6 +70,12 @@ def _parse(text: str) -> EngineConfig:
         (BASE + "[review]\napi_key_env = 'sk-123 456'\n", ["review.api_key_env", "NAME"]),
         (BASE + "[review.weights]\nlabel = -1.0\n", ["review.weights.label", "must not be negative"]),
         (BASE + "[serve]\nport = 70000\n", ["serve.port"]),
+        (BASE + "[ingest]\nmax_quarantine_share = 1.5\n", ["ingest.max_quarantine_share", "between 0 and 1"]),
+        (BASE + "[ingest]\nmax_quarantine_share = -0.1\n", ["ingest.max_quarantine_share", "between 0 and 1"]),
+        (BASE + "[ingest]\nmax_quarantine_share = 'half'\n", ["ingest.max_quarantine_share", "expected a number"]),
+        (BASE + "[review]\nallow_remote = 'yes'\n", ["review.allow_remote", "true or false"]),
+        (BASE + "[review]\nurl = 'http://[::1:8080'\n", ["review.url"]),
+        (BASE + "[review]\nurl = 'http://:8080'\n", ["review.url", "names no host"]),
         (BASE + "[[gate.slices]]\nname = 's'\ncolumn = 'age'\nequals = 'x'\n", ["gate.slices[0].column", "'age'"]),
         (BASE + "[[gate.slices]]\nname = 's'\ncolumn = 'plan'\n", ["gate.slices[0]", "equals, min or max"]),
     ],
@@ -130,3 +136,31 @@ def test_load_config_errors_name_the_file(tmp_path: Path, content: bytes | None,
 def test_home_without_directory_says_init(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no engine home here.*init"):
         _ = Home(tmp_path / "nowhere").config
+
+
+def test_max_quarantine_share_defaults_to_half_and_reads_the_key() -> None:
+    assert _parse(BASE).ingest.max_quarantine_share == 0.5
+    assert _parse(BASE + "[ingest]\nmax_quarantine_share = 0.2\n").ingest.max_quarantine_share == 0.2
+    assert _parse(BASE + "[ingest]\nmax_quarantine_share = 1\n").ingest.max_quarantine_share == 1.0
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://127.1.2.3:8080", "http://localhost:8080",
+                                 "http://LOCALHOST:8080", "http://[::1]:8080", "https://127.0.0.1"])
+def test_a_loopback_review_url_needs_nothing_and_is_not_announced(url: str) -> None:
+    cfg = _parse(BASE + f"[review]\nurl = '{url}'\n")
+    assert cfg.review.allow_remote is False and remote_review_notice(cfg.review) is None
+
+
+@pytest.mark.parametrize("url, host", [("https://ls.example.com", "ls.example.com"),
+                                       ("http://10.0.0.5:8080", "10.0.0.5"),
+                                       ("http://128.0.0.1:8080", "128.0.0.1"),
+                                       ("http://[2001:db8::1]:8080", "2001:db8::1"),
+                                       ("http://0.0.0.0:8080", "0.0.0.0")])
+def test_a_remote_review_url_is_refused_unless_allowed_then_announced(url: str, host: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _parse(BASE + f"[review]\nurl = '{url}'\napi_key_env = 'LS_KEY'\n")
+    for word in ("review.url", host, "$LS_KEY", "allow_remote = true"):
+        assert word in str(info.value), f"{word!r} not in {info.value}"
+    cfg = _parse(BASE + f"[review]\nurl = '{url}'\napi_key_env = 'LS_KEY'\nallow_remote = true\n")
+    notice = remote_review_notice(cfg.review)
+    assert notice is not None and host in notice and "$LS_KEY" in notice and url in notice

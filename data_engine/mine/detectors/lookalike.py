@@ -35,6 +35,10 @@ MIN_DISCARDED = 5
 UNREVIEWED_WEIGHT = 0.05
 # Unreviewed examples it asks about per run (active learning), on top of the confident look-alikes.
 ASK_PER_RUN = 25
+# ... and only where the model is unsure: below this probability of junk a question teaches it
+# little (a new user's image files: 25 questions at p = 0.00 a run, all 25 answered "keep", ranked
+# above the label flags). docs/review.md states the same band.
+ASK_MIN_P = 0.1
 # Score of an asked example: active learning pays off only if its questions are answered, so they
 # rank with confident findings (priority = weight * (1 - score)).
 ASKED_SCORE = 0.0
@@ -101,7 +105,7 @@ class LookalikeDetector(Detector):
             from skactiveml.pool import uncertainty_scores
 
             unsure = uncertainty_scores(np.column_stack([1 - p, p]), method="least_confident")
-            candidates = np.flatnonzero(p < 0.5)
+            candidates = np.flatnonzero((p >= ASK_MIN_P) & (p < 0.5))
             asked[candidates[np.argsort(-unsure[candidates], kind="stable")[: self.ask]]] = True
         lookalike = p >= 0.5
         is_copy = copy_partner >= 0
