@@ -83,7 +83,8 @@ def cmd_init(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_ingest(args: argparse.Namespace, home: Home) -> int:
     """``ingest FILE...``."""
-    from data_engine.ingest.batch import ingest_file, is_gold_path, summarize, to_json
+    from data_engine.ingest.batch import ingest_file, is_gold_path, to_json
+    from data_engine.ingest.summary import summarize
     from data_engine.ingest.landing import PREDICTIONS_DIR, not_ingested_reason
     from data_engine.store.warehouse import open_warehouse
 

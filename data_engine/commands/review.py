@@ -60,9 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _say_remote(home: Home) -> None:
     """Say on stderr, before the key is used, that the review server is on another machine ([review] allow_remote)."""
-    from data_engine.store.config import remote_review_notice
+    from data_engine.store.review_url import remote_review_notice
 
-    notice = remote_review_notice(home.config.review)
+    notice = remote_review_notice(home.config.review.url, home.config.review.api_key_env)
     if notice:
         print(notice, file=sys.stderr)
 

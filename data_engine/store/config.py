@@ -7,7 +7,6 @@ not be silently ignored), and every error names the key (``review.budget``) and 
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import math
 import tomllib
 import types
@@ -15,9 +14,9 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
-from urllib.parse import urlsplit
 
 from data_engine.errors import ConfigError, EngineError
+from data_engine.store.review_url import check_review_url
 
 Modality = Literal["tabular", "text", "image"]
 # "vector": one list of numbers per row (a Parquet list column, a JSONL array), for `embedding = "column"`.
@@ -378,19 +377,7 @@ def _check_ranges(cfg: EngineConfig) -> None:
         raise ConfigError("review.propagate_audit: must be between 0 and 1")
     if cfg.review.timeout_seconds <= 0:
         raise ConfigError("review.timeout_seconds: must be positive")
-    if not cfg.review.url.startswith(("http://", "https://")):
-        raise ConfigError(f"review.url = {cfg.review.url!r}: must start with http:// or https://")
-    try:
-        host = urlsplit(cfg.review.url).hostname
-    except ValueError as exc:  # e.g. an unclosed [ of an IPv6 address
-        raise ConfigError(f"review.url = {cfg.review.url!r}: {exc}") from None
-    if not host:
-        raise ConfigError(f"review.url = {cfg.review.url!r}: names no host")
-    if remote_review_host(cfg.review) and not cfg.review.allow_remote:
-        raise ConfigError(
-            f"review.url = {cfg.review.url!r}: {remote_review_host(cfg.review)} is not this machine, and the API key "
-            f"(${cfg.review.api_key_env}) would be sent there with every request; set [review] allow_remote = true "
-            "if that is intended")
+    check_review_url(cfg.review.url, cfg.review.api_key_env, cfg.review.allow_remote)
     if not cfg.review.api_key_env.replace("_", "").isalnum():
         raise ConfigError("review.api_key_env: must be the NAME of an environment variable, not the key itself")
     for name, w in cfg.review.weights.items():
@@ -421,29 +408,6 @@ def _check_ranges(cfg: EngineConfig) -> None:
             raise ConfigError(f"gate.slices[{i}].column = {s.column!r}: not a dataset column")
         if s.equals is None and s.min is None and s.max is None:
             raise ConfigError(f"gate.slices[{i}]: give equals, min or max")
-
-
-def remote_review_host(review: ReviewConfig) -> str | None:
-    """The host of ``review.url`` when it is not this machine's loopback (127.0.0.0/8, ::1, localhost), else None.
-
-    Only the URL's text is read (no name lookup): a name other than ``localhost`` counts as remote.
-    """
-    host = urlsplit(review.url).hostname or ""
-    if host == "localhost":
-        return None
-    try:
-        return None if ipaddress.ip_address(host).is_loopback else host
-    except ValueError:
-        return host
-
-
-def remote_review_notice(review: ReviewConfig) -> str | None:
-    """The line a command that talks to the review server says first when ``review.url`` is remote."""
-    host = remote_review_host(review)
-    if host is None:
-        return None
-    return (f"note: review server {review.url} is on another machine ({host}); the API key ${review.api_key_env} "
-            "is sent there ([review] allow_remote = true)")
 
 
 def check_scheduler(value: str, key: str = "compute.scheduler") -> str:

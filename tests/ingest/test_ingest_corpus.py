@@ -303,7 +303,7 @@ def test_file_row_numbers_survive_rejected_records(ingest_toy: Callable[..., Ing
 
 
 def test_summary_says_how_many_quarantined_rows_it_does_not_show(ingest_toy: Callable[..., IngestResult]) -> None:
-    from data_engine.ingest.batch import summarize
+    from data_engine.ingest.summary import summarize
 
     r = ingest_toy("many.csv", _csv("1,a,one,red", "2,b,two,blue", "3,b,three,blue", "4,a,four,red", "5,a,5,red"))
     text = summarize([r])

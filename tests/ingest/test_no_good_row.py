@@ -10,7 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from data_engine.ingest.batch import IngestResult, ingest_file, summarize
+from data_engine.ingest.batch import IngestResult, ingest_file
+from data_engine.ingest.summary import summarize
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 from tests.cli.test_cli_core import cli

@@ -87,13 +87,12 @@ def test_sigkill_mid_load_leaves_nothing_and_the_retry_stores_every_row(tmp_path
         before = _snapshot(home)
         _kill_when(home, big, phase)
         after = _snapshot(home)
-        if phase == "late-writing" and after != before:
-            # The batch's COMMIT can finish before the kill lands (the process then still closes
-            # the warehouse): then all of it must be there, never a part.
+        if after != before:
+            # The batch's COMMIT can finish before the kill lands (late in writing, or on a quick
+            # machine even by the "reading" kill at 1.5 s: seen at 200k rows): then all of it must be
+            # there, never a part.
             assert (after[0], after[1][0], after[2][0]) == (2, 50 + ROWS, 50 + ROWS), \
                 f"the killed batch is partly stored ({phase}): {after}"
-        else:
-            assert after == before, f"the killed batch left a trace ({phase})"
         assert_status_answers(home)
         retry = cli(home, "ingest", "--json", str(big))
         assert retry.returncode == 0, retry.stderr

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from data_engine.errors import ConfigError
-from data_engine.store.config import EngineConfig, load_config, parse_config, remote_review_notice
+from data_engine.store.config import EngineConfig, load_config, parse_config
+from data_engine.store.review_url import remote_review_notice
 from data_engine.store.home import Home
 
 BASE = """\
@@ -148,7 +149,7 @@ def test_max_quarantine_share_defaults_to_half_and_reads_the_key() -> None:
                                  "http://LOCALHOST:8080", "http://[::1]:8080", "https://127.0.0.1"])
 def test_a_loopback_review_url_needs_nothing_and_is_not_announced(url: str) -> None:
     cfg = _parse(BASE + f"[review]\nurl = '{url}'\n")
-    assert cfg.review.allow_remote is False and remote_review_notice(cfg.review) is None
+    assert cfg.review.allow_remote is False and remote_review_notice(cfg.review.url, cfg.review.api_key_env) is None
 
 
 @pytest.mark.parametrize("url, host", [("https://ls.example.com", "ls.example.com"),
@@ -162,5 +163,5 @@ def test_a_remote_review_url_is_refused_unless_allowed_then_announced(url: str, 
     for word in ("review.url", host, "$LS_KEY", "allow_remote = true"):
         assert word in str(info.value), f"{word!r} not in {info.value}"
     cfg = _parse(BASE + f"[review]\nurl = '{url}'\napi_key_env = 'LS_KEY'\nallow_remote = true\n")
-    notice = remote_review_notice(cfg.review)
+    notice = remote_review_notice(cfg.review.url, cfg.review.api_key_env)
     assert notice is not None and host in notice and "$LS_KEY" in notice and url in notice

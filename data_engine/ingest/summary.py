@@ -1,0 +1,26 @@
+"""What ``ingest`` prints for people: one line per batch, with its notes, warnings and first quarantined rows."""
+
+from __future__ import annotations
+
+from data_engine.ingest.batch import IngestResult
+
+
+def summarize(results: list[IngestResult]) -> str:
+    """One line per batch, for people."""
+    lines = []
+    for r in results:
+        note = " (already ingested)" if r.already_known else ""
+        counts = f"rows_in={r.rows_in} ok={r.rows_ok} quarantined={r.rows_quarantined}"
+        lines.append(f"{r.batch_id}: {r.status}{note} {counts}" + (f" - {r.reason}" if r.reason else ""))
+        if r.column_types:
+            lines.append("  column types (fixed from this batch): "
+                         + ", ".join(f"{c}={t}" for c, t in r.column_types.items()))
+        if r.ignored_columns:
+            lines.append("  ignored columns: " + ", ".join(map(repr, r.ignored_columns)))
+        lines += [f"  note: {n}" for n in r.notes]
+        lines += [f"  warning: {w}" for w in r.warnings]
+        lines += [f"  row {q['row_number']}: {q['reason']}" for q in r.quarantine_preview[:3]]
+        if r.rows_quarantined > 3:  # say where the rest are: a cut list reads as the whole story
+            lines.append(f"  ... and {r.rows_quarantined - 3} more quarantined row(s): table quarantine, "
+                         f"batch_id = '{r.batch_id}'")
+    return "\n".join(lines)
