@@ -14,6 +14,7 @@ from data_engine.errors import EngineError
 from data_engine.ingest.batch import ingest_file
 from data_engine.ingest.landing import decide_landing
 from data_engine.mine.run import run_mining
+from data_engine.ship.files import write_frame
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 from tests.conftest import TEXT_CONFIG
@@ -44,14 +45,9 @@ def _home(tmp_path: Path, config: str) -> Home:
     return make_home(tmp_path, config)
 
 
-def _ingest(home: Home, name: str, frame: pd.DataFrame, *, fmt: str = "csv") -> None:
+def _ingest(home: Home, name: str, frame: pd.DataFrame) -> None:
     path = home.landing / name
-    if fmt == "csv":
-        frame.to_csv(path, index=False)
-    elif fmt == "parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_json(path, orient="records", lines=True)
+    write_frame(frame, path)  # CSV, Parquet or JSONL by the name's suffix, as `predict --out` writes
     with open_warehouse(home) as con:
         result = ingest_file(con, home.config.dataset, path)
     assert result.status == "ingested", result.reason
@@ -139,7 +135,7 @@ def test_user_vectors_mine_train_and_serve(tmp_path):
     home = _home(tmp_path, VECTORS)
     data = _vectors(60)
     data.loc[5, "label"] = "b" if data.loc[5, "label"] == "a" else "a"
-    _ingest(home, "b1.jsonl", data, fmt="jsonl")
+    _ingest(home, "b1.jsonl", data)
     s = _mine(home)
     assert s.model_spec.startswith("embedding/") and s.embedding == "column"
     with open_warehouse(home) as con:
