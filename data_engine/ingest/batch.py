@@ -22,12 +22,13 @@ from data_engine.errors import EngineError
 from data_engine.ingest.columns import CONTENT_ID, add_content_ids, match_columns
 from data_engine.ingest.readers import RawTable, UnreadableFile, drop_scratch, file_format, format_or_none, read_raw
 from data_engine.ingest.validate import GOLD_ID_PREFIX, missing_labels, quarantine, validate
+from data_engine.ingest.versions import store_versions
 from data_engine.store.config import DatasetConfig
 from data_engine.store.home import Home
 from data_engine.store.schema import (MANY_CLASSES, AmbiguousNumbers, NotClasses, define_label_events, fix_classes,
                                       fix_columns, load_classes, stored_columns)
 from data_engine.store.values import normalize_text
-from data_engine.store.warehouse import last_event_id, open_warehouse, quote_ident, rollback_quietly
+from data_engine.store.warehouse import open_warehouse, rollback_quietly
 
 PREVIEW_ROWS = 10
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -50,6 +51,13 @@ class IngestResult:
     rows_changed: int = 0
     rows_unchanged: int = 0
     rows_labeled: int = 0
+    # {column: rows} of the changed versions whose value in that column changed (rows_changed).
+    changed_columns: dict[str, int] = field(default_factory=dict)
+    # Changed examples whose person's verdict was kept in force, and those whose file label differs from it.
+    verdicts_kept: int = 0
+    verdict_conflicts: int = 0
+    # {label: rows} of labels quarantined as not one of the classes (a new or renamed class?).
+    unknown_labels: dict[str, int] = field(default_factory=dict)
     already_known: bool = False
     ignored_columns: list[str] = field(default_factory=list)
     # {column: type} when this batch fixed the dataset's column types (the first batch), else empty.
@@ -195,6 +203,8 @@ def _reject(result: IngestResult, exc: UnreadableFile) -> None:
     result.rows_in = result.rows_ok = result.rows_quarantined = 0
     result.rows_new = result.rows_changed = result.rows_unchanged = result.rows_labeled = 0
     result.quarantine_preview = []
+    result.changed_columns, result.unknown_labels = {}, {}
+    result.verdicts_kept = result.verdict_conflicts = 0
 
 
 def _judge_quarantined_share(con: duckdb.DuckDBPyConnection, result: IngestResult, max_share: float) -> None:
@@ -233,7 +243,8 @@ def _fail_without_good_rows(con: duckdb.DuckDBPyConnection, result: IngestResult
     result.reason = (f"no good row: all {result.rows_in} rows quarantined, {why}; the rows and their reasons are "
                      f"in table quarantine, batch_id = '{result.batch_id}'")
     result.rows_new = result.rows_changed = result.rows_unchanged = result.rows_labeled = 0
-    result.column_types = {}
+    result.column_types, result.changed_columns = {}, {}
+    result.verdicts_kept = result.verdict_conflicts = 0
     # Only the column mapping still holds: notes on classes or stored labels were about rows not kept.
     result.notes = [n for n in result.notes if n.startswith("column ")]
 
@@ -312,7 +323,7 @@ def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResul
     result.rows_quarantined = quarantine(con, result.batch_id)
     result.rows_in = raw.rows + raw.rejects
     result.rows_ok = raw.rows - rejected
-    _store(con, ds, types, result)
+    store_versions(con, ds, types, result)
     if result.is_gold:
         _note_gold_ids_equal_to_training(con, result)
     result.quarantine_preview = [
@@ -364,44 +375,6 @@ def _check_images(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: Ing
     if home is None:
         raise EngineError("image files need a warehouse file in an engine home (they are stored beside it)")
     return check_batch_images(con, ds, home, Path(result.path).resolve(), result.batch_id, columns)
-
-
-def _store(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dict[str, str], result: IngestResult) -> None:
-    """Store new and changed examples of the view ``good`` (a new version each); a labeled one gets
-    the id of its ingest event (the event itself is derived from ``examples``: see the view ``label_events``)."""
-    lq = quote_ident(ds.label_column)
-    cols = ", ".join(quote_ident(c) for c in types)
-    fresh = con.execute("SELECT count(*) FROM examples").fetchone()[0] == 0
-    if fresh:
-        # The first batch of a warehouse has nothing to compare with: every good row is version 1.
-        source = "(SELECT *, 1 AS version FROM good)"
-    else:
-        # New content = any stored value differs from the current version (compared as values, so
-        # the decision never depends on a hash function). Staged once, read by the insert and the count.
-        same = " AND ".join(f"ce.{quote_ident(c)} IS NOT DISTINCT FROM g.{quote_ident(c)}" for c in types)
-        con.execute(
-            "CREATE TEMP TABLE staged AS SELECT g.*, coalesce(ce.version, 0) + 1 AS version "
-            "FROM good g LEFT JOIN current_examples ce USING (example_id) "
-            f"WHERE ce.version IS NULL OR NOT ({same})"
-        )
-        source = "staged"
-    # Event ids in file order: the highest so far plus the file's row number (unique within the
-    # batch; see last_event_id for why that is safe). No per-row nextval(), which serialised the insert.
-    inserted = con.execute(
-        "INSERT INTO examples (example_id, version, batch_id, row_number, content_hash, feature_hash, is_gold, "
-        f"label_event_id, {cols}) "
-        f"SELECT example_id, version, ?, __row, hash(__fh, {lq}), __fh, ?, "
-        f"CASE WHEN {lq} IS NOT NULL THEN ? + __row END, {cols} "
-        f"FROM {source}",
-        [result.batch_id, result.is_gold, last_event_id(con)],
-    ).fetchone()[0]
-    changed = 0 if fresh else con.execute("SELECT count(*) FROM staged WHERE version > 1").fetchone()[0]
-    # Counted from the stored rows of this batch (a narrow scan), not by another pass over the file.
-    labeled = con.execute(
-        "SELECT count(label_event_id) FROM examples WHERE batch_id = ?", [result.batch_id]
-    ).fetchall()[0][0]
-    result.rows_new, result.rows_changed = inserted - changed, changed
-    result.rows_unchanged, result.rows_labeled = result.rows_ok - inserted, labeled
 
 
 def _record_batch(con: duckdb.DuckDBPyConnection, r: IngestResult, fmt: str | None) -> None:

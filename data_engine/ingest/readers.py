@@ -103,7 +103,7 @@ def read_raw(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> RawTable:
 
 # Scratch relations of one read/validate cycle (temp tables or views), dropped before and after.
 SCRATCH = ("raw_rows", "raw_read", "raw_rejects", "rej_adj", "raw_lines", "reject_errors", "reject_scans",
-           "dup_ids", "rejected", "good", "staged", "raw_keyed", "raw_rows_images", "image_checks",
+           "dup_ids", "rejected", "good", "staged", "kept_verdicts", "raw_keyed", "raw_rows_images", "image_checks",
            "image_rejects")
 
 
@@ -287,12 +287,21 @@ def _name_unnamed_columns(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 
 def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    # Nested parquet values become their text form, so the validator can show and name them.
-    con.execute(
-        "CREATE TEMP TABLE raw_rows AS SELECT COLUMNS(lambda c: lower(c) NOT IN ('file_row_number', '__row'))::VARCHAR, "
-        "file_row_number + 1 AS __row FROM read_parquet(?, file_row_number = true)",
-        [str(path)],
-    )
+    """Nested parquet values become their text form, so the validator can show and name them.
+
+    A timestamp with a time zone is written as text in the session's time zone, which DuckDB takes
+    from the process (TZ): read under UTC, so the same file gives the same text on every machine.
+    """
+    zone = con.execute("SELECT current_setting('TimeZone')").fetchone()[0]
+    con.execute("SET TimeZone = 'UTC'")
+    try:
+        con.execute(
+            "CREATE TEMP TABLE raw_rows AS SELECT COLUMNS(lambda c: lower(c) NOT IN ('file_row_number', '__row'))::VARCHAR, "
+            "file_row_number + 1 AS __row FROM read_parquet(?, file_row_number = true)",
+            [str(path)],
+        )
+    finally:
+        con.execute("SET TimeZone = ?", [zone])
     con.execute("CREATE TEMP TABLE raw_rejects (__row BIGINT, raw VARCHAR, reason VARCHAR)")
 
 
