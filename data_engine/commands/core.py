@@ -86,6 +86,7 @@ def cmd_ingest(args: argparse.Namespace, home: Home) -> int:
     from data_engine.ingest.batch import ingest_file, is_gold_path, to_json
     from data_engine.ingest.summary import summarize
     from data_engine.ingest.landing import PREDICTIONS_DIR, not_ingested_reason
+    from data_engine.store.classes import config_drift
     from data_engine.store.warehouse import open_warehouse
 
     missing = [str(f) for f in args.files if not f.is_file()]
@@ -97,6 +98,8 @@ def cmd_ingest(args: argparse.Namespace, home: Home) -> int:
     ds, share = home.config.dataset, home.config.ingest.max_quarantine_share
     results = []
     with open_warehouse(home) as con:
+        if drift := config_drift(con, ds):  # said before anything is ingested, never applied silently
+            print(f"note: {drift}", file=sys.stderr)
         for f in args.files:
             results.append(ingest_file(con, ds, f, gold=args.gold or is_gold_path(home, f), regold=args.regold,
                                        max_quarantine_share=share))

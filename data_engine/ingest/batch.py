@@ -23,11 +23,11 @@ from data_engine.ingest.columns import CONTENT_ID, add_content_ids, match_column
 from data_engine.ingest.readers import RawTable, UnreadableFile, drop_scratch, file_format, format_or_none, read_raw
 from data_engine.ingest.validate import GOLD_ID_PREFIX, missing_labels, quarantine, validate
 from data_engine.ingest.versions import store_versions
+from data_engine.store.classes import config_drift, unknown_labels, unknown_labels_warning
 from data_engine.store.config import DatasetConfig
 from data_engine.store.home import Home
 from data_engine.store.schema import (MANY_CLASSES, AmbiguousNumbers, NotClasses, define_label_events, fix_classes,
                                       fix_columns, load_classes, stored_columns)
-from data_engine.store.values import normalize_text
 from data_engine.store.warehouse import open_warehouse, rollback_quietly
 
 PREVIEW_ROWS = 10
@@ -159,7 +159,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *
         try:
             if raw is not None:
                 try:
-                    _load(con, ds, result, raw)
+                    load_rows(con, ds, result, raw)
                 except UnreadableFile as exc:
                     # Nothing of a rejected file may stay (e.g. column types fixed from it).
                     con.execute("ROLLBACK")
@@ -167,7 +167,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *
                     _reject(result, exc)
                 else:
                     _judge_quarantined_share(con, result, max_quarantine_share)
-            _record_batch(con, result, format_or_none(path))
+            record_batch(con, result, format_or_none(path))
             con.execute("COMMIT")
         except BaseException:
             rollback_quietly(con)
@@ -268,7 +268,7 @@ def _rejecting_columns(con: duckdb.DuckDBPyConnection, batch_id: str, shown: int
     return "rejected by " + "; ".join(said) + ("; ..." if len(groups) > shown else "")
 
 
-def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResult, raw: RawTable) -> None:
+def load_rows(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResult, raw: RawTable) -> None:
     """Validate and store the rows read into ``raw_rows``; fill ``result``'s counts."""
     match = match_columns(con, ds, raw)
     result.notes += [f"column {old!r} read as {new!r} (the config's name)" for old, new in match.renamed.items()]
@@ -303,16 +303,17 @@ def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResul
         if not ds.classes and len(classes) > MANY_CLASSES:
             result.notes.append(f"{len(classes)} classes: every distinct value of {ds.label_column!r} is a class; "
                                 "if that is not what it holds, set [dataset] classes before more data lands")
-    elif had_classes and ds.classes and {normalize_text(c) for c in ds.classes} != set(classes):
-        # Editing [dataset] classes after the first labeled batch does not change the stored classes.
-        result.notes.append(f"[dataset] classes ({', '.join(map(repr, ds.classes))}) differ from the classes "
-                            f"fixed by the first labeled batch ({', '.join(map(repr, classes))}); those stay in "
-                            "force and labels of other classes are quarantined")
+    elif drift := config_drift(con, ds):
+        # Editing [dataset] classes after the first labeled batch changes nothing by itself.
+        result.notes.append(drift)
     id_column = ds.id_column or CONTENT_ID
     if ds.id_column is None:
         add_content_ids(con, ds, types)
     columns = tuple(match.renamed.get(c, c) for c in raw.columns)
     rejected = validate(con, ds, id_column, types, columns, label_present, bool(classes), result.is_gold)
+    result.unknown_labels = unknown_labels(con, ds) if label_present else {}
+    if result.unknown_labels:
+        result.warnings.append(unknown_labels_warning(result.unknown_labels))
     if label_present and not result.is_gold:
         n, markers = missing_labels(con, ds)
         if n:
@@ -377,7 +378,8 @@ def _check_images(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: Ing
     return check_batch_images(con, ds, home, Path(result.path).resolve(), result.batch_id, columns)
 
 
-def _record_batch(con: duckdb.DuckDBPyConnection, r: IngestResult, fmt: str | None) -> None:
+def record_batch(con: duckdb.DuckDBPyConnection, r: IngestResult, fmt: str | None) -> None:
+    """Insert the row of ``batches`` for ``r`` (``fmt``: the reader, or how the rows came)."""
     con.execute(
         "INSERT INTO batches (batch_id, path, sha256, format, is_gold, rows_in, rows_ok, rows_quarantined, "
         "rows_new, rows_changed, rows_unchanged, rows_labeled, status, reason) "

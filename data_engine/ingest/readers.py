@@ -354,7 +354,7 @@ def _read_json(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:
         con.execute("DROP TABLE raw_lines")
         return
     selects = ", ".join(
-        f"json_extract_string(line, {_json_path(k)}) AS {quote_ident(k)}" for k in keys
+        f"json_extract_string(line, {json_path(k)}) AS {quote_ident(k)}" for k in keys
     )
     con.execute(
         f"CREATE TEMP TABLE raw_rows AS SELECT {selects}, __row FROM raw_lines ORDER BY __row"
@@ -362,7 +362,7 @@ def _read_json(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:
     con.execute("DROP TABLE raw_lines")
 
 
-def _json_path(key: str) -> str:
+def json_path(key: str) -> str:
     """A SQL string literal holding the JSON path of a top-level key (keys may hold any character)."""
     escaped = key.replace("\\", "\\\\").replace('"', '\\"')
     literal = ("$.\"" + escaped + "\"").replace("'", "''")

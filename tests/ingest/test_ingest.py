@@ -357,6 +357,7 @@ def test_classes_edited_after_the_first_batch_are_named_not_silently_ignored(
     path.write_text(_csv("3,c,1,red", "4,b,2,blue"), encoding="utf-8")
     result = ingest_file(toy_con, edited, path)
     assert result.rows_quarantined == 1
-    assert any("'a', 'b', 'c'" in n and "first labeled batch ('a', 'b')" in n for n in result.notes)
+    assert any("'a', 'b', 'c'" in n and "differ from the stored classes ('a', 'b')" in n
+               and n.endswith("run `data-engine classes add c`") for n in result.notes), result.notes
     reason = toy_con.execute("SELECT reason FROM quarantine WHERE batch_id = ?", [result.batch_id]).fetchone()[0]
     assert reason == "label c is not one of the classes (a, b)"
