@@ -324,7 +324,12 @@ def load_rows(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestR
     result.rows_quarantined = quarantine(con, result.batch_id)
     result.rows_in = raw.rows + raw.rejects
     result.rows_ok = raw.rows - rejected
-    store_versions(con, ds, types, result)
+    stored = store_versions(con, ds, types, result.batch_id, result.is_gold, result.rows_ok)
+    for name in ("rows_new", "rows_changed", "rows_unchanged", "rows_labeled", "changed_columns", "verdicts_kept",
+                 "verdict_conflicts"):
+        setattr(result, name, getattr(stored, name))
+    result.notes += stored.notes
+    result.warnings += stored.warnings
     if result.is_gold:
         _note_gold_ids_equal_to_training(con, result)
     result.quarantine_preview = [

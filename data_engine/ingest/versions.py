@@ -12,7 +12,7 @@ differs from the verdict, the verdict stays in force and the conflict is counted
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import duckdb
 import pandas as pd
@@ -22,13 +22,25 @@ from data_engine.store.ledger import append_events
 from data_engine.store.values import canonical_sql
 from data_engine.store.warehouse import last_event_id, quote_ident
 
-if TYPE_CHECKING:
-    from data_engine.ingest.batch import IngestResult
-
 # The sources of a person's verdict (see the view current_labels): kept over a re-landed version.
 PERSON_SOURCES = ("review", "consensus", "rule")
 # Conflicts named in the batch's note (the rest are counted; the ledger holds them all).
 SHOWN_CONFLICTS = 3
+
+
+@dataclass
+class StoredVersions:
+    """What storing one batch's good rows did (the counts of ``IngestResult`` of the same names)."""
+
+    rows_new: int = 0
+    rows_changed: int = 0
+    rows_unchanged: int = 0
+    rows_labeled: int = 0
+    changed_columns: dict[str, int] = field(default_factory=dict)
+    verdicts_kept: int = 0
+    verdict_conflicts: int = 0
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def compared_sql(column: str, kind: str, alias: str) -> str:
@@ -37,11 +49,13 @@ def compared_sql(column: str, kind: str, alias: str) -> str:
     return canonical_sql(expr) if kind == "categorical" else expr
 
 
-def store_versions(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dict[str, str],
-                   result: IngestResult) -> None:
-    """Store new and changed examples of the view ``good`` (a new version each); a labeled one gets
-    the id of its ingest event (the event itself is derived from ``examples``: see the view
-    ``label_events``). Fills ``result``'s counts, ``changed_columns`` and the verdicts kept."""
+def store_versions(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dict[str, str], batch_id: str,
+                   is_gold: bool, rows_ok: int) -> StoredVersions:
+    """Store new and changed examples of the view ``good`` (``rows_ok`` rows; ``types``: the stored
+    columns' kinds) as batch ``batch_id``, a new version each; a labeled one gets the id of its
+    ingest event (the event itself is derived from ``examples``: see the view ``label_events``).
+    Returns the counts, the changed columns and the verdicts kept."""
+    result = StoredVersions()
     lq = quote_ident(ds.label_column)
     cols = ", ".join(quote_ident(c) for c in types)
     fresh = con.execute("SELECT count(*) FROM examples").fetchone()[0] == 0
@@ -72,16 +86,17 @@ def store_versions(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dic
         f"SELECT example_id, version, ?, __row, hash(__fh, {lq}), __fh, ?, "
         f"CASE WHEN {lq} IS NOT NULL THEN ? + __row END, {cols} "
         f"FROM {source}",
-        [result.batch_id, result.is_gold, last_event_id(con)],
+        [batch_id, is_gold, last_event_id(con)],
     ).fetchone()[0]
     if changed:
-        _keep_verdicts(con, result)
+        _keep_verdicts(con, batch_id, result)
     # Counted from the stored rows of this batch (a narrow scan), not by another pass over the file.
     labeled = con.execute(
-        "SELECT count(label_event_id) FROM examples WHERE batch_id = ?", [result.batch_id]
+        "SELECT count(label_event_id) FROM examples WHERE batch_id = ?", [batch_id]
     ).fetchall()[0][0]
     result.rows_new, result.rows_changed = inserted - changed, changed
-    result.rows_unchanged, result.rows_labeled = result.rows_ok - inserted, labeled
+    result.rows_unchanged, result.rows_labeled = rows_ok - inserted, labeled
+    return result
 
 
 def _changed_columns(con: duckdb.DuckDBPyConnection, types: dict[str, str]) -> dict[str, int]:
@@ -109,14 +124,14 @@ def _stage_verdicts(con: duckdb.DuckDBPyConnection, lq: str) -> None:
     )
 
 
-def _keep_verdicts(con: duckdb.DuckDBPyConnection, result: IngestResult) -> None:
+def _keep_verdicts(con: duckdb.DuckDBPyConnection, batch_id: str, result: StoredVersions) -> None:
     """Carry each staged verdict to the new version (ledger events of the same source and actor,
     after the batch's ingest events, so the verdict stays in force) and say the conflicts."""
     kept = con.execute(
         "SELECT example_id, version AS example_version, verdict AS label, source, actor, "
         "json_merge_patch(coalesce(detail::JSON, '{}'::JSON), json_object('kept_from_event', event_id, "
         "'batch_id', ?::VARCHAR, 'ingest_label', ingest_label))::VARCHAR AS detail, ingest_label "
-        "FROM kept_verdicts ORDER BY example_id", [result.batch_id]).df()
+        "FROM kept_verdicts ORDER BY example_id", [batch_id]).df()
     if kept.empty:
         return
     append_events(con, kept.drop(columns="ingest_label"))
