@@ -15,10 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import duckdb
-import pandas as pd
 
 from data_engine.store.config import DatasetConfig
-from data_engine.store.ledger import append_events
 from data_engine.store.values import canonical_sql
 from data_engine.store.warehouse import last_event_id, quote_ident
 
@@ -127,24 +125,29 @@ def _stage_verdicts(con: duckdb.DuckDBPyConnection, lq: str) -> None:
 def _keep_verdicts(con: duckdb.DuckDBPyConnection, batch_id: str, result: StoredVersions) -> None:
     """Carry each staged verdict to the new version (ledger events of the same source and actor,
     after the batch's ingest events, so the verdict stays in force) and say the conflicts."""
-    kept = con.execute(
+    cur = con.execute(
         "SELECT example_id, version AS example_version, verdict AS label, source, actor, "
         "json_merge_patch(coalesce(detail::JSON, '{}'::JSON), json_object('kept_from_event', event_id, "
         "'batch_id', ?::VARCHAR, 'ingest_label', ingest_label))::VARCHAR AS detail, ingest_label "
-        "FROM kept_verdicts ORDER BY example_id", [batch_id]).df()
-    if kept.empty:
+        "FROM kept_verdicts ORDER BY example_id", [batch_id])
+    names = [d[0] for d in cur.description]
+    kept = [dict(zip(names, row)) for row in cur.fetchall()]
+    if not kept:
         return
-    append_events(con, kept.drop(columns="ingest_label"))
-    conflicts = kept[kept["ingest_label"].notna() & (kept["ingest_label"] != kept["label"])]
+    # Imported here: the ledger writer reads pandas, which an ingest without kept verdicts never needs.
+    from data_engine.store.ledger import append_events
+    
+    append_events(con, [{k: v for k, v in e.items() if k != "ingest_label"} for e in kept])
+    conflicts = [e for e in kept if e["ingest_label"] is not None and e["ingest_label"] != e["label"]]
     result.verdicts_kept, result.verdict_conflicts = len(kept), len(conflicts)
     note = (f"{len(kept)} changed example(s) had a person's verdict in force: kept in force on the new version "
             f"(ledger events of the same source)")
-    if len(conflicts):
+    if conflicts:
         shown = "; ".join(
-            f"{r.example_id}: file says {r.ingest_label!r}, {r.source} by {r.actor} says "
-            f"{'discard' if pd.isna(r.label) else repr(r.label)}" for r in conflicts.head(SHOWN_CONFLICTS).itertuples())
+            f"{e['example_id']}: file says {e['ingest_label']!r}, {e['source']} by {e['actor']} says "
+            f"{'discard' if e['label'] is None else repr(e['label'])}" for e in conflicts[:SHOWN_CONFLICTS])
         more = ", ..." if len(conflicts) > SHOWN_CONFLICTS else ""
         note += (f"; {len(conflicts)} of them have a file label that differs from the verdict ({shown}{more}): "
                  "the verdict stays; relabel the example to change it")
     # A conflict is probably something to look at; a verdict kept without one is only said.
-    (result.warnings if len(conflicts) else result.notes).append(note)
+    (result.warnings if conflicts else result.notes).append(note)
