@@ -20,7 +20,6 @@ the command that applies it (:func:`config_drift`), never applied silently.
 from __future__ import annotations
 
 import getpass
-import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,14 +27,14 @@ import duckdb
 
 from data_engine.errors import EngineError
 from data_engine.ingest.batch import IngestResult, load_rows, record_batch
-from data_engine.ingest.readers import RawTable, drop_scratch, json_path
+from data_engine.ingest.readers import RawTable, drop_scratch
 from data_engine.ingest.validate import GOLD_ID_PREFIX
 from data_engine.store.config import DatasetConfig
 from data_engine.store.ledger import append_events
 from data_engine.store.classes import NOT_A_CLASS
 from data_engine.store.schema import load_classes
 from data_engine.store.values import is_blank, normalize_text, normalized_sql
-from data_engine.store.warehouse import quote_ident
+from data_engine.store.warehouse import json_path, quote_ident
 
 
 

@@ -22,7 +22,7 @@ import duckdb
 
 from data_engine.errors import EngineError
 from data_engine.ingest.quotes import find_broken_quotes
-from data_engine.store.warehouse import quote_ident
+from data_engine.store.warehouse import json_path, quote_ident
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".csv.gz": "csv", ".tsv.gz": "csv",
            ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl",
@@ -360,13 +360,6 @@ def _read_json(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:
         f"CREATE TEMP TABLE raw_rows AS SELECT {selects}, __row FROM raw_lines ORDER BY __row"
     )
     con.execute("DROP TABLE raw_lines")
-
-
-def json_path(key: str) -> str:
-    """A SQL string literal holding the JSON path of a top-level key (keys may hold any character)."""
-    escaped = key.replace("\\", "\\\\").replace('"', '\\"')
-    literal = ("$.\"" + escaped + "\"").replace("'", "''")
-    return f"'{literal}'"
 
 
 def _sql_text(text: str) -> str:

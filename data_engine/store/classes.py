@@ -13,8 +13,8 @@ import duckdb
 
 from data_engine.store.config import DatasetConfig
 from data_engine.store.schema import load_classes
-from data_engine.store.values import label_markers, normalize_text, normalized_sql
-from data_engine.store.warehouse import quote_ident
+from data_engine.store.values import normalize_text, normalized_sql
+from data_engine.store.warehouse import json_path
 
 # The words of the quarantine reason of a label outside the classes (data_engine.tasks.classification).
 NOT_A_CLASS = "is not one of the classes"
@@ -27,18 +27,15 @@ def add_command(names: list[str]) -> str:
 
 
 def unknown_labels(con: duckdb.DuckDBPyConnection, ds: DatasetConfig) -> dict[str, int]:
-    """``{label: rows}`` of the batch in ``raw_rows`` whose label (normalised; missing-value markers
-    aside) is not one of the stored classes, most rows first; empty before classes are known or for
-    tasks other than single-label classification."""
-    if ds.task != "classification" or not load_classes(con):
-        return {}
-    label = normalized_sql(quote_ident(ds.label_column))
+    """``{label: rows}`` of the batch being validated whose label (normalised) was quarantined as not
+    one of the classes, most rows first. Read from the temp table ``rejected`` (the bad rows only,
+    each with the row as read in ``raw``: see data_engine.ingest.validate), so it costs nothing
+    for a batch without such rows."""
+    label = normalized_sql(f"json_extract_string(raw, {json_path(ds.label_column)})")
     rows = con.execute(
-        f"SELECT label, count(*) AS n FROM (SELECT {label} AS label FROM raw_rows) "
-        "WHERE nullif(label, '') IS NOT NULL AND NOT list_contains(?::VARCHAR[], label) "
-        "AND label NOT IN (SELECT class_label FROM dataset_classes) GROUP BY label ORDER BY n DESC, label",
-        [label_markers(ds.na_values)]).fetchall()
-    return {str(k): int(n) for k, n in rows}
+        f"SELECT {label} AS label, count(*) AS n FROM rejected WHERE contains(reason, ?) "
+        "GROUP BY label ORDER BY n DESC, label", [NOT_A_CLASS]).fetchall()
+    return {str(k): int(n) for k, n in rows if k is not None}
 
 
 def unknown_labels_warning(found: dict[str, int]) -> str:
