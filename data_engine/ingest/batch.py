@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import duckdb
 from data_engine.errors import EngineError
 from data_engine.ingest.columns import CONTENT_ID, add_content_ids, match_columns
 from data_engine.ingest.readers import RawTable, UnreadableFile, drop_scratch, file_format, format_or_none, read_raw
+from data_engine.ingest.result import IngestResult
 from data_engine.ingest.validate import GOLD_ID_PREFIX, missing_labels, quarantine, validate
 from data_engine.ingest.versions import store_versions
 from data_engine.store.classes import config_drift, unknown_labels, unknown_labels_warning
@@ -30,47 +30,12 @@ from data_engine.store.schema import (MANY_CLASSES, AmbiguousNumbers, NotClasses
                                       fix_columns, load_classes, stored_columns)
 from data_engine.store.warehouse import open_warehouse, rollback_quietly
 
+# IngestResult is defined in ingest.result (the version store fills it too) and read from here by callers.
+__all__ = ["IngestResult", "batch_id_for", "ingest_file", "ingest_path", "is_gold_path", "load_rows", "record_batch",
+           "sha256_file", "to_json"]
+
 PREVIEW_ROWS = 10
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-@dataclass
-class IngestResult:
-    """What happened to one file."""
-
-    batch_id: str
-    path: str
-    sha256: str
-    status: str
-    reason: str | None = None
-    is_gold: bool = False
-    rows_in: int = 0
-    rows_ok: int = 0
-    rows_quarantined: int = 0
-    rows_new: int = 0
-    rows_changed: int = 0
-    rows_unchanged: int = 0
-    rows_labeled: int = 0
-    # {column: rows} of the changed versions whose value in that column changed (rows_changed).
-    changed_columns: dict[str, int] = field(default_factory=dict)
-    # Changed examples whose person's verdict was kept in force, and those whose file label differs from it.
-    verdicts_kept: int = 0
-    verdict_conflicts: int = 0
-    # {label: rows} of labels quarantined as not one of the classes (a new or renamed class?).
-    unknown_labels: dict[str, int] = field(default_factory=dict)
-    already_known: bool = False
-    ignored_columns: list[str] = field(default_factory=list)
-    # {column: type} when this batch fixed the dataset's column types (the first batch), else empty.
-    column_types: dict[str, str] = field(default_factory=dict)
-    # Things a person should know that are not errors (columns mapped, gold ids equal to training ids).
-    notes: list[str] = field(default_factory=list)
-    # Things that are probably wrong with the file though it was ingested (a large quarantined share).
-    warnings: list[str] = field(default_factory=list)
-    quarantine_preview: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
 
 
 def sha256_file(path: Path) -> str:
@@ -324,12 +289,7 @@ def load_rows(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestR
     result.rows_quarantined = quarantine(con, result.batch_id)
     result.rows_in = raw.rows + raw.rejects
     result.rows_ok = raw.rows - rejected
-    stored = store_versions(con, ds, types, result.batch_id, result.is_gold, result.rows_ok)
-    for name in ("rows_new", "rows_changed", "rows_unchanged", "rows_labeled", "changed_columns", "verdicts_kept",
-                 "verdict_conflicts"):
-        setattr(result, name, getattr(stored, name))
-    result.notes += stored.notes
-    result.warnings += stored.warnings
+    store_versions(con, ds, types, result)
     if result.is_gold:
         _note_gold_ids_equal_to_training(con, result)
     result.quarantine_preview = [

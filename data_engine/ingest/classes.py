@@ -34,7 +34,7 @@ from data_engine.store.ledger import append_events
 from data_engine.store.classes import NOT_A_CLASS
 from data_engine.store.schema import load_classes
 from data_engine.store.values import is_blank, normalize_text, normalized_sql
-from data_engine.store.warehouse import json_path, quote_ident
+from data_engine.store.warehouse import json_path, quote_ident, transaction
 
 
 
@@ -70,17 +70,13 @@ def add_classes(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, names: list[s
                           f"the classes are {', '.join(map(repr, stored))}")
     actor = actor or f"classes:{getpass.getuser()}"
     change = ClassChange("add", stored + wanted, added=wanted)
-    con.execute("BEGIN TRANSACTION")
     try:
-        con.executemany("INSERT INTO dataset_classes VALUES (?, ?, ?)",
-                        [[c, len(stored) + i, f"added by {actor}"] for i, c in enumerate(wanted)])
-        _readmit(con, ds, wanted, change, f"classes add {' '.join(wanted)}")
-        for c in wanted:
-            _record(con, "add", c, None, actor, 0, change)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            con.executemany("INSERT INTO dataset_classes VALUES (?, ?, ?)",
+                            [[c, len(stored) + i, f"added by {actor}"] for i, c in enumerate(wanted)])
+            _readmit(con, ds, wanted, change, f"classes add {' '.join(wanted)}")
+            for c in wanted:
+                _record(con, "add", c, None, actor, 0, change)
     finally:
         drop_scratch(con)
     return change
@@ -100,20 +96,16 @@ def rename_class(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, old: str, ne
         raise EngineError(f"{new!r} is already a class: a rename never merges two classes")
     actor = actor or f"classes:{getpass.getuser()}"
     change = ClassChange("rename", [new if c == old else c for c in stored], renamed={old: new})
-    con.execute("BEGIN TRANSACTION")
     try:
-        position, source = con.execute("SELECT position, source FROM dataset_classes WHERE class_label = ?",
-                                       [old]).fetchone()
-        con.execute("DELETE FROM dataset_classes WHERE class_label = ?", [old])
-        con.execute("INSERT INTO dataset_classes VALUES (?, ?, ?)",
-                    [new, position, f"renamed from {old!r} by {actor} ({source})"])
-        change.labels_renamed = _relabel(con, old, new, actor)
-        _readmit(con, ds, [new], change, f"classes rename {old} {new}")
-        _record(con, "rename", new, old, actor, change.labels_renamed, change)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            position, source = con.execute("SELECT position, source FROM dataset_classes WHERE class_label = ?",
+                                           [old]).fetchone()
+            con.execute("DELETE FROM dataset_classes WHERE class_label = ?", [old])
+            con.execute("INSERT INTO dataset_classes VALUES (?, ?, ?)",
+                        [new, position, f"renamed from {old!r} by {actor} ({source})"])
+            change.labels_renamed = _relabel(con, old, new, actor)
+            _readmit(con, ds, [new], change, f"classes rename {old} {new}")
+            _record(con, "rename", new, old, actor, change.labels_renamed, change)
     finally:
         drop_scratch(con)
     return change

@@ -12,10 +12,9 @@ differs from the verdict, the verdict stays in force and the conflict is counted
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import duckdb
 
+from data_engine.ingest.result import IngestResult
 from data_engine.store.config import DatasetConfig
 from data_engine.store.values import canonical_sql
 from data_engine.store.warehouse import last_event_id, quote_ident
@@ -26,34 +25,19 @@ PERSON_SOURCES = ("review", "consensus", "rule")
 SHOWN_CONFLICTS = 3
 
 
-@dataclass
-class StoredVersions:
-    """What storing one batch's good rows did (the counts of ``IngestResult`` of the same names)."""
-
-    rows_new: int = 0
-    rows_changed: int = 0
-    rows_unchanged: int = 0
-    rows_labeled: int = 0
-    changed_columns: dict[str, int] = field(default_factory=dict)
-    verdicts_kept: int = 0
-    verdict_conflicts: int = 0
-    notes: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
 def compared_sql(column: str, kind: str, alias: str) -> str:
     """SQL for ``alias.column`` as versions compare it: categorical cells in canonical spelling."""
     expr = f"{alias}.{quote_ident(column)}"
     return canonical_sql(expr) if kind == "categorical" else expr
 
 
-def store_versions(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dict[str, str], batch_id: str,
-                   is_gold: bool, rows_ok: int) -> StoredVersions:
-    """Store new and changed examples of the view ``good`` (``rows_ok`` rows; ``types``: the stored
-    columns' kinds) as batch ``batch_id``, a new version each; a labeled one gets the id of its
-    ingest event (the event itself is derived from ``examples``: see the view ``label_events``).
-    Returns the counts, the changed columns and the verdicts kept."""
-    result = StoredVersions()
+def store_versions(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dict[str, str],
+                   result: IngestResult) -> None:
+    """Store new and changed examples of the view ``good`` (``types``: the stored columns' kinds) as
+    batch ``result.batch_id``, a new version each; a labeled one gets the id of its ingest event (the
+    event itself is derived from ``examples``: see the view ``label_events``). Fills ``result``'s
+    counts, ``changed_columns``, the verdicts kept and their notes or warnings."""
+    batch_id = result.batch_id
     lq = quote_ident(ds.label_column)
     cols = ", ".join(quote_ident(c) for c in types)
     fresh = con.execute("SELECT count(*) FROM examples").fetchone()[0] == 0
@@ -84,7 +68,7 @@ def store_versions(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dic
         f"SELECT example_id, version, ?, __row, hash(__fh, {lq}), __fh, ?, "
         f"CASE WHEN {lq} IS NOT NULL THEN ? + __row END, {cols} "
         f"FROM {source}",
-        [batch_id, is_gold, last_event_id(con)],
+        [batch_id, result.is_gold, last_event_id(con)],
     ).fetchone()[0]
     if changed:
         _keep_verdicts(con, batch_id, result)
@@ -93,8 +77,7 @@ def store_versions(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dic
         "SELECT count(label_event_id) FROM examples WHERE batch_id = ?", [batch_id]
     ).fetchall()[0][0]
     result.rows_new, result.rows_changed = inserted - changed, changed
-    result.rows_unchanged, result.rows_labeled = rows_ok - inserted, labeled
-    return result
+    result.rows_unchanged, result.rows_labeled = result.rows_ok - inserted, labeled
 
 
 def _changed_columns(con: duckdb.DuckDBPyConnection, types: dict[str, str]) -> dict[str, int]:
@@ -122,7 +105,7 @@ def _stage_verdicts(con: duckdb.DuckDBPyConnection, lq: str) -> None:
     )
 
 
-def _keep_verdicts(con: duckdb.DuckDBPyConnection, batch_id: str, result: StoredVersions) -> None:
+def _keep_verdicts(con: duckdb.DuckDBPyConnection, batch_id: str, result: IngestResult) -> None:
     """Carry each staged verdict to the new version (ledger events of the same source and actor,
     after the batch's ingest events, so the verdict stays in force) and say the conflicts."""
     cur = con.execute(
