@@ -278,7 +278,7 @@ def load_rows(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestR
     rejected = validate(con, ds, id_column, types, columns, label_present, bool(classes), result.is_gold)
     result.unknown_labels = unknown_labels(con, ds) if label_present else {}
     if result.unknown_labels:
-        result.warnings.append(unknown_labels_warning(result.unknown_labels))
+        result.warnings.append(unknown_labels_warning(con, result.unknown_labels))
     if label_present and not result.is_gold:
         n, markers = missing_labels(con, ds)
         if n:

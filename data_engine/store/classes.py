@@ -38,14 +38,26 @@ def unknown_labels(con: duckdb.DuckDBPyConnection, ds: DatasetConfig) -> dict[st
     return {str(k): int(n) for k, n in rows if k is not None}
 
 
-def unknown_labels_warning(found: dict[str, int]) -> str:
-    """What ingest says about labels that are not classes, with the commands that take them in."""
+def unknown_labels_warning(con: duckdb.DuckDBPyConnection, found: dict[str, int]) -> str:
+    """What ingest says about labels that are not classes (``found``: ``{label: rows}``), with the
+    commands that take them in; a label that is the old name of a renamed class is named as such
+    (the file predates the rename: fix its labels, the engine never maps them silently)."""
     shown = ", ".join(f"{k!r} ({n} rows)" for k, n in list(found.items())[:SHOWN_LABELS])
     more = ", ..." if len(found) > SHOWN_LABELS else ""
-    new = list(found)
-    return (f"{sum(found.values())} rows have a label that is not one of the classes: {shown}{more}; they are "
-            f"quarantined. If these are new classes: `{add_command(new)}` (their quarantined rows are then "
-            f"admitted); if a class was renamed: `data-engine classes rename OLD {shlex.quote(new[0])}`")
+    renamed = dict(con.execute(
+        "SELECT old_label, last(class_label ORDER BY change_id) FROM class_changes "
+        "WHERE kind = 'rename' AND list_contains(?::VARCHAR[], old_label) GROUP BY old_label", [list(found)]
+    ).fetchall())
+    new = [k for k in found if k not in renamed]
+    said = f"{sum(found.values())} rows have a label that is not one of the classes: {shown}{more}; they are quarantined"
+    if renamed:
+        said += ". " + ", ".join(f"{old!r} was renamed {now!r}" for old, now in renamed.items()) + (
+            " (`data-engine classes rename`): write the new name in the file and land it again")
+    if new:
+        said += (f". If {'these are new classes' if len(new) > 1 else 'it is a new class'}: `{add_command(new)}` "
+                 "(their quarantined rows are then admitted); if a class was renamed: "
+                 f"`data-engine classes rename OLD {shlex.quote(new[0])}`")
+    return said
 
 
 def config_drift(con: duckdb.DuckDBPyConnection, ds: DatasetConfig) -> str | None:

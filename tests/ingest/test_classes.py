@@ -127,6 +127,10 @@ def test_a_rename_relabels_the_labels_in_force_by_new_events(pets: Home, con: du
                                                        ("3", "feline", "ingest")]
     assert con.execute("SELECT kind, class_label, old_label, labels_renamed, rows_readmitted FROM class_changes"
                        ).fetchall() == [("rename", "feline", "cat", 3, 2)]
+    # A file written before the rename is named as such (its labels are not mapped silently).
+    late = _land(pets, con, "late.csv", "6,cat,6,red", "7,dog,7,red")
+    assert late.rows_quarantined == 1 and late.unknown_labels == {"cat": 1}
+    assert any("'cat' was renamed 'feline'" in w and "classes add" not in w for w in late.warnings), late.warnings
     with pytest.raises(EngineError, match="not a class"):
         rename_class(con, pets.config.dataset, "cat", "kitty")
     with pytest.raises(EngineError, match="never merges"):
