@@ -96,8 +96,7 @@ def read_raw(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> RawTable:
                 # kind. (JSON lines are split on any line ending, and a raw CR cannot be inside a JSON value.)
                 source = Path(tmp) / "landed.csv"
                 write_lf(path, source)
-                counts = ", ".join(f"{n} {k}" for k, n in zip(("CRLF", "CR", "LF"), (scan.crlf, scan.cr, scan.lf)) if n)
-                notes.append(f"mixed line endings ({counts}): every line ending read as a line end "
+                notes.append(f"mixed line endings ({' and '.join(scan.kinds)}): every line ending read as a line end "
                              "(a CR or CRLF inside a quoted value reads as LF)")
         try:
             if fmt == "csv":
