@@ -170,6 +170,15 @@ class GateConfig:
     test: Literal["paired", "strict"] = "paired"
     alpha: float = 0.05
     min_class_recall: float = 0.5  # classes below it on gold are named in every verdict
+    # A class with fewer gold examples than this is "unmeasured" (named in every verdict; gold cannot
+    # see it). Unset: the fewest examples on which a model missing all of them can be told from chance
+    # at [gate] alpha (0.5^n < alpha: 5 at alpha 0.05). See data_engine.ship.gold.
+    min_class_gold: int | None = None
+    # What an unmeasured class does to promotion: "out_of_fold" (the candidate's out-of-fold recall
+    # on it, from the training labels, at least the champion's minus unmeasured_tolerance), "refuse"
+    # (never promote while a class is unmeasured), "allow" (promote; the verdict still names it).
+    unmeasured: Literal["out_of_fold", "refuse", "allow"] = "out_of_fold"
+    unmeasured_tolerance: float = 0.1
     # Deprecated: only test = "strict" reads it (default 0.02 there); the paired test ignores it.
     tolerance: float | None = None
 
@@ -397,6 +406,10 @@ def _check_ranges(cfg: EngineConfig) -> None:
         raise ConfigError("gate.alpha: must be between 0 and 0.5 (a significance level, e.g. 0.05)")
     if not 0 <= cfg.gate.min_class_recall <= 1:
         raise ConfigError("gate.min_class_recall: must be between 0 and 1")
+    if cfg.gate.min_class_gold is not None and cfg.gate.min_class_gold < 1:
+        raise ConfigError("gate.min_class_gold: must be at least 1")
+    if not 0 <= cfg.gate.unmeasured_tolerance <= 1:
+        raise ConfigError("gate.unmeasured_tolerance: must be between 0 and 1")
     try:
         check_scheduler(cfg.compute.scheduler)
     except EngineError as exc:
