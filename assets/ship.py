@@ -217,8 +217,7 @@ def champion_model(context: dg.AssetExecutionContext, engine: EngineResource) ->
 def champion_scores(context: dg.AssetExecutionContext, engine: EngineResource) -> dg.MaterializeResult:
     """Score the unlabeled examples the champion has not scored yet (cost proportional to the new rows),
     and the champion on gold when the gold version changed since it was last scored."""
-    from data_engine.ship.gold import rescore_champion
-    from data_engine.ship.scoring import score_unlabeled
+    from data_engine.ship.scoring import rescore_champion, score_unlabeled
 
     home = engine.get_home()
     with open_warehouse(home) as con:

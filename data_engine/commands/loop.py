@@ -156,8 +156,7 @@ def cmd_evaluate(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_score(args: argparse.Namespace, home: Home) -> int:
     """``score``: the unlabeled examples, and the champion on gold when the gold version changed."""
-    from data_engine.ship.gold import rescore_champion
-    from data_engine.ship.scoring import score_unlabeled
+    from data_engine.ship.scoring import rescore_champion, score_unlabeled
     from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home) as con:

@@ -22,8 +22,9 @@ of them differs from chance at ``[gate] alpha``: the smallest n with 0.5^n < alp
 columns, label in force). Each gate verdict and each champion score records the version it was computed
 on; the labels of each version are kept (``gold_version_labels``), so a change is said as
 "n labels changed in place, m added, k removed". The champion is re-scored when gold changes
-(:func:`rescore_champion`: the ``score`` command and the Dagster ``champion_scores`` asset, which
-a sensor runs when the gold version differs from the one the champion was last scored on).
+(:func:`data_engine.ship.scoring.rescore_champion`: the ``score`` command and the Dagster
+``champion_scores`` asset, which a sensor runs when the gold version differs from the one the
+champion was last scored on).
 """
 
 from __future__ import annotations
@@ -39,8 +40,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from data_engine.store.config import EngineConfig, GateConfig
-from data_engine.store.home import Home
+from data_engine.store.config import GateConfig
 from data_engine.store.warehouse import has_table
 
 # Out-of-fold figures of one model: class -> (recall, or None without training labels; training labels).
@@ -274,59 +274,7 @@ def record_gold_score(con: duckdb.DuckDBPyConnection, version: int, gold: GoldVe
                                               evaluation.accuracy, evaluation.macro_f1, list(unmeasured)])
 
 
-@dataclass(frozen=True)
-class GoldRescore:
-    """The champion re-scored on a gold version it had not been scored on."""
-
-    champion_version: int
-    gold: GoldVersion
-    change: GoldChange | None
-    before: tuple[float | None, float | None] | None  # (accuracy, macro-F1) on the earlier gold, if scored
-    accuracy: float | None
-    macro_f1: float | None
-    unmeasured: tuple[str, ...]
-    line: str
-
-
-def rescore_champion(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfig | None = None) -> GoldRescore | None:
-    """Score the champion on the current gold when it was last scored on another gold version (or
-    never); None when there is no champion, no gold, or nothing changed. The line says what changed
-    in gold (a relabel in place included) and the champion's figures before and after."""
-    from data_engine.ship.evaluation import evaluate_predictions, load_gold, predict_gold
-    from data_engine.ship.registry import current_champion, record_metrics
-
-    cfg = cfg or home.config
-    champion = current_champion(con)
-    if champion is None:
-        return None
-    gold = record_gold_version(con)
-    last = last_scored_gold(con, champion.version)
-    if gold.n_gold == 0 or (last is not None and last[0] == gold.version):
-        return None
-    frame = load_gold(con, cfg)
-    y = frame["label"].astype(str).to_numpy()
-    ev = evaluate_predictions(y, predict_gold(home, champion, frame), frame=frame, slices=cfg.gate.slices,
-                              version=champion.version)
-    from data_engine.store.schema import load_classes
-
-    holes = assess_unmeasured([*load_classes(con), *champion.classes], ev.per_class_support, ev.per_class_recall,
-                              cfg.gate)
-    names = tuple(u.name for u in holes)
-    record_metrics(con, champion.version, {**ev.to_dict(), "gold_version": gold.version})
-    record_gold_score(con, champion.version, gold, ev, names)
-    change = gold_change(con, last[0], gold.version) if last else None
-    head = change.line() if change else (f"gold {gold.version} ({gold.n_gold} examples; the champion was not "
-                                         "scored on a recorded gold version before)")
-    figures = f"accuracy {ev.accuracy:.4f}, macro-F1 {ev.macro_f1:.4f}"
-    if last is not None and last[1] is not None:
-        figures = f"accuracy {last[1]:.4f} -> {ev.accuracy:.4f}, macro-F1 {last[2]:.4f} -> {ev.macro_f1:.4f}"
-    holes_txt = f"; unmeasured on gold: {', '.join(repr(n) for n in names)}" if names else ""
-    line = f"{head}; champion v{champion.version} re-scored on {gold.n_gold} gold examples: {figures}{holes_txt}"
-    return GoldRescore(champion.version, gold, change, (last[1], last[2]) if last else None, ev.accuracy,
-                       ev.macro_f1, names, line)
-
-
-__all__ = ["GoldChange", "GoldRescore", "GoldVersion", "OOF_PARAM", "UnmeasuredClass", "assess_unmeasured",
+__all__ = ["GoldChange", "GoldVersion", "OOF_PARAM", "UnmeasuredClass", "assess_unmeasured",
            "current_gold_version", "gold_change", "last_scored_gold", "last_verdict_gold", "min_class_gold",
            "out_of_fold_recall", "record_gold_score", "record_gold_version", "recorded_out_of_fold",
-           "rescore_champion", "unmeasured_phrase"]
+           "unmeasured_phrase"]

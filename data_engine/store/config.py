@@ -170,13 +170,9 @@ class GateConfig:
     test: Literal["paired", "strict"] = "paired"
     alpha: float = 0.05
     min_class_recall: float = 0.5  # classes below it on gold are named in every verdict
-    # A class with fewer gold examples than this is "unmeasured" (named in every verdict; gold cannot
-    # see it). Unset: the fewest examples on which a model missing all of them can be told from chance
-    # at [gate] alpha (0.5^n < alpha: 5 at alpha 0.05). See data_engine.ship.gold.
+    # Fewer gold examples: the class is "unmeasured" (unset: the smallest n with 0.5^n < alpha, 5 at
+    # 0.05); `unmeasured` says what such a class does to promotion (data_engine.ship.gold).
     min_class_gold: int | None = None
-    # What an unmeasured class does to promotion: "out_of_fold" (the candidate's out-of-fold recall
-    # on it, from the training labels, at least the champion's minus unmeasured_tolerance), "refuse"
-    # (never promote while a class is unmeasured), "allow" (promote; the verdict still names it).
     unmeasured: Literal["out_of_fold", "refuse", "allow"] = "out_of_fold"
     unmeasured_tolerance: float = 0.1
     # Deprecated: only test = "strict" reads it (default 0.02 there); the paired test ignores it.

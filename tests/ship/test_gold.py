@@ -16,8 +16,8 @@ from data_engine.ship.gold import (
     assess_unmeasured,
     current_gold_version,
     min_class_gold,
-    rescore_champion,
 )
+from data_engine.ship.scoring import rescore_champion
 from data_engine.ship.training import train_candidate
 from data_engine.store.config import GateConfig
 from data_engine.store.warehouse import open_warehouse
