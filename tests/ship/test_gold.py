@@ -102,13 +102,14 @@ def test_refuse_and_allow_settings_and_the_first_model():
     assert first.promote and "class 'c' (0 gold examples; out-of-fold recall 0.00 of 60; first model" in first.reason
 
 
-def _home_without_sevens(tmp_path):
-    """Digits with no '7' in gold; the first model (trained on clean labels) is the champion."""
+def _champion_home(tmp_path, *, n_train=600, n_gold=300, without=None):
+    """Digits (gold ``without`` one class, if given); the first model, trained on clean labels, is
+    the champion. Returns the home, the split, the first model's record and the gate's verdict."""
     home = make_home(tmp_path)
-    info = digits_split(n_train=600, n_gold=300, n_unlabeled=0)
+    info = digits_split(n_train=n_train, n_gold=n_gold, n_unlabeled=0)
     ids, X, y = info["ids"], info["X"], info["y"]
     train, gold = info["parts"]["train"], info["parts"]["gold"]
-    gold = gold[y[gold] != "7"]
+    gold = gold[y[gold] != without]
     with open_warehouse(home) as con:
         insert_examples(con, home, list(ids[train]), X[train], list(y[train]), batch="train-1")
         insert_examples(con, home, list(ids[gold]), X[gold], list(y[gold]), batch="gold-1", gold=True)
@@ -123,7 +124,7 @@ def test_a_class_missing_from_gold_cannot_hide_a_broken_candidate(tmp_path, shar
     """The issue's case: gold lacks class '7'; a reviewer gone wrong moves `share` of the training 7s
     to '1'. Gold alone ties (the candidate would be promoted: more reviewed labels) while the
     candidate misses most 7s; the out-of-fold recall from the training labels refuses it."""
-    home, info, first, first_verdict = _home_without_sevens(tmp_path)
+    home, info, first, first_verdict = _champion_home(tmp_path, without="7")
     assert first_verdict.promote and [u.name for u in first_verdict.unmeasured] == ["7"]
     assert first.params["out_of_fold_recall"]["7"]["recall"] > 0.95
     ids, X, y = info["ids"], info["X"], info["y"]
@@ -151,16 +152,10 @@ def test_a_class_missing_from_gold_cannot_hide_a_broken_candidate(tmp_path, shar
 
 
 def test_gold_versions_and_the_champion_rescored_when_gold_is_relabelled_in_place(tmp_path):
-    home = make_home(tmp_path)
-    info = digits_split(n_train=300, n_gold=100, n_unlabeled=0)
+    home, info, first, verdict = _champion_home(tmp_path, n_train=300, n_gold=100)
     ids, X, y = info["ids"], info["X"], info["y"]
     train, gold = info["parts"]["train"], info["parts"]["gold"]
     with open_warehouse(home) as con:
-        insert_examples(con, home, list(ids[train]), X[train], list(y[train]), batch="train-1")
-        insert_examples(con, home, list(ids[gold]), X[gold], list(y[gold]), batch="gold-1", gold=True)
-        first = train_candidate(con, home).record
-        verdict = gate.run_gate(con, home)
-        promote_gated(con, home, first.version)
         v1, _ = current_gold_version(con)
         assert verdict.gold_version == v1.version and v1.n_gold == 100
         assert registry.gate_record(con, first.version).gold_version == v1.version
