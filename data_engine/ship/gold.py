@@ -220,6 +220,7 @@ def record_gold_version(con: duckdb.DuckDBPyConnection) -> GoldVersion:
     """The current gold version, stored with its labels the first time it is seen."""
     gold, rows = current_gold_version(con)
     if con.execute("SELECT count(*) FROM gold_versions WHERE gold_version = ?", [gold.version]).fetchall()[0][0]:
+        con.execute("UPDATE gold_versions SET last_seen = now() WHERE gold_version = ?", [gold.version])
         return gold
     import pandas as pd
 
@@ -250,6 +251,19 @@ def gold_change(con: duckdb.DuckDBPyConnection, before: str, after: str) -> Gold
     return GoldChange(before, after, *(int(v) for v in row))
 
 
+def note_gold_change(con: duckdb.DuckDBPyConnection) -> str | None:
+    """Record the current gold version; the line saying how it differs from the version seen last
+    (None when unchanged, or for the first gold). ``ingest --gold`` says it, so a relabel in place
+    is never taken silently."""
+    seen = con.execute("SELECT gold_version FROM gold_versions ORDER BY last_seen DESC LIMIT 1").fetchall()
+    gold = record_gold_version(con)
+    change = gold_change(con, seen[0][0], gold.version) if seen else None
+    if change is None:
+        return None
+    return (f"{change.line()}; the champion is re-scored on it by `data-engine score` or the gold sensor, and "
+            "the next gate verdict is decided on it")
+
+
 def last_verdict_gold(con: duckdb.DuckDBPyConnection) -> str | None:
     """The gold version of the newest gate verdict that recorded one."""
     row = con.execute("SELECT gold_version FROM gate_verdicts WHERE gold_version IS NOT NULL "
@@ -276,5 +290,5 @@ def record_gold_score(con: duckdb.DuckDBPyConnection, version: int, gold: GoldVe
 
 __all__ = ["GoldChange", "GoldVersion", "OOF_PARAM", "UnmeasuredClass", "assess_unmeasured",
            "current_gold_version", "gold_change", "last_scored_gold", "last_verdict_gold", "min_class_gold",
-           "out_of_fold_recall", "record_gold_score", "record_gold_version", "recorded_out_of_fold",
+           "note_gold_change", "out_of_fold_recall", "record_gold_score", "record_gold_version", "recorded_out_of_fold",
            "unmeasured_phrase"]

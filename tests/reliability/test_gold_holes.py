@@ -69,9 +69,12 @@ def test_gold_relabelled_in_place_is_said_and_the_champion_rescored(tmp_path, ca
     capsys.readouterr()
     assert _run(home, "score") == 0
     assert "gold changed" not in capsys.readouterr().out  # the gate scored the champion on this gold
-    # A second annotator's export of the same 60 gold rows: 3 labels differ, nothing else.
+    # A second annotator's export of the same 60 gold rows: 3 labels differ, nothing else. Said at ingest.
     assert _run(home, "ingest", "--gold", str(CASES / "26_gold_relabelled.csv")) == 0
-    capsys.readouterr()
+    said = [ln for ln in capsys.readouterr().out.splitlines() if "gold changed" in ln]
+    assert len(said) == 1 and said[0].startswith("  note: gold changed since gold ")
+    assert said[0].endswith("3 label(s) changed in place, 0 added, 0 removed; the champion is re-scored on it by "
+                            "`data-engine score` or the gold sensor, and the next gate verdict is decided on it")
     assert _run(home, "score") == 0
     out = capsys.readouterr().out
     assert "3 label(s) changed in place, 0 added, 0 removed; champion v1 re-scored on 60 gold examples: accuracy " in out

@@ -6,7 +6,8 @@
 CREATE TABLE IF NOT EXISTS gold_versions (
     gold_version  VARCHAR PRIMARY KEY,
     n_gold        BIGINT NOT NULL,
-    first_seen    TIMESTAMPTZ NOT NULL DEFAULT now()
+    first_seen    TIMESTAMPTZ NOT NULL DEFAULT now(),
+    last_seen     TIMESTAMPTZ NOT NULL DEFAULT now()   -- the newest time the gold in force had this version
 );
 CREATE TABLE IF NOT EXISTS gold_version_labels (
     gold_version     VARCHAR NOT NULL,
