@@ -135,7 +135,8 @@ def _judge_unmeasured(verdict: GateVerdict, gate: GateConfig) -> GateVerdict:
         return verdict
     return replace(verdict, promote=False, reason=(
         f"refused: gold cannot measure class(es) {', '.join(map(repr, failed))} and [gate] unmeasured = "
-        f"{gate.unmeasured!r} does not let them through (see 'unmeasured on gold' below); the gold figures alone: {verdict.reason}"))
+        f"{gate.unmeasured!r} does not let them through (see 'unmeasured on gold' below); the gold figures "
+        f"alone: {verdict.reason}"))
 
 
 def _precondition(candidate: Evaluation, gate: GateConfig) -> str | None:

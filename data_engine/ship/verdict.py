@@ -93,7 +93,8 @@ class GateVerdict:
             "ci_level": h.confidence if h else None, "p_worse": h.p_worse if h else None,
             "p_better": h.p_better if h else None,
             "low_recall_classes": {c: {"recall": r, "support": n} for c, (r, n) in (self.low_recall or {}).items()},
-            "unmeasured_classes": {u.name: {"gold_support": u.gold_support, "candidate_out_of_fold_recall": u.candidate_oof,
+            "unmeasured_classes": {u.name: {"gold_support": u.gold_support,
+                                            "candidate_out_of_fold_recall": u.candidate_oof,
                                             "champion_out_of_fold_recall": u.champion_oof, "passed": u.passed}
                                    for u in self.unmeasured},
             "gold_version": self.gold_version,
