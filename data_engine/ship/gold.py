@@ -35,13 +35,16 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
 
 from data_engine.store.config import GateConfig
 from data_engine.store.warehouse import has_table
+
+if TYPE_CHECKING:
+    from data_engine.mine.candidates import ServedChoice
 
 # Out-of-fold figures of one model: class -> (recall, or None without training labels; training labels).
 OutOfFold = Mapping[str, tuple[float | None, int]]
@@ -59,7 +62,7 @@ def min_class_gold(gate: GateConfig) -> int:
     return math.floor(math.log2(1 / gate.alpha)) + 1
 
 
-def out_of_fold_recall(choice: Any, classes: Sequence[str], y: np.ndarray) -> dict[str, dict[str, Any]] | None:
+def out_of_fold_recall(choice: ServedChoice, classes: Sequence[str], y: np.ndarray) -> dict[str, dict[str, Any]] | None:
     """The served candidate's out-of-fold recall per class, for the model's ``params``.
 
     ``choice``: the :class:`~data_engine.mine.candidates.ServedChoice` of the training;
@@ -67,7 +70,7 @@ def out_of_fold_recall(choice: Any, classes: Sequence[str], y: np.ndarray) -> di
     ``{class: {"recall": r or None, "support": n}}`` (None without training labels of the class),
     or None when no candidate was scored out of fold (a named ``[retrain] model``, too few labels).
     """
-    chosen = [c for c in getattr(choice, "candidates", ()) if c.name == choice.chosen and c.class_recall]
+    chosen = [c for c in choice.candidates if c.name == choice.chosen and c.class_recall]
     if not chosen:
         return None
     counts = Counter(str(v) for v in y)
