@@ -104,6 +104,13 @@ def cmd_ingest(args: argparse.Namespace, home: Home) -> int:
         for f in args.files:
             results.append(ingest_file(con, ds, f, gold=args.gold or is_gold_path(home, f), regold=args.regold,
                                        max_quarantine_share=share))
+        landed_gold = [r for r in results if r.is_gold and r.status == "ingested"]
+        if landed_gold:
+            from data_engine.ship.gold import note_gold_change
+
+            note = note_gold_change(con)  # a gold set relabelled in place is said, not taken silently
+            if note:
+                landed_gold[-1].notes.append(note)
     print(to_json(results) if args.json else summarize(results))
     # A rejected file (unreadable, or no good row) is a failure of the command: scripts must notice
     # it, and a person reads one line per file on stderr, whatever the format of stdout.
