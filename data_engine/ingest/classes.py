@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 
 from data_engine.errors import EngineError
-from data_engine.ingest.batch import IngestResult, load_rows, record_batch
+from data_engine.ingest.batch import IngestResult, load_rows, record_batch, redact_result
 from data_engine.ingest.readers import RawTable, drop_scratch
 from data_engine.ingest.validate import GOLD_ID_PREFIX
 from data_engine.store.config import DatasetConfig
@@ -171,7 +171,7 @@ def _readmit(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, labels: list[str
         load_rows(con, ds, result, RawTable(tuple(keys), rows, 0))
         result.reason = (f"{rows} quarantined rows of batch {batch_id} re-admitted ({why})"
                          + (f"; {result.rows_quarantined} quarantined again" if result.rows_quarantined else ""))
-        record_batch(con, result, "quarantine")
+        record_batch(con, redact_result(result), "quarantine")
         con.execute("UPDATE quarantine SET readmitted_in = ? WHERE batch_id = ? AND row_number IN "
                     "(SELECT __row FROM raw_rows)", [result.batch_id, batch_id])
         change.rows_readmitted += result.rows_ok
