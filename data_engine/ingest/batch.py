@@ -177,12 +177,13 @@ def _training_not_gold(con: duckdb.DuckDBPyConnection, path: Path, sha: str, bat
 
 def redact_result(result: IngestResult) -> IngestResult:
     """``result`` (changed in place) with every text it records or shows about the file through
-    :func:`~data_engine.ingest.redact.redact_text`: the reason, notes, warnings, ignored column names
-    and the quarantine preview (stored in ``batches``, printed, put in the Dagster metadata)."""
+    :func:`~data_engine.ingest.redact.redact_text`: the reason, notes, warnings, ignored column names,
+    labels that are not classes and the quarantine preview (stored in ``batches``, printed, put in the Dagster metadata)."""
     result.reason = redact_text(result.reason) if result.reason else result.reason
     result.notes = [redact_text(n) for n in result.notes]
     result.warnings = [redact_text(w) for w in result.warnings]
     result.ignored_columns = [redact_text(c) for c in result.ignored_columns]
+    result.unknown_labels = {redact_text(k): n for k, n in result.unknown_labels.items()}
     result.quarantine_preview = [{**q, "reason": redact_text(q["reason"] or ""),
                                   "raw": redact_text(q["raw"])[:200] if q["raw"] else q["raw"]}
                                  for q in result.quarantine_preview]
