@@ -239,7 +239,7 @@ def run_baseline(data: Any, noisy: np.ndarray, truth: pd.Series, *, seed: int, n
     from cleanlab.rank import get_label_quality_scores
 
     from data_engine.mine.models import Schema, build_estimator
-    from data_engine.mine.oof import out_of_fold_probabilities
+    from data_engine.tasks.oof import out_of_fold_probabilities
     from data_engine.mine.spec import ModelSpec
 
     started = time.perf_counter()

@@ -5,7 +5,7 @@ scored by stratified K-fold out-of-fold predictions on the labels in force (the 
 seed as mining), by the promotion gate's metric (``[gate] metric``: accuracy or macro-F1), and
 the best one is trained on all labels and registered. The candidates:
 
-* the members' mixture, weighted by the out-of-fold likelihood (:func:`data_engine.mine.oof.mixture_weights`),
+* the members' mixture, weighted by the out-of-fold likelihood (:func:`data_engine.tasks.oof.mixture_weights`),
   which is what mining reads;
 * each member of the mining ensemble (``[mining] model``), alone;
 * the linear model on the stored per-row embedding (``embedding``: e5-small vectors on text,
@@ -136,13 +136,13 @@ def score_candidates(member_probs: Mapping[str, np.ndarray], mixture: tuple[str,
     """Every candidate's out-of-fold accuracy and macro-F1 against ``labels``.
 
     ``member_probs``: member name -> out-of-fold probabilities, shape (N, K); ``mixture``: the
-    members mixed into the weighted candidate (weights by :func:`~data_engine.mine.oof.mixture_weights`
+    members mixed into the weighted candidate (weights by :func:`~data_engine.tasks.oof.mixture_weights`
     on the same labels); ``labels``: shape (N,), class indices. Order: the mixture (when it has
     more than one member), then each member as given.
     """
     from sklearn.metrics import accuracy_score, f1_score
 
-    from data_engine.mine.oof import mixture_weights
+    from data_engine.tasks.oof import mixture_weights
 
     labels = np.asarray(labels, dtype=np.int64)
     k = next(iter(member_probs.values())).shape[1]
@@ -238,7 +238,7 @@ def members_out_of_fold(con: Any, cfg: EngineConfig, built: Mapping[str, Any], X
     import warnings
 
     from data_engine.compute.backend import engine_backend
-    from data_engine.mine.oof import ensemble_out_of_fold_probabilities
+    from data_engine.tasks.oof import ensemble_out_of_fold_probabilities
 
     keys = {m: member_key(m, cfg) for m in built}
     found = stored_member_probs(con, ids, versions, keys, snapshot, n_classes) if con is not None else {}

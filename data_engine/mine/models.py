@@ -149,7 +149,7 @@ def build_estimator(spec: ModelSpec, schema: Schema, *, weights: Mapping[str, fl
     """An unfitted estimator for ``spec`` reading the columns of ``schema`` from a DataFrame.
 
     Several members make a soft-voting ensemble; ``weights`` (member -> weight, e.g. the
-    out-of-fold mixture weights of :func:`data_engine.mine.oof.mixture_weights`) default to equal.
+    out-of-fold mixture weights of :func:`data_engine.tasks.oof.mixture_weights`) default to equal.
     """
     built = list(build_members(spec, schema).items())
     if len(built) == 1:
@@ -157,7 +157,7 @@ def build_estimator(spec: ModelSpec, schema: Schema, *, weights: Mapping[str, fl
     from sklearn.ensemble import VotingClassifier
 
     w = None if weights is None else [float(weights.get(m, 0.0)) for m, _ in built]
-    # Members run one after another: parallelism is spent on folds (data_engine.mine.oof) instead.
+    # Members run one after another: parallelism is spent on folds (data_engine.tasks.oof) instead.
     return VotingClassifier(built, voting="soft", weights=w, n_jobs=None)
 
 

@@ -114,7 +114,7 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
             reused = True
         else:
             from data_engine.mine.candidates import members_out_of_fold
-            from data_engine.mine.oof import assign_folds, mixture_weights
+            from data_engine.tasks.oof import assign_folds, mixture_weights
 
             # Each member's out-of-fold probabilities, re-used where `train` already fitted them on
             # this label snapshot (it scores the same members as served-model candidates).
@@ -308,7 +308,7 @@ def _unlabeled_probabilities(con: duckdb.DuckDBPyConnection, unlabeled: pd.DataF
         return out, 0, len(champ_rows)
     model = _full_model(estimator, train, labels, inputs, f"{spec_key}|{json.dumps(weights, sort_keys=True)}",
                         snapshot, home)
-    from data_engine.mine.oof import single_threaded
+    from data_engine.tasks.oof import single_threaded
 
     with single_threaded():
         part = model.predict_proba(unlabeled.iloc[todo][inputs])
@@ -330,7 +330,7 @@ def _full_model(estimator: Any, train: pd.DataFrame, labels: np.ndarray, inputs:
     """
     from sklearn.base import clone
 
-    from data_engine.mine.oof import MAX_FIT_ROWS, fit_subset, single_threaded
+    from data_engine.tasks.oof import MAX_FIT_ROWS, fit_subset, single_threaded
 
     digest = hashlib.sha256(f"{spec_key}|{snapshot}|{len(train)}".encode()).hexdigest()[:20]
     path = Path(home.models) / "mining" / f"full-{digest}.joblib" if home is not None else None

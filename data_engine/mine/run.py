@@ -5,7 +5,7 @@ A run:
 1. loads the labeled training examples (labeled, not discarded, not gold) and the unlabeled ones;
 2. re-uses the stored out-of-fold predictions when the label snapshot (highest label event id),
    the model spec and the set of example versions are unchanged, else recomputes them
-   (:mod:`data_engine.mine.oof`) and replaces them (:mod:`data_engine.mine.predictions`);
+   (:mod:`data_engine.tasks.oof`) and replaces them (:mod:`data_engine.mine.predictions`);
 3. gets probabilities for unlabeled examples: the deployed champion's where it scored them, else
    a model fitted on all training examples (cached in ``HOME/models/mining``), scoring only the
    examples not yet scored for this snapshot, so a new unlabeled batch costs in proportion to it;

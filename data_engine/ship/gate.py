@@ -6,7 +6,7 @@ Rules (:func:`decide_promotion`, a pure function):
 2. A configured slice with no gold examples: refuse (a "unit test" that cannot run is not passed).
 3. No champion yet: the candidate passes (it is the first model), with its figures recorded.
 4. ``[gate] test = "paired"`` (default): both models' answers on the same gold examples are
-   compared pair by pair (:mod:`data_engine.ship.paired`: McNemar's exact test for accuracy and
+   compared pair by pair (:mod:`data_engine.tasks.paired`: McNemar's exact test for accuracy and
    recall, a paired bootstrap for macro-F1). The candidate is refused only when it is worse
    beyond what the gold set resolves: one-sided p < ``[gate] alpha`` on ``[gate] metric``, or on
    a class's recall or a slice's metric (Holm-adjusted over classes and slices, each tested on its
@@ -38,7 +38,7 @@ from data_engine.ship.evaluation import (  # noqa: F401 - the gate's public name
     predict_gold,
     slice_mask,
 )
-from data_engine.ship.paired import PairedDiff, bootstrap_macro_f1, holm, mcnemar
+from data_engine.tasks.paired import PairedDiff, bootstrap_macro_f1, holm, mcnemar
 from data_engine.ship.registry import (
     GateRecord,
     ModelRecord,

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from data_engine.ship.evaluation import Evaluation
-from data_engine.ship.paired import PairedDiff
+from data_engine.tasks.paired import PairedDiff
 
 
 @dataclass(frozen=True)

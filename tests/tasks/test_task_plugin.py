@@ -20,8 +20,9 @@ from tests import homes
 from tests.conftest import TOY_CONFIG
 
 
-class Grade(Task):
-    """A toy second task: a letter grade, read case-insensitively, stored upper-case."""
+class Grade(Classification):
+    """A toy second task: a letter grade, read case-insensitively, stored upper-case (the rest as
+    for classes: a grade is one of two classes)."""
 
     name = "grade"
 
