@@ -71,6 +71,12 @@ class Task(ABC):
     """
 
     name: str = ""
+
+    def __init__(self, ds: DatasetConfig | None = None) -> None:
+        """``ds``: the dataset's config, for a task whose labels depend on it (a regression's
+        ``[dataset] label_range``); None where only the kind of label matters."""
+        self.ds = ds
+
     # Whether a label draws on a fixed vocabulary (classes, tags) recorded in ``dataset_classes``.
     has_classes: ClassVar[bool] = True
     # The detector names (issue names) that apply to this kind of label; None = every registered

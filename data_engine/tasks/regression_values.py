@@ -41,14 +41,14 @@ def label_reasons(label: str, label_range: tuple[float, ...] | None) -> list[tup
         f"'label ' || left({label}, 40) || ' is not a finite number' || CASE WHEN contains({label}, ',') "
         "THEN ' (a thousands separator or decimal comma? write it as 1234.5)' ELSE '' END",
     ), (
-        f"abs({number}) > {MAX_NUMBER!r}",
+        f"isfinite({number}) AND abs({number}) > {MAX_NUMBER!r}",
         f"'label ' || left({label}, 40) || ' is beyond ±{MAX_NUMBER:g}, the largest magnitude the models read "
         "(float32); rescale the label'",
     )]
     if label_range is not None:
         lo, hi = (float(v) for v in label_range)
         reasons.append((
-            f"{number} NOT BETWEEN {lo!r} AND {hi!r}",
+            f"isfinite({number}) AND {number} NOT BETWEEN {lo!r} AND {hi!r}",
             f"'label ' || {label} || ' is outside [dataset] label_range [{lo:g}, {hi:g}]'",
         ))
     return reasons
