@@ -135,6 +135,19 @@ class Task(ABC):
         classification; a one-vs-rest wrapper per member for tags)."""
 
     @abstractmethod
+    def fold_ids(self, y: np.ndarray, classes: Sequence[str], *, folds: int,
+                 seed: int) -> tuple[np.ndarray, int, tuple[int, ...]]:
+        """The fold each of n labeled examples is held out in (shape (n,)), the number of folds used
+        and the rare classes (indices with fewer examples than folds; ``()`` without classes).
+        Seeded: the same labels give the same folds, so stored member predictions stay comparable.
+        Raises ``EngineError`` when ``y`` cannot be split into two folds."""
+
+    @abstractmethod
+    def mix(self, member_preds: Mapping[str, np.ndarray], y: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        """The ensemble of several members' out-of-fold predictions (name -> (n, width)) on labels
+        ``y`` (:meth:`encode`'s array): the mixed predictions (n, width) and each member's weight."""
+
+    @abstractmethod
     def out_of_fold(self, members: Mapping[str, Any], X: pd.DataFrame, y: np.ndarray, classes: Sequence[str], *,
                     folds: int = 5, seed: int = 0, n_jobs: int = 1, compute: Backend | None = None) -> OOFResult:
         """Out-of-fold predictions of ``members`` (name -> unfitted estimator, from :meth:`members_for`)
@@ -149,7 +162,8 @@ class Task(ABC):
     def predict(self, model: Any, X: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
         """A fitted model's predictions for ``X`` (n rows) in the stored layout: shape
         (n, :meth:`prediction_width`), columns as :meth:`prediction_columns` (classification: the
-        probabilities of ``classes``, a class the model never saw at 0)."""
+        probabilities of ``classes``, a class the model never saw at 0). ``model`` was fitted on
+        :meth:`encode`'s array (the mining stage's models) or on the stored labels (the served model)."""
 
     @abstractmethod
     def best(self, pred: np.ndarray, classes: Sequence[str]) -> tuple[list[str], np.ndarray]:

@@ -111,6 +111,23 @@ class Classification(Task):
         """The classifiers as they are."""
         return dict(members)
 
+    def fold_ids(self, y: np.ndarray, classes: Sequence[str], *, folds: int,
+                 seed: int) -> tuple[np.ndarray, int, tuple[int, ...]]:
+        """Stratified K-fold (:func:`data_engine.tasks.oof.assign_folds`); warns of rare classes."""
+        from data_engine.tasks.oof import assign_folds
+
+        return assign_folds(np.asarray(y, dtype=np.int64), len(classes), folds=folds, seed=seed)
+
+    def mix(self, member_preds: Mapping[str, np.ndarray], y: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        """Convex weights maximising the given labels' out-of-fold likelihood
+        (:func:`data_engine.tasks.oof.mixture_weights`), and the weighted mean of the probabilities."""
+        from data_engine.tasks.oof import mixture_weights
+
+        names = list(member_preds)
+        stacked = np.stack([member_preds[m] for m in names])
+        w = mixture_weights(stacked, np.asarray(y, dtype=np.int64))
+        return np.tensordot(w, stacked, axes=1), {m: float(v) for m, v in zip(names, w)}
+
     def out_of_fold(self, members: Mapping[str, Any], X: pd.DataFrame, y: np.ndarray, classes: Sequence[str], *,
                     folds: int = 5, seed: int = 0, n_jobs: int = 1, compute: Backend | None = None) -> OOFResult:
         """Stratified K-fold probabilities of every member on the same folds, mixed by the weights
@@ -121,7 +138,14 @@ class Classification(Task):
                                                   n_jobs=n_jobs, compute=compute)
 
     def predict(self, model: Any, X: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
-        """``predict_proba`` in ``classes`` order (:func:`aligned_probabilities`)."""
+        """``predict_proba`` in ``classes`` order: a model fitted on class indices by them, one fitted on
+        class names by name (:func:`aligned_probabilities`)."""
+        learned = np.asarray(getattr(model, "classes_"))
+        if learned.dtype.kind in "iu":
+            raw = np.asarray(model.predict_proba(X), dtype=float)
+            out = np.zeros((len(X), len(classes)), dtype=float)
+            out[:, learned.astype(int)] = raw
+            return out
         return aligned_probabilities(model, X, classes)
 
     def best(self, pred: np.ndarray, classes: Sequence[str]) -> tuple[list[str], np.ndarray]:
