@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.frozen import FrozenEstimator
-from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.neighbors import KNeighborsClassifier
 
 # HistGradientBoosting turns early stopping on for "auto" above this many rows (its own rule).
 HGB_AUTO_EARLY_STOPPING_ROWS = 10_000
@@ -98,14 +98,3 @@ class SmallDataKNeighbors(KNeighborsClassifier):
             n_neighbors = max(1, min(self.n_neighbors, available))
         return super().kneighbors(X, n_neighbors=n_neighbors, return_distance=return_distance)
 
-
-class SmallDataKNeighborsRegressor(KNeighborsRegressor):
-    """KNeighborsRegressor that averages all training rows when it has fewer than ``n_neighbors``
-    of them (as :class:`SmallDataKNeighbors` does for classes)."""
-
-    def kneighbors(self, X: Any = None, n_neighbors: int | None = None, return_distance: bool = True) -> Any:
-        """The parent's neighbours, with ``n_neighbors`` capped at the rows available."""
-        if n_neighbors is None:
-            available = self.n_samples_fit_ - (1 if X is None else 0)
-            n_neighbors = max(1, min(self.n_neighbors, available))
-        return super().kneighbors(X, n_neighbors=n_neighbors, return_distance=return_distance)

@@ -17,6 +17,7 @@ signed-rank on the per-example absolute errors), RMSE or R² (paired bootstrap):
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,8 @@ from data_engine.tasks.base import TASKS, LabelIssues, Task
 from data_engine.tasks.oof import OOFResult
 from data_engine.tasks.paired import PairedDiff
 from data_engine.tasks.regression_oof import INTERVAL_COVERAGE, robust_scale
+
+log = logging.getLogger(__name__)
 
 # Several reviewers' numbers are one verdict when they all lie within this share of their median
 # (or of the given value's magnitude when the median is 0) of each other: two people typing 120 and
@@ -131,8 +134,33 @@ class Regression(Task):
         return ["prediction", "lower", "upper"]
 
     def members_for(self, members: Mapping[str, Any]) -> dict[str, Any]:
-        """The members as built: the mining stage builds them as regressors (:attr:`estimator_kind`)."""
-        return dict(members)
+        """Each member's feature steps with the regressor of its family as the final step; a member
+        without one (naive Bayes) is left out with a log line
+        (:func:`data_engine.tasks.regression_members.regressor_members`)."""
+        from data_engine.tasks.regression_members import regressor_members
+
+        kept, dropped = regressor_members(members)
+        if dropped:
+            log.info("model members without a regression form left out: %s", ", ".join(dropped))
+        return kept
+
+    def fold_ids(self, y: np.ndarray, classes: Sequence[str], *, folds: int,
+                 seed: int) -> tuple[np.ndarray, int, tuple[int, ...]]:
+        """Shuffled K-fold (no classes to stratify by); no rare classes."""
+        from data_engine.tasks.regression_oof import assign_regression_folds
+
+        fold_of, n_folds = assign_regression_folds(len(y), folds=folds, seed=seed)
+        return fold_of, n_folds, ()
+
+    def mix(self, member_preds: Mapping[str, np.ndarray], y: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        """The members' values (column 0 of each (n, 3)) weighted by inverse squared out-of-fold MAE,
+        with the robust residual interval (:func:`data_engine.tasks.regression_oof.mix_predictions`)."""
+        from data_engine.tasks.regression_oof import mix_predictions
+
+        names = list(member_preds)
+        values = np.stack([np.asarray(member_preds[m], dtype=np.float64).reshape(len(y), -1)[:, 0] for m in names])
+        pred, w = mix_predictions(values, _numbers(y))
+        return pred, {name: float(v) for name, v in zip(names, w)}
 
     def out_of_fold(self, members: Mapping[str, Any], X: pd.DataFrame, y: np.ndarray, classes: Sequence[str], *,
                     folds: int = 5, seed: int = 0, n_jobs: int = 1, compute: Backend | None = None) -> OOFResult:

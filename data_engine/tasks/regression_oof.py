@@ -97,6 +97,16 @@ def with_interval(prediction: np.ndarray, y: np.ndarray, spread: np.ndarray | No
     return np.column_stack([prediction, prediction - half, prediction + half])
 
 
+def mix_predictions(member_pred: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The members' out-of-fold values ``member_pred`` (M, n) mixed by :func:`error_weights` on labels
+    ``y`` (n,): ``(prediction, lower, upper)`` (n, 3) by :func:`with_interval` with the members'
+    weighted spread, and the weights (M,)."""
+    w = error_weights(member_pred, y)
+    mixed = w @ member_pred
+    spread = np.sqrt(np.maximum(w @ (member_pred - mixed) ** 2, 0.0)) if len(member_pred) > 1 else None
+    return with_interval(mixed, y, spread), w
+
+
 def regression_out_of_fold(members: Mapping[str, Any], X: pd.DataFrame, y: np.ndarray, *, folds: int = 5,
                            seed: int = 0, n_jobs: int = 1, compute: Backend | None = None) -> OOFResult:
     """Out-of-fold predictions of several regressors on the same folds, mixed by :func:`error_weights`.
@@ -128,9 +138,7 @@ def regression_out_of_fold(members: Mapping[str, Any], X: pd.DataFrame, y: np.nd
     member_pred = np.empty((len(names), len(y)), dtype=np.float64)
     for (name, k), part in zip(jobs, parts):
         member_pred[names.index(name), splits[k][1]] = part
-    w = error_weights(member_pred, y)
-    mixed = w @ member_pred
-    spread = np.sqrt(np.maximum(w @ (member_pred - mixed) ** 2, 0.0)) if len(names) > 1 else None
-    return OOFResult(probs=with_interval(mixed, y, spread), folds=fold_of, rare_classes=(), n_folds=n_folds,
+    mixed, w = mix_predictions(member_pred, y)
+    return OOFResult(probs=mixed, folds=fold_of, rare_classes=(), n_folds=n_folds,
                      weights={name: float(v) for name, v in zip(names, w)},
                      member_probs={name: with_interval(member_pred[i], y) for i, name in enumerate(names)})
