@@ -181,7 +181,8 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
             audited = issues["example_id"].isin(plan.examples.loc[plan.examples["audit"], "example_id"])
             issues.loc[audited & (issues["issue_type"] == "lookalike"), "score"] = 0.0
         queue, split = plan_queue(con, cfg, state, issues, weights=weights if weights is not None else cfg.review.weights,
-                                  budget=budget or cfg.review.budget, exclude=excluded, examples=example_info(state),
+                                  budget=budget or cfg.review.budget, exclude=excluded,
+                                  examples=example_info(state, task_for(cfg.dataset)),
                                   second_opinions=second)
     with clock.stage("store"):
         run_id = store_run(con, state, issues, queue, results, noise_rate=noise_rate, started=started,
@@ -232,7 +233,9 @@ def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: b
     n_train, n_unl = len(state.train), len(state.unlabeled)
     ids = np.concatenate([f["example_id"].astype(str).to_numpy(dtype=object) for f in frames])
     hashes = np.concatenate([f["feature_hash"].astype(str).to_numpy(dtype=object) for f in frames])
-    labels = np.concatenate([state.labels, np.full(n_unl, -1, dtype=np.int64)])
+    # Unlabeled rows: -1 for class indices, NaN for numbers (a regression label may be -1).
+    unlabeled = np.nan if state.labels.dtype.kind == "f" else -1
+    labels = np.concatenate([state.labels, np.full(n_unl, unlabeled, dtype=state.labels.dtype)])
     probs = np.vstack([state.oof_probs, state.unlabeled_probs]) if n_unl else state.oof_probs
     oos = np.concatenate([np.ones(n_train, bool), np.zeros(n_unl, bool)])
     neighbours = None

@@ -179,10 +179,12 @@ class Regression(Task):
         return np.column_stack([value, value + low, value + high])
 
     def best(self, pred: np.ndarray, classes: Sequence[str]) -> tuple[list[str], np.ndarray]:
-        """The predicted value (canonical spelling) and a confidence in [0, 1]: 1 - :meth:`uncertainty`."""
+        """The predicted value (6 significant digits, canonical spelling: a reviewer reads 152.837, not
+        152.83746152) and a confidence in [0, 1]: 1 - :meth:`uncertainty`."""
         if not len(pred):
             return [], np.array([], dtype=float)
-        return self.decode(pred, classes), 1.0 - self.uncertainty(pred)
+        values = [float(f"{v:.6g}") for v in _numbers(pred)]
+        return self.decode(np.asarray(values), classes), 1.0 - self.uncertainty(pred)
 
     # -- mining -------------------------------------------------------------------------------------
 

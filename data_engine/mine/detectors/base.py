@@ -104,8 +104,33 @@ class MiningData:
 
     @property
     def labeled(self) -> np.ndarray:
-        """Boolean mask of shape (N,): rows with a label in force."""
+        """Boolean mask of shape (N,): rows with a label in force (a number label: not NaN)."""
+        if self.labels.dtype.kind == "f":
+            return ~np.isnan(self.labels)
         return self.labels >= 0
+
+    @property
+    def label_codes(self) -> np.ndarray:
+        """Shape (N,) int: the class index for classes; for number labels (regression, NaN =
+        unlabeled) one code per distinct value, so detectors that compare labels for equality
+        (copies with different labels) read both alike; -1 if unlabeled."""
+        if self.labels.dtype.kind != "f":
+            return self.labels
+        codes = np.full(len(self.labels), -1, dtype=np.int64)
+        known = self.labeled
+        codes[known] = np.unique(self.labels[known], return_inverse=True)[1]
+        return codes
+
+    def label_names(self, rows: np.ndarray) -> np.ndarray:
+        """The stored spelling of the labels of ``rows`` (indices, shape (M,)); '' if unlabeled."""
+        if self.labels.dtype.kind != "f":
+            return self.class_names(self.labels[rows])
+        values = self.labels[rows]
+        known = ~np.isnan(values)
+        out = np.full(len(rows), "", dtype=object)
+        if known.any():
+            out[known] = self.task.decode(values[known], self.classes)
+        return out
 
     @property
     def has_probs(self) -> np.ndarray:
