@@ -7,7 +7,7 @@ A label is a number stored in one canonical text spelling (:mod:`data_engine.tas
 
 Out-of-fold predictions are a value and an interval per example, ``(prediction, lower, upper)``, from
 the modality's regressors mixed by their out-of-fold error (:mod:`data_engine.tasks.regression_oof`);
-cleanlab's regression label quality scores rank the labels, and a given value beyond three robust
+cleanlab's regression label quality scores rank the labels, and a given value beyond two robust
 standard deviations of its prediction is flagged (:mod:`data_engine.tasks.regression_issues`). A
 reviewer sees the given value, the prediction and its interval, and answers in a ``<Number>`` field
 pre-filled with the prediction, or picks "not a valid example". The gate compares MAE (Wilcoxon
@@ -190,7 +190,7 @@ class Regression(Task):
 
     def label_issues(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> LabelIssues:
         """cleanlab's regression label quality scores (``cleanlab.regression.rank``) and the flag rule of
-        :mod:`data_engine.tasks.regression_issues` (the given value beyond three robust standard
+        :mod:`data_engine.tasks.regression_issues` (the given value beyond two robust standard
         deviations of its out-of-fold prediction). ``pred``: (n, 3); suggestions rounded to the labels' precision."""
         from data_engine.tasks.regression_issues import FLAG_Z, flag_errors, label_quality_scores
 
@@ -281,6 +281,19 @@ class Regression(Task):
                 except EngineError:
                     continue
         return number
+
+    def answer_problem(self, label: str, choices: Sequence[str]) -> str | None:
+        """A finite number (within ``[dataset] label_range`` when set) or the discard answer (in ``choices``)."""
+        if label in choices:
+            return None
+        try:
+            value = float(regression_values.canonical_number(label))
+        except EngineError:
+            return f"{label[:40]!r} is not a number"
+        if self.label_range is not None and not self.label_range[0] <= value <= self.label_range[1]:
+            lo, hi = self.label_range
+            return f"{label[:40]} is outside [dataset] label_range [{lo:g}, {hi:g}]"
+        return None
 
     def consensus(self, labels: Sequence[str]) -> str | None:
         """The median of the reviewers' numbers when every number lies within :data:`CONSENSUS_TOLERANCE`

@@ -77,10 +77,10 @@ def test_interval_from_robust_residual_scale() -> None:
     assert robust_scale(np.array([-2.0, -1.0, 0.0, 1.0, 1000.0])) == pytest.approx(1.4826)
 
 
-def test_flag_rule_is_three_robust_sd() -> None:
-    # An interval of ± z90 (sd 1): the flag interval is ± 3.
+def test_flag_rule_is_two_robust_sd() -> None:
+    # An interval of ± z90 (sd 1): the flag interval is ± 2.
     pred = np.array([[0.0, -Z90, Z90]] * 4)
-    assert flag_errors(np.array([2.9, -2.9, 3.1, -3.1]), pred).tolist() == [False, False, True, True]
+    assert flag_errors(np.array([1.9, -1.9, 2.1, -2.1]), pred).tolist() == [False, False, True, True]
 
 
 def test_label_issues_flag_a_gross_error_with_words() -> None:
