@@ -1,0 +1,107 @@
+"""A regression set through mining and review (in-memory Label Studio): the task shows the given
+value, the prediction and its interval with the prediction pre-filled in a ``<Number>``, the
+simulated reviewer answers from ``oracle.jsonl``, and the pull puts the true numbers in force."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data_engine.review.labelstudio.fake import FakeReviewClient
+from data_engine.review.labelstudio.labeling import FROM_NAME
+from data_engine.review.oracle import oracle_path, read_oracle
+from data_engine.review.pull import pull_verdicts
+from data_engine.review.push import push_queue
+from data_engine.review.simulate import simulate_reviews
+from data_engine.steps import mine_step
+from data_engine.store.warehouse import open_warehouse
+from data_engine.tasks import Regression, task_for
+from tests.homes import make_home
+
+CONFIG = """\
+[dataset]
+name = "readings"
+modality = "tabular"
+id_column = "id"
+label_column = "value"
+feature_columns = ["a", "b", "c"]
+task = "regression"
+label_range = [-1000, 1000]
+
+[mining]
+model = "linear"
+n_jobs = 1
+detectors = ["label", "outlier", "near_duplicate"]
+
+[review]
+budget = 20
+"""
+
+WRONG = [3, 17, 29, 41, 55]
+
+
+@pytest.fixture(scope="module")
+def reviewed(tmp_path_factory: pytest.TempPathFactory):
+    root: Path = tmp_path_factory.mktemp("regression-review")
+    home = make_home(root, CONFIG)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    truth = np.round(10 * X[:, 0] - 5 * X[:, 1] + 2 * X[:, 2] + rng.normal(0, 1, 120), 1)
+    given = truth.copy()
+    given[WRONG] = truth[WRONG] + 60.0  # gross value errors
+    frame = pd.DataFrame({"id": [f"r{i:03d}" for i in range(120)], "a": X[:, 0], "b": X[:, 1], "c": X[:, 2],
+                          "value": given})
+    frame.to_csv(home.landing / "readings.csv", index=False)
+    from data_engine.ingest.batch import ingest_path
+
+    ingest_path(home, home.landing / "readings.csv")
+    (home.root / "oracle.jsonl").write_text(
+        "".join(json.dumps({"id": i, "label": float(v)}) + "\n" for i, v in zip(frame["id"], truth)), encoding="utf-8")
+    mined = mine_step(home)
+    client = FakeReviewClient()
+    with open_warehouse(home) as con:
+        pushed = push_queue(con, client, home.config)
+    task = task_for(home.config.dataset)
+    oracle = read_oracle(oracle_path(home), task)
+    simulated = simulate_reviews(client, pushed.project_id, oracle, [], accuracy=1.0, label_task=task)
+    with open_warehouse(home) as con:
+        pulled = pull_verdicts(con, client, home.config)
+        labels = dict(con.execute("SELECT example_id, label FROM current_labels").fetchall())
+        flags = con.execute("SELECT example_id, is_issue FROM issues WHERE run_id = ? AND issue_type = 'label' "
+                            "ORDER BY score, example_id", [mined.summary.run_id]).fetchall()
+    return home, frame, truth, (mined, flags), client, pushed, simulated, pulled, labels
+
+
+def test_the_wrong_values_are_flagged_and_queued(reviewed) -> None:
+    _, _, _, (mined, flags), *_ = reviewed
+    wrong = {f"r{i:03d}" for i in WRONG}
+    # The five gross errors have the lowest label quality scores, and all are flagged and queued.
+    assert {ex for ex, _ in flags[:len(WRONG)]} == wrong and all(flag for _, flag in flags[:len(WRONG)])
+    assert wrong <= set(mined.summary.queue_top["example_id"])
+
+
+def test_the_task_shows_value_prediction_and_interval(reviewed) -> None:
+    _, frame, _, _, client, pushed, *_ = reviewed
+    config = client.projects[pushed.project_id]["label_config"]
+    assert f'<Number name="{FROM_NAME}" toName="item" step="any" min="-1000.0" max="1000.0"/>' in config
+    assert "$label_note" in config and "not a valid example" in config
+    task = next(t for t in client.tasks.values() if t["data"]["example_id"] == "r003")
+    given = float(frame.loc[3, "value"])
+    assert task["data"]["given_label"] == repr(given)
+    note = task["data"]["label_note"]
+    assert note.startswith(f"given {given:g}, predicted ") and "[" in note
+    filled = task["predictions"][0]["result"]
+    assert filled[0]["type"] == "number" and filled[0]["from_name"] == FROM_NAME
+    assert filled[0]["value"]["number"] == float(task["data"]["suggested_label"])
+
+
+def test_the_reviewers_numbers_are_the_labels_in_force(reviewed) -> None:
+    _, frame, truth, _, _, pushed, simulated, pulled, labels = reviewed
+    assert simulated.answered == pushed.sent and simulated.correct == simulated.answered
+    for i in WRONG:
+        assert labels[f"r{i:03d}"] == repr(float(truth[i]))
+    assert Regression().consensus([labels["r003"]]) == repr(float(truth[3]))
