@@ -22,7 +22,7 @@ gate still judges the trained model on gold before it is served.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -35,6 +35,7 @@ from data_engine.mine.probs_column import fetch_probs, probs_arrow
 from data_engine.mine.models import resolve_spec
 from data_engine.mine.spec import SERVED_AUTO, SVM_MAX_ROWS, ModelSpec
 from data_engine.store.config import EngineConfig
+from data_engine.tasks import Task
 
 # The suffix naming the weighted mixture among the candidates (and in the served model's spec key).
 MIXTURE_SUFFIX = " (weighted)"
@@ -46,13 +47,15 @@ class CandidateScore:
 
     name: str
     members: tuple[str, ...]
-    accuracy: float
-    macro_f1: float
+    accuracy: float | None
+    macro_f1: float | None
     weights: dict[str, float] = field(default_factory=dict)
+    # Every figure of the task's metrics (a task without classes has no accuracy: MAE, RMSE, R²).
+    figures: dict[str, float | None] = field(default_factory=dict)
 
     def metric(self, name: str) -> float:
-        """``accuracy`` or ``macro_f1``."""
-        return float(getattr(self, name))
+        """The figure ``name``: ``accuracy`` or ``macro_f1``, or one of the task's metrics."""
+        return float(self.figures[name] if name in self.figures else getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,7 @@ def candidate_members(cfg: EngineConfig, n_rows: int) -> tuple[ModelSpec, tuple[
 
 
 def score_candidates(member_probs: Mapping[str, np.ndarray], mixture: tuple[str, ...],
-                     labels: np.ndarray) -> list[CandidateScore]:
+                     labels: np.ndarray, task: Task | None = None, classes: Sequence[str] = ()) -> list[CandidateScore]:
     """Every candidate's out-of-fold accuracy and macro-F1 against ``labels``.
 
     ``member_probs``: member name -> out-of-fold probabilities, shape (N, K); ``mixture``: the
@@ -140,6 +143,8 @@ def score_candidates(member_probs: Mapping[str, np.ndarray], mixture: tuple[str,
     on the same labels); ``labels``: shape (N,), class indices. Order: the mixture (when it has
     more than one member), then each member as given.
     """
+    if task is not None and task.name != "classification":
+        return _task_scores(member_probs, mixture, labels, task, classes)
     from sklearn.metrics import accuracy_score, f1_score
 
     from data_engine.tasks.oof import mixture_weights
@@ -159,6 +164,24 @@ def score_candidates(member_probs: Mapping[str, np.ndarray], mixture: tuple[str,
         w = mixture_weights(stacked, labels)
         out.append(scored(mixture_name(mixture), mixture, np.tensordot(w, stacked, axes=1),
                           {m: float(v) for m, v in zip(mixture, w)}))
+    out += [scored(m, (m,), p, {}) for m, p in member_probs.items()]
+    return out
+
+
+def _task_scores(member_probs: Mapping[str, np.ndarray], mixture: tuple[str, ...], labels: np.ndarray, task: Task,
+                 classes: Sequence[str]) -> list[CandidateScore]:
+    """:func:`score_candidates` for a task other than classification: the mixture by
+    :meth:`Task.mix`, every candidate's figures by :meth:`Task.metrics` on its predictions (n, width)."""
+    given = task.decode(labels, classes)
+
+    def scored(name: str, members: tuple[str, ...], pred: np.ndarray, weights: dict[str, float]) -> CandidateScore:
+        figures = task.metrics(np.asarray(given, dtype=object), pred, classes)
+        return CandidateScore(name, members, figures.get("accuracy"), figures.get("macro_f1"), weights, figures)
+
+    out: list[CandidateScore] = []
+    if len(mixture) > 1:
+        mixed, weights = task.mix({m: member_probs[m] for m in mixture}, labels)
+        out.append(scored(mixture_name(mixture), mixture, mixed, weights))
     out += [scored(m, (m,), p, {}) for m, p in member_probs.items()]
     return out
 
@@ -239,7 +262,7 @@ def members_out_of_fold(con: Any, cfg: EngineConfig, built: Mapping[str, Any], X
     import warnings
 
     from data_engine.compute.backend import engine_backend
-    from data_engine.tasks import task_for
+    from data_engine.tasks import gate_metric, task_for
 
     task = task_for(cfg.dataset)
     keys = {m: member_key(m, cfg) for m in built}
@@ -267,10 +290,10 @@ def choose_served(cfg: EngineConfig, schema: Mapping[str, str], X: pd.DataFrame,
     modality's default (and says so in ``rule``) when the labels are too few for folds.
     """
     from data_engine.mine.models import Schema, build_members
-    from data_engine.tasks import task_for
+    from data_engine.tasks import gate_metric, task_for
 
     task = task_for(cfg.dataset)
-    modality, seed, metric = cfg.dataset.modality, cfg.mining.seed, cfg.gate.metric
+    modality, seed, metric = cfg.dataset.modality, cfg.mining.seed, gate_metric(cfg)
     if con is not None and (ids is None or versions is None):
         raise EngineError("choose_served: re-using stored predictions needs the example ids and versions")
     embedding = configured_embedding(cfg)
@@ -289,18 +312,22 @@ def choose_served(cfg: EngineConfig, schema: Mapping[str, str], X: pd.DataFrame,
         spec = resolve_spec("auto", modality, seed=seed, n_rows=len(y), served=True, embedding=embedding)
         return ServedChoice("+".join(spec.members), spec.members,
                             f"the modality's default: candidates could not be scored out of fold ({exc})", metric), spec
-    candidates = score_candidates(member_probs, mining.members, labels)
-    best = max(candidates, key=lambda c: (c.metric(metric), -candidates.index(c)))
+    candidates = score_candidates(member_probs, tuple(m for m in mining.members if m in member_probs), labels,
+                                  task, classes)
+    sign = 1.0 if task.higher_is_better(metric) else -1.0
+    best = max(candidates, key=lambda c: (sign * c.metric(metric), -candidates.index(c)))
     rule = f"best out-of-fold {metric} on the labels in force ({cfg.mining.folds} folds, seed {seed})"
     choice = ServedChoice(best.name, best.members, rule, metric, tuple(candidates), best.weights, len(labels))
     return choice, ModelSpec(best.members, modality, seed, embedding)
 
 
-def served_estimator(choice: ServedChoice, spec: ModelSpec, schema: Mapping[str, str]) -> tuple[Any, str]:
-    """The unfitted estimator of ``choice`` and its spec key (the mixture's key ends in ``/weights=oof``)."""
+def served_estimator(choice: ServedChoice, spec: ModelSpec, schema: Mapping[str, str],
+                     task: Task | None = None) -> tuple[Any, str]:
+    """The unfitted estimator of ``choice`` and its spec key (the mixture's key ends in ``/weights=oof``);
+    ``task``: the dataset's (its kind of estimator; default classification)."""
     from data_engine.mine.models import Schema, build_estimator
 
-    estimator = build_estimator(spec, Schema.from_mapping(dict(schema)), weights=choice.weights or None)
+    estimator = build_estimator(spec, Schema.from_mapping(dict(schema)), weights=choice.weights or None, task=task)
     return estimator, spec.key + ("/weights=oof" if choice.weights else "")
 
 

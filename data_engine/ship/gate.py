@@ -82,6 +82,8 @@ def decide_promotion(
     tests and metric direction the gate uses (default: classification).
     """
     task = task or Classification()
+    # An unset [gate] metric is the task's default figure (accuracy for classes, MAE for numbers).
+    gate = replace(gate, metric=gate.metric or task.default_metric)
     low = {c: (r, candidate.per_class_support.get(c, 0)) for c, r in candidate.per_class_recall.items()
            if r < gate.min_class_recall - _EPS}
     base = GateVerdict(False, "", gate.metric, candidate.version, champion.version if champion else None,
@@ -103,7 +105,8 @@ def decide_promotion(
         if pairs is None:
             raise EngineError("the paired gate needs both models' predictions on the gold examples")
         verdict = _paired(base, pairs, slice_masks or {}, gate, task)
-    notes = [low_recall_phrase(low, gate.min_class_recall)] if candidate.n_gold else []
+    # Per-class recall exists only for a task with classes (a number has none to name).
+    notes = [low_recall_phrase(low, gate.min_class_recall)] if candidate.n_gold and task.has_classes else []
     if gate.test == "paired" and gate.tolerance is not None:
         notes.append("gate.tolerance is deprecated and ignored by test = 'paired' (only test = 'strict' reads it)")
     return replace(verdict, reason="; ".join([verdict.reason, *notes]))

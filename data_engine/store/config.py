@@ -165,7 +165,10 @@ class SliceConfig:
 class GateConfig:
     """The promotion gate (see data_engine.ship.gate): a paired test on gold, or the old strict rule."""
 
-    metric: Literal["accuracy", "macro_f1"] = "accuracy"
+    # The figure the gate compares: one of the task's metrics ("accuracy", "macro_f1" for classes;
+    # "mae", "rmse", "r2" for numbers); None = the task's default (data_engine.tasks.Task.default_metric).
+    # Checked against the task where names are checked (data_engine.mine.names.check_names).
+    metric: str | None = None
     min_gold: int = 20
     slices: tuple[SliceConfig, ...] = ()
     # "paired": refuse only when the candidate is worse beyond what gold resolves (one-sided, alpha);

@@ -268,6 +268,10 @@ class Task(ABC):
         labels for classification) against gold labels ``y_true`` (n,) (stored spelling); each
         ``None`` when n = 0. Keys are the names ``[gate] metric`` may take."""
 
+    def metric_names(self) -> tuple[str, ...]:
+        """The names :meth:`metrics` returns: the values ``[gate] metric`` may take."""
+        return tuple(self.metrics(np.array([]), np.array([]), []))
+
     def higher_is_better(self, metric: str) -> bool:
         """Whether a larger ``metric`` is better (True for scores; an error measure says False)."""
         return True

@@ -374,6 +374,10 @@ class Regression(Task):
         value, low, high = (float(f"{v:.6g}") for v in np.asarray(pred_row, dtype=np.float64)[:3])
         return {"value": value, "lower": low, "upper": high, "coverage": INTERVAL_COVERAGE}
 
+    def predict_fields(self) -> dict[str, Any] | None:
+        """The value, the interval's bounds and its nominal coverage."""
+        return {"value": float, "lower": float, "upper": float, "coverage": float}
+
     def predict_table(self, pred: np.ndarray, classes: Sequence[str]) -> dict[str, np.ndarray]:
         """``predicted_value``, ``lower``, ``upper``."""
         pred = np.asarray(pred, dtype=np.float64)
