@@ -4,11 +4,8 @@ simulated reviewer answers from ``oracle.jsonl``, and the pull puts the true num
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from data_engine.review.labelstudio.fake import FakeReviewClient
@@ -20,47 +17,14 @@ from data_engine.review.simulate import simulate_reviews
 from data_engine.steps import mine_step
 from data_engine.store.warehouse import open_warehouse
 from data_engine.tasks import Regression, task_for
-from tests.homes import make_home
-
-CONFIG = """\
-[dataset]
-name = "readings"
-modality = "tabular"
-id_column = "id"
-label_column = "value"
-feature_columns = ["a", "b", "c"]
-task = "regression"
-label_range = [-1000, 1000]
-
-[mining]
-model = "linear"
-n_jobs = 1
-detectors = ["label", "outlier", "near_duplicate"]
-
-[review]
-budget = 20
-"""
-
-WRONG = [3, 17, 29, 41, 55]
+from tests.review_support import WRONG_READINGS as WRONG
+from tests.review_support import readings_home
 
 
 @pytest.fixture(scope="module")
 def reviewed(tmp_path_factory: pytest.TempPathFactory):
     root: Path = tmp_path_factory.mktemp("regression-review")
-    home = make_home(root, CONFIG)
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(120, 3))
-    truth = np.round(10 * X[:, 0] - 5 * X[:, 1] + 2 * X[:, 2] + rng.normal(0, 1, 120), 1)
-    given = truth.copy()
-    given[WRONG] = truth[WRONG] + 60.0  # gross value errors
-    frame = pd.DataFrame({"id": [f"r{i:03d}" for i in range(120)], "a": X[:, 0], "b": X[:, 1], "c": X[:, 2],
-                          "value": given})
-    frame.to_csv(home.landing / "readings.csv", index=False)
-    from data_engine.ingest.batch import ingest_path
-
-    ingest_path(home, home.landing / "readings.csv")
-    (home.root / "oracle.jsonl").write_text(
-        "".join(json.dumps({"id": i, "label": float(v)}) + "\n" for i, v in zip(frame["id"], truth)), encoding="utf-8")
+    home, frame, truth = readings_home(root)
     mined = mine_step(home)
     client = FakeReviewClient()
     with open_warehouse(home) as con:
