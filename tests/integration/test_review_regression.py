@@ -55,3 +55,27 @@ def test_numbers_go_to_label_studio_and_come_back_as_labels(tmp_path, label_stud
     for ex, i in zip(wrong[:-1], WRONG_READINGS[:-1]):
         assert labels[ex] == (repr(float(truth[i])), False)
     assert labels[wrong[-1]][1] is True
+
+
+@pytest.mark.browser
+def test_a_number_task_in_the_browser(tmp_path, label_studio, monkeypatch):
+    """The reviewer's view of a flagged value: given value, prediction and interval, the Number field."""
+    import importlib.util
+    from pathlib import Path
+
+    from data_engine.review.labelstudio.server import PASSWORD_FILE
+
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
+    home, _, _ = readings_home(tmp_path, {"url": label_studio.url, "project_title": f"it-{uuid.uuid4().hex[:10]}"})
+    for name in (TOKEN_FILE, PASSWORD_FILE):
+        shutil.copy(label_studio.secrets_dir / name, home.secrets / name)
+        os.chmod(home.secrets / name, 0o600)
+    mine_step(home)
+    with open_warehouse(home) as con:
+        push_queue(con, make_client(home), home.config)
+    script = Path(__file__).resolve().parents[2] / "scripts" / "screenshot_review.py"
+    spec = importlib.util.spec_from_file_location("screenshot_review", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    data = module.screenshot(home, tmp_path / "number-task.png").read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000

@@ -69,3 +69,26 @@ def test_the_reviewers_numbers_are_the_labels_in_force(reviewed) -> None:
     for i in WRONG:
         assert labels[f"r{i:03d}"] == repr(float(truth[i]))
     assert Regression().consensus([labels["r003"]]) == repr(float(truth[3]))
+
+
+def test_two_reviewers_numbers_make_one_verdict(tmp_path: Path) -> None:
+    """Consensus of numbers: 120 and 121 (within 5 % of their median) -> the median; 120 and 12 -> pending."""
+    home, _, _ = readings_home(tmp_path, {"annotators_per_task": 2})
+    mine_step(home)
+    client = FakeReviewClient()
+    with open_warehouse(home) as con:
+        pushed = push_queue(con, client, home.config)
+    task = task_for(home.config.dataset)
+    tasks = {t["data"]["example_id"]: t for t in client.tasks.values()}
+    second = client.ensure_user("second@example.com")
+    answers = {"r003": ("120", "121"), "r017": ("120", "12")}
+    for ex, (a, b) in answers.items():
+        client.create_annotation(tasks[ex]["id"], task.prediction_result(a, from_name=FROM_NAME, to_name="item"))
+        client.create_annotation(tasks[ex]["id"], task.prediction_result(b, from_name=FROM_NAME, to_name="item"),
+                                 completed_by=second)
+    with open_warehouse(home) as con:
+        result = pull_verdicts(con, client, home.config)
+        labels = dict(con.execute("SELECT example_id, label || '/' || source FROM current_labels").fetchall())
+    assert pushed.sent >= 2 and result.consensus == 1
+    assert labels["r003"] == "120.5/consensus"
+    assert labels["r017"].endswith("/ingest")  # disagreement: the given value stays, the task pending
