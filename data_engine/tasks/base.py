@@ -124,9 +124,10 @@ class Task(ABC):
 
     @abstractmethod
     def members_for(self, members: Mapping[str, Any]) -> dict[str, Any]:
-        """The modality's model members (name -> unfitted scikit-learn estimator of kind
-        :attr:`estimator_kind`, built by the mining stage) adapted to this task (unchanged for
-        classification; a one-vs-rest wrapper per member for tags)."""
+        """The modality's estimators (name -> unfitted scikit-learn estimator of kind
+        :attr:`estimator_kind`, built by the mining stage: its members, and the served model under
+        the name ``"served"``) adapted to this task, same names (unchanged for classification; a
+        one-vs-rest wrapper per estimator for tags)."""
 
     @abstractmethod
     def fold_ids(self, y: np.ndarray, classes: Sequence[str], *, folds: int,
