@@ -103,7 +103,7 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
         train, unlabeled, newly_embedded = _with_embedding(con, cfg, train, unlabeled, schema, compute)
     if cfg.mining.predictions == "external":
         with clock.stage("predictions"):
-            return _external_state(con, home, train, unlabeled, labels, classes, schema, snapshot, embedding,
+            return _external_state(con, home, task, train, unlabeled, labels, classes, schema, snapshot, embedding,
                                    newly_embedded, cfg.mining.folds)
     width = task.prediction_width(classes)
     spec = resolve_spec(cfg.mining.model, ds.modality, seed=cfg.mining.seed, n_rows=len(train), embedding=embedding)
@@ -161,18 +161,17 @@ def _with_embedding(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, train: pd
     return both.iloc[:len(train)].reset_index(drop=True), both.iloc[len(train):].reset_index(drop=True), new
 
 
-def _external_state(con: duckdb.DuckDBPyConnection, home: Home | None, train: pd.DataFrame, unlabeled: pd.DataFrame,
-                    labels: np.ndarray, classes: list[str], schema: dict[str, str], snapshot: int, embedding: str,
-                    newly_embedded: int, folds: int) -> PredictionState:
-    """The prediction state from the user's own model's probabilities (see data_engine.mine.external)."""
+def _external_state(con: duckdb.DuckDBPyConnection, home: Home | None, task: Task, train: pd.DataFrame,
+                    unlabeled: pd.DataFrame, labels: np.ndarray, classes: list[str], schema: dict[str, str],
+                    snapshot: int, embedding: str, newly_embedded: int, folds: int) -> PredictionState:
+    """The prediction state from the user's own model's predictions in the ``task``'s columns (see
+    data_engine.mine.external)."""
     from data_engine.mine.external import external_probabilities
-    from data_engine.tasks import task_for
 
     if home is None:
         raise EngineError("mining.predictions = 'external' reads landing/predictions/ and needs the engine home")
     probs, unl_probs, key = external_probabilities(home.predictions_landing, classes, train["example_id"].to_numpy(),
-                                                   unlabeled["example_id"].to_numpy())
-    task = task_for(home.config.dataset)
+                                                   unlabeled["example_id"].to_numpy(), task)
     fold_of = np.full(len(train), -1, dtype=np.int32)
     _write_predictions(con, task, train, probs, classes, key, snapshot, kind="oof", folds=fold_of)
     scored = np.isfinite(unl_probs).all(axis=1)

@@ -122,6 +122,16 @@ class Task(ABC):
         """The names of the :meth:`prediction_width` numbers, in order (class names; or
         ``prediction``, ``lower``, ``upper``)."""
 
+    def prediction_problem(self, pred: np.ndarray) -> tuple[int, int | None, str] | None:
+        """The first row of ``pred`` (n, width), a user's own model's predictions (``[mining]
+        predictions = "external"``), that is not a valid prediction: ``(row index, column index or
+        None for the whole row, what is wrong)``; None when all are valid. Default: every number finite."""
+        bad = ~np.isfinite(pred)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            return int(r), int(c), "is not a number"
+        return None
+
     @abstractmethod
     def members_for(self, members: Mapping[str, Any]) -> dict[str, Any]:
         """The modality's estimators (name -> unfitted scikit-learn estimator of kind
