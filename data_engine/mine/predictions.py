@@ -24,7 +24,7 @@ from data_engine.store.cache import load_cache, save_cache
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
 from data_engine.store.warehouse import rollback_quietly
-from data_engine.tasks import Task
+from data_engine.tasks import Classification, Task
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,9 @@ class PredictionState:
     """Probabilities for the training and unlabeled examples, and what they were computed from.
 
     ``train`` / ``unlabeled``: frames from :func:`data_engine.store.dataset.load_examples`;
-    ``labels``: shape (N_train,) class indices; ``oof_probs``: shape (N_train, K);
-    ``folds``: shape (N_train,); ``unlabeled_probs``: shape (N_unlabeled, K), NaN rows if none.
+    ``labels``: shape (N_train,), the task's encoded labels (class indices); ``oof_probs``: shape
+    (N_train, W), W the task's prediction width (K class probabilities); ``folds``: shape (N_train,);
+    ``unlabeled_probs``: shape (N_unlabeled, W), NaN rows if none.
     """
 
     train: pd.DataFrame
@@ -57,6 +58,8 @@ class PredictionState:
     # EMBEDDING_COLUMN (read from the cache; ``newly_embedded`` rows were embedded by this run).
     embedding: str = "tfidf"
     newly_embedded: int = 0
+    # The dataset's task: what ``labels`` encode and what the prediction columns are.
+    task: Task = field(default_factory=Classification)
 
 
 def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home | None = None,
@@ -100,7 +103,7 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
         train, unlabeled, newly_embedded = _with_embedding(con, cfg, train, unlabeled, schema, compute)
     if cfg.mining.predictions == "external":
         with clock.stage("predictions"):
-            return _external_state(con, home, train, unlabeled, labels, classes, schema, snapshot, embedding,
+            return _external_state(con, home, task, train, unlabeled, labels, classes, schema, snapshot, embedding,
                                    newly_embedded, cfg.mining.folds)
     width = task.prediction_width(classes)
     spec = resolve_spec(cfg.mining.model, ds.modality, seed=cfg.mining.seed, n_rows=len(train), embedding=embedding)
@@ -144,7 +147,7 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
                            label_snapshot=snapshot, model_spec=spec_key, labels=labels, oof_probs=probs,
                            folds=folds, unlabeled_probs=unl_probs, reused=reused, newly_scored=newly,
                            champion_scored=champion, rare_classes=tuple(rare), member_weights=weights,
-                           embedding=embedding, newly_embedded=newly_embedded)
+                           embedding=embedding, newly_embedded=newly_embedded, task=task)
 
 
 def _with_embedding(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, train: pd.DataFrame, unlabeled: pd.DataFrame,
@@ -158,18 +161,17 @@ def _with_embedding(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, train: pd
     return both.iloc[:len(train)].reset_index(drop=True), both.iloc[len(train):].reset_index(drop=True), new
 
 
-def _external_state(con: duckdb.DuckDBPyConnection, home: Home | None, train: pd.DataFrame, unlabeled: pd.DataFrame,
-                    labels: np.ndarray, classes: list[str], schema: dict[str, str], snapshot: int, embedding: str,
-                    newly_embedded: int, folds: int) -> PredictionState:
-    """The prediction state from the user's own model's probabilities (see data_engine.mine.external)."""
+def _external_state(con: duckdb.DuckDBPyConnection, home: Home | None, task: Task, train: pd.DataFrame,
+                    unlabeled: pd.DataFrame, labels: np.ndarray, classes: list[str], schema: dict[str, str],
+                    snapshot: int, embedding: str, newly_embedded: int, folds: int) -> PredictionState:
+    """The prediction state from the user's own model's predictions in the ``task``'s columns (see
+    data_engine.mine.external)."""
     from data_engine.mine.external import external_probabilities
-    from data_engine.tasks import task_for
 
     if home is None:
         raise EngineError("mining.predictions = 'external' reads landing/predictions/ and needs the engine home")
     probs, unl_probs, key = external_probabilities(home.predictions_landing, classes, train["example_id"].to_numpy(),
-                                                   unlabeled["example_id"].to_numpy())
-    task = task_for(home.config.dataset)
+                                                   unlabeled["example_id"].to_numpy(), task)
     fold_of = np.full(len(train), -1, dtype=np.int32)
     _write_predictions(con, task, train, probs, classes, key, snapshot, kind="oof", folds=fold_of)
     scored = np.isfinite(unl_probs).all(axis=1)
@@ -178,7 +180,7 @@ def _external_state(con: duckdb.DuckDBPyConnection, home: Home | None, train: pd
                            model_spec=key, labels=labels, oof_probs=probs, folds=fold_of, unlabeled_probs=unl_probs,
                            reused=False, newly_scored=int(scored.sum()), champion_scored=0,
                            rare_classes=_rare(task, labels, classes, folds), embedding=embedding,
-                           newly_embedded=newly_embedded)
+                           newly_embedded=newly_embedded, task=task)
 
 
 def _stored_weights(con: duckdb.DuckDBPyConnection, spec_key: str, snapshot: int) -> dict[str, float] | None:

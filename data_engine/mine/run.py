@@ -181,8 +181,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
             audited = issues["example_id"].isin(plan.examples.loc[plan.examples["audit"], "example_id"])
             issues.loc[audited & (issues["issue_type"] == "lookalike"), "score"] = 0.0
         queue, split = plan_queue(con, cfg, state, issues, weights=weights if weights is not None else cfg.review.weights,
-                                  budget=budget or cfg.review.budget, exclude=excluded,
-                                  examples=example_info(state, task_for(cfg.dataset)),
+                                  budget=budget or cfg.review.budget, exclude=excluded, examples=example_info(state),
                                   second_opinions=second)
     with clock.stage("store"):
         run_id = store_run(con, state, issues, queue, results, noise_rate=noise_rate, started=started,

@@ -14,7 +14,6 @@ import pandas as pd
 from data_engine.mine.detectors import DetectorResult
 from data_engine.mine.predictions import PredictionState
 from data_engine.store.warehouse import FINISHED_TASK_STATUSES, has_table, transaction
-from data_engine.tasks import Classification, Task
 
 # Sources of label events that mean a person has looked at the example. A person's bulk rule
 # (`discard`/`relabel --where`) decides the examples it names as a review does (it ranks with
@@ -37,26 +36,24 @@ def issues_table(results: dict[str, DetectorResult], state: PredictionState) -> 
     return issues
 
 
-def example_info(state: PredictionState, task: Task | None = None) -> pd.DataFrame:
-    """Per example: version, given label (None if unlabeled), suggested label and its score, as
-    ``task`` (default: classification) reads labels and predictions (:meth:`Task.decode`, :meth:`Task.best`)."""
-    task = task or Classification()
+def example_info(state: PredictionState) -> pd.DataFrame:
+    """Per example: version, given label (None if unlabeled), suggested label and its score (the
+    task's :meth:`~data_engine.tasks.Task.best`: for classes the most probable one and its probability)."""
+    task = state.task
     probs = np.vstack([state.oof_probs, state.unlabeled_probs]) if len(state.unlabeled) else state.oof_probs
     has = np.isfinite(probs).all(axis=1)
-    suggested = np.full(len(probs), None, dtype=object)
-    score = np.full(len(probs), np.nan)
-    if has.any():
-        best, best_score = task.best(probs[has], state.classes)
-        suggested[has] = np.asarray(best, dtype=object)
-        score[has] = best_score
+    names = np.full(len(probs), None, dtype=object)
+    scores = np.full(len(probs), np.nan)
+    found, score = task.best(probs[has], state.classes)
+    names[has], scores[has] = np.asarray(found, dtype=object), score
     given = np.concatenate([np.asarray(task.decode(state.labels, state.classes), dtype=object),
                             np.full(len(state.unlabeled), None, dtype=object)])
     return pd.DataFrame({
         "example_id": pd.concat([state.train["example_id"], state.unlabeled["example_id"]], ignore_index=True),
         "example_version": pd.concat([state.train["version"], state.unlabeled["version"]], ignore_index=True),
         "given_label": given,
-        "suggested_label": suggested,
-        "suggested_score": score,
+        "suggested_label": names,
+        "suggested_score": scores,
     })
 
 

@@ -279,6 +279,7 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
             raise EngineError("retrain.weight_by_label_quality: fewer than two classes left after dropping "
                               "flagged labels; review them first or turn the option off")
     from data_engine.mine.candidates import choose_served, served_estimator
+    from data_engine.tasks import task_for
 
     if cfg.retrain.model == "auto":
         # The choice is a function of the label snapshot and the config: one auto model per snapshot.
@@ -290,6 +291,9 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
                                    versions=ts.versions, snapshot=ts.label_snapshot)
     task = task_for(cfg.dataset)
     estimator, spec = served_estimator(choice, chosen, ts.input_schema, task)
+    # The served model is adapted to the task as the mining members are (classification: as built;
+    # numbers: served_estimator already built the regressors, left as they are).
+    estimator = task.members_for({"served": estimator})["served"]
     twin = trained_on(con, ts.label_snapshot, spec)
     if twin is not None:
         raise AlreadyTrained(twin, ts.label_snapshot, spec)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from data_engine.store.config import DatasetConfig, EngineConfig
-from data_engine.tasks.base import TASKS, Task
+from data_engine.tasks.base import TASKS, LabelIssues, Task
 from data_engine.tasks.classification import Classification
 from data_engine.tasks.regression import Regression
 
-__all__ = ["TASKS", "Classification", "Regression", "Task", "check_task", "gate_metric", "task_for"]
+__all__ = ["TASKS", "Classification", "LabelIssues", "Regression", "Task", "check_task", "gate_metric", "task_for"]
 
 
 def check_task(ds: DatasetConfig) -> None:

@@ -133,6 +133,17 @@ class Regression(Task):
         """``prediction``, ``lower``, ``upper``."""
         return ["prediction", "lower", "upper"]
 
+    def prediction_problem(self, pred: np.ndarray) -> tuple[int, int | None, str] | None:
+        """Every number finite, and each row's ``lower <= prediction <= upper``."""
+        found = super().prediction_problem(pred)
+        if found is not None:
+            return found
+        off = (pred[:, 1] > pred[:, 0]) | (pred[:, 0] > pred[:, 2])
+        if off.any():
+            r = int(np.flatnonzero(off)[0])
+            return r, None, f"the interval [{pred[r, 1]:g}, {pred[r, 2]:g}] does not hold the prediction {pred[r, 0]:g}"
+        return None
+
     def members_for(self, members: Mapping[str, Any]) -> dict[str, Any]:
         """Each member's feature steps with the regressor of its family as the final step; a member
         without one (naive Bayes) is left out with a log line

@@ -65,12 +65,18 @@ def _regressor_for(clf: Any) -> Any | None:
 
 def regressor_members(members: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """``members`` (name -> unfitted classifier pipeline) as regressors, and the names left out (no
-    regression form, e.g. naive Bayes). Raises EngineError when none is left."""
+    regression form, e.g. naive Bayes); a member that is a regressor already stays as it is.
+    Raises EngineError when none is left."""
     from sklearn.base import clone
+
+    from sklearn.base import is_regressor
 
     kept: dict[str, Any] = {}
     dropped: list[str] = []
     for name, member in members.items():
+        if is_regressor(member):  # already built for numbers (the served model): as it is
+            kept[name] = member
+            continue
         steps = getattr(member, "steps", None)
         reg = _regressor_for(steps[-1][1]) if steps else None
         if reg is None:

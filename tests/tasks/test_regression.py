@@ -199,3 +199,21 @@ def test_served_model_carries_its_interval() -> None:
     assert high == pytest.approx(-low) and high == pytest.approx(Z90, rel=0.15)  # noise sd 1
     pred = Regression().predict(model, X, [])
     assert pred.shape == (400, 3) and np.allclose(pred[:, 2] - pred[:, 0], high)
+
+
+def test_external_predictions_are_checked() -> None:
+    task = Regression()
+    assert task.prediction_problem(np.array([[1.0, 0.5, 1.5], [2.0, 2.0, 2.0]])) is None
+    assert task.prediction_problem(np.array([[1.0, 0.5, 1.5], [2.0, 2.5, 3.0]])) == (
+        1, None, "the interval [2.5, 3] does not hold the prediction 2")
+    assert task.prediction_problem(np.array([[np.nan, 0.5, 1.5]])) == (0, 0, "is not a number")
+
+
+def test_mix_and_folds() -> None:
+    task = Regression()
+    y = np.zeros(4)
+    mixed, weights = task.mix({"a": np.array([[1.0, 0, 0], [-1, 0, 0], [1, 0, 0], [-1, 0, 0]]),
+                               "b": np.array([[2.0, 0, 0], [-2, 0, 0], [2, 0, 0], [-2, 0, 0]])}, y)
+    assert weights == pytest.approx({"a": 0.8, "b": 0.2}) and mixed[:, 0] == pytest.approx([1.2, -1.2, 1.2, -1.2])
+    folds, n, rare = task.fold_ids(np.arange(10.0), [], folds=5, seed=0)
+    assert n == 5 and rare == () and sorted(np.bincount(folds).tolist()) == [2, 2, 2, 2, 2]
