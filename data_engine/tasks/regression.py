@@ -21,21 +21,22 @@ import logging
 import math
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
 
-import duckdb
-import numpy as np
-import pandas as pd
-
-from data_engine.compute.backend import Backend
 from data_engine.errors import EngineError
-from data_engine.store.config import DatasetConfig
 from data_engine.tasks import regression_values
 from data_engine.tasks.base import TASKS, LabelIssues, Task
-from data_engine.tasks.oof import OOFResult
-from data_engine.tasks.paired import PairedDiff
-from data_engine.tasks.regression_oof import INTERVAL_COVERAGE, robust_scale
+
+if TYPE_CHECKING:  # numpy and pandas load when a method runs: ingest's start-up stays light
+    import duckdb
+    import numpy as np
+    import pandas as pd
+
+    from data_engine.compute.backend import Backend
+    from data_engine.store.config import DatasetConfig
+    from data_engine.tasks.oof import OOFResult
+    from data_engine.tasks.paired import PairedDiff
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ REGRESSION_DETECTORS = frozenset({"label", "outlier", "near_duplicate", "lookali
 
 def _numbers(values: Any) -> np.ndarray:
     """``values`` (n,) stored labels or numbers, or (n, 3) predictions, as the (n,) float values."""
+    import numpy as np
+
     arr = np.asarray(values)
     if arr.ndim == 2:
         arr = arr[:, 0]
@@ -109,6 +112,8 @@ class Regression(Task):
 
     def encode(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
         """The numbers, shape (n,) float64. Raises ValueError naming the first label that is not a finite number."""
+        import numpy as np
+
         out = np.empty(len(labels), dtype=np.float64)
         for i, v in enumerate(labels):
             try:
@@ -135,6 +140,8 @@ class Regression(Task):
 
     def prediction_problem(self, pred: np.ndarray) -> tuple[int, int | None, str] | None:
         """Every number finite, and each row's ``lower <= prediction <= upper``."""
+        import numpy as np
+
         found = super().prediction_problem(pred)
         if found is not None:
             return found
@@ -166,6 +173,8 @@ class Regression(Task):
     def mix(self, member_preds: Mapping[str, np.ndarray], y: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
         """The members' values (column 0 of each (n, 3)) weighted by inverse squared out-of-fold MAE,
         with the robust residual interval (:func:`data_engine.tasks.regression_oof.mix_predictions`)."""
+        import numpy as np
+
         from data_engine.tasks.regression_oof import mix_predictions
 
         names = list(member_preds)
@@ -185,6 +194,8 @@ class Regression(Task):
         """``(prediction, lower, upper)``, shape (n, 3): the model's value and the interval its
         training left on it (``model.interval_`` = the (lower, upper) offsets of its out-of-fold
         residuals, set by :class:`data_engine.tasks.regression_model.IntervalRegressor`; ±0 without it)."""
+        import numpy as np
+
         value = np.asarray(model.predict(X), dtype=np.float64).reshape(-1)
         low, high = getattr(model, "interval_", (0.0, 0.0))
         return np.column_stack([value, value + low, value + high])
@@ -192,6 +203,8 @@ class Regression(Task):
     def best(self, pred: np.ndarray, classes: Sequence[str]) -> tuple[list[str], np.ndarray]:
         """The predicted value (6 significant digits, canonical spelling: a reviewer reads 152.837, not
         152.83746152) and a confidence in [0, 1]: 1 - :meth:`uncertainty`."""
+        import numpy as np
+
         if not len(pred):
             return [], np.array([], dtype=float)
         values = [float(f"{v:.6g}") for v in _numbers(pred)]
@@ -203,7 +216,10 @@ class Regression(Task):
         """cleanlab's regression label quality scores (``cleanlab.regression.rank``) and the flag rule of
         :mod:`data_engine.tasks.regression_issues` (the given value beyond two robust standard
         deviations of its out-of-fold prediction). ``pred``: (n, 3); suggestions rounded to the labels' precision."""
+        import numpy as np
+
         from data_engine.tasks.regression_issues import FLAG_Z, flag_errors, label_quality_scores
+        from data_engine.tasks.regression_oof import INTERVAL_COVERAGE, robust_scale
 
         y = _numbers(y)
         pred = np.asarray(pred, dtype=np.float64)
@@ -224,6 +240,8 @@ class Regression(Task):
     def uncertainty(self, pred: np.ndarray) -> np.ndarray:
         """Each interval's half-width ``h`` relative to the typical one, ``h / (h + median(h))``: in [0, 1),
         0.5 for a typical example, higher = less sure. ``pred``: (n, 3)."""
+        import numpy as np
+
         if not len(pred):
             return np.array([])
         half = np.maximum((np.asarray(pred)[:, 2] - np.asarray(pred)[:, 1]) / 2, 0.0)
@@ -310,6 +328,8 @@ class Regression(Task):
         """The median of the reviewers' numbers when every number lies within :data:`CONSENSUS_TOLERANCE`
         of it (relative; absolute 1e-9 around 0), else None (they disagree); a discard answer counts
         as a number nobody else gave: the majority of discards wins, a split is a disagreement."""
+        import numpy as np
+
         if not labels:
             return None
         numbers, other = [], []
@@ -382,6 +402,9 @@ class Regression(Task):
 
     def predict_output(self, pred_row: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
         """``{"value", "lower", "upper", "coverage"}``: the prediction and its interval (6 significant digits)."""
+        import numpy as np
+        from data_engine.tasks.regression_oof import INTERVAL_COVERAGE
+
         value, low, high = (float(f"{v:.6g}") for v in np.asarray(pred_row, dtype=np.float64)[:3])
         return {"value": value, "lower": low, "upper": high, "coverage": INTERVAL_COVERAGE}
 
@@ -391,6 +414,8 @@ class Regression(Task):
 
     def predict_table(self, pred: np.ndarray, classes: Sequence[str]) -> dict[str, np.ndarray]:
         """``predicted_value``, ``lower``, ``upper``."""
+        import numpy as np
+
         pred = np.asarray(pred, dtype=np.float64)
         return {"predicted_value": pred[:, 0], "lower": pred[:, 1], "upper": pred[:, 2]}
 
