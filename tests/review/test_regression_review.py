@@ -92,3 +92,18 @@ def test_two_reviewers_numbers_make_one_verdict(tmp_path: Path) -> None:
     assert pushed.sent >= 2 and result.consensus == 1
     assert labels["r003"] == "120.5/consensus"
     assert labels["r017"].endswith("/ingest")  # disagreement: the given value stays, the task pending
+
+
+def test_a_bulk_relabel_to_a_number(tmp_path: Path) -> None:
+    from data_engine.errors import EngineError
+    from data_engine.review.rules import apply_rule
+
+    home, _, _ = readings_home(tmp_path)
+    result = apply_rule(home, "example_id IN ('r003', 'r017')", label="12")
+    with open_warehouse(home) as con:
+        labels = dict(con.execute("SELECT example_id, label FROM current_labels WHERE source = 'rule'").fetchall())
+    assert result.changed == 2 and labels == {"r003": "12.0", "r017": "12.0"}
+    with pytest.raises(EngineError, match="--label 'twelve': 'twelve' is not a number"):
+        apply_rule(home, "example_id = 'r003'", label="twelve")
+    with pytest.raises(EngineError, match=r"--label: 5000.0 is outside \[dataset\] label_range \[-1000, 1000\]"):
+        apply_rule(home, "example_id = 'r003'", label="5000")
