@@ -28,9 +28,9 @@ from tests.homes import make_home
 ROUNDS = 3
 
 
-def _config(features: list[str]) -> str:
+def _config(features: list[str], budget: int) -> str:
     return f"""[dataset]
-name = "diabetes"
+name = "numbers"
 modality = "tabular"
 id_column = "id"
 label_column = "target"
@@ -39,16 +39,15 @@ task = "regression"
 
 [mining]
 n_jobs = 1
-detectors = ["label", "outlier", "near_duplicate"]
 
 [review]
-budget = 60
+budget = {budget}
 """
 
 
 def _home(root: Path, name: str, labels: np.ndarray, X: pd.DataFrame, y: np.ndarray, train: np.ndarray,
-          gold: np.ndarray):
-    home = make_home(root, _config(list(X.columns)), name=name)
+          gold: np.ndarray, budget: int):
+    home = make_home(root, _config(list(X.columns), budget), name=name)
     ids = np.array([f"p{i:04d}" for i in range(len(y))], dtype=object)
     (home.landing / "gold").mkdir(exist_ok=True)
     for part, values, path in ((train, labels, home.landing / "train.csv"), (gold, y[gold], home.landing / "gold" / "gold.csv")):
@@ -63,22 +62,21 @@ def _home(root: Path, name: str, labels: np.ndarray, X: pd.DataFrame, y: np.ndar
     return home
 
 
-@pytest.fixture(scope="module")
-def loop(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("regression-loop")
-    X, y = load_diabetes_frame()
+def run_loop(root: Path, X: pd.DataFrame, y: np.ndarray, *, seed: int, budget: int, rounds: int) -> dict:
+    """A fifth of ``y`` as gold, 15 % gross value errors in the rest; the clean reference and
+    ``rounds`` rounds of mine -> review (fake server, perfect simulated reviewer) -> pull -> ship."""
     gold = np.arange(0, len(y), 5)
     train = np.setdiff1d(np.arange(len(y)), gold)
-    noisy, injected = inject_value_errors(y[train], 0.15, seed=0)
-    home = _home(root, "noisy", noisy, X, y, train, gold)
-    clean = _home(root, "clean", y[train], X, y, train, gold)
+    noisy, injected = inject_value_errors(y[train], 0.15, seed=seed)
+    home = _home(root, "noisy", noisy, X, y, train, gold, budget)
+    clean = _home(root, "clean", y[train], X, y, train, gold, budget)
     with open_warehouse(clean) as con:
         clean_step = ship_step(con, clean)
     with open_warehouse(home) as con:
         first = ship_step(con, home)
     client, task = FakeReviewClient(), task_for(home.config.dataset)
     verdicts, reviews = [], 0
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         mine_step(home)
         with open_warehouse(home) as con:
             pushed = push_queue(con, client, home.config)
@@ -87,11 +85,21 @@ def loop(tmp_path_factory: pytest.TempPathFactory):
         with open_warehouse(home) as con:
             pull_verdicts(con, client, home.config)
             verdicts.append(ship_step(con, home).verdict)
-    return home, first, clean_step, verdicts, reviews, len(injected)
+    noisy_mae, clean_mae = first.verdict.candidate.metric("mae"), clean_step.verdict.candidate.metric("mae")
+    final_mae = evaluate_file(home, home.landing / "gold" / "gold.csv").evaluation.metric("mae")
+    return {"home": home, "first": first, "verdicts": verdicts, "reviews": reviews, "injected": len(injected),
+            "noisy_mae": noisy_mae, "clean_mae": clean_mae, "final_mae": final_mae,
+            "recovered": (noisy_mae - final_mae) / (noisy_mae - clean_mae)}
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    X, y = load_diabetes_frame()
+    return run_loop(tmp_path_factory.mktemp("regression-loop"), X, y, seed=0, budget=60, rounds=ROUNDS)
 
 
 def test_the_gate_compares_mae_with_wilcoxon(loop) -> None:
-    _, first, _, verdicts, *_ = loop
+    first, verdicts = loop["first"], loop["verdicts"]
     assert first.verdict.promote and first.verdict.reason.startswith("first model: no champion yet; mae ")
     assert "gold recall" not in first.verdict.reason  # numbers have no classes to name
     better = verdicts[0]
@@ -100,20 +108,29 @@ def test_the_gate_compares_mae_with_wilcoxon(loop) -> None:
     assert "Wilcoxon signed-rank" in better.reason and better.headline.diff < 0
 
 
-def test_the_loop_closes_most_of_the_gap(loop) -> None:
-    home, first, clean_step, verdicts, reviews, injected = loop
-    noisy_mae = first.verdict.candidate.metric("mae")
-    clean_mae = clean_step.verdict.candidate.metric("mae")
-    final_mae = evaluate_file(home, home.landing / "gold" / "gold.csv").evaluation.metric("mae")
-    recovered = (noisy_mae - final_mae) / (noisy_mae - clean_mae)
-    # Measured: noisy 47.15, clean 41.70, after three rounds 43.54 (66 % of the gap) for 45 reviews
-    # of 53 injected errors; the issue's bar is 80 % within 1.5 reviews per error (not reached yet).
-    assert reviews <= 1.5 * injected
-    assert recovered >= 0.6
+def test_the_loop_on_diabetes_closes_two_thirds_of_the_gap(loop) -> None:
+    # Measured: MAE on gold 47.15 as landed, 41.70 on the true labels, 43.54 after three rounds
+    # (66 % of the gap) for 45 reviews of 53 injected errors; the loop then finds nothing more to
+    # review (the errors left lie within the model's own error): the issue's 80 % is not reached here.
+    assert loop["reviews"] <= 1.5 * loop["injected"]
+    assert loop["recovered"] >= 0.6
+
+
+def test_the_loop_on_friedman3_closes_the_gap_within_the_budget(tmp_path: Path) -> None:
+    """Held-out data (the flag rule was chosen on diabetes and Friedman #1): scikit-learn's
+    generated Friedman #3, 700 rows. Measured: MAE 0.184 as landed, 0.091 on the true labels, 0.103
+    after one round (88 % of the gap) with 80 reviews for 84 injected errors."""
+    from sklearn.datasets import make_friedman3
+
+    X, y = make_friedman3(700, noise=0.1, random_state=11)
+    X = pd.DataFrame(X, columns=[f"x{i}" for i in range(4)])
+    result = run_loop(tmp_path, X, y, seed=1, budget=80, rounds=1)
+    assert result["reviews"] <= 1.5 * result["injected"]
+    assert result["recovered"] >= 0.8
 
 
 def test_served_numbers_with_intervals(loop) -> None:
-    home, *_ = loop
+    home = loop["home"]
     frame, rejected, version = predict_file(home, home.landing / "gold" / "gold.csv")
     assert not rejected and list(frame.columns[:4]) == ["id", "predicted_value", "lower", "upper"]
     assert (frame["lower"] < frame["predicted_value"]).all() and (frame["predicted_value"] < frame["upper"]).all()
