@@ -217,3 +217,19 @@ def test_mix_and_folds() -> None:
     assert weights == pytest.approx({"a": 0.8, "b": 0.2}) and mixed[:, 0] == pytest.approx([1.2, -1.2, 1.2, -1.2])
     folds, n, rare = task.fold_ids(np.arange(10.0), [], folds=5, seed=0)
     assert n == 5 and rare == () and sorted(np.bincount(folds).tolist()) == [2, 2, 2, 2, 2]
+
+
+def test_the_gate_metric_is_the_tasks() -> None:
+    from data_engine.errors import ConfigError
+    from data_engine.mine.names import check_names
+    from data_engine.tasks import gate_metric
+
+    base = {"dataset": {"name": "t", "modality": "tabular", "label_column": "y", "feature_columns": ["x"],
+                        "task": "regression"}}
+    assert gate_metric(parse_config(base)) == "mae"
+    assert gate_metric(parse_config({**base, "gate": {"metric": "r2"}})) == "r2"
+    with pytest.raises(ConfigError, match="gate.metric = 'accuracy': not a metric of task 'regression' "
+                                          r"\(one of 'mae', 'rmse', 'r2'\)"):
+        check_names(parse_config({**base, "gate": {"metric": "accuracy"}}))
+    classes = {"dataset": {**base["dataset"], "task": "classification"}}
+    assert gate_metric(parse_config(classes)) == "accuracy"
