@@ -27,9 +27,10 @@ from data_engine.ingest.versions import store_versions
 from data_engine.store.classes import config_drift, unknown_labels, unknown_labels_warning
 from data_engine.store.config import DatasetConfig
 from data_engine.store.home import Home
-from data_engine.store.schema import (MANY_CLASSES, AmbiguousNumbers, NotClasses, define_label_events, fix_classes,
+from data_engine.store.schema import (MANY_CLASSES, AmbiguousNumbers, NotClasses, define_label_events,
                                       fix_columns, load_classes, stored_columns)
 from data_engine.store.warehouse import open_warehouse, rollback_quietly
+from data_engine.tasks import task_for
 
 # IngestResult is defined in ingest.result (the version store fills it too) and read from here by callers.
 __all__ = ["IngestResult", "batch_id_for", "ingest_file", "ingest_path", "is_gold_path", "load_rows", "record_batch",
@@ -288,7 +289,7 @@ def load_rows(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestR
     define_label_events(con, next(c for c, kind in types.items() if kind == "label"))
     had_classes = bool(load_classes(con))
     try:
-        classes = fix_classes(con, ds, result.batch_id, label_present)
+        classes = task_for(ds).record_classes(con, ds, result.batch_id, label_present)
     except NotClasses as exc:
         raise UnreadableFile(str(exc)) from None
     if classes and not had_classes:

@@ -35,6 +35,7 @@ from data_engine.store.classes import NOT_A_CLASS
 from data_engine.store.schema import load_classes
 from data_engine.store.values import is_blank, normalize_text, normalized_sql
 from data_engine.store.warehouse import json_path, quote_ident, transaction
+from data_engine.tasks import task_for
 
 
 
@@ -62,7 +63,7 @@ def add_classes(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, names: list[s
     """Append ``names`` (normalised) to the classes and re-admit the rows quarantined for them, in one
     transaction. Raises :class:`EngineError` for a blank name, one given twice or already a class,
     or before the first labeled batch fixed the classes."""
-    stored = _stored_or_raise(con)
+    stored = _stored_or_raise(con, ds)
     wanted = [_name(n) for n in names]
     twice = [n for n in wanted if n in stored or wanted.count(n) > 1]
     if twice:
@@ -88,7 +89,7 @@ def rename_class(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, old: str, ne
     events of the same source; old events untouched) and re-admit rows quarantined with label
     ``new``, in one transaction. Raises :class:`EngineError` when ``old`` is not a class or ``new``
     already is one (a rename never merges two classes) or is blank."""
-    stored = _stored_or_raise(con)
+    stored = _stored_or_raise(con, ds)
     old, new = normalize_text(old), _name(new)
     if old not in stored:
         raise EngineError(f"{old!r} is not a class; the classes are {', '.join(map(repr, stored))}")
@@ -111,7 +112,10 @@ def rename_class(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, old: str, ne
     return change
 
 
-def _stored_or_raise(con: duckdb.DuckDBPyConnection) -> list[str]:
+def _stored_or_raise(con: duckdb.DuckDBPyConnection, ds: DatasetConfig) -> list[str]:
+    """The stored classes; raise :class:`EngineError` for a task without classes or before they are fixed."""
+    if not task_for(ds).has_classes:
+        raise EngineError(f"[dataset] task = {ds.task!r} has no classes to add or rename")
     stored = load_classes(con)
     if not stored:
         raise EngineError("no classes yet: the first labeled batch (or [dataset] classes) fixes them")
