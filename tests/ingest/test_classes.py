@@ -150,3 +150,12 @@ def test_a_configured_class_list_that_differs_is_said_with_the_command(
     assert "`data-engine classes rename b beta`" in renamed and "`data-engine classes add beta`" in renamed
     # Nothing was applied.
     assert _classes(toy_con) == [("a", 0), ("b", 1)]
+
+
+def test_a_task_without_classes_has_none_to_add(make_home: Callable[..., Home]) -> None:
+    home = make_home(INFERRED.replace('name = "pets"', 'name = "prices"\ntask = "regression"'))
+    with open_warehouse(home) as c:
+        with pytest.raises(EngineError, match="task = 'regression' has no classes"):
+            add_classes(c, home.config.dataset, ["bird"])
+        with pytest.raises(EngineError, match="has no classes"):
+            rename_class(c, home.config.dataset, "a", "b")
