@@ -193,7 +193,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
                                   second_opinions=second)
     with clock.stage("store"):
         run_id = store_run(con, state, issues, queue, results, noise_rate=noise_rate, started=started,
-                           timings=clock.seconds, budget_split=split.as_metadata())
+                           timings=clock.seconds, budget_split=split.as_metadata(), dataset_issues=columns.issues)
         propagation: dict[str, Any] = {"policy": cfg.review.propagate}
         if plan is not None:
             pid = apply_propagation(con, plan, run_id)

@@ -3,8 +3,11 @@ what the gate scores, and the verdict says how many (``gold_leaked``)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
+from data_engine.cli import main
 from data_engine.ship import gate
 from data_engine.ship.leakage import leaked_gold
 from data_engine.ship.training import train_candidate
@@ -29,19 +32,22 @@ def _gate(tmp_path, planted: np.ndarray | None):
             insert_examples(con, home, [f"copy{i}" for i in range(len(planted))], copies, list(y[planted]),
                             batch="train-2")
         train_candidate(con, home)
-        return info, gate.run_gate(con, home)
+        return home, gate.run_gate(con, home)
 
 
-def test_seven_planted_copies_are_left_out_of_gold(tmp_path):
+def test_seven_planted_copies_are_left_out_of_gold(tmp_path, capsys):
     info = digits_split(n_train=600, n_gold=300, n_unlabeled=0)
     planted = info["parts"]["gold"][[3, 17, 42, 99, 150, 201, 280]]
     _, clean = _gate(tmp_path / "clean", None)
     assert clean.gold_leaked == 0 and clean.n_gold == 300
-    _, verdict = _gate(tmp_path / "leaky", planted)
+    home, verdict = _gate(tmp_path / "leaky", planted)
     assert verdict.gold_leaked == 7
     assert verdict.n_gold == 293  # the gate scored the rest
     assert verdict.metadata()["gold_leaked"] == 7
     assert "left out 7 gold example(s) with an exact or near copy in the training data" in verdict.reason
+    assert main(["--home", str(home.root), "evaluate", "--json"]) in (0, 1)
+    out = json.loads(capsys.readouterr().out)
+    assert out["gold_leaked"] == 7 and out["n_gold"] == 293
 
 
 def test_near_copies_are_found_and_distinct_rows_are_not():
