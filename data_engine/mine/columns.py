@@ -13,7 +13,7 @@ random sample of at most :data:`SAMPLE_ROWS` labeled rows and at most :data:`MAX
   filled in after the fact) looks like. The figure is that accuracy;
 - **useless**: neither of two tests finds an association with the label at :data:`USELESS_ALPHA`:
   the one-way ANOVA F-test of a numeric column across the classes (scikit-learn ``f_classif``; a
-  difference of means), and the single-feature model's cross-validated ROC AUC against the same
+  difference of means) or the chi-square test of independence of a categorical one (scipy), and the single-feature model's cross-validated ROC AUC against the same
   model on shuffled labels (scikit-learn's ``permutation_test_score``, Ojala & Garriga 2010, with
   :data:`PERMUTATIONS` permutations; any shape of association). No correction over columns: without
   one, a column with real signal is the one less likely to be called useless. The figure is the
@@ -170,17 +170,18 @@ def _model_checks(values: pd.Series, kind: str, y: np.ndarray, baseline: float, 
             f"alone it predicts the label with accuracy {accuracy:.3f} against the majority baseline {baseline:.3f} "
             f"({FOLDS}-fold cross-validated): possibly a leak; keep it only if its value is known before the "
             "label is, else drop it from the input columns")))
-    # The permutation test runs only where the F-test found nothing: a column is useless when neither
+    # The permutation test runs only where the first test found nothing: a column is useless when neither
     # finds an association, so skipping it elsewhere changes no finding and saves most of the cost.
-    anova_p = _anova_p(X[column].to_numpy(), y) if kind == "numeric" else 1.0
-    if not is_identifier and anova_p > USELESS_ALPHA:
+    test, test_p = ("ANOVA F-test", _anova_p(X[column].to_numpy(), y)) if kind == "numeric" \
+        else ("chi-square test", _chi2_p(values, y))
+    if not is_identifier and test_p > USELESS_ALPHA:
         scoring = "roc_auc" if y.max() == 1 else "roc_auc_ovr"
         score, _, p = permutation_test_score(model, X, y, cv=cv, scoring=scoring, n_permutations=PERMUTATIONS,
                                              random_state=seed)
         if p > USELESS_ALPHA:
             found.append(_issue("useless", column, p, (
                 f"alone it does no better than with shuffled labels (ROC AUC {score:.3f}, permutation p = {p:.2f}"
-                + (f"; ANOVA F-test p = {anova_p:.2f}" if kind == "numeric" else "") + "; "
+                f"; {test} p = {test_p:.2f}; "
                 f"accuracy {accuracy:.3f} against the majority baseline {baseline:.3f}): it adds noise; drop it "
                 "unless it helps in combination with other columns")))
     return found
@@ -198,6 +199,17 @@ def _anova_p(x: np.ndarray, y: np.ndarray) -> float:
         warnings.simplefilter("ignore", RuntimeWarning)  # a constant column: F is undefined
         p = f_classif(x[ok].reshape(-1, 1), y[ok])[1][0]
     return float(p) if np.isfinite(p) else 1.0
+
+
+def _chi2_p(values: pd.Series, y: np.ndarray) -> float:
+    """The chi-square test of independence of categorical ``values`` (N,; missing is a category) and the
+    classes ``y`` (N,) (scipy ``chi2_contingency``); 1 when it cannot be computed."""
+    from scipy.stats import chi2_contingency
+
+    table = pd.crosstab(values.fillna("<missing>").astype(str).to_numpy(), y)
+    if min(table.shape) < 2:
+        return 1.0
+    return float(chi2_contingency(table.to_numpy()).pvalue)
 
 
 def single_feature_model(kind: str, n_classes: int, seed: int = 0) -> Any:

@@ -100,3 +100,14 @@ def test_small_or_one_class_data_skips_the_model_checks():
     X, y = load("wine")
     report = column_issues(X.head(20), y[:20], dict.fromkeys(X.columns, "numeric"))
     assert report.issues == [] and "fewer than 30" in report.summary["model_checks_skipped"]
+
+
+def test_a_categorical_leak_and_a_categorical_noise_column():
+    X, y = load("breast_cancer")
+    rng = np.random.default_rng(3)
+    names = np.array(["benign-ish", "malignant-ish"], dtype=object)
+    X = X.assign(verdict=names[y], shade=rng.choice(["red", "green", "blue"], len(y)))
+    schema = {**dict.fromkeys(X.columns, "numeric"), "verdict": "categorical", "shade": "categorical"}
+    got = found(column_issues(X, y, schema, seed=0))
+    assert ("shortcut", "verdict") in got and ("useless", "shade") in got
+    assert ("useless", "verdict") not in got and ("shortcut", "shade") not in got
