@@ -62,6 +62,8 @@ SCALE_RATIO = 1000.0
 # every class an interval of its own (a depth limit cannot: depth 4 reached 0.70 on a 10-class leak),
 # while a leaf of at least MIN_LEAF rows keeps it from memorising noise.
 LEAVES_PER_CLASS = 2
+# Leaves of the single-feature regression tree: a step function of 16 levels.
+REGRESSION_LEAVES = 16
 MIN_LEAF = 10
 # Fewer labeled rows than this (or a class with fewer than FOLDS rows only): no model-based checks.
 MIN_ROWS = 30
@@ -77,9 +79,11 @@ class ColumnReport:
 
 
 def column_issues(inputs: pd.DataFrame, labels: np.ndarray, schema: Mapping[str, str], *,
-                  scale_sensitive: bool = False, seed: int = 0) -> ColumnReport:
+                  regression: bool = False, scale_sensitive: bool = False, seed: int = 0) -> ColumnReport:
     """Check every input column of ``inputs`` (N rows, the columns of ``schema``: name -> ``numeric``,
-    ``categorical`` or ``text``; other kinds are skipped) against class indices ``labels`` (N,).
+    ``categorical`` or ``text``; other kinds are skipped) against class indices ``labels`` (N,), or
+    with ``regression`` against numeric labels (N,; the baseline is then the mean, R^2 = 0, and the
+    scores are R^2: a shortcut explains at least :data:`SHORTCUT_GAP` of the variance alone).
 
     ``scale_sensitive``: whether the model family reads raw numbers (see the module docstring).
     Returns a :class:`ColumnReport`; rows beyond :data:`SAMPLE_ROWS` are sampled at random (``seed``),
@@ -103,16 +107,23 @@ def column_issues(inputs: pd.DataFrame, labels: np.ndarray, schema: Mapping[str,
             f"{share:.0%} of its values are distinct and it is a sequence or a code: an identifier, not a "
             "feature; drop it from the input columns (a model can only memorise it)")))
     modelled = [c for c in columns if schema[c] in ("numeric", "categorical")]
-    counts = np.bincount(y, minlength=int(y.max()) + 1) if len(y) else np.array([])
-    why_not = ("fewer than %d labeled rows" % MIN_ROWS if len(y) < MIN_ROWS
-               else "fewer than two classes with %d rows" % FOLDS if (counts >= FOLDS).sum() < 2 else None)
+    if regression:
+        y = y.astype(float)
+        why_not = ("fewer than %d labeled rows" % MIN_ROWS if len(y) < MIN_ROWS
+                   else "the labels are all the same value" if np.nanstd(y) == 0 else None)
+        baseline = 0.0  # R^2 of predicting the mean
+    else:
+        counts = np.bincount(y, minlength=int(y.max()) + 1) if len(y) else np.array([])
+        why_not = ("fewer than %d labeled rows" % MIN_ROWS if len(y) < MIN_ROWS
+                   else "fewer than two classes with %d rows" % FOLDS if (counts >= FOLDS).sum() < 2 else None)
+        if why_not is None:
+            keep = counts[y] >= FOLDS  # a class too small to split in FOLDS folds cannot be scored
+            frame, y = frame[keep].reset_index(drop=True), np.unique(y[keep], return_inverse=True)[1]
+            baseline = float(np.bincount(y).max() / len(y))
     if why_not is None:
-        keep = counts[y] >= FOLDS  # a class too small to split in FOLDS folds cannot be scored
-        frame, y = frame[keep].reset_index(drop=True), np.unique(y[keep], return_inverse=True)[1]
-        baseline = float(np.bincount(y).max() / len(y))
         for c in modelled:
-            report.issues += _model_checks(frame[c], schema[c], y, baseline, c, c in identifiers, seed)
-        report.summary["majority_baseline"] = baseline
+            report.issues += _model_checks(frame[c], schema[c], y, baseline, c, c in identifiers, seed, regression)
+        report.summary["mean_baseline_r2" if regression else "majority_baseline"] = baseline
     else:
         report.summary["model_checks_skipped"] = why_not
     if scale_sensitive:
@@ -147,9 +158,9 @@ def identifier_share(values: pd.Series, kind: str) -> float | None:
 
 
 def _model_checks(values: pd.Series, kind: str, y: np.ndarray, baseline: float, column: str,
-                  is_identifier: bool, seed: int) -> list[dict[str, Any]]:
+                  is_identifier: bool, seed: int, regression: bool) -> list[dict[str, Any]]:
     """Shortcut and useless checks of one column (see the module docstring)."""
-    from sklearn.model_selection import StratifiedKFold, cross_val_score, permutation_test_score
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score, permutation_test_score
 
     X = values.to_frame()
     if kind == "numeric":
@@ -160,29 +171,34 @@ def _model_checks(values: pd.Series, kind: str, y: np.ndarray, baseline: float, 
     elif values.fillna("<missing>").nunique() <= 1:
         return [] if is_identifier else [_issue("useless", column, 1.0, (
             "constant: one category in every sampled row; drop it from the input columns"))]
-    model = single_feature_model(kind, int(y.max()) + 1, seed)
-    cv = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
-    accuracy = float(cross_val_score(model, X, y, cv=cv, scoring="accuracy").mean())
+    model = single_feature_model(kind, None if regression else int(y.max()) + 1, seed)
+    cv = (KFold if regression else StratifiedKFold)(FOLDS, shuffle=True, random_state=seed)
+    metric, base_name = ("R^2", "the mean's 0") if regression else ("accuracy", f"the majority baseline {baseline:.3f}")
+    accuracy = float(cross_val_score(model, X, y, cv=cv, scoring="r2" if regression else "accuracy").mean())
     found = []
     closed = (accuracy - baseline) / (1.0 - baseline) if baseline < 1.0 else 0.0
     if closed >= SHORTCUT_GAP:
         found.append(_issue("shortcut", column, accuracy, (
-            f"alone it predicts the label with accuracy {accuracy:.3f} against the majority baseline {baseline:.3f} "
+            f"alone it predicts the label with {metric} {accuracy:.3f} against {base_name} "
             f"({FOLDS}-fold cross-validated): possibly a leak; keep it only if its value is known before the "
             "label is, else drop it from the input columns")))
     # The permutation test runs only where the first test found nothing: a column is useless when neither
     # finds an association, so skipping it elsewhere changes no finding and saves most of the cost.
-    test, test_p = ("ANOVA F-test", _anova_p(X[column].to_numpy(), y)) if kind == "numeric" \
-        else ("chi-square test", _chi2_p(values, y))
+    if regression:
+        test, test_p = ("F-test", _regression_p(X[column].to_numpy(), y)) if kind == "numeric" \
+            else ("ANOVA F-test over categories", _categories_p(values, y))
+    else:
+        test, test_p = ("ANOVA F-test", _anova_p(X[column].to_numpy(), y)) if kind == "numeric" \
+            else ("chi-square test", _chi2_p(values, y))
     if not is_identifier and test_p > USELESS_ALPHA:
-        scoring = "roc_auc" if y.max() == 1 else "roc_auc_ovr"
+        scoring = "r2" if regression else "roc_auc" if y.max() == 1 else "roc_auc_ovr"
         score, _, p = permutation_test_score(model, X, y, cv=cv, scoring=scoring, n_permutations=PERMUTATIONS,
                                              random_state=seed)
         if p > USELESS_ALPHA:
             found.append(_issue("useless", column, p, (
-                f"alone it does no better than with shuffled labels (ROC AUC {score:.3f}, permutation p = {p:.2f}"
-                f"; {test} p = {test_p:.2f}; "
-                f"accuracy {accuracy:.3f} against the majority baseline {baseline:.3f}): it adds noise; drop it "
+                f"alone it does no better than with shuffled labels ({'R^2' if regression else 'ROC AUC'} {score:.3f}, "
+                f"permutation p = {p:.2f}; {test} p = {test_p:.2f}; "
+                f"{metric} {accuracy:.3f} against {base_name}): it adds noise; drop it "
                 "unless it helps in combination with other columns")))
     return found
 
@@ -201,6 +217,32 @@ def _anova_p(x: np.ndarray, y: np.ndarray) -> float:
     return float(p) if np.isfinite(p) else 1.0
 
 
+def _regression_p(x: np.ndarray, y: np.ndarray) -> float:
+    """The F-test p-value of the linear association of numeric ``x`` (N,) with numeric ``y`` (N,)
+    (scikit-learn ``f_regression``; missing values left out); 1 when it cannot be computed."""
+    import warnings
+
+    from sklearn.feature_selection import f_regression
+
+    ok = np.isfinite(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = f_regression(x[ok].reshape(-1, 1), y[ok])[1][0]
+    return float(p) if np.isfinite(p) else 1.0
+
+
+def _categories_p(values: pd.Series, y: np.ndarray) -> float:
+    """The one-way ANOVA p-value of numeric ``y`` (N,) across the categories of ``values`` (N,; missing is
+    a category) (scipy ``f_oneway``); 1 when it cannot be computed."""
+    from scipy.stats import f_oneway
+
+    groups = [g for _, g in pd.Series(y).groupby(values.fillna("<missing>").astype(str).to_numpy()) if len(g) > 1]
+    if len(groups) < 2:
+        return 1.0
+    p = f_oneway(*groups).pvalue
+    return float(p) if np.isfinite(p) else 1.0
+
+
 def _chi2_p(values: pd.Series, y: np.ndarray) -> float:
     """The chi-square test of independence of categorical ``values`` (N,; missing is a category) and the
     classes ``y`` (N,) (scipy ``chi2_contingency``); 1 when it cannot be computed."""
@@ -212,23 +254,27 @@ def _chi2_p(values: pd.Series, y: np.ndarray) -> float:
     return float(chi2_contingency(table.to_numpy()).pvalue)
 
 
-def single_feature_model(kind: str, n_classes: int, seed: int = 0) -> Any:
-    """The unfitted single-feature classifier of one ``numeric`` or ``categorical`` column (a one-column
-    frame) for ``n_classes`` classes.
+def single_feature_model(kind: str, n_classes: int | None, seed: int = 0) -> Any:
+    """The unfitted single-feature model of one ``numeric`` or ``categorical`` column (a one-column
+    frame): a classifier for ``n_classes`` classes, or (None) a regressor of at most
+    :data:`REGRESSION_LEAVES` leaves.
 
     A tree of at most :data:`LEAVES_PER_CLASS` leaves per class reads missing numbers natively; a categorical column is target-encoded
     with cross-fitting inside each fold (scikit-learn ``TargetEncoder``), so a rare category cannot
     leak its own label."""
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer, TargetEncoder
-    from sklearn.tree import DecisionTreeClassifier
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
     from data_engine.mine.features import fill_category
 
     from sklearn.model_selection import KFold
 
-    tree = DecisionTreeClassifier(max_leaf_nodes=max(2, LEAVES_PER_CLASS * n_classes), min_samples_leaf=MIN_LEAF,
-                                  random_state=seed)
+    if n_classes is None:
+        tree = DecisionTreeRegressor(max_leaf_nodes=REGRESSION_LEAVES, min_samples_leaf=MIN_LEAF, random_state=seed)
+    else:
+        tree = DecisionTreeClassifier(max_leaf_nodes=max(2, LEAVES_PER_CLASS * n_classes),
+                                      min_samples_leaf=MIN_LEAF, random_state=seed)
     if kind == "numeric":
         return tree
     encoder = TargetEncoder(cv=KFold(5, shuffle=True, random_state=seed))

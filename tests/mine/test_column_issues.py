@@ -111,3 +111,20 @@ def test_a_categorical_leak_and_a_categorical_noise_column():
     got = found(column_issues(X, y, schema, seed=0))
     assert ("shortcut", "verdict") in got and ("useless", "shade") in got
     assert ("useless", "verdict") not in got and ("shortcut", "shade") not in got
+
+
+def test_regression_targets_against_the_mean():
+    """Diabetes' own disease progression (442 rows, a number): the three injected columns, scored by R^2
+    against the mean's 0; ``sex`` is named useless as in the three-class version."""
+    d = datasets.load_diabetes(as_frame=True)
+    X, y = d.data.copy(), d.target.to_numpy(dtype=float)
+    rng = np.random.default_rng(7)
+    X["leak"] = y + rng.normal(0, 0.05 * y.std(), len(y))
+    X["noise"] = rng.normal(0, 1, len(y))
+    X["row_id"] = np.arange(len(y))
+    report = column_issues(X, y, dict.fromkeys(X.columns, "numeric"), regression=True, seed=0)
+    got = found(report)
+    assert got == {("shortcut", "leak"), ("useless", "noise"), ("identifier", "row_id"), ("useless", "sex")}
+    assert report.summary["mean_baseline_r2"] == 0.0
+    leak = next(i for i in report.issues if i["column"] == "leak")
+    assert leak["figure"] > 0.9 and "R^2" in leak["reason"]
