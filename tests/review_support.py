@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_engine.ingest.batch import ingest_path
+from data_engine.steps import ingest_step
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 from tests.homes import make_home
@@ -35,7 +35,7 @@ def digits_home(root: Path, n: int = 60, *, seed: int = 0, review: dict | None =
     frame["label"] = given
     path = home.landing / "batch.csv"
     frame.to_csv(path, index=False)
-    ingest_path(home, path)
+    ingest_step(home, [path])
     oracle = pd.DataFrame({"example_id": frame["id"], "label": truth.astype(str)})
     oracle.to_csv(home.oracle_path, index=False)
     return home, frame.assign(true_label=truth.astype(str), given_label=given.astype(str))

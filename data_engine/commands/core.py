@@ -83,10 +83,10 @@ def cmd_init(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_ingest(args: argparse.Namespace, home: Home) -> int:
     """``ingest FILE...``."""
-    from data_engine.ingest.batch import ingest_file, is_gold_path, to_json
+    from data_engine.ingest.batch import to_json
     from data_engine.ingest.summary import summarize
     from data_engine.ingest.landing import PREDICTIONS_DIR, not_ingested_reason
-    from data_engine.store.warehouse import open_warehouse
+    from data_engine.steps import ingest_step
 
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
@@ -94,12 +94,8 @@ def cmd_ingest(args: argparse.Namespace, home: Home) -> int:
     for f in args.files:  # external predictions would otherwise be rejected as examples missing columns
         if f.resolve().is_relative_to(home.landing.resolve() / PREDICTIONS_DIR):
             raise EngineError(f"{f}: {not_ingested_reason(PREDICTIONS_DIR + '/' + f.name)}; `mine` reads it")
-    ds, share = home.config.dataset, home.config.ingest.max_quarantine_share
-    results = []
-    with open_warehouse(home) as con:
-        for f in args.files:
-            results.append(ingest_file(con, ds, f, gold=args.gold or is_gold_path(home, f), regold=args.regold,
-                                       max_quarantine_share=share))
+    # Without --gold a file is gold when it lies under landing/gold/, as the landing sensor takes it.
+    results = ingest_step(home, args.files, gold=True if args.gold else None, regold=args.regold)
     print(to_json(results) if args.json else summarize(results))
     # A rejected file (unreadable, or no good row) is a failure of the command: scripts must notice
     # it, and a person reads one line per file on stderr, whatever the format of stdout.
