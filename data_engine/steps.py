@@ -19,20 +19,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from data_engine.compute.backend import Backend
 from data_engine.errors import EngineError
 from data_engine.ingest.batch import IngestResult, ingest_file, is_gold_path
-from data_engine.mine.run import MiningSummary, run_mining
-from data_engine.mine.weights import effective_weights
 from data_engine.review.labelstudio.client import ReviewClient
-from data_engine.review.pull import PullResult, pull_verdicts
-from data_engine.review.push import PushResult, push_queue
-from data_engine.ship.scoring import ScoringResult, score_unlabeled
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
+
+# The mining, scoring, push and pull modules load numpy, pandas and scikit-learn: imported where a
+# step runs them, so `data-engine ingest` (which imports this module) starts without them.
+if TYPE_CHECKING:
+    from data_engine.mine.run import MiningSummary
+    from data_engine.review.pull import PullResult
+    from data_engine.review.push import PushResult
+    from data_engine.ship.scoring import ScoringResult
 
 
 def ingest(con: duckdb.DuckDBPyConnection, home: Home, path: Path, *, gold: bool | None = None,
@@ -47,7 +51,10 @@ def ingest(con: duckdb.DuckDBPyConnection, home: Home, path: Path, *, gold: bool
 def ingest_step(home: Home, paths: Sequence[Path], *, gold: bool | None = None,
                 regold: bool = False) -> list[IngestResult]:
     """The ingest step: :func:`ingest` of each of ``paths`` in order, through one warehouse connection.
-    One result per file; a rejected file is a result (status ``rejected``), not an exception."""
+    One result per file; a rejected file is a result (status ``rejected``), not an exception.
+    Raises :class:`~data_engine.errors.ConfigError` when ``home`` is no engine home (before
+    anything is created there: a mistaken ``--home`` must not become one)."""
+    home.config  # noqa: B018 - reading it checks the home; open_warehouse would create the folder
     with open_warehouse(home) as con:
         return [ingest(con, home, Path(p), gold=gold, regold=regold) for p in paths]
 
@@ -65,6 +72,8 @@ class MineStepResult:
 def champion_view(con: duckdb.DuckDBPyConnection, home: Home) -> ScoringResult:
     """Part one: the champion scores the unlabeled examples it has not scored yet (nothing when no
     champion is deployed), so the ``uncertain`` detector of part two sees the fleet's view."""
+    from data_engine.ship.scoring import score_unlabeled
+
     return score_unlabeled(con, home)
 
 
@@ -73,6 +82,9 @@ def mine(con: duckdb.DuckDBPyConnection, home: Home, *, budget: int | None = Non
     """Part two: one mining run with the queue's weights learned from reviewers' verdicts
     (:func:`data_engine.mine.weights.effective_weights`); ``budget`` overrides ``[review] budget``,
     ``force`` recomputes stored predictions. Returns ``(summary, weights)``."""
+    from data_engine.mine.run import run_mining
+    from data_engine.mine.weights import effective_weights
+
     weights = effective_weights(con, home.config)
     summary = run_mining(con, home.config, home=home, force=force, budget=budget, weights=weights, compute=compute)
     return summary, weights
@@ -111,6 +123,8 @@ def push(con: duckdb.DuckDBPyConnection, client: ReviewClient, home: Home, *, ru
     review server, at most ``limit`` new tasks (default ``[review] budget`` minus the open ones).
     Raises :class:`~data_engine.errors.ReviewServiceError` when the server fails (what was recorded
     stays; the next push resumes)."""
+    from data_engine.review.push import push_queue
+
     result = push_queue(con, client, home.config, run_id=run_id, limit=limit)
     total, not_done = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE status <> 'done') FROM review_tasks WHERE project_id = ?",
@@ -139,6 +153,8 @@ class PullStepResult:
 def pull(con: duckdb.DuckDBPyConnection, client: ReviewClient, home: Home) -> PullStepResult:
     """Bring every verdict given since the last pull into the label ledger (idempotent). Raises
     :class:`~data_engine.errors.ReviewServiceError` when the server fails; nothing is written then."""
+    from data_engine.review.pull import pull_verdicts
+
     result = pull_verdicts(con, client, home.config)
     newest, total = con.execute("SELECT coalesce(max(event_id), 0), count(*) FROM label_events "
                                 "WHERE source IN ('review', 'consensus')").fetchone()
