@@ -14,6 +14,7 @@ Each ``*_step`` opens the home's warehouse and runs its parts in order with the 
 Dagster asset passes them. The sensors' decisions (whether to run a step) are in
 :mod:`data_engine.triggers`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -54,7 +55,7 @@ def ingest_step(home: Home, paths: Sequence[Path], *, gold: bool | None = None,
     One result per file; a rejected file is a result (status ``rejected``), not an exception.
     Raises :class:`~data_engine.errors.ConfigError` when ``home`` is no engine home (before
     anything is created there: a mistaken ``--home`` must not become one)."""
-    home.config  # noqa: B018 - reading it checks the home; open_warehouse would create the folder
+    _ = home.config  # reading it checks the home first: open_warehouse would create the folder
     with open_warehouse(home) as con:
         return [ingest(con, home, Path(p), gold=gold, regold=regold) for p in paths]
 

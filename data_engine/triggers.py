@@ -1,6 +1,9 @@
-"""Decisions the loop's sensors make, as plain functions over the warehouse (tested without Dagster).
+"""Decisions the loop's sensors make, as plain functions over the warehouse (tested without Dagster);
+:func:`pull_decision` asks the review server instead (the review sensor stays off the DuckDB file).
+The steps they start are in :mod:`data_engine.steps`; the landing folder's decision, which files
+are new, is :func:`data_engine.ingest.landing.decide_landing` (it owns the landing cursor).
 
-Each returns a :class:`Trigger`: whether to request a run, why (shown as the SkipReason or in the
+The mining and retrain decisions return a :class:`Trigger`: whether to request a run, why (shown as the SkipReason or in the
 run's tags), and a run key that makes the request idempotent: the same state never starts the
 same work twice. These rules hold:
 
