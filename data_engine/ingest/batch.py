@@ -88,11 +88,7 @@ def batch_id_for(path: Path, sha256: str) -> str:
 
 def is_gold_path(home: Home, path: Path) -> bool:
     """True for files under ``landing/gold/`` (trusted evaluation data)."""
-    try:
-        path.resolve().relative_to(home.gold_landing.resolve())
-        return True
-    except ValueError:
-        return False
+    return path.resolve().is_relative_to(home.gold_landing.resolve())
 
 
 def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *, gold: bool = False,
