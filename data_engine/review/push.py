@@ -96,7 +96,10 @@ def _rows_to_send(con: duckdb.DuckDBPyConnection, project_id: int, run_id: int |
             "(SELECT any_value(i.detail->>'partner_id') FROM issues i WHERE i.run_id = q.run_id "
             " AND i.example_id = q.example_id AND i.issue_type = 'lookalike') AS partner_id, "
             "(SELECT any_value(i.detail->>'partner_verdict') FROM issues i WHERE i.run_id = q.run_id "
-            " AND i.example_id = q.example_id AND i.issue_type = 'lookalike') AS partner_verdict")
+            " AND i.example_id = q.example_id AND i.issue_type = 'lookalike') AS partner_verdict, "
+            # The label check's words (a number's prediction and interval), shown by a task's header line.
+            "(SELECT any_value(i.reason) FROM issues i WHERE i.run_id = q.run_id "
+            " AND i.example_id = q.example_id AND i.issue_type = 'label' AND i.is_issue) AS label_note")
     leftovers = con.execute(
         f"SELECT {cols}, rt.opinion, true AS recorded FROM review_tasks rt JOIN review_queue q "
         "ON q.run_id = rt.run_id AND q.example_id = rt.example_id AND q.example_version = rt.example_version "
