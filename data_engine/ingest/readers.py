@@ -289,15 +289,22 @@ def _name_unnamed_columns(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """Nested parquet values become their text form, so the validator can show and name them.
 
-    A timestamp with a time zone is written as text in the session's time zone, which DuckDB takes
-    from the process (TZ): read under UTC, so the same file gives the same text on every machine.
+    A list of text (tags) becomes its JSON array, ["a","b"], as JSONL writes it: DuckDB's own text
+    form, [a, b], cannot tell the tag "a, b" from two tags. Lists of numbers keep that form, which is
+    valid JSON already (vector columns are cast back from it). A timestamp with a time zone is written
+    as text in the session's time zone, which DuckDB takes from the process (TZ): read under UTC, so
+    the same file gives the same text on every machine.
     """
+    described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+    cols = [(name, kind) for name, kind, *_ in described if name.lower() not in ("file_row_number", "__row")]
+    picks = [f"to_json({quote_ident(name)})::VARCHAR AS {quote_ident(name)}" if kind == "VARCHAR[]"
+             else f"{quote_ident(name)}::VARCHAR AS {quote_ident(name)}" for name, kind in cols]
     zone = con.execute("SELECT current_setting('TimeZone')").fetchone()[0]
     con.execute("SET TimeZone = 'UTC'")
     try:
         con.execute(
-            "CREATE TEMP TABLE raw_rows AS SELECT COLUMNS(lambda c: lower(c) NOT IN ('file_row_number', '__row'))::VARCHAR, "
-            "file_row_number + 1 AS __row FROM read_parquet(?, file_row_number = true)",
+            f"CREATE TEMP TABLE raw_rows AS SELECT {', '.join(picks + ['file_row_number + 1 AS __row'])} "
+            "FROM read_parquet(?, file_row_number = true)",
             [str(path)],
         )
     finally:
