@@ -24,10 +24,11 @@ from data_engine.ingest.readers import RawTable, UnreadableFile, drop_scratch, f
 from data_engine.ingest.validate import GOLD_ID_PREFIX, missing_labels, quarantine, validate
 from data_engine.store.config import DatasetConfig
 from data_engine.store.home import Home
-from data_engine.store.schema import (MANY_CLASSES, AmbiguousNumbers, NotClasses, define_label_events, fix_classes,
+from data_engine.store.schema import (MANY_CLASSES, AmbiguousNumbers, NotClasses, define_label_events,
                                       fix_columns, load_classes, stored_columns)
 from data_engine.store.values import normalize_text
 from data_engine.store.warehouse import last_event_id, open_warehouse, quote_ident, rollback_quietly
+from data_engine.tasks import task_for
 
 PREVIEW_ROWS = 10
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -283,7 +284,7 @@ def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResul
     define_label_events(con, next(c for c, kind in types.items() if kind == "label"))
     had_classes = bool(load_classes(con))
     try:
-        classes = fix_classes(con, ds, result.batch_id, label_present)
+        classes = task_for(ds).record_classes(con, ds, result.batch_id, label_present)
     except NotClasses as exc:
         raise UnreadableFile(str(exc)) from None
     if classes and not had_classes:

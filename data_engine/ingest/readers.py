@@ -287,10 +287,17 @@ def _name_unnamed_columns(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 
 def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    # Nested parquet values become their text form, so the validator can show and name them.
+    # Nested parquet values become their text form, so the validator can show and name them. A
+    # list of text (tags) becomes its JSON array, ["a","b"], as JSONL writes it: DuckDB's own text
+    # form, [a, b], cannot tell the tag "a, b" from two tags. Lists of numbers keep that form,
+    # which is valid JSON already (vector columns are cast back from it).
+    described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+    cols = [(name, kind) for name, kind, *_ in described if name.lower() not in ("file_row_number", "__row")]
+    picks = [f"to_json({quote_ident(name)})::VARCHAR AS {quote_ident(name)}" if kind == "VARCHAR[]"
+             else f"{quote_ident(name)}::VARCHAR AS {quote_ident(name)}" for name, kind in cols]
     con.execute(
-        "CREATE TEMP TABLE raw_rows AS SELECT COLUMNS(lambda c: lower(c) NOT IN ('file_row_number', '__row'))::VARCHAR, "
-        "file_row_number + 1 AS __row FROM read_parquet(?, file_row_number = true)",
+        f"CREATE TEMP TABLE raw_rows AS SELECT {', '.join(picks + ['file_row_number + 1 AS __row'])} "
+        "FROM read_parquet(?, file_row_number = true)",
         [str(path)],
     )
     con.execute("CREATE TEMP TABLE raw_rejects (__row BIGINT, raw VARCHAR, reason VARCHAR)")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from data_engine.store.config import DatasetConfig
 from data_engine.tasks.base import TASKS, Task
 from data_engine.tasks.classification import Classification
+from data_engine.tasks.multilabel import Multilabel
 
-__all__ = ["TASKS", "Classification", "Task", "check_task", "task_for"]
+__all__ = ["TASKS", "Classification", "Multilabel", "Task", "check_task", "task_for"]
 
 
 def check_task(ds: DatasetConfig) -> None:
@@ -16,9 +17,9 @@ def check_task(ds: DatasetConfig) -> None:
 
 
 def task_for(ds: DatasetConfig) -> Task:
-    """The task plug-in of dataset ``ds`` (an instance of the class registered as ``ds.task``).
+    """The task plug-in of dataset ``ds`` (the class registered as ``ds.task``, given ``ds``).
 
     Raises :class:`~data_engine.errors.ConfigError` when the name is unknown.
     """
     check_task(ds)
-    return TASKS[ds.task]()
+    return TASKS[ds.task](ds)

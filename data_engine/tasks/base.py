@@ -82,6 +82,11 @@ class Task(ABC):
     # The gate's figure when ``[gate] metric`` is not set; one of :meth:`metrics`' keys.
     default_metric: ClassVar[str] = "accuracy"
 
+    def __init__(self, ds: DatasetConfig | None = None) -> None:
+        """``ds``: the dataset the task reads labels of (settings such as ``[dataset] label_separator``);
+        None gives the task's defaults."""
+        self.ds = ds
+
     # -- ingest: the class vocabulary -------------------------------------------------------------
 
     @abstractmethod
