@@ -171,9 +171,9 @@ def member_key(member: str, cfg: EngineConfig) -> str:
 
 
 def stored_member_probs(con: Any, ids: np.ndarray, versions: np.ndarray, keys: Mapping[str, str], snapshot: int,
-                        n_classes: int) -> dict[str, np.ndarray]:
+                        width: int) -> dict[str, np.ndarray]:
     """Members whose out-of-fold probabilities are stored for exactly these example versions
-    (``ids``, ``versions``: shape (N,)) on ``snapshot``: member -> (N, K), rows in the given order."""
+    (``ids``, ``versions``: shape (N,)) on ``snapshot``: member -> (N, width), rows in the given order."""
 
     if not len(ids):
         return {}
@@ -187,7 +187,7 @@ def stored_member_probs(con: Any, ids: np.ndarray, versions: np.ndarray, keys: M
                 con, "SELECT t.row_index, c.probs FROM candidate_predictions c JOIN _cand_keys t "
                      "ON c.example_id = t.example_id AND c.example_version = t.version "
                      "WHERE c.member_spec = ? AND c.label_snapshot = ? ORDER BY t.row_index", [key, int(snapshot)],
-                n_classes)
+                width)
             if len(rest) == len(ids):
                 found[member] = probs
     finally:
@@ -226,28 +226,31 @@ def store_member_probs(con: Any, ids: np.ndarray, versions: np.ndarray, member_p
 
 
 def members_out_of_fold(con: Any, cfg: EngineConfig, built: Mapping[str, Any], X: pd.DataFrame, labels: np.ndarray,
-                        n_classes: int, *, ids: np.ndarray, versions: np.ndarray, snapshot: int,
+                        classes: list[str], *, ids: np.ndarray, versions: np.ndarray, snapshot: int,
                         compute: Any = None) -> dict[str, np.ndarray]:
-    """Each member's out-of-fold probabilities, member -> (N, K): the stored ones where training or
+    """Each member's out-of-fold predictions, member -> (N, width): the stored ones where training or
     mining already fitted them on this label snapshot, the others fitted now (and stored).
 
-    ``built``: member -> unfitted estimator; ``X``: (N, D) inputs; ``labels``: (N,) class indices;
-    ``ids`` / ``versions``: (N,) the example versions the rows are. Raises EngineError when the
-    labels are too few for folds.
+    ``built``: member -> unfitted estimator (the task's, :meth:`~data_engine.tasks.Task.members_for`);
+    ``X``: (N, D) inputs; ``labels``: (N,) the task's encoded labels; ``classes``: the dataset's
+    classes; ``ids`` / ``versions``: (N,) the example versions the rows are. The width and the folds
+    are the configured task's. Raises EngineError when the labels are too few for folds.
     """
     import warnings
 
     from data_engine.compute.backend import engine_backend
-    from data_engine.tasks.oof import ensemble_out_of_fold_probabilities
+    from data_engine.tasks import task_for
 
+    task = task_for(cfg.dataset)
     keys = {m: member_key(m, cfg) for m in built}
-    found = stored_member_probs(con, ids, versions, keys, snapshot, n_classes) if con is not None else {}
+    width = task.prediction_width(classes)
+    found = stored_member_probs(con, ids, versions, keys, snapshot, width) if con is not None else {}
     todo = {m: est for m, est in built.items() if m not in found}
     if todo:
         with warnings.catch_warnings(), engine_backend(cfg, compute) as backend:
             warnings.simplefilter("ignore", category=UserWarning)
-            oof = ensemble_out_of_fold_probabilities(todo, X.reset_index(drop=True), labels, n_classes,
-                                                     folds=cfg.mining.folds, seed=cfg.mining.seed, compute=backend)
+            oof = task.out_of_fold(todo, X.reset_index(drop=True), labels, classes, folds=cfg.mining.folds,
+                                   seed=cfg.mining.seed, compute=backend)
         if con is not None:
             store_member_probs(con, ids, versions, oof.member_probs, keys, snapshot)
         found |= oof.member_probs
@@ -264,7 +267,9 @@ def choose_served(cfg: EngineConfig, schema: Mapping[str, str], X: pd.DataFrame,
     modality's default (and says so in ``rule``) when the labels are too few for folds.
     """
     from data_engine.mine.models import Schema, build_members
+    from data_engine.tasks import task_for
 
+    task = task_for(cfg.dataset)
     modality, seed, metric = cfg.dataset.modality, cfg.mining.seed, cfg.gate.metric
     if con is not None and (ids is None or versions is None):
         raise EngineError("choose_served: re-using stored predictions needs the example ids and versions")
@@ -275,11 +280,10 @@ def choose_served(cfg: EngineConfig, schema: Mapping[str, str], X: pd.DataFrame,
         return ServedChoice("+".join(spec.members), spec.members, f"named in [retrain] model = {cfg.retrain.model!r}",
                             metric), spec
     mining, members = candidate_members(cfg, len(y))
-    index = {c: i for i, c in enumerate(classes)}
-    labels = np.array([index[str(v)] for v in y], dtype=np.int64)
-    built = build_members(ModelSpec(members, modality, seed, embedding), Schema.from_mapping(dict(schema)))
+    labels = task.encode([str(v) for v in y], classes)
+    built = task.members_for(build_members(ModelSpec(members, modality, seed, embedding), Schema.from_mapping(dict(schema))))
     try:
-        member_probs = members_out_of_fold(con, cfg, built, X, labels, len(classes), ids=ids, versions=versions,
+        member_probs = members_out_of_fold(con, cfg, built, X, labels, classes, ids=ids, versions=versions,
                                            snapshot=snapshot, compute=compute)
     except EngineError as exc:
         spec = resolve_spec("auto", modality, seed=seed, n_rows=len(y), served=True, embedding=embedding)

@@ -53,6 +53,7 @@ from data_engine.stages import StageClock
 from data_engine.store.cache import load_cache, save_cache
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
+from data_engine.tasks import task_for
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +248,7 @@ def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: b
     inputs = pd.concat([state.train[list(state.schema)], state.unlabeled[list(state.schema)]], ignore_index=True)
     return MiningData(ids, labels, tuple(state.classes), probs, oos, hashes, neighbours, state.rare_classes,
                       image_hashes, image_paths, inputs=inputs, schema=dict(state.schema),
-                      modality=cfg.dataset.modality, verdicts=verdicts)
+                      modality=cfg.dataset.modality, verdicts=verdicts, task=task_for(cfg.dataset))
 
 
 def with_own_embedding(con: duckdb.DuckDBPyConnection, state: PredictionState, data: MiningData) -> MiningData:
