@@ -55,7 +55,7 @@ def find_tag_issues(Y: np.ndarray, probs: np.ndarray, classes: Sequence[str]) ->
     given = [list(np.flatnonzero(row)) for row in Y]
     flags = np.asarray(find_label_issues(given, probs, filter_by=FILTER_BY, n_jobs=1), dtype=bool)
     scores = np.asarray(get_label_quality_scores(given, probs), dtype=float)
-    per_tag = np.column_stack(get_label_quality_scores_per_class(given, probs))  # (n, K)
+    per_tag = np.asarray(get_label_quality_scores_per_class(given, probs), dtype=float)  # (n, K)
     suggested, suggested_p = suggested_sets(probs, classes)
     detail = []
     for i in range(n):
