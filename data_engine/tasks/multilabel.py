@@ -218,13 +218,16 @@ class Multilabel(Task):
 </View>"""
 
     def prediction_result(self, label: str, *, from_name: str, to_name: str) -> list[dict[str, Any]]:
-        """The tags of the stored tag set ``label`` ticked; any other text (the discard answer) as one choice."""
+        """The tags of the stored tag set ``label`` ticked (no region for ``[]``); any other text (the
+        discard answer) as one choice."""
         try:
             picked = tagsets.tags_of(label)
         except ValueError:
             picked = [label]
         if not isinstance(picked, list):
             picked = [label]
+        if not picked:
+            return []  # no tags: nothing ticked (a region with no choice is not one Label Studio makes)
         return [{"from_name": from_name, "to_name": to_name, "type": "choices", "value": {"choices": picked}}]
 
     def answer_label(self, result: Sequence[Mapping[str, Any]], *, from_name: str) -> str | None:

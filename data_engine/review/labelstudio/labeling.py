@@ -136,6 +136,9 @@ def build_task(
         "suggested_label": _text(row.get("suggested_label")),
         "suggested_score": _round(row.get("suggested_score")),
         "issue_types": ", ".join(issue_types) if issue_types else "none",
+        # The label check's words on a flagged label (multi-label: the suspect tags); a header line
+        # of the tag task shows it.
+        "label_detail": _text(row.get("label_detail")) or "none",
         "priority": _round(row.get("priority")),
     }
     # A copy of an example a reviewer already decided: the partner and its verdict, to decide alike.
