@@ -228,6 +228,12 @@ class Task(ABC):
         the review stage's discard answer), or None when the reviewer answered nothing. Malformed
         regions are ignored, never raised on: the result comes from the server."""
 
+    def answer_problem(self, label: str, choices: Sequence[str]) -> str | None:
+        """Pull: why an answer ``label`` (from :meth:`answer_label`) is not one the ledger can hold,
+        or None. ``choices``: the dataset's classes and the discard answer. By default an answer
+        must be one of them."""
+        return None if label in choices else f"{label[:40]!r} is not one of the classes"
+
     @abstractmethod
     def consensus(self, labels: Sequence[str]) -> str | None:
         """Review: the verdict of several reviewers' answers to one example (stored spelling, the
