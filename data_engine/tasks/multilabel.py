@@ -246,6 +246,18 @@ class Multilabel(Task):
                 picked += [c for c in chosen if isinstance(c, str)]
         return DISCARD if DISCARD in picked else tagsets.canonical(picked)
 
+    def answer_problem(self, label: str, choices: Sequence[str]) -> str | None:
+        """An answer is the discard answer or a tag set of the dataset's tags (``choices``: the tags
+        and the discard answer); else the first unknown tag is named."""
+        if label == DISCARD:
+            return None
+        try:
+            tags = tagsets.tags_of(label)
+        except ValueError:
+            return f"{label[:40]!r} is not a tag set"
+        unknown = [t for t in tags if t not in choices or t == DISCARD]
+        return f"tag {unknown[0][:40]!r} is not one of the tags" if unknown else None
+
     def consensus(self, labels: Sequence[str]) -> str | None:
         """Per-tag majority of several annotators' tag sets (:func:`data_engine.tasks.tagsets.consensus`);
         a discard answer counts as one more answer: a majority of discards is the verdict, a tie None."""

@@ -72,6 +72,14 @@ def test_prediction_and_answer_round_trip() -> None:
         "choices": [DISCARD_CHOICE]}
 
 
+def test_answer_problems_name_the_unknown_tag() -> None:
+    choices = [*TAGS, DISCARD_CHOICE]
+    assert task.answer_problem('["billing","urgent"]', choices) is None
+    assert task.answer_problem("[]", choices) is None and task.answer_problem(DISCARD_CHOICE, choices) is None
+    assert task.answer_problem('["billing","refund"]', choices) == "tag 'refund' is not one of the tags"
+    assert task.answer_problem('["not a valid example","bug"]', choices) == "tag 'not a valid example' is not one of the tags"
+
+
 def test_consensus_is_the_per_tag_majority() -> None:
     a, ab, b, none = '["a"]', '["a","b"]', '["b"]', "[]"
     assert consensus([ab, a, ab]) == ab  # b: 2 of 3
