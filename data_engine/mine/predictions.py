@@ -34,7 +34,8 @@ class PredictionState:
     """Probabilities for the training and unlabeled examples, and what they were computed from.
 
     ``train`` / ``unlabeled``: frames from :func:`data_engine.store.dataset.load_examples`;
-    ``labels``: shape (N_train,) class indices; ``oof_probs``: shape (N_train, K);
+    ``labels``: the task's encoded labels (classification: shape (N_train,) class indices; tags:
+    (N_train, K) 0/1); ``oof_probs``: shape (N_train, K);
     ``folds``: shape (N_train,); ``unlabeled_probs``: shape (N_unlabeled, K), NaN rows if none.
     """
 
@@ -57,6 +58,8 @@ class PredictionState:
     # EMBEDDING_COLUMN (read from the cache; ``newly_embedded`` rows were embedded by this run).
     embedding: str = "tfidf"
     newly_embedded: int = 0
+    # The dataset's task plug-in (what a label is): names labels and suggestions for the queue.
+    task: Task | None = None
 
 
 def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home | None = None,
@@ -144,7 +147,7 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
                            label_snapshot=snapshot, model_spec=spec_key, labels=labels, oof_probs=probs,
                            folds=folds, unlabeled_probs=unl_probs, reused=reused, newly_scored=newly,
                            champion_scored=champion, rare_classes=tuple(rare), member_weights=weights,
-                           embedding=embedding, newly_embedded=newly_embedded)
+                           embedding=embedding, newly_embedded=newly_embedded, task=task)
 
 
 def _with_embedding(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, train: pd.DataFrame, unlabeled: pd.DataFrame,
@@ -178,7 +181,7 @@ def _external_state(con: duckdb.DuckDBPyConnection, home: Home | None, train: pd
                            model_spec=key, labels=labels, oof_probs=probs, folds=fold_of, unlabeled_probs=unl_probs,
                            reused=False, newly_scored=int(scored.sum()), champion_scored=0,
                            rare_classes=_rare(task, labels, classes, folds), embedding=embedding,
-                           newly_embedded=newly_embedded)
+                           newly_embedded=newly_embedded, task=task)
 
 
 def _stored_weights(con: duckdb.DuckDBPyConnection, spec_key: str, snapshot: int) -> dict[str, float] | None:

@@ -39,8 +39,8 @@ class MiningData:
     """Everything detectors read about the N examples being mined.
 
     example_ids : np.ndarray of shape (N,)
-    labels : np.ndarray of shape (N,), the task's encoded label in force (classification: the class
-        index), -1 if unlabeled
+    labels : np.ndarray of shape (N,) or (N, K), the task's encoded label in force (classification:
+        the class index; tags: a 0/1 row), -1 (in every cell) if unlabeled
     classes : tuple of str, the K class names
     probs : np.ndarray of shape (N, W), the task's predictions (W = ``task.prediction_width(classes)``,
         classification: K class probabilities in ``classes`` order); out-of-fold for labeled rows, a
@@ -105,7 +105,35 @@ class MiningData:
     @property
     def labeled(self) -> np.ndarray:
         """Boolean mask of shape (N,): rows with a label in force."""
-        return self.labels >= 0
+        return self.labels >= 0 if self.labels.ndim == 1 else (self.labels >= 0).all(axis=1)
+
+    @property
+    def label_codes(self) -> np.ndarray:
+        """Shape (N,) ints: equal for equal labels, -1 if unlabeled (classification: the class index;
+        tags: the index of the row's tag set among the distinct ones), for comparing copies' labels."""
+        if self.labels.ndim == 1:
+            return self.labels
+        _, codes = np.unique(self.labels, axis=0, return_inverse=True)
+        return np.where(self.labeled, codes.reshape(-1), -1)
+
+    def label_probability(self) -> np.ndarray:
+        """Shape (N,): the predicted probability of each row's label in force (NaN when unlabeled or
+        without predictions); for tags, the product of the per-tag probabilities of the given set."""
+        known = self.labeled & self.has_probs
+        out = np.full(len(self.labels), np.nan)
+        if self.labels.ndim == 1:
+            out[known] = self.probs[known, self.labels[known]]
+        else:
+            p, y = self.probs[known], self.labels[known] > 0
+            out[known] = np.prod(np.where(y, p, 1.0 - p), axis=1)
+        return out
+
+    def label_text(self, rows: np.ndarray) -> np.ndarray:
+        """The label in force of ``rows`` (indices, shape (M,)) in stored spelling; '' if unlabeled."""
+        if self.labels.ndim == 1:
+            return self.class_names(self.labels[rows])
+        text = np.asarray(self.task.decode(np.maximum(self.labels[rows], 0), self.classes), dtype=object)
+        return np.where(self.labeled[rows], text, "")
 
     @property
     def has_probs(self) -> np.ndarray:
