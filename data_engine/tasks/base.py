@@ -183,6 +183,11 @@ class Task(ABC):
         """How unsure each prediction is, shape (n,) in [0, 1], higher = less sure
         (classification: 1 - margin between the two most likely classes). ``pred``: (n, width)."""
 
+    def certainty(self, pred: np.ndarray) -> np.ndarray:
+        """``1 - uncertainty(pred)``, shape (n,): the margin the uncertain detector and the champion's
+        flags compare with their thresholds (a task may give it exactly, without float round-off)."""
+        return 1.0 - self.uncertainty(pred)
+
     def applies(self, detector: str) -> bool:
         """Whether the detector named ``detector`` judges this kind of label (:attr:`detectors`)."""
         return self.detectors is None or detector in self.detectors
@@ -273,10 +278,26 @@ class Task(ABC):
         (``y_true``, ``cand_pred``, ``champ_pred`` as in :meth:`metrics`), one-sided p-values at
         ``alpha`` (:mod:`data_engine.tasks.paired`: McNemar's exact test, a paired bootstrap)."""
 
+    def class_recall(self, y_true: np.ndarray, pred: np.ndarray) -> dict[str, tuple[float, int]]:
+        """The gate's per-class figures: class -> (recall of predictions ``pred`` (n,), gold support)
+        over the classes in gold ``y_true`` (n,); ``{}`` (the default) for a task without them."""
+        return {}
+
+    def class_tests(self, y_true: np.ndarray, cand_pred: np.ndarray, champ_pred: np.ndarray, *,
+                    alpha: float) -> list[tuple[str, str, PairedDiff]]:
+        """The gate's paired tests per class beside the metric's: ``(check name, words, PairedDiff)``
+        each (Holm-adjusted together with the slices); ``[]`` (the default) for none."""
+        return []
+
     @abstractmethod
     def predict_output(self, pred_row: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
         """``/predict``: the answer for one row, ``pred_row`` of shape (width,) from :meth:`predict`
         (classification: ``{"label": ..., "probabilities": {class: p}}``)."""
+
+    def predict_fields(self) -> dict[str, Any] | None:
+        """``/predict``'s schema of one answer: each key :meth:`predict_output` returns -> its Python
+        type (the server's response model and OpenAPI page); None (the default) = a free-form object."""
+        return None
 
     @abstractmethod
     def predict_table(self, pred: np.ndarray, classes: Sequence[str]) -> dict[str, np.ndarray]:

@@ -196,6 +196,10 @@ class Classification(Task):
         """1 - the margin between the two most likely classes (margin sampling)."""
         return 1.0 - margins(pred) if len(pred) else np.array([])
 
+    def certainty(self, pred: np.ndarray) -> np.ndarray:
+        """The margin between the two most likely classes (:func:`margins`)."""
+        return margins(pred) if len(pred) else np.array([])
+
     def label_sql(self, cell: str, plain: bool) -> str:
         """The class in its normalised spelling; '' reads as unlabeled."""
         return f"nullif({cell if plain else normalized_sql(cell)}, '')"
@@ -294,10 +298,36 @@ class Classification(Task):
             return mcnemar(cand == y, champ == y, alpha=alpha)
         return bootstrap_macro_f1(y, cand, champ, alpha=alpha)
 
+    def class_recall(self, y_true: np.ndarray, pred: np.ndarray) -> dict[str, tuple[float, int]]:
+        """Recall of each class in gold (scikit-learn's ``recall_score``) with its gold support."""
+        from sklearn.metrics import recall_score
+
+        y_true = np.asarray(y_true, dtype=object).astype(str)
+        pred = np.asarray(pred, dtype=object).astype(str)
+        if len(y_true) == 0:
+            return {}
+        present = sorted({str(v) for v in y_true})
+        recalls = recall_score(y_true, pred, labels=present, average=None, zero_division=0)
+        return {c: (float(r), int(np.sum(y_true == c))) for c, r in zip(present, recalls)}
+
+    def class_tests(self, y_true: np.ndarray, cand_pred: np.ndarray, champ_pred: np.ndarray, *,
+                    alpha: float) -> list[tuple[str, str, PairedDiff]]:
+        """McNemar's exact test of each gold class's recall, on that class's gold examples."""
+        from data_engine.tasks.paired import mcnemar
+
+        y, cand, champ = (np.asarray(a).astype(str) for a in (y_true, cand_pred, champ_pred))
+        return [(f"recall {cls}", f"recall of class {cls!r}", mcnemar(cand[y == cls] == cls, champ[y == cls] == cls,
+                                                                        alpha=alpha))
+                for cls in sorted(set(y.tolist()))]
+
     def predict_output(self, pred_row: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
         """The most probable class and every class's probability (6 decimals)."""
         return {"label": str(classes[int(np.argmax(pred_row))]),
                 "probabilities": dict(zip(classes, np.round(pred_row, 6).tolist()))}
+
+    def predict_fields(self) -> dict[str, Any] | None:
+        """A class name and a probability per class."""
+        return {"label": str, "probabilities": dict[str, float]}
 
     def predict_table(self, pred: np.ndarray, classes: Sequence[str]) -> dict[str, np.ndarray]:
         """``predicted_label`` (the most probable class, as the model server answers), ``predicted_score``

@@ -13,8 +13,8 @@ UNCERTAIN_MARGIN = 0.2
 
 @register_detector
 class UncertainDetector(Detector):
-    """Scores unlabeled examples by the task's certainty (1 - :meth:`data_engine.tasks.Task.uncertainty`;
-    for classes the margin between the top two class probabilities).
+    """Scores unlabeled examples by the task's certainty (:meth:`data_engine.tasks.Task.certainty`,
+    1 - uncertainty; for classes the margin between the top two class probabilities).
 
     Margin sampling is the standard active-learning criterion; for class probabilities the
     entropy is kept in the detail.
@@ -29,7 +29,7 @@ class UncertainDetector(Detector):
         """Judge unlabeled rows that have predicted probabilities."""
         rows = np.flatnonzero(~data.labeled & data.has_probs)
         probs = data.probs[rows]
-        margin = 1.0 - data.task.uncertainty(probs) if len(rows) else np.ones(0)
+        margin = data.task.certainty(probs) if len(rows) else np.ones(0)
         flags = margin < self.margin
         best = np.asarray(data.task.best(probs, data.classes)[0], dtype=object)
         reason = np.where(flags, "model unsure: '" + best + "' leads by " + fmt(margin), "model is confident")
