@@ -281,6 +281,12 @@ def choose_served(cfg: EngineConfig, schema: Mapping[str, str], X: pd.DataFrame,
                             metric), spec
     mining, members = candidate_members(cfg, len(y))
     labels = task.encode([str(v) for v in y], classes)
+    if labels.ndim != 1:
+        # The candidates' out-of-fold scores are single-label accuracy and macro-F1.
+        spec = resolve_spec("auto", modality, seed=seed, n_rows=len(y), served=True, embedding=embedding)
+        return ServedChoice("+".join(spec.members), spec.members,
+                            "the modality's default: candidates are compared for one class per example only",
+                            metric), spec
     built = task.members_for(build_members(ModelSpec(members, modality, seed, embedding), Schema.from_mapping(dict(schema))))
     try:
         member_probs = members_out_of_fold(con, cfg, built, X, labels, classes, ids=ids, versions=versions,

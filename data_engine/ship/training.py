@@ -133,11 +133,16 @@ def load_training_set(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> Trai
     df = df[~df["is_discarded"].astype(bool)]
     if df.empty:
         raise EngineError("no labeled training examples (all are gold, discarded or unlabeled); ingest labeled data")
+    from data_engine.tasks import task_for
+
+    task = task_for(cfg.dataset)
     classes = load_classes(con) or sorted(df["label"].unique())
-    unknown = sorted(set(df["label"]) - set(classes))
-    if unknown:
-        raise EngineError(f"label {unknown[0]!r} is not one of the dataset's classes ({', '.join(classes)})")
-    if df["label"].nunique() < 2:
+    try:
+        encoded = task.encode(df["label"].astype(str).tolist(), classes)
+    except ValueError as exc:
+        raise EngineError(str(exc)) from None
+    # One class per example needs two classes; a tag model learns each tag on its own.
+    if encoded.ndim == 1 and df["label"].nunique() < 2:
         raise EngineError(f"the training set has only one class ({df['label'].iloc[0]!r}); a model needs two")
     sources = con.execute(
         "SELECT t.example_id, cl.source FROM (SELECT unnest(?::VARCHAR[]) AS example_id) t "
@@ -199,7 +204,8 @@ def build_estimator(cfg: EngineConfig, schema: dict[str, str], *, n_rows: int | 
 
 
 def fit_estimator(estimator: Any, X: pd.DataFrame, y: np.ndarray, *, description: str | None = None) -> Any:
-    """Fit ``estimator`` on ``X`` (N, D) and labels ``y`` (N,); wrap a fitting failure in EngineError.
+    """Fit ``estimator`` on ``X`` (N, D) and labels ``y`` (N,) (or a tag matrix (N, K)); wrap a
+    fitting failure in EngineError.
 
     With a ``description``, the fit shows progress (:mod:`data_engine.progress`: a bar on a terminal,
     log lines otherwise), one unit per member of a voting ensemble.
@@ -239,9 +245,11 @@ def _fit_with_progress(estimator: Any, X: pd.DataFrame, y: np.ndarray, descripti
 
     members = getattr(estimator, "estimators", None)
     voting = isinstance(members, list) and len(members) > 1 and "verbose" in estimator.get_params(deep=False)
-    n_classes = len(pd.unique(np.asarray(y)))
+    targets = np.asarray(y)
+    # A tag matrix (N, K) has K tags; labels (N,) their distinct classes.
+    kinds = f"{targets.shape[1]} tags" if targets.ndim == 2 else f"{len(pd.unique(targets))} classes"
     what = (f"{description}: {', '.join(name for name, _ in members)}" if voting else description)
-    with progress(f"{what} on {len(y)} labels in {n_classes} classes", len(members) if voting else 1,
+    with progress(f"{what} on {len(y)} labels in {kinds}", len(members) if voting else 1,
                   unit="members" if voting else "fits") as bar:
         if not voting:
             fitted = estimator.fit(X, y)
@@ -286,8 +294,18 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
     twin = trained_on(con, ts.label_snapshot, spec)
     if twin is not None:
         raise AlreadyTrained(twin, ts.label_snapshot, spec)
+    from data_engine.tasks import task_for
+
+    task = task_for(cfg.dataset)
+    target = task.encode([str(v) for v in y], ts.classes)
+    if target.ndim == 2:
+        # Tags: the served model is the task's one-vs-rest wrapper of the chosen estimator, fitted on
+        # the 0/1 tag matrix, its classes_ the dataset's tags.
+        estimator = task.members_for({"served": estimator})["served"].set_params(tags=tuple(ts.classes))
+    else:
+        target = y
     with limited_threads():
-        fitted = fit_estimator(estimator, X, y, description=f"training {spec}")
+        fitted = fit_estimator(estimator, X, target, description=f"training {spec}")
     # The model's class order must be the dataset's, or probabilities would be mislabeled downstream.
     model_classes = [str(c) for c in fitted.classes_]
     counts = pd.Series(y).value_counts().to_dict()

@@ -305,10 +305,29 @@ class Multilabel(Task):
 
     def paired_test(self, y_true: np.ndarray, cand_pred: np.ndarray, champ_pred: np.ndarray, metric: str, *,
                     alpha: float) -> PairedDiff:
-        """Paired bootstrap over examples of ``metric`` (:func:`data_engine.tasks.multilabel_metrics.paired_bootstrap`)."""
+        """Exact match (accuracy): McNemar's exact test; the F1s: a paired bootstrap over examples
+        (:func:`data_engine.tasks.multilabel_metrics.paired_bootstrap`)."""
         from data_engine.tasks.multilabel_metrics import paired_bootstrap
 
         return paired_bootstrap(y_true, cand_pred, champ_pred, metric, alpha=alpha)
+
+    def class_recall(self, y_true: np.ndarray, pred: np.ndarray) -> dict[str, tuple[float, int]]:
+        """Each gold tag's recall (tags the gold sets carry) and its support, from stored tag sets (n,)."""
+        from data_engine.tasks.multilabel_metrics import as_matrix
+
+        tags = sorted({t for label in y_true for t in tagsets.tags_of(str(label))})
+        if not tags:
+            return {}
+        # A predicted tag outside the gold tags cannot raise a gold tag's recall: it is left out.
+        t = as_matrix(y_true, tags)
+        p = tagsets.encode([tagsets.canonical(set(tagsets.tags_of(str(v))) & set(tags)) for v in pred], tags)
+        support = t.sum(axis=0)
+        hits = (t & p).sum(axis=0)
+        return {tag: (float(hits[k] / support[k]), int(support[k])) for k, tag in enumerate(tags)}
+
+    def predict_fields(self) -> dict[str, Any] | None:
+        """``/predict``: ``tags`` (a list of text) and ``probabilities`` (tag -> p)."""
+        return {"tags": list[str], "probabilities": dict[str, float]}
 
     def predict_output(self, pred_row: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
         """``{"tags": [...], "probabilities": {tag: p}}``: the tags at probability >= 0.5 (6 decimals)."""

@@ -3,9 +3,12 @@
 * ``micro_f1``: F1 over every (example, tag) decision pooled; ``macro_f1``: the mean of each tag's
   F1 over the tags the gold set carries (a tag no gold example has says nothing about the model,
   as for classes); ``exact_match``: the share of examples whose predicted tag set equals the gold
-  set (scikit-learn's ``accuracy_score`` on indicator matrices, "subset accuracy");
+  set (scikit-learn's ``accuracy_score`` on indicator matrices, "subset accuracy"), which is also
+  reported as ``accuracy`` (what ``[gate] metric = "accuracy"`` compares for tags);
   ``per_tag_recall``: each gold tag's recall. Point figures by scikit-learn.
-* The paired gate test: a paired bootstrap over examples (Efron & Tibshirani 1993, ch. 15-16; the
+* The paired gate test: for exact match (accuracy), a mean over examples of "all tags right",
+  McNemar's exact test on those per-example outcomes (:func:`data_engine.tasks.paired.mcnemar`);
+  for the F1s, a paired bootstrap over examples (Efron & Tibshirani 1993, ch. 15-16; the
   same as the single-label macro-F1 test, :func:`data_engine.tasks.paired.bootstrap_macro_f1`):
   gold examples are resampled with replacement, both models' metric computed on each resample,
   the percentile interval of the difference and the share of resamples on the other side of 0.
@@ -22,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from data_engine.errors import EngineError
-from data_engine.tasks.paired import BOOTSTRAP_SAMPLES, PairedDiff
+from data_engine.tasks.paired import BOOTSTRAP_SAMPLES, PairedDiff, mcnemar
 from data_engine.tasks.tagsets import encode
 
-METRICS = ("micro_f1", "macro_f1", "exact_match")
+METRICS = ("micro_f1", "macro_f1", "exact_match", "accuracy")
 
 
 def as_matrix(labels: Any, classes: Sequence[str]) -> np.ndarray:
@@ -44,13 +47,14 @@ def tag_metrics(y_true: Any, pred: Any, classes: Sequence[str]) -> dict[str, Any
 
     t, p = as_matrix(y_true, classes), as_matrix(pred, classes)
     if len(t) == 0:
-        return {"micro_f1": None, "macro_f1": None, "exact_match": None, "per_tag_recall": {}}
+        return {"micro_f1": None, "macro_f1": None, "exact_match": None, "accuracy": None, "per_tag_recall": {}}
     present = [k for k in range(len(classes)) if t[:, k].any()]
     recall = recall_score(t, p, average=None, zero_division=0) if present else np.zeros(len(classes))
     return {
         "micro_f1": float(f1_score(t, p, average="micro", zero_division=0)),
         "macro_f1": float(f1_score(t, p, labels=present, average="macro", zero_division=0)) if present else 0.0,
         "exact_match": float(accuracy_score(t, p)),
+        "accuracy": float(accuracy_score(t, p)),
         "per_tag_recall": {classes[k]: float(recall[k]) for k in present},
     }
 
@@ -62,7 +66,7 @@ def metric_rows(t: np.ndarray, p: np.ndarray, metric: str, tags: np.ndarray | No
     true and no predicted example (scikit-learn's ``zero_division=0``).
     """
     t, p = t.astype(bool), p.astype(bool)
-    if metric == "exact_match":
+    if metric in ("exact_match", "accuracy"):
         return np.all(t == p, axis=2).mean(axis=1)
     tp = np.sum(t & p, axis=1)  # (B, K)
     denom = np.sum(t, axis=1) + np.sum(p, axis=1)
@@ -90,6 +94,8 @@ def paired_bootstrap(y_true: Any, cand_pred: Any, champ_pred: Any, metric: str, 
         classes = sorted({tag for a in (y_true, cand_pred, champ_pred) if np.asarray(a).ndim == 1
                           for label in a for tag in json.loads(str(label))})
     t, c, h = (as_matrix(a, classes) for a in (y_true, cand_pred, champ_pred))
+    if metric in ("accuracy", "exact_match"):
+        return mcnemar((c == t).all(axis=1), (h == t).all(axis=1), alpha=alpha)
     tags = np.flatnonzero(t.any(axis=0))
     observed = float(metric_rows(t[None], c[None], metric, tags)[0] - metric_rows(t[None], h[None], metric, tags)[0])
     n = len(t)

@@ -39,21 +39,24 @@ class TagwiseClassifier(ClassifierMixin, BaseEstimator):
     """One binary copy of ``estimator`` per tag (columns of a 0/1 matrix ``Y`` of shape (n, K)).
 
     ``predict_proba(X)`` gives shape (n, K): each tag's calibrated probability. ``classes_`` holds
-    the tag names given to :meth:`fit` (``tags``), else ``0..K-1``.
+    ``tags`` (the tag names, for a served model), else ``0..K-1``.
     """
 
-    def __init__(self, estimator: Any, calibrate: bool = True) -> None:
+    def __init__(self, estimator: Any, calibrate: bool = True, tags: tuple[str, ...] | None = None) -> None:
         self.estimator = estimator
         self.calibrate = calibrate
+        self.tags = tags
 
-    def fit(self, X: Any, Y: np.ndarray, tags: list[str] | None = None) -> TagwiseClassifier:
+    def fit(self, X: Any, Y: np.ndarray) -> TagwiseClassifier:
         """Fit one model per tag column of ``Y`` (n, K) 0/1."""
         from sklearn.calibration import CalibratedClassifierCV
 
         Y = np.asarray(Y, dtype=np.int8)
         if Y.ndim != 2:
             raise EngineError(f"multi-label targets must be a (n, K) 0/1 matrix, got shape {Y.shape}")
-        self.classes_ = np.asarray(tags if tags is not None else list(range(Y.shape[1])), dtype=object)
+        if self.tags is not None and len(self.tags) != Y.shape[1]:
+            raise EngineError(f"{len(self.tags)} tag names for {Y.shape[1]} tag columns")
+        self.classes_ = np.asarray(list(self.tags) if self.tags is not None else list(range(Y.shape[1])), dtype=object)
         self.models_: list[Any] = []
         self.priors_ = Y.mean(axis=0) if len(Y) else np.zeros(Y.shape[1])
         for k in range(Y.shape[1]):
@@ -82,8 +85,15 @@ class TagwiseClassifier(ClassifierMixin, BaseEstimator):
         return out
 
     def predict(self, X: Any) -> np.ndarray:
-        """The 0/1 tag matrix (n, K): tags at probability >= 0.5."""
-        return (self.predict_proba(X) >= 0.5).astype(np.int8)
+        """The tags at probability >= 0.5: with ``tags`` (a served model) the stored tag sets, shape
+        (n,) (as a classifier answers class names, so the gate and scoring read them alike); else
+        the 0/1 tag matrix (n, K)."""
+        on = (self.predict_proba(X) >= 0.5).astype(np.int8)
+        if self.tags is None:
+            return on
+        from data_engine.tasks.tagsets import decode
+
+        return np.asarray(decode(on, list(self.tags)), dtype=object)
 
 
 def one_vs_rest(member: Any) -> TagwiseClassifier:

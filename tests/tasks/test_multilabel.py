@@ -110,8 +110,9 @@ def test_metrics_have_the_right_values() -> None:
     assert m["micro_f1"] == pytest.approx(0.75)
     # a: tp 2, fp 0, fn 0 -> 1; b: tp 1, fp 1, fn 1 -> 0.5; c is in no gold set: not averaged.
     assert m["macro_f1"] == pytest.approx(0.75)
-    assert m["exact_match"] == pytest.approx(0.5)
+    assert m["exact_match"] == m["accuracy"] == pytest.approx(0.5)
     assert m["per_tag_recall"] == {"a": 1.0, "b": 0.5}
+    assert task.class_recall(gold, pred) == {"a": (1.0, 2), "b": (0.5, 2)}
     assert task.evaluate_output(m, 4) == {"micro_f1": 0.75, "macro_f1": 0.75, "exact_match": 0.5,
                                           "per_tag_recall": {"a": 1.0, "b": 0.5}, "n": 4}
 
@@ -134,8 +135,13 @@ def test_the_paired_gate_test_sees_a_better_candidate_and_no_difference() -> Non
     better = paired_bootstrap(gold, good, bad, "micro_f1", alpha=0.05)
     assert better.diff > 0.1 and better.p_better < 0.01 and better.p_worse > 0.99 and better.low > 0
     assert better.method == "paired bootstrap" and "micro_f1 +0." in better.describe("micro_f1")
-    same = paired_bootstrap(gold, good, good, "exact_match", alpha=0.05)
+    same = paired_bootstrap(gold, good, good, "micro_f1", alpha=0.05)
     assert (same.diff, same.p_worse, same.p_better) == (0.0, 1.0, 1.0)
+    # Exact match is a mean over examples: McNemar's test on "every tag right".
+    exact = paired_bootstrap(gold, good, bad, "exact_match", alpha=0.05)
+    right_good, right_bad = (good == gold).all(axis=1), (bad == gold).all(axis=1)
+    assert exact.method == "McNemar exact" and exact.wins == int((right_good & ~right_bad).sum())
+    assert exact.diff == pytest.approx(right_good.mean() - right_bad.mean())
     # Stored tag sets work the same as matrices.
     labels = task.decode(gold, list("abcd"))
     assert task.paired_test(labels, task.decode(good, list("abcd")), task.decode(bad, list("abcd")), "micro_f1",
@@ -161,11 +167,14 @@ def test_tagwise_classifier_handles_rare_and_constant_tags() -> None:
     X, Y = _two_tags()
     Y = np.column_stack([Y, np.zeros(len(Y), dtype=np.int8), np.zeros(len(Y), dtype=np.int8)])
     Y[:2, 3] = 1  # two examples carry tag 3: too few to calibrate, still learned
-    model = TagwiseClassifier(LogisticRegression()).fit(X, Y, tags=["a", "b", "never", "rare"])
+    model = TagwiseClassifier(LogisticRegression(), tags=("a", "b", "never", "rare")).fit(X, Y)
     p = model.predict_proba(X)
     assert p.shape == (len(X), 4) and np.all(p[:, 2] == 0.0)
     assert ((p[:, 0] >= 0.5) == Y[:, 0]).mean() > 0.95 and ((p[:, 1] >= 0.5) == Y[:, 1]).mean() > 0.95
     assert list(task.predict(model, X, ["b", "a", "c"])[0]) == [p[0, 1], p[0, 0], 0.0]
+    # A served model (tag names known) answers stored tag sets, as a classifier answers class names.
+    i = int(np.flatnonzero((p[:, 0] >= 0.5) & (p[:, 1] < 0.5))[0])
+    assert model.predict(X.iloc[[i]]).tolist() == ['["a"]']
 
 
 def test_folds_are_seeded_and_name_rare_tags() -> None:
