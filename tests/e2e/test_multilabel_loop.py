@@ -93,7 +93,7 @@ def test_label_flags_match_cleanlab_on_a_5_fold_model_of_the_same_features(tmp_p
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    data = multilabel_support.table(500, noise=0.1, seed=seed)
+    data = multilabel_support.table(1000, noise=0.1, seed=seed)
     config = {"dataset": {"name": "rows", "modality": "tabular", "task": "multilabel", "id_column": "id",
                           "label_column": "tags", "feature_columns": [f"x{j}" for j in range(20)],
                           "classes": data.tags},
