@@ -56,6 +56,24 @@ def aligned_probabilities(model: object, X: pd.DataFrame, classes: Sequence[str]
     return out
 
 
+def choices_view(item: str, partner: str, choices: Sequence[str], *, from_name: str, to_name: str,
+                 partner_prefix: str, mode: str, headers: Sequence[str], below: str = "") -> str:
+    """A review task's Label Studio ``<View>``: ``headers`` (XML lines), the example ``item``, the
+    ``choices`` control (``mode``: its attributes, e.g. ``choice="multiple"``) after the line
+    ``below``, then the near-duplicate ``partner`` under its note (see :meth:`Task.labeling_config`)."""
+    options = "\n    ".join(f"<Choice value={quoteattr(c)}/>" for c in choices)
+    lines = "\n  ".join(headers)
+    return f"""<View>
+  {lines}
+  {item}{below}
+  <Choices name="{from_name}" toName="{to_name}" {mode}>
+    {options}
+  </Choices>
+  <Header value="${partner_prefix}note" size="5"/>
+  {partner}
+</View>"""
+
+
 def margins(probs: np.ndarray) -> np.ndarray:
     """Top-1 minus top-2 probability per row of ``probs`` (N, K); shape (N,), in [0, 1]."""
     if probs.shape[1] < 2:
@@ -218,17 +236,11 @@ class Classification(Task):
                         to_name: str, discard: str, partner_prefix: str) -> str:
         """Single-choice radio buttons: the classes, then ``discard``; the given label, the model's
         suggestion and the issue types in header lines (task data fields of the review stage)."""
-        choices = "\n    ".join(f"<Choice value={quoteattr(c)}/>" for c in [*classes, discard])
-        return f"""<View>
-  <Header value="Given label: $given_label  |  model suggests: $suggested_label ($suggested_score)" size="4"/>
-  <Header value="Flagged as: $issue_types (priority $priority on a 0-1 scale)" size="5"/>
-  {item}
-  <Choices name="{from_name}" toName="{to_name}" choice="single-radio" showInLine="true" required="true">
-    {choices}
-  </Choices>
-  <Header value="${partner_prefix}note" size="5"/>
-  {partner}
-</View>"""
+        return choices_view(
+            item, partner, [*classes, discard], from_name=from_name, to_name=to_name, partner_prefix=partner_prefix,
+            mode='choice="single-radio" showInLine="true" required="true"',
+            headers=['<Header value="Given label: $given_label  |  model suggests: $suggested_label ($suggested_score)" size="4"/>',
+                     '<Header value="Flagged as: $issue_types (priority $priority on a 0-1 scale)" size="5"/>'])
 
     def prediction_result(self, label: str, *, from_name: str, to_name: str) -> list[dict[str, Any]]:
         """The choice ``label`` selected."""

@@ -202,20 +202,15 @@ class Multilabel(Task):
                         to_name: str, discard: str, partner_prefix: str) -> str:
         """Check boxes (``<Choices choice="multiple">``): the tags, then ``discard``; the given tags,
         the model's suggested set and the suspect tags (task field ``label_detail``) in header lines."""
-        choices = "\n    ".join(f"<Choice value={quoteattr(c)}/>" for c in [*classes, discard])
+        from data_engine.tasks.classification import choices_view
+
         how = quoteattr(f"Tick every tag that applies (none ticked: no tags), or '{discard}'.")
-        return f"""<View>
-  <Header value="Given tags: $given_label  |  model suggests: $suggested_label ($suggested_score)" size="4"/>
-  <Header value="Suspect tags: $label_detail" size="5"/>
-  <Header value="Flagged as: $issue_types (priority $priority on a 0-1 scale)" size="5"/>
-  {item}
-  <Header value={how} size="6"/>
-  <Choices name="{from_name}" toName="{to_name}" choice="multiple" showInLine="true">
-    {choices}
-  </Choices>
-  <Header value="${partner_prefix}note" size="5"/>
-  {partner}
-</View>"""
+        return choices_view(
+            item, partner, [*classes, discard], from_name=from_name, to_name=to_name, partner_prefix=partner_prefix,
+            mode='choice="multiple" showInLine="true"', below=f'\n  <Header value={how} size="6"/>',
+            headers=['<Header value="Given tags: $given_label  |  model suggests: $suggested_label ($suggested_score)" size="4"/>',
+                     '<Header value="Suspect tags: $label_detail" size="5"/>',
+                     '<Header value="Flagged as: $issue_types (priority $priority on a 0-1 scale)" size="5"/>'])
 
     def prediction_result(self, label: str, *, from_name: str, to_name: str) -> list[dict[str, Any]]:
         """The tags of the stored tag set ``label`` ticked (no region for ``[]``); any other text (the
