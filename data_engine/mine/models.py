@@ -163,16 +163,19 @@ def build_estimator(spec: ModelSpec, schema: Schema, *, weights: Mapping[str, fl
 
 
 def build_model(cfg: EngineConfig, schema: Mapping[str, str], *, n_rows: int | None = None) -> tuple[Any, str]:
-    """The served model of ``[retrain] model``, unfitted, and its spec key (used by retraining).
+    """The served model of ``[retrain] model``, unfitted and adapted to the dataset's task
+    (:meth:`~data_engine.tasks.Task.members_for`), and its spec key (used by retraining).
 
     ``schema``: ``{input column: 'numeric' | 'categorical' | 'text'}`` as fixed in the warehouse;
     ``n_rows``: the number of training rows, if known (large sets leave kNN and the SVM out of "auto").
     """
     from data_engine.mine.embedders import configured_embedding
+    from data_engine.tasks import task_for
 
     spec = resolve_spec(cfg.retrain.model, cfg.dataset.modality, seed=cfg.mining.seed, n_rows=n_rows, served=True,
                         key="retrain.model", embedding=configured_embedding(cfg))
-    return build_estimator(spec, Schema.from_mapping(schema)), spec.key
+    estimator = task_for(cfg.dataset).members_for({"served": build_estimator(spec, Schema.from_mapping(schema))})
+    return estimator["served"], spec.key
 
 
 def _linear(schema: Schema, spec: ModelSpec) -> Any:

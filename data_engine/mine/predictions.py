@@ -24,7 +24,7 @@ from data_engine.store.cache import load_cache, save_cache
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
 from data_engine.store.warehouse import rollback_quietly
-from data_engine.tasks import Task
+from data_engine.tasks import Classification, Task
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,9 @@ class PredictionState:
 
     ``train`` / ``unlabeled``: frames from :func:`data_engine.store.dataset.load_examples`;
     ``labels``: the task's encoded labels (classification: shape (N_train,) class indices; tags:
-    (N_train, K) 0/1); ``oof_probs``: shape (N_train, K);
-    ``folds``: shape (N_train,); ``unlabeled_probs``: shape (N_unlabeled, K), NaN rows if none.
+    (N_train, K) 0/1); ``oof_probs``: shape (N_train, W), W the task's prediction width (K class
+    or tag probabilities); ``folds``: shape (N_train,); ``unlabeled_probs``: shape (N_unlabeled, W),
+    NaN rows if none.
     """
 
     train: pd.DataFrame
@@ -58,8 +59,8 @@ class PredictionState:
     # EMBEDDING_COLUMN (read from the cache; ``newly_embedded`` rows were embedded by this run).
     embedding: str = "tfidf"
     newly_embedded: int = 0
-    # The dataset's task plug-in (what a label is): names labels and suggestions for the queue.
-    task: Task | None = None
+    # The dataset's task: what ``labels`` encode and what the prediction columns are.
+    task: Task = field(default_factory=Classification)
 
 
 def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home | None = None,
@@ -103,7 +104,7 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
         train, unlabeled, newly_embedded = _with_embedding(con, cfg, train, unlabeled, schema, compute)
     if cfg.mining.predictions == "external":
         with clock.stage("predictions"):
-            return _external_state(con, home, train, unlabeled, labels, classes, schema, snapshot, embedding,
+            return _external_state(con, home, task, train, unlabeled, labels, classes, schema, snapshot, embedding,
                                    newly_embedded, cfg.mining.folds)
     width = task.prediction_width(classes)
     spec = resolve_spec(cfg.mining.model, ds.modality, seed=cfg.mining.seed, n_rows=len(train), embedding=embedding)
@@ -161,18 +162,17 @@ def _with_embedding(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, train: pd
     return both.iloc[:len(train)].reset_index(drop=True), both.iloc[len(train):].reset_index(drop=True), new
 
 
-def _external_state(con: duckdb.DuckDBPyConnection, home: Home | None, train: pd.DataFrame, unlabeled: pd.DataFrame,
-                    labels: np.ndarray, classes: list[str], schema: dict[str, str], snapshot: int, embedding: str,
-                    newly_embedded: int, folds: int) -> PredictionState:
-    """The prediction state from the user's own model's probabilities (see data_engine.mine.external)."""
+def _external_state(con: duckdb.DuckDBPyConnection, home: Home | None, task: Task, train: pd.DataFrame,
+                    unlabeled: pd.DataFrame, labels: np.ndarray, classes: list[str], schema: dict[str, str],
+                    snapshot: int, embedding: str, newly_embedded: int, folds: int) -> PredictionState:
+    """The prediction state from the user's own model's predictions in the ``task``'s columns (see
+    data_engine.mine.external)."""
     from data_engine.mine.external import external_probabilities
-    from data_engine.tasks import task_for
 
     if home is None:
         raise EngineError("mining.predictions = 'external' reads landing/predictions/ and needs the engine home")
     probs, unl_probs, key = external_probabilities(home.predictions_landing, classes, train["example_id"].to_numpy(),
-                                                   unlabeled["example_id"].to_numpy())
-    task = task_for(home.config.dataset)
+                                                   unlabeled["example_id"].to_numpy(), task)
     fold_of = np.full(len(train), -1, dtype=np.int32)
     _write_predictions(con, task, train, probs, classes, key, snapshot, kind="oof", folds=fold_of)
     scored = np.isfinite(unl_probs).all(axis=1)

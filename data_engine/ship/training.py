@@ -281,6 +281,7 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
             raise EngineError("retrain.weight_by_label_quality: fewer than two classes left after dropping "
                               "flagged labels; review them first or turn the option off")
     from data_engine.mine.candidates import choose_served, served_estimator
+    from data_engine.tasks import task_for
 
     if cfg.retrain.model == "auto":
         # The choice is a function of the label snapshot and the config: one auto model per snapshot.
@@ -291,17 +292,16 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
     choice, chosen = choose_served(cfg, ts.input_schema, ts.X, ts.y, ts.classes, con=con, ids=ts.example_ids,
                                    versions=ts.versions, snapshot=ts.label_snapshot)
     estimator, spec = served_estimator(choice, chosen, ts.input_schema)
+    # The served model is adapted to the task as the mining members are (classification: as built).
+    task = task_for(cfg.dataset)
+    estimator = task.members_for({"served": estimator})["served"]
     twin = trained_on(con, ts.label_snapshot, spec)
     if twin is not None:
         raise AlreadyTrained(twin, ts.label_snapshot, spec)
-    from data_engine.tasks import task_for
-
-    task = task_for(cfg.dataset)
     target = task.encode([str(v) for v in y], ts.classes)
     if target.ndim == 2:
-        # Tags: the served model is the task's one-vs-rest wrapper of the chosen estimator, fitted on
-        # the 0/1 tag matrix, its classes_ the dataset's tags.
-        estimator = task.members_for({"served": estimator})["served"].set_params(tags=tuple(ts.classes))
+        # Tags: the one-vs-rest wrapper is fitted on the 0/1 tag matrix, its classes_ the dataset's tags.
+        estimator.set_params(tags=tuple(ts.classes))
     else:
         target = y
     with limited_threads():

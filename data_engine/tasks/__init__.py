@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from data_engine.store.config import DatasetConfig
-from data_engine.tasks.base import TASKS, Task
+from data_engine.tasks.base import TASKS, LabelIssues, Task
 from data_engine.tasks.classification import Classification
 from data_engine.tasks.multilabel import Multilabel
 
-__all__ = ["TASKS", "Classification", "Multilabel", "Task", "check_task", "task_for"]
+__all__ = ["TASKS", "Classification", "LabelIssues", "Multilabel", "Task", "check_task", "task_for"]
 
 
 def check_task(ds: DatasetConfig) -> None:

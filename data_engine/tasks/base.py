@@ -127,11 +127,22 @@ class Task(ABC):
         """The names of the :meth:`prediction_width` numbers, in order (class names; or
         ``prediction``, ``lower``, ``upper``)."""
 
+    def prediction_problem(self, pred: np.ndarray) -> tuple[int, int | None, str] | None:
+        """The first row of ``pred`` (n, width), a user's own model's predictions (``[mining]
+        predictions = "external"``), that is not a valid prediction: ``(row index, column index or
+        None for the whole row, what is wrong)``; None when all are valid. Default: every number finite."""
+        bad = ~np.isfinite(pred)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            return int(r), int(c), "is not a number"
+        return None
+
     @abstractmethod
     def members_for(self, members: Mapping[str, Any]) -> dict[str, Any]:
-        """The modality's model members (name -> unfitted scikit-learn estimator of kind
-        :attr:`estimator_kind`, built by the mining stage) adapted to this task (unchanged for
-        classification; a one-vs-rest wrapper per member for tags)."""
+        """The modality's estimators (name -> unfitted scikit-learn estimator of kind
+        :attr:`estimator_kind`, built by the mining stage: its members, and the served model under
+        the name ``"served"``) adapted to this task, same names (unchanged for classification; a
+        one-vs-rest wrapper per estimator for tags)."""
 
     @abstractmethod
     def fold_ids(self, y: np.ndarray, classes: Sequence[str], *, folds: int,

@@ -40,6 +40,8 @@ FILTER_BY = "prune_by_noise_rate"
 # demo's loop (3 seeds, 20 % noise): errors left after the loop 18-22 -> 5-10, reviews per true
 # error 0.95-0.97 -> 1.01-1.03 (0.2 here left 4-6 for 1.09-1.12).
 CONTRADICTED_BELOW = 0.05
+# Row sums of probabilities may differ from 1 by this much (float rounding in a user's export).
+SUM_TOLERANCE = 1e-3
 
 
 def aligned_probabilities(model: object, X: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
@@ -124,6 +126,19 @@ class Classification(Task):
     def prediction_columns(self, classes: Sequence[str]) -> list[str]:
         """The class names."""
         return [str(c) for c in classes]
+
+    def prediction_problem(self, pred: np.ndarray) -> tuple[int, int | None, str] | None:
+        """Each value a probability in [0, 1], each row summing to 1 (within :data:`SUM_TOLERANCE`)."""
+        bad = ~np.isfinite(pred) | (pred < 0) | (pred > 1)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            return int(r), int(c), "is not a probability in [0, 1]"
+        sums = pred.sum(axis=1)
+        off = np.abs(sums - 1.0) > SUM_TOLERANCE
+        if off.any():
+            r = int(np.flatnonzero(off)[0])
+            return r, None, f"probabilities sum to {sums[r]:.4f}, not 1"
+        return None
 
     def members_for(self, members: Mapping[str, Any]) -> dict[str, Any]:
         """The classifiers as they are."""

@@ -87,16 +87,14 @@ def _field(ds: DatasetConfig) -> str:
 
 
 def choice_result(choice: str) -> list[dict[str, Any]]:
-    """An annotation/prediction ``result`` selecting class ``choice``."""
-    # One class per example: the simulated reviewer and the tests answer classification tasks;
-    # build_task asks the dataset's task.
+    """An annotation/prediction ``result`` selecting class ``choice`` (classification's answer; the
+    stages ask the dataset's task, :meth:`data_engine.tasks.Task.prediction_result`)."""
     return Classification().prediction_result(choice, from_name=FROM_NAME, to_name=TO_NAME)
 
 
 def chosen(result: Sequence[Mapping[str, Any]]) -> str | None:
-    """The class picked in an annotation ``result`` (None when nothing was chosen)."""
-    # The consensus reads answers without the dataset at hand: one class per example until it
-    # is given the dataset's task (the next tasks, tags and numbers, bring that).
+    """The class picked in an annotation ``result`` (None when nothing was chosen): classification's
+    reading (the pull asks the dataset's task, :meth:`data_engine.tasks.Task.answer_label`)."""
     return Classification().answer_label(result, from_name=FROM_NAME)
 
 
