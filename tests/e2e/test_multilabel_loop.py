@@ -42,7 +42,7 @@ def _flag_f1_at_m(scores: dict[str, float], noisy: set[str]) -> float:
     return len(set(ranked) & noisy) / len(noisy)
 
 
-def test_tags_go_round_the_loop_to_verdicts_in_the_ledger(tmp_path: Path) -> None:
+def test_tags_go_round_the_loop_to_verdicts_in_the_ledger(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = multilabel_support.tickets(300, noise=0.1, seed=3)
     home = _home(tmp_path, TICKETS, data)
     mined = mine_step(home, budget=60)
@@ -80,6 +80,31 @@ def test_tags_go_round_the_loop_to_verdicts_in_the_ledger(tmp_path: Path) -> Non
         assert in_force[e] == json.dumps(sorted(data.truth[e]), separators=(",", ":")) and sources[e] == "review"
     fixed = sum(1 for e in data.noisy if in_force[e] == json.dumps(sorted(data.truth[e]), separators=(",", ":")))
     assert fixed >= 0.8 * len(data.noisy)
+    # Retrain, gate on gold, serve; evaluate --file --json and predict FILE answer in tags.
+    from data_engine.cli import main as cli_main
+    from data_engine.ship.step import ship_step
+
+    gold = multilabel_support.tickets(100, noise=0.0, seed=9)
+    gold_path = home.landing / "gold" / "gold.csv"
+    gold_path.parent.mkdir(exist_ok=True)
+    gold.frame.assign(id=["g" + i for i in gold.frame["id"]],
+                      tags=["|".join(t) if t else "[]" for t in gold.frame["tags"]]).to_csv(gold_path, index=False)
+    ingest_path(home, gold_path, gold=True)
+    with open_warehouse(home) as con:
+        shipped = ship_step(con, home)
+    assert shipped.verdict.promote and shipped.verdict.reason.startswith("first model: no champion yet; accuracy")
+    held_out = tmp_path / "held_out.jsonl"
+    test = multilabel_support.tickets(80, noise=0.0, seed=10)
+    held_out.write_text("".join(json.dumps({"id": i, "text": x, "tags": t}) + "\n"
+                                for i, x, t in zip(test.frame["id"], test.frame["text"], test.frame["tags"])))
+    capsys.readouterr()
+    assert cli_main(["--home", str(home.root), "evaluate", "--file", str(held_out), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert {"micro_f1", "macro_f1", "exact_match", "per_tag_recall", "n"} <= set(figures) and figures["n"] == 80
+    assert figures["micro_f1"] > 0.9 and set(figures["per_tag_recall"]) <= set(data.tags)
+    assert cli_main(["--home", str(home.root), "predict", str(held_out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split(",")[:3] == ["id", "predicted_tags", "predicted_score"]
 
 
 @pytest.mark.parametrize("seed", [0, 1])
