@@ -35,6 +35,7 @@ from data_engine.mine.probs_column import fetch_probs, probs_arrow
 from data_engine.mine.models import resolve_spec
 from data_engine.mine.spec import SERVED_AUTO, SVM_MAX_ROWS, ModelSpec
 from data_engine.store.config import EngineConfig
+from data_engine.tasks import Classification, Task, task_for
 
 # The suffix naming the weighted mixture among the candidates (and in the served model's spec key).
 MIXTURE_SUFFIX = " (weighted)"
@@ -132,18 +133,18 @@ def candidate_members(cfg: EngineConfig, n_rows: int) -> tuple[ModelSpec, tuple[
 
 
 def score_candidates(member_probs: Mapping[str, np.ndarray], mixture: tuple[str, ...],
-                     labels: np.ndarray) -> list[CandidateScore]:
+                     labels: np.ndarray, task: Task | None = None) -> list[CandidateScore]:
     """Every candidate's out-of-fold accuracy and macro-F1 against ``labels``.
 
     ``member_probs``: member name -> out-of-fold probabilities, shape (N, K); ``mixture``: the
-    members mixed into the weighted candidate (weights by :func:`~data_engine.tasks.oof.mixture_weights`
-    on the same labels); ``labels``: shape (N,), class indices. Order: the mixture (when it has
-    more than one member), then each member as given.
+    members mixed into the weighted candidate (the ``task``'s ensemble, :meth:`~data_engine.tasks.Task.mix`,
+    on the same labels; default classification's likelihood-weighted mixture); ``labels``: shape (N,),
+    class indices. Order: the mixture (when it has more than one member), then each member as given.
+    The figures are classification's (the served model's candidates are classifiers).
     """
     from sklearn.metrics import accuracy_score, f1_score
 
-    from data_engine.tasks.oof import mixture_weights
-
+    task = task or Classification()
     labels = np.asarray(labels, dtype=np.int64)
     k = next(iter(member_probs.values())).shape[1]
 
@@ -155,10 +156,8 @@ def score_candidates(member_probs: Mapping[str, np.ndarray], mixture: tuple[str,
 
     out: list[CandidateScore] = []
     if len(mixture) > 1:
-        stacked = np.stack([member_probs[m] for m in mixture])
-        w = mixture_weights(stacked, labels)
-        out.append(scored(mixture_name(mixture), mixture, np.tensordot(w, stacked, axes=1),
-                          {m: float(v) for m, v in zip(mixture, w)}))
+        mixed, weights = task.mix({m: member_probs[m] for m in mixture}, labels)
+        out.append(scored(mixture_name(mixture), mixture, mixed, weights))
     out += [scored(m, (m,), p, {}) for m, p in member_probs.items()]
     return out
 
@@ -239,7 +238,6 @@ def members_out_of_fold(con: Any, cfg: EngineConfig, built: Mapping[str, Any], X
     import warnings
 
     from data_engine.compute.backend import engine_backend
-    from data_engine.tasks import task_for
 
     task = task_for(cfg.dataset)
     keys = {m: member_key(m, cfg) for m in built}
@@ -267,7 +265,6 @@ def choose_served(cfg: EngineConfig, schema: Mapping[str, str], X: pd.DataFrame,
     modality's default (and says so in ``rule``) when the labels are too few for folds.
     """
     from data_engine.mine.models import Schema, build_members
-    from data_engine.tasks import task_for
 
     task = task_for(cfg.dataset)
     modality, seed, metric = cfg.dataset.modality, cfg.mining.seed, cfg.gate.metric
@@ -295,7 +292,7 @@ def choose_served(cfg: EngineConfig, schema: Mapping[str, str], X: pd.DataFrame,
         spec = resolve_spec("auto", modality, seed=seed, n_rows=len(y), served=True, embedding=embedding)
         return ServedChoice("+".join(spec.members), spec.members,
                             f"the modality's default: candidates could not be scored out of fold ({exc})", metric), spec
-    candidates = score_candidates(member_probs, mining.members, labels)
+    candidates = score_candidates(member_probs, mining.members, labels, task)
     best = max(candidates, key=lambda c: (c.metric(metric), -candidates.index(c)))
     rule = f"best out-of-fold {metric} on the labels in force ({cfg.mining.folds} folds, seed {seed})"
     choice = ServedChoice(best.name, best.members, rule, metric, tuple(candidates), best.weights, len(labels))

@@ -16,17 +16,19 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import duckdb
-import numpy as np
-import pandas as pd
-
-from data_engine.compute.backend import Backend
 from data_engine.plugins import Registry
-from data_engine.store.config import DatasetConfig
-from data_engine.tasks.oof import OOFResult
-from data_engine.tasks.paired import PairedDiff
+
+if TYPE_CHECKING:  # numpy, pandas and DuckDB load when a method runs: ingest's start-up stays light
+    import duckdb
+    import numpy as np
+    import pandas as pd
+
+    from data_engine.compute.backend import Backend
+    from data_engine.store.config import DatasetConfig
+    from data_engine.tasks.oof import OOFResult
+    from data_engine.tasks.paired import PairedDiff
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class LabelIssues:
     @classmethod
     def none(cls, why: str) -> LabelIssues:
         """An empty result: the check was skipped for reason ``why``."""
+        import numpy as np
+
         return cls(np.array([]), np.array([], dtype=bool), [], np.array([]), [], {}, why)
 
 
@@ -131,6 +135,8 @@ class Task(ABC):
         """The first row of ``pred`` (n, width), a user's own model's predictions (``[mining]
         predictions = "external"``), that is not a valid prediction: ``(row index, column index or
         None for the whole row, what is wrong)``; None when all are valid. Default: every number finite."""
+        import numpy as np
+
         bad = ~np.isfinite(pred)
         if bad.any():
             r, c = np.argwhere(bad)[0]

@@ -14,19 +14,21 @@ import json
 import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
 
-import duckdb
-import numpy as np
-import pandas as pd
-
-from data_engine.compute.backend import Backend
-from data_engine.store.config import DatasetConfig
 from data_engine.store.values import normalize_text, normalized_sql
 from data_engine.tasks.base import TASKS, LabelIssues, Task
-from data_engine.tasks.oof import OOFResult
-from data_engine.tasks.paired import PairedDiff
+
+if TYPE_CHECKING:  # numpy and pandas load when a method runs: ingest's start-up stays light
+    import duckdb
+    import numpy as np
+    import pandas as pd
+
+    from data_engine.compute.backend import Backend
+    from data_engine.store.config import DatasetConfig
+    from data_engine.tasks.oof import OOFResult
+    from data_engine.tasks.paired import PairedDiff
 
 # cleanlab's default pruning; on digits with 20 % flips it gave the best F1 of the three
 # filters for the default ensemble (see docs/mining.md).
@@ -49,6 +51,8 @@ def aligned_probabilities(model: object, X: pd.DataFrame, classes: Sequence[str]
 
     The model's ``classes_`` are matched by their text (a served model learned class names).
     """
+    import numpy as np
+
     raw = np.asarray(model.predict_proba(X), dtype=float)
     out = np.zeros((len(X), len(classes)), dtype=float)
     index = {c: i for i, c in enumerate(classes)}
@@ -78,6 +82,8 @@ def choices_view(item: str, partner: str, choices: Sequence[str], *, from_name: 
 
 def margins(probs: np.ndarray) -> np.ndarray:
     """Top-1 minus top-2 probability per row of ``probs`` (N, K); shape (N,), in [0, 1]."""
+    import numpy as np
+
     if probs.shape[1] < 2:
         return np.ones(len(probs))
     top2 = np.sort(probs, axis=1)[:, -2:]
@@ -86,6 +92,8 @@ def margins(probs: np.ndarray) -> np.ndarray:
 
 def _fmt(values: np.ndarray) -> np.ndarray:
     """Two decimals, element-wise, as an object array of strings."""
+    import numpy as np
+
     return np.char.mod("%.2f", np.asarray(values, dtype=np.float64)).astype(object)
 
 
@@ -108,6 +116,8 @@ class Classification(Task):
 
     def encode(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
         """Class indices, shape (n,) int64."""
+        import numpy as np
+
         index = {c: i for i, c in enumerate(classes)}
         codes = np.fromiter((index.get(str(v), -1) for v in labels), dtype=np.int64, count=len(labels))
         if (codes < 0).any():
@@ -117,6 +127,8 @@ class Classification(Task):
 
     def decode(self, y: np.ndarray, classes: Sequence[str]) -> list[str]:
         """Class names of indices ``y`` (n,)."""
+        import numpy as np
+
         return [str(v) for v in np.asarray(list(classes), dtype=object)[np.asarray(y, dtype=np.int64)]]
 
     def prediction_width(self, classes: Sequence[str]) -> int:
@@ -129,6 +141,8 @@ class Classification(Task):
 
     def prediction_problem(self, pred: np.ndarray) -> tuple[int, int | None, str] | None:
         """Each value a probability in [0, 1], each row summing to 1 (within :data:`SUM_TOLERANCE`)."""
+        import numpy as np
+
         bad = ~np.isfinite(pred) | (pred < 0) | (pred > 1)
         if bad.any():
             r, c = np.argwhere(bad)[0]
@@ -147,6 +161,7 @@ class Classification(Task):
     def fold_ids(self, y: np.ndarray, classes: Sequence[str], *, folds: int,
                  seed: int) -> tuple[np.ndarray, int, tuple[int, ...]]:
         """Stratified K-fold (:func:`data_engine.tasks.oof.assign_folds`); warns of rare classes."""
+        import numpy as np
         from data_engine.tasks.oof import assign_folds
 
         return assign_folds(np.asarray(y, dtype=np.int64), len(classes), folds=folds, seed=seed)
@@ -154,6 +169,7 @@ class Classification(Task):
     def mix(self, member_preds: Mapping[str, np.ndarray], y: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
         """Convex weights maximising the given labels' out-of-fold likelihood
         (:func:`data_engine.tasks.oof.mixture_weights`), and the weighted mean of the probabilities."""
+        import numpy as np
         from data_engine.tasks.oof import mixture_weights
 
         names = list(member_preds)
@@ -173,6 +189,8 @@ class Classification(Task):
     def predict(self, model: Any, X: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
         """``predict_proba`` in ``classes`` order: a model fitted on class indices by them, one fitted on
         class names by name (:func:`aligned_probabilities`)."""
+        import numpy as np
+
         learned = np.asarray(getattr(model, "classes_"))
         if learned.dtype.kind in "iu":
             raw = np.asarray(model.predict_proba(X), dtype=float)
@@ -183,6 +201,8 @@ class Classification(Task):
 
     def best(self, pred: np.ndarray, classes: Sequence[str]) -> tuple[list[str], np.ndarray]:
         """The most probable class and its probability."""
+        import numpy as np
+
         if not len(pred):
             return [], np.array([], dtype=float)
         return self.decode(pred.argmax(axis=1), classes), pred.max(axis=1)
@@ -192,6 +212,7 @@ class Classification(Task):
         labels the model plainly contradicts (:data:`CONTRADICTED_BELOW`); the score is
         :func:`cleanlab.rank.get_label_quality_scores` (self-confidence). ``n_jobs=1``: cleanlab's
         multiprocessing path fails inside Dagster's spawned step processes."""
+        import numpy as np
         from cleanlab.filter import find_label_issues
         from cleanlab.rank import get_label_quality_scores
 
@@ -227,10 +248,14 @@ class Classification(Task):
 
     def uncertainty(self, pred: np.ndarray) -> np.ndarray:
         """1 - the margin between the two most likely classes (margin sampling)."""
+        import numpy as np
+
         return 1.0 - margins(pred) if len(pred) else np.array([])
 
     def certainty(self, pred: np.ndarray) -> np.ndarray:
         """The margin between the two most likely classes (:func:`margins`)."""
+        import numpy as np
+
         return margins(pred) if len(pred) else np.array([])
 
     def label_sql(self, cell: str, plain: bool) -> str:
@@ -281,6 +306,7 @@ class Classification(Task):
         top = Counter(labels).most_common()
         if len(top) > 1 and top[0][1] == top[1][1]:
             return None
+        import pandas as pd
         from cleanlab.multiannotator import get_majority_vote_label
 
         answers = sorted(set(labels))
@@ -305,6 +331,7 @@ class Classification(Task):
     def metrics(self, y_true: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> dict[str, float | None]:
         """Accuracy and macro-F1 over the classes in gold (a class the gold set lacks says nothing
         about the model), by scikit-learn."""
+        import numpy as np
         from sklearn.metrics import accuracy_score, f1_score
 
         y_true = np.asarray(y_true, dtype=object).astype(str)
@@ -318,6 +345,7 @@ class Classification(Task):
     def paired_test(self, y_true: np.ndarray, cand_pred: np.ndarray, champ_pred: np.ndarray, metric: str, *,
                     alpha: float) -> PairedDiff:
         """Accuracy: McNemar's exact test; macro-F1: the paired bootstrap (:mod:`data_engine.tasks.paired`)."""
+        import numpy as np
         from data_engine.tasks.paired import bootstrap_macro_f1, mcnemar
 
         y, cand, champ = (np.asarray(a).astype(str) for a in (y_true, cand_pred, champ_pred))
@@ -327,6 +355,7 @@ class Classification(Task):
 
     def class_recall(self, y_true: np.ndarray, pred: np.ndarray) -> dict[str, tuple[float, int]]:
         """Recall of each class in gold (scikit-learn's ``recall_score``) with its gold support."""
+        import numpy as np
         from sklearn.metrics import recall_score
 
         y_true = np.asarray(y_true, dtype=object).astype(str)
@@ -340,6 +369,7 @@ class Classification(Task):
     def class_tests(self, y_true: np.ndarray, cand_pred: np.ndarray, champ_pred: np.ndarray, *,
                     alpha: float) -> list[tuple[str, str, PairedDiff]]:
         """McNemar's exact test of each gold class's recall, on that class's gold examples."""
+        import numpy as np
         from data_engine.tasks.paired import mcnemar
 
         y, cand, champ = (np.asarray(a).astype(str) for a in (y_true, cand_pred, champ_pred))
@@ -349,6 +379,8 @@ class Classification(Task):
 
     def predict_output(self, pred_row: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
         """The most probable class and every class's probability (6 decimals)."""
+        import numpy as np
+
         return {"label": str(classes[int(np.argmax(pred_row))]),
                 "probabilities": dict(zip(classes, np.round(pred_row, 6).tolist()))}
 
@@ -359,6 +391,8 @@ class Classification(Task):
     def predict_table(self, pred: np.ndarray, classes: Sequence[str]) -> dict[str, np.ndarray]:
         """``predicted_label`` (the most probable class, as the model server answers), ``predicted_score``
         and one ``p_<class>`` column per class, in ``classes`` order."""
+        import numpy as np
+
         labels, scores = self.best(pred, classes)
         out = {"predicted_label": np.asarray(labels, dtype=object), "predicted_score": scores}
         for j, c in enumerate(classes):

@@ -15,7 +15,7 @@ from data_engine.mine.names import check_names
 from data_engine.review.labelstudio.labeling import build_task, label_config
 from data_engine.store.config import parse_config
 from data_engine.store.warehouse import open_warehouse
-from data_engine.tasks import TASKS, Classification, Task, task_for
+from data_engine.tasks import TASKS, Classification, task_for
 from tests import homes
 from tests.conftest import TOY_CONFIG
 
