@@ -19,20 +19,23 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
 
-import duckdb
-import numpy as np
-import pandas as pd
-
-from data_engine.compute.backend import Backend
-from data_engine.store.config import DatasetConfig
 from data_engine.store.values import normalized_sql
 from data_engine.tasks import tagsets
-from data_engine.tasks.base import TASKS, LabelIssues, Task
-from data_engine.tasks.oof import OOFResult
-from data_engine.tasks.paired import PairedDiff
+from data_engine.tasks.base import TASKS, Task
+
+if TYPE_CHECKING:  # numpy, pandas and DuckDB load when a method runs: ingest's start-up stays light
+    import duckdb
+    import numpy as np
+    import pandas as pd
+
+    from data_engine.compute.backend import Backend
+    from data_engine.store.config import DatasetConfig
+    from data_engine.tasks.base import LabelIssues
+    from data_engine.tasks.oof import OOFResult
+    from data_engine.tasks.paired import PairedDiff
 
 # The JSON types of an array element that is a tag (numbers and booleans included: a JSONL file
 # may write tags 1, 2 or true; they are read as their text, "1", "2", "true").
@@ -165,6 +168,8 @@ class Multilabel(Task):
 
     def predict(self, model: Any, X: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
         """Per-tag probabilities (n, K) in ``classes`` order; a tag the model does not know gets 0."""
+        import numpy as np
+
         raw = np.asarray(model.predict_proba(X), dtype=float)
         learned = [str(c) for c in getattr(model, "classes_", range(raw.shape[1]))]
         if learned == [str(k) for k in range(raw.shape[1])] and len(learned) == len(classes):
@@ -193,6 +198,8 @@ class Multilabel(Task):
 
     def uncertainty(self, pred: np.ndarray) -> np.ndarray:
         """Per example: the least sure tag's 1 - |2p - 1| (1 at p = 0.5, 0 at p in {0, 1})."""
+        import numpy as np
+
         pred = np.asarray(pred, dtype=float)
         return (1.0 - np.abs(2.0 * pred - 1.0)).max(axis=1, initial=0.0) if len(pred) else np.array([])
 
@@ -268,6 +275,8 @@ class Multilabel(Task):
     def agreement(self, labels: Sequence[str], verdict: str) -> float:
         """The mean share of tags on which each answer agrees with ``verdict`` (Jaccard similarity
         of the two tag sets; 1 for two empty sets; a discard agrees only with a discard)."""
+        import numpy as np
+
         if not labels:
             return 0.0
         def jaccard(a: str, b: str) -> float:
@@ -326,6 +335,8 @@ class Multilabel(Task):
 
     def predict_output(self, pred_row: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
         """``{"tags": [...], "probabilities": {tag: p}}``: the tags at probability >= 0.5 (6 decimals)."""
+        import numpy as np
+
         probs = dict(zip((str(c) for c in classes), np.round(np.asarray(pred_row, dtype=float), 6).tolist()))
         return {"tags": json.loads(tagsets.canonical(c for c, p in probs.items() if p >= THRESHOLD)),
                 "probabilities": probs}
@@ -333,6 +344,8 @@ class Multilabel(Task):
     def predict_table(self, pred: np.ndarray, classes: Sequence[str]) -> dict[str, np.ndarray]:
         """``predicted_tags`` (the stored tag set), ``predicted_score`` (its probability) and one
         ``p_<tag>`` column per tag."""
+        import numpy as np
+
         labels, scores = self.best(pred, classes)
         out: dict[str, np.ndarray] = {"predicted_tags": np.asarray(labels, dtype=object), "predicted_score": scores}
         for j, c in enumerate(classes):
