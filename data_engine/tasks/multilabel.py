@@ -275,8 +275,6 @@ class Multilabel(Task):
     def agreement(self, labels: Sequence[str], verdict: str) -> float:
         """The mean share of tags on which each answer agrees with ``verdict`` (Jaccard similarity
         of the two tag sets; 1 for two empty sets; a discard agrees only with a discard)."""
-        import numpy as np
-
         if not labels:
             return 0.0
         def jaccard(a: str, b: str) -> float:
@@ -284,7 +282,7 @@ class Multilabel(Task):
                 return float(a == b)
             sa, sb = set(tagsets.tags_of(a)), set(tagsets.tags_of(b))
             return len(sa & sb) / len(sa | sb) if sa | sb else 1.0
-        return float(np.mean([jaccard(label, verdict) for label in labels]))
+        return sum(jaccard(label, verdict) for label in labels) / len(labels)
 
     def oracle_label(self, value: Any) -> str:
         """An oracle value (a JSON list, a JSON array text or ``a|b``) in stored spelling."""
