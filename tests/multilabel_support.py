@@ -35,10 +35,20 @@ class TagData:
     def write(self, home_root: Path, name: str = "data.csv") -> Path:
         """Write the rows to ``landing/name`` (tags as ``a|b``, ``[]`` for none) and ``oracle.jsonl``."""
         path = home_root / "landing" / name
-        self.frame.assign(tags=["|".join(t) if t else "[]" for t in self.frame["tags"]]).to_csv(path, index=False)
+        self._csv(path)
         (home_root / "oracle.jsonl").write_text(
             "".join(json.dumps({"id": i, "label": t}) + "\n" for i, t in self.truth.items()), encoding="utf-8")
         return path
+
+    def write_gold(self, home_root: Path) -> Path:
+        """Write the rows as gold data, ``landing/gold/gold.csv`` (ids prefixed ``g``; no oracle)."""
+        path = home_root / "landing" / "gold" / "gold.csv"
+        path.parent.mkdir(exist_ok=True)
+        TagData(self.frame.assign(id=["g" + i for i in self.frame["id"]]), self.tags, {}, set())._csv(path)
+        return path
+
+    def _csv(self, path: Path) -> None:
+        self.frame.assign(tags=["|".join(t) if t else "[]" for t in self.frame["tags"]]).to_csv(path, index=False)
 
 
 def _inject(rows: list[list[str]], tags: list[str], share: float, rng: np.random.Generator) -> tuple[list[list[str]], np.ndarray]:

@@ -84,12 +84,7 @@ def test_tags_go_round_the_loop_to_verdicts_in_the_ledger(tmp_path: Path, capsys
     from data_engine.cli import main as cli_main
     from data_engine.ship.step import ship_step
 
-    gold = multilabel_support.tickets(100, noise=0.0, seed=9)
-    gold_path = home.landing / "gold" / "gold.csv"
-    gold_path.parent.mkdir(exist_ok=True)
-    gold.frame.assign(id=["g" + i for i in gold.frame["id"]],
-                      tags=["|".join(t) if t else "[]" for t in gold.frame["tags"]]).to_csv(gold_path, index=False)
-    ingest_path(home, gold_path, gold=True)
+    ingest_path(home, multilabel_support.tickets(100, noise=0.0, seed=9).write_gold(home.root), gold=True)
     with open_warehouse(home) as con:
         shipped = ship_step(con, home)
     assert shipped.verdict.promote and shipped.verdict.reason.startswith("first model: no champion yet; accuracy")
@@ -168,11 +163,7 @@ def test_one_round_of_the_loop_recovers_the_noisy_to_clean_gap(tmp_path: Path) -
     for name, frame in (("noisy", data.frame), ("clean", data.frame.assign(tags=[data.truth[i] for i in data.frame["id"]]))):
         home = make_home(tmp_path, config, name=name)
         ingest_path(home, multilabel_support.TagData(frame, data.tags, data.truth, data.noisy).write(home.root))
-        gold_path = home.landing / "gold" / "gold.csv"
-        gold_path.parent.mkdir(exist_ok=True)
-        gold.frame.assign(id=["g" + i for i in gold.frame["id"]],
-                          tags=["|".join(t) if t else "[]" for t in gold.frame["tags"]]).to_csv(gold_path, index=False)
-        ingest_path(home, gold_path, gold=True)
+        ingest_path(home, gold.write_gold(home.root), gold=True)
         with open_warehouse(home) as con:
             assert ship_step(con, home).verdict.promote
         homes[name] = home

@@ -97,10 +97,7 @@ def test_demo_loop_runs_on_a_home_of_tags(tmp_path):
               "review": {"url": f"http://127.0.0.1:{free_port()}", "budget": 45}}
     home = make_home(tmp_path, config)
     data.write(home.root)
-    (home.landing / "gold").mkdir(exist_ok=True)
-    gold.frame.assign(id=["g" + i for i in gold.frame["id"]],
-                      tags=["|".join(t) if t else "[]" for t in gold.frame["tags"]]).to_csv(
-        home.landing / "gold" / "gold.csv", index=False)
+    gold.write_gold(home.root)
     lines: list[str] = []
     try:
         final = run_demo(home, say=lines.append, budget=90)
