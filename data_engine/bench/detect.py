@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 from data_engine.store.home import Home
 
-DATASETS = ("digits", "digits-files", "shapes-files", "sentiment", "tabular")
+DATASETS = ("digits", "digits-files", "shapes-files", "sentiment", "tabular", "diabetes")
 NOISE_KINDS = ("uniform", "class-conditional")
 BASELINE_FOLDS = 5
 
@@ -41,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", choices=DATASETS, default="digits", help="digits (bundled), digits-files (the "
                    "digits as PNG files, with injected near copies), shapes-files (400 drawn shapes as PNG "
                    "files, with injected near copies), sentiment "
-                   "(needs the shared sentiment sentences), tabular (generated; see --rows)")
+                   "(needs the shared sentiment sentences), tabular (generated; see --rows), diabetes (bundled; "
+                   "a regression set with gross value errors, against cleanlab's CleanLearning)")
     p.add_argument("--rows", type=int, default=10_000, help="rows of the generated tabular set (default 10000)")
     p.add_argument("--noise", type=float, default=0.2, help="share of labels flipped (default 0.2)")
     p.add_argument("--noise-kind", choices=NOISE_KINDS, default="uniform",
@@ -59,6 +60,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_bench_detect(args: argparse.Namespace, home: Home) -> int:
     """Handler of ``bench detect`` (the ``--home`` is not used: the benchmark makes its own)."""
+    if args.dataset == "diabetes":  # numbers, not classes: data_engine.bench.detect_regression
+        from data_engine.bench.detect_regression import format_regression_result, run_regression_detect_benchmark
+
+        result = run_regression_detect_benchmark(noise=args.noise, seed=args.seed, model=args.model,
+                                                 baseline=not args.no_baseline, keep=args.keep)
+        print(json.dumps(result, indent=2) if args.json else format_regression_result(result))
+        return 0
     cache = None if str(args.embedding_cache) == "none" else args.embedding_cache
     result = run_detect_benchmark(dataset=args.dataset, rows=args.rows, noise=args.noise, noise_kind=args.noise_kind,
                                   seed=args.seed, model=args.model, baseline=not args.no_baseline, keep=args.keep,

@@ -22,7 +22,7 @@ gate still judges the trained model on gold before it is served.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -35,7 +35,7 @@ from data_engine.mine.probs_column import fetch_probs, probs_arrow
 from data_engine.mine.models import resolve_spec
 from data_engine.mine.spec import SERVED_AUTO, SVM_MAX_ROWS, ModelSpec
 from data_engine.store.config import EngineConfig
-from data_engine.tasks import Classification, Task, task_for
+from data_engine.tasks import Classification, Task, gate_metric, task_for
 
 # The suffix naming the weighted mixture among the candidates (and in the served model's spec key).
 MIXTURE_SUFFIX = " (weighted)"
@@ -47,16 +47,18 @@ class CandidateScore:
 
     name: str
     members: tuple[str, ...]
-    accuracy: float
-    macro_f1: float
+    accuracy: float | None
+    macro_f1: float | None
     weights: dict[str, float] = field(default_factory=dict)
     # Out-of-fold recall of each class, in the class order the labels index (0 for a class without
     # labels); the promotion gate reads it for classes gold cannot measure (data_engine.ship.gold).
     class_recall: tuple[float, ...] = ()
+    # Every figure of the task's metrics (a task without classes has no accuracy: MAE, RMSE, R²).
+    figures: dict[str, float | None] = field(default_factory=dict)
 
     def metric(self, name: str) -> float:
-        """``accuracy`` or ``macro_f1``."""
-        return float(getattr(self, name))
+        """The figure ``name``: ``accuracy`` or ``macro_f1``, or one of the task's metrics."""
+        return float(self.figures[name] if name in self.figures else getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -138,15 +140,18 @@ def candidate_members(cfg: EngineConfig, n_rows: int) -> tuple[ModelSpec, tuple[
 
 
 def score_candidates(member_probs: Mapping[str, np.ndarray], mixture: tuple[str, ...],
-                     labels: np.ndarray, task: Task | None = None) -> list[CandidateScore]:
+                     labels: np.ndarray, task: Task | None = None, classes: Sequence[str] = ()) -> list[CandidateScore]:
     """Every candidate's out-of-fold accuracy, macro-F1 and per-class recall against ``labels``.
 
     ``member_probs``: member name -> out-of-fold probabilities, shape (N, K); ``mixture``: the
     members mixed into the weighted candidate (the ``task``'s ensemble, :meth:`~data_engine.tasks.Task.mix`,
     on the same labels; default classification's likelihood-weighted mixture); ``labels``: shape (N,),
     class indices. Order: the mixture (when it has more than one member), then each member as given.
-    The figures are classification's (the served model's candidates are classifiers).
+    The figures are classification's for classes; another ``task``'s are its :meth:`~data_engine.tasks.Task.metrics`
+    (``classes``: the dataset's), e.g. MAE, RMSE and R² for numbers.
     """
+    if task is not None and task.name != "classification":
+        return _task_scores(member_probs, mixture, labels, task, classes)
     from sklearn.metrics import accuracy_score, f1_score, recall_score
 
     task = task or Classification()
@@ -159,6 +164,24 @@ def score_candidates(member_probs: Mapping[str, np.ndarray], mixture: tuple[str,
         return CandidateScore(name, members, float(accuracy_score(labels, pred)),
                               float(f1_score(labels, pred, average="macro", labels=np.arange(k), zero_division=0)),
                               weights, tuple(float(r) for r in recall))
+
+    out: list[CandidateScore] = []
+    if len(mixture) > 1:
+        mixed, weights = task.mix({m: member_probs[m] for m in mixture}, labels)
+        out.append(scored(mixture_name(mixture), mixture, mixed, weights))
+    out += [scored(m, (m,), p, {}) for m, p in member_probs.items()]
+    return out
+
+
+def _task_scores(member_probs: Mapping[str, np.ndarray], mixture: tuple[str, ...], labels: np.ndarray, task: Task,
+                 classes: Sequence[str]) -> list[CandidateScore]:
+    """:func:`score_candidates` for a task other than classification: the mixture by
+    :meth:`Task.mix`, every candidate's figures by :meth:`Task.metrics` on its predictions (n, width)."""
+    given = task.decode(labels, classes)
+
+    def scored(name: str, members: tuple[str, ...], pred: np.ndarray, weights: dict[str, float]) -> CandidateScore:
+        figures = task.metrics(np.asarray(given, dtype=object), pred, classes)
+        return CandidateScore(name, members, figures.get("accuracy"), figures.get("macro_f1"), weights, figures=figures)
 
     out: list[CandidateScore] = []
     if len(mixture) > 1:
@@ -273,7 +296,7 @@ def choose_served(cfg: EngineConfig, schema: Mapping[str, str], X: pd.DataFrame,
     from data_engine.mine.models import Schema, build_members
 
     task = task_for(cfg.dataset)
-    modality, seed, metric = cfg.dataset.modality, cfg.mining.seed, cfg.gate.metric
+    modality, seed, metric = cfg.dataset.modality, cfg.mining.seed, gate_metric(cfg)
     if con is not None and (ids is None or versions is None):
         raise EngineError("choose_served: re-using stored predictions needs the example ids and versions")
     embedding = configured_embedding(cfg)
@@ -284,12 +307,6 @@ def choose_served(cfg: EngineConfig, schema: Mapping[str, str], X: pd.DataFrame,
                             metric), spec
     mining, members = candidate_members(cfg, len(y))
     labels = task.encode([str(v) for v in y], classes)
-    if labels.ndim != 1:
-        # The candidates' out-of-fold scores are single-label accuracy and macro-F1.
-        spec = resolve_spec("auto", modality, seed=seed, n_rows=len(y), served=True, embedding=embedding)
-        return ServedChoice("+".join(spec.members), spec.members,
-                            "the modality's default: candidates are compared for one class per example only",
-                            metric), spec
     built = task.members_for(build_members(ModelSpec(members, modality, seed, embedding), Schema.from_mapping(dict(schema))))
     try:
         member_probs = members_out_of_fold(con, cfg, built, X, labels, classes, ids=ids, versions=versions,
@@ -298,18 +315,22 @@ def choose_served(cfg: EngineConfig, schema: Mapping[str, str], X: pd.DataFrame,
         spec = resolve_spec("auto", modality, seed=seed, n_rows=len(y), served=True, embedding=embedding)
         return ServedChoice("+".join(spec.members), spec.members,
                             f"the modality's default: candidates could not be scored out of fold ({exc})", metric), spec
-    candidates = score_candidates(member_probs, mining.members, labels, task)
-    best = max(candidates, key=lambda c: (c.metric(metric), -candidates.index(c)))
+    candidates = score_candidates(member_probs, tuple(m for m in mining.members if m in member_probs), labels,
+                                  task, classes)
+    sign = 1.0 if task.higher_is_better(metric) else -1.0
+    best = max(candidates, key=lambda c: (sign * c.metric(metric), -candidates.index(c)))
     rule = f"best out-of-fold {metric} on the labels in force ({cfg.mining.folds} folds, seed {seed})"
     choice = ServedChoice(best.name, best.members, rule, metric, tuple(candidates), best.weights, len(labels))
     return choice, ModelSpec(best.members, modality, seed, embedding)
 
 
-def served_estimator(choice: ServedChoice, spec: ModelSpec, schema: Mapping[str, str]) -> tuple[Any, str]:
-    """The unfitted estimator of ``choice`` and its spec key (the mixture's key ends in ``/weights=oof``)."""
+def served_estimator(choice: ServedChoice, spec: ModelSpec, schema: Mapping[str, str],
+                     task: Task | None = None) -> tuple[Any, str]:
+    """The unfitted estimator of ``choice`` and its spec key (the mixture's key ends in ``/weights=oof``);
+    ``task``: the dataset's (its kind of estimator; default classification)."""
     from data_engine.mine.models import Schema, build_estimator
 
-    estimator = build_estimator(spec, Schema.from_mapping(dict(schema)), weights=choice.weights or None)
+    estimator = build_estimator(spec, Schema.from_mapping(dict(schema)), weights=choice.weights or None, task=task)
     return estimator, spec.key + ("/weights=oof" if choice.weights else "")
 
 

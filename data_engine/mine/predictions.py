@@ -84,7 +84,7 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
     task = task_for(ds)
     with clock.stage("load"):
         classes = load_classes(con)
-        if len(classes) < 2:
+        if task.has_classes and len(classes) < 2:
             raise EngineError("mining needs the dataset's classes (at least two); ingest a labeled batch first")
         stored = stored_columns(con)
         missing = [c for c in ds.input_columns if c not in stored]

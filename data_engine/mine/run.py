@@ -234,8 +234,10 @@ def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: b
     n_train, n_unl = len(state.train), len(state.unlabeled)
     ids = np.concatenate([f["example_id"].astype(str).to_numpy(dtype=object) for f in frames])
     hashes = np.concatenate([f["feature_hash"].astype(str).to_numpy(dtype=object) for f in frames])
-    # Unlabeled rows are -1 in every cell of the task's encoded label (one cell for a class).
-    labels = np.concatenate([state.labels, np.full((n_unl, *state.labels.shape[1:]), -1, dtype=state.labels.dtype)])
+    # Unlabeled rows: -1 for class indices (in every cell of a tag row), NaN for numbers (a
+    # regression label may be -1).
+    unlabeled = np.nan if state.labels.dtype.kind == "f" else -1
+    labels = np.concatenate([state.labels, np.full((n_unl, *state.labels.shape[1:]), unlabeled, dtype=state.labels.dtype)])
     probs = np.vstack([state.oof_probs, state.unlabeled_probs]) if n_unl else state.oof_probs
     oos = np.concatenate([np.ones(n_train, bool), np.zeros(n_unl, bool)])
     neighbours = None

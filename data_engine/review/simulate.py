@@ -59,7 +59,7 @@ def simulate_reviews(
     label_task = label_task or Classification()
     if not 0.0 <= accuracy <= 1.0:
         raise EngineError(f"--accuracy {accuracy}: must be between 0 and 1")
-    if len(classes) < 2:
+    if label_task.has_classes and len(classes) < 2:
         raise EngineError("the simulated reviewer needs at least two classes")
     if limit is not None and limit < 1:
         return SimulationResult(answered=0, correct=0, unknown=0, annotator=annotator or "")

@@ -98,6 +98,8 @@ def decide_promotion(
     tests and metric direction the gate uses (default: classification).
     """
     task = task or Classification()
+    # An unset [gate] metric is the task's default figure (accuracy for classes, MAE for numbers).
+    gate = replace(gate, metric=gate.metric or task.default_metric)
     unmeasured = tuple(unmeasured)
     holes = {u.name for u in unmeasured}
     low = {c: (r, candidate.per_class_support.get(c, 0)) for c, r in candidate.per_class_recall.items()
@@ -121,7 +123,9 @@ def decide_promotion(
         if pairs is None:
             raise EngineError("the paired gate needs both models' predictions on the gold examples")
         verdict = _paired(base, pairs, slice_masks or {}, gate, task)
-    notes = [low_recall_phrase(low, gate.min_class_recall, unmeasured=bool(unmeasured))] if candidate.n_gold else []
+    # Per-class recall exists only for a task with classes (a number has none to name).
+    notes = ([low_recall_phrase(low, gate.min_class_recall, unmeasured=bool(unmeasured))]
+             if candidate.n_gold and task.has_classes else [])
     if candidate.n_gold and unmeasured:
         verdict = _judge_unmeasured(verdict, gate)
         notes.append(unmeasured_phrase(unmeasured, gate))

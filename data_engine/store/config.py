@@ -62,6 +62,9 @@ class DatasetConfig:
     task: str = "classification"
     # Multi-label data: what separates the tags of a CSV cell that is not a JSON array ("a|b").
     label_separator: str = "|"
+    # Regression only: [lo, hi], the values a label can possibly take; a label outside is quarantined
+    # with the reason (a price below 0, a rating of 55 on a 1-5 scale). None: any finite number.
+    label_range: tuple[float, ...] | None = None
     # Optional per-column override of the type inferred from the first batch.
     column_types: dict[str, ColumnType] = field(default_factory=dict)
     na_values: tuple[str, ...] = NA_VALUES
@@ -165,7 +168,10 @@ class SliceConfig:
 class GateConfig:
     """The promotion gate (see data_engine.ship.gate): a paired test on gold, or the old strict rule."""
 
-    metric: Literal["accuracy", "macro_f1"] = "accuracy"
+    # The figure the gate compares: one of the task's metrics ("accuracy", "macro_f1" for classes;
+    # "mae", "rmse", "r2" for numbers); None = the task's default (data_engine.tasks.Task.default_metric).
+    # Checked against the task where names are checked (data_engine.mine.names.check_names).
+    metric: str | None = None
     min_gold: int = 20
     slices: tuple[SliceConfig, ...] = ()
     # "paired": refuse only when the candidate is worse beyond what gold resolves (one-sided, alpha);
@@ -354,6 +360,14 @@ def _check_dataset(ds: DatasetConfig) -> None:
     if not ds.label_separator or ds.label_separator != ds.label_separator.strip() or "[" in ds.label_separator:
         raise ConfigError(f"dataset.label_separator = {ds.label_separator!r}: must be non-empty, without surrounding "
                           "spaces and without '[' (a cell starting with '[' is read as a JSON array)")
+    if ds.label_range is not None:
+        if ds.task != "regression":
+            raise ConfigError("dataset.label_range is only read when dataset.task = \"regression\"")
+        if len(ds.label_range) != 2 or not ds.label_range[0] < ds.label_range[1]:
+            raise ConfigError(f"dataset.label_range = {list(ds.label_range)}: must be [lo, hi] with lo < hi")
+    if ds.classes is not None and ds.task == "regression":
+        raise ConfigError("dataset.classes: a regression label is a number, not a class; remove classes "
+                          "(or set dataset.task = \"classification\")")
     if ds.classes is not None:
         if len(ds.classes) < 2:
             raise ConfigError("dataset.classes: needs at least two classes")

@@ -75,6 +75,12 @@ class Task(ABC):
     """
 
     name: str = ""
+
+    def __init__(self, ds: DatasetConfig | None = None) -> None:
+        """``ds``: the dataset's config, for a task whose labels depend on it (a regression's
+        ``[dataset] label_range``); None where only the kind of label matters."""
+        self.ds = ds
+
     # Whether a label draws on a fixed vocabulary (classes, tags) recorded in ``dataset_classes``.
     has_classes: ClassVar[bool] = True
     # The detector names (issue names) that apply to this kind of label; None = every registered
@@ -283,6 +289,12 @@ class Task(ABC):
         """The gate's figures of predictions ``pred`` (n,) (a model's ``predict``: stored-spelling
         labels for classification) against gold labels ``y_true`` (n,) (stored spelling); each
         ``None`` when n = 0. Keys are the names ``[gate] metric`` may take."""
+
+    def metric_names(self) -> tuple[str, ...]:
+        """The names :meth:`metrics` returns: the values ``[gate] metric`` may take."""
+        import numpy as np
+
+        return tuple(self.metrics(np.array([]), np.array([]), []))
 
     def higher_is_better(self, metric: str) -> bool:
         """Whether a larger ``metric`` is better (True for scores; an error measure says False)."""

@@ -208,7 +208,7 @@ class Multilabel(Task):
     def labeling_config(self, item: str, partner: str, classes: Sequence[str], *, from_name: str,
                         to_name: str, discard: str, partner_prefix: str) -> str:
         """Check boxes (``<Choices choice="multiple">``): the tags, then ``discard``; the given tags,
-        the model's suggested set and the suspect tags (task field ``label_detail``) in header lines."""
+        the model's suggested set and the suspect tags (task field ``label_note``) in header lines."""
         from data_engine.tasks.classification import choices_view
 
         how = quoteattr(f"Tick every tag that applies (none ticked: no tags), or '{discard}'.")
@@ -216,7 +216,7 @@ class Multilabel(Task):
             item, partner, [*classes, discard], from_name=from_name, to_name=to_name, partner_prefix=partner_prefix,
             mode='choice="multiple" showInLine="true"', below=f'\n  <Header value={how} size="6"/>',
             headers=['<Header value="Given tags: $given_label  |  model suggests: $suggested_label ($suggested_score)" size="4"/>',
-                     '<Header value="Suspect tags: $label_detail" size="5"/>',
+                     '<Header value="Suspect tags: $label_note" size="5"/>',
                      '<Header value="Flagged as: $issue_types (priority $priority on a 0-1 scale)" size="5"/>'])
 
     def prediction_result(self, label: str, *, from_name: str, to_name: str) -> list[dict[str, Any]]:
@@ -351,16 +351,18 @@ class Multilabel(Task):
         return out
 
     def evaluate_output(self, figures: Mapping[str, Any], n: int) -> dict[str, Any]:
-        """``{"micro_f1", "macro_f1", "exact_match", "per_tag_recall", "n"}``."""
+        """``{"micro_f1", "macro_f1", "exact_match", "per_tag_recall", "n"}`` (the recall of each gold tag,
+        :meth:`class_recall`, kept by the evaluation as its per-class recall)."""
         return {"micro_f1": figures.get("micro_f1"), "macro_f1": figures.get("macro_f1"),
-                "exact_match": figures.get("exact_match"), "per_tag_recall": figures.get("per_tag_recall", {}),
+                "exact_match": figures.get("exact_match"), "per_tag_recall": figures.get("per_class_recall", {}),
                 "n": int(n)}
 
     def evaluate_lines(self, figures: Mapping[str, Any], n: int) -> tuple[str, list[str]]:
         """micro-F1, macro-F1 and exact match, then each tag's recall."""
         return (f"micro-F1 {figures['micro_f1']:.4f}, macro-F1 {figures['macro_f1']:.4f}, "
                 f"exact match {figures['exact_match']:.4f}",
-                [f"  recall {tag}: {recall:.4f}" for tag, recall in figures.get("per_tag_recall", {}).items()])
+                [f"  recall {tag}: {recall:.4f} (of {figures.get('per_class_support', {}).get(tag, 0)})"
+                 for tag, recall in figures.get("per_class_recall", {}).items()])
 
 
 # The review stage's "not a valid example" answer (data_engine.review.labelstudio.labeling.DISCARD_CHOICE,

@@ -32,30 +32,29 @@ METRICS = ("micro_f1", "macro_f1", "exact_match", "accuracy")
 
 
 def as_matrix(labels: Any, classes: Sequence[str]) -> np.ndarray:
-    """Stored tag sets (n,) or a 0/1 matrix (n, K) as a 0/1 int8 matrix (n, K)."""
+    """Stored tag sets (n,), a 0/1 matrix or per-tag probabilities (n, K) (a tag at p >= 0.5) as a
+    0/1 int8 matrix (n, K)."""
     arr = np.asarray(labels, dtype=object if not isinstance(labels, np.ndarray) else None)
     if arr.ndim == 2:
-        return arr.astype(np.int8)
+        return (arr >= 0.5).astype(np.int8) if arr.dtype.kind == "f" else arr.astype(np.int8)
     return encode([str(v) for v in arr], classes)
 
 
-def tag_metrics(y_true: Any, pred: Any, classes: Sequence[str]) -> dict[str, Any]:
-    """micro_f1, macro_f1, exact_match (floats, None when n = 0) and per_tag_recall ({tag: recall}
-    for the tags the gold set carries) of predicted tag sets ``pred`` against gold ``y_true``
-    (each (n,) stored tag sets or (n, K) 0/1)."""
-    from sklearn.metrics import accuracy_score, f1_score, recall_score
+def tag_metrics(y_true: Any, pred: Any, classes: Sequence[str]) -> dict[str, float | None]:
+    """micro_f1, macro_f1, exact_match and accuracy (= exact_match), None when n = 0, of predicted
+    tag sets ``pred`` against gold ``y_true`` (each (n,) stored tag sets or (n, K) as
+    :func:`as_matrix` reads). Each gold tag's recall: :meth:`Multilabel.class_recall`."""
+    from sklearn.metrics import accuracy_score, f1_score
 
     t, p = as_matrix(y_true, classes), as_matrix(pred, classes)
     if len(t) == 0:
-        return {"micro_f1": None, "macro_f1": None, "exact_match": None, "accuracy": None, "per_tag_recall": {}}
+        return {"micro_f1": None, "macro_f1": None, "exact_match": None, "accuracy": None}
     present = [k for k in range(len(classes)) if t[:, k].any()]
-    recall = recall_score(t, p, average=None, zero_division=0) if present else np.zeros(len(classes))
     return {
         "micro_f1": float(f1_score(t, p, average="micro", zero_division=0)),
         "macro_f1": float(f1_score(t, p, labels=present, average="macro", zero_division=0)) if present else 0.0,
         "exact_match": float(accuracy_score(t, p)),
         "accuracy": float(accuracy_score(t, p)),
-        "per_tag_recall": {classes[k]: float(recall[k]) for k in present},
     }
 
 

@@ -61,7 +61,7 @@ def test_tags_go_round_the_loop_to_verdicts_in_the_ledger(tmp_path: Path, capsys
     # The review task shows the suggestion as ticked tags and names the suspect tags.
     task_data = {t["data"]["example_id"]: t for t in client.tasks.values()}
     e = next(iter(set(flags) & queued))
-    assert task_data[e]["data"]["label_detail"] == flags[e]
+    assert task_data[e]["data"]["label_note"] == flags[e]
     suggested = dict((q[0], q[2]) for q in queue)[e]
     assert task_data[e]["predictions"][0]["result"][0]["value"]["choices"] == json.loads(suggested)
     label_task = task_for(home.config.dataset)

@@ -53,7 +53,7 @@ def test_tag_tasks_round_trip_through_the_server(tmp_path, label_studio, monkeyp
     # The server kept the suggestion as ticked tags and the suspect tags as a task field.
     by_example = {t["data"]["example_id"]: t for t in tasks}
     example = next(e for e in by_example if e in flagged)
-    assert by_example[example]["data"]["label_detail"] == flagged[example]
+    assert by_example[example]["data"]["label_note"] == flagged[example]
     sdk_task = client._sdk.tasks.get(id=by_example[example]["id"])
     (prediction,) = [p if isinstance(p, dict) else p.dict() for p in sdk_task.predictions]
     suggested = json.loads(by_example[example]["data"]["suggested_label"])

@@ -13,9 +13,9 @@ TICKETS = DatasetConfig(name="tickets", modality="text", label_column="tags", te
 def test_the_task_pre_fills_the_suggested_tags_and_names_the_suspect_ones() -> None:
     row = {"example_id": "t7", "example_version": 1, "run_id": "3", "issue_types": ["label"], "priority": 0.9,
            "suggested_label": '["billing","urgent"]', "suggested_score": 0.81, "given_label": '["billing"]',
-           "label_detail": "tag 'urgent' likely missing (p=0.93)", "scores": '{"label": 0.12}'}
+           "label_note": "tag 'urgent' likely missing (p=0.93)", "scores": '{"label": 0.12}'}
     task = build_task(TICKETS, row, {"text": "charged twice, production is down"}, model_version="linear v1")
-    assert task["data"]["label_detail"] == "tag 'urgent' likely missing (p=0.93)"
+    assert task["data"]["label_note"] == "tag 'urgent' likely missing (p=0.93)"
     assert task["data"]["given_label"] == '["billing"]'
     (prediction,) = task["predictions"]
     assert prediction["result"] == [{"from_name": FROM_NAME, "to_name": "item", "type": "choices",
@@ -33,6 +33,6 @@ def test_the_task_pre_fills_the_suggested_tags_and_names_the_suspect_ones() -> N
 def test_a_task_without_a_flagged_label_says_none() -> None:
     row = {"example_id": "t8", "example_version": 1, "issue_types": ["outlier"], "suggested_label": "[]"}
     task = build_task(TICKETS, row, {"text": "hello"}, model_version="m")
-    assert task["data"]["label_detail"] == "none"
+    assert task["data"]["label_note"] == ""
     assert task["predictions"][0]["result"] == []  # the empty set: nothing ticked
     assert task_for(TICKETS).answer_label(task["predictions"][0]["result"], from_name=FROM_NAME) == "[]"

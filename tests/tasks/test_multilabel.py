@@ -52,7 +52,7 @@ def test_the_discard_answer_is_the_review_stages() -> None:
 def test_review_config_is_multiple_choice_with_the_suspect_tags() -> None:
     xml = task.labeling_config('<Text name="item" value="$text"/>', "", TAGS, from_name="verdict", to_name="item",
                                discard=DISCARD_CHOICE, partner_prefix="duplicate_")
-    assert 'choice="multiple"' in xml and "$label_detail" in xml and "$suggested_label" in xml
+    assert 'choice="multiple"' in xml and "$label_note" in xml and "$suggested_label" in xml
     assert [c for c in TAGS + [DISCARD_CHOICE] if f'<Choice value="{c}"/>' in xml] == TAGS + [DISCARD_CHOICE]
 
 
@@ -111,10 +111,14 @@ def test_metrics_have_the_right_values() -> None:
     # a: tp 2, fp 0, fn 0 -> 1; b: tp 1, fp 1, fn 1 -> 0.5; c is in no gold set: not averaged.
     assert m["macro_f1"] == pytest.approx(0.75)
     assert m["exact_match"] == m["accuracy"] == pytest.approx(0.5)
-    assert m["per_tag_recall"] == {"a": 1.0, "b": 0.5}
+    assert set(m) == set(task.metric_names()) == {"micro_f1", "macro_f1", "exact_match", "accuracy"}
     assert task.class_recall(gold, pred) == {"a": (1.0, 2), "b": (0.5, 2)}
-    assert task.evaluate_output(m, 4) == {"micro_f1": 0.75, "macro_f1": 0.75, "exact_match": 0.5,
-                                          "per_tag_recall": {"a": 1.0, "b": 0.5}, "n": 4}
+    figures = {**m, "per_class_recall": {"a": 1.0, "b": 0.5}}
+    assert task.evaluate_output(figures, 4) == {"micro_f1": 0.75, "macro_f1": 0.75, "exact_match": 0.5,
+                                                "per_tag_recall": {"a": 1.0, "b": 0.5}, "n": 4}
+    # Per-tag probabilities read as the tags at p >= 0.5.
+    probs = np.array([[0.9, 0.2, 0.0], [0.6, 0.4, 0.1], [0.1, 0.7, 0.0], [0.2, 0.8, 0.3]])
+    assert tag_metrics(gold, probs, ["a", "b", "c"]) == m
 
 
 def test_vectorised_metrics_equal_scikit_learn() -> None:

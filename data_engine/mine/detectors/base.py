@@ -104,23 +104,36 @@ class MiningData:
 
     @property
     def labeled(self) -> np.ndarray:
-        """Boolean mask of shape (N,): rows with a label in force."""
-        return self.labels >= 0 if self.labels.ndim == 1 else (self.labels >= 0).all(axis=1)
+        """Boolean mask of shape (N,): rows with a label in force (a number label: not NaN; a tag
+        row: not -1)."""
+        if self.labels.ndim == 2:
+            return (self.labels >= 0).all(axis=1)
+        if self.labels.dtype.kind == "f":
+            return ~np.isnan(self.labels)
+        return self.labels >= 0
 
     @property
     def label_codes(self) -> np.ndarray:
-        """Shape (N,) ints: equal for equal labels, -1 if unlabeled (classification: the class index;
-        tags: the index of the row's tag set among the distinct ones), for comparing copies' labels."""
-        if self.labels.ndim == 1:
+        """Shape (N,) int: the class index for classes; for number labels (regression, NaN =
+        unlabeled) one code per distinct value, for tag rows one per distinct tag set, so detectors
+        that compare labels for equality (copies with different labels) read all alike; -1 if unlabeled."""
+        if self.labels.ndim == 1 and self.labels.dtype.kind != "f":
             return self.labels
-        _, codes = np.unique(self.labels, axis=0, return_inverse=True)
-        return np.where(self.labeled, codes.reshape(-1), -1)
+        codes = np.full(len(self.labels), -1, dtype=np.int64)
+        known = self.labeled
+        if known.any():
+            found = self.labels[known]
+            codes[known] = np.unique(found, axis=0 if found.ndim == 2 else None, return_inverse=True)[1].reshape(-1)
+        return codes
 
     def label_probability(self) -> np.ndarray:
-        """Shape (N,): the predicted probability of each row's label in force (NaN when unlabeled or
-        without predictions); for tags, the product of the per-tag probabilities of the given set."""
-        known = self.labeled & self.has_probs
+        """Shape (N,): the predicted probability of each row's label in force (NaN when unlabeled,
+        without predictions, or for a task without classes); for tags, the product of the per-tag
+        probabilities of the given set."""
         out = np.full(len(self.labels), np.nan)
+        if not self.task.has_classes:  # a probability of the given label exists only over classes
+            return out
+        known = self.labeled & self.has_probs
         if self.labels.ndim == 1:
             out[known] = self.probs[known, self.labels[known]]
         else:
@@ -128,12 +141,15 @@ class MiningData:
             out[known] = np.prod(np.where(y, p, 1.0 - p), axis=1)
         return out
 
-    def label_text(self, rows: np.ndarray) -> np.ndarray:
-        """The label in force of ``rows`` (indices, shape (M,)) in stored spelling; '' if unlabeled."""
-        if self.labels.ndim == 1:
+    def label_names(self, rows: np.ndarray) -> np.ndarray:
+        """The stored spelling of the labels of ``rows`` (indices, shape (M,)); '' if unlabeled."""
+        if self.labels.ndim == 1 and self.labels.dtype.kind != "f":
             return self.class_names(self.labels[rows])
-        text = np.asarray(self.task.decode(np.maximum(self.labels[rows], 0), self.classes), dtype=object)
-        return np.where(self.labeled[rows], text, "")
+        known = self.labeled[rows]
+        out = np.full(len(rows), "", dtype=object)
+        if known.any():
+            out[known] = self.task.decode(self.labels[rows][known], self.classes)
+        return out
 
     @property
     def has_probs(self) -> np.ndarray:

@@ -125,8 +125,8 @@ class NearDuplicateDetector(Detector):
         partner_id = np.where(partner >= 0, data.example_ids[np.maximum(partner, 0)], None)
         kind = np.where(exact, "exact duplicate of ", "near duplicate of ")
         reason = np.where(is_copy, kind + partner_id.astype(str), "no close copy")
-        reason = np.where(disagree, reason + " with a different label ('" + data.label_text(np.arange(n)) + "' vs '"
-                          + data.label_text(np.maximum(partner, 0)) + "')", reason)
+        reason = np.where(disagree, reason + " with a different label ('" + data.label_names(np.arange(n)) + "' vs '"
+                          + data.label_names(np.maximum(partner, 0)) + "')", reason)
         found_by = np.where(exact, "same content", np.where(by_image, "image comparison",
                                                             np.where(near, "embedding", None)))
         detail = pd.DataFrame({

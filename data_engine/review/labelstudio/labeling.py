@@ -134,10 +134,10 @@ def build_task(
         "suggested_label": _text(row.get("suggested_label")),
         "suggested_score": _round(row.get("suggested_score")),
         "issue_types": ", ".join(issue_types) if issue_types else "none",
-        # The label check's words on a flagged label (multi-label: the suspect tags); a header line
-        # of the tag task shows it.
-        "label_detail": _text(row.get("label_detail")) or "none",
         "priority": _round(row.get("priority")),
+        # The label check's words on this example ("given 120, predicted 31 [25, 38]"; for tags
+        # "tag 'urgent' likely missing (p=0.93)"), '' if none.
+        "label_note": _text(row.get("label_note")) or "",
     }
     # A copy of an example a reviewer already decided: the partner and its verdict, to decide alike.
     for key in ("partner_id", "partner_verdict"):
