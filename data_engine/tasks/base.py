@@ -307,6 +307,16 @@ class Task(ABC):
         (``y_true``, ``cand_pred``, ``champ_pred`` as in :meth:`metrics`), one-sided p-values at
         ``alpha`` (:mod:`data_engine.tasks.paired`: McNemar's exact test, a paired bootstrap)."""
 
+    def candidate_figures(self, y: np.ndarray, pred: np.ndarray,
+                          classes: Sequence[str]) -> tuple[dict[str, float | None], tuple[float, ...]]:
+        """Choosing the served model (``[retrain] model = "auto"``): one candidate's out-of-fold figures,
+        its predictions ``pred`` (n, width) against the labels ``y`` (:meth:`encode`'s array), and each
+        class's out-of-fold recall in ``classes`` order (``()`` without classes). Default:
+        :meth:`metrics` of ``pred`` on the decoded labels, no recall."""
+        import numpy as np
+
+        return self.metrics(np.asarray(self.decode(y, classes), dtype=object), pred, classes), ()
+
     def class_recall(self, y_true: np.ndarray, pred: np.ndarray) -> dict[str, tuple[float, int]]:
         """The gate's per-class figures: class -> (recall of predictions ``pred`` (n,), gold support)
         over the classes in gold ``y_true`` (n,); ``{}`` (the default) for a task without them."""

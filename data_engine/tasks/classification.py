@@ -353,6 +353,21 @@ class Classification(Task):
             return mcnemar(cand == y, champ == y, alpha=alpha)
         return bootstrap_macro_f1(y, cand, champ, alpha=alpha)
 
+    def candidate_figures(self, y: np.ndarray, pred: np.ndarray,
+                          classes: Sequence[str]) -> tuple[dict[str, float | None], tuple[float, ...]]:
+        """Accuracy and macro-F1 of the most probable class, over all K classes (a class without
+        labels counts with F1 0 for every candidate alike), and each class's recall (scikit-learn)."""
+        import numpy as np
+        from sklearn.metrics import accuracy_score, f1_score, recall_score
+
+        y = np.asarray(y, dtype=np.int64)
+        best = pred.argmax(axis=1)
+        every = np.arange(pred.shape[1])
+        recall = recall_score(y, best, average=None, labels=every, zero_division=0)
+        return ({"accuracy": float(accuracy_score(y, best)),
+                 "macro_f1": float(f1_score(y, best, average="macro", labels=every, zero_division=0))},
+                tuple(float(r) for r in recall))
+
     def class_recall(self, y_true: np.ndarray, pred: np.ndarray) -> dict[str, tuple[float, int]]:
         """Recall of each class in gold (scikit-learn's ``recall_score``) with its gold support."""
         import numpy as np
