@@ -11,13 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data_engine.ingest.batch import ingest_path
 from data_engine.review.labelstudio.fake import FakeReviewClient
 from data_engine.review.oracle import oracle_path, read_oracle
 from data_engine.review.pull import pull_verdicts
 from data_engine.review.push import push_queue
 from data_engine.review.simulate import simulate_reviews
-from data_engine.steps import mine_step
+from data_engine.steps import ingest_step, mine_step
 from data_engine.store.schema import load_classes
 from data_engine.store.warehouse import open_warehouse
 from data_engine.tasks import task_for
@@ -32,7 +31,7 @@ TICKETS = {"dataset": {"name": "tickets", "modality": "text", "task": "multilabe
 
 def _home(tmp_path: Path, config: dict, data: multilabel_support.TagData):
     home = make_home(tmp_path, config)
-    ingest_path(home, data.write(home.root))
+    ingest_step(home, [data.write(home.root)])
     return home
 
 
@@ -84,7 +83,7 @@ def test_tags_go_round_the_loop_to_verdicts_in_the_ledger(tmp_path: Path, capsys
     from data_engine.cli import main as cli_main
     from data_engine.ship.step import ship_step
 
-    ingest_path(home, multilabel_support.tickets(100, noise=0.0, seed=9).write_gold(home.root), gold=True)
+    ingest_step(home, [multilabel_support.tickets(100, noise=0.0, seed=9).write_gold(home.root)], gold=True)
     with open_warehouse(home) as con:
         shipped = ship_step(con, home)
     assert shipped.verdict.promote and shipped.verdict.reason.startswith("first model: no champion yet; accuracy")
@@ -162,8 +161,8 @@ def test_one_round_of_the_loop_recovers_the_noisy_to_clean_gap(tmp_path: Path) -
     homes = {}
     for name, frame in (("noisy", data.frame), ("clean", data.frame.assign(tags=[data.truth[i] for i in data.frame["id"]]))):
         home = make_home(tmp_path, config, name=name)
-        ingest_path(home, multilabel_support.TagData(frame, data.tags, data.truth, data.noisy).write(home.root))
-        ingest_path(home, gold.write_gold(home.root), gold=True)
+        ingest_step(home, [multilabel_support.TagData(frame, data.tags, data.truth, data.noisy).write(home.root)])
+        ingest_step(home, [gold.write_gold(home.root)], gold=True)
         with open_warehouse(home) as con:
             assert ship_step(con, home).verdict.promote
         homes[name] = home

@@ -11,7 +11,6 @@ import uuid
 
 import pytest
 
-from data_engine.ingest.batch import ingest_path
 from data_engine.review.labelstudio.labeling import DISCARD_CHOICE, FROM_NAME, TO_NAME
 from data_engine.review.labelstudio.server import TOKEN_FILE
 from data_engine.review.oracle import oracle_path, read_oracle
@@ -19,7 +18,7 @@ from data_engine.review.project import make_client
 from data_engine.review.pull import pull_verdicts
 from data_engine.review.push import push_queue
 from data_engine.review.simulate import simulate_reviews
-from data_engine.steps import mine_step
+from data_engine.steps import ingest_step, mine_step
 from data_engine.store.schema import load_classes
 from data_engine.store.warehouse import open_warehouse
 from data_engine.tasks import task_for
@@ -40,7 +39,7 @@ def test_tag_tasks_round_trip_through_the_server(tmp_path, label_studio, monkeyp
     home = make_home(tmp_path, config)
     shutil.copy(label_studio.secrets_dir / TOKEN_FILE, home.secrets / TOKEN_FILE)
     os.chmod(home.secrets / TOKEN_FILE, 0o600)
-    ingest_path(home, data.write(home.root))
+    ingest_step(home, [data.write(home.root)])
     mined = mine_step(home, budget=30)
     client = make_client(home)
     with open_warehouse(home) as con:
