@@ -54,7 +54,9 @@ def review_tasks(context: dg.AssetExecutionContext, engine: EngineResource,
         result = push_queue(con, client, home.config)
         sent_total, still_open = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE status <> 'done') FROM review_tasks WHERE project_id = ?",
-            [result.project_id]).fetchone()
+            [result.project_key]).fetchone()
+    for line in result.notices:
+        context.log.warning(line)
     context.log.info(f"pushed {result.sent} task(s) to project {result.project_id} in {result.requests} request(s)")
     return dg.MaterializeResult(
         metadata={
@@ -85,6 +87,8 @@ def review_verdicts(context: dg.AssetExecutionContext, engine: EngineResource,
         stats = verdict_stats(con)
         newest, total = con.execute("SELECT coalesce(max(event_id), 0), count(*) FROM label_events "
                                     "WHERE source IN ('review', 'consensus')").fetchone()
+    for line in result.notices:
+        context.log.warning(line)
     context.log.info(f"pulled {result.events} label event(s) from {result.tasks_seen} task(s)")
     return dg.MaterializeResult(
         metadata=verdicts_metadata({

@@ -83,6 +83,8 @@ def cmd_push(args: argparse.Namespace, home: Home) -> int:
     client = _client(home)
     with open_warehouse(home) as con:
         result = push_queue(con, client, home.config, run_id=args.run_id, limit=args.limit)
+    for line in result.notices:  # what changed on the server, on stderr even with --json
+        print(line, file=sys.stderr)
     if args.json:
         print(json.dumps(result.as_dict()))
     else:
@@ -101,8 +103,12 @@ def cmd_pull(args: argparse.Namespace, home: Home) -> int:
     client = _client(home)
     with open_warehouse(home) as con:
         result = pull_verdicts(con, client, home.config)
+    for line in result.notices:
+        print(line, file=sys.stderr)
     if args.json:
         print(json.dumps(result.as_dict(), default=str))
+    elif result.project_id is None and result.notices:
+        pass  # the project is gone: said above; the next push re-creates it
     elif result.project_id is None:
         print(f"nothing pushed to {client.url} yet; run `data-engine review push` first")
     else:
