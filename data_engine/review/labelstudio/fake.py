@@ -4,6 +4,7 @@ fail like a real server does. Integration tests use the real server."""
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 from collections.abc import Iterator, Sequence
@@ -39,7 +40,8 @@ class FakeReviewClient:
         self.fail_on_import = 0
         self.import_calls = 0
         self._requests = 0
-        self._ids = itertools.count(1)
+        # One id sequence per kind, as the server's tables have: a new database starts them all at 1.
+        self._ids = collections.defaultdict(lambda: itertools.count(1))
         self.organization_created = self._tick()
 
     @property
@@ -108,7 +110,7 @@ class FakeReviewClient:
                        maximum_annotations: int = 1) -> int:
         """Create a project."""
         self._enter()
-        pid = next(self._ids)
+        pid = next(self._ids["project"])
         self.projects[pid] = {"title": title, "label_config": label_config, "description": description,
                               "maximum_annotations": maximum_annotations, "created_at": self._tick()}
         return pid
@@ -124,7 +126,7 @@ class FakeReviewClient:
     def create_view(self, project_id: int, data: dict[str, Any]) -> int:
         """Store a saved view of the project."""
         self._enter()
-        vid = next(self._ids)
+        vid = next(self._ids["view"])
         self.views[vid] = {"project": project_id, "data": dict(data)}
         return vid
 
@@ -136,7 +138,7 @@ class FakeReviewClient:
             raise ReviewServiceError(f"Label Studio at {self.url} rejected importing into project {project_id}: HTTP 404")
         ids = []
         for task in tasks:
-            tid = next(self._ids)
+            tid = next(self._ids["task"])
             now = self._tick()
             self.tasks[tid] = {"id": tid, "project": project_id, "data": json.loads(json.dumps(task["data"])),
                                "predictions": task.get("predictions", []), "updated_at": now, "annotation_ids": []}
@@ -186,7 +188,7 @@ class FakeReviewClient:
                           completed_by: int | None = None, was_cancelled: bool = False) -> int:
         """Add an annotation and bump the task's updated_at, as the server does."""
         self._enter()
-        aid = next(self._ids)
+        aid = next(self._ids["annotation"])
         now = self._tick()
         self.annotations[aid] = {"id": aid, "task": task_id, "completed_by": completed_by or 1, "result": result,
                                  "was_cancelled": was_cancelled, "lead_time": lead_time, "created_at": now,
