@@ -173,6 +173,8 @@ def cmd_review_status(args: argparse.Namespace, home: Home) -> int:
     print("verdicts: " + (", ".join(f"{k}={v}" for k, v in report["verdicts"].items()) or "none yet")
           + f"; discarded={report['discarded']}")
     print("label events: " + (", ".join(f"{k}={v}" for k, v in report["events"].items()) or "none"))
+    if report["server_changes"]:
+        print("noticed in Label Studio: " + ", ".join(f"{k}={v}" for k, v in report["server_changes"].items()))
     for s in report["verdict_stats"]:
         print(f"  run {s['run_id']} {s['issue_type']:<15} confirmed={s['confirmed']} rejected={s['rejected']}")
     for a in report["annotators"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from data_engine.cli import main
 from data_engine.review.labelstudio.fake import FakeReviewClient
 from data_engine.review.labelstudio.labeling import choice_result
 from data_engine.review.pull import pull_verdicts
@@ -90,7 +91,7 @@ def test_a_deleted_project_is_said_in_one_line_on_pull_and_re_created_on_push(tm
     assert sorted(_task_of(client)) == sorted(ids[3:])
 
 
-def test_a_deleted_open_task_is_sent_again_and_a_decided_one_keeps_its_verdict(tmp_path):
+def test_a_deleted_open_task_is_sent_again_and_a_decided_one_keeps_its_verdict(tmp_path, capsys):
     home, frame, client = _pushed(tmp_path, n=10, budget=10)
     ids = list(frame.index)
     _answer(client, frame, ids[:1])
@@ -109,6 +110,8 @@ def test_a_deleted_open_task_is_sent_again_and_a_decided_one_keeps_its_verdict(t
     assert set(_task_of(client)) == set(ids[1:])
     assert statuses == {"done": 1, "open": 9}
     assert verdict == (frame.loc[ids[0], "true_label"], "review")
+    assert main(["--home", str(home.root), "review", "status"]) == 0
+    assert "noticed in Label Studio: task_deleted=3" in capsys.readouterr().out
 
 
 def test_a_deleted_answer_is_retracted_and_the_previous_label_is_in_force_again(tmp_path):
