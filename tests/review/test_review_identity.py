@@ -6,20 +6,15 @@ from __future__ import annotations
 import json
 
 from data_engine.cli import main
-from data_engine.review.labelstudio.fake import FakeReviewClient
 from data_engine.review.labelstudio.labeling import choice_result
 from data_engine.review.pull import pull_verdicts
 from data_engine.review.push import push_queue
 from data_engine.store.warehouse import open_warehouse
-from tests.review_support import digits_home, make_queue
+from tests.review_support import pushed_to_fake
 
 
 def _pushed(tmp_path, n=12, **review):
-    home, frame = digits_home(tmp_path / "home", n=n, review=review or None)
-    make_queue(home, frame)
-    client = FakeReviewClient()
-    with open_warehouse(home) as con:
-        push_queue(con, client, home.config)
+    home, frame, client = pushed_to_fake(tmp_path, n, **review)
     return home, frame.set_index("id"), client
 
 
