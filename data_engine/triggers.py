@@ -116,6 +116,13 @@ def mining_trigger(con: duckdb.DuckDBPyConnection, *, in_flight: Sequence[str] =
             return Trigger(False, "no labeled training data yet (gold data is for evaluation only)", key)
         return Trigger(True, f"no mining run yet; labels up to event {state.label_snapshot}", key)
     run_id, before = last
+    resend = tasks_to_send_again(con)
+    if before == state and resend:
+        # Tasks whose Label Studio task or project is gone (a new database, a deletion) wait for a
+        # push: the mining job ends with one. Keyed by what was noticed, so it runs once per change.
+        noticed = con.execute("SELECT count(*) FROM review_changes").fetchone()[0]
+        return Trigger(True, f"{resend} review task(s) to send again (gone from Label Studio)",
+                       f"{key}-resend-{noticed}")
     if before == state:
         return Trigger(False, f"nothing new since mining run {run_id} (labels up to event "
                               f"{state.label_snapshot}, {state.example_versions} example versions)", key)
@@ -142,6 +149,15 @@ def unmined_examples(con: duckdb.DuckDBPyConnection) -> int:
     if last is None or last[1] is None:
         return 0
     return max(mining_state(con).example_versions - last[1].example_versions, 0)
+
+
+def tasks_to_send_again(con: duckdb.DuckDBPyConnection) -> int:
+    """Review tasks recorded but not on the server: their task or project was found gone
+    (:mod:`data_engine.review.identity`), or a push was interrupted before its import."""
+    if not has_table(con, "review_changes"):
+        return 0
+    return int(con.execute("SELECT count(*) FROM review_tasks WHERE status = 'sending' AND task_id IS NULL")
+               .fetchone()[0])
 
 
 def unfinished_reviews(con: duckdb.DuckDBPyConnection) -> int:

@@ -54,7 +54,8 @@ class ReviewClient(Protocol):
         """The id of the project titled ``title``, if there is one."""
 
     def project_info(self, project_id: int) -> dict[str, Any] | None:
-        """Project ``project_id`` as ``{"id", "title", "created_at"}`` (None when the server has no such project)."""
+        """Project ``project_id`` as ``{"id", "title", "created_at", "tasks", "annotations"}`` (its task
+        and annotation counts; None when the server has no such project)."""
 
     def server_identity(self) -> str:
         """What identifies this server's database: its organisation's id and creation time (a server
@@ -200,7 +201,8 @@ class LabelStudioClient:
                 if exc.status_code == 404:
                     return None
                 raise
-            return {"id": int(project.id), "title": project.title, "created_at": _iso(project.created_at)}
+            return {"id": int(project.id), "title": project.title, "created_at": _iso(project.created_at),
+                    "tasks": project.task_number, "annotations": project.total_annotations_number}
 
         return self._call(f"reading project {project_id}", run)
 

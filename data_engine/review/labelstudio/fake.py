@@ -76,7 +76,11 @@ class FakeReviewClient:
         """The project's id, title and created_at (None once deleted)."""
         self._enter()
         p = self.projects.get(project_id)
-        return None if p is None else {"id": project_id, "title": p["title"], "created_at": p["created_at"]}
+        if p is None:
+            return None
+        tasks = list(self._project_tasks(project_id))
+        return {"id": project_id, "title": p["title"], "created_at": p["created_at"], "tasks": len(tasks),
+                "annotations": sum(len(t["annotation_ids"]) for t in tasks)}
 
     def server_identity(self) -> str:
         """The organisation of this (fake) database."""
