@@ -70,8 +70,8 @@ def ensure_project(con: duckdb.DuckDBPyConnection, client: ReviewClient, cfg: En
                             "is left, most urgent first.")
             client.create_view(project_id, review_view([f"{d}_score" for d in cfg.review.weights]))
         ref = record_project(con, client, title, cfg.dataset.name, project_id)
-        if cfg.dataset.image_column:
-            connect_images(con, client, project_id)
+    if cfg.dataset.image_column:
+        connect_images(con, client, ref.project_id)
     ref.notices = notices + reconcile_inventory(con, client, ref)
     return ref
 

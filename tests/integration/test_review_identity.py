@@ -12,7 +12,7 @@ from label_studio_sdk import LabelStudio
 from data_engine.review.labelstudio.labeling import choice_result
 from data_engine.review.labelstudio.server import port_in_use, start_server, stop_pid
 from data_engine.review.project import make_client
-from data_engine.review.pull import pull_verdicts
+from data_engine.review.pull import pull_decision, pull_verdicts
 from data_engine.review.push import push_queue
 from data_engine.store.warehouse import open_warehouse
 from tests.integration.conftest import START_WAIT_S
@@ -94,11 +94,14 @@ def test_deleted_tasks_answers_and_project_are_reconciled(review_home, label_stu
     with open_warehouse(home) as con:
         assert pull_verdicts(con, client, home.config).review_events == 3
         assert _in_force(con, flipped) == (truth[flipped], "review")
+    tick = pull_decision(client, home.config, None)  # the review sensor's view before the deletions
     tasks = _tasks(client, pid)
     open_ones = [ex for ex in ids if ex not in answered][:2]
     for ex in open_ones:
         sdk.tasks.delete(id=tasks[ex])
     sdk.annotations.delete(id=annotations[flipped])
+    lost = pull_decision(client, home.config, tick.cursor)
+    assert lost.run and lost.cursor.endswith("|%d:8:2" % pid)  # 8 tasks and 2 answers left on the server
     with open_warehouse(home) as con:
         pulled = pull_verdicts(con, client, home.config)
         withdrawn = _in_force(con, flipped)
@@ -113,6 +116,7 @@ def test_deleted_tasks_answers_and_project_are_reconciled(review_home, label_stu
 
     # The whole project deleted: one line on pull (no raw 404 body), a new project on push.
     sdk.projects.delete(id=pid)
+    assert pull_decision(client, home.config, lost.cursor).run_key == f"pull-gone-{lost.cursor}"
     with open_warehouse(home) as con:
         gone = pull_verdicts(con, client, home.config)
         again = push_queue(con, client, home.config)

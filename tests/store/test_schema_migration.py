@@ -63,7 +63,8 @@ def test_an_old_home_keeps_its_review_rows_under_project_keys_equal_to_the_serve
     path = home.warehouse_path
     _old_warehouse(path, last="0810")
     con = duckdb.connect(str(path))
-    con.execute("INSERT INTO review_projects (url, title, project_id, dataset) VALUES ('http://ls', 't', 7, 'd')")
+    con.execute("INSERT INTO review_projects (url, title, project_id, dataset, created_at) VALUES "
+                "('http://old', 't', 7, 'd', '2026-01-01'), ('http://ls', 't', 7, 'd', '2026-02-01')")
     # An answer pulled, then edited (two events), and a later answer of another example.
     con.executemany("INSERT INTO label_ledger (event_id, example_id, example_version, label, source, actor, detail) "
                     "VALUES (?, ?, 1, ?, 'review', 'a', ?)",
@@ -77,11 +78,13 @@ def test_an_old_home_keeps_its_review_rows_under_project_keys_equal_to_the_serve
                 "outcome, source, n_votes, event_id) VALUES (11, 7, 'x', 1, '4', false, 'confirmed', 'review', 1, 2)")
     con.close()
     with open_warehouse(home) as con:
-        project = con.execute("SELECT project_key, project_id, project_created_at, retired_at FROM review_projects").fetchall()
+        project = con.execute("SELECT project_key, url, project_id, project_created_at, retired_reason "
+                              "FROM review_projects ORDER BY project_key").fetchall()
         annotations = con.execute("SELECT annotation_id, project_id, first_event_id, event_id FROM review_annotations "
                                   "ORDER BY annotation_id").fetchall()
         verdicts = con.execute("SELECT project_id, task_id, label FROM review_verdicts").fetchall()
         stats = con.execute("SELECT count(*) FROM review_verdict_stats").fetchall()
-    assert project == [(7, 7, None, None)]  # its identity is recorded at the next push or pull
+    # Its identity is recorded at the next push or pull; an older server's project 7 gets its own key.
+    assert project == [(7, "http://ls", 7, None, None), (8, "http://old", 7, None, "same id on another server")]
     assert annotations == [(5, 7, 1, 2), (6, 7, 3, 3)]  # a retraction withdraws both versions of 5
     assert verdicts == [(7, 11, "4")] and stats == [(0,)]

@@ -29,8 +29,16 @@ CREATE TABLE review_projects_v2 (
     retired_at          TIMESTAMPTZ,          -- set when the project was found gone or replaced
     retired_reason      VARCHAR
 );
-INSERT INTO review_projects_v2 (project_key, url, title, project_id, dataset, created_at)
-SELECT project_id, url, title, project_id, dataset, created_at FROM review_projects;
+-- The key of an existing project is its server id. Two servers (two URLs) may both have had a
+-- project 1: the newest record keeps key 1 (the engine's rows under 1 are its), an older one gets
+-- a key above every id and is retired.
+INSERT INTO review_projects_v2 (project_key, url, title, project_id, dataset, created_at, retired_at, retired_reason)
+SELECT CASE WHEN rn = 1 THEN project_id ELSE top + row_number() OVER (PARTITION BY rn = 1 ORDER BY rn, url, title) END,
+       url, title, project_id, dataset, created_at,
+       CASE WHEN rn = 1 THEN NULL ELSE now() END, CASE WHEN rn = 1 THEN NULL ELSE 'same id on another server' END
+FROM (SELECT *, row_number() OVER (PARTITION BY project_id ORDER BY created_at DESC, url, title) AS rn,
+             max(project_id) OVER () AS top
+      FROM review_projects);
 DROP TABLE review_projects;
 ALTER TABLE review_projects_v2 RENAME TO review_projects;
 
