@@ -80,8 +80,8 @@ def check_project(con: duckdb.DuckDBPyConnection, client: ReviewClient, title: s
     waiting = _release_waiting(con, rec["key"])
     cause = (f"Label Studio at {client.url} runs on a new database ({server}; was {rec['server_id']})"
              if changed else f"project {title!r} (id {rec['project_id']}) was deleted from Label Studio at {client.url}")
-    line = (f"{cause}: {waiting} open task(s) go to a new project at the next push, and "
-            "its verdicts pulled so far stay in force")
+    line = (f"{cause}: {waiting} open task(s) will be sent to a new project by the push; "
+            "the verdicts already pulled from it stay in force")
     con.execute("UPDATE review_projects SET retired_at = now(), retired_reason = ? WHERE project_key = ?",
                 [kind, rec["key"]])
     _record_changes(con, [{"project_key": rec["key"], "kind": kind, "detail": line}])
