@@ -10,15 +10,15 @@ from assets.ship import candidate_model, champion_model, champion_scores, traini
 from sensors.ingest import ingest_job, landing_sensor
 from sensors.mine import mine_job, mining_sensor
 from sensors.review import pull_job, review_sensor
-from sensors.ship import retrain_job, retrain_sensor
+from sensors.ship import gold_job, gold_sensor, retrain_job, retrain_sensor
 
 ENGINE = EngineResource(home=dg.EnvVar("DATA_ENGINE_HOME"))
 
 defs = dg.Definitions(
     assets=[landed_batch, champion_scores, oof_predictions, mined_issues, review_tasks, review_verdicts,
             candidate_model, champion_model, training_data_export],
-    jobs=[ingest_job, mine_job, pull_job, retrain_job],
-    sensors=[landing_sensor, mining_sensor, review_sensor, retrain_sensor],
+    jobs=[ingest_job, mine_job, pull_job, retrain_job, gold_job],
+    sensors=[landing_sensor, mining_sensor, review_sensor, retrain_sensor, gold_sensor],
     resources={
         "engine": ENGINE,
         # The engine config's [compute] scheduler: local processes or a Dask cluster's client.

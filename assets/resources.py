@@ -78,12 +78,27 @@ class LabelStudioResource(dg.ConfigurableResource):
         from data_engine.review.labelstudio.client import LabelStudioClient
 
         cfg = home.config.review
+        _say_remote_once(self.url or cfg.url, cfg.api_key_env)
         client = LabelStudioClient(self.url or cfg.url, self.api_key, timeout_s=cfg.timeout_seconds,
                                    key_name=f"${cfg.api_key_env}")
         try:
             yield client
         finally:
             client.close()
+
+
+# Review URLs already said in this process (the sensor opens a client every tick: once is enough).
+_REMOTE_SAID: set[str] = set()
+
+
+def _say_remote_once(url: str, api_key_env: str) -> None:
+    """Warn in Dagster's log, once per process, that the API key goes to a review server off this machine."""
+    from data_engine.store.review_url import remote_review_notice
+
+    notice = remote_review_notice(url, api_key_env)
+    if notice and url not in _REMOTE_SAID:
+        _REMOTE_SAID.add(url)
+        dg.get_dagster_logger().warning(notice)
 
 
 class FakeLabelStudioResource(LabelStudioResource):

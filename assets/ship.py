@@ -28,7 +28,7 @@ GATE_CHECK = "promotion_gate"
 # one gets a null there, so both show the same keys.
 GATE_KEYS = ("verdict", "outcome", "test", "metric", "n_gold", "champion_version", "difference", "ci_low",
              "ci_high", "p_worse", "p_better", "gold_only_candidate_right", "gold_only_champion_right",
-             "low_recall_classes", "reason")
+             "low_recall_classes", "unmeasured_classes", "gold_version", "reason")
 CANDIDATE_KEYS = ("version", "model_spec", "train_size", "label_snapshot", "reviewed_labels", "sha256", "seconds",
                   "weighted_by_label_quality", "gold_accuracy", "gold_macro_f1", "champion_gold_accuracy",
                   "gate_verdict", "gate_reason")
@@ -88,7 +88,9 @@ def gate_fields(gate: GateRecord, figures: Mapping[str, Any]) -> dict[str, Any]:
         "difference": gate.difference, "ci_low": gate.ci_low, "ci_high": gate.ci_high, "p_worse": gate.p_worse,
         "p_better": gate.p_better, "gold_only_candidate_right": figures.get("gold_only_candidate_right"),
         "gold_only_champion_right": figures.get("gold_only_champion_right"),
-        "low_recall_classes": ", ".join(figures.get("low_recall_classes") or {}) or "none", "reason": gate.reason,
+        "low_recall_classes": ", ".join(figures.get("low_recall_classes") or {}) or "none",
+        "unmeasured_classes": ", ".join(gate.unmeasured or figures.get("unmeasured_classes") or {}) or "none",
+        "gold_version": gate.gold_version, "reason": gate.reason,
     }
 
 
@@ -209,17 +211,23 @@ def champion_model(context: dg.AssetExecutionContext, engine: EngineResource) ->
     group_name="models",
     kinds={"scikitlearn", "duckdb"},
     description="The champion's predictions on unlabeled examples (the fleet's view); unsure ones and "
-                "disagreements with the newest candidate feed the `uncertain` detector.",
+                "disagreements with the newest candidate feed the `uncertain` detector. Also the champion's "
+                "figures on the current gold version, re-scored when gold changed.",
 )
 def champion_scores(context: dg.AssetExecutionContext, engine: EngineResource) -> dg.MaterializeResult:
-    """Score the unlabeled examples the champion has not scored yet (cost proportional to the new rows)."""
-    from data_engine.ship.scoring import score_unlabeled
+    """Score the unlabeled examples the champion has not scored yet (cost proportional to the new rows),
+    and the champion on gold when the gold version changed since it was last scored."""
+    from data_engine.ship.scoring import rescore_champion, score_unlabeled
 
     home = engine.get_home()
     with open_warehouse(home) as con:
         result = score_unlabeled(con, home)
+        gold = rescore_champion(con, home)
     context.log.info(f"champion v{result.champion_version} scored {result.scored} example(s); {result.flagged} flagged")
+    if gold is not None:
+        (context.log.warning if gold.change else context.log.info)(gold.line)
     return dg.MaterializeResult(metadata=values({
+        "gold_version": gold.gold.version if gold else None, "gold_rescore": gold.line if gold else None,
         "champion_version": result.champion_version, ROW_COUNT: result.scored,
         "scored": result.scored, "already_scored": result.already_scored, "unsure": result.unsure,
         "disagreements_with_candidate": result.disagreements, "flagged_for_review": result.flagged,

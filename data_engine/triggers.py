@@ -14,7 +14,9 @@ same work twice. These rules hold:
   seen every verdict;
 - **reviewers have work**: new verdicts alone re-mine only once fewer than ``[review]
   refill_below`` of the budget's tasks are open (new examples re-mine at once);
-- **reviewers first**: a retrain waits while newly landed examples have not been mined yet.
+- **reviewers first**: a retrain waits while newly landed examples have not been mined yet;
+- **gold moves, the champion is re-scored**: when the gold set's version (a content hash, see
+  :mod:`data_engine.ship.gold`) differs from the one the champion was last scored on.
 """
 
 from __future__ import annotations
@@ -216,3 +218,30 @@ def retrain_trigger(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, in_fli
                                  f"model: a final retrain so the newest model has seen every verdict", key)
         return Trigger(False, f"{decision.reason}, or for the review to settle ({pending})", key)
     return Trigger(False, decision.reason, key)
+
+
+def gold_trigger(con: duckdb.DuckDBPyConnection, *, in_flight: Sequence[str] = (),
+                 retrain_in_flight: Sequence[str] = ()) -> Trigger:
+    """Re-score the champion when the gold set in force differs from the gold version it was last
+    scored on (a gold file landed, or gold relabelled in place); never beside a run of its own or a
+    retrain in flight (whose gate scores the champion on the current gold anyway)."""
+    from data_engine.ship.gold import current_gold_version, last_scored_gold
+    from data_engine.ship.registry import current_champion
+
+    champion = current_champion(con)
+    gold, _ = current_gold_version(con)
+    key = f"gold-{gold.version}-v{champion.version if champion else 0}"
+    busy = in_flight_reason("gold_job", in_flight) or in_flight_reason("retrain_job", retrain_in_flight)
+    if busy:
+        return Trigger(False, busy, key)
+    if champion is None:
+        return Trigger(False, "no champion to score on gold yet", key)
+    if gold.n_gold == 0:
+        return Trigger(False, "no gold data", key)
+    last = last_scored_gold(con, champion.version)
+    if last is not None and last[0] == gold.version:
+        return Trigger(False, f"champion v{champion.version} was scored on the current gold (gold {gold.version}, "
+                              f"{gold.n_gold} examples)", key)
+    was = f"gold {last[0]}" if last else "no recorded gold version"
+    return Trigger(True, f"gold is now gold {gold.version} ({gold.n_gold} examples); champion v{champion.version} "
+                         f"was last scored on {was}: re-scoring it", key)

@@ -23,8 +23,9 @@ IN_FLIGHT_STATUSES = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTE
 # Run priority (Dagster's `dagster/priority` tag: the run queue starts higher values first). The
 # writers share one DuckDB file and run one at a time, so the order says whose latency matters:
 # a landed file and a reviewer's verdicts first (short runs a person waits for), then mining (which
-# puts tasks in front of reviewers), then training (minutes, nobody waits on it).
-PRIORITY = {"ingest_job": 3, "pull_job": 2, "mine_job": 1, "retrain_job": 0}
+# puts tasks in front of reviewers) and re-scoring the champion on changed gold (seconds), then
+# training (minutes, nobody waits on it).
+PRIORITY = {"ingest_job": 3, "pull_job": 2, "mine_job": 1, "gold_job": 1, "retrain_job": 0}
 
 
 def priority_tag(job_name: str) -> dict[str, str]:

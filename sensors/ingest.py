@@ -27,7 +27,9 @@ def landing_sensor(context: dg.SensorEvaluationContext, engine: EngineResource) 
         return dg.SkipReason(busy)
     decision = decide_landing(engine.get_home().landing, context.cursor)
     if not decision.new_files:
-        return dg.SkipReason(decision.skip_reason or "nothing new")
+        # The cursor is kept even then: it holds the first look at files that must stay unchanged
+        # until the next tick before they are requested (data_engine.ingest.landing).
+        return dg.SensorResult(skip_reason=decision.skip_reason or "nothing new", cursor=decision.cursor)
     keys = [f.partition_key for f in decision.new_files]
     return dg.SensorResult(
         run_requests=[

@@ -1,10 +1,11 @@
 """The retrain sensor: train, gate and deploy when enough corrections arrived, a labeled batch landed,
-or the review has settled with verdicts no model has seen."""
+or the review has settled with verdicts no model has seen. The gold sensor: re-score the champion
+when the gold set changed (a gold file landed, or gold relabelled in place)."""
 
 import dagster as dg
 
 from assets.resources import WAREHOUSE_TAG, EngineResource
-from data_engine.triggers import retrain_trigger
+from data_engine.triggers import gold_trigger, retrain_trigger
 from sensors.common import priority_tag, read_warehouse, run_request, runs_in_flight
 
 retrain_job = dg.define_asset_job(
@@ -24,3 +25,20 @@ def retrain_sensor(context: dg.SensorEvaluationContext, engine: EngineResource) 
     return run_request(read_warehouse(home, lambda con: retrain_trigger(
         con, home.config, in_flight=in_flight["retrain_job"], mining_in_flight=in_flight["mine_job"],
         pull_in_flight=in_flight["pull_job"])))
+
+
+gold_job = dg.define_asset_job(
+    "gold_job", selection=dg.AssetSelection.assets("champion_scores"),
+    tags={**WAREHOUSE_TAG, **priority_tag("gold_job")},
+    executor_def=dg.in_process_executor,
+    description="Re-score the champion on the current gold set (and score new unlabeled examples).",
+)
+
+
+@dg.sensor(job=gold_job, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+def gold_sensor(context: dg.SensorEvaluationContext, engine: EngineResource) -> dg.RunRequest | dg.SkipReason:
+    """Re-score the champion when the gold version differs from the one it was last scored on
+    (data_engine.triggers.gold_trigger), never beside a run of its own or a retrain."""
+    home = engine.get_home()
+    return run_request(read_warehouse(home, lambda con: gold_trigger(
+        con, in_flight=runs_in_flight(context, "gold_job"), retrain_in_flight=runs_in_flight(context, "retrain_job"))))

@@ -85,7 +85,7 @@ def cmd_ingest(args: argparse.Namespace, home: Home) -> int:
     """``ingest FILE...``."""
     from data_engine.ingest.batch import ingest_file, is_gold_path, to_json
     from data_engine.ingest.summary import summarize
-    from data_engine.ingest.landing import PREDICTIONS_DIR, not_ingested_reason
+    from data_engine.ingest.landing import PREDICTIONS_DIR, link_reason, not_ingested_reason
     from data_engine.store.warehouse import open_warehouse
 
     missing = [str(f) for f in args.files if not f.is_file()]
@@ -94,12 +94,23 @@ def cmd_ingest(args: argparse.Namespace, home: Home) -> int:
     for f in args.files:  # external predictions would otherwise be rejected as examples missing columns
         if f.resolve().is_relative_to(home.landing.resolve() / PREDICTIONS_DIR):
             raise EngineError(f"{f}: {not_ingested_reason(PREDICTIONS_DIR + '/' + f.name)}; `mine` reads it")
+        # A file named inside the landing folder is read as the sensor reads it: no link out of it.
+        inside = f.absolute().is_relative_to(home.landing.absolute())
+        if inside and (why := link_reason(home.landing.absolute(), f.absolute())):
+            raise EngineError(f"{f}: {why}")
     ds, share = home.config.dataset, home.config.ingest.max_quarantine_share
     results = []
     with open_warehouse(home) as con:
         for f in args.files:
             results.append(ingest_file(con, ds, f, gold=args.gold or is_gold_path(home, f), regold=args.regold,
                                        max_quarantine_share=share))
+        landed_gold = [r for r in results if r.is_gold and r.status == "ingested"]
+        if landed_gold:
+            from data_engine.ship.gold import note_gold_change
+
+            note = note_gold_change(con)  # a gold set relabelled in place is said, not taken silently
+            if note:
+                landed_gold[-1].notes.append(note)
     print(to_json(results) if args.json else summarize(results))
     # A rejected file (unreadable, or no good row) is a failure of the command: scripts must notice
     # it, and a person reads one line per file on stderr, whatever the format of stdout.
@@ -113,12 +124,11 @@ def status_report(home: Home) -> dict[str, Any]:
     """Batches, table counts and the label state of the home's warehouse."""
     from data_engine.store.warehouse import open_warehouse, table_counts
 
-    from data_engine.ingest.landing import not_ingested_reason
+    from data_engine.ingest.landing import landed_files, not_ingested_reason
 
     home.config  # a missing home or a broken config is the user's to fix: say so, exit 2
-    landing = sorted(p.relative_to(home.landing).as_posix() for p in home.landing.rglob("*") if p.is_file()) \
-        if home.landing.is_dir() else []
-    not_ingested = {rel: why for rel in landing if (why := not_ingested_reason(rel))}
+    files, not_ingested = landed_files(home.landing)
+    not_ingested.update({rel: why for rel, _ in files if (why := not_ingested_reason(rel))})
     if not home.warehouse_path.exists():
         return {"home": str(home.root), "dataset": home.config.dataset.name, "batches": [], "counts": {},
                 "not_ingested": not_ingested}

@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="write to this .csv/.parquet/.jsonl file (default: CSV on stdout)")
     p.set_defaults(handler=cmd_predict)
 
-    p = sub.add_parser("score", help="the champion scores unlabeled examples it has not scored yet")
+    p = sub.add_parser("score", help="the champion scores unlabeled examples it has not scored yet, and gold when "
+                                     "the gold set changed")
     p.add_argument("--batch", help="only this batch id")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_score)
@@ -154,14 +155,17 @@ def cmd_evaluate(args: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_score(args: argparse.Namespace, home: Home) -> int:
-    """``score``."""
-    from data_engine.ship.scoring import score_unlabeled
+    """``score``: the unlabeled examples, and the champion on gold when the gold version changed."""
+    from data_engine.ship.scoring import rescore_champion, score_unlabeled
     from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home) as con:
         r = score_unlabeled(con, home, batch_id=args.batch)
+        gold = rescore_champion(con, home)
+    if gold is not None and not args.json:
+        print(gold.line)
     if args.json:
-        print(_dump(r.__dict__))
+        print(_dump({**r.__dict__, "gold_rescore": gold.line if gold else None}))
     elif r.champion_version is None:
         print(f"nothing scored: {r.reason}")
     else:

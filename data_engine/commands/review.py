@@ -226,6 +226,7 @@ def cmd_ls_up(args: argparse.Namespace, home: Home) -> int:
     from data_engine.review.labelstudio.server import ensure_server, running_server, stop_server
 
     home.make_dirs()
+    _say_remote(home)  # `make up` starts here: the first thing it says about the review server
     info = ensure_server(home, port=args.port)
     print(f"Label Studio {'already running' if info.reused else 'started'} at {info.url} (pid {info.pid}); "
           f"data in {info.data_dir}; log in as engine-admin@example.com with the password in "

@@ -21,6 +21,7 @@ import duckdb
 from data_engine.errors import EngineError
 from data_engine.ingest.columns import CONTENT_ID, add_content_ids, match_columns
 from data_engine.ingest.readers import RawTable, UnreadableFile, drop_scratch, file_format, format_or_none, read_raw
+from data_engine.ingest.redact import redact_text
 from data_engine.ingest.validate import GOLD_ID_PREFIX, missing_labels, quarantine, validate
 from data_engine.store.config import DatasetConfig
 from data_engine.store.home import Home
@@ -74,6 +75,11 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _size_and_time(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
 def batch_id_for(path: Path, sha256: str) -> str:
     """A readable, unique batch id: the file's stem and the start of its sha256."""
     stem = _UNSAFE.sub("_", path.stem).strip("_")[:60] or "batch"
@@ -112,6 +118,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *
     path = Path(path)
     if not path.is_file():
         raise EngineError(f"{path}: no such file")
+    before = _size_and_time(path)
     sha = sha256_file(path)
     batch_id = batch_id_for(path, sha)
     if gold:
@@ -147,6 +154,10 @@ def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *
                 raw = read_raw(con, path, file_format(path))
             except UnreadableFile as exc:
                 _reject(result, exc)
+            if _size_and_time(path) != before:
+                # Bytes read while a writer was still at it are a truncated file: record nothing.
+                raise EngineError(f"{path}: changed while it was read (still being written?); nothing stored, "
+                                  "it is read again once it stops changing")
         con.execute("BEGIN TRANSACTION")
         try:
             if raw is not None:
@@ -159,6 +170,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *
                     _reject(result, exc)
                 else:
                     _judge_quarantined_share(con, result, max_quarantine_share)
+            redact_result(result)
             _record_batch(con, result, format_or_none(path))
             con.execute("COMMIT")
         except BaseException:
@@ -186,7 +198,22 @@ def _training_not_gold(con: duckdb.DuckDBPyConnection, path: Path, sha: str, bat
         "gold data must be examples the model never trains on: land separate gold data in landing/gold/, "
         "or pass --regold to store these rows as gold examples too (their training copies stay training data)"
     )
-    return IngestResult(batch_id=batch_id, path=str(path), sha256=sha, status="rejected", reason=reason, is_gold=True)
+    return redact_result(IngestResult(batch_id=batch_id, path=str(path), sha256=sha, status="rejected",
+                                      reason=reason, is_gold=True))
+
+
+def redact_result(result: IngestResult) -> IngestResult:
+    """``result`` (changed in place) with every text it records or shows about the file through
+    :func:`~data_engine.ingest.redact.redact_text`: the reason, notes, warnings, ignored column names
+    and the quarantine preview (stored in ``batches``, printed, put in the Dagster metadata)."""
+    result.reason = redact_text(result.reason) if result.reason else result.reason
+    result.notes = [redact_text(n) for n in result.notes]
+    result.warnings = [redact_text(w) for w in result.warnings]
+    result.ignored_columns = [redact_text(c) for c in result.ignored_columns]
+    result.quarantine_preview = [{**q, "reason": redact_text(q["reason"] or ""),
+                                  "raw": redact_text(q["raw"])[:200] if q["raw"] else q["raw"]}
+                                 for q in result.quarantine_preview]
+    return result
 
 
 def _reject(result: IngestResult, exc: UnreadableFile) -> None:
@@ -260,6 +287,7 @@ def _rejecting_columns(con: duckdb.DuckDBPyConnection, batch_id: str, shown: int
 def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResult, raw: RawTable) -> None:
     """Validate and store the rows read into ``raw_rows``; fill ``result``'s counts."""
     match = match_columns(con, ds, raw)
+    result.notes += list(raw.notes)
     result.notes += [f"column {old!r} read as {new!r} (the config's name)" for old, new in match.renamed.items()]
     label_present = ds.label_column in match.present
     if result.is_gold and not label_present:
@@ -316,7 +344,7 @@ def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResul
     if result.is_gold:
         _note_gold_ids_equal_to_training(con, result)
     result.quarantine_preview = [
-        {"row_number": r[0], "reason": r[1], "raw": r[2][:200] if r[2] else r[2]}
+        {"row_number": r[0], "reason": r[1], "raw": r[2]}
         for r in con.execute(
             "SELECT row_number, reason, raw FROM quarantine WHERE batch_id = ? ORDER BY row_number LIMIT ?",
             [result.batch_id, PREVIEW_ROWS],

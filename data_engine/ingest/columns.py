@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import duckdb
 
 from data_engine.ingest.readers import RawTable, UnreadableFile
+from data_engine.ingest.redact import preview
 from data_engine.store.config import DatasetConfig
 from data_engine.store.values import normalized_sql
 from data_engine.store.warehouse import quote_ident
@@ -33,7 +34,8 @@ class ColumnMatch:
 
 def shown_columns(columns: tuple[str, ...] | list[str], limit: int = 20) -> str:
     """A file's column names for an error message: the first ``limit``, then how many more."""
-    shown = ", ".join(repr(c) for c in columns[:limit]) or "none"
+    # A header may be anything (a token file landed by mistake is all header): names as previews.
+    shown = ", ".join(f"'{preview(c)}'" for c in columns[:limit]) or "none"
     return shown + (f", ... ({len(columns) - limit} more)" if len(columns) > limit else "")
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import gzip
 import re
 import shutil
 import tempfile
@@ -22,6 +21,8 @@ import duckdb
 
 from data_engine.errors import EngineError
 from data_engine.ingest.quotes import find_broken_quotes
+from data_engine.ingest.redact import redact_text
+from data_engine.ingest.textscan import open_bytes, scan_text, write_lf
 from data_engine.store.warehouse import quote_ident
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".csv.gz": "csv", ".tsv.gz": "csv",
@@ -37,7 +38,11 @@ ROW_COLUMN = "__row"
 
 
 class UnreadableFile(EngineError):
-    """The file cannot be read at all; the whole batch is rejected with this reason."""
+    """The file cannot be read at all; the whole batch is rejected with this reason (secret-looking
+    parts of the message masked: it is stored and shown, see :mod:`data_engine.ingest.redact`)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact_text(message))
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,8 @@ class RawTable:
     rejects: int
     # Names the file's header gives twice (as the file spells them), for the validator to refuse.
     duplicates: tuple[str, ...] = ()
+    # What the reader did that a person should know (line endings made one kind, JSON keys merged).
+    notes: tuple[str, ...] = ()
 
 
 def file_format(path: Path) -> str:
@@ -77,19 +84,29 @@ def read_raw(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> RawTable:
     """
     drop_scratch(con)
     duplicates: tuple[str, ...] = ()
+    notes: list[str] = []
     if path.stat().st_size == 0:
         raise UnreadableFile("the file is empty")
-    if fmt != "parquet":
-        _check_text(path)
-    try:
-        if fmt == "csv":
-            duplicates = _read_csv(con, path)
-        elif fmt == "parquet":
-            _read_parquet(con, path)
-        else:
-            _read_json(con, path, fmt)
-    except duckdb.Error as exc:
-        raise UnreadableFile(_explain(exc)) from None
+    with tempfile.TemporaryDirectory(prefix="data-engine-") as tmp:
+        source = path
+        if fmt != "parquet":
+            scan = scan_text(path, UnreadableFile)
+            if scan.mixed and fmt == "csv":
+                # DuckDB's sniffer refuses a CSV whose rows end in different ways: read a copy with one
+                # kind. (JSON lines are split on any line ending, and a raw CR cannot be inside a JSON value.)
+                source = Path(tmp) / "landed.csv"
+                write_lf(path, source)
+                notes.append(f"mixed line endings ({' and '.join(scan.kinds)}): every line ending read as a line end "
+                             "(a CR or CRLF inside a quoted value reads as LF)")
+        try:
+            if fmt == "csv":
+                duplicates = _read_csv(con, source)
+            elif fmt == "parquet":
+                _read_parquet(con, source)
+            else:
+                notes += _read_json(con, source, fmt)
+        except duckdb.Error as exc:
+            raise UnreadableFile(_explain(exc)) from None
     columns = tuple(
         r[0] for r in con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'raw_rows' "
@@ -98,7 +115,7 @@ def read_raw(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> RawTable:
     )
     rows = con.execute("SELECT count(*) FROM raw_rows").fetchone()[0]
     rejects = con.execute("SELECT count(*) FROM raw_rejects").fetchone()[0]
-    return RawTable(columns, rows, rejects, duplicates)
+    return RawTable(columns, rows, rejects, duplicates, tuple(notes))
 
 
 # Scratch relations of one read/validate cycle (temp tables or views), dropped before and after.
@@ -116,23 +133,6 @@ def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
     for name in sorted(SCRATCH, key=lambda n: kinds.get(n) != "VIEW"):
         if name in kinds:
             con.execute(f"DROP {kinds[name]} IF EXISTS {quote_ident(name)}")
-
-
-def _check_text(path: Path) -> None:
-    """Reject UTF-16/32 and binary files up front with a reason a person understands.
-
-    DuckDB would read them as garbage columns ("missing required column '\\x00i\\x00d'").
-    """
-    with (gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")) as fh:
-        try:
-            head = fh.read(1 << 16)
-        except (OSError, EOFError) as exc:
-            raise UnreadableFile(f"not a readable gzip file ({exc}); compress it with gzip or land it uncompressed") from None
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise UnreadableFile("the file is UTF-16 (or UTF-32) encoded; save it as UTF-8")
-    nul = head.find(b"\x00")
-    if nul >= 0:
-        raise UnreadableFile(f"binary data, not text: a NUL byte at offset {nul} (expected UTF-8 text)")
 
 
 def _read_csv(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, ...]:
@@ -219,7 +219,7 @@ def _unquoted_but_has_quotes(con: duckdb.DuckDBPyConnection, path: Path) -> bool
         return False
     if quote == '"':
         return False
-    with (gzip.open(path, "rb") if path.name.lower().endswith(".gz") else path.open("rb")) as fh:
+    with open_bytes(path) as fh:
         return any(b'"' in chunk for chunk in iter(lambda: fh.read(1 << 22), b""))
 
 
@@ -296,25 +296,27 @@ def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     con.execute("CREATE TEMP TABLE raw_rejects (__row BIGINT, raw VARCHAR, reason VARCHAR)")
 
 
-def _read_json(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:
-    """JSON Lines (``__row`` = line number) or a JSON array of objects (``__row`` = element number)."""
+def _read_json(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> list[str]:
+    """JSON Lines (``__row`` = line number) or a JSON array of objects (``__row`` = element number);
+    returns notes for the batch (key spellings merged)."""
     if path.name.lower().endswith(".gz"):
         # read_text does not decompress: gunzip to a scratch file first (a stream copy, no rows in Python).
         with tempfile.TemporaryDirectory(prefix="data-engine-") as tmp:
             plain = Path(tmp) / "landed.jsonl"
-            with gzip.open(path, "rb") as src, plain.open("wb") as dst:
+            with open_bytes(path) as src, plain.open("wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
             return _read_json(con, plain, fmt)
     # A byte-order mark (U+FEFF) some editors write before the first line is not part of the data.
-    content = "ltrim(replace(content, chr(13), ''), chr(65279))"
     if fmt == "json":
+        content = "ltrim(replace(content, chr(13), ''), chr(65279))"
         if not con.execute(f"SELECT json_valid({content}) FROM read_text(?)", [str(path)]).fetchone()[0]:
             raise UnreadableFile("not valid JSON; a .json file must hold one array of objects (or use .jsonl, one object a line)")
         if con.execute(f"SELECT json_type({content}) FROM read_text(?)", [str(path)]).fetchone()[0] != "ARRAY":
             raise UnreadableFile("a .json file must hold an array of objects, [{...}, {...}]")
         lines = f"(SELECT json_extract({content}, '$[*]')::VARCHAR[] AS lines FROM read_text(?))"
     else:
-        lines = f"(SELECT string_split({content}, chr(10)) AS lines FROM read_text(?))"
+        # Lines end in LF, CRLF or CR alone (a raw CR cannot be inside a JSON value: it is escaped there).
+        lines = "(SELECT regexp_split_to_array(ltrim(content, chr(65279)), '\\r\\n|\\r|\\n') AS lines FROM read_text(?))"
     # read_json would fail the whole file on one malformed line, or (ignore_errors) drop it
     # silently; reading lines as text keeps every line accountable.
     con.execute(
@@ -324,33 +326,46 @@ def _read_json(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> None:
         ") WHERE trim(line) <> ''",
         [str(path)],
     )
-    # A key twice in one object ({"label": "a", ..., "label": "b"}) has no one value: JSON parsers
+    # A key twice in one object ({"label": "a", ..., "label": "b"}, or "Label" beside "label": keys
+    # match as file columns do, ignoring case and surrounding spaces) has no one value: JSON parsers
     # disagree on which wins, so the row is rejected naming the key rather than one silently kept.
-    twice = "list_filter(json_keys(line), lambda k, i: list_position(json_keys(line), k) < i)[1]"
+    folded = "list_transform(json_keys(line), lambda k: lower(trim(k)))"
+    twice = f"list_filter({folded}, lambda k, i: list_position({folded}, k) < i)[1]"
     con.execute(
         "CREATE TEMP TABLE raw_rejects AS SELECT __row, line AS raw, "
         "CASE WHEN NOT json_valid(line) THEN 'not valid JSON' WHEN json_type(line) <> 'OBJECT' "
-        f"THEN 'not a JSON object' ELSE 'key ' || to_json({twice}) || ' appears twice in one object' END AS reason "
+        f"THEN 'not a JSON object' ELSE 'key ' || to_json({twice}) || ' appears twice in one object "
+        "(keys match ignoring case and surrounding spaces)' END AS reason "
         f"FROM raw_lines WHERE NOT json_valid(line) OR json_type(line) <> 'OBJECT' OR {twice} IS NOT NULL"
     )
     con.execute("DELETE FROM raw_lines WHERE __row IN (SELECT __row FROM raw_rejects)")
-    keys = [
-        r[0] for r in con.execute(
-            "SELECT k FROM (SELECT unnest(json_keys(line)) AS k, __row FROM raw_lines) WHERE lower(k) <> ? GROUP BY k ORDER BY min(__row), k",
-            [ROW_COLUMN],
-        ).fetchall()
-    ]
-    if not keys:
+    spelled = con.execute(
+        "SELECT k, count(*) FROM (SELECT unnest(json_keys(line)) AS k, __row FROM raw_lines) "
+        "WHERE lower(trim(k)) <> ? GROUP BY k ORDER BY min(__row), k",
+        [ROW_COLUMN],
+    ).fetchall()
+    if not spelled:
         con.execute("CREATE TEMP TABLE raw_rows (__row BIGINT)")
         con.execute("DROP TABLE raw_lines")
-        return
-    selects = ", ".join(
-        f"json_extract_string(line, {_json_path(k)}) AS {quote_ident(k)}" for k in keys
-    )
+        return []
+    # One column per key as file columns are matched: spellings that differ only in case or
+    # surrounding spaces are one column, named as most rows spell it (ties: the first seen).
+    groups: dict[str, list[tuple[str, int]]] = {}
+    for key, n in spelled:
+        groups.setdefault(key.strip().lower(), []).append((key, int(n)))
+    selects, notes = [], []
+    for spellings in groups.values():
+        name = max(spellings, key=lambda kn: kn[1])[0]
+        values = [f"json_extract_string(line, {_json_path(k)})" for k, _ in spellings]
+        selects.append(f"{values[0] if len(values) == 1 else 'coalesce(' + ', '.join(values) + ')'} AS {quote_ident(name)}")
+        if len(spellings) > 1:
+            shown = ", ".join(f"{k!r} ({n} row{'s' if n > 1 else ''})" for k, n in spellings)
+            notes.append(f"JSON keys {shown} differ only in case or surrounding spaces: read as one column {name!r}")
     con.execute(
-        f"CREATE TEMP TABLE raw_rows AS SELECT {selects}, __row FROM raw_lines ORDER BY __row"
+        f"CREATE TEMP TABLE raw_rows AS SELECT {', '.join(selects)}, __row FROM raw_lines ORDER BY __row"
     )
     con.execute("DROP TABLE raw_lines")
+    return notes
 
 
 def _json_path(key: str) -> str:
@@ -373,5 +388,8 @@ def _explain(exc: BaseException) -> str:
     text = lines[0]
     for prefix in ("Invalid Input Error: ", "Conversion Error: ", "IO Error: ", "Binder Error: "):
         text = text.removeprefix(prefix)
-    extra = [ln for ln in lines[1:] if ln.lower().startswith(("possible", "consider", "hint", "try", "this error"))]
+    # A heading whose list is left out ("Possible fixes:", then DuckDB's own options) would end the
+    # message on a colon: only whole sentences are kept.
+    extra = [ln for ln in lines[1:] if ln.lower().startswith(("possible", "consider", "hint", "try", "this error"))
+             and not ln.endswith(":")]
     return " ".join([text, *extra[:3]])[:500]

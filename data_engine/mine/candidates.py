@@ -49,6 +49,9 @@ class CandidateScore:
     accuracy: float
     macro_f1: float
     weights: dict[str, float] = field(default_factory=dict)
+    # Out-of-fold recall of each class, in the class order the labels index (0 for a class without
+    # labels); the promotion gate reads it for classes gold cannot measure (data_engine.ship.gold).
+    class_recall: tuple[float, ...] = ()
 
     def metric(self, name: str) -> float:
         """``accuracy`` or ``macro_f1``."""
@@ -87,7 +90,8 @@ class ServedChoice:
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form, stored in the model's ``params`` as ``served_choice``."""
         out = asdict(self)
-        out["candidates"] = [{**asdict(c), "members": list(c.members)} for c in self.candidates]
+        out["candidates"] = [{**asdict(c), "members": list(c.members), "class_recall": list(c.class_recall)}
+                             for c in self.candidates]
         out["members"] = list(self.members)
         return out
 
@@ -95,7 +99,8 @@ class ServedChoice:
     def from_dict(cls, data: Mapping[str, Any]) -> "ServedChoice":
         """Inverse of :meth:`as_dict`."""
         cands = tuple(CandidateScore(c["name"], tuple(c["members"]), float(c["accuracy"]), float(c["macro_f1"]),
-                                     dict(c.get("weights") or {})) for c in data.get("candidates", ()))
+                                     dict(c.get("weights") or {}), tuple(float(r) for r in c.get("class_recall") or ()))
+                      for c in data.get("candidates", ()))
         return cls(str(data["chosen"]), tuple(data["members"]), str(data["rule"]), str(data["metric"]), cands,
                    dict(data.get("weights") or {}), int(data.get("n_scored", 0)))
 
@@ -133,14 +138,14 @@ def candidate_members(cfg: EngineConfig, n_rows: int) -> tuple[ModelSpec, tuple[
 
 def score_candidates(member_probs: Mapping[str, np.ndarray], mixture: tuple[str, ...],
                      labels: np.ndarray) -> list[CandidateScore]:
-    """Every candidate's out-of-fold accuracy and macro-F1 against ``labels``.
+    """Every candidate's out-of-fold accuracy, macro-F1 and per-class recall against ``labels``.
 
     ``member_probs``: member name -> out-of-fold probabilities, shape (N, K); ``mixture``: the
     members mixed into the weighted candidate (weights by :func:`~data_engine.mine.oof.mixture_weights`
     on the same labels); ``labels``: shape (N,), class indices. Order: the mixture (when it has
     more than one member), then each member as given.
     """
-    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.metrics import accuracy_score, f1_score, recall_score
 
     from data_engine.mine.oof import mixture_weights
 
@@ -149,9 +154,10 @@ def score_candidates(member_probs: Mapping[str, np.ndarray], mixture: tuple[str,
 
     def scored(name: str, members: tuple[str, ...], probs: np.ndarray, weights: dict[str, float]) -> CandidateScore:
         pred = probs.argmax(axis=1)
+        recall = recall_score(labels, pred, average=None, labels=np.arange(k), zero_division=0)
         return CandidateScore(name, members, float(accuracy_score(labels, pred)),
                               float(f1_score(labels, pred, average="macro", labels=np.arange(k), zero_division=0)),
-                              weights)
+                              weights, tuple(float(r) for r in recall))
 
     out: list[CandidateScore] = []
     if len(mixture) > 1:

@@ -17,12 +17,15 @@ Rules (:func:`decide_promotion`, a pure function):
    champion's metric exactly, no class or slice dropping by more than ``max(tolerance, 1/support)``.
 
 Every verdict states the difference, its interval and p-value and the gold size, and names the
-classes whose gold recall is below ``[gate] min_class_recall``. Both models are evaluated on the
-current gold set: gold grows, so stored figures go stale.
+classes whose gold recall is below ``[gate] min_class_recall`` and the classes gold cannot measure
+(fewer than ``[gate] min_class_gold`` gold examples; ``[gate] unmeasured`` says whether they block
+promotion, :mod:`data_engine.ship.gold`). Both models are evaluated on the current gold set, whose
+version (a content hash) each verdict records; a change since the previous verdict is said in it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import duckdb
@@ -37,6 +40,16 @@ from data_engine.ship.evaluation import (  # noqa: F401 - the gate's public name
     load_gold,
     predict_gold,
     slice_mask,
+)
+from data_engine.ship.gold import (
+    UnmeasuredClass,
+    assess_unmeasured,
+    gold_change,
+    last_verdict_gold,
+    record_gold_score,
+    record_gold_version,
+    recorded_out_of_fold,
+    unmeasured_phrase,
 )
 from data_engine.ship.paired import PairedDiff, bootstrap_macro_f1, holm, mcnemar
 from data_engine.ship.registry import (
@@ -69,19 +82,24 @@ def decide_promotion(
     slice_masks: dict[str, np.ndarray] | None = None,
     candidate_seen: Provenance | None = None,
     champion_seen: Provenance | None = None,
+    unmeasured: Sequence[UnmeasuredClass] = (),
 ) -> GateVerdict:
     """The gate's decision for ``candidate`` against ``champion`` (None: no champion yet). Pure.
 
     ``pairs``: ``(y_true, candidate_pred, champion_pred)``, each shape (N,), the gold labels and both
     models' predictions on the same N examples (required by the paired test when there is a champion);
     ``slice_masks``: ``{slice name: (N,) bool}``. ``candidate_seen``/``champion_seen``: the tie-break's
-    input (without them a tie goes to the candidate).
+    input (without them a tie goes to the candidate). ``unmeasured``: the classes gold cannot measure
+    (:func:`data_engine.ship.gold.assess_unmeasured`); one that did not pass refuses a candidate the
+    gold figures would promote, and none is called fine.
     """
+    unmeasured = tuple(unmeasured)
+    holes = {u.name for u in unmeasured}
     low = {c: (r, candidate.per_class_support.get(c, 0)) for c, r in candidate.per_class_recall.items()
-           if r < gate.min_class_recall - _EPS}
+           if r < gate.min_class_recall - _EPS and c not in holes}
     base = GateVerdict(False, "", gate.metric, candidate.version, champion.version if champion else None,
                        (), candidate, champion, test=gate.test, alpha=gate.alpha, low_recall=low,
-                       candidate_seen=candidate_seen, champion_seen=champion_seen)
+                       candidate_seen=candidate_seen, champion_seen=champion_seen, unmeasured=unmeasured)
     refusal = _precondition(candidate, gate)
     empty_slices = [Check(f"slice {name}", None, None, None, False, f"slice {name!r} has no gold examples, "
                           "so it cannot be checked") for name, res in candidate.slices.items() if res.n == 0]
@@ -98,10 +116,27 @@ def decide_promotion(
         if pairs is None:
             raise EngineError("the paired gate needs both models' predictions on the gold examples")
         verdict = _paired(base, pairs, slice_masks or {}, gate)
-    notes = [low_recall_phrase(low, gate.min_class_recall)] if candidate.n_gold else []
+    notes = [low_recall_phrase(low, gate.min_class_recall, unmeasured=bool(unmeasured))] if candidate.n_gold else []
+    if candidate.n_gold and unmeasured:
+        verdict = _judge_unmeasured(verdict, gate)
+        notes.append(unmeasured_phrase(unmeasured, gate))
     if gate.test == "paired" and gate.tolerance is not None:
         notes.append("gate.tolerance is deprecated and ignored by test = 'paired' (only test = 'strict' reads it)")
     return replace(verdict, reason="; ".join([verdict.reason, *notes]))
+
+
+def _judge_unmeasured(verdict: GateVerdict, gate: GateConfig) -> GateVerdict:
+    """Add a check per unmeasured class; refuse a candidate the gold figures promote when one failed."""
+    checks = tuple(Check(f"unmeasured {u.name}", u.candidate_oof, u.champion_oof, None, u.passed, u.detail,
+                         u.gold_support) for u in verdict.unmeasured)
+    verdict = replace(verdict, checks=verdict.checks + checks)
+    failed = [u.name for u in verdict.unmeasured if not u.passed]
+    if not verdict.promote or not failed:
+        return verdict
+    return replace(verdict, promote=False, reason=(
+        f"refused: gold cannot measure class(es) {', '.join(map(repr, failed))} and [gate] unmeasured = "
+        f"{gate.unmeasured!r} does not let them through (see 'unmeasured on gold' below); the gold figures "
+        f"alone: {verdict.reason}"))
 
 
 def _precondition(candidate: Evaluation, gate: GateConfig) -> str | None:
@@ -251,8 +286,12 @@ def provenance(con: duckdb.DuckDBPyConnection, record: ModelRecord) -> Provenanc
 
 def gate_gold(home: Home, cfg: EngineConfig, record: ModelRecord, champion: ModelRecord | None,
               gold: pd.DataFrame, *, candidate_seen: Provenance | None = None,
-              champion_seen: Provenance | None = None) -> GateVerdict:
-    """Predict ``gold`` with both models and decide (no warehouse writes)."""
+              champion_seen: Provenance | None = None, classes: Sequence[str] = ()) -> GateVerdict:
+    """Predict ``gold`` with both models and decide (no warehouse writes).
+
+    ``classes``: the dataset's classes; with the classes either model predicts, the ones gold must
+    measure (:func:`data_engine.ship.gold.assess_unmeasured`).
+    """
     y_true = gold["label"].astype(str).to_numpy() if len(gold) else np.array([], dtype=object)
     slices = cfg.gate.slices
     masks = {s.name: slice_mask(gold, s) for s in slices} if len(gold) else {}
@@ -263,8 +302,13 @@ def gate_gold(home: Home, cfg: EngineConfig, record: ModelRecord, champion: Mode
         champ_pred = predict_gold(home, champion, gold)
         champ_eval = evaluate_predictions(y_true, champ_pred, frame=gold, slices=slices, version=champion.version)
         pairs = (y_true, cand_pred, champ_pred)
+    unmeasured = assess_unmeasured(
+        [*classes, *record.classes, *(champion.classes if champion else ())], cand_eval.per_class_support,
+        cand_eval.per_class_recall, cfg.gate, candidate_oof=recorded_out_of_fold(record.params),
+        champion_oof=recorded_out_of_fold(champion.params) if champion else None,
+        champion_classes=champion.classes if champion else None)
     verdict = decide_promotion(cand_eval, champ_eval, cfg.gate, pairs=pairs, slice_masks=masks,
-                               candidate_seen=candidate_seen, champion_seen=champion_seen)
+                               candidate_seen=candidate_seen, champion_seen=champion_seen, unmeasured=unmeasured)
     if pairs is not None and verdict.wins is None:  # the strict test: still show what the difference is made of
         correct_c, correct_h = cand_pred == y_true, pairs[2] == y_true
         verdict = replace(verdict, wins=int(np.sum(correct_c & ~correct_h)), losses=int(np.sum(~correct_c & correct_h)))
@@ -278,7 +322,8 @@ def gate_record_of(verdict: GateVerdict, version: int) -> GateRecord:
         model_version=int(version), champion_version=verdict.champion_version, passed=verdict.promote,
         metric=verdict.metric, test=verdict.test, alpha=verdict.alpha, outcome=verdict.outcome, n_gold=verdict.n_gold,
         difference=h.diff if h else None, ci_low=h.low if h else None, ci_high=h.high if h else None,
-        p_worse=h.p_worse if h else None, p_better=h.p_better if h else None, reason=verdict.reason)
+        p_worse=h.p_worse if h else None, p_better=h.p_better if h else None, reason=verdict.reason,
+        gold_version=verdict.gold_version, unmeasured=tuple(u.name for u in verdict.unmeasured))
 
 
 def run_gate(
@@ -296,15 +341,25 @@ def run_gate(
     champion = current_champion(con)
     if champion is not None and champion.version == record.version:
         raise EngineError(f"model v{record.version} is already the champion")
+    from data_engine.store.schema import load_classes
+
     gold = load_gold(con, cfg)
+    gold_version, previous = record_gold_version(con), last_verdict_gold(con)
     verdict = gate_gold(home, cfg, record, champion, gold, candidate_seen=provenance(con, record),
-                        champion_seen=provenance(con, champion) if champion else None)
+                        champion_seen=provenance(con, champion) if champion else None, classes=load_classes(con))
+    change = gold_change(con, previous, gold_version.version) if previous else None
+    verdict = replace(verdict, gold_version=gold_version.version,
+                      reason=verdict.reason + (f"; {change.line()}" if change else ""))
     # The candidate's figures carry what they were compared with: a later deploy step checks that
     # the champion is still the one the gate saw.
     gate_info = {k: v for k, v in verdict.metadata().items() if k not in ("candidate_accuracy", "candidate_macro_f1")}
     record_metrics(con, record.version, {**verdict.candidate.to_dict(), "gate": gate_info})
+    holes = [u.name for u in verdict.unmeasured]
+    if verdict.candidate is not None and verdict.n_gold:
+        record_gold_score(con, record.version, gold_version, verdict.candidate, holes)
     if champion is not None and verdict.champion is not None:
-        record_metrics(con, champion.version, verdict.champion.to_dict())
+        record_metrics(con, champion.version, {**verdict.champion.to_dict(), "gold_version": gold_version.version})
+        record_gold_score(con, champion.version, gold_version, verdict.champion, holes)
     record_gate_verdict(con, gate_record_of(verdict, record.version))
     set_status(con, record.version, "candidate" if verdict.promote else "refused", verdict.reason)
     return verdict

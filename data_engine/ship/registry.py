@@ -319,26 +319,32 @@ class GateRecord:
     p_better: float | None
     reason: str
     decided_at: Any = None
+    # The gold set's version the verdict was decided on, and the classes gold could not measure
+    # (data_engine.ship.gold); None / () for verdicts recorded before they were.
+    gold_version: str | None = None
+    unmeasured: tuple[str, ...] = ()
 
 
 _GATE_COLUMNS = ("model_version", "champion_version", "passed", "metric", "test", "alpha", "outcome", "n_gold",
                  "difference", "ci_low", "ci_high", "p_worse", "p_better", "reason")
+_GOLD_COLUMNS = ("gold_version", "unmeasured")
 
 
 def record_gate_verdict(con: duckdb.DuckDBPyConnection, record: GateRecord) -> None:
     """Append the gate's verdict on a model to ``gate_verdicts``."""
-    con.execute(f"INSERT INTO gate_verdicts ({', '.join(_GATE_COLUMNS)}) VALUES ({', '.join('?' * len(_GATE_COLUMNS))})",
-                [getattr(record, c) for c in _GATE_COLUMNS])
+    columns = (*_GATE_COLUMNS, *_GOLD_COLUMNS)
+    con.execute(f"INSERT INTO gate_verdicts ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                [getattr(record, c) if c != "unmeasured" else list(record.unmeasured) for c in columns])
 
 
 def gate_records(con: duckdb.DuckDBPyConnection, version: int | None = None) -> list[GateRecord]:
     """The newest gate verdict of each model (or of ``version`` only), by model version."""
     where, params = ("WHERE model_version = ?", [int(version)]) if version is not None else ("", [])
     rows = con.execute(
-        f"SELECT {', '.join(_GATE_COLUMNS)}, decided_at FROM gate_verdicts {where} "
+        f"SELECT {', '.join(_GATE_COLUMNS)}, decided_at, {', '.join(_GOLD_COLUMNS)} FROM gate_verdicts {where} "
         "QUALIFY row_number() OVER (PARTITION BY model_version ORDER BY verdict_id DESC) = 1 "
         "ORDER BY model_version", params).fetchall()
-    return [GateRecord(*r) for r in rows]
+    return [GateRecord(*r[:-1], tuple(r[-1] or ())) for r in rows]
 
 
 def gate_record(con: duckdb.DuckDBPyConnection, version: int) -> GateRecord | None:

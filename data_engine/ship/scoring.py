@@ -1,4 +1,5 @@
 """The fleet: the champion scores new unlabeled data; what it is unsure of joins the next review.
+When the gold set changed, the champion is re-scored on it (:func:`rescore_champion`).
 
 For every unlabeled example not yet scored by the current champion (at its current version), the
 champion's class probabilities go into ``predictions`` (``kind = 'champion'``), and a row into
@@ -17,6 +18,15 @@ import numpy as np
 import pandas as pd
 
 from data_engine.errors import EngineError
+from data_engine.ship.gold import (
+    GoldChange,
+    GoldVersion,
+    assess_unmeasured,
+    gold_change,
+    last_scored_gold,
+    record_gold_score,
+    record_gold_version,
+)
 from data_engine.ship.registry import ModelRecord, current_champion, load_model
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
@@ -232,3 +242,55 @@ def uncertain_candidates(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         "ORDER BY f.score, f.example_id",
         [champion.version],
     ).fetchdf()
+
+
+@dataclass(frozen=True)
+class GoldRescore:
+    """The champion re-scored on a gold version it had not been scored on."""
+
+    champion_version: int
+    gold: GoldVersion
+    change: GoldChange | None
+    before: tuple[float | None, float | None] | None  # (accuracy, macro-F1) on the earlier gold, if scored
+    accuracy: float | None
+    macro_f1: float | None
+    unmeasured: tuple[str, ...]
+    line: str
+
+
+def rescore_champion(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfig | None = None) -> GoldRescore | None:
+    """Score the champion on the current gold when it was last scored on another gold version (or
+    never); None when there is no champion, no gold, or nothing changed. The line says what changed
+    in gold (a relabel in place included) and the champion's figures before and after."""
+    from data_engine.ship.evaluation import evaluate_predictions, load_gold, predict_gold
+    from data_engine.ship.registry import record_metrics
+
+    cfg = cfg or home.config
+    champion = current_champion(con)
+    if champion is None:
+        return None
+    gold = record_gold_version(con)
+    last = last_scored_gold(con, champion.version)
+    if gold.n_gold == 0 or (last is not None and last[0] == gold.version):
+        return None
+    frame = load_gold(con, cfg)
+    y = frame["label"].astype(str).to_numpy()
+    ev = evaluate_predictions(y, predict_gold(home, champion, frame), frame=frame, slices=cfg.gate.slices,
+                              version=champion.version)
+    from data_engine.store.schema import load_classes
+
+    holes = assess_unmeasured([*load_classes(con), *champion.classes], ev.per_class_support, ev.per_class_recall,
+                              cfg.gate)
+    names = tuple(u.name for u in holes)
+    record_metrics(con, champion.version, {**ev.to_dict(), "gold_version": gold.version})
+    record_gold_score(con, champion.version, gold, ev, names)
+    change = gold_change(con, last[0], gold.version) if last else None
+    head = change.line() if change else (f"gold {gold.version} ({gold.n_gold} examples; the champion was not "
+                                         "scored on a recorded gold version before)")
+    figures = f"accuracy {ev.accuracy:.4f}, macro-F1 {ev.macro_f1:.4f}"
+    if last is not None and last[1] is not None:
+        figures = f"accuracy {last[1]:.4f} -> {ev.accuracy:.4f}, macro-F1 {last[2]:.4f} -> {ev.macro_f1:.4f}"
+    holes_txt = f"; unmeasured on gold: {', '.join(repr(n) for n in names)}" if names else ""
+    line = f"{head}; champion v{champion.version} re-scored on {gold.n_gold} gold examples: {figures}{holes_txt}"
+    return GoldRescore(champion.version, gold, change, (last[1], last[2]) if last else None, ev.accuracy,
+                       ev.macro_f1, names, line)

@@ -273,6 +273,7 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
             raise EngineError("retrain.weight_by_label_quality: fewer than two classes left after dropping "
                               "flagged labels; review them first or turn the option off")
     from data_engine.mine.candidates import choose_served, served_estimator
+    from data_engine.ship.gold import OOF_PARAM, out_of_fold_recall
 
     if cfg.retrain.model == "auto":
         # The choice is a function of the label snapshot and the config: one auto model per snapshot.
@@ -299,6 +300,9 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
         "model_classes": model_classes,
         "requested_model": cfg.retrain.model,
         "served_choice": choice.as_dict(),
+        # Per-class out-of-fold recall of the served candidate: the gate's evidence on classes gold
+        # cannot measure (data_engine.ship.gold); None when no candidate was scored out of fold.
+        OOF_PARAM: out_of_fold_recall(choice, ts.classes, ts.y),
     }
     record = register_model(
         con, home, fitted, label_snapshot=ts.label_snapshot, train_size=len(y), model_spec=spec,

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from data_engine.ship.evaluation import Evaluation
+from data_engine.ship.gold import UnmeasuredClass
 from data_engine.ship.paired import PairedDiff
 
 
@@ -64,6 +65,9 @@ class GateVerdict:
     outcome: str | None = None
     candidate_seen: Provenance | None = None
     champion_seen: Provenance | None = None
+    # Classes gold cannot measure (data_engine.ship.gold), and the gold version the verdict is on.
+    unmeasured: tuple[UnmeasuredClass, ...] = ()
+    gold_version: str | None = None
 
     @property
     def failed_checks(self) -> list[Check]:
@@ -89,6 +93,11 @@ class GateVerdict:
             "ci_level": h.confidence if h else None, "p_worse": h.p_worse if h else None,
             "p_better": h.p_better if h else None,
             "low_recall_classes": {c: {"recall": r, "support": n} for c, (r, n) in (self.low_recall or {}).items()},
+            "unmeasured_classes": {u.name: {"gold_support": u.gold_support,
+                                            "candidate_out_of_fold_recall": u.candidate_oof,
+                                            "champion_out_of_fold_recall": u.champion_oof, "passed": u.passed}
+                                   for u in self.unmeasured},
+            "gold_version": self.gold_version,
         }
         for label, ev in (("candidate", self.candidate), ("champion", self.champion)):
             if ev is not None:
@@ -104,9 +113,10 @@ class GateVerdict:
         return [asdict(c) for c in self.checks]
 
 
-def low_recall_phrase(low: dict[str, tuple[float, int]], threshold: float) -> str:
-    """``"low gold recall (< 0.5): class '8' 0.42 of 36"`` or ``"no class below ..."``."""
+def low_recall_phrase(low: dict[str, tuple[float, int]], threshold: float, *, unmeasured: bool = False) -> str:
+    """``"low gold recall (< 0.5): class '8' 0.42 of 36"`` or ``"no class below ..."`` (``"no measured
+    class ..."`` when some class is ``unmeasured``: the gate does not call fine a class gold cannot see)."""
     if not low:
-        return f"no class has gold recall below {threshold:g}"
+        return f"no {'measured ' if unmeasured else ''}class has gold recall below {threshold:g}"
     shown = ", ".join(f"class {c!r} {r:.2f} of {n}" for c, (r, n) in low.items())
     return f"low gold recall (< {threshold:g}): {shown}"

@@ -170,6 +170,11 @@ class GateConfig:
     test: Literal["paired", "strict"] = "paired"
     alpha: float = 0.05
     min_class_recall: float = 0.5  # classes below it on gold are named in every verdict
+    # Fewer gold examples: the class is "unmeasured" (unset: the smallest n with 0.5^n < alpha, 5 at
+    # 0.05); `unmeasured` says what such a class does to promotion (data_engine.ship.gold).
+    min_class_gold: int | None = None
+    unmeasured: Literal["out_of_fold", "refuse", "allow"] = "out_of_fold"
+    unmeasured_tolerance: float = 0.1
     # Deprecated: only test = "strict" reads it (default 0.02 there); the paired test ignores it.
     tolerance: float | None = None
 
@@ -397,6 +402,10 @@ def _check_ranges(cfg: EngineConfig) -> None:
         raise ConfigError("gate.alpha: must be between 0 and 0.5 (a significance level, e.g. 0.05)")
     if not 0 <= cfg.gate.min_class_recall <= 1:
         raise ConfigError("gate.min_class_recall: must be between 0 and 1")
+    if cfg.gate.min_class_gold is not None and cfg.gate.min_class_gold < 1:
+        raise ConfigError("gate.min_class_gold: must be at least 1")
+    if not 0 <= cfg.gate.unmeasured_tolerance <= 1:
+        raise ConfigError("gate.unmeasured_tolerance: must be between 0 and 1")
     try:
         check_scheduler(cfg.compute.scheduler)
     except EngineError as exc:

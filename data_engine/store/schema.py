@@ -45,6 +45,10 @@ NUMERIC_SHARE = 0.95
 # Types are inferred from the first rows of the first batch: enough to see the column's nature,
 # and a large first file does not pay a full extra scan (later rows that do not fit are quarantined).
 INFER_ROWS = 100_000
+# Columns whose types one query infers: a query's memory grows with its aggregates (one query over
+# 400 columns took 2.5 GB, over 2,000 it was killed), so wide files are inferred a slice at a time,
+# each slice over the same sampled rows: the cost per column is bounded, whatever the width.
+INFER_COLUMNS_PER_QUERY = 32
 
 
 def stored_columns(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
@@ -134,15 +138,17 @@ def _infer(con: duckdb.DuckDBPyConnection, cols: list[str], na_values: tuple[str
     """
     if not cols:
         return {}
-    parts = []
-    for col in cols:
-        value = f"nullif(trim({quote_ident(col)}), '')"
-        filled = f"{value} IS NOT NULL AND NOT {missing_number_sql(quote_ident(col), na_values)}"
-        parts.append(f"count(*) FILTER ({filled}), count(TRY_CAST({value} AS DOUBLE)) FILTER ({filled} "
-                     "AND NOT isnan(TRY_CAST(" + value + " AS DOUBLE))), "
-                     f"count(*) FILTER (regexp_matches({value}, '{_GROUPED}')), "
-                     f"min({value}) FILTER (regexp_matches({value}, '{_GROUPED}'))")
-    counts = con.execute(f"SELECT {', '.join(parts)} FROM (FROM raw_rows LIMIT {INFER_ROWS})").fetchone()
+    counts: list = []
+    for lo in range(0, len(cols), INFER_COLUMNS_PER_QUERY):
+        parts = []
+        for col in cols[lo:lo + INFER_COLUMNS_PER_QUERY]:
+            value = f"nullif(trim({quote_ident(col)}), '')"
+            filled = f"{value} IS NOT NULL AND NOT {missing_number_sql(quote_ident(col), na_values)}"
+            parts.append(f"count(*) FILTER ({filled}), count(TRY_CAST({value} AS DOUBLE)) FILTER ({filled} "
+                         "AND NOT isnan(TRY_CAST(" + value + " AS DOUBLE))), "
+                         f"count(*) FILTER (regexp_matches({value}, '{_GROUPED}')), "
+                         f"min({value}) FILTER (regexp_matches({value}, '{_GROUPED}'))")
+        counts += con.execute(f"SELECT {', '.join(parts)} FROM (FROM raw_rows LIMIT {INFER_ROWS})").fetchone()
     result = {}
     for i, col in enumerate(cols):
         filled, numeric, grouped, example = counts[4 * i: 4 * i + 4]

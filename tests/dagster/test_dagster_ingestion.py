@@ -37,15 +37,28 @@ def test_definitions_load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     assert definitions.defs.resolve_job_def("ingest_job") is not None
 
 
+def _two_ticks(instance: dg.DagsterInstance, resources: dict) -> dg.SensorResult:
+    """The sensor's first tick (which only looks) and its second, which requests the files that stayed
+    unchanged (ticks are seconds apart; here the settle time is 0 s)."""
+    first = landing_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    assert isinstance(first, dg.SensorResult) and not first.run_requests and first.cursor
+    return landing_sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=first.cursor))
+
+
+@pytest.fixture(autouse=True)
+def _no_settle_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("data_engine.ingest.landing.SETTLE_SECONDS", 0.0)
+
+
 def test_sensor_requests_one_run_per_new_file_then_skips(demo_home: Home) -> None:
     instance = dg.DagsterInstance.ephemeral()
     resources = {"engine": EngineResource(home=str(demo_home.root))}
-    result = landing_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    result = _two_ticks(instance, resources)
     assert isinstance(result, dg.SensorResult)
     assert [r.partition_key for r in result.run_requests] == ["a.csv"]
     assert result.run_requests[0].run_key == result.run_requests[0].tags["data-engine/sha256"]
     again = landing_sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=result.cursor))
-    assert isinstance(again, dg.SkipReason)
+    assert isinstance(again, dg.SensorResult) and not again.run_requests and again.skip_reason
 
 
 def test_asset_ingests_the_partition_and_reports_quarantine(demo_home: Home) -> None:
@@ -88,7 +101,7 @@ def test_odd_file_names_and_compressed_files_go_through_the_sensor_and_the_asset
         os.utime(p, (old, old))
     instance = dg.DagsterInstance.ephemeral()
     resources = {"engine": EngineResource(home=str(demo_home.root))}
-    result = landing_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    result = _two_ticks(instance, resources)
     keys = [r.partition_key for r in result.run_requests]
     assert len(keys) == 4 and all(k.isascii() and "..." not in k and "," not in k for k in keys)
     instance.add_dynamic_partitions(batches_partitions.name, keys)
@@ -100,7 +113,7 @@ def test_odd_file_names_and_compressed_files_go_through_the_sensor_and_the_asset
     # The first batch fixed the column types, and its metadata says which.
     assert metas[0]["column_types"].value["px0"] == "numeric" and all("column_types" not in m for m in metas[1:])
     again = landing_sensor(dg.build_sensor_context(instance=instance, resources=resources, cursor=result.cursor))
-    assert isinstance(again, dg.SkipReason) and "notes.xlsx" in again.skip_message
+    assert not again.run_requests and "notes.xlsx" in again.skip_reason.skip_message
     with open_warehouse(demo_home, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM examples").fetchone()[0] == 4
     shutil.rmtree(demo_home.landing)

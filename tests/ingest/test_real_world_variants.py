@@ -109,7 +109,8 @@ def ingest_and_check(content: bytes, name: str, truth: Truth, *, bad_rows: int =
         path = home.landing / name
         path.write_bytes(content)
         if via_landing:
-            decision = decide_landing(home.landing, None, now=time.time() + 60)
+            first = decide_landing(home.landing, None, now=time.time() + 60)
+            decision = decide_landing(home.landing, first.cursor, now=time.time() + 120)
             assert [f.relpath for f in decision.new_files] == [name], decision.ignored
             path = landed_path(home.landing, decision.new_files[0].partition_key)
             assert path is not None and path.name == name

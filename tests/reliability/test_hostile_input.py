@@ -148,9 +148,10 @@ KEYS = {
                 "column_types", "typo"],
     "mining": ["model", "folds", "seed", "n_jobs", "detectors", "embedding", "predictions"],
     "review": ["url", "api_key_env", "project_title", "budget", "annotators_per_task", "import_batch_size",
-               "timeout_seconds", "weights"],
+               "timeout_seconds", "weights", "allow_remote"],
     "retrain": ["min_new_labels", "weight_by_label_quality"],
-    "gate": ["metric", "tolerance", "min_gold", "slices", "test", "alpha", "min_class_recall"],
+    "gate": ["metric", "tolerance", "min_gold", "slices", "test", "alpha", "min_class_recall", "min_class_gold",
+             "unmeasured", "unmeasured_tolerance"],
     "serve": ["port"],
 }
 GOOD = {"name": "d", "modality": "tabular", "id_column": "id", "label_column": "y", "feature_columns": ["a", "b"]}

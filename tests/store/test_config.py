@@ -79,6 +79,9 @@ def _parse(text: str) -> EngineConfig:
         (BASE + "[review]\nurl = 'http://:8080'\n", ["review.url", "names no host"]),
         (BASE + "[[gate.slices]]\nname = 's'\ncolumn = 'age'\nequals = 'x'\n", ["gate.slices[0].column", "'age'"]),
         (BASE + "[[gate.slices]]\nname = 's'\ncolumn = 'plan'\n", ["gate.slices[0]", "equals, min or max"]),
+        (BASE + "[gate]\nmin_class_gold = 0\n", ["gate.min_class_gold", "at least 1"]),
+        (BASE + "[gate]\nunmeasured = 'ignore'\n", ["gate.unmeasured", "'out_of_fold'", "'refuse'", "'allow'"]),
+        (BASE + "[gate]\nunmeasured_tolerance = 2\n", ["gate.unmeasured_tolerance", "between 0 and 1"]),
     ],
 )
 def test_config_errors_name_the_key(text: str, words: list[str] | None) -> None:
