@@ -91,14 +91,11 @@ def connect_images(con: duckdb.DuckDBPyConnection, client: ReviewClient, project
 
 def known_project(con: duckdb.DuckDBPyConnection, client: ReviewClient,
                   cfg: EngineConfig) -> tuple[ProjectRef | None, list[str]]:
-    """The dataset's recorded project on ``client``'s server, checked as :func:`ensure_project` checks
-    it, and the lines said. None before the first push, or when it is gone (a pull creates nothing:
-    the next push does)."""
+    """The dataset's recorded project on ``client``'s server if it is still the one recorded, and the
+    lines said. None before the first push, or when it is gone (a pull creates nothing: the next
+    push does). Its tasks and answers are the caller's to check (:func:`reconcile_inventory`)."""
     ref, notices = check_project(con, client, project_title(cfg))
-    if ref is None:
-        return None, notices
-    ref.notices = reconcile_inventory(con, client, ref)
-    return ref, ref.notices
+    return ref, notices
 
 
 def latest_run_id(con: duckdb.DuckDBPyConnection) -> str | None:

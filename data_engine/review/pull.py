@@ -31,11 +31,11 @@ from data_engine.review.consensus import _TIE, _Answer, _answers, _consensus, _n
 from data_engine.review.labelstudio.client import ReviewClient
 from data_engine.review.labelstudio.labeling import DISCARD_CHOICE
 from data_engine.store.ledger import append_events
-from data_engine.review.identity import ProjectRef
+from data_engine.review.identity import ProjectRef, reconcile_inventory
 from data_engine.review.project import dataset_classes, known_project, project_title, reconcile_tasks
 from data_engine.review.verdicts import verdict_stats
 from data_engine.store.config import EngineConfig
-from data_engine.store.warehouse import rollback_quietly
+from data_engine.store.warehouse import rollback_quietly, transaction
 
 # Each pull re-reads tasks updated this long before its cursor: an annotation saved while the
 # previous pull was reading can carry an earlier updated_at than tasks that pull already saw.
@@ -121,6 +121,10 @@ def pull_verdicts(con: duckdb.DuckDBPyConnection, client: ReviewClient, cfg: Eng
     except BaseException:
         rollback_quietly(con)  # after a failed COMMIT (a full disk) there is nothing to roll back
         raise
+    # Tasks or answers deleted on the server: checked after recording what was read, so the counts
+    # compared include the answers just pulled.
+    with transaction(con):
+        result.notices += reconcile_inventory(con, client, ref, only_if_fewer=True)
     result.cursor = newest
     result.stats = verdict_stats(con)
     result.seconds = round(time.perf_counter() - started, 3)

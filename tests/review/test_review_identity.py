@@ -166,3 +166,18 @@ def test_a_project_recorded_before_identities_were_kept_gets_them_at_first_sight
         recorded = con.execute("SELECT project_key, project_created_at, server_id FROM review_projects").fetchall()
     assert pushed.notices == [] and pushed.sent == 0 and len(client.projects) == 1
     assert recorded == [(1, client.projects[1]["created_at"], client.server_identity())]
+
+
+def test_a_pull_lists_the_tasks_only_when_the_server_has_fewer_than_recorded(tmp_path):
+    home, frame, client = _pushed(tmp_path, n=6)
+    ids = list(frame.index)
+    _answer(client, frame, ids[:1])
+    listed = []
+    inventory = client.task_inventory
+    client.task_inventory = lambda *args: listed.append(args) or inventory(*args)
+    with open_warehouse(home) as con:
+        quiet = pull_verdicts(con, client, home.config)
+        assert listed == [] and quiet.notices == [] and quiet.review_events == 1
+        client.delete_task(_task_of(client)[ids[5]])
+        noticed = pull_verdicts(con, client, home.config)
+    assert len(listed) == 1 and len(noticed.notices) == 1 and "1 still open will be sent again" in noticed.notices[0]
