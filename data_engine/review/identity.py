@@ -7,9 +7,10 @@ or an answer at any time. So the engine records, with each project, the project'
 and the server's identity (:meth:`ReviewClient.server_identity`), and keys everything it keeps by
 its own project key (``review_projects.project_key``, never reused) instead of the server's id.
 
-Each push and pull first calls :func:`check_project` (one request when nothing changed), then
-:func:`reconcile_inventory` (one listing of task and annotation ids). What they notice is said in
-one line each, written to ``review_changes``, and reconciled:
+Each push and pull first calls :func:`check_project` (one request when nothing changed); a push
+then calls :func:`reconcile_inventory` (one listing of task and annotation ids), a pull calls it
+after recording what it read, listing only when the project's counts fall short of what the engine
+recorded. What they notice is said in one line each, written to ``review_changes``, and reconciled:
 
 * a changed server or a deleted project: the project is retired, its open tasks go back to
   'sending' and the next push sends them to a new project (:func:`adopt_open_work`);
