@@ -151,16 +151,13 @@ def _release_waiting(con: duckdb.DuckDBPyConnection, key: int) -> int:
 
 
 def _record_changes(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    """One ``review_changes`` row per change noticed (a few per push or pull: row by row is enough)."""
     if not rows:
         return
-    frame = pd.DataFrame(rows, columns=["project_key", "kind", "task_id", "annotation_id", "example_id", "detail"])
-    frame = frame.astype({"task_id": "Int64", "annotation_id": "Int64"})
-    con.register("_changes", frame)
-    try:
-        con.execute("INSERT INTO review_changes (project_key, kind, task_id, annotation_id, example_id, detail) "
-                    "SELECT project_key, kind, task_id, annotation_id, example_id, detail FROM _changes")
-    finally:
-        con.unregister("_changes")
+    con.executemany("INSERT INTO review_changes (project_key, kind, task_id, annotation_id, example_id, detail) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [[r["project_key"], r["kind"], r.get("task_id"), r.get("annotation_id"), r.get("example_id"),
+                      r.get("detail")] for r in rows])
 
 
 def reconcile_inventory(con: duckdb.DuckDBPyConnection, client: ReviewClient, ref: ProjectRef, *,
