@@ -44,7 +44,7 @@ def pick_task(home: Home, task_id: int | None) -> tuple[int, int]:
 
 
 def screenshot(home: Home, out: Path, task_id: int | None = None, width: int = 1280, height: int = 860) -> Path:
-    """Log in, open the task, wait for the image and the choices, save ``out``."""
+    """Log in, open the task, wait for the image (image data) and the choices, save ``out``."""
     from playwright.sync_api import sync_playwright
 
     project_id, task_id = pick_task(home, task_id)
@@ -65,10 +65,11 @@ def screenshot(home: Home, out: Path, task_id: int | None = None, width: int = 1
             page.wait_for_url(lambda u: "/user/login" not in u, timeout=60_000)
             page.goto(f"{url}/projects/{project_id}/data?task={task_id}", wait_until="domcontentloaded")
             # The labeling view is ready when the image (inlined pixels, or a file served from the
-            # home's local-files storage) has loaded and the choices are listed.
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('img')].some(i => i.complete && i.naturalWidth > 0 && "
-                "(i.src.startsWith('data:image/png') || i.src.includes('local-files')))", timeout=90_000)
+            # home's local-files storage) has loaded, for image data, and the choices are listed.
+            if home.config.dataset.modality == "image":
+                page.wait_for_function(
+                    "() => [...document.querySelectorAll('img')].some(i => i.complete && i.naturalWidth > 0 && "
+                    "(i.src.startsWith('data:image/png') || i.src.includes('local-files')))", timeout=90_000)
             page.wait_for_selector("text=not a valid example", timeout=90_000)
             page.wait_for_timeout(1500)  # let the prediction tab and fonts settle
             page.screenshot(path=str(out))

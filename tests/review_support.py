@@ -78,3 +78,50 @@ def pushed_to_fake(tmp_path: Path, n: int = 12, **review: object) -> tuple[Home,
     with open_warehouse(home) as con:
         push_queue(con, client, home.config)
     return home, frame, client
+
+
+READINGS_CONFIG = """\
+[dataset]
+name = "readings"
+modality = "tabular"
+id_column = "id"
+label_column = "value"
+feature_columns = ["a", "b", "c"]
+task = "regression"
+label_range = [-1000, 1000]
+
+[mining]
+model = "linear"
+n_jobs = 1
+detectors = ["label", "outlier", "near_duplicate"]
+
+[review]
+budget = 20
+"""
+# The rows of readings_home whose value is a gross error.
+WRONG_READINGS = [3, 17, 29, 41, 55]
+
+
+def readings_home(root: Path, review: dict | None = None) -> tuple[Home, pd.DataFrame, np.ndarray]:
+    """A regression home at ``root / "home"``: 120 readings, a linear function of three numbers plus
+    noise, with gross errors (+60) at :data:`WRONG_READINGS`, ingested; ``oracle.jsonl`` holds the
+    true values. ``review`` replaces keys of ``[review]``. Returns the home, the landed frame and the truth (120,)."""
+    import tomllib
+
+    import tomlkit
+
+    config = tomllib.loads(READINGS_CONFIG)
+    config["review"].update(review or {})
+    home = make_home(root, tomlkit.dumps(config))
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    truth = np.round(10 * X[:, 0] - 5 * X[:, 1] + 2 * X[:, 2] + rng.normal(0, 1, 120), 1)
+    given = truth.copy()
+    given[WRONG_READINGS] = truth[WRONG_READINGS] + 60.0
+    frame = pd.DataFrame({"id": [f"r{i:03d}" for i in range(120)], "a": X[:, 0], "b": X[:, 1], "c": X[:, 2],
+                          "value": given})
+    frame.to_csv(home.landing / "readings.csv", index=False)
+    ingest_path(home, home.landing / "readings.csv")
+    (home.root / "oracle.jsonl").write_text(
+        "".join(json.dumps({"id": i, "label": float(v)}) + "\n" for i, v in zip(frame["id"], truth)), encoding="utf-8")
+    return home, frame, truth

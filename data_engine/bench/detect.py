@@ -21,11 +21,11 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+from data_engine.bench.scores import BASELINE_FOLDS, detection_scores
 from data_engine.store.home import Home
 
-DATASETS = ("digits", "digits-files", "shapes-files", "sentiment", "tabular")
+DATASETS = ("digits", "digits-files", "shapes-files", "sentiment", "tabular", "diabetes")
 NOISE_KINDS = ("uniform", "class-conditional")
-BASELINE_FOLDS = 5
 
 
 def register_bench() -> None:
@@ -41,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", choices=DATASETS, default="digits", help="digits (bundled), digits-files (the "
                    "digits as PNG files, with injected near copies), shapes-files (400 drawn shapes as PNG "
                    "files, with injected near copies), sentiment "
-                   "(needs the shared sentiment sentences), tabular (generated; see --rows)")
+                   "(needs the shared sentiment sentences), tabular (generated; see --rows), diabetes (bundled; "
+                   "a regression set with gross value errors, against cleanlab's CleanLearning)")
     p.add_argument("--rows", type=int, default=10_000, help="rows of the generated tabular set (default 10000)")
     p.add_argument("--noise", type=float, default=0.2, help="share of labels flipped (default 0.2)")
     p.add_argument("--noise-kind", choices=NOISE_KINDS, default="uniform",
@@ -59,6 +60,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_bench_detect(args: argparse.Namespace, home: Home) -> int:
     """Handler of ``bench detect`` (the ``--home`` is not used: the benchmark makes its own)."""
+    if args.dataset == "diabetes":  # numbers, not classes: data_engine.bench.detect_regression
+        from data_engine.bench.detect_regression import format_regression_result, run_regression_detect_benchmark
+
+        result = run_regression_detect_benchmark(noise=args.noise, seed=args.seed, model=args.model,
+                                                 baseline=not args.no_baseline, keep=args.keep)
+        print(json.dumps(result, indent=2) if args.json else format_regression_result(result))
+        return 0
     cache = None if str(args.embedding_cache) == "none" else args.embedding_cache
     result = run_detect_benchmark(dataset=args.dataset, rows=args.rows, noise=args.noise, noise_kind=args.noise_kind,
                                   seed=args.seed, model=args.model, baseline=not args.no_baseline, keep=args.keep,
@@ -214,23 +222,6 @@ def write_batch(home: Home, data: Any, ids: np.ndarray, labels: np.ndarray) -> P
     return path
 
 
-def detection_scores(truth: pd.Series, flagged: set[str], queue_ids: list[str]) -> dict[str, float]:
-    """Precision, recall, F1 of ``flagged`` against ``truth`` (bool per example id) and the
-    precision of the first k queue entries, k = the number of truly wrong labels."""
-    import pandas as pd
-
-    wrong = set(truth.index[truth.to_numpy()])
-    hits = len(wrong & flagged)
-    precision = hits / len(flagged) if flagged else 0.0
-    recall = hits / len(wrong) if wrong else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    k = len(wrong)
-    top_hits = int(pd.Series(queue_ids[:k], dtype=object).isin(wrong).sum())
-    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
-            "flagged": len(flagged), "top_k": k, "top_k_precision": round(top_hits / k, 4) if k else 0.0,
-            "queue_length": len(queue_ids)}
-
-
 def run_baseline(data: Any, noisy: np.ndarray, truth: pd.Series, *, seed: int, n_jobs: int) -> dict[str, Any]:
     """cleanlab ``find_label_issues`` on 5-fold logistic-regression (scikit-learn defaults) probabilities."""
     import numpy as np
@@ -239,7 +230,7 @@ def run_baseline(data: Any, noisy: np.ndarray, truth: pd.Series, *, seed: int, n
     from cleanlab.rank import get_label_quality_scores
 
     from data_engine.mine.models import Schema, build_estimator
-    from data_engine.mine.oof import out_of_fold_probabilities
+    from data_engine.tasks.oof import out_of_fold_probabilities
     from data_engine.mine.spec import ModelSpec
 
     started = time.perf_counter()

@@ -46,7 +46,7 @@ def run_once(dataset: Any, *, model: str, noise: float, seed: int) -> WeightingR
 
     from data_engine.bench.datasets import inject_noise
     from data_engine.mine.models import Schema, build_estimator
-    from data_engine.mine.oof import out_of_fold_probabilities
+    from data_engine.tasks.oof import out_of_fold_probabilities
     from data_engine.mine.models import resolve_spec
     from data_engine.ship.training import fit_estimator, label_trust_mask
 

@@ -113,13 +113,15 @@ def _measure(home: Home, client: Any, answered: int, workers: int, batch_size: i
     from data_engine.review.simulate import read_oracle, simulate_reviews
     from data_engine.store.schema import load_classes
     from data_engine.store.warehouse import open_warehouse
+    from data_engine.tasks import task_for
 
     with open_warehouse(home) as con:
         classes = load_classes(con)
         push = push_queue(con, client, home.config, limit=home.config.review.budget, batch_size=batch_size)
     before, t0 = client.request_count, time.perf_counter()
-    sim = simulate_reviews(client, push.project_id, read_oracle(home.oracle_path), classes, accuracy=0.95,
-                           limit=answered, workers=workers)
+    label_task = task_for(home.config.dataset)
+    sim = simulate_reviews(client, push.project_id, read_oracle(home.oracle_path, label_task), classes, accuracy=0.95,
+                           limit=answered, workers=workers, label_task=label_task)
     simulate_seconds, simulate_requests = time.perf_counter() - t0, client.request_count - before
     with open_warehouse(home) as con:
         pull = pull_verdicts(con, client, home.config)

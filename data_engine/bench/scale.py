@@ -140,7 +140,7 @@ def _run_stages(backend: Backend, work: dict[str, Any]) -> tuple[dict[str, float
     from data_engine.compute.embedding import EMBED_BATCH_ROWS, embed_frame
     from data_engine.mine.detectors import neighbours as nb
     from data_engine.mine.embedders import get_embedder
-    from data_engine.mine.oof import ensemble_out_of_fold_probabilities
+    from data_engine.tasks.oof import ensemble_out_of_fold_probabilities
 
     n_texts = len(work["texts"])
     # At least 8 batches, so that every worker gets some even when few texts are embedded.

@@ -109,17 +109,19 @@ def _report_rejected(path: Path, rejected: list[tuple[int, str]], limit: int = 1
 def cmd_evaluate_file(args: argparse.Namespace, home: Home) -> int:
     """``evaluate --file``: a model's figures on a labeled file."""
     from data_engine.ship.files import evaluate_file
+    from data_engine.tasks import task_for
 
+    task = task_for(home.config.dataset)
     result = evaluate_file(home, args.file, args.version)
     if args.json:
-        print(_dump(result.to_json()))
+        print(_dump(result.to_json(task)))
         return 0
     _report_rejected(args.file, result.rejected)
     ev = result.evaluation
-    print(f"model v{result.model_version} on {args.file}: {ev.n_gold} labeled rows; accuracy {ev.accuracy:.4f}, "
-          f"macro-F1 {ev.macro_f1:.4f}")
-    for cls, recall in ev.per_class_recall.items():
-        print(f"  recall {cls}: {recall:.4f} (of {ev.per_class_support.get(cls, 0)})")
+    head, lines = task.evaluate_lines(ev.to_dict(), ev.n_gold)
+    print(f"model v{result.model_version} on {args.file}: {ev.n_gold} labeled rows; {head}")
+    for line in lines:
+        print(line)
     return 0
 
 

@@ -127,17 +127,19 @@ def cmd_simulate(args: argparse.Namespace, home: Home) -> int:
     from data_engine.review.project import make_client, project_title
     from data_engine.review.oracle import oracle_path, read_oracle
     from data_engine.review.simulate import simulate_reviews
+    from data_engine.tasks import task_for
 
     cfg = home.config
     _say_remote(home)
-    oracle = read_oracle(oracle_path(home))
+    label_task = task_for(cfg.dataset)
+    oracle = read_oracle(oracle_path(home), label_task)
     client = make_client(home)
     project_id = client.find_project(project_title(cfg))
     if project_id is None:
         raise EngineError(f"no review project {project_title(cfg)!r} at {client.url}; run `data-engine review push` first")
     classes = list(cfg.dataset.classes or ()) or _warehouse_classes(home)
     result = simulate_reviews(client, project_id, oracle, classes, accuracy=args.accuracy, limit=args.limit,
-                              seed=args.seed, annotator=args.annotator)
+                              seed=args.seed, annotator=args.annotator, label_task=label_task)
     print(f"{result.annotator} answered {result.answered} task(s) ({result.correct} right)"
           + (f"; {result.unknown} not in the oracle, left open" if result.unknown else ""))
     return 0

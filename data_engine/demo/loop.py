@@ -318,6 +318,7 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
     from data_engine.review.push import push_queue
     from data_engine.review.oracle import oracle_path, read_oracle
     from data_engine.review.simulate import simulate_reviews
+    from data_engine.tasks import task_for
     from data_engine.steps import mine_step
     from data_engine.store.dataset import label_snapshot, load_classes
     from data_engine.store.warehouse import open_warehouse
@@ -327,7 +328,8 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
     total_budget = budget if budget is not None else 2 * cfg.review.budget
     name = cfg.dataset.name
     # Read before the server starts: a missing or malformed oracle is the user's to fix, at once.
-    oracle_map = read_oracle(oracle_path(home))
+    label_task = task_for(cfg.dataset)
+    oracle_map = read_oracle(oracle_path(home), label_task)
     info = ensure_server(home)
     say(f"Label Studio: {info.url} ({'re-used' if info.reused else 'started'})")
     results = ingest_landing(home)
@@ -357,7 +359,8 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
             if push.sent == 0:
                 say(f"round {n}: nothing left to review (mining run {getattr(summary, 'run_id', '?')})")
                 break
-            simulate_reviews(client, push.project_id, oracle_map, classes, accuracy=accuracy, seed=n)
+            simulate_reviews(client, push.project_id, oracle_map, classes, accuracy=accuracy, seed=n,
+                             label_task=label_task)
             with open_warehouse(home) as con:
                 pull_verdicts(con, client, cfg)
             reviewed, corrected, wrong = _round_truth(home, oracle, before)

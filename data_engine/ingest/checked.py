@@ -53,7 +53,8 @@ def read_checked(path: Path, ds: DatasetConfig, schema: dict[str, str], classes:
     try:
         # The validation checks labels against this table, as it does in the warehouse.
         con.execute("CREATE TABLE dataset_classes (class_label VARCHAR, position INTEGER)")
-        con.executemany("INSERT INTO dataset_classes VALUES (?, ?)", [[c, i] for i, c in enumerate(classes)])
+        if classes:  # a task without classes (numbers) has none to check against
+            con.executemany("INSERT INTO dataset_classes VALUES (?, ?)", [[c, i] for i, c in enumerate(classes)])
         con.execute("SET preserve_insertion_order = true")  # row numbers come from the read order
         try:
             raw = read_raw(con, path, file_format(path))

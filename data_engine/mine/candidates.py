@@ -5,7 +5,7 @@ scored by stratified K-fold out-of-fold predictions on the labels in force (the 
 seed as mining), by the promotion gate's metric (``[gate] metric``: accuracy or macro-F1), and
 the best one is trained on all labels and registered. The candidates:
 
-* the members' mixture, weighted by the out-of-fold likelihood (:func:`data_engine.mine.oof.mixture_weights`),
+* the members' mixture, weighted by the out-of-fold likelihood (:func:`data_engine.tasks.oof.mixture_weights`),
   which is what mining reads;
 * each member of the mining ensemble (``[mining] model``), alone;
 * the linear model on the stored per-row embedding (``embedding``: e5-small vectors on text,
@@ -22,7 +22,7 @@ gate still judges the trained model on gold before it is served.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -35,6 +35,7 @@ from data_engine.mine.probs_column import fetch_probs, probs_arrow
 from data_engine.mine.models import resolve_spec
 from data_engine.mine.spec import SERVED_AUTO, SVM_MAX_ROWS, ModelSpec
 from data_engine.store.config import EngineConfig
+from data_engine.tasks import Classification, Task, gate_metric, task_for
 
 # The suffix naming the weighted mixture among the candidates (and in the served model's spec key).
 MIXTURE_SUFFIX = " (weighted)"
@@ -46,16 +47,18 @@ class CandidateScore:
 
     name: str
     members: tuple[str, ...]
-    accuracy: float
-    macro_f1: float
+    accuracy: float | None
+    macro_f1: float | None
     weights: dict[str, float] = field(default_factory=dict)
     # Out-of-fold recall of each class, in the class order the labels index (0 for a class without
     # labels); the promotion gate reads it for classes gold cannot measure (data_engine.ship.gold).
     class_recall: tuple[float, ...] = ()
+    # Every figure of the task's metrics (a task without classes has no accuracy: MAE, RMSE, R²).
+    figures: dict[str, float | None] = field(default_factory=dict)
 
     def metric(self, name: str) -> float:
-        """``accuracy`` or ``macro_f1``."""
-        return float(getattr(self, name))
+        """The figure ``name``: ``accuracy`` or ``macro_f1``, or one of the task's metrics."""
+        return float(self.figures[name] if name in self.figures else getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -137,18 +140,21 @@ def candidate_members(cfg: EngineConfig, n_rows: int) -> tuple[ModelSpec, tuple[
 
 
 def score_candidates(member_probs: Mapping[str, np.ndarray], mixture: tuple[str, ...],
-                     labels: np.ndarray) -> list[CandidateScore]:
+                     labels: np.ndarray, task: Task | None = None, classes: Sequence[str] = ()) -> list[CandidateScore]:
     """Every candidate's out-of-fold accuracy, macro-F1 and per-class recall against ``labels``.
 
     ``member_probs``: member name -> out-of-fold probabilities, shape (N, K); ``mixture``: the
-    members mixed into the weighted candidate (weights by :func:`~data_engine.mine.oof.mixture_weights`
-    on the same labels); ``labels``: shape (N,), class indices. Order: the mixture (when it has
-    more than one member), then each member as given.
+    members mixed into the weighted candidate (the ``task``'s ensemble, :meth:`~data_engine.tasks.Task.mix`,
+    on the same labels; default classification's likelihood-weighted mixture); ``labels``: shape (N,),
+    class indices. Order: the mixture (when it has more than one member), then each member as given.
+    The figures are classification's for classes; another ``task``'s are its :meth:`~data_engine.tasks.Task.metrics`
+    (``classes``: the dataset's), e.g. MAE, RMSE and R² for numbers.
     """
+    if task is not None and task.name != "classification":
+        return _task_scores(member_probs, mixture, labels, task, classes)
     from sklearn.metrics import accuracy_score, f1_score, recall_score
 
-    from data_engine.mine.oof import mixture_weights
-
+    task = task or Classification()
     labels = np.asarray(labels, dtype=np.int64)
     k = next(iter(member_probs.values())).shape[1]
 
@@ -161,10 +167,26 @@ def score_candidates(member_probs: Mapping[str, np.ndarray], mixture: tuple[str,
 
     out: list[CandidateScore] = []
     if len(mixture) > 1:
-        stacked = np.stack([member_probs[m] for m in mixture])
-        w = mixture_weights(stacked, labels)
-        out.append(scored(mixture_name(mixture), mixture, np.tensordot(w, stacked, axes=1),
-                          {m: float(v) for m, v in zip(mixture, w)}))
+        mixed, weights = task.mix({m: member_probs[m] for m in mixture}, labels)
+        out.append(scored(mixture_name(mixture), mixture, mixed, weights))
+    out += [scored(m, (m,), p, {}) for m, p in member_probs.items()]
+    return out
+
+
+def _task_scores(member_probs: Mapping[str, np.ndarray], mixture: tuple[str, ...], labels: np.ndarray, task: Task,
+                 classes: Sequence[str]) -> list[CandidateScore]:
+    """:func:`score_candidates` for a task other than classification: the mixture by
+    :meth:`Task.mix`, every candidate's figures by :meth:`Task.metrics` on its predictions (n, width)."""
+    given = task.decode(labels, classes)
+
+    def scored(name: str, members: tuple[str, ...], pred: np.ndarray, weights: dict[str, float]) -> CandidateScore:
+        figures = task.metrics(np.asarray(given, dtype=object), pred, classes)
+        return CandidateScore(name, members, figures.get("accuracy"), figures.get("macro_f1"), weights, figures=figures)
+
+    out: list[CandidateScore] = []
+    if len(mixture) > 1:
+        mixed, weights = task.mix({m: member_probs[m] for m in mixture}, labels)
+        out.append(scored(mixture_name(mixture), mixture, mixed, weights))
     out += [scored(m, (m,), p, {}) for m, p in member_probs.items()]
     return out
 
@@ -177,9 +199,9 @@ def member_key(member: str, cfg: EngineConfig) -> str:
 
 
 def stored_member_probs(con: Any, ids: np.ndarray, versions: np.ndarray, keys: Mapping[str, str], snapshot: int,
-                        n_classes: int) -> dict[str, np.ndarray]:
+                        width: int) -> dict[str, np.ndarray]:
     """Members whose out-of-fold probabilities are stored for exactly these example versions
-    (``ids``, ``versions``: shape (N,)) on ``snapshot``: member -> (N, K), rows in the given order."""
+    (``ids``, ``versions``: shape (N,)) on ``snapshot``: member -> (N, width), rows in the given order."""
 
     if not len(ids):
         return {}
@@ -193,7 +215,7 @@ def stored_member_probs(con: Any, ids: np.ndarray, versions: np.ndarray, keys: M
                 con, "SELECT t.row_index, c.probs FROM candidate_predictions c JOIN _cand_keys t "
                      "ON c.example_id = t.example_id AND c.example_version = t.version "
                      "WHERE c.member_spec = ? AND c.label_snapshot = ? ORDER BY t.row_index", [key, int(snapshot)],
-                n_classes)
+                width)
             if len(rest) == len(ids):
                 found[member] = probs
     finally:
@@ -232,28 +254,30 @@ def store_member_probs(con: Any, ids: np.ndarray, versions: np.ndarray, member_p
 
 
 def members_out_of_fold(con: Any, cfg: EngineConfig, built: Mapping[str, Any], X: pd.DataFrame, labels: np.ndarray,
-                        n_classes: int, *, ids: np.ndarray, versions: np.ndarray, snapshot: int,
+                        classes: list[str], *, ids: np.ndarray, versions: np.ndarray, snapshot: int,
                         compute: Any = None) -> dict[str, np.ndarray]:
-    """Each member's out-of-fold probabilities, member -> (N, K): the stored ones where training or
+    """Each member's out-of-fold predictions, member -> (N, width): the stored ones where training or
     mining already fitted them on this label snapshot, the others fitted now (and stored).
 
-    ``built``: member -> unfitted estimator; ``X``: (N, D) inputs; ``labels``: (N,) class indices;
-    ``ids`` / ``versions``: (N,) the example versions the rows are. Raises EngineError when the
-    labels are too few for folds.
+    ``built``: member -> unfitted estimator (the task's, :meth:`~data_engine.tasks.Task.members_for`);
+    ``X``: (N, D) inputs; ``labels``: (N,) the task's encoded labels; ``classes``: the dataset's
+    classes; ``ids`` / ``versions``: (N,) the example versions the rows are. The width and the folds
+    are the configured task's. Raises EngineError when the labels are too few for folds.
     """
     import warnings
 
     from data_engine.compute.backend import engine_backend
-    from data_engine.mine.oof import ensemble_out_of_fold_probabilities
 
+    task = task_for(cfg.dataset)
     keys = {m: member_key(m, cfg) for m in built}
-    found = stored_member_probs(con, ids, versions, keys, snapshot, n_classes) if con is not None else {}
+    width = task.prediction_width(classes)
+    found = stored_member_probs(con, ids, versions, keys, snapshot, width) if con is not None else {}
     todo = {m: est for m, est in built.items() if m not in found}
     if todo:
         with warnings.catch_warnings(), engine_backend(cfg, compute) as backend:
             warnings.simplefilter("ignore", category=UserWarning)
-            oof = ensemble_out_of_fold_probabilities(todo, X.reset_index(drop=True), labels, n_classes,
-                                                     folds=cfg.mining.folds, seed=cfg.mining.seed, compute=backend)
+            oof = task.out_of_fold(todo, X.reset_index(drop=True), labels, classes, folds=cfg.mining.folds,
+                                   seed=cfg.mining.seed, compute=backend)
         if con is not None:
             store_member_probs(con, ids, versions, oof.member_probs, keys, snapshot)
         found |= oof.member_probs
@@ -271,7 +295,8 @@ def choose_served(cfg: EngineConfig, schema: Mapping[str, str], X: pd.DataFrame,
     """
     from data_engine.mine.models import Schema, build_members
 
-    modality, seed, metric = cfg.dataset.modality, cfg.mining.seed, cfg.gate.metric
+    task = task_for(cfg.dataset)
+    modality, seed, metric = cfg.dataset.modality, cfg.mining.seed, gate_metric(cfg)
     if con is not None and (ids is None or versions is None):
         raise EngineError("choose_served: re-using stored predictions needs the example ids and versions")
     embedding = configured_embedding(cfg)
@@ -281,28 +306,31 @@ def choose_served(cfg: EngineConfig, schema: Mapping[str, str], X: pd.DataFrame,
         return ServedChoice("+".join(spec.members), spec.members, f"named in [retrain] model = {cfg.retrain.model!r}",
                             metric), spec
     mining, members = candidate_members(cfg, len(y))
-    index = {c: i for i, c in enumerate(classes)}
-    labels = np.array([index[str(v)] for v in y], dtype=np.int64)
-    built = build_members(ModelSpec(members, modality, seed, embedding), Schema.from_mapping(dict(schema)))
+    labels = task.encode([str(v) for v in y], classes)
+    built = task.members_for(build_members(ModelSpec(members, modality, seed, embedding), Schema.from_mapping(dict(schema))))
     try:
-        member_probs = members_out_of_fold(con, cfg, built, X, labels, len(classes), ids=ids, versions=versions,
+        member_probs = members_out_of_fold(con, cfg, built, X, labels, classes, ids=ids, versions=versions,
                                            snapshot=snapshot, compute=compute)
     except EngineError as exc:
         spec = resolve_spec("auto", modality, seed=seed, n_rows=len(y), served=True, embedding=embedding)
         return ServedChoice("+".join(spec.members), spec.members,
                             f"the modality's default: candidates could not be scored out of fold ({exc})", metric), spec
-    candidates = score_candidates(member_probs, mining.members, labels)
-    best = max(candidates, key=lambda c: (c.metric(metric), -candidates.index(c)))
+    candidates = score_candidates(member_probs, tuple(m for m in mining.members if m in member_probs), labels,
+                                  task, classes)
+    sign = 1.0 if task.higher_is_better(metric) else -1.0
+    best = max(candidates, key=lambda c: (sign * c.metric(metric), -candidates.index(c)))
     rule = f"best out-of-fold {metric} on the labels in force ({cfg.mining.folds} folds, seed {seed})"
     choice = ServedChoice(best.name, best.members, rule, metric, tuple(candidates), best.weights, len(labels))
     return choice, ModelSpec(best.members, modality, seed, embedding)
 
 
-def served_estimator(choice: ServedChoice, spec: ModelSpec, schema: Mapping[str, str]) -> tuple[Any, str]:
-    """The unfitted estimator of ``choice`` and its spec key (the mixture's key ends in ``/weights=oof``)."""
+def served_estimator(choice: ServedChoice, spec: ModelSpec, schema: Mapping[str, str],
+                     task: Task | None = None) -> tuple[Any, str]:
+    """The unfitted estimator of ``choice`` and its spec key (the mixture's key ends in ``/weights=oof``);
+    ``task``: the dataset's (its kind of estimator; default classification)."""
     from data_engine.mine.models import Schema, build_estimator
 
-    estimator = build_estimator(spec, Schema.from_mapping(dict(schema)), weights=choice.weights or None)
+    estimator = build_estimator(spec, Schema.from_mapping(dict(schema)), weights=choice.weights or None, task=task)
     return estimator, spec.key + ("/weights=oof" if choice.weights else "")
 
 

@@ -20,28 +20,32 @@ import numpy as np
 import pandas as pd
 
 from data_engine.errors import EngineError
+from data_engine.tasks import Classification, Task
 
 log = logging.getLogger(__name__)
 
-# Row sums of probabilities may differ from 1 by this much (float rounding in the user's export).
-SUM_TOLERANCE = 1e-3
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
-def read_external(folder: Path, classes: list[str]) -> tuple[pd.DataFrame, str]:
+def read_external(folder: Path, classes: list[str], task: Task | None = None) -> tuple[pd.DataFrame, str]:
     """All external predictions under ``folder`` as a frame indexed by ``example_id`` with one float
-    column per class (in ``classes`` order), and a key naming the model(s) and the files' content.
+    column per prediction column of the dataset's ``task`` (:meth:`~data_engine.tasks.Task.prediction_columns`;
+    classification, the default: one per class in ``classes`` order), and a key naming the model(s)
+    and the files' content.
 
     Raises EngineError naming the file, row and column of a problem: no files, a missing
-    ``example_id`` or class column, an unknown column, a repeated id, a value that is not a
-    probability, a row that does not sum to 1.
+    ``example_id`` or prediction column, an unknown column, a repeated id, a value the task refuses
+    (:meth:`~data_engine.tasks.Task.prediction_problem`: for classes a value that is not a
+    probability, a row that does not sum to 1).
     """
+    task = task or Classification()
+    columns = task.prediction_columns(classes)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in FORMATS) if folder.is_dir() else []
     if not files:
         raise EngineError(f"mining.predictions = 'external' but {folder} holds no CSV, Parquet or JSONL file")
     frames, names, digest = [], [], hashlib.sha256()
     for path in files:
-        frame, model = _read_one(path, classes)
+        frame, model = _read_one(path, columns, task)
         frames.append(frame)
         names.append(model)
         digest.update(path.read_bytes())
@@ -51,8 +55,9 @@ def read_external(folder: Path, classes: list[str]) -> tuple[pd.DataFrame, str]:
     return merged, key
 
 
-def _read_one(path: Path, classes: list[str]) -> tuple[pd.DataFrame, str]:
-    """One predictions file, checked; returns (probabilities indexed by example_id, model name)."""
+def _read_one(path: Path, classes: list[str], task: Task) -> tuple[pd.DataFrame, str]:
+    """One predictions file, checked; returns (predictions indexed by example_id, model name).
+    ``classes``: the task's prediction columns (the class names for classification)."""
     fmt = FORMATS[path.suffix.lower()]
     try:
         if fmt == "csv":
@@ -86,16 +91,12 @@ def _read_one(path: Path, classes: list[str]) -> tuple[pd.DataFrame, str]:
     if dup.any():
         raise EngineError(f"{path}: example_id {ids[dup].iloc[0]!r} appears twice (row {_row(dup)})")
     probs = raw[classes].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(probs) | (probs < 0) | (probs > 1)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise EngineError(f"{path}: row {r + 1}, column {classes[c]!r}: {raw[classes[c]].iloc[r]!r} is not a "
-                          "probability in [0, 1]")
-    sums = probs.sum(axis=1)
-    off = np.abs(sums - 1.0) > SUM_TOLERANCE
-    if off.any():
-        r = int(np.flatnonzero(off)[0])
-        raise EngineError(f"{path}: row {r + 1}: probabilities sum to {sums[r]:.4f}, not 1")
+    problem = task.prediction_problem(probs)
+    if problem is not None:
+        r, c, what = problem
+        if c is None:
+            raise EngineError(f"{path}: row {r + 1}: {what}")
+        raise EngineError(f"{path}: row {r + 1}, column {classes[c]!r}: {raw[classes[c]].iloc[r]!r} {what}")
     return pd.DataFrame(probs, index=pd.Index(ids, name="example_id"), columns=classes), model
 
 
@@ -105,13 +106,14 @@ def _row(mask: pd.Series) -> int:
 
 
 def external_probabilities(folder: Path, classes: list[str], train_ids: np.ndarray,
-                           unlabeled_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
-    """Probabilities for the training examples (shape (N_train, K), all required) and the
-    unlabeled ones (shape (N_unlabeled, K), NaN rows where the files have none), and the model key.
+                           unlabeled_ids: np.ndarray, task: Task | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """Predictions for the training examples (shape (N_train, W), all required) and the unlabeled
+    ones (shape (N_unlabeled, W), NaN rows where the files have none), and the model key; W the
+    ``task``'s prediction width (classification, the default: K class probabilities).
 
     Raises EngineError when a labeled example has no prediction (naming how many and a few ids).
     """
-    table, key = read_external(folder, classes)
+    table, key = read_external(folder, classes, task)
     train = table.reindex(pd.Index(np.asarray(train_ids, dtype=str)))
     lacking = train.index[train.isna().any(axis=1)]
     if len(lacking):

@@ -38,6 +38,7 @@ from data_engine.plugins import Registry
 # numpy and scikit-learn are imported where a model is built: commands such as `ingest` must start
 # without them.
 from data_engine.store.config import EngineConfig
+from data_engine.tasks import Task
 
 # Inverse regularisation of the SVM: best of 1, 3, 10 on clean digits (0.985, 0.989, 0.990).
 SVM_C = 10.0
@@ -145,34 +146,60 @@ def build_members(spec: ModelSpec, schema: Schema) -> dict[str, Any]:
     return {m: MEMBERS.get_piece(m)(schema, spec) for m in spec.members}
 
 
-def build_estimator(spec: ModelSpec, schema: Schema, *, weights: Mapping[str, float] | None = None) -> Any:
+def build_estimator(spec: ModelSpec, schema: Schema, *, weights: Mapping[str, float] | None = None,
+                    task: Task | None = None) -> Any:
     """An unfitted estimator for ``spec`` reading the columns of ``schema`` from a DataFrame.
 
     Several members make a soft-voting ensemble; ``weights`` (member -> weight, e.g. the
-    out-of-fold mixture weights of :func:`data_engine.mine.oof.mixture_weights`) default to equal.
+    out-of-fold mixture weights of :func:`data_engine.tasks.oof.mixture_weights`) default to equal.
+    ``task``: the dataset's task; for numbers (``estimator_kind == "regressor"``) the members are its
+    regressors (:meth:`~data_engine.tasks.Task.members_for`), averaged with the same weights, and the
+    model carries the interval of its out-of-fold residuals
+    (:class:`~data_engine.tasks.regression_model.IntervalRegressor`).
     """
+    if task is not None and task.estimator_kind == "regressor":
+        return _regression_estimator(spec, schema, weights, task)
     built = list(build_members(spec, schema).items())
     if len(built) == 1:
         return built[0][1]
     from sklearn.ensemble import VotingClassifier
 
     w = None if weights is None else [float(weights.get(m, 0.0)) for m, _ in built]
-    # Members run one after another: parallelism is spent on folds (data_engine.mine.oof) instead.
+    # Members run one after another: parallelism is spent on folds (data_engine.tasks.oof) instead.
     return VotingClassifier(built, voting="soft", weights=w, n_jobs=None)
 
 
 
+def _regression_estimator(spec: ModelSpec, schema: Schema, weights: Mapping[str, float] | None, task: Task) -> Any:
+    """:func:`build_estimator` for numbers: the task's regressors, averaged, with their interval."""
+    from sklearn.ensemble import VotingRegressor
+
+    from data_engine.tasks.regression_model import IntervalRegressor
+
+    built = list(task.members_for(build_members(spec, schema)).items())
+    if len(built) == 1:
+        return IntervalRegressor(built[0][1], seed=spec.seed)
+    w = None if weights is None else [float(weights.get(m, 0.0)) for m, _ in built]
+    return IntervalRegressor(VotingRegressor(built, weights=w, n_jobs=None), seed=spec.seed)
+
+
 def build_model(cfg: EngineConfig, schema: Mapping[str, str], *, n_rows: int | None = None) -> tuple[Any, str]:
-    """The served model of ``[retrain] model``, unfitted, and its spec key (used by retraining).
+    """The served model of ``[retrain] model``, unfitted and adapted to the dataset's task
+    (:meth:`~data_engine.tasks.Task.members_for`), and its spec key (used by retraining).
 
     ``schema``: ``{input column: 'numeric' | 'categorical' | 'text'}`` as fixed in the warehouse;
     ``n_rows``: the number of training rows, if known (large sets leave kNN and the SVM out of "auto").
     """
     from data_engine.mine.embedders import configured_embedding
+    from data_engine.tasks import task_for
 
     spec = resolve_spec(cfg.retrain.model, cfg.dataset.modality, seed=cfg.mining.seed, n_rows=n_rows, served=True,
                         key="retrain.model", embedding=configured_embedding(cfg))
-    return build_estimator(spec, Schema.from_mapping(schema)), spec.key
+    task = task_for(cfg.dataset)
+    # Numbers: build_estimator builds the task's regressors (with their interval); members_for then
+    # leaves a regressor as it is. Other tasks adapt the built classifier (tags: one-vs-rest).
+    estimator = task.members_for({"served": build_estimator(spec, Schema.from_mapping(schema), task=task)})
+    return estimator["served"], spec.key
 
 
 def _linear(schema: Schema, spec: ModelSpec) -> Any:

@@ -15,7 +15,7 @@ from data_engine.mine.embedders import configured_embedding
 from data_engine.mine.models import resolve_spec
 from data_engine.mine.selection.base import STRATEGIES
 from data_engine.store.config import EngineConfig
-from data_engine.tasks import check_task
+from data_engine.tasks import check_task, task_for
 
 
 def check_names(cfg: EngineConfig) -> EngineConfig:
@@ -27,6 +27,12 @@ def check_names(cfg: EngineConfig) -> EngineConfig:
     modalities it embeds.
     """
     check_task(cfg.dataset)
+    if cfg.gate.metric is not None:
+        task = task_for(cfg.dataset)
+        known = task.metric_names()
+        if cfg.gate.metric not in known:
+            raise ConfigError(f"gate.metric = {cfg.gate.metric!r}: not a metric of task {task.name!r} "
+                              f"(one of {', '.join(map(repr, known))})")
     for i, name in enumerate(cfg.mining.detectors):
         DETECTORS.check(name, f"mining.detectors[{i}]")
     for name in cfg.review.weights:

@@ -30,7 +30,10 @@ def estimate_noise(state: PredictionState) -> tuple[float | None, np.ndarray | N
 
 def _present(state: PredictionState) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The classes with labeled examples (K',), the labels re-indexed over them (N,) and the
-    out-of-fold probabilities restricted to them and renormalised (N, K'); None under two classes."""
+    out-of-fold probabilities restricted to them and renormalised (N, K'); None under two classes
+    or for labels that are not class indices (numbers)."""
+    if state.labels.dtype.kind not in "iu" or state.labels.ndim != 1:
+        return None  # a joint of given and true classes exists only for one class per example
     present = np.unique(state.labels)
     if len(present) < 2 or len(state.labels) < 2:
         return None

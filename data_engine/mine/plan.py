@@ -147,16 +147,15 @@ def _activelab_relabels(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state
     probs_unl = probs_unl[np.isfinite(probs_unl).all(axis=1)]
     choice = activelab_choice(votes[keep], state.oof_probs[rows[keep]], probs_unl, n)
     picked = rows[keep][choice.relabel]
-    p = state.oof_probs[picked]
-    names = np.asarray(state.classes, dtype=object)
+    suggested, suggested_score = state.task.best(state.oof_probs[picked], state.classes)
     score = choice.scores[choice.relabel]
     return pd.DataFrame({
         "rank": 0, "example_id": ids[picked], "example_version": state.train["version"].to_numpy()[picked],
         "issue_types": [[GROW_TYPE] for _ in picked],
         "priority": float(weights.get(GROW_TYPE, 0.0)) * (1.0 - score),
-        "suggested_label": names[p.argmax(axis=1)] if len(p) else np.empty(0, object),
-        "suggested_score": p.max(axis=1) if len(p) else np.empty(0),
-        "given_label": names[state.labels[picked]],
+        "suggested_label": np.asarray(suggested, dtype=object),
+        "suggested_score": np.asarray(suggested_score, dtype=float),
+        "given_label": np.asarray(state.task.decode(state.labels[picked], state.classes), dtype=object),
         "scores": [json.dumps({GROW_TYPE: round(float(s), 6)}) for s in score],
         "selection": "relabel",
     })
@@ -212,10 +211,9 @@ def _grow_rows(cfg: EngineConfig, state: PredictionState, candidates: np.ndarray
     rows = candidates[picked.indices]
     p = state.unlabeled_probs[rows]
     if scored:
-        top2 = -np.partition(-p, 1, axis=1)[:, :2]
-        margin = top2[:, 0] - top2[:, 1]
-        suggested = np.asarray(state.classes, dtype=object)[p.argmax(axis=1)]
-        best = p.max(axis=1)
+        margin = state.task.certainty(p)
+        found, best = state.task.best(p, state.classes)
+        suggested = np.asarray(found, dtype=object)
     else:
         margin, suggested, best = np.ones(len(rows)), np.full(len(rows), None, object), np.full(len(rows), np.nan)
     return pd.DataFrame({

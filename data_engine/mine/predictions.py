@@ -24,6 +24,7 @@ from data_engine.store.cache import load_cache, save_cache
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
 from data_engine.store.warehouse import rollback_quietly
+from data_engine.tasks import Classification, Task
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,9 @@ class PredictionState:
     """Probabilities for the training and unlabeled examples, and what they were computed from.
 
     ``train`` / ``unlabeled``: frames from :func:`data_engine.store.dataset.load_examples`;
-    ``labels``: shape (N_train,) class indices; ``oof_probs``: shape (N_train, K);
-    ``folds``: shape (N_train,); ``unlabeled_probs``: shape (N_unlabeled, K), NaN rows if none.
+    ``labels``: shape (N_train,), the task's encoded labels (class indices); ``oof_probs``: shape
+    (N_train, W), W the task's prediction width (K class probabilities); ``folds``: shape (N_train,);
+    ``unlabeled_probs``: shape (N_unlabeled, W), NaN rows if none.
     """
 
     train: pd.DataFrame
@@ -56,6 +58,8 @@ class PredictionState:
     # EMBEDDING_COLUMN (read from the cache; ``newly_embedded`` rows were embedded by this run).
     embedding: str = "tfidf"
     newly_embedded: int = 0
+    # The dataset's task: what ``labels`` encode and what the prediction columns are.
+    task: Task = field(default_factory=Classification)
 
 
 def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home | None = None,
@@ -72,12 +76,14 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
     from data_engine.mine.models import Schema, build_members, build_model, resolve_spec
     from data_engine.store.dataset import label_snapshot, load_classes, load_examples
     from data_engine.store.schema import stored_columns
+    from data_engine.tasks import task_for
 
     clock = clock or StageClock()
     ds = cfg.dataset
+    task = task_for(ds)
     with clock.stage("load"):
         classes = load_classes(con)
-        if len(classes) < 2:
+        if task.has_classes and len(classes) < 2:
             raise EngineError("mining needs the dataset's classes (at least two); ingest a labeled batch first")
         stored = stored_columns(con)
         missing = [c for c in ds.input_columns if c not in stored]
@@ -88,49 +94,46 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
         train = load_examples(con, ds, subset="train")
         train = train[~train["is_discarded"].astype(bool)].reset_index(drop=True)
         unlabeled = load_examples(con, ds, subset="unlabeled").reset_index(drop=True)
-        index = pd.Series(np.arange(len(classes)), index=classes)
-        labels = train["label"].astype(str).map(index)
-        if labels.isna().any():
-            bad = train.loc[labels.isna(), "label"].iloc[0]
-            raise EngineError(f"label {bad!r} is not one of the dataset's classes ({', '.join(classes)})")
-        labels = labels.to_numpy(dtype=np.int64)
+        try:
+            labels = task.encode(train["label"].astype(str).tolist(), classes)
+        except ValueError as exc:
+            raise EngineError(str(exc)) from None
     embedding = configured_embedding(cfg)
     with clock.stage("embedding"):
         train, unlabeled, newly_embedded = _with_embedding(con, cfg, train, unlabeled, schema, compute)
     if cfg.mining.predictions == "external":
         with clock.stage("predictions"):
-            return _external_state(con, home, train, unlabeled, labels, classes, schema, snapshot, embedding,
+            return _external_state(con, home, task, train, unlabeled, labels, classes, schema, snapshot, embedding,
                                    newly_embedded, cfg.mining.folds)
+    width = task.prediction_width(classes)
     spec = resolve_spec(cfg.mining.model, ds.modality, seed=cfg.mining.seed, n_rows=len(train), embedding=embedding)
     spec_key = f"{spec.key}/folds={cfg.mining.folds}"
-    members = build_members(spec, Schema.from_mapping(schema))
+    members = task.members_for(build_members(spec, Schema.from_mapping(schema)))
     inputs = model_inputs(train, schema)
     with clock.stage("predictions"):
-        found = None if force else _stored_oof(con, train, spec_key, snapshot, len(classes))
+        found = None if force else _stored_oof(con, train, spec_key, snapshot, width)
         if found is not None:
             probs, folds = found
-            rare: tuple[int, ...] = _rare(labels, len(classes), cfg.mining.folds)
+            rare: tuple[int, ...] = _rare(task, labels, classes, cfg.mining.folds)
             weights = _stored_weights(con, spec_key, snapshot) or {m: 1.0 / len(members) for m in members}
             reused = True
         else:
             from data_engine.mine.candidates import members_out_of_fold
-            from data_engine.mine.oof import assign_folds, mixture_weights
 
             # Each member's out-of-fold probabilities, re-used where `train` already fitted them on
             # this label snapshot (it scores the same members as served-model candidates).
-            member_probs = members_out_of_fold(con, cfg, members, train[inputs], labels, len(classes),
+            member_probs = members_out_of_fold(con, cfg, members, train[inputs], labels, classes,
                                                ids=train["example_id"].to_numpy(), versions=train["version"].to_numpy(),
                                                snapshot=snapshot, compute=compute)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", category=UserWarning)
-                folds, _, rare = assign_folds(labels, len(classes), folds=cfg.mining.folds, seed=cfg.mining.seed)
-            stacked = np.stack([member_probs[m] for m in members])
-            w = mixture_weights(stacked, labels)
-            probs, reused, weights = np.tensordot(w, stacked, axes=1), False, {m: float(v) for m, v in zip(members, w)}
+                folds, _, rare = task.fold_ids(labels, classes, folds=cfg.mining.folds, seed=cfg.mining.seed)
+            probs, weights = task.mix({m: member_probs[m] for m in members}, labels)
+            reused = False
             if rare:
                 log.warning("classes with fewer labeled examples than folds: %s",
                             ", ".join(classes[i] for i in rare))
-            _write_predictions(con, train, probs, classes, spec_key, snapshot, kind="oof", folds=folds)
+            _write_predictions(con, task, train, probs, classes, spec_key, snapshot, kind="oof", folds=folds)
             _store_weights(con, spec_key, snapshot, weights)
     # Unlabeled examples are scored by the model that will be served (the champion where it scored
     # them, else the served spec fitted on all training rows): its calibrated doubt is what a new
@@ -138,13 +141,13 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
     # margin picks beat the ensemble's, which were no better than random).
     served, served_key = build_model(cfg, schema, n_rows=len(train))
     with clock.stage("score_unlabeled"):
-        unl_probs, newly, champion = _unlabeled_probabilities(con, unlabeled, train, labels, served, inputs,
+        unl_probs, newly, champion = _unlabeled_probabilities(con, task, unlabeled, train, labels, served, inputs,
                                                               classes, served_key, snapshot, home, {})
     return PredictionState(train=train, unlabeled=unlabeled, classes=classes, schema=schema,
                            label_snapshot=snapshot, model_spec=spec_key, labels=labels, oof_probs=probs,
                            folds=folds, unlabeled_probs=unl_probs, reused=reused, newly_scored=newly,
                            champion_scored=champion, rare_classes=tuple(rare), member_weights=weights,
-                           embedding=embedding, newly_embedded=newly_embedded)
+                           embedding=embedding, newly_embedded=newly_embedded, task=task)
 
 
 def _with_embedding(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, train: pd.DataFrame, unlabeled: pd.DataFrame,
@@ -158,25 +161,26 @@ def _with_embedding(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, train: pd
     return both.iloc[:len(train)].reset_index(drop=True), both.iloc[len(train):].reset_index(drop=True), new
 
 
-def _external_state(con: duckdb.DuckDBPyConnection, home: Home | None, train: pd.DataFrame, unlabeled: pd.DataFrame,
-                    labels: np.ndarray, classes: list[str], schema: dict[str, str], snapshot: int, embedding: str,
-                    newly_embedded: int, folds: int) -> PredictionState:
-    """The prediction state from the user's own model's probabilities (see data_engine.mine.external)."""
+def _external_state(con: duckdb.DuckDBPyConnection, home: Home | None, task: Task, train: pd.DataFrame,
+                    unlabeled: pd.DataFrame, labels: np.ndarray, classes: list[str], schema: dict[str, str],
+                    snapshot: int, embedding: str, newly_embedded: int, folds: int) -> PredictionState:
+    """The prediction state from the user's own model's predictions in the ``task``'s columns (see
+    data_engine.mine.external)."""
     from data_engine.mine.external import external_probabilities
 
     if home is None:
         raise EngineError("mining.predictions = 'external' reads landing/predictions/ and needs the engine home")
     probs, unl_probs, key = external_probabilities(home.predictions_landing, classes, train["example_id"].to_numpy(),
-                                                   unlabeled["example_id"].to_numpy())
+                                                   unlabeled["example_id"].to_numpy(), task)
     fold_of = np.full(len(train), -1, dtype=np.int32)
-    _write_predictions(con, train, probs, classes, key, snapshot, kind="oof", folds=fold_of)
+    _write_predictions(con, task, train, probs, classes, key, snapshot, kind="oof", folds=fold_of)
     scored = np.isfinite(unl_probs).all(axis=1)
-    _write_predictions(con, unlabeled[scored], unl_probs[scored], classes, key, snapshot, kind="full")
+    _write_predictions(con, task, unlabeled[scored], unl_probs[scored], classes, key, snapshot, kind="full")
     return PredictionState(train=train, unlabeled=unlabeled, classes=classes, schema=schema, label_snapshot=snapshot,
                            model_spec=key, labels=labels, oof_probs=probs, folds=fold_of, unlabeled_probs=unl_probs,
                            reused=False, newly_scored=int(scored.sum()), champion_scored=0,
-                           rare_classes=_rare(labels, len(classes), folds), embedding=embedding,
-                           newly_embedded=newly_embedded)
+                           rare_classes=_rare(task, labels, classes, folds), embedding=embedding,
+                           newly_embedded=newly_embedded, task=task)
 
 
 def _stored_weights(con: duckdb.DuckDBPyConnection, spec_key: str, snapshot: int) -> dict[str, float] | None:
@@ -191,29 +195,36 @@ def _store_weights(con: duckdb.DuckDBPyConnection, spec_key: str, snapshot: int,
                 [spec_key, snapshot, json.dumps(weights)])
 
 
-def _rare(labels: np.ndarray, n_classes: int, folds: int) -> tuple[int, ...]:
-    counts = np.bincount(labels, minlength=n_classes)
-    return tuple(int(c) for c in np.flatnonzero((counts > 0) & (counts < folds)))
+def _rare(task: Task, labels: np.ndarray, classes: list[str], folds: int) -> tuple[int, ...]:
+    """The task's rare classes of ``labels`` (their folds are recomputed quietly)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        try:
+            return task.fold_ids(labels, classes, folds=folds, seed=0)[2]
+        except EngineError:
+            return ()
 
 
-def _write_predictions(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, probs: np.ndarray, classes: list[str],
+def _write_predictions(con: duckdb.DuckDBPyConnection, task: Task, frame: pd.DataFrame, probs: np.ndarray,
+                       classes: list[str],
                        spec_key: str, snapshot: int, *, kind: str, folds: np.ndarray | None = None,
                        replace_all: bool = True) -> None:
-    """Store ``probs`` (shape (N, K)) for the example versions in ``frame``.
+    """Store ``probs`` (shape (N, width), the task's prediction columns) for the example versions in
+    ``frame``, with the task's predicted label and score of each.
 
     ``replace_all`` drops every older row of this ``kind`` (stale once labels changed); otherwise
     only rows of the same example versions are replaced.
     """
     import pyarrow as pa
 
-    best = probs.argmax(axis=1) if len(probs) else np.array([], dtype=int)
+    best, score = task.best(probs, classes)
     table = pa.table({
         "example_id": pa.array(frame["example_id"].astype(str).to_numpy(dtype=object), pa.string()),
         "example_version": pa.array(frame["version"].to_numpy(dtype=np.int32)),
         "fold": pa.array(folds.astype(np.int32)) if folds is not None else pa.nulls(len(frame), pa.int32()),
         "probs": probs_arrow(probs),
-        "predicted_label": pa.array(np.asarray(classes, dtype=object)[best], pa.string()),
-        "predicted_score": pa.array(probs.max(axis=1) if len(probs) else np.array([], float)),
+        "predicted_label": pa.array(np.asarray(best, dtype=object), pa.string()),
+        "predicted_score": pa.array(np.asarray(score, dtype=np.float64)),
     })
     con.execute("BEGIN TRANSACTION")
     try:
@@ -267,15 +278,15 @@ def _stored_oof(con: duckdb.DuckDBPyConnection, train: pd.DataFrame, spec_key: s
     return probs, rest["fold"].to_numpy(dtype=np.int32)
 
 
-def _unlabeled_probabilities(con: duckdb.DuckDBPyConnection, unlabeled: pd.DataFrame, train: pd.DataFrame,
+def _unlabeled_probabilities(con: duckdb.DuckDBPyConnection, task: Task, unlabeled: pd.DataFrame, train: pd.DataFrame,
                              labels: np.ndarray, estimator: Any, inputs: list[str], classes: list[str],
                              spec_key: str, snapshot: int, home: Home | None,
                              weights: dict[str, float]) -> tuple[np.ndarray, int, int]:
-    """Probabilities (shape (N_unlabeled, K)) for unlabeled examples: champion's, stored, or new.
+    """Predictions (shape (N_unlabeled, width)) for unlabeled examples: champion's, stored, or new.
 
     Returns them with the number newly scored and the number taken from the champion.
     """
-    k = len(classes)
+    k = task.prediction_width(classes)
     out = np.full((len(unlabeled), k), np.nan)
     if unlabeled.empty:
         return out, 0, 0
@@ -308,14 +319,13 @@ def _unlabeled_probabilities(con: duckdb.DuckDBPyConnection, unlabeled: pd.DataF
         return out, 0, len(champ_rows)
     model = _full_model(estimator, train, labels, inputs, f"{spec_key}|{json.dumps(weights, sort_keys=True)}",
                         snapshot, home)
-    from data_engine.mine.oof import single_threaded
+    from data_engine.tasks.oof import single_threaded
 
     with single_threaded():
-        part = model.predict_proba(unlabeled.iloc[todo][inputs])
-    full = np.zeros((len(todo), k))
-    full[:, np.asarray(model.classes_, dtype=int)] = part
+        full = task.predict(model, unlabeled.iloc[todo][inputs], classes)
     out[todo] = full
-    _write_predictions(con, unlabeled.iloc[todo], full, classes, spec_key, snapshot, kind="full", replace_all=False)
+    _write_predictions(con, task, unlabeled.iloc[todo], full, classes, spec_key, snapshot, kind="full",
+                       replace_all=False)
     con.execute("DELETE FROM predictions WHERE kind = 'full' AND (model_spec <> ? OR label_snapshot <> ?)",
                 [spec_key, snapshot])
     return out, len(todo), len(champ_rows)
@@ -330,7 +340,7 @@ def _full_model(estimator: Any, train: pd.DataFrame, labels: np.ndarray, inputs:
     """
     from sklearn.base import clone
 
-    from data_engine.mine.oof import MAX_FIT_ROWS, fit_subset, single_threaded
+    from data_engine.tasks.oof import MAX_FIT_ROWS, fit_subset, single_threaded
 
     digest = hashlib.sha256(f"{spec_key}|{snapshot}|{len(train)}".encode()).hexdigest()[:20]
     path = Path(home.models) / "mining" / f"full-{digest}.joblib" if home is not None else None

@@ -5,7 +5,7 @@ A run:
 1. loads the labeled training examples (labeled, not discarded, not gold) and the unlabeled ones;
 2. re-uses the stored out-of-fold predictions when the label snapshot (highest label event id),
    the model spec and the set of example versions are unchanged, else recomputes them
-   (:mod:`data_engine.mine.oof`) and replaces them (:mod:`data_engine.mine.predictions`);
+   (:mod:`data_engine.tasks.oof`) and replaces them (:mod:`data_engine.mine.predictions`);
 3. gets probabilities for unlabeled examples: the deployed champion's where it scored them, else
    a model fitted on all training examples (cached in ``HOME/models/mining``), scoring only the
    examples not yet scored for this snapshot, so a new unlabeled batch costs in proportion to it;
@@ -53,6 +53,7 @@ from data_engine.stages import StageClock
 from data_engine.store.cache import load_cache, save_cache
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
+from data_engine.tasks import task_for
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +232,9 @@ def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: b
     n_train, n_unl = len(state.train), len(state.unlabeled)
     ids = np.concatenate([f["example_id"].astype(str).to_numpy(dtype=object) for f in frames])
     hashes = np.concatenate([f["feature_hash"].astype(str).to_numpy(dtype=object) for f in frames])
-    labels = np.concatenate([state.labels, np.full(n_unl, -1, dtype=np.int64)])
+    # Unlabeled rows: -1 for class indices, NaN for numbers (a regression label may be -1).
+    unlabeled = np.nan if state.labels.dtype.kind == "f" else -1
+    labels = np.concatenate([state.labels, np.full(n_unl, unlabeled, dtype=state.labels.dtype)])
     probs = np.vstack([state.oof_probs, state.unlabeled_probs]) if n_unl else state.oof_probs
     oos = np.concatenate([np.ones(n_train, bool), np.zeros(n_unl, bool)])
     neighbours = None
@@ -247,7 +250,7 @@ def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: b
     inputs = pd.concat([state.train[list(state.schema)], state.unlabeled[list(state.schema)]], ignore_index=True)
     return MiningData(ids, labels, tuple(state.classes), probs, oos, hashes, neighbours, state.rare_classes,
                       image_hashes, image_paths, inputs=inputs, schema=dict(state.schema),
-                      modality=cfg.dataset.modality, verdicts=verdicts)
+                      modality=cfg.dataset.modality, verdicts=verdicts, task=task_for(cfg.dataset))
 
 
 def with_own_embedding(con: duckdb.DuckDBPyConnection, state: PredictionState, data: MiningData) -> MiningData:

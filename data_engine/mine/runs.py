@@ -37,18 +37,23 @@ def issues_table(results: dict[str, DetectorResult], state: PredictionState) -> 
 
 
 def example_info(state: PredictionState) -> pd.DataFrame:
-    """Per example: version, given label (None if unlabeled), suggested label and its probability."""
-    classes = np.asarray(state.classes, dtype=object)
+    """Per example: version, given label (None if unlabeled), suggested label and its score (the
+    task's :meth:`~data_engine.tasks.Task.best`: for classes the most probable one and its probability)."""
+    task = state.task
     probs = np.vstack([state.oof_probs, state.unlabeled_probs]) if len(state.unlabeled) else state.oof_probs
     has = np.isfinite(probs).all(axis=1)
-    best = np.where(has, np.nan_to_num(probs, nan=-1.0).argmax(axis=1), 0)
-    given = np.concatenate([classes[state.labels], np.full(len(state.unlabeled), None, dtype=object)])
+    names = np.full(len(probs), None, dtype=object)
+    scores = np.full(len(probs), np.nan)
+    found, score = task.best(probs[has], state.classes)
+    names[has], scores[has] = np.asarray(found, dtype=object), score
+    given = np.concatenate([np.asarray(task.decode(state.labels, state.classes), dtype=object),
+                            np.full(len(state.unlabeled), None, dtype=object)])
     return pd.DataFrame({
         "example_id": pd.concat([state.train["example_id"], state.unlabeled["example_id"]], ignore_index=True),
         "example_version": pd.concat([state.train["version"], state.unlabeled["version"]], ignore_index=True),
         "given_label": given,
-        "suggested_label": np.where(has, classes[best], None),
-        "suggested_score": np.where(has, np.nan_to_num(probs, nan=0.0).max(axis=1), np.nan),
+        "suggested_label": names,
+        "suggested_score": scores,
     })
 
 

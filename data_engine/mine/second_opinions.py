@@ -67,8 +67,9 @@ def worth_second_opinion(con: duckdb.DuckDBPyConnection, candidates: set[str], e
     """The ``candidates`` (reviewed examples eligible for another opinion) whose slip probability
     exceeds 1/2. ``example_ids`` (N,), ``labels`` (N,) class index of the label in force and
     ``probs`` (N, K) out-of-fold probabilities of the labeled rows; rows without finite
-    probabilities never qualify."""
-    if not candidates:
+    probabilities never qualify. Number labels (regression, float ``labels``) have no probability of
+    the given value to weigh a slip against: none goes back (the reviewer's number stays in force)."""
+    if not candidates or np.asarray(labels).dtype.kind == "f":
         return set()
     ids = np.asarray(example_ids).astype(str)
     rows = np.flatnonzero(np.isin(ids, list(candidates)) & np.isfinite(probs).all(axis=1))

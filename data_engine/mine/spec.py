@@ -4,7 +4,7 @@
 A model spec is ``"auto"`` or one or more member names joined by ``+`` (``"hgb"``,
 ``"linear+knn"``). More than one member means a soft-voting ensemble: the members' predicted
 probabilities are mixed, with weights that maximise the likelihood of the given labels out of
-fold (:func:`data_engine.mine.oof.mixture_weights`). One model family's view of noisy labels is rarely
+fold (:func:`data_engine.tasks.oof.mixture_weights`). One model family's view of noisy labels is rarely
 enough, and no one family wins everywhere: with 20 % flipped labels, cleanlab's F1 on digits was
 0.92 with logistic regression, 0.93 with gradient boosting, 0.96 with kNN and 0.955 with the
 weighted three; on the generated tabular set linear 0.87, boosting 0.65, kNN 0.65, weighted 0.86."""

@@ -97,3 +97,4 @@ class SmallDataKNeighbors(KNeighborsClassifier):
             available = self.n_samples_fit_ - (1 if X is None else 0)
             n_neighbors = max(1, min(self.n_neighbors, available))
         return super().kneighbors(X, n_neighbors=n_neighbors, return_distance=return_distance)
+

@@ -8,6 +8,7 @@ import pandas as pd
 from data_engine.review.labelstudio.labeling import DISCARD_CHOICE
 from data_engine.review.project import dataset_classes
 from data_engine.store.config import EngineConfig
+from data_engine.tasks import task_for
 
 
 def _refresh_annotator_quality(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> None:
@@ -20,9 +21,15 @@ def _refresh_annotator_quality(con: duckdb.DuckDBPyConnection, cfg: EngineConfig
     if votes.empty:
         return
     votes["consensus"] = [DISCARD_CHOICE if d else lbl for lbl, d in zip(votes["label"], votes["is_discard"], strict=True)]
-    votes["agrees"] = votes["choice"] == votes["consensus"]
+    task = task_for(cfg.dataset)
+    if task.has_classes:
+        votes["agrees"] = votes["choice"] == votes["consensus"]
+    else:  # numbers agree within the task's tolerance (Task.agreement), not only when equal
+        votes["agrees"] = [task.agreement([c], v) > 0 for c, v in zip(votes["choice"], votes["consensus"], strict=True)]
     stats = votes.groupby("annotator").agg(n_votes=("agrees", "size"), agreement=("agrees", "mean")).reset_index()
-    stats["quality"] = stats["annotator"].map(_cleanlab_quality(votes, dataset_classes(con, cfg)))
+    # CROWDLAB scores annotators over classes; numbers keep the agreement only.
+    quality = _cleanlab_quality(votes, dataset_classes(con, cfg)) if task.has_classes else {}
+    stats["quality"] = stats["annotator"].map(quality)
     con.register("_quality", stats)
     try:
         con.execute("DELETE FROM review_annotator_quality")

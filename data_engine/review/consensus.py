@@ -1,18 +1,16 @@
 """Reading annotations and reaching a verdict: one reviewer's answer, or the consensus of several
-(cleanlab.multiannotator's majority, a tie staying pending)."""
+(the dataset's task decides: for classes cleanlab.multiannotator's majority, a tie staying pending)."""
 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pandas as pd
-
-from data_engine.review.labelstudio.labeling import DISCARD_CHOICE, chosen
+from data_engine.review.labelstudio.labeling import DISCARD_CHOICE, FROM_NAME
+from data_engine.tasks import Classification, Task
 
 # Server times as sortable text (pull cursors compare them as strings).
 _TS_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -40,21 +38,24 @@ _TIE = object()
 
 
 def _answers(task: dict[str, Any], users: dict[int, str], choices: Sequence[str] | None = None,
-             problems: list[str] | None = None) -> list[_Answer]:
-    """Each reviewer's latest non-cancelled annotation with a choice on ``task``.
+             problems: list[str] | None = None, label_task: Task | None = None) -> list[_Answer]:
+    """Each reviewer's latest non-cancelled annotation with an answer on ``task``.
 
-    An annotation that cannot be read (not an object, no integer id, no valid time, a choice that
-    is not text or, given ``choices``, not one of them) is skipped and described in ``problems``:
-    it carries no verdict the ledger could hold, and one bad answer must not block the others.
+    The answer is read by the dataset's ``label_task`` (:meth:`~data_engine.tasks.Task.answer_label`;
+    default: one class per example). An annotation that cannot be read (not an object, no integer
+    id, no valid time, an answer that is not text or, given ``choices``, not one the task accepts,
+    :meth:`~data_engine.tasks.Task.answer_problem`) is skipped and described in ``problems``: it
+    carries no verdict the ledger could hold, and one bad answer must not block the others.
     """
     problems = [] if problems is None else problems
+    label_task = label_task or Classification()
     raw = task.get("annotations")
     if raw is not None and not isinstance(raw, list):
         problems.append(f"task {task.get('id')}: annotations are {type(raw).__name__}, not a list")
         raw = []
     readable: list[tuple[str, int, dict[str, Any]]] = []
     for ann in raw or []:
-        why = _unreadable(ann, choices)
+        why = _unreadable(ann, choices, label_task)
         if why:
             problems.append(f"task {task.get('id')}: annotation {_short_id(ann)} skipped: {why}")
             continue
@@ -63,7 +64,7 @@ def _answers(task: dict[str, Any], users: dict[int, str], choices: Sequence[str]
     for updated_at, ann_id, ann in sorted(readable, key=lambda r: (r[0], r[1])):
         if ann.get("was_cancelled") is True:
             continue  # a skip changes nothing
-        choice = chosen(ann.get("result") or [])
+        choice = label_task.answer_label(ann.get("result") or [], from_name=FROM_NAME)
         if choice is None:
             # Submitted with nothing chosen: no verdict, so it counts as a skip (the engine keeps the
             # task open, as for a skip), and it is said, not dropped in silence.
@@ -82,7 +83,7 @@ def _answers(task: dict[str, Any], users: dict[int, str], choices: Sequence[str]
     return sorted(latest.values(), key=lambda a: (a.updated_at, a.annotation_id))
 
 
-def _unreadable(ann: Any, choices: Sequence[str] | None) -> str | None:
+def _unreadable(ann: Any, choices: Sequence[str] | None, label_task: Task) -> str | None:
     """Why ``ann`` cannot be read as an answer (None when it can)."""
     if not isinstance(ann, dict):
         return f"not an object ({type(ann).__name__})"
@@ -100,12 +101,11 @@ def _unreadable(ann: Any, choices: Sequence[str] | None) -> str | None:
     if ann.get("was_cancelled") is True:
         return None
     try:
-        choice = chosen(result or [])
+        choice = label_task.answer_label(result or [], from_name=FROM_NAME)
     except (AttributeError, TypeError, KeyError, IndexError):
         return "the choice region is malformed"
-    if choice is not None and choices is not None and choice not in choices:
-        return f"choice {choice[:40]!r} is not one of the classes"
-    return None
+    why = label_task.answer_problem(choice, choices) if choice is not None and choices is not None else None
+    return f"choice {why}" if why else None
 
 
 def _short_id(ann: Any) -> str:
@@ -113,44 +113,24 @@ def _short_id(ann: Any) -> str:
     return str(ann_id)[:20] if isinstance(ann_id, (int, str)) else "?"
 
 
-def _consensus(candidates: list[tuple[int, list[_Answer]]],
-               classes: list[str]) -> Iterator[tuple[int, Any, float | None, int, dict[str, str]]]:
-    """Majority label per task via cleanlab.multiannotator; ties (equal top counts) are marked pending.
+def _consensus(candidates: list[tuple[int, list[_Answer]]], label_task: Task | None = None,
+               ) -> Iterator[tuple[int, Any, float | None, int, dict[str, str]]]:
+    """The verdict per task by the dataset's ``label_task`` (:meth:`~data_engine.tasks.Task.consensus`;
+    classification: cleanlab.multiannotator's majority vote); no verdict (a tie, a disagreement) is
+    marked pending.
 
-    Yields ``(task_id, label | _TIE, agreement, n_votes, votes)``.
+    Yields ``(task_id, label | _TIE, agreement, n_votes, votes)``; the discard answer's label is None.
     """
-    if not candidates:
-        return
-    choices = [*classes, DISCARD_CHOICE]
-    index = {c: i for i, c in enumerate(choices)}
-    decided: list[tuple[int, list[_Answer]]] = []
+    label_task = label_task or Classification()
     for task_id, answers in candidates:
-        counts = Counter(a.choice for a in answers)
-        top = counts.most_common()
+        given = [a.choice for a in answers]
         votes = {a.annotator: a.choice for a in answers}
-        if len(top) > 1 and top[0][1] == top[1][1]:
+        choice = label_task.consensus(given)
+        if choice is None:
             yield task_id, _TIE, None, len(answers), votes
-        else:
-            decided.append((task_id, answers))
-    if not decided:
-        return
-    from cleanlab.multiannotator import get_majority_vote_label
-
-    annotators = sorted({a.annotator for _, answers in decided for a in answers})
-    col = {name: j for j, name in enumerate(annotators)}
-    matrix = pd.DataFrame(float("nan"), index=range(len(decided)), columns=annotators)
-    for i, (_, answers) in enumerate(decided):
-        for a in answers:
-            if a.choice in index:
-                matrix.iat[i, col[a.annotator]] = index[a.choice]
-    # cleanlab infers the number of classes from the largest label seen; the explicit class
-    # count comes from the choices, so a never-chosen last class is harmless here.
-    majority = get_majority_vote_label(matrix, verbose=False)
-    for i, (task_id, answers) in enumerate(decided):
-        choice = choices[int(majority[i])]
-        agreement = sum(a.choice == choice for a in answers) / len(answers)
-        yield (task_id, None if choice == DISCARD_CHOICE else choice, round(agreement, 4), len(answers),
-               {a.annotator: a.choice for a in answers})
+            continue
+        agreement = label_task.agreement(given, choice)
+        yield (task_id, None if choice == DISCARD_CHOICE else choice, round(agreement, 4), len(answers), votes)
 
 
 def _norm_ts(value: str | None) -> str:

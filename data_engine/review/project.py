@@ -16,6 +16,7 @@ from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
 from data_engine.store.schema import load_classes
 from data_engine.store.warehouse import has_table
+from data_engine.tasks import task_for
 
 
 REVIEW_VIEW_TITLE = "to review, by priority"
@@ -45,9 +46,10 @@ def project_title(cfg: EngineConfig) -> str:
 
 
 def dataset_classes(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> list[str]:
-    """The classes offered to reviewers: the warehouse's fixed classes, else the config's."""
+    """The classes offered to reviewers: the warehouse's fixed classes, else the config's (none for a
+    task without classes, such as regression)."""
     classes = load_classes(con) or list(cfg.dataset.classes or ())
-    if not classes:
+    if not classes and task_for(cfg.dataset).has_classes:
         raise EngineError("review: the dataset's classes are not known yet; ingest a labeled batch first")
     return classes
 

@@ -36,6 +36,7 @@ from data_engine.review.project import dataset_classes, known_project, project_t
 from data_engine.review.verdicts import verdict_stats
 from data_engine.store.config import EngineConfig
 from data_engine.store.warehouse import rollback_quietly, transaction
+from data_engine.tasks import task_for
 
 # Each pull re-reads tasks updated this long before its cursor: an annotation saved while the
 # previous pull was reading can carry an earlier updated_at than tasks that pull already saw.
@@ -138,12 +139,13 @@ def _record(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, ref: ProjectRef, 
     project_id = ref.key
     known_tasks = _known_tasks(con, project_id, [t["id"] for t in tasks])
     choices = [*dataset_classes(con, cfg), DISCARD_CHOICE]
+    label_task = task_for(cfg.dataset)
     answers_by_task: dict[int, list[_Answer]] = {}
     for task in tasks:
         meta = known_tasks.get(task["id"])
         if meta is None:
             continue  # a task created outside the engine: not ours to judge
-        answers_by_task[task["id"]] = _answers(task, users, choices, result.problems)
+        answers_by_task[task["id"]] = _answers(task, users, choices, result.problems, label_task)
     all_ids = [a.annotation_id for answers in answers_by_task.values() for a in answers]
     seen = _known_annotations(con, project_id, all_ids)
     needed = max(cfg.review.annotators_per_task, 2)
@@ -193,7 +195,7 @@ def _record(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, ref: ProjectRef, 
         elif answers:
             status_rows.append({"task_id": task_id, "status": "partial"})
 
-    for task_id, label, agreement, n_votes, votes in _consensus(consensus_candidates, dataset_classes(con, cfg)):
+    for task_id, label, agreement, n_votes, votes in _consensus(consensus_candidates, label_task):
         meta = known_tasks[task_id]
         if label is _TIE:
             result.ties += 1

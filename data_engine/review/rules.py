@@ -25,6 +25,7 @@ from data_engine.errors import EngineError
 from data_engine.store.ledger import append_events
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse, rollback_quietly
+from data_engine.tasks import task_for
 
 # Rows of a dry run's sample.
 SAMPLE_ROWS = 10
@@ -111,7 +112,8 @@ def apply_rule(home: Home, where: str, *, label: str | None = None, discard: boo
     """Discard (``discard``) or relabel to ``label`` the examples ``where`` selects.
 
     Raises EngineError when it would touch gold examples (never allowed) or reviewed ones
-    (unless ``include_reviewed``), or when ``label`` is not one of the dataset's classes.
+    (unless ``include_reviewed``), or when ``label`` is not one of the dataset's classes (for a task
+    without classes, such as numbers: not a label of the task; ``"3"`` is stored as ``"3.0"``).
     """
     if discard == (label is not None):
         raise EngineError("a rule either discards or relabels")
@@ -128,10 +130,20 @@ def apply_rule(home: Home, where: str, *, label: str | None = None, discard: boo
     if discard:
         same = found["is_discarded"].astype(bool)
     else:
-        with open_warehouse(home, read_only=True) as con:
-            classes = [r[0] for r in con.execute("SELECT class_label FROM dataset_classes ORDER BY position").fetchall()]
-        if label not in classes:
-            raise EngineError(f"--label {label!r}: not one of the dataset's classes ({', '.join(classes)})")
+        task = task_for(home.config.dataset)
+        if task.has_classes:
+            with open_warehouse(home, read_only=True) as con:
+                classes = [r[0] for r in con.execute("SELECT class_label FROM dataset_classes ORDER BY position").fetchall()]
+            if label not in classes:
+                raise EngineError(f"--label {label!r}: not one of the dataset's classes ({', '.join(classes)})")
+        else:  # a label without classes (a number): in the task's stored spelling, checked by the task
+            try:
+                label = task.oracle_label(label)
+            except ValueError as exc:
+                raise EngineError(f"--label {label!r}: {exc}") from None
+            problem = task.answer_problem(label, [])
+            if problem:
+                raise EngineError(f"--label: {problem}")
         same = ~found["is_discarded"].astype(bool) & (found["label_in_force"] == label)
     todo = found[~same.to_numpy()]
     result = RuleResult(action, where.strip(), len(found), len(todo), int(same.sum()), dry_run,

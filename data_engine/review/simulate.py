@@ -2,7 +2,8 @@
 
 It reads the true labels from the home's oracle (``oracle.jsonl`` or ``oracle.csv``, see
 :mod:`data_engine.review.oracle`; the engine itself never reads it) and answers each open task with
-the true label, or with a wrong class with probability ``1 - accuracy``. Several simulated reviewers (``annotator`` emails) can
+the true label, or with a wrong answer (the task's, a wrong class for classification) with
+probability ``1 - accuracy``. Several simulated reviewers (``annotator`` emails) can
 answer the same tasks, for multi-annotator consensus. The demo, the integration tests and the
 benchmark use it.
 """
@@ -14,8 +15,9 @@ from dataclasses import dataclass
 
 from data_engine.errors import EngineError
 from data_engine.review.labelstudio.client import ReviewClient
-from data_engine.review.labelstudio.labeling import choice_result
+from data_engine.review.labelstudio.labeling import FROM_NAME, TO_NAME
 from data_engine.review.oracle import read_oracle
+from data_engine.tasks import Classification, Task
 
 __all__ = ["SimulationResult", "read_oracle", "simulate_reviews"]
 
@@ -44,17 +46,20 @@ def simulate_reviews(
     seed: int = 0,
     annotator: str | None = None,
     workers: int = 1,
+    label_task: Task | None = None,
 ) -> SimulationResult:
     """Answer up to ``limit`` open tasks of ``project_id`` (one annotation POST each).
 
     ``annotator`` is an email: that user is created if needed and the answers are recorded as
     theirs (the API key must belong to an admin); by default the key's owner answers. A task
     whose example is not in the oracle is left open. ``workers`` > 1 posts from that many threads
-    (the benchmark: 2,000 answers one after another take minutes).
+    (the benchmark: 2,000 answers one after another take minutes). ``label_task``: the dataset's
+    task, which says how an answer is posted and what a mistake is (default: one class per example).
     """
+    label_task = label_task or Classification()
     if not 0.0 <= accuracy <= 1.0:
         raise EngineError(f"--accuracy {accuracy}: must be between 0 and 1")
-    if len(classes) < 2:
+    if label_task.has_classes and len(classes) < 2:
         raise EngineError("the simulated reviewer needs at least two classes")
     if limit is not None and limit < 1:
         return SimulationResult(answered=0, correct=0, unknown=0, annotator=annotator or "")
@@ -73,12 +78,13 @@ def simulate_reviews(
             choice = truth
             correct += 1
         else:
-            choice = rng.choice([c for c in classes if c != truth])
+            choice = label_task.wrong_answer(truth, classes, rng)
         answers.append((task["id"], choice, round(rng.uniform(*LEAD_TIME_RANGE), 2)))
 
     def answer(item: tuple[int, str, float]) -> None:
         task_id, choice, lead_time = item
-        client.create_annotation(task_id, choice_result(choice), lead_time=lead_time, completed_by=user_id)
+        result = label_task.prediction_result(choice, from_name=FROM_NAME, to_name=TO_NAME)
+        client.create_annotation(task_id, result, lead_time=lead_time, completed_by=user_id)
 
     if workers > 1:
         from concurrent.futures import ThreadPoolExecutor

@@ -17,6 +17,7 @@ from data_engine.errors import EngineError
 from data_engine.ship.registry import ModelRecord, load_model
 from data_engine.store.config import EngineConfig, SliceConfig
 from data_engine.store.home import Home
+from data_engine.tasks import Classification, Task
 
 
 @dataclass(frozen=True)
@@ -39,14 +40,19 @@ class Evaluation:
     per_class_recall: dict[str, float] = field(default_factory=dict)
     slices: dict[str, SliceResult] = field(default_factory=dict)
     per_class_support: dict[str, int] = field(default_factory=dict)
+    # Every figure of the task's :meth:`~data_engine.tasks.Task.metrics` (classification: accuracy
+    # and macro_f1, the fields above).
+    figures: dict[str, float | None] = field(default_factory=dict)
 
     def metric(self, name: str) -> float | None:
-        """The figure named ``name`` (``accuracy`` or ``macro_f1``)."""
-        return getattr(self, name)
+        """The figure named ``name`` (one of the task's metrics: ``accuracy`` or ``macro_f1`` for classes)."""
+        return self.figures[name] if name in self.figures else getattr(self, name, None)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form (stored in ``models.metrics``)."""
-        return asdict(self)
+        """JSON-friendly form (stored in ``models.metrics``): the fields, and the task's other figures."""
+        out = asdict(self)
+        figures = out.pop("figures")
+        return out | {k: v for k, v in figures.items() if k not in out}
 
 
 def slice_mask(frame: pd.DataFrame, spec: SliceConfig) -> np.ndarray:
@@ -74,20 +80,20 @@ def evaluate_predictions(
     frame: pd.DataFrame | None = None,
     slices: tuple[SliceConfig, ...] = (),
     version: int | None = None,
+    task: Task | None = None,
+    classes: list[str] | None = None,
 ) -> Evaluation:
-    """Figures of predictions ``y_pred`` (N,) against gold labels ``y_true`` (N,).
+    """Figures of predictions ``y_pred`` (N,) against gold labels ``y_true`` (N,), by the dataset's
+    ``task`` (:meth:`~data_engine.tasks.Task.metrics` and its per-class recall; default: classification).
 
-    ``frame`` (N rows) holds the input columns the ``slices`` select on.
+    ``frame`` (N rows) holds the input columns the ``slices`` select on; ``classes``: the dataset's.
     """
-    from sklearn.metrics import accuracy_score, f1_score, recall_score
-
+    task = task or Classification()
+    classes = list(classes or ())
     y_true = np.asarray(y_true, dtype=object).astype(str)
-    y_pred = np.asarray(y_pred, dtype=object).astype(str)
+    y_pred = np.asarray(y_pred, dtype=object)
     if len(y_true) == 0:
         return Evaluation(version, 0, None, None, {}, {s.name: SliceResult(0, None, None) for s in slices})
-    present = sorted({str(v) for v in y_true})
-    # Macro-F1 over the classes in gold: a class the gold set lacks says nothing about the model.
-    recalls = recall_score(y_true, y_pred, labels=present, average=None, zero_division=0)
     results = {}
     for spec in slices:
         mask = slice_mask(frame, spec) if frame is not None else np.zeros(len(y_true), dtype=bool)
@@ -95,16 +101,14 @@ def evaluate_predictions(
         if n == 0:
             results[spec.name] = SliceResult(0, None, None)
             continue
-        yt, yp = y_true[mask], y_pred[mask]
-        results[spec.name] = SliceResult(
-            n, float(accuracy_score(yt, yp)),
-            float(f1_score(yt, yp, labels=sorted(set(yt)), average="macro", zero_division=0)),
-        )
+        figures = task.metrics(y_true[mask], y_pred[mask], classes)
+        results[spec.name] = SliceResult(n, figures.get("accuracy"), figures.get("macro_f1"))
+    figures = task.metrics(y_true, y_pred, classes)
+    recall = task.class_recall(y_true, y_pred)
     return Evaluation(
-        version=version, n_gold=len(y_true), accuracy=float(accuracy_score(y_true, y_pred)),
-        macro_f1=float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
-        per_class_recall={c: float(r) for c, r in zip(present, recalls)}, slices=results,
-        per_class_support={c: int(np.sum(y_true == c)) for c in present},
+        version=version, n_gold=len(y_true), accuracy=figures.get("accuracy"), macro_f1=figures.get("macro_f1"),
+        per_class_recall={c: r for c, (r, _) in recall.items()}, slices=results,
+        per_class_support={c: n for c, (_, n) in recall.items()}, figures=figures,
     )
 
 

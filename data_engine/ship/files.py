@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from data_engine.errors import EngineError
@@ -18,6 +17,7 @@ from data_engine.ingest.checked import CheckedFile, read_checked
 from data_engine.ship.evaluation import Evaluation, evaluate_predictions, model_input, predict_gold
 from data_engine.ship.registry import ModelRecord, current_champion, get_model, load_model
 from data_engine.store.home import Home
+from data_engine.tasks import Classification, Task, task_for
 
 OUTPUT_FORMATS = (".csv", ".parquet", ".jsonl")
 
@@ -31,11 +31,12 @@ class FileEvaluation:
     evaluation: Evaluation
     rejected: list[tuple[int, str]] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
-        """``accuracy``, ``macro_f1``, ``per_class_recall``, ``n`` and context (what ``--json`` prints)."""
+    def to_json(self, task: Task | None = None) -> dict[str, Any]:
+        """The task's figures (:meth:`~data_engine.tasks.Task.evaluate_output`; classification, the
+        default: ``accuracy``, ``macro_f1``, ``per_class_recall``, ``n``, ``per_class_support``) and
+        context (what ``--json`` prints)."""
         ev = self.evaluation
-        return {"accuracy": ev.accuracy, "macro_f1": ev.macro_f1, "per_class_recall": ev.per_class_recall,
-                "n": ev.n_gold, "per_class_support": ev.per_class_support, "model_version": self.model_version,
+        return {**(task or Classification()).evaluate_output(ev.to_dict(), ev.n_gold), "model_version": self.model_version,
                 "file": self.path, "rejected_rows": [{"row": r, "reason": why} for r, why in self.rejected]}
 
 
@@ -121,7 +122,8 @@ def with_stored_vectors(home: Home, model: Any, frame: pd.DataFrame) -> pd.DataF
 
 
 def evaluate_file(home: Home, path: Path, version: int | None = None) -> FileEvaluation:
-    """Accuracy, macro-F1 and per-class recall of the champion (or ``version``) on the labeled file ``path``.
+    """The task's figures (accuracy, macro-F1 and per-class recall for classes) of the champion (or
+    ``version``) on the labeled file ``path``.
 
     Predictions are the model's ``predict`` (as the gate scores gold); rows the ingest validation
     rejects are left out and listed, with their file row numbers.
@@ -131,18 +133,19 @@ def evaluate_file(home: Home, path: Path, version: int | None = None) -> FileEva
     model = load_model(home, record)
     frame = with_stored_vectors(home, model, checked.frame)
     y_pred = predict_gold(home, record, frame, what=str(path), model=model)
-    ev = evaluate_predictions(frame["label"].astype(str).to_numpy(), y_pred, version=record.version)
+    ev = evaluate_predictions(frame["label"].astype(str).to_numpy(), y_pred, version=record.version,
+                              task=task_for(home.config.dataset), classes=list(record.classes))
     return FileEvaluation(record.version, str(path), ev, checked.rejected)
 
 
 def predict_file(home: Home, path: Path, version: int | None = None) -> tuple[pd.DataFrame, list[tuple[int, str]], int]:
     """Predictions of the champion (or ``version``) for every good row of ``path``.
 
-    Returns ``(frame, rejected, model_version)``; ``frame`` has the dataset's id column,
-    ``predicted_label`` (the most probable class, as the model server answers), ``predicted_score``
-    and one ``p_<class>`` column of class probabilities per class, in the model's class order.
+    Returns ``(frame, rejected, model_version)``; ``frame`` has the dataset's id column, then the
+    task's columns (:meth:`~data_engine.tasks.Task.predict_table`; classification: ``predicted_label``,
+    the most probable class as the model server answers, ``predicted_score`` and one ``p_<class>``
+    column of class probabilities per class, in the model's class order).
     """
-    from data_engine.ship.scoring import aligned_probabilities
     from data_engine.ship.training import limited_threads
 
     record = chosen_model(home, version)
@@ -150,14 +153,12 @@ def predict_file(home: Home, path: Path, version: int | None = None) -> tuple[pd
     classes = list(record.classes)
     model = load_model(home, record)
     X = model_input(record, with_stored_vectors(home, model, checked.frame), str(path))
+    task = task_for(home.config.dataset)
     with limited_threads():
-        probs = aligned_probabilities(model, X, classes)  # (N, K)
+        pred = task.predict(model, X, classes)  # (N, width)
     # Without an id column the ids are the engine's content ids, named as `export` names them.
     out = pd.DataFrame({home.config.dataset.id_column or "example_id": checked.frame["example_id"].to_numpy(),
-                        "predicted_label": np.asarray(classes, dtype=object)[probs.argmax(axis=1)],
-                        "predicted_score": probs.max(axis=1)})
-    for j, c in enumerate(classes):
-        out[f"p_{c}"] = probs[:, j]
+                        **task.predict_table(pred, classes)})
     return out, checked.rejected, record.version
 
 

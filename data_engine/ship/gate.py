@@ -6,8 +6,9 @@ Rules (:func:`decide_promotion`, a pure function):
 2. A configured slice with no gold examples: refuse (a "unit test" that cannot run is not passed).
 3. No champion yet: the candidate passes (it is the first model), with its figures recorded.
 4. ``[gate] test = "paired"`` (default): both models' answers on the same gold examples are
-   compared pair by pair (:mod:`data_engine.ship.paired`: McNemar's exact test for accuracy and
-   recall, a paired bootstrap for macro-F1). The candidate is refused only when it is worse
+   compared pair by pair by the dataset's task (:meth:`data_engine.tasks.Task.paired_test` and
+   :meth:`~data_engine.tasks.Task.class_tests`; for classes :mod:`data_engine.tasks.paired`:
+   McNemar's exact test for accuracy and recall, a paired bootstrap for macro-F1). The candidate is refused only when it is worse
    beyond what the gold set resolves: one-sided p < ``[gate] alpha`` on ``[gate] metric``, or on
    a class's recall or a slice's metric (Holm-adjusted over classes and slices, each tested on its
    own gold support). Significantly better: promoted. Tied within that resolution: the model
@@ -51,7 +52,7 @@ from data_engine.ship.gold import (
     recorded_out_of_fold,
     unmeasured_phrase,
 )
-from data_engine.ship.paired import PairedDiff, bootstrap_macro_f1, holm, mcnemar
+from data_engine.tasks.paired import PairedDiff, holm
 from data_engine.ship.registry import (
     GateRecord,
     ModelRecord,
@@ -66,6 +67,7 @@ from data_engine.ship.registry import (
 from data_engine.ship.verdict import Check, GateVerdict, Provenance, low_recall_phrase
 from data_engine.store.config import EngineConfig, GateConfig
 from data_engine.store.home import Home
+from data_engine.tasks import Classification, Task, task_for
 
 # Float noise must not make an equal model "worse".
 _EPS = 1e-9
@@ -83,6 +85,7 @@ def decide_promotion(
     candidate_seen: Provenance | None = None,
     champion_seen: Provenance | None = None,
     unmeasured: Sequence[UnmeasuredClass] = (),
+    task: Task | None = None,
 ) -> GateVerdict:
     """The gate's decision for ``candidate`` against ``champion`` (None: no champion yet). Pure.
 
@@ -91,8 +94,12 @@ def decide_promotion(
     ``slice_masks``: ``{slice name: (N,) bool}``. ``candidate_seen``/``champion_seen``: the tie-break's
     input (without them a tie goes to the candidate). ``unmeasured``: the classes gold cannot measure
     (:func:`data_engine.ship.gold.assess_unmeasured`); one that did not pass refuses a candidate the
-    gold figures would promote, and none is called fine.
+    gold figures would promote, and none is called fine. ``task``: the dataset's task, whose paired
+    tests and metric direction the gate uses (default: classification).
     """
+    task = task or Classification()
+    # An unset [gate] metric is the task's default figure (accuracy for classes, MAE for numbers).
+    gate = replace(gate, metric=gate.metric or task.default_metric)
     unmeasured = tuple(unmeasured)
     holes = {u.name for u in unmeasured}
     low = {c: (r, candidate.per_class_support.get(c, 0)) for c, r in candidate.per_class_recall.items()
@@ -111,12 +118,14 @@ def decide_promotion(
         verdict = replace(base, promote=True, reason=f"first model: no champion yet; {gate.metric} "
                           f"{candidate.metric(gate.metric):.4f} on {candidate.n_gold} gold examples")
     elif gate.test == "strict":
-        verdict = _strict(base, candidate, champion, gate)
+        verdict = _strict(base, candidate, champion, gate, task)
     else:
         if pairs is None:
             raise EngineError("the paired gate needs both models' predictions on the gold examples")
-        verdict = _paired(base, pairs, slice_masks or {}, gate)
-    notes = [low_recall_phrase(low, gate.min_class_recall, unmeasured=bool(unmeasured))] if candidate.n_gold else []
+        verdict = _paired(base, pairs, slice_masks or {}, gate, task)
+    # Per-class recall exists only for a task with classes (a number has none to name).
+    notes = ([low_recall_phrase(low, gate.min_class_recall, unmeasured=bool(unmeasured))]
+             if candidate.n_gold and task.has_classes else [])
     if candidate.n_gold and unmeasured:
         verdict = _judge_unmeasured(verdict, gate)
         notes.append(unmeasured_phrase(unmeasured, gate))
@@ -151,21 +160,17 @@ def _precondition(candidate: Evaluation, gate: GateConfig) -> str | None:
 
 
 def _paired(base: GateVerdict, pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
-            slice_masks: dict[str, np.ndarray], gate: GateConfig) -> GateVerdict:
-    """Rule 4: the paired test on the metric, then on each class's recall and slice (Holm-adjusted)."""
-    y, cand, champ = (np.asarray(a).astype(str) for a in pairs)
+            slice_masks: dict[str, np.ndarray], gate: GateConfig, task: Task) -> GateVerdict:
+    """Rule 4: the task's paired test on the metric, then its per-class tests and the slices (Holm-adjusted)."""
+    y, cand, champ = (np.asarray(a) for a in pairs)
     alpha, metric = gate.alpha, gate.metric
-    head = _compare(y, cand, champ, metric, alpha)
-    family: list[tuple[str, str, PairedDiff]] = []
-    for cls in base.candidate.per_class_recall:  # the classes in gold
-        m = y == cls
-        family.append((f"recall {cls}", f"recall of class {cls!r}", mcnemar(cand[m] == cls, champ[m] == cls,
-                                                                              alpha=alpha)))
+    head = task.paired_test(y, cand, champ, metric, alpha=alpha)
+    family: list[tuple[str, str, PairedDiff]] = task.class_tests(y, cand, champ, alpha=alpha)
     for name, mask in slice_masks.items():
         mask = np.asarray(mask, dtype=bool)
         if mask.any():
             family.append((f"slice {name}", f"slice {name!r} {metric}",
-                           _compare(y[mask], cand[mask], champ[mask], metric, alpha)))
+                           task.paired_test(y[mask], cand[mask], champ[mask], metric, alpha=alpha)))
     adjusted = holm([d.p_worse for _, _, d in family])
     ev_c, ev_h = base.candidate, base.champion
     checks = [_check(metric, metric, head, head.p_worse, alpha, ev_c.metric(metric), ev_h.metric(metric))]
@@ -202,20 +207,13 @@ def _tie_break(cs: Provenance | None, hs: Provenance | None) -> str:
             f"label snapshot ({cs.label_snapshot} against {hs.label_snapshot})")
 
 
-def _compare(y: np.ndarray, cand: np.ndarray, champ: np.ndarray, metric: str, alpha: float) -> PairedDiff:
-    """The paired difference of ``metric`` between the two predictions (N,) of labels ``y`` (N,)."""
-    if metric == "accuracy":
-        return mcnemar(cand == y, champ == y, alpha=alpha)
-    return bootstrap_macro_f1(y, cand, champ, alpha=alpha)
-
-
 def _figures(name: str, cand: Evaluation, champ: Evaluation, metric: str) -> tuple[float | None, float | None]:
     """Both models' figure for the check ``name`` (``recall C`` or ``slice S``)."""
     kind, _, key = name.partition(" ")
     if kind == "recall":
         return cand.per_class_recall.get(key), champ.per_class_recall.get(key)
     c, h = cand.slices.get(key), champ.slices.get(key)
-    return (getattr(c, metric) if c else None), (getattr(h, metric) if h else None)
+    return (getattr(c, metric, None) if c else None), (getattr(h, metric, None) if h else None)
 
 
 def _check(name: str, label: str, d: PairedDiff, p: float, alpha: float, cand: float | None,
@@ -227,12 +225,15 @@ def _check(name: str, label: str, d: PairedDiff, p: float, alpha: float, cand: f
     return Check(name, cand, champ, None, ok, detail, d.n, d.diff, d.low, d.high, p)
 
 
-def _strict(base: GateVerdict, candidate: Evaluation, champion: Evaluation, gate: GateConfig) -> GateVerdict:
-    """Rule 5: at least the champion's metric exactly; classes and slices within the tolerance."""
+def _strict(base: GateVerdict, candidate: Evaluation, champion: Evaluation, gate: GateConfig,
+            task: Task) -> GateVerdict:
+    """Rule 5: at least the champion's metric exactly (in the task's direction); classes and slices
+    within the tolerance."""
     metric = gate.metric
     tol = STRICT_TOLERANCE if gate.tolerance is None else gate.tolerance
     cand_m, champ_m = candidate.metric(metric), champion.metric(metric)
-    ok = cand_m + _EPS >= champ_m
+    sign = 1.0 if task.higher_is_better(metric) else -1.0
+    ok = sign * (cand_m - champ_m) + _EPS >= 0
     checks = [Check(metric, cand_m, champ_m, champ_m, ok, f"{metric} {cand_m:.4f} {'>=' if ok else '<'} "
                     f"champion's {champ_m:.4f} on {candidate.n_gold} gold examples", candidate.n_gold,
                     cand_m - champ_m)]
@@ -295,12 +296,15 @@ def gate_gold(home: Home, cfg: EngineConfig, record: ModelRecord, champion: Mode
     y_true = gold["label"].astype(str).to_numpy() if len(gold) else np.array([], dtype=object)
     slices = cfg.gate.slices
     masks = {s.name: slice_mask(gold, s) for s in slices} if len(gold) else {}
+    task = task_for(cfg.dataset)
     cand_pred = predict_gold(home, record, gold)
-    cand_eval = evaluate_predictions(y_true, cand_pred, frame=gold, slices=slices, version=record.version)
+    cand_eval = evaluate_predictions(y_true, cand_pred, frame=gold, slices=slices, version=record.version,
+                                     task=task, classes=list(classes))
     champ_eval, pairs = None, None
     if champion is not None and len(gold):
         champ_pred = predict_gold(home, champion, gold)
-        champ_eval = evaluate_predictions(y_true, champ_pred, frame=gold, slices=slices, version=champion.version)
+        champ_eval = evaluate_predictions(y_true, champ_pred, frame=gold, slices=slices, version=champion.version,
+                                          task=task, classes=list(classes))
         pairs = (y_true, cand_pred, champ_pred)
     unmeasured = assess_unmeasured(
         [*classes, *record.classes, *(champion.classes if champion else ())], cand_eval.per_class_support,
@@ -308,7 +312,8 @@ def gate_gold(home: Home, cfg: EngineConfig, record: ModelRecord, champion: Mode
         champion_oof=recorded_out_of_fold(champion.params) if champion else None,
         champion_classes=champion.classes if champion else None)
     verdict = decide_promotion(cand_eval, champ_eval, cfg.gate, pairs=pairs, slice_masks=masks,
-                               candidate_seen=candidate_seen, champion_seen=champion_seen, unmeasured=unmeasured)
+                               candidate_seen=candidate_seen, champion_seen=champion_seen, unmeasured=unmeasured,
+                               task=task)
     if pairs is not None and verdict.wins is None:  # the strict test: still show what the difference is made of
         correct_c, correct_h = cand_pred == y_true, pairs[2] == y_true
         verdict = replace(verdict, wins=int(np.sum(correct_c & ~correct_h)), losses=int(np.sum(~correct_c & correct_h)))

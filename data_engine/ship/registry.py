@@ -54,6 +54,9 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     "data_engine.mine.tiny.SmallDataCalibratedClassifierCV",
     "data_engine.mine.tiny.SmallDataKNeighbors",
     "sklearn.frozen._frozen.FrozenEstimator",
+    # The regression task's served model (its interval) and its tiny-data kNN regressor.
+    "data_engine.tasks.regression_model.IntervalRegressor",
+    "data_engine.tasks.regression_members.SmallDataKNeighborsRegressor",
     # The same fillers as named by artifacts written before the core was grouped by stage.
     "data_engine.models.fill_text",
     "data_engine.models.fill_category",

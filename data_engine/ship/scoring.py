@@ -31,6 +31,8 @@ from data_engine.ship.registry import ModelRecord, current_champion, load_model
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
 from data_engine.store.warehouse import transaction
+from data_engine.tasks import Classification, Task, task_for
+from data_engine.tasks.classification import aligned_probabilities, margins  # noqa: F401 - scoring's public names
 
 # Top-1 minus top-2 probability below this: the champion is unsure.
 UNSURE_MARGIN = 0.2
@@ -59,34 +61,19 @@ def champion_spec(record: ModelRecord) -> str:
     return f"{record.model_spec}@model-v{record.version}"
 
 
-def aligned_probabilities(model: object, X: pd.DataFrame, classes: list[str]) -> np.ndarray:
-    """``model.predict_proba(X)`` with columns in ``classes`` order, shape (N, K); absent classes get 0."""
-    raw = np.asarray(model.predict_proba(X), dtype=float)
-    out = np.zeros((len(X), len(classes)), dtype=float)
-    index = {c: i for i, c in enumerate(classes)}
-    for j, c in enumerate(getattr(model, "classes_")):
-        if str(c) in index:
-            out[:, index[str(c)]] = raw[:, j]
-    return out
-
-
-def margins(probs: np.ndarray) -> np.ndarray:
-    """Top-1 minus top-2 probability per row of ``probs`` (N, K); shape (N,), in [0, 1]."""
-    if probs.shape[1] < 2:
-        return np.ones(len(probs))
-    top2 = np.sort(probs, axis=1)[:, -2:]
-    return np.clip(top2[:, 1] - top2[:, 0], 0.0, 1.0)
-
-
 def flag_rows(champ_probs: np.ndarray, classes: list[str], candidate_labels: np.ndarray | None,
-              *, unsure_margin: float = UNSURE_MARGIN) -> pd.DataFrame:
-    """Per-row flags from the champion's probabilities (N, K) and the candidate's labels (N,) or None. Pure.
+              *, unsure_margin: float = UNSURE_MARGIN, task: Task | None = None) -> pd.DataFrame:
+    """Per-row flags from the champion's predictions (N, width; class probabilities for classification,
+    the default ``task``) and the candidate's labels (N,) or None. Pure.
 
+    The champion's label is the task's :meth:`~data_engine.tasks.Task.best`; its margin is
+    :meth:`~data_engine.tasks.Task.certainty` (1 - uncertainty; for classes the top-2 margin).
     Columns: champion_label, margin, is_unsure, is_disagreement, is_flagged, score (in [0, 1], low
     means review first), reason.
     """
-    labels = np.asarray(classes, dtype=object)[champ_probs.argmax(axis=1)] if len(champ_probs) else np.array([], object)
-    margin = margins(champ_probs) if len(champ_probs) else np.array([])
+    task = task or Classification()
+    labels = np.asarray(task.best(champ_probs, classes)[0], dtype=object)
+    margin = task.certainty(champ_probs) if len(champ_probs) else np.array([])
     unsure = margin < unsure_margin
     if candidate_labels is None:
         disagree = np.zeros(len(labels), dtype=bool)
@@ -158,14 +145,15 @@ def score_unlabeled(
     X = candidate_input(todo, champion)
     from data_engine.ship.training import limited_threads
 
+    task = task_for(cfg.dataset)
     with limited_threads():
-        probs = aligned_probabilities(load_model(home, champion), X, classes)
+        probs = task.predict(load_model(home, champion), X, classes)
         cand_labels = None
         if candidate is not None:
             cand_model = load_model(home, candidate)
             cand_labels = np.asarray(cand_model.predict(candidate_input(todo, candidate))).astype(str)
-    flags = flag_rows(probs, classes, cand_labels, unsure_margin=unsure_margin)
-    _write(con, todo, probs, flags, champion, candidate, cand_labels)
+    flags = flag_rows(probs, classes, cand_labels, unsure_margin=unsure_margin, task=task)
+    _write(con, todo, probs, task.best(probs, classes)[1], flags, champion, candidate, cand_labels)
     return ScoringResult(
         champion.version, candidate.version if candidate else None, len(todo), already,
         int(flags["is_unsure"].sum()), int(flags["is_disagreement"].sum()), int(flags["is_flagged"].sum()),
@@ -180,15 +168,17 @@ def candidate_input(frame: pd.DataFrame, record: ModelRecord) -> pd.DataFrame:
     return frame[model_inputs(frame, record.input_schema)]
 
 
-def _write(con: duckdb.DuckDBPyConnection, todo: pd.DataFrame, probs: np.ndarray, flags: pd.DataFrame,
-           champion: ModelRecord, candidate: ModelRecord | None, cand_labels: np.ndarray | None) -> None:
-    """Store predictions and flags in one transaction (set-based: DataFrames, never row loops)."""
+def _write(con: duckdb.DuckDBPyConnection, todo: pd.DataFrame, probs: np.ndarray, scores: np.ndarray,
+           flags: pd.DataFrame, champion: ModelRecord, candidate: ModelRecord | None,
+           cand_labels: np.ndarray | None) -> None:
+    """Store predictions (N, width) with the champion label's score (N,) and flags in one transaction
+    (set-based: DataFrames, never row loops)."""
     spec = champion_spec(champion)
     preds = pd.DataFrame({
         "example_id": todo["example_id"].astype(str), "example_version": todo["version"].astype("int32"),
         "model_spec": spec, "label_snapshot": champion.label_snapshot,
         "probs": list(probs), "predicted_label": flags["champion_label"].astype(str),
-        "predicted_score": probs.max(axis=1),
+        "predicted_score": scores,
     })
     fl = pd.DataFrame({
         "example_id": preds["example_id"], "example_version": preds["example_version"],

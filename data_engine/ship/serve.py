@@ -19,7 +19,6 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from data_engine.errors import EngineError
@@ -37,8 +36,8 @@ from data_engine.ship.request_rows import (
     validation_errors,
     without_strings,
 )
-from data_engine.ship.scoring import aligned_probabilities
 from data_engine.store.home import Home
+from data_engine.tasks import Classification, Task, task_for
 
 HOST = "127.0.0.1"  # loopback only: the service has no authentication
 
@@ -151,18 +150,14 @@ class ModelHolder:
                 log.exception("champion watcher failed")
 
 
-def predict_rows(loaded: LoadedModel, frame: pd.DataFrame) -> dict[str, Any]:
-    """Labels and class probabilities of ``frame`` (N rows) by ``loaded``; the response body."""
+def predict_rows(loaded: LoadedModel, frame: pd.DataFrame, task: Task | None = None) -> dict[str, Any]:
+    """The task's answer for each row of ``frame`` (N rows) by ``loaded`` (classification, the
+    default: label and class probabilities); the response body."""
+    task = task or Classification()
     classes = list(loaded.pointer.classes)
-    probs = aligned_probabilities(loaded.model, frame, classes)  # (N, K)
-    best = probs.argmax(axis=1)
-    return {
-        "model_version": loaded.pointer.version,
-        "predictions": [
-            {"label": classes[b], "probabilities": dict(zip(classes, np.round(p, 6).tolist()))}
-            for b, p in zip(best, probs)
-        ],
-    }
+    pred = task.predict(loaded.model, frame, classes)  # (N, width)
+    return {"model_version": loaded.pointer.version,
+            "predictions": [task.predict_output(row, classes) for row in pred]}
 
 
 def create_app(home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS, holder: "ModelHolder | None" = None) -> Any:
@@ -171,7 +166,7 @@ def create_app(home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS, holder
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from fastapi.routing import APIRoute
-    from pydantic import BaseModel, Field
+    from pydantic import BaseModel, Field, create_model
 
     holder = holder or ModelHolder(home, poll_seconds=poll_seconds)
     holder.refresh()
@@ -182,17 +177,18 @@ def create_app(home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS, holder
     schema = dict(first.pointer.input_schema)
     has_images = "image" in schema.values()
     Row = row_model(schema)
+    task = task_for(home.config.dataset)
+    fields = task.predict_fields()
 
     class PredictRequest(BaseModel):
         rows: list[Row] = Field(..., min_length=1, max_length=MAX_ROWS)  # type: ignore[valid-type]
 
-    class Prediction(BaseModel):
-        label: str
-        probabilities: dict[str, float]
+    # One answer as the task gives it (classification: label and probabilities).
+    Prediction = create_model("Prediction", **{k: (t, ...) for k, t in fields.items()}) if fields else dict[str, Any]
 
     class PredictResponse(BaseModel):
         model_version: int
-        predictions: list[Prediction]
+        predictions: list[Prediction]  # type: ignore[valid-type]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -249,7 +245,7 @@ def create_app(home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS, holder
             if errors:
                 return JSONResponse(status_code=422, content={"detail": errors})
         try:
-            return predict_rows(loaded, frame)
+            return predict_rows(loaded, frame, task)
         except EngineError as exc:  # e.g. a vector of the wrong length: the request's fault, said in one line
             raise HTTPException(status_code=422, detail=str(exc)) from None
 

@@ -27,6 +27,7 @@ from data_engine.mine.candidates import ServedChoice
 from data_engine.ship.registry import ModelRecord, latest_model, register_model
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
+from data_engine.tasks import task_for
 
 # Native threads (OpenMP, BLAS) per fit/predict. Measured here: training the default ensemble on the
 # 1,438 demo labels took 308 s with the libraries' default threads on a busy 2-core machine (OpenMP
@@ -133,12 +134,17 @@ def load_training_set(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> Trai
     df = df[~df["is_discarded"].astype(bool)]
     if df.empty:
         raise EngineError("no labeled training examples (all are gold, discarded or unlabeled); ingest labeled data")
-    classes = load_classes(con) or sorted(df["label"].unique())
-    unknown = sorted(set(df["label"]) - set(classes))
-    if unknown:
-        raise EngineError(f"label {unknown[0]!r} is not one of the dataset's classes ({', '.join(classes)})")
-    if df["label"].nunique() < 2:
-        raise EngineError(f"the training set has only one class ({df['label'].iloc[0]!r}); a model needs two")
+    if task_for(cfg.dataset).has_classes:
+        classes = load_classes(con) or sorted(df["label"].unique())
+        unknown = sorted(set(df["label"]) - set(classes))
+        if unknown:
+            raise EngineError(f"label {unknown[0]!r} is not one of the dataset's classes ({', '.join(classes)})")
+        if df["label"].nunique() < 2:
+            raise EngineError(f"the training set has only one class ({df['label'].iloc[0]!r}); a model needs two")
+    else:  # numbers: no classes, but a model needs two different values to learn from
+        classes = []
+        if df["label"].nunique() < 2:
+            raise EngineError(f"the training set has only one value ({df['label'].iloc[0]!r}); a model needs two")
     sources = con.execute(
         "SELECT t.example_id, cl.source FROM (SELECT unnest(?::VARCHAR[]) AS example_id) t "
         "JOIN current_labels cl USING (example_id)",
@@ -274,6 +280,7 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
                               "flagged labels; review them first or turn the option off")
     from data_engine.mine.candidates import choose_served, served_estimator
     from data_engine.ship.gold import OOF_PARAM, out_of_fold_recall
+    from data_engine.tasks import task_for
 
     if cfg.retrain.model == "auto":
         # The choice is a function of the label snapshot and the config: one auto model per snapshot.
@@ -283,15 +290,21 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
     # Candidates are scored on every label in force (weighting changes what the chosen one fits on).
     choice, chosen = choose_served(cfg, ts.input_schema, ts.X, ts.y, ts.classes, con=con, ids=ts.example_ids,
                                    versions=ts.versions, snapshot=ts.label_snapshot)
-    estimator, spec = served_estimator(choice, chosen, ts.input_schema)
+    task = task_for(cfg.dataset)
+    estimator, spec = served_estimator(choice, chosen, ts.input_schema, task)
+    # The served model is adapted to the task as the mining members are (classification: as built;
+    # numbers: served_estimator already built the regressors, left as they are).
+    estimator = task.members_for({"served": estimator})["served"]
     twin = trained_on(con, ts.label_snapshot, spec)
     if twin is not None:
         raise AlreadyTrained(twin, ts.label_snapshot, spec)
     with limited_threads():
-        fitted = fit_estimator(estimator, X, y, description=f"training {spec}")
+        # A regressor learns numbers (the stored labels are their canonical text).
+        fitted = fit_estimator(estimator, X, task.encode(list(y), []) if task.estimator_kind == "regressor" else y,
+                               description=f"training {spec}")
     # The model's class order must be the dataset's, or probabilities would be mislabeled downstream.
-    model_classes = [str(c) for c in fitted.classes_]
-    counts = pd.Series(y).value_counts().to_dict()
+    model_classes = [str(c) for c in getattr(fitted, "classes_", [])]
+    counts = pd.Series(y).value_counts().to_dict() if task.has_classes else {}
     params = {
         "estimator": _short_repr(fitted),
         "weight_by_label_quality": bool(cfg.retrain.weight_by_label_quality),

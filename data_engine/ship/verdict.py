@@ -7,7 +7,7 @@ from typing import Any
 
 from data_engine.ship.evaluation import Evaluation
 from data_engine.ship.gold import UnmeasuredClass
-from data_engine.ship.paired import PairedDiff
+from data_engine.tasks.paired import PairedDiff
 
 
 @dataclass(frozen=True)

@@ -205,7 +205,8 @@ def check_label_kind(column: str, distinct: list[str], n_labeled: int) -> None:
     :data:`MIN_ROWS_PER_CLASS` rows per value on average) are a quantity
     to predict, and JSON arrays or ``a|b`` values are tag lists; both are refused with
     :class:`NotClasses`, naming the column, the count and the way out (``[dataset] classes`` when they
-    really are classes; ``[dataset] task = "regression"`` / ``"multilabel"`` once those tasks exist).
+    really are classes; ``[dataset] task = "regression"`` for numbers, ``"multilabel"`` once that task exists).
+    Only classification asks: a regression task records no classes.
     """
     k = len(distinct)
     if k <= MANY_CLASSES:
@@ -217,9 +218,9 @@ def check_label_kind(column: str, distinct: list[str], n_labeled: int) -> None:
         example = ", ".join(sorted(numbers, key=lambda v: float(v))[:: max(1, len(numbers) // 4)][:4])
         raise NotClasses(
             f"label column {column!r}: {k} distinct numbers among {n_labeled} labeled rows (e.g. {example}) look like "
-            f"a quantity to predict, and the engine would make each value a class ({k} classes); it classifies "
-            "only for now. If they are classes, list them in [dataset] classes; otherwise bin them into classes "
-            "in the file (a regression task, [dataset] task = \"regression\", is planned)")
+            f"a quantity to predict, and the engine would make each value a class ({k} classes). If they are "
+            "numbers to predict, set [dataset] task = \"regression\" (optionally [dataset] label_range = [lo, hi]); "
+            "if they are classes, list them in [dataset] classes")
     tags = [v for v in distinct if (v.startswith("[") and v.endswith("]")) or TAG_SEPARATOR in v]
     if len(tags) >= TAG_LIST_SHARE * k:
         raise NotClasses(

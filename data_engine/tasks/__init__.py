@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from data_engine.store.config import DatasetConfig
-from data_engine.tasks.base import TASKS, Task
+from data_engine.store.config import DatasetConfig, EngineConfig
+from data_engine.tasks.base import TASKS, LabelIssues, Task
 from data_engine.tasks.classification import Classification
+from data_engine.tasks.regression import Regression
 
-__all__ = ["TASKS", "Classification", "Task", "check_task", "task_for"]
+__all__ = ["TASKS", "Classification", "LabelIssues", "Regression", "Task", "check_task", "gate_metric", "task_for"]
 
 
 def check_task(ds: DatasetConfig) -> None:
@@ -21,4 +22,10 @@ def task_for(ds: DatasetConfig) -> Task:
     Raises :class:`~data_engine.errors.ConfigError` when the name is unknown.
     """
     check_task(ds)
-    return TASKS[ds.task]()
+    return TASKS[ds.task](ds)
+
+
+def gate_metric(cfg: EngineConfig) -> str:
+    """``[gate] metric``, or the dataset's task's default figure when it is not set (accuracy for
+    classes, MAE for numbers)."""
+    return cfg.gate.metric or task_for(cfg.dataset).default_metric

@@ -12,11 +12,59 @@ This package sits above the store and compute and below the stages: it imports o
 
 from __future__ import annotations
 
+import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from data_engine.plugins import Registry
+
+if TYPE_CHECKING:  # numpy, pandas and DuckDB load when a method runs: ingest's start-up stays light
+    import duckdb
+    import numpy as np
+    import pandas as pd
+
+    from data_engine.compute.backend import Backend
+    from data_engine.store.config import DatasetConfig
+    from data_engine.tasks.oof import OOFResult
+    from data_engine.tasks.paired import PairedDiff
+
+
+@dataclass(frozen=True)
+class LabelIssues:
+    """A task's label-error check of ``n`` labeled examples (:meth:`Task.label_issues`).
+
+    scores : np.ndarray of shape (n,)
+        Label quality score in [0, 1]; low = the given label is suspect.
+    is_issue : np.ndarray of shape (n,), bool
+        Flagged as a likely label error.
+    suggested : list of str, length n
+        The model's label for each example, in the stored spelling.
+    suggested_score : np.ndarray of shape (n,)
+        How sure the model is of ``suggested`` (a probability for classes).
+    detail : list of str, length n
+        Per-example words a reviewer reads (e.g. "given 'cat' (p=0.02), model suggests 'dog' (p=0.91)").
+    summary : dict
+        Dataset-level figures of the check (stored in the mining run's detector summary).
+    skipped : str
+        Non-empty when the check could not run at all (why); the other fields are then empty.
+    """
+
+    scores: np.ndarray
+    is_issue: np.ndarray
+    suggested: list[str]
+    suggested_score: np.ndarray
+    detail: list[str]
+    summary: dict[str, Any] = field(default_factory=dict)
+    skipped: str = ""
+
+    @classmethod
+    def none(cls, why: str) -> LabelIssues:
+        """An empty result: the check was skipped for reason ``why``."""
+        import numpy as np
+
+        return cls(np.array([]), np.array([], dtype=bool), [], np.array([]), [], {}, why)
 
 
 class Task(ABC):
@@ -27,6 +75,140 @@ class Task(ABC):
     """
 
     name: str = ""
+
+    def __init__(self, ds: DatasetConfig | None = None) -> None:
+        """``ds``: the dataset's config, for a task whose labels depend on it (a regression's
+        ``[dataset] label_range``); None where only the kind of label matters."""
+        self.ds = ds
+
+    # Whether a label draws on a fixed vocabulary (classes, tags) recorded in ``dataset_classes``.
+    has_classes: ClassVar[bool] = True
+    # The detector names (issue names) that apply to this kind of label; None = every registered
+    # detector. The mining run skips the others with a note.
+    detectors: ClassVar[frozenset[str] | None] = None
+    # The kind of estimator the modality's model members are built as ('classifier' | 'regressor');
+    # :meth:`members_for` adapts them to the task.
+    estimator_kind: ClassVar[str] = "classifier"
+    # The gate's figure when ``[gate] metric`` is not set; one of :meth:`metrics`' keys.
+    default_metric: ClassVar[str] = "accuracy"
+
+    # -- ingest: the class vocabulary -------------------------------------------------------------
+
+    @abstractmethod
+    def record_classes(self, con: duckdb.DuckDBPyConnection, ds: DatasetConfig, batch_id: str,
+                       label_present: bool) -> list[str]:
+        """Ingest: record the dataset's classes in ``dataset_classes`` when not known yet (from the
+        config, or inferred from batch ``batch_id``'s ``raw_rows``) and return them in order;
+        ``[]`` when there are none (yet, or ever for a task without classes).
+
+        Raises :class:`data_engine.store.schema.NotClasses` (or another ``EngineError``) when the
+        label column cannot be this kind of label.
+        """
+
+    # -- labels as arrays --------------------------------------------------------------------------
+
+    @abstractmethod
+    def encode(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+        """Stored labels (length n, the spelling :meth:`label_sql` stores) as the array models and
+        detectors read: classification int codes of shape (n,) in [0, K); a tag matrix (n, K) of
+        0/1; numbers (n,) float.
+
+        Raises ``ValueError`` naming the first label that is not valid for ``classes``.
+        """
+
+    @abstractmethod
+    def decode(self, y: np.ndarray, classes: Sequence[str]) -> list[str]:
+        """The inverse of :meth:`encode`: ``y`` (n,) or (n, K) as n labels in the stored spelling."""
+
+    # -- out-of-sample predictions -----------------------------------------------------------------
+
+    @abstractmethod
+    def prediction_width(self, classes: Sequence[str]) -> int:
+        """How many numbers one stored prediction holds (the width of ``predictions.probs``):
+        K probabilities for classes or tags, 3 for a value with its interval."""
+
+    @abstractmethod
+    def prediction_columns(self, classes: Sequence[str]) -> list[str]:
+        """The names of the :meth:`prediction_width` numbers, in order (class names; or
+        ``prediction``, ``lower``, ``upper``)."""
+
+    def prediction_problem(self, pred: np.ndarray) -> tuple[int, int | None, str] | None:
+        """The first row of ``pred`` (n, width), a user's own model's predictions (``[mining]
+        predictions = "external"``), that is not a valid prediction: ``(row index, column index or
+        None for the whole row, what is wrong)``; None when all are valid. Default: every number finite."""
+        import numpy as np
+
+        bad = ~np.isfinite(pred)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            return int(r), int(c), "is not a number"
+        return None
+
+    @abstractmethod
+    def members_for(self, members: Mapping[str, Any]) -> dict[str, Any]:
+        """The modality's estimators (name -> unfitted scikit-learn estimator of kind
+        :attr:`estimator_kind`, built by the mining stage: its members, and the served model under
+        the name ``"served"``) adapted to this task, same names (unchanged for classification; a
+        one-vs-rest wrapper per estimator for tags)."""
+
+    @abstractmethod
+    def fold_ids(self, y: np.ndarray, classes: Sequence[str], *, folds: int,
+                 seed: int) -> tuple[np.ndarray, int, tuple[int, ...]]:
+        """The fold each of n labeled examples is held out in (shape (n,)), the number of folds used
+        and the rare classes (indices with fewer examples than folds; ``()`` without classes).
+        Seeded: the same labels give the same folds, so stored member predictions stay comparable.
+        Raises ``EngineError`` when ``y`` cannot be split into two folds."""
+
+    @abstractmethod
+    def mix(self, member_preds: Mapping[str, np.ndarray], y: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        """The ensemble of several members' out-of-fold predictions (name -> (n, width)) on labels
+        ``y`` (:meth:`encode`'s array): the mixed predictions (n, width) and each member's weight."""
+
+    @abstractmethod
+    def out_of_fold(self, members: Mapping[str, Any], X: pd.DataFrame, y: np.ndarray, classes: Sequence[str], *,
+                    folds: int = 5, seed: int = 0, n_jobs: int = 1, compute: Backend | None = None) -> OOFResult:
+        """Out-of-fold predictions of ``members`` (name -> unfitted estimator, from :meth:`members_for`)
+        for ``X`` (n rows) with labels ``y`` (:meth:`encode`'s array), mixed as the task says.
+
+        Returns an :class:`~data_engine.tasks.oof.OOFResult` whose ``probs`` has shape
+        (n, :meth:`prediction_width`) in :meth:`prediction_columns` order. Fits run on ``compute``
+        (default: ``n_jobs`` local processes). Raises ``EngineError`` when the labels cannot be split.
+        """
+
+    @abstractmethod
+    def predict(self, model: Any, X: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
+        """A fitted model's predictions for ``X`` (n rows) in the stored layout: shape
+        (n, :meth:`prediction_width`), columns as :meth:`prediction_columns` (classification: the
+        probabilities of ``classes``, a class the model never saw at 0). ``model`` was fitted on
+        :meth:`encode`'s array (the mining stage's models) or on the stored labels (the served model)."""
+
+    @abstractmethod
+    def best(self, pred: np.ndarray, classes: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """Each row's predicted label (stored spelling) and its score: ``pred`` (n, width) ->
+        (n labels, scores (n,)). Stored beside each prediction (``predicted_label``, ``predicted_score``)."""
+
+    # -- mining ------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def label_issues(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> LabelIssues:
+        """The label-error check of n labeled examples: given labels ``y`` (:meth:`encode`'s array)
+        against their out-of-sample predictions ``pred`` (n, width). The source is cleanlab's check
+        for the task (``cleanlab.filter.find_label_issues`` / ``cleanlab.rank``; its multi-label
+        and regression modules)."""
+
+    @abstractmethod
+    def uncertainty(self, pred: np.ndarray) -> np.ndarray:
+        """How unsure each prediction is, shape (n,) in [0, 1], higher = less sure
+        (classification: 1 - margin between the two most likely classes). ``pred``: (n, width)."""
+
+    def certainty(self, pred: np.ndarray) -> np.ndarray:
+        """``1 - uncertainty(pred)``, shape (n,): the margin the uncertain detector and the champion's
+        flags compare with their thresholds (a task may give it exactly, without float round-off)."""
+        return 1.0 - self.uncertainty(pred)
+
+    def applies(self, detector: str) -> bool:
+        """Whether the detector named ``detector`` judges this kind of label (:attr:`detectors`)."""
+        return self.detectors is None or detector in self.detectors
 
     @abstractmethod
     def label_sql(self, cell: str, plain: bool) -> str:
@@ -68,6 +250,92 @@ class Task(ABC):
         """Pull: the label an annotation ``result`` gives (in the spelling :meth:`label_sql` stores, or
         the review stage's discard answer), or None when the reviewer answered nothing. Malformed
         regions are ignored, never raised on: the result comes from the server."""
+
+    def answer_problem(self, label: str, choices: Sequence[str]) -> str | None:
+        """Pull: why an answer ``label`` (from :meth:`answer_label`) is not one the ledger can hold,
+        or None. ``choices``: the dataset's classes and the discard answer. By default an answer
+        must be one of them."""
+        return None if label in choices else f"{label[:40]!r} is not one of the classes"
+
+    @abstractmethod
+    def consensus(self, labels: Sequence[str]) -> str | None:
+        """Review: the verdict of several reviewers' answers to one example (stored spelling, the
+        review stage's discard answer counting as one more answer), or None when they disagree
+        (the task stays pending)."""
+
+    def agreement(self, labels: Sequence[str], verdict: str) -> float:
+        """Review: the share of ``labels`` that agree with ``verdict`` (in [0, 1]); equality by default."""
+        return sum(label == verdict for label in labels) / len(labels) if labels else 0.0
+
+    @abstractmethod
+    def oracle_label(self, value: Any) -> str:
+        """Simulation: one true-label value of an oracle file (a JSON value or a CSV cell) in the
+        stored spelling. Raises ``ValueError`` saying what is wrong (the caller names file and row)."""
+
+    @abstractmethod
+    def wrong_answer(self, truth: str, classes: Sequence[str], rng: random.Random) -> str:
+        """Simulation: a plausible wrong answer to an example whose true label is ``truth`` (a
+        simulated reviewer's mistake), drawn from ``rng``."""
+
+    # -- ship: gate, serving, evaluation --------------------------------------------------------------
+
+    @abstractmethod
+    def metrics(self, y_true: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> dict[str, float | None]:
+        """The gate's figures of predictions ``pred`` (n,) (a model's ``predict``: stored-spelling
+        labels for classification) against gold labels ``y_true`` (n,) (stored spelling); each
+        ``None`` when n = 0. Keys are the names ``[gate] metric`` may take."""
+
+    def metric_names(self) -> tuple[str, ...]:
+        """The names :meth:`metrics` returns: the values ``[gate] metric`` may take."""
+        import numpy as np
+
+        return tuple(self.metrics(np.array([]), np.array([]), []))
+
+    def higher_is_better(self, metric: str) -> bool:
+        """Whether a larger ``metric`` is better (True for scores; an error measure says False)."""
+        return True
+
+    @abstractmethod
+    def paired_test(self, y_true: np.ndarray, cand_pred: np.ndarray, champ_pred: np.ndarray, metric: str, *,
+                    alpha: float) -> PairedDiff:
+        """The gate's paired test of ``metric``: candidate minus champion on the same n gold examples
+        (``y_true``, ``cand_pred``, ``champ_pred`` as in :meth:`metrics`), one-sided p-values at
+        ``alpha`` (:mod:`data_engine.tasks.paired`: McNemar's exact test, a paired bootstrap)."""
+
+    def class_recall(self, y_true: np.ndarray, pred: np.ndarray) -> dict[str, tuple[float, int]]:
+        """The gate's per-class figures: class -> (recall of predictions ``pred`` (n,), gold support)
+        over the classes in gold ``y_true`` (n,); ``{}`` (the default) for a task without them."""
+        return {}
+
+    def class_tests(self, y_true: np.ndarray, cand_pred: np.ndarray, champ_pred: np.ndarray, *,
+                    alpha: float) -> list[tuple[str, str, PairedDiff]]:
+        """The gate's paired tests per class beside the metric's: ``(check name, words, PairedDiff)``
+        each (Holm-adjusted together with the slices); ``[]`` (the default) for none."""
+        return []
+
+    @abstractmethod
+    def predict_output(self, pred_row: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
+        """``/predict``: the answer for one row, ``pred_row`` of shape (width,) from :meth:`predict`
+        (classification: ``{"label": ..., "probabilities": {class: p}}``)."""
+
+    def predict_fields(self) -> dict[str, Any] | None:
+        """``/predict``'s schema of one answer: each key :meth:`predict_output` returns -> its Python
+        type (the server's response model and OpenAPI page); None (the default) = a free-form object."""
+        return None
+
+    @abstractmethod
+    def predict_table(self, pred: np.ndarray, classes: Sequence[str]) -> dict[str, np.ndarray]:
+        """``predict FILE``: the output columns (name -> shape (n,)) for predictions ``pred`` (n, width),
+        written after the id column (classification: ``predicted_label``, ``predicted_score``, ``p_<class>``)."""
+
+    @abstractmethod
+    def evaluate_output(self, figures: Mapping[str, Any], n: int) -> dict[str, Any]:
+        """``evaluate --file --json``: the figures part of the object for n labeled rows.
+        ``figures``: :meth:`metrics` plus the per-class breakdown the evaluation keeps."""
+
+    @abstractmethod
+    def evaluate_lines(self, figures: Mapping[str, Any], n: int) -> tuple[str, list[str]]:
+        """``evaluate --file``'s text: the figures phrase of the head line and the lines below it."""
 
 
 TASKS: Registry[type[Task]] = Registry("task", "data_engine.tasks", name_attr="name", base=Task)

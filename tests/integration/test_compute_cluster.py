@@ -17,7 +17,7 @@ import pytest
 import data_engine.mine.detectors.neighbours as nb
 from data_engine.compute import DaskBackend, LocalBackend, connect
 from data_engine.ingest.batch import ingest_file
-from data_engine.mine.oof import ensemble_out_of_fold_probabilities
+from data_engine.tasks.oof import ensemble_out_of_fold_probabilities
 from data_engine.mine.run import run_mining
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse

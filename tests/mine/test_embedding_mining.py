@@ -170,7 +170,7 @@ def _external_home(tmp_path: Path) -> tuple[Home, pd.DataFrame]:
 
 
 def test_external_predictions_replace_the_engines_own(tmp_path, monkeypatch):
-    import data_engine.mine.oof as oof
+    import data_engine.tasks.oof as oof
 
     home, probs = _external_home(tmp_path)
     home.predictions_landing.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import data_engine.mine.oof as oof_module
+import data_engine.tasks.oof as oof_module
 from data_engine.cli import main
 from data_engine.ingest.batch import ingest_file
 from data_engine.mine.run import run_mining

@@ -9,7 +9,7 @@ from sklearn.base import clone
 
 from data_engine.errors import EngineError
 from data_engine.mine.models import Schema, build_estimator, build_model, resolve_spec
-from data_engine.mine.oof import out_of_fold_probabilities
+from data_engine.tasks.oof import out_of_fold_probabilities
 from data_engine.mine.spec import AUTO_MEMBERS, KNN_MAX_ROWS, SVM_MAX_ROWS
 from data_engine.mine.names import check_names
 from data_engine.store.config import parse_config

@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 
 from data_engine.errors import EngineError
-from data_engine.mine.oof import (
+from data_engine.tasks.oof import (
     RareClassWarning,
     assign_folds,
     ensemble_out_of_fold_probabilities,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from data_engine.mine.models import MEMBERS, Schema, build_estimator, resolve_spec
-from data_engine.mine.oof import RareClassWarning, out_of_fold_probabilities
+from data_engine.tasks.oof import RareClassWarning, out_of_fold_probabilities
 
 SCHEMA = {"x1": "numeric", "x2": "numeric", "color": "categorical", "note": "text"}
 

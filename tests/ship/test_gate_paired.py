@@ -11,7 +11,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from data_engine.ship.gate import decide_promotion, evaluate_predictions
-from data_engine.ship.paired import bootstrap_macro_f1, holm, macro_f1_rows, mcnemar
+from data_engine.tasks.paired import bootstrap_macro_f1, holm, macro_f1_rows, mcnemar
 from data_engine.ship.verdict import Provenance
 from data_engine.store.config import GateConfig, SliceConfig
 

@@ -99,7 +99,7 @@ def test_macro_f1_gate_metric_ranks_the_candidates(tmp_path):
 
 
 def test_mining_on_the_same_snapshot_reuses_the_candidates_fits(env, monkeypatch):
-    from data_engine.mine import oof
+    from data_engine.tasks import oof
     from data_engine.mine.predictions import refresh_predictions
 
     home, _ = env

@@ -15,13 +15,14 @@ from data_engine.mine.names import check_names
 from data_engine.review.labelstudio.labeling import build_task, label_config
 from data_engine.store.config import parse_config
 from data_engine.store.warehouse import open_warehouse
-from data_engine.tasks import TASKS, Classification, Task, task_for
+from data_engine.tasks import TASKS, Classification, task_for
 from tests import homes
 from tests.conftest import TOY_CONFIG
 
 
-class Grade(Task):
-    """A toy second task: a letter grade, read case-insensitively, stored upper-case."""
+class Grade(Classification):
+    """A toy second task: a letter grade, read case-insensitively, stored upper-case (the rest as
+    for classes: a grade is one of two classes)."""
 
     name = "grade"
 

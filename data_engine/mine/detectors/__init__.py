@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from data_engine.mine.detectors.base import (
     DETECTORS,
     ISSUE_COLUMNS,
@@ -16,6 +18,7 @@ from data_engine.mine.detectors.base import (
     DetectorResult,
     MiningData,
     Neighbours,
+    issues_frame,
     register_detector,
 )
 from data_engine.mine.detectors.class_imbalance import ClassImbalanceDetector
@@ -29,6 +32,7 @@ __all__ = [
     "DETECTORS", "ISSUE_COLUMNS", "ClassImbalanceDetector", "Detector", "DetectorResult", "LabelDetector",
     "LookalikeDetector", "MiningData", "NearDuplicateDetector", "Neighbours", "OutlierDetector",
     "UncertainDetector", "get_detector", "register_detector", "run_detectors",
+    "skipped_result",
 ]
 
 
@@ -41,6 +45,14 @@ def get_detector(name: str, **options: Any) -> Detector:
 def run_detectors(data: MiningData, names: Iterable[str],
                   options: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, DetectorResult]:
     """Run the named detectors on ``data``; results by issue name, in the given order.
-    ``options``: keyword arguments per detector name."""
+    ``options``: keyword arguments per detector name. A detector that does not apply to the task
+    (:meth:`data_engine.tasks.Task.applies`) is skipped: its result flags nothing and says so."""
     options = options or {}
-    return {name: get_detector(name, **dict(options.get(name, {}))).find_issues(data) for name in names}
+    return {name: get_detector(name, **dict(options.get(name, {}))).find_issues(data) if data.task.applies(name)
+            else skipped_result(name, f"does not apply to task {data.task.name!r}") for name in names}
+
+
+def skipped_result(name: str, why: str) -> DetectorResult:
+    """The result of detector ``name`` that did not run: no rows, ``why`` in the summary."""
+    empty = issues_frame(np.array([], object), np.array([], bool), np.array([]), np.array([], object))
+    return DetectorResult(name, empty, {"skipped": why})

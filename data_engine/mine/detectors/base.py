@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from data_engine.plugins import Registry
+from data_engine.tasks import Classification, Task
 
 # Columns every detector returns, one row per example it judged.
 ISSUE_COLUMNS = ("example_id", "is_issue", "score", "reason", "detail")
@@ -38,10 +39,12 @@ class MiningData:
     """Everything detectors read about the N examples being mined.
 
     example_ids : np.ndarray of shape (N,)
-    labels : np.ndarray of shape (N,), class index of the label in force, -1 if unlabeled
-    classes : tuple of str, the K class names (column order of ``probs``)
-    probs : np.ndarray of shape (N, K); out-of-fold for labeled rows, a model trained on all
-        labeled rows (or the deployed champion) for unlabeled ones; NaN rows where none
+    labels : np.ndarray of shape (N,), the task's encoded label in force (classification: the class
+        index), -1 if unlabeled
+    classes : tuple of str, the K class names
+    probs : np.ndarray of shape (N, W), the task's predictions (W = ``task.prediction_width(classes)``,
+        classification: K class probabilities in ``classes`` order); out-of-fold for labeled rows, a
+        model trained on all labeled rows (or the deployed champion) for unlabeled ones; NaN rows where none
     out_of_sample : np.ndarray of shape (N,), bool: ``probs`` came from a model that never saw the row
     feature_hash : np.ndarray of shape (N,), hash of the input columns (equal = exact duplicate)
     neighbours : Neighbours or None
@@ -59,6 +62,7 @@ class MiningData:
         where surface features miss input columns (image files, vector columns; see
         ``mine.embedders.features.own_embedding``)
     embedding_name : the embedder that made ``embedding``
+    task : the dataset's task plug-in (what a label is; the label and uncertainty checks are its own)
     """
 
     example_ids: np.ndarray
@@ -77,6 +81,7 @@ class MiningData:
     verdicts: pd.DataFrame | None = None
     embedding: np.ndarray | None = None
     embedding_name: str = ""
+    task: Task = field(default_factory=Classification)
 
     def __post_init__(self) -> None:
         n = len(self.example_ids)
@@ -85,8 +90,9 @@ class MiningData:
                 raise ValueError(f"MiningData.{name} has {len(getattr(self, name))} rows, expected {n}")
         if self.embedding is not None and len(self.embedding) != n:
             raise ValueError(f"MiningData.embedding has {len(self.embedding)} rows, expected {n}")
-        if self.probs.shape != (n, len(self.classes)):
-            raise ValueError(f"MiningData.probs has shape {self.probs.shape}, expected ({n}, {len(self.classes)})")
+        width = self.task.prediction_width(self.classes)
+        if self.probs.shape != (n, width):
+            raise ValueError(f"MiningData.probs has shape {self.probs.shape}, expected ({n}, {width})")
 
     @property
     def low_dimensional(self) -> bool:
@@ -98,8 +104,33 @@ class MiningData:
 
     @property
     def labeled(self) -> np.ndarray:
-        """Boolean mask of shape (N,): rows with a label in force."""
+        """Boolean mask of shape (N,): rows with a label in force (a number label: not NaN)."""
+        if self.labels.dtype.kind == "f":
+            return ~np.isnan(self.labels)
         return self.labels >= 0
+
+    @property
+    def label_codes(self) -> np.ndarray:
+        """Shape (N,) int: the class index for classes; for number labels (regression, NaN =
+        unlabeled) one code per distinct value, so detectors that compare labels for equality
+        (copies with different labels) read both alike; -1 if unlabeled."""
+        if self.labels.dtype.kind != "f":
+            return self.labels
+        codes = np.full(len(self.labels), -1, dtype=np.int64)
+        known = self.labeled
+        codes[known] = np.unique(self.labels[known], return_inverse=True)[1]
+        return codes
+
+    def label_names(self, rows: np.ndarray) -> np.ndarray:
+        """The stored spelling of the labels of ``rows`` (indices, shape (M,)); '' if unlabeled."""
+        if self.labels.dtype.kind != "f":
+            return self.class_names(self.labels[rows])
+        values = self.labels[rows]
+        known = ~np.isnan(values)
+        out = np.full(len(rows), "", dtype=object)
+        if known.any():
+            out[known] = self.task.decode(values[known], self.classes)
+        return out
 
     @property
     def has_probs(self) -> np.ndarray:

@@ -64,7 +64,7 @@ class NearDuplicateDetector(Detector):
     def find_issues(self, data: MiningData) -> DetectorResult:
         """Judge all N examples; uses ``data.feature_hash`` and, if present, ``data.neighbours``."""
         n = len(data.example_ids)
-        labels = data.labels
+        labels = data.label_codes
         if n == 0:
             empty = issues_frame(np.array([], object), np.array([], bool), np.array([]), np.array([], object))
             return DetectorResult(self.issue_name, empty, {"exact": 0, "near": 0, "labels_disagree": 0})
@@ -117,8 +117,9 @@ class NearDuplicateDetector(Detector):
         # of it and the share of its copies (itself included) that carry it, averaged.
         share = _label_share(codes, labels, exact, near, partner)
         p_label = np.full(n, np.nan)
-        known = (labels >= 0) & np.isfinite(data.probs).all(axis=1)
-        p_label[known] = data.probs[known, labels[known]]
+        if data.task.has_classes:  # a probability of the given label exists only over classes
+            known = (labels >= 0) & np.isfinite(data.probs).all(axis=1)
+            p_label[known] = data.probs[known, labels[known]]
         label_right = np.where(np.isfinite(p_label), 0.5 * (p_label + share), share)
         low_dim = data.low_dimensional
         agreeing_flagged = self.copies_pay or not low_dim
@@ -127,8 +128,8 @@ class NearDuplicateDetector(Detector):
         partner_id = np.where(partner >= 0, data.example_ids[np.maximum(partner, 0)], None)
         kind = np.where(exact, "exact duplicate of ", "near duplicate of ")
         reason = np.where(is_copy, kind + partner_id.astype(str), "no close copy")
-        reason = np.where(disagree, reason + " with a different label ('" + data.class_names(labels) + "' vs '"
-                          + data.class_names(labels[np.maximum(partner, 0)]) + "')", reason)
+        reason = np.where(disagree, reason + " with a different label ('" + data.label_names(np.arange(n)) + "' vs '"
+                          + data.label_names(np.maximum(partner, 0)) + "')", reason)
         found_by = np.where(exact, "same content", np.where(by_image, "image comparison",
                                                             np.where(near, "embedding", None)))
         detail = pd.DataFrame({

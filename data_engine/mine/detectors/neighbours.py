@@ -185,7 +185,7 @@ def _query(ref: np.ndarray, queries: np.ndarray, k: int, one_thread: bool = True
 
     from sklearn.neighbors import NearestNeighbors
 
-    from data_engine.mine.oof import single_threaded
+    from data_engine.tasks.oof import single_threaded
 
     with single_threaded() if one_thread else nullcontext():
         nn = NearestNeighbors(n_neighbors=min(k, len(ref)), algorithm="brute").fit(ref)

@@ -13,9 +13,11 @@ UNCERTAIN_MARGIN = 0.2
 
 @register_detector
 class UncertainDetector(Detector):
-    """Scores unlabeled examples by the margin between their top two class probabilities.
+    """Scores unlabeled examples by the task's certainty (:meth:`data_engine.tasks.Task.certainty`,
+    1 - uncertainty; for classes the margin between the top two class probabilities).
 
-    Margin sampling is the standard active-learning criterion; entropy is kept in the detail.
+    Margin sampling is the standard active-learning criterion; for class probabilities the
+    entropy is kept in the detail.
     """
 
     issue_name = "uncertain"
@@ -27,18 +29,21 @@ class UncertainDetector(Detector):
         """Judge unlabeled rows that have predicted probabilities."""
         rows = np.flatnonzero(~data.labeled & data.has_probs)
         probs = data.probs[rows]
-        k = probs.shape[1]
-        if k >= 2 and len(rows):
-            top2 = -np.partition(-probs, 1, axis=1)[:, :2]
-            margin = top2[:, 0] - top2[:, 1]
-        else:
-            margin = np.ones(len(rows))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            plogp = np.where(probs > 0, probs * np.log(np.where(probs > 0, probs, 1.0)), 0.0)
-        entropy = -plogp.sum(axis=1) / np.log(max(k, 2))
+        margin = data.task.certainty(probs) if len(rows) else np.ones(0)
         flags = margin < self.margin
-        best = data.class_names(probs.argmax(axis=1) if len(rows) else np.array([], int))
+        best = np.asarray(data.task.best(probs, data.classes)[0], dtype=object)
         reason = np.where(flags, "model unsure: '" + best + "' leads by " + fmt(margin), "model is confident")
-        detail = pd.DataFrame({"margin": np.round(margin, 4), "entropy": np.round(entropy, 4), "suggested": best})
+        columns = {"margin": np.round(margin, 4)}
+        if data.task.has_classes:
+            columns["entropy"] = np.round(_entropy(probs), 4)
+        detail = pd.DataFrame({**columns, "suggested": best})
         frame = issues_frame(data.example_ids[rows], flags, margin, reason, detail)
         return DetectorResult(self.issue_name, frame, {"unlabeled_scored": int(len(rows)), "flagged": int(flags.sum())})
+
+
+def _entropy(probs: np.ndarray) -> np.ndarray:
+    """Normalised entropy (in [0, 1]) of each row of class probabilities ``probs`` (N, K); shape (N,)."""
+    k = probs.shape[1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plogp = np.where(probs > 0, probs * np.log(np.where(probs > 0, probs, 1.0)), 0.0)
+    return -plogp.sum(axis=1) / np.log(max(k, 2))

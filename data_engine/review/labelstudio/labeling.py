@@ -87,16 +87,14 @@ def _field(ds: DatasetConfig) -> str:
 
 
 def choice_result(choice: str) -> list[dict[str, Any]]:
-    """An annotation/prediction ``result`` selecting class ``choice``."""
-    # One class per example: the simulated reviewer and the tests answer classification tasks;
-    # build_task asks the dataset's task.
+    """An annotation/prediction ``result`` selecting class ``choice`` (classification's answer; the
+    stages ask the dataset's task, :meth:`data_engine.tasks.Task.prediction_result`)."""
     return Classification().prediction_result(choice, from_name=FROM_NAME, to_name=TO_NAME)
 
 
 def chosen(result: Sequence[Mapping[str, Any]]) -> str | None:
-    """The class picked in an annotation ``result`` (None when nothing was chosen)."""
-    # The consensus reads answers without the dataset at hand: one class per example until it
-    # is given the dataset's task (the next tasks, tags and numbers, bring that).
+    """The class picked in an annotation ``result`` (None when nothing was chosen): classification's
+    reading (the pull asks the dataset's task, :meth:`data_engine.tasks.Task.answer_label`)."""
     return Classification().answer_label(result, from_name=FROM_NAME)
 
 
@@ -137,6 +135,8 @@ def build_task(
         "suggested_score": _round(row.get("suggested_score")),
         "issue_types": ", ".join(issue_types) if issue_types else "none",
         "priority": _round(row.get("priority")),
+        # The label check's words on this example ("given 120, predicted 31 [25, 38]"), '' if none.
+        "label_note": _text(row.get("label_note")) or "",
     }
     # A copy of an example a reviewer already decided: the partner and its verdict, to decide alike.
     for key in ("partner_id", "partner_verdict"):
