@@ -3,8 +3,7 @@
 import dagster as dg
 
 from assets.resources import WAREHOUSE_TAG, EngineResource, LabelStudioResource
-from data_engine.review.pull import pull_decision
-from data_engine.triggers import in_flight_reason
+from data_engine.triggers import in_flight_reason, pull_decision
 from sensors.common import priority_tag, runs_in_flight
 
 pull_job = dg.define_asset_job(

@@ -15,7 +15,6 @@ from data_engine.review.labelstudio.labeling import DISCARD_CHOICE, NUMERIC_FIEL
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
 from data_engine.store.schema import load_classes
-from data_engine.store.warehouse import has_table
 from data_engine.tasks import task_for
 
 
@@ -100,18 +99,16 @@ def known_project(con: duckdb.DuckDBPyConnection, client: ReviewClient,
     return ref, notices
 
 
-def latest_run_id(con: duckdb.DuckDBPyConnection) -> str | None:
+def latest_run_id(con: duckdb.DuckDBPyConnection) -> int | None:
     """The most recent mining run that has a review queue (None when there is no queue)."""
-    if not has_table(con, "review_queue"):
-        return None
     # The schema (migration 0100) gives every mining run its finish time; an unfinished run sorts last.
     row = con.execute("SELECT m.run_id FROM mining_runs m WHERE EXISTS (SELECT 1 FROM review_queue q "
                       "WHERE q.run_id = m.run_id) ORDER BY m.finished_at DESC NULLS LAST, m.run_id DESC LIMIT 1").fetchall()
     if row:
-        return str(row[0][0])
+        return int(row[0][0])
     # Mining numbers its runs (BIGINT); the latest is the highest.
     row = con.execute("SELECT max(run_id) FROM review_queue").fetchall()[0]
-    return None if row[0] is None else str(row[0])
+    return None if row[0] is None else int(row[0])
 
 
 def reconcile_tasks(con: duckdb.DuckDBPyConnection, client: ReviewClient, ref: ProjectRef) -> int:

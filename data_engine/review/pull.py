@@ -12,7 +12,7 @@ through ``label_events``):
 * everything is read before anything is written, and written in one transaction with the new
   cursor, so a server failing mid-way loses nothing and the next pull resumes.
 
-:func:`pull_decision` is the review sensor's decision, made from the server alone."""
+The review sensor's decision (whether to pull) is :func:`data_engine.triggers.pull_decision`."""
 
 from __future__ import annotations
 
@@ -25,14 +25,13 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from data_engine.errors import ReviewServiceError
 from data_engine.review.annotators import _refresh_annotator_quality
 from data_engine.review.consensus import _TIE, _Answer, _answers, _consensus, _norm_ts, _shift
 from data_engine.review.labelstudio.client import ReviewClient
 from data_engine.review.labelstudio.labeling import DISCARD_CHOICE
 from data_engine.store.ledger import append_events
 from data_engine.review.identity import ProjectRef, reconcile_inventory
-from data_engine.review.project import dataset_classes, known_project, project_title, reconcile_tasks
+from data_engine.review.project import dataset_classes, known_project, reconcile_tasks
 from data_engine.review.verdicts import verdict_stats
 from data_engine.store.config import EngineConfig
 from data_engine.store.warehouse import rollback_quietly, transaction
@@ -76,16 +75,6 @@ class PullResult:
     def as_dict(self) -> dict[str, Any]:
         """The result as plain data."""
         return {**asdict(self), "events": self.events}
-
-
-@dataclass(frozen=True)
-class PullDecision:
-    """A sensor's decision: request a pull run or not, why, and its next cursor."""
-
-    run: bool
-    reason: str
-    cursor: str | None
-    run_key: str | None = None  # default: one per cursor
 
 
 def pull_verdicts(con: duckdb.DuckDBPyConnection, client: ReviewClient, cfg: EngineConfig) -> PullResult:
@@ -234,7 +223,7 @@ def record_verdicts(con: duckdb.DuckDBPyConnection, queue_rows: pd.DataFrame, la
     metas = queue_rows[["example_id", "example_version", "run_id", "issue_types", "given_label"]].to_dict("records")
     for meta in metas:
         meta["issue_types"] = list(meta["issue_types"]) if meta["issue_types"] is not None else []
-        meta["run_id"] = str(meta["run_id"])
+        meta["run_id"] = None if pd.isna(meta["run_id"]) else int(meta["run_id"])
     event_ids = append_events(con, [_event(m, label, "review", actor, {"simulated": True})
                                     for m, label in zip(metas, labels, strict=True)])
     _write_verdicts(con, [_verdict(m, -eid, 0, label, "review", 1, 1.0, i)
@@ -249,6 +238,7 @@ def _known_tasks(con: duckdb.DuckDBPyConnection, project_id: int, task_ids: list
     out = {}
     for r in rows.to_dict("records"):
         r["issue_types"] = list(r["issue_types"]) if r["issue_types"] is not None else []
+        r["run_id"] = None if pd.isna(r["run_id"]) else int(r["run_id"])  # a NULL makes the column float
         out[int(r["task_id"])] = r
     return out
 
@@ -322,15 +312,16 @@ def _write_verdicts(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]], 
         return
     frame = pd.DataFrame(rows).drop_duplicates("task_id", keep="last")
     frame["event_id"] = [event_ids[i] for i in frame["event_index"]]
-    for col in ("label", "given_label", "run_id"):
+    for col in ("label", "given_label"):
         frame[col] = frame[col].astype(object)
+    frame["run_id"] = frame["run_id"].astype("Int64")
     frame["agreement"] = frame["agreement"].astype(float)
     con.register("_verdicts", frame)
     try:
         con.execute(
             "INSERT OR REPLACE INTO review_verdicts (task_id, project_id, example_id, example_version, run_id, "
             "issue_types, given_label, label, is_discard, outcome, source, n_votes, agreement, event_id, decided_at) "
-            "SELECT task_id, project_id, example_id, example_version, CAST(run_id AS VARCHAR), "
+            "SELECT task_id, project_id, example_id, example_version, run_id, "
             "CAST(issue_types AS VARCHAR[]), CAST(given_label AS VARCHAR), CAST(label AS VARCHAR), is_discard, "
             "outcome, source, n_votes, agreement, event_id, now() FROM _verdicts")
     finally:
@@ -350,54 +341,3 @@ def _write_statuses(con: duckdb.DuckDBPyConnection, project_id: int, rows: list[
             "FROM _statuses s WHERE review_tasks.project_id = ? AND review_tasks.task_id = s.task_id", [project_id])
     finally:
         con.unregister("_statuses")
-
-
-def pull_decision(client: ReviewClient, cfg: EngineConfig, cursor: str | None) -> PullDecision:
-    """Whether a sensor should request a pull: yes when tasks were annotated after ``cursor``, and
-    also when the server lost something since the last tick (fewer tasks or answers in the project,
-    another project under the title, or the project gone): a pull notices and reconciles it
-    (:mod:`data_engine.review.identity`), so the loop does not wait for answers that cannot come.
-
-    The cursor is ``<newest updated_at>|<project id>:<tasks>:<answers>`` (a bare time from before the
-    counts were kept is read too). Never raises for a service failure: an unreachable server, a
-    refused key or a timeout give ``run=False`` with the cause as the reason (a SkipReason), and the
-    next tick tries again. Reads nothing from the warehouse (sensors stay off the DuckDB file);
-    costs three requests.
-    """
-    since, seen = _read_cursor(cursor)
-    title = project_title(cfg)
-    try:
-        project_id = client.find_project(title)
-        if project_id is None:
-            if seen is not None:
-                return PullDecision(True, f"project {title!r} is gone from {client.url} (deleted, or a new database): "
-                                          "pulling to reconcile", "", run_key=f"pull-gone-{cursor}")  # "": start again (None would keep it)
-            return PullDecision(False, f"no review project {title!r} at {client.url} yet", cursor)
-        info = client.project_info(project_id) or {}
-        count, newest = client.annotated_since(project_id, since)
-    except ReviewServiceError as exc:
-        return PullDecision(False, f"{exc} (will retry)", cursor)
-    now = (project_id, int(info.get("tasks") or 0), int(info.get("annotations") or 0))
-    if count and newest is not None:
-        return PullDecision(True, f"{count} task(s) annotated at {client.url} since {since or 'the start'}",
-                            _write_cursor(_norm_ts(newest), now))
-    if seen is not None and (now[0] != seen[0] or now[1] < seen[1] or now[2] < seen[2]):
-        return PullDecision(True, f"project {project_id} at {client.url} has {now[1]} task(s) and {now[2]} answer(s), "
-                                  f"{seen[1]} and {seen[2]} before: pulling to reconcile", _write_cursor(since, now))
-    return PullDecision(False, f"no new verdicts at {client.url} since {since or 'the start'}", _write_cursor(since, now))
-
-
-def _read_cursor(cursor: str | None) -> tuple[str | None, tuple[int, int, int] | None]:
-    """(newest updated_at, (project id, tasks, answers)) from a sensor cursor."""
-    if not cursor:
-        return None, None
-    since, _, counts = cursor.partition("|")
-    try:
-        pid, tasks, answers = (int(x) for x in counts.split(":"))
-    except ValueError:
-        return since or None, None
-    return since or None, (pid, tasks, answers)
-
-
-def _write_cursor(since: str | None, counts: tuple[int, int, int]) -> str:
-    return f"{since or ''}|{counts[0]}:{counts[1]}:{counts[2]}"

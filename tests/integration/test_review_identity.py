@@ -12,7 +12,8 @@ from label_studio_sdk import LabelStudio
 from data_engine.review.labelstudio.labeling import choice_result
 from data_engine.review.labelstudio.server import port_in_use, start_server, stop_pid
 from data_engine.review.project import make_client
-from data_engine.review.pull import pull_decision, pull_verdicts
+from data_engine.review.pull import pull_verdicts
+from data_engine.triggers import pull_decision
 from data_engine.review.push import push_queue
 from data_engine.store.warehouse import open_warehouse
 from tests.integration.conftest import START_WAIT_S

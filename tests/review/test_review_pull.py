@@ -183,7 +183,7 @@ def test_pull_before_any_push_does_nothing(tmp_path):
 
 
 def test_sensor_decision_runs_only_when_there_is_something_new(tmp_path):
-    from data_engine.review.pull import pull_decision
+    from data_engine.triggers import pull_decision
 
     home, frame, client, tasks = _pushed(tmp_path)
     idle = pull_decision(client, home.config, None)
@@ -196,7 +196,7 @@ def test_sensor_decision_runs_only_when_there_is_something_new(tmp_path):
 
 
 def test_sensor_decision_skips_with_the_cause_when_the_server_fails(tmp_path):
-    from data_engine.review.pull import pull_decision
+    from data_engine.triggers import pull_decision
 
     home, _, client, _ = _pushed(tmp_path)
     client.fail_with = ReviewServiceError("cannot reach Label Studio at http://fake: connection refused")

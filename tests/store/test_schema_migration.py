@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 
 import duckdb
 
 from data_engine.ship.registry import gate_record, get_model
 from data_engine.store.home import Home
-from data_engine.store.warehouse import migration_names, open_warehouse
+from data_engine.store.warehouse import apply_migrations, migration_names, open_warehouse
 
 
 def _old_warehouse(path: Path, last: str = "0760") -> None:
     """A warehouse as an engine of the 0760 schema left it (the shipped migration files up to ``last``)."""
     con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ DEFAULT now())")
-    for name in migration_names():
-        if name[:4] > last:
-            continue
-        con.execute(resources.files("data_engine.store.migrations").joinpath(name).read_text(encoding="utf-8"))
-        con.execute("INSERT INTO schema_migrations (name) VALUES (?)", [name])
+    apply_migrations(con, before=f"{int(last) + 1:04d}")
     gate = {"promote": True, "metric": "accuracy", "test": "paired", "alpha": 0.05, "outcome": "better",
             "champion_version": 1, "n_gold": 200, "difference": 0.035, "ci_low": 0.01, "ci_high": 0.06,
             "p_worse": 0.002, "p_better": 0.998, "reason": "better than v1 on 200 gold examples"}

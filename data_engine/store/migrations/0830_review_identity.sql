@@ -82,7 +82,7 @@ CREATE TABLE review_verdicts_v2 (
     task_id          BIGINT NOT NULL,
     example_id       VARCHAR NOT NULL,
     example_version  INTEGER NOT NULL,
-    run_id           VARCHAR,
+    run_id           BIGINT,            -- a mining run's id (migration 0820)
     issue_types      VARCHAR[],
     given_label      VARCHAR,
     label            VARCHAR,
