@@ -4,9 +4,10 @@ Per column: numeric columns get the two-sample Kolmogorov-Smirnov test (scipy ``
 the Wasserstein distance (scipy ``wasserstein_distance``); categorical columns get a chi-square
 test on category frequencies (scipy ``chi2_contingency``) and the categories never seen in training
 are named. The per-column p-values are corrected across columns with Holm's step-down method
-(statsmodels is not a dependency, so scipy's p-values are adjusted here; Holm 1979), which is what
+(Holm 1979), which is what
 keeps the false-alarm rate per batch near ``alpha`` where per-column tests at ``alpha`` without
-correction flag a same-distribution batch once in every few batches.
+correction flag a same-distribution batch once in every few batches. Holm's adjustment is the
+gate's (:func:`data_engine.tasks.paired.holm`).
 
 On the rows as a whole, a domain classifier (scikit-learn, out-of-fold) tries to tell batch rows
 from training rows; its AUC is 0.5 when the batch looks like training and near 1 when it does not
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from data_engine.tasks.paired import holm
 
 
 @dataclass(frozen=True)
@@ -84,21 +87,6 @@ class DriftReport:
                 for c in self.per_column
             ],
         }
-
-
-def holm(p_values: list[float]) -> list[float]:
-    """Holm step-down adjusted p-values (same order as given), each in [0, 1].
-
-    Written here because scipy has no family-wise correction and statsmodels is not a dependency.
-    """
-    m = len(p_values)
-    order = np.argsort(p_values)
-    adjusted = np.empty(m)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted.tolist()
 
 
 def _sample(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
