@@ -50,6 +50,8 @@ def review_tasks(context: dg.AssetExecutionContext, engine: EngineResource,
     with label_studio.client(home) as client:
         step = push_step(home, client)
     result = step.result
+    for line in result.notices:  # what changed in Label Studio (a new database, deletions), one line each
+        context.log.warning(line)
     context.log.info(f"pushed {result.sent} task(s) to project {result.project_id} in {result.requests} request(s)")
     return dg.MaterializeResult(
         metadata={
@@ -79,6 +81,8 @@ def review_verdicts(context: dg.AssetExecutionContext, engine: EngineResource,
     with label_studio.client(home) as client:
         step = pull_step(home, client)
     result = step.result
+    for line in result.notices:  # what changed in Label Studio (a new database, deletions), one line each
+        context.log.warning(line)
     context.log.info(f"pulled {result.events} label event(s) from {result.tasks_seen} task(s)")
     return dg.MaterializeResult(
         metadata=verdicts_metadata({

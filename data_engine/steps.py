@@ -129,7 +129,7 @@ def push(con: duckdb.DuckDBPyConnection, client: ReviewClient, home: Home, *, ru
     result = push_queue(con, client, home.config, run_id=run_id, limit=limit)
     total, not_done = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE status <> 'done') FROM review_tasks WHERE project_id = ?",
-        [result.project_id]).fetchone()
+        [result.project_key]).fetchone()
     return PushStepResult(result, int(total), int(not_done))
 
 

@@ -121,6 +121,13 @@ def mining_trigger(con: duckdb.DuckDBPyConnection, *, in_flight: Sequence[str] =
             return Trigger(False, "no labeled training data yet (gold data is for evaluation only)", key)
         return Trigger(True, f"no mining run yet; labels up to event {state.label_snapshot}", key)
     run_id, before = last
+    resend = tasks_to_send_again(con)
+    if before == state and resend:
+        # Tasks whose Label Studio task or project is gone (a new database, a deletion) wait for a
+        # push: the mining job ends with one. Keyed by what was noticed, so it runs once per change.
+        noticed = con.execute("SELECT count(*) FROM review_changes").fetchone()[0]
+        return Trigger(True, f"{resend} review task(s) to send again (gone from Label Studio)",
+                       f"{key}-resend-{noticed}")
     if before == state:
         return Trigger(False, f"nothing new since mining run {run_id} (labels up to event "
                               f"{state.label_snapshot}, {state.example_versions} example versions)", key)
@@ -147,6 +154,13 @@ def unmined_examples(con: duckdb.DuckDBPyConnection) -> int:
     if last is None or last[1] is None:
         return 0
     return max(mining_state(con).example_versions - last[1].example_versions, 0)
+
+
+def tasks_to_send_again(con: duckdb.DuckDBPyConnection) -> int:
+    """Review tasks recorded but not on the server: their task or project was found gone
+    (:mod:`data_engine.review.identity`), or a push was interrupted before its import."""
+    return int(con.execute("SELECT count(*) FROM review_tasks WHERE status = 'sending' AND task_id IS NULL")
+               .fetchone()[0])
 
 
 def unfinished_reviews(con: duckdb.DuckDBPyConnection) -> int:
@@ -239,23 +253,55 @@ class PullDecision:
     run: bool
     reason: str
     cursor: str | None
+    run_key: str | None = None  # default: one per cursor
 
 
 def pull_decision(client: ReviewClient, cfg: EngineConfig, cursor: str | None) -> PullDecision:
-    """Whether a sensor should request a pull: yes when tasks were annotated after ``cursor``.
+    """Whether a sensor should request a pull: yes when tasks were annotated after ``cursor``, and
+    also when the server lost something since the last tick (fewer tasks or answers in the project,
+    another project under the title, or the project gone): a pull notices and reconciles it
+    (:mod:`data_engine.review.identity`), so the loop does not wait for answers that cannot come.
 
-    Never raises for a service failure: an unreachable server, a refused key or a timeout give
-    ``run=False`` with the cause as the reason (a SkipReason), and the next tick tries again.
-    Reads nothing from the warehouse (sensors stay off the DuckDB file); costs two requests.
+    The cursor is ``<newest updated_at>|<project id>:<tasks>:<answers>`` (a bare time from before the
+    counts were kept is read too). Never raises for a service failure: an unreachable server, a
+    refused key or a timeout give ``run=False`` with the cause as the reason (a SkipReason), and the
+    next tick tries again. Reads nothing from the warehouse (sensors stay off the DuckDB file);
+    costs three requests.
     """
+    since, seen = _read_cursor(cursor)
+    title = project_title(cfg)
     try:
-        project_id = client.find_project(project_title(cfg))
+        project_id = client.find_project(title)
         if project_id is None:
-            return PullDecision(False, f"no review project {project_title(cfg)!r} at {client.url} yet", cursor)
-        count, newest = client.annotated_since(project_id, cursor)
+            if seen is not None:
+                return PullDecision(True, f"project {title!r} is gone from {client.url} (deleted, or a new database): "
+                                          "pulling to reconcile", "", run_key=f"pull-gone-{cursor}")  # "": start again (None would keep it)
+            return PullDecision(False, f"no review project {title!r} at {client.url} yet", cursor)
+        info = client.project_info(project_id) or {}
+        count, newest = client.annotated_since(project_id, since)
     except ReviewServiceError as exc:
         return PullDecision(False, f"{exc} (will retry)", cursor)
-    if count == 0 or newest is None:
-        return PullDecision(False, f"no new verdicts at {client.url} since {cursor or 'the start'}", cursor)
-    return PullDecision(True, f"{count} task(s) annotated at {client.url} since {cursor or 'the start'}",
-                        _norm_ts(newest))
+    now = (project_id, int(info.get("tasks") or 0), int(info.get("annotations") or 0))
+    if count and newest is not None:
+        return PullDecision(True, f"{count} task(s) annotated at {client.url} since {since or 'the start'}",
+                            _write_cursor(_norm_ts(newest), now))
+    if seen is not None and (now[0] != seen[0] or now[1] < seen[1] or now[2] < seen[2]):
+        return PullDecision(True, f"project {project_id} at {client.url} has {now[1]} task(s) and {now[2]} answer(s), "
+                                  f"{seen[1]} and {seen[2]} before: pulling to reconcile", _write_cursor(since, now))
+    return PullDecision(False, f"no new verdicts at {client.url} since {since or 'the start'}", _write_cursor(since, now))
+
+
+def _read_cursor(cursor: str | None) -> tuple[str | None, tuple[int, int, int] | None]:
+    """(newest updated_at, (project id, tasks, answers)) from a sensor cursor."""
+    if not cursor:
+        return None, None
+    since, _, counts = cursor.partition("|")
+    try:
+        pid, tasks, answers = (int(x) for x in counts.split(":"))
+    except ValueError:
+        return since or None, None
+    return since or None, (pid, tasks, answers)
+
+
+def _write_cursor(since: str | None, counts: tuple[int, int, int]) -> str:
+    return f"{since or ''}|{counts[0]}:{counts[1]}:{counts[2]}"

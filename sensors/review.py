@@ -26,8 +26,12 @@ def review_sensor(context: dg.SensorEvaluationContext, engine: EngineResource,
     with label_studio.client(home) as client:
         decision = pull_decision(client, home.config, context.cursor)
     if not decision.run:
-        return dg.SkipReason(decision.reason)
+        if decision.cursor == context.cursor:
+            return dg.SkipReason(decision.reason)
+        # Nothing to pull, but the project's counts moved (a push): kept, so a later deletion shows.
+        return dg.SensorResult(skip_reason=decision.reason, cursor=decision.cursor)
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=f"pull-{decision.cursor}", tags={"data-engine/reason": decision.reason[:200]})],
+        run_requests=[dg.RunRequest(run_key=decision.run_key or f"pull-{decision.cursor}",
+                                    tags={"data-engine/reason": decision.reason[:200]})],
         cursor=decision.cursor,
     )

@@ -16,6 +16,21 @@ from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 from tests import homes
 
+# The tests that take the most time (tests/heavy_tests.txt, written by scripts/heavy_tests.py from a
+# measured run) are marked `heavy`: `make test-fast` leaves them out, `make test` runs them.
+HEAVY_TESTS = frozenset(
+    line.strip() for line in (Path(__file__).parent / "heavy_tests.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the listed tests ``heavy`` before ``-m`` selects (hence ``tryfirst``)."""
+    for item in items:
+        if item.nodeid in HEAVY_TESTS:
+            item.add_marker(pytest.mark.heavy)
+
+
 # The next label event id, for tests that write one event per statement (writers assign ids
 # themselves: see data_engine.store.warehouse.last_event_id).
 NEXT_EVENT_ID = "(SELECT coalesce(max(event_id), 0) + 1 FROM label_events)"

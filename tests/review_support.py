@@ -66,6 +66,20 @@ def make_queue(home: Home, frame: pd.DataFrame, *, run_id: int = 1, n: int | Non
     return len(records)
 
 
+def pushed_to_fake(tmp_path: Path, n: int = 12, **review: object) -> tuple[Home, pd.DataFrame, object]:
+    """A digits home (``n`` examples, ``review`` as in :func:`digits_home`) whose whole queue was
+    pushed to a new in-memory Label Studio; returns the home, the frame and the fake client."""
+    from data_engine.review.labelstudio.fake import FakeReviewClient
+    from data_engine.review.push import push_queue
+
+    home, frame = digits_home(tmp_path / "home", n=n, review=review or None)
+    make_queue(home, frame)
+    client = FakeReviewClient()
+    with open_warehouse(home) as con:
+        push_queue(con, client, home.config)
+    return home, frame, client
+
+
 READINGS_CONFIG = """\
 [dataset]
 name = "readings"

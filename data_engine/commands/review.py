@@ -81,6 +81,8 @@ def cmd_push(args: argparse.Namespace, home: Home) -> int:
 
     client = _client(home)
     result = push_step(home, client, run_id=args.run_id, limit=args.limit).result
+    for line in result.notices:  # what changed in Label Studio, on stderr even with --json
+        print(line, file=sys.stderr)
     if args.json:
         print(json.dumps(result.as_dict()))
     else:
@@ -97,8 +99,12 @@ def cmd_pull(args: argparse.Namespace, home: Home) -> int:
 
     client = _client(home)
     result = pull_step(home, client).result
+    for line in result.notices:  # what changed in Label Studio, on stderr even with --json
+        print(line, file=sys.stderr)
     if args.json:
         print(json.dumps(result.as_dict(), default=str))
+    elif result.project_id is None and result.notices:
+        pass  # the project is gone: said above; the next push re-creates it
     elif result.project_id is None:
         print(f"nothing pushed to {client.url} yet; run `data-engine review push` first")
     else:
@@ -165,6 +171,8 @@ def cmd_review_status(args: argparse.Namespace, home: Home) -> int:
     print("verdicts: " + (", ".join(f"{k}={v}" for k, v in report["verdicts"].items()) or "none yet")
           + f"; discarded={report['discarded']}")
     print("label events: " + (", ".join(f"{k}={v}" for k, v in report["events"].items()) or "none"))
+    if report["server_changes"]:
+        print("noticed in Label Studio: " + ", ".join(f"{k}={v}" for k, v in report["server_changes"].items()))
     for s in report["verdict_stats"]:
         print(f"  run {s['run_id']} {s['issue_type']:<15} confirmed={s['confirmed']} rejected={s['rejected']}")
     for a in report["annotators"]:

@@ -223,6 +223,12 @@ def _unquoted_but_has_quotes(con: duckdb.DuckDBPyConnection, path: Path) -> bool
         return any(b'"' in chunk for chunk in iter(lambda: fh.read(1 << 22), b""))
 
 
+def _compression(path: str) -> str:
+    """The compression of the CSV at ``path``, by its name, for ``read_csv``: DuckDB's own guess cuts
+    a name at ``?`` as if it were a URL's query, so ``?.csv.gz`` was read as plain text."""
+    return "gzip" if path.lower().endswith(".gz") else "none"
+
+
 def _read_csv_table(con: duckdb.DuckDBPyConnection, path: str, dialect: str) -> None:
     """``raw_read``: the CSV at ``path`` as text columns, bad rows to ``reject_errors``; a line too
     long for the reader's default buffer is retried with :data:`MAX_LINE_BYTES`."""
@@ -231,7 +237,7 @@ def _read_csv_table(con: duckdb.DuckDBPyConnection, path: str, dialect: str) -> 
     # header=true always: a file without a header then shows up as "missing required columns"
     # instead of silently becoming column0, column1, ...
     sql = ("CREATE TEMP TABLE raw_read AS SELECT * FROM read_csv(?, header = true, all_varchar = true, "
-           f"store_rejects = true, {dialect}{{}})")
+           f"store_rejects = true, compression = '{_compression(path)}', {dialect}{{}})")
     try:
         con.execute(sql.format(""), [path])
     except duckdb.InvalidInputException as exc:
@@ -253,7 +259,8 @@ def _duplicate_header_names(con: duckdb.DuckDBPyConnection, path: Path) -> tuple
     if not suspects:
         return ()
     header = con.execute(
-        "SELECT * FROM read_csv(?, header = false, all_varchar = true, auto_detect = true, ignore_errors = true) LIMIT 1",
+        "SELECT * FROM read_csv(?, header = false, all_varchar = true, auto_detect = true, ignore_errors = true, "
+        f"compression = '{_compression(str(path))}') LIMIT 1",
         [str(path)],
     ).fetchone() or ()
     seen: dict[str, str] = {}
@@ -276,7 +283,8 @@ def _name_unnamed_columns(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     if not any(re.fullmatch(r"column\d+", n) for n in names):
         return
     header = con.execute(
-        "SELECT * FROM read_csv(?, header = false, all_varchar = true, auto_detect = true, ignore_errors = true) LIMIT 1",
+        "SELECT * FROM read_csv(?, header = false, all_varchar = true, auto_detect = true, ignore_errors = true, "
+        f"compression = '{_compression(str(path))}') LIMIT 1",
         [str(path)],
     ).fetchone() or ()
     if len(header) != len(names):

@@ -135,7 +135,10 @@ def validate(
         markers = _missing_label_markers(con, ds)
         label = task.label_sql('r.' + lq, ds.label_column in plain)
         if markers:
-            label = f"CASE WHEN {label} IN ({', '.join(map(_lit, markers))}) THEN NULL ELSE {label} END"
+            # Compared on the cell (normalised), not on the task's stored label: a tag-set task
+            # stores the cell NA as ["NA"], and the cell is what says "missing".
+            cell = norm('r.' + lq, ds.label_column)
+            label = f"CASE WHEN {cell} IN ({', '.join(map(_lit, markers))}) THEN NULL ELSE {label} END"
         values.append(f"{label} AS {lq}")
         reasons += task.label_reasons(lq, classes_known)
         if gold:

@@ -2,13 +2,15 @@
 
 Idempotent: rows are recorded as 'sending' before their import and as 'open' (with the task id)
 after it, and a push that finds 'sending' rows first asks the server which of them it already has
-(by the ``engine_key`` in the task data) before importing the rest."""
+(by the ``engine_key`` in the task data) before importing the rest. Before that, the project is
+checked against the server (:mod:`data_engine.review.identity`): a project gone with its server's
+database or deleted is replaced, deleted tasks still open are sent again, deleted answers retracted."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from data_engine.review.labelstudio.labeling import (
     render_items,
     task_key,
 )
+from data_engine.review.identity import ProjectRef, lineage_keys
 from data_engine.review.project import ensure_project, latest_run_id, reconcile_tasks
 from data_engine.store.config import EngineConfig
 from data_engine.store.schema import stored_columns
@@ -32,8 +35,10 @@ from data_engine.store.warehouse import FINISHED_TASK_STATUSES, quote_ident
 class PushResult:
     """What one push did."""
 
-    project_id: int
+    project_id: int                # Label Studio's id of the project
     run_id: int | None
+    project_key: int | None = None  # the engine's key of it (review_tasks.project_id)
+    notices: list[str] = field(default_factory=list)  # what changed on the server, one line each
     sent: int = 0
     reconciled: int = 0
     batches: int = 0
@@ -62,23 +67,24 @@ def push_queue(
     server fails; what was recorded so far stays, and the next push resumes.
     """
     started, requests_before = time.perf_counter(), client.request_count
-    project_id = ensure_project(con, client, cfg)
-    result = PushResult(project_id=project_id, run_id=run_id)
-    result.reconciled = reconcile_tasks(con, client, project_id)
+    ref = ensure_project(con, client, cfg)
+    result = PushResult(project_id=ref.project_id, run_id=run_id, project_key=ref.key, notices=ref.notices)
+    result.reconciled = reconcile_tasks(con, client, ref)
     run_id = latest_run_id(con) if run_id is None else int(run_id)
     result.run_id = run_id
     if limit is None:
         still_open = con.execute(
             "SELECT count(*) FROM review_tasks WHERE project_id = ? AND status IN ('sending', 'open', 'partial')",
-            [project_id]).fetchall()[0][0]
+            [ref.key]).fetchall()[0][0]
         limit = max(cfg.review.budget - int(still_open), 0)
-    rows = _rows_to_send(con, project_id, run_id, limit, max_opinions=cfg.review.max_opinions)
+    rows = _rows_to_send(con, ref.key, run_id, limit, max_opinions=cfg.review.max_opinions,
+                         lineage=lineage_keys(con, ref.key))
     if not rows.empty:
         batch = batch_size or cfg.review.import_batch_size
         tasks = _build_tasks(con, cfg, rows)
         for start in range(0, len(rows), batch):
             part = rows.iloc[start:start + batch]
-            _send_batch(con, client, project_id, part, tasks[start:start + batch])
+            _send_batch(con, client, ref, part, tasks[start:start + batch])
             result.sent += len(part)
             result.batches += 1
     result.seconds = round(time.perf_counter() - started, 3)
@@ -87,9 +93,11 @@ def push_queue(
 
 
 def _rows_to_send(con: duckdb.DuckDBPyConnection, project_id: int, run_id: int | None, limit: int, *,
-                  max_opinions: int = 2) -> pd.DataFrame:
-    """Queue rows to import: 'sending' leftovers first, then new rows of ``run_id`` by rank, each
-    with its opinion number (1 for a first review)."""
+                  max_opinions: int = 2, lineage: list[int] | None = None) -> pd.DataFrame:
+    """Queue rows to import: 'sending' leftovers of project (key) ``project_id`` first, then new rows
+    of ``run_id`` by rank, each with its opinion number (1 for a first review). What was sent to any
+    project of ``lineage`` (the earlier projects of the same title) counts as sent."""
+    lineage = lineage or [project_id]
     cols = ("q.run_id, q.rank, q.example_id, q.example_version, q.issue_types, q.priority, q.suggested_label, "
             "q.suggested_score, q.given_label, CAST(q.scores AS VARCHAR) AS scores, "
             # A copy of a reviewed example shows its partner and the partner's verdict (lookalike detector).
@@ -97,7 +105,7 @@ def _rows_to_send(con: duckdb.DuckDBPyConnection, project_id: int, run_id: int |
             " AND i.example_id = q.example_id AND i.issue_type = 'lookalike') AS partner_id, "
             "(SELECT any_value(i.detail->>'partner_verdict') FROM issues i WHERE i.run_id = q.run_id "
             " AND i.example_id = q.example_id AND i.issue_type = 'lookalike') AS partner_verdict, "
-            # The label check's words (a number's prediction and interval), shown by a task's header line.
+            # The label check's words (a number's prediction and interval; the suspect tags of a tag set), shown by a task's header line.
             "(SELECT any_value(i.reason) FROM issues i WHERE i.run_id = q.run_id "
             " AND i.example_id = q.example_id AND i.issue_type = 'label' AND i.is_issue) AS label_note")
     leftovers = con.execute(
@@ -115,15 +123,16 @@ def _rows_to_send(con: duckdb.DuckDBPyConnection, project_id: int, run_id: int |
             "JOIN current_examples ce ON ce.example_id = q.example_id AND ce.version = q.example_version "
             "LEFT JOIN (SELECT example_id, example_version, count(*) AS opinions, "
             "           count(*) FILTER (WHERE NOT list_contains(?::VARCHAR[], status)) AS unfinished "
-            "           FROM review_tasks WHERE project_id = ? GROUP BY ALL) t "
+            "           FROM review_tasks WHERE list_contains(?::BIGINT[], project_id) GROUP BY ALL) t "
             "  ON t.example_id = q.example_id AND t.example_version = q.example_version "
             "WHERE q.run_id = ? AND coalesce(t.unfinished, 0) = 0 "
             "AND coalesce(t.opinions, 0) < ? "
             # A run's row is sent once: another opinion takes a later run that queued it again.
-            "AND NOT EXISTS (SELECT 1 FROM review_tasks rt WHERE rt.project_id = ? AND rt.example_id = q.example_id "
+            "AND NOT EXISTS (SELECT 1 FROM review_tasks rt WHERE list_contains(?::BIGINT[], rt.project_id) "
+            "AND rt.example_id = q.example_id "
             "AND rt.example_version = q.example_version AND rt.run_id = q.run_id) "
             "ORDER BY q.rank LIMIT ?",
-            [list(FINISHED_TASK_STATUSES), project_id, int(run_id), max_opinions, project_id, int(limit)]).fetchdf()
+            [list(FINISHED_TASK_STATUSES), lineage, int(run_id), max_opinions, lineage, int(limit)]).fetchdf()
     frames = [f for f in (leftovers, fresh) if not f.empty]
     if not frames:
         return pd.DataFrame()
@@ -217,7 +226,7 @@ def _model_versions(con: duckdb.DuckDBPyConnection, run_ids: Sequence[int]) -> d
     return out
 
 
-def _send_batch(con: duckdb.DuckDBPyConnection, client: ReviewClient, project_id: int, part: pd.DataFrame,
+def _send_batch(con: duckdb.DuckDBPyConnection, client: ReviewClient, ref: ProjectRef, part: pd.DataFrame,
                 tasks: list[dict[str, Any]]) -> None:
     """Record the batch as 'sending', import it in one request, record the task ids as 'open'."""
     fresh = part[~part["recorded"].astype(bool)]
@@ -231,15 +240,15 @@ def _send_batch(con: duckdb.DuckDBPyConnection, client: ReviewClient, project_id
                 "status, issue_types, given_label, suggested_label, suggested_score, priority) "
                 "SELECT ?, example_id, example_version, opinion, engine_key, run_id, 'sending', "
                 "CAST(issue_types AS VARCHAR[]), CAST(given_label AS VARCHAR), CAST(suggested_label AS VARCHAR), "
-                "suggested_score, priority FROM _intents", [project_id])
+                "suggested_score, priority FROM _intents", [ref.key])
         finally:
             con.unregister("_intents")
-    task_ids = client.import_tasks(project_id, tasks)
+    task_ids = client.import_tasks(ref.project_id, tasks)
     done = pd.DataFrame({"engine_key": list(part["engine_key"]), "task_id": task_ids})
     con.register("_imported", done)
     try:
         con.execute(
             "UPDATE review_tasks SET task_id = d.task_id, status = 'open', sent_at = now() FROM _imported d "
-            "WHERE review_tasks.project_id = ? AND review_tasks.engine_key = d.engine_key", [project_id])
+            "WHERE review_tasks.project_id = ? AND review_tasks.engine_key = d.engine_key", [ref.key])
     finally:
         con.unregister("_imported")

@@ -23,11 +23,13 @@ def verdict_stats(con: duckdb.DuckDBPyConnection, run_id: int | None = None) -> 
 
 
 def review_status(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """Counts of tasks by status, verdicts by outcome, events by source, the pull cursor, annotator quality."""
+    """Counts of tasks by status, verdicts by outcome, events by source, the pull cursor, annotator
+    quality, and the changes noticed on the server by kind (``review_changes``)."""
     tasks = dict(con.execute("SELECT status, count(*) FROM review_tasks GROUP BY status ORDER BY status").fetchall())
     outcomes = dict(con.execute("SELECT outcome, count(*) FROM review_verdicts GROUP BY outcome").fetchall())
     sources = dict(con.execute(
-        "SELECT source, count(*) FROM label_events WHERE source IN ('review', 'vote', 'consensus', 'rule', 'propagated') GROUP BY source"
+        "SELECT source, count(*) FROM label_events WHERE source IN ('review', 'vote', 'consensus', 'rule', 'propagated', "
+        "'retraction') GROUP BY source"
     ).fetchall())
     discards = con.execute("SELECT count(*) FROM review_verdicts WHERE is_discard").fetchall()[0][0]
     cursors = [{"project_id": r[0], "updated_after": r[1], "pulled_at": str(r[2]), "pulls": r[3]} for r in
@@ -35,8 +37,10 @@ def review_status(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     annotators = [{"annotator": r[0], "votes": int(r[1]), "agreement": r[2], "quality": r[3]} for r in
                   con.execute("SELECT annotator, n_votes, agreement, quality FROM review_annotator_quality "
                               "ORDER BY annotator").fetchall()]
+    # What was noticed of Label Studio changing under the engine (a new database, deletions).
+    changes = dict(con.execute("SELECT kind, count(*) FROM review_changes GROUP BY kind ORDER BY kind").fetchall())
     return {"tasks": tasks, "verdicts": outcomes, "discarded": int(discards), "events": sources, "cursors": cursors,
-            "annotators": annotators}
+            "annotators": annotators, "server_changes": changes}
 
 
 def latest_budget_split(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
