@@ -1,37 +1,52 @@
-"""A gzip-compressed CSV is read as gzip whatever its name holds (DuckDB cut ``?.csv.gz`` at the
-``?`` as if the name were a URL with a query, and read the compressed bytes as text)."""
+"""A landed file is read by its suffix whatever else its name holds: characters a URL or a glob gives
+a meaning to (``?``, ``#``, ``%``, ``*``, ``[]``, ``{}``) are part of the name. DuckDB cut ``?.csv.gz``
+at the ``?`` as if the name were a URL with a query and read the compressed bytes as text; every
+format the engine reads is tried."""
 
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from data_engine.ingest.batch import ingest_file
+from data_engine.ingest.readers import FORMATS
 from data_engine.store.warehouse import open_warehouse
+from tests.conftest import TOY_CONFIG
 from tests.homes import make_home
 
-CONFIG = """\
-[dataset]
-name = "odd"
-modality = "tabular"
-id_column = "id"
-label_column = "label"
-feature_columns = ["country", "amount"]
-classes = ["yes", "no"]
-column_types = { country = "categorical", amount = "numeric" }
-"""
-DATA = b"id,country,amount,label\n0,DE,1.5,yes\n1,FR,,no\n2,DE,3,\n"
+ROWS = [{"id": "1", "x": "1.5", "color": "red", "label": "a"},
+        {"id": "2", "x": "", "color": "blue", "label": "b"},
+        {"id": "3", "x": "3", "color": "red", "label": ""}]
 
 
-@pytest.mark.parametrize("name", ["?.csv.gz", "a?b.csv.gz", "#1 & [x].csv.gz", "?.csv"])
-def test_a_name_with_url_or_glob_characters_is_read_by_its_suffix(tmp_path: Path, name: str) -> None:
-    home = make_home(tmp_path, CONFIG)
-    path = home.landing / name
-    path.write_bytes(gzip.compress(DATA) if name.endswith(".gz") else DATA)
+def _write(path: Path) -> None:
+    """``ROWS`` in the format ``path``'s suffix names (gzip-compressed for ``.gz``)."""
+    name = path.name.lower()
+    if FORMATS[next(s for s in FORMATS if name.endswith(s))] == "parquet":
+        pd.DataFrame(ROWS).to_parquet(path, index=False)
+        return
+    if name.endswith(".json"):
+        data = json.dumps(ROWS)
+    elif ".jsonl" in name or ".ndjson" in name:
+        data = "".join(json.dumps(r) + "\n" for r in ROWS)
+    else:
+        sep = "\t" if ".tsv" in name else ","
+        data = "".join(sep.join(r) + "\n" for r in [list(ROWS[0]), *[list(r.values()) for r in ROWS]])
+    path.write_bytes(gzip.compress(data.encode()) if name.endswith(".gz") else data.encode())
+
+
+@pytest.mark.parametrize("suffix", sorted(FORMATS))
+@pytest.mark.parametrize("stem", ["?", "a?b #1 %20", "*[x]{1,2}"])
+def test_a_name_with_url_or_glob_characters_is_read_by_its_suffix(tmp_path: Path, stem: str, suffix: str) -> None:
+    home = make_home(tmp_path, TOY_CONFIG)
+    path = home.landing / f"{stem}{suffix}"
+    _write(path)
     with open_warehouse(home) as con:
         result = ingest_file(con, home.config.dataset, path)
         assert (result.status, result.rows_ok, result.rows_labeled) == ("ingested", 3, 2), result.reason
-        amounts = con.execute("SELECT amount FROM current_examples ORDER BY example_id").fetchall()
-    assert [a[0] for a in amounts] == [1.5, None, 3.0]
+        values = con.execute("SELECT x, color FROM current_examples ORDER BY example_id").fetchall()
+    assert values == [(1.5, "red"), (None, "blue"), (3.0, "red")]
