@@ -23,20 +23,20 @@ ROWS = [{"id": "1", "x": "1.5", "color": "red", "label": "a"},
         {"id": "3", "x": "3", "color": "red", "label": ""}]
 
 
-def _write(path: Path) -> None:
-    """``ROWS`` in the format ``path``'s suffix names (gzip-compressed for ``.gz``)."""
-    name = path.name.lower()
-    if FORMATS[next(s for s in FORMATS if name.endswith(s))] == "parquet":
+def _write(path: Path, suffix: str) -> None:
+    """``ROWS`` in the format ``suffix`` names in :data:`FORMATS` (gzip-compressed for ``.gz``)."""
+    kind = FORMATS[suffix]
+    if kind == "parquet":
         pd.DataFrame(ROWS).to_parquet(path, index=False)
         return
-    if name.endswith(".json"):
+    if kind == "json":
         data = json.dumps(ROWS)
-    elif ".jsonl" in name or ".ndjson" in name:
+    elif kind == "jsonl":
         data = "".join(json.dumps(r) + "\n" for r in ROWS)
     else:
-        sep = "\t" if ".tsv" in name else ","
+        sep = "\t" if suffix.startswith(".tsv") else ","
         data = "".join(sep.join(r) + "\n" for r in [list(ROWS[0]), *[list(r.values()) for r in ROWS]])
-    path.write_bytes(gzip.compress(data.encode()) if name.endswith(".gz") else data.encode())
+    path.write_bytes(gzip.compress(data.encode()) if suffix.endswith(".gz") else data.encode())
 
 
 @pytest.mark.parametrize("suffix", sorted(FORMATS))
@@ -44,7 +44,7 @@ def _write(path: Path) -> None:
 def test_a_name_with_url_or_glob_characters_is_read_by_its_suffix(tmp_path: Path, stem: str, suffix: str) -> None:
     home = make_home(tmp_path, TOY_CONFIG)
     path = home.landing / f"{stem}{suffix}"
-    _write(path)
+    _write(path, suffix)
     with open_warehouse(home) as con:
         result = ingest_file(con, home.config.dataset, path)
         assert (result.status, result.rows_ok, result.rows_labeled) == ("ingested", 3, 2), result.reason

@@ -1,5 +1,5 @@
 """Every task on every modality, through the loop's core steps: (numbers, tag sets) x (tabular,
-text, image files) ingested, mined, mined again after a reviewer relabelled and discarded examples,
+text, image columns, image files) ingested, mined, mined again after a reviewer relabelled and discarded examples,
 trained and gated, then `predict FILE` and `evaluate --file` on a labeled file.
 
 Classification has its own matrix (tests/mine/test_mining_matrix.py). The data is small and
@@ -24,11 +24,11 @@ from data_engine.steps import ingest_step, mine_step
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 from data_engine.tasks import task_for
-from tests.homes import make_home
+from tests.homes import PIXELS, make_home
 from tests.loop_support import review
 
 TASKS = ("regression", "multilabel")
-MODALITIES = ("tabular", "text", "image files")
+MODALITIES = ("tabular", "text", "image columns", "image files")
 CELLS = [(t, m) for t in TASKS for m in MODALITIES]
 # Two tags for every modality (for text: "even" = has a good word, "big" = has a bad word).
 TAGS = ["even", "big"]
@@ -81,6 +81,23 @@ def _text(root: Path, task: str) -> tuple[Home, Path, Path]:
     return _land(make_home(root, config), frame, "reviews.csv")
 
 
+def _digit_labels(digit: np.ndarray, task: str) -> np.ndarray | list[str]:
+    """The task's label of each digit: its value as a number, or its tags (even, 5 or more)."""
+    return digit.astype(float) if task == "regression" else _tags(digit % 2 == 0, digit >= 5)
+
+
+def _image_columns(root: Path, task: str) -> tuple[Home, Path, Path]:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    frame = pd.DataFrame(digits.data[:240], columns=PIXELS)
+    frame.insert(0, "id", [f"d{i:04d}" for i in range(240)])
+    frame["label"] = _digit_labels(digits.target[:240], task)
+    config = ('[dataset]\nname = "digit-pixels"\nmodality = "image"\nid_column = "id"\nlabel_column = "label"\n'
+              f"feature_columns = {json.dumps(PIXELS)}\n" + _label_lines(task) + MINING.format(embedding="tfidf"))
+    return _land(make_home(root, config), frame, "pixels.csv")
+
+
 def _image_files(root: Path, task: str) -> tuple[Home, Path, Path]:
     config = ('[dataset]\nname = "digit-files"\nmodality = "image"\nid_column = "id"\nlabel_column = "label"\n'
               'image_column = "image"\n' + _label_lines(task) + MINING.format(embedding="image"))
@@ -88,8 +105,7 @@ def _image_files(root: Path, task: str) -> tuple[Home, Path, Path]:
     paths = []
     for folder, rows in ((home.landing / "digits", slice(0, 200)), (home.gold_landing / "digits", slice(200, 240))):
         files = write_digit_files(folder, n=240)
-        digit = files.manifest["label"].astype(int).to_numpy()
-        files.manifest["label"] = digit.astype(float) if task == "regression" else _tags(digit % 2 == 0, digit >= 5)
+        files.manifest["label"] = _digit_labels(files.manifest["label"].astype(int).to_numpy(), task)
         files.manifest.iloc[rows].to_csv(files.manifest_path, index=False)
         paths.append(files.manifest_path)
     return home, *paths
@@ -104,7 +120,7 @@ def _land(home: Home, frame: pd.DataFrame, name: str) -> tuple[Home, Path, Path]
     return home, path, gold
 
 
-BUILDERS = {"tabular": _tabular, "text": _text, "image files": _image_files}
+BUILDERS = {"tabular": _tabular, "text": _text, "image columns": _image_columns, "image files": _image_files}
 
 
 def _relabel_and_discard(con, task: str) -> tuple[list[str], list[str]]:
