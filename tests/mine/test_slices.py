@@ -1,0 +1,167 @@
+"""Discovered weak slices (data_engine.mine.slices): found and named, none on clean data, the JSON
+shape users script, the queue's boost and the gate guarding them like configured slices."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data_engine.cli import main
+from data_engine.mine.embedders.base import EMBEDDING_COLUMN
+from data_engine.mine.slices import SLICE_KEYS, conditions_mask, find_weak_slices, stored_slice_masks
+from data_engine.ship.gate import decide_promotion, discovered_slice_masks, evaluate_predictions
+from data_engine.store.config import GateConfig
+from data_engine.store.warehouse import open_warehouse
+from tests.homes import make_home
+
+SCHEMA = {"x1": "numeric", "x2": "numeric", "x3": "numeric", "plan": "categorical"}
+
+
+def frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"x1": rng.normal(0, 1, n), "x2": rng.normal(0, 1, n), "x3": rng.uniform(0, 4, n),
+                         "plan": rng.choice(["basic", "pro", "team"], n)})
+
+
+def planted(df: pd.DataFrame) -> np.ndarray:
+    return ((df["x3"] > 2.5) & (df["plan"] == "basic")).to_numpy()
+
+
+def test_a_planted_weak_slice_is_found_and_named_by_its_columns():
+    df = frame(1200, 0)
+    rng = np.random.default_rng(1)
+    inside = planted(df)
+    correct = rng.random(len(df)) < np.where(inside, 0.55, 0.92)
+    vectors = np.column_stack([df[["x1", "x2", "x3"]].to_numpy(), pd.get_dummies(df["plan"]).to_numpy(float)])
+    report = find_weak_slices(df, SCHEMA, correct, vectors, seed=0)
+    assert report.slices, report.summary
+    best = report.slices[0]
+    columns = {c["column"] for c in best.conditions}
+    assert {"x3", "plan"} <= columns, best.definition
+    assert 'plan = "basic"' in best.definition and "x3 > 2." in best.definition
+    members = np.zeros(len(df), bool)
+    members[best.members] = True
+    assert (members & inside).sum() / members.sum() > 0.8 and (members & inside).sum() / inside.sum() > 0.8
+    assert best.accuracy < best.rest_accuracy - 0.2 and best.p_value < 1e-4
+    # The stored rule selects the same rows again on any frame (the gate applies it to gold).
+    assert (conditions_mask(df, best.conditions) == members).mean() > 0.99
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_no_slice_on_data_without_one(seed):
+    df = frame(1000, seed)
+    correct = np.random.default_rng(seed + 100).random(len(df)) < 0.85
+    vectors = df[["x1", "x2", "x3"]].to_numpy()
+    report = find_weak_slices(df, SCHEMA, correct, vectors, seed=seed)
+    assert report.slices == [] and report.summary["candidates"] > 10
+
+
+def test_without_named_columns_a_slice_is_a_cluster_by_its_centre():
+    rng = np.random.default_rng(3)
+    centres = rng.normal(0, 8, (6, 5))
+    group = rng.integers(0, 6, 900)
+    vectors = centres[group] + rng.normal(0, 1, (900, 5))
+    correct = rng.random(900) < np.where(group == 2, 0.4, 0.9)
+    given = np.where(group == 2, "cat", "dog")
+    ids = [f"e{i}" for i in range(900)]
+    report = find_weak_slices(pd.DataFrame(index=range(900)), {"text": "text"}, correct, vectors, given=given,
+                              ids=ids, embedding="e5-small", seed=0)
+    best = report.slices[0]
+    assert best.conditions is None and best.centroids is not None and best.embedding == "e5-small"
+    assert "'cat'" in best.definition and "e.g. e" in best.definition
+    gold = pd.DataFrame({EMBEDDING_COLUMN: list(vectors[:50])})
+    masks, notes = stored_slice_masks(pd.DataFrame([best.row()]), gold, "e5-small")
+    members = np.zeros(900, bool)
+    members[best.members] = True
+    assert (group[members] == 2).mean() > 0.9  # the weak group, whatever resolution found it
+    assert notes == [] and (masks[best.name] == members[:50]).all()
+    # Vectors of another embedding cannot place gold rows: said, not guessed.
+    masks, notes = stored_slice_masks(pd.DataFrame([best.row()]), gold, "tfidf")
+    assert masks == {} and "not checked" in notes[0]
+
+
+def test_the_gate_refuses_a_candidate_worse_on_a_discovered_slice():
+    gold = frame(240, 5)
+    rule = [{"column": "x3", "op": ">", "value": 2.5}, {"column": "plan", "op": "==", "value": "basic"}]
+    row = pd.DataFrame([{"name": "discovered-1", "conditions": json.dumps(rule), "centroids": None,
+                         "embedding": None, "cluster": None}])
+    masks, _ = stored_slice_masks(row, gold)
+    inside = masks["discovered-1"]
+    assert inside.sum() >= 15
+    y = np.array(["a", "b"] * 120, dtype=object)
+    flip = {"a": "b", "b": "a"}
+    champ = y.copy()
+    cand = y.copy()
+    # Overall a tie: the candidate loses every slice row and wins as many rows elsewhere.
+    out = np.flatnonzero(~inside)[: int(inside.sum())]
+    cand[inside] = [flip[v] for v in y[inside]]
+    champ[out] = [flip[v] for v in y[out]]
+    gate = GateConfig(min_gold=20)
+    ev_c = evaluate_predictions(y, cand, frame=gold, version=2, masks=masks)
+    ev_h = evaluate_predictions(y, champ, frame=gold, version=1, masks=masks)
+    assert ev_c.slices["discovered-1"].n == inside.sum()
+    verdict = decide_promotion(ev_c, ev_h, gate, pairs=(y, cand, champ), slice_masks=masks)
+    assert not verdict.promote and "slice 'discovered-1'" in verdict.reason
+    # Without the discovered slice the same candidate ties and is promoted.
+    assert decide_promotion(evaluate_predictions(y, cand, version=2), evaluate_predictions(y, champ, version=1),
+                            gate, pairs=(y, cand, champ)).promote
+
+
+CONFIG = """\
+[dataset]
+name = "plans"
+modality = "tabular"
+id_column = "id"
+label_column = "label"
+feature_columns = ["x1", "x2", "x3", "plan"]
+classes = ["a", "b"]
+column_types = { x1 = "numeric", x2 = "numeric", x3 = "numeric", plan = "categorical" }
+
+[mining]
+model = "linear"
+folds = 3
+n_jobs = 1
+
+[review]
+budget = 150
+"""
+
+
+def test_mining_reports_stores_and_uses_the_slices(tmp_path: Path, capsys):
+    home = make_home(tmp_path, CONFIG)
+    df = frame(700, 7)
+    rng = np.random.default_rng(8)
+    cls = (df["x1"] + 0.3 * df["x2"] > 0).to_numpy()
+    noisy = planted(df) & (rng.random(len(df)) < 0.45)
+    df["label"] = np.where(cls ^ noisy, "b", "a")
+    df.insert(0, "id", [f"r{i:04d}" for i in range(len(df))])
+    df.loc[600:, "label"] = None  # 100 unlabeled rows
+    df.to_csv(home.landing / "b1.csv", index=False)
+    assert main(["--home", str(home.root), "ingest", str(home.landing / "b1.csv")]) == 0
+    capsys.readouterr()
+    assert main(["--home", str(home.root), "mine", "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)
+    assert meta["slices"] and all(tuple(s) == SLICE_KEYS for s in meta["slices"])
+    best = meta["slices"][0]
+    assert "x3 >" in best["definition"] and 'plan = "basic"' in best["definition"]
+    assert best["accuracy"] < best["rest_accuracy"] and best["p_value"] < 0.05
+    from assets.mine import issues_metadata
+
+    assert issues_metadata(meta)["weak_slices"].value.records[0].data["name"] == best["name"]
+    assert main(["--home", str(home.root), "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["slices"] == meta["slices"]
+    assert main(["--home", str(home.root), "status"]) == 0
+    assert f"weak slice {best['name']}: " in capsys.readouterr().out
+    with open_warehouse(home) as con:
+        selected = con.execute("SELECT example_id FROM review_queue WHERE run_id = ? AND selection = 'weak_slice'",
+                               [meta["run_id"]]).fetchall()
+        masks, _ = discovered_slice_masks(con, home.config, df)
+    assert selected, meta["budget_split"]
+    chosen = df["id"].isin([r[0] for r in selected]).to_numpy()
+    # Every one of them is an unlabeled row inside a slice (a tree's rule, or the cluster its rule describes).
+    assert df.loc[chosen, "label"].isna().all()
+    assert np.logical_or.reduce(list(masks.values()))[chosen].mean() >= 0.5
