@@ -146,7 +146,7 @@ class _Candidate:
 def find_weak_slices(frame: pd.DataFrame, schema: Mapping[str, str], correct: np.ndarray, vectors: np.ndarray, *,
                      unlabeled: pd.DataFrame | None = None, unlabeled_vectors: np.ndarray | None = None,
                      given: Sequence[str] | None = None, ids: Sequence[str] | None = None,
-                     embedding: str | None = None, seed: int = 0) -> SliceReport:
+                     embedding: str | None = None, seed: int = 0, adjust: bool = True) -> SliceReport:
     """Find the weak slices of n labeled examples (see the module docstring).
 
     ``frame``: the labeled rows (n) with the input columns of ``schema`` (name -> kind; the numeric
@@ -155,7 +155,8 @@ def find_weak_slices(frame: pd.DataFrame, schema: Mapping[str, str], correct: np
     (m, D) the unlabeled rows ``unlabeled`` (m) in the same space (to say which are in a slice);
     ``given``: the n given labels as text and ``ids`` the n example ids (a description without named
     columns); ``embedding``: the name of the stored embedding ``vectors`` are, None when they are a
-    space fitted for this run (then no slice is defined by centroids). Never raises for small or
+    space fitted for this run (then no slice is defined by centroids). ``adjust=False`` leaves the
+    p-values unadjusted (the benchmark's comparison; never in a mining run). Never raises for small or
     uniform data: ``summary["skipped"]`` says why nothing was looked for.
     """
     correct = np.asarray(correct, dtype=bool)
@@ -173,7 +174,7 @@ def find_weak_slices(frame: pd.DataFrame, schema: Mapping[str, str], correct: np
     candidates = _cluster_candidates(np.asarray(vectors, dtype=np.float64), unlabeled_vectors, n, m, rng, seed)
     if X is not None:
         candidates += _tree_candidates(X, Xu, coder, correct, m, rng, seed)
-    tested = _test(candidates, correct)
+    tested = _test(candidates, correct, adjust)
     slices = _select(tested, correct)
     found = []
     for i, c in enumerate(slices, start=1):
@@ -307,7 +308,7 @@ def _conditions(path: list[tuple[int, bool]], t: Any, coder: _Encoder) -> list[d
     return [c for c in out if not (c["op"] == "!=" and c["column"] in equal)]
 
 
-def _test(candidates: list[_Candidate], correct: np.ndarray) -> list[_Candidate]:
+def _test(candidates: list[_Candidate], correct: np.ndarray, adjust: bool = True) -> list[_Candidate]:
     """The candidates of a testable size with their Benjamini-Hochberg adjusted one-sided Fisher p-values."""
     from scipy.stats import false_discovery_control, fisher_exact
 
@@ -323,7 +324,7 @@ def _test(candidates: list[_Candidate], correct: np.ndarray) -> list[_Candidate]
                  [int(correct[outside].sum()), int((~correct[outside]).sum())]]
         c.p = float(fisher_exact(table, alternative="less").pvalue)
         kept.append(c)
-    if kept:
+    if kept and adjust:
         for c, p in zip(kept, false_discovery_control([c.p for c in kept], method="bh")):
             c.p = float(p)
     return kept
