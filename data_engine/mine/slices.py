@@ -448,6 +448,9 @@ def discover_slices(state: Any, modality: str, seed: int = 0) -> SliceReport:
         return SliceReport(summary={"skipped": f"fewer than {MIN_ROWS} labeled examples"})
     correct = state.task.example_correct(state.labels, state.oof_probs)
     stored = EMBEDDING_COLUMN in train.columns and (not len(unl) or EMBEDDING_COLUMN in unl.columns)
+    if not stored and "image" in state.schema.values():
+        # Image files without stored vectors would be embedded again on every run: not on the hot path.
+        return SliceReport(summary={"skipped": "image files without a stored embedding ([mining] embedding)"})
     cols = list(state.schema)
     both = pd.concat([train[cols], unl[cols]], ignore_index=True)
     vectors = np.stack([*train[EMBEDDING_COLUMN].to_numpy(), *unl[EMBEDDING_COLUMN].to_numpy()]) if stored else None

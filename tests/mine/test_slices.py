@@ -165,3 +165,17 @@ def test_mining_reports_stores_and_uses_the_slices(tmp_path: Path, capsys):
     # Every one of them is an unlabeled row inside a slice (a tree's rule, or the cluster its rule describes).
     assert df.loc[chosen, "label"].isna().all()
     assert np.logical_or.reduce(list(masks.values()))[chosen].mean() >= 0.5
+
+
+def test_each_task_says_which_out_of_fold_predictions_are_right():
+    from data_engine.tasks import Classification
+    from data_engine.tasks.multilabel import Multilabel
+    from data_engine.tasks.regression import Regression
+
+    probs = np.array([[0.7, 0.3], [0.2, 0.8], [np.nan, np.nan]])
+    assert Classification().example_correct(np.array([0, 0, 1]), probs).tolist() == [True, False, False]
+    tags = np.array([[0.9, 0.1], [0.9, 0.6]])
+    assert Multilabel().example_correct(np.array([[1, 0], [1, 0]]), tags).tolist() == [True, False]
+    # Numbers: an absolute error at most the median one is "right".
+    pred = np.array([[1.0, 0, 2], [2.0, 1, 3], [3.0, 2, 4], [10.0, 9, 11]])
+    assert Regression().example_correct(np.array([1.1, 2.5, 3.0, 4.0]), pred).tolist() == [True, False, True, False]
