@@ -95,7 +95,8 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
         grow -= len(relabels)
         parts.append(relabels)
     if grow and len(candidates) and weak_slice is not None and weak_slice.any():
-        near = _weak_slice_rows(state, candidates[weak_slice[candidates]], grow, weights)
+        # The share is of the new examples that can be asked for (fewer candidates than slots: of those).
+        near = _weak_slice_rows(state, candidates[weak_slice[candidates]], min(grow, len(candidates)), weights)
         grow -= len(near)
         candidates = candidates[~np.isin(candidates, near.attrs["rows"])]
         parts.append(near)
