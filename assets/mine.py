@@ -135,7 +135,8 @@ def queue_metadata(record: Mapping[str, Any], top: list[Mapping[str, Any]],
     specs=[
         dg.AssetSpec("detected_issues", deps=["oof_predictions"], group_name="mining", kinds={"cleanlab", "duckdb"},
                      description="Likely label errors (confident learning), outliers, near-duplicates, uncertain "
-                                 "unlabeled examples, class imbalance: one row per finding in `issues`."),
+                                 "unlabeled examples, class imbalance: one row per finding in `issues`; "
+                                 "input-column findings and discovered weak slices in the metadata."),
         dg.AssetSpec("review_queue", deps=["detected_issues"], group_name="mining", kinds={"duckdb"},
                      description="One ranked queue per mining run, within the review budget; weights per issue "
                                  "type learned from reviewers' verdicts. Priority is on a fixed [0, 1] scale."),
