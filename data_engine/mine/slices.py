@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from data_engine.mine.slice_rules import Encoder, conditions_mask, conditions_text, node_rules, rule_of
+
 # Fewer labeled examples than this: no slices are looked for.
 MIN_ROWS = 60
 # The smallest slice tested (examples), and the largest share of the labeled examples it may hold.
@@ -50,11 +52,8 @@ CLUSTER_COUNTS = (4, 8, 16)
 MINIBATCH_ROWS = 20_000
 # Rows the clusters and trees are fitted on at most (a random sample; every row is then assigned).
 FIT_ROWS = 50_000
-# Depth of the error tree and of the tree that describes a cluster.
+# Depth of the error tree (the tree that describes a cluster: data_engine.mine.slice_rules).
 ERROR_TREE_DEPTH = 3
-DESCRIBE_DEPTH = 3
-# Categories of one categorical column the trees read at most (the most frequent; the rest are "other").
-MAX_CATEGORIES = 20
 ALPHA = 0.05
 # The smallest accuracy gap (rest minus slice) reported: a significant but tiny gap is not a weak slice.
 MIN_GAP = 0.10
@@ -168,7 +167,7 @@ def find_weak_slices(frame: pd.DataFrame, schema: Mapping[str, str], correct: np
         return SliceReport(summary={"skipped": "every out-of-fold prediction is " + ("right" if correct.all() else "wrong")})
     rng = np.random.default_rng(seed)
     named = [c for c, kind in schema.items() if kind in ("numeric", "categorical") and c in frame.columns]
-    coder = _Encoder(frame, schema, named)
+    coder = Encoder(frame, schema, named)
     X = coder.encode(frame) if named else None
     Xu = coder.encode(unlabeled) if named and unlabeled is not None and len(unlabeled) else None
     candidates = _cluster_candidates(np.asarray(vectors, dtype=np.float64), unlabeled_vectors, n, m, rng, seed)
@@ -181,34 +180,6 @@ def find_weak_slices(frame: pd.DataFrame, schema: Mapping[str, str], correct: np
         found.append(_describe(c, i, correct, X, coder, given, ids, embedding, vectors, unlabeled_vectors, seed))
     return SliceReport(found, {"candidates": len(tested), "named_columns": len(named),
                                "alpha": ALPHA, "min_gap": MIN_GAP, "min_slice": MIN_SLICE})
-
-
-class _Encoder:
-    """The named columns as a float matrix the trees read: numbers as they are (missing as NaN, which
-    scikit-learn's trees route on their own), each categorical column as 0/1 indicators of its
-    :data:`MAX_CATEGORIES` most frequent values (seen on the labeled rows)."""
-
-    def __init__(self, frame: pd.DataFrame, schema: Mapping[str, str], named: list[str]) -> None:
-        self.features: list[tuple[str, str, str | None]] = []  # (column, kind, category)
-        for c in named:
-            if schema[c] == "numeric":
-                self.features.append((c, "numeric", None))
-            else:
-                top = frame[c].dropna().astype(str).value_counts().head(MAX_CATEGORIES).index
-                self.features += [(c, "categorical", v) for v in top]
-
-    def encode(self, frame: pd.DataFrame) -> np.ndarray:
-        """(N, features) float: ``frame``'s rows as the trees read them."""
-        cols = []
-        text: dict[str, np.ndarray] = {}
-        for c, kind, v in self.features:
-            if kind == "numeric":
-                cols.append(pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float))
-                continue
-            if c not in text:  # missing is no category at all
-                text[c] = np.where(frame[c].notna().to_numpy(), frame[c].astype(str).to_numpy(dtype=object), None)
-            cols.append((text[c] == v).astype(float))
-        return np.column_stack(cols) if cols else np.empty((len(frame), 0))
 
 
 def _kmeans(k: int, n: int, seed: int) -> Any:
@@ -238,7 +209,7 @@ def _cluster_candidates(V: np.ndarray, Vu: np.ndarray | None, n: int, m: int, rn
     return found
 
 
-def _tree_candidates(X: np.ndarray, Xu: np.ndarray | None, coder: _Encoder, correct: np.ndarray, m: int,
+def _tree_candidates(X: np.ndarray, Xu: np.ndarray | None, coder: Encoder, correct: np.ndarray, m: int,
                      rng: np.random.Generator, seed: int) -> list[_Candidate]:
     """The non-root nodes of an error tree fitted on a random half of the rows whose error rate there
     is above the half's; each tested on the other half only."""
@@ -257,55 +228,13 @@ def _tree_candidates(X: np.ndarray, Xu: np.ndarray | None, coder: _Encoder, corr
     upath = tree.decision_path(Xu) if m and Xu is not None else None
     base = wrong[rows].mean()
     found = []
-    for node, rule in _node_rules(tree, coder).items():
+    for node, rule in node_rules(tree, coder).items():
         inside = np.asarray(path[:, node].todense()).ravel().astype(bool)
         if wrong[inside & grow].mean() <= base if (inside & grow).any() else True:
             continue
         uin = np.asarray(upath[:, node].todense()).ravel().astype(bool) if upath is not None else np.zeros(m, bool)
         found.append(_Candidate("tree", inside, uin, ~grow, conditions=rule))
     return found
-
-
-def _node_rules(tree: Any, coder: _Encoder) -> dict[int, list[dict[str, Any]]]:
-    """Each non-root node's path from the root as simplified conditions (a column's numeric bounds
-    merged: ``x > 2 and x > 3`` is ``x > 3``)."""
-    t = tree.tree_
-    rules: dict[int, list[dict[str, Any]]] = {}
-    stack: list[tuple[int, list[tuple[int, bool]]]] = [(0, [])]
-    while stack:
-        node, path = stack.pop()
-        if node != 0:
-            rules[node] = _conditions(path, t, coder)
-        if t.children_left[node] != -1:
-            stack.append((t.children_left[node], path + [(node, True)]))
-            stack.append((t.children_right[node], path + [(node, False)]))
-    return rules
-
-
-def _conditions(path: list[tuple[int, bool]], t: Any, coder: _Encoder) -> list[dict[str, Any]]:
-    low: dict[str, float] = {}
-    high: dict[str, float] = {}
-    out: list[dict[str, Any]] = []
-    for node, left in path:
-        column, kind, value = coder.features[t.feature[node]]
-        threshold = float(t.threshold[node])
-        if kind == "numeric":
-            if left:
-                high[column] = min(high.get(column, np.inf), threshold)
-            else:
-                low[column] = max(low.get(column, -np.inf), threshold)
-        else:  # an indicator: left (<= 0.5) is "not this category", right is "this category"
-            cond = {"column": column, "op": "!=" if left else "==", "value": value}
-            if cond not in out:
-                out.append(cond)
-    for column in dict.fromkeys([*low, *high]):
-        if column in low:
-            out.append({"column": column, "op": ">", "value": round(low[column], 6)})
-        if column in high:
-            out.append({"column": column, "op": "<=", "value": round(high[column], 6)})
-    # A category required equal makes its "!=" conditions on the same column redundant.
-    equal = {c["column"] for c in out if c["op"] == "=="}
-    return [c for c in out if not (c["op"] == "!=" and c["column"] in equal)]
 
 
 def _test(candidates: list[_Candidate], correct: np.ndarray, adjust: bool = True) -> list[_Candidate]:
@@ -346,13 +275,13 @@ def _select(candidates: list[_Candidate], correct: np.ndarray) -> list[_Candidat
     return kept[:MAX_SLICES]
 
 
-def _describe(c: _Candidate, i: int, correct: np.ndarray, X: np.ndarray | None, coder: _Encoder,
+def _describe(c: _Candidate, i: int, correct: np.ndarray, X: np.ndarray | None, coder: Encoder,
               given: Sequence[str] | None, ids: Sequence[str] | None, embedding: str | None,
               vectors: np.ndarray, unlabeled_vectors: np.ndarray | None, seed: int) -> WeakSlice:
     members = c.members
     conditions, precision, recall = c.conditions, 1.0, 1.0
     if conditions is None and X is not None and X.shape[1]:
-        conditions, precision, recall = _rule_of(X, members, coder, seed)
+        conditions, precision, recall = rule_of(X, members, coder, seed)
     if conditions:
         definition = conditions_text(conditions)
         if c.source == "cluster":
@@ -368,42 +297,6 @@ def _describe(c: _Candidate, i: int, correct: np.ndarray, X: np.ndarray | None, 
     return s
 
 
-def _rule_of(X: np.ndarray, members: np.ndarray, coder: _Encoder,
-             seed: int) -> tuple[list[dict[str, Any]], float, float]:
-    """The conjunction (a leaf's path of a shallow slice-against-rest tree, balanced classes) that
-    best matches ``members`` (n,) by F1, with its precision and recall against them."""
-    from sklearn.tree import DecisionTreeClassifier
-
-    tree = DecisionTreeClassifier(max_depth=DESCRIBE_DEPTH, class_weight="balanced",
-                                  min_samples_leaf=max(5, int(members.sum()) // 10), random_state=seed).fit(X, members)
-    leaves = tree.apply(X)
-    rules = _node_rules(tree, coder)
-    best, best_f1, figures = None, -1.0, (0.0, 0.0)
-    for leaf in np.unique(leaves):
-        sel = leaves == leaf
-        tp = float((sel & members).sum())
-        if not tp or leaf == 0:
-            continue
-        p, r = tp / sel.sum(), tp / members.sum()
-        f1 = 2 * p * r / (p + r)
-        if f1 > best_f1:
-            best, best_f1, figures = leaf, f1, (p, r)
-    if best is None:
-        return [], 0.0, 0.0
-    return rules[int(best)], figures[0], figures[1]
-
-
-def conditions_text(conditions: Sequence[Mapping[str, Any]]) -> str:
-    """A rule as a person reads it: ``x3 > 2.1 and plan = "basic"``."""
-    parts = []
-    for c in conditions:
-        if c["op"] in ("==", "!="):
-            parts.append(f'{c["column"]} {"=" if c["op"] == "==" else "!="} "{c["value"]}"')
-        else:
-            parts.append(f'{c["column"]} {c["op"]} {c["value"]:.4g}')
-    return " and ".join(parts)
-
-
 def _mix_text(members: np.ndarray, given: Sequence[str] | None, ids: Sequence[str] | None) -> str:
     """A slice without named columns: its most common given classes and a few example ids."""
     words = ["a cluster of the embedding (no named input columns to describe it by)"]
@@ -413,25 +306,6 @@ def _mix_text(members: np.ndarray, given: Sequence[str] | None, ids: Sequence[st
     if ids is not None:
         words.append("e.g. " + ", ".join(map(str, np.asarray(ids, dtype=object)[members][:EXAMPLE_IDS])))
     return "; ".join(words)
-
-
-def conditions_mask(frame: pd.DataFrame, conditions: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    """(N,) bool: the rows of ``frame`` meeting every condition (a missing number meets none).
-
-    Raises ``KeyError`` naming a column ``frame`` lacks."""
-    mask = np.ones(len(frame), dtype=bool)
-    for c in conditions:
-        if c["column"] not in frame.columns:
-            raise KeyError(f"column {c['column']!r} of a discovered slice is not in the data")
-        col = frame[c["column"]]
-        if c["op"] in ("==", "!="):
-            same = (col.astype(str) == str(c["value"])).to_numpy() & col.notna().to_numpy()
-            mask &= same if c["op"] == "==" else ~same
-        else:
-            x = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
-            with np.errstate(invalid="ignore"):
-                mask &= (x <= c["value"]) if c["op"] == "<=" else (x > c["value"])
-    return mask
 
 
 def discover_slices(state: Any, modality: str, seed: int = 0) -> SliceReport:
