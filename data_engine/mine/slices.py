@@ -17,14 +17,17 @@ names; so this module adds what it lacks:
    of them), the one-sided Fisher exact test (scipy ``fisher_exact``, alternative ``less``) that
    the odds of a right prediction are lower inside than outside; the p-values of all candidates
    are adjusted together by Benjamini-Hochberg (scipy ``false_discovery_control``). A slice is a
-   candidate with adjusted p < :data:`ALPHA` and accuracy at least :data:`MIN_GAP` below the rest.
-   Overlapping slices (more than :data:`MAX_OVERLAP` of the smaller one inside the other) keep the
-   one with the lowest p-value.
+   candidate with adjusted p < :data:`ALPHA` and accuracy at least :data:`MIN_GAP` below the rest
+   (the gap, like the p-value, on the rows the test read). Overlapping slices (more than
+   :data:`MAX_OVERLAP` of the smaller one inside the other) keep the one with the lowest p-value.
 3. **Description.** A cluster is described by a shallow ``DecisionTreeClassifier`` (slice against
    the rest, balanced classes) on the named columns, its best leaf turned into a rule such as
    ``x3 > 2.1 and plan = "basic"``; the rule's precision and recall against the cluster are kept.
    Without named columns (text, images) a slice is described by its most common classes and a few
    example ids, and defined by its nearest k-means centre in the stored embedding.
+
+A slice's ``n``, ``accuracy`` and ``rest_accuracy`` are over every labeled example (a tree node's
+include the half that chose it, so they can look a little worse than its test saw).
 
 "Right" is the task's per-example figure (:meth:`data_engine.tasks.Task.example_correct`: the top
 class for classes, exact match for tags, an error at most the median for numbers).
@@ -262,8 +265,9 @@ def _test(candidates: list[_Candidate], correct: np.ndarray, adjust: bool = True
 def _select(candidates: list[_Candidate], correct: np.ndarray) -> list[_Candidate]:
     """The significant candidates with a gap of at least :data:`MIN_GAP`; of overlapping ones, the one
     with the lowest p-value (then the largest gap); at most :data:`MAX_SLICES`."""
-    def gap(c: _Candidate) -> float:
-        return float(correct[~c.members].mean() - correct[c.members].mean())
+    def gap(c: _Candidate) -> float:  # on the rows the test read: a tree node's own half would flatter it
+        inside, outside = c.members & c.tested, ~c.members & c.tested
+        return float(correct[outside].mean() - correct[inside].mean())
 
     good = sorted((c for c in candidates if c.p < ALPHA and gap(c) >= MIN_GAP), key=lambda c: (c.p, -gap(c)))
     kept: list[_Candidate] = []
