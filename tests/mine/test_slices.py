@@ -1,5 +1,5 @@
 """Discovered weak slices (data_engine.mine.slices): found and named, none on clean data, the JSON
-shape users script, the queue's boost and the gate guarding them like configured slices."""
+shape users script, the queue's boost (the gate's side: tests/ship/test_gate_discovered_slices.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ import pytest
 from data_engine.cli import main
 from data_engine.mine.embedders.base import EMBEDDING_COLUMN
 from data_engine.mine.slices import SLICE_KEYS, conditions_mask, find_weak_slices, stored_slice_masks
-from data_engine.ship.gate import decide_promotion, discovered_slice_masks, evaluate_predictions
-from data_engine.store.config import GateConfig
+from data_engine.ship.gate import discovered_slice_masks
 from data_engine.store.warehouse import open_warehouse
 from tests.homes import make_home
 
@@ -82,33 +81,6 @@ def test_without_named_columns_a_slice_is_a_cluster_by_its_centre():
     # Vectors of another embedding cannot place gold rows: said, not guessed.
     masks, notes = stored_slice_masks(pd.DataFrame([best.row()]), gold, "tfidf")
     assert masks == {} and "not checked" in notes[0]
-
-
-def test_the_gate_refuses_a_candidate_worse_on_a_discovered_slice():
-    gold = frame(240, 5)
-    rule = [{"column": "x3", "op": ">", "value": 2.5}, {"column": "plan", "op": "==", "value": "basic"}]
-    row = pd.DataFrame([{"name": "discovered-1", "conditions": json.dumps(rule), "centroids": None,
-                         "embedding": None, "cluster": None}])
-    masks, _ = stored_slice_masks(row, gold)
-    inside = masks["discovered-1"]
-    assert inside.sum() >= 15
-    y = np.array(["a", "b"] * 120, dtype=object)
-    flip = {"a": "b", "b": "a"}
-    champ = y.copy()
-    cand = y.copy()
-    # Overall a tie: the candidate loses every slice row and wins as many rows elsewhere.
-    out = np.flatnonzero(~inside)[: int(inside.sum())]
-    cand[inside] = [flip[v] for v in y[inside]]
-    champ[out] = [flip[v] for v in y[out]]
-    gate = GateConfig(min_gold=20)
-    ev_c = evaluate_predictions(y, cand, frame=gold, version=2, masks=masks)
-    ev_h = evaluate_predictions(y, champ, frame=gold, version=1, masks=masks)
-    assert ev_c.slices["discovered-1"].n == inside.sum()
-    verdict = decide_promotion(ev_c, ev_h, gate, pairs=(y, cand, champ), slice_masks=masks)
-    assert not verdict.promote and "slice 'discovered-1'" in verdict.reason
-    # Without the discovered slice the same candidate ties and is promoted.
-    assert decide_promotion(evaluate_predictions(y, cand, version=2), evaluate_predictions(y, champ, version=1),
-                            gate, pairs=(y, cand, champ)).promote
 
 
 CONFIG = """\
