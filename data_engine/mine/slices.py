@@ -62,6 +62,8 @@ ALPHA = 0.05
 MIN_GAP = 0.10
 MAX_OVERLAP = 0.5
 MAX_SLICES = 5
+# Unlabeled rows placed in slices at most (a random sample; the queue's boost picks among them).
+MAX_UNLABELED = 10_000
 # Example ids shown in a description without named columns.
 EXAMPLE_IDS = 3
 
@@ -329,15 +331,25 @@ def discover_slices(state: Any, modality: str, seed: int = 0) -> SliceReport:
     if not stored and "image" in state.schema.values():
         # Image files without stored vectors would be embedded again on every run: not on the hot path.
         return SliceReport(summary={"skipped": "image files without a stored embedding ([mining] embedding)"})
+    # The queue asks for a few examples per slice: a random sample of the unlabeled pool is enough
+    # to place, and keeps a large pool off the hot path.
+    pick = np.arange(len(unl)) if len(unl) <= MAX_UNLABELED else \
+        np.sort(np.random.default_rng(seed).choice(len(unl), MAX_UNLABELED, replace=False))
+    unl = unl.iloc[pick]
     cols = list(state.schema)
     both = pd.concat([train[cols], unl[cols]], ignore_index=True)
     vectors = np.stack([*train[EMBEDDING_COLUMN].to_numpy(), *unl[EMBEDDING_COLUMN].to_numpy()]) if stored else None
     space = selection_embedding(both, state.schema, modality, vectors)
     given = state.task.decode(state.labels, state.classes) if state.labels.ndim == 1 else None
-    return find_weak_slices(train, state.schema, correct, space[: len(train)], unlabeled=unl,
-                            unlabeled_vectors=space[len(train):], given=given,
-                            ids=train["example_id"].astype(str).to_numpy(dtype=object),
-                            embedding=state.embedding if stored else None, seed=seed)
+    report = find_weak_slices(train, state.schema, correct, space[: len(train)], unlabeled=unl.reset_index(drop=True),
+                              unlabeled_vectors=space[len(train):], given=given,
+                              ids=train["example_id"].astype(str).to_numpy(dtype=object),
+                              embedding=state.embedding if stored else None, seed=seed)
+    for found in report.slices:  # back to one flag per unlabeled row of the run
+        full = np.zeros(len(state.unlabeled), dtype=bool)
+        full[pick] = found.unlabeled
+        found.unlabeled = full
+    return report
 
 
 def stored_slices(con: Any) -> pd.DataFrame:

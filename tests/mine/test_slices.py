@@ -151,3 +151,26 @@ def test_each_task_says_which_out_of_fold_predictions_are_right():
     # Numbers: an absolute error at most the median one is "right".
     pred = np.array([[1.0, 0, 2], [2.0, 1, 3], [3.0, 2, 4], [10.0, 9, 11]])
     assert Regression().example_correct(np.array([1.1, 2.5, 3.0, 4.0]), pred).tolist() == [True, False, True, False]
+
+
+def test_a_large_unlabeled_pool_is_sampled_and_flags_keep_its_length(monkeypatch):
+    from types import SimpleNamespace
+
+    import data_engine.mine.slices as slices
+    from data_engine.tasks import Classification
+
+    df = frame(900, 11)
+    rng = np.random.default_rng(12)
+    inside = planted(df)
+    labels = rng.integers(0, 2, len(df))
+    right = rng.random(len(df)) < np.where(inside, 0.5, 0.95)
+    probs = np.where(right, labels, 1 - labels)[:, None] == np.arange(2)[None, :]
+    train = df.iloc[:600].assign(example_id=[f"e{i}" for i in range(600)])
+    state = SimpleNamespace(train=train, unlabeled=df.iloc[600:].reset_index(drop=True), schema=SCHEMA,
+                            task=Classification(), labels=labels[:600], oof_probs=probs[:600].astype(float),
+                            classes=["a", "b"], embedding="column")
+    monkeypatch.setattr(slices, "MAX_UNLABELED", 50)
+    report = slices.discover_slices(state, "tabular")
+    assert report.slices and all(len(s.unlabeled) == 300 for s in report.slices)
+    flagged = report.unlabeled_members(300)
+    assert 0 < flagged.sum() <= 50 and inside[600:][flagged].mean() > 0.5
