@@ -182,7 +182,7 @@ def find_weak_slices(frame: pd.DataFrame, schema: Mapping[str, str], correct: np
     slices = _select(tested, correct)
     found = []
     for i, c in enumerate(slices, start=1):
-        found.append(_describe(c, i, correct, X, coder, given, ids, embedding, vectors, unlabeled_vectors, seed))
+        found.append(_describe(c, i, correct, X, coder, given, ids, embedding, seed))
     return SliceReport(found, {"candidates": len(tested), "named_columns": len(named),
                                "alpha": ALPHA, "min_gap": MIN_GAP, "min_slice": MIN_SLICE})
 
@@ -235,7 +235,7 @@ def _tree_candidates(X: np.ndarray, Xu: np.ndarray | None, coder: Encoder, corre
     found = []
     for node, rule in node_rules(tree, coder).items():
         inside = np.asarray(path[:, node].todense()).ravel().astype(bool)
-        if wrong[inside & grow].mean() <= base if (inside & grow).any() else True:
+        if not (inside & grow).any() or wrong[inside & grow].mean() <= base:
             continue
         uin = np.asarray(upath[:, node].todense()).ravel().astype(bool) if upath is not None else np.zeros(m, bool)
         found.append(_Candidate("tree", inside, uin, ~grow, conditions=rule))
@@ -282,8 +282,9 @@ def _select(candidates: list[_Candidate], correct: np.ndarray) -> list[_Candidat
 
 
 def _describe(c: _Candidate, i: int, correct: np.ndarray, X: np.ndarray | None, coder: Encoder,
-              given: Sequence[str] | None, ids: Sequence[str] | None, embedding: str | None,
-              vectors: np.ndarray, unlabeled_vectors: np.ndarray | None, seed: int) -> WeakSlice:
+              given: Sequence[str] | None, ids: Sequence[str] | None, embedding: str | None, seed: int) -> WeakSlice:
+    """Slice number ``i`` from candidate ``c``: its rule (a tree node's own, or the one that best
+    describes a cluster), else its class mix and example ids, and its figures on every labeled row."""
     members = c.members
     conditions, precision, recall = c.conditions, 1.0, 1.0
     if conditions is None and X is not None and X.shape[1]:
