@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from data_engine.store.home import Home
+
+if TYPE_CHECKING:  # numpy and pandas load when the benchmark runs: building the CLI's parser stays light
+    import numpy as np
+    import pandas as pd
 
 DATASETS = ("wine", "breast_cancer", "digits", "generated")
 
@@ -41,6 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def load(name: str, seed: int) -> tuple[pd.DataFrame, np.ndarray, dict[str, str]]:
     """A bundled (or generated) table: input columns, class indices (N,), the schema."""
+    import numpy as np
+    import pandas as pd
+
     from sklearn import datasets
 
     if name == "generated":
@@ -59,6 +63,9 @@ def load(name: str, seed: int) -> tuple[pd.DataFrame, np.ndarray, dict[str, str]
 
 def out_of_fold_correct(frame: pd.DataFrame, y: np.ndarray, schema: dict[str, str], seed: int) -> np.ndarray:
     """(N,) bool: whether a scaled logistic regression's 5-fold out-of-fold class is the label ``y`` (N,)."""
+    import numpy as np
+    import pandas as pd
+
     from sklearn.compose import make_column_transformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -76,6 +83,8 @@ def out_of_fold_correct(frame: pd.DataFrame, y: np.ndarray, schema: dict[str, st
 
 def one_repeat(name: str, repeat: int, noise: float, seed: int) -> dict[str, Any]:
     """One planted slice and one clean run on data set ``name``: what each method reported."""
+    import numpy as np
+
     from data_engine.mine.selection.features import selection_embedding
     from data_engine.mine.slices import find_weak_slices
 
@@ -123,6 +132,8 @@ def run(repeats: int, noise: float, seed: int, datasets: tuple[str, ...] = DATAS
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Per method: detection, found and false-alarm rates over ``rows``, and extra slices per planted run."""
+    import pandas as pd
+
     frame = pd.DataFrame(rows)
     out = {}
     for method in ("ours", "uncorrected"):
@@ -138,6 +149,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 def cmd_bench_slices(args: argparse.Namespace, home: Home) -> int:
     """Print the per-data-set outcomes and the three methods' rates."""
+    import numpy as np
+
     rows = run(args.repeats, args.noise, args.seed)
     print(f"weak slices: per data set {args.repeats} planted regions (labels {args.noise:.0%} noisier), as many runs "
           f"with the published labels' errors shuffled and on the published labels (seed {args.seed})")

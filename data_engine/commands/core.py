@@ -136,7 +136,7 @@ def status_report(home: Home) -> dict[str, Any]:
     not_ingested.update({rel: why for rel, _ in files if (why := not_ingested_reason(rel))})
     if not home.warehouse_path.exists():
         return {"home": str(home.root), "dataset": home.config.dataset.name, "batches": [], "counts": {},
-                "not_ingested": not_ingested}
+                "not_ingested": not_ingested, "slices": []}
     with open_warehouse(home, read_only=True) as con:
         batches = con.execute(
             "SELECT batch_id, status, is_gold, rows_in, rows_ok, rows_quarantined, rows_new, rows_changed, "
