@@ -91,6 +91,11 @@ def issues_metadata(record: Mapping[str, Any], plot_png: bytes | None = None,
     # Findings about input columns (data_engine.mine.columns): shortcut, useless, identifier, scale.
     meta["dataset_issues"] = table(list(record.get("dataset_issues") or []),
                                    [("type", str), ("column", str), ("figure", float), ("reason", str)], digits=4)
+    # Discovered weak slices (data_engine.mine.slices): where out-of-fold accuracy is far below the rest
+    # (digits enough for a small p-value; the record already rounds the accuracies).
+    meta["weak_slices"] = table(list(record.get("slices") or []),
+                                [("name", str), ("definition", str), ("n", int), ("accuracy", float),
+                                 ("rest_accuracy", float), ("p_value", float)], digits=10)
     # What this run propagated (review.propagate = "apply") and the measured precision of earlier ones;
     # null when it propagated nothing (or, read back from the warehouse, when that is not kept).
     prop = record.get("propagation") or None
@@ -130,7 +135,8 @@ def queue_metadata(record: Mapping[str, Any], top: list[Mapping[str, Any]],
     specs=[
         dg.AssetSpec("detected_issues", deps=["oof_predictions"], group_name="mining", kinds={"cleanlab", "duckdb"},
                      description="Likely label errors (confident learning), outliers, near-duplicates, uncertain "
-                                 "unlabeled examples, class imbalance: one row per finding in `issues`."),
+                                 "unlabeled examples, class imbalance: one row per finding in `issues`; "
+                                 "input-column findings and discovered weak slices in the metadata."),
         dg.AssetSpec("review_queue", deps=["detected_issues"], group_name="mining", kinds={"duckdb"},
                      description="One ranked queue per mining run, within the review budget; weights per issue "
                                  "type learned from reviewers' verdicts. Priority is on a fixed [0, 1] scale."),

@@ -136,7 +136,7 @@ def status_report(home: Home) -> dict[str, Any]:
     not_ingested.update({rel: why for rel, _ in files if (why := not_ingested_reason(rel))})
     if not home.warehouse_path.exists():
         return {"home": str(home.root), "dataset": home.config.dataset.name, "batches": [], "counts": {},
-                "not_ingested": not_ingested}
+                "not_ingested": not_ingested, "slices": []}
     with open_warehouse(home, read_only=True) as con:
         batches = con.execute(
             "SELECT batch_id, status, is_gold, rows_in, rows_ok, rows_quarantined, rows_new, rows_changed, "
@@ -158,7 +158,19 @@ def status_report(home: Home) -> dict[str, Any]:
             "labels": labels,
             "column_types": column_types,
             "not_ingested": not_ingested,
+            "slices": _latest_slices(con),
         }
+
+
+def _latest_slices(con: Any) -> list[dict[str, Any]]:
+    """The newest mining run's discovered weak slices (``mine --json``'s ``slices``); [] before one, or
+    in a warehouse that has not had the migration that keeps them yet (opened read-only)."""
+    from data_engine.mine.slices import SLICE_KEYS, stored_slices
+
+    known = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'discovered_slices'")
+    if not known.fetchall()[0][0]:
+        return []
+    return [{k: r[k] for k in SLICE_KEYS} for r in stored_slices(con).to_dict("records")]
 
 
 def cmd_status(args: argparse.Namespace, home: Home) -> int:
@@ -182,7 +194,15 @@ def cmd_status(args: argparse.Namespace, home: Home) -> int:
         print("tables: " + ", ".join(f"{k}={v}" for k, v in report["counts"].items()))
     if report.get("labels"):
         print("labels in force: " + ", ".join(f"{k}={v}" for k, v in report["labels"].items()))
+    for line in slice_lines(report.get("slices") or []):
+        print(line)
     return 0
+
+
+def slice_lines(slices: list[dict[str, Any]]) -> list[str]:
+    """Discovered weak slices as lines a person reads (``status``, ``mine``)."""
+    return [f"weak slice {s['name']}: {s['definition']}: {s['n']} examples, out-of-fold accuracy "
+            f"{s['accuracy']:.3f} against {s['rest_accuracy']:.3f} elsewhere (p = {s['p_value']:.2g})" for s in slices]
 
 
 def cmd_seed_demo(args: argparse.Namespace, home: Home) -> int:

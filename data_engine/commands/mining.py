@@ -60,6 +60,10 @@ def cmd_mine(args: argparse.Namespace, home: Home) -> int:
         print("under-represented classes: " + ", ".join(summary.class_imbalance["minority_classes"]))
     for issue in summary.dataset_issues:
         print(f"column {issue['column']!r}: {issue['type']} ({issue['figure']:g}): {issue['reason']}")
+    from data_engine.commands.core import slice_lines
+
+    for line in slice_lines(summary.slices):
+        print(line)
     if summary.rare_classes:
         print("classes with fewer labeled examples than folds: " + ", ".join(summary.rare_classes))
     prop = summary.propagation

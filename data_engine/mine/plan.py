@@ -4,8 +4,10 @@ The split comes from :func:`data_engine.mine.budget.split_budget`; fixes are the
 examples (``label``, ``near_duplicate``, ``outlier``) ranked by :func:`data_engine.mine.queue.build_queue`;
 new examples are chosen among the unlabeled ones by the ``[review] strategy``
 (:mod:`data_engine.mine.selection`) on the served model's calibrated probabilities, with the
-``[review] explore_share`` drawn at random. Each queue row records how it was chosen (``selection``:
-the strategy's name, ``explore`` or ``fix``).
+``[review] explore_share`` drawn at random, after a small share (:data:`WEAK_SLICE_SHARE`) of the
+least sure unlabeled examples inside discovered weak slices (:mod:`data_engine.mine.slices`). Each
+queue row records how it was chosen (``selection``: the strategy's name, ``explore``, ``weak_slice``
+or ``fix``).
 """
 
 from __future__ import annotations
@@ -37,9 +39,15 @@ MAX_CANDIDATES = 10_000
 MAX_LABELED_CONTEXT = 1_000
 
 
+# Share of the new examples (rounded up) asked for inside discovered weak slices: a small boost to
+# where the model is weak, leaving the strategy most of the picks (and the budget split unchanged).
+WEAK_SLICE_SHARE = 0.2
+
+
 def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: PredictionState, issues: pd.DataFrame, *,
                weights: Mapping[str, float], budget: int, exclude: Iterable[str],
-               examples: pd.DataFrame, second_opinions: Iterable[str] = ()) -> tuple[pd.DataFrame, BudgetSplit]:
+               examples: pd.DataFrame, second_opinions: Iterable[str] = (),
+               weak_slice: np.ndarray | None = None) -> tuple[pd.DataFrame, BudgetSplit]:
     """The queue (:data:`QUEUE_COLUMNS` plus ``selection``) and the split it followed.
 
     ``second_opinions``: reviewed examples sent back for another opinion
@@ -47,6 +55,10 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
     marked ``selection = 'second_opinion'``. Reviews that the split's parts leave unused (flags of
     several types on one example, fewer new examples than slots) go to the best remaining flags; the
     split returned counts what was queued, and says why when the queue is shorter than ``budget``.
+
+    ``weak_slice``: (N_unlabeled,) bool, the unlabeled examples in a discovered weak slice
+    (:mod:`data_engine.mine.slices`); up to :data:`WEAK_SLICE_SHARE` of the new examples are the
+    least sure of them (``selection = 'weak_slice'``), the rest the strategy's picks.
     """
     from data_engine.mine.second_opinions import SECOND_OPINION
     from data_engine.mine.weights import confirmation_rates
@@ -82,6 +94,12 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
         relabels = _activelab_relabels(con, cfg, state, candidates, grow, weights)
         grow -= len(relabels)
         parts.append(relabels)
+    if grow and len(candidates) and weak_slice is not None and weak_slice.any():
+        # The share is of the new examples that can be asked for (fewer candidates than slots: of those).
+        near = _weak_slice_rows(state, candidates[weak_slice[candidates]], min(grow, len(candidates)), weights)
+        grow -= len(near)
+        candidates = candidates[~np.isin(candidates, near.attrs["rows"])]
+        parts.append(near)
     if grow and len(candidates):
         parts.append(_grow_rows(cfg, state, candidates, grow, weights))
     n_grow = sum(len(p) for p in parts)
@@ -212,6 +230,28 @@ def _grow_rows(cfg: EngineConfig, state: PredictionState, candidates: np.ndarray
     pool = SelectionPool(embedding[len(context):], probs if scored else None, embedding[:len(context)], seed=seed)
     picked = select_examples(pool, n, strategy=cfg.review.strategy, explore_share=cfg.review.explore_share)
     rows = candidates[picked.indices]
+    return _new_example_rows(state, rows, weights, np.where(picked.explore, "explore", picked.strategy), scored)
+
+
+def _weak_slice_rows(state: PredictionState, inside: np.ndarray, grow: int,
+                     weights: Mapping[str, float]) -> pd.DataFrame:
+    """Queue rows of the least sure unlabeled examples among ``inside`` (row indices of candidates in a
+    weak slice), at most ``ceil(WEAK_SLICE_SHARE * grow)``; ``attrs["rows"]`` holds their row indices."""
+    n = min(len(inside), int(np.ceil(WEAK_SLICE_SHARE * grow)))
+    probs = state.unlabeled_probs[inside]
+    scored = bool(len(probs)) and bool(np.isfinite(probs).all())
+    order = np.argsort(-state.task.uncertainty(probs), kind="stable") if scored else \
+        np.random.default_rng(state.label_snapshot).permutation(len(inside))
+    rows = inside[order[:n]]
+    frame = _new_example_rows(state, rows, weights, np.full(len(rows), "weak_slice", dtype=object), scored)
+    frame.attrs["rows"] = rows
+    return frame
+
+
+def _new_example_rows(state: PredictionState, rows: np.ndarray, weights: Mapping[str, float],
+                      selection: np.ndarray, scored: bool) -> pd.DataFrame:
+    """Queue rows asking for labels of the unlabeled examples at ``rows`` (indices into
+    ``state.unlabeled``), each marked with how it was chosen (``selection``, shape (len(rows),))."""
     p = state.unlabeled_probs[rows]
     if scored:
         margin = state.task.certainty(p)
@@ -226,5 +266,5 @@ def _grow_rows(cfg: EngineConfig, state: PredictionState, candidates: np.ndarray
         "priority": float(weights.get(GROW_TYPE, 0.0)) * (1.0 - margin),
         "suggested_label": suggested, "suggested_score": best, "given_label": None,
         "scores": [json.dumps({GROW_TYPE: round(float(m), 6)}) for m in margin],
-        "selection": np.where(picked.explore, "explore", picked.strategy),
+        "selection": selection,
     })

@@ -10,7 +10,8 @@ A run:
    a model fitted on all training examples (cached in ``HOME/models/mining``), scoring only the
    examples not yet scored for this snapshot, so a new unlabeled batch costs in proportion to it;
 4. embeds the examples and finds nearest neighbours (outliers and near duplicates);
-5. runs the detectors, estimates the noise rate (:mod:`data_engine.mine.noise`);
+5. runs the detectors, looks for weak slices (:mod:`data_engine.mine.slices`), estimates the
+   noise rate (:mod:`data_engine.mine.noise`);
 6. builds the review queue, leaving out examples waiting for review or already reviewed;
 7. stores ``mining_runs``, ``issues`` and ``review_queue`` in one transaction
    (:mod:`data_engine.mine.runs`).
@@ -105,6 +106,9 @@ class MiningSummary:
     # Findings about input columns (data_engine.mine.columns): dicts type/column/figure/reason.
     dataset_issues: list[dict[str, Any]] = field(default_factory=list)
     column_checks: dict[str, Any] = field(default_factory=dict)
+    # Discovered weak slices (data_engine.mine.slices): dicts name/definition/n/accuracy/rest_accuracy/p_value.
+    slices: list[dict[str, Any]] = field(default_factory=list)
+    slice_search: dict[str, Any] = field(default_factory=dict)
 
     def queue_markdown(self, rows: int = QUEUE_PREVIEW_ROWS) -> str:
         """The top of the queue as a Markdown table."""
@@ -128,6 +132,7 @@ class MiningSummary:
             "noise_interval": list(self.noise_interval) if self.noise_interval else None,
             "class_imbalance": self.class_imbalance,
             "dataset_issues": self.dataset_issues, "column_checks": self.column_checks,
+            "slices": self.slices, "slice_search": self.slice_search,
             "timings": {k: round(v, 3) for k, v in self.timings.items()}, "queue_size": self.queue_size,
             "rare_classes": self.rare_classes,
             "ensemble_weights": {k: round(v, 4) for k, v in self.ensemble_weights.items()},
@@ -175,6 +180,10 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         # Every member standardises numbers (data_engine.mine.models), so no column's scale matters.
         columns = column_issues(state.train, state.labels, state.schema, regression=not state.task.has_classes,
                                 scale_sensitive=False, seed=cfg.mining.seed)
+    with clock.stage("slices"):
+        from data_engine.mine.slices import discover_slices
+
+        slices = discover_slices(state, cfg.dataset.modality, seed=cfg.mining.seed)
     with clock.stage("noise"):
         noise_rate, joint, joint_classes = estimate_noise(state)
         noise_ci = noise_interval(state, seed=cfg.mining.seed) if noise_rate is not None else None
@@ -194,10 +203,12 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
             issues.loc[audited & (issues["issue_type"] == "lookalike"), "score"] = 0.0
         queue, split = plan_queue(con, cfg, state, issues, weights=weights if weights is not None else cfg.review.weights,
                                   budget=budget or cfg.review.budget, exclude=excluded, examples=example_info(state),
-                                  second_opinions=second)
+                                  second_opinions=second,
+                                  weak_slice=slices.unlabeled_members(len(state.unlabeled)))
     with clock.stage("store"):
         run_id = store_run(con, state, issues, queue, results, noise_rate=noise_rate, started=started,
-                           timings=clock.seconds, budget_split=split.as_metadata(), dataset_issues=columns.issues)
+                           timings=clock.seconds, budget_split=split.as_metadata(), dataset_issues=columns.issues,
+                           slices=slices)
         propagation: dict[str, Any] = {"policy": cfg.review.propagate}
         if plan is not None:
             pid = apply_propagation(con, plan, run_id)
@@ -228,6 +239,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         plot_png=plot, peak_mib=dict(clock.peak_mib), embedding=state.embedding,
         newly_embedded=state.newly_embedded, propagation=propagation, plot_path=plot_path, budget_split=split.as_metadata(),
         dataset_issues=columns.issues, column_checks=columns.summary,
+        slices=slices.records(), slice_search=slices.summary,
     )
 
 

@@ -104,10 +104,11 @@ def second_opinion_candidates(con: duckdb.DuckDBPyConnection, max_opinions: int,
 def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd.DataFrame, queue: pd.DataFrame,
               results: dict[str, DetectorResult], *, noise_rate: float | None, started: datetime,
               timings: dict[str, float], budget_split: dict[str, Any] | None = None,
-              dataset_issues: list[dict[str, Any]] | None = None) -> int:
-    """Write ``mining_runs``, ``issues`` (every label row, flagged rows of other types) and
-    ``review_queue`` in one transaction; return the run id. ``dataset_issues``: the findings about
-    input columns (:func:`data_engine.mine.columns.column_issues`), kept in the run's summary."""
+              dataset_issues: list[dict[str, Any]] | None = None, slices: Any = None) -> int:
+    """Write ``mining_runs``, ``issues`` (every label row, flagged rows of other types),
+    ``review_queue`` and ``discovered_slices`` in one transaction; return the run id.
+    ``dataset_issues``: the findings about input columns (:func:`data_engine.mine.columns.column_issues`),
+    kept in the run's summary; ``slices``: the run's :class:`data_engine.mine.slices.SliceReport`."""
     keep = issues[(issues["issue_type"] == "label") | issues["is_issue"].astype(bool)]
     counts = {name: r.n_issues for name, r in results.items()}
     summary = {name: r.summary for name, r in results.items()}
@@ -117,6 +118,8 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
     # The embedder the run actually used (``[mining] embedding`` resolved for this data set).
     summary["embedding"] = state.embedding
     summary["dataset_issues"] = dataset_issues or []
+    found = list(slices.slices) if slices is not None else []
+    summary["slices"] = [x.record() for x in found]
     rows = keep[["example_id", "example_version", "issue_type", "score", "is_issue", "reason", "detail"]]
     if "selection" not in queue:
         queue = queue.assign(selection=None)
@@ -141,6 +144,13 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
             "example_version, CAST(issue_types AS VARCHAR[]), priority, suggested_label, suggested_score, given_label, "
             "CAST(scores AS JSON), selection FROM _mined_queue", [run_id],
         )
+        if found:
+            rows = [x.row() for x in found]
+            con.executemany(
+                "INSERT INTO discovered_slices (run_id, name, definition, n, accuracy, rest_accuracy, p_value, source, "
+                "conditions, embedding, centroids, cluster) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [[run_id, r["name"], r["definition"], r["n"], r["accuracy"], r["rest_accuracy"], r["p_value"],
+                  r["source"], r["conditions"], r["embedding"], r["centroids"], r["cluster"]] for r in rows])
     return run_id
 
 
@@ -173,7 +183,7 @@ def stored_run(con: duckdb.DuckDBPyConnection, run_id: int) -> dict[str, Any]:
     return {**row, "counts": json.loads(row["counts"] or "{}"), "timings": json.loads(row["timings"] or "{}"),
             "class_imbalance": summary.get("class_imbalance") or {}, "rare_classes": summary.get("rare_classes") or [],
             "budget_split": summary.get("budget_split") or {}, "queue_size": int(size),
-            "dataset_issues": summary.get("dataset_issues") or []}
+            "dataset_issues": summary.get("dataset_issues") or [], "slices": summary.get("slices") or []}
 
 
 def stored_queue_top(con: duckdb.DuckDBPyConnection, run_id: int, rows: int) -> list[dict[str, Any]]:

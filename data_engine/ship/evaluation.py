@@ -82,11 +82,15 @@ def evaluate_predictions(
     version: int | None = None,
     task: Task | None = None,
     classes: list[str] | None = None,
+    masks: dict[str, np.ndarray] | None = None,
 ) -> Evaluation:
     """Figures of predictions ``y_pred`` (N,) against gold labels ``y_true`` (N,), by the dataset's
     ``task`` (:meth:`~data_engine.tasks.Task.metrics` and its per-class recall; default: classification).
 
     ``frame`` (N rows) holds the input columns the ``slices`` select on; ``classes``: the dataset's.
+    ``masks``: more slices as ``{name: (N,) bool}`` (the discovered weak slices,
+    :func:`data_engine.mine.slices.stored_slice_masks`); one without gold rows is left out, not
+    reported empty (it was found in the training data, and gold need not cover it).
     """
     task = task or Classification()
     classes = list(classes or ())
@@ -103,6 +107,11 @@ def evaluate_predictions(
             continue
         figures = task.metrics(y_true[mask], y_pred[mask], classes)
         results[spec.name] = SliceResult(n, figures.get("accuracy"), figures.get("macro_f1"))
+    for name, mask in (masks or {}).items():
+        mask = np.asarray(mask, dtype=bool)
+        if name not in results and mask.any():
+            figures = task.metrics(y_true[mask], y_pred[mask], classes)
+            results[name] = SliceResult(int(mask.sum()), figures.get("accuracy"), figures.get("macro_f1"))
     figures = task.metrics(y_true, y_pred, classes)
     recall = task.class_recall(y_true, y_pred)
     return Evaluation(

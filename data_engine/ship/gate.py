@@ -4,6 +4,8 @@ Rules (:func:`decide_promotion`, a pure function):
 
 1. No gold data, or fewer than ``[gate] min_gold`` gold examples: refuse, and say so.
 2. A configured slice with no gold examples: refuse (a "unit test" that cannot run is not passed).
+   The newest mining run's discovered weak slices (:mod:`data_engine.mine.slices`) with gold
+   examples are checked like configured slices below; one without any is left out.
 3. No champion yet: the candidate passes (it is the first model), with its figures recorded.
 4. ``[gate] test = "paired"`` (default): both models' answers on the same gold examples are
    compared pair by pair by the dataset's task (:meth:`data_engine.tasks.Task.paired_test` and
@@ -288,24 +290,30 @@ def provenance(con: duckdb.DuckDBPyConnection, record: ModelRecord) -> Provenanc
 
 def gate_gold(home: Home, cfg: EngineConfig, record: ModelRecord, champion: ModelRecord | None,
               gold: pd.DataFrame, *, candidate_seen: Provenance | None = None,
-              champion_seen: Provenance | None = None, classes: Sequence[str] = ()) -> GateVerdict:
+              champion_seen: Provenance | None = None, classes: Sequence[str] = (),
+              discovered: dict[str, np.ndarray] | None = None) -> GateVerdict:
     """Predict ``gold`` with both models and decide (no warehouse writes).
 
     ``classes``: the dataset's classes; with the classes either model predicts, the ones gold must
-    measure (:func:`data_engine.ship.gold.assess_unmeasured`).
+    measure (:func:`data_engine.ship.gold.assess_unmeasured`). ``discovered``: the discovered weak
+    slices' gold rows, ``{name: (N,) bool}``; each with gold rows is checked like a configured slice
+    (one without is left out: gold need not cover what mining found in the training data).
     """
     y_true = gold["label"].astype(str).to_numpy() if len(gold) else np.array([], dtype=object)
     slices = cfg.gate.slices
     masks = {s.name: slice_mask(gold, s) for s in slices} if len(gold) else {}
+    found = {k: np.asarray(m, dtype=bool) for k, m in (discovered or {}).items()
+             if k not in masks and len(m) == len(gold) and np.asarray(m).any()}
+    masks |= found
     task = task_for(cfg.dataset)
     cand_pred = predict_gold(home, record, gold)
     cand_eval = evaluate_predictions(y_true, cand_pred, frame=gold, slices=slices, version=record.version,
-                                     task=task, classes=list(classes))
+                                     task=task, classes=list(classes), masks=found)
     champ_eval, pairs = None, None
     if champion is not None and len(gold):
         champ_pred = predict_gold(home, champion, gold)
         champ_eval = evaluate_predictions(y_true, champ_pred, frame=gold, slices=slices, version=champion.version,
-                                          task=task, classes=list(classes))
+                                          task=task, classes=list(classes), masks=found)
         pairs = (y_true, cand_pred, champ_pred)
     unmeasured = assess_unmeasured(
         [*classes, *record.classes, *(champion.classes if champion else ())], cand_eval.per_class_support,
@@ -319,6 +327,16 @@ def gate_gold(home: Home, cfg: EngineConfig, record: ModelRecord, champion: Mode
         correct_c, correct_h = cand_pred == y_true, pairs[2] == y_true
         verdict = replace(verdict, wins=int(np.sum(correct_c & ~correct_h)), losses=int(np.sum(~correct_c & correct_h)))
     return verdict
+
+
+def discovered_slice_masks(con: duckdb.DuckDBPyConnection, cfg: EngineConfig,
+                           gold: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The newest mining run's discovered weak slices on ``gold`` (N rows): ``{name: (N,) bool}``, and
+    a sentence per slice that cannot be applied to gold (:func:`data_engine.mine.slices.stored_slice_masks`)."""
+    from data_engine.mine.embedders import configured_embedding
+    from data_engine.mine.slices import stored_slice_masks, stored_slices
+
+    return stored_slice_masks(stored_slices(con), gold, configured_embedding(cfg))
 
 
 def gate_record_of(verdict: GateVerdict, version: int) -> GateRecord:
@@ -352,13 +370,16 @@ def run_gate(
     # Gold examples with a copy in the training data measure memory: scored without them.
     gold, leaked = without_leaked_gold(con, cfg, load_gold(con, cfg))
     gold_version, previous = record_gold_version(con), last_verdict_gold(con)
+    discovered, not_checked = discovered_slice_masks(con, cfg, gold)
     verdict = gate_gold(home, cfg, record, champion, gold, candidate_seen=provenance(con, record),
-                        champion_seen=provenance(con, champion) if champion else None, classes=load_classes(con))
+                        champion_seen=provenance(con, champion) if champion else None, classes=load_classes(con),
+                        discovered=discovered)
     change = gold_change(con, previous, gold_version.version) if previous else None
     left_out = (f"; left out {leaked} gold example(s) with an exact or near copy in the training data"
                 if leaked else "")
     verdict = replace(verdict, gold_version=gold_version.version, gold_leaked=leaked,
-                      reason=verdict.reason + left_out + (f"; {change.line()}" if change else ""))
+                      reason=verdict.reason + left_out + "".join(f"; {n}" for n in not_checked)
+                      + (f"; {change.line()}" if change else ""))
     # The candidate's figures carry what they were compared with: a later deploy step checks that
     # the champion is still the one the gate saw.
     gate_info = {k: v for k, v in verdict.metadata().items() if k not in ("candidate_accuracy", "candidate_macro_f1")}

@@ -211,6 +211,20 @@ class Task(ABC):
         flags compare with their thresholds (a task may give it exactly, without float round-off)."""
         return 1.0 - self.uncertainty(pred)
 
+    def example_correct(self, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+        """Whether each of n labeled examples' out-of-sample prediction is right, shape (n,) bool: the
+        per-example figure weak-slice discovery compares between a slice and the rest
+        (:mod:`data_engine.mine.slices`). ``y``: :meth:`encode`'s array; ``pred``: (n, width).
+        Default: the most likely class is the given one (accuracy); a row of non-finite
+        predictions counts as wrong."""
+        import numpy as np
+
+        pred = np.asarray(pred, dtype=float)
+        if not len(pred):
+            return np.zeros(0, dtype=bool)
+        ok = np.isfinite(pred).all(axis=1)
+        return ok & (np.nan_to_num(pred, nan=-np.inf).argmax(axis=1) == np.asarray(y))
+
     def applies(self, detector: str) -> bool:
         """Whether the detector named ``detector`` judges this kind of label (:attr:`detectors`)."""
         return self.detectors is None or detector in self.detectors

@@ -196,6 +196,16 @@ class Multilabel(Task):
 
         return find_tag_issues(y, pred, classes)
 
+    def example_correct(self, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+        """Exact match: every tag of the example predicted right (probability >= 0.5 for its tags,
+        below for the others), shape (n,) bool. ``y``: (n, K) 0/1; ``pred``: (n, K)."""
+        import numpy as np
+
+        pred = np.asarray(pred, dtype=float)
+        if not len(pred):
+            return np.zeros(0, dtype=bool)
+        return np.isfinite(pred).all(axis=1) & ((pred >= 0.5) == (np.asarray(y) > 0)).all(axis=1)
+
     def uncertainty(self, pred: np.ndarray) -> np.ndarray:
         """Per example: the least sure tag's 1 - |2p - 1| (1 at p = 0.5, 0 at p in {0, 1})."""
         import numpy as np

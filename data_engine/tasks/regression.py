@@ -237,6 +237,18 @@ class Regression(Task):
                    "interval_coverage": INTERVAL_COVERAGE, "residual_scale": robust_scale(y - pred[:, 0])}
         return LabelIssues(scores, flags, suggested, 1.0 - self.uncertainty(pred), detail, summary)
 
+    def example_correct(self, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+        """Whether each example's absolute error ``|y - prediction|`` is at most the median absolute
+        error of the n examples, shape (n,) bool: a slice whose errors run large has a share of
+        "right" rows far below the rest's (about one half). ``y``: (n,) numbers; ``pred``: (n, 3)."""
+        import numpy as np
+
+        if not len(pred):
+            return np.zeros(0, dtype=bool)
+        err = np.abs(np.asarray(y, dtype=float) - np.asarray(pred, dtype=float)[:, 0])
+        ok = np.isfinite(err)
+        return ok & (err <= (np.median(err[ok]) if ok.any() else 0.0))
+
     def uncertainty(self, pred: np.ndarray) -> np.ndarray:
         """Each interval's half-width ``h`` relative to the typical one, ``h / (h + median(h))``: in [0, 1),
         0.5 for a typical example, higher = less sure. ``pred``: (n, 3)."""

@@ -149,9 +149,12 @@ def test_the_whole_mining_step_runs_for_every_modality_and_round(tmp_path: Path,
     assert queue["example_id"].is_unique and len(queue) < n_examples
     assert (queue["issue_types"].map(len) > 0).all()
     # How each row was chosen: a flagged issue (fix, a second opinion, a relabel) or a new example
-    # the strategy picked (its random explore share, or the cold start before any model).
+    # the strategy picked (its random explore share, or the cold start before any model), or one
+    # asked for inside a discovered weak slice.
     selected = set(queue["selection"]) - {"fix", "second_opinion", "relabel"}
-    assert selected and selected <= {strategy, "cold_start", "explore"}, queue["selection"].value_counts()
+    assert selected and selected <= {strategy, "cold_start", "explore", "weak_slice"}, queue["selection"].value_counts()
+    grow = queue["selection"].isin(selected)
+    assert (queue["selection"] == "weak_slice").sum() <= np.ceil(0.2 * grow.sum())
     lookalike = summary.detector_summaries["lookalike"]
     if round_ == "first":
         assert lookalike["status"] == "waiting for verdicts"

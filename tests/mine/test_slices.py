@@ -1,0 +1,176 @@
+"""Discovered weak slices (data_engine.mine.slices): found and named, none on clean data, the JSON
+shape users script, the queue's boost (the gate's side: tests/ship/test_gate_discovered_slices.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data_engine.cli import main
+from data_engine.mine.embedders.base import EMBEDDING_COLUMN
+from data_engine.mine.slices import SLICE_KEYS, conditions_mask, find_weak_slices, stored_slice_masks
+from data_engine.ship.gate import discovered_slice_masks
+from data_engine.store.warehouse import open_warehouse
+from tests.homes import make_home
+
+SCHEMA = {"x1": "numeric", "x2": "numeric", "x3": "numeric", "plan": "categorical"}
+
+
+def frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"x1": rng.normal(0, 1, n), "x2": rng.normal(0, 1, n), "x3": rng.uniform(0, 4, n),
+                         "plan": rng.choice(["basic", "pro", "team"], n)})
+
+
+def planted(df: pd.DataFrame) -> np.ndarray:
+    return ((df["x3"] > 2.5) & (df["plan"] == "basic")).to_numpy()
+
+
+def test_a_planted_weak_slice_is_found_and_named_by_its_columns():
+    df = frame(1200, 0)
+    rng = np.random.default_rng(1)
+    inside = planted(df)
+    correct = rng.random(len(df)) < np.where(inside, 0.55, 0.92)
+    vectors = np.column_stack([df[["x1", "x2", "x3"]].to_numpy(), pd.get_dummies(df["plan"]).to_numpy(float)])
+    report = find_weak_slices(df, SCHEMA, correct, vectors, seed=0)
+    assert report.slices, report.summary
+    best = report.slices[0]
+    columns = {c["column"] for c in best.conditions}
+    assert {"x3", "plan"} <= columns, best.definition
+    assert 'plan = "basic"' in best.definition and "x3 > 2." in best.definition
+    members = np.zeros(len(df), bool)
+    members[best.members] = True
+    assert (members & inside).sum() / members.sum() > 0.8 and (members & inside).sum() / inside.sum() > 0.8
+    assert best.accuracy < best.rest_accuracy - 0.2 and best.p_value < 1e-4
+    # The stored rule selects the same rows again on any frame (the gate applies it to gold).
+    assert (conditions_mask(df, best.conditions) == members).mean() > 0.99
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_no_slice_on_data_without_one(seed):
+    df = frame(1000, seed)
+    correct = np.random.default_rng(seed + 100).random(len(df)) < 0.85
+    vectors = df[["x1", "x2", "x3"]].to_numpy()
+    report = find_weak_slices(df, SCHEMA, correct, vectors, seed=seed)
+    assert report.slices == [] and report.summary["candidates"] > 10
+
+
+def test_without_named_columns_a_slice_is_a_cluster_by_its_centre():
+    rng = np.random.default_rng(3)
+    centres = rng.normal(0, 8, (6, 5))
+    group = rng.integers(0, 6, 900)
+    vectors = centres[group] + rng.normal(0, 1, (900, 5))
+    correct = rng.random(900) < np.where(group == 2, 0.4, 0.9)
+    given = np.where(group == 2, "cat", "dog")
+    ids = [f"e{i}" for i in range(900)]
+    report = find_weak_slices(pd.DataFrame(index=range(900)), {"text": "text"}, correct, vectors, given=given,
+                              ids=ids, embedding="e5-small", seed=0)
+    best = report.slices[0]
+    assert best.conditions is None and best.centroids is not None and best.embedding == "e5-small"
+    assert "'cat'" in best.definition and "e.g. e" in best.definition
+    gold = pd.DataFrame({EMBEDDING_COLUMN: list(vectors[:50])})
+    masks, notes = stored_slice_masks(pd.DataFrame([best.row()]), gold, "e5-small")
+    members = np.zeros(900, bool)
+    members[best.members] = True
+    assert (group[members] == 2).mean() > 0.9  # the weak group, whatever resolution found it
+    assert notes == [] and (masks[best.name] == members[:50]).all()
+    # Vectors of another embedding cannot place gold rows: said, not guessed.
+    masks, notes = stored_slice_masks(pd.DataFrame([best.row()]), gold, "tfidf")
+    assert masks == {} and "not checked" in notes[0]
+
+
+CONFIG = """\
+[dataset]
+name = "plans"
+modality = "tabular"
+id_column = "id"
+label_column = "label"
+feature_columns = ["x1", "x2", "x3", "plan"]
+classes = ["a", "b"]
+column_types = { x1 = "numeric", x2 = "numeric", x3 = "numeric", plan = "categorical" }
+
+[mining]
+model = "linear"
+folds = 3
+n_jobs = 1
+
+[review]
+budget = 150
+"""
+
+
+def test_mining_reports_stores_and_uses_the_slices(tmp_path: Path, capsys):
+    home = make_home(tmp_path, CONFIG)
+    df = frame(700, 7)
+    rng = np.random.default_rng(8)
+    cls = (df["x1"] + 0.3 * df["x2"] > 0).to_numpy()
+    noisy = planted(df) & (rng.random(len(df)) < 0.45)
+    df["label"] = np.where(cls ^ noisy, "b", "a")
+    df.insert(0, "id", [f"r{i:04d}" for i in range(len(df))])
+    df.loc[600:, "label"] = None  # 100 unlabeled rows
+    df.to_csv(home.landing / "b1.csv", index=False)
+    assert main(["--home", str(home.root), "ingest", str(home.landing / "b1.csv")]) == 0
+    capsys.readouterr()
+    assert main(["--home", str(home.root), "mine", "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)
+    assert meta["slices"] and all(tuple(s) == SLICE_KEYS for s in meta["slices"])
+    best = meta["slices"][0]
+    assert "x3 >" in best["definition"] and 'plan = "basic"' in best["definition"]
+    assert best["accuracy"] < best["rest_accuracy"] and best["p_value"] < 0.05
+    from assets.mine import issues_metadata
+
+    assert issues_metadata(meta)["weak_slices"].value.records[0].data["name"] == best["name"]
+    assert main(["--home", str(home.root), "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["slices"] == meta["slices"]
+    assert main(["--home", str(home.root), "status"]) == 0
+    assert f"weak slice {best['name']}: " in capsys.readouterr().out
+    with open_warehouse(home) as con:
+        selected = con.execute("SELECT example_id FROM review_queue WHERE run_id = ? AND selection = 'weak_slice'",
+                               [meta["run_id"]]).fetchall()
+        masks, _ = discovered_slice_masks(con, home.config, df)
+    assert selected, meta["budget_split"]
+    chosen = df["id"].isin([r[0] for r in selected]).to_numpy()
+    # Every one of them is an unlabeled row inside a slice (a tree's rule, or the cluster its rule describes).
+    assert df.loc[chosen, "label"].isna().all()
+    assert np.logical_or.reduce(list(masks.values()))[chosen].mean() >= 0.5
+
+
+def test_each_task_says_which_out_of_fold_predictions_are_right():
+    from data_engine.tasks import Classification
+    from data_engine.tasks.multilabel import Multilabel
+    from data_engine.tasks.regression import Regression
+
+    probs = np.array([[0.7, 0.3], [0.2, 0.8], [np.nan, np.nan]])
+    assert Classification().example_correct(np.array([0, 0, 1]), probs).tolist() == [True, False, False]
+    tags = np.array([[0.9, 0.1], [0.9, 0.6]])
+    assert Multilabel().example_correct(np.array([[1, 0], [1, 0]]), tags).tolist() == [True, False]
+    # Numbers: an absolute error at most the median one is "right".
+    pred = np.array([[1.0, 0, 2], [2.0, 1, 3], [3.0, 2, 4], [10.0, 9, 11]])
+    assert Regression().example_correct(np.array([1.1, 2.5, 3.0, 4.0]), pred).tolist() == [True, False, True, False]
+
+
+def test_a_large_unlabeled_pool_is_sampled_and_flags_keep_its_length(monkeypatch):
+    from types import SimpleNamespace
+
+    import data_engine.mine.slices as slices
+    from data_engine.tasks import Classification
+
+    df = frame(900, 11)
+    rng = np.random.default_rng(12)
+    inside = planted(df)
+    labels = rng.integers(0, 2, len(df))
+    right = rng.random(len(df)) < np.where(inside, 0.5, 0.95)
+    probs = np.where(right, labels, 1 - labels)[:, None] == np.arange(2)[None, :]
+    train = df.iloc[:600].assign(example_id=[f"e{i}" for i in range(600)])
+    state = SimpleNamespace(train=train, unlabeled=df.iloc[600:].reset_index(drop=True), schema=SCHEMA,
+                            task=Classification(), labels=labels[:600], oof_probs=probs[:600].astype(float),
+                            classes=["a", "b"], embedding="column")
+    monkeypatch.setattr(slices, "MAX_UNLABELED", 50)
+    report = slices.discover_slices(state, "tabular")
+    assert report.slices and all(len(s.unlabeled) == 300 for s in report.slices)
+    flagged = report.unlabeled_members(300)
+    assert 0 < flagged.sum() <= 50 and inside[600:][flagged].mean() > 0.5
