@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 import uuid
@@ -38,6 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--answered", type=int, default=2_000, help="tasks the simulated reviewer answers (default 2000)")
     p.add_argument("--batch-size", type=int, default=None, help="tasks per import request (default review.import_batch_size)")
     p.add_argument("--workers", type=int, default=4, help="threads posting the simulated answers (default 4)")
+    p.add_argument("--answer-for", type=float, default=None, metavar="SECONDS",
+                   help="stop answering after this many seconds and pull what was answered (a time budget)")
     p.add_argument("--cleanup", action="store_true", help="delete the bench project from the server afterwards")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
 
@@ -58,7 +61,7 @@ def cmd_bench_review(args: argparse.Namespace, home: Home) -> int:
     if args.tasks < 1 or not 0 <= args.answered <= args.tasks:
         raise EngineError("bench review: need --tasks >= 1 and 0 <= --answered <= --tasks")
     figures = run_review_bench(home, tasks=args.tasks, answered=args.answered, workers=args.workers,
-                               cleanup=args.cleanup, batch_size=args.batch_size)
+                               cleanup=args.cleanup, batch_size=args.batch_size, answer_for=args.answer_for)
     if args.json:
         print(json.dumps(figures))
         return 0
@@ -81,7 +84,7 @@ def cmd_bench_review(args: argparse.Namespace, home: Home) -> int:
 
 
 def run_review_bench(home: Home, *, tasks: int, answered: int, workers: int = 4, cleanup: bool = False,
-                     batch_size: int | None = None) -> dict[str, Any]:
+                     batch_size: int | None = None, answer_for: float | None = None) -> dict[str, Any]:
     """Run the benchmark; return its figures (seconds, request counts, counts)."""
     from data_engine.review.labelstudio.client import LabelStudioClient
     from data_engine.review.labelstudio.server import (
@@ -106,7 +109,8 @@ def run_review_bench(home: Home, *, tasks: int, answered: int, workers: int = 4,
         try:
             bench_home = _bench_home(root / "home", url, tasks)
             client = LabelStudioClient(url, token or "", timeout_s=120.0)
-            figures = _measure(bench_home, client, answered, workers, batch_size)
+            _say(f"a home of {tasks} examples with its review queue is ready")
+            figures = _measure(bench_home, client, answered, workers, batch_size, answer_for)
             figures.update(server=kind, url=url, load_before=load_before)
             if cleanup:
                 client._sdk.projects.delete(id=figures["project_id"])  # noqa: SLF001 - bench-only clean-up
@@ -116,7 +120,13 @@ def run_review_bench(home: Home, *, tasks: int, answered: int, workers: int = 4,
                 stop_pid(started.pid)
 
 
-def _measure(home: Home, client: Any, answered: int, workers: int, batch_size: int | None) -> dict[str, Any]:
+def _say(line: str) -> None:
+    """A progress line on stderr (a run at 100,000 tasks takes most of an hour)."""
+    print(f"bench review: {line}", file=sys.stderr, flush=True)
+
+
+def _measure(home: Home, client: Any, answered: int, workers: int, batch_size: int | None,
+             answer_for: float | None = None) -> dict[str, Any]:
     from data_engine.review.pull import pull_verdicts
     from data_engine.review.push import push_queue
     from data_engine.review.simulate import read_oracle, simulate_reviews
@@ -132,18 +142,29 @@ def _measure(home: Home, client: Any, answered: int, workers: int, batch_size: i
         classes = load_classes(con)
         with clock.stage("push"):
             push = push_queue(con, client, home.config, limit=home.config.review.budget, batch_size=batch_size)
+    _say(f"push: {push.sent} tasks in {push.seconds:.1f} s, {push.requests} requests, "
+         f"peak {clock.peak_mib['push']:,.0f} MiB")
     before, t0 = client.request_count, time.perf_counter()
     label_task = task_for(home.config.dataset)
-    sim = simulate_reviews(client, push.project_id, read_oracle(home.oracle_path, label_task), classes, accuracy=0.95,
-                           limit=answered, workers=workers, label_task=label_task)
+    oracle = read_oracle(home.oracle_path, label_task)
+    given = 0
+    # In rounds of 1,000 answers, so that a long run reports progress and can stop at a time budget.
+    while given < answered and (answer_for is None or time.perf_counter() - t0 < answer_for):
+        sim = simulate_reviews(client, push.project_id, oracle, classes, accuracy=0.95, seed=given,
+                               limit=min(1000, answered - given), workers=workers, label_task=label_task)
+        if not sim.answered:
+            break
+        given += sim.answered
+        _say(f"answered {given}/{answered} in {time.perf_counter() - t0:.0f} s")
     simulate_seconds, simulate_requests = time.perf_counter() - t0, client.request_count - before
     with open_warehouse(home) as con:
         with clock.stage("pull"):
             pull = pull_verdicts(con, client, home.config)
+        _say(f"pull: {pull.events} events in {pull.seconds:.1f} s, {pull.requests} requests")
         # A push with nothing new to send: what every push costs once the project is large.
         again = push_queue(con, client, home.config, limit=home.config.review.budget, batch_size=batch_size)
     return {"project_id": push.project_id, "push_tasks": push.sent, "push_seconds": push.seconds,
-            "push_requests": push.requests, "push_batches": push.batches, "answered": sim.answered,
+            "push_requests": push.requests, "push_batches": push.batches, "answered": given,
             "push_peak_mib": round(clock.peak_mib["push"], 1), "pull_peak_mib": round(clock.peak_mib["pull"], 1),
             "rss_before_mib": round(rss_before, 1),
             "simulate_seconds": round(simulate_seconds, 3), "simulate_requests": simulate_requests,
