@@ -56,6 +56,8 @@ class StageClock:
     """Records seconds and (when ``track_memory``) peak RSS in MiB for named stages."""
 
     track_memory: bool = False
+    # False: this process alone (a benchmark whose child is a server it started, not its own work).
+    with_children: bool = True
     seconds: dict[str, float] = field(default_factory=dict)
     peak_mib: dict[str, float] = field(default_factory=dict)
 
@@ -68,7 +70,7 @@ class StageClock:
         if self.track_memory:
             def sample() -> None:
                 while True:
-                    value = tree_rss_bytes()
+                    value = self.rss_bytes()
                     if value is not None:
                         peak[0] = max(peak[0], value)
                     if stop.wait(SAMPLE_SECONDS):
@@ -83,9 +85,18 @@ class StageClock:
             if sampler is not None:
                 stop.set()
                 sampler.join()
-                value = tree_rss_bytes()
+                value = self.rss_bytes()
                 peak[0] = max(peak[0], value or 0)
                 self.peak_mib[name] = max(self.peak_mib.get(name, 0.0), peak[0] / 2**20)
+
+    def rss_bytes(self) -> int | None:
+        """Resident bytes now, as the peaks count them (None without /proc)."""
+        if self.with_children:
+            return tree_rss_bytes()
+        try:
+            return int(Path("/proc/self/statm").read_text().split()[1]) * _PAGE
+        except OSError:
+            return None
 
     @property
     def total_seconds(self) -> float:

@@ -7,7 +7,9 @@ repeated under new ids) and a review queue over all of them, then times:
 * simulate: ``--answered`` answers posted through the API (one request each, not a target);
 * pull: the answered tasks into the label ledger (target <= 10 s);
 
-and prints seconds and HTTP request counts. It uses the home's running Label Studio when there
+and prints seconds, HTTP request counts and the peak resident memory of this process during push
+and pull (both work a page at a time: the peak should not grow with ``--tasks``), then how long
+the project's saved view takes to list its first page, as the Data Manager loads it. It uses the home's running Label Studio when there
 is one (``labelstudio up``), else starts a temporary server (a fresh data dir needs minutes of
 migrations) and stops it afterwards. The bench project is left in the server for inspection
 unless ``--cleanup`` is given.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 import uuid
@@ -36,6 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--answered", type=int, default=2_000, help="tasks the simulated reviewer answers (default 2000)")
     p.add_argument("--batch-size", type=int, default=None, help="tasks per import request (default review.import_batch_size)")
     p.add_argument("--workers", type=int, default=4, help="threads posting the simulated answers (default 4)")
+    p.add_argument("--answer-for", type=float, default=None, metavar="SECONDS",
+                   help="stop answering after this many seconds and pull what was answered (a time budget)")
     p.add_argument("--cleanup", action="store_true", help="delete the bench project from the server afterwards")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
 
@@ -51,28 +56,35 @@ def register_bench() -> None:
 def cmd_bench_review(args: argparse.Namespace, home: Home) -> int:
     """Handler of ``bench review``."""
     from data_engine.errors import EngineError
+    from data_engine.review.project import REVIEW_VIEW_TITLE
 
     if args.tasks < 1 or not 0 <= args.answered <= args.tasks:
         raise EngineError("bench review: need --tasks >= 1 and 0 <= --answered <= --tasks")
     figures = run_review_bench(home, tasks=args.tasks, answered=args.answered, workers=args.workers,
-                               cleanup=args.cleanup, batch_size=args.batch_size)
+                               cleanup=args.cleanup, batch_size=args.batch_size, answer_for=args.answer_for)
     if args.json:
         print(json.dumps(figures))
         return 0
     print(f"Label Studio {figures['server']} at {figures['url']}; load average before: {figures['load_before']}")
     print(f"push     {figures['push_tasks']:>6} tasks  {figures['push_seconds']:7.2f} s  "
-          f"{figures['push_requests']:>5} requests  (target <= {PUSH_TARGET_S:g} s: "
+          f"{figures['push_requests']:>5} requests  peak {figures['push_peak_mib']:,.0f} MiB  "
+          f"({figures['push_batches']} imports of <= {figures['push_batch_size']}; target <= {PUSH_TARGET_S:g} s: "
           f"{'ok' if figures['push_seconds'] <= PUSH_TARGET_S else 'MISSED'})")
     print(f"simulate {figures['answered']:>6} answers {figures['simulate_seconds']:7.2f} s  "
           f"{figures['simulate_requests']:>5} requests  ({args.workers} threads, one POST per answer)")
     print(f"pull     {figures['pulled_events']:>6} events  {figures['pull_seconds']:7.2f} s  "
-          f"{figures['pull_requests']:>5} requests  (target <= {PULL_TARGET_S:g} s: "
-          f"{'ok' if figures['pull_seconds'] <= PULL_TARGET_S else 'MISSED'})")
+          f"{figures['pull_requests']:>5} requests  peak {figures['pull_peak_mib']:,.0f} MiB  "
+          f"(target <= {PULL_TARGET_S:g} s: {'ok' if figures['pull_seconds'] <= PULL_TARGET_S else 'MISSED'})")
+    print(f"(this process held {figures['rss_before_mib']:,.0f} MiB before the push: imports and the bench home)")
+    print(f"push again (nothing new) {figures['repush_seconds']:.2f} s  {figures['repush_requests']} requests")
+    if figures["view_seconds"] is not None:
+        print(f"view     '{REVIEW_VIEW_TITLE}': first page of {figures['view_page']} of {figures['view_tasks']} "
+              f"tasks in {figures['view_seconds']:.2f} s (as the Data Manager asks for it)")
     return 0
 
 
 def run_review_bench(home: Home, *, tasks: int, answered: int, workers: int = 4, cleanup: bool = False,
-                     batch_size: int | None = None) -> dict[str, Any]:
+                     batch_size: int | None = None, answer_for: float | None = None) -> dict[str, Any]:
     """Run the benchmark; return its figures (seconds, request counts, counts)."""
     from data_engine.review.labelstudio.client import LabelStudioClient
     from data_engine.review.labelstudio.server import (
@@ -97,7 +109,8 @@ def run_review_bench(home: Home, *, tasks: int, answered: int, workers: int = 4,
         try:
             bench_home = _bench_home(root / "home", url, tasks)
             client = LabelStudioClient(url, token or "", timeout_s=120.0)
-            figures = _measure(bench_home, client, answered, workers, batch_size)
+            _say(f"a home of {tasks} examples with its review queue is ready")
+            figures = _measure(bench_home, client, answered, workers, batch_size, answer_for)
             figures.update(server=kind, url=url, load_before=load_before)
             if cleanup:
                 client._sdk.projects.delete(id=figures["project_id"])  # noqa: SLF001 - bench-only clean-up
@@ -107,29 +120,77 @@ def run_review_bench(home: Home, *, tasks: int, answered: int, workers: int = 4,
                 stop_pid(started.pid)
 
 
-def _measure(home: Home, client: Any, answered: int, workers: int, batch_size: int | None) -> dict[str, Any]:
+def _say(line: str) -> None:
+    """A progress line on stderr (a run at 100,000 tasks takes most of an hour)."""
+    print(f"bench review: {line}", file=sys.stderr, flush=True)
+
+
+def _measure(home: Home, client: Any, answered: int, workers: int, batch_size: int | None,
+             answer_for: float | None = None) -> dict[str, Any]:
     from data_engine.review.pull import pull_verdicts
     from data_engine.review.push import push_queue
     from data_engine.review.simulate import read_oracle, simulate_reviews
+    from data_engine.stages import StageClock
     from data_engine.store.schema import load_classes
     from data_engine.store.warehouse import open_warehouse
     from data_engine.tasks import task_for
 
+    # Peak resident memory of this process only: a temporary server is a child of it.
+    clock = StageClock(track_memory=True, with_children=False)
+    rss_before = (clock.rss_bytes() or 0) / 2**20
     with open_warehouse(home) as con:
         classes = load_classes(con)
-        push = push_queue(con, client, home.config, limit=home.config.review.budget, batch_size=batch_size)
+        with clock.stage("push"):
+            push = push_queue(con, client, home.config, limit=home.config.review.budget, batch_size=batch_size)
+    _say(f"push: {push.sent} tasks in {push.seconds:.1f} s, {push.requests} requests, "
+         f"peak {clock.peak_mib['push']:,.0f} MiB")
     before, t0 = client.request_count, time.perf_counter()
     label_task = task_for(home.config.dataset)
-    sim = simulate_reviews(client, push.project_id, read_oracle(home.oracle_path, label_task), classes, accuracy=0.95,
-                           limit=answered, workers=workers, label_task=label_task)
+    oracle = read_oracle(home.oracle_path, label_task)
+    given = 0
+    # In rounds of 1,000 answers, so that a long run reports progress and can stop at a time budget.
+    while given < answered and (answer_for is None or time.perf_counter() - t0 < answer_for):
+        sim = simulate_reviews(client, push.project_id, oracle, classes, accuracy=0.95, seed=given,
+                               limit=min(1000, answered - given), workers=workers, label_task=label_task)
+        if not sim.answered:
+            break
+        given += sim.answered
+        _say(f"answered {given}/{answered} in {time.perf_counter() - t0:.0f} s")
     simulate_seconds, simulate_requests = time.perf_counter() - t0, client.request_count - before
     with open_warehouse(home) as con:
-        pull = pull_verdicts(con, client, home.config)
+        with clock.stage("pull"):
+            pull = pull_verdicts(con, client, home.config)
+        _say(f"pull: {pull.events} events in {pull.seconds:.1f} s, {pull.requests} requests")
+        # A push with nothing new to send: what every push costs once the project is large.
+        again = push_queue(con, client, home.config, limit=home.config.review.budget, batch_size=batch_size)
     return {"project_id": push.project_id, "push_tasks": push.sent, "push_seconds": push.seconds,
-            "push_requests": push.requests, "push_batches": push.batches, "answered": sim.answered,
+            "push_requests": push.requests, "push_batches": push.batches, "answered": given,
+            "push_peak_mib": round(clock.peak_mib["push"], 1), "pull_peak_mib": round(clock.peak_mib["pull"], 1),
+            "rss_before_mib": round(rss_before, 1),
             "simulate_seconds": round(simulate_seconds, 3), "simulate_requests": simulate_requests,
             "pulled_tasks": pull.tasks_seen, "pulled_events": pull.events, "pull_seconds": pull.seconds,
-            "pull_requests": pull.requests, "push_batch_size": batch_size or home.config.review.import_batch_size}
+            "pull_requests": pull.requests, "repush_seconds": again.seconds, "repush_requests": again.requests,
+            "push_batch_size": batch_size or home.config.review.import_batch_size,
+            **_view_first_page(client, push.project_id)}
+
+
+def _view_first_page(client: Any, project_id: int) -> dict[str, Any]:
+    """Seconds to load the saved view's first page as the Data Manager does (30 tasks, all fields),
+    and how many tasks the view holds: whether the project stays usable in the browser."""
+    from data_engine.review.project import REVIEW_VIEW_TITLE
+
+    sdk = getattr(client, "_sdk", None)  # bench-only reads the engine itself never makes
+    if sdk is None:  # the in-memory server of the tests has no Data Manager
+        return {"view_seconds": None, "view_tasks": None}
+    t0 = time.perf_counter()
+    view = next((v for v in sdk.views.list(project=project_id) if v.data and v.data.get("title") == REVIEW_VIEW_TITLE),
+                None)
+    if view is None:
+        return {"view_seconds": None, "view_tasks": None}
+    pager = sdk.tasks.list(project=project_id, view=view.id, page=1, page_size=30, fields="all")
+    first = list(pager.items or [])
+    total = getattr(pager.response, "total", None) if pager.response is not None else None
+    return {"view_seconds": round(time.perf_counter() - t0, 3), "view_tasks": total, "view_page": len(first)}
 
 
 def _bench_home(root: Path, url: str, n: int) -> Home:

@@ -7,10 +7,10 @@ or an answer at any time. So the engine records, with each project, the project'
 and the server's identity (:meth:`ReviewClient.server_identity`), and keys everything it keeps by
 its own project key (``review_projects.project_key``, never reused) instead of the server's id.
 
-Each push and pull first calls :func:`check_project` (one request when nothing changed); a push
-then calls :func:`reconcile_inventory` (one listing of task and annotation ids), a pull calls it
-after recording what it read, listing only when the project's counts fall short of what the engine
-recorded. What they notice is said in one line each, written to ``review_changes``, and reconciled:
+Each push and pull first calls :func:`check_project` (one request when nothing changed), then
+:func:`reconcile_inventory` (a push before sending, a pull after recording what it read), which
+lists the project's task and annotation ids only when the project's counts fall short of what the
+engine recorded: a push of a project of 100,000 tasks costs a few requests, not 100 pages. What they notice is said in one line each, written to ``review_changes``, and reconciled:
 
 * a changed server or a deleted project: the project is retired, its open tasks go back to
   'sending' and the next push sends them to a new project (:func:`adopt_open_work`);
@@ -167,10 +167,11 @@ def reconcile_inventory(con: duckdb.DuckDBPyConnection, client: ReviewClient, re
     (at most one per kind). One listing of ids (a page per 1,000 tasks: 10.6 s for 10,000 tasks on a
     loaded 2-core machine); nothing when no task is recorded.
 
-    ``only_if_fewer`` (a pull, right after recording what it read): first compare the project's
-    counts (one request) and list only when the server has fewer tasks or answers than the engine
-    recorded. Answers given meanwhile can hide a deletion from the counts; the next push, which
-    always lists, or a later pull notices it.
+    ``only_if_fewer`` (every push and pull): first compare the project's counts (one request) and
+    list only when the server has fewer tasks or answers than the engine recorded. Answers not yet
+    pulled can hide a deleted answer from a push's comparison; the pull, which compares right after
+    recording every answer up to now, notices it. Tasks created in the project outside the engine
+    can hide a deleted task from both (the task is then re-sent only once the counts fall short).
     """
     floor, ours_tasks = con.execute(
         "SELECT min(task_id), count(*) FROM review_tasks WHERE project_id = ? AND task_id IS NOT NULL "

@@ -56,7 +56,8 @@ def dataset_classes(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> list[s
 def ensure_project(con: duckdb.DuckDBPyConnection, client: ReviewClient, cfg: EngineConfig) -> ProjectRef:
     """The dataset's project: the recorded one if the server still has it as recorded, else found by
     title, else created; recorded with its identity (see :mod:`data_engine.review.identity`), and its
-    tasks and answers checked against the server. ``notices`` says what changed, one line each."""
+    tasks and answers checked against the server (counts first: the tasks are listed only when the
+    server has fewer than recorded). ``notices`` says what changed, one line each."""
     title = project_title(cfg)
     ref, notices = check_project(con, client, title)
     if ref is None:
@@ -73,7 +74,7 @@ def ensure_project(con: duckdb.DuckDBPyConnection, client: ReviewClient, cfg: En
         ref = record_project(con, client, title, cfg.dataset.name, project_id)
     if cfg.dataset.image_column:
         connect_images(con, client, ref.project_id)
-    ref.notices = notices + reconcile_inventory(con, client, ref)
+    ref.notices = notices + reconcile_inventory(con, client, ref, only_if_fewer=True)
     return ref
 
 

@@ -9,8 +9,9 @@ through ``label_events``):
   'consensus'; a tie stays pending;
 * "not a valid example" records a NULL label (the example is discarded); skipped or cancelled
   annotations change nothing;
-* everything is read before anything is written, and written in one transaction with the new
-  cursor, so a server failing mid-way loses nothing and the next pull resumes.
+* tasks are read in pages of a fixed time window (:meth:`ReviewClient.annotated_page`), each page
+  written in one transaction; the cursor moves after the last page, so a server failing mid-way
+  loses nothing and the next pull reads the window again. Memory grows with the page.
 
 The review sensor's decision (whether to pull) is :func:`data_engine.triggers.pull_decision`."""
 
@@ -27,14 +28,14 @@ import pandas as pd
 
 from data_engine.review.annotators import _refresh_annotator_quality
 from data_engine.review.consensus import _TIE, _Answer, _answers, _consensus, _norm_ts, _shift
-from data_engine.review.labelstudio.client import ReviewClient
+from data_engine.review.labelstudio.client import PAGE_SIZE, ReviewClient
 from data_engine.review.labelstudio.labeling import DISCARD_CHOICE
 from data_engine.store.ledger import append_events
 from data_engine.review.identity import ProjectRef, reconcile_inventory
 from data_engine.review.project import dataset_classes, known_project, reconcile_tasks
 from data_engine.review.verdicts import verdict_stats
 from data_engine.store.config import EngineConfig
-from data_engine.store.warehouse import rollback_quietly, transaction
+from data_engine.store.warehouse import transaction
 from data_engine.tasks import task_for
 
 # Each pull re-reads tasks updated this long before its cursor: an annotation saved while the
@@ -77,10 +78,13 @@ class PullResult:
         return {**asdict(self), "events": self.events}
 
 
-def pull_verdicts(con: duckdb.DuckDBPyConnection, client: ReviewClient, cfg: EngineConfig) -> PullResult:
+def pull_verdicts(con: duckdb.DuckDBPyConnection, client: ReviewClient, cfg: EngineConfig, *,
+                  page_size: int = PAGE_SIZE) -> PullResult:
     """Bring every new or edited verdict since the cursor into ``label_events`` (idempotent).
 
-    Raises :class:`ReviewServiceError` when the server fails; nothing is written then.
+    Reads ``page_size`` annotated tasks per request and records each page before reading the next.
+    Raises :class:`ReviewServiceError` when the server fails; the pages recorded before stay (the
+    cursor does not move, so the next pull reads them again, which changes nothing).
     """
     started, requests_before = time.perf_counter(), client.request_count
     ref, notices = known_project(con, client, cfg)
@@ -94,23 +98,31 @@ def pull_verdicts(con: duckdb.DuckDBPyConnection, client: ReviewClient, cfg: Eng
     row = con.execute("SELECT updated_after FROM review_cursor WHERE project_id = ?", [project_id]).fetchall()
     cursor = row[0][0] if row else None
     since = _shift(cursor, -PULL_OVERLAP) if cursor else None
-    # All reading first: a failure here leaves the warehouse untouched.
-    tasks = client.annotated_tasks(ref.project_id, since)
-    users = client.users() if tasks else {}
-    result.tasks_seen = len(tasks)
-    newest = max([cursor or "", *(_norm_ts(t["updated_at"]) for t in tasks)]) or None
-    con.execute("BEGIN TRANSACTION")
-    try:
-        if tasks:
-            _record(con, cfg, ref, tasks, users, result)
+    # The window is fixed by one count first: (since, newest updated_at now]. Its tasks are read a
+    # page at a time by id and each page is recorded in its own transaction, so memory grows with
+    # the page, not the backlog (20,000 answers at once after a weekend are no harder than 200).
+    # The cursor moves only after the last page: a server failing mid-way leaves the pages already
+    # recorded, and the next pull reads the window again (reading an answer twice changes nothing).
+    count, until = client.annotated_since(ref.project_id, since)
+    users = client.users() if count else {}
+    newest = max([cursor or "", _norm_ts(until)]) or None
+    after_id, refresh_quality = 0, False
+    while count:
+        page = client.annotated_page(ref.project_id, since, until, after_id, page_size)
+        result.tasks_seen += len(page)
+        if page:
+            with transaction(con):
+                refresh_quality |= _record(con, cfg, ref, page, users, result)
+            after_id = max(int(t["id"]) for t in page)
+        if len(page) < page_size:
+            break
+    with transaction(con):
+        if refresh_quality:
+            _refresh_annotator_quality(con, cfg)
         con.execute(
             "INSERT INTO review_cursor (project_id, updated_after, pulled_at, pulls) VALUES (?, ?, now(), 1) "
             "ON CONFLICT (project_id) DO UPDATE SET updated_after = excluded.updated_after, pulled_at = now(), "
             "pulls = review_cursor.pulls + 1", [project_id, newest])
-        con.execute("COMMIT")
-    except BaseException:
-        rollback_quietly(con)  # after a failed COMMIT (a full disk) there is nothing to roll back
-        raise
     # Tasks or answers deleted on the server: checked after recording what was read, so the counts
     # compared include the answers just pulled.
     with transaction(con):
@@ -123,8 +135,10 @@ def pull_verdicts(con: duckdb.DuckDBPyConnection, client: ReviewClient, cfg: Eng
 
 
 def _record(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, ref: ProjectRef, tasks: list[dict[str, Any]],
-            users: dict[int, str], result: PullResult) -> None:
-    """Write the label events, annotation rows, verdicts and task states for the pulled ``tasks``."""
+            users: dict[int, str], result: PullResult) -> bool:
+    """Write the label events, annotation rows, verdicts and task states for the pulled ``tasks``
+    (one page). Returns whether a consensus was (re)considered: the annotator quality is refreshed
+    once after the last page."""
     project_id = ref.key
     known_tasks = _known_tasks(con, project_id, [t["id"] for t in tasks])
     choices = [*dataset_classes(con, cfg), DISCARD_CHOICE]
@@ -206,8 +220,7 @@ def _record(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, ref: ProjectRef, 
     _write_annotations(con, project_id, annotation_rows, event_ids)
     _write_verdicts(con, verdict_rows, event_ids)
     _write_statuses(con, project_id, status_rows)
-    if consensus_candidates:
-        _refresh_annotator_quality(con, cfg)
+    return bool(consensus_candidates)
 
 
 def record_verdicts(con: duckdb.DuckDBPyConnection, queue_rows: pd.DataFrame, labels: list[str | None],

@@ -25,6 +25,7 @@ from data_engine.review.labelstudio.labeling import (
     task_key,
 )
 from data_engine.review.identity import ProjectRef, lineage_keys
+from data_engine.progress import progress
 from data_engine.review.project import ensure_project, latest_run_id, reconcile_tasks
 from data_engine.store.config import EngineConfig
 from data_engine.store.schema import stored_columns
@@ -62,7 +63,8 @@ def push_queue(
     """Send the review queue of ``run_id`` (default: the latest run) to Label Studio.
 
     At most ``limit`` new tasks (default: ``review.budget`` minus the tasks still open), in bulk
-    imports of ``batch_size`` (default ``review.import_batch_size``). Examples already sent for
+    imports of ``batch_size`` (default ``review.import_batch_size``), each page built, imported and
+    recorded before the next (a progress bar on a terminal, log lines otherwise). Examples already sent for
     the same content version are never sent again. Raises :class:`ReviewServiceError` when the
     server fails; what was recorded so far stays, and the next push resumes.
     """
@@ -81,12 +83,15 @@ def push_queue(
                          lineage=lineage_keys(con, ref.key))
     if not rows.empty:
         batch = batch_size or cfg.review.import_batch_size
-        tasks = _build_tasks(con, cfg, rows)
-        for start in range(0, len(rows), batch):
-            part = rows.iloc[start:start + batch]
-            _send_batch(con, client, ref, part, tasks[start:start + batch])
-            result.sent += len(part)
-            result.batches += 1
+        # Each page's tasks are built just before its import: memory grows with the page (task
+        # data can carry base64 images), and a page recorded is never built again.
+        with progress("push to Label Studio", len(rows), unit="tasks") as bar:
+            for start in range(0, len(rows), batch):
+                part = rows.iloc[start:start + batch].reset_index(drop=True)
+                _send_batch(con, client, ref, part, _build_tasks(con, cfg, part))
+                result.sent += len(part)
+                result.batches += 1
+                bar.advance(len(part))
     result.seconds = round(time.perf_counter() - started, 3)
     result.requests = client.request_count - requests_before
     return result

@@ -88,6 +88,11 @@ class ReviewClient(Protocol):
     def annotated_since(self, project_id: int, updated_after: str | None) -> tuple[int, str | None]:
         """How many annotated tasks were updated after ``updated_after``, and the newest updated_at (one request)."""
 
+    def annotated_page(self, project_id: int, updated_after: str | None, updated_until: str | None,
+                       after_id: int, limit: int) -> list[dict[str, Any]]:
+        """At most ``limit`` annotated tasks with id greater than ``after_id`` and updated in
+        (``updated_after``, ``updated_until``] (ISO times; None = unbounded), by id, with annotations."""
+
     def open_tasks(self, project_id: int, limit: int | None = None) -> list[dict[str, Any]]:
         """Tasks nobody has annotated or skipped yet (id and data), by id."""
 
@@ -308,6 +313,20 @@ class LabelStudioClient:
             items.append(_filter("tasks:updated_at", "greater", "Datetime", updated_after))
         return self._list_tasks(f"reading annotated tasks of project {project_id}", project_id, items,
                                 ordering="tasks:updated_at", with_annotations=True)
+
+    def annotated_page(self, project_id: int, updated_after: str | None, updated_until: str | None,
+                       after_id: int, limit: int = PAGE_SIZE) -> list[dict[str, Any]]:
+        """One page of a pull: annotated tasks of a fixed time window, keyed by id (``id > after_id``,
+        by id), so tasks answered while the pull reads neither shift the pages (as offset paging
+        would) nor slip in: their updated_at falls after the window, and the next pull reads them."""
+        items = [_filter("tasks:total_annotations", "greater", "Number", 0),
+                 _filter("tasks:id", "greater", "Number", int(after_id))]
+        if updated_after:
+            items.append(_filter("tasks:updated_at", "greater", "Datetime", updated_after))
+        if updated_until:
+            items.append(_filter("tasks:updated_at", "less_or_equal", "Datetime", updated_until))
+        return self._list_tasks(f"reading annotated tasks of project {project_id} after task {after_id}", project_id,
+                                items, ordering="tasks:id", with_annotations=True, limit=limit)
 
     def annotated_since(self, project_id: int, updated_after: str | None) -> tuple[int, str | None]:
         """Count and newest updated_at of annotated tasks after the cursor: one small request for a sensor."""

@@ -177,6 +177,16 @@ class FakeReviewClient:
                  if self._counts(t)[0] > 0 and (updated_after is None or t["updated_at"] > updated_after)]
         return [self._public(t, True) for t in sorted(found, key=lambda t: t["updated_at"])]
 
+    def annotated_page(self, project_id: int, updated_after: str | None, updated_until: str | None,
+                       after_id: int, limit: int = 1000) -> list[dict[str, Any]]:
+        """Annotated tasks of the window (after, until], id above ``after_id``, by id, at most ``limit``."""
+        self._enter()
+        found = [t for t in self._project_tasks(project_id)
+                 if self._counts(t)[0] > 0 and t["id"] > after_id
+                 and (updated_after is None or t["updated_at"] > updated_after)
+                 and (updated_until is None or t["updated_at"] <= updated_until)]
+        return [self._public(t, True) for t in sorted(found, key=lambda t: t["id"])[:limit]]
+
     def annotated_since(self, project_id: int, updated_after: str | None) -> tuple[int, str | None]:
         """Count and newest updated_at of annotated tasks after the cursor."""
         found = self.annotated_tasks(project_id, updated_after)
