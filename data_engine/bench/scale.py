@@ -168,7 +168,7 @@ def _run_stages(backend: Backend, work: dict[str, Any]) -> tuple[dict[str, float
         cpu[stage] = _cpu_since(before, backend)
     n = len(work["X"])
     tasks = {"oof": FOLDS * len(work["members"]),
-             "neighbour search": 1 if n <= nb.EXACT_SEARCH_ROWS else max(2, n // nb.BLOCK_ROWS),
+             "neighbour search": 1,  # in this process (faiss HNSW or exact), not tasks
              "embed": -(-n_texts // batch_rows)}
     return seconds, tasks, out, cpu
 
