@@ -6,7 +6,7 @@ the cluster at ``--scheduler``:
 
 * ``oof``: out-of-fold probabilities of the tabular "auto" ensemble (5 folds x members) on a
   generated labeled set of ``--rows`` rows (:func:`data_engine.bench.datasets.make_tabular_dataset`);
-* ``neighbour search``: the blockwise nearest-neighbour search over the same rows' feature
+* ``neighbour search``: the nearest-neighbour search (in this process) over the same rows' feature
   embedding (the embedding itself is fitted once, in this process, and not timed per back-end);
 * ``embed``: e5-small vectors of ``--embed-texts`` generated sentences, extrapolated linearly
   to ``--texts``; every worker loads the model first (untimed, reported as a per-worker cost) (e5-small embeds about 60 texts/s per core, so 100,000 texts take about half an
