@@ -89,7 +89,7 @@ def build_index(keys: np.ndarray, frame: pd.DataFrame, schema: dict[str, str], m
                 vectors: np.ndarray | None = None) -> NeighbourIndex:
     """Find every row's neighbours: in ``vectors`` (shape (N, d), a per-row embedding) if given,
     else in the ``tfidf`` embedding of ``frame`` fitted here. ``compute`` is accepted for the
-    callers' uniformity; the search runs in this process (faiss's and BLAS's own threads)."""
+    callers' uniformity; the search runs in this process (see :func:`search_neighbours`)."""
     embedder = None
     if vectors is None:
         embedder = TfidfEmbedder(schema=schema, modality=modality, seed=seed)
