@@ -103,7 +103,8 @@ def mining_record(con, run_id: int) -> dict[str, Any]:
     size = con.execute("SELECT count(*) FROM review_queue WHERE run_id = ?", [run_id]).fetchone()[0]
     return {**row, "counts": json.loads(row["counts"] or "{}"), "timings": json.loads(row["timings"] or "{}"),
             "class_imbalance": summary.get("class_imbalance") or {}, "rare_classes": summary.get("rare_classes") or [],
-            "budget_split": summary.get("budget_split") or {}, "queue_size": int(size)}
+            "budget_split": summary.get("budget_split") or {}, "queue_size": int(size),
+            "dataset_issues": summary.get("dataset_issues") or []}
 
 
 def queue_top(con, run_id: int) -> list[dict[str, Any]]:

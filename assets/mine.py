@@ -88,6 +88,9 @@ def issues_metadata(record: Mapping[str, Any], plot_png: bytes | None = None,
         meta["class_balance"] = table(
             [{"class": c, "examples": n, "share": n / total, "minority": c in minority} for c, n in counts.items()],
             [("class", str), ("examples", int), ("share", float), ("minority", bool)])
+    # Findings about input columns (data_engine.mine.columns): shortcut, useless, identifier, scale.
+    meta["dataset_issues"] = table(list(record.get("dataset_issues") or []),
+                                   [("type", str), ("column", str), ("figure", float), ("reason", str)], digits=4)
     # What this run propagated (review.propagate = "apply") and the measured precision of earlier ones;
     # null when it propagated nothing (or, read back from the warehouse, when that is not kept).
     prop = record.get("propagation") or None

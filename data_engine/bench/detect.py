@@ -21,11 +21,11 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+from data_engine.bench.scores import BASELINE_FOLDS, detection_scores
 from data_engine.store.home import Home
 
 DATASETS = ("digits", "digits-files", "shapes-files", "sentiment", "tabular", "diabetes")
 NOISE_KINDS = ("uniform", "class-conditional")
-BASELINE_FOLDS = 5
 
 
 def register_bench() -> None:
@@ -220,23 +220,6 @@ def write_batch(home: Home, data: Any, ids: np.ndarray, labels: np.ndarray) -> P
     path = home.landing / f"{data.name}.parquet"
     frame.to_parquet(path, index=False)
     return path
-
-
-def detection_scores(truth: pd.Series, flagged: set[str], queue_ids: list[str]) -> dict[str, float]:
-    """Precision, recall, F1 of ``flagged`` against ``truth`` (bool per example id) and the
-    precision of the first k queue entries, k = the number of truly wrong labels."""
-    import pandas as pd
-
-    wrong = set(truth.index[truth.to_numpy()])
-    hits = len(wrong & flagged)
-    precision = hits / len(flagged) if flagged else 0.0
-    recall = hits / len(wrong) if wrong else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    k = len(wrong)
-    top_hits = int(pd.Series(queue_ids[:k], dtype=object).isin(wrong).sum())
-    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
-            "flagged": len(flagged), "top_k": k, "top_k_precision": round(top_hits / k, 4) if k else 0.0,
-            "queue_length": len(queue_ids)}
 
 
 def run_baseline(data: Any, noisy: np.ndarray, truth: pd.Series, *, seed: int, n_jobs: int) -> dict[str, Any]:

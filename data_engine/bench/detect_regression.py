@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data_engine.bench.detect import BASELINE_FOLDS, detection_scores
+from data_engine.bench.scores import BASELINE_FOLDS, detection_scores
 
 REGRESSION_DATASETS = ("diabetes",)
 # A gross value error moves a label by this many standard deviations of the labels (uniformly

@@ -58,6 +58,8 @@ def cmd_mine(args: argparse.Namespace, home: Home) -> int:
               f"({fact['exact_groups']} groups of identical rows, the largest {fact['largest_group']}); {fact['note']}")
     if summary.class_imbalance.get("minority_classes"):
         print("under-represented classes: " + ", ".join(summary.class_imbalance["minority_classes"]))
+    for issue in summary.dataset_issues:
+        print(f"column {issue['column']!r}: {issue['type']} ({issue['figure']:g}): {issue['reason']}")
     if summary.rare_classes:
         print("classes with fewer labeled examples than folds: " + ", ".join(summary.rare_classes))
     prop = summary.propagation

@@ -20,6 +20,7 @@ import duckdb
 
 from data_engine.errors import EngineError
 from data_engine.ingest.columns import CONTENT_ID, add_content_ids, match_columns
+from data_engine.ingest.rejected import keep_only_quarantine, rejecting_columns
 from data_engine.ingest.readers import RawTable, UnreadableFile, drop_scratch, file_format, format_or_none, read_raw
 from data_engine.ingest.redact import redact_text
 from data_engine.ingest.validate import GOLD_ID_PREFIX, missing_labels, quarantine, validate
@@ -236,7 +237,7 @@ def _judge_quarantined_share(con: duckdb.DuckDBPyConnection, result: IngestResul
     if share > max_share:
         result.warnings.append(
             f"{result.rows_quarantined} of {result.rows_in} rows ({share:.0%}) quarantined, above [ingest] "
-            f"max_quarantine_share = {max_share:g}: {_rejecting_columns(con, result.batch_id)}")
+            f"max_quarantine_share = {max_share:g}: {rejecting_columns(con, result.batch_id)}")
 
 
 def _fail_without_good_rows(con: duckdb.DuckDBPyConnection, result: IngestResult) -> None:
@@ -246,17 +247,8 @@ def _fail_without_good_rows(con: duckdb.DuckDBPyConnection, result: IngestResult
     else of it stays: the transaction is rolled back, so a first batch that fails fixes no column
     types or classes, and the quarantine is written again. The counts stay as loaded.
     """
-    why = _rejecting_columns(con, result.batch_id)
-    kept = con.execute("SELECT batch_id, row_number, raw, reason FROM quarantine WHERE batch_id = ?",
-                       [result.batch_id]).df()
-    con.execute("ROLLBACK")
-    con.execute("BEGIN TRANSACTION")
-    con.register("_kept_quarantine", kept)
-    try:
-        con.execute("INSERT INTO quarantine (batch_id, row_number, raw, reason) "
-                    "SELECT batch_id, row_number, raw, reason FROM _kept_quarantine")
-    finally:
-        con.unregister("_kept_quarantine")
+    why = rejecting_columns(con, result.batch_id)
+    keep_only_quarantine(con, result.batch_id)
     result.status = "rejected"
     result.reason = (f"no good row: all {result.rows_in} rows quarantined, {why}; the rows and their reasons are "
                      f"in table quarantine, batch_id = '{result.batch_id}'")
@@ -264,25 +256,6 @@ def _fail_without_good_rows(con: duckdb.DuckDBPyConnection, result: IngestResult
     result.column_types = {}
     # Only the column mapping still holds: notes on classes or stored labels were about rows not kept.
     result.notes = [n for n in result.notes if n.startswith("column ")]
-
-
-def _rejecting_columns(con: duckdb.DuckDBPyConnection, batch_id: str, shown: int = 3) -> str:
-    """What quarantined the rows of ``batch_id``, most rows first: "column 'tenure' (40 rows, e.g. ...)".
-
-    A row's reason joins its problems with "; "; each problem names its column as "column NAME"
-    (see data_engine.ingest.validate) or is grouped by its own text (missing ids, labels).
-    """
-    groups = con.execute(
-        "WITH parts AS (SELECT row_number, unnest(string_split(reason, '; ')) AS part FROM quarantine "
-        "  WHERE batch_id = ?), "
-        "keyed AS (SELECT row_number, part, regexp_extract(part, 'column ([^:)]+)', 1) AS col FROM parts) "
-        "SELECT col, count(DISTINCT row_number) AS n, min(part) AS example FROM keyed "
-        "GROUP BY col, CASE WHEN col = '' THEN part END ORDER BY n DESC, col LIMIT ?",
-        [batch_id, shown + 1],
-    ).fetchall()
-    said = [f"column {col!r} ({n} rows, e.g. {example[:120]!r})" if col else f"{example[:120]!r} ({n} rows)"
-            for col, n, example in groups[:shown]]
-    return "rejected by " + "; ".join(said) + ("; ..." if len(groups) > shown else "")
 
 
 def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResult, raw: RawTable) -> None:

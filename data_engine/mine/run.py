@@ -102,6 +102,9 @@ class MiningSummary:
     budget_split: dict[str, Any] = field(default_factory=dict)
     # The noise rate's 95 % bootstrap interval (data_engine.mine.noise.noise_interval), shares in [0, 1].
     noise_interval: tuple[float, float] | None = None
+    # Findings about input columns (data_engine.mine.columns): dicts type/column/figure/reason.
+    dataset_issues: list[dict[str, Any]] = field(default_factory=list)
+    column_checks: dict[str, Any] = field(default_factory=dict)
 
     def queue_markdown(self, rows: int = QUEUE_PREVIEW_ROWS) -> str:
         """The top of the queue as a Markdown table."""
@@ -124,6 +127,7 @@ class MiningSummary:
             "counts": self.counts, "noise_rate": self.noise_rate,
             "noise_interval": list(self.noise_interval) if self.noise_interval else None,
             "class_imbalance": self.class_imbalance,
+            "dataset_issues": self.dataset_issues, "column_checks": self.column_checks,
             "timings": {k: round(v, 3) for k, v in self.timings.items()}, "queue_size": self.queue_size,
             "rare_classes": self.rare_classes,
             "ensemble_weights": {k: round(v, 4) for k, v in self.ensemble_weights.items()},
@@ -165,6 +169,12 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
                              index=data.example_ids)
         plan = plan_propagation(results.get("lookalike"), versions, cfg.review,
                                 seed=cfg.mining.seed + state.label_snapshot, undone=undone_examples(con))
+    with clock.stage("columns"):
+        from data_engine.mine.columns import column_issues
+
+        # Every member standardises numbers (data_engine.mine.models), so no column's scale matters.
+        columns = column_issues(state.train, state.labels, state.schema, regression=not state.task.has_classes,
+                                scale_sensitive=False, seed=cfg.mining.seed)
     with clock.stage("noise"):
         noise_rate, joint, joint_classes = estimate_noise(state)
         noise_ci = noise_interval(state, seed=cfg.mining.seed) if noise_rate is not None else None
@@ -185,7 +195,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
                                   second_opinions=second)
     with clock.stage("store"):
         run_id = store_run(con, state, issues, queue, results, noise_rate=noise_rate, started=started,
-                           timings=clock.seconds, budget_split=split.as_metadata())
+                           timings=clock.seconds, budget_split=split.as_metadata(), dataset_issues=columns.issues)
         propagation: dict[str, Any] = {"policy": cfg.review.propagate}
         if plan is not None:
             pid = apply_propagation(con, plan, run_id)
@@ -215,6 +225,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         rare_classes=[state.classes[i] for i in state.rare_classes], ensemble_weights=state.member_weights,
         plot_png=plot, peak_mib=dict(clock.peak_mib), embedding=state.embedding,
         newly_embedded=state.newly_embedded, propagation=propagation, plot_path=plot_path, budget_split=split.as_metadata(),
+        dataset_issues=columns.issues, column_checks=columns.summary,
     )
 
 

@@ -105,9 +105,11 @@ def second_opinion_candidates(con: duckdb.DuckDBPyConnection, max_opinions: int,
 
 def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd.DataFrame, queue: pd.DataFrame,
               results: dict[str, DetectorResult], *, noise_rate: float | None, started: datetime,
-              timings: dict[str, float], budget_split: dict[str, Any] | None = None) -> int:
+              timings: dict[str, float], budget_split: dict[str, Any] | None = None,
+              dataset_issues: list[dict[str, Any]] | None = None) -> int:
     """Write ``mining_runs``, ``issues`` (every label row, flagged rows of other types) and
-    ``review_queue`` in one transaction; return the run id."""
+    ``review_queue`` in one transaction; return the run id. ``dataset_issues``: the findings about
+    input columns (:func:`data_engine.mine.columns.column_issues`), kept in the run's summary."""
     keep = issues[(issues["issue_type"] == "label") | issues["is_issue"].astype(bool)]
     counts = {name: r.n_issues for name, r in results.items()}
     summary = {name: r.summary for name, r in results.items()}
@@ -116,6 +118,7 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
     summary["budget_split"] = budget_split or {}
     # The embedder the run actually used (``[mining] embedding`` resolved for this data set).
     summary["embedding"] = state.embedding
+    summary["dataset_issues"] = dataset_issues or []
     rows = keep[["example_id", "example_version", "issue_type", "score", "is_issue", "reason", "detail"]]
     if "selection" not in queue:
         queue = queue.assign(selection=None)

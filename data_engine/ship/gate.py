@@ -52,6 +52,7 @@ from data_engine.ship.gold import (
     recorded_out_of_fold,
     unmeasured_phrase,
 )
+from data_engine.ship.leakage import without_leaked_gold
 from data_engine.tasks.paired import PairedDiff, holm
 from data_engine.ship.registry import (
     GateRecord,
@@ -348,13 +349,16 @@ def run_gate(
         raise EngineError(f"model v{record.version} is already the champion")
     from data_engine.store.schema import load_classes
 
-    gold = load_gold(con, cfg)
+    # Gold examples with a copy in the training data measure memory: scored without them.
+    gold, leaked = without_leaked_gold(con, cfg, load_gold(con, cfg))
     gold_version, previous = record_gold_version(con), last_verdict_gold(con)
     verdict = gate_gold(home, cfg, record, champion, gold, candidate_seen=provenance(con, record),
                         champion_seen=provenance(con, champion) if champion else None, classes=load_classes(con))
     change = gold_change(con, previous, gold_version.version) if previous else None
-    verdict = replace(verdict, gold_version=gold_version.version,
-                      reason=verdict.reason + (f"; {change.line()}" if change else ""))
+    left_out = (f"; left out {leaked} gold example(s) with an exact or near copy in the training data"
+                if leaked else "")
+    verdict = replace(verdict, gold_version=gold_version.version, gold_leaked=leaked,
+                      reason=verdict.reason + left_out + (f"; {change.line()}" if change else ""))
     # The candidate's figures carry what they were compared with: a later deploy step checks that
     # the champion is still the one the gate saw.
     gate_info = {k: v for k, v in verdict.metadata().items() if k not in ("candidate_accuracy", "candidate_macro_f1")}

@@ -68,6 +68,8 @@ class GateVerdict:
     # Classes gold cannot measure (data_engine.ship.gold), and the gold version the verdict is on.
     unmeasured: tuple[UnmeasuredClass, ...] = ()
     gold_version: str | None = None
+    # Gold examples left out for an exact or near copy in the training data (data_engine.ship.leakage).
+    gold_leaked: int = 0
 
     @property
     def failed_checks(self) -> list[Check]:
@@ -97,7 +99,7 @@ class GateVerdict:
                                             "candidate_out_of_fold_recall": u.candidate_oof,
                                             "champion_out_of_fold_recall": u.champion_oof, "passed": u.passed}
                                    for u in self.unmeasured},
-            "gold_version": self.gold_version,
+            "gold_version": self.gold_version, "gold_leaked": self.gold_leaked,
         }
         for label, ev in (("candidate", self.candidate), ("champion", self.champion)):
             if ev is not None:

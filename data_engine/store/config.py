@@ -6,17 +6,14 @@ not be silently ignored), and every error names the key (``review.budget``) and 
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import tomllib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal
 
 from data_engine.errors import ConfigError, EngineError
 from data_engine.store.review_url import check_review_url
+from data_engine.store.toml_tables import build_table, join_key, kind_of, printable
 
 Modality = Literal["tabular", "text", "image"]
 # "vector": one list of numbers per row (a Parquet list column, a JSONL array), for `embedding = "column"`.
@@ -238,86 +235,14 @@ def parse_config(raw: dict[str, Any]) -> EngineConfig:
     if "dataset" not in raw:
         raise ConfigError("missing required section [dataset]")
     try:
-        cfg = _build(EngineConfig, raw, "")
+        cfg = build_table(EngineConfig, raw, "")
         _check_dataset(cfg.dataset)
         _check_ranges(cfg)
     except ConfigError as exc:
         # Keys and values come from the user's file: a newline or control character in one must
         # not break the one-line error.
-        raise ConfigError(_printable(str(exc))) from None
+        raise ConfigError(printable(str(exc))) from None
     return cfg
-
-
-def _printable(text: str) -> str:
-    """``text`` with control characters escaped (``\\n``), everything else as it is."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
-
-
-def _build(cls: type, raw: Any, where: str) -> Any:
-    """Build dataclass ``cls`` from a TOML table, rejecting unknown and mistyped keys."""
-    label = where or "top level"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{label}: expected a table, got {_kind(raw)}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        raise ConfigError(
-            f"unknown key {_join(where, unknown[0])!s} (known keys in {label}: {', '.join(sorted(fields))})"
-        )
-    values: dict[str, Any] = {}
-    for name, f in fields.items():
-        key = _join(where, name)
-        if name not in raw:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"missing required key {key}")
-            continue
-        values[name] = _coerce(hints[name], raw[name], key)
-    return cls(**values)
-
-
-def _coerce(tp: Any, value: Any, key: str) -> Any:
-    """Check ``value`` against type ``tp`` and convert lists to tuples; errors name ``key``."""
-    origin = get_origin(tp)
-    args = get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(inner[0], value, key)
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{key} = {value!r}: must be one of {', '.join(map(repr, args))}")
-        return value
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, key)
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected a list, got {_kind(value)}")
-        return tuple(_coerce(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a table, got {_kind(value)}")
-        return {str(k): _coerce(args[1], v, f"{key}.{k}") for k, v in value.items()}
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {_kind(value)}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {_kind(value)}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {_kind(value)}")
-        if not math.isfinite(value):
-            raise ConfigError(f"{key}: expected a finite number, got {value}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {_kind(value)}")
-        return value
-    raise ConfigError(f"{key}: unsupported type")  # pragma: no cover - a programming error
 
 
 def _check_dataset(ds: DatasetConfig) -> None:
@@ -451,12 +376,3 @@ def _check_name(value: str, key: str) -> None:
         raise ConfigError(f"{key}: longer than 128 characters")
     if any(ord(ch) < 32 or ch in "\"`" for ch in value):
         raise ConfigError(f"{key} = {value!r}: must not contain quotes or control characters")
-
-
-def _join(where: str, name: str) -> str:
-    return f"{where}.{name}" if where else name
-
-
-def _kind(value: Any) -> str:
-    return {dict: "a table", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
-            float: "a number"}.get(type(value), type(value).__name__)

@@ -256,10 +256,19 @@ def test_mine_command(home, ingest, capsys, tmp_path):
     assert main(["--home", str(home.root), "mine", "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
     assert "mining run 1" in out and "| rank | example |" in out
+    # The blobs' colour is the class itself and y is noise: a shortcut and a useless column (issue 24).
+    assert "column 'color': shortcut (" in out and "column 'y': useless" in out
     assert plot.read_bytes().startswith(b"\x89PNG")
     assert main(["--home", str(home.root), "mine", "--json"]) == 0
     meta = json.loads(capsys.readouterr().out)
     assert meta["run_id"] == 2 and meta["reused_predictions"] is True
+    found = {(i["type"], i["column"]) for i in meta["dataset_issues"]}
+    assert {("shortcut", "color"), ("useless", "y")} <= found and "class_imbalance" in meta
+    assert all(set(i) == {"type", "column", "figure", "reason"} for i in meta["dataset_issues"])
+    from assets.mine import issues_metadata
+
+    rows = issues_metadata(meta)["dataset_issues"].value.records
+    assert {(r.data["type"], r.data["column"]) for r in rows} == found
 
 
 def test_mine_without_data_is_a_user_error(home, capsys):

@@ -1,0 +1,28 @@
+"""How a detection benchmark scores flags against the injected errors, for every task's ``bench detect``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# cleanlab's own call, the baseline beside the engine, runs on this many folds.
+BASELINE_FOLDS = 5
+
+
+def detection_scores(truth: pd.Series, flagged: set[str], queue_ids: list[str]) -> dict[str, float]:
+    """Precision, recall, F1 of ``flagged`` against ``truth`` (bool per example id) and the
+    precision of the first k queue entries, k = the number of truly wrong labels."""
+    import pandas as pd
+
+    wrong = set(truth.index[truth.to_numpy()])
+    hits = len(wrong & flagged)
+    precision = hits / len(flagged) if flagged else 0.0
+    recall = hits / len(wrong) if wrong else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    k = len(wrong)
+    top_hits = int(pd.Series(queue_ids[:k], dtype=object).isin(wrong).sum())
+    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+            "flagged": len(flagged), "top_k": k, "top_k_precision": round(top_hits / k, 4) if k else 0.0,
+            "queue_length": len(queue_ids)}

@@ -1,0 +1,314 @@
+"""Dataset-level findings about input columns: shortcut (possible leak), useless, identifier, scale.
+
+Per input column (numeric and categorical; text columns only for the identifier check), on a
+random sample of at most :data:`SAMPLE_ROWS` labeled rows and at most :data:`MAX_COLUMNS` columns
+(the rest are named in the summary as not checked):
+
+- a single-feature model (a small decision tree on the column alone, at most two leaves per class;
+  a categorical column target-encoded inside each fold, scikit-learn's ``TargetEncoder``) is
+  cross-validated (stratified, :data:`FOLDS` folds);
+- **shortcut**: its accuracy closes at least :data:`SHORTCUT_GAP` of the gap between the true
+  majority-class baseline (the majority class's *share* of the sample) and perfect accuracy: the
+  column predicts the label almost alone, which is what a leak (the label in disguise, a field
+  filled in after the fact) looks like. The figure is that accuracy;
+- **useless**: neither of two tests finds an association with the label at :data:`USELESS_ALPHA`:
+  the one-way ANOVA F-test of a numeric column across the classes (scikit-learn ``f_classif``; a
+  difference of means) or the chi-square test of independence of a categorical one (scipy), and
+  the single-feature model's cross-validated ROC AUC against the same model on shuffled labels
+  (scikit-learn's ``permutation_test_score``, Ojala & Garriga 2010, with :data:`PERMUTATIONS`
+  permutations; any shape of association). No correction over columns: without
+  one, a column with real signal is the one less likely to be called useless. The figure is the
+  permutation p-value. A column that helps only together with others is not seen by single-feature
+  tests; a constant column is useless with figure 1;
+- **identifier**: a column with a distinct value in (nearly) every row that is an integer or evenly
+  spaced number (a row number, a sequence) or a code without spaces (a uuid); the figure is its share
+  of distinct values. Identifiers are not judged useless (the identifier finding already says to
+  drop them) but are still checked as shortcuts (rows stored in label order make a row number
+  predict the label);
+- **scale**: a numeric column whose spread (inter-quartile range, else standard deviation) is at
+  least :data:`SCALE_RATIO` times larger or smaller than the median spread of the numeric columns,
+  reported only when the model family reads raw numbers. Every member of
+  :mod:`data_engine.mine.models` standardises numeric columns (``numeric_block(scale=True)``;
+  trees and naive Bayes do not care), so mining runs pass ``scale_sensitive=False`` and name none.
+
+For a regression task (numeric labels) the baseline is the mean (R^2 = 0), the scores are R^2, the
+tree is a regressor of :data:`REGRESSION_LEAVES` leaves, and the first useless test is the F-test of
+a linear association (``f_regression``) or a one-way ANOVA across a categorical column's categories.
+
+cleanlab has no such check for tabular columns: its spurious-correlation check is for image
+properties (and takes the majority class's index as its baseline), its ``identifier_column`` check
+is unreachable from Datalab; hence this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# Rows and columns checked at most: the cost is up to (columns x (permutations + 1) x folds) fits of
+# a small tree on one column (the permutations only where the first test found nothing); about 6 s
+# for digits' 64 columns of 1,797 rows on one core.
+SAMPLE_ROWS = 5000
+MAX_COLUMNS = 100
+FOLDS = 3
+PERMUTATIONS = 19
+# Share of the gap between the majority baseline and perfect accuracy a column must close alone.
+SHORTCUT_GAP = 0.9
+USELESS_ALPHA = 0.05
+# Share of distinct values (among non-missing sampled values) that makes a column an identifier.
+IDENTIFIER_UNIQUE = 0.99
+# Share of equal gaps between sorted values that makes a unique numeric column a sequence.
+EVEN_GAPS = 0.9
+SCALE_RATIO = 1000.0
+# Leaves of the single-feature tree per class, and its smallest leaf: grown best-first, it can give
+# every class an interval of its own (a depth limit cannot: depth 4 reached 0.70 on a 10-class leak),
+# while a leaf of at least MIN_LEAF rows keeps it from memorising noise.
+LEAVES_PER_CLASS = 2
+# Leaves of the single-feature regression tree: a step function of 16 levels.
+REGRESSION_LEAVES = 16
+MIN_LEAF = 10
+# Fewer labeled rows than this (or a class with fewer than FOLDS rows only): no model-based checks.
+MIN_ROWS = 30
+
+
+@dataclass
+class ColumnReport:
+    """What the column checks found: ``issues`` (dicts ``type``, ``column``, ``figure``, ``reason``)
+    and ``summary`` (rows sampled, columns checked and not checked, the majority baseline)."""
+
+    issues: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def column_issues(inputs: pd.DataFrame, labels: np.ndarray, schema: Mapping[str, str], *,
+                  regression: bool = False, scale_sensitive: bool = False, seed: int = 0) -> ColumnReport:
+    """Check every input column of ``inputs`` (N rows, the columns of ``schema``: name -> ``numeric``,
+    ``categorical`` or ``text``; other kinds are skipped) against class indices ``labels`` (N,), or
+    with ``regression`` against numeric labels (N,; the baseline is then the mean, R^2 = 0, and the
+    scores are R^2: a shortcut explains at least :data:`SHORTCUT_GAP` of the variance alone).
+
+    ``scale_sensitive``: whether the model family reads raw numbers (see the module docstring).
+    Returns a :class:`ColumnReport`; rows beyond :data:`SAMPLE_ROWS` are sampled at random (``seed``),
+    columns beyond :data:`MAX_COLUMNS` are not checked and are named in ``summary["not_checked"]``.
+    Raises nothing for small or one-class data: the model-based checks are then skipped and the
+    summary says why.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    rows = np.arange(len(labels))
+    if len(rows) > SAMPLE_ROWS:
+        rows = np.sort(rng.choice(rows, SAMPLE_ROWS, replace=False))
+    frame, y = inputs.iloc[rows].reset_index(drop=True), labels[rows]
+    columns = [c for c, kind in schema.items() if kind in ("numeric", "categorical", "text") and c in frame.columns]
+    report = ColumnReport(summary={"sampled_rows": len(rows), "rows": len(labels),
+                                   "columns_checked": columns[:MAX_COLUMNS], "not_checked": columns[MAX_COLUMNS:]})
+    columns = columns[:MAX_COLUMNS]
+    identifiers = {c: share for c in columns if (share := identifier_share(frame[c], schema[c])) is not None}
+    for c, share in identifiers.items():
+        report.issues.append(_issue("identifier", c, share, (
+            f"{share:.0%} of its values are distinct and it is a sequence or a code: an identifier, not a "
+            "feature; drop it from the input columns (a model can only memorise it)")))
+    modelled = [c for c in columns if schema[c] in ("numeric", "categorical")]
+    if regression:
+        y = y.astype(float)
+        why_not = ("fewer than %d labeled rows" % MIN_ROWS if len(y) < MIN_ROWS
+                   else "the labels are all the same value" if np.nanstd(y) == 0 else None)
+        baseline = 0.0  # R^2 of predicting the mean
+    else:
+        counts = np.bincount(y, minlength=int(y.max()) + 1) if len(y) else np.array([])
+        why_not = ("fewer than %d labeled rows" % MIN_ROWS if len(y) < MIN_ROWS
+                   else "fewer than two classes with %d rows" % FOLDS if (counts >= FOLDS).sum() < 2 else None)
+        if why_not is None:
+            keep = counts[y] >= FOLDS  # a class too small to split in FOLDS folds cannot be scored
+            frame, y = frame[keep].reset_index(drop=True), np.unique(y[keep], return_inverse=True)[1]
+            baseline = float(np.bincount(y).max() / len(y))
+    if why_not is None:
+        for c in modelled:
+            report.issues += _model_checks(frame[c], schema[c], y, baseline, c, c in identifiers, seed, regression)
+        report.summary["mean_baseline_r2" if regression else "majority_baseline"] = baseline
+    else:
+        report.summary["model_checks_skipped"] = why_not
+    if scale_sensitive:
+        report.issues += scale_issues(frame, [c for c in columns if schema[c] == "numeric"])
+    return report
+
+
+def _issue(kind: str, column: str, figure: float, reason: str) -> dict[str, Any]:
+    return {"type": kind, "column": column, "figure": round(float(figure), 4), "reason": reason}
+
+
+def identifier_share(values: pd.Series, kind: str) -> float | None:
+    """The share of distinct values of ``values`` (one column) when it looks like an identifier, else None.
+
+    Numeric: nearly all distinct and integer-valued or evenly spaced (:data:`EVEN_GAPS` of the gaps
+    between sorted values equal). Categorical or text: nearly all distinct and no value contains a space
+    (free text is distinct per row too, but it is prose, not a code)."""
+    present = values.dropna()
+    if len(present) < MIN_ROWS:
+        return None
+    share = present.nunique() / len(present)
+    if share < IDENTIFIER_UNIQUE:
+        return None
+    if kind == "numeric":
+        x = np.sort(pd.to_numeric(present, errors="coerce").to_numpy(dtype=float))
+        gaps = np.diff(x)
+        integer = bool(np.all(np.isfinite(x)) and np.all(x == np.round(x)))
+        even = len(gaps) > 0 and np.mean(np.isclose(gaps, np.median(gaps), rtol=1e-6, atol=0)) >= EVEN_GAPS
+        return float(share) if integer or even else None
+    text = present.astype(str)
+    return float(share) if not text.str.contains(r"\s").any() else None
+
+
+def _model_checks(values: pd.Series, kind: str, y: np.ndarray, baseline: float, column: str,
+                  is_identifier: bool, seed: int, regression: bool) -> list[dict[str, Any]]:
+    """Shortcut and useless checks of one column (see the module docstring)."""
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score, permutation_test_score
+
+    X = values.to_frame()
+    if kind == "numeric":
+        X = X.apply(pd.to_numeric, errors="coerce").astype(float)
+        if X[column].nunique() <= 1:
+            return [] if is_identifier else [_issue("useless", column, 1.0, (
+                "constant: one value in every sampled row; drop it from the input columns"))]
+    elif values.fillna("<missing>").nunique() <= 1:
+        return [] if is_identifier else [_issue("useless", column, 1.0, (
+            "constant: one category in every sampled row; drop it from the input columns"))]
+    model = single_feature_model(kind, None if regression else int(y.max()) + 1, seed)
+    cv = (KFold if regression else StratifiedKFold)(FOLDS, shuffle=True, random_state=seed)
+    metric, base_name = ("R^2", "the mean's 0") if regression else ("accuracy", f"the majority baseline {baseline:.3f}")
+    accuracy = float(cross_val_score(model, X, y, cv=cv, scoring="r2" if regression else "accuracy").mean())
+    found = []
+    closed = (accuracy - baseline) / (1.0 - baseline) if baseline < 1.0 else 0.0
+    if closed >= SHORTCUT_GAP:
+        found.append(_issue("shortcut", column, accuracy, (
+            f"alone it predicts the label with {metric} {accuracy:.3f} against {base_name} "
+            f"({FOLDS}-fold cross-validated): possibly a leak; keep it only if its value is known before the "
+            "label is, else drop it from the input columns")))
+    # The permutation test runs only where the first test found nothing: a column is useless when neither
+    # finds an association, so skipping it elsewhere changes no finding and saves most of the cost.
+    if regression:
+        test, test_p = ("F-test", _regression_p(X[column].to_numpy(), y)) if kind == "numeric" \
+            else ("ANOVA F-test over categories", _categories_p(values, y))
+    else:
+        test, test_p = ("ANOVA F-test", _anova_p(X[column].to_numpy(), y)) if kind == "numeric" \
+            else ("chi-square test", _chi2_p(values, y))
+    if not is_identifier and test_p > USELESS_ALPHA:
+        scoring = "r2" if regression else "roc_auc" if y.max() == 1 else "roc_auc_ovr"
+        score, _, p = permutation_test_score(model, X, y, cv=cv, scoring=scoring, n_permutations=PERMUTATIONS,
+                                             random_state=seed)
+        if p > USELESS_ALPHA:
+            found.append(_issue("useless", column, p, (
+                f"alone it does no better than with shuffled labels ({'R^2' if regression else 'ROC AUC'} {score:.3f}, "
+                f"permutation p = {p:.2f}; {test} p = {test_p:.2f}; "
+                f"{metric} {accuracy:.3f} against {base_name}): it adds noise; drop it "
+                "unless it helps in combination with other columns")))
+    return found
+
+
+def _anova_p(x: np.ndarray, y: np.ndarray) -> float:
+    """The one-way ANOVA F-test p-value of numeric ``x`` (N,) across the classes ``y`` (N,) (scikit-learn
+    ``f_classif``; missing values left out); 1 when it cannot be computed (a constant column)."""
+    import warnings
+
+    from sklearn.feature_selection import f_classif
+
+    ok = np.isfinite(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a constant column: F is undefined
+        p = f_classif(x[ok].reshape(-1, 1), y[ok])[1][0]
+    return float(p) if np.isfinite(p) else 1.0
+
+
+def _regression_p(x: np.ndarray, y: np.ndarray) -> float:
+    """The F-test p-value of the linear association of numeric ``x`` (N,) with numeric ``y`` (N,)
+    (scikit-learn ``f_regression``; missing values left out); 1 when it cannot be computed."""
+    import warnings
+
+    from sklearn.feature_selection import f_regression
+
+    ok = np.isfinite(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = f_regression(x[ok].reshape(-1, 1), y[ok])[1][0]
+    return float(p) if np.isfinite(p) else 1.0
+
+
+def _categories_p(values: pd.Series, y: np.ndarray) -> float:
+    """The one-way ANOVA p-value of numeric ``y`` (N,) across the categories of ``values`` (N,; missing is
+    a category) (scipy ``f_oneway``); 1 when it cannot be computed."""
+    from scipy.stats import f_oneway
+
+    groups = [g for _, g in pd.Series(y).groupby(values.fillna("<missing>").astype(str).to_numpy()) if len(g) > 1]
+    if len(groups) < 2:
+        return 1.0
+    p = f_oneway(*groups).pvalue
+    return float(p) if np.isfinite(p) else 1.0
+
+
+def _chi2_p(values: pd.Series, y: np.ndarray) -> float:
+    """The chi-square test of independence of categorical ``values`` (N,; missing is a category) and the
+    classes ``y`` (N,) (scipy ``chi2_contingency``); 1 when it cannot be computed."""
+    from scipy.stats import chi2_contingency
+
+    table = pd.crosstab(values.fillna("<missing>").astype(str).to_numpy(), y)
+    if min(table.shape) < 2:
+        return 1.0
+    return float(chi2_contingency(table.to_numpy()).pvalue)
+
+
+def single_feature_model(kind: str, n_classes: int | None, seed: int = 0) -> Any:
+    """The unfitted single-feature model of one ``numeric`` or ``categorical`` column (a one-column
+    frame): a classifier for ``n_classes`` classes, or (None) a regressor of at most
+    :data:`REGRESSION_LEAVES` leaves.
+
+    The tree reads missing numbers natively; a categorical column is target-encoded with
+    cross-fitting inside each fold (scikit-learn ``TargetEncoder``), so a rare category cannot
+    leak its own label."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, TargetEncoder
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    from data_engine.mine.features import fill_category
+
+    from sklearn.model_selection import KFold
+
+    if n_classes is None:
+        tree = DecisionTreeRegressor(max_leaf_nodes=REGRESSION_LEAVES, min_samples_leaf=MIN_LEAF, random_state=seed)
+    else:
+        tree = DecisionTreeClassifier(max_leaf_nodes=max(2, LEAVES_PER_CLASS * n_classes),
+                                      min_samples_leaf=MIN_LEAF, random_state=seed)
+    if kind == "numeric":
+        return tree
+    encoder = TargetEncoder(cv=KFold(5, shuffle=True, random_state=seed))
+    return make_pipeline(FunctionTransformer(fill_category), encoder, tree)
+
+
+def scale_issues(frame: pd.DataFrame, numeric: list[str]) -> list[dict[str, Any]]:
+    """Numeric columns whose spread is :data:`SCALE_RATIO` times off the median spread of ``numeric``.
+
+    The figure is the ratio of the column's spread to the median spread."""
+    spreads = {}
+    for c in numeric:
+        x = pd.to_numeric(frame[c], errors="coerce").dropna().to_numpy(dtype=float)
+        if len(x) < 2:
+            continue
+        q1, q3 = np.percentile(x, [25, 75])
+        spread = q3 - q1 if q3 > q1 else float(np.std(x))
+        if spread > 0:
+            spreads[c] = spread
+    if len(spreads) < 3:  # with one or two columns there is no "usual" scale to differ from
+        return []
+    median = float(np.median(list(spreads.values())))
+    found = []
+    for c, s in spreads.items():
+        ratio = s / median
+        if ratio >= SCALE_RATIO or ratio <= 1.0 / SCALE_RATIO:
+            found.append(_issue("scale", c, ratio, (
+                f"its spread is {ratio:.3g} times the median spread of the numeric columns and the model reads "
+                "raw numbers: it dominates (or vanishes from) distances and penalties; standardise the numeric "
+                "columns")))
+    return found

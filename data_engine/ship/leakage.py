@@ -1,0 +1,70 @@
+"""Gold leakage: gold examples with an exact or near copy among the training examples.
+
+A gold example the model was trained on (or on a copy of it) measures memory, not generalisation,
+so the gate scores gold without them (:func:`without_leaked_gold`) and says how many it left out.
+
+Exact copies share the input hash (``feature_hash``, as the ``near_duplicate`` detector's exact
+copies); near copies are closer to a training example than ``NEAR_DUPLICATE_THRESHOLD`` times the
+median nearest-neighbour distance among training examples (the detector's rule, applied across
+the gold/training line), in the dense space the distance-based members read
+(:func:`data_engine.mine.models.feature_space`, fitted on the training examples). Image files are
+compared by input hash only (embedding every image again for the gate would cost a model pass).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from data_engine.mine.detectors.near_duplicate import NEAR_DUPLICATE_THRESHOLD
+from data_engine.store.config import EngineConfig
+
+# Training rows the median nearest-neighbour distance is measured on at most (a random sample).
+MEDIAN_SAMPLE = 5000
+
+
+def leaked_gold(gold: pd.DataFrame, train: pd.DataFrame, schema: Mapping[str, str], modality: str = "tabular",
+                *, seed: int = 0) -> np.ndarray:
+    """Which of the ``gold`` rows (N) have an exact or near copy among the ``train`` rows (M); shape (N,), bool.
+
+    Both frames carry ``feature_hash`` and the input columns of ``schema`` (name -> kind)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from data_engine.mine.models import Schema, feature_space
+
+    leaked = gold["feature_hash"].astype(str).isin(set(train["feature_hash"].astype(str))).to_numpy() \
+        if len(gold) and len(train) else np.zeros(len(gold), dtype=bool)
+    kinds = Schema.from_mapping(dict(schema))
+    if len(train) < 3 or not len(gold) or kinds.image or not (kinds.numeric or kinds.categorical or kinds.text):
+        return leaked
+    cols = list(kinds.numeric + kinds.categorical + kinds.text)
+    space = feature_space(Schema(kinds.numeric, kinds.categorical, kinds.text), modality).fit(train[cols])
+    ref = np.asarray(space.transform(train[cols]), dtype=np.float64)
+    index = NearestNeighbors(n_neighbors=2).fit(ref)
+    rng = np.random.default_rng(seed)
+    sample = ref if len(ref) <= MEDIAN_SAMPLE else ref[rng.choice(len(ref), MEDIAN_SAMPLE, replace=False)]
+    own = index.kneighbors(sample)[0][:, 1]  # the nearest other training row
+    positive = own[own > 0]
+    median = float(np.median(positive)) if len(positive) else 0.0
+    if median <= 0:
+        return leaked
+    nearest = index.kneighbors(np.asarray(space.transform(gold[cols]), dtype=np.float64), n_neighbors=1)[0][:, 0]
+    return leaked | (nearest < NEAR_DUPLICATE_THRESHOLD * median)
+
+
+def without_leaked_gold(con: duckdb.DuckDBPyConnection, cfg: EngineConfig,
+                        gold: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """``gold`` without the examples that have a copy among the training examples, and how many were left out."""
+    from data_engine.ship.training import input_schema
+    from data_engine.store.dataset import load_examples
+
+    if gold.empty:
+        return gold, 0
+    train = load_examples(con, cfg.dataset, subset="train")
+    train = train[~train["is_discarded"].astype(bool)]  # a discarded example is not trained on
+    schema = {c: k for c, k in input_schema(con, cfg).items() if c in gold.columns and c in train.columns}
+    leaked = leaked_gold(gold, train, schema, cfg.dataset.modality, seed=cfg.mining.seed)
+    return gold[~leaked].reset_index(drop=True), int(leaked.sum())
