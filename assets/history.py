@@ -31,7 +31,7 @@ from data_engine.mine.run import QUEUE_PREVIEW_ROWS
 from data_engine.review.verdicts import verdict_stats
 from data_engine.ship.registry import gate_records
 from data_engine.store.home import Home
-from data_engine.store.warehouse import has_table, open_warehouse
+from data_engine.store.warehouse import open_warehouse
 
 CURSOR_FILE = "history_cursor.json"
 ORIGIN = "data-engine/recorded_from"
@@ -138,18 +138,16 @@ def _mining_events(con, home: Home, cursor: Cursor) -> list[tuple[datetime, Any]
 
 
 def _review_events(con, run_id: int) -> list[tuple[datetime, Any]]:
-    if not has_table(con, "review_tasks"):
-        return []
     out = []
-    sent, first = con.execute("SELECT count(*), min(sent_at) FROM review_tasks WHERE run_id = ?", [str(run_id)]).fetchone()
+    sent, first = con.execute("SELECT count(*), min(sent_at) FROM review_tasks WHERE run_id = ?", [run_id]).fetchone()
     if sent:
         meta = tasks_metadata({"tasks_total": sent, "run_id": run_id, "sent": sent})
         out.append((first, ("tasks", run_id, None, [dg.AssetMaterialization(
             "review_tasks", metadata={**meta, ORIGIN: _when(first)})])))
     reviews, decided = con.execute("SELECT count(*), max(decided_at) FROM review_verdicts WHERE run_id = ?",
-                                   [str(run_id)]).fetchone()
+                                   [run_id]).fetchone()
     if reviews:
-        meta = verdicts_metadata({"verdicts_total": reviews, "reviews": reviews}, verdict_stats(con, str(run_id)))
+        meta = verdicts_metadata({"verdicts_total": reviews, "reviews": reviews}, verdict_stats(con, run_id))
         out.append((decided, ("verdicts", run_id, None, [dg.AssetMaterialization(
             "review_verdicts", metadata={**meta, ORIGIN: _when(decided)})])))
     return out
@@ -159,7 +157,7 @@ def _model_events(con, cursor: Cursor) -> list[tuple[datetime, Any]]:
     out = []
     names = ("version", "created_at", "evaluated_at", "label_snapshot", "train_size", "model_spec", "sha256",
              "metrics", "params", "status", "reason")
-    gates = {g.model_version: g for g in gate_records(con)} if has_table(con, "gate_verdicts") else {}
+    gates = {g.model_version: g for g in gate_records(con)}
     for row in con.execute(f"SELECT {', '.join(names)} FROM models WHERE version > ? ORDER BY version",
                            [cursor.model]).fetchall():
         model = dict(zip(names, row))
@@ -197,9 +195,7 @@ def record_history(home: Home, instance: dg.DagsterInstance) -> int:
     cursor = Cursor.load(path)
     with open_warehouse(home, read_only=True) as con:
         timeline = _batch_events(con, home, cursor)
-        if has_table(con, "mining_runs"):
-            timeline += _mining_events(con, home, cursor)
-        timeline += _model_events(con, cursor) + _deployment_events(con, cursor)
+        timeline += _mining_events(con, home, cursor) + _model_events(con, cursor) + _deployment_events(con, cursor)
     timeline.sort(key=lambda item: item[0])
     keys = [key for _, (kind, _, key, _) in timeline if kind == "batch"]
     if keys:

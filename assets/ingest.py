@@ -5,8 +5,9 @@ import dagster as dg
 
 from assets.metadata import ROW_COUNT, table, value, values
 from assets.resources import EngineResource
-from data_engine.ingest.batch import IngestResult, ingest_path
+from data_engine.ingest.batch import IngestResult
 from data_engine.ingest.landing import landed_path
+from data_engine.steps import ingest_step
 
 batches_partitions = dg.DynamicPartitionsDefinition(name="landed_files")
 # Passes unless more of a batch's rows were quarantined than [ingest] max_quarantine_share (WARN).
@@ -54,7 +55,7 @@ def landed_batch(context: dg.AssetExecutionContext, engine: EngineResource) -> d
     if path is None:
         raise dg.Failure(f"{context.partition_key}: the landed file is gone from {home.landing}; "
                          "put it back or delete the partition")
-    result = ingest_path(home, path)
+    [result] = ingest_step(home, [path])
     context.log.info(
         f"{result.batch_id}: {result.status}, rows_in={result.rows_in} ok={result.rows_ok} "
         f"quarantined={result.rows_quarantined}"

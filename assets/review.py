@@ -7,10 +7,7 @@ import dagster as dg
 
 from assets.metadata import ROW_COUNT, pick, table, value
 from assets.resources import EngineResource, LabelStudioResource
-from data_engine.review.pull import pull_verdicts
-from data_engine.review.push import push_queue
-from data_engine.review.verdicts import verdict_stats
-from data_engine.store.warehouse import open_warehouse
+from data_engine.steps import pull_step, push_step
 
 STATS_ROWS = 30
 TASK_KEYS = ("run_id", "sent", "reconciled", "project_id", "tasks_not_done", "http_requests", "seconds")
@@ -33,7 +30,7 @@ def verdicts_metadata(record: Mapping[str, Any], stats: list[dict]) -> dict[str,
 
 def verdicts_table(stats: list[dict]) -> dg.MetadataValue:
     """Confirmed and rejected verdicts per mining run and issue type (the newest runs)."""
-    rows = [{**s, "run_id": int(s["run_id"]), "confirmed_share": s["confirmed"] / s["reviewed"] if s["reviewed"] else None}
+    rows = [{**s, "confirmed_share": s["confirmed"] / s["reviewed"] if s["reviewed"] else None}
             for s in stats[-STATS_ROWS:]]
     return table(rows, [("run_id", int), ("issue_type", str), ("confirmed", int), ("rejected", int),
                         ("reviewed", int), ("confirmed_share", float)], digits=3)
@@ -48,24 +45,24 @@ def verdicts_table(stats: list[dict]) -> dg.MetadataValue:
 )
 def review_tasks(context: dg.AssetExecutionContext, engine: EngineResource,
                  label_studio: LabelStudioResource) -> dg.MaterializeResult:
-    """Push the newest review queue to Label Studio."""
+    """Push the newest review queue to Label Studio (:func:`data_engine.steps.push_step`)."""
     home = engine.get_home()
-    with label_studio.client(home) as client, open_warehouse(home) as con:
-        result = push_queue(con, client, home.config)
-        sent_total, still_open = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE status <> 'done') FROM review_tasks WHERE project_id = ?",
-            [result.project_id]).fetchone()
+    with label_studio.client(home) as client:
+        step = push_step(home, client)
+    result = step.result
+    for line in result.notices:  # what changed in Label Studio (a new database, deletions), one line each
+        context.log.warning(line)
     context.log.info(f"pushed {result.sent} task(s) to project {result.project_id} in {result.requests} request(s)")
     return dg.MaterializeResult(
         metadata={
-            **tasks_metadata({"tasks_total": sent_total, "run_id": int(result.run_id) if result.run_id else None,
+            **tasks_metadata({"tasks_total": step.tasks_total, "run_id": result.run_id,
                               "sent": result.sent, "reconciled": result.reconciled, "project_id": result.project_id,
-                              "tasks_not_done": still_open, "http_requests": result.requests,
+                              "tasks_not_done": step.tasks_not_done, "http_requests": result.requests,
                               "seconds": round(result.seconds, 2)}),
             # The server's address is not in the warehouse: only a run knows it.
             "label_studio": dg.MetadataValue.url(f"{client.url}/projects/{result.project_id}/data"),
         },
-        data_version=dg.DataVersion(f"tasks-{int(sent_total)}"),
+        data_version=dg.DataVersion(f"tasks-{step.tasks_total}"),
     )
 
 
@@ -78,18 +75,19 @@ def review_tasks(context: dg.AssetExecutionContext, engine: EngineResource,
 )
 def review_verdicts(context: dg.AssetExecutionContext, engine: EngineResource,
                     label_studio: LabelStudioResource) -> dg.MaterializeResult:
-    """Pull every new or edited verdict since the cursor into ``label_events``."""
+    """Pull every new or edited verdict since the cursor into ``label_events``
+    (:func:`data_engine.steps.pull_step`)."""
     home = engine.get_home()
-    with label_studio.client(home) as client, open_warehouse(home) as con:
-        result = pull_verdicts(con, client, home.config)
-        stats = verdict_stats(con)
-        newest, total = con.execute("SELECT coalesce(max(event_id), 0), count(*) FROM label_events "
-                                    "WHERE source IN ('review', 'consensus')").fetchone()
+    with label_studio.client(home) as client:
+        step = pull_step(home, client)
+    result = step.result
+    for line in result.notices:  # what changed in Label Studio (a new database, deletions), one line each
+        context.log.warning(line)
     context.log.info(f"pulled {result.events} label event(s) from {result.tasks_seen} task(s)")
     return dg.MaterializeResult(
         metadata=verdicts_metadata({
-            "verdicts_total": total, "tasks_seen": result.tasks_seen, "label_events": result.events,
+            "verdicts_total": step.verdicts_total, "tasks_seen": result.tasks_seen, "label_events": result.events,
             "reviews": result.review_events, "consensus": result.consensus, "discards": result.discards,
-            "ties_pending": result.ties, "http_requests": result.requests, "cursor": result.cursor}, stats),
-        data_version=dg.DataVersion(f"verdicts-{int(newest)}"),
+            "ties_pending": result.ties, "http_requests": result.requests, "cursor": result.cursor}, result.stats),
+        data_version=dg.DataVersion(f"verdicts-{step.newest_event}"),
     )

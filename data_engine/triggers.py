@@ -1,6 +1,9 @@
-"""Decisions the loop's sensors make, as plain functions over the warehouse (tested without Dagster).
+"""Decisions the loop's sensors make, as plain functions over the warehouse (tested without Dagster);
+:func:`pull_decision` asks the review server instead (the review sensor stays off the DuckDB file).
+The steps they start are in :mod:`data_engine.steps`; the landing folder's decision, which files
+are new, is :func:`data_engine.ingest.landing.decide_landing` (it owns the landing cursor).
 
-Each returns a :class:`Trigger`: whether to request a run, why (shown as the SkipReason or in the
+The mining and retrain decisions return a :class:`Trigger`: whether to request a run, why (shown as the SkipReason or in the
 run's tags), and a run key that makes the request idempotent: the same state never starts the
 same work twice. These rules hold:
 
@@ -27,9 +30,13 @@ from dataclasses import dataclass
 
 import duckdb
 
+from data_engine.errors import ReviewServiceError
+from data_engine.review.consensus import _norm_ts
+from data_engine.review.labelstudio.client import ReviewClient
+from data_engine.review.project import project_title
 from data_engine.store.config import EngineConfig
 from data_engine.store.dataset import label_snapshot
-from data_engine.store.warehouse import FINISHED_TASK_STATUSES, has_table, table_columns
+from data_engine.store.warehouse import FINISHED_TASK_STATUSES
 
 
 @dataclass(frozen=True)
@@ -70,14 +77,10 @@ def mining_state(con: duckdb.DuckDBPyConnection) -> MiningState:
 
 
 def last_mining_state(con: duckdb.DuckDBPyConnection) -> tuple[int, MiningState | None] | None:
-    """``(run_id, state)`` of the newest mining run (state None for runs stored before the state
-    was recorded), or None before the first run."""
-    if not has_table(con, "mining_runs"):
-        return None
-    has_versions = "example_versions" in table_columns(con, "mining_runs")
-    row = con.execute(
-        f"SELECT run_id, label_snapshot, {'example_versions' if has_versions else 'NULL'} "
-        "FROM mining_runs ORDER BY run_id DESC LIMIT 1").fetchone()
+    """``(run_id, state)`` of the newest mining run (state None for runs stored before migration
+    0720 recorded it), or None before the first run."""
+    row = con.execute("SELECT run_id, label_snapshot, example_versions FROM mining_runs "
+                      "ORDER BY run_id DESC LIMIT 1").fetchone()
     if row is None:
         return None
     return int(row[0]), (MiningState(int(row[1]), int(row[2])) if row[2] is not None else None)
@@ -118,6 +121,13 @@ def mining_trigger(con: duckdb.DuckDBPyConnection, *, in_flight: Sequence[str] =
             return Trigger(False, "no labeled training data yet (gold data is for evaluation only)", key)
         return Trigger(True, f"no mining run yet; labels up to event {state.label_snapshot}", key)
     run_id, before = last
+    resend = tasks_to_send_again(con)
+    if before == state and resend:
+        # Tasks whose Label Studio task or project is gone (a new database, a deletion) wait for a
+        # push: the mining job ends with one. Keyed by what was noticed, so it runs once per change.
+        noticed = con.execute("SELECT count(*) FROM review_changes").fetchone()[0]
+        return Trigger(True, f"{resend} review task(s) to send again (gone from Label Studio)",
+                       f"{key}-resend-{noticed}")
     if before == state:
         return Trigger(False, f"nothing new since mining run {run_id} (labels up to event "
                               f"{state.label_snapshot}, {state.example_versions} example versions)", key)
@@ -146,10 +156,15 @@ def unmined_examples(con: duckdb.DuckDBPyConnection) -> int:
     return max(mining_state(con).example_versions - last[1].example_versions, 0)
 
 
+def tasks_to_send_again(con: duckdb.DuckDBPyConnection) -> int:
+    """Review tasks recorded but not on the server: their task or project was found gone
+    (:mod:`data_engine.review.identity`), or a push was interrupted before its import."""
+    return int(con.execute("SELECT count(*) FROM review_tasks WHERE status = 'sending' AND task_id IS NULL")
+               .fetchone()[0])
+
+
 def unfinished_reviews(con: duckdb.DuckDBPyConnection) -> int:
     """Review tasks sent and not finished (open, partly voted, tied, or still being sent)."""
-    if not has_table(con, "review_tasks"):
-        return 0
     return int(con.execute("SELECT count(*) FROM review_tasks WHERE NOT list_contains(?::VARCHAR[], status)",
                            [list(FINISHED_TASK_STATUSES)]).fetchone()[0])
 
@@ -229,3 +244,64 @@ def gold_trigger(con: duckdb.DuckDBPyConnection, *, in_flight: Sequence[str] = (
     was = f"gold {last[0]}" if last else "no recorded gold version"
     return Trigger(True, f"gold is now gold {gold.version} ({gold.n_gold} examples); champion v{champion.version} "
                          f"was last scored on {was}: re-scoring it", key)
+
+
+@dataclass(frozen=True)
+class PullDecision:
+    """A sensor's decision: request a pull run or not, why, and its next cursor."""
+
+    run: bool
+    reason: str
+    cursor: str | None
+    run_key: str | None = None  # default: one per cursor
+
+
+def pull_decision(client: ReviewClient, cfg: EngineConfig, cursor: str | None) -> PullDecision:
+    """Whether a sensor should request a pull: yes when tasks were annotated after ``cursor``, and
+    also when the server lost something since the last tick (fewer tasks or answers in the project,
+    another project under the title, or the project gone): a pull notices and reconciles it
+    (:mod:`data_engine.review.identity`), so the loop does not wait for answers that cannot come.
+
+    The cursor is ``<newest updated_at>|<project id>:<tasks>:<answers>`` (a bare time from before the
+    counts were kept is read too). Never raises for a service failure: an unreachable server, a
+    refused key or a timeout give ``run=False`` with the cause as the reason (a SkipReason), and the
+    next tick tries again. Reads nothing from the warehouse (sensors stay off the DuckDB file);
+    costs three requests.
+    """
+    since, seen = _read_cursor(cursor)
+    title = project_title(cfg)
+    try:
+        project_id = client.find_project(title)
+        if project_id is None:
+            if seen is not None:
+                return PullDecision(True, f"project {title!r} is gone from {client.url} (deleted, or a new database): "
+                                          "pulling to reconcile", "", run_key=f"pull-gone-{cursor}")  # "": start again (None would keep it)
+            return PullDecision(False, f"no review project {title!r} at {client.url} yet", cursor)
+        info = client.project_info(project_id) or {}
+        count, newest = client.annotated_since(project_id, since)
+    except ReviewServiceError as exc:
+        return PullDecision(False, f"{exc} (will retry)", cursor)
+    now = (project_id, int(info.get("tasks") or 0), int(info.get("annotations") or 0))
+    if count and newest is not None:
+        return PullDecision(True, f"{count} task(s) annotated at {client.url} since {since or 'the start'}",
+                            _write_cursor(_norm_ts(newest), now))
+    if seen is not None and (now[0] != seen[0] or now[1] < seen[1] or now[2] < seen[2]):
+        return PullDecision(True, f"project {project_id} at {client.url} has {now[1]} task(s) and {now[2]} answer(s), "
+                                  f"{seen[1]} and {seen[2]} before: pulling to reconcile", _write_cursor(since, now))
+    return PullDecision(False, f"no new verdicts at {client.url} since {since or 'the start'}", _write_cursor(since, now))
+
+
+def _read_cursor(cursor: str | None) -> tuple[str | None, tuple[int, int, int] | None]:
+    """(newest updated_at, (project id, tasks, answers)) from a sensor cursor."""
+    if not cursor:
+        return None, None
+    since, _, counts = cursor.partition("|")
+    try:
+        pid, tasks, answers = (int(x) for x in counts.split(":"))
+    except ValueError:
+        return since or None, None
+    return since or None, (pid, tasks, answers)
+
+
+def _write_cursor(since: str | None, counts: tuple[int, int, int]) -> str:
+    return f"{since or ''}|{counts[0]}:{counts[1]}:{counts[2]}"

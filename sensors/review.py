@@ -3,8 +3,7 @@
 import dagster as dg
 
 from assets.resources import WAREHOUSE_TAG, EngineResource, LabelStudioResource
-from data_engine.review.pull import pull_decision
-from data_engine.triggers import in_flight_reason
+from data_engine.triggers import in_flight_reason, pull_decision
 from sensors.common import priority_tag, runs_in_flight
 
 pull_job = dg.define_asset_job(
@@ -27,8 +26,12 @@ def review_sensor(context: dg.SensorEvaluationContext, engine: EngineResource,
     with label_studio.client(home) as client:
         decision = pull_decision(client, home.config, context.cursor)
     if not decision.run:
-        return dg.SkipReason(decision.reason)
+        if decision.cursor == context.cursor:
+            return dg.SkipReason(decision.reason)
+        # Nothing to pull, but the project's counts moved (a push): kept, so a later deletion shows.
+        return dg.SensorResult(skip_reason=decision.reason, cursor=decision.cursor)
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=f"pull-{decision.cursor}", tags={"data-engine/reason": decision.reason[:200]})],
+        run_requests=[dg.RunRequest(run_key=decision.run_key or f"pull-{decision.cursor}",
+                                    tags={"data-engine/reason": decision.reason[:200]})],
         cursor=decision.cursor,
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_engine.ingest.batch import ingest_path
+from data_engine.steps import ingest_step
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 from tests.homes import make_home
@@ -35,7 +35,7 @@ def digits_home(root: Path, n: int = 60, *, seed: int = 0, review: dict | None =
     frame["label"] = given
     path = home.landing / "batch.csv"
     frame.to_csv(path, index=False)
-    ingest_path(home, path)
+    ingest_step(home, [path])
     oracle = pd.DataFrame({"example_id": frame["id"], "label": truth.astype(str)})
     oracle.to_csv(home.oracle_path, index=False)
     return home, frame.assign(true_label=truth.astype(str), given_label=given.astype(str))
@@ -64,6 +64,20 @@ def make_queue(home: Home, frame: pd.DataFrame, *, run_id: int = 1, n: int | Non
                     "CAST(scores AS JSON) FROM _q")
         con.unregister("_q")
     return len(records)
+
+
+def pushed_to_fake(tmp_path: Path, n: int = 12, **review: object) -> tuple[Home, pd.DataFrame, object]:
+    """A digits home (``n`` examples, ``review`` as in :func:`digits_home`) whose whole queue was
+    pushed to a new in-memory Label Studio; returns the home, the frame and the fake client."""
+    from data_engine.review.labelstudio.fake import FakeReviewClient
+    from data_engine.review.push import push_queue
+
+    home, frame = digits_home(tmp_path / "home", n=n, review=review or None)
+    make_queue(home, frame)
+    client = FakeReviewClient()
+    with open_warehouse(home) as con:
+        push_queue(con, client, home.config)
+    return home, frame, client
 
 
 READINGS_CONFIG = """\
@@ -107,7 +121,7 @@ def readings_home(root: Path, review: dict | None = None) -> tuple[Home, pd.Data
     frame = pd.DataFrame({"id": [f"r{i:03d}" for i in range(120)], "a": X[:, 0], "b": X[:, 1], "c": X[:, 2],
                           "value": given})
     frame.to_csv(home.landing / "readings.csv", index=False)
-    ingest_path(home, home.landing / "readings.csv")
+    ingest_step(home, [home.landing / "readings.csv"])
     (home.root / "oracle.jsonl").write_text(
         "".join(json.dumps({"id": i, "label": float(v)}) + "\n" for i, v in zip(frame["id"], truth)), encoding="utf-8")
     return home, frame, truth

@@ -139,7 +139,7 @@ def _bench_home(root: Path, url: str, n: int) -> Home:
     from sklearn.datasets import load_digits
 
     from data_engine.commands.core import init_home
-    from data_engine.ingest.batch import ingest_path
+    from data_engine.steps import ingest_step
     from data_engine.store.warehouse import open_warehouse
 
     home = Home(root)
@@ -162,7 +162,7 @@ def _bench_home(root: Path, url: str, n: int) -> Home:
     frame["label"] = given
     path = home.landing / "bench.csv"
     frame.to_csv(path, index=False)
-    ingest_path(home, path)
+    ingest_step(home, [path])
     pd.DataFrame({"example_id": frame["id"], "label": truth}).to_csv(home.oracle_path, index=False)
     queue = pd.DataFrame({
         "run_id": 1, "rank": np.arange(1, n + 1), "example_id": frame["id"], "example_version": 1,
@@ -170,7 +170,6 @@ def _bench_home(root: Path, url: str, n: int) -> Home:
         "suggested_label": truth, "suggested_score": np.where(flip, 0.9, 0.6), "given_label": given,
         "scores": [json.dumps({"label": 0.9 if f else 0.1}) for f in flip]})
     with open_warehouse(home) as con:
-        con.execute(QUEUE_DDL)
         con.register("_bench_queue", queue)
         con.execute("INSERT INTO review_queue (run_id, rank, example_id, example_version, issue_types, priority, "
                     "suggested_label, suggested_score, given_label, scores) SELECT run_id, rank, example_id, "
@@ -179,11 +178,3 @@ def _bench_home(root: Path, url: str, n: int) -> Home:
         con.unregister("_bench_queue")
     return home
 
-
-# The queue table as mining (migration 0100) defines it; created only if mining has not.
-QUEUE_DDL = """
-CREATE TABLE IF NOT EXISTS review_queue (
-    run_id BIGINT NOT NULL, rank INTEGER NOT NULL, example_id VARCHAR NOT NULL, example_version INTEGER NOT NULL,
-    issue_types VARCHAR[], priority DOUBLE, suggested_label VARCHAR, suggested_score DOUBLE,
-    given_label VARCHAR, scores JSON)
-"""

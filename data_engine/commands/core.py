@@ -83,9 +83,10 @@ def cmd_init(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_ingest(args: argparse.Namespace, home: Home) -> int:
     """``ingest FILE...``."""
-    from data_engine.ingest.batch import ingest_file, is_gold_path, to_json
+    from data_engine.ingest.batch import to_json
     from data_engine.ingest.summary import summarize
     from data_engine.ingest.landing import PREDICTIONS_DIR, link_reason, not_ingested_reason
+    from data_engine.steps import ingest_step
     from data_engine.store.warehouse import open_warehouse
 
     missing = [str(f) for f in args.files if not f.is_file()]
@@ -98,19 +99,16 @@ def cmd_ingest(args: argparse.Namespace, home: Home) -> int:
         inside = f.absolute().is_relative_to(home.landing.absolute())
         if inside and (why := link_reason(home.landing.absolute(), f.absolute())):
             raise EngineError(f"{f}: {why}")
-    ds, share = home.config.dataset, home.config.ingest.max_quarantine_share
-    results = []
-    with open_warehouse(home) as con:
-        for f in args.files:
-            results.append(ingest_file(con, ds, f, gold=args.gold or is_gold_path(home, f), regold=args.regold,
-                                       max_quarantine_share=share))
-        landed_gold = [r for r in results if r.is_gold and r.status == "ingested"]
-        if landed_gold:
-            from data_engine.ship.gold import note_gold_change
+    # Without --gold a file is gold when it lies under landing/gold/, as the landing sensor takes it.
+    results = ingest_step(home, args.files, gold=True if args.gold else None, regold=args.regold)
+    landed_gold = [r for r in results if r.is_gold and r.status == "ingested"]
+    if landed_gold:
+        from data_engine.ship.gold import note_gold_change
 
+        with open_warehouse(home) as con:
             note = note_gold_change(con)  # a gold set relabelled in place is said, not taken silently
-            if note:
-                landed_gold[-1].notes.append(note)
+        if note:
+            landed_gold[-1].notes.append(note)
     print(to_json(results) if args.json else summarize(results))
     # A rejected file (unreadable, or no good row) is a failure of the command: scripts must notice
     # it, and a person reads one line per file on stderr, whatever the format of stdout.

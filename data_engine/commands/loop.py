@@ -192,7 +192,8 @@ def _wait_served(args: argparse.Namespace, home: Home, version: int) -> None:
 def cmd_promote(args: argparse.Namespace, home: Home) -> int:
     """``deploy promote``: exit 1 when the gate refuses."""
     from data_engine.errors import EngineError
-    from data_engine.ship.deploy import deploy_if_better, promote
+    from data_engine.ship.deploy import promote
+    from data_engine.ship.step import gate_and_promote
     from data_engine.ship.registry import latest_candidate, latest_refused
     from data_engine.store.warehouse import open_warehouse
 
@@ -209,7 +210,7 @@ def cmd_promote(args: argparse.Namespace, home: Home) -> int:
             print(f"promoted v{dep.model_version} (forced; previous champion: v{dep.previous_version})")
             _wait_served(args, home, dep.model_version)
             return 0
-        verdict, dep = deploy_if_better(con, home, version=args.version, actor="cli")
+        verdict, dep = gate_and_promote(con, home, version=args.version, actor="cli")
     if args.json:
         print(_dump({**verdict.metadata(), "deployment": dep.__dict__ if dep else None}))
     else:

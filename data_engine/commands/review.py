@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rsub = review.add_subparsers(dest="review_command", metavar="ACTION", required=True)
 
     p = rsub.add_parser("push", help="send the review queue to Label Studio (bulk, idempotent)")
-    p.add_argument("--run", dest="run_id", help="the mining run whose queue to send (default: the latest)")
+    p.add_argument("--run", dest="run_id", type=int, help="the mining run whose queue to send (default: the latest)")
     p.add_argument("--limit", type=int, help="send at most this many new tasks (default: review.budget minus open tasks)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(handler=cmd_push)
@@ -77,12 +77,12 @@ def _client(home: Home) -> Any:
 
 def cmd_push(args: argparse.Namespace, home: Home) -> int:
     """``review push``."""
-    from data_engine.review.push import push_queue
-    from data_engine.store.warehouse import open_warehouse
+    from data_engine.steps import push_step
 
     client = _client(home)
-    with open_warehouse(home) as con:
-        result = push_queue(con, client, home.config, run_id=args.run_id, limit=args.limit)
+    result = push_step(home, client, run_id=args.run_id, limit=args.limit).result
+    for line in result.notices:  # what changed in Label Studio, on stderr even with --json
+        print(line, file=sys.stderr)
     if args.json:
         print(json.dumps(result.as_dict()))
     else:
@@ -95,14 +95,16 @@ def cmd_push(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_pull(args: argparse.Namespace, home: Home) -> int:
     """``review pull``."""
-    from data_engine.review.pull import pull_verdicts
-    from data_engine.store.warehouse import open_warehouse
+    from data_engine.steps import pull_step
 
     client = _client(home)
-    with open_warehouse(home) as con:
-        result = pull_verdicts(con, client, home.config)
+    result = pull_step(home, client).result
+    for line in result.notices:  # what changed in Label Studio, on stderr even with --json
+        print(line, file=sys.stderr)
     if args.json:
         print(json.dumps(result.as_dict(), default=str))
+    elif result.project_id is None and result.notices:
+        pass  # the project is gone: said above; the next push re-creates it
     elif result.project_id is None:
         print(f"nothing pushed to {client.url} yet; run `data-engine review push` first")
     else:
@@ -169,6 +171,8 @@ def cmd_review_status(args: argparse.Namespace, home: Home) -> int:
     print("verdicts: " + (", ".join(f"{k}={v}" for k, v in report["verdicts"].items()) or "none yet")
           + f"; discarded={report['discarded']}")
     print("label events: " + (", ".join(f"{k}={v}" for k, v in report["events"].items()) or "none"))
+    if report["server_changes"]:
+        print("noticed in Label Studio: " + ", ".join(f"{k}={v}" for k, v in report["server_changes"].items()))
     for s in report["verdict_stats"]:
         print(f"  run {s['run_id']} {s['issue_type']:<15} confirmed={s['confirmed']} rejected={s['rejected']}")
     for a in report["annotators"]:

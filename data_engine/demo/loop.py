@@ -46,15 +46,14 @@ class RoundReport:
 
 
 def ingest_landing(home: Home) -> list[Any]:
-    """Ingest every file in the landing folder (what the landing sensor does, file by file)."""
-    from data_engine.ingest.batch import ingest_file, is_gold_path
-    from data_engine.ingest.readers import FORMATS
-    from data_engine.store.warehouse import open_warehouse
+    """Ingest every file in the landing folder the landing sensor would ingest (the same rule:
+    :func:`data_engine.ingest.landing.not_ingested_reason`), in path order, as its runs do."""
+    from data_engine.ingest.landing import not_ingested_reason
+    from data_engine.steps import ingest_step
 
-    files = sorted(p for p in home.landing.rglob("*") if p.is_file() and p.suffix.lower() in FORMATS)
-    with open_warehouse(home) as con:
-        return [ingest_file(con, home.config.dataset, p, gold=is_gold_path(home, p),
-                            max_quarantine_share=home.config.ingest.max_quarantine_share) for p in files]
+    files = sorted(p for p in home.landing.rglob("*")
+                   if p.is_file() and not_ingested_reason(p.relative_to(home.landing).as_posix()) is None)
+    return ingest_step(home, files)
 
 
 def _train_and_deploy(home: Home, *, force: bool = False) -> tuple[int | None, float | None, str]:
@@ -314,12 +313,10 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
     """
     from data_engine.review.labelstudio.server import ensure_server
     from data_engine.review.project import make_client
-    from data_engine.review.pull import pull_verdicts
-    from data_engine.review.push import push_queue
     from data_engine.review.oracle import oracle_path, read_oracle
     from data_engine.review.simulate import simulate_reviews
     from data_engine.tasks import task_for
-    from data_engine.steps import mine_step
+    from data_engine.steps import mine_step, pull_step, push_step
     from data_engine.store.dataset import label_snapshot, load_classes
     from data_engine.store.warehouse import open_warehouse
 
@@ -352,8 +349,8 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
                 say("review budget spent")
                 break
             summary = mine_step(home).summary
+            push = push_step(home, client, limit=min(remaining, cfg.review.budget)).result
             with open_warehouse(home) as con:
-                push = push_queue(con, client, cfg, limit=min(remaining, cfg.review.budget))
                 classes = load_classes(con)
                 before = label_snapshot(con)
             if push.sent == 0:
@@ -361,8 +358,7 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
                 break
             simulate_reviews(client, push.project_id, oracle_map, classes, accuracy=accuracy, seed=n,
                              label_task=label_task)
-            with open_warehouse(home) as con:
-                pull_verdicts(con, client, cfg)
+            pull_step(home, client)
             reviewed, corrected, wrong = _round_truth(home, oracle, before)
             reviewed_total += reviewed
             champion, gold_acc, gate = _train_and_deploy(home)

@@ -29,7 +29,7 @@ from data_engine.store.home import Home
 from data_engine.store.schema import (MANY_CLASSES, AmbiguousNumbers, NotClasses, define_label_events,
                                       fix_columns, load_classes, stored_columns)
 from data_engine.store.values import normalize_text
-from data_engine.store.warehouse import last_event_id, open_warehouse, quote_ident, rollback_quietly
+from data_engine.store.warehouse import last_event_id, quote_ident, rollback_quietly
 from data_engine.tasks import task_for
 
 PREVIEW_ROWS = 10
@@ -90,19 +90,7 @@ def batch_id_for(path: Path, sha256: str) -> str:
 
 def is_gold_path(home: Home, path: Path) -> bool:
     """True for files under ``landing/gold/`` (trusted evaluation data)."""
-    try:
-        path.resolve().relative_to(home.gold_landing.resolve())
-        return True
-    except ValueError:
-        return False
-
-
-def ingest_path(home: Home, path: Path, *, gold: bool | None = None) -> IngestResult:
-    """Ingest one file into the home's warehouse (opening it); see :func:`ingest_file`."""
-    ds = home.config.dataset
-    with open_warehouse(home) as con:
-        return ingest_file(con, ds, path, gold=is_gold_path(home, path) if gold is None else gold,
-                           max_quarantine_share=home.config.ingest.max_quarantine_share)
+    return path.resolve().is_relative_to(home.gold_landing.resolve())
 
 
 def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *, gold: bool = False,

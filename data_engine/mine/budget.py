@@ -86,10 +86,6 @@ class BudgetSplit:
 
 def learning_curve(con: duckdb.DuckDBPyConnection, points: int = CURVE_POINTS) -> list[tuple[int, float]]:
     """The newest ``points`` evaluated models as (training size, gold accuracy), oldest first."""
-    from data_engine.store.warehouse import has_table
-
-    if not has_table(con, "models"):
-        return []
     rows = con.execute(
         "SELECT train_size, TRY_CAST(json_extract(metrics, '$.accuracy') AS DOUBLE) AS acc FROM models "
         "WHERE metrics IS NOT NULL AND acc IS NOT NULL ORDER BY version DESC LIMIT ?", [points]).fetchall()

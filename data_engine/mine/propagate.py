@@ -30,7 +30,7 @@ import pandas as pd
 from data_engine.errors import EngineError
 from data_engine.store.config import ReviewConfig
 from data_engine.store.ledger import append_events
-from data_engine.store.warehouse import has_table, rollback_quietly
+from data_engine.store.warehouse import rollback_quietly
 
 if TYPE_CHECKING:
     from data_engine.mine.detectors.base import DetectorResult
@@ -135,8 +135,6 @@ def undo_propagation(con: duckdb.DuckDBPyConnection, propagation_id: int, actor:
 
     Raises EngineError when the run does not exist or was already undone. Returns the run's report.
     """
-    if not has_table(con, "propagation_runs"):
-        raise EngineError("no propagation has run in this warehouse")
     row = con.execute("SELECT undone_at FROM propagation_runs WHERE propagation_id = ?", [propagation_id]).fetchall()
     if not row:
         raise EngineError(f"propagation run {propagation_id} does not exist (see `data-engine review status`)")
@@ -150,8 +148,6 @@ def undo_propagation(con: duckdb.DuckDBPyConnection, propagation_id: int, actor:
 def undone_examples(con: duckdb.DuckDBPyConnection) -> set[str]:
     """Ids of examples a propagation touched that a person undid, at their current version (new
     content is a new question)."""
-    if not has_table(con, "propagation_runs"):
-        return set()
     rows = con.execute(
         "SELECT DISTINCT pe.example_id FROM propagated_examples pe JOIN propagation_runs pr USING (propagation_id) "
         "JOIN current_examples ce ON ce.example_id = pe.example_id AND ce.version = pe.example_version "
@@ -162,8 +158,6 @@ def undone_examples(con: duckdb.DuckDBPyConnection) -> set[str]:
 def propagation_report(con: duckdb.DuckDBPyConnection, propagation_id: int | None = None) -> list[dict[str, Any]]:
     """Per propagation run: examples touched, audited, later reviewed by a person, and the measured
     precision (share of reviewed propagated examples where the person's verdict agreed)."""
-    if not has_table(con, "propagation_runs"):
-        return []
     where = "WHERE pr.propagation_id = ?" if propagation_id is not None else ""
     rows = con.execute(
         "WITH checked AS ("

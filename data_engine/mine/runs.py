@@ -13,7 +13,7 @@ import pandas as pd
 
 from data_engine.mine.detectors import DetectorResult
 from data_engine.mine.predictions import PredictionState
-from data_engine.store.warehouse import FINISHED_TASK_STATUSES, has_table, transaction
+from data_engine.store.warehouse import FINISHED_TASK_STATUSES, transaction
 
 # Sources of label events that mean a person has looked at the example. A person's bulk rule
 # (`discard`/`relabel --where`) decides the examples it names as a review does (it ranks with
@@ -60,12 +60,10 @@ def example_info(state: PredictionState) -> pd.DataFrame:
 def excluded_examples(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Examples not to queue: waiting for review, or reviewed at their current version since the
     last ingested label (a newer ingest event re-opens an example)."""
-    waiting = []
-    if has_table(con, "review_tasks"):
-        waiting = [r[0] for r in con.execute(
-            "SELECT DISTINCT example_id FROM review_tasks WHERE status NOT IN (SELECT unnest(?::VARCHAR[]))",
-            [list(FINISHED_TASK_STATUSES)],
-        ).fetchall()]
+    waiting = [r[0] for r in con.execute(
+        "SELECT DISTINCT example_id FROM review_tasks WHERE status NOT IN (SELECT unnest(?::VARCHAR[]))",
+        [list(FINISHED_TASK_STATUSES)],
+    ).fetchall()]
     reviewed = [r[0] for r in con.execute(
         "SELECT DISTINCT r.example_id FROM label_events r "
         "JOIN current_examples ce ON ce.example_id = r.example_id AND r.example_version = ce.version "
@@ -88,7 +86,7 @@ def second_opinion_candidates(con: duckdb.DuckDBPyConnection, max_opinions: int,
     sent, and none is still open. Mining queues them only when the label detector flags them.
     ``sources``: label sources eligible (ActiveLab passes the consensus of several annotators too).
     """
-    if max_opinions <= 1 or not has_table(con, "review_tasks"):
+    if max_opinions <= 1:
         return set()
     return {r[0] for r in con.execute(
         "SELECT cl.example_id FROM current_labels cl "
@@ -148,8 +146,6 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
 
 def latest_run(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
     """The newest row of ``mining_runs`` as a dict, or None before the first run."""
-    if not has_table(con, "mining_runs"):
-        return None
     df = con.execute("SELECT * FROM mining_runs ORDER BY run_id DESC LIMIT 1").fetchdf()
     return None if df.empty else df.iloc[0].to_dict()
 

@@ -25,7 +25,6 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from data_engine.store.warehouse import has_table
 
 # The queue's ``selection`` of a second opinion.
 SECOND_OPINION = "second_opinion"
@@ -43,11 +42,9 @@ def reviewer_accuracy(con: duckdb.DuckDBPyConnection) -> float:
     """Reviewers' accuracy in [0, 1]: their votes' agreement with the consensus over all annotators
     (``review_annotator_quality``, from :mod:`data_engine.review.annotators`), smoothed towards
     :data:`PRIOR_ACCURACY` with :data:`PRIOR_VOTES`."""
-    agreed = votes = 0.0
-    if has_table(con, "review_annotator_quality"):
-        row = con.execute("SELECT sum(n_votes * agreement), sum(n_votes) FROM review_annotator_quality "
-                          "WHERE agreement IS NOT NULL").fetchall()[0]
-        agreed, votes = float(row[0] or 0.0), float(row[1] or 0.0)
+    row = con.execute("SELECT sum(n_votes * agreement), sum(n_votes) FROM review_annotator_quality "
+                      "WHERE agreement IS NOT NULL").fetchall()[0]
+    agreed, votes = float(row[0] or 0.0), float(row[1] or 0.0)
     return (agreed + PRIOR_ACCURACY * PRIOR_VOTES) / (votes + PRIOR_VOTES)
 
 
@@ -83,11 +80,9 @@ def second_opinion_report(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """Verdicts of second opinions (queued with ``selection = 'second_opinion'``), the slips they
     caught (the second reviewer changed or discarded the first one's label) and reviews per caught
     slip (None before a slip is caught)."""
-    if not (has_table(con, "review_verdicts") and has_table(con, "review_queue")):
-        return {"reviews": 0, "slips_caught": 0, "reviews_per_slip": None}
     reviews, caught = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE v.outcome = 'confirmed') FROM review_verdicts v "
-        "WHERE EXISTS (SELECT 1 FROM review_queue q WHERE CAST(q.run_id AS VARCHAR) = v.run_id "
+        "WHERE EXISTS (SELECT 1 FROM review_queue q WHERE q.run_id = v.run_id "
         "              AND q.example_id = v.example_id AND q.selection = ?)", [SECOND_OPINION]).fetchall()[0]
     return {"reviews": int(reviews), "slips_caught": int(caught),
             "reviews_per_slip": round(reviews / caught, 2) if caught else None}

@@ -13,7 +13,6 @@ import duckdb
 
 from data_engine.store.config import EngineConfig
 from data_engine.mine.second_opinions import SECOND_OPINION
-from data_engine.store.warehouse import has_table
 
 # effective_weights: a Beta prior worth this many reviewed examples at a 50% confirmation rate,
 # so a handful of verdicts nudges a weight and hundreds decide it.
@@ -39,15 +38,13 @@ def confirmation_rates(con: duckdb.DuckDBPyConnection, issue_types: Iterable[str
     before any verdict, the measured share after hundreds. Verdicts of second opinions
     (:mod:`data_engine.mine.second_opinions`) are left out.
     """
-    totals: dict[str, tuple[int, int]] = {}
-    if has_table(con, "review_verdicts"):
-        # Second opinions measure the reviewers, not the detectors: their verdicts stay out.
-        second = ("AND NOT EXISTS (SELECT 1 FROM review_queue q WHERE CAST(q.run_id AS VARCHAR) = v.run_id "
-                  "AND q.example_id = v.example_id AND q.selection = ?)") if has_table(con, "review_queue") else ""
-        totals = {r[0]: (int(r[1]), int(r[2])) for r in con.execute(
-            "SELECT issue_type, count(*) FILTER (WHERE outcome = 'confirmed'), count(*) FROM ("
-            f"  SELECT v.outcome, unnest(v.issue_types) AS issue_type FROM review_verdicts v WHERE true {second}) "
-            "GROUP BY issue_type", [SECOND_OPINION] if second else []).fetchall()}
+    # Second opinions measure the reviewers, not the detectors: their verdicts stay out.
+    totals: dict[str, tuple[int, int]] = {r[0]: (int(r[1]), int(r[2])) for r in con.execute(
+        "SELECT issue_type, count(*) FILTER (WHERE outcome = 'confirmed'), count(*) FROM ("
+        "  SELECT v.outcome, unnest(v.issue_types) AS issue_type FROM review_verdicts v "
+        "  WHERE NOT EXISTS (SELECT 1 FROM review_queue q WHERE q.run_id = v.run_id "
+        "                    AND q.example_id = v.example_id AND q.selection = ?)) "
+        "GROUP BY issue_type", [SECOND_OPINION]).fetchall()}
     out = {}
     for issue_type in issue_types:
         confirmed, reviewed = totals.get(issue_type, (0, 0))

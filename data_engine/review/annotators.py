@@ -15,7 +15,8 @@ def _refresh_annotator_quality(con: duckdb.DuckDBPyConnection, cfg: EngineConfig
     """Per-annotator agreement with the consensus, and cleanlab's annotator quality where it applies."""
     votes = con.execute(
         "SELECT a.task_id, a.annotator, a.choice, t.suggested_label, t.suggested_score, v.label, v.is_discard "
-        "FROM review_annotations a JOIN review_verdicts v ON v.task_id = a.task_id AND v.source = 'consensus' "
+        "FROM review_annotations a JOIN review_verdicts v ON v.task_id = a.task_id AND v.project_id = a.project_id "
+        "AND v.source = 'consensus' "
         "JOIN review_tasks t ON t.task_id = a.task_id AND t.project_id = a.project_id").fetchdf()
     if votes.empty:
         return

@@ -26,6 +26,8 @@ class _Answer:
     choice: str
     lead_time: float | None
     updated_at: str
+    # The server's creation time: with the id, what tells this answer from another under a reused id.
+    created_at: str | None = None
 
     @property
     def label(self) -> str | None:
@@ -76,7 +78,8 @@ def _answers(task: dict[str, Any], users: dict[int, str], choices: Sequence[str]
         lead_ok = isinstance(lead, (int, float)) and not isinstance(lead, bool) and math.isfinite(lead)
         latest[uid if uid is not None else ("ann", ann_id)] = _Answer(
             annotation_id=ann_id, annotator_id=uid, annotator=who, choice=choice,
-            lead_time=float(lead) if lead_ok else None, updated_at=updated_at)
+            lead_time=float(lead) if lead_ok else None, updated_at=updated_at,
+            created_at=ann.get("created_at") if isinstance(ann.get("created_at"), str) else None)
     return sorted(latest.values(), key=lambda a: (a.updated_at, a.annotation_id))
 
 

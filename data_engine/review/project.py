@@ -9,12 +9,12 @@ import duckdb
 import pandas as pd
 
 from data_engine.errors import EngineError
+from data_engine.review.identity import ProjectRef, check_project, reconcile_inventory, record_project
 from data_engine.review.labelstudio.client import ReviewClient
 from data_engine.review.labelstudio.labeling import DISCARD_CHOICE, NUMERIC_FIELDS, label_config
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
 from data_engine.store.schema import load_classes
-from data_engine.store.warehouse import has_table
 from data_engine.tasks import task_for
 
 
@@ -53,29 +53,28 @@ def dataset_classes(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> list[s
     return classes
 
 
-def ensure_project(con: duckdb.DuckDBPyConnection, client: ReviewClient, cfg: EngineConfig) -> int:
-    """The dataset's project id: recorded, else found by title, else created (and recorded)."""
+def ensure_project(con: duckdb.DuckDBPyConnection, client: ReviewClient, cfg: EngineConfig) -> ProjectRef:
+    """The dataset's project: the recorded one if the server still has it as recorded, else found by
+    title, else created; recorded with its identity (see :mod:`data_engine.review.identity`), and its
+    tasks and answers checked against the server. ``notices`` says what changed, one line each."""
     title = project_title(cfg)
-    row = con.execute("SELECT project_id FROM review_projects WHERE url = ? AND title = ?",
-                      [client.url, title]).fetchall()
-    row = row[0] if row else None
-    if row is not None and client.project_exists(int(row[0])):
-        return int(row[0])
-    project_id = client.find_project(title)
-    if project_id is None:
-        xml = label_config(cfg.dataset, dataset_classes(con, cfg))
-        project_id = client.create_project(
-            title, xml, maximum_annotations=cfg.review.annotators_per_task,
-            description=f"Examples of dataset {cfg.dataset.name!r} flagged by the data engine. Pick the correct "
-                        f"class, or '{DISCARD_CHOICE}' to drop the example from training. Priority is on a "
-                        f"0-1 scale, the same in every mining run; the view '{REVIEW_VIEW_TITLE}' lists what "
-                        "is left, most urgent first.")
-        client.create_view(project_id, review_view([f"{d}_score" for d in cfg.review.weights]))
-    con.execute("INSERT OR REPLACE INTO review_projects (url, title, project_id, dataset) VALUES (?, ?, ?, ?)",
-                [client.url, title, project_id, cfg.dataset.name])
+    ref, notices = check_project(con, client, title)
+    if ref is None:
+        project_id = client.find_project(title)
+        if project_id is None:
+            xml = label_config(cfg.dataset, dataset_classes(con, cfg))
+            project_id = client.create_project(
+                title, xml, maximum_annotations=cfg.review.annotators_per_task,
+                description=f"Examples of dataset {cfg.dataset.name!r} flagged by the data engine. Pick the correct "
+                            f"class, or '{DISCARD_CHOICE}' to drop the example from training. Priority is on a "
+                            f"0-1 scale, the same in every mining run; the view '{REVIEW_VIEW_TITLE}' lists what "
+                            "is left, most urgent first.")
+            client.create_view(project_id, review_view([f"{d}_score" for d in cfg.review.weights]))
+        ref = record_project(con, client, title, cfg.dataset.name, project_id)
     if cfg.dataset.image_column:
-        connect_images(con, client, project_id)
-    return project_id
+        connect_images(con, client, ref.project_id)
+    ref.notices = notices + reconcile_inventory(con, client, ref)
+    return ref
 
 
 def connect_images(con: duckdb.DuckDBPyConnection, client: ReviewClient, project_id: int) -> None:
@@ -91,40 +90,40 @@ def connect_images(con: duckdb.DuckDBPyConnection, client: ReviewClient, project
     client.ensure_local_storage(project_id, str(folder))
 
 
-def known_project(con: duckdb.DuckDBPyConnection, client: ReviewClient, cfg: EngineConfig) -> int | None:
-    """The recorded project id of this dataset on ``client``'s server (None before the first push)."""
-    row = con.execute("SELECT project_id FROM review_projects WHERE url = ? AND title = ?",
-                      [client.url, project_title(cfg)]).fetchall()
-    return int(row[0][0]) if row else None
+def known_project(con: duckdb.DuckDBPyConnection, client: ReviewClient,
+                  cfg: EngineConfig) -> tuple[ProjectRef | None, list[str]]:
+    """The dataset's recorded project on ``client``'s server if it is still the one recorded, and the
+    lines said. None before the first push, or when it is gone (a pull creates nothing: the next
+    push does). Its tasks and answers are the caller's to check (:func:`reconcile_inventory`)."""
+    ref, notices = check_project(con, client, project_title(cfg))
+    return ref, notices
 
 
-def latest_run_id(con: duckdb.DuckDBPyConnection) -> str | None:
+def latest_run_id(con: duckdb.DuckDBPyConnection) -> int | None:
     """The most recent mining run that has a review queue (None when there is no queue)."""
-    if not has_table(con, "review_queue"):
-        return None
     # The schema (migration 0100) gives every mining run its finish time; an unfinished run sorts last.
     row = con.execute("SELECT m.run_id FROM mining_runs m WHERE EXISTS (SELECT 1 FROM review_queue q "
                       "WHERE q.run_id = m.run_id) ORDER BY m.finished_at DESC NULLS LAST, m.run_id DESC LIMIT 1").fetchall()
     if row:
-        return str(row[0][0])
+        return int(row[0][0])
     # Mining numbers its runs (BIGINT); the latest is the highest.
     row = con.execute("SELECT max(run_id) FROM review_queue").fetchall()[0]
-    return None if row[0] is None else str(row[0])
+    return None if row[0] is None else int(row[0])
 
 
-def reconcile_tasks(con: duckdb.DuckDBPyConnection, client: ReviewClient, project_id: int) -> int:
+def reconcile_tasks(con: duckdb.DuckDBPyConnection, client: ReviewClient, ref: ProjectRef) -> int:
     """Match 'sending' rows (a push interrupted after its import) to tasks the server already has.
 
     Returns how many rows were matched. Costs one request, and only when 'sending' rows exist.
     """
     pending = con.execute("SELECT count(*) FROM review_tasks WHERE project_id = ? AND status = 'sending'",
-                          [project_id]).fetchall()[0][0]
+                          [ref.key]).fetchall()[0][0]
     if not pending:
         return 0
     # Every task created by the interrupted import has a higher id than all recorded ones.
     floor = con.execute("SELECT coalesce(max(task_id), 0) FROM review_tasks WHERE project_id = ?",
-                        [project_id]).fetchall()[0][0]
-    found = client.tasks_after(project_id, int(floor))
+                        [ref.key]).fetchall()[0][0]
+    found = client.tasks_after(ref.project_id, int(floor))
     pairs = [(str(t["data"].get("engine_key")), int(t["id"])) for t in found if t["data"].get("engine_key")]
     if not pairs:
         return 0
@@ -138,7 +137,7 @@ def reconcile_tasks(con: duckdb.DuckDBPyConnection, client: ReviewClient, projec
         n = con.execute(
             "UPDATE review_tasks SET task_id = r.task_id, status = 'open' FROM _reconciled r "
             "WHERE review_tasks.project_id = ? AND review_tasks.status = 'sending' "
-            "AND review_tasks.engine_key = r.engine_key", [project_id]).fetchall()[0][0]
+            "AND review_tasks.engine_key = r.engine_key", [ref.key]).fetchall()[0][0]
     finally:
         con.unregister("_reconciled")
     return int(n)

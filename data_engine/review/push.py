@@ -2,13 +2,15 @@
 
 Idempotent: rows are recorded as 'sending' before their import and as 'open' (with the task id)
 after it, and a push that finds 'sending' rows first asks the server which of them it already has
-(by the ``engine_key`` in the task data) before importing the rest."""
+(by the ``engine_key`` in the task data) before importing the rest. Before that, the project is
+checked against the server (:mod:`data_engine.review.identity`): a project gone with its server's
+database or deleted is replaced, deleted tasks still open are sent again, deleted answers retracted."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +24,21 @@ from data_engine.review.labelstudio.labeling import (
     render_items,
     task_key,
 )
+from data_engine.review.identity import ProjectRef, lineage_keys
 from data_engine.review.project import ensure_project, latest_run_id, reconcile_tasks
 from data_engine.store.config import EngineConfig
 from data_engine.store.schema import stored_columns
-from data_engine.store.warehouse import FINISHED_TASK_STATUSES, has_table, quote_ident
+from data_engine.store.warehouse import FINISHED_TASK_STATUSES, quote_ident
 
 
 @dataclass
 class PushResult:
     """What one push did."""
 
-    project_id: int
-    run_id: str | None
+    project_id: int                # Label Studio's id of the project
+    run_id: int | None
+    project_key: int | None = None  # the engine's key of it (review_tasks.project_id)
+    notices: list[str] = field(default_factory=list)  # what changed on the server, one line each
     sent: int = 0
     reconciled: int = 0
     batches: int = 0
@@ -50,7 +55,7 @@ def push_queue(
     client: ReviewClient,
     cfg: EngineConfig,
     *,
-    run_id: str | None = None,
+    run_id: int | None = None,
     limit: int | None = None,
     batch_size: int | None = None,
 ) -> PushResult:
@@ -62,23 +67,24 @@ def push_queue(
     server fails; what was recorded so far stays, and the next push resumes.
     """
     started, requests_before = time.perf_counter(), client.request_count
-    project_id = ensure_project(con, client, cfg)
-    result = PushResult(project_id=project_id, run_id=run_id)
-    result.reconciled = reconcile_tasks(con, client, project_id)
-    run_id = run_id or latest_run_id(con)
+    ref = ensure_project(con, client, cfg)
+    result = PushResult(project_id=ref.project_id, run_id=run_id, project_key=ref.key, notices=ref.notices)
+    result.reconciled = reconcile_tasks(con, client, ref)
+    run_id = latest_run_id(con) if run_id is None else int(run_id)
     result.run_id = run_id
     if limit is None:
         still_open = con.execute(
             "SELECT count(*) FROM review_tasks WHERE project_id = ? AND status IN ('sending', 'open', 'partial')",
-            [project_id]).fetchall()[0][0]
+            [ref.key]).fetchall()[0][0]
         limit = max(cfg.review.budget - int(still_open), 0)
-    rows = _rows_to_send(con, project_id, run_id, limit, max_opinions=cfg.review.max_opinions)
+    rows = _rows_to_send(con, ref.key, run_id, limit, max_opinions=cfg.review.max_opinions,
+                         lineage=lineage_keys(con, ref.key))
     if not rows.empty:
         batch = batch_size or cfg.review.import_batch_size
         tasks = _build_tasks(con, cfg, rows)
         for start in range(0, len(rows), batch):
             part = rows.iloc[start:start + batch]
-            _send_batch(con, client, project_id, part, tasks[start:start + batch])
+            _send_batch(con, client, ref, part, tasks[start:start + batch])
             result.sent += len(part)
             result.batches += 1
     result.seconds = round(time.perf_counter() - started, 3)
@@ -86,12 +92,13 @@ def push_queue(
     return result
 
 
-def _rows_to_send(con: duckdb.DuckDBPyConnection, project_id: int, run_id: str | None, limit: int, *,
-                  max_opinions: int = 2) -> pd.DataFrame:
-    """Queue rows to import: 'sending' leftovers first, then new rows of ``run_id`` by rank, each
-    with its opinion number (1 for a first review)."""
-    # run ids are compared as text: mining numbers them, review_tasks keeps them as VARCHAR.
-    cols = ("CAST(q.run_id AS VARCHAR) AS run_id, q.rank, q.example_id, q.example_version, q.issue_types, q.priority, q.suggested_label, "
+def _rows_to_send(con: duckdb.DuckDBPyConnection, project_id: int, run_id: int | None, limit: int, *,
+                  max_opinions: int = 2, lineage: list[int] | None = None) -> pd.DataFrame:
+    """Queue rows to import: 'sending' leftovers of project (key) ``project_id`` first, then new rows
+    of ``run_id`` by rank, each with its opinion number (1 for a first review). What was sent to any
+    project of ``lineage`` (the earlier projects of the same title) counts as sent."""
+    lineage = lineage or [project_id]
+    cols = ("q.run_id, q.rank, q.example_id, q.example_version, q.issue_types, q.priority, q.suggested_label, "
             "q.suggested_score, q.given_label, CAST(q.scores AS VARCHAR) AS scores, "
             # A copy of a reviewed example shows its partner and the partner's verdict (lookalike detector).
             "(SELECT any_value(i.detail->>'partner_id') FROM issues i WHERE i.run_id = q.run_id "
@@ -101,11 +108,9 @@ def _rows_to_send(con: duckdb.DuckDBPyConnection, project_id: int, run_id: str |
             # The label check's words (a number's prediction and interval), shown by a task's header line.
             "(SELECT any_value(i.reason) FROM issues i WHERE i.run_id = q.run_id "
             " AND i.example_id = q.example_id AND i.issue_type = 'label' AND i.is_issue) AS label_note")
-    if not has_table(con, "review_queue"):
-        return pd.DataFrame()
     leftovers = con.execute(
         f"SELECT {cols}, rt.opinion, true AS recorded FROM review_tasks rt JOIN review_queue q "
-        "ON CAST(q.run_id AS VARCHAR) = rt.run_id AND q.example_id = rt.example_id AND q.example_version = rt.example_version "
+        "ON q.run_id = rt.run_id AND q.example_id = rt.example_id AND q.example_version = rt.example_version "
         "WHERE rt.project_id = ? AND rt.status = 'sending' AND rt.task_id IS NULL ORDER BY q.rank",
         [project_id]).fetchdf()
     fresh = pd.DataFrame()
@@ -118,15 +123,16 @@ def _rows_to_send(con: duckdb.DuckDBPyConnection, project_id: int, run_id: str |
             "JOIN current_examples ce ON ce.example_id = q.example_id AND ce.version = q.example_version "
             "LEFT JOIN (SELECT example_id, example_version, count(*) AS opinions, "
             "           count(*) FILTER (WHERE NOT list_contains(?::VARCHAR[], status)) AS unfinished "
-            "           FROM review_tasks WHERE project_id = ? GROUP BY ALL) t "
+            "           FROM review_tasks WHERE list_contains(?::BIGINT[], project_id) GROUP BY ALL) t "
             "  ON t.example_id = q.example_id AND t.example_version = q.example_version "
-            "WHERE CAST(q.run_id AS VARCHAR) = ? AND coalesce(t.unfinished, 0) = 0 "
+            "WHERE q.run_id = ? AND coalesce(t.unfinished, 0) = 0 "
             "AND coalesce(t.opinions, 0) < ? "
             # A run's row is sent once: another opinion takes a later run that queued it again.
-            "AND NOT EXISTS (SELECT 1 FROM review_tasks rt WHERE rt.project_id = ? AND rt.example_id = q.example_id "
-            "AND rt.example_version = q.example_version AND rt.run_id = CAST(q.run_id AS VARCHAR)) "
+            "AND NOT EXISTS (SELECT 1 FROM review_tasks rt WHERE list_contains(?::BIGINT[], rt.project_id) "
+            "AND rt.example_id = q.example_id "
+            "AND rt.example_version = q.example_version AND rt.run_id = q.run_id) "
             "ORDER BY q.rank LIMIT ?",
-            [list(FINISHED_TASK_STATUSES), project_id, str(run_id), max_opinions, project_id, int(limit)]).fetchdf()
+            [list(FINISHED_TASK_STATUSES), lineage, int(run_id), max_opinions, lineage, int(limit)]).fetchdf()
     frames = [f for f in (leftovers, fresh) if not f.empty]
     if not frames:
         return pd.DataFrame()
@@ -161,8 +167,8 @@ def _build_tasks(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, rows: pd.Dat
     tasks = []
     for row, item in zip(rows.to_dict("records"), items, strict=True):
         row["issue_types"] = list(row["issue_types"]) if row["issue_types"] is not None else []
-        tasks.append(build_task(ds, row, {}, item=item, partner=partners.get((str(row["run_id"]), row["example_id"])),
-                                model_version=models.get(row["run_id"], f"run {row['run_id']}")))
+        tasks.append(build_task(ds, row, {}, item=item, partner=partners.get((int(row["run_id"]), row["example_id"])),
+                                model_version=models.get(int(row["run_id"]), f"run {row['run_id']}")))
     return tasks
 
 
@@ -182,20 +188,18 @@ def image_prefix(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> str:
 
 
 def _partners(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, rows: pd.DataFrame,
-              inputs: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
+              inputs: list[str]) -> dict[tuple[int, str], dict[str, Any]]:
     """The near-duplicate partner's task fields per (run id, example id) of ``rows``: the partner
     the detector named (``issues.detail.duplicate_of``), rendered from its current version, with
     its label in force."""
-    if not has_table(con, "issues"):
-        return {}
-    keys = rows[["run_id", "example_id"]].astype(str).drop_duplicates()
+    keys = rows[["run_id", "example_id"]].astype({"run_id": "int64", "example_id": str}).drop_duplicates()
     con.register("_push_dups", keys)
     try:
         select = ", ".join(f"ce.{quote_ident(c)}" for c in inputs)
         found = con.execute(
             "SELECT k.run_id, k.example_id, ce.example_id AS partner_id, cl.label AS partner_label"
             f"{', ' + select if select else ''} FROM _push_dups k "
-            "JOIN issues i ON CAST(i.run_id AS VARCHAR) = k.run_id AND i.example_id = k.example_id "
+            "JOIN issues i ON i.run_id = k.run_id AND i.example_id = k.example_id "
             "AND i.issue_type = 'near_duplicate' AND i.is_issue "
             "JOIN current_examples ce ON ce.example_id = json_extract_string(i.detail, '$.duplicate_of') "
             "LEFT JOIN current_labels cl ON cl.example_id = ce.example_id AND NOT cl.is_discarded").fetchdf()
@@ -206,23 +210,23 @@ def _partners(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, rows: pd.DataFr
     found = found.drop_duplicates(["run_id", "example_id"]).reset_index(drop=True)
     items = render_items(cfg.dataset, found[inputs],
                          image_prefix=image_prefix(con, cfg) if cfg.dataset.image_column else "")
-    return {(r["run_id"], r["example_id"]): partner_fields(cfg.dataset, r["partner_id"], r["partner_label"], item)
+    return {(int(r["run_id"]), r["example_id"]): partner_fields(cfg.dataset, r["partner_id"], r["partner_label"], item)
             for r, item in zip(found.to_dict("records"), items, strict=True)}
 
 
-def _model_versions(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> dict[str, str]:
+def _model_versions(con: duckdb.DuckDBPyConnection, run_ids: Sequence[int]) -> dict[int, str]:
     """A model version label per mining run: the run's ``model_spec`` (``mining_runs``, migration 0100)."""
     if not run_ids:
         return {}
     out = {}
     for run_id, model in con.execute(
-            "SELECT run_id, model_spec FROM mining_runs WHERE list_contains(?, CAST(run_id AS VARCHAR))",
-            [[str(r) for r in run_ids]]).fetchall():
-        out[str(run_id)] = f"{model} (run {run_id})" if model else f"run {run_id}"
+            "SELECT run_id, model_spec FROM mining_runs WHERE list_contains(?::BIGINT[], run_id)",
+            [[int(r) for r in run_ids]]).fetchall():
+        out[int(run_id)] = f"{model} (run {run_id})" if model else f"run {run_id}"
     return out
 
 
-def _send_batch(con: duckdb.DuckDBPyConnection, client: ReviewClient, project_id: int, part: pd.DataFrame,
+def _send_batch(con: duckdb.DuckDBPyConnection, client: ReviewClient, ref: ProjectRef, part: pd.DataFrame,
                 tasks: list[dict[str, Any]]) -> None:
     """Record the batch as 'sending', import it in one request, record the task ids as 'open'."""
     fresh = part[~part["recorded"].astype(bool)]
@@ -236,15 +240,15 @@ def _send_batch(con: duckdb.DuckDBPyConnection, client: ReviewClient, project_id
                 "status, issue_types, given_label, suggested_label, suggested_score, priority) "
                 "SELECT ?, example_id, example_version, opinion, engine_key, run_id, 'sending', "
                 "CAST(issue_types AS VARCHAR[]), CAST(given_label AS VARCHAR), CAST(suggested_label AS VARCHAR), "
-                "suggested_score, priority FROM _intents", [project_id])
+                "suggested_score, priority FROM _intents", [ref.key])
         finally:
             con.unregister("_intents")
-    task_ids = client.import_tasks(project_id, tasks)
+    task_ids = client.import_tasks(ref.project_id, tasks)
     done = pd.DataFrame({"engine_key": list(part["engine_key"]), "task_id": task_ids})
     con.register("_imported", done)
     try:
         con.execute(
             "UPDATE review_tasks SET task_id = d.task_id, status = 'open', sent_at = now() FROM _imported d "
-            "WHERE review_tasks.project_id = ? AND review_tasks.engine_key = d.engine_key", [project_id])
+            "WHERE review_tasks.project_id = ? AND review_tasks.engine_key = d.engine_key", [ref.key])
     finally:
         con.unregister("_imported")

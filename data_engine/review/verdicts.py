@@ -10,27 +10,26 @@ from typing import Any
 
 import duckdb
 
-from data_engine.store.warehouse import has_table
-
-
-def verdict_stats(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> list[dict[str, Any]]:
+def verdict_stats(con: duckdb.DuckDBPyConnection, run_id: int | None = None) -> list[dict[str, Any]]:
     """Confirmed and rejected verdicts per mining run and issue type (``run_id`` to pick one run)."""
     sql = "SELECT run_id, issue_type, confirmed, rejected, reviewed FROM review_verdict_stats"
     params: list[Any] = []
     if run_id is not None:
         sql += " WHERE run_id = ?"
-        params.append(run_id)
+        params.append(int(run_id))
     rows = con.execute(sql + " ORDER BY run_id, issue_type", params).fetchall()
-    return [{"run_id": r[0], "issue_type": r[1], "confirmed": int(r[2]), "rejected": int(r[3]), "reviewed": int(r[4])}
+    return [{"run_id": int(r[0]) if r[0] is not None else None, "issue_type": r[1], "confirmed": int(r[2]), "rejected": int(r[3]), "reviewed": int(r[4])}
             for r in rows]
 
 
 def review_status(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """Counts of tasks by status, verdicts by outcome, events by source, the pull cursor, annotator quality."""
+    """Counts of tasks by status, verdicts by outcome, events by source, the pull cursor, annotator
+    quality, and the changes noticed on the server by kind (``review_changes``)."""
     tasks = dict(con.execute("SELECT status, count(*) FROM review_tasks GROUP BY status ORDER BY status").fetchall())
     outcomes = dict(con.execute("SELECT outcome, count(*) FROM review_verdicts GROUP BY outcome").fetchall())
     sources = dict(con.execute(
-        "SELECT source, count(*) FROM label_events WHERE source IN ('review', 'vote', 'consensus', 'rule', 'propagated') GROUP BY source"
+        "SELECT source, count(*) FROM label_events WHERE source IN ('review', 'vote', 'consensus', 'rule', 'propagated', "
+        "'retraction') GROUP BY source"
     ).fetchall())
     discards = con.execute("SELECT count(*) FROM review_verdicts WHERE is_discard").fetchall()[0][0]
     cursors = [{"project_id": r[0], "updated_after": r[1], "pulled_at": str(r[2]), "pulls": r[3]} for r in
@@ -38,16 +37,16 @@ def review_status(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     annotators = [{"annotator": r[0], "votes": int(r[1]), "agreement": r[2], "quality": r[3]} for r in
                   con.execute("SELECT annotator, n_votes, agreement, quality FROM review_annotator_quality "
                               "ORDER BY annotator").fetchall()]
+    # What was noticed of Label Studio changing under the engine (a new database, deletions).
+    changes = dict(con.execute("SELECT kind, count(*) FROM review_changes GROUP BY kind ORDER BY kind").fetchall())
     return {"tasks": tasks, "verdicts": outcomes, "discarded": int(discards), "events": sources, "cursors": cursors,
-            "annotators": annotators}
+            "annotators": annotators, "server_changes": changes}
 
 
 def latest_budget_split(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """The newest mining run's split of the review budget between fixes and new examples
     (:class:`data_engine.mine.budget.BudgetSplit` as metadata) with its queue's rows per way of
     choosing (``selection``: fix, the strategy, explore); empty before the first run that made one."""
-    if not has_table(con, "mining_runs"):
-        return {}
     row = con.execute("SELECT run_id, json_extract(summary, '$.budget_split') FROM mining_runs "
                       "ORDER BY run_id DESC LIMIT 1").fetchall()
     if not row or not row[0][1] or row[0][1] in ("{}", "null"):

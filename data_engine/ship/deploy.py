@@ -152,7 +152,7 @@ def _switch(con: duckdb.DuckDBPyConnection, home: Home, target: ModelRecord, act
 
 def promote(con: duckdb.DuckDBPyConnection, home: Home, version: int, *, reason: str,
             actor: str = "engine") -> Deployment:
-    """Make model ``version`` the champion (the gate's decision is the caller's; see :func:`deploy_if_better`)."""
+    """Make model ``version`` the champion (the gate's decision is the caller's; see :mod:`data_engine.ship.step`)."""
     target = get_model(con, version)
     current = current_champion(con)
     if current is not None and current.version == target.version:
@@ -213,18 +213,6 @@ def rollback(con: duckdb.DuckDBPyConnection, home: Home, *, reason: str = "rollb
         raise EngineError("nothing to roll back to: there has been no champion before the current one")
     target = get_model(con, stack[-2])
     return _switch(con, home, target, "rollback", reason, actor, "rolled back to v{new}")
-
-
-def deploy_if_better(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfig | None = None,
-                     version: int | None = None, *, actor: str = "engine") -> tuple[Any, Deployment | None]:
-    """Run the gate on a candidate and promote it when it passes; return ``(GateVerdict, Deployment | None)``."""
-    from data_engine.ship.gate import run_gate
-
-    verdict = run_gate(con, home, cfg, version)
-    if not verdict.promote:
-        return verdict, None
-    # The same promotion as the loop's ship step (data_engine.ship.step): from the recorded verdict.
-    return verdict, promote_gated(con, home, verdict.candidate_version, actor=actor)
 
 
 def sync_pointer(con: duckdb.DuckDBPyConnection, home: Home) -> ChampionPointer | None:

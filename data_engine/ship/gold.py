@@ -41,7 +41,6 @@ import duckdb
 import numpy as np
 
 from data_engine.store.config import GateConfig
-from data_engine.store.warehouse import has_table
 
 if TYPE_CHECKING:
     from data_engine.mine.candidates import ServedChoice
@@ -276,8 +275,6 @@ def last_verdict_gold(con: duckdb.DuckDBPyConnection) -> str | None:
 
 def last_scored_gold(con: duckdb.DuckDBPyConnection, version: int) -> tuple[str, float | None, float | None] | None:
     """``(gold version, accuracy, macro-F1)`` of model ``version``'s newest gold score, or None."""
-    if not has_table(con, "gold_scores"):
-        return None
     row = con.execute("SELECT gold_version, accuracy, macro_f1 FROM gold_scores WHERE model_version = ? "
                       "ORDER BY score_id DESC LIMIT 1", [int(version)]).fetchall()
     return None if not row else (str(row[0][0]), row[0][1], row[0][2])

@@ -2,6 +2,8 @@
 
 Dagster shows it as two assets (``candidate_model`` calls :func:`train_and_gate`, ``champion_model``
 calls :func:`promote_if_passed`); the demo calls :func:`ship_step`, the two parts in the same order.
+The CLI splits it the same way: ``train`` trains, ``deploy promote`` calls :func:`gate_and_promote`
+on the model a person names (the newest candidate by default).
 The promotion decision is the gate's recorded verdict (``gate_verdicts``), read by
 :func:`data_engine.ship.deploy.promote_gated`, never computed a second time.
 """
@@ -64,6 +66,20 @@ def promote_if_passed(con: duckdb.DuckDBPyConnection, home: Home, *, actor: str 
     if newest is not None and newest.status == "candidate" and gate is not None and gate.passed:
         deployment = promote_gated(con, home, newest.version, actor=actor)
     return Promotion(newest, deployment, current_champion(con))
+
+
+def gate_and_promote(con: duckdb.DuckDBPyConnection, home: Home, *, version: int | None = None,
+                     actor: str = "engine") -> tuple[GateVerdict, Deployment | None]:
+    """Gate model ``version`` (the newest candidate when None) against the champion and promote it
+    when it passes: ``(verdict, deployment or None)``; the same gate and promotion as the loop.
+
+    Raises :class:`EngineError` as :func:`data_engine.ship.gate.run_gate` does (no such candidate,
+    no gold data) and as :func:`data_engine.ship.deploy.promote_gated`.
+    """
+    verdict = run_gate(con, home, version=version)
+    if not verdict.promote:
+        return verdict, None
+    return verdict, promote_gated(con, home, verdict.candidate_version, actor=actor)
 
 
 def ship_step(con: duckdb.DuckDBPyConnection, home: Home, *, actor: str = "engine") -> ShipStepResult:

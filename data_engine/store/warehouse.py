@@ -39,22 +39,36 @@ def migration_names() -> list[str]:
     return sorted(p.name for p in files.iterdir() if p.name.endswith(".sql"))
 
 
-def apply_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Apply the migrations not yet recorded in ``schema_migrations``; return their names."""
+def pending_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The shipped migrations not yet recorded in ``schema_migrations`` (all of them for a new file)."""
+    recorded = con.execute("SELECT count(*) FROM information_schema.tables "
+                           "WHERE table_name = 'schema_migrations'").fetchall()[0][0]
+    done = {r[0] for r in con.execute("SELECT name FROM schema_migrations").fetchall()} if recorded else set()
+    return [name for name in migration_names() if name not in done]
+
+
+def apply_migrations(con: duckdb.DuckDBPyConnection, *, before: str | None = None) -> list[str]:
+    """Apply the migrations not yet recorded in ``schema_migrations``; return their names.
+
+    ``before``: apply only those whose name sorts before it (a warehouse as an older engine left
+    it, which the migration tests start from). Raises :class:`EngineError` naming the migration
+    when a stored value cannot be converted to its new type (nothing of that migration is kept)."""
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ DEFAULT now())"
     )
-    done = {r[0] for r in con.execute("SELECT name FROM schema_migrations").fetchall()}
     applied = []
-    for name in migration_names():
-        if name in done:
-            continue
+    for name in pending_migrations(con):
+        if before is not None and name >= before:
+            break
         sql = resources.files("data_engine.store.migrations").joinpath(name).read_text(encoding="utf-8")
         con.execute("BEGIN TRANSACTION")
         try:
             con.execute(sql)
             con.execute("INSERT INTO schema_migrations (name) VALUES (?)", [name])
             con.execute("COMMIT")
+        except duckdb.ConversionException as exc:
+            rollback_quietly(con)
+            raise EngineError(f"{name}: cannot convert a stored value: {_one_line(exc)}") from None
         except Exception:
             rollback_quietly(con)
             raise
@@ -137,7 +151,9 @@ def _connect(path: str, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnec
 def open_warehouse(home: Home, *, read_only: bool = False, wait_s: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the home's warehouse (migrated) and close it on exit.
 
-    ``read_only`` connections need an existing warehouse and never migrate.
+    ``read_only`` connections need an existing warehouse. The engine's code relies on the migrated
+    schema (it never probes for a table or column), so a warehouse written by an older engine is
+    migrated first, through a short writing connection, and then opened read-only.
     """
     if wait_s is None:
         wait_s = float(os.environ.get(LOCK_WAIT_ENV, DEFAULT_LOCK_WAIT_S))
@@ -146,6 +162,11 @@ def open_warehouse(home: Home, *, read_only: bool = False, wait_s: float | None 
         raise EngineError(f"{path}: no warehouse yet; ingest a file first")
     home.root.mkdir(parents=True, exist_ok=True)
     con = _connect(str(path), read_only, wait_s)
+    if read_only and pending_migrations(con):
+        con.close()
+        with open_warehouse(home, wait_s=wait_s):
+            pass
+        con = _connect(str(path), read_only, wait_s)
     try:
         if not read_only:
             apply_migrations(con)
@@ -180,22 +201,7 @@ def last_event_id(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Row counts of the public tables that exist in this warehouse."""
-    present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    counts = {}
-    for table in ("batches", "examples", "label_events", "quarantine", "predictions", "mining_runs",
-                  "issues", "review_queue", "review_tasks", "models", "deployments"):
-        if table in present:
-            counts[table] = con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0]
-    return counts
-
-
-def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    """Whether the warehouse has a table or view called ``name`` (an older warehouse may lack one)."""
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchall()[0][0] > 0
-
-
-def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    """The column names of ``table`` (empty when it does not exist)."""
-    return {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
-                                      [table]).fetchall()}
+    """Row counts of the warehouse's public tables."""
+    return {table: con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0]
+            for table in ("batches", "examples", "label_events", "quarantine", "predictions", "mining_runs",
+                          "issues", "review_queue", "review_tasks", "models", "deployments")}

@@ -13,7 +13,7 @@ import pytest
 from data_engine.cli import main
 from data_engine.demo.loop import _oracle_coverage, landed_labels
 from data_engine.errors import EngineError
-from data_engine.ingest.batch import ingest_path
+from data_engine.steps import ingest_step
 from data_engine.review.labelstudio.fake import FakeReviewClient
 from data_engine.review.labelstudio.labeling import chosen
 from data_engine.review.oracle import oracle_path, read_oracle
@@ -97,7 +97,7 @@ def test_demo_measures_any_home_from_its_oracle_and_the_landed_labels(tmp_path: 
     gold = frame.drop(columns=["true_label", "given_label"]).head(4).assign(id=[f"g{i}" for i in range(4)])
     (home.landing / "gold").mkdir(exist_ok=True)
     gold.to_csv(home.landing / "gold" / "gold.csv", index=False)
-    assert ingest_path(home, home.landing / "gold" / "gold.csv", gold=True).status == "ingested"
+    assert ingest_step(home, [home.landing / "gold" / "gold.csv"], gold=True)[0].status == "ingested"
     assert _oracle_coverage(home, oracle, landed)[1] == 4
     stranger = pd.DataFrame({"example_id": ["zz1", "zz2"], "label": ["1", "2"]})
     with pytest.raises(EngineError, match="none of its 2 ids is an example of this home"):

@@ -1,6 +1,8 @@
 """The CLI and the Dagster assets run the same loop steps: on two copies of one home, `data-engine
-mine` and the mining assets find the same issues and queue the same examples, and `train` + `deploy
-promote` and the ship assets reach the same gate verdict."""
+mine` and the mining assets find the same issues and queue the same examples, `review push` and
+the `review_tasks` asset send the same tasks, `review pull` and the `review_verdicts` asset record
+the same verdicts from the same answers, and `train` + `deploy promote` and the ship assets reach
+the same gate verdict."""
 
 from __future__ import annotations
 
@@ -11,16 +13,19 @@ import numpy as np
 import pandas as pd
 
 from assets.mine import mined_issues, oof_predictions
-from assets.resources import ComputeResource, EngineResource
+from assets.resources import ComputeResource, EngineResource, FakeLabelStudioResource
+from assets.review import review_tasks, review_verdicts
 from assets.ship import candidate_model, champion_model
 from data_engine.cli import main
 from data_engine.mine.weights import effective_weights
+from data_engine.review import project
+from data_engine.review.labelstudio.fake import FakeReviewClient
+from data_engine.review.labelstudio.labeling import choice_result
 from data_engine.ship.registry import current_champion, gate_record, latest_model
 from data_engine.ship.step import ship_step
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 from tests.homes import digits_split, make_home
-from tests.loop_support import review
 from tests.mine.review_rounds import lazy_reviewer, review_round
 
 # `uncertain` reads the champion's scores of unlabeled examples: the step the CLI used to skip.
@@ -51,7 +56,27 @@ def _gate(home: Home) -> tuple:
             champ.version)
 
 
-def test_cli_and_dagster_run_the_same_mining_and_ship_steps(tmp_path) -> None:
+def _review_state(home: Home) -> dict:
+    """The tasks sent to the Label Studio project (with their ids there), their verdicts and the
+    reviewers' ledger events (the simulated reviews of the set-up, project 0, left out)."""
+    pushed = "project_id IN (SELECT project_id FROM review_projects)"
+    with open_warehouse(home, read_only=True) as con:
+        tasks = con.execute("SELECT task_id, example_id, example_version, opinion, run_id, status, issue_types, "
+                            f"given_label, suggested_label FROM review_tasks WHERE {pushed} ORDER BY task_id").fetchall()
+        verdicts = con.execute("SELECT task_id, example_id, run_id, given_label, label, outcome, source "
+                               f"FROM review_verdicts WHERE {pushed} ORDER BY task_id").fetchall()
+        events = con.execute("SELECT event_id, example_id, example_version, label, source, actor FROM label_events "
+                             "WHERE source = 'review' AND actor <> 'sim-reviewer' ORDER BY event_id").fetchall()
+    return {"tasks": tasks, "verdicts": verdicts, "events": events}
+
+
+def _answer_truly(fake: FakeReviewClient, truth: pd.Series) -> None:
+    """A reviewer gives every task on ``fake`` its example's true label, in task order."""
+    for task_id in sorted(fake.tasks):
+        fake.create_annotation(task_id, choice_result(str(truth[fake.tasks[task_id]["data"]["example_id"]])))
+
+
+def test_cli_and_dagster_run_the_same_mining_review_and_ship_steps(tmp_path, monkeypatch) -> None:
     split = {"n_train": 240, "n_gold": 80, "n_unlabeled": 40, "noise": 0.1}
     home = make_home(tmp_path / "src", CONFIG, seed=3, **split)
     data = digits_split(seed=3, **split)
@@ -80,11 +105,26 @@ def test_cli_and_dagster_run_the_same_mining_and_ship_steps(tmp_path) -> None:
     assert cli["scores"] == dagster["scores"]
     assert cli["queue"] == dagster["queue"] and len(cli["queue"]) > 0
 
-    # A reviewer gives the queue's examples their true labels, the same on both copies; then retrain, gate
-    # and promote: `train` then `deploy promote` against the two ship assets.
-    for h in (cli_home, dagster_home):
-        with open_warehouse(h) as con:
-            review(con, {eid: truth[eid] for _, eid, _ in cli["queue"]})
+    # Push the queue to a Label Studio each (in memory), a reviewer gives every task its true label on
+    # both, then pull: `review push` / `review pull` against the `review_tasks` / `review_verdicts` assets.
+    cli_server, dagster_server = FakeReviewClient(), FakeReviewClient()
+    monkeypatch.setattr(project, "make_client", lambda home: cli_server)
+    label_studio = FakeLabelStudioResource.over(dagster_server)
+    review_resources = {"engine": engine, "label_studio": label_studio}
+    assert main(["--home", str(cli_root), "review", "push"]) == 0
+    assert dg.materialize([review_tasks], resources=review_resources).success
+    sent = [t["data"] for t in cli_server.tasks.values()]
+    assert sent == [t["data"] for t in dagster_server.tasks.values()] and len(sent) > 0
+    _answer_truly(cli_server, truth)
+    _answer_truly(dagster_server, truth)
+    assert main(["--home", str(cli_root), "review", "pull"]) == 0
+    assert dg.materialize([review_verdicts], resources=review_resources).success
+    cli_review, dagster_review = _review_state(cli_home), _review_state(dagster_home)
+    assert cli_review == dagster_review
+    assert len(cli_review["tasks"]) == len(sent) and len(cli_review["verdicts"]) == len(sent)
+    assert all(t[5] == "done" for t in cli_review["tasks"]) and len(cli_review["events"]) == len(sent)
+
+    # Then retrain, gate and promote: `train` then `deploy promote` against the two ship assets.
     assert main(["--home", str(cli_root), "train"]) == 0
     main(["--home", str(cli_root), "deploy", "promote"])  # exit 1 on a refusal: compared below
     assert dg.materialize([candidate_model, champion_model], resources={"engine": engine}).success

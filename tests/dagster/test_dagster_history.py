@@ -8,7 +8,7 @@ import dagster as dg
 from assets.history import record_history
 from data_engine.ingest.batch import ingest_file
 from data_engine.mine.run import run_mining
-from data_engine.ship.deploy import deploy_if_better
+from data_engine.ship.step import gate_and_promote
 from data_engine.ship.training import train_candidate
 from data_engine.store.warehouse import open_warehouse
 from tests.loop_support import make_home
@@ -28,7 +28,7 @@ def test_the_loop_run_outside_dagster_shows_in_its_instance(tmp_path) -> None:
         ingest_file(con, home.config.dataset, home.gold_landing / "gold.csv", gold=True)
         run_mining(con, home.config, home=home)
         train_candidate(con, home)
-        deploy_if_better(con, home)
+        gate_and_promote(con, home)
     (tmp_path / "dagster").mkdir()
     instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster"))
     assert record_history(home, instance) >= 6

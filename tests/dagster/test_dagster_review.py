@@ -82,8 +82,27 @@ def test_the_sensor_skips_until_a_project_exists_and_until_something_is_annotate
     assert isinstance(before_push, dg.SkipReason) and "no review project" in before_push.skip_message
     _materialize(review_tasks, resources)
     nothing_yet = _tick(resources)
-    assert isinstance(nothing_yet, dg.SkipReason) and "no new verdicts" in nothing_yet.skip_message
-    assert fake.url in nothing_yet.skip_message
+    # Nothing to pull; the project's counts go into the cursor (a later deletion shows against them).
+    assert isinstance(nothing_yet, dg.SensorResult) and not nothing_yet.run_requests
+    assert "no new verdicts" in nothing_yet.skip_reason.skip_message and fake.url in nothing_yet.skip_reason.skip_message
+    assert nothing_yet.cursor == f"|1:{QUEUED}:0"
+    still = _tick(resources, cursor=nothing_yet.cursor)
+    assert isinstance(still, dg.SkipReason) and "no new verdicts" in still.skip_message
+
+
+def test_the_sensor_pulls_when_the_server_lost_tasks_or_the_project(queued) -> None:
+    _, frame, fake, resources = queued
+    _materialize(review_tasks, resources)
+    idle = _tick(resources)
+    fake.delete_task(next(iter(fake.tasks)))  # the last open work is gone: no answer will come for it
+    lost = _tick(resources, cursor=idle.cursor)
+    assert isinstance(lost, dg.SensorResult) and len(lost.run_requests) == 1
+    assert lost.cursor == f"|1:{QUEUED - 1}:0" and "pulling to reconcile" in lost.run_requests[0].tags["data-engine/reason"]
+    fake.delete_project(1)
+    gone = _tick(resources, cursor=lost.cursor)
+    assert isinstance(gone, dg.SensorResult) and gone.cursor == ""
+    assert gone.run_requests[0].run_key == f"pull-gone-{lost.cursor}"
+    assert "is gone from" in gone.run_requests[0].tags["data-engine/reason"]
 
 
 def test_sensor_then_pull_puts_the_verdicts_in_the_ledger_and_moves_the_cursor(queued) -> None:

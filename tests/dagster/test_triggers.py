@@ -134,3 +134,19 @@ def test_gold_alone_is_not_mined(tmp_path):
         insert_examples(con, home, ["g1", "g2"], np.zeros((2, 64)), ["1", "2"], batch="gold", gold=True)
         decision = mining_trigger(con)
     assert not decision.run and "gold data is for evaluation only" in decision.reason
+
+
+def test_tasks_gone_from_label_studio_start_one_run_that_sends_them_again(env):
+    home, _ = env
+    with open_warehouse(home) as con:
+        _record_mining_run(con, 1)
+        assert not mining_trigger(con).run
+        _task(con, "a", "open")
+        # A pull found the task deleted in Label Studio: back to 'sending', without a task id.
+        con.execute("UPDATE review_tasks SET status = 'sending', task_id = NULL")
+        con.execute("INSERT INTO review_changes (project_key, kind, task_id) VALUES (1, 'task_deleted', 7)")
+        again = mining_trigger(con)
+        assert again.run and "1 review task(s) to send again" in again.reason
+        assert again.run_key == f"{mining_state(con).run_key}-resend-1"  # once per change noticed
+        con.execute("UPDATE review_tasks SET status = 'open', task_id = 9")
+        assert not mining_trigger(con).run

@@ -44,6 +44,6 @@ def review_round(con, home: Home, reviewer: Reviewer, rng: np.random.Generator, 
             "SELECT 0, q.example_id, q.example_version, "
             "  1 + (SELECT count(*) FROM review_tasks t WHERE t.example_id = q.example_id "
             "       AND t.example_version = q.example_version), "
-            "  q.example_id, CAST(q.run_id AS VARCHAR), 'done' FROM review_queue q WHERE q.run_id = ?",
+            "  q.example_id, q.run_id, 'done' FROM review_queue q WHERE q.run_id = ?",
             [summary.run_id])
     return summary, queue

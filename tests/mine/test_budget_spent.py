@@ -27,7 +27,7 @@ def test_split_gives_slots_no_new_example_can_take_to_the_flags():
 
 def test_fully_labeled_data_with_a_reviewer_who_confirms_under_half_keeps_spending_the_budget(tmp_path, capsys):
     home = make_home(tmp_path, {"mining": {"detectors": ["label", "near_duplicate", "outlier", "uncertain"]}})
-    seeded = seed_digits(home, n_train=1400, n_gold=200, n_unlabeled=0, noise=0.2, seed=1)
+    seeded = seed_digits(home, n_train=700, n_gold=200, n_unlabeled=0, noise=0.2, seed=1)
     truth = pd.Series(seeded["y"], index=seeded["ids"])
     reviewer = lazy_reviewer(truth, keep_share=0.6)
     rng = np.random.default_rng(0)

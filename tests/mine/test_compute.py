@@ -112,6 +112,8 @@ def test_scale_model_predicts_from_cpu_seconds_and_caps_at_the_task_count() -> N
     assert "cannot beat the local pool" in text and "oof +2.0 cpu-s" in text
 
 
+# slow: a whole `bench scale` run (1000 rows is its floor); the scale model's arithmetic is tested above.
+@pytest.mark.slow
 def test_scale_bench_runs_its_stages_on_the_local_pool() -> None:
     from data_engine.bench.scale import STAGES, format_result, run_scale_bench
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_engine.ingest.batch import ingest_path
+from data_engine.steps import ingest_step
 from data_engine.steps import mine_step
 from data_engine.store.warehouse import open_warehouse
 from tests.homes import make_home
@@ -46,7 +46,7 @@ def test_wrong_ratings_of_sentences_rank_first(tmp_path: Path) -> None:
     wrong = [i for i in range(250) if abs(10 - 2 * frame.loc[i, "stars"]) >= 4][:6]
     frame.loc[wrong, "stars"] = (10 - frame.loc[wrong, "stars"]).round(1)
     frame.to_csv(home.landing / "reviews.csv", index=False)
-    ingest_path(home, home.landing / "reviews.csv")
+    ingest_step(home, [home.landing / "reviews.csv"])
     mined = mine_step(home)
     with open_warehouse(home) as con:
         ranked = [r[0] for r in con.execute("SELECT example_id FROM issues WHERE run_id = ? AND issue_type = 'label' "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from data_engine.ingest.batch import ingest_path
+from data_engine.steps import ingest_step
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 from tests.homes import make_home
@@ -78,7 +78,7 @@ def test_sigkill_mid_load_leaves_nothing_and_the_retry_stores_every_row(tmp_path
     template = make_home(tmp_path, name="template")
     small = tmp_path / "small.csv"
     _write_csv(small, "s", 50)
-    ingest_path(template, small)  # data that was there before the kill and must stay
+    ingest_step(template, [small])  # data that was there before the kill and must stay
     big = tmp_path / "big.csv"
     _write_csv(big, "b", ROWS)
     for phase in ("reading", "writing", "late-writing"):

@@ -12,15 +12,11 @@ from data_engine.review.labelstudio.labeling import DISCARD_CHOICE, choice_resul
 from data_engine.review.pull import pull_verdicts
 from data_engine.review.push import push_queue
 from data_engine.store.warehouse import open_warehouse
-from tests.review_support import digits_home, make_queue
+from tests.review_support import digits_home, make_queue, pushed_to_fake
 
 
 def _pushed(tmp_path, n=12, **review):
-    home, frame = digits_home(tmp_path / "home", n=n, review=review or None)
-    make_queue(home, frame)
-    client = FakeReviewClient()
-    with open_warehouse(home) as con:
-        push_queue(con, client, home.config)
+    home, frame, client = pushed_to_fake(tmp_path, n, **review)
     tasks = {t["data"]["example_id"]: t["id"] for t in client.tasks.values()}
     return home, frame, client, tasks
 
@@ -187,7 +183,7 @@ def test_pull_before_any_push_does_nothing(tmp_path):
 
 
 def test_sensor_decision_runs_only_when_there_is_something_new(tmp_path):
-    from data_engine.review.pull import pull_decision
+    from data_engine.triggers import pull_decision
 
     home, frame, client, tasks = _pushed(tmp_path)
     idle = pull_decision(client, home.config, None)
@@ -200,7 +196,7 @@ def test_sensor_decision_runs_only_when_there_is_something_new(tmp_path):
 
 
 def test_sensor_decision_skips_with_the_cause_when_the_server_fails(tmp_path):
-    from data_engine.review.pull import pull_decision
+    from data_engine.triggers import pull_decision
 
     home, _, client, _ = _pushed(tmp_path)
     client.fail_with = ReviewServiceError("cannot reach Label Studio at http://fake: connection refused")

@@ -9,6 +9,7 @@ import pytest
 
 from data_engine.errors import EngineError
 from data_engine.ship import deploy, registry
+from data_engine.ship.step import gate_and_promote
 from data_engine.ship.training import train_candidate
 from data_engine.store.warehouse import open_warehouse
 from tests.loop_support import make_home, review, train_again
@@ -70,10 +71,10 @@ def test_a_corrupted_artifact_is_never_deployed(home):
     assert deploy.read_pointer(home).version == first.version
 
 
-def test_deploy_if_better_runs_the_gate_then_promotes(home):
+def test_gate_and_promote_runs_the_gate_then_promotes(home):
     with open_warehouse(home) as con:
         train_candidate(con, home)
-        verdict, dep = deploy.deploy_if_better(con, home)
+        verdict, dep = gate_and_promote(con, home)
         assert verdict.promote and dep.model_version == 1 and dep.previous_version is None
         report = deploy.status(con, home)
     assert report["champion"]["version"] == 1 and report["pointer_in_sync"]

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from data_engine.bench.detect_regression import inject_value_errors, load_diabetes_frame, run_regression_detect_benchmark
-from data_engine.ingest.batch import ingest_path
+from data_engine.steps import ingest_step
 from data_engine.review.labelstudio.fake import FakeReviewClient
 from data_engine.review.oracle import oracle_path, read_oracle
 from data_engine.review.pull import pull_verdicts
@@ -55,8 +55,8 @@ def _home(root: Path, name: str, labels: np.ndarray, X: pd.DataFrame, y: np.ndar
         frame.insert(0, "id", ids[part])
         frame["target"] = values
         frame.to_csv(path, index=False)
-    ingest_path(home, home.landing / "train.csv")
-    ingest_path(home, home.landing / "gold" / "gold.csv")
+    ingest_step(home, [home.landing / "train.csv"])
+    ingest_step(home, [home.landing / "gold" / "gold.csv"])
     (home.root / "oracle.jsonl").write_text(
         "".join(json.dumps({"id": i, "label": float(v)}) + "\n" for i, v in zip(ids[train], y[train])), encoding="utf-8")
     return home

@@ -8,7 +8,8 @@ import pytest
 
 from data_engine.bench.datasets import make_tabular_dataset
 from data_engine.ingest.batch import ingest_file
-from data_engine.ship import deploy, scoring, training
+from data_engine.ship import scoring, training
+from data_engine.ship.step import gate_and_promote
 from data_engine.store.warehouse import open_warehouse
 from tests.homes import make_home
 
@@ -57,7 +58,7 @@ def test_tabular_loop_with_the_default_model(home):
         assert choice.chosen == choice.best.name
         assert result.record.model_spec.startswith("+".join(choice.members) + "/tabular")
         assert result.record.input_schema["color"] == "categorical"
-        verdict, dep = deploy.deploy_if_better(con, h)
+        verdict, dep = gate_and_promote(con, h)
         assert verdict.promote and dep is not None
         assert verdict.candidate.accuracy > 0.5  # 4 classes: chance is 0.25
         scored = scoring.score_unlabeled(con, h)

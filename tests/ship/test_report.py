@@ -9,7 +9,7 @@ import pytest
 from data_engine.cli import main
 from data_engine.mine.run import run_mining
 from data_engine.ship import training
-from data_engine.ship.deploy import deploy_if_better
+from data_engine.ship.step import gate_and_promote
 from data_engine.ship.report import build_report, format_report
 from data_engine.store.warehouse import open_warehouse
 from tests.loop_support import make_home, review, seed_digits
@@ -21,13 +21,13 @@ def test_report_rows_per_champion_and_the_two_ways_forward(tmp_path, capsys):
     truth = dict(zip(info["ids"], info["y"]))
     with open_warehouse(home) as con:
         training.train_candidate(con, home)
-        deploy_if_better(con, home)
+        gate_and_promote(con, home)
         # 30 reviews: 20 fix flipped labels, 10 confirm right ones.
         flipped = list(info["flipped"][:20])
         right = [i for i in info["ids"][info["parts"]["train"]] if i not in set(info["flipped"])][:10]
         review(con, {i: truth[i] for i in flipped + right})
         second = training.train_candidate(con, home).record
-        _, deployed = deploy_if_better(con, home)
+        _, deployed = gate_and_promote(con, home)
         assert deployed is not None  # corrections only: at least a tie, which more reviewed labels win
         report = build_report(con)
     assert [r.version for r in report.rows] == [1, second.version]

@@ -39,14 +39,7 @@ def test_migrations_are_recorded_once_in_order(toy_home: Home) -> None:
 
 def _warehouse_before(con: duckdb.DuckDBPyConnection, first_new: str) -> None:
     """Apply (and record) only the migrations named before ``first_new``: an older warehouse."""
-    from importlib import resources
-
-    con.execute("CREATE TABLE schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ DEFAULT now())")
-    for name in migration_names():
-        if name >= first_new:
-            break
-        con.execute(resources.files("data_engine.store.migrations").joinpath(name).read_text(encoding="utf-8"))
-        con.execute("INSERT INTO schema_migrations (name) VALUES (?)", [name])
+    apply_migrations(con, before=first_new)
 
 
 def test_text_hashes_of_an_older_warehouse_become_the_same_integers() -> None:

@@ -178,13 +178,9 @@ def agreeing_copies_pay(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether reviewers confirmed at least :data:`PAYING_RATE` of at least :data:`MIN_COPY_VERDICTS`
     reviewed ``near_duplicate`` flags of copies whose labels agreed (``issues.detail.labels_disagree``
     false), over all runs."""
-    from data_engine.store.warehouse import has_table
-
-    if not (has_table(con, "review_verdicts") and has_table(con, "issues")):
-        return False
     confirmed, reviewed = con.execute(
         "SELECT count(*) FILTER (WHERE v.outcome = 'confirmed'), count(*) FROM review_verdicts v "
-        "JOIN issues i ON CAST(i.run_id AS VARCHAR) = v.run_id AND i.example_id = v.example_id "
+        "JOIN issues i ON i.run_id = v.run_id AND i.example_id = v.example_id "
         "AND i.issue_type = 'near_duplicate' AND i.is_issue "
         "WHERE list_contains(v.issue_types, 'near_duplicate') "
         "AND NOT coalesce(TRY_CAST(json_extract(i.detail, '$.labels_disagree') AS BOOLEAN), false)").fetchall()[0]

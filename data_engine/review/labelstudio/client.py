@@ -53,8 +53,17 @@ class ReviewClient(Protocol):
     def find_project(self, title: str) -> int | None:
         """The id of the project titled ``title``, if there is one."""
 
-    def project_exists(self, project_id: int) -> bool:
-        """Whether project ``project_id`` still exists."""
+    def project_info(self, project_id: int) -> dict[str, Any] | None:
+        """Project ``project_id`` as ``{"id", "title", "created_at", "tasks", "annotations"}`` (its task
+        and annotation counts; None when the server has no such project)."""
+
+    def server_identity(self) -> str:
+        """What identifies this server's database: its organisation's id and creation time (a server
+        restarted on a new database has a new one, even on the same URL and with the same ids)."""
+
+    def task_inventory(self, project_id: int, min_task_id: int) -> dict[int, dict[int, str | None]]:
+        """Every task of the project with an id above ``min_task_id``: task id -> {annotation id ->
+        annotation created_at} (cancelled annotations included)."""
 
     def create_project(self, title: str, label_config: str, *, description: str = "",
                        maximum_annotations: int = 1) -> int:
@@ -181,20 +190,43 @@ class LabelStudioClient:
 
         return self._call(f"looking up project {title!r}", run)
 
-    def project_exists(self, project_id: int) -> bool:
-        """Whether project ``project_id`` exists (404 -> False)."""
+    def project_info(self, project_id: int) -> dict[str, Any] | None:
+        """Project ``project_id``'s id, title and created_at (404 -> None)."""
         from label_studio_sdk.core.api_error import ApiError
 
-        def run() -> bool:
+        def run() -> dict[str, Any] | None:
             try:
-                self._sdk.projects.get(id=project_id)
-                return True
+                project = self._sdk.projects.get(id=project_id)
             except ApiError as exc:
                 if exc.status_code == 404:
-                    return False
+                    return None
                 raise
+            return {"id": int(project.id), "title": project.title, "created_at": _iso(project.created_at),
+                    "tasks": project.task_number, "annotations": project.total_annotations_number}
 
         return self._call(f"reading project {project_id}", run)
+
+    def server_identity(self) -> str:
+        """``organization <id> created <time>`` of the key owner's active organisation: Label Studio
+        creates it with its database (the first user's sign-up), so a new database gives a new time
+        even when the URL, the ids and the token are the same. ``/api/version`` names the release
+        only, the same for every instance."""
+        def run() -> str:
+            org_id = self._sdk.users.whoami().active_organization
+            # The list names each organisation's id and creation time only (the detail page would
+            # also carry its invite token, which has no business here).
+            created = {int(o.id): o.created_at for o in self._sdk.organizations.list() if o.id is not None}
+            return f"organization {org_id} created {_iso(created.get(int(org_id))) if org_id is not None else None}"
+
+        return self._call("reading the server's organization", run)
+
+    def task_inventory(self, project_id: int, min_task_id: int) -> dict[int, dict[int, str | None]]:
+        """Task ids with their annotations' ids and creation times: one Data Manager listing of ids
+        only (no data, no results), 1,000 tasks a page."""
+        rows = self._list_tasks(f"listing the tasks of project {project_id}", project_id,
+                                [_filter("tasks:id", "greater", "Number", int(min_task_id))],
+                                with_annotations=True, include="id,annotations,created_at")
+        return {t["id"]: {a["id"]: a["created_at"] for a in t["annotations"]} for t in rows}
 
     def create_project(self, title: str, label_config: str, *, description: str = "",
                        maximum_annotations: int = 1) -> int:
@@ -236,12 +268,13 @@ class LabelStudioClient:
         return [int(i) for i in ids]
 
     def _list_tasks(self, what: str, project_id: int, items: list[dict[str, Any]], *, ordering: str = "tasks:id",
-                    with_annotations: bool = False, limit: int | None = None) -> list[dict[str, Any]]:
+                    with_annotations: bool = False, limit: int | None = None,
+                    include: str | None = None) -> list[dict[str, Any]]:
         query = json.dumps({"filters": {"conjunction": "and", "items": items}, "ordering": [ordering]})
         # `include` names the task AND annotation fields to serialise: leaving out the data (base64
         # images), predictions and the Data Manager's extra columns makes reading 2,000 annotated
         # tasks about 2.5x faster than fields=all.
-        include = _ANNOTATED_FIELDS if with_annotations else "id,data,updated_at"
+        include = include or (_ANNOTATED_FIELDS if with_annotations else "id,data,updated_at")
 
         def run() -> list[dict[str, Any]]:
             out: list[dict[str, Any]] = []

@@ -4,6 +4,7 @@ fail like a real server does. Integration tests use the real server."""
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 from collections.abc import Iterator, Sequence
@@ -18,10 +19,18 @@ class FakeReviewClient:
 
     ``fail_with`` makes every call raise that error (a server that is down); ``fail_on_import = n``
     makes the n-th import call store its tasks and then raise, like a connection lost before the reply.
+    :meth:`delete_project`, :meth:`delete_task`, :meth:`delete_annotation` and :meth:`reset_database`
+    do what a person (or a lost volume) does to a real server.
     """
 
     def __init__(self, url: str = "http://fake-label-studio") -> None:
         self.url = url
+        self._clock = datetime(2026, 1, 1, tzinfo=UTC)
+        self.reset_database()
+
+    def reset_database(self) -> None:
+        """Forget everything, as a server restarted on a new database does: ids start again from 1,
+        and the organisation gets a new creation time."""
         self.projects: dict[int, dict[str, Any]] = {}
         self.tasks: dict[int, dict[str, Any]] = {}
         self.annotations: dict[int, dict[str, Any]] = {}
@@ -31,8 +40,9 @@ class FakeReviewClient:
         self.fail_on_import = 0
         self.import_calls = 0
         self._requests = 0
-        self._ids = itertools.count(1)
-        self._clock = datetime(2026, 1, 1, tzinfo=UTC)
+        # One id sequence per kind, as the server's tables have: a new database starts them all at 1.
+        self._ids = collections.defaultdict(lambda: itertools.count(1))
+        self.organization_created = self._tick()
 
     @property
     def request_count(self) -> int:
@@ -62,18 +72,51 @@ class FakeReviewClient:
         self._enter()
         return next((pid for pid, p in self.projects.items() if p["title"] == title), None)
 
-    def project_exists(self, project_id: int) -> bool:
-        """Whether the project exists."""
+    def project_info(self, project_id: int) -> dict[str, Any] | None:
+        """The project's id, title and created_at (None once deleted)."""
         self._enter()
-        return project_id in self.projects
+        p = self.projects.get(project_id)
+        if p is None:
+            return None
+        tasks = list(self._project_tasks(project_id))
+        return {"id": project_id, "title": p["title"], "created_at": p["created_at"], "tasks": len(tasks),
+                "annotations": sum(len(t["annotation_ids"]) for t in tasks)}
+
+    def server_identity(self) -> str:
+        """The organisation of this (fake) database."""
+        self._enter()
+        return f"organization 1 created {self.organization_created}"
+
+    def task_inventory(self, project_id: int, min_task_id: int) -> dict[int, dict[int, str | None]]:
+        """Task id -> {annotation id -> created_at} of the project's tasks above ``min_task_id``."""
+        self._enter()
+        return {t["id"]: {a: self.annotations[a]["created_at"] for a in t["annotation_ids"]}
+                for t in self._project_tasks(project_id) if t["id"] > min_task_id}
+
+    def delete_project(self, project_id: int) -> None:
+        """Delete a project with its tasks and annotations."""
+        for tid in [t["id"] for t in self._project_tasks(project_id)]:
+            self.delete_task(tid)
+        del self.projects[project_id]
+
+    def delete_task(self, task_id: int) -> None:
+        """Delete a task with its annotations."""
+        for aid in list(self.tasks[task_id]["annotation_ids"]):
+            del self.annotations[aid]
+        del self.tasks[task_id]
+
+    def delete_annotation(self, annotation_id: int) -> None:
+        """Delete an annotation (its task's updated_at is left as it was)."""
+        ann = self.annotations.pop(annotation_id)
+        self.tasks[ann["task"]]["annotation_ids"].remove(annotation_id)
 
     def create_project(self, title: str, label_config: str, *, description: str = "",
                        maximum_annotations: int = 1) -> int:
         """Create a project."""
         self._enter()
-        pid = next(self._ids)
+        pid = next(self._ids["project"])
         self.projects[pid] = {"title": title, "label_config": label_config, "description": description,
-                              "maximum_annotations": maximum_annotations}
+                              "maximum_annotations": maximum_annotations, "created_at": self._tick()}
         return pid
 
     def ensure_local_storage(self, project_id: int, path: str) -> int:
@@ -87,7 +130,7 @@ class FakeReviewClient:
     def create_view(self, project_id: int, data: dict[str, Any]) -> int:
         """Store a saved view of the project."""
         self._enter()
-        vid = next(self._ids)
+        vid = next(self._ids["view"])
         self.views[vid] = {"project": project_id, "data": dict(data)}
         return vid
 
@@ -99,7 +142,7 @@ class FakeReviewClient:
             raise ReviewServiceError(f"Label Studio at {self.url} rejected importing into project {project_id}: HTTP 404")
         ids = []
         for task in tasks:
-            tid = next(self._ids)
+            tid = next(self._ids["task"])
             now = self._tick()
             self.tasks[tid] = {"id": tid, "project": project_id, "data": json.loads(json.dumps(task["data"])),
                                "predictions": task.get("predictions", []), "updated_at": now, "annotation_ids": []}
@@ -149,7 +192,7 @@ class FakeReviewClient:
                           completed_by: int | None = None, was_cancelled: bool = False) -> int:
         """Add an annotation and bump the task's updated_at, as the server does."""
         self._enter()
-        aid = next(self._ids)
+        aid = next(self._ids["annotation"])
         now = self._tick()
         self.annotations[aid] = {"id": aid, "task": task_id, "completed_by": completed_by or 1, "result": result,
                                  "was_cancelled": was_cancelled, "lead_time": lead_time, "created_at": now,
