@@ -29,6 +29,10 @@ def ingest_metadata(result: IngestResult) -> dict[str, dg.MetadataValue]:
         meta["ignored_columns"] = value(", ".join(result.ignored_columns))
     if result.column_types:
         meta["column_types"] = value(result.column_types)
+    if result.changed_columns:  # {column: rows} of the changed versions
+        meta["changed_columns"] = value(result.changed_columns)
+    if result.unknown_labels:  # {label: rows} quarantined as not one of the classes
+        meta["unknown_labels"] = value(result.unknown_labels)
     if result.warnings:
         meta["warnings"] = dg.MetadataValue.md("\n".join(f"- {w}" for w in result.warnings))
     if result.notes:

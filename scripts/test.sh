@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The test suite. Without arguments: all of it, real servers included (the tests start Label Studio
 # and Dagster themselves). `--fast`: only the tests that start no server, i.e. not marked
-# `integration` (Label Studio, the Dagster daemon, Dask, PostgreSQL), `browser` or `slow`; no
-# browser set-up. Further arguments go to pytest.
+# `integration` (Label Studio, the Dagster daemon, Dask, PostgreSQL), `browser`, `slow` or `heavy`
+# (the tests measured at 1 s or more, tests/heavy_tests.txt); no browser set-up. Further arguments go to pytest.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--fast" ]; then
   shift
-  set -- -m "not integration and not browser and not slow" "$@"
+  set -- -m "not integration and not browser and not slow and not heavy" "$@"
 else
   bash scripts/browser.sh || exit 1
 fi

@@ -8,8 +8,13 @@ from assets.resources import WAREHOUSE_TAG, EngineResource
 from data_engine.triggers import gold_trigger, retrain_trigger
 from sensors.common import priority_tag, read_warehouse, run_request, runs_in_flight
 
+# The out-of-fold predictions come first: their data version is the label snapshot, so the candidate
+# records the labels it was trained on. Without them a retrain that beat mining to new verdicts
+# leaves the candidate "Unsynced" once mining catches up, though no label is missing from it. When
+# mining already saw these labels the step re-uses the stored predictions (no fit).
 retrain_job = dg.define_asset_job(
-    "retrain_job", selection=dg.AssetSelection.assets("candidate_model", "champion_model", "champion_scores"),
+    "retrain_job", selection=dg.AssetSelection.assets("oof_predictions", "candidate_model", "champion_model",
+                                                      "champion_scores"),
     tags={**WAREHOUSE_TAG, **priority_tag("retrain_job")},
     executor_def=dg.in_process_executor,
     description="Train a candidate, gate it against the champion on gold data, deploy it if it passes.",

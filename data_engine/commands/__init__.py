@@ -15,4 +15,5 @@ COMMAND_MODULES = (
     "data_engine.commands.demo",
     "data_engine.commands.compute",
     "data_engine.commands.export",
+    "data_engine.commands.classes",
 )

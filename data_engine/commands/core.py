@@ -87,6 +87,7 @@ def cmd_ingest(args: argparse.Namespace, home: Home) -> int:
     from data_engine.ingest.summary import summarize
     from data_engine.ingest.landing import PREDICTIONS_DIR, link_reason, not_ingested_reason
     from data_engine.steps import ingest_step
+    from data_engine.store.classes import config_drift
     from data_engine.store.warehouse import open_warehouse
 
     missing = [str(f) for f in args.files if not f.is_file()]
@@ -99,6 +100,12 @@ def cmd_ingest(args: argparse.Namespace, home: Home) -> int:
         inside = f.absolute().is_relative_to(home.landing.absolute())
         if inside and (why := link_reason(home.landing.absolute(), f.absolute())):
             raise EngineError(f"{f}: {why}")
+    _ = home.config  # a mistaken --home must not become a home (ingest_step checks the same)
+    if home.warehouse_path.exists():
+        with open_warehouse(home, read_only=True) as con:
+            drift = config_drift(con, home.config.dataset)
+        if drift:  # said before anything is ingested, never applied silently
+            print(f"note: {drift}", file=sys.stderr)
     # Without --gold a file is gold when it lies under landing/gold/, as the landing sensor takes it.
     results = ingest_step(home, args.files, gold=True if args.gold else None, regold=args.regold)
     landed_gold = [r for r in results if r.is_gold and r.status == "ingested"]

@@ -14,7 +14,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,9 @@ import pandas as pd
 from data_engine.errors import EngineError
 from data_engine.mine.spec import ModelSpec
 from data_engine.store.home import Home
+
+if TYPE_CHECKING:
+    from data_engine.tasks import Task
 
 
 @dataclass
@@ -139,7 +142,7 @@ def load_held_out(home: Home, oracle: pd.DataFrame) -> HeldOut:
 
 
 def held_out_accuracy(data: HeldOut, recipes: dict[str, tuple[Any, ...]], *, seed: int = 0,
-                      n_jobs: int = 2) -> dict[str, float]:
+                      n_jobs: int = 2, task: Task | None = None, classes: list[str] | None = None) -> dict[str, float]:
     """Accuracy against the true labels of each recipe (model spec, training labels by example id,
     optionally the members' mixture weights), with every example predicted by a model that never
     trained on it.
@@ -149,30 +152,42 @@ def held_out_accuracy(data: HeldOut, recipes: dict[str, tuple[Any, ...]], *, see
     examples (trained on the recipe's labels, scored against the truth). Why not the gold split
     alone: the demo's is 359 digits, where one example is 0.28 points and the noisy-to-clean gap of
     a robust model a couple of examples; this way all 1,797 count.
+
+    ``task`` / ``classes``: the dataset's task and classes (default: one class per example). For
+    tags the models are the task's one-vs-rest wrappers fitted on the tag matrix, the folds plain
+    shuffled K-fold, and an example counts as right when its whole tag set is (exact match).
     """
     from joblib import Parallel, delayed
     from sklearn.base import clone
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import KFold, StratifiedKFold
 
     from data_engine.mine.models import Schema, build_estimator
     from data_engine.ship.training import limited_threads
+    from data_engine.tasks import Classification
 
+    task = task or Classification()
+    classes = list(classes or sorted(set(data.truth)))
+    tags = task.encode([], classes).ndim == 2  # the task's labels are a tag matrix (n, K)
     train = np.flatnonzero(~data.is_gold)
     gold = np.flatnonzero(data.is_gold)
-    # Folds stratified by the truth, the same for every recipe, so recipes differ only in labels.
-    folds = StratifiedKFold(EVAL_FOLDS, shuffle=True, random_state=seed).split(train, data.truth[train])
+    # Folds stratified by the truth (tags: shuffled), the same for every recipe, so recipes differ only in labels.
+    splitter = KFold if tags else StratifiedKFold
+    folds = splitter(EVAL_FOLDS, shuffle=True, random_state=seed).split(train, data.truth[train])
     # A home without gold data (a user's own) is measured on its training examples alone.
     splits = [(train[fit], train[test]) for fit, test in folds] + ([(train, gold)] if len(gold) else [])
     tasks = []
     for name, (spec, labels, *weights) in recipes.items():
         # Examples without a label in the recipe (discarded ones) are left out of training only.
         y = labels.reindex(data.example_ids).to_numpy(dtype=object)
-        est = build_estimator(spec, Schema.from_mapping(data.schema), weights=weights[0] if weights else None)
+        est = task.members_for({"served": build_estimator(spec, Schema.from_mapping(data.schema),
+                                                          weights=weights[0] if weights else None)})["served"]
+        if tags:
+            est.set_params(tags=tuple(classes))
         tasks += [(name, clone(est), fit[pd.notna(y[fit])], test, y.astype(str)) for fit, test in splits]
 
     def run(est: Any, fit: np.ndarray, test: np.ndarray, y: np.ndarray) -> int:
         with limited_threads():
-            est.fit(data.X.iloc[fit], y[fit])
+            est.fit(data.X.iloc[fit], task.encode(list(y[fit]), classes) if tags else y[fit])
             return int((est.predict(data.X.iloc[test]).astype(str) == data.truth[test]).sum())
 
     hits = Parallel(n_jobs=n_jobs)(delayed(run)(est, fit, test, y) for _, est, fit, test, y in tasks)
@@ -206,7 +221,13 @@ def compare(home: Home, oracle: pd.DataFrame, cleaned: pd.Series, noisy: pd.Seri
     recipes: dict[str, tuple[Any, ...]] = {name: (spec, noisy) for name, spec in alternatives_specs.items()}
     recipes |= {"noisy": (first[1], noisy, first[2]), "final": (final[1], cleaned, final[2]),
                 "clean": (final[1], clean, final[2])}
-    acc = held_out_accuracy(data, recipes, seed=seed)
+    from data_engine.store.schema import load_classes
+    from data_engine.store.warehouse import open_warehouse
+    from data_engine.tasks import task_for
+
+    with open_warehouse(home, read_only=True) as con:
+        classes = load_classes(con)
+    acc = held_out_accuracy(data, recipes, seed=seed, task=task_for(cfg.dataset), classes=classes or None)
     alternatives = {name: acc[name] for name in alternatives_specs}
     best = max(alternatives, key=alternatives.get)
     return {

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,49 +22,23 @@ from data_engine.ingest.columns import CONTENT_ID, add_content_ids, match_column
 from data_engine.ingest.rejected import keep_only_quarantine, rejecting_columns
 from data_engine.ingest.readers import RawTable, UnreadableFile, drop_scratch, file_format, format_or_none, read_raw
 from data_engine.ingest.redact import redact_text
+from data_engine.ingest.result import IngestResult
 from data_engine.ingest.validate import GOLD_ID_PREFIX, missing_labels, quarantine, validate
+from data_engine.ingest.versions import store_versions
+from data_engine.store.classes import config_drift, unknown_labels, unknown_labels_warning
 from data_engine.store.config import DatasetConfig
 from data_engine.store.home import Home
 from data_engine.store.schema import (MANY_CLASSES, AmbiguousNumbers, NotClasses, define_label_events,
                                       fix_columns, load_classes, stored_columns)
-from data_engine.store.values import normalize_text
-from data_engine.store.warehouse import last_event_id, quote_ident, rollback_quietly
+from data_engine.store.warehouse import rollback_quietly
 from data_engine.tasks import task_for
+
+# IngestResult is defined in ingest.result (the version store fills it too) and read from here by callers.
+__all__ = ["IngestResult", "batch_id_for", "ingest_file", "is_gold_path", "load_rows", "record_batch",
+           "sha256_file", "to_json"]
 
 PREVIEW_ROWS = 10
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-@dataclass
-class IngestResult:
-    """What happened to one file."""
-
-    batch_id: str
-    path: str
-    sha256: str
-    status: str
-    reason: str | None = None
-    is_gold: bool = False
-    rows_in: int = 0
-    rows_ok: int = 0
-    rows_quarantined: int = 0
-    rows_new: int = 0
-    rows_changed: int = 0
-    rows_unchanged: int = 0
-    rows_labeled: int = 0
-    already_known: bool = False
-    ignored_columns: list[str] = field(default_factory=list)
-    # {column: type} when this batch fixed the dataset's column types (the first batch), else empty.
-    column_types: dict[str, str] = field(default_factory=dict)
-    # Things a person should know that are not errors (columns mapped, gold ids equal to training ids).
-    notes: list[str] = field(default_factory=list)
-    # Things that are probably wrong with the file though it was ingested (a large quarantined share).
-    warnings: list[str] = field(default_factory=list)
-    quarantine_preview: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
 
 
 def sha256_file(path: Path) -> str:
@@ -152,7 +125,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *
         try:
             if raw is not None:
                 try:
-                    _load(con, ds, result, raw)
+                    load_rows(con, ds, result, raw)
                 except UnreadableFile as exc:
                     # Nothing of a rejected file may stay (e.g. column types fixed from it).
                     con.execute("ROLLBACK")
@@ -161,7 +134,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *
                 else:
                     _judge_quarantined_share(con, result, max_quarantine_share)
             redact_result(result)
-            _record_batch(con, result, format_or_none(path))
+            record_batch(con, result, format_or_none(path))
             con.execute("COMMIT")
         except BaseException:
             rollback_quietly(con)
@@ -194,12 +167,13 @@ def _training_not_gold(con: duckdb.DuckDBPyConnection, path: Path, sha: str, bat
 
 def redact_result(result: IngestResult) -> IngestResult:
     """``result`` (changed in place) with every text it records or shows about the file through
-    :func:`~data_engine.ingest.redact.redact_text`: the reason, notes, warnings, ignored column names
-    and the quarantine preview (stored in ``batches``, printed, put in the Dagster metadata)."""
+    :func:`~data_engine.ingest.redact.redact_text`: the reason, notes, warnings, ignored column names,
+    labels that are not classes and the quarantine preview (stored in ``batches``, printed, put in the Dagster metadata)."""
     result.reason = redact_text(result.reason) if result.reason else result.reason
     result.notes = [redact_text(n) for n in result.notes]
     result.warnings = [redact_text(w) for w in result.warnings]
     result.ignored_columns = [redact_text(c) for c in result.ignored_columns]
+    result.unknown_labels = {redact_text(k): n for k, n in result.unknown_labels.items()}
     result.quarantine_preview = [{**q, "reason": redact_text(q["reason"] or ""),
                                   "raw": redact_text(q["raw"])[:200] if q["raw"] else q["raw"]}
                                  for q in result.quarantine_preview]
@@ -212,6 +186,8 @@ def _reject(result: IngestResult, exc: UnreadableFile) -> None:
     result.rows_in = result.rows_ok = result.rows_quarantined = 0
     result.rows_new = result.rows_changed = result.rows_unchanged = result.rows_labeled = 0
     result.quarantine_preview = []
+    result.changed_columns, result.unknown_labels = {}, {}
+    result.verdicts_kept = result.verdict_conflicts = 0
 
 
 def _judge_quarantined_share(con: duckdb.DuckDBPyConnection, result: IngestResult, max_share: float) -> None:
@@ -241,12 +217,13 @@ def _fail_without_good_rows(con: duckdb.DuckDBPyConnection, result: IngestResult
     result.reason = (f"no good row: all {result.rows_in} rows quarantined, {why}; the rows and their reasons are "
                      f"in table quarantine, batch_id = '{result.batch_id}'")
     result.rows_new = result.rows_changed = result.rows_unchanged = result.rows_labeled = 0
-    result.column_types = {}
+    result.column_types, result.changed_columns = {}, {}
+    result.verdicts_kept = result.verdict_conflicts = 0
     # Only the column mapping still holds: notes on classes or stored labels were about rows not kept.
     result.notes = [n for n in result.notes if n.startswith("column ")]
 
 
-def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResult, raw: RawTable) -> None:
+def load_rows(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResult, raw: RawTable) -> None:
     """Validate and store the rows read into ``raw_rows``; fill ``result``'s counts."""
     match = match_columns(con, ds, raw)
     result.notes += list(raw.notes)
@@ -282,16 +259,17 @@ def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResul
         if not ds.classes and len(classes) > MANY_CLASSES:
             result.notes.append(f"{len(classes)} classes: every distinct value of {ds.label_column!r} is a class; "
                                 "if that is not what it holds, set [dataset] classes before more data lands")
-    elif had_classes and ds.classes and {normalize_text(c) for c in ds.classes} != set(classes):
-        # Editing [dataset] classes after the first labeled batch does not change the stored classes.
-        result.notes.append(f"[dataset] classes ({', '.join(map(repr, ds.classes))}) differ from the classes "
-                            f"fixed by the first labeled batch ({', '.join(map(repr, classes))}); those stay in "
-                            "force and labels of other classes are quarantined")
+    elif drift := config_drift(con, ds):
+        # Editing [dataset] classes after the first labeled batch changes nothing by itself.
+        result.notes.append(drift)
     id_column = ds.id_column or CONTENT_ID
     if ds.id_column is None:
         add_content_ids(con, ds, types)
     columns = tuple(match.renamed.get(c, c) for c in raw.columns)
     rejected = validate(con, ds, id_column, types, columns, label_present, bool(classes), result.is_gold)
+    result.unknown_labels = unknown_labels(con, ds) if label_present else {}
+    if result.unknown_labels:
+        result.warnings.append(unknown_labels_warning(con, result.unknown_labels))
     if label_present and not result.is_gold:
         n, markers = missing_labels(con, ds)
         if n:
@@ -302,7 +280,7 @@ def _load(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestResul
     result.rows_quarantined = quarantine(con, result.batch_id)
     result.rows_in = raw.rows + raw.rejects
     result.rows_ok = raw.rows - rejected
-    _store(con, ds, types, result)
+    store_versions(con, ds, types, result)
     if result.is_gold:
         _note_gold_ids_equal_to_training(con, result)
     result.quarantine_preview = [
@@ -356,45 +334,8 @@ def _check_images(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: Ing
     return check_batch_images(con, ds, home, Path(result.path).resolve(), result.batch_id, columns)
 
 
-def _store(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dict[str, str], result: IngestResult) -> None:
-    """Store new and changed examples of the view ``good`` (a new version each); a labeled one gets
-    the id of its ingest event (the event itself is derived from ``examples``: see the view ``label_events``)."""
-    lq = quote_ident(ds.label_column)
-    cols = ", ".join(quote_ident(c) for c in types)
-    fresh = con.execute("SELECT count(*) FROM examples").fetchone()[0] == 0
-    if fresh:
-        # The first batch of a warehouse has nothing to compare with: every good row is version 1.
-        source = "(SELECT *, 1 AS version FROM good)"
-    else:
-        # New content = any stored value differs from the current version (compared as values, so
-        # the decision never depends on a hash function). Staged once, read by the insert and the count.
-        same = " AND ".join(f"ce.{quote_ident(c)} IS NOT DISTINCT FROM g.{quote_ident(c)}" for c in types)
-        con.execute(
-            "CREATE TEMP TABLE staged AS SELECT g.*, coalesce(ce.version, 0) + 1 AS version "
-            "FROM good g LEFT JOIN current_examples ce USING (example_id) "
-            f"WHERE ce.version IS NULL OR NOT ({same})"
-        )
-        source = "staged"
-    # Event ids in file order: the highest so far plus the file's row number (unique within the
-    # batch; see last_event_id for why that is safe). No per-row nextval(), which serialised the insert.
-    inserted = con.execute(
-        "INSERT INTO examples (example_id, version, batch_id, row_number, content_hash, feature_hash, is_gold, "
-        f"label_event_id, {cols}) "
-        f"SELECT example_id, version, ?, __row, hash(__fh, {lq}), __fh, ?, "
-        f"CASE WHEN {lq} IS NOT NULL THEN ? + __row END, {cols} "
-        f"FROM {source}",
-        [result.batch_id, result.is_gold, last_event_id(con)],
-    ).fetchone()[0]
-    changed = 0 if fresh else con.execute("SELECT count(*) FROM staged WHERE version > 1").fetchone()[0]
-    # Counted from the stored rows of this batch (a narrow scan), not by another pass over the file.
-    labeled = con.execute(
-        "SELECT count(label_event_id) FROM examples WHERE batch_id = ?", [result.batch_id]
-    ).fetchall()[0][0]
-    result.rows_new, result.rows_changed = inserted - changed, changed
-    result.rows_unchanged, result.rows_labeled = result.rows_ok - inserted, labeled
-
-
-def _record_batch(con: duckdb.DuckDBPyConnection, r: IngestResult, fmt: str | None) -> None:
+def record_batch(con: duckdb.DuckDBPyConnection, r: IngestResult, fmt: str | None) -> None:
+    """Insert the row of ``batches`` for ``r`` (``fmt``: the reader, or how the rows came)."""
     con.execute(
         "INSERT INTO batches (batch_id, path, sha256, format, is_gold, rows_in, rows_ok, rows_quarantined, "
         "rows_new, rows_changed, rows_unchanged, rows_labeled, status, reason) "

@@ -23,7 +23,7 @@ from data_engine.errors import EngineError
 from data_engine.ingest.quotes import find_broken_quotes
 from data_engine.ingest.redact import redact_text
 from data_engine.ingest.textscan import open_bytes, scan_text, write_lf
-from data_engine.store.warehouse import quote_ident
+from data_engine.store.warehouse import json_path, quote_ident
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".csv.gz": "csv", ".tsv.gz": "csv",
            ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl",
@@ -120,7 +120,7 @@ def read_raw(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> RawTable:
 
 # Scratch relations of one read/validate cycle (temp tables or views), dropped before and after.
 SCRATCH = ("raw_rows", "raw_read", "raw_rejects", "rej_adj", "raw_lines", "reject_errors", "reject_scans",
-           "dup_ids", "rejected", "good", "staged", "raw_keyed", "raw_rows_images", "image_checks",
+           "dup_ids", "rejected", "good", "staged", "kept_verdicts", "raw_keyed", "raw_rows_images", "image_checks",
            "image_rejects")
 
 
@@ -223,6 +223,12 @@ def _unquoted_but_has_quotes(con: duckdb.DuckDBPyConnection, path: Path) -> bool
         return any(b'"' in chunk for chunk in iter(lambda: fh.read(1 << 22), b""))
 
 
+def _compression(path: str) -> str:
+    """The compression of the CSV at ``path``, by its name, for ``read_csv``: DuckDB's own guess cuts
+    a name at ``?`` as if it were a URL's query, so ``?.csv.gz`` was read as plain text."""
+    return "gzip" if path.lower().endswith(".gz") else "none"
+
+
 def _read_csv_table(con: duckdb.DuckDBPyConnection, path: str, dialect: str) -> None:
     """``raw_read``: the CSV at ``path`` as text columns, bad rows to ``reject_errors``; a line too
     long for the reader's default buffer is retried with :data:`MAX_LINE_BYTES`."""
@@ -231,7 +237,7 @@ def _read_csv_table(con: duckdb.DuckDBPyConnection, path: str, dialect: str) -> 
     # header=true always: a file without a header then shows up as "missing required columns"
     # instead of silently becoming column0, column1, ...
     sql = ("CREATE TEMP TABLE raw_read AS SELECT * FROM read_csv(?, header = true, all_varchar = true, "
-           f"store_rejects = true, {dialect}{{}})")
+           f"store_rejects = true, compression = '{_compression(path)}', {dialect}{{}})")
     try:
         con.execute(sql.format(""), [path])
     except duckdb.InvalidInputException as exc:
@@ -253,7 +259,8 @@ def _duplicate_header_names(con: duckdb.DuckDBPyConnection, path: Path) -> tuple
     if not suspects:
         return ()
     header = con.execute(
-        "SELECT * FROM read_csv(?, header = false, all_varchar = true, auto_detect = true, ignore_errors = true) LIMIT 1",
+        "SELECT * FROM read_csv(?, header = false, all_varchar = true, auto_detect = true, ignore_errors = true, "
+        f"compression = '{_compression(str(path))}') LIMIT 1",
         [str(path)],
     ).fetchone() or ()
     seen: dict[str, str] = {}
@@ -276,7 +283,8 @@ def _name_unnamed_columns(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     if not any(re.fullmatch(r"column\d+", n) for n in names):
         return
     header = con.execute(
-        "SELECT * FROM read_csv(?, header = false, all_varchar = true, auto_detect = true, ignore_errors = true) LIMIT 1",
+        "SELECT * FROM read_csv(?, header = false, all_varchar = true, auto_detect = true, ignore_errors = true, "
+        f"compression = '{_compression(str(path))}') LIMIT 1",
         [str(path)],
     ).fetchone() or ()
     if len(header) != len(names):
@@ -287,12 +295,28 @@ def _name_unnamed_columns(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 
 
 def _read_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    # Nested parquet values become their text form, so the validator can show and name them.
-    con.execute(
-        "CREATE TEMP TABLE raw_rows AS SELECT COLUMNS(lambda c: lower(c) NOT IN ('file_row_number', '__row'))::VARCHAR, "
-        "file_row_number + 1 AS __row FROM read_parquet(?, file_row_number = true)",
-        [str(path)],
-    )
+    """Nested parquet values become their text form, so the validator can show and name them.
+
+    A list of text (tags) becomes its JSON array, ["a","b"], as JSONL writes it: DuckDB's own text
+    form, [a, b], cannot tell the tag "a, b" from two tags. Lists of numbers keep that form, which is
+    valid JSON already (vector columns are cast back from it). A timestamp with a time zone is written
+    as text in the session's time zone, which DuckDB takes from the process (TZ): read under UTC, so
+    the same file gives the same text on every machine.
+    """
+    described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
+    cols = [(name, kind) for name, kind, *_ in described if name.lower() not in ("file_row_number", "__row")]
+    picks = [f"to_json({quote_ident(name)})::VARCHAR AS {quote_ident(name)}" if kind == "VARCHAR[]"
+             else f"{quote_ident(name)}::VARCHAR AS {quote_ident(name)}" for name, kind in cols]
+    zone = con.execute("SELECT current_setting('TimeZone')").fetchone()[0]
+    con.execute("SET TimeZone = 'UTC'")
+    try:
+        con.execute(
+            f"CREATE TEMP TABLE raw_rows AS SELECT {', '.join(picks + ['file_row_number + 1 AS __row'])} "
+            "FROM read_parquet(?, file_row_number = true)",
+            [str(path)],
+        )
+    finally:
+        con.execute("SET TimeZone = ?", [zone])
     con.execute("CREATE TEMP TABLE raw_rejects (__row BIGINT, raw VARCHAR, reason VARCHAR)")
 
 
@@ -356,7 +380,7 @@ def _read_json(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> list[str
     selects, notes = [], []
     for spellings in groups.values():
         name = max(spellings, key=lambda kn: kn[1])[0]
-        values = [f"json_extract_string(line, {_json_path(k)})" for k, _ in spellings]
+        values = [f"json_extract_string(line, {json_path(k)})" for k, _ in spellings]
         selects.append(f"{values[0] if len(values) == 1 else 'coalesce(' + ', '.join(values) + ')'} AS {quote_ident(name)}")
         if len(spellings) > 1:
             shown = ", ".join(f"{k!r} ({n} row{'s' if n > 1 else ''})" for k, n in spellings)
@@ -366,13 +390,6 @@ def _read_json(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> list[str
     )
     con.execute("DROP TABLE raw_lines")
     return notes
-
-
-def _json_path(key: str) -> str:
-    """A SQL string literal holding the JSON path of a top-level key (keys may hold any character)."""
-    escaped = key.replace("\\", "\\\\").replace('"', '\\"')
-    literal = ("$.\"" + escaped + "\"").replace("'", "''")
-    return f"'{literal}'"
 
 
 def _sql_text(text: str) -> str:

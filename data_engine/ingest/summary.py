@@ -15,6 +15,9 @@ def summarize(results: list[IngestResult]) -> str:
         if r.column_types:
             lines.append("  column types (fixed from this batch): "
                          + ", ".join(f"{c}={t}" for c, t in r.column_types.items()))
+        if r.rows_changed and r.changed_columns:
+            lines.append(f"  changed: {r.rows_changed} example(s) got a new version; by column: "
+                         + ", ".join(f"{c}={n}" for c, n in r.changed_columns.items()))
         if r.ignored_columns:
             lines.append("  ignored columns: " + ", ".join(map(repr, r.ignored_columns)))
         lines += [f"  note: {n}" for n in r.notes]

@@ -11,7 +11,8 @@ from __future__ import annotations
 import duckdb
 
 from data_engine.store.config import DatasetConfig
-from data_engine.store.values import MAX_NUMBER, all_plain, blank_sql, label_markers, missing_number_sql, normalized_sql
+from data_engine.store.values import (MAX_NUMBER, all_plain, blank_sql, canonical_sql, label_markers, missing_number_sql,
+                                      normalized_sql)
 from data_engine.store.warehouse import quote_ident
 from data_engine.tasks import task_for
 
@@ -84,7 +85,9 @@ def validate(
         q = quote_ident(col)
         if kind == "label" or col not in ds.input_columns:
             continue
-        hashed.append(q)
+        # A categorical cell is hashed in its canonical spelling (True/true, +00/+00:00, list syntax:
+        # data_engine.store.values.canonical_sql), so a re-export by another tool is the same content.
+        hashed.append(canonical_sql(q) if kind == "categorical" else q)
         name = _lit(col)[1:-1]
         if kind == "numeric":
             # The cast itself skips surrounding whitespace and gives NULL for an empty cell or a
@@ -132,7 +135,10 @@ def validate(
         markers = _missing_label_markers(con, ds)
         label = task.label_sql('r.' + lq, ds.label_column in plain)
         if markers:
-            label = f"CASE WHEN {label} IN ({', '.join(map(_lit, markers))}) THEN NULL ELSE {label} END"
+            # Compared on the cell (normalised), not on the task's stored label: a tag-set task
+            # stores the cell NA as ["NA"], and the cell is what says "missing".
+            cell = norm('r.' + lq, ds.label_column)
+            label = f"CASE WHEN {cell} IN ({', '.join(map(_lit, markers))}) THEN NULL ELSE {label} END"
         values.append(f"{label} AS {lq}")
         reasons += task.label_reasons(lq, classes_known)
         if gold:
@@ -154,7 +160,8 @@ def validate(
         f"      FROM (SELECT {', '.join(values + checks + raw)} FROM raw_rows r {join})) "
         f"WHERE {' OR '.join(f'__bad{i}' for i in range(len(reasons)))}"
     )
-    # The feature hash from the typed values (so "1" and "1.0" are the same content): DuckDB's
+    # The feature hash from the typed values (so "1" and "1.0" are the same content; categorical
+    # cells in their canonical spelling, so "True" and "true" are too): DuckDB's
     # 64-bit hash() of the column values, several times cheaper than md5 of a text form. It is for
     # equality between examples; versions are decided on the values themselves.
     gold_id = f"REPLACE ({_lit(GOLD_ID_PREFIX)} || example_id AS example_id)" if gold else ""

@@ -141,47 +141,24 @@ def candidate_members(cfg: EngineConfig, n_rows: int) -> tuple[ModelSpec, tuple[
 
 def score_candidates(member_probs: Mapping[str, np.ndarray], mixture: tuple[str, ...],
                      labels: np.ndarray, task: Task | None = None, classes: Sequence[str] = ()) -> list[CandidateScore]:
-    """Every candidate's out-of-fold accuracy, macro-F1 and per-class recall against ``labels``.
+    """Every candidate's out-of-fold figures against ``labels``, by the dataset's ``task``
+    (:meth:`~data_engine.tasks.Task.candidate_figures`; classification, the default: accuracy,
+    macro-F1 and per-class recall; numbers: MAE, RMSE and R²).
 
-    ``member_probs``: member name -> out-of-fold probabilities, shape (N, K); ``mixture``: the
+    ``member_probs``: member name -> out-of-fold predictions, shape (N, W); ``mixture``: the
     members mixed into the weighted candidate (the ``task``'s ensemble, :meth:`~data_engine.tasks.Task.mix`,
-    on the same labels; default classification's likelihood-weighted mixture); ``labels``: shape (N,),
-    class indices. Order: the mixture (when it has more than one member), then each member as given.
-    The figures are classification's for classes; another ``task``'s are its :meth:`~data_engine.tasks.Task.metrics`
-    (``classes``: the dataset's), e.g. MAE, RMSE and R² for numbers.
+    on the same labels); ``labels``: shape (N,), the task's encoded labels; ``classes``: the
+    dataset's. Order: the mixture (when it has more than one member), then each member as given.
     """
-    if task is not None and task.name != "classification":
-        return _task_scores(member_probs, mixture, labels, task, classes)
-    from sklearn.metrics import accuracy_score, f1_score, recall_score
-
     task = task or Classification()
-    labels = np.asarray(labels, dtype=np.int64)
-    k = next(iter(member_probs.values())).shape[1]
-
-    def scored(name: str, members: tuple[str, ...], probs: np.ndarray, weights: dict[str, float]) -> CandidateScore:
-        pred = probs.argmax(axis=1)
-        recall = recall_score(labels, pred, average=None, labels=np.arange(k), zero_division=0)
-        return CandidateScore(name, members, float(accuracy_score(labels, pred)),
-                              float(f1_score(labels, pred, average="macro", labels=np.arange(k), zero_division=0)),
-                              weights, tuple(float(r) for r in recall))
-
-    out: list[CandidateScore] = []
-    if len(mixture) > 1:
-        mixed, weights = task.mix({m: member_probs[m] for m in mixture}, labels)
-        out.append(scored(mixture_name(mixture), mixture, mixed, weights))
-    out += [scored(m, (m,), p, {}) for m, p in member_probs.items()]
-    return out
-
-
-def _task_scores(member_probs: Mapping[str, np.ndarray], mixture: tuple[str, ...], labels: np.ndarray, task: Task,
-                 classes: Sequence[str]) -> list[CandidateScore]:
-    """:func:`score_candidates` for a task other than classification: the mixture by
-    :meth:`Task.mix`, every candidate's figures by :meth:`Task.metrics` on its predictions (n, width)."""
-    given = task.decode(labels, classes)
+    classes = list(classes) or [str(i) for i in range(next(iter(member_probs.values())).shape[1])]
 
     def scored(name: str, members: tuple[str, ...], pred: np.ndarray, weights: dict[str, float]) -> CandidateScore:
-        figures = task.metrics(np.asarray(given, dtype=object), pred, classes)
-        return CandidateScore(name, members, figures.get("accuracy"), figures.get("macro_f1"), weights, figures=figures)
+        figures, recall = task.candidate_figures(labels, pred, classes)
+        # accuracy and macro-F1 have fields of their own; ``figures`` keeps the task's others.
+        others = {k: v for k, v in figures.items() if k not in ("accuracy", "macro_f1")}
+        return CandidateScore(name, members, figures.get("accuracy"), figures.get("macro_f1"), weights, recall,
+                              figures=others)
 
     out: list[CandidateScore] = []
     if len(mixture) > 1:

@@ -118,6 +118,9 @@ def column_issues(inputs: pd.DataFrame, labels: np.ndarray, schema: Mapping[str,
         why_not = ("fewer than %d labeled rows" % MIN_ROWS if len(y) < MIN_ROWS
                    else "the labels are all the same value" if np.nanstd(y) == 0 else None)
         baseline = 0.0  # R^2 of predicting the mean
+    elif y.ndim == 2:
+        # Tag sets (n, K): the single-column models and tests read one class or one number per example.
+        why_not = "the labels are tag sets (the single-column checks read one class or number per example)"
     else:
         counts = np.bincount(y, minlength=int(y.max()) + 1) if len(y) else np.array([])
         why_not = ("fewer than %d labeled rows" % MIN_ROWS if len(y) < MIN_ROWS

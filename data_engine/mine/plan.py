@@ -77,7 +77,8 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
         # An unlabeled example a detector flagged (e.g. an outlier) is queued once, as a fix: the
         # strategy picks among the others, else one example would take two of the budget's slots.
         candidates = candidates[~np.isin(unlabeled_ids[candidates], [e for ids in chosen.values() for e in ids])]
-    if grow and cfg.review.annotators_per_task >= 2:
+    # ActiveLab weighs votes for one class per example (tags: new examples only).
+    if grow and cfg.review.annotators_per_task >= 2 and state.labels.ndim == 1:
         relabels = _activelab_relabels(con, cfg, state, candidates, grow, weights)
         grow -= len(relabels)
         parts.append(relabels)
@@ -164,6 +165,8 @@ def _activelab_relabels(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state
 def _oof_accuracy(state: PredictionState) -> float:
     """Share of labeled rows whose out-of-fold prediction is their label (0.5 when none)."""
     ok = np.isfinite(state.oof_probs).all(axis=1)
+    if state.labels.ndim == 2:  # tags: the share of labeled rows whose predicted tag set is their label
+        return float(((state.oof_probs[ok] >= 0.5) == (state.labels[ok] > 0)).all(axis=1).mean()) if ok.any() else 0.5
     if not ok.any():
         return 0.5
     return float((state.oof_probs[ok].argmax(axis=1) == state.labels[ok]).mean())

@@ -34,9 +34,10 @@ class PredictionState:
     """Probabilities for the training and unlabeled examples, and what they were computed from.
 
     ``train`` / ``unlabeled``: frames from :func:`data_engine.store.dataset.load_examples`;
-    ``labels``: shape (N_train,), the task's encoded labels (class indices); ``oof_probs``: shape
-    (N_train, W), W the task's prediction width (K class probabilities); ``folds``: shape (N_train,);
-    ``unlabeled_probs``: shape (N_unlabeled, W), NaN rows if none.
+    ``labels``: the task's encoded labels (classification: shape (N_train,) class indices; tags:
+    (N_train, K) 0/1); ``oof_probs``: shape (N_train, W), W the task's prediction width (K class
+    or tag probabilities); ``folds``: shape (N_train,); ``unlabeled_probs``: shape (N_unlabeled, W),
+    NaN rows if none.
     """
 
     train: pd.DataFrame

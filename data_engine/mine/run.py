@@ -184,8 +184,10 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         # A single reviewer's label the label detector flags goes out once more only where a slip of
         # the reviewer is likelier than an error of the model (data_engine.mine.second_opinions).
         flagged = set(issues.loc[(issues["issue_type"] == "label") & issues["is_issue"].astype(bool), "example_id"])
+        # The slip-versus-error estimate reads one class per example (tags: no second opinions yet).
         second = worth_second_opinion(con, second_opinion_candidates(con, cfg.review.max_opinions) & flagged,
-                                      state.train["example_id"].to_numpy(), state.labels, state.oof_probs)
+                                      state.train["example_id"].to_numpy(), state.labels, state.oof_probs) \
+            if state.labels.ndim == 1 else set()
         excluded = sorted((set(excluded_examples(con)) - second) | (plan.withheld if plan is not None else set()))
         if plan is not None:  # the audited share of a propagation comes first in the queue
             audited = issues["example_id"].isin(plan.examples.loc[plan.examples["audit"], "example_id"])
@@ -243,9 +245,10 @@ def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: b
     n_train, n_unl = len(state.train), len(state.unlabeled)
     ids = np.concatenate([f["example_id"].astype(str).to_numpy(dtype=object) for f in frames])
     hashes = np.concatenate([f["feature_hash"].astype(str).to_numpy(dtype=object) for f in frames])
-    # Unlabeled rows: -1 for class indices, NaN for numbers (a regression label may be -1).
+    # Unlabeled rows: -1 for class indices (in every cell of a tag row), NaN for numbers (a
+    # regression label may be -1).
     unlabeled = np.nan if state.labels.dtype.kind == "f" else -1
-    labels = np.concatenate([state.labels, np.full(n_unl, unlabeled, dtype=state.labels.dtype)])
+    labels = np.concatenate([state.labels, np.full((n_unl, *state.labels.shape[1:]), unlabeled, dtype=state.labels.dtype)])
     probs = np.vstack([state.oof_probs, state.unlabeled_probs]) if n_unl else state.oof_probs
     oos = np.concatenate([np.ones(n_train, bool), np.zeros(n_unl, bool)])
     neighbours = None

@@ -105,7 +105,7 @@ def _rows_to_send(con: duckdb.DuckDBPyConnection, project_id: int, run_id: int |
             " AND i.example_id = q.example_id AND i.issue_type = 'lookalike') AS partner_id, "
             "(SELECT any_value(i.detail->>'partner_verdict') FROM issues i WHERE i.run_id = q.run_id "
             " AND i.example_id = q.example_id AND i.issue_type = 'lookalike') AS partner_verdict, "
-            # The label check's words (a number's prediction and interval), shown by a task's header line.
+            # The label check's words (a number's prediction and interval; the suspect tags of a tag set), shown by a task's header line.
             "(SELECT any_value(i.reason) FROM issues i WHERE i.run_id = q.run_id "
             " AND i.example_id = q.example_id AND i.issue_type = 'label' AND i.is_issue) AS label_note")
     leftovers = con.execute(

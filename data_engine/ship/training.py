@@ -134,12 +134,15 @@ def load_training_set(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> Trai
     df = df[~df["is_discarded"].astype(bool)]
     if df.empty:
         raise EngineError("no labeled training examples (all are gold, discarded or unlabeled); ingest labeled data")
-    if task_for(cfg.dataset).has_classes:
+    task = task_for(cfg.dataset)
+    if task.has_classes:
         classes = load_classes(con) or sorted(df["label"].unique())
-        unknown = sorted(set(df["label"]) - set(classes))
-        if unknown:
-            raise EngineError(f"label {unknown[0]!r} is not one of the dataset's classes ({', '.join(classes)})")
-        if df["label"].nunique() < 2:
+        try:
+            encoded = task.encode(df["label"].astype(str).tolist(), classes)
+        except ValueError as exc:
+            raise EngineError(str(exc)) from None
+        # One class per example needs two classes; a tag model learns each tag on its own.
+        if encoded.ndim == 1 and df["label"].nunique() < 2:
             raise EngineError(f"the training set has only one class ({df['label'].iloc[0]!r}); a model needs two")
     else:  # numbers: no classes, but a model needs two different values to learn from
         classes = []
@@ -205,7 +208,8 @@ def build_estimator(cfg: EngineConfig, schema: dict[str, str], *, n_rows: int | 
 
 
 def fit_estimator(estimator: Any, X: pd.DataFrame, y: np.ndarray, *, description: str | None = None) -> Any:
-    """Fit ``estimator`` on ``X`` (N, D) and labels ``y`` (N,); wrap a fitting failure in EngineError.
+    """Fit ``estimator`` on ``X`` (N, D) and labels ``y`` (N,) (or a tag matrix (N, K)); wrap a
+    fitting failure in EngineError.
 
     With a ``description``, the fit shows progress (:mod:`data_engine.progress`: a bar on a terminal,
     log lines otherwise), one unit per member of a voting ensemble.
@@ -245,9 +249,11 @@ def _fit_with_progress(estimator: Any, X: pd.DataFrame, y: np.ndarray, descripti
 
     members = getattr(estimator, "estimators", None)
     voting = isinstance(members, list) and len(members) > 1 and "verbose" in estimator.get_params(deep=False)
-    n_classes = len(pd.unique(np.asarray(y)))
+    targets = np.asarray(y)
+    # A tag matrix (N, K) has K tags; labels (N,) their distinct classes.
+    kinds = f"{targets.shape[1]} tags" if targets.ndim == 2 else f"{len(pd.unique(targets))} classes"
     what = (f"{description}: {', '.join(name for name, _ in members)}" if voting else description)
-    with progress(f"{what} on {len(y)} labels in {n_classes} classes", len(members) if voting else 1,
+    with progress(f"{what} on {len(y)} labels in {kinds}", len(members) if voting else 1,
                   unit="members" if voting else "fits") as bar:
         if not voting:
             fitted = estimator.fit(X, y)
@@ -280,7 +286,6 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
                               "flagged labels; review them first or turn the option off")
     from data_engine.mine.candidates import choose_served, served_estimator
     from data_engine.ship.gold import OOF_PARAM, out_of_fold_recall
-    from data_engine.tasks import task_for
 
     if cfg.retrain.model == "auto":
         # The choice is a function of the label snapshot and the config: one auto model per snapshot.
@@ -298,10 +303,17 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
     twin = trained_on(con, ts.label_snapshot, spec)
     if twin is not None:
         raise AlreadyTrained(twin, ts.label_snapshot, spec)
+    if task.estimator_kind == "regressor":
+        target = task.encode(list(y), [])  # a regressor learns numbers (the stored labels are their text)
+    else:
+        target = task.encode([str(v) for v in y], ts.classes)
+        if target.ndim == 2:
+            # Tags: the one-vs-rest wrapper is fitted on the 0/1 tag matrix, its classes_ the dataset's tags.
+            estimator.set_params(tags=tuple(ts.classes))
+        else:
+            target = y
     with limited_threads():
-        # A regressor learns numbers (the stored labels are their canonical text).
-        fitted = fit_estimator(estimator, X, task.encode(list(y), []) if task.estimator_kind == "regressor" else y,
-                               description=f"training {spec}")
+        fitted = fit_estimator(estimator, X, target, description=f"training {spec}")
     # The model's class order must be the dataset's, or probabilities would be mislabeled downstream.
     model_classes = [str(c) for c in getattr(fitted, "classes_", [])]
     counts = pd.Series(y).value_counts().to_dict() if task.has_classes else {}

@@ -53,9 +53,12 @@ class DatasetConfig:
     image_column: str | None = None
     image_root: str | None = None
     classes: tuple[str, ...] | None = None
-    # The kind of label (data_engine.tasks): "classification" (one class per example). Checked against
-    # the task registry where the stages start (data_engine.mine.names.check_names, ingest).
+    # The kind of label (data_engine.tasks): "classification" (one class per example) or "multilabel"
+    # (a set of tags per example). Checked against the task registry where the stages start
+    # (data_engine.mine.names.check_names, ingest).
     task: str = "classification"
+    # Multi-label data: what separates the tags of a CSV cell that is not a JSON array ("a|b").
+    label_separator: str = "|"
     # Regression only: [lo, hi], the values a label can possibly take; a label outside is quarantined
     # with the reason (a price below 0, a rating of 55 on a 1-5 scale). None: any finite number.
     label_range: tuple[float, ...] | None = None
@@ -279,6 +282,9 @@ def _check_dataset(ds: DatasetConfig) -> None:
     for col in ds.column_types:
         if col not in ds.feature_columns:
             raise ConfigError(f"dataset.column_types.{col}: not one of dataset.feature_columns")
+    if not ds.label_separator or ds.label_separator != ds.label_separator.strip() or "[" in ds.label_separator:
+        raise ConfigError(f"dataset.label_separator = {ds.label_separator!r}: must be non-empty, without surrounding "
+                          "spaces and without '[' (a cell starting with '[' is read as a JSON array)")
     if ds.label_range is not None:
         if ds.task != "regression":
             raise ConfigError("dataset.label_range is only read when dataset.task = \"regression\"")

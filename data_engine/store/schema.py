@@ -8,6 +8,7 @@ against the same types. Classes come from ``[dataset] classes`` or the first lab
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import duckdb
 
@@ -162,8 +163,14 @@ def _infer(con: duckdb.DuckDBPyConnection, cols: list[str], na_values: tuple[str
     return result
 
 
-def fix_classes(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, batch_id: str, label_present: bool) -> list[str]:
-    """Record the classes (from the config, or inferred from this batch's labels) if not yet known."""
+def fix_classes(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, batch_id: str, label_present: bool,
+                tags_sql: Callable[[str], str] | None = None) -> list[str]:
+    """Record the classes (from the config, or inferred from this batch's labels) if not yet known.
+
+    ``tags_sql``: for labels that are tag sets (multi-label), the SQL turning a raw label cell into
+    its ``VARCHAR[]`` of tags; the classes are then the distinct tags (and a label column of tag
+    lists is what is expected, so :func:`check_label_kind` does not look at it).
+    """
     known = load_classes(con)
     if known:
         return known
@@ -172,18 +179,21 @@ def fix_classes(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, batch_id: str
         labels, source = list(dict.fromkeys(normalize_text(c) for c in ds.classes)), "config"
     elif label_present:
         q = quote_ident(ds.label_column)
-        # This batch's labels and those stored before (by batches that had fewer than two).
-        stored = f"UNION SELECT {q} FROM examples" if ds.label_column in stored_columns(con) else ""
-        found = [r[0] for r in con.execute(
-            f"SELECT DISTINCT label FROM (SELECT {normalized_sql(q)} AS label FROM raw_rows {stored}) "
-            "WHERE nullif(label, '') IS NOT NULL AND NOT list_contains(?::VARCHAR[], label)",
-            [label_markers(ds.na_values)],
-        ).fetchall()]
-        n_labeled = con.execute(
-            f"SELECT count(*) FROM (SELECT {normalized_sql(q)} AS label FROM raw_rows) "
-            "WHERE nullif(label, '') IS NOT NULL AND NOT list_contains(?::VARCHAR[], label)",
-            [label_markers(ds.na_values)]).fetchone()[0]
-        check_label_kind(ds.label_column, found, int(n_labeled))
+        # This batch's labels and those stored before (by batches that had fewer than two); a
+        # missing-value marker (R's NA) is an unlabeled row, not a class.
+        stored = f"UNION ALL SELECT {q}, NULL FROM examples" if ds.label_column in stored_columns(con) else ""
+        cells = (f"(SELECT label, cell FROM (SELECT {normalized_sql(q)} AS label, {q} AS cell FROM raw_rows {stored}) "
+                 "WHERE nullif(label, '') IS NOT NULL AND NOT list_contains(?::VARCHAR[], label))")
+        markers = [label_markers(ds.na_values)]
+        if tags_sql is None:
+            found = [r[0] for r in con.execute(f"SELECT DISTINCT label FROM {cells}", markers).fetchall()]
+            # This batch's labeled rows (the stored ones have no raw cell).
+            n_labeled = con.execute(f"SELECT count(*) FROM {cells} WHERE cell IS NOT NULL", markers).fetchone()[0]
+            check_label_kind(ds.label_column, found, int(n_labeled))
+        else:
+            found = [r[0] for r in con.execute(
+                f"SELECT DISTINCT tag FROM (SELECT unnest({tags_sql('label')}) AS tag FROM {cells}) "
+                "WHERE nullif(tag, '') IS NOT NULL", markers).fetchall()]
         labels, source = _natural_sorted(found), f"inferred from batch {batch_id}"
     else:
         return []
@@ -205,8 +215,8 @@ def check_label_kind(column: str, distinct: list[str], n_labeled: int) -> None:
     :data:`MIN_ROWS_PER_CLASS` rows per value on average) are a quantity
     to predict, and JSON arrays or ``a|b`` values are tag lists; both are refused with
     :class:`NotClasses`, naming the column, the count and the way out (``[dataset] classes`` when they
-    really are classes; ``[dataset] task = "regression"`` for numbers, ``"multilabel"`` once that task exists).
-    Only classification asks: a regression task records no classes.
+    really are classes; ``[dataset] task = "regression"`` for numbers, ``"multilabel"`` for tag lists).
+    Only classification asks: a regression task records no classes, a multi-label one its tags.
     """
     k = len(distinct)
     if k <= MANY_CLASSES:
@@ -227,7 +237,7 @@ def check_label_kind(column: str, distinct: list[str], n_labeled: int) -> None:
             f"label column {column!r}: {len(tags)} of its {k} distinct values are tag lists (e.g. {tags[0]!r}); "
             f"the engine gives each row one class and would make every combination a class ({k} classes). "
             "Keep one tag per row, or list the classes in [dataset] classes if these values really are classes "
-            "(multi-label data, [dataset] task = \"multilabel\", is planned)")
+            "(or, for a set of tags per example, set [dataset] task = \"multilabel\")")
 
 
 def _number(text: str) -> float | None:

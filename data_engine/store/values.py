@@ -102,3 +102,41 @@ def missing_number_sql(text_expr: str, na_values: tuple[str, ...]) -> str:
         return "false"
     listed = ", ".join("'" + v.replace("'", "''") + "'" for v in na_values)
     return f"(trim({text_expr}) IN ({listed}))"
+
+
+# A timestamp with a time part, as tools write it: ISO 8601 with "T" or a space, optional seconds
+# and fraction, and an optional offset ("Z", "+00", "+0000", "+00:00").
+_TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$"
+_OFFSET = r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+
+
+def canonical_sql(expr: str) -> str:
+    """SQL for the one spelling of a categorical cell ``expr`` (VARCHAR) that the content of an
+    example is compared and hashed in, so the same value re-exported by another tool is the same
+    content. The stored value keeps the file's spelling; only comparisons read this form.
+
+    * booleans: ``True``/``TRUE``/``true`` (Python, R, JSON and DuckDB spellings) read ``true``
+      (``False``/``FALSE`` likewise);
+    * timestamps with a time part: with an offset, the instant in UTC
+      (``2024-01-01 02:00:00+02``, ``2024-01-01T00:00:00Z`` and ``2024-01-01 00:00:00+00:00`` are
+      one value, ``2024-01-01T00:00:00.000000Z``); without one, the same wall time in one format
+      (``T`` or a space). Never through the session's time zone: a naive value stays naive;
+    * lists (``['a', 'b']``, ``["a","b"]``, DuckDB's ``[a, b]``): one JSON array of the element texts
+      (``["a","b"]``); JSON objects: minified JSON (``{"x":1}``).
+
+    Numbers are not rewritten here: a categorical column's ``01`` and ``1`` may be two codes (a
+    numeric column compares typed DOUBLEs already). Everything else is returned as it is; the cheap
+    tests on the first character and the length come first, so most cells cost one comparison.
+    """
+    utc = (f"strftime(TRY_CAST({expr} AS TIMESTAMPTZ) AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ')")
+    naive = f"strftime(TRY_CAST({expr} AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S.%f')"
+    return (
+        f"CASE WHEN {expr} IS NULL OR strlen({expr}) < 4 THEN {expr} "
+        # Listed, not lower(): a copy of every cell was most of this expression's cost.
+        f"WHEN {expr} IN ('True', 'TRUE', 'False', 'FALSE') THEN lower({expr}) "
+        f"WHEN starts_with({expr}, '[') THEN coalesce(to_json(TRY_CAST({expr} AS VARCHAR[]))::VARCHAR, {expr}) "
+        f"WHEN starts_with({expr}, '{{') AND json_valid({expr}) THEN json({expr})::VARCHAR "
+        f"WHEN strlen({expr}) >= 16 AND substr({expr}, 5, 1) = '-' AND regexp_full_match({expr}, '{_TIMESTAMP}') "
+        f"THEN coalesce(CASE WHEN regexp_matches({expr}, '{_OFFSET}') THEN {utc} ELSE {naive} END, {expr}) "
+        f"ELSE {expr} END"
+    )

@@ -33,6 +33,13 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def json_path(key: str) -> str:
+    """A SQL string literal holding the JSON path of a top-level key (keys may hold any character)."""
+    escaped = key.replace("\\", "\\\\").replace('"', '\\"')
+    literal = ("$.\"" + escaped + "\"").replace("'", "''")
+    return f"'{literal}'"
+
+
 def migration_names() -> list[str]:
     """All migration files shipped with the engine, in the order they apply."""
     files = resources.files("data_engine.store.migrations")

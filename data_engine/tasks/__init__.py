@@ -5,9 +5,11 @@ from __future__ import annotations
 from data_engine.store.config import DatasetConfig, EngineConfig
 from data_engine.tasks.base import TASKS, LabelIssues, Task
 from data_engine.tasks.classification import Classification
+from data_engine.tasks.multilabel import Multilabel
 from data_engine.tasks.regression import Regression
 
-__all__ = ["TASKS", "Classification", "LabelIssues", "Regression", "Task", "check_task", "gate_metric", "task_for"]
+__all__ = ["TASKS", "Classification", "LabelIssues", "Multilabel", "Regression", "Task", "check_task", "gate_metric",
+           "task_for"]
 
 
 def check_task(ds: DatasetConfig) -> None:
@@ -17,7 +19,7 @@ def check_task(ds: DatasetConfig) -> None:
 
 
 def task_for(ds: DatasetConfig) -> Task:
-    """The task plug-in of dataset ``ds`` (an instance of the class registered as ``ds.task``).
+    """The task plug-in of dataset ``ds`` (the class registered as ``ds.task``, given ``ds``).
 
     Raises :class:`~data_engine.errors.ConfigError` when the name is unknown.
     """

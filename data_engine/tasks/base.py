@@ -92,6 +92,11 @@ class Task(ABC):
     # The gate's figure when ``[gate] metric`` is not set; one of :meth:`metrics`' keys.
     default_metric: ClassVar[str] = "accuracy"
 
+    def __init__(self, ds: DatasetConfig | None = None) -> None:
+        """``ds``: the dataset the task reads labels of (settings such as ``[dataset] label_separator``);
+        None gives the task's defaults."""
+        self.ds = ds
+
     # -- ingest: the class vocabulary -------------------------------------------------------------
 
     @abstractmethod
@@ -301,6 +306,16 @@ class Task(ABC):
         """The gate's paired test of ``metric``: candidate minus champion on the same n gold examples
         (``y_true``, ``cand_pred``, ``champ_pred`` as in :meth:`metrics`), one-sided p-values at
         ``alpha`` (:mod:`data_engine.tasks.paired`: McNemar's exact test, a paired bootstrap)."""
+
+    def candidate_figures(self, y: np.ndarray, pred: np.ndarray,
+                          classes: Sequence[str]) -> tuple[dict[str, float | None], tuple[float, ...]]:
+        """Choosing the served model (``[retrain] model = "auto"``): one candidate's out-of-fold figures,
+        its predictions ``pred`` (n, width) against the labels ``y`` (:meth:`encode`'s array), and each
+        class's out-of-fold recall in ``classes`` order (``()`` without classes). Default:
+        :meth:`metrics` of ``pred`` on the decoded labels, no recall."""
+        import numpy as np
+
+        return self.metrics(np.asarray(self.decode(y, classes), dtype=object), pred, classes), ()
 
     def class_recall(self, y_true: np.ndarray, pred: np.ndarray) -> dict[str, tuple[float, int]]:
         """The gate's per-class figures: class -> (recall of predictions ``pred`` (n,), gold support)

@@ -62,6 +62,24 @@ def aligned_probabilities(model: object, X: pd.DataFrame, classes: Sequence[str]
     return out
 
 
+def choices_view(item: str, partner: str, choices: Sequence[str], *, from_name: str, to_name: str,
+                 partner_prefix: str, mode: str, headers: Sequence[str], below: str = "") -> str:
+    """A review task's Label Studio ``<View>``: ``headers`` (XML lines), the example ``item``, the
+    ``choices`` control (``mode``: its attributes, e.g. ``choice="multiple"``) after the line
+    ``below``, then the near-duplicate ``partner`` under its note (see :meth:`Task.labeling_config`)."""
+    options = "\n    ".join(f"<Choice value={quoteattr(c)}/>" for c in choices)
+    lines = "\n  ".join(headers)
+    return f"""<View>
+  {lines}
+  {item}{below}
+  <Choices name="{from_name}" toName="{to_name}" {mode}>
+    {options}
+  </Choices>
+  <Header value="${partner_prefix}note" size="5"/>
+  {partner}
+</View>"""
+
+
 def margins(probs: np.ndarray) -> np.ndarray:
     """Top-1 minus top-2 probability per row of ``probs`` (N, K); shape (N,), in [0, 1]."""
     import numpy as np
@@ -258,17 +276,11 @@ class Classification(Task):
                         to_name: str, discard: str, partner_prefix: str) -> str:
         """Single-choice radio buttons: the classes, then ``discard``; the given label, the model's
         suggestion and the issue types in header lines (task data fields of the review stage)."""
-        choices = "\n    ".join(f"<Choice value={quoteattr(c)}/>" for c in [*classes, discard])
-        return f"""<View>
-  <Header value="Given label: $given_label  |  model suggests: $suggested_label ($suggested_score)" size="4"/>
-  <Header value="Flagged as: $issue_types (priority $priority on a 0-1 scale)" size="5"/>
-  {item}
-  <Choices name="{from_name}" toName="{to_name}" choice="single-radio" showInLine="true" required="true">
-    {choices}
-  </Choices>
-  <Header value="${partner_prefix}note" size="5"/>
-  {partner}
-</View>"""
+        return choices_view(
+            item, partner, [*classes, discard], from_name=from_name, to_name=to_name, partner_prefix=partner_prefix,
+            mode='choice="single-radio" showInLine="true" required="true"',
+            headers=['<Header value="Given label: $given_label  |  model suggests: $suggested_label ($suggested_score)" size="4"/>',
+                     '<Header value="Flagged as: $issue_types (priority $priority on a 0-1 scale)" size="5"/>'])
 
     def prediction_result(self, label: str, *, from_name: str, to_name: str) -> list[dict[str, Any]]:
         """The choice ``label`` selected."""
@@ -340,6 +352,21 @@ class Classification(Task):
         if metric == "accuracy":
             return mcnemar(cand == y, champ == y, alpha=alpha)
         return bootstrap_macro_f1(y, cand, champ, alpha=alpha)
+
+    def candidate_figures(self, y: np.ndarray, pred: np.ndarray,
+                          classes: Sequence[str]) -> tuple[dict[str, float | None], tuple[float, ...]]:
+        """Accuracy and macro-F1 of the most probable class, over all K classes (a class without
+        labels counts with F1 0 for every candidate alike), and each class's recall (scikit-learn)."""
+        import numpy as np
+        from sklearn.metrics import accuracy_score, f1_score, recall_score
+
+        y = np.asarray(y, dtype=np.int64)
+        best = pred.argmax(axis=1)
+        every = np.arange(pred.shape[1])
+        recall = recall_score(y, best, average=None, labels=every, zero_division=0)
+        return ({"accuracy": float(accuracy_score(y, best)),
+                 "macro_f1": float(f1_score(y, best, average="macro", labels=every, zero_division=0))},
+                tuple(float(r) for r in recall))
 
     def class_recall(self, y_true: np.ndarray, pred: np.ndarray) -> dict[str, tuple[float, int]]:
         """Recall of each class in gold (scikit-learn's ``recall_score``) with its gold support."""

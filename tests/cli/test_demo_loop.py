@@ -61,3 +61,26 @@ def test_the_comparison_leaves_out_model_families_that_cannot_read_the_columns()
     assert not _reads(resolve_spec("hgb", "text"), {"sentence": "text"})
     assert _reads(resolve_spec("linear", "text"), {"sentence": "text"})
     assert _reads(resolve_spec("hgb", "tabular"), {"x": "numeric"})
+
+
+def test_tags_are_scored_by_exact_match_with_the_tag_models():
+    from data_engine.store.config import DatasetConfig
+    from data_engine.tasks import task_for
+
+    rng = np.random.default_rng(1)
+    n = 150
+    X = pd.DataFrame({"x": rng.normal(size=n), "y": rng.normal(size=n)})
+    tags = [[t for t, on in (("a", x > 0), ("b", y > 0)) if on] for x, y in zip(X.x, X.y)]
+    truth = np.array(["[" + ",".join(f'"{t}"' for t in ts) + "]" for ts in tags])
+    ids = np.array([f"e{i:03d}" for i in range(n)])
+    data = HeldOut(X=X, example_ids=ids, truth=truth, is_gold=np.arange(n) < 30, schema={"x": "numeric", "y": "numeric"})
+    task = task_for(DatasetConfig(name="t", modality="tabular", label_column="tags", feature_columns=("x", "y"),
+                                  task="multilabel"))
+    right = pd.Series(truth, index=ids)
+    none = pd.Series("[]", index=ids)  # every example labeled with no tags
+    acc = held_out_accuracy(data, {"true": (resolve_spec("linear", "tabular"), right),
+                                   "none": (resolve_spec("linear", "tabular"), none)},
+                            n_jobs=1, task=task, classes=["a", "b"])
+    assert acc["true"] > 0.9
+    # A model that learnt "no tags" is right exactly on the examples without tags.
+    assert acc["none"] == pytest.approx(float(np.mean(truth == "[]")))

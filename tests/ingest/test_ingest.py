@@ -136,19 +136,27 @@ def test_event_ids_are_unique_and_follow_batches_and_file_order(ingest_toy: Inge
     _add_event(toy_con, "b", "review")
     ingest_toy("two.csv", _csv("4,a,1,red", "1,b,1.5,red", "5,a,1,blue"))
     rows = toy_con.execute("SELECT event_id, example_id FROM label_events ORDER BY event_id").fetchall()
-    assert [r[1] for r in rows] == ["1", "3", "1", "4", "1", "5"]    # batch, then review, then batch
+    # batch, then review, then batch, then the review carried to example 1's new version
+    assert [r[1] for r in rows] == ["1", "3", "1", "4", "1", "5", "1"]
     assert len({r[0] for r in rows}) == len(rows)
 
 
-@pytest.mark.parametrize("new_label, expected", [("b", ("b", "ingest")), ("", None)])
-def test_new_content_version_resets_reviews(new_label: str, expected: tuple | None, ingest_toy: Ingest,
-                                            toy_con: duckdb.DuckDBPyConnection) -> None:
+@pytest.mark.parametrize("new_label, conflicts", [("b", 1), ("", 0)])
+def test_new_content_version_keeps_the_verdict_in_force(new_label: str, conflicts: int, ingest_toy: Ingest,
+                                                        toy_con: duckdb.DuckDBPyConnection) -> None:
+    """A changed version never undoes a person's verdict: the discard in force on version 1 is
+    carried to version 2 (a new ledger event, the old ones untouched); a file label that differs
+    from it is a counted conflict, an unlabeled row is none."""
     ingest_toy("one.csv", _csv("1,a,1.5,red"))
     _add_event(toy_con, "b", "review")
     _add_event(toy_con, None, "review")
-    ingest_toy("two.csv", _csv(f"1,{new_label},9,red"))
-    row = toy_con.execute("SELECT label, source FROM current_labels WHERE example_id = '1'").fetchone()
-    assert row == expected
+    r = ingest_toy("two.csv", _csv(f"1,{new_label},9,red"))
+    assert (r.rows_changed, r.verdicts_kept, r.verdict_conflicts) == (1, 1, conflicts)
+    assert r.changed_columns == {"x": 1, "label": 1}  # label a -> b, or a -> none
+    row = toy_con.execute("SELECT label, is_discarded, source, actor FROM current_labels WHERE example_id = '1'"
+                          ).fetchone()
+    assert row == (None, True, "review", "alice")
+    assert _events(toy_con, "1")[:3] == [(1, "a", "ingest"), (1, "b", "review"), (1, None, "review")]
     # ... and a review of the new version is in force again.
     _add_event(toy_con, "a", "review", version=2)
     assert toy_con.execute("SELECT label, source FROM current_labels WHERE example_id = '1'").fetchone() == (
@@ -201,11 +209,13 @@ def test_event_ids_increase_across_ingest_review_and_a_changed_version(
     ingest_toy("two.csv", _csv("2,b,2,blue", "1,a,9,red"))   # 1 changed, row 2 of the file
     rows = toy_con.execute(
         "SELECT event_id, example_id, example_version, source FROM label_events ORDER BY event_id").fetchall()
-    assert rows == [(1, "1", 1, "ingest"), (2, "2", 1, "ingest"), (3, "1", 1, "review"), (5, "1", 2, "ingest")]
-    # The new version's ingest event is in force and re-opens the example for review.
-    assert toy_con.execute("SELECT label, source FROM current_labels WHERE example_id = '1'").fetchone() == (
-        "a", "ingest")
-    assert excluded_examples(toy_con) == []
+    assert rows == [(1, "1", 1, "ingest"), (2, "2", 1, "ingest"), (3, "1", 1, "review"), (5, "1", 2, "ingest"),
+                    (6, "1", 2, "review")]
+    # The reviewer's verdict is carried to the new version (after its ingest event) and stays in
+    # force over the file's label 'a': the example stays reviewed.
+    assert toy_con.execute("SELECT label, source, actor FROM current_labels WHERE example_id = '1'").fetchone() == (
+        "b", "review", "alice")
+    assert excluded_examples(toy_con) == ["1"]
 
 
 # ---- gold and unlabeled rows ------------------------------------------------------------------
@@ -307,13 +317,13 @@ def test_a_failure_mid_batch_leaves_no_trace(monkeypatch: pytest.MonkeyPatch, in
                                              toy_con: duckdb.DuckDBPyConnection) -> None:
     ingest_toy("one.csv", _csv("1,a,1,red"))
     before = table_counts(toy_con)
-    real_store = ingest_mod._store
+    real_store = ingest_mod.store_versions
 
     def store_then_die(con: duckdb.DuckDBPyConnection, *args: object) -> None:
         real_store(con, *args)
         raise RuntimeError("killed mid-batch")
 
-    monkeypatch.setattr(ingest_mod, "_store", store_then_die)
+    monkeypatch.setattr(ingest_mod, "store_versions", store_then_die)
     with pytest.raises(RuntimeError, match="killed mid-batch"):
         ingest_toy("two.csv", _csv("1,b,1,red", "2,b,2,blue"))
     assert table_counts(toy_con) == before
@@ -347,6 +357,7 @@ def test_classes_edited_after_the_first_batch_are_named_not_silently_ignored(
     path.write_text(_csv("3,c,1,red", "4,b,2,blue"), encoding="utf-8")
     result = ingest_file(toy_con, edited, path)
     assert result.rows_quarantined == 1
-    assert any("'a', 'b', 'c'" in n and "first labeled batch ('a', 'b')" in n for n in result.notes)
+    assert any("'a', 'b', 'c'" in n and "differ from the stored classes ('a', 'b')" in n
+               and n.endswith("run `data-engine classes add c`") for n in result.notes), result.notes
     reason = toy_con.execute("SELECT reason FROM quarantine WHERE batch_id = ?", [result.batch_id]).fetchone()[0]
     assert reason == "label c is not one of the classes (a, b)"

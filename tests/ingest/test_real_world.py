@@ -247,3 +247,45 @@ def test_an_empty_header_cell_is_named_by_its_position(engine) -> None:
     f.write_text("id,text,,label,column7\n1,hello,x,pos,a\n2,bad,y,neg,b\n", encoding="utf-8")
     r = e.ingest(f)
     assert r.ignored_columns == ["(no name, column 3)", "column7"] and r.rows_labeled == 2
+
+
+def test_a_reexport_by_other_tools_stores_nothing_new(engine) -> None:
+    """Issue 26: the same 40 events as pandas writes them (True, +00:00, ['card', 'web']), as another
+    tool's JSON Lines (true, Z, JSON arrays, amounts as '65.30') and as Parquet (BOOLEAN, TIMESTAMPTZ, LIST)."""
+    e = engine("events.toml")
+    assert e.ingest("26_events_pandas.csv").rows_new == 40
+    for name in ("26_events_reexport.jsonl", "26_events.parquet"):
+        r = e.ingest(name)
+        assert (name, r.rows_ok, r.rows_new, r.rows_changed, r.rows_unchanged) == (name, 40, 0, 0, 40)
+    assert e.rows("SELECT count(*) FROM examples") == [(40,)]
+
+
+def test_a_class_that_arrives_later_is_added_and_its_rows_readmitted(engine) -> None:
+    from data_engine.ingest.classes import add_classes
+
+    e = engine("events.toml")
+    e.ingest("26_events_pandas.csv")
+    assert load_classes(e.con) == ["fraud", "ok"]
+    r = e.ingest("26_events_new_class.csv")
+    assert (r.rows_ok, r.rows_quarantined, r.unknown_labels) == (3, 3, {"chargeback": 3})
+    assert any("`data-engine classes add chargeback`" in w for w in r.warnings)
+    change = add_classes(e.con, e.home.config.dataset, ["chargeback"])
+    assert (change.rows_readmitted, change.classes) == (3, ["fraud", "ok", "chargeback"])
+    assert e.rows("SELECT count(*) FROM current_labels WHERE label = 'chargeback'") == [(3,)]
+    assert_accounted(e.con, change.batches[0])
+
+
+def test_a_class_renamed_upstream_is_renamed_and_its_labels_follow(engine) -> None:
+    from data_engine.ingest.classes import rename_class
+
+    e = engine("events.toml")
+    e.ingest("26_events_pandas.csv")
+    fraud = e.rows("SELECT count(*) FROM current_labels WHERE label = 'fraud'")[0][0]
+    r = e.ingest("26_events_renamed.csv")
+    assert r.unknown_labels == {"fraudulent": 2}
+    change = rename_class(e.con, e.home.config.dataset, "fraud", "fraudulent")
+    assert (change.labels_renamed, change.rows_readmitted) == (fraud, 2)
+    assert e.rows("SELECT count(*) FILTER (label = 'fraudulent'), count(*) FILTER (label = 'fraud') "
+                  "FROM current_labels") == [(fraud + 2, 0)]
+    # The ledger keeps the old label events: only new ones were appended.
+    assert e.rows("SELECT count(*) FROM label_events WHERE label = 'fraud'") == [(fraud,)]

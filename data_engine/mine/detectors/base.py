@@ -39,8 +39,8 @@ class MiningData:
     """Everything detectors read about the N examples being mined.
 
     example_ids : np.ndarray of shape (N,)
-    labels : np.ndarray of shape (N,), the task's encoded label in force (classification: the class
-        index), -1 if unlabeled
+    labels : np.ndarray of shape (N,) or (N, K), the task's encoded label in force (classification:
+        the class index; tags: a 0/1 row), -1 (in every cell) if unlabeled
     classes : tuple of str, the K class names
     probs : np.ndarray of shape (N, W), the task's predictions (W = ``task.prediction_width(classes)``,
         classification: K class probabilities in ``classes`` order); out-of-fold for labeled rows, a
@@ -104,7 +104,10 @@ class MiningData:
 
     @property
     def labeled(self) -> np.ndarray:
-        """Boolean mask of shape (N,): rows with a label in force (a number label: not NaN)."""
+        """Boolean mask of shape (N,): rows with a label in force (a number label: not NaN; a tag
+        row: not -1)."""
+        if self.labels.ndim == 2:
+            return (self.labels >= 0).all(axis=1)
         if self.labels.dtype.kind == "f":
             return ~np.isnan(self.labels)
         return self.labels >= 0
@@ -112,24 +115,40 @@ class MiningData:
     @property
     def label_codes(self) -> np.ndarray:
         """Shape (N,) int: the class index for classes; for number labels (regression, NaN =
-        unlabeled) one code per distinct value, so detectors that compare labels for equality
-        (copies with different labels) read both alike; -1 if unlabeled."""
-        if self.labels.dtype.kind != "f":
+        unlabeled) one code per distinct value, for tag rows one per distinct tag set, so detectors
+        that compare labels for equality (copies with different labels) read all alike; -1 if unlabeled."""
+        if self.labels.ndim == 1 and self.labels.dtype.kind != "f":
             return self.labels
         codes = np.full(len(self.labels), -1, dtype=np.int64)
         known = self.labeled
-        codes[known] = np.unique(self.labels[known], return_inverse=True)[1]
+        if known.any():
+            found = self.labels[known]
+            codes[known] = np.unique(found, axis=0 if found.ndim == 2 else None, return_inverse=True)[1].reshape(-1)
         return codes
+
+    def label_probability(self) -> np.ndarray:
+        """Shape (N,): the predicted probability of each row's label in force (NaN when unlabeled,
+        without predictions, or for a task without classes); for tags, the product of the per-tag
+        probabilities of the given set."""
+        out = np.full(len(self.labels), np.nan)
+        if not self.task.has_classes:  # a probability of the given label exists only over classes
+            return out
+        known = self.labeled & self.has_probs
+        if self.labels.ndim == 1:
+            out[known] = self.probs[known, self.labels[known]]
+        else:
+            p, y = self.probs[known], self.labels[known] > 0
+            out[known] = np.prod(np.where(y, p, 1.0 - p), axis=1)
+        return out
 
     def label_names(self, rows: np.ndarray) -> np.ndarray:
         """The stored spelling of the labels of ``rows`` (indices, shape (M,)); '' if unlabeled."""
-        if self.labels.dtype.kind != "f":
+        if self.labels.ndim == 1 and self.labels.dtype.kind != "f":
             return self.class_names(self.labels[rows])
-        values = self.labels[rows]
-        known = ~np.isnan(values)
+        known = self.labeled[rows]
         out = np.full(len(rows), "", dtype=object)
         if known.any():
-            out[known] = self.task.decode(values[known], self.classes)
+            out[known] = self.task.decode(self.labels[rows][known], self.classes)
         return out
 
     @property

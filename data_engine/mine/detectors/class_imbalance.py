@@ -23,7 +23,9 @@ class ClassImbalanceDetector(Detector):
     def find_issues(self, data: MiningData) -> DetectorResult:
         """Summarise the class counts of the labeled rows."""
         k = len(data.classes)
-        counts = np.bincount(data.labels[data.labeled], minlength=k)
+        # Labeled examples per class (tags: examples carrying each tag).
+        counts = np.bincount(data.labels[data.labeled], minlength=k) if data.labels.ndim == 1 \
+            else data.labels[data.labeled].sum(axis=0).astype(np.int64)
         total = int(counts.sum())
         share = counts / total if total else np.zeros(k)
         minority = [data.classes[i] for i in np.flatnonzero(share < self.threshold / max(k, 1))]

@@ -116,10 +116,7 @@ class NearDuplicateDetector(Detector):
         # Evidence that a disagreeing copy's label is right: the model's out-of-fold probability
         # of it and the share of its copies (itself included) that carry it, averaged.
         share = _label_share(codes, labels, exact, near, partner)
-        p_label = np.full(n, np.nan)
-        if data.task.has_classes:  # a probability of the given label exists only over classes
-            known = (labels >= 0) & np.isfinite(data.probs).all(axis=1)
-            p_label[known] = data.probs[known, labels[known]]
+        p_label = data.label_probability()
         label_right = np.where(np.isfinite(p_label), 0.5 * (p_label + share), share)
         low_dim = data.low_dimensional
         agreeing_flagged = self.copies_pay or not low_dim

@@ -135,7 +135,8 @@ def build_task(
         "suggested_score": _round(row.get("suggested_score")),
         "issue_types": ", ".join(issue_types) if issue_types else "none",
         "priority": _round(row.get("priority")),
-        # The label check's words on this example ("given 120, predicted 31 [25, 38]"), '' if none.
+        # The label check's words on this example ("given 120, predicted 31 [25, 38]"; for tags
+        # "tag 'urgent' likely missing (p=0.93)"), '' if none.
         "label_note": _text(row.get("label_note")) or "",
     }
     # A copy of an example a reviewer already decided: the partner and its verdict, to decide alike.

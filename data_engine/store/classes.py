@@ -1,0 +1,93 @@
+"""The dataset's classes as read by ingest and the ``classes`` command: which labels of a batch are
+not classes (with the command that adds them), whether ``[dataset] classes`` differs from the
+stored set (with the command that applies it: never applied silently), and the classes with their
+labels in force. Changing the set is :mod:`data_engine.ingest.classes`.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+import duckdb
+
+from data_engine.store.config import DatasetConfig
+from data_engine.store.schema import load_classes
+from data_engine.store.values import normalize_text, normalized_sql
+from data_engine.store.warehouse import json_path
+
+# The words of the quarantine reason of a label outside the classes (data_engine.tasks.classification).
+NOT_A_CLASS = "is not one of the classes"
+SHOWN_LABELS = 5
+
+
+def add_command(names: list[str]) -> str:
+    """The exact command line that adds ``names`` as classes."""
+    return shlex.join(["data-engine", "classes", "add", *names])
+
+
+def unknown_labels(con: duckdb.DuckDBPyConnection, ds: DatasetConfig) -> dict[str, int]:
+    """``{label: rows}`` of the batch being validated whose label (normalised) was quarantined as not
+    one of the classes, most rows first. Read from the temp table ``rejected`` (the bad rows only,
+    each with the row as read in ``raw``: see data_engine.ingest.validate), so it costs nothing
+    for a batch without such rows."""
+    label = normalized_sql(f"json_extract_string(raw, {json_path(ds.label_column)})")
+    rows = con.execute(
+        f"SELECT {label} AS label, count(*) AS n FROM rejected WHERE contains(reason, ?) "
+        "GROUP BY label ORDER BY n DESC, label", [NOT_A_CLASS]).fetchall()
+    return {str(k): int(n) for k, n in rows if k is not None}
+
+
+def unknown_labels_warning(con: duckdb.DuckDBPyConnection, found: dict[str, int]) -> str:
+    """What ingest says about labels that are not classes (``found``: ``{label: rows}``), with the
+    commands that take them in; a label that is the old name of a renamed class is named as such
+    (the file predates the rename: fix its labels, the engine never maps them silently)."""
+    shown = ", ".join(f"{k!r} ({n} rows)" for k, n in list(found.items())[:SHOWN_LABELS])
+    more = ", ..." if len(found) > SHOWN_LABELS else ""
+    renamed = dict(con.execute(
+        "SELECT old_label, last(class_label ORDER BY change_id) FROM class_changes "
+        "WHERE kind = 'rename' AND list_contains(?::VARCHAR[], old_label) GROUP BY old_label", [list(found)]
+    ).fetchall())
+    new = [k for k in found if k not in renamed]
+    said = f"{sum(found.values())} rows have a label that is not one of the classes: {shown}{more}; they are quarantined"
+    if renamed:
+        said += ". " + ", ".join(f"{old!r} was renamed {now!r}" for old, now in renamed.items()) + (
+            " (`data-engine classes rename`): write the new name in the file and land it again")
+    if new:
+        said += (f". If {'these are new classes' if len(new) > 1 else 'it is a new class'}: `{add_command(new)}` "
+                 "(their quarantined rows are then admitted); if a class was renamed: "
+                 f"`data-engine classes rename OLD {shlex.quote(new[0])}`")
+    return said
+
+
+def config_drift(con: duckdb.DuckDBPyConnection, ds: DatasetConfig) -> str | None:
+    """One line when ``[dataset] classes`` differs from the stored classes, with the command that
+    applies it (None when they agree, or before classes are stored, or without configured classes)."""
+    stored = load_classes(con)
+    if not ds.classes or not stored:
+        return None
+    wanted = list(dict.fromkeys(normalize_text(c) for c in ds.classes))
+    added = [c for c in wanted if c not in stored]
+    dropped = [c for c in stored if c not in wanted]
+    if not added and not dropped:
+        return None
+    said = (f"[dataset] classes ({', '.join(map(repr, wanted))}) differ from the stored classes "
+            f"({', '.join(map(repr, stored))}), which stay in force until changed with `data-engine classes`")
+    if len(added) == 1 and len(dropped) == 1:
+        return said + (f": to rename {dropped[0]!r}, run `{shlex.join(['data-engine', 'classes', 'rename', *dropped, *added])}`"
+                       f", or to add {added[0]!r}, `{add_command(added)}`")
+    if added and not dropped:
+        return said + f": to apply, run `{add_command(added)}`"
+    return said + (f"; classes are never removed ({', '.join(map(repr, dropped))} stay)"
+                   + (f"; to add the others, run `{add_command(added)}`" if added else ""))
+
+
+def list_classes(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """The classes in order: ``class_label``, ``position``, ``source`` and ``labels_in_force`` (examples
+    whose label in force is the class)."""
+    rows = con.execute(
+        "SELECT c.class_label, c.position, c.source, count(cl.example_id) FROM dataset_classes c "
+        "LEFT JOIN current_labels cl ON cl.label = c.class_label GROUP BY ALL ORDER BY c.position").fetchall()
+    return [dict(zip(("class_label", "position", "source", "labels_in_force"), r)) for r in rows]
+
+

@@ -1,0 +1,96 @@
+"""Generated multi-label data for the tests: support tickets with tags, and sklearn's
+``make_multilabel_classification`` as a table, each with injected tag errors (one tag of an
+example added or removed) and the true tag sets as an ``oracle.jsonl``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+TICKET_TAGS = {
+    "account": ["password reset", "cannot log in", "two-factor code", "delete my account", "username", "locked out"],
+    "billing": ["invoice", "charged twice", "refund", "payment failed", "billing address", "credit card"],
+    "bug": ["crashes", "error 500", "button does nothing", "page is blank", "stack trace", "broken link"],
+    "feature": ["would be nice", "please add", "feature request", "dark mode", "export to excel", "integration with"],
+    "urgent": ["asap", "production is down", "immediately", "urgent", "critical", "right now"],
+}
+FILLER = ["hello team", "thanks", "regards", "hi", "see attached", "as discussed", "my order", "the app",
+          "yesterday", "again", "please help", "since monday"]
+
+
+@dataclass
+class TagData:
+    """Rows to land (``frame``: id, inputs, ``tags`` as written in the file), the tags, the true tag
+    sets by id and the ids whose tags were changed."""
+
+    frame: pd.DataFrame
+    tags: list[str]
+    truth: dict[str, list[str]]
+    noisy: set[str]
+
+    def write(self, home_root: Path, name: str = "data.csv") -> Path:
+        """Write the rows to ``landing/name`` (tags as ``a|b``, ``[]`` for none) and ``oracle.jsonl``."""
+        path = home_root / "landing" / name
+        self._csv(path)
+        (home_root / "oracle.jsonl").write_text(
+            "".join(json.dumps({"id": i, "label": t}) + "\n" for i, t in self.truth.items()), encoding="utf-8")
+        return path
+
+    def write_gold(self, home_root: Path) -> Path:
+        """Write the rows as gold data, ``landing/gold/gold.csv`` (ids prefixed ``g``; no oracle)."""
+        path = home_root / "landing" / "gold" / "gold.csv"
+        path.parent.mkdir(exist_ok=True)
+        TagData(self.frame.assign(id=["g" + i for i in self.frame["id"]]), self.tags, {}, set())._csv(path)
+        return path
+
+    def _csv(self, path: Path) -> None:
+        self.frame.assign(tags=["|".join(t) if t else "[]" for t in self.frame["tags"]]).to_csv(path, index=False)
+
+
+def _inject(rows: list[list[str]], tags: list[str], share: float, rng: np.random.Generator) -> tuple[list[list[str]], np.ndarray]:
+    """Flip one random tag (add or remove) in ``share`` of the rows; returns the rows and the flipped indices."""
+    n = len(rows)
+    flipped = rng.choice(n, int(round(share * n)), replace=False)
+    out = [list(r) for r in rows]
+    for i in flipped:
+        out[i] = sorted(set(out[i]) ^ {str(rng.choice(tags))})
+    return out, flipped
+
+
+def tickets(n: int = 400, *, noise: float = 0.1, seed: int = 0, words_per_tag: int = 2) -> TagData:
+    """Support tickets: each tag present contributes ``words_per_tag`` of its phrases, plus filler."""
+    rng = np.random.default_rng(seed)
+    names = sorted(TICKET_TAGS)
+    truth_rows, texts = [], []
+    for _ in range(n):
+        k = int(rng.choice([0, 1, 2, 3], p=[0.1, 0.45, 0.35, 0.1]))
+        tags = sorted(str(t) for t in rng.choice(names, size=k, replace=False))
+        words = [str(w) for t in tags for w in rng.choice(TICKET_TAGS[t], size=words_per_tag, replace=False)]
+        words += [str(w) for w in rng.choice(FILLER, size=3)]
+        rng.shuffle(words)
+        truth_rows.append(tags)
+        texts.append(" ".join(words))
+    given, flipped = _inject(truth_rows, names, noise, rng)
+    ids = [f"t{i}" for i in range(n)]
+    frame = pd.DataFrame({"id": ids, "text": texts, "tags": given})
+    return TagData(frame, names, dict(zip(ids, truth_rows)), {ids[i] for i in flipped})
+
+
+def table(n: int = 600, *, n_tags: int = 5, noise: float = 0.1, seed: int = 0) -> TagData:
+    """scikit-learn's ``make_multilabel_classification`` (20 numeric features) as a table."""
+    from sklearn.datasets import make_multilabel_classification
+
+    X, Y = make_multilabel_classification(n_samples=n, n_features=20, n_classes=n_tags, n_labels=2,
+                                          random_state=seed)
+    names = [f"tag{k}" for k in range(n_tags)]
+    truth_rows = [[names[k] for k in np.flatnonzero(row)] for row in Y]
+    given, flipped = _inject(truth_rows, names, noise, np.random.default_rng(seed + 1))
+    ids = [f"r{i}" for i in range(n)]
+    frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
+    frame.insert(0, "id", ids)
+    frame["tags"] = given
+    return TagData(frame, names, dict(zip(ids, truth_rows)), {ids[i] for i in flipped})
