@@ -18,6 +18,9 @@ Data sets (32 dimensions unless real):
 Exact search over N rows costs N x N distances (hours at a million), so recall is measured on a
 random sample of query rows (``--sample``, default 1,000) searched exactly, and the exact search's
 seconds for all N rows are the sample's seconds times N / sample (printed as estimated).
+
+Seconds are wall-clock; beside them the CPU seconds of this process (all its threads), which a
+busy shared machine stretches far less than the wall clock.
 """
 
 from __future__ import annotations
@@ -64,14 +67,14 @@ def handle(args: argparse.Namespace, home: Home) -> int:
     if unknown:
         raise EngineError(f"bench neighbours --sets: unknown {', '.join(unknown)} (known: {', '.join(SETS)})")
     print(f"load average at start: {_load()}")
-    print(f"{'set':<14}{'rows':>9}{'dims':>6}  {'method':<22}{'recall@10':>10}{'seconds':>10}")
+    print(f"{'set':<14}{'rows':>9}{'dims':>6}  {'method':<22}{'recall@10':>10}{'seconds':>10}{'cpu s':>9}")
     for rows in args.rows:
         for name in sets:
             X, note = make_set(name, rows, seed=args.seed)
-            for method, recall, seconds, extra in compare(X, sample=args.sample, seed=args.seed,
-                                                          blocks=not args.no_blocks):
-                print(f"{name:<14}{rows:>9}{X.shape[1]:>6}  {method:<22}{recall:>10.3f}{seconds:>10.1f}  {extra}",
-                      flush=True)
+            for method, recall, (seconds, cpu), extra in compare(X, sample=args.sample, seed=args.seed,
+                                                                 blocks=not args.no_blocks):
+                print(f"{name:<14}{rows:>9}{X.shape[1]:>6}  {method:<22}{recall:>10.3f}{seconds:>10.1f}{cpu:>9.1f}"
+                      f"  {extra}", flush=True)
             if note:
                 print(f"{'':<14}{note}")
     if args.flag_rows:
@@ -126,31 +129,33 @@ def jittered(real: np.ndarray, rows: int, *, seed: int = 0) -> np.ndarray:
     return (real[rng.integers(0, len(real), rows)] + rng.normal(0, scale, (rows, real.shape[1]))).astype(np.float32)
 
 
-def compare(X: np.ndarray, *, sample: int, seed: int, blocks: bool) -> list[tuple[str, float, float, str]]:
-    """(method, recall@10 on the sample, seconds, remark) for exact search, the engine's search
-    and the old blocks, on ``X`` (shape (N, d))."""
+def compare(X: np.ndarray, *, sample: int, seed: int,
+            blocks: bool) -> list[tuple[str, float, tuple[float, float], str]]:
+    """(method, recall@10 on the sample, (wall seconds, CPU seconds), remark) for exact search,
+    the engine's search and the old blocks, on ``X`` (shape (N, d))."""
     from data_engine.mine.detectors import neighbours as nb
 
     n = len(X)
     queries = np.sort(np.random.default_rng(seed + 1).choice(n, size=min(n, sample), replace=False))
-    t = time.perf_counter()
-    truth = nb._drop_self(*nb._query(X, X[queries], K + 1), queries, K)[1]
-    exact_s = (time.perf_counter() - t) * n / len(queries)
-    out = [("exact (brute force)", 1.0, exact_s, f"estimated: {len(queries)} rows timed, x N / {len(queries)}")]
+    truth, (wall, cpu) = _timed(lambda: nb._drop_self(*nb._query(X, X[queries], K + 1), queries, K)[1])
+    out = [("exact (brute force)", 1.0, (wall * n / len(queries), cpu * n / len(queries)),
+            f"estimated: {len(queries)} rows timed, x N / {len(queries)}")]
     found, seconds = _timed(lambda: nb.search_neighbours(X, k=K, seed=seed))
     out.append(("engine (HNSW)" if found.graph is not None else "engine (exact)",
                 nb.recall_at_k(found.neighbours.indices[queries], truth), seconds,
-                "" if found.recall is None else f"own estimate {found.recall:.3f} at efSearch {found.ef_search}"))
+                "" if found.recall is None else f"own estimate {found.recall:.3f} at efSearch {found.ef_search}; s: "
+                + ", ".join(f"{stage} {s:.1f}" for stage, s in found.seconds.items())))
     if blocks:
         old, seconds = _timed(lambda: old_blocks(X, k=K, seed=seed))
         out.append(("old k-means blocks", nb.recall_at_k(old[queries], truth), seconds, ""))
     return out
 
 
-def _timed(step: Callable[[], object]) -> tuple[object, float]:
-    t = time.perf_counter()
+def _timed(step: Callable[[], object]) -> tuple[object, tuple[float, float]]:
+    """The step's result and its (wall-clock, CPU) seconds."""
+    t, c = time.perf_counter(), time.process_time()
     result = step()
-    return result, time.perf_counter() - t
+    return result, (time.perf_counter() - t, time.process_time() - c)
 
 
 def old_blocks(X: np.ndarray, *, k: int = K, seed: int = 0) -> np.ndarray:
@@ -210,8 +215,8 @@ def flag_report(rows: int, *, seed: int = 0) -> str:
     from data_engine.mine.detectors import neighbours as nb
 
     X, far, copy = planted(rows, seed=seed)
-    approx, s_approx = _timed(lambda: nb.search_neighbours(X, seed=seed).neighbours)
-    exact, s_exact = _timed(lambda: nb.search_neighbours(X, seed=seed, exact_rows=len(X)).neighbours)
+    approx, (s_approx, _) = _timed(lambda: nb.search_neighbours(X, seed=seed).neighbours)
+    exact, (s_exact, _) = _timed(lambda: nb.search_neighbours(X, seed=seed, exact_rows=len(X)).neighbours)
     (oa, ca), (oe, ce) = flags(approx), flags(exact)
     return (f"flags on {rows} structureless rows with {len(far)} planted extremes and {len(copy)} near copies "
             f"(engine {s_approx:.1f} s, exact {s_exact:.1f} s): outlier flags differ on {int((oa != oe).sum())} rows "

@@ -68,3 +68,24 @@ def test_planted_extremes_and_near_copies_are_flagged_as_with_exact_neighbours()
     assert outlier_e[far].all() and copy_e[copy].all()
     assert (outlier_a != outlier_e).sum() <= 0.001 * len(X)
     assert (copy_a != copy_e).sum() <= 0.001 * len(X)
+
+
+def test_the_beam_is_the_narrowest_step_that_reaches_the_target_on_the_sample():
+    # The beam is chosen on the sample rows alone (the search of all rows runs once, with it):
+    # the recall at the chosen beam reaches the target and the step before it does not.
+    import faiss
+
+    X = np.random.default_rng(8).standard_normal((8_000, 24)).astype(np.float32)
+    graph = faiss.deserialize_index(nb.search_neighbours(X, exact_rows=100).graph)
+    sample = np.sort(np.random.default_rng(9).choice(len(X), 300, replace=False))
+    truth = nb._drop_self(*nb._query(X, X[sample], 11), sample, 10)[1]
+
+    def recall_at(ef: int) -> float:
+        return nb.recall_at_k(nb._drop_self(*nb._hnsw_query(graph, X[sample], 11, ef), sample, 10)[1], truth)
+
+    steps = [ef for ef in nb.EF_STEPS if ef > 10]
+    target = (recall_at(steps[0]) + 1.0) / 2  # above what the narrowest beam finds
+    ef = nb.beam_for_recall(graph, X, sample, truth, target)
+    assert ef > steps[0]
+    assert recall_at(ef) >= target
+    assert recall_at(steps[steps.index(ef) - 1]) < target
