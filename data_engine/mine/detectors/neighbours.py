@@ -42,8 +42,9 @@ NEIGHBOURS_K = 10
 EXACT_SEARCH_ROWS = 20_000
 # HNSW settings: links per node (M) and beam width while building. Measured on 200,000
 # standard-normal rows in 32 dimensions (the hardest case of ``bench neighbours``), one thread, CPU
-# seconds: M = 32 (build beam 64) needed search beam 128 for recall@10 0.967 (17 s build + 47 s
-# search); M = 48 reached 0.976 at beam 64 and M = 64 (build beam 40) 0.954 at 64 (18 s + 29 s).
+# seconds (docs/mining.md): M = 32 (build beam 64) needed search beam 128 for recall@10 0.967
+# (17 s build + 47 s search of all rows); M = 48 (build beam 64) reached 0.976 at beam 64
+# (28 s + 31 s) and 0.90 at beam 16, where clustered and real rows already reach the target.
 # More links make each step of the search costlier but the beam needed narrower.
 HNSW_LINKS = 48
 EF_CONSTRUCTION = 64
