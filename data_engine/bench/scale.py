@@ -6,7 +6,7 @@ the cluster at ``--scheduler``:
 
 * ``oof``: out-of-fold probabilities of the tabular "auto" ensemble (5 folds x members) on a
   generated labeled set of ``--rows`` rows (:func:`data_engine.bench.datasets.make_tabular_dataset`);
-* ``neighbour search``: the blockwise nearest-neighbour search over the same rows' feature
+* ``neighbour search``: the nearest-neighbour search (in this process) over the same rows' feature
   embedding (the embedding itself is fitted once, in this process, and not timed per back-end);
 * ``embed``: e5-small vectors of ``--embed-texts`` generated sentences, extrapolated linearly
   to ``--texts``; every worker loads the model first (untimed, reported as a per-worker cost) (e5-small embeds about 60 texts/s per core, so 100,000 texts take about half an
@@ -168,7 +168,7 @@ def _run_stages(backend: Backend, work: dict[str, Any]) -> tuple[dict[str, float
         cpu[stage] = _cpu_since(before, backend)
     n = len(work["X"])
     tasks = {"oof": FOLDS * len(work["members"]),
-             "neighbour search": 1 if n <= nb.EXACT_SEARCH_ROWS else max(2, n // nb.BLOCK_ROWS),
+             "neighbour search": 1,  # in this process (faiss HNSW or exact), not tasks
              "embed": -(-n_texts // batch_rows)}
     return seconds, tasks, out, cpu
 

@@ -50,7 +50,7 @@ SVM_MAX_ROWS = 20_000
 
 
 # Above this many labeled rows "auto" leaves out the kNN member: exact neighbour search costs
-# N x N distance computations (see data_engine.mine.detectors.neighbours for the measurement).
+# N x N distance computations (measured in docs/mining.md, "Neighbour search").
 KNN_MAX_ROWS = 50_000
 
 

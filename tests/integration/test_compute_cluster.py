@@ -89,17 +89,6 @@ def test_out_of_fold_fits_on_the_cluster_equal_the_local_ones(dask: DaskBackend)
     assert remote.weights == local.weights
 
 
-def test_blockwise_neighbour_search_on_the_cluster_equals_the_local_one(dask: DaskBackend, monkeypatch) -> None:
-    monkeypatch.setattr(nb, "EXACT_SEARCH_ROWS", 500)
-    monkeypatch.setattr(nb, "BLOCK_ROWS", 200)
-    X = np.random.default_rng(0).normal(size=(3000, 6)).astype(np.float32)
-    local = nb.find_neighbours(X, k=5, seed=1)
-    remote, workers = _tasks_ran_on(dask, nb.find_neighbours, X, k=5, seed=1, compute=dask)
-    assert len(workers) == 2
-    np.testing.assert_array_equal(remote.indices, local.indices)
-    np.testing.assert_array_equal(remote.distances, local.distances)
-
-
 def _home(root: Path, extra: str = "") -> Home:
     home = make_home(root.parent, CONFIG + extra, name=root.name)
     frame = pd.concat([blobs(400, seed=1, flip=(3, 17, 40)), blobs(200, seed=2, start=400, labeled=False)])
@@ -123,20 +112,19 @@ def _results(home: Home) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 def test_a_mining_run_on_the_cluster_equals_the_local_run(cluster: str, dask: DaskBackend, tmp_path: Path,
                                                           monkeypatch) -> None:
-    # Blockwise search from 500 rows on, so that the 600 examples are searched in blocks.
+    # Approximate (HNSW) search from 500 rows on: built on one thread, so equal on both sides.
     monkeypatch.setattr(nb, "EXACT_SEARCH_ROWS", 500)
-    monkeypatch.setattr(nb, "BLOCK_ROWS", 100)
     local = _home(tmp_path / "local")
     remote = _home(tmp_path / "remote", f'\n[compute]\nscheduler = "{cluster}"\n')
     assert remote.config.compute.scheduler == cluster
     want = _results(local)
     got, workers = _tasks_ran_on(dask, _results, remote)
-    assert len(workers) == 2  # the run's fits and block searches went to the cluster
+    assert len(workers) == 2  # the run's fits went to the cluster
     for a, b in zip(want, got):
         pd.testing.assert_frame_equal(a, b)
     issues = got[0]
     # Near copies with agreeing labels in low-dimensional tables are a data-set fact, not issues
-    # (docs/mining.md), so these blobs give label and outlier flags; the block searches ran for both.
+    # (docs/mining.md), so these blobs give label and outlier flags; the approximate search ran for both.
     assert {"label", "outlier"} <= set(issues["issue_type"])
     assert len(got[1]) > 0
 

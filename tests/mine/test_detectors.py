@@ -230,17 +230,18 @@ def test_run_detectors_returns_results_in_order():
     assert list(out) == ["uncertain", "label"]
 
 
-def test_blocked_neighbour_search_matches_exact_on_separated_clusters(monkeypatch):
+def test_approximate_neighbour_search_matches_exact_on_separated_clusters(monkeypatch):
     rng = np.random.default_rng(0)
     centres = rng.normal(0, 100, (6, 3))
     X = (centres[rng.integers(0, 6, 600)] + rng.normal(0, 1, (600, 3))).astype(np.float32)
     exact = nb.find_neighbours(X, k=5)
     monkeypatch.setattr(nb, "EXACT_SEARCH_ROWS", 100)
-    monkeypatch.setattr(nb, "BLOCK_ROWS", 100)
-    blocked = nb.find_neighbours(X, k=5)
-    assert blocked.indices.shape == (600, 5)
-    assert (blocked.indices != np.arange(600)[:, None]).all()  # never the row itself
-    np.testing.assert_allclose(blocked.distances, exact.distances, rtol=1e-4)
+    found = nb.search_neighbours(X, k=5)
+    assert found.graph is not None and found.recall >= nb.TARGET_RECALL
+    approx = found.neighbours
+    assert approx.indices.shape == (600, 5)
+    assert (approx.indices != np.arange(600)[:, None]).all()  # never the row itself
+    np.testing.assert_allclose(approx.distances, exact.distances, rtol=1e-4)
 
 
 def test_neighbours_never_return_self_even_with_exact_copies():
@@ -275,16 +276,15 @@ def test_extending_the_index_searches_only_the_new_rows():
     assert nb.align_index(grown, keys[:10]) is None
 
 
-def test_extending_a_blocked_index_matches_exact_search_on_separated_clusters(monkeypatch):
+def test_extending_an_approximate_index_matches_exact_search_on_separated_clusters(monkeypatch):
     monkeypatch.setattr(nb, "EXACT_SEARCH_ROWS", 100)
-    monkeypatch.setattr(nb, "BLOCK_ROWS", 100)
     rng = np.random.default_rng(2)
     centres = rng.normal(0, 100, (4, 2))
     X = centres[rng.integers(0, 4, 500)] + rng.normal(0, 1, (500, 2))
     keys = np.array([f"k{i}" for i in range(500)], dtype=object)
     schema = {"u": "numeric", "v": "numeric"}
     part = nb.build_index(keys[:450], frame_of(X[:450]), schema, "image", k=3)
-    assert part.kmeans is not None
+    assert part.graph is not None and part.ef_search is not None
     grown = nb.extend_index(part, keys[450:], frame_of(X[450:]))
     from sklearn.neighbors import NearestNeighbors
 

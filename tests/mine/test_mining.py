@@ -157,6 +157,15 @@ def test_a_new_unlabeled_batch_costs_only_its_own_rows(home, ingest, monkeypatch
     assert mine(home).newly_scored_unlabeled == 0
 
 
+
+def test_a_new_unlabeled_batch_joins_the_cached_approximate_index(home, ingest, monkeypatch):
+    # The same run with the HNSW search (exact-search limit lowered): the serialised graph is
+    # cached and the new rows are added to it, not rebuilt.
+    import data_engine.mine.detectors.neighbours as nb
+
+    monkeypatch.setattr(nb, "EXACT_SEARCH_ROWS", 50)
+    test_a_new_unlabeled_batch_costs_only_its_own_rows(home, ingest, monkeypatch)
+
 def test_an_unsure_unlabeled_example_is_queued_as_uncertain(home, ingest):
     ingest("b1.csv", blobs(60))
     middle = pd.DataFrame({"id": ["mid"], "x": [3.0], "y": [0.0], "color": [None], "label": [None]})
