@@ -123,25 +123,14 @@ class NER(Task):
     # -- labels as arrays ---------------------------------------------------------------------
 
     def encode(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
-        """Stored span sets as an object array (n,) of their canonical text (the tagger and the
-        checks tokenise each text themselves). Raises ``ValueError`` naming the first bad label."""
-        import numpy as np
-
-        out = []
-        for i, label in enumerate(labels):
-            try:
-                spans = sp.parse(label)
-            except sp.NotASpanSet as exc:
-                raise ValueError(f"label {i}: {exc}") from None
-            unknown = [s.label for s in spans if s.label not in classes]
-            if unknown and classes:
-                raise ValueError(f"label {i}: entity type {unknown[0]!r} is not one of the types")
-            out.append(sp.canonical(spans))
-        return np.asarray(out, dtype=object)
+        """Stored span sets as an int64 matrix (n, 1 + 3 * MAX_SPANS) (:func:`data_engine.tasks.spans.encode`):
+        the span count, then (start, end, type index in ``classes``) per span, zero-padded; the stages
+        mark an unlabeled row with -1 everywhere. Raises ``ValueError`` naming the first bad label."""
+        return sp.encode(labels, [str(c) for c in classes])
 
     def decode(self, y: np.ndarray, classes: Sequence[str]) -> list[str]:
-        """The canonical span sets of ``y`` (n,)."""
-        return [str(v) for v in y]
+        """The canonical span sets of the rows of ``y`` (n, 1 + 3 * MAX_SPANS)."""
+        return sp.decode(y, [str(c) for c in classes])
 
     def prediction_width(self, classes: Sequence[str]) -> int:
         """MAX_TOKENS token slots of (start, end, p_O, p per type)."""
@@ -233,7 +222,7 @@ class NER(Task):
         (:func:`data_engine.tasks.ner_issues.find_span_issues`)."""
         from data_engine.tasks.ner_issues import find_span_issues
 
-        return find_span_issues([str(v) for v in y], pred, [str(c) for c in classes])
+        return find_span_issues(self.decode(y, classes), pred, [str(c) for c in classes])
 
     def uncertainty(self, pred: np.ndarray) -> np.ndarray:
         """Per text: 1 - the least sure token's top-2 margin (0 for a text without tokens)."""

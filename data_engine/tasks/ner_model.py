@@ -21,7 +21,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from data_engine.errors import EngineError
 from data_engine.tasks import tokens as tk
-from data_engine.tasks.spans import spans_of
+from data_engine.tasks.spans import decode, spans_of
 
 if TYPE_CHECKING:
     from data_engine.compute.backend import Backend
@@ -75,14 +75,15 @@ class TokenTagger(ClassifierMixin, BaseEstimator):
     """A per-token IO tagger fitted on texts and their stored span sets.
 
     ``fit(X, y)``: ``X`` a frame with the text column (n rows), ``y`` (n,) stored span sets
-    (:mod:`data_engine.tasks.spans`). ``token_probs(X)``: per text, token offsets (m, 2) and tag
+    (:mod:`data_engine.tasks.spans`) or their encoded matrix (n, 1 + 3 * MAX_SPANS) with ``tags``
+    the entity types it indexes (``tags``: the dataset's types; default those ``y`` uses). ``token_probs(X)``: per text, token offsets (m, 2) and tag
     probabilities (m, 1 + K) over ``["O", *types_]``. ``predict_proba(X)``: the packed fixed-width
     predictions (n, MAX_TOKENS * (3 + K)) of :func:`data_engine.tasks.tokens.pack`.
     """
 
-    def __init__(self, types: tuple[str, ...] | None = None, text_column: str | None = None, C: float = 1.0,
+    def __init__(self, tags: tuple[str, ...] | None = None, text_column: str | None = None, C: float = 1.0,
                  seed: int = 0) -> None:
-        self.types = types
+        self.tags = tags
         self.text_column = text_column
         self.C = C
         self.seed = seed
@@ -93,10 +94,15 @@ class TokenTagger(ClassifierMixin, BaseEstimator):
         from sklearn.linear_model import LogisticRegression
 
         texts = text_column_of(X, self.text_column).astype(str).tolist()
+        y = np.asarray(y)
+        if y.ndim == 2:  # the task's encoded matrix: its type indices need the type names
+            if self.tags is None:
+                raise EngineError("an encoded span matrix needs the tagger's entity types (tags)")
+            y = np.asarray(decode(y, list(self.tags)), dtype=object)
         labels = [spans_of(str(v)) for v in y]
         if len(texts) != len(labels):
             raise EngineError(f"{len(texts)} texts but {len(labels)} labels")
-        self.types_ = tuple(self.types) if self.types is not None else tuple(sorted({s.label for sp in labels for s in sp}))
+        self.types_ = tuple(self.tags) if self.tags is not None else tuple(sorted({s.label for sp in labels for s in sp}))
         self.classes_ = np.asarray(["O", *self.types_], dtype=object)
         feats: list[dict[str, Any]] = []
         tags: list[np.ndarray] = []
@@ -173,12 +179,12 @@ def out_of_fold_tokens(members: Mapping[str, Any], X: pd.DataFrame, y: np.ndarra
     if len(X) != len(y):
         raise EngineError(f"{len(X)} texts but {len(y)} labels")
     X = X.reset_index(drop=True)
-    y = np.asarray(y, dtype=object)
+    y = np.asarray(y)
     names = list(members)
     splits = [(np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)) for k in range(n_folds)]
     calls = [(name, k) for name in names for k in range(n_folds)]
     compute = compute or LocalBackend(n_jobs)
-    parts = compute.starmap(_fit_predict, [(clone(members[name]).set_params(types=tuple(types)),
+    parts = compute.starmap(_fit_predict, [(clone(members[name]).set_params(tags=tuple(types)),
                                             X.iloc[splits[k][0]], y[splits[k][0]], X.iloc[splits[k][1]])
                                            for name, k in calls], description="out-of-fold fits", unit="fits")
     width = tk.MAX_TOKENS * tk.slot_width(len(types))

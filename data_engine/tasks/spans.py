@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from data_engine.errors import EngineError
 from data_engine.store.values import normalize_text, normalized_sql
@@ -121,3 +124,43 @@ def problems(spans: Sequence[Span], text_length: int, types: Sequence[str] | Non
 def spans_of(label: str) -> list[Span]:
     """The spans of a stored label (its canonical JSON)."""
     return [Span(int(d["start"]), int(d["end"]), str(d["label"])) for d in json.loads(label)]
+
+
+# Spans one encoded label row holds (:func:`encode`): as many as the token slots of a prediction.
+MAX_SPANS = 128
+
+
+def encode(labels: Sequence[str], types: Sequence[str]) -> np.ndarray:
+    """Stored span sets (n,) as an int64 matrix (n, 1 + 3 * MAX_SPANS): column 0 the number of spans,
+    then ``start, end, type index`` per span in stored order, zero-padded. Every entry of a labeled
+    row is >= 0 (the stages mark an unlabeled row with -1 everywhere). Raises ``ValueError`` naming
+    the first label that is not a span set, has a type outside ``types`` or more than MAX_SPANS spans."""
+    import numpy as np
+
+    index = {t: k for k, t in enumerate(types)}
+    out = np.zeros((len(labels), 1 + 3 * MAX_SPANS), dtype=np.int64)
+    for i, label in enumerate(labels):
+        try:
+            spans = parse(label)
+        except NotASpanSet as exc:
+            raise ValueError(f"label {i}: {exc}") from None
+        if len(spans) > MAX_SPANS:
+            raise ValueError(f"label {i}: {len(spans)} entities, more than the {MAX_SPANS} one text may hold")
+        out[i, 0] = len(spans)
+        for j, s in enumerate(spans):
+            if s.label not in index:
+                raise ValueError(f"label {i}: entity type {s.label!r} is not one of the types ({', '.join(types)})")
+            if s.start < 0:
+                raise ValueError(f"label {i}: span [{s.start}, {s.end}) starts before the text")
+            out[i, 1 + 3 * j:4 + 3 * j] = (s.start, s.end, index[s.label])
+    return out
+
+
+def decode(y: np.ndarray, types: Sequence[str]) -> list[str]:
+    """The inverse of :func:`encode`: the rows of ``y`` (n, 1 + 3 * MAX_SPANS) as stored span sets."""
+    out = []
+    for row in y:
+        m = int(row[0])
+        out.append(canonical(Span(int(row[1 + 3 * j]), int(row[2 + 3 * j]), str(types[int(row[3 + 3 * j])]))
+                             for j in range(m)))
+    return out
