@@ -103,7 +103,7 @@ class TokenTagger(ClassifierMixin, BaseEstimator):
         if len(texts) != len(labels):
             raise EngineError(f"{len(texts)} texts but {len(labels)} labels")
         self.types_ = tuple(self.tags) if self.tags is not None else tuple(sorted({s.label for sp in labels for s in sp}))
-        self.classes_ = np.asarray(["O", *self.types_], dtype=object)
+        self.classes_ = np.asarray(self.types_, dtype=object)  # the entity types (the dataset's classes); tag 0 is "outside"
         feats: list[dict[str, Any]] = []
         tags: list[np.ndarray] = []
         for text, spans in zip(texts, labels):
