@@ -90,3 +90,39 @@ def test_relanding_reordered_spans_makes_no_new_version(make_home: Callable[...,
     assert result.rows_ok == 1
     with open_warehouse(home) as con:
         assert con.execute("SELECT count(*) FROM examples WHERE example_id = '1'").fetchone()[0] == 1
+
+
+CONLL = """-DOCSTART- -X- -X- O
+
+EU NNP B-NP B-ORG
+rejects VBZ B-VP O
+German JJ B-NP B-MISC
+call NN I-NP O
+. . O O
+
+Peter NNP B-NP B-PER
+Blackburn NNP I-NP I-PER
+in IN O O
+Lagos NNP B-NP I-LOC
+
+Bad NN O B_PER
+"""
+
+
+def test_conll_file_becomes_one_row_per_sentence(make_home: Callable[..., Home]) -> None:
+    home = make_home(CONFIG.format(extra="").replace('id_column = "id"', 'id_column = "sentence"'))
+    path = home.landing / "train.conll"
+    path.write_text(CONLL, encoding="utf-8")
+    with open_warehouse(home) as con:
+        result = ingest_file(con, home.config.dataset, path)
+        stored = dict(con.execute("SELECT example_id, text || ' | ' || spans FROM examples ORDER BY example_id").fetchall())
+        reasons = [r[0] for r in con.execute("SELECT reason FROM quarantine").fetchall()]
+        classes = load_classes(con)
+    assert result.rows_in == 3 and result.rows_ok == 2
+    assert stored["1"] == ('EU rejects German call . | [{"start":0,"end":2,"label":"ORG"},'
+                           '{"start":11,"end":17,"label":"MISC"}]')
+    # IOB1: I-LOC after I-PER starts a new entity.
+    assert stored["2"] == ('Peter Blackburn in Lagos | [{"start":0,"end":15,"label":"PER"},'
+                           '{"start":19,"end":24,"label":"LOC"}]')
+    assert len(reasons) == 1 and "line 14: tag 'B_PER' is not O, B-type or I-type" in reasons[0]
+    assert classes == ["LOC", "MISC", "ORG", "PER"]
