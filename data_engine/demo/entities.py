@@ -65,7 +65,7 @@ def make_texts(n: int, *, seed: int = 0) -> list[tuple[str, tuple[Span, ...]]]:
     out = []
     for _ in range(n):
         template = rng.choice(_TEMPLATES)
-        text, spans, pos = "", [], 0
+        text, spans = "", []
         for piece in template.replace("}", "{").split("{"):
             if piece in _NAMES:
                 name = rng.choice(_NAMES[piece])
@@ -73,7 +73,6 @@ def make_texts(n: int, *, seed: int = 0) -> list[tuple[str, tuple[Span, ...]]]:
                 text += name
             else:
                 text += piece
-            pos += 1
         out.append((text, tuple(spans)))
     return out
 
