@@ -28,6 +28,7 @@ from xml.sax.saxutils import quoteattr
 from data_engine.store.values import normalized_sql
 from data_engine.tasks import spans as sp
 from data_engine.tasks.base import TASKS, Task
+from data_engine.tasks.setlabels import discard_majority, mean_jaccard
 
 if TYPE_CHECKING:
     import duckdb
@@ -320,27 +321,16 @@ class NER(Task):
         a tie of discards None. Strict majorities of valid span sets cannot overlap."""
         if not labels:
             return None
-        discards = sum(1 for label in labels if label == DISCARD)
-        if 2 * discards > len(labels):
-            return DISCARD
-        if 2 * discards == len(labels):
-            return None
+        decided, verdict = discard_majority(labels, DISCARD)
+        if decided:
+            return verdict
         votes = Counter(s for label in labels if label != DISCARD for s in set(sp.spans_of(label)))
         return sp.canonical(s for s, v in votes.items() if 2 * v > len(labels))
 
     def agreement(self, labels: Sequence[str], verdict: str) -> float:
         """The mean share of spans each answer shares with ``verdict`` (Jaccard of exact spans; 1 for
         two empty sets; a discard agrees only with a discard)."""
-        if not labels:
-            return 0.0
-
-        def jaccard(a: str, b: str) -> float:
-            if DISCARD in (a, b):
-                return float(a == b)
-            sa, sb = set(sp.spans_of(a)), set(sp.spans_of(b))
-            return len(sa & sb) / len(sa | sb) if sa | sb else 1.0
-
-        return sum(jaccard(label, verdict) for label in labels) / len(labels)
+        return mean_jaccard(labels, verdict, sp.spans_of, DISCARD)
 
     def oracle_label(self, value: Any) -> str:
         """An oracle value (a JSON list of spans, or its text) in stored spelling."""

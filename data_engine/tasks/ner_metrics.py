@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from data_engine.errors import EngineError
-from data_engine.tasks.paired import BOOTSTRAP_SAMPLES, PairedDiff
+from data_engine.tasks.paired import BOOTSTRAP_SAMPLES, PairedDiff, bootstrap_over_examples
 from data_engine.tasks.spans import spans_of
 
 METRICS = ("f1", "precision", "recall")
@@ -76,8 +76,6 @@ def paired_bootstrap(y_true: Sequence[str], cand_pred: Sequence[str], champ_pred
     texts resampled with replacement, each model's micro figure recomputed from the resampled
     per-text counts (``scipy.stats.bootstrap``, percentile interval; Efron & Tibshirani 1993).
     Seeded, so the same inputs give the same verdict."""
-    from scipy.stats import bootstrap
-
     if metric not in METRICS:
         raise EngineError(f"unknown NER metric {metric!r}; expected one of {', '.join(METRICS)}")
     pick = METRICS.index(metric)
@@ -90,18 +88,9 @@ def paired_bootstrap(y_true: Sequence[str], cand_pred: Sequence[str], champ_pred
         return _prf(cc)[order[pick]]
 
     observed = float(figure(c.sum(axis=0)) - figure(h.sum(axis=0)))
-    n = len(c)
-    confidence = 1.0 - 2.0 * alpha
-    if n < 2 or np.array_equal(c, h):
-        return PairedDiff(n, observed, observed, observed, 1.0, 1.0, confidence, "paired bootstrap")
 
-    def statistic(idx: np.ndarray, axis: int = -1) -> np.ndarray:
-        idx = np.atleast_2d(idx).astype(np.int64)
+    def statistic(idx: np.ndarray) -> np.ndarray:
         return figure(c[idx].sum(axis=1)) - figure(h[idx].sum(axis=1))
 
-    res = bootstrap((np.arange(n),), statistic, vectorized=True, n_resamples=n_resamples, batch=200,
-                    confidence_level=confidence, method="percentile", random_state=np.random.default_rng(seed))
-    dist = np.asarray(res.bootstrap_distribution)
-    return PairedDiff(n=n, diff=observed, low=float(res.confidence_interval.low),
-                      high=float(res.confidence_interval.high), p_worse=float(np.mean(dist >= 0)),
-                      p_better=float(np.mean(dist <= 0)), confidence=confidence, method="paired bootstrap")
+    return bootstrap_over_examples(statistic, len(c), observed, alpha=alpha, identical=np.array_equal(c, h),
+                                   n_resamples=n_resamples, seed=seed)
