@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,10 +26,12 @@ from assets.mine import issues_metadata, oof_metadata, queue_metadata
 from assets.review import tasks_metadata, verdicts_metadata
 from assets.ship import (GATE_CHECK, candidate_metadata, candidate_record, champion_metadata, gate_metadata,
                          gate_fields, per_class_rows, served_choice_metadata)
-from data_engine.ingest.batch import IngestResult
+from data_engine.ingest.result import ingested_batches
 from data_engine.mine.run import QUEUE_PREVIEW_ROWS
-from data_engine.review.verdicts import verdict_stats
-from data_engine.ship.registry import gate_records
+from data_engine.mine.runs import runs_after, stored_queue_top, stored_run
+from data_engine.review.verdicts import review_round, verdict_stats
+from data_engine.ship.deploy import history as deployment_history
+from data_engine.ship.registry import gate_records, list_models
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 
@@ -73,18 +75,13 @@ def _when(ts: datetime | None) -> dg.MetadataValue:
 
 
 # Each event's metadata comes from the asset's own builder, given the record the warehouse kept of
-# the run: what `make demo` and the CLI did reads as what the assets would have written.
+# the run (read by each stage's own functions): what `make demo` and the CLI did reads as what the
+# assets would have written.
 def _batch_events(con, home: Home, cursor: Cursor) -> list[tuple[datetime, Any]]:
-    names = ("batch_id", "path", "sha256", "is_gold", "received_at", "rows_in", "rows_ok", "rows_quarantined",
-             "rows_new", "rows_changed", "rows_unchanged", "rows_labeled", "status", "reason")
-    rows = con.execute(f"SELECT {', '.join(names)} FROM batches WHERE status = 'ingested' ORDER BY received_at").fetchall()
     out = []
-    for row in rows:
-        record = dict(zip(names, row))
-        if record["batch_id"] in cursor.batches:
+    for at, result in ingested_batches(con):
+        if result.batch_id in cursor.batches:
             continue
-        at = record.pop("received_at")
-        result = IngestResult(**record)
         p = Path(result.path)
         key = str(p.relative_to(home.landing)) if p.is_relative_to(home.landing) else p.name
         meta = {**ingest_metadata(result), ORIGIN: _when(at)}
@@ -93,34 +90,10 @@ def _batch_events(con, home: Home, cursor: Cursor) -> list[tuple[datetime, Any]]
     return out
 
 
-def mining_record(con, run_id: int) -> dict[str, Any]:
-    """A stored mining run as the plain record the mining assets report (MiningSummary.as_metadata's keys)."""
-    names = ("run_id", "label_snapshot", "model_spec", "counts", "timings", "noise_rate", "reused_predictions",
-             "n_labeled", "n_unlabeled", "summary")
-    row = dict(zip(names, con.execute(f"SELECT {', '.join(names)} FROM mining_runs WHERE run_id = ?",
-                                      [run_id]).fetchone()))
-    summary = json.loads(row.pop("summary") or "{}")
-    size = con.execute("SELECT count(*) FROM review_queue WHERE run_id = ?", [run_id]).fetchone()[0]
-    return {**row, "counts": json.loads(row["counts"] or "{}"), "timings": json.loads(row["timings"] or "{}"),
-            "class_imbalance": summary.get("class_imbalance") or {}, "rare_classes": summary.get("rare_classes") or [],
-            "budget_split": summary.get("budget_split") or {}, "queue_size": int(size),
-            "dataset_issues": summary.get("dataset_issues") or []}
-
-
-def queue_top(con, run_id: int) -> list[dict[str, Any]]:
-    """The first rows of a stored review queue (the columns of MiningSummary.queue_top)."""
-    names = ("rank", "example_id", "issue_types", "priority", "given_label", "suggested_label")
-    return [dict(zip(names, r)) for r in con.execute(
-        f"SELECT {', '.join(names)} FROM review_queue WHERE run_id = ? ORDER BY rank LIMIT ?",
-        [run_id, QUEUE_PREVIEW_ROWS]).fetchall()]
-
-
 def _mining_events(con, home: Home, cursor: Cursor) -> list[tuple[datetime, Any]]:
     out = []
-    for run_id, started, finished in con.execute(
-            "SELECT run_id, started_at, finished_at FROM mining_runs WHERE run_id > ? ORDER BY run_id",
-            [cursor.mining_run]).fetchall():
-        record = mining_record(con, run_id)
+    for run_id, started, finished in runs_after(con, cursor.mining_run):
+        record = stored_run(con, run_id)
         at = finished or started
         oof = oof_metadata({"labeled_examples": record["n_labeled"], "unlabeled_examples": record["n_unlabeled"],
                             "label_snapshot": record["label_snapshot"], "model_spec": record["model_spec"],
@@ -128,7 +101,7 @@ def _mining_events(con, home: Home, cursor: Cursor) -> list[tuple[datetime, Any]
         plot = home.root / "plots" / f"noise-matrix-run-{run_id}.png"
         issues = issues_metadata(record, plot.read_bytes() if plot.exists() else None, plot if plot.exists() else None)
         # The weights a run ranked with are not stored: the history's queue shows none.
-        queue = queue_metadata(record, queue_top(con, run_id), {})
+        queue = queue_metadata(record, stored_queue_top(con, run_id, QUEUE_PREVIEW_ROWS), {})
         events = [dg.AssetMaterialization("oof_predictions", metadata={**oof, ORIGIN: _when(started)}),
                   dg.AssetMaterialization("detected_issues", metadata={**issues, ORIGIN: _when(at)}),
                   dg.AssetMaterialization("review_queue", metadata={**queue, ORIGIN: _when(at)})]
@@ -139,35 +112,31 @@ def _mining_events(con, home: Home, cursor: Cursor) -> list[tuple[datetime, Any]
 
 def _review_events(con, run_id: int) -> list[tuple[datetime, Any]]:
     out = []
-    sent, first = con.execute("SELECT count(*), min(sent_at) FROM review_tasks WHERE run_id = ?", [run_id]).fetchone()
-    if sent:
-        meta = tasks_metadata({"tasks_total": sent, "run_id": run_id, "sent": sent})
-        out.append((first, ("tasks", run_id, None, [dg.AssetMaterialization(
-            "review_tasks", metadata={**meta, ORIGIN: _when(first)})])))
-    reviews, decided = con.execute("SELECT count(*), max(decided_at) FROM review_verdicts WHERE run_id = ?",
-                                   [run_id]).fetchone()
-    if reviews:
-        meta = verdicts_metadata({"verdicts_total": reviews, "reviews": reviews}, verdict_stats(con, run_id))
-        out.append((decided, ("verdicts", run_id, None, [dg.AssetMaterialization(
-            "review_verdicts", metadata={**meta, ORIGIN: _when(decided)})])))
+    done = review_round(con, run_id)
+    if done["sent"]:
+        meta = tasks_metadata({"tasks_total": done["sent"], "run_id": run_id, "sent": done["sent"]})
+        out.append((done["first_sent"], ("tasks", run_id, None, [dg.AssetMaterialization(
+            "review_tasks", metadata={**meta, ORIGIN: _when(done["first_sent"])})])))
+    if done["reviews"]:
+        meta = verdicts_metadata({"verdicts_total": done["reviews"], "reviews": done["reviews"]},
+                                 verdict_stats(con, run_id))
+        out.append((done["last_decided"], ("verdicts", run_id, None, [dg.AssetMaterialization(
+            "review_verdicts", metadata={**meta, ORIGIN: _when(done["last_decided"])})])))
     return out
 
 
 def _model_events(con, cursor: Cursor) -> list[tuple[datetime, Any]]:
     out = []
-    names = ("version", "created_at", "evaluated_at", "label_snapshot", "train_size", "model_spec", "sha256",
-             "metrics", "params", "status", "reason")
     gates = {g.model_version: g for g in gate_records(con)}
-    for row in con.execute(f"SELECT {', '.join(names)} FROM models WHERE version > ? ORDER BY version",
-                           [cursor.model]).fetchall():
-        model = dict(zip(names, row))
-        metrics = json.loads(model["metrics"] or "{}")
-        params = json.loads(model["params"] or "{}")
-        meta = {**candidate_metadata(candidate_record(model, metrics), per_class_rows(metrics, None, [])),
-                **served_choice_metadata(params.get("served_choice"))}
+    for model in list_models(con):
+        if model.version <= cursor.model:
+            continue
+        metrics = model.metrics or {}
+        meta = {**candidate_metadata(candidate_record(asdict(model), metrics), per_class_rows(metrics, None, [])),
+                **served_choice_metadata(model.params.get("served_choice"))}
         events: list[Any] = [dg.AssetMaterialization("candidate_model",
-                                                     metadata={**meta, ORIGIN: _when(model["created_at"])})]
-        gate = gates.get(model["version"])
+                                                     metadata={**meta, ORIGIN: _when(model.created_at)})]
+        gate = gates.get(model.version)
         if gate is not None:
             # The same typed verdict the check reports in a run (gate_verdicts), not the model's status.
             meta = gate_metadata(gate_fields(gate, metrics.get("gate") or {}), [])
@@ -175,18 +144,17 @@ def _model_events(con, cursor: Cursor) -> list[tuple[datetime, Any]]:
                 asset_key=dg.AssetKey("candidate_model"), check_name=GATE_CHECK, passed=bool(gate.passed),
                 severity=dg.AssetCheckSeverity.WARN,
                 description=("promoted: " if gate.passed else "refused: ") + gate.reason,
-                metadata={**meta, ORIGIN: _when(gate.decided_at or model["evaluated_at"])}))
-        out.append((model["created_at"], ("model", model["version"], None, events)))
+                metadata={**meta, ORIGIN: _when(gate.decided_at or model.evaluated_at)}))
+        out.append((model.created_at, ("model", model.version, None, events)))
     return out
 
 
 def _deployment_events(con, cursor: Cursor) -> list[tuple[datetime, Any]]:
-    return [(at, ("deployment", dep_id, None, [dg.AssetMaterialization("champion_model", metadata={
-        **champion_metadata({"champion_version": version, "promoted": True, "note": f"promoted v{version}",
-                             "previous_version": previous, "deployment_id": dep_id}), ORIGIN: _when(at)})]))
-        for dep_id, version, previous, at in con.execute(
-            "SELECT deployment_id, model_version, previous_version, created_at FROM deployments "
-            "WHERE action = 'promote' AND deployment_id > ? ORDER BY deployment_id", [cursor.deployment]).fetchall()]
+    return [(d.created_at, ("deployment", d.deployment_id, None, [dg.AssetMaterialization("champion_model", metadata={
+        **champion_metadata({"champion_version": d.model_version, "promoted": True,
+                             "note": f"promoted v{d.model_version}", "previous_version": d.previous_version,
+                             "deployment_id": d.deployment_id}), ORIGIN: _when(d.created_at)})]))
+        for d in deployment_history(con) if d.action == "promote" and d.deployment_id > cursor.deployment]
 
 
 def record_history(home: Home, instance: dg.DagsterInstance) -> int:

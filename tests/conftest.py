@@ -1,12 +1,16 @@
-"""Shared fixtures: a fresh engine home with a small tabular config, and a way to ingest into it.
+"""Shared fixtures: a fresh engine home with a small tabular config, a way to ingest into it, and a
+digits home with a trained champion (built once per session, copied by each test module that uses it).
 
 Kept small on purpose; subsystems add their own ``conftest.py`` in their folders.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -98,3 +102,34 @@ def ingest_toy(toy_home: Home, toy_con: duckdb.DuckDBPyConnection) -> Callable[.
         return ingest_file(toy_con, toy_home.config.dataset, path, gold=gold)
 
     return ingest
+
+
+@dataclass(frozen=True)
+class FittedDigits:
+    """A digits home (the fast linear model; 300 training and 60 gold examples, labels as drawn) whose
+    champion v1 was trained on them: ``info`` as :func:`tests.homes.seed_digits` returns it."""
+
+    root: Path
+    info: dict[str, Any]
+    champion: Any  # the ModelRecord of v1
+
+    def copy(self, dest: Path) -> Home:
+        """A private copy of the home at ``dest`` (tests may train, promote or break it)."""
+        shutil.copytree(self.root, dest)
+        return Home(dest)
+
+
+@pytest.fixture(scope="session")
+def fitted_digits(tmp_path_factory: pytest.TempPathFactory) -> FittedDigits:
+    """The shared fitted model: trained once per session, never changed (use :meth:`FittedDigits.copy`)."""
+    from data_engine.ship import deploy
+    from data_engine.ship.training import train_candidate
+    from tests.loop_support import make_home as digits_home
+    from tests.loop_support import seed_digits
+
+    home = digits_home(tmp_path_factory.mktemp("fitted-digits"))
+    info = seed_digits(home, n_train=300, n_gold=60, n_unlabeled=0)
+    with open_warehouse(home) as con:
+        v1 = train_candidate(con, home).record
+        deploy.promote(con, home, v1.version, reason="first")
+    return FittedDigits(home.root, info, v1)

@@ -97,10 +97,10 @@ def run_detect_benchmark(*, dataset: str = "digits", rows: int = 10_000, noise: 
 
     from data_engine.bench.datasets import inject_noise
     from data_engine.errors import EngineError
-    from data_engine.ingest.batch import ingest_file
     from data_engine.mine.embedders.cache import export_embeddings, import_embeddings
     from data_engine.mine.run import run_mining
     from data_engine.stages import StageClock
+    from data_engine.steps import ingest
     from data_engine.store.warehouse import open_warehouse
 
     if dataset not in DATASETS:
@@ -128,7 +128,7 @@ def run_detect_benchmark(*, dataset: str = "digits", rows: int = 10_000, noise: 
                 throughput = image_throughput(data.frame["image"])
         with open_warehouse(home) as con:
             with clock.stage("ingest"):
-                ingested = ingest_file(con, cfg.dataset, path)
+                ingested = ingest(con, home, path)
             if ingested.status != "ingested" or ingested.rows_ok != len(noisy):
                 raise EngineError(f"benchmark batch not fully ingested: {ingested.status} {ingested.reason or ''}"
                                   f" ({ingested.rows_ok} of {len(noisy)} rows)")

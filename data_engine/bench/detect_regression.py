@@ -59,7 +59,7 @@ def inject_value_errors(y: np.ndarray, rate: float, *, seed: int) -> tuple[np.nd
 def run_regression_detect_benchmark(*, noise: float = 0.1, seed: int = 0, model: str = "auto",
                                     baseline: bool = True, keep: Path | None = None, n_jobs: int = 2) -> dict[str, Any]:
     """Inject, ingest, mine, score (see the module docstring). Returns the figures as a dict."""
-    from data_engine.ingest.batch import ingest_file
+    from data_engine.steps import ingest
     from data_engine.steps import mine_step
     from data_engine.store.home import Home
     from data_engine.store.warehouse import open_warehouse
@@ -84,7 +84,7 @@ def run_regression_detect_benchmark(*, noise: float = 0.1, seed: int = 0, model:
     frame.to_csv(path, index=False)
     started = time.perf_counter()
     with open_warehouse(home) as con:
-        ingest_file(con, home.config.dataset, path)
+        ingest(con, home, path)
     mined = mine_step(home)
     with open_warehouse(home) as con:
         flagged = {r[0] for r in con.execute(

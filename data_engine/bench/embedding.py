@@ -31,11 +31,11 @@ def engine_embedding(data: Any, *, embedding: str = "auto", cache: Path | None =
     """
     from data_engine.bench.detect import make_home, write_batch
     from data_engine.errors import EngineError
-    from data_engine.ingest.batch import ingest_file
     from data_engine.mine.embedders import configured_embedding, get_embedder
     from data_engine.mine.embedders.base import EMBEDDING_COLUMN
     from data_engine.mine.embedders.cache import export_embeddings, import_embeddings
     from data_engine.mine.embedders.features import with_embedding
+    from data_engine.steps import ingest
     from data_engine.store.dataset import load_examples
     from data_engine.store.warehouse import open_warehouse
 
@@ -50,7 +50,7 @@ def engine_embedding(data: Any, *, embedding: str = "auto", cache: Path | None =
         ids = np.array([f"ex{i:07d}" for i in range(len(data.frame))], dtype=object)
         path = write_batch(home, data, ids, data.labels)
         with open_warehouse(home) as con:
-            ingested = ingest_file(con, cfg.dataset, path)
+            ingested = ingest(con, home, path)
             if ingested.status != "ingested" or ingested.rows_ok != len(ids):
                 raise EngineError(f"{data.name}: benchmark batch not fully ingested: {ingested.status} "
                                   f"({ingested.rows_ok} of {len(ids)} rows)")

@@ -211,11 +211,11 @@ def _run_arm(root: Path, b: dict[str, Any], arm: str, *, reviews: int, per_round
     import pandas as pd
 
     from data_engine.bench.detect import write_batch
-    from data_engine.ingest.batch import ingest_file
-    from data_engine.mine.run import run_mining
     from data_engine.mine.propagate import propagation_report
+    from data_engine.mine.run import run_mining
     from data_engine.review.pull import record_verdicts
     from data_engine.ship.training import load_training_set
+    from data_engine.steps import ingest
     from data_engine.store.warehouse import open_warehouse
 
     data = b["data"]
@@ -226,7 +226,7 @@ def _run_arm(root: Path, b: dict[str, Any], arm: str, *, reviews: int, per_round
     kind = pd.Series(b["kind"], index=ids)
     curve, done, mining_s, lookalike, embedded = [], 0, 0.0, {}, 0
     with open_warehouse(home) as con:
-        ingest_file(con, home.config.dataset, write_batch(home, frame_data, ids, b["given"]))
+        ingest(con, home, write_batch(home, frame_data, ids, b["given"]))
         _import_vectors(con, root / "vectors.parquet", ids, b["train_vectors"])
         while True:
             ts = load_training_set(con, home.config)

@@ -86,13 +86,13 @@ def run_served_bench(*, dataset: str = "sentiment", rows: int = 4000, flip: floa
 
     from data_engine.bench.detect import write_batch
     from data_engine.bench.propagate import _bench_home, _embed_once, _import_vectors, make_bench_data
-    from data_engine.ingest.batch import ingest_file
     from data_engine.mine.candidates import ServedChoice
     from data_engine.mine.embedders import configured_embedding
     from data_engine.mine.run import run_mining
     from data_engine.review.pull import record_verdicts
     from data_engine.ship.registry import load_model
     from data_engine.ship.training import limited_threads, train_candidate
+    from data_engine.steps import ingest
     from data_engine.store.warehouse import open_warehouse
 
     started = time.perf_counter()
@@ -115,7 +115,7 @@ def run_served_bench(*, dataset: str = "sentiment", rows: int = 4000, flip: floa
         frame_data = type(data)(data.name, data.modality, b["train"], b["given"], data.schema, data.text_column)
         done = 0
         with open_warehouse(home) as con:
-            ingest_file(con, home.config.dataset, write_batch(home, frame_data, ids, b["given"]))
+            ingest(con, home, write_batch(home, frame_data, ids, b["given"]))
             _import_vectors(con, workdir / "vectors.parquet", ids, b["train_vectors"])
             while True:
                 result = train_candidate(con, home)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
+
+import duckdb
 
 
 @dataclass
@@ -43,3 +46,21 @@ class IngestResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return asdict(self)
+
+
+_STORED = ("batch_id", "path", "sha256", "is_gold", "received_at", "rows_in", "rows_ok", "rows_quarantined",
+           "rows_new", "rows_changed", "rows_unchanged", "rows_labeled", "status", "reason")
+
+
+def ingested_batches(con: duckdb.DuckDBPyConnection) -> list[tuple[datetime, IngestResult]]:
+    """Every ingested batch as ``batches`` keeps it, oldest first: ``(received_at, result)``, the
+    result holding the counts the warehouse stores (notes, previews and column changes are a run's
+    only and stay empty)."""
+    rows = con.execute(f"SELECT {', '.join(_STORED)} FROM batches WHERE status = 'ingested' "
+                       "ORDER BY received_at").fetchall()
+    out = []
+    for row in rows:
+        record = dict(zip(_STORED, row))
+        at = record.pop("received_at")
+        out.append((at, IngestResult(**record)))
+    return out

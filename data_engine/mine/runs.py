@@ -150,6 +150,41 @@ def latest_run(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
     return None if df.empty else df.iloc[0].to_dict()
 
 
+def runs_after(con: duckdb.DuckDBPyConnection, run_id: int) -> list[tuple[int, Any, Any]]:
+    """``(run_id, started_at, finished_at)`` of the mining runs after ``run_id``, oldest first."""
+    return [(int(r[0]), r[1], r[2]) for r in con.execute(
+        "SELECT run_id, started_at, finished_at FROM mining_runs WHERE run_id > ? ORDER BY run_id",
+        [int(run_id)]).fetchall()]
+
+
+def stored_run(con: duckdb.DuckDBPyConnection, run_id: int) -> dict[str, Any]:
+    """A stored mining run as the plain record a run reports
+    (:meth:`data_engine.mine.run.MiningSummary.as_metadata`'s keys), JSON columns parsed.
+
+    Raises KeyError when no run ``run_id`` is stored."""
+    names = ("run_id", "label_snapshot", "model_spec", "counts", "timings", "noise_rate", "reused_predictions",
+             "n_labeled", "n_unlabeled", "summary")
+    found = con.execute(f"SELECT {', '.join(names)} FROM mining_runs WHERE run_id = ?", [int(run_id)]).fetchone()
+    if found is None:
+        raise KeyError(f"no mining run {run_id}")
+    row = dict(zip(names, found))
+    summary = json.loads(row.pop("summary") or "{}")
+    size = con.execute("SELECT count(*) FROM review_queue WHERE run_id = ?", [int(run_id)]).fetchone()[0]
+    return {**row, "counts": json.loads(row["counts"] or "{}"), "timings": json.loads(row["timings"] or "{}"),
+            "class_imbalance": summary.get("class_imbalance") or {}, "rare_classes": summary.get("rare_classes") or [],
+            "budget_split": summary.get("budget_split") or {}, "queue_size": int(size),
+            "dataset_issues": summary.get("dataset_issues") or []}
+
+
+def stored_queue_top(con: duckdb.DuckDBPyConnection, run_id: int, rows: int) -> list[dict[str, Any]]:
+    """The first ``rows`` rows of a stored review queue, by rank (the columns of
+    :attr:`data_engine.mine.run.MiningSummary.queue_top`)."""
+    names = ("rank", "example_id", "issue_types", "priority", "given_label", "suggested_label")
+    return [dict(zip(names, r)) for r in con.execute(
+        f"SELECT {', '.join(names)} FROM review_queue WHERE run_id = ? ORDER BY rank LIMIT ?",
+        [int(run_id), int(rows)]).fetchall()]
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()

@@ -22,6 +22,16 @@ def verdict_stats(con: duckdb.DuckDBPyConnection, run_id: int | None = None) -> 
             for r in rows]
 
 
+def review_round(con: duckdb.DuckDBPyConnection, run_id: int) -> dict[str, Any]:
+    """One mining run's review round: tasks ``sent`` and when the first was (``first_sent``), verdicts
+    (``reviews``) and when the last was decided (``last_decided``); times are None when nothing is."""
+    sent, first = con.execute("SELECT count(*), min(sent_at) FROM review_tasks WHERE run_id = ?",
+                              [int(run_id)]).fetchone()
+    reviews, decided = con.execute("SELECT count(*), max(decided_at) FROM review_verdicts WHERE run_id = ?",
+                                   [int(run_id)]).fetchone()
+    return {"sent": int(sent), "first_sent": first, "reviews": int(reviews), "last_decided": decided}
+
+
 def review_status(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """Counts of tasks by status, verdicts by outcome, events by source, the pull cursor, annotator
     quality, and the changes noticed on the server by kind (``review_changes``)."""

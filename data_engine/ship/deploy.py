@@ -56,6 +56,7 @@ class Deployment:
     previous_version: int | None
     reason: str | None
     actor: str
+    created_at: Any = None
 
 
 def pointer_path(home: Home) -> Path:
@@ -199,7 +200,7 @@ def champion_stack(history: list[tuple[str, int]]) -> list[int]:
 def history(con: duckdb.DuckDBPyConnection) -> list[Deployment]:
     """Every deployment, oldest first."""
     rows = con.execute(
-        "SELECT deployment_id, action, model_version, previous_version, reason, actor FROM deployments "
+        "SELECT deployment_id, action, model_version, previous_version, reason, actor, created_at FROM deployments "
         "ORDER BY deployment_id"
     ).fetchall()
     return [Deployment(*r) for r in rows]
@@ -242,5 +243,6 @@ def status(con: duckdb.DuckDBPyConnection, home: Home, *, limit: int = 10) -> di
         "pointer_in_sync": (pointer is None and champ is None) or (
             pointer is not None and champ is not None and pointer.version == champ.version),
         "models": [{**m.summary(), "gate_passed": passed.get(m.version)} for m in list_models(con)[-limit:]],
-        "deployments": [asdict(d) for d in history(con)[-limit:]],
+        "deployments": [{**asdict(d), "created_at": str(d.created_at) if d.created_at is not None else None}
+                        for d in history(con)[-limit:]],
     }

@@ -12,23 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from data_engine.ship import deploy
-from data_engine.ship.training import train_candidate
-from data_engine.store.warehouse import open_warehouse
-from tests.loop_support import make_home
-
 PIXELS = [f"px{i}" for i in range(64)]
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
+def client(tmp_path_factory, fitted_digits):
     from fastapi.testclient import TestClient
 
     from data_engine.ship.serve import create_app
 
-    home = make_home(tmp_path_factory.mktemp("predict"), seed=0, n_train=200, n_gold=60, n_unlabeled=0)
-    with open_warehouse(home) as con:
-        deploy.promote(con, home, train_candidate(con, home).record.version, reason="fuzz")
+    home = fitted_digits.copy(tmp_path_factory.mktemp("predict") / "home")
     with TestClient(create_app(home), raise_server_exceptions=False) as c:
         yield c
 

@@ -11,20 +11,17 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 from data_engine.cli import main
-from data_engine.ship import deploy, registry
-from data_engine.ship.training import train_candidate
+from data_engine.ship import registry
 from data_engine.store.warehouse import open_warehouse
-from tests.loop_support import PIXELS, make_home, seed_digits, train_again
+from tests.loop_support import PIXELS, train_again
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, fitted_digits):
     """A home with champion v1 and candidate v2, and 200 held-out digits the home never saw."""
-    home = make_home(tmp_path_factory.mktemp("evalfile"))
-    info = seed_digits(home, n_train=300, n_gold=60, n_unlabeled=0)
+    home = fitted_digits.copy(tmp_path_factory.mktemp("evalfile") / "home")
+    info, v1 = fitted_digits.info, fitted_digits.champion
     with open_warehouse(home) as con:
-        v1 = train_candidate(con, home).record
-        deploy.promote(con, home, v1.version, reason="first")
         v2 = train_again(con, home).record  # a new label snapshot: the engine never trains one twice
     held = np.arange(len(info["y"]))[-200:]
     frame = pd.DataFrame(info["X"][held], columns=PIXELS)
