@@ -4,8 +4,11 @@ reason; ``[]`` is a label, a missing ``spans`` is not."""
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Callable
+
+import pytest
 
 from data_engine.ingest.batch import ingest_file
 from data_engine.store.home import Home
@@ -109,10 +112,12 @@ Bad NN O B_PER
 """
 
 
-def test_conll_file_becomes_one_row_per_sentence(make_home: Callable[..., Home]) -> None:
+@pytest.mark.parametrize("name", ["train.conll", "a?b #1 %20.bio.gz", "*[x]{1,2}.iob"])
+def test_conll_file_becomes_one_row_per_sentence(make_home: Callable[..., Home], name: str) -> None:
     home = make_home(CONFIG.format(extra="").replace('id_column = "id"', 'id_column = "sentence"'))
-    path = home.landing / "train.conll"
-    path.write_text(CONLL, encoding="utf-8")
+    path = home.landing / name
+    data = CONLL.encode("utf-8")
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
     with open_warehouse(home) as con:
         result = ingest_file(con, home.config.dataset, path)
         stored = dict(con.execute("SELECT example_id, text || ' | ' || spans FROM examples ORDER BY example_id").fetchall())
