@@ -27,7 +27,10 @@ from data_engine.store.warehouse import json_path, quote_ident
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".csv.gz": "csv", ".tsv.gz": "csv",
            ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl",
-           ".jsonl.gz": "jsonl", ".ndjson.gz": "jsonl", ".json": "json"}
+           ".jsonl.gz": "jsonl", ".ndjson.gz": "jsonl", ".json": "json",
+           # CoNLL / BIO token files: one row per sentence (text, spans, sentence), data_engine.ingest.conll.
+           ".conll": "conll", ".bio": "conll", ".iob": "conll", ".conll.gz": "conll", ".bio.gz": "conll",
+           ".iob.gz": "conll"}
 # A line DuckDB's CSV reader cannot hold (default 2 MB) fails the whole read; a file with such a
 # line is read again with this limit and the over-long field quarantined by validation instead.
 MAX_LINE_BYTES = 1 << 28
@@ -103,6 +106,15 @@ def read_raw(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> RawTable:
                 duplicates = _read_csv(con, source)
             elif fmt == "parquet":
                 _read_parquet(con, source)
+            elif fmt == "conll":
+                from data_engine.ingest.conll import write_jsonl
+
+                rows = Path(tmp) / "sentences.jsonl"
+                write_jsonl(source, rows)
+                if rows.stat().st_size == 0:
+                    raise UnreadableFile("no sentence in the CoNLL file (one token and its tag a line)")
+                notes += _read_json(con, rows, "jsonl")
+                notes.append("CoNLL tokens read as one row per sentence: text (tokens joined by a space), spans, sentence")
             else:
                 notes += _read_json(con, source, fmt)
         except duckdb.Error as exc:

@@ -183,8 +183,12 @@ def _activelab_relabels(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state
 def _oof_accuracy(state: PredictionState) -> float:
     """Share of labeled rows whose out-of-fold prediction is their label (0.5 when none)."""
     ok = np.isfinite(state.oof_probs).all(axis=1)
-    if state.labels.ndim == 2:  # tags: the share of labeled rows whose predicted tag set is their label
-        return float(((state.oof_probs[ok] >= 0.5) == (state.labels[ok] > 0)).all(axis=1).mean()) if ok.any() else 0.5
+    if state.labels.ndim == 2:  # tags, spans: the share of labeled rows whose predicted label (stored spelling) is theirs
+        if not ok.any():
+            return 0.5
+        found = state.task.best(state.oof_probs[ok], state.classes)[0]
+        given = state.task.decode(state.labels[ok], state.classes)
+        return float(np.mean([f == g for f, g in zip(found, given)]))
     if not ok.any():
         return 0.5
     return float((state.oof_probs[ok].argmax(axis=1) == state.labels[ok]).mean())

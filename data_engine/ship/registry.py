@@ -72,6 +72,9 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     # The multi-label model: one calibrated binary copy of the member per tag (data_engine.tasks.multilabel_oof).
     "data_engine.tasks.multilabel_oof.TagwiseClassifier",
     "sklearn.calibration.CalibratedClassifierCV",
+    # The NER task's per-token tagger (data_engine.tasks.ner_model): a DictVectorizer and a logistic regression.
+    "data_engine.tasks.ner_model.TokenTagger",
+    "sklearn.feature_extraction._dict_vectorizer.DictVectorizer",
 })
 
 # Modules that artifacts written before the core was grouped by stage name, and where their

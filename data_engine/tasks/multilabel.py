@@ -25,6 +25,7 @@ from xml.sax.saxutils import quoteattr
 from data_engine.store.values import normalized_sql
 from data_engine.tasks import tagsets
 from data_engine.tasks.base import TASKS, Task
+from data_engine.tasks.setlabels import discard_majority, mean_jaccard
 
 if TYPE_CHECKING:  # numpy, pandas and DuckDB load when a method runs: ingest's start-up stays light
     import duckdb
@@ -275,24 +276,16 @@ class Multilabel(Task):
         a discard answer counts as one more answer: a majority of discards is the verdict, a tie None."""
         if not labels:
             return None
+        decided, verdict = discard_majority(labels, DISCARD)
+        if decided:
+            return verdict
         discards = sum(1 for label in labels if label == DISCARD)
-        if 2 * discards > len(labels):
-            return DISCARD
-        if 2 * discards == len(labels):
-            return None
         return tagsets.consensus([label for label in labels if label != DISCARD] + ["[]"] * discards)
 
     def agreement(self, labels: Sequence[str], verdict: str) -> float:
         """The mean share of tags on which each answer agrees with ``verdict`` (Jaccard similarity
         of the two tag sets; 1 for two empty sets; a discard agrees only with a discard)."""
-        if not labels:
-            return 0.0
-        def jaccard(a: str, b: str) -> float:
-            if DISCARD in (a, b):
-                return float(a == b)
-            sa, sb = set(tagsets.tags_of(a)), set(tagsets.tags_of(b))
-            return len(sa & sb) / len(sa | sb) if sa | sb else 1.0
-        return sum(jaccard(label, verdict) for label in labels) / len(labels)
+        return mean_jaccard(labels, verdict, tagsets.tags_of, DISCARD)
 
     def oracle_label(self, value: Any) -> str:
         """An oracle value (a JSON list, a JSON array text or ``a|b``) in stored spelling."""

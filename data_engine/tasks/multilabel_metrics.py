@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from data_engine.errors import EngineError
-from data_engine.tasks.paired import BOOTSTRAP_SAMPLES, PairedDiff, mcnemar
+from data_engine.tasks.paired import BOOTSTRAP_SAMPLES, PairedDiff, bootstrap_over_examples, mcnemar
 from data_engine.tasks.tagsets import encode
 
 METRICS = ("micro_f1", "macro_f1", "exact_match", "accuracy")
@@ -87,8 +87,6 @@ def paired_bootstrap(y_true: Any, cand_pred: Any, champ_pred: Any, metric: str, 
     ``y_true``, ``cand_pred``, ``champ_pred``: (n, K) 0/1, or (n,) stored tag sets with ``classes``
     (default: the tags any of them uses). Seeded, so the same inputs give the same verdict.
     """
-    from scipy.stats import bootstrap
-
     if classes is None:
         classes = sorted({tag for a in (y_true, cand_pred, champ_pred) if np.asarray(a).ndim == 1
                           for label in a for tag in json.loads(str(label))})
@@ -97,21 +95,9 @@ def paired_bootstrap(y_true: Any, cand_pred: Any, champ_pred: Any, metric: str, 
         return mcnemar((c == t).all(axis=1), (h == t).all(axis=1), alpha=alpha)
     tags = np.flatnonzero(t.any(axis=0))
     observed = float(metric_rows(t[None], c[None], metric, tags)[0] - metric_rows(t[None], h[None], metric, tags)[0])
-    n = len(t)
-    confidence = 1.0 - 2.0 * alpha
-    if n < 2 or np.array_equal(c, h):
-        return PairedDiff(n, observed, observed, observed, 1.0, 1.0, confidence, "paired bootstrap")
 
-    def statistic(idx: np.ndarray, axis: int = -1) -> np.ndarray:
-        idx = np.atleast_2d(idx).astype(np.int64)
+    def statistic(idx: np.ndarray) -> np.ndarray:
         return metric_rows(t[idx], c[idx], metric, tags) - metric_rows(t[idx], h[idx], metric, tags)
 
-    # Resampling example indices keeps each example's tag rows paired across the three matrices.
-    res = bootstrap((np.arange(n),), statistic, vectorized=True, n_resamples=n_resamples, batch=200,
-                    confidence_level=confidence, method="percentile", random_state=np.random.default_rng(seed))
-    dist = np.asarray(res.bootstrap_distribution)
-    return PairedDiff(
-        n=n, diff=observed, low=float(res.confidence_interval.low), high=float(res.confidence_interval.high),
-        p_worse=float(np.mean(dist >= 0)), p_better=float(np.mean(dist <= 0)), confidence=confidence,
-        method="paired bootstrap",
-    )
+    return bootstrap_over_examples(statistic, len(t), observed, alpha=alpha, identical=np.array_equal(c, h),
+                                   n_resamples=n_resamples, seed=seed)

@@ -39,7 +39,8 @@ def _write(path: Path, suffix: str) -> None:
     path.write_bytes(gzip.compress(data.encode()) if suffix.endswith(".gz") else data.encode())
 
 
-@pytest.mark.parametrize("suffix", sorted(FORMATS))
+# CoNLL token files hold tokens and tags, not these rows: tests/ingest/test_ner_ingest.py reads one by an odd name.
+@pytest.mark.parametrize("suffix", sorted(s for s in FORMATS if FORMATS[s] != "conll"))
 @pytest.mark.parametrize("stem", ["?", "a?b #1 %20", "*[x]{1,2}"])
 def test_a_name_with_url_or_glob_characters_is_read_by_its_suffix(tmp_path: Path, stem: str, suffix: str) -> None:
     home = make_home(tmp_path, TOY_CONFIG)

@@ -128,11 +128,13 @@ class MiningData:
 
     def label_probability(self) -> np.ndarray:
         """Shape (N,): the predicted probability of each row's label in force (NaN when unlabeled,
-        without predictions, or for a task without classes); for tags, the product of the per-tag
-        probabilities of the given set."""
+        without predictions, or for a task without classes, or whose label row is not one entry per
+        prediction column); for tags, the product of the per-tag probabilities of the given set."""
         out = np.full(len(self.labels), np.nan)
         if not self.task.has_classes:  # a probability of the given label exists only over classes
             return out
+        if self.labels.ndim == 2 and self.labels.shape[1] != self.probs.shape[1]:
+            return out  # a label that is not one number per prediction column (entity spans): no p(label)
         known = self.labeled & self.has_probs
         if self.labels.ndim == 1:
             out[known] = self.probs[known, self.labels[known]]

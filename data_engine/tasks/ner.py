@@ -1,0 +1,434 @@
+"""Named entities in text: a set of character spans per text (``[dataset] task = "ner"``).
+
+A label is the set of entity spans of one text version, stored as canonical JSON
+(:mod:`data_engine.tasks.spans`): ``[{"start":0,"end":5,"label":"PER"}]``; ``[]`` is "labeled: no
+entities", an empty cell unlabeled. The entity types are ``[dataset] classes`` or the types the
+first labeled batch uses. In files a label is a JSON array of ``{"start", "end", "label"}`` (the
+``[dataset] label`` column of a JSONL row, usually ``spans``); a CoNLL/BIO token file is read into
+the same shape (:mod:`data_engine.ingest.conll`). A row whose spans are malformed, cross the text's
+bounds, are empty, overlap, or name a type that is not one of the classes is quarantined with the
+reason: a span set is one label, so the text is not stored with part of it silently dropped.
+
+Each stage's NER maths lives in a small module beside this one: characters ⇄ tokens and the
+stored prediction layout (:mod:`~data_engine.tasks.tokens`), the baseline tagger
+(:mod:`~data_engine.tasks.ner_model`), cleanlab's token-classification issues
+(:mod:`~data_engine.tasks.ner_issues`) and entity-level metrics with the paired bootstrap
+(:mod:`~data_engine.tasks.ner_metrics`). A reviewer marks spans with Label Studio's ``<Labels>`` on
+``<Text>``, the model's spans pre-marked as a prediction and the suspect tokens named.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from xml.sax.saxutils import quoteattr
+
+from data_engine.store.values import normalized_sql
+from data_engine.tasks import spans as sp
+from data_engine.tasks.base import TASKS, Task
+from data_engine.tasks.setlabels import discard_majority, mean_jaccard
+
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
+    import pandas as pd
+
+    from data_engine.compute.backend import Backend
+    from data_engine.store.config import DatasetConfig
+    from data_engine.tasks.base import LabelIssues
+    from data_engine.tasks.oof import OOFResult
+    from data_engine.tasks.paired import PairedDiff
+
+# The review stage's "not a valid example" answer (review.labelstudio.labeling.DISCARD_CHOICE).
+DISCARD = "not a valid example"
+
+
+def _spans_sql(label: str) -> str:
+    return f"CASE WHEN {sp.is_span_array_sql(label)} THEN from_json({label}, '{sp.SQL_STRUCT}') END"
+
+
+@TASKS.register
+class NER(Task):
+    """Entity spans per text (``[dataset] task = "ner"``)."""
+
+    name = "ner"
+    has_classes = True
+    # Only the label check reads per-token predictions; the others read class probabilities or
+    # need none (near-duplicates and outliers work on the text embedding).
+    detectors = frozenset({"label", "near_duplicate", "outlier"})
+    estimator_kind = "classifier"
+    default_metric = "f1"
+
+    @property
+    def _text_column(self) -> str | None:
+        return self.ds.text_column if self.ds is not None else None
+
+    # -- ingest -------------------------------------------------------------------------------
+
+    def record_classes(self, con: duckdb.DuckDBPyConnection, ds: DatasetConfig, batch_id: str,
+                       label_present: bool) -> list[str]:
+        """The configured entity types, or the types this batch's spans use (at least two)."""
+        from data_engine.store.schema import fix_classes
+
+        return fix_classes(con, ds, batch_id, label_present, tags_sql=self.types_sql)
+
+    def types_sql(self, cell: str) -> str:
+        """SQL: the ``VARCHAR[]`` of entity types of a raw label cell (NULL when malformed)."""
+        label = self.label_sql(cell, plain=False)
+        return f"list_transform({_spans_sql(label)}, lambda s: s.label)"
+
+    def label_sql(self, cell: str, plain: bool) -> str:
+        """The canonical span set of a cell holding a JSON array of spans; a malformed cell is kept
+        as written (for :meth:`label_reasons`); NULL for an empty cell."""
+        c = cell if plain else normalized_sql(cell)
+        return (f"CASE WHEN nullif({c}, '') IS NULL THEN NULL WHEN {sp.is_span_array_sql(c)} "
+                f"THEN {sp.canonical_sql(c)} ELSE {c} END")
+
+    def label_reasons(self, label: str, classes_known: bool) -> list[tuple[str, str]]:
+        """Malformed spans; a span outside its text or empty; two spans overlapping; an unknown type.
+        The text column is read from the dataset's config (its length bounds the spans)."""
+        from data_engine.store.schema import quote_ident
+
+        spans = _spans_sql(label)
+        reasons = [(
+            f"{label} IS NOT NULL AND NOT ({sp.is_span_array_sql(label)})",
+            f"'label ' || left({label}, 60) || ' is not a list of spans (a JSON array of "
+            "{\"start\": int, \"end\": int, \"label\": type}, character offsets, end exclusive)'",
+        )]
+        if self._text_column:
+            text = quote_ident(self._text_column)
+            out = f"list_filter({spans}, lambda s: s.start < 0 OR s.end > length({text}) OR s.start >= s.end)"
+            reasons.append((
+                f"len({out}) > 0",
+                f"'span [' || {out}[1].start || ', ' || {out}[1].end || ') ' || {out}[1].label || "
+                f"' is outside the text (0-' || length({text}) || ') or empty'",
+            ))
+        over = f"list_filter(range(1, len({spans})), lambda i: {spans}[i + 1].start < {spans}[i].end)"
+        reasons.append((
+            f"len({over}) > 0",
+            f"'span [' || {spans}[{over}[1] + 1].start || ', ' || {spans}[{over}[1] + 1].end || ') overlaps [' || "
+            f"{spans}[{over}[1]].start || ', ' || {spans}[{over}[1]].end || ')'",
+        ))
+        if classes_known:
+            types = f"list_transform({spans}, lambda s: s.label)"
+            reasons.append((
+                f"NOT list_has_all((SELECT list(class_label) FROM dataset_classes), {types})",
+                f"'entity type ' || (SELECT left(string_agg(t, ', '), 80) FROM (SELECT unnest({types}) AS t) "
+                "WHERE t NOT IN (SELECT class_label FROM dataset_classes)) || ' is not one of the types (' || "
+                "(SELECT left(string_agg(class_label, ', ' ORDER BY position), 200) FROM dataset_classes) || ')'",
+            ))
+        return reasons
+
+    # -- labels as arrays ---------------------------------------------------------------------
+
+    def encode(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+        """Stored span sets as an int64 matrix (n, 1 + 3 * MAX_SPANS) (:func:`data_engine.tasks.spans.encode`):
+        the span count, then (start, end, type index in ``classes``) per span, zero-padded; the stages
+        mark an unlabeled row with -1 everywhere. Raises ``ValueError`` naming the first bad label."""
+        return sp.encode(labels, [str(c) for c in classes])
+
+    def decode(self, y: np.ndarray, classes: Sequence[str]) -> list[str]:
+        """The canonical span sets of the rows of ``y`` (n, 1 + 3 * MAX_SPANS)."""
+        return sp.decode(y, [str(c) for c in classes])
+
+    def prediction_width(self, classes: Sequence[str]) -> int:
+        """MAX_TOKENS token slots of (start, end, p_O, p per type)."""
+        from data_engine.tasks import tokens as tk
+
+        return tk.MAX_TOKENS * tk.slot_width(len(classes))
+
+    def prediction_columns(self, classes: Sequence[str]) -> list[str]:
+        """``t<i>_start``, ``t<i>_end``, ``t<i>_O``, ``t<i>_<type>`` per token slot."""
+        from data_engine.tasks import tokens as tk
+
+        return tk.slot_columns([str(c) for c in classes])
+
+    def prediction_problem(self, pred: np.ndarray) -> tuple[int, int | None, str] | None:
+        """Every number finite, and each used token slot's probabilities a distribution (sum 1)."""
+        import numpy as np
+
+        found = super().prediction_problem(pred)
+        if found is not None:
+            return found
+        from data_engine.tasks import tokens as tk
+
+        k = pred.shape[1] // tk.MAX_TOKENS - tk.slot_width(0)
+        slots = pred.reshape(len(pred), tk.MAX_TOKENS, -1)
+        used = slots[:, :, 0] >= 0
+        sums = slots[:, :, tk.SLOT_META:].sum(axis=2)
+        bad = used & ((np.abs(sums - 1) > 1e-3) | (slots[:, :, tk.SLOT_META:] < 0).any(axis=2))
+        if bad.any():
+            r, t = np.argwhere(bad)[0]
+            return int(r), None, f"token {int(t)}'s {k + 1} tag probabilities do not sum to 1"
+        return None
+
+    def members_for(self, members: Mapping[str, Any]) -> dict[str, Any]:
+        """The built-in tagger (:class:`~data_engine.tasks.ner_model.TokenTagger`) under the first
+        member's name: the modality's members classify whole texts, not tokens, and copies of one
+        tagger would only repeat its fits."""
+        from data_engine.tasks.ner_model import TokenTagger
+
+        return {name: TokenTagger(text_column=self._text_column) for name in list(members)[:1]}
+
+    def fold_ids(self, y: np.ndarray, classes: Sequence[str], *, folds: int,
+                 seed: int) -> tuple[np.ndarray, int, tuple[int, ...]]:
+        """Shuffled K-fold over texts (at most one fold per text; at least two texts)."""
+        import numpy as np
+
+        from data_engine.errors import EngineError
+
+        n = len(y)
+        if n < 2:
+            raise EngineError("out-of-fold predictions need at least two labeled texts")
+        k = max(2, min(int(folds), n))
+        rng = np.random.default_rng(seed)
+        fold_of = np.empty(n, dtype=np.int64)
+        fold_of[rng.permutation(n)] = np.arange(n) % k
+        return fold_of, k, ()
+
+    def mix(self, member_preds: Mapping[str, np.ndarray], y: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        """The members' packed predictions averaged with equal weights (every member is the same tagger)."""
+        import numpy as np
+
+        names = list(member_preds)
+        return np.mean([member_preds[m] for m in names], axis=0), {m: 1.0 / len(names) for m in names}
+
+    def out_of_fold(self, members: Mapping[str, Any], X: pd.DataFrame, y: np.ndarray, classes: Sequence[str], *,
+                    folds: int = 5, seed: int = 0, n_jobs: int = 1, compute: Backend | None = None) -> OOFResult:
+        """Out-of-fold packed per-token predictions (n, width): each member fitted on the other folds'
+        texts with the dataset's types (:func:`data_engine.tasks.ner_model.out_of_fold_tokens`)."""
+        from data_engine.tasks.ner_model import out_of_fold_tokens
+
+        fold_of, k, _ = self.fold_ids(y, classes, folds=folds, seed=seed)
+        return out_of_fold_tokens(members, X, y, classes, fold_of, k, compute=compute, n_jobs=n_jobs)
+
+    def predict(self, model: Any, X: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
+        """Packed per-token predictions (n, width) in ``classes`` order; a type the model does not know gets 0."""
+        from data_engine.tasks.ner_model import aligned_predictions
+
+        return aligned_predictions(model, X, classes)
+
+    def best(self, pred: np.ndarray, classes: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """The span set of each token's most likely tag, scored by the least sure token's probability."""
+        from data_engine.tasks.ner_issues import suggested_spans
+
+        return suggested_spans(pred, [str(c) for c in classes])
+
+    # -- mining -------------------------------------------------------------------------------
+
+    def label_issues(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> LabelIssues:
+        """cleanlab's token-classification issues and label quality scores per text
+        (:func:`data_engine.tasks.ner_issues.find_span_issues`)."""
+        from data_engine.tasks.ner_issues import find_span_issues
+
+        return find_span_issues(self.decode(y, classes), pred, [str(c) for c in classes])
+
+    def uncertainty(self, pred: np.ndarray) -> np.ndarray:
+        """Per text: 1 - the least sure token's top-2 margin (0 for a text without tokens)."""
+        import numpy as np
+
+        from data_engine.tasks import tokens as tk
+
+        pred = np.asarray(pred, dtype=float)
+        if not len(pred):
+            return np.array([])
+        slots = pred.reshape(len(pred), tk.MAX_TOKENS, -1)
+        probs = np.sort(slots[:, :, tk.SLOT_META:], axis=2)
+        margin = probs[:, :, -1] - (probs[:, :, -2] if probs.shape[2] > 1 else 0.0)
+        margin = np.where(slots[:, :, 0] >= 0, margin, 1.0)
+        return np.clip(1.0 - margin.min(axis=1), 0.0, 1.0)
+
+    # -- review -------------------------------------------------------------------------------
+
+    def labeling_config(self, item: str, partner: str, classes: Sequence[str], *, from_name: str,
+                        to_name: str, discard: str, partner_prefix: str) -> str:
+        """``<Labels>`` on the text (one label per type), a ``<Choices>`` for ``discard``, and header
+        lines with the given spans, the model's and the suspect tokens (task field ``label_note``)."""
+        options = "\n    ".join(f"<Label value={quoteattr(c)}/>" for c in classes)
+        how = quoteattr("Mark every entity (select its characters after picking its type); fix or delete wrong "
+                        f"spans. No spans: no entities. Or tick '{discard}'.")
+        return f"""<View>
+  <Header value="Given spans: $given_label" size="5"/>
+  <Header value="Model suggests: $suggested_label ($suggested_score)" size="5"/>
+  <Header value="Suspect tokens: $label_note" size="5"/>
+  <Header value="Flagged as: $issue_types (priority $priority on a 0-1 scale)" size="5"/>
+  <Labels name="{from_name}" toName="{to_name}">
+    {options}
+  </Labels>
+  {item}
+  <Header value={how} size="6"/>
+  <Choices name="{from_name}{DISCARD_SUFFIX}" toName="{to_name}">
+    <Choice value={quoteattr(discard)}/>
+  </Choices>
+  <Header value="${partner_prefix}note" size="5"/>
+  {partner}
+</View>"""
+
+    def prediction_result(self, label: str, *, from_name: str, to_name: str) -> list[dict[str, Any]]:
+        """One Label Studio text region per span: ``value`` with character offsets ``start``/``end``
+        and ``labels`` [type] (no region for ``[]``); the discard answer as the discard choice."""
+        if label == DISCARD:
+            return [{"from_name": f"{from_name}{DISCARD_SUFFIX}", "to_name": to_name, "type": "choices",
+                     "value": {"choices": [label]}}]
+        return [{"id": f"s{i}", "from_name": from_name, "to_name": to_name, "type": "labels",
+                 "value": {"start": s.start, "end": s.end, "labels": [s.label]}}
+                for i, s in enumerate(sp.spans_of(label))]
+
+    def answer_label(self, result: Sequence[Mapping[str, Any]], *, from_name: str) -> str | None:
+        """The marked spans as a stored span set (a submitted annotation with none is ``[]``); the
+        discard choice overrides any spans; None when ``result`` is not a list. Malformed regions
+        (no integer offsets, no type) are ignored."""
+        if not isinstance(result, list):
+            return None
+        found: list[sp.Span] = []
+        for region in result:
+            if not isinstance(region, Mapping):
+                continue
+            value = region.get("value")
+            if not isinstance(value, Mapping):
+                continue
+            if region.get("from_name") == f"{from_name}{DISCARD_SUFFIX}":
+                chosen = value.get("choices")
+                if isinstance(chosen, list) and DISCARD in chosen:
+                    return DISCARD
+                continue
+            if region.get("from_name") != from_name or region.get("type") != "labels":
+                continue
+            start, end, types = value.get("start"), value.get("end"), value.get("labels")
+            if (isinstance(start, int) and isinstance(end, int) and not isinstance(start, bool)
+                    and not isinstance(end, bool) and isinstance(types, list) and types and isinstance(types[0], str)):
+                found.append(sp.Span(start, end, types[0]))
+        return sp.canonical(found)
+
+    def answer_problem(self, label: str, choices: Sequence[str]) -> str | None:
+        """The discard answer, or a valid span set of the dataset's types (no empty or overlapping
+        span); else what is wrong."""
+        if label == DISCARD:
+            return None
+        try:
+            spans = sp.parse(label)
+        except sp.NotASpanSet as exc:
+            return str(exc)
+        found = sp.problems(spans, max((s.end for s in spans), default=0),
+                            [c for c in choices if c != DISCARD])
+        return found[0] if found else None
+
+    def consensus(self, labels: Sequence[str]) -> str | None:
+        """Span-level majority: the spans (exact start, end and type) more than half the answers mark;
+        a discard answer counts as one answer with no spans, a majority of discards is the verdict,
+        a tie of discards None. Strict majorities of valid span sets cannot overlap."""
+        if not labels:
+            return None
+        decided, verdict = discard_majority(labels, DISCARD)
+        if decided:
+            return verdict
+        votes = Counter(s for label in labels if label != DISCARD for s in set(sp.spans_of(label)))
+        return sp.canonical(s for s, v in votes.items() if 2 * v > len(labels))
+
+    def agreement(self, labels: Sequence[str], verdict: str) -> float:
+        """The mean share of spans each answer shares with ``verdict`` (Jaccard of exact spans; 1 for
+        two empty sets; a discard agrees only with a discard)."""
+        return mean_jaccard(labels, verdict, sp.spans_of, DISCARD)
+
+    def oracle_label(self, value: Any) -> str:
+        """An oracle value (a JSON list of spans, or its text) in stored spelling."""
+        try:
+            return sp.canonical(sp.parse(value))
+        except sp.NotASpanSet as exc:
+            raise ValueError(str(exc)) from None
+
+    def wrong_answer(self, truth: str, classes: Sequence[str], rng: random.Random) -> str:
+        """The true spans with one entity dropped or retyped (uniformly); a text without entities gets
+        a one-character entity at its start."""
+        spans = sp.spans_of(truth)
+        if not spans:
+            return sp.canonical([sp.Span(0, 1, rng.choice(list(classes)))])
+        i = rng.randrange(len(spans))
+        others = [c for c in classes if c != spans[i].label]
+        if others and rng.random() < 0.5:
+            spans[i] = sp.Span(spans[i].start, spans[i].end, rng.choice(others))
+        else:
+            del spans[i]
+        return sp.canonical(spans)
+
+    # -- ship ---------------------------------------------------------------------------------
+
+    def _labels(self, pred: np.ndarray, classes: Sequence[str]) -> list[str]:
+        import numpy as np
+
+        pred = np.asarray(pred)
+        return self.best(pred, classes)[0] if pred.ndim == 2 else [str(v) for v in pred]
+
+    def metrics(self, y_true: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
+        """Entity-level (exact span) micro ``f1``, ``precision``, ``recall`` and per-type figures
+        (:func:`data_engine.tasks.ner_metrics.entity_metrics`); ``pred``: span sets (n,) or packed (n, width)."""
+        from data_engine.tasks.ner_metrics import entity_metrics
+
+        types = [str(c) for c in classes] or None
+        return entity_metrics([str(v) for v in y_true], self._labels(pred, classes), types)
+
+    def metric_names(self) -> tuple[str, ...]:
+        """``f1``, ``precision``, ``recall``."""
+        from data_engine.tasks.ner_metrics import METRICS
+
+        return METRICS
+
+    def paired_test(self, y_true: np.ndarray, cand_pred: np.ndarray, champ_pred: np.ndarray, metric: str, *,
+                    alpha: float) -> PairedDiff:
+        """A paired bootstrap over gold texts (:func:`data_engine.tasks.ner_metrics.paired_bootstrap`)."""
+        from data_engine.tasks.ner_metrics import paired_bootstrap
+
+        return paired_bootstrap([str(v) for v in y_true], [str(v) for v in cand_pred], [str(v) for v in champ_pred],
+                                metric, alpha=alpha)
+
+    def class_recall(self, y_true: np.ndarray, pred: np.ndarray) -> dict[str, tuple[float, int]]:
+        """Each gold type's entity recall (exact span) and its support."""
+        from data_engine.tasks.ner_metrics import entity_metrics
+
+        m = entity_metrics([str(v) for v in y_true], [str(v) for v in pred])
+        return {t: (m["per_type_recall"][t], n) for t, n in m["per_type_support"].items() if n > 0}
+
+    def predict_fields(self) -> dict[str, Any] | None:
+        """``/predict``: ``spans`` (a list of span objects with a ``score``)."""
+        return {"spans": list[dict[str, Any]]}
+
+    def predict_output(self, pred_row: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
+        """``{"spans": [{"start", "end", "label", "score"}]}``: each span's score is its least sure
+        token's probability of the span's type (6 decimals)."""
+        from data_engine.tasks import tokens as tk
+
+        types = [str(c) for c in classes]
+        off, probs = tk.unpack(pred_row, len(types))
+        tags = probs.argmax(axis=1) if len(probs) else []
+        out = []
+        for s in tk.tags_to_spans(tags, off, types):
+            inside = (off[:, 0] >= s.start) & (off[:, 1] <= s.end)
+            score = float(probs[inside, types.index(s.label) + 1].min())
+            out.append({"start": s.start, "end": s.end, "label": s.label, "score": round(score, 6)})
+        return {"spans": out}
+
+    def predict_table(self, pred: np.ndarray, classes: Sequence[str]) -> dict[str, np.ndarray]:
+        """``predicted_spans`` (the stored span set) and ``predicted_score`` (the least sure token's probability)."""
+        import numpy as np
+
+        labels, scores = self.best(pred, classes)
+        return {"predicted_spans": np.asarray(labels, dtype=object), "predicted_score": scores}
+
+    def evaluate_output(self, figures: Mapping[str, Any], n: int) -> dict[str, Any]:
+        """``{"f1", "precision", "recall", "per_type_f1", "n"}``."""
+        return {"f1": figures.get("f1"), "precision": figures.get("precision"), "recall": figures.get("recall"),
+                "per_type_f1": figures.get("per_type_f1", {}), "n": int(n)}
+
+    def evaluate_lines(self, figures: Mapping[str, Any], n: int) -> tuple[str, list[str]]:
+        """Entity F1, precision and recall, then each type's F1 and support."""
+        support = figures.get("per_type_support", {})
+        return (f"entity F1 {figures['f1']:.4f}, precision {figures['precision']:.4f}, recall {figures['recall']:.4f}",
+                [f"  F1 {t}: {f:.4f} (of {support.get(t, 0)})" for t, f in figures.get("per_type_f1", {}).items()])
+
+
+# The discard choice's control is the answer control's name with this suffix.
+DISCARD_SUFFIX = "_discard"
+
+__all__ = ["DISCARD", "NER"]
