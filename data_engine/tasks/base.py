@@ -91,6 +91,13 @@ class Task(ABC):
     estimator_kind: ClassVar[str] = "classifier"
     # The gate's figure when ``[gate] metric`` is not set; one of :meth:`metrics`' keys.
     default_metric: ClassVar[str] = "accuracy"
+    # Whether reviews the flags and new examples leave unused go to the next labels by label quality
+    # score past the flags (the queue's ``ranked`` rows). True for a flag rule that is a fixed
+    # cut-off with no estimate of how many labels are wrong (a number's residual beyond k standard
+    # deviations): gross errors that landed near the model's own error stay under any cut-off, and
+    # the ranking still finds them at a useful rate. False where the flags come from cleanlab's
+    # estimate of the number of errors (confident learning for classes and tags).
+    reviews_past_flags: ClassVar[bool] = False
 
     def __init__(self, ds: DatasetConfig | None = None) -> None:
         """``ds``: the dataset the task reads labels of (settings such as ``[dataset] label_separator``);
