@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 from data_engine.bench.scores import BASELINE_FOLDS, detection_scores
 from data_engine.store.home import Home
 
-DATASETS = ("digits", "digits-files", "shapes-files", "sentiment", "tabular", "diabetes")
+DATASETS = ("digits", "digits-files", "shapes-files", "sentiment", "tabular", "diabetes", "digit-tags")
 NOISE_KINDS = ("uniform", "class-conditional")
 
 
@@ -42,7 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "digits as PNG files, with injected near copies), shapes-files (400 drawn shapes as PNG "
                    "files, with injected near copies), sentiment "
                    "(needs the shared sentiment sentences), tabular (generated; see --rows), diabetes (bundled; "
-                   "a regression set with gross value errors, against cleanlab's CleanLearning)")
+                   "a regression set with gross value errors, against cleanlab's CleanLearning), digit-tags (bundled "
+                   "digits tagged by their properties, one tag added or removed, against cleanlab's multi-label "
+                   "find_label_issues)")
     p.add_argument("--rows", type=int, default=10_000, help="rows of the generated tabular set (default 10000)")
     p.add_argument("--noise", type=float, default=0.2, help="share of labels flipped (default 0.2)")
     p.add_argument("--noise-kind", choices=NOISE_KINDS, default="uniform",
@@ -64,6 +66,14 @@ def cmd_bench_detect(args: argparse.Namespace, home: Home) -> int:
         from data_engine.bench.detect_regression import format_regression_result, run_regression_detect_benchmark
 
         result = run_regression_detect_benchmark(noise=args.noise, seed=args.seed, model=args.model,
+                                                 baseline=not args.no_baseline, keep=args.keep)
+        print(json.dumps(result, indent=2) if args.json else format_regression_result(result))
+        return 0
+    if args.dataset == "digit-tags":  # tag sets, not one class: data_engine.bench.detect_multilabel
+        from data_engine.bench.detect_multilabel import run_multilabel_detect_benchmark
+        from data_engine.bench.detect_regression import format_regression_result
+
+        result = run_multilabel_detect_benchmark(noise=args.noise, seed=args.seed, model=args.model,
                                                  baseline=not args.no_baseline, keep=args.keep)
         print(json.dumps(result, indent=2) if args.json else format_regression_result(result))
         return 0
