@@ -34,6 +34,7 @@ from data_engine.ship.deploy import history as deployment_history
 from data_engine.ship.registry import gate_records, list_models
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
+from data_engine.tasks import task_for
 
 CURSOR_FILE = "history_cursor.json"
 ORIGIN = "data-engine/recorded_from"
@@ -125,14 +126,15 @@ def _review_events(con, run_id: int) -> list[tuple[datetime, Any]]:
     return out
 
 
-def _model_events(con, cursor: Cursor) -> list[tuple[datetime, Any]]:
+def _model_events(con, cursor: Cursor, metric_names: tuple[str, ...]) -> list[tuple[datetime, Any]]:
     out = []
     gates = {g.model_version: g for g in gate_records(con)}
     for model in list_models(con):
         if model.version <= cursor.model:
             continue
         metrics = model.metrics or {}
-        meta = {**candidate_metadata(candidate_record(asdict(model), metrics), per_class_rows(metrics, None, [])),
+        meta = {**candidate_metadata(candidate_record(asdict(model), metrics, metric_names=metric_names),
+                                     per_class_rows(metrics, None, [])),
                 **served_choice_metadata(model.params.get("served_choice"))}
         events: list[Any] = [dg.AssetMaterialization("candidate_model",
                                                      metadata={**meta, ORIGIN: _when(model.created_at)})]
@@ -163,7 +165,7 @@ def record_history(home: Home, instance: dg.DagsterInstance) -> int:
     cursor = Cursor.load(path)
     with open_warehouse(home, read_only=True) as con:
         timeline = _batch_events(con, home, cursor)
-        timeline += _mining_events(con, home, cursor) + _model_events(con, cursor) + _deployment_events(con, cursor)
+        timeline += _mining_events(con, home, cursor) + _model_events(con, cursor, task_for(home.config.dataset).metric_names()) + _deployment_events(con, cursor)
     timeline.sort(key=lambda item: item[0])
     keys = [key for _, (kind, _, key, _) in timeline if kind == "batch"]
     if keys:

@@ -6,7 +6,7 @@ refusal is a normal outcome, not a failure: the check reports it with WARN sever
 succeeds, and ``champion_model`` records that the champion stays (same data version).
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from data_engine.ship.registry import GateRecord
 from data_engine.ship.step import promote_if_passed, train_and_gate
 from data_engine.ship.verdict import Check, GateVerdict
 from data_engine.store.warehouse import open_warehouse
+from data_engine.tasks import task_for
 
 GATE_CHECK = "promotion_gate"
 
@@ -29,9 +30,8 @@ GATE_CHECK = "promotion_gate"
 GATE_KEYS = ("verdict", "outcome", "test", "metric", "n_gold", "champion_version", "difference", "ci_low",
              "ci_high", "p_worse", "p_better", "gold_only_candidate_right", "gold_only_champion_right",
              "low_recall_classes", "unmeasured_classes", "gold_version", "reason")
-CANDIDATE_KEYS = ("version", "model_spec", "train_size", "label_snapshot", "reviewed_labels", "sha256", "seconds",
-                  "weighted_by_label_quality", "gold_accuracy", "gold_macro_f1", "champion_gold_accuracy",
-                  "gate_verdict", "gate_reason")
+# The gold figures of one class per example; another task names its own (Task.metric_names).
+CLASS_METRICS = ("accuracy", "macro_f1")
 CHAMPION_KEYS = ("champion_version", "promoted", "note", "previous_version", "deployment_id")
 PER_CLASS_COLUMNS = [("class", str), ("support", int), ("candidate_recall", float), ("champion_recall", float),
                      ("difference", float), ("p_worse", float), ("passed", bool)]
@@ -59,8 +59,11 @@ def per_class_rows(candidate: Mapping[str, Any], champion: Mapping[str, Any] | N
 
 
 def candidate_record(model: Mapping[str, Any], metrics: Mapping[str, Any], seconds: float | None = None,
-                     weighted: bool | None = None) -> dict[str, Any]:
-    """A candidate model as a plain record (the keys of :data:`CANDIDATE_KEYS`).
+                     weighted: bool | None = None, metric_names: Sequence[str] = CLASS_METRICS) -> dict[str, Any]:
+    """A candidate model as a plain record (its version, spec, sizes, the gate's verdict) with ``gold_<name>``
+    for each of the task's ``metric_names`` (:meth:`Task.metric_names`: accuracy and macro-F1 for
+    classes, the F1s and exact match for tags, MAE, RMSE and R² for numbers) and
+    ``champion_gold_<first name>``.
 
     ``model``: a ``models`` row (``version``, ``model_spec``, ``train_size``, ``label_snapshot``,
     ``sha256``); ``metrics``: its gold figures with the gate's under ``"gate"``, as ``models.metrics``
@@ -69,8 +72,8 @@ def candidate_record(model: Mapping[str, Any], metrics: Mapping[str, Any], secon
     gate = metrics.get("gate") or {}
     return {**{k: model.get(k) for k in ("version", "model_spec", "train_size", "label_snapshot", "sha256")},
             "reviewed_labels": gate.get("candidate_reviewed_labels"), "seconds": seconds,
-            "weighted_by_label_quality": weighted, "gold_accuracy": metrics.get("accuracy"),
-            "gold_macro_f1": metrics.get("macro_f1"), "champion_gold_accuracy": gate.get("champion_accuracy"),
+            "weighted_by_label_quality": weighted, **{f"gold_{m}": metrics.get(m) for m in metric_names},
+            f"champion_gold_{metric_names[0]}": gate.get(f"champion_{metric_names[0]}"),
             "gate_verdict": gate.get("verdict"), "gate_reason": gate.get("reason")}
 
 
@@ -112,8 +115,8 @@ def verdict_metadata(verdict: GateVerdict) -> dict[str, Any]:
 
 
 def candidate_metadata(record: Mapping[str, Any], per_class: list[dict[str, Any]]) -> dict[str, Any]:
-    """A candidate model's page: the keys of :data:`CANDIDATE_KEYS` and its per-class gold table."""
-    return {**pick(record, CANDIDATE_KEYS), "gold_per_class": table(per_class, PER_CLASS_COLUMNS)}
+    """A candidate model's page: the keys of a :func:`candidate_record` and its per-class gold table."""
+    return {**pick(record, list(record)), "gold_per_class": table(per_class, PER_CLASS_COLUMNS)}
 
 
 def champion_metadata(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -151,7 +154,7 @@ def candidate_model(context: dg.AssetExecutionContext, engine: EngineResource) -
     cand = verdict.candidate.to_dict() if verdict.candidate else {}
     # The same record the warehouse keeps (models.metrics), so assets.history reports the same page.
     record = candidate_record(asdict(r), {**cand, "gate": verdict.metadata()}, round(result.seconds, 1),
-                              result.weighted)
+                              result.weighted, task_for(home.config.dataset).metric_names())
     meta = candidate_metadata(record, per_class_rows(cand, verdict.champion.to_dict() if verdict.champion else None,
                                                      verdict.checks))
     meta |= served_choice_metadata(result.choice.as_dict() if result.choice else None)

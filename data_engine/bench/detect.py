@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 from data_engine.bench.scores import BASELINE_FOLDS, detection_scores
 from data_engine.store.home import Home
 
-DATASETS = ("digits", "digits-files", "shapes-files", "sentiment", "tabular", "diabetes", "ner")
+DATASETS = ("digits", "digits-files", "shapes-files", "sentiment", "tabular", "diabetes", "digit-tags", "ner")
 NOISE_KINDS = ("uniform", "class-conditional")
 
 
@@ -42,7 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "digits as PNG files, with injected near copies), shapes-files (400 drawn shapes as PNG "
                    "files, with injected near copies), sentiment "
                    "(needs the shared sentiment sentences), tabular (generated; see --rows), diabetes (bundled; "
-                   "a regression set with gross value errors, against cleanlab's CleanLearning), ner (generated texts "
+                   "a regression set with gross value errors, against cleanlab's CleanLearning), digit-tags (bundled "
+                   "digits tagged by their properties, one tag added or removed, against cleanlab's multi-label "
+                   "find_label_issues), ner (generated texts "
                    "with dropped, retyped and shifted entity spans, against cleanlab's token-classification call on "
                    "the same predictions; see --rows)")
     p.add_argument("--rows", type=int, default=10_000, help="rows of the generated tabular set (default 10000)")
@@ -74,6 +76,14 @@ def cmd_bench_detect(args: argparse.Namespace, home: Home) -> int:
 
         result = run_ner_detect_benchmark(rows=min(args.rows, 5000), noise=args.noise, seed=args.seed, keep=args.keep)
         print(json.dumps(result, indent=2) if args.json else format_ner_result(result))
+        return 0
+    if args.dataset == "digit-tags":  # tag sets, not one class: data_engine.bench.detect_multilabel
+        from data_engine.bench.detect_multilabel import run_multilabel_detect_benchmark
+        from data_engine.bench.detect_regression import format_regression_result
+
+        result = run_multilabel_detect_benchmark(noise=args.noise, seed=args.seed, model=args.model,
+                                                 baseline=not args.no_baseline, keep=args.keep)
+        print(json.dumps(result, indent=2) if args.json else format_regression_result(result))
         return 0
     cache = None if str(args.embedding_cache) == "none" else args.embedding_cache
     result = run_detect_benchmark(dataset=args.dataset, rows=args.rows, noise=args.noise, noise_kind=args.noise_kind,

@@ -124,8 +124,10 @@ def cleanlab_baseline(X: pd.DataFrame, noisy: np.ndarray, truth: pd.Series, *, s
 
 
 def format_regression_result(r: dict[str, Any]) -> str:
-    """A human-readable report of :func:`run_regression_detect_benchmark`."""
-    out = [f"bench detect: {r['dataset']} (regression), {r['rows']} rows, {r['injected']} gross value errors "
+    """A human-readable report of :func:`run_regression_detect_benchmark` (or of the multi-label one,
+    :func:`data_engine.bench.detect_multilabel.run_multilabel_detect_benchmark`: the same figures)."""
+    errors = "gross value errors" if r.get("task") == "regression" else "tag errors"
+    out = [f"bench detect: {r['dataset']} ({r.get('task', 'regression')}), {r['rows']} rows, {r['injected']} {errors} "
            f"injected ({r['noise']:.0%}, seed {r['seed']})"]
     for who in ("engine", "baseline"):
         s = r.get(who)

@@ -39,13 +39,15 @@ class RoundReport:
     gold_accuracy: float | None
     champion_version: int | None
     gate: str
+    # The gold figure ``gold_accuracy`` holds: the gate's metric (accuracy for classes, MAE for numbers ...).
+    gold_metric: str = "accuracy"
 
     def line(self) -> str:
         """One line for people."""
         prec = "n/a" if self.queue_precision is None else f"{self.queue_precision:.2f}"
         acc = "n/a" if self.gold_accuracy is None else f"{self.gold_accuracy:.4f}"
         return (f"round {self.round}: queued {self.queued}, reviewed {self.reviewed}, corrected {self.corrected}, "
-                f"queue precision {prec}, gold accuracy {acc}, champion v{self.champion_version} ({self.gate})")
+                f"queue precision {prec}, gold {self.gold_metric} {acc}, champion v{self.champion_version} ({self.gate})")
 
 
 def ingest_landing(home: Home) -> list[Any]:
@@ -59,11 +61,19 @@ def ingest_landing(home: Home) -> list[Any]:
     return ingest_step(home, files)
 
 
+def headline_metric(home: Home) -> str:
+    """The figure the demo reports: ``[gate] metric``, else the task's default (accuracy for classes,
+    micro-F1 for tags, MAE for numbers; :attr:`data_engine.tasks.base.Task.default_metric`)."""
+    from data_engine.tasks import task_for
+
+    return home.config.gate.metric or task_for(home.config.dataset).default_metric
+
+
 def _train_and_deploy(home: Home, *, force: bool = False) -> tuple[int | None, float | None, str]:
     """Retrain when the retrain sensor's rule says so (or ``force``, when reviewed labels are in no
     model yet: the loop's settling retrain), gate, deploy if it passes.
 
-    Returns (champion version, its gold accuracy, what happened).
+    Returns (champion version, its gold :func:`headline_metric`, what happened).
     """
     from data_engine.ship.registry import current_champion
     from data_engine.ship.step import ship_step
@@ -79,7 +89,7 @@ def _train_and_deploy(home: Home, *, force: bool = False) -> tuple[int | None, f
         else:
             gate = f"no retrain: {decision.reason}"
         champ = current_champion(con)
-    acc = champ.metrics.get("accuracy") if champ is not None and champ.metrics else None
+    acc = champ.metrics.get(headline_metric(home)) if champ is not None and champ.metrics else None
     return (champ.version if champ else None), acc, gate
 
 
@@ -141,11 +151,13 @@ def load_held_out(home: Home, oracle: pd.DataFrame) -> HeldOut:
                    schema=schema)
 
 
-def held_out_accuracy(data: HeldOut, recipes: dict[str, tuple[Any, ...]], *, seed: int = 0,
-                      n_jobs: int = 2, task: Task | None = None, classes: list[str] | None = None) -> dict[str, float]:
-    """Accuracy against the true labels of each recipe (model spec, training labels by example id,
-    optionally the members' mixture weights), with every example predicted by a model that never
-    trained on it.
+def held_out_metrics(data: HeldOut, recipes: dict[str, tuple[Any, ...]], *, seed: int = 0,
+                     n_jobs: int = 2, task: Task | None = None,
+                     classes: list[str] | None = None) -> dict[str, dict[str, float | None]]:
+    """The task's figures (:meth:`Task.metrics`: accuracy and macro-F1 for classes, the F1s and exact
+    match for tags, MAE, RMSE and R² for numbers) against the true labels of each recipe (model
+    spec, training labels by example id, optionally the members' mixture weights), with every
+    example predicted by a model that never trained on it.
 
     The gold examples are predicted by the model trained on all training examples with the recipe's
     labels; each training example by :data:`EVAL_FOLDS`-fold cross-validation over the training
@@ -155,7 +167,7 @@ def held_out_accuracy(data: HeldOut, recipes: dict[str, tuple[Any, ...]], *, see
 
     ``task`` / ``classes``: the dataset's task and classes (default: one class per example). For
     tags the models are the task's one-vs-rest wrappers fitted on the tag matrix, the folds plain
-    shuffled K-fold, and an example counts as right when its whole tag set is (exact match).
+    shuffled K-fold (numbers too: no classes to stratify by).
     """
     from joblib import Parallel, delayed
     from sklearn.base import clone
@@ -167,11 +179,12 @@ def held_out_accuracy(data: HeldOut, recipes: dict[str, tuple[Any, ...]], *, see
 
     task = task or Classification()
     classes = list(classes or sorted(set(data.truth)))
-    tags = task.encode([], classes).ndim == 2  # the task's labels are a tag matrix (n, K)
+    # Fitted on the stored labels (one class per example) or on the task's array (tags, numbers).
+    plain = isinstance(task, Classification)
     train = np.flatnonzero(~data.is_gold)
     gold = np.flatnonzero(data.is_gold)
-    # Folds stratified by the truth (tags: shuffled), the same for every recipe, so recipes differ only in labels.
-    splitter = KFold if tags else StratifiedKFold
+    # Folds stratified by the truth (tags, numbers: shuffled), the same for every recipe, so recipes differ only in labels.
+    splitter = StratifiedKFold if plain else KFold
     folds = splitter(EVAL_FOLDS, shuffle=True, random_state=seed).split(train, data.truth[train])
     # A home without gold data (a user's own) is measured on its training examples alone.
     splits = [(train[fit], train[test]) for fit, test in folds] + ([(train, gold)] if len(gold) else [])
@@ -181,20 +194,30 @@ def held_out_accuracy(data: HeldOut, recipes: dict[str, tuple[Any, ...]], *, see
         y = labels.reindex(data.example_ids).to_numpy(dtype=object)
         est = task.members_for({"served": build_estimator(spec, Schema.from_mapping(data.schema),
                                                           weights=weights[0] if weights else None)})["served"]
-        if tags:
+        if task.encode([], classes).ndim == 2:  # the one-vs-rest wrapper of tags
             est.set_params(tags=tuple(classes))
         tasks += [(name, clone(est), fit[pd.notna(y[fit])], test, y.astype(str)) for fit, test in splits]
 
-    def run(est: Any, fit: np.ndarray, test: np.ndarray, y: np.ndarray) -> int:
+    def run(est: Any, fit: np.ndarray, test: np.ndarray, y: np.ndarray) -> np.ndarray:
         with limited_threads():
-            est.fit(data.X.iloc[fit], task.encode(list(y[fit]), classes) if tags else y[fit])
-            return int((est.predict(data.X.iloc[test]).astype(str) == data.truth[test]).sum())
+            est.fit(data.X.iloc[fit], y[fit] if plain else task.encode(list(y[fit]), classes))
+            return np.asarray(est.predict(data.X.iloc[test]))
 
-    hits = Parallel(n_jobs=n_jobs)(delayed(run)(est, fit, test, y) for _, est, fit, test, y in tasks)
-    total: dict[str, int] = {}
-    for (name, *_), h in zip(tasks, hits):
-        total[name] = total.get(name, 0) + h
-    return {name: total[name] / len(data.truth) for name in recipes}
+    preds = Parallel(n_jobs=n_jobs)(delayed(run)(est, fit, test, y) for _, est, fit, test, y in tasks)
+    out: dict[str, dict[str, float | None]] = {}
+    for name in recipes:
+        parts = [(test, p) for (n, _, _, test, _), p in zip(tasks, preds) if n == name]
+        idx = np.concatenate([t for t, _ in parts])
+        pred = np.concatenate([p for _, p in parts])
+        out[name] = task.metrics(data.truth[idx], pred.astype(str) if plain else pred, classes)
+    return out
+
+
+def held_out_accuracy(data: HeldOut, recipes: dict[str, tuple[Any, ...]], *, seed: int = 0, n_jobs: int = 2,
+                      task: Task | None = None, classes: list[str] | None = None) -> dict[str, float]:
+    """Each recipe's held-out accuracy (:func:`held_out_metrics`' ``accuracy``: exact match for tags)."""
+    return {name: figures["accuracy"] for name, figures in
+            held_out_metrics(data, recipes, seed=seed, n_jobs=n_jobs, task=task, classes=classes).items()}
 
 
 def compare(home: Home, oracle: pd.DataFrame, cleaned: pd.Series, noisy: pd.Series) -> dict[str, Any]:
@@ -227,18 +250,23 @@ def compare(home: Home, oracle: pd.DataFrame, cleaned: pd.Series, noisy: pd.Seri
 
     with open_warehouse(home, read_only=True) as con:
         classes = load_classes(con)
-    acc = held_out_accuracy(data, recipes, seed=seed, task=task_for(cfg.dataset), classes=classes or None)
-    alternatives = {name: acc[name] for name in alternatives_specs}
-    best = max(alternatives, key=alternatives.get)
+    task = task_for(cfg.dataset)
+    metric = headline_metric(home)
+    figures = held_out_metrics(data, recipes, seed=seed, task=task, classes=classes or None)
+    sign = 1.0 if task.higher_is_better(metric) else -1.0
+    alternatives = {name: figures[name][metric] for name in alternatives_specs}
+    best = max(alternatives, key=lambda k: sign * alternatives[k])
     return {
+        "metric": metric,
         "served_model": final[0],
         "served_model_first": first[0],
         "model_centric": alternatives,
         "model_centric_best": best,
-        "accuracy_model_centric": alternatives[best],
-        "accuracy_noisy": acc["noisy"],
-        "accuracy_final": acc["final"],
-        "accuracy_clean": acc["clean"],
+        f"{metric}_model_centric": alternatives[best],
+        f"{metric}_noisy": figures["noisy"][metric],
+        f"{metric}_final": figures["final"][metric],
+        f"{metric}_clean": figures["clean"][metric],
+        "figures": {k: figures[k] for k in ("noisy", "final", "clean")},
         "evaluated_on": len(data.truth),
     }
 
@@ -356,9 +384,10 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
     landed = landed_labels(home)
     true_errors, n_gold = _oracle_coverage(home, oracle, landed)
 
+    metric = headline_metric(home)
     champion, gold_acc, gate = _train_and_deploy(home)
     accuracy_noisy = gold_acc
-    say(f"round 0: champion v{champion} trained on the {name} labels as they landed: gold accuracy "
+    say(f"round 0: champion v{champion} trained on the {name} labels as they landed: gold {metric} "
         f"{_fmt(gold_acc)} ({gate})")
     client = make_client(home)
     rounds: list[RoundReport] = []
@@ -384,7 +413,7 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
             reviewed_total += reviewed
             champion, gold_acc, gate = _train_and_deploy(home)
             report = RoundReport(n, push.sent, reviewed, corrected, (wrong / reviewed) if reviewed else None,
-                                 gold_acc, champion, gate)
+                                 gold_acc, champion, gate, metric)
             rounds.append(report)
             say(report.line())
     finally:
@@ -392,42 +421,52 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
     if rounds and rounds[-1].gate.startswith("no retrain"):
         # The loop would wait for more corrections; the demo ends here, so the last ones count too.
         champion, gold_acc, gate = _train_and_deploy(home, force=True)
-        say(f"final retrain on every correction: gold accuracy {_fmt(gold_acc)}, champion v{champion} ({gate})")
+        say(f"final retrain on every correction: gold {metric} {_fmt(gold_acc)}, champion v{champion} ({gate})")
     say(f"comparing recipes: every {name} example predicted by a model that did not train on it ...")
     figures = compare(home, oracle, labels_in_force(home), landed)
+    # Keys name the task's figure: accuracy_noisy for classes, micro_f1_noisy for tags, mae_noisy for numbers.
     final = {
-        "accuracy_noisy": figures["accuracy_noisy"],
-        "accuracy_model_centric": figures["accuracy_model_centric"],
+        f"{metric}_noisy": figures[f"{metric}_noisy"],
+        f"{metric}_model_centric": figures[f"{metric}_model_centric"],
         "model_centric_best": figures["model_centric_best"],
-        "accuracy_final": figures["accuracy_final"],
-        "accuracy_clean": figures["accuracy_clean"],
-        "gold_accuracy_first": accuracy_noisy,
-        "gold_accuracy_final": gold_acc,
+        f"{metric}_final": figures[f"{metric}_final"],
+        f"{metric}_clean": figures[f"{metric}_clean"],
+        f"gold_{metric}_first": accuracy_noisy,
+        f"gold_{metric}_final": gold_acc,
         "evaluated_on": figures["evaluated_on"],
         "reviewed": reviewed_total,
         "true_errors": true_errors,
         "rounds": len(rounds),
         "seconds": round(time.perf_counter() - started, 1),
     }
-    gap = (final["accuracy_clean"] or 0) - (final["accuracy_noisy"] or 0)
-    recovered = ((final["accuracy_final"] or 0) - (final["accuracy_noisy"] or 0)) / gap if gap > 0 else None
+    noisy_v, final_v, clean_v = (final[f"{metric}_{k}"] or 0 for k in ("noisy", "final", "clean"))
+    # The gap is measured in the direction the metric improves (an error such as MAE falls).
+    sign = 1.0 if task_for(cfg.dataset).higher_is_better(metric) else -1.0
+    gap = sign * (clean_v - noisy_v)
+    recovered = sign * (final_v - noisy_v) / gap if gap > 0 else None
     say("")
-    say(f"accuracy on all {figures['evaluated_on']} {name} examples against their true labels, each predicted by "
+    say(f"{metric} on all {figures['evaluated_on']} {name} examples against their true labels, each predicted by "
         "a model "
         f"that did not train on it (gold: the model trained on every training example; training examples: "
         f"{EVAL_FOLDS}-fold cross-validation):")
     served = figures["served_model"]
     say(f"  the served model chosen on the labels as they landed ({figures['served_model_first']}), on them: "
-        f"{final['accuracy_noisy']:.4f}")
+        f"{noisy_v:.4f}")
     say("  model-centric (other models on the noisy labels): "
         + ", ".join(f"{k} {v:.4f}" for k, v in figures["model_centric"].items()))
-    say(f"  data-centric (the served model, {served}, on the cleaned labels): {final['accuracy_final']:.4f}")
-    say(f"  clean-label ceiling (the served model, {served}, on the true labels): {final['accuracy_clean']:.4f}")
-    say(f"the champion's gold accuracy went from {_fmt(accuracy_noisy)} to {_fmt(gold_acc)} "
+    say(f"  data-centric (the served model, {served}, on the cleaned labels): {final_v:.4f}")
+    say(f"  clean-label ceiling (the served model, {served}, on the true labels): {clean_v:.4f}")
+    others = {k: v for k, v in figures["figures"]["final"].items() if k != metric and isinstance(v, float)}
+    if others and metric != "accuracy":  # one class per example keeps its lines as they always were
+        say("  the served model's other figures, cleaned / true labels: " + ", ".join(
+            f"{k} {v:.4f} / {figures['figures']['clean'][k]:.4f}" for k, v in others.items()))
+    say(f"the champion's gold {metric} went from {_fmt(accuracy_noisy)} to {_fmt(gold_acc)} "
         f"(on {n_gold} gold examples one example is {1 / max(n_gold, 1):.2%})")
     if recovered is not None:
         say(f"the loop recovered {recovered:.0%} of the noisy-to-clean gap")
     say(f"reviewed {reviewed_total} examples for {true_errors} true label errors")
+    final["metric"] = metric
+    final["figures"] = figures["figures"]
     final["rounds_detail"] = [asdict(r) for r in rounds]
     return final
 
@@ -437,8 +476,12 @@ def _fmt(value: float | None) -> str:
 
 
 def final_json(final: dict[str, Any]) -> str:
-    """The closing JSON line (the figures the issue names, first)."""
-    keys = ["accuracy_noisy", "accuracy_model_centric", "accuracy_final", "accuracy_clean", "reviewed",
+    """The closing JSON line (the figures the issue names, first), named by the task's figure
+    (``accuracy_noisy`` for classes; ``mae_noisy`` for numbers, with ``figures``: every metric)."""
+    m = final.get("metric", "accuracy")
+    keys = [f"{m}_noisy", f"{m}_model_centric", f"{m}_final", f"{m}_clean", "reviewed",
             "true_errors", "rounds", "seconds"]
-    extra = ["model_centric_best", "evaluated_on", "gold_accuracy_first", "gold_accuracy_final"]
+    extra = ["model_centric_best", "evaluated_on", f"gold_{m}_first", f"gold_{m}_final"]
+    if m != "accuracy":  # one class per example keeps its line as it always was
+        extra.append("figures")
     return json.dumps({k: final[k] for k in keys + extra})

@@ -6,8 +6,9 @@ new examples are chosen among the unlabeled ones by the ``[review] strategy``
 (:mod:`data_engine.mine.selection`) on the served model's calibrated probabilities, with the
 ``[review] explore_share`` drawn at random, after a small share (:data:`WEAK_SLICE_SHARE`) of the
 least sure unlabeled examples inside discovered weak slices (:mod:`data_engine.mine.slices`). Each
-queue row records how it was chosen (``selection``: the strategy's name, ``explore``, ``weak_slice``
-or ``fix``).
+queue row records how it was chosen (``selection``: the strategy's name, ``explore``, ``weak_slice``,
+``fix``, or ``ranked``: for a task whose flag rule is a fixed cut-off, reviews left over go to the
+next unflagged labels by label quality score).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from data_engine.store.config import EngineConfig
 
 # The issue type of a new example to label.
 GROW_TYPE = "uncertain"
+# The ``selection`` of an unflagged label queued by its score because the budget had room
+# (:attr:`data_engine.tasks.base.Task.reviews_past_flags`).
+RANKED = "ranked"
 
 
 # Selection reads at most this many candidates (the most uncertain) and labeled rows (a random
@@ -111,11 +115,18 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
         for eid, types in zip(rest["example_id"], rest["issue_types"], strict=True):
             chosen.setdefault(types[0], []).append(eid)
     fix_ids = [e for ids in chosen.values() for e in ids]
+    ranked = _ranked_past_flags(cfg, issues, excluded | set(fix_ids) | taken, budget - len(fix_ids) - n_grow)
+    fix_ids += ranked
+    chosen.setdefault("label", []).extend(ranked)
     if fix_ids:
-        fixes = build_queue(fixable[fixable["example_id"].isin(fix_ids)], weights=weights, budget=len(fix_ids),
+        # Ranked rows enter build_queue as flags of their type: its evidence order is the score's.
+        pool = pd.concat([fixable, issues[issues["example_id"].isin(ranked) & (issues["issue_type"] == "label")]
+                          .assign(is_issue=True)], ignore_index=True)
+        fixes = build_queue(pool[pool["example_id"].isin(fix_ids)], weights=weights, budget=len(fix_ids),
                             examples=examples)
         second = set(second_opinions)
-        parts.insert(0, fixes.assign(selection=np.where(fixes["example_id"].isin(second), SECOND_OPINION, "fix")))
+        parts.insert(0, fixes.assign(selection=np.select(
+            [fixes["example_id"].isin(second), fixes["example_id"].isin(ranked)], [SECOND_OPINION, RANKED], "fix")))
         fix_ids = fixes["example_id"].tolist()
     fix_counts = {t: n for t, ids in chosen.items() if (n := int(np.isin(ids, fix_ids).sum()))}
     queued = len(fix_ids) + n_grow
@@ -127,6 +138,19 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
     queue = queue.sort_values(["priority", "example_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
     queue["rank"] = np.arange(1, len(queue) + 1, dtype=np.int32)
     return queue[[*QUEUE_COLUMNS, "selection"]], split
+
+
+def _ranked_past_flags(cfg: EngineConfig, issues: pd.DataFrame, taken: set[str], room: int) -> list[str]:
+    """Up to ``room`` unflagged labeled examples, lowest ``label`` score first (ties by id), not in
+    ``taken``, for a task whose flag rule is a fixed cut-off (:attr:`Task.reviews_past_flags`);
+    ``[]`` otherwise or when the queue is full."""
+    from data_engine.tasks import task_for
+
+    if room <= 0 or not task_for(cfg.dataset).reviews_past_flags:
+        return []
+    rows = issues[(issues["issue_type"] == "label") & ~issues["is_issue"].astype(bool)
+                  & ~issues["example_id"].isin(taken) & (issues["score"].astype(float) < 1.0)]
+    return rows.sort_values(["score", "example_id"])["example_id"].drop_duplicates().head(room).tolist()
 
 
 def _short_reason(budget: int, queued: int, issues: pd.DataFrame, excluded: set[str], weights: Mapping[str, float],

@@ -91,6 +91,14 @@ class Task(ABC):
     estimator_kind: ClassVar[str] = "classifier"
     # The gate's figure when ``[gate] metric`` is not set; one of :meth:`metrics`' keys.
     default_metric: ClassVar[str] = "accuracy"
+    # Whether reviews the flags and new examples leave unused go to the next labels by label quality
+    # score past the flags (the queue's ``ranked`` rows). True where the flags under-call by
+    # construction: a number's fixed k-sd cut-off (gross errors that landed near the model's own
+    # error stay under it), and tags, flagged tag by tag one-vs-rest (an error on a tag the model
+    # reads poorly stays under that tag's threshold). The ranking still finds such errors at a
+    # useful rate (docs/mining.md). False for one class per example, whose confident-learning flags
+    # estimate the number of errors over all classes at once.
+    reviews_past_flags: ClassVar[bool] = False
 
     def __init__(self, ds: DatasetConfig | None = None) -> None:
         """``ds``: the dataset the task reads labels of (settings such as ``[dataset] label_separator``);

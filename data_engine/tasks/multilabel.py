@@ -68,6 +68,8 @@ class Multilabel(Task):
     detectors = None
     estimator_kind = "classifier"
     default_metric = "micro_f1"
+    # Flags are per tag, one-vs-rest: spare reviews go down the ranking (Task.reviews_past_flags).
+    reviews_past_flags = True
 
     def __init__(self, ds: DatasetConfig | None = None) -> None:
         super().__init__(ds)

@@ -86,6 +86,8 @@ class Regression(Task):
     detectors = REGRESSION_DETECTORS
     estimator_kind = "regressor"
     default_metric = "mae"
+    # The flag rule is a fixed 2-sd cut-off (regression_issues): spare reviews go down the ranking.
+    reviews_past_flags = True
 
     @property
     def label_range(self) -> tuple[float, ...] | None:

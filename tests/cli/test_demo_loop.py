@@ -84,3 +84,29 @@ def test_tags_are_scored_by_exact_match_with_the_tag_models():
     assert acc["true"] > 0.9
     # A model that learnt "no tags" is right exactly on the examples without tags.
     assert acc["none"] == pytest.approx(float(np.mean(truth == "[]")))
+
+
+def test_numbers_are_scored_by_mae_rmse_and_r2():
+    """A regression home's comparison reports the task's figures (the equality of two numbers is no
+    accuracy): MAE, RMSE and R², folds unstratified."""
+    from data_engine.demo.loop import held_out_metrics
+    from data_engine.store.config import DatasetConfig
+    from data_engine.tasks import task_for
+
+    rng = np.random.default_rng(2)
+    n = 150
+    X = pd.DataFrame({"x": rng.normal(size=n), "y": rng.normal(size=n)})
+    value = 3 * X.x - 2 * X.y + rng.normal(0, 0.1, n)
+    ids = np.array([f"e{i:03d}" for i in range(n)])
+    truth = np.array([repr(float(v)) for v in value])
+    data = HeldOut(X=X, example_ids=ids, truth=truth, is_gold=np.arange(n) < 30, schema={"x": "numeric", "y": "numeric"})
+    task = task_for(DatasetConfig(name="t", modality="tabular", label_column="v", feature_columns=("x", "y"),
+                                  task="regression"))
+    right = pd.Series(truth, index=ids)
+    flat = pd.Series("0.0", index=ids)  # every example labeled 0
+    figures = held_out_metrics(data, {"true": (resolve_spec("linear", "tabular"), right),
+                                      "flat": (resolve_spec("linear", "tabular"), flat)}, n_jobs=1, task=task)
+    assert set(figures["true"]) >= {"mae", "rmse", "r2"}
+    assert figures["true"]["mae"] < 0.2 and figures["true"]["r2"] > 0.99
+    # A model that learnt 0 everywhere is off by each value's size.
+    assert figures["flat"]["mae"] == pytest.approx(float(np.mean(np.abs(value))), rel=1e-6)

@@ -43,3 +43,20 @@ def test_a_challenged_candidate_has_per_class_differences_as_rounded_floats() ->
     assert row.data["candidate_recall"] == 0.8123 and row.data["champion_recall"] == 0.9
     checks = verdict_metadata(verdict)["checks"].value.records
     assert len({frozenset(r.data) for r in checks}) == 1
+
+
+def test_candidate_page_names_the_tasks_own_gold_figures() -> None:
+    """Numbers report MAE, RMSE and R² on the candidate's page, tags their F1s; classes keep accuracy."""
+    from assets.ship import candidate_metadata, candidate_record
+    from data_engine.tasks import TASKS
+
+    model = {"version": 2, "model_spec": "linear", "train_size": 10, "label_snapshot": 1, "sha256": "x"}
+    for task, figures in (("regression", {"mae": 41.7, "rmse": 52.5, "r2": 0.48}),
+                          ("multilabel", {"micro_f1": 0.9, "macro_f1": 0.8, "exact_match": 0.7, "accuracy": 0.7}),
+                          ("classification", {"accuracy": 0.95, "macro_f1": 0.94})):
+        names = TASKS.get(task)().metric_names()
+        meta = candidate_metadata(candidate_record(model, figures, metric_names=names), [])
+        assert {f"gold_{k}": v for k, v in figures.items()} == {k: meta[k].value for k in meta if k.startswith("gold_")
+                                                                and k != "gold_per_class"}
+        assert ("gold_accuracy" in meta) == ("accuracy" in figures)
+

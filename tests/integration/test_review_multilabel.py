@@ -104,4 +104,4 @@ def test_demo_loop_runs_on_a_home_of_tags(tmp_path):
         stop_server(home)
     print("\n".join(lines))
     assert final["true_errors"] == len(data.noisy) and final["reviewed"] <= 90
-    assert final["rounds"] >= 1 and final["accuracy_final"] > final["accuracy_noisy"], final
+    assert final["rounds"] >= 1 and final[f"{final['metric']}_final"] > final[f"{final['metric']}_noisy"], final

@@ -62,12 +62,15 @@ def _home(root: Path, name: str, labels: np.ndarray, X: pd.DataFrame, y: np.ndar
     return home
 
 
-def run_loop(root: Path, X: pd.DataFrame, y: np.ndarray, *, seed: int, budget: int, rounds: int) -> dict:
+def run_loop(root: Path, X: pd.DataFrame, y: np.ndarray, *, seed: int, rounds: int,
+             reviews_per_error: float = 1.5) -> dict:
     """A fifth of ``y`` as gold, 15 % gross value errors in the rest; the clean reference and
-    ``rounds`` rounds of mine -> review (fake server, perfect simulated reviewer) -> pull -> ship."""
+    ``rounds`` rounds of mine -> review (fake server, perfect simulated reviewer) -> pull -> ship,
+    each round's budget an equal share of ``reviews_per_error`` reviews per injected error."""
     gold = np.arange(0, len(y), 5)
     train = np.setdiff1d(np.arange(len(y)), gold)
     noisy, injected = inject_value_errors(y[train], 0.15, seed=seed)
+    budget = int(reviews_per_error * len(injected)) // rounds
     home = _home(root, "noisy", noisy, X, y, train, gold, budget)
     clean = _home(root, "clean", y[train], X, y, train, gold, budget)
     with open_warehouse(clean) as con:
@@ -95,7 +98,7 @@ def run_loop(root: Path, X: pd.DataFrame, y: np.ndarray, *, seed: int, budget: i
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory: pytest.TempPathFactory) -> dict:
     X, y = load_diabetes_frame()
-    return run_loop(tmp_path_factory.mktemp("regression-loop"), X, y, seed=0, budget=60, rounds=ROUNDS)
+    return run_loop(tmp_path_factory.mktemp("regression-loop"), X, y, seed=0, rounds=ROUNDS)
 
 
 def test_the_gate_compares_mae_with_wilcoxon(loop) -> None:
@@ -108,23 +111,47 @@ def test_the_gate_compares_mae_with_wilcoxon(loop) -> None:
     assert "Wilcoxon signed-rank" in better.reason and better.headline.diff < 0
 
 
-def test_the_loop_on_diabetes_closes_two_thirds_of_the_gap(loop) -> None:
-    # Measured: MAE on gold 47.15 as landed, 41.70 on the true labels, 43.54 after three rounds
-    # (66 % of the gap) for 45 reviews of 53 injected errors; the loop then finds nothing more to
-    # review (the errors left lie within the model's own error): the issue's 80 % is not reached here.
+def test_the_loop_on_diabetes_closes_four_fifths_of_the_gap(loop) -> None:
+    # Measured: MAE on gold 47.15 as landed, 41.70 on the true labels, 42.48 after three rounds of
+    # 26 reviews (86 % of the gap) for 53 injected errors. Before spare reviews went down the
+    # ranking past the flags the loop stopped at 41 reviews and 43.54 (66 %): the errors left had
+    # landed within two robust sd of the prediction.
     assert loop["reviews"] <= 1.5 * loop["injected"]
-    assert loop["recovered"] >= 0.6
+    assert loop["recovered"] >= 0.8
+    home = loop["home"]
+    with open_warehouse(home, read_only=True) as con:
+        ranked = con.execute("SELECT count(*) FROM review_queue WHERE selection = 'ranked'").fetchone()[0]
+    assert ranked > 0  # the flags alone left budget unused
+
+
+def _wine_alcohol() -> tuple[pd.DataFrame, np.ndarray]:
+    """scikit-learn's bundled wine set as a regression nobody tuned to: alcohol from the other 12 measurements."""
+    from sklearn.datasets import load_wine
+
+    data = load_wine(as_frame=True).data
+    return data.drop(columns=["alcohol"]).rename(columns=lambda c: c.replace("/", "_")), data["alcohol"].to_numpy(float)
+
+
+def test_the_loop_on_wine_alcohol_closes_the_gap_within_the_budget(tmp_path: Path) -> None:
+    """Held-out real data (142 training rows, 21 errors). Measured: MAE 0.534 as landed, 0.435 on
+    the true labels, 0.427 after three rounds of 10 reviews (108 %; before the ranked reviews:
+    26 reviews, 100 %)."""
+    X, y = _wine_alcohol()
+    result = run_loop(tmp_path, X, y, seed=0, rounds=3)
+    assert result["reviews"] <= 1.5 * result["injected"]
+    assert result["recovered"] >= 0.8
 
 
 def test_the_loop_on_friedman3_closes_the_gap_within_the_budget(tmp_path: Path) -> None:
     """Held-out data (the flag rule was chosen on diabetes and Friedman #1): scikit-learn's
-    generated Friedman #3, 700 rows. Measured: MAE 0.184 as landed, 0.091 on the true labels, 0.103
-    after one round (88 % of the gap) with 80 reviews for 84 injected errors."""
+    generated Friedman #3, 700 rows. Measured: MAE 0.184 as landed, 0.091 on the true labels,
+    0.091 after one round of 126 reviews for 84 injected errors (101 % of the gap; before the
+    ranked reviews, with a budget of 80: 80 reviews, 0.103, 88 %)."""
     from sklearn.datasets import make_friedman3
 
     X, y = make_friedman3(700, noise=0.1, random_state=11)
     X = pd.DataFrame(X, columns=[f"x{i}" for i in range(4)])
-    result = run_loop(tmp_path, X, y, seed=1, budget=80, rounds=1)
+    result = run_loop(tmp_path, X, y, seed=1, rounds=1)
     assert result["reviews"] <= 1.5 * result["injected"]
     assert result["recovered"] >= 0.8
 
