@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from data_engine.ingest.textscan import open_bytes
+from data_engine.ingest.unreadable import UnreadableFile
 
 SUFFIXES = (".conll", ".bio", ".iob", ".conll.gz", ".bio.gz", ".iob.gz")
 
@@ -53,8 +54,6 @@ def conll_rows(path: Path) -> Iterator[dict[str, object]]:
             try:
                 line = raw_line.decode("utf-8").strip()
             except UnicodeDecodeError:
-                from data_engine.ingest.readers import UnreadableFile
-
                 raise UnreadableFile(f"line {line_no} is not UTF-8 text") from None
             if line.startswith("-DOCSTART-"):
                 continue

@@ -19,10 +19,9 @@ import tempfile
 
 import duckdb
 
-from data_engine.errors import EngineError
 from data_engine.ingest.quotes import find_broken_quotes
-from data_engine.ingest.redact import redact_text
 from data_engine.ingest.textscan import open_bytes, scan_text, write_lf
+from data_engine.ingest.unreadable import UnreadableFile
 from data_engine.store.warehouse import json_path, quote_ident
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".csv.gz": "csv", ".tsv.gz": "csv",
@@ -38,14 +37,6 @@ MAX_LINE_BYTES = 1 << 28
 
 # The engine's own column in raw_rows: the file's row number.
 ROW_COLUMN = "__row"
-
-
-class UnreadableFile(EngineError):
-    """The file cannot be read at all; the whole batch is rejected with this reason (secret-looking
-    parts of the message masked: it is stored and shown, see :mod:`data_engine.ingest.redact`)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(redact_text(message))
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_engine.demo.loop import HeldOut, held_out_accuracy
+from data_engine.demo.comparison import HeldOut, held_out_accuracy
 from data_engine.mine.models import resolve_spec
 
 
@@ -56,7 +56,7 @@ def test_a_home_without_gold_data_is_measured_on_its_training_examples():
 
 def test_the_comparison_leaves_out_model_families_that_cannot_read_the_columns():
     # A text home: gradient boosting reads no text, and the demo's comparison stopped on it.
-    from data_engine.demo.loop import _reads
+    from data_engine.demo.comparison import _reads
 
     assert not _reads(resolve_spec("hgb", "text"), {"sentence": "text"})
     assert _reads(resolve_spec("linear", "text"), {"sentence": "text"})
@@ -89,7 +89,7 @@ def test_tags_are_scored_by_exact_match_with_the_tag_models():
 def test_numbers_are_scored_by_mae_rmse_and_r2():
     """A regression home's comparison reports the task's figures (the equality of two numbers is no
     accuracy): MAE, RMSE and R², folds unstratified."""
-    from data_engine.demo.loop import held_out_metrics
+    from data_engine.demo.comparison import held_out_metrics
     from data_engine.store.config import DatasetConfig
     from data_engine.tasks import task_for
 

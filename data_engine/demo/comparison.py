@@ -1,0 +1,220 @@
+"""The course's comparison at the end of ``demo-loop``: the served model on the labels as they landed,
+after the loop and on the true labels, against model-centric alternatives on the noisy labels, each
+example predicted by a model that never trained on it (:func:`held_out_metrics`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from data_engine.errors import EngineError
+from data_engine.mine.spec import ModelSpec
+from data_engine.store.home import Home
+
+if TYPE_CHECKING:
+    from data_engine.tasks import Task
+
+
+def headline_metric(home: Home) -> str:
+    """The figure the demo reports: ``[gate] metric``, else the task's default (accuracy for classes,
+    micro-F1 for tags, MAE for numbers; :attr:`data_engine.tasks.base.Task.default_metric`)."""
+    from data_engine.tasks import task_for
+
+    return home.config.gate.metric or task_for(home.config.dataset).default_metric
+
+
+# Folds of the held-out evaluation below: every training example is predicted once, by a model
+# trained on the other four fifths.
+EVAL_FOLDS = 5
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The demo's examples for the comparison: inputs ``X`` (N, D), ``truth`` (N,) from the oracle,
+    ``is_gold`` (N,) bool, and the input columns' kinds."""
+
+    X: pd.DataFrame
+    example_ids: np.ndarray
+    truth: np.ndarray
+    is_gold: np.ndarray
+    schema: dict[str, str]
+
+
+def load_held_out(home: Home, oracle: pd.DataFrame) -> HeldOut:
+    """Every stored example with its true label (from the oracle), for :func:`held_out_accuracy`."""
+    from data_engine.store.dataset import load_examples
+    from data_engine.store.schema import stored_columns
+    from data_engine.store.warehouse import open_warehouse
+
+    cfg = home.config
+    with open_warehouse(home, read_only=True) as con:
+        frame = load_examples(con, cfg.dataset, subset="all")
+        schema = {c: t for c, t in stored_columns(con).items() if c in cfg.dataset.input_columns}
+    truth = oracle.set_index("example_id")["label"].astype(str).reindex(frame["example_id"])
+    frame = frame[truth.notna().to_numpy()].reset_index(drop=True)
+    return HeldOut(X=frame[list(schema)], example_ids=frame["example_id"].to_numpy(),
+                   truth=truth.dropna().to_numpy(), is_gold=frame["is_gold"].astype(bool).to_numpy(),
+                   schema=schema)
+
+
+def held_out_metrics(data: HeldOut, recipes: dict[str, tuple[Any, ...]], *, seed: int = 0,
+                     n_jobs: int = 2, task: Task | None = None,
+                     classes: list[str] | None = None) -> dict[str, dict[str, float | None]]:
+    """The task's figures (:meth:`Task.metrics`: accuracy and macro-F1 for classes, the F1s and exact
+    match for tags, MAE, RMSE and R² for numbers) against the true labels of each recipe (model
+    spec, training labels by example id, optionally the members' mixture weights), with every
+    example predicted by a model that never trained on it.
+
+    The gold examples are predicted by the model trained on all training examples with the recipe's
+    labels; each training example by :data:`EVAL_FOLDS`-fold cross-validation over the training
+    examples (trained on the recipe's labels, scored against the truth). Why not the gold split
+    alone: the demo's is 359 digits, where one example is 0.28 points and the noisy-to-clean gap of
+    a robust model a couple of examples; this way all 1,797 count.
+
+    ``task`` / ``classes``: the dataset's task and classes (default: one class per example). For
+    tags the models are the task's one-vs-rest wrappers fitted on the tag matrix, the folds plain
+    shuffled K-fold (numbers too: no classes to stratify by).
+    """
+    from joblib import Parallel, delayed
+    from sklearn.base import clone
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    from data_engine.mine.models import Schema, build_estimator
+    from data_engine.ship.training import limited_threads
+    from data_engine.tasks import Classification
+
+    task = task or Classification()
+    classes = list(classes or sorted(set(data.truth)))
+    # Fitted on the stored labels (one class per example) or on the task's array (tags, numbers).
+    plain = isinstance(task, Classification)
+    train = np.flatnonzero(~data.is_gold)
+    gold = np.flatnonzero(data.is_gold)
+    # Folds stratified by the truth (tags, numbers: shuffled), the same for every recipe, so recipes differ only in labels.
+    splitter = StratifiedKFold if plain else KFold
+    folds = splitter(EVAL_FOLDS, shuffle=True, random_state=seed).split(train, data.truth[train])
+    # A home without gold data (a user's own) is measured on its training examples alone.
+    splits = [(train[fit], train[test]) for fit, test in folds] + ([(train, gold)] if len(gold) else [])
+    tasks = []
+    for name, (spec, labels, *weights) in recipes.items():
+        # Examples without a label in the recipe (discarded ones) are left out of training only.
+        y = labels.reindex(data.example_ids).to_numpy(dtype=object)
+        est = task.members_for({"served": build_estimator(spec, Schema.from_mapping(data.schema),
+                                                          weights=weights[0] if weights else None)})["served"]
+        if task.encode([], classes).ndim == 2:  # the one-vs-rest wrapper of tags
+            est.set_params(tags=tuple(classes))
+        tasks += [(name, clone(est), fit[pd.notna(y[fit])], test, y.astype(str)) for fit, test in splits]
+
+    def run(est: Any, fit: np.ndarray, test: np.ndarray, y: np.ndarray) -> np.ndarray:
+        with limited_threads():
+            est.fit(data.X.iloc[fit], y[fit] if plain else task.encode(list(y[fit]), classes))
+            return np.asarray(est.predict(data.X.iloc[test]))
+
+    preds = Parallel(n_jobs=n_jobs)(delayed(run)(est, fit, test, y) for _, est, fit, test, y in tasks)
+    out: dict[str, dict[str, float | None]] = {}
+    for name in recipes:
+        parts = [(test, p) for (n, _, _, test, _), p in zip(tasks, preds) if n == name]
+        idx = np.concatenate([t for t, _ in parts])
+        pred = np.concatenate([p for _, p in parts])
+        out[name] = task.metrics(data.truth[idx], pred.astype(str) if plain else pred, classes)
+    return out
+
+
+def held_out_accuracy(data: HeldOut, recipes: dict[str, tuple[Any, ...]], *, seed: int = 0, n_jobs: int = 2,
+                      task: Task | None = None, classes: list[str] | None = None) -> dict[str, float]:
+    """Each recipe's held-out accuracy (:func:`held_out_metrics`' ``accuracy``: exact match for tags)."""
+    return {name: figures["accuracy"] for name, figures in
+            held_out_metrics(data, recipes, seed=seed, n_jobs=n_jobs, task=task, classes=classes).items()}
+
+
+def compare(home: Home, oracle: pd.DataFrame, cleaned: pd.Series, noisy: pd.Series) -> dict[str, Any]:
+    """The course's comparison: model-centric alternatives on the noisy labels (``noisy``: the labels
+    as they landed, by example id; other families, and the mining ensemble built to withstand noise),
+    the served model on the noisy, the cleaned and the true labels (``oracle``: columns
+    ``example_id``, ``label``; see :func:`held_out_accuracy` for how it is measured)."""
+    from data_engine.mine.models import resolve_spec
+
+    cfg = home.config
+    modality, seed = cfg.dataset.modality, cfg.mining.seed
+    clean = oracle.set_index("example_id")["label"].astype(str)
+    data = load_held_out(home, oracle)
+    n_train = int((~data.is_gold).sum())
+    # The served models as the engine chose them: on the labels as landed (the first champion) and
+    # after the loop (the champion now); the latter is also scored on the true labels.
+    first, final = served_models(home, n_train)
+    candidates = {m: resolve_spec(m, modality, seed=seed) for m in ("hgb", "linear", "knn")}
+    ensemble = resolve_spec("auto", modality, seed=seed, n_rows=n_train)
+    candidates["+".join(ensemble.members)] = ensemble
+    # Only the families that can read this data set's columns (gradient boosting reads no text).
+    alternatives_specs = {name: spec for name, spec in candidates.items()
+                          if spec.members != first[1].members and _reads(spec, data.schema)}
+    recipes: dict[str, tuple[Any, ...]] = {name: (spec, noisy) for name, spec in alternatives_specs.items()}
+    recipes |= {"noisy": (first[1], noisy, first[2]), "final": (final[1], cleaned, final[2]),
+                "clean": (final[1], clean, final[2])}
+    from data_engine.store.schema import load_classes
+    from data_engine.store.warehouse import open_warehouse
+    from data_engine.tasks import task_for
+
+    with open_warehouse(home, read_only=True) as con:
+        classes = load_classes(con)
+    task = task_for(cfg.dataset)
+    metric = headline_metric(home)
+    figures = held_out_metrics(data, recipes, seed=seed, task=task, classes=classes or None)
+    sign = 1.0 if task.higher_is_better(metric) else -1.0
+    alternatives = {name: figures[name][metric] for name in alternatives_specs}
+    best = max(alternatives, key=lambda k: sign * alternatives[k])
+    return {
+        "metric": metric,
+        "served_model": final[0],
+        "served_model_first": first[0],
+        "model_centric": alternatives,
+        "model_centric_best": best,
+        f"{metric}_model_centric": alternatives[best],
+        f"{metric}_noisy": figures["noisy"][metric],
+        f"{metric}_final": figures["final"][metric],
+        f"{metric}_clean": figures["clean"][metric],
+        "figures": {k: figures[k] for k in ("noisy", "final", "clean")},
+        "evaluated_on": len(data.truth),
+    }
+
+
+def _reads(spec: ModelSpec, schema: dict[str, str]) -> bool:
+    """Whether the model ``spec`` can be built on input columns of these kinds."""
+    from data_engine.mine.models import Schema, build_estimator
+
+    try:
+        build_estimator(spec, Schema.from_mapping(schema))
+    except EngineError:
+        return False
+    return True
+
+
+def served_models(home: Home, n_train: int) -> tuple[tuple[str, ModelSpec, dict[str, float] | None], ...]:
+    """(name, spec, mixture weights) of the first champion and of the champion now, as the engine
+    chose them (``served_choice`` in the model's params); the configured default where none was recorded."""
+    from data_engine.mine.candidates import ServedChoice
+    from data_engine.mine.embedders import configured_embedding
+    from data_engine.mine.models import resolve_spec
+    from data_engine.ship.deploy import history
+    from data_engine.ship.registry import current_champion, get_model
+    from data_engine.store.warehouse import open_warehouse
+
+    cfg = home.config
+    modality, seed = cfg.dataset.modality, cfg.mining.seed
+    embedding = configured_embedding(cfg)
+    default = resolve_spec(cfg.retrain.model, modality, seed=seed, n_rows=n_train, served=True, key="retrain.model",
+                           embedding=embedding)
+    with open_warehouse(home, read_only=True) as con:
+        promoted = [d.model_version for d in history(con) if d.action == "promote"]
+        records = [get_model(con, promoted[0]) if promoted else None, current_champion(con)]
+    out = []
+    for record in records:
+        raw = record.params.get("served_choice") if record is not None else None
+        if raw is None:
+            out.append(("+".join(default.members), default, None))
+            continue
+        choice = ServedChoice.from_dict(raw)
+        out.append((choice.chosen, ModelSpec(choice.members, modality, seed, embedding), choice.weights or None))
+    return tuple(out)
