@@ -29,11 +29,13 @@ import argparse
 import os
 import time
 from collections.abc import Callable
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from data_engine.commands.bench import add_benchmark
 from data_engine.store.home import Home
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SETS = ("clustered", "structureless", "digits", "sentiment")
 K = 10
@@ -89,6 +91,8 @@ def _load() -> str:
 
 def make_set(name: str, rows: int, *, seed: int = 0, dims: int = 32) -> tuple[np.ndarray, str]:
     """Rows of data set ``name``, shape (rows, d) float32, and a note on how it was made."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     if name == "structureless":
         return rng.standard_normal((rows, dims)).astype(np.float32), ""
@@ -105,6 +109,8 @@ def make_set(name: str, rows: int, *, seed: int = 0, dims: int = 32) -> tuple[np
 
 def _real_rows(name: str) -> np.ndarray:
     """The real embeddings: scaled digit pixels, or e5-small vectors of the sentiment sentences."""
+    import numpy as np
+
     if name == "digits":
         from sklearn.datasets import load_digits
         from sklearn.preprocessing import StandardScaler
@@ -121,6 +127,8 @@ def _real_rows(name: str) -> np.ndarray:
 def jittered(real: np.ndarray, rows: int, *, seed: int = 0) -> np.ndarray:
     """``rows`` draws (with replacement) of the rows of ``real`` (shape (R, d)), each moved by
     Gaussian noise of expected length half the median nearest-neighbour distance of ``real``."""
+    import numpy as np
+
     from sklearn.neighbors import NearestNeighbors
 
     d = NearestNeighbors(n_neighbors=2).fit(real).kneighbors(real)[0][:, 1]
@@ -133,6 +141,8 @@ def compare(X: np.ndarray, *, sample: int, seed: int,
             blocks: bool) -> list[tuple[str, float, tuple[float, float], str]]:
     """(method, recall@10 on the sample, (wall seconds, CPU seconds), remark) for exact search,
     the engine's search and the old blocks, on ``X`` (shape (N, d))."""
+    import numpy as np
+
     from data_engine.mine.detectors import neighbours as nb
 
     n = len(X)
@@ -162,6 +172,8 @@ def old_blocks(X: np.ndarray, *, k: int = K, seed: int = 0) -> np.ndarray:
     """The search this engine used before: exact within MiniBatchKMeans blocks of about
     :data:`OLD_BLOCK_ROWS` rows (blocks of k rows or fewer searched against all rows). Returns
     the neighbours' row numbers, shape (N, k)."""
+    import numpy as np
+
     from sklearn.cluster import MiniBatchKMeans
 
     from data_engine.mine.detectors import neighbours as nb
@@ -186,6 +198,8 @@ def planted(rows: int, *, dims: int = 32, seed: int = 0, extremes: int = 50,
     """Structureless rows (shape (rows, dims)) with ``extremes`` rows moved four times as far from
     the centre and ``copies`` rows that are near copies (noise of 1e-3) of others; returns the
     rows, the extremes' and the copies' row numbers."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((rows, dims)).astype(np.float32)
     chosen = rng.choice(rows, size=extremes + 2 * copies, replace=False)
@@ -197,6 +211,8 @@ def planted(rows: int, *, dims: int = 32, seed: int = 0, extremes: int = 50,
 
 def flags(neighbours: object) -> tuple[np.ndarray, np.ndarray]:
     """Outlier and near-duplicate flags (shape (N,) bool each) of unlabeled rows with ``neighbours``."""
+    import numpy as np
+
     from data_engine.mine.detectors import MiningData, NearDuplicateDetector, OutlierDetector
 
     n = len(neighbours.indices)

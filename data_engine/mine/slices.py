@@ -327,7 +327,7 @@ def discover_slices(state: Any, modality: str, seed: int = 0) -> SliceReport:
     train, unl = state.train, state.unlabeled
     if len(train) < MIN_ROWS:
         return SliceReport(summary={"skipped": f"fewer than {MIN_ROWS} labeled examples"})
-    correct = state.task.example_correct(state.labels, state.oof_probs)
+    correct = state.task.example_correct(state.labels, state.oof_probs, state.classes)
     stored = EMBEDDING_COLUMN in train.columns and (not len(unl) or EMBEDDING_COLUMN in unl.columns)
     if not stored and "image" in state.schema.values():
         # Image files without stored vectors would be embedded again on every run: not on the hot path.

@@ -219,11 +219,11 @@ class Task(ABC):
         flags compare with their thresholds (a task may give it exactly, without float round-off)."""
         return 1.0 - self.uncertainty(pred)
 
-    def example_correct(self, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    def example_correct(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str] = ()) -> np.ndarray:
         """Whether each of n labeled examples' out-of-sample prediction is right, shape (n,) bool: the
         per-example figure weak-slice discovery compares between a slice and the rest
-        (:mod:`data_engine.mine.slices`). ``y``: :meth:`encode`'s array; ``pred``: (n, width).
-        Default: the most likely class is the given one (accuracy); a row of non-finite
+        (:mod:`data_engine.mine.slices`). ``y``: :meth:`encode`'s array; ``pred``: (n, width);
+        ``classes``: the dataset's classes (for tasks whose arrays hold class indices). Default: the most likely class is the given one (accuracy); a row of non-finite
         predictions counts as wrong."""
         import numpy as np
 

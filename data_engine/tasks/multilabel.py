@@ -199,7 +199,7 @@ class Multilabel(Task):
 
         return find_tag_issues(y, pred, classes)
 
-    def example_correct(self, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    def example_correct(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str] = ()) -> np.ndarray:
         """Exact match: every tag of the example predicted right (probability >= 0.5 for its tags,
         below for the others), shape (n,) bool. ``y``: (n, K) 0/1; ``pred``: (n, K)."""
         import numpy as np

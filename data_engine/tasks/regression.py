@@ -239,7 +239,7 @@ class Regression(Task):
                    "interval_coverage": INTERVAL_COVERAGE, "residual_scale": robust_scale(y - pred[:, 0])}
         return LabelIssues(scores, flags, suggested, 1.0 - self.uncertainty(pred), detail, summary)
 
-    def example_correct(self, y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    def example_correct(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str] = ()) -> np.ndarray:
         """Whether each example's absolute error ``|y - prediction|`` is at most the median absolute
         error of the n examples, shape (n,) bool: a slice whose errors run large has a share of
         "right" rows far below the rest's (about one half). ``y``: (n,) numbers; ``pred``: (n, 3)."""

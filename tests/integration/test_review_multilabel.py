@@ -5,25 +5,15 @@ right verdicts in the ledger."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import uuid
 
 import pytest
 
 from data_engine.review.labelstudio.labeling import DISCARD_CHOICE, FROM_NAME, TO_NAME
-from data_engine.review.labelstudio.server import TOKEN_FILE
-from data_engine.review.oracle import oracle_path, read_oracle
-from data_engine.review.project import make_client
-from data_engine.review.pull import pull_verdicts
-from data_engine.review.push import push_queue
-from data_engine.review.simulate import simulate_reviews
 from data_engine.steps import ingest_step, mine_step
-from data_engine.store.schema import load_classes
-from data_engine.store.warehouse import open_warehouse
-from data_engine.tasks import task_for
 from tests import multilabel_support
 from tests.homes import make_home
+from tests.integration.round_trip import answer_and_pull, push_and_read_back, server_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -36,43 +26,21 @@ def test_tag_tasks_round_trip_through_the_server(tmp_path, label_studio, monkeyp
                           "classes": data.tags},
               "mining": {"model": "linear", "embedding": "tfidf", "n_jobs": 1},
               "review": {"url": label_studio.url, "project_title": f"it-tags-{uuid.uuid4().hex[:10]}"}}
-    home = make_home(tmp_path, config)
-    shutil.copy(label_studio.secrets_dir / TOKEN_FILE, home.secrets / TOKEN_FILE)
-    os.chmod(home.secrets / TOKEN_FILE, 0o600)
+    home = server_home(tmp_path, label_studio, config)
     ingest_step(home, [data.write(home.root)])
     mined = mine_step(home, budget=30)
-    client = make_client(home)
-    with open_warehouse(home) as con:
-        pushed = push_queue(con, client, home.config)
-        flagged = dict(con.execute("SELECT example_id, reason FROM issues WHERE issue_type = 'label' AND is_issue "
-                                   "AND run_id = ?", [mined.summary.run_id]).fetchall())
-        classes = load_classes(con)
-    tasks = client.tasks_after(pushed.project_id, 0)
-    assert len(tasks) == pushed.sent > 3
+    pushed = push_and_read_back(home, mined.summary.run_id)
     # The server kept the suggestion as ticked tags and the suspect tags as a task field.
-    by_example = {t["data"]["example_id"]: t for t in tasks}
-    example = next(e for e in by_example if e in flagged)
-    assert by_example[example]["data"]["label_note"] == flagged[example]
-    sdk_task = client._sdk.tasks.get(id=by_example[example]["id"])
-    (prediction,) = [p if isinstance(p, dict) else p.dict() for p in sdk_task.predictions]
-    suggested = json.loads(by_example[example]["data"]["suggested_label"])
-    assert [r for r in prediction["result"] if r["from_name"] == FROM_NAME][0]["value"]["choices"] == suggested
+    assert pushed.regions[0]["value"]["choices"] == pushed.suggested
     # Three answers by hand: tags in another order, nothing ticked, and a discard; the rest by the
     # simulated reviewer from oracle.jsonl.
-    ids = sorted(by_example)
-    answers = {ids[0]: ["urgent", "billing"], ids[1]: [], ids[2]: [DISCARD_CHOICE]}
-    for example_id, ticked in answers.items():
-        result = [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices", "value": {"choices": ticked}}] \
-            if ticked else []
-        client.create_annotation(by_example[example_id]["id"], result)
-    label_task = task_for(home.config.dataset)
-    simulate_reviews(client, pushed.project_id, read_oracle(oracle_path(home), label_task), classes, accuracy=1.0,
-                     label_task=label_task)
-    with open_warehouse(home) as con:
-        pulled = pull_verdicts(con, client, home.config)
-        in_force = {r[0]: (r[1], r[2], r[3]) for r in con.execute(
-            "SELECT example_id, label, is_discarded, source FROM current_labels").fetchall()}
-    assert pulled.review_events == len(tasks) and pulled.discards == 1
+    ids = sorted(pushed.by_example)
+    ticks = {ids[0]: ["urgent", "billing"], ids[1]: [], ids[2]: [DISCARD_CHOICE]}
+    answers = {example_id: [{"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices",
+                             "value": {"choices": ticked}}] if ticked else []
+               for example_id, ticked in ticks.items()}
+    pulled, in_force = answer_and_pull(home, pushed, answers, data.tags)
+    assert pulled.review_events == pushed.sent and pulled.discards == 1
     assert in_force[ids[0]] == ('["billing","urgent"]', False, "review")
     assert in_force[ids[1]] == ("[]", False, "review")
     assert in_force[ids[2]][1] is True
