@@ -253,9 +253,13 @@ def cmd_status(args: argparse.Namespace, home: Home) -> int:
         print("  " + ServedChoice.from_dict(champ["served_choice"]).line())
     if not report["pointer_in_sync"]:
         print("warning: the champion pointer file disagrees with the warehouse")
+    from data_engine.ship.report import gold_figures, gold_text, metric_order
+    from data_engine.tasks import gate_metric, task_for
+
+    names = metric_order(task_for(home.config.dataset), gate_metric(home.config))
     for m in report["models"]:
-        acc = (m["metrics"] or {}).get("accuracy")
-        acc_s = f" gold accuracy {acc:.4f}" if acc is not None else ""
+        gold = gold_text(gold_figures(m["metrics"], names))
+        acc_s = f" {gold}" if gold else ""
         chosen = f" {m['served_choice']['chosen']}" if m.get("served_choice") else ""
         waiting = "gate passed: " if m["status"] == "candidate" and m["gate_passed"] else ""
         print(f"  v{m['version']:<4} {m['status']:<9}{chosen}{acc_s}  {waiting}{m['reason'] or ''}")
@@ -267,10 +271,11 @@ def cmd_status(args: argparse.Namespace, home: Home) -> int:
 def cmd_report(args: argparse.Namespace, home: Home) -> int:
     """``report``."""
     from data_engine.ship.report import build_report, format_report
+    from data_engine.tasks import gate_metric, task_for
     from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home, read_only=True) as con:
-        report = build_report(con)
+        report = build_report(con, task_for(home.config.dataset), gate_metric(home.config))
     print(_dump(report.to_json()) if args.json else format_report(report))
     return 0
 

@@ -57,8 +57,31 @@ class CandidateScore:
     figures: dict[str, float | None] = field(default_factory=dict)
 
     def metric(self, name: str) -> float:
-        """The figure ``name``: ``accuracy`` or ``macro_f1``, or one of the task's metrics."""
-        return float(self.figures[name] if name in self.figures else getattr(self, name))
+        """The figure ``name``: ``accuracy`` or ``macro_f1``, or one of the task's metrics (NaN when
+        the candidate has no such figure, e.g. a number's accuracy). Raises EngineError for a name
+        that is none of them."""
+        if name in self.figures:
+            value = self.figures[name]
+        elif name in ("accuracy", "macro_f1"):
+            value = getattr(self, name)
+        else:
+            raise EngineError(f"candidate {self.name!r} has no figure {name!r} (it has accuracy, macro_f1"
+                              + "".join(f", {k}" for k in self.figures) + ")")
+        return float("nan") if value is None else float(value)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (None for a figure the task does not have)."""
+        return {**asdict(self), "members": list(self.members), "class_recall": list(self.class_recall)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "CandidateScore":
+        """Inverse of :meth:`as_dict`; a figure stored as null stays None."""
+        def num(value: Any) -> float | None:
+            return None if value is None else float(value)
+
+        return cls(str(data["name"]), tuple(data["members"]), num(data.get("accuracy")), num(data.get("macro_f1")),
+                   dict(data.get("weights") or {}), tuple(float(r) for r in data.get("class_recall") or ()),
+                   {str(k): num(v) for k, v in (data.get("figures") or {}).items()})
 
 
 @dataclass(frozen=True)
@@ -77,6 +100,9 @@ class ServedChoice:
     candidates: tuple[CandidateScore, ...] = ()
     weights: dict[str, float] = field(default_factory=dict)
     n_scored: int = 0
+    # Whether a larger ``metric`` is better (False for an error such as MAE); the task's
+    # :meth:`~data_engine.tasks.Task.higher_is_better`, recorded so a reader needs no config.
+    higher_is_better: bool = True
 
     def score_of(self, name: str) -> float | None:
         """The out-of-fold metric of candidate ``name``, or None if it was not scored."""
@@ -85,27 +111,29 @@ class ServedChoice:
 
     @property
     def best(self) -> CandidateScore | None:
-        """The best-scoring candidate (first on ties), or None when none was scored."""
+        """The best-scoring candidate by ``metric`` in its direction (first on ties), or None when
+        none was scored."""
         if not self.candidates:
             return None
-        return max(self.candidates, key=lambda c: (c.metric(self.metric), -self.candidates.index(c)))
+        return best_candidate(self.candidates, self.metric, self.higher_is_better)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form, stored in the model's ``params`` as ``served_choice``."""
         out = asdict(self)
-        out["candidates"] = [{**asdict(c), "members": list(c.members), "class_recall": list(c.class_recall)}
-                             for c in self.candidates]
+        out["candidates"] = [c.as_dict() for c in self.candidates]
         out["members"] = list(self.members)
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ServedChoice":
-        """Inverse of :meth:`as_dict`."""
-        cands = tuple(CandidateScore(c["name"], tuple(c["members"]), float(c["accuracy"]), float(c["macro_f1"]),
-                                     dict(c.get("weights") or {}), tuple(float(r) for r in c.get("class_recall") or ()))
-                      for c in data.get("candidates", ()))
-        return cls(str(data["chosen"]), tuple(data["members"]), str(data["rule"]), str(data["metric"]), cands,
-                   dict(data.get("weights") or {}), int(data.get("n_scored", 0)))
+        """Inverse of :meth:`as_dict`. A choice stored before the direction was recorded takes it
+        from the task that names the metric (:func:`metric_direction`)."""
+        metric = str(data["metric"])
+        higher = data.get("higher_is_better")
+        return cls(str(data["chosen"]), tuple(data["members"]), str(data["rule"]), metric,
+                   tuple(CandidateScore.from_dict(c) for c in data.get("candidates", ())),
+                   dict(data.get("weights") or {}), int(data.get("n_scored", 0)),
+                   metric_direction(metric) if higher is None else bool(higher))
 
     def line(self) -> str:
         """One line for people: the choice and every candidate's score."""
@@ -113,6 +141,30 @@ class ServedChoice:
             return f"served model {self.chosen}: {self.rule}"
         scores = ", ".join(f"{c.name} {c.metric(self.metric):.4f}" for c in self.candidates)
         return f"served model {self.chosen}: {self.rule} (out-of-fold {self.metric} on {self.n_scored} labels: {scores})"
+
+
+def best_candidate(candidates: Sequence[CandidateScore], metric: str, higher_is_better: bool) -> CandidateScore:
+    """The best of ``candidates`` (non-empty) by ``metric`` in its direction; ties and unmeasured
+    (NaN) figures go to the earlier candidate."""
+    sign = 1.0 if higher_is_better else -1.0
+
+    def key(c: CandidateScore) -> tuple[float, int]:
+        value = c.metric(metric)
+        return (sign * value if np.isfinite(value) else -np.inf, -candidates.index(c))
+
+    return max(candidates, key=key)
+
+
+def metric_direction(metric: str) -> bool:
+    """Whether a larger ``metric`` is better, by the registered task whose metrics name it (True
+    when none does: scores are the common case)."""
+    from data_engine.tasks import TASKS
+
+    for name in TASKS:
+        task = TASKS[name]()
+        if metric in task.metric_names():
+            return task.higher_is_better(metric)
+    return True
 
 
 def mixture_name(members: tuple[str, ...]) -> str:
@@ -281,7 +333,7 @@ def choose_served(cfg: EngineConfig, schema: Mapping[str, str], X: pd.DataFrame,
         spec = resolve_spec(cfg.retrain.model, modality, seed=seed, n_rows=len(y), served=True, key="retrain.model",
                             embedding=embedding)
         return ServedChoice("+".join(spec.members), spec.members, f"named in [retrain] model = {cfg.retrain.model!r}",
-                            metric), spec
+                            metric, higher_is_better=task.higher_is_better(metric)), spec
     mining, members = candidate_members(cfg, len(y))
     labels = task.encode([str(v) for v in y], classes)
     built = task.members_for(build_members(ModelSpec(members, modality, seed, embedding), Schema.from_mapping(dict(schema))))
@@ -291,13 +343,14 @@ def choose_served(cfg: EngineConfig, schema: Mapping[str, str], X: pd.DataFrame,
     except EngineError as exc:
         spec = resolve_spec("auto", modality, seed=seed, n_rows=len(y), served=True, embedding=embedding)
         return ServedChoice("+".join(spec.members), spec.members,
-                            f"the modality's default: candidates could not be scored out of fold ({exc})", metric), spec
+                            f"the modality's default: candidates could not be scored out of fold ({exc})", metric,
+                            higher_is_better=task.higher_is_better(metric)), spec
     candidates = score_candidates(member_probs, tuple(m for m in mining.members if m in member_probs), labels,
                                   task, classes)
-    sign = 1.0 if task.higher_is_better(metric) else -1.0
-    best = max(candidates, key=lambda c: (sign * c.metric(metric), -candidates.index(c)))
+    best = best_candidate(candidates, metric, task.higher_is_better(metric))
     rule = f"best out-of-fold {metric} on the labels in force ({cfg.mining.folds} folds, seed {seed})"
-    choice = ServedChoice(best.name, best.members, rule, metric, tuple(candidates), best.weights, len(labels))
+    choice = ServedChoice(best.name, best.members, rule, metric, tuple(candidates), best.weights, len(labels),
+                          task.higher_is_better(metric))
     return choice, ModelSpec(best.members, modality, seed, embedding)
 
 
@@ -311,5 +364,5 @@ def served_estimator(choice: ServedChoice, spec: ModelSpec, schema: Mapping[str,
     return estimator, spec.key + ("/weights=oof" if choice.weights else "")
 
 
-__all__ = ["CandidateScore", "ServedChoice", "candidate_members", "choose_served", "member_key", "members_out_of_fold",
+__all__ = ["CandidateScore", "ServedChoice", "best_candidate", "candidate_members", "choose_served", "member_key", "members_out_of_fold", "metric_direction",
            "mixture_name", "score_candidates", "served_estimator", "store_member_probs", "stored_member_probs"]

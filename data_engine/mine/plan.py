@@ -246,7 +246,7 @@ def _grow_rows(cfg: EngineConfig, state: PredictionState, candidates: np.ndarray
     probs = state.unlabeled_probs[candidates]
     scored = bool(len(probs)) and bool(np.isfinite(probs).all())
     if len(candidates) > MAX_CANDIDATES:
-        keep = (np.argsort(-uncertainty(probs), kind="stable") if scored
+        keep = (np.argsort(-uncertainty(probs, task=state.task), kind="stable") if scored
                 else np.random.default_rng(seed).permutation(len(candidates)))[:MAX_CANDIDATES]
         candidates, probs = candidates[np.sort(keep)], probs[np.sort(keep)]
     rng = np.random.default_rng(seed)
@@ -255,7 +255,8 @@ def _grow_rows(cfg: EngineConfig, state: PredictionState, candidates: np.ndarray
     frame = pd.concat([state.train[cols].iloc[context], state.unlabeled[cols].iloc[candidates]], ignore_index=True)
     embedding = selection_embedding(frame, state.schema, cfg.dataset.modality,
                                     _stored_vectors(state, context, candidates))
-    pool = SelectionPool(embedding[len(context):], probs if scored else None, embedding[:len(context)], seed=seed)
+    pool = SelectionPool(embedding[len(context):], probs if scored else None, embedding[:len(context)], seed=seed,
+                         task=state.task)
     picked = select_examples(pool, n, strategy=cfg.review.strategy, explore_share=cfg.review.explore_share)
     rows = candidates[picked.indices]
     return _new_example_rows(state, rows, weights, np.where(picked.explore, "explore", picked.strategy), scored)

@@ -13,9 +13,12 @@ Rules (:func:`decide_promotion`, a pure function):
    McNemar's exact test for accuracy and recall, a paired bootstrap for macro-F1). The candidate is refused only when it is worse
    beyond what the gold set resolves: one-sided p < ``[gate] alpha`` on ``[gate] metric``, or on
    a class's recall or a slice's metric (Holm-adjusted over classes and slices, each tested on its
-   own gold support). Significantly better: promoted. Tied within that resolution: the model
-   trained on more reviewed labels wins (then the newer label snapshot), so corrections reach
-   the served model even when gold is too small to see their effect.
+   own gold support). Significantly better: promoted. Tied within that resolution (neither
+   one-sided test below alpha) and the candidate not worse on gold's point estimate by more than
+   ``[gate] tie_tolerance`` of the champion's figure (in the metric's direction: a higher MAE is
+   worse): the model trained on more reviewed labels wins (then the newer label snapshot), so
+   corrections reach the served model even when gold is too small to see their effect. Tied but
+   worse beyond that tolerance: the champion stays, whatever the candidate was trained on.
 5. ``[gate] test = "strict"`` (the engine's first rule, kept for comparison): at least the
    champion's metric exactly, no class or slice dropping by more than ``max(tolerance, 1/support)``.
 
@@ -191,11 +194,28 @@ def _paired(base: GateVerdict, pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
                        reason=f"better beyond what gold resolves (alpha {alpha:g}): {vs}")
     cs, hs = base.candidate_seen, base.champion_seen
     tie = f"tied within what {head.n} gold examples resolve (alpha {alpha:g}): {vs}"
+    worse_by, allowed = tie_shortfall(head.diff, ev_h.metric(metric), task.higher_is_better(metric),
+                                      gate.tie_tolerance)
+    if worse_by > allowed + _EPS:
+        return replace(verdict, outcome="tied", reason=(
+            f"{tie}; but the candidate is worse on gold by {worse_by:.4f} {metric}, more than the tie-break "
+            f"allows ([gate] tie_tolerance {gate.tie_tolerance:g} of the champion's {ev_h.metric(metric):.4f} "
+            f"= {allowed:.4f}), so the champion stays"))
     if cs is None or hs is None or (cs.reviewed_labels, cs.label_snapshot) >= (hs.reviewed_labels, hs.label_snapshot):
         return replace(verdict, promote=True, outcome="tied",
                        reason=f"{tie}{_tie_break(cs, hs)}, so the candidate is promoted")
     return replace(verdict, outcome="tied", reason=f"{tie}; the champion was trained on more reviewed "
                    f"labels ({hs.reviewed_labels} against {cs.reviewed_labels}), so it stays")
+
+
+def tie_shortfall(diff: float, champion_figure: float, higher_is_better: bool,
+                  tie_tolerance: float) -> tuple[float, float]:
+    """(how much worse the candidate is on gold's point estimate, how much worse a tie-break allows),
+    both in metric units, >= 0. ``diff``: candidate minus champion (:class:`PairedDiff`); worse is
+    a lower score or a higher error; the allowance is ``tie_tolerance`` times the champion's figure
+    (a share, so it means the same for a fraction and for an MAE in the label's own units)."""
+    worse_by = max(0.0, -diff if higher_is_better else diff)
+    return worse_by, tie_tolerance * abs(float(champion_figure))
 
 
 def _tie_break(cs: Provenance | None, hs: Provenance | None) -> str:
@@ -254,11 +274,12 @@ def _strict(base: GateVerdict, candidate: Evaluation, champion: Evaluation, gate
         if cand_s.n == 0 or champ_s is None or champ_s.n == 0:
             continue
         c_val, h_val = getattr(cand_s, metric), getattr(champ_s, metric)
-        floor = h_val - _allowed_drop(tol, cand_s.n)
-        ok = c_val + _EPS >= floor
+        # The allowed change in the metric's direction: a lower score or a higher error is worse.
+        floor = h_val - sign * _allowed_drop(tol, cand_s.n)
+        ok = sign * (c_val - floor) + _EPS >= 0
         checks.append(Check(f"slice {name}", c_val, h_val, floor, ok,
                             f"slice {name!r} {metric} {c_val:.4f} vs champion's {h_val:.4f} "
-                            f"({'within' if ok else 'drops more than'} the allowed {h_val - floor:.4f})",
+                            f"({'within' if ok else 'worse than'} the allowed {abs(h_val - floor):.4f})",
                             cand_s.n, c_val - h_val))
     failed = [c for c in checks if not c.passed]
     verdict = replace(base, checks=tuple(checks))

@@ -1,13 +1,14 @@
 """``data-engine report``: what the user's own rounds bought, and what more would buy.
 
 One row per champion (each promoted model, in order): the reviews spent up to the label snapshot
-it was trained on, how many of them changed a label, and its gold accuracy as the gate measured
-it. Then the comparison of the two ways forward, on the user's own data:
+it was trained on, how many of them changed a label, and its gold figure as the gate measured it
+(the gate's metric: accuracy for classes, MAE for numbers, micro-F1 for tags, with the task's other
+metrics beside it). Then the comparison of the two ways forward, on the user's own data:
 
 * a better model: the best served-model candidate by out-of-fold score on the labels in force
   beside the served one (both from the newest model's recorded choice,
   :mod:`data_engine.mine.candidates`);
-* more review: the gold accuracy gained per review so far (first champion to the newest) and the
+* more review: the change of the gold figure per review so far (first champion to the newest) and the
   label errors the newest mining run estimates are left (cleanlab's estimated noise rate times the
   labels it saw), with the share of reviews so far that corrected a label.
 
@@ -17,7 +18,8 @@ Read-only and fast: it fits nothing.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -25,12 +27,17 @@ from data_engine.mine.candidates import ServedChoice
 from data_engine.ship.registry import ModelRecord, current_champion, get_model, latest_model
 from data_engine.store.dataset import label_snapshot
 
+if TYPE_CHECKING:
+    from data_engine.tasks import Task
+
 REVIEW_SOURCES = ("review", "consensus")
 
 
 @dataclass(frozen=True)
 class ChampionRow:
-    """One champion: reviews and corrections in the ledger up to its label snapshot, gold accuracy."""
+    """One champion: reviews and corrections in the ledger up to its label snapshot, its gold figures
+    (``gold_score``: the gate's metric; ``gold``: every figure of the task's metrics; ``gold_accuracy``
+    kept for classes, None for a task without accuracy)."""
 
     version: int
     label_snapshot: int
@@ -39,6 +46,8 @@ class ChampionRow:
     corrections: int
     gold_accuracy: float | None
     n_gold: int | None
+    gold_score: float | None = None
+    gold: dict[str, float | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,9 @@ class Report:
     remaining_errors_snapshot: int | None
     labels_now: int
     notes: list[str] = field(default_factory=list)
+    # The gold figure of the rows and the per-review change; whether larger is better.
+    gold_metric: str = "accuracy"
+    higher_is_better: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -86,12 +98,31 @@ def _champions(con: duckdb.DuckDBPyConnection) -> list[ModelRecord]:
     return [get_model(con, v) for v in promoted]
 
 
-def _row(con: duckdb.DuckDBPyConnection, record: ModelRecord) -> ChampionRow:
+def gold_figures(metrics: Mapping[str, Any] | None, names: tuple[str, ...]) -> dict[str, float | None]:
+    """The figures ``names`` (the task's metrics, the gate's first) of a model's recorded gold
+    ``metrics``, None where one was not measured."""
+    metrics = metrics or {}
+    return {n: None if metrics.get(n) is None else float(metrics[n]) for n in names}
+
+
+def gold_text(figures: Mapping[str, float | None]) -> str:
+    """``gold mae 0.4100, rmse 0.5200, r2 0.8100``: the measured figures, '' when none is."""
+    shown = [f"{n} {v:.4f}" for n, v in figures.items() if v is not None]
+    return f"gold {', '.join(shown)}" if shown else ""
+
+
+def metric_order(task: "Task", metric: str) -> tuple[str, ...]:
+    """The task's metric names with the gate's ``metric`` first."""
+    return (metric,) + tuple(n for n in task.metric_names() if n != metric)
+
+
+def _row(con: duckdb.DuckDBPyConnection, record: ModelRecord, names: tuple[str, ...]) -> ChampionRow:
     reviews, corrections = _reviews_up_to(con, record.label_snapshot)
     metrics = record.metrics or {}
     choice = record.params.get("served_choice")
+    gold = gold_figures(metrics, names)
     return ChampionRow(record.version, record.label_snapshot, choice["chosen"] if choice else record.model_spec,
-                       reviews, corrections, metrics.get("accuracy"), metrics.get("n_gold"))
+                       reviews, corrections, metrics.get("accuracy"), metrics.get("n_gold"), gold[names[0]], gold)
 
 
 def _remaining_errors(con: duckdb.DuckDBPyConnection) -> tuple[int | None, int | None]:
@@ -103,13 +134,18 @@ def _remaining_errors(con: duckdb.DuckDBPyConnection) -> tuple[int | None, int |
     return int(round(float(row[0]) * int(row[1]))), int(row[2])
 
 
-def build_report(con: duckdb.DuckDBPyConnection) -> Report:
-    """The report of the user's rounds (see the module)."""
+def build_report(con: duckdb.DuckDBPyConnection, task: "Task | None" = None, metric: str | None = None) -> Report:
+    """The report of the user's rounds (see the module). ``task``: the dataset's (default
+    classification); ``metric``: the gate's (default the task's :attr:`~data_engine.tasks.Task.default_metric`)."""
+    from data_engine.tasks import Classification
+
+    task = task or Classification()
+    names = metric_order(task, metric or task.default_metric)
     notes: list[str] = []
-    rows = [_row(con, r) for r in _champions(con)]
+    rows = [_row(con, r, names) for r in _champions(con)]
     champion = current_champion(con)
     if champion is not None and rows and rows[-1].version != champion.version:
-        rows.append(_row(con, champion))  # after a rollback the champion is an earlier one
+        rows.append(_row(con, champion, names))  # after a rollback the champion is an earlier one
     reviews_total, corrections_total = _reviews_up_to(con, None)
     newest = latest_model(con)
     served = served_score = best = best_score = metric = gain = None
@@ -129,9 +165,9 @@ def build_report(con: duckdb.DuckDBPyConnection) -> Report:
         notes.append(f"labels changed since the newest model v{newest.version} (its candidates were scored on label "
                      f"snapshot {newest.label_snapshot}); `data-engine train` scores them again")
     per_review = None
-    measured = [r for r in rows if r.gold_accuracy is not None]
+    measured = [r for r in rows if r.gold_score is not None]
     if len(measured) >= 2 and measured[-1].reviews > measured[0].reviews:
-        per_review = (measured[-1].gold_accuracy - measured[0].gold_accuracy) / (measured[-1].reviews - measured[0].reviews)
+        per_review = (measured[-1].gold_score - measured[0].gold_score) / (measured[-1].reviews - measured[0].reviews)
     elif rows:
         notes.append("fewer than two champions with gold figures and reviews between them: no gain per review yet")
     remaining, remaining_snapshot = _remaining_errors(con)
@@ -140,7 +176,8 @@ def build_report(con: duckdb.DuckDBPyConnection) -> Report:
     labels_now = int(con.execute("SELECT count(*) FROM current_labels cl JOIN current_examples ce USING (example_id) "
                                  "WHERE cl.label IS NOT NULL AND NOT ce.is_gold").fetchone()[0])
     return Report(rows, reviews_total, corrections_total, served, served_score, best, best_score, metric, gain,
-                  per_review, remaining, remaining_snapshot, labels_now, notes)
+                  per_review, remaining, remaining_snapshot, labels_now, notes, names[0],
+                  task.higher_is_better(names[0]))
 
 
 def _f(value: float | None, digits: int = 4) -> str:
@@ -149,10 +186,13 @@ def _f(value: float | None, digits: int = 4) -> str:
 
 def format_report(r: Report) -> str:
     """The report as plain text."""
-    out = [f"{'champion':>8s} {'reviews':>7s} {'corrected':>9s} {'gold accuracy':>13s}  served model"]
+    head = f"gold {r.gold_metric}"
+    out = [f"{'champion':>8s} {'reviews':>7s} {'corrected':>9s} {head:>13s}  served model (the task's other gold figures)"]
     for row in r.rows:
-        gold = _f(row.gold_accuracy) + (f" of {row.n_gold}" if row.n_gold else "")
-        out.append(f"{'v' + str(row.version):>8s} {row.reviews:7d} {row.corrections:9d} {gold:>13s}  {row.served}")
+        gold = _f(row.gold_score) + (f" of {row.n_gold}" if row.n_gold else "")
+        others = ", ".join(f"{n} {v:.4f}" for n, v in list(row.gold.items())[1:] if v is not None)
+        served = f"{row.served}" + (f" ({others})" if others else "")
+        out.append(f"{'v' + str(row.version):>8s} {row.reviews:7d} {row.corrections:9d} {gold:>13s}  {served}")
     if not r.rows:
         out.append("(no champion yet)")
     out += ["", f"reviews so far: {r.reviews_total}, of which {r.corrections_total} changed a label"]
@@ -165,7 +205,9 @@ def format_report(r: Report) -> str:
                    f"{_f(r.best_score)} ({'+' if (r.model_gain or 0) >= 0 else ''}{_f(r.model_gain)})")
     out.append("what more review would buy:")
     per100 = None if r.gain_per_review is None else 100 * r.gain_per_review
-    out.append(f"  gold accuracy per 100 reviews so far: {'n/a' if per100 is None else f'{per100:+.4f}'}")
+    direction = "" if r.higher_is_better else " (lower is better)"
+    out.append(f"  gold {r.gold_metric} per 100 reviews so far{direction}: "
+               f"{'n/a' if per100 is None else f'{per100:+.4f}'}")
     if r.remaining_errors is not None:
         share = r.corrections_total / r.reviews_total if r.reviews_total else None
         rate = "" if share is None else f"; {share:.0%} of the reviews so far corrected a label"
@@ -177,4 +219,4 @@ def format_report(r: Report) -> str:
     return "\n".join(out)
 
 
-__all__ = ["ChampionRow", "Report", "build_report", "format_report"]
+__all__ = ["ChampionRow", "Report", "build_report", "format_report", "gold_figures", "gold_text", "metric_order"]

@@ -214,6 +214,21 @@ class Task(ABC):
         """How unsure each prediction is, shape (n,) in [0, 1], higher = less sure
         (classification: 1 - margin between the two most likely classes). ``pred``: (n, width)."""
 
+    def selection_uncertainty(self, pred: np.ndarray, method: str = "margin_sampling") -> np.ndarray:
+        """The uncertainty active-learning strategies rank candidates by, shape (n,), higher = less
+        sure. ``pred``: (n, width) out-of-sample predictions; ``method``: scikit-activeml's
+        ``margin_sampling``, ``entropy`` or ``least_confident``. Default: scikit-activeml's
+        ``uncertainty_scores`` (pool-based uncertainty sampling, Settles 2009), which needs each row
+        to be one distribution over the classes; a task whose predictions are not one (per-tag
+        probabilities, a value with its interval, tokens) overrides it."""
+        import numpy as np
+        from skactiveml.pool import uncertainty_scores
+
+        pred = np.asarray(pred, dtype=np.float64)
+        if not len(pred):
+            return np.zeros(0)
+        return np.nan_to_num(uncertainty_scores(pred, method=method), nan=0.0)
+
     def certainty(self, pred: np.ndarray) -> np.ndarray:
         """``1 - uncertainty(pred)``, shape (n,): the margin the uncertain detector and the champion's
         flags compare with their thresholds (a task may give it exactly, without float round-off)."""

@@ -216,6 +216,21 @@ class Multilabel(Task):
         pred = np.asarray(pred, dtype=float)
         return (1.0 - np.abs(2.0 * pred - 1.0)).max(axis=1, initial=0.0) if len(pred) else np.array([])
 
+    def selection_uncertainty(self, pred: np.ndarray, method: str = "margin_sampling") -> np.ndarray:
+        """The mean over tags of each tag's own uncertainty: every tag is a two-class distribution
+        (p, 1 - p) scored by scikit-activeml's ``uncertainty_scores`` with ``method``. The mean, not
+        the least sure tag (:meth:`uncertainty`), so an example unsure about several tags ranks
+        above one unsure about one. ``pred``: (n, tags) per-tag probabilities; shape (n,)."""
+        import numpy as np
+        from skactiveml.pool import uncertainty_scores
+
+        pred = np.clip(np.nan_to_num(np.asarray(pred, dtype=np.float64), nan=0.5), 0.0, 1.0)
+        if not pred.size:
+            return np.zeros(len(pred))
+        flat = pred.reshape(-1)
+        per_tag = uncertainty_scores(np.stack([flat, 1.0 - flat], axis=1), method=method).reshape(pred.shape)
+        return np.nan_to_num(per_tag, nan=0.0).mean(axis=1)
+
     # -- review -------------------------------------------------------------------------------
 
     def labeling_config(self, item: str, partner: str, classes: Sequence[str], *, from_name: str,

@@ -235,6 +235,11 @@ class NER(Task):
 
         return find_span_issues(self.decode(y, classes), pred, [str(c) for c in classes])
 
+    def selection_uncertainty(self, pred: np.ndarray, method: str = "margin_sampling") -> np.ndarray:
+        """Token predictions are not one distribution per text: every ``method`` ranks by the least
+        sure token (:meth:`uncertainty`). Shape (n,)."""
+        return self.uncertainty(pred)
+
     def uncertainty(self, pred: np.ndarray) -> np.ndarray:
         """Per text: 1 - the least sure token's top-2 margin (0 for a text without tokens)."""
         import numpy as np

@@ -251,6 +251,11 @@ class Regression(Task):
         ok = np.isfinite(err)
         return ok & (err <= (np.median(err[ok]) if ok.any() else 0.0))
 
+    def selection_uncertainty(self, pred: np.ndarray, method: str = "margin_sampling") -> np.ndarray:
+        """A value with its interval has no class distribution: every ``method`` ranks by the
+        interval's relative width (:meth:`uncertainty`). ``pred``: (n, 3); shape (n,)."""
+        return self.uncertainty(pred)
+
     def uncertainty(self, pred: np.ndarray) -> np.ndarray:
         """Each interval's half-width ``h`` relative to the typical one, ``h / (h + median(h))``: in [0, 1),
         0.5 for a typical example, higher = less sure. ``pred``: (n, 3)."""

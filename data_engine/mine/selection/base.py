@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from data_engine.plugins import Registry
+
+if TYPE_CHECKING:
+    from data_engine.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -25,12 +28,15 @@ class SelectionPool:
     probs : np.ndarray of shape (N, K) or None; the served model's calibrated class probabilities
     labeled_embedding : np.ndarray of shape (M, D); the examples already labeled (M may be 0)
     seed : int; every random choice (k-means starts, ties, the explore share) derives from it
+    task : the dataset's task (None = single-label classification); ``probs`` are its predictions
+        and its :meth:`~data_engine.tasks.Task.selection_uncertainty` scores them
     """
 
     embedding: np.ndarray
     probs: np.ndarray | None = None
     labeled_embedding: np.ndarray | None = None
     seed: int = 0
+    task: "Task | None" = None
 
     def __post_init__(self) -> None:
         n = len(self.embedding)
@@ -45,6 +51,13 @@ class SelectionPool:
     def size(self) -> int:
         """Number of candidates N."""
         return len(self.embedding)
+
+    def uncertainty(self, method: str = "margin_sampling") -> np.ndarray:
+        """The task's uncertainty of each candidate's prediction, shape (N,), higher = less sure."""
+        from data_engine.mine.selection.uncertainty import uncertainty
+
+        assert self.probs is not None, "needs_model strategies run only with probabilities"
+        return uncertainty(self.probs, method, task=self.task)
 
     @property
     def labeled(self) -> np.ndarray:

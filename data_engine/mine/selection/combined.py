@@ -21,7 +21,7 @@ from sklearn.metrics import pairwise_distances_argmin_min
 
 from data_engine.mine.selection.base import SelectionPool, SelectionStrategy, register_strategy
 from data_engine.mine.selection.diversity import DiversityStrategy
-from data_engine.mine.selection.uncertainty import most_uncertain, uncertainty
+from data_engine.mine.selection.uncertainty import most_uncertain
 
 # Share of the candidates, the most uncertain, that the batch is spread over.
 DOUBTFUL_SHARE = 0.5
@@ -42,9 +42,10 @@ class DiverseMarginStrategy(SelectionStrategy):
         """Up to ``budget`` candidates, in k-center greedy order."""
         assert pool.probs is not None, "needs_model strategies run only with probabilities"
         budget = min(budget, pool.size)
-        scores = uncertainty(pool.probs, "margin_sampling")
+        scores = pool.uncertainty("margin_sampling")
         doubtful = np.sort(most_uncertain(scores, max(budget, int(np.ceil(self.doubtful_share * pool.size)))))
-        sub = SelectionPool(pool.embedding[doubtful], pool.probs[doubtful], pool.labeled_embedding, seed=pool.seed)
+        sub = SelectionPool(pool.embedding[doubtful], pool.probs[doubtful], pool.labeled_embedding, seed=pool.seed,
+                            task=pool.task)
         return doubtful[DiversityStrategy().select(sub, budget)]
 
 
@@ -91,7 +92,9 @@ class DiverseMiniBatchStrategy(SelectionStrategy):
         if budget < 1:
             return np.empty(0, dtype=np.int64)
         X = np.asarray(pool.embedding, dtype=np.float64)
-        weights = uncertainty(pool.probs, "margin_sampling")
+        # The task's uncertainty (per tag for tags, the interval for numbers), handed to Clue as
+        # the sample weights so Clue never derives its own from rows that are not distributions.
+        weights = pool.uncertainty("margin_sampling")
         if len(pool.labeled):
             nearest = pairwise_distances_argmin_min(X, np.asarray(pool.labeled, dtype=np.float64))[1]
             weights = weights * nearest

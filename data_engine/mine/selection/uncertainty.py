@@ -7,20 +7,27 @@ would refit the model, which the engine has fitted once for the whole pool.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
-from skactiveml.pool import uncertainty_scores
 
 from data_engine.mine.selection.base import SelectionPool, SelectionStrategy, register_strategy
 
+if TYPE_CHECKING:
+    from data_engine.tasks import Task
 
-def uncertainty(probs: np.ndarray, method: str = "margin_sampling") -> np.ndarray:
-    """Uncertainty per row of ``probs`` (shape (N, K)), higher = less sure; shape (N,).
+
+def uncertainty(probs: np.ndarray, method: str = "margin_sampling", task: "Task | None" = None) -> np.ndarray:
+    """Uncertainty per row of ``probs`` (shape (N, W): the ``task``'s predictions), higher = less
+    sure; shape (N,).
 
     ``method``: scikit-activeml's ``margin_sampling`` (1 - gap between the two likeliest classes),
-    ``entropy`` (nats) or ``least_confident`` (1 - top probability)."""
-    return np.nan_to_num(uncertainty_scores(np.asarray(probs, dtype=np.float64), method=method), nan=0.0)
+    ``entropy`` (nats) or ``least_confident`` (1 - top probability); the ``task`` (None = single-label
+    classification) says what they mean for its predictions
+    (:meth:`~data_engine.tasks.Task.selection_uncertainty`: per tag for tags, the interval for numbers)."""
+    from data_engine.tasks import Classification
+
+    return (task or Classification()).selection_uncertainty(probs, method)
 
 
 def most_uncertain(scores: np.ndarray, budget: int) -> np.ndarray:
@@ -34,8 +41,7 @@ class _Uncertainty(SelectionStrategy):
 
     def select(self, pool: SelectionPool, budget: int) -> np.ndarray:
         """The ``budget`` candidates with the highest uncertainty."""
-        assert pool.probs is not None, "needs_model strategies run only with probabilities"
-        return most_uncertain(uncertainty(pool.probs, self.method), budget)
+        return most_uncertain(pool.uncertainty(self.method), budget)
 
 
 @register_strategy
