@@ -53,6 +53,10 @@ def cmd_classes(args: argparse.Namespace, home: Home) -> int:
             change = add_classes(con, ds, args.names)
         else:
             change = rename_class(con, ds, args.old, args.new)
+            from data_engine.ship.deploy import sync_pointer
+
+            # Servers answer with the new name: the pointer carries the rename (data_engine.ship.renamed).
+            sync_pointer(con, home)
     if args.json:
         print(json.dumps(change.to_dict(), default=str))
         return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,13 +98,19 @@ def _print_verdict(verdict: Any) -> None:
             print(f"  failed: {c.detail}")
 
 
-def _report_rejected(path: Path, rejected: list[tuple[int, str]], limit: int = 10) -> None:
-    """Name the rows left out (on stderr, so a CSV on stdout stays clean)."""
-    for row, why in rejected[:limit]:
+def _report_rejected(path: Path, rejected: list[tuple[int, str]], limit: int = 10, notes: Sequence[str] = (),
+                     said: Sequence[int] = ()) -> None:
+    """Name the rows left out (on stderr, so a CSV on stdout stays clean), then ``notes`` once; the
+    rows a note names (``said``: labels that are not classes) are left to it, not listed twice."""
+    said = set(said)
+    rest = [(row, why) for row, why in rejected if row not in said]
+    for row, why in rest[:limit]:
         print(f"{path} row {row}: {why}", file=sys.stderr)
-    if rejected:
-        more = f" (first {limit} shown)" if len(rejected) > limit else ""
-        print(f"{path}: {len(rejected)} row(s) left out{more}", file=sys.stderr)
+    if rest:
+        more = f" (first {limit} shown)" if len(rest) > limit else ""
+        print(f"{path}: {len(rest)} row(s) left out{more}" + (" and the rows below" if said else ""), file=sys.stderr)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def cmd_evaluate_file(args: argparse.Namespace, home: Home) -> int:
@@ -116,7 +123,7 @@ def cmd_evaluate_file(args: argparse.Namespace, home: Home) -> int:
     if args.json:
         print(_dump(result.to_json(task)))
         return 0
-    _report_rejected(args.file, result.rejected)
+    _report_rejected(args.file, result.rejected, notes=result.notes, said=result.said_rows)
     ev = result.evaluation
     head, lines = task.evaluate_lines(ev.to_dict(), ev.n_gold)
     print(f"model v{result.model_version} on {args.file}: {ev.n_gold} labeled rows; {head}")

@@ -8,6 +8,7 @@ the quarantine, and the warehouse is only read (for the schema and classes), nev
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from data_engine.errors import EngineError
 from data_engine.ingest.columns import CONTENT_ID, add_content_ids, match_columns, shown_columns
 from data_engine.ingest.readers import ROW_COLUMN, UnreadableFile, file_format, read_raw
 from data_engine.ingest.validate import GOLD_ID_PREFIX, validate
+from data_engine.store.classes import unknown_labels
 from data_engine.store.config import DatasetConfig
+from data_engine.store.values import normalized_sql
 from data_engine.store.warehouse import quote_ident
 
 
@@ -36,16 +39,23 @@ class CheckedFile:
     rows_in: int
     has_label: bool
     rejected: list[tuple[int, str]] = field(default_factory=list)
+    # {old name: rows} read under the class's current name (a file written before `classes rename`).
+    renamed_labels: dict[str, int] = field(default_factory=dict)
+    # {label: rows} rejected because the label is not one of the classes (a row each in ``rejected``).
+    unknown_labels: dict[str, int] = field(default_factory=dict)
 
 
 def read_checked(path: Path, ds: DatasetConfig, schema: dict[str, str], classes: list[str], *,
-                 need_label: bool) -> CheckedFile:
+                 need_label: bool, renamed: Mapping[str, str] | None = None) -> CheckedFile:
     """Read ``path`` (CSV/Parquet/JSONL) with the dataset's id, input columns ``schema``
     (``{column: 'numeric' | 'categorical' | 'text'}``) and, if ``need_label``, its label column.
 
     Raises :class:`EngineError` naming the file when it cannot be read or lacks a required column,
     or when no row is usable; bad rows are returned in ``rejected``, never silently dropped.
+    ``renamed``: ``{old name: current name}`` of classes renamed since (``classes rename``): a label
+    with an old name is read under the current one and counted in ``renamed_labels``.
     """
+    renamed = {k: v for k, v in (renamed or {}).items() if v in classes and k not in classes}
     path = Path(path)
     if not path.is_file():
         raise EngineError(f"{path}: no such file")
@@ -76,6 +86,7 @@ def read_checked(path: Path, ds: DatasetConfig, schema: dict[str, str], classes:
         types = {**schema, ds.label_column: "label"}
         if ds.id_column is None:  # ids from each row's content, as ingest derives them
             add_content_ids(con, ds, types)
+        moved = _read_renamed(con, ds.label_column, renamed) if has_label and renamed else {}
         # The vector check reads the stored dimension from `examples`: here, none is stored yet.
         con.execute("CREATE TABLE examples AS SELECT * FROM raw_rows LIMIT 0")
         validate(con, ds, ds.id_column or CONTENT_ID, types, columns, has_label, bool(classes), need_label)
@@ -85,6 +96,7 @@ def read_checked(path: Path, ds: DatasetConfig, schema: dict[str, str], classes:
         frame = con.execute(f"SELECT {cols} FROM good ORDER BY {ROW_COLUMN}").fetchdf()
         if need_label:  # validation puts rows that must carry a label in the gold id space
             frame["example_id"] = frame["example_id"].str.removeprefix(GOLD_ID_PREFIX)
+        unknown = unknown_labels(con, ds) if has_label and classes else {}
         rejected = con.execute(
             "SELECT __row, reason FROM rejected UNION ALL "
             "SELECT __row, 'unreadable row: ' || reason FROM raw_rejects ORDER BY 1"
@@ -97,4 +109,22 @@ def read_checked(path: Path, ds: DatasetConfig, schema: dict[str, str], classes:
     if frame.empty:
         first = f"; row {rejected[0][0]}: {rejected[0][1]}" if rejected else ""
         raise EngineError(f"{path}: no usable rows ({len(rejected)} rejected{first})")
-    return CheckedFile(path, frame, raw.rows + raw.rejects, has_label, [(int(r), str(why)) for r, why in rejected])
+    return CheckedFile(path, frame, raw.rows + raw.rejects, has_label, [(int(r), str(why)) for r, why in rejected],
+                       renamed_labels=moved, unknown_labels=unknown)
+
+
+def _read_renamed(con: duckdb.DuckDBPyConnection, label_column: str, renamed: Mapping[str, str]) -> dict[str, int]:
+    """Make ``raw_rows`` read each label that is an old class name (``renamed``: ``{old: current}``,
+    compared normalised) as the current name, in this private copy only; return ``{old: (current, rows)}``."""
+    is_view = con.execute(
+        "SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = 'raw_rows'").fetchone()[0]
+    con.execute(f"ALTER {'VIEW' if is_view else 'TABLE'} raw_rows RENAME TO raw_before_renames")
+    con.execute("CREATE TEMP TABLE class_renames (old VARCHAR, new VARCHAR)")
+    con.executemany("INSERT INTO class_renames VALUES (?, ?)", [[k, v] for k, v in renamed.items()])
+    label = quote_ident(label_column)
+    norm = normalized_sql(label)
+    con.execute(f"CREATE TEMP VIEW raw_rows AS SELECT * REPLACE (coalesce("
+                f"(SELECT new FROM class_renames WHERE old = {norm}), {label}) AS {label}) FROM raw_before_renames")
+    rows = con.execute(f"SELECT {norm}, count(*) FROM raw_before_renames WHERE {norm} IN (SELECT old FROM class_renames) "
+                       "GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
+    return {str(k): (renamed[str(k)], int(n)) for k, n in rows}

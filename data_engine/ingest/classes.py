@@ -20,6 +20,7 @@ the command that applies it (:func:`config_drift`), never applied silently.
 from __future__ import annotations
 
 import getpass
+import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,7 +32,7 @@ from data_engine.ingest.readers import RawTable, drop_scratch
 from data_engine.ingest.validate import GOLD_ID_PREFIX
 from data_engine.store.config import DatasetConfig
 from data_engine.store.ledger import append_events
-from data_engine.store.classes import NOT_A_CLASS
+from data_engine.store.classes import NOT_A_CLASS, case_variants
 from data_engine.store.schema import load_classes
 from data_engine.store.values import is_blank, normalize_text, normalized_sql
 from data_engine.store.warehouse import json_path, quote_ident, transaction
@@ -69,6 +70,12 @@ def add_classes(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, names: list[s
     if twice:
         raise EngineError(f"already a class (or given twice): {', '.join(map(repr, dict.fromkeys(twice)))}; "
                           f"the classes are {', '.join(map(repr, stored))}")
+    variants = case_variants(wanted, stored)
+    if variants:
+        label, cls = next(iter(variants.items()))
+        raise EngineError(f"{label!r} differs from the class {cls!r} only in case or spaces; to spell the class so, "
+                          f"`{shlex.join(['data-engine', 'classes', 'rename', cls, label])}`; "
+                          f"else write {cls!r} in the file")
     actor = actor or f"classes:{getpass.getuser()}"
     change = ClassChange("add", stored + wanted, added=wanted)
     try:
@@ -146,10 +153,14 @@ def _readmit(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, labels: list[str
              why: str) -> None:
     """Store the quarantined rows whose label is one of ``labels`` (and whose only problem was that
     it was not a class), batch by batch in the order they were received."""
-    label_path = json_path(ds.label_column)
+    cell = f"json_extract_string(raw, {json_path(ds.label_column)})"
+    tags = task_for(ds).cell_classes_sql(cell)
+    # A cell of several tags waits for one of ``labels`` and has no tag outside the classes left.
+    is_waiting = (f"list_contains(?::VARCHAR[], {normalized_sql(cell)})" if tags is None else
+                  f"list_has_any({tags}, ?::VARCHAR[]) AND list_has_all((SELECT list(class_label) FROM dataset_classes), "
+                  f"list_filter({tags}, lambda t: t <> ''))")
     waiting = (f"readmitted_in IS NULL AND json_valid(raw) AND contains(reason, '{NOT_A_CLASS}') "
-               "AND NOT contains(reason, '; ') "
-               f"AND list_contains(?::VARCHAR[], {normalized_sql(f'json_extract_string(raw, {label_path})')})")
+               f"AND NOT contains(reason, '; ') AND {is_waiting}")
     batches = con.execute(
         f"SELECT b.batch_id, b.path, b.sha256, b.is_gold, b.received_at FROM batches b "
         f"WHERE b.batch_id IN (SELECT batch_id FROM quarantine WHERE {waiting}) ORDER BY b.received_at, b.batch_id",
@@ -179,8 +190,12 @@ def _readmit(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, labels: list[str
         con.execute("UPDATE quarantine SET readmitted_in = ? WHERE batch_id = ? AND row_number IN "
                     "(SELECT __row FROM raw_rows)", [result.batch_id, batch_id])
         change.rows_readmitted += result.rows_ok
-        for label, n in con.execute(f"SELECT {quote_ident(ds.label_column)}, count(*) FROM examples "
-                                    "WHERE batch_id = ? GROUP BY ALL", [result.batch_id]).fetchall():
+        stored = quote_ident(ds.label_column)
+        per_class = (f"SELECT {stored}, count(*) FROM examples WHERE batch_id = ? GROUP BY ALL" if tags is None else
+                     # Rows per class among ``labels`` (a row of several tags counts for each).
+                     f"SELECT t, count(*) FROM (SELECT unnest({task_for(ds).cell_classes_sql(stored)}) AS t "
+                     "FROM examples WHERE batch_id = ?) WHERE list_contains(?::VARCHAR[], t) GROUP BY t")
+        for label, n in con.execute(per_class, [result.batch_id] + ([] if tags is None else [labels])).fetchall():
             change.readmitted_by_class[label] = change.readmitted_by_class.get(label, 0) + n
         change.batches.append(result)
 

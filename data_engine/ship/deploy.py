@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,9 @@ class ChampionPointer:
     input_schema: dict[str, str]
     model_spec: str
     deployment_id: int
+    # {learned name: current name}: classes renamed after the model was trained (``classes rename``
+    # rewrites the pointer); the server answers with the current names (data_engine.ship.renamed).
+    renamed: dict[str, str] = field(default_factory=dict)
 
     def artifact(self, home: Home) -> Path:
         """Absolute path of the artifact."""
@@ -103,7 +106,7 @@ def _pointer_for(record: ModelRecord, deployment_id: int) -> ChampionPointer:
     return ChampionPointer(
         version=record.version, artifact_path=record.artifact_path, sha256=record.sha256,
         classes=list(record.classes), input_schema=dict(record.input_schema), model_spec=record.model_spec,
-        deployment_id=deployment_id,
+        deployment_id=deployment_id, renamed=dict(record.renamed),
     )
 
 
@@ -222,7 +225,8 @@ def sync_pointer(con: duckdb.DuckDBPyConnection, home: Home) -> ChampionPointer 
     if champ is None:
         return None
     pointer = read_pointer(home)
-    if pointer is not None and pointer.version == champ.version and pointer.sha256 == champ.sha256:
+    if (pointer is not None and pointer.version == champ.version and pointer.sha256 == champ.sha256
+            and pointer.renamed == champ.renamed):
         return pointer
     last = con.execute("SELECT coalesce(max(deployment_id), 0) FROM deployments").fetchone()[0]
     fresh = _pointer_for(champ, int(last))

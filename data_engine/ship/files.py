@@ -30,6 +30,8 @@ class FileEvaluation:
     path: str
     evaluation: Evaluation
     rejected: list[tuple[int, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)   # labels read under a class's new name, or not classes
+    said_rows: list[int] = field(default_factory=list)  # rows of ``rejected`` a note names (listed once, there)
 
     def to_json(self, task: Task | None = None) -> dict[str, Any]:
         """The task's figures (:meth:`~data_engine.tasks.Task.evaluate_output`; classification, the
@@ -37,7 +39,8 @@ class FileEvaluation:
         context (what ``--json`` prints)."""
         ev = self.evaluation
         return {**(task or Classification()).evaluate_output(ev.to_dict(), ev.n_gold), "model_version": self.model_version,
-                "file": self.path, "rejected_rows": [{"row": r, "reason": why} for r, why in self.rejected]}
+                "file": self.path, "rejected_rows": [{"row": r, "reason": why} for r, why in self.rejected],
+                "notes": self.notes}
 
 
 def chosen_model(home: Home, version: int | None) -> ModelRecord:
@@ -58,9 +61,13 @@ def _read(home: Home, record: ModelRecord, path: Path, *, need_label: bool) -> C
     from data_engine.store.schema import load_classes
     from data_engine.store.warehouse import open_warehouse
 
+    from data_engine.ship.renamed import renamed_away
+
     with open_warehouse(home, read_only=True) as con:
         classes = load_classes(con) or list(record.classes)
-    checked = read_checked(path, home.config.dataset, dict(record.input_schema), classes, need_label=need_label)
+        renamed = renamed_away(con) if need_label else {}
+    checked = read_checked(path, home.config.dataset, dict(record.input_schema), classes, need_label=need_label,
+                           renamed=renamed)
     return _with_image_files(home, checked, dict(record.input_schema))
 
 
@@ -135,7 +142,31 @@ def evaluate_file(home: Home, path: Path, version: int | None = None) -> FileEva
     y_pred = predict_gold(home, record, frame, what=str(path), model=model)
     ev = evaluate_predictions(frame["label"].astype(str).to_numpy(), y_pred, version=record.version,
                               task=task_for(home.config.dataset), classes=list(record.classes))
-    return FileEvaluation(record.version, str(path), ev, checked.rejected)
+    notes, said = label_notes(checked)
+    return FileEvaluation(record.version, str(path), ev, checked.rejected, notes, said)
+
+
+def label_notes(checked: CheckedFile, limit: int = 10) -> tuple[list[str], list[int]]:
+    """One line for the labels of ``checked`` read under a class's new name (``classes rename``),
+    and one for the rows left out because their label is not a class (which labels, how many rows,
+    the first ``limit`` row numbers, the fix); and the row numbers the second line covers."""
+    from data_engine.store.classes import NOT_A_CLASS, SHOWN_LABELS, add_command
+
+    notes = []
+    if checked.renamed_labels:
+        read = ", ".join(f"{old!r} as {new!r} ({n} rows)" for old, (new, n) in checked.renamed_labels.items())
+        notes.append(f"{checked.path}: labels read under the class's new name (`data-engine classes rename`): {read}")
+    unknown = checked.unknown_labels
+    # A row rejected for its label alone; one with other reasons too is listed with them.
+    said = [r for r, why in checked.rejected if NOT_A_CLASS in why and "; " not in why]
+    if unknown and said:
+        shown = ", ".join(f"{k!r} ({n} rows)" for k, n in list(unknown.items())[:SHOWN_LABELS])
+        more = ", ..." if len(unknown) > SHOWN_LABELS else ""
+        rows = ", ".join(map(str, said[:limit])) + (", ..." if len(said) > limit else "")
+        notes.append(f"{checked.path}: {len(said)} rows left out (rows {rows}): their label is not one of the "
+                     f"classes: {shown}{more}; relabel them in the file (`data-engine classes` lists the classes), "
+                     f"or if new, add it with `{add_command(list(unknown))}`")
+    return notes, said if unknown else []
 
 
 def predict_file(home: Home, path: Path, version: int | None = None) -> tuple[pd.DataFrame, list[tuple[int, str]], int]:

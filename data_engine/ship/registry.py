@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -108,6 +108,9 @@ class ModelRecord:
     reason: str | None = None
     created_at: Any = None
     evaluated_at: Any = None
+    # {learned name: current name} for classes renamed after training (data_engine.ship.renamed):
+    # ``classes`` are the current names; the loaded model answers with them.
+    renamed: dict[str, str] = field(default_factory=dict)
 
     def artifact(self, home: Home) -> Path:
         """Absolute path of the artifact inside ``home``."""
@@ -189,8 +192,11 @@ def load_artifact(path: Path, sha256: str) -> Any:
 
 
 def load_model(home: Home, record: ModelRecord) -> Any:
-    """The fitted estimator of ``record``, checked against its sha256."""
-    return load_artifact(record.artifact(home), record.sha256)
+    """The fitted estimator of ``record``, checked against its sha256, answering with the classes'
+    current names when a class it learned was renamed since (:mod:`data_engine.ship.renamed`)."""
+    from data_engine.ship.renamed import read_renamed
+
+    return read_renamed(load_artifact(record.artifact(home), record.sha256), record.renamed)
 
 
 def next_version(con: duckdb.DuckDBPyConnection) -> int:
@@ -238,8 +244,13 @@ def _record(row: tuple[Any, ...]) -> ModelRecord:
 
 def _select(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list[ModelRecord]:
     cols = ", ".join(_COLUMNS)
+    from data_engine.ship.renamed import current_names, renames_since
+
     rows = con.execute(f"SELECT {cols} FROM models {where}", params).fetchall()
-    return [_record(r) for r in rows]
+    records = [_record(r) for r in rows]
+    # A class renamed after a model was trained: the record names it as it is called now.
+    return [replace(r, classes=current_names(r.classes, renamed), renamed=renamed)
+            if (renamed := renames_since(con, r.created_at, r.classes)) else r for r in records]
 
 
 def get_model(con: duckdb.DuckDBPyConnection, version: int) -> ModelRecord:

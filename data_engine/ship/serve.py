@@ -24,6 +24,7 @@ import pandas as pd
 from data_engine.errors import EngineError
 from data_engine.ship.deploy import ChampionPointer, read_pointer
 from data_engine.ship.registry import load_artifact
+from data_engine.ship.renamed import read_renamed
 from data_engine.ship.request_rows import (
     MAX_INTEGER_DIGITS,
     MAX_JSON_DEPTH,
@@ -93,7 +94,8 @@ class ModelHolder:
             if pointer is None:
                 return False
             cur = self._current
-            if cur is not None and (cur.pointer.version, cur.pointer.sha256) == (pointer.version, pointer.sha256):
+            if cur is not None and (cur.pointer.version, cur.pointer.sha256, cur.pointer.renamed) == (
+                    pointer.version, pointer.sha256, pointer.renamed):
                 return False
             if self._refused == self._refusal_key(pointer):
                 return False
@@ -102,7 +104,8 @@ class ModelHolder:
                                       f"v{cur.pointer.version}; restart the server to serve it")
                 return False
             try:
-                model = load_artifact(pointer.artifact(self.home), pointer.sha256)
+                # A class renamed since training answers under its current name (data_engine.ship.renamed).
+                model = read_renamed(load_artifact(pointer.artifact(self.home), pointer.sha256), pointer.renamed)
             except EngineError as exc:
                 self._refuse(pointer, f"model v{pointer.version} refused: {exc}")
                 return False

@@ -26,15 +26,38 @@ def add_command(names: list[str]) -> str:
     return shlex.join(["data-engine", "classes", "add", *names])
 
 
+def spelling_key(name: str) -> str:
+    """``name`` without case and with runs of whitespace as one space: two classes with the same key
+    differ only in case or spaces (``Barolo`` and ``barolo``)."""
+    return " ".join(normalize_text(name).casefold().split())
+
+
+def case_variants(labels: list[str], classes: list[str]) -> dict[str, str]:
+    """``{label: class}`` for each of ``labels`` that is not a class but differs from one only in case
+    or spaces (:func:`spelling_key`)."""
+    by_key = {spelling_key(c): c for c in classes}
+    return {k: by_key[spelling_key(k)] for k in labels if k not in classes and spelling_key(k) in by_key}
+
+
 def unknown_labels(con: duckdb.DuckDBPyConnection, ds: DatasetConfig) -> dict[str, int]:
     """``{label: rows}`` of the batch being validated whose label (normalised) was quarantined as not
-    one of the classes, most rows first. Read from the temp table ``rejected`` (the bad rows only,
+    one of the classes, most rows first; for a cell of several tags (multi-label, entity types), each
+    tag that is not a class, alone. Read from the temp table ``rejected`` (the bad rows only,
     each with the row as read in ``raw``: see data_engine.ingest.validate), so it costs nothing
     for a batch without such rows."""
-    label = normalized_sql(f"json_extract_string(raw, {json_path(ds.label_column)})")
-    rows = con.execute(
-        f"SELECT {label} AS label, count(*) AS n FROM rejected WHERE contains(reason, ?) "
-        "GROUP BY label ORDER BY n DESC, label", [NOT_A_CLASS]).fetchall()
+    from data_engine.tasks import task_for
+
+    cell = f"json_extract_string(raw, {json_path(ds.label_column)})"
+    tags = task_for(ds).cell_classes_sql(cell)
+    if tags is None:
+        rows = con.execute(
+            f"SELECT {normalized_sql(cell)} AS label, count(*) AS n FROM rejected WHERE contains(reason, ?) "
+            "GROUP BY label ORDER BY n DESC, label", [NOT_A_CLASS]).fetchall()
+    else:  # a cell of several tags: each tag that is not a class, alone, with the rows that carry it
+        rows = con.execute(
+            f"SELECT t AS label, count(DISTINCT __row) AS n FROM (SELECT __row, unnest({tags}) AS t FROM rejected "
+            "WHERE contains(reason, ?)) WHERE t <> '' AND t NOT IN (SELECT class_label FROM dataset_classes) "
+            "GROUP BY label ORDER BY n DESC, label", [NOT_A_CLASS]).fetchall()
     return {str(k): int(n) for k, n in rows if k is not None}
 
 
@@ -48,11 +71,17 @@ def unknown_labels_warning(con: duckdb.DuckDBPyConnection, found: dict[str, int]
         "SELECT old_label, last(class_label ORDER BY change_id) FROM class_changes "
         "WHERE kind = 'rename' AND list_contains(?::VARCHAR[], old_label) GROUP BY old_label", [list(found)]
     ).fetchall())
-    new = [k for k in found if k not in renamed]
+    variants = case_variants([k for k in found if k not in renamed], load_classes(con))
+    new = [k for k in found if k not in renamed and k not in variants]
     said = f"{sum(found.values())} rows have a label that is not one of the classes: {shown}{more}; they are quarantined"
     if renamed:
         said += ". " + ", ".join(f"{old!r} was renamed {now!r}" for old, now in renamed.items()) + (
             " (`data-engine classes rename`): write the new name in the file and land it again")
+    for label, cls in variants.items():
+        # Never rewritten silently: the person says which spelling is meant.
+        said += (f". {label!r} differs from the class {cls!r} only in case or spaces: write {cls!r} in the file "
+                 f"and land it again, or to spell the class so, `{shlex.join(['data-engine', 'classes', 'rename', cls, label])}`"
+                 " (its quarantined rows are then admitted)")
     if new:
         said += (f". If {'these are new classes' if len(new) > 1 else 'it is a new class'}: `{add_command(new)}` "
                  "(their quarantined rows are then admitted); if a class was renamed: "

@@ -252,6 +252,11 @@ class Task(ABC):
         """Whether the detector named ``detector`` judges this kind of label (:attr:`detectors`)."""
         return self.detectors is None or detector in self.detectors
 
+    def cell_classes_sql(self, cell: str) -> str | None:
+        """SQL: the ``VARCHAR[]`` of class names a raw label ``cell`` holds when it holds several (tags,
+        entity types), each named alone when it is not a class; None when the cell is one class."""
+        return None
+
     @abstractmethod
     def label_sql(self, cell: str, plain: bool) -> str:
         """Ingest: a VARCHAR SQL expression turning the raw label ``cell`` into the stored label.

@@ -119,6 +119,10 @@ class Multilabel(Task):
             ))
         return reasons
 
+    def cell_classes_sql(self, cell: str) -> str:
+        """The tags of a raw label cell (:meth:`tags_sql`)."""
+        return self.tags_sql(cell)
+
     def tags_sql(self, cell: str) -> str:
         """SQL: the ``VARCHAR[]`` of tags of a raw label cell (NULL when unlabeled or malformed)."""
         label = self.label_sql(cell, plain=False)

@@ -74,6 +74,10 @@ class NER(Task):
 
         return fix_classes(con, ds, batch_id, label_present, tags_sql=self.types_sql)
 
+    def cell_classes_sql(self, cell: str) -> str:
+        """The entity types of a raw label cell (:meth:`types_sql`)."""
+        return self.types_sql(cell)
+
     def types_sql(self, cell: str) -> str:
         """SQL: the ``VARCHAR[]`` of entity types of a raw label cell (NULL when malformed)."""
         label = self.label_sql(cell, plain=False)

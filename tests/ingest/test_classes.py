@@ -159,3 +159,22 @@ def test_a_task_without_classes_has_none_to_add(make_home: Callable[..., Home]) 
             add_classes(c, home.config.dataset, ["bird"])
         with pytest.raises(EngineError, match="has no classes"):
             rename_class(c, home.config.dataset, "a", "b")
+
+
+def test_a_label_differing_from_a_class_only_in_case_is_said_as_such_never_rewritten(
+        pets: Home, con: duckdb.DuckDBPyConnection) -> None:
+    _land(pets, con, "one.csv", "1,barolo,1,red", "2,chianti,2,blue", "3,barolo,3,red")
+    two = _land(pets, con, "two.csv", "4,Barolo,4,red", "5,chianti,5,red", "6, CHIANTI ,6,red", "7,rioja,7,red")
+    assert two.unknown_labels == {"Barolo": 1, "CHIANTI": 1, "rioja": 1}
+    said = next(w for w in two.warnings if "not one of the classes" in w)
+    assert ("'Barolo' differs from the class 'barolo' only in case or spaces: write 'barolo' in the file and land "
+            "it again, or to spell the class so, `data-engine classes rename barolo Barolo`") in said
+    assert "'CHIANTI' differs from the class 'chianti' only in case or spaces" in said
+    # Only the new one is advised as a class to add.
+    assert "`data-engine classes add rioja`" in said and "classes add Barolo" not in said, said
+    # Nothing rewritten: the rows wait in the quarantine with the label as written.
+    assert _classes(con) == [("barolo", 0), ("chianti", 1)] and two.rows_quarantined == 3
+    with pytest.raises(EngineError, match=r"'Barolo' differs from the class 'barolo' only in case or spaces"):
+        add_classes(con, pets.config.dataset, ["Barolo"])
+    renamed = rename_class(con, pets.config.dataset, "barolo", "Barolo")
+    assert renamed.rows_readmitted == 1 and _classes(con) == [("Barolo", 0), ("chianti", 1)]

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from data_engine.ingest.batch import ingest_file
+from data_engine.ingest.classes import add_classes
 from data_engine.store.home import Home
 from data_engine.store.schema import load_classes
 from data_engine.store.warehouse import open_warehouse
@@ -127,3 +128,23 @@ def _config():
     from data_engine.store.config import DatasetConfig
 
     return DatasetConfig(name="t", modality="tabular", label_column="tags", feature_columns=("x",), task="multilabel")
+
+
+def test_an_unknown_tag_is_named_alone_never_the_whole_cell(make_home: Callable[..., Home]) -> None:
+    home = _home(make_home, 'classes = ["brunch", "vegan"]')
+    csv = ("id,x,tags\n"
+           "1,1,Vegan|brunch\n"          # a tag differing from a class only in case
+           "2,2,brunch|gluten-free\n"    # a new tag
+           "3,3,gluten-free|vegan|Vegan\n"
+           "4,4,vegan\n")
+    result, rows, quarantined, _ = _ingest(home, "c.csv", csv)
+    assert rows == {"4": '["vegan"]'} and result.rows_quarantined == 3
+    assert result.unknown_labels == {"Vegan": 2, "gluten-free": 2}
+    said = next(w for w in result.warnings if "not one of the classes" in w)
+    assert "'Vegan' (2 rows), 'gluten-free' (2 rows)" in said and "|" not in said, said
+    assert "'Vegan' differs from the class 'vegan' only in case or spaces" in said
+    assert "`data-engine classes add gluten-free`" in said and "classes add Vegan" not in said
+    with open_warehouse(home) as con:
+        added = add_classes(con, home.config.dataset, ["gluten-free"])
+    # The cell whose only unknown tag was the new class comes in; the one with 'Vegan' still waits.
+    assert added.rows_readmitted == 1 and added.readmitted_by_class == {"gluten-free": 1}

@@ -162,7 +162,7 @@ def test_every_task_runs_the_loop_on_every_modality(tmp_path: Path, task: str, m
     assert list(predictions.columns)[1:] == list(spec.predict_table(
         np.zeros((1, spec.prediction_width(list(record.classes)))), list(record.classes)))
     figures = evaluate_file(home, gold).to_json(spec)
-    assert set(figures) - {"model_version", "file", "rejected_rows"} == EVALUATE_KEYS[task], figures
+    assert set(figures) - {"model_version", "file", "rejected_rows", "notes"} == EVALUATE_KEYS[task], figures
     assert figures["n"] == gold_batch.rows_ok
     assert all(isinstance(figures[k], float) for k in EVALUATE_KEYS[task] - {"n", "per_tag_recall"}), figures
     # The labels follow the inputs on every modality, so the served model learned them (measured: R^2
