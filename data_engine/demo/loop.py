@@ -203,8 +203,11 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
             if push.sent == 0:
                 say(f"round {n}: nothing left to review (mining run {getattr(summary, 'run_id', '?')})")
                 break
-            simulate_reviews(client, push.project_id, oracle_map, classes, accuracy=accuracy, seed=n,
-                             label_task=label_task)
+            sim = simulate_reviews(client, push.project_id, oracle_map, classes, accuracy=accuracy, seed=n,
+                                   label_task=label_task)
+            if sim.refused:
+                say(f"round {n}: {sim.refused} task(s) left open, their oracle answer is not one a pull accepts "
+                    f"(first: {sim.refusals[0]})")
             pull_step(home, client)
             reviewed, corrected, wrong = _round_truth(home, oracle, before)
             reviewed_total += reviewed
