@@ -157,8 +157,7 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
 
     Returns the final figures (also printed as one JSON line by the CLI).
     """
-    from data_engine.review.labelstudio.server import ensure_server
-    from data_engine.review.project import make_client
+    from data_engine.review.project import make_client, review_server
     from data_engine.review.oracle import oracle_path, read_oracle
     from data_engine.review.simulate import simulate_reviews
     from data_engine.tasks import task_for
@@ -173,8 +172,7 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
     # Read before the server starts: a missing or malformed oracle is the user's to fix, at once.
     label_task = task_for(cfg.dataset)
     oracle_map = read_oracle(oracle_path(home), label_task)
-    info = ensure_server(home)
-    say(f"Label Studio: {info.url} ({'re-used' if info.reused else 'started'})")
+    say(f"Label Studio: {review_server(home)}")
     results = ingest_landing(home)
     say(f"ingested {sum(r.rows_ok for r in results)} rows from {len(results)} file(s)")
     oracle = pd.DataFrame({"example_id": list(oracle_map), "label": list(oracle_map.values())}, dtype=str)
