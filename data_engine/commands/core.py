@@ -85,7 +85,7 @@ def cmd_ingest(args: argparse.Namespace, home: Home) -> int:
     """``ingest FILE...``."""
     from data_engine.ingest.batch import to_json
     from data_engine.ingest.summary import summarize
-    from data_engine.ingest.landing import PREDICTIONS_DIR, link_reason, not_ingested_reason
+    from data_engine.ingest.landing import PREDICTIONS_DIR, in_progress_reason, link_reason, not_ingested_reason
     from data_engine.steps import ingest_step
     from data_engine.store.classes import config_drift
     from data_engine.store.warehouse import open_warehouse
@@ -93,7 +93,12 @@ def cmd_ingest(args: argparse.Namespace, home: Home) -> int:
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
         raise EngineError(f"no such file: {', '.join(missing)}")
-    for f in args.files:  # external predictions would otherwise be rejected as examples missing columns
+    for f in args.files:
+        # A `.part` (or other in-progress) name is a file still being written, wherever it is: refused
+        # before anything is recorded, as `status` and the landing sensor skip it.
+        if (why := in_progress_reason(f.name)):
+            raise EngineError(f"{f}: {why}")
+        # External predictions would otherwise be rejected as examples missing columns.
         if f.resolve().is_relative_to(home.landing.resolve() / PREDICTIONS_DIR):
             raise EngineError(f"{f}: {not_ingested_reason(PREDICTIONS_DIR + '/' + f.name)}; `mine` reads it")
         # A file named inside the landing folder is read as the sensor reads it: no link out of it.

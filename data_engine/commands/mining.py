@@ -43,7 +43,7 @@ def cmd_mine(args: argparse.Namespace, home: Home) -> int:
     if step.scored.champion_version is not None:
         print(f"champion v{step.scored.champion_version} scored {step.scored.scored} new unlabeled examples "
               f"({step.scored.flagged} flagged)")
-    print(f"embedding: {_embedding_line(summary.embedding, summary.newly_embedded)}")
+    print(f"embedding: {_embedding_line(summary.embedding, summary.newly_embedded, summary.embedding_space)}")
     features = summary.detector_summaries.get("lookalike", {}).get("features")
     if features:  # what reviewers' verdicts were learned on (an embedding where surface features miss columns)
         print(f"look-alike features: {features}")
@@ -64,8 +64,10 @@ def cmd_mine(args: argparse.Namespace, home: Home) -> int:
 
     for line in slice_lines(summary.slices):
         print(line)
-    if summary.rare_classes:
-        print("classes with fewer labeled examples than folds: " + ", ".join(summary.rare_classes))
+    rare = rare_classes_line(summary.rare_classes, home.config.mining.folds,
+                             summary.detector_summaries.get("label", {}).get("too_few_to_judge") or [])
+    if rare:
+        print(rare)
     prop = summary.propagation
     if "propagation_id" in prop:
         print(f"propagation {prop['propagation_id']}: discarded {prop['lookalikes']} look-alikes and gave "
@@ -85,11 +87,25 @@ def cmd_mine(args: argparse.Namespace, home: Home) -> int:
     return 0
 
 
-def _embedding_line(name: str, newly_embedded: int) -> str:
-    """What the run did with its embedding: only per-row embedders are stored between runs (a
-    fitted one such as tfidf is recomputed each run, so "the rest from the store" would be false)."""
+def rare_classes_line(rare: list[str], folds: int, too_few: list[str]) -> str | None:
+    """The one line on classes with fewer labeled examples than folds (``rare``), and those with too
+    few for confident learning to judge at all (``too_few``, cleanlab's ``min_examples_per_class``)."""
+    if not rare and not too_few:
+        return None
+    line = (f"classes with fewer labeled examples than the {folds} folds: {', '.join(rare)}; their label issues "
+            "are less reliable") if rare else ""
+    if too_few:
+        line += ("; " if line else "") + (f"too few examples for confident learning to judge: {', '.join(too_few)} "
+                                          "(only a plain contradiction by the model flags them)")
+    return line
+
+
+def _embedding_line(name: str, newly_embedded: int, space: str = "") -> str:
+    """What the run did with its embedding (``space``: what its vectors are for this data set, when
+    not just ``name``): only per-row embedders are stored between runs (a fitted one such as tfidf
+    is recomputed each run, so "the rest from the store" would be false)."""
     from data_engine.mine.embedders import get_embedder
 
     if not get_embedder(name).per_row:
-        return f"{name} (fitted on the rows mined in this run; not stored)"
+        return f"{space or name} (fitted on the rows mined in this run; not stored)"
     return f"{name} ({newly_embedded} rows newly embedded, the rest from the store)"

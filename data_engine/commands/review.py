@@ -133,20 +133,24 @@ def cmd_simulate(args: argparse.Namespace, home: Home) -> int:
     project_id = client.find_project(project_title(cfg))
     if project_id is None:
         raise EngineError(f"no review project {project_title(cfg)!r} at {client.url}; run `data-engine review push` first")
-    classes = list(cfg.dataset.classes or ()) or _warehouse_classes(home)
+    classes = _review_classes(home)
     result = simulate_reviews(client, project_id, oracle, classes, accuracy=args.accuracy, limit=args.limit,
                               seed=args.seed, annotator=args.annotator, label_task=label_task)
     print(f"{result.annotator} answered {result.answered} task(s) ({result.correct} right)"
           + (f"; {result.unknown} not in the oracle, left open" if result.unknown else ""))
+    if result.refused:
+        print(f"{result.refused} task(s) left open: the oracle's answer is one `review pull` would refuse "
+              f"(first: {result.refusals[0]})")
     return 0
 
 
-def _warehouse_classes(home: Home) -> list[str]:
-    from data_engine.store.schema import load_classes
+def _review_classes(home: Home) -> list[str]:
+    """The classes a pull accepts (the warehouse's fixed ones, else the config's)."""
+    from data_engine.review.project import dataset_classes
     from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home, read_only=True) as con:
-        return load_classes(con)
+        return dataset_classes(con, home.config)
 
 
 def cmd_review_status(args: argparse.Namespace, home: Home) -> int:

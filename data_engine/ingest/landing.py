@@ -106,6 +106,16 @@ def landed_files(landing: Path) -> tuple[list[tuple[str, Path]], dict[str, str]]
     return files, dict(sorted(refused.items()))
 
 
+def in_progress_reason(name: str) -> str | None:
+    """Why a file named ``name`` is one still being written by the atomic-rename convention (a name
+    ending in one of :data:`IN_PROGRESS_SUFFIXES`), or None. ``status``, the landing sensor and
+    ``ingest FILE`` all judge a name by this one rule."""
+    if not name.lower().endswith(IN_PROGRESS_SUFFIXES):
+        return None
+    return ("still being written (a name ending in " + ", ".join(IN_PROGRESS_SUFFIXES)
+            + "): read once it is renamed to its final name")
+
+
 def not_ingested_reason(rel: str) -> str | None:
     """Why the engine will not ingest the landed file ``rel`` (None: it will)."""
     name = rel.rsplit("/", 1)[-1]
@@ -113,9 +123,8 @@ def not_ingested_reason(rel: str) -> str | None:
         return "a model's predictions (read by mining with [mining] predictions = \"external\"), not examples"
     if any(part.startswith(".") for part in rel.split("/")):
         return "hidden file (a name starting with '.'; editors and uploads write these while working)"
-    if name.lower().endswith(IN_PROGRESS_SUFFIXES):
-        return ("still being written (a name ending in " + ", ".join(IN_PROGRESS_SUFFIXES)
-                + "): read once it is renamed to its final name")
+    if (why := in_progress_reason(name)):
+        return why
     if format_or_none(Path(name)) is None:
         return f"not a data file the engine reads (expected {', '.join(sorted(FORMATS))})"
     return None

@@ -130,10 +130,7 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
                 warnings.simplefilter("ignore", category=UserWarning)
                 folds, _, rare = task.fold_ids(labels, classes, folds=cfg.mining.folds, seed=cfg.mining.seed)
             probs, weights = task.mix({m: member_probs[m] for m in members}, labels)
-            reused = False
-            if rare:
-                log.warning("classes with fewer labeled examples than folds: %s",
-                            ", ".join(classes[i] for i in rare))
+            reused = False  # rare classes: in the run's summary, said once by `mine`
             _write_predictions(con, task, train, probs, classes, spec_key, snapshot, kind="oof", folds=folds)
             _store_weights(con, spec_key, snapshot, weights)
     # Unlabeled examples are scored by the model that will be served (the champion where it scored

@@ -35,7 +35,7 @@ import pandas as pd
 from data_engine.compute.backend import Backend, engine_backend
 from data_engine.mine.detectors import DETECTORS, MiningData, run_detectors
 from data_engine.mine.detectors.near_duplicate import agreeing_copies_pay
-from data_engine.mine.embedders.base import EMBEDDING_COLUMN
+from data_engine.mine.embedders.base import EMBEDDING_COLUMN, get_embedder
 from data_engine.mine.names import check_names
 from data_engine.mine.noise import estimate_noise, noise_interval, noise_plot
 from data_engine.mine.predictions import PredictionState, refresh_predictions
@@ -95,6 +95,9 @@ class MiningSummary:
     plot_png: bytes | None = None
     peak_mib: dict[str, float] = field(default_factory=dict)
     embedding: str = ""
+    # What the embedding is for this data set, for people (Embedder.describe): a tabular home's
+    # "tfidf" is its scaled numbers and one-hot categories.
+    embedding_space: str = ""
     newly_embedded: int = 0
     # The propagation of this run (review.propagate = "apply"): its id, examples touched, and the
     # measured precision of earlier ones (data_engine.mine.propagate.propagation_report).
@@ -237,6 +240,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         queue_size=len(queue), queue_top=queue.head(QUEUE_PREVIEW_ROWS),
         rare_classes=[state.classes[i] for i in state.rare_classes], ensemble_weights=state.member_weights,
         plot_png=plot, peak_mib=dict(clock.peak_mib), embedding=state.embedding,
+        embedding_space=get_embedder(state.embedding).describe(state.schema, cfg.dataset.modality),
         newly_embedded=state.newly_embedded, propagation=propagation, plot_path=plot_path, budget_split=split.as_metadata(),
         dataset_issues=columns.issues, column_checks=columns.summary,
         slices=slices.records(), slice_search=slices.summary,

@@ -152,3 +152,33 @@ def make_client(home: Home) -> ReviewClient:
     cfg = home.config.review
     return LabelStudioClient(cfg.url, resolve_api_key(home), timeout_s=cfg.timeout_seconds,
                              key_name=f"${cfg.api_key_env} (or {home.secrets}/labelstudio_token)")
+
+
+def review_server(home: Home) -> str:
+    """Make sure a Label Studio answers on ``review.url`` and say which one, in a few words.
+
+    The home's own server is re-used (or started: :func:`~data_engine.review.labelstudio.server.ensure_server`);
+    but when another one already answers ``/health`` there (started by another home, or by the
+    user), it is used if it accepts the configured API key: starting one more would fail on the
+    taken port. Raises :class:`EngineError` (one line) when the server there refuses the key; a port
+    held by something that is not Label Studio is the start's one-line error.
+    """
+    from data_engine.errors import ReviewServiceError
+    from data_engine.review.labelstudio.server import ensure_server, health_ok, server_status
+
+    own = server_status(home)
+    url = home.config.review.url
+    if not own.get("process_alive") and health_ok(url):
+        client = None
+        try:
+            client = make_client(home)
+            who = client.check()
+        except ReviewServiceError as exc:
+            raise EngineError(f"{exc} (a Label Studio this home did not start answers at {url}: use its API key, "
+                              "or set review.url to another port)") from None
+        finally:
+            if client is not None:
+                client.close()
+        return f"{url} (already running, not this home's; used as {who})"
+    info = ensure_server(home)
+    return f"{info.url} ({'re-used' if info.reused else 'started'})"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from data_engine.errors import EngineError
 from data_engine.review.labelstudio.client import ReviewClient
-from data_engine.review.labelstudio.labeling import FROM_NAME, TO_NAME
+from data_engine.review.labelstudio.labeling import DISCARD_CHOICE, FROM_NAME, TO_NAME
 from data_engine.review.oracle import read_oracle
 from data_engine.tasks import Classification, Task
 
@@ -33,6 +33,10 @@ class SimulationResult:
     correct: int
     unknown: int
     annotator: str
+    # Answers not posted because a pull would refuse them (the task's rule, against the classes):
+    # their tasks stay open. ``refusals`` names each as "example_id: why".
+    refused: int = 0
+    refusals: tuple[str, ...] = ()
 
 
 def simulate_reviews(
@@ -52,7 +56,9 @@ def simulate_reviews(
 
     ``annotator`` is an email: that user is created if needed and the answers are recorded as
     theirs (the API key must belong to an admin); by default the key's owner answers. A task
-    whose example is not in the oracle is left open. ``workers`` > 1 posts from that many threads
+    whose example is not in the oracle is left open, and so is one whose answer a pull would refuse
+    (:meth:`~data_engine.tasks.Task.answer_problem` against ``classes``, as the pull checks it):
+    those are counted in ``refused`` and named in ``refusals``, never in ``answered``. ``workers`` > 1 posts from that many threads
     (the benchmark: 2,000 answers one after another take minutes). ``label_task``: the dataset's
     task, which says how an answer is posted and what a mistake is (default: one class per example).
     """
@@ -69,16 +75,24 @@ def simulate_reviews(
     tasks = _open_for(client, project_id, user_id, limit)
     answers: list[tuple[int, str, float]] = []
     correct = unknown = 0
+    refusals: list[str] = []
+    choices = [*classes, DISCARD_CHOICE]  # what a pull accepts (review.pull._record)
     for task in tasks:
-        truth = oracle.get(str(task["data"].get("example_id")))
+        example_id = str(task["data"].get("example_id"))
+        truth = oracle.get(example_id)
         if truth is None:
             unknown += 1
             continue
-        if rng.random() < accuracy:
-            choice = truth
-            correct += 1
-        else:
-            choice = label_task.wrong_answer(truth, classes, rng)
+        right = rng.random() < accuracy
+        choice = truth if right else label_task.wrong_answer(truth, classes, rng)
+        # Read the answer back as a pull reads it, and judge it by the pull's rule.
+        posted = label_task.answer_label(label_task.prediction_result(choice, from_name=FROM_NAME, to_name=TO_NAME),
+                                         from_name=FROM_NAME)
+        why = "no answer" if posted is None else label_task.answer_problem(posted, choices)
+        if why:
+            refusals.append(f"{example_id}: {why}")
+            continue
+        correct += right
         answers.append((task["id"], choice, round(rng.uniform(*LEAD_TIME_RANGE), 2)))
 
     def answer(item: tuple[int, str, float]) -> None:
@@ -95,7 +109,8 @@ def simulate_reviews(
         for item in answers:
             answer(item)
     answered = len(answers)
-    return SimulationResult(answered=answered, correct=correct, unknown=unknown, annotator=who)
+    return SimulationResult(answered=answered, correct=correct, unknown=unknown, annotator=who,
+                            refused=len(refusals), refusals=tuple(refusals))
 
 
 def _open_for(client: ReviewClient, project_id: int, user_id: int | None, limit: int | None) -> list[dict]:

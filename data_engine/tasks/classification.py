@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,8 @@ if TYPE_CHECKING:  # numpy and pandas load when a method runs: ingest's start-up
 # cleanlab's default pruning; on digits with 20 % flips it gave the best F1 of the three
 # filters for the default ensemble (see docs/mining.md).
 FILTER_BY = "prune_by_noise_rate"
+# cleanlab.filter.find_label_issues' default: a class with this many labeled examples or fewer is not judged.
+MIN_EXAMPLES_PER_CLASS = 1
 # Confident learning counts an example as mislabeled only if the model's probability of another
 # class clears that class's threshold (its mean self-confidence). Once most errors are corrected the
 # thresholds rise towards 1 and it stops flagging plain contradictions: on digits with 27 errors
@@ -228,7 +231,13 @@ class Classification(Task):
         totals = probs.sum(axis=1, keepdims=True)
         probs = np.where(totals > 0, probs / np.where(totals > 0, totals, 1.0), 1.0 / len(present))
         given = remap[y]
-        learned = find_label_issues(given, probs, filter_by=FILTER_BY, n_jobs=1)
+        with warnings.catch_warnings():
+            # cleanlab warns "May not flag all label issues in class: k" for a class with at most
+            # one labeled example (its min_examples_per_class, 1): said in the summary instead.
+            warnings.filterwarnings("ignore", message="May not flag all label issues", category=UserWarning)
+            learned = find_label_issues(given, probs, filter_by=FILTER_BY, n_jobs=1,
+                                        min_examples_per_class=MIN_EXAMPLES_PER_CLASS)
+        too_few = [classes[c] for c in present[np.bincount(given, minlength=len(present)) <= MIN_EXAMPLES_PER_CLASS]]
         quality = get_label_quality_scores(given, probs, method="self_confidence")
         contradicted = (probs.argmax(axis=1) != given) & (quality < CONTRADICTED_BELOW)
         flags = learned | contradicted
@@ -244,6 +253,8 @@ class Classification(Task):
         summary = {"examples": int(len(y)), "flagged": int(flags.sum()), "filter_by": FILTER_BY,
                    "flagged_by_confident_learning": int(learned.sum()),
                    "flagged_as_contradicted_only": int((contradicted & ~learned).sum())}
+        if too_few:  # confident learning leaves these classes' labels alone (the contradicted rule still reads them)
+            summary["too_few_to_judge"] = too_few
         return LabelIssues(quality, flags, suggested, suggested_p, detail.tolist(), summary)
 
     def uncertainty(self, pred: np.ndarray) -> np.ndarray:

@@ -9,7 +9,6 @@ before the fits are handed out, so where they run does not change the result.
 
 from __future__ import annotations
 
-import logging
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,8 +19,6 @@ import pandas as pd
 
 from data_engine.compute.backend import Backend, LocalBackend
 from data_engine.errors import EngineError
-
-log = logging.getLogger(__name__)
 
 
 def single_threaded() -> Any:
@@ -100,8 +97,9 @@ def assign_folds(labels: np.ndarray, n_classes: int, *, folds: int, seed: int) -
         msg = (f"{len(rare)} class(es) have fewer labeled examples than the {folds} folds "
                f"(smallest: {int(counts[present].min())}); their out-of-fold predictions come from models "
                f"that saw few or none of them, so label issues in them are less reliable")
+        # A warning for the caller to show or not (the mining summary lists these classes and
+        # `mine` says it once); a log line here printed on every call of a run.
         warnings.warn(msg, RareClassWarning, stacklevel=2)
-        log.warning(msg)
     with warnings.catch_warnings():
         # The same fact as RareClassWarning, in scikit-learn's words.
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)

@@ -174,6 +174,20 @@ def test_ingesting_a_predictions_file_says_what_it_is(tmp_path: Path) -> None:
     assert_user_error(cli("ingest", preds, home=home), "p.csv", "a model's predictions", "mine")
 
 
+def test_an_explicit_ingest_of_a_part_file_is_refused_as_status_skips_it(tmp_path: Path) -> None:
+    # One rule for names still being written: `ingest FILE` refuses what `status` lists as not
+    # ingested, before anything is recorded (no rejected batch beside the "not ingested" line).
+    home = tmp_path / "home"
+    (tmp_path / "toy.toml").write_text(TOY_CONFIG, encoding="utf-8")
+    assert cli("init", "--config", tmp_path / "toy.toml", home=home).returncode == 0
+    for part in (home / "landing" / "upload.csv.part", tmp_path / "elsewhere.csv.tmp"):
+        part.write_text("id,label,x,color\n1,a,1,red\n", encoding="utf-8")
+        assert_user_error(cli("ingest", part, home=home), part.name, "still being written", "renamed")
+    status = json.loads(cli("status", "--json", home=home).stdout)
+    assert status["batches"] == []
+    assert "still being written" in status["not_ingested"]["upload.csv.part"]
+
+
 def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
     # `data-engine status | head -1`: the closed pipe is the reader's choice, not a crash.
     home = tmp_path / "home"

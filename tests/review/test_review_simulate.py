@@ -67,3 +67,21 @@ def test_limit_zero_answers_nothing(pushed):
     home, _, client, project_id = pushed
     result = simulate_reviews(client, project_id, read_oracle(home.oracle_path), CLASSES, limit=0)
     assert result.answered == 0 and not client.annotations
+
+
+def test_an_answer_a_pull_would_refuse_is_not_posted_and_is_counted_as_refused(pushed):
+    """An oracle label outside the classes: the pull would skip that answer and leave the task
+    open, so the simulated reviewer does not post it and says so instead of counting it answered."""
+    home, frame, client, project_id = pushed
+    oracle = read_oracle(home.oracle_path)
+    bad = str(frame["id"].iloc[0])
+    oracle[bad] = "eleven"
+    result = simulate_reviews(client, project_id, oracle, CLASSES, accuracy=1.0)
+    assert (result.answered, result.correct, result.refused) == (19, 19, 1)
+    assert result.refusals == (f"{bad}: 'eleven' is not one of the classes",)
+    assert bad not in _answers(client)
+    with open_warehouse(home) as con:
+        from data_engine.review.pull import pull_verdicts
+
+        pulled = pull_verdicts(con, client, home.config)
+    assert pulled.review_events == result.answered and not pulled.problems

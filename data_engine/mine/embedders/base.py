@@ -58,6 +58,11 @@ class Embedder(ABC):
         embedder and dataset. Raises :class:`EngineError` when a column is missing or unusable.
         """
 
+    def describe(self, schema: Mapping[str, str], modality: str) -> str:
+        """What the vectors are for a data set of ``schema`` (``{column: kind}``) and ``modality``,
+        in a few words for people; by default the embedder's name."""
+        return self.name
+
     def input_columns(self, schema: Mapping[str, str]) -> list[str]:
         """The columns of ``schema`` (``{column: 'numeric' | 'categorical' | 'text' | 'vector'}``) it
         embeds; by default all of them. Subclasses narrow this to what they can read."""

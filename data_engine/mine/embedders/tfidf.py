@@ -44,6 +44,18 @@ class TfidfEmbedder(Embedder):
         self.modality = modality
         self.seed = seed
 
+    def describe(self, schema: Mapping[str, str], modality: str) -> str:
+        """"tfidf" when a text column is embedded; without one, the features actually used (the
+        numbers or pixels, the one-hot categories) and the PCA: no TF-IDF is computed."""
+        kinds = set(schema.values())
+        if "text" in kinds:
+            return self.name
+        parts = (["pixel values" if modality == "image" else "standardised numbers"] if "numeric" in kinds else []) + (
+            ["one-hot categories"] if "categorical" in kinds else [])
+        if not parts:
+            return self.name
+        return f"{' and '.join(parts)}, reduced by PCA to at most {MAX_DIMENSIONS} dimensions; no text column, so no TF-IDF"
+
     def embed(self, frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
         """Fit on ``frame`` (N rows) and return its embedding, float32 of shape (N, d), d <= 64 per text column."""
         return self.fit_transform(frame, columns)

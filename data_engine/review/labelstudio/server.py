@@ -189,8 +189,10 @@ def start_server(
     if port_in_use(port):
         # Label Studio would silently move to the next port; a client configured for this one
         # would then talk to whatever holds it.
-        raise EngineError(f"cannot start Label Studio: port {port} on {LOOPBACK} is already in use; "
-                          f"stop that process or set review.url to another port")
+        holder = ("another Label Studio (not this home's; its API key would let the engine use it)"
+                  if health_ok(f"http://{LOOPBACK}:{port}") else "a program that is not Label Studio")
+        raise EngineError(f"cannot start Label Studio: port {port} on {LOOPBACK} is already in use by {holder}; "
+                          f"stop it or set review.url to another port")
     data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)  # its SQLite file holds the users and their tokens
     creds = admin_credentials(secrets_dir)
