@@ -1,0 +1,77 @@
+"""The loop with the user's trainer ([model] trainer = "command"): mine on its out-of-fold predictions,
+train, gate and promote its candidate, `predict FILE` through its `predict`; a failing trainer
+registers nothing."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from data_engine.cli import main
+from data_engine.ship import registry
+from data_engine.store.warehouse import open_warehouse
+from tests.homes import digits, make_home
+from tests.loop_support import PIXELS
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "own_model" / "train.py"
+
+
+def _cli(capsys, *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _config(command: list[str]) -> dict:
+    return {"mining": {"folds": 3}, "model": {"trainer": "command", "command": command, "timeout_s": 120}}
+
+
+def test_mine_train_gate_predict_with_the_example_trainer(tmp_path, capsys) -> None:
+    home = make_home(tmp_path, _config([sys.executable, str(EXAMPLE)]), seed=0, n_train=200, n_gold=100,
+                     n_unlabeled=40, noise=0.1)
+    code, out, err = _cli(capsys, "--home", str(home.root), "mine")
+    assert code == 0, err
+    with open_warehouse(home) as con:
+        specs = {r[0] for r in con.execute("SELECT DISTINCT model_spec FROM predictions WHERE kind = 'oof'").fetchall()}
+    assert specs and all(s.startswith("command/") and "/cmd=" in s for s in specs)
+    code, out, err = _cli(capsys, "--home", str(home.root), "train")
+    assert code == 0, err
+    code, out, err = _cli(capsys, "--home", str(home.root), "evaluate")
+    assert code == 0, err
+    assert "pass" in out.lower(), out
+    code, out, err = _cli(capsys, "--home", str(home.root), "deploy", "promote")
+    assert code == 0, err
+    with open_warehouse(home) as con:
+        champion = registry.current_champion(con)
+        model = registry.load_model(home, champion)
+    # The champion is the trainer's model: its directory travels, hashed, inside the engine's artifact.
+    assert type(model).__name__ == "CommandClassifier" and len(model.model_sha256_) == 64
+    X, _ = digits()
+    frame = pd.DataFrame(X[-30:], columns=PIXELS)
+    frame.insert(0, "id", [f"q{i}" for i in range(30)])
+    path = tmp_path / "ask.csv"
+    frame.to_csv(path, index=False)
+    code, out, err = _cli(capsys, "--home", str(home.root), "predict", str(path))
+    assert code == 0, err
+    assert len(out.strip().splitlines()) == 31
+    # Equal to what the trainer's own predict returns for the same rows.
+    served = pd.read_csv(pd.io.common.StringIO(out))
+    probs = model.predict_proba(frame[PIXELS])
+    assert (served["predicted_label"].astype(str).to_numpy() == model.classes_[probs.argmax(axis=1)].astype(str)).all()
+
+
+def test_a_failing_trainer_registers_nothing(tmp_path, capsys) -> None:
+    script = tmp_path / "broken.py"
+    script.write_text("import sys\nprint('ValueError: the trainer broke', file=sys.stderr)\nsys.exit(2)\n")
+    home = make_home(tmp_path, _config([sys.executable, str(script)]), seed=0, n_train=100, n_gold=60,
+                     n_unlabeled=10)
+    code, out, err = _cli(capsys, "--home", str(home.root), "train")
+    assert code != 0 and "exited with status 2" in err and "ValueError: the trainer broke" in err, err
+    with open_warehouse(home) as con:
+        assert registry.list_models(con) == []
+        assert registry.current_champion(con) is None
+    assert not list(home.models.glob("*.skops"))
