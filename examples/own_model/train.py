@@ -57,10 +57,10 @@ def predict(model_dir: Path, input_path: Path, out: Path) -> None:
 def _report(metrics: dict) -> None:
     """Send metrics to Dagster when launched through Dagster Pipes; do nothing otherwise."""
     try:
-        from dagster_pipes import is_dagster_pipes_process, open_dagster_pipes
+        from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
     except ImportError:
         return
-    if is_dagster_pipes_process():
+    if PipesEnvVarParamsLoader().is_dagster_pipes_process():
         with open_dagster_pipes() as pipes:
             pipes.log.info(f"trainer metrics: {metrics}")
             pipes.report_asset_materialization(metadata=metrics)
