@@ -91,3 +91,18 @@ def test_missing_program_is_a_clear_error() -> None:
     X, y = _data()
     with pytest.raises(EngineError, match="program '/no/such/python' not found"):
         CommandClassifier(["/no/such/python", "train.py"]).fit(X, y)
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ({"trainer": "command"}, "model.command: required when model.trainer = \"command\""),
+    ({"command": ["python", "t.py"]}, "model.command is only read when model.trainer = \"command\""),
+    ({"trainer": "command", "command": ["python"], "timeout_s": 0}, "model.timeout_s = 0.0: must be > 0 seconds"),
+    ({"trainer": "shell"}, "model.trainer"),
+])
+def test_model_section_errors_name_the_key(model: dict, message: str) -> None:
+    from data_engine.errors import ConfigError
+    from data_engine.store.config import parse_config
+
+    dataset = {"name": "d", "modality": "tabular", "feature_columns": ["a"], "label_column": "y", "id_column": "id"}
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_config({"dataset": dataset, "model": model})
