@@ -41,6 +41,9 @@ STDERR_TAIL_LINES = 20
 # How far a row of probabilities may sum from 1 (float32 rounding of a softmax stays well inside).
 SUM_TOLERANCE = 1e-3
 
+# Training rows the fitted model predicts before fit returns (checks its predict and output format).
+SMOKE_ROWS = 50
+
 # Runs ``argv`` with a timeout in seconds; returns (exit code, stderr text) or raises
 # subprocess.TimeoutExpired.
 Runner = Callable[[Sequence[str], float], tuple[int, str]]
@@ -203,6 +206,9 @@ class CommandClassifier(ClassifierMixin, BaseEstimator):
             if not any(out.iterdir()):
                 raise EngineError("trainer `fit` exited 0 but wrote nothing into its --out model directory")
             self.model_, self.model_sha256_ = pack_dir(out)
+        # A model whose predict fails or writes malformed predictions must fail here, in fit, so that
+        # nothing is registered: the engine registers a candidate before anything scores it.
+        self.predict_proba(X.iloc[:SMOKE_ROWS])
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

@@ -64,14 +64,34 @@ def test_mine_train_gate_predict_with_the_example_trainer(tmp_path, capsys) -> N
     assert (served["predicted_label"].astype(str).to_numpy() == model.classes_[probs.argmax(axis=1)].astype(str)).all()
 
 
-def test_a_failing_trainer_registers_nothing(tmp_path, capsys) -> None:
-    script = tmp_path / "broken.py"
-    script.write_text("import sys\nprint('ValueError: the trainer broke', file=sys.stderr)\nsys.exit(2)\n")
-    home = make_home(tmp_path, _config([sys.executable, str(script)]), seed=0, n_train=100, n_gold=60,
+# A trainer whose fit works and whose predict writes NaN: the fault shows when the engine scores it.
+NAN_PREDICT = """import sys, pandas as pd, numpy as np
+args = dict(zip(sys.argv[2::2], sys.argv[3::2]))
+if sys.argv[1] == "fit":
+    open(args["--out"] + "/m", "w").write("x"); sys.exit(0)
+X = pd.read_parquet(args["--input"])
+p = pd.DataFrame({"example_id": X["example_id"]})
+for c in [str(i) for i in range(10)]:
+    p[c] = np.nan
+p.to_parquet(args["--out"], index=False)
+"""
+
+
+@pytest.mark.parametrize(("script", "message"), [
+    ("import sys\nprint('ValueError: the trainer broke', file=sys.stderr)\nsys.exit(2)\n",
+     "exited with status 2; last stderr lines:\nValueError: the trainer broke"),
+    (NAN_PREDICT, "is nan (probabilities must be finite"),
+])
+def test_a_failing_trainer_registers_nothing(tmp_path, capsys, script: str, message: str) -> None:
+    path = tmp_path / "broken.py"
+    path.write_text(script)
+    home = make_home(tmp_path, _config([sys.executable, str(path)]), seed=0, n_train=100, n_gold=60,
                      n_unlabeled=10)
-    code, out, err = _cli(capsys, "--home", str(home.root), "train")
-    assert code != 0 and "exited with status 2" in err and "ValueError: the trainer broke" in err, err
+    for step in (["train"], ["mine"]):
+        code, out, err = _cli(capsys, "--home", str(home.root), *step)
+        assert code != 0 and message in err, (step, err)
     with open_warehouse(home) as con:
         assert registry.list_models(con) == []
         assert registry.current_champion(con) is None
+        assert con.execute("SELECT count(*) FROM predictions").fetchone()[0] == 0
     assert not list(home.models.glob("*.skops"))
