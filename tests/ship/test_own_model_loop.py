@@ -4,9 +4,12 @@ registers nothing."""
 
 from __future__ import annotations
 
+import io
+import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -58,13 +61,20 @@ def test_mine_train_gate_predict_with_the_example_trainer(tmp_path, capsys) -> N
     code, out, err = _cli(capsys, "--home", str(home.root), "predict", str(path))
     assert code == 0, err
     assert len(out.strip().splitlines()) == 31
+    served = pd.read_csv(io.StringIO(out))
+    labeled = frame.assign(label=[str(v) for v in digits()[1][-30:]])
+    labeled.to_csv(tmp_path / "labeled.csv", index=False)
+    code, out, err = _cli(capsys, "--home", str(home.root), "evaluate", "--file", str(tmp_path / "labeled.csv"),
+                          "--json")
+    assert code == 0, err
+    assert json.loads(out)["accuracy"] > 0.6
     # Equal to what the trainer's own predict returns for the same rows.
-    served = pd.read_csv(pd.io.common.StringIO(out))
     probs = model.predict_proba(frame[PIXELS])
     assert (served["predicted_label"].astype(str).to_numpy() == model.classes_[probs.argmax(axis=1)].astype(str)).all()
+    np.testing.assert_allclose(served[[f"p_{c}" for c in model.classes_]].to_numpy(), probs, atol=1e-6)
 
 
-# A trainer whose fit works and whose predict writes NaN: the fault shows when the engine scores it.
+# A trainer whose fit works and whose predict writes NaN: fit's check of predict catches it.
 NAN_PREDICT = """import sys, pandas as pd, numpy as np
 args = dict(zip(sys.argv[2::2], sys.argv[3::2]))
 if sys.argv[1] == "fit":
