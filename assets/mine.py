@@ -8,6 +8,7 @@ from typing import Any
 import dagster as dg
 
 from assets.metadata import ROW_COUNT, figure, pick, table, value, values
+from assets.trainer_pipes import trainer_through_pipes
 from assets.resources import ComputeResource, EngineResource
 from data_engine.mine.predictions import refresh_predictions
 from data_engine.steps import champion_view, mine
@@ -32,7 +33,9 @@ def oof_predictions(context: dg.AssetExecutionContext, engine: EngineResource,
         # `uncertain` detector prefers it); a declared dependency on champion_scores would close the
         # loop into a cycle, which an asset graph cannot hold.
         scored = champion_view(con, home)
-        state = refresh_predictions(con, home.config, home=home, compute=compute.get_backend())
+        # The user's trainer, if any, through Dagster Pipes (folds sent to other processes run it plainly).
+        with trainer_through_pipes(context):
+            state = refresh_predictions(con, home.config, home=home, compute=compute.get_backend())
     context.log.info(f"{'re-used' if state.reused else 'computed'} out-of-fold predictions for {len(state.train)} examples")
     return dg.MaterializeResult(
         metadata=oof_metadata({

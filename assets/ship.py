@@ -18,6 +18,7 @@ from assets.resources import EngineResource
 from data_engine.errors import EngineError
 from data_engine.ship.gate import gate_record_of
 from data_engine.ship.registry import GateRecord
+from assets.trainer_pipes import trainer_through_pipes
 from data_engine.ship.step import promote_if_passed, train_and_gate
 from data_engine.ship.verdict import Check, GateVerdict
 from data_engine.store.warehouse import open_warehouse
@@ -146,7 +147,7 @@ def gate_check_result(verdict: GateVerdict) -> dg.AssetCheckResult:
 def candidate_model(context: dg.AssetExecutionContext, engine: EngineResource) -> dg.MaterializeResult:
     """Train and register a new candidate, then run the gate on it."""
     home = engine.get_home()
-    with open_warehouse(home) as con:
+    with trainer_through_pipes(context) as reported, open_warehouse(home) as con:
         result, verdict = train_and_gate(con, home)
     r = result.record
     context.log.info(f"trained candidate v{r.version} on {r.train_size} labels in {result.seconds:.1f} s; "
@@ -158,6 +159,7 @@ def candidate_model(context: dg.AssetExecutionContext, engine: EngineResource) -
     meta = candidate_metadata(record, per_class_rows(cand, verdict.champion.to_dict() if verdict.champion else None,
                                                      verdict.checks))
     meta |= served_choice_metadata(result.choice.as_dict() if result.choice else None)
+    meta |= reported  # what the user's trainer reported through Dagster Pipes ([model] trainer = "command")
     return dg.MaterializeResult(metadata=meta, check_results=[gate_check_result(verdict)])
 
 

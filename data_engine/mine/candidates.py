@@ -181,7 +181,10 @@ def candidate_members(cfg: EngineConfig, n_rows: int) -> tuple[ModelSpec, tuple[
 
     modality = cfg.dataset.modality
     embedding = configured_embedding(cfg)
-    mining = resolve_spec(cfg.mining.model, modality, seed=cfg.mining.seed, n_rows=n_rows, embedding=embedding)
+    mining = resolve_spec(cfg.mining.model, modality, seed=cfg.mining.seed, n_rows=n_rows, embedding=embedding,
+                          trainer=cfg.model)
+    if cfg.model.trainer == "command":
+        return mining, mining.members
     extra: list[str] = []
     if get_embedder(embedding).per_row:
         extra.append("embedding")
@@ -223,7 +226,8 @@ def score_candidates(member_probs: Mapping[str, np.ndarray], mixture: tuple[str,
 def member_key(member: str, cfg: EngineConfig) -> str:
     """The stored key of one member's out-of-fold probabilities: its model spec key and the folds."""
     modality = cfg.dataset.modality
-    spec = ModelSpec((member,), modality, cfg.mining.seed, configured_embedding(cfg))
+    command = tuple(cfg.model.command) if member == "command" else ()
+    spec = ModelSpec((member,), modality, cfg.mining.seed, configured_embedding(cfg), command)
     return f"{spec.key}/folds={cfg.mining.folds}"
 
 
@@ -329,11 +333,13 @@ def choose_served(cfg: EngineConfig, schema: Mapping[str, str], X: pd.DataFrame,
     if con is not None and (ids is None or versions is None):
         raise EngineError("choose_served: re-using stored predictions needs the example ids and versions")
     embedding = configured_embedding(cfg)
-    if cfg.retrain.model != "auto":
+    if cfg.retrain.model != "auto" or cfg.model.trainer == "command":
         spec = resolve_spec(cfg.retrain.model, modality, seed=seed, n_rows=len(y), served=True, key="retrain.model",
-                            embedding=embedding)
-        return ServedChoice("+".join(spec.members), spec.members, f"named in [retrain] model = {cfg.retrain.model!r}",
-                            metric, higher_is_better=task.higher_is_better(metric)), spec
+                            embedding=embedding, trainer=cfg.model)
+        rule = ("the user's trainer ([model] trainer = \"command\")" if cfg.model.trainer == "command"
+                else f"named in [retrain] model = {cfg.retrain.model!r}")
+        return ServedChoice("+".join(spec.members), spec.members, rule, metric,
+                            higher_is_better=task.higher_is_better(metric)), spec
     mining, members = candidate_members(cfg, len(y))
     labels = task.encode([str(v) for v in y], classes)
     built = task.members_for(build_members(ModelSpec(members, modality, seed, embedding), Schema.from_mapping(dict(schema))))

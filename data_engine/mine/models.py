@@ -37,7 +37,7 @@ from data_engine.plugins import Registry
 
 # numpy and scikit-learn are imported where a model is built: commands such as `ingest` must start
 # without them.
-from data_engine.store.config import EngineConfig
+from data_engine.store.config import EngineConfig, ModelConfig
 from data_engine.tasks import Task
 
 # Inverse regularisation of the SVM: best of 1, 3, 10 on clean digits (0.985, 0.989, 0.990).
@@ -106,7 +106,7 @@ KINDS = ("numeric", "categorical", "text", "vector", "image")
 
 
 def resolve_spec(name: str, modality: str, *, seed: int = 0, n_rows: int | None = None, served: bool = False,
-                 key: str = "mining.model", embedding: str = "tfidf") -> ModelSpec:
+                 key: str = "mining.model", embedding: str = "tfidf", trainer: ModelConfig | None = None) -> ModelSpec:
     """Turn the config's ``mining.model`` (or, with ``served``, ``retrain.model``) into a :class:`ModelSpec`.
 
     ``name`` is ``"auto"`` (the modality's default ensemble, without kNN above
@@ -114,8 +114,12 @@ def resolve_spec(name: str, modality: str, *, seed: int = 0, n_rows: int | None 
     :data:`SVM_MAX_ROWS`) or member names joined by ``+``. ``key`` names the setting in errors.
     ``embedding``: the resolved ``[mining] embedding`` (a registry name): a pretrained one puts
     the ``embedding`` member into "auto" (:data:`AUTO_EMBEDDING_MEMBERS`); user-supplied vectors
-    (``column``) make "auto" the linear model on them.
+    (``column``) make "auto" the linear model on them. ``trainer``: the config's ``[model]``; with
+    ``trainer = "command"`` the model is the user's trainer alone (member "command",
+    :class:`data_engine.trainers.command.CommandClassifier`), whatever ``name`` says.
     """
+    if trainer is not None and trainer.trainer == "command":
+        return ModelSpec(("command",), modality, seed, embedding, tuple(trainer.command), trainer.timeout_s)
     if name == "auto" and embedding == "column":
         return ModelSpec(("embedding",), modality, seed, embedding)
     if name == "auto" and embedding != "tfidf" and modality in AUTO_EMBEDDING_MEMBERS:
@@ -194,7 +198,7 @@ def build_model(cfg: EngineConfig, schema: Mapping[str, str], *, n_rows: int | N
     from data_engine.tasks import task_for
 
     spec = resolve_spec(cfg.retrain.model, cfg.dataset.modality, seed=cfg.mining.seed, n_rows=n_rows, served=True,
-                        key="retrain.model", embedding=configured_embedding(cfg))
+                        key="retrain.model", embedding=configured_embedding(cfg), trainer=cfg.model)
     task = task_for(cfg.dataset)
     # Numbers: build_estimator builds the task's regressors (with their interval); members_for then
     # leaves a regressor as it is. Other tasks adapt the built classifier (tags: one-vs-rest).
@@ -335,12 +339,22 @@ def _embedding(schema: Schema, spec: ModelSpec) -> Any:
     return Pipeline(steps + [("clf", LogisticRegression(C=c, max_iter=1000))])
 
 
+def _command(schema: Schema, spec: ModelSpec) -> Any:
+    """The user's trainer (``[model] trainer = "command"``), run through the file contract."""
+    from data_engine.trainers.command import CommandClassifier
+
+    if not spec.command:
+        raise EngineError('model "command" is the user\'s trainer: set [model] trainer = "command" and command')
+    return CommandClassifier(spec.command, spec.timeout_s,
+                             manifest={"feature_columns": list(schema.columns), "column_kinds": schema.as_mapping()})
+
+
 # The members by name: the built-ins (a builder ``(schema, spec) -> unfitted estimator`` each;
 # "embedding" is a linear model on the vectors of ``[mining] embedding``) and those of the
 # ``data_engine.members`` entry points.
 MEMBERS: Registry[Callable[[Schema, ModelSpec], Any]] = Registry("model member", "data_engine.members")
 for _name, _builder in (("hgb", _hgb), ("linear", _linear), ("knn", _knn), ("nb", _nb), ("svm", _svm),
-                        ("embedding", _embedding)):
+                        ("embedding", _embedding), ("command", _command)):
     MEMBERS.register(_builder, _name)
 
 

@@ -107,7 +107,8 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
             return _external_state(con, home, task, train, unlabeled, labels, classes, schema, snapshot, embedding,
                                    newly_embedded, cfg.mining.folds)
     width = task.prediction_width(classes)
-    spec = resolve_spec(cfg.mining.model, ds.modality, seed=cfg.mining.seed, n_rows=len(train), embedding=embedding)
+    spec = resolve_spec(cfg.mining.model, ds.modality, seed=cfg.mining.seed, n_rows=len(train), embedding=embedding,
+                        trainer=cfg.model)
     spec_key = f"{spec.key}/folds={cfg.mining.folds}"
     members = task.members_for(build_members(spec, Schema.from_mapping(schema)))
     inputs = model_inputs(train, schema)

@@ -11,6 +11,9 @@ weighted three; on the generated tabular set linear 0.87, boosting 0.65, kNN 0.6
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from dataclasses import dataclass
 
 
@@ -63,9 +66,15 @@ class ModelSpec:
     seed: int = 0
     # The embedder the "embedding" member reads (a name of data_engine.mine.embedders.EMBEDDERS).
     embedding: str = "tfidf"
+    # The user's trainer the "command" member runs ([model] command, timeout_s).
+    command: tuple[str, ...] = ()
+    timeout_s: float = 3600.0
 
     @property
     def key(self) -> str:
         """The string stored with predictions; equal keys mean interchangeable predictions."""
         emb = f"/emb={self.embedding}" if "embedding" in self.members else ""
-        return f"{'+'.join(self.members)}/{self.modality}/seed={self.seed}{emb}/v{REGISTRY_VERSION}"
+        # The command is the trainer's identity to the engine (its code is not), so a changed command
+        # never re-uses the stored predictions of another.
+        cmd = f"/cmd={hashlib.sha256(json.dumps(self.command).encode()).hexdigest()[:12]}" if self.command else ""
+        return f"{'+'.join(self.members)}/{self.modality}/seed={self.seed}{emb}{cmd}/v{REGISTRY_VERSION}"

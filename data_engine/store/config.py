@@ -204,6 +204,19 @@ class ComputeConfig:
 
 
 @dataclass(frozen=True)
+class ModelConfig:
+    """Whose code trains the model: the engine's scikit-learn members or the user's command."""
+
+    # "builtin": [mining] model / [retrain] model; "command": the user's trainer, run as
+    # `COMMAND fit ...` and `COMMAND predict ...` (data_engine.trainers.command, docs/own-model.md).
+    trainer: Literal["builtin", "command"] = "builtin"
+    # The program and its first arguments, as a list (run without a shell).
+    command: tuple[str, ...] = ()
+    # Seconds one fit or predict call may take before it is killed and the run fails.
+    timeout_s: float = 3600.0
+
+
+@dataclass(frozen=True)
 class EngineConfig:
     """The whole ``engine.toml``."""
 
@@ -215,6 +228,7 @@ class EngineConfig:
     gate: GateConfig = field(default_factory=GateConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     compute: ComputeConfig = field(default_factory=ComputeConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
 
 
 def load_config(path: Path) -> EngineConfig:
@@ -245,11 +259,23 @@ def parse_config(raw: dict[str, Any]) -> EngineConfig:
         cfg = build_table(EngineConfig, raw, "")
         _check_dataset(cfg.dataset)
         _check_ranges(cfg)
+        _check_model(cfg.model)
     except ConfigError as exc:
         # Keys and values come from the user's file: a newline or control character in one must
         # not break the one-line error.
         raise ConfigError(printable(str(exc))) from None
     return cfg
+
+
+def _check_model(model: ModelConfig) -> None:
+    """Cross-field checks of [model]."""
+    if model.trainer == "command" and not model.command:
+        raise ConfigError('model.command: required when model.trainer = "command" (e.g. ["/path/venv/bin/python", '
+                          '"train.py"])')
+    if model.trainer == "builtin" and model.command:
+        raise ConfigError('model.command is only read when model.trainer = "command"')
+    if not model.timeout_s > 0:
+        raise ConfigError(f"model.timeout_s = {model.timeout_s}: must be > 0 seconds")
 
 
 def _check_dataset(ds: DatasetConfig) -> None:

@@ -1,0 +1,235 @@
+"""The user's trainer as a scikit-learn classifier: ``COMMAND fit`` and ``COMMAND predict`` through files.
+
+The contract (docs/own-model.md):
+
+- ``COMMAND fit --train TRAIN.parquet --manifest MANIFEST.json --out MODEL_DIR``: ``TRAIN.parquet``
+  holds ``example_id``, the input columns and ``label`` (the label in force); ``MANIFEST.json``
+  names the task, the classes, the feature columns, the image root and the label snapshot.
+- ``COMMAND predict --model MODEL_DIR --input INPUT.parquet --out PRED.parquet``: ``PRED.parquet``
+  holds ``example_id`` and one probability column per class (named as the class), rows summing to 1.
+
+:class:`CommandClassifier` follows the scikit-learn estimator contract (``fit``, ``predict_proba``,
+``classes_``), so the engine's out-of-fold predictions (K fits on its folds), retraining, the gate
+and serving use it as they use a built-in member. The fitted model directory is kept inside the
+estimator as a tar archive with its SHA-256: it is stored (and hashed again) with the engine's model
+artifact under ``HOME/models/`` and unpacked into a temporary directory for each ``predict``; the
+engine never unpickles anything the trainer wrote. Running the command is a :data:`Runner`; the CLI
+uses :func:`subprocess_runner`, the Dagster assets pass one that goes through Dagster Pipes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from data_engine.errors import EngineError
+
+# Lines of the trainer's stderr an error quotes: enough for a Python traceback's end.
+STDERR_TAIL_LINES = 20
+
+# How far a row of probabilities may sum from 1 (float32 rounding of a softmax stays well inside).
+SUM_TOLERANCE = 1e-3
+
+# Training rows the fitted model predicts before fit returns (checks its predict and output format).
+SMOKE_ROWS = 50
+
+# Runs ``argv`` with a timeout in seconds; returns (exit code, stderr text) or raises
+# subprocess.TimeoutExpired.
+Runner = Callable[[Sequence[str], float], tuple[int, str]]
+
+
+def subprocess_runner(argv: Sequence[str], timeout_s: float) -> tuple[int, str]:
+    """Run ``argv`` without a shell; its stdout goes to the engine's stdout, its stderr is returned."""
+    try:
+        done = subprocess.run(list(argv), stdout=None, stderr=subprocess.PIPE, text=True, timeout=timeout_s,
+                              check=False)
+    except FileNotFoundError:
+        raise EngineError(f"model.command: program {argv[0]!r} not found") from None
+    except PermissionError:
+        raise EngineError(f"model.command: program {argv[0]!r} is not executable") from None
+    return done.returncode, done.stderr or ""
+
+
+# The runner used when none is given (the Dagster assets set their own for the duration of a run).
+_runner: list[Runner] = [subprocess_runner]
+
+
+def set_runner(runner: Runner | None) -> Runner:
+    """Make ``runner`` (None: :func:`subprocess_runner`) run trainer commands; return the previous one."""
+    previous = _runner[0]
+    _runner[0] = runner or subprocess_runner
+    return previous
+
+
+def _tail(stderr: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.strip()][-STDERR_TAIL_LINES:]
+    return "\n".join(lines) if lines else "(no stderr)"
+
+
+def run_trainer(command: Sequence[str], args: Sequence[str], timeout_s: float, *, runner: Runner | None = None) -> None:
+    """Run ``command + args``; raise :class:`EngineError` with the stderr tail on exit ≠ 0 or timeout."""
+    argv = [*command, *args]
+    what = f"trainer `{args[0]}`"
+    try:
+        code, stderr = (runner or _runner[0])(argv, timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        raise EngineError(f"{what} ran past model.timeout_s = {timeout_s:g} s and was stopped; "
+                          f"last stderr lines:\n{_tail(err)}") from None
+    if code != 0:
+        raise EngineError(f"{what} exited with status {code}; last stderr lines:\n{_tail(stderr)}")
+
+
+def pack_dir(path: Path) -> tuple[bytes, str]:
+    """The files under ``path`` as an uncompressed tar archive (sorted, no owners or times, so equal
+    contents give equal bytes) and the archive's SHA-256 hex digest."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            info = tarfile.TarInfo(f.relative_to(path).as_posix())
+            info.size = f.stat().st_size
+            with f.open("rb") as fh:
+                tar.addfile(info, fh)
+    data = buf.getvalue()
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def validate_predictions(path: Path, ids: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+    """Read the trainer's ``PRED.parquet`` and return its probabilities, shape (len(ids), len(classes)),
+    in the order of ``ids`` and ``classes``.
+
+    Raises :class:`EngineError` naming the fault: no file, not Parquet, no ``example_id``, a missing,
+    extra or repeated id, a missing class column, a non-number, NaN or negative value, or a row not
+    summing to 1 within :data:`SUM_TOLERANCE`.
+    """
+    if not path.is_file():
+        raise EngineError(f"trainer `predict` wrote no {path.name}")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several kinds for a file that is not Parquet
+        raise EngineError(f"trainer `predict`: {path.name} is not a Parquet file: {exc}") from None
+    if "example_id" not in frame.columns:
+        raise EngineError(f"trainer `predict`: {path.name} has no example_id column (columns: {list(frame.columns)})")
+    got = frame["example_id"].astype(str)
+    dup = got[got.duplicated()]
+    if len(dup):
+        raise EngineError(f"trainer `predict`: {path.name}: example_id {dup.iloc[0]!r} appears more than once")
+    missing = [i for i in ids if i not in set(got)]
+    if missing:
+        raise EngineError(f"trainer `predict`: {path.name} misses {len(missing)} of {len(ids)} example_id, "
+                          f"e.g. {missing[0]!r}")
+    extra = sorted(set(got) - set(ids))
+    if extra:
+        raise EngineError(f"trainer `predict`: {path.name} has example_id {extra[0]!r}, not in the input")
+    absent = [c for c in classes if c not in frame.columns]
+    if absent:
+        raise EngineError(f"trainer `predict`: {path.name} has no probability column for class {absent[0]!r} "
+                          f"(expected one column per class: {list(classes)}; got {list(frame.columns)})")
+    frame = frame.set_index(got).loc[list(ids)]
+    try:
+        probs = frame[list(classes)].to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        raise EngineError(f"trainer `predict`: {path.name}: a probability column holds a non-number") from None
+    bad = np.argwhere(~np.isfinite(probs) | (probs < 0))
+    if len(bad):
+        r, c = bad[0]
+        raise EngineError(f"trainer `predict`: {path.name}: row example_id={ids[r]!r}, column {classes[c]!r} is "
+                          f"{float(probs[r, c])} (probabilities must be finite and >= 0)")
+    sums = probs.sum(axis=1)
+    off = np.flatnonzero(np.abs(sums - 1.0) > SUM_TOLERANCE)
+    if len(off):
+        raise EngineError(f"trainer `predict`: {path.name}: probabilities of example_id={ids[off[0]]!r} sum to "
+                          f"{sums[off[0]]:.6g}, not 1 (±{SUM_TOLERANCE:g}; {len(off)} such rows)")
+    return probs
+
+
+class CommandClassifier(ClassifierMixin, BaseEstimator):
+    """A classifier whose ``fit`` and ``predict_proba`` run the user's trainer ``command``.
+
+    ``command``: the program and its first arguments (no shell); ``timeout_s``: seconds one call may
+    take; ``manifest``: extra manifest entries (task, feature columns, image root, label snapshot).
+    ``X``: a DataFrame of the input columns, indexed or accompanied by nothing: ``example_id`` is
+    the column ``example_id`` if present, else the row position. After ``fit``: ``classes_``,
+    ``model_`` (the model directory as tar bytes) and ``model_sha256_``.
+    """
+
+    def __init__(self, command: Sequence[str] = (), timeout_s: float = 3600.0,
+                 manifest: dict[str, Any] | None = None) -> None:
+        self.command = command
+        self.timeout_s = timeout_s
+        self.manifest = manifest
+
+    @staticmethod
+    def _ids(X: pd.DataFrame) -> list[str]:
+        if "example_id" in X.columns:
+            return X["example_id"].astype(str).tolist()
+        return [str(i) for i in range(len(X))]
+
+    @staticmethod
+    def _frame(X: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
+        frame = X.drop(columns=["example_id"], errors="ignore").reset_index(drop=True).copy()
+        frame.insert(0, "example_id", ids)
+        return frame
+
+    def fit(self, X: pd.DataFrame, y: Sequence[Any]) -> "CommandClassifier":
+        """Run ``COMMAND fit`` on ``X`` (n rows) with labels ``y`` (n); raise EngineError on a failed run."""
+        if not self.command:
+            raise EngineError('model.command is empty; set it when model.trainer = "command"')
+        y = np.asarray(y)
+        self.classes_ = np.unique(y)
+        names = [str(c) for c in self.classes_]
+        ids = self._ids(X)
+        frame = self._frame(X, ids)
+        frame["label"] = [str(v) for v in y]
+        manifest = {"task": "classification", "feature_columns": [c for c in frame.columns
+                                                                   if c not in ("example_id", "label")],
+                    **(self.manifest or {}), "classes": names}
+        with tempfile.TemporaryDirectory(prefix="trainer-fit-") as tmp:
+            t = Path(tmp)
+            frame.to_parquet(t / "TRAIN.parquet", index=False)
+            (t / "MANIFEST.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
+            out = t / "model"
+            out.mkdir()
+            run_trainer(self.command, ["fit", "--train", str(t / "TRAIN.parquet"), "--manifest",
+                                       str(t / "MANIFEST.json"), "--out", str(out)], self.timeout_s)
+            if not any(out.iterdir()):
+                raise EngineError("trainer `fit` exited 0 but wrote nothing into its --out model directory")
+            self.model_, self.model_sha256_ = pack_dir(out)
+        # A model whose predict fails or writes malformed predictions must fail here, in fit, so that
+        # nothing is registered: the engine registers a candidate before anything scores it.
+        self.predict_proba(X.iloc[:SMOKE_ROWS])
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Run ``COMMAND predict`` on ``X`` (n rows); return (n, len(classes_)) probabilities in the
+        order of ``classes_``. Raises EngineError on a failed run or malformed predictions."""
+        ids = self._ids(X)
+        # Row positions may repeat between calls but not within one; duplicate ids would be ambiguous.
+        if len(set(ids)) != len(ids):
+            ids = [str(i) for i in range(len(X))]
+        with tempfile.TemporaryDirectory(prefix="trainer-predict-") as tmp:
+            t = Path(tmp)
+            model = t / "model"
+            if hashlib.sha256(self.model_).hexdigest() != self.model_sha256_:
+                raise EngineError("the trainer's model directory does not match its recorded SHA-256")
+            with tarfile.open(fileobj=io.BytesIO(self.model_), mode="r") as tar:
+                tar.extractall(model, filter="data")
+            self._frame(X, ids).to_parquet(t / "INPUT.parquet", index=False)
+            run_trainer(self.command, ["predict", "--model", str(model), "--input", str(t / "INPUT.parquet"),
+                                       "--out", str(t / "PRED.parquet")], self.timeout_s)
+            return validate_predictions(t / "PRED.parquet", ids, [str(c) for c in self.classes_])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """The most probable class of each row of ``X``, shape (n,)."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
