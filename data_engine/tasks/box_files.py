@@ -1,0 +1,113 @@
+"""Detection annotation files: one JSONL row per image, or a COCO JSON file, as box sets per image.
+
+JSONL: ``{"image": path, "boxes": [{"label", "x", "y", "w", "h"}]}`` per line, pixels. COCO: the
+``images`` / ``annotations`` / ``categories`` lists of the COCO format (``bbox`` is ``[x, y, w, h]``
+in pixels, as here). Image paths are kept as the file gives them (resolved against the annotation
+file's folder by the caller). An image without boxes is a valid label (``[]``). Box validity against
+the image size and the classes is :func:`data_engine.tasks.boxes.split_valid`'s business.
+
+Read by hand: pycocotools is not a dependency (and needs a compiler); the two formats are small.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from data_engine.tasks.boxes import Box, NotABoxSet, parse
+
+
+@dataclass(frozen=True)
+class ImageBoxes:
+    """One image's label from an annotation file: ``image`` its path as written, ``boxes`` its box
+    set, ``row`` where it was (1-based line of a JSONL file; the COCO ``images`` entry's index + 1);
+    ``width``/``height`` in pixels when the file says (COCO), else None."""
+
+    image: str
+    boxes: list[Box]
+    row: int
+    width: int | None = None
+    height: int | None = None
+
+
+class BadAnnotation(NotABoxSet):
+    """An annotation file row (or COCO entry) that cannot be read as one image's boxes; the message
+    names the file, the row and the key."""
+
+
+def read_jsonl(path: Path) -> list[ImageBoxes]:
+    """The images and box sets of a JSONL annotation file, in file order (blank lines skipped).
+
+    Raises :class:`BadAnnotation` naming file, line and key for a row that is not JSON, lacks a text
+    ``image`` or a ``boxes`` list, or holds a malformed box."""
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BadAnnotation(f"{path.name} line {n}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("image"), str) or not row["image"].strip():
+            raise BadAnnotation(f"{path.name} line {n}: key 'image' must be the image file's path")
+        if "boxes" not in row:
+            raise BadAnnotation(f"{path.name} line {n}: key 'boxes' is missing (write [] for an image with no objects)")
+        try:
+            boxes = parse(row["boxes"])
+        except NotABoxSet as exc:
+            raise BadAnnotation(f"{path.name} line {n}, key 'boxes': {exc}") from None
+        out.append(ImageBoxes(row["image"], boxes, n))
+    return out
+
+
+def read_coco(path: Path) -> list[ImageBoxes]:
+    """The images and box sets of a COCO JSON file, in ``images`` order (an image without
+    annotations has no boxes); category names are the classes.
+
+    Raises :class:`BadAnnotation` naming file, list, entry and key for a file that is not COCO (no
+    ``images`` list), an annotation of an unknown image or category id, or a ``bbox`` that is not
+    four numbers."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BadAnnotation(f"{path.name}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
+        raise BadAnnotation(f"{path.name}: not a COCO file (no 'images' list)")
+    names = {}
+    for i, cat in enumerate(doc.get("categories") or []):
+        if not isinstance(cat, dict) or "id" not in cat or not isinstance(cat.get("name"), str):
+            raise BadAnnotation(f"{path.name}: categories[{i}] needs an 'id' and a text 'name'")
+        names[cat["id"]] = cat["name"]
+    images: dict[object, int] = {}
+    for i, img in enumerate(doc["images"]):
+        if not isinstance(img, dict) or "id" not in img or not isinstance(img.get("file_name"), str):
+            raise BadAnnotation(f"{path.name}: images[{i}] needs an 'id' and a text 'file_name'")
+        images[img["id"]] = i
+    boxes: list[list[dict]] = [[] for _ in doc["images"]]
+    for i, ann in enumerate(doc.get("annotations") or []):
+        where = f"{path.name}: annotations[{i}]"
+        if not isinstance(ann, dict) or ann.get("image_id") not in images:
+            raise BadAnnotation(f"{where}: key 'image_id' names no image of the file")
+        if ann.get("category_id") not in names:
+            raise BadAnnotation(f"{where}: key 'category_id' names no category of the file")
+        bbox = ann.get("bbox")
+        if not isinstance(bbox, list) or len(bbox) != 4:
+            raise BadAnnotation(f"{where}: key 'bbox' must be [x, y, width, height] in pixels")
+        boxes[images[ann["image_id"]]].append(dict(zip(("x", "y", "w", "h"), bbox), label=names[ann["category_id"]]))
+    out = []
+    for i, img in enumerate(doc["images"]):
+        try:
+            parsed = parse(boxes[i])
+        except NotABoxSet as exc:
+            raise BadAnnotation(f"{path.name}: image {img['file_name']!r}: {exc}") from None
+        w, h = img.get("width"), img.get("height")
+        out.append(ImageBoxes(img["file_name"], parsed, i + 1, w if isinstance(w, int) else None,
+                              h if isinstance(h, int) else None))
+    return out
+
+
+def coco_classes(path: Path) -> list[str]:
+    """The category names of a COCO file in ``categories`` order (the dataset's classes)."""
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return [c["name"] for c in doc.get("categories") or [] if isinstance(c, dict) and isinstance(c.get("name"), str)]
