@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from data_engine.errors import EngineError
 from data_engine.store.values import normalize_text
+from data_engine.tasks.setlabels import json_items
 
 FIELDS = ("label", "x", "y", "w", "h")
 
@@ -57,17 +58,9 @@ def parse(value: object) -> list[Box]:
     ``label`` or a finite number for each of ``x``, ``y``, ``w``, ``h``). Whether a box lies in the
     image and is of a known class is :func:`problems`' business: it needs the image size and classes.
     """
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            raise NotABoxSet("an empty value is unlabeled, not a box set (write [] for an image with no objects)")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise NotABoxSet(f"{text[:60]!r} is not valid JSON ({exc.msg})") from None
-    if not isinstance(value, (list, tuple)):
-        raise NotABoxSet(f"{str(value)[:60]!r} is not a list of boxes")
-    return sorted({_as_box(item) for item in value})
+    items = json_items(value, NotABoxSet, noun="boxes",
+                       empty="an empty value is unlabeled, not a box set (write [] for an image with no objects)")
+    return sorted({_as_box(item) for item in items})
 
 
 def _as_box(item: object) -> Box:
