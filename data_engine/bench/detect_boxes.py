@@ -70,7 +70,8 @@ def _cleanlab_call(given: list, predicted: list, classes: list[str]) -> tuple[np
 def run_boxes_detect_benchmark(*, rows: int = 500, noise: float = 0.2, seed: int = 0, folds: int = 5) -> dict[str, Any]:
     """Run the benchmark on ``rows`` scenes; return its figures as a JSON-able dict."""
     from data_engine.demo.drawn_boxes import CLASSES, ERROR_KINDS, inject_box_errors, make_scenes
-    from data_engine.tasks.box_issues import average_precision, box_issues
+    from data_engine.tasks.box_issues import box_issues
+    from data_engine.tasks.box_metrics import average_precision
     from data_engine.tasks.box_model import out_of_fold_boxes
 
     classes = list(CLASSES)

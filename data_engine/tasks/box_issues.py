@@ -1,4 +1,4 @@
-"""Box sets in cleanlab's object-detection format: label issues per image and mAP at IoU 0.5.
+"""Box sets in cleanlab's object-detection format, and cleanlab's label issues per image.
 
 cleanlab's ``object_detection`` module wants, per image, the given labels as ``{"bboxes": (m, 4)
 [x1, y1, x2, y2], "labels": (m,) class index}`` and the predictions as a list of K arrays (one per
@@ -102,25 +102,3 @@ def box_issues(given: Sequence[Sequence[Box]], predicted: Sequence[Sequence[Scor
                      list(od_rank.compute_badloc_box_scores(labels=labels, predictions=preds)),
                      list(od_rank.compute_swap_box_scores(labels=labels, predictions=preds)))
 
-
-def average_precision(gold: Sequence[Sequence[Box]], predicted: Sequence[Sequence[ScoredBox]],
-                      classes: Sequence[str], *, iou: float = 0.5) -> tuple[float | None, dict[str, float]]:
-    """mAP at IoU ``iou`` and AP per class of predicted box sets against gold box sets over n images
-    (PASCAL VOC all-point interpolated AP: greedy matching by score, a gold box matched once).
-
-    The mean runs over the classes with at least one gold box (COCO's convention; a class with none
-    has no recall to speak of); ``(None, {})`` when there are no gold boxes at all. Source: cleanlab's
-    own AP (``cleanlab.object_detection.filter._calculate_ap_per_class``, the one its
-    ``find_label_issues`` uses): torchmetrics and pycocotools are not dependencies of the engine.
-    """
-    from cleanlab.object_detection.filter import _calculate_ap_per_class
-
-    if len(gold) != len(predicted):
-        raise ValueError(f"{len(gold)} gold images but {len(predicted)} predictions")
-    labels = cleanlab_labels(gold, classes)
-    present = sorted({int(k) for lab in labels for k in lab["labels"]})
-    if not present or not classes:
-        return None, {}
-    aps = _calculate_ap_per_class(labels, cleanlab_predictions(predicted, classes), iou_threshold=iou)
-    per_class = {classes[k]: float(np.asarray(aps[k]).ravel()[0]) for k in present}
-    return float(np.mean(list(per_class.values()))), per_class

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from data_engine.demo.drawn_boxes import CLASSES, ERROR_KINDS, inject_box_errors, make_scenes
-from data_engine.tasks.box_issues import average_precision, box_issues
+from data_engine.tasks.box_issues import box_issues
+from data_engine.tasks.box_metrics import average_precision
 from data_engine.tasks.box_model import _iou, out_of_fold_boxes, proposals
 
 

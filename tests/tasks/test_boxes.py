@@ -10,7 +10,8 @@ import pytest
 
 from data_engine.tasks import box_regions as br
 from data_engine.tasks.box_files import BadAnnotation, read_coco, read_jsonl
-from data_engine.tasks.box_issues import ScoredBox, average_precision, box_issues
+from data_engine.tasks.box_issues import ScoredBox, box_issues
+from data_engine.tasks.box_metrics import average_precision, paired_bootstrap_map
 from data_engine.tasks.boxes import Box, NotABoxSet, canonical, parse, problems, split_valid
 
 
@@ -139,3 +140,41 @@ def test_cleanlab_flags_a_missing_a_swapped_and_a_shifted_box_and_takes_empty_im
     assert set(np.flatnonzero(found.is_issue)) == {0, 1, 2}
     assert set(np.argsort(found.scores)[:3]) == {0, 1, 2}
     assert len(found.overlooked) == 41 and found.overlooked[0].shape == (1,)
+
+
+def _random_sets(rng, n, classes):
+    gold, pred = [], []
+    for _ in range(n):
+        g = [Box(str(rng.choice(classes)), int(rng.integers(0, 60)), int(rng.integers(0, 60)), 20, 20)
+             for _ in range(int(rng.integers(0, 3)))]
+        p = [ScoredBox(Box(b.label if rng.random() < 0.8 else str(rng.choice(classes)), b.x + int(rng.integers(-6, 7)),
+                           max(0, b.y + int(rng.integers(-6, 7))), 20, 20), float(rng.uniform(0.05, 1.0))) for b in g]
+        p += [ScoredBox(Box(str(rng.choice(classes)), 70, 70, 10, 10), float(rng.uniform(0, 1)))
+              for _ in range(int(rng.integers(0, 2)))]
+        gold.append(g)
+        pred.append(p)
+    return gold, pred
+
+
+def test_average_precision_equals_cleanlabs_own_ap_on_random_sets():
+    from cleanlab.object_detection.filter import _calculate_ap_per_class
+
+    from data_engine.tasks.box_issues import cleanlab_labels, cleanlab_predictions
+
+    cats = ["a", "b", "c"]
+    gold, pred = _random_sets(np.random.default_rng(1), 60, cats)
+    _, per = average_precision(gold, pred, cats)
+    theirs = _calculate_ap_per_class(cleanlab_labels(gold, cats), cleanlab_predictions(pred, cats), iou_threshold=0.5)
+    assert per == pytest.approx({c: float(np.ravel(theirs[k])[0]) for k, c in enumerate(cats)}, abs=1e-6)
+
+
+def test_paired_bootstrap_prefers_the_better_detector_and_calls_equals_equal():
+    cats = ["a", "b", "c"]
+    rng = np.random.default_rng(2)
+    gold, worse = _random_sets(rng, 80, cats)
+    better = [[ScoredBox(b, 0.9) for b in g] for g in gold]
+    d = paired_bootstrap_map(gold, better, worse, cats, alpha=0.05, n_resamples=300)
+    assert d.diff == pytest.approx(1.0 - average_precision(gold, worse, cats)[0])
+    assert d.diff > 0 and d.low > 0 and d.p_better < 0.05 and d.n == 80
+    same = paired_bootstrap_map(gold, worse, worse, cats, alpha=0.05, n_resamples=300)
+    assert (same.diff, same.p_worse, same.p_better) == (0.0, 1.0, 1.0)
