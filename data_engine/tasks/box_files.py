@@ -1,4 +1,5 @@
-"""Detection annotation files: one JSONL row per image, or a COCO JSON file, as box sets per image.
+"""Detection annotation files (one JSONL row per image, or a COCO JSON file) as box sets per image,
+and a user's detector's boxes (``landing/predictions/*.jsonl``) as scored box sets.
 
 JSONL: ``{"image": path, "boxes": [{"label", "x", "y", "w", "h"}]}`` per line, pixels. COCO: the
 ``images`` / ``annotations`` / ``categories`` lists of the COCO format (``bbox`` is ``[x, y, w, h]``
@@ -15,6 +16,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from data_engine.tasks.box_issues import ScoredBox
 from data_engine.tasks.boxes import Box, NotABoxSet, parse
 
 
@@ -111,3 +113,43 @@ def coco_classes(path: Path) -> list[str]:
     """The category names of a COCO file in ``categories`` order (the dataset's classes)."""
     doc = json.loads(path.read_text(encoding="utf-8"))
     return [c["name"] for c in doc.get("categories") or [] if isinstance(c, dict) and isinstance(c.get("name"), str)]
+
+
+def read_box_predictions(path: Path) -> dict[str, list[ScoredBox]]:
+    """A user's detector's boxes: JSONL rows ``{"example_id" or "image": key, "boxes": [{"label", "x",
+    "y", "w", "h", "score"}]}`` (pixels, score in [0, 1]; ``[]`` = the detector found nothing) keyed by
+    the example id or image path as written.
+
+    Raises :class:`BadAnnotation` naming file, line and key: a row that is not JSON, without a text key,
+    a key given twice, a box without a score in [0, 1] or malformed (:func:`data_engine.tasks.boxes.parse`)."""
+    out: dict[str, list[ScoredBox]] = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path.name} line {n}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BadAnnotation(f"{where}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise BadAnnotation(f"{where}: not a JSON object")
+        key = row.get("example_id", row.get("image"))
+        if not isinstance(key, str) or not key.strip():
+            raise BadAnnotation(f"{where}: key 'example_id' (or 'image') must name the image")
+        if key in out:
+            raise BadAnnotation(f"{where}: {key!r} appears twice")
+        boxes = row.get("boxes")
+        if not isinstance(boxes, list):
+            raise BadAnnotation(f"{where}: key 'boxes' must be a list (write [] when the detector found nothing)")
+        scored = []
+        for j, item in enumerate(boxes):
+            score = item.get("score") if isinstance(item, dict) else None
+            if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0.0 <= score <= 1.0:
+                raise BadAnnotation(f"{where}, key 'boxes'[{j}]: 'score' must be a number in [0, 1]")
+            try:
+                (box,) = parse([{k: v for k, v in item.items() if k != "score"}])
+            except NotABoxSet as exc:
+                raise BadAnnotation(f"{where}, key 'boxes'[{j}]: {exc}") from None
+            scored.append(ScoredBox(box, float(score)))
+        out[key] = scored
+    return out

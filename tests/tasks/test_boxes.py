@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from data_engine.tasks import box_regions as br
-from data_engine.tasks.box_files import BadAnnotation, read_coco, read_jsonl
+from data_engine.tasks.box_files import BadAnnotation, read_box_predictions, read_coco, read_jsonl
 from data_engine.tasks.box_issues import ScoredBox, box_issues
 from data_engine.tasks.box_metrics import average_precision, paired_bootstrap_map
 from data_engine.tasks.boxes import Box, NotABoxSet, canonical, parse, problems, split_valid
@@ -178,3 +178,20 @@ def test_paired_bootstrap_prefers_the_better_detector_and_calls_equals_equal():
     assert d.diff > 0 and d.low > 0 and d.p_better < 0.05 and d.n == 80
     same = paired_bootstrap_map(gold, worse, worse, cats, alpha=0.05, n_resamples=300)
     assert (same.diff, same.p_worse, same.p_better) == (0.0, 1.0, 1.0)
+
+
+def test_a_users_detector_boxes_are_read_with_scores_and_bad_rows_named(tmp_path: Path):
+    path = tmp_path / "det.jsonl"
+    path.write_text('{"example_id": "e1", "boxes": [{"label": "cat", "x": 1, "y": 2, "w": 3, "h": 4, "score": 0.5}]}\n'
+                    '{"image": "img/2.png", "boxes": []}\n')
+    got = read_box_predictions(path)
+    assert got == {"e1": [ScoredBox(Box("cat", 1, 2, 3, 4), 0.5)], "img/2.png": []}
+    for row, words in [('{"image": "a", "boxes": [{"label": "cat", "x": 1, "y": 2, "w": 3, "h": 4}]}',
+                        r"line 2, key 'boxes'\[0\]: 'score' must be a number in \[0, 1\]"),
+                       ('{"image": "a", "boxes": [{"label": "cat", "x": 1, "y": 2, "w": 3, "score": 1}]}',
+                        r"line 2, key 'boxes'\[0\]: box .*h must be a number"),
+                       ('{"image": "a"}', r"line 2: key 'boxes' must be a list"),
+                       ('{"example_id": "e1", "boxes": []}', r"line 2: 'e1' appears twice")]:
+        path.write_text('{"example_id": "e1", "boxes": []}\n' + row + "\n")
+        with pytest.raises(BadAnnotation, match=words):
+            read_box_predictions(path)
