@@ -52,7 +52,8 @@ def canonical(boxes: Iterable[Box | Mapping]) -> str:
 
 
 def parse(value: object) -> list[Box]:
-    """The boxes of one label value: a list of box objects, or its JSON text; sorted as :func:`canonical`.
+    """The boxes of one label value: a list of box objects, or its JSON text; sorted as :func:`canonical`,
+    a box given twice kept twice (:func:`split_valid` quarantines the copy, with its reason).
 
     Raises :class:`NotABoxSet` naming what is wrong (not JSON, not an array, a box without a text
     ``label`` or a finite number for each of ``x``, ``y``, ``w``, ``h``). Whether a box lies in the
@@ -60,7 +61,7 @@ def parse(value: object) -> list[Box]:
     """
     items = json_items(value, NotABoxSet, noun="boxes",
                        empty="an empty value is unlabeled, not a box set (write [] for an image with no objects)")
-    return sorted({_as_box(item) for item in items})
+    return sorted(_as_box(item) for item in items)
 
 
 def _as_box(item: object) -> Box:
@@ -82,35 +83,43 @@ def _as_box(item: object) -> Box:
 
 
 def problems(boxes: Sequence[Box], width: int, height: int, classes: Sequence[str] | None) -> list[str]:
-    """Why each of ``boxes`` cannot be a box of an image ``width`` x ``height`` pixels with object
-    ``classes`` (None: any class): one sentence per bad box (zero or negative size, reaching outside
-    the image, unknown class); ``[]`` when every box is valid. Ingest quarantines the bad boxes with
-    these reasons and keeps the image with its other boxes (:func:`split_valid`)."""
-    return [reason for b in boxes for reason in box_problems(b, width, height, classes)]
+    """Why the boxes of one image (sorted, as :func:`parse` gives them) cannot be its label on an image
+    ``width`` x ``height`` pixels with object ``classes`` (None: any class): one sentence per bad box
+    (zero or negative size, reaching outside the image, unknown class, the same box given twice);
+    ``[]`` when every box is valid. Ingest quarantines the bad boxes with these reasons and keeps the
+    image with its other boxes (:func:`split_valid`)."""
+    return [why for _, why in split_valid(boxes, width, height, classes)[1]]
 
 
 def box_problems(b: Box, width: int, height: int, classes: Sequence[str] | None) -> list[str]:
-    """The reasons (see :func:`problems`) one box ``b`` is not valid; ``[]`` when it is."""
+    """The reasons (see :func:`problems`) one box ``b`` is not valid on its own; ``[]`` when it is."""
     out = []
-    where = f"box {b.label} at x={_number(b.x)}, y={_number(b.y)}, w={_number(b.w)}, h={_number(b.h)}"
     if b.w <= 0 or b.h <= 0:
-        out.append(f"{where} has zero or negative size")
+        out.append(f"{_where(b)} has zero or negative size")
     elif b.x < 0 or b.y < 0 or b.x + b.w > width or b.y + b.h > height:
-        out.append(f"{where} reaches outside the image ({width}x{height} pixels)")
+        out.append(f"{_where(b)} reaches outside the image ({width}x{height} pixels)")
     if classes is not None and b.label not in classes:
-        out.append(f"{where}: class {b.label!r} is not one of the classes ({', '.join(classes)})")
+        out.append(f"{_where(b)}: class {b.label!r} is not one of the classes ({', '.join(classes)})")
     return out
+
+
+def _where(b: Box) -> str:
+    return f"box {b.label} at x={_number(b.x)}, y={_number(b.y)}, w={_number(b.w)}, h={_number(b.h)}"
 
 
 def split_valid(boxes: Sequence[Box], width: int, height: int,
                 classes: Sequence[str] | None) -> tuple[list[Box], list[tuple[Box, str]]]:
-    """The valid boxes of one image and the others with their reasons (joined by "; ").
+    """The valid boxes of one image and the others with their reasons (joined by "; "): each bad box
+    (:func:`box_problems`) and each further copy of a box already kept.
 
     The image keeps its valid boxes as its label; each quarantined box is reported, never dropped
     in silence."""
-    kept, bad = [], []
+    kept: list[Box] = []
+    bad: list[tuple[Box, str]] = []
     for b in boxes:
         why = box_problems(b, width, height, classes)
+        if not why and b in kept:
+            why = [f"{_where(b)} is given twice"]
         if why:
             bad.append((b, "; ".join(why)))
         else:

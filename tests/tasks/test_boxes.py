@@ -45,6 +45,9 @@ def test_bad_boxes_are_quarantined_with_reasons_and_the_image_keeps_the_others()
     assert "zero or negative size" in reasons[Box("cat", 5, 5, -1, 3)]
     assert "class 'cow' is not one of the classes (cat, dog)" in reasons[Box("cow", 1, 1, 2, 2)]
     assert problems(kept, 64, 48, ["cat"]) == []
+    twice = parse([{"label": "cat", "x": 0, "y": 0, "w": 10, "h": 10}] * 2)
+    assert split_valid(twice, 64, 48, None) == ([Box("cat", 0, 0, 10, 10)],
+                                                [(Box("cat", 0, 0, 10, 10), "box cat at x=0, y=0, w=10, h=10 is given twice")])
     # touching the far edge is inside: x + w == width
     assert problems([Box("cat", 54, 38, 10, 10)], 64, 48, None) == []
 
