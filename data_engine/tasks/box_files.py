@@ -13,6 +13,7 @@ Read by hand: pycocotools is not a dependency (and needs a compiler); the two fo
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,12 +39,9 @@ class BadAnnotation(NotABoxSet):
     names the file, the row and the key."""
 
 
-def read_jsonl(path: Path) -> list[ImageBoxes]:
-    """The images and box sets of a JSONL annotation file, in file order (blank lines skipped).
-
-    Raises :class:`BadAnnotation` naming file, line and key for a row that is not JSON, lacks a text
-    ``image`` or a ``boxes`` list, or holds a malformed box."""
-    out = []
+def _jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
+    """Each non-blank line of a JSONL file as (1-based line number, object); :class:`BadAnnotation`
+    naming file and line for a line that is not a JSON object."""
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -51,7 +49,19 @@ def read_jsonl(path: Path) -> list[ImageBoxes]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise BadAnnotation(f"{path.name} line {n}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("image"), str) or not row["image"].strip():
+        if not isinstance(row, dict):
+            raise BadAnnotation(f"{path.name} line {n}: not a JSON object")
+        yield n, row
+
+
+def read_jsonl(path: Path) -> list[ImageBoxes]:
+    """The images and box sets of a JSONL annotation file, in file order (blank lines skipped).
+
+    Raises :class:`BadAnnotation` naming file, line and key for a row that is not JSON, lacks a text
+    ``image`` or a ``boxes`` list, or holds a malformed box."""
+    out = []
+    for n, row in _jsonl_objects(path):
+        if not isinstance(row.get("image"), str) or not row["image"].strip():
             raise BadAnnotation(f"{path.name} line {n}: key 'image' must be the image file's path")
         if "boxes" not in row:
             raise BadAnnotation(f"{path.name} line {n}: key 'boxes' is missing (write [] for an image with no objects)")
@@ -123,16 +133,8 @@ def read_box_predictions(path: Path) -> dict[str, list[ScoredBox]]:
     Raises :class:`BadAnnotation` naming file, line and key: a row that is not JSON, without a text key,
     a key given twice, a box without a score in [0, 1] or malformed (:func:`data_engine.tasks.boxes.parse`)."""
     out: dict[str, list[ScoredBox]] = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for n, row in _jsonl_objects(path):
         where = f"{path.name} line {n}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BadAnnotation(f"{where}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise BadAnnotation(f"{where}: not a JSON object")
         key = row.get("example_id", row.get("image"))
         if not isinstance(key, str) or not key.strip():
             raise BadAnnotation(f"{where}: key 'example_id' (or 'image') must name the image")
