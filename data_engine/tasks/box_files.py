@@ -1,4 +1,5 @@
-"""Detection annotation files (one JSONL row per image, or a COCO JSON file) as box sets per image,
+"""Detection annotation files (one JSONL row per image, a COCO JSON file, or Label Studio's JSON
+export) as box sets per image,
 and a user's detector's boxes (``landing/predictions/*.jsonl``) as scored box sets.
 
 JSONL: ``{"image": path, "boxes": [{"label", "x", "y", "w", "h"}]}`` per line, pixels. COCO: the
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data_engine.tasks.box_issues import ScoredBox
+from data_engine.tasks.box_regions import from_region
 from data_engine.tasks.boxes import Box, NotABoxSet, parse
 
 
@@ -154,4 +156,46 @@ def read_box_predictions(path: Path) -> dict[str, list[ScoredBox]]:
                 raise BadAnnotation(f"{where}, key 'boxes'[{j}]: {exc}") from None
             scored.append(ScoredBox(box, float(score)))
         out[key] = scored
+    return out
+
+
+def read_label_studio_export(path: Path, *, image_field: str = "image") -> list[ImageBoxes]:
+    """The box sets of Label Studio's JSON export (a list of tasks, each ``data[image_field]`` and its
+    ``annotations``): per task the latest annotation that was not cancelled, its ``rectanglelabels``
+    regions turned into pixels by their ``original_width`` / ``original_height``
+    (:func:`data_engine.tasks.box_regions.from_region`). A task without such an annotation is left
+    out (not labeled); ``row`` is the task's index + 1.
+
+    Raises :class:`BadAnnotation` naming file, task and key: not a JSON list of tasks, a task without
+    a text ``data[image_field]``, a rectangle region without its image size or not readable as a box."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BadAnnotation(f"{path.name}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(doc, list):
+        raise BadAnnotation(f"{path.name}: not a Label Studio JSON export (a list of tasks)")
+    out = []
+    for t, task in enumerate(doc):
+        where = f"{path.name}: task {t + 1}"
+        data = task.get("data") if isinstance(task, dict) else None
+        if not isinstance(data, dict) or not isinstance(data.get(image_field), str):
+            raise BadAnnotation(f"{where}: key 'data.{image_field}' must be the image's path or URL")
+        done = [a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
+        if not done:
+            continue
+        latest = max(done, key=lambda a: str(a.get("updated_at") or a.get("created_at") or ""))
+        boxes, width, height = [], None, None
+        for r, region in enumerate(latest.get("result") or []):
+            if not isinstance(region, dict) or region.get("type") != "rectanglelabels":
+                continue
+            size = (region.get("original_width"), region.get("original_height"))
+            if not all(isinstance(v, int) and v > 0 for v in size):
+                raise BadAnnotation(f"{where}, result[{r}]: keys 'original_width' and 'original_height' must give "
+                                    "the image size in pixels")
+            box = from_region(region, *size)
+            if box is None:
+                raise BadAnnotation(f"{where}, result[{r}]: key 'value' is not an unrotated labelled rectangle")
+            boxes.append(box)
+            width, height = size
+        out.append(ImageBoxes(data[image_field], sorted(boxes), t + 1, width, height))
     return out

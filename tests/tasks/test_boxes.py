@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from data_engine.tasks import box_regions as br
-from data_engine.tasks.box_files import BadAnnotation, read_box_predictions, read_coco, read_jsonl
+from data_engine.tasks.box_files import (
+    BadAnnotation,
+    read_box_predictions,
+    read_coco,
+    read_jsonl,
+    read_label_studio_export,
+)
 from data_engine.tasks.box_issues import ScoredBox, box_issues
 from data_engine.tasks.box_metrics import average_precision, paired_bootstrap_map
 from data_engine.tasks.boxes import Box, NotABoxSet, canonical, parse, problems, split_valid
@@ -198,3 +204,21 @@ def test_a_users_detector_boxes_are_read_with_scores_and_bad_rows_named(tmp_path
         path.write_text('{"example_id": "e1", "boxes": []}\n' + row + "\n")
         with pytest.raises(BadAnnotation, match=words):
             read_box_predictions(path)
+
+
+def test_a_label_studio_export_gives_pixels_from_its_percentages(tmp_path: Path):
+    regions = br.regions([Box("cat", 17, 5, 11, 13), Box("dog", 0, 0, 96, 48)], 96, 64, from_name="b", to_name="i")
+    export = [{"id": 1, "data": {"image": "/data/upload/1/a.png"},
+               "annotations": [{"was_cancelled": False, "updated_at": "2026-01-02", "result": regions},
+                               {"was_cancelled": False, "updated_at": "2026-01-01", "result": []}]},
+              {"id": 2, "data": {"image": "b.png"}, "annotations": [{"was_cancelled": True, "result": regions}]},
+              {"id": 3, "data": {"image": "c.png"}, "annotations": [{"result": []}]}]
+    (tmp_path / "ls.json").write_text(json.dumps(export))
+    got = read_label_studio_export(tmp_path / "ls.json")
+    assert [(g.image, canonical(g.boxes), g.row, g.width) for g in got] == [
+        ("/data/upload/1/a.png", canonical([Box("cat", 17, 5, 11, 13), Box("dog", 0, 0, 96, 48)]), 1, 96),
+        ("c.png", "[]", 3, None)]
+    del export[0]["annotations"][0]["result"][0]["original_width"]
+    (tmp_path / "ls.json").write_text(json.dumps(export))
+    with pytest.raises(BadAnnotation, match=r"ls.json: task 1, result\[0\]: keys 'original_width'"):
+        read_label_studio_export(tmp_path / "ls.json")
