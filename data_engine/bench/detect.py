@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 from data_engine.bench.scores import BASELINE_FOLDS, detection_scores
 from data_engine.store.home import Home
 
-DATASETS = ("digits", "digits-files", "shapes-files", "sentiment", "tabular", "diabetes", "digit-tags", "ner")
+DATASETS = ("digits", "digits-files", "shapes-files", "sentiment", "tabular", "diabetes", "digit-tags", "ner", "boxes")
 NOISE_KINDS = ("uniform", "class-conditional")
 
 
@@ -46,7 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "digits tagged by their properties, one tag added or removed, against cleanlab's multi-label "
                    "find_label_issues), ner (generated texts "
                    "with dropped, retyped and shifted entity spans, against cleanlab's token-classification call on "
-                   "the same predictions; see --rows)")
+                   "the same predictions; see --rows), boxes (generated drawn scenes with missing, shifted and "
+                   "swapped boxes, the built-in detector's and a good detector's boxes against cleanlab's "
+                   "object-detection call on the same predictions; at most 500 scenes: --rows)")
     p.add_argument("--rows", type=int, default=10_000, help="rows of the generated tabular set (default 10000)")
     p.add_argument("--noise", type=float, default=0.2, help="share of labels flipped (default 0.2)")
     p.add_argument("--noise-kind", choices=NOISE_KINDS, default="uniform",
@@ -76,6 +78,12 @@ def cmd_bench_detect(args: argparse.Namespace, home: Home) -> int:
 
         result = run_ner_detect_benchmark(rows=min(args.rows, 5000), noise=args.noise, seed=args.seed, keep=args.keep)
         print(json.dumps(result, indent=2) if args.json else format_ner_result(result))
+        return 0
+    if args.dataset == "boxes":  # box sets on images: data_engine.bench.detect_boxes
+        from data_engine.bench.detect_boxes import format_boxes_result, run_boxes_detect_benchmark
+
+        result = run_boxes_detect_benchmark(rows=min(args.rows, 500), noise=args.noise, seed=args.seed)
+        print(json.dumps(result, indent=2) if args.json else format_boxes_result(result))
         return 0
     if args.dataset == "digit-tags":  # tag sets, not one class: data_engine.bench.detect_multilabel
         from data_engine.bench.detect_multilabel import run_multilabel_detect_benchmark

@@ -1,9 +1,29 @@
-"""What several reviewers' answers mean when a label is a set (tags, entity spans): the discard
-answer's majority and the Jaccard agreement, shared by the set-valued tasks."""
+"""What several reviewers' answers mean when a label is a set (tags, entity spans, boxes): the discard
+answer's majority and the Jaccard agreement, shared by the set-valued tasks; and reading a set
+label's value (a list or its JSON text)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Hashable, Iterable, Sequence
+
+
+def json_items(value: object, error: type[Exception], *, empty: str, noun: str) -> list | tuple:
+    """The items of a set label's ``value``: a list / tuple as is, or the JSON array its text holds.
+
+    Raises ``error`` with ``empty`` for blank text (unlabeled, not an empty set), naming the text for
+    invalid JSON, and saying it is not a list of ``noun`` otherwise."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise error(empty)
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise error(f"{text[:60]!r} is not valid JSON ({exc.msg})") from None
+    if not isinstance(value, (list, tuple)):
+        raise error(f"{str(value)[:60]!r} is not a list of {noun}")
+    return value
 
 
 def discard_majority(labels: Sequence[str], discard: str) -> tuple[bool, str | None]:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 from data_engine.errors import EngineError
 from data_engine.store.values import normalize_text, normalized_sql
+from data_engine.tasks.setlabels import json_items
 
 
 class Span(NamedTuple):
@@ -77,17 +78,9 @@ def parse(value: object) -> list[Span]:
     (not JSON, not an array, a span without integer ``start``/``end`` or text ``label``). Bounds,
     overlaps and types are checked by :func:`problems`, which needs the text and the types.
     """
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            raise NotASpanSet("an empty value is unlabeled, not a span set (write [] for no entities)")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise NotASpanSet(f"{text[:60]!r} is not valid JSON ({exc.msg})") from None
-    if not isinstance(value, (list, tuple)):
-        raise NotASpanSet(f"{str(value)[:60]!r} is not a list of spans")
-    return sorted({_as_span(item) for item in value})
+    items = json_items(value, NotASpanSet, empty="an empty value is unlabeled, not a span set (write [] for no entities)",
+                       noun="spans")
+    return sorted({_as_span(item) for item in items})
 
 
 def _as_span(item: object) -> Span:
