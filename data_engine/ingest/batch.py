@@ -25,7 +25,8 @@ from data_engine.ingest.redact import redact_text
 from data_engine.ingest.result import IngestResult
 from data_engine.ingest.validate import GOLD_ID_PREFIX, missing_labels, quarantine, validate
 from data_engine.ingest.versions import store_versions
-from data_engine.store.classes import config_drift, unknown_labels, unknown_labels_warning
+from data_engine.ingest.unknown_labels import unknown_labels
+from data_engine.store.classes import config_drift, unknown_labels_warning
 from data_engine.store.config import DatasetConfig
 from data_engine.store.home import Home
 from data_engine.store.schema import (MANY_CLASSES, AmbiguousNumbers, NotClasses, define_label_events,

@@ -19,7 +19,7 @@ from data_engine.errors import EngineError
 from data_engine.ingest.columns import CONTENT_ID, add_content_ids, match_columns, shown_columns
 from data_engine.ingest.readers import ROW_COLUMN, UnreadableFile, file_format, read_raw
 from data_engine.ingest.validate import GOLD_ID_PREFIX, validate
-from data_engine.store.classes import unknown_labels
+from data_engine.ingest.unknown_labels import unknown_labels
 from data_engine.store.config import DatasetConfig
 from data_engine.store.values import normalized_sql
 from data_engine.store.warehouse import quote_ident

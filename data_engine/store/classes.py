@@ -13,8 +13,7 @@ import duckdb
 
 from data_engine.store.config import DatasetConfig
 from data_engine.store.schema import load_classes
-from data_engine.store.values import normalize_text, normalized_sql
-from data_engine.store.warehouse import json_path
+from data_engine.store.values import normalize_text
 
 # The words of the quarantine reason of a label outside the classes (data_engine.tasks.classification).
 NOT_A_CLASS = "is not one of the classes"
@@ -37,28 +36,6 @@ def case_variants(labels: list[str], classes: list[str]) -> dict[str, str]:
     or spaces (:func:`spelling_key`)."""
     by_key = {spelling_key(c): c for c in classes}
     return {k: by_key[spelling_key(k)] for k in labels if k not in classes and spelling_key(k) in by_key}
-
-
-def unknown_labels(con: duckdb.DuckDBPyConnection, ds: DatasetConfig) -> dict[str, int]:
-    """``{label: rows}`` of the batch being validated whose label (normalised) was quarantined as not
-    one of the classes, most rows first; for a cell of several tags (multi-label, entity types), each
-    tag that is not a class, alone. Read from the temp table ``rejected`` (the bad rows only,
-    each with the row as read in ``raw``: see data_engine.ingest.validate), so it costs nothing
-    for a batch without such rows."""
-    from data_engine.tasks import task_for
-
-    cell = f"json_extract_string(raw, {json_path(ds.label_column)})"
-    tags = task_for(ds).cell_classes_sql(cell)
-    if tags is None:
-        rows = con.execute(
-            f"SELECT {normalized_sql(cell)} AS label, count(*) AS n FROM rejected WHERE contains(reason, ?) "
-            "GROUP BY label ORDER BY n DESC, label", [NOT_A_CLASS]).fetchall()
-    else:  # a cell of several tags: each tag that is not a class, alone, with the rows that carry it
-        rows = con.execute(
-            f"SELECT t AS label, count(DISTINCT __row) AS n FROM (SELECT __row, unnest({tags}) AS t FROM rejected "
-            "WHERE contains(reason, ?)) WHERE t <> '' AND t NOT IN (SELECT class_label FROM dataset_classes) "
-            "GROUP BY label ORDER BY n DESC, label", [NOT_A_CLASS]).fetchall()
-    return {str(k): int(n) for k, n in rows if k is not None}
 
 
 def unknown_labels_warning(con: duckdb.DuckDBPyConnection, found: dict[str, int]) -> str:

@@ -221,14 +221,11 @@ class NER(Task):
         return suggested_spans(pred, [str(c) for c in classes])
 
     def example_correct(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str] = ()) -> np.ndarray:
-        """Whether each text's predicted span set (:meth:`best`) is exactly its given one, shape (n,)
-        bool. ``y``: :meth:`encode`'s (n, 1 + 3 * MAX_SPANS); ``pred``: packed token predictions (n, width)."""
+        """Whether each text's predicted span set (:meth:`best` of ``pred``, (n, width)) is its given one, (n,) bool."""
         import numpy as np
 
-        if not len(pred):
-            return np.zeros(0, dtype=bool)
-        given, predicted = self.decode(y, classes), self.best(np.asarray(pred), classes)[0]
-        return np.array([g == p for g, p in zip(given, predicted)], dtype=bool)
+        predicted = self.best(np.asarray(pred), classes)[0] if len(pred) else []
+        return np.array([g == p for g, p in zip(self.decode(y, classes), predicted)], dtype=bool)
 
     # -- mining -------------------------------------------------------------------------------
 

@@ -54,10 +54,10 @@ class SelectionPool:
 
     def uncertainty(self, method: str = "margin_sampling") -> np.ndarray:
         """The task's uncertainty of each candidate's prediction, shape (N,), higher = less sure."""
-        from data_engine.mine.selection.uncertainty import uncertainty
+        from data_engine.tasks import Classification
 
         assert self.probs is not None, "needs_model strategies run only with probabilities"
-        return uncertainty(self.probs, method, task=self.task)
+        return (self.task or Classification()).selection_uncertainty(self.probs, method)
 
     @property
     def labeled(self) -> np.ndarray:
