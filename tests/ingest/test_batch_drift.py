@@ -1,0 +1,111 @@
+"""Drift per landed batch through `ingest`: stored, given by `ingest --json`, shown in `status`, and
+the newest-looking rows of a drifted batch mined as `drift` issues."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data_engine.cli import main
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
+from tests import homes
+
+CONFIG = """
+[dataset]
+name = "plans"
+modality = "tabular"
+label_column = "churned"
+id_column = "id"
+feature_columns = ["height_m", "weight", "age", "plan"]
+classes = ["yes", "no"]
+
+[mining]
+model = "linear"
+"""
+
+
+def _rows(n: int, seed: int, start: int) -> pd.DataFrame:
+    """``n`` rows of one fixed distribution; the label depends on weight and plan."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "id": [f"r{start + i}" for i in range(n)],
+        "height_m": rng.normal(1.7, 0.1, n).round(3),
+        "weight": rng.normal(70, 10, n).round(1),
+        "age": rng.integers(18, 80, n),
+        "plan": rng.choice(["basic", "pro", "team"], n, p=[0.5, 0.3, 0.2]),
+    })
+    frame["churned"] = np.where((frame["weight"] > 72) ^ (frame["plan"] == "basic"), "yes", "no")
+    return frame
+
+
+def _ingest_json(home: Home, frame: pd.DataFrame, name: str, capsys: pytest.CaptureFixture[str]) -> dict:
+    path = home.landing / name
+    frame.to_csv(path, index=False)
+    capsys.readouterr()
+    assert main(["--home", str(home.root), "ingest", "--json", str(path)]) == 0
+    [result] = json.loads(capsys.readouterr().out)
+    return result
+
+
+@pytest.fixture()
+def home(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Home:
+    home = homes.make_home(tmp_path, CONFIG)
+    first = _ingest_json(home, _rows(600, 0, 0), "train.csv", capsys)
+    assert first["drift"] is None  # nothing in force to compare the first batch with
+    return home
+
+
+def test_unit_change_is_flagged_naming_the_column(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
+    batch = _rows(200, 1, 10_000)
+    batch["weight"] = batch["weight"] * 1000  # kilograms -> grams
+    drift = _ingest_json(home, batch, "grams.csv", capsys)["drift"]
+    assert drift["drifted"] is True
+    assert drift["columns"] == ["weight"]
+    assert drift["auc"] > 0.9 and drift["labels_compared"] is True
+    weight = next(c for c in drift["per_column"] if c["column"] == "weight")
+    assert weight["p_adjusted"] < 0.05 and weight["distance"] > 1000
+    capsys.readouterr()
+    assert main(["--home", str(home.root), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "drifted: weight" in out and "AUC" in out
+
+
+def test_new_category_in_unlabeled_batch_is_named(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
+    batch = _rows(200, 2, 20_000).drop(columns="churned")
+    batch.loc[:29, "plan"] = "enterprise"
+    drift = _ingest_json(home, batch, "enterprise.csv", capsys)["drift"]
+    assert drift["drifted"] is True and "plan" in drift["columns"]
+    plan = next(c for c in drift["per_column"] if c["column"] == "plan")
+    assert plan["new_categories"] == ["enterprise"]
+    assert drift["labels_compared"] is False
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_same_distribution_batch_is_not_flagged(home: Home, capsys: pytest.CaptureFixture[str], seed: int) -> None:
+    drift = _ingest_json(home, _rows(200, seed, 1000 * seed), f"same{seed}.csv", capsys)["drift"]
+    assert drift["drifted"] is False and drift["columns"] == []
+    assert 0.3 < drift["auc"] < 0.75
+    with open_warehouse(home, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM drift_rows").fetchone()[0] == 0
+
+
+def test_newest_looking_rows_of_a_drifted_batch_are_mined_as_drift(home: Home,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    batch = _rows(100, 6, 30_000).drop(columns="churned")
+    batch.loc[:19, "height_m"] = batch.loc[:19, "height_m"] * 100  # 20 rows in centimetres
+    drift = _ingest_json(home, batch, "cm.csv", capsys)["drift"]
+    assert drift["drifted"] and drift["columns"] == ["height_m"]
+    capsys.readouterr()
+    assert main(["--home", str(home.root), "mine", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["counts"]["drift"] >= 15
+    with open_warehouse(home, read_only=True) as con:
+        flagged = {r[0] for r in con.execute(
+            "SELECT example_id FROM issues WHERE issue_type = 'drift' AND is_issue").fetchall()}
+    changed = {f"r{30_000 + i}" for i in range(20)}
+    assert len(flagged & changed) >= 15 and len(flagged - changed) <= 5
