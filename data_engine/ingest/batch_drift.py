@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from data_engine.ingest.drift import DriftReport, batch_drift
+from data_engine.ingest.drift import DriftReport, batch_drift, sample_rows
 from data_engine.ingest.result import IngestResult
 from data_engine.store.home import Home
 from data_engine.store.schema import stored_columns
@@ -46,21 +46,44 @@ def check_batch_drift(con: duckdb.DuckDBPyConnection, home: Home, result: Ingest
     batch = everything[(everything["batch_id"] == result.batch_id) & ~everything["is_gold"].astype(bool)]
     if reference.empty or batch.empty:
         return None
+    # Sampled here already (batch_drift samples the same way): the embedding and the champion's
+    # predictions then cost max_rows rows, not the whole training data.
+    reference = sample_rows(reference, cfg.drift.max_rows, seed=0)
+    batch = sample_rows(batch, cfg.drift.max_rows, seed=0)
     types = stored_columns(con)
     inputs = [c for c in ds.input_columns if types.get(c) in ("numeric", "categorical")]
+    texts = [c for c in ds.input_columns if types.get(c) == "text"]
     ref, new = reference[inputs].copy(), batch[inputs].copy()
     if batch["label"].notna().any():
         ref[ds.label_column], new[ds.label_column] = _label_values(reference["label"], batch["label"], task.has_classes)
     predicted = _champion_predictions(con, home, reference, batch)
     if predicted is not None:
         ref[PREDICTION_COLUMN], new[PREDICTION_COLUMN] = predicted
-    if not len(ref.columns):
+    if not len(ref.columns) and not texts:
         return None
-    report = batch_drift(ref, new, cfg.drift, domain_columns=inputs)
+    report = batch_drift(ref, new, cfg.drift, domain_columns=inputs, embedding=_text_embedding(reference, batch, texts))
     drift = {**report.to_json(), "labels_compared": ds.label_column in new.columns,
              "predictions_compared": predicted is not None, "alpha": cfg.drift.alpha, "auc_threshold": cfg.drift.auc}
     _store(con, result.batch_id, report, drift, batch["example_id"])
     return drift
+
+
+def _text_embedding(reference: pd.DataFrame, batch: pd.DataFrame,
+                    texts: list[str]) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Text columns as the engine's classical embedding (TF-IDF and SVD, fitted on both sides
+    together; :class:`~data_engine.mine.embedders.tfidf.TfidfEmbedder`), indexed like the frames;
+    None without a text column. A text is not a value a per-column test reads: only the domain
+    classifier sees it."""
+    if not texts:
+        return None
+    from data_engine.mine.embedders.tfidf import TfidfEmbedder
+
+    both = pd.concat([reference[texts], batch[texts]]).fillna("").astype(str).reset_index(drop=True)
+    vectors = TfidfEmbedder(schema={c: "text" for c in texts}).fit_transform(both, texts)
+    names = [f"embedding {i}" for i in range(vectors.shape[1])]
+    n = len(reference)
+    return (pd.DataFrame(vectors[:n], index=reference.index, columns=names),
+            pd.DataFrame(vectors[n:], index=batch.index, columns=names))
 
 
 def _label_values(ref: pd.Series, new: pd.Series, has_classes: bool) -> tuple[pd.Series, pd.Series]:

@@ -83,7 +83,8 @@ class DriftReport:
         }
 
 
-def _sample(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
+def sample_rows(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
+    """At most ``max_rows`` rows of ``frame``, drawn at random with ``seed`` (index kept)."""
     return frame.sample(n=max_rows, random_state=seed) if len(frame) > max_rows else frame
 
 
@@ -146,6 +147,7 @@ def batch_drift(
     seed: int = 0,
     with_auc: bool = True,
     domain_columns: list[str] | None = None,
+    embedding: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> DriftReport:
     """Drift of ``batch`` (n_b rows) against ``reference`` (n_r rows, the training data in force).
 
@@ -153,15 +155,17 @@ def batch_drift(
     is drifted when its Holm-adjusted p-value is below ``alpha`` or it holds categories never seen
     in training. The batch is drifted when any column is, or the domain classifier's AUC reaches
     ``thresholds.auc``. The classifier reads ``domain_columns`` (default: every shared column;
-    label and prediction columns are tested one by one but are not what the rows look like).
-    Raises ValueError when the frames share no column.
+    label and prediction columns are tested one by one but are not what the rows look like) and,
+    given ``embedding`` (vectors of the reference rows and of the batch rows, indexed like the two
+    frames; e.g. text embedded), those vectors too: they are not tested one dimension at a time.
+    Raises ValueError when the frames share no column and there is no ``embedding``.
     """
     t = thresholds or DriftThresholds()
     shared = [c for c in reference.columns if c in batch.columns]
-    if not shared:
+    if not shared and embedding is None:
         raise ValueError("drift: the batch shares no column with the training data")
-    ref = _sample(reference[shared], t.max_rows, seed)
-    new = _sample(batch[shared], t.max_rows, seed)
+    ref = sample_rows(reference[shared], t.max_rows, seed)
+    new = sample_rows(batch[shared], t.max_rows, seed)
     per_column = [
         _numeric(c, ref[c], new[c])
         if pd.api.types.is_numeric_dtype(ref[c]) and pd.api.types.is_numeric_dtype(new[c])
@@ -174,7 +178,11 @@ def batch_drift(
     auc = row_scores = None
     if with_auc:
         looks = [c for c in (shared if domain_columns is None else domain_columns) if c in shared]
-        scores = domain_scores(ref[looks], new[looks], seed)
+        x_ref, x_new = ref[looks], new[looks]
+        if embedding is not None:
+            x_ref = pd.concat([x_ref, embedding[0].loc[ref.index]], axis=1)
+            x_new = pd.concat([x_new, embedding[1].loc[new.index]], axis=1)
+        scores = domain_scores(x_ref, x_new, seed)
         if scores is not None:
             from sklearn.metrics import roc_auc_score
 

@@ -109,3 +109,39 @@ def test_newest_looking_rows_of_a_drifted_batch_are_mined_as_drift(home: Home,
             "SELECT example_id FROM issues WHERE issue_type = 'drift' AND is_issue").fetchall()}
     changed = {f"r{30_000 + i}" for i in range(20)}
     assert len(flagged & changed) >= 15 and len(flagged - changed) <= 5
+
+
+TEXT_CONFIG = """
+[dataset]
+name = "reviews"
+modality = "text"
+id_column = "id"
+label_column = "label"
+text_column = "review"
+classes = ["pos", "neg"]
+"""
+
+GADGETS = ["battery", "screen", "charger", "case", "headset", "cable", "speaker", "keyboard"]
+MEALS = ["pasta", "soup", "waiter", "dessert", "pizza", "salad", "menu", "table"]
+GOOD, BAD = ["great", "works well", "love the", "excellent"], ["broken", "awful", "hate the", "poor"]
+
+
+def _reviews(n: int, seed: int, start: int, nouns: list[str], labeled: bool = True) -> pd.DataFrame:
+    """``n`` short reviews about ``nouns``; the label is the sentiment of the phrase drawn."""
+    rng = np.random.default_rng(seed)
+    good = rng.random(n) < 0.5
+    words = [f"{rng.choice(GOOD if g else BAD)} {rng.choice(nouns)} and the {rng.choice(nouns)}" for g in good]
+    frame = pd.DataFrame({"id": [f"t{start + i}" for i in range(n)], "review": words})
+    if labeled:
+        frame["label"] = np.where(good, "pos", "neg")
+    return frame
+
+
+def test_text_batch_on_another_subject_is_flagged_by_the_domain_classifier(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = homes.make_home(tmp_path, TEXT_CONFIG)
+    assert _ingest_json(home, _reviews(400, 0, 0, GADGETS), "gadgets.csv", capsys)["drift"] is None
+    same = _ingest_json(home, _reviews(150, 1, 1000, GADGETS, labeled=False), "more.csv", capsys)["drift"]
+    assert same["drifted"] is False and same["per_column"] == [] and same["auc"] < 0.75
+    meals = _ingest_json(home, _reviews(150, 2, 2000, MEALS, labeled=False), "meals.csv", capsys)["drift"]
+    assert meals["drifted"] is True and meals["columns"] == [] and meals["auc"] > 0.9
