@@ -45,11 +45,11 @@ def ingest(con: duckdb.DuckDBPyConnection, home: Home, path: Path, *, gold: bool
     """Ingest one file as one batch with the home's settings: gold when ``gold`` is True, or when
     ``gold`` is None and the file lies under ``landing/gold/``; ``[ingest] max_quarantine_share``;
     then the batch's drift against the training data in force (``[drift]``, see
-    :mod:`data_engine.ingest.batch_drift`) in ``result.drift``.
+    :mod:`data_engine.ship.drift_check`) in ``result.drift``.
     See :func:`data_engine.ingest.batch.ingest_file` for what is stored and raised."""
     result = ingest_file(con, home.config.dataset, path, gold=is_gold_path(home, path) if gold is None else gold,
                          regold=regold, max_quarantine_share=home.config.ingest.max_quarantine_share)
-    from data_engine.ingest.batch_drift import check_batch_drift
+    from data_engine.ship.drift_check import check_batch_drift
 
     result.drift = check_batch_drift(con, home, result)
     return result

@@ -1,11 +1,7 @@
-"""Drift of a landed training batch against the training data in force, computed once it is stored
-and kept in ``batch_drift`` (the figures) and ``drift_rows`` (how new each row looks).
-
-What is compared (the tests are :func:`data_engine.ingest.drift.batch_drift`'s, Holm-corrected across
-all of them): every numeric and categorical input column; for a labeled batch, the labels; when a
-champion is deployed, its predictions on both sides (predicted class, or value). The domain
-classifier reads the input columns only. Text and image columns are not compared (they are not
-columns of values a frequency test reads). A gold batch is not compared: gold is not training data.
+"""Where the drift of each landed training batch is kept: ``batch_drift`` (the ``drift`` object
+``ingest --json`` gives) and ``drift_rows`` (the domain classifier's score of each row of a drifted
+batch, which the ``drift`` detector ranks); and its plot. Computed by
+:mod:`data_engine.ship.drift_check` (it needs the champion and the text embedding).
 """
 
 from __future__ import annotations
@@ -16,115 +12,13 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from data_engine.ingest.drift import DriftReport, batch_drift, sample_rows
-from data_engine.ingest.result import IngestResult
-from data_engine.store.home import Home
-from data_engine.store.schema import stored_columns
-
-# The name under which the champion's predictions are compared and reported.
-PREDICTION_COLUMN = "champion prediction"
+from data_engine.ingest.drift import DriftReport
 
 
-def check_batch_drift(con: duckdb.DuckDBPyConnection, home: Home, result: IngestResult) -> dict[str, Any] | None:
-    """The ``drift`` object of a just-ingested training batch (stored in ``batch_drift``), or None when
-    there is nothing to compare: a gold, duplicate, rejected or already-known batch, or no training
-    data in force outside this batch yet. Rows of a drifted batch get their domain-classifier score
-    in ``drift_rows``. The stored object is given again for an already-known batch."""
-    if result.already_known:
-        return stored_drift(con, result.batch_id)
-    if result.status != "ingested" or result.is_gold or not result.rows_ok:
-        return None
-    from data_engine.store.dataset import load_examples
-    from data_engine.tasks import task_for
-
-    cfg = home.config
-    ds = cfg.dataset
-    task = task_for(ds)
-    train = load_examples(con, ds, subset="train")
-    reference = train[train["batch_id"] != result.batch_id]
-    everything = load_examples(con, ds, subset="all")
-    batch = everything[(everything["batch_id"] == result.batch_id) & ~everything["is_gold"].astype(bool)]
-    if reference.empty or batch.empty:
-        return None
-    # Sampled here already (batch_drift samples the same way): the embedding and the champion's
-    # predictions then cost max_rows rows, not the whole training data.
-    reference = sample_rows(reference, cfg.drift.max_rows, seed=0)
-    batch = sample_rows(batch, cfg.drift.max_rows, seed=0)
-    types = stored_columns(con)
-    inputs = [c for c in ds.input_columns if types.get(c) in ("numeric", "categorical")]
-    texts = [c for c in ds.input_columns if types.get(c) == "text"]
-    ref, new = reference[inputs].copy(), batch[inputs].copy()
-    if batch["label"].notna().any():
-        ref[ds.label_column], new[ds.label_column] = _label_values(reference["label"], batch["label"], task.has_classes)
-    predicted = _champion_predictions(con, home, reference, batch)
-    if predicted is not None:
-        ref[PREDICTION_COLUMN], new[PREDICTION_COLUMN] = predicted
-    if not len(ref.columns) and not texts:
-        return None
-    report = batch_drift(ref, new, cfg.drift, domain_columns=inputs, embedding=_text_embedding(reference, batch, texts))
-    drift = {**report.to_json(), "labels_compared": ds.label_column in new.columns,
-             "predictions_compared": predicted is not None, "alpha": cfg.drift.alpha, "auc_threshold": cfg.drift.auc}
-    _store(con, result.batch_id, report, drift, batch["example_id"])
-    return drift
-
-
-def _text_embedding(reference: pd.DataFrame, batch: pd.DataFrame,
-                    texts: list[str]) -> tuple[pd.DataFrame, pd.DataFrame] | None:
-    """Text columns as the engine's classical embedding (TF-IDF and SVD, fitted on both sides
-    together; :class:`~data_engine.mine.embedders.tfidf.TfidfEmbedder`), indexed like the frames;
-    None without a text column. A text is not a value a per-column test reads: only the domain
-    classifier sees it."""
-    if not texts:
-        return None
-    from data_engine.mine.embedders.tfidf import TfidfEmbedder
-
-    both = pd.concat([reference[texts], batch[texts]]).fillna("").astype(str).reset_index(drop=True)
-    vectors = TfidfEmbedder(schema={c: "text" for c in texts}).fit_transform(both, texts)
-    names = [f"embedding {i}" for i in range(vectors.shape[1])]
-    n = len(reference)
-    return (pd.DataFrame(vectors[:n], index=reference.index, columns=names),
-            pd.DataFrame(vectors[n:], index=batch.index, columns=names))
-
-
-def _label_values(ref: pd.Series, new: pd.Series, has_classes: bool) -> tuple[pd.Series, pd.Series]:
-    """The labels as the tests read them: class names as categories, numbers as numbers."""
-    if has_classes:
-        return ref.astype(object), new.astype(object)
-    return pd.to_numeric(ref, errors="coerce"), pd.to_numeric(new, errors="coerce")
-
-
-def _champion_predictions(con: duckdb.DuckDBPyConnection, home: Home, reference: pd.DataFrame,
-                          batch: pd.DataFrame) -> tuple[pd.Series, pd.Series] | None:
-    """The deployed champion's predicted class (or value) on the training rows and on the batch's
-    rows, indexed like them; None without a champion."""
-    from data_engine.ship.registry import current_champion, load_model
-
-    champion = current_champion(con)
-    if champion is None:
-        return None
-    from data_engine.mine.embedders.features import with_embedding
-    from data_engine.ship.scoring import candidate_input
-    from data_engine.ship.training import limited_threads
-    from data_engine.store.dataset import load_classes
-    from data_engine.tasks import task_for
-
-    cfg = home.config
-    task = task_for(cfg.dataset)
-    classes = load_classes(con) or list(champion.classes)
-    model = load_model(home, champion)
-    out = []
-    for frame in (reference, batch):
-        rows, _ = with_embedding(con, cfg, frame.reset_index(drop=True), champion.input_schema)
-        with limited_threads():
-            probs = task.predict(model, candidate_input(rows, champion), classes)
-        best = pd.Series(list(task.best(probs, classes)[0]), index=frame.index)
-        out.append(best.astype(object) if task.has_classes else pd.to_numeric(best, errors="coerce"))
-    return out[0], out[1]
-
-
-def _store(con: duckdb.DuckDBPyConnection, batch_id: str, report: DriftReport, drift: dict[str, Any],
-           example_ids: pd.Series) -> None:
-    """Keep the report and, for a drifted batch, each scored row's domain-classifier score."""
+def store_drift(con: duckdb.DuckDBPyConnection, batch_id: str, report: DriftReport, drift: dict[str, Any],
+                example_ids: pd.Series) -> None:
+    """Keep the ``drift`` object of ``report`` and, for a drifted batch, the domain-classifier score
+    of each scored row (``example_ids``: the batch frame's ids, indexed like it)."""
     con.execute("DELETE FROM batch_drift WHERE batch_id = ?", [batch_id])
     con.execute("DELETE FROM drift_rows WHERE batch_id = ?", [batch_id])
     con.execute("INSERT INTO batch_drift (batch_id, drifted, columns, auc, report) VALUES (?, ?, ?, ?, ?)",
