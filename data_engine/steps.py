@@ -49,9 +49,14 @@ def ingest(con: duckdb.DuckDBPyConnection, home: Home, path: Path, *, gold: bool
     See :func:`data_engine.ingest.batch.ingest_file` for what is stored and raised."""
     result = ingest_file(con, home.config.dataset, path, gold=is_gold_path(home, path) if gold is None else gold,
                          regold=regold, max_quarantine_share=home.config.ingest.max_quarantine_share)
-    from data_engine.ship.drift_check import check_batch_drift
+    from data_engine.ingest.batch_drift import drift_due, stored_drift
 
-    result.drift = check_batch_drift(con, home, result)
+    if result.already_known:
+        result.drift = stored_drift(con, result.batch_id)
+    elif drift_due(con, result):
+        from data_engine.ship.drift_check import check_batch_drift  # numpy, pandas, scikit-learn
+
+        result.drift = check_batch_drift(con, home, result)
     return result
 
 

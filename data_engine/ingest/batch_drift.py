@@ -7,12 +7,27 @@ batch, which the ``drift`` detector ranks); and its plot. Computed by
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
-from data_engine.ingest.drift import DriftReport
+from data_engine.ingest.result import IngestResult
+
+# numpy, pandas and scipy load only when a batch is compared: `ingest` of a first batch starts without them.
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from data_engine.ingest.drift import DriftReport
+
+
+def drift_due(con: duckdb.DuckDBPyConnection, result: IngestResult) -> bool:
+    """True when ``result`` is a newly ingested training batch and there are labeled training
+    examples in force outside it to compare it with (one SQL query; nothing heavy loaded)."""
+    if result.already_known or result.status != "ingested" or result.is_gold or not result.rows_ok:
+        return False
+    return con.execute(
+        "SELECT EXISTS (SELECT 1 FROM current_examples ce JOIN current_labels cl USING (example_id) "
+        "WHERE NOT ce.is_gold AND cl.label IS NOT NULL AND ce.batch_id <> ?)", [result.batch_id]).fetchone()[0]
 
 
 def store_drift(con: duckdb.DuckDBPyConnection, batch_id: str, report: DriftReport, drift: dict[str, Any],
@@ -24,6 +39,8 @@ def store_drift(con: duckdb.DuckDBPyConnection, batch_id: str, report: DriftRepo
     con.execute("INSERT INTO batch_drift (batch_id, drifted, columns, auc, report) VALUES (?, ?, ?, ?, ?)",
                 [batch_id, report.drifted, json.dumps(report.columns), report.auc, json.dumps(drift)])
     if report.drifted and report.row_scores is not None:
+        import pandas as pd
+
         rows = pd.DataFrame({"batch_id": batch_id, "example_id": example_ids.loc[report.row_scores.index].astype(str),
                              "score": report.row_scores.to_numpy(float)})
         con.execute("INSERT INTO drift_rows SELECT batch_id, example_id, score FROM rows")

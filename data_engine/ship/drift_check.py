@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from data_engine.ingest.batch_drift import store_drift, stored_drift
+from data_engine.ingest.batch_drift import drift_due, store_drift
 from data_engine.ingest.drift import batch_drift, sample_rows
 from data_engine.ingest.result import IngestResult
 from data_engine.store.home import Home
@@ -30,10 +30,8 @@ def check_batch_drift(con: duckdb.DuckDBPyConnection, home: Home, result: Ingest
     """The ``drift`` object of a just-ingested training batch (stored in ``batch_drift``), or None when
     there is nothing to compare: a gold, duplicate, rejected or already-known batch, or no training
     data in force outside this batch yet. Rows of a drifted batch get their domain-classifier score
-    in ``drift_rows``. The stored object is given again for an already-known batch."""
-    if result.already_known:
-        return stored_drift(con, result.batch_id)
-    if result.status != "ingested" or result.is_gold or not result.rows_ok:
+    in ``drift_rows``."""
+    if not drift_due(con, result):
         return None
     from data_engine.store.dataset import load_examples
     from data_engine.tasks import task_for
