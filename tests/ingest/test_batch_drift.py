@@ -145,3 +145,25 @@ def test_text_batch_on_another_subject_is_flagged_by_the_domain_classifier(
     assert same["drifted"] is False and same["per_column"] == [] and same["auc"] < 0.75
     meals = _ingest_json(home, _reviews(150, 2, 2000, MEALS, labeled=False), "meals.csv", capsys)["drift"]
     assert meals["drifted"] is True and meals["columns"] == [] and meals["auc"] > 0.9
+
+
+def test_champion_predictions_are_compared_once_a_champion_is_deployed(fitted_digits, tmp_path: Path) -> None:
+    """A batch of only zeros (unlabeled) shifts the champion's predicted classes; a random batch does not."""
+    from data_engine.steps import ingest
+
+    home = fitted_digits.copy(tmp_path / "digits")
+    X, y = homes.digits()
+    unused = np.setdiff1d(np.arange(len(y)), np.concatenate(list(fitted_digits.info["parts"].values())))
+    # A random draw: the digits file is in collection order (its first rows differ measurably from the rest).
+    zeros, mixed = unused[y[unused] == "0"][:100], np.random.default_rng(0).choice(unused, 150, replace=False)
+    with open_warehouse(home) as con:
+        drifts = {}
+        for name, rows in (("mixed", mixed), ("zeros", zeros)):
+            frame = pd.DataFrame(X[rows], columns=homes.PIXELS)
+            frame.insert(0, "id", [f"new-{name}-{i}" for i in rows])
+            frame.to_csv(home.landing / f"{name}.csv", index=False)
+            drifts[name] = ingest(con, home, home.landing / f"{name}.csv").drift
+    assert drifts["mixed"]["predictions_compared"] and not drifts["mixed"]["drifted"], [(c["column"], c["p_value"], c["p_adjusted"], c["test"]) for c in drifts["mixed"]["per_column"] if c["drifted"]]
+    zero = drifts["zeros"]
+    assert zero["drifted"] and "champion prediction" in zero["columns"]
+    assert next(c for c in zero["per_column"] if c["column"] == "champion prediction")["kind"] == "categorical"
