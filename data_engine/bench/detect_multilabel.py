@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data_engine.bench.scores import BASELINE_FOLDS, detection_scores
+from data_engine.bench.scores import BASELINE_FOLDS, detection_scores, label_flag_scores
 
 # The documented rules: tag -> the digits it applies to.
 DIGIT_TAGS: dict[str, frozenset[int]] = {
@@ -98,13 +98,7 @@ def run_multilabel_detect_benchmark(*, noise: float = 0.1, seed: int = 0, model:
         ingest_file(con, home.config.dataset, path)
     mined = mine_step(home)
     with open_warehouse(home) as con:
-        flagged = {r[0] for r in con.execute(
-            "SELECT example_id FROM issues WHERE run_id = ? AND issue_type = 'label' AND is_issue",
-            [mined.summary.run_id]).fetchall()}
-        ranked = [r[0] for r in con.execute(
-            "SELECT example_id FROM issues WHERE run_id = ? AND issue_type = 'label' ORDER BY score, example_id",
-            [mined.summary.run_id]).fetchall()]
-    engine = detection_scores(truth, flagged, ranked)
+        engine = label_flag_scores(con, mined.summary.run_id, truth)
     engine["model_spec"] = mined.summary.model_spec
     engine["seconds"] = round(time.perf_counter() - started, 2)
     result: dict[str, Any] = {"dataset": "digit-tags", "task": "multilabel", "rows": int(len(Y)), "noise": noise,

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data_engine.bench.scores import BASELINE_FOLDS, detection_scores
+from data_engine.bench.scores import BASELINE_FOLDS, detection_scores, label_flag_scores
 
 REGRESSION_DATASETS = ("diabetes",)
 # A gross value error moves a label by this many standard deviations of the labels (uniformly
@@ -86,13 +86,7 @@ def run_regression_detect_benchmark(*, noise: float = 0.1, seed: int = 0, model:
         ingest(con, home, path)
     mined = mine_step(home)
     with open_warehouse(home) as con:
-        flagged = {r[0] for r in con.execute(
-            "SELECT example_id FROM issues WHERE run_id = ? AND issue_type = 'label' AND is_issue",
-            [mined.summary.run_id]).fetchall()}
-        ranked = [r[0] for r in con.execute(
-            "SELECT example_id FROM issues WHERE run_id = ? AND issue_type = 'label' ORDER BY score, example_id",
-            [mined.summary.run_id]).fetchall()]
-    engine = detection_scores(truth, flagged, ranked)
+        engine = label_flag_scores(con, mined.summary.run_id, truth)
     engine["model_spec"] = mined.summary.model_spec
     engine["seconds"] = round(time.perf_counter() - started, 2)
     result: dict[str, Any] = {"dataset": "diabetes", "task": "regression", "rows": int(len(y)), "noise": noise,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import duckdb
     import pandas as pd
 
 # cleanlab's own call, the baseline beside the engine, runs on this many folds.
@@ -26,3 +27,15 @@ def detection_scores(truth: pd.Series, flagged: set[str], queue_ids: list[str]) 
     return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
             "flagged": len(flagged), "top_k": k, "top_k_precision": round(top_hits / k, 4) if k else 0.0,
             "queue_length": len(queue_ids)}
+
+
+def label_flag_scores(con: duckdb.DuckDBPyConnection, run_id: int, truth: pd.Series) -> dict[str, float]:
+    """:func:`detection_scores` of mining run ``run_id``'s label issues: the flagged examples, and the
+    ranking by label quality score (lowest first) in place of the queue, so a task whose queue also
+    holds other issue kinds is scored on its label check alone."""
+    flagged = {r[0] for r in con.execute(
+        "SELECT example_id FROM issues WHERE run_id = ? AND issue_type = 'label' AND is_issue", [run_id]).fetchall()}
+    ranked = [r[0] for r in con.execute(
+        "SELECT example_id FROM issues WHERE run_id = ? AND issue_type = 'label' ORDER BY score, example_id",
+        [run_id]).fetchall()]
+    return detection_scores(truth, flagged, ranked)
