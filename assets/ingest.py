@@ -94,7 +94,7 @@ def drift_check_result(drift: dict | None) -> dg.AssetCheckResult:
     if drift is None:
         return dg.AssetCheckResult(check_name=DRIFT_CHECK, passed=True, severity=dg.AssetCheckSeverity.WARN,
                                    description="not compared: a gold batch, or no training data in force yet")
-    from data_engine.ingest.batch_drift import drift_plot
+    from data_engine.ship.drift_check import drift_plot
 
     rows = [{"column": c["column"], "test": c["test"], "p_value": c["p_value"], "p_adjusted": c["p_adjusted"],
              "distance": c["distance"], "new_categories": ", ".join(map(str, c["new_categories"])),

@@ -1,6 +1,6 @@
 """Where the drift of each landed training batch is kept: ``batch_drift`` (the ``drift`` object
 ``ingest --json`` gives) and ``drift_rows`` (the domain classifier's score of each row of a drifted
-batch, which the ``drift`` detector ranks); and its plot. Computed by
+batch, which the ``drift`` detector ranks). Computed by
 :mod:`data_engine.ship.drift_check` (it needs the champion and the text embedding).
 """
 
@@ -56,34 +56,3 @@ def drift_scores(con: duckdb.DuckDBPyConnection) -> dict[str, float]:
     """``{example_id: score}`` of the rows of drifted batches (the highest score where an example
     came in more than one): what the ``drift`` detector ranks."""
     return dict(con.execute("SELECT example_id, max(score) FROM drift_rows GROUP BY example_id").fetchall())
-
-
-def drift_plot(drift: dict[str, Any]) -> bytes:
-    """A PNG bar chart of a ``drift`` object: -log10 of each column's Holm-adjusted p-value, drifted
-    columns in red, the ``alpha`` line dashed, the domain classifier's AUC in the title."""
-    import io
-
-    import matplotlib
-    import numpy as np
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    per = drift["per_column"]
-    heights = [-np.log10(max(c["p_adjusted"], 1e-300)) for c in per]
-    fig, ax = plt.subplots(figsize=(min(12.0, 3.0 + 0.5 * len(per)), 3.5), dpi=100)
-    try:
-        ax.bar(range(len(per)), heights, color=["tab:red" if c["drifted"] else "tab:gray" for c in per])
-        ax.axhline(-np.log10(drift["alpha"]), linestyle="--", color="black", linewidth=1,
-                   label=f"alpha = {drift['alpha']:g} (Holm)")
-        ax.set_xticks(range(len(per)), [c["column"][:16] for c in per], rotation=45, ha="right", fontsize=8)
-        ax.set_ylabel("-log10 adjusted p")
-        auc = "n/a" if drift["auc"] is None else f"{drift['auc']:.2f}"
-        ax.set_title(f"Drift from the training data in force (domain classifier AUC {auc})", fontsize=10)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        out = io.BytesIO()
-        fig.savefig(out, format="png")
-        return out.getvalue()
-    finally:
-        plt.close(fig)

@@ -121,3 +121,24 @@ def _champion_predictions(con: duckdb.DuckDBPyConnection, home: Home, reference:
     return out[0], out[1]
 
 
+def drift_plot(drift: dict[str, Any]) -> bytes:
+    """A PNG bar chart of a ``drift`` object: -log10 of each column's Holm-adjusted p-value, drifted
+    columns in red, the ``alpha`` line dashed, the domain classifier's AUC in the title."""
+    import numpy as np
+
+    from data_engine.mine.noise import png_plot
+
+    per = drift["per_column"]
+    heights = [-np.log10(max(c["p_adjusted"], 1e-300)) for c in per]
+
+    def draw(fig: Any, ax: Any) -> None:
+        ax.bar(range(len(per)), heights, color=["tab:red" if c["drifted"] else "tab:gray" for c in per])
+        ax.axhline(-np.log10(drift["alpha"]), linestyle="--", color="black", linewidth=1,
+                   label=f"alpha = {drift['alpha']:g} (Holm)")
+        ax.set_xticks(range(len(per)), [c["column"][:16] for c in per], rotation=45, ha="right", fontsize=8)
+        ax.set_ylabel("-log10 adjusted p")
+        auc = "n/a" if drift["auc"] is None else f"{drift['auc']:.2f}"
+        ax.set_title(f"Drift from the training data in force (domain classifier AUC {auc})", fontsize=10)
+        ax.legend(fontsize=8)
+
+    return png_plot((min(12.0, 3.0 + 0.5 * len(per)), 3.5), draw)
