@@ -3,7 +3,8 @@
 
 What is compared (the tests are :func:`data_engine.ingest.drift.batch_drift`'s, Holm-corrected across
 all of them): every numeric and categorical input column; for a labeled batch, the labels; when a
-champion is deployed, its predictions on both sides (predicted class, or value). The domain
+champion is deployed, its predictions on both sides (predicted class, or value; tag sets and spans
+are not compared). The domain
 classifier reads the input columns and, for text columns, their TF-IDF embedding. Image columns are
 not compared. A gold batch is not compared: gold is not training data. Here, above ``mine`` and
 ``ship`` in the layers, because it reads the champion and the engine's embedding.
@@ -24,6 +25,9 @@ from data_engine.store.schema import stored_columns
 
 # The name under which the champion's predictions are compared and reported.
 PREDICTION_COLUMN = "champion prediction"
+# Tasks whose label (and prediction) is one value a test reads: a class, or a number. A tag set or
+# a list of spans is nearly unique per row: every batch would bring "new categories".
+LABEL_KINDS = {"classification": "categorical", "regression": "numeric"}
 
 
 def check_batch_drift(con: duckdb.DuckDBPyConnection, home: Home, result: IngestResult) -> dict[str, Any] | None:
@@ -41,8 +45,10 @@ def check_batch_drift(con: duckdb.DuckDBPyConnection, home: Home, result: Ingest
     task = task_for(ds)
     train = load_examples(con, ds, subset="train")
     reference = train[train["batch_id"] != result.batch_id]
-    everything = load_examples(con, ds, subset="all")
-    batch = everything[(everything["batch_id"] == result.batch_id) & ~everything["is_gold"].astype(bool)]
+    unlabeled = load_examples(con, ds, subset="unlabeled")
+    # The batch's examples in force: labeled and unlabeled (a discarded one is in neither).
+    batch = pd.concat([train[train["batch_id"] == result.batch_id],
+                       unlabeled[unlabeled["batch_id"] == result.batch_id]], ignore_index=True)
     if reference.empty or batch.empty:
         return None
     # Sampled here already (batch_drift samples the same way): the embedding and the champion's
@@ -53,9 +59,10 @@ def check_batch_drift(con: duckdb.DuckDBPyConnection, home: Home, result: Ingest
     inputs = [c for c in ds.input_columns if types.get(c) in ("numeric", "categorical")]
     texts = [c for c in ds.input_columns if types.get(c) == "text"]
     ref, new = reference[inputs].copy(), batch[inputs].copy()
-    if batch["label"].notna().any():
-        ref[ds.label_column], new[ds.label_column] = _label_values(reference["label"], batch["label"], task.has_classes)
-    predicted = _champion_predictions(con, home, reference, batch)
+    kind = LABEL_KINDS.get(task.name)
+    if kind and batch["label"].notna().any():
+        ref[ds.label_column], new[ds.label_column] = _as_kind(reference["label"], kind), _as_kind(batch["label"], kind)
+    predicted = _champion_predictions(con, home, reference, batch, kind) if kind else None
     if predicted is not None:
         ref[PREDICTION_COLUMN], new[PREDICTION_COLUMN] = predicted
     if not len(ref.columns) and not texts:
@@ -85,15 +92,13 @@ def _text_embedding(reference: pd.DataFrame, batch: pd.DataFrame,
             pd.DataFrame(vectors[n:], index=batch.index, columns=names))
 
 
-def _label_values(ref: pd.Series, new: pd.Series, has_classes: bool) -> tuple[pd.Series, pd.Series]:
-    """The labels as the tests read them: class names as categories, numbers as numbers."""
-    if has_classes:
-        return ref.astype(object), new.astype(object)
-    return pd.to_numeric(ref, errors="coerce"), pd.to_numeric(new, errors="coerce")
+def _as_kind(values: pd.Series, kind: str) -> pd.Series:
+    """Labels or predictions as the tests read them: class names as categories, numbers as numbers."""
+    return values.astype(object) if kind == "categorical" else pd.to_numeric(values, errors="coerce")
 
 
 def _champion_predictions(con: duckdb.DuckDBPyConnection, home: Home, reference: pd.DataFrame,
-                          batch: pd.DataFrame) -> tuple[pd.Series, pd.Series] | None:
+                          batch: pd.DataFrame, kind: str) -> tuple[pd.Series, pd.Series] | None:
     """The deployed champion's predicted class (or value) on the training rows and on the batch's
     rows, indexed like them; None without a champion."""
     from data_engine.ship.registry import current_champion, load_model
@@ -117,7 +122,7 @@ def _champion_predictions(con: duckdb.DuckDBPyConnection, home: Home, reference:
         with limited_threads():
             probs = task.predict(model, candidate_input(rows, champion), classes)
         best = pd.Series(list(task.best(probs, classes)[0]), index=frame.index)
-        out.append(best.astype(object) if task.has_classes else pd.to_numeric(best, errors="coerce"))
+        out.append(_as_kind(best, kind))
     return out[0], out[1]
 
 
