@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from assets.metadata import ROW_COUNT, table, value, values
+from assets.metadata import ROW_COUNT, figure, table, value, values
 from assets.resources import EngineResource
 from data_engine.ingest.batch import IngestResult
 from data_engine.ingest.landing import landed_path
@@ -12,6 +12,8 @@ from data_engine.steps import ingest_step
 batches_partitions = dg.DynamicPartitionsDefinition(name="landed_files")
 # Passes unless more of a batch's rows were quarantined than [ingest] max_quarantine_share (WARN).
 QUARANTINED_SHARE_CHECK = "quarantined_share"
+# Passes unless the batch drifted from the training data in force ([drift]; WARN).
+DRIFT_CHECK = "drift"
 
 
 def ingest_metadata(result: IngestResult) -> dict[str, dg.MetadataValue]:
@@ -50,7 +52,11 @@ def ingest_metadata(result: IngestResult) -> dict[str, dg.MetadataValue]:
     kinds={"duckdb", "python"},
     description="A landed file ingested into the warehouse: every row stored or quarantined with a reason.",
     check_specs=[dg.AssetCheckSpec(QUARANTINED_SHARE_CHECK, asset="landed_batch",
-                                   description="at most [ingest] max_quarantine_share of the rows quarantined")],
+                                   description="at most [ingest] max_quarantine_share of the rows quarantined"),
+                 dg.AssetCheckSpec(DRIFT_CHECK, asset="landed_batch",
+                                   description="no drift from the training data in force: per-column tests "
+                                               "(Holm-corrected at [drift] alpha) and a domain classifier's "
+                                               "out-of-fold AUC below [drift] auc")],
 )
 def landed_batch(context: dg.AssetExecutionContext, engine: EngineResource) -> dg.MaterializeResult:
     """Ingest the landed file named by the partition key (its path under landing/)."""
@@ -77,4 +83,29 @@ def landed_batch(context: dg.AssetExecutionContext, engine: EngineResource) -> d
     )
     # The file's bytes are its version: the same bytes landed again change nothing downstream.
     return dg.MaterializeResult(metadata=ingest_metadata(result), data_version=dg.DataVersion(result.sha256[:16]),
-                                check_results=[check])
+                                check_results=[check, drift_check_result(result.drift)])
+
+
+def drift_check_result(drift: dict | None) -> dg.AssetCheckResult:
+    """The drift check: WARN when the batch drifted, naming the columns; passed with the reason when
+    nothing was compared (a gold batch, no training data in force yet)."""
+    from data_engine.ingest.summary import drift_line
+
+    if drift is None:
+        return dg.AssetCheckResult(check_name=DRIFT_CHECK, passed=True, severity=dg.AssetCheckSeverity.WARN,
+                                   description="not compared: a gold batch, or no training data in force yet")
+    from data_engine.ship.drift_check import drift_plot
+
+    rows = [{"column": c["column"], "test": c["test"], "p_value": c["p_value"], "p_adjusted": c["p_adjusted"],
+             "distance": c["distance"], "new_categories": ", ".join(map(str, c["new_categories"])),
+             "drifted": c["drifted"]} for c in drift["per_column"]]
+    metadata = {
+        "drifted": value(drift["drifted"]), "columns": value(", ".join(drift["columns"])), "auc": value(drift["auc"]),
+        "p_adjusted": value({c["column"]: c["p_adjusted"] for c in drift["per_column"]}),
+        "per_column": table(rows, [("column", str), ("test", str), ("p_value", float), ("p_adjusted", float),
+                                   ("distance", float), ("new_categories", str), ("drifted", bool)]),
+        **values({k: drift[k] for k in ("n_reference", "n_batch", "alpha", "auc_threshold")}),
+        **figure(drift_plot(drift), "Holm-adjusted p-value per column"),
+    }
+    return dg.AssetCheckResult(check_name=DRIFT_CHECK, passed=not drift["drifted"],
+                               severity=dg.AssetCheckSeverity.WARN, description=drift_line(drift), metadata=metadata)

@@ -43,10 +43,21 @@ if TYPE_CHECKING:
 def ingest(con: duckdb.DuckDBPyConnection, home: Home, path: Path, *, gold: bool | None = None,
            regold: bool = False) -> IngestResult:
     """Ingest one file as one batch with the home's settings: gold when ``gold`` is True, or when
-    ``gold`` is None and the file lies under ``landing/gold/``; ``[ingest] max_quarantine_share``.
+    ``gold`` is None and the file lies under ``landing/gold/``; ``[ingest] max_quarantine_share``;
+    then the batch's drift against the training data in force (``[drift]``, see
+    :mod:`data_engine.ship.drift_check`) in ``result.drift``.
     See :func:`data_engine.ingest.batch.ingest_file` for what is stored and raised."""
-    return ingest_file(con, home.config.dataset, path, gold=is_gold_path(home, path) if gold is None else gold,
-                       regold=regold, max_quarantine_share=home.config.ingest.max_quarantine_share)
+    result = ingest_file(con, home.config.dataset, path, gold=is_gold_path(home, path) if gold is None else gold,
+                         regold=regold, max_quarantine_share=home.config.ingest.max_quarantine_share)
+    from data_engine.ingest.batch_drift import drift_due, stored_drift
+
+    if result.already_known:
+        result.drift = stored_drift(con, result.batch_id)
+    elif drift_due(con, result):
+        from data_engine.ship.drift_check import check_batch_drift  # numpy, pandas, scikit-learn
+
+        result.drift = check_batch_drift(con, home, result)
+    return result
 
 
 def ingest_step(home: Home, paths: Sequence[Path], *, gold: bool | None = None,

@@ -38,6 +38,8 @@ class BenchDataset:
     # (``copy_row``, ``source_row``: row positions in ``frame``; ``kind``; see data_engine.demo.image_files).
     image_root: Path | None = None
     near_copies: pd.DataFrame | None = None
+    # Per row, the source it came from (sentiment: the site, "amazon", "imdb" or "yelp"), or None.
+    groups: np.ndarray | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -126,11 +128,12 @@ def load_sentiment_dataset() -> BenchDataset:
     for path in sorted(folder.glob("*_labelled.txt")):
         # Sentences contain quotes; the file is plain "sentence<TAB>0|1" lines.
         raw = pd.read_csv(path, sep="\t", header=None, names=["sentence", "score"], quoting=3, dtype=str)
-        parts.append(raw)
+        parts.append(raw.assign(site=path.name.split("_")[0]))
     df = pd.concat(parts, ignore_index=True).dropna()
     labels = np.where(df["score"].str.strip() == "1", "pos", "neg").astype(object)
     frame = pd.DataFrame({"sentence": df["sentence"].str.strip().astype(object).to_numpy()})
-    return BenchDataset("sentiment", "text", frame, labels, {"sentence": "text"}, text_column="sentence")
+    return BenchDataset("sentiment", "text", frame, labels, {"sentence": "text"}, text_column="sentence",
+                        groups=df["site"].to_numpy(dtype=object))
 
 
 def make_tabular_dataset(rows: int, *, n_classes: int = 10, seed: int = 0) -> BenchDataset:

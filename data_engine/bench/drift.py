@@ -8,6 +8,10 @@ drawn from the other rows. ``--batches`` batches are left as drawn (same distrib
 a false alarm); as many again get one random change: a numeric column in another unit (x100) or,
 for the categorical column, a category never seen (10 % of its rows). A changed batch is detected
 when it is flagged and the changed column is named.
+
+``--ingest`` also lands batches through the engine's ``ingest`` (the drift as ``ingest --json``
+reports it; see :mod:`data_engine.bench.drift_ingest`), on breast-cancer and, when the shared data
+folder is there, on review sentences from other sites.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", type=int, default=300, help="training rows in force")
     p.add_argument("--batch-rows", type=int, default=100, help="rows per batch")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ingest", action="store_true",
+                   help="also through the engine's ingest (breast-cancer; review sentences from other sites)")
 
 
 def run(batches: int, reference_rows: int, batch_rows: int, seed: int) -> dict[str, float]:
@@ -64,6 +70,15 @@ def cmd_bench_drift(args: argparse.Namespace, home: Home) -> int:
     print(f"  {'method':<44} {'detected':>9} {'false alarms':>13}")
     print(f"  {'Holm-corrected tests + domain classifier':<44} {r['ours_detected']:>9.0%} {r['ours_false']:>13.0%}")
     print(f"  {'per-column test at 0.05, no correction':<44} {r['ks_detected']:>9.0%} {r['ks_false']:>13.0%}")
+    if args.ingest:
+        from data_engine.bench.drift_ingest import run_through_ingest
+
+        print(f"through ingest (each batch landed unlabeled in a home whose training data is {args.reference} rows)")
+        print(f"  {'data set':<44} {'detected':>9} {'false alarms':>13}")
+        for name, f in run_through_ingest(args.batches, args.reference, args.batch_rows, args.seed).items():
+            what = "breast-cancer: a unit or a new category, named" if name == "breast-cancer" else \
+                "sentiment: amazon training; imdb/yelp changed"
+            print(f"  {what:<44} {f['detected']:>9.0%} {f['false']:>13.0%}")
     return 0
 
 

@@ -158,13 +158,22 @@ def status_report(home: Home) -> dict[str, Any]:
         return {
             "home": str(home.root),
             "dataset": home.config.dataset.name,
-            "batches": [dict(zip(cols, b)) for b in batches],
+            "batches": [dict(zip(cols, b), drift=_stored_drift(con, b[0])) for b in batches],
             "counts": table_counts(con),
             "labels": labels,
             "column_types": column_types,
             "not_ingested": not_ingested,
             "slices": _latest_slices(con),
         }
+
+
+def _stored_drift(con: Any, batch_id: str) -> dict[str, Any] | None:
+    """The batch's ``drift`` object (as ``ingest --json`` gave it); None when none was computed, or in
+    a warehouse that has not had the migration that keeps it yet (opened read-only)."""
+    from data_engine.ingest.batch_drift import stored_drift
+
+    known = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'batch_drift'")
+    return stored_drift(con, batch_id) if known.fetchall()[0][0] else None
 
 
 def _latest_slices(con: Any) -> list[dict[str, Any]]:
@@ -180,6 +189,8 @@ def _latest_slices(con: Any) -> list[dict[str, Any]]:
 
 def cmd_status(args: argparse.Namespace, home: Home) -> int:
     """``status``."""
+    from data_engine.ingest.summary import drift_line
+
     report = status_report(home)
     if args.json:
         print(json.dumps(report, default=str))
@@ -191,6 +202,8 @@ def cmd_status(args: argparse.Namespace, home: Home) -> int:
         gold = " gold" if b["is_gold"] else ""
         print(f"  {b['batch_id']:<40} {b['status']:<9}{gold} in={b['rows_in']} ok={b['rows_ok']} "
               f"quarantined={b['rows_quarantined']}" + (f"  ({b['reason']})" if b["reason"] else ""))
+        if line := drift_line(b.get("drift")):
+            print(f"    {line}")
     if report.get("column_types"):
         print("column types: " + ", ".join(f"{c}={t}" for c, t in report["column_types"].items()))
     for rel, why in report.get("not_ingested", {}).items():

@@ -23,21 +23,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from data_engine.store.config import DriftConfig
 from data_engine.tasks.paired import holm
 
 
-@dataclass(frozen=True)
-class DriftThresholds:
-    """Thresholds of the ``[drift]`` configuration section.
-
-    alpha: family-wise error rate per batch (Holm-corrected across columns).
-    auc: domain-classifier out-of-fold AUC at or above which the batch is drifted.
-    max_rows: rows sampled from each side at most (bounds the cost).
-    """
-
-    alpha: float = 0.05
-    auc: float = 0.75
-    max_rows: int = 2000
+# The thresholds are the ``[drift]`` configuration section (alpha, auc, max_rows).
+DriftThresholds = DriftConfig
 
 
 @dataclass
@@ -64,6 +55,9 @@ class DriftReport:
     n_reference: int
     n_batch: int
     per_column: list[ColumnDrift]
+    # The domain classifier's out-of-fold probability that a batch row is new, indexed like the
+    # batch frame (sampled rows only; None without the classifier).
+    row_scores: pd.Series | None = None
 
     def to_json(self) -> dict:
         """The ``drift`` object of ``ingest --json``."""
@@ -89,7 +83,8 @@ class DriftReport:
         }
 
 
-def _sample(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
+def sample_rows(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
+    """At most ``max_rows`` rows of ``frame``, drawn at random with ``seed`` (index kept)."""
     return frame.sample(n=max_rows, random_state=seed) if len(frame) > max_rows else frame
 
 
@@ -118,31 +113,30 @@ def _categorical(name: str, ref: pd.Series, new: pd.Series) -> ColumnDrift:
     return ColumnDrift(name, "categorical", "chi2", p, distance=distance, new_categories=unseen)
 
 
-def domain_auc(reference: pd.DataFrame, batch: pd.DataFrame, seed: int = 0) -> float | None:
-    """Out-of-fold ROC AUC of a classifier telling ``batch`` rows (n_b, d) from ``reference`` rows.
+def domain_scores(reference: pd.DataFrame, batch: pd.DataFrame, seed: int = 0) -> np.ndarray | None:
+    """Out-of-fold probability, per row, that a row of ``reference`` (n_r rows) then ``batch`` (n_b
+    rows) is a batch row; shape (n_r + n_b,).
 
     Numeric columns as they are, categorical ones one-hot encoded; a histogram gradient-boosting
     classifier (handles missing values) with 5-fold stratified cross-validation. Returns None
-    when either side has fewer than 10 rows.
+    when either side has fewer than 10 rows or there is no column.
     """
     from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    if len(reference) < 10 or len(batch) < 10:
+    if len(reference) < 10 or len(batch) < 10 or not len(reference.columns):
         return None
     both = pd.concat([reference, batch], ignore_index=True)
     x = pd.get_dummies(both, dummy_na=False).astype(float).to_numpy()
     y = np.r_[np.zeros(len(reference)), np.ones(len(batch))]
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
-    scores = cross_val_predict(
+    return cross_val_predict(
         HistGradientBoostingClassifier(max_iter=50, random_state=seed),
         x,
         y,
         cv=folds,
         method="predict_proba",
     )[:, 1]
-    return float(roc_auc_score(y, scores))
 
 
 def batch_drift(
@@ -152,20 +146,26 @@ def batch_drift(
     *,
     seed: int = 0,
     with_auc: bool = True,
+    domain_columns: list[str] | None = None,
+    embedding: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> DriftReport:
     """Drift of ``batch`` (n_b rows) against ``reference`` (n_r rows, the training data in force).
 
     Columns compared are those both frames share; numeric dtype means a numeric column. A column
     is drifted when its Holm-adjusted p-value is below ``alpha`` or it holds categories never seen
     in training. The batch is drifted when any column is, or the domain classifier's AUC reaches
-    ``thresholds.auc``. Raises ValueError when the frames share no column.
+    ``thresholds.auc``. The classifier reads ``domain_columns`` (default: every shared column;
+    label and prediction columns are tested one by one but are not what the rows look like) and,
+    given ``embedding`` (vectors of the reference rows and of the batch rows, indexed like the two
+    frames; e.g. text embedded), those vectors too: they are not tested one dimension at a time.
+    Raises ValueError when the frames share no column and there is no ``embedding``.
     """
     t = thresholds or DriftThresholds()
     shared = [c for c in reference.columns if c in batch.columns]
-    if not shared:
+    if not shared and embedding is None:
         raise ValueError("drift: the batch shares no column with the training data")
-    ref = _sample(reference[shared], t.max_rows, seed)
-    new = _sample(batch[shared], t.max_rows, seed)
+    ref = sample_rows(reference[shared], t.max_rows, seed)
+    new = sample_rows(batch[shared], t.max_rows, seed)
     per_column = [
         _numeric(c, ref[c], new[c])
         if pd.api.types.is_numeric_dtype(ref[c]) and pd.api.types.is_numeric_dtype(new[c])
@@ -175,10 +175,22 @@ def batch_drift(
     for c, adjusted in zip(per_column, holm([c.p_value for c in per_column])):
         c.p_adjusted = adjusted
         c.drifted = adjusted < t.alpha or bool(c.new_categories)
-    auc = domain_auc(ref, new, seed) if with_auc else None
+    auc = row_scores = None
+    if with_auc:
+        looks = [c for c in (shared if domain_columns is None else domain_columns) if c in shared]
+        x_ref, x_new = ref[looks], new[looks]
+        if embedding is not None:
+            x_ref = pd.concat([x_ref, embedding[0].loc[ref.index]], axis=1)
+            x_new = pd.concat([x_new, embedding[1].loc[new.index]], axis=1)
+        scores = domain_scores(x_ref, x_new, seed)
+        if scores is not None:
+            from sklearn.metrics import roc_auc_score
+
+            auc = float(roc_auc_score(np.r_[np.zeros(len(ref)), np.ones(len(new))], scores))
+            row_scores = pd.Series(scores[len(ref):], index=new.index)
     names = [c.column for c in per_column if c.drifted]
     drifted = bool(names) or (auc is not None and auc >= t.auc)
-    return DriftReport(drifted, names, auc, len(reference), len(batch), per_column)
+    return DriftReport(drifted, names, auc, len(reference), len(batch), per_column, row_scores)
 
 
 def uncorrected_ks_flags(reference: pd.DataFrame, batch: pd.DataFrame, alpha: float = 0.05) -> list[str]:

@@ -42,6 +42,9 @@ class IngestResult:
     # Things that are probably wrong with the file though it was ingested (a large quarantined share).
     warnings: list[str] = field(default_factory=list)
     quarantine_preview: list[dict[str, Any]] = field(default_factory=list)
+    # Drift against the training data in force (data_engine.ship.drift_check): {"drifted", "columns",
+    # "auc", "per_column", ...}; None when nothing was compared (gold, no training data yet).
+    drift: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

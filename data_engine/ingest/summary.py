@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from data_engine.ingest.batch import IngestResult
 
 
@@ -20,6 +22,8 @@ def summarize(results: list[IngestResult]) -> str:
                          + ", ".join(f"{c}={n}" for c, n in r.changed_columns.items()))
         if r.ignored_columns:
             lines.append("  ignored columns: " + ", ".join(map(repr, r.ignored_columns)))
+        if line := drift_line(r.drift):
+            lines.append(f"  {line}")
         lines += [f"  note: {n}" for n in r.notes]
         lines += [f"  warning: {w}" for w in r.warnings]
         lines += [f"  row {q['row_number']}: {q['reason']}" for q in r.quarantine_preview[:3]]
@@ -27,3 +31,15 @@ def summarize(results: list[IngestResult]) -> str:
             lines.append(f"  ... and {r.rows_quarantined - 3} more quarantined row(s): table quarantine, "
                          f"batch_id = '{r.batch_id}'")
     return "\n".join(lines)
+
+
+def drift_line(drift: dict[str, Any] | None) -> str:
+    """One line a person reads about a batch's drift ('' when none was computed)."""
+    if drift is None:
+        return ""
+    auc = "AUC n/a" if drift["auc"] is None else f"domain classifier AUC {drift['auc']:.2f}"
+    if not drift["drifted"]:
+        return f"no drift from the training data ({auc})"
+    new = {c["column"]: c["new_categories"] for c in drift["per_column"] if c["new_categories"]}
+    named = ", ".join(c + (f" (new: {', '.join(map(str, new[c][:5]))})" if c in new else "") for c in drift["columns"])
+    return f"drifted: {named or 'no single column'}; {auc}"

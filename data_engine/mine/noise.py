@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -98,17 +100,31 @@ def noise_wording(rate: float | None, interval: tuple[float, float] | None) -> s
             "it runs high")
 
 
-def noise_plot(joint: np.ndarray, classes: list[str], noise_rate: float | None) -> bytes:
-    """A PNG heat map of the estimated joint of given (rows) and true (columns) labels."""
+def png_plot(figsize: tuple[float, float], draw: Callable[[Any, Any], None]) -> bytes:
+    """A PNG (100 dpi) of one matplotlib figure of ``figsize`` inches that ``draw(fig, ax)`` fills;
+    the figure is closed whatever happens."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
+    fig, ax = plt.subplots(figsize=figsize, dpi=100)
+    try:
+        draw(fig, ax)
+        fig.tight_layout()
+        out = io.BytesIO()
+        fig.savefig(out, format="png")
+        return out.getvalue()
+    finally:
+        plt.close(fig)
+
+
+def noise_plot(joint: np.ndarray, classes: list[str], noise_rate: float | None) -> bytes:
+    """A PNG heat map of the estimated joint of given (rows) and true (columns) labels."""
     k = len(classes)
     size = min(10.0, 2.5 + 0.35 * k)
-    fig, ax = plt.subplots(figsize=(size, size * 0.85), dpi=100)
-    try:
+
+    def draw(fig: Any, ax: Any) -> None:
         image = ax.imshow(joint, cmap="viridis")
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of examples")
         if k <= PLOT_MAX_LABELED_CLASSES:
@@ -119,9 +135,5 @@ def noise_plot(joint: np.ndarray, classes: list[str], noise_rate: float | None) 
         ax.set_ylabel("given label")
         rate = "n/a" if noise_rate is None else f"{noise_rate:.1%}"
         ax.set_title(f"Estimated joint of given and true labels (noise rate {rate})", fontsize=10)
-        fig.tight_layout()
-        out = io.BytesIO()
-        fig.savefig(out, format="png")
-        return out.getvalue()
-    finally:
-        plt.close(fig)
+
+    return png_plot((size, size * 0.85), draw)

@@ -28,11 +28,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import dataclasses
+
 import duckdb
 import numpy as np
 import pandas as pd
 
 from data_engine.compute.backend import Backend, engine_backend
+from data_engine.ingest.batch_drift import drift_scores
 from data_engine.mine.detectors import DETECTORS, MiningData, run_detectors
 from data_engine.mine.detectors.near_duplicate import agreeing_copies_pay
 from data_engine.mine.embedders.base import EMBEDDING_COLUMN, get_embedder
@@ -59,8 +62,9 @@ from data_engine.tasks import task_for
 log = logging.getLogger(__name__)
 
 
-# Dataset-level detectors always run: they are cheap and their findings are metadata.
-ALWAYS_DETECTORS = ("class_imbalance",)
+# Always run: class_imbalance is cheap and its findings are metadata; drift flags nothing until a
+# batch is found drifted at ingest, then its newest-looking rows (worth a label) whatever the list says.
+ALWAYS_DETECTORS = ("class_imbalance", "drift")
 
 
 # Rows of the queue shown in summaries (Dagster metadata, CLI output).
@@ -168,6 +172,8 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
                            verdicts=reviewed_examples(con, list(state.schema)) if "lookalike" in names else None)
         if data.verdicts is not None and len(data.verdicts):
             data = with_own_embedding(con, state, data)
+        if "drift" in names:
+            data = dataclasses.replace(data, drift_scores=drift_scores(con))
     with clock.stage("detectors"):
         options = {"lookalike": {"precision_target": cfg.review.propagate_precision,
                                  "min_count": cfg.review.propagate_min_verdicts, "seed": cfg.mining.seed},
@@ -286,7 +292,6 @@ def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: b
 def with_own_embedding(con: duckdb.DuckDBPyConnection, state: PredictionState, data: MiningData) -> MiningData:
     """``data`` with the modality's own vectors of its examples and verdicts where surface features
     miss input columns (see :func:`data_engine.mine.embedders.features.own_embedding`); unchanged otherwise."""
-    import dataclasses
 
     from data_engine.mine.embedders.features import own_embedding
 

@@ -111,7 +111,7 @@ class ReviewConfig:
     timeout_seconds: float = 30.0
     weights: dict[str, float] = field(
         default_factory=lambda: {"label": 1.0, "near_duplicate": 0.6, "uncertain": 0.5, "outlier": 0.3,
-                                 "lookalike": 1.2}
+                                 "lookalike": 1.2, "drift": 0.5}
     )
     # Carrying verdicts to look-alikes and copies (data_engine.mine.propagate): "off", "suggest"
     # (flag them for review) or "apply" (discard look-alikes above the threshold chosen for
@@ -137,6 +137,18 @@ class IngestConfig:
     # A batch with a larger share of its rows quarantined is ingested with a warning (a file
     # with no good row at all fails whatever this says).
     max_quarantine_share: float = 0.5
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """When a landed batch counts as drifted from the training data in force (data_engine.ingest.drift)."""
+
+    # Family-wise error rate per batch: per-column p-values are Holm-corrected across columns.
+    alpha: float = 0.05
+    # The domain classifier's out-of-fold AUC at or above which the batch is drifted (0.5: no signal).
+    auc: float = 0.75
+    # Rows sampled from each side at most (bounds the cost of the tests and the classifier).
+    max_rows: int = 2000
 
 
 @dataclass(frozen=True)
@@ -222,6 +234,7 @@ class EngineConfig:
 
     dataset: DatasetConfig
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
     mining: MiningConfig = field(default_factory=MiningConfig)
     review: ReviewConfig = field(default_factory=ReviewConfig)
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
@@ -369,6 +382,12 @@ def _check_ranges(cfg: EngineConfig) -> None:
         raise ConfigError("review.refill_below: must be a share of the budget, above 0 and at most 1")
     if not 0 <= cfg.ingest.max_quarantine_share <= 1:
         raise ConfigError("ingest.max_quarantine_share: must be a share of a batch's rows, between 0 and 1")
+    if not 0 < cfg.drift.alpha < 0.5:
+        raise ConfigError("drift.alpha: must be between 0 and 0.5 (a significance level, e.g. 0.05)")
+    if not 0.5 < cfg.drift.auc <= 1:
+        raise ConfigError("drift.auc: must be above 0.5 (a classifier that guesses) and at most 1")
+    if cfg.drift.max_rows < 20:
+        raise ConfigError("drift.max_rows: must be at least 20")
     if cfg.retrain.min_new_labels < 1:
         raise ConfigError("retrain.min_new_labels: must be at least 1")
     if cfg.gate.tolerance is not None and not 0 <= cfg.gate.tolerance <= 1:

@@ -44,7 +44,7 @@ def confident(labels, k=2, p=0.9):
 
 
 def test_registry_holds_every_issue_type():
-    assert set(DETECTORS) == {"label", "outlier", "near_duplicate", "uncertain", "class_imbalance", "lookalike"}
+    assert set(DETECTORS) == {"label", "outlier", "near_duplicate", "uncertain", "class_imbalance", "lookalike", "drift"}
     assert get_detector("label").issue_name == "label"
     with pytest.raises(EngineError, match="unknown detector 'typo'"):
         get_detector("typo")

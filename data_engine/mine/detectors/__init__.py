@@ -22,6 +22,7 @@ from data_engine.mine.detectors.base import (
     register_detector,
 )
 from data_engine.mine.detectors.class_imbalance import ClassImbalanceDetector
+from data_engine.mine.detectors.drift import DriftDetector
 from data_engine.mine.detectors.label import LabelDetector
 from data_engine.mine.detectors.lookalike import LookalikeDetector
 from data_engine.mine.detectors.near_duplicate import NearDuplicateDetector
@@ -29,7 +30,7 @@ from data_engine.mine.detectors.outlier import OutlierDetector
 from data_engine.mine.detectors.uncertain import UncertainDetector
 
 __all__ = [
-    "DETECTORS", "ISSUE_COLUMNS", "ClassImbalanceDetector", "Detector", "DetectorResult", "LabelDetector",
+    "DETECTORS", "ISSUE_COLUMNS", "ClassImbalanceDetector", "Detector", "DetectorResult", "DriftDetector", "LabelDetector",
     "LookalikeDetector", "MiningData", "NearDuplicateDetector", "Neighbours", "OutlierDetector",
     "UncertainDetector", "get_detector", "register_detector", "run_detectors",
     "skipped_result",

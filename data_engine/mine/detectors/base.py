@@ -62,6 +62,8 @@ class MiningData:
         where surface features miss input columns (image files, vector columns; see
         ``mine.embedders.features.own_embedding``)
     embedding_name : the embedder that made ``embedding``
+    drift_scores : {example_id: out-of-fold probability in [0, 1] that the row is new} for the rows
+        of batches found drifted at ingest (``ingest.batch_drift.drift_scores``), or None
     task : the dataset's task plug-in (what a label is; the label and uncertainty checks are its own)
     """
 
@@ -81,6 +83,7 @@ class MiningData:
     verdicts: pd.DataFrame | None = None
     embedding: np.ndarray | None = None
     embedding_name: str = ""
+    drift_scores: dict[str, float] | None = None
     task: Task = field(default_factory=Classification)
 
     def __post_init__(self) -> None:

@@ -1,0 +1,149 @@
+"""Drift of a landed training batch against the training data in force, computed once it is stored
+(kept by :mod:`data_engine.ingest.batch_drift`).
+
+What is compared (the tests are :func:`data_engine.ingest.drift.batch_drift`'s, Holm-corrected across
+all of them): every numeric and categorical input column; for a labeled batch, the labels; when a
+champion is deployed, its predictions on both sides (predicted class, or value; tag sets and spans
+are not compared). The domain
+classifier reads the input columns and, for text columns, their TF-IDF embedding. Image columns are
+not compared. A gold batch is not compared: gold is not training data. Here, above ``mine`` and
+``ship`` in the layers, because it reads the champion and the engine's embedding.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from data_engine.ingest.batch_drift import drift_due, store_drift
+from data_engine.ingest.drift import batch_drift, sample_rows
+from data_engine.ingest.result import IngestResult
+from data_engine.store.home import Home
+from data_engine.store.schema import stored_columns
+
+# The name under which the champion's predictions are compared and reported.
+PREDICTION_COLUMN = "champion prediction"
+# Tasks whose label (and prediction) is one value a test reads: a class, or a number. A tag set or
+# a list of spans is nearly unique per row: every batch would bring "new categories".
+LABEL_KINDS = {"classification": "categorical", "regression": "numeric"}
+
+
+def check_batch_drift(con: duckdb.DuckDBPyConnection, home: Home, result: IngestResult) -> dict[str, Any] | None:
+    """The ``drift`` object of a just-ingested training batch (stored in ``batch_drift``), or None when
+    there is nothing to compare: a gold, duplicate, rejected or already-known batch, or no training
+    data in force outside this batch yet. Rows of a drifted batch get their domain-classifier score
+    in ``drift_rows``."""
+    if not drift_due(con, result):
+        return None
+    from data_engine.store.dataset import load_examples
+    from data_engine.tasks import task_for
+
+    cfg = home.config
+    ds = cfg.dataset
+    task = task_for(ds)
+    train = load_examples(con, ds, subset="train")
+    reference = train[train["batch_id"] != result.batch_id]
+    unlabeled = load_examples(con, ds, subset="unlabeled")
+    # The batch's examples in force: labeled and unlabeled (a discarded one is in neither).
+    batch = pd.concat([train[train["batch_id"] == result.batch_id],
+                       unlabeled[unlabeled["batch_id"] == result.batch_id]], ignore_index=True)
+    if reference.empty or batch.empty:
+        return None
+    # Sampled here already (batch_drift samples the same way): the embedding and the champion's
+    # predictions then cost max_rows rows, not the whole training data.
+    reference = sample_rows(reference, cfg.drift.max_rows, seed=0)
+    batch = sample_rows(batch, cfg.drift.max_rows, seed=0)
+    types = stored_columns(con)
+    inputs = [c for c in ds.input_columns if types.get(c) in ("numeric", "categorical")]
+    texts = [c for c in ds.input_columns if types.get(c) == "text"]
+    ref, new = reference[inputs].copy(), batch[inputs].copy()
+    kind = LABEL_KINDS.get(task.name)
+    if kind and batch["label"].notna().any():
+        ref[ds.label_column], new[ds.label_column] = _as_kind(reference["label"], kind), _as_kind(batch["label"], kind)
+    predicted = _champion_predictions(con, home, reference, batch, kind) if kind else None
+    if predicted is not None:
+        ref[PREDICTION_COLUMN], new[PREDICTION_COLUMN] = predicted
+    if not len(ref.columns) and not texts:
+        return None
+    report = batch_drift(ref, new, cfg.drift, domain_columns=inputs, embedding=_text_embedding(reference, batch, texts))
+    drift = {**report.to_json(), "labels_compared": ds.label_column in new.columns,
+             "predictions_compared": predicted is not None, "alpha": cfg.drift.alpha, "auc_threshold": cfg.drift.auc}
+    store_drift(con, result.batch_id, report, drift, batch["example_id"])
+    return drift
+
+
+def _text_embedding(reference: pd.DataFrame, batch: pd.DataFrame,
+                    texts: list[str]) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Text columns as the engine's classical embedding (TF-IDF and SVD, fitted on both sides
+    together; :class:`~data_engine.mine.embedders.tfidf.TfidfEmbedder`), indexed like the frames;
+    None without a text column. A text is not a value a per-column test reads: only the domain
+    classifier sees it."""
+    if not texts:
+        return None
+    from data_engine.mine.embedders.tfidf import TfidfEmbedder
+
+    both = pd.concat([reference[texts], batch[texts]]).fillna("").astype(str).reset_index(drop=True)
+    vectors = TfidfEmbedder(schema={c: "text" for c in texts}).fit_transform(both, texts)
+    names = [f"embedding {i}" for i in range(vectors.shape[1])]
+    n = len(reference)
+    return (pd.DataFrame(vectors[:n], index=reference.index, columns=names),
+            pd.DataFrame(vectors[n:], index=batch.index, columns=names))
+
+
+def _as_kind(values: pd.Series, kind: str) -> pd.Series:
+    """Labels or predictions as the tests read them: class names as categories, numbers as numbers."""
+    return values.astype(object) if kind == "categorical" else pd.to_numeric(values, errors="coerce")
+
+
+def _champion_predictions(con: duckdb.DuckDBPyConnection, home: Home, reference: pd.DataFrame,
+                          batch: pd.DataFrame, kind: str) -> tuple[pd.Series, pd.Series] | None:
+    """The deployed champion's predicted class (or value) on the training rows and on the batch's
+    rows, indexed like them; None without a champion."""
+    from data_engine.ship.registry import current_champion, load_model
+
+    champion = current_champion(con)
+    if champion is None:
+        return None
+    from data_engine.mine.embedders.features import with_embedding
+    from data_engine.ship.scoring import candidate_input
+    from data_engine.ship.training import limited_threads
+    from data_engine.store.dataset import load_classes
+    from data_engine.tasks import task_for
+
+    cfg = home.config
+    task = task_for(cfg.dataset)
+    classes = load_classes(con) or list(champion.classes)
+    model = load_model(home, champion)
+    out = []
+    for frame in (reference, batch):
+        rows, _ = with_embedding(con, cfg, frame.reset_index(drop=True), champion.input_schema)
+        with limited_threads():
+            probs = task.predict(model, candidate_input(rows, champion), classes)
+        best = pd.Series(list(task.best(probs, classes)[0]), index=frame.index)
+        out.append(_as_kind(best, kind))
+    return out[0], out[1]
+
+
+def drift_plot(drift: dict[str, Any]) -> bytes:
+    """A PNG bar chart of a ``drift`` object: -log10 of each column's Holm-adjusted p-value, drifted
+    columns in red, the ``alpha`` line dashed, the domain classifier's AUC in the title."""
+    import numpy as np
+
+    from data_engine.mine.noise import png_plot
+
+    per = drift["per_column"]
+    heights = [-np.log10(max(c["p_adjusted"], 1e-300)) for c in per]
+
+    def draw(fig: Any, ax: Any) -> None:
+        ax.bar(range(len(per)), heights, color=["tab:red" if c["drifted"] else "tab:gray" for c in per])
+        ax.axhline(-np.log10(drift["alpha"]), linestyle="--", color="black", linewidth=1,
+                   label=f"alpha = {drift['alpha']:g} (Holm)")
+        ax.set_xticks(range(len(per)), [c["column"][:16] for c in per], rotation=45, ha="right", fontsize=8)
+        ax.set_ylabel("-log10 adjusted p")
+        auc = "n/a" if drift["auc"] is None else f"{drift['auc']:.2f}"
+        ax.set_title(f"Drift from the training data in force (domain classifier AUC {auc})", fontsize=10)
+        ax.legend(fontsize=8)
+
+    return png_plot((min(12.0, 3.0 + 0.5 * len(per)), 3.5), draw)

@@ -1,0 +1,169 @@
+"""Drift per landed batch through `ingest`: stored, given by `ingest --json`, shown in `status`, and
+the newest-looking rows of a drifted batch mined as `drift` issues."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data_engine.cli import main
+from data_engine.store.home import Home
+from data_engine.store.warehouse import open_warehouse
+from tests import homes
+
+CONFIG = """
+[dataset]
+name = "plans"
+modality = "tabular"
+label_column = "churned"
+id_column = "id"
+feature_columns = ["height_m", "weight", "age", "plan"]
+classes = ["yes", "no"]
+
+[mining]
+model = "linear"
+"""
+
+
+def _rows(n: int, seed: int, start: int) -> pd.DataFrame:
+    """``n`` rows of one fixed distribution; the label depends on weight and plan."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "id": [f"r{start + i}" for i in range(n)],
+        "height_m": rng.normal(1.7, 0.1, n).round(3),
+        "weight": rng.normal(70, 10, n).round(1),
+        "age": rng.integers(18, 80, n),
+        "plan": rng.choice(["basic", "pro", "team"], n, p=[0.5, 0.3, 0.2]),
+    })
+    frame["churned"] = np.where((frame["weight"] > 72) ^ (frame["plan"] == "basic"), "yes", "no")
+    return frame
+
+
+def _ingest_json(home: Home, frame: pd.DataFrame, name: str, capsys: pytest.CaptureFixture[str]) -> dict:
+    path = home.landing / name
+    frame.to_csv(path, index=False)
+    capsys.readouterr()
+    assert main(["--home", str(home.root), "ingest", "--json", str(path)]) == 0
+    [result] = json.loads(capsys.readouterr().out)
+    return result
+
+
+@pytest.fixture()
+def home(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Home:
+    home = homes.make_home(tmp_path, CONFIG)
+    first = _ingest_json(home, _rows(600, 0, 0), "train.csv", capsys)
+    assert first["drift"] is None  # nothing in force to compare the first batch with
+    return home
+
+
+def test_unit_change_is_flagged_naming_the_column(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
+    batch = _rows(200, 1, 10_000)
+    batch["weight"] = batch["weight"] * 1000  # kilograms -> grams
+    drift = _ingest_json(home, batch, "grams.csv", capsys)["drift"]
+    assert drift["drifted"] is True
+    assert drift["columns"] == ["weight"]
+    assert drift["auc"] > 0.9 and drift["labels_compared"] is True
+    weight = next(c for c in drift["per_column"] if c["column"] == "weight")
+    assert weight["p_adjusted"] < 0.05 and weight["distance"] > 1000
+    capsys.readouterr()
+    assert main(["--home", str(home.root), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "drifted: weight" in out and "AUC" in out
+
+
+def test_new_category_in_unlabeled_batch_is_named(home: Home, capsys: pytest.CaptureFixture[str]) -> None:
+    batch = _rows(200, 2, 20_000).drop(columns="churned")
+    batch.loc[:29, "plan"] = "enterprise"
+    drift = _ingest_json(home, batch, "enterprise.csv", capsys)["drift"]
+    assert drift["drifted"] is True and "plan" in drift["columns"]
+    plan = next(c for c in drift["per_column"] if c["column"] == "plan")
+    assert plan["new_categories"] == ["enterprise"]
+    assert drift["labels_compared"] is False
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_same_distribution_batch_is_not_flagged(home: Home, capsys: pytest.CaptureFixture[str], seed: int) -> None:
+    drift = _ingest_json(home, _rows(200, seed, 1000 * seed), f"same{seed}.csv", capsys)["drift"]
+    assert drift["drifted"] is False and drift["columns"] == []
+    assert 0.3 < drift["auc"] < 0.75
+    with open_warehouse(home, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM drift_rows").fetchone()[0] == 0
+
+
+def test_newest_looking_rows_of_a_drifted_batch_are_mined_as_drift(home: Home,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    batch = _rows(100, 6, 30_000).drop(columns="churned")
+    batch.loc[:19, "height_m"] = batch.loc[:19, "height_m"] * 100  # 20 rows in centimetres
+    drift = _ingest_json(home, batch, "cm.csv", capsys)["drift"]
+    assert drift["drifted"] and drift["columns"] == ["height_m"]
+    capsys.readouterr()
+    assert main(["--home", str(home.root), "mine", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["counts"]["drift"] >= 15
+    with open_warehouse(home, read_only=True) as con:
+        flagged = {r[0] for r in con.execute(
+            "SELECT example_id FROM issues WHERE issue_type = 'drift' AND is_issue").fetchall()}
+    changed = {f"r{30_000 + i}" for i in range(20)}
+    assert len(flagged & changed) >= 15 and len(flagged - changed) <= 5
+
+
+TEXT_CONFIG = """
+[dataset]
+name = "reviews"
+modality = "text"
+id_column = "id"
+label_column = "label"
+text_column = "review"
+classes = ["pos", "neg"]
+"""
+
+GADGETS = ["battery", "screen", "charger", "case", "headset", "cable", "speaker", "keyboard"]
+MEALS = ["pasta", "soup", "waiter", "dessert", "pizza", "salad", "menu", "table"]
+GOOD, BAD = ["great", "works well", "love the", "excellent"], ["broken", "awful", "hate the", "poor"]
+
+
+def _reviews(n: int, seed: int, start: int, nouns: list[str], labeled: bool = True) -> pd.DataFrame:
+    """``n`` short reviews about ``nouns``; the label is the sentiment of the phrase drawn."""
+    rng = np.random.default_rng(seed)
+    good = rng.random(n) < 0.5
+    words = [f"{rng.choice(GOOD if g else BAD)} {rng.choice(nouns)} and the {rng.choice(nouns)}" for g in good]
+    frame = pd.DataFrame({"id": [f"t{start + i}" for i in range(n)], "review": words})
+    if labeled:
+        frame["label"] = np.where(good, "pos", "neg")
+    return frame
+
+
+def test_text_batch_on_another_subject_is_flagged_by_the_domain_classifier(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home = homes.make_home(tmp_path, TEXT_CONFIG)
+    assert _ingest_json(home, _reviews(400, 0, 0, GADGETS), "gadgets.csv", capsys)["drift"] is None
+    same = _ingest_json(home, _reviews(150, 1, 1000, GADGETS, labeled=False), "more.csv", capsys)["drift"]
+    assert same["drifted"] is False and same["per_column"] == [] and same["auc"] < 0.75
+    meals = _ingest_json(home, _reviews(150, 2, 2000, MEALS, labeled=False), "meals.csv", capsys)["drift"]
+    assert meals["drifted"] is True and meals["columns"] == [] and meals["auc"] > 0.9
+
+
+def test_champion_predictions_are_compared_once_a_champion_is_deployed(fitted_digits, tmp_path: Path) -> None:
+    """A batch of only zeros (unlabeled) shifts the champion's predicted classes; a random batch does not."""
+    from data_engine.steps import ingest
+
+    home = fitted_digits.copy(tmp_path / "digits")
+    X, y = homes.digits()
+    unused = np.setdiff1d(np.arange(len(y)), np.concatenate(list(fitted_digits.info["parts"].values())))
+    # A random draw: the digits file is in collection order (its first rows differ measurably from the rest).
+    zeros, mixed = unused[y[unused] == "0"][:100], np.random.default_rng(0).choice(unused, 150, replace=False)
+    with open_warehouse(home) as con:
+        drifts = {}
+        for name, rows in (("mixed", mixed), ("zeros", zeros)):
+            frame = pd.DataFrame(X[rows], columns=homes.PIXELS)
+            frame.insert(0, "id", [f"new-{name}-{i}" for i in rows])
+            frame.to_csv(home.landing / f"{name}.csv", index=False)
+            drifts[name] = ingest(con, home, home.landing / f"{name}.csv").drift
+    assert drifts["mixed"]["predictions_compared"] and not drifts["mixed"]["drifted"], [(c["column"], c["p_value"], c["p_adjusted"], c["test"]) for c in drifts["mixed"]["per_column"] if c["drifted"]]
+    zero = drifts["zeros"]
+    assert zero["drifted"] and "champion prediction" in zero["columns"]
+    assert next(c for c in zero["per_column"] if c["column"] == "champion prediction")["kind"] == "categorical"
