@@ -148,7 +148,9 @@ def test_mining_asks_the_task_for_predictions_detectors_and_label_issues(tmp_pat
     assert summary.detector_summaries["label"] == {"checked_by": "tally"}
     # Detectors the task does not list are skipped with a note, not run.
     skipped = {n for n, s in summary.detector_summaries.items() if s.get("skipped") == "does not apply to task 'tally'"}
-    assert skipped == set(home.config.mining.detectors) - {"label", "class_imbalance"} and skipped
+    from data_engine.mine.run import ALWAYS_DETECTORS
+
+    assert skipped == (set(home.config.mining.detectors) | set(ALWAYS_DETECTORS)) - {"label", "class_imbalance"} and skipped
 
 
 def test_consensus_is_the_tasks_rule(tally: Tally) -> None:
