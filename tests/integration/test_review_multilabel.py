@@ -48,6 +48,39 @@ def test_tag_tasks_round_trip_through_the_server(tmp_path, label_studio, monkeyp
         assert in_force[e] == (json.dumps(sorted(data.truth[e]), separators=(",", ":")), False, "review")
 
 
+@pytest.mark.browser
+def test_a_tags_task_in_the_browser(tmp_path, label_studio, monkeypatch):
+    """The reviewer's view of a flagged tag set (docs/review-tags-task.png): the given tags, the
+    model's suggested set ticked, the suspect tags named, and the check boxes."""
+    import importlib.util
+    import os
+    import shutil
+    from pathlib import Path
+
+    from data_engine.review.labelstudio.server import PASSWORD_FILE
+
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
+    data = multilabel_support.tickets(120, noise=0.15, seed=4)
+    config = {"dataset": {"name": "tickets", "modality": "text", "task": "multilabel", "id_column": "id",
+                          "label_column": "tags", "text_column": "text", "feature_columns": [],
+                          "classes": data.tags},
+              "mining": {"model": "linear", "embedding": "tfidf", "n_jobs": 1},
+              "review": {"url": label_studio.url, "project_title": f"it-tags-{uuid.uuid4().hex[:10]}"}}
+    home = server_home(tmp_path, label_studio, config)
+    shutil.copy(label_studio.secrets_dir / PASSWORD_FILE, home.secrets / PASSWORD_FILE)
+    os.chmod(home.secrets / PASSWORD_FILE, 0o600)
+    ingest_step(home, [data.write(home.root)])
+    pushed = push_and_read_back(home, mine_step(home, budget=10).summary.run_id)
+    task = pushed.by_example[pushed.flagged_example]
+    assert "likely" in task["data"]["label_note"]  # the suspect tags the header line shows
+    script = Path(__file__).resolve().parents[2] / "scripts" / "screenshot_review.py"
+    spec = importlib.util.spec_from_file_location("screenshot_review", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    png = module.screenshot(home, tmp_path / "tags-task.png", task["id"]).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
 def test_demo_loop_runs_on_a_home_of_tags(tmp_path):
     """`demo-loop` on generated tickets with 20 % of the tag sets given one wrong tag: its own Label
     Studio, the simulated reviewer answering from oracle.jsonl, retrain and gate each round."""
@@ -71,5 +104,11 @@ def test_demo_loop_runs_on_a_home_of_tags(tmp_path):
     finally:
         stop_server(home)
     print("\n".join(lines))
-    assert final["true_errors"] == len(data.noisy) and final["reviewed"] <= 90
-    assert final["rounds"] >= 1 and final[f"{final['metric']}_final"] > final[f"{final['metric']}_noisy"], final
+    assert final["true_errors"] == len(data.noisy) and final["reviewed"] <= 1.5 * len(data.noisy)
+    assert final["rounds"] >= 1 and final["eval_repeats"] == 5
+    # Issue 21's floor: 80 % of the noisy-to-clean gap within 1.5 reviews per injected error. Measured
+    # 90 % of exact match (0.835 -> 0.891 against 0.897) and 88 % of micro-F1, the mean over five
+    # shuffles of the folds; one split alone swung between 71 % and 96 % on the same labels.
+    for metric in ("accuracy", "micro_f1"):
+        noisy, cleaned, clean = (final["figures"][k][metric] for k in ("noisy", "final", "clean"))
+        assert (cleaned - noisy) >= 0.8 * (clean - noisy) > 0, (metric, noisy, cleaned, clean)
