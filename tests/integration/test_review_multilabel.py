@@ -108,7 +108,8 @@ def test_demo_loop_runs_on_a_home_of_tags(tmp_path):
     assert final["rounds"] >= 1 and final["eval_repeats"] == 5
     # Issue 21's floor: 80 % of the noisy-to-clean gap within 1.5 reviews per injected error. Measured
     # 90 % of exact match (0.835 -> 0.891 against 0.897) and 88 % of micro-F1, the mean over five
-    # shuffles of the folds; one split alone swung between 71 % and 96 % on the same labels.
+    # shuffles of the folds; one split alone swung between 71 % and 96 % on the same labels. Other
+    # draws of tickets (seeds 22 and 32) gave 89 % and 78 %: the floor holds for this draw.
     for metric in ("accuracy", "micro_f1"):
         noisy, cleaned, clean = (final["figures"][k][metric] for k in ("noisy", "final", "clean"))
         assert (cleaned - noisy) >= 0.8 * (clean - noisy) > 0, (metric, noisy, cleaned, clean)
