@@ -183,9 +183,6 @@ def label_trust_mask(sources: np.ndarray, flagged: np.ndarray) -> np.ndarray:
 
 def latest_label_flags(con: duckdb.DuckDBPyConnection, example_ids: np.ndarray) -> np.ndarray:
     """The latest mining run's ``label`` flags for ``example_ids``, shape (N,) bool (False if unknown)."""
-    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    if not {"issues", "mining_runs"} <= tables:
-        return np.zeros(len(example_ids), dtype=bool)
     found = con.execute(
         "SELECT i.example_id FROM issues i JOIN current_examples ce ON ce.example_id = i.example_id "
         "WHERE i.issue_type = 'label' AND i.is_issue "
