@@ -167,3 +167,19 @@ def test_champion_predictions_are_compared_once_a_champion_is_deployed(fitted_di
     zero = drifts["zeros"]
     assert zero["drifted"] and "champion prediction" in zero["columns"]
     assert next(c for c in zero["per_column"] if c["column"] == "champion prediction")["kind"] == "categorical"
+
+
+def test_labeled_rows_of_a_drifted_batch_are_not_queued_as_drift() -> None:
+    # The rows worth a label are the unlabeled ones; a labeled row of a drifted batch already has
+    # one (before: the wine trial queued 9 labeled rows whose label the model agreed with).
+    from data_engine.mine.detectors.base import MiningData
+    from data_engine.mine.detectors.drift import DriftDetector
+
+    ids = np.array([f"e{i}" for i in range(6)], dtype=object)
+    labels = np.array([0, 1, 0, -1, -1, -1])
+    data = MiningData(example_ids=ids, labels=labels, classes=("a", "b"), probs=np.full((6, 2), 0.5),
+                      out_of_sample=np.ones(6, bool), feature_hash=np.arange(6),
+                      drift_scores={f"e{i}": 0.9 for i in range(6)} | {"e5": 0.2})
+    frame = DriftDetector().find_issues(data).issues
+    assert sorted(frame["example_id"]) == ["e3", "e4", "e5"]
+    assert sorted(frame.loc[frame["is_issue"], "example_id"]) == ["e3", "e4"]
