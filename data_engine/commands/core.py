@@ -189,7 +189,7 @@ def _latest_slices(con: Any) -> list[dict[str, Any]]:
 
 def cmd_status(args: argparse.Namespace, home: Home) -> int:
     """``status``."""
-    from data_engine.ingest.summary import drift_line
+    from data_engine.ingest.summary import drift_line, types_text
 
     report = status_report(home)
     if args.json:
@@ -205,7 +205,7 @@ def cmd_status(args: argparse.Namespace, home: Home) -> int:
         if line := drift_line(b.get("drift")):
             print(f"    {line}")
     if report.get("column_types"):
-        print("column types: " + ", ".join(f"{c}={t}" for c, t in report["column_types"].items()))
+        print("column types: " + types_text(report["column_types"]))
     for rel, why in report.get("not_ingested", {}).items():
         print(f"  not ingested: landing/{rel} - {why}")
     if report["counts"]:
