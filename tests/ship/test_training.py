@@ -80,12 +80,19 @@ def _drifted(con, batch_id: str, drifted: bool, scores: dict[str, float]) -> Non
     con.executemany("INSERT INTO drift_rows VALUES (?, ?, ?)", [[batch_id, e, s] for e, s in scores.items()])
 
 
-def test_a_drifted_batch_once_labeled_makes_the_champion_re_evaluated_once(tmp_path):
+@pytest.fixture()
+def champion_then_new_rows(tmp_path):
+    """A home with a first model and 20 unlabeled rows (batch ``unlabeled-1``) it never saw; the ids."""
     home = make_home(tmp_path, {"retrain": {"min_new_labels": 50}})
     info = seed_digits(home, n_train=200, n_gold=60, n_unlabeled=20)
-    new = list(info["ids"][info["parts"]["unlabeled"]])
     with open_warehouse(home) as con:
         training.train_candidate(con, home)
+    return home, list(info["ids"][info["parts"]["unlabeled"]])
+
+
+def test_a_drifted_batch_once_labeled_makes_the_champion_re_evaluated_once(champion_then_new_rows):
+    home, new = champion_then_new_rows
+    with open_warehouse(home) as con:
         _drifted(con, "unlabeled-1", True, {new[0]: 0.9, new[1]: 0.8, new[2]: 0.3})
         assert not training.retrain_decision(con, home.config).retrain  # its new-looking rows unlabeled
         review(con, {new[0]: "1"})
@@ -98,12 +105,9 @@ def test_a_drifted_batch_once_labeled_makes_the_champion_re_evaluated_once(tmp_p
         assert not training.retrain_decision(con, home.config).retrain  # once, not on every later check
 
 
-def test_an_undrifted_batch_labeled_waits_for_min_new_labels(tmp_path):
-    home = make_home(tmp_path, {"retrain": {"min_new_labels": 50}})
-    info = seed_digits(home, n_train=200, n_gold=60, n_unlabeled=20)
-    new = list(info["ids"][info["parts"]["unlabeled"]])
+def test_an_undrifted_batch_labeled_waits_for_min_new_labels(champion_then_new_rows):
+    home, new = champion_then_new_rows
     with open_warehouse(home) as con:
-        training.train_candidate(con, home)
         _drifted(con, "unlabeled-1", False, {new[0]: 0.9})
         review(con, {new[0]: "1"})
         decision = training.retrain_decision(con, home.config)
