@@ -18,9 +18,9 @@ from tests.integration.round_trip import answer_and_pull, push_and_read_back, se
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 
-def test_tag_tasks_round_trip_through_the_server(tmp_path, label_studio, monkeypatch):
-    monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
-    data = multilabel_support.tickets(200, noise=0.1, seed=8)
+def _tickets_on_the_server(tmp_path, label_studio, n: int, noise: float, seed: int):
+    """A home of ``n`` generated tickets (``noise`` of the tag sets wrong) ingested, reviewed on the session's server."""
+    data = multilabel_support.tickets(n, noise=noise, seed=seed)
     config = {"dataset": {"name": "tickets", "modality": "text", "task": "multilabel", "id_column": "id",
                           "label_column": "tags", "text_column": "text", "feature_columns": [],
                           "classes": data.tags},
@@ -28,6 +28,12 @@ def test_tag_tasks_round_trip_through_the_server(tmp_path, label_studio, monkeyp
               "review": {"url": label_studio.url, "project_title": f"it-tags-{uuid.uuid4().hex[:10]}"}}
     home = server_home(tmp_path, label_studio, config)
     ingest_step(home, [data.write(home.root)])
+    return home, data
+
+
+def test_tag_tasks_round_trip_through_the_server(tmp_path, label_studio, monkeypatch):
+    monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
+    home, data = _tickets_on_the_server(tmp_path, label_studio, 200, 0.1, 8)
     mined = mine_step(home, budget=30)
     pushed = push_and_read_back(home, mined.summary.run_id)
     # The server kept the suggestion as ticked tags and the suspect tags as a task field.
@@ -60,16 +66,9 @@ def test_a_tags_task_in_the_browser(tmp_path, label_studio, monkeypatch):
     from data_engine.review.labelstudio.server import PASSWORD_FILE
 
     monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
-    data = multilabel_support.tickets(120, noise=0.15, seed=4)
-    config = {"dataset": {"name": "tickets", "modality": "text", "task": "multilabel", "id_column": "id",
-                          "label_column": "tags", "text_column": "text", "feature_columns": [],
-                          "classes": data.tags},
-              "mining": {"model": "linear", "embedding": "tfidf", "n_jobs": 1},
-              "review": {"url": label_studio.url, "project_title": f"it-tags-{uuid.uuid4().hex[:10]}"}}
-    home = server_home(tmp_path, label_studio, config)
+    home, _ = _tickets_on_the_server(tmp_path, label_studio, 120, 0.15, 4)
     shutil.copy(label_studio.secrets_dir / PASSWORD_FILE, home.secrets / PASSWORD_FILE)
     os.chmod(home.secrets / PASSWORD_FILE, 0o600)
-    ingest_step(home, [data.write(home.root)])
     pushed = push_and_read_back(home, mine_step(home, budget=10).summary.run_id)
     task = pushed.by_example[pushed.flagged_example]
     assert "likely" in task["data"]["label_note"]  # the suspect tags the header line shows
