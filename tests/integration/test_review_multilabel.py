@@ -13,7 +13,7 @@ from data_engine.review.labelstudio.labeling import DISCARD_CHOICE, FROM_NAME, T
 from data_engine.steps import ingest_step, mine_step
 from tests import multilabel_support
 from tests.homes import make_home
-from tests.integration.round_trip import answer_and_pull, push_and_read_back, server_home
+from tests.integration.round_trip import answer_and_pull, push_and_read_back, server_home, shoot_flagged_task
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -58,26 +58,11 @@ def test_tag_tasks_round_trip_through_the_server(tmp_path, label_studio, monkeyp
 def test_a_tags_task_in_the_browser(tmp_path, label_studio, monkeypatch):
     """The reviewer's view of a flagged tag set (docs/review-tags-task.png): the given tags, the
     model's suggested set ticked, the suspect tags named, and the check boxes."""
-    import importlib.util
-    import os
-    import shutil
-    from pathlib import Path
-
-    from data_engine.review.labelstudio.server import PASSWORD_FILE
-
     monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
     home, _ = _tickets_on_the_server(tmp_path, label_studio, 120, 0.15, 4)
-    shutil.copy(label_studio.secrets_dir / PASSWORD_FILE, home.secrets / PASSWORD_FILE)
-    os.chmod(home.secrets / PASSWORD_FILE, 0o600)
     pushed = push_and_read_back(home, mine_step(home, budget=10).summary.run_id)
-    task = pushed.by_example[pushed.flagged_example]
-    assert "likely" in task["data"]["label_note"]  # the suspect tags the header line shows
-    script = Path(__file__).resolve().parents[2] / "scripts" / "screenshot_review.py"
-    spec = importlib.util.spec_from_file_location("screenshot_review", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    png = module.screenshot(home, tmp_path / "tags-task.png", task["id"]).read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    assert "likely" in pushed.by_example[pushed.flagged_example]["data"]["label_note"]  # the suspect tags shown
+    shoot_flagged_task(home, label_studio, pushed, "review-tags-task.png", tmp_path)
 
 
 def test_demo_loop_runs_on_a_home_of_tags(tmp_path):
