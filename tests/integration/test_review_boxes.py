@@ -57,7 +57,7 @@ def test_the_detection_loop_round_trips_through_the_server(tmp_path, label_studi
     from data_engine.review.labelstudio.labeling import DISCARD_CHOICE, FROM_NAME, TO_NAME
     from data_engine.steps import ingest_step, mine_step
     from data_engine.tasks.ner import DISCARD_SUFFIX
-    from tests.integration.round_trip import answer_and_pull, push_and_read_back, server_home
+    from tests.integration.round_trip import answer_and_pull, push_and_read_back, server_home, shoot_flagged_task
 
     monkeypatch.delenv("LABEL_STUDIO_API_KEY", raising=False)
     scenes = inject_box_errors(make_scenes(100, seed=11), rate=0.25, seed=12)
@@ -76,6 +76,8 @@ def test_the_detection_loop_round_trips_through_the_server(tmp_path, label_studi
     # The server kept the model's boxes as rectangles; read back in pixels they are the suggestion.
     assert br.answer_boxes(pushed.regions, 0, 0, from_name=FROM_NAME) == canonical(
         boxes_of(json.dumps(pushed.suggested)))
+    # What a reviewer sees (headless Chromium): the image with the model's boxes pre-drawn.
+    shoot_flagged_task(home, label_studio, pushed, "review-boxes-task.png", tmp_path)
     ids = sorted(pushed.by_example)
     first = scenes[int(ids[0][1:])]
     # An edited box set: the truth with its first box moved 5 right and 2 down, and a new box at
