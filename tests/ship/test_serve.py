@@ -331,9 +331,9 @@ def test_row_model_for_categorical_and_text_columns():
     assert frame["age"].dtype == "float64" and np.isnan(frame["age"].iloc[1])
     assert frame["city"].tolist() == ["75001", None] and frame["note"].tolist() == ["hello", "x"]
     # The ingest rule for text: empty text is refused (a 422), as ingest quarantines it; so is a
-    # lone surrogate, in any text column.
+    # lone surrogate or a NUL character, in any text column.
     for bad in ({"note": ""}, {"note": "   "}, {"note": "\u00a0\u200b\t"}, {"note": None}, {"note": "a\ud800"},
-                {"city": "\udfff"}):
+                {"city": "\udfff"}, {"note": "a\x00b"}, {"city": "\x00"}):
         with pytest.raises(ValidationError) as err:
             Row.model_validate({"age": 1, "city": "c", "note": "x", **bad})
         assert err.value.errors()[0]["loc"] == tuple(bad)
