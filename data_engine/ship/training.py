@@ -287,7 +287,9 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
     from data_engine.mine.candidates import choose_served, served_estimator
     from data_engine.ship.gold import OOF_PARAM, out_of_fold_recall
 
-    if cfg.retrain.model == "auto":
+    # The user's trainer is one model whatever retrain.model says; its twin is found by its spec
+    # (which hashes the command), so a changed command trains on the same labels.
+    if cfg.retrain.model == "auto" and cfg.model.trainer != "command":
         # The choice is a function of the label snapshot and the config: one auto model per snapshot.
         twin_auto = _auto_trained_on(con, ts.label_snapshot)
         if twin_auto is not None:
