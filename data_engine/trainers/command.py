@@ -72,7 +72,8 @@ def set_runner(runner: Runner | None) -> Runner:
     return previous
 
 
-def _tail(stderr: str) -> str:
+def stderr_tail(stderr: str) -> str:
+    """The last :data:`STDERR_TAIL_LINES` non-blank lines of ``stderr``, or "(no stderr)"."""
     lines = [ln for ln in stderr.splitlines() if ln.strip()][-STDERR_TAIL_LINES:]
     return "\n".join(lines) if lines else "(no stderr)"
 
@@ -86,9 +87,9 @@ def run_trainer(command: Sequence[str], args: Sequence[str], timeout_s: float, *
     except subprocess.TimeoutExpired as exc:
         err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
         raise EngineError(f"{what} ran past model.timeout_s = {timeout_s:g} s and was stopped; "
-                          f"last stderr lines:\n{_tail(err)}") from None
+                          f"last stderr lines:\n{stderr_tail(err)}") from None
     if code != 0:
-        raise EngineError(f"{what} exited with status {code}; last stderr lines:\n{_tail(stderr)}")
+        raise EngineError(f"{what} exited with status {code}; last stderr lines:\n{stderr_tail(stderr)}")
 
 
 def pack_dir(path: Path) -> tuple[bytes, str]:
@@ -214,21 +215,33 @@ class CommandClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Run ``COMMAND predict`` on ``X`` (n rows); return (n, len(classes_)) probabilities in the
         order of ``classes_``. Raises EngineError on a failed run or malformed predictions."""
-        ids = self._ids(X)
-        # Row positions may repeat between calls but not within one; duplicate ids would be ambiguous.
-        if len(set(ids)) != len(ids):
-            ids = [str(i) for i in range(len(X))]
+        ids = self.input_ids(X)
         with tempfile.TemporaryDirectory(prefix="trainer-predict-") as tmp:
             t = Path(tmp)
-            model = t / "model"
-            if hashlib.sha256(self.model_).hexdigest() != self.model_sha256_:
-                raise EngineError("the trainer's model directory does not match its recorded SHA-256")
-            with tarfile.open(fileobj=io.BytesIO(self.model_), mode="r") as tar:
-                tar.extractall(model, filter="data")
-            self._frame(X, ids).to_parquet(t / "INPUT.parquet", index=False)
+            model = self.unpack_model(t / "model")
+            self.input_frame(X, ids).to_parquet(t / "INPUT.parquet", index=False)
             run_trainer(self.command, ["predict", "--model", str(model), "--input", str(t / "INPUT.parquet"),
                                        "--out", str(t / "PRED.parquet")], self.timeout_s)
             return validate_predictions(t / "PRED.parquet", ids, [str(c) for c in self.classes_])
+
+    def unpack_model(self, dest: Path) -> Path:
+        """Unpack the fitted model directory into ``dest`` (created) after checking its SHA-256; return ``dest``.
+        Raises EngineError when the bytes do not match the recorded digest."""
+        if hashlib.sha256(self.model_).hexdigest() != self.model_sha256_:
+            raise EngineError("the trainer's model directory does not match its recorded SHA-256")
+        with tarfile.open(fileobj=io.BytesIO(self.model_), mode="r") as tar:
+            tar.extractall(dest, filter="data")
+        return dest
+
+    def input_ids(self, X: pd.DataFrame) -> list[str]:
+        """The ``example_id`` of each row of ``X`` sent to ``predict``: its own when unique, else the row position."""
+        ids = self._ids(X)
+        # Row positions may repeat between calls but not within one; duplicate ids would be ambiguous.
+        return ids if len(set(ids)) == len(ids) else [str(i) for i in range(len(X))]
+
+    def input_frame(self, X: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
+        """``INPUT.parquet``'s table: ``example_id`` first, then the input columns of ``X``."""
+        return self._frame(X, ids)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """The most probable class of each row of ``X``, shape (n,)."""

@@ -2,6 +2,7 @@
 
     python train.py fit --train TRAIN.parquet --manifest MANIFEST.json --out MODEL_DIR
     python train.py predict --model MODEL_DIR --input INPUT.parquet --out PRED.parquet
+    python train.py serve --model MODEL_DIR     (requests on stdin, one JSON line each)
 
 A scikit-learn MLP on the numeric input columns (standardised; missing values filled with the
 training median). It runs in its own virtual environment (setup.sh) and needs only pandas, pyarrow,
@@ -45,7 +46,24 @@ def fit(train: Path, manifest: Path, out: Path) -> None:
 
 
 def predict(model_dir: Path, input_path: Path, out: Path) -> None:
+    _predict(joblib.load(model_dir / "model.joblib"), input_path, out)
+
+
+def serve(model_dir: Path) -> None:
+    """The long-lived worker `data-engine serve` talks to: load once, answer one request per line."""
     saved = joblib.load(model_dir / "model.joblib")
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            _predict(saved, Path(request["input"]), Path(request["out"]))
+            reply = {"id": request["id"]}
+        except Exception as exc:  # answer the request with the reason; keep serving
+            reply = {"id": request["id"], "error": f"{type(exc).__name__}: {exc}"}
+        print(json.dumps(reply), flush=True)
+
+
+def _predict(saved: dict, input_path: Path, out: Path) -> None:
     frame = pd.read_parquet(input_path)
     X = _numeric(frame, saved["columns"]).fillna(saved["medians"])
     probs = saved["model"].predict_proba(X)
@@ -77,9 +95,13 @@ def main() -> None:
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--input", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
+    s = sub.add_parser("serve")
+    s.add_argument("--model", type=Path, required=True)
     args = parser.parse_args()
     if args.cmd == "fit":
         fit(args.train, args.manifest, args.out)
+    elif args.cmd == "serve":
+        serve(args.model)
     else:
         predict(args.model, args.input, args.out)
 
