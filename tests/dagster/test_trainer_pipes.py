@@ -22,7 +22,10 @@ def test_trainer_logs_and_metrics_appear_on_the_asset(tmp_path):
     result = dg.materialize([candidate_model], instance=instance,
                             resources={"engine": EngineResource(home=str(home.root))})
     assert result.success
-    meta = result.asset_materializations_for_node("candidate_model")[0].metadata
+    # Read back from the instance's event log, as the asset's page shows it.
+    event = instance.get_latest_materialization_event(dg.AssetKey("candidate_model"))
+    assert event is not None and event.run_id == result.run_id
+    meta = event.asset_materialization.metadata
     assert meta["trainer/train_rows"].value == 150
     assert 0.5 < meta["trainer/train_accuracy"].value <= 1.0
     messages = [e.message for e in instance.all_logs(result.run_id)]
