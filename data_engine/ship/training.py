@@ -276,11 +276,11 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
     cfg = cfg or home.config
     started = time.perf_counter()
     ts = load_training_set(con, cfg)
-    X, y, dropped = ts.X, ts.y, 0
+    X, y, ids, dropped = ts.X, ts.y, ts.example_ids, 0
     if cfg.retrain.weight_by_label_quality:
         keep = label_trust_mask(ts.sources, latest_label_flags(con, ts.example_ids))
         dropped = int((~keep).sum())
-        X, y = ts.X[keep].reset_index(drop=True), ts.y[keep]
+        X, y, ids = ts.X[keep].reset_index(drop=True), ts.y[keep], ts.example_ids[keep]
         if len(set(y)) < 2:
             raise EngineError("retrain.weight_by_label_quality: fewer than two classes left after dropping "
                               "flagged labels; review them first or turn the option off")
@@ -302,6 +302,12 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
     # The served model is adapted to the task as the mining members are (classification: as built;
     # numbers: served_estimator already built the regressors, left as they are).
     estimator = task.members_for({"served": estimator})["served"]
+    # The user's trainer is told the label snapshot and where the images are (data_engine.trainers.context).
+    from data_engine.trainers.context import engine_manifest, with_engine_manifest, with_example_ids
+
+    estimator = with_engine_manifest({"served": estimator},
+                                     engine_manifest(con, cfg, ts.classes, ts.label_snapshot))["served"]
+    X = with_example_ids(X, ids, {"served": estimator})
     twin = trained_on(con, ts.label_snapshot, spec)
     if twin is not None:
         raise AlreadyTrained(twin, ts.label_snapshot, spec)

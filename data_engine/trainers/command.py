@@ -106,51 +106,52 @@ def pack_dir(path: Path) -> tuple[bytes, str]:
     return data, hashlib.sha256(data).hexdigest()
 
 
-def validate_predictions(path: Path, ids: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+def validate_predictions(path: Path, ids: Sequence[str], classes: Sequence[str], *,
+                         what: str = "trainer `predict`") -> np.ndarray:
     """Read the trainer's ``PRED.parquet`` and return its probabilities, shape (len(ids), len(classes)),
-    in the order of ``ids`` and ``classes``.
+    in the order of ``ids`` and ``classes``. ``what`` names the call in errors.
 
     Raises :class:`EngineError` naming the fault: no file, not Parquet, no ``example_id``, a missing,
     extra or repeated id, a missing class column, a non-number, NaN or negative value, or a row not
     summing to 1 within :data:`SUM_TOLERANCE`.
     """
     if not path.is_file():
-        raise EngineError(f"trainer `predict` wrote no {path.name}")
+        raise EngineError(f"{what} wrote no {path.name}")
     try:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several kinds for a file that is not Parquet
-        raise EngineError(f"trainer `predict`: {path.name} is not a Parquet file: {exc}") from None
+        raise EngineError(f"{what}: {path.name} is not a Parquet file: {exc}") from None
     if "example_id" not in frame.columns:
-        raise EngineError(f"trainer `predict`: {path.name} has no example_id column (columns: {list(frame.columns)})")
+        raise EngineError(f"{what}: {path.name} has no example_id column (columns: {list(frame.columns)})")
     got = frame["example_id"].astype(str)
     dup = got[got.duplicated()]
     if len(dup):
-        raise EngineError(f"trainer `predict`: {path.name}: example_id {dup.iloc[0]!r} appears more than once")
+        raise EngineError(f"{what}: {path.name}: example_id {dup.iloc[0]!r} appears more than once")
     missing = [i for i in ids if i not in set(got)]
     if missing:
-        raise EngineError(f"trainer `predict`: {path.name} misses {len(missing)} of {len(ids)} example_id, "
+        raise EngineError(f"{what}: {path.name} misses {len(missing)} of {len(ids)} example_id, "
                           f"e.g. {missing[0]!r}")
     extra = sorted(set(got) - set(ids))
     if extra:
-        raise EngineError(f"trainer `predict`: {path.name} has example_id {extra[0]!r}, not in the input")
+        raise EngineError(f"{what}: {path.name} has example_id {extra[0]!r}, not in the input")
     absent = [c for c in classes if c not in frame.columns]
     if absent:
-        raise EngineError(f"trainer `predict`: {path.name} has no probability column for class {absent[0]!r} "
+        raise EngineError(f"{what}: {path.name} has no probability column for class {absent[0]!r} "
                           f"(expected one column per class: {list(classes)}; got {list(frame.columns)})")
     frame = frame.set_index(got).loc[list(ids)]
     try:
         probs = frame[list(classes)].to_numpy(dtype=float)
     except (TypeError, ValueError):
-        raise EngineError(f"trainer `predict`: {path.name}: a probability column holds a non-number") from None
+        raise EngineError(f"{what}: {path.name}: a probability column holds a non-number") from None
     bad = np.argwhere(~np.isfinite(probs) | (probs < 0))
     if len(bad):
         r, c = bad[0]
-        raise EngineError(f"trainer `predict`: {path.name}: row example_id={ids[r]!r}, column {classes[c]!r} is "
+        raise EngineError(f"{what}: {path.name}: row example_id={ids[r]!r}, column {classes[c]!r} is "
                           f"{float(probs[r, c])} (probabilities must be finite and >= 0)")
     sums = probs.sum(axis=1)
     off = np.flatnonzero(np.abs(sums - 1.0) > SUM_TOLERANCE)
     if len(off):
-        raise EngineError(f"trainer `predict`: {path.name}: probabilities of example_id={ids[off[0]]!r} sum to "
+        raise EngineError(f"{what}: {path.name}: probabilities of example_id={ids[off[0]]!r} sum to "
                           f"{sums[off[0]]:.6g}, not 1 (±{SUM_TOLERANCE:g}; {len(off)} such rows)")
     return probs
 
@@ -159,17 +160,20 @@ class CommandClassifier(ClassifierMixin, BaseEstimator):
     """A classifier whose ``fit`` and ``predict_proba`` run the user's trainer ``command``.
 
     ``command``: the program and its first arguments (no shell); ``timeout_s``: seconds one call may
-    take; ``manifest``: extra manifest entries (task, feature columns, image root, label snapshot).
+    take; ``manifest``: extra manifest entries (feature columns and kinds, image root, label snapshot,
+    ``class_names`` for index-coded labels); ``out_of_fold``: who makes the out-of-fold predictions,
+    ``"engine"`` (K fits on the engine's folds) or ``"trainer"`` (:meth:`fit_out_of_fold`).
     ``X``: a DataFrame of the input columns, indexed or accompanied by nothing: ``example_id`` is
     the column ``example_id`` if present, else the row position. After ``fit``: ``classes_``,
-    ``model_`` (the model directory as tar bytes) and ``model_sha256_``.
+    ``class_names_``, ``model_`` (the model directory as tar bytes) and ``model_sha256_``.
     """
 
     def __init__(self, command: Sequence[str] = (), timeout_s: float = 3600.0,
-                 manifest: dict[str, Any] | None = None) -> None:
+                 manifest: dict[str, Any] | None = None, out_of_fold: str = "engine") -> None:
         self.command = command
         self.timeout_s = timeout_s
         self.manifest = manifest
+        self.out_of_fold = out_of_fold
 
     @staticmethod
     def _ids(X: pd.DataFrame) -> list[str]:
@@ -184,20 +188,55 @@ class CommandClassifier(ClassifierMixin, BaseEstimator):
         return frame
 
     def fit(self, X: pd.DataFrame, y: Sequence[Any]) -> "CommandClassifier":
-        """Run ``COMMAND fit`` on ``X`` (n rows) with labels ``y`` (n); raise EngineError on a failed run."""
+        """Run ``COMMAND fit`` on ``X`` (n rows) with labels ``y`` (n); raise EngineError on a failed run.
+
+        ``y`` holds class names, or class indices when the manifest's ``class_names`` (the dataset's
+        classes) says what they index (the mining stage's encoding): ``TRAIN.parquet`` always holds names.
+        """
+        self._fit(X, y, None)
+        # A model whose predict fails or writes malformed predictions must fail here, in fit, so that
+        # nothing is registered: the engine registers a candidate before anything scores it.
+        self.predict_proba(X.iloc[:SMOKE_ROWS])
+        return self
+
+    def fit_out_of_fold(self, X: pd.DataFrame, y: Sequence[Any], folds: np.ndarray) -> np.ndarray:
+        """One ``COMMAND fit`` that also returns out-of-fold probabilities (``[model] out_of_fold =
+        "trainer"``): ``TRAIN.parquet`` gets a ``fold`` column (``folds``, shape (n,), the engine's
+        folds) and the manifest's ``out_of_fold`` names the file the trainer must write, one row per
+        training example, each from a model that did not train on that example's fold.
+
+        Returns (n, len(classes_)) probabilities in ``classes_`` order; raises EngineError on a failed
+        run or a malformed file (the checks of :func:`validate_predictions`).
+        """
+        probs = self._fit(X, y, np.asarray(folds))
+        assert probs is not None
+        return probs
+
+    def _fit(self, X: pd.DataFrame, y: Sequence[Any], folds: np.ndarray | None) -> np.ndarray | None:
         if not self.command:
             raise EngineError('model.command is empty; set it when model.trainer = "command"')
+        extra = dict(self.manifest or {})
+        dataset_classes = extra.pop("class_names", None)
         y = np.asarray(y)
         self.classes_ = np.unique(y)
-        names = [str(c) for c in self.classes_]
+        if dataset_classes is not None and y.dtype.kind in "iu":
+            lookup = np.asarray([str(c) for c in dataset_classes], dtype=object)
+            self.class_names_ = [str(v) for v in lookup[self.classes_]]
+            labels = lookup[y]
+        else:
+            self.class_names_ = [str(c) for c in self.classes_]
+            labels = np.asarray([str(v) for v in y], dtype=object)
         ids = self._ids(X)
         frame = self._frame(X, ids)
-        frame["label"] = [str(v) for v in y]
-        manifest = {"task": "classification", "feature_columns": [c for c in frame.columns
-                                                                   if c not in ("example_id", "label")],
-                    **(self.manifest or {}), "classes": names}
+        features = [c for c in frame.columns if c != "example_id"]
+        frame["label"] = labels
+        manifest = {"task": "classification", "feature_columns": features, **extra, "classes": self.class_names_}
         with tempfile.TemporaryDirectory(prefix="trainer-fit-") as tmp:
             t = Path(tmp)
+            if folds is not None:
+                frame["fold"] = folds.astype(np.int64)
+                manifest["out_of_fold"] = {"path": str(t / "OOF.parquet"), "folds": int(folds.max()) + 1,
+                                           "fold_column": "fold"}
             frame.to_parquet(t / "TRAIN.parquet", index=False)
             (t / "MANIFEST.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
             out = t / "model"
@@ -207,10 +246,14 @@ class CommandClassifier(ClassifierMixin, BaseEstimator):
             if not any(out.iterdir()):
                 raise EngineError("trainer `fit` exited 0 but wrote nothing into its --out model directory")
             self.model_, self.model_sha256_ = pack_dir(out)
-        # A model whose predict fails or writes malformed predictions must fail here, in fit, so that
-        # nothing is registered: the engine registers a candidate before anything scores it.
-        self.predict_proba(X.iloc[:SMOKE_ROWS])
-        return self
+            if folds is None:
+                return None
+            return validate_predictions(t / "OOF.parquet", ids, self.class_names_, what="trainer `fit` (out of fold)")
+
+    def output_columns(self) -> list[str]:
+        """The class columns ``PRED.parquet`` must have, in ``classes_`` order (the classes' names)."""
+        # Models fitted before class_names_ existed learned names as their classes.
+        return list(getattr(self, "class_names_", None) or [str(c) for c in self.classes_])
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Run ``COMMAND predict`` on ``X`` (n rows); return (n, len(classes_)) probabilities in the
@@ -222,7 +265,7 @@ class CommandClassifier(ClassifierMixin, BaseEstimator):
             self.input_frame(X, ids).to_parquet(t / "INPUT.parquet", index=False)
             run_trainer(self.command, ["predict", "--model", str(model), "--input", str(t / "INPUT.parquet"),
                                        "--out", str(t / "PRED.parquet")], self.timeout_s)
-            return validate_predictions(t / "PRED.parquet", ids, [str(c) for c in self.classes_])
+            return validate_predictions(t / "PRED.parquet", ids, self.output_columns())
 
     def unpack_model(self, dest: Path) -> Path:
         """Unpack the fitted model directory into ``dest`` (created) after checking its SHA-256; return ``dest``.

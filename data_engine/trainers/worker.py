@@ -129,7 +129,7 @@ class PredictWorker:
                     raise WorkerReplyError(f"the trainer's serve worker for {self.label} failed on this request: "
                                            f"{reply['error']}")
                 try:
-                    probs = validate_predictions(out, ids, [str(c) for c in self.classes_])
+                    probs = validate_predictions(out, ids, self.model.output_columns())
                 except EngineError as exc:
                     raise WorkerReplyError(f"the trainer's serve worker for {self.label}: {exc}") from None
             finally:

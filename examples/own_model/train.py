@@ -28,18 +28,42 @@ def _numeric(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return frame[columns].apply(pd.to_numeric, errors="coerce")
 
 
+def _train(frame: pd.DataFrame, columns: list[str]) -> dict:
+    X = _numeric(frame, columns)
+    medians = X.median()
+    model = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(64,), max_iter=300, random_state=0))
+    model.fit(X.fillna(medians), frame["label"].astype(str))
+    return {"model": model, "columns": columns, "medians": medians}
+
+
+def _probabilities(saved: dict, frame: pd.DataFrame, classes: list[str] | None = None) -> pd.DataFrame:
+    """example_id and one probability column per class (a class the model never saw: 0)."""
+    X = _numeric(frame, saved["columns"]).fillna(saved["medians"])
+    pred = pd.DataFrame(saved["model"].predict_proba(X), columns=[str(c) for c in saved["model"].classes_])
+    if classes is not None:
+        pred = pred.reindex(columns=classes, fill_value=0.0)
+    pred.insert(0, "example_id", frame["example_id"].astype(str).to_numpy())
+    return pred
+
+
 def fit(train: Path, manifest: Path, out: Path) -> None:
     meta = json.loads(manifest.read_text())
     frame = pd.read_parquet(train)
     columns = [c for c in meta["feature_columns"] if pd.api.types.is_numeric_dtype(frame[c])]
     if not columns:
         sys.exit("this example reads numeric feature columns only")
-    X = _numeric(frame, columns)
-    medians = X.median()
-    model = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(64,), max_iter=300, random_state=0))
-    model.fit(X.fillna(medians), frame["label"].astype(str))
-    joblib.dump({"model": model, "columns": columns, "medians": medians}, out / "model.joblib")
-    accuracy = float(model.score(X.fillna(medians), frame["label"].astype(str)))
+    if meta.get("out_of_fold"):
+        # Asked for out-of-fold predictions: each fold predicted by a model fitted on the other folds.
+        spec = meta["out_of_fold"]
+        parts = []
+        for k in sorted(frame[spec["fold_column"]].unique()):
+            held = frame[spec["fold_column"]] == k
+            parts.append(_probabilities(_train(frame[~held], columns), frame[held], meta["classes"]))
+        pd.concat(parts).to_parquet(spec["path"], index=False)
+    saved = _train(frame, columns)
+    joblib.dump(saved, out / "model.joblib")
+    accuracy = float(saved["model"].score(_numeric(frame, columns).fillna(saved["medians"]),
+                                          frame["label"].astype(str)))
     print(f"fitted an MLP on {len(frame)} rows, {len(columns)} columns; training accuracy {accuracy:.3f}",
           file=sys.stderr)
     _report({"train_rows": len(frame), "train_accuracy": accuracy})
@@ -64,12 +88,7 @@ def serve(model_dir: Path) -> None:
 
 
 def _predict(saved: dict, input_path: Path, out: Path) -> None:
-    frame = pd.read_parquet(input_path)
-    X = _numeric(frame, saved["columns"]).fillna(saved["medians"])
-    probs = saved["model"].predict_proba(X)
-    pred = pd.DataFrame(probs, columns=[str(c) for c in saved["model"].classes_])
-    pred.insert(0, "example_id", frame["example_id"].astype(str).to_numpy())
-    pred.to_parquet(out, index=False)
+    _probabilities(saved, pd.read_parquet(input_path)).to_parquet(out, index=False)
 
 
 def _report(metrics: dict) -> None:

@@ -17,7 +17,7 @@ from data_engine.store.warehouse import open_warehouse
 from tests.homes import make_home
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "own_model" / "train.py"
-TIMEOUT_S = 4
+TIMEOUT_S = 8  # the faulty trainer starts in about 1 s; a hang is stopped after this
 
 # A trainer whose fit keeps the manifest's classes and whose predict writes uniform probabilities,
 # except for the one fault named FAULT.
@@ -134,6 +134,7 @@ def test_a_trainer_fault_fails_the_run_changes_nothing_and_the_next_run_retries(
     # The next run, with the trainer fixed in place (the same command), trains again: the failed run
     # left nothing that blocks it.
     script.write_text(f"import runpy\nrunpy.run_path({str(EXAMPLE)!r}, run_name='__main__')\n", encoding="utf-8")
+    home.config_path.write_text(text, encoding="utf-8")  # and the example's own time limit again
     code, out, err = _cli(capsys, home, "train")
     assert code == 0, err
     after = _state(home)
