@@ -13,7 +13,7 @@ else
 fi
 # The layers contract of pyproject's [tool.importlinter] (docs/architecture.md, "Layers"): an
 # import against the loop's order fails the suite (fast or whole) before any test runs.
-.venv/bin/lint-imports --config pyproject.toml || { echo "test: an import runs against the layers" >&2; exit 1; }
+.venv/bin/lint-imports pyproject.toml || { echo "test: an import runs against the layers" >&2; exit 1; }
 .venv/bin/python -m pytest "$@"
 code=$?
 if [ $code -eq 5 ]; then

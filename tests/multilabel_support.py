@@ -94,3 +94,38 @@ def table(n: int = 600, *, n_tags: int = 5, noise: float = 0.1, seed: int = 0) -
     frame.insert(0, "id", ids)
     frame["tags"] = given
     return TagData(frame, names, dict(zip(ids, truth_rows)), {ids[i] for i in flipped})
+
+
+# The breast-cancer table's tags: the diagnosis and three measurements above a quantile; the
+# measurement a tag is cut from is left out of the inputs, so the tag is learnt from the others.
+CANCER_TAGS = {"large": ("mean area", 0.75), "rough": ("mean texture", 0.6), "concave": ("mean concave points", 0.5)}
+
+
+def cancer_tags(*, noise: float = 0.2, seed: int = 0, n_gold: int = 100) -> tuple[TagData, TagData]:
+    """scikit-learn's bundled breast-cancer table (569 rows, no download) as tags: ``malignant``
+    and :data:`CANCER_TAGS`; 27 numeric inputs. Returns (training rows with ``noise`` of the tag
+    sets given one wrong tag, ``n_gold`` clean gold rows), split at random by ``seed``."""
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer(as_frame=True)
+    X = bunch.frame.drop(columns="target")
+    on = {"malignant": (bunch.frame["target"] == 0).to_numpy()}
+    on |= {tag: (X[col] > X[col].quantile(q)).to_numpy() for tag, (col, q) in CANCER_TAGS.items()}
+    names = sorted(on)
+    X = X.drop(columns=[col for col, _ in CANCER_TAGS.values()])
+    X.columns = [c.replace(" ", "_") for c in X.columns]
+    truth_rows = [[t for t in names if on[t][i]] for i in range(len(X))]
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(X))
+    gold_rows, train_rows = order[:n_gold], order[n_gold:]
+
+    def part(rows: np.ndarray, prefix: str, share: float) -> TagData:
+        truth = [truth_rows[i] for i in rows]
+        given, flipped = _inject(truth, names, share, rng)
+        ids = [f"{prefix}{i}" for i in rows]
+        frame = X.iloc[rows].reset_index(drop=True)
+        frame.insert(0, "id", ids)
+        frame["tags"] = given
+        return TagData(frame, names, dict(zip(ids, truth)), {ids[i] for i in flipped})
+
+    return part(train_rows, "c", noise), part(gold_rows, "c", 0.0)

@@ -125,3 +125,27 @@ def readings_home(root: Path, review: dict | None = None) -> tuple[Home, pd.Data
     (home.root / "oracle.jsonl").write_text(
         "".join(json.dumps({"id": i, "label": float(v)}) + "\n" for i, v in zip(frame["id"], truth)), encoding="utf-8")
     return home, frame, truth
+
+
+def simulated_round(home: Home, classes: list[str]):
+    """One round of the loop on the in-memory Label Studio: mine, push the queue, the simulated
+    reviewer answers every task from ``HOME/oracle.jsonl`` (always right), pull. Returns
+    ``(mined, client, pushed, simulated, pulled)``."""
+    from data_engine.review.labelstudio.fake import FakeReviewClient
+    from data_engine.review.oracle import oracle_path, read_oracle
+    from data_engine.review.pull import pull_verdicts
+    from data_engine.review.push import push_queue
+    from data_engine.review.simulate import simulate_reviews
+    from data_engine.steps import mine_step
+    from data_engine.tasks import task_for
+
+    mined = mine_step(home)
+    client = FakeReviewClient()
+    with open_warehouse(home) as con:
+        pushed = push_queue(con, client, home.config)
+    task = task_for(home.config.dataset)
+    simulated = simulate_reviews(client, pushed.project_id, read_oracle(oracle_path(home), task), classes,
+                                 accuracy=1.0, label_task=task)
+    with open_warehouse(home) as con:
+        pulled = pull_verdicts(con, client, home.config)
+    return mined, client, pushed, simulated, pulled

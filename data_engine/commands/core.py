@@ -171,25 +171,25 @@ def _stored_drift(con: Any, batch_id: str) -> dict[str, Any] | None:
     """The batch's ``drift`` object (as ``ingest --json`` gave it); None when none was computed, or in
     a warehouse that has not had the migration that keeps it yet (opened read-only)."""
     from data_engine.ingest.batch_drift import stored_drift
+    from data_engine.store.warehouse import has_table
 
-    known = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'batch_drift'")
-    return stored_drift(con, batch_id) if known.fetchall()[0][0] else None
+    return stored_drift(con, batch_id) if has_table(con, "batch_drift") else None
 
 
 def _latest_slices(con: Any) -> list[dict[str, Any]]:
     """The newest mining run's discovered weak slices (``mine --json``'s ``slices``); [] before one, or
     in a warehouse that has not had the migration that keeps them yet (opened read-only)."""
     from data_engine.mine.slices import SLICE_KEYS, stored_slices
+    from data_engine.store.warehouse import has_table
 
-    known = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'discovered_slices'")
-    if not known.fetchall()[0][0]:
+    if not has_table(con, "discovered_slices"):
         return []
     return [{k: r[k] for k in SLICE_KEYS} for r in stored_slices(con).to_dict("records")]
 
 
 def cmd_status(args: argparse.Namespace, home: Home) -> int:
     """``status``."""
-    from data_engine.ingest.summary import drift_line
+    from data_engine.ingest.summary import drift_line, types_text
 
     report = status_report(home)
     if args.json:
@@ -205,7 +205,7 @@ def cmd_status(args: argparse.Namespace, home: Home) -> int:
         if line := drift_line(b.get("drift")):
             print(f"    {line}")
     if report.get("column_types"):
-        print("column types: " + ", ".join(f"{c}={t}" for c, t in report["column_types"].items()))
+        print("column types: " + types_text(report["column_types"]))
     for rel, why in report.get("not_ingested", {}).items():
         print(f"  not ingested: landing/{rel} - {why}")
     if report["counts"]:

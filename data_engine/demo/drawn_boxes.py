@@ -11,6 +11,7 @@ moved by at least half its size (shifted: IoU with the truth below 0.5) or a box
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -96,3 +97,44 @@ def inject_box_errors(scenes: list[Scene], *, rate: float, seed: int) -> list[Sc
             given = [*rest, Box(others[int(rng.integers(len(others)))], b.x, b.y, b.w, b.h)]
         out.append(Scene(s.image, s.truth, sorted(given), kind))
     return out
+
+
+def write_scenes(folder: Path, scenes: list[Scene], *, prefix: str, name: str, truth: bool = False) -> Path:
+    """Write ``scenes`` as PNG files ``folder/images/<prefix><i>.png`` and one JSONL row per scene
+    (``id``, ``image`` relative to the file, ``boxes``: the given boxes, or the true ones with
+    ``truth``) to ``folder/<name>.jsonl``; returns the JSONL path."""
+    import json
+
+    from PIL import Image
+
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i, s in enumerate(scenes):
+        image = f"images/{prefix}{i:04d}.png"
+        Image.fromarray(s.image).save(folder / image)
+        boxes = s.truth if truth else s.given
+        lines.append(json.dumps({"id": f"{prefix}{i:04d}", "image": image, "boxes": [b._asdict() for b in boxes]}))
+    path = folder / f"{name}.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_oracle(path: Path, scenes: list[Scene], *, prefix: str, append: bool = False) -> None:
+    """The true box sets of ``scenes`` as oracle rows ``{"id", "label": [boxes]}`` (the simulated reviewer's answers)."""
+    import json
+
+    rows = "".join(json.dumps({"id": f"{prefix}{i:04d}", "label": [b._asdict() for b in s.truth]}) + "\n"
+                   for i, s in enumerate(scenes))
+    with path.open("a" if append else "w", encoding="utf-8") as fh:
+        fh.write(rows)
+
+
+DETECTION_CONFIG = """[dataset]
+name = "drawn-boxes"
+modality = "image"
+task = "detection"
+id_column = "id"
+label_column = "boxes"
+image_column = "image"
+classes = ["disc", "square", "cross"]
+"""

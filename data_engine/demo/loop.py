@@ -241,6 +241,7 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
         f"gold_{metric}_first": accuracy_noisy,
         f"gold_{metric}_final": gold_acc,
         "evaluated_on": figures["evaluated_on"],
+        "eval_repeats": figures["repeats"],
         "reviewed": reviewed_total,
         "true_errors": true_errors,
         "reviews_before": reviews_before,
@@ -257,7 +258,8 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
     say(f"{metric} on all {figures['evaluated_on']} {name} examples against their true labels, each predicted by "
         "a model "
         f"that did not train on it (gold: the model trained on every training example; training examples: "
-        f"{EVAL_FOLDS}-fold cross-validation):")
+        f"{EVAL_FOLDS}-fold cross-validation" + (f", the mean over {figures['repeats']} shuffles of the folds"
+                                                  if figures["repeats"] > 1 else "") + "):")
     served = figures["served_model"]
     say(f"  the served model chosen on the labels as they landed ({figures['served_model_first']}), on them: "
         f"{noisy_v:.4f}")

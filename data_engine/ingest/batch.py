@@ -278,6 +278,10 @@ def load_rows(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestR
                                 f"label in column {ds.label_column!r}: stored unlabeled")
     if ds.image_column:
         rejected += _check_images(con, ds, result, columns)
+        if label_present:  # boxes against their images' sizes (the detection task), once the images are read
+            more, notes = task_for(ds).check_image_labels(con, ds, result.batch_id)
+            rejected += more
+            result.notes += notes
     result.rows_quarantined = quarantine(con, result.batch_id)
     result.rows_in = raw.rows + raw.rejects
     result.rows_ok = raw.rows - rejected

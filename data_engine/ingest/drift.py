@@ -3,7 +3,16 @@
 Per column: numeric columns get the two-sample Kolmogorov-Smirnov test (scipy ``ks_2samp``) and
 the Wasserstein distance (scipy ``wasserstein_distance``); categorical columns get a chi-square
 test on category frequencies (scipy ``chi2_contingency``) and the categories never seen in training
-are named. The per-column p-values are corrected across columns with Holm's step-down method
+are named. Categories are compared in their canonical spelling (``True`` and JSON ``true``, one
+instant at two offsets, are one category; :func:`data_engine.store.values.canonical_sql`).
+
+A category never seen in training is drift only when the batch holds more such rows than training
+itself predicts: by Good and Turing's estimate (Good 1953, "The population frequencies of species"),
+the chance that a new row of the training distribution shows a value never seen is the share of
+training rows whose value occurs once; the batch's count of unseen rows is tested against that
+binomial rate. A column of fixed codes (no value seen once) is drifted by a single new code; a
+column of nearly unique values (timestamps, free codes, ids) is not drifted by its new values. The
+column's p-value is the smaller of its two tests, Bonferroni-doubled. The per-column p-values are corrected across columns with Holm's step-down method
 (Holm 1979), which is what
 keeps the false-alarm rate per batch near ``alpha`` where per-column tests at ``alpha`` without
 correction flag a same-distribution batch once in every few batches. Holm's adjustment is the
@@ -24,6 +33,7 @@ import pandas as pd
 from scipy import stats
 
 from data_engine.store.config import DriftConfig
+from data_engine.store.values import canonical_sql
 from data_engine.tasks.paired import holm
 
 
@@ -96,8 +106,41 @@ def _numeric(name: str, ref: pd.Series, new: pd.Series) -> ColumnDrift:
     return ColumnDrift(name, "numeric", "ks", p, distance=float(stats.wasserstein_distance(a, b)))
 
 
+def canonical_spellings(values: pd.Series) -> pd.Series:
+    """``values`` (text) in the canonical spelling versions compare categorical cells in, indexed
+    like ``values`` (DuckDB evaluates :func:`~data_engine.store.values.canonical_sql` over the
+    distinct values)."""
+    import duckdb
+
+    distinct = pd.DataFrame({"v": pd.unique(values.to_numpy(dtype=object))})
+    if distinct.empty:
+        return values
+    con = duckdb.connect()
+    try:
+        con.register("distinct_values", distinct)
+        pairs = con.execute(f"SELECT v, {canonical_sql('v')} FROM distinct_values").fetchall()
+    finally:
+        con.close()
+    return values.map(dict(pairs))
+
+
+def unseen_p_value(ref: pd.Series, new: pd.Series) -> float:
+    """One-sided p-value that ``new`` (n_b values) holds more values never seen in ``ref`` (n_r
+    values) than a sample of ``ref``'s distribution would: the count of unseen rows against a
+    binomial with the Good-Turing probability of an unseen value (the share of ``ref``'s rows whose
+    value occurs exactly once; Good 1953). 1.0 when no row is unseen; 0.0 when some are and no
+    value of ``ref`` occurs once."""
+    unseen = int((~new.isin(set(ref))).sum())
+    if unseen == 0:
+        return 1.0
+    counts = ref.value_counts()
+    missing_mass = float((counts == 1).sum()) / max(len(ref), 1)
+    return float(stats.binom.sf(unseen - 1, len(new), missing_mass))
+
+
 def _categorical(name: str, ref: pd.Series, new: pd.Series) -> ColumnDrift:
     a, b = ref.dropna().astype(str), new.dropna().astype(str)
+    a, b = canonical_spellings(a), canonical_spellings(b)
     seen = set(a)
     unseen = sorted(set(b) - seen)
     cats = sorted(seen | set(b))
@@ -107,6 +150,7 @@ def _categorical(name: str, ref: pd.Series, new: pd.Series) -> ColumnDrift:
         p = 1.0
     else:
         p = float(stats.chi2_contingency(table).pvalue)
+    p = min(1.0, 2 * min(p, unseen_p_value(a, b)))  # frequencies or unseen values, Bonferroni within the column
     # Total variation distance between the two frequency vectors.
     freq = table / table.sum(axis=1, keepdims=True)
     distance = float(0.5 * np.abs(freq[0] - freq[1]).sum()) if table.size else None
@@ -152,9 +196,9 @@ def batch_drift(
     """Drift of ``batch`` (n_b rows) against ``reference`` (n_r rows, the training data in force).
 
     Columns compared are those both frames share; numeric dtype means a numeric column. A column
-    is drifted when its Holm-adjusted p-value is below ``alpha`` or it holds categories never seen
-    in training. The batch is drifted when any column is, or the domain classifier's AUC reaches
-    ``thresholds.auc``. The classifier reads ``domain_columns`` (default: every shared column;
+    is drifted when its Holm-adjusted p-value is below ``alpha`` (for a categorical column: its
+    frequencies changed, or it holds more values never seen in training than training predicts).
+    The batch is drifted when any column is, or the domain classifier's AUC reaches ``thresholds.auc``. The classifier reads ``domain_columns`` (default: every shared column;
     label and prediction columns are tested one by one but are not what the rows look like) and,
     given ``embedding`` (vectors of the reference rows and of the batch rows, indexed like the two
     frames; e.g. text embedded), those vectors too: they are not tested one dimension at a time.
@@ -174,7 +218,7 @@ def batch_drift(
     ]
     for c, adjusted in zip(per_column, holm([c.p_value for c in per_column])):
         c.p_adjusted = adjusted
-        c.drifted = adjusted < t.alpha or bool(c.new_categories)
+        c.drifted = adjusted < t.alpha
     auc = row_scores = None
     if with_auc:
         looks = [c for c in (shared if domain_columns is None else domain_columns) if c in shared]

@@ -15,8 +15,7 @@ def summarize(results: list[IngestResult]) -> str:
         counts = f"rows_in={r.rows_in} ok={r.rows_ok} quarantined={r.rows_quarantined}"
         lines.append(f"{r.batch_id}: {r.status}{note} {counts}" + (f" - {r.reason}" if r.reason else ""))
         if r.column_types:
-            lines.append("  column types (fixed from this batch): "
-                         + ", ".join(f"{c}={t}" for c, t in r.column_types.items()))
+            lines.append(f"  column types (fixed from this batch): {types_text(r.column_types)}")
         if r.rows_changed and r.changed_columns:
             lines.append(f"  changed: {r.rows_changed} example(s) got a new version; by column: "
                          + ", ".join(f"{c}={n}" for c, n in r.changed_columns.items()))
@@ -31,6 +30,24 @@ def summarize(results: list[IngestResult]) -> str:
             lines.append(f"  ... and {r.rows_quarantined - 3} more quarantined row(s): table quarantine, "
                          f"batch_id = '{r.batch_id}'")
     return "\n".join(lines)
+
+
+# A wider file's types are counted, not listed: a line of 3,000 `name=kind` pairs hides the rest of
+# the output (every type stays in `status --json` and the table dataset_columns).
+TYPES_LISTED = 30
+
+
+def types_text(types: dict[str, str]) -> str:
+    """``name=kind, ...`` for up to :data:`TYPES_LISTED` columns; above, the count per kind, the
+    columns of the rarer kinds when few, and where the whole list is."""
+    if len(types) <= TYPES_LISTED:
+        return ", ".join(f"{c}={t}" for c, t in types.items())
+    by_kind: dict[str, list[str]] = {}
+    for column, kind in types.items():
+        by_kind.setdefault(kind, []).append(column)
+    parts = [f"{len(cols)} {kind}" + (f" ({', '.join(cols)})" if len(cols) <= 5 else "")
+             for kind, cols in sorted(by_kind.items(), key=lambda kv: -len(kv[1]))]
+    return f"{len(types)} columns: {', '.join(parts)}; each column's type in `status --json` (column_types)"
 
 
 def drift_line(drift: dict[str, Any] | None) -> str:

@@ -28,6 +28,7 @@ from data_engine.review.identity import ProjectRef, lineage_keys
 from data_engine.progress import progress
 from data_engine.review.project import ensure_project, latest_run_id, reconcile_tasks
 from data_engine.store.config import EngineConfig
+from data_engine.store.images import image_sizes
 from data_engine.store.schema import stored_columns
 from data_engine.store.warehouse import FINISHED_TASK_STATUSES, quote_ident
 
@@ -167,6 +168,9 @@ def _build_tasks(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, rows: pd.Dat
     aligned = keys.astype({"example_version": "int64"}).merge(
         feats, on=["example_id", "example_version"], how="left", validate="one_to_one")
     items = render_items(ds, aligned, image_prefix=image_prefix(con, cfg) if ds.image_column else "")
+    if ds.image_column:  # the image's size in pixels: boxes are drawn in percent of it
+        for item, (w, h) in zip(items, image_sizes(con, aligned[ds.image_column].tolist()), strict=True):
+            item.update(image_width=w, image_height=h)
     partners = _partners(con, cfg, rows, inputs)
     models = _model_versions(con, list(rows["run_id"].dropna().unique()))
     tasks = []

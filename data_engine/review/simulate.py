@@ -86,18 +86,17 @@ def simulate_reviews(
         right = rng.random() < accuracy
         choice = truth if right else label_task.wrong_answer(truth, classes, rng)
         # Read the answer back as a pull reads it, and judge it by the pull's rule.
-        posted = label_task.answer_label(label_task.prediction_result(choice, from_name=FROM_NAME, to_name=TO_NAME),
-                                         from_name=FROM_NAME)
+        result = label_task.review_result(choice, task["data"], from_name=FROM_NAME, to_name=TO_NAME)
+        posted = label_task.answer_label(result, from_name=FROM_NAME)
         why = "no answer" if posted is None else label_task.answer_problem(posted, choices)
         if why:
             refusals.append(f"{example_id}: {why}")
             continue
         correct += right
-        answers.append((task["id"], choice, round(rng.uniform(*LEAD_TIME_RANGE), 2)))
+        answers.append((task["id"], result, round(rng.uniform(*LEAD_TIME_RANGE), 2)))
 
-    def answer(item: tuple[int, str, float]) -> None:
-        task_id, choice, lead_time = item
-        result = label_task.prediction_result(choice, from_name=FROM_NAME, to_name=TO_NAME)
+    def answer(item: tuple[int, list, float]) -> None:
+        task_id, result, lead_time = item
         client.create_annotation(task_id, result, lead_time=lead_time, completed_by=user_id)
 
     if workers > 1:

@@ -78,6 +78,10 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     # The NER task's per-token tagger (data_engine.tasks.ner_model): a DictVectorizer and a logistic regression.
     "data_engine.tasks.ner_model.TokenTagger",
     "sklearn.feature_extraction._dict_vectorizer.DictVectorizer",
+    # The detection task's baseline (data_engine.tasks.box_estimator / box_model): a scaler and a
+    # logistic regression on HOG features of scikit-image's blob proposals.
+    "data_engine.tasks.box_estimator.BoxDetector",
+    "data_engine.tasks.box_model.BaselineDetector",
 })
 
 # Modules that artifacts written before the core was grouped by stage name, and where their

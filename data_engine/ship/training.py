@@ -183,9 +183,6 @@ def label_trust_mask(sources: np.ndarray, flagged: np.ndarray) -> np.ndarray:
 
 def latest_label_flags(con: duckdb.DuckDBPyConnection, example_ids: np.ndarray) -> np.ndarray:
     """The latest mining run's ``label`` flags for ``example_ids``, shape (N,) bool (False if unknown)."""
-    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    if not {"issues", "mining_runs"} <= tables:
-        return np.zeros(len(example_ids), dtype=bool)
     found = con.execute(
         "SELECT i.example_id FROM issues i JOIN current_examples ce ON ce.example_id = i.example_id "
         "WHERE i.issue_type = 'label' AND i.is_issue "
@@ -363,7 +360,10 @@ def _short_repr(estimator: Any) -> str:
 def retrain_decision(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> RetrainDecision:
     """Should a new candidate be trained? Yes when there is no model yet and labeled data exists,
     when at least ``[retrain] min_new_labels`` reviewed labels arrived since the last model's label
-    snapshot, or when a labeled (non-gold) batch arrived after that snapshot."""
+    snapshot, when a labeled (non-gold) batch arrived after that snapshot, or when the new-looking
+    rows of a drifted batch are all labeled, by reviews the last model has not seen
+    (:func:`drifted_batches_labeled`): its gate then re-evaluates the champion against a candidate
+    that learned the new distribution, however few those rows are."""
     from data_engine.store.dataset import label_snapshot
 
     snapshot = label_snapshot(con)
@@ -393,11 +393,39 @@ def retrain_decision(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> Retra
     if new_batches:
         reason = f"{new_batches} new labeled batch(es) since model v{last.version}"
         return RetrainDecision(True, reason, new_labels, new_batches, last.label_snapshot, snapshot)
+    drifted = drifted_batches_labeled(con, last.label_snapshot)
+    if drifted:
+        batch_id, rows, reviewed = drifted[0]
+        reason = (f"drifted batch {batch_id}: its {rows} new-looking row(s) are labeled ({reviewed} by review since "
+                  f"model v{last.version}); a candidate that learned them re-evaluates the champion on gold")
+        return RetrainDecision(True, reason, new_labels, 0, last.label_snapshot, snapshot)
     if new_labels >= need:
         reason = f"{new_labels} new reviewed labels since model v{last.version} (retrain.min_new_labels = {need})"
         return RetrainDecision(True, reason, new_labels, 0, last.label_snapshot, snapshot)
     reason = f"{new_labels} new reviewed labels since model v{last.version}; waiting for {need}"
     return RetrainDecision(False, reason, new_labels, 0, last.label_snapshot, snapshot)
+
+
+def drifted_batches_labeled(con: duckdb.DuckDBPyConnection, since_snapshot: int) -> list[tuple[str, int, int]]:
+    """The drifted batches whose new-looking rows (the ``drift`` detector's: a stored domain-classifier
+    score of at least :data:`~data_engine.mine.detectors.drift.NEW_LOOKING`) all have a label in force
+    or were discarded, at least one of them by a review after label event ``since_snapshot``: the
+    distribution a champion never saw is labeled now, so it is re-evaluated once (the next model's
+    snapshot is past those reviews). Rows ``(batch_id, new-looking rows, reviewed since)``, oldest
+    batch first."""
+    from data_engine.mine.detectors.drift import NEW_LOOKING
+
+    return [(str(b), int(n), int(r)) for b, n, r in con.execute(
+        "SELECT dr.batch_id, count(*) AS n, "
+        "       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM label_events le WHERE le.example_id = dr.example_id "
+        "           AND le.event_id > ? AND le.source IN ('review', 'consensus'))) AS reviewed "
+        "FROM drift_rows dr JOIN batch_drift bd USING (batch_id) "
+        "LEFT JOIN current_labels cl ON cl.example_id = dr.example_id "
+        "WHERE bd.drifted AND dr.score >= ? "
+        "GROUP BY dr.batch_id, bd.checked_at "
+        "HAVING bool_and(cl.example_id IS NOT NULL) AND reviewed > 0 "
+        "ORDER BY bd.checked_at, dr.batch_id",
+        [since_snapshot, NEW_LOOKING]).fetchall()]
 
 
 def describe(result: TrainResult) -> str:
@@ -411,5 +439,5 @@ def describe(result: TrainResult) -> str:
 
 
 __all__ = ["AlreadyTrained", "trained_on", "TrainingSet", "RetrainDecision", "TrainResult", "load_training_set", "label_trust_mask",
-           "latest_label_flags", "build_estimator", "fit_estimator", "train_candidate", "retrain_decision",
+           "latest_label_flags", "drifted_batches_labeled", "build_estimator", "fit_estimator", "train_candidate", "retrain_decision",
            "input_schema", "describe"]

@@ -322,6 +322,9 @@ def _check_dataset(ds: DatasetConfig) -> None:
         raise ConfigError(f"dataset.feature_columns must name at least one column{hint} for modality '{ds.modality}'")
     if ds.image_root is not None and not ds.image_column:
         raise ConfigError("dataset.image_root is only read with dataset.image_column")
+    if ds.task == "detection" and not ds.image_column:
+        raise ConfigError("dataset.task = \"detection\" needs image files: set dataset.modality = \"image\" and "
+                          "dataset.image_column (the column of image paths)")
     cols = [c for c in (ds.id_column, ds.label_column, *ds.input_columns) if c is not None]
     seen: set[str] = set()
     for col in cols:

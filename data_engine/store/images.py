@@ -50,3 +50,10 @@ def perceptual_hashes(con: duckdb.DuckDBPyConnection, paths: np.ndarray) -> np.n
     if found.isna().any():
         return None
     return found.to_numpy(dtype=np.uint64)
+
+
+def image_sizes(con: duckdb.DuckDBPyConnection, paths: list[object]) -> list[tuple[int | None, int | None]]:
+    """Each stored image path's (width, height) in pixels as Pillow read it at ingest (``images``);
+    (None, None) for a path not stored."""
+    known = {p: (int(w), int(h)) for p, w, h in con.execute("SELECT path, width, height FROM images").fetchall()}
+    return [known.get(str(p), (None, None)) for p in paths]

@@ -46,10 +46,20 @@ def migration_names() -> list[str]:
     return sorted(p.name for p in files.iterdir() if p.name.endswith(".sql"))
 
 
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the warehouse holds table ``name``.
+
+    The one place the engine asks the catalogue: a warehouse opened read-only (``status``) may not have
+    had the migration that creates a newer table yet, and a new file has no ``schema_migrations``.
+    Stage code never probes columns; it asks this about a whole table only in those two cases.
+    """
+    found = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name])
+    return bool(found.fetchall()[0][0])
+
+
 def pending_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
     """The shipped migrations not yet recorded in ``schema_migrations`` (all of them for a new file)."""
-    recorded = con.execute("SELECT count(*) FROM information_schema.tables "
-                           "WHERE table_name = 'schema_migrations'").fetchall()[0][0]
+    recorded = has_table(con, "schema_migrations")
     done = {r[0] for r in con.execute("SELECT name FROM schema_migrations").fetchall()} if recorded else set()
     return [name for name in migration_names() if name not in done]
 

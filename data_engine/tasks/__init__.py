@@ -5,11 +5,12 @@ from __future__ import annotations
 from data_engine.store.config import DatasetConfig, EngineConfig
 from data_engine.tasks.base import TASKS, LabelIssues, Task
 from data_engine.tasks.classification import Classification
+from data_engine.tasks.detection import Detection
 from data_engine.tasks.multilabel import Multilabel
 from data_engine.tasks.ner import NER
 from data_engine.tasks.regression import Regression
 
-__all__ = ["TASKS", "Classification", "LabelIssues", "Multilabel", "NER", "Regression", "Task", "check_task", "gate_metric",
+__all__ = ["TASKS", "Classification", "Detection", "LabelIssues", "Multilabel", "NER", "Regression", "Task", "check_task", "gate_metric",
            "task_for"]
 
 

@@ -275,6 +275,16 @@ class Task(ABC):
         ``classes_known``: whether ``dataset_classes`` holds the dataset's classes yet.
         """
 
+    def check_image_labels(self, con: duckdb.DuckDBPyConnection, ds: DatasetConfig,
+                           batch_id: str) -> tuple[int, list[str]]:
+        """Ingest, datasets of image files: check the labels against their images once the images
+        are read (after :mod:`data_engine.ingest.images` put the stored copy's path in ``raw_rows``;
+        the ``images`` table holds each one's width and height). May add rows to the temp table
+        ``rejected``, parts of labels to ``quarantine`` (batch ``batch_id``) and put a view in front of
+        ``raw_rows`` that corrects the label cells. Returns
+        the rows newly rejected and notes for the batch's result. Default: nothing to check."""
+        return 0, []
+
     @abstractmethod
     def labeling_config(self, item: str, partner: str, classes: Sequence[str], *, from_name: str,
                         to_name: str, discard: str, partner_prefix: str) -> str:
@@ -291,6 +301,14 @@ class Task(ABC):
     def prediction_result(self, label: str, *, from_name: str, to_name: str) -> list[dict[str, Any]]:
         """Review: the Label Studio ``result`` (a list of regions) that answers with ``label``: the
         model's suggestion pre-filled as a task's prediction, and a simulated reviewer's answer."""
+
+    def review_result(self, label: str, data: Mapping[str, Any], *, from_name: str,
+                      to_name: str) -> list[dict[str, Any]]:
+        """Review: :meth:`prediction_result` for the task whose data fields are ``data`` (built by the
+        review stage: the example's rendering, e.g. ``image_width`` / ``image_height`` in pixels for
+        image files). A task whose regions depend on the example (boxes in percent of the image)
+        overrides it; by default the example does not matter."""
+        return self.prediction_result(label, from_name=from_name, to_name=to_name)
 
     @abstractmethod
     def answer_label(self, result: Sequence[Mapping[str, Any]], *, from_name: str) -> str | None:

@@ -179,18 +179,9 @@ class NER(Task):
     def fold_ids(self, y: np.ndarray, classes: Sequence[str], *, folds: int,
                  seed: int) -> tuple[np.ndarray, int, tuple[int, ...]]:
         """Shuffled K-fold over texts (at most one fold per text; at least two texts)."""
-        import numpy as np
+        from data_engine.tasks.oof import shuffled_folds
 
-        from data_engine.errors import EngineError
-
-        n = len(y)
-        if n < 2:
-            raise EngineError("out-of-fold predictions need at least two labeled texts")
-        k = max(2, min(int(folds), n))
-        rng = np.random.default_rng(seed)
-        fold_of = np.empty(n, dtype=np.int64)
-        fold_of[rng.permutation(n)] = np.arange(n) % k
-        return fold_of, k, ()
+        return shuffled_folds(len(y), folds, seed, "texts")
 
     def mix(self, member_preds: Mapping[str, np.ndarray], y: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
         """The members' packed predictions averaged with equal weights (every member is the same tagger)."""

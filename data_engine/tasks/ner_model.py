@@ -154,46 +154,15 @@ class TokenTagger(ClassifierMixin, BaseEstimator):
                            for o, p in self.token_probs(X)], dtype=object)
 
 
-def _fit_predict(estimator: TokenTagger, X_train: pd.DataFrame, y_train: np.ndarray, X_test: pd.DataFrame) -> np.ndarray:
-    """Fit on the training texts, return the test texts' packed predictions."""
-    from data_engine.tasks.oof import single_threaded
-
-    with single_threaded():
-        return estimator.fit(X_train, y_train).predict_proba(X_test)
-
-
 def out_of_fold_tokens(members: Mapping[str, Any], X: pd.DataFrame, y: np.ndarray, types: Sequence[str],
                        fold_of: np.ndarray, n_folds: int, *, compute: Backend | None = None, n_jobs: int = 1) -> OOFResult:
     """Out-of-fold packed per-token predictions of each member (a :class:`TokenTagger`) on the texts of
-    ``X`` (n rows) with span sets ``y`` (n,): each fold's texts predicted by a tagger fitted on the
-    other folds, every tagger given the dataset's ``types`` so the columns line up. Members are
-    averaged with equal weights. Fits run on ``compute`` (default ``n_jobs`` local processes).
+    ``X`` (n rows) with span sets ``y`` (n,): :func:`data_engine.tasks.oof.out_of_fold_packed` with
+    rows of MAX_TOKENS * (3 + K) numbers."""
+    from data_engine.tasks.oof import out_of_fold_packed
 
-    Returns an :class:`~data_engine.tasks.oof.OOFResult` with ``probs`` (n, MAX_TOKENS * (3 + K)).
-    """
-    from sklearn.base import clone
-
-    from data_engine.compute.backend import LocalBackend
-    from data_engine.tasks.oof import OOFResult
-
-    if len(X) != len(y):
-        raise EngineError(f"{len(X)} texts but {len(y)} labels")
-    X = X.reset_index(drop=True)
-    y = np.asarray(y)
-    names = list(members)
-    splits = [(np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)) for k in range(n_folds)]
-    calls = [(name, k) for name in names for k in range(n_folds)]
-    compute = compute or LocalBackend(n_jobs)
-    parts = compute.starmap(_fit_predict, [(clone(members[name]).set_params(tags=tuple(types)),
-                                            X.iloc[splits[k][0]], y[splits[k][0]], X.iloc[splits[k][1]])
-                                           for name, k in calls], description="out-of-fold fits", unit="fits")
-    width = tk.MAX_TOKENS * tk.slot_width(len(types))
-    member_probs = {name: np.empty((len(X), width), dtype=np.float64) for name in names}
-    for (name, k), part in zip(calls, parts):
-        member_probs[name][splits[k][1]] = part
-    probs = np.mean([member_probs[m] for m in names], axis=0)
-    return OOFResult(probs=probs, folds=fold_of, rare_classes=(), n_folds=n_folds,
-                     weights={m: 1.0 / len(names) for m in names}, member_probs=member_probs)
+    return out_of_fold_packed(members, X, y, types, fold_of, n_folds, width=tk.MAX_TOKENS * tk.slot_width(len(types)),
+                              compute=compute, n_jobs=n_jobs, noun="texts")
 
 
 def aligned_predictions(model: Any, X: pd.DataFrame, types: Sequence[str]) -> np.ndarray:

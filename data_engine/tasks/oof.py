@@ -259,3 +259,53 @@ def _checked_labels(X: pd.DataFrame, labels: np.ndarray, n_classes: int) -> np.n
     if labels.min(initial=0) < 0 or labels.max(initial=0) >= n_classes:
         raise EngineError(f"labels must be class indices in [0, {n_classes})")
     return labels
+
+
+def shuffled_folds(n: int, folds: int, seed: int, noun: str) -> tuple[np.ndarray, int, tuple[int, ...]]:
+    """The fold of each of ``n`` examples (shape (n,)) by a seeded shuffle, the number of folds (at
+    most one example per fold, at least two) and ``()`` (no rare classes): the folds of labels that are
+    sets (spans, boxes), which no stratification fits. Raises ``EngineError`` for fewer than two ``noun``."""
+    if n < 2:
+        raise EngineError(f"out-of-fold predictions need at least two labeled {noun}")
+    k = max(2, min(int(folds), n))
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(n, dtype=np.int64)
+    fold_of[rng.permutation(n)] = np.arange(n) % k
+    return fold_of, k, ()
+
+
+def _fit_predict_packed(estimator: Any, X_train: pd.DataFrame, y_train: np.ndarray, X_test: pd.DataFrame) -> np.ndarray:
+    """Fit on the training rows, return the test rows' packed predictions (``predict_proba``)."""
+    with single_threaded():
+        return estimator.fit(X_train, y_train).predict_proba(X_test)
+
+
+def out_of_fold_packed(members: Mapping[str, Any], X: pd.DataFrame, y: np.ndarray, types: Any,
+                       fold_of: np.ndarray, n_folds: int, *, width: int, compute: Backend | None = None,
+                       n_jobs: int = 1, noun: str = "examples") -> OOFResult:
+    """Out-of-fold packed predictions (each row ``width`` numbers: per-token tags, scored boxes) of each
+    member on ``X`` (n rows) with set labels ``y`` (n, ...): each fold's rows predicted by a copy
+    fitted on the other folds, every copy given the dataset's classes ``types`` (its ``tags``
+    parameter) so the columns line up. Members are averaged with equal weights. Fits run on
+    ``compute`` (default ``n_jobs`` local processes).
+
+    Returns an :class:`OOFResult` with ``probs`` (n, width)."""
+    from sklearn.base import clone
+
+    if len(X) != len(y):
+        raise EngineError(f"{len(X)} {noun} but {len(y)} labels")
+    X = X.reset_index(drop=True)
+    y = np.asarray(y)
+    names = list(members)
+    splits = [(np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)) for k in range(n_folds)]
+    calls = [(name, k) for name in names for k in range(n_folds)]
+    compute = compute or LocalBackend(n_jobs)
+    parts = compute.starmap(_fit_predict_packed, [(clone(members[name]).set_params(tags=tuple(types)),
+                                                   X.iloc[splits[k][0]], y[splits[k][0]], X.iloc[splits[k][1]])
+                                                  for name, k in calls], description="out-of-fold fits", unit="fits")
+    member_probs = {name: np.empty((len(X), width), dtype=np.float64) for name in names}
+    for (name, k), part in zip(calls, parts):
+        member_probs[name][splits[k][1]] = part
+    probs = np.mean([member_probs[m] for m in names], axis=0)
+    return OOFResult(probs=probs, folds=fold_of, rare_classes=(), n_folds=n_folds,
+                     weights={m: 1.0 / len(names) for m in names}, member_probs=member_probs)

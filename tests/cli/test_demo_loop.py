@@ -32,8 +32,38 @@ def test_every_example_is_scored_once_against_the_truth_by_a_model_that_did_not_
                             n_jobs=1)
     assert acc["true"] == pytest.approx(1.0)
     assert acc["swapped"] == pytest.approx(0.0)
-    # Each of the 120 examples counts once: accuracies are multiples of 1/120.
-    assert all(abs(v * 120 - round(v * 120)) < 1e-9 for v in acc.values())
+    # Each of the 120 examples counts once in each of the repeated splits (120 is below the repeat
+    # threshold): accuracies are multiples of 1/(120 * repeats).
+    from data_engine.demo.comparison import EVAL_REPEATS, eval_repeats
+
+    assert eval_repeats(int((~data.is_gold).sum())) == EVAL_REPEATS
+    assert all(abs(v * 120 * EVAL_REPEATS - round(v * 120 * EVAL_REPEATS)) < 1e-9 for v in acc.values())
+
+
+def test_small_sets_average_repeated_shuffles_of_the_folds_and_large_ones_keep_one_split():
+    from data_engine.demo.comparison import EVAL_REPEATS, REPEAT_BELOW, eval_repeats
+
+    assert eval_repeats(300) == EVAL_REPEATS and eval_repeats(REPEAT_BELOW - 1) == EVAL_REPEATS
+    # The digits demo's 1,438 training examples keep the one split its printed figures come from.
+    assert eval_repeats(REPEAT_BELOW) == 1 and eval_repeats(1438) == 1
+
+
+def test_a_figure_of_repeated_splits_is_the_mean_of_each_split_s_figure(monkeypatch):
+    # Half the training labels wrong on one side: each split's accuracy differs, the result is their mean.
+    from data_engine.demo import comparison
+
+    data = two_blobs(n=200, n_gold=0, seed=3)
+    truth = pd.Series(data.truth, index=data.example_ids)
+    noisy = truth.copy()
+    noisy[data.example_ids[:60]] = noisy[data.example_ids[:60]].map({"a": "b", "b": "a"})
+    spec = resolve_spec("knn", "tabular")
+    repeated = comparison.held_out_accuracy(data, {"r": (spec, noisy)}, n_jobs=1)["r"]
+    singles = []
+    monkeypatch.setattr(comparison, "eval_repeats", lambda n: 1)
+    for r in range(comparison.EVAL_REPEATS):
+        singles.append(comparison.held_out_accuracy(data, {"r": (spec, noisy)}, n_jobs=1, seed=r)["r"])
+    assert len(set(singles)) > 1
+    assert repeated == pytest.approx(float(np.mean(singles)))
 
 
 def test_examples_without_a_label_in_a_recipe_are_left_out_of_training_only():

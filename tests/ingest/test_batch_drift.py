@@ -167,3 +167,43 @@ def test_champion_predictions_are_compared_once_a_champion_is_deployed(fitted_di
     zero = drifts["zeros"]
     assert zero["drifted"] and "champion prediction" in zero["columns"]
     assert next(c for c in zero["per_column"] if c["column"] == "champion prediction")["kind"] == "categorical"
+
+
+def test_labeled_rows_of_a_drifted_batch_are_not_queued_as_drift() -> None:
+    # The rows worth a label are the unlabeled ones; a labeled row of a drifted batch already has
+    # one (before: the wine trial queued 9 labeled rows whose label the model agreed with).
+    from data_engine.mine.detectors.base import MiningData
+    from data_engine.mine.detectors.drift import DriftDetector
+
+    ids = np.array([f"e{i}" for i in range(6)], dtype=object)
+    labels = np.array([0, 1, 0, -1, -1, -1])
+    data = MiningData(example_ids=ids, labels=labels, classes=("a", "b"), probs=np.full((6, 2), 0.5),
+                      out_of_sample=np.ones(6, bool), feature_hash=np.arange(6),
+                      drift_scores={f"e{i}": 0.9 for i in range(6)} | {"e5": 0.2})
+    frame = DriftDetector().find_issues(data).issues
+    assert sorted(frame["example_id"]) == ["e3", "e4", "e5"]
+    assert sorted(frame.loc[frame["is_issue"], "example_id"]) == ["e3", "e4"]
+
+
+@pytest.mark.parametrize(("task", "label", "labels_compared"), [
+    # a number: its distribution is tested like a numeric column; a tag set is nearly unique per
+    # row, so it is left out (said by labels_compared) while the input columns are still compared.
+    ("regression", lambda f: (f["weight"] * 1.5).round(1), True),
+    ("multilabel", lambda f: np.where(f["weight"] > 72, '["heavy", "x"]', '["x"]'), False),
+])
+def test_drift_works_for_numbers_and_tags(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          task: str, label, labels_compared: bool) -> None:
+    config = CONFIG.replace('classes = ["yes", "no"]', f'task = "{task}"')
+    home = homes.make_home(tmp_path, config)
+    first = _rows(600, 0, 0)
+    first["churned"] = label(first)
+    assert _ingest_json(home, first, "train.csv", capsys)["drift"] is None
+    same = _rows(200, 3, 3_000)
+    same["churned"] = label(same)
+    assert _ingest_json(home, same, "same.csv", capsys)["drift"]["drifted"] is False
+    grams = _rows(200, 1, 10_000)
+    grams["churned"] = label(grams)
+    grams["height_m"] = grams["height_m"] * 100  # metres -> centimetres
+    drift = _ingest_json(home, grams, "cm.csv", capsys)["drift"]
+    assert drift["drifted"] is True and drift["columns"] == ["height_m"]
+    assert drift["labels_compared"] is labels_compared

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from data_engine.review.labelstudio.labeling import FROM_NAME
-from data_engine.review.labelstudio.server import TOKEN_FILE
+from data_engine.review.labelstudio.server import PASSWORD_FILE, TOKEN_FILE
 from data_engine.review.oracle import oracle_path, read_oracle
 from data_engine.review.project import make_client
 from data_engine.review.pull import PullResult, pull_verdicts
@@ -80,3 +80,23 @@ def answer_and_pull(home: Home, pushed: Pushed, answers: dict[str, list[dict[str
         in_force = {r[0]: (r[1], r[2], r[3]) for r in con.execute(
             "SELECT example_id, label, is_discarded, source FROM current_labels").fetchall()}
     return pulled, in_force
+
+
+def shoot_flagged_task(home: Home, label_studio: Any, pushed: Pushed, name: str, tmp_path: Path) -> Path:
+    """The flagged example's task as a reviewer sees it in the real Label Studio, shot in headless
+    Chromium by ``scripts/screenshot_review.py`` (logged in as the server's admin); saved as
+    ``docs/NAME`` with ``DATA_ENGINE_SCREENSHOTS`` set (to refresh the docs' picture), else in
+    ``tmp_path``. Returns the PNG's path."""
+    import importlib.util
+
+    shutil.copy(label_studio.secrets_dir / PASSWORD_FILE, home.secrets / PASSWORD_FILE)
+    os.chmod(home.secrets / PASSWORD_FILE, 0o600)
+    repo = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("screenshot_review", repo / "scripts" / "screenshot_review.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = repo / "docs" / name if os.environ.get("DATA_ENGINE_SCREENSHOTS") else tmp_path / name
+    module.screenshot(home, out, pushed.by_example[pushed.flagged_example]["id"])
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+    return out

@@ -15,7 +15,7 @@ from data_engine.review.labelstudio.labeling import DISCARD_CHOICE, FROM_NAME, T
 from data_engine.steps import ingest_step, mine_step
 from data_engine.tasks.ner import DISCARD_SUFFIX
 from data_engine.tasks.spans import canonical
-from tests.integration.round_trip import answer_and_pull, push_and_read_back, server_home
+from tests.integration.round_trip import answer_and_pull, push_and_read_back, server_home, shoot_flagged_task
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -41,6 +41,8 @@ def test_span_tasks_round_trip_through_the_server(tmp_path, label_studio, monkey
     # The server kept the model's spans as text regions with character offsets.
     assert [(r["value"]["start"], r["value"]["end"], r["value"]["labels"]) for r in pushed.regions] == \
         [(s["start"], s["end"], [s["label"]]) for s in pushed.suggested]
+    # What the reviewer sees (docs/review-spans-task.png when refreshed).
+    shoot_flagged_task(home, label_studio, pushed, "review-spans-task.png", tmp_path)
     # Three answers by hand: an edited span set (the true spans as regions, in reverse order), no
     # spans, and a discard; the rest by the simulated reviewer.
     ids = sorted(pushed.by_example)

@@ -26,6 +26,13 @@ def _predictions(task: str, rng: np.random.Generator) -> np.ndarray:
         return np.stack([value, value - half, value + half], axis=1)
     if task == "ner":
         pytest.skip("token predictions are not one row per text in a selection pool")
+    if task == "detection":  # scored box sets packed one row per image (tasks/box_pack)
+        from data_engine.tasks.box_pack import pack
+        from data_engine.tasks.box_issues import ScoredBox
+        from data_engine.tasks.boxes import Box
+
+        return pack([[ScoredBox(Box(str(rng.choice(["disc", "square"])), *rng.uniform(0, 40, 4)), float(rng.uniform()))
+                      for _ in range(rng.integers(0, 4))] for _ in range(N)], ["disc", "square"])
     return rng.dirichlet(np.ones(3), N)
 
 

@@ -10,17 +10,13 @@ from pathlib import Path
 import pytest
 
 from data_engine.demo.entities import inject_errors, make_texts
-from data_engine.review.labelstudio.fake import FakeReviewClient
 from data_engine.review.labelstudio.labeling import DISCARD_CHOICE, FROM_NAME
-from data_engine.review.oracle import oracle_path, read_oracle
-from data_engine.review.pull import pull_verdicts
-from data_engine.review.push import push_queue
-from data_engine.review.simulate import simulate_reviews
-from data_engine.steps import ingest_step, mine_step
+from data_engine.review.oracle import oracle_path
+from data_engine.steps import ingest_step
 from data_engine.store.warehouse import open_warehouse
-from data_engine.tasks import task_for
 from data_engine.tasks.ner import DISCARD
 from tests.homes import make_home
+from tests.review_support import simulated_round
 
 CONFIG = {"dataset": {"name": "news", "modality": "text", "task": "ner", "id_column": "id", "label_column": "spans",
                       "text_column": "text", "feature_columns": [], "classes": ["LOC", "ORG", "PER"]},
@@ -44,15 +40,8 @@ def reviewed(tmp_path_factory: pytest.TempPathFactory):
         "".join(json.dumps({"id": f"n{i:03d}", "label": json.loads(e.true_label)}) + "\n"
                 for i, e in enumerate(examples)), encoding="utf-8")
     ingest_step(home, [path])
-    mined = mine_step(home)
-    client = FakeReviewClient()
+    mined, client, pushed, simulated, pulled = simulated_round(home, ["LOC", "ORG", "PER"])
     with open_warehouse(home) as con:
-        pushed = push_queue(con, client, home.config)
-    task = task_for(home.config.dataset)
-    oracle = read_oracle(oracle_path(home), task)
-    simulated = simulate_reviews(client, pushed.project_id, oracle, ["LOC", "ORG", "PER"], accuracy=1.0, label_task=task)
-    with open_warehouse(home) as con:
-        pulled = pull_verdicts(con, client, home.config)
         labels = dict(con.execute("SELECT example_id, label FROM current_labels").fetchall())
         flagged = {r[0] for r in con.execute("SELECT example_id FROM issues WHERE run_id = ? AND issue_type = 'label' "
                                              "AND is_issue", [mined.summary.run_id]).fetchall()}

@@ -10,30 +10,21 @@ import pytest
 
 from data_engine.review.labelstudio.fake import FakeReviewClient
 from data_engine.review.labelstudio.labeling import FROM_NAME
-from data_engine.review.oracle import oracle_path, read_oracle
 from data_engine.review.pull import pull_verdicts
 from data_engine.review.push import push_queue
-from data_engine.review.simulate import simulate_reviews
 from data_engine.steps import mine_step
 from data_engine.store.warehouse import open_warehouse
 from data_engine.tasks import Regression, task_for
 from tests.review_support import WRONG_READINGS as WRONG
-from tests.review_support import readings_home
+from tests.review_support import readings_home, simulated_round
 
 
 @pytest.fixture(scope="module")
 def reviewed(tmp_path_factory: pytest.TempPathFactory):
     root: Path = tmp_path_factory.mktemp("regression-review")
     home, frame, truth = readings_home(root)
-    mined = mine_step(home)
-    client = FakeReviewClient()
+    mined, client, pushed, simulated, pulled = simulated_round(home, [])
     with open_warehouse(home) as con:
-        pushed = push_queue(con, client, home.config)
-    task = task_for(home.config.dataset)
-    oracle = read_oracle(oracle_path(home), task)
-    simulated = simulate_reviews(client, pushed.project_id, oracle, [], accuracy=1.0, label_task=task)
-    with open_warehouse(home) as con:
-        pulled = pull_verdicts(con, client, home.config)
         labels = dict(con.execute("SELECT example_id, label FROM current_labels").fetchall())
         flags = con.execute("SELECT example_id, is_issue FROM issues WHERE run_id = ? AND issue_type = 'label' "
                             "ORDER BY score, example_id", [mined.summary.run_id]).fetchall()

@@ -73,6 +73,47 @@ def test_retrain_decision_follows_new_labels_and_batches(env):
     assert batch.retrain and batch.new_batches == 1
 
 
+def _drifted(con, batch_id: str, drifted: bool, scores: dict[str, float]) -> None:
+    """What ingest keeps for a batch it compared (``ingest.batch_drift.store_drift``'s two tables)."""
+    con.execute("INSERT INTO batch_drift (batch_id, drifted, columns, auc, report) VALUES (?, ?, '[]', 0.9, '{}')",
+                [batch_id, drifted])
+    con.executemany("INSERT INTO drift_rows VALUES (?, ?, ?)", [[batch_id, e, s] for e, s in scores.items()])
+
+
+@pytest.fixture()
+def champion_then_new_rows(tmp_path):
+    """A home with a first model and 20 unlabeled rows (batch ``unlabeled-1``) it never saw; the ids."""
+    home = make_home(tmp_path, {"retrain": {"min_new_labels": 50}})
+    info = seed_digits(home, n_train=200, n_gold=60, n_unlabeled=20)
+    with open_warehouse(home) as con:
+        training.train_candidate(con, home)
+    return home, list(info["ids"][info["parts"]["unlabeled"]])
+
+
+def test_a_drifted_batch_once_labeled_makes_the_champion_re_evaluated_once(champion_then_new_rows):
+    home, new = champion_then_new_rows
+    with open_warehouse(home) as con:
+        _drifted(con, "unlabeled-1", True, {new[0]: 0.9, new[1]: 0.8, new[2]: 0.3})
+        assert not training.retrain_decision(con, home.config).retrain  # its new-looking rows unlabeled
+        review(con, {new[0]: "1"})
+        assert not training.retrain_decision(con, home.config).retrain  # one still waits for a label
+        review(con, {new[1]: None})  # a discard settles a row too; the row at 0.3 is not new-looking
+        decision = training.retrain_decision(con, home.config)
+        assert decision.retrain and decision.new_labels == 2  # far below min_new_labels
+        assert "drifted batch unlabeled-1: its 2 new-looking row(s) are labeled (2 by review" in decision.reason
+        training.train_candidate(con, home)
+        assert not training.retrain_decision(con, home.config).retrain  # once, not on every later check
+
+
+def test_an_undrifted_batch_labeled_waits_for_min_new_labels(champion_then_new_rows):
+    home, new = champion_then_new_rows
+    with open_warehouse(home) as con:
+        _drifted(con, "unlabeled-1", False, {new[0]: 0.9})
+        review(con, {new[0]: "1"})
+        decision = training.retrain_decision(con, home.config)
+    assert not decision.retrain and "waiting for 50" in decision.reason
+
+
 def test_label_trust_mask_keeps_reviewed_and_unflagged():
     sources = np.array(["ingest", "ingest", "review", "consensus", "ingest"], dtype=object)
     flagged = np.array([True, False, True, True, False])

@@ -4,6 +4,7 @@ second type."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -147,3 +148,17 @@ def test_a_run_id_that_is_not_an_integer_fails_the_migration_and_changes_nothing
     assert con.execute("SELECT * FROM review_tasks ORDER BY ALL").fetchall() == before
     assert con.execute("SELECT count(*) FROM schema_migrations WHERE name LIKE '0820%'").fetchone()[0] == 0
     con.close()
+
+
+def test_stage_code_never_probes_the_schema() -> None:
+    """The schema is a contract, not guessed: only the warehouse's ``has_table`` (for a home opened
+    read-only before a migration) and the file readers (a user's file, not the warehouse) ask the
+    catalogue; any other ``information_schema`` / ``DESCRIBE`` / ``PRAGMA`` is a stage guessing."""
+    import data_engine
+
+    root = Path(data_engine.__file__).parent
+    allowed = {root / "store" / "warehouse.py", root / "ingest" / "readers.py"}
+    probing = re.compile(r"information_schema|PRAGMA\s+table_info|\bDESCRIBE\b")  # SQL as the engine writes it
+    offenders = [f"{p.relative_to(root)}:{n}" for p in sorted(root.rglob("*.py")) if p not in allowed
+                 for n, line in enumerate(p.read_text().splitlines(), 1) if probing.search(line)]
+    assert not offenders, f"schema probed outside the warehouse: {offenders}"

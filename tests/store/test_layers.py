@@ -59,7 +59,7 @@ def _toy(tmp_path: Path, *, against: bool) -> Path:
 def test_the_contract_and_the_script_fail_on_an_import_against_the_order(tmp_path: Path, against: bool) -> None:
     root = _toy(tmp_path, against=against)
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)}
-    lint = subprocess.run([str(LINT), "--config", "pyproject.toml", "--no-cache"], cwd=root, capture_output=True,
+    lint = subprocess.run([str(LINT), "pyproject.toml", "--no-cache"], cwd=root, capture_output=True,
                           text=True, env=env)
     arrows = subprocess.run([sys.executable, str(SCRIPT), "--pyproject", str(root / "pyproject.toml")], cwd=root,
                             capture_output=True, text=True, env=env)

@@ -1,5 +1,5 @@
-"""``drift``: rows of a drifted batch that look most unlike the training data in force (the rows
-worth a label: the model has seen nothing like them)."""
+"""``drift``: unlabeled rows of a drifted batch that look most unlike the training data in force (the
+rows worth a label: the model has seen nothing like them)."""
 
 from __future__ import annotations
 
@@ -25,9 +25,11 @@ class DriftDetector(Detector):
         self.threshold = threshold
 
     def find_issues(self, data: MiningData) -> DetectorResult:
-        """Judge the rows with a stored drift score (none before a drifted batch lands)."""
+        """Judge the unlabeled rows with a stored drift score (none before a drifted batch lands)."""
         known = data.drift_scores or {}
-        rows = np.flatnonzero([str(e) in known for e in data.example_ids])
+        # Unlabeled rows only: a drifted batch's labeled rows are already training data (their labels
+        # are the label detector's to judge); asking for a label they have spends a review on nothing.
+        rows = np.flatnonzero([str(e) in known for e in data.example_ids] & ~data.labeled)
         newness = np.array([known[str(e)] for e in data.example_ids[rows]], float)
         flags = newness >= self.threshold
         reason = np.where(flags, "unlike the training data (domain classifier: " + fmt(newness) + " new)",

@@ -151,8 +151,8 @@ def build_task(
     task: dict[str, Any] = {"data": data}
     suggestion = row.get("suggested_label")
     if suggestion is not None and str(suggestion) != "":
-        prediction: dict[str, Any] = {"model_version": model_version, "result": task_for(ds).prediction_result(
-            str(suggestion), from_name=FROM_NAME, to_name=TO_NAME)}
+        prediction: dict[str, Any] = {"model_version": model_version, "result": task_for(ds).review_result(
+            str(suggestion), data, from_name=FROM_NAME, to_name=TO_NAME)}
         score = _round(row.get("suggested_score"))
         if score is not None:
             prediction["score"] = score
