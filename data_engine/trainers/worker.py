@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from data_engine.errors import EngineError
-from data_engine.trainers.command import STDERR_TAIL_LINES, CommandClassifier, validate_predictions
+from data_engine.trainers.command import STDERR_TAIL_LINES, CommandClassifier
 
 log = logging.getLogger("data_engine.trainers.worker")
 
@@ -129,7 +129,7 @@ class PredictWorker:
                     raise WorkerReplyError(f"the trainer's serve worker for {self.label} failed on this request: "
                                            f"{reply['error']}")
                 try:
-                    probs = validate_predictions(out, ids, self.model.output_columns())
+                    probs = self.model.read_predictions(out, ids)
                 except EngineError as exc:
                     raise WorkerReplyError(f"the trainer's serve worker for {self.label}: {exc}") from None
             finally:

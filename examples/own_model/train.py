@@ -5,7 +5,7 @@
     python train.py serve --model MODEL_DIR     (requests on stdin, one JSON line each)
 
 A scikit-learn MLP on the numeric input columns (standardised; missing values filled with the
-training median). It runs in its own virtual environment (setup.sh) and needs only pandas, pyarrow,
+training median); for numbers (manifest task "regression") a ridge regression. It runs in its own virtual environment (setup.sh) and needs only pandas, pyarrow,
 scikit-learn and joblib; when launched from Dagster it reports its training accuracy through
 dagster-pipes if that package is installed.
 """
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import joblib
 import pandas as pd
+from sklearn.linear_model import Ridge
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -28,17 +29,24 @@ def _numeric(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return frame[columns].apply(pd.to_numeric, errors="coerce")
 
 
-def _train(frame: pd.DataFrame, columns: list[str]) -> dict:
+def _train(frame: pd.DataFrame, columns: list[str], task: str = "classification") -> dict:
     X = _numeric(frame, columns)
     medians = X.median()
-    model = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(64,), max_iter=300, random_state=0))
-    model.fit(X.fillna(medians), frame["label"].astype(str))
-    return {"model": model, "columns": columns, "medians": medians}
+    if task == "regression":  # numbers: ridge regression on the standardised columns
+        model = make_pipeline(StandardScaler(), Ridge(alpha=1.0))
+        model.fit(X.fillna(medians), frame["label"].astype(float))
+    else:
+        model = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(64,), max_iter=300, random_state=0))
+        model.fit(X.fillna(medians), frame["label"].astype(str))
+    return {"model": model, "columns": columns, "medians": medians, "task": task}
 
 
 def _probabilities(saved: dict, frame: pd.DataFrame, classes: list[str] | None = None) -> pd.DataFrame:
     """example_id and one probability column per class (a class the model never saw: 0)."""
     X = _numeric(frame, saved["columns"]).fillna(saved["medians"])
+    if saved.get("task") == "regression":  # numbers: example_id and prediction
+        return pd.DataFrame({"example_id": frame["example_id"].astype(str).to_numpy(),
+                             "prediction": saved["model"].predict(X)})
     pred = pd.DataFrame(saved["model"].predict_proba(X), columns=[str(c) for c in saved["model"].classes_])
     if classes is not None:
         pred = pred.reindex(columns=classes, fill_value=0.0)
@@ -58,12 +66,19 @@ def fit(train: Path, manifest: Path, out: Path) -> None:
         parts = []
         for k in sorted(frame[spec["fold_column"]].unique()):
             held = frame[spec["fold_column"]] == k
-            parts.append(_probabilities(_train(frame[~held], columns), frame[held], meta["classes"]))
+            parts.append(_probabilities(_train(frame[~held], columns, meta["task"]), frame[held],
+                                        meta.get("classes")))
         pd.concat(parts).to_parquet(spec["path"], index=False)
-    saved = _train(frame, columns)
+    saved = _train(frame, columns, meta["task"])
     joblib.dump(saved, out / "model.joblib")
-    accuracy = float(saved["model"].score(_numeric(frame, columns).fillna(saved["medians"]),
-                                          frame["label"].astype(str)))
+    X = _numeric(frame, columns).fillna(saved["medians"])
+    if meta["task"] == "regression":
+        r2 = float(saved["model"].score(X, frame["label"].astype(float)))
+        print(f"fitted a ridge regression on {len(frame)} rows, {len(columns)} columns; training R^2 {r2:.3f}",
+              file=sys.stderr)
+        _report({"train_rows": len(frame), "train_r2": r2})
+        return
+    accuracy = float(saved["model"].score(X, frame["label"].astype(str)))
     print(f"fitted an MLP on {len(frame)} rows, {len(columns)} columns; training accuracy {accuracy:.3f}",
           file=sys.stderr)
     _report({"train_rows": len(frame), "train_accuracy": accuracy})
