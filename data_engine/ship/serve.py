@@ -115,10 +115,10 @@ class ModelHolder:
             try:
                 model = load_artifact(pointer.artifact(self.home), pointer.sha256)
                 # The user's trainer answers through its worker, ready before the swap.
-                worker = serving_worker(model, timeout_s=self.home.config.model.serve_timeout_s,
-                                        label=f"model v{pointer.version}")
+                model, worker = serving_worker(model, timeout_s=self.home.config.model.serve_timeout_s,
+                                               label=f"model v{pointer.version}")
                 # A class renamed since training answers under its current name (data_engine.ship.renamed).
-                model = read_renamed(worker or model, pointer.renamed)
+                model = read_renamed(model, pointer.renamed)
             except EngineError as exc:
                 self._refuse(pointer, f"model v{pointer.version} refused: {exc}")
                 return False

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from data_engine.errors import EngineError
-from data_engine.trainers.command import STDERR_TAIL_LINES, CommandClassifier
+from data_engine.trainers.command import STDERR_TAIL_LINES, CommandModel
 
 log = logging.getLogger("data_engine.trainers.worker")
 
@@ -60,15 +60,15 @@ class WorkerReplyError(EngineError):
 
 
 class PredictWorker:
-    """``model`` (a fitted :class:`CommandClassifier`) served by one long-lived ``COMMAND serve``
-    process; a classifier itself (``classes_``, ``predict_proba``, ``predict``).
+    """``model`` (a fitted :class:`CommandModel`: the trainer's classifier or regressor) served by one
+    long-lived ``COMMAND serve`` process; a model itself (``classes_``, ``predict_proba``, ``predict``).
 
     ``timeout_s``: seconds the worker may take to say it is ready or to answer one request; past it
     the worker is stopped. A worker found down is restarted by the next request (at most once per
     :data:`RESTART_BACKOFF_S`). Requests are answered one at a time (one process, one pipe).
     """
 
-    def __init__(self, model: CommandClassifier, *, timeout_s: float, label: str = "the model") -> None:
+    def __init__(self, model: CommandModel, *, timeout_s: float, label: str = "the model") -> None:
         self.model = model
         self.timeout_s = float(timeout_s)
         self.label = label
@@ -97,7 +97,8 @@ class PredictWorker:
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Probabilities of ``X``'s n rows, shape (n, len(classes_)), from the worker.
+        """The worker's answer for ``X``'s n rows: for a classifier the probabilities, shape
+        (n, len(classes_)); for numbers the values, shape (n,) (the model's ``read_predictions``).
 
         Raises :class:`WorkerDown` (not running, exited, past ``timeout_s``) or
         :class:`WorkerReplyError` (an error answer, or predictions the ``predict`` contract refuses).
@@ -139,8 +140,11 @@ class PredictWorker:
             return probs
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """The most probable class of each row of ``X``, shape (n,)."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        """Shape (n,): the most probable class of each row of ``X``, or for numbers the values."""
+        answer = self.predict_proba(X)
+        if answer.ndim == 1:
+            return answer
+        return self.classes_[np.argmax(answer, axis=1)]
 
     def stop(self, reason: str = "stopped") -> None:
         """Close the worker's stdin (it exits), after the request in progress; kill it if it lingers."""
@@ -266,9 +270,19 @@ def _read_stderr(proc: subprocess.Popen[str], tail: deque[str]) -> None:
             log.info("trainer serve worker stderr: %s", line.rstrip())
 
 
-def serving_worker(model: Any, *, timeout_s: float, label: str) -> PredictWorker | None:
-    """A started :class:`PredictWorker` for a model of the user's trainer; None for any other model.
-    Raises :class:`WorkerDown` when the worker cannot start."""
-    if not isinstance(model, CommandClassifier):
-        return None
-    return PredictWorker(model, timeout_s=timeout_s, label=label).start()
+def serving_worker(model: Any, *, timeout_s: float, label: str) -> tuple[Any, PredictWorker | None]:
+    """``model`` as served, and its started :class:`PredictWorker` when it is (or, for numbers, wraps
+    as ``estimator_`` in the interval wrapper) the user's trainer: the worker answers in its place.
+    ``(model, None)`` for the engine's own models. Raises :class:`WorkerDown` when the worker cannot start."""
+    if isinstance(model, CommandModel):
+        worker = PredictWorker(model, timeout_s=timeout_s, label=label).start()
+        return worker, worker
+    inner = getattr(model, "estimator_", None)
+    if isinstance(inner, CommandModel):
+        import copy
+
+        worker = PredictWorker(inner, timeout_s=timeout_s, label=label).start()
+        served = copy.copy(model)  # the loaded artifact's wrapper, its fitted model swapped for the worker
+        served.estimator_ = worker
+        return served, worker
+    return model, None

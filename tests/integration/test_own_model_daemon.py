@@ -1,6 +1,6 @@
 """The loop under the real Dagster daemon (sensors on) and the real Label Studio, with the example
-trainer in its OWN virtual environment (examples/own_model/setup.sh: its own interpreter and
-libraries, pandas 3 where the engine has pandas 2): a labeled file and gold land; mining flags from
+trainer in its OWN virtual environment (examples/own_model/setup.sh: its own prefix and libraries,
+none of the engine's): a labeled file and gold land; mining flags from
 the trainer's out-of-fold predictions, reviews go through Label Studio, the trainer's retrained
 candidates are gated and promoted, the asset page shows its log lines and metrics, and /predict
 answers through its worker with what its own `predict` returns."""
@@ -37,10 +37,12 @@ def trainer_python() -> Path:
     done = subprocess.run(["sh", str(EXAMPLE / "setup.sh"), str(venv)], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     python = venv / "bin" / "python"
-    # Its own environment (its own prefix and libraries: another pandas), not the engine's.
-    theirs = subprocess.run([str(python), "-c", "import pandas, sys; print(pandas.__version__, sys.prefix)"],
-                            capture_output=True, text=True, check=True).stdout.split()
-    assert theirs[1] == str(venv) != sys.prefix and theirs[0] != pd.__version__
+    # Its own environment: its own prefix, without the engine's libraries (no Dagster, DuckDB, cleanlab).
+    probe = ("import importlib.util, sys; print(sys.prefix, "
+             "[m for m in ('dagster', 'duckdb', 'cleanlab') if importlib.util.find_spec(m)])")
+    prefix, found = subprocess.run([str(python), "-c", probe], capture_output=True, text=True,
+                                   check=True).stdout.split(" ", 1)
+    assert prefix == str(venv) != sys.prefix and found.strip() == "[]", (prefix, found)
     return python
 
 

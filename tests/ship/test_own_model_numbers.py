@@ -1,6 +1,7 @@
 """The user's trainer on numbers ([dataset] task = "regression"): PRED.parquet holds example_id and
 prediction; mining flags the injected value errors from its out-of-fold values, its candidate is
-trained and gated, and `predict FILE` answers its own `predict`'s values (with the engine's interval);
+trained and gated, and `predict FILE` and /predict (through its worker) answer its own `predict`'s
+values (with the engine's interval);
 a malformed prediction column fails the run and registers nothing."""
 
 from __future__ import annotations
@@ -84,6 +85,17 @@ def test_numbers_through_the_trainer_mine_train_gate_predict(tmp_path, capsys):
     np.testing.assert_allclose(served["predicted_value"].to_numpy(dtype=float), own, rtol=1e-9)
     # With the engine's interval around it: the offsets of the trainer's out-of-fold residuals.
     np.testing.assert_allclose(served["upper"] - served["predicted_value"], model.interval_[1], rtol=1e-9)
+    # /predict: the same values, through the trainer's long-lived worker.
+    from fastapi.testclient import TestClient
+
+    from data_engine.ship.serve import create_app
+
+    rows = X.iloc[300:320].to_dict(orient="records")
+    with TestClient(create_app(home)) as api:
+        body = api.post("/predict", json={"rows": rows}).json()
+        worker = api.get("/health").json()["worker"]
+    assert worker["state"] == "running" and worker["answered"] == 1
+    np.testing.assert_allclose([p["value"] for p in body["predictions"]], own, rtol=1e-5)
 
 
 @pytest.mark.parametrize(("body", "message"), [
