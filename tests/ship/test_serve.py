@@ -147,7 +147,8 @@ def test_health_model_and_openapi(env):
 
     home, _, v1, _ = env
     with TestClient(create_app(home)) as client:
-        assert client.get("/health").json() == {"status": "ok", "model_version": v1.version, "last_error": None}
+        assert client.get("/health").json() == {"status": "ok", "model_version": v1.version, "last_error": None,
+                                                 "worker": None}
         info = client.get("/model").json()
         assert info["model"]["version"] == v1.version and info["model"]["sha256"] == v1.sha256
         schema = client.get("/openapi.json").json()
