@@ -375,6 +375,7 @@ class Detection(Task):
         """A paired bootstrap of mAP@0.5 over gold images (:func:`data_engine.tasks.box_metrics.paired_bootstrap_map`)."""
         from data_engine.tasks.box_metrics import paired_bootstrap_map
 
+        self.check_metric(metric)
         gold, cand, types = _scored(y_true, cand_pred, ())
         _, champ, types2 = _scored(y_true, champ_pred, types)
         return paired_bootstrap_map(gold, cand, champ, types2, alpha=alpha)
