@@ -186,11 +186,14 @@ def _external_state(con: duckdb.DuckDBPyConnection, home: Home | None, task: Tas
 
 def _image_sources(con: duckdb.DuckDBPyConnection, schema: dict[str, str]) -> dict[str, str]:
     """Each image reference as a landed file wrote it -> the example id whose current version it is
-    (empty without image files): a detector's predictions may name the image instead of the id."""
+    (empty without image files): a detector's predictions may name the image instead of the id. A
+    reference several examples share (``images/1.png`` in two landed folders) maps to ``""``: it
+    names no one image, and the reader says so."""
     if "image" not in schema.values():
         return {}
-    rows = con.execute("SELECT src.source, ce.example_id FROM current_examples ce JOIN image_sources src "
-                       "ON src.batch_id = ce.batch_id AND src.row_number = ce.row_number").fetchall()
+    rows = con.execute("SELECT src.source, CASE WHEN count(DISTINCT ce.example_id) = 1 THEN any_value(ce.example_id) "
+                       "ELSE '' END FROM current_examples ce JOIN image_sources src "
+                       "ON src.batch_id = ce.batch_id AND src.row_number = ce.row_number GROUP BY src.source").fetchall()
     return {str(source): str(example_id) for source, example_id in rows}
 
 

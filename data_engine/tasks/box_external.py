@@ -36,17 +36,21 @@ def external_box_rows(path: Path, classes: Sequence[str], sources: Mapping[str, 
     ``sources``: each image reference as landed -> its example id. An ``image`` that matches no
     landed image keeps its text as the id (mining then reports it as unused). Raises
     :class:`~data_engine.tasks.box_files.BadAnnotation` naming file, line and key: a bad row (see
-    :func:`~data_engine.tasks.box_files.box_prediction_rows`), an image whose name several landed
-    images share, or an image given twice."""
+    :func:`~data_engine.tasks.box_files.box_prediction_rows`), an image reference or name several
+    landed images share (``sources`` maps a shared reference to ``""``), or an image given twice."""
     if not path.name.lower().endswith(JSONL):
         return None
     by_name: dict[str, set[str]] = defaultdict(set)
     for source, example_id in sources.items():
-        by_name[_name(source)].add(example_id)
+        # A shared reference counts as two images of its name: matching by name is then ambiguous too.
+        by_name[_name(source)].update({example_id} if example_id else {"", " "})
     ids, boxes, line_of = [], [], {}
     for row in box_prediction_rows(path, [str(c) for c in classes]):
         example_id = row.key
         if row.kind == "image":
+            if sources.get(row.key) == "":
+                raise BadAnnotation(f"{path.name} line {row.line}, key 'image': {row.key!r} was landed for several "
+                                    "examples; give the example_id")
             if row.key in sources:
                 example_id = sources[row.key]
             elif len(by_name.get(_name(row.key), ())) == 1:

@@ -175,3 +175,17 @@ def test_a_bad_tagger_row_is_one_line_naming_file_line_and_key(spans_home, chang
     _write(home.predictions_landing / "tagger.jsonl", rows)
     with pytest.raises(EngineError, match=words):
         mine_step(home)
+
+
+def test_an_image_reference_two_examples_share_is_refused_by_name(tmp_path):
+    from data_engine.tasks.box_external import external_box_rows
+
+    path = tmp_path / "det.jsonl"
+    sources = {"a/images/1.png": "e1", "b/images/1.png": "e2", "images/2.png": "", "images/3.png": "e3"}
+    _write(path, [{"image": "/elsewhere/3.png", "boxes": []}, {"example_id": "e1", "boxes": []}])
+    assert external_box_rows(path, CLASSES, sources).index.tolist() == ["e3", "e1"]
+    for key, words in [("images/2.png", "was landed for several examples"), ("1.png", "matches 2 landed images"),
+                       ("x/2.png", "matches 2 landed images")]:
+        _write(path, [{"image": key, "boxes": []}])
+        with pytest.raises(EngineError, match=rf"det.jsonl line 1, key 'image': .*{words}"):
+            external_box_rows(path, CLASSES, sources)
