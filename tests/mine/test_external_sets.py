@@ -35,6 +35,23 @@ def _no_fits(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ner_model, "out_of_fold_tokens", lambda *a, **k: pytest.fail("fitted the baseline tagger"))
 
 
+def _mine_external(home, name: str, rows: list[dict], monkeypatch: pytest.MonkeyPatch) -> str:
+    """Land ``rows`` as ``landing/predictions/<name>.jsonl``, mine without fitting a model; the run id."""
+    _write(home.predictions_landing / f"{name}.jsonl", rows)
+    _no_fits(monkeypatch)
+    mined = mine_step(home)
+    assert mined.summary.model_spec.startswith(f"external:{name}/")
+    return mined.summary.run_id
+
+
+def _refused(home, name: str, rows: list[dict], change, words: str) -> None:
+    """``rows`` changed by ``change`` and landed as ``<name>.jsonl`` stop mining with ``words``."""
+    change(rows)
+    _write(home.predictions_landing / f"{name}.jsonl", rows)
+    with pytest.raises(EngineError, match=words):
+        mine_step(home)
+
+
 def _flagged(home, run_id: str) -> set[str]:
     with open_warehouse(home) as con:
         return {r[0] for r in con.execute("SELECT example_id FROM issues WHERE run_id = ? AND issue_type = 'label' "
@@ -68,17 +85,14 @@ def _write(path: Path, rows: list[dict]) -> None:
 
 def test_a_users_detector_boxes_are_mined_with_cleanlabs_object_detection_check(boxes_home, monkeypatch):
     home, scenes = boxes_home
-    _write(home.predictions_landing / "yolo.jsonl", _detector_rows(scenes))
-    _no_fits(monkeypatch)
-    mined = mine_step(home)
-    assert mined.summary.model_spec.startswith("external:yolo/")
+    run_id = _mine_external(home, "yolo", _detector_rows(scenes), monkeypatch)
     wrong = {f"s{i:04d}" for i, s in enumerate(scenes) if s.error}
     assert len(wrong) >= 8
     # The detector saw the true boxes: every image with an injected error, and only those, is flagged.
-    assert _flagged(home, mined.summary.run_id) == wrong
+    assert _flagged(home, run_id) == wrong
     with open_warehouse(home) as con:
         notes = dict(con.execute("SELECT example_id, reason FROM issues WHERE run_id = ? AND issue_type = 'label' "
-                                 "AND is_issue", [mined.summary.run_id]).fetchall())
+                                 "AND is_issue", [run_id]).fetchall())
     # The reviewer's note names the suspect box by its kind.
     words = {"missing": "overlooked", "swapped": "another class"}
     for i, s in enumerate(scenes):
@@ -100,11 +114,7 @@ def test_a_users_detector_boxes_are_mined_with_cleanlabs_object_detection_check(
 ])
 def test_a_bad_detector_row_is_one_line_naming_file_line_and_key(boxes_home, change, words):
     home, scenes = boxes_home
-    rows = _detector_rows(scenes)
-    change(rows)
-    _write(home.predictions_landing / "yolo.jsonl", rows)
-    with pytest.raises(EngineError, match=words):
-        mine_step(home)
+    _refused(home, "yolo", _detector_rows(scenes), change, words)
 
 
 @pytest.fixture()
@@ -145,13 +155,10 @@ def _tagger_rows(examples, form: str = "both") -> list[dict]:
 @pytest.mark.parametrize("form", ["spans", "tokens"])
 def test_a_users_tagger_spans_or_token_probabilities_are_mined_with_cleanlab(spans_home, monkeypatch, form):
     home, examples = spans_home
-    _write(home.predictions_landing / "tagger.jsonl", _tagger_rows(examples, form))
-    _no_fits(monkeypatch)
-    mined = mine_step(home)
-    assert mined.summary.model_spec.startswith("external:tagger/")
+    run_id = _mine_external(home, "tagger", _tagger_rows(examples, form), monkeypatch)
     wrong = {f"n{i:03d}" for i, e in enumerate(examples) if e.error}
     assert len(wrong) >= 6
-    assert _flagged(home, mined.summary.run_id) == wrong
+    assert _flagged(home, run_id) == wrong
 
 
 @pytest.mark.parametrize("change, words", [
@@ -170,11 +177,7 @@ def test_a_users_tagger_spans_or_token_probabilities_are_mined_with_cleanlab(spa
 ])
 def test_a_bad_tagger_row_is_one_line_naming_file_line_and_key(spans_home, change, words):
     home, examples = spans_home
-    rows = _tagger_rows(examples)
-    change(rows)
-    _write(home.predictions_landing / "tagger.jsonl", rows)
-    with pytest.raises(EngineError, match=words):
-        mine_step(home)
+    _refused(home, "tagger", _tagger_rows(examples), change, words)
 
 
 def test_an_image_reference_two_examples_share_is_refused_by_name(tmp_path):
