@@ -154,6 +154,8 @@ def box_prediction_rows(path: Path, classes: Sequence[str] | None = None) -> Ite
         where = f"{path.name} line {n}"
         kind = "example_id" if "example_id" in row else "image"
         key = row.get(kind)
+        if kind == "example_id" and isinstance(key, int) and not isinstance(key, bool):
+            key = str(key)  # ids are text; a JSON number names the same example as its digits
         if not isinstance(key, str) or not key.strip():
             raise BadAnnotation(f"{where}: key 'example_id' (or 'image') must name the image")
         boxes = row.get("boxes")
