@@ -192,3 +192,28 @@ def test_an_image_reference_two_examples_share_is_refused_by_name(tmp_path):
         _write(path, [{"image": key, "boxes": []}])
         with pytest.raises(EngineError, match=rf"det.jsonl line 1, key 'image': .*{words}"):
             external_box_rows(path, CLASSES, sources)
+
+
+def test_a_taggers_offsets_and_scored_spans_become_token_probabilities(tmp_path):
+    import numpy as np
+
+    from data_engine.tasks.span_external import external_token_rows
+
+    text = "Ada Lovelace met Babbage"
+    path = tmp_path / "t.jsonl"
+    _write(path, [
+        # the tagger's own tokens as offsets, probabilities over the default tags O, LOC, ORG, PER
+        {"example_id": "a", "tokens": [[0, 3], [4, 12], [13, 16], [17, 24]],
+         "probs": [[0.1, 0, 0, 0.9], [0.2, 0, 0, 0.8], [1, 0, 0, 0], [0.3, 0.1, 0, 0.6]]},
+        # overlapping scored spans: the higher score is the token's
+        {"example_id": 7, "spans": [{"start": 0, "end": 12, "label": "PER", "score": 0.9},
+                                    {"start": 4, "end": 12, "label": "ORG", "score": 0.6}]},
+    ])
+    rows = external_token_rows(path, TYPES, {"a": text, "7": text})
+    assert rows.index.tolist() == ["a", "7"]
+    off, probs = tk.unpack(rows.loc["a"].to_numpy(), len(TYPES))
+    assert off.tolist() == [[0, 3], [4, 12], [13, 16], [17, 24]]
+    assert probs[3].tolist() == [0.3, 0.1, 0, 0.6]
+    off, probs = tk.unpack(rows.loc["7"].to_numpy(), len(TYPES))
+    assert off.tolist() == tk.offsets(text).tolist()
+    assert np.allclose(probs, [[0.1, 0, 0, 0.9], [0.1, 0, 0, 0.9], [1, 0, 0, 0], [1, 0, 0, 0]])
