@@ -71,5 +71,8 @@ def cmd_classes(args: argparse.Namespace, home: Home) -> int:
              if change.rows_superseded else ""))
     for b in change.batches:
         print(f"  {b.batch_id}: {b.reason}")
+    for label, w in change.spellings_waiting.items():
+        print(f"  still quarantined: {w['rows']} row(s) labelled {label!r}, which differs from the class "
+              f"{w['class']!r} only in case or spaces: write {w['class']!r} in the file and land it again")
     print("classes: " + ", ".join(map(repr, change.classes)))
     return 0

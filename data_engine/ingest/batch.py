@@ -31,7 +31,7 @@ from data_engine.store.config import DatasetConfig
 from data_engine.store.home import Home
 from data_engine.store.schema import (MANY_CLASSES, AmbiguousNumbers, NotClasses, define_label_events,
                                       fix_columns, load_classes, stored_columns)
-from data_engine.store.warehouse import rollback_quietly
+from data_engine.store.warehouse import quote_ident, rollback_quietly
 from data_engine.tasks import task_for
 
 # IngestResult is defined in ingest.result (the version store fills it too) and read from here by callers.
@@ -238,9 +238,11 @@ def load_rows(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestR
     if not label_present:
         # A file without the label column is the unlabeled stream, a valid batch; but a misspelt or
         # renamed label column reads the same way, so say it, and where the labels might be.
-        hint = (f"; if the labels are in {', '.join(map(repr, match.ignored))}, set [dataset] label_column"
-                if match.ignored else "")
-        result.notes.append(f"no label column {ds.label_column!r} in this file: its rows are stored unlabeled{hint}")
+        candidates = _label_candidates(con, list(match.ignored))
+        hint = (f"; if the labels are in {', '.join(map(repr, candidates))}, set [dataset] label_column"
+                if candidates else "")
+        result.notes.append(f"no label column {ds.label_column!r} in this file: its rows are stored unlabeled "
+                            f"(examples already stored with the same inputs keep their labels){hint}")
     first = not stored_columns(con)
     try:
         types = fix_columns(con, ds, set(match.present))
@@ -285,7 +287,7 @@ def load_rows(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestR
     result.rows_quarantined = quarantine(con, result.batch_id)
     result.rows_in = raw.rows + raw.rejects
     result.rows_ok = raw.rows - rejected
-    store_versions(con, ds, types, result)
+    store_versions(con, ds, types, result, label_present=label_present)
     if result.is_gold:
         _note_gold_ids_equal_to_training(con, result)
     result.quarantine_preview = [
@@ -297,6 +299,22 @@ def load_rows(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestR
     ]
     if result.rows_quarantined:
         result.reason = f"{result.rows_quarantined} of {result.rows_in} rows quarantined"
+
+
+# A column whose every value differs (a timestamp, a free id) in a file of at least this many rows
+# is no label column: labels repeat their classes. Below it, a few rows say too little to judge.
+UNIQUE_ROWS = 20
+
+
+def _label_candidates(con: duckdb.DuckDBPyConnection, ignored: list[str]) -> list[str]:
+    """The ignored file columns that could hold the labels: all but those with a distinct value on
+    every row of a file of :data:`UNIQUE_ROWS` rows or more (read from ``raw_rows``)."""
+    if not ignored:
+        return []
+    counts = con.execute("SELECT count(*), " + ", ".join(f"count(DISTINCT {quote_ident(c)})" for c in ignored)
+                         + " FROM raw_rows").fetchone()
+    rows = counts[0]
+    return [c for c, distinct in zip(ignored, counts[1:]) if rows < UNIQUE_ROWS or distinct < rows]
 
 
 def _case_variants(classes: list[str]) -> str:

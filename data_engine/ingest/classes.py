@@ -32,7 +32,7 @@ from data_engine.ingest.readers import RawTable, drop_scratch
 from data_engine.ingest.validate import GOLD_ID_PREFIX
 from data_engine.store.config import DatasetConfig
 from data_engine.store.ledger import append_events
-from data_engine.store.classes import NOT_A_CLASS, case_variants
+from data_engine.store.classes import NOT_A_CLASS, case_variants, first_spellings
 from data_engine.store.schema import load_classes
 from data_engine.store.values import is_blank, normalize_text, normalized_sql
 from data_engine.store.warehouse import json_path, quote_ident, transaction
@@ -52,6 +52,9 @@ class ClassChange:
     rows_readmitted: int = 0                # quarantined rows now stored as examples
     rows_superseded: int = 0                # left quarantined: a later batch gave their ids a newer version
     readmitted_by_class: dict[str, int] = field(default_factory=dict)
+    # {label: {"class": ..., "rows": ...}}: rows still quarantined whose label differs from a class of
+    # this change only in case or spaces: never admitted under another spelling (the file is fixed).
+    spellings_waiting: dict[str, dict[str, Any]] = field(default_factory=dict)
     batches: list[IngestResult] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,6 +79,11 @@ def add_classes(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, names: list[s
         raise EngineError(f"{label!r} differs from the class {cls!r} only in case or spaces; to spell the class so, "
                           f"`{shlex.join(['data-engine', 'classes', 'rename', cls, label])}`; "
                           f"else write {cls!r} in the file")
+    among = case_variants(wanted, first_spellings(wanted))
+    if among:
+        label, first = next(iter(among.items()))
+        raise EngineError(f"{first!r} and {label!r} differ only in case or spaces: one class per visible label; "
+                          f"add one of them and write it in the file")
     actor = actor or f"classes:{getpass.getuser()}"
     change = ClassChange("add", stored + wanted, added=wanted)
     try:
@@ -85,6 +93,7 @@ def add_classes(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, names: list[s
             _readmit(con, ds, wanted, change, f"classes add {' '.join(wanted)}")
             for c in wanted:
                 _record(con, "add", c, None, actor, 0, change)
+            change.spellings_waiting = _spellings_waiting(con, ds, wanted)
     finally:
         drop_scratch(con)
     return change
@@ -102,6 +111,10 @@ def rename_class(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, old: str, ne
         raise EngineError(f"{old!r} is not a class; the classes are {', '.join(map(repr, stored))}")
     if new in stored:
         raise EngineError(f"{new!r} is already a class: a rename never merges two classes")
+    other = case_variants([new], [c for c in stored if c != old])
+    if other:
+        raise EngineError(f"{new!r} differs from the class {other[new]!r} only in case or spaces: one class per "
+                          "visible label (a rename never merges two classes)")
     actor = actor or f"classes:{getpass.getuser()}"
     change = ClassChange("rename", [new if c == old else c for c in stored], renamed={old: new})
     try:
@@ -114,6 +127,7 @@ def rename_class(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, old: str, ne
             change.labels_renamed = _relabel(con, old, new, actor)
             _readmit(con, ds, [new], change, f"classes rename {old} {new}")
             _record(con, "rename", new, old, actor, change.labels_renamed, change)
+            change.spellings_waiting = _spellings_waiting(con, ds, [new])
     finally:
         drop_scratch(con)
     return change
@@ -198,6 +212,21 @@ def _readmit(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, labels: list[str
         for label, n in con.execute(per_class, [result.batch_id] + ([] if tags is None else [labels])).fetchall():
             change.readmitted_by_class[label] = change.readmitted_by_class.get(label, 0) + n
         change.batches.append(result)
+
+
+def _spellings_waiting(con: duckdb.DuckDBPyConnection, ds: DatasetConfig,
+                       classes: list[str]) -> dict[str, dict[str, Any]]:
+    """``{label: {"class": class, "rows": rows}}`` of the rows still quarantined as not a class whose label (or one of whose
+    tags) differs from one of ``classes`` only in case or spaces, most rows first."""
+    cell = f"json_extract_string(raw, {json_path(ds.label_column)})"
+    tags = task_for(ds).cell_classes_sql(cell)
+    label = f"unnest({tags})" if tags is not None else normalized_sql(cell)
+    rows = con.execute(
+        f"SELECT label, count(*) AS n FROM (SELECT {label} AS label FROM quarantine "
+        f"WHERE readmitted_in IS NULL AND json_valid(raw) AND contains(reason, '{NOT_A_CLASS}')) "
+        "WHERE label IS NOT NULL GROUP BY label ORDER BY n DESC, label").fetchall()
+    waiting = dict(rows)
+    return {k: {"class": c, "rows": int(waiting[k])} for k, c in case_variants(list(waiting), classes).items()}
 
 
 def _drop_superseded(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, is_gold: bool, received_at: Any) -> int:

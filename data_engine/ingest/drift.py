@@ -157,6 +157,10 @@ def _categorical(name: str, ref: pd.Series, new: pd.Series) -> ColumnDrift:
     return ColumnDrift(name, "categorical", "chi2", p, distance=distance, new_categories=unseen)
 
 
+# Fewer rows than this on either side: no domain classifier (5-fold cross-validation needs them).
+MIN_DOMAIN_ROWS = 10
+
+
 def domain_scores(reference: pd.DataFrame, batch: pd.DataFrame, seed: int = 0) -> np.ndarray | None:
     """Out-of-fold probability, per row, that a row of ``reference`` (n_r rows) then ``batch`` (n_b
     rows) is a batch row; shape (n_r + n_b,).
@@ -168,7 +172,7 @@ def domain_scores(reference: pd.DataFrame, batch: pd.DataFrame, seed: int = 0) -
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    if len(reference) < 10 or len(batch) < 10 or not len(reference.columns):
+    if len(reference) < MIN_DOMAIN_ROWS or len(batch) < MIN_DOMAIN_ROWS or not len(reference.columns):
         return None
     both = pd.concat([reference, batch], ignore_index=True)
     x = pd.get_dummies(both, dummy_na=False).astype(float).to_numpy()

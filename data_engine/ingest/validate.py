@@ -71,7 +71,7 @@ def validate(
         reasons.append((
             f"starts_with(example_id, {_lit(GOLD_ID_PREFIX)})",
             f"'id ' || left(example_id, 60) || ' starts with {GOLD_ID_PREFIX}, the prefix reserved for gold "
-            "examples; rename the id (or land the row as gold data in landing/gold/)'",
+            "examples: rename the id (or land the row as gold data in landing/gold/)'",
         ))
     if has_dups:
         checks += ["d.n AS __dup_n", "d.rows_shown AS __dup_rows"]
@@ -105,7 +105,7 @@ def validate(
             reasons.append((
                 f"abs({q}) > {MAX_NUMBER!r}",
                 f"'column {name}: ' || left(trim({text}), 40) || ' is beyond ±{MAX_NUMBER:g}, the largest "
-                "magnitude the models read (float32); rescale the column'",
+                "magnitude the models read (float32): rescale the column'",
             ))
         elif kind == "vector":
             values.append(f"TRY_CAST(r.{q} AS FLOAT[]) AS {q}")
@@ -128,7 +128,16 @@ def validate(
         if kind not in ("numeric", "vector"):
             # strlen (bytes) is free in DuckDB; the reason, built for bad rows only, counts characters.
             reasons.append((f"strlen({q}) > {MAX_FIELD_CHARS}",
-                            f"'column {name}: over-long field (' || length({q}) || ' characters; at most {MAX_FIELD_CHARS} bytes)'"))
+                            f"'column {name}: over-long field (' || length({q}) || ' characters, at most {MAX_FIELD_CHARS} bytes)'"))
+    for i, col in enumerate(columns):
+        if col in types or col == id_column:
+            # A NUL character inside a value (JSON's \u0000, a Parquet string): no text holds one, and
+            # PostgreSQL (the database Label Studio documents for production) refuses it in JSON, so
+            # a review push would fail on it for good. A raw NUL byte refuses a CSV or JSON file
+            # whole (data_engine.ingest.textscan); inside a well-formed value it is the row's fault.
+            reasons.append((f"contains(__raw{i}, chr(0))",
+                            f"'column {_lit(col)[1:-1]}: a NUL character (U+0000) at character ' || "
+                            f"strpos(__raw{i}, chr(0)) || ', which no text holds (remove it from the value)'"))
     lq = quote_ident(ds.label_column)
     if label_present:
         # A missing-value marker (R's NA) is a missing label unless the classes name it.

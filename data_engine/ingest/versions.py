@@ -32,12 +32,19 @@ def compared_sql(column: str, kind: str, alias: str) -> str:
 
 
 def store_versions(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, types: dict[str, str],
-                   result: IngestResult) -> None:
+                   result: IngestResult, *, label_present: bool = True) -> None:
     """Store new and changed examples of the view ``good`` (``types``: the stored columns' kinds) as
     batch ``result.batch_id``, a new version each; a labeled one gets the id of its ingest event (the
     event itself is derived from ``examples``: see the view ``label_events``). Fills ``result``'s
-    counts, ``changed_columns``, the verdicts kept and their notes or warnings."""
+    counts, ``changed_columns``, the verdicts kept and their notes or warnings.
+
+    ``label_present=False`` (the file has no label column): the file says nothing about labels, so
+    only the input columns decide whether an example changed; an example whose inputs are the same
+    keeps its version and its label (before, every labeled example in such a file lost its label to
+    an unlabeled new version)."""
     batch_id = result.batch_id
+    if not label_present:
+        types = {c: k for c, k in types.items() if k != "label"}
     lq = quote_ident(ds.label_column)
     cols = ", ".join(quote_ident(c) for c in types)
     fresh = con.execute("SELECT count(*) FROM examples").fetchone()[0] == 0

@@ -227,7 +227,8 @@ def member_key(member: str, cfg: EngineConfig) -> str:
     """The stored key of one member's out-of-fold probabilities: its model spec key and the folds."""
     modality = cfg.dataset.modality
     command = tuple(cfg.model.command) if member == "command" else ()
-    spec = ModelSpec((member,), modality, cfg.mining.seed, configured_embedding(cfg), command)
+    spec = ModelSpec((member,), modality, cfg.mining.seed, configured_embedding(cfg), command,
+                     out_of_fold=cfg.model.out_of_fold)
     return f"{spec.key}/folds={cfg.mining.folds}"
 
 
@@ -301,20 +302,52 @@ def members_out_of_fold(con: Any, cfg: EngineConfig, built: Mapping[str, Any], X
 
     from data_engine.compute.backend import engine_backend
 
+    from data_engine.trainers.context import engine_manifest, with_engine_manifest, with_example_ids
+
     task = task_for(cfg.dataset)
     keys = {m: member_key(m, cfg) for m in built}
     width = task.prediction_width(classes)
     found = stored_member_probs(con, ids, versions, keys, snapshot, width) if con is not None else {}
-    todo = {m: est for m, est in built.items() if m not in found}
-    if todo:
+    todo = with_engine_manifest({m: est for m, est in built.items() if m not in found},
+                                engine_manifest(con, cfg, classes, snapshot))
+    # The user's trainer may make its own out-of-fold predictions ([model] out_of_fold = "trainer").
+    supplied = {m: est for m, est in todo.items() if getattr(est, "out_of_fold", "engine") == "trainer"}
+    fitted: dict[str, np.ndarray] = {}
+    if supplied:
+        fitted |= _trainer_out_of_fold(task, supplied, with_example_ids(X.reset_index(drop=True), ids, supplied),
+                                       labels, classes, cfg)
+    if rest := {m: est for m, est in todo.items() if m not in supplied}:
         with warnings.catch_warnings(), engine_backend(cfg, compute) as backend:
             warnings.simplefilter("ignore", category=UserWarning)
-            oof = task.out_of_fold(todo, X.reset_index(drop=True), labels, classes, folds=cfg.mining.folds,
-                                   seed=cfg.mining.seed, compute=backend)
-        if con is not None:
-            store_member_probs(con, ids, versions, oof.member_probs, keys, snapshot)
-        found |= oof.member_probs
+            oof = task.out_of_fold(rest, with_example_ids(X.reset_index(drop=True), ids, rest), labels, classes,
+                                   folds=cfg.mining.folds, seed=cfg.mining.seed, compute=backend)
+        fitted |= oof.member_probs
+    if fitted and con is not None:
+        store_member_probs(con, ids, versions, fitted, keys, snapshot)
+    found |= fitted
     return {m: found[m] for m in built}
+
+
+def _trainer_out_of_fold(task: Task, supplied: Mapping[str, Any], X: pd.DataFrame, labels: np.ndarray,
+                         classes: list[str], cfg: EngineConfig) -> dict[str, np.ndarray]:
+    """Out-of-fold probabilities (member -> (N, len(classes))) the user's trainers return from one fit
+    on the engine's folds (the same seeded folds the engine would fit); raises EngineError as
+    :meth:`~data_engine.trainers.command.CommandClassifier.fit_out_of_fold` does, or when the task
+    has no classes to return probabilities of."""
+    import warnings
+
+    if task.estimator_kind != "classifier" or not task.has_classes or labels.ndim != 1:
+        raise EngineError(f'model.out_of_fold = "trainer": supported for classification only, not for {task.name}')
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        folds, _, _ = task.fold_ids(labels, classes, folds=cfg.mining.folds, seed=cfg.mining.seed)
+    out = {}
+    for name, est in supplied.items():
+        raw = est.fit_out_of_fold(X, labels, folds)  # (N, classes the labels hold)
+        probs = np.zeros((len(X), len(classes)), dtype=float)
+        probs[:, np.asarray(est.classes_, dtype=np.int64)] = raw
+        out[name] = probs
+    return out
 
 
 def choose_served(cfg: EngineConfig, schema: Mapping[str, str], X: pd.DataFrame, y: np.ndarray,

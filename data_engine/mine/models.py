@@ -119,7 +119,8 @@ def resolve_spec(name: str, modality: str, *, seed: int = 0, n_rows: int | None 
     :class:`data_engine.trainers.command.CommandClassifier`), whatever ``name`` says.
     """
     if trainer is not None and trainer.trainer == "command":
-        return ModelSpec(("command",), modality, seed, embedding, tuple(trainer.command), trainer.timeout_s)
+        return ModelSpec(("command",), modality, seed, embedding, tuple(trainer.command), trainer.timeout_s,
+                         trainer.out_of_fold)
     if name == "auto" and embedding == "column":
         return ModelSpec(("embedding",), modality, seed, embedding)
     if name == "auto" and embedding != "tfidf" and modality in AUTO_EMBEDDING_MEMBERS:
@@ -346,7 +347,8 @@ def _command(schema: Schema, spec: ModelSpec) -> Any:
     if not spec.command:
         raise EngineError('model "command" is the user\'s trainer: set [model] trainer = "command" and command')
     return CommandClassifier(spec.command, spec.timeout_s,
-                             manifest={"feature_columns": list(schema.columns), "column_kinds": schema.as_mapping()})
+                             manifest={"feature_columns": list(schema.columns), "column_kinds": schema.as_mapping()},
+                             out_of_fold=spec.out_of_fold)
 
 
 # The members by name: the built-ins (a builder ``(schema, spec) -> unfitted estimator`` each;

@@ -69,6 +69,8 @@ class ModelSpec:
     # The user's trainer the "command" member runs ([model] command, timeout_s).
     command: tuple[str, ...] = ()
     timeout_s: float = 3600.0
+    # Who makes the trainer's out-of-fold predictions ([model] out_of_fold): "engine" or "trainer".
+    out_of_fold: str = "engine"
 
     @property
     def key(self) -> str:
@@ -77,4 +79,6 @@ class ModelSpec:
         # The command is the trainer's identity to the engine (its code is not), so a changed command
         # never re-uses the stored predictions of another.
         cmd = f"/cmd={hashlib.sha256(json.dumps(self.command).encode()).hexdigest()[:12]}" if self.command else ""
-        return f"{'+'.join(self.members)}/{self.modality}/seed={self.seed}{emb}{cmd}/v{REGISTRY_VERSION}"
+        # The trainer's own out-of-fold predictions are not interchangeable with the engine's K fits.
+        oof = "/oof=trainer" if self.command and self.out_of_fold == "trainer" else ""
+        return f"{'+'.join(self.members)}/{self.modality}/seed={self.seed}{emb}{cmd}{oof}/v{REGISTRY_VERSION}"

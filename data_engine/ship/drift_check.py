@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 
 from data_engine.ingest.batch_drift import drift_due, store_drift
-from data_engine.ingest.drift import batch_drift, sample_rows
+from data_engine.ingest.drift import MIN_DOMAIN_ROWS, batch_drift, sample_rows
 from data_engine.ingest.result import IngestResult
 from data_engine.store.home import Home
 from data_engine.store.schema import stored_columns
@@ -80,7 +80,9 @@ def _text_embedding(reference: pd.DataFrame, batch: pd.DataFrame,
     together; :class:`~data_engine.mine.embedders.tfidf.TfidfEmbedder`), indexed like the frames;
     None without a text column. A text is not a value a per-column test reads: only the domain
     classifier sees it."""
-    if not texts:
+    if not texts or min(len(reference), len(batch)) < MIN_DOMAIN_ROWS:
+        # Only the domain classifier reads the embedding, and it needs this many rows a side; a
+        # few short texts may share no character n-gram, which TF-IDF's min_df refuses with an error.
         return None
     from data_engine.mine.embedders.tfidf import TfidfEmbedder
 

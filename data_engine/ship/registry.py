@@ -57,6 +57,7 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     # The user's trainer: its fitted state is the model directory as tar bytes and the command;
     # the engine stores and hashes those bytes and never unpickles what the trainer wrote.
     "data_engine.trainers.command.CommandClassifier",
+    "data_engine.trainers.numbers.CommandRegressor",
     # The regression task's served model (its interval) and its tiny-data kNN regressor.
     "data_engine.tasks.regression_model.IntervalRegressor",
     "data_engine.tasks.regression_members.SmallDataKNeighborsRegressor",

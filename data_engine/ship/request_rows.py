@@ -89,9 +89,12 @@ def validation_errors(errors: Any) -> list[dict[str, Any]]:
 
 
 def _unicode_text(value: Any) -> Any:
-    """Refuse text with a lone surrogate (JSON allows ``"\\ud800"``; no model or response can hold it)."""
+    """Refuse text with a lone surrogate (JSON allows ``"\\ud800"``; no model or response can hold it)
+    or a NUL character (ingest quarantines a row holding one: data_engine.ingest.validate)."""
     if isinstance(value, str) and _SURROGATE.search(value):
         raise ValueError("not valid Unicode text: a lone surrogate (\\ud800-\\udfff) without its pair")
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("a NUL character (U+0000): no text holds one, and ingest quarantines rows with one")
     return value
 
 

@@ -8,6 +8,12 @@ corrupted artifact is refused (``GET /model`` shows why) and the previous champi
 
 Request rows are validated by :mod:`data_engine.ship.request_rows`: a missing, extra or mistyped field
 is a 422 naming it.
+
+A champion of the user's trainer (``[model] trainer = "command"``) answers through a long-lived
+worker of its ``predict`` (:mod:`data_engine.trainers.worker`), started before the swap that makes
+it the served model and stopped once a newer champion replaced it. A worker that exited or ran
+past ``[model] serve_timeout_s`` gives a 503 naming the cause (and is restarted by a later
+request); a malformed answer from it is a 502.
 """
 
 # No `from __future__ import annotations`: FastAPI resolves the endpoint annotations (local classes).
@@ -39,6 +45,7 @@ from data_engine.ship.request_rows import (
 )
 from data_engine.store.home import Home
 from data_engine.tasks import Classification, Task, task_for
+from data_engine.trainers.worker import WorkerDown, WorkerReplyError, serving_worker
 
 HOST = "127.0.0.1"  # loopback only: the service has no authentication
 
@@ -61,6 +68,8 @@ class LoadedModel:
     pointer: ChampionPointer
     model: Any
     loaded_at: float
+    # The long-lived worker answering for a model of the user's trainer (None for the engine's own).
+    worker: Any = None
 
 
 class ModelHolder:
@@ -104,12 +113,18 @@ class ModelHolder:
                                       f"v{cur.pointer.version}; restart the server to serve it")
                 return False
             try:
+                model = load_artifact(pointer.artifact(self.home), pointer.sha256)
+                # The user's trainer answers through its worker, ready before the swap.
+                model, worker = serving_worker(model, timeout_s=self.home.config.model.serve_timeout_s,
+                                               label=f"model v{pointer.version}")
                 # A class renamed since training answers under its current name (data_engine.ship.renamed).
-                model = read_renamed(load_artifact(pointer.artifact(self.home), pointer.sha256), pointer.renamed)
+                model = read_renamed(model, pointer.renamed)
             except EngineError as exc:
                 self._refuse(pointer, f"model v{pointer.version} refused: {exc}")
                 return False
-            self._current = LoadedModel(pointer, model, time.time())
+            self._current = LoadedModel(pointer, model, time.time(), worker)
+            if cur is not None and cur.worker is not None:
+                cur.worker.stop(f"replaced by model v{pointer.version}")
             self.swaps += 1
             self.last_error = None
             self._refused = None
@@ -143,6 +158,13 @@ class ModelHolder:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+    def close(self) -> None:
+        """Stop watching and stop the served model's worker, if it has one (the server is shutting down)."""
+        self.stop()
+        cur = self._current
+        if cur is not None and cur.worker is not None:
+            cur.worker.stop("stopped with the server")
 
     def _watch(self) -> None:
         while not self._stop.wait(self.poll_seconds):
@@ -200,7 +222,7 @@ def create_app(home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS, holder
         try:
             yield
         finally:
-            holder.stop()
+            holder.close()
 
     app = FastAPI(title="data-engine model server", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Predictions of the current champion model; hot-swapped on promotion.")
@@ -248,16 +270,30 @@ def create_app(home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS, holder
             if errors:
                 return JSONResponse(status_code=422, content={"detail": errors})
         try:
-            return predict_rows(loaded, frame, task)
+            try:
+                return predict_rows(loaded, frame, task)
+            except WorkerDown as exc:
+                # Its worker stopped because a newer champion took over after this request began: ask that one.
+                if not (exc.retired and holder.current is not None and holder.current is not loaded):
+                    raise
+                return predict_rows(holder.current, frame, task)
+        except WorkerDown as exc:  # the trainer's worker exited or hung: the service, not the request
+            raise HTTPException(status_code=503, detail=str(exc)) from None
+        except WorkerReplyError as exc:  # the trainer's worker answered wrongly
+            raise HTTPException(status_code=502, detail=str(exc)) from None
         except EngineError as exc:  # e.g. a vector of the wrong length: the request's fault, said in one line
             raise HTTPException(status_code=422, detail=str(exc)) from None
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        """Liveness, and the version being served."""
+        """Liveness, the version being served and, for the user's trainer, its worker's state."""
         loaded = holder.current
-        return {"status": "ok" if loaded else "no model", "model_version": loaded.pointer.version if loaded else None,
-                "last_error": holder.last_error}
+        worker = loaded.worker.status() if loaded and loaded.worker else None
+        status = "ok" if loaded else "no model"
+        if worker and worker["state"] != "running":
+            status = "worker down"
+        return {"status": status, "model_version": loaded.pointer.version if loaded else None,
+                "last_error": holder.last_error, "worker": worker}
 
     @app.get("/model")
     def model_info() -> dict[str, Any]:
@@ -266,6 +302,7 @@ def create_app(home: Home, *, poll_seconds: float = DEFAULT_POLL_SECONDS, holder
         return {
             "model": asdict(loaded.pointer) if loaded else None,
             "loaded_at": loaded.loaded_at if loaded else None,
+            "worker": loaded.worker.status() if loaded and loaded.worker else None,
             "swaps": holder.swaps,
             "last_error": holder.last_error,
             "poll_seconds": holder.poll_seconds,

@@ -273,18 +273,20 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
     cfg = cfg or home.config
     started = time.perf_counter()
     ts = load_training_set(con, cfg)
-    X, y, dropped = ts.X, ts.y, 0
+    X, y, ids, dropped = ts.X, ts.y, ts.example_ids, 0
     if cfg.retrain.weight_by_label_quality:
         keep = label_trust_mask(ts.sources, latest_label_flags(con, ts.example_ids))
         dropped = int((~keep).sum())
-        X, y = ts.X[keep].reset_index(drop=True), ts.y[keep]
+        X, y, ids = ts.X[keep].reset_index(drop=True), ts.y[keep], ts.example_ids[keep]
         if len(set(y)) < 2:
             raise EngineError("retrain.weight_by_label_quality: fewer than two classes left after dropping "
                               "flagged labels; review them first or turn the option off")
     from data_engine.mine.candidates import choose_served, served_estimator
     from data_engine.ship.gold import OOF_PARAM, out_of_fold_recall
 
-    if cfg.retrain.model == "auto":
+    # The user's trainer is one model whatever retrain.model says; its twin is found by its spec
+    # (which hashes the command), so a changed command trains on the same labels.
+    if cfg.retrain.model == "auto" and cfg.model.trainer != "command":
         # The choice is a function of the label snapshot and the config: one auto model per snapshot.
         twin_auto = _auto_trained_on(con, ts.label_snapshot)
         if twin_auto is not None:
@@ -297,6 +299,12 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
     # The served model is adapted to the task as the mining members are (classification: as built;
     # numbers: served_estimator already built the regressors, left as they are).
     estimator = task.members_for({"served": estimator})["served"]
+    # The user's trainer is told the label snapshot and where the images are (data_engine.trainers.context).
+    from data_engine.trainers.context import engine_manifest, with_engine_manifest, with_example_ids
+
+    estimator = with_engine_manifest({"served": estimator},
+                                     engine_manifest(con, cfg, ts.classes, ts.label_snapshot))["served"]
+    X = with_example_ids(X, ids, {"served": estimator})
     twin = trained_on(con, ts.label_snapshot, spec)
     if twin is not None:
         raise AlreadyTrained(twin, ts.label_snapshot, spec)

@@ -38,6 +38,15 @@ def case_variants(labels: list[str], classes: list[str]) -> dict[str, str]:
     return {k: by_key[spelling_key(k)] for k in labels if k not in classes and spelling_key(k) in by_key}
 
 
+def first_spellings(labels: list[str]) -> list[str]:
+    """``labels`` without those that differ from an earlier one only in case or spaces
+    (:func:`spelling_key`): the first spelling of each visible label."""
+    seen: dict[str, str] = {}
+    for label in labels:
+        seen.setdefault(spelling_key(label), label)
+    return list(seen.values())
+
+
 def unknown_labels_warning(con: duckdb.DuckDBPyConnection, found: dict[str, int]) -> str:
     """What ingest says about labels that are not classes (``found``: ``{label: rows}``), with the
     commands that take them in; a label that is the old name of a renamed class is named as such
@@ -50,6 +59,10 @@ def unknown_labels_warning(con: duckdb.DuckDBPyConnection, found: dict[str, int]
     ).fetchall())
     variants = case_variants([k for k in found if k not in renamed], load_classes(con))
     new = [k for k in found if k not in renamed and k not in variants]
+    # Two new labels that differ only in case or spaces are one class: the most frequent spelling
+    # (``found`` is ordered most rows first) is the one advised, the others named as its spellings.
+    spelled = case_variants(new, first_spellings(new))
+    new = [k for k in new if k not in spelled]
     said = f"{sum(found.values())} rows have a label that is not one of the classes: {shown}{more}; they are quarantined"
     if renamed:
         said += ". " + ", ".join(f"{old!r} was renamed {now!r}" for old, now in renamed.items()) + (
@@ -59,6 +72,9 @@ def unknown_labels_warning(con: duckdb.DuckDBPyConnection, found: dict[str, int]
         said += (f". {label!r} differs from the class {cls!r} only in case or spaces: write {cls!r} in the file "
                  f"and land it again, or to spell the class so, `{shlex.join(['data-engine', 'classes', 'rename', cls, label])}`"
                  " (its quarantined rows are then admitted)")
+    for label, first in spelled.items():
+        said += (f". {label!r} differs from {first!r} (also not a class yet) only in case or spaces: one class "
+                 f"per visible label, so write {first!r} in the file and land it again")
     if new:
         said += (f". If {'these are new classes' if len(new) > 1 else 'it is a new class'}: `{add_command(new)}` "
                  "(their quarantined rows are then admitted); if a class was renamed: "

@@ -226,6 +226,12 @@ class ModelConfig:
     command: tuple[str, ...] = ()
     # Seconds one fit or predict call may take before it is killed and the run fails.
     timeout_s: float = 3600.0
+    # Seconds `serve`'s long-lived worker (`COMMAND serve`) may take to load the model or to answer
+    # one request before it is stopped (the request gets a 503 naming the cause).
+    serve_timeout_s: float = 30.0
+    # Who makes the out-of-fold predictions mining reads: "engine" (K fits and predicts on the
+    # engine's folds) or "trainer" (one fit that also writes them for the folds it is given).
+    out_of_fold: Literal["engine", "trainer"] = "engine"
 
 
 @dataclass(frozen=True)
@@ -287,8 +293,11 @@ def _check_model(model: ModelConfig) -> None:
                           '"train.py"])')
     if model.trainer == "builtin" and model.command:
         raise ConfigError('model.command is only read when model.trainer = "command"')
-    if not model.timeout_s > 0:
-        raise ConfigError(f"model.timeout_s = {model.timeout_s}: must be > 0 seconds")
+    if model.trainer == "builtin" and model.out_of_fold != "engine":
+        raise ConfigError('model.out_of_fold = "trainer" is only read when model.trainer = "command"')
+    for key in ("timeout_s", "serve_timeout_s"):
+        if not getattr(model, key) > 0:
+            raise ConfigError(f"model.{key} = {getattr(model, key)}: must be > 0 seconds")
 
 
 def _check_dataset(ds: DatasetConfig) -> None:

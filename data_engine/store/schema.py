@@ -95,12 +95,42 @@ def fix_columns(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, present: set[
         # The path of the image's copy under HOME/images (see data_engine.ingest.images).
         types[ds.image_column] = "image"
     types[ds.label_column] = "label"
-    for pos, (col, kind) in enumerate(types.items()):
-        role = {"text": "text", "label": "label", "image": "image"}.get(kind, "feature")
-        sql_type = {"numeric": "DOUBLE", "vector": "FLOAT[]"}.get(kind, "VARCHAR")
-        con.execute(f"ALTER TABLE examples ADD COLUMN {quote_ident(col)} {sql_type}")
-        con.execute("INSERT INTO dataset_columns VALUES (?, ?, ?, ?)", [col, role, kind, pos])
+    _add_example_columns(con, [(col, {"numeric": "DOUBLE", "vector": "FLOAT[]"}.get(kind, "VARCHAR"))
+                               for col, kind in types.items()])
+    con.executemany("INSERT INTO dataset_columns VALUES (?, ?, ?, ?)",
+                    [[col, {"text": "text", "label": "label", "image": "image"}.get(kind, "feature"), kind, pos]
+                     for pos, (col, kind) in enumerate(types.items())])
     return types
+
+
+# Above this many new columns, ``examples`` is created again instead of altered column by column.
+ALTER_COLUMNS_AT_MOST = 16
+
+
+def _add_example_columns(con: duckdb.DuckDBPyConnection, columns: list[tuple[str, str]]) -> None:
+    """Append ``columns`` (``[(name, SQL type)]``) to the table ``examples``.
+
+    DuckDB takes one ADD COLUMN per ALTER statement and keeps a version of the table's catalog entry
+    for each inside the transaction, so the cost is quadratic in the width: 3,000 columns took
+    2.5 GB and 7 s (a 3,000-column first batch peaked at 2.9 GB here). A wide set of columns is
+    added by creating the table again from its own DDL (``duckdb_tables().sql``, so its defaults
+    and NOT NULLs are kept) with the columns appended, copying its rows (none on a first batch).
+    """
+    if len(columns) <= ALTER_COLUMNS_AT_MOST:
+        for name, sql_type in columns:
+            con.execute(f"ALTER TABLE examples ADD COLUMN {quote_ident(name)} {sql_type}")
+        return
+    ddl = con.execute("SELECT sql FROM duckdb_tables() WHERE table_name = 'examples' AND NOT temporary "
+                      "AND database_name = current_database() AND schema_name = current_schema()").fetchone()[0]
+    head, body = ddl.split("(", 1)
+    body = body.rstrip().removesuffix(";").rstrip()
+    if not head.strip().endswith("examples") or not body.endswith(")"):
+        raise RuntimeError(f"unexpected DDL of table examples: {ddl[:200]!r}")
+    added = ", ".join(f"{quote_ident(name)} {sql_type}" for name, sql_type in columns)
+    con.execute(f"CREATE TABLE examples__wide ({body[:-1]}, {added})")
+    con.execute("INSERT INTO examples__wide BY NAME SELECT * FROM examples")
+    con.execute("DROP TABLE examples")
+    con.execute("ALTER TABLE examples__wide RENAME TO examples")
 
 
 def define_label_events(con: duckdb.DuckDBPyConnection, label_column: str) -> None:

@@ -108,6 +108,10 @@ def missing_number_sql(text_expr: str, na_values: tuple[str, ...]) -> str:
 # and fraction, and an optional offset ("Z", "+00", "+0000", "+00:00").
 _TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$"
 _OFFSET = r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+# Boolean spellings of other tools, as SQL lists (canonical_sql): each reads ``true`` or ``false``.
+_TRUE_WORDS, _FALSE_WORDS = ("True", "TRUE", "yes", "Yes", "YES"), ("False", "FALSE", "no", "No", "NO")
+_TRUE, _FALSE = (", ".join(f"'{w}'" for w in words) for words in (_TRUE_WORDS, _FALSE_WORDS))
+_SHORT_BOOLEANS = ", ".join(f"'{w}'" for w in _TRUE_WORDS + _FALSE_WORDS if len(w) < 4)
 
 
 def canonical_sql(expr: str) -> str:
@@ -115,8 +119,10 @@ def canonical_sql(expr: str) -> str:
     example is compared and hashed in, so the same value re-exported by another tool is the same
     content. The stored value keeps the file's spelling; only comparisons read this form.
 
-    * booleans: ``True``/``TRUE``/``true`` (Python, R, JSON and DuckDB spellings) read ``true``
-      (``False``/``FALSE`` likewise);
+    * booleans: ``True``/``TRUE``/``true`` (Python, R, JSON and DuckDB spellings) and
+      ``yes``/``Yes``/``YES`` (spreadsheets, Access, SPSS; DuckDB reads them as booleans too) read
+      ``true`` (``False``/``FALSE``/``no``/``No``/``NO`` likewise). One-letter spellings (``t``,
+      ``Y``, ``F``) are left alone: one letter is as often a code (a grade, a size) as a boolean;
     * timestamps with a time part: with an offset, the instant in UTC
       (``2024-01-01 02:00:00+02``, ``2024-01-01T00:00:00Z`` and ``2024-01-01 00:00:00+00:00`` are
       one value, ``2024-01-01T00:00:00.000000Z``); without one, the same wall time in one format
@@ -131,9 +137,9 @@ def canonical_sql(expr: str) -> str:
     utc = (f"strftime(TRY_CAST({expr} AS TIMESTAMPTZ) AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ')")
     naive = f"strftime(TRY_CAST({expr} AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S.%f')"
     return (
-        f"CASE WHEN {expr} IS NULL OR strlen({expr}) < 4 THEN {expr} "
+        f"CASE WHEN {expr} IS NULL OR (strlen({expr}) < 4 AND {expr} NOT IN ({_SHORT_BOOLEANS})) THEN {expr} "
         # Listed, not lower(): a copy of every cell was most of this expression's cost.
-        f"WHEN {expr} IN ('True', 'TRUE', 'False', 'FALSE') THEN lower({expr}) "
+        f"WHEN {expr} IN ({_TRUE}) THEN 'true' WHEN {expr} IN ({_FALSE}) THEN 'false' "
         f"WHEN starts_with({expr}, '[') THEN coalesce(to_json(TRY_CAST({expr} AS VARCHAR[]))::VARCHAR, {expr}) "
         f"WHEN starts_with({expr}, '{{') AND json_valid({expr}) THEN json({expr})::VARCHAR "
         f"WHEN strlen({expr}) >= 16 AND substr({expr}, 5, 1) = '-' AND regexp_full_match({expr}, '{_TIMESTAMP}') "

@@ -356,6 +356,13 @@ class Task(ABC):
 
         return tuple(self.metrics(np.array([]), np.array([]), []))
 
+    def check_metric(self, metric: str) -> None:
+        """Raise ``ValueError`` naming ``metric`` and :meth:`metric_names` unless it is one of them (a paired
+        test of a figure the task does not compute must not fall back to another figure silently)."""
+        known = self.metric_names()
+        if metric not in known:
+            raise ValueError(f"unknown {self.name} metric {metric!r}; expected one of {', '.join(known)}")
+
     def higher_is_better(self, metric: str) -> bool:
         """Whether a larger ``metric`` is better (True for scores; an error measure says False)."""
         return True

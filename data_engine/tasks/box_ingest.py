@@ -49,7 +49,7 @@ def label_reasons(label: str) -> list[tuple[str, str]]:
     return [
         (f"{label} IS NOT NULL AND NOT {is_array_sql(label)}",
          f"'label ' || left({label}, 60) || ' is not a list of boxes (a JSON array of "
-         "{\"label\": class, \"x\", \"y\", \"w\", \"h\": pixels}; [] for an image with no objects)'"),
+         "{\"label\": class, \"x\", \"y\", \"w\", \"h\": pixels}, or [] for an image with no objects)'"),
         (f"{label} IS NOT NULL AND {is_array_sql(label)} AND len({bad}) > 0",
          f"'label ' || left({label}, 60) || ': each box needs a class label and numbers x, y, w, h (pixels)'"),
     ]

@@ -355,10 +355,12 @@ class Classification(Task):
 
     def paired_test(self, y_true: np.ndarray, cand_pred: np.ndarray, champ_pred: np.ndarray, metric: str, *,
                     alpha: float) -> PairedDiff:
-        """Accuracy: McNemar's exact test; macro-F1: the paired bootstrap (:mod:`data_engine.tasks.paired`)."""
+        """Accuracy: McNemar's exact test; macro-F1: the paired bootstrap (:mod:`data_engine.tasks.paired`).
+        Raises ``ValueError`` for any other ``metric``."""
         import numpy as np
         from data_engine.tasks.paired import bootstrap_macro_f1, mcnemar
 
+        self.check_metric(metric)
         y, cand, champ = (np.asarray(a).astype(str) for a in (y_true, cand_pred, champ_pred))
         if metric == "accuracy":
             return mcnemar(cand == y, champ == y, alpha=alpha)

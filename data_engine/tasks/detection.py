@@ -23,7 +23,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
 
-from data_engine.tasks import box_pack as bp
 from data_engine.tasks.base import TASKS, Task
 from data_engine.tasks.boxes import Box, NotABoxSet, boxes_of, canonical, parse
 from data_engine.tasks.ner import DISCARD, DISCARD_SUFFIX
@@ -56,6 +55,15 @@ def _iou(a: Box, b: Box) -> float:
 
 def _same(a: Box, b: Box) -> bool:
     return a.label == b.label and _iou(a, b) >= SAME_OBJECT_IOU
+
+
+
+def _bp() -> Any:
+    """The packing of box predictions (:mod:`data_engine.tasks.box_pack`), imported when first used:
+    it loads numpy, which `ingest` of any task must start without."""
+    from data_engine.tasks import box_pack
+
+    return box_pack
 
 
 @TASKS.register
@@ -113,27 +121,27 @@ class Detection(Task):
 
     def encode(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
         """Stored box sets as a float matrix (n, 1 + 5 * MAX_BOXES) (:func:`data_engine.tasks.box_pack.encode`)."""
-        return bp.encode(labels, [str(c) for c in classes])
+        return _bp().encode(labels, [str(c) for c in classes])
 
     def decode(self, y: np.ndarray, classes: Sequence[str]) -> list[str]:
         """The canonical box sets of the rows of ``y``."""
-        return bp.decode(y, [str(c) for c in classes])
+        return _bp().decode(y, [str(c) for c in classes])
 
     def prediction_width(self, classes: Sequence[str]) -> int:
         """MAX_BOXES slots of (x, y, w, h, class index, score)."""
-        return bp.MAX_BOXES * bp.SLOT
+        return _bp().MAX_BOXES * _bp().SLOT
 
     def prediction_columns(self, classes: Sequence[str]) -> list[str]:
         """``b<i>_x``, ``b<i>_y``, ``b<i>_w``, ``b<i>_h``, ``b<i>_class``, ``b<i>_score`` per slot."""
-        return bp.slot_columns()
+        return _bp().slot_columns()
 
     def prediction_problem(self, pred: np.ndarray) -> tuple[int, int | None, str] | None:
         """Every number finite, each used slot a box of positive size, a class index and a score in [0, 1]."""
         found = super().prediction_problem(pred)
         if found is not None:
             return found
-        n_classes = int(pred[:, 4::bp.SLOT].max()) + 1 if len(pred) else 0
-        return bp.slot_problem(pred, n_classes)
+        n_classes = int(pred[:, 4::_bp().SLOT].max()) + 1 if len(pred) else 0
+        return _bp().slot_problem(pred, n_classes)
 
     def members_for(self, members: Mapping[str, Any]) -> dict[str, Any]:
         """The baseline detector (:class:`~data_engine.tasks.box_estimator.BoxDetector`) under the first
@@ -177,7 +185,7 @@ class Detection(Task):
 
         labels, scores = [], []
         for row in np.asarray(pred, dtype=float):
-            boxes = bp.unpack(row, [str(c) for c in classes])
+            boxes = _bp().unpack(row, [str(c) for c in classes])
             kept = [sb for sb in boxes if sb.score >= SCORE_THRESHOLD]
             labels.append(canonical(sb.box for sb in kept))
             scores.append(min(sb.score for sb in kept) if kept else 1.0 - max((sb.score for sb in boxes), default=0.0))
@@ -191,7 +199,7 @@ class Detection(Task):
         if not len(pred):
             return np.zeros(0, dtype=bool)
         predicted = self.best(np.asarray(pred), classes)[0]
-        return np.array([_matches(bp.given_boxes(row[None], [str(c) for c in classes])[0], boxes_of(p))
+        return np.array([_matches(_bp().given_boxes(row[None], [str(c) for c in classes])[0], boxes_of(p))
                          for row, p in zip(np.asarray(y, dtype=float), predicted)], dtype=bool)
 
     # -- mining -------------------------------------------------------------------------------
@@ -202,8 +210,8 @@ class Detection(Task):
         from data_engine.tasks.box_flags import find_box_issues
 
         types = [str(c) for c in classes]
-        given = bp.given_boxes(y, types)
-        predicted = [bp.unpack(row, types) for row in pred]
+        given = _bp().given_boxes(y, types)
+        predicted = [_bp().unpack(row, types) for row in pred]
         return find_box_issues(given, predicted, types, self.best(pred, types) if len(pred) else ([], []))
 
     def selection_uncertainty(self, pred: np.ndarray, method: str = "margin_sampling") -> np.ndarray:
@@ -217,7 +225,7 @@ class Detection(Task):
         pred = np.asarray(pred, dtype=float)
         if not len(pred):
             return np.array([])
-        slots = pred.reshape(len(pred), bp.MAX_BOXES, bp.SLOT)
+        slots = pred.reshape(len(pred), _bp().MAX_BOXES, _bp().SLOT)
         sure = np.where(slots[:, :, 4] >= 0, np.abs(2.0 * slots[:, :, 5] - 1.0), 1.0)
         return np.clip(1.0 - sure.min(axis=1), 0.0, 1.0)
 
@@ -321,7 +329,7 @@ class Detection(Task):
     def agreement(self, labels: Sequence[str], verdict: str) -> float:
         """The mean share of exact boxes each answer shares with ``verdict`` (Jaccard; 1 for two empty
         sets; a discard agrees only with a discard)."""
-        return mean_jaccard(labels, verdict, bp.boxes_or_empty, DISCARD)
+        return mean_jaccard(labels, verdict, _bp().boxes_or_empty, DISCARD)
 
     def oracle_label(self, value: Any) -> str:
         """An oracle value (a JSON list of boxes, or its text) in stored spelling."""
@@ -367,6 +375,7 @@ class Detection(Task):
         """A paired bootstrap of mAP@0.5 over gold images (:func:`data_engine.tasks.box_metrics.paired_bootstrap_map`)."""
         from data_engine.tasks.box_metrics import paired_bootstrap_map
 
+        self.check_metric(metric)
         gold, cand, types = _scored(y_true, cand_pred, ())
         _, champ, types2 = _scored(y_true, champ_pred, types)
         return paired_bootstrap_map(gold, cand, champ, types2, alpha=alpha)
@@ -379,15 +388,15 @@ class Detection(Task):
         """``{"boxes": [{"label", "x", "y", "w", "h", "score"}]}`` in pixels, by falling score."""
         import json
 
-        boxes = sorted(bp.unpack(pred_row, [str(c) for c in classes]), key=lambda sb: -sb.score)
-        return {"boxes": [json.loads(bp.scored_text([sb]))[0] for sb in boxes]}
+        boxes = sorted(_bp().unpack(pred_row, [str(c) for c in classes]), key=lambda sb: -sb.score)
+        return {"boxes": [json.loads(_bp().scored_text([sb]))[0] for sb in boxes]}
 
     def predict_table(self, pred: np.ndarray, classes: Sequence[str]) -> dict[str, np.ndarray]:
         """``predicted_boxes`` (every scored box, text) and ``predicted_score`` (:meth:`best`'s score)."""
         import numpy as np
 
         types = [str(c) for c in classes]
-        texts = [bp.scored_text(bp.unpack(row, types)) for row in pred]
+        texts = [_bp().scored_text(_bp().unpack(row, types)) for row in pred]
         return {"predicted_boxes": np.asarray(texts, dtype=object), "predicted_score": self.best(pred, types)[1]}
 
     def evaluate_output(self, figures: Mapping[str, Any], n: int) -> dict[str, Any]:
@@ -421,9 +430,9 @@ def _scored(y_true: Any, pred: Any, classes: Sequence[str]) -> tuple[list[list[B
     gold = [boxes_of(str(v)) for v in np.asarray(y_true, dtype=object)]
     pred = np.asarray(pred)
     if pred.ndim == 2 and pred.dtype.kind == "f":
-        scored = [bp.unpack(row, [str(c) for c in classes]) for row in pred]
+        scored = [_bp().unpack(row, [str(c) for c in classes]) for row in pred]
     else:
-        scored = [bp.scored_of(str(v)) if str(v) != DISCARD else [] for v in pred]
+        scored = [_bp().scored_of(str(v)) if str(v) != DISCARD else [] for v in pred]
     named = {b.label for s in gold for b in s} | {sb.box.label for s in scored for sb in s}
     types = [str(c) for c in classes] + sorted(named - {str(c) for c in classes})
     return gold, scored, types

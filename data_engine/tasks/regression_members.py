@@ -71,11 +71,17 @@ def regressor_members(members: Mapping[str, Any]) -> tuple[dict[str, Any], list[
 
     from sklearn.base import is_regressor
 
+    from data_engine.trainers.command import CommandClassifier
+    from data_engine.trainers.numbers import CommandRegressor
+
     kept: dict[str, Any] = {}
     dropped: list[str] = []
     for name, member in members.items():
         if is_regressor(member):  # already built for numbers (the served model): as it is
             kept[name] = member
+            continue
+        if isinstance(member, CommandClassifier):  # the user's trainer, asked for numbers
+            kept[name] = CommandRegressor(**member.get_params())
             continue
         steps = getattr(member, "steps", None)
         reg = _regressor_for(steps[-1][1]) if steps else None

@@ -43,7 +43,7 @@ def label_reasons(label: str, label_range: tuple[float, ...] | None) -> list[tup
     ), (
         f"isfinite({number}) AND abs({number}) > {MAX_NUMBER!r}",
         f"'label ' || left({label}, 40) || ' is beyond ±{MAX_NUMBER:g}, the largest magnitude the models read "
-        "(float32); rescale the label'",
+        "(float32): rescale the label'",
     )]
     if label_range is not None:
         lo, hi = (float(v) for v in label_range)

@@ -72,7 +72,8 @@ def set_runner(runner: Runner | None) -> Runner:
     return previous
 
 
-def _tail(stderr: str) -> str:
+def stderr_tail(stderr: str) -> str:
+    """The last :data:`STDERR_TAIL_LINES` non-blank lines of ``stderr``, or "(no stderr)"."""
     lines = [ln for ln in stderr.splitlines() if ln.strip()][-STDERR_TAIL_LINES:]
     return "\n".join(lines) if lines else "(no stderr)"
 
@@ -86,9 +87,9 @@ def run_trainer(command: Sequence[str], args: Sequence[str], timeout_s: float, *
     except subprocess.TimeoutExpired as exc:
         err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
         raise EngineError(f"{what} ran past model.timeout_s = {timeout_s:g} s and was stopped; "
-                          f"last stderr lines:\n{_tail(err)}") from None
+                          f"last stderr lines:\n{stderr_tail(err)}") from None
     if code != 0:
-        raise EngineError(f"{what} exited with status {code}; last stderr lines:\n{_tail(stderr)}")
+        raise EngineError(f"{what} exited with status {code}; last stderr lines:\n{stderr_tail(stderr)}")
 
 
 def pack_dir(path: Path) -> tuple[bytes, str]:
@@ -105,70 +106,85 @@ def pack_dir(path: Path) -> tuple[bytes, str]:
     return data, hashlib.sha256(data).hexdigest()
 
 
-def validate_predictions(path: Path, ids: Sequence[str], classes: Sequence[str]) -> np.ndarray:
-    """Read the trainer's ``PRED.parquet`` and return its probabilities, shape (len(ids), len(classes)),
-    in the order of ``ids`` and ``classes``.
-
-    Raises :class:`EngineError` naming the fault: no file, not Parquet, no ``example_id``, a missing,
-    extra or repeated id, a missing class column, a non-number, NaN or negative value, or a row not
-    summing to 1 within :data:`SUM_TOLERANCE`.
-    """
+def read_prediction_file(path: Path, ids: Sequence[str], *, what: str = "trainer `predict`") -> pd.DataFrame:
+    """The trainer's predictions file with exactly one row per id of ``ids``, in their order (the
+    index). ``what`` names the call in errors. Raises :class:`EngineError` naming the fault: no file,
+    not Parquet, no ``example_id``, a missing, extra or repeated id."""
     if not path.is_file():
-        raise EngineError(f"trainer `predict` wrote no {path.name}")
+        raise EngineError(f"{what} wrote no {path.name}")
     try:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several kinds for a file that is not Parquet
-        raise EngineError(f"trainer `predict`: {path.name} is not a Parquet file: {exc}") from None
+        raise EngineError(f"{what}: {path.name} is not a Parquet file: {exc}") from None
     if "example_id" not in frame.columns:
-        raise EngineError(f"trainer `predict`: {path.name} has no example_id column (columns: {list(frame.columns)})")
+        raise EngineError(f"{what}: {path.name} has no example_id column (columns: {list(frame.columns)})")
     got = frame["example_id"].astype(str)
     dup = got[got.duplicated()]
     if len(dup):
-        raise EngineError(f"trainer `predict`: {path.name}: example_id {dup.iloc[0]!r} appears more than once")
+        raise EngineError(f"{what}: {path.name}: example_id {dup.iloc[0]!r} appears more than once")
     missing = [i for i in ids if i not in set(got)]
     if missing:
-        raise EngineError(f"trainer `predict`: {path.name} misses {len(missing)} of {len(ids)} example_id, "
+        raise EngineError(f"{what}: {path.name} misses {len(missing)} of {len(ids)} example_id, "
                           f"e.g. {missing[0]!r}")
     extra = sorted(set(got) - set(ids))
     if extra:
-        raise EngineError(f"trainer `predict`: {path.name} has example_id {extra[0]!r}, not in the input")
+        raise EngineError(f"{what}: {path.name} has example_id {extra[0]!r}, not in the input")
+    return frame.set_index(got).loc[list(ids)]
+
+
+def validate_predictions(path: Path, ids: Sequence[str], classes: Sequence[str], *,
+                         what: str = "trainer `predict`") -> np.ndarray:
+    """Read the trainer's ``PRED.parquet`` and return its probabilities, shape (len(ids), len(classes)),
+    in the order of ``ids`` and ``classes``. ``what`` names the call in errors.
+
+    Raises :class:`EngineError` naming the fault: those of :func:`read_prediction_file`, a missing
+    class column, a non-number, NaN or negative value, or a row not summing to 1 within
+    :data:`SUM_TOLERANCE`.
+    """
+    frame = read_prediction_file(path, ids, what=what)
     absent = [c for c in classes if c not in frame.columns]
     if absent:
-        raise EngineError(f"trainer `predict`: {path.name} has no probability column for class {absent[0]!r} "
+        raise EngineError(f"{what}: {path.name} has no probability column for class {absent[0]!r} "
                           f"(expected one column per class: {list(classes)}; got {list(frame.columns)})")
-    frame = frame.set_index(got).loc[list(ids)]
     try:
         probs = frame[list(classes)].to_numpy(dtype=float)
     except (TypeError, ValueError):
-        raise EngineError(f"trainer `predict`: {path.name}: a probability column holds a non-number") from None
+        raise EngineError(f"{what}: {path.name}: a probability column holds a non-number") from None
     bad = np.argwhere(~np.isfinite(probs) | (probs < 0))
     if len(bad):
         r, c = bad[0]
-        raise EngineError(f"trainer `predict`: {path.name}: row example_id={ids[r]!r}, column {classes[c]!r} is "
+        raise EngineError(f"{what}: {path.name}: row example_id={ids[r]!r}, column {classes[c]!r} is "
                           f"{float(probs[r, c])} (probabilities must be finite and >= 0)")
     sums = probs.sum(axis=1)
     off = np.flatnonzero(np.abs(sums - 1.0) > SUM_TOLERANCE)
     if len(off):
-        raise EngineError(f"trainer `predict`: {path.name}: probabilities of example_id={ids[off[0]]!r} sum to "
+        raise EngineError(f"{what}: {path.name}: probabilities of example_id={ids[off[0]]!r} sum to "
                           f"{sums[off[0]]:.6g}, not 1 (±{SUM_TOLERANCE:g}; {len(off)} such rows)")
     return probs
 
 
-class CommandClassifier(ClassifierMixin, BaseEstimator):
-    """A classifier whose ``fit`` and ``predict_proba`` run the user's trainer ``command``.
+class CommandModel(BaseEstimator):
+    """What the user's trainer is to the engine whatever the task: the command, the files, the model
+    directory kept as hashed tar bytes. Subclasses (:class:`CommandClassifier`, and the regressor of
+    :mod:`data_engine.trainers.numbers`) say what the labels and predictions are.
 
     ``command``: the program and its first arguments (no shell); ``timeout_s``: seconds one call may
-    take; ``manifest``: extra manifest entries (task, feature columns, image root, label snapshot).
-    ``X``: a DataFrame of the input columns, indexed or accompanied by nothing: ``example_id`` is
-    the column ``example_id`` if present, else the row position. After ``fit``: ``classes_``,
-    ``model_`` (the model directory as tar bytes) and ``model_sha256_``.
+    take; ``manifest``: extra manifest entries (feature columns and kinds, image root, label snapshot,
+    ``class_names`` for index-coded labels); ``out_of_fold``: who makes the out-of-fold predictions,
+    ``"engine"`` (K fits on the engine's folds) or ``"trainer"`` (one fit returns them).
+    ``X``: a DataFrame of the input columns: ``example_id`` is its column ``example_id`` if present,
+    else the row position. After ``fit``: ``model_`` (the model directory as tar bytes) and
+    ``model_sha256_``.
     """
 
+    task = "classification"
+
     def __init__(self, command: Sequence[str] = (), timeout_s: float = 3600.0,
-                 manifest: dict[str, Any] | None = None) -> None:
+                 manifest: dict[str, Any] | None = None, out_of_fold: str = "engine") -> None:
         self.command = command
         self.timeout_s = timeout_s
         self.manifest = manifest
+        self.out_of_fold = out_of_fold
 
     @staticmethod
     def _ids(X: pd.DataFrame) -> list[str]:
@@ -182,21 +198,28 @@ class CommandClassifier(ClassifierMixin, BaseEstimator):
         frame.insert(0, "example_id", ids)
         return frame
 
-    def fit(self, X: pd.DataFrame, y: Sequence[Any]) -> "CommandClassifier":
-        """Run ``COMMAND fit`` on ``X`` (n rows) with labels ``y`` (n); raise EngineError on a failed run."""
+    def read_predictions(self, path: Path, ids: Sequence[str], *, what: str = "trainer `predict`") -> np.ndarray:
+        """The predictions file of ``ids``, checked, in their order (a subclass's layout)."""
+        raise NotImplementedError
+
+    def _run_fit(self, X: pd.DataFrame, labels: Any, manifest: dict[str, Any], folds: np.ndarray | None
+                 ) -> np.ndarray | None:
+        """Write ``TRAIN.parquet`` (``example_id``, the inputs, ``label``; with ``folds``, ``fold``) and
+        ``MANIFEST.json``, run ``COMMAND fit``, keep ``MODEL_DIR``; with ``folds``, return the
+        out-of-fold predictions the trainer wrote (:meth:`read_predictions`)."""
         if not self.command:
             raise EngineError('model.command is empty; set it when model.trainer = "command"')
-        y = np.asarray(y)
-        self.classes_ = np.unique(y)
-        names = [str(c) for c in self.classes_]
         ids = self._ids(X)
         frame = self._frame(X, ids)
-        frame["label"] = [str(v) for v in y]
-        manifest = {"task": "classification", "feature_columns": [c for c in frame.columns
-                                                                   if c not in ("example_id", "label")],
-                    **(self.manifest or {}), "classes": names}
+        features = [c for c in frame.columns if c != "example_id"]
+        frame["label"] = labels
+        manifest = {"task": self.task, "feature_columns": features, **manifest}
         with tempfile.TemporaryDirectory(prefix="trainer-fit-") as tmp:
             t = Path(tmp)
+            if folds is not None:
+                frame["fold"] = np.asarray(folds).astype(np.int64)
+                manifest["out_of_fold"] = {"path": str(t / "OOF.parquet"), "folds": int(np.max(folds)) + 1,
+                                           "fold_column": "fold"}
             frame.to_parquet(t / "TRAIN.parquet", index=False)
             (t / "MANIFEST.json").write_text(json.dumps(manifest, indent=2, default=str), encoding="utf-8")
             out = t / "model"
@@ -206,29 +229,97 @@ class CommandClassifier(ClassifierMixin, BaseEstimator):
             if not any(out.iterdir()):
                 raise EngineError("trainer `fit` exited 0 but wrote nothing into its --out model directory")
             self.model_, self.model_sha256_ = pack_dir(out)
+            if folds is None:
+                return None
+            return self.read_predictions(t / "OOF.parquet", ids, what="trainer `fit` (out of fold)")
+
+    def _run_predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Run ``COMMAND predict`` on ``X`` (n rows); return :meth:`read_predictions` of its file."""
+        ids = self.input_ids(X)
+        with tempfile.TemporaryDirectory(prefix="trainer-predict-") as tmp:
+            t = Path(tmp)
+            model = self.unpack_model(t / "model")
+            self.input_frame(X, ids).to_parquet(t / "INPUT.parquet", index=False)
+            run_trainer(self.command, ["predict", "--model", str(model), "--input", str(t / "INPUT.parquet"),
+                                       "--out", str(t / "PRED.parquet")], self.timeout_s)
+            return self.read_predictions(t / "PRED.parquet", ids)
+
+    def unpack_model(self, dest: Path) -> Path:
+        """Unpack the fitted model directory into ``dest`` (created) after checking its SHA-256; return ``dest``.
+        Raises EngineError when the bytes do not match the recorded digest."""
+        if hashlib.sha256(self.model_).hexdigest() != self.model_sha256_:
+            raise EngineError("the trainer's model directory does not match its recorded SHA-256")
+        with tarfile.open(fileobj=io.BytesIO(self.model_), mode="r") as tar:
+            tar.extractall(dest, filter="data")
+        return dest
+
+    def input_ids(self, X: pd.DataFrame) -> list[str]:
+        """The ``example_id`` of each row of ``X`` sent to ``predict``: its own when unique, else the row position."""
+        ids = self._ids(X)
+        # Row positions may repeat between calls but not within one; duplicate ids would be ambiguous.
+        return ids if len(set(ids)) == len(ids) else [str(i) for i in range(len(X))]
+
+    def input_frame(self, X: pd.DataFrame, ids: list[str]) -> pd.DataFrame:
+        """``INPUT.parquet``'s table: ``example_id`` first, then the input columns of ``X``."""
+        return self._frame(X, ids)
+
+
+class CommandClassifier(ClassifierMixin, CommandModel):
+    """A classifier whose ``fit`` and ``predict_proba`` run the user's trainer (:class:`CommandModel`).
+    After ``fit`` also ``classes_`` and ``class_names_`` (the classes' names, ``PRED.parquet``'s columns)."""
+
+    def fit(self, X: pd.DataFrame, y: Sequence[Any]) -> "CommandClassifier":
+        """Run ``COMMAND fit`` on ``X`` (n rows) with labels ``y`` (n); raise EngineError on a failed run.
+
+        ``y`` holds class names, or class indices when the manifest's ``class_names`` (the dataset's
+        classes) says what they index (the mining stage's encoding): ``TRAIN.parquet`` always holds names.
+        """
+        self._fit(X, y, None)
         # A model whose predict fails or writes malformed predictions must fail here, in fit, so that
         # nothing is registered: the engine registers a candidate before anything scores it.
         self.predict_proba(X.iloc[:SMOKE_ROWS])
         return self
 
+    def fit_out_of_fold(self, X: pd.DataFrame, y: Sequence[Any], folds: np.ndarray) -> np.ndarray:
+        """One ``COMMAND fit`` that also returns out-of-fold probabilities (``[model] out_of_fold =
+        "trainer"``): ``TRAIN.parquet`` gets a ``fold`` column (``folds``, shape (n,), the engine's
+        folds) and the manifest's ``out_of_fold`` names the file the trainer must write, one row per
+        training example, each from a model that did not train on that example's fold.
+
+        Returns (n, len(classes_)) probabilities in ``classes_`` order; raises EngineError on a failed
+        run or a malformed file (the checks of :func:`validate_predictions`).
+        """
+        probs = self._fit(X, y, np.asarray(folds))
+        assert probs is not None
+        return probs
+
+    def _fit(self, X: pd.DataFrame, y: Sequence[Any], folds: np.ndarray | None) -> np.ndarray | None:
+        extra = dict(self.manifest or {})
+        dataset_classes = extra.pop("class_names", None)
+        y = np.asarray(y)
+        self.classes_ = np.unique(y)
+        if dataset_classes is not None and y.dtype.kind in "iu":
+            lookup = np.asarray([str(c) for c in dataset_classes], dtype=object)
+            self.class_names_ = [str(v) for v in lookup[self.classes_]]
+            labels = lookup[y]
+        else:
+            self.class_names_ = [str(c) for c in self.classes_]
+            labels = np.asarray([str(v) for v in y], dtype=object)
+        return self._run_fit(X, labels, {**extra, "classes": self.class_names_}, folds)
+
+    def output_columns(self) -> list[str]:
+        """The class columns ``PRED.parquet`` must have, in ``classes_`` order (the classes' names)."""
+        # Models fitted before class_names_ existed learned names as their classes.
+        return list(getattr(self, "class_names_", None) or [str(c) for c in self.classes_])
+
+    def read_predictions(self, path: Path, ids: Sequence[str], *, what: str = "trainer `predict`") -> np.ndarray:
+        """Probabilities (len(ids), len(classes_)) from ``path`` (:func:`validate_predictions`)."""
+        return validate_predictions(path, ids, self.output_columns(), what=what)
+
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Run ``COMMAND predict`` on ``X`` (n rows); return (n, len(classes_)) probabilities in the
         order of ``classes_``. Raises EngineError on a failed run or malformed predictions."""
-        ids = self._ids(X)
-        # Row positions may repeat between calls but not within one; duplicate ids would be ambiguous.
-        if len(set(ids)) != len(ids):
-            ids = [str(i) for i in range(len(X))]
-        with tempfile.TemporaryDirectory(prefix="trainer-predict-") as tmp:
-            t = Path(tmp)
-            model = t / "model"
-            if hashlib.sha256(self.model_).hexdigest() != self.model_sha256_:
-                raise EngineError("the trainer's model directory does not match its recorded SHA-256")
-            with tarfile.open(fileobj=io.BytesIO(self.model_), mode="r") as tar:
-                tar.extractall(model, filter="data")
-            self._frame(X, ids).to_parquet(t / "INPUT.parquet", index=False)
-            run_trainer(self.command, ["predict", "--model", str(model), "--input", str(t / "INPUT.parquet"),
-                                       "--out", str(t / "PRED.parquet")], self.timeout_s)
-            return validate_predictions(t / "PRED.parquet", ids, [str(c) for c in self.classes_])
+        return self._run_predict(X)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """The most probable class of each row of ``X``, shape (n,)."""

@@ -178,3 +178,29 @@ def test_a_label_differing_from_a_class_only_in_case_is_said_as_such_never_rewri
         add_classes(con, pets.config.dataset, ["Barolo"])
     renamed = rename_class(con, pets.config.dataset, "barolo", "Barolo")
     assert renamed.rows_readmitted == 1 and _classes(con) == [("Barolo", 0), ("chianti", 1)]
+
+
+def test_new_labels_that_differ_only_in_case_are_one_class_advised_and_added_once(
+        pets: Home, con: duckdb.DuckDBPyConnection) -> None:
+    """A class arriving in a later batch under two spellings (``neutral`` 3 rows, ``Neutral`` and
+    `` neutral`` trimmed): the advice adds one class, never two that look the same."""
+    _land(pets, con, "one.csv", "1,pos,1,red", "2,neg,2,blue")
+    _land(pets, con, "two.csv", "3,pos,3,red")
+    three = _land(pets, con, "three.csv", "4,neutral,4,red", "5,Neutral,5,blue", "6,neutral,6,red", "7,NEUTRAL,7,red",
+                  "8,neutral,8,red", "9,pos,9,red")
+    assert three.unknown_labels == {"neutral": 3, "NEUTRAL": 1, "Neutral": 1}
+    said = next(w for w in three.warnings if "not one of the classes" in w)
+    assert "`data-engine classes add neutral`" in said and "classes add neutral Neutral" not in said, said
+    assert "'Neutral' differs from 'neutral' (also not a class yet) only in case or spaces" in said
+    assert "'NEUTRAL' differs from 'neutral' (also not a class yet)" in said
+    with pytest.raises(EngineError, match="'neutral' and 'Neutral' differ only in case or spaces"):
+        add_classes(con, pets.config.dataset, ["neutral", "Neutral"])
+    assert _classes(con) == [("neg", 0), ("pos", 1)]
+    change = add_classes(con, pets.config.dataset, ["neutral"])
+    # The other spellings wait in the quarantine, and the change says so.
+    assert change.rows_readmitted == 3 and change.spellings_waiting == {
+        "NEUTRAL": {"class": "neutral", "rows": 1}, "Neutral": {"class": "neutral", "rows": 1}}
+    # A rename never makes a class that differs from another only in case.
+    with pytest.raises(EngineError, match="'NEG' differs from the class 'neg' only in case or spaces"):
+        rename_class(con, pets.config.dataset, "pos", "NEG")
+    assert rename_class(con, pets.config.dataset, "pos", "Pos").labels_renamed == 3

@@ -306,9 +306,10 @@ def test_a_file_without_the_label_column_is_stored_unlabeled_and_says_so(make_ho
         renamed = ingest_file(con, home.config.dataset, home.landing / "u.csv")
         plain = ingest_file(con, home.config.dataset, home.landing / "v.csv")
     assert renamed.status == "ingested" and renamed.rows_labeled == 0
-    assert ("no label column 'y' in this file: its rows are stored unlabeled; if the labels are in 'species', "
-            "set [dataset] label_column") in renamed.notes
-    assert "no label column 'y' in this file: its rows are stored unlabeled" in plain.notes
+    assert ("no label column 'y' in this file: its rows are stored unlabeled (examples already stored with the "
+            "same inputs keep their labels); if the labels are in 'species', set [dataset] label_column") in renamed.notes
+    assert ("no label column 'y' in this file: its rows are stored unlabeled (examples already stored with the "
+            "same inputs keep their labels)") in plain.notes
 
 
 # ---- all or nothing -----------------------------------------------------------------------------
@@ -319,8 +320,8 @@ def test_a_failure_mid_batch_leaves_no_trace(monkeypatch: pytest.MonkeyPatch, in
     before = table_counts(toy_con)
     real_store = ingest_mod.store_versions
 
-    def store_then_die(con: duckdb.DuckDBPyConnection, *args: object) -> None:
-        real_store(con, *args)
+    def store_then_die(con: duckdb.DuckDBPyConnection, *args: object, **kwargs: object) -> None:
+        real_store(con, *args, **kwargs)
         raise RuntimeError("killed mid-batch")
 
     monkeypatch.setattr(ingest_mod, "store_versions", store_then_die)

@@ -193,3 +193,38 @@ def test_json_keys_that_differ_in_case_are_one_column_and_said(tmp_path: Path) -
     assert stored == [("1", "pos"), ("2", "neg"), ("3", "pos"), ("4", "neg")]
     assert any("'label' (2 rows), 'Label' (1 row), ' label ' (1 row) differ only in case" in n for n in r.notes), r.notes
     assert "key \"label\" appears twice in one object" in reason
+
+
+def test_a_nul_character_inside_a_value_quarantines_its_row_naming_the_column(tmp_path: Path) -> None:
+    """A well-formed file whose value holds U+0000 (JSON's \\u0000 escape, a Parquet string): the file
+    is readable, so the row (not the file) is refused, naming the column, at ingest and at predict."""
+    import pandas as pd
+
+    home = make_home(tmp_path, TEXT_CONFIG.replace('text_column = "text"', 'text_column = "text"\n'
+                                                   'feature_columns = ["source"]'))
+    rows = [{"id": "1", "text": "fine words", "source": "web", "label": "pos"},
+            {"id": "2", "text": "bad\u0000words", "source": "web", "label": "neg"},
+            {"id": "3", "text": "more words", "source": "a\u0000pp", "label": "pos"},
+            {"id": "4\u0000", "text": "other words", "source": "web", "label": "neg"}]
+    jsonl = home.landing / "escaped.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert "\\u0000" in jsonl.read_text()
+    parquet = home.landing / "strings.parquet"
+    pd.DataFrame([{**r, "id": f"p{r['id']}"} for r in rows]).to_parquet(parquet)
+    with open_warehouse(home) as con:
+        for path, at in ((jsonl, 2), (parquet, 3)):   # the Parquet file's ids are "p1" ... "p4\x00"
+            r = ingest_file(con, home.config.dataset, path)
+            assert (r.status, r.rows_ok, r.rows_quarantined) == ("ingested", 1, 3), r.reason
+            reasons = [x for (x,) in con.execute("SELECT reason FROM quarantine WHERE batch_id = ? ORDER BY row_number",
+                                                 [r.batch_id]).fetchall()]
+            assert reasons == ["column text: a NUL character (U+0000) at character 4, which no text holds "
+                               "(remove it from the value)",
+                               "column source: a NUL character (U+0000) at character 2, which no text holds "
+                               "(remove it from the value)",
+                               f"column id: a NUL character (U+0000) at character {at}, which no text holds "
+                               "(remove it from the value)"]
+        assert con.execute("SELECT count(*) FROM examples WHERE contains(text, chr(0)) OR contains(source, chr(0)) "
+                           "OR contains(example_id, chr(0))").fetchone()[0] == 0
+    checked = read_checked(jsonl, home.config.dataset, {"text": "text", "source": "categorical"}, ["pos", "neg"],
+                           need_label=False)
+    assert list(checked.frame["example_id"]) == ["1"]

@@ -107,3 +107,33 @@ def test_the_ingest_command_exits_1_with_one_line_naming_the_file_and_column(tmp
     assert again.returncode == 1
     (result,) = json.loads(again.stdout)
     assert (result["status"], result["rows_quarantined"], result["already_known"]) == ("rejected", 3, True)
+
+
+def test_every_row_failing_in_another_column_type_is_named_problem_by_problem(
+        make_home: Callable[..., Home]) -> None:
+    """Six rows, each failing another way (text in a number, a number beyond float32, no id, an empty
+    text, a label outside the classes, a gold-prefixed id): rejected, and each problem named whole
+    (a reason that held '; ' itself was cut in two: 'rescale the column' (1 rows))."""
+    from data_engine.ingest.rejected import rejecting_columns
+
+    home = make_home('[dataset]\nname = "m"\nmodality = "text"\nid_column = "id"\nlabel_column = "label"\n'
+                     'text_column = "note"\nfeature_columns = ["amount"]\ncolumn_types = { amount = "numeric" }\n'
+                     'classes = ["a", "b"]\n')
+    path = home.landing / "all_bad.csv"
+    path.write_text("id,amount,note,label\n1,56 months,hi,a\n2,1e300,hi,b\n,3,there,b\n4,3,,a\n5,4,yo,zebra\n"
+                    "gold:6,5,x,b\n")
+    with open_warehouse(home) as con:
+        r = ingest_file(con, home.config.dataset, path)
+        assert (r.status, r.rows_in, r.rows_ok, r.rows_quarantined) == ("rejected", 6, 0, 6)
+        said = rejecting_columns(con, r.batch_id, shown=10)
+    assert said.startswith("rejected by column 'amount' (2 rows, e.g. 'column amount: 1e300 is beyond ±3.4e+38, "
+                           "the largest magnitude the models read (float32): rescale the column'")
+    parts = said.removeprefix("rejected by ").split("; ")
+    assert len(parts) == 5, parts
+    assert sorted(parts[1:]) == [
+        "'id gold:6 starts with gold:, the prefix reserved for gold examples: rename the id (or land the row as gold "
+        "data in landi' (1 rows)",   # examples are cut at 120 characters
+        "'label zebra is not one of the classes (a, b)' (1 rows)",
+        "column 'id' (1 rows, e.g. 'missing id (column id)')",
+        "column 'note' (1 rows, e.g. 'empty text (column note)')"]
+    assert r.reason.startswith("no good row: all 6 rows quarantined, rejected by column 'amount' (2 rows")

@@ -289,3 +289,44 @@ def test_a_class_renamed_upstream_is_renamed_and_its_labels_follow(engine) -> No
                   "FROM current_labels") == [(fraud + 2, 0)]
     # The ledger keeps the old label events: only new ones were appended.
     assert e.rows("SELECT count(*) FROM label_events WHERE label = 'fraud'") == [(fraud,)]
+
+
+def test_a_spreadsheets_yes_no_reexport_is_unchanged(engine) -> None:
+    """Issue 26: the same 40 events with the booleans written Yes/No (rows reversed) store nothing new."""
+    e = engine("events.toml")
+    assert e.ingest("26_events_pandas.csv").rows_new == 40
+    r = e.ingest("26_events_yesno.csv")
+    assert (r.rows_ok, r.rows_new, r.rows_changed, r.rows_unchanged) == (40, 0, 0, 40)
+
+
+def test_a_class_arriving_under_several_spellings_is_added_once(engine) -> None:
+    """Issue 26: `chargeback` arrives in a later batch also spelled `Chargeback` and `CHARGEBACK `: one
+    class is advised and added; the other spellings wait in the quarantine, named."""
+    from data_engine.ingest.classes import add_classes
+
+    e = engine("events.toml")
+    e.ingest("26_events_pandas.csv")
+    r = e.ingest("26_events_class_spellings.csv")
+    assert r.unknown_labels == {"chargeback": 3, "CHARGEBACK": 1, "Chargeback": 1}
+    said = next(w for w in r.warnings if "not one of the classes" in w)
+    assert "`data-engine classes add chargeback`" in said and "'Chargeback' differs from 'chargeback'" in said
+    change = add_classes(e.con, e.home.config.dataset, ["chargeback"])
+    assert change.rows_readmitted == 3 and set(change.spellings_waiting) == {"CHARGEBACK", "Chargeback"}
+    assert load_classes(e.con) == ["fraud", "ok", "chargeback"]
+
+
+def test_landing_folder_text_files_as_tools_write_them(engine) -> None:
+    """Issue 26: CR-only line endings (Excel for Mac), JSONL keys spelled four ways, and a value holding
+    escaped NUL characters: every row read or quarantined with its column, nothing lost."""
+    e = engine("text.toml")
+    cr = e.ingest("26_reviews_cr_only.csv")
+    assert (cr.rows_ok, cr.rows_quarantined) == (5, 0)
+    assert e.rows("SELECT text FROM examples WHERE example_id IN ('m1', 'm5') ORDER BY example_id") == [
+        ("Loved it, would buy again",), ('"Best" purchase this year',)]
+    keys = e.ingest("26_reviews_keys.jsonl")
+    assert (keys.rows_ok, keys.rows_labeled, keys.rows_quarantined) == (5, 5, 0)
+    assert sum("differ only in case or surrounding spaces" in n for n in keys.notes) == 3, keys.notes
+    nul = e.ingest("26_reviews_escaped_nul.jsonl")
+    assert (nul.rows_ok, nul.rows_quarantined) == (2, 1)
+    assert e.rows("SELECT row_number, reason FROM quarantine WHERE batch_id = ?", nul.batch_id) == [
+        (2, "column text: a NUL character (U+0000) at character 10, which no text holds (remove it from the value)")]

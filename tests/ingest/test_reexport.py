@@ -88,6 +88,8 @@ def test_reexports_by_other_tools_are_unchanged(exports: Home) -> None:
         "r.csv": df.assign(flag=df.flag.map({True: "TRUE", False: "FALSE"}),
                            seen=df.seen.dt.strftime("%Y-%m-%d %H:%M:%S+0000"),
                            tags=df.tags.map(lambda t: "[" + ", ".join(t) + "]")).to_csv(index=False),
+        # A spreadsheet's Yes/No (Access and SPSS write them; DuckDB reads them as booleans too).
+        "sheet.csv": df.assign(flag=df.flag.map({True: "Yes", False: "No"})).to_csv(index=False),
     }
     for name, text in reexports.items():
         r = _ingest(exports, _write(exports, name, text))
@@ -112,11 +114,13 @@ def test_a_value_that_differs_is_a_change_named_by_column(exports: Home) -> None
     changed.loc[2, "code"] = changed.loc[2, "code"].lstrip("0")   # "00" -> "": removed; "0k" -> "k"
     changed.loc[3, "code"] = "3"                                  # "03" -> "3"
     changed.loc[4, "x"] = 99.0
+    changed["flag"] = changed.flag.map({True: "yes", False: "no"})   # the same booleans, spelled yes/no
+    changed.loc[5, "flag"] = "no" if df.loc[5, "flag"] else "yes"   # ... but one flipped
     r = _ingest(exports, _write(exports, "two.csv", changed.to_csv(index=False)))
-    assert (r.rows_changed, r.rows_unchanged, r.rows_new) == (5, N - 5, 0)
-    assert r.changed_columns == {"seen": 1, "tags": 1, "code": 2, "x": 1}
+    assert (r.rows_changed, r.rows_unchanged, r.rows_new) == (6, N - 6, 0)
+    assert r.changed_columns == {"flag": 1, "seen": 1, "tags": 1, "code": 2, "x": 1}
     from data_engine.ingest.summary import summarize
-    assert "changed: 5 example(s) got a new version; by column: x=1, seen=1, tags=1, code=2" in summarize([r])
+    assert "changed: 6 example(s) got a new version; by column: x=1, flag=1, seen=1, tags=1, code=2" in summarize([r])
 
 
 def _ingest_under_tz(home: Home, path: Path, tz: str) -> dict:
@@ -172,7 +176,8 @@ def test_a_relabel_is_kept_over_a_relanded_ingest_label(exports: Home) -> None:
 def _spell(value: object, kind: str, rng) -> str:
     """One of the spellings tools write for ``value`` (a generated re-export: the kind, not a case)."""
     if kind == "flag":
-        return str(rng.choice([str(value), str(value).upper(), str(value).lower()]))
+        yes = "yes" if value else "no"
+        return str(rng.choice([str(value), str(value).upper(), str(value).lower(), yes, yes.title(), yes.upper()]))
     if kind == "seen":
         zone = str(rng.choice(["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"]))
         local = value.tz_convert(zone)

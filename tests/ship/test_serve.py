@@ -147,7 +147,8 @@ def test_health_model_and_openapi(env):
 
     home, _, v1, _ = env
     with TestClient(create_app(home)) as client:
-        assert client.get("/health").json() == {"status": "ok", "model_version": v1.version, "last_error": None}
+        assert client.get("/health").json() == {"status": "ok", "model_version": v1.version, "last_error": None,
+                                                 "worker": None}
         info = client.get("/model").json()
         assert info["model"]["version"] == v1.version and info["model"]["sha256"] == v1.sha256
         schema = client.get("/openapi.json").json()
@@ -331,9 +332,9 @@ def test_row_model_for_categorical_and_text_columns():
     assert frame["age"].dtype == "float64" and np.isnan(frame["age"].iloc[1])
     assert frame["city"].tolist() == ["75001", None] and frame["note"].tolist() == ["hello", "x"]
     # The ingest rule for text: empty text is refused (a 422), as ingest quarantines it; so is a
-    # lone surrogate, in any text column.
+    # lone surrogate or a NUL character, in any text column.
     for bad in ({"note": ""}, {"note": "   "}, {"note": "\u00a0\u200b\t"}, {"note": None}, {"note": "a\ud800"},
-                {"city": "\udfff"}):
+                {"city": "\udfff"}, {"note": "a\x00b"}, {"city": "\x00"}):
         with pytest.raises(ValidationError) as err:
             Row.model_validate({"age": 1, "city": "c", "note": "x", **bad})
         assert err.value.errors()[0]["loc"] == tuple(bad)

@@ -106,3 +106,26 @@ def test_model_section_errors_name_the_key(model: dict, message: str) -> None:
     dataset = {"name": "d", "modality": "tabular", "feature_columns": ["a"], "label_column": "y", "id_column": "id"}
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_config({"dataset": dataset, "model": model})
+
+
+def test_the_docs_example_trainer_fits_predicts_serves_and_returns_out_of_fold(tmp_path: Path) -> None:
+    """The trainer printed in docs/own-model.md, run as written, through every call of the contract."""
+    from data_engine.trainers.worker import PredictWorker
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "own-model.md").read_text(encoding="utf-8")
+    code = doc.split("## A complete example", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "doc_trainer.py"
+    script.write_text(code, encoding="utf-8")
+    X, y = _data()
+    command = [sys.executable, str(script)]
+    clf = CommandClassifier(command, timeout_s=120).fit(X, y)
+    probs = clf.predict_proba(X)
+    assert (clf.classes_[probs.argmax(axis=1)] == y).mean() > 0.9
+    oof = CommandClassifier(command, timeout_s=120, out_of_fold="trainer").fit_out_of_fold(X, y, np.arange(len(X)) % 3)
+    assert oof.shape == (len(X), 2) and (clf.classes_[oof.argmax(axis=1)] == y).mean() > 0.8
+    assert not np.allclose(oof, probs, atol=1e-3)  # held-out folds' models, not the model fitted on all rows
+    worker = PredictWorker(clf, timeout_s=60).start()
+    try:
+        np.testing.assert_allclose(worker.predict_proba(X), probs, atol=1e-12)
+    finally:
+        worker.stop()

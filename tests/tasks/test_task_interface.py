@@ -198,3 +198,14 @@ def test_predict_answers_in_the_tasks_shape(tally: Tally) -> None:
 def test_a_mapping_of_member_estimators_passes_through_classification() -> None:
     members: Mapping[str, Any] = {"linear": object()}
     assert Classification().members_for(members) == dict(members)
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_a_paired_test_of_a_metric_the_task_lacks_is_refused_by_name(name: str) -> None:
+    # Classification once fell back to the macro-F1 bootstrap for any name it did not know.
+    task = TASKS[name]()
+    y = np.array([], dtype=object)
+    with pytest.raises(Exception, match="'median_f1'") as caught:
+        task.paired_test(y, y, y, "median_f1", alpha=0.05)
+    assert not isinstance(caught.value, (KeyError, IndexError, AttributeError)), caught.value
+    assert all(m in str(caught.value) for m in task.metric_names())

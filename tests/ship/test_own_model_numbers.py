@@ -1,0 +1,115 @@
+"""The user's trainer on numbers ([dataset] task = "regression"): PRED.parquet holds example_id and
+prediction; mining flags the injected value errors from its out-of-fold values, its candidate is
+trained and gated, and `predict FILE` and /predict (through its worker) answer its own `predict`'s
+values (with the engine's interval);
+a malformed prediction column fails the run and registers nothing."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data_engine.bench.detect_regression import inject_value_errors, load_diabetes_frame
+from data_engine.cli import main
+from data_engine.errors import EngineError
+from data_engine.ship import registry
+from data_engine.steps import ingest_step
+from data_engine.store.warehouse import open_warehouse
+from data_engine.trainers.numbers import CommandRegressor
+from tests.homes import make_home
+from tests.ship.test_loop_regression import _config as numbers_config
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "own_model" / "train.py"
+
+
+def _config(features: list[str], command: list[str]) -> str:
+    """The regression loop's config, three folds, and the example trainer."""
+    text = numbers_config(features, budget=20).replace("[mining]\n", "[mining]\nfolds = 3\n")
+    return text + f"""
+[model]
+trainer = "command"
+command = {json.dumps(command)}
+timeout_s = 120
+"""
+
+
+def _cli(capsys, *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_numbers_through_the_trainer_mine_train_gate_predict(tmp_path, capsys):
+    X, y = load_diabetes_frame()
+    noisy, flipped = inject_value_errors(y[:200], 0.1, seed=0)
+    home = make_home(tmp_path, _config(list(X.columns), [sys.executable, str(EXAMPLE)]))
+    ids = np.array([f"p{i:04d}" for i in range(len(y))], dtype=object)
+    (home.landing / "gold").mkdir(exist_ok=True)
+    for rows, values, path in ((np.arange(200), noisy, home.landing / "train.csv"),
+                               (np.arange(200, 300), y[200:300], home.landing / "gold" / "gold.csv")):
+        frame = X.iloc[rows].copy()
+        frame.insert(0, "id", ids[rows])
+        frame["target"] = values
+        frame.to_csv(path, index=False)
+        ingest_step(home, [path])
+    code, out, err = _cli(capsys, "--home", str(home.root), "mine")
+    assert code == 0, err
+    with open_warehouse(home, read_only=True) as con:
+        specs = {r[0] for r in con.execute("SELECT DISTINCT model_spec FROM predictions WHERE kind = 'oof'").fetchall()}
+        flagged = {r[0] for r in con.execute("SELECT example_id FROM issues WHERE issue_type = 'label'").fetchall()}
+    assert specs and all(s.startswith("command/") for s in specs)
+    # Ridge's out-of-fold values find most of the 20 gross value errors.
+    truth = set(ids[flipped])
+    assert len(flagged & truth) >= 0.6 * len(truth), (len(flagged & truth), len(flagged))
+    code, out, err = _cli(capsys, "--home", str(home.root), "train")
+    assert code == 0, err
+    code, out, err = _cli(capsys, "--home", str(home.root), "deploy", "promote")
+    assert code == 0, err
+    with open_warehouse(home, read_only=True) as con:
+        model = registry.load_model(home, registry.current_champion(con))
+    assert type(model.estimator_).__name__ == "CommandRegressor" and model.interval_[1] > 0
+    ask = X.iloc[300:320].copy()
+    ask.insert(0, "id", ids[300:320])
+    ask.to_csv(tmp_path / "ask.csv", index=False)
+    code, out, err = _cli(capsys, "--home", str(home.root), "predict", str(tmp_path / "ask.csv"))
+    assert code == 0, err
+    served = pd.read_csv(io.StringIO(out))
+    own = model.estimator_.predict(X.iloc[300:320].reset_index(drop=True))  # the trainer's own predict
+    np.testing.assert_allclose(served["predicted_value"].to_numpy(dtype=float), own, rtol=1e-9)
+    # With the engine's interval around it: the offsets of the trainer's out-of-fold residuals.
+    np.testing.assert_allclose(served["upper"] - served["predicted_value"], model.interval_[1], rtol=1e-9)
+    # /predict: the same values, through the trainer's long-lived worker.
+    from fastapi.testclient import TestClient
+
+    from data_engine.ship.serve import create_app
+
+    rows = X.iloc[300:320].to_dict(orient="records")
+    with TestClient(create_app(home)) as api:
+        body = api.post("/predict", json={"rows": rows}).json()
+        worker = api.get("/health").json()["worker"]
+    assert worker["state"] == "running" and worker["answered"] == 1
+    np.testing.assert_allclose([p["value"] for p in body["predictions"]], own, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ('p = pd.DataFrame({"example_id": X["example_id"], "value": 1.0})', "has no 'prediction' column"),
+    ('p = pd.DataFrame({"example_id": X["example_id"], "prediction": np.where(np.arange(len(X)) == 3, np.inf, 1.0)})',
+     "row example_id='e3', column 'prediction' is inf"),
+    ('p = pd.DataFrame({"example_id": X["example_id"].iloc[1:], "prediction": 1.0})', "misses 1 of"),
+])
+def test_a_malformed_number_prediction_fails_the_fit(tmp_path, body, message):
+    script = tmp_path / "t.py"
+    script.write_text("import sys, numpy as np, pandas as pd\n"
+                      "args = dict(zip(sys.argv[2::2], sys.argv[3::2]))\n"
+                      "if sys.argv[1] == 'fit':\n    open(args['--out'] + '/m', 'w').write('x'); sys.exit(0)\n"
+                      "X = pd.read_parquet(args['--input'])\n" + body + "\np.to_parquet(args['--out'], index=False)\n")
+    X = pd.DataFrame({"example_id": [f"e{i}" for i in range(20)], "a": np.arange(20.0)})
+    with pytest.raises(EngineError, match=message.replace("(", r"\(")):
+        CommandRegressor([sys.executable, str(script)], timeout_s=60).fit(X, np.arange(20.0))
