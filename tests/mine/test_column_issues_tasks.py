@@ -101,6 +101,9 @@ def test_an_ner_home_reads_the_entity_types_a_text_carries(tmp_path):
     leak = next(i for i in summary.dataset_issues if i["type"] == "shortcut")
     assert "carries entity type 'PER'" in leak["reason"]
     assert "model_checks_skipped" not in summary.column_checks
+    # Slices are looked for too, judged by whether each text's span set was predicted exactly: the
+    # generated texts are easy, every span set is (no slice can be weaker than the rest).
+    assert summary.slice_search == {"skipped": "every out-of-fold prediction is right"}
 
 
 
