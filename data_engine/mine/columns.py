@@ -150,6 +150,7 @@ def column_issues(inputs: pd.DataFrame, labels: np.ndarray, schema: Mapping[str,
         report.summary["tag_baselines"] = {names[k]: round(float(max(y[:, k].mean(), 1 - y[:, k].mean())), 4)
                                            for k in tested}
         report.summary["tags_not_tested"] = [names[k] for k in range(y.shape[1]) if k not in tested]
+        report.summary["labels_read_as"] = f"whether each example carries each {tag_noun}, as its own two-class label"
         baseline = 0.0
     elif y.ndim == 2:
         why_not = "the labels are not one class, one number or a set of tags"

@@ -277,3 +277,17 @@ def test_a_tag_carried_far_more_often_is_named(tmp_path: Path, capsys: pytest.Ca
     drift = _ingest_json(home, batch, "all-heavy.csv", capsys)["drift"]
     assert drift["drifted"] is True and drift["columns"] == ["churned: heavy"] and drift["labels_compared"] is True
     assert {c["column"] for c in drift["per_column"]} >= {"churned: heavy", "churned: x"}
+
+
+def test_span_and_box_sets_are_compared_as_the_types_they_carry() -> None:
+    from data_engine.ship.drift_check import _carried
+    from data_engine.tasks import TASKS
+
+    spans = pd.Series(['[{"start": 0, "end": 4, "label": "PER"}]', None, "[]"], index=[5, 6, 7])
+    carried = _carried(TASKS["ner"](), spans, ["LOC", "PER"], ["spans: LOC", "spans: PER"])
+    assert carried.index.tolist() == [5, 6, 7]
+    assert carried.fillna("missing").to_dict("list") == {"spans: LOC": ["no", "missing", "no"],
+                                                         "spans: PER": ["yes", "missing", "no"]}
+    boxes = pd.Series(['[{"label": "disc", "x": 1, "y": 2, "w": 3, "h": 4}]'])
+    assert _carried(TASKS["detection"](), boxes, ["disc", "square"], ["b: disc", "b: square"]).iloc[0].tolist() == [
+        "yes", "no"]

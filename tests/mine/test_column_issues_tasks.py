@@ -80,6 +80,18 @@ def test_mine_json_names_the_planted_columns_of_a_multilabel_home(tmp_path, caps
     leak = next(i for i in meta["dataset_issues"] if i["type"] == "shortcut")
     assert "carries tag 'big'" in leak["reason"] and leak["figure"] >= 0.9
     assert set(meta["column_checks"]["tag_baselines"]) == {"even", "big"}
+    # Too few labeled rows: `mine` says the shortcut and useless checks did not judge the columns.
+    home = make_home(tmp_path / "small", {"dataset": {"name": "table", "modality": "tabular", "task": "multilabel",
+                                                      "id_column": "id", "label_column": "label",
+                                                      "classes": ["even", "big"],
+                                                      "feature_columns": ["x0", "x1", "x2", "leak", "noise", "row_no"]},
+                                          "mining": {"folds": 3, "n_jobs": 1}})
+    frame.head(24).to_csv(home.landing / "table.csv", index=False)
+    ingest_step(home, [home.landing / "table.csv"])
+    capsys.readouterr()
+    assert main(["--home", str(home.root), "mine"]) == 0
+    out = capsys.readouterr().out
+    assert "column checks: shortcut and useless not judged (fewer than 30 labeled rows)" in out
 
 
 def test_an_ner_home_reads_the_entity_types_a_text_carries(tmp_path):
@@ -101,6 +113,7 @@ def test_an_ner_home_reads_the_entity_types_a_text_carries(tmp_path):
     leak = next(i for i in summary.dataset_issues if i["type"] == "shortcut")
     assert "carries entity type 'PER'" in leak["reason"]
     assert "model_checks_skipped" not in summary.column_checks
+    assert summary.column_checks["labels_read_as"].startswith("whether each example carries each entity type")
     # Slices are looked for too, judged by whether each text's span set was predicted exactly: the
     # generated texts are easy, every span set is (no slice can be weaker than the rest).
     assert summary.slice_search == {"skipped": "every out-of-fold prediction is right"}
