@@ -9,8 +9,8 @@ unique per row and would bring "new categories" in every batch); when a
 champion is deployed, its predictions on both sides (predicted class, or value; tag sets and spans
 are not compared). The domain
 classifier reads the input columns and, for text columns, their TF-IDF embedding; for an image file
-column, the engine's classical image embedding (:class:`~data_engine.mine.embedders.image.ImageEmbedder`:
-HOG, histograms, thumbnail), so an image-file data set, which has no other column, is compared on
+column, the modality's own embedding (by default the classical image embedding: HOG, histograms,
+thumbnail; from the warehouse's embedding store), so an image-file data set, which has no other column, is compared on
 what its images look like. A gold batch is not compared: gold is not training data. Here, above ``mine`` and
 ``ship`` in the layers, because it reads the champion and the engine's embedding.
 """
@@ -82,7 +82,7 @@ def check_batch_drift(con: duckdb.DuckDBPyConnection, home: Home, result: Ingest
     if not len(ref.columns) and not texts and not images:
         return None
     report = batch_drift(ref, new, cfg.drift, domain_columns=inputs,
-                         embedding=_embedding(reference, batch, texts, images))
+                         embedding=_embedding(con, cfg, reference, batch, texts, images))
     labels_compared = any(c == ds.label_column or c.startswith(f"{ds.label_column}: ") for c in new.columns)
     drift = {**report.to_json(), "labels_compared": labels_compared,
              "predictions_compared": predicted is not None, "alpha": cfg.drift.alpha, "auc_threshold": cfg.drift.auc}
@@ -90,29 +90,32 @@ def check_batch_drift(con: duckdb.DuckDBPyConnection, home: Home, result: Ingest
     return drift
 
 
-def _embedding(reference: pd.DataFrame, batch: pd.DataFrame, texts: list[str],
-               images: list[str]) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+def _embedding(con: duckdb.DuckDBPyConnection, cfg: Any, reference: pd.DataFrame, batch: pd.DataFrame,
+               texts: list[str], images: list[str]) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """Text columns as the engine's classical embedding (TF-IDF and SVD, fitted on both sides
-    together; :class:`~data_engine.mine.embedders.tfidf.TfidfEmbedder`) and each image file column
-    (absolute paths) as the classical image embedding (428 values per image;
-    :class:`~data_engine.mine.embedders.image.ImageEmbedder`), side by side, indexed like the
-    frames; None without a text or image column. A text or an image is not a value a per-column
-    test reads: only the domain classifier sees it."""
+    together; :class:`~data_engine.mine.embedders.tfidf.TfidfEmbedder`) and the image file columns
+    as the modality's own embedding (:func:`~data_engine.mine.embedders.features.own_embedding`: by
+    default the classical image embedding, 428 values per image, read from the warehouse's embedding
+    store and stored there when new, so training images are embedded once, not at every batch), side
+    by side, indexed like the frames; None without a text or image column. A text or an image is not
+    a value a per-column test reads: only the domain classifier sees it."""
     if not (texts or images) or min(len(reference), len(batch)) < MIN_DOMAIN_ROWS:
         # Only the domain classifier reads the embedding, and it needs this many rows a side; a
         # few short texts may share no character n-gram, which TF-IDF's min_df refuses with an error.
         return None
     import numpy as np
 
-    from data_engine.mine.embedders.image import ImageEmbedder
+    from data_engine.mine.embedders import configured_embedding
+    from data_engine.mine.embedders.features import own_embedding
     from data_engine.mine.embedders.tfidf import TfidfEmbedder
 
     parts = []
     if texts:
         both = pd.concat([reference[texts], batch[texts]]).fillna("").astype(str).reset_index(drop=True)
         parts.append(TfidfEmbedder(schema={c: "text" for c in texts}).fit_transform(both, texts))
-    for c in images:  # each image is embedded alone (no fitting), memoised per file within the process
-        parts.append(ImageEmbedder().embed(pd.concat([reference[[c]], batch[[c]]], ignore_index=True), [c]))
+    if images:
+        _, vectors = own_embedding(con, [reference, batch], dict.fromkeys(images, "image"), configured_embedding(cfg))
+        parts.append(np.vstack(vectors))
     vectors = np.hstack(parts)
     names = [f"embedding {i}" for i in range(vectors.shape[1])]
     n = len(reference)
