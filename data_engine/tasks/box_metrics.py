@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -119,3 +120,24 @@ def paired_bootstrap_map(gold: Sequence[Sequence[Box]], cand: Sequence[Sequence[
     same = all(list(a) == list(b) for a, b in zip(cand, champ))
     return bootstrap_over_examples(statistic, n, observed, alpha=alpha, identical=same, n_resamples=n_resamples,
                                    seed=seed)
+
+
+def scored_box_sets(y_true: Any, pred: Any, classes: Sequence[str]) -> tuple[list[list[Box]], list[list[ScoredBox]],
+                                                                           list[str]]:
+    """Gold box sets of ``y_true`` (n,) stored box sets, the scored predicted box sets of ``pred`` (scored
+    or stored box sets as text (n,), or prediction rows (n, width) of :mod:`~data_engine.tasks.box_pack`;
+    a discarded row has none) and the classes they use (``classes`` first, then any other class named,
+    sorted)."""
+    from data_engine.tasks import box_pack
+    from data_engine.tasks.boxes import boxes_of
+    from data_engine.tasks.ner import DISCARD
+
+    gold = [boxes_of(str(v)) for v in np.asarray(y_true, dtype=object)]
+    pred = np.asarray(pred)
+    if pred.ndim == 2 and pred.dtype.kind == "f":
+        scored = [box_pack.unpack(row, [str(c) for c in classes]) for row in pred]
+    else:
+        scored = [box_pack.scored_of(str(v)) if str(v) != DISCARD else [] for v in pred]
+    named = {b.label for s in gold for b in s} | {sb.box.label for s in scored for sb in s}
+    types = [str(c) for c in classes] + sorted(named - {str(c) for c in classes})
+    return gold, scored, types

@@ -375,9 +375,9 @@ class Detection(Task):
         """``map50`` (mAP at IoU 0.5, the mean over classes with gold boxes) and ``per_class_ap``
         (:func:`data_engine.tasks.box_metrics.average_precision`); ``pred``: scored box sets in text
         (n,) or prediction rows (n, width). ``None`` without gold boxes."""
-        from data_engine.tasks.box_metrics import average_precision
+        from data_engine.tasks.box_metrics import average_precision, scored_box_sets
 
-        gold, scored, types = _scored(y_true, pred, classes)
+        gold, scored, types = scored_box_sets(y_true, pred, classes)
         if not len(gold):
             return {"map50": None, "per_class_ap": {}}
         figure, per = average_precision(gold, scored, types)
@@ -390,11 +390,11 @@ class Detection(Task):
     def paired_test(self, y_true: np.ndarray, cand_pred: np.ndarray, champ_pred: np.ndarray, metric: str, *,
                     alpha: float) -> PairedDiff:
         """A paired bootstrap of mAP@0.5 over gold images (:func:`data_engine.tasks.box_metrics.paired_bootstrap_map`)."""
-        from data_engine.tasks.box_metrics import paired_bootstrap_map
+        from data_engine.tasks.box_metrics import paired_bootstrap_map, scored_box_sets
 
         self.check_metric(metric)
-        gold, cand, types = _scored(y_true, cand_pred, ())
-        _, champ, types2 = _scored(y_true, champ_pred, types)
+        gold, cand, types = scored_box_sets(y_true, cand_pred, ())
+        _, champ, types2 = scored_box_sets(y_true, champ_pred, types)
         return paired_bootstrap_map(gold, cand, champ, types2, alpha=alpha)
 
     def predict_fields(self) -> dict[str, Any] | None:
@@ -437,22 +437,6 @@ def _matches(given: Sequence[Box], predicted: Sequence[Box]) -> bool:
             return False
         left.remove(hit)
     return True
-
-
-def _scored(y_true: Any, pred: Any, classes: Sequence[str]) -> tuple[list[list[Box]], list[list[Any]], list[str]]:
-    """Gold box sets, scored predicted box sets and the classes they use (``classes`` first, then any
-    other class named, sorted): predictions as text (scored or stored box sets) or prediction rows."""
-    import numpy as np
-
-    gold = [boxes_of(str(v)) for v in np.asarray(y_true, dtype=object)]
-    pred = np.asarray(pred)
-    if pred.ndim == 2 and pred.dtype.kind == "f":
-        scored = [_bp().unpack(row, [str(c) for c in classes]) for row in pred]
-    else:
-        scored = [_bp().scored_of(str(v)) if str(v) != DISCARD else [] for v in pred]
-    named = {b.label for s in gold for b in s} | {sb.box.label for s in scored for sb in s}
-    types = [str(c) for c in classes] + sorted(named - {str(c) for c in classes})
-    return gold, scored, types
 
 
 __all__ = ["Detection"]

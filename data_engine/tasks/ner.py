@@ -160,22 +160,9 @@ class NER(Task):
 
     def prediction_problem(self, pred: np.ndarray) -> tuple[int, int | None, str] | None:
         """Every number finite, and each used token slot's probabilities a distribution (sum 1)."""
-        import numpy as np
-
-        found = super().prediction_problem(pred)
-        if found is not None:
-            return found
         from data_engine.tasks import tokens as tk
 
-        k = pred.shape[1] // tk.MAX_TOKENS - tk.slot_width(0)
-        slots = pred.reshape(len(pred), tk.MAX_TOKENS, -1)
-        used = slots[:, :, 0] >= 0
-        sums = slots[:, :, tk.SLOT_META:].sum(axis=2)
-        bad = used & ((np.abs(sums - 1) > 1e-3) | (slots[:, :, tk.SLOT_META:] < 0).any(axis=2))
-        if bad.any():
-            r, t = np.argwhere(bad)[0]
-            return int(r), None, f"token {int(t)}'s {k + 1} tag probabilities do not sum to 1"
-        return None
+        return super().prediction_problem(pred) or tk.slot_problem(pred)
 
     def read_external(self, path: Path, classes: Sequence[str], examples: pd.DataFrame,
                       sources: Mapping[str, str]) -> pd.DataFrame | None:

@@ -110,6 +110,20 @@ def unpack(pred_row: np.ndarray, n_types: int) -> tuple[np.ndarray, np.ndarray]:
     return slots[used, :SLOT_META].astype(np.int64), slots[used, SLOT_META:]
 
 
+def slot_problem(pred: np.ndarray) -> tuple[int, None, str] | None:
+    """The first row (and why) of packed token predictions ``pred`` (n, MAX_TOKENS * slot width) whose
+    used token slot's tag probabilities are negative or do not sum to 1 (within 1e-3); None if none."""
+    k = pred.shape[1] // MAX_TOKENS - slot_width(0)
+    slots = pred.reshape(len(pred), MAX_TOKENS, -1)
+    used = slots[:, :, 0] >= 0
+    sums = slots[:, :, SLOT_META:].sum(axis=2)
+    bad = used & ((np.abs(sums - 1) > 1e-3) | (slots[:, :, SLOT_META:] < 0).any(axis=2))
+    if bad.any():
+        r, t = np.argwhere(bad)[0]
+        return int(r), None, f"token {int(t)}'s {k + 1} tag probabilities do not sum to 1"
+    return None
+
+
 def slot_columns(types: Sequence[str]) -> list[str]:
     """Names of the stored prediction's numbers: ``t<i>_start``, ``t<i>_end``, ``t<i>_O``, ``t<i>_<type>``."""
     tags = ["O", *types]

@@ -117,8 +117,8 @@ def test_a_file_that_changes_between_looks_or_while_read_is_not_taken(tmp_path: 
     # A writer that appends while the engine reads: nothing of the partial bytes is stored.
     real_read = batch_module.read_raw
 
-    def read_then_append(con, path, fmt):
-        out = real_read(con, path, fmt)
+    def read_then_append(con, path, fmt, ds=None):
+        out = real_read(con, path, fmt, ds)
         with path.open("a") as fh:
             fh.write("3,more,pos\n")
         return out
