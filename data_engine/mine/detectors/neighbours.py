@@ -15,18 +15,18 @@ approximate, and tried in two ways, the first that reaches the recall wanted on 
    indexed rows themselves, so all rows of one list share their candidates and are searched in one
    matrix product (faiss ``knn``, BLAS): faiss's own ``IndexIVFFlat.search`` scans the lists query
    by query and took 2-3 times the CPU time for the same recall (docs/mining.md), hence this loop
-   over the lists. On rows with cluster structure (every real embedding measured) this is the
+   over the lists. On rows with cluster structure (clustered and real rows measured) this is the
    fastest search found here; on rows without any (standard normal), where no partition keeps
    neighbours together, the probes needed approach the whole table and the graph below is used.
 2. A hierarchical navigable small-world graph (HNSW; Malkov & Yashunin, IEEE TPAMI 2020)
-from faiss (``IndexHNSWFlat``), whose graph every row is then looked up in. faiss runs on one
-thread here: the graph, and so every neighbour, is then the same on every run (parallel insertion
-depends on thread timing), and on this shared two-core machine one thread built and searched
-50,000 rows 3-5 times faster than faiss's OpenMP threads, which spin while waiting for a busy
-core. Its quality is measured, not assumed: :data:`RECALL_SAMPLE` rows drawn at random are
-searched exactly, then searched in the graph with a widening beam (``efSearch`` along
-:data:`EF_STEPS`, up to :data:`MAX_EF_SEARCH`) until the share of their true ``k`` neighbours found
-(recall@k) reaches :data:`TARGET_RECALL`; only then are all rows searched, once, with that beam.
+   from faiss (``IndexHNSWFlat``), whose graph every row is then looked up in. faiss runs on one
+   thread here: the graph, and so every neighbour, is then the same on every run (parallel insertion
+   depends on thread timing), and on this shared two-core machine one thread built and searched
+   50,000 rows 3-5 times faster than faiss's OpenMP threads, which spin while waiting for a busy
+   core. Its quality is measured, not assumed: :data:`RECALL_SAMPLE` rows drawn at random are
+   searched exactly, then searched in the graph with a widening beam (``efSearch`` along
+   :data:`EF_STEPS`, up to :data:`MAX_EF_SEARCH`) until the share of their true ``k`` neighbours found
+   (recall@k) reaches :data:`TARGET_RECALL`; only then are all rows searched, once, with that beam.
 The recall reached is kept with the index and logged.
 
 The k-means blocks this replaced (exact search within blocks of 2,000 rows) found all ten
@@ -126,7 +126,7 @@ class Search:
 
     @property
     def method(self) -> str:
-        """"exact", "ivf" (inverted file) or "hnsw" (graph)."""
+        """The search used: "exact", "ivf" (inverted file) or "hnsw" (graph)."""
         return "exact" if self.graph is None else "ivf" if self.nprobe is not None else "hnsw"
 
 
