@@ -57,6 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flag-rows", type=int, default=50_000,
                    help="structureless rows for the flag comparison (exact neighbours of all; 0 = skip)")
     p.add_argument("--no-blocks", action="store_true", help="skip the old k-means blocks")
+    p.add_argument("--hnsw", action="store_true",
+                   help="also time the HNSW graph alone (the engine's search where the inverted file falls short)")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -74,7 +76,7 @@ def handle(args: argparse.Namespace, home: Home) -> int:
         for name in sets:
             X, note = make_set(name, rows, seed=args.seed)
             for method, recall, (seconds, cpu), extra in compare(X, sample=args.sample, seed=args.seed,
-                                                                 blocks=not args.no_blocks):
+                                                                 blocks=not args.no_blocks, hnsw=args.hnsw):
                 print(f"{name:<14}{rows:>9}{X.shape[1]:>6}  {method:<22}{recall:>10.3f}{seconds:>10.1f}{cpu:>9.1f}"
                       f"  {extra}", flush=True)
             if note:
@@ -137,10 +139,10 @@ def jittered(real: np.ndarray, rows: int, *, seed: int = 0) -> np.ndarray:
     return (real[rng.integers(0, len(real), rows)] + rng.normal(0, scale, (rows, real.shape[1]))).astype(np.float32)
 
 
-def compare(X: np.ndarray, *, sample: int, seed: int,
-            blocks: bool) -> list[tuple[str, float, tuple[float, float], str]]:
+def compare(X: np.ndarray, *, sample: int, seed: int, blocks: bool,
+            hnsw: bool = False) -> list[tuple[str, float, tuple[float, float], str]]:
     """(method, recall@10 on the sample, (wall seconds, CPU seconds), remark) for exact search,
-    the engine's search and the old blocks, on ``X`` (shape (N, d))."""
+    the engine's search, the HNSW graph alone if ``hnsw`` and the old blocks, on ``X`` (shape (N, d))."""
     import numpy as np
 
     from data_engine.mine.detectors import neighbours as nb
@@ -150,15 +152,23 @@ def compare(X: np.ndarray, *, sample: int, seed: int,
     truth, (wall, cpu) = _timed(lambda: nb._drop_self(*nb._query(X, X[queries], K + 1), queries, K)[1])
     out = [("exact (brute force)", 1.0, (wall * n / len(queries), cpu * n / len(queries)),
             f"estimated: {len(queries)} rows timed, x N / {len(queries)}")]
-    found, seconds = _timed(lambda: nb.search_neighbours(X, k=K, seed=seed))
-    out.append(("engine (HNSW)" if found.graph is not None else "engine (exact)",
-                nb.recall_at_k(found.neighbours.indices[queries], truth), seconds,
-                "" if found.recall is None else f"own estimate {found.recall:.3f} at efSearch {found.ef_search}; s: "
-                + ", ".join(f"{stage} {s:.1f}" for stage, s in found.seconds.items())))
+    for method in ("auto", "hnsw") if hnsw else ("auto",):
+        found, seconds = _timed(lambda: nb.search_neighbours(X, k=K, seed=seed, method=method))
+        out.append((f"{'engine' if method == 'auto' else 'graph alone'} ({found.method})",
+                    nb.recall_at_k(found.neighbours.indices[queries], truth), seconds, _remark(found)))
     if blocks:
         old, seconds = _timed(lambda: old_blocks(X, k=K, seed=seed))
         out.append(("old k-means blocks", nb.recall_at_k(old[queries], truth), seconds, ""))
     return out
+
+
+def _remark(found: object) -> str:
+    """The search's own recall estimate, its width and the seconds of its stages."""
+    if found.recall is None:
+        return ""
+    width = f"nprobe {found.nprobe}" if found.nprobe is not None else f"efSearch {found.ef_search}"
+    return (f"own estimate {found.recall:.3f} at {width}; s: "
+            + ", ".join(f"{stage} {s:.1f}" for stage, s in found.seconds.items()))
 
 
 def _timed(step: Callable[[], object]) -> tuple[object, tuple[float, float]]:

@@ -44,8 +44,8 @@ def test_the_former_blocks_missed_most_neighbours_here(structureless):
 
 def test_the_search_widens_its_beam_until_the_target_recall_is_reached():
     X = np.random.default_rng(5).standard_normal((6_000, 24)).astype(np.float32)
-    low = nb.search_neighbours(X, exact_rows=100, target_recall=0.5)
-    high = nb.search_neighbours(X, exact_rows=100, target_recall=1.0)
+    low = nb.search_neighbours(X, exact_rows=100, target_recall=0.5, method="hnsw")
+    high = nb.search_neighbours(X, exact_rows=100, target_recall=1.0, method="hnsw")
     assert low.ef_search == nb.EF_SEARCH
     assert low.recall < 1.0  # so the second search had to widen
     assert high.ef_search > low.ef_search and high.recall > low.recall
@@ -53,8 +53,8 @@ def test_the_search_widens_its_beam_until_the_target_recall_is_reached():
 
 def test_the_search_is_reproducible():
     X = np.random.default_rng(6).standard_normal((5_000, 8)).astype(np.float32)
-    a = nb.search_neighbours(X, exact_rows=100)
-    b = nb.search_neighbours(X, exact_rows=100)
+    a = nb.search_neighbours(X, exact_rows=100, method="hnsw")
+    b = nb.search_neighbours(X, exact_rows=100, method="hnsw")
     np.testing.assert_array_equal(a.neighbours.indices, b.neighbours.indices)
 
 
@@ -76,7 +76,7 @@ def test_the_beam_is_the_narrowest_step_that_reaches_the_target_on_the_sample():
     import faiss
 
     X = np.random.default_rng(8).standard_normal((8_000, 24)).astype(np.float32)
-    graph = faiss.deserialize_index(nb.search_neighbours(X, exact_rows=100).graph)
+    graph = faiss.deserialize_index(nb.search_neighbours(X, exact_rows=100, method="hnsw").graph)
     sample = np.sort(np.random.default_rng(9).choice(len(X), 300, replace=False))
     truth = nb._drop_self(*nb._query(X, X[sample], 11), sample, 10)[1]
 

@@ -5,20 +5,34 @@ the user's own vectors with ``column``), or the ``tfidf`` embedder fitted on the
 
 Exact neighbour search (scikit-learn, brute force) is used up to :data:`EXACT_SEARCH_ROWS`
 examples; it costs N x N distances, hours at a million rows. Above the limit the search is
-approximate: a hierarchical navigable small-world graph (HNSW; Malkov & Yashunin, IEEE TPAMI 2020)
-from faiss (``IndexHNSWFlat``), whose graph every row is then looked up in. faiss runs on one
-thread here: the graph, and so every neighbour, is then the same on every run (parallel insertion
-depends on thread timing), and on this shared two-core machine one thread built and searched
-50,000 rows 3-5 times faster than faiss's OpenMP threads, which spin while waiting for a busy
-core. Its quality is measured, not assumed: :data:`RECALL_SAMPLE` rows drawn at random are
-searched exactly, then searched in the graph with a widening beam (``efSearch`` along
-:data:`EF_STEPS`, up to :data:`MAX_EF_SEARCH`) until the share of their true ``k`` neighbours found
-(recall@k) reaches :data:`TARGET_RECALL`; only then are all rows searched, once, with that beam.
+approximate, and tried in two ways, the first that reaches the recall wanted on the sample rows
+(below) being kept:
+
+1. An inverted file (IVF; Jégou et al., IEEE TPAMI 2011, as in faiss ``IndexIVFFlat``): k-means
+   (faiss, seeded) cuts the rows into about sqrt(N) lists; a row's neighbours are searched exactly
+   among the rows of the ``nprobe`` lists nearest its own list's centre, ``nprobe`` widened along
+   :data:`NPROBE_STEPS` up to :data:`MAX_NPROBE`. The rows whose neighbours are wanted are the
+   indexed rows themselves, so all rows of one list share their candidates and are searched in one
+   matrix product (faiss ``knn``, BLAS): faiss's own ``IndexIVFFlat.search`` scans the lists query
+   by query and took 2-3 times the CPU time for the same recall (docs/mining.md), hence this loop
+   over the lists. On rows with cluster structure (clustered and real rows measured) this is the
+   fastest search found here; on rows without any (standard normal), where no partition keeps
+   neighbours together, the probes needed approach the whole table and the graph below is used.
+2. A hierarchical navigable small-world graph (HNSW; Malkov & Yashunin, IEEE TPAMI 2020)
+   from faiss (``IndexHNSWFlat``), whose graph every row is then looked up in. faiss runs on one
+   thread here: the graph, and so every neighbour, is then the same on every run (parallel insertion
+   depends on thread timing), and on this shared two-core machine one thread built and searched
+   50,000 rows 3-5 times faster than faiss's OpenMP threads, which spin while waiting for a busy
+   core. Its quality is measured, not assumed: :data:`RECALL_SAMPLE` rows drawn at random are
+   searched exactly, then searched in the graph with a widening beam (``efSearch`` along
+   :data:`EF_STEPS`, up to :data:`MAX_EF_SEARCH`) until the share of their true ``k`` neighbours found
+   (recall@k) reaches :data:`TARGET_RECALL`; only then are all rows searched, once, with that beam.
 The recall reached is kept with the index and logged.
 
 The k-means blocks this replaced (exact search within blocks of 2,000 rows) found all ten
 neighbours of clustered rows but only 24 % of them on 50,000 rows without cluster structure
-(``data-engine bench neighbours``; docs/mining.md).
+(``data-engine bench neighbours``; docs/mining.md). The inverted file above is those blocks made
+exact-quality: it searches the nearest blocks too, as many as the measured recall needs.
 """
 
 from __future__ import annotations
@@ -59,6 +73,15 @@ MAX_EF_SEARCH = EF_STEPS[-1]
 # x 10 neighbours), above the 0.95 the engine promises.
 RECALL_SAMPLE = 1_000
 TARGET_RECALL = 0.96
+# Inverted file: lists of about sqrt(N) rows each (1,000 at a million rows), k-means trained on
+# 64 rows per list (seeded sample), 20 iterations. Lists probed per row, narrowest first; above
+# MAX_NPROBE lists (3 % of a million rows' lists, 12,000-32,000 candidates per row, about as much
+# CPU time as the graph) the graph is searched instead. Measured in docs/mining.md.
+IVF_TRAIN_PER_LIST = 64
+IVF_ITERATIONS = 20
+NPROBE_STEPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+MAX_NPROBE = NPROBE_STEPS[-1]
+METHODS = ("auto", "ivf", "hnsw")
 
 
 @dataclass
@@ -68,9 +91,12 @@ class NeighbourIndex:
     keys : np.ndarray of shape (N,), "example_id@version" of each row
     embedding : np.ndarray of shape (N, d)
     neighbours : Neighbours over the N rows
-    graph : np.ndarray of uint8 or None, the serialised faiss HNSW index (approximate search)
+    graph : np.ndarray of uint8 or None, the serialised faiss index (HNSW graph or inverted file)
+        of an approximate search
     recall : float or None, measured recall@k of the approximate search (None if exact)
     ef_search : int or None, the HNSW beam width that reached it, used again for added rows
+    nprobe : int or None, the inverted file's lists probed per row that reached it (None unless
+        the search was by inverted file)
     """
 
     keys: np.ndarray
@@ -80,19 +106,28 @@ class NeighbourIndex:
     graph: np.ndarray | None = None
     recall: float | None = None
     ef_search: int | None = None
+    nprobe: int | None = None
 
 
 @dataclass
 class Search:
-    """Result of :func:`search_neighbours`: the neighbours, the serialised HNSW graph (None if the
-    search was exact), its measured recall@k, the ``efSearch`` that reached it and the wall-clock
-    seconds of each stage of the approximate search (build, exact sample, beam, search)."""
+    """Result of :func:`search_neighbours`: the neighbours, the serialised faiss index (None if the
+    search was exact), its measured recall@k, the HNSW ``efSearch`` or the inverted file's
+    ``nprobe`` that reached it (the other None) and the wall-clock seconds of each stage of the
+    approximate search (exact sample, then build / beam / search for the graph, lists / probes /
+    search for the inverted file)."""
 
     neighbours: Neighbours
     graph: np.ndarray | None
     recall: float | None
     ef_search: int | None
     seconds: dict[str, float] = field(default_factory=dict)
+    nprobe: int | None = None
+
+    @property
+    def method(self) -> str:
+        """The search used: "exact", "ivf" (inverted file) or "hnsw" (graph)."""
+        return "exact" if self.graph is None else "ivf" if self.nprobe is not None else "hnsw"
 
 
 def build_index(keys: np.ndarray, frame: pd.DataFrame, schema: dict[str, str], modality: str, *,
@@ -109,14 +144,16 @@ def build_index(keys: np.ndarray, frame: pd.DataFrame, schema: dict[str, str], m
         X = vectors
     X = np.ascontiguousarray(X, dtype=np.float32)
     found = search_neighbours(X, k=k, seed=seed)
-    return NeighbourIndex(_key_array(keys), X, found.neighbours, embedder, found.graph, found.recall, found.ef_search)
+    return NeighbourIndex(_key_array(keys), X, found.neighbours, embedder, found.graph, found.recall, found.ef_search,
+                          found.nprobe)
 
 
 def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *,
                  compute: Backend | None = None, vectors: np.ndarray | None = None) -> NeighbourIndex | None:
     """Add new rows: their ``vectors`` (shape (M, d)) or, for a tfidf index, ``frame`` embedded
-    with the fitted embedder; search their neighbours only (in the HNSW graph, which they join,
-    for an approximate index).
+    with the fitted embedder; search their neighbours only (in the HNSW graph or the inverted file,
+    which they join, for an approximate index; in the inverted file each new row probes the
+    ``nprobe`` lists nearest itself, faiss ``IndexIVFFlat.search``).
 
     The old rows keep their neighbours (a new row closer to an old one than its neighbours is seen
     from the new row's side). Returns None when the index must be rebuilt instead (an exact index
@@ -136,14 +173,19 @@ def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *
     else:
         import faiss
 
-        hnsw = faiss.deserialize_index(graph)
-        _add(hnsw, X_new)
-        d, i = _hnsw_query(hnsw, X_new, k + 1, index.ef_search or EF_SEARCH)
-        graph = faiss.serialize_index(hnsw)
+        approx = faiss.deserialize_index(graph)
+        _add(approx, X_new)
+        nprobe = getattr(index, "nprobe", None)  # indexes kept before the inverted file have none
+        if nprobe is not None:
+            d, i = _ivf_query(approx, X_new, k + 1, nprobe)
+        else:
+            d, i = _hnsw_query(approx, X_new, k + 1, index.ef_search or EF_SEARCH)
+        graph = faiss.serialize_index(approx)
     d, i = _drop_self(d, i, new_rows, k)
     neighbours = Neighbours(np.vstack([index.neighbours.distances, d]), np.vstack([index.neighbours.indices, i]))
     keys_all = np.concatenate([index.keys, _key_array(keys)])
-    return NeighbourIndex(keys_all, X, neighbours, index.embedder, graph, index.recall, index.ef_search)
+    return NeighbourIndex(keys_all, X, neighbours, index.embedder, graph, index.recall, index.ef_search,
+                          getattr(index, "nprobe", None))
 
 
 def _key_array(keys: np.ndarray) -> np.ndarray:
@@ -176,21 +218,42 @@ def find_neighbours(X: np.ndarray, *, k: int = NEIGHBOURS_K, seed: int = 0,
 
 
 def search_neighbours(X: np.ndarray, *, k: int = NEIGHBOURS_K, seed: int = 0,
-                      exact_rows: int | None = None, target_recall: float | None = None) -> Search:
-    """Neighbours of all rows of ``X`` (shape (N, d)), the graph and its measured recall@k.
+                      exact_rows: int | None = None, target_recall: float | None = None,
+                      method: str = "auto") -> Search:
+    """Neighbours of all rows of ``X`` (shape (N, d)), the index and its measured recall@k.
 
     ``exact_rows`` (default :data:`EXACT_SEARCH_ROWS`) is the size up to which search is exact;
     ``target_recall`` (default :data:`TARGET_RECALL`) the recall@k the approximate search is
-    widened to reach, estimated on :data:`RECALL_SAMPLE` random rows (``seed``).
+    widened to reach, estimated on :data:`RECALL_SAMPLE` random rows (``seed``). ``method``:
+    "auto" tries the inverted file and uses the graph if the inverted file does not reach the target
+    within :data:`MAX_NPROBE` lists; "ivf" or "hnsw" force one (for measurements; a forced inverted
+    file stops at :data:`MAX_NPROBE` lists whatever its recall). Raises ValueError for another method.
     """
+    if method not in METHODS:
+        raise ValueError(f"neighbour search method {method!r}: expected one of {', '.join(METHODS)}")
     X = np.ascontiguousarray(X, dtype=np.float32)
     n = len(X)
     k = max(1, min(k, n - 1))
     if n <= (EXACT_SEARCH_ROWS if exact_rows is None else exact_rows):
         return Search(_exact(X, k), None, None, None)
+    target = TARGET_RECALL if target_recall is None else target_recall
+    start = time.perf_counter()
+    sample = np.sort(np.random.default_rng(seed).choice(n, size=min(n, RECALL_SAMPLE), replace=False))
+    truth = _drop_self(*_query(X, X[sample], k + 1), sample, k)[1]
+    seconds = {"exact sample": time.perf_counter() - start}
+    if method != "hnsw":
+        found = _ivf_search(X, k, sample, truth, target, seed, seconds, settle=method == "ivf")
+        if found is not None:
+            return found
+    return _hnsw_search(X, k, sample, truth, target, seconds)
+
+
+def _hnsw_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, target: float,
+                 seconds: dict[str, float]) -> Search:
+    """The graph search of :func:`search_neighbours`, the sample's true neighbours given."""
     import faiss
 
-    target = TARGET_RECALL if target_recall is None else target_recall
+    n = len(X)
     hnsw = faiss.IndexHNSWFlat(X.shape[1], HNSW_LINKS)
     hnsw.hnsw.efConstruction = EF_CONSTRUCTION
     clock = [time.perf_counter()]
@@ -200,10 +263,7 @@ def search_neighbours(X: np.ndarray, *, k: int = NEIGHBOURS_K, seed: int = 0,
         return clock[-1] - clock[-2]
 
     _add(hnsw, X)
-    seconds = {"build": lap()}
-    sample = np.sort(np.random.default_rng(seed).choice(n, size=min(n, RECALL_SAMPLE), replace=False))
-    truth = _drop_self(*_query(X, X[sample], k + 1), sample, k)[1]
-    seconds["exact sample"] = lap()
+    seconds["build"] = lap()
     ef = beam_for_recall(hnsw, X, sample, truth, target)
     seconds["beam"] = lap()
     d, i = _drop_self(*_hnsw_query(hnsw, X, k + 1, ef), np.arange(n), k)
@@ -213,6 +273,103 @@ def search_neighbours(X: np.ndarray, *, k: int = NEIGHBOURS_K, seed: int = 0,
     log.info("neighbours of %d rows by HNSW: recall@%d %.3f (efSearch %d, %d rows checked exactly), seconds %s",
              n, k, recall, ef, len(sample), seconds)
     return Search(Neighbours(d, i), faiss.serialize_index(hnsw), recall, ef, seconds)
+
+
+def _ivf_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, target: float, seed: int,
+                seconds: dict[str, float], *, settle: bool = False) -> Search | None:
+    """The inverted-file search of :func:`search_neighbours` (see the module doc), or None if
+    :data:`MAX_NPROBE` lists do not reach ``target`` on the sample (unless ``settle``: then the
+    search runs with :data:`MAX_NPROBE`)."""
+    import faiss
+
+    n, dims = X.shape
+    clock = [time.perf_counter()]
+
+    def lap() -> float:
+        clock.append(time.perf_counter())
+        return clock[-1] - clock[-2]
+
+    # faiss's k-means asks for at least 39 training rows per centre.
+    n_lists = max(2, min(int(round(np.sqrt(n))), n // 39))
+    train = X[np.sort(np.random.default_rng(seed).choice(n, size=min(n, IVF_TRAIN_PER_LIST * n_lists),
+                                                         replace=False))]
+    with _one_faiss_thread():
+        kmeans = faiss.Kmeans(dims, n_lists, niter=IVF_ITERATIONS, seed=seed + 1,
+                              max_points_per_centroid=IVF_TRAIN_PER_LIST)
+        kmeans.train(train)
+        lists = kmeans.index.search(X, 1)[1][:, 0]
+        near = faiss.knn(kmeans.centroids, kmeans.centroids, min(n_lists, max(NPROBE_STEPS, default=1)))[1]
+    # Lists nearest each list's centre, its own first (a tie with a twin centre could put it second).
+    near = np.array([[c, *[m for m in row if m != c]][:near.shape[1]] for c, row in enumerate(near)])
+    order = np.argsort(lists, kind="stable")
+    bounds = np.searchsorted(lists[order], np.arange(n_lists + 1))
+    members = [order[bounds[c]:bounds[c + 1]] for c in range(n_lists)]
+    seconds["lists"] = lap()
+    chosen = None
+    for nprobe in NPROBE_STEPS:
+        # Probing every list is exact search: no wider step can do better.
+        chosen = min(nprobe, n_lists)
+        found = _probe_lists(X, sample, lists, members, near, chosen, k)[1]
+        if chosen == n_lists or recall_at_k(found, truth) >= target:
+            break
+    else:
+        if not settle:
+            seconds["probes"] = lap()
+            log.info("inverted file: recall@%d below %.2f at %d lists of %d; searching a graph instead",
+                     k, target, MAX_NPROBE, n_lists)
+            return None
+    seconds["probes"] = lap()
+    d, i = _probe_lists(X, np.arange(n), lists, members, near, chosen, k)
+    seconds["search"] = lap()
+    recall = recall_at_k(i[sample], truth)
+    ivf = faiss.IndexIVFFlat(kmeans.index, dims, n_lists)
+    with _one_faiss_thread():
+        ivf.add(X)
+    log.info("neighbours of %d rows by inverted file: recall@%d %.3f (%d of %d lists probed, %d rows checked "
+             "exactly), seconds %s", n, k, recall, chosen, n_lists, len(sample), seconds)
+    return Search(Neighbours(d, i), faiss.serialize_index(ivf), recall, None, seconds, nprobe=chosen)
+
+
+def _probe_lists(X: np.ndarray, rows: np.ndarray, lists: np.ndarray, members: list[np.ndarray],
+                 near: np.ndarray, nprobe: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact ``k`` nearest other rows of ``rows`` (shape (Q,)) among the rows of the ``nprobe``
+    lists nearest each row's own list centre; distances and row numbers, shapes (Q, k)."""
+    import faiss
+
+    d = np.empty((len(rows), k + 1), dtype=np.float32)
+    i = np.empty((len(rows), k + 1), dtype=np.int64)
+    own = lists[rows]
+    order = np.argsort(own, kind="stable")
+    bounds = np.searchsorted(own[order], np.arange(len(members) + 1))
+    with _one_faiss_thread():
+        for c in np.flatnonzero(np.diff(bounds)):
+            at = order[bounds[c]:bounds[c + 1]]
+            candidates = np.concatenate([members[m] for m in near[c, :nprobe]])
+            d2, found = faiss.knn(X[rows[at]], X[candidates], min(k + 1, len(candidates)))
+            d[at], i[at] = _pad(d2, found, k + 1)
+            i[at] = np.where(i[at] >= 0, candidates[np.maximum(i[at], 0)], -1)
+    return _drop_self(np.sqrt(np.maximum(d, 0)), i, rows, k)
+
+
+def _pad(d: np.ndarray, i: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Results of fewer than ``width`` columns padded with infinite distance and row -1."""
+    if d.shape[1] == width:
+        return d, i
+    fill = width - d.shape[1]
+    return (np.hstack([d, np.full((len(d), fill), np.inf, np.float32)]),
+            np.hstack([i, np.full((len(i), fill), -1, np.int64)]))
+
+
+def _ivf_query(ivf: object, queries: np.ndarray, k: int, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean distances (float32) and row numbers of the ``k`` nearest rows in the inverted
+    file, shapes (Q, k), probing the ``nprobe`` lists nearest each query."""
+    import faiss
+
+    params = faiss.SearchParametersIVF()
+    params.nprobe = nprobe
+    with _one_faiss_thread():
+        d2, i = ivf.search(queries, k, params=params)
+    return np.sqrt(np.maximum(d2, 0)).astype(np.float32), i.astype(np.int64)
 
 
 def beam_for_recall(hnsw: object, X: np.ndarray, sample: np.ndarray, truth: np.ndarray, target: float) -> int:
