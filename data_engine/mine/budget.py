@@ -137,8 +137,10 @@ def split_budget(budget: int, flagged: Mapping[str, int], rates: Mapping[str, fl
         share = measuring // len(order) + (1 if i < measuring % len(order) else 0)
         fix[t] = min(int(flagged[t]), share)
     left = budget - sum(fix.values())
-    # Then types worth more than a new label, best first, up to their flags.
-    for t in order:
+    # Then types worth more than a new label, best first, up to their flags (for a task that reviews
+    # past its label flags, only the types the ranking does not out-confirm: with nothing to grow,
+    # every type is worth more than the new label no example can give).
+    for t in flags_before_ranking(order, rates, ranking_rate):
         if gains[t] >= g_new and g_new >= 0 and left > 0:
             more = min(int(flagged[t]) - fix[t], left)
             fix[t] += more

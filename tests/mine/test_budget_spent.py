@@ -84,6 +84,14 @@ def test_spare_reviews_go_down_the_label_ranking_before_flags_it_out_confirms():
     assert split.fix == {"label": 10, "outlier": 1} and split.unused == 49
     without = split_budget(60, flags, {"label": 0.8, "outlier": 0.3}, accuracy=0.8, n_labeled=400, n_candidates=0)
     assert without.fix == {"label": 10, "outlier": 40} and without.unused == 10
+    # The second round on the breast-cancer tags: the outliers' fix was worth more than a new label,
+    # but no example was unlabeled; they keep their measuring share and the ranking takes the rest.
+    second = split_budget(71, {"label": 55, "outlier": 21}, {"label": 0.7778, "outlier": 0.5769}, accuracy=0.8,
+                          n_labeled=469, n_candidates=0, ranking_rate=0.7778)
+    assert second.fix == {"label": 55, "outlier": 1} and second.unused == 15
+    before = split_budget(71, {"label": 55, "outlier": 21}, {"label": 0.7778, "outlier": 0.5769}, accuracy=0.8,
+                          n_labeled=469, n_candidates=0)
+    assert before.fix == {"label": 55, "outlier": 16}
     # Outliers confirmed as often as the ranking still come first.
     even = split_budget(60, flags, {"label": 0.8, "outlier": 0.8}, accuracy=0.8, n_labeled=400, n_candidates=0,
                         ranking_rate=0.8)
