@@ -99,21 +99,20 @@ def table(n: int = 600, *, n_tags: int = 5, noise: float = 0.1, seed: int = 0) -
 # The breast-cancer table's tags: the diagnosis and three measurements above a quantile; the
 # measurement a tag is cut from is left out of the inputs, so the tag is learnt from the others.
 CANCER_TAGS = {"large": ("mean area", 0.75), "rough": ("mean texture", 0.6), "concave": ("mean concave points", 0.5)}
+# Other bundled tables turned into tags by the same rule (a tag: a column above a quantile, the
+# column left out of the inputs), each with its own class or target tag. Chosen before any run of
+# the loop on them and never changed after: they are the held-out sets of the tags loop.
+WINE_TAGS = {"strong": ("alcohol", 0.5), "dark": ("color_intensity", 0.6), "phenolic": ("total_phenols", 0.5)}
+DIABETES_TAGS = {"heavy": ("bmi", 0.7), "high_pressure": ("bp", 0.6), "older": ("age", 0.5)}
+DIGIT_QUADRANT_TAGS = {"top_ink": ("top", 0.5), "left_ink": ("left", 0.5)}
 
 
-def cancer_tags(*, noise: float = 0.2, seed: int = 0, n_gold: int = 100) -> tuple[TagData, TagData]:
-    """scikit-learn's bundled breast-cancer table (569 rows, no download) as tags: ``malignant``
-    and :data:`CANCER_TAGS`; 27 numeric inputs. Returns (training rows with ``noise`` of the tag
-    sets given one wrong tag, ``n_gold`` clean gold rows), split at random by ``seed``."""
-    from sklearn.datasets import load_breast_cancer
-
-    bunch = load_breast_cancer(as_frame=True)
-    X = bunch.frame.drop(columns="target")
-    on = {"malignant": (bunch.frame["target"] == 0).to_numpy()}
-    on |= {tag: (X[col] > X[col].quantile(q)).to_numpy() for tag, (col, q) in CANCER_TAGS.items()}
+def _tag_table(X: pd.DataFrame, on: dict[str, np.ndarray], *, noise: float, seed: int,
+               n_gold: int) -> tuple[TagData, TagData]:
+    """Rows of ``X`` with the tags ``on`` (tag -> bool per row): (training rows with ``noise`` of
+    the tag sets given one wrong tag, ``n_gold`` clean gold rows), split at random by ``seed``."""
     names = sorted(on)
-    X = X.drop(columns=[col for col, _ in CANCER_TAGS.values()])
-    X.columns = [c.replace(" ", "_") for c in X.columns]
+    X = X.rename(columns=lambda c: str(c).replace(" ", "_").replace("/", "_"))
     truth_rows = [[t for t in names if on[t][i]] for i in range(len(X))]
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(X))
@@ -129,3 +128,52 @@ def cancer_tags(*, noise: float = 0.2, seed: int = 0, n_gold: int = 100) -> tupl
         return TagData(frame, names, dict(zip(ids, truth)), {ids[i] for i in flipped})
 
     return part(train_rows, "c", noise), part(gold_rows, "c", 0.0)
+
+
+def _quantile_tags(X: pd.DataFrame, rules: dict[str, tuple[str, float]]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Each rule's tag (its column above its quantile) and ``X`` without those columns."""
+    on = {tag: (X[col] > X[col].quantile(q)).to_numpy() for tag, (col, q) in rules.items()}
+    return X.drop(columns=[col for col, _ in rules.values()]), on
+
+
+def cancer_tags(*, noise: float = 0.2, seed: int = 0, n_gold: int = 100) -> tuple[TagData, TagData]:
+    """scikit-learn's bundled breast-cancer table (569 rows, no download) as tags: ``malignant``
+    and :data:`CANCER_TAGS`; 27 numeric inputs. Returns (training rows with ``noise`` of the tag
+    sets given one wrong tag, ``n_gold`` clean gold rows), split at random by ``seed``."""
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer(as_frame=True)
+    X, on = _quantile_tags(bunch.frame.drop(columns="target"), CANCER_TAGS)
+    on["malignant"] = (bunch.frame["target"] == 0).to_numpy()
+    return _tag_table(X, on, noise=noise, seed=seed, n_gold=n_gold)
+
+
+def bundled_tags(name: str, *, noise: float = 0.2, seed: int = 0) -> tuple[TagData, TagData]:
+    """A bundled scikit-learn set (no download) as tags, about a fifth kept as clean gold:
+    ``cancer`` (:func:`cancer_tags`); ``wine`` (178 rows: ``cultivar_<k>`` of the three cultivars
+    and :data:`WINE_TAGS`); ``diabetes`` (442 rows: ``progressed``, the disease measure a year
+    later above its median, and :data:`DIABETES_TAGS`); ``digits`` (1,797 rows of 8x8 pixels:
+    ``round`` for 0, 6, 8, 9 and :data:`DIGIT_QUADRANT_TAGS`, more ink than the median in the top
+    half or left half, whose pixels stay in the inputs). Raises ``KeyError`` for another name."""
+    from sklearn import datasets
+
+    if name == "cancer":
+        return cancer_tags(noise=noise, seed=seed)
+    if name == "wine":
+        bunch = datasets.load_wine(as_frame=True)
+        X, on = _quantile_tags(bunch.data, WINE_TAGS)
+        on |= {f"cultivar_{k}": (bunch.target == k).to_numpy() for k in range(3)}
+        return _tag_table(X, on, noise=noise, seed=seed, n_gold=40)
+    if name == "diabetes":
+        bunch = datasets.load_diabetes(as_frame=True)
+        X, on = _quantile_tags(bunch.data, DIABETES_TAGS)
+        on["progressed"] = (bunch.target > bunch.target.median()).to_numpy()
+        return _tag_table(X, on, noise=noise, seed=seed, n_gold=90)
+    if name == "digits":
+        bunch = datasets.load_digits(as_frame=True)
+        pixels = bunch.data.to_numpy().reshape(-1, 8, 8)
+        ink = pd.DataFrame({"top": pixels[:, :4].sum(axis=(1, 2)), "left": pixels[:, :, :4].sum(axis=(1, 2))})
+        _, on = _quantile_tags(ink, DIGIT_QUADRANT_TAGS)
+        on["round"] = np.isin(bunch.target, [0, 6, 8, 9])
+        return _tag_table(bunch.data, on, noise=noise, seed=seed, n_gold=360)
+    raise KeyError(f"no bundled tag set {name!r} (cancer, wine, diabetes, digits)")

@@ -21,7 +21,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from data_engine.mine.budget import BudgetSplit, learning_curve, split_budget
+from data_engine.mine.budget import BudgetSplit, flags_before_ranking, learning_curve, split_budget
 from data_engine.mine.predictions import PredictionState
 from data_engine.mine.queue import QUEUE_COLUMNS, build_queue
 from data_engine.store.config import EngineConfig
@@ -66,6 +66,7 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
     """
     from data_engine.mine.second_opinions import SECOND_OPINION
     from data_engine.mine.weights import confirmation_rates
+    from data_engine.tasks import task_for
 
     excluded = set(exclude)
     open_issues = issues[issues["is_issue"].astype(bool) & ~issues["example_id"].isin(excluded)]
@@ -79,8 +80,12 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
     candidates = _grow_candidates(state, excluded) if growing else np.empty(0, np.int64)
     curve = learning_curve(con)
     accuracy = curve[-1][1] if curve else _oof_accuracy(state)
-    split = split_budget(budget, flagged, confirmation_rates(con, flagged), accuracy=accuracy,
-                         n_labeled=len(state.train), curve=curve, n_candidates=len(candidates))
+    rates = confirmation_rates(con, {*flagged, "label"})
+    # The ranking past the label flags continues the label type: its yield is that type's rate.
+    ranking_rate = rates["label"] if task_for(cfg.dataset).reviews_past_flags else None
+    split = split_budget(budget, flagged, {t: rates[t] for t in flagged}, accuracy=accuracy,
+                         n_labeled=len(state.train), curve=curve, n_candidates=len(candidates),
+                         ranking_rate=ranking_rate)
     chosen: dict[str, list[str]] = {}
     for issue_type, n in split.fix.items():
         taken = [e for ids in chosen.values() for e in ids]
@@ -107,17 +112,16 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
     if grow and len(candidates):
         parts.append(_grow_rows(cfg, state, candidates, grow, weights))
     n_grow = sum(len(p) for p in parts)
-    # What the parts left unused goes to the best remaining flags (build_queue's evidence order).
+    # What the parts left unused goes to the best remaining flags (build_queue's evidence order): of
+    # the types the label ranking past the flags does not out-confirm, then the ranking, then the rest.
     taken = {e for ids in chosen.values() for e in ids} | {e for p in parts for e in p["example_id"]}
-    short = budget - len(taken)
-    if short > 0:
-        rest = build_queue(fixable[~fixable["example_id"].isin(taken)], weights=weights, budget=short)
-        for eid, types in zip(rest["example_id"], rest["issue_types"], strict=True):
-            chosen.setdefault(types[0], []).append(eid)
+    first = flags_before_ranking(sorted(flagged), rates, ranking_rate)
+    _fill_with_flags(chosen, fixable[fixable["issue_type"].isin(first)], taken, weights, budget)
     fix_ids = [e for ids in chosen.values() for e in ids]
     ranked = _ranked_past_flags(cfg, issues, excluded | set(fix_ids) | taken, budget - len(fix_ids) - n_grow)
-    fix_ids += ranked
     chosen.setdefault("label", []).extend(ranked)
+    _fill_with_flags(chosen, fixable, taken | set(ranked), weights, budget)
+    fix_ids = [e for ids in chosen.values() for e in ids]
     if fix_ids:
         # Ranked rows enter build_queue as flags of their type: its evidence order is the score's.
         pool = pd.concat([fixable, issues[issues["example_id"].isin(ranked) & (issues["issue_type"] == "label")]
@@ -138,6 +142,19 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
     queue = queue.sort_values(["priority", "example_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
     queue["rank"] = np.arange(1, len(queue) + 1, dtype=np.int32)
     return queue[[*QUEUE_COLUMNS, "selection"]], split
+
+
+def _fill_with_flags(chosen: dict[str, list[str]], flags: pd.DataFrame, taken: set[str],
+                     weights: Mapping[str, float], budget: int) -> None:
+    """Add to ``chosen`` (issue type -> example ids, updated in place, as is ``taken``) the best of
+    ``flags`` not taken (build_queue's evidence order) until ``budget`` examples are taken."""
+    short = budget - len(taken)
+    if short <= 0:
+        return
+    rest = build_queue(flags[~flags["example_id"].isin(taken)], weights=weights, budget=short)
+    for eid, types in zip(rest["example_id"], rest["issue_types"], strict=True):
+        chosen.setdefault(types[0], []).append(eid)
+        taken.add(eid)
 
 
 def _ranked_past_flags(cfg: EngineConfig, issues: pd.DataFrame, taken: set[str], room: int) -> list[str]:

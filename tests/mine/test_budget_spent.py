@@ -64,3 +64,35 @@ def test_fully_labeled_data_with_a_reviewer_who_confirms_under_half_keeps_spendi
     fixes = ", ".join(f"{k}={v}" for k, v in big.budget_split["fix"].items())
     assert f"last queue: 5000 reviews = fixes ({fixes}) + 0 new examples + {5000 - len(queue)} unused" in out
     assert f"fewer than the budget: {len(queue)} of 5000 reviews queued" in out
+
+
+def test_spare_reviews_go_down_the_label_ranking_before_flags_it_out_confirms():
+    """Fully labeled tags (breast cancer, second round): the outlier flags, confirmed 2 times in 21,
+    took the reviews the ranking past the label flags would have spent at a third confirmed."""
+    from data_engine.mine.budget import flags_before_ranking
+
+    rates = {"label": 0.8, "outlier": 0.3, "near_duplicate": 0.9}
+    assert flags_before_ranking(["label", "near_duplicate", "outlier"], rates, 0.8) == ["label", "near_duplicate"]
+    assert flags_before_ranking(["outlier", "label"], rates, None) == ["outlier", "label"]  # no ranking: all
+    # A type without verdicts counts at the prior rate, and a tie goes to the flags.
+    assert flags_before_ranking(["lookalike"], {}, 0.5) == ["lookalike"]
+    flags = {"label": 10, "outlier": 40}
+    split = split_budget(60, flags, {"label": 0.8, "outlier": 0.3}, accuracy=0.8, n_labeled=400, n_candidates=0,
+                         ranking_rate=0.8)
+    # The outliers keep their measuring share (5 % of 60: 3, split over the two types), the rest is
+    # left for the ranking.
+    assert split.fix == {"label": 10, "outlier": 1} and split.unused == 49
+    without = split_budget(60, flags, {"label": 0.8, "outlier": 0.3}, accuracy=0.8, n_labeled=400, n_candidates=0)
+    assert without.fix == {"label": 10, "outlier": 40} and without.unused == 10
+    # The second round on the breast-cancer tags: the outliers' fix was worth more than a new label,
+    # but no example was unlabeled; they keep their measuring share and the ranking takes the rest.
+    second = split_budget(71, {"label": 55, "outlier": 21}, {"label": 0.7778, "outlier": 0.5769}, accuracy=0.8,
+                          n_labeled=469, n_candidates=0, ranking_rate=0.7778)
+    assert second.fix == {"label": 55, "outlier": 1} and second.unused == 15
+    before = split_budget(71, {"label": 55, "outlier": 21}, {"label": 0.7778, "outlier": 0.5769}, accuracy=0.8,
+                          n_labeled=469, n_candidates=0)
+    assert before.fix == {"label": 55, "outlier": 16}
+    # Outliers confirmed as often as the ranking still come first.
+    even = split_budget(60, flags, {"label": 0.8, "outlier": 0.8}, accuracy=0.8, n_labeled=400, n_candidates=0,
+                        ranking_rate=0.8)
+    assert even.fix == {"label": 10, "outlier": 40}
