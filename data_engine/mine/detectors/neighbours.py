@@ -27,19 +27,15 @@ approximate, and tried in two ways, the first that reaches the recall wanted on 
    searched exactly, then searched in the graph with a widening beam (``efSearch`` along
    :data:`EF_STEPS`, up to :data:`MAX_EF_SEARCH`) until the share of their true ``k`` neighbours found
    (recall@k) reaches :data:`TARGET_RECALL`; only then are all rows searched, once, with that beam.
-The recall reached is kept with the index and logged.
-
-The k-means blocks this replaced (exact search within blocks of 2,000 rows) found all ten
-neighbours of clustered rows but only 24 % of them on 50,000 rows without cluster structure
-(``data-engine bench neighbours``; docs/mining.md). The inverted file above is those blocks made
-exact-quality: it searches the nearest blocks too, as many as the measured recall needs.
+The recall reached is kept with the index and logged. (The k-means blocks of 2,000 rows this replaced
+found 24 % of the neighbours of structureless rows; docs/mining.md, ``data-engine bench neighbours``.)
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -256,12 +252,7 @@ def _hnsw_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, t
     n = len(X)
     hnsw = faiss.IndexHNSWFlat(X.shape[1], HNSW_LINKS)
     hnsw.hnsw.efConstruction = EF_CONSTRUCTION
-    clock = [time.perf_counter()]
-
-    def lap() -> float:
-        clock.append(time.perf_counter())
-        return clock[-1] - clock[-2]
-
+    lap = _stopwatch()
     _add(hnsw, X)
     seconds["build"] = lap()
     ef = beam_for_recall(hnsw, X, sample, truth, target)
@@ -283,12 +274,7 @@ def _ivf_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, ta
     import faiss
 
     n, dims = X.shape
-    clock = [time.perf_counter()]
-
-    def lap() -> float:
-        clock.append(time.perf_counter())
-        return clock[-1] - clock[-2]
-
+    lap = _stopwatch()
     # faiss's k-means asks for at least 39 training rows per centre.
     n_lists = max(2, min(int(round(np.sqrt(n))), n // 39))
     train = X[np.sort(np.random.default_rng(seed).choice(n, size=min(n, IVF_TRAIN_PER_LIST * n_lists),
@@ -328,6 +314,17 @@ def _ivf_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, ta
     log.info("neighbours of %d rows by inverted file: recall@%d %.3f (%d of %d lists probed, %d rows checked "
              "exactly), seconds %s", n, k, recall, chosen, n_lists, len(sample), seconds)
     return Search(Neighbours(d, i), faiss.serialize_index(ivf), recall, None, seconds, nprobe=chosen)
+
+
+def _stopwatch() -> Callable[[], float]:
+    """A lap timer: each call gives the seconds since the previous call (or since it was made)."""
+    clock = [time.perf_counter()]
+
+    def lap() -> float:
+        clock.append(time.perf_counter())
+        return clock[-1] - clock[-2]
+
+    return lap
 
 
 def _probe_lists(X: np.ndarray, rows: np.ndarray, lists: np.ndarray, members: list[np.ndarray],
