@@ -10,6 +10,7 @@ import io
 import json
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -233,3 +234,41 @@ def test_tags_through_the_trainer_mine_train_gate_promote_predict_serve(tmp_path
     for k, tag in enumerate(TAGS):
         np.testing.assert_allclose([p["probabilities"][tag] for p in body["predictions"]], own[:, k], atol=1e-6)
     assert [tagsets.canonical(p["tags"]) for p in body["predictions"]] == list(served["predicted_tags"])
+
+
+def test_out_of_fold_from_the_trainer_equals_the_engines_k_fits_on_the_same_folds(tmp_path):
+    """[model] out_of_fold = "trainer" for tags: one fit returns per-tag probabilities for the engine's
+    seeded folds; the example trainer keeps the promise, so they equal K fit/predict calls on those folds."""
+    from data_engine.mine.candidates import _trainer_out_of_fold
+    from data_engine.tasks import task_for
+
+    X, Y, tags = load_digit_tags()
+    frame = X.iloc[:120].copy()
+    frame.insert(0, "example_id", [f"d{i}" for i in range(120)])
+    cfg = parse_config(tomllib.loads(_tags_config([sys.executable, str(EXAMPLE)], list(X.columns))))
+    task = task_for(cfg.dataset)
+    command, manifest = [sys.executable, str(EXAMPLE)], {"class_names": tags}
+    own = _trainer_out_of_fold(task, {"command": CommandTagger(command, 120, manifest, "trainer")}, frame, Y[:120],
+                               tags, cfg)["command"]
+    engine = task.out_of_fold({"command": CommandTagger(command, 120, manifest)}, frame, Y[:120], tags,
+                              folds=cfg.mining.folds, seed=cfg.mining.seed).member_probs["command"]
+    assert own.shape == (120, 4)
+    np.testing.assert_allclose(own, engine, atol=1e-9)
+
+
+def test_the_docs_example_trainer_fits_and_predicts_tags(tmp_path):
+    """The trainer printed in docs/own-model.md, run as written, on tag sets (fit, predict, out of fold)."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "own-model.md").read_text(encoding="utf-8")
+    script = tmp_path / "doc_trainer.py"
+    script.write_text(doc.split("## A complete example", 1)[1].split("```python\n", 1)[1].split("```", 1)[0],
+                      encoding="utf-8")
+    X, Y, tags = load_digit_tags()
+    frame = X.iloc[:150].copy()
+    frame.insert(0, "example_id", [f"d{i}" for i in range(150)])
+    command = [sys.executable, str(script)]
+    model = CommandTagger(command, timeout_s=120, tags=tuple(tags)).fit(frame, Y[:150])
+    probs = model.predict_proba(X.iloc[150:300].reset_index(drop=True))
+    assert ((probs >= 0.5) == (Y[150:300] > 0)).all(axis=1).mean() > 0.8  # held-out rows, whole tag sets right
+    oof = CommandTagger(command, timeout_s=120, tags=tuple(tags), out_of_fold="trainer").fit_out_of_fold(
+        frame, Y[:150], np.arange(150) % 3)
+    assert oof.shape == (150, 4) and ((oof >= 0.5) == (Y[:150] > 0)).all(axis=1).mean() > 0.8
