@@ -98,10 +98,10 @@ class TagwiseClassifier(ClassifierMixin, BaseEstimator):
 
 def one_vs_rest(member: Any) -> Any:
     """The multi-label estimator over one single-label member: a :class:`TagwiseClassifier`; the
-    user's trainer is given the tag sets themselves (:class:`data_engine.trainers.tags.CommandTagger`);
+    user's trainer is given the tag sets themselves (:class:`data_engine.tasks.multilabel_trainer.CommandTagger`);
     a multi-label estimator already is returned as it is."""
     from data_engine.trainers.command import CommandClassifier
-    from data_engine.trainers.tags import CommandTagger
+    from data_engine.tasks.multilabel_trainer import CommandTagger
 
     if isinstance(member, (TagwiseClassifier, CommandTagger)):
         return member

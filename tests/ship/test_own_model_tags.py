@@ -27,7 +27,7 @@ from data_engine.store.warehouse import open_warehouse
 from data_engine.tasks import tagsets
 from data_engine.tasks.multilabel_oof import one_vs_rest
 from data_engine.trainers.command import CommandClassifier
-from data_engine.trainers.tags import CommandTagger
+from data_engine.tasks.multilabel_trainer import CommandTagger
 from data_engine.trainers.worker import PredictWorker
 from tests.homes import make_home
 
@@ -141,7 +141,7 @@ def test_the_serve_worker_answers_tag_sets_as_the_trainers_predict(tmp_path):
 
 @pytest.mark.parametrize("task", ["ner", "detection"])
 def test_the_trainer_for_spans_and_boxes_is_refused_by_the_config(task):
-    raw = {"dataset": {"name": "x", "modality": "image" if task == "detection" else "text", "task": task,
+    raw = {"dataset": {"name": "x", "label_column": "label", "modality": "image" if task == "detection" else "text", "task": task,
                        **({"image_column": "image"} if task == "detection" else {"text_column": "text"})},
            "model": {"trainer": "command", "command": ["python", "train.py"]}}
     with pytest.raises(ConfigError, match=f'model.trainer = "command" is not supported yet for dataset.task = '

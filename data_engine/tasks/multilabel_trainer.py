@@ -10,6 +10,8 @@ models (:data:`data_engine.tasks.multilabel.THRESHOLD`).
 The engine's own tag model is one calibrated binary copy of a classifier per tag
 (:class:`data_engine.tasks.multilabel_oof.TagwiseClassifier`); the user's trainer is given the
 whole tag set instead, so a network with one sigmoid output per tag is trained as the team trains it.
+It lives with the multi-label task, not in :mod:`data_engine.trainers` (a layer below the tasks,
+which cannot import them), because its answers are the task's stored tag sets.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import pandas as pd
 from sklearn.base import ClassifierMixin
 
 from data_engine.errors import EngineError
+from data_engine.tasks.multilabel import THRESHOLD
+from data_engine.tasks.tagsets import decode
 from data_engine.trainers.command import SMOKE_ROWS, CommandModel, validate_predictions
 
 
@@ -83,9 +87,6 @@ class CommandTagger(ClassifierMixin, CommandModel):
     def decide(self, answer: np.ndarray) -> np.ndarray:
         """The tags at probability >= 0.5 of each row of ``answer`` (n, K): the stored tag sets
         (JSON arrays), shape (n,), as the engine's tag model answers once it knows its tags."""
-        from data_engine.tasks.multilabel import THRESHOLD
-        from data_engine.tasks.tagsets import decode
-
         on = (np.asarray(answer) >= THRESHOLD).astype(np.int8)
         return np.asarray(decode(on, [str(c) for c in self.classes_]), dtype=object)
 
