@@ -10,11 +10,9 @@ import sys
 import numpy as np
 import pandas as pd
 
-from data_engine.cli import main
-from data_engine.ship import registry
-from data_engine.store.warehouse import open_warehouse
 from tests.homes import digits, make_home
 from tests.loop_support import PIXELS
+from tests.ship.own_model_support import cli, promoted_champion
 
 # A light trainer (pandas only, so each start is short) that logs each start's sub-command, one line
 # per start of the program; its model: each class's training share plus a pixel's pull, so rows differ.
@@ -38,24 +36,13 @@ p.to_parquet(args["--out"], index=False)
 """
 
 
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_predict_file_and_evaluate_file_start_the_trainer_once_per_file(tmp_path, capsys):
     log = tmp_path / "starts.log"
     script = tmp_path / "counting.py"
     script.write_text(COUNTING.format(log=str(log)), encoding="utf-8")
     config = {"model": {"trainer": "command", "command": [sys.executable, str(script)], "timeout_s": 120}}
     home = make_home(tmp_path, config, seed=0, n_train=100, n_gold=50, n_unlabeled=0)
-    for step in (("train",), ("deploy", "promote")):
-        code, out, err = _cli(capsys, "--home", str(home.root), *step)
-        assert code == 0, err
-    with open_warehouse(home, read_only=True) as con:
-        model = registry.load_model(home, registry.current_champion(con))
+    model = promoted_champion(capsys, home)
     X, y = digits()
     rows = np.arange(1000, 1500)  # 500 rows the trainer never saw
     frame = pd.DataFrame(X[rows], columns=PIXELS)
@@ -64,7 +51,7 @@ def test_predict_file_and_evaluate_file_start_the_trainer_once_per_file(tmp_path
     frame.to_csv(ask, index=False)
 
     log.write_text("", encoding="utf-8")
-    code, out, err = _cli(capsys, "--home", str(home.root), "predict", str(ask))
+    code, out, err = cli(capsys, "--home", str(home.root), "predict", str(ask))
     assert code == 0, err
     assert log.read_text().split() == ["predict"]  # one start for 500 rows
     served = pd.read_csv(io.StringIO(out))
@@ -75,7 +62,7 @@ def test_predict_file_and_evaluate_file_start_the_trainer_once_per_file(tmp_path
     labeled = frame.assign(label=y[rows])
     labeled.to_csv(tmp_path / "labeled.csv", index=False)
     log.write_text("", encoding="utf-8")
-    code, out, err = _cli(capsys, "--home", str(home.root), "evaluate", "--file", str(tmp_path / "labeled.csv"),
+    code, out, err = cli(capsys, "--home", str(home.root), "evaluate", "--file", str(tmp_path / "labeled.csv"),
                           "--json")
     assert code == 0, err
     assert log.read_text().split() == ["predict"]

@@ -18,18 +18,15 @@ import pandas as pd
 import pytest
 
 from data_engine.bench.detect_multilabel import inject_tag_errors, load_digit_tags, tag_cells
-from data_engine.cli import main
 from data_engine.errors import ConfigError, EngineError
-from data_engine.ship import registry
-from data_engine.steps import ingest_step
 from data_engine.store.config import parse_config
-from data_engine.store.warehouse import open_warehouse
 from data_engine.tasks import tagsets
 from data_engine.tasks.multilabel_oof import one_vs_rest
 from data_engine.trainers.command import CommandClassifier
 from data_engine.tasks.multilabel_trainer import CommandTagger
 from data_engine.trainers.worker import PredictWorker
 from tests.homes import make_home
+from tests.ship.own_model_support import cli, land_train_and_gold, mine_flags, promoted_champion
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "own_model" / "train.py"
 TAGS = ["closed_loop", "even", "large", "prime"]
@@ -149,13 +146,6 @@ def test_the_trainer_for_spans_and_boxes_is_refused_by_the_config(task):
         parse_config(raw)
 
 
-def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def _tags_config(command: list[str], columns: list[str]) -> str:
     return "\n".join([
         "[dataset]", 'name = "digit-tags"', 'modality = "tabular"', 'id_column = "id"', 'label_column = "tags"',
@@ -171,38 +161,20 @@ def test_tags_through_the_trainer_mine_train_gate_promote_predict_serve(tmp_path
     noisy, flipped = inject_tag_errors(Y[train_rows], 0.1, seed=0)
     home = make_home(tmp_path, _tags_config([sys.executable, str(EXAMPLE)], list(X.columns)))
     ids = np.array([f"d{i:04d}" for i in range(len(Y))], dtype=object)
-    (home.landing / "gold").mkdir(exist_ok=True)
-    for rows, given, path in ((train_rows, noisy, home.landing / "train.csv"),
-                              (gold_rows, Y[gold_rows], home.landing / "gold" / "gold.csv")):
-        frame = X.iloc[rows].copy()
-        frame.insert(0, "id", ids[rows])
-        frame["tags"] = tag_cells(given, tags)
-        frame.to_csv(path, index=False)
-        ingest_step(home, [path])
-    code, out, err = _cli(capsys, "--home", str(home.root), "mine")
-    assert code == 0, err
-    with open_warehouse(home, read_only=True) as con:
-        specs = {r[0] for r in con.execute("SELECT DISTINCT model_spec FROM predictions WHERE kind = 'oof'").fetchall()}
-        flagged = {r[0] for r in con.execute("SELECT example_id FROM issues WHERE issue_type = 'label' AND is_issue").fetchall()}
-    assert specs and all(s.startswith("command/") for s in specs)
+    land_train_and_gold(home, X, ids, "tags", [(train_rows, tag_cells(noisy, tags)),
+                                                (gold_rows, tag_cells(Y[gold_rows], tags))])
+    flagged = mine_flags(capsys, home)
     # cleanlab's multi-label check on the MLP's out-of-fold tag probabilities finds most of the 40
     # injected tag flips, and flags few clean rows.
     truth = set(ids[train_rows][flipped])
     hits = len(flagged & truth)
     assert hits >= 0.6 * len(truth) and hits >= 0.5 * len(flagged), (hits, len(truth), len(flagged))
-    code, out, err = _cli(capsys, "--home", str(home.root), "train")
-    assert code == 0, err
-    code, out, err = _cli(capsys, "--home", str(home.root), "evaluate")
-    assert code == 0, err
-    code, out, err = _cli(capsys, "--home", str(home.root), "deploy", "promote")
-    assert code == 0, err
-    with open_warehouse(home, read_only=True) as con:
-        model = registry.load_model(home, registry.current_champion(con))
+    model = promoted_champion(capsys, home, ("evaluate",))  # the gate, then the promotion
     assert type(model).__name__ == "CommandTagger" and list(model.classes_) == TAGS
     ask = X.iloc[ask_rows].copy()
     ask.insert(0, "id", ids[ask_rows])
     ask.to_csv(tmp_path / "ask.csv", index=False)
-    code, out, err = _cli(capsys, "--home", str(home.root), "predict", str(tmp_path / "ask.csv"))
+    code, out, err = cli(capsys, "--home", str(home.root), "predict", str(tmp_path / "ask.csv"))
     assert code == 0, err
     served = pd.read_csv(io.StringIO(out))
     own = model.predict_proba(X.iloc[ask_rows].reset_index(drop=True))  # the trainer's own predict
@@ -215,7 +187,7 @@ def test_tags_through_the_trainer_mine_train_gate_promote_predict_serve(tmp_path
     frame.insert(0, "id", ids[gold_rows])
     frame["tags"] = tag_cells(Y[gold_rows], tags)
     frame.to_csv(gold_file, index=False)
-    code, out, err = _cli(capsys, "--home", str(home.root), "evaluate", "--file", str(gold_file), "--json")
+    code, out, err = cli(capsys, "--home", str(home.root), "evaluate", "--file", str(gold_file), "--json")
     assert code == 0, err
     figures = json.loads(out)
     mine = model.predict(X.iloc[gold_rows].reset_index(drop=True))
