@@ -19,7 +19,9 @@ import pytest
 
 from data_engine.bench.detect_multilabel import inject_tag_errors, load_digit_tags, tag_cells
 from data_engine.errors import ConfigError, EngineError
+from data_engine.steps import ingest_step
 from data_engine.store.config import parse_config
+from data_engine.store.warehouse import open_warehouse
 from data_engine.tasks import tagsets
 from data_engine.tasks.multilabel_oof import one_vs_rest
 from data_engine.trainers.command import CommandClassifier
@@ -158,12 +160,22 @@ def test_tags_through_the_trainer_mine_train_gate_promote_predict_serve(tmp_path
     X, Y, tags = load_digit_tags()
     assert tags == TAGS
     train_rows, gold_rows, ask_rows = np.arange(0, 400), np.arange(400, 600), np.arange(600, 630)
+    unlabeled_rows = np.arange(630, 660)
     noisy, flipped = inject_tag_errors(Y[train_rows], 0.1, seed=0)
     home = make_home(tmp_path, _tags_config([sys.executable, str(EXAMPLE)], list(X.columns)))
     ids = np.array([f"d{i:04d}" for i in range(len(Y))], dtype=object)
     land_train_and_gold(home, X, ids, "tags", [(train_rows, tag_cells(noisy, tags)),
                                                 (gold_rows, tag_cells(Y[gold_rows], tags))])
+    new = X.iloc[unlabeled_rows].copy()  # unlabeled rows: mining scores them with the trainer fitted on all labels
+    new.insert(0, "id", ids[unlabeled_rows])
+    new.assign(tags="").to_csv(home.landing / "new.csv", index=False)
+    ingest_step(home, [home.landing / "new.csv"])
     flagged = mine_flags(capsys, home)
+    with open_warehouse(home, read_only=True) as con:
+        scored = np.array([r[0] for r in con.execute("SELECT probs FROM predictions WHERE kind = 'full'").fetchall()])
+    assert scored.shape == (30, 4) and ((scored >= 0) & (scored <= 1)).all()
+    # Confident per-tag answers on digits it did not train on: most of them far from 0.5.
+    assert (np.abs(scored - 0.5) > 0.3).mean() > 0.8
     # cleanlab's multi-label check on the MLP's out-of-fold tag probabilities finds most of the 40
     # injected tag flips, and flags few clean rows.
     truth = set(ids[train_rows][flipped])
