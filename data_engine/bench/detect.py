@@ -46,8 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "digits tagged by their properties, one tag added or removed, against cleanlab's multi-label "
                    "find_label_issues), ner (generated texts "
                    "with dropped, retyped and shifted entity spans, against cleanlab's token-classification call on "
-                   "the same predictions; see --rows), boxes (generated drawn scenes with missing, shifted and "
-                   "swapped boxes, the built-in detector's and a good detector's boxes against cleanlab's "
+                   "the same predictions, and a user's tagger's token probabilities landed as JSONL; see --rows), "
+                   "boxes (generated drawn scenes with missing, shifted and swapped boxes, the built-in detector's "
+                   "boxes and a good and a weaker detector's boxes landed as JSONL against cleanlab's "
                    "object-detection call on the same predictions; at most 500 scenes: --rows)")
     p.add_argument("--rows", type=int, default=10_000, help="rows of the generated tabular set (default 10000)")
     p.add_argument("--noise", type=float, default=0.2, help="share of labels flipped (default 0.2)")

@@ -11,6 +11,13 @@ texts ranked by ``cleanlab.token_classification.rank.get_label_quality_scores``.
 
 The set is easy (names from short lists, a dozen templates): the figures say the plumbing finds what
 cleanlab finds, not how a tagger does on real text.
+
+An ``external`` arm does the same with a user's tagger's predictions landed the user's way: per text
+a JSONL row ``{"example_id", "tokens", "probs"}`` (the tagger's tokens as text and its IO
+probabilities: the true tag at 0.6-0.99, the rest spread evenly, and one token in twenty given
+to a wrong tag by the tagger), read back by the engine's reader
+(:func:`data_engine.mine.external.read_external` with the NER task) and checked by the task, beside
+cleanlab's own call on the tagger's arrays as generated.
 """
 
 from __future__ import annotations
@@ -43,6 +50,58 @@ def _cleanlab_call(labels: list[str], probs: np.ndarray, types: list[str], ids: 
     flagged = {ids[keep[i]] for i, _ in issues}
     ranked = [ids[keep[i]] for i in np.argsort(np.asarray(scores), kind="stable")]
     return flagged, ranked
+
+
+def _tagger(examples: list, types: list[str], seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A user's tagger's IO probabilities per text (tokens, probs (m, 1 + K)) from the true spans (module docstring)."""
+    from data_engine.tasks import tokens as tk
+
+    rng = np.random.default_rng(seed)
+    offs, probs = [], []
+    for e in examples:
+        off = tk.offsets(e.text)
+        tags = tk.spans_to_tags(e.true_spans, off, types)
+        p = np.zeros((len(off), len(types) + 1))
+        for j, tag in enumerate(tags):
+            if rng.random() < 0.05:
+                tag = int(rng.choice([t for t in range(len(types) + 1) if t != tag]))
+            top = rng.uniform(0.6, 0.99)
+            p[j] = (1.0 - top) / len(types)
+            p[j, tag] = top
+        offs.append(off)
+        probs.append(p)
+    return offs, probs
+
+
+def _external_arm(ds: Any, examples: list, ids: list[str], types: list[str], truth: pd.Series,
+                  seed: int) -> dict[str, Any]:
+    """The engine's check of a user's tagger's JSONL rows beside cleanlab's own call on its arrays."""
+    from cleanlab.token_classification.filter import find_label_issues
+    from cleanlab.token_classification.rank import get_label_quality_scores
+
+    from data_engine.mine.external import read_external
+    from data_engine.tasks import tokens as tk
+    from data_engine.tasks.ner import NER
+
+    offs, probs = _tagger(examples, types, seed)
+    with tempfile.TemporaryDirectory(prefix="bench-ner-tagger-") as tmp:
+        rows = [{"example_id": i, "tokens": [e.text[s:t] for s, t in off.tolist()], "probs": p.round(6).tolist()}
+                for i, e, off, p in zip(ids, examples, offs, probs)]
+        (Path(tmp) / "tagger.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        frame = pd.DataFrame({"example_id": ids, ds.text_column: [e.text for e in examples]})
+        table, _ = read_external(Path(tmp), types, NER(ds), examples=frame, sources={})
+    task = NER(ds)
+    issues = task.label_issues(task.encode([e.given_label for e in examples], types),
+                               table.reindex(ids).to_numpy(dtype=float), types)
+    engine = detection_scores(truth, {ids[i] for i in np.flatnonzero(issues.is_issue)},
+                              [ids[i] for i in np.argsort(issues.scores, kind="stable")])
+    given = [tk.spans_to_tags(e.given_spans, off, types).tolist() for e, off in zip(examples, offs)]
+    keep = [i for i, g in enumerate(given) if g]
+    found = find_label_issues([given[i] for i in keep], [probs[i] for i in keep], n_jobs=1)
+    scores, _ = get_label_quality_scores([given[i] for i in keep], [probs[i] for i in keep])
+    cleanlab = detection_scores(truth, {ids[keep[i]] for i, _ in found},
+                                [ids[keep[i]] for i in np.argsort(np.asarray(scores), kind="stable")])
+    return {"engine": engine, "cleanlab_same_predictions": cleanlab}
 
 
 def run_ner_detect_benchmark(*, rows: int = 1000, noise: float = 0.1, seed: int = 0,
@@ -89,6 +148,7 @@ def run_ner_detect_benchmark(*, rows: int = 1000, noise: float = 0.1, seed: int 
         probs = np.asarray([r[1] for r in stored], dtype=float)
         c_flags, c_ranked = _cleanlab_call([str(r[2]) for r in stored], probs, list(TYPES), s_ids)
         cleanlab = detection_scores(truth, c_flags, c_ranked)
+        external = _external_arm(home.config.dataset, examples, ids, list(TYPES), truth, seed + 2)
         kinds = {k: sum(e.error == k for e in examples) for k in ("dropped", "wrong_type", "shifted")}
         found = {k: sum(e.error == k and i in flags for i, e in zip(ids, examples)) for k in kinds}
     finally:
@@ -96,7 +156,7 @@ def run_ner_detect_benchmark(*, rows: int = 1000, noise: float = 0.1, seed: int 
             shutil.rmtree(workdir, ignore_errors=True)
     return {"dataset": "ner", "rows": len(examples), "types": list(TYPES), "noise": noise, "seed": seed,
             "corrupted": int(truth.sum()), "errors_by_kind": kinds, "engine_flagged_by_kind": found,
-            "engine": engine, "cleanlab_same_predictions": cleanlab}
+            "engine": engine, "cleanlab_same_predictions": cleanlab, "external": external}
 
 
 def format_ner_result(r: dict[str, Any]) -> str:
@@ -111,4 +171,7 @@ def format_ner_result(r: dict[str, Any]) -> str:
         line("engine (label flags, queue)", r["engine"]),
         line("cleanlab, same predictions", r["cleanlab_same_predictions"]),
         f"engine flags by error kind: {kinds}",
+        "a user's tagger's predictions (JSONL tokens and probabilities, read by the engine):",
+        line("engine", r["external"]["engine"]),
+        line("cleanlab, same predictions", r["external"]["cleanlab_same_predictions"]),
     ])

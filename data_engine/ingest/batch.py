@@ -115,7 +115,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, path: Path, *
         else:
             # Read before the transaction: a reader error must not abort it (see read_raw).
             try:
-                raw = read_raw(con, path, file_format(path))
+                raw = read_raw(con, path, file_format(path), ds)
             except UnreadableFile as exc:
                 _reject(result, exc)
             if _size_and_time(path) != before:

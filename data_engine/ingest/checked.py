@@ -67,7 +67,7 @@ def read_checked(path: Path, ds: DatasetConfig, schema: dict[str, str], classes:
             con.executemany("INSERT INTO dataset_classes VALUES (?, ?)", [[c, i] for i, c in enumerate(classes)])
         con.execute("SET preserve_insertion_order = true")  # row numbers come from the read order
         try:
-            raw = read_raw(con, path, file_format(path))
+            raw = read_raw(con, path, file_format(path), ds)
         except UnreadableFile as exc:
             raise EngineError(f"{path}: {exc}") from None
         # Columns match as in ingest (`Label` is read as `label`): a file ingest takes is scored too.

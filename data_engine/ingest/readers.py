@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import json
 import re
 import shutil
 import tempfile
@@ -22,6 +23,7 @@ import duckdb
 from data_engine.ingest.quotes import find_broken_quotes
 from data_engine.ingest.textscan import open_bytes, scan_text, write_lf
 from data_engine.ingest.unreadable import UnreadableFile
+from data_engine.store.config import DatasetConfig
 from data_engine.store.warehouse import json_path, quote_ident
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".csv.gz": "csv", ".tsv.gz": "csv",
@@ -70,8 +72,10 @@ def format_or_none(path: Path) -> str | None:
     return FORMATS[max(matches, key=len)] if matches else None
 
 
-def read_raw(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> RawTable:
-    """Load ``path`` into the temp relations ``raw_rows`` and ``raw_rejects``.
+def read_raw(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, ds: DatasetConfig | None = None) -> RawTable:
+    """Load ``path`` into the temp relations ``raw_rows`` and ``raw_rejects``. For a detection dataset
+    ``ds``, a ``.json`` file that is a COCO file or a Label Studio export is read as one row per image
+    (:mod:`data_engine.ingest.box_annotations`).
 
     Call this outside an open transaction: a DuckDB error while reading aborts a transaction, and
     rows read inside one get transaction-local row ids (so ``__row`` would be wrong).
@@ -106,6 +110,14 @@ def read_raw(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> RawTable:
                     raise UnreadableFile("no sentence in the CoNLL file (one token and its tag a line)")
                 notes += _read_json(con, rows, "jsonl")
                 notes.append("CoNLL tokens read as one row per sentence: text (tokens joined by a space), spans, sentence")
+            elif fmt == "json" and ds is not None and ds.task == "detection" and (
+                    converted := _box_annotations(source, ds)) is not None:
+                rows_path, note = Path(tmp) / "images.jsonl", converted[1]
+                rows_path.write_text("".join(json.dumps(r) + "\n" for r in converted[0]), encoding="utf-8")
+                if not converted[0]:
+                    raise UnreadableFile(f"no image in the file ({note})")
+                notes += _read_json(con, rows_path, "jsonl")
+                notes.append(note)
             else:
                 notes += _read_json(con, source, fmt)
         except duckdb.Error as exc:
@@ -119,6 +131,12 @@ def read_raw(con: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> RawTable:
     rows = con.execute("SELECT count(*) FROM raw_rows").fetchone()[0]
     rejects = con.execute("SELECT count(*) FROM raw_rejects").fetchone()[0]
     return RawTable(columns, rows, rejects, duplicates, tuple(notes))
+
+
+def _box_annotations(path: Path, ds: DatasetConfig) -> tuple[list[dict], str] | None:
+    from data_engine.ingest.box_annotations import annotation_rows
+
+    return annotation_rows(path, ds)
 
 
 # Scratch relations of one read/validate cycle (temp tables or views), dropped before and after.

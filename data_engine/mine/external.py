@@ -6,6 +6,10 @@ Each file has a column ``example_id``, one column per class of the dataset (the 
 column ``model`` naming the model (one name per file; the file's name when the column is absent).
 Files are read in name order; a later file's row replaces an earlier one for the same example.
 
+A task may read its own format instead (:meth:`~data_engine.tasks.Task.read_external`): a
+detector's boxes per image (``{"example_id" or "image", "boxes": [...]}``, detection) or a
+tagger's scored spans or per-token probabilities per text (NER), one JSONL row each.
+
 Confident learning needs out-of-sample probabilities (every labeled example predicted by a model
 that did not train on it): with external predictions that is the user's promise, not checked here.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +32,9 @@ log = logging.getLogger(__name__)
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
-def read_external(folder: Path, classes: list[str], task: Task | None = None) -> tuple[pd.DataFrame, str]:
+def read_external(folder: Path, classes: list[str], task: Task | None = None, *,
+                  examples: pd.DataFrame | None = None,
+                  sources: Mapping[str, str] | None = None) -> tuple[pd.DataFrame, str]:
     """All external predictions under ``folder`` as a frame indexed by ``example_id`` with one float
     column per prediction column of the dataset's ``task`` (:meth:`~data_engine.tasks.Task.prediction_columns`;
     classification, the default: one per class in ``classes`` order), and a key naming the model(s)
@@ -36,7 +43,10 @@ def read_external(folder: Path, classes: list[str], task: Task | None = None) ->
     Raises EngineError naming the file, row and column of a problem: no files, a missing
     ``example_id`` or prediction column, an unknown column, a repeated id, a value the task refuses
     (:meth:`~data_engine.tasks.Task.prediction_problem`: for classes a value that is not a
-    probability, a row that does not sum to 1).
+    probability, a row that does not sum to 1). A file in the task's own format is read by
+    :meth:`~data_engine.tasks.Task.read_external` with ``examples`` (the training and unlabeled
+    examples: ``example_id`` and the input columns) and ``sources`` (image reference as landed ->
+    example id).
     """
     task = task or Classification()
     columns = task.prediction_columns(classes)
@@ -44,8 +54,10 @@ def read_external(folder: Path, classes: list[str], task: Task | None = None) ->
     if not files:
         raise EngineError(f"mining.predictions = 'external' but {folder} holds no CSV, Parquet or JSONL file")
     frames, names, digest = [], [], hashlib.sha256()
+    examples = examples if examples is not None else pd.DataFrame({"example_id": pd.Series([], dtype=object)})
     for path in files:
-        frame, model = _read_one(path, columns, task)
+        own = task.read_external(path, classes, examples, sources or {})
+        frame, model = (own, path.stem) if own is not None else _read_one(path, columns, task)
         frames.append(frame)
         names.append(model)
         digest.update(path.read_bytes())
@@ -106,14 +118,17 @@ def _row(mask: pd.Series) -> int:
 
 
 def external_probabilities(folder: Path, classes: list[str], train_ids: np.ndarray,
-                           unlabeled_ids: np.ndarray, task: Task | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+                           unlabeled_ids: np.ndarray, task: Task | None = None, *,
+                           examples: pd.DataFrame | None = None,
+                           sources: Mapping[str, str] | None = None) -> tuple[np.ndarray, np.ndarray, str]:
     """Predictions for the training examples (shape (N_train, W), all required) and the unlabeled
     ones (shape (N_unlabeled, W), NaN rows where the files have none), and the model key; W the
     ``task``'s prediction width (classification, the default: K class probabilities).
 
-    Raises EngineError when a labeled example has no prediction (naming how many and a few ids).
+    ``examples`` / ``sources``: see :func:`read_external`. Raises EngineError when a labeled example
+    has no prediction (naming how many and a few ids).
     """
-    table, key = read_external(folder, classes, task)
+    table, key = read_external(folder, classes, task, examples=examples, sources=sources)
     train = table.reindex(pd.Index(np.asarray(train_ids, dtype=str)))
     lacking = train.index[train.isna().any(axis=1)]
     if len(lacking):

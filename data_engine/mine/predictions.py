@@ -174,7 +174,9 @@ def _external_state(con: duckdb.DuckDBPyConnection, home: Home | None, task: Tas
     if home is None:
         raise EngineError("mining.predictions = 'external' reads landing/predictions/ and needs the engine home")
     probs, unl_probs, key = external_probabilities(home.predictions_landing, classes, train["example_id"].to_numpy(),
-                                                   unlabeled["example_id"].to_numpy(), task)
+                                                   unlabeled["example_id"].to_numpy(), task,
+                                                   examples=pd.concat([train, unlabeled], ignore_index=True),
+                                                   sources=_image_sources(con, schema))
     fold_of = np.full(len(train), -1, dtype=np.int32)
     _write_predictions(con, task, train, probs, classes, key, snapshot, kind="oof", folds=fold_of)
     scored = np.isfinite(unl_probs).all(axis=1)
@@ -184,6 +186,19 @@ def _external_state(con: duckdb.DuckDBPyConnection, home: Home | None, task: Tas
                            reused=False, newly_scored=int(scored.sum()), champion_scored=0,
                            rare_classes=_rare(task, labels, classes, folds), embedding=embedding,
                            newly_embedded=newly_embedded, task=task)
+
+
+def _image_sources(con: duckdb.DuckDBPyConnection, schema: dict[str, str]) -> dict[str, str]:
+    """Each image reference as a landed file wrote it -> the example id whose current version it is
+    (empty without image files): a detector's predictions may name the image instead of the id. A
+    reference several examples share (``images/1.png`` in two landed folders) maps to ``""``: it
+    names no one image, and the reader says so."""
+    if "image" not in schema.values():
+        return {}
+    rows = con.execute("SELECT src.source, CASE WHEN count(DISTINCT ce.example_id) = 1 THEN any_value(ce.example_id) "
+                       "ELSE '' END FROM current_examples ce JOIN image_sources src "
+                       "ON src.batch_id = ce.batch_id AND src.row_number = ce.row_number GROUP BY src.source").fetchall()
+    return {str(source): str(example_id) for source, example_id in rows}
 
 
 def _stored_weights(con: duckdb.DuckDBPyConnection, spec_key: str, snapshot: int) -> dict[str, float] | None:

@@ -16,6 +16,7 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from data_engine.plugins import Registry
@@ -155,6 +156,18 @@ class Task(ABC):
         if bad.any():
             r, c = np.argwhere(bad)[0]
             return int(r), int(c), "is not a number"
+        return None
+
+    def read_external(self, path: Path, classes: Sequence[str], examples: pd.DataFrame,
+                      sources: Mapping[str, str]) -> pd.DataFrame | None:
+        """A predictions file (``[mining] predictions = "external"``) in the task's own format, as a
+        frame indexed by ``example_id`` with the :meth:`prediction_columns` (floats); None (the
+        default) when ``path`` holds those columns themselves (CSV, Parquet or JSONL).
+
+        ``examples``: the training and unlabeled examples (``example_id`` and the input columns);
+        ``sources``: each image reference as the landed file wrote it -> its ``example_id`` (empty
+        without image files). Raises ``EngineError`` naming the file, row and key of a bad value.
+        """
         return None
 
     @abstractmethod

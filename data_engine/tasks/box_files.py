@@ -14,13 +14,14 @@ Read by hand: pycocotools is not a dependency (and needs a compiler); the two fo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from data_engine.tasks.box_issues import ScoredBox
 from data_engine.tasks.box_regions import from_region
 from data_engine.tasks.boxes import Box, NotABoxSet, parse
+from data_engine.tasks.setlabels import jsonl_objects
 
 
 @dataclass(frozen=True)
@@ -44,16 +45,7 @@ class BadAnnotation(NotABoxSet):
 def _jsonl_objects(path: Path) -> Iterator[tuple[int, dict]]:
     """Each non-blank line of a JSONL file as (1-based line number, object); :class:`BadAnnotation`
     naming file and line for a line that is not a JSON object."""
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BadAnnotation(f"{path.name} line {n}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise BadAnnotation(f"{path.name} line {n}: not a JSON object")
-        yield n, row
+    return jsonl_objects(path, BadAnnotation)
 
 
 def read_jsonl(path: Path) -> list[ImageBoxes]:
@@ -132,16 +124,40 @@ def read_box_predictions(path: Path) -> dict[str, list[ScoredBox]]:
     "y", "w", "h", "score"}]}`` (pixels, score in [0, 1]; ``[]`` = the detector found nothing) keyed by
     the example id or image path as written.
 
-    Raises :class:`BadAnnotation` naming file, line and key: a row that is not JSON, without a text key,
-    a key given twice, a box without a score in [0, 1] or malformed (:func:`data_engine.tasks.boxes.parse`)."""
+    Raises :class:`BadAnnotation` as :func:`box_prediction_rows`, and naming the line of a key given twice."""
     out: dict[str, list[ScoredBox]] = {}
+    for row in box_prediction_rows(path):
+        if row.key in out:
+            raise BadAnnotation(f"{path.name} line {row.line}: {row.key!r} appears twice")
+        out[row.key] = row.boxes
+    return out
+
+
+@dataclass(frozen=True)
+class PredictedRow:
+    """One row of a detector's predictions file: its 1-based ``line``, which key named the image
+    (``"example_id"`` or ``"image"``), the ``key``'s value and the scored ``boxes``."""
+
+    line: int
+    kind: str
+    key: str
+    boxes: list[ScoredBox]
+
+
+def box_prediction_rows(path: Path, classes: Sequence[str] | None = None) -> Iterator[PredictedRow]:
+    """The rows of a detector's predictions file (see :func:`read_box_predictions`) in file order.
+
+    Raises :class:`BadAnnotation` naming file, line and key: a row that is not JSON, without a text
+    ``example_id`` or ``image``, a box without a score in [0, 1], malformed
+    (:func:`data_engine.tasks.boxes.parse`), of no size, or of a class outside ``classes`` (when given)."""
     for n, row in _jsonl_objects(path):
         where = f"{path.name} line {n}"
-        key = row.get("example_id", row.get("image"))
+        kind = "example_id" if "example_id" in row else "image"
+        key = row.get(kind)
+        if kind == "example_id" and isinstance(key, int) and not isinstance(key, bool):
+            key = str(key)  # ids are text; a JSON number names the same example as its digits
         if not isinstance(key, str) or not key.strip():
             raise BadAnnotation(f"{where}: key 'example_id' (or 'image') must name the image")
-        if key in out:
-            raise BadAnnotation(f"{where}: {key!r} appears twice")
         boxes = row.get("boxes")
         if not isinstance(boxes, list):
             raise BadAnnotation(f"{where}: key 'boxes' must be a list (write [] when the detector found nothing)")
@@ -154,9 +170,13 @@ def read_box_predictions(path: Path) -> dict[str, list[ScoredBox]]:
                 (box,) = parse([{k: v for k, v in item.items() if k != "score"}])
             except NotABoxSet as exc:
                 raise BadAnnotation(f"{where}, key 'boxes'[{j}]: {exc}") from None
+            if box.w <= 0 or box.h <= 0:
+                raise BadAnnotation(f"{where}, key 'boxes'[{j}]: w and h must be positive pixels")
+            if classes is not None and box.label not in classes:
+                raise BadAnnotation(f"{where}, key 'boxes'[{j}]: class {box.label!r} is not one of the classes "
+                                    f"({', '.join(classes)})")
             scored.append(ScoredBox(box, float(score)))
-        out[key] = scored
-    return out
+        yield PredictedRow(n, kind, key, scored)
 
 
 def read_label_studio_export(path: Path, *, image_field: str = "image") -> list[ImageBoxes]:

@@ -29,6 +29,8 @@ from data_engine.tasks.ner import DISCARD, DISCARD_SUFFIX
 from data_engine.tasks.setlabels import discard_majority, mean_jaccard
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import duckdb
     import numpy as np
     import pandas as pd
@@ -142,6 +144,14 @@ class Detection(Task):
             return found
         n_classes = int(pred[:, 4::_bp().SLOT].max()) + 1 if len(pred) else 0
         return _bp().slot_problem(pred, n_classes)
+
+    def read_external(self, path: Path, classes: Sequence[str], examples: pd.DataFrame,
+                      sources: Mapping[str, str]) -> pd.DataFrame | None:
+        """A detector's boxes, one JSONL row per image (:func:`data_engine.tasks.box_external.external_box_rows`);
+        None for CSV / Parquet (the slot columns)."""
+        from data_engine.tasks.box_external import external_box_rows
+
+        return external_box_rows(path, classes, sources)
 
     def members_for(self, members: Mapping[str, Any]) -> dict[str, Any]:
         """The baseline detector (:class:`~data_engine.tasks.box_estimator.BoxDetector`) under the first

@@ -31,6 +31,8 @@ from data_engine.tasks.base import TASKS, Task
 from data_engine.tasks.setlabels import discard_majority, mean_jaccard
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import duckdb
     import numpy as np
     import pandas as pd
@@ -167,6 +169,18 @@ class NER(Task):
             r, t = np.argwhere(bad)[0]
             return int(r), None, f"token {int(t)}'s {k + 1} tag probabilities do not sum to 1"
         return None
+
+    def read_external(self, path: Path, classes: Sequence[str], examples: pd.DataFrame,
+                      sources: Mapping[str, str]) -> pd.DataFrame | None:
+        """A tagger's scored spans or per-token probabilities, one JSONL row per text
+        (:func:`data_engine.tasks.span_external.external_token_rows`, the texts from ``examples``' text
+        column); None for CSV / Parquet (the slot columns)."""
+        from data_engine.tasks.span_external import external_token_rows
+
+        column = self._text_column
+        texts = ({} if column is None or column not in examples.columns else
+                 {str(i): str(t) for i, t in zip(examples["example_id"], examples[column]) if t is not None})
+        return external_token_rows(path, classes, texts)
 
     def members_for(self, members: Mapping[str, Any]) -> dict[str, Any]:
         """The built-in tagger (:class:`~data_engine.tasks.ner_model.TokenTagger`) under the first

@@ -1,11 +1,12 @@
 """What several reviewers' answers mean when a label is a set (tags, entity spans, boxes): the discard
 answer's majority and the Jaccard agreement, shared by the set-valued tasks; and reading a set
-label's value (a list or its JSON text)."""
+label's value (a list or its JSON text), and the rows of a JSONL file of such labels."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from pathlib import Path
 
 
 def json_items(value: object, error: type[Exception], *, empty: str, noun: str) -> list | tuple:
@@ -24,6 +25,21 @@ def json_items(value: object, error: type[Exception], *, empty: str, noun: str) 
     if not isinstance(value, (list, tuple)):
         raise error(f"{str(value)[:60]!r} is not a list of {noun}")
     return value
+
+
+def jsonl_objects(path: Path, error: type[Exception]) -> Iterator[tuple[int, dict]]:
+    """Each non-blank line of the JSONL file ``path`` as (1-based line number, object); raises ``error``
+    naming the file and line of a line that is not a JSON object."""
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise error(f"{path.name} line {n}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise error(f"{path.name} line {n}: not a JSON object")
+        yield n, row
 
 
 def discard_majority(labels: Sequence[str], discard: str) -> tuple[bool, str | None]:

@@ -14,4 +14,7 @@ def test_engine_flags_match_cleanlabs_call_on_the_same_predictions() -> None:
     assert (engine["precision"], engine["recall"], engine["flagged"]) == \
         (cleanlab["precision"], cleanlab["recall"], cleanlab["flagged"])
     assert engine["recall"] >= 0.6 and engine["precision"] >= 0.8
-    assert "cleanlab, same predictions" in format_ner_result(r)
+    # A user's tagger's JSONL rows read by the engine: the same flags and ranking as cleanlab's call on its arrays.
+    ext, own = r["external"]["engine"], r["external"]["cleanlab_same_predictions"]
+    assert ext == own and ext["recall"] >= 0.8
+    assert "cleanlab, same predictions" in format_ner_result(r) and "a user's tagger" in format_ner_result(r)

@@ -103,7 +103,8 @@ def test_train_gate_evaluate_and_predict(reviewed, capsys: pytest.CaptureFixture
     assert main([*h, "evaluate", "--file", str(test), "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert set(figures) >= {"map50", "per_class_ap", "n"} and figures["n"] == 30
-    assert 0.3 <= figures["map50"] <= 1.0
+    assert 0.3 <= figures["map50"] <= 1.0 and set(figures["per_class_ap"]) == set(CLASSES)
+    assert figures["map50"] == pytest.approx(sum(figures["per_class_ap"].values()) / len(CLASSES))
     out = tmp_path / "predicted.csv"
     assert main([*h, "predict", str(test), "--out", str(out)]) == 0
     import pandas as pd
@@ -112,3 +113,23 @@ def test_train_gate_evaluate_and_predict(reviewed, capsys: pytest.CaptureFixture
     assert list(predicted.columns)[:3] == ["id", "predicted_boxes", "predicted_score"]
     boxes = json.loads(predicted.loc[0, "predicted_boxes"])
     assert boxes and all(set(b) == {"label", "x", "y", "w", "h", "score"} for b in boxes)
+    # /predict: the served champion's boxes in pixels, by falling score, for an image path under the landing
+    from fastapi.testclient import TestClient
+
+    from data_engine.ship.serve import create_app
+
+    client = TestClient(create_app(home, poll_seconds=60))
+    answer = client.post("/predict", json={"rows": [{"image": "gold/images/g0000.png"}]})
+    assert answer.status_code == 200, answer.text
+    (served,) = answer.json()["predictions"]
+    scores = [b["score"] for b in served["boxes"]]
+    assert served["boxes"] and scores == sorted(scores, reverse=True) and all(0 <= v <= 1 for v in scores)
+    assert all(set(b) == {"label", "x", "y", "w", "h", "score"} and b["label"] in CLASSES for b in served["boxes"])
+    # the same image gives the same boxes through `predict FILE`
+    one = home.landing / "gold" / "one.jsonl"
+    one.write_text(json.dumps({"id": "q", "image": "images/g0000.png"}) + "\n")
+    assert main([*h, "predict", str(one), "--out", str(tmp_path / "one.csv")]) == 0
+    same = json.loads(pd.read_csv(tmp_path / "one.csv").loc[0, "predicted_boxes"])
+    assert sorted(served["boxes"], key=json.dumps) == sorted(same, key=json.dumps)
+    refused = client.post("/predict", json={"rows": [{"image": "../../etc/passwd"}]})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "rows", 0, "image"]

@@ -1,0 +1,101 @@
+"""Detection annotations in their tools' shapes land as they are: a COCO JSON file and Label Studio's
+JSON export are read as one row per image (id and image: the reference the file wrote), an image
+without boxes is labeled ``[]``, a box outside its image is quarantined alone, and a structural fault
+rejects the file naming the entry and key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from data_engine.demo.drawn_boxes import CLASSES, SIDE, make_scenes, write_scenes
+from data_engine.steps import ingest_step
+from data_engine.store.warehouse import open_warehouse
+from data_engine.tasks import box_regions as br
+from data_engine.tasks.boxes import Box, canonical
+from tests.homes import make_home
+
+CONFIG = {"dataset": {"name": "boxes", "modality": "image", "task": "detection", "id_column": "id",
+                      "label_column": "boxes", "image_column": "image", "feature_columns": [], "classes": list(CLASSES)},
+          "gate": {"metric": "map50"}}
+
+
+@pytest.fixture()
+def home_with_images(tmp_path: Path):
+    home = make_home(tmp_path / "home", CONFIG)
+    scenes = make_scenes(4, seed=3)
+    write_scenes(home.landing, scenes, prefix="c", name="unused").unlink()
+    return home, scenes
+
+
+def _labels(home) -> dict[str, str | None]:
+    with open_warehouse(home) as con:
+        return dict(con.execute("SELECT ce.example_id, cl.label FROM current_examples ce "
+                                "LEFT JOIN current_labels cl USING (example_id)").fetchall())
+
+
+def _coco(scenes) -> dict:
+    images = [{"id": 10 + i, "file_name": f"images/c{i:04d}.png", "width": SIDE, "height": SIDE} for i in range(3)]
+    cats = [{"id": k + 1, "name": c} for k, c in enumerate(CLASSES)]
+    anns = [{"id": len(images) * 10 + j, "image_id": 10 + i, "category_id": CLASSES.index(b.label) + 1,
+             "bbox": [b.x, b.y, b.w, b.h]} for i in (0, 1) for j, b in enumerate(scenes[i].truth)]
+    # image 1 gets a box reaching outside its 96-pixel image: quarantined alone
+    anns.append({"id": 999, "image_id": 11, "category_id": 1, "bbox": [90, 90, 20, 20]})
+    return {"images": images, "annotations": anns, "categories": cats}
+
+
+def test_a_coco_file_lands_one_labeled_image_per_entry(home_with_images):
+    home, scenes = home_with_images
+    path = home.landing / "coco.json"
+    path.write_text(json.dumps(_coco(scenes)))
+    (result,) = ingest_step(home, [path])
+    assert result.status == "ingested" and result.rows_ok == 3, result
+    assert any("COCO file read as 3 images" in n for n in result.notes)
+    labels = _labels(home)
+    assert labels["images/c0000.png"] == canonical(scenes[0].truth)
+    assert labels["images/c0001.png"] == canonical(scenes[1].truth)  # its other boxes kept
+    assert labels["images/c0002.png"] == "[]"  # no annotations: nothing to detect
+    with open_warehouse(home) as con:
+        (reason,) = [r[0] for r in con.execute("SELECT reason FROM quarantine").fetchall()]
+    assert "reaches outside the image (96x96 pixels)" in reason
+
+
+def test_a_coco_annotation_of_an_unknown_category_rejects_the_file_naming_it(home_with_images):
+    home, scenes = home_with_images
+    doc = _coco(scenes)
+    doc["annotations"][1]["category_id"] = 42
+    path = home.landing / "coco.json"
+    path.write_text(json.dumps(doc))
+    (result,) = ingest_step(home, [path])
+    assert result.status == "rejected"
+    assert "coco.json: annotations[1]: key 'category_id' names no category of the file" in result.reason
+
+
+def test_a_label_studio_export_lands_its_annotated_images_in_pixels(home_with_images):
+    home, scenes = home_with_images
+    boxes = [Box("disc", 17, 5, 11, 13), Box("cross", 40, 40, 30, 20)]
+    export = [
+        {"id": 1, "data": {"image": "images/c0000.png"},
+         "annotations": [{"was_cancelled": False, "updated_at": "2026-01-02",
+                          "result": br.regions(boxes, SIDE, SIDE, from_name="b", to_name="i")}]},
+        {"id": 2, "data": {"image": "images/c0001.png"}, "annotations": [{"was_cancelled": False, "result": []}]},
+        {"id": 3, "data": {"image": "images/c0002.png"}, "annotations": []},
+    ]
+    path = home.landing / "export.json"
+    path.write_text(json.dumps(export))
+    (result,) = ingest_step(home, [path])
+    assert result.status == "ingested" and result.rows_ok == 2, result
+    assert any("1 task without a submitted annotation left out" in n for n in result.notes)
+    labels = _labels(home)
+    assert labels == {"images/c0000.png": canonical(boxes), "images/c0001.png": "[]"}
+
+
+def test_a_plain_json_array_of_rows_is_still_read_as_rows(home_with_images):
+    home, scenes = home_with_images
+    path = home.landing / "rows.json"
+    path.write_text(json.dumps([{"id": "r1", "image": "images/c0003.png",
+                                 "boxes": [b._asdict() for b in scenes[3].truth]}]))
+    (result,) = ingest_step(home, [path])
+    assert result.status == "ingested" and _labels(home) == {"r1": canonical(scenes[3].truth)}
