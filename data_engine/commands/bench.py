@@ -34,7 +34,7 @@ BENCH_MODULES: tuple[str, ...] = ("data_engine.bench.ingest", "data_engine.bench
                                   "data_engine.bench.detect", "data_engine.bench.gate", "data_engine.bench.scale",
                                   "data_engine.bench.propagate", "data_engine.bench.active",
                                   "data_engine.bench.served", "data_engine.bench.size",
-                                  "data_engine.bench.drift", "data_engine.bench.slices",
+                                  "data_engine.bench.drift", "data_engine.bench.slices", "data_engine.bench.columns",
                                   "data_engine.bench.neighbours")
 
 

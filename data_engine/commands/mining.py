@@ -60,6 +60,11 @@ def cmd_mine(args: argparse.Namespace, home: Home) -> int:
         print("under-represented classes: " + ", ".join(summary.class_imbalance["minority_classes"]))
     for issue in summary.dataset_issues:
         print(f"column {issue['column']!r}: {issue['type']} ({issue['figure']:g}): {issue['reason']}")
+    # Said, so that no finding is not read as clean columns.
+    if summary.column_checks.get("nothing_checked"):
+        print(f"column checks: nothing to check ({summary.column_checks['nothing_checked']})")
+    elif summary.column_checks.get("model_checks_skipped"):
+        print(f"column checks: shortcut and useless not judged ({summary.column_checks['model_checks_skipped']})")
     from data_engine.commands.core import slice_lines
 
     for line in slice_lines(summary.slices):

@@ -25,6 +25,8 @@ random sample of at most :data:`SAMPLE_ROWS` labeled rows and at most :data:`MAX
   of distinct values. Identifiers are not judged useless (the identifier finding already says to
   drop them) but are still checked as shortcuts (rows stored in label order make a row number
   predict the label);
+- a column with fewer than :data:`MIN_LEAF` rows off its most common value is not judged useless
+  either (the tree cannot split, the tests have no power); ``summary["not_judged_useless"]`` names it;
 - **scale**: a numeric column whose spread (inter-quartile range, else standard deviation) is at
   least :data:`SCALE_RATIO` times larger or smaller than the median spread of the numeric columns,
   reported only when the model family reads raw numbers. Every member of
@@ -35,6 +37,16 @@ For a regression task (numeric labels) the baseline is the mean (R^2 = 0), the s
 tree is a regressor of :data:`REGRESSION_LEAVES` leaves, and the first useless test is the F-test of
 a linear association (``f_regression``) or a one-way ANOVA across a categorical column's categories.
 
+For labels that are sets (tags; the entity types of a text's spans; the classes of an image's boxes,
+:meth:`data_engine.tasks.Task.carried_tags`), each of the K tags is its own two-class label: a
+shortcut predicts whether an example carries one tag (what a leak gives away), with the figure that
+tag's accuracy against its own majority share; a column is useless when the classical test finds
+nothing for any tag after a Bonferroni correction over the K tags and, for a numeric column, one
+multi-output tree's mean ROC AUC over the tags does no better than on :data:`PERMUTATIONS` row
+shuffles of the tag sets (which keep the tags' co-occurrence). The engine's span and box models read
+only the text or image; a feature column is then read by a trainer of the user's own, and a shortcut
+there is still a leak.
+
 cleanlab has no such check for tabular columns: its spurious-correlation check is for image
 properties (and takes the majority class's index as its baseline), its ``identifier_column`` check
 is unreachable from Datalab; hence this module.
@@ -42,7 +54,7 @@ is unreachable from Datalab; hence this module.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,11 +97,18 @@ class ColumnReport:
 
 
 def column_issues(inputs: pd.DataFrame, labels: np.ndarray, schema: Mapping[str, str], *,
-                  regression: bool = False, scale_sensitive: bool = False, seed: int = 0) -> ColumnReport:
+                  regression: bool = False, tag_sets: bool = False, classes: Sequence[str] = (),
+                  tag_noun: str = "tag", scale_sensitive: bool = False, seed: int = 0) -> ColumnReport:
     """Check every input column of ``inputs`` (N rows, the columns of ``schema``: name -> ``numeric``,
     ``categorical`` or ``text``; other kinds are skipped) against class indices ``labels`` (N,), or
     with ``regression`` against numeric labels (N,; the baseline is then the mean, R^2 = 0, and the
-    scores are R^2: a shortcut explains at least :data:`SHORTCUT_GAP` of the variance alone).
+    scores are R^2: a shortcut explains at least :data:`SHORTCUT_GAP` of the variance alone), or with
+    ``tag_sets`` against a 0/1 matrix (N, K) of which of the K tags named ``classes`` each example
+    carries (tags, or the entity types or box classes a span or box set holds; ``tag_noun`` names one
+    in the reasons): each tag is its own two-class label, a shortcut gives away any one tag, a useless
+    column predicts none (see :func:`_tag_checks`); ``summary["tag_baselines"]`` holds each tested
+    tag's majority share and ``summary["tags_not_tested"]`` the tags present (or absent) in fewer than
+    :data:`FOLDS` rows. Any other 2-D labels skip the model-based checks.
 
     ``scale_sensitive``: whether the model family reads raw numbers (see the module docstring).
     Returns a :class:`ColumnReport`; rows beyond :data:`SAMPLE_ROWS` are sampled at random (``seed``),
@@ -107,6 +126,10 @@ def column_issues(inputs: pd.DataFrame, labels: np.ndarray, schema: Mapping[str,
     report = ColumnReport(summary={"sampled_rows": len(rows), "rows": len(labels),
                                    "columns_checked": columns[:MAX_COLUMNS], "not_checked": columns[MAX_COLUMNS:]})
     columns = columns[:MAX_COLUMNS]
+    if not columns:
+        report.summary["nothing_checked"] = ("no numeric, categorical or text input column (image files are "
+                                             "judged by the embedding's detectors and slices)")
+        return report
     identifiers = {c: share for c in columns if (share := identifier_share(frame[c], schema[c])) is not None}
     for c, share in identifiers.items():
         report.issues.append(_issue("identifier", c, share, (
@@ -118,9 +141,19 @@ def column_issues(inputs: pd.DataFrame, labels: np.ndarray, schema: Mapping[str,
         why_not = ("fewer than %d labeled rows" % MIN_ROWS if len(y) < MIN_ROWS
                    else "the labels are all the same value" if np.nanstd(y) == 0 else None)
         baseline = 0.0  # R^2 of predicting the mean
+    elif tag_sets:
+        y = np.asarray(y, dtype=int).reshape(len(y), -1)
+        names = [str(classes[k]) if k < len(classes) else f"{tag_noun} {k}" for k in range(y.shape[1])]
+        tested = [k for k in range(y.shape[1]) if min(y[:, k].sum(), len(y) - y[:, k].sum()) >= FOLDS]
+        why_not = ("fewer than %d labeled rows" % MIN_ROWS if len(y) < MIN_ROWS
+                   else f"no {tag_noun} both present and absent in {FOLDS} rows" if not tested else None)
+        report.summary["tag_baselines"] = {names[k]: round(float(max(y[:, k].mean(), 1 - y[:, k].mean())), 4)
+                                           for k in tested}
+        report.summary["tags_not_tested"] = [names[k] for k in range(y.shape[1]) if k not in tested]
+        report.summary["labels_read_as"] = f"whether each example carries each {tag_noun}, as its own two-class label"
+        baseline = 0.0
     elif y.ndim == 2:
-        # Tag sets (n, K): the single-column models and tests read one class or one number per example.
-        why_not = "the labels are tag sets (the single-column checks read one class or number per example)"
+        why_not = "the labels are not one class, one number or a set of tags"
     else:
         counts = np.bincount(y, minlength=int(y.max()) + 1) if len(y) else np.array([])
         why_not = ("fewer than %d labeled rows" % MIN_ROWS if len(y) < MIN_ROWS
@@ -130,14 +163,31 @@ def column_issues(inputs: pd.DataFrame, labels: np.ndarray, schema: Mapping[str,
             frame, y = frame[keep].reset_index(drop=True), np.unique(y[keep], return_inverse=True)[1]
             baseline = float(np.bincount(y).max() / len(y))
     if why_not is None:
+        # Where fewer than MIN_LEAF rows differ from the column's most common value, the single-column tree
+        # cannot split and the tests have no power: digits' border pixels, non-zero in 1-7 of 1,797 images,
+        # were named useless although a model on all pixels reads them for those images. Not judged.
+        rare = [c for c in modelled if 0 < rows_off_mode(frame[c]) < MIN_LEAF]
         for c in modelled:
-            report.issues += _model_checks(frame[c], schema[c], y, baseline, c, c in identifiers, seed, regression)
-        report.summary["mean_baseline_r2" if regression else "majority_baseline"] = baseline
+            if tag_sets:
+                report.issues += _tag_checks(frame[c], schema[c], y[:, tested], [names[k] for k in tested], c,
+                                             c in identifiers or c in rare, seed, tag_noun)
+            else:
+                report.issues += _model_checks(frame[c], schema[c], y, baseline, c, c in identifiers or c in rare,
+                                               seed, regression)
+        report.summary["not_judged_useless"] = rare
+        if not tag_sets:
+            report.summary["mean_baseline_r2" if regression else "majority_baseline"] = baseline
     else:
         report.summary["model_checks_skipped"] = why_not
     if scale_sensitive:
         report.issues += scale_issues(frame, [c for c in columns if schema[c] == "numeric"])
     return report
+
+
+def rows_off_mode(values: pd.Series) -> int:
+    """How many rows of ``values`` (N,; missing is a value) differ from its most common value."""
+    counts = values.astype(object).where(values.notna(), "<missing>").value_counts()
+    return int(len(values) - counts.iloc[0]) if len(counts) else 0
 
 
 def _issue(kind: str, column: str, figure: float, reason: str) -> dict[str, Any]:
@@ -167,39 +217,35 @@ def identifier_share(values: pd.Series, kind: str) -> float | None:
 
 
 def _model_checks(values: pd.Series, kind: str, y: np.ndarray, baseline: float, column: str,
-                  is_identifier: bool, seed: int, regression: bool) -> list[dict[str, Any]]:
-    """Shortcut and useless checks of one column (see the module docstring)."""
-    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score, permutation_test_score
+                  not_judged: bool, seed: int, regression: bool, target: str = "the label") -> list[dict[str, Any]]:
+    """Shortcut and useless checks of one column (see the module docstring); ``not_judged``: an identifier,
+    or too few rows off its most common value to test, is never named useless; ``target``: what ``y`` is,
+    in the reasons."""
+    from sklearn.model_selection import permutation_test_score
 
     X = values.to_frame()
     if kind == "numeric":
         X = X.apply(pd.to_numeric, errors="coerce").astype(float)
         if X[column].nunique() <= 1:
-            return [] if is_identifier else [_issue("useless", column, 1.0, (
+            return [] if not_judged else [_issue("useless", column, 1.0, (
                 "constant: one value in every sampled row; drop it from the input columns"))]
     elif values.fillna("<missing>").nunique() <= 1:
-        return [] if is_identifier else [_issue("useless", column, 1.0, (
+        return [] if not_judged else [_issue("useless", column, 1.0, (
             "constant: one category in every sampled row; drop it from the input columns"))]
-    model = single_feature_model(kind, None if regression else int(y.max()) + 1, seed)
-    cv = (KFold if regression else StratifiedKFold)(FOLDS, shuffle=True, random_state=seed)
+    model, cv = single_feature_model(kind, None if regression else int(y.max()) + 1, seed), _folds(regression, seed)
     metric, base_name = ("R^2", "the mean's 0") if regression else ("accuracy", f"the majority baseline {baseline:.3f}")
-    accuracy = float(cross_val_score(model, X, y, cv=cv, scoring="r2" if regression else "accuracy").mean())
+    accuracy = single_column_score(X, kind, y, regression=regression, seed=seed)
     found = []
     closed = (accuracy - baseline) / (1.0 - baseline) if baseline < 1.0 else 0.0
     if closed >= SHORTCUT_GAP:
         found.append(_issue("shortcut", column, accuracy, (
-            f"alone it predicts the label with {metric} {accuracy:.3f} against {base_name} "
+            f"alone it predicts {target} with {metric} {accuracy:.3f} against {base_name} "
             f"({FOLDS}-fold cross-validated): possibly a leak; keep it only if its value is known before the "
             "label is, else drop it from the input columns")))
     # The permutation test runs only where the first test found nothing: a column is useless when neither
     # finds an association, so skipping it elsewhere changes no finding and saves most of the cost.
-    if regression:
-        test, test_p = ("F-test", _regression_p(X[column].to_numpy(), y)) if kind == "numeric" \
-            else ("ANOVA F-test over categories", _categories_p(values, y))
-    else:
-        test, test_p = ("ANOVA F-test", _anova_p(X[column].to_numpy(), y)) if kind == "numeric" \
-            else ("chi-square test", _chi2_p(values, y))
-    if not is_identifier and test_p > USELESS_ALPHA:
+    test, test_p = univariate_p(values, kind, y, regression=regression)
+    if not not_judged and test_p > USELESS_ALPHA:
         scoring = "r2" if regression else "roc_auc" if y.max() == 1 else "roc_auc_ovr"
         score, _, p = permutation_test_score(model, X, y, cv=cv, scoring=scoring, n_permutations=PERMUTATIONS,
                                              random_state=seed)
@@ -210,6 +256,93 @@ def _model_checks(values: pd.Series, kind: str, y: np.ndarray, baseline: float, 
                 f"{metric} {accuracy:.3f} against {base_name}): it adds noise; drop it "
                 "unless it helps in combination with other columns")))
     return found
+
+
+def _tag_checks(values: pd.Series, kind: str, y: np.ndarray, tags: list[str], column: str,
+                not_judged: bool, seed: int, tag_noun: str = "tag") -> list[dict[str, Any]]:
+    """Shortcut and useless checks of one column against tag sets ``y`` (N, K) 0/1, each tag two classes
+    (``tags``: their names; ``tag_noun``: what one is called in the reasons).
+
+    Shortcut: :func:`_model_checks`' rule for the tag the column predicts best (a leak gives away one
+    tag). Useless: the classical test finds nothing for any tag after a Bonferroni correction over the
+    K tags (without it, a noise column would show something for one of many tags by chance), and a
+    permutation test of one multi-output single-feature tree (the tags' mean ROC AUC against
+    :data:`PERMUTATIONS` row shuffles of the tag sets, which keep the tags' co-occurrence) finds nothing."""
+    from sklearn.model_selection import KFold, permutation_test_score
+
+    found = []
+    for k, tag in enumerate(tags):
+        found += _model_checks(values, kind, y[:, k], float(max(y[:, k].mean(), 1 - y[:, k].mean())), column,
+                               True, seed, False, target=f"whether an example carries {tag_noun} {tag!r}")
+    if found:
+        return [max(found, key=lambda i: i["figure"])]
+    X = values.to_frame()
+    if kind == "numeric":
+        X = X.apply(pd.to_numeric, errors="coerce").astype(float)
+    if (X[column] if kind == "numeric" else values.fillna("<missing>")).nunique() <= 1:
+        return [] if not_judged else [_issue("useless", column, 1.0, (
+            "constant: one value in every sampled row; drop it from the input columns"))]
+    test, p_min = min((univariate_p(values, kind, y[:, k]) for k in range(len(tags))), key=lambda t: t[1])
+    if not_judged or p_min * len(tags) <= USELESS_ALPHA:
+        return []
+    nouns = tag_noun + ("es" if tag_noun.endswith("s") else "s")
+    found_by = f"smallest {test} p over the {len(tags)} {nouns} = {p_min:.2f}, before the correction for them"
+    p = 1.0
+    if kind == "numeric":
+        # The chi-square test already sees any association of categories; a number needs the tree's test
+        # for shapes a difference of means misses. (TargetEncoder reads one target, not a tag matrix.)
+        score, _, p = permutation_test_score(
+            single_feature_model(kind, 2, seed), X, y if y.shape[1] > 1 else y[:, 0],
+            cv=KFold(FOLDS, shuffle=True, random_state=seed), scoring=_mean_tag_auc,
+            n_permutations=PERMUTATIONS, random_state=seed)
+        if p <= USELESS_ALPHA:
+            return []
+        found_by = f"mean ROC AUC over the {nouns} {score:.3f}, permutation p = {p:.2f}; {found_by}"
+    return [_issue("useless", column, p if kind == "numeric" else min(p_min * len(tags), 1.0), (
+        f"alone it predicts no {tag_noun} better than chance ({found_by}): it adds noise; drop it unless it helps in "
+        "combination with other columns"))]
+
+
+def _mean_tag_auc(estimator: Any, X: pd.DataFrame, y: np.ndarray) -> float:
+    """The mean ROC AUC over the tags of ``y`` (N, K) 0/1 of a fitted multi-output classifier, over the
+    tags present and absent in ``y`` and seen both ways in training (0.5 when none is)."""
+    from sklearn.metrics import roc_auc_score
+
+    probs, y = estimator.predict_proba(X), np.asarray(y).reshape(len(X), -1)
+    probs = probs if isinstance(probs, list) else [probs]
+    aucs = [roc_auc_score(y[:, k], p[:, 1]) for k, p in enumerate(probs)
+            if p.shape[1] == 2 and 0 < y[:, k].sum() < len(y)]
+    return float(np.mean(aucs)) if aucs else 0.5
+
+
+def _folds(regression: bool, seed: int) -> Any:
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    return (KFold if regression else StratifiedKFold)(FOLDS, shuffle=True, random_state=seed)
+
+
+def single_column_score(X: pd.DataFrame, kind: str, y: np.ndarray, *, regression: bool = False, seed: int = 0) -> float:
+    """The cross-validated score of the single-feature model (:func:`single_feature_model`) on the
+    one-column frame ``X`` (N, 1) of a ``numeric`` (already numbers) or ``categorical`` column against
+    class indices ``y`` (N,; mean accuracy over :data:`FOLDS` stratified folds) or, with ``regression``,
+    numeric ``y`` (mean R^2 over :data:`FOLDS` folds)."""
+    from sklearn.model_selection import cross_val_score
+
+    model = single_feature_model(kind, None if regression else int(y.max()) + 1, seed)
+    return float(cross_val_score(model, X, y, cv=_folds(regression, seed),
+                                 scoring="r2" if regression else "accuracy").mean())
+
+
+def univariate_p(values: pd.Series, kind: str, y: np.ndarray, *, regression: bool = False) -> tuple[str, float]:
+    """The name and p-value of the classical test of association of one column ``values`` (N,) with
+    the labels ``y`` (N,): class indices, a one-way ANOVA F-test (numeric column) or the chi-square
+    test of independence (categorical); with ``regression`` numeric labels, the F-test of a linear
+    association (numeric) or a one-way ANOVA across the categories. 1 when it cannot be computed."""
+    if kind == "numeric":
+        x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+        return ("F-test", _regression_p(x, y)) if regression else ("ANOVA F-test", _anova_p(x, y))
+    return ("ANOVA F-test over categories", _categories_p(values, y)) if regression \
+        else ("chi-square test", _chi2_p(values, y))
 
 
 def _anova_p(x: np.ndarray, y: np.ndarray) -> float:

@@ -187,7 +187,12 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         from data_engine.mine.columns import column_issues
 
         # Every member standardises numbers (data_engine.mine.models), so no column's scale matters.
-        columns = column_issues(state.train, state.labels, state.schema, regression=not state.task.has_classes,
+        # Tag sets, span sets and box sets are read as which tags, entity types or box classes each
+        # example carries: what a leaking column would give away (Task.carried_tags).
+        kind = state.task.column_labels
+        columns = column_issues(state.train, state.task.carried_tags(state.labels, state.classes) if kind == "tags"
+                                else state.labels, state.schema, regression=kind == "number", tag_sets=kind == "tags",
+                                classes=[str(c) for c in state.classes], tag_noun=state.task.tag_noun,
                                 scale_sensitive=False, seed=cfg.mining.seed)
     with clock.stage("slices"):
         from data_engine.mine.slices import discover_slices

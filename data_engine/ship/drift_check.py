@@ -2,11 +2,16 @@
 (kept by :mod:`data_engine.ingest.batch_drift`).
 
 What is compared (the tests are :func:`data_engine.ingest.drift.batch_drift`'s, Holm-corrected across
-all of them): every numeric and categorical input column; for a labeled batch, the labels; when a
+all of them): every numeric and categorical input column; for a labeled batch, the labels (a class or
+a number as one column; a tag, span or box set as one yes/no column per tag, entity type or box class:
+whether each example carries it, :meth:`~data_engine.tasks.Task.carried_tags`, since a set is nearly
+unique per row and would bring "new categories" in every batch); when a
 champion is deployed, its predictions on both sides (predicted class, or value; tag sets and spans
 are not compared). The domain
-classifier reads the input columns and, for text columns, their TF-IDF embedding. Image columns are
-not compared. A gold batch is not compared: gold is not training data. Here, above ``mine`` and
+classifier reads the input columns and, for text columns, their TF-IDF embedding; for an image file
+column, the modality's own embedding (by default the classical image embedding: HOG, histograms,
+thumbnail; from the warehouse's embedding store), so an image-file data set, which has no other column, is compared on
+what its images look like. A gold batch is not compared: gold is not training data. Here, above ``mine`` and
 ``ship`` in the layers, because it reads the champion and the engine's embedding.
 """
 
@@ -58,40 +63,78 @@ def check_batch_drift(con: duckdb.DuckDBPyConnection, home: Home, result: Ingest
     types = stored_columns(con)
     inputs = [c for c in ds.input_columns if types.get(c) in ("numeric", "categorical")]
     texts = [c for c in ds.input_columns if types.get(c) == "text"]
+    images = [c for c in ds.input_columns if types.get(c) == "image"]
     ref, new = reference[inputs].copy(), batch[inputs].copy()
     kind = LABEL_KINDS.get(task.name)
     if kind and batch["label"].notna().any():
         ref[ds.label_column], new[ds.label_column] = _as_kind(reference["label"], kind), _as_kind(batch["label"], kind)
+    elif task.column_labels == "tags" and batch["label"].notna().any():
+        from data_engine.store.dataset import load_classes
+
+        classes = load_classes(con)
+        names = [f"{ds.label_column}: {c}" for c in classes]
+        for side, frame in ((ref, reference), (new, batch)):
+            for name, values in _carried(task, frame["label"], classes, names).items():
+                side[name] = values
     predicted = _champion_predictions(con, home, reference, batch, kind) if kind else None
     if predicted is not None:
         ref[PREDICTION_COLUMN], new[PREDICTION_COLUMN] = predicted
-    if not len(ref.columns) and not texts:
+    if not len(ref.columns) and not texts and not images:
         return None
-    report = batch_drift(ref, new, cfg.drift, domain_columns=inputs, embedding=_text_embedding(reference, batch, texts))
-    drift = {**report.to_json(), "labels_compared": ds.label_column in new.columns,
+    report = batch_drift(ref, new, cfg.drift, domain_columns=inputs,
+                         embedding=_embedding(con, cfg, reference, batch, texts, images))
+    labels_compared = any(c == ds.label_column or c.startswith(f"{ds.label_column}: ") for c in new.columns)
+    drift = {**report.to_json(), "labels_compared": labels_compared,
              "predictions_compared": predicted is not None, "alpha": cfg.drift.alpha, "auc_threshold": cfg.drift.auc}
     store_drift(con, result.batch_id, report, drift, batch["example_id"])
     return drift
 
 
-def _text_embedding(reference: pd.DataFrame, batch: pd.DataFrame,
-                    texts: list[str]) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+def _embedding(con: duckdb.DuckDBPyConnection, cfg: Any, reference: pd.DataFrame, batch: pd.DataFrame,
+               texts: list[str], images: list[str]) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """Text columns as the engine's classical embedding (TF-IDF and SVD, fitted on both sides
-    together; :class:`~data_engine.mine.embedders.tfidf.TfidfEmbedder`), indexed like the frames;
-    None without a text column. A text is not a value a per-column test reads: only the domain
-    classifier sees it."""
-    if not texts or min(len(reference), len(batch)) < MIN_DOMAIN_ROWS:
+    together; :class:`~data_engine.mine.embedders.tfidf.TfidfEmbedder`) and the image file columns
+    as the modality's own embedding (:func:`~data_engine.mine.embedders.features.own_embedding`: by
+    default the classical image embedding, 428 values per image, read from the warehouse's embedding
+    store and stored there when new, so training images are embedded once, not at every batch), side
+    by side, indexed like the frames; None without a text or image column. A text or an image is not
+    a value a per-column test reads: only the domain classifier sees it."""
+    if not (texts or images) or min(len(reference), len(batch)) < MIN_DOMAIN_ROWS:
         # Only the domain classifier reads the embedding, and it needs this many rows a side; a
         # few short texts may share no character n-gram, which TF-IDF's min_df refuses with an error.
         return None
+    import numpy as np
+
+    from data_engine.mine.embedders import configured_embedding
+    from data_engine.mine.embedders.features import own_embedding
     from data_engine.mine.embedders.tfidf import TfidfEmbedder
 
-    both = pd.concat([reference[texts], batch[texts]]).fillna("").astype(str).reset_index(drop=True)
-    vectors = TfidfEmbedder(schema={c: "text" for c in texts}).fit_transform(both, texts)
+    parts = []
+    if texts:
+        both = pd.concat([reference[texts], batch[texts]]).fillna("").astype(str).reset_index(drop=True)
+        parts.append(TfidfEmbedder(schema={c: "text" for c in texts}).fit_transform(both, texts))
+    if images:
+        _, vectors = own_embedding(con, [reference, batch], dict.fromkeys(images, "image"), configured_embedding(cfg))
+        parts.append(np.vstack(vectors))
+    vectors = np.hstack(parts)
     names = [f"embedding {i}" for i in range(vectors.shape[1])]
     n = len(reference)
     return (pd.DataFrame(vectors[:n], index=reference.index, columns=names),
             pd.DataFrame(vectors[n:], index=batch.index, columns=names))
+
+
+def _carried(task: Any, labels: pd.Series, classes: list[str], names: list[str]) -> pd.DataFrame:
+    """Whether each labeled row of ``labels`` (stored tag, span or box sets) carries each of ``classes``:
+    ``yes`` / ``no`` per class (n, K), missing for an unlabeled row; indexed like ``labels``, the columns
+    ``names``."""
+    import numpy as np
+
+    out = pd.DataFrame(None, index=labels.index, columns=names, dtype=object)
+    known = labels.notna().to_numpy()
+    if known.any():
+        carried = task.carried_tags(task.encode(labels[known].astype(str).tolist(), classes), classes)
+        out.loc[known] = np.where(carried == 1, "yes", "no")
+    return out
 
 
 def _as_kind(values: pd.Series, kind: str) -> pd.Series:

@@ -8,7 +8,11 @@ copies); near copies are closer to a training example than ``NEAR_DUPLICATE_THRE
 median nearest-neighbour distance among training examples (the detector's rule, applied across
 the gold/training line), in the dense space the distance-based members read
 (:func:`data_engine.mine.models.feature_space`, fitted on the training examples). Image files are
-compared by input hash only (embedding every image again for the gate would cost a model pass).
+compared as the near-duplicate detector compares them (:func:`image_copies_in_training`): a perceptual
+hash within a few bits, or a close neighbour in the image embedding (read from the warehouse's
+embedding store, so a training image is not embedded again and a gold image once), each confirmed by
+comparing the two images; a resized, re-encoded or shifted copy is found that way, where the embedding
+distance rule alone misses it.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ def leaked_gold(gold: pd.DataFrame, train: pd.DataFrame, schema: Mapping[str, st
                 *, seed: int = 0) -> np.ndarray:
     """Which of the ``gold`` rows (N) have an exact or near copy among the ``train`` rows (M); shape (N,), bool.
 
-    Both frames carry ``feature_hash`` and the input columns of ``schema`` (name -> kind)."""
+    Both frames carry ``feature_hash`` and the input columns of ``schema`` (name -> kind); image columns
+    are compared by hash only here (see :func:`image_copies_in_training`)."""
     from sklearn.neighbors import NearestNeighbors
 
     from data_engine.mine.models import Schema, feature_space
@@ -43,6 +48,7 @@ def leaked_gold(gold: pd.DataFrame, train: pd.DataFrame, schema: Mapping[str, st
     cols = list(kinds.numeric + kinds.categorical + kinds.text)
     space = feature_space(Schema(kinds.numeric, kinds.categorical, kinds.text), modality).fit(train[cols])
     ref = np.asarray(space.transform(train[cols]), dtype=np.float64)
+    gold_x = np.asarray(space.transform(gold[cols]), dtype=np.float64)
     index = NearestNeighbors(n_neighbors=2).fit(ref)
     rng = np.random.default_rng(seed)
     sample = ref if len(ref) <= MEDIAN_SAMPLE else ref[rng.choice(len(ref), MEDIAN_SAMPLE, replace=False)]
@@ -51,7 +57,7 @@ def leaked_gold(gold: pd.DataFrame, train: pd.DataFrame, schema: Mapping[str, st
     median = float(np.median(positive)) if len(positive) else 0.0
     if median <= 0:
         return leaked
-    nearest = index.kneighbors(np.asarray(space.transform(gold[cols]), dtype=np.float64), n_neighbors=1)[0][:, 0]
+    nearest = index.kneighbors(gold_x, n_neighbors=1)[0][:, 0]
     return leaked | (nearest < NEAR_DUPLICATE_THRESHOLD * median)
 
 
@@ -67,4 +73,41 @@ def without_leaked_gold(con: duckdb.DuckDBPyConnection, cfg: EngineConfig,
     train = train[~train["is_discarded"].astype(bool)]  # a discarded example is not trained on
     schema = {c: k for c, k in input_schema(con, cfg).items() if c in gold.columns and c in train.columns}
     leaked = leaked_gold(gold, train, schema, cfg.dataset.modality, seed=cfg.mining.seed)
+    if cfg.dataset.image_column and cfg.dataset.image_column in schema and len(train) >= 3:
+        leaked = leaked | image_copies_in_training(con, cfg, gold, train, cfg.dataset.image_column)
     return gold[~leaked].reset_index(drop=True), int(leaked.sum())
+
+
+def image_copies_in_training(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, gold: pd.DataFrame,
+                             train: pd.DataFrame, column: str) -> np.ndarray:
+    """Which of the ``gold`` rows (N) have a near copy among the ``train`` rows (M, at least 3) by their
+    image files (``column``, absolute paths); shape (N,), bool.
+
+    The near-duplicate detector's image rule (:func:`data_engine.mine.detectors.image_duplicates.find_image_copies`)
+    over the gold and training rows together: candidates by perceptual hash and among each gold image's
+    nearest training images in the image embedding, confirmed by comparing the two images; a gold row
+    counts when its confirmed partner is a training row. Training rows are given their nearest other
+    training image only for the typical distance the candidates are measured against."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from data_engine.mine.detectors.base import Neighbours
+    from data_engine.mine.detectors.image_duplicates import ALIGNED_NEIGHBOURS, find_image_copies
+    from data_engine.mine.embedders import configured_embedding
+    from data_engine.mine.embedders.features import own_embedding
+    from data_engine.store.images import perceptual_hashes
+
+    n = len(gold)
+    if not n:
+        return np.zeros(0, dtype=bool)
+    schema = {column: "image"}
+    _, (gold_x, train_x) = own_embedding(con, [gold, train], schema, configured_embedding(cfg))
+    k = min(ALIGNED_NEIGHBOURS, len(train) - 1)
+    index = NearestNeighbors(n_neighbors=k + 1).fit(np.asarray(train_x, dtype=np.float64))
+    g_dist, g_idx = index.kneighbors(np.asarray(gold_x, dtype=np.float64), n_neighbors=k)
+    t_dist, t_idx = index.kneighbors(np.asarray(train_x, dtype=np.float64))
+    neighbours = Neighbours(np.vstack([g_dist, t_dist[:, 1:]]), np.vstack([g_idx, t_idx[:, 1:]]) + n)
+    paths = np.concatenate([gold[column].astype(str).to_numpy(dtype=object),
+                            train[column].astype(str).to_numpy(dtype=object)])
+    copies = find_image_copies(perceptual_hashes(con, paths), list(paths), neighbours,
+                               exclude=np.arange(len(paths)) >= n)
+    return copies.partner[:n] >= n

@@ -84,6 +84,12 @@ class Task(ABC):
 
     # Whether a label draws on a fixed vocabulary (classes, tags) recorded in ``dataset_classes``.
     has_classes: ClassVar[bool] = True
+    # What the column checks (data_engine.mine.columns) read the labels as: "class" (``encode``'s class
+    # indices (n,)), "number" (``encode``'s (n,) float) or "tags" (:meth:`carried_tags`' (n, K) 0/1: which
+    # tags, entity types or box classes each example carries; each is judged as its own two-class label).
+    column_labels: ClassVar[str] = "class"
+    # What one of the K columns of :meth:`carried_tags` is called in the column checks' reasons.
+    tag_noun: ClassVar[str] = "tag"
     # The detector names (issue names) that apply to this kind of label; None = every registered
     # detector. The mining run skips the others with a note.
     detectors: ClassVar[frozenset[str] | None] = None
@@ -133,6 +139,12 @@ class Task(ABC):
     @abstractmethod
     def decode(self, y: np.ndarray, classes: Sequence[str]) -> list[str]:
         """The inverse of :meth:`encode`: ``y`` (n,) or (n, K) as n labels in the stored spelling."""
+
+    def carried_tags(self, y: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+        """Which of ``classes`` each labeled example carries, a 0/1 int matrix (n, K), from ``encode``'s
+        array ``y``; for tasks whose ``column_labels`` is ``"tags"``. Raises ``NotImplementedError``
+        for a task whose label is one class or one number (its ``encode`` array is read as it is)."""
+        raise NotImplementedError(f"task {self.name!r} labels are not sets of tags")
 
     # -- out-of-sample predictions -----------------------------------------------------------------
 

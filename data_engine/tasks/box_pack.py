@@ -57,6 +57,16 @@ def given_boxes(y: np.ndarray, classes: Sequence[str]) -> list[list[Box]]:
     return out
 
 
+def carried_classes(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Which of ``n_classes`` classes the boxes of each row of ``y`` (n, 1 + 5 * MAX_BOXES, as
+    :func:`encode` makes it) hold: a 0/1 int matrix (n, n_classes)."""
+    y = np.asarray(y, dtype=float)
+    out = np.zeros((len(y), n_classes), dtype=int)
+    for i, row in enumerate(y):
+        out[i, row[1:1 + 5 * int(row[0]):5].astype(int)] = 1
+    return out
+
+
 def decode(y: np.ndarray, classes: Sequence[str]) -> list[str]:
     """The stored box sets (canonical JSON) of the rows of ``y``."""
     return [canonical(b) for b in given_boxes(y, classes)]

@@ -64,6 +64,7 @@ class Multilabel(Task):
 
     name = "multilabel"
     has_classes = True
+    column_labels = "tags"
     # Every detector applies: label issues per tag set, and the feature-space detectors as for classes.
     detectors = None
     estimator_kind = "classifier"
@@ -137,6 +138,12 @@ class Multilabel(Task):
     def decode(self, y: np.ndarray, classes: Sequence[str]) -> list[str]:
         """A 0/1 matrix (n, K) as stored labels."""
         return tagsets.decode(y, classes)
+
+    def carried_tags(self, y: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+        """The tag matrix itself (n, K) 0/1."""
+        import numpy as np
+
+        return np.asarray(y, dtype=int)
 
     def prediction_width(self, classes: Sequence[str]) -> int:
         """K independent per-tag probabilities."""

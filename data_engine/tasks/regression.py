@@ -83,11 +83,11 @@ class Regression(Task):
 
     name = "regression"
     has_classes = False
+    column_labels = "number"
     detectors = REGRESSION_DETECTORS
     estimator_kind = "regressor"
     default_metric = "mae"
-    # The flag rule is a fixed 2-sd cut-off (regression_issues): spare reviews go down the ranking.
-    reviews_past_flags = True
+    reviews_past_flags = True  # a fixed 2-sd flag cut-off (regression_issues): spare reviews go down the ranking
 
     @property
     def label_range(self) -> tuple[float, ...] | None:

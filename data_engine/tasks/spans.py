@@ -157,3 +157,15 @@ def decode(y: np.ndarray, types: Sequence[str]) -> list[str]:
         out.append(canonical(Span(int(row[1 + 3 * j]), int(row[2 + 3 * j]), str(types[int(row[3 + 3 * j])]))
                              for j in range(m)))
     return out
+
+
+def carried_types(y: np.ndarray, n_types: int) -> np.ndarray:
+    """Which of ``n_types`` entity types the spans of each row of ``y`` (n, 1 + 3 * MAX_SPANS, as
+    :func:`encode` makes it) hold: a 0/1 int matrix (n, n_types)."""
+    import numpy as np
+
+    y = np.asarray(y, dtype=np.int64)
+    out = np.zeros((len(y), n_types), dtype=int)
+    for i, row in enumerate(y):
+        out[i, row[3:3 + 3 * int(row[0]):3]] = 1
+    return out

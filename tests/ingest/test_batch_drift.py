@@ -186,10 +186,10 @@ def test_labeled_rows_of_a_drifted_batch_are_not_queued_as_drift() -> None:
 
 
 @pytest.mark.parametrize(("task", "label", "labels_compared"), [
-    # a number: its distribution is tested like a numeric column; a tag set is nearly unique per
-    # row, so it is left out (said by labels_compared) while the input columns are still compared.
+    # a number: its distribution is tested like a numeric column; a tag set as one yes/no column per
+    # tag (whether each example carries it): a set is nearly unique per row.
     ("regression", lambda f: (f["weight"] * 1.5).round(1), True),
-    ("multilabel", lambda f: np.where(f["weight"] > 72, '["heavy", "x"]', '["x"]'), False),
+    ("multilabel", lambda f: np.where(f["weight"] > 72, '["heavy", "x"]', '["x"]'), True),
 ])
 def test_drift_works_for_numbers_and_tags(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                           task: str, label, labels_compared: bool) -> None:
@@ -221,3 +221,73 @@ def test_a_few_short_texts_sharing_no_character_ngram_are_ingested(tmp_path: Pat
                                               "label": ["pos", "neg"]}), "two.csv", capsys)
     assert first["drift"] is None and second["rows_ok"] == 2
     assert second["drift"]["auc"] is None and second["drift"]["drifted"] is False
+
+
+def _digit_batch(folder: Path, rows: np.ndarray, name: str, *, inverted: bool = False) -> Path:
+    """Digits ``rows`` as PNG files under ``folder/name/`` and their manifest ``folder/name.csv``;
+    ``inverted``: white ink on black (another camera), the labels unchanged."""
+    from PIL import ImageOps
+    from sklearn.datasets import load_digits
+
+    from data_engine.demo.image_files import digit_image
+
+    digits = load_digits()
+    (folder / name).mkdir(parents=True)
+    manifest = []
+    for i in rows:
+        image = digit_image(digits.data[i])
+        (ImageOps.invert(image) if inverted else image).save(folder / name / f"{name}{i}.png")
+        manifest.append({"id": f"{name}{i}", "image": f"{name}/{name}{i}.png", "label": str(digits.target[i])})
+    pd.DataFrame(manifest).to_csv(folder / f"{name}.csv", index=False)
+    return folder / f"{name}.csv"
+
+
+def test_an_image_file_batch_is_compared_on_the_image_embedding(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """An image-file data set has no column a per-column test reads: the domain classifier reads the
+    images' embedding. Digits from the same source are not drifted; the same digits inverted are."""
+    from data_engine.demo.image_files import IMAGE_FILES_CONFIG
+
+    home = homes.make_home(tmp_path, IMAGE_FILES_CONFIG)
+
+    def ingest(path: Path) -> dict:
+        capsys.readouterr()
+        assert main(["--home", str(home.root), "ingest", "--json", str(path)]) == 0
+        [result] = json.loads(capsys.readouterr().out)
+        return result
+
+    # Shuffled: the digits are stored in blocks by writer, and another writer's hand is a real change.
+    order = np.random.default_rng(0).permutation(1797)
+    assert ingest(_digit_batch(home.landing, order[:300], "first"))["drift"] is None
+    same = ingest(_digit_batch(home.landing, order[300:420], "same"))["drift"]
+    assert same["drifted"] is False and same["auc"] < 0.75 and same["labels_compared"] is True
+    inverted = ingest(_digit_batch(home.landing, order[420:540], "inverted", inverted=True))["drift"]
+    assert inverted["drifted"] is True and inverted["auc"] >= 0.9 and inverted["columns"] == []
+
+
+def test_a_tag_carried_far_more_often_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Tag sets are compared one tag at a time (whether each example carries it): a batch whose inputs
+    are as before but where every example carries ``heavy`` names that tag's column, and only it."""
+    home = homes.make_home(tmp_path, CONFIG.replace('classes = ["yes", "no"]', 'task = "multilabel"'))
+    first = _rows(600, 0, 0)
+    first["churned"] = np.where(first["weight"] > 72, '["heavy", "x"]', '["x"]')
+    assert _ingest_json(home, first, "train.csv", capsys)["drift"] is None
+    batch = _rows(200, 3, 3_000)
+    batch["churned"] = '["heavy", "x"]'
+    drift = _ingest_json(home, batch, "all-heavy.csv", capsys)["drift"]
+    assert drift["drifted"] is True and drift["columns"] == ["churned: heavy"] and drift["labels_compared"] is True
+    assert {c["column"] for c in drift["per_column"]} >= {"churned: heavy", "churned: x"}
+
+
+def test_span_and_box_sets_are_compared_as_the_types_they_carry() -> None:
+    from data_engine.ship.drift_check import _carried
+    from data_engine.tasks import TASKS
+
+    spans = pd.Series(['[{"start": 0, "end": 4, "label": "PER"}]', None, "[]"], index=[5, 6, 7])
+    carried = _carried(TASKS["ner"](), spans, ["LOC", "PER"], ["spans: LOC", "spans: PER"])
+    assert carried.index.tolist() == [5, 6, 7]
+    assert carried.fillna("missing").to_dict("list") == {"spans: LOC": ["no", "missing", "no"],
+                                                         "spans: PER": ["yes", "missing", "no"]}
+    boxes = pd.Series(['[{"label": "disc", "x": 1, "y": 2, "w": 3, "h": 4}]'])
+    assert _carried(TASKS["detection"](), boxes, ["disc", "square"], ["b: disc", "b: square"]).iloc[0].tolist() == [
+        "yes", "no"]

@@ -65,3 +65,35 @@ def test_near_copies_are_found_and_distinct_rows_are_not():
     train = pd.concat([frame(train_rows), frame(gold_rows[:5], 0.05)], ignore_index=True)
     found = leaked_gold(frame(gold_rows), train, schema)
     assert found[:5].all() and found.sum() == 5
+
+
+def test_near_copies_of_training_images_are_left_out_of_gold(tmp_path):
+    """Image files: a gold image that is a resized, re-encoded or shifted copy of a training image is
+    found in the image embedding (not only by its file's hash); distinct digits are not."""
+    import pandas as pd
+
+    from data_engine.demo.image_files import IMAGE_FILES_CONFIG, write_digit_files
+    from data_engine.ship.evaluation import load_gold
+    from data_engine.ship.leakage import without_leaked_gold
+    from data_engine.steps import ingest_step
+    from tests.homes import make_home as make_config_home
+
+    home = make_config_home(tmp_path, IMAGE_FILES_CONFIG)
+    files = write_digit_files(home.landing / "digits", n=260, near_copies=8, seed=3)
+    manifest, copies = files.manifest, files.near_copies
+    # Each copy sits on the other side of the gold/training line from its source: a gold copy of a
+    # training image, or a training copy of a gold image; either way one gold example is leaked.
+    gold_side = set(manifest.loc[manifest["id"].str.startswith("d") & (manifest["id"] >= "d0200"), "id"])
+    gold_side |= set(copies.loc[~copies["copy_of"].isin(gold_side), "id"])
+    train, gold = manifest[~manifest["id"].isin(gold_side)], manifest[manifest["id"].isin(gold_side)]
+    assert len(gold) == 60 + (copies["copy_of"] < "d0200").sum()
+    train.to_csv(home.landing / "digits" / "train.csv", index=False)
+    gold.to_csv(home.landing / "digits" / "gold.csv", index=False)
+    ingest_step(home, [home.landing / "digits" / "train.csv"])
+    ingest_step(home, [home.landing / "digits" / "gold.csv"], gold=True)
+    with open_warehouse(home) as con:
+        scored, leaked = without_leaked_gold(con, home.config, load_gold(con, home.config))
+    assert leaked == 8 and len(scored) == len(gold) - 8
+    leaked_ids = set(gold["id"]) - set(scored["example_id"].astype(str).str.removeprefix("gold:"))
+    assert leaked_ids == set(copies.loc[copies["copy_of"] < "d0200", "id"]) | set(
+        copies.loc[copies["copy_of"] >= "d0200", "copy_of"])
