@@ -330,20 +330,23 @@ def members_out_of_fold(con: Any, cfg: EngineConfig, built: Mapping[str, Any], X
 
 def _trainer_out_of_fold(task: Task, supplied: Mapping[str, Any], X: pd.DataFrame, labels: np.ndarray,
                          classes: list[str], cfg: EngineConfig) -> dict[str, np.ndarray]:
-    """Out-of-fold probabilities (member -> (N, len(classes))) the user's trainers return from one fit
+    """Out-of-fold probabilities (member -> (N, len(classes)); tags: per tag) the user's trainers return from one fit
     on the engine's folds (the same seeded folds the engine would fit); raises EngineError as
     :meth:`~data_engine.trainers.command.CommandClassifier.fit_out_of_fold` does, or when the task
     has no classes to return probabilities of."""
     import warnings
 
-    if task.estimator_kind != "classifier" or not task.has_classes or labels.ndim != 1:
-        raise EngineError(f'model.out_of_fold = "trainer": supported for classification only, not for {task.name}')
+    if task.estimator_kind != "classifier" or not task.has_classes:
+        raise EngineError(f'model.out_of_fold = "trainer": supported for classification and tags, not for {task.name}')
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
         folds, _, _ = task.fold_ids(labels, classes, folds=cfg.mining.folds, seed=cfg.mining.seed)
     out = {}
     for name, est in supplied.items():
-        raw = est.fit_out_of_fold(X, labels, folds)  # (N, classes the labels hold)
+        raw = est.fit_out_of_fold(X, labels, folds)  # (N, classes the labels hold); tags: (N, every tag)
+        if labels.ndim == 2:
+            out[name] = raw
+            continue
         probs = np.zeros((len(X), len(classes)), dtype=float)
         probs[:, np.asarray(est.classes_, dtype=np.int64)] = raw
         out[name] = probs

@@ -139,6 +139,10 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
     # label should resolve, not the mining ensemble's (issue 16: on the digits the served SVM's
     # margin picks beat the ensemble's, which were no better than random).
     served, served_key = build_model(cfg, schema, n_rows=len(train))
+    from data_engine.trainers.context import engine_manifest, with_engine_manifest
+
+    # The user's trainer learns class (tag) names, not mining's indices (data_engine.trainers.context).
+    served = with_engine_manifest({"served": served}, engine_manifest(con, cfg, classes, snapshot))["served"]
     with clock.stage("score_unlabeled"):
         unl_probs, newly, champion = _unlabeled_probabilities(con, task, unlabeled, train, labels, served, inputs,
                                                               classes, served_key, snapshot, home, {})

@@ -58,6 +58,7 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     # the engine stores and hashes those bytes and never unpickles what the trainer wrote.
     "data_engine.trainers.command.CommandClassifier",
     "data_engine.trainers.numbers.CommandRegressor",
+    "data_engine.tasks.multilabel_trainer.CommandTagger",
     # The regression task's served model (its interval) and its tiny-data kNN regressor.
     "data_engine.tasks.regression_model.IntervalRegressor",
     "data_engine.tasks.regression_members.SmallDataKNeighborsRegressor",

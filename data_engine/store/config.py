@@ -278,7 +278,7 @@ def parse_config(raw: dict[str, Any]) -> EngineConfig:
         cfg = build_table(EngineConfig, raw, "")
         _check_dataset(cfg.dataset)
         _check_ranges(cfg)
-        _check_model(cfg.model)
+        _check_model(cfg.model, cfg.dataset.task)
     except ConfigError as exc:
         # Keys and values come from the user's file: a newline or control character in one must
         # not break the one-line error.
@@ -286,8 +286,16 @@ def parse_config(raw: dict[str, Any]) -> EngineConfig:
     return cfg
 
 
-def _check_model(model: ModelConfig) -> None:
-    """Cross-field checks of [model]."""
+# The tasks the user's trainer has a file contract for (docs/own-model.md).
+COMMAND_TASKS = ("classification", "multilabel", "regression")
+
+
+def _check_model(model: ModelConfig, task: str) -> None:
+    """Cross-field checks of [model] (``task``: ``[dataset] task``)."""
+    if model.trainer == "command" and task not in COMMAND_TASKS:
+        raise ConfigError(f'model.trainer = "command" is not supported yet for dataset.task = {task!r}: the user\'s '
+                          f"trainer has a contract for {', '.join(COMMAND_TASKS)} (docs/own-model.md); "
+                          'use model.trainer = "builtin" for this task')
     if model.trainer == "command" and not model.command:
         raise ConfigError('model.command: required when model.trainer = "command" (e.g. ["/path/venv/bin/python", '
                           '"train.py"])')

@@ -154,7 +154,8 @@ class Multilabel(Task):
         return [str(c) for c in classes]
 
     def members_for(self, members: Mapping[str, Any]) -> dict[str, Any]:
-        """Each classifier as a calibrated one-vs-rest :class:`~data_engine.tasks.multilabel_oof.TagwiseClassifier`."""
+        """Each classifier as a calibrated one-vs-rest :class:`~data_engine.tasks.multilabel_oof.TagwiseClassifier`
+        (the user's trainer as :class:`~data_engine.tasks.multilabel_trainer.CommandTagger`: it takes the tag sets)."""
         from data_engine.tasks.multilabel_oof import one_vs_rest
 
         return {name: one_vs_rest(member) for name, member in members.items()}

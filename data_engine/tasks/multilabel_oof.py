@@ -96,8 +96,17 @@ class TagwiseClassifier(ClassifierMixin, BaseEstimator):
         return np.asarray(decode(on, list(self.tags)), dtype=object)
 
 
-def one_vs_rest(member: Any) -> TagwiseClassifier:
-    """The multi-label estimator over one single-label member."""
+def one_vs_rest(member: Any) -> Any:
+    """The multi-label estimator over one single-label member: a :class:`TagwiseClassifier`; the
+    user's trainer is given the tag sets themselves (:class:`data_engine.tasks.multilabel_trainer.CommandTagger`);
+    a multi-label estimator already is returned as it is."""
+    from data_engine.trainers.command import CommandClassifier
+    from data_engine.tasks.multilabel_trainer import CommandTagger
+
+    if isinstance(member, (TagwiseClassifier, CommandTagger)):
+        return member
+    if isinstance(member, CommandClassifier):
+        return CommandTagger(**member.get_params())
     return TagwiseClassifier(member)
 
 
@@ -131,7 +140,7 @@ def mix_tag_probabilities(member_preds: Mapping[str, np.ndarray], Y: np.ndarray)
     return np.tensordot(w, stacked, axes=1), {name: float(v) for name, v in zip(names, w)}
 
 
-def _fit_predict_tags(estimator: TagwiseClassifier, X_train: pd.DataFrame, Y_train: np.ndarray,
+def _fit_predict_tags(estimator: Any, X_train: pd.DataFrame, Y_train: np.ndarray,
                       X_test: pd.DataFrame) -> np.ndarray:
     """Fit on the training part, return the test part's (m, K) tag probabilities."""
     with single_threaded():
@@ -144,8 +153,8 @@ def out_of_fold_tag_probabilities(members: Mapping[str, Any], X: pd.DataFrame, Y
 
     Parameters
     ----------
-    members : name -> unfitted estimator (a :class:`TagwiseClassifier`, or a single-label member that
-        is wrapped in one)
+    members : name -> unfitted estimator (a multi-label one, or a single-label member that
+        :func:`one_vs_rest` wraps)
     X : pd.DataFrame of shape (n, D)
     Y : np.ndarray of shape (n, K), 0/1 given tags
     folds, seed, n_jobs, compute : as :func:`data_engine.tasks.oof.ensemble_out_of_fold_probabilities`
@@ -160,7 +169,7 @@ def out_of_fold_tag_probabilities(members: Mapping[str, Any], X: pd.DataFrame, Y
         raise EngineError(f"{len(X)} feature rows but {len(Y)} labels")
     fold_of, n_folds, rare = assign_tag_folds(Y, folds=folds, seed=seed)
     X = X.reset_index(drop=True)
-    estimators = {name: est if isinstance(est, TagwiseClassifier) else one_vs_rest(est) for name, est in members.items()}
+    estimators = {name: one_vs_rest(est) for name, est in members.items()}
     names = list(estimators)
     splits = [(np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)) for k in range(n_folds)]
     calls = [(name, k) for name in names for k in range(n_folds)]

@@ -133,34 +133,52 @@ def read_prediction_file(path: Path, ids: Sequence[str], *, what: str = "trainer
 
 
 def validate_predictions(path: Path, ids: Sequence[str], classes: Sequence[str], *,
-                         what: str = "trainer `predict`") -> np.ndarray:
+                         what: str = "trainer `predict`", per_tag: bool = False) -> np.ndarray:
     """Read the trainer's ``PRED.parquet`` and return its probabilities, shape (len(ids), len(classes)),
-    in the order of ``ids`` and ``classes``. ``what`` names the call in errors.
+    in the order of ``ids`` and ``classes``. ``what`` names the call in errors. ``per_tag``: the
+    columns are tags, each an independent probability in [0, 1] (multi-label); else classes whose
+    probabilities sum to 1 on each row.
 
     Raises :class:`EngineError` naming the fault: those of :func:`read_prediction_file`, a missing
-    class column, a non-number, NaN or negative value, or a row not summing to 1 within
-    :data:`SUM_TOLERANCE`.
+    class (or tag) column, a non-number, NaN or negative value, with ``per_tag`` a value above 1,
+    else a row not summing to 1 within :data:`SUM_TOLERANCE`.
     """
+    kind = "tag" if per_tag else "class"
     frame = read_prediction_file(path, ids, what=what)
     absent = [c for c in classes if c not in frame.columns]
     if absent:
-        raise EngineError(f"{what}: {path.name} has no probability column for class {absent[0]!r} "
-                          f"(expected one column per class: {list(classes)}; got {list(frame.columns)})")
+        raise EngineError(f"{what}: {path.name} has no probability column for {kind} {absent[0]!r} "
+                          f"(expected one column per {kind}: {list(classes)}; got {list(frame.columns)})")
     try:
         probs = frame[list(classes)].to_numpy(dtype=float)
     except (TypeError, ValueError):
-        raise EngineError(f"{what}: {path.name}: a probability column holds a non-number") from None
-    bad = np.argwhere(~np.isfinite(probs) | (probs < 0))
+        raise EngineError(f"{what}: {path.name}: column {_non_number(frame, classes)!r} holds a non-number "
+                          "(probabilities are numbers)") from None
+    upper = 1.0 + SUM_TOLERANCE if per_tag else np.inf
+    bad = np.argwhere(~np.isfinite(probs) | (probs < 0) | (probs > upper))
     if len(bad):
         r, c = bad[0]
+        rule = "in [0, 1]" if per_tag else "finite and >= 0"
         raise EngineError(f"{what}: {path.name}: row example_id={ids[r]!r}, column {classes[c]!r} is "
-                          f"{float(probs[r, c])} (probabilities must be finite and >= 0)")
+                          f"{float(probs[r, c])} (probabilities must be {rule})")
+    if per_tag:  # independent per-tag probabilities: a row may sum to anything in [0, K]
+        return np.clip(probs, 0.0, 1.0)
     sums = probs.sum(axis=1)
     off = np.flatnonzero(np.abs(sums - 1.0) > SUM_TOLERANCE)
     if len(off):
         raise EngineError(f"{what}: {path.name}: probabilities of example_id={ids[off[0]]!r} sum to "
                           f"{sums[off[0]]:.6g}, not 1 (±{SUM_TOLERANCE:g}; {len(off)} such rows)")
     return probs
+
+
+def _non_number(frame: pd.DataFrame, columns: Sequence[str]) -> str:
+    """The first of ``columns`` whose values do not all read as floats."""
+    for c in columns:
+        try:
+            frame[c].to_numpy(dtype=float)
+        except (TypeError, ValueError):
+            return str(c)
+    return str(columns[0])
 
 
 class CommandModel(BaseEstimator):
@@ -200,6 +218,11 @@ class CommandModel(BaseEstimator):
 
     def read_predictions(self, path: Path, ids: Sequence[str], *, what: str = "trainer `predict`") -> np.ndarray:
         """The predictions file of ``ids``, checked, in their order (a subclass's layout)."""
+        raise NotImplementedError
+
+    def decide(self, answer: np.ndarray) -> np.ndarray:
+        """``predict``'s answer, shape (n,), from :meth:`read_predictions`'s ``answer`` for n rows (the
+        serve worker answers with the same files, so it decides through its model)."""
         raise NotImplementedError
 
     def _run_fit(self, X: pd.DataFrame, labels: Any, manifest: dict[str, Any], folds: np.ndarray | None
@@ -321,6 +344,10 @@ class CommandClassifier(ClassifierMixin, CommandModel):
         order of ``classes_``. Raises EngineError on a failed run or malformed predictions."""
         return self._run_predict(X)
 
+    def decide(self, answer: np.ndarray) -> np.ndarray:
+        """The most probable class of each row of probabilities ``answer`` (n, len(classes_)), shape (n,)."""
+        return self.classes_[np.argmax(answer, axis=1)]
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """The most probable class of each row of ``X``, shape (n,)."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        return self.decide(self.predict_proba(X))

@@ -63,6 +63,10 @@ class CommandRegressor(RegressorMixin, CommandModel):
                               f"is {values[bad[0]]} (predictions must be finite numbers)")
         return values
 
+    def decide(self, answer: np.ndarray) -> np.ndarray:
+        """The values themselves, shape (n,)."""
+        return answer
+
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Run ``COMMAND predict`` on ``X`` (n rows); the values, shape (n,). Raises EngineError."""
         return self._run_predict(X)

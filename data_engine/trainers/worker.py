@@ -98,7 +98,8 @@ class PredictWorker:
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """The worker's answer for ``X``'s n rows: for a classifier the probabilities, shape
-        (n, len(classes_)); for numbers the values, shape (n,) (the model's ``read_predictions``).
+        (n, len(classes_)) (for tags, per tag); for numbers the values, shape (n,) (the model's
+        ``read_predictions``).
 
         Raises :class:`WorkerDown` (not running, exited, past ``timeout_s``) or
         :class:`WorkerReplyError` (an error answer, or predictions the ``predict`` contract refuses).
@@ -140,11 +141,9 @@ class PredictWorker:
             return probs
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """Shape (n,): the most probable class of each row of ``X``, or for numbers the values."""
-        answer = self.predict_proba(X)
-        if answer.ndim == 1:
-            return answer
-        return self.classes_[np.argmax(answer, axis=1)]
+        """Shape (n,): the model's decision on the worker's answer for ``X`` (the most probable class,
+        the tag set, or for numbers the value; the model's ``decide``)."""
+        return self.model.decide(self.predict_proba(X))
 
     def stop(self, reason: str = "stopped") -> None:
         """Close the worker's stdin (it exits), after the request in progress; kill it if it lingers."""

@@ -5,9 +5,10 @@
     python train.py serve --model MODEL_DIR     (requests on stdin, one JSON line each)
 
 A scikit-learn MLP on the numeric input columns (standardised; missing values filled with the
-training median); for numbers (manifest task "regression") a ridge regression. It runs in its own virtual environment (setup.sh) and needs only pandas, pyarrow,
-scikit-learn and joblib; when launched from Dagster it reports its training accuracy through
-dagster-pipes if that package is installed.
+training median); for tag sets (manifest task "multilabel") the same MLP with one sigmoid output
+per tag; for numbers (manifest task "regression") a ridge regression. It runs in its own virtual
+environment (setup.sh) and needs only pandas, pyarrow, scikit-learn and joblib; when launched from
+Dagster it reports its training accuracy through dagster-pipes if that package is installed.
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ import pandas as pd
 from sklearn.linear_model import Ridge
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import MultiLabelBinarizer, StandardScaler
 
 
 def _numeric(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return frame[columns].apply(pd.to_numeric, errors="coerce")
 
 
-def _train(frame: pd.DataFrame, columns: list[str], task: str = "classification") -> dict:
+def _train(frame: pd.DataFrame, columns: list[str], task: str = "classification", tags: list[str] | None = None) -> dict:
     X = _numeric(frame, columns)
     medians = X.median()
     if task == "regression":  # numbers: ridge regression on the standardised columns
@@ -37,8 +38,15 @@ def _train(frame: pd.DataFrame, columns: list[str], task: str = "classification"
         model.fit(X.fillna(medians), frame["label"].astype(float))
     else:
         model = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(64,), max_iter=300, random_state=0))
-        model.fit(X.fillna(medians), frame["label"].astype(str))
-    return {"model": model, "columns": columns, "medians": medians, "task": task}
+        model.fit(X.fillna(medians), _targets(frame, task, tags))
+    return {"model": model, "columns": columns, "medians": medians, "task": task, "tags": tags}
+
+
+def _targets(frame: pd.DataFrame, task: str, tags: list[str] | None) -> object:
+    """Class names, or for tag sets (each label a list of tags) a 0/1 matrix with one column per tag."""
+    if task == "multilabel":
+        return MultiLabelBinarizer(classes=tags).fit_transform([list(t) for t in frame["label"]])
+    return frame["label"].astype(str)
 
 
 def _probabilities(saved: dict, frame: pd.DataFrame, classes: list[str] | None = None) -> pd.DataFrame:
@@ -47,7 +55,11 @@ def _probabilities(saved: dict, frame: pd.DataFrame, classes: list[str] | None =
     if saved.get("task") == "regression":  # numbers: example_id and prediction
         return pd.DataFrame({"example_id": frame["example_id"].astype(str).to_numpy(),
                              "prediction": saved["model"].predict(X)})
-    pred = pd.DataFrame(saved["model"].predict_proba(X), columns=[str(c) for c in saved["model"].classes_])
+    if saved.get("task") == "multilabel":  # one probability per tag, each in [0, 1]
+        names = saved["tags"]
+    else:
+        names = [str(c) for c in saved["model"].classes_]
+    pred = pd.DataFrame(saved["model"].predict_proba(X), columns=names)
     if classes is not None:
         pred = pred.reindex(columns=classes, fill_value=0.0)
     pred.insert(0, "example_id", frame["example_id"].astype(str).to_numpy())
@@ -66,10 +78,10 @@ def fit(train: Path, manifest: Path, out: Path) -> None:
         parts = []
         for k in sorted(frame[spec["fold_column"]].unique()):
             held = frame[spec["fold_column"]] == k
-            parts.append(_probabilities(_train(frame[~held], columns, meta["task"]), frame[held],
-                                        meta.get("classes")))
+            parts.append(_probabilities(_train(frame[~held], columns, meta["task"], meta.get("classes")),
+                                        frame[held], meta.get("classes")))
         pd.concat(parts).to_parquet(spec["path"], index=False)
-    saved = _train(frame, columns, meta["task"])
+    saved = _train(frame, columns, meta["task"], meta.get("classes"))
     joblib.dump(saved, out / "model.joblib")
     X = _numeric(frame, columns).fillna(saved["medians"])
     if meta["task"] == "regression":
@@ -78,7 +90,8 @@ def fit(train: Path, manifest: Path, out: Path) -> None:
               file=sys.stderr)
         _report({"train_rows": len(frame), "train_r2": r2})
         return
-    accuracy = float(saved["model"].score(X, frame["label"].astype(str)))
+    # For tag sets: the share of rows whose whole tag set is right.
+    accuracy = float(saved["model"].score(X, _targets(frame, meta["task"], meta.get("classes"))))
     print(f"fitted an MLP on {len(frame)} rows, {len(columns)} columns; training accuracy {accuracy:.3f}",
           file=sys.stderr)
     _report({"train_rows": len(frame), "train_accuracy": accuracy})
