@@ -286,26 +286,21 @@ def parse_config(raw: dict[str, Any]) -> EngineConfig:
     return cfg
 
 
-# The tasks the user's trainer has a file contract for (docs/own-model.md).
-COMMAND_TASKS = ("classification", "multilabel", "regression")
+COMMAND_TASKS = ("classification", "multilabel", "regression")  # the user's trainer's contracts (docs/own-model.md)
 
 
 def _check_model(model: ModelConfig, task: str) -> None:
     """Cross-field checks of [model] (``task``: ``[dataset] task``)."""
     if model.trainer == "command" and task not in COMMAND_TASKS:
-        raise ConfigError(f'model.trainer = "command" is not supported yet for dataset.task = {task!r}: the user\'s '
-                          f"trainer has a contract for {', '.join(COMMAND_TASKS)} (docs/own-model.md); "
-                          'use model.trainer = "builtin" for this task')
+        raise ConfigError(f'model.trainer = "command" is not supported yet for dataset.task = {task!r} (contracts '
+                          f'for {", ".join(COMMAND_TASKS)}: docs/own-model.md); use model.trainer = "builtin" for it')
     if model.trainer == "command" and not model.command:
-        raise ConfigError('model.command: required when model.trainer = "command" (e.g. ["/path/venv/bin/python", '
-                          '"train.py"])')
-    if model.trainer == "builtin" and model.command:
-        raise ConfigError('model.command is only read when model.trainer = "command"')
-    if model.trainer == "builtin" and model.out_of_fold != "engine":
-        raise ConfigError('model.out_of_fold = "trainer" is only read when model.trainer = "command"')
-    for key in ("timeout_s", "serve_timeout_s"):
-        if not getattr(model, key) > 0:
-            raise ConfigError(f"model.{key} = {getattr(model, key)}: must be > 0 seconds")
+        raise ConfigError('model.command: required when model.trainer = "command" (e.g. ["venv/bin/python", "train.py"])')
+    if model.trainer == "builtin" and (model.command or model.out_of_fold != "engine"):
+        key = "command" if model.command else 'out_of_fold = "trainer"'
+        raise ConfigError(f'model.{key} is only read when model.trainer = "command"')
+    for key in [k for k in ("timeout_s", "serve_timeout_s") if not getattr(model, k) > 0][:1]:
+        raise ConfigError(f"model.{key} = {getattr(model, key)}: must be > 0 seconds")
 
 
 def _check_dataset(ds: DatasetConfig) -> None:

@@ -42,8 +42,7 @@ if TYPE_CHECKING:  # numpy, pandas and DuckDB load when a method runs: ingest's 
 # may write tags 1, 2 or true; they are read as their text, "1", "2", "true").
 _SCALAR_TYPES = "('VARCHAR', 'BIGINT', 'UBIGINT', 'DOUBLE', 'BOOLEAN')"
 _TEXT_TYPE = "('VARCHAR')"
-# A tag is predicted when its probability reaches this (the per-tag probabilities are calibrated).
-THRESHOLD = 0.5
+THRESHOLD = tagsets.THRESHOLD
 
 
 def _array_of(expr: str, element_types: str) -> str:

@@ -5,7 +5,7 @@ with no tags); the manifest's ``task`` is ``"multilabel"`` and its ``classes`` a
 dataset, in the dataset's order. ``PRED.parquet`` holds ``example_id`` and one column per tag,
 named as the tag, holding that tag's probability: finite, in [0, 1], independent of the other tags
 (a row need not sum to 1). A tag is predicted at probability >= 0.5, as for the engine's own tag
-models (:data:`data_engine.tasks.multilabel.THRESHOLD`).
+models (:data:`data_engine.tasks.tagsets.THRESHOLD`).
 
 The engine's own tag model is one calibrated binary copy of a classifier per tag
 (:class:`data_engine.tasks.multilabel_oof.TagwiseClassifier`); the user's trainer is given the
@@ -25,8 +25,7 @@ import pandas as pd
 from sklearn.base import ClassifierMixin
 
 from data_engine.errors import EngineError
-from data_engine.tasks.multilabel import THRESHOLD
-from data_engine.tasks.tagsets import decode
+from data_engine.tasks.tagsets import THRESHOLD, decode
 from data_engine.trainers.command import SMOKE_ROWS, CommandModel, validate_predictions
 
 

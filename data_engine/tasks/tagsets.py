@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # numpy is imported where a matrix is built: `ingest` starts 
 
 # How a CSV cell separates tags when it is not a JSON array (``[dataset] label_separator``).
 DEFAULT_SEPARATOR = "|"
+# A tag is predicted when its probability reaches this (the per-tag probabilities are calibrated).
+THRESHOLD = 0.5
 
 
 class NotATagSet(EngineError):
