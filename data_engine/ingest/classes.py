@@ -144,10 +144,14 @@ def _stored_or_raise(con: duckdb.DuckDBPyConnection, ds: DatasetConfig) -> list[
 
 
 def _name(text: str) -> str:
-    """A class name in the spelling labels are compared in; a blank one is refused."""
+    """A class name in the spelling labels are compared in; a blank one, or one holding a control
+    character (a NUL among them: ingest quarantines any label holding one), is refused."""
     name = normalize_text(text)
     if not name or is_blank(name):
         raise EngineError(f"{text!r} is not a class name (blank)")
+    control = next((i for i, ch in enumerate(name) if ord(ch) < 32 or ord(ch) == 127), None)
+    if control is not None:
+        raise EngineError(f"{text!r} is not a class name (a control character at character {control + 1})")
     return name
 
 

@@ -18,16 +18,17 @@ def unknown_labels(con: duckdb.DuckDBPyConnection, ds: DatasetConfig) -> dict[st
     one of the classes, most rows first; for a cell of several tags (multi-label, entity types), each
     tag that is not a class, alone. Read from the temp table ``rejected`` (the bad rows only,
     each with the row as read in ``raw``: see data_engine.ingest.validate), so it costs nothing
-    for a batch without such rows."""
+    for a batch without such rows. A label holding a NUL character is left out: its row is quarantined
+    for the NUL too, and no class can be named so (``classes add`` would add a name no file holds)."""
     cell = f"json_extract_string(raw, {json_path(ds.label_column)})"
     tags = task_for(ds).cell_classes_sql(cell)
     if tags is None:
         rows = con.execute(
             f"SELECT {normalized_sql(cell)} AS label, count(*) AS n FROM rejected WHERE contains(reason, ?) "
-            "GROUP BY label ORDER BY n DESC, label", [NOT_A_CLASS]).fetchall()
+            "AND NOT contains(label, chr(0)) GROUP BY label ORDER BY n DESC, label", [NOT_A_CLASS]).fetchall()
     else:  # a cell of several tags: each tag that is not a class, alone, with the rows that carry it
         rows = con.execute(
             f"SELECT t AS label, count(DISTINCT __row) AS n FROM (SELECT __row, unnest({tags}) AS t FROM rejected "
-            "WHERE contains(reason, ?)) WHERE t <> '' AND t NOT IN (SELECT class_label FROM dataset_classes) "
+            "WHERE contains(reason, ?)) WHERE t <> '' AND NOT contains(t, chr(0)) AND t NOT IN (SELECT class_label FROM dataset_classes) "
             "GROUP BY label ORDER BY n DESC, label", [NOT_A_CLASS]).fetchall()
     return {str(k): int(n) for k, n in rows if k is not None}

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from data_engine.errors import EngineError
 from data_engine.ingest.batch import IngestResult, ingest_file
 from data_engine.ingest.landing import decide_landing, landed_path
 from data_engine.store.schema import load_classes
@@ -327,6 +328,15 @@ def test_landing_folder_text_files_as_tools_write_them(engine) -> None:
     assert (keys.rows_ok, keys.rows_labeled, keys.rows_quarantined) == (5, 5, 0)
     assert sum("differ only in case or surrounding spaces" in n for n in keys.notes) == 3, keys.notes
     nul = e.ingest("26_reviews_escaped_nul.jsonl")
-    assert (nul.rows_ok, nul.rows_quarantined) == (2, 1)
-    assert e.rows("SELECT row_number, reason FROM quarantine WHERE batch_id = ?", nul.batch_id) == [
-        (2, "column text: a NUL character (U+0000) at character 10, which no text holds (remove it from the value)")]
+    assert (nul.rows_ok, nul.rows_quarantined) == (2, 2)
+    reasons = e.rows("SELECT row_number, reason FROM quarantine WHERE batch_id = ? ORDER BY row_number", nul.batch_id)
+    assert reasons[0] == (
+        2, "column text: a NUL character (U+0000) at character 10, which no text holds (remove it from the value)")
+    assert reasons[1][0] == 4 and "column label: a NUL character (U+0000) at character 3" in reasons[1][1], reasons
+    # A label with a NUL is no class to add (a trial was advised `classes add` for it, and it added a name
+    # no file holds); the command refuses such a name too.
+    assert nul.unknown_labels == {} and not any("classes add" in w for w in nul.warnings), nul.warnings
+    from data_engine.ingest.classes import add_classes
+
+    with pytest.raises(EngineError, match="control character at character 3"):
+        add_classes(e.con, e.home.config.dataset, ["po\x00s"])
