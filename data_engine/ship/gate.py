@@ -79,6 +79,8 @@ from data_engine.tasks import Classification, Task, task_for
 _EPS = 1e-9
 # The strict test's tolerance when [gate] tolerance is not set.
 STRICT_TOLERANCE = 0.02
+# How a tie-break that favours the candidate ends its reason.
+PROMOTED = "so the candidate is promoted"
 
 
 def decide_promotion(
@@ -148,10 +150,13 @@ def _judge_unmeasured(verdict: GateVerdict, gate: GateConfig) -> GateVerdict:
     failed = [u.name for u in verdict.unmeasured if not u.passed]
     if not verdict.promote or not failed:
         return verdict
+    # The gold figures' reason ends in their decision ("so the candidate is promoted"): said as what
+    # they alone would have done, so the refused line never reads as a promotion.
+    alone = verdict.reason.replace(PROMOTED, "so the gold figures alone would promote the candidate")
     return replace(verdict, promote=False, reason=(
         f"refused: gold cannot measure class(es) {', '.join(map(repr, failed))} and [gate] unmeasured = "
         f"{gate.unmeasured!r} does not let them through (see 'unmeasured on gold' below); the gold figures "
-        f"alone: {verdict.reason}"))
+        f"alone: {alone}"))
 
 
 def _precondition(candidate: Evaluation, gate: GateConfig) -> str | None:
@@ -203,7 +208,7 @@ def _paired(base: GateVerdict, pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
             f"= {allowed:.4f}), so the champion stays"))
     if cs is None or hs is None or (cs.reviewed_labels, cs.label_snapshot) >= (hs.reviewed_labels, hs.label_snapshot):
         return replace(verdict, promote=True, outcome="tied",
-                       reason=f"{tie}{_tie_break(cs, hs)}, so the candidate is promoted")
+                       reason=f"{tie}{_tie_break(cs, hs)}, {PROMOTED}")
     return replace(verdict, outcome="tied", reason=f"{tie}; the champion was trained on more reviewed "
                    f"labels ({hs.reviewed_labels} against {cs.reviewed_labels}), so it stays")
 

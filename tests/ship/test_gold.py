@@ -89,6 +89,8 @@ def test_the_out_of_fold_rule(cand_oof, champ_oof, champion_classes, promote, wo
     assert v.outcome == "tied"  # the gold figures alone would promote every one of them
     if not promote:
         assert v.reason.startswith("refused: gold cannot measure class(es) 'c'")
+        # A trial read "so the candidate is promoted" inside this refusal.
+        assert "candidate is promoted" not in v.reason and "gold figures alone would promote" in v.reason
         assert [c.name for c in v.failed_checks] == ["unmeasured c"]
 
 
