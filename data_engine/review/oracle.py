@@ -19,12 +19,12 @@ the row.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 from data_engine.errors import EngineError
 from data_engine.store.home import Home
 from data_engine.tasks import Classification, Task
+from data_engine.tasks.setlabels import jsonl_objects
 
 ORACLE_JSONL = "oracle.jsonl"
 _HOW = ('write HOME/oracle.jsonl with the true labels, one {"id": ..., "label": ...} per line, '
@@ -61,20 +61,10 @@ def read_oracle(path: Path, label_task: Task | None = None) -> dict[str, str]:
 
 def _read_jsonl(path: Path, label_task: Task) -> list[tuple[str, str, str]]:
     pairs = []
-    with open(path, encoding="utf-8-sig") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise EngineError(f"{path}, line {n}: not JSON ({exc.msg}); each line is "
-                                  '{"id": ..., "label": ...}') from None
-            if not isinstance(row, dict):
-                raise EngineError(f"{path}, line {n}: a JSON object is needed, like {{\"id\": 1, \"label\": \"cat\"}}")
-            key = "id" if "id" in row else "example_id"
-            pairs.append((f"line {n}", _value(path, f"line {n}", key, row.get(key)),
-                          _label(path, f"line {n}", row.get("label"), label_task)))
+    for n, row in jsonl_objects(path, EngineError, name=f"{path},", shape='; each line is {"id": ..., "label": ...}'):
+        key = "id" if "id" in row else "example_id"
+        pairs.append((f"line {n}", _value(path, f"line {n}", key, row.get(key)),
+                      _label(path, f"line {n}", row.get("label"), label_task)))
     return pairs
 
 

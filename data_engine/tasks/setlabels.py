@@ -27,19 +27,25 @@ def json_items(value: object, error: type[Exception], *, empty: str, noun: str) 
     return value
 
 
-def jsonl_objects(path: Path, error: type[Exception]) -> Iterator[tuple[int, dict]]:
+def jsonl_objects(path: Path, error: type[Exception], *, name: str | None = None,
+                  shape: str = "") -> Iterator[tuple[int, dict]]:
     """Each non-blank line of the JSONL file ``path`` as (1-based line number, object); raises ``error``
-    naming the file and line of a line that is not a JSON object."""
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise error(f"{path.name} line {n}: not valid JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise error(f"{path.name} line {n}: not a JSON object")
-        yield n, row
+    naming the file (``name``, default the file's name) and line of a line that is not a JSON object,
+    followed by ``shape`` (e.g. ``'; each line is {"id": ..., "label": ...}'``) when given.
+
+    The file is read as UTF-8 with an optional byte-order mark, as spreadsheet exports write it."""
+    where = path.name if name is None else name
+    with open(path, encoding="utf-8-sig") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise error(f"{where} line {n}: not valid JSON ({exc.msg}){shape}") from None
+            if not isinstance(row, dict):
+                raise error(f"{where} line {n}: not a JSON object{shape}")
+            yield n, row
 
 
 def discard_majority(labels: Sequence[str], discard: str) -> tuple[bool, str | None]:

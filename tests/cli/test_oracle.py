@@ -35,8 +35,8 @@ def test_jsonl_is_read_in_the_engines_spelling(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("content,message", [
-    ('{"id": 1, "label": "a"}\n{"id": 2, "label": \n', "line 2: not JSON"),
-    ('{"id": 1, "label": "a"}\n[1, "a"]\n', "line 2: a JSON object is needed"),
+    ('{"id": 1, "label": "a"}\n{"id": 2, "label": \n', "line 2: not valid JSON (Expecting value); each line is"),
+    ('{"id": 1, "label": "a"}\n[1, "a"]\n', "line 2: not a JSON object; each line is"),
     ('{"id": 1}\n', "line 1: 'label' is missing"),
     ('{"label": "a"}\n', "line 1: 'example_id' is missing"),
     ('{"id": 1, "label": ["a", "b"]}\n', "line 1: 'label' is list"),
@@ -111,7 +111,7 @@ def test_demo_loop_and_simulate_refuse_a_malformed_oracle_in_one_line(tmp_path: 
     for argv in (["demo-loop"], ["review", "simulate"]):
         assert main(["--home", str(home.root), *argv]) == 2
         err = capsys.readouterr().err.strip()
-        assert err.startswith("data-engine: error: ") and "oracle.jsonl, line 2: not JSON" in err
+        assert err.startswith("data-engine: error: ") and "oracle.jsonl, line 2: not valid JSON" in err
         assert "\n" not in err and "Traceback" not in err
 
 
@@ -125,3 +125,9 @@ def test_demo_loop_is_named_for_any_data_set() -> None:
     source = Path(__file__).resolve().parents[2].joinpath("data_engine/demo/loop.py").read_text(encoding="utf-8")
     said = [line for line in source.splitlines() if "say(" in line and "digit" in line]
     assert not said, said
+
+
+def test_an_oracle_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "oracle.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"id": 1, "label": "a"}\n{"id": 2, "label": "b"}\n')
+    assert read_oracle(path) == {"1": "a", "2": "b"}

@@ -217,3 +217,17 @@ def test_a_taggers_offsets_and_scored_spans_become_token_probabilities(tmp_path)
     off, probs = tk.unpack(rows.loc["7"].to_numpy(), len(TYPES))
     assert off.tolist() == tk.offsets(text).tolist()
     assert np.allclose(probs, [[0.1, 0, 0, 0.9], [0.1, 0, 0, 0.9], [1, 0, 0, 0], [1, 0, 0, 0]])
+
+
+def test_a_predictions_file_with_a_byte_order_mark_is_read_like_one_without(tmp_path):
+    """Spreadsheet tools and PowerShell write UTF-8 with a byte-order mark; the oracle and ingest read
+    such files, and so do external predictions (the first line was refused as 'not valid JSON')."""
+    from data_engine.tasks.span_external import external_token_rows
+
+    text = "Ada Lovelace met Babbage"
+    plain, marked = tmp_path / "plain.jsonl", tmp_path / "marked.jsonl"
+    _write(plain, [{"example_id": "a", "spans": [{"start": 0, "end": 12, "label": "PER", "score": 0.9}]}])
+    marked.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    rows = external_token_rows(marked, TYPES, {"a": text})
+    assert rows.index.tolist() == ["a"]
+    assert rows.equals(external_token_rows(plain, TYPES, {"a": text}))
