@@ -79,7 +79,7 @@ from data_engine.tasks import Classification, Task, task_for
 _EPS = 1e-9
 # The strict test's tolerance when [gate] tolerance is not set.
 STRICT_TOLERANCE = 0.02
-# How a tie-break that favours the candidate ends its reason.
+# How a tie-break that favours the candidate ends its reason, once nothing else refused it.
 PROMOTED = "so the candidate is promoted"
 
 
@@ -137,6 +137,9 @@ def decide_promotion(
     if candidate.n_gold and unmeasured:
         verdict = _judge_unmeasured(verdict, gate)
         notes.append(unmeasured_phrase(unmeasured, gate))
+    if verdict.promote and verdict.outcome == "tied":
+        # The tie-break's evidence says why; its decision is said only once it is the final one.
+        verdict = replace(verdict, reason=f"{verdict.reason}, {PROMOTED}")
     if gate.test == "paired" and gate.tolerance is not None:
         notes.append("gate.tolerance is deprecated and ignored by test = 'paired' (only test = 'strict' reads it)")
     return replace(verdict, reason="; ".join([verdict.reason, *notes]))
@@ -150,13 +153,10 @@ def _judge_unmeasured(verdict: GateVerdict, gate: GateConfig) -> GateVerdict:
     failed = [u.name for u in verdict.unmeasured if not u.passed]
     if not verdict.promote or not failed:
         return verdict
-    # The gold figures' reason ends in their decision ("so the candidate is promoted"): said as what
-    # they alone would have done, so the refused line never reads as a promotion.
-    alone = verdict.reason.replace(PROMOTED, "so the gold figures alone would promote the candidate")
     return replace(verdict, promote=False, reason=(
         f"refused: gold cannot measure class(es) {', '.join(map(repr, failed))} and [gate] unmeasured = "
         f"{gate.unmeasured!r} does not let them through (see 'unmeasured on gold' below); the gold figures "
-        f"alone: {alone}"))
+        f"alone would promote the candidate: {verdict.reason}"))
 
 
 def _precondition(candidate: Evaluation, gate: GateConfig) -> str | None:
@@ -208,7 +208,7 @@ def _paired(base: GateVerdict, pairs: tuple[np.ndarray, np.ndarray, np.ndarray],
             f"= {allowed:.4f}), so the champion stays"))
     if cs is None or hs is None or (cs.reviewed_labels, cs.label_snapshot) >= (hs.reviewed_labels, hs.label_snapshot):
         return replace(verdict, promote=True, outcome="tied",
-                       reason=f"{tie}{_tie_break(cs, hs)}, {PROMOTED}")
+                       reason=f"{tie}{_tie_break(cs, hs)}")
     return replace(verdict, outcome="tied", reason=f"{tie}; the champion was trained on more reviewed "
                    f"labels ({hs.reviewed_labels} against {cs.reviewed_labels}), so it stays")
 
