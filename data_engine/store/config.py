@@ -7,6 +7,7 @@ not be silently ignored), and every error names the key (``review.budget``) and 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -299,8 +300,6 @@ def _check_model(model: ModelConfig, task: str) -> None:
     if model.trainer == "builtin" and (model.command or model.out_of_fold != "engine"):
         key = "command" if model.command else 'out_of_fold = "trainer"'
         raise ConfigError(f'model.{key} is only read when model.trainer = "command"')
-    for key in [k for k in ("timeout_s", "serve_timeout_s") if not getattr(model, k) > 0][:1]:
-        raise ConfigError(f"model.{key} = {getattr(model, key)}: must be > 0 seconds")
 
 
 def _check_dataset(ds: DatasetConfig) -> None:
@@ -361,68 +360,57 @@ def _check_dataset(ds: DatasetConfig) -> None:
                 raise ConfigError(f"dataset.classes[{i}] = {c!r}: must be non-empty without surrounding spaces")
 
 
+# [section] key -> (whether a value is in range, what the range is). One table, so every range check
+# says the same thing the same way: "<key> = <value>: <range>".
+_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "mining.folds": (lambda v: v >= 2, "must be at least 2"),
+    "mining.n_jobs": (lambda v: v >= 1, "must be at least 1"),
+    "review.budget": (lambda v: v >= 1, "must be at least 1"),
+    "review.annotators_per_task": (lambda v: v >= 1, "must be at least 1"),
+    "review.max_opinions": (lambda v: 1 <= v <= 5, "must be between 1 and 5"),
+    "review.import_batch_size": (lambda v: 1 <= v <= 50_000, "must be between 1 and 50000"),
+    "review.propagate_precision": (lambda v: 0.5 <= v <= 1.0, "must be between 0.5 and 1"),
+    "review.propagate_min_verdicts": (lambda v: v >= 1, "must be at least 1"),
+    "review.propagate_audit": (lambda v: 0.0 <= v <= 1.0, "must be between 0 and 1"),
+    "review.timeout_seconds": (lambda v: v > 0, "must be positive"),
+    "review.explore_share": (lambda v: 0 <= v <= 1, "must be between 0 and 1"),
+    "review.refill_below": (lambda v: 0 < v <= 1, "must be a share of the budget, above 0 and at most 1"),
+    "ingest.max_quarantine_share": (lambda v: 0 <= v <= 1, "must be a share of a batch's rows, between 0 and 1"),
+    "drift.alpha": (lambda v: 0 < v < 0.5, "must be between 0 and 0.5 (a significance level, e.g. 0.05)"),
+    "drift.auc": (lambda v: 0.5 < v <= 1, "must be above 0.5 (a classifier that guesses) and at most 1"),
+    "drift.max_rows": (lambda v: v >= 20, "must be at least 20"),
+    "retrain.min_new_labels": (lambda v: v >= 1, "must be at least 1"),
+    "gate.tolerance": (lambda v: v is None or 0 <= v <= 1, "must be between 0 and 1"),
+    "gate.alpha": (lambda v: 0 < v < 0.5, "must be between 0 and 0.5 (a significance level, e.g. 0.05)"),
+    "gate.min_class_recall": (lambda v: 0 <= v <= 1, "must be between 0 and 1"),
+    "gate.min_class_gold": (lambda v: v is None or v >= 1, "must be at least 1"),
+    "gate.tie_tolerance": (lambda v: 0 <= v <= 1, "must be between 0 and 1 (a share of the champion's figure)"),
+    "gate.unmeasured_tolerance": (lambda v: 0 <= v <= 1, "must be between 0 and 1"),
+    "serve.port": (lambda v: 1 <= v <= 65535, "must be between 1 and 65535"),
+    "model.timeout_s": (lambda v: v > 0, "must be > 0 seconds"),
+    "model.serve_timeout_s": (lambda v: v > 0, "must be > 0 seconds"),
+}
+
+
 def _check_ranges(cfg: EngineConfig) -> None:
-    """Numeric ranges and cross-section checks."""
-    if cfg.mining.folds < 2:
-        raise ConfigError("mining.folds: must be at least 2")
-    if cfg.mining.n_jobs < 1:
-        raise ConfigError("mining.n_jobs: must be at least 1")
+    """Numeric ranges (:data:`_RANGES`) and cross-section checks."""
+    for key, (in_range, why) in _RANGES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if not in_range(value):
+            raise ConfigError(f"{key} = {value!r}: {why}")
     for i, d in enumerate(cfg.mining.detectors):
         _check_name(d, f"mining.detectors[{i}]")
-    if cfg.review.budget < 1:
-        raise ConfigError("review.budget: must be at least 1")
-    if cfg.review.annotators_per_task < 1:
-        raise ConfigError("review.annotators_per_task: must be at least 1")
-    if not 1 <= cfg.review.max_opinions <= 5:
-        raise ConfigError("review.max_opinions: must be between 1 and 5")
-    if not 1 <= cfg.review.import_batch_size <= 50_000:
-        raise ConfigError("review.import_batch_size: must be between 1 and 50000")
-    if not 0.5 <= cfg.review.propagate_precision <= 1.0:
-        raise ConfigError("review.propagate_precision: must be between 0.5 and 1")
-    if cfg.review.propagate_min_verdicts < 1:
-        raise ConfigError("review.propagate_min_verdicts: must be at least 1")
-    if not 0.0 <= cfg.review.propagate_audit <= 1.0:
-        raise ConfigError("review.propagate_audit: must be between 0 and 1")
-    if cfg.review.timeout_seconds <= 0:
-        raise ConfigError("review.timeout_seconds: must be positive")
     check_review_url(cfg.review.url, cfg.review.api_key_env, cfg.review.allow_remote)
     if not cfg.review.api_key_env.replace("_", "").isalnum():
         raise ConfigError("review.api_key_env: must be the NAME of an environment variable, not the key itself")
     for name, w in cfg.review.weights.items():
         if w < 0:
-            raise ConfigError(f"review.weights.{name}: must not be negative")
-    if not 0 <= cfg.review.explore_share <= 1:
-        raise ConfigError("review.explore_share: must be between 0 and 1")
-    if not 0 < cfg.review.refill_below <= 1:
-        raise ConfigError("review.refill_below: must be a share of the budget, above 0 and at most 1")
-    if not 0 <= cfg.ingest.max_quarantine_share <= 1:
-        raise ConfigError("ingest.max_quarantine_share: must be a share of a batch's rows, between 0 and 1")
-    if not 0 < cfg.drift.alpha < 0.5:
-        raise ConfigError("drift.alpha: must be between 0 and 0.5 (a significance level, e.g. 0.05)")
-    if not 0.5 < cfg.drift.auc <= 1:
-        raise ConfigError("drift.auc: must be above 0.5 (a classifier that guesses) and at most 1")
-    if cfg.drift.max_rows < 20:
-        raise ConfigError("drift.max_rows: must be at least 20")
-    if cfg.retrain.min_new_labels < 1:
-        raise ConfigError("retrain.min_new_labels: must be at least 1")
-    if cfg.gate.tolerance is not None and not 0 <= cfg.gate.tolerance <= 1:
-        raise ConfigError("gate.tolerance: must be between 0 and 1")
-    if not 0 < cfg.gate.alpha < 0.5:
-        raise ConfigError("gate.alpha: must be between 0 and 0.5 (a significance level, e.g. 0.05)")
-    if not 0 <= cfg.gate.min_class_recall <= 1:
-        raise ConfigError("gate.min_class_recall: must be between 0 and 1")
-    if cfg.gate.min_class_gold is not None and cfg.gate.min_class_gold < 1:
-        raise ConfigError("gate.min_class_gold: must be at least 1")
-    if not 0 <= cfg.gate.tie_tolerance <= 1:
-        raise ConfigError("gate.tie_tolerance: must be between 0 and 1 (a share of the champion's figure)")
-    if not 0 <= cfg.gate.unmeasured_tolerance <= 1:
-        raise ConfigError("gate.unmeasured_tolerance: must be between 0 and 1")
+            raise ConfigError(f"review.weights.{name} = {w!r}: must not be negative")
     try:
         check_scheduler(cfg.compute.scheduler)
     except EngineError as exc:
         raise ConfigError(str(exc)) from None
-    if not 1 <= cfg.serve.port <= 65535:
-        raise ConfigError("serve.port: must be between 1 and 65535")
     for i, s in enumerate(cfg.gate.slices):
         if s.column not in (*cfg.dataset.input_columns, cfg.dataset.label_column):
             raise ConfigError(f"gate.slices[{i}].column = {s.column!r}: not a dataset column")
