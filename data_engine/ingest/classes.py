@@ -32,7 +32,7 @@ from data_engine.ingest.readers import RawTable, drop_scratch
 from data_engine.ingest.validate import GOLD_ID_PREFIX
 from data_engine.store.config import DatasetConfig
 from data_engine.store.ledger import append_events
-from data_engine.store.classes import NOT_A_CLASS, case_variants, first_spellings
+from data_engine.store.classes import NOT_A_CLASS, case_variants, control_character_at, first_spellings
 from data_engine.store.schema import load_classes
 from data_engine.store.values import is_blank, normalize_text, normalized_sql
 from data_engine.store.warehouse import json_path, quote_ident, transaction
@@ -145,11 +145,11 @@ def _stored_or_raise(con: duckdb.DuckDBPyConnection, ds: DatasetConfig) -> list[
 
 def _name(text: str) -> str:
     """A class name in the spelling labels are compared in; a blank one, or one holding a control
-    character (a NUL among them: ingest quarantines any label holding one), is refused."""
+    character (:data:`~data_engine.store.classes.CONTROL_CHARACTER`), is refused."""
     name = normalize_text(text)
     if not name or is_blank(name):
         raise EngineError(f"{text!r} is not a class name (blank)")
-    control = next((i for i, ch in enumerate(name) if ord(ch) < 32 or ord(ch) == 127), None)
+    control = control_character_at(name)
     if control is not None:
         raise EngineError(f"{text!r} is not a class name (a control character at character {control + 1})")
     return name

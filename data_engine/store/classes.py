@@ -6,6 +6,7 @@ labels in force. Changing the set is :mod:`data_engine.ingest.classes`.
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import Any
 
@@ -17,7 +18,17 @@ from data_engine.store.values import normalize_text
 
 # The words of the quarantine reason of a label outside the classes (data_engine.tasks.classification).
 NOT_A_CLASS = "is not one of the classes"
+# No class name holds a control character (C0 or DEL): ingest cannot tell a NUL from the end of a
+# cell, and a tab or newline in a name breaks every one-line message. One pattern, read by Python's
+# ``re`` and DuckDB's RE2 alike, for ``classes add`` and for the unknown labels ingest advises adding.
+CONTROL_CHARACTER = r"[\x00-\x1f\x7f]"
 SHOWN_LABELS = 5
+
+
+def control_character_at(name: str) -> int | None:
+    """The 0-based position of the first control character (:data:`CONTROL_CHARACTER`) in ``name``, or None."""
+    found = re.search(CONTROL_CHARACTER, name)
+    return None if found is None else found.start()
 
 
 def add_command(names: list[str]) -> str:

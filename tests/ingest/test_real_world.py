@@ -328,15 +328,18 @@ def test_landing_folder_text_files_as_tools_write_them(engine) -> None:
     assert (keys.rows_ok, keys.rows_labeled, keys.rows_quarantined) == (5, 5, 0)
     assert sum("differ only in case or surrounding spaces" in n for n in keys.notes) == 3, keys.notes
     nul = e.ingest("26_reviews_escaped_nul.jsonl")
-    assert (nul.rows_ok, nul.rows_quarantined) == (2, 2)
+    assert (nul.rows_ok, nul.rows_quarantined) == (2, 3)
     reasons = e.rows("SELECT row_number, reason FROM quarantine WHERE batch_id = ? ORDER BY row_number", nul.batch_id)
     assert reasons[0] == (
         2, "column text: a NUL character (U+0000) at character 10, which no text holds (remove it from the value)")
     assert reasons[1][0] == 4 and "column label: a NUL character (U+0000) at character 3" in reasons[1][1], reasons
-    # A label with a NUL is no class to add (a trial was advised `classes add` for it, and it added a name
-    # no file holds); the command refuses such a name too.
+    assert reasons[2][0] == 5 and "is not one of the classes" in reasons[2][1], reasons
+    # A label with a NUL or another control character (BEL, row 5) is no class to add (a trial was
+    # advised `classes add` for a NUL one, and it added a name no file holds); the command refuses both.
     assert nul.unknown_labels == {} and not any("classes add" in w for w in nul.warnings), nul.warnings
     from data_engine.ingest.classes import add_classes
 
     with pytest.raises(EngineError, match="control character at character 3"):
         add_classes(e.con, e.home.config.dataset, ["po\x00s"])
+    with pytest.raises(EngineError, match="control character at character 3"):
+        add_classes(e.con, e.home.config.dataset, ["ne\x07g"])
