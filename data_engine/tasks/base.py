@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from data_engine.errors import EngineError
 from data_engine.plugins import Registry
 
 if TYPE_CHECKING:  # numpy, pandas and DuckDB load when a method runs: ingest's start-up stays light
@@ -382,11 +383,12 @@ class Task(ABC):
         return tuple(self.metrics(np.array([]), np.array([]), []))
 
     def check_metric(self, metric: str) -> None:
-        """Raise ``ValueError`` naming ``metric`` and :meth:`metric_names` unless it is one of them (a paired
-        test of a figure the task does not compute must not fall back to another figure silently)."""
+        """Raise :class:`~data_engine.errors.EngineError` naming ``metric`` and :meth:`metric_names` unless
+        it is one of them (a paired test of a figure the task does not compute must not fall back to
+        another figure silently). Every task's :meth:`paired_test` calls it first."""
         known = self.metric_names()
         if metric not in known:
-            raise ValueError(f"unknown {self.name} metric {metric!r}; expected one of {', '.join(known)}")
+            raise EngineError(f"unknown {self.name} metric {metric!r}; expected one of {', '.join(known)}")
 
     def higher_is_better(self, metric: str) -> bool:
         """Whether a larger ``metric`` is better (True for scores; an error measure says False)."""

@@ -340,6 +340,7 @@ class Multilabel(Task):
                     alpha: float) -> PairedDiff:
         """Exact match (accuracy): McNemar's exact test; the F1s: a paired bootstrap over examples
         (:func:`data_engine.tasks.multilabel_metrics.paired_bootstrap`)."""
+        self.check_metric(metric)
         from data_engine.tasks.multilabel_metrics import paired_bootstrap
 
         return paired_bootstrap(y_true, cand_pred, champ_pred, metric, alpha=alpha)

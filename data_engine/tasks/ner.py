@@ -393,6 +393,7 @@ class NER(Task):
     def paired_test(self, y_true: np.ndarray, cand_pred: np.ndarray, champ_pred: np.ndarray, metric: str, *,
                     alpha: float) -> PairedDiff:
         """A paired bootstrap over gold texts (:func:`data_engine.tasks.ner_metrics.paired_bootstrap`)."""
+        self.check_metric(metric)
         from data_engine.tasks.ner_metrics import paired_bootstrap
 
         return paired_bootstrap([str(v) for v in y_true], [str(v) for v in cand_pred], [str(v) for v in champ_pred],

@@ -106,8 +106,7 @@ class Regression(Task):
         return regression_values.label_sql(cell)
 
     def label_reasons(self, label: str, classes_known: bool) -> list[tuple[str, str]]:
-        """Not a finite number (a thousands separator or decimal comma named), beyond float32's range,
-        or outside ``[dataset] label_range``."""
+        """Not a finite number (thousands separator, decimal comma named), beyond float32, outside ``label_range``."""
         return regression_values.label_reasons(label, self.label_range)
 
     # -- labels as arrays ---------------------------------------------------------------------------
@@ -415,6 +414,7 @@ class Regression(Task):
                     alpha: float) -> PairedDiff:
         """MAE: Wilcoxon signed-rank on per-example absolute errors; RMSE, R²: paired bootstrap
         (:func:`data_engine.tasks.regression_metrics.paired_regression_test`)."""
+        self.check_metric(metric)
         from data_engine.tasks.regression_metrics import paired_regression_test
 
         return paired_regression_test(_numbers(y_true), _numbers(cand_pred), _numbers(champ_pred), metric, alpha=alpha)
