@@ -381,6 +381,7 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "drift.max_rows": (lambda v: v >= 20, "must be at least 20"),
     "retrain.min_new_labels": (lambda v: v >= 1, "must be at least 1"),
     "gate.tolerance": (lambda v: v is None or 0 <= v <= 1, "must be between 0 and 1"),
+    "gate.min_gold": (lambda v: v >= 1, "must be at least 1 (no gold: the gate refuses anyway)"),
     "gate.alpha": (lambda v: 0 < v < 0.5, "must be between 0 and 0.5 (a significance level, e.g. 0.05)"),
     "gate.min_class_recall": (lambda v: 0 <= v <= 1, "must be between 0 and 1"),
     "gate.min_class_gold": (lambda v: v is None or v >= 1, "must be at least 1"),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from data_engine.errors import ConfigError
-from data_engine.store.config import EngineConfig, load_config, parse_config
+from data_engine.store.config import _RANGES, EngineConfig, load_config, parse_config
 from data_engine.store.review_url import remote_review_notice
 from data_engine.store.home import Home
 
@@ -70,7 +70,8 @@ def _parse(text: str) -> EngineConfig:
         (BASE + "[review]\nurl = 'localhost:8080'\n", ["review.url", "http://"]),
         (BASE + "[review]\napi_key_env = 'sk-123 456'\n", ["review.api_key_env", "NAME"]),
         (BASE + "[review.weights]\nlabel = -1.0\n", ["review.weights.label", "must not be negative"]),
-        (BASE + "[serve]\nport = 70000\n", ["serve.port"]),
+        (BASE + "[serve]\nport = 70000\n", ["serve.port = 70000: must be between 1 and 65535"]),
+        (BASE + "[gate]\nmin_gold = 0\n", ["gate.min_gold = 0: must be at least 1"]),
         (BASE + "[ingest]\nmax_quarantine_share = 1.5\n", ["ingest.max_quarantine_share", "between 0 and 1"]),
         (BASE + "[ingest]\nmax_quarantine_share = -0.1\n", ["ingest.max_quarantine_share", "between 0 and 1"]),
         (BASE + "[ingest]\nmax_quarantine_share = 'half'\n", ["ingest.max_quarantine_share", "expected a number"]),
@@ -168,3 +169,13 @@ def test_a_remote_review_url_is_refused_unless_allowed_then_announced(url: str, 
     cfg = _parse(BASE + f"[review]\nurl = '{url}'\napi_key_env = 'LS_KEY'\nallow_remote = true\n")
     notice = remote_review_notice(cfg.review.url, cfg.review.api_key_env)
     assert notice is not None and host in notice and "$LS_KEY" in notice and url in notice
+
+
+@pytest.mark.parametrize("key", sorted(_RANGES))
+def test_each_range_names_a_key_and_passes_its_default(key: str) -> None:
+    """A misspelt key in the range table would never be checked; a default out of its own range
+    would refuse every config that leaves the key out."""
+    section, name = key.split(".")
+    cfg = parse_config(tomllib.loads(BASE))
+    assert name in type(getattr(cfg, section)).__dataclass_fields__
+    assert _RANGES[key][0](getattr(getattr(cfg, section), name))
