@@ -33,6 +33,7 @@ from data_engine.store.schema import (MANY_CLASSES, AmbiguousNumbers, NotClasses
                                       fix_columns, load_classes, stored_columns)
 from data_engine.store.warehouse import quote_ident, rollback_quietly
 from data_engine.tasks import task_for
+from data_engine.wording import counted, verb
 
 # IngestResult is defined in ingest.result (the version store fills it too) and read from here by callers.
 __all__ = ["IngestResult", "batch_id_for", "ingest_file", "is_gold_path", "load_rows", "record_batch",
@@ -201,7 +202,7 @@ def _judge_quarantined_share(con: duckdb.DuckDBPyConnection, result: IngestResul
     share = result.rows_quarantined / result.rows_in
     if share > max_share:
         result.warnings.append(
-            f"{result.rows_quarantined} of {result.rows_in} rows ({share:.0%}) quarantined, above [ingest] "
+            f"{result.rows_quarantined} of {counted(result.rows_in, 'row')} ({share:.0%}) quarantined, above [ingest] "
             f"max_quarantine_share = {max_share:g}: {rejecting_columns(con, result.batch_id)}")
 
 
@@ -215,7 +216,8 @@ def _fail_without_good_rows(con: duckdb.DuckDBPyConnection, result: IngestResult
     why = rejecting_columns(con, result.batch_id)
     keep_only_quarantine(con, result.batch_id)
     result.status = "rejected"
-    result.reason = (f"no good row: all {result.rows_in} rows quarantined, {why}; the rows and their reasons are "
+    result.reason = (f"no good row: {'the one row' if result.rows_in == 1 else f'all {result.rows_in} rows'} quarantined, {why}; "
+                     "the rows and their reasons are "
                      f"in table quarantine, batch_id = '{result.batch_id}'")
     result.rows_new = result.rows_changed = result.rows_unchanged = result.rows_labeled = 0
     result.column_types, result.changed_columns = {}, {}
@@ -276,7 +278,7 @@ def load_rows(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestR
     if label_present and not result.is_gold:
         n, markers = missing_labels(con, ds)
         if n:
-            result.notes.append(f"{n} rows have a missing-value marker ({', '.join(map(repr, markers))}) as their "
+            result.notes.append(f"{counted(n, 'row')} {verb(n, 'has', 'have')} a missing-value marker ({', '.join(map(repr, markers))}) as their "
                                 f"label in column {ds.label_column!r}: stored unlabeled")
     if ds.image_column:
         rejected += _check_images(con, ds, result, columns)
@@ -298,7 +300,7 @@ def load_rows(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestR
         ).fetchall()
     ]
     if result.rows_quarantined:
-        result.reason = f"{result.rows_quarantined} of {result.rows_in} rows quarantined"
+        result.reason = f"{result.rows_quarantined} of {counted(result.rows_in, 'row')} quarantined"
 
 
 # A column whose every value differs (a timestamp, a free id) in a file of at least this many rows

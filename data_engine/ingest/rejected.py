@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import duckdb
 
+from data_engine.wording import counted
+
 
 def rejecting_columns(con: duckdb.DuckDBPyConnection, batch_id: str, shown: int = 3) -> str:
     """What quarantined the rows of ``batch_id``, most rows first: "column 'tenure' (40 rows, e.g. ...)".
@@ -19,7 +21,8 @@ def rejecting_columns(con: duckdb.DuckDBPyConnection, batch_id: str, shown: int 
         "GROUP BY col, CASE WHEN col = '' THEN part END ORDER BY n DESC, col LIMIT ?",
         [batch_id, shown + 1],
     ).fetchall()
-    said = [f"column {col!r} ({n} rows, e.g. {example[:120]!r})" if col else f"{example[:120]!r} ({n} rows)"
+    said = [f"column {col!r} ({counted(n, 'row')}, e.g. {example[:120]!r})" if col
+            else f"{example[:120]!r} ({counted(n, 'row')})"
             for col, n, example in groups[:shown]]
     return "rejected by " + "; ".join(said) + ("; ..." if len(groups) > shown else "")
 

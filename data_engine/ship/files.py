@@ -18,6 +18,7 @@ from data_engine.ship.evaluation import Evaluation, evaluate_predictions, model_
 from data_engine.ship.registry import ModelRecord, current_champion, get_model, load_model
 from data_engine.store.home import Home
 from data_engine.tasks import Classification, Task, task_for
+from data_engine.wording import counted, verb
 
 OUTPUT_FORMATS = (".csv", ".parquet", ".jsonl")
 
@@ -154,16 +155,17 @@ def label_notes(checked: CheckedFile, limit: int = 10) -> tuple[list[str], list[
 
     notes = []
     if checked.renamed_labels:
-        read = ", ".join(f"{old!r} as {new!r} ({n} rows)" for old, (new, n) in checked.renamed_labels.items())
+        read = ", ".join(f"{old!r} as {new!r} ({counted(n, 'row')})" for old, (new, n) in checked.renamed_labels.items())
         notes.append(f"{checked.path}: labels read under the class's new name (`data-engine classes rename`): {read}")
     unknown = checked.unknown_labels
     # A row rejected for its label alone; one with other reasons too is listed with them.
     said = [r for r, why in checked.rejected if NOT_A_CLASS in why and "; " not in why]
     if unknown and said:
-        shown = ", ".join(f"{k!r} ({n} rows)" for k, n in list(unknown.items())[:SHOWN_LABELS])
+        shown = ", ".join(f"{k!r} ({counted(n, 'row')})" for k, n in list(unknown.items())[:SHOWN_LABELS])
         more = ", ..." if len(unknown) > SHOWN_LABELS else ""
         rows = ", ".join(map(str, said[:limit])) + (", ..." if len(said) > limit else "")
-        notes.append(f"{checked.path}: {len(said)} rows left out (rows {rows}): their label is not one of the "
+        notes.append(f"{checked.path}: {counted(len(said), 'row')} left out ({verb(len(said), 'row', 'rows')} {rows}): "
+                     "their label is not one of the "
                      f"classes: {shown}{more}; relabel them in the file (`data-engine classes` lists the classes), "
                      f"or if new, add it with `{add_command(list(unknown))}`")
     return notes, said if unknown else []

@@ -15,6 +15,7 @@ import duckdb
 from data_engine.store.config import DatasetConfig
 from data_engine.store.schema import load_classes
 from data_engine.store.values import normalize_text
+from data_engine.wording import counted, verb
 
 # The words of the quarantine reason of a label outside the classes (data_engine.tasks.classification).
 NOT_A_CLASS = "is not one of the classes"
@@ -62,7 +63,7 @@ def unknown_labels_warning(con: duckdb.DuckDBPyConnection, found: dict[str, int]
     """What ingest says about labels that are not classes (``found``: ``{label: rows}``), with the
     commands that take them in; a label that is the old name of a renamed class is named as such
     (the file predates the rename: fix its labels, the engine never maps them silently)."""
-    shown = ", ".join(f"{k!r} ({n} rows)" for k, n in list(found.items())[:SHOWN_LABELS])
+    shown = ", ".join(f"{k!r} ({counted(n, 'row')})" for k, n in list(found.items())[:SHOWN_LABELS])
     more = ", ..." if len(found) > SHOWN_LABELS else ""
     renamed = dict(con.execute(
         "SELECT old_label, last(class_label ORDER BY change_id) FROM class_changes "
@@ -74,7 +75,9 @@ def unknown_labels_warning(con: duckdb.DuckDBPyConnection, found: dict[str, int]
     # (``found`` is ordered most rows first) is the one advised, the others named as its spellings.
     spelled = case_variants(new, first_spellings(new))
     new = [k for k in new if k not in spelled]
-    said = f"{sum(found.values())} rows have a label that is not one of the classes: {shown}{more}; they are quarantined"
+    total = sum(found.values())
+    said = (f"{counted(total, 'row')} {verb(total, 'has', 'have')} a label that is not one of the classes: "
+            f"{shown}{more}; {verb(total, 'it is', 'they are')} quarantined")
     if renamed:
         said += ". " + ", ".join(f"{old!r} was renamed {now!r}" for old, now in renamed.items()) + (
             " (`data-engine classes rename`): write the new name in the file and land it again")

@@ -80,7 +80,7 @@ def test_a_large_quarantined_share_warns(max_share: float, bad_rows: int, warned
         return
     (warning,) = r.warnings
     assert warning.startswith(f"{bad_rows} of 4 rows ({bad_rows / 4:.0%}) quarantined, above [ingest] "
-                              f"max_quarantine_share = {max_share:g}: rejected by column 'x' ({bad_rows} rows")
+                              f"max_quarantine_share = {max_share:g}: rejected by column 'x' ({bad_rows} row{'s' * (bad_rows != 1)}")
     assert f"  warning: {warning}" in summarize([r])
 
 
@@ -132,8 +132,8 @@ def test_every_row_failing_in_another_column_type_is_named_problem_by_problem(
     assert len(parts) == 5, parts
     assert sorted(parts[1:]) == [
         "'id gold:6 starts with gold:, the prefix reserved for gold examples: rename the id (or land the row as gold "
-        "data in landi' (1 rows)",   # examples are cut at 120 characters
-        "'label zebra is not one of the classes (a, b)' (1 rows)",
-        "column 'id' (1 rows, e.g. 'missing id (column id)')",
-        "column 'note' (1 rows, e.g. 'empty text (column note)')"]
+        "data in landi' (1 row)",   # examples are cut at 120 characters
+        "'label zebra is not one of the classes (a, b)' (1 row)",
+        "column 'id' (1 row, e.g. 'missing id (column id)')",
+        "column 'note' (1 row, e.g. 'empty text (column note)')"]
     assert r.reason.startswith("no good row: all 6 rows quarantined, rejected by column 'amount' (2 rows")

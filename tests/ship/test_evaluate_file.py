@@ -79,7 +79,7 @@ def test_bad_rows_are_named_and_left_out(built, tmp_path, capsys):
     assert f"{path} row 5: column px3: abc is not a finite number" in err
     # A label that is not a class: said once, in one note naming the label, its rows and the fix.
     assert f"{path} row 8:" not in err and err.count("eleven") == 2
-    assert (f"note: {path}: 1 rows left out (rows 8): their label is not one of the classes: 'eleven' (1 rows); "
+    assert (f"note: {path}: 1 row left out (row 8): their label is not one of the classes: 'eleven' (1 row); "
             "relabel them in the file") in err and "`data-engine classes add eleven`" in err
     assert f"{path} row 10: gold row without a label" in err and "2 row(s) left out and the rows below" in err
     assert f"model v{v2.version} on {path}: 197 labeled rows; accuracy" in out and "recall 9:" in out
