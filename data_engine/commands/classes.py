@@ -42,7 +42,7 @@ def cmd_classes(args: argparse.Namespace, home: Home) -> int:
             print("no classes yet: the first labeled batch (or [dataset] classes) fixes them")
         for row in rows:
             print(f"  {row['position']:>3}  {row['class_label']:<30} labels in force: {row['labels_in_force']:<7} "
-                  f"({row['source']})")
+                  f"gold: {row['gold_labels']:<6} ({row['source']})")
         if drift:
             print(f"note: {drift}", file=sys.stderr)
         return 0

@@ -119,11 +119,16 @@ def config_drift(con: duckdb.DuckDBPyConnection, ds: DatasetConfig) -> str | Non
 
 
 def list_classes(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """The classes in order: ``class_label``, ``position``, ``source`` and ``labels_in_force`` (examples
-    whose label in force is the class)."""
+    """The classes in order: ``class_label``, ``position``, ``source``, ``labels_in_force`` (training
+    examples whose label in force is the class) and ``gold_labels`` (gold examples labeled so: the
+    gate's, never trained on, so counted apart)."""
     rows = con.execute(
-        "SELECT c.class_label, c.position, c.source, count(cl.example_id) FROM dataset_classes c "
-        "LEFT JOIN current_labels cl ON cl.label = c.class_label GROUP BY ALL ORDER BY c.position").fetchall()
-    return [dict(zip(("class_label", "position", "source", "labels_in_force"), r)) for r in rows]
+        "WITH gold AS (SELECT DISTINCT example_id FROM examples WHERE is_gold) "
+        "SELECT c.class_label, c.position, c.source, "
+        "count(cl.example_id) FILTER (WHERE cl.example_id NOT IN (SELECT example_id FROM gold)), "
+        "count(cl.example_id) FILTER (WHERE cl.example_id IN (SELECT example_id FROM gold)) "
+        "FROM dataset_classes c LEFT JOIN current_labels cl ON cl.label = c.class_label "
+        "GROUP BY ALL ORDER BY c.position").fetchall()
+    return [dict(zip(("class_label", "position", "source", "labels_in_force", "gold_labels"), r)) for r in rows]
 
 

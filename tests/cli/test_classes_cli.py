@@ -37,9 +37,15 @@ def test_a_class_that_arrives_later_is_said_then_added(tmp_path: Path) -> None:
     added = cli("classes", "add", "bird", home=home)
     assert added.returncode == 0, added.stderr
     assert "re-admitted 2 quarantined rows (bird=2)" in added.stdout
+    # Gold is counted apart (a trial read gold examples among the labels in force); its id 1 is
+    # also a training id, and each is counted once, on its own side.
+    gold = tmp_path / "gold.csv"
+    gold.write_text("id,label,x\n1,dog,1\n9,bird,3\n", encoding="utf-8")
+    assert cli("ingest", "--gold", gold, home=home).returncode == 0
     listed = json.loads(cli("classes", "--json", home=home).stdout)
-    assert [(c["class_label"], c["position"], c["labels_in_force"]) for c in listed["classes"]] == [
-        ("cat", 0, 1), ("dog", 1, 2), ("bird", 2, 2)]
+    assert [(c["class_label"], c["position"], c["labels_in_force"], c["gold_labels"]) for c in listed["classes"]] == [
+        ("cat", 0, 1, 0), ("dog", 1, 2, 1), ("bird", 2, 2, 1)]
+    assert "labels in force: 2       gold: 1" in cli("classes", home=home).stdout
     assert listed["config_differs"] is None
     renamed = json.loads(cli("classes", "rename", "cat", "feline", "--json", home=home).stdout)
     assert (renamed["labels_renamed"], renamed["classes"]) == (1, ["feline", "dog", "bird"])
