@@ -283,3 +283,21 @@ def test_text_and_tabular_configs_are_accepted_by_the_server(label_studio, modal
     client.create_annotation(task_id, choice_result("neg"))
     (task,) = client.annotated_tasks(project_id, None)
     assert task["id"] == task_id and task["annotations"][0]["result"] == choice_result("neg")
+
+
+def test_accepted_predictions_are_real_answers_a_pull_reads(review_home):
+    home, _frame = review_home(n=30)
+    client = make_client(home)
+    with open_warehouse(home) as con:
+        pushed = push_queue(con, client, home.config)
+        tasks = con.execute("SELECT task_id, example_id, suggested_label FROM review_tasks "
+                            "WHERE suggested_label IS NOT NULL ORDER BY task_id LIMIT 12").fetchall()
+    assert len(tasks) == 12
+    ids = [t[0] for t in tasks]
+    assert client.accept_predictions(pushed.project_id, ids) == 12
+    assert client.accept_predictions(pushed.project_id, ids) == 0  # each prediction is accepted once
+    with open_warehouse(home) as con:
+        pulled = pull_verdicts(con, client, home.config)
+        labels = _labels_in_force(con)
+    assert pulled.tasks_seen == 12 and pulled.review_events == 12
+    assert {ex: labels[ex] for _, ex, _ in tasks} == {ex: (label, False, "review") for _, ex, label in tasks}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -79,3 +81,23 @@ def test_short_import_reply_is_an_error_not_a_silent_loss():
 
     with pytest.raises(ReviewServiceError, match="created 1 tasks for 2 sent"):
         _client(handler).import_tasks(1, [{"data": {"a": 1}}, {"data": {"a": 2}}])
+
+
+def test_accept_predictions_is_one_data_manager_action_and_reads_the_count_back():
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.path, dict(request.url.params), request.read()))
+        return httpx.Response(200, json={"response_code": 200, "detail": "Created 3 annotations"})
+
+    assert _client(handler).accept_predictions(7, [11, 12, 13]) == 3
+    [(method, path, params, body)] = seen
+    assert (method, path, params) == ("POST", "/api/dm/actions/", {"id": "predictions_to_annotations", "project": "7"})
+    assert json.loads(body)["selectedItems"] == {"all": False, "included": [11, 12, 13]}
+
+
+def test_accept_predictions_without_a_count_is_an_error():
+    client = _client(lambda request: httpx.Response(200, json={"detail": "done"}))
+    with pytest.raises(ReviewServiceError) as err:
+        client.accept_predictions(7, [11])
+    assert "did not say how many annotations" in _one_line_without_secret(err)

@@ -361,6 +361,23 @@ class LabelStudioClient:
             id=task_id, result=result, was_cancelled=was_cancelled, **extra))
         return int(ann.id)
 
+    def accept_predictions(self, project_id: int, task_ids: Sequence[int]) -> int:
+        """Annotate ``task_ids`` with their predictions in ONE request (the Data Manager action
+        "Create Annotations From Predictions", as a reviewer accepting each suggestion); return how
+        many annotations were created. ``bench review``'s bulk answers (one POST each: 4-15 a second)."""
+        import re
+
+        selected = {"all": False, "included": [int(t) for t in task_ids]}
+        response = self._call(f"accepting the predictions of {len(task_ids)} tasks of project {project_id}",
+                              lambda: self._sdk.actions.with_raw_response.create(
+                                  id="predictions_to_annotations", project=project_id, selected_items=selected))
+        # The action answers {"detail": "Created N annotations"} (label_studio/data_manager/actions).
+        found = re.search(r"Created (\d+) annotations", response.response.text)
+        if found is None:
+            raise ReviewServiceError(f"Label Studio at {self.url} did not say how many annotations it created "
+                                     f"from predictions in project {project_id}")
+        return int(found.group(1))
+
     def update_annotation(self, annotation_id: int, result: list[dict[str, Any]]) -> None:
         """PATCH one annotation's result."""
         self._call(f"updating annotation {annotation_id}",

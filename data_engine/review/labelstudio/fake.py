@@ -211,6 +211,22 @@ class FakeReviewClient:
         self.tasks[task_id]["updated_at"] = now
         return aid
 
+    def accept_predictions(self, project_id: int, task_ids: Sequence[int]) -> int:
+        """One annotation per prediction of ``task_ids`` (of the project) not yet turned into one, as
+        the server's "Create Annotations From Predictions" action does, in one request."""
+        self._enter()
+        made = 0
+        for tid in task_ids:
+            task = self.tasks.get(int(tid))
+            if task is None or task["project"] != project_id:
+                continue
+            for prediction in task["predictions"][task.get("accepted", 0):]:
+                self._requests -= 1  # one request for the whole action
+                self.create_annotation(task["id"], prediction["result"])
+                made += 1
+            task["accepted"] = len(task["predictions"])
+        return made
+
     def update_annotation(self, annotation_id: int, result: list[dict[str, Any]]) -> None:
         """Edit an annotation and bump its task."""
         self._enter()
