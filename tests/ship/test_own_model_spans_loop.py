@@ -79,3 +79,32 @@ def test_spans_through_the_trainer_mine_train_gate_promote_predict_serve(tmp_pat
     assert worker["state"] == "running" and worker["answered"] == 1
     answered = [[{k: s[k] for k in ("start", "end", "label")} for s in p["spans"]] for p in body.json()["predictions"]]
     assert answered == [json.loads(v) for v in own[:3]]
+
+
+# Texts of the 60 whose out-of-fold span set is their true one (measured with the example gazetteer, 3 folds).
+RIGHT_OUT_OF_FOLD = 43
+
+
+def test_out_of_fold_spans_from_the_trainer_equal_the_engines_k_fits_on_the_same_folds():
+    """[model] out_of_fold = "trainer" for spans: one fit of the example gazetteer returns its spans for
+    the engine's seeded folds; it keeps the promise, so they equal K fit/predict calls on those folds."""
+    from data_engine.mine.candidates import _trainer_out_of_fold
+    from data_engine.store.config import parse_config
+    from data_engine.tasks import task_for
+    from data_engine.tasks.ner_trainer import CommandSpans
+
+    texts = inject_errors(make_texts(60, seed=31), rate=0.1, seed=32)
+    X = pd.DataFrame({"example_id": [f"n{i}" for i in range(60)], "text": [e.text for e in texts]})
+    cfg = parse_config(config([sys.executable, str(EXAMPLE)]))
+    task = task_for(cfg.dataset)
+    y = task.encode([e.given_label for e in texts], list(TYPES))
+    manifest = {"class_names": list(TYPES), "column_kinds": {"text": "text"}}
+    make = lambda oof: CommandSpans([sys.executable, str(EXAMPLE)], 120, manifest, oof, text_column="text")  # noqa: E731
+    own = _trainer_out_of_fold(task, {"command": make("trainer")}, X, y, list(TYPES), cfg)["command"]
+    engine = task.out_of_fold({"command": make("engine")}, X, y, list(TYPES), folds=cfg.mining.folds,
+                              seed=cfg.mining.seed).member_probs["command"]
+    assert own.shape == (60, task.prediction_width(list(TYPES)))
+    np.testing.assert_array_equal(own, engine)
+    found = task.best(own, list(TYPES))[0]
+    right = sum(f == e.true_label for f, e in zip(found, texts))
+    assert right == RIGHT_OUT_OF_FOLD, right  # measured: names seen in the other folds' texts are found
