@@ -211,3 +211,11 @@ def test_the_serve_worker_answers_boxes_and_spans_as_the_trainers_predict(tmp_pa
             assert worker.answered == 2
         finally:
             worker.stop()
+
+
+@pytest.mark.parametrize("name", ["train_boxes.py", "train_spans.py"])
+def test_the_docs_print_the_example_box_and_span_trainers_the_loop_tests_run(name):
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "own-model.md").read_text(encoding="utf-8")
+    block = doc.split(f"`examples/own_model/{name}`:\n\n```python\n", 1)[1].split("```", 1)[0]
+    assert block == (root / "examples" / "own_model" / name).read_text(encoding="utf-8")
