@@ -38,10 +38,20 @@ def test_boxes_through_the_trainer_mine_train_gate_promote_predict_serve(tmp_pat
     ingest_step(home, [write_scenes(home.landing, scenes, prefix="s", name="train")])
     gold = make_scenes(30, seed=5)
     ingest_step(home, [write_scenes(home.landing / "gold", gold, prefix="g", name="gold", truth=True)], gold=True)
+    # Unlabeled images: mining scores them with the trainer fitted on all labels, told the class names.
+    new = write_scenes(home.landing / "new", make_scenes(6, seed=7), prefix="u", name="new")
+    new.write_text("".join(json.dumps({k: v for k, v in json.loads(line).items() if k != "boxes"}) + "\n"
+                           for line in new.read_text().splitlines()))
+    ingest_step(home, [new])
     flagged = mine_flags(capsys, home)
     with open_warehouse(home, read_only=True) as con:
         oof = np.array([r[0] for r in con.execute("SELECT probs FROM predictions WHERE kind = 'oof'").fetchall()])
+        full = dict(con.execute("SELECT example_id, probs FROM predictions WHERE kind = 'full'").fetchall())
     assert oof.shape == (90, bp.MAX_BOXES * bp.SLOT)
+    truth = make_scenes(6, seed=7)
+    assert sorted(full) == [f"u{i:04d}" for i in range(6)]
+    assert [sorted(sb.box.label for sb in bp.unpack(full[f"u{i:04d}"], list(CLASSES))) for i in range(6)] == \
+        [sorted(b.label for b in s.truth) for s in truth]
     # The rule finds every drawn shape: each image's out-of-fold boxes are as many as its true ones.
     counts = (oof.reshape(90, bp.MAX_BOXES, bp.SLOT)[:, :, 4] >= 0).sum(axis=1)
     assert (counts == [len(s.truth) for s in scenes]).mean() > 0.9
