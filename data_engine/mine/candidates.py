@@ -337,13 +337,13 @@ def _trainer_out_of_fold(task: Task, supplied: Mapping[str, Any], X: pd.DataFram
     import warnings
 
     if task.estimator_kind != "classifier" or not task.has_classes:
-        raise EngineError(f'model.out_of_fold = "trainer": supported for classification and tags, not for {task.name}')
+        raise EngineError(f'model.out_of_fold = "trainer": supported for classes, tags, boxes and spans, not for {task.name}')
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)
         folds, _, _ = task.fold_ids(labels, classes, folds=cfg.mining.folds, seed=cfg.mining.seed)
     out = {}
     for name, est in supplied.items():
-        raw = est.fit_out_of_fold(X, labels, folds)  # (N, classes the labels hold); tags: (N, every tag)
+        raw = est.fit_out_of_fold(X, labels, folds)  # (N, classes the labels hold); tags, boxes, spans: (N, width)
         if labels.ndim == 2:
             out[name] = raw
             continue

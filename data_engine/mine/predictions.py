@@ -143,6 +143,9 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
 
     # The user's trainer learns class (tag) names, not mining's indices (data_engine.trainers.context).
     served = with_engine_manifest({"served": served}, engine_manifest(con, cfg, classes, snapshot))["served"]
+    if labels.ndim == 2 and "tags" in served.get_params():
+        # As training does: a matrix of set labels (tags, boxes, spans) indexes the dataset's classes.
+        served.set_params(tags=tuple(str(c) for c in classes))
     with clock.stage("score_unlabeled"):
         unl_probs, newly, champion = _unlabeled_probabilities(con, task, unlabeled, train, labels, served, inputs,
                                                               classes, served_key, snapshot, home, {})

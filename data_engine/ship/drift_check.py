@@ -81,8 +81,10 @@ def check_batch_drift(con: duckdb.DuckDBPyConnection, home: Home, result: Ingest
         ref[PREDICTION_COLUMN], new[PREDICTION_COLUMN] = predicted
     if not len(ref.columns) and not texts and not images:
         return None
-    report = batch_drift(ref, new, cfg.drift, domain_columns=inputs,
-                         embedding=_embedding(con, cfg, reference, batch, texts, images))
+    embedding = _embedding(con, cfg, reference, batch, texts, images)
+    if not len(ref.columns) and embedding is None:  # only texts or images, too few rows to embed them
+        return None
+    report = batch_drift(ref, new, cfg.drift, domain_columns=inputs, embedding=embedding)
     labels_compared = any(c == ds.label_column or c.startswith(f"{ds.label_column}: ") for c in new.columns)
     drift = {**report.to_json(), "labels_compared": labels_compared,
              "predictions_compared": predicted is not None, "alpha": cfg.drift.alpha, "auc_threshold": cfg.drift.auc}

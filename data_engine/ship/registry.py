@@ -59,6 +59,8 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     "data_engine.trainers.command.CommandClassifier",
     "data_engine.trainers.numbers.CommandRegressor",
     "data_engine.tasks.multilabel_trainer.CommandTagger",
+    "data_engine.tasks.box_trainer.CommandBoxes",
+    "data_engine.tasks.ner_trainer.CommandSpans",
     # The regression task's served model (its interval) and its tiny-data kNN regressor.
     "data_engine.tasks.regression_model.IntervalRegressor",
     "data_engine.tasks.regression_members.SmallDataKNeighborsRegressor",

@@ -287,7 +287,7 @@ def parse_config(raw: dict[str, Any]) -> EngineConfig:
     return cfg
 
 
-COMMAND_TASKS = ("classification", "multilabel", "regression")  # the user's trainer's contracts (docs/own-model.md)
+COMMAND_TASKS = ("classification", "multilabel", "regression", "detection", "ner")  # the user's trainer's contracts (docs/own-model.md)
 
 
 def _check_model(model: ModelConfig, task: str) -> None:

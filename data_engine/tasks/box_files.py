@@ -161,22 +161,34 @@ def box_prediction_rows(path: Path, classes: Sequence[str] | None = None) -> Ite
         boxes = row.get("boxes")
         if not isinstance(boxes, list):
             raise BadAnnotation(f"{where}: key 'boxes' must be a list (write [] when the detector found nothing)")
-        scored = []
-        for j, item in enumerate(boxes):
-            score = item.get("score") if isinstance(item, dict) else None
-            if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0.0 <= score <= 1.0:
-                raise BadAnnotation(f"{where}, key 'boxes'[{j}]: 'score' must be a number in [0, 1]")
-            try:
-                (box,) = parse([{k: v for k, v in item.items() if k != "score"}])
-            except NotABoxSet as exc:
-                raise BadAnnotation(f"{where}, key 'boxes'[{j}]: {exc}") from None
-            if box.w <= 0 or box.h <= 0:
-                raise BadAnnotation(f"{where}, key 'boxes'[{j}]: w and h must be positive pixels")
-            if classes is not None and box.label not in classes:
-                raise BadAnnotation(f"{where}, key 'boxes'[{j}]: class {box.label!r} is not one of the classes "
-                                    f"({', '.join(classes)})")
-            scored.append(ScoredBox(box, float(score)))
-        yield PredictedRow(n, kind, key, scored)
+        yield PredictedRow(n, kind, key, scored_boxes(boxes, f"{where}, key 'boxes'", classes))
+
+
+def scored_boxes(boxes: object, where: str, classes: Sequence[str] | None = None) -> list[ScoredBox]:
+    """A detector's boxes of one image, ``[{"label", "x", "y", "w", "h", "score"}]`` in pixels, as
+    scored boxes (the external predictions' rows and the user's trainer's ``PRED.parquet``).
+
+    Raises :class:`BadAnnotation` starting with ``where`` (file, row and key): not a list, a box
+    without a finite score in [0, 1], malformed (:func:`data_engine.tasks.boxes.parse`: a text
+    label, finite numbers), of no size, or of a class outside ``classes`` (when given)."""
+    if not isinstance(boxes, list):
+        raise BadAnnotation(f"{where} must be a list (write [] when the detector found nothing)")
+    scored = []
+    for j, item in enumerate(boxes):
+        score = item.get("score") if isinstance(item, dict) else None
+        # NaN fails both comparisons: refused here, not kept as a score
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0.0 <= score <= 1.0:
+            raise BadAnnotation(f"{where}[{j}]: 'score' must be a number in [0, 1]")
+        try:
+            (box,) = parse([{k: v for k, v in item.items() if k != "score"}])
+        except NotABoxSet as exc:
+            raise BadAnnotation(f"{where}[{j}]: {exc}") from None
+        if box.w <= 0 or box.h <= 0:
+            raise BadAnnotation(f"{where}[{j}]: w and h must be positive pixels")
+        if classes is not None and box.label not in classes:
+            raise BadAnnotation(f"{where}[{j}]: class {box.label!r} is not one of the classes ({', '.join(classes)})")
+        scored.append(ScoredBox(box, float(score)))
+    return scored
 
 
 def read_label_studio_export(path: Path, *, image_field: str = "image") -> list[ImageBoxes]:

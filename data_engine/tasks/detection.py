@@ -162,10 +162,13 @@ class Detection(Task):
 
     def members_for(self, members: Mapping[str, Any]) -> dict[str, Any]:
         """The baseline detector (:class:`~data_engine.tasks.box_estimator.BoxDetector`) under the first
-        member's name: the modality's members classify whole images, not boxes."""
+        member's name: the modality's members classify whole images, not boxes; the user's trainer as
+        :class:`~data_engine.tasks.box_trainer.CommandBoxes`."""
         from data_engine.tasks.box_estimator import BoxDetector
+        from data_engine.tasks.box_trainer import CommandBoxes
 
-        return {name: BoxDetector(image_column=self._image_column) for name in list(members)[:1]}
+        return {name: (CommandBoxes.from_member(member) or BoxDetector(image_column=self._image_column))
+                for name, member in list(members.items())[:1]}
 
     def fold_ids(self, y: np.ndarray, classes: Sequence[str], *, folds: int,
                  seed: int) -> tuple[np.ndarray, int, tuple[int, ...]]:

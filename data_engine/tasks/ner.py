@@ -177,12 +177,13 @@ class NER(Task):
         return external_token_rows(path, classes, texts)
 
     def members_for(self, members: Mapping[str, Any]) -> dict[str, Any]:
-        """The built-in tagger (:class:`~data_engine.tasks.ner_model.TokenTagger`) under the first
-        member's name: the modality's members classify whole texts, not tokens, and copies of one
-        tagger would only repeat its fits."""
-        from data_engine.tasks.ner_model import TokenTagger
+        """The built-in tagger (:class:`~data_engine.tasks.ner_model.TokenTagger`; the user's trainer as
+        :class:`~data_engine.tasks.ner_trainer.CommandSpans`) under the first member's name: the modality's
+        members classify whole texts, not tokens, and copies of one tagger would only repeat its fits."""
+        from data_engine.tasks import ner_model, ner_trainer
 
-        return {name: TokenTagger(text_column=self._text_column) for name in list(members)[:1]}
+        return {name: (ner_trainer.CommandSpans.from_member(member, text_column=self._text_column)
+                       or ner_model.TokenTagger(text_column=self._text_column)) for name, member in list(members.items())[:1]}
 
     def fold_ids(self, y: np.ndarray, classes: Sequence[str], *, folds: int,
                  seed: int) -> tuple[np.ndarray, int, tuple[int, ...]]:

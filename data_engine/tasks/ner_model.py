@@ -169,8 +169,12 @@ def aligned_predictions(model: Any, X: pd.DataFrame, types: Sequence[str]) -> np
     """A fitted tagger's packed predictions for ``X`` with tag columns in ``["O", *types]`` order
     (shape (n, MAX_TOKENS * (3 + K))); a type the model was not fitted with gets probability 0."""
     types = [str(t) for t in types]
-    learned = list(getattr(model, "types_", ()))
-    pairs = model.token_probs(X)
+    if hasattr(model, "token_probs"):
+        learned = list(getattr(model, "types_", ()))
+        pairs = model.token_probs(X)
+    else:  # the user's trainer answering through its serve worker: packed rows in its classes_ order
+        learned = [str(c) for c in model.classes_]
+        pairs = [tk.unpack(row, len(learned)) for row in model.predict_proba(X)]
     if learned == types:
         return tk.pack([o for o, _ in pairs], [p for _, p in pairs], len(types))
     index = {t: j + 1 for j, t in enumerate(learned)}

@@ -134,6 +134,19 @@ def _span_probs(row: dict, text: str, types: Sequence[str], where: str) -> tuple
     return off, out
 
 
+def row_probs(row: Mapping[str, object], text: str | None, types: Sequence[str],
+              where: str) -> tuple[np.ndarray, np.ndarray]:
+    """One text's predictions, a ``spans`` row or a ``tokens`` / ``probs`` (/ ``tags``) row (module
+    docstring), as (token offsets (m, 2), IO probabilities (m, 1 + K) over ``["O", *types]``); no
+    tokens when ``text`` is None (an id mining does not know). Raises :class:`BadTaggerRow` starting
+    with ``where`` (file and row): neither or both kinds, or a bad value (:func:`external_token_rows`)."""
+    if ("spans" in row) == ("tokens" in row):
+        raise BadTaggerRow(f"{where}: give either key 'spans' (scored entities) or keys 'tokens' and 'probs'")
+    if text is None:
+        return np.zeros((0, 2), dtype=np.int64), np.zeros((0, len(types) + 1))
+    return (_span_probs if "spans" in row else _token_probs)(dict(row), text, types, where)
+
+
 def external_token_rows(path: Path, types: Sequence[str], texts: Mapping[str, str]) -> pd.DataFrame | None:
     """The tagger's predictions in the JSONL file ``path`` (module docstring) as stored per-token
     prediction rows (columns :func:`~data_engine.tasks.tokens.slot_columns`) indexed by ``example_id``;
@@ -157,15 +170,8 @@ def external_token_rows(path: Path, types: Sequence[str], texts: Mapping[str, st
         if example_id in seen:
             raise BadTaggerRow(f"{where}: example_id {example_id!r} was given on line {seen[example_id]}")
         seen[example_id] = n
-        if ("spans" in row) == ("tokens" in row):
-            raise BadTaggerRow(f"{where}: give either key 'spans' (scored entities) or keys 'tokens' and 'probs'")
         text = texts.get(example_id)
-        if text is None:
-            off, p = np.zeros((0, 2), dtype=np.int64), np.zeros((0, len(types) + 1))
-        elif "spans" in row:
-            off, p = _span_probs(row, text, types, where)
-        else:
-            off, p = _token_probs(row, text, types, where)
+        off, p = row_probs(row, text, types, where)
         ids.append(example_id)
         offs.append(off)
         probs.append(p)

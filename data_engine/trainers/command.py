@@ -220,6 +220,13 @@ class CommandModel(BaseEstimator):
         """The predictions file of ``ids``, checked, in their order (a subclass's layout)."""
         raise NotImplementedError
 
+    def read_answer(self, path: Path, ids: Sequence[str], inputs: pd.DataFrame, *,
+                    what: str = "trainer `predict`") -> np.ndarray:
+        """The predictions file of ``ids`` for the rows ``inputs`` (``INPUT.parquet``'s or
+        ``TRAIN.parquet``'s table, in the order of ``ids``): :meth:`read_predictions`, unless a
+        subclass needs the inputs to check the answer (spans: the texts their offsets point into)."""
+        return self.read_predictions(path, ids, what=what)
+
     def decide(self, answer: np.ndarray) -> np.ndarray:
         """``predict``'s answer, shape (n,), from :meth:`read_predictions`'s ``answer`` for n rows (the
         serve worker answers with the same files, so it decides through its model)."""
@@ -254,7 +261,7 @@ class CommandModel(BaseEstimator):
             self.model_, self.model_sha256_ = pack_dir(out)
             if folds is None:
                 return None
-            return self.read_predictions(t / "OOF.parquet", ids, what="trainer `fit` (out of fold)")
+            return self.read_answer(t / "OOF.parquet", ids, frame, what="trainer `fit` (out of fold)")
 
     def _run_predict(self, X: pd.DataFrame) -> np.ndarray:
         """Run ``COMMAND predict`` on ``X`` (n rows); return :meth:`read_predictions` of its file."""
@@ -262,10 +269,11 @@ class CommandModel(BaseEstimator):
         with tempfile.TemporaryDirectory(prefix="trainer-predict-") as tmp:
             t = Path(tmp)
             model = self.unpack_model(t / "model")
-            self.input_frame(X, ids).to_parquet(t / "INPUT.parquet", index=False)
+            frame = self.input_frame(X, ids)
+            frame.to_parquet(t / "INPUT.parquet", index=False)
             run_trainer(self.command, ["predict", "--model", str(model), "--input", str(t / "INPUT.parquet"),
                                        "--out", str(t / "PRED.parquet")], self.timeout_s)
-            return self.read_predictions(t / "PRED.parquet", ids)
+            return self.read_answer(t / "PRED.parquet", ids, frame)
 
     def unpack_model(self, dest: Path) -> Path:
         """Unpack the fitted model directory into ``dest`` (created) after checking its SHA-256; return ``dest``.

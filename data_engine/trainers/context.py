@@ -17,15 +17,16 @@ from data_engine.trainers.command import CommandModel
 
 
 def engine_manifest(con: Any, cfg: EngineConfig, classes: Sequence[str], label_snapshot: int) -> dict[str, Any]:
-    """``class_names`` (classification and tags: the dataset's classes, which index-coded labels index), ``label_snapshot``
+    """``class_names`` (classification, tags, boxes and spans: the dataset's classes, which index-coded labels index), ``label_snapshot``
     (the label ledger's highest event id the labels come from) and ``image_root`` (the engine's
     copies of the landed images, ``HOME/images``, under which every training image path lies; None
     without an image column or a warehouse file). ``con``: the open warehouse, or None."""
     home = warehouse_home(con) if con is not None else None
     image_root = str(home / IMAGES_DIR) if home is not None and cfg.dataset.image_column else None
     entries: dict[str, Any] = {"label_snapshot": int(label_snapshot), "image_root": image_root}
-    if cfg.dataset.task in ("classification", "multilabel"):
-        # Mining's labels index the classes (tags: the columns of a 0/1 matrix); the trainer gets names.
+    if cfg.dataset.task in ("classification", "multilabel", "detection", "ner"):
+        # Mining's labels index the classes (tags: the columns of a 0/1 matrix; boxes and spans: their
+        # encoded class indices); the trainer gets names.
         entries["class_names"] = [str(c) for c in classes]
     return entries
 

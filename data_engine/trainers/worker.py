@@ -120,7 +120,8 @@ class PredictWorker:
             n = self._next_id
             inp, out = Path(self._tmp.name) / f"input-{n}.parquet", Path(self._tmp.name) / f"pred-{n}.parquet"
             try:
-                self.model.input_frame(X, ids).to_parquet(inp, index=False)
+                frame = self.model.input_frame(X, ids)
+                frame.to_parquet(inp, index=False)
                 try:
                     self._proc.stdin.write(json.dumps({"id": n, "input": str(inp), "out": str(out)}) + "\n")
                     self._proc.stdin.flush()
@@ -131,7 +132,7 @@ class PredictWorker:
                     raise WorkerReplyError(f"the trainer's serve worker for {self.label} failed on this request: "
                                            f"{reply['error']}")
                 try:
-                    probs = self.model.read_predictions(out, ids)
+                    probs = self.model.read_answer(out, ids, frame)
                 except EngineError as exc:
                     raise WorkerReplyError(f"the trainer's serve worker for {self.label}: {exc}") from None
             finally:

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from data_engine.bench.detect_multilabel import inject_tag_errors, load_digit_tags, tag_cells
-from data_engine.errors import ConfigError, EngineError
+from data_engine.errors import EngineError
 from data_engine.steps import ingest_step
 from data_engine.store.config import parse_config
 from data_engine.store.warehouse import open_warehouse
@@ -139,13 +139,13 @@ def test_the_serve_worker_answers_tag_sets_as_the_trainers_predict(tmp_path):
 
 
 @pytest.mark.parametrize("task", ["ner", "detection"])
-def test_the_trainer_for_spans_and_boxes_is_refused_by_the_config(task):
+def test_the_trainer_for_spans_and_boxes_is_accepted_by_the_config(task):
+    """Spans and boxes have their contract now (tests/ship/test_own_model_sets.py)."""
     raw = {"dataset": {"name": "x", "label_column": "label", "modality": "image" if task == "detection" else "text", "task": task,
                        **({"image_column": "image"} if task == "detection" else {"text_column": "text"})},
            "model": {"trainer": "command", "command": ["python", "train.py"]}}
-    with pytest.raises(ConfigError, match=f'model.trainer = "command" is not supported yet for dataset.task = '
-                                          f"'{task}'.*classification, multilabel, regression"):
-        parse_config(raw)
+    cfg = parse_config(raw)
+    assert cfg.model.trainer == "command" and list(cfg.model.command) == ["python", "train.py"]
 
 
 def _tags_config(command: list[str], columns: list[str]) -> str:
