@@ -177,9 +177,8 @@ class NER(Task):
         return external_token_rows(path, classes, texts)
 
     def members_for(self, members: Mapping[str, Any]) -> dict[str, Any]:
-        """The built-in tagger (:class:`~data_engine.tasks.ner_model.TokenTagger`; the user's trainer as
-        :class:`~data_engine.tasks.ner_trainer.CommandSpans`) under the first member's name: the modality's
-        members classify whole texts, not tokens, and copies of one tagger would only repeat its fits."""
+        """The built-in tagger (:class:`.ner_model.TokenTagger`; the user's trainer as :class:`.ner_trainer.CommandSpans`)
+        under the first member's name: members classify whole texts, not tokens, and copies would repeat its fits."""
         from data_engine.tasks import ner_model, ner_trainer
 
         return {name: (ner_trainer.CommandSpans.from_member(member, text_column=self._text_column)
