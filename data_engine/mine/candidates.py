@@ -79,9 +79,11 @@ class CandidateScore:
         def num(value: Any) -> float | None:
             return None if value is None else float(value)
 
+        # A model recorded before figures were the task's scalar metrics may hold a per-type table
+        # (NER's per_type_f1): not a figure, so not read back.
+        figures = {str(k): num(v) for k, v in (data.get("figures") or {}).items() if not isinstance(v, Mapping)}
         return cls(str(data["name"]), tuple(data["members"]), num(data.get("accuracy")), num(data.get("macro_f1")),
-                   dict(data.get("weights") or {}), tuple(float(r) for r in data.get("class_recall") or ()),
-                   {str(k): num(v) for k, v in (data.get("figures") or {}).items()})
+                   dict(data.get("weights") or {}), tuple(float(r) for r in data.get("class_recall") or ()), figures)
 
 
 @dataclass(frozen=True)

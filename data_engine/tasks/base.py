@@ -383,9 +383,8 @@ class Task(ABC):
         return tuple(self.metrics(np.array([]), np.array([]), []))
 
     def check_metric(self, metric: str) -> None:
-        """Raise :class:`~data_engine.errors.EngineError` naming ``metric`` and :meth:`metric_names` unless
-        it is one of them (a paired test of a figure the task does not compute must not fall back to
-        another figure silently). Every task's :meth:`paired_test` calls it first."""
+        """Raise :class:`EngineError` naming ``metric`` and :meth:`metric_names` unless it is one of them (each
+        :meth:`paired_test` calls it first: a figure the task lacks must not fall back to another silently)."""
         known = self.metric_names()
         if metric not in known:
             raise EngineError(f"unknown {self.name} metric {metric!r}; expected one of {', '.join(known)}")
@@ -405,11 +404,12 @@ class Task(ABC):
                           classes: Sequence[str]) -> tuple[dict[str, float | None], tuple[float, ...]]:
         """Choosing the served model (``[retrain] model = "auto"``): one candidate's out-of-fold figures,
         its predictions ``pred`` (n, width) against the labels ``y`` (:meth:`encode`'s array), and each
-        class's out-of-fold recall in ``classes`` order (``()`` without classes). Default:
-        :meth:`metrics` of ``pred`` on the decoded labels, no recall."""
+        class's out-of-fold recall in ``classes`` order (``()`` without classes). Default: the :meth:`metric_names`
+        figures of :meth:`metrics` on the decoded labels (not a per-type table: NER's ``per_type_f1``), no recall."""
         import numpy as np
 
-        return self.metrics(np.asarray(self.decode(y, classes), dtype=object), pred, classes), ()
+        figures = self.metrics(np.asarray(self.decode(y, classes), dtype=object), pred, classes)
+        return {k: v for k, v in figures.items() if k in self.metric_names()}, ()
 
     def class_recall(self, y_true: np.ndarray, pred: np.ndarray) -> dict[str, tuple[float, int]]:
         """The gate's per-class figures: class -> (recall of predictions ``pred`` (n,), gold support)

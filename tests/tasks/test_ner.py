@@ -228,3 +228,17 @@ def test_oracle_and_wrong_answer() -> None:
     assert all(task.wrong_answer(truth, TYPES, rng) != truth for _ in range(20))
     with pytest.raises(ValueError, match="not a list of spans"):
         task.oracle_label(3)
+
+
+def test_the_served_choice_of_a_span_model_round_trips(demo) -> None:
+    """demo-loop on an NER home ended in a traceback: the candidate's figures held the per-type table
+    (``per_type_f1``), and reading the recorded choice back took float() of it."""
+    from data_engine.mine.candidates import CandidateScore, score_candidates
+
+    ex, y, probs = demo
+    (score,) = score_candidates({"linear": probs}, ("linear",), y, NER(), TYPES)
+    assert set(score.figures) == {"f1", "precision", "recall"}
+    assert CandidateScore.from_dict(score.as_dict()) == score
+    # A choice recorded before (with the table) is read without it.
+    old = {**score.as_dict(), "figures": {**score.figures, "per_type_f1": {"PER": 0.5}}}
+    assert CandidateScore.from_dict(old) == score
