@@ -238,15 +238,17 @@ def served_models(home: Home, n_train: int) -> tuple[tuple[str, ModelSpec, dict[
     cfg = home.config
     modality, seed = cfg.dataset.modality, cfg.mining.seed
     embedding = configured_embedding(cfg)
+    # The user's trainer ([model] trainer = "command") is the served model whatever a choice recorded:
+    # its spec carries the command, which the recorded member names alone do not.
     default = resolve_spec(cfg.retrain.model, modality, seed=seed, n_rows=n_train, served=True, key="retrain.model",
-                           embedding=embedding)
+                           embedding=embedding, trainer=cfg.model)
     with open_warehouse(home, read_only=True) as con:
         promoted = [d.model_version for d in history(con) if d.action == "promote"]
         records = [get_model(con, promoted[0]) if promoted else None, current_champion(con)]
     out = []
     for record in records:
         raw = record.params.get("served_choice") if record is not None else None
-        if raw is None:
+        if raw is None or default.members == ("command",):
             out.append(("+".join(default.members), default, None))
             continue
         choice = ServedChoice.from_dict(raw)

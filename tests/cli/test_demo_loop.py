@@ -140,3 +140,16 @@ def test_numbers_are_scored_by_mae_rmse_and_r2():
     assert figures["true"]["mae"] < 0.2 and figures["true"]["r2"] > 0.99
     # A model that learnt 0 everywhere is off by each value's size.
     assert figures["flat"]["mae"] == pytest.approx(float(np.mean(np.abs(value))), rel=1e-6)
+
+
+def test_the_comparison_serves_the_users_trainer_with_its_command(tmp_path) -> None:
+    """demo-loop with [model] trainer = "command" stopped at its comparison: the served model was
+    rebuilt from the recorded member name alone ("command", without the command), and failed."""
+    from data_engine.demo.comparison import served_models
+    from tests.homes import make_home
+
+    home = make_home(tmp_path, {"model": {"trainer": "command", "command": ["python", "train.py"],
+                                          "timeout_s": 30}}, seed=0, n_train=40, n_gold=20, n_unlabeled=0)
+    for name, spec, weights in served_models(home, 100):
+        assert (name, spec.members, spec.command, spec.timeout_s, weights) == (
+            "command", ("command",), ("python", "train.py"), 30, None)
