@@ -11,7 +11,9 @@ when it is flagged and the changed column is named.
 
 ``--ingest`` also lands batches through the engine's ``ingest`` (the drift as ``ingest --json``
 reports it; see :mod:`data_engine.bench.drift_ingest`), on breast-cancer and, when the shared data
-folder is there, on review sentences from other sites.
+folder is there, on review sentences from other sites. ``--images`` judges batches of image files
+(scikit-learn's digits as PNG files; :mod:`data_engine.bench.drift_images`), compared by the domain
+classifier on the image embedding: unchanged batches (the false-alarm rate) and inverted or faint ones.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ingest", action="store_true",
                    help="also through the engine's ingest (breast-cancer; review sentences from other sites)")
+    p.add_argument("--images", action="store_true",
+                   help="also batches of image files (digits as PNG files, judged on the image embedding; inverted or faint changed)")
 
 
 def run(batches: int, reference_rows: int, batch_rows: int, seed: int) -> dict[str, float]:
@@ -79,6 +83,14 @@ def cmd_bench_drift(args: argparse.Namespace, home: Home) -> int:
             what = "breast-cancer: a unit or a new category, named" if name == "breast-cancer" else \
                 "sentiment: amazon training; imdb/yelp changed"
             print(f"  {what:<44} {f['detected']:>9.0%} {f['false']:>13.0%}")
+    if args.images:
+        from data_engine.bench.drift_images import run_images
+
+        f = run_images(args.batches, args.reference, args.batch_rows, args.seed)
+        print(f"image files ({args.reference} digit PNGs in force; the domain classifier on the image embedding)")
+        print(f"  {'digits: inverted or faint ink':<44} {f['detected']:>9.0%} {f['false']:>13.0%}")
+        print(f"  domain classifier AUC: unchanged batches mean {f['auc_mean']:.3f}, max {f['auc_max']:.3f}; "
+              f"changed batches min {f['auc_changed_min']:.3f}")
     return 0
 
 

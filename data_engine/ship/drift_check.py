@@ -6,8 +6,12 @@ all of them): every numeric and categorical input column; for a labeled batch, t
 a number as one column; a tag, span or box set as one yes/no column per tag, entity type or box class:
 whether each example carries it, :meth:`~data_engine.tasks.Task.carried_tags`, since a set is nearly
 unique per row and would bring "new categories" in every batch); when a
-champion is deployed, its predictions on both sides (predicted class, or value; tag sets and spans
-are not compared). The domain
+champion is deployed, its predictions on both sides, summarised by the task
+(:meth:`~data_engine.tasks.Task.prediction_summary`): the predicted class (a category) or value; for tag
+sets, whether each tag is predicted (0/1: the predicted rate of each tag); for span and box sets, how
+many entities of each type per text or boxes of each class per image, and how many in all. Those
+counts are numeric columns (the two-sample Kolmogorov-Smirnov test, conservative on counts' ties:
+a tie only makes its p-value larger), Holm-corrected with every other column. The domain
 classifier reads the input columns and, for text columns, their TF-IDF embedding; for an image file
 column, the modality's own embedding (by default the classical image embedding: HOG, histograms,
 thumbnail; from the warehouse's embedding store), so an image-file data set, which has no other column, is compared on
@@ -76,9 +80,9 @@ def check_batch_drift(con: duckdb.DuckDBPyConnection, home: Home, result: Ingest
         for side, frame in ((ref, reference), (new, batch)):
             for name, values in _carried(task, frame["label"], classes, names).items():
                 side[name] = values
-    predicted = _champion_predictions(con, home, reference, batch, kind) if kind else None
-    if predicted is not None:
-        ref[PREDICTION_COLUMN], new[PREDICTION_COLUMN] = predicted
+    predicted = _champion_predictions(con, home, reference, batch)
+    for name, (before, now) in (predicted or {}).items():
+        ref[name], new[name] = before, now
     if not len(ref.columns) and not texts and not images:
         return None
     embedding = _embedding(con, cfg, reference, batch, texts, images)
@@ -144,10 +148,17 @@ def _as_kind(values: pd.Series, kind: str) -> pd.Series:
     return values.astype(object) if kind == "categorical" else pd.to_numeric(values, errors="coerce")
 
 
+def prediction_column(name: str) -> str:
+    """The drift column of the champion's prediction summary ``name`` (:meth:`~data_engine.tasks.Task.prediction_summary`):
+    ``champion prediction`` for the one value, ``champion prediction: NAME`` for a tag, type or class."""
+    return f"{PREDICTION_COLUMN}: {name}" if name else PREDICTION_COLUMN
+
+
 def _champion_predictions(con: duckdb.DuckDBPyConnection, home: Home, reference: pd.DataFrame,
-                          batch: pd.DataFrame, kind: str) -> tuple[pd.Series, pd.Series] | None:
-    """The deployed champion's predicted class (or value) on the training rows and on the batch's
-    rows, indexed like them; None without a champion."""
+                          batch: pd.DataFrame) -> dict[str, tuple[pd.Series, pd.Series]] | None:
+    """The deployed champion's predictions on the training rows and on the batch's rows as the task
+    summarises them (:meth:`~data_engine.tasks.Task.prediction_summary`): drift column name ->
+    (training values, batch values), each indexed like its frame; None without a champion."""
     from data_engine.ship.registry import current_champion, load_model
 
     champion = current_champion(con)
@@ -163,14 +174,14 @@ def _champion_predictions(con: duckdb.DuckDBPyConnection, home: Home, reference:
     task = task_for(cfg.dataset)
     classes = load_classes(con) or list(champion.classes)
     model = load_model(home, champion)
-    out = []
+    sides = []
     for frame in (reference, batch):
         rows, _ = with_embedding(con, cfg, frame.reset_index(drop=True), champion.input_schema)
         with limited_threads():
             probs = task.predict(model, candidate_input(rows, champion), classes)
-        best = pd.Series(list(task.best(probs, classes)[0]), index=frame.index)
-        out.append(_as_kind(best, kind))
-    return out[0], out[1]
+        sides.append({prediction_column(name): pd.Series(values, index=frame.index)
+                      for name, values in task.prediction_summary(probs, classes).items()})
+    return {name: (sides[0][name], sides[1][name]) for name in sides[0]}
 
 
 def drift_plot(drift: dict[str, Any]) -> bytes:
@@ -187,7 +198,9 @@ def drift_plot(drift: dict[str, Any]) -> bytes:
         ax.bar(range(len(per)), heights, color=["tab:red" if c["drifted"] else "tab:gray" for c in per])
         ax.axhline(-np.log10(drift["alpha"]), linestyle="--", color="black", linewidth=1,
                    label=f"alpha = {drift['alpha']:g} (Holm)")
-        ax.set_xticks(range(len(per)), [c["column"][:16] for c in per], rotation=45, ha="right", fontsize=8)
+        # "champion prediction: TAG" shortened, or every prediction column reads the same 16 characters.
+        names = [c["column"].replace(f"{PREDICTION_COLUMN}: ", "predicted ") for c in per]
+        ax.set_xticks(range(len(per)), [n[:20] for n in names], rotation=45, ha="right", fontsize=8)
         ax.set_ylabel("-log10 adjusted p")
         auc = "n/a" if drift["auc"] is None else f"{drift['auc']:.2f}"
         ax.set_title(f"Drift from the training data in force (domain classifier AUC {auc})", fontsize=10)

@@ -78,39 +78,36 @@ class Task(ABC):
 
     name: str = ""
 
-    def __init__(self, ds: DatasetConfig | None = None) -> None:
-        """``ds``: the dataset's config, for a task whose labels depend on it (a regression's
-        ``[dataset] label_range``); None where only the kind of label matters."""
-        self.ds = ds
-
     # Whether a label draws on a fixed vocabulary (classes, tags) recorded in ``dataset_classes``.
     has_classes: ClassVar[bool] = True
-    # What the column checks (data_engine.mine.columns) read the labels as: "class" (``encode``'s class
-    # indices (n,)), "number" (``encode``'s (n,) float) or "tags" (:meth:`carried_tags`' (n, K) 0/1: which
-    # tags, entity types or box classes each example carries; each is judged as its own two-class label).
+    # What the column checks (data_engine.mine.columns) read the labels as: "class" (``encode``'s class indices (n,)),
+    # "number" (``encode``'s (n,) float) or "tags" (:meth:`carried_tags`' (n, K) 0/1: which tags, entity types or box
+    # classes each example carries; each is judged as its own two-class label).
     column_labels: ClassVar[str] = "class"
     # What one of the K columns of :meth:`carried_tags` is called in the column checks' reasons.
     tag_noun: ClassVar[str] = "tag"
-    # The detector names (issue names) that apply to this kind of label; None = every registered
-    # detector. The mining run skips the others with a note.
+    # The detector names (issue names) that apply to this kind of label; None = every registered detector. The mining
+    # run skips the others with a note.
     detectors: ClassVar[frozenset[str] | None] = None
-    # The kind of estimator the modality's model members are built as ('classifier' | 'regressor');
-    # :meth:`members_for` adapts them to the task.
+    # The kind of estimator the modality's model members are built as ('classifier' | 'regressor'); :meth:`members_for`
+    # adapts them to the task.
     estimator_kind: ClassVar[str] = "classifier"
     # The gate's figure when ``[gate] metric`` is not set; one of :meth:`metrics`' keys.
     default_metric: ClassVar[str] = "accuracy"
-    # Whether reviews the flags and new examples leave unused go to the next labels by label quality
-    # score past the flags (the queue's ``ranked`` rows). True where the flags under-call by
-    # construction: a number's fixed k-sd cut-off (gross errors that landed near the model's own
-    # error stay under it), and tags, flagged tag by tag one-vs-rest (an error on a tag the model
-    # reads poorly stays under that tag's threshold). The ranking still finds such errors at a
-    # useful rate (docs/mining.md). False for one class per example, whose confident-learning flags
+    # Whether reviews the flags and new examples leave unused go to the next labels by label quality score past the
+    # flags (the queue's ``ranked`` rows). True where the flags under-call by construction: a number's fixed k-sd
+    # cut-off (gross errors that landed near the model's own error stay under it), and tags, flagged tag by tag
+    # one-vs-rest (an error on a tag the model reads poorly stays under that tag's threshold). The ranking still finds
+    # such errors at a useful rate (docs/mining.md). False for one class per example, whose confident-learning flags
     # estimate the number of errors over all classes at once.
     reviews_past_flags: ClassVar[bool] = False
 
+    # The total a drift check adds to :meth:`carried_tags`' counts per class ("all boxes"), "" for none.
+    count_noun: ClassVar[str] = ""
+
     def __init__(self, ds: DatasetConfig | None = None) -> None:
-        """``ds``: the dataset the task reads labels of (settings such as ``[dataset] label_separator``);
-        None gives the task's defaults."""
+        """``ds``: the dataset the task reads labels of (settings such as ``[dataset] label_separator``,
+        a regression's ``[dataset] label_range``); None gives the task's defaults."""
         self.ds = ds
 
     # -- ingest: the class vocabulary -------------------------------------------------------------
@@ -123,8 +120,7 @@ class Task(ABC):
         ``[]`` when there are none (yet, or ever for a task without classes).
 
         Raises :class:`data_engine.store.schema.NotClasses` (or another ``EngineError``) when the
-        label column cannot be this kind of label.
-        """
+        label column cannot be this kind of label."""
 
     # -- labels as arrays --------------------------------------------------------------------------
 
@@ -134,17 +130,16 @@ class Task(ABC):
         detectors read: classification int codes of shape (n,) in [0, K); a tag matrix (n, K) of
         0/1; numbers (n,) float.
 
-        Raises ``ValueError`` naming the first label that is not valid for ``classes``.
-        """
+        Raises ``ValueError`` naming the first label that is not valid for ``classes``."""
 
     @abstractmethod
     def decode(self, y: np.ndarray, classes: Sequence[str]) -> list[str]:
         """The inverse of :meth:`encode`: ``y`` (n,) or (n, K) as n labels in the stored spelling."""
 
-    def carried_tags(self, y: np.ndarray, classes: Sequence[str]) -> np.ndarray:
+    def carried_tags(self, y: np.ndarray, classes: Sequence[str], counts: bool = False) -> np.ndarray:
         """Which of ``classes`` each labeled example carries, a 0/1 int matrix (n, K), from ``encode``'s
-        array ``y``; for tasks whose ``column_labels`` is ``"tags"``. Raises ``NotImplementedError``
-        for a task whose label is one class or one number (its ``encode`` array is read as it is)."""
+        array ``y`` (``counts``: how many of each, e.g. boxes of a class); for tasks whose ``column_labels``
+        is ``"tags"``. Raises ``NotImplementedError`` for a task whose label is one class or one number."""
         raise NotImplementedError(f"task {self.name!r} labels are not sets of tags")
 
     # -- out-of-sample predictions -----------------------------------------------------------------
@@ -179,8 +174,7 @@ class Task(ABC):
 
         ``examples``: the training and unlabeled examples (``example_id`` and the input columns);
         ``sources``: each image reference as the landed file wrote it -> its ``example_id`` (empty
-        without image files). Raises ``EngineError`` naming the file, row and key of a bad value.
-        """
+        without image files). Raises ``EngineError`` naming the file, row and key of a bad value."""
         return None
 
     @abstractmethod
@@ -211,8 +205,7 @@ class Task(ABC):
 
         Returns an :class:`~data_engine.tasks.oof.OOFResult` whose ``probs`` has shape
         (n, :meth:`prediction_width`) in :meth:`prediction_columns` order. Fits run on ``compute``
-        (default: ``n_jobs`` local processes). Raises ``EngineError`` when the labels cannot be split.
-        """
+        (default: ``n_jobs`` local processes). Raises ``EngineError`` when the labels cannot be split."""
 
     @abstractmethod
     def predict(self, model: Any, X: pd.DataFrame, classes: Sequence[str]) -> np.ndarray:
@@ -225,6 +218,19 @@ class Task(ABC):
     def best(self, pred: np.ndarray, classes: Sequence[str]) -> tuple[list[str], np.ndarray]:
         """Each row's predicted label (stored spelling) and its score: ``pred`` (n, width) ->
         (n labels, scores (n,)). Stored beside each prediction (``predicted_label``, ``predicted_score``)."""
+
+    def prediction_summary(self, pred: np.ndarray, classes: Sequence[str]) -> dict[str, np.ndarray]:
+        """What the batch drift check compares of predictions ``pred`` (n, width): name -> (n,) values, float read as
+        numbers (two-sample KS), object as categories (chi-square). Of :meth:`best`: a class or a number, named ""; a
+        set as its count of each class (0/1 for tags: the predicted rate) and of all (``"all " + count_noun``)."""
+        import numpy as np
+
+        labels = self.best(pred, classes)[0]
+        if self.column_labels != "tags":
+            return {"": np.asarray(labels, dtype=float if self.column_labels == "number" else object)}
+        counts = self.carried_tags(self.encode(labels, classes), classes, counts=True).astype(float)
+        out = {str(c): counts[:, k] for k, c in enumerate(classes)}
+        return out | ({f"all {self.count_noun}": counts.sum(axis=1)} if self.count_noun else {})
 
     # -- mining ------------------------------------------------------------------------------------
 
@@ -261,11 +267,10 @@ class Task(ABC):
         return 1.0 - self.uncertainty(pred)
 
     def example_correct(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str] = ()) -> np.ndarray:
-        """Whether each of n labeled examples' out-of-sample prediction is right, shape (n,) bool: the
-        per-example figure weak-slice discovery compares between a slice and the rest
-        (:mod:`data_engine.mine.slices`). ``y``: :meth:`encode`'s array; ``pred``: (n, width);
-        ``classes``: the dataset's classes (for tasks whose arrays hold class indices). Default: the most likely class is the given one (accuracy); a row of non-finite
-        predictions counts as wrong."""
+        """Whether each of n labeled examples' out-of-sample prediction is right, shape (n,) bool: the per-example
+        figure weak-slice discovery compares between a slice and the rest (:mod:`data_engine.mine.slices`). ``y``:
+        :meth:`encode`'s array; ``pred``: (n, width); ``classes``: the dataset's classes (for tasks whose arrays hold
+        class indices). Default: the most likely class is the given one (accuracy); non-finite predictions are wrong."""
         import numpy as np
 
         pred = np.asarray(pred, dtype=float)
@@ -290,16 +295,14 @@ class Task(ABC):
         ``plain``: every cell of the column is already in the normalised spelling (ASCII, no
         surrounding spaces; :func:`data_engine.store.values.all_plain`), so it may be kept as is.
         The stored spelling is the one labels are compared in (a label is "changed" when this
-        value differs), e.g. one class name in its normalised spelling; '' or NULL is unlabeled.
-        """
+        value differs), e.g. one class name in its normalised spelling; '' or NULL is unlabeled."""
 
     @abstractmethod
     def label_reasons(self, label: str, classes_known: bool) -> list[tuple[str, str]]:
         """Ingest: ``(condition, reason)`` SQL pairs over the stored ``label`` column; a row whose
         condition holds is quarantined with the reason (a VARCHAR expression a person understands).
 
-        ``classes_known``: whether ``dataset_classes`` holds the dataset's classes yet.
-        """
+        ``classes_known``: whether ``dataset_classes`` holds the dataset's classes yet."""
 
     def check_image_labels(self, con: duckdb.DuckDBPyConnection, ds: DatasetConfig,
                            batch_id: str) -> tuple[int, list[str]]:
@@ -307,8 +310,8 @@ class Task(ABC):
         are read (after :mod:`data_engine.ingest.images` put the stored copy's path in ``raw_rows``;
         the ``images`` table holds each one's width and height). May add rows to the temp table
         ``rejected``, parts of labels to ``quarantine`` (batch ``batch_id``) and put a view in front of
-        ``raw_rows`` that corrects the label cells. Returns
-        the rows newly rejected and notes for the batch's result. Default: nothing to check."""
+        ``raw_rows`` that corrects the label cells. Returns the rows newly rejected and notes for the
+        batch's result. Default: nothing to check."""
         return 0, []
 
     @abstractmethod
@@ -320,8 +323,7 @@ class Task(ABC):
         (built by the review stage per modality); ``classes``: the dataset's classes in order;
         ``from_name`` / ``to_name``: the names the answer control and the example tag take (the
         pull stage reads answers by ``from_name``); ``discard``: the answer meaning "not a valid
-        example"; ``partner_prefix``: the task data fields' prefix of the partner.
-        """
+        example"; ``partner_prefix``: the task data fields' prefix of the partner."""
 
     @abstractmethod
     def prediction_result(self, label: str, *, from_name: str, to_name: str) -> list[dict[str, Any]]:

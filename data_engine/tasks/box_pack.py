@@ -57,13 +57,17 @@ def given_boxes(y: np.ndarray, classes: Sequence[str]) -> list[list[Box]]:
     return out
 
 
-def carried_classes(y: np.ndarray, n_classes: int) -> np.ndarray:
+def carried_classes(y: np.ndarray, n_classes: int, counts: bool = False) -> np.ndarray:
     """Which of ``n_classes`` classes the boxes of each row of ``y`` (n, 1 + 5 * MAX_BOXES, as
-    :func:`encode` makes it) hold: a 0/1 int matrix (n, n_classes)."""
+    :func:`encode` makes it) hold: a 0/1 int matrix (n, n_classes); ``counts``: how many boxes of each."""
     y = np.asarray(y, dtype=float)
     out = np.zeros((len(y), n_classes), dtype=int)
     for i, row in enumerate(y):
-        out[i, row[1:1 + 5 * int(row[0]):5].astype(int)] = 1
+        found = row[1:1 + 5 * int(row[0]):5].astype(int)
+        if counts:
+            np.add.at(out[i], found, 1)
+        else:
+            out[i, found] = 1
     return out
 
 

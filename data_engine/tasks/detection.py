@@ -77,6 +77,7 @@ class Detection(Task):
     # The column checks read which classes an image's boxes hold: a column that gives that away is a leak.
     column_labels = "tags"
     tag_noun = "box class"
+    count_noun = "boxes"
     # The label check reads the scored boxes; near-duplicates and outliers work on the image embedding.
     detectors = frozenset({"label", "near_duplicate", "outlier"})
     estimator_kind = "classifier"
@@ -132,9 +133,9 @@ class Detection(Task):
         """The canonical box sets of the rows of ``y``."""
         return _bp().decode(y, [str(c) for c in classes])
 
-    def carried_tags(self, y: np.ndarray, classes: Sequence[str]) -> np.ndarray:
-        """Which classes each image's boxes hold (n, K) 0/1, from ``y`` (n, 1 + 5 * MAX_BOXES)."""
-        return _bp().carried_classes(y, len(classes))
+    def carried_tags(self, y: np.ndarray, classes: Sequence[str], counts: bool = False) -> np.ndarray:
+        """Which classes each image's boxes hold (n, K) 0/1 (``counts``: how many boxes of each), from ``y``."""
+        return _bp().carried_classes(y, len(classes), counts)
 
     def prediction_width(self, classes: Sequence[str]) -> int:
         """MAX_BOXES slots of (x, y, w, h, class index, score)."""

@@ -138,8 +138,8 @@ class Multilabel(Task):
         """A 0/1 matrix (n, K) as stored labels."""
         return tagsets.decode(y, classes)
 
-    def carried_tags(self, y: np.ndarray, classes: Sequence[str]) -> np.ndarray:
-        """The tag matrix itself (n, K) 0/1."""
+    def carried_tags(self, y: np.ndarray, classes: Sequence[str], counts: bool = False) -> np.ndarray:
+        """The tag matrix itself (n, K) 0/1 (a tag is carried once: ``counts`` changes nothing)."""
         import numpy as np
 
         return np.asarray(y, dtype=int)

@@ -60,6 +60,7 @@ class NER(Task):
     # The column checks read which entity types a text carries: a column that gives that away is a leak.
     column_labels = "tags"
     tag_noun = "entity type"
+    count_noun = "entities"
     # Only the label check reads per-token predictions; the others read class probabilities or
     # need none (near-duplicates and outliers work on the text embedding).
     detectors = frozenset({"label", "near_duplicate", "outlier"})
@@ -142,9 +143,9 @@ class NER(Task):
         """The canonical span sets of the rows of ``y`` (n, 1 + 3 * MAX_SPANS)."""
         return sp.decode(y, [str(c) for c in classes])
 
-    def carried_tags(self, y: np.ndarray, classes: Sequence[str]) -> np.ndarray:
-        """Which entity types each text's spans hold (n, K) 0/1, from ``y`` (n, 1 + 3 * MAX_SPANS)."""
-        return sp.carried_types(y, len(classes))
+    def carried_tags(self, y: np.ndarray, classes: Sequence[str], counts: bool = False) -> np.ndarray:
+        """Which entity types each text's spans hold (n, K) 0/1 (``counts``: how many spans of each), from ``y``."""
+        return sp.carried_types(y, len(classes), counts)
 
     def prediction_width(self, classes: Sequence[str]) -> int:
         """MAX_TOKENS token slots of (start, end, p_O, p per type)."""

@@ -159,13 +159,17 @@ def decode(y: np.ndarray, types: Sequence[str]) -> list[str]:
     return out
 
 
-def carried_types(y: np.ndarray, n_types: int) -> np.ndarray:
+def carried_types(y: np.ndarray, n_types: int, counts: bool = False) -> np.ndarray:
     """Which of ``n_types`` entity types the spans of each row of ``y`` (n, 1 + 3 * MAX_SPANS, as
-    :func:`encode` makes it) hold: a 0/1 int matrix (n, n_types)."""
+    :func:`encode` makes it) hold: a 0/1 int matrix (n, n_types); ``counts``: how many spans of each."""
     import numpy as np
 
     y = np.asarray(y, dtype=np.int64)
     out = np.zeros((len(y), n_types), dtype=int)
     for i, row in enumerate(y):
-        out[i, row[3:3 + 3 * int(row[0]):3]] = 1
+        types = row[3:3 + 3 * int(row[0]):3]
+        if counts:
+            np.add.at(out[i], types, 1)
+        else:
+            out[i, types] = 1
     return out

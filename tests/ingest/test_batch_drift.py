@@ -291,3 +291,84 @@ def test_span_and_box_sets_are_compared_as_the_types_they_carry() -> None:
     boxes = pd.Series(['[{"label": "disc", "x": 1, "y": 2, "w": 3, "h": 4}]'])
     assert _carried(TASKS["detection"](), boxes, ["disc", "square"], ["b: disc", "b: square"]).iloc[0].tolist() == [
         "yes", "no"]
+
+
+def test_each_set_task_summarises_its_predictions_for_drift() -> None:
+    """Tags as 0/1 per tag (the predicted rate); spans and boxes as counts per type or class, and in all."""
+    from data_engine.tasks import TASKS
+    from data_engine.tasks import tokens as tk
+    from data_engine.tasks.box_issues import ScoredBox
+    from data_engine.tasks.box_pack import pack
+    from data_engine.tasks.boxes import Box
+
+    tags = TASKS["multilabel"]().prediction_summary(np.array([[0.9, 0.2], [0.4, 0.7], [0.6, 0.5]]), ["a", "b"])
+    assert {k: v.tolist() for k, v in tags.items()} == {"a": [1.0, 0.0, 1.0], "b": [0.0, 1.0, 1.0]}
+
+    def tagged(tags: list[int]) -> np.ndarray:  # one-hot IO tags over O, LOC, PER
+        return np.eye(3)[tags]
+
+    texts = ["Ann met Bob in Rome", "nothing here"]
+    spans = tk.pack([tk.offsets(t) for t in texts], [tagged([2, 0, 2, 0, 1]), tagged([0, 0])], 2)
+    summary = TASKS["ner"]().prediction_summary(spans, ["LOC", "PER"])
+    assert {k: v.tolist() for k, v in summary.items()} == {"LOC": [1.0, 0.0], "PER": [2.0, 0.0],
+                                                           "all entities": [3.0, 0.0]}
+    boxes = pack([[ScoredBox(Box("disc", 1, 1, 4, 4), 0.9), ScoredBox(Box("disc", 9, 9, 4, 4), 0.8),
+                   ScoredBox(Box("square", 20, 1, 4, 4), 0.3)],  # scored below 0.5: not predicted
+                  [ScoredBox(Box("square", 2, 2, 5, 5), 0.7)]], ["disc", "square"])
+    summary = TASKS["detection"]().prediction_summary(boxes, ["disc", "square"])
+    assert {k: v.tolist() for k, v in summary.items()} == {"disc": [2.0, 0.0], "square": [0.0, 1.0],
+                                                           "all boxes": [2.0, 1.0]}
+    # Counts are numeric drift columns: one box more of one class per image is named, with the total.
+    from data_engine.ingest.drift import batch_drift
+
+    rng = np.random.default_rng(0)
+    before = pd.DataFrame({"champion prediction: disc": rng.poisson(1.0, 400).astype(float),
+                           "champion prediction: square": rng.poisson(2.0, 400).astype(float)})
+    same = pd.DataFrame({"champion prediction: disc": rng.poisson(1.0, 150).astype(float),
+                         "champion prediction: square": rng.poisson(2.0, 150).astype(float)})
+    more = same.assign(**{"champion prediction: disc": same["champion prediction: disc"] + 1})
+    for frame in (before, same, more):
+        frame["champion prediction: all boxes"] = frame.sum(axis=1)
+    assert batch_drift(before, same, with_auc=False).columns == []
+    assert batch_drift(before, more, with_auc=False).columns == ["champion prediction: disc",
+                                                                 "champion prediction: all boxes"]
+
+
+def _tagged_rows(n: int, seed: int, start: int, *, same_person: bool = False) -> pd.DataFrame:
+    """``n`` rows tagged ``heavy`` when weight is more than one standard deviation further above its mean
+    than height (about 24 % of rows) and ``tall`` when height is half a deviation above its own (31 %).
+    ``same_person``: height and weight drawn as one standard score, so each column is distributed as
+    before but nobody is ``heavy``."""
+    rng = np.random.default_rng(seed)
+    frame = _rows(n, seed, start)
+    z_weight = rng.normal(0, 1, n)
+    z_height = z_weight if same_person else rng.normal(0, 1, n)
+    frame["weight"], frame["height_m"] = (70 + 10 * z_weight).round(2), (1.7 + 0.1 * z_height).round(4)
+    frame["churned"] = [json.dumps([t for t, on in (("heavy", zw - zh > 1), ("tall", zh > 0.5)) if on])
+                        for zw, zh in zip(z_weight, z_height)]
+    return frame
+
+
+def test_a_batch_whose_predicted_tag_rate_changes_names_the_tag(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """With a champion deployed, its tag predictions are compared tag by tag (0/1: the predicted rate).
+    A batch whose columns are each distributed as before, but whose height and weight move together,
+    gets no ``heavy`` prediction (24 % of training rows did): that tag's column is named, and only it."""
+    from data_engine.ship import deploy
+    from data_engine.ship.training import train_candidate
+
+    home = homes.make_home(tmp_path, CONFIG.replace('classes = ["yes", "no"]', 'task = "multilabel"')
+                           + '\n[retrain]\nmodel = "linear"\n')
+    assert _ingest_json(home, _tagged_rows(600, 0, 0), "train.csv", capsys)["drift"] is None
+    with open_warehouse(home) as con:
+        deploy.promote(con, home, train_candidate(con, home).record.version, reason="first")
+    same = _ingest_json(home, _tagged_rows(200, 3, 3_000).drop(columns="churned"), "same.csv", capsys)["drift"]
+    assert same["predictions_compared"] is True and same["drifted"] is False and same["columns"] == []
+    assert {c["column"] for c in same["per_column"] if c["column"].startswith("champion")} == {
+        "champion prediction: heavy", "champion prediction: tall"}
+    moved = _ingest_json(home, _tagged_rows(200, 4, 4_000, same_person=True).drop(columns="churned"),
+                         "together.csv", capsys)["drift"]
+    assert moved["drifted"] is True and moved["columns"] == ["champion prediction: heavy"]
+    heavy = next(c for c in moved["per_column"] if c["column"] == "champion prediction: heavy")
+    # The champion predicted heavy for 151 of the 600 training rows and for none of the batch's.
+    assert heavy["kind"] == "numeric" and heavy["distance"] == pytest.approx(151 / 600) and heavy["p_adjusted"] < 1e-6
