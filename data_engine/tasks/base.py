@@ -151,8 +151,7 @@ class Task(ABC):
 
     @abstractmethod
     def prediction_columns(self, classes: Sequence[str]) -> list[str]:
-        """The names of the :meth:`prediction_width` numbers, in order (class names; or
-        ``prediction``, ``lower``, ``upper``)."""
+        """The names of the :meth:`prediction_width` numbers, in order (classes; or prediction, lower, upper)."""
 
     def prediction_problem(self, pred: np.ndarray) -> tuple[int, int | None, str] | None:
         """The first row of ``pred`` (n, width), a user's own model's predictions (``[mining]
@@ -345,9 +344,8 @@ class Task(ABC):
         regions are ignored, never raised on: the result comes from the server."""
 
     def answer_problem(self, label: str, choices: Sequence[str]) -> str | None:
-        """Pull: why an answer ``label`` (from :meth:`answer_label`) is not one the ledger can hold,
-        or None. ``choices``: the dataset's classes and the discard answer. By default an answer
-        must be one of them."""
+        """Pull: why an answer ``label`` (from :meth:`answer_label`) is not one the ledger can hold, or None.
+        ``choices``: the dataset's classes and the discard answer; by default an answer must be one of them."""
         return None if label in choices else f"{label[:40]!r} is not one of the classes"
 
     @abstractmethod

@@ -61,8 +61,7 @@ class NER(Task):
     column_labels = "tags"
     tag_noun = "entity type"
     count_noun = "entities"
-    # Only the label check reads per-token predictions; the others read class probabilities or
-    # need none (near-duplicates and outliers work on the text embedding).
+    # Only the label check reads per-token predictions; near-duplicates and outliers read the embedding.
     detectors = frozenset({"label", "near_duplicate", "outlier"})
     estimator_kind = "classifier"
     default_metric = "f1"
