@@ -55,3 +55,17 @@ def test_report_rows_per_champion_and_the_two_ways_forward(tmp_path, capsys):
     assert main(["--home", str(home.root), "report", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["reviews_total"] == 30 and len(out["rows"]) == 2
+
+
+def test_a_task_without_a_noise_estimate_is_not_told_to_mine_again(tmp_path):
+    """A new user's NER home was told 'run `data-engine mine`' after every mining run: the noise
+    estimate (cleanlab's joint of given and true classes) exists for one class per example only."""
+    from data_engine.tasks import NER, Classification
+
+    home = make_home(tmp_path)
+    with open_warehouse(home) as con:
+        ner_notes, class_notes = build_report(con, NER()).notes, build_report(con, Classification()).notes
+    assert ("the errors left are not estimated for a ner dataset: mining estimates the label noise (cleanlab's "
+            "joint of given and true classes) for one class per example only") in ner_notes
+    assert not any("run `data-engine mine`" in n for n in ner_notes)
+    assert "no mining run has estimated the label noise yet: run `data-engine mine`" in class_notes
