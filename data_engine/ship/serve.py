@@ -356,7 +356,8 @@ def wait_for_version(port: int, version: int, *, timeout: float = 120.0, poll_se
             last = f"no answer ({getattr(exc, 'reason', exc)})"
         if time.monotonic() - started > timeout:
             raise EngineError(f"the server at {url} did not answer with model v{version} within {timeout:g} s "
-                              f"(last: {last}); is `data-engine serve --port {port}` running?")
+                              f"(last: {last}); is `data-engine serve --port {port}` running? (--port names another server's port; "
+                              "without --wait the promotion is kept and nothing waits)")
         time.sleep(poll_seconds)
 
 
