@@ -24,23 +24,15 @@ from data_engine.tasks.box_trainer import CommandBoxes
 from data_engine.tasks.ner_trainer import CommandSpans
 from data_engine.trainers.command import CommandClassifier
 from data_engine.trainers.worker import PredictWorker
+from tests.ship.test_own_model_tags import RECORDER_HEAD
 
 CLASSES = ("disc", "square", "cross")
 TYPES = ("LOC", "ORG", "PER")
 TEXTS = ["Ada lives in Paris now", "Bob met Ada", "Nothing here at all"]
 
-# A trainer that keeps what it was given (TRAIN.parquet and MANIFEST.json, in its model directory)
-# and answers a fixed prediction per row; the code after `p = ...` may break PRED.parquet.
-RECORDER = """import json, shutil, sys
-import numpy as np, pandas as pd
-args = dict(zip(sys.argv[2::2], sys.argv[3::2]))
-if sys.argv[1] == "fit":
-    shutil.copy(args["--train"], args["--out"] + "/TRAIN.parquet")
-    shutil.copy(args["--manifest"], args["--out"] + "/MANIFEST.json")
-    sys.exit(0)
-meta = json.load(open(args["--model"] + "/MANIFEST.json"))
-X = pd.read_parquet(args["--input"])
-"""
+# The recording trainer (tests/ship/test_own_model_tags.py), answering a fixed prediction per row;
+# the code after `p = ...` may break PRED.parquet.
+RECORDER = RECORDER_HEAD
 BOXES = """box = {"label": meta["classes"][1], "x": 1.0, "y": 2.0, "w": 3.0, "h": 4.0, "score": 0.75}
 p = pd.DataFrame({"example_id": X["example_id"], "boxes": [[box] for _ in range(len(X))]})
 """

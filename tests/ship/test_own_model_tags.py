@@ -33,9 +33,10 @@ from tests.ship.own_model_support import cli, land_train_and_gold, mine_flags, p
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "own_model" / "train.py"
 TAGS = ["closed_loop", "even", "large", "prime"]
 
-# A trainer that keeps what it was given (TRAIN.parquet and MANIFEST.json, in its model directory)
-# and predicts each tag's training share; the body after `X = ...` may break PRED.parquet.
-RECORDER = """import json, shutil, sys
+# A trainer that keeps what it was given (TRAIN.parquet and MANIFEST.json, in its model directory);
+# at predict it has read the manifest (``meta``) and the input (``X``). The boxes, spans and tags
+# tests each add their answer ``p`` (and a fault that may break PRED.parquet) after it.
+RECORDER_HEAD = """import json, shutil, sys
 import numpy as np, pandas as pd
 args = dict(zip(sys.argv[2::2], sys.argv[3::2]))
 if sys.argv[1] == "fit":
@@ -43,8 +44,10 @@ if sys.argv[1] == "fit":
     shutil.copy(args["--manifest"], args["--out"] + "/MANIFEST.json")
     sys.exit(0)
 meta = json.load(open(args["--model"] + "/MANIFEST.json"))
-train = pd.read_parquet(args["--model"] + "/TRAIN.parquet")
 X = pd.read_parquet(args["--input"])
+"""
+# Here: each tag's share of the training labels; the body after `X = ...` may break PRED.parquet.
+RECORDER = RECORDER_HEAD + """train = pd.read_parquet(args["--model"] + "/TRAIN.parquet")
 p = pd.DataFrame({"example_id": X["example_id"]})
 for t in meta["classes"]:
     p[t] = float(np.mean([t in list(tags) for tags in train["label"]]))
