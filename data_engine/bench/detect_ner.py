@@ -2,7 +2,9 @@
 
 Templated sentences with person, place and organisation names (:mod:`data_engine.demo.entities`;
 no download) get span errors injected at a seed in about ``noise`` of the texts holding an entity
-(an entity dropped, given the wrong type, or its boundary shifted by a word), are ingested into a
+(an entity dropped, given the wrong type, or its boundary shifted by a word or, in
+:data:`INSIDE_WORDS` of the shifts, by 1-2 characters to inside a word as a slipped drag leaves it),
+are ingested into a
 fresh engine home with ``[dataset] task = "ner"`` and mined. The engine's label flags and its
 queue's first k (k = the number of corrupted texts) are scored against the corrupted texts, beside
 cleanlab's own call on the same stored out-of-fold predictions:
@@ -34,6 +36,9 @@ import pandas as pd
 from data_engine.bench.scores import detection_scores
 
 NER_DATASETS = ("ner",)
+# The share of the injected boundary shifts that leave a boundary inside a word ("Pari" of "Paris").
+INSIDE_WORDS = 0.5
+KINDS = ("dropped", "wrong_type", "shifted", "shifted_in_word")
 
 
 def _cleanlab_call(labels: list[str], probs: np.ndarray, types: list[str], ids: list[str]) -> tuple[set[str], list[str]]:
@@ -92,7 +97,7 @@ def _external_arm(ds: Any, examples: list, ids: list[str], types: list[str], tru
         table, _ = read_external(Path(tmp), types, NER(ds), examples=frame, sources={})
     task = NER(ds)
     issues = task.label_issues(task.encode([e.given_label for e in examples], types),
-                               table.reindex(ids).to_numpy(dtype=float), types)
+                               table.reindex(ids).to_numpy(dtype=float), types, frame)
     engine = detection_scores(truth, {ids[i] for i in np.flatnonzero(issues.is_issue)},
                               [ids[i] for i in np.argsort(issues.scores, kind="stable")])
     given = [tk.spans_to_tags(e.given_spans, off, types).tolist() for e, off in zip(examples, offs)]
@@ -117,7 +122,7 @@ def run_ner_detect_benchmark(*, rows: int = 1000, noise: float = 0.1, seed: int 
     workdir = Path(tempfile.mkdtemp(prefix="bench-ner-"))
     root = keep or workdir / "home"
     try:
-        examples = inject_errors(make_texts(rows, seed=seed), rate=noise, seed=seed + 1)
+        examples = inject_errors(make_texts(rows, seed=seed), rate=noise, seed=seed + 1, inside_words=INSIDE_WORDS)
         ids = [f"ex{i}" for i in range(len(examples))]
         home = Home(root.resolve())
         home.make_dirs()
@@ -149,7 +154,7 @@ def run_ner_detect_benchmark(*, rows: int = 1000, noise: float = 0.1, seed: int 
         c_flags, c_ranked = _cleanlab_call([str(r[2]) for r in stored], probs, list(TYPES), s_ids)
         cleanlab = detection_scores(truth, c_flags, c_ranked)
         external = _external_arm(home.config.dataset, examples, ids, list(TYPES), truth, seed + 2)
-        kinds = {k: sum(e.error == k for e in examples) for k in ("dropped", "wrong_type", "shifted")}
+        kinds = {k: sum(e.error == k for e in examples) for k in KINDS}
         found = {k: sum(e.error == k and i in flags for i, e in zip(ids, examples)) for k in kinds}
     finally:
         if keep is None:

@@ -3,8 +3,9 @@
 Sentences are filled from templates with person, place and organisation names drawn from small
 lists (seeded), so the true spans are known exactly. :func:`inject_errors` then corrupts a share of
 the texts' labels in the three ways annotators err on spans: an entity dropped, an entity given the
-wrong type, an entity's boundary shifted by a word (extended over the next word or cut short). The
-corrupted texts are the truth a label check should find.
+wrong type, an entity's boundary shifted by a word (extended over the next word or cut short) or,
+when asked, a slip of a few characters that leaves the boundary inside a word ("Pari" of "Paris").
+The corrupted texts are the truth a label check should find.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class NerExample:
     text: str
     true_spans: tuple[Span, ...]
     given_spans: tuple[Span, ...]
-    error: str  # '' for a clean label, else 'dropped', 'wrong_type' or 'shifted'
+    error: str  # '' for a clean label, else 'dropped', 'wrong_type', 'shifted' or 'shifted_in_word'
 
     @property
     def true_label(self) -> str:
@@ -92,9 +93,25 @@ def _shift(text: str, s: Span, rng: random.Random) -> Span | None:
     return Span(s.start, words, s.label) if words > s.start else None
 
 
-def inject_errors(texts: list[tuple[str, tuple[Span, ...]]], *, rate: float = 0.1, seed: int = 0) -> list[NerExample]:
+def _slip(text: str, s: Span, rng: random.Random) -> Span | None:
+    """``s`` with its end 1-2 characters short of its last word's end, or its start 1-2 characters
+    into its first word (a drag that stopped inside a word); None if its words are too short."""
+    first = text[s.start:s.end].split(" ")[0]
+    last = text[s.start:s.end].split(" ")[-1]
+    cut = rng.randint(1, 2)
+    if rng.random() < 0.5 and len(last) > cut + 1:
+        return Span(s.start, s.end - cut, s.label)
+    if len(first) > cut + 1:
+        return Span(s.start + cut, s.end, s.label)
+    return None
+
+
+def inject_errors(texts: list[tuple[str, tuple[Span, ...]]], *, rate: float = 0.1, seed: int = 0,
+                  inside_words: float = 0.0) -> list[NerExample]:
     """The texts with about ``rate`` of those holding an entity corrupted: one entity dropped,
-    retyped or shifted (a third each, seeded); the others given as true."""
+    retyped or shifted (a third each, seeded); the others given as true. ``inside_words``: the share
+    of the shifts that are a slip of 1-2 characters leaving a boundary inside a word (error
+    ``shifted_in_word``); 0 draws no extra random numbers, so the default sets stay as they were."""
     rng = random.Random(seed)
     out = []
     for text, spans in texts:
@@ -106,6 +123,8 @@ def inject_errors(texts: list[tuple[str, tuple[Span, ...]]], *, rate: float = 0.
                 del given[i]
             elif kind == "wrong_type":
                 given[i] = Span(spans[i].start, spans[i].end, rng.choice([t for t in TYPES if t != spans[i].label]))
+            elif inside_words and rng.random() < inside_words and (slip := _slip(text, spans[i], rng)):
+                kind, given[i] = "shifted_in_word", slip
             else:
                 moved = _shift(text, spans[i], rng)
                 overlaps = moved is not None and any(

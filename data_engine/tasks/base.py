@@ -234,11 +234,11 @@ class Task(ABC):
     # -- mining ------------------------------------------------------------------------------------
 
     @abstractmethod
-    def label_issues(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> LabelIssues:
-        """The label-error check of n labeled examples: given labels ``y`` (:meth:`encode`'s array)
-        against their out-of-sample predictions ``pred`` (n, width). The source is cleanlab's check
-        for the task (``cleanlab.filter.find_label_issues`` / ``cleanlab.rank``; its multi-label
-        and regression modules)."""
+    def label_issues(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str], inputs: pd.DataFrame | None = None) -> LabelIssues:
+        """The label-error check of n labeled examples: given labels ``y`` (:meth:`encode`'s array) against
+        their out-of-sample predictions ``pred`` (n, width), ``inputs`` their input columns (n rows) or None
+        (read by tasks whose check needs them). The source is cleanlab's check for the task
+        (``cleanlab.filter.find_label_issues`` / ``cleanlab.rank``; its multi-label and regression modules)."""
 
     @abstractmethod
     def uncertainty(self, pred: np.ndarray) -> np.ndarray:

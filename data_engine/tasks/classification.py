@@ -210,7 +210,7 @@ class Classification(Task):
             return [], np.array([], dtype=float)
         return self.decode(pred.argmax(axis=1), classes), pred.max(axis=1)
 
-    def label_issues(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> LabelIssues:
+    def label_issues(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str], inputs: pd.DataFrame | None = None) -> LabelIssues:
         """Confident learning (:func:`cleanlab.filter.find_label_issues`, ``prune_by_noise_rate``) plus
         labels the model plainly contradicts (:data:`CONTRADICTED_BELOW`); the score is
         :func:`cleanlab.rank.get_label_quality_scores` (self-confidence). ``n_jobs=1``: cleanlab's

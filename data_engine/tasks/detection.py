@@ -225,7 +225,7 @@ class Detection(Task):
 
     # -- mining -------------------------------------------------------------------------------
 
-    def label_issues(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> LabelIssues:
+    def label_issues(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str], inputs: pd.DataFrame | None = None) -> LabelIssues:
         """cleanlab's object-detection issues and label quality scores per image
         (:func:`data_engine.tasks.box_flags.find_box_issues`)."""
         from data_engine.tasks.box_flags import find_box_issues

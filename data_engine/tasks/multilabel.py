@@ -203,7 +203,7 @@ class Multilabel(Task):
 
     # -- mining -------------------------------------------------------------------------------
 
-    def label_issues(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> LabelIssues:
+    def label_issues(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str], inputs: pd.DataFrame | None = None) -> LabelIssues:
         """cleanlab's multi-label label issues, with the suspect tags named
         (:func:`data_engine.tasks.multilabel_issues.find_tag_issues`)."""
         from data_engine.tasks.multilabel_issues import find_tag_issues

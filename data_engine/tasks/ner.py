@@ -228,12 +228,12 @@ class NER(Task):
 
     # -- mining -------------------------------------------------------------------------------
 
-    def label_issues(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> LabelIssues:
-        """cleanlab's token-classification issues and label quality scores per text
-        (:func:`data_engine.tasks.ner_issues.find_span_issues`)."""
+    def label_issues(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str], inputs: pd.DataFrame | None = None) -> LabelIssues:
+        """cleanlab's token issues per text, and spans cut inside a word if ``inputs`` holds the texts (:func:`.ner_issues.find_span_issues`)."""
         from data_engine.tasks.ner_issues import find_span_issues
 
-        return find_span_issues(self.decode(y, classes), pred, [str(c) for c in classes])
+        texts = None if inputs is None or self._text_column not in inputs else inputs[self._text_column].tolist()
+        return find_span_issues(self.decode(y, classes), pred, [str(c) for c in classes], texts)
 
     def selection_uncertainty(self, pred: np.ndarray, method: str = "margin_sampling") -> np.ndarray:
         """Token predictions are not one distribution per text: every ``method`` ranks by the least

@@ -213,7 +213,7 @@ class Regression(Task):
 
     # -- mining -------------------------------------------------------------------------------------
 
-    def label_issues(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> LabelIssues:
+    def label_issues(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str], inputs: pd.DataFrame | None = None) -> LabelIssues:
         """cleanlab's regression label quality scores (``cleanlab.regression.rank``) and the flag rule of
         :mod:`data_engine.tasks.regression_issues` (the given value beyond two robust standard
         deviations of its out-of-fold prediction). ``pred``: (n, 3); suggestions rounded to the labels' precision."""

@@ -31,7 +31,8 @@ def test_discard_answers_agree() -> None:
 def reviewed(tmp_path_factory: pytest.TempPathFactory):
     root: Path = tmp_path_factory.mktemp("ner-review")
     home = make_home(root, CONFIG)
-    examples = inject_errors(make_texts(240, seed=21), rate=0.1, seed=22)
+    # Half the boundary shifts slip inside a word ("Pari" of "Paris"): flagged by the engine's own check.
+    examples = inject_errors(make_texts(240, seed=21), rate=0.1, seed=22, inside_words=0.5)
     path = home.landing / "news.jsonl"
     path.write_text("".join(json.dumps({"id": f"n{i:03d}", "text": e.text, "spans": json.loads(e.given_label)}) + "\n"
                             for i, e in enumerate(examples)), encoding="utf-8")
@@ -66,6 +67,20 @@ def test_the_task_pre_marks_the_models_spans_on_the_text(reviewed) -> None:
     text = task["data"]["text"]
     assert all(text[r["value"]["start"]:r["value"]["end"]].strip() == text[r["value"]["start"]:r["value"]["end"]]
                for r in regions)
+
+
+def test_a_boundary_inside_a_word_is_flagged_and_named_in_the_task(reviewed) -> None:
+    examples, _, client, *_ = reviewed
+    slipped = {f"n{i:03d}": e for i, e in enumerate(examples) if e.error == "shifted_in_word"}
+    tasks = {t["data"]["example_id"]: t for t in client.tasks.values() if t["data"]["example_id"] in slipped}
+    assert len(slipped) >= 2 and set(tasks) == set(slipped)
+    for ex, task in tasks.items():
+        (cut,) = set(slipped[ex].given_spans) - set(slipped[ex].true_spans)
+        text = slipped[ex].text
+        assert task["data"]["label_note"].startswith(
+            f"span_boundary: span {text[cut.start:cut.end]!r} [{cut.start}, {cut.end}) ")
+        assert "inside the word" in task["data"]["label_note"]
+        assert float(task["data"]["priority"]) > 0
 
 
 def test_the_reviewers_span_sets_are_the_labels_in_force(reviewed) -> None:

@@ -95,7 +95,7 @@ class Tally(Classification):
         labels, scores = super().best(pred, classes)
         return [f"tally-{c}" for c in labels], scores
 
-    def label_issues(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> LabelIssues:
+    def label_issues(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str], inputs: pd.DataFrame | None = None) -> LabelIssues:
         # Every labeled example is suspect, in the task's own words.
         n = len(y)
         return LabelIssues(np.zeros(n), np.ones(n, bool), ["tally"] * n, np.ones(n), ["tally says no"] * n,
