@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 from data_engine.bench.scores import BASELINE_FOLDS, detection_scores
 from data_engine.store.home import Home
 
-DATASETS = ("digits", "digits-files", "shapes-files", "sentiment", "tabular", "diabetes", "digit-tags", "ner", "boxes")
+DATASETS = ("digits", "digits-files", "shapes-files", "sentiment", "tabular", "diabetes", "digit-tags", "ner", "boxes",
+            "digit-boxes")
 NOISE_KINDS = ("uniform", "class-conditional")
 
 
@@ -49,7 +50,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "the same predictions, and a user's tagger's token probabilities landed as JSONL; see --rows), "
                    "boxes (generated drawn scenes with missing, shifted and swapped boxes, the built-in detector's "
                    "boxes and a good and a weaker detector's boxes landed as JSONL against cleanlab's "
-                   "object-detection call on the same predictions; at most 500 scenes: --rows)")
+                   "object-detection call on the same predictions; at most 500 scenes: --rows), digit-boxes (scenes "
+                   "of the bundled handwritten digit scans with missing, shifted and swapped boxes, mined in an "
+                   "engine home with the built-in detector and with a good detector's boxes as external predictions, "
+                   "against cleanlab's call on the same predictions; at most 750 scenes: --rows)")
     p.add_argument("--rows", type=int, default=10_000, help="rows of the generated tabular set (default 10000)")
     p.add_argument("--noise", type=float, default=0.2, help="share of labels flipped (default 0.2)")
     p.add_argument("--noise-kind", choices=NOISE_KINDS, default="uniform",
@@ -85,6 +89,12 @@ def cmd_bench_detect(args: argparse.Namespace, home: Home) -> int:
 
         result = run_boxes_detect_benchmark(rows=min(args.rows, 500), noise=args.noise, seed=args.seed)
         print(json.dumps(result, indent=2) if args.json else format_boxes_result(result))
+        return 0
+    if args.dataset == "digit-boxes":  # box sets on real digit scans: data_engine.bench.detect_digit_boxes
+        from data_engine.bench.detect_digit_boxes import format_digit_boxes_result, run_digit_boxes_benchmark
+
+        result = run_digit_boxes_benchmark(rows=min(args.rows, 750), noise=args.noise, seed=args.seed, keep=args.keep)
+        print(json.dumps(result, indent=2) if args.json else format_digit_boxes_result(result))
         return 0
     if args.dataset == "digit-tags":  # tag sets, not one class: data_engine.bench.detect_multilabel
         from data_engine.bench.detect_multilabel import run_multilabel_detect_benchmark

@@ -72,9 +72,11 @@ def make_scenes(n: int, *, seed: int = 0) -> list[Scene]:
     return scenes
 
 
-def inject_box_errors(scenes: list[Scene], *, rate: float, seed: int) -> list[Scene]:
+def inject_box_errors(scenes: list[Scene], *, rate: float, seed: int, classes: tuple[str, ...] = CLASSES,
+                      side: int = SIDE) -> list[Scene]:
     """The scenes with one error injected into about ``rate`` of them (a seeded choice), the kind
-    drawn evenly from :data:`ERROR_KINDS`; the others unchanged."""
+    drawn evenly from :data:`ERROR_KINDS`; the others unchanged. ``classes``: the classes a swap
+    draws from; ``side``: the canvas size a shifted box stays inside."""
     rng = np.random.default_rng(seed)
     out = []
     for s in scenes:
@@ -89,11 +91,11 @@ def inject_box_errors(scenes: list[Scene], *, rate: float, seed: int) -> list[Sc
             given = rest
         elif kind == "shifted":
             # moved by 60% of its size along each axis, kept in the canvas: IoU with the truth < 0.5
-            dx = int(round(0.6 * b.w)) * (1 if b.x + 1.6 * b.w <= SIDE else -1)
-            dy = int(round(0.6 * b.h)) * (1 if b.y + 1.6 * b.h <= SIDE else -1)
+            dx = int(round(0.6 * b.w)) * (1 if b.x + 1.6 * b.w <= side else -1)
+            dy = int(round(0.6 * b.h)) * (1 if b.y + 1.6 * b.h <= side else -1)
             given = [*rest, Box(b.label, max(0, b.x + dx), max(0, b.y + dy), b.w, b.h)]
         else:
-            others = [c for c in CLASSES if c != b.label]
+            others = [c for c in classes if c != b.label]
             given = [*rest, Box(others[int(rng.integers(len(others)))], b.x, b.y, b.w, b.h)]
         out.append(Scene(s.image, s.truth, sorted(given), kind))
     return out
