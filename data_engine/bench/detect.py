@@ -25,7 +25,7 @@ from data_engine.bench.scores import BASELINE_FOLDS, detection_scores
 from data_engine.store.home import Home
 
 DATASETS = ("digits", "digits-files", "shapes-files", "sentiment", "tabular", "diabetes", "digit-tags", "ner", "boxes",
-            "digit-boxes")
+            "digit-boxes", "ner-conll")
 NOISE_KINDS = ("uniform", "class-conditional")
 
 
@@ -53,7 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "object-detection call on the same predictions; at most 500 scenes: --rows), digit-boxes (scenes "
                    "of the bundled handwritten digit scans with missing, shifted and swapped boxes, mined in an "
                    "engine home with the built-in detector and with a good detector's boxes as external predictions, "
-                   "against cleanlab's call on the same predictions; at most 750 scenes: --rows)")
+                   "against cleanlab's call on the same predictions; at most 750 scenes: --rows), ner-conll (as ner, on "
+                   "the first --rows sentences of the CoNLL/BIO file named by $DATA_ENGINE_NER_FILE)")
     p.add_argument("--rows", type=int, default=10_000, help="rows of the generated tabular set (default 10000)")
     p.add_argument("--noise", type=float, default=0.2, help="share of labels flipped (default 0.2)")
     p.add_argument("--noise-kind", choices=NOISE_KINDS, default="uniform",
@@ -78,10 +79,13 @@ def cmd_bench_detect(args: argparse.Namespace, home: Home) -> int:
                                                  baseline=not args.no_baseline, keep=args.keep)
         print(json.dumps(result, indent=2) if args.json else format_regression_result(result))
         return 0
-    if args.dataset == "ner":  # entity spans: data_engine.bench.detect_ner
+    if args.dataset in ("ner", "ner-conll"):  # entity spans: data_engine.bench.detect_ner
         from data_engine.bench.detect_ner import format_ner_result, run_ner_detect_benchmark
+        from data_engine.bench.ner_corpus import ner_corpus_file
 
-        result = run_ner_detect_benchmark(rows=min(args.rows, 5000), noise=args.noise, seed=args.seed, keep=args.keep)
+        corpus = ner_corpus_file() if args.dataset == "ner-conll" else None
+        result = run_ner_detect_benchmark(rows=min(args.rows, 5000), noise=args.noise, seed=args.seed, keep=args.keep,
+                                          corpus=corpus)
         print(json.dumps(result, indent=2) if args.json else format_ner_result(result))
         return 0
     if args.dataset == "boxes":  # box sets on images: data_engine.bench.detect_boxes

@@ -110,9 +110,13 @@ def _external_arm(ds: Any, examples: list, ids: list[str], types: list[str], tru
 
 
 def run_ner_detect_benchmark(*, rows: int = 1000, noise: float = 0.1, seed: int = 0,
-                             keep: Path | None = None) -> dict[str, Any]:
-    """Run the benchmark; return its figures as a JSON-able dict (see :func:`format_ner_result`)."""
-    from data_engine.demo.entities import TYPES, inject_errors, make_texts
+                             keep: Path | None = None, corpus: Path | None = None) -> dict[str, Any]:
+    """Run the benchmark; return its figures as a JSON-able dict (see :func:`format_ner_result`).
+    ``corpus``: a CoNLL/BIO file whose first ``rows`` sentences replace the generated texts
+    (:func:`data_engine.bench.ner_corpus.corpus_texts`; the types are the ones it uses)."""
+    from data_engine.bench.ner_corpus import corpus_texts
+    from data_engine.demo.entities import TYPES as GENERATED_TYPES
+    from data_engine.demo.entities import inject_errors, make_texts
     from data_engine.errors import EngineError
     from data_engine.ingest.batch import ingest_file
     from data_engine.mine.run import run_mining
@@ -122,13 +126,15 @@ def run_ner_detect_benchmark(*, rows: int = 1000, noise: float = 0.1, seed: int 
     workdir = Path(tempfile.mkdtemp(prefix="bench-ner-"))
     root = keep or workdir / "home"
     try:
-        examples = inject_errors(make_texts(rows, seed=seed), rate=noise, seed=seed + 1, inside_words=INSIDE_WORDS)
+        texts = make_texts(rows, seed=seed) if corpus is None else corpus_texts(corpus)[:rows]
+        types = GENERATED_TYPES if corpus is None else tuple(sorted({s.label for _, spans in texts for s in spans}))
+        examples = inject_errors(texts, rate=noise, seed=seed + 1, inside_words=INSIDE_WORDS, types=types)
         ids = [f"ex{i}" for i in range(len(examples))]
         home = Home(root.resolve())
         home.make_dirs()
         home.config_path.write_text(
             '[dataset]\nname = "ner-bench"\nmodality = "text"\ntask = "ner"\nid_column = "id"\n'
-            f'label_column = "spans"\ntext_column = "text"\nclasses = {json.dumps(list(TYPES))}\n\n'
+            f'label_column = "spans"\ntext_column = "text"\nclasses = {json.dumps(list(types))}\n\n'
             f'[mining]\nembedding = "tfidf"\nseed = {seed}\n\n[review]\nbudget = {max(1, sum(bool(e.error) for e in examples))}\n'
             '\n[gate]\nmetric = "f1"\n', encoding="utf-8")
         path = home.landing / "texts.jsonl"
@@ -151,15 +157,16 @@ def run_ner_detect_benchmark(*, rows: int = 1000, noise: float = 0.1, seed: int 
         engine["model_spec"] = summary.model_spec
         s_ids = [r[0] for r in stored]
         probs = np.asarray([r[1] for r in stored], dtype=float)
-        c_flags, c_ranked = _cleanlab_call([str(r[2]) for r in stored], probs, list(TYPES), s_ids)
+        c_flags, c_ranked = _cleanlab_call([str(r[2]) for r in stored], probs, list(types), s_ids)
         cleanlab = detection_scores(truth, c_flags, c_ranked)
-        external = _external_arm(home.config.dataset, examples, ids, list(TYPES), truth, seed + 2)
+        external = _external_arm(home.config.dataset, examples, ids, list(types), truth, seed + 2)
         kinds = {k: sum(e.error == k for e in examples) for k in KINDS}
         found = {k: sum(e.error == k and i in flags for i, e in zip(ids, examples)) for k in kinds}
     finally:
         if keep is None:
             shutil.rmtree(workdir, ignore_errors=True)
-    return {"dataset": "ner", "rows": len(examples), "types": list(TYPES), "noise": noise, "seed": seed,
+    return {"dataset": "ner" if corpus is None else f"ner-conll ({corpus.name})", "rows": len(examples),
+            "types": list(types), "noise": noise, "seed": seed,
             "corrupted": int(truth.sum()), "errors_by_kind": kinds, "engine_flagged_by_kind": found,
             "engine": engine, "cleanlab_same_predictions": cleanlab, "external": external}
 
@@ -171,7 +178,7 @@ def format_ner_result(r: dict[str, Any]) -> str:
                 f"flagged {s['flagged']}  top-{s['top_k']} precision {s['top_k_precision']:.3f}")
     kinds = ", ".join(f"{k} {r['engine_flagged_by_kind'][k]}/{n}" for k, n in r["errors_by_kind"].items())
     return "\n".join([
-        f"bench detect --dataset ner: {r['rows']} generated texts, {r['corrupted']} with a span error "
+        f"bench detect --dataset {r['dataset']}: {r['rows']} texts ({', '.join(r['types'])}), {r['corrupted']} with a span error "
         f"(seed {r['seed']})",
         line("engine (label flags, queue)", r["engine"]),
         line("cleanlab, same predictions", r["cleanlab_same_predictions"]),

@@ -107,11 +107,12 @@ def _slip(text: str, s: Span, rng: random.Random) -> Span | None:
 
 
 def inject_errors(texts: list[tuple[str, tuple[Span, ...]]], *, rate: float = 0.1, seed: int = 0,
-                  inside_words: float = 0.0) -> list[NerExample]:
+                  inside_words: float = 0.0, types: tuple[str, ...] = TYPES) -> list[NerExample]:
     """The texts with about ``rate`` of those holding an entity corrupted: one entity dropped,
     retyped or shifted (a third each, seeded); the others given as true. ``inside_words``: the share
     of the shifts that are a slip of 1-2 characters leaving a boundary inside a word (error
-    ``shifted_in_word``); 0 draws no extra random numbers, so the default sets stay as they were."""
+    ``shifted_in_word``); 0 draws no extra random numbers, so the default sets stay as they were.
+    ``types``: the entity types a wrong type is drawn from."""
     rng = random.Random(seed)
     out = []
     for text, spans in texts:
@@ -122,7 +123,7 @@ def inject_errors(texts: list[tuple[str, tuple[Span, ...]]], *, rate: float = 0.
             if kind == "dropped":
                 del given[i]
             elif kind == "wrong_type":
-                given[i] = Span(spans[i].start, spans[i].end, rng.choice([t for t in TYPES if t != spans[i].label]))
+                given[i] = Span(spans[i].start, spans[i].end, rng.choice([t for t in types if t != spans[i].label]))
             elif inside_words and rng.random() < inside_words and (slip := _slip(text, spans[i], rng)):
                 kind, given[i] = "shifted_in_word", slip
             else:
