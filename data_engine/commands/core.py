@@ -149,10 +149,13 @@ def status_report(home: Home) -> dict[str, Any]:
         ).fetchall()
         cols = ["batch_id", "status", "is_gold", "rows_in", "rows_ok", "rows_quarantined", "rows_new",
                 "rows_changed", "rows_unchanged", "reason", "received_at"]
-        labels = dict(con.execute(
-            "SELECT 'labeled', count(*) FILTER (NOT is_discarded) FROM current_labels UNION ALL "
-            "SELECT 'discarded', count(*) FILTER (is_discarded) FROM current_labels"
-        ).fetchall())
+        # Gold is counted apart, as `classes` counts it: the gate's examples, never trained on (a
+        # trial read labeled=290 for 230 training labels and 60 gold).
+        labels = dict(zip(("labeled", "gold", "discarded"), con.execute(
+            "WITH gold AS (SELECT DISTINCT example_id FROM examples WHERE is_gold) "
+            "SELECT count(*) FILTER (NOT is_discarded AND example_id NOT IN (SELECT example_id FROM gold)), "
+            "count(*) FILTER (NOT is_discarded AND example_id IN (SELECT example_id FROM gold)), "
+            "count(*) FILTER (is_discarded) FROM current_labels").fetchone()))
         column_types = dict(con.execute(
             "SELECT column_name, column_type FROM dataset_columns WHERE role <> 'label' ORDER BY position").fetchall())
         return {

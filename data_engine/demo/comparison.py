@@ -106,7 +106,7 @@ def held_out_metrics(data: HeldOut, recipes: dict[str, tuple[Any, ...]], *, seed
     task = task or Classification()
     classes = list(classes or sorted(set(data.truth)))
     # Fitted on the stored labels (one class per example) or on the task's array (tags, numbers).
-    plain = isinstance(task, Classification)
+    plain = task.column_labels == "class"  # encode gives one class index per example
     train = np.flatnonzero(~data.is_gold)
     gold = np.flatnonzero(data.is_gold)
     # Folds stratified by the truth (tags, numbers: shuffled), the same for every recipe, so recipes differ only in labels.

@@ -40,12 +40,15 @@ class RoundReport:
     gate: str
     # The gold figure ``gold_accuracy`` holds: the gate's metric (accuracy for classes, MAE for numbers ...).
     gold_metric: str = "accuracy"
+    # Reviews of examples that had no label: first labels, neither corrections nor errors found.
+    first_labels: int = 0
 
     def line(self) -> str:
         """One line for people."""
         prec = "n/a" if self.queue_precision is None else f"{self.queue_precision:.2f}"
         acc = "n/a" if self.gold_accuracy is None else f"{self.gold_accuracy:.4f}"
-        return (f"round {self.round}: queued {self.queued}, reviewed {self.reviewed}, corrected {self.corrected}, "
+        first = f" (and {self.first_labels} first label{'s' * (self.first_labels != 1)})" if self.first_labels else ""
+        return (f"round {self.round}: queued {self.queued}, reviewed {self.reviewed}, corrected {self.corrected}{first}, "
                 f"queue precision {prec}, gold {self.gold_metric} {acc}, champion v{self.champion_version} ({self.gate})")
 
 
@@ -84,10 +87,13 @@ def _train_and_deploy(home: Home, *, force: bool = False) -> tuple[int | None, f
     return (champ.version if champ else None), acc, gate
 
 
-def _round_truth(home: Home, oracle: pd.DataFrame, since_event: int) -> tuple[int, int, int]:
-    """Reviews pulled after ``since_event``: (reviewed, corrected, reviewed whose given label was wrong).
+def _round_truth(home: Home, oracle: pd.DataFrame, since_event: int) -> tuple[int, int, int, int]:
+    """Reviews pulled after ``since_event``: (reviewed, corrected, reviewed whose given label was
+    wrong, reviewed that had no label).
 
     The given label is the one in force before the review (a first reviewer's, for a second opinion).
+    An example without one gets its first label: counted apart, neither a correction nor an error
+    the queue found (a trial read first labels of unlabeled texts as corrections).
     """
     from data_engine.store.warehouse import open_warehouse
 
@@ -100,12 +106,13 @@ def _round_truth(home: Home, oracle: pd.DataFrame, since_event: int) -> tuple[in
             [since_event],
         ).fetchdf()
     if reviews.empty:
-        return 0, 0, 0
+        return 0, 0, 0, 0
     truth = oracle.set_index("example_id")["label"].astype(str)
-    given = reviews["given"].astype(str)
-    corrected = int((reviews["label"].astype(str) != given).sum())
-    wrong = int((truth.reindex(reviews["example_id"]).to_numpy() != given.to_numpy()).sum())
-    return len(reviews), corrected, wrong
+    had = reviews["given"].notna().to_numpy()
+    given = reviews["given"].astype(str).to_numpy()
+    corrected = int((had & (reviews["label"].astype(str).to_numpy() != given)).sum())
+    wrong = int((had & (truth.reindex(reviews["example_id"]).to_numpy() != given)).sum())
+    return len(reviews), corrected, wrong, int((~had).sum())
 
 
 def landed_labels(home: Home) -> pd.Series:
@@ -216,11 +223,11 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
                 say(f"round {n}: {sim.refused} task(s) left open, their oracle answer is not one a pull accepts "
                     f"(first: {sim.refusals[0]})")
             pull_step(home, client)
-            reviewed, corrected, wrong = _round_truth(home, oracle, before)
+            reviewed, corrected, wrong, first = _round_truth(home, oracle, before)
             reviewed_total += reviewed
             champion, gold_acc, gate = _train_and_deploy(home)
             report = RoundReport(n, push.sent, reviewed, corrected, (wrong / reviewed) if reviewed else None,
-                                 gold_acc, champion, gate, metric)
+                                 gold_acc, champion, gate, metric, first)
             rounds.append(report)
             say(report.line())
     finally:

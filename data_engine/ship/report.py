@@ -171,8 +171,9 @@ def build_report(con: duckdb.DuckDBPyConnection, task: "Task | None" = None, met
     elif rows:
         notes.append("fewer than two champions with gold figures and reviews between them: no gain per review yet")
     remaining, remaining_snapshot = _remaining_errors(con)
-    if remaining is None and not isinstance(task, Classification):
-        # cleanlab's joint of given and true labels is for one class per example: mining again would not help.
+    if remaining is None and task.column_labels != "class":
+        # cleanlab's joint of given and true labels is for one class index per example (``encode``'s (n,), the
+        # rule of mine/noise): mining again would not help.
         notes.append(f"the errors left are not estimated for a {task.name} dataset: mining estimates the label "
                      "noise (cleanlab's joint of given and true classes) for one class per example only")
     elif remaining is None:

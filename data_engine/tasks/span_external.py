@@ -93,6 +93,10 @@ def _token_probs(row: dict, text: str, types: Sequence[str], where: str) -> tupl
     columns = _tag_columns(row.get("tags"), types, where)
     if not isinstance(probs, list) or len(probs) != len(tokens):
         raise BadTaggerRow(f"{where}, key 'probs': must hold one list per token ({len(tokens)})")
+    if not tokens and len(words := tk.offsets(text)):
+        # The given spans are read on the tagger's tokens: none would leave every span unchecked.
+        raise BadTaggerRow(f"{where}, key 'tokens': empty, but the text has {len(words)} words; give the tagger's "
+                           "tokens, or key 'spans' as [] when it found no entity")
     off = _token_offsets(tokens, text, where)
     out = np.zeros((len(tokens), len(types) + 1))
     for j, p in enumerate(probs):

@@ -5,6 +5,6 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 venv=${1:-$here/.venv}
 python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet "scikit-learn==1.9.1" "pandas==3.1.1" "pyarrow==26.0.1" "joblib==1.6.0" \
+"$venv/bin/pip" install --quiet "scikit-learn==1.9.1" "pandas==3.1.1" "pyarrow==26.0.1" "joblib==1.6.0" "pillow==13.0.0" \
     "dagster-pipes==1.13.27"
 echo "trainer ready: command = [\"$venv/bin/python\", \"$here/train.py\"]"

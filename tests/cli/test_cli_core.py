@@ -53,7 +53,11 @@ def test_demo_flow_init_seed_ingest_status(tmp_path: Path) -> None:
     status = cli("status", "--json", home=home)
     report = json.loads(status.stdout)
     assert report["counts"]["examples"] == 1797 and report["counts"]["quarantine"] == 0
-    assert len(report["batches"]) == 3 and report["labels"]["labeled"] == 1797
+    # Gold is counted apart from the training labels in force.
+    gold_rows = sum(r["rows_ok"] for r in results if r["is_gold"])
+    assert gold_rows == 359  # GOLD_SHARE 0.2 of 1,797 digits
+    assert len(report["batches"]) == 3
+    assert report["labels"] == {"labeled": 1797 - gold_rows, "gold": gold_rows, "discarded": 0}
     text = cli("status", home=home).stdout
     assert "digits" in text and "examples=1797" in text
 

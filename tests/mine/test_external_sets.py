@@ -173,6 +173,8 @@ def test_a_users_tagger_spans_or_token_probabilities_are_mined_with_cleanlab(spa
     (lambda rows: rows[3].__setitem__("tags", ["O", "B-CITY"]),
      r"tagger.jsonl line 4, key 'tags': 'B-CITY' is not O or one of the types"),
     (lambda rows: rows[4].__setitem__("tokens", []), r"tagger.jsonl line 5: give either key 'spans'"),
+    (lambda rows: (rows[4].pop("spans"), rows[4].update(tokens=[], probs=[])),
+     r"tagger.jsonl line 5, key 'tokens': empty, but the text has \d+ words; give the tagger's tokens"),
     (lambda rows: rows.append({"example_id": "n000", "spans": []}), r"tagger.jsonl line 81: example_id 'n000' was given"),
 ])
 def test_a_bad_tagger_row_is_one_line_naming_file_line_and_key(spans_home, change, words):
