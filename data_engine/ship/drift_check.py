@@ -3,9 +3,11 @@
 
 What is compared (the tests are :func:`data_engine.ingest.drift.batch_drift`'s, Holm-corrected across
 all of them): every numeric and categorical input column; for a labeled batch, the labels (a class or
-a number as one column; a tag, span or box set as one yes/no column per tag, entity type or box class:
+a number as one column; a tag, span or box set as one 1/0 column per tag, entity type or box class:
 whether each example carries it, :meth:`~data_engine.tasks.Task.carried_tags`, since a set is nearly
-unique per row and would bring "new categories" in every batch); when a
+unique per row and would bring "new categories" in every batch; the two rates of each are compared by
+Fisher's exact test, and a class of ``[dataset] classes`` training never carried is named in
+``new_tags``); when a
 champion is deployed, its predictions on both sides, summarised by the task
 (:meth:`~data_engine.tasks.Task.prediction_summary`): the predicted class (a category) or value; for tag
 sets, whether each tag is predicted (0/1: the predicted rate of each tag); for span and box sets, how
@@ -72,11 +74,13 @@ def check_batch_drift(con: duckdb.DuckDBPyConnection, home: Home, result: Ingest
     kind = LABEL_KINDS.get(task.name)
     if kind and batch["label"].notna().any():
         ref[ds.label_column], new[ds.label_column] = _as_kind(reference["label"], kind), _as_kind(batch["label"], kind)
-    elif task.column_labels == "tags" and batch["label"].notna().any():
+    rates: dict[str, str] = {}
+    if task.column_labels == "tags" and batch["label"].notna().any():
         from data_engine.store.dataset import load_classes
 
         classes = load_classes(con)
         names = [f"{ds.label_column}: {c}" for c in classes]
+        rates = dict(zip(names, map(str, classes)))
         for side, frame in ((ref, reference), (new, batch)):
             for name, values in _carried(task, frame["label"], classes, names).items():
                 side[name] = values
@@ -88,9 +92,10 @@ def check_batch_drift(con: duckdb.DuckDBPyConnection, home: Home, result: Ingest
     embedding = _embedding(con, cfg, reference, batch, texts, images)
     if not len(ref.columns) and embedding is None:  # only texts or images, too few rows to embed them
         return None
-    report = batch_drift(ref, new, cfg.drift, domain_columns=inputs, embedding=embedding)
+    report = batch_drift(ref, new, cfg.drift, domain_columns=inputs, embedding=embedding, rates=rates)
     labels_compared = any(c == ds.label_column or c.startswith(f"{ds.label_column}: ") for c in new.columns)
-    drift = {**report.to_json(), "labels_compared": labels_compared,
+    new_tags = [t for c in report.per_column if c.column in rates for t in c.new_categories]
+    drift = {**report.to_json(), "labels_compared": labels_compared, "new_tags": new_tags,
              "predictions_compared": predicted is not None, "alpha": cfg.drift.alpha, "auc_threshold": cfg.drift.auc}
     store_drift(con, result.batch_id, report, drift, batch["example_id"])
     return drift
@@ -131,15 +136,12 @@ def _embedding(con: duckdb.DuckDBPyConnection, cfg: Any, reference: pd.DataFrame
 
 def _carried(task: Any, labels: pd.Series, classes: list[str], names: list[str]) -> pd.DataFrame:
     """Whether each labeled row of ``labels`` (stored tag, span or box sets) carries each of ``classes``:
-    ``yes`` / ``no`` per class (n, K), missing for an unlabeled row; indexed like ``labels``, the columns
-    ``names``."""
-    import numpy as np
-
-    out = pd.DataFrame(None, index=labels.index, columns=names, dtype=object)
+    1.0 / 0.0 per class (n, K), NaN for an unlabeled row; indexed like ``labels``, the columns ``names``."""
+    out = pd.DataFrame(float("nan"), index=labels.index, columns=names, dtype=float)
     known = labels.notna().to_numpy()
     if known.any():
         carried = task.carried_tags(task.encode(labels[known].astype(str).tolist(), classes), classes)
-        out.loc[known] = np.where(carried == 1, "yes", "no")
+        out.loc[known] = (carried > 0).astype(float)
     return out
 
 
