@@ -45,7 +45,8 @@ def check_batch_drift(con: duckdb.DuckDBPyConnection, home: Home, result: Ingest
     """The ``drift`` object of a just-ingested training batch (stored in ``batch_drift``), or None when
     there is nothing to compare: a gold, duplicate, rejected or already-known batch, or no training
     data in force outside this batch yet. Rows of a drifted batch get their domain-classifier score
-    in ``drift_rows``."""
+    in ``drift_rows``. A batch of texts or images alone (no label, no champion) too small for the
+    domain classifier is not compared, and says so (:func:`skipped_drift`)."""
     if not drift_due(con, result):
         return None
     from data_engine.store.dataset import load_examples
@@ -91,7 +92,9 @@ def check_batch_drift(con: duckdb.DuckDBPyConnection, home: Home, result: Ingest
         return None
     embedding = _embedding(con, cfg, reference, batch, texts, images)
     if not len(ref.columns) and embedding is None:  # only texts or images, too few rows to embed them
-        return None
+        drift = skipped_drift(len(reference), len(batch), texts + images)
+        store_drift(con, result.batch_id, None, drift, batch["example_id"])
+        return drift
     report = batch_drift(ref, new, cfg.drift, domain_columns=inputs, embedding=embedding, rates=rates)
     labels_compared = any(c == ds.label_column or c.startswith(f"{ds.label_column}: ") for c in new.columns)
     new_tags = [t for c in report.per_column if c.column in rates for t in c.new_categories]
@@ -99,6 +102,19 @@ def check_batch_drift(con: duckdb.DuckDBPyConnection, home: Home, result: Ingest
              "predictions_compared": predicted is not None, "alpha": cfg.drift.alpha, "auc_threshold": cfg.drift.auc}
     store_drift(con, result.batch_id, report, drift, batch["example_id"])
     return drift
+
+
+def skipped_drift(n_reference: int, n_batch: int, columns: list[str]) -> dict[str, Any]:
+    """The ``drift`` object of a batch left uncompared because only the domain classifier could read it
+    (``columns``: its text or image columns, no label or champion prediction to test) and one side has
+    fewer than :data:`~data_engine.ingest.drift.MIN_DOMAIN_ROWS` rows: ``skipped`` says why; not drifted,
+    nothing named."""
+    side = f"{n_batch} rows in the batch" if n_batch < MIN_DOMAIN_ROWS else f"{n_reference} training rows"
+    reason = (f"{side}; the domain classifier on the embedding of {', '.join(columns)} needs at least "
+              f"{MIN_DOMAIN_ROWS} a side (no label or champion prediction to compare)")
+    return {"drifted": False, "skipped": reason, "columns": [], "auc": None, "n_reference": n_reference,
+            "n_batch": n_batch, "per_column": [], "new_tags": [], "labels_compared": False,
+            "predictions_compared": False}
 
 
 def _embedding(con: duckdb.DuckDBPyConnection, cfg: Any, reference: pd.DataFrame, batch: pd.DataFrame,

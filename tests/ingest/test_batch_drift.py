@@ -223,6 +223,35 @@ def test_a_few_short_texts_sharing_no_character_ngram_are_ingested(tmp_path: Pat
     assert second["drift"]["auc"] is None and second["drift"]["drifted"] is False
 
 
+def test_a_tiny_unlabeled_text_batch_says_its_drift_was_not_checked(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Three unlabeled texts and no champion: only the domain classifier could read them, and it needs
+    10 rows a side. The batch is not compared, and ``ingest --json``, the ingest line, ``status`` and the
+    Dagster check say so (before: ``"drift": null``, as for a gold batch)."""
+    from assets.ingest import drift_check_result
+
+    home = homes.make_home(tmp_path, TEXT_CONFIG)
+    assert _ingest_json(home, _reviews(40, 0, 0, GADGETS), "gadgets.csv", capsys)["drift"] is None
+    reason = ("3 rows in the batch; the domain classifier on the embedding of review needs at least 10 a side "
+              "(no label or champion prediction to compare)")
+    drift = _ingest_json(home, _reviews(3, 1, 1000, GADGETS, labeled=False), "three.csv", capsys)["drift"]
+    assert drift == {"drifted": False, "skipped": reason, "columns": [], "auc": None, "n_reference": 40,
+                     "n_batch": 3, "per_column": [], "new_tags": [], "labels_compared": False,
+                     "predictions_compared": False}
+    path = home.landing / "four.csv"
+    _reviews(4, 2, 2000, GADGETS, labeled=False).to_csv(path, index=False)
+    capsys.readouterr()
+    assert main(["--home", str(home.root), "ingest", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"  drift not checked: {reason.replace('3 rows', '4 rows')}\n" in out
+    assert main(["--home", str(home.root), "status"]) == 0
+    assert out.count("drift not checked") == 1 and capsys.readouterr().out.count("drift not checked: ") == 2
+    check = drift_check_result(drift)
+    assert check.passed and check.description == f"drift not checked: {reason}"
+    with open_warehouse(home, read_only=True) as con:
+        assert con.execute("SELECT count(*), bool_or(drifted) FROM batch_drift").fetchone() == (2, False)
+
+
 def _digit_batch(folder: Path, rows: np.ndarray, name: str, *, inverted: bool = False) -> Path:
     """Digits ``rows`` as PNG files under ``folder/name/`` and their manifest ``folder/name.csv``;
     ``inverted``: white ink on black (another camera), the labels unchanged."""
