@@ -94,6 +94,9 @@ def drift_check_result(drift: dict | None) -> dg.AssetCheckResult:
     if drift is None:
         return dg.AssetCheckResult(check_name=DRIFT_CHECK, passed=True, severity=dg.AssetCheckSeverity.WARN,
                                    description="not compared: a gold batch, or no training data in force yet")
+    if drift.get("skipped"):
+        return dg.AssetCheckResult(check_name=DRIFT_CHECK, passed=True, severity=dg.AssetCheckSeverity.WARN,
+                                   description=drift_line(drift), metadata={"skipped": value(drift["skipped"])})
     from data_engine.ship.drift_check import drift_plot
 
     rows = [{"column": c["column"], "test": c["test"], "p_value": c["p_value"], "p_adjusted": c["p_adjusted"],
@@ -101,6 +104,7 @@ def drift_check_result(drift: dict | None) -> dg.AssetCheckResult:
              "drifted": c["drifted"]} for c in drift["per_column"]]
     metadata = {
         "drifted": value(drift["drifted"]), "columns": value(", ".join(drift["columns"])), "auc": value(drift["auc"]),
+        "new_tags": value(", ".join(map(str, drift.get("new_tags") or []))),
         "p_adjusted": value({c["column"]: c["p_adjusted"] for c in drift["per_column"]}),
         "per_column": table(rows, [("column", str), ("test", str), ("p_value", float), ("p_adjusted", float),
                                    ("distance", float), ("new_categories", str), ("drifted", bool)]),

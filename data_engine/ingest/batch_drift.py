@@ -35,15 +35,16 @@ def drift_due(con: duckdb.DuckDBPyConnection, result: IngestResult) -> bool:
         "WHERE NOT ce.is_gold AND cl.label IS NOT NULL AND ce.batch_id <> ?)", [result.batch_id]).fetchone()[0]
 
 
-def store_drift(con: duckdb.DuckDBPyConnection, batch_id: str, report: DriftReport, drift: dict[str, Any],
+def store_drift(con: duckdb.DuckDBPyConnection, batch_id: str, report: DriftReport | None, drift: dict[str, Any],
                 example_ids: pd.Series) -> None:
-    """Keep the ``drift`` object of ``report`` and, for a drifted batch, the domain-classifier score
-    of each scored row (``example_ids``: the batch frame's ids, indexed like it)."""
+    """Keep the ``drift`` object of ``report`` (None: a batch not compared, ``drift`` saying why) and, for
+    a drifted batch, the domain-classifier score of each scored row (``example_ids``: the batch frame's
+    ids, indexed like it)."""
     con.execute("DELETE FROM batch_drift WHERE batch_id = ?", [batch_id])
     con.execute("DELETE FROM drift_rows WHERE batch_id = ?", [batch_id])
     con.execute("INSERT INTO batch_drift (batch_id, drifted, columns, auc, report) VALUES (?, ?, ?, ?, ?)",
-                [batch_id, report.drifted, json.dumps(report.columns), report.auc, json.dumps(drift)])
-    if report.drifted and report.row_scores is not None:
+                [batch_id, drift["drifted"], json.dumps(drift["columns"]), drift["auc"], json.dumps(drift)])
+    if report is not None and report.drifted and report.row_scores is not None:
         import pandas as pd
 
         rows = pd.DataFrame({"batch_id": batch_id, "example_id": example_ids.loc[report.row_scores.index].astype(str),

@@ -3,7 +3,9 @@
 Per column: numeric columns get the two-sample Kolmogorov-Smirnov test (scipy ``ks_2samp``) and
 the Wasserstein distance (scipy ``wasserstein_distance``); categorical columns get a chi-square
 test on category frequencies (scipy ``chi2_contingency``) and the categories never seen in training
-are named. Categories are compared in their canonical spelling (``True`` and JSON ``true``, one
+are named; a 0/1 column of whether each row carries a tag (a set label, one column per tag) gets
+Fisher's exact test of the two rates (scipy ``fisher_exact``), its tag named when training never
+carried it. Categories are compared in their canonical spelling (``True`` and JSON ``true``, one
 instant at two offsets, are one category; :func:`data_engine.store.values.canonical_sql`).
 
 A category never seen in training is drift only when the batch holds more such rows than training
@@ -46,12 +48,12 @@ class ColumnDrift:
     """Drift figures of one column: the test, its raw and Holm-adjusted p-value, a distance."""
 
     column: str
-    kind: str  # "numeric" | "categorical"
+    kind: str  # "numeric" | "categorical" | "rate" (whether each row carries a tag)
     test: str
     p_value: float
     p_adjusted: float = 1.0
     distance: float | None = None
-    new_categories: list[str] = field(default_factory=list)
+    new_categories: list[str] = field(default_factory=list)  # for a "rate" column: its tag, when new
     drifted: bool = False
 
 
@@ -157,6 +159,21 @@ def _categorical(name: str, ref: pd.Series, new: pd.Series) -> ColumnDrift:
     return ColumnDrift(name, "categorical", "chi2", p, distance=distance, new_categories=unseen)
 
 
+def _rate(name: str, tag: str, ref: pd.Series, new: pd.Series) -> ColumnDrift:
+    """Whether each row carries ``tag`` (1/0, missing for an unlabeled row) on both sides: Fisher's
+    exact two-sided test of the two rates (scipy ``fisher_exact``; exact at the small counts a rare tag
+    has), distance the batch's rate minus training's. A tag training never carried and the batch does is
+    named as new (``new_categories``); its p-value is the rate test's, not 0: one row of a rare tag is
+    no drift."""
+    a, b = ref.dropna().to_numpy(float), new.dropna().to_numpy(float)
+    if len(a) == 0 or len(b) == 0:
+        return ColumnDrift(name, "rate", "fisher", 1.0)
+    ka, kb = int(a.sum()), int(b.sum())
+    p = float(stats.fisher_exact([[ka, len(a) - ka], [kb, len(b) - kb]]).pvalue)
+    return ColumnDrift(name, "rate", "fisher", min(1.0, p), distance=kb / len(b) - ka / len(a),
+                       new_categories=[tag] if ka == 0 and kb > 0 else [])
+
+
 # Fewer rows than this on either side: no domain classifier (5-fold cross-validation needs them).
 MIN_DOMAIN_ROWS = 10
 
@@ -196,6 +213,7 @@ def batch_drift(
     with_auc: bool = True,
     domain_columns: list[str] | None = None,
     embedding: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    rates: dict[str, str] | None = None,
 ) -> DriftReport:
     """Drift of ``batch`` (n_b rows) against ``reference`` (n_r rows, the training data in force).
 
@@ -206,6 +224,8 @@ def batch_drift(
     label and prediction columns are tested one by one but are not what the rows look like) and,
     given ``embedding`` (vectors of the reference rows and of the batch rows, indexed like the two
     frames; e.g. text embedded), those vectors too: they are not tested one dimension at a time.
+    ``rates`` (column -> tag name): 1/0 columns of whether each row carries a tag, tested as two rates
+    (:func:`_rate`, kind ``"rate"``) and the tag named when training never carried it.
     Raises ValueError when the frames share no column and there is no ``embedding``.
     """
     t = thresholds or DriftThresholds()
@@ -214,8 +234,10 @@ def batch_drift(
         raise ValueError("drift: the batch shares no column with the training data")
     ref = sample_rows(reference[shared], t.max_rows, seed)
     new = sample_rows(batch[shared], t.max_rows, seed)
+    rates = rates or {}
     per_column = [
-        _numeric(c, ref[c], new[c])
+        _rate(c, rates[c], ref[c], new[c]) if c in rates
+        else _numeric(c, ref[c], new[c])
         if pd.api.types.is_numeric_dtype(ref[c]) and pd.api.types.is_numeric_dtype(new[c])
         else _categorical(c, ref[c], new[c])
         for c in shared

@@ -54,9 +54,14 @@ def drift_line(drift: dict[str, Any] | None) -> str:
     """One line a person reads about a batch's drift ('' when none was computed)."""
     if drift is None:
         return ""
+    if drift.get("skipped"):
+        return f"drift not checked: {drift['skipped']}"
     auc = "AUC n/a" if drift["auc"] is None else f"domain classifier AUC {drift['auc']:.2f}"
+    # A tag training never carried is named even when its rate is no drift (one row of it).
+    tags = drift.get("new_tags") or []
+    new_tags = f"; new tag{'s' if len(tags) > 1 else ''}: {', '.join(map(str, tags[:5]))}" if tags else ""
     if not drift["drifted"]:
-        return f"no drift from the training data ({auc})"
+        return f"no drift from the training data ({auc}){new_tags}"
     new = {c["column"]: c["new_categories"] for c in drift["per_column"] if c["new_categories"]}
     named = ", ".join(c + (f" (new: {', '.join(map(str, new[c][:5]))})" if c in new else "") for c in drift["columns"])
-    return f"drifted: {named or 'no single column'}; {auc}"
+    return f"drifted: {named or 'no single column'}; {auc}{new_tags}"

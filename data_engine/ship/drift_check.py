@@ -3,9 +3,11 @@
 
 What is compared (the tests are :func:`data_engine.ingest.drift.batch_drift`'s, Holm-corrected across
 all of them): every numeric and categorical input column; for a labeled batch, the labels (a class or
-a number as one column; a tag, span or box set as one yes/no column per tag, entity type or box class:
+a number as one column; a tag, span or box set as one 1/0 column per tag, entity type or box class:
 whether each example carries it, :meth:`~data_engine.tasks.Task.carried_tags`, since a set is nearly
-unique per row and would bring "new categories" in every batch); when a
+unique per row and would bring "new categories" in every batch; the two rates of each are compared by
+Fisher's exact test, and a class of ``[dataset] classes`` training never carried is named in
+``new_tags``); when a
 champion is deployed, its predictions on both sides, summarised by the task
 (:meth:`~data_engine.tasks.Task.prediction_summary`): the predicted class (a category) or value; for tag
 sets, whether each tag is predicted (0/1: the predicted rate of each tag); for span and box sets, how
@@ -43,7 +45,8 @@ def check_batch_drift(con: duckdb.DuckDBPyConnection, home: Home, result: Ingest
     """The ``drift`` object of a just-ingested training batch (stored in ``batch_drift``), or None when
     there is nothing to compare: a gold, duplicate, rejected or already-known batch, or no training
     data in force outside this batch yet. Rows of a drifted batch get their domain-classifier score
-    in ``drift_rows``."""
+    in ``drift_rows``. A batch of texts or images alone (no label, no champion) too small for the
+    domain classifier is not compared, and says so (:func:`skipped_drift`)."""
     if not drift_due(con, result):
         return None
     from data_engine.store.dataset import load_examples
@@ -72,11 +75,13 @@ def check_batch_drift(con: duckdb.DuckDBPyConnection, home: Home, result: Ingest
     kind = LABEL_KINDS.get(task.name)
     if kind and batch["label"].notna().any():
         ref[ds.label_column], new[ds.label_column] = _as_kind(reference["label"], kind), _as_kind(batch["label"], kind)
-    elif task.column_labels == "tags" and batch["label"].notna().any():
+    rates: dict[str, str] = {}
+    if task.column_labels == "tags" and batch["label"].notna().any():
         from data_engine.store.dataset import load_classes
 
         classes = load_classes(con)
         names = [f"{ds.label_column}: {c}" for c in classes]
+        rates = dict(zip(names, map(str, classes)))
         for side, frame in ((ref, reference), (new, batch)):
             for name, values in _carried(task, frame["label"], classes, names).items():
                 side[name] = values
@@ -87,13 +92,29 @@ def check_batch_drift(con: duckdb.DuckDBPyConnection, home: Home, result: Ingest
         return None
     embedding = _embedding(con, cfg, reference, batch, texts, images)
     if not len(ref.columns) and embedding is None:  # only texts or images, too few rows to embed them
-        return None
-    report = batch_drift(ref, new, cfg.drift, domain_columns=inputs, embedding=embedding)
+        drift = skipped_drift(len(reference), len(batch), texts + images)
+        store_drift(con, result.batch_id, None, drift, batch["example_id"])
+        return drift
+    report = batch_drift(ref, new, cfg.drift, domain_columns=inputs, embedding=embedding, rates=rates)
     labels_compared = any(c == ds.label_column or c.startswith(f"{ds.label_column}: ") for c in new.columns)
-    drift = {**report.to_json(), "labels_compared": labels_compared,
+    new_tags = [t for c in report.per_column if c.column in rates for t in c.new_categories]
+    drift = {**report.to_json(), "labels_compared": labels_compared, "new_tags": new_tags,
              "predictions_compared": predicted is not None, "alpha": cfg.drift.alpha, "auc_threshold": cfg.drift.auc}
     store_drift(con, result.batch_id, report, drift, batch["example_id"])
     return drift
+
+
+def skipped_drift(n_reference: int, n_batch: int, columns: list[str]) -> dict[str, Any]:
+    """The ``drift`` object of a batch left uncompared because only the domain classifier could read it
+    (``columns``: its text or image columns, no label or champion prediction to test) and one side has
+    fewer than :data:`~data_engine.ingest.drift.MIN_DOMAIN_ROWS` rows: ``skipped`` says why; not drifted,
+    nothing named."""
+    side = f"{n_batch} rows in the batch" if n_batch < MIN_DOMAIN_ROWS else f"{n_reference} training rows"
+    reason = (f"{side}; the domain classifier on the embedding of {', '.join(columns)} needs at least "
+              f"{MIN_DOMAIN_ROWS} a side (no label or champion prediction to compare)")
+    return {"drifted": False, "skipped": reason, "columns": [], "auc": None, "n_reference": n_reference,
+            "n_batch": n_batch, "per_column": [], "new_tags": [], "labels_compared": False,
+            "predictions_compared": False}
 
 
 def _embedding(con: duckdb.DuckDBPyConnection, cfg: Any, reference: pd.DataFrame, batch: pd.DataFrame,
@@ -131,15 +152,12 @@ def _embedding(con: duckdb.DuckDBPyConnection, cfg: Any, reference: pd.DataFrame
 
 def _carried(task: Any, labels: pd.Series, classes: list[str], names: list[str]) -> pd.DataFrame:
     """Whether each labeled row of ``labels`` (stored tag, span or box sets) carries each of ``classes``:
-    ``yes`` / ``no`` per class (n, K), missing for an unlabeled row; indexed like ``labels``, the columns
-    ``names``."""
-    import numpy as np
-
-    out = pd.DataFrame(None, index=labels.index, columns=names, dtype=object)
+    1.0 / 0.0 per class (n, K), NaN for an unlabeled row; indexed like ``labels``, the columns ``names``."""
+    out = pd.DataFrame(float("nan"), index=labels.index, columns=names, dtype=float)
     known = labels.notna().to_numpy()
     if known.any():
         carried = task.carried_tags(task.encode(labels[known].astype(str).tolist(), classes), classes)
-        out.loc[known] = np.where(carried == 1, "yes", "no")
+        out.loc[known] = (carried > 0).astype(float)
     return out
 
 

@@ -317,8 +317,11 @@ def _check_dataset(ds: DatasetConfig) -> None:
         _check_name(ds.text_column, "dataset.text_column")
     elif ds.image_column:
         _check_name(ds.image_column, "dataset.image_column")
-        if ds.feature_columns:
-            raise ConfigError("dataset: give image_column (image files) or feature_columns (pixel columns), not both")
+        # Detection's detector reads the image alone: columns beside it are metadata (a camera, a site)
+        # that drift and weak slices are described by. For image classes they would be read as pixels.
+        if ds.feature_columns and ds.task != "detection":
+            raise ConfigError("dataset: give image_column (image files) or feature_columns (pixel columns), not both "
+                              '(metadata columns beside image files are read with task = "detection" only)')
     elif not ds.feature_columns:
         hint = " (or image_column for image files)" if ds.modality == "image" else ""
         raise ConfigError(f"dataset.feature_columns must name at least one column{hint} for modality '{ds.modality}'")

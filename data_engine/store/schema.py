@@ -80,10 +80,13 @@ def fix_columns(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, present: set[
     if existing:
         return existing
     types: dict[str, str] = {}
-    to_infer = [c for c in ds.feature_columns if ds.modality != "image" and c not in ds.column_types and c in present]
+    # Feature columns of an image set without image files are pixels; beside image files (detection)
+    # they are metadata, typed as a table's columns are.
+    pixels = ds.modality == "image" and not ds.image_column
+    to_infer = [c for c in ds.feature_columns if not pixels and c not in ds.column_types and c in present]
     inferred = _infer(con, to_infer, ds.na_values)
     for col in ds.feature_columns:
-        if ds.modality == "image":
+        if pixels:
             types[col] = "numeric"
         elif col in ds.column_types:
             types[col] = ds.column_types[col]

@@ -223,6 +223,35 @@ def test_a_few_short_texts_sharing_no_character_ngram_are_ingested(tmp_path: Pat
     assert second["drift"]["auc"] is None and second["drift"]["drifted"] is False
 
 
+def test_a_tiny_unlabeled_text_batch_says_its_drift_was_not_checked(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Three unlabeled texts and no champion: only the domain classifier could read them, and it needs
+    10 rows a side. The batch is not compared, and ``ingest --json``, the ingest line, ``status`` and the
+    Dagster check say so (before: ``"drift": null``, as for a gold batch)."""
+    from assets.ingest import drift_check_result
+
+    home = homes.make_home(tmp_path, TEXT_CONFIG)
+    assert _ingest_json(home, _reviews(40, 0, 0, GADGETS), "gadgets.csv", capsys)["drift"] is None
+    reason = ("3 rows in the batch; the domain classifier on the embedding of review needs at least 10 a side "
+              "(no label or champion prediction to compare)")
+    drift = _ingest_json(home, _reviews(3, 1, 1000, GADGETS, labeled=False), "three.csv", capsys)["drift"]
+    assert drift == {"drifted": False, "skipped": reason, "columns": [], "auc": None, "n_reference": 40,
+                     "n_batch": 3, "per_column": [], "new_tags": [], "labels_compared": False,
+                     "predictions_compared": False}
+    path = home.landing / "four.csv"
+    _reviews(4, 2, 2000, GADGETS, labeled=False).to_csv(path, index=False)
+    capsys.readouterr()
+    assert main(["--home", str(home.root), "ingest", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"  drift not checked: {reason.replace('3 rows', '4 rows')}\n" in out
+    assert main(["--home", str(home.root), "status"]) == 0
+    assert out.count("drift not checked") == 1 and capsys.readouterr().out.count("drift not checked: ") == 2
+    check = drift_check_result(drift)
+    assert check.passed and check.description == f"drift not checked: {reason}"
+    with open_warehouse(home, read_only=True) as con:
+        assert con.execute("SELECT count(*), bool_or(drifted) FROM batch_drift").fetchone() == (2, False)
+
+
 def _digit_batch(folder: Path, rows: np.ndarray, name: str, *, inverted: bool = False) -> Path:
     """Digits ``rows`` as PNG files under ``folder/name/`` and their manifest ``folder/name.csv``;
     ``inverted``: white ink on black (another camera), the labels unchanged."""
@@ -279,6 +308,43 @@ def test_a_tag_carried_far_more_often_is_named(tmp_path: Path, capsys: pytest.Ca
     assert {c["column"] for c in drift["per_column"]} >= {"churned: heavy", "churned: x"}
 
 
+def test_a_tag_training_never_carried_is_named_and_its_rate_tested(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A tag of ``[dataset] classes`` no training example carries is named in ``new_tags`` when a batch
+    carries it; whether that is drift is Fisher's exact test of the two rates (0 of 600 against k of 200),
+    not "a new category" at p = 0: one such row is named and is no drift, twenty are drift."""
+    from math import comb
+
+    first = _rows(600, 0, 0)
+    first["churned"] = np.where(first["weight"] > 72, '["heavy", "x"]', '["x"]')
+    drifts = {}
+    for k in (1, 20):  # a home each: the first batch's rare row would be training in force for the second
+        home = homes.make_home(tmp_path / str(k), CONFIG.replace(
+            'classes = ["yes", "no"]', 'task = "multilabel"\nclasses = ["heavy", "x", "rare"]'))
+        assert _ingest_json(home, first, "train.csv", capsys)["drift"] is None
+        batch = _rows(200, 3, 3_000 * k)
+        batch["churned"] = np.where(batch["weight"] > 72, '["heavy", "x"]', '["x"]')
+        batch.loc[: k - 1, "churned"] = '["rare", "x"]'
+        drifts[k] = _ingest_json(home, batch, f"rare{k}.csv", capsys)["drift"]
+    for k, drift in drifts.items():
+        rare = next(c for c in drift["per_column"] if c["column"] == "churned: rare")
+        assert drift["new_tags"] == ["rare"] and rare["new_categories"] == ["rare"]
+        assert (rare["kind"], rare["test"]) == ("rate", "fisher") and rare["distance"] == pytest.approx(k / 200)
+        # All k carriers of 800 rows fell in the batch of 200: the hypergeometric chance, the only table as
+        # unlikely (none in the batch is likelier).
+        assert rare["p_value"] == pytest.approx(comb(200, k) / comb(800, k), rel=1e-9)
+    assert drifts[1]["drifted"] is False and drifts[1]["per_column"][-1]["p_value"] == pytest.approx(0.25)
+    assert drifts[20]["drifted"] is True and drifts[20]["columns"] == ["churned: rare"]
+    again = _rows(200, 5, 50_000)
+    again["churned"] = np.where(again["weight"] > 72, '["heavy", "x"]', '["x"]')
+    assert _ingest_json(home, again, "again.csv", capsys)["drift"]["new_tags"] == []  # rare is in training now
+    from data_engine.ingest.summary import drift_line
+
+    assert drift_line(drifts[1]) == "no drift from the training data (domain classifier AUC " \
+        f"{drifts[1]['auc']:.2f}); new tag: rare"
+    assert drift_line(drifts[20]).startswith("drifted: churned: rare (new: rare); ")
+
+
 def test_span_and_box_sets_are_compared_as_the_types_they_carry() -> None:
     from data_engine.ship.drift_check import _carried
     from data_engine.tasks import TASKS
@@ -286,11 +352,11 @@ def test_span_and_box_sets_are_compared_as_the_types_they_carry() -> None:
     spans = pd.Series(['[{"start": 0, "end": 4, "label": "PER"}]', None, "[]"], index=[5, 6, 7])
     carried = _carried(TASKS["ner"](), spans, ["LOC", "PER"], ["spans: LOC", "spans: PER"])
     assert carried.index.tolist() == [5, 6, 7]
-    assert carried.fillna("missing").to_dict("list") == {"spans: LOC": ["no", "missing", "no"],
-                                                         "spans: PER": ["yes", "missing", "no"]}
-    boxes = pd.Series(['[{"label": "disc", "x": 1, "y": 2, "w": 3, "h": 4}]'])
+    assert carried.fillna(-1).to_dict("list") == {"spans: LOC": [0.0, -1, 0.0], "spans: PER": [1.0, -1, 0.0]}
+    boxes = pd.Series(['[{"label": "disc", "x": 1, "y": 2, "w": 3, "h": 4}, {"label": "disc", "x": 9, "y": 9, '
+                       '"w": 3, "h": 4}]'])
     assert _carried(TASKS["detection"](), boxes, ["disc", "square"], ["b: disc", "b: square"]).iloc[0].tolist() == [
-        "yes", "no"]
+        1.0, 0.0]
 
 
 def test_each_set_task_summarises_its_predictions_for_drift() -> None:

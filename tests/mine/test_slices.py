@@ -207,3 +207,33 @@ def test_a_noisier_subgroup_of_an_ner_home_is_found_and_named_by_its_column(tmp_
     assert best["n"] == int((source == "forum").sum()) and best["p_value"] < 1e-6
     # Right inside the slice: the forum texts left as given, less any the tagger misreads.
     assert best["accuracy"] <= 1 - corrupted / best["n"] and best["rest_accuracy"] >= 0.95
+
+
+def test_a_noisier_camera_of_a_detection_home_is_found_and_named_by_its_column(tmp_path: Path):
+    """Weak slices for boxes, judged per image by whether its out-of-fold box set matches the given one
+    object for object (``Detection.example_correct``): images from the ``night`` camera (a metadata column
+    beside the image files) whose box sets were corrupted half the time (a box dropped, moved or given
+    another class) form the slice ``camera = "night"``; the other cameras' images are labeled right."""
+    from data_engine.demo.drawn_boxes import CLASSES, inject_box_errors, make_scenes, write_scenes
+    from data_engine.steps import ingest_step, mine_step
+
+    scenes = make_scenes(240, seed=5)
+    camera = np.random.default_rng(9).choice(["day", "dusk", "night"], len(scenes))
+    noisy = inject_box_errors(scenes, rate=0.5, seed=4)
+    given = [n if c == "night" else s for s, n, c in zip(scenes, noisy, camera)]
+    home = make_home(tmp_path, {"dataset": {"name": "boxes", "modality": "image", "task": "detection",
+                                            "id_column": "id", "label_column": "boxes", "image_column": "image",
+                                            "feature_columns": ["camera"], "column_types": {"camera": "categorical"},
+                                            "classes": list(CLASSES)},
+                                "mining": {"n_jobs": 1, "folds": 3}, "gate": {"metric": "map50"}})
+    path = write_scenes(home.landing, given, prefix="s", name="train")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({**r, "camera": c}) + "\n" for r, c in zip(rows, camera)), encoding="utf-8")
+    [result] = ingest_step(home, [path])
+    assert result.column_types == {"camera": "categorical", "image": "image"}
+    summary = mine_step(home).summary
+    assert (camera == "night").sum() == 93 and sum(g.error != "" for g in given) == 42
+    assert summary.slices == [{"name": "discovered-1", "definition": 'camera = "night"', "n": 93,
+                               # 51 night images left as given, one of them misread by the detector.
+                               "accuracy": round(50 / 93, 4), "rest_accuracy": round(145 / 147, 4),
+                               "p_value": pytest.approx(1.312e-07, rel=1e-3)}], summary.slice_search
