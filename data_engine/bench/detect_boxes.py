@@ -37,7 +37,10 @@ from data_engine.bench.scores import detection_scores
 BOX_DATASETS = ("boxes",)
 
 
-def _external_predictions(scenes: list, seed: int) -> list:
+def jittered_detector(scenes: list, seed: int, *, missed: float = 0.0, scores: tuple[float, float] = (0.96, 1.0),
+                      whole_pixels: bool = False) -> list:
+    """A good detector's scored boxes per scene: each true box moved by up to a pixel per side, a
+    score drawn uniformly from ``scores``, a share ``missed`` of the boxes left out (seeded)."""
     from data_engine.tasks.box_issues import ScoredBox
     from data_engine.tasks.boxes import Box
 
@@ -46,9 +49,12 @@ def _external_predictions(scenes: list, seed: int) -> list:
     for s in scenes:
         found = []
         for b in s.truth:
-            dx, dy, dw, dh = rng.integers(-1, 2, size=4)
+            if missed and rng.random() < missed:
+                continue
+            dx, dy, dw, dh = (int(v) if whole_pixels else v for v in rng.integers(-1, 2, size=4))
+            score = float(rng.uniform(*scores))
             found.append(ScoredBox(Box(b.label, max(0.0, b.x + dx), max(0.0, b.y + dy), b.w + dw, b.h + dh),
-                                   float(rng.uniform(0.96, 1.0))))
+                                   round(score, 4) if whole_pixels else score))
         out.append(found)
     return out
 
@@ -140,7 +146,7 @@ def run_boxes_detect_benchmark(*, rows: int = 500, noise: float = 0.2, seed: int
                               "baseline_fit_predict_seconds": round(seconds, 1)}
     task = Detection()
     y = task.encode([canonical(g) for g in given], classes)
-    arms = (("baseline", baseline), ("external", _external_predictions(scenes, seed + 2)),
+    arms = (("baseline", baseline), ("external", jittered_detector(scenes, seed + 2)),
             ("external_imperfect", _imperfect_predictions(scenes, classes, seed + 3)))
     for name, predicted in arms:
         if name == "baseline":

@@ -32,31 +32,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data_engine.bench.detect_boxes import _cleanlab_call
+from data_engine.bench.detect_boxes import _cleanlab_call, jittered_detector
 from data_engine.bench.scores import detection_scores
 
 DIGIT_BOX_DATASETS = ("digit-boxes",)
 # The share of true boxes the simulated external detector misses.
 MISSED = 0.03
 
-
-def _good_detector(scenes: list, seed: int) -> list:
-    """A good detector's scored boxes per scene (module docstring)."""
-    from data_engine.tasks.box_issues import ScoredBox
-    from data_engine.tasks.boxes import Box
-
-    rng = np.random.default_rng(seed)
-    out = []
-    for s in scenes:
-        found = []
-        for b in s.truth:
-            if rng.random() < MISSED:
-                continue
-            dx, dy, dw, dh = (int(v) for v in rng.integers(-1, 2, size=4))
-            found.append(ScoredBox(Box(b.label, max(0, b.x + dx), max(0, b.y + dy), b.w + dw, b.h + dh),
-                                   round(float(rng.uniform(0.9, 1.0)), 4)))
-        out.append(found)
-    return out
 
 
 def _config(classes: list[str], seed: int, budget: int, external: bool) -> str:
@@ -125,7 +107,7 @@ def run_digit_boxes_benchmark(*, rows: int = 500, noise: float = 0.2, seed: int 
                                   "seed": seed, "corrupted": int(truth.sum()), "boxes": sum(len(s.truth) for s in scenes),
                                   "errors_by_kind": {k: sum(s.error == k for s in scenes) for k in ERROR_KINDS}}
         result["baseline"] = _arm(root / "baseline", scenes, ids, classes, seed, truth, None)
-        result["external"] = _arm(root / "external", scenes, ids, classes, seed, truth, _good_detector(scenes, seed + 2))
+        result["external"] = _arm(root / "external", scenes, ids, classes, seed, truth, jittered_detector(scenes, seed + 2, missed=MISSED, scores=(0.9, 1.0), whole_pixels=True))
     finally:
         if keep is None:
             shutil.rmtree(workdir, ignore_errors=True)
