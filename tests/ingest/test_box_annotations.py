@@ -119,3 +119,22 @@ def test_a_plain_json_array_of_rows_is_still_read_as_rows(home_with_images):
                                  "boxes": [b._asdict() for b in scenes[3].truth]}]))
     (result,) = ingest_step(home, [path])
     assert result.status == "ingested" and _labels(home) == {"r1": canonical(scenes[3].truth)}
+
+
+def test_box_quarantine_notes_go_in_row_order_and_keep_a_missing_images_name(home_with_images):
+    home, scenes = home_with_images
+    ok = [b._asdict() for b in scenes[0].truth]
+    rows = [{"id": f"r{i}", "image": f"images/c{i % 4:04d}.png", "boxes": ok} for i in range(8)]
+    rows[1]["boxes"] = [*ok, {"label": CLASSES[0], "x": 90, "y": 90, "w": 20, "h": 20}]  # outside the image
+    rows[5]["boxes"] = [*ok, ok[0]]  # a box given twice
+    rows[6]["image"] = "images/missing.png"
+    path = home.landing / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (result,) = ingest_step(home, [path])
+    assert result.rows_ok == 7
+    (note,) = [n for n in result.notes if "boxes on" in n]
+    assert note.startswith("2 boxes on 2 images quarantined, each image kept with its other boxes (first: row 2: box "
+                           f"{CLASSES[0]} at x=90, y=90, w=20, h=20 reaches outside the image (96x96 pixels)")
+    assert [q["row_number"] for q in result.quarantine_preview] == [2, 6, 7]
+    missing = result.quarantine_preview[2]["reason"]
+    assert missing == f"image: {home.landing / 'images' / 'missing.png'}: no such image file"
