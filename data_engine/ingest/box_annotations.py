@@ -59,7 +59,10 @@ def annotation_rows(path: Path, ds: DatasetConfig) -> tuple[list[dict], str] | N
             images = read_label_studio_export(path, image_field=field)
             unlabeled = len(doc) - len(images)
     except BadAnnotation as exc:
-        raise UnreadableFile(str(exc)) from None
+        # The readers name the file (they read predictions files too); a batch's reason is printed after
+        # the file's path, so the name is dropped here rather than said twice.
+        reason = str(exc)
+        raise UnreadableFile(reason[len(path.name):].lstrip(": ") if reason.startswith(path.name) else reason) from None
     rows = []
     for img in images:
         row = {ds.image_column or "image": img.image, ds.label_column: [b._asdict() for b in img.boxes]}
