@@ -149,6 +149,24 @@ def _oracle_coverage(home: Home, oracle: pd.DataFrame, landed: pd.Series) -> tup
     return int(wrong.sum()), int(stored["is_gold"].astype(bool).sum())
 
 
+def gold_measured(home: Home, stored: int) -> tuple[int, str]:
+    """(gold examples the champion's gold figure is on, words on the ones left out) for a home with
+    ``stored`` gold examples: the gate scores gold without those with a copy in the training data
+    (:mod:`data_engine.ship.leakage`), so its ``n_gold`` (the champion's ``models.metrics``) can be
+    fewer; ``stored`` and "" without a champion."""
+    from data_engine.ship.registry import current_champion
+    from data_engine.store.warehouse import open_warehouse
+
+    with open_warehouse(home, read_only=True) as con:
+        champ = current_champion(con)
+    measured = (champ.metrics or {}).get("n_gold") if champ is not None else None
+    if measured is None:
+        return stored, ""
+    left = stored - int(measured)
+    return int(measured), (f"; {left} of the {stored} stored gold examples left out as copies of training examples"
+                           if left > 0 else "")
+
+
 def labels_in_force(home: Home) -> pd.Series:
     """The label in force per example id (``current_labels``; discarded examples left out)."""
     from data_engine.store.warehouse import open_warehouse
@@ -278,8 +296,9 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
     if others and metric != "accuracy":  # one class per example keeps its lines as they always were
         say("  the served model's other figures, cleaned / true labels: " + ", ".join(
             f"{k} {v:.4f} / {figures['figures']['clean'][k]:.4f}" for k, v in others.items()))
+    on_gold, left_out = gold_measured(home, n_gold)
     say(f"the champion's gold {metric} went from {_fmt(accuracy_noisy)} to {_fmt(gold_acc)} "
-        f"(on {n_gold} gold examples one example is {1 / max(n_gold, 1):.2%})")
+        f"(on {on_gold} gold examples one example is {1 / max(on_gold, 1):.2%}{left_out})")
     earlier = f", counting the {reviews_before} review(s) of earlier runs" if reviews_before else ""
     if recovered is not None:
         say(gap_line(recovered, final_v, clean_v) + earlier)

@@ -292,6 +292,7 @@ def load_rows(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestR
     store_versions(con, ds, types, result, label_present=label_present)
     if result.is_gold:
         _note_gold_ids_equal_to_training(con, result)
+        _note_gold_copies_of_training(con, result)
     result.quarantine_preview = [
         {"row_number": r[0], "reason": r[1], "raw": r[2]}
         for r in con.execute(
@@ -344,6 +345,24 @@ def _note_gold_ids_equal_to_training(con: duckdb.DuckDBPyConnection, result: Ing
         result.notes.append(
             f"{n} gold ids equal training ids ({shown}{', ...' if n > 5 else ''}); gold examples have their "
             f"own id space (stored as {GOLD_ID_PREFIX}<id>), so no training example was replaced"
+        )
+
+
+def _note_gold_copies_of_training(con: duckdb.DuckDBPyConnection, result: IngestResult) -> None:
+    """Say how many gold rows have an exact copy (the same input hash) among the training examples:
+    the gate leaves them out of its gold figures (:mod:`data_engine.ship.leakage`), so the gold it
+    measures on is smaller than the file; said here, where the rows land, not first at the gate."""
+    n, shown = con.execute(
+        "SELECT count(*), string_agg(id, ', ' ORDER BY id) FILTER (rn <= 5) FROM ("
+        "  SELECT substr(g.example_id, ?) AS id, row_number() OVER (ORDER BY g.example_id) AS rn FROM good g"
+        "  SEMI JOIN current_examples ce ON ce.feature_hash = g.__fh AND NOT ce.is_gold)",
+        [len(GOLD_ID_PREFIX) + 1],
+    ).fetchone()
+    if n:
+        result.notes.append(
+            f"{n} of {counted(result.rows_ok, 'gold row')} have an exact copy among the training examples "
+            f"({shown}{', ...' if n > 5 else ''}): the gate leaves them out of its gold figures (a model trained "
+            "on a copy measures memory), as it does near copies it finds"
         )
 
 

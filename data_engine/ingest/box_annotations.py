@@ -4,8 +4,9 @@ tasks with ``data`` and ``annotations``), for a dataset with ``[dataset] task = 
 
 Each image becomes a row ``{id_column: image, image_column: image, label_column: boxes}``: the image
 reference as the file wrote it (COCO ``file_name``, the export's ``data`` field named as the image
-column, else ``image``) is the example id too, since it is what stays the same when the tool exports
-again (COCO image ids and Label Studio task ids are renumbered). References are resolved as for any
+column, else ``image``) is the example id too when ``[dataset] id_column`` is set, since it is what
+stays the same when the tool exports again (COCO image ids and Label Studio task ids are renumbered);
+without it the id is the content hash of that reference, as for any row (the batch note says so). References are resolved as for any
 image file (beside the annotation file, or under ``[dataset] image_root``). A COCO image without
 annotations is labeled with no boxes (``[]``); a Label Studio task without a submitted annotation is
 left out and counted in the batch's notes. The files are read by :mod:`data_engine.tasks.box_files`; a structural fault (an
@@ -58,18 +59,27 @@ def annotation_rows(path: Path, ds: DatasetConfig) -> tuple[list[dict], str] | N
             images = read_label_studio_export(path, image_field=field)
             unlabeled = len(doc) - len(images)
     except BadAnnotation as exc:
-        raise UnreadableFile(str(exc)) from None
+        # The readers name the file (they read predictions files too); a batch's reason is printed after
+        # the file's path, so the name is dropped here rather than said twice.
+        reason = str(exc)
+        raise UnreadableFile(reason[len(path.name):].lstrip(": ") if reason.startswith(path.name) else reason) from None
     rows = []
     for img in images:
         row = {ds.image_column or "image": img.image, ds.label_column: [b._asdict() for b in img.boxes]}
         if ds.id_column:
             row = {ds.id_column: img.image, **row}
         rows.append(row)
+    ref = "the file_name" if kind == "coco" else f"data.{field}"
+    # Without an id column the id is the content hash every row of the dataset gets (the same image
+    # landed as JSONL must be the same example), not the reference itself: said, since an oracle or a
+    # --where keyed by file name needs [dataset] id_column.
+    names = (f"id and image: {ref}" if ds.id_column else
+             f"image: {ref}; id: a hash of it, as for any row without [dataset] id_column (set id_column to key "
+             f"examples by {ref})")
     if kind == "coco":
-        note = f"COCO file read as {len(rows)} images (id and image: the file_name; boxes from the annotations)"
+        note = f"COCO file read as {len(rows)} images ({names}; boxes from the annotations)"
     else:
-        note = (f"Label Studio export read as {len(rows)} annotated images (id and image: data.{field}; boxes from "
-                "the latest submitted annotation)")
+        note = f"Label Studio export read as {len(rows)} annotated images ({names}; boxes from the latest submitted annotation)"
     if unlabeled:
         # Not rows: a task nobody annotated says nothing about its image's boxes, and its data field
         # may be a server URL; the count is said so none goes unseen.

@@ -10,6 +10,8 @@ goes through :func:`preview` (cut short, then masked).
 No library recognises "a secret" in free text (secret scanners need a pattern per issuer and ship
 as separate tools), so this is a small conservative rule of its own: long runs of letters and digits
 mixed (API tokens, hex keys, base64), JSON Web Tokens, and the value after a word like ``token=``.
+File paths stay readable (a missing image's name is what the user needs to see): a run holding '/'
+that starts with '/' or ends in a file extension is judged part by part.
 """
 
 from __future__ import annotations
@@ -29,11 +31,24 @@ _NAMED = re.compile(r"(?i)\b(token|api[_-]?key|secret|password|passwd|authorizat
                     r"(['\"]?)[^\s'\",;]{6,}")
 
 
-def _mask_run(match: re.Match[str]) -> str:
-    run = match.group(0)
+# A file extension right after a run: what tells a path (``/tmp/run22/data/bad2.jsonl``) from a base64 key,
+# whose alphabet holds '/' but never '.'.
+_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,5}\b")
+
+
+def _key_like(run: str) -> bool:
     has_letter = any(ch.isalpha() for ch in run)
     has_digit = any(ch.isdigit() for ch in run)
-    return MASK if has_letter and has_digit else run
+    return len(run) >= 24 and has_letter and has_digit
+
+
+def _mask_run(match: re.Match[str]) -> str:
+    run = match.group(0)
+    if "/" in run and (run.startswith("/") or _EXTENSION.match(match.string, match.end())):
+        # A file path (absolute, or ending in a file name with its extension): its names stay readable,
+        # each part judged alone, so a key used as a folder or file name is still masked.
+        return "/".join(MASK if _key_like(part) else part for part in run.split("/"))
+    return MASK if _key_like(run) else run
 
 
 def redact_text(text: str) -> str:

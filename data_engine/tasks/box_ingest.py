@@ -65,7 +65,7 @@ def check_image_boxes(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, batch_i
     img, lab = quote_ident(ds.image_column or ""), quote_ident(ds.label_column)
     classes = [r[0] for r in con.execute("SELECT class_label FROM dataset_classes ORDER BY position").fetchall()]
     rows = con.execute(f"SELECT g.__row, g.{lab}, g.{img}, i.width, i.height FROM good g "
-                       f"JOIN images i ON i.path = g.{img} WHERE g.{lab} IS NOT NULL").fetchall()
+                       f"JOIN images i ON i.path = g.{img} WHERE g.{lab} IS NOT NULL ORDER BY g.__row").fetchall()
     fixed, dropped, unreadable = [], [], []
     for row, label, path, width, height in rows:
         try:

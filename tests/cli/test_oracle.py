@@ -131,3 +131,19 @@ def test_an_oracle_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     path = tmp_path / "oracle.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + b'{"id": 1, "label": "a"}\n{"id": 2, "label": "b"}\n')
     assert read_oracle(path) == {"1": "a", "2": "b"}
+
+
+def test_demo_loop_names_the_gold_examples_the_gate_measured_on(tmp_path: Path) -> None:
+    from data_engine.demo.loop import gold_measured
+    from tests.homes import make_home
+
+    home = make_home(tmp_path)
+    with open_warehouse(home):
+        pass
+    assert gold_measured(home, 50) == (50, "")  # no champion yet: the stored gold
+    with open_warehouse(home) as con:
+        con.execute("INSERT INTO models (version, label_snapshot, train_size, model_spec, classes, input_schema, "
+                    "metrics, artifact_path, sha256, status) VALUES (1, 0, 10, 'm', '[]', '{}', ?, 'a', 's', 'champion')",
+                    [json.dumps({"n_gold": 37, "gold_leaked": 13})])
+    assert gold_measured(home, 50) == (37, "; 13 of the 50 stored gold examples left out as copies of training examples")
+    assert gold_measured(home, 37) == (37, "")

@@ -5,17 +5,20 @@ rejects the file naming the entry and key."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
+import tomlkit
 
 from data_engine.demo.drawn_boxes import CLASSES, SIDE, make_scenes, write_scenes
 from data_engine.steps import ingest_step
 from data_engine.store.warehouse import open_warehouse
 from data_engine.tasks import box_regions as br
 from data_engine.tasks.boxes import Box, canonical
-from tests.homes import make_home
+from tests.homes import config_text, make_home
 
 CONFIG = {"dataset": {"name": "boxes", "modality": "image", "task": "detection", "id_column": "id",
                       "label_column": "boxes", "image_column": "image", "feature_columns": [], "classes": list(CLASSES)},
@@ -52,7 +55,8 @@ def test_a_coco_file_lands_one_labeled_image_per_entry(home_with_images):
     path.write_text(json.dumps(_coco(scenes)))
     (result,) = ingest_step(home, [path])
     assert result.status == "ingested" and result.rows_ok == 3, result
-    assert any("COCO file read as 3 images" in n for n in result.notes)
+    assert ("COCO file read as 3 images (id and image: the file_name; boxes from the annotations)"
+            in result.notes)
     labels = _labels(home)
     assert labels["images/c0000.png"] == canonical(scenes[0].truth)
     assert labels["images/c0001.png"] == canonical(scenes[1].truth)  # its other boxes kept
@@ -60,6 +64,22 @@ def test_a_coco_file_lands_one_labeled_image_per_entry(home_with_images):
     with open_warehouse(home) as con:
         (reason,) = [r[0] for r in con.execute("SELECT reason FROM quarantine").fetchall()]
     assert "reaches outside the image (96x96 pixels)" in reason
+
+
+def test_without_an_id_column_a_coco_image_is_keyed_by_a_hash_of_its_file_name_and_the_note_says_so(tmp_path):
+    config = tomllib.loads(config_text(CONFIG))
+    del config["dataset"]["id_column"]
+    home = make_home(tmp_path / "home", tomlkit.dumps(config))
+    scenes = make_scenes(4, seed=3)
+    write_scenes(home.landing, scenes, prefix="c", name="unused").unlink()
+    path = home.landing / "coco.json"
+    path.write_text(json.dumps(_coco(scenes)))
+    (result,) = ingest_step(home, [path])
+    assert result.status == "ingested" and result.rows_ok == 3, result
+    assert ("COCO file read as 3 images (image: the file_name; id: a hash of it, as for any row without [dataset] "
+            "id_column (set id_column to key examples by the file_name); boxes from the annotations)") in result.notes
+    ids = {"c" + hashlib.md5(f"images/c{i:04d}.png".encode()).hexdigest()[:16] for i in range(3)}
+    assert set(_labels(home)) == ids
 
 
 def test_a_coco_annotation_of_an_unknown_category_rejects_the_file_naming_it(home_with_images):
@@ -70,7 +90,8 @@ def test_a_coco_annotation_of_an_unknown_category_rejects_the_file_naming_it(hom
     path.write_text(json.dumps(doc))
     (result,) = ingest_step(home, [path])
     assert result.status == "rejected"
-    assert "coco.json: annotations[1]: key 'category_id' names no category of the file" in result.reason
+    # The file is named once, by the path the reason is printed after (it read 'bad_cat.json: bad_cat.json: ...').
+    assert result.reason == "annotations[1]: key 'category_id' names no category of the file"
 
 
 def test_a_label_studio_export_lands_its_annotated_images_in_pixels(home_with_images):
@@ -99,3 +120,22 @@ def test_a_plain_json_array_of_rows_is_still_read_as_rows(home_with_images):
                                  "boxes": [b._asdict() for b in scenes[3].truth]}]))
     (result,) = ingest_step(home, [path])
     assert result.status == "ingested" and _labels(home) == {"r1": canonical(scenes[3].truth)}
+
+
+def test_box_quarantine_notes_go_in_row_order_and_keep_a_missing_images_name(home_with_images):
+    home, scenes = home_with_images
+    ok = [b._asdict() for b in scenes[0].truth]
+    rows = [{"id": f"r{i}", "image": f"images/c{i % 4:04d}.png", "boxes": ok} for i in range(8)]
+    rows[1]["boxes"] = [*ok, {"label": CLASSES[0], "x": 90, "y": 90, "w": 20, "h": 20}]  # outside the image
+    rows[5]["boxes"] = [*ok, ok[0]]  # a box given twice
+    rows[6]["image"] = "images/missing.png"
+    path = home.landing / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (result,) = ingest_step(home, [path])
+    assert result.rows_ok == 7
+    (note,) = [n for n in result.notes if "boxes on" in n]
+    assert note.startswith("2 boxes on 2 images quarantined, each image kept with its other boxes (first: row 2: box "
+                           f"{CLASSES[0]} at x=90, y=90, w=20, h=20 reaches outside the image (96x96 pixels)")
+    assert [q["row_number"] for q in result.quarantine_preview] == [2, 6, 7]
+    missing = result.quarantine_preview[2]["reason"]
+    assert missing == f"image: {home.landing / 'images' / 'missing.png'}: no such image file"

@@ -94,6 +94,13 @@ def test_secret_looking_text_is_masked_and_ordinary_text_kept() -> None:
             "56 months is not a finite number; internationalisation")
     assert redact_text(kept) == kept
     assert preview("x" * 100) == "x" * 40 + "..." and preview("a\x00b") == "a\\x00b"
+    # File paths stay readable (a trial read 'row 3: image: [redacted].png'); a key inside one is still masked,
+    # and a base64 key with '/' that is no path (no leading '/', no file extension after it) too.
+    paths = ("row 3: image: /tmp/trial22/det/data/img/missing.png: no such image file; "
+             "same bytes as batch bad2-06b58664c942 (data/run2024/batch22/bad2.jsonl)")
+    assert redact_text(paths) == paths
+    assert redact_text(f"/data/{TOKEN}/f.png") == f"/data/{MASK}/f.png"
+    assert redact_text("k Zm9vYmFyYmF6cXV4MTIzNDU2/abc. end") == f"k {MASK}. end"
 
 
 def test_a_file_that_changes_between_looks_or_while_read_is_not_taken(tmp_path: Path, monkeypatch) -> None:

@@ -174,6 +174,20 @@ def test_gold_never_replaces_training_examples(engine) -> None:
     assert e.rows("SELECT count(*) FROM examples WHERE is_gold") == [(14,)]
 
 
+def test_gold_rows_copied_from_training_are_counted_and_named_at_ingest(engine, tmp_path: Path) -> None:
+    e = engine("tab.toml")
+    e.ingest("20_train_ids_from_zero.csv")
+    gold = tmp_path / "gold.csv"
+    # g1 and g3 repeat the inputs of training rows 0 and 3 (their labels need not agree); g2 and g4 are new.
+    gold.write_text("id,country,amount,label\ng1,DE,296.73,no\ng2,FR,1.5,yes\ng3,NA,33.7,no\ng4,DE,2,no\n",
+                    encoding="utf-8")
+    g = e.ingest(gold, gold=True)
+    assert g.rows_ok == 4
+    assert [n for n in g.notes if "exact copy" in n] == [
+        "2 of 4 gold rows have an exact copy among the training examples (g1, g3): the gate leaves them out of "
+        "its gold figures (a model trained on a copy measures memory), as it does near copies it finds"]
+
+
 def test_a_file_without_an_id_column_gets_content_ids(engine) -> None:
     e = engine("tab.toml", drop="id_column")
     r = e.ingest("21_no_id_column.csv")

@@ -7,8 +7,8 @@ Copies are review items by the evidence that a label is wrong, not by being copi
 label differs from its copies' is flagged when its label is more likely wrong than right by the mean
 of the model's out-of-fold probability of that label and the share of its copies that carry it (the
 copies' own agreement); in low-dimensional tabular data (``MiningData.low_dimensional``) identical rows arise legitimately (two third-class passengers of one age and
-fare), so copies with agreeing labels are a data-set fact in the summary (``copies_fact``), not
-review items, unless reviewers' verdicts on such flags show they pay (``copies_pay``, decided by
+fare), and a set label (tags, entity spans, boxes) copied with the same set is one example twice, so
+there copies with agreeing labels are a data-set fact in the summary (``copies_fact``), not review items, unless reviewers' verdicts on such flags show they pay (``copies_pay``, decided by
 :func:`agreeing_copies_pay`)."""
 
 from __future__ import annotations
@@ -119,8 +119,15 @@ class NearDuplicateDetector(Detector):
         p_label = data.label_probability()
         label_right = np.where(np.isfinite(p_label), 0.5 * (p_label + share), share)
         low_dim = data.low_dimensional
-        agreeing_flagged = self.copies_pay or not low_dim
-        flags = np.where(disagree, label_right < 0.5, is_copy & agreeing_flagged)
+        # A set label (tags, entity spans, boxes) copied with the same set is the same example twice: the
+        # copies agree, so neither label is more suspect than the other (a trial's reviewers confirmed 1 of
+        # 39 such NER flags). One class per example keeps queueing them outside low-dimensional data.
+        set_label = data.task.column_labels == "tags"
+        agreeing_flagged = self.copies_pay or not (low_dim or set_label)
+        # Without a probability of the label (span and box sets) a pair's tie (share 0.5) is not
+        # evidence for either label, but one of them is wrong: both are reviewed.
+        tie_flagged = set_label & ~np.isfinite(p_label) & (share <= 0.5)
+        flags = np.where(disagree, (label_right < 0.5) | tie_flagged, is_copy & agreeing_flagged)
         score = np.clip(np.where(disagree, label_right, 0.5 + 0.5 * closeness), 0.0, 1.0)
         partner_id = np.where(partner >= 0, data.example_ids[np.maximum(partner, 0)], None)
         kind = np.where(exact, "exact duplicate of ", "near duplicate of ")
@@ -140,14 +147,16 @@ class NearDuplicateDetector(Detector):
         summary = {"exact": int(exact.sum()), "near": int(near.sum()), "near_by_image": int(by_image.sum()),
                    "labels_disagree": int(disagree.sum()), "disagree_flagged": int((disagree & flags).sum()),
                    "median_nn_distance": median}
-        if low_dim:
+        if low_dim or set_label:
             agreeing = is_copy & ~disagree
+            why = ("low-dimensional tabular data: identical rows are common and not errors by themselves"
+                   if low_dim else f"copies with the same {data.task.name} label are the same example twice, "
+                   "not a sign of a wrong label")
             summary["copies_fact"] = {
                 "rows_with_copies": int(is_copy.sum()), "exact_groups": int((np.bincount(codes) > 1).sum()),
                 "largest_group": int(group_size.max()) if n else 0, "agreeing_rows": int(agreeing.sum()),
                 "queued_for_review": bool(self.copies_pay),
-                "note": ("low-dimensional tabular data: identical rows are common and not errors by themselves; "
-                         "copies with agreeing labels are " + ("queued: reviewers confirmed enough of them"
+                "note": (why + "; copies with agreeing labels are " + ("queued: reviewers confirmed enough of them"
                                                                if self.copies_pay else "not queued for review"))}
         return DetectorResult(self.issue_name, frame, summary)
 
