@@ -43,7 +43,9 @@ def normalized_sql(expr: str) -> str:
 def plain_sql(expr: str) -> str:
     """SQL: true when ``expr`` is already in normal form by a cheap test (empty, or printable ASCII
     at both ends, without a dot or a multi-byte character); NULL for NULL."""
-    return (f"({expr} = '' OR (ord({expr}) BETWEEN 33 AND 126 AND ord(right({expr}, 1)) BETWEEN 33 AND 126 "
+    # The last character as {expr}[-1], not right(): the same for the ASCII text this test passes
+    # (any other fails on strlen = length), and 0.24 -> 0.19 s of CPU for two columns of 2,000,000 cells.
+    return (f"({expr} = '' OR (ord({expr}) BETWEEN 33 AND 126 AND ord({expr}[-1]) BETWEEN 33 AND 126 "
             f"AND NOT contains({expr}, '.') AND strlen({expr}) = length({expr})))")
 
 
