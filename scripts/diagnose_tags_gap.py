@@ -3,14 +3,14 @@ per-tag accuracy of the served model's members (default hgb+linear+knn, equal we
 label recipes that fix chosen subsets of the injected errors, without the loop (no Label Studio,
 no mining runs), with the paired standard error of the noisy-to-clean gap.
 
-    PYTHONPATH=. python scripts/diagnose_tags_gap.py SET SEED [MEMBERS] [--share 0.76]
+    PYTHONPATH=. python scripts/diagnose_tags_gap.py SET SEED [MEMBERS] [--share 0.76] [--gap-only]
 
 Recipes: the labels as landed, the true labels, ``share`` of the errors fixed at random (three
 draws), the ``share`` the out-of-fold model doubts most fixed (as a queue would pick them:
 cleanlab's multi-label quality score on the engine's out-of-fold probabilities, lowest first), and
 the ``share`` it doubts least fixed. Each is measured as ``demo-loop``'s comparison measures: every
 training example by 5-fold cross-validation repeated over 5 shuffles, the gold rows by the model on
-every training row. The gap's standard error is that of the per-example paired difference (178
+every training row (``--gap-only``: the first two recipes alone). The gap's standard error is that of the per-example paired difference (178
 examples on wine), which the share of the gap closed inherits.
 """
 import json
@@ -35,6 +35,7 @@ from tests import multilabel_support  # noqa: E402
 
 warnings.filterwarnings("ignore")
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
+gap_only = "--gap-only" in sys.argv
 share = float(sys.argv[sys.argv.index("--share") + 1]) if "--share" in sys.argv else 0.76
 if "--share" in sys.argv:
     args.remove(sys.argv[sys.argv.index("--share") + 1])
@@ -86,8 +87,8 @@ quality = get_label_quality_scores([list(np.flatnonzero(r)) for r in N], probs)
 doubted = errors[np.argsort(quality[errors], kind="stable")]
 rng = np.random.default_rng(123)
 recipes = {"noisy": N, "clean": truth_train}
-recipes |= {f"random_{d}": fixed(rng.choice(errors, k, replace=False)) for d in range(3)}
-recipes |= {"most_doubted": fixed(doubted[:k]), "least_doubted": fixed(doubted[-k:])}
+recipes |= {} if gap_only else {f"random_{d}": fixed(rng.choice(errors, k, replace=False)) for d in range(3)}
+recipes |= {} if gap_only else {"most_doubted": fixed(doubted[:k]), "least_doubted": fixed(doubted[-k:])}
 scores = {}
 for label, Y in recipes.items():
     # One OpenMP thread: gradient boosting's threads spin on a busy machine (a run took 45 minutes
