@@ -70,6 +70,9 @@ class DriftReport:
     # The domain classifier's out-of-fold probability that a batch row is new, indexed like the
     # batch frame (sampled rows only; None without the classifier).
     row_scores: pd.Series | None = None
+    # Numeric identifier columns of the training data (a sequence), neither tested nor read by the
+    # domain classifier: new rows take new values by construction.
+    identifiers: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         """The ``drift`` object of ``ingest --json``."""
@@ -79,6 +82,7 @@ class DriftReport:
             "auc": self.auc,
             "n_reference": self.n_reference,
             "n_batch": self.n_batch,
+            "identifiers": self.identifiers,
             "per_column": [
                 {
                     "column": c.column,
@@ -204,6 +208,14 @@ def domain_scores(reference: pd.DataFrame, batch: pd.DataFrame, seed: int = 0) -
     )[:, 1]
 
 
+def numeric_identifiers(reference: pd.DataFrame, columns: list[str]) -> list[str]:
+    """The numeric ``columns`` of ``reference`` (rows in stored order, all of them) that are identifiers."""
+    from data_engine.ingest.identifiers import identifier_share
+
+    return [c for c in columns if pd.api.types.is_numeric_dtype(reference[c])
+            and identifier_share(reference[c], "numeric") is not None]
+
+
 def batch_drift(
     reference: pd.DataFrame,
     batch: pd.DataFrame,
@@ -214,6 +226,7 @@ def batch_drift(
     domain_columns: list[str] | None = None,
     embedding: tuple[pd.DataFrame, pd.DataFrame] | None = None,
     rates: dict[str, str] | None = None,
+    identifiers: list[str] | None = None,
 ) -> DriftReport:
     """Drift of ``batch`` (n_b rows) against ``reference`` (n_r rows, the training data in force).
 
@@ -225,11 +238,17 @@ def batch_drift(
     given ``embedding`` (vectors of the reference rows and of the batch rows, indexed like the two
     frames; e.g. text embedded), those vectors too: they are not tested one dimension at a time.
     ``rates`` (column -> tag name): 1/0 columns of whether each row carries a tag, tested as two rates
-    (:func:`_rate`, kind ``"rate"``) and the tag named when training never carried it.
+    (:func:`_rate`, kind ``"rate"``) and the tag named when training never carried it. A numeric
+    column that is an identifier (``identifiers``; default: those of ``reference`` in its order, by
+    :func:`~data_engine.ingest.identifiers.identifier_share`) is left out and named in the report.
     Raises ValueError when the frames share no column and there is no ``embedding``.
     """
     t = thresholds or DriftThresholds()
     shared = [c for c in reference.columns if c in batch.columns]
+    if identifiers is None:
+        identifiers = numeric_identifiers(reference, shared)
+    identifiers = [c for c in identifiers if c in shared]
+    shared = [c for c in shared if c not in identifiers]
     if not shared and embedding is None:
         raise ValueError("drift: the batch shares no column with the training data")
     ref = sample_rows(reference[shared], t.max_rows, seed)
@@ -260,7 +279,7 @@ def batch_drift(
             row_scores = pd.Series(scores[len(ref):], index=new.index)
     names = [c.column for c in per_column if c.drifted]
     drifted = bool(names) or (auc is not None and auc >= t.auc)
-    return DriftReport(drifted, names, auc, len(reference), len(batch), per_column, row_scores)
+    return DriftReport(drifted, names, auc, len(reference), len(batch), per_column, row_scores, identifiers)
 
 
 def uncorrected_ks_flags(reference: pd.DataFrame, batch: pd.DataFrame, alpha: float = 0.05) -> list[str]:

@@ -60,6 +60,8 @@ def drift_line(drift: dict[str, Any] | None) -> str:
     # A tag training never carried is named even when its rate is no drift (one row of it).
     tags = drift.get("new_tags") or []
     new_tags = f"; new tag{'s' if len(tags) > 1 else ''}: {', '.join(map(str, tags[:5]))}" if tags else ""
+    ids = drift.get("identifiers") or []
+    new_tags += f"; not compared: {', '.join(map(str, ids[:5]))} (identifier{'s' * (len(ids) > 1)})" if ids else ""
     if not drift["drifted"]:
         return f"no drift from the training data ({auc}){new_tags}"
     new = {c["column"]: c["new_categories"] for c in drift["per_column"] if c["new_categories"]}

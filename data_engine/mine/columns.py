@@ -20,9 +20,10 @@ random sample of at most :data:`SAMPLE_ROWS` labeled rows and at most :data:`MAX
   one, a column with real signal is the one less likely to be called useless. The figure is the
   permutation p-value. A column that helps only together with others is not seen by single-feature
   tests; a constant column is useless with figure 1;
-- **identifier**: a column with a distinct value in (nearly) every row that is an integer or evenly
-  spaced number (a row number, a sequence) or a code without spaces (a uuid); the figure is its share
-  of distinct values. Identifiers are not judged useless (the identifier finding already says to
+- **identifier**: a column with a distinct value in (nearly) every row that is an evenly spaced
+  number (a row number), an integer in the rows' order (a sequence) or a code without spaces (a
+  uuid), :func:`data_engine.ingest.identifiers.identifier_share`; the figure is its share of
+  distinct values. Identifiers are not judged useless (the identifier finding already says to
   drop them) but are still checked as shortcuts (rows stored in label order make a row number
   predict the label);
 - a column with fewer than :data:`MIN_LEAF` rows off its most common value is not judged useless
@@ -61,6 +62,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from data_engine.ingest.identifiers import identifier_share
+
 # Rows and columns checked at most: the cost is up to (columns x (permutations + 1) x folds) fits of
 # a small tree on one column (the permutations only where the first test found nothing); about 6 s
 # for digits' 64 columns of 1,797 rows on one core.
@@ -71,10 +74,6 @@ PERMUTATIONS = 19
 # Share of the gap between the majority baseline and perfect accuracy a column must close alone.
 SHORTCUT_GAP = 0.9
 USELESS_ALPHA = 0.05
-# Share of distinct values (among non-missing sampled values) that makes a column an identifier.
-IDENTIFIER_UNIQUE = 0.99
-# Share of equal gaps between sorted values that makes a unique numeric column a sequence.
-EVEN_GAPS = 0.9
 SCALE_RATIO = 1000.0
 # Leaves of the single-feature tree per class, and its smallest leaf: grown best-first, it can give
 # every class an interval of its own (a depth limit cannot: depth 4 reached 0.70 on a 10-class leak),
@@ -130,7 +129,8 @@ def column_issues(inputs: pd.DataFrame, labels: np.ndarray, schema: Mapping[str,
         report.summary["nothing_checked"] = ("no numeric, categorical or text input column (image files are "
                                              "judged by the embedding's detectors and slices)")
         return report
-    identifiers = {c: share for c in columns if (share := identifier_share(frame[c], schema[c])) is not None}
+    # Judged on the whole column in stored order: a sample of a sequence is neither dense nor in order.
+    identifiers = {c: share for c in columns if (share := identifier_share(inputs[c], schema[c])) is not None}
     for c, share in identifiers.items():
         report.issues.append(_issue("identifier", c, share, (
             f"{share:.0%} of its values are distinct and it is a sequence or a code: an identifier, not a "
@@ -192,28 +192,6 @@ def rows_off_mode(values: pd.Series) -> int:
 
 def _issue(kind: str, column: str, figure: float, reason: str) -> dict[str, Any]:
     return {"type": kind, "column": column, "figure": round(float(figure), 4), "reason": reason}
-
-
-def identifier_share(values: pd.Series, kind: str) -> float | None:
-    """The share of distinct values of ``values`` (one column) when it looks like an identifier, else None.
-
-    Numeric: nearly all distinct and integer-valued or evenly spaced (:data:`EVEN_GAPS` of the gaps
-    between sorted values equal). Categorical or text: nearly all distinct and no value contains a space
-    (free text is distinct per row too, but it is prose, not a code)."""
-    present = values.dropna()
-    if len(present) < MIN_ROWS:
-        return None
-    share = present.nunique() / len(present)
-    if share < IDENTIFIER_UNIQUE:
-        return None
-    if kind == "numeric":
-        x = np.sort(pd.to_numeric(present, errors="coerce").to_numpy(dtype=float))
-        gaps = np.diff(x)
-        integer = bool(np.all(np.isfinite(x)) and np.all(x == np.round(x)))
-        even = len(gaps) > 0 and np.mean(np.isclose(gaps, np.median(gaps), rtol=1e-6, atol=0)) >= EVEN_GAPS
-        return float(share) if integer or even else None
-    text = present.astype(str)
-    return float(share) if not text.str.contains(r"\s").any() else None
 
 
 def _model_checks(values: pd.Series, kind: str, y: np.ndarray, baseline: float, column: str,

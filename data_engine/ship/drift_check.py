@@ -29,7 +29,7 @@ import duckdb
 import pandas as pd
 
 from data_engine.ingest.batch_drift import drift_due, store_drift
-from data_engine.ingest.drift import MIN_DOMAIN_ROWS, batch_drift, sample_rows
+from data_engine.ingest.drift import MIN_DOMAIN_ROWS, batch_drift, numeric_identifiers, sample_rows
 from data_engine.ingest.result import IngestResult
 from data_engine.store.home import Home
 from data_engine.store.schema import stored_columns
@@ -63,12 +63,14 @@ def check_batch_drift(con: duckdb.DuckDBPyConnection, home: Home, result: Ingest
                        unlabeled[unlabeled["batch_id"] == result.batch_id]], ignore_index=True)
     if reference.empty or batch.empty:
         return None
+    types = stored_columns(con)
+    inputs = [c for c in ds.input_columns if types.get(c) in ("numeric", "categorical")]
+    # Judged on every training row in stored order, before sampling (a sample of a sequence is not one).
+    identifiers = numeric_identifiers(reference, inputs)
     # Sampled here already (batch_drift samples the same way): the embedding and the champion's
     # predictions then cost max_rows rows, not the whole training data.
     reference = sample_rows(reference, cfg.drift.max_rows, seed=0)
     batch = sample_rows(batch, cfg.drift.max_rows, seed=0)
-    types = stored_columns(con)
-    inputs = [c for c in ds.input_columns if types.get(c) in ("numeric", "categorical")]
     texts = [c for c in ds.input_columns if types.get(c) == "text"]
     images = [c for c in ds.input_columns if types.get(c) == "image"]
     ref, new = reference[inputs].copy(), batch[inputs].copy()
@@ -95,7 +97,8 @@ def check_batch_drift(con: duckdb.DuckDBPyConnection, home: Home, result: Ingest
         drift = skipped_drift(len(reference), len(batch), texts + images)
         store_drift(con, result.batch_id, None, drift, batch["example_id"])
         return drift
-    report = batch_drift(ref, new, cfg.drift, domain_columns=inputs, embedding=embedding, rates=rates)
+    report = batch_drift(ref, new, cfg.drift, domain_columns=inputs, embedding=embedding, rates=rates,
+                         identifiers=identifiers)
     labels_compared = any(c == ds.label_column or c.startswith(f"{ds.label_column}: ") for c in new.columns)
     new_tags = [t for c in report.per_column if c.column in rates for t in c.new_categories]
     drift = {**report.to_json(), "labels_compared": labels_compared, "new_tags": new_tags,

@@ -78,3 +78,21 @@ def test_a_new_code_among_fixed_codes_is_drift_even_in_few_rows():
     batch.loc[:2, "plan"] = "enterprise"
     report = batch_drift(_rows(1000, 0), batch, with_auc=False)
     assert report.columns == ["plan"]
+
+
+def test_an_issued_id_sequence_is_not_compared_and_does_not_drift_every_batch():
+    """A trial's sequential application number drifted all five same-distribution batches (KS, AUC
+    1.00 for every batch, real changes included); a sequence is named and left out."""
+    reference = _rows(1000, 0).assign(app_id=np.arange(100_000, 101_000))
+    batches = [_rows(300, 100 + i).assign(app_id=np.arange(101_000 + 300 * i, 101_300 + 300 * i)) for i in range(5)]
+    reports = [batch_drift(reference, b, seed=i) for i, b in enumerate(batches)]
+    assert [r.identifiers for r in reports] == [["app_id"]] * 5
+    assert sum(r.drifted for r in reports) <= 1 and all(r.auc < 0.7 for r in reports)
+    assert "app_id" not in [c.column for c in reports[0].per_column]
+    assert reports[0].to_json()["identifiers"] == ["app_id"]
+    moved = batches[0].assign(height_m=batches[0]["height_m"] * 100)
+    changed = batch_drift(reference, moved)
+    assert changed.columns == ["height_m"] and changed.auc > 0.9
+    # An integer amount in random order is a feature: compared as one.
+    amounts = _rows(1000, 0).assign(cents=np.random.default_rng(5).integers(2_000_000, 20_000_000, 1000))
+    assert batch_drift(amounts, amounts.iloc[:300], with_auc=False).identifiers == []

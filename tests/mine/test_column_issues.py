@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from sklearn import datasets
 
-from data_engine.mine.columns import column_issues, identifier_share, scale_issues
+from data_engine.ingest.identifiers import identifier_share
+from data_engine.mine.columns import column_issues, scale_issues
 
 
 def load(name: str) -> tuple[pd.DataFrame, np.ndarray]:
@@ -178,3 +179,18 @@ def test_tag_sets_too_few_rows_or_no_tag_to_test_skip_the_model_checks():
     assert report.summary["tags_not_tested"] == ["a", "b"]
     assert column_issues(X.head(20), rare[:20], {"x": "numeric"}, tag_sets=True).summary["model_checks_skipped"] \
         == "fewer than 30 labeled rows"
+
+
+def test_an_integer_amount_is_not_an_identifier_but_an_issued_sequence_is():
+    """A trial's income in whole cents (distinct in every row, integer) was named an identifier and
+    "drop it"; identifiers are evenly spaced, or integers issued in the rows' order."""
+    rng = np.random.default_rng(3)
+    cents = pd.Series(rng.integers(2_000_000, 20_000_000, 2000))
+    assert cents.nunique() / len(cents) >= 0.99 and identifier_share(cents, "numeric") is None
+    issued = pd.Series(100_000 + np.cumsum(rng.integers(1, 5, 2000)))  # a sequence with gaps (range 2.5 x count)
+    assert identifier_share(issued, "numeric") == 1.0
+    assert identifier_share(issued.sample(frac=1.0, random_state=0).reset_index(drop=True), "numeric") == 1.0  # dense
+    sparse = pd.Series(100_000 + np.cumsum(rng.integers(1, 20, 2000)))  # range 10 x count: only its order tells
+    assert identifier_share(sparse, "numeric") == 1.0
+    assert identifier_share(sparse[::-1].reset_index(drop=True), "numeric") == 1.0  # issued newest first
+    assert identifier_share(sparse.sample(frac=1.0, random_state=0).reset_index(drop=True), "numeric") is None
