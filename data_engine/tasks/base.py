@@ -98,7 +98,8 @@ class Task(ABC):
     # flags (the queue's ``ranked`` rows). True where the flags under-call by construction: a number's fixed k-sd
     # cut-off (gross errors that landed near the model's own error stay under it), and tags, flagged tag by tag
     # one-vs-rest (an error on a tag the model reads poorly stays under that tag's threshold). The ranking still finds
-    # such errors at a useful rate (docs/mining.md). False for one class per example, whose confident-learning flags
+    # such errors at a useful rate (docs/mining.md). Boxes and spans too, whose flags rank well but stop early: a shifted
+    # box, an entity of the wrong type (trial 22). False for one class per example, whose confident-learning flags
     # estimate the number of errors over all classes at once.
     reviews_past_flags: ClassVar[bool] = False
 

@@ -43,8 +43,7 @@ if TYPE_CHECKING:
     from data_engine.tasks.oof import OOFResult
     from data_engine.tasks.paired import PairedDiff
 
-# The review stage's "not a valid example" answer (review.labelstudio.labeling.DISCARD_CHOICE).
-DISCARD = "not a valid example"
+DISCARD = "not a valid example"  # the review stage's answer (review.labelstudio.labeling.DISCARD_CHOICE)
 
 
 def _spans_sql(label: str) -> str:
@@ -65,6 +64,7 @@ class NER(Task):
     detectors = frozenset({"label", "near_duplicate", "outlier"})
     estimator_kind = "classifier"
     default_metric = "f1"
+    reviews_past_flags = True  # cleanlab's token flags miss a whole entity of the wrong type: see Task.reviews_past_flags
 
     @property
     def _text_column(self) -> str | None:
