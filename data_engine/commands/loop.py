@@ -85,7 +85,9 @@ def cmd_train(args: argparse.Namespace, home: Home) -> int:
     if args.json:
         print(_dump({**result.record.summary(), "seconds": round(result.seconds, 3), "weighted": result.weighted}))
     else:
-        print(describe(result))
+        from data_engine.tasks import task_for
+
+        print(describe(result, task_for(home.config.dataset)))
     return 0
 
 
@@ -253,21 +255,22 @@ def cmd_status(args: argparse.Namespace, home: Home) -> int:
         return 0
     from data_engine.mine.candidates import ServedChoice
 
-    champ = report["champion"]
-    print(f"champion: v{champ['version']} ({champ['model_spec']}, trained on {champ['train_size']} labels)"
-          if champ else "champion: none yet")
+    from data_engine.tasks import gate_metric, model_name, task_for
+
+    champ, task = report["champion"], task_for(home.config.dataset)
+    print(f"champion: v{champ['version']} ({model_name(task, champ['model_spec'])}, trained on {champ['train_size']} "
+          "labels)" if champ else "champion: none yet")
     if champ and champ.get("served_choice"):
-        print("  " + ServedChoice.from_dict(champ["served_choice"]).line())
+        print("  " + ServedChoice.from_dict(champ["served_choice"]).line(task))
     if not report["pointer_in_sync"]:
         print("warning: the champion pointer file disagrees with the warehouse")
     from data_engine.ship.report import gold_figures, gold_text, metric_order
-    from data_engine.tasks import gate_metric, task_for
 
-    names = metric_order(task_for(home.config.dataset), gate_metric(home.config))
+    names = metric_order(task, gate_metric(home.config))
     for m in report["models"]:
         gold = gold_text(gold_figures(m["metrics"], names))
         acc_s = f" {gold}" if gold else ""
-        chosen = f" {m['served_choice']['chosen']}" if m.get("served_choice") else ""
+        chosen = f" {model_name(task, m['served_choice']['chosen'])}" if m.get("served_choice") else ""
         waiting = "gate passed: " if m["status"] == "candidate" and m["gate_passed"] else ""
         print(f"  v{m['version']:<4} {m['status']:<9}{chosen}{acc_s}  {waiting}{m['reason'] or ''}")
     for d in report["deployments"]:

@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_mine(args: argparse.Namespace, home: Home) -> int:
     """``mine``."""
     from data_engine.steps import mine_step
+    from data_engine.tasks import model_name, task_for
 
     step = mine_step(home, budget=args.budget, force=args.force)
     summary = step.summary
@@ -39,7 +40,7 @@ def cmd_mine(args: argparse.Namespace, home: Home) -> int:
         return 0
     reused = "re-used stored predictions" if summary.reused_predictions else "computed new predictions"
     print(f"mining run {summary.run_id}: {summary.n_labeled} labeled, {summary.n_unlabeled} unlabeled examples; "
-          f"{reused} ({summary.model_spec})")
+          f"{reused} ({model_name(task_for(home.config.dataset), summary.model_spec)})")
     if step.scored.champion_version is not None:
         print(f"champion v{step.scored.champion_version} scored {step.scored.scored} new unlabeled examples "
               f"({step.scored.flagged} flagged)")

@@ -168,6 +168,7 @@ def compare(home: Home, oracle: pd.DataFrame, cleaned: pd.Series, noisy: pd.Seri
     the served model on the noisy, the cleaned and the true labels (``oracle``: columns
     ``example_id``, ``label``; see :func:`held_out_accuracy` for how it is measured)."""
     from data_engine.mine.models import resolve_spec
+    from data_engine.tasks import model_name, task_for
 
     cfg = home.config
     modality, seed = cfg.dataset.modality, cfg.mining.seed
@@ -181,14 +182,15 @@ def compare(home: Home, oracle: pd.DataFrame, cleaned: pd.Series, noisy: pd.Seri
     ensemble = resolve_spec("auto", modality, seed=seed, n_rows=n_train)
     candidates["+".join(ensemble.members)] = ensemble
     # Only the families that can read this data set's columns (gradient boosting reads no text).
+    # A task with its own model (boxes, spans) trains it whatever the members: no alternative to compare.
     alternatives_specs = {name: spec for name, spec in candidates.items()
-                          if spec.members != first[1].members and _reads(spec, data.schema)}
+                          if spec.members != first[1].members and _reads(spec, data.schema)
+                          and not task_for(cfg.dataset).own_model}
     recipes: dict[str, tuple[Any, ...]] = {name: (spec, noisy) for name, spec in alternatives_specs.items()}
     recipes |= {"noisy": (first[1], noisy, first[2]), "final": (final[1], cleaned, final[2]),
                 "clean": (final[1], clean, final[2])}
     from data_engine.store.schema import load_classes
     from data_engine.store.warehouse import open_warehouse
-    from data_engine.tasks import task_for
 
     with open_warehouse(home, read_only=True) as con:
         classes = load_classes(con)
@@ -197,14 +199,14 @@ def compare(home: Home, oracle: pd.DataFrame, cleaned: pd.Series, noisy: pd.Seri
     figures = held_out_metrics(data, recipes, seed=seed, task=task, classes=classes or None)
     sign = 1.0 if task.higher_is_better(metric) else -1.0
     alternatives = {name: figures[name][metric] for name in alternatives_specs}
-    best = max(alternatives, key=lambda k: sign * alternatives[k])
+    best = max(alternatives, key=lambda k: sign * alternatives[k]) if alternatives else None
     return {
         "metric": metric,
-        "served_model": final[0],
-        "served_model_first": first[0],
+        "served_model": model_name(task, final[0]),
+        "served_model_first": model_name(task, first[0]),
         "model_centric": alternatives,
         "model_centric_best": best,
-        f"{metric}_model_centric": alternatives[best],
+        f"{metric}_model_centric": alternatives[best] if best is not None else None,
         f"{metric}_noisy": figures["noisy"][metric],
         f"{metric}_final": figures["final"][metric],
         f"{metric}_clean": figures["clean"][metric],

@@ -289,7 +289,8 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
     say(f"  the served model chosen on the labels as they landed ({figures['served_model_first']}), on them: "
         f"{noisy_v:.4f}")
     say("  model-centric (other models on the noisy labels): "
-        + ", ".join(f"{k} {v:.4f}" for k, v in figures["model_centric"].items()))
+        + (", ".join(f"{k} {v:.4f}" for k, v in figures["model_centric"].items())
+           or f"none: {served} is the task's one model, whatever [retrain] model names"))
     say(f"  data-centric (the served model, {served}, on the cleaned labels): {final_v:.4f}")
     say(f"  clean-label ceiling (the served model, {served}, on the true labels): {clean_v:.4f}")
     others = {k: v for k, v in figures["figures"]["final"].items() if k != metric and isinstance(v, float)}

@@ -35,7 +35,7 @@ from data_engine.mine.probs_column import fetch_probs, probs_arrow
 from data_engine.mine.models import resolve_spec
 from data_engine.mine.spec import SERVED_AUTO, SVM_MAX_ROWS, ModelSpec
 from data_engine.store.config import EngineConfig
-from data_engine.tasks import Classification, Task, gate_metric, task_for
+from data_engine.tasks import Classification, Task, gate_metric, model_name, task_for
 
 # The suffix naming the weighted mixture among the candidates (and in the served model's spec key).
 MIXTURE_SUFFIX = " (weighted)"
@@ -137,12 +137,17 @@ class ServedChoice:
                    dict(data.get("weights") or {}), int(data.get("n_scored", 0)),
                    metric_direction(metric) if higher is None else bool(higher))
 
-    def line(self) -> str:
-        """One line for people: the choice and every candidate's score."""
+    def line(self, task: Task | None = None) -> str:
+        """One line for people: the choice and every candidate's score, named by ``task``
+        (:meth:`~data_engine.tasks.Task.model_name`; as stored without one)."""
+        def name(n: str) -> str:
+            return model_name(task, n) if task is not None else n
+
         if not self.candidates:
-            return f"served model {self.chosen}: {self.rule}"
-        scores = ", ".join(f"{c.name} {c.metric(self.metric):.4f}" for c in self.candidates)
-        return f"served model {self.chosen}: {self.rule} (out-of-fold {self.metric} on {self.n_scored} labels: {scores})"
+            return f"served model {name(self.chosen)}: {self.rule}"
+        scores = ", ".join(f"{name(c.name)} {c.metric(self.metric):.4f}" for c in self.candidates)
+        return (f"served model {name(self.chosen)}: {self.rule} (out-of-fold {self.metric} on {self.n_scored} labels: "
+                f"{scores})")
 
 
 def best_candidate(candidates: Sequence[CandidateScore], metric: str, higher_is_better: bool) -> CandidateScore:

@@ -154,7 +154,8 @@ def _judge_unmeasured(verdict: GateVerdict, gate: GateConfig) -> GateVerdict:
     if not verdict.promote or not failed:
         return verdict
     return replace(verdict, promote=False, reason=(
-        f"refused: gold cannot measure class(es) {', '.join(map(repr, failed))} and [gate] unmeasured = "
+        # No "refused:" prefix: every caller already prints the status before the reason.
+        f"gold cannot measure class(es) {', '.join(map(repr, failed))} and [gate] unmeasured = "
         f"{gate.unmeasured!r} does not let them through (see 'unmeasured on gold' below); the gold figures "
         f"alone would promote the candidate: {verdict.reason}"))
 
@@ -249,7 +250,7 @@ def _check(name: str, label: str, d: PairedDiff, p: float, alpha: float, cand: f
     """A paired check: passed unless ``p`` (adjusted p-value that the candidate is worse) < ``alpha``."""
     ok = p >= alpha
     detail = (f"{label} {d.diff:+.4f} on {d.n} gold examples ({d.confidence:.0%} CI [{d.low:+.4f}, {d.high:+.4f}], "
-              f"p(worse) = {p:.3g})")
+              f"Holm-adjusted one-sided p-value for worse {p:.3g})")
     return Check(name, cand, champ, None, ok, detail, d.n, d.diff, d.low, d.high, p)
 
 

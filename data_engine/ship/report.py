@@ -116,12 +116,15 @@ def metric_order(task: "Task", metric: str) -> tuple[str, ...]:
     return (metric,) + tuple(n for n in task.metric_names() if n != metric)
 
 
-def _row(con: duckdb.DuckDBPyConnection, record: ModelRecord, names: tuple[str, ...]) -> ChampionRow:
+def _row(con: duckdb.DuckDBPyConnection, record: ModelRecord, names: tuple[str, ...], task: Task) -> ChampionRow:
+    from data_engine.tasks import model_name
+
     reviews, corrections = _reviews_up_to(con, record.label_snapshot)
     metrics = record.metrics or {}
     choice = record.params.get("served_choice")
     gold = gold_figures(metrics, names)
-    return ChampionRow(record.version, record.label_snapshot, choice["chosen"] if choice else record.model_spec,
+    return ChampionRow(record.version, record.label_snapshot,
+                       model_name(task, choice["chosen"] if choice else record.model_spec),
                        reviews, corrections, metrics.get("accuracy"), metrics.get("n_gold"), gold[names[0]], gold)
 
 
@@ -137,24 +140,24 @@ def _remaining_errors(con: duckdb.DuckDBPyConnection) -> tuple[int | None, int |
 def build_report(con: duckdb.DuckDBPyConnection, task: "Task | None" = None, metric: str | None = None) -> Report:
     """The report of the user's rounds (see the module). ``task``: the dataset's (default
     classification); ``metric``: the gate's (default the task's :attr:`~data_engine.tasks.Task.default_metric`)."""
-    from data_engine.tasks import Classification
+    from data_engine.tasks import Classification, model_name
 
     task = task or Classification()
     names = metric_order(task, metric or task.default_metric)
     notes: list[str] = []
-    rows = [_row(con, r, names) for r in _champions(con)]
+    rows = [_row(con, r, names, task) for r in _champions(con)]
     champion = current_champion(con)
     if champion is not None and rows and rows[-1].version != champion.version:
-        rows.append(_row(con, champion, names))  # after a rollback the champion is an earlier one
+        rows.append(_row(con, champion, names, task))  # after a rollback the champion is an earlier one
     reviews_total, corrections_total = _reviews_up_to(con, None)
     newest = latest_model(con)
     served = served_score = best = best_score = metric = gain = None
     if newest is not None and newest.params.get("served_choice"):
         choice = ServedChoice.from_dict(newest.params["served_choice"])
-        served, metric = choice.chosen, choice.metric
+        served, metric = model_name(task, choice.chosen), choice.metric
         served_score = choice.score_of(choice.chosen)
         if choice.best is not None:
-            best, best_score = choice.best.name, choice.best.metric(metric)
+            best, best_score = model_name(task, choice.best.name), choice.best.metric(metric)
             if served_score is not None:
                 gain = best_score - served_score
         else:

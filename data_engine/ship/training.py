@@ -27,7 +27,7 @@ from data_engine.mine.candidates import ServedChoice
 from data_engine.ship.registry import ModelRecord, latest_model, register_model
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
-from data_engine.tasks import task_for
+from data_engine.tasks import Task, task_for
 
 # Native threads (OpenMP, BLAS) per fit/predict. Measured here: training the default ensemble on the
 # 1,438 demo labels took 308 s with the libraries' default threads on a busy 2-core machine (OpenMP
@@ -428,14 +428,17 @@ def drifted_batches_labeled(con: duckdb.DuckDBPyConnection, since_snapshot: int)
         [since_snapshot, NEW_LOOKING]).fetchall()]
 
 
-def describe(result: TrainResult) -> str:
-    """One line for the CLI."""
+def describe(result: TrainResult, task: Task | None = None) -> str:
+    """One line for the CLI; ``task`` names the model (:func:`data_engine.tasks.model_name`)."""
+    from data_engine.tasks import model_name
+
     r = result.record
-    line = (f"trained candidate v{r.version} ({r.model_spec}) on {r.train_size} labels "
+    spec = model_name(task, r.model_spec) if task is not None else r.model_spec
+    line = (f"trained candidate v{r.version} ({spec}) on {r.train_size} labels "
             f"(label snapshot {r.label_snapshot}"
             f"{f'; {result.dropped} flagged labels left out until reviewed' if result.weighted else ''}) "
             f"in {result.seconds:.1f} s")
-    return line + (f"\n{result.choice.line()}" if result.choice is not None else "")
+    return line + (f"\n{result.choice.line(task)}" if result.choice is not None else "")
 
 
 __all__ = ["AlreadyTrained", "trained_on", "TrainingSet", "RetrainDecision", "TrainResult", "load_training_set", "label_trust_mask",

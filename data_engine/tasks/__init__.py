@@ -10,7 +10,7 @@ from data_engine.tasks.multilabel import Multilabel
 from data_engine.tasks.ner import NER
 from data_engine.tasks.regression import Regression
 
-__all__ = ["TASKS", "Classification", "Detection", "LabelIssues", "Multilabel", "NER", "Regression", "Task", "check_task", "gate_metric",
+__all__ = ["TASKS", "Classification", "Detection", "LabelIssues", "Multilabel", "NER", "Regression", "Task", "check_task", "gate_metric", "model_name",
            "task_for"]
 
 
@@ -33,3 +33,12 @@ def gate_metric(cfg: EngineConfig) -> str:
     """``[gate] metric``, or the dataset's task's default figure when it is not set (accuracy for
     classes, MAE for numbers)."""
     return cfg.gate.metric or task_for(cfg.dataset).default_metric
+
+
+def model_name(task: Task, name: str) -> str:
+    """A model's name for people: ``name`` (members joined by '+', or a spec key ``members/modality/...``)
+    with its member part replaced by the task's :attr:`~data_engine.tasks.Task.own_model` when it has one
+    (detection's box detector, NER's tagger train in place of the members whose name they were stored
+    under); the user's trainer (member ``command``) keeps its name."""
+    head, sep, rest = name.partition("/")
+    return name if not task.own_model or head == "command" else f"{task.own_model}{sep}{rest}"

@@ -94,13 +94,13 @@ class Task(ABC):
     estimator_kind: ClassVar[str] = "classifier"
     # The gate's figure when ``[gate] metric`` is not set; one of :meth:`metrics`' keys.
     default_metric: ClassVar[str] = "accuracy"
-    # Whether reviews the flags and new examples leave unused go to the next labels by label quality score past the
-    # flags (the queue's ``ranked`` rows). True where the flags under-call by construction: a number's fixed k-sd
-    # cut-off (gross errors that landed near the model's own error stay under it), and tags, flagged tag by tag
-    # one-vs-rest (an error on a tag the model reads poorly stays under that tag's threshold). The ranking still finds
-    # such errors at a useful rate (docs/mining.md). False for one class per example, whose confident-learning flags
-    # estimate the number of errors over all classes at once.
+    # Whether reviews the flags and new examples leave unused go down the label quality ranking past the flags (the
+    # queue's ``ranked`` rows). True where the flags under-call: a number's fixed k-sd cut-off, tags flagged one-vs-rest,
+    # boxes and spans whose flags stop early (a shifted box, a wrong entity type), docs/mining.md. False for one class
+    # per example, whose confident-learning flags estimate the number of errors over all classes at once.
     reviews_past_flags: ClassVar[bool] = False
+    # The model the task trains in place of the modality's members ("" = them), named so (tasks.model_name).
+    own_model: ClassVar[str] = ""
 
     # The total a drift check adds to :meth:`carried_tags`' counts per class ("all boxes"), "" for none.
     count_noun: ClassVar[str] = ""

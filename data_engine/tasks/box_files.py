@@ -80,6 +80,9 @@ def read_coco(path: Path) -> list[ImageBoxes]:
         raise BadAnnotation(f"{path.name}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
         raise BadAnnotation(f"{path.name}: not a COCO file (no 'images' list)")
+    for key in ("categories", "annotations"):  # a text value would be read character by character
+        if not isinstance(doc.get(key) or [], list):
+            raise BadAnnotation(f"{path.name}: key {key!r} must be a list, not {type(doc[key]).__name__}")
     names = {}
     for i, cat in enumerate(doc.get("categories") or []):
         if not isinstance(cat, dict) or "id" not in cat or not isinstance(cat.get("name"), str):
@@ -212,11 +215,15 @@ def read_label_studio_export(path: Path, *, image_field: str = "image") -> list[
         data = task.get("data") if isinstance(task, dict) else None
         if not isinstance(data, dict) or not isinstance(data.get(image_field), str):
             raise BadAnnotation(f"{where}: key 'data.{image_field}' must be the image's path or URL")
+        if not isinstance(task.get("annotations") or [], list):  # a text value would be read character by character
+            raise BadAnnotation(f"{where}: key 'annotations' must be a list of annotations")
         done = [a for a in task.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
         if not done:
             continue
         latest = max(done, key=lambda a: str(a.get("updated_at") or a.get("created_at") or ""))
         boxes, width, height = [], None, None
+        if not isinstance(latest.get("result") or [], list):  # else read as no boxes: a wrong label
+            raise BadAnnotation(f"{where}: key 'result' of its latest annotation must be a list of regions")
         for r, region in enumerate(latest.get("result") or []):
             if not isinstance(region, dict) or region.get("type") != "rectanglelabels":
                 continue

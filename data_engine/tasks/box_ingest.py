@@ -32,7 +32,8 @@ BOX_STRUCT = '[{"label": "VARCHAR", "x": "DOUBLE", "y": "DOUBLE", "w": "DOUBLE",
 
 def is_array_sql(cell: str) -> str:
     """SQL: whether the text ``cell`` is a JSON array."""
-    return f"(json_valid({cell}) AND json_type({cell}) = 'ARRAY')"
+    # CASE, not AND: DuckDB may evaluate both sides of AND, and json_type raises on text that is not JSON.
+    return f"(CASE WHEN json_valid({cell}) THEN json_type({cell}) = 'ARRAY' ELSE false END)"
 
 
 def classes_sql(cell: str) -> str:
@@ -50,7 +51,8 @@ def label_reasons(label: str) -> list[tuple[str, str]]:
         (f"{label} IS NOT NULL AND NOT {is_array_sql(label)}",
          f"'label ' || left({label}, 60) || ' is not a list of boxes (a JSON array of "
          "{\"label\": class, \"x\", \"y\", \"w\", \"h\": pixels}, or [] for an image with no objects)'"),
-        (f"{label} IS NOT NULL AND {is_array_sql(label)} AND len({bad}) > 0",
+        # CASE again: from_json raises on a cell that is not a JSON array (trial 22: "boxes": "oops").
+        (f"{label} IS NOT NULL AND (CASE WHEN {is_array_sql(label)} THEN len({bad}) > 0 ELSE false END)",
          f"'label ' || left({label}, 60) || ': each box needs a class label and numbers x, y, w, h (pixels)'"),
     ]
 

@@ -141,3 +141,15 @@ def scored_box_sets(y_true: Any, pred: Any, classes: Sequence[str]) -> tuple[lis
     named = {b.label for s in gold for b in s} | {sb.box.label for s in scored for sb in s}
     types = [str(c) for c in classes] + sorted(named - {str(c) for c in classes})
     return gold, scored, types
+
+
+def class_recall(gold: Sequence[Sequence[Box]], predicted: Sequence[Sequence[ScoredBox]], classes: Sequence[str], *,
+                 min_score: float, iou: float = 0.5) -> dict[str, tuple[float, int]]:
+    """The gate's per-class figures of n images: class -> (share of its gold boxes matched by a predicted
+    box of the class scored at least ``min_score``, at IoU ``iou`` (cleanlab's matching, :func:`match`);
+    its gold boxes), over the classes with gold boxes. Raises as :func:`match`."""
+    kept = [[sb for sb in boxes if sb.score >= min_score] for boxes in predicted]
+    m = match(gold, kept, classes, iou=iou)
+    support = m.gold.sum(axis=0)
+    return {classes[k]: (float(m.tp[k].sum() / support[k]), int(support[k]))
+            for k in range(len(classes)) if support[k] > 0}

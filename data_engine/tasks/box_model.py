@@ -20,18 +20,11 @@ import numpy as np
 
 from data_engine.tasks.box_issues import ScoredBox
 from data_engine.tasks.boxes import Box
+from data_engine.tasks.boxes import iou as _iou
 
 BACKGROUND = "__background__"
 CROP = 32
 MIN_AREA = 16  # pixels: smaller blobs are noise (JPEG artefacts, antialiasing)
-
-
-def _iou(a: Box, b: Box) -> float:
-    iw = max(0.0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
-    ih = max(0.0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
-    inter = iw * ih
-    union = a.w * a.h + b.w * b.h - inter
-    return inter / union if union > 0 else 0.0
 
 
 def proposals(image: np.ndarray) -> list[Box]:

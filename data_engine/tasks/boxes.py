@@ -132,3 +132,30 @@ def boxes_of(label: str) -> list[Box]:
     return [Box(str(d["label"]), float(d["x"]), float(d["y"]), float(d["w"]), float(d["h"]))
             for d in json.loads(label)]
 
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (0 for boxes of no area)."""
+    iw = max(0.0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
+    ih = max(0.0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
+    inter = iw * ih
+    union = a.w * a.h + b.w * b.h - inter
+    return inter / union if union > 0 else 0.0
+
+
+def same_object(a: Box, b: Box, min_iou: float = 0.5) -> bool:
+    """Whether two boxes are the same object: same class, IoU at least ``min_iou``."""
+    return a.label == b.label and iou(a, b) >= min_iou
+
+
+def same_objects(given: Sequence[Box], predicted: Sequence[Box], min_iou: float = 0.5) -> bool:
+    """Whether two box sets hold the same objects (:func:`same_object`), one to one."""
+    if len(given) != len(predicted):
+        return False
+    left = list(predicted)
+    for g in given:
+        hit = next((p for p in left if same_object(g, p, min_iou)), None)
+        if hit is None:
+            return False
+        left.remove(hit)
+    return True

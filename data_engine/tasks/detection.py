@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import quoteattr
 
 from data_engine.tasks.base import TASKS, Task
-from data_engine.tasks.boxes import Box, NotABoxSet, boxes_of, canonical, parse
+from data_engine.tasks.boxes import Box, NotABoxSet, boxes_of, canonical, parse, same_object, same_objects
 from data_engine.tasks.ner import DISCARD, DISCARD_SUFFIX
 from data_engine.tasks.setlabels import discard_majority, mean_jaccard
 
@@ -49,17 +49,6 @@ SAME_OBJECT_IOU = 0.5
 WIDTH_FIELD, HEIGHT_FIELD = "image_width", "image_height"
 
 
-def _iou(a: Box, b: Box) -> float:
-    from data_engine.tasks.box_model import _iou as iou
-
-    return iou(a, b)
-
-
-def _same(a: Box, b: Box) -> bool:
-    return a.label == b.label and _iou(a, b) >= SAME_OBJECT_IOU
-
-
-
 def _bp() -> Any:
     """The packing of box predictions (:mod:`data_engine.tasks.box_pack`), imported when first used:
     it loads numpy, which `ingest` of any task must start without."""
@@ -82,6 +71,8 @@ class Detection(Task):
     detectors = frozenset({"label", "near_duplicate", "outlier"})
     estimator_kind = "classifier"
     default_metric = "map50"
+    own_model = "box-detector"  # box_model's BoxDetector: the members classify whole images
+    reviews_past_flags = True  # cleanlab's box flags miss shifted boxes: spare reviews go down the ranking
 
     @property
     def _image_column(self) -> str | None:
@@ -220,7 +211,8 @@ class Detection(Task):
         if not len(pred):
             return np.zeros(0, dtype=bool)
         predicted = self.best(np.asarray(pred), classes)[0]
-        return np.array([_matches(_bp().given_boxes(row[None], [str(c) for c in classes])[0], boxes_of(p))
+        types = [str(c) for c in classes]
+        return np.array([same_objects(_bp().given_boxes(row[None], types)[0], boxes_of(p), SAME_OBJECT_IOU)
                          for row, p in zip(np.asarray(y, dtype=float), predicted)], dtype=bool)
 
     # -- mining -------------------------------------------------------------------------------
@@ -342,8 +334,8 @@ class Detection(Task):
         kept: list[Box] = []
         for boxes in answers:
             for b in boxes:
-                votes = sum(any(_same(b, o) for o in other) for other in answers)
-                if 2 * votes > len(labels) and not any(_same(b, k) for k in kept):
+                votes = sum(any(same_object(b, o, SAME_OBJECT_IOU) for o in other) for other in answers)
+                if 2 * votes > len(labels) and not any(same_object(b, k, SAME_OBJECT_IOU) for k in kept):
                     kept.append(b)
         return canonical(kept)
 
@@ -401,6 +393,14 @@ class Detection(Task):
         _, champ, types2 = scored_box_sets(y_true, champ_pred, types)
         return paired_bootstrap_map(gold, cand, champ, types2, alpha=alpha)
 
+    def class_recall(self, y_true: np.ndarray, pred: np.ndarray) -> dict[str, tuple[float, int]]:
+        """Each gold class's box recall at IoU 0.5 (boxes scored at least SCORE_THRESHOLD) and its gold
+        boxes, the gate's support (:func:`data_engine.tasks.box_metrics.class_recall`)."""
+        from data_engine.tasks.box_metrics import class_recall, scored_box_sets
+
+        gold, scored, types = scored_box_sets(y_true, pred, ())
+        return class_recall(gold, scored, types, min_score=SCORE_THRESHOLD)
+
     def predict_fields(self) -> dict[str, Any] | None:
         """``/predict``: ``boxes`` (a list of box objects with a ``score``)."""
         return {"boxes": list[dict[str, Any]]}
@@ -428,19 +428,5 @@ class Detection(Task):
         """mAP@0.5, then each class's AP."""
         head = "mAP@0.5 " + (f"{figures['map50']:.4f}" if figures.get("map50") is not None else "- (no gold boxes)")
         return head, [f"  AP {c}: {ap:.4f}" for c, ap in figures.get("per_class_ap", {}).items()]
-
-
-def _matches(given: Sequence[Box], predicted: Sequence[Box]) -> bool:
-    """Whether two box sets hold the same objects (same class, IoU >= 0.5), one to one."""
-    if len(given) != len(predicted):
-        return False
-    left = list(predicted)
-    for g in given:
-        hit = next((p for p in left if _same(g, p)), None)
-        if hit is None:
-            return False
-        left.remove(hit)
-    return True
-
 
 __all__ = ["Detection"]

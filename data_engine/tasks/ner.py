@@ -43,8 +43,7 @@ if TYPE_CHECKING:
     from data_engine.tasks.oof import OOFResult
     from data_engine.tasks.paired import PairedDiff
 
-# The review stage's "not a valid example" answer (review.labelstudio.labeling.DISCARD_CHOICE).
-DISCARD = "not a valid example"
+DISCARD = "not a valid example"  # the review stage's answer (review.labelstudio.labeling.DISCARD_CHOICE)
 
 
 def _spans_sql(label: str) -> str:
@@ -56,7 +55,6 @@ class NER(Task):
     """Entity spans per text (``[dataset] task = "ner"``)."""
 
     name = "ner"
-    has_classes = True
     # The column checks read which entity types a text carries: a column that gives that away is a leak.
     column_labels = "tags"
     tag_noun = "entity type"
@@ -65,6 +63,8 @@ class NER(Task):
     detectors = frozenset({"label", "near_duplicate", "outlier"})
     estimator_kind = "classifier"
     default_metric = "f1"
+    own_model = "tagger"  # ner_model's TokenTagger: the members classify whole texts
+    reviews_past_flags = True  # cleanlab's token flags miss a whole entity of the wrong type: see Task.reviews_past_flags
 
     @property
     def _text_column(self) -> str | None:

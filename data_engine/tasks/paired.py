@@ -57,9 +57,12 @@ class PairedDiff:
         example = "gold example" if self.wins == 1 else "gold examples"
         counts = f"; {self.wins} {example} only the candidate gets right, {self.losses} only the champion" \
             if self.wins is not None else ""
+        # Two one-sided tests, not two probabilities: each p-value is small only when gold shows that
+        # direction. They need not sum to 1: a resample (or a count) exactly at no difference supports both nulls.
+        ps = ("no gold example tells the two apart, so no test" if self.p_worse == self.p_better == 1.0
+              else f"one-sided p-values: {self.p_worse:.3g} for worse, {self.p_better:.3g} for better")
         return (f"{metric} {self.diff:+.4f} ({self.confidence:.0%} CI [{self.low:+.4f}, {self.high:+.4f}], "
-                f"{self.method} p(worse) = {self.p_worse:.3g}, p(better) = {self.p_better:.3g}, "
-                f"n = {self.n}{counts})")
+                f"{self.method} {ps}, n = {self.n}{counts})")
 
 
 def mcnemar(cand_correct: np.ndarray, champ_correct: np.ndarray, *, alpha: float) -> PairedDiff:

@@ -139,3 +139,40 @@ def test_box_quarantine_notes_go_in_row_order_and_keep_a_missing_images_name(hom
     assert [q["row_number"] for q in result.quarantine_preview] == [2, 6, 7]
     missing = result.quarantine_preview[2]["reason"]
     assert missing == f"image: {home.landing / 'images' / 'missing.png'}: no such image file"
+
+
+def test_a_jsonl_boxes_value_that_is_not_a_list_quarantines_its_row_alone(home_with_images):
+    # Trial 22: "boxes": "oops" raised DuckDB's "Malformed JSON" and lost the file's other rows.
+    home, scenes = home_with_images
+    rows = [{"id": "m1", "image": "images/c0000.png", "boxes": "oops"},
+            {"id": "m2", "image": "images/c0001.png", "boxes": [b._asdict() for b in scenes[1].truth]},
+            {"id": "m3", "image": "images/c0002.png", "boxes": 5},
+            {"id": "m4", "image": "images/c0003.png", "boxes": '[{"label":'},
+            {"id": "m5", "image": "images/c0000.png", "boxes": None},
+            {"id": "m6", "image": "images/c0001.png"}]
+    path = home.landing / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (result,) = ingest_step(home, [path])
+    assert (result.status, result.rows_ok, result.rows_quarantined) == ("ingested", 3, 3), result
+    shape = ('is not a list of boxes (a JSON array of {"label": class, "x", "y", "w", "h": pixels}, '
+             "or [] for an image with no objects)")
+    with open_warehouse(home) as con:
+        reasons = con.execute("SELECT row_number, reason FROM quarantine ORDER BY row_number").fetchall()
+    assert reasons == [(1, f"label oops {shape}"), (3, f"label 5 {shape}"), (4, f'label [{{"label": {shape}')]
+    assert _labels(home) == {"m2": canonical(scenes[1].truth), "m5": None, "m6": None}  # null or missing: unlabeled
+
+
+def test_a_coco_or_label_studio_list_given_as_text_rejects_the_file_naming_the_key(home_with_images):
+    home, scenes = home_with_images
+    doc = _coco(scenes)
+    doc["annotations"] = "oops"
+    path = home.landing / "coco.json"
+    path.write_text(json.dumps(doc))
+    (result,) = ingest_step(home, [path])
+    assert (result.status, result.reason) == ("rejected", "key 'annotations' must be a list, not str")
+    export = [{"id": 1, "data": {"image": "images/c0000.png"}, "annotations": [{"result": "oops"}]}]
+    path = home.landing / "export.json"
+    path.write_text(json.dumps(export))
+    (result,) = ingest_step(home, [path])
+    assert (result.status, result.reason) == (
+        "rejected", "task 1: key 'result' of its latest annotation must be a list of regions")

@@ -1,11 +1,13 @@
 """Spare reviews go down the label quality ranking past the flags, for a task whose flag rule is a
-fixed cut-off (regression) and not where cleanlab estimates the number of errors (classes)."""
+fixed cut-off (regression) or stops early (boxes, spans: trial 22), and not where cleanlab
+estimates the number of errors (classes)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from data_engine.mine.plan import _ranked_past_flags
 from tests.homes import make_home
@@ -19,18 +21,20 @@ ISSUES = pd.DataFrame({
 
 
 def _cfg(tmp_path: Path, task: str):
+    inputs = {"detection": 'modality = "image"\nimage_column = "image"',
+              "ner": 'modality = "text"\ntext_column = "text"'}.get(task, 'modality = "tabular"\nfeature_columns = ["x"]')
     return make_home(tmp_path, f"""[dataset]
 name = "t"
-modality = "tabular"
+{inputs}
 id_column = "id"
 label_column = "y"
-feature_columns = ["x"]
 task = "{task}"
 """).config
 
 
-def test_regression_ranks_unflagged_labels_by_score(tmp_path: Path) -> None:
-    cfg = _cfg(tmp_path, "regression")
+@pytest.mark.parametrize("task", ["regression", "detection", "ner"])
+def test_numbers_boxes_and_spans_rank_unflagged_labels_by_score(tmp_path: Path, task: str) -> None:
+    cfg = _cfg(tmp_path, task)
     # 'a' is flagged (queued as a fix), 'e' already taken, 'd' scores 1 (no evidence): c, then b.
     assert _ranked_past_flags(cfg, ISSUES, {"a", "e"}, 5) == ["c", "b"]
     assert _ranked_past_flags(cfg, ISSUES, {"a", "e"}, 1) == ["c"]

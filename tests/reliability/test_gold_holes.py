@@ -58,7 +58,7 @@ def test_a_gold_file_missing_a_class_names_it_unmeasured_in_every_verdict(tmp_pa
     assert _run(strict, "train") == 0
     capsys.readouterr()
     assert _run(strict, "evaluate") == 1
-    assert capsys.readouterr().out.startswith(f"REFUSED: refused: gold cannot measure class(es) {missing!r}")
+    assert capsys.readouterr().out.startswith(f"REFUSED: gold cannot measure class(es) {missing!r}")
 
 
 def test_gold_relabelled_in_place_is_said_and_the_champion_rescored(tmp_path, capsys):

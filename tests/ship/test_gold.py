@@ -88,7 +88,7 @@ def test_the_out_of_fold_rule(cand_oof, champ_oof, champion_classes, promote, wo
     assert v.promote is promote and words in v.reason
     assert v.outcome == "tied"  # the gold figures alone would promote every one of them
     if not promote:
-        assert v.reason.startswith("refused: gold cannot measure class(es) 'c'")
+        assert v.reason.startswith("gold cannot measure class(es) 'c'")
         # A trial read "so the candidate is promoted" inside this refusal.
         assert "candidate is promoted" not in v.reason and "gold figures alone would promote" in v.reason
         assert [c.name for c in v.failed_checks] == ["unmeasured c"]
@@ -148,7 +148,7 @@ def test_a_class_missing_from_gold_cannot_hide_a_broken_candidate(tmp_path, shar
     if promoted:
         assert recall_7 > 0.9  # 3 of 59 sevens moved: the candidate still finds 7s
     else:
-        assert recall_7 < 0.5 and "refused: gold cannot measure class(es) '7'" in verdict.reason
+        assert recall_7 < 0.5 and "gold cannot measure class(es) '7'" in verdict.reason
         oof = cand.params["out_of_fold_recall"]["7"]
         assert (oof["recall"] is None) if share == 1.0 else oof["recall"] < 0.5
 
