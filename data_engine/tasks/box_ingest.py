@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from data_engine.store.values import normalized_sql
+from data_engine.wording import counted
 from data_engine.tasks.boxes import NotABoxSet, canonical, parse, split_valid
 
 if TYPE_CHECKING:
@@ -89,7 +90,8 @@ def check_image_boxes(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, batch_i
     notes = []
     if dropped:
         images = len({r for r, _, _ in dropped})
-        notes.append(f"{len(dropped)} boxes on {images} images quarantined, each image kept with its other boxes "
+        notes.append(f"{counted(len(dropped), 'box', 'boxes')} on {counted(images, 'image')} quarantined, each image kept "
+                     "with its other boxes "
                      f"(first: row {dropped[0][0]}: {dropped[0][2]}); they are in table quarantine, batch_id = "
                      f"'{batch_id}'")
     return len(unreadable), notes

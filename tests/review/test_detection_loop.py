@@ -64,7 +64,7 @@ def test_a_box_outside_its_image_is_quarantined_alone(reviewed) -> None:
     (reason,) = [r[0] for r in quarantined]
     assert "reaches outside the image (96x96 pixels)" in reason and "kept" in reason
     assert labels["s0000"] == canonical(scenes[0].given)
-    assert any("1 boxes on 1 images quarantined" in n for n in ingested[0].notes)
+    assert any("1 box on 1 image quarantined" in n for n in ingested[0].notes)
 
 
 def test_flags_find_injected_errors(reviewed) -> None:
