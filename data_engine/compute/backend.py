@@ -120,7 +120,10 @@ class LocalBackend(Backend):
             return (fn(*args) for args in calls)
         from joblib import Parallel, delayed
 
-        return Parallel(n_jobs=min(self.slots, len(calls)), return_as="generator")(delayed(fn)(*args) for args in calls)
+        # pre_dispatch = n_jobs: a call's arguments (a fold's rows) are made and pickled when a
+        # worker is free for it, not one round ahead (joblib's default, 2 * n_jobs in flight).
+        n = min(self.slots, len(calls))
+        return Parallel(n_jobs=n, pre_dispatch=str(n), return_as="generator")(delayed(fn)(*args) for args in calls)
 
     def close(self) -> None:
         """Stop joblib's worker processes (loky's reusable pool, started by the calls above).
