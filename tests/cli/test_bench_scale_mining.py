@@ -36,3 +36,21 @@ def test_bench_scale_mining_prints_seconds_and_peak_memory_per_stage() -> None:
     assert np.isclose(r["total_seconds"], sum(s["seconds"] for s in r["stages"].values()), atol=0.02)
     text = format_mining_scale(r)
     assert "largest proc" in text and "mining total" in text and "300 generated tabular rows" in text
+
+
+def test_stage_clock_records_the_largest_process_beside_all_processes() -> None:
+    from data_engine.compute.backend import LocalBackend
+    from data_engine.stages import StageClock, tree_rss
+
+    total, largest = tree_rss()
+    assert 0 < largest <= total
+    clock = StageClock(track_memory=True)
+    backend = LocalBackend(2)
+    with clock.stage("pool"):
+        assert backend.starmap(pow, [(2, i) for i in range(4)]) == [1, 2, 4, 8]
+    backend.close()  # stops the workers: only this process (and loky's resource trackers) remain
+    assert 0 < clock.peak_largest_mib["pool"] < clock.peak_mib["pool"]
+    alone = StageClock(track_memory=True, with_children=False)
+    with alone.stage("me"):
+        pass
+    assert alone.peak_mib["me"] == alone.peak_largest_mib["me"] > 0
