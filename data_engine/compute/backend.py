@@ -129,7 +129,7 @@ class LocalBackend(Backend):
         """Stop joblib's worker processes (loky's reusable pool, started by the calls above).
 
         An idle worker keeps the memory of its last fit (hundreds of MiB after a fold of a large
-        table); without this they stayed for the rest of the mining run and counted in its peak.
+        table); without this they stayed until loky's idle timeout (300 s), counted in the later stages' peaks.
         The next parallel call starts new ones (a second or two)."""
         if self.slots > 1:
             from joblib.externals.loky import get_reusable_executor
