@@ -55,8 +55,8 @@ def save_cache(home: Home, obj: Any, path: Path) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     # Pickled straight to the file and signed reading it back in chunks: a million rows' neighbour
-    # index is hundreds of MB, and a pickle held in memory (twice, as a buffer and its bytes) was
-    # the neighbour stage's peak (docs/mining.md). The digest is the same HMAC of the same bytes.
+    # index is hundreds of MB, held twice in memory (as a buffer and its bytes) when pickled there.
+    # The digest is the same HMAC of the same bytes.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     with os.fdopen(fd, "w+b") as fh:
         joblib.dump(obj, fh)

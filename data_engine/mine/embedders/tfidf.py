@@ -70,7 +70,7 @@ class TfidfEmbedder(Embedder):
         Above :data:`FIT_ROWS` rows the embedder is fitted on a seeded random sample of that many
         rows (``seed``) and every row is then embedded :data:`EMBED_BLOCK_ROWS` at a time, so that the
         dense one-hot and text features exist for one block, not the whole table (at a million
-        generated rows they were the neighbour stage's peak, docs/mining.md). Up to ``FIT_ROWS``
+        generated rows: a dense float matrix of every one-hot column for every row). Up to ``FIT_ROWS``
         rows nothing changes: fitted and embedded at once, as before.
         """
         import numpy as np
