@@ -22,6 +22,13 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 def tree_rss_bytes(pid: int | None = None) -> int | None:
     """Resident bytes of process ``pid`` (default: this one) and all its descendants; None without /proc."""
+    found = tree_rss(pid)
+    return None if found is None else found[0]
+
+
+def tree_rss(pid: int | None = None) -> tuple[int, int] | None:
+    """Resident bytes of process ``pid`` (default: this one) and all its descendants, and of the
+    largest single process among them; None without /proc."""
     root = pid or os.getpid()
     proc = Path("/proc")
     if not proc.is_dir():
@@ -40,39 +47,42 @@ def tree_rss_bytes(pid: int | None = None) -> int | None:
         fields = stat[stat.rfind(")") + 2:].split()
         parent[int(entry.name)] = int(fields[1])
         rss[int(entry.name)] = int(statm[1]) * _PAGE
-    total, todo = 0, [root]
+    total, largest, todo = 0, 0, [root]
     children: dict[int, list[int]] = {}
     for p, pp in parent.items():
         children.setdefault(pp, []).append(p)
     while todo:
         p = todo.pop()
         total += rss.get(p, 0)
+        largest = max(largest, rss.get(p, 0))
         todo.extend(children.get(p, []))
-    return total
+    return total, largest
 
 
 @dataclass
 class StageClock:
-    """Records seconds and (when ``track_memory``) peak RSS in MiB for named stages."""
+    """Records seconds and (when ``track_memory``) peak RSS in MiB for named stages.
+
+    ``peak_mib``: all processes counted (see ``with_children``); ``peak_largest_mib``: the largest
+    single process of them (a worker or this one), what must fit one process's share of memory."""
 
     track_memory: bool = False
     # False: this process alone (a benchmark whose child is a server it started, not its own work).
     with_children: bool = True
     seconds: dict[str, float] = field(default_factory=dict)
     peak_mib: dict[str, float] = field(default_factory=dict)
+    peak_largest_mib: dict[str, float] = field(default_factory=dict)
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Time the block as stage ``name`` (repeated names add up; peaks take the max)."""
-        peak = [0]
+        peak = [0, 0]
         stop = threading.Event()
         sampler = None
         if self.track_memory:
             def sample() -> None:
                 while True:
-                    value = self.rss_bytes()
-                    if value is not None:
-                        peak[0] = max(peak[0], value)
+                    self._sample(peak)
                     if stop.wait(SAMPLE_SECONDS):
                         return
             sampler = threading.Thread(target=sample, daemon=True)
@@ -85,9 +95,19 @@ class StageClock:
             if sampler is not None:
                 stop.set()
                 sampler.join()
-                value = self.rss_bytes()
-                peak[0] = max(peak[0], value or 0)
+                self._sample(peak)
                 self.peak_mib[name] = max(self.peak_mib.get(name, 0.0), peak[0] / 2**20)
+                self.peak_largest_mib[name] = max(self.peak_largest_mib.get(name, 0.0), peak[1] / 2**20)
+
+    def _sample(self, peak: list[int]) -> None:
+        """Raise ``peak`` ([all processes, largest process], bytes) to the resident sizes now."""
+        if self.with_children:
+            found = tree_rss()
+        else:
+            own = self.rss_bytes()
+            found = None if own is None else (own, own)
+        if found is not None:
+            peak[0], peak[1] = max(peak[0], found[0]), max(peak[1], found[1])
 
     def rss_bytes(self) -> int | None:
         """Resident bytes now, as the peaks count them (None without /proc)."""

@@ -83,11 +83,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="texts actually embedded; the time is scaled to --texts (default 1000)")
     p.add_argument("--workers", default="1,2", help="cluster sizes to start on 127.0.0.1 (default 1,2)")
     p.add_argument("--scheduler", default=None, help="use this running cluster instead of starting any")
+    p.add_argument("--mining", action="store_true",
+                   help="instead: generate --rows tabular rows, ingest them into a fresh home and run the engine's "
+                   "mining once, printing seconds and peak memory (all processes, largest process) per stage "
+                   "(data_engine/bench/scale_mining.py)")
+    p.add_argument("--n-jobs", type=int, default=2, help="with --mining: [mining] n_jobs of the run (default 2)")
+    p.add_argument("--keep", type=Path, default=None, help="with --mining: keep the engine home at this path")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def cmd_bench_scale(args: argparse.Namespace, home: Home) -> int:
     """Handler of ``bench scale`` (the ``--home`` is not used: clusters get temporary homes)."""
+    if args.mining:
+        from data_engine.bench.scale_mining import format_mining_scale, run_mining_scale
+
+        figures = run_mining_scale(rows=args.rows, n_jobs=args.n_jobs, keep=args.keep,
+                                   scheduler=args.scheduler or "local")
+        print(json.dumps(figures, indent=2) if args.json else format_mining_scale(figures))
+        return 0
     sizes = [int(w) for w in str(args.workers).split(",") if w.strip()]
     result = run_scale_bench(rows=args.rows, texts=args.texts, embed_texts=args.embed_texts, workers=sizes,
                              scheduler=args.scheduler)

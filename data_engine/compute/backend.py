@@ -31,6 +31,25 @@ LOCAL = LOCAL_SCHEDULER
 CONNECT_TIMEOUT_S = 30.0
 
 
+class LazyCalls(Sequence[tuple[Any, ...]]):
+    """``n`` call argument tuples made on demand by ``make(i)``, so that a back-end holds only the
+    calls in flight, not all of them: a fold fit's rows are a copy of its share of the table, and ten
+    such copies at once were most of mining's memory at a million rows (docs/mining.md)."""
+
+    def __init__(self, n: int, make: Callable[[int], tuple[Any, ...]]) -> None:
+        self._n, self._make = int(n), make
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self._make(j) for j in range(*i.indices(self._n))]
+        if not -self._n <= i < self._n:
+            raise IndexError(i)
+        return self._make(i % self._n)
+
+
 class Backend(ABC):
     """Runs independent calls of one pure function and returns their results in call order."""
 
@@ -101,7 +120,21 @@ class LocalBackend(Backend):
             return (fn(*args) for args in calls)
         from joblib import Parallel, delayed
 
-        return Parallel(n_jobs=min(self.slots, len(calls)), return_as="generator")(delayed(fn)(*args) for args in calls)
+        # pre_dispatch = n_jobs: a call's arguments (a fold's rows) are made and pickled when a
+        # worker is free for it, not one round ahead (joblib's default, 2 * n_jobs in flight).
+        n = min(self.slots, len(calls))
+        return Parallel(n_jobs=n, pre_dispatch=str(n), return_as="generator")(delayed(fn)(*args) for args in calls)
+
+    def close(self) -> None:
+        """Stop joblib's worker processes (loky's reusable pool, started by the calls above).
+
+        An idle worker keeps the memory of its last fit (hundreds of MiB after a fold of a large
+        table); without this they stayed until loky's idle timeout (300 s), counted in the later stages' peaks.
+        The next parallel call starts new ones (a second or two)."""
+        if self.slots > 1:
+            from joblib.externals.loky import get_reusable_executor
+
+            get_reusable_executor().shutdown(wait=True)
 
     def describe(self) -> str:
         return f"local ({self.slots} processes)"
@@ -124,8 +157,13 @@ class DaskBackend(Backend):
     def _results(self, fn: Callable[..., T], calls: Sequence[tuple[Any, ...]]) -> Iterator[T]:
         if not calls:
             return
-        # hash=False: tokenising every argument (whole DataFrames) costs more than it saves.
-        data = self.client.scatter([tuple(args) for args in calls], hash=False)
+        # hash=False: tokenising every argument (whole DataFrames) costs more than it saves. A group
+        # of `slots` calls at a time (spread round the workers within a group): this process then holds
+        # one group's arguments (LazyCalls makes them on demand), the workers hold the rest.
+        data = []
+        for lo in range(0, len(calls), self.slots):
+            data += self.client.scatter([tuple(calls[j]) for j in range(lo, min(lo + self.slots, len(calls)))],
+                                        hash=False)
         futures = self.client.map(_apply, [fn] * len(calls), data, pure=False)
         try:
             for future in futures:

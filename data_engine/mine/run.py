@@ -168,7 +168,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
                   if n != "lookalike" or cfg.review.propagate != "off")
     with clock.stage("neighbours"):
         data = mining_data(state, cfg, with_neighbours=any(DETECTORS[n].needs_neighbours for n in names), home=home,
-                           con=con, compute=compute,
+                           con=con, compute=compute, with_inputs="lookalike" in names,
                            verdicts=reviewed_examples(con, list(state.schema)) if "lookalike" in names else None)
         if data.verdicts is not None and len(data.verdicts):
             data = with_own_embedding(con, state, data)
@@ -260,9 +260,11 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
 
 def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: bool = True,
                 home: Home | None = None, con: duckdb.DuckDBPyConnection | None = None,
-                compute: Backend | None = None, verdicts: pd.DataFrame | None = None) -> MiningData:
+                compute: Backend | None = None, verdicts: pd.DataFrame | None = None,
+                with_inputs: bool = True) -> MiningData:
     """Assemble the detectors' input: training rows first, then unlabeled rows, their input
-    columns, and ``verdicts`` (:func:`data_engine.mine.runs.reviewed_examples`).
+    columns (only ``with_inputs``: a copy of the table, which only ``lookalike`` reads), and
+    ``verdicts`` (:func:`data_engine.mine.runs.reviewed_examples`).
 
     With a ``home``, the neighbour index is kept in ``HOME/models/mining`` and a run that only
     adds examples embeds and searches just the new ones (see :func:`current_neighbours`). For
@@ -288,7 +290,8 @@ def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: b
         col = cfg.dataset.image_column
         image_paths = np.concatenate([f[col].astype(str).to_numpy(dtype=object) for f in frames])
         image_hashes = perceptual_hashes(con, image_paths) if con is not None else None
-    inputs = pd.concat([state.train[list(state.schema)], state.unlabeled[list(state.schema)]], ignore_index=True)
+    inputs = pd.concat([state.train[list(state.schema)], state.unlabeled[list(state.schema)]], ignore_index=True) \
+        if with_inputs else None
     return MiningData(ids, labels, tuple(state.classes), probs, oos, hashes, neighbours, state.rare_classes,
                       image_hashes, image_paths, inputs=inputs, schema=dict(state.schema),
                       modality=cfg.dataset.modality, verdicts=verdicts, task=task_for(cfg.dataset))

@@ -17,6 +17,8 @@ from typing import Any
 from data_engine.store.home import Home
 
 CACHE_KEY_FILE = "cache_key"
+# Bytes read at a time when signing a written cache.
+_SIGN_CHUNK = 1 << 24
 
 
 def _cache_key(home: Home) -> bytes:
@@ -47,19 +49,26 @@ def save_cache(home: Home, obj: Any, path: Path) -> None:
     skops cannot check. The digest is an HMAC with the home's secret key, so a file replaced by
     anyone without the key is never unpickled (see :func:`load_cache`).
     """
-    import io
+    import hmac
 
     import joblib
 
-    buf = io.BytesIO()
-    joblib.dump(obj, buf)
-    data = buf.getvalue()
     path.parent.mkdir(parents=True, exist_ok=True)
-    for target, payload in ((path, data), (_digest_path(path), _cache_digest(home, data).encode())):
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-        os.replace(tmp, target)
+    # Pickled straight to the file and signed reading it back in chunks: a million rows' neighbour
+    # index is hundreds of MB, held twice in memory (as a buffer and its bytes) when pickled there.
+    # The digest is the same HMAC of the same bytes.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w+b") as fh:
+        joblib.dump(obj, fh)
+        fh.seek(0)
+        mac = hmac.new(_cache_key(home), digestmod=hashlib.sha256)
+        while chunk := fh.read(_SIGN_CHUNK):
+            mac.update(chunk)
+    digest_fd, digest_tmp = tempfile.mkstemp(prefix=f".{path.name}.sha256.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(digest_fd, "wb") as fh:
+        fh.write(mac.hexdigest().encode())
+    os.replace(tmp, path)
+    os.replace(digest_tmp, _digest_path(path))
 
 
 def load_cache(home: Home, path: Path) -> Any | None:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data_engine.compute.backend import Backend, LocalBackend
+from data_engine.compute.backend import Backend, LazyCalls, LocalBackend
 from data_engine.errors import EngineError
 
 
@@ -36,6 +36,9 @@ def single_threaded() -> Any:
 # Fold models learn from at most this many rows (see fit_subset); 200,000 rows keep every class
 # of a 10-class problem well represented while a million-row fold fits in minutes on two cores.
 MAX_FIT_ROWS = 200_000
+# A fold model predicts its held-out rows this many at a time (see _fit_predict); a set of up to
+# five times this many rows is predicted in one block, as before the blocks.
+PREDICT_BLOCK_ROWS = 100_000
 # Classes with fewer rows than this in a fold's training part are never subsampled.
 SMALL_CLASS_ROWS = 2_000
 
@@ -113,11 +116,14 @@ def assign_folds(labels: np.ndarray, n_classes: int, *, folds: int, seed: int) -
 def _fit_predict(estimator: Any, X_train: pd.DataFrame, y_train: np.ndarray, X_test: pd.DataFrame,
                  n_classes: int) -> np.ndarray:
     """Fit on the training part, return probabilities of the test part in all ``n_classes`` columns."""
+    full = np.zeros((len(X_test), n_classes), dtype=np.float64)
     with single_threaded():
         estimator.fit(X_train, y_train)
-        part = estimator.predict_proba(X_test)
-    full = np.zeros((len(X_test), n_classes), dtype=np.float64)
-    full[:, np.asarray(estimator.classes_, dtype=int)] = part
+        columns = np.asarray(estimator.classes_, dtype=int)
+        # In blocks of rows: the features a pipeline makes of the rows it predicts (one-hot
+        # categories, text n-grams) then take memory for one block, not for a whole fold.
+        for lo in range(0, len(X_test), PREDICT_BLOCK_ROWS):
+            full[lo:lo + PREDICT_BLOCK_ROWS, columns] = estimator.predict_proba(X_test.iloc[lo:lo + PREDICT_BLOCK_ROWS])
     return full
 
 
@@ -167,8 +173,10 @@ def out_of_fold_probabilities(estimator: Any, X: pd.DataFrame, labels: np.ndarra
     X = X.reset_index(drop=True)
     splits = _splits(fold_of, n_folds, labels, seed)
     compute = compute or LocalBackend(n_jobs)
-    parts = compute.starmap(_fit_predict, [(clone(estimator), X.iloc[train], labels[train], X.iloc[test], n_classes)
-                                           for train, test in splits], description="out-of-fold fits", unit="fits")
+    # Each call's rows are copied only when it is handed out (LazyCalls), not all folds' at once.
+    calls = LazyCalls(len(splits), lambda k: (clone(estimator), X.iloc[splits[k][0]], labels[splits[k][0]],
+                                              X.iloc[splits[k][1]], n_classes))
+    parts = compute.starmap(_fit_predict, calls, description="out-of-fold fits", unit="fits")
     probs = np.empty((len(labels), n_classes), dtype=np.float64)
     for (_, test), part in zip(splits, parts):
         probs[test] = part
@@ -238,9 +246,10 @@ def ensemble_out_of_fold_probabilities(members: Mapping[str, Any], X: pd.DataFra
     tasks = [(name, k) for name in names for k in range(n_folds)]
     # Each task gets only its own rows: a worker never holds the whole table.
     compute = compute or LocalBackend(n_jobs)
-    parts = compute.starmap(_fit_predict, [(clone(members[name]), X.iloc[splits[k][0]], labels[splits[k][0]],
-                                            X.iloc[splits[k][1]], n_classes) for name, k in tasks],
-                            description="out-of-fold fits", unit="fits")
+    # Rows are copied only when a call is handed out (LazyCalls): this process holds the calls in flight.
+    calls = LazyCalls(len(tasks), lambda j: (clone(members[tasks[j][0]]), X.iloc[splits[tasks[j][1]][0]],
+                                             labels[splits[tasks[j][1]][0]], X.iloc[splits[tasks[j][1]][1]], n_classes))
+    parts = compute.starmap(_fit_predict, calls, description="out-of-fold fits", unit="fits")
     member_probs = np.empty((len(names), len(labels), n_classes), dtype=np.float64)
     for (name, k), part in zip(tasks, parts):
         member_probs[names.index(name), splits[k][1]] = part

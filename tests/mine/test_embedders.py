@@ -129,3 +129,25 @@ def test_cached_embedding_embeds_each_content_once(tmp_path) -> None:
                                 embed_rows=lambda rows: batches.append(len(rows)) or _Counting().embed(rows, ["x"]))
     np.testing.assert_array_equal(X2, [[3, 9], [4, 16]])
     assert (new2, batches) == (1, [1])  # only the unseen content, through the caller's batch function
+
+
+def test_tfidf_above_its_fit_rows_fits_on_a_seeded_sample_and_embeds_in_blocks(monkeypatch) -> None:
+    from data_engine.mine.embedders import tfidf
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=120), "c": rng.choice(["a", "b", "c"], 120),
+                          "t": rng.choice(["red car", "blue bike", "old red bike", "new car"], 120)})
+    schema = {"x": "numeric", "c": "categorical", "t": "text"}
+    whole = tfidf.TfidfEmbedder(schema=schema, seed=3).fit_transform(frame)
+    # At or under FIT_ROWS rows: the one fit of all rows, as before.
+    np.testing.assert_array_equal(tfidf.TfidfEmbedder(schema=schema, seed=3)._fit_transform(frame, None), whole)
+    monkeypatch.setattr(tfidf, "FIT_ROWS", 50)
+    monkeypatch.setattr(tfidf, "EMBED_BLOCK_ROWS", 7)
+    sampled = tfidf.TfidfEmbedder(schema=schema, seed=3)
+    out = sampled.fit_transform(frame)
+    # The same as fitting on the seeded 50-row sample and embedding all 120 rows at once.
+    ref = tfidf.TfidfEmbedder(schema=schema, seed=3)
+    ref._fit_transform(frame.iloc[np.sort(np.random.default_rng(3).choice(120, 50, replace=False))], None)
+    assert out.shape == (120, whole.shape[1]) and out.dtype == np.float32
+    np.testing.assert_allclose(out, ref.transform(frame), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(sampled.transform(frame.iloc[:9]), out[:9], rtol=0, atol=1e-6)

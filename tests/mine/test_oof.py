@@ -125,3 +125,34 @@ def test_fold_models_learn_from_a_capped_sample_that_keeps_small_classes():
     assert 2300 < (labels[kept] == 0).sum() < 3100
     assert len(np.unique(kept)) == len(kept)
     np.testing.assert_array_equal(fit_subset(rows[:500], labels, max_rows=3000, seed=0), rows[:500])
+
+
+def test_held_out_rows_predicted_in_blocks_equal_one_block(monkeypatch):
+    import data_engine.tasks.oof as oof
+
+    X = frame(600, seed=3)
+    y = np.random.default_rng(3).integers(0, 3, 600)
+    members = {"linear": LogisticRegression(), "knn": KNeighborsClassifier(5)}
+    whole = ensemble_out_of_fold_probabilities(members, X, y, 4, folds=5, seed=1)
+    monkeypatch.setattr(oof, "PREDICT_BLOCK_ROWS", 7)  # every fold's 120 held-out rows in 18 blocks
+    blocked = ensemble_out_of_fold_probabilities(members, X, y, 4, folds=5, seed=1)
+    np.testing.assert_array_equal(blocked.probs, whole.probs)
+    assert (blocked.probs[:, 3] == 0).all()  # a class no fold saw keeps its column, at 0
+
+
+def test_fold_calls_are_made_only_when_handed_out():
+    from data_engine.compute.backend import LazyCalls, LocalBackend
+
+    made: list[int] = []
+
+    def make(i: int) -> tuple[int, int]:
+        made.append(i)
+        return (i, 2)
+
+    calls = LazyCalls(3, make)
+    assert len(calls) == 3 and made == []
+    assert calls[-1] == (2, 2) and calls[0:2] == [(0, 2), (1, 2)] and made == [2, 0, 1]
+    with pytest.raises(IndexError):
+        calls[3]
+    made.clear()
+    assert LocalBackend(1).starmap(pow, calls) == [0, 1, 4] and made == [0, 1, 2]

@@ -24,6 +24,10 @@ from data_engine.mine.embedders.base import Embedder, check_columns, register_em
 MAX_DIMENSIONS = 32
 # Text is embedded by TF-IDF and truncated SVD to this many dimensions, then L2-normalised.
 TEXT_DIMENSIONS = 64
+# Larger frames fit the embedder on a seeded sample of this many rows (as the fold models'
+# data_engine.tasks.oof.MAX_FIT_ROWS) and embed all rows in blocks of EMBED_BLOCK_ROWS.
+FIT_ROWS = 200_000
+EMBED_BLOCK_ROWS = 100_000
 
 
 @register_embedder
@@ -61,7 +65,29 @@ class TfidfEmbedder(Embedder):
         return self.fit_transform(frame, columns)
 
     def fit_transform(self, frame: pd.DataFrame, columns: Sequence[str] | None = None) -> np.ndarray:
-        """Fit on ``frame`` and embed it, float32 of shape (N, d)."""
+        """Fit on ``frame`` and embed it, float32 of shape (N, d).
+
+        Above :data:`FIT_ROWS` rows the embedder is fitted on a seeded random sample of that many
+        rows (``seed``) and every row is then embedded :data:`EMBED_BLOCK_ROWS` at a time, so that the
+        dense one-hot and text features exist for one block, not the whole table (at a million
+        generated rows: a dense float matrix of every one-hot column for every row). Up to ``FIT_ROWS``
+        rows nothing changes: fitted and embedded at once, as before.
+        """
+        import numpy as np
+
+        n = len(frame)
+        if n <= FIT_ROWS:
+            return self._fit_transform(frame, columns)
+        rows = np.sort(np.random.default_rng(self.seed).choice(n, FIT_ROWS, replace=False))
+        first = self._fit_transform(frame.iloc[rows], columns)
+        out = np.empty((n, first.shape[1]), dtype=np.float32)
+        del first
+        for lo in range(0, n, EMBED_BLOCK_ROWS):
+            out[lo:lo + EMBED_BLOCK_ROWS] = self.transform(frame.iloc[lo:lo + EMBED_BLOCK_ROWS])
+        return out
+
+    def _fit_transform(self, frame: pd.DataFrame, columns: Sequence[str] | None) -> np.ndarray:
+        """Fit on all of ``frame`` and embed it, float32 of shape (N, d)."""
         import numpy as np
         import pandas as pd
         from sklearn.compose import ColumnTransformer
