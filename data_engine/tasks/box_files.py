@@ -75,7 +75,7 @@ def read_coco(path: Path) -> list[ImageBoxes]:
     ``images`` list), an annotation of an unknown image or category id, or a ``bbox`` that is not
     four numbers."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise BadAnnotation(f"{path.name}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
@@ -118,7 +118,7 @@ def read_coco(path: Path) -> list[ImageBoxes]:
 
 def coco_classes(path: Path) -> list[str]:
     """The category names of a COCO file in ``categories`` order (the dataset's classes)."""
-    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc = json.loads(path.read_text(encoding="utf-8-sig"))
     return [c["name"] for c in doc.get("categories") or [] if isinstance(c, dict) and isinstance(c.get("name"), str)]
 
 
@@ -204,7 +204,7 @@ def read_label_studio_export(path: Path, *, image_field: str = "image") -> list[
     Raises :class:`BadAnnotation` naming file, task and key: not a JSON list of tasks, a task without
     a text ``data[image_field]``, a rectangle region without its image size or not readable as a box."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise BadAnnotation(f"{path.name}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
     if not isinstance(doc, list):

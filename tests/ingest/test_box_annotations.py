@@ -66,6 +66,16 @@ def test_a_coco_file_lands_one_labeled_image_per_entry(home_with_images):
     assert "reaches outside the image (96x96 pixels)" in reason
 
 
+def test_a_coco_file_with_a_byte_order_mark_is_read_as_without(home_with_images):
+    # Trial 22: the kind check allowed the mark, the reader did not ("not valid JSON").
+    home, scenes = home_with_images
+    path = home.landing / "coco.json"
+    path.write_text(json.dumps(_coco(scenes)), encoding="utf-8-sig")
+    (result,) = ingest_step(home, [path])
+    assert (result.status, result.rows_ok) == ("ingested", 3), result
+    assert _labels(home)["images/c0000.png"] == canonical(scenes[0].truth)
+
+
 def test_without_an_id_column_a_coco_image_is_keyed_by_a_hash_of_its_file_name_and_the_note_says_so(tmp_path):
     config = tomllib.loads(config_text(CONFIG))
     del config["dataset"]["id_column"]
