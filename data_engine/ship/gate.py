@@ -350,7 +350,9 @@ def gate_gold(home: Home, cfg: EngineConfig, record: ModelRecord, champion: Mode
     verdict = decide_promotion(cand_eval, champ_eval, cfg.gate, pairs=pairs, slice_masks=masks,
                                candidate_seen=candidate_seen, champion_seen=champion_seen, unmeasured=unmeasured,
                                task=task)
-    if pairs is not None and verdict.wins is None:  # the strict test: still show what the difference is made of
+    # The strict test: still show what the difference is made of, where an example is plainly right or wrong (one
+    # class). A box or span set compared as text is never equal to gold, so those counts read 0 and 0 (trial 22).
+    if pairs is not None and verdict.wins is None and task.column_labels == "class":
         correct_c, correct_h = cand_pred == y_true, pairs[2] == y_true
         verdict = replace(verdict, wins=int(np.sum(correct_c & ~correct_h)), losses=int(np.sum(~correct_c & correct_h)))
     return verdict
