@@ -70,6 +70,8 @@ def cmd_mine(args: argparse.Namespace, home: Home) -> int:
 
     for line in slice_lines(summary.slices):
         print(line)
+    if summary.slice_search.get("hidden_by_shortcut"):
+        print(summary.slice_search["hidden_by_shortcut"])
     rare = rare_classes_line(summary.rare_classes, home.config.mining.folds,
                              summary.detector_summaries.get("label", {}).get("too_few_to_judge") or [])
     if rare:

@@ -198,6 +198,16 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         from data_engine.mine.slices import discover_slices
 
         slices = discover_slices(state, cfg.dataset.modality, seed=cfg.mining.seed)
+        from data_engine.wording import verb
+
+        leaks = [i["column"] for i in columns.issues if i["type"] == "shortcut"]
+        if leaks and not slices.slices and "skipped" not in slices.summary:
+            # A model that reads a leak fits even noisy labels, so a weak slice hides behind it (a trial's
+            # planted slice was found only once its leak was dropped): an empty search is not a clean one.
+            slices.summary["hidden_by_shortcut"] = (
+                f"no weak slice found while {', '.join(map(repr, leaks))} {verb(len(leaks), 'looks', 'look')} like a "
+                "shortcut: the model fits the labels through it, so weak slices can hide; drop it from the input "
+                "columns and mine again")
     with clock.stage("noise"):
         noise_rate, joint, joint_classes = estimate_noise(state)
         noise_ci = noise_interval(state, seed=cfg.mining.seed) if noise_rate is not None else None

@@ -80,6 +80,10 @@ def test_mine_json_names_the_planted_columns_of_a_multilabel_home(tmp_path, caps
     leak = next(i for i in meta["dataset_issues"] if i["type"] == "shortcut")
     assert "carries tag 'big'" in leak["reason"] and leak["figure"] >= 0.9
     assert set(meta["column_checks"]["tag_baselines"]) == {"even", "big"}
+    # The leak fits even the labels a weak slice would get wrong: an empty search says so.
+    assert meta["slices"] == [] and meta["slice_search"]["hidden_by_shortcut"] == (
+        "no weak slice found while 'leak' looks like a shortcut: the model fits the labels through it, so weak "
+        "slices can hide; drop it from the input columns and mine again")
     # Too few labeled rows: `mine` says the shortcut and useless checks did not judge the columns.
     home = make_home(tmp_path / "small", {"dataset": {"name": "table", "modality": "tabular", "task": "multilabel",
                                                       "id_column": "id", "label_column": "label",
