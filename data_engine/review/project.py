@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from data_engine.errors import EngineError
+from data_engine.errors import EngineError, ReviewServiceError
 from data_engine.review.identity import ProjectRef, check_project, reconcile_inventory, record_project
 from data_engine.review.labelstudio.client import ReviewClient
 from data_engine.review.labelstudio.labeling import DISCARD_CHOICE, NUMERIC_FIELDS, label_config
@@ -88,7 +88,18 @@ def connect_images(con: duckdb.DuckDBPyConnection, client: ReviewClient, project
         raise EngineError("review of image files needs the warehouse file of an engine home")
     folder = home / IMAGES_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    client.ensure_local_storage(project_id, str(folder))
+    try:
+        client.ensure_local_storage(project_id, str(folder))
+    except ReviewServiceError as exc:
+        if "HTTP 400" not in str(exc):
+            raise
+        # Label Studio answers a bare 400 for a folder outside its LOCAL_FILES_DOCUMENT_ROOT: a server started for
+        # another home (a trial pointed a second home at the first's server and read only "HTTP 400").
+        raise ReviewServiceError(
+            f"{exc}. Label Studio serves image files only from under its document root "
+            f"(LOCAL_FILES_DOCUMENT_ROOT), and {folder} is not under this server's: give this home its own server "
+            "(another port in [review] url, then `data-engine labelstudio up`), or run one whose document root holds "
+            "this home and set [review] local_files_root to that root") from None
 
 
 def known_project(con: duckdb.DuckDBPyConnection, client: ReviewClient,
@@ -163,7 +174,6 @@ def review_server(home: Home) -> str:
     taken port. Raises :class:`EngineError` (one line) when the server there refuses the key; a port
     held by something that is not Label Studio is the start's one-line error.
     """
-    from data_engine.errors import ReviewServiceError
     from data_engine.review.labelstudio.server import ensure_server, health_ok, server_status
 
     own = server_status(home)

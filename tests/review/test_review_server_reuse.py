@@ -79,3 +79,26 @@ def test_a_port_held_by_another_program_says_so(tmp_path):
         port = sock.getsockname()[1]
         with pytest.raises(EngineError, match=f"port {port} .* in use by a program that is not Label Studio"):
             server.start_server(tmp_path / "data", tmp_path / "secrets", port, binary=exe)
+
+
+class _OtherRoot(FakeReviewClient):
+    """A server whose document root does not hold this home: Label Studio answers a bare 400."""
+
+    def ensure_local_storage(self, project_id: int, path: str) -> int:
+        raise ReviewServiceError(f"Label Studio at http://127.0.0.1:8122 rejected setting up local-files storage "
+                                 f"{path} for project {project_id}: HTTP 400")
+
+
+def test_another_homes_server_that_cannot_serve_this_homes_images_says_how_to_fix_it(tmp_path: Path) -> None:
+    from data_engine.store.warehouse import open_warehouse
+
+    home = make_home(tmp_path, {"review": {"url": "http://127.0.0.1:8122"}})
+    with open_warehouse(home) as con, pytest.raises(ReviewServiceError) as caught:
+        project.connect_images(con, _OtherRoot(), 2)
+    folder = home.root / "images"
+    assert str(caught.value) == (
+        f"Label Studio at http://127.0.0.1:8122 rejected setting up local-files storage {folder} for project 2: "
+        f"HTTP 400. Label Studio serves image files only from under its document root (LOCAL_FILES_DOCUMENT_ROOT), "
+        f"and {folder} is not under this server's: give this home its own server (another port in [review] url, "
+        "then `data-engine labelstudio up`), or run one whose document root holds this home and set [review] "
+        "local_files_root to that root")
