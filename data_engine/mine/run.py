@@ -168,7 +168,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
                   if n != "lookalike" or cfg.review.propagate != "off")
     with clock.stage("neighbours"):
         data = mining_data(state, cfg, with_neighbours=any(DETECTORS[n].needs_neighbours for n in names), home=home,
-                           con=con, compute=compute, with_inputs="lookalike" in names,
+                           con=con, compute=compute,
                            verdicts=reviewed_examples(con, list(state.schema)) if "lookalike" in names else None)
         if data.verdicts is not None and len(data.verdicts):
             data = with_own_embedding(con, state, data)
@@ -273,7 +273,8 @@ def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: b
                 compute: Backend | None = None, verdicts: pd.DataFrame | None = None,
                 with_inputs: bool = True) -> MiningData:
     """Assemble the detectors' input: training rows first, then unlabeled rows, their input
-    columns (only ``with_inputs``: a copy of the table, which only ``lookalike`` reads), and
+    columns (only ``with_inputs``: a copy of the table, which ``lookalike``, the label detector's span
+    boundary check and installed detectors read; a mining run always passes them), and
     ``verdicts`` (:func:`data_engine.mine.runs.reviewed_examples`).
 
     With a ``home``, the neighbour index is kept in ``HOME/models/mining`` and a run that only
