@@ -82,3 +82,37 @@ def test_injected_slips_leave_one_boundary_inside_a_word() -> None:
     assert [kinds.count(k) for k in ("", "dropped", "wrong_type", "shifted")] == [223, 32, 27, 18]
     assert [i for i, k in enumerate(kinds) if k][:8] == [2, 10, 17, 25, 26, 27, 44, 75]
     assert {s.label for e in plain for s in e.true_spans} == set(TYPES)
+
+
+def test_the_mining_step_queues_the_slipped_spans_first_with_their_reason(tmp_path) -> None:
+    """Through the real run (``mine_step``): the label detector gets the texts from mining's input
+    columns, so the slips are queued first by their own reason, not only in a direct call."""
+    import json
+
+    from data_engine.steps import ingest_step, mine_step
+    from data_engine.store.warehouse import open_warehouse
+    from tests.homes import make_home
+
+    texts = make_texts(24, seed=3)
+    home = make_home(tmp_path, {"dataset": {"name": "news", "modality": "text", "task": "ner", "id_column": "id",
+                                            "label_column": "spans", "text_column": "text", "feature_columns": [],
+                                            "classes": list(TYPES)},
+                                "mining": {"folds": 3, "n_jobs": 1}, "review": {"budget": 24}, "gate": {"metric": "f1"}})
+    rows = []
+    for i, (text, spans) in enumerate(texts):
+        spans = list(spans)
+        if i in (2, 9, 15):  # the first span loses its last character: its end falls inside a word
+            spans[0] = Span(spans[0].start, spans[0].end - 1, spans[0].label)
+        rows.append({"id": f"n{i:02d}", "text": text, "spans": json.loads(canonical(spans))})
+    path = home.landing / "news.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    ingest_step(home, [path])
+    run_id = mine_step(home).summary.run_id
+    with open_warehouse(home, read_only=True) as con:
+        queued = con.execute(
+            "SELECT q.rank, q.example_id, i.reason FROM review_queue q JOIN issues i ON i.run_id = q.run_id "
+            "AND i.example_id = q.example_id AND i.issue_type = 'label' AND i.is_issue "
+            "WHERE q.run_id = ? AND i.reason LIKE 'span_boundary%' ORDER BY q.rank", [run_id]).fetchall()
+    assert queued == [(1, "n02", "span_boundary: span 'Jonas Ber' [0, 9) ends inside the word 'Berg'"),
+                      (2, "n09", "span_boundary: span 'Chen We' [0, 7) ends inside the word 'Wei'"),
+                      (3, "n15", "span_boundary: span 'Blue Su' [10, 17) ends inside the word 'Sun'")]
