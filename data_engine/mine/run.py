@@ -270,12 +270,10 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
 
 def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: bool = True,
                 home: Home | None = None, con: duckdb.DuckDBPyConnection | None = None,
-                compute: Backend | None = None, verdicts: pd.DataFrame | None = None,
-                with_inputs: bool = True) -> MiningData:
+                compute: Backend | None = None, verdicts: pd.DataFrame | None = None) -> MiningData:
     """Assemble the detectors' input: training rows first, then unlabeled rows, their input
-    columns (only ``with_inputs``: a copy of the table, which ``lookalike``, the label detector's span
-    boundary check and installed detectors read; a mining run always passes them), and
-    ``verdicts`` (:func:`data_engine.mine.runs.reviewed_examples`).
+    columns (a copy of the table, which ``lookalike``, the label detector's span boundary check and
+    installed detectors read), and ``verdicts`` (:func:`data_engine.mine.runs.reviewed_examples`).
 
     With a ``home``, the neighbour index is kept in ``HOME/models/mining`` and a run that only
     adds examples embeds and searches just the new ones (see :func:`current_neighbours`). For
@@ -301,8 +299,7 @@ def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: b
         col = cfg.dataset.image_column
         image_paths = np.concatenate([f[col].astype(str).to_numpy(dtype=object) for f in frames])
         image_hashes = perceptual_hashes(con, image_paths) if con is not None else None
-    inputs = pd.concat([state.train[list(state.schema)], state.unlabeled[list(state.schema)]], ignore_index=True) \
-        if with_inputs else None
+    inputs = pd.concat([state.train[list(state.schema)], state.unlabeled[list(state.schema)]], ignore_index=True)
     return MiningData(ids, labels, tuple(state.classes), probs, oos, hashes, neighbours, state.rare_classes,
                       image_hashes, image_paths, inputs=inputs, schema=dict(state.schema),
                       modality=cfg.dataset.modality, verdicts=verdicts, task=task_for(cfg.dataset))
