@@ -63,3 +63,35 @@ def test_an_unmeasured_refusal_is_not_prefixed_twice_and_a_tie_says_no_test():
     assert v.reason.startswith("gold cannot measure class(es) 'plus', 'bar' and [gate] unmeasured = 'out_of_fold'")
     assert ("map50 +0.0000 (90% CI [+0.0000, +0.0000], paired bootstrap no gold example tells the two apart, "
             "so no test, n = 21)") in v.reason
+
+
+def test_a_detection_homes_gate_counts_no_class_style_wins_or_losses(tmp_path):
+    """Champion and candidate of a detection home on gold: a box set compared as text never equals
+    gold, so counting "gold examples only one model gets right" that way would read 0 and 0 (trial
+    22); the gate leaves the counts out instead."""
+    from data_engine.demo.drawn_boxes import CLASSES as DRAWN, make_scenes, write_scenes
+    from data_engine.ship.gate import run_gate
+    from data_engine.ship.step import gate_and_promote
+    from data_engine.ship.training import train_candidate
+    from data_engine.steps import ingest_step
+    from data_engine.store.warehouse import open_warehouse
+    from tests.homes import make_home
+
+    home = make_home(tmp_path, {"dataset": {"name": "boxes", "modality": "image", "task": "detection",
+                                            "id_column": "id", "label_column": "boxes", "image_column": "image",
+                                            "feature_columns": [], "classes": list(DRAWN)},
+                                "mining": {"n_jobs": 1, "folds": 3}, "gate": {"metric": "map50"}})
+    ingest_step(home, [write_scenes(home.landing, make_scenes(30, seed=1), prefix="s", name="train")])
+    ingest_step(home, [write_scenes(home.landing / "gold", make_scenes(20, seed=5), prefix="g", name="gold",
+                                    truth=True)], gold=True)
+    with open_warehouse(home) as con:
+        train_candidate(con, home)
+        assert gate_and_promote(con, home)[1] is not None  # v1 is the champion
+    ingest_step(home, [write_scenes(home.landing, make_scenes(10, seed=2), prefix="t", name="more")])
+    with open_warehouse(home) as con:
+        version = train_candidate(con, home).record.version
+        verdict = run_gate(con, home, version=version)
+    assert (version, verdict.champion_version, verdict.n_gold, verdict.outcome) == (2, 1, 20, "tied")
+    assert (verdict.wins, verdict.losses) == (None, None)
+    meta = verdict.metadata()
+    assert (meta["gold_only_candidate_right"], meta["gold_only_champion_right"]) == (None, None)
