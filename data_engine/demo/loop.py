@@ -150,21 +150,33 @@ def _oracle_coverage(home: Home, oracle: pd.DataFrame, landed: pd.Series) -> tup
 
 
 def gold_measured(home: Home, stored: int) -> tuple[int, str]:
-    """(gold examples the champion's gold figure is on, words on the ones left out) for a home with
-    ``stored`` gold examples: the gate scores gold without those with a copy in the training data
+    """(gold examples the champion's gold figure is on, words on the ones it is not on) for a home with
+    ``stored`` gold examples. Gold without a label in force (discarded) is never scored, and is named
+    apart; of the labeled gold, the gate scores those without a copy in the training data
     (:mod:`data_engine.ship.leakage`), so its ``n_gold`` (the champion's ``models.metrics``) can be
-    fewer; ``stored`` and "" without a champion."""
+    fewer. Copies are counted only while the champion's figure is on the gold version in force (the
+    version recorded with it); without a champion the count is the labeled gold.
+    """
+    from data_engine.ship.gold import current_gold_version
     from data_engine.ship.registry import current_champion
     from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home, read_only=True) as con:
         champ = current_champion(con)
-    measured = (champ.metrics or {}).get("n_gold") if champ is not None else None
+        gold = current_gold_version(con)[0]
+    unlabeled = stored - gold.n_gold
+    words = f"; {unlabeled} of the {stored} stored gold examples not scored: no label in force" if unlabeled > 0 else ""
+    metrics = (champ.metrics or {}) if champ is not None else {}
+    measured = metrics.get("n_gold")
     if measured is None:
-        return stored, ""
-    left = stored - int(measured)
-    return int(measured), (f"; {left} of the {stored} stored gold examples left out as copies of training examples"
-                           if left > 0 else "")
+        return gold.n_gold, words
+    # A gate records the gold version under "gate", a re-score beside the figures.
+    seen = metrics.get("gold_version") or (metrics.get("gate") or {}).get("gold_version")
+    copies = gold.n_gold - int(measured) if seen == gold.version else 0
+    if copies > 0:
+        words = (f"; {copies} of the {gold.n_gold} labeled gold examples left out as copies of training examples"
+                 + words)
+    return int(measured), words
 
 
 def labels_in_force(home: Home) -> pd.Series:

@@ -134,16 +134,38 @@ def test_an_oracle_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
 
 
 def test_demo_loop_names_the_gold_examples_the_gate_measured_on(tmp_path: Path) -> None:
-    from data_engine.demo.loop import gold_measured
-    from tests.homes import make_home
+    """Of 37 stored gold examples, 3 discarded (no label in force) and 4 copies of training rows: the
+    champion is scored on 30; only the 4 are worded as copies, the 3 apart."""
+    import numpy as np
 
-    home = make_home(tmp_path)
-    with open_warehouse(home):
-        pass
-    assert gold_measured(home, 50) == (50, "")  # no champion yet: the stored gold
+    from data_engine.demo.loop import gold_measured
+    from data_engine.ship.step import gate_and_promote
+    from data_engine.ship.training import train_candidate
+    from data_engine.store.ledger import append_events
+    from tests.homes import FAST_MODEL, digits_split, ingest_rows, make_home
+
+    home = make_home(tmp_path, FAST_MODEL, seed=0, n_train=200, n_gold=0, n_unlabeled=0)
+    split = digits_split(n_train=200, n_gold=0, n_unlabeled=0, seed=0)
+    X, y, train = split["X"], split["y"], split["parts"]["train"]
+    rest = np.setdiff1d(np.arange(len(y)), train)
     with open_warehouse(home) as con:
-        con.execute("INSERT INTO models (version, label_snapshot, train_size, model_spec, classes, input_schema, "
-                    "metrics, artifact_path, sha256, status) VALUES (1, 0, 10, 'm', '[]', '{}', ?, 'a', 's', 'champion')",
-                    [json.dumps({"n_gold": 37, "gold_leaked": 13})])
-    assert gold_measured(home, 50) == (37, "; 13 of the 50 stored gold examples left out as copies of training examples")
-    assert gold_measured(home, 37) == (37, "")
+        ingest_rows(con, home, [f"g{i:02d}" for i in range(33)], X[rest[:33]], list(y[rest[:33]]), batch="gold-1",
+                    gold=True)
+        ingest_rows(con, home, [f"c{i}" for i in range(4)], X[train[:4]], list(y[train[:4]]), batch="gold-2",
+                    gold=True)
+        # Gold with no label in force: no engine path makes it (ingest quarantines a gold row without a
+        # label, rules refuse gold, the queue holds none), so a discard is written to the ledger.
+        append_events(con, [{"example_id": f"gold:g{i}", "example_version": 1, "label": None, "source": "review",
+                             "actor": "ann", "detail": "{}"} for i in (30, 31, 32)])
+    no_label = "; 3 of the 37 stored gold examples not scored: no label in force"
+    assert gold_measured(home, 37) == (34, no_label)  # no champion yet: the labeled gold
+    with open_warehouse(home) as con:
+        train_candidate(con, home)
+        verdict, deployed = gate_and_promote(con, home)
+    assert (verdict.n_gold, verdict.gold_leaked, deployed is not None) == (30, 4, True)
+    assert gold_measured(home, 37) == (
+        30, "; 4 of the 34 labeled gold examples left out as copies of training examples" + no_label)
+    # Gold landed after the champion was scored: its copies are not known, so none are claimed.
+    with open_warehouse(home) as con:
+        ingest_rows(con, home, ["h0"], X[rest[40:41]], list(y[rest[40:41]]), batch="gold-3", gold=True)
+    assert gold_measured(home, 38) == (30, "; 3 of the 38 stored gold examples not scored: no label in force")
