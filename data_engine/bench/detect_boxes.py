@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data_engine.bench.scores import detection_scores
+from data_engine.bench.scores import detection_scores, flag_line
 
 BOX_DATASETS = ("boxes",)
 
@@ -171,15 +171,13 @@ def run_boxes_detect_benchmark(*, rows: int = 500, noise: float = 0.2, seed: int
 
 def format_boxes_result(r: dict[str, Any]) -> str:
     """The benchmark's figures as a few lines of text."""
-    def line(name: str, s: dict[str, Any]) -> str:
-        return (f"  {name:<26} precision {s['precision']:.3f}  recall {s['recall']:.3f}  F1 {s['f1']:.3f}  "
-                f"flagged {s['flagged']}  top-{s['top_k']} precision {s['top_k_precision']:.3f}")
     out = [f"bench detect --dataset boxes: {r['rows']} drawn scenes, {r['corrupted']} with a box error "
            f"({', '.join(f'{k} {n}' for k, n in r['errors_by_kind'].items())}; seed {r['seed']})"]
     for name in ("baseline", "external", "external_imperfect"):
         p = r[name]
         kinds = ", ".join(f"{k} {p['engine_flagged_by_kind'][k]}/{n}" for k, n in r["errors_by_kind"].items())
         out += [f"{name} predictions (mAP@0.5 vs truth {p['map50_vs_truth']}):",
-                line("engine", p["engine"]), line("cleanlab, same predictions", p["cleanlab_same_predictions"]),
+                flag_line("engine", p["engine"], width=26, indent="  "),
+                flag_line("cleanlab, same predictions", p["cleanlab_same_predictions"], width=26, indent="  "),
                 f"  engine flags by error kind: {kinds}"]
     return "\n".join(out)

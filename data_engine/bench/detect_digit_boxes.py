@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from data_engine.bench.detect_boxes import _cleanlab_call, jittered_detector
-from data_engine.bench.scores import detection_scores
+from data_engine.bench.scores import detection_scores, flag_line
 
 DIGIT_BOX_DATASETS = ("digit-boxes",)
 # The share of true boxes the simulated external detector misses.
@@ -107,7 +107,8 @@ def run_digit_boxes_benchmark(*, rows: int = 500, noise: float = 0.2, seed: int 
                                   "seed": seed, "corrupted": int(truth.sum()), "boxes": sum(len(s.truth) for s in scenes),
                                   "errors_by_kind": {k: sum(s.error == k for s in scenes) for k in ERROR_KINDS}}
         result["baseline"] = _arm(root / "baseline", scenes, ids, classes, seed, truth, None)
-        result["external"] = _arm(root / "external", scenes, ids, classes, seed, truth, jittered_detector(scenes, seed + 2, missed=MISSED, scores=(0.9, 1.0), whole_pixels=True))
+        good = jittered_detector(scenes, seed + 2, missed=MISSED, scores=(0.9, 1.0), whole_pixels=True)
+        result["external"] = _arm(root / "external", scenes, ids, classes, seed, truth, good)
     finally:
         if keep is None:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -116,9 +117,6 @@ def run_digit_boxes_benchmark(*, rows: int = 500, noise: float = 0.2, seed: int 
 
 def format_digit_boxes_result(r: dict[str, Any]) -> str:
     """The benchmark's figures as a few lines of text."""
-    def line(name: str, s: dict[str, Any]) -> str:
-        return (f"  {name:<26} precision {s['precision']:.3f}  recall {s['recall']:.3f}  F1 {s['f1']:.3f}  "
-                f"flagged {s['flagged']}  top-{s['top_k']} precision {s['top_k_precision']:.3f}")
     out = [f"bench detect --dataset digit-boxes: {r['rows']} scenes of handwritten digits ({r['boxes']} boxes), "
            f"{r['corrupted']} with a box error ({', '.join(f'{k} {n}' for k, n in r['errors_by_kind'].items())}; "
            f"seed {r['seed']})"]
@@ -126,6 +124,7 @@ def format_digit_boxes_result(r: dict[str, Any]) -> str:
         p = r[name]
         kinds = ", ".join(f"{k} {p['engine_flagged_by_kind'][k]}/{n}" for k, n in r["errors_by_kind"].items())
         out += [f"{words} (mAP@0.5 vs truth {p['map50_vs_truth']}):",
-                line("engine (flags, queue)", p["engine"]), line("cleanlab, same predictions", p["cleanlab_same_predictions"]),
+                flag_line("engine (flags, queue)", p["engine"], width=26, indent="  "),
+                flag_line("cleanlab, same predictions", p["cleanlab_same_predictions"], width=26, indent="  "),
                 f"  engine flags by error kind: {kinds}"]
     return "\n".join(out)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data_engine.bench.scores import detection_scores
+from data_engine.bench.scores import detection_scores, flag_line
 
 NER_DATASETS = ("ner",)
 # The share of the injected boundary shifts that leave a boundary inside a word ("Pari" of "Paris").
@@ -173,17 +173,14 @@ def run_ner_detect_benchmark(*, rows: int = 1000, noise: float = 0.1, seed: int 
 
 def format_ner_result(r: dict[str, Any]) -> str:
     """The benchmark's figures as a few lines of text."""
-    def line(name: str, s: dict[str, Any]) -> str:
-        return (f"{name:<28} precision {s['precision']:.3f}  recall {s['recall']:.3f}  F1 {s['f1']:.3f}  "
-                f"flagged {s['flagged']}  top-{s['top_k']} precision {s['top_k_precision']:.3f}")
     kinds = ", ".join(f"{k} {r['engine_flagged_by_kind'][k]}/{n}" for k, n in r["errors_by_kind"].items())
     return "\n".join([
         f"bench detect --dataset {r['dataset']}: {r['rows']} texts ({', '.join(r['types'])}), {r['corrupted']} with a span error "
         f"(seed {r['seed']})",
-        line("engine (label flags, queue)", r["engine"]),
-        line("cleanlab, same predictions", r["cleanlab_same_predictions"]),
+        flag_line("engine (label flags, queue)", r["engine"]),
+        flag_line("cleanlab, same predictions", r["cleanlab_same_predictions"]),
         f"engine flags by error kind: {kinds}",
         "a user's tagger's predictions (JSONL tokens and probabilities, read by the engine):",
-        line("engine", r["external"]["engine"]),
-        line("cleanlab, same predictions", r["external"]["cleanlab_same_predictions"]),
+        flag_line("engine", r["external"]["engine"]),
+        flag_line("cleanlab, same predictions", r["external"]["cleanlab_same_predictions"]),
     ])

@@ -29,6 +29,14 @@ def detection_scores(truth: pd.Series, flagged: set[str], queue_ids: list[str]) 
             "queue_length": len(queue_ids)}
 
 
+def flag_line(name: str, scores: dict[str, float], *, width: int = 28, indent: str = "") -> str:
+    """One text line of :func:`detection_scores`' figures ``scores``, after ``name`` padded to ``width``
+    characters and ``indent``: the line every task's ``bench detect`` prints per arm."""
+    s = scores
+    return (f"{indent}{name:<{width}} precision {s['precision']:.3f}  recall {s['recall']:.3f}  F1 {s['f1']:.3f}  "
+            f"flagged {s['flagged']}  top-{s['top_k']} precision {s['top_k_precision']:.3f}")
+
+
 def label_flag_scores(con: duckdb.DuckDBPyConnection, run_id: int, truth: pd.Series) -> dict[str, float]:
     """:func:`detection_scores` of mining run ``run_id``'s label issues: the flagged examples, and the
     ranking by label quality score (lowest first) in place of the queue, so a task whose queue also
