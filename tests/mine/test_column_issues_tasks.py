@@ -129,3 +129,57 @@ def test_without_a_column_to_judge_the_summary_says_so():
     report = column_issues(pd.DataFrame({"image": ["a.png"] * 40}), np.ones((40, 2), dtype=int), {"image": "image"},
                            tag_sets=True, classes=["disc", "square"], tag_noun="box class")
     assert report.issues == [] and "no numeric, categorical or text input column" in report.summary["nothing_checked"]
+
+
+def test_a_classification_homes_shortcut_that_hides_no_slice_is_named_in_the_slice_search(tmp_path):
+    """One class per example (not only tag sets): a leak fits the labels, no weak slice is found, and
+    the run says the empty search is not a clean one."""
+    rng = np.random.default_rng(5)
+    n = 240
+    X = rng.normal(size=(n, 3)).round(4)
+    y = np.where(X[:, 0] + X[:, 1] + rng.normal(0, 0.5, n) > 0, "high", "low")  # x2 plays no part
+    rows = [{"id": f"t{i:04d}", "x0": X[i, 0], "x1": X[i, 1], "x2": X[i, 2], "label": y[i]} for i in range(n)]
+    home = make_home(tmp_path, {"dataset": {"name": "table", "modality": "tabular", "task": "classification",
+                                            "id_column": "id", "label_column": "label", "classes": ["high", "low"],
+                                            "feature_columns": ["x0", "x1", "x2", "leak", "noise", "row_no"]},
+                                "mining": {"folds": 3, "n_jobs": 1}})
+    pd.DataFrame(_plant(rows, list(y == "high"), seed=6)).to_csv(home.landing / "table.csv", index=False)
+    ingest_step(home, [home.landing / "table.csv"])
+    summary = mine_step(home).summary
+    assert _found(summary.dataset_issues) == PLANTED | {("useless", "x2")}
+    assert summary.slices == [] and summary.slice_search["hidden_by_shortcut"] == (
+        "no weak slice found while 'leak' looks like a shortcut: the model fits the labels through it, so weak "
+        "slices can hide; drop it from the input columns and mine again")
+
+
+def test_a_text_homes_numeric_ticket_number_is_an_identifier_to_mining_and_left_out_of_drift(tmp_path):
+    """A text home's metadata column issued as a sequence (ticket numbers): the second batch's numbers
+    are all new by construction, so compared they would drift every batch (KS, and a domain
+    classifier AUC of about 0.99 here); they are named as an identifier and left out."""
+    home = make_home(tmp_path, {"dataset": {"name": "tickets", "modality": "text", "task": "classification",
+                                            "id_column": "id", "label_column": "label", "text_column": "text",
+                                            "feature_columns": ["ticket_no"], "classes": ["billing", "outage"]},
+                                "mining": {"folds": 3, "n_jobs": 1, "model": "linear"}})
+    words = {"billing": ["invoice", "charge", "refund", "payment", "bill", "card"],
+             "outage": ["down", "offline", "error", "timeout", "crash", "server"]}
+    common = ["please", "help", "today", "again", "my", "the", "account", "since"]
+
+    def batch(name: str, n: int, start: int, seed: int) -> Path:
+        rng = np.random.default_rng(seed)
+        rows = []
+        for i in range(n):
+            label = ["billing", "outage"][int(rng.integers(2))]
+            text = list(rng.choice(words[label], 2)) + list(rng.choice(common, 4))
+            rng.shuffle(text)
+            rows.append({"id": f"t{start + i}", "text": " ".join(text), "ticket_no": 5000 + start + i, "label": label})
+        return _write_jsonl(home.landing / name, rows)
+
+    ingest_step(home, [batch("a.jsonl", 120, 0, 1)])
+    (second,) = ingest_step(home, [batch("b.jsonl", 60, 120, 2)])
+    drift = second.drift
+    assert (drift["identifiers"], drift["drifted"], drift["columns"]) == (["ticket_no"], False, [])
+    assert [c["column"] for c in drift["per_column"]] == ["label"]
+    assert drift["auc"] < drift["auc_threshold"] == 0.75  # the domain classifier reads the texts, not the numbers
+    summary = mine_step(home).summary
+    assert _found(summary.dataset_issues) == {("identifier", "ticket_no")}
+    assert summary.column_checks["columns_checked"] == ["ticket_no", "text"]
