@@ -70,6 +70,7 @@ def test_a_detection_homes_gate_counts_no_class_style_wins_or_losses(tmp_path):
     gold, so counting "gold examples only one model gets right" that way would read 0 and 0 (trial
     22); the gate leaves the counts out instead."""
     from data_engine.demo.drawn_boxes import CLASSES as DRAWN, make_scenes, write_scenes
+    from data_engine.review.rules import apply_rule
     from data_engine.ship.gate import run_gate
     from data_engine.ship.step import gate_and_promote
     from data_engine.ship.training import train_candidate
@@ -87,7 +88,8 @@ def test_a_detection_homes_gate_counts_no_class_style_wins_or_losses(tmp_path):
     with open_warehouse(home) as con:
         train_candidate(con, home)
         assert gate_and_promote(con, home)[1] is not None  # v1 is the champion
-    ingest_step(home, [write_scenes(home.landing, make_scenes(10, seed=2), prefix="t", name="more")])
+    # A person's discard changes the labels in force, so a second candidate trains (no batch: no drift check).
+    assert apply_rule(home, "example_id = 's0000'", discard=True).changed == 1
     with open_warehouse(home) as con:
         version = train_candidate(con, home).record.version
         verdict = run_gate(con, home, version=version)
