@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from statistics import median
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -119,6 +118,8 @@ def summarise(runs: Sequence[PairedRun]) -> RunSummary:
     """The :class:`RunSummary` of ``runs`` (at least one): medians by :func:`statistics.median` (the
     mean of the middle two for an even count), best-of as fastest engine over fastest DuckDB.
     Raises ValueError for no runs."""
+    from statistics import median  # here: every command's start-up registers this bench (12 ms)
+
     if not runs:
         raise ValueError("no paired runs to summarise")
     return RunSummary(

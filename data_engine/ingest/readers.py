@@ -90,9 +90,10 @@ def read_raw(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, ds: DatasetCo
     if path.stat().st_size == 0:
         raise UnreadableFile("the file is empty")
     with tempfile.TemporaryDirectory(prefix="data-engine-") as tmp:
-        source = path
+        source, quotes = path, True
         if fmt != "parquet":
             scan = scan_text(path, UnreadableFile)
+            quotes = scan.quotes
             if scan.mixed and fmt == "csv":
                 # DuckDB's sniffer refuses a CSV whose rows end in different ways: read a copy with one
                 # kind. (JSON lines are split on any line ending, and a raw CR cannot be inside a JSON value.)
@@ -102,7 +103,7 @@ def read_raw(con: duckdb.DuckDBPyConnection, path: Path, fmt: str, ds: DatasetCo
                              "(a CR or CRLF inside a quoted value reads as LF)")
         try:
             if fmt == "csv":
-                duplicates = _read_csv(con, source)
+                duplicates = _read_csv(con, source, quotes)
             elif fmt == "parquet":
                 _read_parquet(con, source)
             elif fmt == "conll":
@@ -160,11 +161,14 @@ def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"DROP {kinds[name]} IF EXISTS {quote_ident(name)}")
 
 
-def _read_csv(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[str, ...]:
+def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, quotes: bool = True) -> tuple[str, ...]:
+    """Read the CSV at ``path`` into ``raw_rows``/``raw_rejects``; return the header's names given
+    twice. ``quotes``: whether the file holds a double quote at all (``TextScan.quotes``); False
+    skips the check of the sniffer's quoting, which otherwise reads the whole file again."""
     _read_csv_table(con, str(path), "auto_detect = true")
     broken = None
     rejects = con.execute("SELECT count(*) FROM reject_errors").fetchone()[0]
-    unquoted = _unquoted_but_has_quotes(con, path)
+    unquoted = quotes and _unquoted_but_has_quotes(con, path)
     if rejects or unquoted:
         broken = find_broken_quotes(path)
     if broken is None and unquoted:

@@ -27,11 +27,13 @@ CHUNK_BYTES = 1 << 22
 
 @dataclass(frozen=True)
 class TextScan:
-    """Which kinds of line ending the file holds: CRLF, CR alone, LF alone."""
+    """Which kinds of line ending the file holds (CRLF, CR alone, LF alone), and whether it holds a
+    double quote anywhere (``quotes``: the CSV reader then checks its quoting; see readers.py)."""
 
     crlf: bool
     cr: bool
     lf: bool
+    quotes: bool = True
 
     @property
     def kinds(self) -> list[str]:
@@ -52,10 +54,11 @@ def open_bytes(path: Path) -> BinaryIO:
 def scan_text(path: Path, unreadable: type[EngineError] = EngineError) -> TextScan:
     """Scan ``path`` (gunzipped if ``.gz``); raise ``unreadable`` for UTF-16/32, a NUL byte or a broken gzip.
 
-    The common file (no NUL, no CR) costs three ``memchr`` passes per chunk; line endings are only
+    The common file (no NUL, no CR) costs four ``memchr`` passes per chunk; line endings are only
     counted in chunks that hold a CR, and lines only when a NUL byte was found (to name its line).
+    The double quote is looked for here so the CSV reader need not read the file again for it.
     """
-    crlf = cr = lf = False
+    crlf = cr = lf = quotes = False
     offset = 0
     try:
         with open_bytes(path) as fh:
@@ -84,12 +87,13 @@ def scan_text(path: Path, unreadable: type[EngineError] = EngineError) -> TextSc
                     lf = lf or chunk.count(b"\n") > n_crlf
                 else:
                     lf = lf or b"\n" in chunk
+                quotes = quotes or b'"' in chunk
                 offset += len(chunk)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         if path.name.lower().endswith(".gz"):
             raise unreadable(f"not a readable gzip file ({exc}); compress it with gzip or land it uncompressed") from None
         raise unreadable(f"cannot read the file ({exc})") from None
-    return TextScan(crlf, cr, lf)
+    return TextScan(crlf, cr, lf, quotes)
 
 
 def _line_of(path: Path, offset: int) -> int:

@@ -20,7 +20,6 @@ import json
 import random
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from xml.sax.saxutils import quoteattr
 
 from data_engine.store.values import normalized_sql
 from data_engine.tasks import tagsets
@@ -250,6 +249,7 @@ class Multilabel(Task):
         the model's suggested set and the suspect tags (task field ``label_note``) in header lines."""
         from data_engine.tasks.classification import choices_view
 
+        from xml.sax.saxutils import quoteattr  # here: it loads urllib, http, ssl (30 ms)
         how = quoteattr(f"Tick every tag that applies (none ticked: no tags), or '{discard}'.")
         return choices_view(
             item, partner, [*classes, discard], from_name=from_name, to_name=to_name, partner_prefix=partner_prefix,

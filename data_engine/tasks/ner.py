@@ -23,7 +23,6 @@ import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-from xml.sax.saxutils import quoteattr
 
 from data_engine.store.values import normalized_sql
 from data_engine.tasks import spans as sp
@@ -261,6 +260,7 @@ class NER(Task):
                         to_name: str, discard: str, partner_prefix: str) -> str:
         """``<Labels>`` on the text (one label per type), a ``<Choices>`` for ``discard``, and header
         lines with the given spans, the model's and the suspect tokens (task field ``label_note``)."""
+        from xml.sax.saxutils import quoteattr  # here: it loads urllib, http, ssl (30 ms)
         options = "\n    ".join(f"<Label value={quoteattr(c)}/>" for c in classes)
         how = quoteattr("Mark every entity (select its characters after picking its type); fix or delete wrong "
                         f"spans. No spans: no entities. Or tick '{discard}'.")

@@ -1,0 +1,96 @@
+"""Issue 25, ingest speed: the choices that cut a load's cost keep what is stored and read.
+
+The seconds themselves are figures of ``data-engine bench ingest`` (docs in the README), not
+assertions; here: example ids are stored with ZSTD from the first batch (where the warehouse's
+storage format has it) and read back exactly, and a CSV file without a double quote is read
+without the second pass over its bytes that checks the sniffer's quoting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from data_engine.ingest.batch import ingest_file
+from data_engine.ingest.readers import read_raw
+from data_engine.ingest.textscan import CHUNK_BYTES, scan_text
+from data_engine.store import schema
+from data_engine.store.warehouse import apply_migrations, open_warehouse
+from tests.homes import make_home
+
+CONFIG = ('[dataset]\nname = "t"\nmodality = "tabular"\nid_column = "id"\nlabel_column = "label"\n'
+          'feature_columns = ["x", "color"]\nclasses = ["a", "b"]\n')
+
+
+class _Recording:
+    """A DuckDB connection that remembers the SQL it was given (DuckDB's connection cannot be patched)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con, self.sql = con, []
+
+    def execute(self, sql: str, *args):
+        self.sql.append(sql)
+        return self.con.execute(sql, *args)
+
+
+def _id_ddl(con: duckdb.DuckDBPyConnection) -> str:
+    ddl = con.execute("SELECT sql FROM duckdb_tables() WHERE table_name = 'examples' "
+                      "AND database_name = current_database()").fetchone()[0]
+    return ddl.split("(", 1)[1].split(",", 1)[0]
+
+
+def test_example_ids_are_stored_with_zstd_from_the_first_batch_and_read_back_exactly(tmp_path: Path) -> None:
+    home = make_home(tmp_path, CONFIG)
+    ids = [f"id-{i:05d}" for i in range(3000)] + ["ünïcode id", "  spaced"]
+    rows = [f"{i},{'ab'[k % 2]},{k},red" for k, i in enumerate(ids)]
+    path = home.landing / "one.csv"
+    path.write_text("id,label,x,color\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    with open_warehouse(home) as con:
+        assert _id_ddl(con) == "example_id VARCHAR NOT NULL"
+        result = ingest_file(con, home.config.dataset, path)
+        assert (result.status, result.rows_new) == ("ingested", 3002)
+        assert _id_ddl(con) == "example_id VARCHAR USING COMPRESSION ZSTD NOT NULL"
+        con.execute("CHECKPOINT")
+        kinds = con.execute("SELECT DISTINCT compression FROM pragma_storage_info('examples') "
+                            "WHERE column_name = 'example_id' AND segment_type = 'VARCHAR'").fetchall()
+        assert kinds == [("ZSTD",)]
+        stored = con.execute("SELECT example_id FROM examples ORDER BY row_number").fetchall()
+        # Ids are stored in their normal form (surrounding spaces trimmed), as before.
+        assert [s[0] for s in stored] == ids[:-1] + ["spaced"]
+        # The same file again is the same batch: nothing new.
+        assert ingest_file(con, home.config.dataset, path).already_known
+        assert con.execute("SELECT count(*) FROM examples").fetchone()[0] == 3002
+
+
+def test_a_warehouse_in_a_storage_format_without_zstd_keeps_duckdbs_choice(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    for name, version, expected in (("old", "v1.0.0", "example_id VARCHAR NOT NULL"),
+                                    ("new", "v1.2.0", "example_id VARCHAR USING COMPRESSION ZSTD NOT NULL")):
+        con.execute(f"ATTACH '{tmp_path / name}.duckdb' AS {name} (STORAGE_VERSION '{version}')")
+        con.execute(f"USE {name}")
+        apply_migrations(con)
+        schema._compress_ids(con)
+        assert _id_ddl(con) == expected
+
+
+def test_the_text_scan_says_whether_the_file_holds_a_double_quote(tmp_path: Path) -> None:
+    plain, late = tmp_path / "plain.csv", tmp_path / "late.csv"
+    body = "id,label\n" + "".join(f"{i},a\n" for i in range(CHUNK_BYTES // 6))
+    plain.write_text(body)
+    late.write_text(body + '999999,"a"\n')
+    assert len(body) > CHUNK_BYTES   # the quote lies in a later chunk
+    assert scan_text(plain).quotes is False
+    assert scan_text(late).quotes is True
+
+
+def test_a_csv_without_a_double_quote_skips_the_quoting_check_and_one_with_it_does_not(tmp_path: Path) -> None:
+    plain, quoted = tmp_path / "plain.csv", tmp_path / "quoted.csv"
+    plain.write_text("id,label,x\n1,a,1\n2,b,2\n")
+    quoted.write_text('id,label,x\n1,a,1\n2,"b, c",2\n')
+    for path, sniffed, labels in ((plain, False, ["a", "b"]), (quoted, True, ["a", "b, c"])):
+        recording = _Recording(duckdb.connect())
+        raw = read_raw(recording, path, "csv")
+        assert (raw.rows, raw.rejects) == (2, 0)
+        assert any("sniff_csv" in sql for sql in recording.sql) is sniffed
+        assert [r[0] for r in recording.con.execute("SELECT label FROM raw_rows ORDER BY __row").fetchall()] == labels
