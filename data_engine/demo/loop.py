@@ -298,8 +298,7 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
         f"{EVAL_FOLDS}-fold cross-validation" + (f", the mean over {figures['repeats']} shuffles of the folds"
                                                   if figures["repeats"] > 1 else "") + "):")
     served = figures["served_model"]
-    say(f"  the served model chosen on the labels as they landed ({figures['served_model_first']}), on them: "
-        f"{noisy_v:.4f}")
+    say(f"  the served model ({served}, the same mixture throughout), on the labels as they landed: {noisy_v:.4f}")
     say("  model-centric (other models on the noisy labels): "
         + (", ".join(f"{k} {v:.4f}" for k, v in figures["model_centric"].items())
            or f"none: {served} is the task's one model, whatever [retrain] model names"))

@@ -153,3 +153,37 @@ def test_the_comparison_serves_the_users_trainer_with_its_command(tmp_path) -> N
     for name, spec, weights in served_models(home, 100):
         assert (name, spec.members, spec.command, spec.timeout_s, weights) == (
             "command", ("command",), ("python", "train.py"), 30, None)
+
+
+def test_the_noisy_cleaned_and_true_labels_are_scored_with_one_model_the_champion_now_s(tmp_path, monkeypatch) -> None:
+    """The labels as landed were scored with the first champion's spec and mixture weights, the
+    cleaned and true ones with the champion now's: the gap mixed a weights effect into the labels'
+    (wine tags, seed 0: gone with equal weights). All three now get the champion now's, exactly."""
+    from data_engine.demo import comparison
+    from data_engine.mine.spec import ModelSpec
+    from tests.homes import digits_split, make_home
+
+    home = make_home(tmp_path, {}, seed=0, n_train=40, n_gold=20, n_unlabeled=0)
+    info = digits_split(n_train=40, n_gold=20, n_unlabeled=0)
+    oracle = pd.DataFrame({"example_id": info["ids"], "label": info["y"]})
+    first = ("hgb", ModelSpec(("hgb",), "tabular", 0), {"hgb": 1.0})
+    now = ("linear+knn", ModelSpec(("linear", "knn"), "tabular", 0), {"linear": 0.7, "knn": 0.3})
+    monkeypatch.setattr(comparison, "served_models", lambda home, n_train: (first, now))
+    seen: dict = {}
+
+    def fake_metrics(data, recipes, **kw):
+        seen.update(recipes)
+        return {name: {"accuracy": 0.5, "macro_f1": 0.5} for name in recipes}
+
+    monkeypatch.setattr(comparison, "held_out_metrics", fake_metrics)
+    cleaned = pd.Series(info["y"], index=info["ids"]).astype(str)
+    noisy = cleaned.copy()
+    noisy.iloc[:5] = "x"  # labels as landed differ from the cleaned ones
+    out = comparison.compare(home, oracle, cleaned, noisy)
+    for name, labels in (("noisy", noisy), ("final", cleaned), ("clean", cleaned)):
+        spec, given, weights = seen[name]
+        assert (spec, weights) == (ModelSpec(("linear", "knn"), "tabular", 0), {"linear": 0.7, "knn": 0.3}), name
+        assert given.astype(str).reindex(info["ids"]).tolist() == labels.tolist(), name
+    # The alternatives leave out the served family only: the first champion's hgb is one of them.
+    assert "hgb" in out["model_centric"] and "linear+knn" not in out["model_centric"]
+    assert "served_model_first" not in out and out["served_model"] == "linear+knn"
