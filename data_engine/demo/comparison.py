@@ -182,7 +182,7 @@ def compare(home: Home, oracle: pd.DataFrame, cleaned: pd.Series, noisy: pd.Seri
     data = load_held_out(home, oracle)
     n_train = int((~data.is_gold).sum())
     # The served model as the engine chose it after the loop (the champion now), for all three label sets.
-    _, final = served_models(home, n_train)
+    final = served_model(home, n_train)
     candidates = {m: resolve_spec(m, modality, seed=seed) for m in ("hgb", "linear", "knn")}
     ensemble = resolve_spec("auto", modality, seed=seed, n_rows=n_train)
     candidates["+".join(ensemble.members)] = ensemble
@@ -231,14 +231,14 @@ def _reads(spec: ModelSpec, schema: dict[str, str]) -> bool:
     return True
 
 
-def served_models(home: Home, n_train: int) -> tuple[tuple[str, ModelSpec, dict[str, float] | None], ...]:
-    """(name, spec, mixture weights) of the first champion and of the champion now, as the engine
-    chose them (``served_choice`` in the model's params); the configured default where none was recorded."""
+def served_model(home: Home, n_train: int) -> tuple[str, ModelSpec, dict[str, float] | None]:
+    """(name, spec, mixture weights) of the champion now, as the engine chose it (``served_choice`` in
+    the model's params); the configured default where none was recorded (``n_train``: training rows,
+    which the default's choice of members depends on)."""
     from data_engine.mine.candidates import ServedChoice
     from data_engine.mine.embedders import configured_embedding
     from data_engine.mine.models import resolve_spec
-    from data_engine.ship.deploy import history
-    from data_engine.ship.registry import current_champion, get_model
+    from data_engine.ship.registry import current_champion
     from data_engine.store.warehouse import open_warehouse
 
     cfg = home.config
@@ -249,14 +249,9 @@ def served_models(home: Home, n_train: int) -> tuple[tuple[str, ModelSpec, dict[
     default = resolve_spec(cfg.retrain.model, modality, seed=seed, n_rows=n_train, served=True, key="retrain.model",
                            embedding=embedding, trainer=cfg.model)
     with open_warehouse(home, read_only=True) as con:
-        promoted = [d.model_version for d in history(con) if d.action == "promote"]
-        records = [get_model(con, promoted[0]) if promoted else None, current_champion(con)]
-    out = []
-    for record in records:
-        raw = record.params.get("served_choice") if record is not None else None
-        if raw is None or default.members == ("command",):
-            out.append(("+".join(default.members), default, None))
-            continue
-        choice = ServedChoice.from_dict(raw)
-        out.append((choice.chosen, ModelSpec(choice.members, modality, seed, embedding), choice.weights or None))
-    return tuple(out)
+        record = current_champion(con)
+    raw = record.params.get("served_choice") if record is not None else None
+    if raw is None or default.members == ("command",):
+        return "+".join(default.members), default, None
+    choice = ServedChoice.from_dict(raw)
+    return choice.chosen, ModelSpec(choice.members, modality, seed, embedding), choice.weights or None

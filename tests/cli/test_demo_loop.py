@@ -145,14 +145,14 @@ def test_numbers_are_scored_by_mae_rmse_and_r2():
 def test_the_comparison_serves_the_users_trainer_with_its_command(tmp_path) -> None:
     """demo-loop with [model] trainer = "command" stopped at its comparison: the served model was
     rebuilt from the recorded member name alone ("command", without the command), and failed."""
-    from data_engine.demo.comparison import served_models
+    from data_engine.demo.comparison import served_model
     from tests.homes import make_home
 
     home = make_home(tmp_path, {"model": {"trainer": "command", "command": ["python", "train.py"],
                                           "timeout_s": 30}}, seed=0, n_train=40, n_gold=20, n_unlabeled=0)
-    for name, spec, weights in served_models(home, 100):
-        assert (name, spec.members, spec.command, spec.timeout_s, weights) == (
-            "command", ("command",), ("python", "train.py"), 30, None)
+    name, spec, weights = served_model(home, 100)
+    assert (name, spec.members, spec.command, spec.timeout_s, weights) == (
+        "command", ("command",), ("python", "train.py"), 30, None)
 
 
 def test_the_noisy_cleaned_and_true_labels_are_scored_with_one_model_the_champion_now_s(tmp_path, monkeypatch) -> None:
@@ -166,9 +166,8 @@ def test_the_noisy_cleaned_and_true_labels_are_scored_with_one_model_the_champio
     home = make_home(tmp_path, {}, seed=0, n_train=40, n_gold=20, n_unlabeled=0)
     info = digits_split(n_train=40, n_gold=20, n_unlabeled=0)
     oracle = pd.DataFrame({"example_id": info["ids"], "label": info["y"]})
-    first = ("hgb", ModelSpec(("hgb",), "tabular", 0), {"hgb": 1.0})
     now = ("linear+knn", ModelSpec(("linear", "knn"), "tabular", 0), {"linear": 0.7, "knn": 0.3})
-    monkeypatch.setattr(comparison, "served_models", lambda home, n_train: (first, now))
+    monkeypatch.setattr(comparison, "served_model", lambda home, n_train: now)
     seen: dict = {}
 
     def fake_metrics(data, recipes, **kw):
@@ -184,6 +183,6 @@ def test_the_noisy_cleaned_and_true_labels_are_scored_with_one_model_the_champio
         spec, given, weights = seen[name]
         assert (spec, weights) == (ModelSpec(("linear", "knn"), "tabular", 0), {"linear": 0.7, "knn": 0.3}), name
         assert given.astype(str).reindex(info["ids"]).tolist() == labels.tolist(), name
-    # The alternatives leave out the served family only: the first champion's hgb is one of them.
+    # The alternatives leave out the served family only: hgb is one of them.
     assert "hgb" in out["model_centric"] and "linear+knn" not in out["model_centric"]
     assert "served_model_first" not in out and out["served_model"] == "linear+knn"
