@@ -18,20 +18,10 @@ from data_engine.ingest.textscan import CHUNK_BYTES, scan_text
 from data_engine.store import schema
 from data_engine.store.warehouse import apply_migrations, open_warehouse
 from tests.homes import make_home
+from tests.recording import RecordingConnection
 
 CONFIG = ('[dataset]\nname = "t"\nmodality = "tabular"\nid_column = "id"\nlabel_column = "label"\n'
           'feature_columns = ["x", "color"]\nclasses = ["a", "b"]\n')
-
-
-class _Recording:
-    """A DuckDB connection that remembers the SQL it was given (DuckDB's connection cannot be patched)."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.con, self.sql = con, []
-
-    def execute(self, sql: str, *args):
-        self.sql.append(sql)
-        return self.con.execute(sql, *args)
 
 
 def _id_ddl(con: duckdb.DuckDBPyConnection) -> str:
@@ -89,7 +79,7 @@ def test_a_csv_without_a_double_quote_skips_the_quoting_check_and_one_with_it_do
     plain.write_text("id,label,x\n1,a,1\n2,b,2\n")
     quoted.write_text('id,label,x\n1,a,1\n2,"b, c",2\n')
     for path, sniffed, labels in ((plain, False, ["a", "b"]), (quoted, True, ["a", "b, c"])):
-        recording = _Recording(duckdb.connect())
+        recording = RecordingConnection(duckdb.connect())
         raw = read_raw(recording, path, "csv")
         assert (raw.rows, raw.rejects) == (2, 0)
         assert any("sniff_csv" in sql for sql in recording.sql) is sniffed

@@ -14,17 +14,7 @@ import duckdb
 from data_engine.bench.size import write_wide_csv
 from data_engine.ingest.readers import read_raw
 from data_engine.store import schema
-
-
-class _Recording:
-    """A DuckDB connection that remembers the SQL it was given (DuckDB's connection cannot be patched)."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
-        self.con, self.sql = con, []
-
-    def execute(self, sql: str, *args):
-        self.sql.append(sql)
-        return self.con.execute(sql, *args)
+from tests.recording import RecordingConnection
 
 
 def test_type_inference_of_a_wide_file_reads_a_bounded_slice_of_columns_per_query(tmp_path: Path) -> None:
@@ -32,7 +22,7 @@ def test_type_inference_of_a_wide_file_reads_a_bounded_slice_of_columns_per_quer
     write_wide_csv(wide, columns=400, rows=2000)
     con = duckdb.connect()
     raw = read_raw(con, wide, "csv")
-    recording = _Recording(con)
+    recording = RecordingConnection(con)
     types = schema._infer(recording, [c for c in raw.columns if c.startswith("f")], ())
     # Half the columns hold numbers, half words: every type right.
     assert len(types) == 400 and sum(t == "numeric" for t in types.values()) == 200
