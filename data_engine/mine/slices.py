@@ -8,7 +8,10 @@ names; so this module adds what it lacks:
 1. **Candidates.** k-means clusters (scikit-learn ``KMeans``; ``MiniBatchKMeans`` above
    :data:`MINIBATCH_ROWS` rows) of the run's embedding (the stored per-row embedding, else the
    members' dense feature space, :func:`data_engine.mine.selection.features.selection_embedding`)
-   at a few resolutions (:data:`CLUSTER_COUNTS`); and, where there are named numeric or categorical
+   at a few resolutions (:data:`CLUSTER_COUNTS`; fitted on a sample of :data:`FIT_ROWS` rows, then
+   every row assigned; above ``selection.features.SPACE_FIT_ROWS`` rows the feature space is fitted
+   on a seeded sample too and computed block by block, never for all rows at once, because the
+   clusters need only their centres fitted and every row assigned once); and, where there are named numeric or categorical
    columns, the nodes of a shallow decision tree fitted to the out-of-fold errors on half of the
    rows (an "error tree", the weak-segment search of SliceFinder, Chung et al. 2019, and of
    Deepchecks' weak-segments check), tested on the other half only (an honest split: a node chosen
@@ -38,12 +41,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from data_engine.mine.slice_rules import Encoder, conditions_mask, conditions_text, node_rules, rule_of
+
+if TYPE_CHECKING:
+    from data_engine.mine.selection.features import RowSpace
 
 # Fewer labeled examples than this: no slices are looked for.
 MIN_ROWS = 60
@@ -147,7 +153,8 @@ class _Candidate:
     p: float = 1.0
 
 
-def find_weak_slices(frame: pd.DataFrame, schema: Mapping[str, str], correct: np.ndarray, vectors: np.ndarray, *,
+def find_weak_slices(frame: pd.DataFrame, schema: Mapping[str, str], correct: np.ndarray,
+                     vectors: np.ndarray | RowSpace, *,
                      unlabeled: pd.DataFrame | None = None, unlabeled_vectors: np.ndarray | None = None,
                      given: Sequence[str] | None = None, ids: Sequence[str] | None = None,
                      embedding: str | None = None, seed: int = 0, adjust: bool = True) -> SliceReport:
@@ -155,7 +162,8 @@ def find_weak_slices(frame: pd.DataFrame, schema: Mapping[str, str], correct: np
 
     ``frame``: the labeled rows (n) with the input columns of ``schema`` (name -> kind; the numeric
     and categorical ones describe slices); ``correct``: (n,) bool, whether each out-of-fold
-    prediction is right; ``vectors``: (n, D) the space clusters are found in, ``unlabeled_vectors``
+    prediction is right; ``vectors``: (n, D) the space clusters are found in (or a
+    :class:`~data_engine.mine.selection.features.RowSpace` of it, read block by block), ``unlabeled_vectors``
     (m, D) the unlabeled rows ``unlabeled`` (m) in the same space (to say which are in a slice);
     ``given``: the n given labels as text and ``ids`` the n example ids (a description without named
     columns); ``embedding``: the name of the stored embedding ``vectors`` are, None when they are a
@@ -175,7 +183,10 @@ def find_weak_slices(frame: pd.DataFrame, schema: Mapping[str, str], correct: np
     coder = Encoder(frame, schema, named)
     X = coder.encode(frame) if named else None
     Xu = coder.encode(unlabeled) if named and unlabeled is not None and len(unlabeled) else None
-    candidates = _cluster_candidates(np.asarray(vectors, dtype=np.float64), unlabeled_vectors, n, m, rng, seed)
+    from data_engine.mine.selection.features import RowSpace
+
+    space = vectors if isinstance(vectors, RowSpace) else np.asarray(vectors, dtype=np.float64)
+    candidates = _cluster_candidates(space, unlabeled_vectors, n, m, rng, seed)
     if X is not None:
         candidates += _tree_candidates(X, Xu, coder, correct, m, rng, seed)
     tested = _test(candidates, correct, adjust)
@@ -195,21 +206,33 @@ def _kmeans(k: int, n: int, seed: int) -> Any:
     return KMeans(n_clusters=k, random_state=seed, n_init=2)
 
 
-def _cluster_candidates(V: np.ndarray, Vu: np.ndarray | None, n: int, m: int, rng: np.random.Generator,
+def _cluster_candidates(V: np.ndarray | RowSpace, Vu: np.ndarray | None, n: int, m: int, rng: np.random.Generator,
                         seed: int) -> list[_Candidate]:
     """Every cluster of every resolution in :data:`CLUSTER_COUNTS` (an average cluster of at least
-    :data:`MIN_SLICE` rows) as a candidate tested on all rows."""
+    :data:`MIN_SLICE` rows) as a candidate tested on all rows. A :class:`RowSpace` ``V`` is read
+    block by block: one pass assigns every row to the clusters of every resolution."""
+    from data_engine.mine.selection.features import RowSpace
+
     fit = np.sort(rng.choice(n, FIT_ROWS, replace=False)) if n > FIT_ROWS else np.arange(n)
+    lazy = isinstance(V, RowSpace)
+    V_fit = V.take(fit) if lazy else V[fit]
+    models = [_kmeans(k, len(fit), seed).fit(V_fit)
+              for k in sorted({min(k, n // MIN_SLICE) for k in CLUSTER_COUNTS}) if k >= 2]
+    del V_fit
+    if lazy:
+        parts: list[list[np.ndarray]] = [[] for _ in models]
+        for block in V.blocks():
+            for part, model in zip(parts, models):
+                part.append(model.predict(block))
+        assigned = [np.concatenate(part) for part in parts]
+    else:
+        assigned = [model.predict(V) for model in models]
     found = []
     everyone = np.ones(n, dtype=bool)
-    for k in sorted({min(k, n // MIN_SLICE) for k in CLUSTER_COUNTS}):
-        if k < 2:
-            continue
-        model = _kmeans(k, len(fit), seed).fit(V[fit])
-        labels = model.predict(V)
+    for model, labels in zip(models, assigned):
         ulabels = model.predict(Vu) if m else np.empty(0, dtype=int)
-        for j in range(k):
-            found.append(_Candidate("cluster", labels == j, ulabels == j, everyone, k=k, cluster=j,
+        for j in range(model.n_clusters):
+            found.append(_Candidate("cluster", labels == j, ulabels == j, everyone, k=model.n_clusters, cluster=j,
                                     centroids=model.cluster_centers_))
     return found
 
@@ -322,7 +345,7 @@ def discover_slices(state: Any, modality: str, seed: int = 0) -> SliceReport:
     feature space fitted on the labeled and unlabeled rows together (unsupervised: no label is read).
     ``modality``: ``[dataset] modality``."""
     from data_engine.mine.embedders.base import EMBEDDING_COLUMN
-    from data_engine.mine.selection.features import selection_embedding
+    from data_engine.mine.selection.features import slice_space
 
     train, unl = state.train, state.unlabeled
     if len(train) < MIN_ROWS:
@@ -337,13 +360,10 @@ def discover_slices(state: Any, modality: str, seed: int = 0) -> SliceReport:
     pick = np.arange(len(unl)) if len(unl) <= MAX_UNLABELED else \
         np.sort(np.random.default_rng(seed).choice(len(unl), MAX_UNLABELED, replace=False))
     unl = unl.iloc[pick]
-    cols = list(state.schema)
-    both = pd.concat([train[cols], unl[cols]], ignore_index=True)
-    vectors = np.stack([*train[EMBEDDING_COLUMN].to_numpy(), *unl[EMBEDDING_COLUMN].to_numpy()]) if stored else None
-    space = selection_embedding(both, state.schema, modality, vectors)
+    space, unlabeled_space = slice_space(train, unl, state.schema, modality, EMBEDDING_COLUMN if stored else None, seed)
     given = state.task.decode(state.labels, state.classes) if state.labels.ndim == 1 else None
-    report = find_weak_slices(train, state.schema, correct, space[: len(train)], unlabeled=unl.reset_index(drop=True),
-                              unlabeled_vectors=space[len(train):], given=given,
+    report = find_weak_slices(train, state.schema, correct, space, unlabeled=unl.reset_index(drop=True),
+                              unlabeled_vectors=unlabeled_space, given=given,
                               ids=train["example_id"].astype(str).to_numpy(dtype=object),
                               embedding=state.embedding if stored else None, seed=seed)
     for found in report.slices:  # back to one flag per unlabeled row of the run

@@ -237,3 +237,67 @@ def test_a_noisier_camera_of_a_detection_home_is_found_and_named_by_its_column(t
                                # 51 night images left as given, one of them misread by the detector.
                                "accuracy": round(50 / 93, 4), "rest_accuracy": round(145 / 147, 4),
                                "p_value": pytest.approx(1.312e-07, rel=1e-3)}], summary.slice_search
+
+
+def _state(n: int, seed: int = 11):
+    from types import SimpleNamespace
+
+    from data_engine.tasks import Classification
+
+    df = frame(n, seed)
+    rng = np.random.default_rng(seed + 1)
+    labels = rng.integers(0, 2, n)
+    right = rng.random(n) < np.where(planted(df), 0.6, 0.9)
+    probs = (np.where(right, labels, 1 - labels)[:, None] == np.arange(2)[None, :]).astype(float)
+    m = n * 4 // 5
+    train = df.iloc[:m].assign(example_id=[f"e{i}" for i in range(m)])
+    return SimpleNamespace(train=train, unlabeled=df.iloc[m:].reset_index(drop=True), schema=SCHEMA,
+                           task=Classification(), labels=labels[:m], oof_probs=probs[:m], classes=["a", "b"],
+                           embedding="column"), planted(df)[:m]
+
+
+def test_up_to_the_sample_size_the_slice_space_is_fitted_on_all_rows_at_once():
+    from data_engine.mine.selection.features import SPACE_FIT_ROWS, selection_embedding, slice_space
+
+    state, _ = _state(1500)
+    assert len(state.train) + len(state.unlabeled) <= SPACE_FIT_ROWS
+    labeled, others = slice_space(state.train, state.unlabeled, SCHEMA, "tabular")
+    whole = selection_embedding(pd.concat([state.train[list(SCHEMA)], state.unlabeled[list(SCHEMA)]],
+                                          ignore_index=True), SCHEMA, "tabular")
+    assert isinstance(labeled, np.ndarray) and labeled.shape == (1200, 6) and others.shape == (300, 6)
+    assert np.array_equal(labeled, whole[:1200]) and np.array_equal(others, whole[1200:])
+
+
+def test_a_space_read_block_by_block_finds_the_same_slices_as_the_whole_array(monkeypatch):
+    import data_engine.mine.selection.features as features
+
+    df = frame(3000, 4)
+    rng = np.random.default_rng(5)
+    correct = rng.random(len(df)) < np.where(planted(df), 0.55, 0.92)
+    vectors = np.column_stack([df[["x1", "x2", "x3"]].to_numpy(), pd.get_dummies(df["plan"]).to_numpy(float)])
+    monkeypatch.setattr(features, "SPACE_BLOCK_ROWS", 700)  # 5 blocks, the last one short
+    lazy = features.RowSpace(pd.DataFrame(vectors), lambda f: f.to_numpy())
+    assert np.array_equal(np.vstack(list(lazy.blocks())), vectors) and np.array_equal(lazy.take([3, 2999]),
+                                                                                      vectors[[3, 2999]])
+    whole, blocks = (find_weak_slices(df, SCHEMA, correct, v, seed=0) for v in (vectors, lazy))
+    assert whole.slices and blocks.records() == whole.records() and blocks.summary == whole.summary
+    assert all(np.array_equal(a.members, b.members) for a, b in zip(whole.slices, blocks.slices))
+
+
+def test_above_the_sample_size_the_slice_space_is_fitted_on_a_sample_and_the_planted_slice_is_found(monkeypatch):
+    import data_engine.mine.selection.features as features
+    import data_engine.mine.slices as slices
+
+    state, inside = _state(5000)
+    monkeypatch.setattr(features, "SPACE_FIT_ROWS", 1000)
+    monkeypatch.setattr(features, "SPACE_BLOCK_ROWS", 900)
+    labeled, others = features.slice_space(state.train, state.unlabeled, SCHEMA, "tabular")
+    assert isinstance(labeled, features.RowSpace) and len(labeled) == 4000 and others.shape == (1000, 6)
+    assert np.vstack(list(labeled.blocks())).shape == (4000, 6)
+    report = slices.discover_slices(state, "tabular")
+    best = report.slices[0]
+    assert 'plan = "basic"' in best.definition and "x3 > 2." in best.definition, best.definition
+    members = np.zeros(4000, bool)
+    members[best.members] = True
+    assert (members & inside).sum() / members.sum() > 0.8 and (members & inside).sum() / inside.sum() > 0.8
+    assert best.n == members.sum() and best.accuracy < best.rest_accuracy - 0.2 and len(best.unlabeled) == 1000

@@ -35,8 +35,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,6 +43,11 @@ import pandas as pd
 
 from data_engine.compute.backend import Backend
 from data_engine.mine.detectors.base import Neighbours
+from data_engine.mine.detectors.faiss_calls import add_rows as _add
+from data_engine.mine.detectors.faiss_calls import hnsw_query as _hnsw_query
+from data_engine.mine.detectors.faiss_calls import ivf_query as _ivf_query
+from data_engine.mine.detectors.faiss_calls import one_faiss_thread as _one_faiss_thread
+from data_engine.mine.detectors.faiss_calls import serialised
 from data_engine.mine.embedders.tfidf import TfidfEmbedder
 
 log = logging.getLogger(__name__)
@@ -78,6 +82,8 @@ IVF_ITERATIONS = 20
 NPROBE_STEPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 MAX_NPROBE = NPROBE_STEPS[-1]
 METHODS = ("auto", "ivf", "hnsw")
+# Rows searched in the graph at a time (their answers and copies: about 10 MB per block).
+SEARCH_BLOCK_ROWS = 100_000
 
 
 @dataclass
@@ -170,13 +176,16 @@ def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *
         import faiss
 
         approx = faiss.deserialize_index(graph)
+        del graph  # the caller's index still holds the old bytes; this one need not
         _add(approx, X_new)
         nprobe = getattr(index, "nprobe", None)  # indexes kept before the inverted file have none
         if nprobe is not None:
             d, i = _ivf_query(approx, X_new, k + 1, nprobe)
         else:
             d, i = _hnsw_query(approx, X_new, k + 1, index.ef_search or EF_SEARCH)
-        graph = faiss.serialize_index(approx)
+        holder = [approx]
+        del approx
+        graph = serialised(holder)
     d, i = _drop_self(d, i, new_rows, k)
     neighbours = Neighbours(np.vstack([index.neighbours.distances, d]), np.vstack([index.neighbours.indices, i]))
     keys_all = np.concatenate([index.keys, _key_array(keys)])
@@ -257,13 +266,21 @@ def _hnsw_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, t
     seconds["build"] = lap()
     ef = beam_for_recall(hnsw, X, sample, truth, target)
     seconds["beam"] = lap()
-    d, i = _drop_self(*_hnsw_query(hnsw, X, k + 1, ef), np.arange(n), k)
+    # Searched a block of rows at a time into the result, so that faiss's (N, k + 1) answers and
+    # their copies exist for one block only (each row's search is its own: the same neighbours).
+    d = np.empty((n, k), dtype=np.float32)
+    i = np.empty((n, k), dtype=np.int64)
+    for lo in range(0, n, SEARCH_BLOCK_ROWS):
+        rows = np.arange(lo, min(n, lo + SEARCH_BLOCK_ROWS))
+        d[rows], i[rows] = _drop_self(*_hnsw_query(hnsw, X[rows], k + 1, ef), rows, k)
     seconds["search"] = lap()
     # The same rows searched with the same beam: the recall of the sample as it ends up in the result.
     recall = recall_at_k(i[sample], truth)
     log.info("neighbours of %d rows by HNSW: recall@%d %.3f (efSearch %d, %d rows checked exactly), seconds %s",
              n, k, recall, ef, len(sample), seconds)
-    return Search(Neighbours(d, i), faiss.serialize_index(hnsw), recall, ef, seconds)
+    holder = [hnsw]
+    del hnsw
+    return Search(Neighbours(d, i), serialised(holder), recall, ef, seconds)
 
 
 def _ivf_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, target: float, seed: int,
@@ -313,7 +330,9 @@ def _ivf_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, ta
         ivf.add(X)
     log.info("neighbours of %d rows by inverted file: recall@%d %.3f (%d of %d lists probed, %d rows checked "
              "exactly), seconds %s", n, k, recall, chosen, n_lists, len(sample), seconds)
-    return Search(Neighbours(d, i), faiss.serialize_index(ivf), recall, None, seconds, nprobe=chosen)
+    holder = [ivf]
+    del ivf
+    return Search(Neighbours(d, i), serialised(holder), recall, None, seconds, nprobe=chosen)
 
 
 def _stopwatch() -> Callable[[], float]:
@@ -333,8 +352,9 @@ def _probe_lists(X: np.ndarray, rows: np.ndarray, lists: np.ndarray, members: li
     lists nearest each row's own list centre; distances and row numbers, shapes (Q, k)."""
     import faiss
 
-    d = np.empty((len(rows), k + 1), dtype=np.float32)
-    i = np.empty((len(rows), k + 1), dtype=np.int64)
+    # Each list's answers lose their own row at once: (Q, k + 1) answers never exist for all rows.
+    d = np.empty((len(rows), k), dtype=np.float32)
+    i = np.empty((len(rows), k), dtype=np.int64)
     own = lists[rows]
     order = np.argsort(own, kind="stable")
     bounds = np.searchsorted(own[order], np.arange(len(members) + 1))
@@ -342,10 +362,10 @@ def _probe_lists(X: np.ndarray, rows: np.ndarray, lists: np.ndarray, members: li
         for c in np.flatnonzero(np.diff(bounds)):
             at = order[bounds[c]:bounds[c + 1]]
             candidates = np.concatenate([members[m] for m in near[c, :nprobe]])
-            d2, found = faiss.knn(X[rows[at]], X[candidates], min(k + 1, len(candidates)))
-            d[at], i[at] = _pad(d2, found, k + 1)
-            i[at] = np.where(i[at] >= 0, candidates[np.maximum(i[at], 0)], -1)
-    return _drop_self(np.sqrt(np.maximum(d, 0)), i, rows, k)
+            d2, found = _pad(*faiss.knn(X[rows[at]], X[candidates], min(k + 1, len(candidates))), k + 1)
+            found = np.where(found >= 0, candidates[np.maximum(found, 0)], -1)
+            d[at], i[at] = _drop_self(np.sqrt(np.maximum(d2, 0)), found, rows[at], k)
+    return d, i
 
 
 def _pad(d: np.ndarray, i: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -355,18 +375,6 @@ def _pad(d: np.ndarray, i: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarr
     fill = width - d.shape[1]
     return (np.hstack([d, np.full((len(d), fill), np.inf, np.float32)]),
             np.hstack([i, np.full((len(i), fill), -1, np.int64)]))
-
-
-def _ivf_query(ivf: object, queries: np.ndarray, k: int, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
-    """Euclidean distances (float32) and row numbers of the ``k`` nearest rows in the inverted
-    file, shapes (Q, k), probing the ``nprobe`` lists nearest each query."""
-    import faiss
-
-    params = faiss.SearchParametersIVF()
-    params.nprobe = nprobe
-    with _one_faiss_thread():
-        d2, i = ivf.search(queries, k, params=params)
-    return np.sqrt(np.maximum(d2, 0)).astype(np.float32), i.astype(np.int64)
 
 
 def beam_for_recall(hnsw: object, X: np.ndarray, sample: np.ndarray, truth: np.ndarray, target: float) -> int:
@@ -390,38 +398,6 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
         return 1.0
     hits = sum(len(np.intersect1d(f, t)) for f, t in zip(found, truth))
     return hits / truth.size
-
-
-@contextmanager
-def _one_faiss_thread() -> Iterator[None]:
-    """Run faiss on one thread (see the module doc: reproducible, and faster on a busy machine)."""
-    import faiss
-
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(threads)
-
-
-def _add(hnsw: object, X: np.ndarray) -> None:
-    """Insert rows ``X`` (shape (M, d), float32) into the HNSW graph."""
-    with _one_faiss_thread():
-        hnsw.add(X)
-
-
-def _hnsw_query(hnsw: object, queries: np.ndarray, k: int, ef: int) -> tuple[np.ndarray, np.ndarray]:
-    """Euclidean distances (float32) and row numbers of the ``k`` nearest rows in the graph,
-    shapes (Q, k), with beam width ``ef`` (at least ``k``)."""
-    import faiss
-
-    params = faiss.SearchParametersHNSW()
-    params.efSearch = max(ef, k)
-    with _one_faiss_thread():
-        d2, i = hnsw.search(queries, k, params=params)
-    # faiss returns squared L2 distances; -1 marks a missing result (only with fewer than k rows).
-    return np.sqrt(np.maximum(d2, 0)).astype(np.float32), i.astype(np.int64)
 
 
 def _exact(X: np.ndarray, k: int) -> Neighbours:
