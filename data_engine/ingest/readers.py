@@ -161,14 +161,14 @@ def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"DROP {kinds[name]} IF EXISTS {quote_ident(name)}")
 
 
-def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, quotes: bool = True) -> tuple[str, ...]:
+def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, quotes: bool) -> tuple[str, ...]:
     """Read the CSV at ``path`` into ``raw_rows``/``raw_rejects``; return the header's names given
-    twice. ``quotes``: whether the file holds a double quote at all (``TextScan.quotes``); False
-    skips the check of the sniffer's quoting, which otherwise reads the whole file again."""
+    twice. ``quotes``: whether the file holds a double quote at all (``TextScan.quotes``, from the
+    scan that already read every byte); only then is the sniffer's quoting checked."""
     _read_csv_table(con, str(path), "auto_detect = true")
     broken = None
     rejects = con.execute("SELECT count(*) FROM reject_errors").fetchone()[0]
-    unquoted = quotes and _unquoted_but_has_quotes(con, path)
+    unquoted = quotes and _sniffed_without_quoting(con, path)
     if rejects or unquoted:
         broken = find_broken_quotes(path)
     if broken is None and unquoted:
@@ -238,18 +238,15 @@ def _read_csv(con: duckdb.DuckDBPyConnection, path: Path, quotes: bool = True) -
     return duplicates
 
 
-def _unquoted_but_has_quotes(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
-    """True when the sniffer read the file without quoting although it holds quote characters: a
-    lone unterminated quote makes it give up quoting, and the row then reads as valid text with a
-    stray ``"`` in it."""
+def _sniffed_without_quoting(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
+    """True when the sniffer reads the CSV at ``path`` without ``"`` as its quote. Asked only of a file
+    that holds a ``"`` (``TextScan.quotes``): a lone unterminated quote makes the sniffer give up
+    quoting, and the row then reads as valid text with a stray ``"`` in it."""
     try:
         quote = con.execute("SELECT Quote FROM sniff_csv(?)", [str(path)]).fetchone()[0]
     except duckdb.Error:
         return False
-    if quote == '"':
-        return False
-    with open_bytes(path) as fh:
-        return any(b'"' in chunk for chunk in iter(lambda: fh.read(1 << 22), b""))
+    return quote != '"'
 
 
 def _compression(path: str) -> str:
