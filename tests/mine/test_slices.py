@@ -301,3 +301,33 @@ def test_above_the_sample_size_the_slice_space_is_fitted_on_a_sample_and_the_pla
     members[best.members] = True
     assert (members & inside).sum() / members.sum() > 0.8 and (members & inside).sum() / inside.sum() > 0.8
     assert best.n == members.sum() and best.accuracy < best.rest_accuracy - 0.2 and len(best.unlabeled) == 1000
+
+
+def test_above_the_sample_size_a_stored_embedding_is_the_space_and_text_is_fitted_on_the_sample(monkeypatch):
+    """The block-by-block space was tried on tabular columns only. A stored embedding (text and image
+    homes with an embedder) is read back row for row, exactly; a text column without one gets its
+    tf-idf and components fitted on the sample, every labeled row then placed in the same D columns."""
+    import data_engine.mine.selection.features as features
+
+    monkeypatch.setattr(features, "SPACE_FIT_ROWS", 300)
+    monkeypatch.setattr(features, "SPACE_BLOCK_ROWS", 250)
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(1000, 4)).astype(np.float32)
+    # A vocabulary wider than the space's 100 components: a narrower one is refused by TruncatedSVD (n_components
+    # above the tf-idf features), in the whole-array space as well; not what this test is about.
+    words = np.array([f"word{i}" for i in range(400)])
+    texts = [" ".join(rng.choice(words, 8)) for _ in range(1000)]
+    both = pd.DataFrame({"text": texts, "emb": list(vectors)})
+    labeled, others = features.slice_space(both.iloc[:800], both.iloc[800:], {"text": "text"}, "text", stored="emb")
+    assert isinstance(labeled, features.RowSpace) and len(labeled) == 800
+    assert np.array_equal(np.vstack(list(labeled.blocks())), vectors[:800].astype(np.float64))
+    assert np.array_equal(others, vectors[800:].astype(np.float64))
+    assert np.array_equal(labeled.take(np.array([5, 799])), vectors[[5, 799]].astype(np.float64))
+
+    labeled, others = features.slice_space(both.iloc[:800], both.iloc[800:], {"text": "text"}, "text")
+    blocks = list(labeled.blocks())
+    assert [len(b) for b in blocks] == [250, 250, 250, 50]
+    whole = np.vstack(blocks)
+    assert whole.shape[0] == 800 and others.shape == (200, whole.shape[1]) and whole.shape[1] >= 2
+    # The same fitted space, whatever the block: a row reads the same alone as in its block.
+    assert np.allclose(labeled.take(np.array([260, 799])), whole[[260, 799]])
