@@ -57,7 +57,7 @@ from data_engine.ship.gold import (
     recorded_out_of_fold,
     unmeasured_phrase,
 )
-from data_engine.ship.leakage import without_leaked_gold
+from data_engine.ship.leakage import scored_gold
 from data_engine.tasks.paired import PairedDiff, holm
 from data_engine.ship.registry import (
     GateRecord,
@@ -397,7 +397,7 @@ def run_gate(
     from data_engine.store.schema import load_classes
 
     # Gold examples with a copy in the training data measure memory: scored without them.
-    gold, leaked = without_leaked_gold(con, cfg, load_gold(con, cfg))
+    gold, leaked = scored_gold(con, cfg)
     gold_version, previous = record_gold_version(con), last_verdict_gold(con)
     discovered, not_checked = discovered_slice_masks(con, cfg, gold)
     verdict = gate_gold(home, cfg, record, champion, gold, candidate_seen=provenance(con, record),
