@@ -6,20 +6,30 @@ recorded, read off the training labels in force."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import duckdb
 import numpy as np
 
 from data_engine.ship.registry import ModelRecord
-from data_engine.ship.verdict import BaselineFigure
 from data_engine.store.config import EngineConfig
 from data_engine.tasks import Task
 from data_engine.tasks.baseline import TrivialBaseline
 
 # The key of a model's ``params`` that holds its trivial baseline (kind, name, label).
 BASELINE_PARAM = "trivial_baseline"
+
+
+@dataclass(frozen=True)
+class BaselineFigure:
+    """The trivial baseline a first model is compared with (:mod:`data_engine.tasks.baseline`): its
+    name, the one label (stored spelling) it answers for every example, and its figure of the gate's
+    metric on the same gold examples (None when the metric has no figure there)."""
+
+    name: str
+    label: str
+    figure: float | None
 
 
 def recorded_baseline(task: Task, train_labels: Sequence[str]) -> dict[str, Any]:

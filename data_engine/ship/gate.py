@@ -60,7 +60,7 @@ from data_engine.ship.gold import (
     recorded_out_of_fold,
     unmeasured_phrase,
 )
-from data_engine.ship.baseline import baseline_figure, candidate_baseline
+from data_engine.ship.baseline import BaselineFigure, baseline_figure, candidate_baseline
 from data_engine.ship.leakage import scored_gold
 from data_engine.tasks.paired import PairedDiff, holm
 from data_engine.ship.registry import (
@@ -74,7 +74,7 @@ from data_engine.ship.registry import (
     record_metrics,
     set_status,
 )
-from data_engine.ship.verdict import BaselineFigure, Check, GateVerdict, Provenance, first_model_reason, low_recall_phrase
+from data_engine.ship.verdict import Check, GateVerdict, Provenance, first_model_reason, low_recall_phrase
 from data_engine.store.config import EngineConfig, GateConfig
 from data_engine.store.home import Home
 from data_engine.tasks import Classification, Task, task_for

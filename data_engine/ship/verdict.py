@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from data_engine.ship.baseline import BaselineFigure
 from data_engine.ship.evaluation import Evaluation
 from data_engine.ship.gold import UnmeasuredClass
 from data_engine.tasks.paired import PairedDiff
@@ -39,17 +40,6 @@ class Provenance:
 
     reviewed_labels: int
     label_snapshot: int
-
-
-@dataclass(frozen=True)
-class BaselineFigure:
-    """The trivial baseline a first model is compared with (:mod:`data_engine.tasks.baseline`): its
-    name, the one label (stored spelling) it answers for every example, and its figure of the gate's
-    metric on the same gold examples (None when the metric has no figure there)."""
-
-    name: str
-    label: str
-    figure: float | None
 
 
 @dataclass(frozen=True)

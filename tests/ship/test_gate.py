@@ -64,7 +64,7 @@ def test_first_model_passes():
 
 def test_a_first_model_must_beat_the_trivial_baseline():
     """The trial's case: a first model at 0.347 on gold against a majority-class share of 0.382 was promoted."""
-    from data_engine.ship.verdict import BaselineFigure
+    from data_engine.ship.baseline import BaselineFigure
     from data_engine.tasks import Regression
 
     majority = BaselineFigure("majority-class baseline", "b", 0.382)
