@@ -30,7 +30,7 @@ GATE_CHECK = "promotion_gate"
 # one gets a null there, so both show the same keys.
 GATE_KEYS = ("verdict", "outcome", "test", "metric", "n_gold", "champion_version", "difference", "ci_low",
              "ci_high", "p_worse", "p_better", "gold_only_candidate_right", "gold_only_champion_right",
-             "low_recall_classes", "unmeasured_classes", "gold_version", "reason")
+             "low_recall_classes", "unmeasured_classes", "baseline", "baseline_figure", "gold_version", "reason")
 # The gold figures of one class per example; another task names its own (Task.metric_names).
 CLASS_METRICS = ("accuracy", "macro_f1")
 CHAMPION_KEYS = ("champion_version", "promoted", "note", "previous_version", "deployment_id")
@@ -94,6 +94,8 @@ def gate_fields(gate: GateRecord, figures: Mapping[str, Any]) -> dict[str, Any]:
         "gold_only_champion_right": figures.get("gold_only_champion_right"),
         "low_recall_classes": ", ".join(figures.get("low_recall_classes") or {}) or "none",
         "unmeasured_classes": ", ".join(gate.unmeasured or figures.get("unmeasured_classes") or {}) or "none",
+        # A first model's trivial baseline and its figure of the metric on the same gold (None with a champion).
+        "baseline": figures.get("baseline"), "baseline_figure": figures.get("baseline_figure"),
         "gold_version": gate.gold_version, "reason": gate.reason,
     }
 

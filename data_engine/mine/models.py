@@ -370,9 +370,10 @@ def feature_space(schema: Schema, modality: str) -> Any:
     one-hot categories, text as L2-normalised LSA (truncated SVD of word TF-IDF), and image files
     through the ``image`` embedder, standardised."""
     from sklearn.compose import ColumnTransformer
-    from sklearn.decomposition import TruncatedSVD
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import Normalizer
+
+    from data_engine.mine.components import CappedSVD
 
     parts: list[tuple[str, Any, Any]] = []
     if schema.numeric or schema.categorical:
@@ -380,8 +381,8 @@ def feature_space(schema: Schema, modality: str) -> Any:
                                                   ModelSpec((), modality), "selection"),
                       list(schema.numeric + schema.categorical)))
     for i, col in enumerate(schema.text):
-        lsa = make_pipeline(_text_features(char=False), TruncatedSVD(TEXT_SPACE_DIMENSIONS, random_state=0),
-                            Normalizer())
+        # Capped by the fitted vocabulary and rows: a column of a few distinct words has fewer terms than this.
+        lsa = make_pipeline(_text_features(char=False), CappedSVD(TEXT_SPACE_DIMENSIONS, random_state=0), Normalizer())
         parts.append((f"text{i}", lsa, col))
     # Image files have no pixel columns: their distances are the image embedder's (as the kNN member's).
     parts += _image_parts(schema, scale=True)

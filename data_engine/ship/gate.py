@@ -6,7 +6,10 @@ Rules (:func:`decide_promotion`, a pure function):
 2. A configured slice with no gold examples: refuse (a "unit test" that cannot run is not passed).
    The newest mining run's discovered weak slices (:mod:`data_engine.mine.slices`) with gold
    examples are checked like configured slices below; one without any is left out.
-3. No champion yet: the candidate passes (it is the first model), with its figures recorded.
+3. No champion yet: the candidate (the first model) passes only when its metric on gold is better
+   than the task's trivial baseline's on the same gold examples (:mod:`data_engine.tasks.baseline`:
+   the training labels' majority class, each tag's majority, the training mean, the empty set of
+   boxes or spans), with both figures recorded.
 4. ``[gate] test = "paired"`` (default): both models' answers on the same gold examples are
    compared pair by pair by the dataset's task (:meth:`data_engine.tasks.Task.paired_test` and
    :meth:`~data_engine.tasks.Task.class_tests`; for classes :mod:`data_engine.tasks.paired`:
@@ -57,7 +60,8 @@ from data_engine.ship.gold import (
     recorded_out_of_fold,
     unmeasured_phrase,
 )
-from data_engine.ship.leakage import without_leaked_gold
+from data_engine.ship.baseline import BaselineFigure, baseline_figure, candidate_baseline
+from data_engine.ship.leakage import scored_gold
 from data_engine.tasks.paired import PairedDiff, holm
 from data_engine.ship.registry import (
     GateRecord,
@@ -70,10 +74,11 @@ from data_engine.ship.registry import (
     record_metrics,
     set_status,
 )
-from data_engine.ship.verdict import Check, GateVerdict, Provenance, low_recall_phrase
+from data_engine.ship.verdict import Check, GateVerdict, Provenance, first_model_reason, low_recall_phrase
 from data_engine.store.config import EngineConfig, GateConfig
 from data_engine.store.home import Home
 from data_engine.tasks import Classification, Task, task_for
+from data_engine.tasks.baseline import TrivialBaseline
 
 # Float noise must not make an equal model "worse".
 _EPS = 1e-9
@@ -94,6 +99,7 @@ def decide_promotion(
     champion_seen: Provenance | None = None,
     unmeasured: Sequence[UnmeasuredClass] = (),
     task: Task | None = None,
+    baseline: BaselineFigure | None = None,
 ) -> GateVerdict:
     """The gate's decision for ``candidate`` against ``champion`` (None: no champion yet). Pure.
 
@@ -103,7 +109,9 @@ def decide_promotion(
     input (without them a tie goes to the candidate). ``unmeasured``: the classes gold cannot measure
     (:func:`data_engine.ship.gold.assess_unmeasured`); one that did not pass refuses a candidate the
     gold figures would promote, and none is called fine. ``task``: the dataset's task, whose paired
-    tests and metric direction the gate uses (default: classification).
+    tests and metric direction the gate uses (default: classification). ``baseline``: the task's
+    trivial baseline on the same gold examples, which a first model must beat (without it, as before,
+    a first model passes).
     """
     task = task or Classification()
     # An unset [gate] metric is the task's default figure (accuracy for classes, MAE for numbers).
@@ -123,8 +131,9 @@ def decide_promotion(
     if refusal is not None:
         verdict = replace(base, reason=refusal, checks=tuple(empty_slices))
     elif champion is None:
-        verdict = replace(base, promote=True, reason=f"first model: no champion yet; {gate.metric} "
-                          f"{candidate.metric(gate.metric):.4f} on {candidate.n_gold} gold examples")
+        promote, reason = first_model_reason(gate.metric, candidate.metric(gate.metric), candidate.n_gold, baseline,
+                                             task.higher_is_better(gate.metric), _EPS)
+        verdict = replace(base, promote=promote, reason=reason, baseline=baseline)
     elif gate.test == "strict":
         verdict = _strict(base, candidate, champion, gate, task)
     else:
@@ -318,13 +327,14 @@ def provenance(con: duckdb.DuckDBPyConnection, record: ModelRecord) -> Provenanc
 def gate_gold(home: Home, cfg: EngineConfig, record: ModelRecord, champion: ModelRecord | None,
               gold: pd.DataFrame, *, candidate_seen: Provenance | None = None,
               champion_seen: Provenance | None = None, classes: Sequence[str] = (),
-              discovered: dict[str, np.ndarray] | None = None) -> GateVerdict:
+              discovered: dict[str, np.ndarray] | None = None, baseline: TrivialBaseline | None = None) -> GateVerdict:
     """Predict ``gold`` with both models and decide (no warehouse writes).
 
     ``classes``: the dataset's classes; with the classes either model predicts, the ones gold must
     measure (:func:`data_engine.ship.gold.assess_unmeasured`). ``discovered``: the discovered weak
     slices' gold rows, ``{name: (N,) bool}``; each with gold rows is checked like a configured slice
     (one without is left out: gold need not cover what mining found in the training data).
+    ``baseline``: the candidate's trivial baseline, scored on ``gold`` when there is no champion.
     """
     y_true = gold["label"].astype(str).to_numpy() if len(gold) else np.array([], dtype=object)
     slices = cfg.gate.slices
@@ -336,7 +346,9 @@ def gate_gold(home: Home, cfg: EngineConfig, record: ModelRecord, champion: Mode
     cand_pred = predict_gold(home, record, gold)
     cand_eval = evaluate_predictions(y_true, cand_pred, frame=gold, slices=slices, version=record.version,
                                      task=task, classes=list(classes), masks=found)
-    champ_eval, pairs = None, None
+    champ_eval, pairs, first = None, None, None
+    if champion is None and baseline is not None and len(gold):
+        first = baseline_figure(baseline, y_true, cfg.gate.metric or task.default_metric, task, classes)
     if champion is not None and len(gold):
         champ_pred = predict_gold(home, champion, gold)
         champ_eval = evaluate_predictions(y_true, champ_pred, frame=gold, slices=slices, version=champion.version,
@@ -349,7 +361,7 @@ def gate_gold(home: Home, cfg: EngineConfig, record: ModelRecord, champion: Mode
         champion_classes=champion.classes if champion else None)
     verdict = decide_promotion(cand_eval, champ_eval, cfg.gate, pairs=pairs, slice_masks=masks,
                                candidate_seen=candidate_seen, champion_seen=champion_seen, unmeasured=unmeasured,
-                               task=task)
+                               task=task, baseline=first)
     # The strict test: still show what the difference is made of, where an example is plainly right or wrong (one
     # class). A box or span set compared as text is never equal to gold, so those counts read 0 and 0 (trial 22).
     if pairs is not None and verdict.wins is None and task.column_labels == "class":
@@ -397,12 +409,13 @@ def run_gate(
     from data_engine.store.schema import load_classes
 
     # Gold examples with a copy in the training data measure memory: scored without them.
-    gold, leaked = without_leaked_gold(con, cfg, load_gold(con, cfg))
+    gold, leaked = scored_gold(con, cfg)
     gold_version, previous = record_gold_version(con), last_verdict_gold(con)
     discovered, not_checked = discovered_slice_masks(con, cfg, gold)
+    baseline = candidate_baseline(con, cfg, record, task_for(cfg.dataset)) if champion is None else None
     verdict = gate_gold(home, cfg, record, champion, gold, candidate_seen=provenance(con, record),
                         champion_seen=provenance(con, champion) if champion else None, classes=load_classes(con),
-                        discovered=discovered)
+                        discovered=discovered, baseline=baseline)
     change = gold_change(con, previous, gold_version.version) if previous else None
     left_out = (f"; left out {leaked} gold example(s) with an exact or near copy in the training data"
                 if leaked else "")

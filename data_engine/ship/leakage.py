@@ -1,7 +1,8 @@
 """Gold leakage: gold examples with an exact or near copy among the training examples.
 
 A gold example the model was trained on (or on a copy of it) measures memory, not generalisation,
-so the gate scores gold without them (:func:`without_leaked_gold`) and says how many it left out.
+so the gate and the champion's re-score score gold without them (:func:`scored_gold`) and say how
+many they left out.
 
 Exact copies share the input hash (``feature_hash``, as the ``near_duplicate`` detector's exact
 copies); near copies are closer to a training example than ``NEAR_DUPLICATE_THRESHOLD`` times the
@@ -59,6 +60,17 @@ def leaked_gold(gold: pd.DataFrame, train: pd.DataFrame, schema: Mapping[str, st
         return leaked
     nearest = index.kneighbors(gold_x, n_neighbors=1)[0][:, 0]
     return leaked | (nearest < NEAR_DUPLICATE_THRESHOLD * median)
+
+
+def scored_gold(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> tuple[pd.DataFrame, int]:
+    """The gold examples a model is scored on, and how many were left out: the labeled gold
+    (:func:`data_engine.ship.evaluation.load_gold`) without those with a copy among the training
+    examples (:func:`without_leaked_gold`). The one selection of the gate
+    (:func:`data_engine.ship.gate.run_gate`) and of the champion's re-score on changed gold
+    (:func:`data_engine.ship.scoring.rescore_champion`), so both figures are on the same rows."""
+    from data_engine.ship.evaluation import load_gold
+
+    return without_leaked_gold(con, cfg, load_gold(con, cfg))
 
 
 def without_leaked_gold(con: duckdb.DuckDBPyConnection, cfg: EngineConfig,

@@ -246,13 +246,20 @@ class GoldRescore:
     macro_f1: float | None
     unmeasured: tuple[str, ...]
     line: str
+    # Gold examples left out for a copy in the training data (the gate's selection: leakage.scored_gold).
+    gold_leaked: int = 0
 
 
 def rescore_champion(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfig | None = None) -> GoldRescore | None:
     """Score the champion on the current gold when it was last scored on another gold version (or
     never); None when there is no champion, no gold, or nothing changed. The line says what changed
-    in gold (a relabel in place included) and the champion's figures before and after."""
-    from data_engine.ship.evaluation import evaluate_predictions, load_gold, predict_gold
+    in gold (a relabel in place included) and the champion's figures before and after.
+
+    The champion is scored on the gold the gate scores on (:func:`data_engine.ship.leakage.scored_gold`:
+    without the examples that copy a training example), so its recorded figure and ``n_gold`` are
+    comparable with the gate's."""
+    from data_engine.ship.evaluation import evaluate_predictions, predict_gold
+    from data_engine.ship.leakage import scored_gold
     from data_engine.ship.registry import record_metrics
 
     cfg = cfg or home.config
@@ -263,7 +270,7 @@ def rescore_champion(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConf
     last = last_scored_gold(con, champion.version)
     if gold.n_gold == 0 or (last is not None and last[0] == gold.version):
         return None
-    frame = load_gold(con, cfg)
+    frame, leaked = scored_gold(con, cfg)
     y = frame["label"].astype(str).to_numpy()
     ev = evaluate_predictions(y, predict_gold(home, champion, frame), frame=frame, slices=cfg.gate.slices,
                               version=champion.version)
@@ -277,10 +284,16 @@ def rescore_champion(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConf
     change = gold_change(con, last[0], gold.version) if last else None
     head = change.line() if change else (f"gold {gold.version} ({gold.n_gold} examples; the champion was not "
                                          "scored on a recorded gold version before)")
-    figures = f"accuracy {ev.accuracy:.4f}, macro-F1 {ev.macro_f1:.4f}"
-    if last is not None and last[1] is not None:
+    if not ev.n_gold:
+        figures = "no figures (every gold example has a copy in the training data)"
+    elif last is not None and last[1] is not None:
         figures = f"accuracy {last[1]:.4f} -> {ev.accuracy:.4f}, macro-F1 {last[2]:.4f} -> {ev.macro_f1:.4f}"
+    else:
+        figures = f"accuracy {ev.accuracy:.4f}, macro-F1 {ev.macro_f1:.4f}"
     holes_txt = f"; unmeasured on gold: {', '.join(repr(n) for n in names)}" if names else ""
-    line = f"{head}; champion v{champion.version} re-scored on {gold.n_gold} gold examples: {figures}{holes_txt}"
+    left_out = (f" (left out {leaked} gold example(s) with an exact or near copy in the training data, as the "
+                "gate does)" if leaked else "")
+    line = (f"{head}; champion v{champion.version} re-scored on {ev.n_gold} gold examples{left_out}: "
+            f"{figures}{holes_txt}")
     return GoldRescore(champion.version, gold, change, (last[1], last[2]) if last else None, ev.accuracy,
-                       ev.macro_f1, names, line)
+                       ev.macro_f1, names, line, leaked)

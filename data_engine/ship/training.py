@@ -282,6 +282,7 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
             raise EngineError("retrain.weight_by_label_quality: fewer than two classes left after dropping "
                               "flagged labels; review them first or turn the option off")
     from data_engine.mine.candidates import choose_served, served_estimator
+    from data_engine.ship.baseline import BASELINE_PARAM, recorded_baseline
     from data_engine.ship.gold import OOF_PARAM, out_of_fold_recall
 
     # The user's trainer is one model whatever retrain.model says; its twin is found by its spec
@@ -333,6 +334,8 @@ def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfi
         # Per-class out-of-fold recall of the served candidate: the gate's evidence on classes gold
         # cannot measure (data_engine.ship.gold); None when no candidate was scored out of fold.
         OOF_PARAM: out_of_fold_recall(choice, ts.classes, ts.y),
+        # What a model that learnt nothing answers, from the labels fitted on: a first model must beat it on gold.
+        BASELINE_PARAM: recorded_baseline(task, [str(v) for v in y]),
     }
     record = register_model(
         con, home, fitted, label_snapshot=ts.label_snapshot, train_size=len(y), model_spec=spec,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from data_engine.ship.baseline import BaselineFigure
 from data_engine.ship.evaluation import Evaluation
 from data_engine.ship.gold import UnmeasuredClass
 from data_engine.tasks.paired import PairedDiff
@@ -70,6 +71,8 @@ class GateVerdict:
     gold_version: str | None = None
     # Gold examples left out for an exact or near copy in the training data (data_engine.ship.leakage).
     gold_leaked: int = 0
+    # The trivial baseline a first model was compared with (None with a champion).
+    baseline: BaselineFigure | None = None
 
     @property
     def failed_checks(self) -> list[Check]:
@@ -100,6 +103,9 @@ class GateVerdict:
                                             "champion_out_of_fold_recall": u.champion_oof, "passed": u.passed}
                                    for u in self.unmeasured},
             "gold_version": self.gold_version, "gold_leaked": self.gold_leaked,
+            "baseline": self.baseline.name if self.baseline else None,
+            "baseline_label": self.baseline.label if self.baseline else None,
+            "baseline_figure": self.baseline.figure if self.baseline else None,
         }
         for label, ev in (("candidate", self.candidate), ("champion", self.champion)):
             if ev is not None:
@@ -122,3 +128,24 @@ def low_recall_phrase(low: dict[str, tuple[float, int]], threshold: float, *, un
         return f"no {'measured ' if unmeasured else ''}class has gold recall below {threshold:g}"
     shown = ", ".join(f"class {c!r} {r:.2f} of {n}" for c, (r, n) in low.items())
     return f"low gold recall (< {threshold:g}): {shown}"
+
+
+def first_model_reason(metric: str, figure: float | None, n_gold: int, baseline: BaselineFigure | None,
+                       higher_is_better: bool, eps: float = 1e-9) -> tuple[bool, str]:
+    """Whether the first model (no champion yet) is promoted, and why: its ``metric`` ``figure`` on
+    ``n_gold`` gold examples must be better (in the metric's direction, by more than float noise
+    ``eps``) than the trivial ``baseline``'s on the same gold examples; not better, or no figure to
+    compare, refuses. Without a ``baseline`` (a caller that has none) it is promoted, as before."""
+    head = f"first model: {metric} {figure:.4f} on {n_gold} gold examples" if figure is not None else ""
+    if baseline is None:
+        return True, f"first model: no champion yet; {metric} {figure:.4f} on {n_gold} gold examples"
+    if figure is None or baseline.figure is None:
+        return False, (f"first model: {metric} has no figure on the {n_gold} gold examples, so it cannot be "
+                       f"compared with the {baseline.name}")
+    side = "above" if higher_is_better else "below"
+    better = figure > baseline.figure + eps if higher_is_better else figure < baseline.figure - eps
+    if better:
+        return True, (f"first model: no champion yet; {metric} {figure:.4f} on {n_gold} gold examples, {side} the "
+                      f"{baseline.name}'s {baseline.figure:.4f}")
+    return False, (f"{head} is not {side} the {baseline.name}'s {baseline.figure:.4f} (the training labels alone, "
+                   "scored on the same gold)")

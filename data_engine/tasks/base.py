@@ -15,12 +15,12 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from data_engine.errors import EngineError
 from data_engine.plugins import Registry
+from data_engine.tasks.label_issues import LabelIssues  # noqa: F401 - the interface's public name
 
 if TYPE_CHECKING:  # numpy, pandas and DuckDB load when a method runs: ingest's start-up stays light
     import duckdb
@@ -29,44 +29,9 @@ if TYPE_CHECKING:  # numpy, pandas and DuckDB load when a method runs: ingest's 
 
     from data_engine.compute.backend import Backend
     from data_engine.store.config import DatasetConfig
+    from data_engine.tasks.baseline import TrivialBaseline
     from data_engine.tasks.oof import OOFResult
     from data_engine.tasks.paired import PairedDiff
-
-
-@dataclass(frozen=True)
-class LabelIssues:
-    """A task's label-error check of ``n`` labeled examples (:meth:`Task.label_issues`).
-
-    scores : np.ndarray of shape (n,)
-        Label quality score in [0, 1]; low = the given label is suspect.
-    is_issue : np.ndarray of shape (n,), bool
-        Flagged as a likely label error.
-    suggested : list of str, length n
-        The model's label for each example, in the stored spelling.
-    suggested_score : np.ndarray of shape (n,)
-        How sure the model is of ``suggested`` (a probability for classes).
-    detail : list of str, length n
-        Per-example words a reviewer reads (e.g. "given 'cat' (p=0.02), model suggests 'dog' (p=0.91)").
-    summary : dict
-        Dataset-level figures of the check (stored in the mining run's detector summary).
-    skipped : str
-        Non-empty when the check could not run at all (why); the other fields are then empty.
-    """
-
-    scores: np.ndarray
-    is_issue: np.ndarray
-    suggested: list[str]
-    suggested_score: np.ndarray
-    detail: list[str]
-    summary: dict[str, Any] = field(default_factory=dict)
-    skipped: str = ""
-
-    @classmethod
-    def none(cls, why: str) -> LabelIssues:
-        """An empty result: the check was skipped for reason ``why``."""
-        import numpy as np
-
-        return cls(np.array([]), np.array([], dtype=bool), [], np.array([]), [], {}, why)
 
 
 class Task(ABC):
@@ -104,6 +69,9 @@ class Task(ABC):
 
     # The total a drift check adds to :meth:`carried_tags`' counts per class ("all boxes"), "" for none.
     count_noun: ClassVar[str] = ""
+    # The trivial baseline a first model must beat on gold (:mod:`data_engine.tasks.baseline`): "majority" (the
+    # training labels' most common), "tag_majority" (each tag's training majority), "mean" or "empty" (no box, no span).
+    baseline_kind: ClassVar[str] = "majority"
 
     def __init__(self, ds: DatasetConfig | None = None) -> None:
         """``ds``: the dataset the task reads labels of (settings such as ``[dataset] label_separator``,
@@ -392,6 +360,14 @@ class Task(ABC):
     def higher_is_better(self, metric: str) -> bool:
         """Whether a larger ``metric`` is better (True for scores; an error measure says False)."""
         return True
+
+    def trivial_baseline(self, train_labels: Sequence[str]) -> TrivialBaseline:
+        """The gate's trivial baseline for a first model: the one label (stored spelling) it predicts for every gold
+        example, from the stored training labels ``train_labels`` (n,) alone, by :attr:`baseline_kind`
+        (:func:`data_engine.tasks.baseline.trivial_baseline`; ValueError without labels)."""
+        from data_engine.tasks.baseline import trivial_baseline
+
+        return trivial_baseline(self.baseline_kind, train_labels)
 
     @abstractmethod
     def paired_test(self, y_true: np.ndarray, cand_pred: np.ndarray, champ_pred: np.ndarray, metric: str, *,

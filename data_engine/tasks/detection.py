@@ -70,6 +70,7 @@ class Detection(Task):
     detectors = frozenset({"label", "near_duplicate", "outlier"})
     estimator_kind = "classifier"
     default_metric = "map50"
+    baseline_kind = "empty"  # a first model must beat finding no box (tasks.baseline)
     own_model = "box-detector"  # box_model's BoxDetector: the members classify whole images
     reviews_past_flags = True  # cleanlab's box flags miss shifted boxes: spare reviews go down the ranking
 

@@ -67,6 +67,7 @@ class Multilabel(Task):
     detectors = None
     estimator_kind = "classifier"
     default_metric = "micro_f1"
+    baseline_kind = "tag_majority"  # a first model must beat each tag's training majority, usually no tag (tasks.baseline)
     # Flags are per tag, one-vs-rest: spare reviews go down the ranking (Task.reviews_past_flags).
     reviews_past_flags = True
 

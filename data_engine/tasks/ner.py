@@ -60,8 +60,8 @@ class NER(Task):
     count_noun = "entities"
     # Only the label check reads per-token predictions; near-duplicates and outliers read the embedding.
     detectors = frozenset({"label", "near_duplicate", "outlier"})
-    estimator_kind = "classifier"
     default_metric = "f1"
+    baseline_kind = "empty"  # a first model must beat finding no entity (tasks.baseline)
     own_model = "tagger"  # ner_model's TokenTagger: the members classify whole texts
     reviews_past_flags = True  # cleanlab's token flags miss a whole entity of the wrong type: see Task.reviews_past_flags
 

@@ -11,8 +11,7 @@ cleanlab's regression label quality scores rank the labels, and a given value be
 standard deviations of its prediction is flagged (:mod:`data_engine.tasks.regression_issues`). A
 reviewer sees the given value, the prediction and its interval, and answers in a ``<Number>`` field
 pre-filled with the prediction, or picks "not a valid example". The gate compares MAE (Wilcoxon
-signed-rank on the per-example absolute errors), RMSE or R² (paired bootstrap):
-:mod:`data_engine.tasks.regression_metrics`.
+signed-rank on the per-example absolute errors), RMSE or R² (paired bootstrap): :mod:`data_engine.tasks.regression_metrics`.
 """
 
 from __future__ import annotations
@@ -86,6 +85,7 @@ class Regression(Task):
     detectors = REGRESSION_DETECTORS
     estimator_kind = "regressor"
     default_metric = "mae"
+    baseline_kind = "mean"  # a first model must beat predicting the training mean (tasks.baseline)
     reviews_past_flags = True  # a fixed 2-sd flag cut-off (regression_issues): spare reviews go down the ranking
 
     @property

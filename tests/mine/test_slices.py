@@ -313,8 +313,8 @@ def test_above_the_sample_size_a_stored_embedding_is_the_space_and_text_is_fitte
     monkeypatch.setattr(features, "SPACE_BLOCK_ROWS", 250)
     rng = np.random.default_rng(3)
     vectors = rng.normal(size=(1000, 4)).astype(np.float32)
-    # A vocabulary wider than the space's 100 components: a narrower one is refused by TruncatedSVD (n_components
-    # above the tf-idf features), in the whole-array space as well; not what this test is about.
+    # A vocabulary wider than the space's 100 components, so that the width is the space's own (a narrower one is
+    # capped by it: tests/mine/test_small_vocabulary.py).
     words = np.array([f"word{i}" for i in range(400)])
     texts = [" ".join(rng.choice(words, 8)) for _ in range(1000)]
     both = pd.DataFrame({"text": texts, "emb": list(vectors)})

@@ -77,8 +77,11 @@ def test_gold_relabelled_in_place_is_said_and_the_champion_rescored(tmp_path, ca
                             "`data-engine score` or the gold sensor, and the next gate verdict is decided on it")
     assert _run(home, "score") == 0
     out = capsys.readouterr().out
-    assert "3 label(s) changed in place, 0 added, 0 removed; champion v1 re-scored on 60 gold examples: accuracy " in out
+    # Scored on the rows the gate scores: 2 of the 60 gold rows copy a training row and are left out by both.
+    assert ("3 label(s) changed in place, 0 added, 0 removed; champion v1 re-scored on 58 gold examples (left out 2 "
+            "gold example(s) with an exact or near copy in the training data, as the gate does): accuracy ") in out
     with open_warehouse(home, read_only=True) as con:
+        assert con.execute("SELECT n_gold FROM gate_verdicts").fetchall() == [(58,)]
         versions = con.execute("SELECT count(*) FROM gold_versions").fetchall()[0][0]
         labels = dict(con.execute("SELECT example_id, label FROM current_labels WHERE example_id LIKE 'gold:%'"
                                   ).fetchall())

@@ -62,6 +62,67 @@ def test_first_model_passes():
     assert v.promote and "first model" in v.reason and v.champion_version is None
 
 
+def test_a_first_model_must_beat_the_trivial_baseline():
+    """The trial's case: a first model at 0.347 on gold against a majority-class share of 0.382 was promoted."""
+    from data_engine.ship.baseline import BaselineFigure
+    from data_engine.tasks import Regression
+
+    majority = BaselineFigure("majority-class baseline", "b", 0.382)
+    below = decide_promotion(ev(1, 0.347, {"a": 0.9}, n=400), None, GATE, baseline=majority)
+    assert not below.promote and below.reason.startswith(
+        "first model: accuracy 0.3470 on 400 gold examples is not above the majority-class baseline's 0.3820 "
+        "(the training labels alone, scored on the same gold)")
+    assert below.metadata()["baseline"] == "majority-class baseline" and below.metadata()["baseline_figure"] == 0.382
+    assert below.metadata()["baseline_label"] == "b"
+    equal = decide_promotion(ev(1, 0.382, {"a": 0.9}, n=400), None, GATE, baseline=majority)
+    assert not equal.promote and "is not above the majority-class baseline's 0.3820" in equal.reason
+    above = decide_promotion(ev(1, 0.9, {"a": 0.9}), None, GATE, baseline=majority)
+    assert above.promote and above.reason.startswith(
+        "first model: no champion yet; accuracy 0.9000 on 100 gold examples, above the majority-class baseline's 0.3820")
+    # An error measure: better is lower.
+    mean = BaselineFigure("training-mean baseline", "2.5", 1.25)
+    numbers = GateConfig(metric="mae", min_gold=20)
+    worse = decide_promotion(Evaluation(1, 50, None, None, figures={"mae": 1.3}), None, numbers, baseline=mean,
+                             task=Regression())
+    assert not worse.promote and worse.reason.startswith(
+        "first model: mae 1.3000 on 50 gold examples is not below the training-mean baseline's 1.2500")
+    better = decide_promotion(Evaluation(1, 50, None, None, figures={"mae": 0.4}), None, numbers, baseline=mean,
+                              task=Regression())
+    assert better.promote and "mae 0.4000 on 50 gold examples, below the training-mean baseline's 1.2500" in better.reason
+
+
+def test_a_first_model_of_labels_unrelated_to_the_inputs_is_refused(tmp_path):
+    """Digits whose labels are drawn at random (55 % '0', 45 % '1'), whatever the image: the first model
+    learns nothing that generalises, so on gold it is below always answering '0' (0.575 against 0.635),
+    and the gate refuses it with both figures recorded."""
+    from data_engine.ship.evaluation import predict_gold
+    from tests.homes import PIXELS, digits_split
+
+    home = make_home(tmp_path)
+    info = digits_split(n_train=400, n_gold=200, n_unlabeled=0)
+    ids, X, parts = info["ids"], info["X"], info["parts"]
+    labels = np.where(np.random.default_rng(5).random(len(ids)) < 0.55, "0", "1").astype(object)
+    with open_warehouse(home) as con:
+        insert_examples(con, home, list(ids[parts["train"]]), X[parts["train"]], list(labels[parts["train"]]),
+                        batch="train-1")
+        insert_examples(con, home, list(ids[parts["gold"]]), X[parts["gold"]], list(labels[parts["gold"]]),
+                        batch="gold-1", gold=True)
+        record = train_candidate(con, home).record
+        verdict = gate.run_gate(con, home)
+        stored = registry.get_model(con, record.version)
+        pred = predict_gold(home, record, pd.DataFrame(X[parts["gold"]], columns=PIXELS))
+    gold, train = labels[parts["gold"]], labels[parts["train"]]
+    majority = "0" if (train == "0").sum() > (train == "1").sum() else "1"
+    share, accuracy = float(np.mean(gold == majority)), float(np.mean(pred == gold))
+    assert majority == "0" and round(share, 4) == 0.635 and round(accuracy, 4) == 0.575
+    assert not verdict.promote and stored.status == "refused"
+    assert stored.params["trivial_baseline"] == {"kind": "majority", "name": "majority-class baseline", "label": "0"}
+    assert verdict.reason.startswith(f"first model: accuracy {accuracy:.4f} on 200 gold examples is not above the "
+                                     f"majority-class baseline's {share:.4f}")
+    assert stored.metrics["gate"]["baseline_figure"] == pytest.approx(share)
+    assert stored.metrics["gate"]["baseline"] == "majority-class baseline"
+
+
 def test_equal_or_better_passes_worse_is_refused():
     champ = ev(1, 0.90, {"a": 0.9, "b": 0.9})
     assert decide_promotion(ev(2, 0.90, {"a": 0.9, "b": 0.9}), champ, GATE).promote

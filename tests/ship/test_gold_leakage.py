@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from data_engine.cli import main
 from data_engine.ship import gate
@@ -97,3 +98,37 @@ def test_near_copies_of_training_images_are_left_out_of_gold(tmp_path):
     leaked_ids = set(gold["id"]) - set(scored["example_id"].astype(str).str.removeprefix("gold:"))
     assert leaked_ids == set(copies.loc[copies["copy_of"] < "d0200", "id"]) | set(
         copies.loc[copies["copy_of"] >= "d0200", "copy_of"])
+
+
+def test_the_champion_is_rescored_on_the_gold_the_gate_scores(tmp_path):
+    """The champion's re-score on changed gold leaves out the gold examples that copy a training example,
+    as the gate does (one selection, ``leakage.scored_gold``): its recorded n is the gate's, and its
+    figure is the one on those rows, not the one with the copies left in. The 7 planted gold rows are
+    relabelled in place with the 3 after them: the champion learnt their copies' old labels."""
+    import pandas as pd
+
+    from data_engine.ship.deploy import promote_gated
+    from data_engine.ship.evaluation import predict_gold
+    from data_engine.ship.scoring import rescore_champion
+
+    info = digits_split(n_train=600, n_gold=300, n_unlabeled=0)
+    ids, X, y, gold = info["ids"], info["X"], info["y"], info["parts"]["gold"]
+    home, verdict = _gate(tmp_path, gold[:7])
+    assert verdict.promote and verdict.gold_leaked == 7 and verdict.n_gold == 293
+    labels = y[gold].copy()
+    labels[:10] = ((labels[:10].astype(int) + 1) % 10).astype(str)
+    with open_warehouse(home) as con:
+        promote_gated(con, home, verdict.candidate_version)
+        insert_examples(con, home, list(ids[gold]), X[gold], list(labels), batch="gold-2", gold=True)
+        result = rescore_champion(con, home)
+        stored = con.execute("SELECT n_gold, accuracy FROM gold_scores WHERE model_version = ? ORDER BY score_id",
+                             [verdict.candidate_version]).fetchall()
+        pred = predict_gold(home, gate.get_model(con, verdict.candidate_version), pd.DataFrame(X[gold], columns=PIXELS))
+    left_out, left_in = float(np.mean(pred[7:] == labels[7:])), float(np.mean(pred == labels))
+    assert (pred[:7] == y[gold][:7]).all()  # the copies' old labels: every one of the 7 is wrong on new gold
+    assert [n for n, _ in stored] == [293, 293]  # the gate's score of the first model, then the re-score
+    assert result.accuracy == pytest.approx(left_out) and stored[-1][1] == pytest.approx(left_out)
+    assert result.gold_leaked == 7
+    assert round(left_out, 4) == 0.9761 and round(left_in, 4) == 0.9533
+    assert ("re-scored on 293 gold examples (left out 7 gold example(s) with an exact or near copy in the training "
+            "data, as the gate does): accuracy ") in result.line

@@ -91,10 +91,11 @@ class TfidfEmbedder(Embedder):
         import numpy as np
         import pandas as pd
         from sklearn.compose import ColumnTransformer
-        from sklearn.decomposition import PCA, TruncatedSVD
+        from sklearn.decomposition import PCA
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import Normalizer
 
+        from data_engine.mine.components import CappedSVD
         from data_engine.mine.features import numeric_block, one_hot, text_features
 
         from data_engine.mine.embedders.image import image_block
@@ -110,13 +111,9 @@ class TfidfEmbedder(Embedder):
         if categorical:
             parts.append(("cat", one_hot(sparse=True), categorical))
         for i, col in enumerate(c for c in cols if schema[c] == "text"):
-            dims = max(1, min(TEXT_DIMENSIONS, n - 1))
-            # Few distinct texts may have fewer n-grams than dimensions (TruncatedSVD refuses that):
-            # count them first. Hundreds of distinct texts give far more n-grams than TEXT_DIMENSIONS.
-            if frame[col].nunique(dropna=True) <= 4 * TEXT_DIMENSIONS:
-                dims = max(1, min(dims, text_features(char=True).fit_transform(frame[col]).shape[1] - 1))
+            # Few distinct texts may have fewer n-grams than dimensions: CappedSVD caps by the fitted vocabulary.
             parts.append((f"text{i}", make_pipeline(text_features(char=True),
-                                                   TruncatedSVD(dims, random_state=self.seed), Normalizer()), col))
+                                                   CappedSVD(TEXT_DIMENSIONS, random_state=self.seed), Normalizer()), col))
         for i, col in enumerate(c for c in cols if schema[c] == "image"):
             parts.append((f"image{i}", image_block(scale=True), [col]))
         self.columns_ = ColumnTransformer(parts, sparse_threshold=0.0)

@@ -49,14 +49,10 @@ class RowSpace:
             yield np.asarray(self.embed(self.frame.iloc[lo:lo + SPACE_BLOCK_ROWS]), dtype=np.float64)
 
 
-def _space(schema: Mapping[str, str], modality: str, rows: int) -> object:
-    """An unfitted feature space for fitting on ``rows`` rows."""
-    space = feature_space(Schema.from_mapping(schema), modality)
-    for name, step, _ in space.transformers:
-        if name.startswith("text"):
-            # A tiny vocabulary cannot fill TEXT_SPACE_DIMENSIONS components.
-            step.set_params(truncatedsvd__n_components=max(1, min(step[1].n_components, rows - 1)))
-    return space
+def _space(schema: Mapping[str, str], modality: str) -> object:
+    """An unfitted feature space (its text components capped at fit time by the rows and the fitted
+    vocabulary: :class:`data_engine.mine.components.CappedSVD`)."""
+    return feature_space(Schema.from_mapping(schema), modality)
 
 
 def selection_embedding(frame: pd.DataFrame, schema: Mapping[str, str], modality: str,
@@ -65,13 +61,13 @@ def selection_embedding(frame: pd.DataFrame, schema: Mapping[str, str], modality
 
     ``embedding`` (shape (N, D)), when given, is a pretrained embedder's output and is returned as
     it is; otherwise the feature space is fitted on ``frame`` (unsupervised: no labels are read).
-    The text space's truncated SVD needs more terms than dimensions; with fewer it keeps what
-    there is."""
+    A text column's components are capped by the rows and its fitted vocabulary (fewer terms than
+    dimensions: it keeps what there is)."""
     if embedding is not None:
         if len(embedding) != len(frame):
             raise ValueError(f"embedding has {len(embedding)} rows, expected {len(frame)}")
         return np.asarray(embedding, dtype=np.float64)
-    return np.asarray(_space(schema, modality, len(frame)).fit_transform(frame), dtype=np.float64)
+    return np.asarray(_space(schema, modality).fit_transform(frame), dtype=np.float64)
 
 
 def slice_space(labeled: pd.DataFrame, others: pd.DataFrame, schema: Mapping[str, str], modality: str,
@@ -98,7 +94,7 @@ def slice_space(labeled: pd.DataFrame, others: pd.DataFrame, schema: Mapping[str
         return RowSpace(labeled, embed), embed(others) if m else np.empty((0, 0))
     pick = np.sort(np.random.default_rng(seed).choice(n + m, SPACE_FIT_ROWS, replace=False))
     sample = pd.concat([labeled[cols].iloc[pick[pick < n]], others[cols].iloc[pick[pick >= n] - n]], ignore_index=True)
-    fitted = _space(schema, modality, len(sample)).fit(sample)
+    fitted = _space(schema, modality).fit(sample)
     del sample
 
     def transform(frame: pd.DataFrame) -> np.ndarray:

@@ -1,0 +1,45 @@
+"""A task's label-error check of labeled examples (:meth:`data_engine.tasks.base.Task.label_issues`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@dataclass(frozen=True)
+class LabelIssues:
+    """A task's label-error check of ``n`` labeled examples (:meth:`Task.label_issues`).
+
+    scores : np.ndarray of shape (n,)
+        Label quality score in [0, 1]; low = the given label is suspect.
+    is_issue : np.ndarray of shape (n,), bool
+        Flagged as a likely label error.
+    suggested : list of str, length n
+        The model's label for each example, in the stored spelling.
+    suggested_score : np.ndarray of shape (n,)
+        How sure the model is of ``suggested`` (a probability for classes).
+    detail : list of str, length n
+        Per-example words a reviewer reads (e.g. "given 'cat' (p=0.02), model suggests 'dog' (p=0.91)").
+    summary : dict
+        Dataset-level figures of the check (stored in the mining run's detector summary).
+    skipped : str
+        Non-empty when the check could not run at all (why); the other fields are then empty.
+    """
+
+    scores: np.ndarray
+    is_issue: np.ndarray
+    suggested: list[str]
+    suggested_score: np.ndarray
+    detail: list[str]
+    summary: dict[str, Any] = field(default_factory=dict)
+    skipped: str = ""
+
+    @classmethod
+    def none(cls, why: str) -> LabelIssues:
+        """An empty result: the check was skipped for reason ``why``."""
+        import numpy as np
+
+        return cls(np.array([]), np.array([], dtype=bool), [], np.array([]), [], {}, why)
