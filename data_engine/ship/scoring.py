@@ -250,6 +250,12 @@ class GoldRescore:
     gold_leaked: int = 0
 
 
+def _figure(value: float | None) -> str:
+    """A figure for a line: four decimals, or "none" where the task has no figure on this gold (a detector's
+    map50 on gold without boxes)."""
+    return "none" if value is None else f"{value:.4f}"
+
+
 def rescore_champion(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfig | None = None) -> GoldRescore | None:
     """Score the champion on the current gold when it was last scored on another gold version (or
     never); None when there is no champion, no gold, or nothing changed. The line says what changed
@@ -272,8 +278,15 @@ def rescore_champion(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConf
         return None
     frame, leaked = scored_gold(con, cfg)
     y = frame["label"].astype(str).to_numpy()
+    # The dataset's task scores it, as the gate does: classification's figures on numbers or tag sets mean nothing.
+    task = task_for(cfg.dataset)
     ev = evaluate_predictions(y, predict_gold(home, champion, frame), frame=frame, slices=cfg.gate.slices,
-                              version=champion.version)
+                              version=champion.version, task=task, classes=list(champion.classes))
+    metric = cfg.gate.metric or task.default_metric
+    # The figure on the earlier gold, where the champion's recorded figures are from it (read before they are replaced).
+    earlier = champion.metrics or {}
+    scored_on = earlier.get("gold_version", (earlier.get("gate") or {}).get("gold_version"))
+    before = earlier.get(metric) if last is not None and scored_on == last[0] else None
     from data_engine.store.schema import load_classes
 
     holes = assess_unmeasured([*load_classes(con), *champion.classes], ev.per_class_support, ev.per_class_recall,
@@ -286,6 +299,9 @@ def rescore_champion(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConf
                                          "scored on a recorded gold version before)")
     if not ev.n_gold:
         figures = "no figures (every gold example has a copy in the training data)"
+    elif not isinstance(task, Classification):
+        now = ev.metric(metric)
+        figures = f"{metric} {_figure(before)} -> {_figure(now)}" if before is not None else f"{metric} {_figure(now)}"
     elif last is not None and last[1] is not None:
         figures = f"accuracy {last[1]:.4f} -> {ev.accuracy:.4f}, macro-F1 {last[2]:.4f} -> {ev.macro_f1:.4f}"
     else:
