@@ -53,7 +53,7 @@ from data_engine.mine.runs import (
     second_opinion_candidates,
     store_run,
 )
-from data_engine.stages import StageClock
+from data_engine.stages import StageClock, map_large_blocks
 from data_engine.store.cache import load_cache, save_cache
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
@@ -161,6 +161,8 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
     fits and neighbour search run (default: the back-end of ``[compute] scheduler``).
     """
     check_names(cfg)  # a misspelt detector, strategy or model fails before any computing
+    # The stages' large arrays go back to the system once freed, not into the heap's holes.
+    map_large_blocks()
     clock = clock or StageClock()
     started = datetime.now(timezone.utc)
     state = refresh_predictions(con, cfg, home=home, force=force, clock=clock, compute=compute)
