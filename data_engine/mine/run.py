@@ -357,6 +357,8 @@ def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarra
         except Exception as exc:  # a damaged cache is rebuilt, never trusted
             log.warning("neighbour cache %s unreadable (%s); rebuilding", path, exc)
     if index is not None:
+        if isinstance(index.graph, GraphFile):  # a copied or moved home reads (and later removes) its own file
+            index.graph = GraphFile(path.parent / index.graph.path.name, index.graph.sha256)
         old_graph = index.graph
         found = align_index(index, keys)
         if found is not None:

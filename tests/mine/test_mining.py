@@ -187,6 +187,26 @@ def test_a_changed_graph_file_of_the_cached_index_is_rebuilt_not_read(home, inge
     (kept,) = home.models.joinpath("mining").glob("graph-*.faiss")
     assert kept != graph  # the changed file is gone, the rebuilt graph kept in its place
 
+def test_a_copied_home_grows_its_own_graph_file_and_leaves_the_original_alone(home, ingest, monkeypatch, tmp_path):
+    import shutil
+
+    import data_engine.mine.detectors.neighbours as nb
+
+    monkeypatch.setattr(nb, "EXACT_SEARCH_ROWS", 50)
+    ingest("b1.csv", blobs(60))
+    mine(home)
+    (original,) = home.models.joinpath("mining").glob("graph-*.faiss")
+    copy = Home(shutil.copytree(home.root, tmp_path / "copy"))
+    new_rows = copy.landing / "u1.csv"
+    blobs(10, seed=5, start=100, labeled=False).to_csv(new_rows, index=False)
+    with open_warehouse(copy) as con:
+        assert ingest_file(con, copy.config.dataset, new_rows).status == "ingested"
+    monkeypatch.setattr(nb, "build_index", lambda *a, **kw: pytest.fail("the copy's index was rebuilt"))
+    mine(copy)  # its index is extended from its own copy of the graph file
+    assert original.exists()
+    assert [p.name for p in copy.models.joinpath("mining").glob("graph-*.faiss")] != [original.name]
+
+
 def test_an_unsure_unlabeled_example_is_queued_as_uncertain(home, ingest):
     ingest("b1.csv", blobs(60))
     middle = pd.DataFrame({"id": ["mid"], "x": [3.0], "y": [0.0], "color": [None], "label": [None]})
