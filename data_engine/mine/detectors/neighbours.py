@@ -115,10 +115,10 @@ class NeighbourIndex:
 @dataclass
 class Search:
     """Result of :func:`search_neighbours`: the neighbours, the faiss index kept as bytes or a
-    file (:func:`~data_engine.mine.detectors.faiss_calls.kept`; None if the search was exact), its measured recall@k, the HNSW ``efSearch`` or the inverted file's
-    ``nprobe`` that reached it (the other None) and the wall-clock seconds of each stage of the
-    approximate search (exact sample, then build / beam / search for the graph, lists / probes /
-    search for the inverted file)."""
+    file (:func:`~data_engine.mine.detectors.faiss_calls.kept`; None if the search was exact), its
+    measured recall@k, the HNSW ``efSearch`` or the inverted file's ``nprobe`` that reached it
+    (the other None) and the wall-clock seconds of each stage of the approximate search (exact
+    sample, then build / beam / search for the graph, lists / probes / search for the inverted file)."""
 
     neighbours: Neighbours
     graph: np.ndarray | GraphFile | None
