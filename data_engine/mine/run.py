@@ -53,7 +53,7 @@ from data_engine.mine.runs import (
     second_opinion_candidates,
     store_run,
 )
-from data_engine.stages import StageClock
+from data_engine.stages import StageClock, map_large_blocks
 from data_engine.store.cache import load_cache, save_cache
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
@@ -161,6 +161,8 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
     fits and neighbour search run (default: the back-end of ``[compute] scheduler``).
     """
     check_names(cfg)  # a misspelt detector, strategy or model fails before any computing
+    # The stages' large arrays go back to the system once freed, not into the heap's holes.
+    map_large_blocks()
     clock = clock or StageClock()
     started = datetime.now(timezone.utc)
     state = refresh_predictions(con, cfg, home=home, force=force, clock=clock, compute=compute)
@@ -328,8 +330,11 @@ def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarra
     """Nearest neighbours of the current examples (training rows, then unlabeled rows).
 
     The index from the last run is re-used when it holds exactly these example versions, and
-    extended when they are a superset of its rows; anything else rebuilds it.
+    extended when they are a superset of its rows; anything else rebuilds it. With a ``home`` an
+    approximate index (faiss) is written by faiss into its own file beside the cache's pickle,
+    ``graph-<sha256>.faiss``, whose sha256 the signed pickle records.
     """
+    from data_engine.mine.detectors.faiss_calls import GraphFile
     from data_engine.mine.detectors.neighbours import align_index, build_index, extend_index
 
     from data_engine.mine.embedders.features import model_inputs
@@ -343,7 +348,8 @@ def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarra
     digest = hashlib.sha256(json.dumps([state.schema, cfg.dataset.modality, cfg.mining.seed,
                                         state.embedding]).encode()).hexdigest()[:20]
     path = Path(home.models) / "mining" / f"neighbours-{digest}.joblib" if home is not None else None
-    index = None
+    graph_dir = path.parent if path is not None else None
+    index = old_graph = None
     if path is not None and path.exists():
         try:
             # Unpickled only when its keyed sha256 matches (store.cache.load_cache); else rebuilt.
@@ -351,21 +357,30 @@ def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarra
         except Exception as exc:  # a damaged cache is rebuilt, never trusted
             log.warning("neighbour cache %s unreadable (%s); rebuilding", path, exc)
     if index is not None:
+        if isinstance(index.graph, GraphFile):  # a copied or moved home reads (and later removes) its own file
+            index.graph = GraphFile(path.parent / index.graph.path.name, index.graph.sha256)
+        old_graph = index.graph
         found = align_index(index, keys)
         if found is not None:
             return found
         known = pd.Index(index.keys)
         is_new = ~pd.Index(keys).isin(known)
         if pd.Index(keys).isin(known).sum() == len(index.keys) and is_new.any():
-            with engine_backend(cfg, compute) as backend:
-                index = extend_index(index, keys[is_new], frame[is_new], compute=backend,
-                                     vectors=None if vectors is None else vectors[is_new])
+            try:
+                with engine_backend(cfg, compute) as backend:
+                    index = extend_index(index, keys[is_new], frame[is_new], compute=backend,
+                                         vectors=None if vectors is None else vectors[is_new], graph_dir=graph_dir)
+            except ValueError as exc:  # its graph file missing or changed: rebuilt, never trusted
+                log.warning("neighbour graph unreadable (%s); rebuilding", exc)
+                index = None
         else:
             index = None
     if index is None:
         with engine_backend(cfg, compute) as backend:
             index = build_index(keys, frame, state.schema, cfg.dataset.modality, seed=cfg.mining.seed,
-                                compute=backend, vectors=vectors)
+                                compute=backend, vectors=vectors, graph_dir=graph_dir)
     if path is not None:
         save_cache(home, index, path)
+        if isinstance(old_graph, GraphFile) and old_graph != index.graph:
+            old_graph.path.unlink(missing_ok=True)  # the replaced index's graph; nothing refers to it now
     return align_index(index, keys)

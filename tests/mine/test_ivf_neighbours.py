@@ -98,3 +98,42 @@ def test_planted_extremes_and_copies_among_clusters_are_flagged_as_with_exact_ne
     assert outlier_a[far].all() and copy_a[copy].all()
     assert (outlier_a != outlier_e).sum() <= 0.001 * len(X)
     assert (copy_a != copy_e).sum() <= 0.001 * len(X)
+
+
+@pytest.mark.parametrize("method", ["ivf", "hnsw"])
+def test_an_index_written_to_its_file_holds_the_bytes_kept_in_memory_and_grows_the_same(tmp_path, method):
+    from data_engine.mine.detectors.faiss_calls import GraphFile
+
+    X = clustered(3_000, 8, seed=15)
+    in_memory = nb.search_neighbours(X[:2_500], k=5, exact_rows=100, method=method)
+    on_disk = nb.search_neighbours(X[:2_500], k=5, exact_rows=100, method=method, graph_dir=tmp_path)
+    assert isinstance(on_disk.graph, GraphFile) and on_disk.graph.path.parent == tmp_path
+    assert on_disk.graph.path.read_bytes() == bytes(in_memory.graph)
+    np.testing.assert_array_equal(on_disk.neighbours.indices, in_memory.neighbours.indices)
+    index = nb.NeighbourIndex(np.arange(2_500).astype(str), X[:2_500], on_disk.neighbours, None, on_disk.graph,
+                              on_disk.recall, on_disk.ef_search, on_disk.nprobe)
+    grown = {}
+    for where, graph in (("memory", in_memory.graph), ("file", on_disk.graph)):
+        kept = nb.NeighbourIndex(index.keys, index.embedding, index.neighbours, None, graph, index.recall,
+                                 index.ef_search, index.nprobe)
+        grown[where] = nb.extend_index(kept, np.arange(2_500, 3_000).astype(str), X[2_500:], vectors=X[2_500:],
+                                       graph_dir=tmp_path if where == "file" else None)
+    np.testing.assert_array_equal(grown["file"].neighbours.indices, grown["memory"].neighbours.indices)
+    assert grown["file"].graph.path.read_bytes() == bytes(grown["memory"].graph)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [on_disk.graph.path.name, grown["file"].graph.path.name])  # no temporary file left
+
+
+def test_a_changed_graph_file_is_refused_not_read(tmp_path):
+    X = clustered(2_500, 8, seed=16)
+    found = nb.search_neighbours(X, k=5, exact_rows=100, method="hnsw", graph_dir=tmp_path)
+    index = nb.NeighbourIndex(np.arange(len(X)).astype(str), X, found.neighbours, None, found.graph, found.recall,
+                              found.ef_search)
+    data = bytearray(found.graph.path.read_bytes())
+    data[-1] ^= 1
+    found.graph.path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="bytes changed"):
+        nb.extend_index(index, np.array(["new"]), X[:1], vectors=X[:1])
+    found.graph.path.unlink()
+    with pytest.raises(ValueError, match="No such file"):
+        nb.extend_index(index, np.array(["new"]), X[:1], vectors=X[:1])

@@ -14,6 +14,7 @@ import pytest
 import data_engine.tasks.oof as oof_module
 from data_engine.cli import main
 from data_engine.ingest.batch import ingest_file
+from data_engine.mine.detectors.neighbours import build_index as real_build
 from data_engine.mine.run import run_mining
 from data_engine.mine.runs import excluded_examples
 from data_engine.store.home import Home
@@ -165,6 +166,46 @@ def test_a_new_unlabeled_batch_joins_the_cached_approximate_index(home, ingest, 
 
     monkeypatch.setattr(nb, "EXACT_SEARCH_ROWS", 50)
     test_a_new_unlabeled_batch_costs_only_its_own_rows(home, ingest, monkeypatch)
+    # The graph lives in its own file, written by faiss; each extension replaced the one before.
+    graphs = list(home.models.joinpath("mining").glob("graph-*.faiss"))
+    assert len(graphs) == 1
+
+
+def test_a_changed_graph_file_of_the_cached_index_is_rebuilt_not_read(home, ingest, monkeypatch):
+    import data_engine.mine.detectors.neighbours as nb
+
+    monkeypatch.setattr(nb, "EXACT_SEARCH_ROWS", 50)
+    ingest("b1.csv", blobs(60))
+    first = mine(home)
+    (graph,) = home.models.joinpath("mining").glob("graph-*.faiss")
+    graph.write_bytes(graph.read_bytes()[:-1] + bytes([graph.read_bytes()[-1] ^ 1]))
+    ingest("u1.csv", blobs(10, seed=5, start=100, labeled=False))
+    built = []
+    monkeypatch.setattr(nb, "build_index", lambda *a, **kw: built.append(1) or real_build(*a, **kw))
+    again = mine(home)
+    assert built == [1] and again.run_id == first.run_id + 1  # rebuilt once, and the run went on
+    (kept,) = home.models.joinpath("mining").glob("graph-*.faiss")
+    assert kept != graph  # the changed file is gone, the rebuilt graph kept in its place
+
+def test_a_copied_home_grows_its_own_graph_file_and_leaves_the_original_alone(home, ingest, monkeypatch, tmp_path):
+    import shutil
+
+    import data_engine.mine.detectors.neighbours as nb
+
+    monkeypatch.setattr(nb, "EXACT_SEARCH_ROWS", 50)
+    ingest("b1.csv", blobs(60))
+    mine(home)
+    (original,) = home.models.joinpath("mining").glob("graph-*.faiss")
+    copy = Home(shutil.copytree(home.root, tmp_path / "copy"))
+    new_rows = copy.landing / "u1.csv"
+    blobs(10, seed=5, start=100, labeled=False).to_csv(new_rows, index=False)
+    with open_warehouse(copy) as con:
+        assert ingest_file(con, copy.config.dataset, new_rows).status == "ingested"
+    monkeypatch.setattr(nb, "build_index", lambda *a, **kw: pytest.fail("the copy's index was rebuilt"))
+    mine(copy)  # its index is extended from its own copy of the graph file
+    assert original.exists()
+    assert [p.name for p in copy.models.joinpath("mining").glob("graph-*.faiss")] != [original.name]
+
 
 def test_an_unsure_unlabeled_example_is_queued_as_uncertain(home, ingest):
     ingest("b1.csv", blobs(60))

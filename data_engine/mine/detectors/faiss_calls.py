@@ -1,12 +1,16 @@
 """The faiss calls of the neighbour search (:mod:`data_engine.mine.detectors.neighbours`): one thread,
-squared distances turned into distances, and an index turned into bytes without a second copy."""
+squared distances turned into distances, and an index kept as bytes without a second copy or
+written by faiss straight to its own file."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -68,3 +72,55 @@ def serialised(holder: list[object]) -> np.ndarray:
         path = os.path.join(tmp, "index.faiss")
         faiss.write_index(holder.pop(), path)
         return np.fromfile(path, dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class GraphFile:
+    """A faiss index kept in its own file (``faiss.write_index``) beside the neighbour cache, and the
+    sha256 of that file's bytes, checked before it is read back (:func:`open_graph`)."""
+
+    path: Path
+    sha256: str
+
+
+def kept(holder: list[object], directory: Path | None) -> np.ndarray | GraphFile:
+    """The one faiss index in ``holder``, kept: as bytes (:func:`serialised`) without a
+    ``directory``, else written by faiss straight into a new file there, named by its sha256
+    (``graph-<sha256>.faiss``); ``holder`` is emptied either way.
+
+    A million rows' graph is about 500 MB: written straight to its file it never exists as bytes
+    in memory, where :func:`serialised` reads it back for the cache's pickle."""
+    if directory is None:
+        return serialised(holder)
+    import faiss
+
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".graph-", suffix=".tmp", dir=directory)
+    os.close(fd)
+    try:
+        faiss.write_index(holder.pop(), tmp)
+        with open(tmp, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        final = directory / f"graph-{digest}.faiss"
+        os.replace(tmp, final)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return GraphFile(final, digest)
+
+
+def open_graph(graph: np.ndarray | GraphFile) -> object:
+    """The faiss index kept by :func:`kept`. Raises ValueError when a kept file is missing or its
+    bytes are not the ones written (the caller rebuilds the index)."""
+    import faiss
+
+    if not isinstance(graph, GraphFile):
+        return faiss.deserialize_index(graph)
+    try:
+        with open(graph.path, "rb") as fh:
+            found = hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError as exc:
+        raise ValueError(f"neighbour graph {graph.path}: {exc.strerror}") from None
+    if found != graph.sha256:
+        raise ValueError(f"neighbour graph {graph.path}: its bytes changed since it was written")
+    return faiss.read_index(str(graph.path))

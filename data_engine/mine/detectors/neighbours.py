@@ -37,6 +37,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -47,7 +48,7 @@ from data_engine.mine.detectors.faiss_calls import add_rows as _add
 from data_engine.mine.detectors.faiss_calls import hnsw_query as _hnsw_query
 from data_engine.mine.detectors.faiss_calls import ivf_query as _ivf_query
 from data_engine.mine.detectors.faiss_calls import one_faiss_thread as _one_faiss_thread
-from data_engine.mine.detectors.faiss_calls import serialised
+from data_engine.mine.detectors.faiss_calls import GraphFile, kept, open_graph
 from data_engine.mine.embedders.tfidf import TfidfEmbedder
 
 log = logging.getLogger(__name__)
@@ -93,8 +94,8 @@ class NeighbourIndex:
     keys : np.ndarray of shape (N,), "example_id@version" of each row
     embedding : np.ndarray of shape (N, d)
     neighbours : Neighbours over the N rows
-    graph : np.ndarray of uint8 or None, the serialised faiss index (HNSW graph or inverted file)
-        of an approximate search
+    graph : np.ndarray of uint8, GraphFile or None, the faiss index (HNSW graph or inverted file)
+        of an approximate search, serialised or in its own file
     recall : float or None, measured recall@k of the approximate search (None if exact)
     ef_search : int or None, the HNSW beam width that reached it, used again for added rows
     nprobe : int or None, the inverted file's lists probed per row that reached it (None unless
@@ -105,7 +106,7 @@ class NeighbourIndex:
     embedding: np.ndarray
     neighbours: Neighbours
     embedder: TfidfEmbedder | None
-    graph: np.ndarray | None = None
+    graph: np.ndarray | GraphFile | None = None
     recall: float | None = None
     ef_search: int | None = None
     nprobe: int | None = None
@@ -113,14 +114,14 @@ class NeighbourIndex:
 
 @dataclass
 class Search:
-    """Result of :func:`search_neighbours`: the neighbours, the serialised faiss index (None if the
-    search was exact), its measured recall@k, the HNSW ``efSearch`` or the inverted file's
-    ``nprobe`` that reached it (the other None) and the wall-clock seconds of each stage of the
-    approximate search (exact sample, then build / beam / search for the graph, lists / probes /
-    search for the inverted file)."""
+    """Result of :func:`search_neighbours`: the neighbours, the faiss index kept as bytes or a
+    file (:func:`~data_engine.mine.detectors.faiss_calls.kept`; None if the search was exact), its
+    measured recall@k, the HNSW ``efSearch`` or the inverted file's ``nprobe`` that reached it
+    (the other None) and the wall-clock seconds of each stage of the approximate search (exact
+    sample, then build / beam / search for the graph, lists / probes / search for the inverted file)."""
 
     neighbours: Neighbours
-    graph: np.ndarray | None
+    graph: np.ndarray | GraphFile | None
     recall: float | None
     ef_search: int | None
     seconds: dict[str, float] = field(default_factory=dict)
@@ -134,10 +135,11 @@ class Search:
 
 def build_index(keys: np.ndarray, frame: pd.DataFrame, schema: dict[str, str], modality: str, *,
                 k: int = NEIGHBOURS_K, seed: int = 0, compute: Backend | None = None,
-                vectors: np.ndarray | None = None) -> NeighbourIndex:
+                vectors: np.ndarray | None = None, graph_dir: Path | None = None) -> NeighbourIndex:
     """Find every row's neighbours: in ``vectors`` (shape (N, d), a per-row embedding) if given,
     else in the ``tfidf`` embedding of ``frame`` fitted here. ``compute`` is accepted for the
-    callers' uniformity; the search runs in this process (see :func:`search_neighbours`)."""
+    callers' uniformity; the search runs in this process (see :func:`search_neighbours`, which
+    writes an approximate index into ``graph_dir`` when given)."""
     embedder = None
     if vectors is None:
         embedder = TfidfEmbedder(schema=schema, modality=modality, seed=seed)
@@ -145,13 +147,14 @@ def build_index(keys: np.ndarray, frame: pd.DataFrame, schema: dict[str, str], m
     else:
         X = vectors
     X = np.ascontiguousarray(X, dtype=np.float32)
-    found = search_neighbours(X, k=k, seed=seed)
+    found = search_neighbours(X, k=k, seed=seed, graph_dir=graph_dir)
     return NeighbourIndex(_key_array(keys), X, found.neighbours, embedder, found.graph, found.recall, found.ef_search,
                           found.nprobe)
 
 
 def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *,
-                 compute: Backend | None = None, vectors: np.ndarray | None = None) -> NeighbourIndex | None:
+                 compute: Backend | None = None, vectors: np.ndarray | None = None,
+                 graph_dir: Path | None = None) -> NeighbourIndex | None:
     """Add new rows: their ``vectors`` (shape (M, d)) or, for a tfidf index, ``frame`` embedded
     with the fitted embedder; search their neighbours only (in the HNSW graph or the inverted file,
     which they join, for an approximate index; in the inverted file each new row probes the
@@ -159,7 +162,8 @@ def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *
 
     The old rows keep their neighbours (a new row closer to an old one than its neighbours is seen
     from the new row's side). Returns None when the index must be rebuilt instead (an exact index
-    that would outgrow :data:`EXACT_SEARCH_ROWS`).
+    that would outgrow :data:`EXACT_SEARCH_ROWS`). The grown approximate index is kept as
+    :func:`search_neighbours` keeps it (``graph_dir``); ValueError when the kept one is unreadable.
     """
     n_old, n_new = len(index.keys), len(frame)
     k = index.neighbours.indices.shape[1]
@@ -173,9 +177,7 @@ def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *
             return None
         d, i = _query(X, X_new, min(k + 1, len(X)))
     else:
-        import faiss
-
-        approx = faiss.deserialize_index(graph)
+        approx = open_graph(graph)
         del graph  # the caller's index still holds the old bytes; this one need not
         _add(approx, X_new)
         nprobe = getattr(index, "nprobe", None)  # indexes kept before the inverted file have none
@@ -185,7 +187,7 @@ def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *
             d, i = _hnsw_query(approx, X_new, k + 1, index.ef_search or EF_SEARCH)
         holder = [approx]
         del approx
-        graph = serialised(holder)
+        graph = kept(holder, graph_dir)
     d, i = _drop_self(d, i, new_rows, k)
     neighbours = Neighbours(np.vstack([index.neighbours.distances, d]), np.vstack([index.neighbours.indices, i]))
     keys_all = np.concatenate([index.keys, _key_array(keys)])
@@ -224,7 +226,7 @@ def find_neighbours(X: np.ndarray, *, k: int = NEIGHBOURS_K, seed: int = 0,
 
 def search_neighbours(X: np.ndarray, *, k: int = NEIGHBOURS_K, seed: int = 0,
                       exact_rows: int | None = None, target_recall: float | None = None,
-                      method: str = "auto") -> Search:
+                      method: str = "auto", graph_dir: Path | None = None) -> Search:
     """Neighbours of all rows of ``X`` (shape (N, d)), the index and its measured recall@k.
 
     ``exact_rows`` (default :data:`EXACT_SEARCH_ROWS`) is the size up to which search is exact;
@@ -233,6 +235,7 @@ def search_neighbours(X: np.ndarray, *, k: int = NEIGHBOURS_K, seed: int = 0,
     "auto" tries the inverted file and uses the graph if the inverted file does not reach the target
     within :data:`MAX_NPROBE` lists; "ivf" or "hnsw" force one (for measurements; a forced inverted
     file stops at :data:`MAX_NPROBE` lists whatever its recall). Raises ValueError for another method.
+    The approximate index is kept as bytes, or with ``graph_dir`` written by faiss into a file there.
     """
     if method not in METHODS:
         raise ValueError(f"neighbour search method {method!r}: expected one of {', '.join(METHODS)}")
@@ -247,14 +250,14 @@ def search_neighbours(X: np.ndarray, *, k: int = NEIGHBOURS_K, seed: int = 0,
     truth = _drop_self(*_query(X, X[sample], k + 1), sample, k)[1]
     seconds = {"exact sample": time.perf_counter() - start}
     if method != "hnsw":
-        found = _ivf_search(X, k, sample, truth, target, seed, seconds, settle=method == "ivf")
+        found = _ivf_search(X, k, sample, truth, target, seed, seconds, settle=method == "ivf", graph_dir=graph_dir)
         if found is not None:
             return found
-    return _hnsw_search(X, k, sample, truth, target, seconds)
+    return _hnsw_search(X, k, sample, truth, target, seconds, graph_dir)
 
 
 def _hnsw_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, target: float,
-                 seconds: dict[str, float]) -> Search:
+                 seconds: dict[str, float], graph_dir: Path | None = None) -> Search:
     """The graph search of :func:`search_neighbours`, the sample's true neighbours given."""
     import faiss
 
@@ -280,11 +283,11 @@ def _hnsw_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, t
              n, k, recall, ef, len(sample), seconds)
     holder = [hnsw]
     del hnsw
-    return Search(Neighbours(d, i), serialised(holder), recall, ef, seconds)
+    return Search(Neighbours(d, i), kept(holder, graph_dir), recall, ef, seconds)
 
 
 def _ivf_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, target: float, seed: int,
-                seconds: dict[str, float], *, settle: bool = False) -> Search | None:
+                seconds: dict[str, float], *, settle: bool = False, graph_dir: Path | None = None) -> Search | None:
     """The inverted-file search of :func:`search_neighbours` (see the module doc), or None if
     :data:`MAX_NPROBE` lists do not reach ``target`` on the sample (unless ``settle``: then the
     search runs with :data:`MAX_NPROBE`)."""
@@ -332,7 +335,7 @@ def _ivf_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, ta
              "exactly), seconds %s", n, k, recall, chosen, n_lists, len(sample), seconds)
     holder = [ivf]
     del ivf
-    return Search(Neighbours(d, i), serialised(holder), recall, None, seconds, nprobe=chosen)
+    return Search(Neighbours(d, i), kept(holder, graph_dir), recall, None, seconds, nprobe=chosen)
 
 
 def _stopwatch() -> Callable[[], float]:
