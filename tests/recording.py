@@ -14,3 +14,7 @@ class RecordingConnection:
     def execute(self, sql: str, *args):
         self.sql.append(sql)
         return self.con.execute(sql, *args)
+
+    def executemany(self, sql: str, *args):
+        self.sql.append(sql)
+        return self.con.executemany(sql, *args)

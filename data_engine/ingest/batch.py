@@ -23,7 +23,7 @@ from data_engine.ingest.rejected import keep_only_quarantine, rejecting_columns
 from data_engine.ingest.readers import RawTable, UnreadableFile, drop_scratch, file_format, format_or_none, read_raw
 from data_engine.ingest.redact import redact_text
 from data_engine.ingest.result import IngestResult
-from data_engine.ingest.validate import GOLD_ID_PREFIX, missing_labels, quarantine, validate
+from data_engine.ingest.validate import GOLD_ID_PREFIX, quarantine, validate
 from data_engine.ingest.versions import store_versions
 from data_engine.ingest.unknown_labels import unknown_labels
 from data_engine.store.classes import config_drift, unknown_labels_warning
@@ -278,7 +278,7 @@ def load_rows(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestR
     if result.unknown_labels:
         result.warnings.append(unknown_labels_warning(con, result.unknown_labels))
     if label_present and not result.is_gold:
-        n, markers = missing_labels(con, ds, plain=ds.label_column in checked.plain)
+        n, markers = checked.missing_labels
         if n:
             result.notes.append(f"{counted(n, 'row')} {verb(n, 'has', 'have')} a missing-value marker ({', '.join(map(repr, markers))}) as their "
                                 f"label in column {ds.label_column!r}: stored unlabeled")

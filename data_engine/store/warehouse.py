@@ -70,18 +70,24 @@ def apply_migrations(con: duckdb.DuckDBPyConnection, *, before: str | None = Non
     ``before``: apply only those whose name sorts before it (a warehouse as an older engine left
     it, which the migration tests start from). Raises :class:`EngineError` naming the migration
     when a stored value cannot be converted to its new type (nothing of that migration is kept)."""
+    new = not has_table(con, "schema_migrations")
     con.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ DEFAULT now())"
     )
-    applied = []
-    for name in pending_migrations(con):
-        if before is not None and name >= before:
-            break
-        sql = resources.files("data_engine.store.migrations").joinpath(name).read_text(encoding="utf-8")
+    names = [n for n in pending_migrations(con) if before is None or n < before]
+    # A new warehouse takes all its migrations in one transaction: nothing is stored yet, so there is
+    # no earlier state worth keeping step by step, and each commit waits for the disk (25 commits of
+    # a first `ingest` took 0.20-0.25 s of wall clock against 0.12-0.17 s for one, at 0.09 against
+    # 0.07 s of CPU). An existing warehouse keeps one transaction per migration.
+    groups = [names] if new and names else [[n] for n in names]
+    for group in groups:
         con.execute("BEGIN TRANSACTION")
+        name = group[0]
         try:
-            con.execute(sql)
-            con.execute("INSERT INTO schema_migrations (name) VALUES (?)", [name])
+            for name in group:
+                sql = resources.files("data_engine.store.migrations").joinpath(name).read_text(encoding="utf-8")
+                con.execute(sql)
+                con.execute("INSERT INTO schema_migrations (name) VALUES (?)", [name])
             con.execute("COMMIT")
         except duckdb.ConversionException as exc:
             rollback_quietly(con)
@@ -89,8 +95,7 @@ def apply_migrations(con: duckdb.DuckDBPyConnection, *, before: str | None = Non
         except Exception:
             rollback_quietly(con)
             raise
-        applied.append(name)
-    return applied
+    return names
 
 
 def rollback_quietly(con: duckdb.DuckDBPyConnection) -> None:

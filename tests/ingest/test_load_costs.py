@@ -84,3 +84,68 @@ def test_a_csv_without_a_double_quote_skips_the_quoting_check_and_one_with_it_do
         assert (raw.rows, raw.rejects) == (2, 0)
         assert any("sniff_csv" in sql for sql in recording.sql) is sniffed
         assert [r[0] for r in recording.con.execute("SELECT label FROM raw_rows ORDER BY __row").fetchall()] == labels
+
+
+def test_the_hash_columns_are_stored_uncompressed_from_the_first_batch_with_the_hashes_read_back(tmp_path: Path) -> None:
+    home = make_home(tmp_path, CONFIG)
+    path = home.landing / "one.csv"
+    path.write_text("id,label,x,color\n" + "".join(f"{i},{'ab'[i % 2]},{i},red\n" for i in range(3000)), encoding="utf-8")
+    with open_warehouse(home) as con:
+        ingest_file(con, home.config.dataset, path)
+        ddl = con.execute("SELECT sql FROM duckdb_tables() WHERE table_name = 'examples'").fetchone()[0]
+        assert "content_hash UBIGINT USING COMPRESSION Uncompressed NOT NULL" in ddl
+        assert "feature_hash UBIGINT USING COMPRESSION Uncompressed NOT NULL" in ddl
+        con.execute("CHECKPOINT")
+        kinds = con.execute("SELECT DISTINCT column_name, compression FROM pragma_storage_info('examples') "
+                            "WHERE column_name IN ('content_hash', 'feature_hash') AND segment_type = 'UBIGINT' "
+                            "ORDER BY 1").fetchall()
+        assert kinds == [("content_hash", "Uncompressed"), ("feature_hash", "Uncompressed")]
+        # The stored hashes are the values' hashes, as before: the features', then with the label.
+        wrong = con.execute("SELECT count(*) FROM examples WHERE feature_hash <> hash(x, color) "
+                            "OR content_hash <> hash(feature_hash, label)").fetchone()[0]
+        assert wrong == 0
+
+
+def _rejected_sql(recording: RecordingConnection) -> str:
+    return next(s for s in recording.sql if s.startswith("CREATE TEMP TABLE rejected"))
+
+
+def test_missing_label_markers_are_tested_row_by_row_only_when_the_file_holds_one(tmp_path: Path) -> None:
+    home = make_home(tmp_path, CONFIG)
+    without = home.landing / "without.csv"
+    without.write_text("id,label,x,color\n1,a,1,red\n2,,2,red\n3,b,3,blue\n", encoding="utf-8")
+    marked = home.landing / "marked.csv"
+    marked.write_text("id,label,x,color\n4,a,1,red\n5,NA,2,red\n6,n/a,3,blue\n7,b,4,red\n", encoding="utf-8")
+    with open_warehouse(home) as con:
+        recording = RecordingConnection(con)
+        first = ingest_file(recording, home.config.dataset, without)
+        assert 'r."label" IN (' not in _rejected_sql(recording)
+        assert (first.rows_ok, first.rows_labeled) == (3, 2)
+        assert not [n for n in first.notes if "missing-value marker" in n]
+        recording = RecordingConnection(con)
+        second = ingest_file(recording, home.config.dataset, marked)
+        rejected = _rejected_sql(recording)
+        # Only the markers the file holds, in the engine's spelling (n/a is one of the na_values).
+        assert """r."label" IN ('NA', 'n/a') THEN NULL""" in rejected
+        assert (second.rows_ok, second.rows_labeled, second.rows_quarantined) == (4, 2, 0)
+        assert "2 rows have a missing-value marker ('NA', 'n/a') as their label in column 'label': stored unlabeled" in second.notes
+        labels = con.execute("SELECT example_id, label FROM examples WHERE batch_id = ? ORDER BY row_number",
+                             [second.batch_id]).fetchall()
+        assert labels == [("4", "a"), ("5", None), ("6", None), ("7", "b")]
+
+
+def test_an_over_long_categorical_cell_is_judged_after_its_spaces_are_trimmed(tmp_path: Path) -> None:
+    from data_engine.ingest.validate import MAX_FIELD_CHARS
+
+    home = make_home(tmp_path, CONFIG)
+    fits = " " * 10 + "r" * MAX_FIELD_CHARS + " " * 10    # too long as read, not once trimmed
+    too_long = " " + "r" * (MAX_FIELD_CHARS + 1)
+    path = home.landing / "long.csv"
+    path.write_text(f"id,label,x,color\n1,a,1,{fits}\n2,b,2,{too_long}\n3,a,3,red\n", encoding="utf-8")
+    with open_warehouse(home) as con:
+        result = ingest_file(con, home.config.dataset, path)
+        assert (result.rows_ok, result.rows_quarantined) == (2, 1)
+        reason = con.execute("SELECT row_number, reason FROM quarantine").fetchall()
+        assert reason == [(2, f"column color: over-long field ({MAX_FIELD_CHARS + 1} characters, at most {MAX_FIELD_CHARS} bytes)")]
+        stored = con.execute("SELECT example_id, length(color) FROM examples ORDER BY row_number").fetchall()
+        assert stored == [("1", MAX_FIELD_CHARS), ("3", 3)]

@@ -37,6 +37,22 @@ def test_migrations_are_recorded_once_in_order(toy_home: Home) -> None:
         assert con.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(names)
 
 
+def test_a_new_warehouse_takes_its_migrations_in_one_transaction_an_older_one_one_each() -> None:
+    from tests.recording import RecordingConnection
+
+    names = migration_names()
+    fresh = RecordingConnection(duckdb.connect())
+    assert apply_migrations(fresh) == names
+    assert fresh.sql.count("BEGIN TRANSACTION") == 1 and fresh.sql.count("COMMIT") == 1
+    older = duckdb.connect()
+    apply_migrations(older, before=names[-3])
+    recording = RecordingConnection(older)
+    assert apply_migrations(recording) == names[-3:]
+    assert recording.sql.count("BEGIN TRANSACTION") == 3 and recording.sql.count("COMMIT") == 3
+    for con in (fresh.con, older):
+        assert [r[0] for r in con.execute("SELECT name FROM schema_migrations ORDER BY name").fetchall()] == names
+
+
 def _warehouse_before(con: duckdb.DuckDBPyConnection, first_new: str) -> None:
     """Apply (and record) only the migrations named before ``first_new``: an older warehouse."""
     apply_migrations(con, before=first_new)
