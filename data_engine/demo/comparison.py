@@ -60,8 +60,9 @@ def load_held_out(home: Home, oracle: pd.DataFrame) -> HeldOut:
     """Every stored example with its true label (from the oracle), for :func:`held_out_accuracy`;
     with a per-row embedder (e5-small on text) each example's stored vector rides along in ``X``, as
     training reads it (:func:`data_engine.mine.embedders.features.with_embedding`): without it every
-    fit and prediction of the comparison embedded all its rows again (on 3,000 sentences, 90,000
-    embeddings a comparison). Rows not stored yet are embedded once and stored."""
+    fit and prediction of the comparison embedded all its rows again (on 3,000 sentences, three
+    label sets x six fits x 3,000 rows: 54,000 embeddings a comparison). Rows not stored yet are
+    embedded once and stored."""
     from data_engine.mine.embedders.features import model_inputs, with_embedding
     from data_engine.store.dataset import load_examples
     from data_engine.store.schema import stored_columns
