@@ -6,7 +6,7 @@ comparison). Also where the reviews went and which wrong tag sets were left.
 
     PYTHONPATH=. python scripts/measure_tags_loop.py SET SEED [ROOT]
 
-SET: cancer, wine, diabetes, digits, sentences (tests/multilabel_support.py::bundled_tags; the
+SET: cancer, wine, diabetes, digits, sentences, generated (tests/multilabel_support.py::bundled_tags; the
 sentences are read from $DATA_ENGINE_SENTIMENT_DIR, e.g. /work/shared/data/sentiment-sentences).
 """
 import json
@@ -31,7 +31,7 @@ data, gold = multilabel_support.bundled_tags(name, seed=seed)
 features = [c for c in data.frame.columns if c not in ("id", "tags")]
 budget = int(1.5 * len(data.noisy))
 # The sentences are text (mining's "auto" embedding: e5-small); every other set is a table of numbers.
-inputs = ({"modality": "text", "text_column": "sentence"} if features == ["sentence"]
+inputs = ({"modality": "text", "text_column": "sentence", "feature_columns": []} if features == ["sentence"]
           else {"modality": "tabular", "feature_columns": features})
 config = {"dataset": {"name": name, **inputs, "task": "multilabel", "id_column": "id",
                       "label_column": "tags", "classes": data.tags},

@@ -172,7 +172,9 @@ def bundled_tags(name: str, *, noise: float = 0.2, seed: int = 0) -> tuple[TagDa
     later above its median, and :data:`DIABETES_TAGS`); ``digits`` (1,797 rows of 8x8 pixels:
     ``round`` for 0, 6, 8, 9 and :data:`DIGIT_QUADRANT_TAGS`, more ink than the median in the top
     half or left half, whose pixels stay in the inputs); ``sentences`` (:func:`sentence_tags`: text,
-    read from outside the repository). Raises ``KeyError`` for another name."""
+    read from outside the repository); ``generated`` (scikit-learn's
+    ``make_multilabel_classification``: 2,000 rows, 20 numbers, 5 tags, 400 gold). Raises
+    ``KeyError`` for another name."""
     from sklearn import datasets
 
     if name == "cancer":
@@ -196,4 +198,13 @@ def bundled_tags(name: str, *, noise: float = 0.2, seed: int = 0) -> tuple[TagDa
         return _tag_table(bunch.data, on, noise=noise, seed=seed, n_gold=360)
     if name == "sentences":
         return sentence_tags(noise=noise, seed=seed)
-    raise KeyError(f"no bundled tag set {name!r} (cancer, wine, diabetes, digits, sentences)")
+    if name == "generated":
+        from sklearn.datasets import make_multilabel_classification
+
+        # The data fixed (random_state=21, chosen before any run); the seed draws the errors and gold split.
+        X, Y = make_multilabel_classification(n_samples=2000, n_features=20, n_classes=5, n_labels=2,
+                                              random_state=21)
+        on = {f"tag{k}": Y[:, k].astype(bool) for k in range(Y.shape[1])}
+        return _tag_table(pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])]), on, noise=noise,
+                          seed=seed, n_gold=400)
+    raise KeyError(f"no bundled tag set {name!r} (cancer, wine, diabetes, digits, sentences, generated)")
