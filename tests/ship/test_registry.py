@@ -166,3 +166,21 @@ def test_a_text_model_saves_its_vocabulary_in_a_fixed_number_of_zip_entries(tmp_
         assert (loaded.transform(texts) != model.transform(texts)).nnz == 0
     # Before, each numpy index of the vocabulary was an entry of its own (hundreds more for n=400).
     assert entries[0] == entries[1]
+
+
+def test_a_text_vocabulary_is_saved_as_arrays_and_loads_back_the_same(tmp_path):
+    import pickle
+    import zipfile
+
+    from data_engine.mine.features import text_features
+
+    texts = ["héllo wörld", "naïve café au lait", "日本語 テキスト", "a b", "hello café"] * 3
+    model = text_features(char=True).fit(texts)
+    sha = save_artifact(model, tmp_path / "m.skops")
+    schema = zipfile.ZipFile(tmp_path / "m.skops").read("schema.json").decode()
+    # No per-term JSON node: the terms are not in the schema, the arrays are files of the zip.
+    assert '"vocabulary_"' not in schema and "lait" not in schema and '"vocabulary_bytes_"' in schema
+    for loaded in (load_artifact(tmp_path / "m.skops", sha), pickle.loads(pickle.dumps(model))):
+        for (_, saved), (_, fitted) in zip(loaded[-1].transformer_list, model[-1].transformer_list):
+            assert saved.vocabulary_ == fitted.vocabulary_ and {type(i) for i in saved.vocabulary_.values()} == {int}
+        assert (loaded.transform(texts) != model.transform(texts)).nnz == 0
