@@ -6,7 +6,8 @@ comparison). Also where the reviews went and which wrong tag sets were left.
 
     PYTHONPATH=. python scripts/measure_tags_loop.py SET SEED [ROOT]
 
-SET: cancer, wine, diabetes, digits (tests/multilabel_support.py::bundled_tags).
+SET: cancer, wine, diabetes, digits, sentences, generated (tests/multilabel_support.py::bundled_tags; the
+sentences are read from $DATA_ENGINE_SENTIMENT_DIR, e.g. /work/shared/data/sentiment-sentences).
 """
 import json
 import sys
@@ -29,8 +30,11 @@ root = Path(sys.argv[3]) if len(sys.argv) > 3 else Path(tempfile.mkdtemp())
 data, gold = multilabel_support.bundled_tags(name, seed=seed)
 features = [c for c in data.frame.columns if c not in ("id", "tags")]
 budget = int(1.5 * len(data.noisy))
-config = {"dataset": {"name": name, "modality": "tabular", "task": "multilabel", "id_column": "id",
-                      "label_column": "tags", "feature_columns": features, "classes": data.tags},
+# The sentences are text (mining's "auto" embedding: e5-small); every other set is a table of numbers.
+inputs = ({"modality": "text", "text_column": "sentence", "feature_columns": []} if features == ["sentence"]
+          else {"modality": "tabular", "feature_columns": features})
+config = {"dataset": {"name": name, **inputs, "task": "multilabel", "id_column": "id",
+                      "label_column": "tags", "classes": data.tags},
           "mining": {"n_jobs": 1}, "retrain": {"min_new_labels": 10},
           "review": {"url": "http://127.0.0.1:9", "budget": (budget + 1) // 2}}
 home = make_home(root / f"{name}{seed}", config)

@@ -148,13 +148,33 @@ def cancer_tags(*, noise: float = 0.2, seed: int = 0, n_gold: int = 100) -> tupl
     return _tag_table(X, on, noise=noise, seed=seed, n_gold=n_gold)
 
 
+SENTENCE_SITES = ("amazon", "imdb", "yelp")
+
+
+def sentence_tags(*, noise: float = 0.2, seed: int = 0) -> tuple[TagData, TagData]:
+    """The Sentiment Labelled Sentences (Kotzias et al., KDD 2015: 1,000 review sentences from each
+    of amazon.com, imdb.com and yelp.com, half positive), read by the engine's own reader
+    (:func:`data_engine.bench.datasets.load_sentiment_dataset`, the folder in
+    ``$DATA_ENGINE_SENTIMENT_DIR``), as text with tags: ``positive`` (the file's score 1) and the site
+    the sentence came from, both given by the data, none derived by a rule of ours. A fifth of the
+    rows (rounded) kept as clean gold. Raises EngineError when the folder is not found."""
+    from data_engine.bench.datasets import load_sentiment_dataset
+
+    data = load_sentiment_dataset()
+    on = {"positive": data.labels == "pos"} | {site: data.groups == site for site in SENTENCE_SITES}
+    return _tag_table(data.frame[["sentence"]], on, noise=noise, seed=seed, n_gold=round(len(data.frame) / 5))
+
+
 def bundled_tags(name: str, *, noise: float = 0.2, seed: int = 0) -> tuple[TagData, TagData]:
     """A bundled scikit-learn set (no download) as tags, about a fifth kept as clean gold:
     ``cancer`` (:func:`cancer_tags`); ``wine`` (178 rows: ``cultivar_<k>`` of the three cultivars
     and :data:`WINE_TAGS`); ``diabetes`` (442 rows: ``progressed``, the disease measure a year
     later above its median, and :data:`DIABETES_TAGS`); ``digits`` (1,797 rows of 8x8 pixels:
     ``round`` for 0, 6, 8, 9 and :data:`DIGIT_QUADRANT_TAGS`, more ink than the median in the top
-    half or left half, whose pixels stay in the inputs). Raises ``KeyError`` for another name."""
+    half or left half, whose pixels stay in the inputs); ``sentences`` (:func:`sentence_tags`: text,
+    read from outside the repository); ``generated`` (scikit-learn's
+    ``make_multilabel_classification``: 2,000 rows, 20 numbers, 5 tags, 400 gold). Raises
+    ``KeyError`` for another name."""
     from sklearn import datasets
 
     if name == "cancer":
@@ -176,4 +196,15 @@ def bundled_tags(name: str, *, noise: float = 0.2, seed: int = 0) -> tuple[TagDa
         _, on = _quantile_tags(ink, DIGIT_QUADRANT_TAGS)
         on["round"] = np.isin(bunch.target, [0, 6, 8, 9])
         return _tag_table(bunch.data, on, noise=noise, seed=seed, n_gold=360)
-    raise KeyError(f"no bundled tag set {name!r} (cancer, wine, diabetes, digits)")
+    if name == "sentences":
+        return sentence_tags(noise=noise, seed=seed)
+    if name == "generated":
+        from sklearn.datasets import make_multilabel_classification
+
+        # The data fixed (random_state=21, chosen before any run); the seed draws the errors and gold split.
+        X, Y = make_multilabel_classification(n_samples=2000, n_features=20, n_classes=5, n_labels=2,
+                                              random_state=21)
+        on = {f"tag{k}": Y[:, k].astype(bool) for k in range(Y.shape[1])}
+        return _tag_table(pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])]), on, noise=noise,
+                          seed=seed, n_gold=400)
+    raise KeyError(f"no bundled tag set {name!r} (cancer, wine, diabetes, digits, sentences, generated)")

@@ -40,8 +40,10 @@ def text_features(*, char: bool, max_features: int | None = MAX_TEXT_FEATURES) -
     still tells texts apart, and the bound on their number holds the size.
     """
     import numpy as np
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.pipeline import FunctionTransformer, make_pipeline, make_union
+
+    # A TfidfVectorizer whose saved vocabulary does not make skops quadratic (see TextTfidf).
+    from data_engine.mine.text_tfidf import TextTfidf as TfidfVectorizer
 
     # Single-character tokens matter in categorical codes ("A", "3"), so the token pattern keeps them.
     word = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b", dtype=np.float32,

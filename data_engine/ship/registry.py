@@ -47,6 +47,8 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     "data_engine.mine.features.fill_category",
     "data_engine.mine.models.fill_text",
     "data_engine.mine.models.fill_category",
+    # The text members' TF-IDF (a TfidfVectorizer saving its vocabulary as Python ints).
+    "data_engine.mine.text_tfidf.TextTfidf",
     # The image embedder's column function (image file paths -> features).
     "data_engine.mine.embedders.image.embed_image_column",
     # The engine's own tiny-class variants of scikit-learn members (data_engine.mine.tiny).

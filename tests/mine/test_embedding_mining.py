@@ -258,3 +258,28 @@ def test_external_predictions_for_unknown_ids_are_said(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="data_engine.mine.external"):
         _mine(home)
     assert "2 of 42 ids are not training or unlabeled examples" in caplog.text and "'typo-1'" in caplog.text
+
+
+def test_the_demo_comparison_reads_the_stored_vectors_and_scores_as_if_it_embedded_them(tmp_path, monkeypatch):
+    from data_engine.demo import comparison
+    from data_engine.mine.embedders import e5
+    from data_engine.mine.embedders.base import EMBEDDING_COLUMN
+    from data_engine.mine.models import ModelSpec, resolve_spec
+
+    home = _home(tmp_path, TEXT)
+    labels = ["pos"] * 8 + ["neg"] * 8
+    _ingest(home, "b1.csv", pd.DataFrame({"id": [f"t{i:02d}" for i in range(16)], "note": POS + NEG, "label": labels}))
+    assert _mine(home).newly_embedded == 16
+    oracle = pd.DataFrame({"example_id": [f"t{i:02d}" for i in range(16)], "label": labels})
+    data = comparison.load_held_out(home, oracle)
+    assert list(data.X.columns) == ["note", EMBEDDING_COLUMN] and data.schema == {"note": "text"}
+    np.testing.assert_array_equal(np.stack(data.X[EMBEDDING_COLUMN].to_numpy()), e5.embed_texts(POS + NEG))
+    # The e5 member beside TF-IDF members, which must ignore the vectors' column.
+    recipes = {"e5": (ModelSpec(("embedding", "linear"), "text", 0, "e5-small"), oracle.set_index("example_id")["label"]),
+               "tfidf": (resolve_spec("linear", "text"), oracle.set_index("example_id")["label"])}
+    without = comparison.HeldOut(data.X[["note"]], data.example_ids, data.truth, data.is_gold, data.schema)
+    embedded_again = comparison.held_out_metrics(without, recipes, n_jobs=1)
+    calls = []
+    monkeypatch.setattr(e5, "embed_texts", lambda texts: calls.append(len(texts)))
+    assert comparison.held_out_metrics(data, recipes, n_jobs=1) == embedded_again
+    assert calls == []

@@ -136,3 +136,51 @@ def test_a_stale_candidate_is_never_the_default_after_a_newer_model(tmp_path):
         registry.set_status(con, 3, "refused", "worse")
         assert registry.latest_candidate(con) is None
         assert "model v3 was refused" in registry.no_candidate_message(con)
+
+
+def test_a_text_model_saves_its_vocabulary_in_a_fixed_number_of_zip_entries(tmp_path):
+    import zipfile
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from data_engine.mine.features import text_features
+    from data_engine.mine.text_tfidf import TextTfidf
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(400)]
+    entries = []
+    for n in (50, 400):  # the vocabularies differ in size by hundreds of n-grams
+        texts = [" ".join(rng.choice(words, 6)) for _ in range(n)]
+        model = text_features(char=True).fit(texts)
+        word = model[-1].transformer_list[0][1]
+        assert isinstance(word, TextTfidf)
+        assert {type(i) for i in word.vocabulary_.values()} == {int}
+        # The same vocabulary and features as scikit-learn's own TfidfVectorizer with these parameters.
+        plain = TfidfVectorizer(**word.get_params()).fit(texts)
+        assert word.vocabulary_ == {t: int(i) for t, i in plain.vocabulary_.items()}
+        assert (word.transform(texts) != plain.transform(texts)).nnz == 0
+        path = tmp_path / f"m{n}.skops"
+        sha = save_artifact(model, path)  # refuses a type outside registry.TRUSTED_TYPES
+        entries.append(len(zipfile.ZipFile(path).namelist()))
+        loaded = load_artifact(path, sha)
+        assert (loaded.transform(texts) != model.transform(texts)).nnz == 0
+    # Before, each numpy index of the vocabulary was an entry of its own (hundreds more for n=400).
+    assert entries[0] == entries[1]
+
+
+def test_a_text_vocabulary_is_saved_as_arrays_and_loads_back_the_same(tmp_path):
+    import pickle
+    import zipfile
+
+    from data_engine.mine.features import text_features
+
+    texts = ["héllo wörld", "naïve café au lait", "日本語 テキスト", "a b", "hello café"] * 3
+    model = text_features(char=True).fit(texts)
+    sha = save_artifact(model, tmp_path / "m.skops")
+    schema = zipfile.ZipFile(tmp_path / "m.skops").read("schema.json").decode()
+    # No per-term JSON node: the terms are not in the schema, the arrays are files of the zip.
+    assert '"vocabulary_"' not in schema and "lait" not in schema and '"vocabulary_bytes_"' in schema
+    for loaded in (load_artifact(tmp_path / "m.skops", sha), pickle.loads(pickle.dumps(model))):
+        for (_, saved), (_, fitted) in zip(loaded[-1].transformer_list, model[-1].transformer_list):
+            assert saved.vocabulary_ == fitted.vocabulary_ and {type(i) for i in saved.vocabulary_.values()} == {int}
+        assert (loaded.transform(texts) != model.transform(texts)).nnz == 0

@@ -214,3 +214,28 @@ def test_out_of_fold_probabilities_find_flipped_tags_and_name_them() -> None:
             assert f"tag {['a', 'b'][k]!r} likely {word}" in issues.detail[i]
     i = int(flipped[0])
     assert issues.suggested[i] == task.decode(Y[i:i + 1], ["a", "b"])[0] or not issues.is_issue[i]
+
+
+def test_the_sentences_become_text_with_the_sentiment_and_the_site_as_tags(monkeypatch) -> None:
+    from pathlib import Path
+
+    from tests.multilabel_support import sentence_tags
+
+    folder = Path(__file__).resolve().parents[1] / "cases" / "sentences"
+    monkeypatch.setenv("DATA_ENGINE_SENTIMENT_DIR", str(folder))
+    train, gold = sentence_tags(noise=0.2, seed=0)
+    assert train.tags == gold.tags == ["amazon", "imdb", "positive", "yelp"]
+    # 15 sentences: a fifth (3) kept as clean gold, 2 of the other 12 tag sets given one wrong tag.
+    assert (len(train.frame), len(gold.frame), len(train.noisy), gold.noisy) == (12, 3, 2, set())
+    expected = {}
+    for site in ("amazon", "imdb", "yelp"):
+        for line in (folder / f"{site}{'_cells' if site == 'amazon' else ''}_labelled.txt").read_text().splitlines():
+            text, score = line.rsplit("\t", 1)
+            expected[text.strip()] = sorted([site] + (["positive"] if score == "1" else []))
+    assert expected['The acting was wooden, "dreadful" even.'] == ["imdb"]
+    for part in (train, gold):
+        for row in part.frame.itertuples():
+            assert part.truth[row.id] == expected[row.sentence]
+            wrong = set(row.tags) ^ set(part.truth[row.id])
+            assert len(wrong) == (1 if row.id in part.noisy else 0)
+    assert set(train.frame["sentence"]) | set(gold.frame["sentence"]) == set(expected)
