@@ -14,7 +14,6 @@ Each task names its kind (:attr:`data_engine.tasks.base.Task.baseline_kind`):
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -46,6 +45,12 @@ class TrivialBaseline:
 def trivial_baseline(kind: str, train_labels: Sequence[str]) -> TrivialBaseline:
     """The baseline of ``kind`` (a key of :data:`BASELINES`) from the stored training labels (n,), n >= 1.
 
+    scikit-learn's dummy estimators fit it (they ignore the inputs by design):
+    ``DummyClassifier(strategy="most_frequent")`` on the labels (a tie goes to the first of the sorted
+    classes) or, for tags, on the (n, K) tag indicator matrix, one output per tag (a tag carried by
+    exactly half keeps 0, the first class, so only a strict majority carries it);
+    ``DummyRegressor(strategy="mean")`` on the numbers (``np.average``).
+
     Raises ValueError for an unknown kind or no training labels (a model is never trained on none),
     and for a ``"mean"`` label that is not a number."""
     if kind not in BASELINES:
@@ -53,19 +58,26 @@ def trivial_baseline(kind: str, train_labels: Sequence[str]) -> TrivialBaseline:
     labels = [str(v) for v in train_labels]
     if not labels and kind != "empty":
         raise ValueError("a trivial baseline needs training labels")
+    if kind == "empty":
+        return TrivialBaseline(kind, BASELINES[kind], "[]")  # the stored spelling of an empty box set and span set
+    import numpy as np
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+
+    inputs = np.zeros((len(labels), 1))  # the dummies read only the labels; X just gives the row count
     if kind == "majority":
-        counts = Counter(labels)
-        label = max(sorted(counts), key=counts.__getitem__)
+        label = str(DummyClassifier(strategy="most_frequent").fit(inputs, np.array(labels, dtype=object))
+                    .predict(inputs[:1])[0])
     elif kind == "tag_majority":
         from data_engine.tasks import tagsets
 
-        carried = Counter(tag for v in labels for tag in set(tagsets.tags_of(v)))
-        label = tagsets.canonical(t for t, c in carried.items() if 2 * c > len(labels))
-    elif kind == "mean":
-        # math.fsum: the exact mean of many numbers (repr keeps every digit the metrics read back).
-        import math
-
-        label = repr(math.fsum(float(v) for v in labels) / len(labels))
+        tags = sorted({tag for v in labels for tag in tagsets.tags_of(v)})
+        if not tags:  # every training example untagged: no output to fit, the empty set
+            label = "[]"
+        else:
+            fitted = DummyClassifier(strategy="most_frequent").fit(inputs, tagsets.encode(labels, tags))
+            label = tagsets.decode(fitted.predict(inputs[:1]).reshape(1, -1), tags)[0]
     else:
-        label = "[]"  # the stored spelling of an empty box set and an empty span set alike
+        # repr keeps every digit the metrics read back.
+        label = repr(float(DummyRegressor(strategy="mean").fit(inputs, np.array([float(v) for v in labels]))
+                           .constant_.ravel()[0]))
     return TrivialBaseline(kind, BASELINES[kind], label)

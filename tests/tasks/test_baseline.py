@@ -52,3 +52,19 @@ def test_a_baseline_needs_a_known_kind_and_training_labels():
         trivial_baseline("median", ["1"])
     with pytest.raises(ValueError, match="needs training labels"):
         trivial_baseline("majority", [])
+
+
+def test_the_baselines_are_scikit_learns_dummy_estimators():
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+
+    # The mean is DummyRegressor's (np.average, pairwise sums): 1.4 / 6 comes out one unit in the last
+    # place above math.fsum's correctly rounded 0.2333333333333333.
+    numbers = ["0.1"] * 4 + ["0.7", "0.3"]
+    fitted = DummyRegressor(strategy="mean").fit(np.zeros((6, 1)), np.array([float(v) for v in numbers]))
+    assert Regression().trivial_baseline(numbers).label == "0.23333333333333336" == repr(float(fitted.constant_[0][0]))
+    labels = ["b", "c", "a", "c", "b"]
+    majority = DummyClassifier(strategy="most_frequent").fit(np.zeros((5, 1)), np.array(labels, dtype=object))
+    assert Classification().trivial_baseline(labels).label == "b" == majority.predict(np.zeros((1, 1)))[0]
+    # One tag only (a single output) and no tag at all (no output) still give a tag set.
+    assert Multilabel().trivial_baseline(['["x"]', '["x"]', '[]']).label == '["x"]'
+    assert Multilabel().trivial_baseline(['[]', '[]']).label == "[]"
