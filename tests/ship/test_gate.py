@@ -91,6 +91,25 @@ def test_a_first_model_must_beat_the_trivial_baseline():
     assert better.promote and "mae 0.4000 on 50 gold examples, below the training-mean baseline's 1.2500" in better.reason
 
 
+def test_a_first_model_without_a_figure_is_worded_not_crashed():
+    from data_engine.ship.baseline import BaselineFigure
+    from data_engine.tasks import Regression
+
+    numbers, no_mae = GateConfig(metric="mae", min_gold=20), Evaluation(1, 50, None, None, figures={})
+    # No baseline to compare with: promoted as before, and the reason says the figure is missing.
+    alone = decide_promotion(no_mae, None, numbers, task=Regression())
+    assert alone.promote and alone.reason == "first model: no champion yet; mae has no figure on the 50 gold examples"
+    mean = BaselineFigure("training-mean baseline", "2.5", 1.25)
+    missing = decide_promotion(no_mae, None, numbers, baseline=mean, task=Regression())
+    assert not missing.promote and missing.reason == (
+        "first model: mae has no figure on the 50 gold examples, so it cannot be compared with the training-mean baseline")
+    unscored = decide_promotion(Evaluation(1, 50, None, None, figures={"mae": 0.4}), None, numbers,
+                                baseline=BaselineFigure("training-mean baseline", "2.5", None), task=Regression())
+    assert not unscored.promote and unscored.reason == (
+        "first model: mae 0.4000 on 50 gold examples, but the training-mean baseline has no mae there, so the two "
+        "cannot be compared")
+
+
 def test_a_first_model_of_labels_unrelated_to_the_inputs_is_refused(tmp_path):
     """Digits whose labels are drawn at random (55 % '0', 45 % '1'), whatever the image: the first model
     learns nothing that generalises, so on gold it is below always answering '0' (0.575 against 0.635),
