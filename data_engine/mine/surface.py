@@ -66,7 +66,9 @@ def surface_features(frame: pd.DataFrame, schema: Mapping[str, str], modality: s
 
 def _text_features(texts: pd.Series) -> tuple[sp.csr_matrix, np.ndarray]:
     """Character n-grams (N, V) and character-class statistics (N, 9) of a text column."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
+    # TextTfidf: scikit-learn's TfidfVectorizer that gives one zero column where no n-gram is kept
+    # (every text empty) instead of stopping at "empty vocabulary".
+    from data_engine.mine.text_tfidf import TextTfidf as TfidfVectorizer
 
     s = texts.fillna("").astype(str)
     n = len(s)

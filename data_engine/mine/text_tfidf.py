@@ -1,13 +1,19 @@
 """The text members' TF-IDF (:func:`data_engine.mine.features.text_features`): scikit-learn's
-``TfidfVectorizer`` with a vocabulary that skops saves in time linear in its size. Module-level
-class, so fitted models pickle and skops loads it by name (``ship.registry.TRUSTED_TYPES``)."""
+``TfidfVectorizer`` with a vocabulary that skops saves in time linear in its size, and that fits a
+text column without a term. Module-level class, so fitted models pickle and skops loads it by name
+(``ship.registry.TRUSTED_TYPES``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
+
+# The starts of scikit-learn's two messages for a fit that keeps no term (sklearn.feature_extraction
+# .text.CountVectorizer: _count_vocab and _limit_features); it has no exception class of its own.
+NO_TERMS = ("empty vocabulary", "After pruning, no terms remain")
 
 
 class TextTfidf(TfidfVectorizer):
@@ -27,7 +33,17 @@ class TextTfidf(TfidfVectorizer):
     ends and its index: skops writes a dict as one JSON node per entry (a few hundred bytes each),
     and a tags model on text holds a TF-IDF per tag, member and calibration fold (2,400 review
     sentences: a 1.8 GB artifact of such nodes). Loading rebuilds the same dict.
+
+    A column with no term to keep (every text empty, or only punctuation for the word n-grams, or
+    character n-grams each in one text only under ``min_df=2``; scikit-learn raises "empty
+    vocabulary; perhaps the documents only contain stop words") is fitted to no term
+    (``no_terms_``): it then gives one all-zero feature for every text, at fit and at transform, as
+    ``SimpleImputer(keep_empty_features=True)`` keeps an all-missing number column. So the other
+    n-grams and columns still count, in every fold of mining, in training and at predict time, and
+    the downstream SVD, normaliser and models get a matrix of the usual form.
     """
+
+    no_terms_: bool = False
 
     def fit(self, raw_documents: Any, y: Any = None) -> "TextTfidf":
         """Learn the vocabulary and idf of ``raw_documents`` (N texts); returns ``self``."""
@@ -35,10 +51,26 @@ class TextTfidf(TfidfVectorizer):
         return self
 
     def fit_transform(self, raw_documents: Any, y: Any = None) -> Any:
-        """Fit, then return the TF-IDF matrix, sparse of shape (N, vocabulary size)."""
-        out = super().fit_transform(raw_documents, y)
+        """Fit, then return the TF-IDF matrix, sparse of shape (N, vocabulary size); (N, 1) zeros
+        when no term is kept (see the class docstring)."""
+        try:
+            out = super().fit_transform(raw_documents, y)
+        except ValueError as exc:
+            if not str(exc).startswith(NO_TERMS):
+                raise
+            self.no_terms_, self.vocabulary_ = True, {}
+            return self._zeros(raw_documents)
+        self.no_terms_ = False
         self.vocabulary_ = {term: int(index) for term, index in self.vocabulary_.items()}
         return out
+
+    def transform(self, raw_documents: Any) -> Any:
+        """The TF-IDF matrix of ``raw_documents`` (M texts), sparse (M, vocabulary size); (M, 1) zeros
+        for a column fitted to no term."""
+        return self._zeros(raw_documents) if self.no_terms_ else super().transform(raw_documents)
+
+    def _zeros(self, raw_documents: Any) -> Any:
+        return sparse.csr_matrix((len(raw_documents), 1), dtype=self.dtype)
 
     def __getstate__(self) -> dict[str, Any]:
         """The estimator's state with ``vocabulary_`` as arrays (see the class docstring)."""

@@ -1,0 +1,90 @@
+"""A text column in which a TF-IDF finds no term (no word in any text: punctuation codes, empty
+notes; or character n-grams each in one text only): scikit-learn stops with "empty vocabulary;
+perhaps the documents only contain stop words". The engine's TF-IDF fits it to no term, one all-zero
+feature (``data_engine.mine.text_tfidf.TextTfidf.no_terms_``), so the other n-grams and columns
+still count in mining, training and predict."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data_engine.cli import main
+from data_engine.mine.features import text_features
+from data_engine.mine.text_tfidf import TextTfidf
+from data_engine.steps import ingest_step, mine_step
+from tests.homes import make_home
+
+# Punctuation codes, one per label: no word n-gram anywhere, character n-grams that tell them apart.
+CODES = {"?": "question", "!!": "shout", "...": "pause"}
+
+
+def test_a_column_without_a_term_gives_one_zero_feature(tmp_path):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from data_engine.ship.registry import load_artifact, save_artifact
+
+    texts = pd.Series(list(CODES) * 4)
+    with pytest.raises(ValueError, match="empty vocabulary"):
+        TfidfVectorizer(token_pattern=r"(?u)\b\w+\b").fit(texts)
+    model = text_features(char=True)
+    X = model.fit_transform(texts)
+    word, char = (t for _, t in model[-1].transformer_list)
+    assert word.no_terms_ and word.vocabulary_ == {} and not char.no_terms_
+    # One zero column for the words, then the 18 character n-grams of " ? ", " !! ", " ... ".
+    assert X.shape == (12, 1 + len(char.vocabulary_)) and len(char.vocabulary_) == 18
+    assert X[:, 0].nnz == 0 and np.allclose(X[:, 1:].toarray(), char.transform(texts).toarray())
+    # A later text with words gets no word feature either: the column learnt none.
+    assert word.transform(["a real sentence"]).shape == (1, 1) and word.transform(["a real sentence"]).nnz == 0
+    # Every text empty (or missing): no term in either part, one zero column each.
+    empty = text_features(char=True).fit_transform(pd.Series(["", None, ""]))
+    assert empty.shape == (3, 2) and empty.nnz == 0
+    # Saved and loaded like any fitted model (skops, registry's trusted types).
+    path = tmp_path / "m.skops"
+    loaded = load_artifact(path, save_artifact(model, path))
+    assert (loaded.transform(texts) != X).nnz == 0
+    # A character space with every n-gram in one text only (min_df=2) has no term either.
+    assert TextTfidf(analyzer="char_wb", ngram_range=(2, 5), min_df=2).fit_transform(["ab", "cd"]).shape == (2, 1)
+
+
+def test_punctuation_codes_are_mined_trained_and_predicted(tmp_path, capsys):
+    config = """\
+[dataset]
+name = "codes"
+modality = "text"
+id_column = "id"
+label_column = "label"
+text_column = "text"
+
+[mining]
+embedding = "tfidf"
+n_jobs = 1
+"""
+    home = make_home(tmp_path, config)
+    codes = list(CODES) * 40
+    frame = pd.DataFrame({"id": [f"c{i}" for i in range(len(codes))], "text": codes,
+                          "label": [CODES[c] for c in codes]})
+    frame.to_csv(home.landing / "train.csv", index=False)
+    ingest_step(home, [home.landing / "train.csv"])
+    summary = mine_step(home).summary
+    assert summary.n_labeled == 120 and summary.counts["label"] == 0
+    h = ["--home", str(home.root)]
+    assert main([*h, "train"]) == 0
+    new = tmp_path / "new.csv"
+    pd.DataFrame({"id": ["n0", "n1", "n2", "n3"], "text": ["...", "?", "!!", "words at last"]}).to_csv(new, index=False)
+    capsys.readouterr()
+    assert main([*h, "predict", str(new), "--version", "1", "--out", str(tmp_path / "out.csv")]) == 0
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert list(out["id"]) == ["n0", "n1", "n2", "n3"]
+    assert list(out["predicted_label"][:3]) == ["pause", "question", "shout"]
+
+
+def test_the_surface_features_of_an_empty_text_column_are_its_statistics():
+    from data_engine.mine.surface import surface_features
+
+    frame = pd.DataFrame({"note": [""] * 60, "x": np.arange(60.0)})
+    X = surface_features(frame, {"note": "text", "x": "numeric"}, "tabular")
+    # One zero column for the n-grams, then the 9 text statistics and the number's 6, standardised.
+    assert X.shape == (60, 1 + 9 + 6) and X[:, 0].nnz == 0
+    assert surface_features(frame[["x"]], {"x": "numeric"}, "tabular").shape == (60, 6)
