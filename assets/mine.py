@@ -98,7 +98,8 @@ def issues_metadata(record: Mapping[str, Any], plot_png: bytes | None = None,
     # (digits enough for a small p-value; the record already rounds the accuracies).
     meta["weak_slices"] = table(list(record.get("slices") or []),
                                 [("name", str), ("definition", str), ("n", int), ("accuracy", float),
-                                 ("rest_accuracy", float), ("p_value", float)], digits=10)
+                                 ("rest_accuracy", float), ("p_value", float), ("rule_precision", float),
+                                 ("rule_coverage", float)], digits=10)
     # What this run propagated (review.propagate = "apply") and the measured precision of earlier ones;
     # null when it propagated nothing (or, read back from the warehouse, when that is not kept).
     prop = record.get("propagation") or None

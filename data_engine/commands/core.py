@@ -187,7 +187,9 @@ def _latest_slices(con: Any) -> list[dict[str, Any]]:
 
     if not has_table(con, "discovered_slices"):
         return []
-    return [{k: r[k] for k in SLICE_KEYS} for r in stored_slices(con).to_dict("records")]
+    # A rule's figures are null without a rule, and absent before migration 0890 (read-only warehouse).
+    return [{k: None if k.startswith("rule_") and (r.get(k) is None or r[k] != r[k]) else r[k] for k in SLICE_KEYS}
+            for r in stored_slices(con).to_dict("records")]
 
 
 def cmd_status(args: argparse.Namespace, home: Home) -> int:

@@ -202,7 +202,9 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
     with clock.stage("slices"):
         from data_engine.mine.slices import discover_slices
 
-        slices = discover_slices(state, cfg.dataset.modality, seed=cfg.mining.seed)
+        # A column the run names identifier, shortcut or useless is kept out of slice rules (slice_rules.NOT_IN_RULES).
+        slices = discover_slices(state, cfg.dataset.modality, seed=cfg.mining.seed,
+                                 findings={i["column"]: i["type"] for i in columns.issues if i["type"] != "scale"})
         from data_engine.wording import verb
 
         leaks = [i["column"] for i in columns.issues if i["type"] == "shortcut"]

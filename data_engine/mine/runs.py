@@ -148,9 +148,11 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
             rows = [x.row() for x in found]
             con.executemany(
                 "INSERT INTO discovered_slices (run_id, name, definition, n, accuracy, rest_accuracy, p_value, source, "
-                "conditions, embedding, centroids, cluster) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "conditions, embedding, centroids, cluster, rule_precision, rule_coverage) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [[run_id, r["name"], r["definition"], r["n"], r["accuracy"], r["rest_accuracy"], r["p_value"],
-                  r["source"], r["conditions"], r["embedding"], r["centroids"], r["cluster"]] for r in rows])
+                  r["source"], r["conditions"], r["embedding"], r["centroids"], r["cluster"], r["rule_precision"],
+                  r["rule_coverage"]] for r in rows])
     return run_id
 
 

@@ -15,6 +15,21 @@ import pandas as pd
 DESCRIBE_DEPTH = 3
 # Categories of one categorical column the trees read at most (the most frequent; the rest are "other").
 MAX_CATEGORIES = 20
+# A cluster's rule is kept only when it states the cluster well: at least this share of the rows the
+# rule selects are in the cluster (precision) and of the cluster's rows the rule selects (coverage).
+# Below, the gate would check a different group than the one found (a trial's cluster rules covered
+# 33-35 % of their clusters); the cluster is then reported without a rule.
+MIN_RULE_PRECISION = 0.7
+MIN_RULE_COVERAGE = 0.7
+# The run's column findings (data_engine.mine.columns) that keep a column out of every rule: an
+# identifier selects rows that do not recur in gold, a shortcut is to be dropped from the inputs.
+NOT_IN_RULES = frozenset({"identifier", "shortcut"})
+# ... and out of a cluster's description only: a useless column (no association with the label) is
+# chosen there merely to approximate a cluster of the embedding. The error tree may still name one,
+# because it tests the column against the errors on held-out rows: where labels are noisy is often
+# a column that does not predict the label (the planted slice of tests/mine/test_slices.py is on
+# x3 and plan, which the same run names useless).
+NOT_IN_CLUSTER_RULES = NOT_IN_RULES | {"useless"}
 
 
 class Encoder:
@@ -49,6 +64,14 @@ class Encoder:
                 text[c] = np.where(frame[c].notna().to_numpy(), frame[c].astype(str).to_numpy(dtype=object), None)
             out[:, j] = text[c] == v
         return out
+
+    def without(self, columns: set[str]) -> tuple[Encoder, np.ndarray]:
+        """This encoder less the features of ``columns``, and the indices (k,) of the features kept
+        (to take from a matrix :meth:`encode` made)."""
+        keep = np.array([j for j, (c, _, _) in enumerate(self.features) if c not in columns], dtype=np.intp)
+        out = Encoder.__new__(Encoder)
+        out.features = [self.features[j] for j in keep]
+        return out, keep
 
 
 def node_rules(tree: Any, coder: Encoder) -> dict[int, list[dict[str, Any]]]:
@@ -99,7 +122,10 @@ def path_conditions(path: list[tuple[int, bool]], t: Any, coder: Encoder) -> lis
 def rule_of(X: np.ndarray, members: np.ndarray, coder: Encoder,
              seed: int) -> tuple[list[dict[str, Any]], float, float]:
     """The conjunction (a leaf's path of a shallow slice-against-rest tree, balanced classes) that
-    best matches ``members`` (n,) by F1, with its precision and recall against them."""
+    best matches ``members`` (n,) by F1 on the n rows of ``X`` (n, features), with its precision (the
+    share of the rows it selects that are members) and coverage (the share of members it selects);
+    ``([], 0.0, 0.0)`` when no leaf holds a member. Leaves are disjoint, so a leaf meeting
+    :data:`MIN_RULE_PRECISION` and :data:`MIN_RULE_COVERAGE` (both above a half) is the best by F1."""
     from sklearn.tree import DecisionTreeClassifier
 
     tree = DecisionTreeClassifier(max_depth=DESCRIBE_DEPTH, class_weight="balanced",
@@ -119,6 +145,22 @@ def rule_of(X: np.ndarray, members: np.ndarray, coder: Encoder,
     if best is None:
         return [], 0.0, 0.0
     return rules[int(best)], figures[0], figures[1]
+
+
+def cluster_rule(X: np.ndarray, members: np.ndarray, coder: Encoder,
+                 seed: int) -> tuple[list[dict[str, Any]] | None, float | None, float | None, str]:
+    """The rule that states a cluster ``members`` (n,) on the columns of ``X`` (n, features), its
+    precision and coverage (:func:`rule_of`) and ``""``; or, when the best rule falls below
+    :data:`MIN_RULE_PRECISION` or :data:`MIN_RULE_COVERAGE`, ``(None, None, None, why)``, ``why``
+    naming the rule tried and its figures."""
+    rule, p, r = rule_of(X, members, coder, seed)
+    if rule and p >= MIN_RULE_PRECISION and r >= MIN_RULE_COVERAGE:
+        return rule, p, r, ""
+    if not rule:
+        return None, None, None, "no rule on the input columns states it"
+    return None, None, None, (f"no rule on the input columns states it: the best, {conditions_text(rule)}, has "
+                              f"precision {p:.0%} and coverage {r:.0%} ({MIN_RULE_PRECISION:.0%} and "
+                              f"{MIN_RULE_COVERAGE:.0%} needed)")
 
 
 def conditions_text(conditions: Sequence[Mapping[str, Any]]) -> str:

@@ -24,10 +24,13 @@ names; so this module adds what it lacks:
    (the gap, like the p-value, on the rows the test read). Overlapping slices (more than
    :data:`MAX_OVERLAP` of the smaller one inside the other) keep the one with the lowest p-value.
 3. **Description.** A cluster is described by a shallow ``DecisionTreeClassifier`` (slice against
-   the rest, balanced classes) on the named columns, its best leaf turned into a rule such as
-   ``x3 > 2.1 and plan = "basic"``; the rule's precision and recall against the cluster are kept.
-   Without named columns (text, images) a slice is described by its most common classes and a few
-   example ids, and defined by its nearest k-means centre in the stored embedding.
+   the rest, balanced classes) on the named columns the run did not name identifier, shortcut or
+   useless (:data:`NOT_IN_CLUSTER_RULES`; the error tree leaves out :data:`NOT_IN_RULES`), its best
+   leaf a rule such as ``x3 > 2.1 and plan = "basic"`` with its precision (share of the rule's rows
+   in the cluster) and coverage (share of the cluster it selects). Below :data:`MIN_RULE_PRECISION`
+   or :data:`MIN_RULE_COVERAGE` the cluster has no rule (the one tried is in its definition): like a
+   slice without named columns (text, images) it is described by its most common classes and a few
+   example ids, and defined by its nearest k-means centre in the stored embedding (else not gated).
 
 A slice's ``n``, ``accuracy`` and ``rest_accuracy`` are over every labeled example (a tree node's
 include the half that chose it, so they can look a little worse than its test saw).
@@ -46,7 +49,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from data_engine.mine.slice_rules import Encoder, conditions_mask, conditions_text, node_rules, rule_of
+from data_engine.mine.slice_rules import (MIN_RULE_COVERAGE, MIN_RULE_PRECISION, NOT_IN_CLUSTER_RULES, NOT_IN_RULES,
+                                          Encoder, cluster_rule, conditions_mask, conditions_text, node_rules)
 
 if TYPE_CHECKING:
     from data_engine.mine.selection.features import RowSpace
@@ -70,12 +74,14 @@ MAX_OVERLAP = 0.5
 MAX_SLICES = 5
 # Unlabeled rows placed in slices at most (a random sample; the queue's boost picks among them).
 MAX_UNLABELED = 10_000
+# The column kinds rules read.
+TREE_KINDS = ("numeric", "categorical")
 # Example ids shown in a description without named columns.
 EXAMPLE_IDS = 3
 
 
 # The keys of one slice as ``mine --json`` and ``status --json`` give it.
-SLICE_KEYS = ("name", "definition", "n", "accuracy", "rest_accuracy", "p_value")
+SLICE_KEYS = ("name", "definition", "n", "accuracy", "rest_accuracy", "p_value", "rule_precision", "rule_coverage")
 
 
 @dataclass
@@ -86,7 +92,9 @@ class WeakSlice:
     unlabeled rows in it; ``conditions``: the rule (dicts ``column``, ``op`` one of ``<=``, ``>``,
     ``==``, ``!=``, ``value``) or None; ``centroids``/``cluster``: the k-means centres (k, D) of
     the stored embedding named ``embedding`` and the slice's index, where it has no rule.
-    ``rule_precision``/``rule_recall``: the rule against the cluster it describes (1 for a tree node).
+    ``rule_precision``/``rule_coverage``: the rule against the cluster it describes (the share of the
+    rule's rows in the cluster, the share of the cluster it selects; 1 for a tree node, whose rule is
+    the slice; None without a rule).
     """
 
     name: str
@@ -102,15 +110,20 @@ class WeakSlice:
     centroids: np.ndarray | None = None
     cluster: int | None = None
     embedding: str | None = None
-    rule_precision: float = 1.0
-    rule_recall: float = 1.0
+    rule_precision: float | None = None
+    rule_coverage: float | None = None
 
     def record(self) -> dict[str, Any]:
         """What ``mine --json`` gives per slice: ``name``, ``definition``, ``n``, ``accuracy``,
-        ``rest_accuracy`` (shares in [0, 1]) and ``p_value`` (adjusted)."""
+        ``rest_accuracy`` (shares in [0, 1]), ``p_value`` (adjusted), ``rule_precision`` and
+        ``rule_coverage`` (shares in [0, 1], None without a rule)."""
+        def share(x: float | None) -> float | None:
+            return None if x is None else round(float(x), 4)
+
         return {"name": self.name, "definition": self.definition, "n": int(self.n),
                 "accuracy": round(float(self.accuracy), 4), "rest_accuracy": round(float(self.rest_accuracy), 4),
-                "p_value": float(f"{self.p_value:.4g}")}
+                "p_value": float(f"{self.p_value:.4g}"), "rule_precision": share(self.rule_precision),
+                "rule_coverage": share(self.rule_coverage)}
 
     def row(self) -> dict[str, Any]:
         """The ``discovered_slices`` row (without the run id)."""
@@ -157,7 +170,8 @@ def find_weak_slices(frame: pd.DataFrame, schema: Mapping[str, str], correct: np
                      vectors: np.ndarray | RowSpace, *,
                      unlabeled: pd.DataFrame | None = None, unlabeled_vectors: np.ndarray | None = None,
                      given: Sequence[str] | None = None, ids: Sequence[str] | None = None,
-                     embedding: str | None = None, seed: int = 0, adjust: bool = True) -> SliceReport:
+                     embedding: str | None = None, seed: int = 0, adjust: bool = True,
+                     findings: Mapping[str, str] | None = None) -> SliceReport:
     """Find the weak slices of n labeled examples (see the module docstring).
 
     ``frame``: the labeled rows (n) with the input columns of ``schema`` (name -> kind; the numeric
@@ -168,8 +182,11 @@ def find_weak_slices(frame: pd.DataFrame, schema: Mapping[str, str], correct: np
     ``given``: the n given labels as text and ``ids`` the n example ids (a description without named
     columns); ``embedding``: the name of the stored embedding ``vectors`` are, None when they are a
     space fitted for this run (then no slice is defined by centroids). ``adjust=False`` leaves the
-    p-values unadjusted (the benchmark's comparison; never in a mining run). Never raises for small or
-    uniform data: ``summary["skipped"]`` says why nothing was looked for.
+    p-values unadjusted (the benchmark's comparison; never in a mining run). ``findings``: the run's
+    column findings (column -> ``identifier``, ``shortcut``, ``useless`` ..., from
+    :func:`data_engine.mine.columns.column_issues`) that keep columns out of rules; those left out are
+    ``summary["not_in_cluster_rules"]``. Never raises for small or uniform data: ``summary["skipped"]``
+    says why nothing was looked for.
     """
     correct = np.asarray(correct, dtype=bool)
     n = len(correct)
@@ -179,7 +196,8 @@ def find_weak_slices(frame: pd.DataFrame, schema: Mapping[str, str], correct: np
     if correct.all() or not correct.any():
         return SliceReport(summary={"skipped": "every out-of-fold prediction is " + ("right" if correct.all() else "wrong")})
     rng = np.random.default_rng(seed)
-    named = [c for c, kind in schema.items() if kind in ("numeric", "categorical") and c in frame.columns]
+    findings = dict(findings or {})
+    named = [c for c, kind in schema.items() if kind in TREE_KINDS and c in frame.columns and findings.get(c) not in NOT_IN_RULES]
     coder = Encoder(frame, schema, named)
     X = coder.encode(frame) if named else None
     Xu = coder.encode(unlabeled) if named and unlabeled is not None and len(unlabeled) else None
@@ -191,11 +209,15 @@ def find_weak_slices(frame: pd.DataFrame, schema: Mapping[str, str], correct: np
         candidates += _tree_candidates(X, Xu, coder, correct, m, rng, seed)
     tested = _test(candidates, correct, adjust)
     slices = _select(tested, correct)
-    found = []
-    for i, c in enumerate(slices, start=1):
-        found.append(_describe(c, i, correct, X, coder, given, ids, embedding, seed))
-    return SliceReport(found, {"candidates": len(tested), "named_columns": len(named),
-                               "alpha": ALPHA, "min_gap": MIN_GAP, "min_slice": MIN_SLICE})
+    left_out = {c: f for c, f in findings.items() if f in NOT_IN_CLUSTER_RULES and schema.get(c) in TREE_KINDS}
+    described = (None, coder)
+    if X is not None and any(c.conditions is None for c in slices):  # the columns a cluster's rule may read
+        sub, keep = coder.without(set(left_out))
+        described = (X if len(keep) == X.shape[1] else X[:, keep], sub)
+    found = [_describe(c, i, correct, *described, given, ids, embedding, seed) for i, c in enumerate(slices, start=1)]
+    return SliceReport(found, {"candidates": len(tested), "named_columns": len(named), "alpha": ALPHA,
+                               "min_gap": MIN_GAP, "min_slice": MIN_SLICE, "min_rule_precision": MIN_RULE_PRECISION,
+                               "min_rule_coverage": MIN_RULE_COVERAGE, "not_in_cluster_rules": left_out})
 
 
 def _kmeans(k: int, n: int, seed: int) -> Any:
@@ -307,29 +329,33 @@ def _select(candidates: list[_Candidate], correct: np.ndarray) -> list[_Candidat
 def _describe(c: _Candidate, i: int, correct: np.ndarray, X: np.ndarray | None, coder: Encoder,
               given: Sequence[str] | None, ids: Sequence[str] | None, embedding: str | None, seed: int) -> WeakSlice:
     """Slice number ``i`` from candidate ``c``: its rule (a tree node's own, or the one that best
-    describes a cluster), else its class mix and example ids, and its figures on every labeled row."""
+    describes a cluster when its precision and coverage reach the minimums), else its class mix and
+    example ids (and the rule tried), and its figures on every labeled row. ``X``/``coder``: the
+    columns a cluster's rule may read."""
     members = c.members
-    conditions, precision, recall = c.conditions, 1.0, 1.0
+    conditions, precision, coverage = c.conditions, (1.0 if c.conditions else None), (1.0 if c.conditions else None)
+    tried = ""
     if conditions is None and X is not None and X.shape[1]:
-        conditions, precision, recall = rule_of(X, members, coder, seed)
+        conditions, precision, coverage, tried = cluster_rule(X, members, coder, seed)
     if conditions:
         definition = conditions_text(conditions)
         if c.source == "cluster":
-            definition += (f" (describes a cluster of the embedding: {precision:.0%} of the rows it selects are in "
-                           f"the cluster, {recall:.0%} of the cluster's rows are selected)")
+            definition += (f" (states a cluster of the embedding: precision {precision:.0%}, the rule's rows in the "
+                           f"cluster; coverage {coverage:.0%}, the cluster's rows the rule selects)")
     else:
-        definition = _mix_text(members, given, ids)
+        definition = _mix_text(members, given, ids, tried)
     s = WeakSlice(f"discovered-{i}", definition, int(members.sum()), float(correct[members].mean()),
                   float(correct[~members].mean()), c.p, c.source, np.flatnonzero(members), c.unlabeled,
-                  conditions=conditions or None, rule_precision=precision, rule_recall=recall)
+                  conditions=conditions or None, rule_precision=precision, rule_coverage=coverage)
     if not conditions and c.source == "cluster" and embedding:  # defined by its centre in a stored embedding
         s.centroids, s.cluster, s.embedding = c.centroids, c.cluster, embedding
     return s
 
 
-def _mix_text(members: np.ndarray, given: Sequence[str] | None, ids: Sequence[str] | None) -> str:
-    """A slice without named columns: its most common given classes and a few example ids."""
-    words = ["a cluster of the embedding (no named input columns to describe it by)"]
+def _mix_text(members: np.ndarray, given: Sequence[str] | None, ids: Sequence[str] | None, tried: str = "") -> str:
+    """A slice without a rule: its most common given classes and a few example ids; ``tried``: why
+    the named columns give no rule (empty: there are none)."""
+    words = ["a cluster of the embedding" + (f"; {tried}" if tried else " (no named input columns to describe it by)")]
     if given is not None:
         counts = pd.Series(np.asarray(given, dtype=object)[members]).value_counts(normalize=True).head(2)
         words.append("given labels " + ", ".join(f"{share:.0%} {label!r}" for label, share in counts.items()))
@@ -338,12 +364,13 @@ def _mix_text(members: np.ndarray, given: Sequence[str] | None, ids: Sequence[st
     return "; ".join(words)
 
 
-def discover_slices(state: Any, modality: str, seed: int = 0) -> SliceReport:
+def discover_slices(state: Any, modality: str, seed: int = 0, findings: Mapping[str, str] | None = None) -> SliceReport:
     """The weak slices of a mining run's ``state`` (:class:`data_engine.mine.predictions.PredictionState`):
     its out-of-fold predictions judged by the task (:meth:`~data_engine.tasks.Task.example_correct`),
     clustered in the stored per-row embedding when both frames carry it, else in the members' dense
     feature space fitted on the labeled and unlabeled rows together (unsupervised: no label is read).
-    ``modality``: ``[dataset] modality``."""
+    ``modality``: ``[dataset] modality``; ``findings``: the run's column findings (column -> type), as
+    :func:`find_weak_slices` reads them."""
     from data_engine.mine.embedders.base import EMBEDDING_COLUMN
     from data_engine.mine.selection.features import slice_space
 
@@ -365,7 +392,7 @@ def discover_slices(state: Any, modality: str, seed: int = 0) -> SliceReport:
     report = find_weak_slices(train, state.schema, correct, space, unlabeled=unl.reset_index(drop=True),
                               unlabeled_vectors=unlabeled_space, given=given,
                               ids=train["example_id"].astype(str).to_numpy(dtype=object),
-                              embedding=state.embedding if stored else None, seed=seed)
+                              embedding=state.embedding if stored else None, seed=seed, findings=findings)
     for found in report.slices:  # back to one flag per unlabeled row of the run
         full = np.zeros(len(state.unlabeled), dtype=bool)
         full[pick] = found.unlabeled
@@ -394,7 +421,9 @@ def stored_slice_masks(rows: pd.DataFrame, frame: pd.DataFrame,
     masks: dict[str, np.ndarray] = {}
     notes: list[str] = []
     for r in rows.to_dict("records"):
-        conditions = json.loads(r["conditions"]) if isinstance(r.get("conditions"), str) else r.get("conditions")
+        conditions = r.get("conditions")  # JSON text, a list, or missing (None, or NaN from a frame of records)
+        conditions = json.loads(conditions) if isinstance(conditions, str) else \
+            conditions if isinstance(conditions, list) else None
         if conditions:
             try:
                 masks[r["name"]] = conditions_mask(frame, conditions)

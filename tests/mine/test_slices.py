@@ -121,6 +121,18 @@ def test_mining_reports_stores_and_uses_the_slices(tmp_path: Path, capsys):
     best = meta["slices"][0]
     assert "x3 >" in best["definition"] and 'plan = "basic"' in best["definition"]
     assert best["accuracy"] < best["rest_accuracy"] and best["p_value"] < 0.05
+    # The same run names x3 and plan useless (they do not predict the label, only where it is wrong): the error
+    # tree's rule still reads them; the cluster by the class boundary is not stated by them (it was
+    # "x2 > -0.04179 and x3 > 1.951 and x1 <= 0.4401", 68 % of its rows in the cluster) and the best rule on
+    # x1 and x2 is poor, so it has none.
+    assert meta["slice_search"]["not_in_cluster_rules"] == {"x3": "useless", "plan": "useless"}
+    assert meta["slices"] == [
+        {"name": "discovered-1", "definition": 'plan = "basic" and x3 > 2.442', "n": 71, "accuracy": 0.5211,
+         "rest_accuracy": 0.9735, "p_value": 4.743e-11, "rule_precision": 1.0, "rule_coverage": 1.0},
+        {"name": "discovered-2", "definition": "a cluster of the embedding; no rule on the input columns states it: "
+         "the best, x2 > 0.6187 and x1 <= 0.05605, has precision 51% and coverage 61% (70% and 70% needed); given "
+         "labels 59% 'a', 41% 'b'; e.g. r0002, r0014, r0017", "n": 79, "accuracy": 0.7848, "rest_accuracy": 0.9405,
+         "p_value": 0.0001957, "rule_precision": None, "rule_coverage": None}]
     from assets.mine import issues_metadata
 
     assert issues_metadata(meta)["weak_slices"].value.records[0].data["name"] == best["name"]
@@ -131,7 +143,11 @@ def test_mining_reports_stores_and_uses_the_slices(tmp_path: Path, capsys):
     with open_warehouse(home) as con:
         selected = con.execute("SELECT example_id FROM review_queue WHERE run_id = ? AND selection = 'weak_slice'",
                                [meta["run_id"]]).fetchall()
-        masks, _ = discovered_slice_masks(con, home.config, df)
+        masks, notes = discovered_slice_masks(con, home.config, df)
+    # The cluster without a rule was found in a fitted space, not a stored embedding: the gate says it cannot check it.
+    assert list(masks) == ["discovered-1"] and notes == [
+        "discovered slice 'discovered-2' not checked: it has no rule and the data carry no vectors of the embedding "
+        "it was found in (a fitted space)"]
     assert selected, meta["budget_split"]
     chosen = df["id"].isin([r[0] for r in selected]).to_numpy()
     # Every one of them is an unlabeled row inside a slice (a tree's rule, or the cluster its rule describes).
@@ -236,7 +252,8 @@ def test_a_noisier_camera_of_a_detection_home_is_found_and_named_by_its_column(t
     assert summary.slices == [{"name": "discovered-1", "definition": 'camera = "night"', "n": 93,
                                # 51 night images left as given, one of them misread by the detector.
                                "accuracy": round(50 / 93, 4), "rest_accuracy": round(145 / 147, 4),
-                               "p_value": pytest.approx(1.312e-07, rel=1e-3)}], summary.slice_search
+                               "p_value": pytest.approx(1.312e-07, rel=1e-3), "rule_precision": 1.0,
+                               "rule_coverage": 1.0}], summary.slice_search
 
 
 def _state(n: int, seed: int = 11):
