@@ -31,7 +31,6 @@ from data_engine.store.config import EngineConfig
 from data_engine.store.images import image_sizes
 from data_engine.store.schema import stored_columns
 from data_engine.store.warehouse import FINISHED_TASK_STATUSES, quote_ident
-from data_engine.tasks import task_for
 
 
 @dataclass
@@ -174,13 +173,11 @@ def _build_tasks(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, rows: pd.Dat
             item.update(image_width=w, image_height=h)
     partners = _partners(con, cfg, rows, inputs)
     models = _model_versions(con, list(rows["run_id"].dropna().unique()))
-    label_task = task_for(ds)  # once a page: each lookup reads the installed entry points
     tasks = []
     for row, item in zip(rows.to_dict("records"), items, strict=True):
         row["issue_types"] = list(row["issue_types"]) if row["issue_types"] is not None else []
         tasks.append(build_task(ds, row, {}, item=item, partner=partners.get((int(row["run_id"]), row["example_id"])),
-                                model_version=models.get(int(row["run_id"]), f"run {row['run_id']}"),
-                                label_task=label_task))
+                                model_version=models.get(int(row["run_id"]), f"run {row['run_id']}")))
     return tasks
 
 

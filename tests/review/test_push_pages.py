@@ -1,7 +1,7 @@
 """A push in pages: without a terminal it says how far it got in log lines, at most every
-LOG_EVERY_S seconds (data_engine.progress), between its start and end lines; each page resolves
-the dataset's task plug-in once, not once a task (each lookup reads the installed entry points:
-100,000 lookups cost most of a 100,000-task push)."""
+LOG_EVERY_S seconds (data_engine.progress), between its start and end lines; every task resolves
+the dataset's task plug-in, and the task registry reads the installed entry points once for the
+whole push (a read per lookup cost most of a 100,000-task push)."""
 
 from __future__ import annotations
 
@@ -39,28 +39,26 @@ def test_push_logs_only_start_and_end_within_one_period(tmp_path, caplog, monkey
     assert len(lines) == 2 and lines[0] == "push to Label Studio: 45 tasks" and "done in" in lines[1]
 
 
-def test_a_page_of_tasks_resolves_the_task_plugin_once(tmp_path, monkeypatch):
-    from data_engine.review import push as push_module
+def test_a_push_of_several_pages_reads_the_entry_points_once(tmp_path, monkeypatch):
+    from data_engine import plugins
     from data_engine.review.labelstudio import labeling
-    from data_engine.tasks import task_for
+    from data_engine.tasks import TASKS, task_for
 
-    calls = {"push": 0, "labeling": 0}
-
-    def counted(where):
-        def lookup(ds):
-            calls[where] += 1
-            return task_for(ds)
-        return lookup
-
-    monkeypatch.setattr(push_module, "task_for", counted("push"))
-    monkeypatch.setattr(labeling, "task_for", counted("labeling"))
     home = _bench_home(tmp_path / "home", "http://127.0.0.1:9", 45)
+    reads: list[str] = []
+
+    def counted(*, group):
+        reads.append(group)
+        return real(group=group)
+
+    real = plugins.entry_points
+    monkeypatch.setattr(plugins, "entry_points", counted)
+    monkeypatch.setattr(TASKS, "_read", None)  # as in a fresh process
+    client = FakeReviewClient()
     with open_warehouse(home) as con:
-        rows = push_module._rows_to_send(con, 0, 1, 45)
-        tasks = push_module._build_tasks(con, home.config, rows)
-    assert len(tasks) == 45 and calls == {"push": 1, "labeling": 0}
-    # Each task still carries the suggestion as the task plug-in renders it.
-    first = rows.iloc[0]
-    assert tasks[0]["data"]["example_id"] == first["example_id"]
-    assert tasks[0]["predictions"][0]["result"] == task_for(home.config.dataset).review_result(
-        str(first["suggested_label"]), tasks[0]["data"], from_name=labeling.FROM_NAME, to_name=labeling.TO_NAME)
+        result = push_queue(con, client, home.config, limit=45, batch_size=20)
+    # 45 tasks in 3 pages, each task's suggestion rendered by the task plug-in: one read of the metadata.
+    assert (result.sent, result.batches) == (45, 3) and reads == ["data_engine.tasks"]
+    first = client.tasks[1]
+    assert first["predictions"][0]["result"] == task_for(home.config.dataset).review_result(
+        first["data"]["suggested_label"], first["data"], from_name=labeling.FROM_NAME, to_name=labeling.TO_NAME)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from data_engine.store.config import DatasetConfig
-from data_engine.tasks import Classification, Task, task_for
+from data_engine.tasks import Classification, task_for
 
 DISCARD_CHOICE = "not a valid example"
 FROM_NAME = "verdict"
@@ -113,7 +113,6 @@ def build_task(
     model_version: str,
     item: Mapping[str, Any] | None = None,
     partner: Mapping[str, Any] | None = None,
-    label_task: Task | None = None,
 ) -> dict[str, Any]:
     """One Label Studio task (``data`` + ``predictions``) for a review queue ``row``.
 
@@ -121,9 +120,9 @@ def build_task(
     suggested_label, suggested_score, given_label, scores); ``features`` the example's input
     columns by name; ``item`` the already rendered example fields (see :func:`render_items`),
     else they are rendered from ``features``; ``partner`` the near-duplicate partner's fields (see
-    :func:`partner_fields`; empty ones when None); ``label_task`` the dataset's task plug-in (default
-    ``task_for(ds)``: a caller building many tasks resolves it once, since each lookup reads the
-    installed packages' entry points: 20 ms at load 15 here).
+    :func:`partner_fields`; empty ones when None). The suggestion is rendered by the dataset's task
+    plug-in (``task_for(ds)``: the task registry keeps its read of the installed entry points, so a
+    lookup per task does not read them again).
     """
     scores = _as_dict(row.get("scores"))
     issue_types = list(row.get("issue_types") or [])
@@ -154,7 +153,7 @@ def build_task(
     task: dict[str, Any] = {"data": data}
     suggestion = row.get("suggested_label")
     if suggestion is not None and str(suggestion) != "":
-        prediction: dict[str, Any] = {"model_version": model_version, "result": (label_task or task_for(ds)).review_result(
+        prediction: dict[str, Any] = {"model_version": model_version, "result": task_for(ds).review_result(
             str(suggestion), data, from_name=FROM_NAME, to_name=TO_NAME)}
         score = _round(row.get("suggested_score"))
         if score is not None:
