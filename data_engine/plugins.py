@@ -62,9 +62,11 @@ class Registry(Mapping[str, T], Generic[T]):
         """The group's entry points by name (read from installed metadata; nothing is imported).
 
         Reading the metadata scans every installed distribution (about 20 ms on a loaded machine, and
-        the task plug-in is looked up per task in a push), so the last read is kept while ``sys.path``
-        is unchanged; a name it lacks is looked up afresh (``fresh``) before it is called unknown, so
-        a package installed while the process runs is seen.
+        the task plug-in is looked up per task in a push, the tasks iterated per metric direction), so
+        the last read is kept while ``sys.path`` is unchanged, for lookups and iteration alike; a name
+        it lacks is looked up afresh (``fresh``) before it is called unknown, so a package installed
+        while the process runs is seen, and the names an error lists (iterated after that miss) are
+        the current ones.
 
         Raises :class:`EngineError` when one takes a built-in's name: the config could not say which
         of the two it means, and ignoring the package's would drop it silently.
@@ -117,8 +119,10 @@ class Registry(Mapping[str, T], Generic[T]):
         return name in self._builtins or (isinstance(name, str) and self._entry_point(name) is not None)
 
     def __iter__(self) -> Iterator[str]:
+        # The last read: a package installed into a directory already on sys.path is listed once a
+        # lookup has missed its name (then read afresh), which every "unknown name" error does first.
         yield from self._builtins
-        yield from self._entry_points(fresh=True)
+        yield from self._entry_points()
 
     def __len__(self) -> int:
         return sum(1 for _ in self)

@@ -227,3 +227,33 @@ def test_lookups_read_the_installed_metadata_once_and_again_for_a_name_they_lack
     assert "late" in registry and len(reads) == before + 1  # the last read lacked it: read afresh
     registry.check("late", "mining.detectors[0]")
     assert len(reads) == before + 1  # now known: no read
+
+
+def test_iterating_reads_the_installed_metadata_once_and_errors_list_the_current_names(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Iteration read every installed distribution afresh each time (``metric_direction`` iterates the
+    tasks on every call); it now shares the lookups' last read, and a lookup's miss reads afresh
+    before an error lists the names, so the list is the current one."""
+    import data_engine.plugins as plugins_module
+    from data_engine.mine.candidates import metric_direction
+    from data_engine.tasks import TASKS
+
+    reads: list[str] = []
+    real = plugins_module.entry_points
+    monkeypatch.setattr(plugins_module, "entry_points", lambda *, group: reads.append(group) or real(group=group))
+    monkeypatch.setattr(TASKS, "_read", None)
+    # A metric no built-in task names is looked for among the installed ones too: read once for both calls.
+    assert (metric_direction("mae"), metric_direction("kappa"), metric_direction("kappa")) == (False, True, True)
+    assert reads == ["data_engine.tasks"]
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    registry: Registry[type] = Registry("detector", "data_engine.detectors")
+    registry.register(int, "one")
+    first, second = list(registry), list(registry)
+    assert first == second and "late" not in first and reads == ["data_engine.tasks", "data_engine.detectors"]
+    # A package laid into a directory already on sys.path: a miss reads afresh, and the error lists it.
+    install(site, entry_points_only(tmp_path, "de-late", 'late = "json:JSONDecoder"\n'), None)
+    with pytest.raises(EngineError, match=r"unknown detector 'nope'; known: one, late$"):
+        registry.get_piece("nope")
+    assert list(registry)[-1] == "late" and len(reads) == 3
