@@ -106,6 +106,36 @@ def test_the_hash_columns_are_stored_uncompressed_from_the_first_batch_with_the_
         assert wrong == 0
 
 
+def test_a_batchs_constant_columns_are_stored_rle_as_constant_segments_and_read_back(tmp_path: Path) -> None:
+    home = make_home(tmp_path, CONFIG)
+    first = home.landing / "first.csv"
+    first.write_text("id,label,x,color\n1,a,1,red\n2,b,2,red\n3,a,3,blue\n", encoding="utf-8")
+    second = home.landing / "second.csv"
+    second.write_text("id,label,x,color\n1,a,1,red\n2,b,5,red\n4,b,4,red\n", encoding="utf-8")
+    with open_warehouse(home) as con:
+        ingest_file(con, home.config.dataset, first)
+        ddl = con.execute("SELECT sql FROM duckdb_tables() WHERE table_name = 'examples'").fetchone()[0]
+        assert '"version" INTEGER USING COMPRESSION RLE NOT NULL' in ddl
+        assert "ingested_at TIMESTAMP WITH TIME ZONE DEFAULT(now()) USING COMPRESSION RLE NOT NULL" in ddl
+        assert "is_gold BOOLEAN DEFAULT(false) USING COMPRESSION RLE NOT NULL" in ddl
+        con.execute("CHECKPOINT")
+        kinds = con.execute("SELECT DISTINCT column_name, compression FROM pragma_storage_info('examples') "
+                            "WHERE column_name IN ('version', 'ingested_at', 'is_gold') AND segment_type <> 'VALIDITY' "
+                            "ORDER BY 1").fetchall()
+        # One value per batch: DuckDB keeps storing it as a constant, as it chose before.
+        assert kinds == [("ingested_at", "Constant"), ("is_gold", "Constant"), ("version", "Constant")]
+        # A second batch: a changed example (id 2) gets version 2, the unchanged one (id 1) stays.
+        result = ingest_file(con, home.config.dataset, second)
+        assert (result.rows_new, result.rows_changed, result.rows_unchanged) == (1, 1, 1)
+        con.execute("CHECKPOINT")
+        rows = con.execute("SELECT example_id, version, is_gold, batch_id = ? FROM examples "
+                           "ORDER BY example_id, version", [result.batch_id]).fetchall()
+        assert rows == [("1", 1, False, False), ("2", 1, False, False), ("2", 2, False, True),
+                        ("3", 1, False, False), ("4", 1, False, True)]
+        times = con.execute("SELECT count(DISTINCT ingested_at) FROM examples GROUP BY batch_id").fetchall()
+        assert times == [(1,), (1,)]
+
+
 def _rejected_sql(recording: RecordingConnection) -> str:
     return next(s for s in recording.sql if s.startswith("CREATE TEMP TABLE rejected"))
 
