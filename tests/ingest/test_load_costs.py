@@ -179,3 +179,37 @@ def test_an_over_long_categorical_cell_is_judged_after_its_spaces_are_trimmed(tm
         assert reason == [(2, f"column color: over-long field ({MAX_FIELD_CHARS + 1} characters, at most {MAX_FIELD_CHARS} bytes)")]
         stored = con.execute("SELECT example_id, length(color) FROM examples ORDER BY row_number").fetchall()
         assert stored == [("1", MAX_FIELD_CHARS), ("3", 3)]
+
+
+def test_class_labels_are_judged_once_per_distinct_cell_with_the_same_stored_labels(tmp_path: Path) -> None:
+    home = make_home(tmp_path, CONFIG)
+    plain = home.landing / "plain.csv"
+    plain.write_text("id,label,x,color\n1,a,1,red\n2,NA,2,red\n3,b,3,blue\n4,NA,4,red\n5,c,5,red\n",
+                     encoding="utf-8")
+    # Cells not in normal form: a no-break space around 'a', a decomposed 'é' marker-free class-less label.
+    odd = home.landing / "odd.csv"
+    odd.write_text("id,label,x,color\n6,\u00a0a\u00a0,1,red\n7,n/a,2,red\n8, b,3,blue\n9,e\u0301,4,red\n10,,5,red\n",
+                   encoding="utf-8")
+    with open_warehouse(home) as con:
+        recording = RecordingConnection(con)
+        first = ingest_file(recording, home.config.dataset, plain)
+        # The label column is grouped once; the per-row plain test reads only the id column.
+        grouped = [s for s in recording.sql if s.startswith("CREATE OR REPLACE TEMP TABLE label_values")]
+        assert grouped == ['CREATE OR REPLACE TEMP TABLE label_values AS SELECT "label" AS cell, count(*) AS n '
+                           "FROM raw_rows GROUP BY ALL"]
+        per_row = [s for s in recording.sql if "bool_and" in s and "FROM raw_rows" in s]
+        assert len(per_row) == 1 and '"id"' in per_row[0] and '"label"' not in per_row[0]
+        assert (first.rows_ok, first.rows_labeled, first.rows_quarantined) == (4, 2, 1)
+        assert "2 rows have a missing-value marker ('NA') as their label in column 'label': stored unlabeled" in first.notes
+        second = ingest_file(con, home.config.dataset, odd)
+        assert (second.rows_ok, second.rows_labeled, second.rows_quarantined) == (4, 2, 1)
+        assert "1 row has a missing-value marker ('n/a') as their label in column 'label': stored unlabeled" in second.notes
+        assert second.unknown_labels == {"\u00e9": 1}
+        stored = con.execute("SELECT example_id, label FROM examples ORDER BY row_number, batch_id = ?",
+                             [second.batch_id]).fetchall()
+        assert sorted(stored, key=lambda r: int(r[0])) == [
+            ("1", "a"), ("2", None), ("3", "b"), ("4", None), ("6", "a"), ("7", None), ("8", "b"), ("10", None)]
+        reasons = con.execute("SELECT batch_id = ?, row_number, reason FROM quarantine ORDER BY 1, 2",
+                              [second.batch_id]).fetchall()
+        assert reasons == [(False, 5, "label c is not one of the classes (a, b)"),
+                           (True, 4, "label \u00e9 is not one of the classes (a, b)")]
