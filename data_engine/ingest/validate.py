@@ -175,6 +175,7 @@ def validate(
                             f"strpos(__raw{i}, chr(0)) || ', which no text holds (remove it from the value)'"))
     lq = quote_ident(ds.label_column)
     missing = (0, [])
+    params: dict[str, list[str]] = {}
     if label_present:
         # A missing-value marker (R's NA) is a missing label unless the classes name it. Only the
         # markers the file holds are tested row by row (usually none: no test at all); the scan that
@@ -182,14 +183,23 @@ def validate(
         # two passes of `bench ingest`'s 2,000,000 rows, where the list became a hash join).
         missing = missing_labels(con, ds, plain=ds.label_column in plain, by_value=by_value)
         markers = missing[1]
-        label = task.label_sql('r.' + lq, ds.label_column in plain)
-        if markers:
-            # Compared on the cell (normalised), not on the task's stored label: a tag-set task
-            # stores the cell NA as ["NA"], and the cell is what says "missing".
-            cell = norm('r.' + lq, ds.label_column)
-            label = f"CASE WHEN {cell} IN ({', '.join(map(_lit, markers))}) THEN NULL ELSE {label} END"
-        values.append(f"{label} AS {lq}")
-        reasons += task.label_reasons(lq, classes_known)
+
+        def stored_label(cell: str) -> str:
+            label = task.label_sql(cell, ds.label_column in plain)
+            if markers:
+                # Compared on the cell (normalised), not on the task's stored label: a tag-set task
+                # stores the cell NA as ["NA"], and the cell is what says "missing".
+                label = (f"CASE WHEN {norm(cell, ds.label_column)} IN ({', '.join(map(_lit, markers))}) "
+                         f"THEN NULL ELSE {label} END")
+            return label
+
+        values.append(f"{stored_label('r.' + lq)} AS {lq}")
+        if by_value:
+            label_reasons, params = _label_reasons_by_value(con, task.label_reasons(lq, classes_known), lq,
+                                                            stored_label(quote_ident("cell")))
+            reasons += label_reasons
+        else:
+            reasons += task.label_reasons(lq, classes_known)
         if gold:
             reasons.append((f"{lq} IS NULL", "'gold row without a label'"))
     else:
@@ -207,7 +217,8 @@ def validate(
         f"to_json({{{raw_json}}})::VARCHAR AS raw "
         f"FROM (SELECT *, {', '.join(flags)} "
         f"      FROM (SELECT {', '.join(values + checks + raw)} FROM raw_rows r {join})) "
-        f"WHERE {' OR '.join(f'__bad{i}' for i in range(len(reasons)))}"
+        f"WHERE {' OR '.join(f'__bad{i}' for i in range(len(reasons)))}",
+        params or None,
     )
     # The feature hash from the typed values (so "1" and "1.0" are the same content; categorical
     # cells in their canonical spelling, so "True" and "true" are too): DuckDB's
@@ -242,6 +253,31 @@ def missing_labels(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, *, plain: 
         f"SELECT coalesce(sum(n), 0), list(DISTINCT label ORDER BY label) FROM (SELECT {label if plain else normalized_sql(label)} "
         f"AS label, {rows} AS n FROM {source}) WHERE list_contains(?::VARCHAR[], label)", [markers]).fetchone()
     return int(n), list(seen or [])
+
+
+def _label_reasons_by_value(con: duckdb.DuckDBPyConnection, reasons: list[tuple[str, str]], lq: str,
+                            label: str) -> tuple[list[tuple[str, str]], dict[str, list[str]]]:
+    """The task's label ``reasons`` (conditions on the stored label ``lq`` alone) judged on the batch's
+    distinct label cells (:data:`LABEL_VALUES`, ``label``: the stored label of its ``cell``): a
+    condition that holds for none of them is left out, one that holds for some becomes membership in
+    those stored labels (a parameter list, returned by name); one that holds for an unlabeled row is
+    kept as it is. Exact: the condition holds on a row exactly when it holds on the row's label.
+    On `bench ingest`'s file the classes test was a hash join of every row with the classes."""
+    if not reasons:
+        return reasons, {}
+    row = con.execute(
+        "SELECT " + ", ".join(f"list(DISTINCT {lq}) FILTER ({lq} IS NOT NULL AND ({cond})), "
+                              f"coalesce(bool_or({cond}) FILTER ({lq} IS NULL), false)" for cond, _ in reasons)
+        + f" FROM (SELECT {label} AS {lq} FROM {LABEL_VALUES})").fetchone()
+    kept, params = [], {}
+    for i, (cond, text) in enumerate(reasons):
+        held, on_unlabeled = row[2 * i], row[2 * i + 1]
+        if on_unlabeled:
+            kept.append((cond, text))
+        elif held:
+            params[f"labels{i}"] = sorted(held)
+            kept.append((f"list_contains($labels{i}::VARCHAR[], {lq})", text))
+    return kept, params
 
 
 def _vector_dimension(q: str) -> str:

@@ -199,6 +199,9 @@ def test_class_labels_are_judged_once_per_distinct_cell_with_the_same_stored_lab
                            "FROM raw_rows GROUP BY ALL"]
         per_row = [s for s in recording.sql if "bool_and" in s and "FROM raw_rows" in s]
         assert len(per_row) == 1 and '"id"' in per_row[0] and '"label"' not in per_row[0]
+        # The classes are tested on the distinct labels: per row, only membership in those found outside.
+        assert "list_contains($labels" in _rejected_sql(recording)
+        assert "NOT IN (SELECT class_label FROM dataset_classes)" not in _rejected_sql(recording)
         assert (first.rows_ok, first.rows_labeled, first.rows_quarantined) == (4, 2, 1)
         assert "2 rows have a missing-value marker ('NA') as their label in column 'label': stored unlabeled" in first.notes
         second = ingest_file(con, home.config.dataset, odd)
@@ -213,3 +216,10 @@ def test_class_labels_are_judged_once_per_distinct_cell_with_the_same_stored_lab
                               [second.batch_id]).fetchall()
         assert reasons == [(False, 5, "label c is not one of the classes (a, b)"),
                            (True, 4, "label \u00e9 is not one of the classes (a, b)")]
+        # A file whose labels are all classes has no class test row by row at all.
+        clean = home.landing / "clean.csv"
+        clean.write_text("id,label,x,color\n11,a,1,red\n12,b,2,red\n", encoding="utf-8")
+        recording = RecordingConnection(con)
+        third = ingest_file(recording, home.config.dataset, clean)
+        assert (third.rows_ok, third.rows_quarantined) == (2, 0)
+        assert "class" not in _rejected_sql(recording) and "$labels" not in _rejected_sql(recording)
