@@ -147,7 +147,7 @@ def _box_annotations(path: Path, ds: DatasetConfig) -> tuple[list[dict], str] | 
 # Scratch relations of one read/validate cycle (temp tables or views), dropped before and after.
 SCRATCH = ("raw_rows", "raw_read", "raw_rejects", "rej_adj", "raw_lines", "reject_errors", "reject_scans",
            "dup_ids", "rejected", "good", "staged", "kept_verdicts", "raw_keyed", "raw_rows_images", "image_checks",
-           "image_rejects")
+           "image_rejects", "label_values")
 
 
 def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:

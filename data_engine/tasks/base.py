@@ -72,6 +72,10 @@ class Task(ABC):
     # The trivial baseline a first model must beat on gold (:mod:`data_engine.tasks.baseline`): "majority" (the
     # training labels' most common), "tag_majority" (each tag's training majority), "mean" or "empty" (no box, no span).
     baseline_kind: ClassVar[str] = "majority"
+    # Whether a label cell holds one of a few values (a class name): ingest then tests the label column's
+    # distinct cells rather than every row (:mod:`data_engine.ingest.validate`). False where cells are
+    # numbers, tag lists, spans or boxes, nearly one per row, whose grouping would cost more than it saves.
+    few_label_values: ClassVar[bool] = False
 
     def __init__(self, ds: DatasetConfig | None = None) -> None:
         """``ds``: the dataset the task reads labels of (settings such as ``[dataset] label_separator``,

@@ -109,6 +109,7 @@ class Classification(Task):
     detectors = None  # every detector judges one class per example
     estimator_kind = "classifier"
     default_metric = "accuracy"
+    few_label_values = True
 
     def record_classes(self, con: duckdb.DuckDBPyConnection, ds: DatasetConfig, batch_id: str,
                        label_present: bool) -> list[str]:

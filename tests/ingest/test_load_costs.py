@@ -106,6 +106,36 @@ def test_the_hash_columns_are_stored_uncompressed_from_the_first_batch_with_the_
         assert wrong == 0
 
 
+def test_a_batchs_constant_columns_are_stored_rle_as_constant_segments_and_read_back(tmp_path: Path) -> None:
+    home = make_home(tmp_path, CONFIG)
+    first = home.landing / "first.csv"
+    first.write_text("id,label,x,color\n1,a,1,red\n2,b,2,red\n3,a,3,blue\n", encoding="utf-8")
+    second = home.landing / "second.csv"
+    second.write_text("id,label,x,color\n1,a,1,red\n2,b,5,red\n4,b,4,red\n", encoding="utf-8")
+    with open_warehouse(home) as con:
+        ingest_file(con, home.config.dataset, first)
+        ddl = con.execute("SELECT sql FROM duckdb_tables() WHERE table_name = 'examples'").fetchone()[0]
+        assert '"version" INTEGER USING COMPRESSION RLE NOT NULL' in ddl
+        assert "ingested_at TIMESTAMP WITH TIME ZONE DEFAULT(now()) USING COMPRESSION RLE NOT NULL" in ddl
+        assert "is_gold BOOLEAN DEFAULT(false) USING COMPRESSION RLE NOT NULL" in ddl
+        con.execute("CHECKPOINT")
+        kinds = con.execute("SELECT DISTINCT column_name, compression FROM pragma_storage_info('examples') "
+                            "WHERE column_name IN ('version', 'ingested_at', 'is_gold') AND segment_type <> 'VALIDITY' "
+                            "ORDER BY 1").fetchall()
+        # One value per batch: DuckDB keeps storing it as a constant, as it chose before.
+        assert kinds == [("ingested_at", "Constant"), ("is_gold", "Constant"), ("version", "Constant")]
+        # A second batch: a changed example (id 2) gets version 2, the unchanged one (id 1) stays.
+        result = ingest_file(con, home.config.dataset, second)
+        assert (result.rows_new, result.rows_changed, result.rows_unchanged) == (1, 1, 1)
+        con.execute("CHECKPOINT")
+        rows = con.execute("SELECT example_id, version, is_gold, batch_id = ? FROM examples "
+                           "ORDER BY example_id, version", [result.batch_id]).fetchall()
+        assert rows == [("1", 1, False, False), ("2", 1, False, False), ("2", 2, False, True),
+                        ("3", 1, False, False), ("4", 1, False, True)]
+        times = con.execute("SELECT count(DISTINCT ingested_at) FROM examples GROUP BY batch_id").fetchall()
+        assert times == [(1,), (1,)]
+
+
 def _rejected_sql(recording: RecordingConnection) -> str:
     return next(s for s in recording.sql if s.startswith("CREATE TEMP TABLE rejected"))
 
@@ -149,3 +179,47 @@ def test_an_over_long_categorical_cell_is_judged_after_its_spaces_are_trimmed(tm
         assert reason == [(2, f"column color: over-long field ({MAX_FIELD_CHARS + 1} characters, at most {MAX_FIELD_CHARS} bytes)")]
         stored = con.execute("SELECT example_id, length(color) FROM examples ORDER BY row_number").fetchall()
         assert stored == [("1", MAX_FIELD_CHARS), ("3", 3)]
+
+
+def test_class_labels_are_judged_once_per_distinct_cell_with_the_same_stored_labels(tmp_path: Path) -> None:
+    home = make_home(tmp_path, CONFIG)
+    plain = home.landing / "plain.csv"
+    plain.write_text("id,label,x,color\n1,a,1,red\n2,NA,2,red\n3,b,3,blue\n4,NA,4,red\n5,c,5,red\n",
+                     encoding="utf-8")
+    # Cells not in normal form: a no-break space around 'a', a decomposed 'é' marker-free class-less label.
+    odd = home.landing / "odd.csv"
+    odd.write_text("id,label,x,color\n6,\u00a0a\u00a0,1,red\n7,n/a,2,red\n8, b,3,blue\n9,e\u0301,4,red\n10,,5,red\n",
+                   encoding="utf-8")
+    with open_warehouse(home) as con:
+        recording = RecordingConnection(con)
+        first = ingest_file(recording, home.config.dataset, plain)
+        # The label column is grouped once; the per-row plain test reads only the id column.
+        grouped = [s for s in recording.sql if s.startswith("CREATE OR REPLACE TEMP TABLE label_values")]
+        assert grouped == ['CREATE OR REPLACE TEMP TABLE label_values AS SELECT "label" AS cell, count(*) AS n '
+                           "FROM raw_rows GROUP BY ALL"]
+        per_row = [s for s in recording.sql if "bool_and" in s and "FROM raw_rows" in s]
+        assert len(per_row) == 1 and '"id"' in per_row[0] and '"label"' not in per_row[0]
+        # The classes are tested on the distinct labels: per row, only membership in those found outside.
+        assert "list_contains($labels" in _rejected_sql(recording)
+        assert "NOT IN (SELECT class_label FROM dataset_classes)" not in _rejected_sql(recording)
+        assert (first.rows_ok, first.rows_labeled, first.rows_quarantined) == (4, 2, 1)
+        assert "2 rows have a missing-value marker ('NA') as their label in column 'label': stored unlabeled" in first.notes
+        second = ingest_file(con, home.config.dataset, odd)
+        assert (second.rows_ok, second.rows_labeled, second.rows_quarantined) == (4, 2, 1)
+        assert "1 row has a missing-value marker ('n/a') as their label in column 'label': stored unlabeled" in second.notes
+        assert second.unknown_labels == {"\u00e9": 1}
+        stored = con.execute("SELECT example_id, label FROM examples ORDER BY row_number, batch_id = ?",
+                             [second.batch_id]).fetchall()
+        assert sorted(stored, key=lambda r: int(r[0])) == [
+            ("1", "a"), ("2", None), ("3", "b"), ("4", None), ("6", "a"), ("7", None), ("8", "b"), ("10", None)]
+        reasons = con.execute("SELECT batch_id = ?, row_number, reason FROM quarantine ORDER BY 1, 2",
+                              [second.batch_id]).fetchall()
+        assert reasons == [(False, 5, "label c is not one of the classes (a, b)"),
+                           (True, 4, "label \u00e9 is not one of the classes (a, b)")]
+        # A file whose labels are all classes has no class test row by row at all.
+        clean = home.landing / "clean.csv"
+        clean.write_text("id,label,x,color\n11,a,1,red\n12,b,2,red\n", encoding="utf-8")
+        recording = RecordingConnection(con)
+        third = ingest_file(recording, home.config.dataset, clean)
+        assert (third.rows_ok, third.rows_quarantined) == (2, 0)
+        assert "class" not in _rejected_sql(recording) and "$labels" not in _rejected_sql(recording)
