@@ -109,7 +109,6 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
     ``review_queue`` and ``discovered_slices`` in one transaction; return the run id.
     ``dataset_issues``: the findings about input columns (:func:`data_engine.mine.columns.column_issues`),
     kept in the run's summary; ``slices``: the run's :class:`data_engine.mine.slices.SliceReport`."""
-    keep = issues[(issues["issue_type"] == "label") | issues["is_issue"].astype(bool)]
     counts = {name: r.n_issues for name, r in results.items()}
     summary = {name: r.summary for name, r in results.items()}
     summary["rare_classes"] = [state.classes[i] for i in state.rare_classes]
@@ -120,7 +119,9 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
     summary["dataset_issues"] = dataset_issues or []
     found = list(slices.slices) if slices is not None else []
     summary["slices"] = [x.record() for x in found]
-    rows = keep[["example_id", "example_version", "issue_type", "score", "is_issue", "reason", "detail"]]
+    # Every label row and the flagged rows of other types are kept: picked by DuckDB as it inserts
+    # (the WHERE below), since a pandas mask copied them first (about 150 MB of strings at a million rows).
+    rows = issues[["example_id", "example_version", "issue_type", "score", "is_issue", "reason", "detail"]]
     if "selection" not in queue:
         queue = queue.assign(selection=None)
     with transaction(con, _mined_issues=rows, _mined_queue=queue.astype({"issue_types": object})):
@@ -136,7 +137,7 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
         con.execute(
             "INSERT INTO issues (run_id, example_id, example_version, issue_type, score, is_issue, reason, detail) "
             "SELECT ?, example_id, example_version, issue_type, score, is_issue, reason, CAST(detail AS JSON) "
-            "FROM _mined_issues", [run_id],
+            "FROM _mined_issues WHERE issue_type = 'label' OR CAST(is_issue AS BOOLEAN)", [run_id],
         )
         con.execute(
             "INSERT INTO review_queue (run_id, rank, example_id, example_version, issue_types, priority, "

@@ -48,8 +48,13 @@ def load_examples(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, *, subset: 
         f"WHERE {_WHERE[subset]} ORDER BY ce.example_id"
     ).fetchdf()
     for c in inputs:
-        if stored[c] != "numeric":
+        if stored[c] == "vector":  # lists of floats: objects as DuckDB gives them
             df[c] = df[c].astype(object).where(df[c].notna(), None)
+        elif stored[c] != "numeric":
+            # Through a categorical, whose objects are taken from its categories: one Python string per
+            # distinct value rather than one per row, the same values (the generated set at a million
+            # rows: 497 -> 334 MiB held after the load).
+            df[c] = df[c].astype("category").astype(object).where(df[c].notna(), None)
         if stored[c] == "image":
             # Models read the image file itself: the stored home-relative path made absolute.
             df[c] = absolute_image_paths(df[c], warehouse_home(con))

@@ -230,7 +230,10 @@ class Classification(Task):
         remap[present] = np.arange(len(present))
         probs = pred[:, present]
         totals = probs.sum(axis=1, keepdims=True)
-        probs = np.where(totals > 0, probs / np.where(totals > 0, totals, 1.0), 1.0 / len(present))
+        # In place on the one copy (the same values as dividing into new arrays: 80 MB less per array
+        # at a million rows and ten classes).
+        np.divide(probs, np.where(totals > 0, totals, 1.0), out=probs)
+        probs[~(totals[:, 0] > 0)] = 1.0 / len(present)
         given = remap[y]
         with warnings.catch_warnings():
             # cleanlab warns "May not flag all label issues in class: k" for a class with at most
@@ -244,13 +247,13 @@ class Classification(Task):
         flags = learned | contradicted
         suggested = self.decode(present[probs.argmax(axis=1)], classes)
         suggested_p = probs.max(axis=1)
-        given_names = np.asarray(self.decode(y, classes), dtype=object)
-        detail = np.where(
-            flags,
-            "given '" + given_names + "' (p=" + _fmt(quality) + "), model suggests '"
-            + np.asarray(suggested, dtype=object) + "' (p=" + _fmt(suggested_p) + ")",
-            "label agrees with the model",
-        )
+        # Worded for the flagged rows only (the rest share one string): at a million rows the wording
+        # of every row made several arrays of a million new strings.
+        at = np.flatnonzero(flags)
+        detail = np.full(len(y), "label agrees with the model", dtype=object)
+        detail[at] = ("given '" + np.asarray(self.decode(y[at], classes), dtype=object) + "' (p=" + _fmt(quality[at])
+                      + "), model suggests '" + np.asarray(suggested, dtype=object)[at] + "' (p="
+                      + _fmt(suggested_p[at]) + ")")
         summary = {"examples": int(len(y)), "flagged": int(flags.sum()), "filter_by": FILTER_BY,
                    "flagged_by_confident_learning": int(learned.sum()),
                    "flagged_as_contradicted_only": int((contradicted & ~learned).sum())}

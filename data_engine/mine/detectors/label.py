@@ -22,7 +22,9 @@ class LabelDetector(Detector):
     def find_issues(self, data: MiningData) -> DetectorResult:
         """Judge every labeled row with out-of-sample predictions."""
         rows = np.flatnonzero(data.labeled & data.has_probs & data.out_of_sample)
-        inputs = None if data.inputs is None else data.inputs.iloc[rows].reset_index(drop=True)
+        # Every row judged (``rows`` is sorted and unique): the columns themselves, not a copy of them.
+        inputs = None if data.inputs is None else data.inputs if len(rows) == len(data.inputs) \
+            else data.inputs.iloc[rows].reset_index(drop=True)
         found = data.task.label_issues(data.labels[rows], data.probs[rows], data.classes, inputs)
         if found.skipped:
             empty = issues_frame(np.array([], object), np.array([], bool), np.array([]), np.array([], object))
