@@ -5,7 +5,8 @@ served model's default members, equal weights; every training example by 5-fold 
 repeated below 1,000 training rows; gold rows by the model on every training row), per example, so
 that the gap's paired standard error and the fold split's own spread can be given.
 
-    PYTHONPATH=. python scripts/diagnose_tags_fit.py SET SEED [--share 0.89] [--splits 5]
+    PYTHONPATH=. python scripts/diagnose_tags_fit.py SET SEED [--share 0.89] [--splits 5] [--recipes A,B]
+        [--nested A,B]
 
 Prints one JSON line:
 - (a) fit noise: the noisy and true labels scored under ``--splits`` fold shuffles (seeds 0..);
@@ -15,7 +16,9 @@ Prints one JSON line:
   picks) and the ``share`` it doubts least; share of the gap closed by each;
 - (d) the prediction rule: every recipe also decided with per-tag thresholds chosen on the
   training rows' out-of-fold probabilities against the recipe's own labels (the threshold that
-  maximises that tag's accuracy), beside the 0.5 rule.
+  maximises that tag's accuracy: leaky, the evaluated rows' labels pick it), beside the 0.5 rule;
+  ``--nested`` the named recipes with thresholds chosen inside each fit on its own rows' inner
+  5-fold out-of-fold probabilities (what TunedThresholdClassifierCV does per tag).
 """
 import json
 import sys
@@ -165,6 +168,8 @@ doubted = errors[np.argsort(quality[[pos[e] for e in errors]], kind="stable")]
 rng = np.random.default_rng(123)
 recipes = {"noisy": N, "clean": T} | {f"random_{d}": fixed(rng.choice(errors, k, replace=False)) for d in range(3)}
 recipes |= {"most_doubted": fixed(doubted[:k]), "least_doubted": fixed(doubted[-k:])}
+if "recipes" in opt:  # fewer recipes on a busy machine (noisy and clean always)
+    recipes = {lab: Y for lab, Y in recipes.items() if lab in ("noisy", "clean") or lab in opt["recipes"].split(",")}
 scores, scores_t = {}, {}
 for label, Y in recipes.items():
     P = P0.get(label) if label in P0 else probabilities(Y, 0)
