@@ -186,3 +186,26 @@ def test_the_noisy_cleaned_and_true_labels_are_scored_with_one_model_the_champio
     # The alternatives leave out the served family only: hgb is one of them.
     assert "hgb" in out["model_centric"] and "linear+knn" not in out["model_centric"]
     assert "served_model_first" not in out and out["served_model"] == "linear+knn"
+
+
+def test_gold_examples_the_oracle_does_not_list_are_scored_against_their_gold_labels(tmp_path) -> None:
+    """An oracle listing only the training examples (the tags loop's measurement writes one) left
+    every gold example out of the held-out figures: 40 examples scored instead of 60. The gold rows
+    now count, against their gold labels in force; an oracle entry still wins where it exists."""
+    from data_engine.demo import comparison
+    from tests.homes import digits_split, make_home
+
+    home = make_home(tmp_path, {}, seed=0, n_train=40, n_gold=20, n_unlabeled=0)
+    info = digits_split(n_train=40, n_gold=20, n_unlabeled=0)
+    train, gold = info["parts"]["train"], info["parts"]["gold"]
+    oracle = pd.DataFrame({"example_id": info["ids"][train], "label": info["y"][train]})
+    data = comparison.load_held_out(home, oracle)
+    got = pd.Series(data.truth, index=data.example_ids)
+    gold_ids = ["gold:" + i for i in info["ids"][gold]]
+    assert len(data.truth) == 60 and int(data.is_gold.sum()) == 20
+    assert got.reindex(gold_ids).tolist() == list(info["y"][gold])
+    assert got.reindex(info["ids"][train]).tolist() == list(info["y"][train])
+    # An oracle that lists a gold example keeps its own answer for it.
+    listed = pd.concat([oracle, pd.DataFrame({"example_id": gold_ids[:1], "label": ["x"]})])
+    again = comparison.load_held_out(home, listed)
+    assert pd.Series(again.truth, index=again.example_ids)[gold_ids[0]] == "x"

@@ -1,0 +1,199 @@
+"""Why fixing nine tenths of the wrong tag sets closes less of the held-out gap, on any tags set
+(text too: the rows go through a home's ingest and `demo-loop`'s comparison inputs, e5 vectors and
+all), without the loop. Label recipes are scored as `demo-loop`'s comparison scores them (the
+served model's default members, equal weights; every training example by 5-fold cross-validation,
+repeated below 1,000 training rows; gold rows by the model on every training row), per example, so
+that the gap's paired standard error and the fold split's own spread can be given.
+
+    PYTHONPATH=. python scripts/diagnose_tags_fit.py SET SEED [--share 0.89] [--splits 5] [--recipes A,B]
+        [--nested A,B]
+
+Prints one JSON line:
+- (a) fit noise: the noisy and true labels scored under ``--splits`` fold shuffles (seeds 0..);
+  the spread of the true labels' figure between shuffles and of the gap itself;
+- (c) which errors: ``share`` of the errors fixed at random (3 draws), the ``share`` the
+  out-of-fold model doubts most (cleanlab's multi-label quality score, lowest first: what a queue
+  picks) and the ``share`` it doubts least; share of the gap closed by each;
+- (d) the prediction rule: every recipe also decided with per-tag thresholds chosen on the
+  training rows' out-of-fold probabilities against the recipe's own labels (the threshold that
+  maximises that tag's accuracy: leaky, the evaluated rows' labels pick it), beside the 0.5 rule;
+  ``--nested`` the named recipes with thresholds chosen inside each fit on its own rows' inner
+  5-fold out-of-fold probabilities (what TunedThresholdClassifierCV does per tag).
+"""
+import json
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cleanlab.multilabel_classification.rank import get_label_quality_scores  # noqa: E402
+from sklearn.base import clone  # noqa: E402
+from sklearn.model_selection import KFold  # noqa: E402
+
+from data_engine.demo import comparison  # noqa: E402
+from data_engine.demo.loop import ingest_landing, landed_labels  # noqa: E402
+from data_engine.mine.models import Schema, build_estimator  # noqa: E402
+from data_engine.review.oracle import oracle_path, read_oracle  # noqa: E402
+from data_engine.ship.training import limited_threads  # noqa: E402
+from data_engine.tasks import task_for, tagsets  # noqa: E402
+from tests import multilabel_support  # noqa: E402
+from tests.homes import make_home  # noqa: E402
+
+warnings.filterwarnings("ignore")
+args = [a for a in sys.argv[1:] if not a.startswith("--")]
+opt = {sys.argv[i][2:]: sys.argv[i + 1] for i in range(1, len(sys.argv) - 1) if sys.argv[i].startswith("--")}
+for v in opt.values():
+    args.remove(v)
+name, seed = args[0], int(args[1])
+share = float(opt.get("share", 0.89))
+n_splits = int(opt.get("splits", 5))
+data_, gold_ = multilabel_support.bundled_tags(name, seed=seed)
+features = [c for c in data_.frame.columns if c not in ("id", "tags")]
+inputs = ({"modality": "text", "text_column": "sentence", "feature_columns": []} if features == ["sentence"]
+          else {"modality": "tabular", "feature_columns": features})
+config = {"dataset": {"name": name, **inputs, "task": "multilabel", "id_column": "id",
+                      "label_column": "tags", "classes": data_.tags},
+          "mining": {"n_jobs": 1}, "review": {"url": "http://127.0.0.1:9"}}
+home = make_home(Path(tempfile.mkdtemp()) / f"{name}{seed}", config)
+data_.write(home.root)
+gold_.write_gold(home.root)
+task = task_for(home.config.dataset)
+ingest_landing(home)
+oracle_map = read_oracle(oracle_path(home), task)
+oracle = pd.DataFrame({"example_id": list(oracle_map), "label": list(oracle_map.values())}, dtype=str)
+held = comparison.load_held_out(home, oracle)
+tags = list(data_.tags)
+n_train = int((~held.is_gold).sum())
+_, spec, _ = comparison.served_model(home, n_train)
+est = task.members_for({"served": build_estimator(spec, Schema.from_mapping(held.schema))})["served"]
+T = task.encode(list(held.truth), tags)
+landed = landed_labels(home).reindex(held.example_ids)
+N = T.copy()
+train = np.flatnonzero(~held.is_gold)
+gold = np.flatnonzero(held.is_gold)
+N[train] = task.encode([str(x) for x in landed.to_numpy()[train]], tags)
+errors = train[(N[train] != T[train]).any(axis=1)]
+k = int(round(share * len(errors)))
+print(f"{name} {seed}: {spec.members}, {len(train)} train, {len(gold)} gold, {len(errors)} errors", file=sys.stderr)
+
+
+def probabilities(Y: np.ndarray, split_seed: int) -> np.ndarray:
+    """Per-tag probabilities (n, K) of every example by a model that never trained on it, labels ``Y``
+    for the training rows (the comparison's splits: 5-fold over the training rows, gold by all)."""
+    out = np.zeros(T.shape)
+    with limited_threads():
+        for fit, test in KFold(5, shuffle=True, random_state=split_seed).split(train):
+            out[train[test]] = clone(est).fit(held.X.iloc[train[fit]], Y[train[fit]]).predict_proba(held.X.iloc[train[test]])
+        if len(gold):
+            out[gold] = clone(est).fit(held.X.iloc[train], Y[train]).predict_proba(held.X.iloc[gold])
+    return out
+
+
+def tuned(P: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Per-tag thresholds maximising the tag's accuracy against ``Y`` on the training rows' probabilities."""
+    grid = np.linspace(0.05, 0.95, 91)
+    return np.array([grid[np.argmax([((P[train, j] >= t) == Y[train, j]).mean() for t in grid])]
+                     for j in range(P.shape[1])])
+
+
+def nested(Y: np.ndarray, split_seed: int) -> np.ndarray:
+    """0/1 decisions (n, K) with per-tag thresholds chosen inside each outer fit: on the fit rows'
+    own inner 5-fold out-of-fold probabilities against ``Y`` (what scikit-learn's
+    TunedThresholdClassifierCV does per tag), so no evaluated row's label picks its threshold."""
+    out = np.zeros(T.shape, dtype=int)
+    grid = np.linspace(0.05, 0.95, 91)
+
+    def one(fit_rows: np.ndarray, test_rows: np.ndarray) -> None:
+        inner = np.zeros((len(fit_rows), T.shape[1]))
+        for a, b in KFold(5, shuffle=True, random_state=split_seed).split(fit_rows):
+            inner[b] = clone(est).fit(held.X.iloc[fit_rows[a]], Y[fit_rows[a]]).predict_proba(held.X.iloc[fit_rows[b]])
+        thr = np.array([grid[np.argmax([((inner[:, j] >= t) == Y[fit_rows, j]).mean() for t in grid])]
+                        for j in range(T.shape[1])])
+        P = clone(est).fit(held.X.iloc[fit_rows], Y[fit_rows]).predict_proba(held.X.iloc[test_rows])
+        out[test_rows] = P >= thr
+
+    with limited_threads():
+        for fit, test in KFold(5, shuffle=True, random_state=split_seed).split(train):
+            one(train[fit], train[test])
+        if len(gold):
+            one(train, gold)
+    return out
+
+
+def exact(P: np.ndarray, thr: np.ndarray | float = 0.5) -> np.ndarray:
+    return ((P >= thr) == T).all(axis=1).astype(float)
+
+
+def fixed(rows: np.ndarray) -> np.ndarray:
+    Y = N.copy()
+    Y[rows] = T[rows]
+    return Y
+
+
+out: dict = {"set": name, "seed": seed, "members": list(spec.members), "train": len(train), "gold": len(gold),
+             "errors": len(errors), "fixed": k}
+# (a) the fold split's spread, on the true and the noisy labels.
+per_split = {"noisy": [], "clean": []}
+P0 = {}
+for s in range(n_splits):
+    for label, Y in (("noisy", N), ("clean", T)):
+        P = probabilities(Y, s)
+        per_split[label].append(exact(P))
+        if s == 0:
+            P0[label] = P
+    print(f"split {s} done", file=sys.stderr, flush=True)
+em = {k_: np.array([e.mean() for e in v]) for k_, v in per_split.items()}
+gaps = em["clean"] - em["noisy"]
+d0 = per_split["clean"][0] - per_split["noisy"][0]
+out["a_fit_noise"] = {
+    "exact_clean_per_split": [round(x, 4) for x in em["clean"]],
+    "exact_noisy_per_split": [round(x, 4) for x in em["noisy"]],
+    "gap_per_split": [round(x, 4) for x in gaps],
+    "clean_sd_between_splits": round(em["clean"].std(ddof=1), 4),
+    "gap_sd_between_splits": round(gaps.std(ddof=1), 4),
+    "gap_paired_se_split0": round(d0.std(ddof=1) / np.sqrt(len(d0)), 4),
+    # Two fits of the true labels under two shuffles: examples whose exact match differs.
+    "clean_split0_vs_1_examples_differ": int((per_split["clean"][0] != per_split["clean"][1]).sum()) if n_splits > 1 else None,
+    "gap_examples_split0": int(round(d0.sum())),
+}
+# (c) which errors are fixed, and (d) the per-tag threshold rule, on split 0.
+quality = get_label_quality_scores([list(np.flatnonzero(r)) for r in N[train]], P0["noisy"][train])
+pos = {r: i for i, r in enumerate(train)}
+doubted = errors[np.argsort(quality[[pos[e] for e in errors]], kind="stable")]
+rng = np.random.default_rng(123)
+recipes = {"noisy": N, "clean": T} | {f"random_{d}": fixed(rng.choice(errors, k, replace=False)) for d in range(3)}
+recipes |= {"most_doubted": fixed(doubted[:k]), "least_doubted": fixed(doubted[-k:])}
+if "recipes" in opt:  # fewer recipes on a busy machine (noisy and clean always)
+    recipes = {lab: Y for lab, Y in recipes.items() if lab in ("noisy", "clean") or lab in opt["recipes"].split(",")}
+scores, scores_t = {}, {}
+for label, Y in recipes.items():
+    P = P0.get(label) if label in P0 else probabilities(Y, 0)
+    scores[label] = exact(P)
+    scores_t[label] = exact(P, tuned(P, Y))
+    print(f"{label} done", file=sys.stderr, flush=True)
+scores_n = {}
+if "nested" in opt:
+    for label in opt["nested"].split(","):
+        scores_n[label] = (nested(recipes[label], 0) == T).all(axis=1).astype(float)
+        print(f"nested {label} done", file=sys.stderr, flush=True)
+for key, sc in (("c_which_errors", scores), ("d_tuned_thresholds_leaky", scores_t), ("d_nested_thresholds", scores_n)):
+    if not sc:
+        continue
+    gap = (sc["clean"] - sc["noisy"]).mean()
+    out[key] = {"gap": round(gap, 4)} | {lab: [round(v.mean(), 4), round((v - sc["noisy"]).mean() / gap, 3) if gap else None]
+                                        for lab, v in sc.items()}
+# Where the gap lives: examples whose exact match the true labels change, and how many carry an injected error.
+changed = np.flatnonzero(scores["clean"] != scores["noisy"])
+out["gap_examples"] = {"changed": len(changed), "won": int((scores["clean"] > scores["noisy"]).sum()),
+                       "lost": int((scores["clean"] < scores["noisy"]).sum()),
+                       "changed_with_error": int(np.isin(changed, errors).sum()),
+                       "changed_gold": int(held.is_gold[changed].sum())}
+left = doubted[k:]
+out["left_by_most_doubted"] = {"errors_left": len(left), "left_rows_predicted_right_noisy": int(scores["noisy"][left].sum()),
+                               "left_rows_predicted_right_clean": int(scores["clean"][left].sum())}
+print(json.dumps(out))
