@@ -95,6 +95,7 @@ def test_mining_a_text_home_of_eight_words_finds_its_weak_slice(tmp_path: Path):
     ingest_step(home, [home.landing / "codes.csv"])
     summary = mine_step(home).summary
     assert summary.slice_search == {"candidates": 28, "named_columns": 0, "alpha": 0.05, "min_gap": 0.1,
-                                    "min_slice": 20}
+                                    "min_slice": 20, "min_rule_precision": 0.7, "min_rule_coverage": 0.7,
+                                    "not_in_cluster_rules": {}}
     assert [(s["n"], s["accuracy"], s["rest_accuracy"]) for s in summary.slices] == [(238, 0.7059, 1.0)]
     assert summary.column_checks["rows"] == 900 and summary.budget_split["queued"] == 40
