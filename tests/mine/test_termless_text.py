@@ -88,3 +88,25 @@ def test_the_surface_features_of_an_empty_text_column_are_its_statistics():
     # One zero column for the n-grams, then the 9 text statistics and the number's 6, standardised.
     assert X.shape == (60, 1 + 9 + 6) and X[:, 0].nnz == 0
     assert surface_features(frame[["x"]], {"x": "numeric"}, "tabular").shape == (60, 6)
+
+
+def test_one_text_fits_the_character_tfidf_to_no_term():
+    """One row (a gold set of one, a fitted subset of one): no character n-gram can be in two texts
+    under ``min_df=2``; scikit-learn raised "max_df corresponds to < documents than min_df"."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import Normalizer
+
+    from data_engine.mine.components import CappedSVD
+
+    text = ["a single gold sentence"]
+    model = text_features(char=True)
+    X = model.fit_transform(text)
+    word, char = (t for _, t in model[-1].transformer_list)
+    # The 7 word n-grams (4 words, 3 pairs) with their TF-IDF, then one zero column for the characters.
+    assert not word.no_terms_ and len(word.vocabulary_) == 7 and char.no_terms_ and char.vocabulary_ == {}
+    assert X.shape == (1, 8) and X[:, 7].nnz == 0
+    assert np.allclose(X[:, :7].toarray(), np.full((1, 7), 1 / np.sqrt(7)))
+    assert model.transform(["another sentence", "x"]).shape == (2, 8)
+    # The tfidf embedder's text block on that one row: one dimension, the normalised vector.
+    block = make_pipeline(text_features(char=True), CappedSVD(100, random_state=0), Normalizer())
+    assert np.allclose(np.abs(block.fit_transform(text)), [[1.0]])
