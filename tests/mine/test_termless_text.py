@@ -69,6 +69,11 @@ n_jobs = 1
     ingest_step(home, [home.landing / "train.csv"])
     summary = mine_step(home).summary
     assert summary.n_labeled == 120 and summary.counts["label"] == 0
+    # Said once, naming the column, in the run's column findings (CLI lines and Dagster metadata).
+    termless = {"type": "no_terms", "column": "text", "figure": 0.0, "reason": (
+        "no word in its 120 texts checked: the models read that part as one all-zero feature (empty, "
+        "punctuation-only or too few texts)")}
+    assert summary.dataset_issues == [termless] and summary.as_metadata()["dataset_issues"] == [termless]
     h = ["--home", str(home.root)]
     assert main([*h, "train"]) == 0
     new = tmp_path / "new.csv"
@@ -110,3 +115,18 @@ def test_one_text_fits_the_character_tfidf_to_no_term():
     # The tfidf embedder's text block on that one row: one dimension, the normalised vector.
     block = make_pipeline(text_features(char=True), CappedSVD(100, random_state=0), Normalizer())
     assert np.allclose(np.abs(block.fit_transform(text)), [[1.0]])
+
+
+def test_each_text_column_without_terms_is_named_once():
+    from data_engine.mine.columns import column_issues
+
+    frame = pd.DataFrame({"code": ["?", "!!", "", None] * 10, "note": ["good film", "bad film"] * 20,
+                          "tiny": ["ab", "cd"] + ["ef gh"] * 38})
+    report = column_issues(frame, np.array([0, 1] * 20), {"code": "text", "note": "text", "tiny": "text"})
+    assert [(i["type"], i["column"], i["figure"]) for i in report.issues] == [("no_terms", "code", 0.0)]
+    assert report.issues[0]["reason"].startswith("no word in its 40 texts checked: the models read that part")
+    # Every text empty: neither words nor character n-grams.
+    empty = column_issues(pd.DataFrame({"code": [""] * 3}), np.array([0, 1, 0]), {"code": "text"})
+    assert [i["reason"] for i in empty.issues] == [
+        "no word and no character n-gram seen in two texts in its 3 texts checked: the models read this column "
+        "as one all-zero feature (empty, punctuation-only or too few texts)"]
