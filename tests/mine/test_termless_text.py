@@ -75,6 +75,10 @@ n_jobs = 1
         "punctuation-only or too few texts)")}
     assert summary.dataset_issues == [termless] and summary.as_metadata()["dataset_issues"] == [termless]
     h = ["--home", str(home.root)]
+    capsys.readouterr()
+    assert main([*h, "mine"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("no_terms") == 1 and f"column 'text': no_terms (0): {termless['reason']}\n" in out
     assert main([*h, "train"]) == 0
     new = tmp_path / "new.csv"
     pd.DataFrame({"id": ["n0", "n1", "n2", "n3"], "text": ["...", "?", "!!", "words at last"]}).to_csv(new, index=False)
