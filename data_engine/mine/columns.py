@@ -1,4 +1,5 @@
-"""Dataset-level findings about input columns: shortcut (possible leak), useless, identifier, scale.
+"""Dataset-level findings about input columns: shortcut (possible leak), useless, identifier, scale,
+no terms (a text column the TF-IDF finds no word or character n-gram in, :func:`no_term_issues`).
 
 Per input column (numeric and categorical; text columns only for the identifier check), on a
 random sample of at most :data:`SAMPLE_ROWS` labeled rows and at most :data:`MAX_COLUMNS` columns
@@ -135,6 +136,7 @@ def column_issues(inputs: pd.DataFrame, labels: np.ndarray, schema: Mapping[str,
         report.issues.append(_issue("identifier", c, share, (
             f"{share:.0%} of its values are distinct and it is a sequence or a code: an identifier, not a "
             "feature; drop it from the input columns (a model can only memorise it)")))
+    report.issues += no_term_issues(frame, [c for c in columns if schema[c] == "text"])
     modelled = [c for c in columns if schema[c] in ("numeric", "categorical")]
     if regression:
         y = y.astype(float)
@@ -182,6 +184,25 @@ def column_issues(inputs: pd.DataFrame, labels: np.ndarray, schema: Mapping[str,
     if scale_sensitive:
         report.issues += scale_issues(frame, [c for c in columns if schema[c] == "numeric"])
     return report
+
+
+def no_term_issues(frame: pd.DataFrame, text_columns: Sequence[str]) -> list[dict[str, Any]]:
+    """A ``no_terms`` finding (figure 0, the terms kept) per text column of ``frame`` (N rows) in
+    which the models' TF-IDF (:func:`data_engine.mine.features.text_features`) keeps no word or no
+    character n-gram: :class:`~data_engine.mine.text_tfidf.TextTfidf` then reads that part as one
+    all-zero feature, without an error, so the run says it here, once per column."""
+    from data_engine.mine.features import text_features
+
+    issues = []
+    for c in text_columns:
+        word, char = (t for _, t in text_features(char=True).fit(frame[c])[-1].transformer_list)
+        lost = [part for part, t in (("word", word), ("character n-gram seen in two texts", char)) if t.no_terms_]
+        if lost:
+            issues.append(_issue("no_terms", c, 0, (
+                f"no {' and no '.join(lost)} in its {len(frame)} texts checked: the models read "
+                f"{'this column' if len(lost) == 2 else 'that part'} as one all-zero feature (empty, "
+                "punctuation-only or too few texts)")))
+    return issues
 
 
 def rows_off_mode(values: pd.Series) -> int:

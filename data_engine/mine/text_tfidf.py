@@ -11,9 +11,11 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-# The starts of scikit-learn's two messages for a fit that keeps no term (sklearn.feature_extraction
-# .text.CountVectorizer: _count_vocab and _limit_features); it has no exception class of its own.
-NO_TERMS = ("empty vocabulary", "After pruning, no terms remain")
+# The starts of scikit-learn's messages for a fit that keeps no term (sklearn.feature_extraction.text
+# .CountVectorizer: _count_vocab, _limit_features, and fit_transform's check that fewer texts than
+# an integer ``min_df`` (one gold row, one text in a fitted subset, under the character n-grams'
+# ``min_df=2``) can hold no n-gram in ``min_df`` texts); it has no exception class of its own.
+NO_TERMS = ("empty vocabulary", "After pruning, no terms remain", "max_df corresponds to < documents than min_df")
 
 
 class TextTfidf(TfidfVectorizer):
@@ -35,8 +37,9 @@ class TextTfidf(TfidfVectorizer):
     sentences: a 1.8 GB artifact of such nodes). Loading rebuilds the same dict.
 
     A column with no term to keep (every text empty, or only punctuation for the word n-grams, or
-    character n-grams each in one text only under ``min_df=2``; scikit-learn raises "empty
-    vocabulary; perhaps the documents only contain stop words") is fitted to no term
+    character n-grams each in one text only under ``min_df=2``, or fewer texts than ``min_df`` such
+    as a single gold row; scikit-learn raises "empty vocabulary; perhaps the documents only contain
+    stop words" or "max_df corresponds to < documents than min_df") is fitted to no term
     (``no_terms_``): it then gives one all-zero feature for every text, at fit and at transform, as
     ``SimpleImputer(keep_empty_features=True)`` keeps an all-missing number column. So the other
     n-grams and columns still count, in every fold of mining, in training and at predict time, and

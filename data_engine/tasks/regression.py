@@ -10,7 +10,8 @@ the modality's regressors mixed by their out-of-fold error (:mod:`data_engine.ta
 cleanlab's regression label quality scores rank the labels, and a given value beyond two robust
 standard deviations of its prediction is flagged (:mod:`data_engine.tasks.regression_issues`). A
 reviewer sees the given value, the prediction and its interval, and answers in a ``<Number>`` field
-pre-filled with the prediction, or picks "not a valid example". The gate compares MAE (Wilcoxon
+pre-filled with the prediction, or picks "not a valid example"
+(:mod:`data_engine.tasks.regression_review`). The gate compares MAE (Wilcoxon
 signed-rank on the per-example absolute errors), RMSE or R² (paired bootstrap): :mod:`data_engine.tasks.regression_metrics`.
 """
 
@@ -23,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from data_engine.errors import EngineError
-from data_engine.tasks import regression_values
+from data_engine.tasks import regression_review, regression_values
 from data_engine.tasks.base import TASKS, LabelIssues, Task
 
 if TYPE_CHECKING:  # numpy and pandas load when a method runs: ingest's start-up stays light
@@ -38,10 +39,6 @@ if TYPE_CHECKING:  # numpy and pandas load when a method runs: ingest's start-up
 
 log = logging.getLogger(__name__)
 
-# Several reviewers' numbers are one verdict when they all lie within this share of their median
-# (or of the given value's magnitude when the median is 0) of each other: two people typing 120 and
-# 121 for a reading agree; 120 and 12 do not, and the example stays pending for another opinion.
-CONSENSUS_TOLERANCE = 0.05
 # Decimals shown and suggested: the labels' own precision, at most this many.
 MAX_DECIMALS = 6
 # The detectors that judge a number: "uncertain" and "class_imbalance" speak of classes.
@@ -271,63 +268,23 @@ class Regression(Task):
 
     def labeling_config(self, item: str, partner: str, classes: Sequence[str], *, from_name: str,
                         to_name: str, discard: str, partner_prefix: str) -> str:
-        """A ``<Number>`` answer (any step; within ``[dataset] label_range`` when set) pre-filled with the
-        prediction, a "not a valid example" choice, and header lines with the given value, the
-        prediction and its interval (``label_note``, the label check's words)."""
-        from xml.sax.saxutils import quoteattr  # here: it loads urllib, http, ssl (30 ms)
-        bounds = ""
-        if self.label_range is not None:
-            lo, hi = self.label_range
-            bounds = f' min="{lo!r}" max="{hi!r}"'
-        return f"""<View>
-  <Header value="Given value: $given_label  |  model predicts: $suggested_label" size="4"/>
-  <Header value="$label_note" size="5"/>
-  <Header value="Flagged as: $issue_types (priority $priority on a 0-1 scale)" size="5"/>
-  {item}
-  <Header value="The right value:" size="5"/>
-  <Number name="{from_name}" toName="{to_name}" step="any"{bounds}/>
-  <Choices name="{self.discard_control(from_name)}" toName="{to_name}" choice="single" showInLine="true">
-    <Choice value={quoteattr(discard)}/>
-  </Choices>
-  <Header value="${partner_prefix}note" size="5"/>
-  {partner}
-</View>"""
+        """A ``<Number>`` answer pre-filled with the prediction, a "not a valid example" choice, and header
+        lines with the given value and the prediction (:func:`regression_review.labeling_config`)."""
+        return regression_review.labeling_config(item, partner, from_name=from_name, to_name=to_name, discard=discard,
+                                                 partner_prefix=partner_prefix, label_range=self.label_range)
 
     @staticmethod
     def discard_control(from_name: str) -> str:
         """The name of the "not a valid example" choice beside the ``<Number>`` answer ``from_name``."""
-        return f"{from_name}_invalid"
+        return regression_review.discard_control(from_name)
 
     def prediction_result(self, label: str, *, from_name: str, to_name: str) -> list[dict[str, Any]]:
-        """The number ``label`` in the ``<Number>`` (Label Studio's region ``{"type": "number",
-        "value": {"number": x}}``); a label that is not a number (the discard answer) as the choice."""
-        try:
-            number = float(regression_values.canonical_number(label))
-        except EngineError:
-            return [{"from_name": self.discard_control(from_name), "to_name": to_name, "type": "choices",
-                     "value": {"choices": [label]}}]
-        return [{"from_name": from_name, "to_name": to_name, "type": "number", "value": {"number": number}}]
+        """The number ``label`` in the ``<Number>``, or the discard choice (:func:`regression_review.prediction_result`)."""
+        return regression_review.prediction_result(label, from_name=from_name, to_name=to_name)
 
     def answer_label(self, result: Sequence[Mapping[str, Any]], *, from_name: str) -> str | None:
-        """The discard choice when picked (it wins over a number left in the field), else the number
-        typed in ``from_name`` in the canonical spelling; None when neither (or malformed)."""
-        number = None
-        for region in result or ():
-            if not isinstance(region, Mapping):
-                continue
-            value = region.get("value")
-            if not isinstance(value, Mapping):
-                continue
-            if region.get("from_name") == self.discard_control(from_name) and region.get("type") == "choices":
-                picked = value.get("choices")
-                if isinstance(picked, list) and picked and isinstance(picked[0], str):
-                    return picked[0]
-            elif region.get("from_name") == from_name and region.get("type") == "number" and number is None:
-                try:
-                    number = regression_values.canonical_number(value.get("number"))
-                except EngineError:
-                    continue
-        return number
+        """The discard choice or the number typed, canonical (:func:`regression_review.answer_label`)."""
+        return regression_review.answer_label(result, from_name=from_name)
 
     def answer_problem(self, label: str, choices: Sequence[str]) -> str | None:
         """A finite number (within ``[dataset] label_range`` when set) or the discard answer (in ``choices``)."""
@@ -343,45 +300,12 @@ class Regression(Task):
         return None
 
     def consensus(self, labels: Sequence[str]) -> str | None:
-        """The median of the reviewers' numbers when every number lies within :data:`CONSENSUS_TOLERANCE`
-        of it (relative; absolute 1e-9 around 0), else None (they disagree); a discard answer counts
-        as a number nobody else gave: the majority of discards wins, a split is a disagreement."""
-        import numpy as np
-
-        if not labels:
-            return None
-        numbers, other = [], []
-        for v in labels:
-            try:
-                numbers.append(float(regression_values.canonical_number(v)))
-            except EngineError:
-                other.append(v)
-        if other:
-            if len(set(other)) == 1 and len(other) > len(numbers):
-                return other[0]
-            return None
-        median = float(np.median(numbers))
-        tolerance = max(CONSENSUS_TOLERANCE * abs(median), 1e-9)
-        if max(abs(n - median) for n in numbers) > tolerance:
-            return None
-        return regression_values.canonical_number(median)
+        """The reviewers' median number when they agree, else None (:func:`regression_review.consensus`)."""
+        return regression_review.consensus(labels)
 
     def agreement(self, labels: Sequence[str], verdict: str) -> float:
-        """The share of ``labels`` within :data:`CONSENSUS_TOLERANCE` of ``verdict`` (equality for a discard)."""
-        if not labels:
-            return 0.0
-        try:
-            target = float(verdict)
-        except ValueError:
-            return sum(v == verdict for v in labels) / len(labels)
-        tolerance = max(CONSENSUS_TOLERANCE * abs(target), 1e-9)
-        near = 0
-        for v in labels:
-            try:
-                near += abs(float(v) - target) <= tolerance
-            except ValueError:
-                continue
-        return near / len(labels)
+        """The share of ``labels`` near ``verdict`` (:func:`regression_review.agreement`)."""
+        return regression_review.agreement(labels, verdict)
 
     def oracle_label(self, value: Any) -> str:
         """A JSON number or a numeric text, in the canonical spelling. Raises ValueError otherwise."""

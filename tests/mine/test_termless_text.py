@@ -69,7 +69,16 @@ n_jobs = 1
     ingest_step(home, [home.landing / "train.csv"])
     summary = mine_step(home).summary
     assert summary.n_labeled == 120 and summary.counts["label"] == 0
+    # Said once, naming the column, in the run's column findings (CLI lines and Dagster metadata).
+    termless = {"type": "no_terms", "column": "text", "figure": 0.0, "reason": (
+        "no word in its 120 texts checked: the models read that part as one all-zero feature (empty, "
+        "punctuation-only or too few texts)")}
+    assert summary.dataset_issues == [termless] and summary.as_metadata()["dataset_issues"] == [termless]
     h = ["--home", str(home.root)]
+    capsys.readouterr()
+    assert main([*h, "mine"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("no_terms") == 1 and f"column 'text': no_terms (0): {termless['reason']}\n" in out
     assert main([*h, "train"]) == 0
     new = tmp_path / "new.csv"
     pd.DataFrame({"id": ["n0", "n1", "n2", "n3"], "text": ["...", "?", "!!", "words at last"]}).to_csv(new, index=False)
@@ -88,3 +97,40 @@ def test_the_surface_features_of_an_empty_text_column_are_its_statistics():
     # One zero column for the n-grams, then the 9 text statistics and the number's 6, standardised.
     assert X.shape == (60, 1 + 9 + 6) and X[:, 0].nnz == 0
     assert surface_features(frame[["x"]], {"x": "numeric"}, "tabular").shape == (60, 6)
+
+
+def test_one_text_fits_the_character_tfidf_to_no_term():
+    """One row (a gold set of one, a fitted subset of one): no character n-gram can be in two texts
+    under ``min_df=2``; scikit-learn raised "max_df corresponds to < documents than min_df"."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import Normalizer
+
+    from data_engine.mine.components import CappedSVD
+
+    text = ["a single gold sentence"]
+    model = text_features(char=True)
+    X = model.fit_transform(text)
+    word, char = (t for _, t in model[-1].transformer_list)
+    # The 7 word n-grams (4 words, 3 pairs) with their TF-IDF, then one zero column for the characters.
+    assert not word.no_terms_ and len(word.vocabulary_) == 7 and char.no_terms_ and char.vocabulary_ == {}
+    assert X.shape == (1, 8) and X[:, 7].nnz == 0
+    assert np.allclose(X[:, :7].toarray(), np.full((1, 7), 1 / np.sqrt(7)))
+    assert model.transform(["another sentence", "x"]).shape == (2, 8)
+    # The tfidf embedder's text block on that one row: one dimension, the normalised vector.
+    block = make_pipeline(text_features(char=True), CappedSVD(100, random_state=0), Normalizer())
+    assert np.allclose(np.abs(block.fit_transform(text)), [[1.0]])
+
+
+def test_each_text_column_without_terms_is_named_once():
+    from data_engine.mine.columns import column_issues
+
+    frame = pd.DataFrame({"code": ["?", "!!", "", None] * 10, "note": ["good film", "bad film"] * 20,
+                          "tiny": ["ab", "cd"] + ["ef gh"] * 38})
+    report = column_issues(frame, np.array([0, 1] * 20), {"code": "text", "note": "text", "tiny": "text"})
+    assert [(i["type"], i["column"], i["figure"]) for i in report.issues] == [("no_terms", "code", 0.0)]
+    assert report.issues[0]["reason"].startswith("no word in its 40 texts checked: the models read that part")
+    # Every text empty: neither words nor character n-grams.
+    empty = column_issues(pd.DataFrame({"code": [""] * 3}), np.array([0, 1, 0]), {"code": "text"})
+    assert [i["reason"] for i in empty.issues] == [
+        "no word and no character n-gram seen in two texts in its 3 texts checked: the models read this column "
+        "as one all-zero feature (empty, punctuation-only or too few texts)"]
