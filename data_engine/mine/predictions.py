@@ -23,7 +23,7 @@ from data_engine.stages import StageClock
 from data_engine.store.cache import load_cache, save_cache
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
-from data_engine.store.warehouse import rollback_quietly
+from data_engine.store.warehouse import release_cache, rollback_quietly
 from data_engine.tasks import Classification, Task
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,7 @@ def refresh_predictions(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, ho
             labels = task.encode(train["label"].astype(str).tolist(), classes)
         except ValueError as exc:
             raise EngineError(str(exc)) from None
+        release_cache(con)  # the blocks the load read stay cached otherwise (store.warehouse.release_cache)
     embedding = configured_embedding(cfg)
     with clock.stage("embedding"):
         train, unlabeled, newly_embedded = _with_embedding(con, cfg, train, unlabeled, schema, compute)

@@ -9,9 +9,10 @@ A run:
 3. gets probabilities for unlabeled examples: the deployed champion's where it scored them, else
    a model fitted on all training examples (cached in ``HOME/models/mining``), scoring only the
    examples not yet scored for this snapshot, so a new unlabeled batch costs in proportion to it;
-4. embeds the examples and finds nearest neighbours (outliers and near duplicates);
-5. runs the detectors, looks for weak slices (:mod:`data_engine.mine.slices`), estimates the
-   noise rate (:mod:`data_engine.mine.noise`);
+4. checks the input columns, looks for weak slices (:mod:`data_engine.mine.slices`), estimates the
+   noise rate (:mod:`data_engine.mine.noise`): these read the state alone, so they run before the
+   neighbour index and the detectors' rows take memory;
+5. embeds the examples and finds nearest neighbours (outliers and near duplicates), runs the detectors;
 6. builds the review queue, leaving out examples waiting for review or already reviewed;
 7. stores ``mining_runs``, ``issues`` and ``review_queue`` in one transaction
    (:mod:`data_engine.mine.runs`).
@@ -57,6 +58,7 @@ from data_engine.stages import StageClock, map_large_blocks
 from data_engine.store.cache import load_cache, save_cache
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
+from data_engine.store.warehouse import release_cache
 from data_engine.tasks import task_for
 
 log = logging.getLogger(__name__)
@@ -165,29 +167,12 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
     map_large_blocks()
     clock = clock or StageClock()
     started = datetime.now(timezone.utc)
+    # DuckDB's cached blocks (an ingest's, the predictions' write) would be held through every stage.
+    release_cache(con)
     state = refresh_predictions(con, cfg, home=home, force=force, clock=clock, compute=compute)
-    names = tuple(n for n in dict.fromkeys(tuple(cfg.mining.detectors) + ALWAYS_DETECTORS)
-                  if n != "lookalike" or cfg.review.propagate != "off")
-    with clock.stage("neighbours"):
-        data = mining_data(state, cfg, with_neighbours=any(DETECTORS[n].needs_neighbours for n in names), home=home,
-                           con=con, compute=compute,
-                           verdicts=reviewed_examples(con, list(state.schema)) if "lookalike" in names else None)
-        if data.verdicts is not None and len(data.verdicts):
-            data = with_own_embedding(con, state, data)
-        if "drift" in names:
-            data = dataclasses.replace(data, drift_scores=drift_scores(con))
-    with clock.stage("detectors"):
-        options = {"lookalike": {"precision_target": cfg.review.propagate_precision,
-                                 "min_count": cfg.review.propagate_min_verdicts, "seed": cfg.mining.seed},
-                   "near_duplicate": {"copies_pay": agreeing_copies_pay(con)}}
-        results = run_detectors(data, names, options)
-        versions = pd.Series(np.concatenate([state.train["version"].to_numpy(), state.unlabeled["version"].to_numpy()]),
-                             index=data.example_ids)
-        plan = plan_propagation(results.get("lookalike"), versions, cfg.review,
-                                seed=cfg.mining.seed + state.label_snapshot, undone=undone_examples(con))
-        # The detectors' input (a copy of the input columns, the neighbours, the stacked probabilities:
-        # about 300 MB at a million rows) is read by nothing after them: freed before the slice search.
-        del data
+    release_cache(con)
+    # The column checks, the slice search and the noise estimate read the state alone: they run before
+    # the neighbour index and the detectors' rows exist (about 640 MB at a million rows, docs/mining.md).
     with clock.stage("columns"):
         from data_engine.mine.columns import column_issues
 
@@ -219,8 +204,32 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         noise_rate, joint, joint_classes = estimate_noise(state)
         noise_ci = noise_interval(state, seed=cfg.mining.seed) if noise_rate is not None else None
         plot = noise_plot(joint, joint_classes, noise_rate) if joint is not None else None
+    names = tuple(n for n in dict.fromkeys(tuple(cfg.mining.detectors) + ALWAYS_DETECTORS)
+                  if n != "lookalike" or cfg.review.propagate != "off")
+    with clock.stage("neighbours"):
+        data = mining_data(state, cfg, with_neighbours=any(DETECTORS[n].needs_neighbours for n in names), home=home,
+                           con=con, compute=compute,
+                           verdicts=reviewed_examples(con, list(state.schema)) if "lookalike" in names else None)
+        if data.verdicts is not None and len(data.verdicts):
+            data = with_own_embedding(con, state, data)
+        if "drift" in names:
+            data = dataclasses.replace(data, drift_scores=drift_scores(con))
+    with clock.stage("detectors"):
+        options = {"lookalike": {"precision_target": cfg.review.propagate_precision,
+                                 "min_count": cfg.review.propagate_min_verdicts, "seed": cfg.mining.seed},
+                   "near_duplicate": {"copies_pay": agreeing_copies_pay(con)}}
+        results = run_detectors(data, names, options)
+        versions = pd.Series(np.concatenate([state.train["version"].to_numpy(), state.unlabeled["version"].to_numpy()]),
+                             index=data.example_ids)
+        plan = plan_propagation(results.get("lookalike"), versions, cfg.review,
+                                seed=cfg.mining.seed + state.label_snapshot, undone=undone_examples(con))
+        # The detectors' input (a copy of the input columns, the neighbours, the stacked probabilities:
+        # about 300 MB at a million rows) is read by nothing after them: freed before the queue.
+        del data
     with clock.stage("queue"):
         issues = issues_table(results, state)
+        # The detectors' rows are in ``issues`` now; only their counts and summaries are read after this.
+        results = {name: r.without_rows() for name, r in results.items()}
         # A single reviewer's label the label detector flags goes out once more only where a slip of
         # the reviewer is likelier than an error of the model (data_engine.mine.second_opinions).
         flagged = set(issues.loc[(issues["issue_type"] == "label") & issues["is_issue"].astype(bool), "example_id"])

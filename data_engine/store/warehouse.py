@@ -7,6 +7,7 @@ raises :class:`WarehouseBusyError` naming the holder when it waits too long.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import time
@@ -235,3 +236,37 @@ def table_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     return {table: con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0]
             for table in ("batches", "examples", "label_events", "quarantine", "predictions", "mining_runs",
                           "issues", "review_queue", "review_tasks", "models", "deployments")}
+
+
+# The memory limit set for a moment by release_cache: below any block, so DuckDB evicts every unpinned one.
+_EVICT_LIMIT = "1MB"
+
+
+@functools.cache
+def _default_memory_limit() -> str:
+    """DuckDB's default ``memory_limit`` (80 % of the machine's memory) as ``current_setting`` shows it."""
+    with duckdb.connect() as fresh:
+        return str(fresh.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+
+
+def release_cache(con: duckdb.DuckDBPyConnection) -> None:
+    """Evict DuckDB's cached table blocks from memory; the warehouse's contents are untouched.
+
+    DuckDB keeps every table block it has read or written in its buffer pool until the memory limit
+    (by default 80 % of the machine's memory) forces it out, so a mining run held about 300 MB of
+    cached ``examples`` and ``predictions`` blocks at a million rows through every later stage
+    (``duckdb_memory()``, tag ``BASE_TABLE``; docs/mining.md). DuckDB has no statement that empties the
+    pool, but lowering ``memory_limit`` evicts unpinned blocks down to it (its ``BufferManager::SetMemoryLimit``),
+    so the limit is lowered for a moment and RESET to DuckDB's default. A limit someone set is left
+    alone, and so are the blocks (its text, e.g. ``1.8 GiB``, does not give its bytes back exactly).
+    Pinned blocks (a result being read) stay: DuckDB then refuses the low limit, which is ignored.
+    Later reads of evicted blocks read the file (or the system's page cache).
+    """
+    if con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] != _default_memory_limit():
+        return
+    try:
+        con.execute(f"SET memory_limit = '{_EVICT_LIMIT}'")
+    except duckdb.Error:
+        pass  # something is pinned: the blocks stay cached, nothing else changed
+    finally:
+        con.execute("RESET memory_limit")

@@ -311,3 +311,19 @@ def test_label_flags_a_plain_contradiction_confident_learning_misses_on_clean_da
     assert result.issues.loc[result.issues["is_issue"], "example_id"].tolist() == ["e4"]
     assert result.summary["flagged_by_confident_learning"] == 0
     assert result.summary["flagged_as_contradicted_only"] == 1
+
+
+def test_result_without_rows_keeps_count_and_summary():
+    from data_engine.mine.detectors.base import DetectorResult, issues_frame
+
+    rows = issues_frame(np.array(["a", "b", "c"], dtype=object), np.array([True, False, True]),
+                        np.array([0.1, 0.9, 0.2]), np.array(["x", "", "y"], dtype=object))
+    result = DetectorResult("label", rows, {"threshold": 0.5})
+    lean = result.without_rows()
+    assert lean.n_issues == 2
+    assert len(lean.issues) == 0
+    assert list(lean.issues.columns) == ["example_id", "is_issue", "score", "reason", "detail"]
+    assert lean.summary == {"threshold": 0.5}
+    assert lean.issue_name == "label"
+    # a dataset-level result (no rows) keeps the count its summary gives
+    assert DetectorResult("class_imbalance", rows.iloc[:0], {"is_issue": True}).without_rows().n_issues == 1

@@ -200,3 +200,32 @@ def test_gold_rows_of_an_older_warehouse_move_to_the_gold_id_space() -> None:
     assert con.execute("SELECT example_id, version, is_gold FROM examples ORDER BY ALL").fetchall() == [
         ("1", 1, False), ("gold:1", 2, True), ("gold:9", 1, True)]
     assert con.execute("SELECT event_id, example_id FROM label_ledger ORDER BY 1").fetchall() == [(1, "1"), (2, "gold:1")]
+
+
+def test_release_cache_evicts_cached_blocks_and_keeps_the_limit_and_the_data(tmp_path) -> None:
+    from data_engine.store.warehouse import release_cache
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    # hashes: data that does not compress, so the read blocks are megabytes
+    con.execute("CREATE TABLE t AS SELECT range AS i, hash(range) AS j FROM range(2000000)")
+    con.execute("CHECKPOINT")
+    before = con.execute("SELECT sum(i), sum(j % 1000) FROM t").fetchall()
+
+    def cached() -> int:
+        return con.execute("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory() "
+                           "WHERE tag = 'BASE_TABLE'").fetchall()[0][0]
+
+    assert cached() > 8 << 20  # the blocks the sums read
+    default = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    release_cache(con)
+    assert cached() < 1 << 20  # at most the moment's limit (store.warehouse._EVICT_LIMIT)
+    assert con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] == default
+    con.execute("SELECT sum(j % 1000) FROM t").fetchall()
+    con.execute("SET memory_limit = '2GB'")
+    set_limit = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    release_cache(con)  # a limit someone set is left alone, and the blocks with it
+    assert con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0] == set_limit
+    assert cached() > 8 << 20
+    after = con.execute("SELECT sum(i), sum(j % 1000) FROM t").fetchall()
+    assert after == before and after[0][0] == 1999999000000
+    con.close()
