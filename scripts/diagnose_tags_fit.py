@@ -6,11 +6,14 @@ repeated below 1,000 training rows; gold rows by the model on every training row
 that the gap's paired standard error and the fold split's own spread can be given.
 
     PYTHONPATH=. python scripts/diagnose_tags_fit.py SET SEED [--share 0.89] [--splits 5] [--recipes A,B]
-        [--nested A,B]
+        [--nested A,B] [--rankings]
 
 Prints one JSON line:
 - (a) fit noise: the noisy and true labels scored under ``--splits`` fold shuffles (seeds 0..);
   the spread of the true labels' figure between shuffles and of the gap itself;
+- (b) ``--rankings``: each queue order (below) over the training rows, out-of-fold on the noisy
+  labels; the injected errors among its first 1.5 x (injected errors) rows (what the issue's review
+  budget buys) fixed, and the share of the gap that closes (only parts (a) and (b) run);
 - (c) which errors: ``share`` of the errors fixed at random (3 draws), the ``share`` the
   out-of-fold model doubts most (cleanlab's multi-label quality score, lowest first: what a queue
   picks) and the ``share`` it doubts least; share of the gap closed by each;
@@ -45,10 +48,14 @@ from tests import multilabel_support  # noqa: E402
 from tests.homes import make_home  # noqa: E402
 
 warnings.filterwarnings("ignore")
+flags = {"--rankings"}  # options without a value
 args = [a for a in sys.argv[1:] if not a.startswith("--")]
-opt = {sys.argv[i][2:]: sys.argv[i + 1] for i in range(1, len(sys.argv) - 1) if sys.argv[i].startswith("--")}
+opt = {sys.argv[i][2:]: sys.argv[i + 1] for i in range(1, len(sys.argv) - 1)
+       if sys.argv[i].startswith("--") and sys.argv[i] not in flags}
+opt |= {f[2:]: "" for f in flags if f in sys.argv}
 for v in opt.values():
-    args.remove(v)
+    if v:
+        args.remove(v)
 name, seed = args[0], int(args[1])
 share = float(opt.get("share", 0.89))
 n_splits = int(opt.get("splits", 5))
@@ -163,6 +170,45 @@ out["a_fit_noise"] = {
 }
 # (c) which errors are fixed, and (d) the per-tag threshold rule, on split 0.
 quality = get_label_quality_scores([list(np.flatnonzero(r)) for r in N[train]], P0["noisy"][train])
+if "rankings" in opt:
+    given, Pn, Nt = [list(np.flatnonzero(r)) for r in N[train]], P0["noisy"][train], N[train]
+    suspicion = np.where(Nt == 1, 1 - Pn, Pn)  # per (example, tag): the model's doubt of the given bit
+    rarity = 1 / np.maximum(Nt.mean(0), 1 / len(Nt))  # a rare tag's missed positive costs the most
+    missing = np.where(Nt == 0, Pn, 0.0)
+    spurious = np.where(Nt == 1, 1 - Pn, 0.0)
+    order_by = {  # lower first
+        "current_cleanlab_ema": quality,
+        "cleanlab_softmin": get_label_quality_scores(given, Pn, aggregator_kwargs={"method": "softmin", "temperature": 0.1}),
+        "min_self_confidence": np.where(Nt == 1, Pn, 1 - Pn).min(1),
+        "cleanlab_normalized_margin": get_label_quality_scores(given, Pn, method="normalized_margin"),
+        "least_doubted": -quality,
+        "rarity_weighted": -(suspicion * rarity).max(1),
+        "missing_first": -np.where(missing.max(1) > 0.5, 1 + missing.max(1), spurious.max(1)),
+        "expected_flips": -suspicion.sum(1),
+    }
+    budget = min(len(train), int(round(1.5 * len(errors))))
+    is_err = np.isin(train, errors)
+    rng_b = np.random.default_rng(7)
+    picks = {lab: train[np.argsort(sc, kind="stable")[:budget]] for lab, sc in order_by.items()}
+    picks |= {f"random_order_{d}": rng_b.choice(train, budget, replace=False) for d in range(2)}
+    sc_b = {"noisy": exact(P0["noisy"]), "clean": exact(P0["clean"])}
+    # Per-bit accuracy beside exact match: on small sets exact match's gap is a few examples.
+    hm = {"noisy": ((P0["noisy"] >= 0.5) == T).mean(), "clean": ((P0["clean"] >= 0.5) == T).mean()}
+    found = {}
+    for lab, rows in picks.items():
+        hit = rows[np.isin(rows, errors)]
+        found[lab] = len(hit)
+        Pf = probabilities(fixed(hit), 0)
+        sc_b[lab], hm[lab] = exact(Pf), ((Pf >= 0.5) == T).mean()
+        print(f"ranking {lab} done", file=sys.stderr, flush=True)
+    gap_b = (sc_b["clean"] - sc_b["noisy"]).mean()
+    gap_h = hm["clean"] - hm["noisy"]
+    out["b_budget"] = {"budget": budget, "gap": round(gap_b, 4), "gap_bits": round(gap_h, 4)} | {
+        lab: {"found": found[lab], "share": round((sc_b[lab] - sc_b["noisy"]).mean() / gap_b, 3) if gap_b else None,
+              "share_bits": round((hm[lab] - hm["noisy"]) / gap_h, 3) if gap_h else None}
+        for lab in picks}
+    print(json.dumps(out))
+    sys.exit(0)
 pos = {r: i for i, r in enumerate(train)}
 doubted = errors[np.argsort(quality[[pos[e] for e in errors]], kind="stable")]
 rng = np.random.default_rng(123)
