@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from data_engine.tasks.base import TASKS, Task
 from data_engine.tasks.boxes import Box, NotABoxSet, boxes_of, canonical, parse, same_object, same_objects
 from data_engine.tasks.ner import DISCARD, DISCARD_SUFFIX
+from data_engine.tasks.review_views import regions_view
 from data_engine.tasks.setlabels import discard_majority, mean_jaccard
 
 if TYPE_CHECKING:
@@ -248,25 +249,15 @@ class Detection(Task):
                         to_name: str, discard: str, partner_prefix: str) -> str:
         """The image with ``<RectangleLabels>`` (one label per class), a ``<Choices>`` for ``discard``, and
         header lines with the given boxes, the model's and the suspect boxes (task field ``label_note``)."""
-        from xml.sax.saxutils import quoteattr  # here: it loads urllib, http, ssl (30 ms)
-        options = "\n    ".join(f"<Label value={quoteattr(c)}/>" for c in classes)
-        how = quoteattr("Fix the box set: move, resize, relabel or delete wrong boxes, draw missing ones (pick the "
-                        f"class, then drag). No boxes: nothing to detect. Or tick '{discard}'.")
-        return f"""<View>
-  <Header value="Given boxes: $given_label" size="6"/>
-  <Header value="Suspect boxes: $label_note" size="5"/>
-  <Header value="Flagged as: $issue_types (priority $priority on a 0-1 scale); pre-drawn: the model's boxes" size="6"/>
-  <RectangleLabels name="{from_name}" toName="{to_name}">
-    {options}
-  </RectangleLabels>
-  {item}
-  <Header value={how} size="6"/>
-  <Choices name="{from_name}{DISCARD_SUFFIX}" toName="{to_name}">
-    <Choice value={quoteattr(discard)}/>
-  </Choices>
-  <Header value="${partner_prefix}note" size="5"/>
-  {partner}
-</View>"""
+        headers = ('<Header value="Given boxes: $given_label" size="6"/>',
+                   '<Header value="Suspect boxes: $label_note" size="5"/>',
+                   '<Header value="Flagged as: $issue_types (priority $priority on a 0-1 scale); pre-drawn: the '
+                   'model\'s boxes" size="6"/>')
+        how = ("Fix the box set: move, resize, relabel or delete wrong boxes, draw missing ones (pick the "
+               f"class, then drag). No boxes: nothing to detect. Or tick '{discard}'.")
+        return regions_view(item, partner, classes, tag="RectangleLabels", headers=headers, how=how,
+                            from_name=from_name, to_name=to_name, discard=discard,
+                            discard_control=f"{from_name}{DISCARD_SUFFIX}", partner_prefix=partner_prefix)
 
     def prediction_result(self, label: str, *, from_name: str, to_name: str) -> list[dict[str, Any]]:
         """The discard answer as the discard choice; a box set needs the image's size

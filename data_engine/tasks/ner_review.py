@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from data_engine.tasks import spans as sp
+from data_engine.tasks.review_views import regions_view
 
 DISCARD = "not a valid example"  # the review stage's answer (review.labelstudio.labeling.DISCARD_CHOICE)
 # The discard choice's control is the answer control's name with this suffix.
@@ -20,26 +21,15 @@ def labeling_config(item: str, partner: str, classes: Sequence[str], *, from_nam
                     discard: str, partner_prefix: str) -> str:
     """``<Labels>`` on the text (one label per type), a ``<Choices>`` for ``discard``, and header
     lines with the given spans, the model's and the suspect tokens (task field ``label_note``)."""
-    from xml.sax.saxutils import quoteattr  # here: it loads urllib, http, ssl (30 ms)
-    options = "\n    ".join(f"<Label value={quoteattr(c)}/>" for c in classes)
-    how = quoteattr("Mark every entity (select its characters after picking its type); fix or delete wrong "
-                    f"spans. No spans: no entities. Or tick '{discard}'.")
-    return f"""<View>
-  <Header value="Given spans: $given_label" size="5"/>
-  <Header value="Model suggests: $suggested_label ($suggested_score)" size="5"/>
-  <Header value="Suspect tokens: $label_note" size="5"/>
-  <Header value="Flagged as: $issue_types (priority $priority on a 0-1 scale)" size="5"/>
-  <Labels name="{from_name}" toName="{to_name}">
-    {options}
-  </Labels>
-  {item}
-  <Header value={how} size="6"/>
-  <Choices name="{from_name}{DISCARD_SUFFIX}" toName="{to_name}">
-    <Choice value={quoteattr(discard)}/>
-  </Choices>
-  <Header value="${partner_prefix}note" size="5"/>
-  {partner}
-</View>"""
+    headers = ('<Header value="Given spans: $given_label" size="5"/>',
+               '<Header value="Model suggests: $suggested_label ($suggested_score)" size="5"/>',
+               '<Header value="Suspect tokens: $label_note" size="5"/>',
+               '<Header value="Flagged as: $issue_types (priority $priority on a 0-1 scale)" size="5"/>')
+    how = ("Mark every entity (select its characters after picking its type); fix or delete wrong "
+           f"spans. No spans: no entities. Or tick '{discard}'.")
+    return regions_view(item, partner, classes, tag="Labels", headers=headers, how=how, from_name=from_name,
+                        to_name=to_name, discard=discard, discard_control=f"{from_name}{DISCARD_SUFFIX}",
+                        partner_prefix=partner_prefix)
 
 
 def prediction_result(label: str, *, from_name: str, to_name: str) -> list[dict[str, Any]]:

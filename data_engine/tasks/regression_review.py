@@ -11,6 +11,7 @@ from typing import Any
 
 from data_engine.errors import EngineError
 from data_engine.tasks import regression_values
+from data_engine.tasks.review_views import discard_and_partner
 
 # Several reviewers' numbers are one verdict when they all lie within this share of their median
 # (or of the given value's magnitude when the median is 0) of each other: two people typing 120 and
@@ -28,7 +29,6 @@ def labeling_config(item: str, partner: str, *, from_name: str, to_name: str, di
     """A ``<Number>`` answer (any step; within ``[dataset] label_range`` when set) pre-filled with the
     prediction (``label_range``: ``[dataset] label_range``, or None), a "not a valid example" choice, and header lines with the given value, the
     prediction and its interval (``label_note``, the label check's words)."""
-    from xml.sax.saxutils import quoteattr  # here: it loads urllib, http, ssl (30 ms)
     bounds = ""
     if label_range is not None:
         lo, hi = label_range
@@ -40,11 +40,8 @@ def labeling_config(item: str, partner: str, *, from_name: str, to_name: str, di
   {item}
   <Header value="The right value:" size="5"/>
   <Number name="{from_name}" toName="{to_name}" step="any"{bounds}/>
-  <Choices name="{discard_control(from_name)}" toName="{to_name}" choice="single" showInLine="true">
-    <Choice value={quoteattr(discard)}/>
-  </Choices>
-  <Header value="${partner_prefix}note" size="5"/>
-  {partner}
+  {discard_and_partner(discard_control(from_name), to_name, discard, partner_prefix, partner,
+                       ' choice="single" showInLine="true"')}
 </View>"""
 
 
