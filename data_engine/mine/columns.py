@@ -1,8 +1,8 @@
 """Dataset-level findings about input columns: shortcut (possible leak), useless, identifier, scale,
 no terms (a text column the TF-IDF finds no word or character n-gram in, :func:`no_term_issues`).
 
-Per input column (numeric and categorical; text columns only for the identifier check), on a
-random sample of at most :data:`SAMPLE_ROWS` labeled rows and at most :data:`MAX_COLUMNS` columns
+Per input column (numeric and categorical; text columns only for the identifier check and the
+no-terms one, which read every labeled row), on a random sample of at most :data:`SAMPLE_ROWS` labeled rows and at most :data:`MAX_COLUMNS` columns
 (the rest are named in the summary as not checked):
 
 - a single-feature model (a small decision tree on the column alone, at most two leaves per class;
@@ -137,7 +137,7 @@ def column_issues(inputs: pd.DataFrame, labels: np.ndarray, schema: Mapping[str,
         report.issues.append(_issue("identifier", c, share, (
             f"{share:.0%} of its values are distinct and it is a sequence or a code: an identifier, not a "
             "feature; drop it from the input columns (a model can only memorise it)")))
-    report.issues += no_term_issues(frame, [c for c in columns if schema[c] == "text"])
+    report.issues += no_term_issues(inputs, [c for c in columns if schema[c] == "text"])
     modelled = [c for c in columns if schema[c] in ("numeric", "categorical")]
     if regression:
         y = y.astype(float)
@@ -188,16 +188,22 @@ def column_issues(inputs: pd.DataFrame, labels: np.ndarray, schema: Mapping[str,
 
 
 def no_term_issues(frame: pd.DataFrame, text_columns: Sequence[str]) -> list[dict[str, Any]]:
-    """A ``no_terms`` finding (figure 0, the terms kept) per text column of ``frame`` (N rows) in
-    which the models' TF-IDF (:func:`data_engine.mine.features.text_features`) keeps no word or no
+    """A ``no_terms`` finding (figure 0, the terms kept) per text column of ``frame`` (N rows: every
+    labeled row, not a sample, so a few worded texts among many empty ones still count) in which the
+    models' TF-IDF (:func:`data_engine.mine.features.text_features`) would keep no word or no
     character n-gram: :class:`~data_engine.mine.text_tfidf.TextTfidf` then reads that part as one
-    all-zero feature, without an error, so the run says it here, once per column."""
-    from data_engine.mine.features import text_features
+    all-zero feature, without an error, so the run says it here, once per column. Decided by
+    :func:`~data_engine.mine.text_tfidf.keeps_terms` (scikit-learn's analyzer, no fit; it stops at the
+    first kept term)."""
+    from data_engine.mine.features import fill_text, text_features
+    from data_engine.mine.text_tfidf import keeps_terms
 
     issues = []
+    word, char = (t for _, t in text_features(char=True)[-1].transformer_list)
     for c in text_columns:
-        word, char = (t for _, t in text_features(char=True).fit(frame[c])[-1].transformer_list)
-        lost = [part for part, t in (("word", word), ("character n-gram seen in two texts", char)) if t.no_terms_]
+        texts = fill_text(frame[c])
+        lost = [part for part, t in (("word", word), ("character n-gram seen in two texts", char))
+                if not keeps_terms(t, texts)]
         if lost:
             issues.append(_issue("no_terms", c, 0, (
                 f"no {' and no '.join(lost)} in its {len(frame)} texts checked: the models read "
