@@ -1,8 +1,10 @@
 """Dataset-level findings about input columns: shortcut (possible leak), useless, identifier, scale,
-no terms (a text column the TF-IDF finds no word or character n-gram in, :func:`no_term_issues`).
+no terms (a text column the TF-IDF finds no word or character n-gram in, :func:`no_term_issues`),
+case variants (a categorical value spelt with another letter case or surrounding spaces,
+:mod:`data_engine.mine.case_variants`).
 
 Per input column (numeric and categorical; text columns only for the identifier check and the
-no-terms one, which read every labeled row), on a random sample of at most :data:`SAMPLE_ROWS` labeled rows and at most :data:`MAX_COLUMNS` columns
+no-terms one; these and the case-variants check read every labeled row), on a random sample of at most :data:`SAMPLE_ROWS` labeled rows and at most :data:`MAX_COLUMNS` columns
 (the rest are named in the summary as not checked):
 
 - a single-feature model (a small decision tree on the column alone, at most two leaves per class;
@@ -65,6 +67,7 @@ import pandas as pd
 
 from data_engine.ingest.identifiers import identifier_share
 from data_engine.mine.association import univariate_p
+from data_engine.mine.case_variants import case_variant_issues
 
 # Rows and columns checked at most: the cost is up to (columns x (permutations + 1) x folds) fits of
 # a small tree on one column (the permutations only where the first test found nothing); about 6 s
@@ -138,6 +141,7 @@ def column_issues(inputs: pd.DataFrame, labels: np.ndarray, schema: Mapping[str,
             f"{share:.0%} of its values are distinct and it is a sequence or a code: an identifier, not a "
             "feature; drop it from the input columns (a model can only memorise it)")))
     report.issues += no_term_issues(inputs, [c for c in columns if schema[c] == "text"])
+    report.issues += case_variant_issues(inputs, [c for c in columns if schema[c] == "categorical"])
     modelled = [c for c in columns if schema[c] in ("numeric", "categorical")]
     if regression:
         y = y.astype(float)
