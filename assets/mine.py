@@ -91,7 +91,8 @@ def issues_metadata(record: Mapping[str, Any], plot_png: bytes | None = None,
         meta["class_balance"] = table(
             [{"class": c, "examples": n, "share": n / total, "minority": c in minority} for c, n in counts.items()],
             [("class", str), ("examples", int), ("share", float), ("minority", bool)])
-    # Findings about input columns (data_engine.mine.columns): shortcut, useless, identifier, scale.
+    # Findings about input columns (data_engine.mine.columns): shortcut, useless, identifier, scale, no_terms,
+    # case_variants.
     meta["dataset_issues"] = table(list(record.get("dataset_issues") or []),
                                    [("type", str), ("column", str), ("figure", float), ("reason", str)], digits=4)
     # Discovered weak slices (data_engine.mine.slices): where out-of-fold accuracy is far below the rest

@@ -119,7 +119,8 @@ def naive_names(frame: pd.DataFrame, y: np.ndarray, schema: dict[str, str], regr
     import pandas as pd
 
     from data_engine.ingest.identifiers import IDENTIFIER_UNIQUE
-    from data_engine.mine.columns import USELESS_ALPHA, single_column_score, univariate_p
+    from data_engine.mine.association import univariate_p
+    from data_engine.mine.columns import USELESS_ALPHA, single_column_score
 
     baseline = 0.0 if regression else float(np.bincount(y).max() / len(y))
     names = set()

@@ -1,8 +1,10 @@
 """Dataset-level findings about input columns: shortcut (possible leak), useless, identifier, scale,
-no terms (a text column the TF-IDF finds no word or character n-gram in, :func:`no_term_issues`).
+no terms (a text column the TF-IDF finds no word or character n-gram in, :func:`no_term_issues`),
+case variants (a categorical value spelt with another letter case or surrounding spaces,
+:mod:`data_engine.mine.case_variants`).
 
-Per input column (numeric and categorical; text columns only for the identifier check), on a
-random sample of at most :data:`SAMPLE_ROWS` labeled rows and at most :data:`MAX_COLUMNS` columns
+Per input column (numeric and categorical; text columns only for the identifier check and the
+no-terms one; these and the case-variants check read every labeled row), on a random sample of at most :data:`SAMPLE_ROWS` labeled rows and at most :data:`MAX_COLUMNS` columns
 (the rest are named in the summary as not checked):
 
 - a single-feature model (a small decision tree on the column alone, at most two leaves per class;
@@ -64,6 +66,8 @@ import numpy as np
 import pandas as pd
 
 from data_engine.ingest.identifiers import identifier_share
+from data_engine.mine.association import univariate_p
+from data_engine.mine.case_variants import case_variant_issues
 
 # Rows and columns checked at most: the cost is up to (columns x (permutations + 1) x folds) fits of
 # a small tree on one column (the permutations only where the first test found nothing); about 6 s
@@ -136,7 +140,8 @@ def column_issues(inputs: pd.DataFrame, labels: np.ndarray, schema: Mapping[str,
         report.issues.append(_issue("identifier", c, share, (
             f"{share:.0%} of its values are distinct and it is a sequence or a code: an identifier, not a "
             "feature; drop it from the input columns (a model can only memorise it)")))
-    report.issues += no_term_issues(frame, [c for c in columns if schema[c] == "text"])
+    report.issues += no_term_issues(inputs, [c for c in columns if schema[c] == "text"])
+    report.issues += case_variant_issues(inputs, [c for c in columns if schema[c] == "categorical"])
     modelled = [c for c in columns if schema[c] in ("numeric", "categorical")]
     if regression:
         y = y.astype(float)
@@ -187,16 +192,22 @@ def column_issues(inputs: pd.DataFrame, labels: np.ndarray, schema: Mapping[str,
 
 
 def no_term_issues(frame: pd.DataFrame, text_columns: Sequence[str]) -> list[dict[str, Any]]:
-    """A ``no_terms`` finding (figure 0, the terms kept) per text column of ``frame`` (N rows) in
-    which the models' TF-IDF (:func:`data_engine.mine.features.text_features`) keeps no word or no
+    """A ``no_terms`` finding (figure 0, the terms kept) per text column of ``frame`` (N rows: every
+    labeled row, not a sample, so a few worded texts among many empty ones still count) in which the
+    models' TF-IDF (:func:`data_engine.mine.features.text_features`) would keep no word or no
     character n-gram: :class:`~data_engine.mine.text_tfidf.TextTfidf` then reads that part as one
-    all-zero feature, without an error, so the run says it here, once per column."""
-    from data_engine.mine.features import text_features
+    all-zero feature, without an error, so the run says it here, once per column. Decided by
+    :func:`~data_engine.mine.text_tfidf.keeps_terms` (scikit-learn's analyzer, no fit; it stops at the
+    first kept term)."""
+    from data_engine.mine.features import fill_text, text_features
+    from data_engine.mine.text_tfidf import keeps_terms
 
     issues = []
+    word, char = (t for _, t in text_features(char=True)[-1].transformer_list)
     for c in text_columns:
-        word, char = (t for _, t in text_features(char=True).fit(frame[c])[-1].transformer_list)
-        lost = [part for part, t in (("word", word), ("character n-gram seen in two texts", char)) if t.no_terms_]
+        texts = fill_text(frame[c])
+        lost = [part for part, t in (("word", word), ("character n-gram seen in two texts", char))
+                if not keeps_terms(t, texts)]
         if lost:
             issues.append(_issue("no_terms", c, 0, (
                 f"no {' and no '.join(lost)} in its {len(frame)} texts checked: the models read "
@@ -330,69 +341,6 @@ def single_column_score(X: pd.DataFrame, kind: str, y: np.ndarray, *, regression
     model = single_feature_model(kind, None if regression else int(y.max()) + 1, seed)
     return float(cross_val_score(model, X, y, cv=_folds(regression, seed),
                                  scoring="r2" if regression else "accuracy").mean())
-
-
-def univariate_p(values: pd.Series, kind: str, y: np.ndarray, *, regression: bool = False) -> tuple[str, float]:
-    """The name and p-value of the classical test of association of one column ``values`` (N,) with
-    the labels ``y`` (N,): class indices, a one-way ANOVA F-test (numeric column) or the chi-square
-    test of independence (categorical); with ``regression`` numeric labels, the F-test of a linear
-    association (numeric) or a one-way ANOVA across the categories. 1 when it cannot be computed."""
-    if kind == "numeric":
-        x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
-        return ("F-test", _regression_p(x, y)) if regression else ("ANOVA F-test", _anova_p(x, y))
-    return ("ANOVA F-test over categories", _categories_p(values, y)) if regression \
-        else ("chi-square test", _chi2_p(values, y))
-
-
-def _anova_p(x: np.ndarray, y: np.ndarray) -> float:
-    """The one-way ANOVA F-test p-value of numeric ``x`` (N,) across the classes ``y`` (N,) (scikit-learn
-    ``f_classif``; missing values left out); 1 when it cannot be computed (a constant column)."""
-    import warnings
-
-    from sklearn.feature_selection import f_classif
-
-    ok = np.isfinite(x)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a constant column: F is undefined
-        p = f_classif(x[ok].reshape(-1, 1), y[ok])[1][0]
-    return float(p) if np.isfinite(p) else 1.0
-
-
-def _regression_p(x: np.ndarray, y: np.ndarray) -> float:
-    """The F-test p-value of the linear association of numeric ``x`` (N,) with numeric ``y`` (N,)
-    (scikit-learn ``f_regression``; missing values left out); 1 when it cannot be computed."""
-    import warnings
-
-    from sklearn.feature_selection import f_regression
-
-    ok = np.isfinite(x)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        p = f_regression(x[ok].reshape(-1, 1), y[ok])[1][0]
-    return float(p) if np.isfinite(p) else 1.0
-
-
-def _categories_p(values: pd.Series, y: np.ndarray) -> float:
-    """The one-way ANOVA p-value of numeric ``y`` (N,) across the categories of ``values`` (N,; missing is
-    a category) (scipy ``f_oneway``); 1 when it cannot be computed."""
-    from scipy.stats import f_oneway
-
-    groups = [g for _, g in pd.Series(y).groupby(values.fillna("<missing>").astype(str).to_numpy()) if len(g) > 1]
-    if len(groups) < 2:
-        return 1.0
-    p = f_oneway(*groups).pvalue
-    return float(p) if np.isfinite(p) else 1.0
-
-
-def _chi2_p(values: pd.Series, y: np.ndarray) -> float:
-    """The chi-square test of independence of categorical ``values`` (N,; missing is a category) and the
-    classes ``y`` (N,) (scipy ``chi2_contingency``); 1 when it cannot be computed."""
-    from scipy.stats import chi2_contingency
-
-    table = pd.crosstab(values.fillna("<missing>").astype(str).to_numpy(), y)
-    if min(table.shape) < 2:
-        return 1.0
-    return float(chi2_contingency(table.to_numpy()).pvalue)
 
 
 def single_feature_model(kind: str, n_classes: int | None, seed: int = 0) -> Any:

@@ -187,9 +187,11 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
     with clock.stage("slices"):
         from data_engine.mine.slices import discover_slices
 
-        # A column the run names identifier, shortcut or useless is kept out of slice rules (slice_rules.NOT_IN_RULES).
+        # A column the run names identifier, shortcut or useless is kept out of slice rules (slice_rules.NOT_IN_RULES);
+        # the findings that do not (a later one for the same column would hide these) are left out of the map.
         slices = discover_slices(state, cfg.dataset.modality, seed=cfg.mining.seed,
-                                 findings={i["column"]: i["type"] for i in columns.issues if i["type"] != "scale"})
+                                 findings={i["column"]: i["type"] for i in columns.issues
+                                           if i["type"] not in ("scale", "no_terms", "case_variants")})
         from data_engine.wording import verb
 
         leaks = [i["column"] for i in columns.issues if i["type"] == "shortcut"]

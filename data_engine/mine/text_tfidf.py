@@ -5,17 +5,42 @@ text column without a term. Module-level class, so fitted models pickle and skop
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 from scipy import sparse
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
-# The starts of scikit-learn's messages for a fit that keeps no term (sklearn.feature_extraction.text
-# .CountVectorizer: _count_vocab, _limit_features, and fit_transform's check that fewer texts than
-# an integer ``min_df`` (one gold row, one text in a fitted subset, under the character n-grams'
-# ``min_df=2``) can hold no n-gram in ``min_df`` texts); it has no exception class of its own.
-NO_TERMS = ("empty vocabulary", "After pruning, no terms remain", "max_df corresponds to < documents than min_df")
+
+def keeps_terms(vectorizer: CountVectorizer, raw_documents: Sequence[Any]) -> bool:
+    """Whether fitting ``vectorizer`` (a ``CountVectorizer`` or ``TfidfVectorizer`` with no fixed
+    ``vocabulary``) on ``raw_documents`` (N texts) keeps at least one term, decided before the fit.
+
+    The rule is scikit-learn's own (``CountVectorizer.fit_transform``, 1.9): the terms are what the
+    vectorizer's ``build_analyzer()`` gives each text (decoding, lower-casing, token pattern or
+    character n-grams, stop words, n-gram range); a term is kept when the number of texts holding it
+    lies between ``min_df`` and ``max_df`` (an int a count of texts, a float a share of N).
+    ``max_features`` keeps the most frequent of those, so it never leaves none. Where ``max_df`` bounds
+    nothing (the engine's TF-IDFs) the scan stops at the first term in ``min_df`` texts: the first text
+    with a word, the second text sharing a character n-gram with an earlier one. scikit-learn has no
+    such test (its fit raises ``ValueError`` with no exception class of its own), hence this one.
+    """
+    n = len(raw_documents)
+    high = vectorizer.max_df if isinstance(vectorizer.max_df, Integral) else vectorizer.max_df * n
+    low = vectorizer.min_df if isinstance(vectorizer.min_df, Integral) else vectorizer.min_df * n
+    if high < low:
+        return False
+    analyze = vectorizer.build_analyzer()
+    counts: Counter[str] = Counter()
+    for doc in raw_documents:
+        for term in set(analyze(doc)):
+            counts[term] += 1
+            if high >= n and counts[term] >= low:  # no text count can exceed high: the term is kept
+                return True
+    return any(low <= c <= high for c in counts.values())
 
 
 class TextTfidf(TfidfVectorizer):
@@ -39,9 +64,9 @@ class TextTfidf(TfidfVectorizer):
     A column with no term to keep (every text empty, or only punctuation for the word n-grams, or
     character n-grams each in one text only under ``min_df=2``, or fewer texts than ``min_df`` such
     as a single gold row; scikit-learn raises "empty vocabulary; perhaps the documents only contain
-    stop words" or "max_df corresponds to < documents than min_df") is fitted to no term
-    (``no_terms_``): it then gives one all-zero feature for every text, at fit and at transform, as
-    ``SimpleImputer(keep_empty_features=True)`` keeps an all-missing number column. So the other
+    stop words" or "max_df corresponds to < documents than min_df"; :func:`keeps_terms` tells before
+    the fit) is fitted to no term (``no_terms_``): it then gives one all-zero feature for every text,
+    at fit and at transform, as ``SimpleImputer(keep_empty_features=True)`` keeps an all-missing number column. So the other
     n-grams and columns still count, in every fold of mining, in training and at predict time, and
     the downstream SVD, normaliser and models get a matrix of the usual form.
     """
@@ -56,13 +81,13 @@ class TextTfidf(TfidfVectorizer):
     def fit_transform(self, raw_documents: Any, y: Any = None) -> Any:
         """Fit, then return the TF-IDF matrix, sparse of shape (N, vocabulary size); (N, 1) zeros
         when no term is kept (see the class docstring)."""
-        try:
-            out = super().fit_transform(raw_documents, y)
-        except ValueError as exc:
-            if not str(exc).startswith(NO_TERMS):
-                raise
-            self.no_terms_, self.vocabulary_ = True, {}
-            return self._zeros(raw_documents)
+        if self.vocabulary is None and not isinstance(raw_documents, str):  # else scikit-learn's own errors
+            if not hasattr(raw_documents, "__len__"):
+                raw_documents = list(raw_documents)  # read twice: by the check, then by the fit
+            if not keeps_terms(self, raw_documents):
+                self.no_terms_, self.vocabulary_ = True, {}
+                return self._zeros(raw_documents)
+        out = super().fit_transform(raw_documents, y)
         self.no_terms_ = False
         self.vocabulary_ = {term: int(index) for term, index in self.vocabulary_.items()}
         return out

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from data_engine.store.home import Home
 
 CACHE_KEY_FILE = "cache_key"
-# Bytes read at a time when signing a written cache.
+# Bytes read at a time when signing a cache, written or read back.
 _SIGN_CHUNK = 1 << 24
 
 
@@ -36,10 +37,15 @@ def _cache_key(home: Home) -> bytes:
     return key
 
 
-def _cache_digest(home: Home, data: bytes) -> str:
+def _file_digest(home: Home, fh: BinaryIO) -> str:
+    """The keyed sha256 (HMAC with the home's key) of what is left to read in ``fh``, read in
+    :data:`_SIGN_CHUNK` byte chunks: a cache of hundreds of MB is never held whole to sign it."""
     import hmac
 
-    return hmac.new(_cache_key(home), data, hashlib.sha256).hexdigest()
+    mac = hmac.new(_cache_key(home), digestmod=hashlib.sha256)
+    while chunk := fh.read(_SIGN_CHUNK):
+        mac.update(chunk)
+    return mac.hexdigest()
 
 
 def save_cache(home: Home, obj: Any, path: Path) -> None:
@@ -47,10 +53,9 @@ def save_cache(home: Home, obj: Any, path: Path) -> None:
 
     For the engine's private caches (mining's fitted models and neighbour index), which hold types
     skops cannot check. The digest is an HMAC with the home's secret key, so a file replaced by
-    anyone without the key is never unpickled (see :func:`load_cache`).
+    anyone without the key is never unpickled (see :func:`load_cache`). The file is created 0600
+    (``tempfile.mkstemp``), which :func:`load_cache` requires.
     """
-    import hmac
-
     import joblib
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,34 +66,43 @@ def save_cache(home: Home, obj: Any, path: Path) -> None:
     with os.fdopen(fd, "w+b") as fh:
         joblib.dump(obj, fh)
         fh.seek(0)
-        mac = hmac.new(_cache_key(home), digestmod=hashlib.sha256)
-        while chunk := fh.read(_SIGN_CHUNK):
-            mac.update(chunk)
+        digest = _file_digest(home, fh)
     digest_fd, digest_tmp = tempfile.mkstemp(prefix=f".{path.name}.sha256.", suffix=".tmp", dir=path.parent)
     with os.fdopen(digest_fd, "wb") as fh:
-        fh.write(mac.hexdigest().encode())
+        fh.write(digest.encode())
     os.replace(tmp, path)
     os.replace(digest_tmp, _digest_path(path))
 
 
 def load_cache(home: Home, path: Path) -> Any | None:
-    """The object cached at ``path``, or None when it is missing or its keyed sha256 does not match.
+    """The object cached at ``path``, or None when it is missing, its keyed sha256 does not match,
+    or it is not a private file of this user (see below).
 
-    The bytes are checked before anything is unpickled, and the same bytes are then loaded.
+    The file is opened once, signed reading it in :data:`_SIGN_CHUNK` byte chunks, and only on a
+    match read again from the start of the same open file and unpickled: the file is not held in
+    memory beside the object it holds (a million rows' neighbour index is hundreds of MB). The open
+    file is the checked one even if ``path`` is replaced meanwhile (a rename gives a new file); that
+    nobody rewrites it in place between the check and the load is required of its owner and mode:
+    this user's, writable by no one else (as :func:`save_cache` makes it). Anyone who can write it
+    then can read the home's key anyway.
     """
     import hmac
-    import io
 
     import joblib
 
     try:
-        data = path.read_bytes()
         recorded = _digest_path(path).read_text(encoding="utf-8").strip()
+        fh = path.open("rb")
     except (FileNotFoundError, UnicodeDecodeError):
         return None
-    if not hmac.compare_digest(recorded, _cache_digest(home, data)):
-        return None
-    return joblib.load(io.BytesIO(data))
+    with fh:
+        info = os.fstat(fh.fileno())
+        if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return None
+        if not hmac.compare_digest(recorded, _file_digest(home, fh)):
+            return None
+        fh.seek(0)
+        return joblib.load(fh)
 
 
 def _digest_path(path: Path) -> Path:

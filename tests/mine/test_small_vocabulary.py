@@ -56,6 +56,29 @@ def test_the_components_are_capped_by_the_fitted_vocabulary():
     assert capped_components(100, 5000, 2) == 1 and capped_components(64, 5000, 500) == 64
 
 
+def test_a_matrix_without_variance_is_reduced_without_a_warning():
+    """One row (a gold set of one), every row alike or no n-gram anywhere: TruncatedSVD's explained
+    variance ratio is 0 / 0, numpy's RuntimeWarning; CappedSVD gives the same output without it."""
+    import warnings
+
+    from scipy import sparse
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        one = CappedSVD(TEXT_SPACE_DIMENSIONS, random_state=0)
+        out = one.fit_transform(sparse.csr_matrix([[3.0, 4.0, 0.0]]))
+        # One component, the row's own direction: its length 5, and a new row's projection on it.
+        assert out.tolist() == [[5.0]] and one.n_components_ == 1
+        assert np.allclose(one.svd_.components_, [[0.6, 0.8, 0.0]], rtol=0, atol=1e-15)
+        assert one.svd_.explained_variance_ratio_.tolist() == [0.0]
+        assert np.allclose(one.transform(np.array([[0.0, 5.0, 0.0]])), [[4.0]], rtol=0, atol=1e-12)
+        alike = CappedSVD(TEXT_SPACE_DIMENSIONS, random_state=0).fit_transform(np.array([[1.0, 2.0, 0.0]] * 2))
+        assert np.allclose(alike, [[np.sqrt(5)], [np.sqrt(5)]], rtol=0, atol=1e-12)
+        zeros = CappedSVD(TEXT_SPACE_DIMENSIONS, random_state=0)
+        assert zeros.fit_transform(sparse.csr_matrix((4, 3))).tolist() == [[0.0, 0.0]] * 4
+        assert zeros.svd_.explained_variance_ratio_.tolist() == [0.0, 0.0]
+
+
 def test_one_term_in_the_whole_column_is_its_own_space():
     """TruncatedSVD refuses a matrix of one feature at any width: the column passes through."""
     space = selection_embedding(pd.DataFrame({"text": ["ok"] * 6}), {"text": "text"}, "text")

@@ -134,3 +134,57 @@ def test_each_text_column_without_terms_is_named_once():
     assert [i["reason"] for i in empty.issues] == [
         "no word and no character n-gram seen in two texts in its 3 texts checked: the models read this column "
         "as one all-zero feature (empty, punctuation-only or too few texts)"]
+
+
+def test_a_few_worded_texts_among_many_empty_ones_are_terms():
+    """The no-terms check reads every labeled row, not a sample: 3 worded texts among 6,000 empty or
+    punctuation-only ones (beyond the 5,000 rows the model-based checks sample) are terms the models
+    keep, as the fitted TF-IDF shows."""
+    from data_engine.mine.columns import SAMPLE_ROWS, column_issues
+
+    n = 6003
+    # The worded texts sit in 3 of the rows the model-based checks' sample (seed 0) leaves out.
+    rng = np.random.default_rng(0)
+    unsampled = np.setdiff1d(np.arange(n), rng.choice(np.arange(n), SAMPLE_ROWS, replace=False))[:3]
+    assert list(unsampled) == [3, 4, 11]
+    blank = pd.Series((["", "?", "!!", None] * 1501)[:n])
+    blank[unsampled] = ["good film", "bad film", "fine film"]
+    none = pd.Series((["", "?", "!!", None] * 1501)[:n])
+    frame = pd.DataFrame({"blank": blank, "none": none})
+    report = column_issues(frame, np.arange(n) % 2, {"blank": "text", "none": "text"})
+    assert [i for i in report.issues if i["type"] == "no_terms"] == [{
+        "type": "no_terms", "column": "none", "figure": 0.0, "reason": (
+            "no word in its 6003 texts checked: the models read that part as one all-zero feature (empty, "
+            "punctuation-only or too few texts)")}]
+    # What the models' TF-IDF learns on the same rows agrees.
+    for column, words in (("blank", 7), ("none", 0)):  # good, bad, fine, film and the 3 pairs
+        model = text_features(char=True).fit(frame[column])
+        word, char = (t for _, t in model[-1].transformer_list)
+        assert (word.no_terms_, len(word.vocabulary_), char.no_terms_) == (words == 0, words, False)
+
+
+@pytest.mark.parametrize("texts, params, kept", [
+    (["?", "!!"], {}, False),                                 # empty vocabulary
+    (["a b", "c"], {"min_df": 2}, False),                     # after pruning, no terms remain
+    (["a b", "a c"], {"min_df": 2}, True),
+    (["only one"], {"min_df": 2}, False),                     # max_df corresponds to < documents than min_df
+    (["a b", "a c", "a d"], {"max_df": 2}, True),             # a bound by max_df: b, c, d kept
+    (["a", "a", "a"], {"max_df": 2}, False),                  # a in 3 texts, above max_df
+    (["a b", "a b c"], {"max_df": 0.5}, True),                # c in one text of two
+    (["the of", "and"], {"stop_words": "english"}, False),    # only stop words
+    ([], {}, False),
+])
+def test_keeps_terms_decides_as_the_fit_does(texts, params, kept):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from data_engine.mine.text_tfidf import keeps_terms
+
+    vectorizer = TfidfVectorizer(token_pattern=r"(?u)\b\w+\b", **params)
+    assert keeps_terms(vectorizer, texts) is kept
+    if kept:
+        vectorizer.fit(texts)
+    else:
+        with pytest.raises(ValueError):
+            vectorizer.fit(texts)
+    fitted = TextTfidf(token_pattern=r"(?u)\b\w+\b", **params).fit(texts)
+    assert fitted.no_terms_ is (not kept) and (len(fitted.vocabulary_) > 0) is kept
