@@ -40,6 +40,7 @@ from data_engine.ingest.batch_drift import drift_scores
 from data_engine.mine.detectors import DETECTORS, MiningData, run_detectors
 from data_engine.mine.detectors.near_duplicate import agreeing_copies_pay
 from data_engine.mine.embedders.base import EMBEDDING_COLUMN, get_embedder
+from data_engine.mine.embedders.features import model_inputs
 from data_engine.mine.names import check_names
 from data_engine.mine.noise import estimate_noise, noise_interval, noise_plot
 from data_engine.mine.predictions import PredictionState, refresh_predictions
@@ -214,22 +215,33 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
             data = with_own_embedding(con, state, data)
         if "drift" in names:
             data = dataclasses.replace(data, drift_scores=drift_scores(con))
+    # The training frame's other columns are read by nothing past here (the detectors' input holds what
+    # they read): a slimmer state, so the table's columns go once the detectors are done.
+    state = slim_state(state)
     with clock.stage("detectors"):
         options = {"lookalike": {"precision_target": cfg.review.propagate_precision,
                                  "min_count": cfg.review.propagate_min_verdicts, "seed": cfg.mining.seed},
                    "near_duplicate": {"copies_pay": agreeing_copies_pay(con)}}
-        results = run_detectors(data, names, options)
+        # Past the detectors every row is read only of `label` (all stored, ranked past its flags) and of
+        # `lookalike` (its propagation plan); of the other types only the flagged rows are queued and stored,
+        # so each detector's other rows go as it ends, not all detectors' rows at once.
+        results = {}
+        for name in names:
+            found = run_detectors(data, [name], options)[name]
+            results[name] = found if name in ("label", "lookalike") else found.flagged_only()
         versions = pd.Series(np.concatenate([state.train["version"].to_numpy(), state.unlabeled["version"].to_numpy()]),
                              index=data.example_ids)
         plan = plan_propagation(results.get("lookalike"), versions, cfg.review,
                                 seed=cfg.mining.seed + state.label_snapshot, undone=undone_examples(con))
-        # The detectors' input (a copy of the input columns, the neighbours, the stacked probabilities:
-        # about 300 MB at a million rows) is read by nothing after them: freed before the queue.
-        del data
-    with clock.stage("queue"):
+        if "lookalike" in results:
+            results["lookalike"] = results["lookalike"].flagged_only()
+        # The detectors' input (the input columns, the neighbours, the stacked probabilities: about 300 MB
+        # at a million rows) is read by nothing after them: freed before the queue.
+        del data, versions
         issues = issues_table(results, state)
         # The detectors' rows are in ``issues`` now; only their counts and summaries are read after this.
         results = {name: r.without_rows() for name, r in results.items()}
+    with clock.stage("queue"):
         # A single reviewer's label the label detector flags goes out once more only where a slip of
         # the reviewer is likelier than an error of the model (data_engine.mine.second_opinions).
         flagged = set(issues.loc[(issues["issue_type"] == "label") & issues["is_issue"].astype(bool), "example_id"])
@@ -322,6 +334,18 @@ def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: b
                       modality=cfg.dataset.modality, verdicts=verdicts, task=task_for(cfg.dataset))
 
 
+def slim_state(state: PredictionState) -> PredictionState:
+    """``state`` whose training frame keeps only what the run reads after its neighbour stage:
+    ``example_id`` and ``version`` (the issues, the queue, second opinions), and with unlabeled rows
+    the input columns and an attached embedding too (the queue's selection reads a sample of labeled
+    rows beside the candidates, :mod:`data_engine.mine.plan`). Same rows; the frame's columns are not
+    copied (pandas copies on write). About 150 MB of the generated set's 17 columns at a million rows."""
+    keep = ["example_id", "version"]
+    if len(state.unlabeled):
+        keep += [c for c in model_inputs(state.train, state.schema) if c not in keep]
+    return dataclasses.replace(state, train=state.train[keep])
+
+
 def both_frames(state: PredictionState, cols: list[str]) -> pd.DataFrame:
     """Columns ``cols`` of the training rows, then of the unlabeled rows (N rows, a RangeIndex).
 
@@ -360,8 +384,6 @@ def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarra
     """
     from data_engine.mine.detectors.faiss_calls import GraphFile
     from data_engine.mine.detectors.neighbours import align_index, build_index, extend_index
-
-    from data_engine.mine.embedders.features import model_inputs
 
     cols = model_inputs(state.train, state.schema)
     versions = np.concatenate([state.train["version"].to_numpy(), state.unlabeled["version"].to_numpy()])
