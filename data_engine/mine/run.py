@@ -309,6 +309,10 @@ def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: b
     """
     frames = [state.train, state.unlabeled]
     n_train, n_unl = len(state.train), len(state.unlabeled)
+    neighbours = None
+    if with_neighbours and n_train + n_unl >= 3:
+        # First: the ids as Python strings (about 65 MB at a million rows) need not exist during the search.
+        neighbours = current_neighbours(state, cfg, home, compute)
     ids = np.concatenate([f["example_id"].astype(str).to_numpy(dtype=object) for f in frames])
     # The stored uint64 hashes themselves (8 bytes a row), not a Python string of each (about 70).
     hashes = np.concatenate([f["feature_hash"].to_numpy(dtype=np.uint64) for f in frames])
@@ -318,9 +322,6 @@ def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: b
     labels = np.concatenate([state.labels, np.full((n_unl, *state.labels.shape[1:]), unlabeled, dtype=state.labels.dtype)])
     probs = np.vstack([state.oof_probs, state.unlabeled_probs]) if n_unl else state.oof_probs
     oos = np.concatenate([np.ones(n_train, bool), np.zeros(n_unl, bool)])
-    neighbours = None
-    if with_neighbours and len(ids) >= 3:
-        neighbours = current_neighbours(state, cfg, ids, home, compute)
     image_paths = image_hashes = None
     if cfg.dataset.image_column:
         from data_engine.store.images import perceptual_hashes
@@ -358,6 +359,14 @@ def both_frames(state: PredictionState, cols: list[str]) -> pd.DataFrame:
     return pd.concat([state.train[cols], state.unlabeled[cols]], ignore_index=True)
 
 
+def example_keys(state: PredictionState) -> np.ndarray:
+    """``<example_id>@<version>`` of the training rows, then the unlabeled rows: fixed-width numpy
+    strings, shape (N,), the neighbour index's keys (a Python string each would be about 65 MB at a
+    million rows, held through the search)."""
+    return np.concatenate([(f["example_id"].astype(str) + "@" + f["version"].astype(str)).to_numpy(dtype=str)
+                           for f in (state.train, state.unlabeled)])
+
+
 def with_own_embedding(con: duckdb.DuckDBPyConnection, state: PredictionState, data: MiningData) -> MiningData:
     """``data`` with the modality's own vectors of its examples and verdicts where surface features
     miss input columns (see :func:`data_engine.mine.embedders.features.own_embedding`); unchanged otherwise."""
@@ -373,7 +382,7 @@ def with_own_embedding(con: duckdb.DuckDBPyConnection, state: PredictionState, d
     return dataclasses.replace(data, embedding=rows, embedding_name=name, verdicts=verdicts)
 
 
-def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarray, home: Home | None,
+def current_neighbours(state: PredictionState, cfg: EngineConfig, home: Home | None,
                        compute: Backend | None = None) -> Any:
     """Nearest neighbours of the current examples (training rows, then unlabeled rows).
 
@@ -386,8 +395,7 @@ def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarra
     from data_engine.mine.detectors.neighbours import align_index, build_index, extend_index
 
     cols = model_inputs(state.train, state.schema)
-    versions = np.concatenate([state.train["version"].to_numpy(), state.unlabeled["version"].to_numpy()])
-    keys = (pd.Series(ids, dtype=object) + "@" + pd.Series(versions).astype(str)).to_numpy(dtype=object)
+    keys = example_keys(state)
     frame = both_frames(state, cols)
     # A per-row embedding is attached by refresh_predictions; without one, tfidf is fitted here.
     vectors = np.stack(frame[EMBEDDING_COLUMN].to_numpy()) if EMBEDDING_COLUMN in frame.columns else None
