@@ -55,7 +55,7 @@ from data_engine.mine.runs import (
     second_opinion_candidates,
     store_run,
 )
-from data_engine.stages import StageClock, map_large_blocks
+from data_engine.stages import StageClock, map_large_blocks, release_arrow_memory
 from data_engine.store.cache import load_cache, save_cache
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
@@ -225,10 +225,14 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         # Past the detectors every row is read only of `label` (all stored, ranked past its flags) and of
         # `lookalike` (its propagation plan); of the other types only the flagged rows are queued and stored,
         # so each detector's other rows go as it ends, not all detectors' rows at once.
-        results = {}
-        for name in names:
+        # Each detector reads ``data`` alone, so the order they run in changes nothing; `label`, whose rows
+        # all stay, runs last, so the others' transients do not stand on its rows (results keep ``names``' order).
+        results: dict[str, Any] = dict.fromkeys(names)
+        for name in sorted(names, key=lambda n: n == "label"):
             found = run_detectors(data, [name], options)[name]
             results[name] = found if name in ("label", "lookalike") else found.flagged_only()
+            del found
+            release_arrow_memory()  # the dropped rows' detail strings
         versions = pd.Series(np.concatenate([state.train["version"].to_numpy(), state.unlabeled["version"].to_numpy()]),
                              index=data.example_ids)
         plan = plan_propagation(results.get("lookalike"), versions, cfg.review,
@@ -241,6 +245,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         issues = issues_table(results, state)
         # The detectors' rows are in ``issues`` now; only their counts and summaries are read after this.
         results = {name: r.without_rows() for name, r in results.items()}
+        release_arrow_memory()
     with clock.stage("queue"):
         # A single reviewer's label the label detector flags goes out once more only where a slip of
         # the reviewer is likelier than an error of the model (data_engine.mine.second_opinions).

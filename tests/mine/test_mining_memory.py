@@ -26,11 +26,12 @@ def test_flagged_only_keeps_the_flagged_rows_their_count_and_summary():
 
 def _spy(monkeypatch) -> dict[str, list]:
     """Record what the run hands to each detector and to the queue."""
-    seen: dict[str, list] = {"inputs": [], "train": [], "issues": []}
+    seen: dict[str, list] = {"inputs": [], "train": [], "issues": [], "ran": []}
     real_detectors, real_queue = run_module.run_detectors, run_module.plan_queue
 
     def detectors(data, names, options=None):
         seen["inputs"].append(data.inputs.copy())
+        seen["ran"].extend(names)
         return real_detectors(data, names, options)
 
     def queue(con, cfg, state, issues, **kwargs):
@@ -55,6 +56,10 @@ def test_past_the_detectors_the_run_keeps_ids_versions_and_flagged_rows(home, in
         assert list(inputs.columns) == ["x", "y", "color"]
         assert inputs["x"].tolist() == table["x"].tolist()
         assert inputs["color"].tolist() == table["color"].tolist()
+    # `label` (all of whose rows stay) runs last; the results keep the configured order.
+    order = ["label", "outlier", "near_duplicate", "uncertain", "lookalike", "class_imbalance", "drift"]
+    assert list(summary.counts) == order
+    assert seen["ran"] == order[1:] + ["label"]
     # The queue reads the ids and versions of the training rows, nothing else of the table.
     train = seen["train"][0]
     assert list(train.columns) == ["example_id", "version"]
