@@ -12,7 +12,7 @@ from data_engine.mine.detectors.search_process import search_apart
 def test_the_search_apart_gives_the_same_neighbours_recall_and_graph(tmp_path):
     X = np.random.default_rng(3).standard_normal((3_000, 8)).astype(np.float32)
     here = search_neighbours(X, k=5, seed=1, graph_dir=tmp_path / "here", exact_rows=500)
-    apart = search_apart(X, k=5, seed=1, graph_dir=tmp_path / "apart", exact_rows=500)
+    apart = search_apart(search_neighbours, X, k=5, seed=1, graph_dir=tmp_path / "apart", exact_rows=500)
     assert apart.neighbours.indices.shape == (3_000, 5)
     np.testing.assert_array_equal(apart.neighbours.indices, here.neighbours.indices)
     np.testing.assert_array_equal(apart.neighbours.distances, here.neighbours.distances)

@@ -151,7 +151,7 @@ def build_index(keys: np.ndarray, frame: pd.DataFrame, schema: dict[str, str], m
     X = np.ascontiguousarray(X, dtype=np.float32)
     if graph_dir is not None and len(X) > max(APART_ROWS, EXACT_SEARCH_ROWS):
         # The graph and the search's transients then live and die in a process of their own (search_process).
-        found = search_apart(X, k=k, seed=seed, graph_dir=graph_dir, exact_rows=EXACT_SEARCH_ROWS)
+        found = search_apart(search_neighbours, X, k=k, seed=seed, graph_dir=graph_dir, exact_rows=EXACT_SEARCH_ROWS)
         log.info("neighbours of %d rows searched apart: recall@%d %s, seconds %s", len(X), k, found.recall, found.seconds)
     else:
         found = search_neighbours(X, k=k, seed=seed, graph_dir=graph_dir)

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,10 +31,12 @@ from data_engine.mine.detectors.base import Neighbours
 APART_ROWS = 100_000
 
 
-def search_apart(X: np.ndarray, *, k: int, seed: int, graph_dir: Path, exact_rows: int | None = None) -> object:
-    """:func:`~data_engine.mine.detectors.neighbours.search_neighbours` of ``X`` (shape (N, d),
-    float32) with the index written into ``graph_dir``, run in a new process; returns its
-    ``Search`` (the neighbours read back, shapes (N, k)). Errors of the search are raised here."""
+def search_apart(search: Callable[..., Any], X: np.ndarray, *, k: int, seed: int, graph_dir: Path,
+                 exact_rows: int | None = None) -> Any:
+    """``search`` (:func:`~data_engine.mine.detectors.neighbours.search_neighbours`, passed in: that
+    module imports this one) of ``X`` (shape (N, d), float32) with the index written into
+    ``graph_dir``, run in a new process; returns its ``Search`` (the neighbours read back, shapes
+    (N, k)). Errors of the search are raised here."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -40,17 +44,16 @@ def search_apart(X: np.ndarray, *, k: int, seed: int, graph_dir: Path, exact_row
     with tempfile.TemporaryDirectory(prefix=".search-", dir=graph_dir) as tmp:
         np.save(Path(tmp) / "vectors.npy", X)
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            found = pool.submit(_search_files, tmp, k, seed, str(graph_dir), exact_rows).result()
+            found = pool.submit(_search_files, search, tmp, k, seed, str(graph_dir), exact_rows).result()
         distances = np.load(Path(tmp) / "distances.npy")
         indices = np.load(Path(tmp) / "indices.npy")
     return dataclasses.replace(found, neighbours=Neighbours(distances, indices))
 
 
-def _search_files(tmp: str, k: int, seed: int, graph_dir: str, exact_rows: int | None) -> object:
+def _search_files(search: Callable[..., Any], tmp: str, k: int, seed: int, graph_dir: str,
+                  exact_rows: int | None) -> Any:
     """In the search's process: the vectors from ``tmp``, the neighbours written there, the rest returned."""
-    from data_engine.mine.detectors.neighbours import search_neighbours
-
-    found = search_neighbours(np.load(Path(tmp) / "vectors.npy"), k=k, seed=seed, graph_dir=Path(graph_dir),
+    found = search(np.load(Path(tmp) / "vectors.npy"), k=k, seed=seed, graph_dir=Path(graph_dir),
                               exact_rows=exact_rows)
     np.save(Path(tmp) / "distances.npy", found.neighbours.distances)
     np.save(Path(tmp) / "indices.npy", found.neighbours.indices)
