@@ -149,3 +149,17 @@ def map_large_blocks(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     return bool(mallopt(_M_MMAP_THRESHOLD, threshold))
+
+
+def release_arrow_memory() -> None:
+    """Give the memory pyarrow's default pool holds but no longer uses back to the system
+    (``MemoryPool.release_unused``); nothing without pyarrow.
+
+    pandas keeps its string columns in pyarrow buffers; the pool (mimalloc or jemalloc) keeps freed
+    pages for reuse, so a million rows' per-example detail strings stayed resident after the frame
+    holding them was dropped (docs/mining.md)."""
+    try:
+        import pyarrow
+    except ImportError:
+        return
+    pyarrow.default_memory_pool().release_unused()

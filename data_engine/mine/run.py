@@ -40,6 +40,7 @@ from data_engine.ingest.batch_drift import drift_scores
 from data_engine.mine.detectors import DETECTORS, MiningData, run_detectors
 from data_engine.mine.detectors.near_duplicate import agreeing_copies_pay
 from data_engine.mine.embedders.base import EMBEDDING_COLUMN, get_embedder
+from data_engine.mine.embedders.features import model_inputs
 from data_engine.mine.names import check_names
 from data_engine.mine.noise import estimate_noise, noise_interval, noise_plot
 from data_engine.mine.predictions import PredictionState, refresh_predictions
@@ -54,7 +55,7 @@ from data_engine.mine.runs import (
     second_opinion_candidates,
     store_run,
 )
-from data_engine.stages import StageClock, map_large_blocks
+from data_engine.stages import StageClock, map_large_blocks, release_arrow_memory
 from data_engine.store.cache import load_cache, save_cache
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
@@ -216,22 +217,38 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
             data = with_own_embedding(con, state, data)
         if "drift" in names:
             data = dataclasses.replace(data, drift_scores=drift_scores(con))
+    # The training frame's other columns are read by nothing past here (the detectors' input holds what
+    # they read): a slimmer state, so the table's columns go once the detectors are done.
+    state = slim_state(state)
     with clock.stage("detectors"):
         options = {"lookalike": {"precision_target": cfg.review.propagate_precision,
                                  "min_count": cfg.review.propagate_min_verdicts, "seed": cfg.mining.seed},
                    "near_duplicate": {"copies_pay": agreeing_copies_pay(con)}}
-        results = run_detectors(data, names, options)
+        # Past the detectors every row is read only of `label` (all stored, ranked past its flags) and of
+        # `lookalike` (its propagation plan); of the other types only the flagged rows are queued and stored,
+        # so each detector's other rows go as it ends, not all detectors' rows at once.
+        # Each detector reads ``data`` alone, so the order they run in changes nothing; `label`, whose rows
+        # all stay, runs last, so the others' transients do not stand on its rows (results keep ``names``' order).
+        results: dict[str, Any] = dict.fromkeys(names)
+        for name in sorted(names, key=lambda n: n == "label"):
+            found = run_detectors(data, [name], options)[name]
+            results[name] = found if name in ("label", "lookalike") else found.flagged_only()
+            del found
+            release_arrow_memory()  # the dropped rows' detail strings
         versions = pd.Series(np.concatenate([state.train["version"].to_numpy(), state.unlabeled["version"].to_numpy()]),
                              index=data.example_ids)
         plan = plan_propagation(results.get("lookalike"), versions, cfg.review,
                                 seed=cfg.mining.seed + state.label_snapshot, undone=undone_examples(con))
-        # The detectors' input (a copy of the input columns, the neighbours, the stacked probabilities:
-        # about 300 MB at a million rows) is read by nothing after them: freed before the queue.
-        del data
-    with clock.stage("queue"):
+        if "lookalike" in results:
+            results["lookalike"] = results["lookalike"].flagged_only()
+        # The detectors' input (the input columns, the neighbours, the stacked probabilities: about 300 MB
+        # at a million rows) is read by nothing after them: freed before the queue.
+        del data, versions
         issues = issues_table(results, state)
         # The detectors' rows are in ``issues`` now; only their counts and summaries are read after this.
         results = {name: r.without_rows() for name, r in results.items()}
+        release_arrow_memory()
+    with clock.stage("queue"):
         # A single reviewer's label the label detector flags goes out once more only where a slip of
         # the reviewer is likelier than an error of the model (data_engine.mine.second_opinions).
         flagged = set(issues.loc[(issues["issue_type"] == "label") & issues["is_issue"].astype(bool), "example_id"])
@@ -299,6 +316,10 @@ def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: b
     """
     frames = [state.train, state.unlabeled]
     n_train, n_unl = len(state.train), len(state.unlabeled)
+    neighbours = None
+    if with_neighbours and n_train + n_unl >= 3:
+        # First: the ids as Python strings (about 65 MB at a million rows) need not exist during the search.
+        neighbours = current_neighbours(state, cfg, home, compute)
     ids = np.concatenate([f["example_id"].astype(str).to_numpy(dtype=object) for f in frames])
     # The stored uint64 hashes themselves (8 bytes a row), not a Python string of each (about 70).
     hashes = np.concatenate([f["feature_hash"].to_numpy(dtype=np.uint64) for f in frames])
@@ -308,9 +329,6 @@ def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: b
     labels = np.concatenate([state.labels, np.full((n_unl, *state.labels.shape[1:]), unlabeled, dtype=state.labels.dtype)])
     probs = np.vstack([state.oof_probs, state.unlabeled_probs]) if n_unl else state.oof_probs
     oos = np.concatenate([np.ones(n_train, bool), np.zeros(n_unl, bool)])
-    neighbours = None
-    if with_neighbours and len(ids) >= 3:
-        neighbours = current_neighbours(state, cfg, ids, home, compute)
     image_paths = image_hashes = None
     if cfg.dataset.image_column:
         from data_engine.store.images import perceptual_hashes
@@ -324,6 +342,18 @@ def mining_data(state: PredictionState, cfg: EngineConfig, *, with_neighbours: b
                       modality=cfg.dataset.modality, verdicts=verdicts, task=task_for(cfg.dataset))
 
 
+def slim_state(state: PredictionState) -> PredictionState:
+    """``state`` whose training frame keeps only what the run reads after its neighbour stage:
+    ``example_id`` and ``version`` (the issues, the queue, second opinions), and with unlabeled rows
+    the input columns and an attached embedding too (the queue's selection reads a sample of labeled
+    rows beside the candidates, :mod:`data_engine.mine.plan`). Same rows; the frame's columns are not
+    copied (pandas copies on write). About 150 MB of the generated set's 17 columns at a million rows."""
+    keep = ["example_id", "version"]
+    if len(state.unlabeled):
+        keep += [c for c in model_inputs(state.train, state.schema) if c not in keep]
+    return dataclasses.replace(state, train=state.train[keep])
+
+
 def both_frames(state: PredictionState, cols: list[str]) -> pd.DataFrame:
     """Columns ``cols`` of the training rows, then of the unlabeled rows (N rows, a RangeIndex).
 
@@ -334,6 +364,14 @@ def both_frames(state: PredictionState, cols: list[str]) -> pd.DataFrame:
     if len(state.unlabeled) == 0:
         return state.train[cols]
     return pd.concat([state.train[cols], state.unlabeled[cols]], ignore_index=True)
+
+
+def example_keys(state: PredictionState) -> np.ndarray:
+    """``<example_id>@<version>`` of the training rows, then the unlabeled rows: fixed-width numpy
+    strings, shape (N,), the neighbour index's keys (a Python string each would be about 65 MB at a
+    million rows, held through the search)."""
+    return np.concatenate([(f["example_id"].astype(str) + "@" + f["version"].astype(str)).to_numpy(dtype=str)
+                           for f in (state.train, state.unlabeled)])
 
 
 def with_own_embedding(con: duckdb.DuckDBPyConnection, state: PredictionState, data: MiningData) -> MiningData:
@@ -351,7 +389,7 @@ def with_own_embedding(con: duckdb.DuckDBPyConnection, state: PredictionState, d
     return dataclasses.replace(data, embedding=rows, embedding_name=name, verdicts=verdicts)
 
 
-def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarray, home: Home | None,
+def current_neighbours(state: PredictionState, cfg: EngineConfig, home: Home | None,
                        compute: Backend | None = None) -> Any:
     """Nearest neighbours of the current examples (training rows, then unlabeled rows).
 
@@ -363,11 +401,8 @@ def current_neighbours(state: PredictionState, cfg: EngineConfig, ids: np.ndarra
     from data_engine.mine.detectors.faiss_calls import GraphFile
     from data_engine.mine.detectors.neighbours import align_index, build_index, extend_index
 
-    from data_engine.mine.embedders.features import model_inputs
-
     cols = model_inputs(state.train, state.schema)
-    versions = np.concatenate([state.train["version"].to_numpy(), state.unlabeled["version"].to_numpy()])
-    keys = (pd.Series(ids, dtype=object) + "@" + pd.Series(versions).astype(str)).to_numpy(dtype=object)
+    keys = example_keys(state)
     frame = both_frames(state, cols)
     # A per-row embedding is attached by refresh_predictions; without one, tfidf is fitted here.
     vectors = np.stack(frame[EMBEDDING_COLUMN].to_numpy()) if EMBEDDING_COLUMN in frame.columns else None

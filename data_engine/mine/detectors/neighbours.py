@@ -49,6 +49,7 @@ from data_engine.mine.detectors.faiss_calls import hnsw_query as _hnsw_query
 from data_engine.mine.detectors.faiss_calls import ivf_query as _ivf_query
 from data_engine.mine.detectors.faiss_calls import one_faiss_thread as _one_faiss_thread
 from data_engine.mine.detectors.faiss_calls import GraphFile, kept, open_graph
+from data_engine.mine.detectors.search_process import APART_ROWS, search_apart
 from data_engine.mine.embedders.tfidf import TfidfEmbedder
 
 log = logging.getLogger(__name__)
@@ -138,8 +139,9 @@ def build_index(keys: np.ndarray, frame: pd.DataFrame, schema: dict[str, str], m
                 vectors: np.ndarray | None = None, graph_dir: Path | None = None) -> NeighbourIndex:
     """Find every row's neighbours: in ``vectors`` (shape (N, d), a per-row embedding) if given,
     else in the ``tfidf`` embedding of ``frame`` fitted here. ``compute`` is accepted for the
-    callers' uniformity; the search runs in this process (see :func:`search_neighbours`, which
-    writes an approximate index into ``graph_dir`` when given)."""
+    callers' uniformity; the search (:func:`search_neighbours`, which writes an approximate index
+    into ``graph_dir`` when given) runs in this process, or with a ``graph_dir`` above
+    :data:`~data_engine.mine.detectors.search_process.APART_ROWS` rows in one of its own."""
     embedder = None
     if vectors is None:
         embedder = TfidfEmbedder(schema=schema, modality=modality, seed=seed)
@@ -147,7 +149,12 @@ def build_index(keys: np.ndarray, frame: pd.DataFrame, schema: dict[str, str], m
     else:
         X = vectors
     X = np.ascontiguousarray(X, dtype=np.float32)
-    found = search_neighbours(X, k=k, seed=seed, graph_dir=graph_dir)
+    if graph_dir is not None and len(X) > max(APART_ROWS, EXACT_SEARCH_ROWS):
+        # The graph and the search's transients then live and die in a process of their own (search_process).
+        found = search_apart(search_neighbours, X, k=k, seed=seed, graph_dir=graph_dir, exact_rows=EXACT_SEARCH_ROWS)
+        log.info("neighbours of %d rows searched apart: recall@%d %s, seconds %s", len(X), k, found.recall, found.seconds)
+    else:
+        found = search_neighbours(X, k=k, seed=seed, graph_dir=graph_dir)
     return NeighbourIndex(_key_array(keys), X, found.neighbours, embedder, found.graph, found.recall, found.ef_search,
                           found.nprobe)
 
