@@ -187,9 +187,9 @@ if "rankings" in opt:
         "missing_first": -np.where(missing.max(1) > 0.5, 1 + missing.max(1), spurious.max(1)),
         "expected_flips": -suspicion.sum(1),
         # The number of tags the model's own 0.5 rule contradicts, most first; within a count, the
-        # lowest per-tag self-confidence first. A strong model's doubts are near 0 or 1, so this
-        # orders as expected_flips (rows with several wrong tags first); a weak model's diffuse
-        # doubt below 0.5 on right rows does not add up, so it orders as min_self_confidence.
+        # lowest per-tag self-confidence first. Meant to order as expected_flips where doubts are
+        # near 0 or 1 and to ignore a weak model's diffuse doubt below 0.5 on right rows; on digits
+        # few rows have two contradicted tags, so it picks as min_self_confidence (docs/mining.md).
         "contradicted_then_min": np.lexsort((np.where(Nt == 1, Pn, 1 - Pn).min(1), -(suspicion > 0.5).sum(1))).argsort(),
         # The model's probability of the whole given tag set (the product of the per-tag
         # self-confidences, as a sum of logs): one near-certain doubt dominates as in
