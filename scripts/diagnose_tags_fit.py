@@ -6,7 +6,7 @@ repeated below 1,000 training rows; gold rows by the model on every training row
 that the gap's paired standard error and the fold split's own spread can be given.
 
     PYTHONPATH=. python scripts/diagnose_tags_fit.py SET SEED [--share 0.89] [--splits 5] [--recipes A,B]
-        [--nested A,B] [--rankings]
+        [--nested A,B] [--rankings [--orders A,B]]
 
 Prints one JSON line:
 - (a) fit noise: the noisy and true labels scored under ``--splits`` fold shuffles (seeds 0..);
@@ -14,6 +14,7 @@ Prints one JSON line:
 - (b) ``--rankings``: each queue order (below) over the training rows, out-of-fold on the noisy
   labels; the injected errors among its first 1.5 x (injected errors) rows (what the issue's review
   budget buys) fixed, and the share of the gap that closes (only parts (a) and (b) run);
+  ``--orders`` only the named orders (the random ones as ``random_order_0,random_order_1``);
 - (c) which errors: ``share`` of the errors fixed at random (3 draws), the ``share`` the
   out-of-fold model doubts most (cleanlab's multi-label quality score, lowest first: what a queue
   picks) and the ``share`` it doubts least; share of the gap closed by each;
@@ -185,12 +186,24 @@ if "rankings" in opt:
         "rarity_weighted": -(suspicion * rarity).max(1),
         "missing_first": -np.where(missing.max(1) > 0.5, 1 + missing.max(1), spurious.max(1)),
         "expected_flips": -suspicion.sum(1),
+        # The number of tags the model's own 0.5 rule contradicts, most first; within a count, the
+        # lowest per-tag self-confidence first. Meant to order as expected_flips where doubts are
+        # near 0 or 1 and to ignore a weak model's diffuse doubt below 0.5 on right rows; on digits
+        # few rows have two contradicted tags, so it picks as min_self_confidence (docs/mining.md).
+        "contradicted_then_min": np.lexsort((np.where(Nt == 1, Pn, 1 - Pn).min(1), -(suspicion > 0.5).sum(1))).argsort(),
+        # The model's probability of the whole given tag set (the product of the per-tag
+        # self-confidences, as a sum of logs): one near-certain doubt dominates as in
+        # min_self_confidence, several moderate doubts add up as in expected_flips, and diffuse
+        # small doubts cost little (log(0.7) per tag against log(0.05) for one contradicted tag).
+        "joint_self_confidence": np.log(np.clip(1 - suspicion, 1e-12, 1)).sum(1),
     }
     budget = min(len(train), int(round(1.5 * len(errors))))
     is_err = np.isin(train, errors)
     rng_b = np.random.default_rng(7)
     picks = {lab: train[np.argsort(sc, kind="stable")[:budget]] for lab, sc in order_by.items()}
     picks |= {f"random_order_{d}": rng_b.choice(train, budget, replace=False) for d in range(2)}
+    if opt.get("orders"):
+        picks = {lab: rows for lab, rows in picks.items() if lab in opt["orders"].split(",")}
     sc_b = {"noisy": exact(P0["noisy"]), "clean": exact(P0["clean"])}
     # Per-bit accuracy beside exact match: on small sets exact match's gap is a few examples.
     hm = {"noisy": ((P0["noisy"] >= 0.5) == T).mean(), "clean": ((P0["clean"] >= 0.5) == T).mean()}
