@@ -18,6 +18,7 @@ that owns a kind creates its registry, so the store never needs to know the name
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator, Mapping
 from importlib.metadata import EntryPoint, entry_points
@@ -44,8 +45,9 @@ class Registry(Mapping[str, T], Generic[T]):
         self.name_attr = name_attr
         self.base = base
         self._builtins: dict[str, T] = {}
-        # The last read of the installed entry points, with the sys.path it was read under.
-        self._read: tuple[tuple[str, ...], dict[str, EntryPoint]] | None = None
+        # The last read of the installed entry points, with the sys.path it was read under (each
+        # entry with its modification time: see _entry_points).
+        self._read: tuple[tuple[tuple[str, int | None], ...], dict[str, EntryPoint]] | None = None
 
     def register(self, obj: T, name: str | None = None) -> T:
         """Add ``obj`` under ``name`` (default: its ``name_attr``); usable as a class decorator.
@@ -63,15 +65,17 @@ class Registry(Mapping[str, T], Generic[T]):
 
         Reading the metadata scans every installed distribution (about 20 ms on a loaded machine, and
         the task plug-in is looked up per task in a push, the tasks iterated per metric direction), so
-        the last read is kept while ``sys.path`` is unchanged, for lookups and iteration alike; a name
-        it lacks is looked up afresh (``fresh``) before it is called unknown, so a package installed
-        while the process runs is seen, and the names an error lists (iterated after that miss) are
-        the current ones.
+        the last read is kept while ``sys.path`` and the modification time of each of its directories
+        are unchanged, for lookups and iteration alike: installing a package adds its ``.dist-info``
+        to a directory on ``sys.path``, which changes that directory's time, so a package installed
+        while the process runs is listed by the next iteration (a stat per ``sys.path`` entry, not a
+        scan). A name the last read lacks is still looked up afresh (``fresh``) before it is called
+        unknown (a file system whose times are too coarse to tell two writes in one tick apart).
 
         Raises :class:`EngineError` when one takes a built-in's name: the config could not say which
         of the two it means, and ignoring the package's would drop it silently.
         """
-        path = tuple(sys.path)
+        path = tuple((p, _mtime(p)) for p in sys.path)
         if not fresh and self._read is not None and self._read[0] == path:
             return self._read[1]
         found = {ep.name: ep for ep in entry_points(group=self.group)}
@@ -85,8 +89,9 @@ class Registry(Mapping[str, T], Generic[T]):
         """The entry point named ``name``: from the last read, else (unless a built-in holds the name)
         from a fresh one; None if neither has it. A built-in's name still reads the metadata once per
         ``sys.path``, so a package taking it is refused."""
+        last = self._read
         found = self._entry_points().get(name)
-        if found is None and name not in self._builtins:
+        if found is None and name not in self._builtins and self._read is last:  # not read just now
             found = self._entry_points(fresh=True).get(name)
         return found
 
@@ -119,8 +124,7 @@ class Registry(Mapping[str, T], Generic[T]):
         return name in self._builtins or (isinstance(name, str) and self._entry_point(name) is not None)
 
     def __iter__(self) -> Iterator[str]:
-        # The last read: a package installed into a directory already on sys.path is listed once a
-        # lookup has missed its name (then read afresh), which every "unknown name" error does first.
+        # The last read while no directory on sys.path changed: a package installed since is listed.
         yield from self._builtins
         yield from self._entry_points()
 
@@ -140,3 +144,12 @@ class Registry(Mapping[str, T], Generic[T]):
             raise ConfigError(f"{key} = {name!r}: unknown {self.kind}; known: {', '.join(self)} "
                               f"(a package adds one through the entry-point group {self.group!r})")
 
+
+
+def _mtime(entry: str) -> int | None:
+    """The modification time (ns) of the ``sys.path`` entry ``entry`` ('' is the working directory);
+    None when it is missing or unreadable."""
+    try:
+        return os.stat(entry or ".").st_mtime_ns
+    except OSError:
+        return None

@@ -116,8 +116,16 @@ def ingest_rows(con: Any, home: Home, ids: Sequence[str], X: np.ndarray, labels:
 # warehouse and the landed files, and later fresh homes get copies of them: the same rows, batches
 # and label events, only the batches' paths name the first home's files.
 _SEEDED: dict[tuple[object, ...], Path] = {}
-_SEED_CACHE = Path(tempfile.mkdtemp(prefix="seeded-homes-"))
-atexit.register(shutil.rmtree, _SEED_CACHE, True)
+_SEED_CACHE: list[Path] = []
+
+
+def _seed_cache() -> Path:
+    """The folder of kept seedings, made on first use (not at import: every worker process that
+    unpickles a test's function imports this module, and one killed with its pool never ran atexit)."""
+    if not _SEED_CACHE:
+        _SEED_CACHE.append(Path(tempfile.mkdtemp(prefix="seeded-homes-")))
+        atexit.register(shutil.rmtree, _SEED_CACHE[0], True)
+    return _SEED_CACHE[0]
 
 
 def seed_digits(home: Home, *, n_train: int = 600, n_gold: int = 300, n_unlabeled: int = 100,
@@ -139,7 +147,7 @@ def seed_digits(home: Home, *, n_train: int = 600, n_gold: int = 300, n_unlabele
                 ingest_rows(con, home, list(ids[rows]), X[rows],
                             [None] * len(rows) if labels is None else list(labels[rows]), batch=batch, gold=gold)
     if fresh:  # the warehouse is closed (checkpointed): keep it and the landed files
-        kept = _SEED_CACHE / str(len(_SEEDED))
+        kept = _seed_cache() / str(len(_SEEDED))
         shutil.copytree(home.landing, kept / home.landing.relative_to(home.root))
         shutil.copy2(home.warehouse_path, kept / home.warehouse_path.relative_to(home.root))
         _SEEDED[key] = kept

@@ -139,11 +139,12 @@ def run_detect_benchmark(*, dataset: str = "digits", rows: int = 10_000, noise: 
     if dataset not in DATASETS:
         raise EngineError(f"--dataset must be one of {', '.join(DATASETS)}")
     clock = StageClock(track_memory=True)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-detect-"))
+    # With ``keep`` everything goes there (no temporary folder to remove); else into one removed at the end.
+    workdir = keep or Path(tempfile.mkdtemp(prefix="bench-detect-"))
     root = keep or workdir / "home"
     try:
         with clock.stage("generate"):
-            data = load_dataset(dataset, rows=rows, seed=seed, folder=(keep or workdir) / "files")
+            data = load_dataset(dataset, rows=rows, seed=seed, folder=workdir / "files")
             noisy = inject_noise(data.labels, data.classes, rate=noise, kind=noise_kind, seed=seed)
             flipped = noisy != data.labels
         with clock.stage("write_file"):

@@ -100,7 +100,8 @@ def run_digit_boxes_benchmark(*, rows: int = 500, noise: float = 0.2, seed: int 
     scenes = inject_box_errors(make_digit_scenes(rows, seed=seed), rate=noise, seed=seed + 1, classes=CLASSES, side=SIDE)
     ids = [f"d{i:04d}" for i in range(len(scenes))]
     truth = pd.Series([bool(s.error) for s in scenes], index=ids)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-digit-boxes-"))
+    # With ``keep`` the homes go there (no temporary folder); else into one removed however the run ends.
+    workdir = None if keep is not None else Path(tempfile.mkdtemp(prefix="bench-digit-boxes-"))
     root = keep or workdir
     try:
         result: dict[str, Any] = {"dataset": "digit-boxes", "rows": len(scenes), "classes": classes, "noise": noise,
@@ -110,7 +111,7 @@ def run_digit_boxes_benchmark(*, rows: int = 500, noise: float = 0.2, seed: int 
         good = jittered_detector(scenes, seed + 2, missed=MISSED, scores=(0.9, 1.0), whole_pixels=True)
         result["external"] = _arm(root / "external", scenes, ids, classes, seed, truth, good)
     finally:
-        if keep is None:
+        if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
     return result
 

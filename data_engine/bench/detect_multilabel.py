@@ -17,6 +17,7 @@ and ``rank.get_label_quality_scores`` on 5-fold one-vs-rest logistic regression 
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 import warnings
@@ -78,29 +79,34 @@ def run_multilabel_detect_benchmark(*, noise: float = 0.1, seed: int = 0, model:
     noisy, idx = inject_tag_errors(Y, noise, seed=seed)
     ids = np.array([f"d{i:04d}" for i in range(len(Y))], dtype=object)
     truth = pd.Series(np.isin(np.arange(len(Y)), idx), index=ids)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-detect-multilabel-"))
-    root = (keep or workdir / "home").resolve()
-    home = Home(root)
-    home.make_dirs()
-    home.config_path.write_text("\n".join([
-        "[dataset]", 'name = "digit-tags"', 'modality = "tabular"', 'id_column = "id"', 'label_column = "tags"',
-        f"feature_columns = {list(X.columns)!r}".replace("'", '"'), 'task = "multilabel"',
-        f"classes = {tags!r}".replace("'", '"'), "",
-        "[mining]", f'model = "{model}"', f"n_jobs = {n_jobs}", f"seed = {seed}", "",
-        "[review]", f"budget = {len(Y)}", ""]), encoding="utf-8")
-    frame = X.copy()
-    frame.insert(0, "id", ids)
-    frame["tags"] = tag_cells(noisy, tags)
-    path = home.landing / "digit_tags.csv"
-    frame.to_csv(path, index=False)
-    started = time.perf_counter()
-    with open_warehouse(home) as con:
-        ingest_file(con, home.config.dataset, path)
-    mined = mine_step(home)
-    with open_warehouse(home) as con:
-        engine = label_flag_scores(con, mined.summary.run_id, truth)
-    engine["model_spec"] = mined.summary.model_spec
-    engine["seconds"] = round(time.perf_counter() - started, 2)
+    # With ``keep`` the home goes there; else into a temporary folder, removed however the run ends.
+    workdir = None if keep is not None else Path(tempfile.mkdtemp(prefix="bench-detect-multilabel-"))
+    root = (keep if keep is not None else workdir / "home").resolve()
+    try:
+        home = Home(root)
+        home.make_dirs()
+        home.config_path.write_text("\n".join([
+            "[dataset]", 'name = "digit-tags"', 'modality = "tabular"', 'id_column = "id"', 'label_column = "tags"',
+            f"feature_columns = {list(X.columns)!r}".replace("'", '"'), 'task = "multilabel"',
+            f"classes = {tags!r}".replace("'", '"'), "",
+            "[mining]", f'model = "{model}"', f"n_jobs = {n_jobs}", f"seed = {seed}", "",
+            "[review]", f"budget = {len(Y)}", ""]), encoding="utf-8")
+        frame = X.copy()
+        frame.insert(0, "id", ids)
+        frame["tags"] = tag_cells(noisy, tags)
+        path = home.landing / "digit_tags.csv"
+        frame.to_csv(path, index=False)
+        started = time.perf_counter()
+        with open_warehouse(home) as con:
+            ingest_file(con, home.config.dataset, path)
+        mined = mine_step(home)
+        with open_warehouse(home) as con:
+            engine = label_flag_scores(con, mined.summary.run_id, truth)
+        engine["model_spec"] = mined.summary.model_spec
+        engine["seconds"] = round(time.perf_counter() - started, 2)
+    finally:
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
     result: dict[str, Any] = {"dataset": "digit-tags", "task": "multilabel", "rows": int(len(Y)), "noise": noise,
                               "injected": int(len(idx)), "seed": seed, "tags": tags, "engine": engine}
     if baseline:

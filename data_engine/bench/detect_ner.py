@@ -123,7 +123,8 @@ def run_ner_detect_benchmark(*, rows: int = 1000, noise: float = 0.1, seed: int 
     from data_engine.store.home import Home
     from data_engine.store.warehouse import open_warehouse
 
-    workdir = Path(tempfile.mkdtemp(prefix="bench-ner-"))
+    # With ``keep`` the home goes there (no temporary folder); else into one removed however the run ends.
+    workdir = None if keep is not None else Path(tempfile.mkdtemp(prefix="bench-ner-"))
     root = keep or workdir / "home"
     try:
         texts = make_texts(rows, seed=seed) if corpus is None else corpus_texts(corpus)[:rows]
@@ -163,7 +164,7 @@ def run_ner_detect_benchmark(*, rows: int = 1000, noise: float = 0.1, seed: int 
         kinds = {k: sum(e.error == k for e in examples) for k in KINDS}
         found = {k: sum(e.error == k and i in flags for i, e in zip(ids, examples)) for k in kinds}
     finally:
-        if keep is None:
+        if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
     return {"dataset": "ner" if corpus is None else f"ner-conll ({corpus.name})", "rows": len(examples),
             "types": list(types), "noise": noise, "seed": seed,

@@ -11,6 +11,7 @@ numbers, ridge regression), its ``is_label_issue`` flags and its first k by labe
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 import warnings
@@ -67,28 +68,33 @@ def run_regression_detect_benchmark(*, noise: float = 0.1, seed: int = 0, model:
     noisy, idx = inject_value_errors(y, noise, seed=seed)
     ids = np.array([f"p{i:04d}" for i in range(len(y))], dtype=object)
     truth = pd.Series(np.isin(np.arange(len(y)), idx), index=ids)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-detect-regression-"))
-    root = (keep or workdir / "home").resolve()
-    home = Home(root)
-    home.make_dirs()
-    home.config_path.write_text("\n".join([
-        "[dataset]", 'name = "diabetes"', 'modality = "tabular"', 'id_column = "id"', 'label_column = "target"',
-        f"feature_columns = {list(X.columns)!r}".replace("'", '"'), 'task = "regression"', "",
-        "[mining]", f'model = "{model}"', f"n_jobs = {n_jobs}", f"seed = {seed}", "",
-        "[review]", f"budget = {len(y)}", ""]), encoding="utf-8")
-    frame = X.copy()
-    frame.insert(0, "id", ids)
-    frame["target"] = noisy
-    path = home.landing / "diabetes.csv"
-    frame.to_csv(path, index=False)
-    started = time.perf_counter()
-    with open_warehouse(home) as con:
-        ingest(con, home, path)
-    mined = mine_step(home)
-    with open_warehouse(home) as con:
-        engine = label_flag_scores(con, mined.summary.run_id, truth)
-    engine["model_spec"] = mined.summary.model_spec
-    engine["seconds"] = round(time.perf_counter() - started, 2)
+    # With ``keep`` the home goes there; else into a temporary folder, removed however the run ends.
+    workdir = None if keep is not None else Path(tempfile.mkdtemp(prefix="bench-detect-regression-"))
+    root = (keep if keep is not None else workdir / "home").resolve()
+    try:
+        home = Home(root)
+        home.make_dirs()
+        home.config_path.write_text("\n".join([
+            "[dataset]", 'name = "diabetes"', 'modality = "tabular"', 'id_column = "id"', 'label_column = "target"',
+            f"feature_columns = {list(X.columns)!r}".replace("'", '"'), 'task = "regression"', "",
+            "[mining]", f'model = "{model}"', f"n_jobs = {n_jobs}", f"seed = {seed}", "",
+            "[review]", f"budget = {len(y)}", ""]), encoding="utf-8")
+        frame = X.copy()
+        frame.insert(0, "id", ids)
+        frame["target"] = noisy
+        path = home.landing / "diabetes.csv"
+        frame.to_csv(path, index=False)
+        started = time.perf_counter()
+        with open_warehouse(home) as con:
+            ingest(con, home, path)
+        mined = mine_step(home)
+        with open_warehouse(home) as con:
+            engine = label_flag_scores(con, mined.summary.run_id, truth)
+        engine["model_spec"] = mined.summary.model_spec
+        engine["seconds"] = round(time.perf_counter() - started, 2)
+    finally:
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
     result: dict[str, Any] = {"dataset": "diabetes", "task": "regression", "rows": int(len(y)), "noise": noise,
                               "injected": int(len(idx)), "seed": seed, "engine": engine}
     if baseline:

@@ -48,7 +48,8 @@ def run_mining_scale(*, rows: int, seed: int = 0, n_jobs: int = 2, keep: Path | 
         raise EngineError(f"bench scale --mining: need --rows >= 100, got {rows}")
     clock = StageClock(track_memory=True)
     load_before = os.getloadavg()[0]
-    workdir = Path(tempfile.mkdtemp(prefix="bench-scale-mining-"))
+    # With ``keep`` the home goes there (no temporary folder); else into one removed however the run ends.
+    workdir = None if keep is not None else Path(tempfile.mkdtemp(prefix="bench-scale-mining-"))
     try:
         with clock.stage("generate"):
             data = make_tabular_dataset(rows, seed=seed)
@@ -70,7 +71,7 @@ def run_mining_scale(*, rows: int, seed: int = 0, n_jobs: int = 2, keep: Path | 
                                   f"{done.reason or ''} ({done.rows_ok} of {rows} rows)")
             summary = run_mining(con, home.config, home=home, clock=clock)
     finally:
-        if keep is None:
+        if workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
     stages = {name: {"seconds": round(sec, 2), "peak_mib": round(clock.peak_mib.get(name, 0.0), 1),
                      "peak_largest_mib": round(clock.peak_largest_mib.get(name, 0.0), 1)}

@@ -118,12 +118,30 @@ class LocalBackend(Backend):
     def _results(self, fn: Callable[..., T], calls: Sequence[tuple[Any, ...]]) -> Iterator[T]:
         if self.slots == 1 or len(calls) <= 1:
             return (fn(*args) for args in calls)
+        return self._pooled(fn, calls)
+
+    def _pooled(self, fn: Callable[..., T], calls: Sequence[tuple[Any, ...]]) -> Iterator[T]:
+        """The calls on joblib's worker processes, each with its temporary files in one folder of this
+        process's, removed when the calls are done or one failed.
+
+        On the first failed call joblib kills the other workers (loky's ``terminate(kill_workers=True)``),
+        so a call's own clean-up never runs: a user trainer's ``trainer-fit-*`` / ``trainer-predict-*``
+        folder (:mod:`data_engine.trainers.command`) stayed in the temporary directory after each such
+        failure. This process outlives its workers, so it removes what they leave."""
+        import shutil
+        import tempfile
+
         from joblib import Parallel, delayed
 
-        # pre_dispatch = n_jobs: a call's arguments (a fold's rows) are made and pickled when a
-        # worker is free for it, not one round ahead (joblib's default, 2 * n_jobs in flight).
-        n = min(self.slots, len(calls))
-        return Parallel(n_jobs=n, pre_dispatch=str(n), return_as="generator")(delayed(fn)(*args) for args in calls)
+        scratch = tempfile.mkdtemp(prefix="engine-pool-")
+        try:
+            # pre_dispatch = n_jobs: a call's arguments (a fold's rows) are made and pickled when a
+            # worker is free for it, not one round ahead (joblib's default, 2 * n_jobs in flight).
+            n = min(self.slots, len(calls))
+            yield from Parallel(n_jobs=n, pre_dispatch=str(n), return_as="generator")(
+                delayed(_with_temp_dir)(scratch, fn, args) for args in calls)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def close(self) -> None:
         """Stop joblib's worker processes (loky's reusable pool, started by the calls above).
@@ -138,6 +156,19 @@ class LocalBackend(Backend):
 
     def describe(self) -> str:
         return f"local ({self.slots} processes)"
+
+
+def _with_temp_dir(folder: str, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    """``fn(*args)`` in a worker process with ``folder`` as the default of :mod:`tempfile` (a worker
+    runs one call at a time, so the process-wide default is this call's alone while it runs)."""
+    import tempfile
+
+    before = tempfile.tempdir
+    tempfile.tempdir = folder
+    try:
+        return fn(*args)
+    finally:
+        tempfile.tempdir = before
 
 
 class DaskBackend(Backend):

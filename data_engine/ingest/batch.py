@@ -26,7 +26,7 @@ from data_engine.ingest.result import IngestResult
 from data_engine.ingest.validate import GOLD_ID_PREFIX, quarantine, validate
 from data_engine.ingest.versions import store_versions
 from data_engine.ingest.unknown_labels import unknown_labels
-from data_engine.store.classes import config_drift, unknown_labels_warning
+from data_engine.store.classes import config_drift, spelling_key, unknown_labels_warning
 from data_engine.store.config import DatasetConfig
 from data_engine.store.home import Home
 from data_engine.store.schema import (MANY_CLASSES, AmbiguousNumbers, NotClasses, define_label_events,
@@ -323,16 +323,19 @@ def _label_candidates(con: duckdb.DuckDBPyConnection, ignored: list[str]) -> lis
 
 
 def _case_variants(classes: list[str]) -> str:
-    """A warning when classes differ only by case ('Yes' and 'yes' are two classes unless the config says)."""
+    """A warning when classes differ only in case or spaces ('Yes' and 'yes' are two classes unless the
+    config said which): the same key as the quarantine of a later label's spellings (:func:`spelling_key`)."""
     groups: dict[str, list[str]] = {}
     for c in classes:
-        groups.setdefault(c.casefold(), []).append(c)
+        groups.setdefault(spelling_key(c), []).append(c)
     twins = [g for g in groups.values() if len(g) > 1]
     if not twins:
         return ""
     shown = "; ".join(" and ".join(map(repr, g)) for g in twins)
-    return (f"; {shown} differ only in case and are separate classes: if they are one, list the classes in "
-            "[dataset] classes and fix the labels")
+    # [dataset] classes set now would change nothing (the classes are fixed and never removed), so the
+    # way to merge is the mining run's finding, which counts each spelling's rows.
+    return (f"; {shown} differ only in case or spaces and are separate classes (labels are never rewritten); "
+            "if they are one, the next mining run's case_variants finding names their rows and how to make them one")
 
 
 def _note_gold_ids_equal_to_training(con: duckdb.DuckDBPyConnection, result: IngestResult) -> None:

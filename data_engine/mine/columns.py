@@ -1,7 +1,7 @@
 """Dataset-level findings about input columns: shortcut (possible leak), useless, identifier, scale,
 no terms (a text column the TF-IDF finds no word or character n-gram in, :func:`no_term_issues`),
-case variants (a categorical value spelt with another letter case or surrounding spaces,
-:mod:`data_engine.mine.case_variants`).
+case variants (a categorical value spelt with another letter case or surrounding spaces, and
+classes of the label column spelt so, :mod:`data_engine.mine.case_variants`).
 
 Per input column (numeric and categorical; text columns only for the identifier check and the
 no-terms one; these and the case-variants check read every labeled row), on a random sample of at most :data:`SAMPLE_ROWS` labeled rows and at most :data:`MAX_COLUMNS` columns
@@ -67,7 +67,7 @@ import pandas as pd
 
 from data_engine.ingest.identifiers import identifier_share
 from data_engine.mine.association import univariate_p
-from data_engine.mine.case_variants import case_variant_issues
+from data_engine.mine.case_variants import case_variant_issues, label_case_variant_issues
 
 # Rows and columns checked at most: the cost is up to (columns x (permutations + 1) x folds) fits of
 # a small tree on one column (the permutations only where the first test found nothing); about 6 s
@@ -102,7 +102,8 @@ class ColumnReport:
 
 def column_issues(inputs: pd.DataFrame, labels: np.ndarray, schema: Mapping[str, str], *,
                   regression: bool = False, tag_sets: bool = False, classes: Sequence[str] = (),
-                  tag_noun: str = "tag", scale_sensitive: bool = False, seed: int = 0) -> ColumnReport:
+                  tag_noun: str = "tag", scale_sensitive: bool = False, seed: int = 0,
+                  label_column: str | None = None) -> ColumnReport:
     """Check every input column of ``inputs`` (N rows, the columns of ``schema``: name -> ``numeric``,
     ``categorical`` or ``text``; other kinds are skipped) against class indices ``labels`` (N,), or
     with ``regression`` against numeric labels (N,; the baseline is then the mean, R^2 = 0, and the
@@ -112,7 +113,9 @@ def column_issues(inputs: pd.DataFrame, labels: np.ndarray, schema: Mapping[str,
     in the reasons): each tag is its own two-class label, a shortcut gives away any one tag, a useless
     column predicts none (see :func:`_tag_checks`); ``summary["tag_baselines"]`` holds each tested
     tag's majority share and ``summary["tags_not_tested"]`` the tags present (or absent) in fewer than
-    :data:`FOLDS` rows. Any other 2-D labels skip the model-based checks.
+    :data:`FOLDS` rows. Any other 2-D labels skip the model-based checks. Given ``label_column`` and
+    ``classes`` (class indices or tag sets), the classes spelt in two ways that differ only in letter
+    case or spaces are named too, counted over every labeled row (:func:`label_case_variant_issues`).
 
     ``scale_sensitive``: whether the model family reads raw numbers (see the module docstring).
     Returns a :class:`ColumnReport`; rows beyond :data:`SAMPLE_ROWS` are sampled at random (``seed``),
@@ -130,6 +133,9 @@ def column_issues(inputs: pd.DataFrame, labels: np.ndarray, schema: Mapping[str,
     report = ColumnReport(summary={"sampled_rows": len(rows), "rows": len(labels),
                                    "columns_checked": columns[:MAX_COLUMNS], "not_checked": columns[MAX_COLUMNS:]})
     columns = columns[:MAX_COLUMNS]
+    if label_column is not None and len(classes) and (tag_sets or (labels.ndim == 1 and not regression)):
+        counts = labels.reshape(len(labels), -1).sum(axis=0) if tag_sets else np.bincount(labels, minlength=len(classes))
+        report.issues += label_case_variant_issues(label_column, classes, counts, tags=tag_sets, tag_noun=tag_noun)
     if not columns:
         report.summary["nothing_checked"] = ("no numeric, categorical or text input column (image files are "
                                              "judged by the embedding's detectors and slices)")

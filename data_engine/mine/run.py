@@ -184,7 +184,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         columns = column_issues(state.train, state.task.carried_tags(state.labels, state.classes) if kind == "tags"
                                 else state.labels, state.schema, regression=kind == "number", tag_sets=kind == "tags",
                                 classes=[str(c) for c in state.classes], tag_noun=state.task.tag_noun,
-                                scale_sensitive=False, seed=cfg.mining.seed)
+                                scale_sensitive=False, seed=cfg.mining.seed, label_column=cfg.dataset.label_column)
     with clock.stage("slices"):
         from data_engine.mine.slices import discover_slices
 

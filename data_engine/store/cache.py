@@ -9,6 +9,7 @@ A store concern: any stage may keep such a cache beside the warehouse; the model
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import stat
 import tempfile
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from data_engine.store.home import Home
+
+log = logging.getLogger(__name__)
 
 CACHE_KEY_FILE = "cache_key"
 # Bytes read at a time when signing a cache, written or read back.
@@ -76,7 +79,8 @@ def save_cache(home: Home, obj: Any, path: Path) -> None:
 
 def load_cache(home: Home, path: Path) -> Any | None:
     """The object cached at ``path``, or None when it is missing, its keyed sha256 does not match,
-    or it is not a private file of this user (see below).
+    or it is not a private file of this user (see below); the last two are logged as a warning
+    naming the file and the reason, once per process.
 
     The file is opened once, signed reading it in :data:`_SIGN_CHUNK` byte chunks, and only on a
     match read again from the start of the same open file and unpickled: the file is not held in
@@ -97,12 +101,29 @@ def load_cache(home: Home, path: Path) -> Any | None:
         return None
     with fh:
         info = os.fstat(fh.fileno())
-        if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            return None
+        if info.st_uid != os.getuid():
+            return _distrusted(path, f"owned by uid {info.st_uid}, not by this user (uid {os.getuid()})")
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return _distrusted(path, f"mode {stat.S_IMODE(info.st_mode):04o} lets other users write it")
         if not hmac.compare_digest(recorded, _file_digest(home, fh)):
-            return None
+            return _distrusted(path, "its keyed sha256 does not match (changed since it was written, or signed "
+                                     "with another home's key)")
         fh.seek(0)
         return joblib.load(fh)
+
+
+# (cache file, reason) pairs already warned of in this process (a CLI run, a Dagster step): a run
+# may ask for one cache more than once, and one warning says it.
+_warned: set[tuple[str, str]] = set()
+
+
+def _distrusted(path: Path, why: str) -> None:
+    """Warn once per process that the cache at ``path`` is not loaded, and ``why`` (owner, mode or
+    signature: never the key or the digests); None, so the caller rebuilds it."""
+    if (str(path), why) not in _warned:
+        _warned.add((str(path), why))
+        log.warning("cache %s not trusted, so rebuilt: %s", path, why)
+    return None
 
 
 def _digest_path(path: Path) -> Path:

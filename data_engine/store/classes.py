@@ -37,6 +37,16 @@ def add_command(names: list[str]) -> str:
     return shlex.join(["data-engine", "classes", "add", *names])
 
 
+def relabel_command(label: str, target: str) -> str:
+    """The exact command line that gives every training example whose label in force is ``label``
+    the label ``target`` (``data-engine relabel``: one ledger event each, the stored values kept)."""
+    where = "label_in_force = '" + label.replace("'", "''") + "'"
+    # shlex.quote wraps a text holding ' in '"'"' runs; double quotes read the same where the shell
+    # expands nothing inside them, and are what a person types.
+    quoted = f'"{where}"' if not set(where) & set('"$`\\!') else shlex.quote(where)
+    return f"data-engine relabel --where {quoted} --label {shlex.quote(target)}"
+
+
 def spelling_key(name: str) -> str:
     """``name`` without case and with runs of whitespace as one space: two classes with the same key
     differ only in case or spaces (``Barolo`` and ``barolo``)."""

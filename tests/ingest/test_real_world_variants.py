@@ -9,6 +9,7 @@ integers written as floats, missing-value markers, a malformed row at a random p
 
 from __future__ import annotations
 
+import atexit
 import csv
 import gzip
 import io
@@ -92,6 +93,7 @@ def _template(labels: tuple[str, ...], typed: bool) -> Path:
     key = (labels, typed)
     if key not in _TEMPLATES:
         root = Path(tempfile.mkdtemp(prefix="variant-template-"))
+        atexit.register(shutil.rmtree, root, True)  # as tests/homes.py's seed cache: kept for the session
         home = make_home(root, CONFIG.format(classes=", ".join(f'"{c}"' for c in labels),
                                              types=TYPES if typed else ""))
         with open_warehouse(home):

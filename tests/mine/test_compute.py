@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+import time
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -124,3 +129,34 @@ def test_scale_bench_runs_its_stages_on_the_local_pool() -> None:
     assert all(local.cpu[s]["client"] + local.cpu[s]["workers"] > 0 for s in STAGES if local.seconds[s] > 0.05)
     assert sum(local.cpu[s]["client"] + local.cpu[s]["workers"] for s in STAGES) > 0
     assert "oof" in format_result(result) and result.model == {}
+
+
+def _killed_or_failing(role: str, note: str) -> None:
+    """In a pool worker. ``keep``: make a temporary folder, write its path to ``note`` and wait (up to
+    60 s) to be killed, as a trainer's fold is when another fold fails; ``fail``: raise once ``note`` exists."""
+    deadline = time.monotonic() + 60
+    if role == "keep":
+        folder = tempfile.mkdtemp(prefix="killed-call-")
+        Path(note + ".part").write_text(folder)
+        os.replace(note + ".part", note)
+    while time.monotonic() < deadline and (role == "keep" or not Path(note).exists()):
+        time.sleep(0.05)
+    if role == "fail":
+        raise RuntimeError("trainer `predict` wrote no PRED.parquet")
+
+
+def test_a_failed_pooled_call_leaves_no_temporary_folder_of_the_killed_ones(tmp_path, monkeypatch) -> None:
+    # joblib kills the other workers when a call fails, so their own clean-up never runs; the pool's
+    # calls make their temporary files in one folder of this process's, which it removes.
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    note = str(tmp_path / "note")
+    with pytest.raises(RuntimeError, match="wrote no PRED.parquet"):
+        LocalBackend(2).starmap(_killed_or_failing, [("keep", note), ("fail", note)])
+    killed = Path(Path(note).read_text())
+    assert killed.name.startswith("killed-call-") and killed.parent.parent == scratch
+    assert not killed.exists() and list(scratch.iterdir()) == []
+    # And after calls that all succeed.
+    assert LocalBackend(2).starmap(_one_row, [(np.zeros(1),), (np.zeros(1),)])[0].shape == (1,)
+    assert list(scratch.iterdir()) == []

@@ -257,3 +257,31 @@ def test_iterating_reads_the_installed_metadata_once_and_errors_list_the_current
     with pytest.raises(EngineError, match=r"unknown detector 'nope'; known: one, late$"):
         registry.get_piece("nope")
     assert list(registry)[-1] == "late" and len(reads) == 3
+
+
+def test_a_package_installed_at_run_time_is_listed_without_a_miss(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last read was kept while ``sys.path`` was unchanged, so a package laid into a directory
+    already on it was listed only after a lookup missed a name. Its ``.dist-info`` changes that
+    directory's time, which the last read is now kept by: the next listing reads afresh, once."""
+    import data_engine.plugins as plugins_module
+
+    reads: list[str] = []
+    real = plugins_module.entry_points
+    monkeypatch.setattr(plugins_module, "entry_points", lambda *, group: reads.append(group) or real(group=group))
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    registry: Registry[type] = Registry("detector", "data_engine.detectors")
+    registry.register(int, "one")
+    assert list(registry) == ["one"] and list(registry) == ["one"] and len(reads) == 1
+    install(site, entry_points_only(tmp_path, "de-late", 'late = "json:JSONDecoder"\n'), None)
+    assert list(registry) == ["one", "late"] and len(reads) == 2
+    assert list(registry) == ["one", "late"] and "late" in registry and len(reads) == 2  # unchanged: no read
+    # A miss right after a change reads once, not twice.
+    (tmp_path / "b").mkdir()
+    install(site, entry_points_only(tmp_path / "b", "de-later", 'later = "json:JSONEncoder"\n'), None)
+    with pytest.raises(EngineError, match=r"unknown detector 'nope'; known: one, ") as err:
+        registry.get_piece("nope")
+    # Distributions in the directory's listing order.
+    assert sorted(str(err.value).split("known: ")[1].split(", ")) == ["late", "later", "one"] and len(reads) == 3

@@ -63,3 +63,30 @@ def test_a_cache_others_may_write_is_not_unpickled(tmp_path):
     assert load_cache(home, path) == [1, 2, 3]
     path.unlink()
     assert load_cache(home, path) is None
+
+
+def test_a_distrusted_cache_is_named_once_with_the_reason(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(cache, "_warned", set())
+    home, path = _home(tmp_path), tmp_path / "home" / "models" / "x.joblib"
+    save_cache(home, [1, 2, 3], path)
+    caplog.set_level("WARNING", logger="data_engine.store.cache")
+    assert load_cache(home, path) == [1, 2, 3] and caplog.messages == []
+    path.chmod(0o664)
+    assert load_cache(home, path) is None and load_cache(home, path) is None  # asked twice in one run: one line
+    path.chmod(0o644)  # others may read it, not write it: trusted, nothing said
+    assert load_cache(home, path) == [1, 2, 3]
+    # Owned by another user (this process made to run as another uid).
+    owner = path.stat().st_uid
+    with monkeypatch.context() as m:
+        m.setattr(cache.os, "getuid", lambda: owner + 1000)
+        assert load_cache(home, path) is None
+    path.write_bytes(path.read_bytes()[:-1] + b"\0")
+    assert load_cache(home, path) is None
+    key = (home.secrets / "cache_key").read_text(encoding="utf-8").strip()
+    digest = cache._digest_path(path).read_text(encoding="utf-8").strip()
+    assert caplog.messages == [
+        f"cache {path} not trusted, so rebuilt: mode 0664 lets other users write it",
+        f"cache {path} not trusted, so rebuilt: owned by uid {owner}, not by this user (uid {owner + 1000})",
+        f"cache {path} not trusted, so rebuilt: its keyed sha256 does not match (changed since it was written, or "
+        "signed with another home's key)"]
+    assert not any(key in m or digest in m for m in caplog.messages)  # neither the home's key nor the digest
