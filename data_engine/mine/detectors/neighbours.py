@@ -216,9 +216,14 @@ def align_index(index: NeighbourIndex, keys: np.ndarray) -> Neighbours | None:
     pos = pd.Index(index.keys).get_indexer(keys)
     if (pos < 0).any():
         return None
+    held = index.neighbours
+    # A fresh index holds the rows in this order already: its arrays as they are, not copies ((N, k)
+    # twice, about 120 MB at a million rows); the same values the lookup below gives.
+    if held.indices.dtype == np.int64 and np.array_equal(pos, np.arange(len(keys))):
+        return Neighbours(held.distances, held.indices)
     current_of = np.empty(len(keys), dtype=np.int64)
     current_of[pos] = np.arange(len(keys))
-    return Neighbours(index.neighbours.distances[pos], current_of[index.neighbours.indices[pos]])
+    return Neighbours(held.distances[pos], current_of[held.indices[pos]])
 
 
 def find_neighbours(X: np.ndarray, *, k: int = NEIGHBOURS_K, seed: int = 0,
