@@ -230,9 +230,13 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         # Each detector reads ``data`` alone, so the order they run in changes nothing; `label`, whose rows
         # all stay, runs last, so the others' transients do not stand on its rows (results keep ``names``' order).
         results: dict[str, Any] = dict.fromkeys(names)
-        for name in sorted(names, key=lambda n: n == "label"):
-            found = run_detectors(data, [name], options)[name]
-            results[name] = found if name in ("label", "lookalike") else found.flagged_only()
+        order = sorted(names, key=lambda n: n == "label")
+        for i, name in enumerate(order):
+            if data.neighbours is not None and not any(DETECTORS[n].needs_neighbours for n in order[i:]):
+                data = dataclasses.replace(data, neighbours=None)  # the (N, k) arrays: no detector left reads them
+            keep_all = name in ("label", "lookalike")
+            found = run_detectors(data, [name], options, flagged_only=not keep_all)[name]
+            results[name] = found if keep_all else found.flagged_only()  # (a skipped one's count set)
             del found
             release_arrow_memory()  # the dropped rows' detail strings
         versions = pd.Series(np.concatenate([state.train["version"].to_numpy(), state.unlabeled["version"].to_numpy()]),
@@ -241,9 +245,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
                                 seed=cfg.mining.seed + state.label_snapshot, undone=undone_examples(con))
         if "lookalike" in results:
             results["lookalike"] = results["lookalike"].flagged_only()
-        # The detectors' input (the input columns, the neighbours, the stacked probabilities: about 300 MB
-        # at a million rows) is read by nothing after them: freed before the queue.
-        del data, versions
+        del data, versions  # the detectors' input (columns, probabilities: ~300 MB at 1M rows), read by nothing after
         issues = issues_table(results, state)
         # The detectors' rows are in ``issues`` now; only their counts and summaries are read after this.
         results = {name: r.without_rows() for name, r in results.items()}

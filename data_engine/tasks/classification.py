@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from data_engine.store.values import normalize_text, normalized_sql
 from data_engine.tasks.base import TASKS, LabelIssues, Task
+from data_engine.tasks.label_issues import release_cleanlab_copies
 
 if TYPE_CHECKING:  # numpy and pandas load when a method runs: ingest's start-up stays light
     import duckdb
@@ -241,12 +242,15 @@ class Classification(Task):
             warnings.filterwarnings("ignore", message="May not flag all label issues", category=UserWarning)
             learned = find_label_issues(given, probs, filter_by=FILTER_BY, n_jobs=1,
                                         min_examples_per_class=MIN_EXAMPLES_PER_CLASS)
+        release_cleanlab_copies()
         too_few = [classes[c] for c in present[np.bincount(given, minlength=len(present)) <= MIN_EXAMPLES_PER_CLASS]]
         quality = get_label_quality_scores(given, probs, method="self_confidence")
-        contradicted = (probs.argmax(axis=1) != given) & (quality < CONTRADICTED_BELOW)
+        top = probs.argmax(axis=1)
+        contradicted = (top != given) & (quality < CONTRADICTED_BELOW)
         flags = learned | contradicted
-        suggested = self.decode(present[probs.argmax(axis=1)], classes)
+        suggested = self.decode(present[top], classes)
         suggested_p = probs.max(axis=1)
+        del probs, top  # the (n, K) copy is read by nothing past here: not held while the rows are worded
         # Worded for the flagged rows only (the rest share one string): at a million rows the wording
         # of every row made several arrays of a million new strings.
         at = np.flatnonzero(flags)

@@ -43,3 +43,20 @@ class LabelIssues:
         import numpy as np
 
         return cls(np.array([]), np.array([], dtype=bool), [], np.array([]), [], {}, why)
+
+
+def release_cleanlab_copies() -> None:
+    """Drop the copy of the predictions cleanlab keeps after ``cleanlab.filter.find_label_issues``.
+
+    With ``n_jobs=1`` (and on Linux before Python 3.14) cleanlab 2.x shares its per-class work through
+    two module globals, ``pred_probs_by_class`` (every row of ``pred_probs``, split by given label) and
+    ``prune_count_matrix_cols``, and leaves them set when it returns: a full copy of the (n, K)
+    predictions (80 MB at a million rows and ten classes) held until the next call. Nothing reads them
+    between calls (each call sets them afresh before its workers read them), so they are emptied here.
+    cleanlab has no documented call for this; a cleanlab without these globals is left alone.
+    """
+    import cleanlab.filter
+
+    for name in ("pred_probs_by_class", "prune_count_matrix_cols"):
+        if hasattr(cleanlab.filter, name):
+            setattr(cleanlab.filter, name, {})

@@ -26,13 +26,15 @@ def test_flagged_only_keeps_the_flagged_rows_their_count_and_summary():
 
 def _spy(monkeypatch) -> dict[str, list]:
     """Record what the run hands to each detector and to the queue."""
-    seen: dict[str, list] = {"inputs": [], "train": [], "issues": [], "ran": []}
+    seen: dict[str, list] = {"inputs": [], "train": [], "issues": [], "ran": [], "neighbours": [], "flagged_only": []}
     real_detectors, real_queue = run_module.run_detectors, run_module.plan_queue
 
-    def detectors(data, names, options=None):
+    def detectors(data, names, options=None, **kwargs):
         seen["inputs"].append(data.inputs.copy())
         seen["ran"].extend(names)
-        return real_detectors(data, names, options)
+        seen["neighbours"].append(data.neighbours is not None)
+        seen["flagged_only"].append(kwargs.get("flagged_only", False))
+        return real_detectors(data, names, options, **kwargs)
 
     def queue(con, cfg, state, issues, **kwargs):
         seen["train"].append(state.train.copy())
@@ -60,6 +62,10 @@ def test_past_the_detectors_the_run_keeps_ids_versions_and_flagged_rows(home, in
     order = ["label", "outlier", "near_duplicate", "uncertain", "lookalike", "class_imbalance", "drift"]
     assert list(summary.counts) == order
     assert seen["ran"] == order[1:] + ["label"]
+    # The neighbours go once the checks that read them (outlier, near_duplicate) are done; every type but
+    # `label` and `lookalike` builds its flagged rows alone.
+    assert seen["neighbours"] == [True, True, False, False, False, False, False]
+    assert seen["flagged_only"] == [True, True, True, False, True, True, False]
     # The queue reads the ids and versions of the training rows, nothing else of the table.
     train = seen["train"][0]
     assert list(train.columns) == ["example_id", "version"]

@@ -44,13 +44,21 @@ def get_detector(name: str, **options: Any) -> Detector:
 
 
 def run_detectors(data: MiningData, names: Iterable[str],
-                  options: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, DetectorResult]:
+                  options: Mapping[str, Mapping[str, Any]] | None = None, *,
+                  flagged_only: bool = False) -> dict[str, DetectorResult]:
     """Run the named detectors on ``data``; results by issue name, in the given order.
     ``options``: keyword arguments per detector name. A detector that does not apply to the task
-    (:meth:`data_engine.tasks.Task.applies`) is skipped: its result flags nothing and says so."""
+    (:meth:`data_engine.tasks.Task.applies`) is skipped: its result flags nothing and says so.
+    ``flagged_only``: each result holds its flagged rows only (:meth:`Detector.find_flagged`)."""
     options = options or {}
-    return {name: get_detector(name, **dict(options.get(name, {}))).find_issues(data) if data.task.applies(name)
-            else skipped_result(name, f"does not apply to task {data.task.name!r}") for name in names}
+    results = {}
+    for name in names:
+        if not data.task.applies(name):
+            results[name] = skipped_result(name, f"does not apply to task {data.task.name!r}")
+            continue
+        detector = get_detector(name, **dict(options.get(name, {})))
+        results[name] = detector.find_flagged(data) if flagged_only else detector.find_issues(data)
+    return results
 
 
 def skipped_result(name: str, why: str) -> DetectorResult:

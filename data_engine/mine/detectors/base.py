@@ -211,6 +211,13 @@ class Detector(ABC):
     def find_issues(self, data: MiningData) -> DetectorResult:
         """Judge the examples in ``data``; scores in [0, 1], low means likely a problem."""
 
+    def find_flagged(self, data: MiningData) -> DetectorResult:
+        """:meth:`find_issues`' result with its flagged rows only (:meth:`DetectorResult.flagged_only`):
+        what a run keeps of a type other than ``label`` and ``lookalike``. A detector may override it
+        to skip building the rows nobody keeps; the rows, count and summary must be those of
+        ``find_issues(data).flagged_only()``."""
+        return self.find_issues(data).flagged_only()
+
 
 # The detectors by issue name: the built-ins (registered as their modules load) and those of the
 # installed packages' ``data_engine.detectors`` entry points (docs/architecture.md).

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from data_engine.mine.detectors.base import Detector, DetectorResult, MiningData, issues_frame, register_detector
+from data_engine.tasks.label_issues import release_cleanlab_copies
 
 
 @register_detector
@@ -22,15 +23,23 @@ class LabelDetector(Detector):
     def find_issues(self, data: MiningData) -> DetectorResult:
         """Judge every labeled row with out-of-sample predictions."""
         rows = np.flatnonzero(data.labeled & data.has_probs & data.out_of_sample)
-        # Every row judged (``rows`` is sorted and unique): the columns themselves, not a copy of them.
-        inputs = None if data.inputs is None else data.inputs if len(rows) == len(data.inputs) \
+        # Every row judged (``rows`` is sorted and unique): the arrays themselves, not copies of them (the
+        # (N, K) predictions' copy was 80 MB at a million rows and ten classes). The task's check reads
+        # them; a read-only view makes sure it cannot change the predictions the later stages read.
+        every = len(rows) == len(data.example_ids)
+        labels = data.labels.view() if every else data.labels[rows]
+        probs = data.probs.view() if every else data.probs[rows]
+        labels.flags.writeable = probs.flags.writeable = False
+        inputs = None if data.inputs is None else data.inputs if every \
             else data.inputs.iloc[rows].reset_index(drop=True)
-        found = data.task.label_issues(data.labels[rows], data.probs[rows], data.classes, inputs)
+        found = data.task.label_issues(labels, probs, data.classes, inputs)
+        del probs
+        release_cleanlab_copies()  # a plug-in task's call of cleanlab leaves its copy too
         if found.skipped:
             empty = issues_frame(np.array([], object), np.array([], bool), np.array([]), np.array([], object))
             return DetectorResult(self.issue_name, empty, {"skipped": found.skipped})
-        detail = pd.DataFrame({"given": data.task.decode(data.labels[rows], data.classes),
+        detail = pd.DataFrame({"given": data.task.decode(labels, data.classes),
                                "suggested": found.suggested, "suggested_score": np.round(found.suggested_score, 4)})
-        frame = issues_frame(data.example_ids[rows], found.is_issue, found.scores, np.asarray(found.detail, object),
-                             detail)
+        frame = issues_frame(data.example_ids if every else data.example_ids[rows], found.is_issue, found.scores,
+                             np.asarray(found.detail, object), detail)
         return DetectorResult(self.issue_name, frame, dict(found.summary))
