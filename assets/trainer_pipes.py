@@ -18,7 +18,7 @@ from typing import Any
 
 import dagster as dg
 
-from data_engine.trainers.command import set_runner
+from data_engine.trainers.runner import set_runner
 
 
 @contextmanager

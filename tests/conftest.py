@@ -20,6 +20,9 @@ from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 from tests import homes
 
+# The session's one real Label Studio server and the homes that use it (integration, reliability).
+pytest_plugins = ["tests.labelstudio_server"]
+
 # The tests that take the most time (tests/heavy_tests.txt, written by scripts/heavy_tests.py from a
 # measured run) are marked `heavy`: `make test-fast` leaves them out, `make test` runs them.
 HEAVY_TESTS = frozenset(

@@ -13,8 +13,9 @@ The contract (docs/own-model.md):
 and serving use it as they use a built-in member. The fitted model directory is kept inside the
 estimator as a tar archive with its SHA-256: it is stored (and hashed again) with the engine's model
 artifact under ``HOME/models/`` and unpacked into a temporary directory for each ``predict``; the
-engine never unpickles anything the trainer wrote. Running the command is a :data:`Runner`; the CLI
-uses :func:`subprocess_runner`, the Dagster assets pass one that goes through Dagster Pipes.
+engine never unpickles anything the trainer wrote. Running the command is a :data:`Runner`
+(:mod:`data_engine.trainers.runner`); the CLI uses :func:`subprocess_runner`, the Dagster assets pass
+one that goes through Dagster Pipes.
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import subprocess
 import tarfile
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,62 +34,20 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from data_engine.errors import EngineError
-
-# Lines of the trainer's stderr an error quotes: enough for a Python traceback's end.
-STDERR_TAIL_LINES = 20
+from data_engine.trainers.runner import (  # noqa: F401  (the runner's names, as this module offered them)
+    STDERR_TAIL_LINES,
+    Runner,
+    run_trainer,
+    set_runner,
+    stderr_tail,
+    subprocess_runner,
+)
 
 # How far a row of probabilities may sum from 1 (float32 rounding of a softmax stays well inside).
 SUM_TOLERANCE = 1e-3
 
 # Training rows the fitted model predicts before fit returns (checks its predict and output format).
 SMOKE_ROWS = 50
-
-# Runs ``argv`` with a timeout in seconds; returns (exit code, stderr text) or raises
-# subprocess.TimeoutExpired.
-Runner = Callable[[Sequence[str], float], tuple[int, str]]
-
-
-def subprocess_runner(argv: Sequence[str], timeout_s: float) -> tuple[int, str]:
-    """Run ``argv`` without a shell; its stdout goes to the engine's stdout, its stderr is returned."""
-    try:
-        done = subprocess.run(list(argv), stdout=None, stderr=subprocess.PIPE, text=True, timeout=timeout_s,
-                              check=False)
-    except FileNotFoundError:
-        raise EngineError(f"model.command: program {argv[0]!r} not found") from None
-    except PermissionError:
-        raise EngineError(f"model.command: program {argv[0]!r} is not executable") from None
-    return done.returncode, done.stderr or ""
-
-
-# The runner used when none is given (the Dagster assets set their own for the duration of a run).
-_runner: list[Runner] = [subprocess_runner]
-
-
-def set_runner(runner: Runner | None) -> Runner:
-    """Make ``runner`` (None: :func:`subprocess_runner`) run trainer commands; return the previous one."""
-    previous = _runner[0]
-    _runner[0] = runner or subprocess_runner
-    return previous
-
-
-def stderr_tail(stderr: str) -> str:
-    """The last :data:`STDERR_TAIL_LINES` non-blank lines of ``stderr``, or "(no stderr)"."""
-    lines = [ln for ln in stderr.splitlines() if ln.strip()][-STDERR_TAIL_LINES:]
-    return "\n".join(lines) if lines else "(no stderr)"
-
-
-def run_trainer(command: Sequence[str], args: Sequence[str], timeout_s: float, *, runner: Runner | None = None) -> None:
-    """Run ``command + args``; raise :class:`EngineError` with the stderr tail on exit ≠ 0 or timeout."""
-    argv = [*command, *args]
-    what = f"trainer `{args[0]}`"
-    try:
-        code, stderr = (runner or _runner[0])(argv, timeout_s)
-    except subprocess.TimeoutExpired as exc:
-        err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-        raise EngineError(f"{what} ran past model.timeout_s = {timeout_s:g} s and was stopped; "
-                          f"last stderr lines:\n{stderr_tail(err)}") from None
-    if code != 0:
-        raise EngineError(f"{what} exited with status {code}; last stderr lines:\n{stderr_tail(stderr)}")
 
 
 def pack_dir(path: Path) -> tuple[bytes, str]:

@@ -64,6 +64,16 @@ def test_importing_every_module_loads_no_dagster() -> None:
     assert report["failed"] == {}, report["failed"]
 
 
+def test_loading_the_dagster_definitions_imports_no_scikit_learn(tmp_path: Path) -> None:
+    # Every run process, the code server and the daemon load them: scikit-learn (and the scipy it
+    # pulls in) is 1-2 s of each start; the jobs that fit import it when they fit.
+    script = ("import json, sys, definitions, assets.trainer_pipes\n"
+              "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy'))))\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "DATA_ENGINE_HOME": str(tmp_path)})
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
 def test_the_scan_would_see_an_import(tmp_path: Path) -> None:
     sample = tmp_path / "m.py"
     sample.write_text("def f():\n    import dagster as dg\n    from dagster_duckdb import x\n"

@@ -89,13 +89,31 @@ def _at_rest(home: Home, instance) -> str | None:
     return None
 
 
+# The sensors whose work _at_rest asks about (the gold sensor only acts when gold changes).
+LOOP_SENSORS = frozenset({"landing_sensor", "mining_sensor", "review_sensor", "retrain_sensor"})
+
+
+def _sensors_looked_since(instance, since: float) -> bool:
+    """Whether every loop sensor has finished a tick that started at or after ``since`` (epoch
+    seconds) and requested no run: each sensor has then seen the state at rest and let it be."""
+    from dagster._core.scheduler.instigation import InstigatorType, TickStatus
+
+    quiet = set()
+    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
+        ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, after=since)
+        if any(t.status != TickStatus.STARTED and not t.run_ids for t in ticks):
+            quiet.add(state.instigator_name)
+    return LOOP_SENSORS <= quiet
+
+
 def _review_until_rest(home: Home, instance, client: LabelStudioClient, oracle: dict[str, str],
                        log: Path, timeout: float = REST_TIMEOUT_S) -> int:
     """Answer open tasks (as a person would in Label Studio) until the loop is at rest; rest is
-    confirmed over two sensor intervals. Returns the number of answers given."""
+    confirmed once every loop sensor has ticked on it without a request (each has looked at the
+    resting state, however slow the daemon's ticks are). Returns the number of answers given."""
     deadline, answered, seed = time.monotonic() + timeout, 0, 0
     classes = list(home.config.dataset.classes)
-    calm_since = None
+    calm_since = None  # wall-clock seconds, as the ticks' timestamps
     while time.monotonic() < deadline:
         project = _query(home, "SELECT project_id FROM review_projects LIMIT 1") or []
         if project:
@@ -107,8 +125,8 @@ def _review_until_rest(home: Home, instance, client: LabelStudioClient, oracle: 
                 pass
         why = _at_rest(home, instance)
         if why is None:
-            calm_since = calm_since or time.monotonic()
-            if time.monotonic() - calm_since > 25:  # a sensor tick or two without any request
+            calm_since = calm_since or time.time()
+            if _sensors_looked_since(instance, calm_since):
                 return answered
         else:
             calm_since = None

@@ -16,7 +16,7 @@ from data_engine.review.pull import pull_verdicts
 from data_engine.triggers import pull_decision
 from data_engine.review.push import push_queue
 from data_engine.store.warehouse import open_warehouse
-from tests.integration.conftest import START_WAIT_S
+from tests.labelstudio_server import START_WAIT_S
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 

@@ -1,4 +1,5 @@
-"""The fault and abuse suite: shared invariants and the session's real Label Studio server.
+"""The fault and abuse suite: shared invariants (the session's real Label Studio server is the
+root conftest's, tests/labelstudio_server.py).
 
 Every fault test checks, afterwards, the invariants of issue 6 that apply to it:
 every input row is in ``examples`` or ``quarantine``; every Label Studio verdict is in
@@ -15,7 +16,6 @@ from pathlib import Path
 
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
-from tests.integration.conftest import label_studio, review_home  # noqa: F401  (session server)
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -26,6 +26,21 @@ def test_instance_config_serialises_warehouse_runs(tmp_path: Path) -> None:
         instance.dispose()
 
 
+def test_instance_config_ticks_every_sensor_side_by_side(monkeypatch, tmp_path: Path) -> None:
+    # A sensor waiting for a run's write lock must not hold back the others' ticks: threads, one per sensor.
+    monkeypatch.setenv("DATA_ENGINE_HOME", str(tmp_path))
+    import definitions
+
+    shutil.copy(REPO / "scripts" / "dagster.yaml", tmp_path / "dagster.yaml")
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    try:
+        settings = instance.get_settings("sensors")
+        assert settings["use_threads"] is True
+        assert settings["num_workers"] == len(list(definitions.defs.sensors or [])) == 5
+    finally:
+        instance.dispose()
+
+
 def test_every_warehouse_job_carries_the_tag(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DATA_ENGINE_HOME", str(tmp_path))
     import definitions
