@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 import time
 import warnings
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+from data_engine.bench.folders import bench_folder
 from data_engine.bench.scores import BASELINE_FOLDS, detection_scores
 from data_engine.store.home import Home
 
@@ -139,10 +139,8 @@ def run_detect_benchmark(*, dataset: str = "digits", rows: int = 10_000, noise: 
     if dataset not in DATASETS:
         raise EngineError(f"--dataset must be one of {', '.join(DATASETS)}")
     clock = StageClock(track_memory=True)
-    # With ``keep`` everything goes there (no temporary folder to remove); else into one removed at the end.
-    workdir = keep or Path(tempfile.mkdtemp(prefix="bench-detect-"))
-    root = keep or workdir / "home"
-    try:
+    with bench_folder(keep, "bench-detect-") as workdir:
+        root = keep or workdir / "home"
         with clock.stage("generate"):
             data = load_dataset(dataset, rows=rows, seed=seed, folder=workdir / "files")
             noisy = inject_noise(data.labels, data.classes, rate=noise, kind=noise_kind, seed=seed)
@@ -192,9 +190,6 @@ def run_detect_benchmark(*, dataset: str = "digits", rows: int = 10_000, noise: 
         if baseline:
             with clock.stage("baseline"):
                 base = run_baseline(data, noisy, truth, seed=seed, n_jobs=n_jobs)
-    finally:
-        if keep is None:
-            shutil.rmtree(workdir, ignore_errors=True)
     return {
         "dataset": dataset, "rows": int(len(noisy)), "classes": len(data.classes), "noise": noise,
         "noise_kind": noise_kind, "seed": seed, "flipped": int(flipped.sum()),

@@ -24,8 +24,6 @@ injected errors) against the corrupted scenes; cleanlab's flags
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from data_engine.bench.detect_boxes import _cleanlab_call, jittered_detector
+from data_engine.bench.folders import bench_folder
 from data_engine.bench.scores import detection_scores, flag_line
 
 DIGIT_BOX_DATASETS = ("digit-boxes",)
@@ -100,19 +99,14 @@ def run_digit_boxes_benchmark(*, rows: int = 500, noise: float = 0.2, seed: int 
     scenes = inject_box_errors(make_digit_scenes(rows, seed=seed), rate=noise, seed=seed + 1, classes=CLASSES, side=SIDE)
     ids = [f"d{i:04d}" for i in range(len(scenes))]
     truth = pd.Series([bool(s.error) for s in scenes], index=ids)
-    # With ``keep`` the homes go there (no temporary folder); else into one removed however the run ends.
-    workdir = None if keep is not None else Path(tempfile.mkdtemp(prefix="bench-digit-boxes-"))
-    root = keep or workdir
-    try:
+    with bench_folder(keep, "bench-digit-boxes-") as workdir:
+        root = keep or workdir
         result: dict[str, Any] = {"dataset": "digit-boxes", "rows": len(scenes), "classes": classes, "noise": noise,
                                   "seed": seed, "corrupted": int(truth.sum()), "boxes": sum(len(s.truth) for s in scenes),
                                   "errors_by_kind": {k: sum(s.error == k for s in scenes) for k in ERROR_KINDS}}
         result["baseline"] = _arm(root / "baseline", scenes, ids, classes, seed, truth, None)
         good = jittered_detector(scenes, seed + 2, missed=MISSED, scores=(0.9, 1.0), whole_pixels=True)
         result["external"] = _arm(root / "external", scenes, ids, classes, seed, truth, good)
-    finally:
-        if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
     return result
 
 

@@ -17,8 +17,6 @@ and ``rank.get_label_quality_scores`` on 5-fold one-vs-rest logistic regression 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -27,7 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data_engine.bench.scores import BASELINE_FOLDS, detection_scores, label_flag_scores
+from data_engine.bench.folders import bench_folder
+from data_engine.bench.scores import BASELINE_FOLDS, detection_scores, mine_landed_frame
 
 # The documented rules: tag -> the digits it applies to.
 DIGIT_TAGS: dict[str, frozenset[int]] = {
@@ -70,19 +69,14 @@ def tag_cells(Y: np.ndarray, tags: list[str]) -> list[str]:
 def run_multilabel_detect_benchmark(*, noise: float = 0.1, seed: int = 0, model: str = "auto",
                                     baseline: bool = True, keep: Path | None = None, n_jobs: int = 2) -> dict[str, Any]:
     """Inject, ingest, mine, score (see the module docstring). Returns the figures as a dict."""
-    from data_engine.ingest.batch import ingest_file
-    from data_engine.steps import mine_step
     from data_engine.store.home import Home
-    from data_engine.store.warehouse import open_warehouse
 
     X, Y, tags = load_digit_tags()
     noisy, idx = inject_tag_errors(Y, noise, seed=seed)
     ids = np.array([f"d{i:04d}" for i in range(len(Y))], dtype=object)
     truth = pd.Series(np.isin(np.arange(len(Y)), idx), index=ids)
-    # With ``keep`` the home goes there; else into a temporary folder, removed however the run ends.
-    workdir = None if keep is not None else Path(tempfile.mkdtemp(prefix="bench-detect-multilabel-"))
-    root = (keep if keep is not None else workdir / "home").resolve()
-    try:
+    with bench_folder(keep, "bench-detect-multilabel-") as workdir:
+        root = (keep if keep is not None else workdir / "home").resolve()
         home = Home(root)
         home.make_dirs()
         home.config_path.write_text("\n".join([
@@ -94,19 +88,7 @@ def run_multilabel_detect_benchmark(*, noise: float = 0.1, seed: int = 0, model:
         frame = X.copy()
         frame.insert(0, "id", ids)
         frame["tags"] = tag_cells(noisy, tags)
-        path = home.landing / "digit_tags.csv"
-        frame.to_csv(path, index=False)
-        started = time.perf_counter()
-        with open_warehouse(home) as con:
-            ingest_file(con, home.config.dataset, path)
-        mined = mine_step(home)
-        with open_warehouse(home) as con:
-            engine = label_flag_scores(con, mined.summary.run_id, truth)
-        engine["model_spec"] = mined.summary.model_spec
-        engine["seconds"] = round(time.perf_counter() - started, 2)
-    finally:
-        if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
+        engine = mine_landed_frame(home, frame, "digit_tags.csv", truth)
     result: dict[str, Any] = {"dataset": "digit-tags", "task": "multilabel", "rows": int(len(Y)), "noise": noise,
                               "injected": int(len(idx)), "seed": seed, "tags": tags, "engine": engine}
     if baseline:

@@ -25,7 +25,6 @@ cleanlab's own call on the tagger's arrays as generated.
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from data_engine.bench.folders import bench_folder
 from data_engine.bench.scores import detection_scores, flag_line
 
 NER_DATASETS = ("ner",)
@@ -123,10 +123,8 @@ def run_ner_detect_benchmark(*, rows: int = 1000, noise: float = 0.1, seed: int 
     from data_engine.store.home import Home
     from data_engine.store.warehouse import open_warehouse
 
-    # With ``keep`` the home goes there (no temporary folder); else into one removed however the run ends.
-    workdir = None if keep is not None else Path(tempfile.mkdtemp(prefix="bench-ner-"))
-    root = keep or workdir / "home"
-    try:
+    with bench_folder(keep, "bench-ner-") as workdir:
+        root = keep or workdir / "home"
         texts = make_texts(rows, seed=seed) if corpus is None else corpus_texts(corpus)[:rows]
         types = GENERATED_TYPES if corpus is None else tuple(sorted({s.label for _, spans in texts for s in spans}))
         examples = inject_errors(texts, rate=noise, seed=seed + 1, inside_words=INSIDE_WORDS, types=types)
@@ -163,9 +161,6 @@ def run_ner_detect_benchmark(*, rows: int = 1000, noise: float = 0.1, seed: int 
         external = _external_arm(home.config.dataset, examples, ids, list(types), truth, seed + 2)
         kinds = {k: sum(e.error == k for e in examples) for k in KINDS}
         found = {k: sum(e.error == k and i in flags for i, e in zip(ids, examples)) for k in kinds}
-    finally:
-        if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
     return {"dataset": "ner" if corpus is None else f"ner-conll ({corpus.name})", "rows": len(examples),
             "types": list(types), "noise": noise, "seed": seed,
             "corrupted": int(truth.sum()), "errors_by_kind": kinds, "engine_flagged_by_kind": found,

@@ -11,8 +11,6 @@ numbers, ridge regression), its ``is_label_issue`` flags and its first k by labe
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -21,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data_engine.bench.scores import BASELINE_FOLDS, detection_scores, label_flag_scores
+from data_engine.bench.folders import bench_folder
+from data_engine.bench.scores import BASELINE_FOLDS, detection_scores, mine_landed_frame
 
 REGRESSION_DATASETS = ("diabetes",)
 # A gross value error moves a label by this many standard deviations of the labels (uniformly
@@ -60,18 +59,14 @@ def inject_value_errors(y: np.ndarray, rate: float, *, seed: int) -> tuple[np.nd
 def run_regression_detect_benchmark(*, noise: float = 0.1, seed: int = 0, model: str = "auto",
                                     baseline: bool = True, keep: Path | None = None, n_jobs: int = 2) -> dict[str, Any]:
     """Inject, ingest, mine, score (see the module docstring). Returns the figures as a dict."""
-    from data_engine.steps import ingest, mine_step
     from data_engine.store.home import Home
-    from data_engine.store.warehouse import open_warehouse
 
     X, y = load_diabetes_frame()
     noisy, idx = inject_value_errors(y, noise, seed=seed)
     ids = np.array([f"p{i:04d}" for i in range(len(y))], dtype=object)
     truth = pd.Series(np.isin(np.arange(len(y)), idx), index=ids)
-    # With ``keep`` the home goes there; else into a temporary folder, removed however the run ends.
-    workdir = None if keep is not None else Path(tempfile.mkdtemp(prefix="bench-detect-regression-"))
-    root = (keep if keep is not None else workdir / "home").resolve()
-    try:
+    with bench_folder(keep, "bench-detect-regression-") as workdir:
+        root = (keep if keep is not None else workdir / "home").resolve()
         home = Home(root)
         home.make_dirs()
         home.config_path.write_text("\n".join([
@@ -82,19 +77,7 @@ def run_regression_detect_benchmark(*, noise: float = 0.1, seed: int = 0, model:
         frame = X.copy()
         frame.insert(0, "id", ids)
         frame["target"] = noisy
-        path = home.landing / "diabetes.csv"
-        frame.to_csv(path, index=False)
-        started = time.perf_counter()
-        with open_warehouse(home) as con:
-            ingest(con, home, path)
-        mined = mine_step(home)
-        with open_warehouse(home) as con:
-            engine = label_flag_scores(con, mined.summary.run_id, truth)
-        engine["model_spec"] = mined.summary.model_spec
-        engine["seconds"] = round(time.perf_counter() - started, 2)
-    finally:
-        if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
+        engine = mine_landed_frame(home, frame, "diabetes.csv", truth)
     result: dict[str, Any] = {"dataset": "diabetes", "task": "regression", "rows": int(len(y)), "noise": noise,
                               "injected": int(len(idx)), "seed": seed, "engine": engine}
     if baseline:

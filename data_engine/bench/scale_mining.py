@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from data_engine.bench.folders import bench_folder
 
 # Stages before mining; the mining stages are named by data_engine.mine.run.
 PREPARE_STAGES = ("generate", "write_file", "ingest")
@@ -48,9 +48,7 @@ def run_mining_scale(*, rows: int, seed: int = 0, n_jobs: int = 2, keep: Path | 
         raise EngineError(f"bench scale --mining: need --rows >= 100, got {rows}")
     clock = StageClock(track_memory=True)
     load_before = os.getloadavg()[0]
-    # With ``keep`` the home goes there (no temporary folder); else into one removed however the run ends.
-    workdir = None if keep is not None else Path(tempfile.mkdtemp(prefix="bench-scale-mining-"))
-    try:
+    with bench_folder(keep, "bench-scale-mining-") as workdir:
         with clock.stage("generate"):
             data = make_tabular_dataset(rows, seed=seed)
             noisy = inject_noise(data.labels, data.classes, rate=NOISE, kind="uniform", seed=seed)
@@ -70,9 +68,6 @@ def run_mining_scale(*, rows: int, seed: int = 0, n_jobs: int = 2, keep: Path | 
                 raise EngineError(f"bench scale --mining: batch not fully ingested: {done.status} "
                                   f"{done.reason or ''} ({done.rows_ok} of {rows} rows)")
             summary = run_mining(con, home.config, home=home, clock=clock)
-    finally:
-        if workdir is not None:
-            shutil.rmtree(workdir, ignore_errors=True)
     stages = {name: {"seconds": round(sec, 2), "peak_mib": round(clock.peak_mib.get(name, 0.0), 1),
                      "peak_largest_mib": round(clock.peak_largest_mib.get(name, 0.0), 1)}
               for name, sec in clock.seconds.items()}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import duckdb
     import pandas as pd
+
+    from data_engine.store.home import Home
 
 # cleanlab's own call, the baseline beside the engine, runs on this many folds.
 BASELINE_FOLDS = 5
@@ -47,3 +49,26 @@ def label_flag_scores(con: duckdb.DuckDBPyConnection, run_id: int, truth: pd.Ser
         "SELECT example_id FROM issues WHERE run_id = ? AND issue_type = 'label' ORDER BY score, example_id",
         [run_id]).fetchall()]
     return detection_scores(truth, flagged, ranked)
+
+
+def mine_landed_frame(home: Home, frame: pd.DataFrame, name: str, truth: pd.Series) -> dict[str, Any]:
+    """Land ``frame`` (one row per example, the home's id and label columns included) as the CSV file
+    ``name`` in ``home``'s landing folder, ingest it and run one mining step (the loop's own steps), and
+    score the run's label flags against ``truth`` (:func:`label_flag_scores`), with the run's
+    ``model_spec`` and the ``seconds`` of ingest and mining together."""
+    import time
+
+    from data_engine.steps import ingest, mine_step
+    from data_engine.store.warehouse import open_warehouse
+
+    path = home.landing / name
+    frame.to_csv(path, index=False)
+    started = time.perf_counter()
+    with open_warehouse(home) as con:
+        ingest(con, home, path)
+    mined = mine_step(home)
+    with open_warehouse(home) as con:
+        engine: dict[str, Any] = label_flag_scores(con, mined.summary.run_id, truth)
+    engine["model_spec"] = mined.summary.model_spec
+    engine["seconds"] = round(time.perf_counter() - started, 2)
+    return engine
