@@ -6,7 +6,7 @@ repeated below 1,000 training rows; gold rows by the model on every training row
 that the gap's paired standard error and the fold split's own spread can be given.
 
     PYTHONPATH=. python scripts/diagnose_tags_fit.py SET SEED [--share 0.89] [--splits 5] [--recipes A,B]
-        [--nested A,B] [--rankings [--orders A,B]]
+        [--nested A,B] [--rankings [--orders A,B] [--families A,B]]
 
 Prints one JSON line:
 - (a) fit noise: the noisy and true labels scored under ``--splits`` fold shuffles (seeds 0..);
@@ -15,6 +15,16 @@ Prints one JSON line:
   labels; the injected errors among its first 1.5 x (injected errors) rows (what the issue's review
   budget buys) fixed, and the share of the gap that closes (only parts (a) and (b) run);
   ``--orders`` only the named orders (the random ones as ``random_order_0,random_order_1``);
+  ``--families`` registered members (``served``: the served model itself), each fitted alone on the
+  same folds of split 0 (one-vs-rest, calibrated, as the engine adapts a member for tags), and the
+  orders their doubt gives: each one's cleanlab quality score (``family_X``), cleanlab's score on
+  their averaged probabilities (``families_mean_probs``), the mean of their score ranks
+  (``families_rank_mean``) and the lowest of their scores (``families_min``: an error any of them
+  doubts); with ``served`` among three or more, also the served model paired with each other one
+  (``served_X_min``, ``served_X_rank_mean``) and with the one whose probabilities fit the given
+  labels best (``served_best_min``, ``served_best_rank_mean``). Every order's ``found`` is printed first (no refit); its ``share`` is computed only
+  where it finds clearly more errors than the queue's order (``--clear`` more, default the larger
+  of 2 and 1 % of the errors), or where ``--orders`` names it;
 - (c) which errors: ``share`` of the errors fixed at random (3 draws), the ``share`` the
   out-of-fold model doubts most (cleanlab's multi-label quality score, lowest first: what a queue
   picks) and the ``share`` it doubts least; share of the gap closed by each;
@@ -28,6 +38,7 @@ import json
 import sys
 import tempfile
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +47,13 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cleanlab.multilabel_classification.rank import get_label_quality_scores  # noqa: E402
+from scipy.stats import rankdata  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.model_selection import KFold  # noqa: E402
 
 from data_engine.demo import comparison  # noqa: E402
 from data_engine.demo.loop import ingest_landing, landed_labels  # noqa: E402
-from data_engine.mine.models import Schema, build_estimator  # noqa: E402
+from data_engine.mine.models import Schema, build_estimator, build_members  # noqa: E402
 from data_engine.review.oracle import oracle_path, read_oracle  # noqa: E402
 from data_engine.ship.training import limited_threads  # noqa: E402
 from data_engine.tasks import task_for, tagsets  # noqa: E402
@@ -90,15 +102,18 @@ k = int(round(share * len(errors)))
 print(f"{name} {seed}: {spec.members}, {len(train)} train, {len(gold)} gold, {len(errors)} errors", file=sys.stderr)
 
 
-def probabilities(Y: np.ndarray, split_seed: int) -> np.ndarray:
+def probabilities(Y: np.ndarray, split_seed: int, model=None, with_gold: bool = True) -> np.ndarray:
     """Per-tag probabilities (n, K) of every example by a model that never trained on it, labels ``Y``
-    for the training rows (the comparison's splits: 5-fold over the training rows, gold by all)."""
+    for the training rows (the comparison's splits: 5-fold over the training rows, gold by all).
+    ``model``: another unfitted tags estimator than the served one; ``with_gold=False`` leaves the
+    gold rows at 0 (a queue orders training rows only)."""
+    model = est if model is None else model
     out = np.zeros(T.shape)
     with limited_threads():
         for fit, test in KFold(5, shuffle=True, random_state=split_seed).split(train):
-            out[train[test]] = clone(est).fit(held.X.iloc[train[fit]], Y[train[fit]]).predict_proba(held.X.iloc[train[test]])
-        if len(gold):
-            out[gold] = clone(est).fit(held.X.iloc[train], Y[train]).predict_proba(held.X.iloc[gold])
+            out[train[test]] = clone(model).fit(held.X.iloc[train[fit]], Y[train[fit]]).predict_proba(held.X.iloc[train[test]])
+        if len(gold) and with_gold:
+            out[gold] = clone(model).fit(held.X.iloc[train], Y[train]).predict_proba(held.X.iloc[gold])
     return out
 
 
@@ -202,8 +217,55 @@ if "rankings" in opt:
     rng_b = np.random.default_rng(7)
     picks = {lab: train[np.argsort(sc, kind="stable")[:budget]] for lab, sc in order_by.items()}
     picks |= {f"random_order_{d}": rng_b.choice(train, budget, replace=False) for d in range(2)}
+    ema_rows = picks["current_cleanlab_ema"]
     if opt.get("orders"):
         picks = {lab: rows for lab, rows in picks.items() if lab in opt["orders"].split(",")}
+    refit = set(picks)  # --orders: always scored
+    ema_found = int(np.isin(ema_rows, errors).sum())
+    family_info: dict = {}
+    if opt.get("families"):
+        # Each family's own out-of-fold doubt on the noisy labels, same folds as the served model's.
+        fams = opt["families"].split(",")
+        others = tuple(m for m in fams if m != "served")
+        built = task.members_for(build_members(replace(spec, members=others), Schema.from_mapping(held.schema))) if others else {}
+        fam_q = {}
+        for m in fams:
+            Pm = P0["noisy"] if m == "served" else probabilities(N, 0, built[m], with_gold=False)
+            fam_q[m] = (get_label_quality_scores(given, Pm[train]), Pm[train])
+            print(f"family {m} fitted", file=sys.stderr, flush=True)
+        fam_orders = {f"family_{m}": q for m, (q, _) in fam_q.items()}
+        if len(fams) > 1:
+            fam_orders |= {
+                "families_mean_probs": get_label_quality_scores(given, np.mean([p for _, p in fam_q.values()], axis=0)),
+                "families_rank_mean": np.mean([rankdata(q) for q, _ in fam_q.values()], axis=0),
+                "families_min": np.min([q for q, _ in fam_q.values()], axis=0),
+            }
+        if "served" in fams and len(fams) > 2:  # the served model's doubt with each other one's
+            for m in others:
+                pair = [fam_q["served"][0], fam_q[m][0]]
+                fam_orders |= {f"served_{m}_min": np.min(pair, axis=0),
+                               f"served_{m}_rank_mean": np.mean([rankdata(q) for q in pair], axis=0)}
+            # The other family that fits the given labels best (mean Bernoulli log-likelihood of its
+            # out-of-fold probabilities): a rule that needs no true label to name the partner.
+            loglik = {m: float(np.mean(np.log(np.clip(np.where(N[train] == 1, p, 1 - p), 1e-12, 1))))
+                      for m, (_, p) in fam_q.items() if m != "served"}
+            best = max(loglik, key=loglik.get)
+            fam_orders |= {"served_best_min": fam_orders[f"served_{best}_min"],
+                           "served_best_rank_mean": fam_orders[f"served_{best}_rank_mean"]}
+            out["families_loglik"] = {m: round(v, 4) for m, v in loglik.items()} | {"best": best}
+        clear = int(opt.get("clear", max(2, int(np.ceil(0.01 * len(errors))))))
+        ema_left = np.setdiff1d(errors, ema_rows)
+        for lab, sc in fam_orders.items():
+            rows = train[np.argsort(sc, kind="stable")[:budget]]
+            n_found = int(np.isin(rows, errors).sum())
+            family_info[lab] = {"found": n_found, "of_errors_ema_leaves": int(np.isin(rows, ema_left).sum())}
+            print(f"found {lab}: {n_found} (ema {ema_found}; {family_info[lab]['of_errors_ema_leaves']} of the "
+                  f"{len(ema_left)} ema leaves)", file=sys.stderr, flush=True)
+            picks[lab] = rows
+            if n_found >= ema_found + clear or lab in opt.get("orders", "").split(","):
+                refit.add(lab)
+        out["families"] = {"members": fams, "clear": clear, "ema_found": ema_found,
+                           "ema_leaves": len(ema_left)} | family_info
     sc_b = {"noisy": exact(P0["noisy"]), "clean": exact(P0["clean"])}
     # Per-bit accuracy beside exact match: on small sets exact match's gap is a few examples.
     hm = {"noisy": ((P0["noisy"] >= 0.5) == T).mean(), "clean": ((P0["clean"] >= 0.5) == T).mean()}
@@ -211,14 +273,20 @@ if "rankings" in opt:
     for lab, rows in picks.items():
         hit = rows[np.isin(rows, errors)]
         found[lab] = len(hit)
+        if lab not in refit:
+            continue
+        same = next((o for o in sc_b if o in picks and set(picks[o]) == set(rows)), None)
+        if same is not None:  # the same rows picked: the same refit
+            sc_b[lab], hm[lab] = sc_b[same], hm[same]
+            continue
         Pf = probabilities(fixed(hit), 0)
         sc_b[lab], hm[lab] = exact(Pf), ((Pf >= 0.5) == T).mean()
         print(f"ranking {lab} done", file=sys.stderr, flush=True)
     gap_b = (sc_b["clean"] - sc_b["noisy"]).mean()
     gap_h = hm["clean"] - hm["noisy"]
     out["b_budget"] = {"budget": budget, "gap": round(gap_b, 4), "gap_bits": round(gap_h, 4)} | {
-        lab: {"found": found[lab], "share": round((sc_b[lab] - sc_b["noisy"]).mean() / gap_b, 3) if gap_b else None,
-              "share_bits": round((hm[lab] - hm["noisy"]) / gap_h, 3) if gap_h else None}
+        lab: {"found": found[lab], "share": round((sc_b[lab] - sc_b["noisy"]).mean() / gap_b, 3) if gap_b and lab in sc_b else None,
+              "share_bits": round((hm[lab] - hm["noisy"]) / gap_h, 3) if gap_h and lab in hm else None}
         for lab in picks}
     print(json.dumps(out))
     sys.exit(0)
