@@ -6,7 +6,10 @@ repeated below 1,000 training rows; gold rows by the model on every training row
 that the gap's paired standard error and the fold split's own spread can be given.
 
     PYTHONPATH=. python scripts/diagnose_tags_fit.py SET SEED [--share 0.89] [--splits 5] [--recipes A,B]
-        [--nested A,B] [--rankings [--orders A,B] [--families A,B]]
+        [--nested A,B] [--rankings [--orders A,B] [--families A,B]] [--serve MEMBER]
+
+``--serve MEMBER``: one registered member alone (one-vs-rest, calibrated, as for ``--families``)
+replaces the served model in every fit, so parts (a) and (b) are that member's.
 
 Prints one JSON line:
 - (a) fit noise: the noisy and true labels scored under ``--splits`` fold shuffles (seeds 0..);
@@ -91,6 +94,8 @@ tags = list(data_.tags)
 n_train = int((~held.is_gold).sum())
 _, spec, _ = comparison.served_model(home, n_train)
 est = task.members_for({"served": build_estimator(spec, Schema.from_mapping(held.schema))})["served"]
+if opt.get("serve"):  # one member alone in place of the served mixture, for every fit below
+    est = task.members_for(build_members(replace(spec, members=(opt["serve"],)), Schema.from_mapping(held.schema)))[opt["serve"]]
 T = task.encode(list(held.truth), tags)
 landed = landed_labels(home).reindex(held.example_ids)
 N = T.copy()
@@ -158,7 +163,7 @@ def fixed(rows: np.ndarray) -> np.ndarray:
     return Y
 
 
-out: dict = {"set": name, "seed": seed, "members": list(spec.members), "train": len(train), "gold": len(gold),
+out: dict = {"set": name, "seed": seed, "members": list(spec.members), "serve": opt.get("serve") or "served", "train": len(train), "gold": len(gold),
              "errors": len(errors), "fixed": k}
 # (a) the fold split's spread, on the true and the noisy labels.
 per_split = {"noisy": [], "clean": []}
