@@ -45,9 +45,9 @@ class Registry(Mapping[str, T], Generic[T]):
         self.name_attr = name_attr
         self.base = base
         self._builtins: dict[str, T] = {}
-        # The last read of the installed entry points, with the sys.path it was read under (each
-        # entry with its modification time: see _entry_points).
-        self._read: tuple[tuple[tuple[str, int | None], ...], dict[str, EntryPoint]] | None = None
+        # The last read of the installed entry points: the sys.path it was read under, each entry with
+        # its modification time (see _entry_points), and the entry points by name.
+        self._read: tuple[list[str], tuple[tuple[str, int | None], ...], dict[str, EntryPoint]] | None = None
 
     def register(self, obj: T, name: str | None = None) -> T:
         """Add ``obj`` under ``name`` (default: its ``name_attr``); usable as a class decorator.
@@ -61,39 +61,46 @@ class Registry(Mapping[str, T], Generic[T]):
         return obj
 
     def _entry_points(self, *, fresh: bool = False) -> dict[str, EntryPoint]:
-        """The group's entry points by name (read from installed metadata; nothing is imported).
+        """The group's entry points by name (read from installed metadata; nothing is imported), for a
+        listing of every name.
 
-        Reading the metadata scans every installed distribution (about 20 ms on a loaded machine, and
-        the task plug-in is looked up per task in a push, the tasks iterated per metric direction), so
+        Reading the metadata scans every installed distribution (about 20 ms on a loaded machine), so
         the last read is kept while ``sys.path`` and the modification time of each of its directories
-        are unchanged, for lookups and iteration alike: installing a package adds its ``.dist-info``
-        to a directory on ``sys.path``, which changes that directory's time, so a package installed
-        while the process runs is listed by the next iteration (a stat per ``sys.path`` entry, not a
-        scan). A name the last read lacks is still looked up afresh (``fresh``) before it is called
-        unknown (a file system whose times are too coarse to tell two writes in one tick apart).
+        are unchanged: installing a package adds its ``.dist-info`` to a directory on ``sys.path``,
+        which changes that directory's time, so a package installed while the process runs is listed
+        by the next listing (a stat per ``sys.path`` entry, not a scan). ``fresh``: read regardless.
 
         Raises :class:`EngineError` when one takes a built-in's name: the config could not say which
         of the two it means, and ignoring the package's would drop it silently.
         """
         path = tuple((p, _mtime(p)) for p in sys.path)
-        if not fresh and self._read is not None and self._read[0] == path:
-            return self._read[1]
+        if not fresh and self._read is not None and self._read[1] == path:
+            return self._read[2]
         found = {ep.name: ep for ep in entry_points(group=self.group)}
         for name in found.keys() & self._builtins.keys():
             raise EngineError(f"entry point {name!r} = {found[name].value!r} (group {self.group}) takes the name of "
                               f"a built-in {self.kind}; give it another name")
-        self._read = (path, found)
+        self._read = (list(sys.path), path, found)
         return found
 
     def _entry_point(self, name: str) -> EntryPoint | None:
-        """The entry point named ``name``: from the last read, else (unless a built-in holds the name)
-        from a fresh one; None if neither has it. A built-in's name still reads the metadata once per
-        ``sys.path``, so a package taking it is refused."""
+        """The entry point named ``name``, None if there is none (a built-in's name has none).
+
+        A name the last read knows (a built-in, or one of its entry points) is answered from it while
+        ``sys.path`` lists the same directories: a dict lookup, without the stat per ``sys.path``
+        entry a listing makes. The stat was not free either way: with '' (the working directory) on
+        ``sys.path``, every file the engine wrote there changed that directory's time, and the next
+        lookup read every installed distribution again (~20 ms; the task plug-in is looked up per
+        task in a push). A name the last read lacks is read afresh before it is called unknown, so a
+        package installed while the process runs is found; the first lookup, and the first after
+        ``sys.path`` changes, read too, so a package taking a built-in's name is refused. A package
+        removed while the process runs keeps its name until ``sys.path`` changes (loading it then
+        fails with an error naming the entry point).
+        """
         last = self._read
-        found = self._entry_points().get(name)
-        if found is None and name not in self._builtins and self._read is last:  # not read just now
-            found = self._entry_points(fresh=True).get(name)
-        return found
+        if last is not None and last[0] == sys.path and (name in self._builtins or name in last[2]):
+            return last[2].get(name)
+        return self._entry_points(fresh=True).get(name)
 
     def _load(self, ep: EntryPoint) -> T:
         """Import an entry point's object and check it is a piece of this kind."""
@@ -124,7 +131,8 @@ class Registry(Mapping[str, T], Generic[T]):
         return name in self._builtins or (isinstance(name, str) and self._entry_point(name) is not None)
 
     def __iter__(self) -> Iterator[str]:
-        # The last read while no directory on sys.path changed: a package installed since is listed.
+        # The last read while no directory on sys.path changed (a stat of each): a package installed
+        # since is listed.
         yield from self._builtins
         yield from self._entry_points()
 

@@ -26,7 +26,9 @@ NoiseKind = Literal["uniform", "class-conditional"]
 
 @dataclass(frozen=True)
 class BenchDataset:
-    """A dataset with clean labels: ``frame`` holds the input columns; ``labels`` shape (N,) str."""
+    """A dataset with clean labels: ``frame`` holds the input columns; ``labels`` shape (N,): class
+    names (str), or a regression's numbers, or a multi-label set's tag cells (the home's config then
+    names the task and the tags: :func:`data_engine.bench.homes.make_home`)."""
 
     name: str
     modality: str

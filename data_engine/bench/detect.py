@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from data_engine.bench.folders import bench_folder
+from data_engine.bench.homes import make_home
 from data_engine.bench.scores import BASELINE_FOLDS, detection_scores
 from data_engine.store.home import Home
 
@@ -224,29 +225,6 @@ def default_embedding_cache() -> Path:
 
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "data-engine" / "bench-embeddings.parquet"
-
-
-def make_home(root: Path, data: Any, *, model: str, n_jobs: int, budget: int, embedding: str = "auto") -> Home:
-    """A fresh engine home whose config describes ``data`` (a BenchDataset)."""
-    features = [c for c, k in data.schema.items() if k not in ("text", "image")]
-    lines = [
-        "[dataset]", f'name = "{data.name}"', f'modality = "{data.modality}"', 'id_column = "id"',
-        'label_column = "label"', f"feature_columns = {json.dumps(features)}",
-        f"classes = {json.dumps(data.classes)}",
-    ]
-    image = [c for c, k in data.schema.items() if k == "image"]
-    if image:
-        lines += [f"image_column = {json.dumps(image[0])}", f"image_root = {json.dumps(str(data.image_root))}"]
-    if data.text_column:
-        lines.append(f'text_column = "{data.text_column}"')
-    col_types = {c: k for c, k in data.schema.items() if k == "categorical"}
-    if col_types:
-        lines.append("column_types = {" + ", ".join(f'{c} = "{k}"' for c, k in col_types.items()) + "}")
-    lines += ["", "[mining]", f'model = "{model}"', f'embedding = "{embedding}"', f"n_jobs = {n_jobs}", "", "[review]", f"budget = {budget}", ""]
-    home = Home(root.resolve())
-    home.make_dirs()
-    home.config_path.write_text("\n".join(lines), encoding="utf-8")
-    return home
 
 
 def write_batch(home: Home, data: Any, ids: np.ndarray, labels: np.ndarray) -> Path:

@@ -69,25 +69,21 @@ def tag_cells(Y: np.ndarray, tags: list[str]) -> list[str]:
 def run_multilabel_detect_benchmark(*, noise: float = 0.1, seed: int = 0, model: str = "auto",
                                     baseline: bool = True, keep: Path | None = None, n_jobs: int = 2) -> dict[str, Any]:
     """Inject, ingest, mine, score (see the module docstring). Returns the figures as a dict."""
-    from data_engine.store.home import Home
+    from data_engine.bench.datasets import BenchDataset
+    from data_engine.bench.homes import make_home
 
     X, Y, tags = load_digit_tags()
     noisy, idx = inject_tag_errors(Y, noise, seed=seed)
     ids = np.array([f"d{i:04d}" for i in range(len(Y))], dtype=object)
     truth = pd.Series(np.isin(np.arange(len(Y)), idx), index=ids)
+    data = BenchDataset("digit-tags", "tabular", X, np.array(tag_cells(noisy, tags), dtype=object),
+                        {c: "numeric" for c in X.columns})
     with bench_folder(keep, "bench-detect-multilabel-") as workdir:
-        root = (keep if keep is not None else workdir / "home").resolve()
-        home = Home(root)
-        home.make_dirs()
-        home.config_path.write_text("\n".join([
-            "[dataset]", 'name = "digit-tags"', 'modality = "tabular"', 'id_column = "id"', 'label_column = "tags"',
-            f"feature_columns = {list(X.columns)!r}".replace("'", '"'), 'task = "multilabel"',
-            f"classes = {tags!r}".replace("'", '"'), "",
-            "[mining]", f'model = "{model}"', f"n_jobs = {n_jobs}", f"seed = {seed}", "",
-            "[review]", f"budget = {len(Y)}", ""]), encoding="utf-8")
+        home = make_home(keep if keep is not None else workdir / "home", data, model=model, n_jobs=n_jobs,
+                         budget=len(Y), task="multilabel", classes=tags, label_column="tags", seed=seed)
         frame = X.copy()
         frame.insert(0, "id", ids)
-        frame["tags"] = tag_cells(noisy, tags)
+        frame["tags"] = data.labels
         engine = mine_landed_frame(home, frame, "digit_tags.csv", truth)
     result: dict[str, Any] = {"dataset": "digit-tags", "task": "multilabel", "rows": int(len(Y)), "noise": noise,
                               "injected": int(len(idx)), "seed": seed, "tags": tags, "engine": engine}

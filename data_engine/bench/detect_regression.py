@@ -59,21 +59,17 @@ def inject_value_errors(y: np.ndarray, rate: float, *, seed: int) -> tuple[np.nd
 def run_regression_detect_benchmark(*, noise: float = 0.1, seed: int = 0, model: str = "auto",
                                     baseline: bool = True, keep: Path | None = None, n_jobs: int = 2) -> dict[str, Any]:
     """Inject, ingest, mine, score (see the module docstring). Returns the figures as a dict."""
-    from data_engine.store.home import Home
+    from data_engine.bench.datasets import BenchDataset
+    from data_engine.bench.homes import make_home
 
     X, y = load_diabetes_frame()
     noisy, idx = inject_value_errors(y, noise, seed=seed)
     ids = np.array([f"p{i:04d}" for i in range(len(y))], dtype=object)
     truth = pd.Series(np.isin(np.arange(len(y)), idx), index=ids)
+    data = BenchDataset("diabetes", "tabular", X, noisy, {c: "numeric" for c in X.columns})
     with bench_folder(keep, "bench-detect-regression-") as workdir:
-        root = (keep if keep is not None else workdir / "home").resolve()
-        home = Home(root)
-        home.make_dirs()
-        home.config_path.write_text("\n".join([
-            "[dataset]", 'name = "diabetes"', 'modality = "tabular"', 'id_column = "id"', 'label_column = "target"',
-            f"feature_columns = {list(X.columns)!r}".replace("'", '"'), 'task = "regression"', "",
-            "[mining]", f'model = "{model}"', f"n_jobs = {n_jobs}", f"seed = {seed}", "",
-            "[review]", f"budget = {len(y)}", ""]), encoding="utf-8")
+        home = make_home(keep if keep is not None else workdir / "home", data, model=model, n_jobs=n_jobs,
+                         budget=len(y), task="regression", label_column="target", seed=seed)
         frame = X.copy()
         frame.insert(0, "id", ids)
         frame["target"] = noisy

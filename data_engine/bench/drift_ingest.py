@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from data_engine.bench.datasets import BenchDataset, load_sentiment_dataset, load_sklearn_table, sentiment_dir
-from data_engine.bench.detect import make_home
+from data_engine.bench.homes import make_home
 from data_engine.store.home import Home
 
 SIZE = "size"  # the categorical column added to breast-cancer

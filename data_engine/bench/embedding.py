@@ -29,7 +29,8 @@ def engine_embedding(data: Any, *, embedding: str = "auto", cache: Path | None =
     benchmark reading it at the same time never sees half a file. Raises EngineError when the
     data set does not ingest completely.
     """
-    from data_engine.bench.detect import make_home, write_batch
+    from data_engine.bench.detect import write_batch
+    from data_engine.bench.homes import make_home
     from data_engine.errors import EngineError
     from data_engine.mine.embedders import configured_embedding, get_embedder
     from data_engine.mine.embedders.base import EMBEDDING_COLUMN

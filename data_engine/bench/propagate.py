@@ -155,7 +155,7 @@ def run_propagate_bench(*, dataset: str = "sentiment", rows: int = 4000, invalid
 
 def _bench_home(root: Path, data: Any, *, per_round: int, embedding: str, served: str, arm: str | None = None) -> Home:
     """An engine home for ``data`` with the served model ``served``; for an ``arm``, its detectors and policy."""
-    from data_engine.bench.detect import make_home
+    from data_engine.bench.homes import make_home
 
     home = make_home(root, data, model="auto", n_jobs=1, budget=per_round, embedding=embedding)
     text = home.config_path.read_text(encoding="utf-8") + f'\n[retrain]\nmodel = "{served}"\n'

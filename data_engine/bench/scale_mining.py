@@ -37,7 +37,8 @@ def run_mining_scale(*, rows: int, seed: int = 0, n_jobs: int = 2, keep: Path | 
     import numpy as np
 
     from data_engine.bench.datasets import inject_noise, make_tabular_dataset
-    from data_engine.bench.detect import make_home, write_batch
+    from data_engine.bench.detect import write_batch
+    from data_engine.bench.homes import make_home
     from data_engine.errors import EngineError
     from data_engine.mine.run import run_mining
     from data_engine.stages import StageClock

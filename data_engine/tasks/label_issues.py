@@ -45,6 +45,11 @@ class LabelIssues:
         return cls(np.array([]), np.array([], dtype=bool), [], np.array([]), [], {}, why)
 
 
+# The module globals of ``cleanlab.filter`` (cleanlab 2.x) that keep a copy of the predictions after
+# ``find_label_issues``; what they hold is pinned by tests/tasks/test_cleanlab_copies.py.
+CLEANLAB_COPY_GLOBALS = ("pred_probs_by_class", "prune_count_matrix_cols")
+
+
 def release_cleanlab_copies() -> None:
     """Drop the copy of the predictions cleanlab keeps after ``cleanlab.filter.find_label_issues``.
 
@@ -53,10 +58,19 @@ def release_cleanlab_copies() -> None:
     ``prune_count_matrix_cols``, and leaves them set when it returns: a full copy of the (n, K)
     predictions (80 MB at a million rows and ten classes) held until the next call. Nothing reads them
     between calls (each call sets them afresh before its workers read them), so they are emptied here.
-    cleanlab has no documented call for this; a cleanlab without these globals is left alone.
+    cleanlab has no documented call for this, so it is done by hand, and only when both globals are
+    there and hold dicts, as in the cleanlab this was written against (2.9); otherwise nothing is
+    touched (see the comment in the body).
     """
     import cleanlab.filter
 
-    for name in ("pred_probs_by_class", "prune_count_matrix_cols"):
-        if hasattr(cleanlab.filter, name):
-            setattr(cleanlab.filter, name, {})
+    held = [getattr(cleanlab.filter, name, None) for name in CLEANLAB_COPY_GLOBALS]
+    if not all(isinstance(value, dict) for value in held):
+        # Absent: no call with shared globals yet (cleanlab 2.9 only declares them until a call sets
+        # them), or a cleanlab that shares its work another way and keeps no such copy. Of another
+        # kind: a cleanlab whose globals mean something else, which emptying could break. Either way
+        # there is nothing this knows to be safe to drop; the test of the installed cleanlab fails
+        # instead, naming this function, if an upgrade moves the copy elsewhere.
+        return
+    for name in CLEANLAB_COPY_GLOBALS:
+        setattr(cleanlab.filter, name, {})

@@ -285,3 +285,42 @@ def test_a_package_installed_at_run_time_is_listed_without_a_miss(
         registry.get_piece("nope")
     # Distributions in the directory's listing order.
     assert sorted(str(err.value).split("known: ")[1].split(", ")) == ["late", "later", "one"] and len(reads) == 3
+
+
+def test_a_known_name_is_looked_up_without_reading_or_statting_and_a_miss_reads_afresh(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each lookup stat'ed every ``sys.path`` entry (~30 us), and with '' (the working directory) on
+    ``sys.path`` every file written there changed its time, so the next lookup read every installed
+    distribution again (~20 ms). A name the last read knows (a built-in, or an entry point read before)
+    is now answered from it; only a miss, or a listing, looks at the installed packages again."""
+    import data_engine.plugins as plugins_module
+
+    reads: list[str] = []
+    stats: list[str] = []
+    real_read, real_stat = plugins_module.entry_points, plugins_module._mtime
+    monkeypatch.setattr(plugins_module, "entry_points", lambda *, group: reads.append(group) or real_read(group=group))
+    monkeypatch.setattr(plugins_module, "_mtime", lambda entry: stats.append(entry) or real_stat(entry))
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    registry: Registry[type] = Registry("detector", "data_engine.detectors")
+    registry.register(int, "one")
+    install(site, entry_points_only(tmp_path, "de-late", 'late = "json:JSONDecoder"\n'), None)
+    registry.check("one", "mining.detectors[0]")  # the first lookup reads once (the clash check)
+    assert "late" in registry and len(reads) == 1
+    # Files written into a directory on sys.path (the working directory, as '' is): its time changes.
+    for i in range(3):
+        (site / f"written{i}.csv").write_text("id,label\n", encoding="utf-8")
+        stats.clear()
+        registry.check("one", "mining.detectors[0]")
+        registry.check("late", "mining.detectors[0]")
+        assert "one" in registry and "late" in registry and registry["one"] is int
+        assert registry["late"].__name__ == "JSONDecoder"
+        assert len(reads) == 1 and stats == []  # known names: a dict lookup, no read, no stat
+    assert "nope" not in registry and len(reads) == 2  # a miss reads afresh
+    with pytest.raises(ConfigError, match="'nope': unknown detector; known: one, late"):
+        registry.check("nope", "mining.detectors[0]")
+    assert len(reads) == 3
+    # sys.path itself changed (a directory added or removed): a known name is read afresh once.
+    monkeypatch.syspath_prepend(str(tmp_path / "other"))
+    assert "late" in registry and "late" in registry and len(reads) == 4
