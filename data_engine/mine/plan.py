@@ -165,8 +165,11 @@ def _ranked_past_flags(cfg: EngineConfig, issues: pd.DataFrame, taken: set[str],
 
     if room <= 0 or not task_for(cfg.dataset).reviews_past_flags:
         return []
-    rows = issues[(issues["issue_type"] == "label") & ~issues["is_issue"].astype(bool)
-                  & ~issues["example_id"].isin(taken) & (issues["score"].astype(float) < 1.0)]
+    # The two columns read, not every column of the rows (the unflagged label rows' details were a copy
+    # of about 100 MB at a million rows); the same rows.
+    keep = (issues["issue_type"] == "label") & ~issues["is_issue"].astype(bool) & ~issues["example_id"].isin(taken) \
+        & (issues["score"].astype(float) < 1.0)
+    rows = issues.loc[keep, ["score", "example_id"]]
     return rows.sort_values(["score", "example_id"])["example_id"].drop_duplicates().head(room).tolist()
 
 

@@ -256,7 +256,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         flagged = set(issues.loc[(issues["issue_type"] == "label") & issues["is_issue"].astype(bool), "example_id"])
         # The slip-versus-error estimate reads one class per example (tags: no second opinions yet).
         second = worth_second_opinion(con, second_opinion_candidates(con, cfg.review.max_opinions) & flagged,
-                                      state.train["example_id"].to_numpy(), state.labels, state.oof_probs) \
+                                      state.train["example_id"], state.labels, state.oof_probs) \
             if state.labels.ndim == 1 else set()
         excluded = sorted((set(excluded_examples(con)) - second) | (plan.withheld if plan is not None else set()))
         if plan is not None:  # the audited share of a propagation comes first in the queue

@@ -31,9 +31,30 @@ def issues_table(results: dict[str, DetectorResult], state: PredictionState) -> 
         return pd.DataFrame(columns=["example_id", "example_version", "issue_type", "score", "is_issue", "reason",
                                      "detail"])
     issues = pd.concat(parts, ignore_index=True)
-    versions = pd.concat([state.train[["example_id", "version"]], state.unlabeled[["example_id", "version"]]])
-    issues["example_version"] = issues["example_id"].map(versions.set_index("example_id")["version"]).astype("Int64")
+    del parts
+    issues["example_version"] = example_versions(issues["example_id"], state)
     return issues
+
+
+def example_versions(example_ids: pd.Series, state: PredictionState) -> pd.api.extensions.ExtensionArray:
+    """The current version of each of ``example_ids`` (shape (M,), nullable Int64; NA for an id
+    that is neither a training nor an unlabeled row of ``state``).
+
+    Looked up by pyarrow's hash join of the ids' own Arrow strings (``pyarrow.compute.index_in``):
+    ``Series.map`` on the frames' ids made a Python string of every example and a hash table of them
+    (about +150 MiB at a million rows, docs/mining.md) while the issues table was held.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def arrow(ids: pd.Series) -> pa.ChunkedArray:
+        return pc.cast(pa.chunked_array([pa.array(ids.astype(str), from_pandas=True)]), pa.large_string())
+
+    known = pa.chunked_array([c for f in (state.train, state.unlabeled) for c in arrow(f["example_id"]).chunks],
+                             type=pa.large_string())
+    where = pc.fill_null(pc.index_in(arrow(example_ids), value_set=known), -1).to_numpy()
+    versions = pd.concat([state.train["version"], state.unlabeled["version"]], ignore_index=True).astype("Int64")
+    return versions.array.take(where, allow_fill=True)
 
 
 def example_info(state: PredictionState) -> pd.DataFrame:
@@ -44,7 +65,9 @@ def example_info(state: PredictionState) -> pd.DataFrame:
     has = np.isfinite(probs).all(axis=1)
     names = np.full(len(probs), None, dtype=object)
     scores = np.full(len(probs), np.nan)
-    found, score = task.best(probs[has], state.classes)
+    # Every row has predictions in a run without unlabeled rows: the array itself, not a copy of it
+    # (80 MB at a million rows and ten classes); the same values.
+    found, score = task.best(probs if has.all() else probs[has], state.classes)
     names[has], scores[has] = np.asarray(found, dtype=object), score
     given = np.concatenate([np.asarray(task.decode(state.labels, state.classes), dtype=object),
                             np.full(len(state.unlabeled), None, dtype=object)])

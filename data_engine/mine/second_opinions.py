@@ -24,6 +24,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 # The queue's ``selection`` of a second opinion.
@@ -59,13 +60,15 @@ def slip_probability(accuracy: float, p_label: np.ndarray, n_classes: int) -> np
         return np.where(wrong + right > 0, wrong / (wrong + right), 0.5)
 
 
-def worth_second_opinion(con: duckdb.DuckDBPyConnection, candidates: set[str], example_ids: np.ndarray,
+def worth_second_opinion(con: duckdb.DuckDBPyConnection, candidates: set[str], example_ids: ArrayLike,
                          labels: np.ndarray, probs: np.ndarray) -> set[str]:
     """The ``candidates`` (reviewed examples eligible for another opinion) whose slip probability
     exceeds 1/2. ``example_ids`` (N,), ``labels`` (N,) class index of the label in force and
     ``probs`` (N, K) out-of-fold probabilities of the labeled rows; rows without finite
-    probabilities never qualify. Number labels (regression, float ``labels``) have no probability of
-    the given value to weigh a slip against: none goes back (the reviewer's number stays in force)."""
+    probabilities never qualify. ``example_ids`` may be an array or a column: it is read only when
+    there are candidates (a million ids as Python strings are about 65 MB). Number labels
+    (regression, float ``labels``) have no probability of the given value to weigh a slip against:
+    none goes back (the reviewer's number stays in force)."""
     if not candidates or np.asarray(labels).dtype.kind == "f":
         return set()
     ids = np.asarray(example_ids).astype(str)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from data_engine.store.values import normalize_text, normalized_sql
 from data_engine.tasks.base import TASKS, LabelIssues, Task
-from data_engine.tasks.label_issues import release_cleanlab_copies
+from data_engine.tasks.label_issues import cleanlab_copies_released
 
 if TYPE_CHECKING:  # numpy and pandas load when a method runs: ingest's start-up stays light
     import duckdb
@@ -240,9 +240,9 @@ class Classification(Task):
             # cleanlab warns "May not flag all label issues in class: k" for a class with at most
             # one labeled example (its min_examples_per_class, 1): said in the summary instead.
             warnings.filterwarnings("ignore", message="May not flag all label issues", category=UserWarning)
-            learned = find_label_issues(given, probs, filter_by=FILTER_BY, n_jobs=1,
-                                        min_examples_per_class=MIN_EXAMPLES_PER_CLASS)
-        release_cleanlab_copies()
+            with cleanlab_copies_released():  # its split copy gone before its last copy is made
+                learned = find_label_issues(given, probs, filter_by=FILTER_BY, n_jobs=1,
+                                            min_examples_per_class=MIN_EXAMPLES_PER_CLASS)
         too_few = [classes[c] for c in present[np.bincount(given, minlength=len(present)) <= MIN_EXAMPLES_PER_CLASS]]
         quality = get_label_quality_scores(given, probs, method="self_confidence")
         top = probs.argmax(axis=1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -74,3 +76,38 @@ def release_cleanlab_copies() -> None:
         return
     for name in CLEANLAB_COPY_GLOBALS:
         setattr(cleanlab.filter, name, {})
+
+
+@contextmanager
+def cleanlab_copies_released() -> Iterator[None]:
+    """Run ``cleanlab.filter.find_label_issues`` inside this block: its split copy of the predictions
+    is dropped as soon as cleanlab has read it, and again when the block ends (:func:`release_cleanlab_copies`).
+
+    With ``prune_by_noise_rate`` cleanlab 2.x prunes each class from the module globals (see
+    :func:`release_cleanlab_copies`) and only then calls ``_reduce_issues``, which copies the whole
+    (n, K) predictions once more: both copies existed at once (160 MB at a million rows and ten
+    classes). Nothing reads the globals after the pruning, so while the block runs cleanlab's
+    ``_reduce_issues`` (the name ``cleanlab.filter`` calls) first empties them, then runs unchanged:
+    the same mask, one copy fewer at the call's peak. Written here because cleanlab has no call or
+    option for it; a cleanlab without that name is left alone (then only the release at the end).
+    """
+    import cleanlab.filter
+
+    original = getattr(cleanlab.filter, "_reduce_issues", None)
+    if original is None:
+        try:
+            yield
+        finally:
+            release_cleanlab_copies()
+        return
+
+    def reduce_after_release(*args: Any, **kwargs: Any) -> Any:
+        release_cleanlab_copies()
+        return original(*args, **kwargs)
+
+    cleanlab.filter._reduce_issues = reduce_after_release
+    try:
+        yield
+    finally:
+        cleanlab.filter._reduce_issues = original
+        release_cleanlab_copies()

@@ -38,6 +38,10 @@ def test_only_the_likely_slips_go_back_and_their_verdicts_stay_out_of_the_rates(
         probs = np.array([[0.99, 0.01], [0.6, 0.4], [np.nan, np.nan]])
         labels = np.array([1, 1, 1])  # the reviewed label: class 1
         assert worth_second_opinion(con, {"d1", "d2", "d3"}, ids, labels, probs) == {"d1"}
+        # The ids as the training frame's column (read only when there are candidates): the same answer.
+        column = pd.Series(ids, dtype="str")
+        assert worth_second_opinion(con, {"d1", "d2", "d3"}, column, labels, probs) == {"d1"}
+        assert worth_second_opinion(con, set(), column, labels, probs) == set()
         # Verdicts of run 1: two fixes (one confirmed), two second opinions (both confirmed: slips).
         con.execute("INSERT INTO review_queue (run_id, rank, example_id, example_version, issue_types, priority, "
                     "selection) VALUES (1, 1, 'a', 1, ['label'], 1, 'fix'), (1, 2, 'b', 1, ['label'], 1, 'fix'), "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -231,24 +232,34 @@ def register_detector(cls: type[Detector]) -> type[Detector]:
 
 
 def issues_frame(example_ids: np.ndarray, is_issue: np.ndarray, score: np.ndarray, reason: np.ndarray,
-                 detail: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Assemble the tidy per-example result; ``detail`` columns become one JSON object per row."""
+                 detail: pd.DataFrame | Callable[[slice], pd.DataFrame] | None = None) -> pd.DataFrame:
+    """Assemble the tidy per-example result; ``detail`` columns become one JSON object per row.
+
+    ``detail`` is a frame of one row per example, or a function returning that frame's rows of a
+    slice (called on :data:`DETAIL_BLOCK_ROWS` rows at a time), so a detector whose rows are all kept
+    need not hold the whole table's detail columns at once: the JSON text is the same either way.
+    """
     frame = pd.DataFrame({
         "example_id": np.asarray(example_ids, dtype=object),
         "is_issue": np.asarray(is_issue, dtype=bool),
         "score": np.clip(np.asarray(score, dtype=np.float64), 0.0, 1.0),
         "reason": np.asarray(reason, dtype=object),
     })
-    if detail is None or detail.shape[1] == 0 or len(frame) == 0:
+    # The arguments are in the frame now (pandas' own string arrays): a caller's temporaries go before
+    # the details are serialised (the label check's million reasons, docs/mining.md).
+    del example_ids, is_issue, score, reason
+    if detail is None or len(frame) == 0 or (isinstance(detail, pd.DataFrame) and detail.shape[1] == 0):
         frame["detail"] = "{}"
-    else:
-        # One JSON document per row, serialised by pandas in C rather than json.dumps per row, a block
-        # of rows at a time: the whole table's JSON text and its split lines at once were the detectors'
-        # largest transient (about 0.5 GB at a million rows). The column is pandas' string dtype either way.
-        detail = detail.reset_index(drop=True)
-        frame["detail"] = pd.concat(
-            [pd.Series(detail.iloc[i:i + DETAIL_BLOCK_ROWS].to_json(orient="records", lines=True).splitlines())
-             for i in range(0, len(detail), DETAIL_BLOCK_ROWS)], ignore_index=True).array
+        return frame
+    if isinstance(detail, pd.DataFrame):
+        whole = detail.reset_index(drop=True)
+        detail = lambda part: whole.iloc[part]  # noqa: E731 - the frame's rows of a slice
+    # One JSON document per row, serialised by pandas in C rather than json.dumps per row, a block
+    # of rows at a time: the whole table's JSON text and its split lines at once were the detectors'
+    # largest transient (about 0.5 GB at a million rows). The column is pandas' string dtype either way.
+    frame["detail"] = pd.concat(
+        [pd.Series(detail(slice(i, i + DETAIL_BLOCK_ROWS)).to_json(orient="records", lines=True).splitlines())
+         for i in range(0, len(frame), DETAIL_BLOCK_ROWS)], ignore_index=True).array
     return frame
 
 
