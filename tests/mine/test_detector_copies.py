@@ -106,3 +106,27 @@ def test_a_fresh_index_s_neighbours_are_its_own_arrays_not_copies():
     np.testing.assert_array_equal(back.indices, same.indices)
     np.testing.assert_array_equal(back.distances, same.distances)
     assert back.indices is not moved.neighbours.indices
+
+
+def test_the_outlier_check_builds_its_flagged_rows_alone_with_the_same_values():
+    from data_engine.mine.detectors import OutlierDetector
+    from tests.mine.test_detectors import points_with_neighbours
+
+    rng = np.random.default_rng(3)
+    # Three far points among 60 on a jittered grid; then an even grid that flags none; then no neighbours (skipped).
+    grid60 = np.array([[i, j] for i in range(10) for j in range(6)], dtype=float) + rng.normal(0, 0.05, (60, 2))
+    points = np.vstack([grid60, [[40.0, 0.0], [0.0, -35.0], [30.0, 30.0]]])
+    labels = np.zeros(len(points), int)
+    grid = np.c_[np.arange(20, dtype=float) * 0.1, np.zeros(20)]
+    cases = [make_data(labels, confident(labels), neighbours=points_with_neighbours(points)),
+             make_data(labels[:20], confident(labels[:20]), neighbours=points_with_neighbours(grid)),
+             make_data(labels[:5], confident(labels[:5]))]
+    for data, far in zip(cases, (["e60", "e61", "e62"], [], [])):
+        full = OutlierDetector().find_issues(data)
+        flagged = OutlierDetector().find_flagged(data)
+        expected = full.flagged_only()
+        pd.testing.assert_frame_equal(flagged.issues, expected.issues.reset_index(drop=True))
+        assert flagged.summary == full.summary and flagged.n_issues == expected.n_issues == len(far)
+        assert flagged.issues["example_id"].tolist() == far
+    reason = OutlierDetector().find_flagged(cases[0]).issues["reason"].iloc[0]
+    assert reason.startswith("far from other examples: mean neighbour distance ") and reason.endswith("x the typical")
