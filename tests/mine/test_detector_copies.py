@@ -130,3 +130,21 @@ def test_the_outlier_check_builds_its_flagged_rows_alone_with_the_same_values():
         assert flagged.issues["example_id"].tolist() == far
     reason = OutlierDetector().find_flagged(cases[0]).issues["reason"].iloc[0]
     assert reason.startswith("far from other examples: mean neighbour distance ") and reason.endswith("x the typical")
+
+
+def test_the_lookalike_check_without_verdicts_or_unreviewed_rows_waits_as_before():
+    from data_engine.mine.detectors import LookalikeDetector
+
+    labels = np.zeros(4, int)
+    inputs = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    base = dataclasses.replace(make_data(labels, confident(labels)), inputs=inputs, schema={"x": "numeric"})
+    verdicts = pd.DataFrame({"example_id": [f"e{i}" for i in range(4)], "feature_hash": ["h"] * 4,
+                             "is_discarded": [True, False, False, True], "label": [None, "a", "a", None],
+                             "given_label": ["a"] * 4, "x": inputs["x"]})
+    # No verdicts (none given, or an empty frame); verdicts on every row: nothing left to judge.
+    for given, kept, discarded in ((None, 0, 0), (verdicts.iloc[:0], 0, 0), (verdicts, 2, 2)):
+        found = LookalikeDetector().find_issues(dataclasses.replace(base, verdicts=given))
+        assert found.issues.empty and list(found.issues.columns) == ["example_id", "is_issue", "score", "reason", "detail"]
+        assert found.summary["status"] == "waiting for verdicts" and found.n_issues == 0
+        assert (found.summary["verdicts"], found.summary["kept"], found.summary["discarded"]) == (kept + discarded, kept,
+                                                                                                   discarded)
