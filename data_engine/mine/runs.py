@@ -19,6 +19,8 @@ from data_engine.store.warehouse import FINISHED_TASK_STATUSES, transaction
 # (`discard`/`relabel --where`) decides the examples it names as a review does (it ranks with
 # `review` in `current_labels`), so mining does not queue them again for the same content.
 REVIEW_SOURCES = ("review", "consensus", "vote", "rule")
+# Rows of the issues table handed to DuckDB per INSERT (:func:`insert_issues`).
+ISSUE_BATCH_ROWS = 100_000
 
 
 def issues_table(results: dict[str, DetectorResult], state: PredictionState) -> pd.DataFrame:
@@ -142,12 +144,9 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
     summary["dataset_issues"] = dataset_issues or []
     found = list(slices.slices) if slices is not None else []
     summary["slices"] = [x.record() for x in found]
-    # Every label row and the flagged rows of other types are kept: picked by DuckDB as it inserts
-    # (the WHERE below), since a pandas mask copied them first (about 150 MB of strings at a million rows).
-    rows = issues[["example_id", "example_version", "issue_type", "score", "is_issue", "reason", "detail"]]
     if "selection" not in queue:
         queue = queue.assign(selection=None)
-    with transaction(con, _mined_issues=rows, _mined_queue=queue.astype({"issue_types": object})):
+    with transaction(con, _mined_queue=queue.astype({"issue_types": object})):
         run_id = int(con.execute("SELECT nextval('mining_run_seq')").fetchall()[0][0])
         con.execute(
             "INSERT INTO mining_runs (run_id, started_at, finished_at, label_snapshot, model_spec, counts, timings, "
@@ -157,11 +156,7 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
              json.dumps({k: round(v, 4) for k, v in timings.items()}), noise_rate, state.reused,
              len(state.train), len(state.unlabeled), json.dumps(summary, default=_json_default)],
         )
-        con.execute(
-            "INSERT INTO issues (run_id, example_id, example_version, issue_type, score, is_issue, reason, detail) "
-            "SELECT ?, example_id, example_version, issue_type, score, is_issue, reason, CAST(detail AS JSON) "
-            "FROM _mined_issues WHERE issue_type = 'label' OR CAST(is_issue AS BOOLEAN)", [run_id],
-        )
+        insert_issues(con, run_id, issues)
         con.execute(
             "INSERT INTO review_queue (run_id, rank, example_id, example_version, issue_types, priority, "
             "suggested_label, suggested_score, given_label, scores, selection) SELECT ?, rank, example_id, "
@@ -178,6 +173,33 @@ def store_run(con: duckdb.DuckDBPyConnection, state: PredictionState, issues: pd
                   r["source"], r["conditions"], r["embedding"], r["centroids"], r["cluster"], r["rule_precision"],
                   r["rule_coverage"]] for r in rows])
     return run_id
+
+
+def insert_issues(con: duckdb.DuckDBPyConnection, run_id: int, issues: pd.DataFrame, *,
+                  batch_rows: int = ISSUE_BATCH_ROWS) -> None:
+    """Insert into ``issues`` every label row of ``issues`` (the frame of :func:`issues_table`) and
+    the flagged rows of other types, as run ``run_id``, in the caller's transaction.
+
+    The frame goes to DuckDB ``batch_rows`` rows at a time (its row order kept), each slice
+    registered alone: DuckDB's scan of the whole registered frame, with its million label rows'
+    JSON details, held about 140 MiB over the store stage's start at a million rows
+    (docs/mining.md); a slice's scan holds one slice's. The rows kept are picked by DuckDB's
+    ``WHERE`` as it inserts, since a pandas mask copied them first. Raises ``ValueError`` for a
+    ``batch_rows`` below 1.
+    """
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+    rows = issues[["example_id", "example_version", "issue_type", "score", "is_issue", "reason", "detail"]]
+    for start in range(0, len(rows), batch_rows):
+        con.register("_mined_issues", rows.iloc[start:start + batch_rows])
+        try:
+            con.execute(
+                "INSERT INTO issues (run_id, example_id, example_version, issue_type, score, is_issue, reason, detail) "
+                "SELECT ?, example_id, example_version, issue_type, score, is_issue, reason, CAST(detail AS JSON) "
+                "FROM _mined_issues WHERE issue_type = 'label' OR CAST(is_issue AS BOOLEAN)", [int(run_id)],
+            )
+        finally:
+            con.unregister("_mined_issues")
 
 
 def latest_run(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:

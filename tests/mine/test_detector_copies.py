@@ -106,3 +106,45 @@ def test_a_fresh_index_s_neighbours_are_its_own_arrays_not_copies():
     np.testing.assert_array_equal(back.indices, same.indices)
     np.testing.assert_array_equal(back.distances, same.distances)
     assert back.indices is not moved.neighbours.indices
+
+
+def test_the_outlier_check_builds_its_flagged_rows_alone_with_the_same_values():
+    from data_engine.mine.detectors import OutlierDetector
+    from tests.mine.test_detectors import points_with_neighbours
+
+    rng = np.random.default_rng(3)
+    # Three far points among 60 on a jittered grid; then an even grid that flags none; then no neighbours (skipped).
+    grid60 = np.array([[i, j] for i in range(10) for j in range(6)], dtype=float) + rng.normal(0, 0.05, (60, 2))
+    points = np.vstack([grid60, [[40.0, 0.0], [0.0, -35.0], [30.0, 30.0]]])
+    labels = np.zeros(len(points), int)
+    grid = np.c_[np.arange(20, dtype=float) * 0.1, np.zeros(20)]
+    cases = [make_data(labels, confident(labels), neighbours=points_with_neighbours(points)),
+             make_data(labels[:20], confident(labels[:20]), neighbours=points_with_neighbours(grid)),
+             make_data(labels[:5], confident(labels[:5]))]
+    for data, far in zip(cases, (["e60", "e61", "e62"], [], [])):
+        full = OutlierDetector().find_issues(data)
+        flagged = OutlierDetector().find_flagged(data)
+        expected = full.flagged_only()
+        pd.testing.assert_frame_equal(flagged.issues, expected.issues.reset_index(drop=True))
+        assert flagged.summary == full.summary and flagged.n_issues == expected.n_issues == len(far)
+        assert flagged.issues["example_id"].tolist() == far
+    reason = OutlierDetector().find_flagged(cases[0]).issues["reason"].iloc[0]
+    assert reason.startswith("far from other examples: mean neighbour distance ") and reason.endswith("x the typical")
+
+
+def test_the_lookalike_check_without_verdicts_or_unreviewed_rows_waits_as_before():
+    from data_engine.mine.detectors import LookalikeDetector
+
+    labels = np.zeros(4, int)
+    inputs = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    base = dataclasses.replace(make_data(labels, confident(labels)), inputs=inputs, schema={"x": "numeric"})
+    verdicts = pd.DataFrame({"example_id": [f"e{i}" for i in range(4)], "feature_hash": ["h"] * 4,
+                             "is_discarded": [True, False, False, True], "label": [None, "a", "a", None],
+                             "given_label": ["a"] * 4, "x": inputs["x"]})
+    # No verdicts (none given, or an empty frame); verdicts on every row: nothing left to judge.
+    for given, kept, discarded in ((None, 0, 0), (verdicts.iloc[:0], 0, 0), (verdicts, 2, 2)):
+        found = LookalikeDetector().find_issues(dataclasses.replace(base, verdicts=given))
+        assert found.issues.empty and list(found.issues.columns) == ["example_id", "is_issue", "score", "reason", "detail"]
+        assert found.summary["status"] == "waiting for verdicts" and found.n_issues == 0
+        assert (found.summary["verdicts"], found.summary["kept"], found.summary["discarded"]) == (kept + discarded, kept,
+                                                                                                   discarded)

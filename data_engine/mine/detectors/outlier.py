@@ -32,6 +32,16 @@ class OutlierDetector(Detector):
 
     def find_issues(self, data: MiningData) -> DetectorResult:
         """Judge all N examples; needs ``data.neighbours``."""
+        return self._judge(data, flagged_only=False)
+
+    def find_flagged(self, data: MiningData) -> DetectorResult:
+        """:meth:`find_issues` with its flagged rows only, the others never worded: a million rows'
+        reasons, their formatted distances and JSON details were the detectors stage's largest
+        transient after the label rows (docs/mining.md)."""
+        return self._judge(data, flagged_only=True)
+
+    def _judge(self, data: MiningData, *, flagged_only: bool) -> DetectorResult:
+        """Every row judged; the rows returned are all N, or the flagged ones with ``flagged_only``."""
         from cleanlab.outlier import transform_distances_to_scores
 
         if data.neighbours is None or len(data.example_ids) < 3:
@@ -43,9 +53,17 @@ class OutlierDetector(Detector):
         q1, q3 = np.percentile(mean_dist, [25, 75])
         limit = max(q3 + (1.0 / self.threshold - 1.0) * (q3 - q1), MIN_DISTANCE_RATIO * scale)
         flags = mean_dist > limit
+        summary = {"flagged": int(flags.sum()), "distance_limit": float(limit), "median_distance": scale}
+        # The rows returned (all, or the flagged ones): every array below is of these rows only.
+        if flagged_only:
+            rows = np.flatnonzero(flags)
+            mean_dist, score, flags, ids = mean_dist[rows], score[rows], flags[rows], data.example_ids[rows]
+        else:
+            ids = data.example_ids
         reason = np.where(flags, "far from other examples: mean neighbour distance " + fmt(mean_dist / scale, "%.1f")
                           + "x the typical", "typical")
         detail = pd.DataFrame({"mean_distance": np.round(mean_dist, 5)})
-        frame = issues_frame(data.example_ids, flags, score, reason, detail)
-        return DetectorResult(self.issue_name, frame, {"flagged": int(flags.sum()), "distance_limit": float(limit),
-                                                       "median_distance": scale})
+        frame = issues_frame(ids, flags, score, reason, detail)
+        if flagged_only and not len(frame):  # no rows to infer from: the string columns of the full frame's
+            frame = frame.astype({c: "str" for c in ("example_id", "reason", "detail")})
+        return DetectorResult(self.issue_name, frame, summary, flagged=summary["flagged"] if flagged_only else None)
