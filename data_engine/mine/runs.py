@@ -13,6 +13,7 @@ import pandas as pd
 
 from data_engine.mine.detectors import DetectorResult
 from data_engine.mine.predictions import PredictionState
+from data_engine.positions import positions_of
 from data_engine.store.warehouse import FINISHED_TASK_STATUSES, transaction
 
 # Sources of label events that mean a person has looked at the example. A person's bulk rule
@@ -42,19 +43,11 @@ def example_versions(example_ids: pd.Series, state: PredictionState) -> pd.api.e
     """The current version of each of ``example_ids`` (shape (M,), nullable Int64; NA for an id
     that is neither a training nor an unlabeled row of ``state``).
 
-    Looked up by pyarrow's hash join of the ids' own Arrow strings (``pyarrow.compute.index_in``):
-    ``Series.map`` on the frames' ids made a Python string of every example and a hash table of them
-    (about +150 MiB at a million rows, docs/mining.md) while the issues table was held.
+    Looked up by :func:`data_engine.positions.positions_of` (pyarrow's hash join of the ids' Arrow
+    strings): ``Series.map`` on the frames' ids made a Python string of every example and a hash
+    table of them (about +150 MiB at a million rows, docs/mining.md) while the issues table was held.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    def arrow(ids: pd.Series) -> pa.ChunkedArray:
-        return pc.cast(pa.chunked_array([pa.array(ids.astype(str), from_pandas=True)]), pa.large_string())
-
-    known = pa.chunked_array([c for f in (state.train, state.unlabeled) for c in arrow(f["example_id"]).chunks],
-                             type=pa.large_string())
-    where = pc.fill_null(pc.index_in(arrow(example_ids), value_set=known), -1).to_numpy()
+    where = positions_of(example_ids, state.train["example_id"], state.unlabeled["example_id"])
     versions = pd.concat([state.train["version"], state.unlabeled["version"]], ignore_index=True).astype("Int64")
     return versions.array.take(where, allow_fill=True)
 

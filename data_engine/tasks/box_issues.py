@@ -96,6 +96,8 @@ def box_issues(given: Sequence[Sequence[Box]], predicted: Sequence[Sequence[Scor
     labels = cleanlab_labels(given, classes)
     preds = cleanlab_predictions(predicted, classes)
     scores = od_rank.get_label_quality_scores(labels, preds, verbose=False)
+    # No cleanlab_copies_released here: cleanlab.object_detection.filter has its own check, not
+    # cleanlab.filter's (no _reduce_issues, no module globals kept).
     flags = od_filter.find_label_issues(labels, preds)
     return BoxIssues(np.asarray(scores, dtype=float), np.asarray(flags, dtype=bool),
                      list(od_rank.compute_overlooked_box_scores(labels=labels, predictions=preds)),

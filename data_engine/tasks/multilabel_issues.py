@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from data_engine.tasks.base import LabelIssues
-from data_engine.tasks.label_issues import release_cleanlab_copies
+from data_engine.tasks.label_issues import cleanlab_copies_released
 from data_engine.tasks.tagsets import decode
 
 # A per-tag annotation quality below this is a tag the model would set the other way.
@@ -54,8 +54,9 @@ def find_tag_issues(Y: np.ndarray, probs: np.ndarray, classes: Sequence[str]) ->
     if n < 2 or k == 0:
         return LabelIssues.none("needs at least two labeled examples and one tag")
     given = [list(np.flatnonzero(row)) for row in Y]
-    flags = np.asarray(find_label_issues(given, probs, filter_by=FILTER_BY, n_jobs=1), dtype=bool)
-    release_cleanlab_copies()
+    # One-vs-rest through cleanlab.filter.find_label_issues, whose split copies go as in the single-label check.
+    with cleanlab_copies_released():
+        flags = np.asarray(find_label_issues(given, probs, filter_by=FILTER_BY, n_jobs=1), dtype=bool)
     scores = np.asarray(get_label_quality_scores(given, probs), dtype=float)
     per_tag = np.asarray(get_label_quality_scores_per_class(given, probs), dtype=float)  # (n, K)
     suggested, suggested_p = suggested_sets(probs, classes)

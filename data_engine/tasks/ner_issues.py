@@ -26,6 +26,7 @@ import numpy as np
 
 from data_engine.tasks import tokens as tk
 from data_engine.tasks.base import LabelIssues
+from data_engine.tasks.label_issues import cleanlab_copies_released
 from data_engine.tasks.spans import canonical, spans_of
 
 # Flagged tokens named in one text's detail line.
@@ -105,7 +106,10 @@ def find_span_issues(labels: Sequence[str], pred: np.ndarray, types: Sequence[st
     keep = np.flatnonzero(has)
     g = [given[i].tolist() for i in keep]
     p = [np.clip(probs[i], 0.0, 1.0) for i in keep]
-    issues = find_label_issues(g, p, n_jobs=1)
+    # Over the flattened tokens through cleanlab.filter.find_label_issues: its split copies go as in the
+    # single-label check (and the module globals' last copy after the call).
+    with cleanlab_copies_released():
+        issues = find_label_issues(g, p, n_jobs=1)
     sentence, token_scores = get_label_quality_scores(g, p)
     scores = np.ones(n)
     scores[keep] = np.asarray(sentence, dtype=float)

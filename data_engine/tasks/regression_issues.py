@@ -32,6 +32,8 @@ def label_quality_scores(y: np.ndarray, prediction: np.ndarray) -> np.ndarray:
     """cleanlab's regression label quality scores: ``y``, ``prediction`` shape (n,); returns (n,) in [0, 1]."""
     from cleanlab.regression.rank import get_label_quality_scores
 
+    # No cleanlab_copies_released here: cleanlab's regression scores do not go through cleanlab.filter
+    # (no _reduce_issues, no module globals kept).
     return np.asarray(get_label_quality_scores(np.asarray(y, dtype=np.float64),
                                                np.asarray(prediction, dtype=np.float64)), dtype=np.float64)
 

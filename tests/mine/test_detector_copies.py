@@ -148,3 +148,29 @@ def test_the_lookalike_check_without_verdicts_or_unreviewed_rows_waits_as_before
         assert found.summary["status"] == "waiting for verdicts" and found.n_issues == 0
         assert (found.summary["verdicts"], found.summary["kept"], found.summary["discarded"]) == (kept + discarded, kept,
                                                                                                    discarded)
+
+
+def test_the_lookalike_check_without_verdicts_matches_no_id(monkeypatch):
+    """The early return's saving itself: no verdicts, no matching of every id (``Series.isin``)."""
+    from data_engine.mine.detectors import LookalikeDetector
+
+    labels = np.zeros(4, int)
+    inputs = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    base = dataclasses.replace(make_data(labels, confident(labels)), inputs=inputs, schema={"x": "numeric"})
+    matched = []
+    isin = pd.Series.isin
+
+    def counted(self, values):
+        matched.append(len(self))
+        return isin(self, values)
+    monkeypatch.setattr(pd.Series, "isin", counted)
+    for given in (None, pd.DataFrame({"example_id": [], "is_discarded": []})):
+        found = LookalikeDetector().find_issues(dataclasses.replace(base, verdicts=given))
+        assert found.summary["status"] == "waiting for verdicts"
+    assert matched == []
+    # With verdicts (here on every row) the ids are matched: the count above can see a match.
+    verdicts = pd.DataFrame({"example_id": [f"e{i}" for i in range(4)], "feature_hash": ["h"] * 4,
+                             "is_discarded": [True, False, False, True], "label": [None, "a", "a", None],
+                             "given_label": ["a"] * 4, "x": inputs["x"]})
+    LookalikeDetector().find_issues(dataclasses.replace(base, verdicts=verdicts))
+    assert matched == [4]

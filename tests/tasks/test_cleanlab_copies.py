@@ -55,3 +55,82 @@ def test_release_cleanlab_copies_leaves_globals_it_does_not_know_alone(monkeypat
     monkeypatch.setattr(cleanlab.filter, "pred_probs_by_class", shared, raising=False)
     release_cleanlab_copies()
     assert cleanlab.filter.pred_probs_by_class is shared and cleanlab.filter.prune_count_matrix_cols is kept
+
+
+class _Watch:
+    """Stands in for cleanlab.filter's own ``_reduce_issues``: when cleanlab calls it, records
+    whether the name cleanlab called was the engine's wrapper and the split copies already emptied."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[tuple[bool, bool]] = []
+        self.original = cleanlab.filter._reduce_issues
+        monkeypatch.setattr(cleanlab.filter, "_reduce_issues", self)
+
+    def __call__(self, *args, **kwargs):
+        wrapped = cleanlab.filter._reduce_issues is not self
+        emptied = all(getattr(cleanlab.filter, name, None) == {} for name in CLEANLAB_COPY_GLOBALS)
+        self.calls.append((wrapped, emptied))
+        return self.original(*args, **kwargs)
+
+
+def _noisy(n: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, k, n)
+    probs = np.full((n, k), 0.1 / (k - 1))
+    probs[np.arange(n), labels] = 0.9
+    flip = rng.choice(n, n // 10, replace=False)
+    labels[flip] = (labels[flip] + 1) % k
+    return labels, probs
+
+
+def test_classification_s_cleanlab_call_runs_with_its_copies_released(monkeypatch: pytest.MonkeyPatch) -> None:
+    from data_engine.tasks.classification import Classification
+
+    watch = _Watch(monkeypatch)
+    labels, probs = _noisy(60, 3, 0)
+    Classification().label_issues(labels, probs, ("a", "b", "c"))
+    assert watch.calls and all(w and e for w, e in watch.calls), watch.calls
+    assert cleanlab.filter._reduce_issues is watch  # put back after the call
+
+
+def test_multilabel_s_cleanlab_calls_run_with_their_copies_released(monkeypatch: pytest.MonkeyPatch) -> None:
+    from data_engine.tasks.multilabel_issues import find_tag_issues
+
+    watch = _Watch(monkeypatch)
+    rng = np.random.default_rng(1)
+    Y = (rng.random((60, 3)) < 0.4).astype(int)
+    probs = np.where(Y == 1, 0.9, 0.1)
+    Y[:6, 0] = 1 - Y[:6, 0]
+    find_tag_issues(Y, probs, ["x", "y", "z"])
+    # one-vs-rest: cleanlab.filter's check once per tag, each inside the wrapper
+    assert len(watch.calls) == 3 and all(w and e for w, e in watch.calls), watch.calls
+    assert cleanlab.filter._reduce_issues is watch
+
+
+def test_token_cleanlab_call_runs_with_its_copies_released(monkeypatch: pytest.MonkeyPatch) -> None:
+    from data_engine.tasks.ner_issues import find_span_issues
+    from data_engine.tasks.spans import Span, canonical
+    from tests.tasks.test_ner_boundaries import TEXT, TYPES3, _sure_predictions
+
+    watch = _Watch(monkeypatch)
+    truth = [canonical([Span(7, 16, "PER"), Span(20, 25, "LOC")])] * 6
+    given = list(truth)
+    given[0] = canonical([Span(7, 16, "LOC"), Span(20, 25, "LOC")])
+    find_span_issues(given, _sure_predictions([TEXT] * 6, truth, TYPES3), TYPES3)
+    assert watch.calls and all(w and e for w, e in watch.calls), watch.calls
+    assert cleanlab.filter._reduce_issues is watch
+
+
+def test_regression_and_boxes_do_not_go_through_cleanlab_filter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Their cleanlab calls have no _reduce_issues to wrap (the comments at the calls say so)."""
+    from data_engine.tasks.box_issues import ScoredBox, box_issues
+    from data_engine.tasks.boxes import Box
+    from data_engine.tasks.regression_issues import label_quality_scores
+
+    watch = _Watch(monkeypatch)
+    rng = np.random.default_rng(2)
+    y = rng.normal(0, 1, 50)
+    label_quality_scores(y + np.r_[3.0, np.zeros(49)], y)
+    given = [[Box("cat", 10 * i, 10, 20, 20)] for i in range(6)]
+    box_issues(given, [[ScoredBox(b, 0.99) for b in g] for g in given], ["cat", "dog"])
+    assert watch.calls == []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -231,25 +231,28 @@ def register_detector(cls: type[Detector]) -> type[Detector]:
     return DETECTORS.register(cls)
 
 
-def issues_frame(example_ids: np.ndarray, is_issue: np.ndarray, score: np.ndarray, reason: np.ndarray,
+def issues_frame(example_ids: np.ndarray, is_issue: np.ndarray, score: np.ndarray,
+                 reason: np.ndarray | pd.api.extensions.ExtensionArray,
                  detail: pd.DataFrame | Callable[[slice], pd.DataFrame] | None = None) -> pd.DataFrame:
     """Assemble the tidy per-example result; ``detail`` columns become one JSON object per row.
 
-    ``detail`` is a frame of one row per example, or a function returning that frame's rows of a
-    slice (called on :data:`DETAIL_BLOCK_ROWS` rows at a time), so a detector whose rows are all kept
-    need not hold the whole table's detail columns at once: the JSON text is the same either way.
+    ``example_ids``, ``is_issue``, ``score`` (clipped to [0, 1]) and ``reason``: shape (N,).
+    ``reason`` may already be a pandas ``str`` array (:func:`reason_column`): it is then the
+    frame's column as it is, so a caller can turn a long list of reasons into it and let the list
+    go before calling. ``detail`` is a frame of one row per example, or a function returning that
+    frame's rows of a slice (called on :data:`DETAIL_BLOCK_ROWS` rows at a time), so a detector whose
+    rows are all kept need not hold the whole table's detail columns at once: the JSON text is the
+    same either way. The id, reason and detail columns are pandas' ``str`` dtype, with no rows too
+    (an empty frame has no values to infer it from).
     """
     frame = pd.DataFrame({
-        "example_id": np.asarray(example_ids, dtype=object),
+        "example_id": pd.array(np.asarray(example_ids, dtype=object), dtype="str"),
         "is_issue": np.asarray(is_issue, dtype=bool),
         "score": np.clip(np.asarray(score, dtype=np.float64), 0.0, 1.0),
-        "reason": np.asarray(reason, dtype=object),
+        "reason": reason_column(reason),
     })
-    # The arguments are in the frame now (pandas' own string arrays): a caller's temporaries go before
-    # the details are serialised (the label check's million reasons, docs/mining.md).
-    del example_ids, is_issue, score, reason
     if detail is None or len(frame) == 0 or (isinstance(detail, pd.DataFrame) and detail.shape[1] == 0):
-        frame["detail"] = "{}"
+        frame["detail"] = pd.array(["{}"] * len(frame), dtype="str")
         return frame
     if isinstance(detail, pd.DataFrame):
         whole = detail.reset_index(drop=True)
@@ -261,6 +264,15 @@ def issues_frame(example_ids: np.ndarray, is_issue: np.ndarray, score: np.ndarra
         [pd.Series(detail(slice(i, i + DETAIL_BLOCK_ROWS)).to_json(orient="records", lines=True).splitlines())
          for i in range(0, len(frame), DETAIL_BLOCK_ROWS)], ignore_index=True).array
     return frame
+
+
+def reason_column(reasons: Sequence[str] | np.ndarray | pd.api.extensions.ExtensionArray
+                  ) -> pd.api.extensions.ExtensionArray:
+    """``reasons`` (shape (N,)) as the frame's reason column: pandas' ``str`` array (Arrow strings,
+    one buffer), not a Python object per row; returned as it is when it is one already."""
+    if isinstance(reasons, pd.api.extensions.ExtensionArray) and reasons.dtype == "str":
+        return reasons
+    return pd.array(np.asarray(reasons, dtype=object), dtype="str")
 
 
 def fmt(values: np.ndarray, spec: str = "%.2f") -> np.ndarray:

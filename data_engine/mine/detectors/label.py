@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from data_engine.mine.detectors.base import Detector, DetectorResult, MiningData, issues_frame, register_detector
+from data_engine.mine.detectors.base import Detector, DetectorResult, MiningData, issues_frame, reason_column, \
+    register_detector
 from data_engine.tasks.label_issues import release_cleanlab_copies
 
 
@@ -38,17 +39,18 @@ class LabelDetector(Detector):
         if found.skipped:
             empty = issues_frame(np.array([], object), np.array([], bool), np.array([]), np.array([], object))
             return DetectorResult(self.issue_name, empty, {"skipped": found.skipped})
-        # Every row of this result is kept (a million at a million labeled rows): the check's per-row lists
-        # go as the frame takes them, and the details are built a block at a time (``issues_frame``), not
-        # as a whole frame of names beside the frame being built (docs/mining.md). The same rows as before.
+        # Every row of this result is kept (a million at a million labeled rows): the check's reasons become
+        # the frame's own Arrow string column here, and the check's result (its list of a Python string per
+        # row) goes before the frame is built; the details are built a block at a time (``issues_frame``),
+        # not as a whole frame of names beside the frame being built (docs/mining.md). The same rows as before.
         summary, suggested, suggested_score = dict(found.summary), found.suggested, found.suggested_score
-        flags, scores, reasons = found.is_issue, found.scores, [np.asarray(found.detail, object)]
-        del found  # its list of reasons: in ``reasons`` alone, handed over below so issues_frame can free it
+        flags, scores, reasons = found.is_issue, found.scores, reason_column(found.detail)
+        del found
         task, classes = data.task, data.classes
 
         def detail(part: slice) -> pd.DataFrame:
             return pd.DataFrame({"given": task.decode(labels[part], classes), "suggested": suggested[part],
                                  "suggested_score": np.round(suggested_score[part], 4)})
 
-        frame = issues_frame(data.example_ids if every else data.example_ids[rows], flags, scores, reasons.pop(), detail)
+        frame = issues_frame(data.example_ids if every else data.example_ids[rows], flags, scores, reasons, detail)
         return DetectorResult(self.issue_name, frame, summary)

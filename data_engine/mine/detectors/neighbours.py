@@ -51,6 +51,7 @@ from data_engine.mine.detectors.faiss_calls import one_faiss_thread as _one_fais
 from data_engine.mine.detectors.faiss_calls import GraphFile, kept, open_graph
 from data_engine.mine.detectors.search_process import APART_ROWS, search_apart
 from data_engine.mine.embedders.tfidf import TfidfEmbedder
+from data_engine.positions import positions_of
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +220,8 @@ def align_index(index: NeighbourIndex, keys: np.ndarray) -> Neighbours | None:
     # or the copies (about 280 MB at a million rows).
     if held.indices.dtype == np.int64 and np.array_equal(index.keys, keys):
         return Neighbours(held.distances, held.indices)
-    pos = pd.Index(index.keys).get_indexer(keys)
+    # Matched by pyarrow (positions_of): a pandas Index of the keys made a Python string of each.
+    pos = positions_of(keys, index.keys)
     if (pos < 0).any():
         return None
     current_of = np.empty(len(keys), dtype=np.int64)

@@ -64,6 +64,4 @@ class OutlierDetector(Detector):
                           + "x the typical", "typical")
         detail = pd.DataFrame({"mean_distance": np.round(mean_dist, 5)})
         frame = issues_frame(ids, flags, score, reason, detail)
-        if flagged_only and not len(frame):  # no rows to infer from: the string columns of the full frame's
-            frame = frame.astype({c: "str" for c in ("example_id", "reason", "detail")})
         return DetectorResult(self.issue_name, frame, summary, flagged=summary["flagged"] if flagged_only else None)
