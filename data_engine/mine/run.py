@@ -251,12 +251,13 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         results = {name: r.without_rows() for name, r in results.items()}
         release_arrow_memory()
     with clock.stage("queue"):
-        # A single reviewer's label the label detector flags goes out once more only where a slip of
-        # the reviewer is likelier than an error of the model (data_engine.mine.second_opinions).
-        flagged = set(issues.loc[(issues["issue_type"] == "label") & issues["is_issue"].astype(bool), "example_id"])
-        # The slip-versus-error estimate reads one class per example (tags: no second opinions yet).
-        second = worth_second_opinion(con, second_opinion_candidates(con, cfg.review.max_opinions) & flagged,
-                                      state.train["example_id"], state.labels, state.oof_probs) \
+        # A single reviewer's label the label detector flags goes out once more only where a slip of the reviewer
+        # is likelier than an error of the model (data_engine.mine.second_opinions): the reviewed flags, not a set
+        # of every flagged id (~200k strings at a million rows). The estimate reads one class per example (tags: none yet).
+        reopen = second_opinion_candidates(con, cfg.review.max_opinions)
+        flagged = set(issues.loc[(issues["issue_type"] == "label") & issues["is_issue"].astype(bool)
+                                 & issues["example_id"].isin(reopen), "example_id"])
+        second = worth_second_opinion(con, reopen & flagged, state.train["example_id"], state.labels, state.oof_probs) \
             if state.labels.ndim == 1 else set()
         excluded = sorted((set(excluded_examples(con)) - second) | (plan.withheld if plan is not None else set()))
         if plan is not None:  # the audited share of a propagation comes first in the queue
