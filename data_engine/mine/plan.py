@@ -193,8 +193,19 @@ def _ranked_past_flags(cfg: EngineConfig, issues: pd.DataFrame, taken: set[str],
         return []
     # The two columns read, not every column of the rows (the unflagged label rows' details were a copy
     # of about 100 MB at a million rows); the same rows.
-    keep = (issues["issue_type"] == "label") & ~issues["is_issue"].astype(bool) & ~issues["example_id"].isin(taken) \
-        & (issues["score"].astype(float) < 1.0)
+    score = issues["score"].astype(float).to_numpy()
+    keep = (issues["issue_type"] == "label").to_numpy() & ~issues["is_issue"].astype(bool).to_numpy() \
+        & ~issues["example_id"].isin(taken).to_numpy() & (score < 1.0)
+    if room < keep.sum():
+        # Only rows scored at most the room-th lowest score can be among the first ``room`` of the order
+        # (score first): those sorted, not all unflagged labels (about 817k rows at a million, each id a
+        # string to compare). The same ids in the same order, ties included; when an id repeats among
+        # them (fewer than ``room`` distinct), every row is sorted as before.
+        cut = np.partition(score[keep], room - 1)[room - 1]
+        near = issues.loc[keep & (score <= cut), ["score", "example_id"]]
+        found = near.sort_values(["score", "example_id"])["example_id"].drop_duplicates().head(room).tolist()
+        if len(found) == room:
+            return found
     rows = issues.loc[keep, ["score", "example_id"]]
     return rows.sort_values(["score", "example_id"])["example_id"].drop_duplicates().head(room).tolist()
 
