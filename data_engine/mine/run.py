@@ -264,8 +264,8 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
             audited = issues["example_id"].isin(plan.examples.loc[plan.examples["audit"], "example_id"])
             issues.loc[audited & (issues["issue_type"] == "lookalike"), "score"] = 0.0
         queue, split = plan_queue(con, cfg, state, issues, weights=weights if weights is not None else cfg.review.weights,
-                                  budget=budget or cfg.review.budget, exclude=excluded, examples=example_info(state),
-                                  second_opinions=second,
+                                  budget=budget or cfg.review.budget, exclude=excluded, second_opinions=second,
+                                  examples=lambda ids: example_info(state, ids),  # the queued fixes' details only
                                   weak_slice=slices.unlabeled_members(len(state.unlabeled)))
     with clock.stage("store"):
         run_id = store_run(con, state, issues, queue, results, noise_rate=noise_rate, started=started,
