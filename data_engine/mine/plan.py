@@ -14,7 +14,7 @@ next unflagged labels by label quality score).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
 import duckdb
@@ -31,6 +31,8 @@ GROW_TYPE = "uncertain"
 # The ``selection`` of an unflagged label queued by its score because the budget had room
 # (:attr:`data_engine.tasks.base.Task.reviews_past_flags`).
 RANKED = "ranked"
+# The columns of an issue row the queue's ranking reads (build_queue).
+FLAG_COLUMNS = ("example_id", "issue_type", "score", "is_issue")
 
 
 # Selection reads at most this many candidates (the most uncertain) and labeled rows (a random
@@ -50,9 +52,12 @@ WEAK_SLICE_SHARE = 0.2
 
 def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: PredictionState, issues: pd.DataFrame, *,
                weights: Mapping[str, float], budget: int, exclude: Iterable[str],
-               examples: pd.DataFrame, second_opinions: Iterable[str] = (),
+               examples: pd.DataFrame | Callable[[list[str]], pd.DataFrame], second_opinions: Iterable[str] = (),
                weak_slice: np.ndarray | None = None) -> tuple[pd.DataFrame, BudgetSplit]:
     """The queue (:data:`QUEUE_COLUMNS` plus ``selection``) and the split it followed.
+
+    ``examples``: per-example details for the queue (:func:`data_engine.mine.runs.example_info`), or a
+    function giving them for a list of example ids (then only the queued fixes' are made).
 
     ``second_opinions``: reviewed examples sent back for another opinion
     (:func:`data_engine.mine.second_opinions.worth_second_opinion`); they are fixes like the others,
@@ -69,11 +74,7 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
     from data_engine.tasks import task_for
 
     excluded = set(exclude)
-    open_issues = issues[issues["is_issue"].astype(bool) & ~issues["example_id"].isin(excluded)]
-    # A flag carries evidence when weight * (1 - score) > 0 (build_queue's rule): others take no slot.
-    evidence = open_issues["issue_type"].astype(object).map(dict(weights)).astype(float).fillna(0.0) \
-        * (1.0 - open_issues["score"].astype(float))
-    fixable = open_issues[(open_issues["issue_type"] != GROW_TYPE) & (evidence > 0)]
+    fixable = _fixable_flags(issues, excluded, weights)
     flagged = fixable.groupby("issue_type")["example_id"].nunique().to_dict()
     # A zero weight for `uncertain` (or the detector turned off) means: fixes only, no new examples.
     growing = GROW_TYPE in cfg.mining.detectors and float(weights.get(GROW_TYPE, 0.0)) > 0
@@ -123,11 +124,17 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
     _fill_with_flags(chosen, fixable, taken | set(ranked), weights, budget)
     fix_ids = [e for ids in chosen.values() for e in ids]
     if fix_ids:
-        # Ranked rows enter build_queue as flags of their type: its evidence order is the score's.
-        pool = pd.concat([fixable, issues[issues["example_id"].isin(ranked) & (issues["issue_type"] == "label")]
-                          .assign(is_issue=True)], ignore_index=True)
-        fixes = build_queue(pool[pool["example_id"].isin(fix_ids)], weights=weights, budget=len(fix_ids),
-                            examples=examples)
+        # Ranked rows enter build_queue as flags of their type: its evidence order is the score's. The
+        # rows of the queued ids only, in the same order (not a concat of every flag, then a copy of it),
+        # and their examples' details only (build_queue's lookup of a million rows copied them all).
+        ranked_rows = issues.loc[issues["example_id"].isin(ranked) & (issues["issue_type"] == "label"), FLAG_COLUMNS]
+        pool = pd.concat([fixable[fixable["example_id"].isin(fix_ids)],
+                          ranked_rows[ranked_rows["example_id"].isin(fix_ids)].assign(is_issue=True)], ignore_index=True)
+        del ranked_rows
+        fixes = build_queue(pool, weights=weights, budget=len(fix_ids),
+                            examples=examples(fix_ids) if callable(examples) else
+                            examples[examples["example_id"].isin(fix_ids)])
+        del pool
         second = set(second_opinions)
         parts.insert(0, fixes.assign(selection=np.select(
             [fixes["example_id"].isin(second), fixes["example_id"].isin(ranked)], [SECOND_OPINION, RANKED], "fix")))
@@ -142,6 +149,29 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
     queue = queue.sort_values(["priority", "example_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
     queue["rank"] = np.arange(1, len(queue) + 1, dtype=np.int32)
     return queue[[*QUEUE_COLUMNS, "selection"]], split
+
+
+def _fixable_flags(issues: pd.DataFrame, excluded: set[str], weights: Mapping[str, float]) -> pd.DataFrame:
+    """The open flags that may be queued as fixes: :data:`FLAG_COLUMNS` of the flagged rows not of
+    :data:`GROW_TYPE` whose example is not ``excluded`` and whose evidence ``weight * (1 - score)`` is
+    positive (build_queue's rule: others take no slot), in the order of ``issues``.
+
+    The four columns build_queue reads, taken once: the rows' ``reason`` and ``detail`` strings (and a
+    first copy of all flagged rows) were copies of about 130 MB at a million rows (docs/mining.md)."""
+    keep = issues["is_issue"].astype(bool).to_numpy() & (issues["issue_type"] != GROW_TYPE).to_numpy()
+    keep &= (_evidence(issues, weights) > 0) & ~issues["example_id"].isin(excluded).to_numpy()
+    return issues.loc[keep, list(FLAG_COLUMNS)]
+
+
+def _evidence(issues: pd.DataFrame, weights: Mapping[str, float]) -> np.ndarray:
+    """``weight[issue_type] * (1 - score)`` of every row of ``issues``, shape (N,); 0 for a type without
+    a weight. One comparison of the type column per weighted type, not a Python string per row (the
+    column as objects was about 60 MB at a million rows)."""
+    weight = np.zeros(len(issues))
+    types = issues["issue_type"]
+    for issue_type, w in weights.items():
+        weight[(types == issue_type).to_numpy(dtype=bool)] = float(w)
+    return weight * (1.0 - issues["score"].astype(float).to_numpy())
 
 
 def _fill_with_flags(chosen: dict[str, list[str]], flags: pd.DataFrame, taken: set[str],
@@ -167,8 +197,19 @@ def _ranked_past_flags(cfg: EngineConfig, issues: pd.DataFrame, taken: set[str],
         return []
     # The two columns read, not every column of the rows (the unflagged label rows' details were a copy
     # of about 100 MB at a million rows); the same rows.
-    keep = (issues["issue_type"] == "label") & ~issues["is_issue"].astype(bool) & ~issues["example_id"].isin(taken) \
-        & (issues["score"].astype(float) < 1.0)
+    score = issues["score"].astype(float).to_numpy()
+    keep = (issues["issue_type"] == "label").to_numpy() & ~issues["is_issue"].astype(bool).to_numpy() \
+        & ~issues["example_id"].isin(taken).to_numpy() & (score < 1.0)
+    if room < keep.sum():
+        # Only rows scored at most the room-th lowest score can be among the first ``room`` of the order
+        # (score first): those sorted, not all unflagged labels (about 817k rows at a million, each id a
+        # string to compare). The same ids in the same order, ties included; when an id repeats among
+        # them (fewer than ``room`` distinct), every row is sorted as before.
+        cut = np.partition(score[keep], room - 1)[room - 1]
+        near = issues.loc[keep & (score <= cut), ["score", "example_id"]]
+        found = near.sort_values(["score", "example_id"])["example_id"].drop_duplicates().head(room).tolist()
+        if len(found) == room:
+            return found
     rows = issues.loc[keep, ["score", "example_id"]]
     return rows.sort_values(["score", "example_id"])["example_id"].drop_duplicates().head(room).tolist()
 
@@ -178,15 +219,18 @@ def _short_reason(budget: int, queued: int, issues: pd.DataFrame, excluded: set[
     """Why the queue holds fewer than ``budget`` rows ('' when it is full): what is left to ask about."""
     if queued >= budget:
         return ""
-    flags = issues[issues["is_issue"].astype(bool) & (issues["issue_type"] != GROW_TYPE)]
-    waiting = flags.loc[flags["example_id"].isin(excluded), "example_id"].nunique()
+    # Masks over the rows and counts of their ids, not a copy of the flagged rows (whose detail strings
+    # were about 120 MB at a million rows) nor sets of their ids as Python strings.
+    ids = issues["example_id"]
+    flags = issues["is_issue"].astype(bool).to_numpy() & (issues["issue_type"] != GROW_TYPE).to_numpy()
+    done = ids.isin(excluded).to_numpy()
+    waiting = ids[flags & done].nunique()
     # Flags that carry no evidence: an issue type weighted 0, or a score of 1 (build_queue's rule).
-    evidence = flags["issue_type"].astype(object).map(dict(weights)).astype(float).fillna(0.0) \
-        * (1.0 - flags["score"].astype(float))
-    open_flags = flags[~flags["example_id"].isin(excluded)]
-    empty = set(open_flags["example_id"]) - set(open_flags.loc[evidence > 0, "example_id"])
+    open_flags, carries = flags & ~done, _evidence(issues, weights) > 0
+    empty = ids[open_flags & ~ids.isin(ids[open_flags & carries]).to_numpy()].nunique() \
+        if (open_flags & ~carries).any() else 0
     parts = [f"every open flag with evidence is queued ({waiting} more flagged examples wait for review or were "
-             "reviewed" + (f"; {len(empty)} without evidence: weight 0 or score 1" if empty else "") + ")"]
+             "reviewed" + (f"; {empty} without evidence: weight 0 or score 1" if empty else "") + ")"]
     if not growing:
         parts.append("new examples are off (the uncertain detector or its weight)")
     else:
@@ -235,6 +279,8 @@ def _oof_accuracy(state: PredictionState) -> float:
         return float(np.mean([f == g for f, g in zip(found, given)]))
     if not ok.any():
         return 0.5
+    if ok.all():  # the array itself, not a copy of it (80 MB at a million rows and ten classes)
+        return float((state.oof_probs.argmax(axis=1) == state.labels).mean())
     return float((state.oof_probs[ok].argmax(axis=1) == state.labels[ok]).mean())
 
 

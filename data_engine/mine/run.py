@@ -251,20 +251,21 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         results = {name: r.without_rows() for name, r in results.items()}
         release_arrow_memory()
     with clock.stage("queue"):
-        # A single reviewer's label the label detector flags goes out once more only where a slip of
-        # the reviewer is likelier than an error of the model (data_engine.mine.second_opinions).
-        flagged = set(issues.loc[(issues["issue_type"] == "label") & issues["is_issue"].astype(bool), "example_id"])
-        # The slip-versus-error estimate reads one class per example (tags: no second opinions yet).
-        second = worth_second_opinion(con, second_opinion_candidates(con, cfg.review.max_opinions) & flagged,
-                                      state.train["example_id"], state.labels, state.oof_probs) \
+        # A single reviewer's label the label detector flags goes out once more only where a slip of the reviewer
+        # is likelier than an error of the model (data_engine.mine.second_opinions): the reviewed flags, not a set
+        # of every flagged id (~200k strings at a million rows). The estimate reads one class per example (tags: none yet).
+        reopen = second_opinion_candidates(con, cfg.review.max_opinions)
+        flagged = set(issues.loc[(issues["issue_type"] == "label") & issues["is_issue"].astype(bool)
+                                 & issues["example_id"].isin(reopen), "example_id"])
+        second = worth_second_opinion(con, reopen & flagged, state.train["example_id"], state.labels, state.oof_probs) \
             if state.labels.ndim == 1 else set()
         excluded = sorted((set(excluded_examples(con)) - second) | (plan.withheld if plan is not None else set()))
         if plan is not None:  # the audited share of a propagation comes first in the queue
             audited = issues["example_id"].isin(plan.examples.loc[plan.examples["audit"], "example_id"])
             issues.loc[audited & (issues["issue_type"] == "lookalike"), "score"] = 0.0
         queue, split = plan_queue(con, cfg, state, issues, weights=weights if weights is not None else cfg.review.weights,
-                                  budget=budget or cfg.review.budget, exclude=excluded, examples=example_info(state),
-                                  second_opinions=second,
+                                  budget=budget or cfg.review.budget, exclude=excluded, second_opinions=second,
+                                  examples=lambda ids: example_info(state, ids),  # the queued fixes' details only
                                   weak_slice=slices.unlabeled_members(len(state.unlabeled)))
     with clock.stage("store"):
         run_id = store_run(con, state, issues, queue, results, noise_rate=noise_rate, started=started,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from collections.abc import Iterable
 from typing import Any
 
 import duckdb
@@ -52,11 +53,25 @@ def example_versions(example_ids: pd.Series, state: PredictionState) -> pd.api.e
     return versions.array.take(where, allow_fill=True)
 
 
-def example_info(state: PredictionState) -> pd.DataFrame:
+def example_info(state: PredictionState, ids: Iterable[str] | None = None) -> pd.DataFrame:
     """Per example: version, given label (None if unlabeled), suggested label and its score (the
-    task's :meth:`~data_engine.tasks.Task.best`: for classes the most probable one and its probability)."""
+    task's :meth:`~data_engine.tasks.Task.best`: for classes the most probable one and its probability).
+
+    ``ids``: only the rows of these examples (training rows, then unlabeled ones, in the state's
+    order), with the same values: what a queue shows, not a label string per row of the table (a frame
+    of about 50 MB at a million rows and its copy in the queue's lookup, docs/mining.md)."""
     task = state.task
-    probs = np.vstack([state.oof_probs, state.unlabeled_probs]) if len(state.unlabeled) else state.oof_probs
+    example_ids = pd.concat([state.train["example_id"], state.unlabeled["example_id"]], ignore_index=True)
+    versions = pd.concat([state.train["version"], state.unlabeled["version"]], ignore_index=True)
+    if ids is None:
+        probs = np.vstack([state.oof_probs, state.unlabeled_probs]) if len(state.unlabeled) else state.oof_probs
+        labels, n_unlabeled = state.labels, len(state.unlabeled)
+    else:
+        rows = np.flatnonzero(example_ids.isin(ids).to_numpy())
+        train_rows, unlabeled_rows = rows[rows < len(state.train)], rows[rows >= len(state.train)] - len(state.train)
+        probs = np.vstack([state.oof_probs[train_rows], state.unlabeled_probs[unlabeled_rows]])
+        labels, n_unlabeled = state.labels[train_rows], len(unlabeled_rows)
+        example_ids, versions = example_ids.iloc[rows].reset_index(drop=True), versions.iloc[rows].reset_index(drop=True)
     has = np.isfinite(probs).all(axis=1)
     names = np.full(len(probs), None, dtype=object)
     scores = np.full(len(probs), np.nan)
@@ -64,11 +79,11 @@ def example_info(state: PredictionState) -> pd.DataFrame:
     # (80 MB at a million rows and ten classes); the same values.
     found, score = task.best(probs if has.all() else probs[has], state.classes)
     names[has], scores[has] = np.asarray(found, dtype=object), score
-    given = np.concatenate([np.asarray(task.decode(state.labels, state.classes), dtype=object),
-                            np.full(len(state.unlabeled), None, dtype=object)])
+    given = np.concatenate([np.asarray(task.decode(labels, state.classes), dtype=object),
+                            np.full(n_unlabeled, None, dtype=object)])
     return pd.DataFrame({
-        "example_id": pd.concat([state.train["example_id"], state.unlabeled["example_id"]], ignore_index=True),
-        "example_version": pd.concat([state.train["version"], state.unlabeled["version"]], ignore_index=True),
+        "example_id": example_ids,
+        "example_version": versions,
         "given_label": given,
         "suggested_label": names,
         "suggested_score": scores,

@@ -138,3 +138,22 @@ def test_example_info_reads_the_predictions_themselves_with_the_same_values():
     assert pd.isna(other["suggested_label"].iloc[5]) and np.isnan(other["suggested_score"].iloc[5])
     keep = np.arange(40) != 5
     pd.testing.assert_frame_equal(other[keep], info[keep])
+
+
+def test_example_info_of_some_ids_is_their_rows_of_the_whole_table():
+    from data_engine.mine.runs import example_info
+
+    labels, probs = _noisy(n=40, k=3)
+    probs[7] = np.nan  # a labeled row without predictions
+    train = pd.DataFrame({"example_id": pd.array([f"e{i}" for i in range(40)], dtype="str"), "version": 1})
+    unlabeled = pd.DataFrame({"example_id": pd.array(["u0", "u1", "u2"], dtype="str"), "version": [4, 5, 6]})
+    state = types.SimpleNamespace(task=Classification(), classes=("a", "b", "c"), labels=labels, oof_probs=probs,
+                                  train=train, unlabeled=unlabeled, unlabeled_probs=np.array([[0.1, 0.2, 0.7]] * 3))
+    whole = example_info(state)
+    some = example_info(state, ["u1", "e7", "e3", "nobody", "e3"])
+    # The rows in the table's order (training rows first), each once, with the whole table's values.
+    assert some["example_id"].tolist() == ["e3", "e7", "u1"]
+    pd.testing.assert_frame_equal(some, whole.iloc[[3, 7, 41]].reset_index(drop=True))
+    assert pd.isna(some["given_label"].iloc[2]) and some["suggested_label"].iloc[2] == "c"
+    assert pd.isna(some["suggested_label"].iloc[1]) and some["example_version"].tolist() == [1, 1, 5]
+    assert example_info(state, []).empty

@@ -43,3 +43,25 @@ def test_numbers_boxes_and_spans_rank_unflagged_labels_by_score(tmp_path: Path, 
 
 def test_classes_keep_to_the_flags(tmp_path: Path) -> None:
     assert _ranked_past_flags(_cfg(tmp_path, "classification"), ISSUES, {"a"}, 5) == []
+
+
+TIES = pd.DataFrame({
+    "example_id": ["m", "k", "z", "j", "x", "x", "q", "n"],
+    "issue_type": ["label"] * 8,
+    "score": [0.2, 0.2, 0.1, 0.2, 0.15, 0.05, 0.9, 0.2],
+    "is_issue": [False] * 8,
+}).astype({"example_id": "string", "issue_type": "string"})
+
+
+@pytest.mark.parametrize(("room", "taken", "expected"), [
+    # x's lowest row first, then z; at the tie of 0.2 ids decide, whichever rows the cut leaves in.
+    (1, set(), ["x"]),
+    (2, set(), ["x", "z"]),  # the two lowest rows are both x's: every row is ranked, as before
+    (3, set(), ["x", "z", "j"]),
+    (4, set(), ["x", "z", "j", "k"]),
+    (5, {"x"}, ["z", "j", "k", "m", "n"]),
+    (9, set(), ["x", "z", "j", "k", "m", "n", "q"]),
+])
+def test_ranking_past_the_flags_takes_the_lowest_scores_in_order_with_ties_by_id(
+        tmp_path: Path, room: int, taken: set[str], expected: list[str]) -> None:
+    assert _ranked_past_flags(_cfg(tmp_path, "regression"), TIES, taken, room) == expected
