@@ -14,6 +14,15 @@ fi
 # The layers contract of pyproject's [tool.importlinter] (docs/architecture.md, "Layers"): an
 # import against the loop's order fails the suite (fast or whole) before any test runs.
 .venv/bin/lint-imports pyproject.toml || { echo "test: an import runs against the layers" >&2; exit 1; }
+# Test files run on parallel workers (pytest-xdist), whole files per worker (`--dist loadfile`: a
+# file's module fixtures are built once), the longest files first (tests/suite_order.py; hence
+# `--no-loadscope-reorder`). One worker per core, at most 4 (each starts its own servers);
+# TEST_WORKERS=N sets it, TEST_WORKERS=0 runs everything in this process.
+cores=$(nproc 2>/dev/null || echo 2)
+workers=${TEST_WORKERS:-$(( cores < 4 ? cores : 4 ))}
+if [ "$workers" != 0 ]; then
+  set -- -n "$workers" --dist loadfile --no-loadscope-reorder "$@"
+fi
 .venv/bin/python -m pytest "$@"
 code=$?
 if [ $code -eq 5 ]; then

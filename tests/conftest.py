@@ -6,6 +6,7 @@ Kept small on purpose; subsystems add their own ``conftest.py`` in their folders
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from data_engine.ingest.batch import IngestResult, ingest_file, is_gold_path
 from data_engine.store.home import Home
 from data_engine.store.warehouse import open_warehouse
 from tests import homes
+from tests.suite_order import longest_files_first, read_file_seconds
 
 # The session's one real Label Studio server and the homes that use it (integration, reliability).
 pytest_plugins = ["tests.labelstudio_server"]
@@ -32,10 +34,15 @@ HEAVY_TESTS = frozenset(
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the listed tests ``heavy`` before ``-m`` selects (hence ``tryfirst``)."""
+    """Mark the listed tests ``heavy`` before ``-m`` selects (hence ``tryfirst``); order them for workers."""
     for item in items:
         if item.nodeid in HEAVY_TESTS:
             item.add_marker(pytest.mark.heavy)
+    # On pytest-xdist's workers only (each collects the same items and must order them alike): the
+    # longest files first (tests/suite_order.py). A run on one process keeps the collection order.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        order = longest_files_first([item.nodeid for item in items], read_file_seconds())
+        items[:] = [items[position] for position in order]
 
 
 # The next label event id, for tests that write one event per statement (writers assign ids

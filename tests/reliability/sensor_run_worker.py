@@ -31,7 +31,7 @@ def main() -> int:
             result = dg.materialize([landed_batch], partition_key=name, instance=instance, resources=resources,
                                     raise_on_error=False)
             ok = result.success
-            error = None if ok else str(result.all_events[-1].message)[:300]
+            error = None if ok else _step_error(result)
             status = None
             if ok:
                 status = result.asset_materializations_for_node("landed_batch")[0].metadata["status"].value
@@ -39,6 +39,15 @@ def main() -> int:
             ok, status, error = False, None, f"{type(exc).__name__}: {exc}"[:300]
         print(json.dumps({"file": name, "ok": ok, "status": status, "error": error}), flush=True)
     return 0
+
+
+def _step_error(result: object) -> str:
+    """The failed step's own error (the run's last event says only "Steps failed")."""
+    for event in result.all_events:  # type: ignore[attr-defined]
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            return f"{error.cls_name}: {error.message}"[:600] if error else str(event.message)[:600]
+    return str(result.all_events[-1].message)[:600]  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":
