@@ -52,12 +52,12 @@ WEAK_SLICE_SHARE = 0.2
 
 def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: PredictionState, issues: pd.DataFrame, *,
                weights: Mapping[str, float], budget: int, exclude: Iterable[str],
-               examples: pd.DataFrame | Callable[[list[str]], pd.DataFrame], second_opinions: Iterable[str] = (),
+               examples: Callable[[list[str]], pd.DataFrame], second_opinions: Iterable[str] = (),
                weak_slice: np.ndarray | None = None) -> tuple[pd.DataFrame, BudgetSplit]:
     """The queue (:data:`QUEUE_COLUMNS` plus ``selection``) and the split it followed.
 
-    ``examples``: per-example details for the queue (:func:`data_engine.mine.runs.example_info`), or a
-    function giving them for a list of example ids (then only the queued fixes' are made).
+    ``examples``: a function giving the per-example details of a list of example ids
+    (:func:`data_engine.mine.runs.example_info` of those ids): only the queued fixes' are made.
 
     ``second_opinions``: reviewed examples sent back for another opinion
     (:func:`data_engine.mine.second_opinions.worth_second_opinion`); they are fixes like the others,
@@ -131,9 +131,7 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
         pool = pd.concat([fixable[fixable["example_id"].isin(fix_ids)],
                           ranked_rows[ranked_rows["example_id"].isin(fix_ids)].assign(is_issue=True)], ignore_index=True)
         del ranked_rows
-        fixes = build_queue(pool, weights=weights, budget=len(fix_ids),
-                            examples=examples(fix_ids) if callable(examples) else
-                            examples[examples["example_id"].isin(fix_ids)])
+        fixes = build_queue(pool, weights=weights, budget=len(fix_ids), examples=examples(fix_ids))
         del pool
         second = set(second_opinions)
         parts.insert(0, fixes.assign(selection=np.select(

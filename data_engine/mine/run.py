@@ -257,7 +257,7 @@ def run_mining(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, home: Home 
         reopen = second_opinion_candidates(con, cfg.review.max_opinions)
         flagged = set(issues.loc[(issues["issue_type"] == "label") & issues["is_issue"].astype(bool)
                                  & issues["example_id"].isin(reopen), "example_id"])
-        second = worth_second_opinion(con, reopen & flagged, state.train["example_id"], state.labels, state.oof_probs) \
+        second = worth_second_opinion(con, flagged, state.train["example_id"], state.labels, state.oof_probs) \
             if state.labels.ndim == 1 else set()
         excluded = sorted((set(excluded_examples(con)) - second) | (plan.withheld if plan is not None else set()))
         if plan is not None:  # the audited share of a propagation comes first in the queue
