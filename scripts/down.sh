@@ -28,6 +28,14 @@ for name in webserver daemon; do
     if group_alive "$pid"; then
       echo "down: Dagster $name (process group $pid) still ran ${GRACE} s after SIGTERM; sending SIGKILL" >&2
       kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+      # SIGKILL is delivered, not done: a loaded machine shows the processes a moment longer, and
+      # `make up` right after must not find their ports still held.
+      for _ in $(seq 1 20); do
+        group_alive "$pid" || break; sleep 0.5
+      done
+      if group_alive "$pid"; then
+        echo "down: Dagster $name (process group $pid) still ran 10 s after SIGKILL" >&2
+      fi
     fi
     echo "stopped Dagster $name (pid $pid)"
   fi
