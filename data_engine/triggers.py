@@ -187,11 +187,11 @@ def review_pending(con: duckdb.DuckDBPyConnection, *, mining_in_flight: Sequence
 def retrain_trigger(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, *, in_flight: Sequence[str] = (),
                     mining_in_flight: Sequence[str] = (), pull_in_flight: Sequence[str] = ()) -> Trigger:
     """Retrain when enough corrections arrived or a labeled batch landed (see
-    :func:`data_engine.ship.training.retrain_decision`), or, once nothing is left to review, when
+    :func:`data_engine.ship.retrain_decision.retrain_decision`), or, once nothing is left to review, when
     reviewed labels are in no model yet; never while a retrain is in flight, never twice on one
     label snapshot."""
     from data_engine.ship.registry import latest_model
-    from data_engine.ship.training import retrain_decision
+    from data_engine.ship.retrain_decision import retrain_decision
 
     decision = retrain_decision(con, cfg)
     key = decision.run_key

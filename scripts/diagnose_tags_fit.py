@@ -58,7 +58,7 @@ from data_engine.demo import comparison  # noqa: E402
 from data_engine.demo.loop import ingest_landing, landed_labels  # noqa: E402
 from data_engine.mine.models import Schema, build_estimator, build_members  # noqa: E402
 from data_engine.review.oracle import oracle_path, read_oracle  # noqa: E402
-from data_engine.ship.training import limited_threads  # noqa: E402
+from data_engine.ship.fitting import limited_threads  # noqa: E402
 from data_engine.tasks import task_for, tagsets  # noqa: E402
 from tests import multilabel_support  # noqa: E402
 from tests.homes import make_home  # noqa: E402

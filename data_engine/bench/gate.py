@@ -79,7 +79,7 @@ def run_bench(*, model: str, train_rows: int, pool_rows: int, noise: float, draw
     from data_engine.mine.models import Schema, build_estimator, resolve_spec
     from data_engine.ship.evaluation import evaluate_predictions
     from data_engine.ship.gate import decide_promotion
-    from data_engine.ship.training import fit_estimator, limited_threads
+    from data_engine.ship.fitting import fit_estimator, limited_threads
     from data_engine.ship.verdict import Provenance
     from data_engine.store.config import GateConfig
 

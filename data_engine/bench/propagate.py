@@ -176,7 +176,7 @@ def _embed_once(b: dict[str, Any], cfg: Any) -> None:
     from data_engine.mine.embedders import configured_embedding
     from data_engine.mine.embedders.base import EMBEDDING_COLUMN, get_embedder
     from data_engine.mine.embedders.cache import embed_in_batches
-    from data_engine.ship.training import limited_threads
+    from data_engine.ship.fitting import limited_threads
 
     embedder = get_embedder(configured_embedding(cfg))
     b["train_vectors"] = None
@@ -197,7 +197,7 @@ def served_accuracy(cfg: Any, data: Any, X: pd.DataFrame, y: np.ndarray, test: p
     """Test accuracy of the served model the engine builds from ``cfg`` (``[retrain] model``), trained on ``X``, ``y``."""
     import numpy as np
 
-    from data_engine.ship.training import build_estimator, fit_estimator, limited_threads
+    from data_engine.ship.fitting import build_estimator, fit_estimator, limited_threads
 
     model, _ = build_estimator(cfg, data.schema, n_rows=len(y))
     with limited_threads():

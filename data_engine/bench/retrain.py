@@ -48,7 +48,8 @@ def run_once(dataset: Any, *, model: str, noise: float, seed: int) -> WeightingR
     from data_engine.mine.models import Schema, build_estimator
     from data_engine.tasks.oof import out_of_fold_probabilities
     from data_engine.mine.models import resolve_spec
-    from data_engine.ship.training import fit_estimator, label_trust_mask
+    from data_engine.ship.fitting import fit_estimator
+    from data_engine.ship.training import label_trust_mask
 
     started = time.perf_counter()
     classes = dataset.classes

@@ -63,7 +63,7 @@ def baseline_accuracy(train: Any, y: Any, test: Any, test_labels: Any, schema: d
     from sklearn.preprocessing import StandardScaler
 
     from data_engine.mine.embedders.base import EMBEDDING_COLUMN
-    from data_engine.ship.training import limited_threads
+    from data_engine.ship.fitting import limited_threads
 
     def matrix(frame: Any) -> Any:
         if EMBEDDING_COLUMN in frame.columns:
@@ -90,8 +90,9 @@ def run_served_bench(*, dataset: str = "sentiment", rows: int = 4000, flip: floa
     from data_engine.mine.embedders import configured_embedding
     from data_engine.mine.run import run_mining
     from data_engine.review.pull import record_verdicts
+    from data_engine.ship.fitting import limited_threads
     from data_engine.ship.registry import load_model
-    from data_engine.ship.training import limited_threads, train_candidate
+    from data_engine.ship.training import train_candidate
     from data_engine.steps import ingest
     from data_engine.store.warehouse import open_warehouse
 

@@ -118,7 +118,7 @@ def held_out_metrics(data: HeldOut, recipes: dict[str, tuple[Any, ...]], *, seed
     from sklearn.model_selection import KFold, StratifiedKFold
 
     from data_engine.mine.models import Schema, build_estimator
-    from data_engine.ship.training import limited_threads
+    from data_engine.ship.fitting import limited_threads
     from data_engine.tasks import Classification
 
     task = task or Classification()

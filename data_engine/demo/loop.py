@@ -71,7 +71,7 @@ def _train_and_deploy(home: Home, *, force: bool = False) -> tuple[int | None, f
     """
     from data_engine.ship.registry import current_champion
     from data_engine.ship.step import ship_step
-    from data_engine.ship.training import retrain_decision
+    from data_engine.ship.retrain_decision import retrain_decision
     from data_engine.store.warehouse import open_warehouse
 
     with open_warehouse(home) as con:

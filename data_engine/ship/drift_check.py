@@ -187,7 +187,7 @@ def _champion_predictions(con: duckdb.DuckDBPyConnection, home: Home, reference:
         return None
     from data_engine.mine.embedders.features import with_embedding
     from data_engine.ship.scoring import candidate_input
-    from data_engine.ship.training import limited_threads
+    from data_engine.ship.fitting import limited_threads
     from data_engine.store.dataset import load_classes
     from data_engine.tasks import task_for
 

@@ -152,7 +152,7 @@ def predict_gold(home: Home, record: ModelRecord, gold: pd.DataFrame, *, what: s
         return np.array([], dtype=object)
     X = model_input(record, gold, what)
     model = load_model(home, record) if model is None else model
-    from data_engine.ship.training import limited_threads
+    from data_engine.ship.fitting import limited_threads
 
     with limited_threads():
         return np.asarray(model.predict(X)).astype(str)

@@ -179,7 +179,7 @@ def predict_file(home: Home, path: Path, version: int | None = None) -> tuple[pd
     the most probable class as the model server answers, ``predicted_score`` and one ``p_<class>``
     column of class probabilities per class, in the model's class order).
     """
-    from data_engine.ship.training import limited_threads
+    from data_engine.ship.fitting import limited_threads
 
     record = chosen_model(home, version)
     checked = _read(home, record, path, need_label=False)

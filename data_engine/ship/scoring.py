@@ -143,7 +143,7 @@ def score_unlabeled(
 
     todo, _ = with_embedding(con, cfg, todo, champion.input_schema)
     X = candidate_input(todo, champion)
-    from data_engine.ship.training import limited_threads
+    from data_engine.ship.fitting import limited_threads
 
     task = task_for(cfg.dataset)
     with limited_threads():

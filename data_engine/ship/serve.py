@@ -371,7 +371,7 @@ def run_server(home: Home, *, port: int, poll_seconds: float = DEFAULT_POLL_SECO
         raise EngineError(f"--poll-seconds {poll_seconds}: must be positive")
     from threadpoolctl import threadpool_limits
 
-    from data_engine.ship.training import NATIVE_THREADS
+    from data_engine.ship.fitting import NATIVE_THREADS
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # Process-wide: requests run in a thread pool, and per-request limits would race each other.

@@ -5,16 +5,14 @@ The training set is every example with a label in force that is neither discarde
 ``[retrain] weight_by_label_quality = true``, labels the latest mining run flagged as likely wrong
 get weight 0 until a reviewer confirms or corrects them (the seed's "curriculum": trust low-quality
 labels less until reviewed); ``data-engine bench weighting`` measures whether that helps.
+
+When to train is :mod:`data_engine.ship.retrain_decision`; how a fit runs (threads, progress),
+:mod:`data_engine.ship.fitting`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,16 +22,12 @@ import pandas as pd
 
 from data_engine.errors import EngineError
 from data_engine.mine.candidates import ServedChoice
-from data_engine.ship.registry import ModelRecord, latest_model, register_model
+from data_engine.ship.fitting import fit_estimator, limited_threads
+from data_engine.ship.registry import ModelRecord, register_model
 from data_engine.store.config import EngineConfig
 from data_engine.store.home import Home
 from data_engine.tasks import Task, task_for
 
-# Native threads (OpenMP, BLAS) per fit/predict. Measured here: training the default ensemble on the
-# 1,438 demo labels took 308 s with the libraries' default threads on a busy 2-core machine (OpenMP
-# spinning against other processes) and 17 s with one thread. The engine runs beside Label Studio,
-# Dagster and other runs, so one thread is the safe default; parallelism belongs to the caller.
-NATIVE_THREADS = 1
 # Sources whose labels a person gave or confirmed: always full weight.
 REVIEWED_SOURCES = frozenset({"review", "consensus"})
 
@@ -55,23 +49,6 @@ class TrainingSet:
     input_schema: dict[str, str]
     # Each row's example version, shape (N,) (stored out-of-fold predictions are keyed by it).
     versions: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class RetrainDecision:
-    """Whether to train a new candidate now, and why (a sensor turns it into a run request)."""
-
-    retrain: bool
-    reason: str
-    new_labels: int
-    new_batches: int
-    last_snapshot: int
-    label_snapshot: int
-
-    @property
-    def run_key(self) -> str:
-        """Idempotency key: one training per label snapshot and batch count."""
-        return f"retrain-{self.label_snapshot}-{self.new_batches}"
 
 
 class AlreadyTrained(EngineError):
@@ -102,15 +79,6 @@ class TrainResult:
     class_counts: dict[str, int] = field(default_factory=dict)
     # Which served model was trained and every candidate's out-of-fold score (data_engine.mine.candidates).
     choice: ServedChoice | None = None
-
-
-@contextmanager
-def limited_threads(limit: int = NATIVE_THREADS) -> Iterator[None]:
-    """Cap OpenMP/BLAS threads of the libraries scikit-learn uses, for the duration of the block."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=limit):
-        yield
 
 
 def input_schema(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> dict[str, str]:
@@ -191,77 +159,6 @@ def latest_label_flags(con: duckdb.DuckDBPyConnection, example_ids: np.ndarray) 
     ).fetchall()
     flagged = {r[0] for r in found}
     return np.array([e in flagged for e in example_ids], dtype=bool)
-
-
-def build_estimator(cfg: EngineConfig, schema: dict[str, str], *, n_rows: int | None = None) -> tuple[Any, str]:
-    """The modality's default served estimator (unfitted) and its spec string, without scoring
-    candidates (:func:`train_candidate` chooses by evidence instead, see
-    :mod:`data_engine.mine.candidates`). ``n_rows`` lets "auto" leave out members that do not
-    scale (kNN on large sets).
-    """
-    from data_engine.mine.models import build_model
-
-    return build_model(cfg, schema, n_rows=n_rows)
-
-
-def fit_estimator(estimator: Any, X: pd.DataFrame, y: np.ndarray, *, description: str | None = None) -> Any:
-    """Fit ``estimator`` on ``X`` (N, D) and labels ``y`` (N,) (or a tag matrix (N, K)); wrap a
-    fitting failure in EngineError.
-
-    With a ``description``, the fit shows progress (:mod:`data_engine.progress`: a bar on a terminal,
-    log lines otherwise), one unit per member of a voting ensemble.
-    """
-    try:
-        if description is None:
-            return estimator.fit(X, y)
-        return _fit_with_progress(estimator, X, y, description)
-    except (ValueError, TypeError) as exc:
-        raise EngineError(f"training {type(estimator).__name__} failed: {exc}") from None
-
-
-class _MemberTicks(io.TextIOBase):
-    """A stdout stand-in during a fit: each line of scikit-learn's own ``[Voting] ... (i of n)``
-    report advances the bar; anything else goes on to the real stdout."""
-
-    def __init__(self, bar: Any, out: Any) -> None:
-        self._bar, self._out = bar, out
-        self._after_report = False
-
-    def write(self, text: str) -> int:
-        if "[Voting]" in text:
-            self._bar.advance(text.count("[Voting]"))
-            self._after_report = True  # print() writes the line's end separately
-        elif text == "\n" and self._after_report:
-            self._after_report = False
-        elif text:
-            self._after_report = False
-            self._out.write(text)
-        return len(text)
-
-
-def _fit_with_progress(estimator: Any, X: pd.DataFrame, y: np.ndarray, description: str) -> Any:
-    """Fit with a progress bar. A voting ensemble counts its members through scikit-learn's own
-    per-member report (``verbose``), switched on for this fit only so the stored model is unchanged."""
-    from data_engine.progress import progress
-
-    members = getattr(estimator, "estimators", None)
-    voting = isinstance(members, list) and len(members) > 1 and "verbose" in estimator.get_params(deep=False)
-    targets = np.asarray(y)
-    # A tag matrix (N, K) has K tags; labels (N,) their distinct classes.
-    kinds = f"{targets.shape[1]} tags" if targets.ndim == 2 else f"{len(pd.unique(targets))} classes"
-    what = (f"{description}: {', '.join(name for name, _ in members)}" if voting else description)
-    with progress(f"{what} on {len(y)} labels in {kinds}", len(members) if voting else 1,
-                  unit="members" if voting else "fits") as bar:
-        if not voting:
-            fitted = estimator.fit(X, y)
-            bar.advance()
-            return fitted
-        estimator.set_params(verbose=True)
-        try:
-            with contextlib.redirect_stdout(_MemberTicks(bar, sys.stdout)):
-                return estimator.fit(X, y)
-        finally:
-            estimator.set_params(verbose=False)
 
 
 def train_candidate(con: duckdb.DuckDBPyConnection, home: Home, cfg: EngineConfig | None = None) -> TrainResult:
@@ -360,77 +257,6 @@ def _short_repr(estimator: Any) -> str:
     return " ".join(repr(estimator).split())[:2000]
 
 
-def retrain_decision(con: duckdb.DuckDBPyConnection, cfg: EngineConfig) -> RetrainDecision:
-    """Should a new candidate be trained? Yes when there is no model yet and labeled data exists,
-    when at least ``[retrain] min_new_labels`` reviewed labels arrived since the last model's label
-    snapshot, when a labeled (non-gold) batch arrived after that snapshot, or when the new-looking
-    rows of a drifted batch are all labeled, by reviews the last model has not seen
-    (:func:`drifted_batches_labeled`): its gate then re-evaluates the champion against a candidate
-    that learned the new distribution, however few those rows are."""
-    from data_engine.store.dataset import label_snapshot
-
-    snapshot = label_snapshot(con)
-    last = latest_model(con)
-    if last is None:
-        labeled = con.execute(
-            "SELECT count(*) FROM current_labels cl JOIN current_examples ce USING (example_id) "
-            "WHERE cl.label IS NOT NULL AND NOT ce.is_gold"
-        ).fetchall()[0][0]
-        if labeled == 0:
-            return RetrainDecision(False, "no labeled training data yet (gold data is for evaluation only)",
-                                   0, 0, 0, snapshot)
-        return RetrainDecision(True, f"no model yet; {labeled} labeled examples", int(labeled), 0, 0, snapshot)
-    new_labels = int(con.execute(
-        "SELECT count(*) FROM label_events WHERE event_id > ? AND source IN ('review', 'consensus')",
-        [last.label_snapshot],
-    ).fetchone()[0])
-    # Batches whose labels the last model did not see, by label snapshot rather than by clock: a
-    # batch ingested while that model was training is still new to it.
-    new_batches = int(con.execute(
-        "SELECT count(DISTINCT e.batch_id) FROM label_events le JOIN examples e "
-        "ON e.example_id = le.example_id AND (le.example_version IS NULL OR e.version = le.example_version) "
-        "WHERE le.event_id > ? AND le.source = 'ingest' AND le.label IS NOT NULL AND NOT e.is_gold",
-        [last.label_snapshot],
-    ).fetchall()[0][0])
-    need = cfg.retrain.min_new_labels
-    if new_batches:
-        reason = f"{new_batches} new labeled batch(es) since model v{last.version}"
-        return RetrainDecision(True, reason, new_labels, new_batches, last.label_snapshot, snapshot)
-    drifted = drifted_batches_labeled(con, last.label_snapshot)
-    if drifted:
-        batch_id, rows, reviewed = drifted[0]
-        reason = (f"drifted batch {batch_id}: its {rows} new-looking row(s) are labeled ({reviewed} by review since "
-                  f"model v{last.version}); a candidate that learned them re-evaluates the champion on gold")
-        return RetrainDecision(True, reason, new_labels, 0, last.label_snapshot, snapshot)
-    if new_labels >= need:
-        reason = f"{new_labels} new reviewed labels since model v{last.version} (retrain.min_new_labels = {need})"
-        return RetrainDecision(True, reason, new_labels, 0, last.label_snapshot, snapshot)
-    reason = f"{new_labels} new reviewed labels since model v{last.version}; waiting for {need}"
-    return RetrainDecision(False, reason, new_labels, 0, last.label_snapshot, snapshot)
-
-
-def drifted_batches_labeled(con: duckdb.DuckDBPyConnection, since_snapshot: int) -> list[tuple[str, int, int]]:
-    """The drifted batches whose new-looking rows (the ``drift`` detector's: a stored domain-classifier
-    score of at least :data:`~data_engine.mine.detectors.drift.NEW_LOOKING`) all have a label in force
-    or were discarded, at least one of them by a review after label event ``since_snapshot``: the
-    distribution a champion never saw is labeled now, so it is re-evaluated once (the next model's
-    snapshot is past those reviews). Rows ``(batch_id, new-looking rows, reviewed since)``, oldest
-    batch first."""
-    from data_engine.mine.detectors.drift import NEW_LOOKING
-
-    return [(str(b), int(n), int(r)) for b, n, r in con.execute(
-        "SELECT dr.batch_id, count(*) AS n, "
-        "       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM label_events le WHERE le.example_id = dr.example_id "
-        "           AND le.event_id > ? AND le.source IN ('review', 'consensus'))) AS reviewed "
-        "FROM drift_rows dr JOIN batch_drift bd USING (batch_id) "
-        "LEFT JOIN current_labels cl ON cl.example_id = dr.example_id "
-        "WHERE bd.drifted AND dr.score >= ? "
-        "GROUP BY dr.batch_id, bd.checked_at "
-        "HAVING bool_and(cl.example_id IS NOT NULL) AND reviewed > 0 "
-        "ORDER BY bd.checked_at, dr.batch_id",
-        [since_snapshot, NEW_LOOKING]).fetchall()]
-
-
 def describe(result: TrainResult, task: Task | None = None) -> str:
     """One line for the CLI; ``task`` names the model (:func:`data_engine.tasks.model_name`)."""
     from data_engine.tasks import model_name
@@ -444,6 +270,5 @@ def describe(result: TrainResult, task: Task | None = None) -> str:
     return line + (f"\n{result.choice.line(task)}" if result.choice is not None else "")
 
 
-__all__ = ["AlreadyTrained", "trained_on", "TrainingSet", "RetrainDecision", "TrainResult", "load_training_set", "label_trust_mask",
-           "latest_label_flags", "drifted_batches_labeled", "build_estimator", "fit_estimator", "train_candidate", "retrain_decision",
-           "input_schema", "describe"]
+__all__ = ["AlreadyTrained", "trained_on", "TrainingSet", "TrainResult", "load_training_set", "label_trust_mask",
+           "latest_label_flags", "train_candidate", "input_schema", "describe"]

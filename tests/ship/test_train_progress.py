@@ -14,7 +14,7 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
 
 from data_engine import progress as progress_module
-from data_engine.ship.training import fit_estimator
+from data_engine.ship.fitting import fit_estimator
 
 
 def test_each_member_advances_the_bar_and_stdout_stays_clean(monkeypatch: pytest.MonkeyPatch,

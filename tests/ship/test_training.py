@@ -8,6 +8,7 @@ import pytest
 from data_engine.errors import EngineError
 from data_engine.ship import training
 from data_engine.ship.registry import get_model, load_model
+from data_engine.ship.retrain_decision import retrain_decision
 from data_engine.store.warehouse import open_warehouse
 from tests.loop_support import insert_examples, make_home, review, seed_digits
 
@@ -53,23 +54,23 @@ def test_train_candidate_registers_a_loadable_candidate(env):
 def test_retrain_decision_follows_new_labels_and_batches(env):
     home, info = env
     with open_warehouse(home) as con:
-        first = training.retrain_decision(con, home.config)
+        first = retrain_decision(con, home.config)
         assert first.retrain and "no model yet" in first.reason
         training.train_candidate(con, home)
-        idle = training.retrain_decision(con, home.config)
+        idle = retrain_decision(con, home.config)
         assert not idle.retrain and "waiting for 5" in idle.reason
         ids = info["ids"][info["parts"]["train"]]
         review(con, {e: "1" for e in ids[:4]})
-        assert not training.retrain_decision(con, home.config).retrain
+        assert not retrain_decision(con, home.config).retrain
         review(con, {ids[4]: "1"})
-        enough = training.retrain_decision(con, home.config)
+        enough = retrain_decision(con, home.config)
         assert enough.retrain and enough.new_labels == 5
         assert enough.run_key == f"retrain-{enough.label_snapshot}-0"
         training.train_candidate(con, home)
-        assert not training.retrain_decision(con, home.config).retrain
+        assert not retrain_decision(con, home.config).retrain
         X = info["X"][:3]
         insert_examples(con, home, ["n1", "n2", "n3"], X, ["0", "1", "2"], batch="later-batch")
-        batch = training.retrain_decision(con, home.config)
+        batch = retrain_decision(con, home.config)
     assert batch.retrain and batch.new_batches == 1
 
 
@@ -94,15 +95,15 @@ def test_a_drifted_batch_once_labeled_makes_the_champion_re_evaluated_once(champ
     home, new = champion_then_new_rows
     with open_warehouse(home) as con:
         _drifted(con, "unlabeled-1", True, {new[0]: 0.9, new[1]: 0.8, new[2]: 0.3})
-        assert not training.retrain_decision(con, home.config).retrain  # its new-looking rows unlabeled
+        assert not retrain_decision(con, home.config).retrain  # its new-looking rows unlabeled
         review(con, {new[0]: "1"})
-        assert not training.retrain_decision(con, home.config).retrain  # one still waits for a label
+        assert not retrain_decision(con, home.config).retrain  # one still waits for a label
         review(con, {new[1]: None})  # a discard settles a row too; the row at 0.3 is not new-looking
-        decision = training.retrain_decision(con, home.config)
+        decision = retrain_decision(con, home.config)
         assert decision.retrain and decision.new_labels == 2  # far below min_new_labels
         assert "drifted batch unlabeled-1: its 2 new-looking row(s) are labeled (2 by review" in decision.reason
         training.train_candidate(con, home)
-        assert not training.retrain_decision(con, home.config).retrain  # once, not on every later check
+        assert not retrain_decision(con, home.config).retrain  # once, not on every later check
 
 
 def test_an_undrifted_batch_labeled_waits_for_min_new_labels(champion_then_new_rows):
@@ -110,7 +111,7 @@ def test_an_undrifted_batch_labeled_waits_for_min_new_labels(champion_then_new_r
     with open_warehouse(home) as con:
         _drifted(con, "unlabeled-1", False, {new[0]: 0.9})
         review(con, {new[0]: "1"})
-        decision = training.retrain_decision(con, home.config)
+        decision = retrain_decision(con, home.config)
     assert not decision.retrain and "waiting for 50" in decision.reason
 
 
@@ -169,5 +170,5 @@ def test_gold_alone_does_not_trigger_training(tmp_path):
     h = make_home(tmp_path)
     with open_warehouse(h) as con:
         insert_examples(con, h, ["g1", "g2"], np.zeros((2, 64)), ["1", "2"], batch="gold", gold=True)
-        decision = training.retrain_decision(con, h.config)
+        decision = retrain_decision(con, h.config)
     assert not decision.retrain and "gold data is for evaluation only" in decision.reason
