@@ -4,22 +4,22 @@ A label is one class name, stored and compared in the normalised spelling of
 :mod:`data_engine.store.values` (so "1.0" and 1, or "cat " and "cat", are one label); a label that is
 not one of ``dataset_classes`` is quarantined with the classes named. A reviewer picks one class (or
 "not a valid example") from single-choice radio buttons with the model's suggestion pre-filled.
-Out-of-sample predictions are K class probabilities; confident learning finds the label errors; the
-gate compares accuracy (McNemar) or macro-F1 (paired bootstrap).
+Out-of-sample predictions are K class probabilities; confident learning finds the label errors
+(:mod:`~data_engine.tasks.classification_issues`); the gate compares accuracy (McNemar) or macro-F1
+(paired bootstrap) (:mod:`~data_engine.tasks.classification_metrics`).
 """
 
 from __future__ import annotations
 
 import json
 import random
-import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from data_engine.store.values import normalize_text, normalized_sql
 from data_engine.tasks.base import TASKS, LabelIssues, Task
-from data_engine.tasks.label_issues import cleanlab_copies_released
+from data_engine.tasks.review_views import choices_view
 
 if TYPE_CHECKING:  # numpy and pandas load when a method runs: ingest's start-up stays light
     import duckdb
@@ -31,20 +31,6 @@ if TYPE_CHECKING:  # numpy and pandas load when a method runs: ingest's start-up
     from data_engine.tasks.oof import OOFResult
     from data_engine.tasks.paired import PairedDiff
 
-# cleanlab's default pruning; on digits with 20 % flips it gave the best F1 of the three
-# filters for the default ensemble (see docs/mining.md).
-FILTER_BY = "prune_by_noise_rate"
-# cleanlab.filter.find_label_issues' default: a class with this many labeled examples or fewer is not judged.
-MIN_EXAMPLES_PER_CLASS = 1
-# Confident learning counts an example as mislabeled only if the model's probability of another
-# class clears that class's threshold (its mean self-confidence). Once most errors are corrected the
-# thresholds rise towards 1 and it stops flagging plain contradictions: on digits with 27 errors
-# left after a simulated loop, it flagged 10 of them with the default ensemble's probabilities,
-# while 21 had p(given) < 0.05 and another class preferred (25 such labels in all). So a label the
-# model prefers another class to, and gives less than this probability, is flagged too. Measured over the
-# demo's loop (3 seeds, 20 % noise): errors left after the loop 18-22 -> 5-10, reviews per true
-# error 0.95-0.97 -> 1.01-1.03 (0.2 here left 4-6 for 1.09-1.12).
-CONTRADICTED_BELOW = 0.05
 # Row sums of probabilities may differ from 1 by this much (float rounding in a user's export).
 SUM_TOLERANCE = 1e-3
 
@@ -65,25 +51,6 @@ def aligned_probabilities(model: object, X: pd.DataFrame, classes: Sequence[str]
     return out
 
 
-def choices_view(item: str, partner: str, choices: Sequence[str], *, from_name: str, to_name: str,
-                 partner_prefix: str, mode: str, headers: Sequence[str], below: str = "") -> str:
-    """A review task's Label Studio ``<View>``: ``headers`` (XML lines), the example ``item``, the
-    ``choices`` control (``mode``: its attributes, e.g. ``choice="multiple"``) after the line
-    ``below``, then the near-duplicate ``partner`` under its note (see :meth:`Task.labeling_config`)."""
-    from xml.sax.saxutils import quoteattr  # here: it loads urllib, http, ssl (30 ms)
-    options = "\n    ".join(f"<Choice value={quoteattr(c)}/>" for c in choices)
-    lines = "\n  ".join(headers)
-    return f"""<View>
-  {lines}
-  {item}{below}
-  <Choices name="{from_name}" toName="{to_name}" {mode}>
-    {options}
-  </Choices>
-  <Header value="${partner_prefix}note" size="5"/>
-  {partner}
-</View>"""
-
-
 def margins(probs: np.ndarray) -> np.ndarray:
     """Top-1 minus top-2 probability per row of ``probs`` (N, K); shape (N,), in [0, 1]."""
     import numpy as np
@@ -92,13 +59,6 @@ def margins(probs: np.ndarray) -> np.ndarray:
         return np.ones(len(probs))
     top2 = np.sort(probs, axis=1)[:, -2:]
     return np.clip(top2[:, 1] - top2[:, 0], 0.0, 1.0)
-
-
-def _fmt(values: np.ndarray) -> np.ndarray:
-    """Two decimals, element-wise, as an object array of strings."""
-    import numpy as np
-
-    return np.char.mod("%.2f", np.asarray(values, dtype=np.float64)).astype(object)
 
 
 @TASKS.register
@@ -213,57 +173,11 @@ class Classification(Task):
         return self.decode(pred.argmax(axis=1), classes), pred.max(axis=1)
 
     def label_issues(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str], inputs: pd.DataFrame | None = None) -> LabelIssues:
-        """Confident learning (:func:`cleanlab.filter.find_label_issues`, ``prune_by_noise_rate``) plus
-        labels the model plainly contradicts (:data:`CONTRADICTED_BELOW`); the score is
-        :func:`cleanlab.rank.get_label_quality_scores` (self-confidence). ``n_jobs=1``: cleanlab's
-        multiprocessing path fails inside Dagster's spawned step processes."""
-        import numpy as np
-        from cleanlab.filter import find_label_issues
-        from cleanlab.rank import get_label_quality_scores
+        """Confident learning plus labels the model plainly contradicts
+        (:func:`data_engine.tasks.classification_issues.find_class_issues`)."""
+        from data_engine.tasks.classification_issues import find_class_issues
 
-        y = np.asarray(y, dtype=np.int64)
-        present = np.unique(y)
-        if len(present) < 2:
-            return LabelIssues.none("needs labeled examples of two classes")
-        # cleanlab wants every class of pred_probs to occur among the labels: keep the classes
-        # present and renormalise (a class with no labeled example cannot be a label error).
-        remap = np.full(len(classes), -1)
-        remap[present] = np.arange(len(present))
-        probs = pred[:, present]
-        totals = probs.sum(axis=1, keepdims=True)
-        # In place on the one copy (the same values as dividing into new arrays: 80 MB less per array
-        # at a million rows and ten classes).
-        np.divide(probs, np.where(totals > 0, totals, 1.0), out=probs)
-        probs[~(totals[:, 0] > 0)] = 1.0 / len(present)
-        given = remap[y]
-        with warnings.catch_warnings():
-            # cleanlab warns "May not flag all label issues in class: k" for a class with at most
-            # one labeled example (its min_examples_per_class, 1): said in the summary instead.
-            warnings.filterwarnings("ignore", message="May not flag all label issues", category=UserWarning)
-            with cleanlab_copies_released():  # its split copy gone before its last copy is made
-                learned = find_label_issues(given, probs, filter_by=FILTER_BY, n_jobs=1,
-                                            min_examples_per_class=MIN_EXAMPLES_PER_CLASS)
-        too_few = [classes[c] for c in present[np.bincount(given, minlength=len(present)) <= MIN_EXAMPLES_PER_CLASS]]
-        quality = get_label_quality_scores(given, probs, method="self_confidence")
-        top = probs.argmax(axis=1)
-        contradicted = (top != given) & (quality < CONTRADICTED_BELOW)
-        flags = learned | contradicted
-        suggested = self.decode(present[top], classes)
-        suggested_p = probs.max(axis=1)
-        del probs, top  # the (n, K) copy is read by nothing past here: not held while the rows are worded
-        # Worded for the flagged rows only (the rest share one string): at a million rows the wording
-        # of every row made several arrays of a million new strings.
-        at = np.flatnonzero(flags)
-        detail = np.full(len(y), "label agrees with the model", dtype=object)
-        detail[at] = ("given '" + np.asarray(self.decode(y[at], classes), dtype=object) + "' (p=" + _fmt(quality[at])
-                      + "), model suggests '" + np.asarray(suggested, dtype=object)[at] + "' (p="
-                      + _fmt(suggested_p[at]) + ")")
-        summary = {"examples": int(len(y)), "flagged": int(flags.sum()), "filter_by": FILTER_BY,
-                   "flagged_by_confident_learning": int(learned.sum()),
-                   "flagged_as_contradicted_only": int((contradicted & ~learned).sum())}
-        if too_few:  # confident learning leaves these classes' labels alone (the contradicted rule still reads them)
-            summary["too_few_to_judge"] = too_few
-        return LabelIssues(quality, flags, suggested, suggested_p, detail.tolist(), summary)
+        return find_class_issues(y, pred, classes, self.decode)
 
     def uncertainty(self, pred: np.ndarray) -> np.ndarray:
         """1 - the margin between the two most likely classes (margin sampling)."""
@@ -348,70 +262,44 @@ class Classification(Task):
         return rng.choice([c for c in classes if c != truth])
 
     def metrics(self, y_true: np.ndarray, pred: np.ndarray, classes: Sequence[str]) -> dict[str, float | None]:
-        """Accuracy and macro-F1 over the classes in gold (a class the gold set lacks says nothing
-        about the model), by scikit-learn."""
-        import numpy as np
-        from sklearn.metrics import accuracy_score, f1_score
+        """Accuracy and macro-F1 over the classes in gold
+        (:func:`data_engine.tasks.classification_metrics.class_metrics`)."""
+        from data_engine.tasks.classification_metrics import class_metrics
 
-        y_true = np.asarray(y_true, dtype=object).astype(str)
-        pred = np.asarray(pred, dtype=object).astype(str)
-        if len(y_true) == 0:
-            return {"accuracy": None, "macro_f1": None}
-        return {"accuracy": float(accuracy_score(y_true, pred)),
-                "macro_f1": float(f1_score(y_true, pred, labels=sorted(set(y_true)), average="macro",
-                                           zero_division=0))}
+        return class_metrics(y_true, pred)
 
     def paired_test(self, y_true: np.ndarray, cand_pred: np.ndarray, champ_pred: np.ndarray, metric: str, *,
                     alpha: float) -> PairedDiff:
-        """Accuracy: McNemar's exact test; macro-F1: the paired bootstrap (:mod:`data_engine.tasks.paired`).
+        """Accuracy: McNemar's exact test; macro-F1: the paired bootstrap
+        (:func:`data_engine.tasks.classification_metrics.paired_class_test`).
         Raises ``ValueError`` for any other ``metric``."""
-        import numpy as np
-        from data_engine.tasks.paired import bootstrap_macro_f1, mcnemar
+        from data_engine.tasks.classification_metrics import paired_class_test
 
         self.check_metric(metric)
-        y, cand, champ = (np.asarray(a).astype(str) for a in (y_true, cand_pred, champ_pred))
-        if metric == "accuracy":
-            return mcnemar(cand == y, champ == y, alpha=alpha)
-        return bootstrap_macro_f1(y, cand, champ, alpha=alpha)
+        return paired_class_test(y_true, cand_pred, champ_pred, metric, alpha=alpha)
 
     def candidate_figures(self, y: np.ndarray, pred: np.ndarray,
                           classes: Sequence[str]) -> tuple[dict[str, float | None], tuple[float, ...]]:
-        """Accuracy and macro-F1 of the most probable class, over all K classes (a class without
-        labels counts with F1 0 for every candidate alike), and each class's recall (scikit-learn)."""
-        import numpy as np
-        from sklearn.metrics import accuracy_score, f1_score, recall_score
+        """Accuracy, macro-F1 and each class's recall of the most probable class, over all K classes
+        (:func:`data_engine.tasks.classification_metrics.candidate_figures`)."""
+        from data_engine.tasks.classification_metrics import candidate_figures
 
-        y = np.asarray(y, dtype=np.int64)
-        best = pred.argmax(axis=1)
-        every = np.arange(pred.shape[1])
-        recall = recall_score(y, best, average=None, labels=every, zero_division=0)
-        return ({"accuracy": float(accuracy_score(y, best)),
-                 "macro_f1": float(f1_score(y, best, average="macro", labels=every, zero_division=0))},
-                tuple(float(r) for r in recall))
+        return candidate_figures(y, pred)
 
     def class_recall(self, y_true: np.ndarray, pred: np.ndarray) -> dict[str, tuple[float, int]]:
-        """Recall of each class in gold (scikit-learn's ``recall_score``) with its gold support."""
-        import numpy as np
-        from sklearn.metrics import recall_score
+        """Recall of each class in gold with its gold support
+        (:func:`data_engine.tasks.classification_metrics.class_recall`)."""
+        from data_engine.tasks.classification_metrics import class_recall
 
-        y_true = np.asarray(y_true, dtype=object).astype(str)
-        pred = np.asarray(pred, dtype=object).astype(str)
-        if len(y_true) == 0:
-            return {}
-        present = sorted({str(v) for v in y_true})
-        recalls = recall_score(y_true, pred, labels=present, average=None, zero_division=0)
-        return {c: (float(r), int(np.sum(y_true == c))) for c, r in zip(present, recalls)}
+        return class_recall(y_true, pred)
 
     def class_tests(self, y_true: np.ndarray, cand_pred: np.ndarray, champ_pred: np.ndarray, *,
                     alpha: float) -> list[tuple[str, str, PairedDiff]]:
-        """McNemar's exact test of each gold class's recall, on that class's gold examples."""
-        import numpy as np
-        from data_engine.tasks.paired import mcnemar
+        """McNemar's exact test of each gold class's recall
+        (:func:`data_engine.tasks.classification_metrics.class_tests`)."""
+        from data_engine.tasks.classification_metrics import class_tests
 
-        y, cand, champ = (np.asarray(a).astype(str) for a in (y_true, cand_pred, champ_pred))
-        return [(f"recall {cls}", f"recall of class {cls!r}", mcnemar(cand[y == cls] == cls, champ[y == cls] == cls,
-                                                                        alpha=alpha))
-                for cls in sorted(set(y.tolist()))]
+        return class_tests(y_true, cand_pred, champ_pred, alpha=alpha)
 
     def predict_output(self, pred_row: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
         """The most probable class and every class's probability (6 decimals)."""

@@ -248,7 +248,7 @@ class Multilabel(Task):
                         to_name: str, discard: str, partner_prefix: str) -> str:
         """Check boxes (``<Choices choice="multiple">``): the tags, then ``discard``; the given tags,
         the model's suggested set and the suspect tags (task field ``label_note``) in header lines."""
-        from data_engine.tasks.classification import choices_view
+        from data_engine.tasks.review_views import choices_view
 
         from xml.sax.saxutils import quoteattr  # here: it loads urllib, http, ssl (30 ms)
         how = quoteattr(f"Tick every tag that applies (none ticked: no tags), or '{discard}'.")

@@ -10,7 +10,7 @@ import cleanlab.filter
 import numpy as np
 import pytest
 
-from data_engine.tasks.classification import FILTER_BY, MIN_EXAMPLES_PER_CLASS
+from data_engine.tasks.classification_issues import FILTER_BY, MIN_EXAMPLES_PER_CLASS
 from data_engine.tasks.label_issues import CLEANLAB_COPY_GLOBALS, release_cleanlab_copies
 
 WHO = f"release_cleanlab_copies relies on cleanlab.filter's globals {CLEANLAB_COPY_GLOBALS} (cleanlab {cleanlab.__version__})"
