@@ -223,12 +223,19 @@ def _short_reason(budget: int, queued: int, issues: pd.DataFrame, excluded: set[
     flags = issues["is_issue"].astype(bool).to_numpy() & (issues["issue_type"] != GROW_TYPE).to_numpy()
     done = ids.isin(excluded).to_numpy()
     waiting = ids[flags & done].nunique()
-    # Flags that carry no evidence: an issue type weighted 0, or a score of 1 (build_queue's rule).
-    open_flags, carries = flags & ~done, _evidence(issues, weights) > 0
-    empty = ids[open_flags & ~ids.isin(ids[open_flags & carries]).to_numpy()].nunique() \
-        if (open_flags & ~carries).any() else 0
+    # A flag carries no evidence when its issue type is weighted 0 or its score is 1 (build_queue's rule).
+    # An example is counted as without evidence only when none of its open flags carries any: one whose
+    # other row has evidence (an outlier weighted 0 that is also a label issue) is queued for that row.
+    open_flags = flags & ~done
+    carries_evidence = _evidence(issues, weights) > 0
+    n_without_evidence = 0
+    if (open_flags & ~carries_evidence).any():  # else the count is 0: no pass over every row's id
+        ids_with_evidence = ids[open_flags & carries_evidence]
+        open_without_evidence = open_flags & ~ids.isin(ids_with_evidence).to_numpy()
+        n_without_evidence = ids[open_without_evidence].nunique()
+    without = f"; {n_without_evidence} without evidence: weight 0 or score 1" if n_without_evidence else ""
     parts = [f"every open flag with evidence is queued ({waiting} more flagged examples wait for review or were "
-             "reviewed" + (f"; {empty} without evidence: weight 0 or score 1" if empty else "") + ")"]
+             f"reviewed{without})"]
     if not growing:
         parts.append("new examples are off (the uncertain detector or its weight)")
     else:
