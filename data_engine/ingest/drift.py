@@ -193,19 +193,25 @@ def domain_scores(reference: pd.DataFrame, batch: pd.DataFrame, seed: int = 0) -
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
+    from data_engine.tasks.oof import single_threaded
+
     if len(reference) < MIN_DOMAIN_ROWS or len(batch) < MIN_DOMAIN_ROWS or not len(reference.columns):
         return None
     both = pd.concat([reference, batch], ignore_index=True)
     x = pd.get_dummies(both, dummy_na=False).astype(float).to_numpy()
     y = np.r_[np.zeros(len(reference)), np.ones(len(batch))]
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
-    return cross_val_predict(
-        HistGradientBoostingClassifier(max_iter=50, random_state=seed),
-        x,
-        y,
-        cv=folds,
-        method="predict_proba",
-    )[:, 1]
+    # One OpenMP thread: on a busy machine (a sensor run beside mining or training) the boosting's
+    # threads spin waiting for each other; this 5-fold check over a few thousand rows took 3 to 18
+    # times longer with two threads than with one (tests/ingest/test_drift.py at load 4-5).
+    with single_threaded():
+        return cross_val_predict(
+            HistGradientBoostingClassifier(max_iter=50, random_state=seed),
+            x,
+            y,
+            cv=folds,
+            method="predict_proba",
+        )[:, 1]
 
 
 def numeric_identifiers(reference: pd.DataFrame, columns: list[str]) -> list[str]:

@@ -96,3 +96,23 @@ def test_an_issued_id_sequence_is_not_compared_and_does_not_drift_every_batch():
     # An integer amount in random order is a feature: compared as one.
     amounts = _rows(1000, 0).assign(cents=np.random.default_rng(5).integers(2_000_000, 20_000_000, 1000))
     assert batch_drift(amounts, amounts.iloc[:300], with_auc=False).identifiers == []
+
+
+def test_the_domain_classifier_fits_on_one_native_thread(monkeypatch):
+    # Two OpenMP threads on a busy two-core machine made this check 3-18 times slower (spinning threads).
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    seen: list[int] = []
+    fit = HistGradientBoostingClassifier.fit
+
+    def recording_fit(self, *args, **kwargs):
+        seen.append(max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"))
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(HistGradientBoostingClassifier, "fit", recording_fit)
+    batch = _rows(300, 1)
+    batch["height_m"] = batch["height_m"] * 100
+    with threadpool_limits(limits=2, user_api="openmp"):  # as on a machine with no cap set (make test sets one)
+        assert batch_drift(_rows(1000, 0), batch).drifted
+    assert seen and set(seen) == {1}, seen
