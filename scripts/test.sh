@@ -22,6 +22,11 @@ cores=$(nproc 2>/dev/null || echo 2)
 workers=${TEST_WORKERS:-$(( cores < 4 ? cores : 4 ))}
 if [ "$workers" != 0 ]; then
   set -- -n "$workers" --dist loadfile --no-loadscope-reorder "$@"
+  # One native (OpenMP/BLAS) thread per worker and per server it starts: with a worker per core,
+  # a library's second thread only waits for the first; spinning OpenMP threads made
+  # tests/ingest/test_drift.py take 106-443 s instead of 24-38 s beside the other worker.
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1} \
+    MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
 fi
 .venv/bin/python -m pytest "$@"
 code=$?
