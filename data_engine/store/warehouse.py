@@ -22,6 +22,7 @@ from data_engine.store.home import Home
 
 LOCK_WAIT_ENV = "DATA_ENGINE_LOCK_WAIT"
 DEFAULT_LOCK_WAIT_S = 120.0
+MAX_RETRY_DELAY_S = 0.25  # the longest pause between two tries to open a locked warehouse (_connect)
 _LOCK_PATTERN = re.compile(r"(Could not set lock|Conflicting lock)", re.IGNORECASE)
 
 # ``review_tasks.status`` values after which a task waits for nothing more. A 'tie' still waits for
@@ -175,7 +176,10 @@ def _connect(path: str, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnec
                     f"(set {LOCK_WAIT_ENV} to wait longer)"
                 ) from None
             time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+            # Waiters retry at most every quarter second: DuckDB's lock has no queue, so a waiter
+            # that backed off to a second lost the lock to newcomers still retrying every 50-100 ms,
+            # and a sensor run beside a stream of CLI calls ran out of its wait on a loaded machine.
+            delay = min(delay * 2, MAX_RETRY_DELAY_S)
 
 
 @contextmanager

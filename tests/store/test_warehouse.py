@@ -229,3 +229,24 @@ def test_release_cache_evicts_cached_blocks_and_keeps_the_limit_and_the_data(tmp
     after = con.execute("SELECT sum(i), sum(j % 1000) FROM t").fetchall()
     assert after == before and after[0][0] == 1999999000000
     con.close()
+
+
+def test_a_waiter_retries_a_locked_warehouse_at_least_every_quarter_second(tmp_path, monkeypatch) -> None:
+    # DuckDB's lock has no queue: a waiter that backed off to a second lost it to newer waiters.
+    from data_engine.store import warehouse
+
+    tries = {"n": 0}
+    pauses: list[float] = []
+    connect = duckdb.connect
+
+    def locked_then_open(path: str, read_only: bool = False):
+        tries["n"] += 1
+        if tries["n"] <= 12:
+            raise duckdb.IOException('Could not set lock on file "x": Conflicting lock is held (PID 1)')
+        return connect(str(tmp_path / "w.duckdb"))
+
+    monkeypatch.setattr(warehouse.duckdb, "connect", locked_then_open)
+    monkeypatch.setattr(warehouse.time, "sleep", pauses.append)
+    warehouse._connect("w.duckdb", False, 60.0).close()
+    assert len(pauses) == 12
+    assert pauses[0] < 0.1 and max(pauses) == warehouse.MAX_RETRY_DELAY_S == 0.25
