@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,11 @@ def test_two_sensor_runs_and_the_cli_write_at_once_and_lose_nothing(tmp_path: Pa
         cli_runs += 1
         if done.returncode != 0:
             failures.append((command, done.stderr[-500:]))
+        if not pending:
+            # A user's `status` every second or two, not back to back: each call is a fresh interpreter
+            # (seconds of CPU), and an unbroken stream of them slowed the sensor runs on a loaded
+            # machine until their lock wait ran out, which is a test of the machine, not of the engine.
+            time.sleep(1.0)
     runs = []
     for w in workers:
         out, err = w.communicate(timeout=300)
