@@ -120,6 +120,7 @@ def held_out_metrics(data: HeldOut, recipes: dict[str, tuple[Any, ...]], *, seed
     from data_engine.mine.models import Schema, build_estimator
     from data_engine.ship.fitting import limited_threads
     from data_engine.tasks import Classification
+    from data_engine.tasks.regression_model import IntervalRegressor
 
     task = task or Classification()
     classes = list(classes or sorted(set(data.truth)))
@@ -139,8 +140,14 @@ def held_out_metrics(data: HeldOut, recipes: dict[str, tuple[Any, ...]], *, seed
     for name, (spec, labels, *weights) in recipes.items():
         # Examples without a label in the recipe (discarded ones) are left out of training only.
         y = labels.reindex(data.example_ids).to_numpy(dtype=object)
-        est = task.members_for({"served": build_estimator(spec, Schema.from_mapping(data.schema),
-                                                          weights=weights[0] if weights else None)})["served"]
+        # Built for the task (numbers: its regressors averaged by the recorded weights; a soft-voting
+        # classifier of several members has no regression form), then adapted (tags: one-vs-rest).
+        est = build_estimator(spec, Schema.from_mapping(data.schema), weights=weights[0] if weights else None,
+                              task=task)
+        if isinstance(est, IntervalRegressor):
+            # The comparison scores point predictions: the interval's own inner folds are not fitted.
+            est = est.estimator
+        est = task.members_for({"served": est})["served"]
         if task.encode([], classes).ndim == 2:  # the one-vs-rest wrapper of tags
             est.set_params(tags=tuple(classes))
         tasks += [(name, clone(est), fit[pd.notna(y[fit])], test, y.astype(str), r) for fit, test, r in splits]

@@ -142,6 +142,32 @@ def test_numbers_are_scored_by_mae_rmse_and_r2():
     assert figures["flat"]["mae"] == pytest.approx(float(np.mean(np.abs(value))), rel=1e-6)
 
 
+def test_numbers_served_by_a_weighted_mixture_are_compared_with_the_members_regressors():
+    """demo-loop on a home of prices stopped at its comparison ("none of the model members (served)
+    has a regression form"): the recorded served choice is several members with weights, built as a
+    soft-voting classifier, which has no regression form."""
+    from data_engine.demo.comparison import held_out_metrics
+    from data_engine.mine.spec import ModelSpec
+    from data_engine.store.config import DatasetConfig
+    from data_engine.tasks import task_for
+
+    rng = np.random.default_rng(3)
+    n = 150
+    X = pd.DataFrame({"x": rng.normal(size=n), "region": rng.choice(["n", "s", "e"], n)})
+    value = 3 * X.x + X.region.map({"n": 0.0, "s": 5.0, "e": -5.0}) + rng.normal(0, 0.1, n)
+    ids = np.array([f"e{i:03d}" for i in range(n)])
+    truth = np.array([repr(float(v)) for v in value])
+    data = HeldOut(X=X, example_ids=ids, truth=truth, is_gold=np.arange(n) < 30,
+                   schema={"x": "numeric", "region": "categorical"})
+    task = task_for(DatasetConfig(name="t", modality="tabular", label_column="v", feature_columns=("x", "region"),
+                                  task="regression"))
+    served = ModelSpec(("hgb", "linear"), "tabular", 0, None)
+    figures = held_out_metrics(data, {"true": (served, pd.Series(truth, index=ids), {"hgb": 0.0, "linear": 1.0})},
+                               n_jobs=1, task=task)
+    # The linear member alone (weight 1) fits this linear rule: the weights were used, not equal ones.
+    assert figures["true"]["mae"] < 0.2 and figures["true"]["r2"] > 0.99
+
+
 def test_the_comparison_serves_the_users_trainer_with_its_command(tmp_path) -> None:
     """demo-loop with [model] trainer = "command" stopped at its comparison: the served model was
     rebuilt from the recorded member name alone ("command", without the command), and failed."""
