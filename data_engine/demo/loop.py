@@ -115,6 +115,18 @@ def _round_truth(home: Home, oracle: pd.DataFrame, since_event: int) -> tuple[in
     return len(reviews), corrected, wrong, int((~had).sum())
 
 
+def _without_label(missing: int, unknown: int, refused: int) -> str:
+    """Why ``missing`` queued examples got no review label this round, in words: a reviewer who
+    sees "queued 60, reviewed 59" asks where the sixtieth went. (A discard is a review label.)"""
+    parts = [f"{k} {what}" for k, what in ((unknown, "not in the oracle, so left open"),
+                                           (refused, "left open, the answer refused (above)")) if k]
+    rest = missing - unknown - refused
+    if rest > 0:
+        parts.append(f"{rest} not answered by the simulated reviewer this round (a task it had answered before, "
+                     "or one a pull could not read)")
+    return f"{missing} queued example(s) without a review label: " + ", ".join(parts)
+
+
 def landed_labels(home: Home) -> pd.Series:
     """The label each example's current version landed with (its ingest event), by example id;
     examples that landed unlabeled are left out."""
@@ -252,8 +264,12 @@ def run_demo(home: Home, *, accuracy: float = 0.98, max_rounds: int = 8, budget:
             if sim.refused:
                 say(f"round {n}: {sim.refused} task(s) left open, their oracle answer is not one a pull accepts "
                     f"(first: {sim.refusals[0]})")
-            pull_step(home, client)
+            pulled = pull_step(home, client).result
+            for problem in pulled.problems:
+                say(f"round {n}: {problem}")
             reviewed, corrected, wrong, first = _round_truth(home, oracle, before)
+            if reviewed < push.sent:
+                say(f"round {n}: " + _without_label(push.sent - reviewed, sim.unknown, sim.refused))
             reviewed_total += reviewed
             champion, gold_acc, gate = _train_and_deploy(home)
             report = RoundReport(n, push.sent, reviewed, corrected, (wrong / reviewed) if reviewed else None,

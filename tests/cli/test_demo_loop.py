@@ -235,3 +235,14 @@ def test_gold_examples_the_oracle_does_not_list_are_scored_against_their_gold_la
     listed = pd.concat([oracle, pd.DataFrame({"example_id": gold_ids[:1], "label": ["x"]})])
     again = comparison.load_held_out(home, listed)
     assert pd.Series(again.truth, index=again.example_ids)[gold_ids[0]] == "x"
+
+
+def test_a_round_says_why_queued_examples_got_no_review_label():
+    """A user saw "queued 60, reviewed 59" and no word on the sixtieth."""
+    from data_engine.demo.loop import _without_label
+
+    line = _without_label(3, unknown=1, refused=1)
+    assert line.startswith("3 queued example(s) without a review label: ")
+    assert "1 not in the oracle" in line and "1 left open, the answer refused" in line
+    assert "1 not answered by the simulated reviewer" in line
+    assert "not answered" not in _without_label(2, unknown=2, refused=0)
