@@ -194,12 +194,15 @@ def validate(
             return label
 
         values.append(f"{stored_label('r.' + lq)} AS {lq}")
+        # The task words a label's reason ("tag refund is not one of the classes"); the column it
+        # came from is named before it, as for the input columns ("column price: label ...").
+        named = [(cond, f"{_lit('column ' + ds.label_column + ': ')} || {text}")
+                 for cond, text in task.label_reasons(lq, classes_known)]
         if by_value:
-            label_reasons, params = _label_reasons_by_value(con, task.label_reasons(lq, classes_known), lq,
-                                                            stored_label(quote_ident("cell")))
+            label_reasons, params = _label_reasons_by_value(con, named, lq, stored_label(quote_ident("cell")))
             reasons += label_reasons
         else:
-            reasons += task.label_reasons(lq, classes_known)
+            reasons += named
         if gold:
             reasons.append((f"{lq} IS NULL", "'gold row without a label'"))
     else:

@@ -168,7 +168,8 @@ def test_a_jsonl_boxes_value_that_is_not_a_list_quarantines_its_row_alone(home_w
              "or [] for an image with no objects)")
     with open_warehouse(home) as con:
         reasons = con.execute("SELECT row_number, reason FROM quarantine ORDER BY row_number").fetchall()
-    assert reasons == [(1, f"label oops {shape}"), (3, f"label 5 {shape}"), (4, f'label [{{"label": {shape}')]
+    assert reasons == [(1, f"column boxes: label oops {shape}"), (3, f"column boxes: label 5 {shape}"),
+                       (4, f'column boxes: label [{{"label": {shape}')]
     assert _labels(home) == {"m2": canonical(scenes[1].truth), "m5": None, "m6": None}  # null or missing: unlabeled
 
 

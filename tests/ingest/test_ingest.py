@@ -361,4 +361,4 @@ def test_classes_edited_after_the_first_batch_are_named_not_silently_ignored(
     assert any("'a', 'b', 'c'" in n and "differ from the stored classes ('a', 'b')" in n
                and n.endswith("run `data-engine classes add c`") for n in result.notes), result.notes
     reason = toy_con.execute("SELECT reason FROM quarantine WHERE batch_id = ?", [result.batch_id]).fetchone()[0]
-    assert reason == "label c is not one of the classes (a, b)"
+    assert reason == "column label: label c is not one of the classes (a, b)"

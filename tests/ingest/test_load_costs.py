@@ -206,7 +206,7 @@ def test_class_labels_are_judged_once_per_distinct_cell_with_the_same_stored_lab
         assert "2 rows have a missing-value marker ('NA') as their label in column 'label': stored unlabeled" in first.notes
         second = ingest_file(con, home.config.dataset, odd)
         assert (second.rows_ok, second.rows_labeled, second.rows_quarantined) == (4, 2, 1)
-        assert "1 row has a missing-value marker ('n/a') as their label in column 'label': stored unlabeled" in second.notes
+        assert "1 row has a missing-value marker ('n/a') as its label in column 'label': stored unlabeled" in second.notes
         assert second.unknown_labels == {"\u00e9": 1}
         stored = con.execute("SELECT example_id, label FROM examples ORDER BY row_number, batch_id = ?",
                              [second.batch_id]).fetchall()
@@ -214,8 +214,8 @@ def test_class_labels_are_judged_once_per_distinct_cell_with_the_same_stored_lab
             ("1", "a"), ("2", None), ("3", "b"), ("4", None), ("6", "a"), ("7", None), ("8", "b"), ("10", None)]
         reasons = con.execute("SELECT batch_id = ?, row_number, reason FROM quarantine ORDER BY 1, 2",
                               [second.batch_id]).fetchall()
-        assert reasons == [(False, 5, "label c is not one of the classes (a, b)"),
-                           (True, 4, "label \u00e9 is not one of the classes (a, b)")]
+        assert reasons == [(False, 5, "column label: label c is not one of the classes (a, b)"),
+                           (True, 4, "column label: label \u00e9 is not one of the classes (a, b)")]
         # A file whose labels are all classes has no class test row by row at all.
         clean = home.landing / "clean.csv"
         clean.write_text("id,label,x,color\n11,a,1,red\n12,b,2,red\n", encoding="utf-8")

@@ -74,10 +74,10 @@ def test_unknown_tags_malformed_arrays_and_empty_tags_are_quarantined(make_home:
            "5,5,bug\n")
     result, rows, quarantined, _ = _ingest(home, "b.csv", csv)
     assert rows == {"5": '["bug"]'} and result.rows_quarantined == 4
-    assert quarantined[0] == "tag refund is not one of the classes (billing, bug)"
-    assert quarantined[1] == 'label ["bug" is not a list of tags (a JSON array of text such as ["a","b"], or tags separated by |)'
-    assert quarantined[2].startswith('label [["bug"]] is not a list of tags')
-    assert quarantined[3] == '''label ["","billing","bug"] has an empty tag (two separators in a row, or one at an end)'''
+    assert quarantined[0] == "column tags: tag refund is not one of the classes (billing, bug)"
+    assert quarantined[1] == 'column tags: label ["bug" is not a list of tags (a JSON array of text such as ["a","b"], or tags separated by |)'
+    assert quarantined[2].startswith('column tags: label [["bug"]] is not a list of tags')
+    assert quarantined[3] == '''column tags: label ["","billing","bug"] has an empty tag (two separators in a row, or one at an end)'''
 
 
 def test_jsonl_and_parquet_lists_and_the_classes_inferred(make_home: Callable[..., Home], tmp_path) -> None:
@@ -91,7 +91,7 @@ def test_jsonl_and_parquet_lists_and_the_classes_inferred(make_home: Callable[..
     pq.write_table(table, home.landing / "d.parquet")
     result, rows, quarantined, _ = _ingest(home, "d.parquet")
     # The tag "a, b" (one tag with a comma) is not among the classes: named whole, not split in two.
-    assert quarantined == ["tag a, b is not one of the classes (7, billing, bug, urgent)"]
+    assert quarantined == ["column tags: tag a, b is not one of the classes (7, billing, bug, urgent)"]
     assert rows["6"] == '["billing"]'
 
 

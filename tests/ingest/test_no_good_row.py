@@ -133,7 +133,7 @@ def test_every_row_failing_in_another_column_type_is_named_problem_by_problem(
     assert sorted(parts[1:]) == [
         "'id gold:6 starts with gold:, the prefix reserved for gold examples: rename the id (or land the row as gold "
         "data in landi' (1 row)",   # examples are cut at 120 characters
-        "'label zebra is not one of the classes (a, b)' (1 row)",
         "column 'id' (1 row, e.g. 'missing id (column id)')",
+        "column 'label' (1 row, e.g. 'column label: label zebra is not one of the classes (a, b)')",
         "column 'note' (1 row, e.g. 'empty text (column note)')"]
     assert r.reason.startswith("no good row: all 6 rows quarantined, rejected by column 'amount' (2 rows")

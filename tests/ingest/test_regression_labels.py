@@ -59,8 +59,8 @@ def test_missing_markers_are_unlabeled_and_bad_numbers_quarantined(make_home: Ca
     result, stored, reasons, _ = _ingest(make_home(CONFIG), text)
     assert stored == {"a": None, "b": None, "c": None, "h": "12.0"}
     hint = " (a thousands separator or decimal comma? write it as 1234.5)"
-    assert reasons == {4: "label 1,234 is not a finite number" + hint, 5: "label 3,5 is not a finite number" + hint,
-                       6: "label inf is not a finite number", 7: "label cheap is not a finite number"}
+    assert reasons == {4: "column price: label 1,234 is not a finite number" + hint, 5: "column price: label 3,5 is not a finite number" + hint,
+                       6: "column price: label inf is not a finite number", 7: "column price: label cheap is not a finite number"}
     assert any("missing-value marker" in n and "'NA'" in n and "'NaN'" in n for n in result.notes)
 
 
@@ -68,8 +68,8 @@ def test_label_range_quarantines_impossible_values(make_home: Callable[..., Home
     home = make_home(CONFIG + "label_range = [0, 100]\n")
     result, stored, reasons, _ = _ingest(home, "id,x,price\na,1,0\nb,2,100\nc,3,-1\nd,4,100.5\ne,5,55\n")
     assert stored == {"a": "0.0", "b": "100.0", "e": "55.0"}
-    assert reasons == {3: "label -1.0 is outside [dataset] label_range [0, 100]",
-                       4: "label 100.5 is outside [dataset] label_range [0, 100]"}
+    assert reasons == {3: "column price: label -1.0 is outside [dataset] label_range [0, 100]",
+                       4: "column price: label 100.5 is outside [dataset] label_range [0, 100]"}
     assert result.rows_quarantined == 2
 
 

@@ -82,7 +82,7 @@ def test_a_registered_task_is_configured_and_reached_by_ingest_and_review(tmp_pa
     # Classification would quarantine 'a' and ' b ' (not among the classes A, B): the task's reading holds.
     assert result.rows_ok == 2
     assert stored == {"1": "A", "2": "B"}
-    assert reasons == ["grade C is not A or B"]
+    assert reasons == ["column label: grade C is not A or B"]
     xml = label_config(ds, ["A", "B"])
     assert '<Rating name="verdict" toName="item" maxRating="2"/>' in xml
     assert "<Choices" not in xml
