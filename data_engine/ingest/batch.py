@@ -280,8 +280,8 @@ def load_rows(con: duckdb.DuckDBPyConnection, ds: DatasetConfig, result: IngestR
     if label_present and not result.is_gold:
         n, markers = checked.missing_labels
         if n:
-            result.notes.append(f"{counted(n, 'row')} {verb(n, 'has', 'have')} a missing-value marker ({', '.join(map(repr, markers))}) as their "
-                                f"label in column {ds.label_column!r}: stored unlabeled")
+            result.notes.append(f"{counted(n, 'row')} {verb(n, 'has', 'have')} a missing-value marker ({', '.join(map(repr, markers))}) as "
+                                f"{verb(n, 'its', 'their')} label in column {ds.label_column!r}: stored unlabeled")
     if ds.image_column:
         rejected += _check_images(con, ds, result, columns)
         if label_present:  # boxes against their images' sizes (the detection task), once the images are read
