@@ -191,7 +191,7 @@ def cmd_review_status(args: argparse.Namespace, home: Home) -> int:
         unused = split.get("unused", 0)
         print(f"last queue: {split['budget']} reviews = fixes ({fixes}) + {split['grow']} new examples"
               + (f" + {unused} unused" if unused else "") + "; "
-              f"expected accuracy points per review: new label {split['gain_per_new_label_points']:.4f}"
+              f"expected {split.get('gain_figure', 'accuracy points')} per review: new label {split['gain_per_new_label_points']:.4f}"
               f" ({split['curve_source']}){'; fix ' + gains if gains else ''}")
         if split.get("short_reason"):
             print(f"  fewer than the budget: {split['short_reason']}")

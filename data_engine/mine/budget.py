@@ -1,10 +1,13 @@
 """The review budget between fixing labels and growing the labeled set, by expected gain per review.
 
-Written by hand: no library prices a label fix against a new label. The estimate, in accuracy per
-review:
+Written by hand: no library prices a label fix against a new label. The estimate, in points of the
+task's share of examples right per review (:meth:`data_engine.tasks.base.Task.oof_share`: accuracy for
+classes, exact match for tags, spans and boxes, labels within the out-of-fold interval for numbers;
+"accuracy" below):
 
 * a **new label** gains the learning curve's recent slope: accuracy gained per added label between
-  the last evaluated models (gold accuracy against training size, ``models.metrics``). Without two
+  the last evaluated models (the gold figure against training size, ``models.metrics``, where the task
+  stores it: :attr:`~data_engine.tasks.base.Task.share_metric`). Without two
   such points it takes the power-law prior: if the error falls as ``n**-ALPHA`` (learning curves of
   most models, Hestness et al. 2017), one more label gains ``ALPHA * error / n``;
 * a **fix** of issue type ``t`` gains ``rate_t * FIX_WORTH`` times that prior: ``rate_t`` is the
@@ -53,7 +56,7 @@ CURVE_POINTS = 4
 
 @dataclass(frozen=True)
 class BudgetSplit:
-    """How one queue's budget is shared; gains are in accuracy points (0-100) per review."""
+    """How one queue's budget is shared; gains are in points (0-100) of ``figure`` per review."""
 
     budget: int
     fix: dict[str, int]
@@ -67,6 +70,8 @@ class BudgetSplit:
     # set by the planner from the queue it built (data_engine.mine.plan.plan_queue).
     unused: int = 0
     short_reason: str = ""
+    # What the gains are points of (:attr:`data_engine.tasks.base.Task.share_points`).
+    figure: str = "accuracy points"
 
     @property
     def n_fix(self) -> int:
@@ -81,14 +86,20 @@ class BudgetSplit:
                 "confirmation_rates": {k: round(v, 4) for k, v in self.confirmation_rates.items()},
                 "curve_source": self.curve_source,
                 "learning_curve": [[n, round(a, 4)] for n, a in self.learning_curve],
-                "queued": self.n_fix + self.grow, "unused": self.unused, "short_reason": self.short_reason}
+                "queued": self.n_fix + self.grow, "unused": self.unused, "short_reason": self.short_reason,
+                "gain_figure": self.figure}
 
 
-def learning_curve(con: duckdb.DuckDBPyConnection, points: int = CURVE_POINTS) -> list[tuple[int, float]]:
-    """The newest ``points`` evaluated models as (training size, gold accuracy), oldest first."""
+def learning_curve(con: duckdb.DuckDBPyConnection, metric: str | None = "accuracy",
+                   points: int = CURVE_POINTS) -> list[tuple[int, float]]:
+    """The newest ``points`` evaluated models as (training size, gold ``metric`` in [0, 1]), oldest first:
+    ``metric`` is the ``models.metrics`` key holding the task's share of examples right
+    (:attr:`data_engine.tasks.base.Task.share_metric`); ``[]`` when None (no model stores it)."""
+    if metric is None:
+        return []
     rows = con.execute(
-        "SELECT train_size, TRY_CAST(json_extract(metrics, '$.accuracy') AS DOUBLE) AS acc FROM models "
-        "WHERE metrics IS NOT NULL AND acc IS NOT NULL ORDER BY version DESC LIMIT ?", [points]).fetchall()
+        "SELECT train_size, TRY_CAST(json_extract(metrics, ?) AS DOUBLE) AS acc FROM models "
+        "WHERE metrics IS NOT NULL AND acc IS NOT NULL ORDER BY version DESC LIMIT ?", [f"$.{metric}", points]).fetchall()
     return [(int(n), float(a)) for n, a in reversed(rows)]
 
 
@@ -110,7 +121,7 @@ def curve_gain(curve: Sequence[tuple[int, float]]) -> float | None:
 
 def split_budget(budget: int, flagged: Mapping[str, int], rates: Mapping[str, float], *, accuracy: float,
                  n_labeled: int, curve: Sequence[tuple[int, float]] = (), n_candidates: int | None = None,
-                 ranking_rate: float | None = None) -> BudgetSplit:
+                 ranking_rate: float | None = None, figure: str = "accuracy points") -> BudgetSplit:
     """Share ``budget`` reviews between fixes (per issue type, ``flagged`` examples available) and new labels.
 
     ``rates``: confirmation rate per issue type in [0, 1]; ``accuracy``: the current model's
@@ -120,7 +131,8 @@ def split_budget(budget: int, flagged: Mapping[str, int], rates: Mapping[str, fl
     ranking (:attr:`data_engine.tasks.base.Task.reviews_past_flags`), the confirmation rate of that
     ranking (the ``label`` type's); the reviews no new example can take then go only to the flags
     of types confirmed at least as often, and the rest is left ``unused`` for the ranking (see
-    :func:`flags_before_ranking`). See the module docstring for the estimate.
+    :func:`flags_before_ranking`). ``figure``: what ``accuracy`` is, as the gains are named
+    (:attr:`BudgetSplit.figure`). See the module docstring for the estimate.
     """
     label_value = prior_gain(accuracy, n_labeled)
     measured = curve_gain(curve)
@@ -155,7 +167,7 @@ def split_budget(budget: int, flagged: Mapping[str, int], rates: Mapping[str, fl
         left -= more
     fix = {t: n for t, n in fix.items() if n > 0}
     return BudgetSplit(budget, {t: n for t, n in fix.items()}, grow, g_new, gains, dict(rates), source, list(curve),
-                       unused=left)
+                       unused=left, figure=figure)
 
 
 def flags_before_ranking(types: Sequence[str], rates: Mapping[str, float], ranking_rate: float | None) -> list[str]:

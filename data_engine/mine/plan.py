@@ -79,14 +79,14 @@ def plan_queue(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state: Predict
     # A zero weight for `uncertain` (or the detector turned off) means: fixes only, no new examples.
     growing = GROW_TYPE in cfg.mining.detectors and float(weights.get(GROW_TYPE, 0.0)) > 0
     candidates = _grow_candidates(state, excluded) if growing else np.empty(0, np.int64)
-    curve = learning_curve(con)
+    curve = learning_curve(con, state.task.share_metric)
     accuracy = curve[-1][1] if curve else _oof_accuracy(state)
     rates = confirmation_rates(con, {*flagged, "label"})
     # The ranking past the label flags continues the label type: its yield is that type's rate.
     ranking_rate = rates["label"] if task_for(cfg.dataset).reviews_past_flags else None
     split = split_budget(budget, flagged, {t: rates[t] for t in flagged}, accuracy=accuracy,
                          n_labeled=len(state.train), curve=curve, n_candidates=len(candidates),
-                         ranking_rate=ranking_rate)
+                         ranking_rate=ranking_rate, figure=state.task.share_points)
     chosen: dict[str, list[str]] = {}
     for issue_type, n in split.fix.items():
         taken = [e for ids in chosen.values() for e in ids]
@@ -274,19 +274,9 @@ def _activelab_relabels(con: duckdb.DuckDBPyConnection, cfg: EngineConfig, state
 
 
 def _oof_accuracy(state: PredictionState) -> float:
-    """Share of labeled rows whose out-of-fold prediction is their label (0.5 when none)."""
-    ok = np.isfinite(state.oof_probs).all(axis=1)
-    if state.labels.ndim == 2:  # tags, spans: the share of labeled rows whose predicted label (stored spelling) is theirs
-        if not ok.any():
-            return 0.5
-        found = state.task.best(state.oof_probs[ok], state.classes)[0]
-        given = state.task.decode(state.labels[ok], state.classes)
-        return float(np.mean([f == g for f, g in zip(found, given)]))
-    if not ok.any():
-        return 0.5
-    if ok.all():  # the array itself, not a copy of it (80 MB at a million rows and ten classes)
-        return float((state.oof_probs.argmax(axis=1) == state.labels).mean())
-    return float((state.oof_probs[ok].argmax(axis=1) == state.labels[ok]).mean())
+    """The task's share of labeled rows its out-of-fold prediction gets right (:meth:`Task.oof_share`: accuracy
+    for classes, exact match for sets, labels inside the interval for numbers), 0.5 when none."""
+    return state.task.oof_share(state.labels, state.oof_probs, state.classes)
 
 
 def _grow_candidates(state: PredictionState, excluded: set[str]) -> np.ndarray:

@@ -76,6 +76,10 @@ class Task(ABC):
     # distinct cells rather than every row (:mod:`data_engine.ingest.validate`). False where cells are
     # numbers, tag lists, spans or boxes, nearly one per row, whose grouping would cost more than it saves.
     few_label_values: ClassVar[bool] = False
+    # The figure :meth:`oof_share` estimates, as the budget split names its gains ("expected <it> per review"), and
+    # the ``models.metrics`` key holding the same figure on gold (the learning curve's), None when none is stored.
+    share_points: ClassVar[str] = "accuracy points"
+    share_metric: ClassVar[str | None] = "accuracy"
 
     def __init__(self, ds: DatasetConfig | None = None) -> None:
         """``ds``: the dataset the task reads labels of (settings such as ``[dataset] label_separator``,
@@ -249,6 +253,19 @@ class Task(ABC):
             return np.zeros(0, dtype=bool)
         ok = np.isfinite(pred).all(axis=1)
         return ok & (np.nan_to_num(pred, nan=-np.inf).argmax(axis=1) == np.asarray(y))
+
+    def oof_share(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str] = ()) -> float:
+        """Share in [0, 1] of the n labeled examples the out-of-fold prediction ``pred`` (n, width) gets right, over
+        the rows with finite predictions (0.5 when none): the figure whose complement falls as ``n**-ALPHA`` in the
+        budget split's power-law prior (:mod:`data_engine.mine.budget`). Default: accuracy (argmax, no copy of ``pred``)."""
+        import numpy as np
+
+        ok = np.isfinite(pred).all(axis=1)
+        if not ok.any():
+            return 0.5
+        if ok.all():  # the array itself, not a copy of it (80 MB at a million rows and ten classes)
+            return float((pred.argmax(axis=1) == y).mean())
+        return float((pred[ok].argmax(axis=1) == y[ok]).mean())
 
     def applies(self, detector: str) -> bool:
         """Whether the detector named ``detector`` judges this kind of label (:attr:`detectors`)."""

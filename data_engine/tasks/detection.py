@@ -70,6 +70,9 @@ class Detection(Task):
     # The label check reads the scored boxes; near-duplicates and outliers work on the image embedding.
     detectors = frozenset({"label", "near_duplicate", "outlier"})
     estimator_kind = "classifier"
+    # The budget split's figure: exact match (:meth:`oof_share`); no model stores it (map50 ranks boxes).
+    share_points = "exact-match points"
+    share_metric = None
     default_metric = "map50"
     baseline_kind = "empty"  # a first model must beat finding no box (tasks.baseline)
     own_model = "box-detector"  # box_model's BoxDetector: the members classify whole images
@@ -215,6 +218,13 @@ class Detection(Task):
         types = [str(c) for c in classes]
         return np.array([same_objects(_bp().given_boxes(row[None], types)[0], boxes_of(p), SAME_OBJECT_IOU)
                          for row, p in zip(np.asarray(y, dtype=float), predicted)], dtype=bool)
+
+    def oof_share(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str] = ()) -> float:
+        """Exact match: the share of images whose out-of-fold box set is the given one (:meth:`example_correct`,
+        :func:`data_engine.tasks.setlabels.exact_share`), in [0, 1]; 0.5 without finite predictions."""
+        from data_engine.tasks.setlabels import exact_share
+
+        return exact_share(self.example_correct, y, pred, classes)
 
     # -- mining -------------------------------------------------------------------------------
 

@@ -70,6 +70,9 @@ class Multilabel(Task):
     baseline_kind = "tag_majority"  # a first model must beat each tag's training majority, usually no tag (tasks.baseline)
     # Flags are per tag, one-vs-rest: spare reviews go down the ranking (Task.reviews_past_flags).
     reviews_past_flags = True
+    # The budget split's figure: exact match (:meth:`oof_share`), stored per model as ``exact_match``.
+    share_points = "exact-match points"
+    share_metric = "exact_match"
 
     def __init__(self, ds: DatasetConfig | None = None) -> None:
         super().__init__(ds)
@@ -219,6 +222,13 @@ class Multilabel(Task):
         if not len(pred):
             return np.zeros(0, dtype=bool)
         return np.isfinite(pred).all(axis=1) & ((pred >= 0.5) == (np.asarray(y) > 0)).all(axis=1)
+
+    def oof_share(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str] = ()) -> float:
+        """Exact match: the share of examples whose out-of-fold tag set is the given one (:meth:`example_correct`,
+        :func:`data_engine.tasks.setlabels.exact_share`), in [0, 1]; 0.5 without finite predictions."""
+        from data_engine.tasks.setlabels import exact_share
+
+        return exact_share(self.example_correct, y, pred, classes)
 
     def uncertainty(self, pred: np.ndarray) -> np.ndarray:
         """Per example: the least sure tag's 1 - |2p - 1| (1 at p = 0.5, 0 at p in {0, 1})."""

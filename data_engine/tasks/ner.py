@@ -63,6 +63,9 @@ class NER(Task):
     detectors = frozenset({"label", "near_duplicate", "outlier"})
     default_metric = "f1"
     baseline_kind = "empty"  # a first model must beat finding no entity (tasks.baseline)
+    # The budget split's figure: exact match (:meth:`oof_share`); no model stores it (f1 is per entity).
+    share_points = "exact-match points"
+    share_metric = None
     own_model = "tagger"  # ner_model's TokenTagger: the members classify whole texts
     reviews_past_flags = True  # cleanlab's token flags miss a whole entity of the wrong type: see Task.reviews_past_flags
 
@@ -225,6 +228,13 @@ class NER(Task):
 
         predicted = self.best(np.asarray(pred), classes)[0] if len(pred) else []
         return np.array([g == p for g, p in zip(self.decode(y, classes), predicted)], dtype=bool)
+
+    def oof_share(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str] = ()) -> float:
+        """Exact match: the share of texts whose out-of-fold span set is the given one (:meth:`example_correct`,
+        :func:`data_engine.tasks.setlabels.exact_share`), in [0, 1]; 0.5 without finite predictions."""
+        from data_engine.tasks.setlabels import exact_share
+
+        return exact_share(self.example_correct, y, pred, classes)
 
     # -- mining -------------------------------------------------------------------------------
 

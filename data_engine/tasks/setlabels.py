@@ -7,6 +7,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
+
+
+def exact_share(correct: Callable[..., Any], y: Any, pred: Any, classes: Sequence[str]) -> float:
+    """Share in [0, 1] of the labeled examples whose predicted set is exactly the given one: the mean of
+    ``correct(y, pred, classes)`` (a task's ``example_correct``, (n,) bool) over the rows of ``pred`` (n, width)
+    with finite values, 0.5 when none (:meth:`data_engine.tasks.base.Task.oof_share` of set labels)."""
+    import numpy as np
+
+    ok = np.isfinite(np.asarray(pred, dtype=float)).all(axis=1)
+    if not ok.any():
+        return 0.5
+    return float(np.mean(correct(np.asarray(y)[ok], np.asarray(pred)[ok], classes)))
 
 
 def json_items(value: object, error: type[Exception], *, empty: str, noun: str) -> list | tuple:

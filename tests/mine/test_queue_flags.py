@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from data_engine.mine.plan import FLAG_COLUMNS, _evidence, _fixable_flags, _oof_accuracy, _short_reason
+from data_engine.tasks import Classification
 
 ISSUES = pd.DataFrame({
     "example_id": ["d", "a", "c", "b", "e", "a", "f", "g", "h", "c"],
@@ -60,6 +61,8 @@ def test_a_short_queue_says_how_many_flags_wait_and_how_many_carry_no_evidence()
 class _State:
     def __init__(self, probs: np.ndarray, labels: np.ndarray) -> None:
         self.oof_probs, self.labels = probs, labels
+        # What a PredictionState holds by default: the classes task (its figure is accuracy).
+        self.task, self.classes = Classification(), ["a", "b"]
 
 
 def test_oof_accuracy_counts_the_rows_with_predictions() -> None:

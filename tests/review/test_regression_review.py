@@ -98,3 +98,16 @@ def test_a_bulk_relabel_to_a_number(tmp_path: Path) -> None:
         apply_rule(home, "example_id = 'r003'", label="twelve")
     with pytest.raises(EngineError, match=r"--label: 5000.0 is outside \[dataset\] label_range \[-1000, 1000\]"):
         apply_rule(home, "example_id = 'r003'", label="5000")
+
+
+def test_review_status_names_the_budget_figure_of_numbers(reviewed, capsys) -> None:
+    # A number has no accuracy: the split's gains are points of labels inside the out-of-fold interval.
+    from data_engine.cli import main
+
+    home, _, _, (mined, _), *_ = reviewed
+    assert mined.summary.budget_split["gain_figure"] == "points of labels within the interval"
+    capsys.readouterr()
+    assert main(["--home", str(home.root), "review", "status"]) == 0
+    out = capsys.readouterr().out
+    assert "expected points of labels within the interval per review: new label " in out
+    assert "accuracy points" not in out
