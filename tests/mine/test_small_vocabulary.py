@@ -120,5 +120,10 @@ def test_mining_a_text_home_of_eight_words_finds_its_weak_slice(tmp_path: Path):
     assert summary.slice_search == {"candidates": 28, "named_columns": 0, "alpha": 0.05, "min_gap": 0.1,
                                     "min_slice": 20, "min_rule_precision": 0.7, "min_rule_coverage": 0.7,
                                     "not_in_cluster_rules": {}}
-    assert [(s["n"], s["accuracy"], s["rest_accuracy"]) for s in summary.slices] == [(238, 0.7059, 1.0)]
+    # One slice, holding all 70 wrong out-of-fold predictions (the rest all right). Its size is not
+    # pinned: the texts tie in many places and the tf-idf components come from BLAS, whose threads
+    # (two, or one under make test's cap) sum in another order, so a border text joins the cluster
+    # or not (238 rows with two threads, 252 with one; 70 wrong in both).
+    ((n, accuracy, rest),) = [(s["n"], s["accuracy"], s["rest_accuracy"]) for s in summary.slices]
+    assert rest == 1.0 and round(n * (1 - accuracy)) == 70 and 200 <= n <= 300
     assert summary.column_checks["rows"] == 900 and summary.budget_split["queued"] == 40
