@@ -26,7 +26,7 @@ from data_engine.tasks.base import TASKS, Task
 from data_engine.tasks.boxes import Box, NotABoxSet, boxes_of, canonical, parse, same_object, same_objects
 from data_engine.tasks.ner import DISCARD, DISCARD_SUFFIX
 from data_engine.tasks.review_views import regions_view
-from data_engine.tasks.setlabels import discard_majority, mean_jaccard
+from data_engine.tasks.setlabels import ExactMatchShare, discard_majority, mean_jaccard
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -58,7 +58,7 @@ def _bp() -> Any:
 
 
 @TASKS.register
-class Detection(Task):
+class Detection(ExactMatchShare, Task):
     """Boxes per image file (``[dataset] task = "detection"``)."""
 
     name = "detection"
@@ -218,13 +218,6 @@ class Detection(Task):
         types = [str(c) for c in classes]
         return np.array([same_objects(_bp().given_boxes(row[None], types)[0], boxes_of(p), SAME_OBJECT_IOU)
                          for row, p in zip(np.asarray(y, dtype=float), predicted)], dtype=bool)
-
-    def oof_share(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str] = ()) -> float:
-        """Exact match: the share of images whose out-of-fold box set is the given one (:meth:`example_correct`,
-        :func:`data_engine.tasks.setlabels.exact_share`), in [0, 1]; 0.5 without finite predictions."""
-        from data_engine.tasks.setlabels import exact_share
-
-        return exact_share(self.example_correct, y, pred, classes)
 
     # -- mining -------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from data_engine.store.values import normalized_sql
 from data_engine.tasks import tagsets
 from data_engine.tasks.base import TASKS, Task
-from data_engine.tasks.setlabels import discard_majority, mean_jaccard
+from data_engine.tasks.setlabels import ExactMatchShare, discard_majority, mean_jaccard
 
 if TYPE_CHECKING:  # numpy, pandas and DuckDB load when a method runs: ingest's start-up stays light
     import duckdb
@@ -57,7 +57,7 @@ def _as_list(expr: str) -> str:
 
 
 @TASKS.register
-class Multilabel(Task):
+class Multilabel(ExactMatchShare, Task):
     """A set of tags per example (``[dataset] task = "multilabel"``)."""
 
     name = "multilabel"
@@ -222,13 +222,6 @@ class Multilabel(Task):
         if not len(pred):
             return np.zeros(0, dtype=bool)
         return np.isfinite(pred).all(axis=1) & ((pred >= 0.5) == (np.asarray(y) > 0)).all(axis=1)
-
-    def oof_share(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str] = ()) -> float:
-        """Exact match: the share of examples whose out-of-fold tag set is the given one (:meth:`example_correct`,
-        :func:`data_engine.tasks.setlabels.exact_share`), in [0, 1]; 0.5 without finite predictions."""
-        from data_engine.tasks.setlabels import exact_share
-
-        return exact_share(self.example_correct, y, pred, classes)
 
     def uncertainty(self, pred: np.ndarray) -> np.ndarray:
         """Per example: the least sure tag's 1 - |2p - 1| (1 at p = 0.5, 0 at p in {0, 1})."""

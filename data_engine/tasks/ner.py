@@ -30,7 +30,7 @@ from data_engine.tasks import ner_review
 from data_engine.tasks import spans as sp
 from data_engine.tasks.base import TASKS, Task
 from data_engine.tasks.ner_review import DISCARD, DISCARD_SUFFIX
-from data_engine.tasks.setlabels import discard_majority, mean_jaccard
+from data_engine.tasks.setlabels import ExactMatchShare, discard_majority, mean_jaccard
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -51,7 +51,7 @@ def _spans_sql(label: str) -> str:
 
 
 @TASKS.register
-class NER(Task):
+class NER(ExactMatchShare, Task):
     """Entity spans per text (``[dataset] task = "ner"``)."""
 
     name = "ner"
@@ -228,13 +228,6 @@ class NER(Task):
 
         predicted = self.best(np.asarray(pred), classes)[0] if len(pred) else []
         return np.array([g == p for g, p in zip(self.decode(y, classes), predicted)], dtype=bool)
-
-    def oof_share(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str] = ()) -> float:
-        """Exact match: the share of texts whose out-of-fold span set is the given one (:meth:`example_correct`,
-        :func:`data_engine.tasks.setlabels.exact_share`), in [0, 1]; 0.5 without finite predictions."""
-        from data_engine.tasks.setlabels import exact_share
-
-        return exact_share(self.example_correct, y, pred, classes)
 
     # -- mining -------------------------------------------------------------------------------
 

@@ -7,19 +7,28 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-
-def exact_share(correct: Callable[..., Any], y: Any, pred: Any, classes: Sequence[str]) -> float:
-    """Share in [0, 1] of the labeled examples whose predicted set is exactly the given one: the mean of
-    ``correct(y, pred, classes)`` (a task's ``example_correct``, (n,) bool) over the rows of ``pred`` (n, width)
-    with finite values, 0.5 when none (:meth:`data_engine.tasks.base.Task.oof_share` of set labels)."""
+if TYPE_CHECKING:
     import numpy as np
 
-    ok = np.isfinite(np.asarray(pred, dtype=float)).all(axis=1)
-    if not ok.any():
-        return 0.5
-    return float(np.mean(correct(np.asarray(y)[ok], np.asarray(pred)[ok], classes)))
+
+class ExactMatchShare:
+    """The budget split's figure for a task whose label is a set (tags, entity spans, boxes): exact match.
+
+    A mixin before :class:`~data_engine.tasks.base.Task` in a set task's bases; its ``oof_share`` reads
+    the task's own ``example_correct`` (the predicted set is exactly the given one)."""
+
+    def oof_share(self, y: np.ndarray, pred: np.ndarray, classes: Sequence[str] = ()) -> float:
+        """Share in [0, 1] of the labeled examples whose out-of-fold set is exactly the given one: the mean of
+        ``example_correct(y, pred, classes)`` ((n,) bool) over the rows of ``pred`` (n, width) with finite
+        values, 0.5 when none (:meth:`data_engine.tasks.base.Task.oof_share`)."""
+        import numpy as np
+
+        ok = np.isfinite(np.asarray(pred, dtype=float)).all(axis=1)
+        if not ok.any():
+            return 0.5
+        return float(np.mean(self.example_correct(np.asarray(y)[ok], np.asarray(pred)[ok], classes)))  # type: ignore[attr-defined]
 
 
 def json_items(value: object, error: type[Exception], *, empty: str, noun: str) -> list | tuple:
