@@ -19,11 +19,11 @@ approximate, and tried in two ways, the first that reaches the recall wanted on 
    fastest search found here; on rows without any (standard normal), where no partition keeps
    neighbours together, the probes needed approach the whole table and the graph below is used.
 2. A hierarchical navigable small-world graph (HNSW; Malkov & Yashunin, IEEE TPAMI 2020)
-   from faiss (``IndexHNSWFlat``), whose graph every row is then looked up in. faiss runs on one
-   thread here: the graph, and so every neighbour, is then the same on every run (parallel insertion
-   depends on thread timing), and on this shared two-core machine one thread built and searched
-   50,000 rows 3-5 times faster than faiss's OpenMP threads, which spin while waiting for a busy
-   core. Its quality is measured, not assumed: :data:`RECALL_SAMPLE` rows drawn at random are
+   from faiss (``IndexHNSWFlat``), whose graph every row is then looked up in. faiss builds it on
+   one thread: the graph, and so every neighbour, is then the same on every run (parallel insertion
+   depends on thread timing). The searches of all rows (both methods) run blocks of rows side by side
+   (:mod:`~data_engine.mine.detectors.search_threads`), with the same answers as one thread.
+   Its quality is measured, not assumed: :data:`RECALL_SAMPLE` rows drawn at random are
    searched exactly, then searched in the graph with a widening beam (``efSearch`` along
    :data:`EF_STEPS`, up to :data:`MAX_EF_SEARCH`) until the share of their true ``k`` neighbours found
    (recall@k) reaches :data:`TARGET_RECALL`; only then are all rows searched, once, with that beam.
@@ -50,6 +50,7 @@ from data_engine.mine.detectors.faiss_calls import ivf_query as _ivf_query
 from data_engine.mine.detectors.faiss_calls import one_faiss_thread as _one_faiss_thread
 from data_engine.mine.detectors.faiss_calls import GraphFile, kept, open_graph
 from data_engine.mine.detectors.search_process import APART_ROWS, search_apart
+from data_engine.mine.detectors.search_threads import side_by_side
 from data_engine.mine.embedders.tfidf import TfidfEmbedder
 from data_engine.positions import positions_of
 
@@ -65,9 +66,8 @@ EXACT_SEARCH_ROWS = 20_000
 # More links make each step of the search costlier but the beam needed narrower.
 HNSW_LINKS = 48
 EF_CONSTRUCTION = 64
-# Search beams tried on the sample rows, narrowest first (a beam is at least k + 1 wide). Each try
-# searches the sample only (1,000 rows: well under a second), so the finer steps cost little and
-# keep the beam, and so the search of all rows, no wider than the target needs.
+# Search beams tried on the sample rows, narrowest first (at least k + 1 wide). A try searches the
+# sample only (under a second): fine steps keep the beam, so the search of all rows, no wider than needed.
 EF_STEPS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
 EF_SEARCH = EF_STEPS[0]
 MAX_EF_SEARCH = EF_STEPS[-1]
@@ -85,7 +85,7 @@ IVF_ITERATIONS = 20
 NPROBE_STEPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 MAX_NPROBE = NPROBE_STEPS[-1]
 METHODS = ("auto", "ivf", "hnsw")
-# Rows searched in the graph at a time (their answers and copies: about 10 MB per block).
+# Rows searched in the graph at a time (their answers and copies: about 10 MB per block in flight).
 SEARCH_BLOCK_ROWS = 100_000
 
 
@@ -285,12 +285,16 @@ def _hnsw_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, t
     ef = beam_for_recall(hnsw, X, sample, truth, target)
     seconds["beam"] = lap()
     # Searched a block of rows at a time into the result, so that faiss's (N, k + 1) answers and
-    # their copies exist for one block only (each row's search is its own: the same neighbours).
+    # their copies exist for the blocks in flight only; blocks side by side on the cores (each row's
+    # search is its own: the same neighbours).
     d = np.empty((n, k), dtype=np.float32)
     i = np.empty((n, k), dtype=np.int64)
-    for lo in range(0, n, SEARCH_BLOCK_ROWS):
+
+    def search_block(lo: int) -> None:
         rows = np.arange(lo, min(n, lo + SEARCH_BLOCK_ROWS))
         d[rows], i[rows] = _drop_self(*_hnsw_query(hnsw, X[rows], k + 1, ef), rows, k)
+
+    side_by_side(search_block, range(0, n, SEARCH_BLOCK_ROWS))
     seconds["search"] = lap()
     # The same rows searched with the same beam: the recall of the sample as it ends up in the result.
     recall = recall_at_k(i[sample], truth)
@@ -376,13 +380,16 @@ def _probe_lists(X: np.ndarray, rows: np.ndarray, lists: np.ndarray, members: li
     own = lists[rows]
     order = np.argsort(own, kind="stable")
     bounds = np.searchsorted(own[order], np.arange(len(members) + 1))
-    with _one_faiss_thread():
-        for c in np.flatnonzero(np.diff(bounds)):
-            at = order[bounds[c]:bounds[c + 1]]
-            candidates = np.concatenate([members[m] for m in near[c, :nprobe]])
-            d2, found = _pad(*faiss.knn(X[rows[at]], X[candidates], min(k + 1, len(candidates))), k + 1)
-            found = np.where(found >= 0, candidates[np.maximum(found, 0)], -1)
-            d[at], i[at] = _drop_self(np.sqrt(np.maximum(d2, 0)), found, rows[at], k)
+
+    def search_list(c: int) -> None:
+        at = order[bounds[c]:bounds[c + 1]]
+        candidates = np.concatenate([members[m] for m in near[c, :nprobe]])
+        d2, found = _pad(*faiss.knn(X[rows[at]], X[candidates], min(k + 1, len(candidates))), k + 1)
+        found = np.where(found >= 0, candidates[np.maximum(found, 0)], -1)
+        d[at], i[at] = _drop_self(np.sqrt(np.maximum(d2, 0)), found, rows[at], k)
+
+    # The lists side by side on the cores: each list's rows are searched by one exact product.
+    side_by_side(search_list, np.flatnonzero(np.diff(bounds)))
     return d, i
 
 
