@@ -58,14 +58,14 @@ log = logging.getLogger(__name__)
 
 NEIGHBOURS_K = 10
 EXACT_SEARCH_ROWS = 20_000
-# HNSW settings: links per node (M) and beam width while building. Measured on 200,000
-# standard-normal rows in 32 dimensions (the hardest case of ``bench neighbours``), one thread, CPU
-# seconds (docs/mining.md): M = 32 (build beam 64) needed search beam 128 for recall@10 0.967
-# (17 s build + 47 s search of all rows); M = 48 (build beam 64) reached 0.976 at beam 64
-# (28 s + 31 s) and 0.90 at beam 16, where clustered and real rows already reach the target.
-# More links make each step of the search costlier but the beam needed narrower.
+# HNSW settings: links per node (M) and beam width while building (docs/mining.md). On 200,000
+# standard-normal rows in 32 dimensions (the hardest case of ``bench neighbours``), one thread, M = 32
+# needed search beam 128 for recall@10 0.967, M = 48 reached 0.976 at beam 64: more links make each
+# step dearer but the beam narrower. Build beam 40, not 64, as the search of all rows runs on every core
+# and the build on one (idle, two cores): 1,000,000 generated tabular rows 213 -> 149 s (build 173 ->
+# 116 s, recall 0.987 -> 0.979 at beam 16), 200,000 standard-normal rows 61 -> 58 s (beam 48 -> 96).
 HNSW_LINKS = 48
-EF_CONSTRUCTION = 64
+EF_CONSTRUCTION = 40
 # Search beams tried on the sample rows, narrowest first (at least k + 1 wide). A try searches the
 # sample only (under a second): fine steps keep the beam, so the search of all rows, no wider than needed.
 EF_STEPS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
