@@ -152,3 +152,22 @@ def open_graph(graph: np.ndarray | GraphFile) -> object:
     if failure is not None:
         raise failure
     return index
+
+
+def pad_answers(d: np.ndarray, i: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Results of fewer than ``width`` columns padded with infinite distance and row -1."""
+    if d.shape[1] == width:
+        return d, i
+    fill = width - d.shape[1]
+    return (np.hstack([d, np.full((len(d), fill), np.inf, np.float32)]),
+            np.hstack([i, np.full((len(i), fill), -1, np.int64)]))
+
+
+def drop_self(d: np.ndarray, i: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Remove each row's own entry (exact copies may come before it); keep ``k`` columns."""
+    is_self = i == rows[:, None]
+    # Rows where self is not among the results (many exact copies): drop the last column instead.
+    missing = ~is_self.any(axis=1)
+    is_self[missing, -1] = True
+    keep = ~is_self
+    return d[keep].reshape(len(rows), -1)[:, :k], i[keep].reshape(len(rows), -1)[:, :k]

@@ -49,6 +49,9 @@ from data_engine.mine.detectors.faiss_calls import hnsw_query as _hnsw_query
 from data_engine.mine.detectors.faiss_calls import ivf_query as _ivf_query
 from data_engine.mine.detectors.faiss_calls import one_faiss_thread as _one_faiss_thread
 from data_engine.mine.detectors.faiss_calls import GraphFile, kept, open_graph
+from data_engine.mine.detectors.faiss_calls import drop_self as _drop_self
+from data_engine.mine.detectors.faiss_calls import pad_answers as _pad
+from data_engine.mine.detectors.far_rows import search_far_rows_exactly
 from data_engine.mine.detectors.search_process import APART_ROWS, search_apart
 from data_engine.mine.detectors.search_threads import side_by_side
 from data_engine.mine.embedders.tfidf import TfidfEmbedder
@@ -198,6 +201,9 @@ def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *
         graph = kept(holder, graph_dir)
     d, i = _drop_self(d, i, new_rows, k)
     neighbours = Neighbours(np.vstack([index.neighbours.distances, d]), np.vstack([index.neighbours.indices, i]))
+    if graph is not None:  # the new rows the approximate index left far from all, searched exactly
+        search_far_rows_exactly(X, neighbours.distances[n_old:], neighbours.indices[n_old:],
+                                neighbours.distances.mean(axis=1), new_rows)
     keys_all = np.concatenate([index.keys, _key_array(keys)])
     return NeighbourIndex(keys_all, X, neighbours, index.embedder, graph, index.recall, index.ef_search,
                           getattr(index, "nprobe", None))
@@ -264,11 +270,16 @@ def search_neighbours(X: np.ndarray, *, k: int = NEIGHBOURS_K, seed: int = 0,
     sample = np.sort(np.random.default_rng(seed).choice(n, size=min(n, RECALL_SAMPLE), replace=False))
     truth = _drop_self(*_query(X, X[sample], k + 1), sample, k)[1]
     seconds = {"exact sample": time.perf_counter() - start}
+    found = None
     if method != "hnsw":
         found = _ivf_search(X, k, sample, truth, target, seed, seconds, settle=method == "ivf", graph_dir=graph_dir)
-        if found is not None:
-            return found
-    return _hnsw_search(X, k, sample, truth, target, seconds, graph_dir)
+    found = found or _hnsw_search(X, k, sample, truth, target, seconds, graph_dir)
+    lap = _stopwatch()
+    d, i = found.neighbours.distances, found.neighbours.indices
+    far = search_far_rows_exactly(X, d, i, d.mean(axis=1))
+    seconds["far rows"] = lap()
+    log.info("%d rows far from all others searched again exactly in %.1f s", far, seconds["far rows"])
+    return found
 
 
 def _hnsw_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, target: float,
@@ -393,15 +404,6 @@ def _probe_lists(X: np.ndarray, rows: np.ndarray, lists: np.ndarray, members: li
     return d, i
 
 
-def _pad(d: np.ndarray, i: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Results of fewer than ``width`` columns padded with infinite distance and row -1."""
-    if d.shape[1] == width:
-        return d, i
-    fill = width - d.shape[1]
-    return (np.hstack([d, np.full((len(d), fill), np.inf, np.float32)]),
-            np.hstack([i, np.full((len(i), fill), -1, np.int64)]))
-
-
 def beam_for_recall(hnsw: object, X: np.ndarray, sample: np.ndarray, truth: np.ndarray, target: float) -> int:
     """The narrowest beam of :data:`EF_STEPS` at which the graph ``hnsw`` finds at least ``target``
     of the true neighbours ``truth`` (row numbers, shape (Q, k)) of rows ``sample`` (shape (Q,)) of
@@ -438,13 +440,3 @@ def _query(ref: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np
     nn = NearestNeighbors(n_neighbors=min(k, len(ref)), algorithm="brute").fit(ref)
     d, i = nn.kneighbors(queries)
     return d.astype(np.float32), i
-
-
-def _drop_self(d: np.ndarray, i: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Remove each row's own entry (exact copies may come before it); keep ``k`` columns."""
-    is_self = i == rows[:, None]
-    # Rows where self is not among the results (many exact copies): drop the last column instead.
-    missing = ~is_self.any(axis=1)
-    is_self[missing, -1] = True
-    keep = ~is_self
-    return d[keep].reshape(len(rows), -1)[:, :k], i[keep].reshape(len(rows), -1)[:, :k]

@@ -16,6 +16,19 @@ OUTLIER_THRESHOLD = 0.37037
 MIN_DISTANCE_RATIO = 2.0
 
 
+def typical_distance(mean_distance: np.ndarray) -> float:
+    """The median of the rows' mean neighbour distances (shape (N,)), kept above zero."""
+    return float(max(np.median(mean_distance), 100 * np.finfo(np.float64).eps))
+
+
+def outlier_limit(mean_distance: np.ndarray, *, threshold: float = OUTLIER_THRESHOLD) -> float:
+    """The mean neighbour distance above which a row is an outlier, from all rows' mean distances
+    (shape (N,), the unit of the embedding): Datalab's Q3 + (1 / threshold - 1) * IQR, and at least
+    :data:`MIN_DISTANCE_RATIO` times the median."""
+    q1, q3 = np.percentile(mean_distance, [25, 75])
+    return float(max(q3 + (1.0 / threshold - 1.0) * (q3 - q1), MIN_DISTANCE_RATIO * typical_distance(mean_distance)))
+
+
 @register_detector
 class OutlierDetector(Detector):
     """Scores every example (labeled or not) by its mean distance to its k nearest neighbours.
@@ -48,10 +61,9 @@ class OutlierDetector(Detector):
             empty = issues_frame(np.array([], object), np.array([], bool), np.array([]), np.array([], object))
             return DetectorResult(self.issue_name, empty, {"skipped": "too few examples for neighbours"})
         mean_dist = data.neighbours.distances.mean(axis=1)
-        scale = float(max(np.median(mean_dist), 100 * np.finfo(np.float64).eps))
+        scale = typical_distance(mean_dist)
         score = transform_distances_to_scores(mean_dist, t=1, scaling_factor=scale)
-        q1, q3 = np.percentile(mean_dist, [25, 75])
-        limit = max(q3 + (1.0 / self.threshold - 1.0) * (q3 - q1), MIN_DISTANCE_RATIO * scale)
+        limit = outlier_limit(mean_dist, threshold=self.threshold)
         flags = mean_dist > limit
         summary = {"flagged": int(flags.sum()), "distance_limit": float(limit), "median_distance": scale}
         # The rows returned (all, or the flagged ones): every array below is of these rows only.

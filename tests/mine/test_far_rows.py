@@ -1,0 +1,68 @@
+"""Rows an approximate neighbour search left far from all others are searched again exactly, so
+the outlier check's flags stand on exact distances (docs/mining.md, "Searching on every core")."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from data_engine.mine.detectors import neighbours as nb
+from data_engine.mine.detectors.far_rows import far_rows, search_far_rows_exactly
+from data_engine.mine.detectors.outlier import outlier_limit
+
+
+def exact(X: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    return nb._drop_self(*nb._query(X, X, k + 1), np.arange(len(X)), k)
+
+
+def test_far_rows_are_those_above_the_outlier_limit_and_unfinished_ones():
+    mean = np.array([1.0] * 96 + [1.05, 3.0, 10.0, np.inf])
+    assert 1.05 < outlier_limit(mean[np.isfinite(mean)]) < 3.0
+    np.testing.assert_array_equal(far_rows(mean), [97, 98, 99])
+    np.testing.assert_array_equal(far_rows(mean, np.array([0, 98, 5, 99])), [1, 3])
+
+
+def test_wrong_far_answers_become_the_exact_ones_and_the_rest_stay():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((3_000, 8)).astype(np.float32)
+    d_true, i_true = exact(X)
+    d, i = d_true.copy(), i_true.copy()
+    # A failed walk: 25 rows given the farthest rows from them as "neighbours".
+    broken = rng.choice(len(X), 25, replace=False)
+    for r in broken:
+        far = np.argsort(-((X - X[r]) ** 2).sum(axis=1))[:10]
+        i[r], d[r] = far[::-1], np.sqrt(((X[far] - X[r]) ** 2).sum(axis=1))[::-1]
+    mean = d.mean(axis=1)
+    searched = search_far_rows_exactly(X, d, i, mean)
+    # The broken rows, and every row above the limit taken on the corrected distances.
+    assert 25 <= searched < 200
+    corrected = mean.copy()
+    corrected[broken] = d_true[broken].mean(axis=1)
+    assert searched >= len(far_rows(corrected))
+    np.testing.assert_array_equal(i, i_true)
+    np.testing.assert_allclose(d, d_true, rtol=1e-5, atol=1e-5)
+
+
+def test_new_rows_of_a_grown_index_are_checked_against_all_rows():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((2_000, 6)).astype(np.float32)
+    d_true, i_true = exact(X)
+    new = np.arange(1_900, 2_000)
+    d, i = d_true[new].copy(), i_true[new].copy()
+    d[7], i[7] = d[7] + 50.0, (i[7] + 1) % 2_000
+    mean = np.concatenate([d_true[:1_900].mean(axis=1), d.mean(axis=1)])
+    assert search_far_rows_exactly(X, d, i, mean, new) == 1
+    np.testing.assert_array_equal(i, i_true[new])
+
+
+def test_the_graph_search_ends_with_exact_neighbours_for_its_outliers():
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((25_000, 16)).astype(np.float32)
+    X[:40] *= 4.0  # planted extremes
+    found = nb.search_neighbours(X, k=10, exact_rows=1_000, method="hnsw")
+    assert "far rows" in found.seconds
+    d = found.neighbours.distances
+    limit = outlier_limit(d.mean(axis=1))
+    flagged = np.flatnonzero(d.mean(axis=1) > limit)
+    assert set(range(40)) <= set(flagged)
+    truth = nb._drop_self(*nb._query(X, X[flagged], 11), flagged, 10)
+    np.testing.assert_array_equal(found.neighbours.indices[flagged], truth[1])
