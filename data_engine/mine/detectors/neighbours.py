@@ -27,8 +27,10 @@ approximate, and tried in two ways, the first that reaches the recall wanted on 
    searched exactly, then searched in the graph with a widening beam (``efSearch`` along
    :data:`EF_STEPS`, up to :data:`MAX_EF_SEARCH`) until the share of their true ``k`` neighbours found
    (recall@k) reaches :data:`TARGET_RECALL`; only then are all rows searched, once, with that beam.
-The recall reached is kept with the index and logged. (The k-means blocks of 2,000 rows this replaced
-found 24 % of the neighbours of structureless rows; docs/mining.md, ``data-engine bench neighbours``.)
+The recall reached is kept with the index and logged. Either way, the rows left above the outlier
+limit are then searched exactly (:mod:`~data_engine.mine.detectors.far_rows`: a failed search looks
+like a far row). (The k-means blocks of 2,000 rows this replaced found 24 % of the neighbours of
+structureless rows; docs/mining.md, ``data-engine bench neighbours``.)
 """
 
 from __future__ import annotations
