@@ -5,7 +5,7 @@ vectors: about 490 MiB), its exact sample and its (N, k) answers came on top of 
 process holds through its neighbour stage (the table, the predictions, the runtime's retained memory:
 about 1.2 GiB there, docs/mining.md), making that stage the run's peak. In a fresh process they are
 freed with it. The search is the same call (:func:`~data_engine.mine.detectors.neighbours.search_neighbours`,
-faiss on one thread, seeded), so the neighbours, the recall and the graph file are the same.
+the graph built by faiss on one thread, seeded), so the neighbours, the recall and the graph file are the same.
 
 The vectors go to the search and the neighbours come back through ``.npy`` files in a temporary
 directory beside the graph: a pickle through the process pipe would hold a second copy of each in
