@@ -66,3 +66,24 @@ def test_the_graph_search_ends_with_exact_neighbours_for_its_outliers():
     assert set(range(40)) <= set(flagged)
     truth = nb._drop_self(*nb._query(X, X[flagged], 11), flagged, 10)
     np.testing.assert_array_equal(found.neighbours.indices[flagged], truth[1])
+
+
+def test_rows_above_the_limit_taken_anew_on_the_corrected_distances_are_checked_too():
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((2_000, 8)).astype(np.float32)
+    d_true, i_true = exact(X)
+    d, i = d_true.copy(), i_true.copy()
+    # A fifth of the rows with answers far off lift the quartiles, so the first limit is high; once
+    # they are corrected the limit falls, and rows between the two limits must be checked as well.
+    broken = rng.choice(len(X), 400, replace=False)
+    d[broken] += 100.0
+    first = outlier_limit(d.mean(axis=1))
+    final = outlier_limit(d_true.mean(axis=1))
+    assert final < first
+    between = np.setdiff1d(np.argsort(d_true.mean(axis=1))[:200], broken)[:10]
+    d[between] += (final + first) / 2 - d_true[between].mean(axis=1, keepdims=True)
+    i[between] = (i[between] + 1) % len(X)
+    assert (d[between].mean(axis=1) < first).all() and (d[between].mean(axis=1) > final).all()
+    search_far_rows_exactly(X, d, i, d.mean(axis=1))
+    np.testing.assert_array_equal(i[between], i_true[between])
+    np.testing.assert_array_equal(i[broken], i_true[broken])
