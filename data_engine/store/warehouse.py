@@ -24,6 +24,15 @@ LOCK_WAIT_ENV = "DATA_ENGINE_LOCK_WAIT"
 DEFAULT_LOCK_WAIT_S = 120.0
 MAX_RETRY_DELAY_S = 0.25  # the longest pause between two tries to open a locked warehouse (_connect)
 _LOCK_PATTERN = re.compile(r"(Could not set lock|Conflicting lock)", re.IGNORECASE)
+# A new home's first commands race to create the warehouse: DuckDB creates the file, then takes its
+# lock and writes its headers, and a process opening the file in between reads an empty or partial
+# file ("exists, but it is not a valid DuckDB database file"; seen with three ingests and two
+# status calls on a fresh home). Such a file is waited for like a lock; one smaller than DuckDB's
+# headers (three blocks of 4 KiB) that has not changed for CREATING_S seconds is an error.
+_NOT_YET_WRITTEN = re.compile(r"not a valid DuckDB database file", re.IGNORECASE)
+HEADERS_BYTES = 3 * 4096
+DUCKDB_MAGIC = b"DUCK"  # at byte 8 of a DuckDB file, after the header's checksum
+CREATING_S = 10.0
 
 # ``review_tasks.status`` values after which a task waits for nothing more. A 'tie' still waits for
 # a deciding vote, so it is not among them (mining, second opinions, push and the sensors read this).
@@ -166,7 +175,9 @@ def _connect(path: str, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnec
             return con
         except duckdb.IOException as exc:
             message = str(exc)
-            if not _LOCK_PATTERN.search(message):
+            if not (_LOCK_PATTERN.search(message) or (_NOT_YET_WRITTEN.search(message) and _being_created(path))):
+                raise EngineError(f"{path}: cannot open the warehouse: {message.splitlines()[0]}") from None
+            if time.monotonic() >= deadline and not _LOCK_PATTERN.search(message):
                 raise EngineError(f"{path}: cannot open the warehouse: {message.splitlines()[0]}") from None
             if time.monotonic() >= deadline:
                 holder = re.search(r"\(PID (\d+)\)", message)
@@ -180,6 +191,20 @@ def _connect(path: str, read_only: bool, wait_s: float) -> duckdb.DuckDBPyConnec
             # that backed off to a second lost the lock to newcomers still retrying every 50-100 ms,
             # and a sensor run beside a stream of CLI calls ran out of its wait on a loaded machine.
             delay = min(delay * 2, MAX_RETRY_DELAY_S)
+
+
+def _being_created(path: str) -> bool:
+    """Whether the file at ``path`` looks like a warehouse another process is creating now: smaller
+    than DuckDB's headers, empty or starting as DuckDB's files do (its magic bytes after the
+    checksum), and changed within the last :data:`CREATING_S` seconds (or gone again)."""
+    try:
+        stat = os.stat(path)
+        with open(path, "rb") as f:
+            start = f.read(len(DUCKDB_MAGIC) + 8)
+    except FileNotFoundError:
+        return True
+    started = len(start) == 0 or start[8:].startswith(DUCKDB_MAGIC[:max(0, len(start) - 8)])
+    return stat.st_size < HEADERS_BYTES and started and time.time() - stat.st_mtime < CREATING_S
 
 
 @contextmanager

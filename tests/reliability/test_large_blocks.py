@@ -38,7 +38,9 @@ def test_freed_large_blocks_between_live_small_ones_leave_the_process():
     for block in large:
         libc.free(block)
     # With the dynamic threshold the 2 MiB blocks sit in the heap between the small ones: freed,
-    # they stayed resident (128 MiB more, measured when the threshold was not set).
-    assert resident_mib() - before < 8
+    # they stayed resident (128 MiB more, measured when the threshold was not set). The margin is a
+    # quarter of that: the process is a test worker, whose other threads may allocate meanwhile
+    # (8.0 MiB more was seen once in a whole run).
+    assert resident_mib() - before < 32
     for block in small:
         libc.free(block)

@@ -179,6 +179,43 @@ def test_a_file_that_is_not_a_database_is_an_engine_error(toy_home: Home) -> Non
             pass
 
 
+def test_a_warehouse_another_process_is_creating_is_waited_for(toy_home: Home) -> None:
+    # The moment between DuckDB creating the file and writing its headers: an empty file, then the
+    # warehouse in its place. The open waits and succeeds instead of calling it invalid.
+    import threading
+
+    toy_home.root.mkdir(parents=True, exist_ok=True)
+    toy_home.warehouse_path.write_bytes(b"")
+
+    def create() -> None:
+        time.sleep(0.5)
+        made = toy_home.root / "made.duckdb"
+        duckdb.connect(str(made)).close()
+        made.replace(toy_home.warehouse_path)
+
+    creator = threading.Thread(target=create)
+    creator.start()
+    try:
+        with open_warehouse(toy_home, wait_s=10) as con:
+            assert con.execute("SELECT count(*) FROM batches").fetchone() == (0,)
+    finally:
+        creator.join()
+
+
+def test_an_empty_file_left_alone_is_an_engine_error_at_once(toy_home: Home) -> None:
+    import os
+
+    toy_home.root.mkdir(parents=True, exist_ok=True)
+    toy_home.warehouse_path.write_bytes(b"")
+    old = time.time() - 3600
+    os.utime(toy_home.warehouse_path, (old, old))
+    start = time.monotonic()
+    with pytest.raises(EngineError, match="cannot open the warehouse"):
+        with open_warehouse(toy_home, wait_s=30):
+            pass
+    assert time.monotonic() - start < 5
+
+
 @pytest.mark.parametrize("name", ['plain', 'with space', 'quo"te', 'select', "x'y"])
 def test_quote_ident_round_trips(name: str) -> None:
     con = duckdb.connect()
