@@ -125,7 +125,8 @@ class Search:
     file (:func:`~data_engine.mine.detectors.faiss_calls.kept`; None if the search was exact), its
     measured recall@k, the HNSW ``efSearch`` or the inverted file's ``nprobe`` that reached it
     (the other None) and the wall-clock seconds of each stage of the approximate search (exact
-    sample, then build / beam / search for the graph, lists / probes / search for the inverted file)."""
+    sample, then build / beam / search for the graph, lists / probes / search for the inverted file,
+    then ``far rows``, the exact search of the rows above the outlier limit)."""
 
     neighbours: Neighbours
     graph: np.ndarray | GraphFile | None
