@@ -109,6 +109,9 @@ def _cleanlab_call(given: list, predicted: list, classes: list[str]) -> tuple[np
     from cleanlab.object_detection.filter import find_label_issues
     from cleanlab.object_detection.rank import get_label_quality_scores
 
+    from data_engine.tasks.box_issues import without_forked_pools
+
+    without_forked_pools()
     index = {c: k for k, c in enumerate(classes)}
     labels = [{"bboxes": np.array([[b.x, b.y, b.x + b.w, b.y + b.h] for b in g], dtype=float).reshape(-1, 4),
                "labels": np.array([index[b.label] for b in g], dtype=int)} for g in given]

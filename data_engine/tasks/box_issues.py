@@ -19,6 +19,24 @@ import numpy as np
 from data_engine.tasks.boxes import Box
 
 
+def without_forked_pools() -> None:
+    """Make cleanlab's box check compute its per-class precision on a thread pool, not in forked processes.
+
+    ``cleanlab.object_detection.filter`` opens a ``multiprocessing.Pool`` (fork, one process by
+    default) on every call and leaves it to the garbage collector. Forking the engine's processes
+    (Dagster's run workers and sensors, a test worker) copies locks other threads hold, and the pool's
+    worker inherits their SIGTERM handlers: a whole ``make test`` run hung for good with that worker
+    waiting on the pool's queue lock, its SIGTERM at the pool's end caught and ignored. A
+    ``multiprocessing.pool.ThreadPool`` has the same ``starmap`` and gives the same values without a
+    process. Set on cleanlab's module (the one name it looks up), idempotent, so safe from any thread.
+    """
+    from multiprocessing.pool import ThreadPool
+
+    from cleanlab.object_detection import filter as od_filter
+
+    od_filter.Pool = ThreadPool
+
+
 @dataclass(frozen=True)
 class ScoredBox:
     """A model's box: ``box`` (pixels) and its ``score`` in [0, 1]."""
@@ -95,6 +113,7 @@ def box_issues(given: Sequence[Sequence[Box]], predicted: Sequence[Sequence[Scor
         raise ValueError(f"{len(given)} labeled images but {len(predicted)} predictions")
     labels = cleanlab_labels(given, classes)
     preds = cleanlab_predictions(predicted, classes)
+    without_forked_pools()
     scores = od_rank.get_label_quality_scores(labels, preds, verbose=False)
     # No cleanlab_copies_released here: cleanlab.object_detection.filter has its own check, not
     # cleanlab.filter's (no _reduce_issues, no module globals kept).

@@ -129,7 +129,9 @@ def test_average_precision_against_hand_computed_values():
     assert average_precision([[]], [[]], cats) == (None, {})
 
 
-def test_cleanlab_flags_a_missing_a_swapped_and_a_shifted_box_and_takes_empty_images():
+def _three_errors() -> tuple[list, list, list[str]]:
+    """40 images of one box each (and one empty), their predictions, and three errors: images 0-2
+    a missing, a swapped and a shifted box."""
     cats = ["cat", "dog"]
     rng = np.random.default_rng(0)
     given, pred = [], []
@@ -144,11 +146,29 @@ def test_cleanlab_flags_a_missing_a_swapped_and_a_shifted_box_and_takes_empty_im
     given[0] = []                                                       # a missing box
     given[1] = [Box("cat", given[1][0].x, given[1][0].y, 20, 20)]       # swapped dog -> cat
     b = given[2][0]; given[2] = [Box(b.label, b.x + 15, b.y + 15, 20, 20)]  # shifted
-    found = box_issues(given, pred, cats)
+    return given, pred, cats
+
+
+def test_cleanlab_flags_a_missing_a_swapped_and_a_shifted_box_and_takes_empty_images():
+    found = box_issues(*_three_errors())
     assert found.scores.shape == (41,) and found.is_issue.shape == (41,)
     assert set(np.flatnonzero(found.is_issue)) == {0, 1, 2}
     assert set(np.argsort(found.scores)[:3]) == {0, 1, 2}
     assert len(found.overlooked) == 41 and found.overlooked[0].shape == (1,)
+
+
+
+def test_cleanlabs_box_check_forks_no_process(monkeypatch):
+    # cleanlab opens a fork pool per call; in the engine's threaded processes a forked worker hung a
+    # whole test run (box_issues.without_forked_pools). With fork refused, the check still answers.
+    import os
+
+    def refuse_fork() -> int:
+        raise AssertionError("cleanlab's box check forked a process")
+
+    monkeypatch.setattr(os, "fork", refuse_fork)
+    found = box_issues(*_three_errors())
+    assert set(np.flatnonzero(found.is_issue)) == {0, 1, 2}
 
 
 def _random_sets(rng, n, classes):
