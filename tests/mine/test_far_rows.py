@@ -14,6 +14,15 @@ def exact(X: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     return nb._drop_self(*nb._query(X, X, k + 1), np.arange(len(X)), k)
 
 
+def rows_with_answers(seed: int, rows: int) -> tuple:
+    """A generator, ``rows`` standard-normal rows in 8 dimensions, their exact neighbours (distances,
+    row numbers) and copies of those to break."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((rows, 8)).astype(np.float32)
+    d_true, i_true = exact(X)
+    return rng, X, d_true, i_true, d_true.copy(), i_true.copy()
+
+
 def test_far_rows_are_those_above_the_outlier_limit_and_unfinished_ones():
     mean = np.array([1.0] * 96 + [1.05, 3.0, 10.0, np.inf])
     assert 1.05 < outlier_limit(mean[np.isfinite(mean)]) < 3.0
@@ -22,10 +31,7 @@ def test_far_rows_are_those_above_the_outlier_limit_and_unfinished_ones():
 
 
 def test_wrong_far_answers_become_the_exact_ones_and_the_rest_stay():
-    rng = np.random.default_rng(3)
-    X = rng.standard_normal((3_000, 8)).astype(np.float32)
-    d_true, i_true = exact(X)
-    d, i = d_true.copy(), i_true.copy()
+    rng, X, d_true, i_true, d, i = rows_with_answers(3, 3_000)
     # A failed walk: 25 rows given the farthest rows from them as "neighbours".
     broken = rng.choice(len(X), 25, replace=False)
     for r in broken:
@@ -69,10 +75,7 @@ def test_the_graph_search_ends_with_exact_neighbours_for_its_outliers():
 
 
 def test_rows_above_the_limit_taken_anew_on_the_corrected_distances_are_checked_too():
-    rng = np.random.default_rng(6)
-    X = rng.standard_normal((2_000, 8)).astype(np.float32)
-    d_true, i_true = exact(X)
-    d, i = d_true.copy(), i_true.copy()
+    rng, X, d_true, i_true, d, i = rows_with_answers(6, 2_000)
     # A fifth of the rows with answers far off lift the quartiles, so the first limit is high; once
     # they are corrected the limit falls, and rows between the two limits must be checked as well.
     broken = rng.choice(len(X), 400, replace=False)
