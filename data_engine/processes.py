@@ -45,13 +45,41 @@ def stop_process_group(pid: int, wait_s: float) -> bool:
         os.killpg(pgid, signal.SIGTERM)
     except ProcessLookupError:
         return False
+    # Wait for the whole group, not only its leader: a server's worker processes may hold the
+    # listening socket after the leader exits, and a client connecting then is accepted and cut off
+    # ("closed without an answer") instead of refused, and a restart on the port finds it taken.
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
-        if not pid_alive(pid):
+        if not group_alive(pgid):
             return True
         time.sleep(0.1)
     try:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
-        pass
+        return True
+    deadline = time.monotonic() + wait_s
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)
     return True
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` is alive and not a zombie (read from ``/proc``)."""
+    # Neither os nor psutil lists a group's members; a process's group is field 5 of its /proc stat.
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="utf-8") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False

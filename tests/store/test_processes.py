@@ -1,0 +1,60 @@
+"""Stopping one of the engine's services waits for its whole process group, not only its leader."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from data_engine.processes import group_alive, stop_process_group
+
+# The leader exits on SIGTERM at once; its child, like a server's worker still closing its
+# connections, takes a second longer.
+LEADER = """
+import os, signal, sys, time
+child = os.fork()
+if child == 0:
+    signal.signal(signal.SIGTERM, lambda *_: (time.sleep(1.0), os._exit(0)))
+    open(sys.argv[1], "w").close()
+    while True:
+        time.sleep(0.05)
+while True:
+    time.sleep(0.05)
+"""
+
+
+def test_stop_waits_for_the_leaders_children(tmp_path):
+    ready = tmp_path / "child-ready"
+    leader = subprocess.Popen([sys.executable, "-c", LEADER, str(ready)], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.exists() and group_alive(leader.pid)
+        started = time.monotonic()
+        assert stop_process_group(leader.pid, wait_s=10.0)
+        assert not group_alive(leader.pid)
+        assert time.monotonic() - started >= 0.9  # it waited for the child's second
+    finally:
+        leader.wait(timeout=10)
+
+
+def test_a_group_that_ignores_sigterm_is_killed_within_the_wait(tmp_path):
+    leader = subprocess.Popen([sys.executable, "-c", "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                               "print('ready', flush=True)\ntime.sleep(60)"], start_new_session=True,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert leader.stdout.readline().strip() == "ready"
+        started = time.monotonic()
+        assert stop_process_group(leader.pid, wait_s=1.0)
+        assert not group_alive(leader.pid)
+        assert time.monotonic() - started < 10
+    finally:
+        leader.wait(timeout=10)
+
+
+def test_a_gone_group_is_not_alive():
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          start_new_session=True, check=True)
+    assert not group_alive(int(done.stdout))
+    assert stop_process_group(int(done.stdout), wait_s=1.0) is False
