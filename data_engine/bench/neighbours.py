@@ -166,7 +166,8 @@ def _remark(found: object) -> str:
     """The search's own recall estimate, its width and the seconds of its stages."""
     if found.recall is None:
         return ""
-    width = f"nprobe {found.nprobe}" if found.nprobe is not None else f"efSearch {found.ef_search}"
+    width = (f"nprobe {found.nprobe} by {found.probed_by[:-1]}" if found.nprobe is not None
+             else f"efSearch {found.ef_search}")
     return (f"own estimate {found.recall:.3f} at {width}; s: "
             + ", ".join(f"{stage} {s:.1f}" for stage, s in found.seconds.items()))
 

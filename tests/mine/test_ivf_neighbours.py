@@ -40,6 +40,25 @@ def test_the_inverted_file_finds_95_percent_of_the_true_neighbours_of_clustered_
     assert nb.recall_at_k(found.neighbours.indices[queries], truth) >= 0.95
 
 
+def test_rows_of_few_dimensions_without_clusters_are_searched_by_row_when_by_list_falls_short():
+    # Standard normal in 8 dimensions: the lists nearest a row's own list centre miss the neighbours
+    # across its borders (by list, 32 lists reach under 0.96 here), the lists nearest the row do not.
+    X = np.random.default_rng(21).standard_normal((20_000, 8)).astype(np.float32)
+    found = nb.search_neighbours(X, k=10, exact_rows=1_000)
+    assert found.method == "ivf" and found.probed_by == "rows" and found.nprobe in nb.NPROBE_STEPS
+    assert "row probes" in found.seconds
+    queries = np.sort(np.random.default_rng(22).choice(len(X), 500, replace=False))
+    truth = exact_of(X, queries)
+    assert nb.recall_at_k(found.neighbours.indices[queries], truth) >= 0.95
+    i, d = found.neighbours.indices[queries], found.neighbours.distances[queries]
+    np.testing.assert_allclose(d, np.linalg.norm(X[queries][:, None, :] - X[i], axis=2), rtol=1e-3, atol=1e-3)
+    assert (found.neighbours.indices != np.arange(len(X))[:, None]).all()
+
+
+def test_clustered_rows_are_searched_by_list(blobs):
+    assert blobs[1].probed_by == "lists" and "row probes" not in blobs[1].seconds
+
+
 def test_the_inverted_file_reports_a_recall_that_agrees_with_an_independent_sample(blobs):
     X, found, queries, truth = blobs
     assert found.recall >= nb.TARGET_RECALL

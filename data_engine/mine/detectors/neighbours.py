@@ -9,15 +9,14 @@ approximate, and tried in two ways, the first that reaches the recall wanted on 
 (below) being kept:
 
 1. An inverted file (IVF; Jégou et al., IEEE TPAMI 2011, as in faiss ``IndexIVFFlat``): k-means
-   (faiss, seeded) cuts the rows into about sqrt(N) lists; a row's neighbours are searched exactly
-   among the rows of the ``nprobe`` lists nearest its own list's centre, ``nprobe`` widened along
-   :data:`NPROBE_STEPS` up to :data:`MAX_NPROBE`. The rows whose neighbours are wanted are the
-   indexed rows themselves, so all rows of one list share their candidates and are searched in one
-   matrix product (faiss ``knn``, BLAS): faiss's own ``IndexIVFFlat.search`` scans the lists query
-   by query and took 2-3 times the CPU time for the same recall (docs/mining.md), hence this loop
-   over the lists. On rows with cluster structure (clustered and real rows measured) this is the
-   fastest search found here; on rows without any (standard normal), where no partition keeps
-   neighbours together, the probes needed approach the whole table and the graph below is used.
+   cuts the rows into about sqrt(N) lists, and each row's neighbours are searched exactly among
+   the rows of the ``nprobe`` lists nearest its own list's centre (all rows of a list in one matrix
+   product) or, if that falls short, nearest the row itself (faiss's search, row by row);
+   ``nprobe`` is widened along :data:`NPROBE_STEPS` up to :data:`MAX_NPROBE`
+   (:mod:`~data_engine.mine.detectors.inverted_file`). On rows with cluster structure (clustered
+   and real rows measured) or few effective dimensions this is the fastest search found here; on
+   rows without any structure (standard normal), where no partition keeps neighbours together, the
+   probes needed approach the whole table and the graph below is used.
 2. A hierarchical navigable small-world graph (HNSW; Malkov & Yashunin, IEEE TPAMI 2020)
    from faiss (``IndexHNSWFlat``), whose graph every row is then looked up in. faiss builds it on
    one thread: the graph, and so every neighbour, is then the same on every run (parallel insertion
@@ -37,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,12 +47,13 @@ from data_engine.mine.detectors.base import Neighbours
 from data_engine.mine.detectors.faiss_calls import add_rows as _add
 from data_engine.mine.detectors.faiss_calls import hnsw_query as _hnsw_query
 from data_engine.mine.detectors.faiss_calls import ivf_query as _ivf_query
-from data_engine.mine.detectors.faiss_calls import one_faiss_thread as _one_faiss_thread
 from data_engine.mine.detectors.faiss_calls import GraphFile, kept, open_graph
 from data_engine.mine.detectors.faiss_calls import drop_self as _drop_self
-from data_engine.mine.detectors.faiss_calls import pad_answers as _pad
 from data_engine.mine.detectors.far_rows import search_far_rows_exactly
+from data_engine.mine.detectors.inverted_file import ivf_search
 from data_engine.mine.detectors.search_process import APART_ROWS, search_apart
+from data_engine.mine.detectors.search_measures import recall_at_k
+from data_engine.mine.detectors.search_measures import stopwatch as _stopwatch
 from data_engine.mine.detectors.search_threads import side_by_side
 from data_engine.mine.embedders.tfidf import TfidfEmbedder
 from data_engine.positions import positions_of
@@ -81,12 +80,9 @@ MAX_EF_SEARCH = EF_STEPS[-1]
 # x 10 neighbours), above the 0.95 the engine promises.
 RECALL_SAMPLE = 1_000
 TARGET_RECALL = 0.96
-# Inverted file: lists of about sqrt(N) rows each (1,000 at a million rows), k-means trained on
-# 64 rows per list (seeded sample), 20 iterations. Lists probed per row, narrowest first; above
-# MAX_NPROBE lists (3 % of a million rows' lists, 12,000-32,000 candidates per row, about as much
-# CPU time as the graph) the graph is searched instead. Measured in docs/mining.md.
-IVF_TRAIN_PER_LIST = 64
-IVF_ITERATIONS = 20
+# Inverted file: lists of about sqrt(N) rows each (1,000 at a million rows). Lists probed per row,
+# narrowest first; above MAX_NPROBE lists (3 % of a million rows' lists, 12,000-32,000 candidates per
+# row, about as much CPU time as the graph) the graph is searched instead. Measured in docs/mining.md.
 NPROBE_STEPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 MAX_NPROBE = NPROBE_STEPS[-1]
 METHODS = ("auto", "ivf", "hnsw")
@@ -124,9 +120,11 @@ class Search:
     """Result of :func:`search_neighbours`: the neighbours, the faiss index kept as bytes or a
     file (:func:`~data_engine.mine.detectors.faiss_calls.kept`; None if the search was exact), its
     measured recall@k, the HNSW ``efSearch`` or the inverted file's ``nprobe`` that reached it
-    (the other None) and the wall-clock seconds of each stage of the approximate search (exact
-    sample, then build / beam / search for the graph, lists / probes / search for the inverted file,
-    then ``far rows``, the exact search of the rows above the outlier limit)."""
+    (the other None), how the inverted file's lists were probed (``probed_by``: "lists", nearest
+    each list's centre, or "rows", nearest each row) and the wall-clock seconds of each stage of the
+    approximate search (exact sample, then build / beam / search for the graph, lists / probes /
+    row probes / search for the inverted file, then ``far rows``, the exact search of the rows above
+    the outlier limit)."""
 
     neighbours: Neighbours
     graph: np.ndarray | GraphFile | None
@@ -134,6 +132,7 @@ class Search:
     ef_search: int | None
     seconds: dict[str, float] = field(default_factory=dict)
     nprobe: int | None = None
+    probed_by: str | None = None
 
     @property
     def method(self) -> str:
@@ -275,7 +274,11 @@ def search_neighbours(X: np.ndarray, *, k: int = NEIGHBOURS_K, seed: int = 0,
     seconds = {"exact sample": time.perf_counter() - start}
     found = None
     if method != "hnsw":
-        found = _ivf_search(X, k, sample, truth, target, seed, seconds, settle=method == "ivf", graph_dir=graph_dir)
+        by_lists = ivf_search(X, k, sample, truth, target, seed, seconds, steps=NPROBE_STEPS, settle=method == "ivf",
+                              graph_dir=graph_dir)
+        if by_lists is not None:
+            neighbours, graph, recall, nprobe, way = by_lists
+            found = Search(neighbours, graph, recall, None, seconds, nprobe=nprobe, probed_by=way)
     found = found or _hnsw_search(X, k, sample, truth, target, seconds, graph_dir)
     lap = _stopwatch()
     d, i = found.neighbours.distances, found.neighbours.indices
@@ -319,94 +322,6 @@ def _hnsw_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, t
     return Search(Neighbours(d, i), kept(holder, graph_dir), recall, ef, seconds)
 
 
-def _ivf_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, target: float, seed: int,
-                seconds: dict[str, float], *, settle: bool = False, graph_dir: Path | None = None) -> Search | None:
-    """The inverted-file search of :func:`search_neighbours` (see the module doc), or None if
-    :data:`MAX_NPROBE` lists do not reach ``target`` on the sample (unless ``settle``: then the
-    search runs with :data:`MAX_NPROBE`)."""
-    import faiss
-
-    n, dims = X.shape
-    lap = _stopwatch()
-    # faiss's k-means asks for at least 39 training rows per centre.
-    n_lists = max(2, min(int(round(np.sqrt(n))), n // 39))
-    train = X[np.sort(np.random.default_rng(seed).choice(n, size=min(n, IVF_TRAIN_PER_LIST * n_lists),
-                                                         replace=False))]
-    with _one_faiss_thread():
-        kmeans = faiss.Kmeans(dims, n_lists, niter=IVF_ITERATIONS, seed=seed + 1,
-                              max_points_per_centroid=IVF_TRAIN_PER_LIST)
-        kmeans.train(train)
-        lists = kmeans.index.search(X, 1)[1][:, 0]
-        near = faiss.knn(kmeans.centroids, kmeans.centroids, min(n_lists, max(NPROBE_STEPS, default=1)))[1]
-    # Lists nearest each list's centre, its own first (a tie with a twin centre could put it second).
-    near = np.array([[c, *[m for m in row if m != c]][:near.shape[1]] for c, row in enumerate(near)])
-    order = np.argsort(lists, kind="stable")
-    bounds = np.searchsorted(lists[order], np.arange(n_lists + 1))
-    members = [order[bounds[c]:bounds[c + 1]] for c in range(n_lists)]
-    seconds["lists"] = lap()
-    chosen = None
-    for nprobe in NPROBE_STEPS:
-        # Probing every list is exact search: no wider step can do better.
-        chosen = min(nprobe, n_lists)
-        found = _probe_lists(X, sample, lists, members, near, chosen, k)[1]
-        if chosen == n_lists or recall_at_k(found, truth) >= target:
-            break
-    else:
-        if not settle:
-            seconds["probes"] = lap()
-            log.info("inverted file: recall@%d below %.2f at %d lists of %d; searching a graph instead",
-                     k, target, MAX_NPROBE, n_lists)
-            return None
-    seconds["probes"] = lap()
-    d, i = _probe_lists(X, np.arange(n), lists, members, near, chosen, k)
-    seconds["search"] = lap()
-    recall = recall_at_k(i[sample], truth)
-    ivf = faiss.IndexIVFFlat(kmeans.index, dims, n_lists)
-    with _one_faiss_thread():
-        ivf.add(X)
-    log.info("neighbours of %d rows by inverted file: recall@%d %.3f (%d of %d lists probed, %d rows checked "
-             "exactly), seconds %s", n, k, recall, chosen, n_lists, len(sample), seconds)
-    holder = [ivf]
-    del ivf
-    return Search(Neighbours(d, i), kept(holder, graph_dir), recall, None, seconds, nprobe=chosen)
-
-
-def _stopwatch() -> Callable[[], float]:
-    """A lap timer: each call gives the seconds since the previous call (or since it was made)."""
-    clock = [time.perf_counter()]
-
-    def lap() -> float:
-        clock.append(time.perf_counter())
-        return clock[-1] - clock[-2]
-
-    return lap
-
-
-def _probe_lists(X: np.ndarray, rows: np.ndarray, lists: np.ndarray, members: list[np.ndarray],
-                 near: np.ndarray, nprobe: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact ``k`` nearest other rows of ``rows`` (shape (Q,)) among the rows of the ``nprobe``
-    lists nearest each row's own list centre; distances and row numbers, shapes (Q, k)."""
-    import faiss
-
-    # Each list's answers lose their own row at once: (Q, k + 1) answers never exist for all rows.
-    d = np.empty((len(rows), k), dtype=np.float32)
-    i = np.empty((len(rows), k), dtype=np.int64)
-    own = lists[rows]
-    order = np.argsort(own, kind="stable")
-    bounds = np.searchsorted(own[order], np.arange(len(members) + 1))
-
-    def search_list(c: int) -> None:
-        at = order[bounds[c]:bounds[c + 1]]
-        candidates = np.concatenate([members[m] for m in near[c, :nprobe]])
-        d2, found = _pad(*faiss.knn(X[rows[at]], X[candidates], min(k + 1, len(candidates))), k + 1)
-        found = np.where(found >= 0, candidates[np.maximum(found, 0)], -1)
-        d[at], i[at] = _drop_self(np.sqrt(np.maximum(d2, 0)), found, rows[at], k)
-
-    # The lists side by side on the cores: each list's rows are searched by one exact product.
-    side_by_side(search_list, np.flatnonzero(np.diff(bounds)))
-    return d, i
-
-
 def beam_for_recall(hnsw: object, X: np.ndarray, sample: np.ndarray, truth: np.ndarray, target: float) -> int:
     """The narrowest beam of :data:`EF_STEPS` at which the graph ``hnsw`` finds at least ``target``
     of the true neighbours ``truth`` (row numbers, shape (Q, k)) of rows ``sample`` (shape (Q,)) of
@@ -419,15 +334,6 @@ def beam_for_recall(hnsw: object, X: np.ndarray, sample: np.ndarray, truth: np.n
         if recall_at_k(found, truth) >= target:
             return ef
     return MAX_EF_SEARCH
-
-
-def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
-    """Share of the true neighbours found: ``found`` and ``truth`` are row numbers, shape (Q, k);
-    order within a row does not matter (the usual recall@k of approximate-neighbour benchmarks)."""
-    if truth.size == 0:
-        return 1.0
-    hits = sum(len(np.intersect1d(f, t)) for f, t in zip(found, truth))
-    return hits / truth.size
 
 
 def _exact(X: np.ndarray, k: int) -> Neighbours:

@@ -1,0 +1,158 @@
+"""The inverted-file (IVF) neighbour search of all rows (Jégou et al., IEEE TPAMI 2011; faiss
+``IndexIVFFlat``), the first approximate search :func:`~data_engine.mine.detectors.neighbours.
+search_neighbours` tries.
+
+k-means (faiss, seeded) cuts the rows into about sqrt(N) lists. Two ways of probing them are tried
+on the sample rows, the first that reaches the recall wanted being kept for all rows:
+
+1. **By list**: a row's neighbours are searched exactly among the rows of the ``nprobe`` lists
+   nearest its own list's centre. The rows whose neighbours are wanted are the indexed rows
+   themselves, so all rows of one list share their candidates and are searched in one matrix
+   product (faiss ``knn``, BLAS): faiss's own ``IndexIVFFlat.search`` scans the lists query by query
+   and took 2-3 times the CPU time for the same recall on clustered rows (docs/mining.md), hence
+   this loop over the lists, written by hand.
+2. **By row** (faiss ``IndexIVFFlat.search``): each row probes the ``nprobe`` lists nearest itself.
+   A row near the border of its list loses neighbours across that border when the lists probed
+   are those nearest its list's centre; on rows of few effective dimensions and no clusters (the
+   generated tabular rows of ``bench scale --mining``: 32 dimensions, 8 of them carrying the
+   variance) a million rows reached recall@10 0.968 at 12 of 1,000 lists this way, and stayed below
+   0.96 at 32 lists by list (docs/mining.md).
+
+``nprobe`` is widened along the given steps on the sample rows alone; if neither way reaches the
+target, the caller builds the graph instead. The lists are kept as a faiss ``IndexIVFFlat``: a new
+batch of rows joins its nearest lists and each new row probes the ``nprobe`` lists nearest itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from data_engine.mine.detectors.base import Neighbours
+from data_engine.mine.detectors.faiss_calls import GraphFile, kept
+from data_engine.mine.detectors.faiss_calls import drop_self, ivf_query, one_faiss_thread, pad_answers
+from data_engine.mine.detectors.search_measures import recall_at_k, stopwatch
+from data_engine.mine.detectors.search_threads import side_by_side
+
+log = logging.getLogger(__name__)
+
+# k-means trained on 64 rows per list (seeded sample), 20 iterations.
+TRAIN_PER_LIST = 64
+ITERATIONS = 20
+# Rows searched by row at a time (their (B, k + 1) answers exist for the blocks in flight only).
+QUERY_BLOCK_ROWS = 100_000
+
+Found = tuple[Neighbours, "np.ndarray | GraphFile", float, int, str]
+
+
+def ivf_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, target: float, seed: int,
+               seconds: dict[str, float], *, steps: Sequence[int], settle: bool = False,
+               graph_dir: Path | None = None) -> Found | None:
+    """Neighbours of all rows of ``X`` (shape (N, d), float32) by inverted file (module doc).
+
+    ``sample`` (shape (Q,)) are rows whose true ``k`` neighbours are ``truth`` (shape (Q, k));
+    ``nprobe`` is widened along ``steps`` until ``target`` recall@k is reached on them, by list
+    first, then by row. Returns the neighbours (distances and row numbers, shapes (N, k)), the
+    index kept as bytes or in a file of ``graph_dir``, the sample's recall in the result, the
+    ``nprobe`` used and the way ("lists" or "rows"); None if neither way reaches the target within
+    ``steps`` (unless ``settle``: then the widest step by list is used). Adds the wall-clock seconds
+    of its stages to ``seconds`` ("lists", "probes", "row probes", "search").
+    """
+    import faiss
+
+    n, dims = X.shape
+    lap = stopwatch()
+    # faiss's k-means asks for at least 39 training rows per centre.
+    n_lists = max(2, min(int(round(np.sqrt(n))), n // 39))
+    train = X[np.sort(np.random.default_rng(seed).choice(n, size=min(n, TRAIN_PER_LIST * n_lists), replace=False))]
+    with one_faiss_thread():
+        kmeans = faiss.Kmeans(dims, n_lists, niter=ITERATIONS, seed=seed + 1, max_points_per_centroid=TRAIN_PER_LIST)
+        kmeans.train(train)
+        lists = kmeans.index.search(X, 1)[1][:, 0]
+        near = faiss.knn(kmeans.centroids, kmeans.centroids, min(n_lists, max(steps, default=1)))[1]
+    # Lists nearest each list's centre, its own first (a tie with a twin centre could put it second).
+    near = np.array([[c, *[m for m in row if m != c]][:near.shape[1]] for c, row in enumerate(near)])
+    order = np.argsort(lists, kind="stable")
+    bounds = np.searchsorted(lists[order], np.arange(n_lists + 1))
+    members = [order[bounds[c]:bounds[c + 1]] for c in range(n_lists)]
+    ivf = faiss.IndexIVFFlat(kmeans.index, dims, n_lists)
+    with one_faiss_thread():
+        ivf.add(X)
+    seconds["lists"] = lap()
+
+    def by_list(rows: np.ndarray, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+        return _probe_lists(X, rows, lists, members, near, nprobe, k)
+
+    def by_row(rows: np.ndarray, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+        return drop_self(*ivf_query(ivf, X[rows], k + 1, nprobe), rows, k)
+
+    chosen, way = _narrowest(by_list, sample, truth, target, steps, n_lists), "lists"
+    seconds["probes"] = lap()
+    if chosen is None:
+        chosen, way = _narrowest(by_row, sample, truth, target, steps, n_lists), "rows"
+        seconds["row probes"] = lap()
+    if chosen is None:
+        if not settle or not steps:
+            log.info("inverted file: recall@%d below %.2f at %d lists of %d, by list and by row; searching a graph "
+                     "instead", k, target, max(steps, default=0), n_lists)
+            return None
+        chosen, way = min(max(steps), n_lists), "lists"
+    if way == "lists":
+        d, i = by_list(np.arange(n), chosen)
+    else:
+        d = np.empty((n, k), dtype=np.float32)
+        i = np.empty((n, k), dtype=np.int64)
+
+        def search_block(lo: int) -> None:
+            rows = np.arange(lo, min(n, lo + QUERY_BLOCK_ROWS))
+            d[rows], i[rows] = by_row(rows, chosen)
+
+        # Blocks side by side on the cores: each row's answer depends on that row and the index alone.
+        side_by_side(search_block, range(0, n, QUERY_BLOCK_ROWS))
+    seconds["search"] = lap()
+    recall = recall_at_k(i[sample], truth)
+    log.info("neighbours of %d rows by inverted file: recall@%d %.3f (%d of %d lists probed by %s, %d rows checked "
+             "exactly), seconds %s", n, k, recall, chosen, n_lists, "list" if way == "lists" else "row",
+             len(sample), seconds)
+    holder = [ivf]
+    del ivf
+    return Neighbours(d, i), kept(holder, graph_dir), recall, chosen, way
+
+
+def _narrowest(probe: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]], sample: np.ndarray,
+               truth: np.ndarray, target: float, steps: Sequence[int], n_lists: int) -> int | None:
+    """The narrowest ``nprobe`` of ``steps`` at which ``probe`` finds ``target`` of the sample's true
+    neighbours; None if none does (probing every list is exact search: no wider step can do better)."""
+    for nprobe in steps:
+        chosen = min(nprobe, n_lists)
+        if chosen == n_lists or recall_at_k(probe(sample, chosen)[1], truth) >= target:
+            return chosen
+    return None
+
+
+def _probe_lists(X: np.ndarray, rows: np.ndarray, lists: np.ndarray, members: list[np.ndarray],
+                 near: np.ndarray, nprobe: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact ``k`` nearest other rows of ``rows`` (shape (Q,)) among the rows of the ``nprobe``
+    lists nearest each row's own list centre; distances and row numbers, shapes (Q, k)."""
+    import faiss
+
+    # Each list's answers lose their own row at once: (Q, k + 1) answers never exist for all rows.
+    d = np.empty((len(rows), k), dtype=np.float32)
+    i = np.empty((len(rows), k), dtype=np.int64)
+    own = lists[rows]
+    order = np.argsort(own, kind="stable")
+    bounds = np.searchsorted(own[order], np.arange(len(members) + 1))
+
+    def search_list(c: int) -> None:
+        at = order[bounds[c]:bounds[c + 1]]
+        candidates = np.concatenate([members[m] for m in near[c, :nprobe]])
+        d2, found = pad_answers(*faiss.knn(X[rows[at]], X[candidates], min(k + 1, len(candidates))), k + 1)
+        found = np.where(found >= 0, candidates[np.maximum(found, 0)], -1)
+        d[at], i[at] = drop_self(np.sqrt(np.maximum(d2, 0)), found, rows[at], k)
+
+    # The lists side by side on the cores: each list's rows are searched by one exact product.
+    side_by_side(search_list, np.flatnonzero(np.diff(bounds)))
+    return d, i
