@@ -13,15 +13,28 @@ MINING_STAGES = {"load", "embedding", "predictions", "score_unlabeled", "neighbo
                  "slices", "noise", "queue", "store"}
 
 
-def test_bench_scale_mining_prints_seconds_and_peak_memory_per_stage() -> None:
+def test_bench_scale_mining_prints_seconds_and_peak_memory_per_stage(tmp_path) -> None:
     from data_engine.bench.datasets import inject_noise, make_tabular_dataset
     from data_engine.bench.scale_mining import NOISE, PREPARE_STAGES, format_mining_scale
+    from data_engine.store.warehouse import open_warehouse
+    from data_engine.store.home import Home
 
-    proc = cli("bench", "scale", "--mining", "--rows", "300", "--n-jobs", "1", "--json")
+    proc = cli("bench", "scale", "--mining", "--rows", "300", "--n-jobs", "1", "--json", "--keep", str(tmp_path / "h"))
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout)
     data = make_tabular_dataset(300, seed=0)
-    flipped = int((inject_noise(data.labels, data.classes, rate=NOISE, kind="uniform", seed=0) != data.labels).sum())
+    noisy = inject_noise(data.labels, data.classes, rate=NOISE, kind="uniform", seed=0)
+    flipped = int((noisy != data.labels).sum())
+    # The flags' quality, recomputed from the kept home's tables by example id.
+    flipped_ids = {f"ex{i}" for i in np.flatnonzero(noisy != data.labels)}
+    with open_warehouse(Home.resolve(tmp_path / "h"), read_only=True) as con:
+        flagged = con.execute("SELECT example_id FROM issues WHERE issue_type = 'label' AND is_issue").fetchall()
+        flags = {row[0] for row in flagged}
+        queue = [row[0] for row in con.execute("SELECT example_id FROM review_queue").fetchall()]
+    assert r["label_precision"] == len(flags & flipped_ids) / len(flags)
+    assert r["label_recall"] == len(flags & flipped_ids) / flipped and r["label_recall"] > 0.3
+    assert r["queue_flipped"] == len(set(queue) & flipped_ids)
+    assert r["queue_flipped_share"] == r["queue_flipped"] / len(queue)
     assert (r["rows"], r["n_labeled"], r["flipped"], r["n_jobs"], r["scheduler"]) == (300, 300, flipped, 1, "local")
     assert set(r["stages"]) == set(PREPARE_STAGES) | MINING_STAGES
     # The queue's budget is the number of flipped labels; it holds only flagged examples.
@@ -36,6 +49,7 @@ def test_bench_scale_mining_prints_seconds_and_peak_memory_per_stage() -> None:
     assert np.isclose(r["total_seconds"], sum(s["seconds"] for s in r["stages"].values()), atol=0.02)
     text = format_mining_scale(r)
     assert "largest proc" in text and "mining total" in text and "300 generated tabular rows" in text
+    assert f"label flags against the {flipped} flipped labels: precision {r['label_precision']:.3f}" in text
 
 
 def test_stage_clock_records_the_largest_process_beside_all_processes() -> None:
