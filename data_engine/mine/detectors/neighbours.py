@@ -274,10 +274,10 @@ def search_neighbours(X: np.ndarray, *, k: int = NEIGHBOURS_K, seed: int = 0,
     seconds = {"exact sample": time.perf_counter() - start}
     found = None
     if method != "hnsw":
-        by_lists = ivf_search(X, k, sample, truth, target, seed, seconds, steps=NPROBE_STEPS, settle=method == "ivf",
+        in_lists = ivf_search(X, k, sample, truth, target, seed, seconds, steps=NPROBE_STEPS, settle=method == "ivf",
                               graph_dir=graph_dir)
-        if by_lists is not None:
-            neighbours, graph, recall, nprobe, way = by_lists
+        if in_lists is not None:  # probed by list or by row
+            neighbours, graph, recall, nprobe, way = in_lists
             found = Search(neighbours, graph, recall, None, seconds, nprobe=nprobe, probed_by=way)
     found = found or _hnsw_search(X, k, sample, truth, target, seconds, graph_dir)
     lap = _stopwatch()
