@@ -4,9 +4,10 @@ the outlier check's flags stand on exact distances (docs/mining.md, "Searching o
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from data_engine.mine.detectors import neighbours as nb
-from data_engine.mine.detectors.far_rows import far_rows, search_far_rows_exactly
+from data_engine.mine.detectors.far_rows import far_rows, list_bounds, lists_within, search_far_rows_exactly
 from data_engine.mine.detectors.outlier import outlier_limit
 
 
@@ -23,6 +24,21 @@ def rows_with_answers(seed: int, rows: int) -> tuple:
     return rng, X, d_true, i_true, d_true.copy(), i_true.copy()
 
 
+def inverted_file(X: np.ndarray, n_lists: int, seed: int = 0) -> object:
+    """A faiss inverted file of ``n_lists`` lists holding every row of ``X`` under its row number."""
+    import faiss
+
+    kmeans = faiss.Kmeans(X.shape[1], n_lists, niter=10, seed=seed)
+    kmeans.train(X)
+    lists = faiss.IndexIVFFlat(kmeans.index, X.shape[1], n_lists)
+    lists.add(X)
+    return lists
+
+
+# Each check runs against every row and pruned by an inverted file's lists: the same exact answers.
+SEARCHES = pytest.mark.parametrize("pruned", [False, True], ids=["every row", "lists"])
+
+
 def test_far_rows_are_those_above_the_outlier_limit_and_unfinished_ones():
     mean = np.array([1.0] * 96 + [1.05, 3.0, 10.0, np.inf])
     assert 1.05 < outlier_limit(mean[np.isfinite(mean)]) < 3.0
@@ -30,7 +46,8 @@ def test_far_rows_are_those_above_the_outlier_limit_and_unfinished_ones():
     np.testing.assert_array_equal(far_rows(mean, np.array([0, 98, 5, 99])), [1, 3])
 
 
-def test_wrong_far_answers_become_the_exact_ones_and_the_rest_stay():
+@SEARCHES
+def test_wrong_far_answers_become_the_exact_ones_and_the_rest_stay(pruned):
     rng, X, d_true, i_true, d, i = rows_with_answers(3, 3_000)
     # A failed walk: 25 rows given the farthest rows from them as "neighbours".
     broken = rng.choice(len(X), 25, replace=False)
@@ -38,7 +55,7 @@ def test_wrong_far_answers_become_the_exact_ones_and_the_rest_stay():
         far = np.argsort(-((X - X[r]) ** 2).sum(axis=1))[:10]
         i[r], d[r] = far[::-1], np.sqrt(((X[far] - X[r]) ** 2).sum(axis=1))[::-1]
     mean = d.mean(axis=1)
-    searched = search_far_rows_exactly(X, d, i, mean)
+    searched = search_far_rows_exactly(X, d, i, mean, lists=inverted_file(X, 50) if pruned else None)
     # The broken rows, and every row above the limit taken on the corrected distances.
     assert 25 <= searched < 200
     corrected = mean.copy()
@@ -48,7 +65,8 @@ def test_wrong_far_answers_become_the_exact_ones_and_the_rest_stay():
     np.testing.assert_allclose(d, d_true, rtol=1e-5, atol=1e-5)
 
 
-def test_new_rows_of_a_grown_index_are_checked_against_all_rows():
+@SEARCHES
+def test_new_rows_of_a_grown_index_are_checked_against_all_rows(pruned):
     rng = np.random.default_rng(4)
     X = rng.standard_normal((2_000, 6)).astype(np.float32)
     d_true, i_true = exact(X)
@@ -56,7 +74,7 @@ def test_new_rows_of_a_grown_index_are_checked_against_all_rows():
     d, i = d_true[new].copy(), i_true[new].copy()
     d[7], i[7] = d[7] + 50.0, (i[7] + 1) % 2_000
     mean = np.concatenate([d_true[:1_900].mean(axis=1), d.mean(axis=1)])
-    assert search_far_rows_exactly(X, d, i, mean, new) == 1
+    assert search_far_rows_exactly(X, d, i, mean, new, lists=inverted_file(X, 40) if pruned else None) == 1
     np.testing.assert_array_equal(i, i_true[new])
 
 
@@ -74,7 +92,8 @@ def test_the_graph_search_ends_with_exact_neighbours_for_its_outliers():
     np.testing.assert_array_equal(found.neighbours.indices[flagged], truth[1])
 
 
-def test_rows_above_the_limit_taken_anew_on_the_corrected_distances_are_checked_too():
+@SEARCHES
+def test_rows_above_the_limit_taken_anew_on_the_corrected_distances_are_checked_too(pruned):
     rng, X, d_true, i_true, d, i = rows_with_answers(6, 2_000)
     # A fifth of the rows with answers far off lift the quartiles, so the first limit is high; once
     # they are corrected the limit falls, and rows between the two limits must be checked as well.
@@ -87,6 +106,45 @@ def test_rows_above_the_limit_taken_anew_on_the_corrected_distances_are_checked_
     d[between] += (final + first) / 2 - d_true[between].mean(axis=1, keepdims=True)
     i[between] = (i[between] + 1) % len(X)
     assert (d[between].mean(axis=1) < first).all() and (d[between].mean(axis=1) > final).all()
-    search_far_rows_exactly(X, d, i, d.mean(axis=1))
+    search_far_rows_exactly(X, d, i, d.mean(axis=1), lists=inverted_file(X, 40) if pruned else None)
     np.testing.assert_array_equal(i[between], i_true[between])
     np.testing.assert_array_equal(i[broken], i_true[broken])
+
+
+def test_the_lists_bound_where_a_rows_exact_neighbours_can_be():
+    rng = np.random.default_rng(7)
+    # Clustered rows and a few far from every cluster: a far row's neighbours lie in few lists.
+    centres = rng.normal(scale=20.0, size=(30, 6))
+    X = (centres[rng.integers(0, 30, 6_000)] + rng.standard_normal((6_000, 6))).astype(np.float32)
+    X[:20] = rng.normal(scale=60.0, size=(20, 6))
+    lists = inverted_file(X, 60, seed=1)
+    centre, radius = list_bounds(lists)
+    assert centre.shape == (60, 6) and radius.shape == (60,)
+    # Every member lies within its list's radius, and some member on it.
+    _, own = lists.quantizer.search(X, 1)
+    gap = np.sqrt(((X - centre[own[:, 0]]) ** 2).sum(axis=1))
+    assert (gap <= radius[own[:, 0]] * (1 + 1e-6)).all()
+    np.testing.assert_allclose(radius, [gap[own[:, 0] == c].max(initial=0.0) for c in range(60)], rtol=1e-5)
+    d_true, i_true = exact(X)
+    rows = np.arange(40)
+    # The approximate k-th distance of a bad search: larger than the true one.
+    probed = lists_within(X[rows], d_true[rows, -1] * 1.5, centre, radius)
+    assert probed.shape == (40, 60)
+    for r in rows:  # each true neighbour's list is kept
+        assert set(own[i_true[r], 0]) <= set(probed[r][probed[r] >= 0])
+    assert (probed >= 0).mean() < 0.5  # and most lists are not
+    assert (lists_within(X[:2], np.array([np.inf, 1.0]), centre, radius)[0] >= 0).all()
+
+
+def test_a_search_by_inverted_file_ends_with_exact_neighbours_for_its_outliers():
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((30_000, 8)).astype(np.float32)
+    X[:30] *= 5.0  # planted extremes
+    found = nb.search_neighbours(X, k=10, exact_rows=1_000, method="ivf")
+    assert found.method == "ivf" and found.graph is not None
+    d = found.neighbours.distances
+    flagged = np.flatnonzero(d.mean(axis=1) > outlier_limit(d.mean(axis=1)))
+    assert set(range(30)) <= set(flagged)
+    truth = nb._drop_self(*nb._query(X, X[flagged], 11), flagged, 10)
+    np.testing.assert_array_equal(found.neighbours.indices[flagged], truth[1])
+    np.testing.assert_allclose(d[flagged], truth[0], rtol=1e-5, atol=1e-5)

@@ -27,12 +27,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 
 from data_engine.mine.detectors.base import Neighbours
-from data_engine.mine.detectors.faiss_calls import GraphFile, kept
 from data_engine.mine.detectors.faiss_calls import drop_self, ivf_query, one_faiss_thread, pad_answers
 from data_engine.mine.detectors.search_measures import recall_at_k, stopwatch
 from data_engine.mine.detectors.search_threads import side_by_side
@@ -45,18 +43,17 @@ ITERATIONS = 20
 # Rows searched by row at a time (their (B, k + 1) answers exist for the blocks in flight only).
 QUERY_BLOCK_ROWS = 100_000
 
-Found = tuple[Neighbours, "np.ndarray | GraphFile", float, int, str]
+Found = tuple[Neighbours, object, float, int, str]
 
 
 def ivf_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, target: float, seed: int,
-               seconds: dict[str, float], *, steps: Sequence[int], settle: bool = False,
-               graph_dir: Path | None = None) -> Found | None:
+               seconds: dict[str, float], *, steps: Sequence[int], settle: bool = False) -> Found | None:
     """Neighbours of all rows of ``X`` (shape (N, d), float32) by inverted file (module doc).
 
     ``sample`` (shape (Q,)) are rows whose true ``k`` neighbours are ``truth`` (shape (Q, k));
     ``nprobe`` is widened along ``steps`` until ``target`` recall@k is reached on them, by list
     first, then by row. Returns the neighbours (distances and row numbers, shapes (N, k)), the
-    index kept as bytes or in a file of ``graph_dir``, the sample's recall in the result, the
+    faiss ``IndexIVFFlat`` (every row under its row number), the sample's recall in the result, the
     ``nprobe`` used and the way ("lists" or "rows"); None if neither way reaches the target within
     ``steps`` (unless ``settle``: then the widest step by list is used). Adds the wall-clock seconds
     of its stages to ``seconds`` ("lists", "probes", "row probes", "search").
@@ -117,9 +114,7 @@ def ivf_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, tar
     log.info("neighbours of %d rows by inverted file: recall@%d %.3f (%d of %d lists probed by %s, %d rows checked "
              "exactly), seconds %s", n, k, recall, chosen, n_lists, "list" if way == "lists" else "row",
              len(sample), seconds)
-    holder = [ivf]
-    del ivf
-    return Neighbours(d, i), kept(holder, graph_dir), recall, chosen, way
+    return Neighbours(d, i), ivf, recall, chosen, way
 
 
 def _narrowest(probe: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]], sample: np.ndarray,

@@ -184,28 +184,29 @@ def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *
     X_new = np.ascontiguousarray(X_new, dtype=np.float32)
     X = np.vstack([index.embedding, X_new])
     new_rows = np.arange(n_old, n_old + n_new)
-    graph = index.graph
-    if graph is None:
+    approx = None
+    if index.graph is None:
         if n_old + n_new > EXACT_SEARCH_ROWS:
             return None
         d, i = _query(X, X_new, min(k + 1, len(X)))
     else:
-        approx = open_graph(graph)
-        del graph  # the caller's index still holds the old bytes; this one need not
+        approx = open_graph(index.graph)  # the caller's index still holds the old bytes
         _add(approx, X_new)
         nprobe = getattr(index, "nprobe", None)  # indexes kept before the inverted file have none
         if nprobe is not None:
             d, i = _ivf_query(approx, X_new, k + 1, nprobe)
         else:
             d, i = _hnsw_query(approx, X_new, k + 1, index.ef_search or EF_SEARCH)
+    d, i = _drop_self(d, i, new_rows, k)
+    neighbours = Neighbours(np.vstack([index.neighbours.distances, d]), np.vstack([index.neighbours.indices, i]))
+    graph = None
+    if approx is not None:  # the new rows the approximate index left far from all, searched exactly
+        search_far_rows_exactly(X, neighbours.distances[n_old:], neighbours.indices[n_old:],
+                                neighbours.distances.mean(axis=1), new_rows,
+                                lists=approx if nprobe is not None else None)
         holder = [approx]
         del approx
         graph = kept(holder, graph_dir)
-    d, i = _drop_self(d, i, new_rows, k)
-    neighbours = Neighbours(np.vstack([index.neighbours.distances, d]), np.vstack([index.neighbours.indices, i]))
-    if graph is not None:  # the new rows the approximate index left far from all, searched exactly
-        search_far_rows_exactly(X, neighbours.distances[n_old:], neighbours.indices[n_old:],
-                                neighbours.distances.mean(axis=1), new_rows)
     keys_all = np.concatenate([index.keys, _key_array(keys)])
     return NeighbourIndex(keys_all, X, neighbours, index.embedder, graph, index.recall, index.ef_search,
                           getattr(index, "nprobe", None))
@@ -272,25 +273,32 @@ def search_neighbours(X: np.ndarray, *, k: int = NEIGHBOURS_K, seed: int = 0,
     sample = np.sort(np.random.default_rng(seed).choice(n, size=min(n, RECALL_SAMPLE), replace=False))
     truth = _drop_self(*_query(X, X[sample], k + 1), sample, k)[1]
     seconds = {"exact sample": time.perf_counter() - start}
-    found = None
+    in_lists = None
     if method != "hnsw":
-        in_lists = ivf_search(X, k, sample, truth, target, seed, seconds, steps=NPROBE_STEPS, settle=method == "ivf",
-                              graph_dir=graph_dir)
-        if in_lists is not None:  # probed by list or by row
-            neighbours, graph, recall, nprobe, way = in_lists
-            found = Search(neighbours, graph, recall, None, seconds, nprobe=nprobe, probed_by=way)
-    found = found or _hnsw_search(X, k, sample, truth, target, seconds, graph_dir)
+        in_lists = ivf_search(X, k, sample, truth, target, seed, seconds, steps=NPROBE_STEPS, settle=method == "ivf")
+    if in_lists is not None:  # probed by list or by row
+        neighbours, approx, recall, nprobe, way = in_lists
+        found = Search(neighbours, None, recall, None, seconds, nprobe=nprobe, probed_by=way)
+    else:
+        neighbours, approx, recall, ef = _hnsw_search(X, k, sample, truth, target, seconds)
+        found = Search(neighbours, None, recall, ef, seconds)
+    del in_lists
     lap = _stopwatch()
-    d, i = found.neighbours.distances, found.neighbours.indices
-    far = search_far_rows_exactly(X, d, i, d.mean(axis=1))
+    d, i = neighbours.distances, neighbours.indices
+    # The inverted file's lists bound where the far rows' exact neighbours can be (far_rows).
+    far = search_far_rows_exactly(X, d, i, d.mean(axis=1), lists=approx if found.nprobe is not None else None)
     seconds["far rows"] = lap()
     log.info("%d rows far from all others searched again exactly in %.1f s", far, seconds["far rows"])
+    holder = [approx]
+    del approx
+    found.graph = kept(holder, graph_dir)
     return found
 
 
 def _hnsw_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, target: float,
-                 seconds: dict[str, float], graph_dir: Path | None = None) -> Search:
-    """The graph search of :func:`search_neighbours`, the sample's true neighbours given."""
+                 seconds: dict[str, float]) -> tuple[Neighbours, object, float, int]:
+    """The graph search of :func:`search_neighbours`, the sample's true neighbours given: the
+    neighbours, the faiss ``IndexHNSWFlat``, the sample's recall and the beam that reached it."""
     import faiss
 
     n = len(X)
@@ -317,9 +325,7 @@ def _hnsw_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, t
     recall = recall_at_k(i[sample], truth)
     log.info("neighbours of %d rows by HNSW: recall@%d %.3f (efSearch %d, %d rows checked exactly), seconds %s",
              n, k, recall, ef, len(sample), seconds)
-    holder = [hnsw]
-    del hnsw
-    return Search(Neighbours(d, i), kept(holder, graph_dir), recall, ef, seconds)
+    return Neighbours(d, i), hnsw, recall, ef
 
 
 def beam_for_recall(hnsw: object, X: np.ndarray, sample: np.ndarray, truth: np.ndarray, target: float) -> int:
