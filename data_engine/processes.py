@@ -17,11 +17,20 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    state = _stat(pid)
+    return state is None or state[0] != "Z"
+
+
+def _stat(pid: int | str) -> tuple[str, int] | None:
+    """The state letter and the process group of ``pid`` from ``/proc/PID/stat`` (fields 3 and 5;
+    the command name before them may hold spaces and brackets, so the fields are counted from its
+    last ")"); None when it cannot be read (the process has gone, or no ``/proc``)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+            fields = fh.read().rsplit(")", 1)[1].split()
     except OSError:
-        return True
+        return None
+    return fields[0], int(fields[2])
 
 
 def runs_program(pid: int, marker: bytes) -> bool:
@@ -73,13 +82,7 @@ def group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", encoding="utf-8") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        state = _stat(entry.name) if entry.name.isdigit() else None
+        if state is not None and state[1] == pgid and state[0] != "Z":
             return True
     return False

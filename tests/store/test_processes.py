@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from data_engine.processes import group_alive, stop_process_group
+from data_engine.processes import group_alive, pid_alive, stop_process_group
 
 # The leader exits on SIGTERM at once; its child, like a server's worker still closing its
 # connections, takes a second longer.
@@ -58,3 +60,28 @@ def test_a_gone_group_is_not_alive():
                           start_new_session=True, check=True)
     assert not group_alive(int(done.stdout))
     assert stop_process_group(int(done.stdout), wait_s=1.0) is False
+
+
+def test_a_zombie_child_is_dead_and_its_group_gone(tmp_path):
+    # A program name with spaces and a ")" (the kernel names a process after the file it ran) must
+    # not shift the fields read after it.
+    program = tmp_path / "odd ) name"
+    program.symlink_to(shutil.which("sleep"))
+    child = subprocess.Popen([str(program), "30"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while "odd ) name" not in Path(f"/proc/{child.pid}/stat").read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "(odd ) name)" in Path(f"/proc/{child.pid}/stat").read_text()
+        assert pid_alive(child.pid) and group_alive(child.pid)
+        child.kill()
+        deadline = time.monotonic() + 10
+        while pid_alive(child.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # Not yet waited for: a zombie, still listed by the kernel, dead for the engine.
+        assert not pid_alive(child.pid)
+        assert not group_alive(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    assert not pid_alive(child.pid)
