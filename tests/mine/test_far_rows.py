@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from data_engine.mine.detectors import neighbours as nb
-from data_engine.mine.detectors.far_rows import far_rows, list_bounds, lists_within, search_far_rows_exactly
+from data_engine.mine.detectors.far_rows import far_rows, list_bounds, lists_within, nearest_of_both
+from data_engine.mine.detectors.far_rows import search_far_rows_exactly
 from data_engine.mine.detectors.outlier import outlier_limit
 
 
@@ -118,20 +119,26 @@ def test_the_lists_bound_where_a_rows_exact_neighbours_can_be():
     X = (centres[rng.integers(0, 30, 6_000)] + rng.standard_normal((6_000, 6))).astype(np.float32)
     X[:20] = rng.normal(scale=60.0, size=(20, 6))
     lists = inverted_file(X, 60, seed=1)
-    centre, radius = list_bounds(lists)
-    assert centre.shape == (60, 6) and radius.shape == (60,)
-    # Every member lies within its list's radius, and some member on it.
+    centre, whole, none = list_bounds(lists, core=1.0)
+    assert centre.shape == (60, 6) and whole.shape == (60,) and len(none) == 0
+    # Whole radii: every member lies within its list's radius, and some member on it.
     _, own = lists.quantizer.search(X, 1)
     gap = np.sqrt(((X - centre[own[:, 0]]) ** 2).sum(axis=1))
-    assert (gap <= radius[own[:, 0]] * (1 + 1e-6)).all()
-    np.testing.assert_allclose(radius, [gap[own[:, 0] == c].max(initial=0.0) for c in range(60)], rtol=1e-5)
+    assert (gap <= whole[own[:, 0]] * (1 + 1e-6)).all()
+    np.testing.assert_allclose(whole, [gap[own[:, 0] == c].max(initial=0.0) for c in range(60)], rtol=1e-5)
+    # The nearest 95 % of each list's members: the rest are outer rows.
+    centre, radius, outer = list_bounds(lists, core=0.95)
+    beyond = np.flatnonzero(gap > radius[own[:, 0]])
+    np.testing.assert_array_equal(outer, beyond)
+    assert 0.04 * len(X) < len(outer) < 0.07 * len(X)
+    assert (radius <= whole).all() and (radius < whole).any()
     d_true, i_true = exact(X)
     rows = np.arange(40)
     # The approximate k-th distance of a bad search: larger than the true one.
     probed = lists_within(X[rows], d_true[rows, -1] * 1.5, centre, radius)
     assert probed.shape == (40, 60)
-    for r in rows:  # each true neighbour's list is kept
-        assert set(own[i_true[r], 0]) <= set(probed[r][probed[r] >= 0])
+    for r in rows:  # each true neighbour's list is kept, or the neighbour is an outer row
+        assert set(own[np.setdiff1d(i_true[r], outer), 0]) <= set(probed[r][probed[r] >= 0])
     assert (probed >= 0).mean() < 0.5  # and most lists are not
     assert (lists_within(X[:2], np.array([np.inf, 1.0]), centre, radius)[0] >= 0).all()
 
@@ -148,3 +155,13 @@ def test_a_search_by_inverted_file_ends_with_exact_neighbours_for_its_outliers()
     truth = nb._drop_self(*nb._query(X, X[flagged], 11), flagged, 10)
     np.testing.assert_array_equal(found.neighbours.indices[flagged], truth[1])
     np.testing.assert_allclose(d[flagged], truth[0], rtol=1e-5, atol=1e-5)
+
+
+def test_two_answers_merge_into_the_nearest_rows_each_once():
+    d2 = np.array([[0.0, 1.0, 4.0, 9.0], [0.0, 2.0, np.inf, np.inf]], dtype=np.float32)
+    i = np.array([[5, 3, 8, 2], [7, 1, -1, -1]])
+    d2_more = np.array([[1.0, 3.0], [2.0, 5.0]], dtype=np.float32)
+    i_more = np.array([[3, 11], [1, 12]])  # 3 and 1 were found by both
+    d, found = nearest_of_both(d2, i, d2_more, i_more)
+    np.testing.assert_array_equal(found, [[5, 3, 11, 8], [7, 1, 12, -1]])
+    np.testing.assert_array_equal(d, [[0.0, 1.0, 3.0, 4.0], [0.0, 2.0, 5.0, np.inf]])
