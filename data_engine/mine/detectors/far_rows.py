@@ -14,8 +14,9 @@ taken anew on the corrected distances, until every row above it has exact neighb
 distances are never larger than approximate ones, so a row under the limit is not an outlier by
 exact search either: every outlier flag stands on exact neighbours.
 
-Against every row, this costs (far rows) x N distances: at ten million generated rows (about
-40,000 far rows) it ran for over 45 minutes (docs/mining.md). When the search was by inverted file,
+Against every row, this costs (far rows) x N distances, and the far rows' share grows with the
+rows on the generated tabular rows (0.4 % at a million): at ten million it ran for over 45 minutes
+(docs/mining.md). When the search was by inverted file,
 its lists prune the exact search instead: no row of a list is nearer a query than the query's
 distance to the list's centre less the list's radius (the triangle inequality), and the row itself
 and its k approximate neighbours lie within its approximate k-th distance, so the lists whose bound
