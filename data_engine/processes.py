@@ -26,11 +26,12 @@ def _stat(pid: int | str) -> tuple[str, int] | None:
     the command name before them may hold spaces and brackets, so the fields are counted from its
     last ")"); None when it cannot be read (the process has gone, or no ``/proc``)."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            # Bytes: the kernel cuts a command name to 15 bytes, maybe inside a UTF-8 character.
+            fields = fh.read().rsplit(b")", 1)[1].split()
     except OSError:
         return None
-    return fields[0], int(fields[2])
+    return fields[0].decode("ascii"), int(fields[2])
 
 
 def runs_program(pid: int, marker: bytes) -> bool:

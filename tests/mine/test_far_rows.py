@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from data_engine.mine.detectors import far_rows as far_rows_module
 from data_engine.mine.detectors import neighbours as nb
-from data_engine.mine.detectors.far_rows import far_rows, list_bounds, lists_within, nearest_of_both
+from data_engine.mine.detectors.far_rows import farthest_named, far_rows, list_bounds, lists_within, nearest_of_both
 from data_engine.mine.detectors.far_rows import search_far_rows_exactly
 from data_engine.mine.detectors.outlier import outlier_limit
 
@@ -38,6 +39,13 @@ def inverted_file(X: np.ndarray, n_lists: int, seed: int = 0) -> object:
 
 # Each check runs against every row and pruned by an inverted file's lists: the same exact answers.
 SEARCHES = pytest.mark.parametrize("pruned", [False, True], ids=["every row", "lists"])
+
+
+@pytest.fixture(autouse=True)
+def outer_rows_in_small_lists(monkeypatch):
+    """Radii over 90 % of the members: the tests' lists of 40-100 rows then have outer rows too
+    (at 99 % a list needs 100 members for one)."""
+    monkeypatch.setattr(far_rows_module, "CORE_SHARE", 0.9)
 
 
 def test_far_rows_are_those_above_the_outlier_limit_and_unfinished_ones():
@@ -112,12 +120,18 @@ def test_rows_above_the_limit_taken_anew_on_the_corrected_distances_are_checked_
     np.testing.assert_array_equal(i[broken], i_true[broken])
 
 
-def test_the_lists_bound_where_a_rows_exact_neighbours_can_be():
-    rng = np.random.default_rng(7)
-    # Clustered rows and a few far from every cluster: a far row's neighbours lie in few lists.
+def clustered_with_far_rows(seed: int) -> np.ndarray:
+    """6,000 rows in 30 clusters, the first 20 far from every cluster."""
+    rng = np.random.default_rng(seed)
     centres = rng.normal(scale=20.0, size=(30, 6))
     X = (centres[rng.integers(0, 30, 6_000)] + rng.standard_normal((6_000, 6))).astype(np.float32)
     X[:20] = rng.normal(scale=60.0, size=(20, 6))
+    return X
+
+
+def test_the_lists_bound_where_a_rows_exact_neighbours_can_be():
+    # Clustered rows and a few far from every cluster: a far row's neighbours lie in few lists.
+    X = clustered_with_far_rows(7)
     lists = inverted_file(X, 60, seed=1)
     centre, whole, none = list_bounds(lists, core=1.0)
     assert centre.shape == (60, 6) and whole.shape == (60,) and len(none) == 0
@@ -165,3 +179,25 @@ def test_two_answers_merge_into_the_nearest_rows_each_once():
     d, found = nearest_of_both(d2, i, d2_more, i_more)
     np.testing.assert_array_equal(found, [[5, 3, 11, 8], [7, 1, 12, -1]])
     np.testing.assert_array_equal(d, [[0.0, 1.0, 3.0, 4.0], [0.0, 2.0, 5.0, np.inf]])
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e4], ids=["near the origin", "far from it"])
+def test_far_rows_missing_their_nearest_neighbour_get_it_back_from_few_lists(offset):
+    # A search that found the 2nd to 11th nearest rows of each far row, not the nearest: its reach
+    # is barely above the true one, so the lists really prune, and the nearest must still be found.
+    # Far from the origin, float32 matrix-product distances round by more than the gaps between rows.
+    X = clustered_with_far_rows(9) + np.float32(offset)
+    d_true, i_true = exact(X)
+    d11, i11 = nb._drop_self(*nb._query(X, X, 12), np.arange(len(X)), 11)
+    d, i = d_true.copy(), i_true.copy()
+    d[:20], i[:20] = d11[:20, 1:], i11[:20, 1:]
+    lists = inverted_file(X, 60, seed=2)
+    centre, radius, outer = list_bounds(lists)
+    assert len(outer) > 0
+    reach = farthest_named(X, X[:20], i[:20])
+    np.testing.assert_allclose(reach, d11[:20, -1], rtol=1e-3)
+    assert (lists_within(X[:20], reach, centre, radius) >= 0).mean() < 0.5
+    mean = d.mean(axis=1)
+    assert set(range(20)) <= set(far_rows(mean))
+    search_far_rows_exactly(X, d, i, mean, lists=lists)
+    np.testing.assert_array_equal(i[:20], i_true[:20])

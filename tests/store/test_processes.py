@@ -64,15 +64,16 @@ def test_a_gone_group_is_not_alive():
 
 def test_a_zombie_child_is_dead_and_its_group_gone(tmp_path):
     # A program name with spaces and a ")" (the kernel names a process after the file it ran) must
-    # not shift the fields read after it.
-    program = tmp_path / "odd ) name"
+    # not shift the fields read after it, and one cut to 15 bytes inside a UTF-8 character must read.
+    program = tmp_path / "odd ) nameééé"
     program.symlink_to(shutil.which("sleep"))
     child = subprocess.Popen([str(program), "30"], start_new_session=True)
     try:
+        stat = Path(f"/proc/{child.pid}/stat")
         deadline = time.monotonic() + 10
-        while "odd ) name" not in Path(f"/proc/{child.pid}/stat").read_text() and time.monotonic() < deadline:
+        while b"odd ) name" not in stat.read_bytes() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert "(odd ) name)" in Path(f"/proc/{child.pid}/stat").read_text()
+        assert b"(odd ) name" + "éé".encode() + b"\xc3) " in stat.read_bytes()  # cut inside the third
         assert pid_alive(child.pid) and group_alive(child.pid)
         child.kill()
         deadline = time.monotonic() + 10

@@ -201,12 +201,16 @@ def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *
     neighbours = Neighbours(np.vstack([index.neighbours.distances, d]), np.vstack([index.neighbours.indices, i]))
     graph = None
     if approx is not None:  # the new rows the approximate index left far from all, searched exactly
-        search_far_rows_exactly(X, neighbours.distances[n_old:], neighbours.indices[n_old:],
-                                neighbours.distances.mean(axis=1), new_rows,
-                                lists=approx if nprobe is not None else None)
         holder = [approx]
         del approx
-        graph = kept(holder, graph_dir)
+        lists = holder[0] if nprobe is not None else None  # a graph is kept before the check (search_neighbours)
+        if lists is None:
+            graph = kept(holder, graph_dir)
+        search_far_rows_exactly(X, neighbours.distances[n_old:], neighbours.indices[n_old:],
+                                neighbours.distances.mean(axis=1), new_rows, lists=lists)
+        if lists is not None:
+            del lists
+            graph = kept(holder, graph_dir)
     keys_all = np.concatenate([index.keys, _key_array(keys)])
     return NeighbourIndex(keys_all, X, neighbours, index.embedder, graph, index.recall, index.ef_search,
                           getattr(index, "nprobe", None))
@@ -283,15 +287,21 @@ def search_neighbours(X: np.ndarray, *, k: int = NEIGHBOURS_K, seed: int = 0,
         neighbours, approx, recall, ef = _hnsw_search(X, k, sample, truth, target, seconds)
         found = Search(neighbours, None, recall, ef, seconds)
     del in_lists
-    lap = _stopwatch()
-    d, i = neighbours.distances, neighbours.indices
-    # The inverted file's lists bound where the far rows' exact neighbours can be (far_rows).
-    far = search_far_rows_exactly(X, d, i, d.mean(axis=1), lists=approx if found.nprobe is not None else None)
-    seconds["far rows"] = lap()
-    log.info("%d rows far from all others searched again exactly in %.1f s", far, seconds["far rows"])
     holder = [approx]
     del approx
-    found.graph = kept(holder, graph_dir)
+    # The inverted file's lists bound where the far rows' exact neighbours can be (far_rows); a graph
+    # is of no use to that check, and is kept (written out, freed) before it.
+    lists = holder[0] if found.nprobe is not None else None
+    if lists is None:
+        found.graph = kept(holder, graph_dir)
+    lap = _stopwatch()
+    d, i = neighbours.distances, neighbours.indices
+    far = search_far_rows_exactly(X, d, i, d.mean(axis=1), lists=lists)
+    seconds["far rows"] = lap()
+    log.info("%d rows far from all others searched again exactly in %.1f s", far, seconds["far rows"])
+    if lists is not None:
+        del lists
+        found.graph = kept(holder, graph_dir)
     return found
 
 
