@@ -201,3 +201,24 @@ def test_far_rows_missing_their_nearest_neighbour_get_it_back_from_few_lists(off
     assert set(range(20)) <= set(far_rows(mean))
     search_far_rows_exactly(X, d, i, mean, lists=lists)
     np.testing.assert_array_equal(i[:20], i_true[:20])
+
+
+def test_new_far_rows_joining_a_kept_inverted_file_get_exact_neighbours(tmp_path):
+    # The second mining run: new rows join the kept lists, and those far from all are searched
+    # exactly by the grown lists (extend_index), the index then kept in its file.
+    rng = np.random.default_rng(10)
+    X = rng.standard_normal((26_000, 8)).astype(np.float32)
+    X[25_000:25_030] *= 5.0  # planted extremes among the new rows
+    found = nb.search_neighbours(X[:25_000], k=10, exact_rows=1_000, method="ivf", graph_dir=tmp_path)
+    assert found.method == "ivf"
+    index = nb.NeighbourIndex(np.arange(25_000).astype(str), X[:25_000], found.neighbours, None, found.graph,
+                              found.recall, found.ef_search, found.nprobe)
+    grown = nb.extend_index(index, np.arange(25_000, 26_000).astype(str), X[25_000:], vectors=X[25_000:],
+                            graph_dir=tmp_path)
+    d = grown.neighbours.distances
+    flagged = np.flatnonzero(d.mean(axis=1) > outlier_limit(d.mean(axis=1)))
+    new = flagged[flagged >= 25_000]
+    assert set(range(25_000, 25_030)) <= set(new)
+    truth = nb._drop_self(*nb._query(X, X[new], 11), new, 10)
+    np.testing.assert_array_equal(grown.neighbours.indices[new], truth[1])
+    assert grown.graph.path.exists()

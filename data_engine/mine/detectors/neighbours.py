@@ -203,14 +203,8 @@ def extend_index(index: NeighbourIndex, keys: np.ndarray, frame: pd.DataFrame, *
     if approx is not None:  # the new rows the approximate index left far from all, searched exactly
         holder = [approx]
         del approx
-        lists = holder[0] if nprobe is not None else None  # a graph is kept before the check (search_neighbours)
-        if lists is None:
-            graph = kept(holder, graph_dir)
-        search_far_rows_exactly(X, neighbours.distances[n_old:], neighbours.indices[n_old:],
-                                neighbours.distances.mean(axis=1), new_rows, lists=lists)
-        if lists is not None:
-            del lists
-            graph = kept(holder, graph_dir)
+        graph = _checked_and_kept(X, neighbours.distances[n_old:], neighbours.indices[n_old:],
+                                  neighbours.distances.mean(axis=1), new_rows, holder, nprobe is not None, graph_dir)[2]
     keys_all = np.concatenate([index.keys, _key_array(keys)])
     return NeighbourIndex(keys_all, X, neighbours, index.embedder, graph, index.recall, index.ef_search,
                           getattr(index, "nprobe", None))
@@ -289,20 +283,33 @@ def search_neighbours(X: np.ndarray, *, k: int = NEIGHBOURS_K, seed: int = 0,
     del in_lists
     holder = [approx]
     del approx
-    # The inverted file's lists bound where the far rows' exact neighbours can be (far_rows); a graph
-    # is of no use to that check, and is kept (written out, freed) before it.
-    lists = holder[0] if found.nprobe is not None else None
-    if lists is None:
-        found.graph = kept(holder, graph_dir)
-    lap = _stopwatch()
     d, i = neighbours.distances, neighbours.indices
-    far = search_far_rows_exactly(X, d, i, d.mean(axis=1), lists=lists)
-    seconds["far rows"] = lap()
+    far, seconds["far rows"], found.graph = _checked_and_kept(X, d, i, d.mean(axis=1), None, holder,
+                                                              found.nprobe is not None, graph_dir)
     log.info("%d rows far from all others searched again exactly in %.1f s", far, seconds["far rows"])
+    return found
+
+
+def _checked_and_kept(X: np.ndarray, distances: np.ndarray, indices: np.ndarray, mean_distance: np.ndarray,
+                      rows: np.ndarray | None, holder: list[object], by_lists: bool,
+                      graph_dir: Path | None) -> tuple[int, float, np.ndarray | GraphFile]:
+    """The far rows among ``rows`` searched exactly in place (:func:`~data_engine.mine.detectors.
+    far_rows.search_far_rows_exactly`, arguments as there), then the approximate index in ``holder``
+    kept (:func:`~data_engine.mine.detectors.faiss_calls.kept`; ``holder`` is emptied). Returns the
+    rows searched again, the check's wall-clock seconds and the kept index.
+
+    With ``by_lists`` the index is an inverted file whose lists bound where the far rows' exact
+    neighbours can be, so it is kept after the check; a graph is of no use to it and is kept (written
+    out and freed) before."""
+    lists = holder[0] if by_lists else None
+    graph = None if lists is not None else kept(holder, graph_dir)
+    lap = _stopwatch()
+    far = search_far_rows_exactly(X, distances, indices, mean_distance, rows, lists=lists)
+    seconds = lap()
     if lists is not None:
         del lists
-        found.graph = kept(holder, graph_dir)
-    return found
+        graph = kept(holder, graph_dir)
+    return far, seconds, graph
 
 
 def _hnsw_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, target: float,
