@@ -10,21 +10,40 @@ import time
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie (a zombie child of ours is dead for our purposes)."""
+    """Whether process ``pid`` exists and one of its threads is not a zombie (a zombie child of
+    ours is dead for our purposes)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    state = _stat(pid)
-    return state is None or state[0] != "Z"
+    return _running(pid) is not False
+
+
+def _running(pid: int | str) -> bool | None:
+    """Whether any thread of process ``pid`` is not a zombie; None when ``/proc`` cannot tell.
+
+    Every thread counts, not only the leader's ``/proc/PID/stat``: when a process is killed its
+    leader thread can show as a zombie while its other threads still exit, and they share its open
+    files, so its listening socket still accepts connections (and cuts them off) until the last
+    thread is gone."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    states = [_stat(f"{pid}/task/{tid}") for tid in tasks]
+    known = [state for state in states if state is not None]
+    if not known:
+        return None
+    return any(state[0] not in "ZX" for state in known)
 
 
 def _stat(pid: int | str) -> tuple[str, int] | None:
-    """The state letter and the process group of ``pid`` from ``/proc/PID/stat`` (fields 3 and 5;
-    the command name before them may hold spaces and brackets, so the fields are counted from its
-    last ")"); None when it cannot be read (the process has gone, or no ``/proc``)."""
+    """The state letter and the process group of ``/proc/{pid}/stat`` (fields 3 and 5; the command
+    name before them may hold spaces and brackets, so the fields are counted from its last ")");
+    ``pid`` may be ``PID/task/TID`` for one thread. None when it cannot be read (the process has
+    gone, or no ``/proc``)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             # Bytes: the kernel cuts a command name to 15 bytes, maybe inside a UTF-8 character.
@@ -74,7 +93,7 @@ def stop_process_group(pid: int, wait_s: float) -> bool:
 
 
 def group_alive(pgid: int) -> bool:
-    """Whether any process of group ``pgid`` is alive and not a zombie (read from ``/proc``)."""
+    """Whether any process of group ``pgid`` has a thread that is not a zombie (read from ``/proc``)."""
     # Neither os nor psutil lists a group's members; a process's group is field 5 of its /proc stat.
     try:
         os.killpg(pgid, 0)
@@ -84,6 +103,6 @@ def group_alive(pgid: int) -> bool:
         return True
     for entry in os.scandir("/proc"):
         state = _stat(entry.name) if entry.name.isdigit() else None
-        if state is not None and state[1] == pgid and state[0] != "Z":
+        if state is not None and state[1] == pgid and _running(entry.name) is not False:
             return True
     return False

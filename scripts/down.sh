@@ -6,12 +6,14 @@ cd "$(dirname "$0")/.."
 export DATA_ENGINE_HOME=${DATA_ENGINE_HOME:-$PWD/.data-engine}
 DAGSTER_HOME="$DATA_ENGINE_HOME/dagster"
 GRACE=${DATA_ENGINE_DOWN_GRACE:-20}  # seconds a process group gets after SIGTERM before SIGKILL
-# A live (not zombie) process in group $1: exited children wait for init to reap them.
+# A live (not zombie) thread in group $1: exited children wait for init to reap them. Threads
+# (-L), not processes: a killed process's leader thread shows as a zombie while its other threads,
+# which share its sockets, still exit.
 group_alive() {
   local pids
   pids=$(pgrep -g "$1" 2>/dev/null) || return 1
   # shellcheck disable=SC2086
-  ps -o stat= -p $pids 2>/dev/null | grep -qv '^Z'
+  ps -L -o stat= -p $pids 2>/dev/null | grep -qv '^Z'
 }
 for name in webserver daemon; do
   pidfile="$DAGSTER_HOME/$name.pid"

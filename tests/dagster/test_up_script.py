@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from data_engine.processes import group_alive
+from tests.process_programs import LEADER_THREAD_GONE, wait_for_zombie_leader
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -62,12 +65,6 @@ def test_a_migrated_instance_is_opened_by_concurrent_processes_with_one_schema_h
             assert con.execute("SELECT count(*) FROM alembic_version").fetchone()[0] == 1, db
 
 
-def _group_alive(pgid: int) -> bool:
-    """A live process in group ``pgid`` (zombies wait for init to reap them and count as gone)."""
-    states = subprocess.run(["ps", "-e", "-o", "pgid=,stat="], capture_output=True, text=True).stdout
-    return any(int(g) == pgid and not st.startswith("Z") for g, st in (line.split() for line in states.splitlines()))
-
-
 def test_down_stops_the_whole_process_group_not_only_its_leader(tmp_path: Path) -> None:
     # Like the daemon: a leader that stops on SIGTERM, and a child (its code server) that ignores it.
     dagster_home = tmp_path / "dagster"
@@ -82,10 +79,31 @@ def test_down_stops_the_whole_process_group_not_only_its_leader(tmp_path: Path) 
                              text=True, timeout=60, env={**os.environ, "DATA_ENGINE_HOME": str(tmp_path),
                                                           "DATA_ENGINE_DOWN_GRACE": "2"})
         leader.wait(timeout=5)
-        assert not _group_alive(leader.pid), "a process of the group outlived make down"
+        assert not group_alive(leader.pid), "a process of the group outlived make down"
         assert f"stopped Dagster daemon (pid {leader.pid})" in out.stdout
         assert "still ran 2 s after SIGTERM; sending SIGKILL" in out.stderr
         assert not (dagster_home / "daemon.pid").exists()
     finally:
-        if _group_alive(leader.pid):
+        if group_alive(leader.pid):
             os.killpg(leader.pid, signal.SIGKILL)
+
+
+def test_down_stops_a_process_whose_leader_thread_is_gone(tmp_path: Path) -> None:
+    # `ps` shows such a process (its leader a zombie, another thread alive, SIGTERM ignored) as a
+    # zombie: down must look at its threads, or it leaves it running with its port held.
+    dagster_home = tmp_path / "dagster"
+    dagster_home.mkdir()
+    server = subprocess.Popen([sys.executable, "-c", LEADER_THREAD_GONE, "ignore-term"], start_new_session=True,
+                              stdout=subprocess.PIPE, text=True)
+    (dagster_home / "webserver.pid").write_text(str(server.pid))
+    try:
+        server.stdout.readline()
+        assert wait_for_zombie_leader(server.pid)
+        out = subprocess.run(["bash", str(REPO / "scripts" / "down.sh"), "--dagster-only"], capture_output=True,
+                             text=True, timeout=60, env={**os.environ, "DATA_ENGINE_HOME": str(tmp_path),
+                                                          "DATA_ENGINE_DOWN_GRACE": "1"})
+        assert f"stopped Dagster webserver (pid {server.pid})" in out.stdout
+        assert not group_alive(server.pid), "a thread of the group outlived make down"
+    finally:
+        server.kill()
+        server.wait(timeout=10)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from data_engine.processes import group_alive, pid_alive, stop_process_group
+from tests.process_programs import LEADER_THREAD_GONE, wait_for_zombie_leader
 
 # The leader exits on SIGTERM at once; its child, like a server's worker still closing its
 # connections, takes a second longer.
@@ -86,3 +90,22 @@ def test_a_zombie_child_is_dead_and_its_group_gone(tmp_path):
         child.kill()
         child.wait()
     assert not pid_alive(child.pid)
+
+
+
+def test_a_zombie_leader_with_a_live_thread_is_alive_until_its_socket_closes():
+    server = subprocess.Popen([sys.executable, "-c", LEADER_THREAD_GONE], start_new_session=True,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline())
+        assert wait_for_zombie_leader(server.pid)  # the leader thread alone reads as a zombie
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # ...yet its port still accepts
+        assert pid_alive(server.pid) and group_alive(server.pid)
+        assert stop_process_group(server.pid, wait_s=10.0)
+        assert not pid_alive(server.pid) and not group_alive(server.pid)
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    finally:
+        server.kill()
+        server.wait(timeout=10)
