@@ -219,12 +219,17 @@ def mixture_weights(member_probs: np.ndarray, labels: np.ndarray, *, iterations:
     m, n = member_probs.shape[0], member_probs.shape[1]
     if m == 1 or n == 0:
         return np.full(m, 1.0 / m)
-    given = np.clip(member_probs[:, np.arange(n), labels], MIN_PROBABILITY, 1.0).T  # (N, M)
+    given = np.ascontiguousarray(np.clip(member_probs[:, np.arange(n), labels], MIN_PROBABILITY, 1.0),
+                                 dtype=np.float64)  # (M, N)
     w = np.full(m, 1.0 / m)
+    inverse = np.empty(n)
     for _ in range(iterations):
-        resp = given * w
-        resp /= resp.sum(axis=1, keepdims=True)
-        w = resp.mean(axis=0)
+        # The EM step w_j <- w_j * mean_i(g_ij / sum_l w_l g_il) as two matrix-vector products into
+        # one buffer: the responsibilities written out as an (N, M) array each step took 9 s of 200
+        # steps at a million rows (allocating them), this 0.4 s.
+        np.dot(w, given, out=inverse)  # each row's likelihood under the mixture, shape (N,)
+        np.reciprocal(inverse, out=inverse)
+        w = w * (given @ inverse) / n
     return w
 
 
