@@ -16,7 +16,9 @@ on the sample rows, the first that reaches the recall wanted being kept for all 
    are those nearest its list's centre; on rows of few effective dimensions and no clusters (the
    generated tabular rows of ``bench scale --mining``: 32 dimensions, 8 of them carrying the
    variance) a million rows reached recall@10 0.968 at 12 of 1,000 lists this way, and stayed below
-   0.96 at 32 lists by list (docs/mining.md).
+   0.96 at 32 lists by list (docs/mining.md). By row, the rows are cut into about 4 sqrt(N) finer
+   lists of their own (faiss's guidance is 4-16 sqrt(N)): a row's candidates are then the rows
+   of lists nearer to it, fewer for the same recall.
 
 ``nprobe`` is widened along the given steps on the sample rows alone; if neither way reaches the
 target, the caller builds the graph instead. The lists are kept as a faiss ``IndexIVFFlat``: a new
@@ -42,6 +44,15 @@ TRAIN_PER_LIST = 64
 ITERATIONS = 20
 # Rows searched by row at a time (their (B, k + 1) answers exist for the blocks in flight only).
 QUERY_BLOCK_ROWS = 100_000
+# By row, lists per sqrt(N): the generated tabular rows at a million, recall@10 0.96 or more on 1,000
+# rows against exact search, CPU seconds of all rows extrapolated from them: 1,000 lists, 12 probed,
+# 160 s; 2,000, 16, 136 s; 4,000, 16, 72 s; 8,000, 24, 115 s (docs/mining.md). By list the lists
+# stay at sqrt(N): each list's rows are one matrix product, better the larger the list.
+ROW_LISTS_PER_ROOT = 4
+# Their k-means is trained on faiss's minimum of 39 rows per list, 10 iterations: at a million rows
+# 9 s instead of 20 s (64 rows, 20 iterations), the recall at each width the same to 0.003.
+ROW_TRAIN_PER_LIST = 39
+ROW_ITERATIONS = 10
 
 Found = tuple[Neighbours, object, float, int, str]
 
@@ -56,18 +67,15 @@ def ivf_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, tar
     faiss ``IndexIVFFlat`` (every row under its row number), the sample's recall in the result, the
     ``nprobe`` used and the way ("lists" or "rows"); None if neither way reaches the target within
     ``steps`` (unless ``settle``: then the widest step by list is used). Adds the wall-clock seconds
-    of its stages to ``seconds`` ("lists", "probes", "row probes", "search").
+    of its stages to ``seconds`` ("lists", "probes", "row lists", "row probes", "search").
     """
     import faiss
 
     n, dims = X.shape
     lap = stopwatch()
-    # faiss's k-means asks for at least 39 training rows per centre.
-    n_lists = max(2, min(int(round(np.sqrt(n))), n // 39))
-    train = X[np.sort(np.random.default_rng(seed).choice(n, size=min(n, TRAIN_PER_LIST * n_lists), replace=False))]
+    n_lists = _list_count(n, 1)
+    kmeans = _trained_lists(X, n_lists, seed, TRAIN_PER_LIST, ITERATIONS)
     with one_faiss_thread():
-        kmeans = faiss.Kmeans(dims, n_lists, niter=ITERATIONS, seed=seed + 1, max_points_per_centroid=TRAIN_PER_LIST)
-        kmeans.train(train)
         lists = kmeans.index.search(X, 1)[1][:, 0]
         near = faiss.knn(kmeans.centroids, kmeans.centroids, min(n_lists, max(steps, default=1)))[1]
     # Lists nearest each list's centre, its own first (a tie with a twin centre could put it second).
@@ -75,21 +83,23 @@ def ivf_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, tar
     order = np.argsort(lists, kind="stable")
     bounds = np.searchsorted(lists[order], np.arange(n_lists + 1))
     members = [order[bounds[c]:bounds[c + 1]] for c in range(n_lists)]
-    ivf = faiss.IndexIVFFlat(kmeans.index, dims, n_lists)
-    with one_faiss_thread():
-        ivf.add(X)
     seconds["lists"] = lap()
+    row_lists: list[object] = []  # the finer lists' index, built when the rows are probed by row
 
     def by_list(rows: np.ndarray, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
         return _probe_lists(X, rows, lists, members, near, nprobe, k)
 
     def by_row(rows: np.ndarray, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
-        return drop_self(*ivf_query(ivf, X[rows], k + 1, nprobe), rows, k)
+        return drop_self(*ivf_query(row_lists[0], X[rows], k + 1, nprobe), rows, k)
 
     chosen, way = _narrowest(by_list, sample, truth, target, steps, n_lists), "lists"
     seconds["probes"] = lap()
     if chosen is None:
-        chosen, way = _narrowest(by_row, sample, truth, target, steps, n_lists), "rows"
+        fine = _list_count(n, ROW_LISTS_PER_ROOT)
+        fine_kmeans = _trained_lists(X, fine, seed, ROW_TRAIN_PER_LIST, ROW_ITERATIONS) if fine > n_lists else kmeans
+        row_lists.append(_indexed(X, fine_kmeans))
+        seconds["row lists"] = lap()
+        chosen, way = _narrowest(by_row, sample, truth, target, steps, row_lists[0].nlist), "rows"
         seconds["row probes"] = lap()
     if chosen is None:
         if not settle or not steps:
@@ -99,7 +109,9 @@ def ivf_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, tar
         chosen, way = min(max(steps), n_lists), "lists"
     if way == "lists":
         d, i = by_list(np.arange(n), chosen)
+        ivf = _indexed(X, kmeans)
     else:
+        ivf = row_lists[0]
         d = np.empty((n, k), dtype=np.float32)
         i = np.empty((n, k), dtype=np.int64)
 
@@ -112,9 +124,37 @@ def ivf_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, tar
     seconds["search"] = lap()
     recall = recall_at_k(i[sample], truth)
     log.info("neighbours of %d rows by inverted file: recall@%d %.3f (%d of %d lists probed by %s, %d rows checked "
-             "exactly), seconds %s", n, k, recall, chosen, n_lists, "list" if way == "lists" else "row",
+             "exactly), seconds %s", n, k, recall, chosen, ivf.nlist, "list" if way == "lists" else "row",
              len(sample), seconds)
     return Neighbours(d, i), ivf, recall, chosen, way
+
+
+def _list_count(n: int, per_root: int) -> int:
+    """About ``per_root`` sqrt(``n``) lists; faiss's k-means asks for at least 39 training rows per centre."""
+    return max(2, min(int(round(per_root * np.sqrt(n))), n // 39))
+
+
+def _trained_lists(X: np.ndarray, n_lists: int, seed: int, per_list: int, iterations: int) -> object:
+    """faiss k-means of ``n_lists`` centres trained on a seeded sample of ``X`` (shape (N, d)) of
+    ``per_list`` rows per centre, ``iterations`` iterations, one thread."""
+    import faiss
+
+    n, dims = X.shape
+    train = X[np.sort(np.random.default_rng(seed).choice(n, size=min(n, per_list * n_lists), replace=False))]
+    with one_faiss_thread():
+        kmeans = faiss.Kmeans(dims, n_lists, niter=iterations, seed=seed + 1, max_points_per_centroid=per_list)
+        kmeans.train(train)
+    return kmeans
+
+
+def _indexed(X: np.ndarray, kmeans: object) -> object:
+    """A faiss ``IndexIVFFlat`` of ``X`` on the centres of ``kmeans`` (every row under its row number)."""
+    import faiss
+
+    ivf = faiss.IndexIVFFlat(kmeans.index, X.shape[1], kmeans.k)
+    with one_faiss_thread():
+        ivf.add(X)
+    return ivf
 
 
 def _narrowest(probe: Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]], sample: np.ndarray,
