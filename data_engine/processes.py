@@ -57,11 +57,21 @@ def runs_program(pid: int, marker: bytes) -> bool:
     """Whether ``pid`` is alive and its command line contains ``marker`` (a recycled pid must not be signalled)."""
     if not pid_alive(pid):
         return False
+    # The process's own cmdline is empty once its leader thread is a zombie (it no longer has the
+    # memory the line is read from); each live thread's still gives it.
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            return marker in fh.read()
+        threads = [""] + [f"/task/{tid}" for tid in os.listdir(f"/proc/{pid}/task")]
     except OSError:
         return False
+    for thread in threads:
+        try:
+            with open(f"/proc/{pid}{thread}/cmdline", "rb") as fh:
+                line = fh.read()
+        except OSError:
+            continue
+        if line:
+            return marker in line
+    return False
 
 
 def stop_process_group(pid: int, wait_s: float) -> bool:
@@ -103,6 +113,9 @@ def group_alive(pgid: int) -> bool:
         return True
     for entry in os.scandir("/proc"):
         state = _stat(entry.name) if entry.name.isdigit() else None
-        if state is not None and state[1] == pgid and _running(entry.name) is not False:
-            return True
+        if state is not None and state[1] == pgid:
+            running = _running(entry.name)
+            # Gone between the two reads (None): its own state, read a moment before, decides.
+            if running or (running is None and state[0] not in "ZX"):
+                return True
     return False

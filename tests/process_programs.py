@@ -4,10 +4,11 @@ from __future__ import annotations
 
 # The leader thread ends (pthread_exit) while another thread keeps the listening socket open: the
 # kernel then shows the leader as a zombie, as it does while a killed server's threads still exit.
-# It prints its port. With ``ignore-term`` as its argument it ignores SIGTERM (the whole process).
+# It prints its port. With ``ignore-term`` as an argument it ignores SIGTERM (the whole process);
+# other arguments only mark its command line.
 LEADER_THREAD_GONE = """
 import ctypes, signal, socket, sys, threading, time
-if sys.argv[1:] == ["ignore-term"]:
+if "ignore-term" in sys.argv[1:]:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 listener = socket.socket()
 listener.bind(("127.0.0.1", 0))

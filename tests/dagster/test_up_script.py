@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -97,13 +98,15 @@ def test_down_stops_a_process_whose_leader_thread_is_gone(tmp_path: Path) -> Non
                               stdout=subprocess.PIPE, text=True)
     (dagster_home / "webserver.pid").write_text(str(server.pid))
     try:
-        server.stdout.readline()
+        port = int(server.stdout.readline())
         assert wait_for_zombie_leader(server.pid)
         out = subprocess.run(["bash", str(REPO / "scripts" / "down.sh"), "--dagster-only"], capture_output=True,
                              text=True, timeout=60, env={**os.environ, "DATA_ENGINE_HOME": str(tmp_path),
                                                           "DATA_ENGINE_DOWN_GRACE": "1"})
         assert f"stopped Dagster webserver (pid {server.pid})" in out.stdout
         assert not group_alive(server.pid), "a thread of the group outlived make down"
+        with pytest.raises(ConnectionRefusedError):  # nothing holds its port any more
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
     finally:
         server.kill()
         server.wait(timeout=10)

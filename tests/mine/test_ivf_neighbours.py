@@ -43,10 +43,17 @@ def test_the_inverted_file_finds_95_percent_of_the_true_neighbours_of_clustered_
 def test_rows_of_few_dimensions_without_clusters_are_searched_by_row_when_by_list_falls_short():
     # Standard normal in 8 dimensions: the lists nearest a row's own list centre miss the neighbours
     # across its borders (by list, 32 lists reach under 0.96 here), the lists nearest the row do not.
+    import faiss
+
+    from data_engine.mine.detectors.inverted_file import ROW_LISTS_PER_ROOT
+
     X = np.random.default_rng(21).standard_normal((20_000, 8)).astype(np.float32)
     found = nb.search_neighbours(X, k=10, exact_rows=1_000)
-    assert found.method == "ivf" and found.probed_by == "rows" and found.nprobe in nb.NPROBE_STEPS
-    assert "row probes" in found.seconds
+    assert found.method == "ivf" and found.probed_by == "rows"
+    assert found.nprobe in {*nb.NPROBE_STEPS, *(s * ROW_LISTS_PER_ROOT for s in nb.NPROBE_STEPS)}
+    assert "row lists" in found.seconds and "row probes" in found.seconds
+    # The finer lists of the search by row are the ones kept: min(round(4 sqrt(20,000)), 20,000 // 39).
+    assert faiss.deserialize_index(np.asarray(found.graph)).nlist == 512
     queries = np.sort(np.random.default_rng(22).choice(len(X), 500, replace=False))
     truth = exact_of(X, queries)
     assert nb.recall_at_k(found.neighbours.indices[queries], truth) >= 0.95
@@ -56,7 +63,10 @@ def test_rows_of_few_dimensions_without_clusters_are_searched_by_row_when_by_lis
 
 
 def test_clustered_rows_are_searched_by_list(blobs):
+    import faiss
+
     assert blobs[1].probed_by == "lists" and "row probes" not in blobs[1].seconds
+    assert faiss.deserialize_index(np.asarray(blobs[1].graph)).nlist == round(np.sqrt(20_000))  # the lists by list
 
 
 def test_the_inverted_file_reports_a_recall_that_agrees_with_an_independent_sample(blobs):

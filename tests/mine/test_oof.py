@@ -12,6 +12,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from data_engine.errors import EngineError
 from data_engine.tasks.oof import (
+    MIN_PROBABILITY,
     RareClassWarning,
     assign_folds,
     ensemble_out_of_fold_probabilities,
@@ -103,6 +104,25 @@ def test_mixture_weights_favour_the_member_that_explains_the_labels():
     assert w[1] > 0.95 and np.isclose(w.sum(), 1.0)
     # Two equally good members share the weight.
     np.testing.assert_allclose(mixture_weights(np.stack([good, good]), y), [0.5, 0.5])
+
+
+def test_mixture_weights_take_the_em_steps_of_the_responsibilities():
+    # The EM step as it is usually written (responsibilities r_ij = w_j g_ij / sum_l w_l g_il, then
+    # w_j = mean_i r_ij), on three members of random quality: the same weights step by step.
+    rng = np.random.default_rng(5)
+    n, k = 2_000, 4
+    y = rng.integers(0, k, n)
+    probs = rng.dirichlet(np.full(k, 0.7), size=(3, n))
+    probs[0, np.arange(n), y] += 0.5  # one member knows the labels better
+    probs[0] /= probs[0].sum(axis=1, keepdims=True)
+    given = np.clip(probs[:, np.arange(n), y], MIN_PROBABILITY, 1.0).T
+    w = np.full(3, 1 / 3)
+    for steps in range(1, 31):
+        resp = given * w
+        resp /= resp.sum(axis=1, keepdims=True)
+        w = resp.mean(axis=0)
+        np.testing.assert_allclose(mixture_weights(probs, y, iterations=steps), w, rtol=1e-12, atol=1e-15)
+    assert w[0] == w.max() and np.isclose(w.sum(), 1.0)
 
 
 def test_ensemble_out_of_fold_uses_shared_folds_and_reports_weights():

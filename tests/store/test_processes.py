@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from data_engine.processes import group_alive, pid_alive, stop_process_group
+from data_engine.processes import group_alive, pid_alive, runs_program, stop_process_group
 from tests.process_programs import LEADER_THREAD_GONE, wait_for_zombie_leader
 
 # The leader exits on SIGTERM at once; its child, like a server's worker still closing its
@@ -92,16 +92,17 @@ def test_a_zombie_child_is_dead_and_its_group_gone(tmp_path):
     assert not pid_alive(child.pid)
 
 
-
 def test_a_zombie_leader_with_a_live_thread_is_alive_until_its_socket_closes():
-    server = subprocess.Popen([sys.executable, "-c", LEADER_THREAD_GONE], start_new_session=True,
+    server = subprocess.Popen([sys.executable, "-c", LEADER_THREAD_GONE, "marker-7d1f"], start_new_session=True,
                               stdout=subprocess.PIPE, text=True)
     try:
         port = int(server.stdout.readline())
         assert wait_for_zombie_leader(server.pid)  # the leader thread alone reads as a zombie
+        assert Path(f"/proc/{server.pid}/cmdline").read_bytes() == b""  # and its command line is gone
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass  # ...yet its port still accepts
         assert pid_alive(server.pid) and group_alive(server.pid)
+        assert runs_program(server.pid, b"marker-7d1f") and not runs_program(server.pid, b"marker-other")
         assert stop_process_group(server.pid, wait_s=10.0)
         assert not pid_alive(server.pid) and not group_alive(server.pid)
         with pytest.raises(ConnectionRefusedError):

@@ -26,7 +26,8 @@ exceeds the reach cannot hold any of its true k + 1 nearest rows. The rest are s
 and would widen every radius; the members beyond (the outer rows, at most 1 % of each list) are
 searched for every far row against all of them (faiss brute force), and the two answers merged:
 the same answers as against every row. On the million generated rows, the rows scanned per far
-row fall from 15 % to about 7.5 % (docs/mining.md). Written by hand because faiss prunes lists by
+row fall from 15 % to about 7.5 % (docs/mining.md; measured on sqrt(N) lists, before the search by
+row had finer lists of its own). Written by hand because faiss prunes lists by
 the nearest centres only, an approximate rule.
 """
 
@@ -41,6 +42,10 @@ from data_engine.mine.detectors.search_threads import side_by_side
 # Far rows searched against all rows at a time (their (rows, N) distances are never all formed:
 # faiss's brute-force search keeps k per query).
 VERIFY_BLOCK_ROWS = 1_000
+# By the lists, a block's (rows, lists) bounds are several float64 arrays: fewer rows a block where
+# the lists are many (25 MB an array at this many cells: 1,000 rows and 3,162 lists; the search by
+# row at ten million rows has 12,649).
+BOUND_CELLS = 3_200_000
 # The lists' bounds and the rows' reach are taken in float64 from the float32 rows: a list is kept
 # unless its bound exceeds the reach by this share of the distances involved, far above their rounding.
 BOUND_SLACK = 1e-4
@@ -111,8 +116,8 @@ def search_far_rows_exactly(X: np.ndarray, distances: np.ndarray, indices: np.nd
                 # search_preassigned takes one list per column up to nprobe (-1: not probed), and no
                 # per-call parameters: every block probes up to all lists.
                 lists.nprobe = lists.nlist
-            side_by_side(search_block, [positions[lo:lo + VERIFY_BLOCK_ROWS]
-                                        for lo in range(0, len(positions), VERIFY_BLOCK_ROWS)])
+            block = VERIFY_BLOCK_ROWS if lists is None else max(1, min(VERIFY_BLOCK_ROWS, BOUND_CELLS // lists.nlist))
+            side_by_side(search_block, [positions[lo:lo + block] for lo in range(0, len(positions), block)])
             checked[positions] = True
             mean_distance[own[positions]] = distances[positions].mean(axis=1)
     finally:
@@ -175,7 +180,7 @@ def lists_within(queries: np.ndarray, reach: np.ndarray, centres: np.ndarray, ra
     :func:`list_bounds` gives them; outer rows are not covered): list numbers, shape (Q, L), -1
     where the list's centre is farther than ``reach`` plus the list's radius."""
     q = queries.astype(np.float64)
-    # (Q, L) float64 arrays (25 MB at 1,000 queries and 3,162 lists), worked on in place.
+    # (Q, L) float64 arrays (at most BOUND_CELLS cells from the check's blocks), worked on in place.
     bound = q @ centres.T
     bound *= -2
     bound += (q * q).sum(axis=1)[:, None]

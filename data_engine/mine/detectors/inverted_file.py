@@ -2,10 +2,10 @@
 ``IndexIVFFlat``), the first approximate search :func:`~data_engine.mine.detectors.neighbours.
 search_neighbours` tries.
 
-k-means (faiss, seeded) cuts the rows into about sqrt(N) lists. Two ways of probing them are tried
-on the sample rows, the first that reaches the recall wanted being kept for all rows:
+k-means (faiss, seeded) cuts the rows into lists. Two ways of probing them are tried on the sample
+rows, the first that reaches the recall wanted being kept for all rows:
 
-1. **By list**: a row's neighbours are searched exactly among the rows of the ``nprobe`` lists
+1. **By list**, on about sqrt(N) lists: a row's neighbours are searched exactly among the rows of the ``nprobe`` lists
    nearest its own list's centre. The rows whose neighbours are wanted are the indexed rows
    themselves, so all rows of one list share their candidates and are searched in one matrix
    product (faiss ``knn``, BLAS): faiss's own ``IndexIVFFlat.search`` scans the lists query by query
@@ -20,9 +20,11 @@ on the sample rows, the first that reaches the recall wanted being kept for all 
    lists of their own (faiss's guidance is 4-16 sqrt(N)): a row's candidates are then the rows
    of lists nearer to it, fewer for the same recall.
 
-``nprobe`` is widened along the given steps on the sample rows alone; if neither way reaches the
-target, the caller builds the graph instead. The lists are kept as a faiss ``IndexIVFFlat``: a new
-batch of rows joins its nearest lists and each new row probes the ``nprobe`` lists nearest itself.
+``nprobe`` is widened along the given steps on the sample rows alone (by row, along the steps and
+:data:`ROW_LISTS_PER_ROOT` times each: as many candidates at most as by list); if neither way
+reaches the target, the caller builds the graph instead. The lists of the way chosen are kept as a
+faiss ``IndexIVFFlat``: a new batch of rows joins its nearest lists and each new row probes the
+``nprobe`` lists nearest itself.
 """
 
 from __future__ import annotations
@@ -99,13 +101,16 @@ def ivf_search(X: np.ndarray, k: int, sample: np.ndarray, truth: np.ndarray, tar
         fine_kmeans = _trained_lists(X, fine, seed, ROW_TRAIN_PER_LIST, ROW_ITERATIONS) if fine > n_lists else kmeans
         row_lists.append(_indexed(X, fine_kmeans))
         seconds["row lists"] = lap()
-        chosen, way = _narrowest(by_row, sample, truth, target, steps, row_lists[0].nlist), "rows"
+        row_steps = sorted({*steps, *(step * ROW_LISTS_PER_ROOT for step in steps)})
+        chosen, way = _narrowest(by_row, sample, truth, target, row_steps, row_lists[0].nlist), "rows"
         seconds["row probes"] = lap()
     if chosen is None:
         if not settle or not steps:
-            log.info("inverted file: recall@%d below %.2f at %d lists of %d, by list and by row; searching a graph "
-                     "instead", k, target, max(steps, default=0), n_lists)
+            log.info("inverted file: recall@%d below %.2f at %d of %d lists by list and %d of %d by row; searching "
+                     "a graph instead", k, target, min(max(steps, default=0), n_lists), n_lists,
+                     min(max(row_steps, default=0), row_lists[0].nlist), row_lists[0].nlist)
             return None
+        row_lists.clear()  # the finer lists' copy of the rows, before the lists' own index is built
         chosen, way = min(max(steps), n_lists), "lists"
     if way == "lists":
         d, i = by_list(np.arange(n), chosen)

@@ -11,9 +11,10 @@ approximate, and tried in two ways, the first that reaches the recall wanted on 
 1. An inverted file (IVF; Jégou et al., IEEE TPAMI 2011, as in faiss ``IndexIVFFlat``): k-means
    cuts the rows into about sqrt(N) lists, and each row's neighbours are searched exactly among
    the rows of the ``nprobe`` lists nearest its own list's centre (all rows of a list in one matrix
-   product) or, if that falls short, nearest the row itself (faiss's search, row by row);
-   ``nprobe`` is widened along :data:`NPROBE_STEPS` up to :data:`MAX_NPROBE`
-   (:mod:`~data_engine.mine.detectors.inverted_file`). On rows with cluster structure (clustered
+   product) or, if that falls short, among the rows of about 4 sqrt(N) finer lists nearest the row
+   itself (faiss's search, row by row); ``nprobe`` is widened along :data:`NPROBE_STEPS` up to
+   :data:`MAX_NPROBE` (by row, on the finer lists, four times as far), and the lists of the way
+   chosen are kept (:mod:`~data_engine.mine.detectors.inverted_file`). On rows with cluster structure (clustered
    and real rows measured) or few effective dimensions this is the fastest search found here; on
    rows without any structure (standard normal), where no partition keeps neighbours together, the
    probes needed approach the whole table and the graph below is used.
@@ -82,7 +83,8 @@ RECALL_SAMPLE = 1_000
 TARGET_RECALL = 0.96
 # Inverted file: lists of about sqrt(N) rows each (1,000 at a million rows). Lists probed per row,
 # narrowest first; above MAX_NPROBE lists (3 % of a million rows' lists, 12,000-32,000 candidates per
-# row, about as much CPU time as the graph) the graph is searched instead. Measured in docs/mining.md.
+# row, about as much CPU time as the graph) the graph is searched instead. By row, on lists four
+# times finer, the steps go four times as far (the same candidates at most). Measured in docs/mining.md.
 NPROBE_STEPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
 MAX_NPROBE = NPROBE_STEPS[-1]
 METHODS = ("auto", "ivf", "hnsw")
