@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 # The leader thread ends (pthread_exit) while another thread keeps the listening socket open: the
 # kernel then shows the leader as a zombie, as it does while a killed server's threads still exit.
 # It prints its port. With ``ignore-term`` as an argument it ignores SIGTERM (the whole process);
@@ -21,9 +24,6 @@ ctypes.CDLL(None).pthread_exit(None)
 
 def wait_for_zombie_leader(pid: int, timeout_s: float = 10.0) -> bool:
     """Wait until ``/proc/PID/stat`` (the leader thread alone) reads as a zombie; whether it did."""
-    import time
-    from pathlib import Path
-
     stat = Path(f"/proc/{pid}/stat")
     deadline = time.monotonic() + timeout_s
     while b") Z" not in stat.read_bytes() and time.monotonic() < deadline:

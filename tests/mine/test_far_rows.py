@@ -210,7 +210,7 @@ def test_new_far_rows_joining_a_kept_inverted_file_get_exact_neighbours(tmp_path
     X = rng.standard_normal((26_000, 8)).astype(np.float32)
     X[25_000:25_030] *= 5.0  # planted extremes among the new rows
     found = nb.search_neighbours(X[:25_000], k=10, exact_rows=1_000, method="ivf", graph_dir=tmp_path)
-    assert found.method == "ivf"
+    assert found.method == "ivf" and found.probed_by == "rows"  # the finer lists by row are the ones kept
     index = nb.NeighbourIndex(np.arange(25_000).astype(str), X[:25_000], found.neighbours, None, found.graph,
                               found.recall, found.ef_search, found.nprobe)
     grown = nb.extend_index(index, np.arange(25_000, 26_000).astype(str), X[25_000:], vectors=X[25_000:],
@@ -222,3 +222,7 @@ def test_new_far_rows_joining_a_kept_inverted_file_get_exact_neighbours(tmp_path
     truth = nb._drop_self(*nb._query(X, X[new], 11), new, 10)
     np.testing.assert_array_equal(grown.neighbours.indices[new], truth[1])
     assert grown.graph.path.exists()
+    # Every new row, far or not, probes the kept lists nearest itself: their recall as the first run's.
+    added = np.arange(25_000, 26_000)
+    exact = nb._drop_self(*nb._query(X, X[added], 11), added, 10)[1]
+    assert nb.recall_at_k(grown.neighbours.indices[added], exact) >= 0.95
